@@ -1,0 +1,1 @@
+"""The control plane: the control socket server, its protocol, the client."""

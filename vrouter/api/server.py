@@ -1,0 +1,159 @@
+"""The control server: a Unix socket answering read requests about the vnets.
+
+Every request names the vnet it is about and starts from it, as a frame
+starts from its interface.  Handlers only read the state the subsystems
+keep; they never change it in this version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vrouter import __version__
+from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode
+from vrouter.core.vnet import Vnet, VnetError
+from vrouter.inet.state import stats_dict
+
+if TYPE_CHECKING:
+    from vrouter.daemon.main import Daemon
+
+log = logging.getLogger("vrouter.api")
+
+Handler = Callable[["Daemon", dict[str, Any]], Any]
+
+
+def _vnet(daemon: Daemon, args: dict[str, Any]) -> Vnet:
+    name = args.get("vnet")
+    if not isinstance(name, str):
+        raise ApiError("this request needs 'vnet' (a vnet name)")
+    if daemon.tree is None:
+        raise ApiError("the daemon is starting")
+    try:
+        return daemon.tree.get(name)
+    except VnetError as err:
+        raise ApiError(str(err)) from None
+
+
+def _status(daemon: Daemon, args: dict[str, Any]) -> Any:
+    return {
+        "version": __version__,
+        "pid": os.getpid(),
+        "uptime": round(time.time() - daemon.started, 1),
+        "config": daemon.config.path,
+        "vnets": len(daemon.tree or ()),
+    }
+
+
+def _vnet_list(daemon: Daemon, args: dict[str, Any]) -> Any:
+    return [
+        {
+            "name": vnet.name,
+            "parent": vnet.parent.name if vnet.parent is not None else None,
+            "forwarding": vnet.inet.forwarding,
+            "interfaces": len(vnet.link.interfaces),
+            "routes": len(vnet.route.fib),
+            "neighbours": len(vnet.inet.arp.entries),
+        }
+        for vnet in daemon.tree or ()
+    ]
+
+
+def _ifconfig(daemon: Daemon, args: dict[str, Any]) -> Any:
+    return [ifp.describe() for ifp in _vnet(daemon, args).link.interfaces.values()]
+
+
+def _route_show(daemon: Daemon, args: dict[str, Any]) -> Any:
+    return [route.describe() for route in _vnet(daemon, args).route.fib]
+
+
+def _arp_show(daemon: Daemon, args: dict[str, Any]) -> Any:
+    vnet = _vnet(daemon, args)
+    now = daemon.driver.now()
+    entries = sorted(vnet.inet.arp.entries.values(), key=lambda e: (e.ifnet.name, e.ip))
+    return [entry.describe(now) for entry in entries]
+
+
+def _netstat(daemon: Daemon, args: dict[str, Any]) -> Any:
+    inet = _vnet(daemon, args).inet
+    return {
+        "ip": stats_dict(inet.stats),
+        "icmp": stats_dict(inet.icmp),
+        "arp": stats_dict(inet.arpstat),
+    }
+
+
+HANDLERS: dict[str, Handler] = {
+    "status": _status,
+    "vnet.list": _vnet_list,
+    "ifconfig": _ifconfig,
+    "route.show": _route_show,
+    "arp.show": _arp_show,
+    "netstat": _netstat,
+}
+
+
+class ControlServer:
+    """Serves the control protocol on a Unix socket."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self._server: asyncio.AbstractServer | None = None
+        self._path: Path | None = None
+
+    async def start(self, path: str) -> None:
+        """Listen on ``path`` (mode 0660), replacing a stale socket file."""
+        sock_path = Path(path)
+        sock_path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            sock_path.unlink()
+        self._server = await asyncio.start_unix_server(self._serve, path, limit=MAX_LINE)
+        os.chmod(path, 0o660)
+        self._path = sock_path
+
+    async def close(self) -> None:
+        """Stop listening and remove the socket file."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        if self._path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._path.unlink()
+            self._path = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:  # longer than MAX_LINE: the stream cannot resync
+                    writer.write(encode({"ok": False, "error": "request line too long"}))
+                    break
+                if not line:
+                    break
+                writer.write(encode(self.handle(line)))
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    def handle(self, line: bytes) -> dict[str, Any]:
+        """Answer one request line."""
+        try:
+            op, args = decode_request(line)
+            handler = HANDLERS.get(op)
+            if handler is None:
+                raise ApiError(f"unknown op {op!r}; known: {', '.join(sorted(HANDLERS))}")
+            return {"ok": True, "result": handler(self.daemon, args)}
+        except ApiError as err:
+            return {"ok": False, "error": str(err)}
+        except Exception as err:
+            log.exception("control request failed")
+            return {"ok": False, "error": f"internal error: {err}"}

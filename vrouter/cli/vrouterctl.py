@@ -1,0 +1,173 @@
+"""``vrouterctl``: look into a running vrouterd through its control socket.
+
+Every view takes ``--json`` for the raw API result; without it the output is
+laid out like the BSD tools it is named after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from vrouter.api.client import DEFAULT_SOCKET, Client
+from vrouter.api.protocol import ApiError
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    lines = [header, *rows]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=False)).rstrip()
+        for line in lines
+    )
+
+
+def _show_vnets(result: Any) -> str:
+    rows = [
+        [
+            v["name"],
+            v["parent"] or "-",
+            "router" if v["forwarding"] else "host",
+            str(v["interfaces"]),
+            str(v["routes"]),
+            str(v["neighbours"]),
+        ]
+        for v in result
+    ]
+    return _table(rows, ["VNET", "PARENT", "ROLE", "IFACES", "ROUTES", "NEIGHBOURS"])
+
+
+def _show_ifconfig(result: Any) -> str:
+    out = []
+    for i in result:
+        flags = "UP" if i["up"] else "DOWN"
+        out.append(f"{i['name']}: flags=<{flags}> index {i['index']} mtu {i['mtu']} ({i['kind']})")
+        out.append(f"\tether {i['mac']}")
+        for address in i["addresses"]:
+            out.append(f"\tinet {address}")
+        c = i["counters"]
+        out.append(
+            f"\tRX packets {c['rx_packets']}  bytes {c['rx_bytes']}  errors {c['rx_errors']}"
+        )
+        out.append(
+            f"\tTX packets {c['tx_packets']}  bytes {c['tx_bytes']}  errors {c['tx_errors']}"
+        )
+        for direction in ("rx_drops", "tx_drops"):
+            if c[direction]:
+                reasons = "  ".join(f"{k} {v}" for k, v in c[direction].items())
+                out.append(f"\t{direction.replace('_', ' ').upper()}: {reasons}")
+    return "\n".join(out)
+
+
+def _show_routes(result: Any) -> str:
+    rows = []
+    for r in result:
+        gateway = r["gateway"] or ("link#" + r["interface"] if r["interface"] else "-")
+        flags = {"connected": "UC", "static": "UGS" if r["gateway"] else "US"}[r["origin"]]
+        if r["type"] == "blackhole":
+            flags, gateway = "UBS", "blackhole"
+        elif r["type"] == "reject":
+            flags, gateway = "URS", "reject"
+        rows.append([r["prefix"], gateway, flags, r["interface"] or "-", str(r["use"])])
+    return _table(rows, ["Destination", "Gateway", "Flags", "Netif", "Use"])
+
+
+def _show_arp(result: Any) -> str:
+    rows = [
+        [
+            e["address"],
+            e["mac"] or "(incomplete)",
+            e["interface"],
+            e["state"],
+            "-" if e["age"] is None else f"{e['age']:.0f}s",
+        ]
+        for e in result
+    ]
+    return _table(rows, ["Address", "MAC", "Interface", "State", "Age"])
+
+
+def _show_netstat(result: Any) -> str:
+    out = []
+    for section, counters in result.items():
+        out.append(f"{section}:")
+        out.extend(f"\t{value} {name.replace('_', ' ')}" for name, value in counters.items())
+    return "\n".join(out)
+
+
+def _show_status(result: Any) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in result.items())
+
+
+Formatter = Callable[[Any], str]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vrouterctl", description="Inspect a running vrouterd.")
+    parser.add_argument(
+        "--socket",
+        default=os.environ.get("VROUTER_SOCKET", DEFAULT_SOCKET),
+        help=f"control socket (default $VROUTER_SOCKET or {DEFAULT_SOCKET})",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def view(name: str, help_: str, *, vnet: bool) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        if vnet:
+            p.add_argument("vnet", help="vnet name")
+        p.add_argument("--json", action="store_true", help="print the raw JSON result")
+        return p
+
+    vnet_p = sub.add_parser("vnet", help="vnets")
+    vnet_sub = vnet_p.add_subparsers(dest="action", required=True)
+    lst = vnet_sub.add_parser("list", help="list vnets")
+    lst.add_argument("--json", action="store_true", help="print the raw JSON result")
+    view("ifconfig", "interfaces of a vnet, with counters", vnet=True)
+    for name, help_ in (("route", "forwarding table of a vnet"), ("arp", "ARP cache of a vnet")):
+        p = sub.add_parser(name, help=help_)
+        s = p.add_subparsers(dest="action", required=True)
+        show = s.add_parser("show", help=help_)
+        show.add_argument("vnet", help="vnet name")
+        show.add_argument("--json", action="store_true", help="print the raw JSON result")
+    view("netstat", "protocol statistics of a vnet", vnet=True)
+    view("status", "daemon status", vnet=False)
+    return parser
+
+
+def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any], Formatter]:
+    cmd = args.command
+    if cmd == "vnet":
+        return "vnet.list", {}, _show_vnets
+    if cmd == "ifconfig":
+        return "ifconfig", {"vnet": args.vnet}, _show_ifconfig
+    if cmd == "route":
+        return "route.show", {"vnet": args.vnet}, _show_routes
+    if cmd == "arp":
+        return "arp.show", {"vnet": args.vnet}, _show_arp
+    if cmd == "netstat":
+        return "netstat", {"vnet": args.vnet}, _show_netstat
+    return "status", {}, _show_status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``vrouterctl``."""
+    args = _parser().parse_args(argv)
+    op, op_args, formatter = _request(args)
+    try:
+        with Client(args.socket) as client:
+            result = client.call(op, **op_args)
+    except ApiError as err:
+        print(f"vrouterctl: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"vrouterctl: cannot reach vrouterd at {args.socket}: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2) if args.json else formatter(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

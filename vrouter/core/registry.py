@@ -1,0 +1,109 @@
+"""The subsystem registry: per-vnet state constructors run in dependency order.
+
+A subsystem (``link``, ``inet``, ``route`` …) declares what it depends on and
+how to attach its state to a vnet and detach it again, like FreeBSD's
+``VNET_SYSINIT``/``VNET_SYSUNINIT``.  The registry orders subsystems so every
+dependency attaches first and detaches last; loading a subsystem attaches it
+to every existing vnet, unloading detaches it everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+
+
+class RegistryError(Exception):
+    """A subsystem cannot be loaded or unloaded (missing or needed dependency)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subsystem:
+    """A kind of per-vnet state and the functions that create and destroy it."""
+
+    name: str
+    attach: Callable[[Vnet], object]
+    """Build the subsystem's state for a new vnet; stored as ``vnet.<name>``."""
+    detach: Callable[[Vnet], None] = field(default=lambda vnet: None)
+    """Release what ``attach`` built; the registry then removes the attribute."""
+    depends: tuple[str, ...] = ()
+
+
+class Registry:
+    """The loaded subsystems, kept in an order where dependencies come first."""
+
+    def __init__(self, subsystems: Iterable[Subsystem] = ()) -> None:
+        self._ordered: list[Subsystem] = []
+        for subsystem in subsystems:
+            self._append(subsystem)
+
+    def _append(self, subsystem: Subsystem) -> None:
+        names = self.names()
+        if subsystem.name in names:
+            raise RegistryError(f"subsystem {subsystem.name!r} is already loaded")
+        missing = [dep for dep in subsystem.depends if dep not in names]
+        if missing:
+            raise RegistryError(
+                f"subsystem {subsystem.name!r} needs {', '.join(missing)}, which is not loaded"
+            )
+        self._ordered.append(subsystem)
+
+    def names(self) -> list[str]:
+        """Return the loaded subsystem names in attach order."""
+        return [s.name for s in self._ordered]
+
+    def __iter__(self) -> Iterator[Subsystem]:
+        return iter(list(self._ordered))
+
+    def attach_all(self, vnet: Vnet) -> None:
+        """Attach every subsystem to ``vnet`` in order; undo on failure."""
+        done: list[Subsystem] = []
+        try:
+            for subsystem in self._ordered:
+                setattr(vnet, subsystem.name, subsystem.attach(vnet))
+                done.append(subsystem)
+        except BaseException:
+            for subsystem in reversed(done):
+                _detach(subsystem, vnet)
+            raise
+
+    def detach_all(self, vnet: Vnet) -> None:
+        """Detach every subsystem from ``vnet`` in reverse order."""
+        for subsystem in reversed(self._ordered):
+            _detach(subsystem, vnet)
+
+    def load(self, subsystem: Subsystem, vnets: Iterable[Vnet]) -> None:
+        """Load ``subsystem`` and attach it to every vnet in ``vnets``."""
+        self._append(subsystem)
+        done: list[Vnet] = []
+        try:
+            for vnet in vnets:
+                setattr(vnet, subsystem.name, subsystem.attach(vnet))
+                done.append(vnet)
+        except BaseException:
+            for vnet in done:
+                _detach(subsystem, vnet)
+            self._ordered.remove(subsystem)
+            raise
+
+    def unload(self, name: str, vnets: Iterable[Vnet]) -> None:
+        """Detach subsystem ``name`` from every vnet and unload it."""
+        subsystem = next((s for s in self._ordered if s.name == name), None)
+        if subsystem is None:
+            raise RegistryError(f"subsystem {name!r} is not loaded")
+        users = [s.name for s in self._ordered if name in s.depends]
+        if users:
+            raise RegistryError(f"subsystem {name!r} is needed by {', '.join(users)}")
+        for vnet in vnets:
+            _detach(subsystem, vnet)
+        self._ordered.remove(subsystem)
+
+
+def _detach(subsystem: Subsystem, vnet: Vnet) -> None:
+    if hasattr(vnet, subsystem.name):
+        subsystem.detach(vnet)
+        delattr(vnet, subsystem.name)

@@ -1,0 +1,76 @@
+"""Per-vnet deadlines: a heap of callbacks that the driver runs when due.
+
+Protocol code never sleeps: it schedules ``callback(now)`` at a deadline.
+The vnet reports its earliest deadline; the asyncio driver arms one
+``loop.call_at`` for it, tests advance a fake clock and call :meth:`run`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+
+TimerCallback = Callable[[float], None]
+
+
+class Timer:
+    """A scheduled callback; ``cancel`` makes it a no-op."""
+
+    __slots__ = ("deadline", "callback", "cancelled")
+
+    def __init__(self, deadline: float, callback: TimerCallback) -> None:
+        self.deadline = deadline
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop the callback from running."""
+        self.cancelled = True
+
+
+class Timers:
+    """A deadline heap owned by one vnet."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._seq = itertools.count()
+        self.wakeup: Callable[[float], None] | None = None
+        """Called with a deadline earlier than any before; set by the driver."""
+
+    def schedule(self, deadline: float, callback: TimerCallback) -> Timer:
+        """Run ``callback(now)`` once ``now >= deadline``."""
+        timer = Timer(deadline, callback)
+        earliest = self.next_deadline()
+        heapq.heappush(self._heap, (deadline, next(self._seq), timer))
+        if self.wakeup is not None and (earliest is None or deadline < earliest):
+            self.wakeup(deadline)
+        return timer
+
+    def next_deadline(self) -> float | None:
+        """Return the earliest pending deadline, or None."""
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def run(self, now: float) -> int:
+        """Run every callback that is due; return how many ran."""
+        heap = self._heap
+        ran = 0
+        while heap and heap[0][0] <= now:
+            _, _, timer = heapq.heappop(heap)
+            if not timer.cancelled:
+                timer.cancelled = True
+                timer.callback(now)
+                ran += 1
+        return ran
+
+    def clear(self) -> None:
+        """Cancel everything (the vnet is going away)."""
+        for _, _, timer in self._heap:
+            timer.cancelled = True
+        self._heap.clear()
+
+    def __len__(self) -> int:
+        return sum(1 for _, _, t in self._heap if not t.cancelled)

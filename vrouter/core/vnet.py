@@ -1,0 +1,114 @@
+"""Vnets: independent network stacks, named in a tree (``lab``, ``lab/r1``).
+
+A :class:`Vnet` holds no protocol state of its own: each subsystem attaches
+its per-vnet state as a typed attribute (``vnet.link``, ``vnet.inet``,
+``vnet.route``), so everything FreeBSD keeps in ``V_`` variables lives here,
+once per stack.  Protocol code receives the vnet explicitly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from vrouter.core.registry import Registry
+from vrouter.core.timers import Timers
+
+if TYPE_CHECKING:
+    from vrouter.inet.state import InetState
+    from vrouter.link.state import LinkState
+    from vrouter.route.state import RouteState
+
+DEFAULT_VNET = "vnet0"
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z")
+
+
+class VnetError(Exception):
+    """A vnet cannot be created or destroyed as asked."""
+
+
+def check_name(name: str) -> None:
+    """Raise VnetError unless ``name`` is a valid hierarchical vnet name."""
+    if not name or not all(_SEGMENT.match(seg) for seg in name.split("/")):
+        raise VnetError(
+            f"bad vnet name {name!r}: segments of letters, digits, '_' or '-' "
+            "(at most 32, starting with a letter or digit) joined by '/'"
+        )
+
+
+class Vnet:
+    """One network stack."""
+
+    link: LinkState
+    inet: InetState
+    route: RouteState
+
+    def __init__(self, name: str, parent: Vnet | None) -> None:
+        self.name = name
+        self.parent = parent
+        self.children: dict[str, Vnet] = {}
+        self.timers = Timers()
+
+    @property
+    def basename(self) -> str:
+        """Return the last segment of the name."""
+        return self.name.rsplit("/", 1)[-1]
+
+    def __repr__(self) -> str:
+        return f"<Vnet {self.name}>"
+
+
+class VnetTree:
+    """Every vnet of one process, and the registry that builds their state."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._vnets: dict[str, Vnet] = {}
+
+    def create(self, name: str) -> Vnet:
+        """Create vnet ``name``; its parent (the name before the last ``/``) must exist."""
+        check_name(name)
+        if name in self._vnets:
+            raise VnetError(f"vnet {name!r} already exists")
+        parent = None
+        if "/" in name:
+            parent_name = name.rsplit("/", 1)[0]
+            parent = self._vnets.get(parent_name)
+            if parent is None:
+                raise VnetError(
+                    f"cannot create vnet {name!r}: parent {parent_name!r} does not exist"
+                )
+        vnet = Vnet(name, parent)
+        self.registry.attach_all(vnet)
+        self._vnets[name] = vnet
+        if parent is not None:
+            parent.children[vnet.basename] = vnet
+        return vnet
+
+    def destroy(self, name: str) -> None:
+        """Destroy vnet ``name``, which must have no children."""
+        vnet = self.get(name)
+        if vnet.children:
+            raise VnetError(f"vnet {name!r} still has children: {', '.join(vnet.children)}")
+        self.registry.detach_all(vnet)
+        vnet.timers.clear()
+        del self._vnets[name]
+        if vnet.parent is not None:
+            del vnet.parent.children[vnet.basename]
+
+    def get(self, name: str) -> Vnet:
+        """Return vnet ``name`` or raise VnetError."""
+        try:
+            return self._vnets[name]
+        except KeyError:
+            raise VnetError(f"no vnet named {name!r}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._vnets
+
+    def __iter__(self) -> Iterator[Vnet]:
+        return iter(list(self._vnets.values()))
+
+    def __len__(self) -> int:
+        return len(self._vnets)

@@ -1,0 +1,1 @@
+"""The daemon: config, host namespaces, start-up and shutdown, signals."""

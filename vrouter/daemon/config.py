@@ -1,0 +1,1030 @@
+"""Load the daemon's TOML configuration file into typed, frozen objects.
+
+Responsibility: read one TOML file (``load``) or string (``parse``), check
+every value in it and build a ``Config``: the daemon settings plus one
+``VnetConfig`` per virtual network stack, with its interfaces and static
+routes.
+
+Guarantees:
+
+- A returned ``Config`` is fully valid: every key is known, every value has
+  the right type and range, names follow their grammar, every cross
+  reference resolves (route interfaces, next hops on a connected network,
+  epair peers that name each other, declared parent vnets) and nothing that
+  must be unique is duplicated (TAP names, host netns, addresses, routes).
+- Otherwise ``ConfigError`` is raised carrying *all* problems found, each
+  with the file, the dotted key path and the reason, so an operator can fix
+  the file in one go. Problems that would only follow from another reported
+  problem are not repeated.
+- ``Config.vnets`` lists parents before their children and otherwise keeps
+  file order; interfaces and routes keep file order.
+- A file without ``[vnets]`` configures a single vnet named ``vnet0`` from its
+  top-level ``forwarding``, ``interfaces`` and ``routes``.
+- An empty ``[vnets]`` table is valid and configures no vnet at all.
+- ``parse`` does no I/O; ``load`` only reads the file.
+
+Key paths are dotted (``vnets.red.interfaces.vr-red0.mtu``), list items take
+their index in brackets (``vnets.red.routes[1].via``), a name that contains a
+character other than ``[A-Za-z0-9_/-]`` is quoted (``interfaces."eth0.100"``),
+and the key of a file-level problem (unreadable file, TOML syntax) is ``""``.
+IPv4 only for now; IPv6 values are rejected with a message saying so.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+__all__ = [
+    "DEFAULT_VNET",
+    "Config",
+    "ConfigError",
+    "ConfigProblem",
+    "DaemonConfig",
+    "HostConfig",
+    "InterfaceConfig",
+    "RouteConfig",
+    "VnetConfig",
+    "load",
+    "parse",
+]
+
+DEFAULT_VNET = "vnet0"
+"""Name of the single vnet configured by a file that declares no [vnets]."""
+
+DEFAULT_CONTROL_SOCKET = "/run/vrouter/control.sock"
+DEFAULT_STATE_DIR = "/run/vrouter"
+DEFAULT_LOG_LEVEL = "info"
+DEFAULT_MTU = 1500
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+INTERFACE_TYPES = ("tap", "epair")
+ROUTE_TYPES = ("unicast", "blackhole", "reject")
+MTU_MIN = 68
+MTU_MAX = 65535
+UNIX_PATH_MAX = 107
+"""Longest AF_UNIX socket path in bytes (sun_path is 108 including the NUL)."""
+
+
+# --------------------------------------------------------------------------
+# Public values
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with a configuration file."""
+
+    file: str
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        """Return ``FILE: KEY: REASON`` (``FILE: REASON`` for file-level)."""
+        if self.key:
+            return f"{self.file}: {self.key}: {self.reason}"
+        return f"{self.file}: {self.reason}"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` lists every reason why."""
+
+    problems: list[ConfigProblem]
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        super().__init__(problems)
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        """Return one ``FILE: KEY: REASON`` line per problem."""
+        return "\n".join(str(p) for p in self.problems)
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    """The host side of a TAP: a network namespace with addresses."""
+
+    netns: str
+    addresses: tuple[IPv4Interface, ...]
+    gateway: IPv4Address | None
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceConfig:
+    """One interface of a vnet."""
+
+    name: str
+    type: str
+    addresses: tuple[IPv4Interface, ...]
+    mtu: int
+    mac: bytes | None
+    up: bool
+    host: HostConfig | None
+    peer: tuple[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """One static route of a vnet."""
+
+    prefix: IPv4Network
+    type: str
+    via: IPv4Address | None
+    interface: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VnetConfig:
+    """One virtual network stack."""
+
+    name: str
+    forwarding: bool
+    interfaces: tuple[InterfaceConfig, ...]
+    routes: tuple[RouteConfig, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    """Process-wide daemon settings."""
+
+    control_socket: str
+    state_dir: str
+    log_level: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole, validated configuration file."""
+
+    path: str
+    daemon: DaemonConfig
+    vnets: tuple[VnetConfig, ...]
+
+
+# --------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Read and parse the configuration file at *path*."""
+    file = os.fspath(path)
+    try:
+        with open(file, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError([ConfigProblem(file, "", f"cannot read file: {reason}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = ConfigProblem(file, "", f"file is not valid UTF-8: {exc}")
+        raise ConfigError([problem]) from None
+    return parse(text, file)
+
+
+def parse(text: str, path: str = "<string>") -> Config:
+    """Parse configuration *text*; *path* names it in problems."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(path, "", f"invalid TOML: {exc}")]) from None
+    return _Parser(path).document(document)
+
+
+# --------------------------------------------------------------------------
+# Grammar of names and addresses
+# --------------------------------------------------------------------------
+
+_VNET_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_NETNS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
+_WITH_PREFIX = re.compile(r"([^/]*)/([0-9]{1,3})")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_/-]+")
+_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+
+
+def _vnet_name_error(name: str) -> str | None:
+    """Return why *name* is not a valid vnet name, or None."""
+    for segment in name.split("/"):
+        if not _VNET_SEGMENT.fullmatch(segment):
+            return (
+                f"invalid vnet name {name!r}: each '/'-separated part must be 1-32 "
+                "characters from [A-Za-z0-9_-], starting with a letter or digit"
+            )
+    return None
+
+
+def _ifname_error(name: str) -> str | None:
+    """Return why *name* is not a valid interface name, or None."""
+    if not _IFNAME.fullmatch(name) or name in (".", ".."):
+        return (
+            f"invalid interface name {name!r}: must be 1-15 characters "
+            "from [A-Za-z0-9_.-] (Linux IFNAMSIZ)"
+        )
+    return None
+
+
+def _ipv6_reason(text: str) -> str:
+    """Return the reason for rejecting an IPv6-looking value."""
+    try:
+        ipaddress.ip_interface(text)
+    except ValueError:
+        return f"{text!r} is not a valid IPv4 address"
+    return f"{text!r} is IPv6; IPv6 is not supported yet (IPv4 only for now)"
+
+
+def _split_prefix(text: str, example: str) -> tuple[IPv4Address, int] | str:
+    """Split ``ADDRESS/PREFIXLEN`` into its parts, or return why not."""
+    if ":" in text:
+        return _ipv6_reason(text)
+    match = _WITH_PREFIX.fullmatch(text)
+    if match is None:
+        if "/" not in text:
+            return f"{text!r} has no prefix length; write ADDRESS/PREFIXLEN, e.g. {example}"
+        return f"{text!r} is not ADDRESS/PREFIXLEN with a decimal prefix length, e.g. {example}"
+    address_text, length_text = match.groups()
+    try:
+        address = IPv4Address(address_text)
+    except ipaddress.AddressValueError as exc:
+        return f"{text!r}: invalid IPv4 address: {exc}"
+    length = int(length_text)
+    if length > 32:
+        return f"{text!r}: prefix length {length} is out of range 0..32"
+    return address, length
+
+
+def _parse_interface_address(text: str) -> IPv4Interface | str:
+    """Parse an interface address ``A.B.C.D/LEN``, or return why not."""
+    split = _split_prefix(text, "192.0.2.1/24")
+    if isinstance(split, str):
+        return split
+    address, length = split
+    value = IPv4Interface((address, length))
+    if length < 31 and address == value.network.network_address:
+        return (
+            f"{text!r} is the network address of {value.network}; an interface needs a host address"
+        )
+    if length < 31 and address == value.network.broadcast_address:
+        return (
+            f"{text!r} is the broadcast address of {value.network}; "
+            "an interface needs a host address"
+        )
+    if address.is_multicast:
+        return f"{text!r} is a multicast address; an interface needs a unicast address"
+    if address.is_unspecified or address == _LIMITED_BROADCAST:
+        return f"{text!r} is not a usable interface address"
+    return value
+
+
+def _parse_network(text: str) -> IPv4Network | str:
+    """Parse a route destination ``A.B.C.D/LEN``, or return why not."""
+    split = _split_prefix(text, "198.51.100.0/24 (or A.B.C.D/32 for one host)")
+    if isinstance(split, str):
+        return split
+    network = IPv4Network(split, strict=False)
+    if network.network_address != split[0]:
+        return f"{text!r} has host bits set; did you mean {network}?"
+    return network
+
+
+def _parse_address(text: str) -> IPv4Address | str:
+    """Parse a single IPv4 address ``A.B.C.D``, or return why not."""
+    if ":" in text:
+        return _ipv6_reason(text)
+    if "/" in text:
+        return f"{text!r} must be a single address, without a prefix length"
+    try:
+        return IPv4Address(text)
+    except ipaddress.AddressValueError as exc:
+        return f"{text!r}: invalid IPv4 address: {exc}"
+
+
+def _parse_mac(text: str) -> bytes | str:
+    """Parse ``xx:xx:xx:xx:xx:xx`` into 6 bytes, or return why not."""
+    if not _MAC.fullmatch(text):
+        return f"{text!r} is not a MAC address of the form xx:xx:xx:xx:xx:xx"
+    value = bytes.fromhex(text.replace(":", ""))
+    if value[0] & 0x01:
+        return (
+            f"{text!r} is a multicast MAC address (low bit of the first octet set); "
+            "an interface needs a unicast one, e.g. 02:00:00:00:00:01"
+        )
+    if not any(value):
+        return f"{text!r} is the all-zero MAC address"
+    return value
+
+
+def _join(key: str, name: str) -> str:
+    """Return the key path of table entry *name* under *key*."""
+    if not _PLAIN_KEY.fullmatch(name):
+        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+        name = f'"{escaped}"'
+    return f"{key}.{name}" if key else name
+
+
+def _type_name(value: object) -> str:
+    """Return the TOML name of *value*'s type."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, datetime.datetime):
+        return "datetime"
+    if isinstance(value, datetime.date):
+        return "date"
+    if isinstance(value, datetime.time):
+        return "time"
+    return type(value).__name__
+
+
+def _toml_header(name: str) -> str:
+    """Return the TOML table header that declares vnet *name*."""
+    if re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        return f"[vnets.{name}]"
+    return f'[vnets."{name}"]'
+
+
+# --------------------------------------------------------------------------
+# Intermediate results: what parsed, with key paths for cross-checks
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Address:
+    value: IPv4Interface
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Interface:
+    key: str
+    name: str
+    type: str | None  # None: missing or invalid (already reported)
+    addresses: tuple[_Address, ...]
+    addresses_complete: bool  # False if some address failed (already reported)
+    mtu: int
+    mac: bytes | None
+    up: bool
+    host: HostConfig | None
+    netns_key: str
+    peer: tuple[str, str] | None
+    peer_key: str
+
+    def config(self) -> InterfaceConfig:
+        assert self.type is not None, "only built when no problem was found"
+        return InterfaceConfig(
+            name=self.name,
+            type=self.type,
+            addresses=tuple(a.value for a in self.addresses),
+            mtu=self.mtu,
+            mac=self.mac,
+            up=self.up,
+            host=self.host,
+            peer=self.peer,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    key: str
+    prefix: IPv4Network | None
+    type: str | None
+    via: IPv4Address | None
+    interface: str | None
+    has_via: bool
+    has_interface: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Vnet:
+    key: str
+    name: str
+    name_ok: bool
+    forwarding: bool
+    interfaces: tuple[_Interface, ...]
+    routes: tuple[_Route, ...]
+
+    def interface(self, name: str) -> _Interface | None:
+        for iface in self.interfaces:
+            if iface.name == name:
+                return iface
+        return None
+
+    def config(self) -> VnetConfig:
+        routes: list[RouteConfig] = []
+        for r in self.routes:
+            assert r.prefix is not None and r.type is not None, "only built when valid"
+            routes.append(RouteConfig(r.prefix, r.type, r.via, r.interface))
+        return VnetConfig(
+            name=self.name,
+            forwarding=self.forwarding,
+            interfaces=tuple(i.config() for i in self.interfaces),
+            routes=tuple(routes),
+        )
+
+
+# --------------------------------------------------------------------------
+# The parser: collects problems, never stops at the first
+# --------------------------------------------------------------------------
+
+_TOP_KEYS = ("daemon", "vnets", "interfaces", "routes", "forwarding")
+_DEFAULT_VNET_KEYS = ("interfaces", "routes", "forwarding")
+_DAEMON_KEYS = ("control_socket", "state_dir", "log_level")
+_VNET_KEYS = ("forwarding", "interfaces", "routes")
+_INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer")
+_HOST_KEYS = ("netns", "addresses", "gateway")
+_ROUTE_KEYS = ("to", "type", "via", "interface")
+
+
+class _Parser:
+    """Walks one TOML document, recording every problem it finds."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[ConfigProblem] = []
+
+    # -- reporting and typed access -----------------------------------------
+
+    def problem(self, key: str, reason: str) -> None:
+        self.problems.append(ConfigProblem(self.file, key, reason))
+
+    def wrong_type(self, key: str, expected: str, value: object, hint: str = "") -> None:
+        self.problem(key, f"expected {expected}, got {_type_name(value)}{hint}")
+
+    def check_keys(
+        self,
+        table: Mapping[str, object],
+        key: str,
+        allowed: tuple[str, ...],
+        required: tuple[str, ...] = (),
+        nested_vnet: str | None = None,
+    ) -> None:
+        """Report unknown keys in *table* and missing *required* ones."""
+        for name, value in table.items():
+            if name in allowed:
+                continue
+            reason = f"unknown key {name!r} (allowed: {', '.join(allowed)})"
+            if nested_vnet is not None and isinstance(value, dict):
+                child = _toml_header(f"{nested_vnet}/{name}")
+                reason += f"; a child vnet is declared as {child}"
+            self.problem(_join(key, name), reason)
+        for name in required:
+            if name not in table:
+                self.problem(_join(key, name), f"missing required key {name!r}")
+
+    def table(self, parent: Mapping[str, object], name: str, key: str) -> dict[str, object] | None:
+        value = parent.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.wrong_type(_join(key, name), "a table", value)
+            return None
+        return value
+
+    def string(self, parent: Mapping[str, object], name: str, key: str) -> str | None:
+        value = parent.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.wrong_type(_join(key, name), "a string", value)
+            return None
+        return value
+
+    def boolean(self, parent: Mapping[str, object], name: str, key: str) -> bool | None:
+        value = parent.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            self.wrong_type(_join(key, name), "a boolean (true or false)", value)
+            return None
+        return value
+
+    def integer(self, parent: Mapping[str, object], name: str, key: str) -> int | None:
+        value = parent.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.wrong_type(_join(key, name), "an integer", value)
+            return None
+        return value
+
+    def choice(
+        self,
+        parent: Mapping[str, object],
+        name: str,
+        key: str,
+        choices: tuple[str, ...],
+    ) -> str | None:
+        value = self.string(parent, name, key)
+        if value is None:
+            return None
+        if value not in choices:
+            self.problem(_join(key, name), f"{value!r} is not one of: {', '.join(choices)}")
+            return None
+        return value
+
+    def addresses(
+        self, parent: Mapping[str, object], key: str
+    ) -> tuple[tuple[_Address, ...], bool]:
+        """Parse an ``addresses`` array; return what parsed and whether all did."""
+        value = parent.get("addresses")
+        if value is None:
+            return (), True
+        akey = _join(key, "addresses")
+        if not isinstance(value, list):
+            hint = f'; write addresses = ["{value}"]' if isinstance(value, str) else ""
+            self.wrong_type(akey, "an array of strings", value, hint)
+            return (), False
+        parsed: list[_Address] = []
+        complete = True
+        for index, item in enumerate(value):
+            ikey = f"{akey}[{index}]"
+            if not isinstance(item, str):
+                self.wrong_type(ikey, "a string", item)
+                complete = False
+                continue
+            address = _parse_interface_address(item)
+            if isinstance(address, str):
+                self.problem(ikey, address)
+                complete = False
+                continue
+            earlier = next((a for a in parsed if a.value.ip == address.ip), None)
+            if earlier is not None:
+                self.problem(ikey, f"address {address.ip} is listed twice (also {earlier.key})")
+                continue
+            parsed.append(_Address(address, ikey))
+        return tuple(parsed), complete
+
+    # -- the document --------------------------------------------------------
+
+    def document(self, doc: Mapping[str, object]) -> Config:
+        self.check_keys(doc, "", _TOP_KEYS)
+        daemon = self.daemon(doc)
+        vnets: list[_Vnet] = []
+        if "vnets" in doc:
+            for name in _DEFAULT_VNET_KEYS:
+                if name in doc:
+                    self.problem(
+                        name,
+                        f"top-level {name!r} configures the default vnet {DEFAULT_VNET} "
+                        "only when no [vnets] are declared; "
+                        f"move it under [vnets.NAME] (e.g. [vnets.{DEFAULT_VNET}])",
+                    )
+            table = self.table(doc, "vnets", "")
+            for name, value in (table or {}).items():
+                key = _join("vnets", name)
+                if not isinstance(value, dict):
+                    self.wrong_type(key, "a table", value)
+                    continue
+                vnets.append(self.vnet(name, value, key, nested=True))
+        else:
+            vnets.append(self.vnet(DEFAULT_VNET, doc, "", nested=False))
+
+        self.check_hierarchy(vnets)
+        self.check_unique_taps(vnets)
+        self.check_unique_netns(vnets)
+        self.check_peers(vnets)
+        for vnet in vnets:
+            self.check_connected(vnet)
+            self.check_routes(vnet)
+
+        if self.problems:
+            raise ConfigError(self.problems)
+        return Config(
+            path=self.file,
+            daemon=daemon,
+            vnets=tuple(v.config() for v in _parents_first(vnets)),
+        )
+
+    def daemon(self, doc: Mapping[str, object]) -> DaemonConfig:
+        table = self.table(doc, "daemon", "") or {}
+        self.check_keys(table, "daemon", _DAEMON_KEYS)
+        control_socket = self.path(table, "control_socket") or DEFAULT_CONTROL_SOCKET
+        if len(os.fsencode(control_socket)) > UNIX_PATH_MAX:
+            self.problem(
+                "daemon.control_socket",
+                f"{control_socket!r} is {len(os.fsencode(control_socket))} bytes long; "
+                f"AF_UNIX socket paths are limited to {UNIX_PATH_MAX} bytes",
+            )
+        state_dir = self.path(table, "state_dir") or DEFAULT_STATE_DIR
+        log_level = self.choice(table, "log_level", "daemon", LOG_LEVELS) or DEFAULT_LOG_LEVEL
+        return DaemonConfig(control_socket, state_dir, log_level)
+
+    def path(self, table: Mapping[str, object], name: str) -> str | None:
+        value = self.string(table, name, "daemon")
+        if value is None:
+            return None
+        key = _join("daemon", name)
+        if "\x00" in value:
+            self.problem(key, f"{value!r} contains a NUL character")
+            return None
+        if not value.startswith("/"):
+            self.problem(key, f"{value!r} is not an absolute path (must start with '/')")
+            return None
+        return value
+
+    # -- one vnet -------------------------------------------------------------
+
+    def vnet(self, name: str, table: Mapping[str, object], key: str, nested: bool) -> _Vnet:
+        name_ok = True
+        if nested:
+            self.check_keys(table, key, _VNET_KEYS, nested_vnet=name)
+            error = _vnet_name_error(name)
+            if error is not None:
+                self.problem(key, error)
+                name_ok = False
+        forwarding = self.boolean(table, "forwarding", key)
+        interfaces: list[_Interface] = []
+        for iname, value in (self.table(table, "interfaces", key) or {}).items():
+            ikey = _join(_join(key, "interfaces"), iname)
+            if not isinstance(value, dict):
+                self.wrong_type(ikey, "a table", value)
+                continue
+            interfaces.append(self.interface(iname, value, ikey))
+        routes: list[_Route] = []
+        rvalue = table.get("routes")
+        rkey = _join(key, "routes")
+        if isinstance(rvalue, list):
+            for index, item in enumerate(rvalue):
+                if not isinstance(item, dict):
+                    self.wrong_type(f"{rkey}[{index}]", "a table", item)
+                    continue
+                routes.append(self.route(item, f"{rkey}[{index}]"))
+        elif rvalue is not None:
+            self.wrong_type(rkey, "an array of tables ([[routes]])", rvalue)
+        return _Vnet(
+            key=key,
+            name=name,
+            name_ok=name_ok,
+            forwarding=True if forwarding is None else forwarding,
+            interfaces=tuple(interfaces),
+            routes=tuple(routes),
+        )
+
+    def interface(self, name: str, table: Mapping[str, object], key: str) -> _Interface:
+        self.check_keys(table, key, _INTERFACE_KEYS, required=("type",))
+        error = _ifname_error(name)
+        if error is not None:
+            self.problem(key, error)
+        itype = self.choice(table, "type", key, INTERFACE_TYPES)
+        addresses, complete = self.addresses(table, key)
+
+        mtu = self.integer(table, "mtu", key)
+        if mtu is not None and not MTU_MIN <= mtu <= MTU_MAX:
+            self.problem(_join(key, "mtu"), f"mtu {mtu} is out of range {MTU_MIN}..{MTU_MAX}")
+
+        mac: bytes | None = None
+        mac_text = self.string(table, "mac", key)
+        if mac_text is not None:
+            parsed_mac = _parse_mac(mac_text)
+            if isinstance(parsed_mac, str):
+                self.problem(_join(key, "mac"), parsed_mac)
+            else:
+                mac = parsed_mac
+
+        up = self.boolean(table, "up", key)
+
+        host: HostConfig | None = None
+        hkey = _join(key, "host")
+        if "host" in table and itype == "epair":
+            self.problem(hkey, "'host' is only valid on tap interfaces")
+        else:
+            host_table = self.table(table, "host", key)
+            if host_table is not None:
+                host = self.host(host_table, hkey, addresses)
+
+        peer: tuple[str, str] | None = None
+        pkey = _join(key, "peer")
+        if itype == "tap" and "peer" in table:
+            self.problem(pkey, "'peer' is only valid on epair interfaces")
+        elif itype == "epair" and "peer" not in table:
+            self.problem(
+                pkey,
+                'an epair interface needs a peer: peer = "VNET:IFNAME" (e.g. "blue:ep0")',
+            )
+        else:
+            peer_text = self.string(table, "peer", key)
+            if peer_text is not None:
+                peer = self.peer(peer_text, pkey)
+
+        return _Interface(
+            key=key,
+            name=name,
+            type=itype,
+            addresses=addresses,
+            addresses_complete=complete,
+            mtu=DEFAULT_MTU if mtu is None else mtu,
+            mac=mac,
+            up=True if up is None else up,
+            host=host,
+            netns_key=_join(hkey, "netns"),
+            peer=peer,
+            peer_key=pkey,
+        )
+
+    def peer(self, text: str, key: str) -> tuple[str, str] | None:
+        vnet, sep, ifname = text.rpartition(":")
+        if not sep or not vnet or not ifname:
+            self.problem(key, f'{text!r} is not "VNET:IFNAME" (e.g. "blue:ep0")')
+            return None
+        ok = True
+        for error in (_vnet_name_error(vnet), _ifname_error(ifname)):
+            if error is not None:
+                self.problem(key, f"peer {text!r}: {error}")
+                ok = False
+        return (vnet, ifname) if ok else None
+
+    def host(
+        self, table: Mapping[str, object], key: str, tap_addresses: tuple[_Address, ...]
+    ) -> HostConfig:
+        self.check_keys(table, key, _HOST_KEYS, required=("netns",))
+        netns = self.string(table, "netns", key)
+        if netns is not None and not _NETNS.fullmatch(netns):
+            self.problem(
+                _join(key, "netns"),
+                f"invalid netns name {netns!r}: must be 1-64 characters from "
+                "[A-Za-z0-9_.-], starting with a letter or digit",
+            )
+        addresses, _ = self.addresses(table, key)
+        for address in addresses:
+            same = next((a for a in tap_addresses if a.value.ip == address.value.ip), None)
+            if same is not None:
+                self.problem(
+                    address.key,
+                    f"host address {address.value.ip} is also the router's address ({same.key})",
+                )
+        gateway: IPv4Address | None = None
+        gateway_text = self.string(table, "gateway", key)
+        if gateway_text is not None:
+            gkey = _join(key, "gateway")
+            parsed = _parse_address(gateway_text)
+            if isinstance(parsed, str):
+                self.problem(gkey, parsed)
+            else:
+                gateway = parsed
+                networks = ", ".join(str(a.value.network) for a in addresses) or "none"
+                if any(a.value.ip == parsed for a in addresses):
+                    self.problem(gkey, f"gateway {parsed} is the host's own address")
+                elif not any(parsed in a.value.network for a in addresses):
+                    self.problem(
+                        gkey,
+                        f"gateway {parsed} is not inside any of the host's address "
+                        f"networks ({networks})",
+                    )
+        return HostConfig(
+            netns=netns or "",
+            addresses=tuple(a.value for a in addresses),
+            gateway=gateway,
+        )
+
+    def route(self, table: Mapping[str, object], key: str) -> _Route:
+        self.check_keys(table, key, _ROUTE_KEYS, required=("to",))
+        prefix: IPv4Network | None = None
+        to = self.string(table, "to", key)
+        if to is not None:
+            parsed = _parse_network(to)
+            if isinstance(parsed, str):
+                self.problem(_join(key, "to"), parsed)
+            else:
+                prefix = parsed
+        rtype = self.choice(table, "type", key, ROUTE_TYPES) if "type" in table else "unicast"
+        via: IPv4Address | None = None
+        via_text = self.string(table, "via", key)
+        if via_text is not None:
+            parsed_via = _parse_address(via_text)
+            if isinstance(parsed_via, str):
+                self.problem(_join(key, "via"), parsed_via)
+            else:
+                via = parsed_via
+        interface = self.string(table, "interface", key)
+        return _Route(
+            key=key,
+            prefix=prefix,
+            type=rtype,
+            via=via,
+            interface=interface,
+            has_via="via" in table,
+            has_interface="interface" in table,
+        )
+
+    # -- cross-checks ----------------------------------------------------------
+
+    def check_hierarchy(self, vnets: list[_Vnet]) -> None:
+        declared = {v.name for v in vnets}
+        for vnet in vnets:
+            if not vnet.name_ok or "/" not in vnet.name:
+                continue
+            parts = vnet.name.split("/")
+            ancestors = ["/".join(parts[:n]) for n in range(1, len(parts))]
+            missing = [a for a in ancestors if a not in declared]
+            if missing:
+                names = ", ".join(repr(m) for m in missing)
+                declare = " and ".join(_toml_header(m) for m in missing)
+                if len(missing) == 1:
+                    reason = f"parent vnet {names} is not declared; declare {declare}"
+                else:
+                    reason = f"parent vnets {names} are not declared; declare {declare}"
+                self.problem(vnet.key, reason)
+
+    def check_unique_taps(self, vnets: list[_Vnet]) -> None:
+        owner: dict[str, str] = {}
+        for vnet in vnets:
+            for iface in vnet.interfaces:
+                if iface.type != "tap":
+                    continue
+                if iface.name in owner:
+                    self.problem(
+                        iface.key,
+                        f"duplicate interface {iface.name!r} (already in vnet "
+                        f"{owner[iface.name]}); TAP interfaces are kernel devices, "
+                        "so their names must be unique across the daemon",
+                    )
+                else:
+                    owner[iface.name] = vnet.name
+
+    def check_unique_netns(self, vnets: list[_Vnet]) -> None:
+        owner: dict[str, str] = {}
+        for vnet in vnets:
+            for iface in vnet.interfaces:
+                if iface.host is None or not iface.host.netns:
+                    continue
+                netns = iface.host.netns
+                if netns in owner:
+                    self.problem(
+                        iface.netns_key,
+                        f"netns {netns!r} is already used by the host of {owner[netns]}",
+                    )
+                else:
+                    owner[netns] = f"interface {iface.name} in vnet {vnet.name}"
+
+    def check_peers(self, vnets: list[_Vnet]) -> None:
+        by_name = {v.name: v for v in vnets}
+        for vnet in vnets:
+            for iface in vnet.interfaces:
+                if iface.type != "epair" or iface.peer is None:
+                    continue
+                me = f"{vnet.name}:{iface.name}"
+                peer_vnet_name, peer_name = iface.peer
+                peer_text = f"{peer_vnet_name}:{peer_name}"
+                if iface.peer == (vnet.name, iface.name):
+                    self.problem(iface.peer_key, f"epair {me} cannot peer with itself")
+                    continue
+                peer_vnet = by_name.get(peer_vnet_name)
+                if peer_vnet is None:
+                    self.problem(
+                        iface.peer_key,
+                        f"peer {peer_text}: vnet {peer_vnet_name!r} is not declared",
+                    )
+                    continue
+                peer = peer_vnet.interface(peer_name)
+                if peer is None:
+                    self.problem(
+                        iface.peer_key,
+                        f"peer {peer_text}: vnet {peer_vnet_name} has no interface {peer_name!r}",
+                    )
+                    continue
+                if peer.type is None:
+                    continue  # its type problem is already reported
+                if peer.type != "epair":
+                    self.problem(
+                        iface.peer_key,
+                        f"peer {peer_text} is a {peer.type} interface, not an epair",
+                    )
+                    continue
+                if peer.peer is None:
+                    continue  # its missing or bad peer is already reported
+                if peer.peer != (vnet.name, iface.name):
+                    self.problem(
+                        iface.peer_key,
+                        f"peer {peer_text} does not point back: its peer is "
+                        f"{peer.peer[0]}:{peer.peer[1]}, not {me}; "
+                        "both ends of an epair must name each other",
+                    )
+
+    def check_connected(self, vnet: _Vnet) -> None:
+        """Report an address or connected network used by two interfaces."""
+        seen: list[tuple[_Address, _Interface]] = []
+        for iface in vnet.interfaces:
+            for address in iface.addresses:
+                for other, other_iface in seen:
+                    if other_iface is iface:
+                        continue
+                    if other.value.ip == address.value.ip:
+                        self.problem(
+                            address.key,
+                            f"address {address.value.ip} is already assigned to "
+                            f"interface {other_iface.name} in vnet {vnet.name}",
+                        )
+                        break
+                    if other.value.network.overlaps(address.value.network):
+                        self.problem(
+                            address.key,
+                            f"network {address.value.network} overlaps "
+                            f"{other.value.network} of interface {other_iface.name} "
+                            f"in vnet {vnet.name}",
+                        )
+                        break
+                seen.append((address, iface))
+
+    def check_routes(self, vnet: _Vnet) -> None:
+        seen: dict[IPv4Network, str] = {}
+        for route in vnet.routes:
+            if route.prefix is not None:
+                if route.prefix in seen:
+                    self.problem(
+                        _join(route.key, "to"),
+                        f"duplicate route to {route.prefix} (already {seen[route.prefix]})",
+                    )
+                else:
+                    seen[route.prefix] = route.key
+            if route.type in ("blackhole", "reject"):
+                for name, present in (
+                    ("via", route.has_via),
+                    ("interface", route.has_interface),
+                ):
+                    if present:
+                        self.problem(
+                            _join(route.key, name),
+                            f"a {route.type} route takes no {name!r}",
+                        )
+                continue
+            if route.type != "unicast":
+                continue  # bad type already reported
+            if not route.has_via and not route.has_interface:
+                self.problem(route.key, "a unicast route needs 'via', 'interface' or both")
+                continue
+            iface: _Interface | None = None
+            if route.interface is not None:
+                iface = vnet.interface(route.interface)
+                if iface is None:
+                    known = ", ".join(i.name for i in vnet.interfaces) or "none"
+                    self.problem(
+                        _join(route.key, "interface"),
+                        f"unknown interface {route.interface!r} in vnet {vnet.name} "
+                        f"(its interfaces: {known})",
+                    )
+                    continue
+            if route.via is not None:
+                self.check_next_hop(vnet, route, route.via, iface)
+
+    def check_next_hop(
+        self, vnet: _Vnet, route: _Route, via: IPv4Address, iface: _Interface | None
+    ) -> None:
+        candidates = vnet.interfaces if iface is None else (iface,)
+        if not all(i.addresses_complete for i in candidates):
+            return  # a bad address is already reported; do not guess
+        key = _join(route.key, "via")
+        for candidate in candidates:
+            if any(a.value.ip == via for a in candidate.addresses):
+                self.problem(
+                    key,
+                    f"next hop {via} is an address of vnet {vnet.name} itself "
+                    f"(interface {candidate.name})",
+                )
+                return
+        if any(via in a.value.network for c in candidates for a in c.addresses):
+            return
+        if iface is None:
+            self.problem(key, f"next hop {via} is not on a connected network of vnet {vnet.name}")
+        else:
+            self.problem(
+                key,
+                f"next hop {via} is not on a connected network of vnet {vnet.name} "
+                f"via interface {iface.name}",
+            )
+
+
+def _parents_first(vnets: list[_Vnet]) -> list[_Vnet]:
+    """Order *vnets* so each parent precedes its children, else file order."""
+    by_name = {v.name: v for v in vnets}
+    ordered: list[_Vnet] = []
+    placed: set[str] = set()
+
+    def place(vnet: _Vnet) -> None:
+        if vnet.name in placed:
+            return
+        placed.add(vnet.name)
+        parent, sep, _ = vnet.name.rpartition("/")
+        if sep and parent in by_name:
+            place(by_name[parent])
+        ordered.append(vnet)
+
+    for vnet in vnets:
+        place(vnet)
+    return ordered

@@ -1,0 +1,126 @@
+"""Host namespaces: Linux network namespaces the daemon creates for TAP hosts.
+
+A TAP interface may name a host: the daemon creates the namespace, moves the
+kernel side of the TAP into it and configures addresses, MTU, link state and
+default route with iproute2.  Every namespace is recorded in the state file
+*before* it is created, so a crashed run's leftovers can be found and removed
+by the next start, and nothing that was not ours is ever touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vrouter.daemon.config import HostConfig
+
+log = logging.getLogger("vrouter.hostns")
+
+STATE_FILE = "owned.json"
+NETNS_DIR = Path("/run/netns")
+
+
+class HostError(Exception):
+    """A host namespace could not be set up or removed."""
+
+
+def _ip(*args: str) -> None:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
+    if result.returncode != 0:
+        raise HostError(f"ip {' '.join(args)}: {result.stderr.strip() or 'failed'}")
+
+
+def netns_exists(name: str) -> bool:
+    """Return True if a named network namespace ``name`` exists."""
+    return (NETNS_DIR / name).exists()
+
+
+@dataclass
+class Ownership:
+    """What this daemon created, persisted in ``STATE_DIR/owned.json``."""
+
+    state_dir: Path
+    netns: list[str] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        """Return the state file's path."""
+        return self.state_dir / STATE_FILE
+
+    def save(self) -> None:
+        """Write the record atomically."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "netns": self.netns}))
+        tmp.replace(self.path)
+
+    def remove(self) -> None:
+        """Delete the record (clean shutdown)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def claim(state_dir: Path) -> Ownership:
+    """Take over ``state_dir``: remove a crashed run's namespaces, refuse a live one."""
+    ownership = Ownership(state_dir)
+    try:
+        previous = json.loads(ownership.path.read_text())
+    except FileNotFoundError:
+        return ownership
+    except (OSError, ValueError) as err:
+        raise HostError(f"{ownership.path}: unreadable state file: {err}") from err
+    pid = previous.get("pid")
+    if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+        raise HostError(f"another vrouterd (pid {pid}) owns {state_dir}")
+    for name in previous.get("netns", []):
+        if isinstance(name, str) and netns_exists(name):
+            log.info("removing netns %s left by a previous run (pid %s)", name, pid)
+            delete(name)
+    ownership.remove()
+    return ownership
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        comm = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"vrouterd" in comm or b"vrouter.daemon" in comm
+
+
+def create(ownership: Ownership, host: HostConfig) -> None:
+    """Create the namespace of ``host``; refuse one that exists and is not ours."""
+    if netns_exists(host.netns):
+        raise HostError(f"netns {host.netns} already exists and was not created by this vrouterd")
+    ownership.netns.append(host.netns)
+    ownership.save()
+    _ip("netns", "add", host.netns)
+    _ip("-n", host.netns, "link", "set", "lo", "up")
+
+
+def configure(host: HostConfig, ifname: str, mtu: int) -> None:
+    """Move TAP ``ifname`` into the host's namespace and configure it."""
+    ns = host.netns
+    _ip("link", "set", ifname, "netns", ns)
+    _ip("-n", ns, "link", "set", ifname, "mtu", str(mtu))
+    for address in host.addresses:
+        _ip("-n", ns, "addr", "add", str(address), "dev", ifname)
+    _ip("-n", ns, "link", "set", ifname, "up")
+    if host.gateway is not None:
+        _ip("-n", ns, "route", "add", "default", "via", str(host.gateway), "dev", ifname)
+
+
+def delete(name: str) -> None:
+    """Delete namespace ``name`` (its processes keep running; its interfaces go)."""
+    _ip("netns", "del", name)

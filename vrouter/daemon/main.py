@@ -1,0 +1,187 @@
+"""``vrouterd``: load the config, build the vnets, attach devices, serve.
+
+Start-up is all or nothing: if any TAP, namespace or the control socket
+cannot be set up, everything created so far is removed and the daemon exits
+non-zero.  SIGTERM and SIGINT remove every TAP and namespace it created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import uvloop
+
+from vrouter import __version__
+from vrouter.api.server import ControlServer
+from vrouter.core.vnet import VnetTree
+from vrouter.daemon import hostns
+from vrouter.daemon.build import Built, bring_up, build
+from vrouter.daemon.config import Config, ConfigError, load
+from vrouter.io.driver import Driver
+
+log = logging.getLogger("vrouter.daemon")
+
+DEFAULT_CONFIG = "/etc/vrouter/vrouter.toml"
+
+
+class Daemon:
+    """One running vrouterd."""
+
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self.driver = Driver(loop)
+        self.started = time.time()
+        self.tree: VnetTree | None = None
+        self.ownership = hostns.Ownership(Path(config.daemon.state_dir))
+        self.server: ControlServer | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        """Build and attach everything; undo it all if any step fails."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.shutdown()
+            raise
+
+    async def _start(self) -> None:
+        cfg = self.config
+        now = self.driver.now()
+        built: Built = build(cfg, now)
+        self.tree = built.tree
+        self.ownership = await asyncio.to_thread(hostns.claim, Path(cfg.daemon.state_dir))
+        self.ownership.save()
+        for vnet in built.tree:
+            self.driver.attach_vnet(vnet)
+        for a, b in built.epairs:
+            self.driver.add_epair(a, b)
+            log.info("vnet %s: %s: epair to vnet %s %s", a.vnet.name, a.name, b.vnet.name, b.name)
+        for ifp, icfg in built.taps:
+            try:
+                self.driver.add_tap(ifp)
+            except OSError as err:
+                raise hostns.HostError(f"cannot create TAP {ifp.name}: {err}") from err
+            log.info("vnet %s: %s: tap attached, mac %s", ifp.vnet.name, ifp.name, ifp.mac.hex(":"))
+            if icfg.host is not None:
+                await asyncio.to_thread(hostns.create, self.ownership, icfg.host)
+                await asyncio.to_thread(hostns.configure, icfg.host, ifp.name, ifp.mtu)
+                log.info(
+                    "vnet %s: %s: host netns %s (%s)",
+                    ifp.vnet.name,
+                    ifp.name,
+                    icfg.host.netns,
+                    ", ".join(str(a) for a in icfg.host.addresses),
+                )
+        now = self.driver.now()
+        for vcfg in cfg.vnets:
+            vnet = built.tree.get(vcfg.name)
+            bring_up(vnet, {i.name: i.up for i in vcfg.interfaces}, now)
+            log.info(
+                "vnet %s: up, %d interfaces, %d routes, forwarding %s",
+                vnet.name,
+                len(vnet.link.interfaces),
+                len(vnet.route.fib),
+                "on" if vnet.inet.forwarding else "off",
+            )
+        self.server = ControlServer(self)
+        await self.server.start(cfg.daemon.control_socket)
+        log.info("control socket %s", cfg.daemon.control_socket)
+
+    def request_stop(self, signame: str) -> None:
+        """Begin an orderly shutdown."""
+        log.info("%s received, shutting down", signame)
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Serve until a stop is requested."""
+        await self._stop.wait()
+
+    async def shutdown(self) -> None:
+        """Remove every device and namespace this daemon created."""
+        if self.server is not None:
+            await self.server.close()
+            self.server = None
+        self.driver.close()
+        for name in reversed(self.ownership.netns):
+            try:
+                await asyncio.to_thread(hostns.delete, name)
+                log.info("removed netns %s", name)
+            except hostns.HostError as err:
+                log.error("%s", err)
+        self.ownership.netns.clear()
+        self.ownership.remove()
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="vrouterd", description=__doc__.splitlines()[0])
+    parser.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="TOML config file")
+    parser.add_argument(
+        "--check", action="store_true", help="validate the config and exit (0 valid, 2 invalid)"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="override the config's log level",
+    )
+    parser.add_argument("--version", action="version", version=f"vrouterd {__version__}")
+    return parser.parse_args(argv)
+
+
+async def _serve(config: Config) -> int:
+    loop = asyncio.get_running_loop()
+    daemon = Daemon(config, loop)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, daemon.request_stop, signal.Signals(signum).name)
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: log.warning("SIGHUP: live reload is not available in this version")
+    )
+    try:
+        await daemon.start()
+    except Exception as err:
+        log.debug("start-up failure", exc_info=True)
+        log.error("start-up failed, nothing left behind: %s", err)
+        return 1
+    log.info(
+        "vrouterd %s ready (pid %d), %d vnets", __version__, os.getpid(), len(daemon.tree or ())
+    )
+    try:
+        await daemon.run()
+    finally:
+        await daemon.shutdown()
+        log.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``vrouterd``."""
+    args = _parse_args(argv)
+    try:
+        config = load(args.config)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+    if args.check:
+        interfaces = sum(len(v.interfaces) for v in config.vnets)
+        print(f"{args.config}: OK ({len(config.vnets)} vnets, {interfaces} interfaces)")
+        return 0
+    logging.basicConfig(
+        level=(args.log_level or config.daemon.log_level).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        return uvloop.run(_serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""ICMP for one vnet: echo service and error generation (RFC 792, RFC 1812).
+
+Errors are never sent about an ICMP error, a non-first fragment, a packet
+to or from a broadcast or multicast address, or a martian source
+(RFC 1812 4.3.2.7), and are limited to ``net.inet.icmp.errratelimit`` per
+second per vnet with a token bucket.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+from vrouter.wire import icmp4, ipv4
+from vrouter.wire.errors import WireError
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+    from vrouter.link.ifnet import Ifnet
+
+PROTO = ipv4.PROTO_ICMP
+
+
+def input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
+    """Process an ICMP message addressed to this vnet."""
+    vnet = ifp.vnet
+    stat = vnet.inet.icmp
+    stat.in_msgs += 1
+    try:
+        message = icmp4.IcmpMessage.parse(packet[hlen:])
+    except WireError as err:
+        stat.in_errors += 1
+        ifp.drop(err.reason, error=True)
+        return
+    if message.type != icmp4.ECHO_REQUEST:
+        return
+    stat.in_echo += 1
+    if not unicast:
+        stat.in_bcast_echo += 1
+        return
+    from vrouter.inet import ipv4 as ip_layer
+
+    reply = ipv4.build(
+        bytes(packet[16:20]),
+        bytes(packet[12:16]),
+        PROTO,
+        icmp4.echo_reply(message),
+        ttl=vnet.inet.ttl,
+        ident=ip_layer.next_ident(vnet),
+        tos=packet[1],
+    )
+    if ip_layer.output(vnet, reply, now):
+        stat.out_echo_reply += 1
+
+
+def _may_send(vnet: Vnet, packet: memoryview, now: float) -> bool:
+    """Apply RFC 1812 4.3.2.7 and the rate limit."""
+    inet = vnet.inet
+    stat = inet.icmp
+    src = bytes(packet[12:16])
+    dst = bytes(packet[16:20])
+    frag = (packet[6] << 8) | packet[7]
+    if (
+        src[0] >= 224
+        or src[0] in (0, 127)
+        or src in inet.broadcasts
+        or dst[0] >= 224
+        or dst in inet.broadcasts
+        or frag & ipv4.OFFSET_MASK
+    ):
+        stat.suppressed += 1
+        return False
+    hlen = (packet[0] & 0x0F) << 2
+    if packet[9] == PROTO and len(packet) > hlen:
+        icmp_type = packet[hlen]
+        if icmp_type in icmp4.ERROR_TYPES or icmp_type > 18:
+            stat.suppressed += 1
+            return False
+    rate = inet.icmp_errrate
+    if rate > 0:
+        tokens = min(float(rate), inet.icmp_tokens + (now - inet.icmp_tokens_at) * rate)
+        inet.icmp_tokens_at = now
+        if tokens < 1.0:
+            inet.icmp_tokens = tokens
+            stat.ratelimited += 1
+            return False
+        inet.icmp_tokens = tokens - 1.0
+    return True
+
+
+def send_error(
+    vnet: Vnet,
+    ifp: Ifnet | None,
+    packet: memoryview,
+    type_: int,
+    code: int,
+    now: float,
+    rest: int = 0,
+) -> None:
+    """Send an ICMP error about ``packet`` (an IP datagram) back to its source.
+
+    The source address is the receiving interface's address on the sender's
+    network (so traceroute shows the hop the probe entered), else the
+    address of the route back.
+    """
+    if not _may_send(vnet, packet, now):
+        return
+    from vrouter.inet import ipv4 as ip_layer
+
+    target = bytes(packet[12:16])
+    source = None
+    if ifp is not None and ifp.addresses:
+        addr = ipaddress.IPv4Address(target)
+        source = next(
+            (a.ip.packed for a in ifp.addresses if addr in a.network), ifp.addresses[0].ip.packed
+        )
+    if source is None:
+        source = ip_layer.source_address(vnet, target)
+    if source is None:
+        return
+    message = icmp4.error(type_, code, packet, rest)
+    reply = ipv4.build(
+        source, target, PROTO, message, ttl=vnet.inet.ttl, ident=ip_layer.next_ident(vnet)
+    )
+    if ip_layer.output(vnet, reply, now):
+        vnet.inet.icmp.out_errors += 1

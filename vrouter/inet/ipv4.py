@@ -1,0 +1,248 @@
+"""IPv4 input, forwarding and output for one vnet (RFC 791, RFC 1812).
+
+``input`` validates every packet (each drop counted by reason in the vnet's
+``IpStats`` and on the interface), delivers what is addressed to the vnet
+and forwards the rest: TTL decremented with an incremental checksum update
+(RFC 1624), longest-prefix route, ICMP errors where RFC 1812 asks for them.
+Link-layer broadcasts, IP broadcasts and multicast are never forwarded.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+from vrouter.inet import arp, icmp
+from vrouter.inet.state import IpStats, ProtoHandler
+from vrouter.route.fib import BLACKHOLE, UNICAST
+from vrouter.wire import icmp4, udp
+from vrouter.wire.checksum import update16
+from vrouter.wire.errors import WireError
+from vrouter.wire.ethernet import BROADCAST, ETHERTYPE_IPV4, HEADER, HEADER_LEN
+from vrouter.wire.ipv4 import FLAG_DF, FLAG_MF, OFFSET_MASK, PROTO_TCP, PROTO_UDP, check
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+    from vrouter.link.ifnet import Ifnet
+
+LIMITED_BROADCAST = b"\xff\xff\xff\xff"
+# Offsets of IPv4 header fields within an Ethernet frame.
+_TTL = HEADER_LEN + 8
+_PROTO = HEADER_LEN + 9
+_CSUM = HEADER_LEN + 10
+_SRC = HEADER_LEN + 12
+_DST = HEADER_LEN + 16
+_FRAG = HEADER_LEN + 6
+
+
+def _count(ifp: Ifnet, stats: IpStats, reason: str, error: bool = False) -> None:
+    """Count a dropped packet on the interface and in the vnet's ipstat."""
+    field_name = reason.removeprefix("ip_")
+    setattr(stats, field_name, getattr(stats, field_name) + 1)
+    ifp.drop(reason, error)
+
+
+def _martian_source(src: bytes) -> bool:
+    first = src[0]
+    return first >= 224 or first == 127 or src == LIMITED_BROADCAST
+
+
+def input(ifp: Ifnet, frame: bytes, now: float) -> None:
+    """Process one IPv4 packet in an Ethernet frame received on ``ifp``."""
+    vnet = ifp.vnet
+    inet = vnet.inet
+    stats = inet.stats
+    stats.total += 1
+    packet = memoryview(frame)[HEADER_LEN:]
+    try:
+        hlen, total = check(packet)
+    except WireError as err:
+        _count(ifp, stats, err.reason, error=True)
+        return
+    if total != len(packet):
+        packet = packet[:total]  # Ethernet padding
+    src = frame[_SRC : _SRC + 4]
+    if _martian_source(src):
+        _count(ifp, stats, "ip_badsrc", error=True)
+        return
+    dst = frame[_DST : _DST + 4]
+    if dst in inet.local:
+        _deliver(vnet, ifp, packet, hlen, True, now)
+    elif dst == LIMITED_BROADCAST or dst in inet.broadcasts or 224 <= dst[0] < 240:
+        _deliver(vnet, ifp, packet, hlen, False, now)
+    elif frame[0] & 1:
+        _count(ifp, stats, "ip_l2bcast")
+    elif not inet.forwarding:
+        _count(ifp, stats, "ip_cantforward")
+    elif src == b"\x00\x00\x00\x00":
+        _count(ifp, stats, "ip_badsrc", error=True)
+    else:
+        _forward(vnet, ifp, frame, packet, total, dst, now)
+
+
+def _deliver(
+    vnet: Vnet, ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float
+) -> None:
+    stats = vnet.inet.stats
+    if (packet[6] << 8 | packet[7]) & (FLAG_MF | OFFSET_MASK):
+        _count(ifp, stats, "ip_fragments")
+        return
+    handler = vnet.inet.protocols.get(packet[9])
+    if handler is None:
+        _count(ifp, stats, "ip_noproto")
+        if unicast:
+            icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PROTOCOL, now)
+        return
+    stats.delivered += 1
+    handler(ifp, packet, hlen, unicast, now)
+
+
+def _forward(
+    vnet: Vnet, ifp: Ifnet, frame: bytes, packet: memoryview, total: int, dst: bytes, now: float
+) -> None:
+    stats = vnet.inet.stats
+    ttl = frame[_TTL]
+    if ttl <= 1:
+        _count(ifp, stats, "ip_ttl_exceeded")
+        icmp.send_error(vnet, ifp, packet, icmp4.TIME_EXCEEDED, icmp4.EXC_TTL, now)
+        return
+    route = vnet.route.fib.lookup(dst)
+    if route is None:
+        _count(ifp, stats, "ip_noroute")
+        icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NET, now)
+        return
+    if route.type != UNICAST:
+        if route.type == BLACKHOLE:
+            _count(ifp, stats, "ip_blackhole")
+        else:
+            _count(ifp, stats, "ip_reject")
+            icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_HOST, now)
+        return
+    out = route.ifnet
+    assert out is not None
+    if total > out.mtu:
+        _count(ifp, stats, "ip_toolong")
+        if frame[_FRAG] << 8 & FLAG_DF:
+            icmp.send_error(
+                vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NEEDFRAG, now, out.mtu
+            )
+        return
+    buf = bytearray(frame[: HEADER_LEN + total])
+    proto = buf[_PROTO]
+    buf[_TTL] = ttl - 1
+    old_csum = (buf[_CSUM] << 8) | buf[_CSUM + 1]
+    csum = update16(old_csum, (ttl << 8) | proto, ((ttl - 1) << 8) | proto)
+    buf[_CSUM] = csum >> 8
+    buf[_CSUM + 1] = csum & 0xFF
+    route.use += 1
+    stats.forward += 1
+    arp.output(vnet, out, route.gateway or dst, buf, now)
+
+
+def output(vnet: Vnet, packet: bytes, now: float) -> bool:
+    """Route and send an IPv4 packet this vnet originated; False if it had no route."""
+    inet = vnet.inet
+    dst = packet[16:20]
+    route = vnet.route.fib.lookup(dst)
+    if route is None or route.type != UNICAST or route.ifnet is None:
+        inet.stats.noroute_out += 1
+        return False
+    inet.stats.localout += 1
+    route.use += 1
+    out = route.ifnet
+    frame = bytearray(HEADER_LEN + len(packet))
+    frame[HEADER_LEN:] = packet
+    HEADER.pack_into(frame, 0, BROADCAST, out.mac, ETHERTYPE_IPV4)
+    if dst == LIMITED_BROADCAST or dst in inet.broadcasts:
+        out.output(frame)
+    else:
+        arp.output(vnet, out, route.gateway or dst, frame, now)
+    return True
+
+
+def next_ident(vnet: Vnet) -> int:
+    """Return the next IP identification value of this vnet."""
+    inet = vnet.inet
+    inet.ident = (inet.ident + 1) & 0xFFFF
+    return inet.ident
+
+
+def source_address(vnet: Vnet, dst: bytes) -> bytes | None:
+    """Return the address this vnet sends from towards ``dst`` (None without a route)."""
+    route = vnet.route.fib.lookup(dst)
+    if route is None or route.ifnet is None or not route.ifnet.addresses:
+        return None
+    target = ipaddress.IPv4Address(route.gateway or dst)
+    for iface in route.ifnet.addresses:
+        if target in iface.network:
+            return iface.ip.packed
+    return route.ifnet.addresses[0].ip.packed
+
+
+def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface, now: float) -> None:
+    """Configure ``address`` on ``ifp``: local address, connected route, announcement."""
+    from vrouter.route.state import add_connected
+
+    inet = vnet.inet
+    packed = address.ip.packed
+    if packed in inet.local:
+        raise ValueError(f"address {address.ip} is already configured in vnet {vnet.name}")
+    ifp.addresses.append(address)
+    inet.local[packed] = ifp
+    if address.network.prefixlen < 31:
+        inet.broadcasts.add(address.network.broadcast_address.packed)
+    add_connected(vnet, ifp, address)
+    if ifp.up:
+        arp.announce(vnet, ifp, packed)
+
+
+def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface) -> None:
+    """Remove ``address`` from ``ifp`` with its connected route."""
+    from vrouter.route.state import remove_connected
+
+    inet = vnet.inet
+    ifp.addresses.remove(address)
+    inet.local.pop(address.ip.packed, None)
+    inet.broadcasts = {
+        a.network.broadcast_address.packed
+        for i in vnet.link.interfaces.values()
+        for a in i.addresses
+        if a.network.prefixlen < 31
+    }
+    remove_connected(vnet, ifp, address)
+    inet.arp.flush_interface(ifp)
+
+
+def set_up(vnet: Vnet, ifp: Ifnet, now: float) -> None:
+    """Bring ``ifp`` up and announce its addresses with gratuitous ARP."""
+    if ifp.up:
+        return
+    ifp.up = True
+    for address in ifp.addresses:
+        arp.announce(vnet, ifp, address.ip.packed)
+
+
+def _udp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
+    """UDP for this vnet: no sockets are bound yet, so every port is closed."""
+    vnet = ifp.vnet
+    datagram = packet[hlen:]
+    try:
+        udp.UdpHeader.parse(datagram)
+    except WireError as err:
+        ifp.drop(err.reason, error=True)
+        return
+    if not udp.verify(bytes(packet[12:16]), bytes(packet[16:20]), datagram):
+        ifp.drop("udp_badsum", error=True)
+        return
+    ifp.drop("udp_noport")
+    if unicast:
+        icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PORT, now)
+
+
+def _tcp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
+    """TCP for this vnet: no listeners exist yet; counted, like a closed port."""
+    ifp.drop("tcp_noport")
+
+
+BUILTIN_PROTOCOLS: dict[int, ProtoHandler] = {PROTO_UDP: _udp_input, PROTO_TCP: _tcp_input}
+"""Local delivery handlers every vnet starts with (the stateless ``ip_init`` table)."""

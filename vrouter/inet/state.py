@@ -1,0 +1,170 @@
+"""The inet subsystem's per-vnet state: addresses, knobs, ARP table, counters.
+
+Everything FreeBSD keeps in ``V_ipstat``, ``V_ipforwarding``, ``V_in_ifaddrhead``
+and the ARP ``lltable`` lives here, once per vnet.  Attaching the subsystem
+registers IPv4 and ARP in the vnet's EtherType table and the built-in IP
+protocols in its protocol table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
+
+from vrouter.core.registry import Subsystem
+from vrouter.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+    from vrouter.inet.arp import ArpTable
+    from vrouter.link.ifnet import Ifnet
+
+ProtoHandler = Callable[["Ifnet", memoryview, int, bool, float], None]
+"""Local delivery of one protocol: (ifp, IP packet, header length, unicast, now)."""
+
+
+@dataclass(slots=True)
+class IpStats:
+    """IPv4 counters of one vnet, named after FreeBSD's ``struct ipstat``."""
+
+    total: int = 0
+    """Packets received."""
+    badsum: int = 0
+    """Dropped: header checksum wrong."""
+    tooshort: int = 0
+    """Dropped: shorter than 20 bytes, or than the total length field says."""
+    badhlen: int = 0
+    """Dropped: IHL below 5 or beyond the packet."""
+    badlen: int = 0
+    """Dropped: total length smaller than the header."""
+    badvers: int = 0
+    """Dropped: version field not 4."""
+    badsrc: int = 0
+    """Dropped: source multicast, broadcast or loopback (a martian)."""
+    delivered: int = 0
+    """Delivered to a local protocol."""
+    noproto: int = 0
+    """Local packets for a protocol nobody handles (protocol unreachable sent)."""
+    fragments: int = 0
+    """Local fragments dropped: reassembly is not built into this version."""
+    forward: int = 0
+    """Packets forwarded."""
+    cantforward: int = 0
+    """Dropped: not for us and forwarding is off."""
+    l2bcast: int = 0
+    """Dropped: unicast IP in a link-layer broadcast, never forwarded (RFC 1812 5.3.4)."""
+    noroute: int = 0
+    """Dropped: no route (net unreachable sent)."""
+    blackhole: int = 0
+    """Dropped by a blackhole route."""
+    reject: int = 0
+    """Dropped by a reject route (host unreachable sent)."""
+    ttl_exceeded: int = 0
+    """Dropped: TTL would reach 0 (time exceeded sent)."""
+    toolong: int = 0
+    """Dropped: larger than the egress MTU (needfrag sent when DF is set)."""
+    localout: int = 0
+    """Packets this vnet originated."""
+    noroute_out: int = 0
+    """Locally originated packets dropped for lack of a route."""
+
+
+@dataclass(slots=True)
+class IcmpStats:
+    """ICMP counters of one vnet (FreeBSD ``struct icmpstat``)."""
+
+    in_msgs: int = 0
+    """Messages received for this vnet."""
+    in_errors: int = 0
+    """Messages dropped: too short or bad checksum."""
+    in_echo: int = 0
+    """Echo requests received."""
+    out_echo_reply: int = 0
+    """Echo replies sent."""
+    in_bcast_echo: int = 0
+    """Echo requests to a broadcast address, ignored as Linux and FreeBSD do."""
+    out_errors: int = 0
+    """Error messages sent (unreachable, time exceeded)."""
+    ratelimited: int = 0
+    """Error messages suppressed by the rate limit."""
+    suppressed: int = 0
+    """Error messages not sent by rule: about an error, a fragment, a broadcast."""
+
+
+@dataclass(slots=True)
+class ArpStats:
+    """ARP counters of one vnet."""
+
+    rx_requests: int = 0
+    """Requests received."""
+    rx_replies: int = 0
+    """Replies received."""
+    tx_requests: int = 0
+    """Requests sent (resolution, refresh and gratuitous)."""
+    tx_replies: int = 0
+    """Replies sent."""
+    rx_dropped: int = 0
+    """Received packets dropped (malformed, bogus sender)."""
+    dupaddr: int = 0
+    """Packets from another station claiming one of our addresses."""
+    timeouts: int = 0
+    """Resolutions that got no answer; their queued packets were dropped."""
+    queue_overflow: int = 0
+    """Packets dropped because the per-neighbour hold queue was full."""
+    table_full: int = 0
+    """Resolutions refused because the table reached its limit."""
+
+
+def stats_dict(stats: object) -> dict[str, int]:
+    """Return a counters dataclass as a name -> value dict."""
+    return {f.name: getattr(stats, f.name) for f in fields(stats)}  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class InetState:
+    """Per-vnet IPv4 state."""
+
+    arp: ArpTable
+    """Neighbour cache and its queues."""
+    forwarding: bool = True
+    """``net.inet.ip.forwarding``: route packets not addressed to this vnet."""
+    ttl: int = 64
+    """``net.inet.ip.ttl``: TTL of packets this vnet originates."""
+    icmp_errrate: int = 200
+    """``net.inet.icmp.errratelimit``: ICMP errors per second, 0 = unlimited."""
+    local: dict[bytes, Ifnet] = field(default_factory=dict)
+    """Our addresses (4 bytes) and the interface each is on."""
+    broadcasts: set[bytes] = field(default_factory=set)
+    """Directed broadcast addresses of our connected networks."""
+    protocols: dict[int, ProtoHandler] = field(default_factory=dict)
+    """Local delivery by IP protocol number."""
+    stats: IpStats = field(default_factory=IpStats)
+    icmp: IcmpStats = field(default_factory=IcmpStats)
+    arpstat: ArpStats = field(default_factory=ArpStats)
+    ident: int = 0
+    """Last IP identification used."""
+    icmp_tokens: float = 0.0
+    icmp_tokens_at: float = 0.0
+
+
+def _attach(vnet: Vnet) -> InetState:
+    from vrouter.inet import arp, icmp, ipv4
+
+    state = InetState(arp=arp.ArpTable())
+    state.icmp_tokens = float(state.icmp_errrate)
+    vnet.link.ethertypes[ETHERTYPE_IPV4] = ipv4.input
+    vnet.link.ethertypes[ETHERTYPE_ARP] = arp.input
+    state.protocols.update(ipv4.BUILTIN_PROTOCOLS)
+    state.protocols[icmp.PROTO] = icmp.input
+    return state
+
+
+def _detach(vnet: Vnet) -> None:
+    vnet.link.ethertypes.pop(ETHERTYPE_IPV4, None)
+    vnet.link.ethertypes.pop(ETHERTYPE_ARP, None)
+    vnet.inet.arp.clear()
+    vnet.inet.local.clear()
+
+
+SUBSYSTEM = Subsystem("inet", _attach, _detach, depends=("link", "route"))

@@ -1,0 +1,1 @@
+"""The only event-loop code of the data path: TAP devices and the driver."""

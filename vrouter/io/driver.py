@@ -1,0 +1,111 @@
+"""The driver: connects vnets, devices and deadlines to the asyncio loop.
+
+It arms one ``loop.call_at`` per vnet for that vnet's earliest deadline,
+pumps epair queues with ``call_soon`` (so a burst is handled as a batch),
+and owns the TAP devices.  Protocol code never sees the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from vrouter.core.vnet import Vnet
+from vrouter.io.tap import TapDevice
+from vrouter.link import ether
+from vrouter.link.epair import Epair
+from vrouter.link.ifnet import Ifnet
+
+log = logging.getLogger("vrouter.driver")
+
+
+class Driver:
+    """Runs the data path of every vnet on one event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.taps: dict[str, TapDevice] = {}
+        self.epairs: list[Epair] = []
+        self._armed: dict[str, tuple[float, asyncio.TimerHandle]] = {}
+        self._pumping: set[int] = set()
+
+    def now(self) -> float:
+        """Return the loop's monotonic time, the clock every vnet runs on."""
+        return self.loop.time()
+
+    # deadlines
+
+    def attach_vnet(self, vnet: Vnet) -> None:
+        """Start serving ``vnet``'s deadlines."""
+        vnet.timers.wakeup = lambda deadline: self._arm(vnet, deadline)
+        deadline = vnet.timers.next_deadline()
+        if deadline is not None:
+            self._arm(vnet, deadline)
+
+    def detach_vnet(self, vnet: Vnet) -> None:
+        """Stop serving ``vnet``'s deadlines."""
+        vnet.timers.wakeup = None
+        armed = self._armed.pop(vnet.name, None)
+        if armed is not None:
+            armed[1].cancel()
+
+    def _arm(self, vnet: Vnet, deadline: float) -> None:
+        armed = self._armed.get(vnet.name)
+        if armed is not None:
+            if armed[0] <= deadline:
+                return
+            armed[1].cancel()
+        handle = self.loop.call_at(deadline, self._fire, vnet)
+        self._armed[vnet.name] = (deadline, handle)
+
+    def _fire(self, vnet: Vnet) -> None:
+        self._armed.pop(vnet.name, None)
+        try:
+            vnet.timers.run(self.loop.time())
+        except Exception:
+            log.exception("vnet %s: timer failed", vnet.name)
+        deadline = vnet.timers.next_deadline()
+        if deadline is not None:
+            self._arm(vnet, deadline)
+
+    # devices
+
+    def add_tap(self, ifnet: Ifnet) -> TapDevice:
+        """Create the TAP device for ``ifnet`` and start reading it."""
+        tap = TapDevice(ifnet, self.loop, ether.receive, self._after_batch)
+        self.taps[ifnet.name] = tap
+        return tap
+
+    def remove_tap(self, name: str) -> None:
+        """Close the TAP device ``name`` (the kernel interface disappears)."""
+        tap = self.taps.pop(name, None)
+        if tap is not None:
+            tap.close()
+
+    def add_epair(self, a: Ifnet, b: Ifnet) -> Epair:
+        """Join ``a`` and ``b`` with an epair."""
+        epair = Epair(a, b)
+        epair.wakeup = self._schedule_pump
+        self.epairs.append(epair)
+        return epair
+
+    def _schedule_pump(self, epair: Epair) -> None:
+        key = id(epair)
+        if key not in self._pumping:
+            self._pumping.add(key)
+            self.loop.call_soon(self._pump, epair)
+
+    def _pump(self, epair: Epair) -> None:
+        self._pumping.discard(id(epair))
+        epair.pump(self.loop.time())
+
+    def _after_batch(self, ifnet: Ifnet) -> None:
+        """Hook run after each TAP batch (kept for batching outputs later)."""
+
+    def close(self) -> None:
+        """Close every device and cancel every deadline."""
+        for name in list(self.taps):
+            self.remove_tap(name)
+        for _, handle in self._armed.values():
+            handle.cancel()
+        self._armed.clear()

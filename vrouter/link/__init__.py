@@ -1,0 +1,1 @@
+"""The link layer: interfaces, Ethernet demux, epair links."""

@@ -1,0 +1,124 @@
+"""Interfaces: one ``Ifnet`` per attachment of a vnet to a link.
+
+An interface knows its vnet, so every frame that arrives on it starts from
+the right stack.  The device behind it (a TAP, one end of an epair, a test
+channel) sets ``transmit``; protocol code only calls :meth:`Ifnet.output`.
+Counters are plain integers read by the CLI and metrics at their own pace.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from vrouter.wire.ethernet import mac_to_str
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+
+Transmit = Callable[[bytes | bytearray], None]
+
+
+@dataclass(slots=True)
+class IfCounters:
+    """Per-interface counters, like ``struct if_data``."""
+
+    rx_packets: int = 0
+    """Frames received from the link, valid or not."""
+    rx_bytes: int = 0
+    """Bytes of those frames."""
+    rx_errors: int = 0
+    """Frames dropped because they were malformed (a subset of rx_drops)."""
+    tx_packets: int = 0
+    """Frames handed to the device."""
+    tx_bytes: int = 0
+    """Bytes of those frames."""
+    tx_errors: int = 0
+    """Frames the device failed to send."""
+    rx_drops: Counter[str] = field(default_factory=Counter)
+    """Received frames dropped, by reason (``ip_badsum``, ``not_for_us`` …)."""
+    tx_drops: Counter[str] = field(default_factory=Counter)
+    """Frames dropped on the way out, by reason (``link_down``, ``queue_full`` …)."""
+
+
+def _no_device(frame: bytes | bytearray) -> None:
+    raise OSError("interface has no device attached")
+
+
+class Ifnet:
+    """A network interface of one vnet."""
+
+    __slots__ = (
+        "name",
+        "vnet",
+        "kind",
+        "mac",
+        "mtu",
+        "up",
+        "index",
+        "addresses",
+        "counters",
+        "transmit",
+        "__weakref__",
+    )
+
+    def __init__(self, vnet: Vnet, name: str, kind: str, mac: bytes, mtu: int = 1500) -> None:
+        self.vnet = vnet
+        self.name = name
+        self.kind = kind
+        self.mac = mac
+        self.mtu = mtu
+        self.up = False
+        self.index = 0
+        self.addresses: list[ipaddress.IPv4Interface] = []
+        self.counters = IfCounters()
+        self.transmit: Transmit = _no_device
+
+    def output(self, frame: bytes | bytearray) -> None:
+        """Send a complete Ethernet frame out of this interface."""
+        counters = self.counters
+        if not self.up:
+            counters.tx_drops["link_down"] += 1
+            return
+        try:
+            self.transmit(frame)
+        except OSError:
+            counters.tx_errors += 1
+            return
+        counters.tx_packets += 1
+        counters.tx_bytes += len(frame)
+
+    def drop(self, reason: str, error: bool = False) -> None:
+        """Count a received frame dropped for ``reason`` (malformed if ``error``)."""
+        self.counters.rx_drops[reason] += 1
+        if error:
+            self.counters.rx_errors += 1
+
+    def describe(self) -> dict[str, object]:
+        """Return the interface as plain data for the API."""
+        c = self.counters
+        return {
+            "name": self.name,
+            "index": self.index,
+            "kind": self.kind,
+            "mac": mac_to_str(self.mac),
+            "mtu": self.mtu,
+            "up": self.up,
+            "addresses": [str(a) for a in self.addresses],
+            "counters": {
+                "rx_packets": c.rx_packets,
+                "rx_bytes": c.rx_bytes,
+                "rx_errors": c.rx_errors,
+                "tx_packets": c.tx_packets,
+                "tx_bytes": c.tx_bytes,
+                "tx_errors": c.tx_errors,
+                "rx_drops": dict(sorted(c.rx_drops.items())),
+                "tx_drops": dict(sorted(c.tx_drops.items())),
+            },
+        }
+
+    def __repr__(self) -> str:
+        return f"<Ifnet {self.vnet.name}:{self.name}>"

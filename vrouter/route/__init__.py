@@ -1,0 +1,1 @@
+"""Routing: per-vnet forwarding tables."""

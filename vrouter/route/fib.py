@@ -1,0 +1,114 @@
+"""An IPv4 forwarding table with longest-prefix match.
+
+Routes are kept in one dict per prefix length, keyed by the masked network
+as an integer; a lookup tries the lengths in use from longest to shortest,
+so it costs at most one dict probe per distinct prefix length present.
+``generation`` increases on every change so caches can tell they are stale.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vrouter.link.ifnet import Ifnet
+
+UNICAST = "unicast"
+BLACKHOLE = "blackhole"
+REJECT = "reject"
+
+CONNECTED = "connected"
+STATIC = "static"
+
+_MASKS = [(0xFFFFFFFF << (32 - n)) & 0xFFFFFFFF for n in range(33)]
+
+
+class RouteError(Exception):
+    """A route cannot be added or removed as asked."""
+
+
+@dataclass(slots=True)
+class Route:
+    """One entry: where packets for ``prefix`` go."""
+
+    prefix: ipaddress.IPv4Network
+    type: str = UNICAST
+    """``unicast``, ``blackhole`` (drop silently) or ``reject`` (drop, ICMP unreachable)."""
+    gateway: bytes | None = None
+    """Next hop address (4 bytes); None means the destination is on-link."""
+    ifnet: Ifnet | None = None
+    """Egress interface of a unicast route."""
+    origin: str = STATIC
+    """``connected`` (from an interface address) or ``static``."""
+    use: int = 0
+    """Packets that took this route."""
+
+    def describe(self) -> dict[str, object]:
+        """Return the route as plain data for the API."""
+        return {
+            "prefix": str(self.prefix),
+            "type": self.type,
+            "gateway": str(ipaddress.IPv4Address(self.gateway)) if self.gateway else None,
+            "interface": self.ifnet.name if self.ifnet is not None else None,
+            "origin": self.origin,
+            "use": self.use,
+        }
+
+
+class Fib:
+    """A longest-prefix-match table of :class:`Route`."""
+
+    def __init__(self) -> None:
+        self._by_len: dict[int, dict[int, Route]] = {}
+        self._lens: list[int] = []
+        self.generation = 0
+
+    def add(self, route: Route) -> None:
+        """Insert ``route``; a route for the same prefix must not exist."""
+        plen = route.prefix.prefixlen
+        key = int(route.prefix.network_address)
+        table = self._by_len.get(plen)
+        if table is None:
+            table = self._by_len[plen] = {}
+            self._lens = sorted(self._by_len, reverse=True)
+        if key in table:
+            raise RouteError(f"route to {route.prefix} already exists")
+        table[key] = route
+        self.generation += 1
+
+    def delete(self, prefix: ipaddress.IPv4Network) -> Route:
+        """Remove and return the route for exactly ``prefix``."""
+        table = self._by_len.get(prefix.prefixlen)
+        route = table.pop(int(prefix.network_address), None) if table is not None else None
+        if route is None:
+            raise RouteError(f"no route to {prefix}")
+        if not table:
+            del self._by_len[prefix.prefixlen]
+            self._lens = sorted(self._by_len, reverse=True)
+        self.generation += 1
+        return route
+
+    def get(self, prefix: ipaddress.IPv4Network) -> Route | None:
+        """Return the route for exactly ``prefix``, if any."""
+        table = self._by_len.get(prefix.prefixlen)
+        return table.get(int(prefix.network_address)) if table is not None else None
+
+    def lookup(self, dst: bytes) -> Route | None:
+        """Return the most specific route covering ``dst`` (4 bytes), or None."""
+        addr = int.from_bytes(dst, "big")
+        by_len = self._by_len
+        for plen in self._lens:
+            route = by_len[plen].get(addr & _MASKS[plen])
+            if route is not None:
+                return route
+        return None
+
+    def __iter__(self) -> Iterator[Route]:
+        for plen in self._lens:
+            yield from sorted(self._by_len[plen].values(), key=lambda r: r.prefix)
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self._by_len.values())

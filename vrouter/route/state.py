@@ -1,0 +1,78 @@
+"""The route subsystem's per-vnet state and its operations.
+
+Connected routes follow interface addresses; static routes are resolved to
+an egress interface when added (the next hop must be on a connected
+network), like a kernel refusing ``route add`` with an unreachable gateway.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from vrouter.core.registry import Subsystem
+from vrouter.route.fib import CONNECTED, STATIC, UNICAST, Fib, Route, RouteError
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+    from vrouter.link.ifnet import Ifnet
+
+
+@dataclass(slots=True)
+class RouteState:
+    """Per-vnet routing state (FreeBSD's ``V_rt_tables``)."""
+
+    fib: Fib = field(default_factory=Fib)
+    """The IPv4 forwarding table."""
+
+
+def add_connected(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface) -> None:
+    """Install the connected route of ``address`` on ``ifp``."""
+    fib = vnet.route.fib
+    if fib.get(address.network) is None:
+        fib.add(Route(address.network, UNICAST, None, ifp, CONNECTED))
+
+
+def remove_connected(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface) -> None:
+    """Remove the connected route of ``address`` if ``ifp`` owns it."""
+    fib = vnet.route.fib
+    route = fib.get(address.network)
+    if route is not None and route.origin == CONNECTED and route.ifnet is ifp:
+        fib.delete(address.network)
+
+
+def add_static(
+    vnet: Vnet,
+    prefix: ipaddress.IPv4Network,
+    type_: str = UNICAST,
+    via: ipaddress.IPv4Address | None = None,
+    ifp: Ifnet | None = None,
+) -> Route:
+    """Add a static route; a next hop must be on one of the vnet's connected networks."""
+    gateway = None
+    if via is not None:
+        gateway = via.packed
+        connected = vnet.route.fib.lookup(gateway)
+        if (
+            connected is None
+            or connected.origin != CONNECTED
+            or (ifp is not None and connected.ifnet is not ifp)
+        ):
+            raise RouteError(
+                f"next hop {via} is not on a connected network of vnet {vnet.name}"
+                + (f" via {ifp.name}" if ifp is not None else "")
+            )
+        ifp = connected.ifnet
+    if type_ == UNICAST and ifp is None:
+        raise RouteError(f"route to {prefix} needs a next hop or an interface")
+    route = Route(prefix, type_, gateway, ifp, STATIC)
+    vnet.route.fib.add(route)
+    return route
+
+
+def _attach(vnet: Vnet) -> RouteState:
+    return RouteState()
+
+
+SUBSYSTEM = Subsystem("route", _attach, depends=("link",))

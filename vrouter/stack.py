@@ -1,0 +1,23 @@
+"""The built-in subsystems, in the order a vnet is assembled from them.
+
+This is the stateless, build-once table (FreeBSD's ``SYSINIT`` list): a new
+:class:`~vrouter.core.registry.Registry` made from it holds no vnet state.
+"""
+
+from __future__ import annotations
+
+from vrouter.core.registry import Registry, Subsystem
+from vrouter.core.vnet import VnetTree
+from vrouter.inet import state as inet_state
+from vrouter.link import state as link_state
+from vrouter.route import state as route_state
+
+
+def builtin_subsystems() -> list[Subsystem]:
+    """Return the subsystems every vnet gets."""
+    return [link_state.SUBSYSTEM, route_state.SUBSYSTEM, inet_state.SUBSYSTEM]
+
+
+def new_tree() -> VnetTree:
+    """Return an empty vnet tree with the built-in subsystems loaded."""
+    return VnetTree(Registry(builtin_subsystems()))
