@@ -58,13 +58,17 @@ SUM_TABLE = [
 ]
 
 
-@pytest.mark.parametrize(("data", "expected"), SUM_TABLE, ids=lambda v: v.hex() if isinstance(v, bytes) else None)
+@pytest.mark.parametrize(
+    ("data", "expected"), SUM_TABLE, ids=lambda v: v.hex() if isinstance(v, bytes) else None
+)
 def test_ones_sum_known_values(data: bytes, expected: int) -> None:
     assert ones_sum(data) == expected
     assert ref_ones_sum(data) == expected  # the reference agrees with the table too
 
 
-@pytest.mark.parametrize(("data", "expected"), SUM_TABLE, ids=lambda v: v.hex() if isinstance(v, bytes) else None)
+@pytest.mark.parametrize(
+    ("data", "expected"), SUM_TABLE, ids=lambda v: v.hex() if isinstance(v, bytes) else None
+)
 def test_checksum_is_complement_of_sum(data: bytes, expected: int) -> None:
     assert checksum(data) == ~expected & 0xFFFF
 
@@ -250,16 +254,22 @@ ipv4_headers = st.builds(
 
 
 @given(ipv4_headers, st.integers(0, 255), st.integers(0, 255))
-def test_update16_matches_recompute_for_ttl_proto_word(hdr: Ipv4Header, ttl: int, proto: int) -> None:
+def test_update16_matches_recompute_for_ttl_proto_word(
+    hdr: Ipv4Header, ttl: int, proto: int
+) -> None:
     before = hdr.emit()
     new_word = (ttl << 8) | proto
     after = _with_ttl_word(before, new_word)
     old_check = struct.unpack_from("!H", before, 10)[0]
-    assert update16(old_check, _ttl_word(before), new_word) == struct.unpack_from("!H", after, 10)[0]
+    assert (
+        update16(old_check, _ttl_word(before), new_word) == struct.unpack_from("!H", after, 10)[0]
+    )
 
 
 @given(ipv4_headers, st.integers(0, 9), st.integers(0, 0xFFFF))
-def test_update16_matches_recompute_for_any_header_word(hdr: Ipv4Header, index: int, new_word: int) -> None:
+def test_update16_matches_recompute_for_any_header_word(
+    hdr: Ipv4Header, index: int, new_word: int
+) -> None:
     if index == 5:  # the checksum word itself is not a field one updates
         index = 4
     before = hdr.emit()
@@ -301,7 +311,9 @@ def test_pseudo_header_sum_ipv4_layout() -> None:
     st.integers(0, 255),
     st.integers(0, 0xFFFF_FFFF),
 )
-def test_pseudo_header_sum_matches_reference(addrs: tuple[bytes, bytes], proto: int, length: int) -> None:
+def test_pseudo_header_sum_matches_reference(
+    addrs: tuple[bytes, bytes], proto: int, length: int
+) -> None:
     src, dst = addrs
     if len(src) == 4:
         length &= 0xFFFF

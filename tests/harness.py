@@ -1,0 +1,179 @@
+"""Helpers for real-traffic tests: run commands, drive a vrouterd process.
+
+Every name (TAP, namespace, control socket) carries a per-run prefix so runs
+never collide; only documentation addresses are used, and only inside the
+namespaces the daemon creates.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from vrouter.api.client import Client
+
+_serial = itertools.count()
+
+
+def _prefix() -> str:
+    return f"t{os.getpid() % 100000:05d}{next(_serial)}"
+
+
+def run(*cmd: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` with a bound on time; return the completed process."""
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def netns_list() -> set[str]:
+    """Return the names of the named network namespaces."""
+    out = run("ip", "netns", "list").stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def links() -> set[str]:
+    """Return the names of the interfaces in the root namespace."""
+    out = run("ip", "-o", "link", "show").stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+
+
+DEMO_LIKE = """
+[daemon]
+control_socket = "{dir}/control.sock"
+state_dir = "{dir}/state"
+log_level = "debug"
+
+[vnets.red.interfaces.{p}r]
+type = "tap"
+addresses = ["192.0.2.1/24"]
+host = {{ netns = "{p}h1", addresses = ["192.0.2.2/24"], gateway = "192.0.2.1" }}
+
+[vnets.red.interfaces.ep0]
+type = "epair"
+peer = "blue:ep0"
+addresses = ["203.0.113.1/30"]
+
+[[vnets.red.routes]]
+to = "198.51.100.0/24"
+via = "203.0.113.2"
+
+[vnets.blue.interfaces.{p}b]
+type = "tap"
+addresses = ["198.51.100.1/24"]
+host = {{ netns = "{p}h2", addresses = ["198.51.100.2/24"], gateway = "198.51.100.1" }}
+
+[vnets.blue.interfaces.ep0]
+type = "epair"
+peer = "red:ep0"
+addresses = ["203.0.113.2/30"]
+
+[[vnets.blue.routes]]
+to = "192.0.2.0/24"
+via = "203.0.113.1"
+
+[vnets.green.interfaces.{p}g]
+type = "tap"
+addresses = ["192.0.2.1/24"]
+host = {{ netns = "{p}h3", addresses = ["192.0.2.2/24"], gateway = "192.0.2.1" }}
+"""
+
+
+class Vrouterd:
+    """A vrouterd process started on a generated config."""
+
+    def __init__(self, workdir: Path, template: str = DEMO_LIKE) -> None:
+        self.prefix = _prefix()
+        self.dir = workdir / self.prefix
+        self.dir.mkdir(parents=True)
+        self.config = self.dir / "vrouter.toml"
+        self.config.write_text(template.format(dir=self.dir, p=self.prefix))
+        self.socket = str(self.dir / "control.sock")
+        self.log = self.dir / "vrouterd.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def ns(self, host: str) -> str:
+        """Return the namespace name of demo host ``h1``/``h2``/``h3``."""
+        return f"{self.prefix}{host}"
+
+    def tap(self, color: str) -> str:
+        """Return the TAP name of vnet ``r``/``b``/``g``."""
+        return f"{self.prefix}{color}"
+
+    def start(self, timeout: float = 20) -> None:
+        """Start the daemon and wait until its control socket answers."""
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "vrouter.daemon.main", "-c", str(self.config)],
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"vrouterd exited {self.proc.returncode}:\n{self.logtext()}")
+            try:
+                with Client(self.socket, timeout=2) as client:
+                    client.call("status")
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"vrouterd did not become ready:\n{self.logtext()}")
+
+    def call(self, op: str, **args: Any) -> Any:
+        """Make one control request."""
+        with Client(self.socket, timeout=10) as client:
+            return client.call(op, **args)
+
+    def exec(
+        self, host: str, *cmd: str, timeout: float = 30, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``cmd`` inside host ``host``'s namespace."""
+        return run("ip", "netns", "exec", self.ns(host), *cmd, timeout=timeout, check=check)
+
+    def counters(self, vnet: str, ifname: str) -> dict[str, Any]:
+        """Return the counters of one interface."""
+        for ifp in self.call("ifconfig", vnet=vnet):
+            if ifp["name"] == ifname:
+                return dict(ifp["counters"])
+        raise AssertionError(f"no interface {ifname} in vnet {vnet}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        """Signal the daemon and wait for it; return its exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(f"vrouterd ignored signal {sig}:\n{self.logtext()}") from None
+
+    def logtext(self) -> str:
+        """Return what the daemon logged."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def cleanup(self) -> None:
+        """Kill the daemon if it still runs and remove anything with our prefix."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        for name in netns_list():
+            if name.startswith(self.prefix):
+                subprocess.run(["ip", "netns", "pids", name], capture_output=True, timeout=10)
+                for pid in run("ip", "netns", "pids", name, check=False).stdout.split():
+                    subprocess.run(["kill", "-9", pid], capture_output=True, timeout=10)
+                run("ip", "netns", "del", name, check=False)
+        for name in links():
+            if name.startswith(self.prefix):
+                run("ip", "link", "del", name, check=False)
