@@ -237,3 +237,11 @@ def test_bad_control_requests_get_errors(demo: Vrouterd) -> None:
         # The same connection still serves a good request.
         sock.sendall(b'{"op": "vnet.list"}\n')
         assert json.loads(f.readline())["ok"] is True
+
+
+def test_closed_tcp_port_on_router_refuses_at_once(demo: Vrouterd) -> None:
+    result = demo.exec(
+        "h1", "curl", "-sS", "--max-time", "5", "http://192.0.2.1:80/", check=False, timeout=30
+    )
+    assert result.returncode == 7, result.stderr  # curl: could not connect
+    assert "Connection refused" in result.stderr or "Couldn't connect" in result.stderr

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from vrouter.inet import arp, icmp
 from vrouter.inet.state import IpStats, ProtoHandler
 from vrouter.route.fib import BLACKHOLE, UNICAST
-from vrouter.wire import icmp4, udp
+from vrouter.wire import icmp4, tcp, udp
+from vrouter.wire import ipv4 as ip_wire
 from vrouter.wire.checksum import update16
 from vrouter.wire.errors import WireError
 from vrouter.wire.ethernet import BROADCAST, ETHERTYPE_IPV4, HEADER, HEADER_LEN
@@ -240,8 +241,27 @@ def _udp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: fl
 
 
 def _tcp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
-    """TCP for this vnet: no listeners exist yet; counted, like a closed port."""
+    """TCP for this vnet: no listeners exist yet, so every port answers with a reset."""
+    vnet = ifp.vnet
+    segment = packet[hlen:]
+    src = bytes(packet[12:16])
+    dst = bytes(packet[16:20])
+    try:
+        header = tcp.TcpHeader.parse(segment)
+    except WireError as err:
+        ifp.drop(err.reason, error=True)
+        return
+    if not tcp.verify(src, dst, segment):
+        ifp.drop("tcp_badsum", error=True)
+        return
     ifp.drop("tcp_noport")
+    reset = tcp.reset_for(dst, src, header) if unicast else None
+    if reset is not None:
+        output(
+            vnet,
+            ip_wire.build(dst, src, PROTO_TCP, reset, ttl=vnet.inet.ttl, ident=next_ident(vnet)),
+            now,
+        )
 
 
 BUILTIN_PROTOCOLS: dict[int, ProtoHandler] = {PROTO_UDP: _udp_input, PROTO_TCP: _tcp_input}

@@ -14,7 +14,7 @@ def ones_sum(data: bytes | bytearray | memoryview, start: int = 0) -> int:
     the result once, which is what makes it fast enough for the data path.
     """
     view = memoryview(data)
-    if view.ndim != 1 or view.itemsize != 1:
+    if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     n = len(view)
     total = sum(view[: n & ~1].cast("H"))

@@ -6,6 +6,7 @@ fixed offset ``ETHERTYPE`` with ``HEADER.unpack_from`` instead.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_ARP = 0x0806
 ETHERTYPE_VLAN = 0x8100
 ETHERTYPE_IPV6 = 0x86DD
+
+_MAC_TEXT = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 
 BROADCAST = b"\xff" * 6
 ZERO = b"\x00" * 6
@@ -38,10 +41,9 @@ def mac_to_str(mac: bytes) -> str:
 
 def mac_from_str(text: str) -> bytes:
     """Parse ``aa:bb:cc:dd:ee:ff``; raise ValueError otherwise."""
-    parts = text.split(":")
-    if len(parts) != 6 or not all(len(p) == 2 for p in parts):
+    if not _MAC_TEXT.fullmatch(text):
         raise ValueError(f"{text!r} is not a MAC address (want aa:bb:cc:dd:ee:ff)")
-    return bytes(int(p, 16) for p in parts)
+    return bytes.fromhex(text.replace(":", ""))
 
 
 @dataclass(frozen=True, slots=True)

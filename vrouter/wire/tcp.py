@@ -1,0 +1,96 @@
+"""TCP header (RFC 9293 section 3.1) and the reset a closed port answers with."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from vrouter.wire.checksum import checksum, pseudo_header_sum
+from vrouter.wire.errors import IntegrityError
+
+HEADER = struct.Struct("!HHIIBBHHH")
+HEADER_LEN = 20
+PROTO = 6
+
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+URG = 0x20
+
+
+@dataclass(frozen=True, slots=True)
+class TcpHeader:
+    """The fixed part of a TCP header; ``payload_len`` is what follows the options."""
+
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    header_len: int
+    payload_len: int
+
+    @classmethod
+    def parse(cls, segment: bytes | memoryview) -> TcpHeader:
+        """Parse the header of ``segment`` (checksum not verified here)."""
+        if len(segment) < HEADER_LEN:
+            raise IntegrityError("tcp_tooshort", f"{len(segment)} bytes")
+        src, dst, seq, ack, off, flags, window, _, _ = HEADER.unpack_from(segment)
+        hlen = (off >> 4) * 4
+        if hlen < HEADER_LEN or hlen > len(segment):
+            raise IntegrityError("tcp_badoff", f"data offset {off >> 4}")
+        return cls(src, dst, seq, ack, flags, window, hlen, len(segment) - hlen)
+
+    @property
+    def seg_len(self) -> int:
+        """Return SEG.LEN: payload plus one for each of SYN and FIN."""
+        return self.payload_len + bool(self.flags & SYN) + bool(self.flags & FIN)
+
+
+def verify(src: bytes, dst: bytes, segment: bytes | memoryview) -> bool:
+    """Return True if the segment's checksum is correct."""
+    return checksum(segment, pseudo_header_sum(src, dst, PROTO, len(segment))) == 0
+
+
+def build(
+    src: bytes,
+    dst: bytes,
+    src_port: int,
+    dst_port: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int = 0,
+    payload: bytes = b"",
+) -> bytes:
+    """Return a segment without options, its checksum over the pseudo-header."""
+    raw = bytearray(
+        HEADER.pack(src_port, dst_port, seq, ack, HEADER_LEN << 2, flags, window, 0, 0) + payload
+    )
+    struct.pack_into("!H", raw, 16, checksum(raw, pseudo_header_sum(src, dst, PROTO, len(raw))))
+    return bytes(raw)
+
+
+def reset_for(src: bytes, dst: bytes, segment: TcpHeader) -> bytes | None:
+    """Return the RST answering ``segment`` (from ``src`` to ``dst``) at a closed port.
+
+    RFC 9293 section 3.10.7.1: never answer a RST; if the segment has an
+    ACK, the reset takes its sequence number from it, otherwise it
+    acknowledges the segment.  Addresses are those of the reply.
+    """
+    if segment.flags & RST:
+        return None
+    if segment.flags & ACK:
+        return build(src, dst, segment.dst_port, segment.src_port, segment.ack, 0, RST)
+    return build(
+        src,
+        dst,
+        segment.dst_port,
+        segment.src_port,
+        0,
+        (segment.seq + segment.seg_len) & 0xFFFFFFFF,
+        RST | ACK,
+    )
