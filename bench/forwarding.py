@@ -512,6 +512,10 @@ def machine() -> list[str]:
         uvloop = "not installed"
     commit = run("git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD",
                  timeout=10, check=False).stdout.strip() or "unknown"  # fmt: skip
+    dirty = run("git", "-C", str(HERE.parent), "status", "--porcelain", "--", "vrouter",
+                timeout=10, check=False).stdout.strip()  # fmt: skip
+    if dirty:
+        commit += " + uncommitted changes in vrouter/"
     return [
         f"- CPU: {model}, {os.cpu_count()} logical cores ({usable} usable by this process)",
         f"- Kernel: {platform.system()} {platform.release()} ({platform.machine()})",
@@ -677,9 +681,9 @@ def main(argv: list[str] | None = None) -> int:
             print("\ninterrupted, cleaning up", file=sys.stderr)
             status = 130
         except BenchError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"\nerror: {err}", file=sys.stderr)
             for case in lab.cases:
-                if case.daemon is not None and case.daemon.log.exists():
+                if case.daemon is not None and case.daemon.logtext():
                     print(f"--- {case.name} vrouterd log tail:\n{case.daemon.logtext()}",
                           file=sys.stderr)  # fmt: skip
             status = 1
