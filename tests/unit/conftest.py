@@ -61,6 +61,12 @@ class Host:
         self.frames.clear()
         return frames
 
+    def take_raw(self) -> list[bytes]:
+        """Return (undecoded) and forget every frame sent so far."""
+        frames = list(self.frames)
+        self.frames.clear()
+        return frames
+
     def take_ip(self) -> list[dpkt.ethernet.Ethernet]:
         """Return the IPv4 frames sent so far (forgetting all frames)."""
         return [f for f in self.take() if f.type == dpkt.ethernet.ETH_TYPE_IP]
@@ -117,6 +123,7 @@ class Host:
         ident: int = 0x4242,
         seq: int = 1,
         payload: bytes = b"vrouter ping payload",
+        dst_mac: bytes | None = None,
         **kw: Any,
     ) -> bytes:
         """Return an ICMP echo request frame to ``dst``."""
@@ -124,15 +131,21 @@ class Host:
             type=dpkt.icmp.ICMP_ECHO,
             data=dpkt.icmp.ICMP.Echo(id=ident, seq=seq, data=payload),
         )
-        return self.frame(self.packet(dst, dpkt.ip.IP_PROTO_ICMP, echo, **kw))
+        return self.frame(self.packet(dst, dpkt.ip.IP_PROTO_ICMP, echo, **kw), dst_mac)
 
     def udp(
-        self, dst: str, sport: int = 40000, dport: int = 33434, payload: bytes = b"probe", **kw: Any
+        self,
+        dst: str,
+        sport: int = 40000,
+        dport: int = 33434,
+        payload: bytes = b"probe",
+        dst_mac: bytes | None = None,
+        **kw: Any,
     ) -> bytes:
         """Return a UDP datagram frame to ``dst`` (checksum filled by dpkt)."""
         datagram = dpkt.udp.UDP(sport=sport, dport=dport, data=payload)
         datagram.ulen = len(datagram)
-        return self.frame(self.packet(dst, dpkt.ip.IP_PROTO_UDP, datagram, **kw))
+        return self.frame(self.packet(dst, dpkt.ip.IP_PROTO_UDP, datagram, **kw), dst_mac)
 
     def arp(
         self,

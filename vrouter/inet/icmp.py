@@ -61,7 +61,8 @@ def _may_send(vnet: Vnet, packet: memoryview, now: float) -> bool:
     dst = bytes(packet[16:20])
     frag = (packet[6] << 8) | packet[7]
     if (
-        src[0] >= 224
+        src in inet.local  # our own packet: nobody to tell
+        or src[0] >= 224
         or src[0] in (0, 127)
         or src in inet.broadcasts
         or dst[0] >= 224

@@ -68,7 +68,8 @@ def input(ifp: Ifnet, frame: bytes, now: float) -> None:
         return
     dst = frame[_DST : _DST + 4]
     if dst in inet.local:
-        _deliver(vnet, ifp, packet, hlen, True, now)
+        # Errors about a link-layer broadcast are never sent (RFC 1122 3.2.2).
+        _deliver(vnet, ifp, packet, hlen, not frame[0] & 1, now)
     elif dst == LIMITED_BROADCAST or dst in inet.broadcasts or 224 <= dst[0] < 240:
         _deliver(vnet, ifp, packet, hlen, False, now)
     elif frame[0] & 1:
@@ -77,6 +78,8 @@ def input(ifp: Ifnet, frame: bytes, now: float) -> None:
         _count(ifp, stats, "ip_cantforward")
     elif src == b"\x00\x00\x00\x00":
         _count(ifp, stats, "ip_badsrc", error=True)
+    elif dst[0] in (0, 127) or dst[0] >= 240:
+        _count(ifp, stats, "ip_martian_dst")  # RFC 1812 4.2.3.1, 5.3.7
     else:
         _forward(vnet, ifp, frame, packet, total, dst, now)
 
@@ -144,6 +147,12 @@ def output(vnet: Vnet, packet: bytes, now: float) -> bool:
     """Route and send an IPv4 packet this vnet originated; False if it had no route."""
     inet = vnet.inet
     dst = packet[16:20]
+    local_ifp = inet.local.get(dst)
+    if local_ifp is not None:  # to ourselves: loop back, never onto a link
+        inet.stats.localout += 1
+        view = memoryview(packet)
+        _deliver(vnet, local_ifp, view, (packet[0] & 0x0F) << 2, True, now)
+        return True
     route = vnet.route.fib.lookup(dst)
     if route is None or route.type != UNICAST or route.ifnet is None:
         inet.stats.noroute_out += 1

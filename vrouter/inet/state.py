@@ -50,6 +50,8 @@ class IpStats:
     """Local fragments dropped: reassembly is not built into this version."""
     forward: int = 0
     """Packets forwarded."""
+    martian_dst: int = 0
+    """Dropped: destination in 0/8, 127/8 or 240/4, never forwarded (RFC 1812 5.3.7)."""
     cantforward: int = 0
     """Dropped: not for us and forwarding is off."""
     l2bcast: int = 0

@@ -53,22 +53,36 @@ def add_static(
     gateway = None
     if via is not None:
         gateway = via.packed
-        connected = vnet.route.fib.lookup(gateway)
-        if (
-            connected is None
-            or connected.origin != CONNECTED
-            or (ifp is not None and connected.ifnet is not ifp)
-        ):
+        egress = _connected_interface(vnet, via, ifp)
+        if egress is None:
             raise RouteError(
                 f"next hop {via} is not on a connected network of vnet {vnet.name}"
                 + (f" via {ifp.name}" if ifp is not None else "")
             )
-        ifp = connected.ifnet
+        ifp = egress
     if type_ == UNICAST and ifp is None:
         raise RouteError(f"route to {prefix} needs a next hop or an interface")
     route = Route(prefix, type_, gateway, ifp, STATIC)
     vnet.route.fib.add(route)
     return route
+
+
+def _connected_interface(
+    vnet: Vnet, address: ipaddress.IPv4Address, only: Ifnet | None
+) -> Ifnet | None:
+    """Return the interface whose most specific connected network holds ``address``.
+
+    Only interface addresses count: a static route covering the next hop
+    must not hide the connected network it lies on.
+    """
+    best: tuple[int, Ifnet] | None = None
+    for ifp in vnet.link.interfaces.values():
+        if only is not None and ifp is not only:
+            continue
+        for iface in ifp.addresses:
+            if address in iface.network and (best is None or iface.network.prefixlen > best[0]):
+                best = (iface.network.prefixlen, ifp)
+    return best[1] if best is not None else None
 
 
 def _attach(vnet: Vnet) -> RouteState:

@@ -1,0 +1,166 @@
+"""Tests for vrouter.link.epair: queued delivery, limits, budget, containment."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+import dpkt
+import pytest
+
+from vrouter.link.epair import QUEUE_LIMIT, Epair
+from vrouter.route import state as route_state
+
+TEST_ETHERTYPE = 0x88B5
+
+
+def frame_to(ifp, n: int) -> bytes:
+    """A frame for ``ifp`` carrying ``n`` as its first payload bytes."""
+    payload = n.to_bytes(4, "big") + b"\x00" * 42
+    return bytes(
+        dpkt.ethernet.Ethernet(
+            dst=ifp.mac, src=b"\x02\x00\x00\x00\x00\x01", type=TEST_ETHERTYPE, data=payload
+        )
+    )
+
+
+@pytest.fixture
+def pair(lab):
+    """Vnets a and b joined by an epair; each records TEST_ETHERTYPE frames it receives."""
+    a = lab.vnet("a")
+    b = lab.vnet("b")
+    ifa = lab.iface(a, "ep0", up=False)
+    ifb = lab.iface(b, "ep0", up=False)
+    epair = Epair(ifa, ifb)
+    ifa.up = ifb.up = True
+    got: dict[str, list[int]] = {"a": [], "b": []}
+    for vnet in (a, b):
+
+        def record(ifp, frame, now, name=vnet.name):
+            got[name].append(int.from_bytes(frame[14:18], "big"))
+
+        vnet.link.ethertypes[TEST_ETHERTYPE] = record
+    return epair, got
+
+
+def test_delivery_waits_for_pump_and_keeps_order(pair, lab) -> None:
+    epair, got = pair
+    for n in range(5):
+        epair.a.output(frame_to(epair.b, n))
+    assert got == {"a": [], "b": []}
+    assert epair.pending == 5
+    assert epair.pump(lab.now) == 5
+    assert got == {"a": [], "b": [0, 1, 2, 3, 4]}
+    assert epair.pending == 0
+    assert epair.pump(lab.now) == 0
+
+
+def test_both_directions_share_the_queue_in_send_order(pair, lab) -> None:
+    epair, got = pair
+    epair.a.output(frame_to(epair.b, 1))
+    epair.b.output(frame_to(epair.a, 2))
+    epair.a.output(frame_to(epair.b, 3))
+    epair.pump(lab.now)
+    assert got == {"a": [2], "b": [1, 3]}
+    a, b = epair.a.counters, epair.b.counters
+    assert (a.tx_packets, a.rx_packets, b.tx_packets, b.rx_packets) == (2, 1, 1, 2)
+
+
+def test_frames_are_copied_when_sent(pair, lab) -> None:
+    epair, got = pair
+    buf = bytearray(frame_to(epair.b, 7))
+    epair.a.output(buf)
+    buf[14:18] = (99).to_bytes(4, "big")  # the sender reuses its buffer
+    epair.pump(lab.now)
+    assert got["b"] == [7]
+
+
+def test_queue_limit_counts_tx_errors(pair, lab) -> None:
+    epair, got = pair
+    for n in range(QUEUE_LIMIT + 3):
+        epair.a.output(frame_to(epair.b, n))
+    assert epair.pending == QUEUE_LIMIT
+    assert epair.a.counters.tx_packets == QUEUE_LIMIT
+    assert epair.a.counters.tx_errors == 3
+    assert epair.pump(lab.now, budget=QUEUE_LIMIT * 2) == QUEUE_LIMIT
+    assert got["b"] == list(range(QUEUE_LIMIT))
+    # Room again.
+    epair.a.output(frame_to(epair.b, 5000))
+    assert epair.a.counters.tx_errors == 3
+    assert epair.pending == 1
+
+
+def test_pump_budget_bounds_one_call_and_asks_to_be_called_again(pair, lab) -> None:
+    epair, got = pair
+    wakeups: list[Epair] = []
+    epair.wakeup = wakeups.append
+    for n in range(25):
+        epair.a.output(frame_to(epair.b, n))
+    assert wakeups == [epair]  # once, on going from idle to busy
+    assert epair.pump(lab.now, budget=10) == 10
+    assert got["b"] == list(range(10))
+    assert epair.pending == 15
+    assert len(wakeups) == 2  # still busy: call me again
+    assert epair.pump(lab.now, budget=10) == 10
+    assert len(wakeups) == 3
+    assert epair.pump(lab.now, budget=10) == 5
+    assert len(wakeups) == 3  # drained: no wakeup
+    assert got["b"] == list(range(25))
+    epair.a.output(frame_to(epair.b, 99))
+    assert len(wakeups) == 4  # idle -> busy again
+
+
+def test_exception_in_a_handler_costs_one_frame_not_the_batch(pair, lab) -> None:
+    epair, got = pair
+    b = epair.b.vnet
+
+    def sometimes_broken(ifp, frame, now):
+        n = int.from_bytes(frame[14:18], "big")
+        if n == 1:
+            raise KeyError("bug")
+        got["b"].append(n)
+
+    b.link.ethertypes[TEST_ETHERTYPE] = sometimes_broken
+    for n in range(3):
+        epair.a.output(frame_to(epair.b, n))
+    assert epair.pump(lab.now) == 3
+    assert got["b"] == [0, 2]
+    assert epair.b.counters.rx_drops == {"internal_error": 1}
+    assert epair.b.counters.rx_errors == 1
+
+
+def test_frames_into_a_destroyed_vnet_are_dropped_as_link_down(pair, lab) -> None:
+    epair, got = pair
+    epair.a.output(frame_to(epair.b, 1))
+    lab.tree.destroy("b")
+    assert epair.pump(lab.now) == 1
+    assert got["b"] == []
+    assert epair.b.counters.rx_drops == {"link_down": 1}
+
+
+def test_routing_loop_between_vnets_costs_queue_entries_and_ends_by_ttl(lab) -> None:
+    a = lab.vnet("a")
+    b = lab.vnet("b")
+    h1 = lab.host(a, "eth0", "192.0.2.1/24", "192.0.2.10")
+    epair = lab.epair(a, "ep0", "198.51.100.1/24", b, "ep0", "198.51.100.2/24")
+    loop = IPv4Network("203.0.113.0/24")
+    route_state.add_static(a, loop, via=IPv4Address("198.51.100.2"))
+    route_state.add_static(b, loop, via=IPv4Address("198.51.100.1"))
+    route_state.add_static(b, IPv4Network("192.0.2.0/24"), via=IPv4Address("198.51.100.1"))
+    h1.learn_router(lab.now)
+    h1.take()
+    h1.send(h1.udp("203.0.113.5", ttl=64), lab.now)
+    rounds = []
+    while epair.pending:
+        rounds.append(epair.pump(lab.now, budget=8))
+    assert max(rounds) <= 8
+    assert len(rounds) > 1  # the budget split the work
+    # TTL 64 runs out after 63 hops: a forwards TTL 64, 62 .. 2 (32) and the
+    # error back to h1; b forwards TTL 63 .. 3 (31).
+    assert (a.inet.stats.forward, b.inet.stats.forward) == (33, 31)
+    # a saw the even TTLs 64..2, b the odd ones down to 1: b answers.
+    assert (a.inet.stats.ttl_exceeded, b.inet.stats.ttl_exceeded) == (0, 1)
+    [frame] = h1.take_ip()
+    error = frame.data
+    assert error.src == IPv4Address("198.51.100.2").packed
+    assert error.data.type == dpkt.icmp.ICMP_TIMEXCEED
+    assert error.data.data.data.dst == IPv4Address("203.0.113.5").packed
