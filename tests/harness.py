@@ -55,48 +55,71 @@ log_level = "debug"
 
 [vnets.red.interfaces.{p}r]
 type = "tap"
-addresses = ["192.0.2.1/24"]
-host = {{ netns = "{p}h1", addresses = ["192.0.2.2/24"], gateway = "192.0.2.1" }}
+addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
+host = {{ netns = "{p}h1", addresses = ["192.0.2.2/24", "2001:db8:1::2/64"], \
+gateway = "192.0.2.1", gateway6 = "2001:db8:1::1" }}
+
+[vnets.red.interfaces.{p}s]
+type = "tap"
+addresses = ["2001:db8:3::1/64"]
+ra = {{ interval = 30, lifetime = 1800, mtu = true, rdnss = ["2001:db8:3::53"] }}
+host = {{ netns = "{p}h4", slaac = true }}
 
 [vnets.red.interfaces.ep0]
 type = "epair"
 peer = "blue:ep0"
-addresses = ["203.0.113.1/30"]
+mtu = {epair_mtu}
+addresses = ["203.0.113.1/30", "2001:db8:ff::1/64"]
 
 [[vnets.red.routes]]
 to = "198.51.100.0/24"
 via = "203.0.113.2"
 
+[[vnets.red.routes]]
+to = "2001:db8:2::/64"
+via = "2001:db8:ff::2"
+
 [vnets.blue.interfaces.{p}b]
 type = "tap"
-addresses = ["198.51.100.1/24"]
-host = {{ netns = "{p}h2", addresses = ["198.51.100.2/24"], gateway = "198.51.100.1" }}
+addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]
+host = {{ netns = "{p}h2", addresses = ["198.51.100.2/24", "2001:db8:2::2/64"], \
+gateway = "198.51.100.1", gateway6 = "2001:db8:2::1" }}
 
 [vnets.blue.interfaces.ep0]
 type = "epair"
 peer = "red:ep0"
-addresses = ["203.0.113.2/30"]
+mtu = {epair_mtu}
+addresses = ["203.0.113.2/30", "2001:db8:ff::2/64"]
 
 [[vnets.blue.routes]]
 to = "192.0.2.0/24"
 via = "203.0.113.1"
 
+[[vnets.blue.routes]]
+to = "2001:db8:1::/64"
+via = "2001:db8:ff::1"
+
+[[vnets.blue.routes]]
+to = "2001:db8:3::/64"
+via = "2001:db8:ff::1"
+
 [vnets.green.interfaces.{p}g]
 type = "tap"
-addresses = ["192.0.2.1/24"]
-host = {{ netns = "{p}h3", addresses = ["192.0.2.2/24"], gateway = "192.0.2.1" }}
+addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
+host = {{ netns = "{p}h3", addresses = ["192.0.2.2/24", "2001:db8:1::2/64"], \
+gateway = "192.0.2.1", gateway6 = "2001:db8:1::1" }}
 """
 
 
 class Vrouterd:
     """A vrouterd process started on a generated config."""
 
-    def __init__(self, workdir: Path, template: str = DEMO_LIKE) -> None:
+    def __init__(self, workdir: Path, template: str = DEMO_LIKE, epair_mtu: int = 1500) -> None:
         self.prefix = _prefix()
         self.dir = workdir / self.prefix
         self.dir.mkdir(parents=True)
         self.config = self.dir / "vrouter.toml"
-        self.config.write_text(template.format(dir=self.dir, p=self.prefix))
+        self.config.write_text(template.format(dir=self.dir, p=self.prefix, epair_mtu=epair_mtu))
         self.socket = str(self.dir / "control.sock")
         self.log = self.dir / "vrouterd.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -128,6 +151,22 @@ class Vrouterd:
             except OSError:
                 time.sleep(0.1)
         raise AssertionError(f"vrouterd did not become ready:\n{self.logtext()}")
+
+    def wait_ipv6(self, timeout: float = 15) -> None:
+        """Wait until every IPv6 address of every vnet has passed DAD."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pending = [
+                a["address"]
+                for vnet in self.call("vnet.list")
+                for ifp in self.call("ifconfig", vnet=vnet["name"])
+                for a in ifp["inet6"]
+                if a["state"] != "preferred"
+            ]
+            if not pending:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"IPv6 addresses still tentative: {pending}")
 
     def call(self, op: str, **args: Any) -> Any:
         """Make one control request."""

@@ -9,13 +9,19 @@ from __future__ import annotations
 from vrouter.core.registry import Registry, Subsystem
 from vrouter.core.vnet import VnetTree
 from vrouter.inet import state as inet_state
+from vrouter.inet6 import state as inet6_state
 from vrouter.link import state as link_state
 from vrouter.route import state as route_state
 
 
 def builtin_subsystems() -> list[Subsystem]:
     """Return the subsystems every vnet gets."""
-    return [link_state.SUBSYSTEM, route_state.SUBSYSTEM, inet_state.SUBSYSTEM]
+    return [
+        link_state.SUBSYSTEM,
+        route_state.SUBSYSTEM,
+        inet_state.SUBSYSTEM,
+        inet6_state.SUBSYSTEM,
+    ]
 
 
 def new_tree() -> VnetTree:

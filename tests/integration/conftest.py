@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 from harness import Vrouterd
 
-TOOLS = ("ip", "ping", "traceroute", "iperf3", "curl")
+TOOLS = (
+    "ip",
+    "ping",
+    "traceroute",
+    "traceroute6",
+    "tracepath",
+    "iperf3",
+    "curl",
+    "rdisc6",
+    "ndisc6",
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,12 +36,11 @@ def _need_root_and_tools() -> None:
         pytest.fail(f"integration tests need {', '.join(missing)}: run the README's test command")
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
-    """One daemon on the demo topology, shared by a module's tests."""
-    daemon = Vrouterd(tmp_path_factory.mktemp("vrouterd"))
+def _running(daemon: Vrouterd) -> Iterator[Vrouterd]:
+    """Start ``daemon``, wait for IPv6 DAD, yield it; always stop and clean up."""
     try:
         daemon.start()
+        daemon.wait_ipv6()
         yield daemon
     finally:
         try:
@@ -39,6 +48,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
                 daemon.stop()
         finally:
             daemon.cleanup()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
+    """One daemon on the demo topology, shared by a module's tests."""
+    yield from _running(Vrouterd(tmp_path_factory.mktemp("vrouterd")))
 
 
 @pytest.fixture
@@ -49,3 +64,9 @@ def fresh_daemon(tmp_path: Path) -> Iterator[Vrouterd]:
         yield daemon
     finally:
         daemon.cleanup()
+
+
+@pytest.fixture(scope="module")
+def narrow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
+    """The demo topology with a 1280-byte MTU on the epair between the vnets."""
+    yield from _running(Vrouterd(tmp_path_factory.mktemp("vrouterd"), epair_mtu=1280))

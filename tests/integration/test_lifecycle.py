@@ -23,7 +23,7 @@ def _ours(daemon: Vrouterd) -> tuple[set[str], set[str]]:
 def test_sigterm_removes_every_tap_and_namespace(fresh_daemon: Vrouterd) -> None:
     fresh_daemon.start()
     namespaces, _ = _ours(fresh_daemon)
-    assert namespaces == {fresh_daemon.ns(h) for h in ("h1", "h2", "h3")}
+    assert namespaces == {fresh_daemon.ns(h) for h in ("h1", "h2", "h3", "h4")}
     # The TAPs live inside the host namespaces.
     fresh_daemon.exec("h1", "ip", "link", "show", fresh_daemon.tap("r"))
     assert fresh_daemon.stop(signal.SIGTERM) == 0
@@ -42,7 +42,7 @@ def test_restart_after_crash_removes_leftovers(fresh_daemon: Vrouterd) -> None:
     fresh_daemon.start()
     fresh_daemon.stop(signal.SIGKILL)
     namespaces, _ = _ours(fresh_daemon)
-    assert len(namespaces) == 3, "a killed daemon cannot clean up; the next start must"
+    assert len(namespaces) == 4, "a killed daemon cannot clean up; the next start must"
     fresh_daemon.start()
     assert "left by a previous run" in fresh_daemon.logtext()
     result = fresh_daemon.exec("h1", "ping", "-c", "1", "-W", "2", "198.51.100.2", check=False)
@@ -92,4 +92,4 @@ def test_check_validates_only(tmp_path: Path) -> None:
         cwd=Path(__file__).resolve().parents[2],
     )
     assert good.returncode == 0, good.stderr
-    assert "OK (3 vnets, 5 interfaces)" in good.stdout
+    assert "OK (3 vnets, 6 interfaces)" in good.stdout

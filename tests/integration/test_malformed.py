@@ -12,7 +12,7 @@ import textwrap
 import pytest
 from harness import Vrouterd
 
-from vrouter.wire import ethernet, ipv4, udp
+from vrouter.wire import ethernet, ipv4, ipv6, udp
 from vrouter.wire.checksum import checksum
 
 pytestmark = pytest.mark.integration
@@ -92,4 +92,74 @@ def test_malformed_frames_are_dropped_and_counted(demo: Vrouterd) -> None:
 
     # The daemon is alive and still forwards.
     result = demo.exec("h1", "ping", "-c", "2", "-i", "0.2", "-W", "2", "198.51.100.2")
+    assert "2 received" in result.stdout
+
+
+H1_6 = bytes.fromhex("20010db8000100000000000000000002")
+ROUTER_6 = bytes.fromhex("20010db8000100000000000000000001")
+H2_6 = bytes.fromhex("20010db8000200000000000000000002")
+
+
+def _ipv6(
+    dst: bytes, next_header: int, payload: bytes, hop_limit: int = 64, src: bytes = H1_6
+) -> bytes:
+    return ipv6.build(src, dst, next_header, payload, hop_limit=hop_limit)
+
+
+def _cases6() -> dict[str, tuple[bytes, str]]:
+    """name -> (IPv6 packet bytes, the drop reason the router must count)."""
+    udp6 = udp.build(H1_6, H2_6, 40000, 9, b"vrouter malformed-frame test")
+    good = _ipv6(H2_6, ipv6.NH_UDP, udp6)
+    bad_version = bytearray(good)
+    bad_version[0] = 0x40
+    too_long = bytearray(good)
+    too_long[4:6] = struct.pack("!H", len(udp6) + 64)
+    # Destination Options (PadN to 8 bytes) followed by Hop-by-Hop: illegal order.
+    dstopts_then_hbh = bytes([ipv6.NH_HOPOPTS, 0, 1, 4, 0, 0, 0, 0])
+    hbh = bytes([ipv6.NH_NONE, 0, 1, 4, 0, 0, 0, 0])
+    routing0 = bytes([ipv6.NH_NONE, 2, 0, 1, 0, 0, 0, 0]) + bytes(16)
+    return {
+        "empty payload": (b"", "ip6_tooshort"),
+        "truncated header": (good[:20], "ip6_tooshort"),
+        "version 4": (bytes(bad_version), "ip6_badvers"),
+        "payload length beyond frame": (bytes(too_long), "ip6_tooshort"),
+        "multicast source": (_ipv6(H2_6, ipv6.NH_UDP, udp6, src=ipv6.ALL_NODES), "ip6_badsrc"),
+        "hop-by-hop not first": (
+            _ipv6(ROUTER_6, ipv6.NH_DSTOPTS, dstopts_then_hbh + hbh),
+            "ip6_badhopopts",
+        ),
+        "routing type 0": (_ipv6(ROUTER_6, ipv6.NH_ROUTING, routing0), "ip6_badrouting"),
+        "unknown next header": (_ipv6(ROUTER_6, 150, b"\0" * 8), "ip6_noproto"),
+        "hop limit 1": (_ipv6(H2_6, ipv6.NH_UDP, udp6, hop_limit=1), "ip6_hoplimit_exceeded"),
+    }
+
+
+def test_malformed_ipv6_frames_are_dropped_and_counted(demo: Vrouterd) -> None:
+    tap = demo.tap("r")
+    router_mac = next(i["mac"] for i in demo.call("ifconfig", vnet="red") if i["name"] == tap)
+    host_mac = demo.exec("h1", "cat", f"/sys/class/net/{tap}/address").stdout.strip()
+    header = ethernet.HEADER.pack(
+        ethernet.mac_from_str(router_mac), ethernet.mac_from_str(host_mac), ethernet.ETHERTYPE_IPV6
+    )
+    # The router must know h1 before errors can go back to it.
+    demo.exec("h1", "ping", "-6", "-c", "1", "-W", "2", "2001:db8:1::1")
+    before = demo.counters("red", tap)["rx_drops"]
+    errors_before = demo.call("netstat", vnet="red")["icmp6"]["out_errors"]
+    cases = _cases6()
+    demo.exec("h1", "python3", "-c", SENDER, tap, *[(header + p).hex() for p, _ in cases.values()])
+
+    expected: dict[str, int] = {}
+    for _, reason in cases.values():
+        expected[reason] = expected.get(reason, 0) + 1
+    after = demo.counters("red", tap)["rx_drops"]
+    for _ in range(50):
+        if all(after.get(r, 0) - before.get(r, 0) >= n for r, n in expected.items()):
+            break
+        demo.exec("h1", "sleep", "0.1")
+        after = demo.counters("red", tap)["rx_drops"]
+    assert {r: after.get(r, 0) - before.get(r, 0) for r in expected} == expected
+    # Parameter problem (three) and time exceeded (one) went back to h1.
+    assert demo.call("netstat", vnet="red")["icmp6"]["out_errors"] - errors_before == 4
+
+    result = demo.exec("h1", "ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", "2001:db8:2::2")
     assert "2 received" in result.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import time
@@ -58,19 +59,47 @@ def _vnet_list(daemon: Daemon, args: dict[str, Any]) -> Any:
             "parent": vnet.parent.name if vnet.parent is not None else None,
             "forwarding": vnet.inet.forwarding,
             "interfaces": len(vnet.link.interfaces),
-            "routes": len(vnet.route.fib),
-            "neighbours": len(vnet.inet.arp.entries),
+            "routes": len(vnet.route.fib) + len(vnet.route.fib6),
+            "neighbours": len(vnet.inet.arp.entries) + len(vnet.inet6.nd.entries),
         }
         for vnet in daemon.tree or ()
     ]
 
 
 def _ifconfig(daemon: Daemon, args: dict[str, Any]) -> Any:
-    return [ifp.describe() for ifp in _vnet(daemon, args).link.interfaces.values()]
+    vnet = _vnet(daemon, args)
+    result = []
+    for ifp in vnet.link.interfaces.values():
+        info = ifp.describe()
+        info["inet6"] = [
+            {
+                "address": f"{ipaddress.IPv6Address(a.address)}/{a.prefixlen}",
+                "state": a.state,
+                "scope": "link" if a.link_local else "global",
+            }
+            for a in vnet.inet6.addrs_of(ifp)
+        ]
+        info["ra"] = ifp.name in vnet.inet6.ra
+        result.append(info)
+    return result
 
 
 def _route_show(daemon: Daemon, args: dict[str, Any]) -> Any:
-    return [route.describe() for route in _vnet(daemon, args).route.fib]
+    vnet = _vnet(daemon, args)
+    family = args.get("family")
+    if family not in (None, "inet", "inet6"):
+        raise ApiError("'family' must be inet or inet6")
+    tables = {"inet": vnet.route.fib, "inet6": vnet.route.fib6}
+    return [
+        route.describe() for name, fib in tables.items() if family in (None, name) for route in fib
+    ]
+
+
+def _ndp_show(daemon: Daemon, args: dict[str, Any]) -> Any:
+    vnet = _vnet(daemon, args)
+    now = daemon.driver.now()
+    entries = sorted(vnet.inet6.nd.entries.values(), key=lambda e: (e.ifnet.name, e.ip))
+    return [entry.describe(now) for entry in entries]
 
 
 def _arp_show(daemon: Daemon, args: dict[str, Any]) -> Any:
@@ -81,11 +110,16 @@ def _arp_show(daemon: Daemon, args: dict[str, Any]) -> Any:
 
 
 def _netstat(daemon: Daemon, args: dict[str, Any]) -> Any:
-    inet = _vnet(daemon, args).inet
+    vnet = _vnet(daemon, args)
+    inet, inet6 = vnet.inet, vnet.inet6
     return {
         "ip": stats_dict(inet.stats),
+        "ip_reass": stats_dict(inet.reass.stats),
         "icmp": stats_dict(inet.icmp),
         "arp": stats_dict(inet.arpstat),
+        "ip6": stats_dict(inet6.stats),
+        "ip6_reass": stats_dict(inet6.reass.stats),
+        "icmp6": stats_dict(inet6.icmp),
     }
 
 
@@ -95,6 +129,7 @@ HANDLERS: dict[str, Handler] = {
     "ifconfig": _ifconfig,
     "route.show": _route_show,
     "arp.show": _arp_show,
+    "ndp.show": _ndp_show,
     "netstat": _netstat,
 }
 

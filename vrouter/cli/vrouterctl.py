@@ -48,7 +48,13 @@ def _show_ifconfig(result: Any) -> str:
         out.append(f"{i['name']}: flags=<{flags}> index {i['index']} mtu {i['mtu']} ({i['kind']})")
         out.append(f"\tether {i['mac']}")
         for address in i["addresses"]:
-            out.append(f"\tinet {address}")
+            if ":" not in address:
+                out.append(f"\tinet {address}")
+        for a in i.get("inet6", []):
+            flags = "" if a["state"] == "preferred" else f" {a['state']}"
+            out.append(f"\tinet6 {a['address']} scope {a['scope']}{flags}")
+        if i.get("ra"):
+            out.append("\tsends router advertisements")
         c = i["counters"]
         out.append(
             f"\tRX packets {c['rx_packets']}  bytes {c['rx_bytes']}  errors {c['rx_errors']}"
@@ -90,6 +96,21 @@ def _show_arp(result: Any) -> str:
     return _table(rows, ["Address", "MAC", "Interface", "State", "Age"])
 
 
+def _show_ndp(result: Any) -> str:
+    rows = [
+        [
+            e["address"],
+            e["mac"] or "(incomplete)",
+            e["interface"],
+            e["state"],
+            "R" if e["router"] else "",
+            "-" if e["age"] is None else f"{e['age']:.0f}s",
+        ]
+        for e in result
+    ]
+    return _table(rows, ["Neighbor", "Linklayer Address", "Netif", "State", "Flags", "Age"])
+
+
 def _show_netstat(result: Any) -> str:
     out = []
     for section, counters in result.items():
@@ -126,12 +147,24 @@ def _parser() -> argparse.ArgumentParser:
     lst = vnet_sub.add_parser("list", help="list vnets")
     lst.add_argument("--json", action="store_true", help="print the raw JSON result")
     view("ifconfig", "interfaces of a vnet, with counters", vnet=True)
-    for name, help_ in (("route", "forwarding table of a vnet"), ("arp", "ARP cache of a vnet")):
+    for name, help_ in (
+        ("route", "forwarding tables of a vnet"),
+        ("arp", "ARP cache of a vnet"),
+        ("ndp", "IPv6 neighbour cache of a vnet"),
+    ):
         p = sub.add_parser(name, help=help_)
         s = p.add_subparsers(dest="action", required=True)
         show = s.add_parser("show", help=help_)
         show.add_argument("vnet", help="vnet name")
         show.add_argument("--json", action="store_true", help="print the raw JSON result")
+        if name == "route":
+            family = show.add_mutually_exclusive_group()
+            family.add_argument(
+                "-4", dest="family", action="store_const", const="inet", help="IPv4 only"
+            )
+            family.add_argument(
+                "-6", dest="family", action="store_const", const="inet6", help="IPv6 only"
+            )
     view("netstat", "protocol statistics of a vnet", vnet=True)
     view("status", "daemon status", vnet=False)
     return parser
@@ -144,7 +177,12 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any], Formatter]:
     if cmd == "ifconfig":
         return "ifconfig", {"vnet": args.vnet}, _show_ifconfig
     if cmd == "route":
-        return "route.show", {"vnet": args.vnet}, _show_routes
+        route_args: dict[str, Any] = {"vnet": args.vnet}
+        if args.family:
+            route_args["family"] = args.family
+        return "route.show", route_args, _show_routes
+    if cmd == "ndp":
+        return "ndp.show", {"vnet": args.vnet}, _show_ndp
     if cmd == "arp":
         return "arp.show", {"vnet": args.vnet}, _show_arp
     if cmd == "netstat":

@@ -74,3 +74,34 @@ class Timers:
 
     def __len__(self) -> int:
         return sum(1 for _, _, t in self._heap if not t.cancelled)
+
+
+class Deadline:
+    """One recurring deadline (say, the next reassembly timeout) kept armed once.
+
+    ``arm`` schedules ``callback`` for ``deadline`` unless an earlier or
+    equal one is already pending, so a burst of events does not pile up
+    timers on the heap.
+    """
+
+    __slots__ = ("_timer",)
+
+    def __init__(self) -> None:
+        self._timer: Timer | None = None
+
+    def arm(self, timers: Timers, deadline: float | None, callback: TimerCallback) -> None:
+        """Make sure ``callback`` runs at ``deadline`` (None: nothing to wait for)."""
+        if deadline is None:
+            return
+        timer = self._timer
+        if timer is not None and not timer.cancelled and timer.deadline <= deadline:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._timer = timers.schedule(deadline, callback)
+
+    def cancel(self) -> None:
+        """Forget the pending deadline."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

@@ -17,6 +17,7 @@ from vrouter.core.timers import Timers
 
 if TYPE_CHECKING:
     from vrouter.inet.state import InetState
+    from vrouter.inet6.state import Inet6State
     from vrouter.link.state import LinkState
     from vrouter.route.state import RouteState
 
@@ -42,6 +43,7 @@ class Vnet:
 
     link: LinkState
     inet: InetState
+    inet6: Inet6State
     route: RouteState
 
     def __init__(self, name: str, parent: Vnet | None) -> None:

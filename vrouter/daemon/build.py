@@ -1,22 +1,26 @@
 """Assemble vnets from a validated config, without touching the host.
 
-Everything here is sans-IO: vnets, interfaces, addresses, epair pairing and
-routes are built as objects.  The daemon then attaches devices.  A failure
-raises :class:`BuildError` naming the vnet and the object.
+Everything here is sans-IO: vnets, interfaces, addresses, epair pairing,
+router advertisement settings and routes are built as objects.  The daemon
+then attaches devices and brings interfaces up.  A failure raises
+:class:`BuildError` naming the vnet and the object.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass, field
 
 from vrouter.core.vnet import Vnet, VnetTree
-from vrouter.daemon.config import Config, InterfaceConfig
+from vrouter.daemon.config import Config, InterfaceConfig, RaConfig
 from vrouter.inet import ipv4
+from vrouter.inet6 import ipv6, nd
 from vrouter.link.ifnet import Ifnet
 from vrouter.route import state as route_state
 from vrouter.route.fib import RouteError
 from vrouter.stack import new_tree
+from vrouter.wire.ndp import PrefixInfo
 
 
 class BuildError(Exception):
@@ -29,6 +33,31 @@ def derive_mac(vnet: str, ifname: str) -> bytes:
     return bytes([0x02]) + digest[:5]
 
 
+def ra_settings(cfg: RaConfig) -> nd.RaSettings:
+    """Return the ND layer's view of an interface's RA config."""
+    return nd.RaSettings(
+        interval=cfg.interval,
+        lifetime=cfg.lifetime,
+        hop_limit=cfg.hop_limit,
+        managed=cfg.managed,
+        other=cfg.other,
+        mtu=cfg.mtu,
+        prefixes=tuple(
+            PrefixInfo(
+                p.prefix.network_address.packed,
+                p.prefix.prefixlen,
+                p.onlink,
+                p.autonomous,
+                p.valid_lifetime,
+                p.preferred_lifetime,
+            )
+            for p in cfg.prefixes
+        ),
+        rdnss=tuple(a.packed for a in cfg.rdnss),
+        rdnss_lifetime=cfg.rdnss_lifetime,
+    )
+
+
 @dataclass
 class Built:
     """The result: the vnet tree and what the daemon must attach devices to."""
@@ -38,6 +67,20 @@ class Built:
     epairs: list[tuple[Ifnet, Ifnet]] = field(default_factory=list)
 
 
+def add_interface(vnet: Vnet, icfg: InterfaceConfig, now: float) -> Ifnet:
+    """Create ``icfg``'s interface in ``vnet`` with its addresses (down)."""
+    mac = icfg.mac or derive_mac(vnet.name, icfg.name)
+    ifp = Ifnet(vnet, icfg.name, icfg.type, mac, icfg.mtu)
+    vnet.link.add(ifp)
+    for address in icfg.addresses:
+        if isinstance(address, ipaddress.IPv4Interface):
+            ipv4.add_address(vnet, ifp, address, now)
+        else:
+            ipv6.add_address(vnet, ifp, address, now)
+    ipv6.enable(vnet, ifp, now)
+    return ifp
+
+
 def build(config: Config, now: float) -> Built:
     """Build every vnet of ``config`` (parents first)."""
     built = Built(new_tree())
@@ -45,13 +88,9 @@ def build(config: Config, now: float) -> Built:
     for vcfg in config.vnets:
         vnet = tree.create(vcfg.name)
         vnet.inet.forwarding = vcfg.forwarding
+        vnet.inet6.forwarding = vcfg.forwarding
         for icfg in vcfg.interfaces:
-            ifp = Ifnet(
-                vnet, icfg.name, icfg.type, icfg.mac or derive_mac(vcfg.name, icfg.name), icfg.mtu
-            )
-            vnet.link.add(ifp)
-            for address in icfg.addresses:
-                ipv4.add_address(vnet, ifp, address, now)
+            ifp = add_interface(vnet, icfg, now)
             if icfg.type == "tap":
                 built.taps.append((ifp, icfg))
     seen: set[tuple[str, str]] = set()
@@ -75,8 +114,13 @@ def build(config: Config, now: float) -> Built:
     return built
 
 
-def bring_up(vnet: Vnet, config_up: dict[str, bool], now: float) -> None:
-    """Set the vnet's interfaces up as configured (announcing their addresses)."""
-    for ifp in vnet.link.interfaces.values():
-        if config_up.get(ifp.name, True):
-            ipv4.set_up(vnet, ifp, now)
+def bring_up(vnet: Vnet, interfaces: list[InterfaceConfig], now: float) -> None:
+    """Set the vnet's interfaces up as configured: announce, start DAD and RAs."""
+    for icfg in interfaces:
+        ifp = vnet.link.get(icfg.name)
+        if not icfg.up:
+            continue
+        ipv4.set_up(vnet, ifp, now)
+        ipv6.set_up(vnet, ifp, now)
+        if icfg.ra is not None:
+            nd.enable_ra(vnet, ifp, ra_settings(icfg.ra), now)

@@ -2,8 +2,8 @@
 
 Responsibility: read one TOML file (``load``) or string (``parse``), check
 every value in it and build a ``Config``: the daemon settings plus one
-``VnetConfig`` per virtual network stack, with its interfaces and static
-routes.
+``VnetConfig`` per virtual network stack, with its interfaces (their IPv4
+and IPv6 addresses, router advertisements and TAP hosts) and static routes.
 
 Guarantees:
 
@@ -12,6 +12,14 @@ Guarantees:
   reference resolves (route interfaces, next hops on a connected network,
   epair peers that name each other, declared parent vnets) and nothing that
   must be unique is duplicated (TAP names, host netns, addresses, routes).
+- IPv4 and IPv6 mix freely. IPv6 link-local addresses (fe80::/10) are per
+  link: the same one may sit on several interfaces of a vnet and their
+  networks may overlap, but an interface has at most one (it replaces the
+  automatic EUI-64 one), a link-local next hop needs ``interface``, and a
+  link-local host ``gateway6`` needs no matching host address.
+- ``InterfaceConfig.ra`` is complete: omitted values are filled with their
+  defaults, and without ``prefixes`` it advertises every global IPv6 network
+  of the interface (autonomous only for /64).
 - Otherwise ``ConfigError`` is raised carrying *all* problems found, each
   with the file, the dotted key path and the reason, so an operator can fix
   the file in one go. Problems that would only follow from another reported
@@ -27,19 +35,26 @@ Key paths are dotted (``vnets.red.interfaces.vr-red0.mtu``), list items take
 their index in brackets (``vnets.red.routes[1].via``), a name that contains a
 character other than ``[A-Za-z0-9_/-]`` is quoted (``interfaces."eth0.100"``),
 and the key of a file-level problem (unreadable file, TOML syntax) is ``""``.
-IPv4 only for now; IPv6 values are rejected with a message saying so.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import math
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 
 __all__ = [
     "DEFAULT_VNET",
@@ -49,6 +64,8 @@ __all__ = [
     "DaemonConfig",
     "HostConfig",
     "InterfaceConfig",
+    "RaConfig",
+    "RaPrefixConfig",
     "RouteConfig",
     "VnetConfig",
     "load",
@@ -68,8 +85,28 @@ INTERFACE_TYPES = ("tap", "epair")
 ROUTE_TYPES = ("unicast", "blackhole", "reject")
 MTU_MIN = 68
 MTU_MAX = 65535
+IPV6_MTU_MIN = 1280
+"""Smallest MTU of a link that carries IPv6 (RFC 8200 section 5)."""
 UNIX_PATH_MAX = 107
 """Longest AF_UNIX socket path in bytes (sun_path is 108 including the NUL)."""
+
+# Router advertisements (RFC 4861 section 6.2.1, RFC 8106 for RDNSS)
+RA_INTERVAL_MIN = 4
+RA_INTERVAL_MAX = 1800
+DEFAULT_RA_INTERVAL = 600.0
+"""MaxRtrAdvInterval when not given; the router lifetime defaults to 3 times it."""
+RA_LIFETIME_MAX = 9000
+DEFAULT_RA_HOP_LIMIT = 64
+DEFAULT_RA_MTU = False
+"""RFC 4861 AdvLinkMTU default 0: no MTU option unless ``mtu = true``."""
+LIFETIME_INFINITY = 0xFFFFFFFF
+"""A prefix or RDNSS lifetime that never expires."""
+DEFAULT_VALID_LIFETIME = 2592000
+"""AdvValidLifetime default: 30 days."""
+DEFAULT_PREFERRED_LIFETIME = 604800
+"""AdvPreferredLifetime default: 7 days (at most the valid lifetime)."""
+SLAAC_PREFIX_LENGTH = 64
+"""The only prefix length stateless autoconfiguration works with (RFC 4862, 4291)."""
 
 
 # --------------------------------------------------------------------------
@@ -108,34 +145,75 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class HostConfig:
-    """The host side of a TAP: a network namespace with addresses."""
+    """The host side of a TAP: a network namespace with addresses.
+
+    ``slaac``: the host accepts router advertisements and autoconfigures
+    (then ``addresses`` may be empty).
+    """
 
     netns: str
-    addresses: tuple[IPv4Interface, ...]
+    addresses: tuple[IPv4Interface | IPv6Interface, ...]
     gateway: IPv4Address | None
+    gateway6: IPv6Address | None = None
+    slaac: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RaPrefixConfig:
+    """One prefix information option of a router advertisement.
+
+    Lifetimes are in seconds; ``LIFETIME_INFINITY`` never expires.
+    """
+
+    prefix: IPv6Network
+    onlink: bool
+    autonomous: bool
+    valid_lifetime: int
+    preferred_lifetime: int
+
+
+@dataclass(frozen=True, slots=True)
+class RaConfig:
+    """Router advertisements sent on one interface (times in seconds).
+
+    ``interval`` is MaxRtrAdvInterval; ``lifetime`` the router lifetime (0:
+    not a default router); ``mtu``: include an MTU option with the
+    interface MTU; ``rdnss``: recursive DNS servers (RFC 8106).
+    """
+
+    interval: float
+    lifetime: int
+    hop_limit: int
+    managed: bool
+    other: bool
+    mtu: bool
+    prefixes: tuple[RaPrefixConfig, ...]
+    rdnss: tuple[IPv6Address, ...]
+    rdnss_lifetime: int
 
 
 @dataclass(frozen=True, slots=True)
 class InterfaceConfig:
-    """One interface of a vnet."""
+    """One interface of a vnet; ``ra`` None sends no router advertisements."""
 
     name: str
     type: str
-    addresses: tuple[IPv4Interface, ...]
+    addresses: tuple[IPv4Interface | IPv6Interface, ...]
     mtu: int
     mac: bytes | None
     up: bool
     host: HostConfig | None
     peer: tuple[str, str] | None
+    ra: RaConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RouteConfig:
-    """One static route of a vnet."""
+    """One static route of a vnet (``via`` is of the same family as ``prefix``)."""
 
-    prefix: IPv4Network
+    prefix: IPv4Network | IPv6Network
     type: str
-    via: IPv4Address | None
+    via: IPv4Address | IPv6Address | None
     interface: str | None
 
 
@@ -209,6 +287,8 @@ _MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 _WITH_PREFIX = re.compile(r"([^/]*)/([0-9]{1,3})")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_/-]+")
 _LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+_LINK_LOCAL_NETWORK = IPv6Network("fe80::/10")
+_MULTICAST_NETWORK = IPv6Network("ff00::/8")
 
 
 def _vnet_name_error(name: str) -> str | None:
@@ -232,41 +312,82 @@ def _ifname_error(name: str) -> str | None:
     return None
 
 
-def _ipv6_reason(text: str) -> str:
-    """Return the reason for rejecting an IPv6-looking value."""
+def _is_link_local(address: IPv4Address | IPv6Address) -> bool:
+    """Return whether *address* is an IPv6 link-local address (fe80::/10)."""
+    return isinstance(address, IPv6Address) and address.is_link_local
+
+
+def _parse_ip(text: str, whole: str) -> IPv4Address | IPv6Address | str:
+    """Parse the address part *text* of value *whole*, or return why not."""
+    if ":" not in text:
+        try:
+            return IPv4Address(text)
+        except ipaddress.AddressValueError as exc:
+            return f"{whole!r}: invalid IPv4 address: {exc}"
+    if "%" in text:
+        zone = text.partition("%")[2]
+        return (
+            f"{whole!r} has a zone index ('%{zone}'); write the address without it "
+            "(the interface gives the zone)"
+        )
     try:
-        ipaddress.ip_interface(text)
-    except ValueError:
-        return f"{text!r} is not a valid IPv4 address"
-    return f"{text!r} is IPv6; IPv6 is not supported yet (IPv4 only for now)"
+        return IPv6Address(text)
+    except ipaddress.AddressValueError as exc:
+        return f"{whole!r}: invalid IPv6 address: {exc}"
 
 
-def _split_prefix(text: str, example: str) -> tuple[IPv4Address, int] | str:
-    """Split ``ADDRESS/PREFIXLEN`` into its parts, or return why not."""
-    if ":" in text:
-        return _ipv6_reason(text)
+def _ipv6_unicast_error(address: IPv6Address, text: str, need: str) -> str | None:
+    """Return why IPv6 *address* (written *text*) is not usable unicast, or None."""
+    if address.is_multicast:
+        return f"{text!r} is a multicast address (ff00::/8); {need}"
+    if address.is_unspecified:
+        return f"{text!r} is the unspecified address; {need}"
+    if address.is_loopback:
+        return f"{text!r} is the loopback address; {need}"
+    if address.ipv4_mapped is not None:
+        return (
+            f"{text!r} is an IPv4-mapped address (::ffff:0:0/96), not a real IPv6 address; {need}"
+        )
+    return None
+
+
+def _split_prefix(
+    text: str, example4: str, example6: str
+) -> tuple[IPv4Address | IPv6Address, int] | str:
+    """Split ``ADDRESS/PREFIXLEN`` (IPv4 or IPv6) into its parts, or return why not."""
+    example = example6 if ":" in text else example4
     match = _WITH_PREFIX.fullmatch(text)
     if match is None:
         if "/" not in text:
             return f"{text!r} has no prefix length; write ADDRESS/PREFIXLEN, e.g. {example}"
         return f"{text!r} is not ADDRESS/PREFIXLEN with a decimal prefix length, e.g. {example}"
     address_text, length_text = match.groups()
-    try:
-        address = IPv4Address(address_text)
-    except ipaddress.AddressValueError as exc:
-        return f"{text!r}: invalid IPv4 address: {exc}"
+    address = _parse_ip(address_text, text)
+    if isinstance(address, str):
+        return address
     length = int(length_text)
-    if length > 32:
-        return f"{text!r}: prefix length {length} is out of range 0..32"
+    if length > address.max_prefixlen:
+        return f"{text!r}: prefix length {length} is out of range 0..{address.max_prefixlen}"
     return address, length
 
 
-def _parse_interface_address(text: str) -> IPv4Interface | str:
-    """Parse an interface address ``A.B.C.D/LEN``, or return why not."""
-    split = _split_prefix(text, "192.0.2.1/24")
+def _parse_interface_address(text: str) -> IPv4Interface | IPv6Interface | str:
+    """Parse an interface address ``A.B.C.D/LEN`` or ``X:X::X/LEN``, or return why not."""
+    split = _split_prefix(text, "192.0.2.1/24", "2001:db8::1/64")
     if isinstance(split, str):
         return split
     address, length = split
+    if isinstance(address, IPv6Address):
+        error = _ipv6_unicast_error(address, text, "an interface needs a unicast address")
+        if error is not None:
+            return error
+        value6 = IPv6Interface((address, length))
+        if length < 127 and address == value6.network.network_address:
+            return (
+                f"{text!r} is the Subnet-Router anycast address of {value6.network}; "
+                "an interface needs a host address"
+            )
+        return value6
     value = IPv4Interface((address, length))
     if length < 31 and address == value.network.network_address:
         return (
@@ -284,27 +405,26 @@ def _parse_interface_address(text: str) -> IPv4Interface | str:
     return value
 
 
-def _parse_network(text: str) -> IPv4Network | str:
-    """Parse a route destination ``A.B.C.D/LEN``, or return why not."""
-    split = _split_prefix(text, "198.51.100.0/24 (or A.B.C.D/32 for one host)")
+def _parse_network(text: str) -> IPv4Network | IPv6Network | str:
+    """Parse a destination prefix ``A.B.C.D/LEN`` or ``X:X::/LEN``, or return why not."""
+    split = _split_prefix(
+        text,
+        "198.51.100.0/24 (or A.B.C.D/32 for one host)",
+        "2001:db8::/32 (or ADDRESS/128 for one host)",
+    )
     if isinstance(split, str):
         return split
-    network = IPv4Network(split, strict=False)
+    network = ipaddress.ip_network(split, strict=False)
     if network.network_address != split[0]:
         return f"{text!r} has host bits set; did you mean {network}?"
     return network
 
 
-def _parse_address(text: str) -> IPv4Address | str:
-    """Parse a single IPv4 address ``A.B.C.D``, or return why not."""
-    if ":" in text:
-        return _ipv6_reason(text)
+def _parse_address(text: str) -> IPv4Address | IPv6Address | str:
+    """Parse a single address ``A.B.C.D`` or ``X:X::X``, or return why not."""
     if "/" in text:
         return f"{text!r} must be a single address, without a prefix length"
-    try:
-        return IPv4Address(text)
-    except ipaddress.AddressValueError as exc:
-        return f"{text!r}: invalid IPv4 address: {exc}"
+    return _parse_ip(text, text)
 
 
 def _parse_mac(text: str) -> bytes | str:
@@ -367,7 +487,7 @@ def _toml_header(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Address:
-    value: IPv4Interface
+    value: IPv4Interface | IPv6Interface
     key: str
 
 
@@ -385,6 +505,9 @@ class _Interface:
     netns_key: str
     peer: tuple[str, str] | None
     peer_key: str
+    ra: RaConfig | None
+    ra_key: str
+    advertises: bool  # ra = true or a table, even if it had problems
 
     def config(self) -> InterfaceConfig:
         assert self.type is not None, "only built when no problem was found"
@@ -397,15 +520,16 @@ class _Interface:
             up=self.up,
             host=self.host,
             peer=self.peer,
+            ra=self.ra,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class _Route:
     key: str
-    prefix: IPv4Network | None
+    prefix: IPv4Network | IPv6Network | None
     type: str | None
-    via: IPv4Address | None
+    via: IPv4Address | IPv6Address | None
     interface: str | None
     has_via: bool
     has_interface: bool
@@ -447,8 +571,20 @@ _TOP_KEYS = ("daemon", "vnets", "interfaces", "routes", "forwarding")
 _DEFAULT_VNET_KEYS = ("interfaces", "routes", "forwarding")
 _DAEMON_KEYS = ("control_socket", "state_dir", "log_level")
 _VNET_KEYS = ("forwarding", "interfaces", "routes")
-_INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer")
-_HOST_KEYS = ("netns", "addresses", "gateway")
+_INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer", "ra")
+_HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac")
+_RA_KEYS = (
+    "interval",
+    "lifetime",
+    "hop_limit",
+    "managed",
+    "other",
+    "mtu",
+    "prefixes",
+    "rdnss",
+    "rdnss_lifetime",
+)
+_RA_PREFIX_KEYS = ("prefix", "onlink", "autonomous", "valid_lifetime", "preferred_lifetime")
 _ROUTE_KEYS = ("to", "type", "via", "interface")
 
 
@@ -523,6 +659,15 @@ class _Parser:
             self.wrong_type(_join(key, name), "an integer", value)
             return None
         return value
+
+    def number(self, parent: Mapping[str, object], name: str, key: str) -> float | None:
+        value = parent.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.wrong_type(_join(key, name), "a number", value)
+            return None
+        return float(value)
 
     def choice(
         self,
@@ -657,6 +802,14 @@ class _Parser:
                 self.wrong_type(ikey, "a table", value)
                 continue
             interfaces.append(self.interface(iname, value, ikey))
+        if forwarding is False:
+            for iface in interfaces:
+                if iface.advertises:
+                    self.problem(
+                        iface.ra_key,
+                        f"vnet {name} has forwarding = false, and a host does not advertise "
+                        "itself as a router; drop 'ra' or set forwarding = true",
+                    )
         routes: list[_Route] = []
         rvalue = table.get("routes")
         rkey = _join(key, "routes")
@@ -684,10 +837,18 @@ class _Parser:
             self.problem(key, error)
         itype = self.choice(table, "type", key, INTERFACE_TYPES)
         addresses, complete = self.addresses(table, key)
+        link_local = [a for a in addresses if _is_link_local(a.value.ip)]
+        for extra in link_local[1:]:
+            self.problem(
+                extra.key,
+                f"a second link-local address {extra.value} (also {link_local[0].key}); "
+                "an interface has at most one, which replaces its automatic EUI-64 one",
+            )
 
         mtu = self.integer(table, "mtu", key)
         if mtu is not None and not MTU_MIN <= mtu <= MTU_MAX:
             self.problem(_join(key, "mtu"), f"mtu {mtu} is out of range {MTU_MIN}..{MTU_MAX}")
+            mtu = None
 
         mac: bytes | None = None
         mac_text = self.string(table, "mac", key)
@@ -700,6 +861,10 @@ class _Parser:
 
         up = self.boolean(table, "up", key)
 
+        ra_key = _join(key, "ra")
+        advertises = table.get("ra") is True or isinstance(table.get("ra"), dict)
+        ra = self.ra(table, ra_key, addresses)
+
         host: HostConfig | None = None
         hkey = _join(key, "host")
         if "host" in table and itype == "epair":
@@ -707,7 +872,22 @@ class _Parser:
         else:
             host_table = self.table(table, "host", key)
             if host_table is not None:
-                host = self.host(host_table, hkey, addresses)
+                host = self.host(host_table, hkey, addresses, name, advertises)
+
+        if mtu is not None and mtu < IPV6_MTU_MIN:
+            carries = [a.key for a in addresses if a.value.version == 6][:1]
+            if advertises:
+                carries.append(ra_key)
+            if host is not None and any(a.version == 6 for a in host.addresses):
+                carries.append(_join(hkey, "addresses"))
+            if host is not None and host.slaac:
+                carries.append(_join(hkey, "slaac"))
+            if carries:
+                self.problem(
+                    _join(key, "mtu"),
+                    f"mtu {mtu} is below {IPV6_MTU_MIN}, the minimum MTU of a link that "
+                    f"carries IPv6 (RFC 8200), and this one does ({', '.join(carries)})",
+                )
 
         peer: tuple[str, str] | None = None
         pkey = _join(key, "peer")
@@ -736,6 +916,9 @@ class _Parser:
             netns_key=_join(hkey, "netns"),
             peer=peer,
             peer_key=pkey,
+            ra=ra,
+            ra_key=ra_key,
+            advertises=advertises,
         )
 
     def peer(self, text: str, key: str) -> tuple[str, str] | None:
@@ -750,8 +933,226 @@ class _Parser:
                 ok = False
         return (vnet, ifname) if ok else None
 
+    # -- router advertisements --------------------------------------------------
+
+    def ra(
+        self, table: Mapping[str, object], key: str, addresses: tuple[_Address, ...]
+    ) -> RaConfig | None:
+        """Parse an interface's ``ra`` (true, false or a table) at *key*."""
+        value = table.get("ra")
+        if value is None or value is False:
+            return None
+        if value is True:
+            ra: Mapping[str, object] = {}
+        elif isinstance(value, dict):
+            ra = value
+        else:
+            self.wrong_type(key, "a boolean or a table", value)
+            return None
+        self.check_keys(ra, key, _RA_KEYS)
+
+        interval = DEFAULT_RA_INTERVAL
+        floor = 0.0  # the lower bound lifetimes are checked against
+        given = self.number(ra, "interval", key)
+        if given is not None and not RA_INTERVAL_MIN <= given <= RA_INTERVAL_MAX:
+            self.problem(
+                _join(key, "interval"),
+                f"interval {given:g} is out of range {RA_INTERVAL_MIN}..{RA_INTERVAL_MAX} "
+                "seconds (MaxRtrAdvInterval, RFC 4861 section 6.2.1)",
+            )
+        elif given is not None:
+            interval = floor = given
+        elif "interval" not in ra:
+            floor = interval
+        three_intervals = math.ceil(3 * interval)
+
+        lifetime = self.integer(ra, "lifetime", key)
+        if lifetime is not None and lifetime != 0 and not floor <= lifetime <= RA_LIFETIME_MAX:
+            self.problem(
+                _join(key, "lifetime"),
+                f"lifetime {lifetime} is out of range: 0 (not a default router) or "
+                f"{floor:g}..{RA_LIFETIME_MAX} seconds (at least the interval)",
+            )
+        hop_limit = self.integer(ra, "hop_limit", key)
+        if hop_limit is not None and not 0 <= hop_limit <= 255:
+            self.problem(_join(key, "hop_limit"), f"hop_limit {hop_limit} is out of range 0..255")
+        managed = self.boolean(ra, "managed", key)
+        other = self.boolean(ra, "other", key)
+        mtu = self.boolean(ra, "mtu", key)
+        rdnss = self.rdnss(ra, key)
+        rdnss_lifetime = self.integer(ra, "rdnss_lifetime", key)
+        if (
+            rdnss_lifetime is not None
+            and rdnss_lifetime != 0
+            and not floor <= rdnss_lifetime <= LIFETIME_INFINITY
+        ):
+            self.problem(
+                _join(key, "rdnss_lifetime"),
+                f"rdnss_lifetime {rdnss_lifetime} is out of range: 0 (stop using the servers) "
+                f"or {floor:g}..{LIFETIME_INFINITY} seconds (at least the interval)",
+            )
+
+        prefixes: list[RaPrefixConfig] = []
+        pkey = _join(key, "prefixes")
+        pvalue = ra.get("prefixes")
+        if pvalue is None:
+            networks: list[IPv6Network] = []
+            for address in addresses:
+                value6 = address.value
+                if (
+                    isinstance(value6, IPv6Interface)
+                    and not value6.ip.is_link_local
+                    and value6.network not in networks
+                ):
+                    networks.append(value6.network)
+            prefixes = [
+                RaPrefixConfig(
+                    prefix=network,
+                    onlink=True,
+                    autonomous=network.prefixlen == SLAAC_PREFIX_LENGTH,
+                    valid_lifetime=DEFAULT_VALID_LIFETIME,
+                    preferred_lifetime=DEFAULT_PREFERRED_LIFETIME,
+                )
+                for network in networks
+            ]
+        elif not isinstance(pvalue, list):
+            self.wrong_type(pkey, "an array of tables ([[...ra.prefixes]])", pvalue)
+        else:
+            seen: dict[IPv6Network, str] = {}
+            for index, item in enumerate(pvalue):
+                ikey = f"{pkey}[{index}]"
+                if not isinstance(item, dict):
+                    self.wrong_type(ikey, "a table", item)
+                    continue
+                prefix = self.ra_prefix(item, ikey)
+                if prefix is None:
+                    continue
+                if prefix.prefix in seen:
+                    self.problem(
+                        _join(ikey, "prefix"),
+                        f"duplicate prefix {prefix.prefix} (already {seen[prefix.prefix]})",
+                    )
+                    continue
+                seen[prefix.prefix] = ikey
+                prefixes.append(prefix)
+
+        return RaConfig(
+            interval=interval,
+            lifetime=three_intervals if lifetime is None else lifetime,
+            hop_limit=DEFAULT_RA_HOP_LIMIT if hop_limit is None else hop_limit,
+            managed=bool(managed),
+            other=bool(other),
+            mtu=DEFAULT_RA_MTU if mtu is None else mtu,
+            prefixes=tuple(prefixes),
+            rdnss=rdnss,
+            rdnss_lifetime=three_intervals if rdnss_lifetime is None else rdnss_lifetime,
+        )
+
+    def rdnss(self, ra: Mapping[str, object], key: str) -> tuple[IPv6Address, ...]:
+        value = ra.get("rdnss")
+        if value is None:
+            return ()
+        rkey = _join(key, "rdnss")
+        if not isinstance(value, list):
+            hint = f'; write rdnss = ["{value}"]' if isinstance(value, str) else ""
+            self.wrong_type(rkey, "an array of strings", value, hint)
+            return ()
+        servers: list[IPv6Address] = []
+        keys: dict[IPv6Address, str] = {}
+        for index, item in enumerate(value):
+            ikey = f"{rkey}[{index}]"
+            if not isinstance(item, str):
+                self.wrong_type(ikey, "a string", item)
+                continue
+            parsed = _parse_address(item)
+            if isinstance(parsed, str):
+                self.problem(ikey, parsed)
+                continue
+            if isinstance(parsed, IPv4Address):
+                self.problem(ikey, f"{item!r} is IPv4; rdnss lists IPv6 DNS servers")
+                continue
+            error = _ipv6_unicast_error(parsed, item, "a DNS server needs a unicast address")
+            if error is not None:
+                self.problem(ikey, error)
+                continue
+            if parsed in keys:
+                self.problem(ikey, f"DNS server {parsed} is listed twice (also {keys[parsed]})")
+                continue
+            keys[parsed] = ikey
+            servers.append(parsed)
+        return tuple(servers)
+
+    def ra_prefix(self, table: Mapping[str, object], key: str) -> RaPrefixConfig | None:
+        self.check_keys(table, key, _RA_PREFIX_KEYS, required=("prefix",))
+        prefix: IPv6Network | None = None
+        text = self.string(table, "prefix", key)
+        if text is not None:
+            pkey = _join(key, "prefix")
+            parsed = _parse_network(text)
+            if isinstance(parsed, str):
+                self.problem(pkey, parsed)
+            elif isinstance(parsed, IPv4Network):
+                self.problem(pkey, f"{text!r} is IPv4; router advertisements carry IPv6 prefixes")
+            elif parsed.prefixlen and parsed.subnet_of(_LINK_LOCAL_NETWORK):
+                self.problem(
+                    pkey, f"{parsed} is link-local; hosts ignore link-local prefixes (RFC 4862)"
+                )
+            elif parsed.prefixlen and parsed.subnet_of(_MULTICAST_NETWORK):
+                self.problem(pkey, f"{parsed} is multicast; advertise a unicast prefix")
+            else:
+                prefix = parsed
+        onlink = self.boolean(table, "onlink", key)
+        autonomous = self.boolean(table, "autonomous", key)
+        if autonomous and prefix is not None and prefix.prefixlen != SLAAC_PREFIX_LENGTH:
+            self.problem(
+                _join(key, "autonomous"),
+                f"autonomous = true needs a /{SLAAC_PREFIX_LENGTH} prefix (SLAAC forms "
+                f"64-bit interface identifiers); {prefix} is /{prefix.prefixlen}, "
+                "set autonomous = false",
+            )
+        valid = self.lifetime(table, "valid_lifetime", key)
+        preferred = self.lifetime(table, "preferred_lifetime", key)
+        if preferred is not None and valid is not None and preferred > valid:
+            self.problem(
+                _join(key, "preferred_lifetime"),
+                f"preferred_lifetime {preferred} is longer than valid_lifetime {valid}",
+            )
+        if prefix is None:
+            return None
+        valid_lifetime = DEFAULT_VALID_LIFETIME if valid is None else valid
+        if autonomous is None:
+            autonomous = prefix.prefixlen == SLAAC_PREFIX_LENGTH
+        return RaPrefixConfig(
+            prefix=prefix,
+            onlink=True if onlink is None else onlink,
+            autonomous=autonomous,
+            valid_lifetime=valid_lifetime,
+            preferred_lifetime=(
+                min(DEFAULT_PREFERRED_LIFETIME, valid_lifetime) if preferred is None else preferred
+            ),
+        )
+
+    def lifetime(self, table: Mapping[str, object], name: str, key: str) -> int | None:
+        """Return a prefix lifetime (0..0xffffffff seconds) or None if absent or bad."""
+        value = self.integer(table, name, key)
+        if value is not None and not 0 <= value <= LIFETIME_INFINITY:
+            self.problem(
+                _join(key, name),
+                f"{name} {value} is out of range 0..{LIFETIME_INFINITY} seconds "
+                f"({LIFETIME_INFINITY} = 0xffffffff is infinity)",
+            )
+            return None
+        return value
+
+    # -- the host side of a tap ---------------------------------------------------
+
     def host(
-        self, table: Mapping[str, object], key: str, tap_addresses: tuple[_Address, ...]
+        self,
+        table: Mapping[str, object],
+        key: str,
+        tap_addresses: tuple[_Address, ...],
+        ifname: str,
+        advertised: bool,
     ) -> HostConfig:
         self.check_keys(table, key, _HOST_KEYS, required=("netns",))
         netns = self.string(table, "netns", key)
@@ -761,7 +1162,7 @@ class _Parser:
                 f"invalid netns name {netns!r}: must be 1-64 characters from "
                 "[A-Za-z0-9_.-], starting with a letter or digit",
             )
-        addresses, _ = self.addresses(table, key)
+        addresses, complete = self.addresses(table, key)
         for address in addresses:
             same = next((a for a in tap_addresses if a.value.ip == address.value.ip), None)
             if same is not None:
@@ -769,33 +1170,94 @@ class _Parser:
                     address.key,
                     f"host address {address.value.ip} is also the router's address ({same.key})",
                 )
-        gateway: IPv4Address | None = None
-        gateway_text = self.string(table, "gateway", key)
-        if gateway_text is not None:
-            gkey = _join(key, "gateway")
-            parsed = _parse_address(gateway_text)
-            if isinstance(parsed, str):
-                self.problem(gkey, parsed)
-            else:
-                gateway = parsed
-                networks = ", ".join(str(a.value.network) for a in addresses) or "none"
-                if any(a.value.ip == parsed for a in addresses):
-                    self.problem(gkey, f"gateway {parsed} is the host's own address")
-                elif not any(parsed in a.value.network for a in addresses):
-                    self.problem(
-                        gkey,
-                        f"gateway {parsed} is not inside any of the host's address "
-                        f"networks ({networks})",
-                    )
+        slaac = self.boolean(table, "slaac", key)
+        if slaac and not advertised:
+            self.problem(
+                _join(key, "slaac"),
+                f"slaac = true, but interface {ifname} sends no router advertisements; "
+                "add ra = true to the interface",
+            )
+        no_addresses = (
+            complete and not addresses and not slaac and (slaac is not None or "slaac" not in table)
+        )
+        if no_addresses:
+            self.problem(
+                _join(key, "addresses"), "host has no addresses; give addresses or slaac = true"
+            )
+        gateway = self.gateway(table, key, "gateway", addresses, check=not no_addresses)
+        gateway6 = self.gateway(table, key, "gateway6", addresses, check=not no_addresses)
         return HostConfig(
             netns=netns or "",
             addresses=tuple(a.value for a in addresses),
-            gateway=gateway,
+            gateway=gateway if isinstance(gateway, IPv4Address) else None,
+            gateway6=gateway6 if isinstance(gateway6, IPv6Address) else None,
+            slaac=bool(slaac),
         )
+
+    def gateway(
+        self,
+        table: Mapping[str, object],
+        key: str,
+        name: str,
+        addresses: tuple[_Address, ...],
+        check: bool,
+    ) -> IPv4Address | IPv6Address | None:
+        """Parse host ``gateway`` (IPv4) or ``gateway6`` (IPv6) *name*.
+
+        With *check*, a gateway must be inside one of the host's address
+        networks of its family; a link-local IPv6 one needs none.
+        """
+        text = self.string(table, name, key)
+        if text is None:
+            return None
+        gkey = _join(key, name)
+        parsed = _parse_address(text)
+        if isinstance(parsed, str):
+            self.problem(gkey, parsed)
+            return None
+        version = 6 if name == "gateway6" else 4
+        if parsed.version != version:
+            if version == 4:
+                self.problem(
+                    gkey,
+                    f"gateway {parsed} is IPv6; 'gateway' is the IPv4 default gateway, "
+                    f'write gateway6 = "{parsed}"',
+                )
+            else:
+                self.problem(
+                    gkey,
+                    f"gateway6 {parsed} is IPv4; 'gateway6' is the IPv6 default gateway, "
+                    f'write gateway = "{parsed}"',
+                )
+            return None
+        if any(a.value.ip == parsed for a in addresses):
+            self.problem(gkey, f"{name} {parsed} is the host's own address")
+            return parsed
+        if not check or _is_link_local(parsed):
+            return parsed
+        own = [
+            a.value.network
+            for a in addresses
+            if a.value.version == version and not _is_link_local(a.value.ip)
+        ]
+        if not any(parsed in network for network in own):
+            networks = ", ".join(str(n) for n in own) or "none"
+            if version == 4:
+                reason = (
+                    f"gateway {parsed} is not inside any of the host's address "
+                    f"networks ({networks})"
+                )
+            else:
+                reason = (
+                    f"gateway6 {parsed} is not inside any of the host's IPv6 address "
+                    f"networks ({networks}); a link-local gateway6 (fe80::/10) needs none"
+                )
+            self.problem(gkey, reason)
+        return parsed
 
     def route(self, table: Mapping[str, object], key: str) -> _Route:
         self.check_keys(table, key, _ROUTE_KEYS, required=("to",))
-        prefix: IPv4Network | None = None
+        prefix: IPv4Network | IPv6Network | None = None
         to = self.string(table, "to", key)
         if to is not None:
             parsed = _parse_network(to)
@@ -804,12 +1266,18 @@ class _Parser:
             else:
                 prefix = parsed
         rtype = self.choice(table, "type", key, ROUTE_TYPES) if "type" in table else "unicast"
-        via: IPv4Address | None = None
+        via: IPv4Address | IPv6Address | None = None
         via_text = self.string(table, "via", key)
         if via_text is not None:
             parsed_via = _parse_address(via_text)
             if isinstance(parsed_via, str):
                 self.problem(_join(key, "via"), parsed_via)
+            elif prefix is not None and parsed_via.version != prefix.version:
+                self.problem(
+                    _join(key, "via"),
+                    f"next hop {parsed_via} is IPv{parsed_via.version} but destination "
+                    f"{prefix} is IPv{prefix.version}; they must be of the same family",
+                )
             else:
                 via = parsed_via
         interface = self.string(table, "interface", key)
@@ -922,8 +1390,10 @@ class _Parser:
         seen: list[tuple[_Address, _Interface]] = []
         for iface in vnet.interfaces:
             for address in iface.addresses:
+                if _is_link_local(address.value.ip):
+                    continue  # each interface has its own link-local network
                 for other, other_iface in seen:
-                    if other_iface is iface:
+                    if other_iface is iface or other.value.version != address.value.version:
                         continue
                     if other.value.ip == address.value.ip:
                         self.problem(
@@ -943,7 +1413,7 @@ class _Parser:
                 seen.append((address, iface))
 
     def check_routes(self, vnet: _Vnet) -> None:
-        seen: dict[IPv4Network, str] = {}
+        seen: dict[IPv4Network | IPv6Network, str] = {}
         for route in vnet.routes:
             if route.prefix is not None:
                 if route.prefix in seen:
@@ -980,12 +1450,25 @@ class _Parser:
                         f"(its interfaces: {known})",
                     )
                     continue
+            if route.via is not None and _is_link_local(route.via) and iface is None:
+                if not route.has_interface:
+                    self.problem(
+                        _join(route.key, "interface"),
+                        f"a link-local next hop needs 'interface': {route.via} is only "
+                        "unique on one link, so name the interface it is reached through",
+                    )
+                continue
             if route.via is not None:
                 self.check_next_hop(vnet, route, route.via, iface)
 
     def check_next_hop(
-        self, vnet: _Vnet, route: _Route, via: IPv4Address, iface: _Interface | None
+        self,
+        vnet: _Vnet,
+        route: _Route,
+        via: IPv4Address | IPv6Address,
+        iface: _Interface | None,
     ) -> None:
+        """Check *via* is on a connected network (any link for link-local ones)."""
         candidates = vnet.interfaces if iface is None else (iface,)
         if not all(i.addresses_complete for i in candidates):
             return  # a bad address is already reported; do not guess
@@ -998,7 +1481,14 @@ class _Parser:
                     f"(interface {candidate.name})",
                 )
                 return
-        if any(via in a.value.network for c in candidates for a in c.addresses):
+        if _is_link_local(via):
+            return  # every link has fe80::/64; the next hop is on iface's
+        if any(
+            via in a.value.network
+            for c in candidates
+            for a in c.addresses
+            if a.value.version == via.version
+        ):
             return
         if iface is None:
             self.problem(key, f"next hop {via} is not on a connected network of vnet {vnet.name}")

@@ -109,16 +109,37 @@ def create(ownership: Ownership, host: HostConfig) -> None:
     _ip("-n", host.netns, "link", "set", "lo", "up")
 
 
+def _sysctl(ns: str, path: str, value: str) -> None:
+    result = subprocess.run(
+        ["ip", "netns", "exec", ns, "sh", "-c", f"echo {value} > /proc/sys/{path}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise HostError(f"netns {ns}: cannot set {path}: {result.stderr.strip()}")
+
+
 def configure(host: HostConfig, ifname: str, mtu: int) -> None:
-    """Move TAP ``ifname`` into the host's namespace and configure it."""
+    """Move TAP ``ifname`` into the host's namespace and configure it.
+
+    Static addresses skip the host's DAD (the vnet is the only other node on
+    the link); a SLAAC host accepts router advertisements, others ignore them.
+    """
     ns = host.netns
     _ip("link", "set", ifname, "netns", ns)
     _ip("-n", ns, "link", "set", ifname, "mtu", str(mtu))
+    _sysctl(ns, f"net/ipv6/conf/{ifname}/accept_ra", "2" if host.slaac else "0")
+    _sysctl(ns, f"net/ipv6/conf/{ifname}/autoconf", "1" if host.slaac else "0")
     for address in host.addresses:
-        _ip("-n", ns, "addr", "add", str(address), "dev", ifname)
+        extra = ["nodad"] if address.version == 6 else []
+        _ip("-n", ns, "addr", "add", str(address), "dev", ifname, *extra)
     _ip("-n", ns, "link", "set", ifname, "up")
     if host.gateway is not None:
         _ip("-n", ns, "route", "add", "default", "via", str(host.gateway), "dev", ifname)
+    if host.gateway6 is not None:
+        _ip("-n", ns, "-6", "route", "add", "default", "via", str(host.gateway6), "dev", ifname)
 
 
 def delete(name: str) -> None:

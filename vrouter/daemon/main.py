@@ -84,7 +84,7 @@ class Daemon:
         now = self.driver.now()
         for vcfg in cfg.vnets:
             vnet = built.tree.get(vcfg.name)
-            bring_up(vnet, {i.name: i.up for i in vcfg.interfaces}, now)
+            bring_up(vnet, list(vcfg.interfaces), now)
             log.info(
                 "vnet %s: up, %d interfaces, %d routes, forwarding %s",
                 vnet.name,

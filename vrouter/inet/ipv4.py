@@ -13,6 +13,7 @@ import ipaddress
 from typing import TYPE_CHECKING
 
 from vrouter.inet import arp, icmp
+from vrouter.inet.fragment import fragment_ipv4, ipv4_input
 from vrouter.inet.state import IpStats, ProtoHandler
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.wire import icmp4, tcp, udp
@@ -89,8 +90,13 @@ def _deliver(
 ) -> None:
     stats = vnet.inet.stats
     if (packet[6] << 8 | packet[7]) & (FLAG_MF | OFFSET_MASK):
-        _count(ifp, stats, "ip_fragments")
-        return
+        whole = ipv4_input(vnet.inet.reass, packet, now)
+        _arm_reassembly(vnet)
+        if whole is None:
+            return
+        stats.reassembled += 1
+        packet = memoryview(whole)
+        hlen = (whole[0] & 0x0F) << 2
     handler = vnet.inet.protocols.get(packet[9])
     if handler is None:
         _count(ifp, stats, "ip_noproto")
@@ -99,6 +105,19 @@ def _deliver(
         return
     stats.delivered += 1
     handler(ifp, packet, hlen, unicast, now)
+
+
+def _arm_reassembly(vnet: Vnet) -> None:
+    """Make sure a deadline runs when the oldest datagram being reassembled expires."""
+    vnet.inet.reass_deadline.arm(
+        vnet.timers, vnet.inet.reass.next_deadline(), lambda t: _expire_reassembly(vnet, t)
+    )
+
+
+def _expire_reassembly(vnet: Vnet, now: float) -> None:
+    for first in vnet.inet.reass.expire(now):
+        icmp.send_error(vnet, None, memoryview(first), icmp4.TIME_EXCEEDED, icmp4.EXC_REASS, now)
+    _arm_reassembly(vnet)
 
 
 def _forward(
@@ -124,12 +143,9 @@ def _forward(
         return
     out = route.ifnet
     assert out is not None
-    if total > out.mtu:
+    if total > out.mtu and frame[_FRAG] << 8 & FLAG_DF:
         _count(ifp, stats, "ip_toolong")
-        if frame[_FRAG] << 8 & FLAG_DF:
-            icmp.send_error(
-                vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NEEDFRAG, now, out.mtu
-            )
+        icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NEEDFRAG, now, out.mtu)
         return
     buf = bytearray(frame[: HEADER_LEN + total])
     proto = buf[_PROTO]
@@ -140,7 +156,22 @@ def _forward(
     buf[_CSUM + 1] = csum & 0xFF
     route.use += 1
     stats.forward += 1
-    arp.output(vnet, out, route.gateway or dst, buf, now)
+    if total > out.mtu:
+        _send_fragments(vnet, out, route.gateway or dst, buf, now)
+    else:
+        arp.output(vnet, out, route.gateway or dst, buf, now)
+
+
+def _send_fragments(vnet: Vnet, out: Ifnet, nexthop: bytes, frame: bytearray, now: float) -> None:
+    """Fragment the IPv4 packet in ``frame`` (DF clear) to ``out``'s MTU and send the pieces."""
+    stats = vnet.inet.stats
+    stats.fragmented += 1
+    for piece in fragment_ipv4(memoryview(frame)[HEADER_LEN:], out.mtu):
+        stats.ofragments += 1
+        piece_frame = bytearray(HEADER_LEN + len(piece))
+        piece_frame[HEADER_LEN:] = piece
+        HEADER.pack_into(piece_frame, 0, BROADCAST, out.mac, ETHERTYPE_IPV4)
+        arp.output(vnet, out, nexthop, piece_frame, now)
 
 
 def output(vnet: Vnet, packet: bytes, now: float) -> bool:
@@ -165,6 +196,11 @@ def output(vnet: Vnet, packet: bytes, now: float) -> bool:
     HEADER.pack_into(frame, 0, BROADCAST, out.mac, ETHERTYPE_IPV4)
     if dst == LIMITED_BROADCAST or dst in inet.broadcasts:
         out.output(frame)
+    elif len(packet) > out.mtu:
+        if packet[6] << 8 & FLAG_DF:
+            inet.stats.toolong += 1
+            return False
+        _send_fragments(vnet, out, route.gateway or dst, frame, now)
     else:
         arp.output(vnet, out, route.gateway or dst, frame, now)
     return True

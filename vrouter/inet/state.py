@@ -13,11 +13,13 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from vrouter.core.registry import Subsystem
+from vrouter.core.timers import Deadline
 from vrouter.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
     from vrouter.inet.arp import ArpTable
+    from vrouter.inet.fragment import Reassembly
     from vrouter.link.ifnet import Ifnet
 
 ProtoHandler = Callable[["Ifnet", memoryview, int, bool, float], None]
@@ -46,8 +48,8 @@ class IpStats:
     """Delivered to a local protocol."""
     noproto: int = 0
     """Local packets for a protocol nobody handles (protocol unreachable sent)."""
-    fragments: int = 0
-    """Local fragments dropped: reassembly is not built into this version."""
+    reassembled: int = 0
+    """Datagrams reassembled from fragments addressed to this vnet (details: ``reass``)."""
     forward: int = 0
     """Packets forwarded."""
     martian_dst: int = 0
@@ -65,7 +67,11 @@ class IpStats:
     ttl_exceeded: int = 0
     """Dropped: TTL would reach 0 (time exceeded sent)."""
     toolong: int = 0
-    """Dropped: larger than the egress MTU (needfrag sent when DF is set)."""
+    """Dropped: larger than the egress MTU with DF set (needfrag sent)."""
+    fragmented: int = 0
+    """Packets fragmented to fit the egress MTU."""
+    ofragments: int = 0
+    """Fragments created."""
     localout: int = 0
     """Packets this vnet originated."""
     noroute_out: int = 0
@@ -129,6 +135,8 @@ class InetState:
 
     arp: ArpTable
     """Neighbour cache and its queues."""
+    reass: Reassembly
+    """Reassembly of fragments addressed to this vnet."""
     forwarding: bool = True
     """``net.inet.ip.forwarding``: route packets not addressed to this vnet."""
     ttl: int = 64
@@ -146,14 +154,17 @@ class InetState:
     arpstat: ArpStats = field(default_factory=ArpStats)
     ident: int = 0
     """Last IP identification used."""
+    reass_deadline: Deadline = field(default_factory=Deadline)
+    """The pending reassembly timeout."""
     icmp_tokens: float = 0.0
     icmp_tokens_at: float = 0.0
 
 
 def _attach(vnet: Vnet) -> InetState:
     from vrouter.inet import arp, icmp, ipv4
+    from vrouter.inet.fragment import Reassembly
 
-    state = InetState(arp=arp.ArpTable())
+    state = InetState(arp=arp.ArpTable(), reass=Reassembly(timeout=30.0))
     state.icmp_tokens = float(state.icmp_errrate)
     vnet.link.ethertypes[ETHERTYPE_IPV4] = ipv4.input
     vnet.link.ethertypes[ETHERTYPE_ARP] = arp.input
@@ -166,6 +177,7 @@ def _detach(vnet: Vnet) -> None:
     vnet.link.ethertypes.pop(ETHERTYPE_IPV4, None)
     vnet.link.ethertypes.pop(ETHERTYPE_ARP, None)
     vnet.inet.arp.clear()
+    vnet.inet.reass.clear()
     vnet.inet.local.clear()
 
 

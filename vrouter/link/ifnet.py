@@ -60,6 +60,7 @@ class Ifnet:
         "up",
         "index",
         "addresses",
+        "addresses6",
         "counters",
         "transmit",
         "__weakref__",
@@ -74,8 +75,15 @@ class Ifnet:
         self.up = False
         self.index = 0
         self.addresses: list[ipaddress.IPv4Interface] = []
+        """IPv4 addresses, in the order they were added."""
+        self.addresses6: list[ipaddress.IPv6Interface] = []
+        """IPv6 addresses, the link-local one first (state lives in ``vnet.inet6``)."""
         self.counters = IfCounters()
         self.transmit: Transmit = _no_device
+
+    def all_addresses(self) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+        """Return the IPv4 then the IPv6 addresses."""
+        return [*self.addresses, *self.addresses6]
 
     def output(self, frame: bytes | bytearray) -> None:
         """Send a complete Ethernet frame out of this interface."""
@@ -107,7 +115,7 @@ class Ifnet:
             "mac": mac_to_str(self.mac),
             "mtu": self.mtu,
             "up": self.up,
-            "addresses": [str(a) for a in self.addresses],
+            "addresses": [str(a) for a in self.all_addresses()],
             "counters": {
                 "rx_packets": c.rx_packets,
                 "rx_bytes": c.rx_bytes,

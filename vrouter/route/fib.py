@@ -1,4 +1,4 @@
-"""An IPv4 forwarding table with longest-prefix match.
+"""A forwarding table with longest-prefix match, for IPv4 or IPv6.
 
 Routes are kept in one dict per prefix length, keyed by the masked network
 as an integer; a lookup tries the lengths in use from longest to shortest,
@@ -23,7 +23,15 @@ REJECT = "reject"
 CONNECTED = "connected"
 STATIC = "static"
 
-_MASKS = [(0xFFFFFFFF << (32 - n)) & 0xFFFFFFFF for n in range(33)]
+Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _masks(bits: int) -> list[int]:
+    full = (1 << bits) - 1
+    return [(full << (bits - n)) & full for n in range(bits + 1)]
+
+
+_MASKS = {32: _masks(32), 128: _masks(128)}
 
 
 class RouteError(Exception):
@@ -34,11 +42,11 @@ class RouteError(Exception):
 class Route:
     """One entry: where packets for ``prefix`` go."""
 
-    prefix: ipaddress.IPv4Network
+    prefix: Prefix
     type: str = UNICAST
     """``unicast``, ``blackhole`` (drop silently) or ``reject`` (drop, ICMP unreachable)."""
     gateway: bytes | None = None
-    """Next hop address (4 bytes); None means the destination is on-link."""
+    """Next hop address (4 or 16 bytes); None means the destination is on-link."""
     ifnet: Ifnet | None = None
     """Egress interface of a unicast route."""
     origin: str = STATIC
@@ -51,7 +59,7 @@ class Route:
         return {
             "prefix": str(self.prefix),
             "type": self.type,
-            "gateway": str(ipaddress.IPv4Address(self.gateway)) if self.gateway else None,
+            "gateway": str(ipaddress.ip_address(self.gateway)) if self.gateway else None,
             "interface": self.ifnet.name if self.ifnet is not None else None,
             "origin": self.origin,
             "use": self.use,
@@ -59,15 +67,22 @@ class Route:
 
 
 class Fib:
-    """A longest-prefix-match table of :class:`Route`."""
+    """A longest-prefix-match table of :class:`Route` for one address family."""
 
-    def __init__(self) -> None:
+    def __init__(self, bits: int = 32) -> None:
+        self.bits = bits
+        self._masks = _MASKS[bits]
         self._by_len: dict[int, dict[int, Route]] = {}
         self._lens: list[int] = []
         self.generation = 0
 
+    def _check_family(self, prefix: Prefix) -> None:
+        if prefix.max_prefixlen != self.bits:
+            raise RouteError(f"{prefix} is not an IPv{4 if self.bits == 32 else 6} prefix")
+
     def add(self, route: Route) -> None:
         """Insert ``route``; a route for the same prefix must not exist."""
+        self._check_family(route.prefix)
         plen = route.prefix.prefixlen
         key = int(route.prefix.network_address)
         table = self._by_len.get(plen)
@@ -79,7 +94,7 @@ class Fib:
         table[key] = route
         self.generation += 1
 
-    def delete(self, prefix: ipaddress.IPv4Network) -> Route:
+    def delete(self, prefix: Prefix) -> Route:
         """Remove and return the route for exactly ``prefix``."""
         table = self._by_len.get(prefix.prefixlen)
         route = table.pop(int(prefix.network_address), None) if table is not None else None
@@ -91,17 +106,18 @@ class Fib:
         self.generation += 1
         return route
 
-    def get(self, prefix: ipaddress.IPv4Network) -> Route | None:
+    def get(self, prefix: Prefix) -> Route | None:
         """Return the route for exactly ``prefix``, if any."""
         table = self._by_len.get(prefix.prefixlen)
         return table.get(int(prefix.network_address)) if table is not None else None
 
     def lookup(self, dst: bytes) -> Route | None:
-        """Return the most specific route covering ``dst`` (4 bytes), or None."""
+        """Return the most specific route covering ``dst`` (packed), or None."""
         addr = int.from_bytes(dst, "big")
         by_len = self._by_len
+        masks = self._masks
         for plen in self._lens:
-            route = by_len[plen].get(addr & _MASKS[plen])
+            route = by_len[plen].get(addr & masks[plen])
             if route is not None:
                 return route
         return None

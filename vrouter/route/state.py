@@ -25,18 +25,29 @@ class RouteState:
 
     fib: Fib = field(default_factory=Fib)
     """The IPv4 forwarding table."""
+    fib6: Fib = field(default_factory=lambda: Fib(128))
+    """The IPv6 forwarding table (link-local destinations never appear in it)."""
+
+    def table(self, version: int) -> Fib:
+        """Return the table of IP version ``version``."""
+        return self.fib if version == 4 else self.fib6
 
 
-def add_connected(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface) -> None:
-    """Install the connected route of ``address`` on ``ifp``."""
-    fib = vnet.route.fib
+Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+def add_connected(vnet: Vnet, ifp: Ifnet, address: Address) -> None:
+    """Install the connected route of ``address`` on ``ifp`` (not for link-local)."""
+    if address.is_link_local and address.version == 6:
+        return
+    fib = vnet.route.table(address.version)
     if fib.get(address.network) is None:
         fib.add(Route(address.network, UNICAST, None, ifp, CONNECTED))
 
 
-def remove_connected(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface) -> None:
+def remove_connected(vnet: Vnet, ifp: Ifnet, address: Address) -> None:
     """Remove the connected route of ``address`` if ``ifp`` owns it."""
-    fib = vnet.route.fib
+    fib = vnet.route.table(address.version)
     route = fib.get(address.network)
     if route is not None and route.origin == CONNECTED and route.ifnet is ifp:
         fib.delete(address.network)
@@ -44,16 +55,26 @@ def remove_connected(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface) -
 
 def add_static(
     vnet: Vnet,
-    prefix: ipaddress.IPv4Network,
+    prefix: ipaddress.IPv4Network | ipaddress.IPv6Network,
     type_: str = UNICAST,
-    via: ipaddress.IPv4Address | None = None,
+    via: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None,
     ifp: Ifnet | None = None,
 ) -> Route:
-    """Add a static route; a next hop must be on one of the vnet's connected networks."""
+    """Add a static route; a next hop must be on one of the vnet's connected networks.
+
+    An IPv6 link-local next hop is on the link of the interface named with it.
+    """
     gateway = None
     if via is not None:
+        if via.version != prefix.version:
+            raise RouteError(f"next hop {via} is not of the family of {prefix}")
         gateway = via.packed
-        egress = _connected_interface(vnet, via, ifp)
+        if via.version == 6 and via.is_link_local:
+            if ifp is None:
+                raise RouteError(f"link-local next hop {via} needs an interface")
+            egress: Ifnet | None = ifp
+        else:
+            egress = _connected_interface(vnet, via, ifp)
         if egress is None:
             raise RouteError(
                 f"next hop {via} is not on a connected network of vnet {vnet.name}"
@@ -63,12 +84,12 @@ def add_static(
     if type_ == UNICAST and ifp is None:
         raise RouteError(f"route to {prefix} needs a next hop or an interface")
     route = Route(prefix, type_, gateway, ifp, STATIC)
-    vnet.route.fib.add(route)
+    vnet.route.table(prefix.version).add(route)
     return route
 
 
 def _connected_interface(
-    vnet: Vnet, address: ipaddress.IPv4Address, only: Ifnet | None
+    vnet: Vnet, address: ipaddress.IPv4Address | ipaddress.IPv6Address, only: Ifnet | None
 ) -> Ifnet | None:
     """Return the interface whose most specific connected network holds ``address``.
 
@@ -79,8 +100,12 @@ def _connected_interface(
     for ifp in vnet.link.interfaces.values():
         if only is not None and ifp is not only:
             continue
-        for iface in ifp.addresses:
-            if address in iface.network and (best is None or iface.network.prefixlen > best[0]):
+        for iface in ifp.all_addresses():
+            if (
+                iface.version == address.version
+                and address in iface.network
+                and (best is None or iface.network.prefixlen > best[0])
+            ):
                 best = (iface.network.prefixlen, ifp)
     return best[1] if best is not None else None
 

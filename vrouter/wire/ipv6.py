@@ -129,6 +129,8 @@ class Chain:
     """A Hop-by-Hop Options header was present."""
     router_alert: bool = False
     """The Hop-by-Hop header carried a Router Alert option (RFC 2711)."""
+    proto_field: int = NEXT_HEADER
+    """Offset of the Next Header field that names ``proto`` (for Parameter Problem)."""
 
 
 _EXT = frozenset({NH_HOPOPTS, NH_ROUTING, NH_DSTOPTS, NH_FRAGMENT})
@@ -187,25 +189,25 @@ def walk(packet: bytes | bytearray | memoryview, total: int, *, local: bool) -> 
     alert = False
     for count in range(MAX_EXTENSIONS + 1):
         if nh not in _EXT:
-            return Chain(nh, offset, -1, hopopts, alert)
+            return Chain(nh, offset, -1, hopopts, alert, prev_nh_field)
         if count == MAX_EXTENSIONS:
             raise SanityError("ip6_toomanyext", f"more than {MAX_EXTENSIONS} extension headers")
         if nh == NH_HOPOPTS and offset != HEADER_LEN:
             # Hop-by-Hop only right after the fixed header (RFC 8200 4.1).
             raise ParameterProblem("ip6_badhopopts", 1, prev_nh_field)
+        if nh != NH_HOPOPTS and not local:
+            # A forwarding node looks no further than Hop-by-Hop.
+            return Chain(nh, offset, -1, hopopts, alert, prev_nh_field)
         if offset + 8 > total:
             raise IntegrityError("ip6_exttooshort", f"extension header {nh} truncated")
         if nh == NH_FRAGMENT:
-            return Chain(packet[offset], offset + 8, offset, hopopts, alert)
+            return Chain(packet[offset], offset + 8, offset, hopopts, alert, offset)
         hdr_len = (packet[offset + 1] + 1) * 8
         if offset + hdr_len > total:
             raise IntegrityError("ip6_exttooshort", f"extension header {nh} truncated")
         if nh == NH_HOPOPTS:
             hopopts = True
             alert = _options(packet, offset + 2, offset + hdr_len)
-        elif not local:
-            # A forwarding node looks no further than Hop-by-Hop.
-            return Chain(nh, offset, -1, hopopts, alert)
         elif nh == NH_DSTOPTS:
             _options(packet, offset + 2, offset + hdr_len)
         elif packet[offset + 3] != 0:  # Routing header with segments left

@@ -82,7 +82,7 @@ def test_names_are_in_attach_order(rec: Recorder) -> None:
 
 def test_builtin_order_puts_link_before_route_before_inet() -> None:
     names = new_tree().registry.names()
-    assert names == ["link", "route", "inet"]
+    assert names == ["link", "route", "inet", "inet6"]
     for subsystem in builtin_subsystems():
         for dep in subsystem.depends:
             assert names.index(dep) < names.index(subsystem.name)
@@ -173,7 +173,9 @@ def test_unloading_the_builtin_inet_is_refused_only_for_its_dependencies() -> No
         tree.registry.unload("link", tree)
     tree.registry.unload("inet", tree)
     assert not hasattr(vnet, "inet")
-    # inet's detach took its EtherTypes out of link's table.
+    # inet's detach took its EtherTypes out of link's table; inet6's stays.
+    assert sorted(vnet.link.ethertypes) == [0x86DD]
+    tree.registry.unload("inet6", tree)
     assert vnet.link.ethertypes == {}
 
 

@@ -72,7 +72,7 @@ def test_unicast_to_another_station_is_not_for_us(port, lab, dst) -> None:
     assert ifp.counters.rx_errors == 0
 
 
-@pytest.mark.parametrize("ethertype", [0x86DD, 0x88CC, 0x8100, 0x0000, 0xFFFF])
+@pytest.mark.parametrize("ethertype", [0x88CC, 0x8100, 0x0000, 0xFFFF])
 def test_unknown_ethertype_is_counted(port, lab, ethertype: int) -> None:
     ifp, seen, _ = port
     ether.input(ifp, eth(ifp.mac, ethertype), lab.now)
@@ -121,9 +121,9 @@ def test_ethertype_table_is_per_vnet(port, lab) -> None:
     assert ifq.counters.rx_drops == {"unknown_ethertype": 1}
 
 
-def test_builtin_ethertypes_are_ipv4_and_arp(lab) -> None:
+def test_builtin_ethertypes_are_ipv4_arp_and_ipv6(lab) -> None:
     vnet = lab.vnet("r")
-    assert sorted(vnet.link.ethertypes) == [0x0800, 0x0806]
+    assert sorted(vnet.link.ethertypes) == [0x0800, 0x0806, 0x86DD]
 
 
 def test_exception_in_a_handler_is_contained_by_receive(port, lab, caplog) -> None:

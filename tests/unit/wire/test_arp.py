@@ -17,15 +17,15 @@ from vrouter.wire.errors import IntegrityError, SanityError, WireError
 # 192.0.2.1/24) and wcap-b (00:00:5e:00:53:02, 192.0.2.2/24).
 # `ping -c1 192.0.2.2` in wcap-a, from a cold neighbour cache, produced:
 ARP_REQUEST = bytes.fromhex(  # who-has 192.0.2.2 tell 192.0.2.1
-    "000108000604000100005e005301c0000201000000000000c0000202"
+    "0001 0800 06 04 0001 00005e005301 c0000201 000000000000 c0000202"
 )
 ARP_REPLY = bytes.fromhex(  # 192.0.2.2 is-at 00:00:5e:00:53:02
-    "000108000604000200005e005302c000020200005e005301c0000201"
+    "0001 0800 06 04 0002 00005e005302 c0000202 00005e005301 c0000201"
 )
 # With net.ipv4.conf.*.arp_notify=1 in wcap-b, `ip link set VB address
 # 00:00:5e:00:53:03` made the kernel announce itself:
 ARP_GRATUITOUS = bytes.fromhex(  # who-has 192.0.2.2 tell 192.0.2.2
-    "000108000604000100005e005303c0000202000000000000c0000202"
+    "0001 0800 06 04 0001 00005e005303 c0000202 000000000000 c0000202"
 )
 
 MAC_A = bytes.fromhex("00005e005301")
@@ -79,7 +79,8 @@ def test_emit_gives_captured_bytes(data: bytes, expected: ArpPacket) -> None:
 def test_parse_inside_captured_frame() -> None:
     # The whole captured frame, as tcpdump wrote it; ARP starts after 14 bytes.
     frame = bytes.fromhex(
-        "ffffffffffff00005e0053010806000108000604000100005e005301c0000201000000000000c0000202"
+        "ffffffffffff 00005e005301 0806 "
+        "0001 0800 06 04 0001 00005e005301 c0000201 000000000000 c0000202"
     )
     assert ArpPacket.parse(memoryview(frame)[14:]) == REQUEST
 

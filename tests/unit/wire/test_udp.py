@@ -24,7 +24,8 @@ from vrouter.wire.udp import UdpHeader
 # OFFLOADED_DATAGRAM below for what is captured otherwise.
 # The whole IPv4 packet; the UDP datagram starts at byte 20.
 UDP_IP = bytes.fromhex(
-    "4500002edeaf40004011d80bc0000201c00002029c40829a001aacac76726f75746572207769726520746573740a"
+    "4500 002e deaf 4000 4011 d80b c0000201 c0000202"
+    "9c40 829a 001a acac 76726f75746572207769726520746573740a"
 )
 DATAGRAM = UDP_IP[20:]
 SRC = bytes.fromhex("c0000201")  # 192.0.2.1

@@ -1,0 +1,166 @@
+"""ICMPv6 for one vnet: echo, ND dispatch, Packet Too Big, error generation.
+
+Errors follow RFC 4443 2.4: never about an ICMPv6 error, a packet from an
+unspecified or multicast source, or our own packet; never about a packet
+to a multicast address or received as link-layer multicast, except Packet
+Too Big and Parameter Problem for an unrecognised option of action 10
+(``allow_multicast``); limited to ``net.inet6.icmp6.errratelimit`` per
+second per vnet.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vrouter.inet6 import nd
+from vrouter.wire import icmp6
+from vrouter.wire.errors import WireError
+from vrouter.wire.ipv6 import NH_ICMPV6, UNSPECIFIED, is_link_local
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+    from vrouter.link.ifnet import Ifnet
+
+PROTO = NH_ICMPV6
+PMTU_LIFETIME = 600.0
+"""Seconds a learnt path MTU is kept (RFC 8201 5.3 suggests 10 minutes)."""
+
+_ND_INPUT = {
+    icmp6.NEIGHBOR_SOLICIT: nd.ns_input,
+    icmp6.NEIGHBOR_ADVERT: nd.na_input,
+    icmp6.ROUTER_SOLICIT: nd.rs_input,
+    icmp6.ROUTER_ADVERT: nd.ra_input,
+}
+
+
+def input(ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float) -> None:
+    """Process an ICMPv6 message addressed to this vnet."""
+    vnet = ifp.vnet
+    stat = vnet.inet6.icmp
+    stat.in_msgs += 1
+    src = bytes(packet[8:24])
+    dst = bytes(packet[24:40])
+    try:
+        message = icmp6.Icmp6Message.parse(src, dst, packet[offset:])
+    except WireError as err:
+        stat.in_errors += 1
+        ifp.drop(err.reason, error=True)
+        return
+    handler = _ND_INPUT.get(message.type)
+    if handler is not None:
+        handler(ifp, packet, message, now)
+        return
+    if message.type == icmp6.ECHO_REQUEST:
+        stat.in_echo += 1
+        _echo(vnet, ifp, packet, message, now)
+    elif message.type == icmp6.PACKET_TOO_BIG:
+        stat.in_error_msgs += 1
+        stat.in_toobig += 1
+        _learn_pmtu(vnet, message, now)
+    elif message.type == icmp6.REDIRECT:
+        stat.in_redirect += 1
+    elif icmp6.is_error(message.type):
+        stat.in_error_msgs += 1
+
+
+def _echo(
+    vnet: Vnet, ifp: Ifnet, packet: memoryview, request: icmp6.Icmp6Message, now: float
+) -> None:
+    from vrouter.inet6 import ipv6
+
+    dst = bytes(packet[24:40])
+    asker = bytes(packet[8:24])
+    if asker == UNSPECIFIED:
+        return
+    # A reply to a multicast request comes from a unicast address of the
+    # interface (RFC 4443 4.2).
+    source = dst if dst[0] != 0xFF else ipv6.source_address(vnet, asker, ifp)
+    if source is None:
+        return
+    reply = icmp6.echo_reply(request, source, asker)
+    if ipv6.output(vnet, ipv6.packet(vnet, source, asker, NH_ICMPV6, reply), now, ifp):
+        vnet.inet6.icmp.out_echo_reply += 1
+
+
+def _learn_pmtu(vnet: Vnet, message: icmp6.Icmp6Message, now: float) -> None:
+    """Remember the MTU a router reported for the quoted destination (RFC 8201)."""
+    if len(message.body) < 40:
+        return
+    quoted_src = message.body[8:24]
+    if quoted_src not in vnet.inet6.local and not is_link_local(quoted_src):
+        return  # not about a packet of ours
+    mtu = max(message.rest, icmp6.MIN_MTU)
+    vnet.inet6.pmtu[message.body[24:40]] = (mtu, now + PMTU_LIFETIME)
+
+
+def path_mtu(vnet: Vnet, dst: bytes, link_mtu: int, now: float) -> int:
+    """Return the MTU to use towards ``dst``: the link's, or less if a PTB said so."""
+    learnt = vnet.inet6.pmtu.get(dst)
+    if learnt is None:
+        return link_mtu
+    if learnt[1] < now:
+        del vnet.inet6.pmtu[dst]
+        return link_mtu
+    return min(link_mtu, learnt[0])
+
+
+def _may_send(
+    vnet: Vnet, packet: memoryview, l2_multicast: bool, allow_multicast: bool, now: float
+) -> bool:
+    inet6 = vnet.inet6
+    stat = inet6.icmp
+    src = bytes(packet[8:24])
+    dst = bytes(packet[24:40])
+    if src == UNSPECIFIED or src[0] == 0xFF or src in inet6.local:
+        stat.suppressed += 1
+        return False
+    if (dst[0] == 0xFF or l2_multicast) and not allow_multicast:
+        stat.suppressed += 1
+        return False
+    # Never about an ICMPv6 error: find the quoted packet's ICMPv6 type when
+    # it directly follows the fixed header (the common case).
+    if packet[6] == NH_ICMPV6 and len(packet) > 40 and icmp6.is_error(packet[40]):
+        stat.suppressed += 1
+        return False
+    rate = inet6.icmp6_errrate
+    if rate > 0:
+        tokens = min(float(rate), inet6.icmp_tokens + (now - inet6.icmp_tokens_at) * rate)
+        inet6.icmp_tokens_at = now
+        if tokens < 1.0:
+            inet6.icmp_tokens = tokens
+            stat.ratelimited += 1
+            return False
+        inet6.icmp_tokens = tokens - 1.0
+    return True
+
+
+def send_error(
+    vnet: Vnet,
+    ifp: Ifnet | None,
+    packet: memoryview,
+    type_: int,
+    code: int,
+    now: float,
+    rest: int = 0,
+    *,
+    l2_multicast: bool = False,
+    allow_multicast: bool = False,
+) -> None:
+    """Send an ICMPv6 error about ``packet`` back to its source.
+
+    The source address is the receiving interface's (link-local if the
+    offender's source is link-local), so traceroute6 shows the hop the
+    probe entered; otherwise the address of the route back.
+    """
+    from vrouter.inet6 import ipv6
+
+    if not _may_send(vnet, packet, l2_multicast, allow_multicast, now):
+        return
+    target = bytes(packet[8:24])
+    source = ipv6.source_address(vnet, target, ifp)
+    if source is None:
+        return
+    message = icmp6.error(type_, code, packet, source, target, rest)
+    out_ifp = ifp if is_link_local(target) else None
+    if ipv6.output(vnet, ipv6.packet(vnet, source, target, NH_ICMPV6, message), now, out_ifp):
+        vnet.inet6.icmp.out_errors += 1

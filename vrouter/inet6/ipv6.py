@@ -1,0 +1,388 @@
+"""IPv6 input, forwarding and output for one vnet (RFC 8200, RFC 4443).
+
+``input`` validates the fixed header, accepts unicast for our addresses
+(link-local ones only on their own interface) and multicast for groups the
+interface joined, walks the extension headers of what is ours (Parameter
+Problem where RFC 8200 asks for it), reassembles fragments addressed to us
+and forwards the rest: hop limit decremented, longest-prefix route, Packet
+Too Big instead of fragmenting (routers never fragment IPv6).  Link-local
+traffic never leaves its link; multicast is never forwarded.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+from vrouter.inet6 import icmp6 as icmp6_layer
+from vrouter.inet6 import nd
+from vrouter.inet6.fragment import fragment_ipv6, ipv6_input
+from vrouter.inet6.state import Addr6, Ip6Stats, Proto6Handler
+from vrouter.route.fib import BLACKHOLE, UNICAST
+from vrouter.wire import icmp6, tcp, udp
+from vrouter.wire.checksum import checksum, pseudo_header_sum
+from vrouter.wire.errors import WireError
+from vrouter.wire.ethernet import ETHERTYPE_IPV6, HEADER, HEADER_LEN
+from vrouter.wire.ipv6 import (
+    ALL_NODES,
+    ALL_ROUTERS,
+    NH_NONE,
+    NH_TCP,
+    NH_UDP,
+    UNSPECIFIED,
+    ParameterProblem,
+    build,
+    check,
+    is_link_local,
+    walk,
+)
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+    from vrouter.link.ifnet import Ifnet
+
+LOOPBACK = bytes(15) + b"\x01"
+_HLIM = HEADER_LEN + 7
+_SRC = HEADER_LEN + 8
+_DST = HEADER_LEN + 24
+
+
+def _count(ifp: Ifnet, stats: Ip6Stats, reason: str, error: bool = False) -> None:
+    """Count a dropped packet on the interface and in the vnet's ip6stat."""
+    field_name = reason.removeprefix("ip6_")
+    if not hasattr(stats, field_name):
+        field_name = "badext"
+    setattr(stats, field_name, getattr(stats, field_name) + 1)
+    ifp.drop(reason, error)
+
+
+def _local(vnet: Vnet, ifp: Ifnet, dst: bytes) -> Addr6 | None:
+    inet6 = vnet.inet6
+    if is_link_local(dst):
+        return inet6.linklocal.get((ifp.name, dst))
+    return inet6.local.get(dst)
+
+
+def input(ifp: Ifnet, frame: bytes, now: float) -> None:
+    """Process one IPv6 packet in an Ethernet frame received on ``ifp``."""
+    vnet = ifp.vnet
+    inet6 = vnet.inet6
+    stats = inet6.stats
+    stats.total += 1
+    packet = memoryview(frame)[HEADER_LEN:]
+    try:
+        total = check(packet)
+    except WireError as err:
+        _count(ifp, stats, err.reason, error=True)
+        return
+    if total != len(packet):
+        packet = packet[:total]
+    src = frame[_SRC : _SRC + 16]
+    if src[0] == 0xFF or src == LOOPBACK:
+        _count(ifp, stats, "ip6_badsrc", error=True)
+        return
+    dst = frame[_DST : _DST + 16]
+    l2_multicast = bool(frame[0] & 1)
+    if dst[0] == 0xFF:
+        if dst not in inet6.groups.get(ifp.name, ()):
+            _count(ifp, stats, "ip6_notmember")
+            return
+        _deliver(vnet, ifp, packet, False, l2_multicast, now)
+        return
+    addr = _local(vnet, ifp, dst)
+    if addr is not None:
+        if not addr.usable:
+            _count(ifp, stats, "ip6_tentative")
+            return
+        _deliver(vnet, ifp, packet, not l2_multicast, l2_multicast, now)
+    elif l2_multicast:
+        _count(ifp, stats, "ip6_l2multicast")
+    elif not inet6.forwarding:
+        _count(ifp, stats, "ip6_cantforward")
+    elif src == UNSPECIFIED:
+        _count(ifp, stats, "ip6_badsrc", error=True)
+    else:
+        _forward(vnet, ifp, frame, packet, total, src, dst, now)
+
+
+def _deliver(
+    vnet: Vnet, ifp: Ifnet, packet: memoryview, unicast: bool, l2_multicast: bool, now: float
+) -> None:
+    inet6 = vnet.inet6
+    stats = inet6.stats
+    try:
+        chain = walk(packet, len(packet), local=True)
+        if chain.fragment_offset >= 0:
+            whole = ipv6_input(inet6.reass, packet, chain.fragment_offset, now)
+            _arm_reassembly(vnet)
+            if whole is None:
+                return
+            packet = memoryview(whole)
+            chain = walk(packet, len(packet), local=True)
+    except ParameterProblem as problem:
+        _count(ifp, stats, problem.reason, error=True)
+        icmp6_layer.send_error(
+            vnet,
+            ifp,
+            packet,
+            icmp6.PARAM_PROBLEM,
+            problem.code,
+            now,
+            problem.pointer,
+            l2_multicast=l2_multicast,
+            allow_multicast=problem.code == icmp6.PARAM_OPTION,
+        )
+        return
+    except WireError as err:
+        _count(ifp, stats, err.reason, error=True)
+        return
+    if chain.proto == NH_NONE:
+        stats.delivered += 1
+        return
+    handler = inet6.protocols.get(chain.proto)
+    if handler is None:
+        _count(ifp, stats, "ip6_noproto")
+        icmp6_layer.send_error(
+            vnet,
+            ifp,
+            packet,
+            icmp6.PARAM_PROBLEM,
+            icmp6.PARAM_NEXTHEADER,
+            now,
+            chain.proto_field,
+            l2_multicast=l2_multicast,
+        )
+        return
+    stats.delivered += 1
+    handler(ifp, packet, chain.offset, unicast, now)
+
+
+def _arm_reassembly(vnet: Vnet) -> None:
+    """Keep one deadline for the earliest reassembly timeout."""
+    vnet.inet6.reass_deadline.arm(
+        vnet.timers, vnet.inet6.reass.next_deadline(), lambda t: _expire_reassembly(vnet, t)
+    )
+
+
+def _expire_reassembly(vnet: Vnet, now: float) -> None:
+    for first in vnet.inet6.reass.expire(now):
+        icmp6_layer.send_error(
+            vnet, None, memoryview(first), icmp6.TIME_EXCEEDED, icmp6.EXC_REASS, now
+        )
+    _arm_reassembly(vnet)
+
+
+def _forward(
+    vnet: Vnet,
+    ifp: Ifnet,
+    frame: bytes,
+    packet: memoryview,
+    total: int,
+    src: bytes,
+    dst: bytes,
+    now: float,
+) -> None:
+    stats = vnet.inet6.stats
+    if is_link_local(dst) or is_link_local(src):
+        _count(ifp, stats, "ip6_badscope")
+        if not is_link_local(dst):
+            icmp6_layer.send_error(
+                vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_BEYOND_SCOPE, now
+            )
+        return
+    hlim = frame[_HLIM]
+    if hlim <= 1:
+        _count(ifp, stats, "ip6_hoplimit_exceeded")
+        icmp6_layer.send_error(vnet, ifp, packet, icmp6.TIME_EXCEEDED, icmp6.EXC_HOPLIMIT, now)
+        return
+    route = vnet.route.fib6.lookup(dst)
+    if route is None:
+        _count(ifp, stats, "ip6_noroute")
+        icmp6_layer.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_NOROUTE, now)
+        return
+    if route.type != UNICAST:
+        if route.type == BLACKHOLE:
+            _count(ifp, stats, "ip6_blackhole")
+        else:
+            _count(ifp, stats, "ip6_reject")
+            icmp6_layer.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_REJECT, now)
+        return
+    out = route.ifnet
+    assert out is not None
+    if total > out.mtu:
+        _count(ifp, stats, "ip6_toobig")
+        icmp6_layer.send_error(
+            vnet, ifp, packet, icmp6.PACKET_TOO_BIG, 0, now, out.mtu, allow_multicast=True
+        )
+        return
+    buf = bytearray(frame[: HEADER_LEN + total])
+    buf[_HLIM] = hlim - 1
+    route.use += 1
+    stats.forward += 1
+    nd.output(vnet, out, route.gateway or dst, buf, now)
+
+
+# --- output ------------------------------------------------------------------------
+
+
+def source_address(vnet: Vnet, dst: bytes, ifp: Ifnet | None = None) -> bytes | None:
+    """Return the address to send from towards ``dst`` (RFC 6724, simplified).
+
+    Link-local destinations get the link-local address of ``ifp``; others a
+    global address of ``ifp`` (the interface a reply leaves by), else of the
+    route's egress interface, else any usable global address of the vnet.
+    """
+    inet6 = vnet.inet6
+    if is_link_local(dst) or (dst[0] == 0xFF and dst[1] & 0x0F <= 2):
+        if ifp is None:
+            return None
+        return next((a.address for a in inet6.addrs_of(ifp) if a.link_local and a.usable), None)
+    candidates: list[Ifnet] = []
+    if ifp is not None:
+        candidates.append(ifp)
+    route = vnet.route.fib6.lookup(dst)
+    if route is not None and route.ifnet is not None:
+        candidates.append(route.ifnet)
+    for candidate in candidates:
+        for addr in inet6.addrs_of(candidate):
+            if addr.usable and not addr.link_local:
+                return addr.address
+    return next((a.address for a in inet6.local.values() if a.usable), None)
+
+
+def packet(vnet: Vnet, src: bytes, dst: bytes, next_header: int, payload: bytes) -> bytes:
+    """Return an IPv6 packet this vnet originates (its default hop limit)."""
+    return build(src, dst, next_header, payload, hop_limit=vnet.inet6.hop_limit)
+
+
+def output(vnet: Vnet, pkt: bytes, now: float, ifp: Ifnet | None = None) -> bool:
+    """Send an IPv6 packet this vnet originated; False if it could not be routed.
+
+    Link-local and multicast destinations need the interface ``ifp``.
+    Packets larger than the path MTU are fragmented at the source.
+    """
+    inet6 = vnet.inet6
+    dst = pkt[24:40]
+    if dst[0] == 0xFF or is_link_local(dst):
+        if ifp is None:
+            inet6.stats.noroute_out += 1
+            return False
+        out, nexthop = ifp, dst
+        local = inet6.linklocal.get((ifp.name, dst))
+    else:
+        local = inet6.local.get(dst)
+        route = vnet.route.fib6.lookup(dst)
+        if local is None and (route is None or route.type != UNICAST or route.ifnet is None):
+            inet6.stats.noroute_out += 1
+            return False
+        if local is None:
+            assert route is not None and route.ifnet is not None
+            route.use += 1
+            out, nexthop = route.ifnet, route.gateway or dst
+    inet6.stats.localout += 1
+    if local is not None:  # to ourselves: loop back
+        _deliver(vnet, local.ifnet, memoryview(pkt), True, False, now)
+        return True
+    mtu = icmp6_layer.path_mtu(vnet, dst, out.mtu, now)
+    pieces = [pkt]
+    if len(pkt) > mtu:
+        inet6.frag_ident = (inet6.frag_ident + 1) & 0xFFFFFFFF
+        pieces = fragment_ipv6(pkt, mtu, inet6.frag_ident)
+        inet6.stats.fragmented += 1
+    for piece in pieces:
+        frame = bytearray(HEADER_LEN + len(piece))
+        frame[HEADER_LEN:] = piece
+        HEADER.pack_into(frame, 0, b"\0" * 6, out.mac, ETHERTYPE_IPV6)
+        nd.output(vnet, out, nexthop, frame, now)
+    return True
+
+
+# --- configuration -----------------------------------------------------------------
+
+
+def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface, now: float) -> Addr6:
+    """Configure ``address`` on ``ifp``: tentative until DAD passes once ``ifp`` is up."""
+    from vrouter.route.state import add_connected
+
+    inet6 = vnet.inet6
+    packed = address.ip.packed
+    addr = Addr6(packed, address.network.prefixlen, ifp)
+    if addr.link_local:
+        key = (ifp.name, packed)
+        if key in inet6.linklocal:
+            raise ValueError(f"address {address.ip} is already configured on {ifp.name}")
+        inet6.linklocal[key] = addr
+        ifp.addresses6.insert(0, address)
+    else:
+        if packed in inet6.local:
+            raise ValueError(f"address {address.ip} is already configured in vnet {vnet.name}")
+        inet6.local[packed] = addr
+        ifp.addresses6.append(address)
+        add_connected(vnet, ifp, address)
+    if ifp.up:
+        nd.start_dad(vnet, addr, now)
+    return addr
+
+
+def enable(vnet: Vnet, ifp: Ifnet, now: float) -> None:
+    """Give ``ifp`` IPv6: its EUI-64 link-local address unless one is configured."""
+    from vrouter.wire.ipv6 import link_local_from_mac
+
+    if not any(a.is_link_local for a in ifp.addresses6):
+        ll = ipaddress.IPv6Interface((ipaddress.IPv6Address(link_local_from_mac(ifp.mac)), 64))
+        add_address(vnet, ifp, ll, now)
+
+
+def set_up(vnet: Vnet, ifp: Ifnet, now: float) -> None:
+    """Join the interface's groups and start DAD for its addresses."""
+    nd.join(vnet, ifp, ALL_NODES)
+    if vnet.inet6.forwarding:
+        nd.join(vnet, ifp, ALL_ROUTERS)
+    for addr in vnet.inet6.addrs_of(ifp):
+        nd.start_dad(vnet, addr, now)
+
+
+# --- transport stand-ins ---------------------------------------------------------------
+
+
+def _udp_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: float) -> None:
+    """UDP for this vnet: no sockets are bound yet, so every port is closed."""
+    vnet = ifp.vnet
+    datagram = pkt[offset:]
+    try:
+        udp.UdpHeader.parse(datagram)
+    except WireError as err:
+        ifp.drop(err.reason, error=True)
+        return
+    src = bytes(pkt[8:24])
+    dst = bytes(pkt[24:40])
+    if checksum(datagram, pseudo_header_sum(src, dst, NH_UDP, len(datagram))) != 0:
+        ifp.drop("udp_badsum", error=True)  # a zero checksum is invalid in IPv6 too
+        return
+    ifp.drop("udp_noport")
+    if unicast:
+        icmp6_layer.send_error(vnet, ifp, pkt, icmp6.DEST_UNREACH, icmp6.UNREACH_PORT, now)
+
+
+def _tcp_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: float) -> None:
+    """TCP for this vnet: no listeners exist yet, so every port answers with a reset."""
+    vnet = ifp.vnet
+    segment = pkt[offset:]
+    src = bytes(pkt[8:24])
+    dst = bytes(pkt[24:40])
+    try:
+        header = tcp.TcpHeader.parse(segment)
+    except WireError as err:
+        ifp.drop(err.reason, error=True)
+        return
+    if not tcp.verify(src, dst, segment):
+        ifp.drop("tcp_badsum", error=True)
+        return
+    ifp.drop("tcp_noport")
+    reset = tcp.reset_for(dst, src, header) if unicast else None
+    if reset is not None:
+        output(vnet, packet(vnet, dst, src, NH_TCP, reset), now, ifp)
+
+
+BUILTIN_PROTOCOLS: dict[int, Proto6Handler] = {NH_UDP: _udp_input, NH_TCP: _tcp_input}
+"""Local delivery handlers every vnet starts with."""

@@ -1,0 +1,680 @@
+"""Neighbor Discovery (RFC 4861), DAD (RFC 4862) and router advertisements.
+
+Neighbour cache with NUD: ``incomplete`` (multicast NS sent, packets
+held), ``reachable`` (confirmed within ReachableTime), ``stale`` (used as
+is; the first use moves it to ``delay``), ``delay`` (waiting
+DELAY_FIRST_PROBE_TIME for an upper-layer hint, which a router never gets),
+``probe`` (unicast NS every RetransTimer, up to MAX_UNICAST_SOLICIT).
+Resolution failure answers held packets with ICMPv6 address unreachable.
+
+Every new address is tentative until DAD passes; a conflict is logged and
+the address marked duplicated.  Interfaces configured to advertise send
+RAs from their link-local address once it is preferred: the first three
+at most 16 s apart, then every MinRtrAdvInterval..MaxRtrAdvInterval, and
+in answer to a Router Solicitation after a random delay of at most 0.5 s,
+never closer than 3 s to the previous one (RFC 4861 6.2.4, 6.2.6).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from vrouter.core.timers import Timer
+from vrouter.inet6.state import DUPLICATED, PREFERRED, TENTATIVE, Addr6
+from vrouter.wire import icmp6, ndp
+from vrouter.wire.errors import WireError
+from vrouter.wire.ethernet import ETHERTYPE_IPV6, HEADER, HEADER_LEN
+from vrouter.wire.ipv6 import (
+    ALL_NODES,
+    ALL_ROUTERS,
+    NH_ICMPV6,
+    UNSPECIFIED,
+    build,
+    is_link_local,
+    multicast_mac,
+    solicited_node,
+)
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+    from vrouter.link.ifnet import Ifnet
+
+log = logging.getLogger("vrouter.nd")
+
+INCOMPLETE = "incomplete"
+REACHABLE = "reachable"
+STALE = "stale"
+DELAY = "delay"
+PROBE = "probe"
+
+MAX_MULTICAST_SOLICIT = 3
+MAX_UNICAST_SOLICIT = 3
+DELAY_FIRST_PROBE_TIME = 5.0
+HOLD_LIMIT = 16
+"""Packets held per incomplete neighbour; the oldest goes first."""
+SWEEP_INTERVAL = 30.0
+MAX_INITIAL_RTR_ADVERTISEMENTS = 3
+MAX_INITIAL_RTR_ADVERT_INTERVAL = 16.0
+MIN_DELAY_BETWEEN_RAS = 3.0
+MAX_RA_DELAY_TIME = 0.5
+ND_HOP_LIMIT = 255
+
+
+def _fmt(address: bytes) -> str:
+    return str(ipaddress.IPv6Address(address))
+
+
+@dataclass(slots=True)
+class Neighbour6:
+    """One cache entry: an IPv6 neighbour on an interface."""
+
+    ifnet: Ifnet
+    ip: bytes
+    state: str
+    mac: bytes = b""
+    router: bool = False
+    confirmed: float = 0.0
+    used: float = 0.0
+    probes: int = 0
+    hold: deque[bytearray] = field(default_factory=deque)
+    timer: Timer | None = None
+
+    def describe(self, now: float) -> dict[str, object]:
+        """Return the entry as plain data for the API."""
+        return {
+            "address": _fmt(self.ip),
+            "mac": self.mac.hex(":") if self.mac else None,
+            "interface": self.ifnet.name,
+            "state": self.state,
+            "router": self.router,
+            "age": round(now - self.confirmed, 1) if self.mac else None,
+            "held": len(self.hold),
+        }
+
+
+@dataclass(slots=True)
+class NdTable:
+    """A vnet's IPv6 neighbour cache and its knobs."""
+
+    entries: dict[tuple[str, bytes], Neighbour6] = field(default_factory=dict)
+    """Entries by (interface name, IPv6 address)."""
+    base_reachable_time: float = 30.0
+    """BaseReachableTime (RFC 4861 10); ReachableTime is 0.5..1.5 times it."""
+    retrans_timer: float = 1.0
+    """RetransTimer: seconds between solicitations."""
+    stale_time: float = 1200.0
+    """Seconds an unused stale entry is kept."""
+    max_entries: int = 65536
+    rng: random.Random = field(default_factory=random.Random)
+    reachable_time: float = 30.0
+    sweeper: Timer | None = None
+
+    def __post_init__(self) -> None:
+        self.reachable_time = self.base_reachable_time * self.rng.uniform(0.5, 1.5)
+
+    def clear(self) -> None:
+        """Forget every entry and cancel their timers."""
+        for entry in self.entries.values():
+            if entry.timer is not None:
+                entry.timer.cancel()
+        self.entries.clear()
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            self.sweeper = None
+
+    def flush_interface(self, ifp: Ifnet) -> None:
+        """Forget the entries of ``ifp``."""
+        for key in [k for k, e in self.entries.items() if e.ifnet is ifp]:
+            entry = self.entries.pop(key)
+            if entry.timer is not None:
+                entry.timer.cancel()
+
+
+@dataclass(frozen=True, slots=True)
+class RaSettings:
+    """What an interface advertises (RFC 4861 6.2.1 AdvXxx variables)."""
+
+    interval: float = 200.0
+    """MaxRtrAdvInterval; MinRtrAdvInterval is a third of it."""
+    lifetime: int = 1800
+    hop_limit: int = 64
+    managed: bool = False
+    other: bool = False
+    mtu: bool = True
+    prefixes: tuple[ndp.PrefixInfo, ...] = ()
+    rdnss: tuple[bytes, ...] = ()
+    rdnss_lifetime: int = 600
+
+
+@dataclass(slots=True)
+class RaState:
+    """An advertising interface's schedule."""
+
+    ifnet: Ifnet
+    settings: RaSettings
+    sent: int = 0
+    last_sent: float = -1e9
+    timer: Timer | None = None
+    ready: bool = False
+
+    def stop(self) -> None:
+        """Cancel the next advertisement."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+# --- sending -------------------------------------------------------------------
+
+
+def _send_icmp6(
+    vnet: Vnet, ifp: Ifnet, src: bytes, dst: bytes, dst_mac: bytes, type_: int, body: bytes
+) -> None:
+    """Send an ND message (hop limit 255) straight onto ``ifp``."""
+    message = icmp6.build(type_, 0, body, src, dst)
+    packet = build(src, dst, NH_ICMPV6, message, hop_limit=ND_HOP_LIMIT)
+    ifp.output(HEADER.pack(dst_mac, ifp.mac, ETHERTYPE_IPV6) + packet)
+
+
+def link_source(vnet: Vnet, ifp: Ifnet) -> bytes | None:
+    """Return a usable address of ``ifp`` to send ND from: link-local first."""
+    for addr in vnet.inet6.addrs_of(ifp):
+        if addr.usable:
+            return addr.address
+    return None
+
+
+def send_ns(vnet: Vnet, ifp: Ifnet, target: bytes, unicast_mac: bytes | None = None) -> None:
+    """Solicit ``target``: multicast to its solicited-node group, or unicast (NUD probe)."""
+    src = link_source(vnet, ifp)
+    if src is None:
+        return
+    body = ndp.NeighborSolicitation(target, ifp.mac).emit_body()
+    vnet.inet6.icmp.out_ns += 1
+    if unicast_mac is not None:
+        _send_icmp6(vnet, ifp, src, target, unicast_mac, icmp6.NEIGHBOR_SOLICIT, body)
+    else:
+        group = solicited_node(target)
+        _send_icmp6(vnet, ifp, src, group, multicast_mac(group), icmp6.NEIGHBOR_SOLICIT, body)
+
+
+def _send_na(
+    vnet: Vnet, ifp: Ifnet, target: bytes, dst: bytes, dst_mac: bytes, solicited: bool
+) -> None:
+    body = ndp.NeighborAdvertisement(
+        target,
+        router=vnet.inet6.forwarding,
+        solicited=solicited,
+        override=True,
+        target_mac=ifp.mac,
+    ).emit_body()
+    vnet.inet6.icmp.out_na += 1
+    _send_icmp6(vnet, ifp, target, dst, dst_mac, icmp6.NEIGHBOR_ADVERT, body)
+
+
+# --- resolution and NUD ----------------------------------------------------------
+
+
+def output(vnet: Vnet, ifp: Ifnet, nexthop: bytes, frame: bytearray, now: float) -> None:
+    """Send ``frame`` (an Ethernet frame whose header is to be filled) to ``nexthop``."""
+    if nexthop[0] == 0xFF:
+        frame[0:6] = multicast_mac(nexthop)
+        frame[6:12] = ifp.mac
+        ifp.output(frame)
+        return
+    table = vnet.inet6.nd
+    entry = table.entries.get((ifp.name, nexthop))
+    if entry is not None and entry.state != INCOMPLETE:
+        frame[0:6] = entry.mac
+        frame[6:12] = ifp.mac
+        ifp.output(frame)
+        entry.used = now
+        if entry.state == REACHABLE and now - entry.confirmed > table.reachable_time:
+            entry.state = STALE
+        if entry.state == STALE:
+            entry.state = DELAY
+            _arm(vnet, entry, now + DELAY_FIRST_PROBE_TIME)
+        return
+    if entry is None:
+        entry = _new_entry(vnet, ifp, nexthop, INCOMPLETE, now)
+        if entry is None:
+            ifp.counters.tx_drops["nd_table_full"] += 1
+            return
+        entry.probes = 1
+        send_ns(vnet, ifp, nexthop)
+        _arm(vnet, entry, now + table.retrans_timer)
+    if len(entry.hold) >= HOLD_LIMIT:
+        entry.hold.popleft()
+        vnet.inet6.icmp.nd_queue_overflow += 1
+        ifp.counters.tx_drops["nd_queue_overflow"] += 1
+    entry.hold.append(frame)
+
+
+def _new_entry(vnet: Vnet, ifp: Ifnet, ip: bytes, state: str, now: float) -> Neighbour6 | None:
+    table = vnet.inet6.nd
+    if len(table.entries) >= table.max_entries:
+        vnet.inet6.icmp.nd_table_full += 1
+        return None
+    entry = Neighbour6(ifp, ip, state, used=now)
+    table.entries[(ifp.name, ip)] = entry
+    if table.sweeper is None:
+        table.sweeper = vnet.timers.schedule(now + SWEEP_INTERVAL, lambda t: _sweep(vnet, t))
+    return entry
+
+
+def _arm(vnet: Vnet, entry: Neighbour6, deadline: float) -> None:
+    if entry.timer is not None:
+        entry.timer.cancel()
+    entry.timer = vnet.timers.schedule(deadline, lambda t: _tick(vnet, entry, t))
+
+
+def _tick(vnet: Vnet, entry: Neighbour6, now: float) -> None:
+    table = vnet.inet6.nd
+    entry.timer = None
+    if table.entries.get((entry.ifnet.name, entry.ip)) is not entry:
+        return
+    if entry.state == INCOMPLETE:
+        if entry.probes < MAX_MULTICAST_SOLICIT:
+            entry.probes += 1
+            send_ns(vnet, entry.ifnet, entry.ip)
+            _arm(vnet, entry, now + table.retrans_timer)
+        else:
+            _fail(vnet, entry, now)
+    elif entry.state == DELAY:
+        entry.state = PROBE
+        entry.probes = 1
+        send_ns(vnet, entry.ifnet, entry.ip, entry.mac)
+        _arm(vnet, entry, now + table.retrans_timer)
+    elif entry.state == PROBE:
+        if entry.probes < MAX_UNICAST_SOLICIT:
+            entry.probes += 1
+            send_ns(vnet, entry.ifnet, entry.ip, entry.mac)
+            _arm(vnet, entry, now + table.retrans_timer)
+        else:
+            del table.entries[(entry.ifnet.name, entry.ip)]
+
+
+def _fail(vnet: Vnet, entry: Neighbour6, now: float) -> None:
+    from vrouter.inet6 import icmp6 as icmp6_layer
+
+    del vnet.inet6.nd.entries[(entry.ifnet.name, entry.ip)]
+    vnet.inet6.icmp.nd_timeouts += 1
+    held = list(entry.hold)
+    entry.hold.clear()
+    entry.ifnet.counters.tx_drops["nd_unresolved"] += len(held)
+    for frame in held:
+        icmp6_layer.send_error(
+            vnet, None, memoryview(frame)[HEADER_LEN:], icmp6.DEST_UNREACH, icmp6.UNREACH_ADDR, now
+        )
+
+
+def _confirm(vnet: Vnet, entry: Neighbour6, mac: bytes, state: str, now: float) -> None:
+    """Record ``mac`` for ``entry`` in ``state`` and release its held packets."""
+    entry.mac = mac
+    entry.state = state
+    entry.probes = 0
+    if state == REACHABLE:
+        entry.confirmed = now
+    if entry.timer is not None:
+        entry.timer.cancel()
+        entry.timer = None
+    ifp = entry.ifnet
+    held = list(entry.hold)
+    entry.hold.clear()
+    for frame in held:
+        frame[0:6] = mac
+        frame[6:12] = ifp.mac
+        ifp.output(frame)
+    if held and state == STALE:  # sending on a stale entry starts NUD
+        entry.state = DELAY
+        _arm(vnet, entry, now + DELAY_FIRST_PROBE_TIME)
+
+
+def _learn(vnet: Vnet, ifp: Ifnet, ip: bytes, mac: bytes, now: float) -> None:
+    """Apply a link-layer address option from a solicitation (RFC 4861 7.2.3)."""
+    entry = vnet.inet6.nd.entries.get((ifp.name, ip))
+    if entry is None:
+        entry = _new_entry(vnet, ifp, ip, STALE, now)
+        if entry is not None:
+            entry.mac = mac
+            entry.confirmed = now
+    elif entry.state == INCOMPLETE or entry.mac != mac:
+        _confirm(vnet, entry, mac, STALE, now)
+
+
+def _sweep(vnet: Vnet, now: float) -> None:
+    table = vnet.inet6.nd
+    table.sweeper = None
+    for key, entry in list(table.entries.items()):
+        if entry.state == REACHABLE and now - entry.confirmed > table.reachable_time:
+            entry.state = STALE
+        if entry.state == STALE and now - max(entry.used, entry.confirmed) > table.stale_time:
+            del table.entries[key]
+    if table.entries:
+        table.sweeper = vnet.timers.schedule(now + SWEEP_INTERVAL, lambda t: _sweep(vnet, t))
+
+
+# --- receiving -------------------------------------------------------------------
+
+
+def _our_address(vnet: Vnet, ifp: Ifnet, target: bytes) -> Addr6 | None:
+    inet6 = vnet.inet6
+    addr = inet6.linklocal.get((ifp.name, target))
+    if addr is None:
+        addr = inet6.local.get(target)
+        if addr is not None and addr.ifnet is not ifp:
+            return None
+    return addr
+
+
+def _valid(vnet: Vnet, ifp: Ifnet, packet: memoryview, code: int) -> bool:
+    if packet[7] != ND_HOP_LIMIT or code != 0:
+        vnet.inet6.icmp.nd_bad += 1
+        ifp.drop("nd_invalid", error=True)
+        return False
+    return True
+
+
+def ns_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: float) -> None:
+    """Process a Neighbor Solicitation (RFC 4861 7.2.3, RFC 4862 5.4.3)."""
+    vnet = ifp.vnet
+    stat = vnet.inet6.icmp
+    stat.in_ns += 1
+    if not _valid(vnet, ifp, packet, message.code):
+        return
+    try:
+        ns = ndp.NeighborSolicitation.parse(message.data)
+    except WireError as err:
+        stat.nd_bad += 1
+        ifp.drop(err.reason, error=True)
+        return
+    src = bytes(packet[8:24])
+    dst = bytes(packet[24:40])
+    from_dad = src == UNSPECIFIED
+    if from_dad and (dst != solicited_node(ns.target) or ns.source_mac is not None):
+        stat.nd_bad += 1
+        ifp.drop("nd_invalid", error=True)
+        return
+    addr = _our_address(vnet, ifp, ns.target)
+    if addr is None or addr.state == DUPLICATED:
+        return
+    if addr.state == TENTATIVE:
+        if from_dad:
+            duplicate(vnet, addr, "another node is claiming it (DAD)")
+        return
+    if from_dad:
+        _send_na(vnet, ifp, ns.target, ALL_NODES, multicast_mac(ALL_NODES), solicited=False)
+        return
+    if ns.source_mac is not None:
+        _learn(vnet, ifp, src, ns.source_mac, now)
+    entry = vnet.inet6.nd.entries.get((ifp.name, src))
+    if entry is not None and entry.state != INCOMPLETE:
+        _send_na(vnet, ifp, ns.target, src, entry.mac, solicited=True)
+    else:  # no link-layer address given: resolve the asker first
+        body = ndp.NeighborAdvertisement(
+            ns.target,
+            router=vnet.inet6.forwarding,
+            solicited=True,
+            override=True,
+            target_mac=ifp.mac,
+        ).emit_body()
+        message_bytes = icmp6.build(icmp6.NEIGHBOR_ADVERT, 0, body, ns.target, src)
+        frame = bytearray(HEADER_LEN) + build(
+            ns.target, src, NH_ICMPV6, message_bytes, hop_limit=ND_HOP_LIMIT
+        )
+        HEADER.pack_into(frame, 0, b"\0" * 6, ifp.mac, ETHERTYPE_IPV6)
+        stat.out_na += 1
+        output(vnet, ifp, src, frame, now)
+
+
+def na_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: float) -> None:
+    """Process a Neighbor Advertisement (RFC 4861 7.2.5)."""
+    vnet = ifp.vnet
+    stat = vnet.inet6.icmp
+    stat.in_na += 1
+    if not _valid(vnet, ifp, packet, message.code):
+        return
+    try:
+        na = ndp.NeighborAdvertisement.parse(message.data)
+    except WireError as err:
+        stat.nd_bad += 1
+        ifp.drop(err.reason, error=True)
+        return
+    if packet[24] == 0xFF and na.solicited:
+        stat.nd_bad += 1
+        ifp.drop("nd_invalid", error=True)
+        return
+    addr = _our_address(vnet, ifp, na.target)
+    if addr is not None:
+        if addr.state == TENTATIVE:
+            duplicate(vnet, addr, f"{(na.target_mac or b'').hex(':')} advertises it")
+        else:
+            ifp.drop("nd_dupaddr")
+            log.warning(
+                "vnet %s: %s: station %s advertises our address %s",
+                vnet.name,
+                ifp.name,
+                (na.target_mac or b"").hex(":"),
+                _fmt(na.target),
+            )
+        return
+    entry = vnet.inet6.nd.entries.get((ifp.name, na.target))
+    if entry is None:
+        return
+    entry.router = na.router
+    if entry.state == INCOMPLETE:
+        if na.target_mac is not None:
+            _confirm(vnet, entry, na.target_mac, REACHABLE if na.solicited else STALE, now)
+        return
+    differs = na.target_mac is not None and na.target_mac != entry.mac
+    if not na.override and differs:
+        if entry.state == REACHABLE:
+            entry.state = STALE
+        return
+    if na.solicited:
+        _confirm(vnet, entry, na.target_mac or entry.mac, REACHABLE, now)
+    elif differs and na.target_mac is not None:
+        _confirm(vnet, entry, na.target_mac, STALE, now)
+
+
+def rs_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: float) -> None:
+    """Answer a Router Solicitation on an advertising interface (RFC 4861 6.2.6)."""
+    vnet = ifp.vnet
+    stat = vnet.inet6.icmp
+    stat.in_rs += 1
+    if not _valid(vnet, ifp, packet, message.code):
+        return
+    try:
+        rs = ndp.RouterSolicitation.parse(message.data)
+    except WireError as err:
+        stat.nd_bad += 1
+        ifp.drop(err.reason, error=True)
+        return
+    src = bytes(packet[8:24])
+    if src == UNSPECIFIED and rs.source_mac is not None:
+        stat.nd_bad += 1
+        ifp.drop("nd_invalid", error=True)
+        return
+    if rs.source_mac is not None:
+        _learn(vnet, ifp, src, rs.source_mac, now)
+    ra = vnet.inet6.ra.get(ifp.name)
+    if ra is None or not ra.ready:
+        return
+    when = max(
+        now + vnet.inet6.nd.rng.uniform(0, MAX_RA_DELAY_TIME), ra.last_sent + MIN_DELAY_BETWEEN_RAS
+    )
+    if ra.timer is None or ra.timer.deadline > when:
+        ra.stop()
+        ra.timer = vnet.timers.schedule(when, lambda t: _advertise(vnet, ra, t))
+
+
+def ra_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: float) -> None:
+    """Validate and count a Router Advertisement from another router.
+
+    This vnet does not configure itself from RAs; it learns the sender's
+    link-layer address and notes that it is a router.
+    """
+    vnet = ifp.vnet
+    stat = vnet.inet6.icmp
+    stat.in_ra += 1
+    if not _valid(vnet, ifp, packet, message.code):
+        return
+    if not is_link_local(bytes(packet[8:24])):  # RFC 4861 6.1.2
+        stat.nd_bad += 1
+        ifp.drop("nd_invalid", error=True)
+        return
+    try:
+        ra = ndp.RouterAdvertisement.parse(message.data)
+    except WireError as err:
+        stat.nd_bad += 1
+        ifp.drop(err.reason, error=True)
+        return
+    src = bytes(packet[8:24])
+    if ra.source_mac is not None:
+        _learn(vnet, ifp, src, ra.source_mac, now)
+    entry = vnet.inet6.nd.entries.get((ifp.name, src))
+    if entry is not None:
+        entry.router = True
+
+
+# --- addresses: DAD ---------------------------------------------------------------
+
+
+def join(vnet: Vnet, ifp: Ifnet, group: bytes) -> None:
+    """Join multicast ``group`` on ``ifp``."""
+    vnet.inet6.groups.setdefault(ifp.name, set()).add(group)
+
+
+def start_dad(vnet: Vnet, addr: Addr6, now: float) -> None:
+    """Begin Duplicate Address Detection for a tentative address (RFC 4862 5.4)."""
+    join(vnet, addr.ifnet, solicited_node(addr.address))
+    if vnet.inet6.dad_transmits <= 0:
+        _preferred(vnet, addr, now)
+        return
+    addr.state = TENTATIVE
+    addr.probes = 0
+    _dad_probe(vnet, addr, now)
+
+
+def _dad_probe(vnet: Vnet, addr: Addr6, now: float) -> None:
+    addr.timer = None
+    if addr.state != TENTATIVE:
+        return
+    if addr.probes >= vnet.inet6.dad_transmits:
+        _preferred(vnet, addr, now)
+        return
+    addr.probes += 1
+    ifp = addr.ifnet
+    group = solicited_node(addr.address)
+    body = ndp.NeighborSolicitation(addr.address).emit_body()
+    vnet.inet6.icmp.out_ns += 1
+    _send_icmp6(vnet, ifp, UNSPECIFIED, group, multicast_mac(group), icmp6.NEIGHBOR_SOLICIT, body)
+    addr.timer = vnet.timers.schedule(
+        now + vnet.inet6.nd.retrans_timer, lambda t: _dad_probe(vnet, addr, t)
+    )
+
+
+def _preferred(vnet: Vnet, addr: Addr6, now: float) -> None:
+    addr.state = PREFERRED
+    ifp = addr.ifnet
+    log.info(
+        "vnet %s: %s: %s/%d is preferred", vnet.name, ifp.name, _fmt(addr.address), addr.prefixlen
+    )
+    ra = vnet.inet6.ra.get(ifp.name)
+    if addr.link_local and ra is not None and not ra.ready:
+        ra.ready = True
+        ra.timer = vnet.timers.schedule(now, lambda t: _advertise(vnet, ra, t))
+
+
+def duplicate(vnet: Vnet, addr: Addr6, why: str) -> None:
+    """Mark ``addr`` duplicated: it is never used (RFC 4862 5.4.5)."""
+    if addr.timer is not None:
+        addr.timer.cancel()
+        addr.timer = None
+    addr.state = DUPLICATED
+    vnet.inet6.icmp.dad_duplicates += 1
+    log.warning(
+        "vnet %s: %s: duplicate address %s/%d detected, address disabled: %s",
+        vnet.name,
+        addr.ifnet.name,
+        _fmt(addr.address),
+        addr.prefixlen,
+        why,
+    )
+
+
+# --- router advertisements -----------------------------------------------------------
+
+
+def enable_ra(vnet: Vnet, ifp: Ifnet, settings: RaSettings, now: float) -> RaState:
+    """Make ``ifp`` advertise ``settings``; it starts once its link-local is preferred."""
+    state = RaState(ifp, settings)
+    vnet.inet6.ra[ifp.name] = state
+    join(vnet, ifp, ALL_ROUTERS)
+    ll = next((a for a in vnet.inet6.addrs_of(ifp) if a.link_local and a.usable), None)
+    if ll is not None:
+        state.ready = True
+        state.timer = vnet.timers.schedule(now, lambda t: _advertise(vnet, state, t))
+    return state
+
+
+def advertisement(vnet: Vnet, ra: RaState, lifetime: int | None = None) -> bytes:
+    """Return the RA body ``ra``'s interface sends now."""
+    s = ra.settings
+    return ndp.RouterAdvertisement(
+        hop_limit=s.hop_limit,
+        managed=s.managed,
+        other=s.other,
+        lifetime=s.lifetime if lifetime is None else lifetime,
+        source_mac=ra.ifnet.mac,
+        mtu=ra.ifnet.mtu if s.mtu else None,
+        prefixes=s.prefixes,
+        rdnss=s.rdnss,
+        rdnss_lifetime=s.rdnss_lifetime,
+    ).emit_body()
+
+
+def send_ra(vnet: Vnet, ra: RaState, now: float, lifetime: int | None = None) -> bool:
+    """Send one RA to all-nodes; False if the interface has no usable link-local yet."""
+    ifp = ra.ifnet
+    src = next((a.address for a in vnet.inet6.addrs_of(ifp) if a.link_local and a.usable), None)
+    if src is None or not ifp.up:
+        return False
+    _send_icmp6(
+        vnet,
+        ifp,
+        src,
+        ALL_NODES,
+        multicast_mac(ALL_NODES),
+        icmp6.ROUTER_ADVERT,
+        advertisement(vnet, ra, lifetime),
+    )
+    vnet.inet6.icmp.out_ra += 1
+    ra.sent += 1
+    ra.last_sent = now
+    return True
+
+
+def _advertise(vnet: Vnet, ra: RaState, now: float) -> None:
+    ra.timer = None
+    if vnet.inet6.ra.get(ra.ifnet.name) is not ra:
+        return
+    send_ra(vnet, ra, now)
+    max_interval = ra.settings.interval
+    delay = vnet.inet6.nd.rng.uniform(max_interval / 3, max_interval)
+    if ra.sent <= MAX_INITIAL_RTR_ADVERTISEMENTS:
+        delay = min(delay, MAX_INITIAL_RTR_ADVERT_INTERVAL)
+    ra.timer = vnet.timers.schedule(now + delay, lambda t: _advertise(vnet, ra, t))
+
+
+def cease(vnet: Vnet, now: float) -> None:
+    """Send a final RA with router lifetime 0 on every advertising interface (RFC 4861 6.2.5)."""
+    for ra in vnet.inet6.ra.values():
+        ra.stop()
+        if ra.ready:
+            send_ra(vnet, ra, now, lifetime=0)

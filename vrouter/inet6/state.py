@@ -1,0 +1,219 @@
+"""The inet6 subsystem's per-vnet state: addresses, groups, ND, RA, counters.
+
+Everything FreeBSD keeps in ``V_ip6stat``, ``V_ip6_forwarding``,
+``V_in6_ifaddrhead`` and the ND ``lltable`` lives here, once per vnet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from vrouter.core.registry import Subsystem
+from vrouter.core.timers import Deadline, Timer
+from vrouter.wire.ethernet import ETHERTYPE_IPV6
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+    from vrouter.inet.fragment import Reassembly
+    from vrouter.inet6.nd import NdTable, RaState
+    from vrouter.link.ifnet import Ifnet
+
+Proto6Handler = Callable[["Ifnet", memoryview, int, bool, float], None]
+"""Local delivery of one protocol: (ifp, IPv6 packet, upper-layer offset, unicast, now)."""
+
+TENTATIVE = "tentative"
+PREFERRED = "preferred"
+DUPLICATED = "duplicated"
+
+
+@dataclass(slots=True)
+class Addr6:
+    """One IPv6 address of an interface and its DAD state (RFC 4862)."""
+
+    address: bytes
+    prefixlen: int
+    ifnet: Ifnet
+    state: str = TENTATIVE
+    probes: int = 0
+    timer: Timer | None = None
+
+    @property
+    def usable(self) -> bool:
+        """Return True once DAD has passed."""
+        return self.state == PREFERRED
+
+    @property
+    def link_local(self) -> bool:
+        """Return True for fe80::/10."""
+        return self.address[0] == 0xFE and self.address[1] & 0xC0 == 0x80
+
+
+@dataclass(slots=True)
+class Ip6Stats:
+    """IPv6 counters of one vnet, named after FreeBSD's ``struct ip6stat``."""
+
+    total: int = 0
+    """Packets received."""
+    tooshort: int = 0
+    """Dropped: shorter than 40 bytes or than the payload length says."""
+    badvers: int = 0
+    """Dropped: version field not 6."""
+    jumbogram: int = 0
+    """Dropped: jumbo payload (not supported)."""
+    badsrc: int = 0
+    """Dropped: multicast or loopback source, or unspecified where not allowed."""
+    badext: int = 0
+    """Dropped: malformed or refused extension header chain (parameter problem sent where due)."""
+    notmember: int = 0
+    """Dropped: multicast to a group no interface joined."""
+    delivered: int = 0
+    """Delivered to a local protocol."""
+    noproto: int = 0
+    """Local packets for an unknown next header (parameter problem sent)."""
+    forward: int = 0
+    """Packets forwarded."""
+    cantforward: int = 0
+    """Dropped: not for us and forwarding is off."""
+    badscope: int = 0
+    """Dropped: link-local source or destination would leave its link."""
+    noroute: int = 0
+    """Dropped: no route (destination unreachable sent)."""
+    blackhole: int = 0
+    """Dropped by a blackhole route."""
+    reject: int = 0
+    """Dropped by a reject route (destination unreachable code 6 sent)."""
+    hoplimit_exceeded: int = 0
+    """Dropped: hop limit would reach 0 (time exceeded sent)."""
+    toobig: int = 0
+    """Dropped: larger than the egress MTU (packet too big sent)."""
+    localout: int = 0
+    """Packets this vnet originated."""
+    noroute_out: int = 0
+    """Locally originated packets dropped for lack of a route."""
+    fragmented: int = 0
+    """Locally originated packets sent in fragments."""
+
+
+@dataclass(slots=True)
+class Icmp6Stats:
+    """ICMPv6 and ND counters of one vnet (FreeBSD ``struct icmp6stat``/``nd6``)."""
+
+    in_msgs: int = 0
+    """Messages received for this vnet."""
+    in_errors: int = 0
+    """Messages dropped: too short or bad checksum."""
+    in_echo: int = 0
+    """Echo requests received."""
+    out_echo_reply: int = 0
+    """Echo replies sent."""
+    in_error_msgs: int = 0
+    """Error messages received (unreachable, too big, time exceeded, parameter problem)."""
+    in_toobig: int = 0
+    """Packet Too Big received (path MTU learnt)."""
+    out_errors: int = 0
+    """Error messages sent."""
+    ratelimited: int = 0
+    """Error messages suppressed by the rate limit."""
+    suppressed: int = 0
+    """Error messages not sent by rule (RFC 4443 2.4 (e))."""
+    nd_bad: int = 0
+    """ND messages failing RFC 4861 validation (hop limit, code, options)."""
+    in_ns: int = 0
+    """Neighbor Solicitations received."""
+    in_na: int = 0
+    """Neighbor Advertisements received."""
+    in_rs: int = 0
+    """Router Solicitations received."""
+    in_ra: int = 0
+    """Router Advertisements received."""
+    in_redirect: int = 0
+    """Redirects received (ignored: this node does not act on them)."""
+    out_ns: int = 0
+    """Neighbor Solicitations sent (resolution, NUD probes, DAD)."""
+    out_na: int = 0
+    """Neighbor Advertisements sent."""
+    out_ra: int = 0
+    """Router Advertisements sent."""
+    dad_duplicates: int = 0
+    """Addresses found duplicated by DAD."""
+    nd_timeouts: int = 0
+    """Resolutions that failed; their held packets were dropped."""
+    nd_queue_overflow: int = 0
+    """Packets dropped because a neighbour's hold queue was full."""
+    nd_table_full: int = 0
+    """Resolutions refused because the table reached its limit."""
+
+
+@dataclass(slots=True)
+class Inet6State:
+    """Per-vnet IPv6 state."""
+
+    nd: NdTable
+    """Neighbour cache with NUD."""
+    reass: Reassembly
+    """Reassembly of fragments addressed to this vnet."""
+    forwarding: bool = True
+    """``net.inet6.ip6.forwarding``: route packets not addressed to this vnet."""
+    hop_limit: int = 64
+    """``net.inet6.ip6.hlim``: hop limit of packets this vnet originates."""
+    icmp6_errrate: int = 200
+    """``net.inet6.icmp6.errratelimit``: ICMPv6 errors per second, 0 = unlimited."""
+    dad_transmits: int = 1
+    """``net.inet6.ip6.dad_count``: DAD probes per new address, 0 = no DAD."""
+    local: dict[bytes, Addr6] = field(default_factory=dict)
+    """Global (non-link-local) addresses."""
+    linklocal: dict[tuple[str, bytes], Addr6] = field(default_factory=dict)
+    """Link-local addresses by (interface name, address)."""
+    groups: dict[str, set[bytes]] = field(default_factory=dict)
+    """Multicast groups joined, per interface name."""
+    ra: dict[str, RaState] = field(default_factory=dict)
+    """Router advertisement state of interfaces that advertise."""
+    protocols: dict[int, Proto6Handler] = field(default_factory=dict)
+    """Local delivery by next header."""
+    pmtu: dict[bytes, tuple[int, float]] = field(default_factory=dict)
+    """Path MTU learnt from Packet Too Big: destination -> (mtu, expiry)."""
+    stats: Ip6Stats = field(default_factory=Ip6Stats)
+    icmp: Icmp6Stats = field(default_factory=Icmp6Stats)
+    frag_ident: int = 0
+    reass_deadline: Deadline = field(default_factory=Deadline)
+    """The pending reassembly timeout."""
+    icmp_tokens: float = 0.0
+    icmp_tokens_at: float = 0.0
+
+    def addrs_of(self, ifp: Ifnet) -> list[Addr6]:
+        """Return the addresses of ``ifp``, link-local first."""
+        found = [a for (name, _), a in self.linklocal.items() if name == ifp.name]
+        found.extend(a for a in self.local.values() if a.ifnet is ifp)
+        return found
+
+
+def _attach(vnet: Vnet) -> Inet6State:
+    from vrouter.inet.fragment import Reassembly
+    from vrouter.inet6 import icmp6, ipv6, nd
+
+    state = Inet6State(nd=nd.NdTable(), reass=Reassembly(timeout=60.0))
+    state.icmp_tokens = float(state.icmp6_errrate)
+    vnet.link.ethertypes[ETHERTYPE_IPV6] = ipv6.input
+    state.protocols.update(ipv6.BUILTIN_PROTOCOLS)
+    state.protocols[icmp6.PROTO] = icmp6.input
+    return state
+
+
+def _detach(vnet: Vnet) -> None:
+    vnet.link.ethertypes.pop(ETHERTYPE_IPV6, None)
+    state = vnet.inet6
+    state.nd.clear()
+    state.reass.clear()
+    for addr in [*state.local.values(), *state.linklocal.values()]:
+        if addr.timer is not None:
+            addr.timer.cancel()
+    for ra in state.ra.values():
+        ra.stop()
+    state.local.clear()
+    state.linklocal.clear()
+    state.ra.clear()
+
+
+SUBSYSTEM = Subsystem("inet6", _attach, _detach, depends=("link", "route"))
