@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vrouter.core.sysctl import Knob, Sysctl
+
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
 
@@ -31,6 +33,8 @@ class Subsystem:
     detach: Callable[[Vnet], None] = field(default=lambda vnet: None)
     """Release what ``attach`` built; the registry then removes the attribute."""
     depends: tuple[str, ...] = ()
+    knobs: tuple[Knob, ...] = ()
+    """The sysctls this subsystem's state carries."""
 
 
 class Registry:
@@ -38,6 +42,7 @@ class Registry:
 
     def __init__(self, subsystems: Iterable[Subsystem] = ()) -> None:
         self._ordered: list[Subsystem] = []
+        self._sysctl: Sysctl | None = None
         for subsystem in subsystems:
             self._append(subsystem)
 
@@ -51,6 +56,13 @@ class Registry:
                 f"subsystem {subsystem.name!r} needs {', '.join(missing)}, which is not loaded"
             )
         self._ordered.append(subsystem)
+        self._sysctl = None
+
+    def sysctl(self) -> Sysctl:
+        """Return the sysctl tree of the loaded subsystems."""
+        if self._sysctl is None:
+            self._sysctl = Sysctl(k for subsystem in self._ordered for k in subsystem.knobs)
+        return self._sysctl
 
     def names(self) -> list[str]:
         """Return the loaded subsystem names in attach order."""
@@ -88,6 +100,7 @@ class Registry:
             for vnet in done:
                 _detach(subsystem, vnet)
             self._ordered.remove(subsystem)
+            self._sysctl = None
             raise
 
     def unload(self, name: str, vnets: Iterable[Vnet]) -> None:
@@ -101,6 +114,7 @@ class Registry:
         for vnet in vnets:
             _detach(subsystem, vnet)
         self._ordered.remove(subsystem)
+        self._sysctl = None
 
 
 def _detach(subsystem: Subsystem, vnet: Vnet) -> None:

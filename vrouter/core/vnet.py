@@ -83,6 +83,8 @@ class VnetTree:
                 )
         vnet = Vnet(name, parent)
         self.registry.attach_all(vnet)
+        if parent is not None:
+            self.registry.sysctl().inherit(vnet, parent)
         self._vnets[name] = vnet
         if parent is not None:
             parent.children[vnet.basename] = vnet

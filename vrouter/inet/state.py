@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from vrouter.core.registry import Subsystem
+from vrouter.core.sysctl import field_knob
 from vrouter.core.timers import Deadline
 from vrouter.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4
 
@@ -181,4 +182,64 @@ def _detach(vnet: Vnet) -> None:
     vnet.inet.local.clear()
 
 
-SUBSYSTEM = Subsystem("inet", _attach, _detach, depends=("link", "route"))
+KNOBS = (
+    field_knob(
+        "net.inet.ip.forwarding",
+        bool,
+        "Forward IPv4 packets not addressed to this vnet (router); 0 makes it a host",
+        "inet.forwarding",
+    ),
+    field_knob(
+        "net.inet.ip.ttl", int, "TTL of IPv4 packets this vnet originates", "inet.ttl", 1, 255
+    ),
+    field_knob(
+        "net.inet.icmp.errratelimit",
+        int,
+        "ICMP error messages sent per second at most (0: no limit)",
+        "inet.icmp_errrate",
+        0,
+        1_000_000,
+    ),
+    field_knob(
+        "net.link.ether.inet.max_age",
+        float,
+        "Seconds an ARP entry stays reachable after confirmation before it is refreshed",
+        "inet.arp.reachable_time",
+        1,
+        86400,
+    ),
+    field_knob(
+        "net.link.ether.inet.stale_time",
+        float,
+        "Seconds an unused stale ARP entry is kept",
+        "inet.arp.stale_time",
+        1,
+        86400 * 7,
+    ),
+    field_knob(
+        "net.link.ether.inet.max_entries",
+        int,
+        "ARP entries allowed in this vnet",
+        "inet.arp.max_entries",
+        1,
+        1 << 24,
+    ),
+    field_knob(
+        "net.inet.ip.reass.timeout",
+        float,
+        "Seconds an incomplete IPv4 datagram is kept for reassembly",
+        "inet.reass.timeout",
+        1,
+        600,
+    ),
+    field_knob(
+        "net.inet.ip.reass.maxmem",
+        int,
+        "Bytes of IPv4 fragments held for reassembly at most",
+        "inet.reass.memory_limit",
+        0,
+        1 << 31,
+    ),
+)
+
+SUBSYSTEM = Subsystem("inet", _attach, _detach, depends=("link", "route"), knobs=KNOBS)

@@ -130,7 +130,7 @@ def _deliver(
             now,
             problem.pointer,
             l2_multicast=l2_multicast,
-            allow_multicast=problem.code == icmp6.PARAM_OPTION,
+            allow_multicast=_unrecognised_option_may_report(problem, packet),
         )
         return
     except WireError as err:
@@ -155,6 +155,15 @@ def _deliver(
         return
     stats.delivered += 1
     handler(ifp, packet, chain.offset, unicast, now)
+
+
+def _unrecognised_option_may_report(problem: ParameterProblem, packet: memoryview) -> bool:
+    """RFC 8200 4.2: an option of action 10 is reported even to a multicast destination."""
+    return (
+        problem.code == icmp6.PARAM_OPTION
+        and problem.pointer < len(packet)
+        and packet[problem.pointer] >> 6 == 2
+    )
 
 
 def _arm_reassembly(vnet: Vnet) -> None:
