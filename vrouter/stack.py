@@ -6,7 +6,10 @@ This is the stateless, build-once table (FreeBSD's ``SYSINIT`` list): a new
 
 from __future__ import annotations
 
+import functools
+
 from vrouter.core.registry import Registry, Subsystem
+from vrouter.core.sysctl import Sysctl
 from vrouter.core.vnet import VnetTree
 from vrouter.inet import state as inet_state
 from vrouter.inet6 import state as inet6_state
@@ -22,6 +25,12 @@ def builtin_subsystems() -> list[Subsystem]:
         inet_state.SUBSYSTEM,
         inet6_state.SUBSYSTEM,
     ]
+
+
+@functools.cache
+def builtin_sysctl() -> Sysctl:
+    """Return the sysctl tree of the built-in subsystems."""
+    return Registry(builtin_subsystems()).sysctl()
 
 
 def new_tree() -> VnetTree:

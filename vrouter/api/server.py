@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from vrouter import __version__
 from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode
+from vrouter.core.sysctl import SysctlError
 from vrouter.core.vnet import Vnet, VnetError
 from vrouter.inet.state import stats_dict
 
@@ -123,6 +124,39 @@ def _netstat(daemon: Daemon, args: dict[str, Any]) -> Any:
     }
 
 
+def _sysctl_get(daemon: Daemon, args: dict[str, Any]) -> Any:
+    vnet = _vnet(daemon, args)
+    assert daemon.tree is not None
+    tree = daemon.tree.registry.sysctl()
+    names = args.get("names") or sorted(tree.knobs)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ApiError("'names' must be a list of sysctl names")
+    try:
+        return [tree.knob(name).describe(vnet) for name in names]
+    except SysctlError as err:
+        raise ApiError(str(err)) from None
+
+
+def _sysctl_set(daemon: Daemon, args: dict[str, Any]) -> Any:
+    vnet = _vnet(daemon, args)
+    assert daemon.tree is not None
+    settings = args.get("settings")
+    if not isinstance(settings, dict) or not settings:
+        raise ApiError("'settings' must be an object of sysctl name -> value")
+    tree = daemon.tree.registry.sysctl()
+    try:  # check every value first, so a bad one changes nothing
+        checked = {name: tree.knob(name).coerce(value) for name, value in settings.items()}
+    except SysctlError as err:
+        raise ApiError(str(err)) from None
+    result = []
+    for name, value in checked.items():
+        old = tree.get(vnet, name)
+        tree.set(vnet, name, value)
+        log.info("vnet %s: sysctl %s: %s -> %s", vnet.name, name, old, value)
+        result.append({"name": name, "old": old, "value": value})
+    return result
+
+
 HANDLERS: dict[str, Handler] = {
     "status": _status,
     "vnet.list": _vnet_list,
@@ -131,6 +165,8 @@ HANDLERS: dict[str, Handler] = {
     "arp.show": _arp_show,
     "ndp.show": _ndp_show,
     "netstat": _netstat,
+    "sysctl.get": _sysctl_get,
+    "sysctl.set": _sysctl_set,
 }
 
 

@@ -119,6 +119,18 @@ def _show_netstat(result: Any) -> str:
     return "\n".join(out)
 
 
+def _show_sysctl(result: Any) -> str:
+    out = []
+    for k in result:
+        value = int(k["value"]) if isinstance(k["value"], bool) else k["value"]
+        if "description" in k:
+            out.append(f"{k['name']}: {value}\t# {k['description']}")
+        else:
+            old = int(k["old"]) if isinstance(k["old"], bool) else k["old"]
+            out.append(f"{k['name']}: {old} -> {value}")
+    return "\n".join(out)
+
+
 def _show_status(result: Any) -> str:
     return "\n".join(f"{k}: {v}" for k, v in result.items())
 
@@ -166,6 +178,11 @@ def _parser() -> argparse.ArgumentParser:
                 "-6", dest="family", action="store_const", const="inet6", help="IPv6 only"
             )
     view("netstat", "protocol statistics of a vnet", vnet=True)
+    sysctl = view("sysctl", "read or set a vnet's sysctl knobs", vnet=True)
+    sysctl.add_argument("-a", "--all", action="store_true", help="list every knob")
+    sysctl.add_argument(
+        "knobs", nargs="*", metavar="NAME[=VALUE]", help="knobs to show, or to set with NAME=VALUE"
+    )
     view("status", "daemon status", vnet=False)
     return parser
 
@@ -185,6 +202,14 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any], Formatter]:
         return "ndp.show", {"vnet": args.vnet}, _show_ndp
     if cmd == "arp":
         return "arp.show", {"vnet": args.vnet}, _show_arp
+    if cmd == "sysctl":
+        assignments = [k for k in args.knobs if "=" in k]
+        if assignments and len(assignments) != len(args.knobs):
+            raise SystemExit("vrouterctl: sysctl: either show NAMEs or set NAME=VALUEs, not both")
+        if assignments:
+            settings = dict(k.split("=", 1) for k in assignments)
+            return "sysctl.set", {"vnet": args.vnet, "settings": settings}, _show_sysctl
+        return "sysctl.get", {"vnet": args.vnet, "names": args.knobs}, _show_sysctl
     if cmd == "netstat":
         return "netstat", {"vnet": args.vnet}, _show_netstat
     return "status", {}, _show_status

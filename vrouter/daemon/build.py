@@ -89,6 +89,9 @@ def build(config: Config, now: float) -> Built:
         vnet = tree.create(vcfg.name)
         vnet.inet.forwarding = vcfg.forwarding
         vnet.inet6.forwarding = vcfg.forwarding
+        sysctl = tree.registry.sysctl()
+        for name, value in vcfg.sysctl:
+            sysctl.set(vnet, name, value)
         for icfg in vcfg.interfaces:
             ifp = add_interface(vnet, icfg, now)
             if icfg.type == "tap":

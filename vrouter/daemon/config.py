@@ -56,6 +56,8 @@ from ipaddress import (
     IPv6Network,
 )
 
+from vrouter.core.sysctl import Sysctl, SysctlError
+
 __all__ = [
     "DEFAULT_VNET",
     "Config",
@@ -225,6 +227,8 @@ class VnetConfig:
     forwarding: bool
     interfaces: tuple[InterfaceConfig, ...]
     routes: tuple[RouteConfig, ...]
+    sysctl: tuple[tuple[str, bool | int | float], ...] = ()
+    """Knob settings in file order, values already checked against the knob."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +293,13 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9_/-]+")
 _LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 _LINK_LOCAL_NETWORK = IPv6Network("fe80::/10")
 _MULTICAST_NETWORK = IPv6Network("ff00::/8")
+
+
+def _knobs() -> Sysctl:
+    """Return the sysctl tree of the built-in subsystems (to check names and values)."""
+    from vrouter.stack import builtin_sysctl
+
+    return builtin_sysctl()
 
 
 def _vnet_name_error(name: str) -> str | None:
@@ -543,6 +554,7 @@ class _Vnet:
     forwarding: bool
     interfaces: tuple[_Interface, ...]
     routes: tuple[_Route, ...]
+    sysctl: tuple[tuple[str, bool | int | float], ...] = ()
 
     def interface(self, name: str) -> _Interface | None:
         for iface in self.interfaces:
@@ -560,6 +572,7 @@ class _Vnet:
             forwarding=self.forwarding,
             interfaces=tuple(i.config() for i in self.interfaces),
             routes=tuple(routes),
+            sysctl=self.sysctl,
         )
 
 
@@ -567,10 +580,10 @@ class _Vnet:
 # The parser: collects problems, never stops at the first
 # --------------------------------------------------------------------------
 
-_TOP_KEYS = ("daemon", "vnets", "interfaces", "routes", "forwarding")
-_DEFAULT_VNET_KEYS = ("interfaces", "routes", "forwarding")
+_TOP_KEYS = ("daemon", "vnets", "interfaces", "routes", "forwarding", "sysctl")
+_DEFAULT_VNET_KEYS = ("interfaces", "routes", "forwarding", "sysctl")
 _DAEMON_KEYS = ("control_socket", "state_dir", "log_level")
-_VNET_KEYS = ("forwarding", "interfaces", "routes")
+_VNET_KEYS = ("forwarding", "interfaces", "routes", "sysctl")
 _INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer", "ra")
 _HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac")
 _RA_KEYS = (
@@ -828,7 +841,33 @@ class _Parser:
             forwarding=True if forwarding is None else forwarding,
             interfaces=tuple(interfaces),
             routes=tuple(routes),
+            sysctl=self.sysctl(table, key),
         )
+
+    def sysctl(
+        self, table: Mapping[str, object], key: str
+    ) -> tuple[tuple[str, bool | int | float], ...]:
+        """Check ``[... .sysctl]``: known knob names, values of the knob's type and range."""
+        knobs = _knobs()
+        settings: list[tuple[str, bool | int | float]] = []
+        skey = _join(key, "sysctl")
+        for name, value in (self.table(table, "sysctl", key) or {}).items():
+            nkey = f'{skey}."{name}"'
+            knob = knobs.knobs.get(name)
+            if knob is None:
+                close = [k for k in knobs.knobs if k.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1]]
+                hint = (
+                    f"; did you mean {close[0]}?"
+                    if close
+                    else " (vrouterctl sysctl VNET -a lists them)"
+                )
+                self.problem(nkey, f"unknown sysctl {name!r}{hint}")
+                continue
+            try:
+                settings.append((name, knob.coerce(value)))
+            except SysctlError as err:
+                self.problem(nkey, str(err).removeprefix(f"{name}: "))
+        return tuple(settings)
 
     def interface(self, name: str, table: Mapping[str, object], key: str) -> _Interface:
         self.check_keys(table, key, _INTERFACE_KEYS, required=("type",))

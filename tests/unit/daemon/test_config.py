@@ -1952,3 +1952,23 @@ def test_demo_config_routes() -> None:
         RouteConfig(IPv6Network("2001:db8:3::/64"), "unicast", IPv6Address("2001:db8:ff::1"), None),
     )
     assert green.routes == ()
+
+
+def test_sysctl_settings_are_checked_against_the_knobs() -> None:
+    config = parse(
+        '[vnets.red.sysctl]\n"net.inet.ip.ttl" = 32\n"net.inet6.ip6.forwarding" = false\n', "s.toml"
+    )
+    assert config.vnets[0].sysctl == (("net.inet.ip.ttl", 32), ("net.inet6.ip6.forwarding", False))
+    with pytest.raises(ConfigError) as info:
+        parse(
+            '[vnets.red.sysctl]\n"net.inet.ip.ttl" = 300\nttl = 3\n"net.inet.ip.forwarding" = "x"\n',
+            "s.toml",
+        )
+    assert [(p.key, p.reason) for p in info.value.problems] == [
+        ('vnets.red.sysctl."net.inet.ip.ttl"', "300 is out of range [1, 255]"),
+        ('vnets.red.sysctl."ttl"', "unknown sysctl 'ttl'; did you mean net.inet.ip.ttl?"),
+        (
+            'vnets.red.sysctl."net.inet.ip.forwarding"',
+            "expected a boolean (0/1, true/false), got 'x'",
+        ),
+    ]
