@@ -1961,7 +1961,8 @@ def test_sysctl_settings_are_checked_against_the_knobs() -> None:
     assert config.vnets[0].sysctl == (("net.inet.ip.ttl", 32), ("net.inet6.ip6.forwarding", False))
     with pytest.raises(ConfigError) as info:
         parse(
-            '[vnets.red.sysctl]\n"net.inet.ip.ttl" = 300\nttl = 3\n"net.inet.ip.forwarding" = "x"\n',
+            '[vnets.red.sysctl]\n"net.inet.ip.ttl" = 300\nttl = 3\n'
+            '"net.inet.ip.forwarding" = "x"\n',
             "s.toml",
         )
     assert [(p.key, p.reason) for p in info.value.problems] == [
