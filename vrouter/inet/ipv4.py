@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from vrouter.inet import arp, icmp
 from vrouter.inet.fragment import fragment_ipv4, ipv4_input
-from vrouter.inet.state import IpStats, ProtoHandler
+from vrouter.inet.state import IN, OUT, IpStats, ProtoHandler
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.wire import icmp4, tcp, udp
 from vrouter.wire import ipv4 as ip_wire
@@ -66,6 +66,10 @@ def input(ifp: Ifnet, frame: bytes, now: float) -> None:
     src = frame[_SRC : _SRC + 4]
     if _martian_source(src):
         _count(ifp, stats, "ip_badsrc", error=True)
+        return
+    pfil = inet.pfil
+    if pfil is not None and not pfil(ifp, packet, IN, now):
+        _count(ifp, stats, "ip_filtered")
         return
     dst = frame[_DST : _DST + 4]
     if dst in inet.local:
@@ -143,6 +147,10 @@ def _forward(
         return
     out = route.ifnet
     assert out is not None
+    pfil = vnet.inet.pfil
+    if pfil is not None and not pfil(out, packet, OUT, now):
+        _count(ifp, stats, "ip_filtered_out")
+        return
     if total > out.mtu and frame[_FRAG] << 8 & FLAG_DF:
         _count(ifp, stats, "ip_toolong")
         icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NEEDFRAG, now, out.mtu)
@@ -188,9 +196,13 @@ def output(vnet: Vnet, packet: bytes, now: float) -> bool:
     if route is None or route.type != UNICAST or route.ifnet is None:
         inet.stats.noroute_out += 1
         return False
+    out = route.ifnet
+    if inet.pfil is not None and not inet.pfil(out, memoryview(packet), OUT, now):
+        inet.stats.filtered_out += 1
+        out.counters.tx_drops["ip_filtered_out"] += 1
+        return False
     inet.stats.localout += 1
     route.use += 1
-    out = route.ifnet
     frame = bytearray(HEADER_LEN + len(packet))
     frame[HEADER_LEN:] = packet
     HEADER.pack_into(frame, 0, BROADCAST, out.mac, ETHERTYPE_IPV4)

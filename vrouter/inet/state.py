@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 ProtoHandler = Callable[["Ifnet", memoryview, int, bool, float], None]
 """Local delivery of one protocol: (ifp, IP packet, header length, unicast, now)."""
 
+Pfil = Callable[["Ifnet", memoryview, str, float], bool]
+"""A packet filter hook: (interface, IP packet, direction, now) -> pass?"""
+IN = "in"
+OUT = "out"
+"""Local delivery of one protocol: (ifp, IP packet, header length, unicast, now)."""
+
 
 @dataclass(slots=True)
 class IpStats:
@@ -45,6 +51,10 @@ class IpStats:
     """Dropped: version field not 4."""
     badsrc: int = 0
     """Dropped: source multicast, broadcast or loopback (a martian)."""
+    filtered: int = 0
+    """Dropped by the firewall on the way in."""
+    filtered_out: int = 0
+    """Dropped by the firewall on the way out."""
     delivered: int = 0
     """Delivered to a local protocol."""
     noproto: int = 0
@@ -150,6 +160,8 @@ class InetState:
     """Directed broadcast addresses of our connected networks."""
     protocols: dict[int, ProtoHandler] = field(default_factory=dict)
     """Local delivery by IP protocol number."""
+    pfil: Pfil | None = None
+    """The packet filter hook (FreeBSD's pfil), None when no firewall is active."""
     stats: IpStats = field(default_factory=IpStats)
     icmp: IcmpStats = field(default_factory=IcmpStats)
     arpstat: ArpStats = field(default_factory=ArpStats)

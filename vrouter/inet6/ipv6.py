@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
+from vrouter.inet.state import IN, OUT
 from vrouter.inet6 import icmp6 as icmp6_layer
 from vrouter.inet6 import nd
 from vrouter.inet6.fragment import fragment_ipv6, ipv6_input
@@ -80,6 +81,10 @@ def input(ifp: Ifnet, frame: bytes, now: float) -> None:
     src = frame[_SRC : _SRC + 16]
     if src[0] == 0xFF or src == LOOPBACK:
         _count(ifp, stats, "ip6_badsrc", error=True)
+        return
+    pfil = inet6.pfil
+    if pfil is not None and not pfil(ifp, packet, IN, now):
+        _count(ifp, stats, "ip6_filtered")
         return
     dst = frame[_DST : _DST + 16]
     l2_multicast = bool(frame[0] & 1)
@@ -218,6 +223,10 @@ def _forward(
         return
     out = route.ifnet
     assert out is not None
+    pfil = vnet.inet6.pfil
+    if pfil is not None and not pfil(out, packet, OUT, now):
+        _count(ifp, stats, "ip6_filtered_out")
+        return
     if total > out.mtu:
         _count(ifp, stats, "ip6_toobig")
         icmp6_layer.send_error(
@@ -288,10 +297,15 @@ def output(vnet: Vnet, pkt: bytes, now: float, ifp: Ifnet | None = None) -> bool
             assert route is not None and route.ifnet is not None
             route.use += 1
             out, nexthop = route.ifnet, route.gateway or dst
-    inet6.stats.localout += 1
     if local is not None:  # to ourselves: loop back
+        inet6.stats.localout += 1
         _deliver(vnet, local.ifnet, memoryview(pkt), True, False, now)
         return True
+    if inet6.pfil is not None and not inet6.pfil(out, memoryview(pkt), OUT, now):
+        inet6.stats.filtered_out += 1
+        out.counters.tx_drops["ip6_filtered_out"] += 1
+        return False
+    inet6.stats.localout += 1
     mtu = icmp6_layer.path_mtu(vnet, dst, out.mtu, now)
     pieces = [pkt]
     if len(pkt) > mtu:

@@ -18,6 +18,7 @@ from vrouter.wire.ethernet import ETHERTYPE_IPV6
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
     from vrouter.inet.fragment import Reassembly
+    from vrouter.inet.state import Pfil
     from vrouter.inet6.nd import NdTable, RaState
     from vrouter.link.ifnet import Ifnet
 
@@ -69,6 +70,10 @@ class Ip6Stats:
     """Dropped: malformed or refused extension header chain (parameter problem sent where due)."""
     notmember: int = 0
     """Dropped: multicast to a group no interface joined."""
+    filtered: int = 0
+    """Dropped by the firewall on the way in."""
+    filtered_out: int = 0
+    """Dropped by the firewall on the way out."""
     delivered: int = 0
     """Delivered to a local protocol."""
     noproto: int = 0
@@ -173,6 +178,8 @@ class Inet6State:
     """Router advertisement state of interfaces that advertise."""
     protocols: dict[int, Proto6Handler] = field(default_factory=dict)
     """Local delivery by next header."""
+    pfil: Pfil | None = None
+    """The packet filter hook, None when no firewall is active."""
     pmtu: dict[bytes, tuple[int, float]] = field(default_factory=dict)
     """Path MTU learnt from Packet Too Big: destination -> (mtu, expiry)."""
     stats: Ip6Stats = field(default_factory=Ip6Stats)
