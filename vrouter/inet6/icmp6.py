@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from vrouter.inet6 import nd
 from vrouter.wire import icmp6
 from vrouter.wire.errors import WireError
-from vrouter.wire.ipv6 import NH_ICMPV6, UNSPECIFIED, is_link_local
+from vrouter.wire.ipv6 import NH_ICMPV6, UNSPECIFIED, is_link_local, walk
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 PROTO = NH_ICMPV6
 PMTU_LIFETIME = 600.0
 """Seconds a learnt path MTU is kept (RFC 8201 5.3 suggests 10 minutes)."""
+PMTU_ENTRIES = 4096
+"""Destinations with a learnt path MTU kept per vnet; beyond it the oldest goes."""
 
 _ND_INPUT = {
     icmp6.NEIGHBOR_SOLICIT: nd.ns_input,
@@ -86,11 +88,22 @@ def _learn_pmtu(vnet: Vnet, message: icmp6.Icmp6Message, now: float) -> None:
     """Remember the MTU a router reported for the quoted destination (RFC 8201)."""
     if len(message.body) < 40:
         return
+    inet6 = vnet.inet6
     quoted_src = message.body[8:24]
-    if quoted_src not in vnet.inet6.local and not is_link_local(quoted_src):
-        return  # not about a packet of ours
+    ours = quoted_src in inet6.local or any(address == quoted_src for _, address in inet6.linklocal)
+    if not ours:
+        return
+    dst = message.body[24:40]
     mtu = max(message.rest, icmp6.MIN_MTU)
-    vnet.inet6.pmtu[message.body[24:40]] = (mtu, now + PMTU_LIFETIME)
+    learnt = inet6.pmtu.get(dst)
+    if learnt is not None and learnt[1] >= now:
+        mtu = min(mtu, learnt[0])  # a PTB never raises the path MTU (RFC 8201 4)
+    if dst not in inet6.pmtu and len(inet6.pmtu) >= PMTU_ENTRIES:
+        for key in [k for k, (_, expiry) in inet6.pmtu.items() if expiry < now]:
+            del inet6.pmtu[key]
+        if len(inet6.pmtu) >= PMTU_ENTRIES:
+            del inet6.pmtu[next(iter(inet6.pmtu))]  # the oldest learnt
+    inet6.pmtu[dst] = (mtu, now + PMTU_LIFETIME)
 
 
 def path_mtu(vnet: Vnet, dst: bytes, link_mtu: int, now: float) -> int:
@@ -102,6 +115,20 @@ def path_mtu(vnet: Vnet, dst: bytes, link_mtu: int, now: float) -> int:
         del vnet.inet6.pmtu[dst]
         return link_mtu
     return min(link_mtu, learnt[0])
+
+
+def _is_icmp6_error(packet: memoryview) -> bool:
+    """Return True if ``packet`` carries an ICMPv6 error, behind any extension headers."""
+    try:
+        chain = walk(packet, len(packet), local=True)
+    except WireError:
+        return False
+    return (
+        chain.proto == NH_ICMPV6
+        and chain.fragment_offset < 0
+        and chain.offset < len(packet)
+        and icmp6.is_error(packet[chain.offset])
+    )
 
 
 def _may_send(
@@ -117,9 +144,7 @@ def _may_send(
     if (dst[0] == 0xFF or l2_multicast) and not allow_multicast:
         stat.suppressed += 1
         return False
-    # Never about an ICMPv6 error: find the quoted packet's ICMPv6 type when
-    # it directly follows the fixed header (the common case).
-    if packet[6] == NH_ICMPV6 and len(packet) > 40 and icmp6.is_error(packet[40]):
+    if _is_icmp6_error(packet):
         stat.suppressed += 1
         return False
     rate = inet6.icmp6_errrate
@@ -157,7 +182,15 @@ def send_error(
     if not _may_send(vnet, packet, l2_multicast, allow_multicast, now):
         return
     target = bytes(packet[8:24])
-    source = ipv6.source_address(vnet, target, ifp)
+    offended = bytes(packet[24:40])
+    # An error about a packet sent to one of our unicast addresses comes from
+    # that address (RFC 4443 2.2 (a)).
+    if offended in vnet.inet6.local or (
+        ifp is not None and (ifp.name, offended) in vnet.inet6.linklocal
+    ):
+        source: bytes | None = offended
+    else:
+        source = ipv6.source_address(vnet, target, ifp)
     if source is None:
         return
     message = icmp6.error(type_, code, packet, source, target, rest)

@@ -466,16 +466,18 @@ def na_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
     entry = vnet.inet6.nd.entries.get((ifp.name, na.target))
     if entry is None:
         return
-    entry.router = na.router
     if entry.state == INCOMPLETE:
         if na.target_mac is not None:
+            entry.router = na.router
             _confirm(vnet, entry, na.target_mac, REACHABLE if na.solicited else STALE, now)
         return
     differs = na.target_mac is not None and na.target_mac != entry.mac
     if not na.override and differs:
+        # RFC 4861 7.2.5: at most mark it stale; update nothing else.
         if entry.state == REACHABLE:
             entry.state = STALE
         return
+    entry.router = na.router
     if na.solicited:
         _confirm(vnet, entry, na.target_mac or entry.mac, REACHABLE, now)
     elif differs and na.target_mac is not None:
@@ -505,9 +507,10 @@ def rs_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
     ra = vnet.inet6.ra.get(ifp.name)
     if ra is None or not ra.ready:
         return
-    when = max(
-        now + vnet.inet6.nd.rng.uniform(0, MAX_RA_DELAY_TIME), ra.last_sent + MIN_DELAY_BETWEEN_RAS
-    )
+    # RFC 4861 6.2.6: a random delay, counted from the last multicast RA
+    # plus MIN_DELAY_BETWEEN_RAS if that was recent.
+    delay = vnet.inet6.nd.rng.uniform(0, MAX_RA_DELAY_TIME)
+    when = max(now, ra.last_sent + MIN_DELAY_BETWEEN_RAS) + delay
     if ra.timer is None or ra.timer.deadline > when:
         ra.stop()
         ra.timer = vnet.timers.schedule(when, lambda t: _advertise(vnet, ra, t))
@@ -664,9 +667,15 @@ def _advertise(vnet: Vnet, ra: RaState, now: float) -> None:
     ra.timer = None
     if vnet.inet6.ra.get(ra.ifnet.name) is not ra:
         return
+    if not ra.ready:
+        return
     send_ra(vnet, ra, now)
     max_interval = ra.settings.interval
-    delay = vnet.inet6.nd.rng.uniform(max_interval / 3, max_interval)
+    # MinRtrAdvInterval: a third of the maximum, which for short intervals
+    # (below 9 s) would fall under the 3 s floor, so then the maximum itself
+    # (RFC 4861 6.2.1).
+    min_interval = max_interval / 3 if max_interval >= 9 else max_interval
+    delay = vnet.inet6.nd.rng.uniform(min_interval, max_interval)
     if ra.sent <= MAX_INITIAL_RTR_ADVERTISEMENTS:
         delay = min(delay, MAX_INITIAL_RTR_ADVERT_INTERVAL)
     ra.timer = vnet.timers.schedule(now + delay, lambda t: _advertise(vnet, ra, t))
@@ -674,7 +683,9 @@ def _advertise(vnet: Vnet, ra: RaState, now: float) -> None:
 
 def cease(vnet: Vnet, now: float) -> None:
     """Send a final RA with router lifetime 0 on every advertising interface (RFC 4861 6.2.5)."""
-    for ra in vnet.inet6.ra.values():
+    for name, ra in list(vnet.inet6.ra.items()):
         ra.stop()
         if ra.ready:
             send_ra(vnet, ra, now, lifetime=0)
+        ra.ready = False
+        del vnet.inet6.ra[name]

@@ -70,6 +70,10 @@ class Ip6Stats:
     """Dropped: malformed or refused extension header chain (parameter problem sent where due)."""
     notmember: int = 0
     """Dropped: multicast to a group no interface joined."""
+    tentative: int = 0
+    """Dropped: to one of our addresses that is tentative (DAD running) or duplicated."""
+    l2multicast: int = 0
+    """Dropped: unicast IPv6 in a link-layer multicast frame, never forwarded."""
     filtered: int = 0
     """Dropped by the firewall on the way in."""
     filtered_out: int = 0
