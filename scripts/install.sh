@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 packages="python3 python3-venv iproute2 iputils-ping"
 extra=""
 if [ "${1:-}" = "--test" ]; then
-    packages="$packages traceroute iperf3 curl tcpdump ndisc6 iputils-tracepath"
+    packages="$packages traceroute iperf3 curl tcpdump ndisc6 iputils-tracepath prometheus"
     extra="[test]"
 fi
 export DEBIAN_FRONTEND=noninteractive

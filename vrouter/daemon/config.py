@@ -238,6 +238,9 @@ class DaemonConfig:
     control_socket: str
     state_dir: str
     log_level: str
+    metrics: tuple[str, int] | None = None
+    """Where the Prometheus exporter listens: (host, port), the host without
+    IPv6 brackets; None (no ``metrics`` key) runs no exporter."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +293,11 @@ _NETNS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 _WITH_PREFIX = re.compile(r"([^/]*)/([0-9]{1,3})")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_/-]+")
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+_PORT = re.compile(r"[0-9]{1,5}")
 _LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 _LINK_LOCAL_NETWORK = IPv6Network("fe80::/10")
 _MULTICAST_NETWORK = IPv6Network("ff00::/8")
@@ -429,6 +437,43 @@ def _parse_network(text: str) -> IPv4Network | IPv6Network | str:
     if network.network_address != split[0]:
         return f"{text!r} has host bits set; did you mean {network}?"
     return network
+
+
+def _parse_listen(text: str) -> tuple[str, int] | str:
+    """Parse a TCP listen address ``HOST:PORT`` or ``[IPV6]:PORT``, or return why not.
+
+    HOST is an IPv4 address or a host name; an IPv6 address goes in brackets.
+    The returned host carries no brackets.
+    """
+    example = 'e.g. "127.0.0.1:9585" or "[::1]:9585"'
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        return f"{text!r} has no port; write HOST:PORT, {example}"
+    if not _PORT.fullmatch(port_text):
+        return f"{text!r}: port {port_text!r} is not a decimal number; write HOST:PORT, {example}"
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        return f"{text!r}: port {port} is out of range 1..65535"
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            return str(IPv6Address(host[1:-1])), port
+        except ValueError:
+            return f"{text!r}: {host[1:-1]!r} in brackets is not an IPv6 address"
+    if ":" in host:
+        return f'{text!r}: an IPv6 address must be in brackets, e.g. "[::1]:{port}"'
+    if not host:
+        return (
+            f"{text!r} has no host; write 127.0.0.1:{port} for this machine only "
+            f"or 0.0.0.0:{port} for every IPv4 address"
+        )
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            return str(IPv4Address(host)), port
+        except ValueError:
+            return f"{text!r}: {host!r} is not an IPv4 address"
+    if not _HOSTNAME.fullmatch(host):
+        return f"{text!r}: {host!r} is neither an IP address nor a host name"
+    return host, port
 
 
 def _parse_address(text: str) -> IPv4Address | IPv6Address | str:
@@ -582,7 +627,7 @@ class _Vnet:
 
 _TOP_KEYS = ("daemon", "vnets", "interfaces", "routes", "forwarding", "sysctl")
 _DEFAULT_VNET_KEYS = ("interfaces", "routes", "forwarding", "sysctl")
-_DAEMON_KEYS = ("control_socket", "state_dir", "log_level")
+_DAEMON_KEYS = ("control_socket", "state_dir", "log_level", "metrics")
 _VNET_KEYS = ("forwarding", "interfaces", "routes", "sysctl")
 _INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer", "ra")
 _HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac")
@@ -782,7 +827,20 @@ class _Parser:
             )
         state_dir = self.path(table, "state_dir") or DEFAULT_STATE_DIR
         log_level = self.choice(table, "log_level", "daemon", LOG_LEVELS) or DEFAULT_LOG_LEVEL
-        return DaemonConfig(control_socket, state_dir, log_level)
+        metrics = None
+        if "metrics" in table:
+            value = table["metrics"]
+            if not isinstance(value, str):
+                self.wrong_type(
+                    "daemon.metrics", "a string", value, '; write metrics = "127.0.0.1:9585"'
+                )
+            else:
+                parsed = _parse_listen(value)
+                if isinstance(parsed, str):
+                    self.problem("daemon.metrics", parsed)
+                else:
+                    metrics = parsed
+        return DaemonConfig(control_socket, state_dir, log_level, metrics)
 
     def path(self, table: Mapping[str, object], name: str) -> str | None:
         value = self.string(table, name, "daemon")

@@ -22,7 +22,7 @@ import uvloop
 from vrouter import __version__
 from vrouter.api.server import ControlServer
 from vrouter.core.vnet import VnetTree
-from vrouter.daemon import hostns
+from vrouter.daemon import hostns, metrics
 from vrouter.daemon.build import Built, bring_up, build
 from vrouter.daemon.config import Config, ConfigError, load
 from vrouter.io.driver import Driver
@@ -43,6 +43,7 @@ class Daemon:
         self.tree: VnetTree | None = None
         self.ownership = hostns.Ownership(Path(config.daemon.state_dir))
         self.server: ControlServer | None = None
+        self.exporter: metrics.MetricsServer | None = None
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
@@ -92,6 +93,9 @@ class Daemon:
                 len(vnet.route.fib),
                 "on" if vnet.inet.forwarding else "off",
             )
+        if cfg.daemon.metrics is not None:
+            self.exporter = metrics.MetricsServer(metrics.make_registry(self))
+            await self.exporter.start(*cfg.daemon.metrics)
         self.server = ControlServer(self)
         await self.server.start(cfg.daemon.control_socket)
         log.info("control socket %s", cfg.daemon.control_socket)
@@ -107,6 +111,9 @@ class Daemon:
 
     async def shutdown(self) -> None:
         """Remove every device and namespace this daemon created."""
+        if self.exporter is not None:
+            await self.exporter.close()
+            self.exporter = None
         if self.server is not None:
             await self.server.close()
             self.server = None

@@ -1,0 +1,601 @@
+"""Tests for vrouter.daemon.metrics: the collector, its HTTP endpoint, the config key.
+
+The scenario: two router vnets joined by an epair, a station on each side,
+plus a lone vnet ``green``::
+
+    h1 192.0.2.10 --- eth0 [red] ep0 ===== ep0 [blue] eth0 --- h2 203.0.113.10
+            192.0.2.1/24     198.51.100.1/24  198.51.100.2/24   203.0.113.1/24
+
+Traffic goes through the sans-IO stack; the exposition text is produced by
+``generate_latest`` and read back with prometheus-client's own parser, so
+what is checked is what Prometheus would see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import shutil
+import socket
+import subprocess
+import textwrap
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+import dpkt
+import pytest
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from vrouter import __version__
+from vrouter.core.vnet import VnetTree
+from vrouter.daemon import metrics
+from vrouter.daemon.config import ConfigError, parse
+from vrouter.inet.fragment import ReassStats
+from vrouter.inet.state import ArpStats, IcmpStats, IpStats
+from vrouter.inet6.state import Icmp6Stats, Ip6Stats
+from vrouter.link.ifnet import IfCounters
+from vrouter.route import state as route_state
+
+STARTED = 1_700_000_000.0
+
+
+@dataclass
+class FakeDaemon:
+    """Just what the collector reads from a daemon."""
+
+    tree: VnetTree | None
+    started: float = STARTED
+
+
+class Scrape:
+    """One scrape, parsed back: families by name and the raw text."""
+
+    def __init__(self, registry: metrics.CollectorRegistry) -> None:
+        self.text = generate_latest(registry).decode()
+        self.families = {f.name: f for f in text_string_to_metric_families(self.text)}
+
+    def family(self, name: str) -> Metric:
+        assert name in self.families, f"no family {name}"
+        return self.families[name]
+
+    def samples(self, sample: str, **labels: str) -> list[float]:
+        """Return the values of ``sample`` whose labels include ``labels``."""
+        return [
+            s.value
+            for f in self.families.values()
+            for s in f.samples
+            if s.name == sample and labels.items() <= s.labels.items()
+        ]
+
+    def value(self, sample: str, **labels: str) -> float:
+        """Return the value of the one sample ``sample`` with exactly ``labels``."""
+        found = [
+            s.value
+            for f in self.families.values()
+            for s in f.samples
+            if s.name == sample and s.labels == labels
+        ]
+        assert len(found) == 1, f"{sample}{labels}: {len(found)} samples"
+        return found[0]
+
+    def vnets(self) -> set[str]:
+        """Return every value of the ``vnet`` label."""
+        return {
+            s.labels["vnet"]
+            for f in self.families.values()
+            for s in f.samples
+            if "vnet" in s.labels
+        }
+
+
+def scrape(daemon: FakeDaemon, sources: tuple[metrics.Source, ...] = metrics.SOURCES) -> Scrape:
+    return Scrape(metrics.make_registry(daemon, sources))
+
+
+class Scenario:
+    def __init__(self, lab) -> None:
+        self.lab = lab
+        self.red = lab.vnet("red")
+        self.blue = lab.vnet("blue")
+        self.green = lab.vnet("green")
+        self.h1 = lab.host(self.red, "eth0", "192.0.2.1/24", "192.0.2.10")
+        self.h2 = lab.host(self.blue, "eth0", "203.0.113.1/24", "203.0.113.10")
+        self.g = lab.iface(self.green, "lo1", "192.0.2.1/24")
+        lab.epair(self.red, "ep0", "198.51.100.1/24", self.blue, "ep0", "198.51.100.2/24")
+        route_state.add_static(
+            self.red, IPv4Network("203.0.113.0/24"), via=IPv4Address("198.51.100.2")
+        )
+        route_state.add_static(
+            self.blue, IPv4Network("192.0.2.0/24"), via=IPv4Address("198.51.100.1")
+        )
+        self.daemon = FakeDaemon(lab.tree)
+
+    def ping_across(self, count: int) -> None:
+        """Ping h2 from h1 ``count`` times (through red and blue and back)."""
+        for seq in range(count):
+            self.h1.send(self.h1.ping("203.0.113.10", seq=seq), self.lab.now)
+            self.lab.settle()
+            # h2 does not answer by itself: send the reply it would send.
+            for frame in self.h2.take_ip():
+                request = frame.data
+                reply = dpkt.icmp.ICMP(type=dpkt.icmp.ICMP_ECHOREPLY, data=request.data.data)
+                self.h2.send(
+                    self.h2.frame(self.h2.packet(request.src, dpkt.ip.IP_PROTO_ICMP, reply)),
+                    self.lab.now,
+                )
+            self.lab.settle()
+
+
+@pytest.fixture
+def net(lab) -> Scenario:
+    return Scenario(lab)
+
+
+# --------------------------------------------------------------------------
+# Daemon-wide series
+# --------------------------------------------------------------------------
+
+
+def test_build_info_vnets_and_start_time(net: Scenario) -> None:
+    s = scrape(net.daemon)
+    assert s.value("vrouter_build_info", version=__version__) == 1
+    assert s.family("vrouter_build_info").type == "gauge"
+    assert s.value("vrouter_vnets") == 3
+    assert s.value("vrouter_start_time_seconds") == STARTED
+
+
+def test_no_tree_yet_is_a_valid_scrape() -> None:
+    s = scrape(FakeDaemon(None))
+    assert s.value("vrouter_vnets") == 0
+    assert s.vnets() == set()
+
+
+def test_process_and_platform_collectors_on_own_registry(net: Scenario) -> None:
+    s = scrape(net.daemon)
+    assert s.samples("process_cpu_seconds_total")
+    assert s.samples("python_info")
+    # A second registry for another daemon does not clash, the global one stays clean.
+    other = scrape(FakeDaemon(None))
+    assert other.value("vrouter_vnets") == 0
+    assert not [f for f in REGISTRY.collect() if f.name.startswith("vrouter_")]
+
+
+# --------------------------------------------------------------------------
+# Interfaces
+# --------------------------------------------------------------------------
+
+
+def test_interface_counters_follow_traffic(net: Scenario) -> None:
+    before = scrape(net.daemon)
+    net.ping_across(3)
+    s = scrape(net.daemon)
+    for vnet, ifname in (("red", "eth0"), ("red", "ep0"), ("blue", "eth0"), ("blue", "ep0")):
+        ifp = net.lab.tree.get(vnet).link.get(ifname)
+        c = ifp.counters
+        labels = {"vnet": vnet, "interface": ifname}
+        for attr, name in (
+            ("rx_packets", "receive_packets"),
+            ("rx_bytes", "receive_bytes"),
+            ("rx_errors", "receive_errors"),
+            ("tx_packets", "transmit_packets"),
+            ("tx_bytes", "transmit_bytes"),
+            ("tx_errors", "transmit_errors"),
+        ):
+            assert s.value(f"vrouter_interface_{name}_total", **labels) == getattr(c, attr)
+        grew = s.value("vrouter_interface_receive_packets_total", **labels) - before.value(
+            "vrouter_interface_receive_packets_total", **labels
+        )
+        assert grew >= 3, (vnet, ifname)
+        assert s.value("vrouter_interface_up", **labels) == 1
+        assert s.value("vrouter_interface_mtu_bytes", **labels) == 1500
+    assert s.family("vrouter_interface_receive_packets").type == "counter"
+
+
+def test_drops_by_reason_and_down_interface(net: Scenario) -> None:
+    net.g.drop("ip_badsum", error=True)
+    net.g.drop("ip_badsum", error=True)
+    net.g.drop("not_for_us")
+    net.g.up = False
+    net.g.output(b"\x00" * 60)
+    net.g.mtu = 9000
+    s = scrape(net.daemon)
+    labels = {"vnet": "green", "interface": "lo1"}
+    assert s.value("vrouter_interface_receive_drops_total", **labels, reason="ip_badsum") == 2
+    assert s.value("vrouter_interface_receive_drops_total", **labels, reason="not_for_us") == 1
+    assert s.value("vrouter_interface_receive_errors_total", **labels) == 2
+    assert s.value("vrouter_interface_transmit_drops_total", **labels, reason="link_down") == 1
+    assert s.value("vrouter_interface_up", **labels) == 0
+    assert s.value("vrouter_interface_mtu_bytes", **labels) == 9000
+    # Reasons never seen have no series (no guessing of reason names).
+    assert not s.samples("vrouter_interface_receive_drops_total", vnet="red")
+
+
+# --------------------------------------------------------------------------
+# Protocol counters
+# --------------------------------------------------------------------------
+
+
+def test_ip_forward_and_icmp_counters(net: Scenario) -> None:
+    net.ping_across(4)
+    net.h1.send(net.h1.ping("192.0.2.1"), net.lab.now)  # echo to red itself
+    net.lab.settle()
+    s = scrape(net.daemon)
+    for name in ("red", "blue"):
+        stats = net.lab.tree.get(name).inet.stats
+        assert s.value("vrouter_ip_forward_total", vnet=name) == stats.forward >= 8
+        assert s.value("vrouter_ip_received_total", vnet=name) == stats.total
+    assert s.value("vrouter_icmp_in_echo_total", vnet="red") == 1
+    assert s.value("vrouter_icmp_out_echo_reply_total", vnet="red") == 1
+    assert s.value("vrouter_arp_rx_replies_total", vnet="red") >= 1
+    assert s.family("vrouter_ip_forward").type == "counter"
+
+
+STATS_CLASSES = (
+    ("vrouter_ip", IpStats, "inet", "stats"),
+    ("vrouter_icmp", IcmpStats, "inet", "icmp"),
+    ("vrouter_arp", ArpStats, "inet", "arpstat"),
+    ("vrouter_ip6", Ip6Stats, "inet6", "stats"),
+    ("vrouter_icmp6", Icmp6Stats, "inet6", "icmp"),
+)
+
+
+SPELT_OUT = {
+    "total": "received",
+    "in_ns": "in_neighbor_solicitations",
+    "out_ns": "out_neighbor_solicitations",
+    "in_na": "in_neighbor_advertisements",
+    "out_na": "out_neighbor_advertisements",
+    "in_rs": "in_router_solicitations",
+    "in_ra": "in_router_advertisements",
+    "out_ra": "out_router_advertisements",
+}
+"""Fields whose metric is not named after them (promtool reads ``_ns_`` as nanoseconds)."""
+
+
+def docstrings(cls: type) -> dict[str, str]:
+    """Return the field docstrings of ``cls`` read with a regex (not the module's ast code)."""
+    source = Path(__import__(cls.__module__, fromlist=["_"]).__file__).read_text()
+    body = source.split(f"class {cls.__name__}", 1)[1].split("\n\n\n", 1)[0]
+    pairs = re.findall(r'^    (\w+): int = 0\n    """(.*?)"""', body, re.M | re.S)
+    assert pairs, cls
+    return {name: " ".join(doc.split()) for name, doc in pairs}
+
+
+@pytest.mark.parametrize(("prefix", "cls", "subsystem", "attr"), STATS_CLASSES)
+def test_every_stats_field_is_a_counter_with_its_docstring(
+    net: Scenario, prefix: str, cls: type, subsystem: str, attr: str
+) -> None:
+    stats = getattr(getattr(net.red, subsystem), attr)
+    blue = getattr(getattr(net.blue, subsystem), attr)
+    for i, f in enumerate(dataclasses.fields(cls)):
+        setattr(stats, f.name, 1000 + i)
+    s = scrape(net.daemon)
+    docs = docstrings(cls)
+    assert set(docs) == {f.name for f in dataclasses.fields(cls)}
+    for i, f in enumerate(dataclasses.fields(cls)):
+        name = f"{prefix}_{SPELT_OUT.get(f.name, f.name)}"
+        family = s.family(name)
+        assert family.type == "counter"
+        assert family.documentation == docs[f.name].replace("``", "")
+        assert s.value(f"{name}_total", vnet="red") == 1000 + i
+        assert s.value(f"{name}_total", vnet="blue") == getattr(blue, f.name) < 1000
+
+
+def test_help_strings_are_the_dataclass_docstrings(net: Scenario) -> None:
+    s = scrape(net.daemon)
+    assert s.family("vrouter_ip_badsum").documentation == "Dropped: header checksum wrong."
+    assert s.family("vrouter_ip6_hoplimit_exceeded").documentation == (
+        "Dropped: hop limit would reach 0 (time exceeded sent)."
+    )
+    assert s.family("vrouter_interface_receive_packets").documentation == (
+        "Frames received from the link, valid or not."
+    )
+    assert s.family("vrouter_ip_reass_timeout").documentation == (
+        "Datagrams dropped because their deadline passed before they completed."
+    )
+    if_docs = docstrings(IfCounters)
+    assert s.family("vrouter_interface_transmit_errors").documentation == if_docs["tx_errors"]
+
+
+def test_field_docs_reads_class_field_docstrings() -> None:
+    docs = metrics.field_docs(ReassStats)
+    assert docs["dead"] == (
+        "Fragments ignored because their datagram was already dropped and has not timed out."
+    )
+    assert set(docs) == {f.name for f in dataclasses.fields(ReassStats)}
+
+    @dataclass
+    class Local:
+        documented: int = 0
+        """A field
+        over two lines."""
+        bare: int = 0
+
+    assert metrics.field_docs(Local) == {"documented": "A field over two lines."}
+
+
+def test_reassembly_counters_and_memory(net: Scenario) -> None:
+    head = net.h1.packet(
+        "192.0.2.1", dpkt.ip.IP_PROTO_UDP, b"\x00" * 64, ident=0x0BAD
+    )  # the first of two fragments; the second never comes
+    head.mf = 1
+    net.h1.send(net.h1.frame(head), net.lab.now)
+    s = scrape(net.daemon)
+    reass = net.red.inet.reass
+    assert s.value("vrouter_ip_reass_fragments_total", vnet="red") == 1
+    assert s.value("vrouter_ip_reass_memory_bytes", vnet="red", family="inet") == reass.memory()
+    assert reass.memory() > 64
+    assert s.value("vrouter_ip_reass_memory_bytes", vnet="red", family="inet6") == 0
+    assert s.value("vrouter_ip6_reass_fragments_total", vnet="red") == 0
+    net.lab.advance(31)  # past the 30 s reassembly timeout
+    s = scrape(net.daemon)
+    assert s.value("vrouter_ip_reass_timeout_total", vnet="red") == 1
+    assert s.value("vrouter_ip_reass_memory_bytes", vnet="red", family="inet") == 0
+
+
+# --------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------
+
+
+def test_neighbours_and_routes(net: Scenario) -> None:
+    net.ping_across(1)
+    s = scrape(net.daemon)
+    for vnet in net.lab.tree:
+        arp_states = [e.state for e in vnet.inet.arp.entries.values()]
+        for state in ("incomplete", "reachable", "stale"):
+            assert s.value(
+                "vrouter_neighbours", vnet=vnet.name, family="inet", state=state
+            ) == arp_states.count(state)
+        nd_states = [e.state for e in vnet.inet6.nd.entries.values()]
+        for state in ("incomplete", "reachable", "stale", "delay", "probe"):
+            assert s.value(
+                "vrouter_neighbours", vnet=vnet.name, family="inet6", state=state
+            ) == nd_states.count(state)
+        assert s.value("vrouter_routes", vnet=vnet.name, family="inet") == len(vnet.route.fib)
+        assert s.value("vrouter_routes", vnet=vnet.name, family="inet6") == len(vnet.route.fib6)
+    # red: eth0's and ep0's networks plus one static route; h1 and blue's ep0 resolved.
+    assert s.value("vrouter_routes", vnet="red", family="inet") == 3
+    assert s.value("vrouter_neighbours", vnet="red", family="inet", state="reachable") == 2
+    # inet and inet6 both yield vrouter_neighbours: one header, samples merged.
+    assert s.text.count("# TYPE vrouter_neighbours gauge") == 1
+    assert s.text.count("# HELP vrouter_neighbours ") == 1
+
+
+# --------------------------------------------------------------------------
+# Life cycle: destroyed vnets, unloaded subsystems
+# --------------------------------------------------------------------------
+
+
+def test_destroyed_vnet_disappears(net: Scenario) -> None:
+    assert "green" in scrape(net.daemon).vnets()
+    net.lab.tree.destroy("green")
+    s = scrape(net.daemon)
+    assert s.vnets() == {"red", "blue"}
+    assert s.value("vrouter_vnets") == 2
+    assert not s.samples("vrouter_interface_up", interface="lo1")
+
+
+def test_unloaded_subsystem_is_skipped(net: Scenario) -> None:
+    tree = net.lab.tree
+    tree.registry.unload("inet6", list(tree))
+    s = scrape(net.daemon)
+    assert not s.samples("vrouter_ip6_forward_total")
+    assert not s.samples("vrouter_neighbours", family="inet6")
+    assert s.samples("vrouter_ip_forward_total", vnet="red")
+
+
+# --------------------------------------------------------------------------
+# Extending: sources and the reload hook
+# --------------------------------------------------------------------------
+
+
+def test_an_extra_source_adds_families_and_merges_shared_ones(net: Scenario) -> None:
+    def firewall_metrics(vnets) -> Iterator[Metric]:
+        rules = GaugeMetricFamily("vrouter_firewall_rules", "Rules.", labels=("vnet",))
+        for vnet in vnets:
+            rules.add_metric((vnet.name,), 7)
+        yield rules
+        extra = GaugeMetricFamily(
+            "vrouter_neighbours", "ignored", labels=("vnet", "family", "state")
+        )
+        extra.add_metric(("red", "inet", "firewall-pinned"), 1)
+        yield extra
+
+    s = scrape(net.daemon, (*metrics.SOURCES, firewall_metrics))
+    assert s.value("vrouter_firewall_rules", vnet="blue") == 7
+    assert s.value("vrouter_neighbours", vnet="red", family="inet", state="firewall-pinned") == 1
+    assert s.family("vrouter_neighbours").documentation.startswith("Neighbour cache entries")
+
+
+def test_a_family_name_with_two_types_is_an_error(net: Scenario) -> None:
+    def clash(vnets) -> Iterator[Metric]:
+        yield CounterMetricFamily("vrouter_routes", "Not a gauge.", value=1)
+
+    with pytest.raises(ValueError, match="vrouter_routes"):
+        list(metrics.VrouterCollector(net.daemon, (*metrics.SOURCES, clash)).collect())
+
+
+def test_reload_metrics_absent_until_the_daemon_keeps_them(net: Scenario) -> None:
+    s = scrape(net.daemon)
+    assert not [n for n in s.families if n.startswith("vrouter_config_")]
+
+    @dataclass
+    class Reloading(FakeDaemon):
+        reloads: dict[str, int] = dataclasses.field(default_factory=dict)
+        last_reload_success: float | None = None
+
+    daemon = Reloading(net.lab.tree, reloads={"success": 3, "failure": 1})
+    s = scrape(daemon)
+    assert s.value("vrouter_config_reloads_total", result="success") == 3
+    assert s.value("vrouter_config_reloads_total", result="failure") == 1
+    assert "vrouter_config_last_reload_success_timestamp_seconds" not in s.families
+    daemon.last_reload_success = 1_700_000_100.0
+    s = scrape(daemon)
+    assert s.value("vrouter_config_last_reload_success_timestamp_seconds") == 1_700_000_100.0
+
+
+def test_names_and_labels_follow_conventions(net: Scenario) -> None:
+    net.ping_across(1)
+    s = scrape(net.daemon)
+    allowed = {"vnet", "interface", "reason", "family", "state", "version"}
+    for family in s.families.values():
+        if not family.name.startswith("vrouter_"):
+            continue
+        assert re.fullmatch(r"vrouter_[a-z0-9_]+", family.name)
+        for sample in family.samples:
+            if family.type == "counter":
+                assert sample.name.endswith("_total")
+            else:
+                assert not sample.name.endswith("_total")
+            assert set(sample.labels) <= allowed, sample
+            for value in sample.labels.values():
+                assert value and not value.isdigit(), sample
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_promtool_finds_no_lint_problems(net: Scenario) -> None:
+    net.ping_across(1)
+    net.g.drop("ip_badsum", error=True)
+    text = scrape(net.daemon).text
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------
+# The HTTP endpoint
+# --------------------------------------------------------------------------
+
+
+def _http(port: int, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_http_server_serves_metrics_on_the_loop(net: Scenario, caplog) -> None:
+    async def main() -> list[tuple[int, dict[str, str], bytes] | bytes]:
+        server = metrics.MetricsServer(metrics.make_registry(net.daemon))
+        await server.start("127.0.0.1", 0)
+        port = int(server.urls()[0].rsplit(":", 1)[1].split("/")[0])
+        try:
+            return [
+                await asyncio.to_thread(_http, port, "GET", "/metrics"),
+                await asyncio.to_thread(_http, port, "GET", "/metrics?name[]=x"),
+                await asyncio.to_thread(_http, port, "HEAD", "/metrics"),
+                await asyncio.to_thread(_http, port, "GET", "/"),
+                await asyncio.to_thread(_http, port, "POST", "/metrics"),
+                await asyncio.to_thread(_raw, port, b"nonsense\r\n\r\n"),
+            ]
+        finally:
+            await server.close()
+
+    with caplog.at_level("INFO", logger="vrouter.metrics"):
+        get, query, head, root, post, garbage = asyncio.run(main())
+    assert any(
+        "metrics exporter listening on http://127.0.0.1:" in r.message for r in caplog.records
+    )
+    status, headers, body = get
+    assert status == 200
+    assert headers["Content-Type"] == metrics.CONTENT_TYPE_LATEST
+    families = {f.name for f in text_string_to_metric_families(body.decode())}
+    assert {"vrouter_build_info", "vrouter_interface_receive_packets"} <= families
+    assert query[0] == 200
+    assert head[0] == 200 and head[2] == b"" and int(head[1]["Content-Length"]) > 0
+    assert root[0] == 404
+    assert post[0] == 405 and post[1]["Allow"] == "GET, HEAD"
+    assert garbage.startswith(b"HTTP/1.1 400 ")
+
+
+def test_http_server_reports_a_failing_collector_as_500(net: Scenario) -> None:
+    def broken(vnets) -> Iterator[Metric]:
+        raise RuntimeError("boom")
+        yield  # pragma: no cover
+
+    server = metrics.MetricsServer(metrics.make_registry(net.daemon, (broken,)))
+    assert server.respond((b"GET", b"/metrics")).startswith(b"HTTP/1.1 500 ")
+
+
+# --------------------------------------------------------------------------
+# The [daemon] metrics key
+# --------------------------------------------------------------------------
+
+
+def _daemon_config(lines: str) -> str:
+    return textwrap.dedent(lines) + "\n[vnets]\n"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ('"127.0.0.1:9585"', ("127.0.0.1", 9585)),
+        ('"0.0.0.0:1"', ("0.0.0.0", 1)),
+        ('"[::1]:9585"', ("::1", 9585)),
+        ('"[::]:65535"', ("::", 65535)),
+        ('"localhost:9100"', ("localhost", 9100)),
+    ],
+)
+def test_config_metrics_listen_address(value: str, expected: tuple[str, int]) -> None:
+    config = parse(_daemon_config(f"[daemon]\nmetrics = {value}\n"), "t.toml")
+    assert config.daemon.metrics == expected
+
+
+def test_config_metrics_absent_is_disabled() -> None:
+    assert parse(_daemon_config("[daemon]\n"), "t.toml").daemon.metrics is None
+    assert parse("", "t.toml").daemon.metrics is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("9585", "expected a string, got integer"),
+        ('"127.0.0.1"', "has no port"),
+        ('"127.0.0.1:"', "is not a decimal number"),
+        ('"127.0.0.1:http"', "is not a decimal number"),
+        ('"127.0.0.1:0"', "out of range 1..65535"),
+        ('"127.0.0.1:65536"', "out of range 1..65535"),
+        ('"::1:9585"', "must be in brackets"),
+        ('"[::1:9585"', "must be in brackets"),
+        ('"[not-v6]:9585"', "is not an IPv6 address"),
+        ('"[192.0.2.1]:9585"', "is not an IPv6 address"),
+        ('"256.0.0.1:9585"', "is not an IPv4 address"),
+        ('":9585"', "has no host"),
+        ('"bad host:9585"', "neither an IP address nor a host name"),
+        ('""', "has no port"),
+    ],
+)
+def test_config_metrics_malformed(value: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(_daemon_config(f"[daemon]\nmetrics = {value}\n"), "t.toml")
+    [problem] = info.value.problems
+    assert problem.key == "daemon.metrics"
+    assert reason in problem.reason
+
+
+def test_config_metrics_problem_is_collected_with_others() -> None:
+    text = _daemon_config('[daemon]\nlog_level = "loud"\nmetrics = "nowhere"\n')
+    with pytest.raises(ConfigError) as info:
+        parse(text, "t.toml")
+    assert {p.key for p in info.value.problems} == {"daemon.log_level", "daemon.metrics"}
+    assert "t.toml: daemon.metrics: 'nowhere' has no port" in str(info.value)

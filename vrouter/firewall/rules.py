@@ -1,0 +1,967 @@
+"""Filter rules: parsing a ruleset from TOML, first-match evaluation, per-rule counters.
+
+Responsibility: ``parse_ruleset`` turns the ``firewall`` table of a vnet
+(already loaded from TOML) into a ``Ruleset`` of frozen ``Rule`` values, or
+raises ``RulesetError`` with *every* problem found, each with its key path
+(``rules[3].to_port``, ``tables.trusted[1]``, prefixed by ``key_prefix``
+such as ``vnets.red.firewall``), the way ``vrouter.daemon.config`` reports
+problems.  ``Ruleset.match`` finds the rule that decides a packet.
+
+Semantics:
+
+- **First match wins**, as in ipfw (there is no pf ``quick``: every rule is
+  quick).  If no rule matches, the ruleset's ``default`` action applies:
+  ``"pass"`` unless the table says ``default = "block"``.
+- A rule matches when every criterion it has matches; a missing criterion
+  matches anything.  ``direction`` is ``"in"`` or ``"out"`` as the IP layer
+  calls the hook; ``interface`` is the name of the interface the packet is
+  received on or sent from.
+- Addresses: ``from``/``to`` take ``"any"``, an address, a prefix (host bits
+  must be clear), ``"<table>"`` or a list of these; ``"!"`` negates, and in a
+  list it must be on every item or on none: it negates the whole list
+  ("not in any of them").  A side made only of prefixes of one family (no
+  table) restricts the rule to that family, as pf does, so ``from =
+  "!192.0.2.0/24"`` matches IPv4 packets only; tables may mix families.
+- ``proto = "icmp"`` implies ``family = "inet"`` and ``"icmp6"`` implies
+  ``"inet6"``.  Ports need ``proto`` tcp or udp; ``icmp_type`` needs icmp or
+  icmp6 (names: ``ICMP4_TYPES``/``ICMP6_TYPES``).  A non-first fragment has
+  no ports, type or flags, so it never matches a rule that asks for them.
+- ``flags = "S/SA"`` (pf syntax, letters ``FSRPAUEW``; ``"S"`` alone means
+  ``S/FSRPAUEW``; ``"any"`` disables the check) applies to TCP packets only;
+  it is allowed with ``proto = "tcp"`` or with no ``proto``.
+- ``keep_state`` defaults to true for ``pass`` rules (pf's default ``keep
+  state``) and must not be set for ``block``/``reject``.  A ``pass`` rule
+  that keeps state and may match TCP (``proto`` tcp or none) gets pf's
+  default ``flags S/SA`` unless it gives ``flags``: a TCP packet that is not
+  a connection-opening SYN does not match it at all and falls through to
+  later rules (and the default); it can only pass by the state its SYN
+  created.  ``flags = "any"`` restores pf's ``flags any``: a mid-stream TCP
+  packet then matches and its state is picked up from there.
+- ``reject`` drops the packet; the caller answers it (TCP RST or ICMP
+  unreachable).  ``log`` only marks the rule for the caller.
+- Counters: ``evaluations`` counts every time a rule was tried, ``packets``
+  and ``bytes`` what it decided (the engine adds them), ``states`` the states
+  it created.  Packets passed by a state are counted on the state, not here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+from vrouter.firewall.packet import PROTO_ICMP, PROTO_ICMP6, PROTO_TCP, PROTO_UDP, PacketInfo
+from vrouter.wire import tcp
+
+__all__ = [
+    "ACTIONS",
+    "DEFAULT_FLAGS",
+    "ICMP4_TYPES",
+    "ICMP6_TYPES",
+    "PROTOCOLS",
+    "AddrMatch",
+    "PortMatch",
+    "Rule",
+    "RuleCounters",
+    "Ruleset",
+    "RulesetError",
+    "parse_ruleset",
+]
+
+Network = IPv4Network | IPv6Network
+
+ACTIONS = ("pass", "block", "reject")
+DEFAULTS = ("pass", "block")
+DIRECTIONS = ("in", "out")
+FAMILIES = {"inet": 4, "inet6": 6}
+PROTOCOLS = {"tcp": PROTO_TCP, "udp": PROTO_UDP, "icmp": PROTO_ICMP, "icmp6": PROTO_ICMP6}
+"""Protocol names a rule may use (any other protocol by its number 0..255)."""
+
+ICMP4_TYPES: dict[str, int] = {
+    "echo-reply": 0,
+    "echorep": 0,
+    "unreach": 3,
+    "squench": 4,
+    "redirect": 5,
+    "echo-request": 8,
+    "echoreq": 8,
+    "routeradv": 9,
+    "routersol": 10,
+    "timex": 11,
+    "paramprob": 12,
+    "timereq": 13,
+    "timerep": 14,
+}
+"""ICMP type names (spec names first; pf's ``echoreq``/``echorep`` as aliases)."""
+ICMP6_TYPES: dict[str, int] = {
+    "unreach": 1,
+    "toobig": 2,
+    "timex": 3,
+    "paramprob": 4,
+    "echo-request": 128,
+    "echoreq": 128,
+    "echo-reply": 129,
+    "echorep": 129,
+    "routersol": 133,
+    "routeradv": 134,
+    "neighbrsol": 135,
+    "neighbradv": 136,
+    "redirect": 137,
+}
+"""ICMPv6 type names (pf's, plus ``echo-request``/``echo-reply``)."""
+
+TCP_FLAG_LETTERS = "FSRPAUEW"
+"""pf's flag letters, bit 0 (FIN) to bit 7 (CWR)."""
+DEFAULT_FLAGS = (tcp.SYN, tcp.SYN | tcp.ACK)
+"""pf's ``flags S/SA``, the default of pass rules that keep state."""
+_ALL_FLAGS = 0xFF
+
+_RULE_KEYS = (
+    "action",
+    "direction",
+    "interface",
+    "family",
+    "proto",
+    "from",
+    "to",
+    "from_port",
+    "to_port",
+    "icmp_type",
+    "flags",
+    "keep_state",
+    "log",
+    "label",
+)
+_TOP_KEYS = ("default", "tables", "rules")
+_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_/-]+")
+_PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
+_FLAGS = re.compile(r"([FSRPAUEW]*)(?:/([FSRPAUEW]+))?")
+LABEL_MAX = 63
+"""Longest label, as pf's PF_RULE_LABEL_SIZE allows."""
+
+
+# --------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------
+
+
+class RulesetError(Exception):
+    """The ruleset is invalid; ``problems`` lists every ``(key path, reason)``."""
+
+    problems: list[tuple[str, str]]
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        super().__init__(list(problems))
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        """Return one ``KEY: REASON`` line per problem (``REASON`` for the whole table)."""
+        return "\n".join(f"{key}: {reason}" if key else reason for key, reason in self.problems)
+
+
+@dataclass(frozen=True, slots=True)
+class AddrMatch:
+    """Addresses a rule side matches: any of ``networks`` or of the named tables.
+
+    Both empty means any address.  ``negate`` inverts the whole set.
+    """
+
+    networks: tuple[Network, ...] = ()
+    tables: tuple[str, ...] = ()
+    negate: bool = False
+
+    @property
+    def is_any(self) -> bool:
+        """Return True if this matches every address."""
+        return not self.networks and not self.tables
+
+    def describe(self) -> str:
+        """Return the pf-like text: ``any``, ``192.0.2.0/24``, ``! { <t>, 2001:db8::/32 }``."""
+        if self.is_any:
+            return "any"
+        items = [_net_text(n) for n in self.networks] + [f"<{t}>" for t in self.tables]
+        text = items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
+        return f"! {text}" if self.negate else text
+
+
+@dataclass(frozen=True, slots=True)
+class PortMatch:
+    """Port ranges, inclusive; a port matches if it is in any of them."""
+
+    ranges: tuple[tuple[int, int], ...]
+
+    def contains(self, port: int) -> bool:
+        """Return True if ``port`` is in one of the ranges."""
+        return any(lo <= port <= hi for lo, hi in self.ranges)
+
+    def describe(self) -> str:
+        """Return the pf-like text: ``80``, ``8000:8080`` or ``{ 80, 443 }``."""
+        items = [str(lo) if lo == hi else f"{lo}:{hi}" for lo, hi in self.ranges]
+        return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One filter rule; ``None`` criteria match anything."""
+
+    action: str
+    """``"pass"``, ``"block"`` or ``"reject"``."""
+    direction: str | None = None
+    """``"in"``, ``"out"`` or None for both."""
+    interface: str | None = None
+    """Interface name, None for any."""
+    family: int | None = None
+    """4, 6 or None; given or implied by ``proto`` and the addresses."""
+    proto: int | None = None
+    """IP protocol number (after IPv6 extension headers)."""
+    src: AddrMatch = AddrMatch()
+    """Source addresses."""
+    dst: AddrMatch = AddrMatch()
+    """Destination addresses."""
+    sport: PortMatch | None = None
+    """Source ports (TCP/UDP)."""
+    dport: PortMatch | None = None
+    """Destination ports (TCP/UDP)."""
+    icmp_types: frozenset[int] | None = None
+    """ICMP or ICMPv6 types."""
+    flags: tuple[int, int] | None = None
+    """TCP ``(set, mask)``: matches when ``flags & mask == set``; TCP packets only."""
+    keep_state: bool = False
+    """Create a state for the packets this rule passes."""
+    log: bool = False
+    """Log the packets this rule decides (for the caller)."""
+    label: str = ""
+    """Free text shown by ``describe`` and the API."""
+
+    def describe(self) -> str:
+        """Return a pf-like one-line text of the rule."""
+        parts = [self.action]
+        if self.direction is not None:
+            parts.append(self.direction)
+        if self.log:
+            parts.append("log")
+        if self.interface is not None:
+            parts.append(f"on {self.interface}")
+        if self.family is not None:
+            parts.append("inet" if self.family == 4 else "inet6")
+        if self.proto is not None:
+            parts.append(f"proto {_proto_text(self.proto)}")
+        if self.src.is_any and self.dst.is_any and self.sport is None and self.dport is None:
+            parts.append("all")
+        else:
+            parts.append(f"from {self.src.describe()}")
+            if self.sport is not None:
+                parts.append(f"port {self.sport.describe()}")
+            parts.append(f"to {self.dst.describe()}")
+            if self.dport is not None:
+                parts.append(f"port {self.dport.describe()}")
+        if self.icmp_types is not None:
+            v6 = self.proto == PROTO_ICMP6
+            keyword = "icmp6-type" if v6 else "icmp-type"
+            names = [_icmp_text(t, 6 if v6 else 4) for t in sorted(self.icmp_types)]
+            text = names[0] if len(names) == 1 else "{ " + ", ".join(names) + " }"
+            parts.append(f"{keyword} {text}")
+        if self.flags is not None:
+            parts.append(f"flags {_flags_text(self.flags)}")
+        elif self.action == "pass" and self.keep_state and self.proto in (None, PROTO_TCP):
+            parts.append("flags any")
+        if self.keep_state:
+            parts.append("keep state")
+        elif self.action == "pass":
+            parts.append("no state")
+        if self.label:
+            parts.append(f"label {self.label}")
+        return " ".join(parts)
+
+
+@dataclass(slots=True)
+class RuleCounters:
+    """Counters of one rule (or of the default action)."""
+
+    evaluations: int = 0
+    """Times the rule was tried against a packet."""
+    packets: int = 0
+    """Packets the rule decided."""
+    bytes: int = 0
+    """IP bytes of those packets."""
+    states: int = 0
+    """States the rule created."""
+
+
+# --------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------
+
+_Nets = tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """An ``AddrMatch`` compiled to integer (network, mask) pairs per family."""
+
+    any: bool
+    negate: bool
+    nets4: _Nets
+    nets6: _Nets
+
+    def matches(self, family: int, address: int) -> bool:
+        if self.any:
+            return True
+        nets = self.nets4 if family == 4 else self.nets6
+        found = False
+        for net, mask in nets:
+            if address & mask == net:
+                found = True
+                break
+        return found != self.negate
+
+
+def _compile_side(side: AddrMatch, tables: Mapping[str, tuple[Network, ...]]) -> _Side:
+    networks = list(side.networks)
+    for name in side.tables:
+        networks.extend(tables[name])
+    nets4 = tuple((int(n.network_address), int(n.netmask)) for n in networks if n.version == 4)
+    nets6 = tuple((int(n.network_address), int(n.netmask)) for n in networks if n.version == 6)
+    return _Side(side.is_any, side.negate, nets4, nets6)
+
+
+class Ruleset:
+    """An ordered list of rules with their counters, a default action and tables."""
+
+    __slots__ = ("_compiled", "counters", "default", "default_counters", "rules", "tables")
+
+    rules: tuple[Rule, ...]
+    counters: list[RuleCounters]
+    """One per rule, same index."""
+    default: str
+    """``"pass"`` or ``"block"``: what happens when no rule matches."""
+    default_counters: RuleCounters
+    """Counters of the default action."""
+    tables: dict[str, tuple[Network, ...]]
+    """Named address tables rules refer to as ``<name>``."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule] = (),
+        default: str = "pass",
+        tables: Mapping[str, Sequence[Network]] | None = None,
+    ) -> None:
+        """Build a ruleset; raise ``RulesetError`` for an unknown default or table."""
+        self.rules = tuple(rules)
+        self.default = default
+        self.tables = {name: tuple(nets) for name, nets in (tables or {}).items()}
+        problems: list[tuple[str, str]] = []
+        if default not in DEFAULTS:
+            problems.append(("default", f"{default!r} is not one of: {', '.join(DEFAULTS)}"))
+        for i, rule in enumerate(self.rules):
+            for side_key, side in (("from", rule.src), ("to", rule.dst)):
+                for name in side.tables:
+                    if name not in self.tables:
+                        problems.append((f"rules[{i}].{side_key}", f"unknown table <{name}>"))
+        if problems:
+            raise RulesetError(problems)
+        self.counters = [RuleCounters() for _ in self.rules]
+        self.default_counters = RuleCounters()
+        self._compiled = tuple(
+            (rule, _compile_side(rule.src, self.tables), _compile_side(rule.dst, self.tables))
+            for rule in self.rules
+        )
+
+    def __repr__(self) -> str:
+        return f"Ruleset({len(self.rules)} rules, default={self.default!r})"
+
+    def match(self, info: PacketInfo, direction: str, ifname: str) -> int:
+        """Return the index of the first rule matching the packet, -1 for the default.
+
+        Counts an evaluation on every rule tried (and on the default when reached).
+        """
+        family = info.family
+        src = int.from_bytes(info.src, "big")
+        dst = int.from_bytes(info.dst, "big")
+        counters = self.counters
+        for index, (rule, src_side, dst_side) in enumerate(self._compiled):
+            counters[index].evaluations += 1
+            if rule.direction is not None and rule.direction != direction:
+                continue
+            if rule.interface is not None and rule.interface != ifname:
+                continue
+            if rule.family is not None and rule.family != family:
+                continue
+            if rule.proto is not None and rule.proto != info.proto:
+                continue
+            if not src_side.matches(family, src) or not dst_side.matches(family, dst):
+                continue
+            if (rule.sport is not None or rule.dport is not None) and (
+                info.fragment or info.proto not in (PROTO_TCP, PROTO_UDP)
+            ):
+                continue
+            if rule.sport is not None and not rule.sport.contains(info.sport):
+                continue
+            if rule.dport is not None and not rule.dport.contains(info.dport):
+                continue
+            if rule.icmp_types is not None and info.icmp_type not in rule.icmp_types:
+                continue
+            if rule.flags is not None and info.proto == PROTO_TCP:
+                flag_set, mask = rule.flags
+                if info.fragment or info.tcp_flags & mask != flag_set:
+                    continue
+            return index
+        self.default_counters.evaluations += 1
+        return -1
+
+    def counters_of(self, index: int) -> RuleCounters:
+        """Return the counters of rule ``index`` (-1: the default's)."""
+        return self.default_counters if index < 0 else self.counters[index]
+
+    def describe(self) -> list[dict[str, object]]:
+        """Return every rule, then the default (index -1), with text and counters."""
+        entries: list[dict[str, object]] = []
+        rows = [
+            (i, r.describe(), c)
+            for i, (r, c) in enumerate(zip(self.rules, self.counters, strict=True))
+        ]
+        rows.append((-1, f"{self.default} all", self.default_counters))
+        for index, text, counters in rows:
+            entries.append(
+                {
+                    "index": index,
+                    "text": text,
+                    "evaluations": counters.evaluations,
+                    "packets": counters.packets,
+                    "bytes": counters.bytes,
+                    "states": counters.states,
+                }
+            )
+        return entries
+
+
+# --------------------------------------------------------------------------
+# Text helpers
+# --------------------------------------------------------------------------
+
+
+def _net_text(network: Network) -> str:
+    if network.prefixlen == network.max_prefixlen:
+        return str(network.network_address)
+    return str(network)
+
+
+def _proto_text(proto: int) -> str:
+    for name, number in PROTOCOLS.items():
+        if number == proto:
+            return name
+    return str(proto)
+
+
+def _icmp_text(icmp_type: int, family: int) -> str:
+    names = ICMP6_TYPES if family == 6 else ICMP4_TYPES
+    for name, number in names.items():
+        if number == icmp_type:
+            return name
+    return str(icmp_type)
+
+
+def _flags_text(flags: tuple[int, int]) -> str:
+    flag_set, mask = flags
+
+    def letters(bits: int) -> str:
+        return "".join(c for i, c in enumerate(TCP_FLAG_LETTERS) if bits >> i & 1)
+
+    return f"{letters(flag_set)}/{letters(mask)}"
+
+
+def _join(key: str, name: str) -> str:
+    """Return the key path of table entry ``name`` under ``key`` (quoted if needed)."""
+    if not _PLAIN_KEY.fullmatch(name):
+        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+        name = f'"{escaped}"'
+    return f"{key}.{name}" if key else name
+
+
+def _type_name(value: object) -> str:
+    """Return the TOML name of ``value``'s type."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, list):
+        return "array"
+    return type(value).__name__
+
+
+def _parse_prefix(text: str) -> Network | str:
+    """Parse ``ADDRESS`` or ``ADDRESS/LEN`` (host bits clear), or return why not."""
+    address_text, slash, length_text = text.partition("/")
+    if "%" in address_text:
+        return f"{text!r} has a zone index; write the address without it"
+    try:
+        address: IPv4Address | IPv6Address = ipaddress.ip_address(address_text)
+    except ValueError:
+        return (
+            f"{text!r} is not an address or prefix "
+            "(expected any, ADDRESS, ADDRESS/LEN, <table>, optionally after '!')"
+        )
+    if not slash:
+        return ipaddress.ip_network(address)
+    if not length_text.isdigit() or not length_text.isascii():
+        return f"{text!r}: the prefix length must be a decimal number"
+    length = int(length_text)
+    if length > address.max_prefixlen:
+        return f"{text!r}: prefix length {length} is out of range 0..{address.max_prefixlen}"
+    network = ipaddress.ip_network((address, length), strict=False)
+    if network.network_address != address:
+        return f"{text!r} has host bits set; did you mean {network}?"
+    return network
+
+
+# --------------------------------------------------------------------------
+# The parser: collects problems, never stops at the first
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Addr:
+    """A parsed rule side and the key path of each of its prefixes."""
+
+    match: AddrMatch
+    keyed: tuple[tuple[Network, str], ...]
+
+
+class _Parser:
+    """Walks one firewall table, recording every problem it finds."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def problem(self, key: str, reason: str) -> None:
+        self.problems.append((key, reason))
+
+    def wrong_type(self, key: str, expected: str, value: object) -> None:
+        self.problem(key, f"expected {expected}, got {_type_name(value)}")
+
+    def check_keys(self, table: Mapping[str, object], key: str, allowed: tuple[str, ...]) -> None:
+        for name in table:
+            if name not in allowed:
+                self.problem(
+                    _join(key, name), f"unknown key {name!r} (allowed: {', '.join(allowed)})"
+                )
+
+    def string(self, table: Mapping[str, object], name: str, key: str) -> str | None:
+        value = table.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.wrong_type(_join(key, name), "a string", value)
+            return None
+        return value
+
+    def boolean(self, table: Mapping[str, object], name: str, key: str) -> bool | None:
+        value = table.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            self.wrong_type(_join(key, name), "a boolean (true or false)", value)
+            return None
+        return value
+
+    def choice(
+        self, table: Mapping[str, object], name: str, key: str, choices: Sequence[str]
+    ) -> str | None:
+        value = self.string(table, name, key)
+        if value is not None and value not in choices:
+            self.problem(_join(key, name), f"{value!r} is not one of: {', '.join(choices)}")
+            return None
+        return value
+
+    # -- tables ----------------------------------------------------------------
+
+    def tables(self, value: object, key: str) -> tuple[dict[str, tuple[Network, ...]], set[str]]:
+        """Return the tables that parsed and every declared name (for references)."""
+        parsed: dict[str, tuple[Network, ...]] = {}
+        declared: set[str] = set()
+        if value is None:
+            return parsed, declared
+        if not isinstance(value, dict):
+            self.wrong_type(key, "a table of address lists", value)
+            return parsed, declared
+        for name, entries in value.items():
+            tkey = _join(key, name)
+            declared.add(name)
+            if not _TABLE_NAME.fullmatch(name):
+                self.problem(
+                    tkey,
+                    f"invalid table name {name!r}: 1-32 characters from [A-Za-z0-9_.-], "
+                    "starting with a letter, digit or '_'",
+                )
+                continue
+            if not isinstance(entries, list):
+                self.wrong_type(tkey, "an array of addresses or prefixes", entries)
+                continue
+            networks: list[Network] = []
+            for j, entry in enumerate(entries):
+                ekey = f"{tkey}[{j}]"
+                if not isinstance(entry, str):
+                    self.wrong_type(ekey, "a string (an address or prefix)", entry)
+                    continue
+                network = _parse_prefix(entry)
+                if isinstance(network, str):
+                    self.problem(ekey, network)
+                else:
+                    networks.append(network)
+            parsed[name] = tuple(networks)
+        return parsed, declared
+
+    # -- rule parts ------------------------------------------------------------
+
+    def side(
+        self, rule: Mapping[str, object], name: str, key: str, tables: set[str]
+    ) -> _Addr | None:
+        """Parse ``from``/``to``; None if absent-or-any is not the answer because of a problem."""
+        value = rule.get(name)
+        skey = _join(key, name)
+        if value is None:
+            return _Addr(AddrMatch(), ())
+        if isinstance(value, str):
+            items: list[tuple[object, str]] = [(value, skey)]
+        elif isinstance(value, list):
+            if not value:
+                self.problem(skey, 'an empty list matches nothing; omit the key (or "any")')
+                return None
+            items = [(v, f"{skey}[{j}]") for j, v in enumerate(value)]
+        else:
+            self.wrong_type(skey, "a string or an array of strings", value)
+            return None
+        ok = True
+        negations: list[bool] = []
+        networks: list[tuple[Network, str]] = []
+        names: list[str] = []
+        for item, ikey in items:
+            if not isinstance(item, str):
+                self.wrong_type(ikey, "a string", item)
+                ok = False
+                continue
+            text = item.strip()
+            negated = text.startswith("!")
+            if negated:
+                text = text[1:].strip()
+            negations.append(negated)
+            if text == "any":
+                if negated:
+                    self.problem(ikey, "'!any' matches nothing")
+                    ok = False
+                elif len(items) > 1:
+                    self.problem(ikey, "'any' cannot be part of a list")
+                    ok = False
+                continue
+            if text.startswith("<") and text.endswith(">"):
+                table = text[1:-1]
+                if table not in tables:
+                    self.problem(ikey, f"unknown table <{table}> (declare it under [tables])")
+                    ok = False
+                else:
+                    names.append(table)
+                continue
+            network = _parse_prefix(text)
+            if isinstance(network, str):
+                self.problem(ikey, network)
+                ok = False
+            else:
+                networks.append((network, ikey))
+        if any(negations) and not all(negations):
+            self.problem(
+                skey, "negation applies to the whole list: put '!' on every item or on none"
+            )
+            ok = False
+        if not ok:
+            return None
+        negate = bool(negations) and all(negations)
+        match = AddrMatch(tuple(n for n, _ in networks), tuple(names), negate)
+        return _Addr(match, tuple(networks))
+
+    def ports(self, rule: Mapping[str, object], name: str, key: str) -> PortMatch | None:
+        value = rule.get(name)
+        pkey = _join(key, name)
+        if isinstance(value, list):
+            if not value:
+                self.problem(pkey, "an empty list matches nothing; omit the key")
+                return None
+            items = [(v, f"{pkey}[{j}]") for j, v in enumerate(value)]
+        else:
+            items = [(value, pkey)]
+        ranges: list[tuple[int, int]] = []
+        ok = True
+        for item, ikey in items:
+            parsed = self.port_range(item, ikey)
+            if parsed is None:
+                ok = False
+            else:
+                ranges.append(parsed)
+        return PortMatch(tuple(ranges)) if ok else None
+
+    def port_range(self, value: object, key: str) -> tuple[int, int] | None:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            self.wrong_type(key, 'a port (0..65535), a range "LOW-HIGH" or an array of them', value)
+            return None
+        if isinstance(value, int):
+            if not 0 <= value <= 65535:
+                self.problem(key, f"port {value} is out of range 0..65535")
+                return None
+            return value, value
+        match = _PORT_RANGE.fullmatch(value.strip())
+        if match is None:
+            self.problem(key, f'{value!r} is not a port or a range "LOW-HIGH"')
+            return None
+        low = int(match.group(1))
+        high = int(match.group(2)) if match.group(2) is not None else low
+        for port in (low, high):
+            if port > 65535:
+                self.problem(key, f"port {port} is out of range 0..65535")
+                return None
+        if low > high:
+            self.problem(key, f"range {value!r} is empty: {low} > {high}")
+            return None
+        return low, high
+
+    def proto(self, rule: Mapping[str, object], key: str) -> tuple[int | None, bool]:
+        """Return the protocol number (None: any) and whether it parsed."""
+        value = rule.get("proto")
+        if value is None:
+            return None, True
+        pkey = _join(key, "proto")
+        if isinstance(value, str):
+            if value in PROTOCOLS:
+                return PROTOCOLS[value], True
+            self.problem(
+                pkey, f"unknown protocol {value!r} (names: {', '.join(PROTOCOLS)}; or 0..255)"
+            )
+            return None, False
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.wrong_type(pkey, "a protocol name or number", value)
+            return None, False
+        if not 0 <= value <= 255:
+            self.problem(pkey, f"protocol {value} is out of range 0..255")
+            return None, False
+        return value, True
+
+    def icmp_types(self, rule: Mapping[str, object], key: str, proto: int) -> frozenset[int] | None:
+        value = rule.get("icmp_type")
+        tkey = _join(key, "icmp_type")
+        names = ICMP6_TYPES if proto == PROTO_ICMP6 else ICMP4_TYPES
+        if isinstance(value, list):
+            if not value:
+                self.problem(tkey, "an empty list matches nothing; omit the key")
+                return None
+            items = [(v, f"{tkey}[{j}]") for j, v in enumerate(value)]
+        else:
+            items = [(value, tkey)]
+        types: set[int] = set()
+        ok = True
+        for item, ikey in items:
+            if isinstance(item, str):
+                if item in names:
+                    types.add(names[item])
+                else:
+                    which = "icmp6" if proto == PROTO_ICMP6 else "icmp"
+                    self.problem(
+                        ikey,
+                        f"unknown {which} type {item!r} (names: {', '.join(names)}; or 0..255)",
+                    )
+                    ok = False
+            elif isinstance(item, int) and not isinstance(item, bool):
+                if 0 <= item <= 255:
+                    types.add(item)
+                else:
+                    self.problem(ikey, f"ICMP type {item} is out of range 0..255")
+                    ok = False
+            else:
+                self.wrong_type(ikey, "an ICMP type name or number", item)
+                ok = False
+        return frozenset(types) if ok else None
+
+    def flags(self, rule: Mapping[str, object], key: str) -> tuple[tuple[int, int] | None, bool]:
+        """Return ``(flags, given)``; flags None for ``"any"`` or a problem."""
+        value = rule.get("flags")
+        if value is None:
+            return None, False
+        fkey = _join(key, "flags")
+        if not isinstance(value, str):
+            self.wrong_type(fkey, 'a string such as "S/SA" or "any"', value)
+            return None, True
+        if value == "any":
+            return None, True
+        match = _FLAGS.fullmatch(value)
+        if match is None or not match.group(1):
+            self.problem(
+                fkey, f'{value!r} is not SET/MASK of the letters {TCP_FLAG_LETTERS}, e.g. "S/SA"'
+            )
+            return None, True
+
+        def bits(letters: str) -> int:
+            return sum(1 << TCP_FLAG_LETTERS.index(c) for c in set(letters))
+
+        flag_set = bits(match.group(1))
+        mask = bits(match.group(2)) if match.group(2) is not None else _ALL_FLAGS
+        if flag_set & ~mask:
+            self.problem(fkey, f"{value!r}: flags set outside the mask can never be tested")
+            return None, True
+        return (flag_set, mask), True
+
+    # -- a whole rule ------------------------------------------------------------
+
+    def rule(self, value: object, key: str, tables: set[str]) -> Rule | None:
+        if not isinstance(value, dict):
+            self.wrong_type(key, "a table (a [[rules]] entry)", value)
+            return None
+        before = len(self.problems)
+        self.check_keys(value, key, _RULE_KEYS)
+        if "action" not in value:
+            self.problem(_join(key, "action"), "missing required key 'action'")
+        action = self.choice(value, "action", key, ACTIONS)
+        direction = self.choice(value, "direction", key, DIRECTIONS)
+        interface = self.string(value, "interface", key)
+        if interface is not None and (not _IFNAME.fullmatch(interface) or interface in (".", "..")):
+            self.problem(
+                _join(key, "interface"),
+                f"invalid interface name {interface!r}: must be 1-15 characters "
+                "from [A-Za-z0-9_.-] (Linux IFNAMSIZ)",
+            )
+        family_name = self.choice(value, "family", key, tuple(FAMILIES))
+        family = FAMILIES[family_name] if family_name is not None else None
+        proto, proto_ok = self.proto(value, key)
+        src = self.side(value, "from", key, tables)
+        dst = self.side(value, "to", key, tables)
+
+        sport = dport = None
+        for name in ("from_port", "to_port"):
+            if name not in value:
+                continue
+            if proto_ok and proto not in (PROTO_TCP, PROTO_UDP):
+                self.problem(_join(key, name), "ports need proto tcp or udp")
+                continue
+            ports = self.ports(value, name, key)
+            if name == "from_port":
+                sport = ports
+            else:
+                dport = ports
+
+        icmp_types = None
+        if "icmp_type" in value:
+            if proto_ok and proto not in (PROTO_ICMP, PROTO_ICMP6):
+                self.problem(_join(key, "icmp_type"), "icmp_type needs proto icmp or icmp6")
+            elif proto is not None:
+                icmp_types = self.icmp_types(value, key, proto)
+
+        flags, flags_given = self.flags(value, key)
+        if flags_given and proto_ok and proto not in (None, PROTO_TCP):
+            self.problem(_join(key, "flags"), "flags need proto tcp (or no proto)")
+
+        keep_state = self.boolean(value, "keep_state", key)
+        if keep_state and action in ("block", "reject"):
+            self.problem(_join(key, "keep_state"), f"a {action} rule cannot keep state")
+        log = self.boolean(value, "log", key)
+        label = self.string(value, "label", key)
+        if label is not None and len(label) > LABEL_MAX:
+            self.problem(_join(key, "label"), f"longer than {LABEL_MAX} characters")
+
+        if proto_ok and src is not None and dst is not None:
+            family = self.rule_family(key, family, family_name, proto, src, dst)
+        if len(self.problems) != before or action is None:
+            return None
+        assert src is not None and dst is not None, "no problem means both sides parsed"
+        if keep_state is None:
+            keep_state = action == "pass"
+        if not flags_given and action == "pass" and keep_state and proto in (None, PROTO_TCP):
+            flags = DEFAULT_FLAGS
+        return Rule(
+            action=action,
+            direction=direction,
+            interface=interface,
+            family=family,
+            proto=proto,
+            src=src.match,
+            dst=dst.match,
+            sport=sport,
+            dport=dport,
+            icmp_types=icmp_types,
+            flags=flags,
+            keep_state=keep_state,
+            log=bool(log),
+            label=label or "",
+        )
+
+    def rule_family(
+        self,
+        key: str,
+        family: int | None,
+        family_name: str | None,
+        proto: int | None,
+        src: _Addr,
+        dst: _Addr,
+    ) -> int | None:
+        """Return the family the rule is restricted to, reporting contradictions."""
+        implied = {PROTO_ICMP: 4, PROTO_ICMP6: 6}.get(proto) if proto is not None else None
+        reason = f"family is {family_name}"
+        if implied is not None:
+            proto_name = _proto_text(proto) if proto is not None else ""
+            if family is not None and family != implied:
+                other = "icmp6" if implied == 4 else "icmp"
+                self.problem(
+                    _join(key, "proto"),
+                    f"proto {proto_name} is for {'IPv4' if implied == 4 else 'IPv6'} but "
+                    f"{reason}; use {other}",
+                )
+                return family
+            if family is None:
+                family = implied
+                reason = f"proto {proto_name} is {'IPv4' if implied == 4 else 'IPv6'} only"
+        if family is not None:
+            for network, nkey in src.keyed + dst.keyed:
+                if network.version != family:
+                    kind = "an IPv4" if network.version == 4 else "an IPv6"
+                    self.problem(nkey, f"{_net_text(network)} is {kind} address but {reason}")
+            return family
+        candidates = {4, 6}
+        for side in (src, dst):
+            if side.match.tables or not side.match.networks:
+                continue
+            candidates &= {n.version for n in side.match.networks}
+        if not candidates:
+            self.problem(
+                _join(key, "to"),
+                f"'to' is IPv{dst.match.networks[0].version} only and 'from' "
+                f"IPv{src.match.networks[0].version} only: no packet can match",
+            )
+            return None
+        return candidates.pop() if len(candidates) == 1 else None
+
+
+def parse_ruleset(data: Mapping[str, object], key_prefix: str = "") -> Ruleset:
+    """Parse a firewall table into a ``Ruleset``; raise ``RulesetError`` with all problems."""
+    parser = _Parser()
+    parser.check_keys(data, key_prefix, _TOP_KEYS)
+    default = parser.choice(data, "default", key_prefix, DEFAULTS) or "pass"
+    tables, declared = parser.tables(data.get("tables"), _join(key_prefix, "tables"))
+    rules: list[Rule] = []
+    value = data.get("rules")
+    rkey = _join(key_prefix, "rules")
+    if value is not None:
+        if not isinstance(value, list):
+            parser.wrong_type(rkey, "an array of tables ([[rules]])", value)
+        else:
+            for i, item in enumerate(value):
+                rule = parser.rule(item, f"{rkey}[{i}]", declared)
+                if rule is not None:
+                    rules.append(rule)
+    if parser.problems:
+        raise RulesetError(parser.problems)
+    return Ruleset(rules, default, tables)
