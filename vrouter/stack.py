@@ -11,6 +11,7 @@ import functools
 from vrouter.core.registry import Registry, Subsystem
 from vrouter.core.sysctl import Sysctl
 from vrouter.core.vnet import VnetTree
+from vrouter.firewall import subsystem as firewall
 from vrouter.inet import state as inet_state
 from vrouter.inet6 import state as inet6_state
 from vrouter.link import state as link_state
@@ -24,6 +25,7 @@ def builtin_subsystems() -> list[Subsystem]:
         route_state.SUBSYSTEM,
         inet_state.SUBSYSTEM,
         inet6_state.SUBSYSTEM,
+        firewall.SUBSYSTEM,
     ]
 
 

@@ -13,6 +13,8 @@ import ipaddress
 import logging
 import os
 import time
+import tomllib
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,8 @@ from vrouter import __version__
 from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode
 from vrouter.core.sysctl import SysctlError
 from vrouter.core.vnet import Vnet, VnetError
+from vrouter.firewall import subsystem as firewall
+from vrouter.firewall.rules import RulesetError, parse_ruleset
 from vrouter.inet.state import stats_dict
 
 if TYPE_CHECKING:
@@ -121,7 +125,74 @@ def _netstat(daemon: Daemon, args: dict[str, Any]) -> Any:
         "ip6": stats_dict(inet6.stats),
         "ip6_reass": stats_dict(inet6.reass.stats),
         "icmp6": stats_dict(inet6.icmp),
+        "pf": {
+            **stats_dict(vnet.firewall.fw.stats),
+            "rejects_sent": vnet.firewall.rejects_sent,
+            "log_suppressed": vnet.firewall.log_suppressed,
+        },
+        "pf_states": stats_dict(vnet.firewall.fw.states.stats),
+        "drops": _drops_by_reason(vnet),
     }
+
+
+def _drops_by_reason(vnet: Vnet) -> dict[str, int]:
+    """Return every interface's drops of ``vnet`` summed by reason."""
+    total: Counter[str] = Counter()
+    for ifp in vnet.link.interfaces.values():
+        total.update(ifp.counters.rx_drops)
+        total.update(ifp.counters.tx_drops)
+    return dict(sorted(total.items()))
+
+
+def _firewall_show(daemon: Daemon, args: dict[str, Any]) -> Any:
+    vnet = _vnet(daemon, args)
+    fw = vnet.firewall.fw
+    return {
+        "enabled": fw.enabled,
+        "default": fw.ruleset.default,
+        "rules": fw.ruleset.describe(),
+        "states": len(fw.states),
+        "max_states": fw.states.max_states,
+    }
+
+
+def _firewall_load(daemon: Daemon, args: dict[str, Any]) -> Any:
+    vnet = _vnet(daemon, args)
+    text = args.get("text")
+    source = args.get("source", "<ruleset>")
+    if not isinstance(text, str) or not isinstance(source, str):
+        raise ApiError("firewall.load needs 'text' (the TOML ruleset) and 'source' (its name)")
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ApiError(f"{source}: {err}") from None
+    try:
+        ruleset = parse_ruleset(table)
+    except RulesetError as err:
+        problems = "\n".join(f"{source}: {key}: {reason}" for key, reason in err.problems)
+        raise ApiError(problems) from None
+    firewall.replace_ruleset(vnet, ruleset)
+    log.info(
+        "vnet %s: firewall ruleset replaced from %s: %d rules, default %s",
+        vnet.name,
+        source,
+        len(ruleset.rules),
+        ruleset.default,
+    )
+    return {"rules": len(ruleset.rules), "default": ruleset.default}
+
+
+def _firewall_states(daemon: Daemon, args: dict[str, Any]) -> Any:
+    vnet = _vnet(daemon, args)
+    now = daemon.driver.now()
+    return [state.describe(now) for state in vnet.firewall.fw.states]
+
+
+def _firewall_flush(daemon: Daemon, args: dict[str, Any]) -> Any:
+    vnet = _vnet(daemon, args)
+    flushed = vnet.firewall.fw.states.flush()
+    log.info("vnet %s: firewall: %d states flushed", vnet.name, flushed)
+    return {"flushed": flushed}
 
 
 def _sysctl_get(daemon: Daemon, args: dict[str, Any]) -> Any:
@@ -166,6 +237,10 @@ HANDLERS: dict[str, Handler] = {
     "ndp.show": _ndp_show,
     "netstat": _netstat,
     "sysctl.get": _sysctl_get,
+    "firewall.show": _firewall_show,
+    "firewall.load": _firewall_load,
+    "firewall.states": _firewall_states,
+    "firewall.flush": _firewall_flush,
     "sysctl.set": _sysctl_set,
 }
 

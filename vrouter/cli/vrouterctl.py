@@ -131,6 +131,45 @@ def _show_sysctl(result: Any) -> str:
     return "\n".join(out)
 
 
+def _show_firewall(result: Any) -> str:
+    state = "enabled" if result["enabled"] else "disabled (net.pf.enable=0)"
+    out = [f"firewall {state}, first match wins; states {result['states']}/{result['max_states']}"]
+    rows = [
+        [
+            str(r["index"]) if r["index"] >= 0 else "-",
+            str(r["packets"]),
+            str(r["bytes"]),
+            str(r["states"]),
+            r["text"],
+        ]
+        for r in result["rules"]
+    ]
+    out.append(_table(rows, ["#", "PACKETS", "BYTES", "STATES", "RULE"]))
+    return "\n".join(out)
+
+
+def _show_states(result: Any) -> str:
+    rows = [
+        [
+            s["proto"],
+            s["src"],
+            "<->",
+            s["dst"],
+            s["state"],
+            f"{s['age']:.0f}s",
+            f"{s['expires_in']:.0f}s",
+            str(sum(s["packets"])),
+            str(sum(s["bytes"])),
+        ]
+        for s in result
+    ]
+    return _table(rows, ["PROTO", "SRC", "", "DST", "STATE", "AGE", "EXPIRES", "PKTS", "BYTES"])
+
+
+def _show_done(result: Any) -> str:
+    return ", ".join(f"{k} {v}" for k, v in result.items())
+
+
 def _show_status(result: Any) -> str:
     return "\n".join(f"{k}: {v}" for k, v in result.items())
 
@@ -184,6 +223,19 @@ def _parser() -> argparse.ArgumentParser:
         "knobs", nargs="*", metavar="NAME[=VALUE]", help="knobs to show, or to set with NAME=VALUE"
     )
     view("status", "daemon status", vnet=False)
+    fw = sub.add_parser("firewall", help="a vnet's firewall: rules, states, ruleset reload")
+    fw.add_argument("vnet", help="vnet name")
+    fw_sub = fw.add_subparsers(dest="action", required=True)
+    for name, help_ in (
+        ("show", "rules with their counters"),
+        ("states", "tracked flows"),
+        ("flush", "forget every state"),
+    ):
+        p = fw_sub.add_parser(name, help=help_)
+        p.add_argument("--json", action="store_true", help="print the raw JSON result")
+    load = fw_sub.add_parser("load", help="replace the ruleset atomically from a TOML file")
+    load.add_argument("file", help="TOML file with default, [tables] and [[rules]]")
+    load.add_argument("--json", action="store_true", help="print the raw JSON result")
     return parser
 
 
@@ -202,6 +254,21 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any], Formatter]:
         return "ndp.show", {"vnet": args.vnet}, _show_ndp
     if cmd == "arp":
         return "arp.show", {"vnet": args.vnet}, _show_arp
+    if cmd == "firewall":
+        fw_args: dict[str, Any] = {"vnet": args.vnet}
+        if args.action == "load":
+            try:
+                with open(args.file, encoding="utf-8") as f:
+                    fw_args.update(text=f.read(), source=args.file)
+            except OSError as err:
+                raise SystemExit(f"vrouterctl: {args.file}: {err.strerror}") from None
+            return "firewall.load", fw_args, _show_done
+        formatters: dict[str, Formatter] = {
+            "show": _show_firewall,
+            "states": _show_states,
+            "flush": _show_done,
+        }
+        return f"firewall.{args.action}", fw_args, formatters[args.action]
     if cmd == "sysctl":
         assignments = [k for k in args.knobs if "=" in k]
         if assignments and len(assignments) != len(args.knobs):

@@ -16,6 +16,7 @@ from vrouter.core.registry import Registry
 from vrouter.core.timers import Timers
 
 if TYPE_CHECKING:
+    from vrouter.firewall.subsystem import FilterState
     from vrouter.inet.state import InetState
     from vrouter.inet6.state import Inet6State
     from vrouter.link.state import LinkState
@@ -45,6 +46,7 @@ class Vnet:
     inet: InetState
     inet6: Inet6State
     route: RouteState
+    firewall: FilterState
 
     def __init__(self, name: str, parent: Vnet | None) -> None:
         self.name = name

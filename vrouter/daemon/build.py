@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from vrouter.core.vnet import Vnet, VnetTree
 from vrouter.daemon.config import Config, InterfaceConfig, RaConfig
+from vrouter.firewall import subsystem as firewall
 from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6, nd
 from vrouter.link.ifnet import Ifnet
@@ -89,6 +90,11 @@ def build(config: Config, now: float) -> Built:
         vnet = tree.create(vcfg.name)
         vnet.inet.forwarding = vcfg.forwarding
         vnet.inet6.forwarding = vcfg.forwarding
+        if vcfg.firewall is not None:
+            firewall.replace_ruleset(vnet, vcfg.firewall.ruleset)
+            if vcfg.firewall.max_states is not None:
+                vnet.firewall.fw.states.max_states = vcfg.firewall.max_states
+            firewall.set_enabled(vnet, vcfg.firewall.enable)
         sysctl = tree.registry.sysctl()
         for name, value in vcfg.sysctl:
             sysctl.set(vnet, name, value)

@@ -57,6 +57,7 @@ from ipaddress import (
 )
 
 from vrouter.core.sysctl import Sysctl, SysctlError
+from vrouter.firewall.rules import Ruleset, RulesetError, parse_ruleset
 
 __all__ = [
     "DEFAULT_VNET",
@@ -229,6 +230,17 @@ class VnetConfig:
     routes: tuple[RouteConfig, ...]
     sysctl: tuple[tuple[str, bool | int | float], ...] = ()
     """Knob settings in file order, values already checked against the knob."""
+    firewall: FirewallConfig | None = None
+    """The vnet's firewall, if it has a ``[vnets.NAME.firewall]`` table."""
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallConfig:
+    """A vnet's firewall: on or off, its state limit and its ruleset."""
+
+    enable: bool
+    max_states: int | None
+    ruleset: Ruleset
 
 
 @dataclass(frozen=True, slots=True)
@@ -600,6 +612,7 @@ class _Vnet:
     interfaces: tuple[_Interface, ...]
     routes: tuple[_Route, ...]
     sysctl: tuple[tuple[str, bool | int | float], ...] = ()
+    firewall: FirewallConfig | None = None
 
     def interface(self, name: str) -> _Interface | None:
         for iface in self.interfaces:
@@ -618,6 +631,7 @@ class _Vnet:
             interfaces=tuple(i.config() for i in self.interfaces),
             routes=tuple(routes),
             sysctl=self.sysctl,
+            firewall=self.firewall,
         )
 
 
@@ -625,10 +639,10 @@ class _Vnet:
 # The parser: collects problems, never stops at the first
 # --------------------------------------------------------------------------
 
-_TOP_KEYS = ("daemon", "vnets", "interfaces", "routes", "forwarding", "sysctl")
-_DEFAULT_VNET_KEYS = ("interfaces", "routes", "forwarding", "sysctl")
+_TOP_KEYS = ("daemon", "vnets", "interfaces", "routes", "forwarding", "sysctl", "firewall")
+_DEFAULT_VNET_KEYS = ("interfaces", "routes", "forwarding", "sysctl", "firewall")
 _DAEMON_KEYS = ("control_socket", "state_dir", "log_level", "metrics")
-_VNET_KEYS = ("forwarding", "interfaces", "routes", "sysctl")
+_VNET_KEYS = ("forwarding", "interfaces", "routes", "sysctl", "firewall")
 _INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer", "ra")
 _HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac")
 _RA_KEYS = (
@@ -900,7 +914,28 @@ class _Parser:
             interfaces=tuple(interfaces),
             routes=tuple(routes),
             sysctl=self.sysctl(table, key),
+            firewall=self.firewall(table, key),
         )
+
+    def firewall(self, table: Mapping[str, object], key: str) -> FirewallConfig | None:
+        """Check ``[... .firewall]``: enable, max_states and the ruleset itself."""
+        fw = self.table(table, "firewall", key)
+        if fw is None:
+            return None
+        fkey = _join(key, "firewall")
+        enable = self.boolean(fw, "enable", fkey)
+        max_states = self.integer(fw, "max_states", fkey)
+        if max_states is not None and not 1 <= max_states <= 10_000_000:
+            self.problem(_join(fkey, "max_states"), f"{max_states} is out of range 1..10000000")
+            max_states = None
+        rules_table = {k: v for k, v in fw.items() if k not in ("enable", "max_states")}
+        try:
+            ruleset = parse_ruleset(rules_table, fkey)
+        except RulesetError as err:
+            for problem_key, reason in err.problems:
+                self.problem(problem_key, reason)
+            return None
+        return FirewallConfig(True if enable is None else enable, max_states, ruleset)
 
     def sysctl(
         self, table: Mapping[str, object], key: str

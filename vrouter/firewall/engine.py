@@ -23,8 +23,10 @@ Order of evaluation (each step that decides counts its ``reason`` in
    rules.
 6. The ruleset decides, first match wins (``rule``), else its default
    (``default``).  ``packets``/``bytes`` are counted on the deciding rule or
-   on the default.  A ``pass`` rule with ``keep_state`` creates a state for
-   a packet that can start one (see ``StateTable.creatable``; the rule's
+   on the default; a packet a state passes on the interface and in the
+   direction where its creating rule matched counts on that rule too, so a
+   rule's counters read as "packets that met this rule".  A ``pass`` rule
+   with ``keep_state`` creates a state for a packet that can start one (see ``StateTable.creatable``; the rule's
    ``flags`` already filtered TCP, so a rule with ``flags any`` picks up
    connections in the middle); when the table is full the packet is dropped
    (``state_limit``).  A packet that cannot start a state (an echo reply, a
@@ -139,6 +141,9 @@ def evaluate(
         if states.update(state, info, forward, now):
             stats.state += 1
             stats.passed += 1
+            if state.counters is not None and state.origin == (ifname, direction):
+                state.counters.packets += 1
+                state.counters.bytes += info.length
             return Verdict(PASS, "state", state.rule)
         stats.badstate += 1
         stats.dropped += 1
@@ -176,10 +181,13 @@ def evaluate(
         stats.rejected += 1
         return Verdict(REJECT, "rule", index)
     if rule.keep_state and states.creatable(info, pickup=True):
-        if states.create(info, index, now, pickup=True) is None:
+        created = states.create(info, index, now, pickup=True)
+        if created is None:
             stats.state_limit += 1
             stats.dropped += 1
             return Verdict(DROP, "state_limit", index)
+        created.origin = (ifname, direction)
+        created.counters = counters
         counters.states += 1
     stats.rule += 1
     stats.passed += 1

@@ -40,8 +40,9 @@ Semantics:
 - ``reject`` drops the packet; the caller answers it (TCP RST or ICMP
   unreachable).  ``log`` only marks the rule for the caller.
 - Counters: ``evaluations`` counts every time a rule was tried, ``packets``
-  and ``bytes`` what it decided (the engine adds them), ``states`` the states
-  it created.  Packets passed by a state are counted on the state, not here.
+  and ``bytes`` what it decided plus what its states passed where it had
+  matched (same interface and direction; the engine adds them), ``states``
+  the states it created.
 """
 
 from __future__ import annotations

@@ -90,6 +90,7 @@ from vrouter.firewall.packet import (
     echo_request_type,
     is_echo,
 )
+from vrouter.firewall.rules import RuleCounters
 from vrouter.wire import tcp
 
 __all__ = [
@@ -252,6 +253,11 @@ class State:
     """No longer in its table."""
     deadline: float = 0.0
     """Time of this state's live entry in the table's expiry heap."""
+    origin: tuple[str, str] | None = None
+    """(interface, direction) where the creating rule matched."""
+    counters: RuleCounters | None = None
+    """The creating rule's counters: packets the state passes where the rule
+    matched are counted there, as if the rule had matched them."""
 
     def state_name(self) -> str:
         """Return both sides' state names, initiator first: ``ESTABLISHED:ESTABLISHED``."""

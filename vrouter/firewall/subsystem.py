@@ -1,0 +1,299 @@
+"""The firewall subsystem: one filter per vnet, hooked into IPv4 and IPv6.
+
+Attaching gives every vnet a disabled :class:`~vrouter.firewall.engine.Firewall`
+(``vnet.firewall``); enabling it (``net.pf.enable``) installs the filter as
+the vnet's pfil hook for both families, disabling removes the hook so the
+data path pays nothing.  The hook parses the packet, asks
+:func:`~vrouter.firewall.engine.evaluate`, answers ``reject`` with a TCP RST
+(from the address the segment was sent to) or an ICMP/ICMPv6 unreachable,
+logs packets of rules with ``log``, and keeps the state table swept.
+
+Non-first fragments carry no ports, so they follow their first fragment:
+when a first fragment passes, its datagram's identification is remembered
+for ``FRAGMENT_HOLD`` seconds and the later pieces pass with it (pf does
+this by reassembling in ``scrub``).  A piece that arrives before its first
+fragment goes through the rules on addresses and protocol alone.
+
+Packets the firewall itself sends (resets, unreachables) are not filtered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from vrouter.core.registry import Subsystem
+from vrouter.core.sysctl import Knob, Value, field_knob
+from vrouter.core.timers import Deadline
+from vrouter.firewall.engine import DROP, PASS, Firewall, evaluate
+from vrouter.firewall.packet import PacketInfo, parse
+from vrouter.firewall.rules import Ruleset
+from vrouter.firewall.states import StateTable, Timeouts
+from vrouter.wire import icmp4, icmp6, tcp
+from vrouter.wire import ipv4 as ip4_wire
+from vrouter.wire.errors import WireError
+from vrouter.wire.ipv6 import NH_TCP, walk
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+    from vrouter.link.ifnet import Ifnet
+
+log = logging.getLogger("vrouter.firewall")
+
+PURGE_INTERVAL = 10.0
+"""Seconds between sweeps of expired states (pf's ``interval``)."""
+FRAGMENT_HOLD = 60.0
+"""Seconds the later fragments of a passed datagram may follow it."""
+FRAGMENT_ENTRIES = 4096
+"""Datagrams remembered for their later fragments; the oldest is forgotten first."""
+_IPV6_EXTENSIONS = frozenset({0, 43, 44, 60})
+LOG_RATE = 100
+"""Log lines per second per vnet for rules with ``log``; the rest are counted."""
+
+
+@dataclass(slots=True)
+class FilterState:
+    """Per-vnet firewall state: the engine's firewall and its glue."""
+
+    fw: Firewall
+    purge: Deadline = field(default_factory=Deadline)
+    fragments: OrderedDict[tuple[object, ...], float] = field(default_factory=OrderedDict)
+    sending: bool = False
+    """True while the firewall sends its own reset or unreachable."""
+    log_tokens: float = float(LOG_RATE)
+    log_at: float = 0.0
+    log_suppressed: int = 0
+    rejects_sent: int = 0
+
+
+def _attach(vnet: Vnet) -> FilterState:
+    return FilterState(Firewall(Ruleset(), StateTable(), enabled=False))
+
+
+def _detach(vnet: Vnet) -> None:
+    vnet.inet.pfil = None
+    vnet.inet6.pfil = None
+    vnet.firewall.purge.cancel()
+    vnet.firewall.fw.states.flush()
+
+
+def set_enabled(vnet: Vnet, enabled: bool) -> None:
+    """Turn the filter of ``vnet`` on or off (installing or removing the hooks)."""
+    state = vnet.firewall
+    state.fw.enabled = enabled
+    hook = _hook(vnet) if enabled else None
+    vnet.inet.pfil = hook
+    vnet.inet6.pfil = hook
+
+
+def replace_ruleset(vnet: Vnet, ruleset: Ruleset) -> None:
+    """Put ``ruleset`` in force at once; states are kept (pf's ``pfctl -f``)."""
+    vnet.firewall.fw.ruleset = ruleset
+
+
+def _hook(vnet: Vnet) -> Callable[[Ifnet, memoryview, str, float], bool]:
+    def pfil(ifp: Ifnet, packet: memoryview, direction: str, now: float) -> bool:
+        return check(vnet, ifp, packet, direction, now)
+
+    return pfil
+
+
+def _fragment_key(info: PacketInfo, packet: memoryview) -> tuple[tuple[object, ...], bool] | None:
+    """Return (datagram key, is first fragment) for a fragment, None otherwise."""
+    if info.family == 4:
+        flags = (packet[6] << 8) | packet[7]
+        if not flags & (ip4_wire.FLAG_MF | ip4_wire.OFFSET_MASK):
+            return None
+        key = (4, info.src, info.dst, packet[9], (packet[4] << 8) | packet[5])
+        return key, not flags & ip4_wire.OFFSET_MASK
+    if packet[6] not in _IPV6_EXTENSIONS:
+        return None
+    try:
+        chain = walk(packet, len(packet), local=True)
+    except WireError:
+        return None
+    frag = chain.fragment_offset
+    if frag < 0:
+        return None
+    ident = int.from_bytes(packet[frag + 4 : frag + 8], "big")
+    first = not ((packet[frag + 2] << 8) | packet[frag + 3]) & 0xFFF8
+    return (6, info.src, info.dst, ident), first
+
+
+def check(vnet: Vnet, ifp: Ifnet, packet: memoryview, direction: str, now: float) -> bool:
+    """The pfil hook: True if ``packet`` may go on."""
+    state = vnet.firewall
+    fw = state.fw
+    if state.sending or not fw.enabled:
+        return True
+    try:
+        info = parse(packet)
+    except WireError:
+        fw.stats.malformed += 1
+        fw.stats.dropped += 1
+        return False
+    frag = _fragment_key(info, packet)
+    if frag is not None and not frag[1]:
+        expiry = state.fragments.get(frag[0])
+        if expiry is not None and expiry >= now:
+            fw.stats.passed += 1
+            return True
+    verdict = evaluate(fw, info, packet, direction, ifp.name, now)
+    if verdict.rule >= 0 and verdict.reason == "rule":
+        rule = fw.ruleset.rules[verdict.rule]
+        if rule.log:
+            _log(vnet, state, verdict.action, rule.describe(), ifp, direction, info, now)
+    if len(fw.states):
+        state.purge.arm(vnet.timers, now + PURGE_INTERVAL, lambda t: _purge(vnet, t))
+    if verdict.action == PASS:
+        if frag is not None and frag[1]:
+            _remember_fragment(state, frag[0], now)
+        return True
+    if verdict.action != DROP:
+        _reject(vnet, ifp, packet, info, now)
+    return False
+
+
+def _remember_fragment(state: FilterState, key: tuple[object, ...], now: float) -> None:
+    fragments = state.fragments
+    fragments[key] = now + FRAGMENT_HOLD
+    fragments.move_to_end(key)
+    while len(fragments) > FRAGMENT_ENTRIES:
+        fragments.popitem(last=False)
+
+
+def _purge(vnet: Vnet, now: float) -> None:
+    state = vnet.firewall
+    state.fw.states.expire(now)
+    for key in [k for k, expiry in state.fragments.items() if expiry < now]:
+        del state.fragments[key]
+    if len(state.fw.states) or state.fragments:
+        state.purge.arm(vnet.timers, now + PURGE_INTERVAL, lambda t: _purge(vnet, t))
+
+
+def _log(
+    vnet: Vnet,
+    state: FilterState,
+    action: str,
+    rule: str,
+    ifp: Ifnet,
+    direction: str,
+    info: PacketInfo,
+    now: float,
+) -> None:
+    state.log_tokens = min(float(LOG_RATE), state.log_tokens + (now - state.log_at) * LOG_RATE)
+    state.log_at = now
+    if state.log_tokens < 1:
+        state.log_suppressed += 1
+        return
+    state.log_tokens -= 1
+    src = ipaddress.ip_address(info.src)
+    dst = ipaddress.ip_address(info.dst)
+    ports = f" {info.sport} > {info.dport}" if info.proto in (6, 17) else ""
+    log.info(
+        "vnet %s: %s %s on %s: %s > %s proto %d%s (rule: %s)",
+        vnet.name,
+        action,
+        direction,
+        ifp.name,
+        src,
+        dst,
+        info.proto,
+        ports,
+        rule,
+    )
+
+
+def _reject(vnet: Vnet, ifp: Ifnet, packet: memoryview, info: PacketInfo, now: float) -> None:
+    """Answer a rejected packet: RST for TCP, port unreachable for UDP, else prohibited."""
+    from vrouter.inet import icmp as icmp_layer
+    from vrouter.inet import ipv4
+    from vrouter.inet6 import icmp6 as icmp6_layer
+    from vrouter.inet6 import ipv6
+
+    state = vnet.firewall
+    state.sending = True
+    try:
+        if info.proto == NH_TCP and not info.fragment:
+            header = tcp.TcpHeader(
+                info.sport,
+                info.dport,
+                info.seq,
+                info.ack,
+                info.tcp_flags,
+                info.window,
+                20,
+                info.payload_len,
+            )
+            reset = tcp.reset_for(info.dst, info.src, header)
+            if reset is None:
+                return
+            if info.family == 4:
+                sent = ipv4.output(
+                    vnet, ip4_wire.build(info.dst, info.src, 6, reset, ttl=vnet.inet.ttl), now
+                )
+            else:
+                sent = ipv6.output(
+                    vnet, ipv6.packet(vnet, info.dst, info.src, NH_TCP, reset), now, ifp
+                )
+        elif info.family == 4:
+            code = icmp4.UNREACH_PORT if info.proto == 17 else icmp4.UNREACH_FILTER_PROHIB
+            icmp_layer.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, code, now)
+            sent = True
+        else:
+            code = icmp6.UNREACH_PORT if info.proto == 17 else icmp6.UNREACH_ADMIN
+            icmp6_layer.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, code, now)
+            sent = True
+        if sent:
+            state.rejects_sent += 1
+    finally:
+        state.sending = False
+
+
+def _set_enable(vnet: Vnet, value: Value) -> None:
+    set_enabled(vnet, bool(value))
+
+
+def _timeout_knob(name: str) -> Knob:
+    def get(vnet: Vnet) -> Value:
+        return float(getattr(vnet.firewall.fw.states.timeouts, name))
+
+    def set_(vnet: Vnet, value: Value) -> None:
+        setattr(vnet.firewall.fw.states.timeouts, name, float(value))
+
+    return Knob(
+        f"net.pf.timeout.{name}",
+        float,
+        f"Seconds a state in pf's {name.replace('_', '.')} phase lives without traffic",
+        get,
+        set_,
+        1,
+        86400 * 7,
+    )
+
+
+KNOBS = (
+    Knob(
+        "net.pf.enable",
+        bool,
+        "Filter this vnet's packets with its firewall ruleset",
+        lambda vnet: vnet.firewall.fw.enabled,
+        _set_enable,
+    ),
+    field_knob(
+        "net.pf.states_max",
+        int,
+        "Firewall states allowed at once; new flows beyond it are dropped",
+        "firewall.fw.states.max_states",
+        1,
+        10_000_000,
+    ),
+    *(_timeout_knob(f.name) for f in dataclasses.fields(Timeouts)),
+)
+
+SUBSYSTEM = Subsystem("firewall", _attach, _detach, depends=("inet", "inet6"), knobs=KNOBS)
