@@ -22,15 +22,16 @@ Order of evaluation (each step that decides counts its ``reason`` in
    (``related``): traceroute and path MTU discovery work through stateful
    rules.
 6. The ruleset decides, first match wins (``rule``), else its default
-   (``default``).  ``packets``/``bytes`` are counted on the deciding rule or
-   on the default; a packet a state passes on the interface and in the
+   (``default``).  ``packets``/``bytes`` are counted on the deciding rule
+   or on the default; a packet a state passes on the interface and in the
    direction where its creating rule matched counts on that rule too, so a
    rule's counters read as "packets that met this rule".  A ``pass`` rule
-   with ``keep_state`` creates a state for a packet that can start one
-   (see ``StateTable.creatable``; the rule's ``flags`` already filtered TCP, so a rule with ``flags any`` picks up
-   connections in the middle); when the table is full the packet is dropped
-   (``state_limit``).  A packet that cannot start a state (an echo reply, a
-   RST, a non-first fragment) passes by the rule alone.
+   with ``keep_state`` creates a state for a packet that can start one (see
+   ``StateTable.creatable``; the rule's ``flags`` already filtered TCP, so
+   a rule with ``flags any`` picks up connections in the middle); when the
+   table is full the packet is dropped (``state_limit``).  A packet that
+   cannot start a state (an echo reply, a RST, a non-first fragment)
+   passes by the rule alone.
 """
 
 from __future__ import annotations

@@ -206,9 +206,7 @@ def test_fragmented_echo_request_is_reassembled_and_answered(sc: Scenario) -> No
     replies = sc.h1.take_ip()
     # The reply is as large as the request, so it comes back in fragments too.
     assert len(replies) == 3
-    data = b"".join(
-        bytes(r.data.data) for r in sorted(replies, key=lambda r: r.data.offset)
-    )
+    data = b"".join(bytes(r.data.data) for r in sorted(replies, key=lambda r: r.data.offset))
     reply = dpkt.icmp.ICMP(data)
     assert reply.type == dpkt.icmp.ICMP_ECHOREPLY
     assert (reply.data.id, reply.data.seq, reply.data.data) == (7, 9, payload)
