@@ -49,6 +49,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from vrouter import __version__
+from vrouter.firewall.engine import FirewallStats
+from vrouter.firewall.states import StateStats
 from vrouter.inet import arp
 from vrouter.inet.fragment import ReassStats
 from vrouter.inet.state import ArpStats, IcmpStats, IpStats
@@ -177,6 +179,8 @@ IP6 = _counter_set("vrouter_ip6", Ip6Stats)
 ICMP6 = _counter_set("vrouter_icmp6", Icmp6Stats)
 IP_REASS = _counter_set("vrouter_ip_reass", ReassStats)
 IP6_REASS = _counter_set("vrouter_ip6_reass", ReassStats)
+PF = _counter_set("vrouter_pf", FirewallStats)
+PF_STATES = _counter_set("vrouter_pf_state", StateStats)
 _IF_DOCS = _help_texts(IfCounters)
 
 
@@ -321,7 +325,55 @@ def inet6_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
     yield _reass_memory(INET6, [(v.name, v.inet6.reass.memory()) for v in attached])
 
 
-SOURCES: tuple[Source, ...] = (link_metrics, route_metrics, inet_metrics, inet6_metrics)
+def firewall_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
+    """Firewall verdicts, state-table counters, states in use and per-rule counters."""
+    attached = _attached(vnets, "firewall")
+    yield from _counters(PF, [(v.name, v.firewall.fw.stats) for v in attached])
+    yield from _counters(PF_STATES, [(v.name, v.firewall.fw.states.stats) for v in attached])
+    states = GaugeMetricFamily("vrouter_pf_states", "Firewall states in use", labels=("vnet",))
+    limit = GaugeMetricFamily(
+        "vrouter_pf_states_limit", "Firewall states allowed (net.pf.states_max)", labels=("vnet",)
+    )
+    enabled = GaugeMetricFamily(
+        "vrouter_pf_enabled", "1 if the vnet's firewall filters (net.pf.enable)", labels=("vnet",)
+    )
+    labels = ("vnet", "rule", "label")  # label: the rule's label, else "rule<N>"
+    packets = CounterMetricFamily(
+        "vrouter_pf_rule_packets",
+        "Packets that met the rule (decided by it or its states)",
+        labels=labels,
+    )
+    octets = CounterMetricFamily(
+        "vrouter_pf_rule_bytes", "IP bytes of the packets that met the rule", labels=labels
+    )
+    created = CounterMetricFamily(
+        "vrouter_pf_rule_states_created", "States the rule created", labels=labels
+    )
+    for vnet in attached:
+        fw = vnet.firewall.fw
+        states.add_metric((vnet.name,), len(fw.states))
+        limit.add_metric((vnet.name,), fw.states.max_states)
+        enabled.add_metric((vnet.name,), 1 if fw.enabled else 0)
+        ruleset = fw.ruleset
+        rows = [
+            (str(i), r.label or f"rule{i}", c)
+            for i, (r, c) in enumerate(zip(ruleset.rules, ruleset.counters, strict=True))
+        ]
+        rows.append(("default", "default", ruleset.default_counters))
+        for index, label, counters in rows:
+            packets.add_metric((vnet.name, index, label), counters.packets)
+            octets.add_metric((vnet.name, index, label), counters.bytes)
+            created.add_metric((vnet.name, index, label), counters.states)
+    yield from (states, limit, enabled, packets, octets, created)
+
+
+SOURCES: tuple[Source, ...] = (
+    link_metrics,
+    route_metrics,
+    inet_metrics,
+    inet6_metrics,
+    firewall_metrics,
+)
 """The per-subsystem sources every daemon exports, in output order."""
 
 

@@ -446,7 +446,7 @@ def test_reload_metrics_absent_until_the_daemon_keeps_them(net: Scenario) -> Non
 def test_names_and_labels_follow_conventions(net: Scenario) -> None:
     net.ping_across(1)
     s = scrape(net.daemon)
-    allowed = {"vnet", "interface", "reason", "family", "state", "version"}
+    allowed = {"vnet", "interface", "reason", "family", "state", "version", "rule", "label"}
     for family in s.families.values():
         if not family.name.startswith("vrouter_"):
             continue
@@ -600,3 +600,23 @@ def test_config_metrics_problem_is_collected_with_others() -> None:
         parse(text, "t.toml")
     assert {p.key for p in info.value.problems} == {"daemon.log_level", "daemon.metrics"}
     assert "t.toml: daemon.metrics: 'nowhere' has no port" in str(info.value)
+
+
+def test_firewall_rules_and_states_are_exported(net: Scenario) -> None:
+    from vrouter.firewall import subsystem as firewall
+    from vrouter.firewall.rules import parse_ruleset
+
+    red = net.lab.tree.get("red")
+    ruleset = parse_ruleset(
+        {"default": "block", "rules": [{"action": "pass", "proto": "udp", "label": "udp"}]}
+    )
+    firewall.replace_ruleset(red, ruleset)
+    firewall.set_enabled(red, True)
+    ruleset.counters[0].packets = 7
+    ruleset.default_counters.bytes = 99
+    s = scrape(net.daemon)
+    assert s.value("vrouter_pf_enabled", vnet="red") == 1
+    assert s.value("vrouter_pf_enabled", vnet="blue") == 0
+    assert s.value("vrouter_pf_rule_packets_total", vnet="red", rule="0", label="udp") == 7
+    assert s.value("vrouter_pf_rule_bytes_total", vnet="red", rule="default", label="default") == 99
+    assert s.value("vrouter_pf_states_limit", vnet="red") == 10000
