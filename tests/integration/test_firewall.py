@@ -48,6 +48,21 @@ proto = "icmp"
 icmp_type = "echo-request"
 label = "ping"
 [[vnets.red.firewall.rules]]
+action = "pass"
+direction = "in"
+interface = "{p}r"
+proto = "tcp"
+to = "2001:db8:2::2"
+to_port = 8080
+label = "web6"
+[[vnets.red.firewall.rules]]
+action = "pass"
+direction = "in"
+interface = "{p}r"
+proto = "icmp6"
+icmp_type = "echo-request"
+label = "ping6"
+[[vnets.red.firewall.rules]]
 action = "reject"
 direction = "in"
 interface = "ep0"
@@ -105,7 +120,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
                     "http.server",
                     "8080",
                     "--bind",
-                    "0.0.0.0",
+                    "::",
                     "--directory",
                     str(www),
                 ],
@@ -118,7 +133,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
                     "http.server",
                     "8080",
                     "--bind",
-                    "0.0.0.0",
+                    "::",
                     "--directory",
                     str(www),
                 ],
@@ -201,6 +216,30 @@ def test_inbound_tcp_is_dropped_or_rejected(edge: Vrouterd) -> None:
     assert refused.returncode == 7, refused.stderr  # connection refused: the reset
     assert time.monotonic() - started < 2
     assert _rule(edge, "ssh")["packets"] >= 1
+
+
+def test_ipv6_policy_is_enforced_too(edge: Vrouterd) -> None:
+    edge.wait_ipv6()
+    result = edge.exec("h1", "curl", "-sS", "--max-time", "5", "http://[2001:db8:2::2]:8080/")
+    assert "hello through the firewall" in result.stdout
+    inbound = edge.exec(
+        "h2",
+        "curl",
+        "-sS",
+        "--max-time",
+        "3",
+        "http://[2001:db8:1::2]:8080/",
+        check=False,
+        timeout=30,
+    )
+    assert inbound.returncode == 28, inbound.stderr
+    out = edge.exec("h1", "ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", "2001:db8:2::2")
+    assert "2 received" in out.stdout
+    back = edge.exec(
+        "h2", "ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", "2001:db8:1::2", check=False
+    )
+    assert "0 received" in back.stdout
+    assert _rule(edge, "web6")["states"] >= 1
 
 
 def test_udp_request_response_works_one_way_only(edge: Vrouterd) -> None:
