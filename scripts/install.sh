@@ -7,6 +7,11 @@ packages="python3 python3-venv iproute2 iputils-ping"
 extra=""
 if [ "${1:-}" = "--test" ]; then
     packages="$packages traceroute iperf3 curl tcpdump ndisc6 iputils-tracepath prometheus"
+    # systemd: systemd-analyze verify; podman and debootstrap: the container image.
+    packages="$packages systemd podman debootstrap"
+    # libpcap0.8: vrouterd compiles capture filters with it (ctypes); tcpdump pulls it
+    # in too, but it is not installed by default on Debian 12 (priority optional).
+    packages="$packages libpcap0.8"
     extra="[test]"
 fi
 export DEBIAN_FRONTEND=noninteractive
@@ -22,3 +27,38 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".$extra"
+
+# Type=notify-reload needs systemd 253; Debian 12 has 252, whose systemd-analyze
+# rejects the unit.  For the tests, unpack systemd-analyze from bookworm-backports
+# into .venv (apt's own lists and cache there; the system's packages are untouched)
+# and put a wrapper first on the venv's PATH.
+if [ "${1:-}" = "--test" ]; then
+    have=$(systemd-analyze --version | sed -n '1s/^systemd \([0-9]*\).*/\1/p')
+    if [ "${have:-0}" -lt 253 ] && [ ! -x .venv/bin/systemd-analyze ]; then
+        apt_dir="$PWD/.venv/opt/apt"
+        root="$PWD/.venv/opt/systemd"
+        mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" \
+            "$apt_dir/sources.list.d" "$root"
+        echo "deb http://deb.debian.org/debian bookworm-backports main" >"$apt_dir/sources.list"
+        set -- -q -o "Dir::Etc::sourcelist=$apt_dir/sources.list" \
+            -o "Dir::Etc::sourceparts=$apt_dir/sources.list.d" \
+            -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" \
+            -o Debug::NoLocking=1 -o APT::Sandbox::User=root
+        apt-get "$@" update
+        version=$(apt-cache "$@" policy systemd \
+            | sed -n 's/^ *\([0-9.]*-[^ ]*~bpo12+[0-9]*\) .*/\1/p' | head -n 1)
+        [ -n "$version" ] || { echo "install.sh: no systemd in bookworm-backports" >&2; exit 1; }
+        (cd "$apt_dir" && apt-get "$@" download "systemd=$version" \
+            "libsystemd-shared=$version" "libsystemd0=$version")
+        for deb in "$apt_dir"/*.deb; do dpkg-deb -x "$deb" "$root"; done
+        rm -f "$apt_dir"/*.deb
+        libdir=$(dirname "$(find "$root" -name 'libsystemd-shared-*.so' | head -n 1)")
+        cat >.venv/bin/systemd-analyze <<EOF
+#!/bin/sh
+# systemd-analyze $version from bookworm-backports (scripts/install.sh --test)
+LD_LIBRARY_PATH="$libdir:$(dirname "$libdir")" exec "$root/usr/bin/systemd-analyze" "\$@"
+EOF
+        chmod +x .venv/bin/systemd-analyze
+        .venv/bin/systemd-analyze --version | head -n 1
+    fi
+fi

@@ -3,6 +3,11 @@
 Start-up is all or nothing: if any TAP, namespace or the control socket
 cannot be set up, everything created so far is removed and the daemon exits
 non-zero.  SIGTERM and SIGINT remove every TAP and namespace it created.
+
+Under systemd (``Type=notify-reload``) it reports READY=1 once start-up has
+succeeded, brackets each SIGHUP with RELOADING=1 ... READY=1, reports
+STOPPING=1 at shutdown, and sends watchdog keep-alives from the event loop
+when ``WatchdogSec=`` is set (``vrouter.daemon.systemd``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import uvloop
 from vrouter import __version__
 from vrouter.api.server import ControlServer
 from vrouter.core.vnet import VnetTree
-from vrouter.daemon import hostns, metrics
+from vrouter.daemon import hostns, metrics, systemd
 from vrouter.daemon.build import Built, bring_up, build
 from vrouter.daemon.config import Config, ConfigError, load
 from vrouter.io.driver import Driver
@@ -143,27 +148,68 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _status(daemon: Daemon) -> str:
+    """Return the one-line status systemd shows for a running daemon."""
+    tree = daemon.tree or ()
+    interfaces = sum(len(vnet.link.interfaces) for vnet in tree)
+    return (
+        f"{len(tree)} vnets, {interfaces} interfaces; "
+        f"control socket {daemon.config.daemon.control_socket}"
+    )
+
+
+async def reload(daemon: Daemon, lock: asyncio.Lock) -> None:
+    """Reload on SIGHUP, bracketed by RELOADING=1 and READY=1 (``Type=notify-reload``).
+
+    ``lock`` serializes reloads; ``_serve`` holds it during start-up and from
+    shutdown on, so a SIGHUP then waits, or is dropped with the loop.  Live
+    reload is not implemented yet: the running configuration is kept, and
+    the bracket is already here so that ``systemctl reload`` completes.
+    """
+    async with lock:
+        systemd.reloading("reloading")
+        try:
+            log.warning("SIGHUP: live reload is not available in this version")
+        finally:
+            systemd.ready(_status(daemon))
+
+
 async def _serve(config: Config) -> int:
     loop = asyncio.get_running_loop()
     daemon = Daemon(config, loop)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, daemon.request_stop, signal.Signals(signum).name)
-    loop.add_signal_handler(
-        signal.SIGHUP, lambda: log.warning("SIGHUP: live reload is not available in this version")
-    )
+    reload_lock = asyncio.Lock()
+    await reload_lock.acquire()
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_sighup() -> None:
+        task = loop.create_task(reload(daemon, reload_lock))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    keepalive = systemd.Watchdog.start(loop)
     try:
         await daemon.start()
     except Exception as err:
         log.debug("start-up failure", exc_info=True)
         log.error("start-up failed, nothing left behind: %s", err)
+        systemd.status(f"start-up failed: {err}")
         return 1
     log.info(
         "vrouterd %s ready (pid %d), %d vnets", __version__, os.getpid(), len(daemon.tree or ())
     )
+    systemd.ready(_status(daemon))
+    reload_lock.release()
     try:
         await daemon.run()
     finally:
+        await reload_lock.acquire()
+        systemd.stopping("shutting down")
         await daemon.shutdown()
+        if keepalive is not None:
+            keepalive.cancel()
         log.info("stopped")
     return 0
 

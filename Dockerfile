@@ -1,0 +1,45 @@
+# vrouterd in a container.
+#
+#   docker build -t vrouter .
+#   docker run --cap-add NET_ADMIN --device /dev/net/tun \
+#       -v ./my.toml:/etc/vrouter/vrouter.toml vrouter
+#
+# BASE is any Debian 12 image; scripts/build-image.sh passes one it built from
+# Debian's packages (for machines that reach no container registry).
+ARG BASE=debian:bookworm-slim
+
+# --- builder: a venv in /opt/vrouter with the package and its dependencies ---
+FROM ${BASE} AS builder
+ARG DEBIAN_FRONTEND=noninteractive
+# gcc and the headers build python-pytun, which PyPI ships as source only.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        python3 python3-venv python3-dev gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml README.md /src/
+COPY vrouter /src/vrouter
+# The optional secret "ca-certificates" is a CA bundle for pip (a TLS-inspecting
+# proxy's, say): it is mounted for this step only and never stored in the image.
+RUN --mount=type=secret,id=ca-certificates,required=false \
+    if [ -s /run/secrets/ca-certificates ]; then \
+        export PIP_CERT=/run/secrets/ca-certificates; \
+    fi \
+    && python3 -m venv /opt/vrouter \
+    && /opt/vrouter/bin/pip install --no-cache-dir --disable-pip-version-check /src \
+    && /opt/vrouter/bin/vrouterd --version
+
+# --- final: the interpreter, iproute2 (host namespaces) and the venv ----------
+FROM ${BASE}
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 iproute2 \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=builder /opt/vrouter /opt/vrouter
+# The demo topology as the example config; mount your own over it.
+COPY configs/demo.toml /etc/vrouter/vrouter.toml
+# The daemon runs as root inside the container: TAP devices need CAP_NET_ADMIN,
+# which `docker run --cap-add NET_ADMIN` grants to root only.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
+    CMD ["/opt/vrouter/bin/vrouterctl", "status"]
+ENTRYPOINT ["/opt/vrouter/bin/vrouterd"]
+CMD ["-c", "/etc/vrouter/vrouter.toml"]
