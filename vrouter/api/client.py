@@ -1,8 +1,13 @@
-"""A synchronous client of the control socket."""
+"""A synchronous client of the control socket.
+
+Some replies carry a file descriptor (SCM_RIGHTS) with their line, e.g. a
+capture's socket; :meth:`Client.call_fd` receives those.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 from typing import Any
 
@@ -34,6 +39,38 @@ class Client:
         if not reply.get("ok"):
             raise ApiError(reply.get("error", "request failed"))
         return reply.get("result")
+
+    def call_fd(self, op: str, **args: Any) -> tuple[Any, int]:
+        """Send one request whose reply carries a descriptor; return (result, fd).
+
+        The caller owns the descriptor.  Raise ApiError on refusal (no
+        descriptor comes with a refusal; any that did is closed).
+        """
+        self._sock.sendall(encode({"op": op, "args": args}))
+        # Read the reply with recvmsg, not through the buffered file: the
+        # descriptor rides with its first byte.  The server sends nothing
+        # unasked, so the file's buffer is empty and no byte is read twice.
+        line = b""
+        fds: list[int] = []
+        try:
+            while not line.endswith(b"\n"):
+                if len(line) > MAX_LINE:
+                    raise ConnectionError("vrouterd sent an overlong reply")
+                data, got, _, _ = socket.recv_fds(self._sock, 65536, 4)
+                fds.extend(got)
+                if not data:
+                    raise ConnectionError("vrouterd closed the control connection")
+                line += data
+            reply = json.loads(line)
+            if not reply.get("ok"):
+                raise ApiError(reply.get("error", "request failed"))
+            if len(fds) != 1:
+                raise ConnectionError(f"vrouterd passed {len(fds)} descriptors, expected 1")
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return reply.get("result"), fds[0]
 
     def close(self) -> None:
         """Close the connection."""

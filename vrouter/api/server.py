@@ -3,15 +3,25 @@
 Every request names the vnet it is about and starts from it, as a frame
 starts from its interface.  Handlers only read the state the subsystems
 keep; they never change it in this version.
+
+A handler may answer with a :class:`PassFd`: the reply line then carries a
+file descriptor (SCM_RIGHTS) on the same connection.  ``capture`` does this:
+the client gets the reading end of a socket pair whose other end is fed by a
+tap on the interface (:mod:`vrouter.link.capture`).  The server ends a
+capture when its reader closes or sends anything, when the interface or its
+vnet goes away (checked every :data:`CAPTURE_SWEEP` seconds), and at
+shutdown; the reader then sees end of file.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import ipaddress
 import logging
 import os
+import socket
 import time
 import tomllib
 from collections import Counter
@@ -26,6 +36,9 @@ from vrouter.core.vnet import Vnet, VnetError
 from vrouter.firewall import subsystem as firewall
 from vrouter.firewall.rules import RulesetError, parse_ruleset
 from vrouter.inet.state import stats_dict
+from vrouter.link import capture
+from vrouter.link.ifnet import Ifnet
+from vrouter.link.state import LinkError
 
 if TYPE_CHECKING:
     from vrouter.daemon.main import Daemon
@@ -33,6 +46,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("vrouter.api")
 
 Handler = Callable[["Daemon", dict[str, Any]], Any]
+
+CAPTURE_SWEEP = 1.0
+"""Seconds between checks that each capture's interface still exists."""
+PASS_TIMEOUT = 10.0
+"""Seconds to wait for earlier replies to leave before passing a descriptor."""
 
 
 def _vnet(daemon: Daemon, args: dict[str, Any]) -> Vnet:
@@ -228,6 +246,128 @@ def _sysctl_set(daemon: Daemon, args: dict[str, Any]) -> Any:
     return result
 
 
+class PassFd:
+    """A handler's answer whose reply line carries ``sock`` to the client (SCM_RIGHTS)."""
+
+    def __init__(self, result: Any, sock: socket.socket) -> None:
+        self.result = result
+        self.sock = sock
+        """Passed with the reply, then closed here."""
+
+    def passed(self, server: ControlServer) -> None:
+        """Run once the client has the descriptor."""
+
+    def failed(self) -> None:
+        """Run when the descriptor could not be passed."""
+
+
+class _Capture(PassFd):
+    """A capture: a tap on an interface sending to the daemon's end of a socket pair."""
+
+    def __init__(self, result: Any, reader: socket.socket, tap: capture.Tap, end: socket.socket):
+        super().__init__(result, reader)
+        self.tap = tap
+        self.end = end
+        self.server: ControlServer | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        tap.on_close = lambda _tap: self.close("reader closed")
+
+    @property
+    def ifnet(self) -> Ifnet:
+        """Return the interface captured."""
+        return self.tap.ifnet
+
+    def passed(self, server: ControlServer) -> None:
+        self.server = server
+        server.captures.add(self)
+        # The reader never writes: its end becomes readable when it closes.
+        self.loop = asyncio.get_running_loop()
+        self.loop.add_reader(self.end.fileno(), self.close, "reader closed")
+        self.tap.attach()
+        server.sweep_captures_soon()
+        log.info(
+            "vnet %s: %s: capture started: direction %s, snaplen %d, filter %r",
+            self.ifnet.vnet.name,
+            self.ifnet.name,
+            self.result["direction"],
+            self.result["snaplen"],
+            self.result["filter"],
+        )
+
+    def failed(self) -> None:
+        self.end.close()
+
+    def alive(self, daemon: Daemon) -> bool:
+        """Return whether the interface (and its vnet) still exists and the tap runs."""
+        ifp = self.ifnet
+        tree = daemon.tree
+        return (
+            self.tap.attached
+            and tree is not None
+            and ifp.vnet.name in tree
+            and tree.get(ifp.vnet.name) is ifp.vnet
+            and ifp.vnet.link.interfaces.get(ifp.name) is ifp
+        )
+
+    def close(self, why: str) -> None:
+        """End the capture: detach the tap and close the daemon's end (idempotent)."""
+        if self.server is None:
+            return
+        self.server.captures.discard(self)
+        self.server = None
+        self.tap.detach()
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.remove_reader(self.end.fileno())
+        self.end.close()
+        log.info(
+            "vnet %s: %s: capture ended (%s): %d frames to the filter, %d dropped",
+            self.ifnet.vnet.name,
+            self.ifnet.name,
+            why,
+            self.tap.sent,
+            self.tap.dropped,
+        )
+
+
+def _capture(daemon: Daemon, args: dict[str, Any]) -> Any:
+    vnet = _vnet(daemon, args)
+    name = args.get("interface")
+    if not isinstance(name, str):
+        raise ApiError("capture needs 'interface' (an interface name)")
+    try:
+        ifp = vnet.link.get(name)
+    except LinkError as err:
+        raise ApiError(f"vnet {vnet.name}: {err}") from None
+    snaplen = args.get("snaplen", capture.SNAPLEN_MAX)
+    if isinstance(snaplen, bool) or not isinstance(snaplen, int):
+        raise ApiError("'snaplen' must be an integer")
+    if not 1 <= snaplen <= capture.SNAPLEN_MAX:
+        raise ApiError(f"'snaplen' must be 1..{capture.SNAPLEN_MAX}")
+    direction = args.get("direction", "both")
+    if direction not in ("in", "out", "both"):
+        raise ApiError("'direction' must be in, out or both")
+    expression = args.get("filter", "")
+    if not isinstance(expression, str):
+        raise ApiError("'filter' must be a string (a tcpdump expression)")
+    try:
+        program = capture.compile_filter(expression, snaplen)
+        end, reader = capture.socket_pair(program)
+    except capture.FilterError as err:
+        raise ApiError(str(err)) from None
+    tap = capture.Tap(
+        ifp, capture.sender(end), inbound=direction != "out", outbound=direction != "in"
+    )
+    result = {
+        "vnet": vnet.name,
+        "interface": ifp.name,
+        "snaplen": snaplen,
+        "direction": direction,
+        "filter": expression,
+        "instructions": len(program),
+    }
+    return _Capture(result, reader, tap, end)
+
+
 HANDLERS: dict[str, Handler] = {
     "status": _status,
     "vnet.list": _vnet_list,
@@ -242,6 +382,7 @@ HANDLERS: dict[str, Handler] = {
     "firewall.states": _firewall_states,
     "firewall.flush": _firewall_flush,
     "sysctl.set": _sysctl_set,
+    "capture": _capture,
 }
 
 
@@ -252,6 +393,9 @@ class ControlServer:
         self.daemon = daemon
         self._server: asyncio.AbstractServer | None = None
         self._path: Path | None = None
+        self.captures: set[_Capture] = set()
+        """Captures running, each until its reader or its interface goes away."""
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def start(self, path: str) -> None:
         """Listen on ``path`` (mode 0660), replacing a stale socket file."""
@@ -264,7 +408,12 @@ class ControlServer:
         self._path = sock_path
 
     async def close(self) -> None:
-        """Stop listening and remove the socket file."""
+        """Stop listening, end every capture and remove the socket file."""
+        for running in list(self.captures):
+            running.close("daemon stopping")
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -283,23 +432,80 @@ class ControlServer:
                     break
                 if not line:
                     break
-                writer.write(encode(self.handle(line)))
+                reply, passing = self.answer(line)
+                if passing is None:
+                    writer.write(encode(reply))
+                else:
+                    await self._pass_fd(writer, encode(reply), passing)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
 
-    def handle(self, line: bytes) -> dict[str, Any]:
-        """Answer one request line."""
+    async def _pass_fd(self, writer: asyncio.StreamWriter, line: bytes, passing: PassFd) -> None:
+        """Send ``line`` with ``passing.sock`` attached, after every earlier byte."""
+        try:
+            transport = writer.transport
+            transport.set_write_buffer_limits(high=0)  # drain() now waits for an empty buffer
+            try:
+                await asyncio.wait_for(writer.drain(), PASS_TIMEOUT)
+            finally:
+                transport.set_write_buffer_limits()
+            fds = array.array("i", [passing.sock.fileno()])
+            # The transport's own socket object cannot sendmsg; a duplicate of its
+            # descriptor writes to the same connection.
+            conn = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+            with conn:
+                sent = conn.sendmsg(
+                    [line],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)],
+                    socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL,
+                )
+        except (OSError, TimeoutError) as err:
+            passing.failed()
+            raise ConnectionError(f"cannot pass a descriptor: {err}") from err
+        finally:
+            passing.sock.close()
+        passing.passed(self)
+        if sent < len(line):
+            writer.write(line[sent:])
+
+    def sweep_captures_soon(self) -> None:
+        """Check the captures' interfaces every CAPTURE_SWEEP seconds while any run."""
+        if self._sweeper is None and self.captures:
+            loop = asyncio.get_running_loop()
+            self._sweeper = loop.call_later(CAPTURE_SWEEP, self._sweep_captures)
+
+    def _sweep_captures(self) -> None:
+        self._sweeper = None
+        for running in list(self.captures):
+            if not running.alive(self.daemon):
+                running.close("interface gone")
+        self.sweep_captures_soon()
+
+    def answer(self, line: bytes) -> tuple[dict[str, Any], PassFd | None]:
+        """Answer one request line; the second item, if any, rides with the reply."""
         try:
             op, args = decode_request(line)
             handler = HANDLERS.get(op)
             if handler is None:
                 raise ApiError(f"unknown op {op!r}; known: {', '.join(sorted(HANDLERS))}")
-            return {"ok": True, "result": handler(self.daemon, args)}
+            result = handler(self.daemon, args)
         except ApiError as err:
-            return {"ok": False, "error": str(err)}
+            return {"ok": False, "error": str(err)}, None
         except Exception as err:
             log.exception("control request failed")
-            return {"ok": False, "error": f"internal error: {err}"}
+            return {"ok": False, "error": f"internal error: {err}"}, None
+        if isinstance(result, PassFd):
+            return {"ok": True, "result": result.result}, result
+        return {"ok": True, "result": result}, None
+
+    def handle(self, line: bytes) -> dict[str, Any]:
+        """Answer one request line that needs no descriptor passed."""
+        reply, passing = self.answer(line)
+        if passing is not None:
+            passing.failed()
+            passing.sock.close()
+            return {"ok": False, "error": "this request passes a descriptor: use the socket"}
+        return reply

@@ -2,6 +2,11 @@
 
 Every view takes ``--json`` for the raw API result; without it the output is
 laid out like the BSD tools it is named after.
+
+``vrouterctl capture`` is tcpdump for an interface of a vnet: the daemon
+passes it a socket fed by a tap (the filter runs in the kernel, see
+:mod:`vrouter.link.capture`); it writes pcap (``-w FILE``, ``-w -``) or one
+line per packet.  Exit status: 0 done, 1 refused, 2 daemon unreachable.
 """
 
 from __future__ import annotations
@@ -9,12 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import socket
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from vrouter.api.client import DEFAULT_SOCKET, Client
 from vrouter.api.protocol import ApiError
+from vrouter.link.capture import HEADER_LEN, SNAPLEN_MAX, PcapWriter, decode_record, summarize
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -236,7 +244,145 @@ def _parser() -> argparse.ArgumentParser:
     load = fw_sub.add_parser("load", help="replace the ruleset atomically from a TOML file")
     load.add_argument("file", help="TOML file with default, [tables] and [[rules]]")
     load.add_argument("--json", action="store_true", help="print the raw JSON result")
+    # ``capture`` takes tcpdump's argument order (options may follow the vnet and
+    # interface), which needs parse_intermixed_args: main() hands its words,
+    # left unparsed here, to _capture_parser.
+    sub.add_parser("capture", help="capture an interface's frames, like tcpdump", add_help=False)
     return parser
+
+
+def _capture_parser() -> argparse.ArgumentParser:
+    cap = argparse.ArgumentParser(
+        prog="vrouterctl capture",
+        description="Capture the frames of one interface of a vnet, like tcpdump.",
+        epilog="Exit status: 0 done, 1 refused (vnet, interface, filter), 2 daemon unreachable.",
+    )
+    cap.add_argument("vnet", help="vnet name")
+    cap.add_argument("interface", help="interface name in that vnet")
+    cap.add_argument("-c", dest="count", type=_positive, metavar="N", help="stop after N packets")
+    cap.add_argument(
+        "-w", dest="write", metavar="FILE", help="write pcap to FILE ('-': standard output)"
+    )
+    cap.add_argument(
+        "-s",
+        dest="snaplen",
+        type=int,
+        default=0,
+        metavar="SNAPLEN",
+        help=f"bytes kept of each frame (default and 0: {SNAPLEN_MAX})",
+    )
+    cap.add_argument(
+        "--direction", choices=("in", "out", "both"), default="both", help="frames to capture"
+    )
+    cap.add_argument("filter", nargs="*", metavar="FILTER", help="tcpdump filter expression")
+    return cap
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _capture(socket_path: str, words: list[str]) -> int:
+    """Run ``vrouterctl capture WORDS``; return the exit status."""
+    args = _capture_parser().parse_intermixed_args(words)
+    args.socket = socket_path
+    snaplen = args.snaplen or SNAPLEN_MAX
+    request = {
+        "vnet": args.vnet,
+        "interface": args.interface,
+        "snaplen": snaplen,
+        "direction": args.direction,
+        "filter": " ".join(args.filter),
+    }
+    try:
+        with Client(args.socket) as client:
+            _, fd = client.call_fd("capture", **request)
+    except KeyboardInterrupt:
+        return 130
+    except ApiError as err:
+        print(f"vrouterctl: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"vrouterctl: cannot reach vrouterd at {args.socket}: {err}", file=sys.stderr)
+        return 2
+    with socket.socket(fileno=fd) as sock:
+        out: BinaryIO | None = None
+        if args.write == "-":
+            out = sys.stdout.buffer
+        elif args.write is not None:
+            try:
+                out = open(args.write, "wb")  # noqa: SIM115 - closed below
+            except OSError as err:
+                print(f"vrouterctl: {args.write}: {err.strerror}", file=sys.stderr)
+                return 1
+        try:
+            return _receive(sock, args, snaplen, out)
+        finally:
+            if out is not None and out is not sys.stdout.buffer:
+                out.close()
+
+
+def _receive(
+    sock: socket.socket, args: argparse.Namespace, snaplen: int, out: BinaryIO | None
+) -> int:
+    """Copy records from ``sock`` to ``out`` (pcap) or stdout (lines) until done."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # end like Ctrl-C: flush, count
+    pcap: PcapWriter | None = None
+    flush = out.flush if out is not None else sys.stdout.flush
+    buf = bytearray(HEADER_LEN + snaplen)
+    view = memoryview(buf)
+    count = dropped = 0
+    ended = False
+    try:
+        if out is not None:
+            pcap = PcapWriter(out, snaplen)
+            flush()
+        print(
+            f"vrouterctl: listening on {args.vnet} {args.interface}, "
+            f"link-type EN10MB (Ethernet), snapshot length {snaplen} bytes",
+            file=sys.stderr,
+            flush=True,
+        )
+        while args.count is None or count < args.count:
+            try:
+                n = sock.recv_into(buf, 0, socket.MSG_DONTWAIT)
+            except BlockingIOError:  # idle: let the reader see what we have
+                flush()
+                n = sock.recv_into(buf)
+            if n == 0:
+                ended = True
+                break
+            record = decode_record(view[:n])
+            dropped = max(dropped, record.dropped)
+            if pcap is not None:
+                pcap.write(record.timestamp_ns, record.frame, record.orig_len)
+            else:
+                print(summarize(record))
+            count += 1
+        flush()
+    except KeyboardInterrupt:
+        try:
+            flush()
+        except BrokenPipeError:
+            _stdout_gone()
+    except BrokenPipeError:  # the reader of our output went away (| head, tcpdump -c)
+        _stdout_gone()
+    if ended:
+        print("vrouterctl: capture ended by vrouterd (interface or daemon gone)", file=sys.stderr)
+    print(f"{count} packets captured", file=sys.stderr)
+    if dropped:
+        print(f"{dropped} packets dropped by vrouterd (reader too slow)", file=sys.stderr)
+    return 0
+
+
+def _stdout_gone() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any], Formatter]:
@@ -284,7 +430,12 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any], Formatter]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``vrouterctl``."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, words = parser.parse_known_args(argv)
+    if args.command == "capture":
+        return _capture(args.socket, words)
+    if words:
+        parser.error(f"unrecognized arguments: {' '.join(words)}")
     op, op_args, formatter = _request(args)
     try:
         with Client(args.socket) as client:

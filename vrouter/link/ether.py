@@ -2,6 +2,7 @@
 
 Every frame that arrives is counted; one that is dropped is counted by
 reason on the interface.  The per-vnet EtherType table decides who gets it.
+Captures (``ifp.taps``) see each frame first, before any drop decision.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ def input(ifp: Ifnet, frame: bytes, now: float) -> None:
     counters = ifp.counters
     counters.rx_packets += 1
     counters.rx_bytes += len(frame)
+    if ifp.taps:  # captures see every received frame, before any drop decision
+        ifp.tap(frame, False)
     if not ifp.up:
         ifp.drop("link_down")
         return

@@ -4,6 +4,10 @@ An interface knows its vnet, so every frame that arrives on it starts from
 the right stack.  The device behind it (a TAP, one end of an epair, a test
 channel) sets ``transmit``; protocol code only calls :meth:`Ifnet.output`.
 Counters are plain integers read by the CLI and metrics at their own pace.
+
+Packet capture hooks in here and in :func:`vrouter.link.ether.input`, like
+BPF's ``bpf_mtap``: ``taps`` is an empty list unless someone captures, so
+the data path pays one truth test per frame for it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
 
 Transmit = Callable[[bytes | bytearray], None]
+FrameTap = Callable[[bytes | bytearray, bool], None]
+"""Sees (frame, outbound) for every frame received or sent (:mod:`vrouter.link.capture`)."""
 
 
 @dataclass(slots=True)
@@ -63,6 +69,7 @@ class Ifnet:
         "addresses6",
         "counters",
         "transmit",
+        "taps",
         "__weakref__",
     )
 
@@ -80,6 +87,8 @@ class Ifnet:
         """IPv6 addresses, the link-local one first (state lives in ``vnet.inet6``)."""
         self.counters = IfCounters()
         self.transmit: Transmit = _no_device
+        self.taps: list[FrameTap] = []
+        """Captures watching this interface; empty unless someone captures."""
 
     def all_addresses(self) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
         """Return the IPv4 then the IPv6 addresses."""
@@ -91,6 +100,8 @@ class Ifnet:
         if not self.up:
             counters.tx_drops["link_down"] += 1
             return
+        if self.taps:
+            self.tap(frame, True)
         try:
             self.transmit(frame)
         except OSError:
@@ -98,6 +109,11 @@ class Ifnet:
             return
         counters.tx_packets += 1
         counters.tx_bytes += len(frame)
+
+    def tap(self, frame: bytes | bytearray, outbound: bool) -> None:
+        """Show ``frame`` to every capture on this interface (callers check ``taps`` first)."""
+        for tap in tuple(self.taps):  # a tap whose reader went away detaches itself
+            tap(frame, outbound)
 
     def drop(self, reason: str, error: bool = False) -> None:
         """Count a received frame dropped for ``reason`` (malformed if ``error``)."""
