@@ -32,7 +32,7 @@ RUN --mount=type=secret,id=ca-certificates,required=false \
 FROM ${BASE}
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 iproute2 \
+    && apt-get install -y --no-install-recommends python3 iproute2 libpcap0.8 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /opt/vrouter /opt/vrouter
 # The demo topology as the example config; mount your own over it.

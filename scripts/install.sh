@@ -3,15 +3,14 @@
 # Usage: scripts/install.sh [--test]   (--test adds the test tools and the test extra)
 set -eu
 cd "$(dirname "$0")/.."
-packages="python3 python3-venv iproute2 iputils-ping"
+# libpcap0.8: vrouterd compiles capture filters with it (ctypes); it is not in a
+# base Debian 12 (priority optional).
+packages="python3 python3-venv iproute2 iputils-ping libpcap0.8"
 extra=""
 if [ "${1:-}" = "--test" ]; then
     packages="$packages traceroute iperf3 curl tcpdump ndisc6 iputils-tracepath prometheus"
     # systemd: systemd-analyze verify; podman and debootstrap: the container image.
     packages="$packages systemd podman debootstrap"
-    # libpcap0.8: vrouterd compiles capture filters with it (ctypes); tcpdump pulls it
-    # in too, but it is not installed by default on Debian 12 (priority optional).
-    packages="$packages libpcap0.8"
     extra="[test]"
 fi
 export DEBIAN_FRONTEND=noninteractive
