@@ -72,6 +72,7 @@ def add_interface(vnet: Vnet, icfg: InterfaceConfig, now: float) -> Ifnet:
     """Create ``icfg``'s interface in ``vnet`` with its addresses (down)."""
     mac = icfg.mac or derive_mac(vnet.name, icfg.name)
     ifp = Ifnet(vnet, icfg.name, icfg.type, mac, icfg.mtu)
+    ifp.offload = icfg.offload
     vnet.link.add(ifp)
     for address in icfg.addresses:
         if isinstance(address, ipaddress.IPv4Interface):

@@ -208,6 +208,8 @@ class InterfaceConfig:
     host: HostConfig | None
     peer: tuple[str, str] | None
     ra: RaConfig | None = None
+    offload: bool = True
+    """Take TCP super-frames and partial checksums from the host (tap only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -576,6 +578,7 @@ class _Interface:
     ra: RaConfig | None
     ra_key: str
     advertises: bool  # ra = true or a table, even if it had problems
+    offload: bool = True
 
     def config(self) -> InterfaceConfig:
         assert self.type is not None, "only built when no problem was found"
@@ -589,6 +592,7 @@ class _Interface:
             host=self.host,
             peer=self.peer,
             ra=self.ra,
+            offload=self.offload,
         )
 
 
@@ -643,7 +647,7 @@ _TOP_KEYS = ("daemon", "vnets", "interfaces", "routes", "forwarding", "sysctl", 
 _DEFAULT_VNET_KEYS = ("interfaces", "routes", "forwarding", "sysctl", "firewall")
 _DAEMON_KEYS = ("control_socket", "state_dir", "log_level", "metrics")
 _VNET_KEYS = ("forwarding", "interfaces", "routes", "sysctl", "firewall")
-_INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer", "ra")
+_INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer", "ra", "offload")
 _HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac")
 _RA_KEYS = (
     "interval",
@@ -1051,7 +1055,16 @@ class _Parser:
             ra=ra,
             ra_key=ra_key,
             advertises=advertises,
+            offload=self.offload(table, key, itype),
         )
+
+    def offload(self, table: Mapping[str, object], key: str, itype: str | None) -> bool:
+        value = self.boolean(table, "offload", key)
+        if value is not None and itype == "epair":
+            self.problem(
+                _join(key, "offload"), "offload applies to tap interfaces (epairs always carry it)"
+            )
+        return True if value is None else value
 
     def peer(self, text: str, key: str) -> tuple[str, str] | None:
         vnet, sep, ifname = text.rpartition(":")

@@ -134,7 +134,7 @@ def announce(vnet: Vnet, ifp: Ifnet, address: bytes) -> None:
     _send(ifp, OP_REQUEST, BROADCAST, address, ZERO, address)
 
 
-def input(ifp: Ifnet, frame: bytes, now: float) -> None:
+def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     """Process an ARP packet received on ``ifp`` (RFC 826 packet reception)."""
     vnet = ifp.vnet
     inet = vnet.inet

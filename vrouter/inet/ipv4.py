@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from vrouter.inet import arp, icmp
 from vrouter.inet.fragment import fragment_ipv4, ipv4_input
 from vrouter.inet.state import IN, OUT, IpStats, ProtoHandler
+from vrouter.link.offload import carry, resolve, segment_length, vhdr_of
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.wire import icmp4, tcp, udp
 from vrouter.wire import ipv4 as ip_wire
@@ -49,7 +50,7 @@ def _martian_source(src: bytes) -> bool:
     return first >= 224 or first == 127 or src == LIMITED_BROADCAST
 
 
-def input(ifp: Ifnet, frame: bytes, now: float) -> None:
+def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     """Process one IPv4 packet in an Ethernet frame received on ``ifp``."""
     vnet = ifp.vnet
     inet = vnet.inet
@@ -63,7 +64,7 @@ def input(ifp: Ifnet, frame: bytes, now: float) -> None:
         return
     if total != len(packet):
         packet = packet[:total]  # Ethernet padding
-    src = frame[_SRC : _SRC + 4]
+    src = bytes(frame[_SRC : _SRC + 4])
     if _martian_source(src):
         _count(ifp, stats, "ip_badsrc", error=True)
         return
@@ -71,7 +72,7 @@ def input(ifp: Ifnet, frame: bytes, now: float) -> None:
     if pfil is not None and not pfil(ifp, packet, IN, now):
         _count(ifp, stats, "ip_filtered")
         return
-    dst = frame[_DST : _DST + 4]
+    dst = bytes(frame[_DST : _DST + 4])
     if dst in inet.local:
         # Errors about a link-layer broadcast are never sent (RFC 1122 3.2.2).
         _deliver(vnet, ifp, packet, hlen, not frame[0] & 1, now)
@@ -93,6 +94,12 @@ def _deliver(
     vnet: Vnet, ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float
 ) -> None:
     stats = vnet.inet.stats
+    vhdr = vhdr_of(packet.obj)
+    if vhdr is not None:  # ours to read: complete the checksum, cut super-frames
+        for piece in resolve(packet.obj, vhdr):  # type: ignore[arg-type]
+            view = memoryview(bytes(piece))[HEADER_LEN:]
+            _deliver(vnet, ifp, view[: (view[2] << 8) | view[3]], hlen, unicast, now)
+        return
     if (packet[6] << 8 | packet[7]) & (FLAG_MF | OFFSET_MASK):
         whole = ipv4_input(vnet.inet.reass, packet, now)
         _arm_reassembly(vnet)
@@ -125,7 +132,13 @@ def _expire_reassembly(vnet: Vnet, now: float) -> None:
 
 
 def _forward(
-    vnet: Vnet, ifp: Ifnet, frame: bytes, packet: memoryview, total: int, dst: bytes, now: float
+    vnet: Vnet,
+    ifp: Ifnet,
+    frame: bytes | bytearray,
+    packet: memoryview,
+    total: int,
+    dst: bytes,
+    now: float,
 ) -> None:
     stats = vnet.inet.stats
     ttl = frame[_TTL]
@@ -151,11 +164,14 @@ def _forward(
     if pfil is not None and not pfil(out, packet, OUT, now):
         _count(ifp, stats, "ip_filtered_out")
         return
-    if total > out.mtu and frame[_FRAG] << 8 & FLAG_DF:
+    vhdr = vhdr_of(frame)
+    # A TCP super-frame fits if the segments it stands for do.
+    size = total if vhdr is None or not vhdr.is_gso else segment_length(frame, vhdr)
+    if size > out.mtu and frame[_FRAG] << 8 & FLAG_DF:
         _count(ifp, stats, "ip_toolong")
         icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NEEDFRAG, now, out.mtu)
         return
-    buf = bytearray(frame[: HEADER_LEN + total])
+    buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total, vhdr)
     proto = buf[_PROTO]
     buf[_TTL] = ttl - 1
     old_csum = (buf[_CSUM] << 8) | buf[_CSUM + 1]
@@ -164,10 +180,17 @@ def _forward(
     buf[_CSUM + 1] = csum & 0xFF
     route.use += 1
     stats.forward += 1
-    if total > out.mtu:
-        _send_fragments(vnet, out, route.gateway or dst, buf, now)
-    else:
-        arp.output(vnet, out, route.gateway or dst, buf, now)
+    nexthop = route.gateway or dst
+    if size <= out.mtu:
+        arp.output(vnet, out, nexthop, buf, now)
+    elif vhdr is None:
+        _send_fragments(vnet, out, nexthop, buf, now)
+    else:  # finish the offload work before fragmenting what is left too large
+        for piece in resolve(buf, vhdr):
+            if len(piece) - HEADER_LEN > out.mtu:
+                _send_fragments(vnet, out, nexthop, piece, now)
+            else:
+                arp.output(vnet, out, nexthop, piece, now)
 
 
 def _send_fragments(vnet: Vnet, out: Ifnet, nexthop: bytes, frame: bytearray, now: float) -> None:

@@ -19,6 +19,7 @@ from vrouter.inet6 import icmp6 as icmp6_layer
 from vrouter.inet6 import nd
 from vrouter.inet6.fragment import fragment_ipv6, ipv6_input
 from vrouter.inet6.state import Addr6, Ip6Stats, Proto6Handler
+from vrouter.link.offload import carry, resolve, segment_length, vhdr_of
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.wire import icmp6, tcp, udp
 from vrouter.wire.checksum import checksum, pseudo_header_sum
@@ -64,7 +65,7 @@ def _local(vnet: Vnet, ifp: Ifnet, dst: bytes) -> Addr6 | None:
     return inet6.local.get(dst)
 
 
-def input(ifp: Ifnet, frame: bytes, now: float) -> None:
+def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     """Process one IPv6 packet in an Ethernet frame received on ``ifp``."""
     vnet = ifp.vnet
     inet6 = vnet.inet6
@@ -78,7 +79,7 @@ def input(ifp: Ifnet, frame: bytes, now: float) -> None:
         return
     if total != len(packet):
         packet = packet[:total]
-    src = frame[_SRC : _SRC + 16]
+    src = bytes(frame[_SRC : _SRC + 16])
     if src[0] == 0xFF or src == LOOPBACK:
         _count(ifp, stats, "ip6_badsrc", error=True)
         return
@@ -86,7 +87,7 @@ def input(ifp: Ifnet, frame: bytes, now: float) -> None:
     if pfil is not None and not pfil(ifp, packet, IN, now):
         _count(ifp, stats, "ip6_filtered")
         return
-    dst = frame[_DST : _DST + 16]
+    dst = bytes(frame[_DST : _DST + 16])
     l2_multicast = bool(frame[0] & 1)
     if dst[0] == 0xFF:
         if dst not in inet6.groups.get(ifp.name, ()):
@@ -115,6 +116,12 @@ def _deliver(
 ) -> None:
     inet6 = vnet.inet6
     stats = inet6.stats
+    vhdr = vhdr_of(packet.obj)
+    if vhdr is not None:  # ours to read: complete the checksum, cut super-frames
+        for piece in resolve(packet.obj, vhdr):  # type: ignore[arg-type]
+            view = memoryview(bytes(piece))[HEADER_LEN:]
+            _deliver(vnet, ifp, view[: 40 + ((view[4] << 8) | view[5])], unicast, l2_multicast, now)
+        return
     try:
         chain = walk(packet, len(packet), local=True)
         if chain.fragment_offset >= 0:
@@ -189,7 +196,7 @@ def _expire_reassembly(vnet: Vnet, now: float) -> None:
 def _forward(
     vnet: Vnet,
     ifp: Ifnet,
-    frame: bytes,
+    frame: bytes | bytearray,
     packet: memoryview,
     total: int,
     src: bytes,
@@ -227,13 +234,16 @@ def _forward(
     if pfil is not None and not pfil(out, packet, OUT, now):
         _count(ifp, stats, "ip6_filtered_out")
         return
-    if total > out.mtu:
+    vhdr = vhdr_of(frame)
+    # A TCP super-frame fits if the segments it stands for do.
+    size = total if vhdr is None or not vhdr.is_gso else segment_length(frame, vhdr)
+    if size > out.mtu:
         _count(ifp, stats, "ip6_toobig")
         icmp6_layer.send_error(
             vnet, ifp, packet, icmp6.PACKET_TOO_BIG, 0, now, out.mtu, allow_multicast=True
         )
         return
-    buf = bytearray(frame[: HEADER_LEN + total])
+    buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total, vhdr)
     buf[_HLIM] = hlim - 1
     route.use += 1
     stats.forward += 1
@@ -363,6 +373,28 @@ def set_up(vnet: Vnet, ifp: Ifnet, now: float) -> None:
         nd.join(vnet, ifp, ALL_ROUTERS)
     for addr in vnet.inet6.addrs_of(ifp):
         nd.start_dad(vnet, addr, now)
+
+
+def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface) -> None:
+    """Remove ``address`` from ``ifp``: its DAD timer, connected route, group and neighbours."""
+    from vrouter.route.state import remove_connected
+    from vrouter.wire.ipv6 import solicited_node
+
+    inet6 = vnet.inet6
+    packed = address.ip.packed
+    ifp.addresses6.remove(address)
+    if address.is_link_local:
+        addr = inet6.linklocal.pop((ifp.name, packed), None)
+    else:
+        addr = inet6.local.pop(packed, None)
+        remove_connected(vnet, ifp, address)
+    if addr is not None and addr.timer is not None:
+        addr.timer.cancel()
+        addr.timer = None
+    group = solicited_node(packed)
+    if all(solicited_node(a.ip.packed) != group for a in ifp.addresses6):
+        inet6.groups.get(ifp.name, set()).discard(group)
+    inet6.nd.flush_interface(ifp)
 
 
 # --- transport stand-ins ---------------------------------------------------------------

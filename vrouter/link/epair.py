@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from vrouter.link import ether
 from vrouter.link.ifnet import Ifnet
+from vrouter.link.offload import vhdr_of
 
 QUEUE_LIMIT = 1024
 """Frames in flight per direction before the sender sees ``queue_full``."""
@@ -25,7 +26,7 @@ class Epair:
     def __init__(self, a: Ifnet, b: Ifnet) -> None:
         self.a = a
         self.b = b
-        self._pending: deque[tuple[Ifnet, bytes]] = deque()
+        self._pending: deque[tuple[Ifnet, bytes | bytearray]] = deque()
         self.wakeup: Callable[[Epair], None] | None = None
         a.transmit = self._sender(b)
         b.transmit = self._sender(a)
@@ -35,7 +36,9 @@ class Epair:
             if len(self._pending) >= QUEUE_LIMIT:
                 raise OSError("epair queue full")
             was_idle = not self._pending
-            self._pending.append((peer, bytes(frame)))
+            # An offload buffer is handed over as is (its sender is done with
+            # it); ordinary frames become immutable bytes for the peer.
+            self._pending.append((peer, frame if vhdr_of(frame) is not None else bytes(frame)))
             if was_idle and self.wakeup is not None:
                 self.wakeup(self)
 
@@ -53,7 +56,17 @@ class Epair:
             self.wakeup(self)
         return done
 
+    def close(self) -> None:
+        """Cut the cable: drop frames in flight; both ends then have no device."""
+        self._pending.clear()
+        self.wakeup = None
+        self.a.transmit = self.b.transmit = _cut
+
     @property
     def pending(self) -> int:
         """Return the number of frames waiting for delivery."""
         return len(self._pending)
+
+
+def _cut(frame: bytes | bytearray) -> None:
+    raise OSError("epair destroyed")

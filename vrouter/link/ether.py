@@ -15,7 +15,7 @@ from vrouter.wire.ethernet import HEADER_LEN
 log = logging.getLogger("vrouter.link")
 
 
-def input(ifp: Ifnet, frame: bytes, now: float) -> None:
+def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     """Process one frame received on ``ifp``."""
     counters = ifp.counters
     counters.rx_packets += 1
@@ -40,7 +40,7 @@ def input(ifp: Ifnet, frame: bytes, now: float) -> None:
     handler(ifp, frame, now)
 
 
-def receive(ifp: Ifnet, frame: bytes, now: float) -> None:
+def receive(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     """Process one frame as :func:`input` does; a bug costs that frame, never the caller.
 
     Devices (TAP readers, epairs) deliver through this so one bad frame

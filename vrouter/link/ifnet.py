@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vrouter.link.offload import resolve, vhdr_of
 from vrouter.wire.ethernet import mac_to_str
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class Ifnet:
         "addresses6",
         "counters",
         "transmit",
+        "offload",
         "taps",
         "__weakref__",
     )
@@ -87,6 +89,9 @@ class Ifnet:
         """IPv6 addresses, the link-local one first (state lives in ``vnet.inet6``)."""
         self.counters = IfCounters()
         self.transmit: Transmit = _no_device
+        self.offload = True
+        """The device takes frames that still carry offload work (partial
+        checksums, TCP super-frames); False makes ``output`` finish them first."""
         self.taps: list[FrameTap] = []
         """Captures watching this interface; empty unless someone captures."""
 
@@ -100,6 +105,12 @@ class Ifnet:
         if not self.up:
             counters.tx_drops["link_down"] += 1
             return
+        if not self.offload:
+            vhdr = vhdr_of(frame)
+            if vhdr is not None:
+                for piece in resolve(frame, vhdr):
+                    self.output(piece)
+                return
         if self.taps:
             self.tap(frame, True)
         try:

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
     from vrouter.link.ifnet import Ifnet
 
-EtherHandler = Callable[["Ifnet", bytes, float], None]
+EtherHandler = Callable[["Ifnet", bytes | bytearray, float], None]
 """Receives (interface, whole frame, now) for one EtherType."""
 
 

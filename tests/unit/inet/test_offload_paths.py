@@ -1,0 +1,95 @@
+"""Offload frames through a router: kept whole where they fit, finished where they end."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+import dpkt
+
+from vrouter.link import offload
+from vrouter.route import state as route_state
+from vrouter.wire.checksum import ones_sum, pseudo_header_sum
+
+
+def _router(lab):  # red: h1 on eth0, h2 on eth1
+    red = lab.vnet("red")
+    h1 = lab.host(red, "eth0", "192.0.2.1/24", "192.0.2.10")
+    h2 = lab.host(red, "eth1", "198.51.100.1/24", "198.51.100.10")
+    for host in (h1, h2):
+        host.learn_router(lab.now)
+    lab.settle()
+    out: list[bytes | bytearray] = []
+    h2.ifp.transmit = out.append
+    return red, h1, h2, out
+
+
+def _superframe(h1, dst: bytes, payload: bytes, gso_size: int) -> offload.OffloadBuffer:
+    seg = dpkt.tcp.TCP(sport=40000, dport=5201, seq=5, ack=9, flags=dpkt.tcp.TH_ACK, data=payload)
+    raw = bytearray(bytes(seg))
+    raw[16:18] = b"\0\0"
+    raw[16:18] = ones_sum(b"", pseudo_header_sum(h1.ip, dst, 6, len(raw))).to_bytes(2, "big")
+    ip = dpkt.ip.IP(src=h1.ip, dst=dst, p=6, ttl=64, data=bytes(raw))
+    ip.df = 1
+    frame = h1.ifp.mac + h1.mac + b"\x08\x00" + bytes(ip)
+    hdr = offload.VirtioHdr(offload.F_NEEDS_CSUM, offload.GSO_TCPV4, 54, gso_size, 34, 16)
+    return offload.tag(frame, hdr)
+
+
+def test_superframe_is_forwarded_whole_with_its_header(lab) -> None:
+    red, h1, h2, out = _router(lab)
+    h1.send(_superframe(h1, h2.ip, b"z" * 20000, 1448), lab.now)
+    lab.settle()
+    [frame] = out
+    hdr = offload.vhdr_of(frame)
+    assert hdr is not None and hdr.gso_size == 1448
+    assert frame[22] == 63  # TTL decremented in the super-frame itself
+    assert len(frame) == 14 + 20 + 20 + 20000
+    assert red.inet.stats.forward == 1
+
+
+def test_superframe_whose_segments_do_not_fit_gets_needfrag(lab) -> None:
+    _red, h1, h2, out = _router(lab)
+    h2.ifp.mtu = 1280
+    h1.send(_superframe(h1, h2.ip, b"z" * 20000, 1448), lab.now)
+    lab.settle()
+    assert out == []
+    [reply] = h1.take_ip()
+    icmp = reply.data.data
+    assert (icmp.type, icmp.code) == (dpkt.icmp.ICMP_UNREACH, dpkt.icmp.ICMP_UNREACH_NEEDFRAG)
+    assert icmp.data.mtu == 1280
+
+
+def test_superframe_whose_segments_fit_a_smaller_mtu_passes(lab) -> None:
+    _red, h1, h2, out = _router(lab)
+    h2.ifp.mtu = 1280
+    h1.send(_superframe(h1, h2.ip, b"z" * 20000, 1240), lab.now)
+    lab.settle()
+    [frame] = out
+    assert offload.vhdr_of(frame) is not None
+
+
+def test_partial_checksum_udp_to_the_router_is_answered(lab) -> None:
+    _red, h1, _h2, _out = _router(lab)
+    udp = dpkt.udp.UDP(sport=40000, dport=33434, data=b"probe")
+    udp.ulen = len(udp)
+    raw = bytearray(bytes(udp))
+    raw[6:8] = ones_sum(
+        b"", pseudo_header_sum(h1.ip, IPv4Address("192.0.2.1").packed, 17, len(raw))
+    ).to_bytes(2, "big")
+    ip = dpkt.ip.IP(src=h1.ip, dst=IPv4Address("192.0.2.1").packed, p=17, ttl=64, data=bytes(raw))
+    frame = h1.ifp.mac + h1.mac + b"\x08\x00" + bytes(ip)
+    h1.send(offload.tag(frame, offload.VirtioHdr(offload.F_NEEDS_CSUM, 0, 0, 0, 34, 6)), lab.now)
+    lab.settle()
+    [reply] = h1.take_ip()
+    assert (reply.data.data.type, reply.data.data.code) == (3, 3)  # port unreachable
+    assert "udp_badsum" not in h1.ifp.counters.rx_drops
+
+
+def test_superframe_to_the_router_is_cut_and_answered_with_resets(lab) -> None:
+    red, h1, _h2, _out = _router(lab)
+    route_state.add_static(red, IPv4Network("203.0.113.0/24"), via=IPv4Address("198.51.100.10"))
+    h1.send(_superframe(h1, IPv4Address("192.0.2.1").packed, b"q" * 3000, 1448), lab.now)
+    lab.settle()
+    resets = [p for p in h1.take_ip() if isinstance(p.data.data, dpkt.tcp.TCP)]
+    assert len(resets) == 3  # one per segment the super-frame stood for
+    assert all(r.data.data.flags & dpkt.tcp.TH_RST for r in resets)

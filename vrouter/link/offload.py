@@ -1,0 +1,199 @@
+"""Offloads over TAP: the virtio-net header, partial checksums and GSO super-frames.
+
+A TAP opened with ``IFF_VNET_HDR`` puts a virtio-net header (RFC-less, the
+Linux ``struct virtio_net_hdr``) before every frame.  With offloads enabled
+(``TUNSETOFFLOAD``) the host hands over frames whose L4 checksum is only
+partial (``NEEDS_CSUM``: the field holds the pseudo-header sum, the rest is
+to be summed from ``csum_start``) and TCP "super-frames" of up to 64 KiB
+that stand for many segments of ``gso_size`` bytes each.
+
+Such a frame travels through the stack as an :class:`OffloadBuffer` (a
+``bytearray`` carrying its header in ``vhdr``) and leaves whole through any
+interface that accepts offloads (a TAP with offloads on, an epair); where
+it cannot (a TAP with offloads off, local delivery), :func:`resolve` turns
+it into ordinary frames: the checksum completed, super-frames cut into
+segments with their own IP and TCP headers and checksums (what the host
+would have sent without TSO).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from vrouter.wire.checksum import checksum, pseudo_header_sum
+
+HEADER = struct.Struct("<BBHHHH")
+HEADER_LEN = 10
+"""Size of ``struct virtio_net_hdr``; the TAP is told to use exactly this."""
+NO_HEADER = bytes(HEADER_LEN)
+
+F_NEEDS_CSUM = 1
+F_DATA_VALID = 2
+GSO_NONE = 0
+GSO_TCPV4 = 1
+GSO_UDP = 3
+GSO_TCPV6 = 4
+GSO_ECN = 0x80
+
+_ETH = 14
+_TCP_FIN = 0x01
+_TCP_PSH = 0x08
+_TCP_CWR = 0x80
+
+
+@dataclass(frozen=True, slots=True)
+class VirtioHdr:
+    """The meaning of one virtio-net header."""
+
+    flags: int
+    gso_type: int
+    hdr_len: int
+    gso_size: int
+    csum_start: int
+    csum_offset: int
+
+    @classmethod
+    def parse(cls, raw: bytes | memoryview) -> VirtioHdr:
+        """Parse the first ``HEADER_LEN`` bytes of ``raw``."""
+        return cls(*HEADER.unpack_from(raw))
+
+    def emit(self) -> bytes:
+        """Return the header bytes."""
+        return HEADER.pack(
+            self.flags,
+            self.gso_type,
+            self.hdr_len,
+            self.gso_size,
+            self.csum_start,
+            self.csum_offset,
+        )
+
+    @property
+    def is_gso(self) -> bool:
+        """Return True for a super-frame standing for several segments."""
+        return self.gso_type & ~GSO_ECN != GSO_NONE
+
+
+class OffloadBuffer(bytearray):
+    """An Ethernet frame that still carries offload work (its header in ``vhdr``).
+
+    Mutable on purpose: a router rewrites the TTL and the MACs of a 64 KiB
+    super-frame in place and hands the same buffer on (epair, TAP), instead
+    of copying it at every hop.
+    """
+
+    vhdr: VirtioHdr
+
+
+def vhdr_of(frame: object) -> VirtioHdr | None:
+    """Return the offload header a frame carries, None for an ordinary frame."""
+    if frame.__class__ is OffloadBuffer:
+        header: VirtioHdr = frame.vhdr
+        return header
+    return None
+
+
+def carry(frame: bytes | bytearray, length: int, vhdr: VirtioHdr) -> OffloadBuffer:
+    """Return ``frame`` trimmed to ``length`` IP bytes (plus Ethernet), carrying ``vhdr``,
+    for a router to rewrite and send on: the frame itself when it already is
+    exactly that, else a copy."""
+    if frame.__class__ is OffloadBuffer and len(frame) == _ETH + length:
+        return frame
+    out = OffloadBuffer(memoryview(frame)[: _ETH + length])
+    out.vhdr = vhdr
+    return out
+
+
+def tag(frame: bytes | bytearray | memoryview, vhdr: VirtioHdr) -> OffloadBuffer:
+    """Return a copy of ``frame`` as an :class:`OffloadBuffer` carrying ``vhdr``."""
+    tagged = OffloadBuffer(frame)
+    tagged.vhdr = vhdr
+    return tagged
+
+
+def segment_length(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
+    """Return the IP length of the largest segment a super-frame stands for."""
+    return _headers_len(frame, vhdr) - _ETH + vhdr.gso_size
+
+
+def _tcp_offset(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
+    """Return where the TCP header starts (after IPv4 options or IPv6 extensions)."""
+    if frame[_ETH] >> 4 == 4:
+        return _ETH + (frame[_ETH] & 0x0F) * 4
+    if vhdr.flags & F_NEEDS_CSUM and vhdr.csum_start > _ETH:
+        return vhdr.csum_start
+    return _ETH + 40
+
+
+def _headers_len(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
+    """Return Ethernet + IP + TCP header length (trusting the frame, not hdr_len)."""
+    tcp_at = _tcp_offset(frame, vhdr)
+    return tcp_at + (frame[tcp_at + 12] >> 4) * 4
+
+
+def complete_checksum(frame: bytes | bytearray, vhdr: VirtioHdr) -> bytearray:
+    """Return a copy of ``frame`` with the partial L4 checksum completed."""
+    out = bytearray(frame)
+    start = vhdr.csum_start
+    field = start + vhdr.csum_offset
+    if vhdr.flags & F_NEEDS_CSUM and field + 2 <= len(out):
+        out[field : field + 2] = checksum(memoryview(out)[start:]).to_bytes(2, "big")
+    return out
+
+
+def resolve(frame: bytes | bytearray, vhdr: VirtioHdr) -> list[bytearray]:
+    """Turn ``frame`` into ordinary frames: segments with complete checksums."""
+    if not vhdr.is_gso:
+        return [complete_checksum(frame, vhdr)]
+    return segment(frame, vhdr)
+
+
+def segment(frame: bytes | bytearray, vhdr: VirtioHdr) -> list[bytearray]:
+    """Cut a TCP super-frame into ``gso_size`` segments (what TSO does in hardware).
+
+    Each segment gets its IP length (and, for IPv4, identification + i and
+    header checksum), its sequence number, FIN/PSH only on the last and CWR
+    only on the first, and a complete TCP checksum.
+    """
+    tcp_at = _tcp_offset(frame, vhdr)
+    headers = _headers_len(frame, vhdr)
+    ipv4 = frame[_ETH] >> 4 == 4
+    ip_len = tcp_at - _ETH
+    tcp_len = headers - tcp_at
+    payload = memoryview(frame)[headers:]
+    size = vhdr.gso_size or len(payload)
+    seq = int.from_bytes(frame[tcp_at + 4 : tcp_at + 8], "big")
+    flags = frame[tcp_at + 13]
+    ident = int.from_bytes(frame[_ETH + 4 : _ETH + 6], "big") if ipv4 else 0
+    src = bytes(frame[_ETH + 12 : _ETH + 16] if ipv4 else frame[_ETH + 8 : _ETH + 24])
+    dst = bytes(frame[_ETH + 16 : _ETH + 20] if ipv4 else frame[_ETH + 24 : _ETH + 40])
+    count = max(1, -(-len(payload) // size))
+    out: list[bytearray] = []
+    for i in range(count):
+        chunk = payload[i * size : (i + 1) * size]
+        seg = bytearray(frame[:headers])
+        seg += chunk
+        last = i == count - 1
+        seg_flags = flags
+        if not last:
+            seg_flags &= ~(_TCP_FIN | _TCP_PSH)
+        if i:
+            seg_flags &= ~_TCP_CWR
+        seg[tcp_at + 13] = seg_flags
+        seg[tcp_at + 4 : tcp_at + 8] = ((seq + i * size) & 0xFFFFFFFF).to_bytes(4, "big")
+        l4_len = tcp_len + len(chunk)
+        if ipv4:
+            seg[_ETH + 2 : _ETH + 4] = (ip_len + l4_len).to_bytes(2, "big")
+            seg[_ETH + 4 : _ETH + 6] = ((ident + i) & 0xFFFF).to_bytes(2, "big")
+            seg[_ETH + 10 : _ETH + 12] = b"\0\0"
+            seg[_ETH + 10 : _ETH + 12] = checksum(memoryview(seg)[_ETH : _ETH + ip_len]).to_bytes(
+                2, "big"
+            )
+        else:
+            seg[_ETH + 4 : _ETH + 6] = (ip_len - 40 + l4_len).to_bytes(2, "big")
+        seg[tcp_at + 16 : tcp_at + 18] = b"\0\0"
+        csum = checksum(memoryview(seg)[tcp_at:], pseudo_header_sum(src, dst, 6, l4_len))
+        seg[tcp_at + 16 : tcp_at + 18] = csum.to_bytes(2, "big")
+        out.append(seg)
+    return out
