@@ -173,6 +173,11 @@ class Vrouterd:
         with Client(self.socket, timeout=10) as client:
             return client.call(op, **args)
 
+    def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run ``vrouterctl ARGS`` against this daemon (never raises on its exit status)."""
+        cmd = [sys.executable, "-m", "vrouter.cli.vrouterctl", "--socket", self.socket, *args]
+        return run(*cmd, timeout=timeout, check=False)
+
     def exec(
         self, host: str, *cmd: str, timeout: float = 30, check: bool = True
     ) -> subprocess.CompletedProcess[str]:

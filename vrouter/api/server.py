@@ -1,8 +1,10 @@
-"""The control server: a Unix socket answering read requests about the vnets.
+"""The control server: a Unix socket answering requests about the vnets.
 
 Every request names the vnet it is about and starts from it, as a frame
-starts from its interface.  Handlers only read the state the subsystems
-keep; they never change it in this version.
+starts from its interface.  The handlers here read the state the
+subsystems keep (sysctl and firewall ruleset changes aside); requests that
+change vnets, interfaces, addresses and routes, and ``reload``, are the
+coroutines of :mod:`vrouter.api.manage`, run under the daemon's lock.
 
 A handler may answer with a :class:`PassFd`: the reply line then carries a
 file descriptor (SCM_RIGHTS) on the same connection.  ``capture`` does this:
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vrouter import __version__
+from vrouter.api import manage
 from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode
 from vrouter.core.sysctl import SysctlError
 from vrouter.core.vnet import Vnet, VnetError
@@ -66,12 +69,23 @@ def _vnet(daemon: Daemon, args: dict[str, Any]) -> Vnet:
 
 
 def _status(daemon: Daemon, args: dict[str, Any]) -> Any:
+    last = daemon.last_reload
     return {
         "version": __version__,
         "pid": os.getpid(),
         "uptime": round(time.time() - daemon.started, 1),
         "config": daemon.config.path,
         "vnets": len(daemon.tree or ()),
+        "reloads": dict(daemon.reloads),
+        "last_reload": None
+        if last is None
+        else {
+            "time": round(last.time, 3),
+            "result": last.result,
+            "error": last.error,
+            "changes": last.changes,
+        },
+        "last_reload_success": daemon.last_reload_success,
     }
 
 
@@ -432,7 +446,7 @@ class ControlServer:
                     break
                 if not line:
                     break
-                reply, passing = self.answer(line)
+                reply, passing = await self.answer_async(line)
                 if passing is None:
                     writer.write(encode(reply))
                 else:
@@ -484,13 +498,32 @@ class ControlServer:
                 running.close("interface gone")
         self.sweep_captures_soon()
 
+    async def answer_async(self, line: bytes) -> tuple[dict[str, Any], PassFd | None]:
+        """Answer one request line, awaiting the handlers that change the vnets."""
+        try:
+            op, args = decode_request(line)
+        except ApiError:
+            return self.answer(line)
+        change = manage.HANDLERS.get(op)
+        if change is None:
+            return self.answer(line)
+        try:
+            result = await change(self.daemon, args)
+        except ApiError as err:
+            return {"ok": False, "error": str(err)}, None
+        except Exception as err:
+            log.exception("control request failed")
+            return {"ok": False, "error": f"internal error: {err}"}, None
+        return {"ok": True, "result": result}, None
+
     def answer(self, line: bytes) -> tuple[dict[str, Any], PassFd | None]:
         """Answer one request line; the second item, if any, rides with the reply."""
         try:
             op, args = decode_request(line)
             handler = HANDLERS.get(op)
             if handler is None:
-                raise ApiError(f"unknown op {op!r}; known: {', '.join(sorted(HANDLERS))}")
+                known = ", ".join(sorted([*HANDLERS, *manage.HANDLERS]))
+                raise ApiError(f"unknown op {op!r}; known: {known}")
             result = handler(self.daemon, args)
         except ApiError as err:
             return {"ok": False, "error": str(err)}, None

@@ -1,17 +1,21 @@
-"""``vrouterctl``: look into a running vrouterd through its control socket.
+"""``vrouterctl``: look into and change a running vrouterd through its control socket.
 
-Every view takes ``--json`` for the raw API result; without it the output is
-laid out like the BSD tools it is named after.
+Every command takes ``--json`` for the raw API result; without it the output
+is laid out like the BSD tools it is named after.  Changes take effect at
+once and are not written to the config file: ``vrouterctl reload`` re-reads
+the file and applies only what differs from the file last loaded.
 
 ``vrouterctl capture`` is tcpdump for an interface of a vnet: the daemon
 passes it a socket fed by a tap (the filter runs in the kernel, see
 :mod:`vrouter.link.capture`); it writes pcap (``-w FILE``, ``-w -``) or one
-line per packet.  Exit status: 0 done, 1 refused, 2 daemon unreachable.
+line per packet.  Exit status: 0 done, 1 refused, 2 daemon unreachable
+(or a usage error).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import signal
@@ -179,14 +183,87 @@ def _show_done(result: Any) -> str:
 
 
 def _show_status(result: Any) -> str:
-    return "\n".join(f"{k}: {v}" for k, v in result.items())
+    out = []
+    for key, value in result.items():
+        if key == "last_reload_success":
+            continue
+        if key == "reloads":
+            value = ", ".join(f"{n} {r}" for r, n in sorted(value.items())) or "none"
+        elif key == "last_reload":
+            value = _last_reload(value)
+        out.append(f"{key}: {value}")
+    return "\n".join(out)
+
+
+def _when(stamp: float) -> str:
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _last_reload(last: Any) -> str:
+    if last is None:
+        return "never"
+    text = f"{_when(last['time'])} {last['result']}"
+    if last["result"] == "success":
+        return f"{text} ({last['changes']} changes)"
+    return text + "".join(f"\n  {line}" for line in str(last["error"]).splitlines())
+
+
+def _show_tree(result: Any) -> str:
+    out: list[str] = []
+
+    def walk(node: Any, prefix: str, last: bool, root: bool) -> None:
+        interfaces = ", ".join(node["interfaces"]) or "no interfaces"
+        branch = "" if root else ("`-- " if last else "|-- ")
+        out.append(f"{prefix}{branch}{node['name']}  ({interfaces})")
+        inner = prefix if root else prefix + ("    " if last else "|   ")
+        children = node["children"]
+        for i, child in enumerate(children):
+            walk(child, inner, i == len(children) - 1, False)
+
+    for node in result:
+        walk(node, "", True, True)
+    return "\n".join(out)
+
+
+def _show_created(result: Any) -> str:
+    parent = f" (child of {result['parent']})" if result.get("parent") else ""
+    return f"vnet {result['name']} created{parent}"
+
+
+def _show_destroyed(result: Any) -> str:
+    return "destroyed: " + ", ".join(result["destroyed"])
+
+
+def _show_moved(result: Any) -> str:
+    return f"{result['interface']}: moved from vnet {result['from']} to vnet {result['to']}"
+
+
+def _show_epair(result: Any) -> str:
+    a, b = result["a"], result["b"]
+    return f"epair {a['vnet']}:{a['interface']} <-> {b['vnet']}:{b['interface']} created"
+
+
+def _show_tap(result: Any) -> str:
+    return f"vnet {result['vnet']}: {result['interface']} created, ether {result['mac']}"
+
+
+def _show_reload(result: Any) -> str:
+    changes = result["changes"]
+    if not changes:
+        return f"{result['config']}: reloaded, no changes"
+    return "\n".join([f"{result['config']}: reloaded, {len(changes)} changes", *changes])
 
 
 Formatter = Callable[[Any], str]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vrouterctl", description="Inspect a running vrouterd.")
+    parser = argparse.ArgumentParser(
+        prog="vrouterctl",
+        description="Inspect and change a running vrouterd.",
+        epilog="Exit status: 0 done, 1 refused by vrouterd (the reason is printed), "
+        "2 daemon unreachable or usage error.",
+    )
     parser.add_argument(
         "--socket",
         default=os.environ.get("VROUTER_SOCKET", DEFAULT_SOCKET),
@@ -201,13 +278,73 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print the raw JSON result")
         return p
 
-    vnet_p = sub.add_parser("vnet", help="vnets")
+    def json_flag(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--json", action="store_true", help="print the raw JSON result")
+        return p
+
+    vnet_p = sub.add_parser("vnet", help="vnets: list, create, destroy, tree")
     vnet_sub = vnet_p.add_subparsers(dest="action", required=True)
-    lst = vnet_sub.add_parser("list", help="list vnets")
-    lst.add_argument("--json", action="store_true", help="print the raw JSON result")
-    view("ifconfig", "interfaces of a vnet, with counters", vnet=True)
+    json_flag(vnet_sub.add_parser("list", help="list vnets"))
+    create = json_flag(
+        vnet_sub.add_parser(
+            "create", help="create a vnet (NAME a/b: a child of a, inheriting its sysctls)"
+        )
+    )
+    create.add_argument("name", help="vnet name, e.g. lab or lab/r1")
+    destroy = json_flag(vnet_sub.add_parser("destroy", help="destroy a vnet and all it holds"))
+    destroy.add_argument("name", help="vnet name")
+    destroy.add_argument(
+        "-r", "--recursive", action="store_true", help="destroy its child vnets too"
+    )
+    tree = json_flag(vnet_sub.add_parser("tree", help="show the vnet hierarchy"))
+    tree.add_argument("name", nargs="?", default="", help="only this vnet's subtree")
+    ifconfig = view(
+        "ifconfig",
+        "interfaces of a vnet; 'ifconfig VNET IFACE vnet TO' moves one, "
+        "'ifconfig VNET IFACE destroy' destroys one",
+        vnet=True,
+    )
+    ifconfig.add_argument(
+        "words", nargs="*", metavar="IFACE [vnet TO | destroy]", help="interface and action"
+    )
+    iface = sub.add_parser("interface", help="move or destroy an interface")
+    iface_sub = iface.add_subparsers(dest="action", required=True)
+    move = json_flag(iface_sub.add_parser("move", help="move an interface to another vnet"))
+    move.add_argument("vnet", help="vnet the interface is in")
+    move.add_argument("interface", help="interface name")
+    move.add_argument("to", help="vnet to move it to")
+    idestroy = json_flag(
+        iface_sub.add_parser("destroy", help="destroy an interface (an epair: both ends)")
+    )
+    idestroy.add_argument("vnet", help="vnet the interface is in")
+    idestroy.add_argument("interface", help="interface name")
+    epair = sub.add_parser("epair", help="create an epair between two vnets")
+    epair_sub = epair.add_subparsers(dest="action", required=True)
+    ecreate = json_flag(epair_sub.add_parser("create", help="create an epair, both ends up"))
+    ecreate.add_argument("a", metavar="VNET_A:IF", help="one end")
+    ecreate.add_argument("b", metavar="VNET_B:IF", help="the other end")
+    ecreate.add_argument("--mtu", type=int, default=1500, help="MTU of both ends (1500)")
+    tap = sub.add_parser("tap", help="create a TAP interface in a vnet")
+    tap_sub = tap.add_subparsers(dest="action", required=True)
+    tcreate = json_flag(tap_sub.add_parser("create", help="create a TAP (kernel interface)"))
+    tcreate.add_argument("vnet", help="vnet name")
+    tcreate.add_argument("interface", help="TAP name (a kernel interface name)")
+    tcreate.add_argument("addresses", nargs="*", metavar="ADDR/LEN", help="addresses")
+    tcreate.add_argument("--mtu", type=int, default=1500, help="MTU (1500)")
+    address = sub.add_parser("address", help="add or remove an interface address")
+    address_sub = address.add_subparsers(dest="action", required=True)
+    for action, help_ in (("add", "add an address"), ("del", "remove an address")):
+        p = json_flag(address_sub.add_parser(action, help=help_))
+        p.add_argument("vnet", help="vnet name")
+        p.add_argument("interface", help="interface name")
+        p.add_argument("address", metavar="ADDR/LEN", help="address with prefix length")
+    json_flag(
+        sub.add_parser(
+            "reload", help="re-read the config file and apply what changed (as SIGHUP does)"
+        )
+    )
     for name, help_ in (
-        ("route", "forwarding tables of a vnet"),
+        ("route", "show, add or remove the routes of a vnet"),
         ("arp", "ARP cache of a vnet"),
         ("ndp", "IPv6 neighbour cache of a vnet"),
     ):
@@ -217,6 +354,20 @@ def _parser() -> argparse.ArgumentParser:
         show.add_argument("vnet", help="vnet name")
         show.add_argument("--json", action="store_true", help="print the raw JSON result")
         if name == "route":
+            radd = s.add_parser(
+                "add",
+                help="add a static route",
+                usage="vrouterctl route add VNET PREFIX [via ADDR] [dev IF] "
+                "[blackhole|reject] [--json]",
+            )
+            radd.add_argument("vnet", help="vnet name")
+            radd.add_argument("prefix", help="destination ADDR/LEN")
+            radd.add_argument("words", nargs="*", metavar="via ADDR | dev IF | blackhole | reject")
+            radd.add_argument("--json", action="store_true", help="print the raw JSON result")
+            rdel = s.add_parser("del", help="remove a static route")
+            rdel.add_argument("vnet", help="vnet name")
+            rdel.add_argument("prefix", help="destination ADDR/LEN")
+            rdel.add_argument("--json", action="store_true", help="print the raw JSON result")
             family = show.add_mutually_exclusive_group()
             family.add_argument(
                 "-4", dest="family", action="store_const", const="inet", help="IPv4 only"
@@ -385,12 +536,96 @@ def _stdout_gone() -> None:
     os.close(devnull)
 
 
+def _usage(message: str) -> SystemExit:
+    print(f"vrouterctl: {message}", file=sys.stderr)
+    return SystemExit(2)
+
+
+def _route_words(words: list[str]) -> dict[str, Any]:
+    """Parse ``[via ADDR] [dev IF] [blackhole|reject]`` into route.add arguments."""
+    result: dict[str, Any] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in ("via", "dev", "interface") and i + 1 < len(words):
+            result["via" if word == "via" else "interface"] = words[i + 1]
+            i += 2
+        elif word in ("blackhole", "reject", "unicast"):
+            result["type"] = word
+            i += 1
+        else:
+            raise _usage(
+                f"route add: unexpected {word!r}; expected via ADDR, dev IF, blackhole or reject"
+            )
+    return result
+
+
+def _show_done_route(result: Any) -> str:
+    return _show_routes([result])
+
+
 def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any], Formatter]:
     cmd = args.command
     if cmd == "vnet":
+        if args.action == "create":
+            return "vnet.create", {"name": args.name}, _show_created
+        if args.action == "destroy":
+            return (
+                "vnet.destroy",
+                {"name": args.name, "recursive": args.recursive},
+                _show_destroyed,
+            )
+        if args.action == "tree":
+            return "vnet.tree", {"name": args.name}, _show_tree
         return "vnet.list", {}, _show_vnets
     if cmd == "ifconfig":
-        return "ifconfig", {"vnet": args.vnet}, _show_ifconfig
+        words = args.words
+        if not words:
+            return "ifconfig", {"vnet": args.vnet}, _show_ifconfig
+        if len(words) == 3 and words[1] == "vnet":
+            move = {"vnet": args.vnet, "interface": words[0], "to": words[2]}
+            return "interface.move", move, _show_moved
+        if len(words) == 2 and words[1] == "destroy":
+            return (
+                "interface.destroy",
+                {"vnet": args.vnet, "interface": words[0]},
+                _show_destroyed,
+            )
+        raise _usage("ifconfig VNET [IFACE vnet TO | IFACE destroy]")
+    if cmd == "interface":
+        if args.action == "move":
+            move = {"vnet": args.vnet, "interface": args.interface, "to": args.to}
+            return "interface.move", move, _show_moved
+        return (
+            "interface.destroy",
+            {"vnet": args.vnet, "interface": args.interface},
+            _show_destroyed,
+        )
+    if cmd == "epair":
+        return "epair.create", {"a": args.a, "b": args.b, "mtu": args.mtu}, _show_epair
+    if cmd == "tap":
+        tap_args = {
+            "vnet": args.vnet,
+            "interface": args.interface,
+            "addresses": args.addresses,
+            "mtu": args.mtu,
+        }
+        return "tap.create", tap_args, _show_tap
+    if cmd == "address":
+        addr_args = {"vnet": args.vnet, "interface": args.interface, "address": args.address}
+        verb = "added" if args.action == "add" else "removed"
+        return (
+            f"address.{args.action}",
+            addr_args,
+            lambda r: f"vnet {r['vnet']}: {r['interface']}: {r['address']} {verb}",
+        )
+    if cmd == "reload":
+        return "reload", {}, _show_reload
+    if cmd == "route" and args.action == "add":
+        add = {"vnet": args.vnet, "prefix": args.prefix, **_route_words(args.words)}
+        return "route.add", add, _show_done_route
+    if cmd == "route" and args.action == "del":
+        return "route.del", {"vnet": args.vnet, "prefix": args.prefix}, _show_done_route
     if cmd == "route":
         route_args: dict[str, Any] = {"vnet": args.vnet}
         if args.family:

@@ -66,6 +66,19 @@ class Timers:
                 ran += 1
         return ran
 
+    def purge(self) -> int:
+        """Drop cancelled timers now instead of at their deadline; return how many.
+
+        A cancelled timer keeps its callback (and what it refers to) until
+        its deadline passes; purging lets a destroyed interface go at once.
+        """
+        live = [entry for entry in self._heap if not entry[2].cancelled]
+        dropped = len(self._heap) - len(live)
+        if dropped:
+            heapq.heapify(live)
+            self._heap[:] = live
+        return dropped
+
     def clear(self) -> None:
         """Cancel everything (the vnet is going away)."""
         for _, _, timer in self._heap:

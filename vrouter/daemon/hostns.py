@@ -142,6 +142,11 @@ def configure(host: HostConfig, ifname: str, mtu: int) -> None:
         _ip("-n", ns, "-6", "route", "add", "default", "via", str(host.gateway6), "dev", ifname)
 
 
+def set_mtu(ns: str, ifname: str, mtu: int) -> None:
+    """Set the MTU of the host side of TAP ``ifname`` in namespace ``ns``."""
+    _ip("-n", ns, "link", "set", ifname, "mtu", str(mtu))
+
+
 def delete(name: str) -> None:
     """Delete namespace ``name`` (its processes keep running; its interfaces go)."""
     _ip("netns", "del", name)

@@ -30,6 +30,9 @@ from vrouter.core.vnet import VnetTree
 from vrouter.daemon import hostns, metrics, systemd
 from vrouter.daemon.build import Built, bring_up, build
 from vrouter.daemon.config import Config, ConfigError, load
+from vrouter.daemon.ops import Ops
+from vrouter.daemon.reload import ReloadError, ReloadRecord, Step
+from vrouter.daemon.reload import reload as reload_config
 from vrouter.io.driver import Driver
 
 log = logging.getLogger("vrouter.daemon")
@@ -49,6 +52,16 @@ class Daemon:
         self.ownership = hostns.Ownership(Path(config.daemon.state_dir))
         self.server: ControlServer | None = None
         self.exporter: metrics.MetricsServer | None = None
+        self.ops: Ops | None = None
+        """Run-time changes (API and reload); set once the vnets are built."""
+        self.lock = asyncio.Lock()
+        """Serializes start-up, reloads, changes through the API and shutdown."""
+        self.reloads: dict[str, int] = {"success": 0, "failure": 0}
+        """Reloads by result (``success``, ``failure``), read by the metrics exporter."""
+        self.last_reload_success: float | None = None
+        """Unix time of the last successful reload."""
+        self.last_reload: ReloadRecord | None = None
+        """How the last reload ended (``vrouterctl status``)."""
         self._stop = asyncio.Event()
 
     async def start(self) -> None:
@@ -66,6 +79,7 @@ class Daemon:
         self.tree = built.tree
         self.ownership = await asyncio.to_thread(hostns.claim, Path(cfg.daemon.state_dir))
         self.ownership.save()
+        self.ops = Ops(built.tree, self.driver, self.ownership)
         for vnet in built.tree:
             self.driver.attach_vnet(vnet)
         for a, b in built.epairs:
@@ -78,6 +92,7 @@ class Daemon:
                 raise hostns.HostError(f"cannot create TAP {ifp.name}: {err}") from err
             log.info("vnet %s: %s: tap attached, mac %s", ifp.vnet.name, ifp.name, ifp.mac.hex(":"))
             if icfg.host is not None:
+                self.ops.hosts[ifp.name] = icfg.host
                 await asyncio.to_thread(hostns.create, self.ownership, icfg.host)
                 await asyncio.to_thread(hostns.configure, icfg.host, ifp.name, ifp.mtu)
                 log.info(
@@ -109,6 +124,10 @@ class Daemon:
         """Begin an orderly shutdown."""
         log.info("%s received, shutting down", signame)
         self._stop.set()
+
+    async def reload(self) -> list[Step]:
+        """Reload the config file now (as SIGHUP does); raise ReloadError if it failed."""
+        return await reload(self, self.lock)
 
     async def run(self) -> None:
         """Serve until a stop is requested."""
@@ -158,18 +177,19 @@ def _status(daemon: Daemon) -> str:
     )
 
 
-async def reload(daemon: Daemon, lock: asyncio.Lock) -> None:
-    """Reload on SIGHUP, bracketed by RELOADING=1 and READY=1 (``Type=notify-reload``).
+async def reload(daemon: Daemon, lock: asyncio.Lock) -> list[Step]:
+    """Reload the config, bracketed by RELOADING=1 and READY=1 (``Type=notify-reload``).
 
-    ``lock`` serializes reloads; ``_serve`` holds it during start-up and from
-    shutdown on, so a SIGHUP then waits, or is dropped with the loop.  Live
-    reload is not implemented yet: the running configuration is kept, and
-    the bracket is already here so that ``systemctl reload`` completes.
+    ``lock`` serializes reloads with start-up, API changes and shutdown:
+    ``_serve`` holds it during start-up and from shutdown on, so a SIGHUP
+    then waits, or is dropped with the loop.  The file is read and validated,
+    and only the differences are applied (:mod:`vrouter.daemon.reload`); a
+    broken file or a failed step changes nothing and raises ReloadError.
     """
     async with lock:
         systemd.reloading("reloading")
         try:
-            log.warning("SIGHUP: live reload is not available in this version")
+            return await reload_config(daemon)
         finally:
             systemd.ready(_status(daemon))
 
@@ -179,12 +199,16 @@ async def _serve(config: Config) -> int:
     daemon = Daemon(config, loop)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, daemon.request_stop, signal.Signals(signum).name)
-    reload_lock = asyncio.Lock()
+    reload_lock = daemon.lock
     await reload_lock.acquire()
     reloads: set[asyncio.Task[None]] = set()
 
+    async def sighup() -> None:
+        with contextlib.suppress(ReloadError):  # logged and recorded; the daemon runs on
+            await reload(daemon, reload_lock)
+
     def on_sighup() -> None:
-        task = loop.create_task(reload(daemon, reload_lock))
+        task = loop.create_task(sighup())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 

@@ -681,6 +681,21 @@ def _advertise(vnet: Vnet, ra: RaState, now: float) -> None:
     ra.timer = vnet.timers.schedule(now + delay, lambda t: _advertise(vnet, ra, t))
 
 
+def disable_ra(vnet: Vnet, ifp: Ifnet, now: float) -> RaSettings | None:
+    """Stop advertising on ``ifp``, with a final RA of router lifetime 0 (RFC 4861 6.2.5).
+
+    Return the settings it advertised, None if it was not advertising.
+    """
+    ra = vnet.inet6.ra.pop(ifp.name, None)
+    if ra is None:
+        return None
+    ra.stop()
+    if ra.ready:
+        send_ra(vnet, ra, now, lifetime=0)
+    ra.ready = False
+    return ra.settings
+
+
 def cease(vnet: Vnet, now: float) -> None:
     """Send a final RA with router lifetime 0 on every advertising interface (RFC 4861 6.2.5)."""
     for name, ra in list(vnet.inet6.ra.items()):

@@ -89,6 +89,11 @@ class Driver:
         self.epairs.append(epair)
         return epair
 
+    def remove_epair(self, epair: Epair) -> None:
+        """Destroy ``epair``: frames in flight are dropped, neither end has a device."""
+        epair.close()
+        self.epairs.remove(epair)
+
     def _schedule_pump(self, epair: Epair) -> None:
         key = id(epair)
         if key not in self._pumping:

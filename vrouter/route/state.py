@@ -53,6 +53,15 @@ def remove_connected(vnet: Vnet, ifp: Ifnet, address: Address) -> None:
         fib.delete(address.network)
 
 
+def remove_interface_routes(vnet: Vnet, ifp: Ifnet) -> list[Route]:
+    """Remove every route of ``vnet`` out of ``ifp`` (connected and static); return them."""
+    removed = []
+    for fib in (vnet.route.fib, vnet.route.fib6):
+        for route in [r for r in fib if r.ifnet is ifp]:
+            removed.append(fib.delete(route.prefix))
+    return removed
+
+
 def add_static(
     vnet: Vnet,
     prefix: ipaddress.IPv4Network | ipaddress.IPv6Network,

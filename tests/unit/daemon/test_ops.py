@@ -1,0 +1,344 @@
+"""Tests for vrouter.daemon.ops: run-time vnet and interface operations on an in-memory tree.
+
+The driver runs on a real (idle) event loop but no device is opened: epairs
+and device-less interfaces only, so these run without root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import ipaddress
+import logging
+import tracemalloc
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from vrouter.daemon.ops import OpError, Ops, interface_config
+from vrouter.inet.arp import REACHABLE, Neighbour
+from vrouter.io.driver import Driver
+from vrouter.stack import new_tree
+from vrouter.wire.ethernet import ETHERTYPE_IPV4
+
+ip = ipaddress.ip_interface
+net = ipaddress.ip_network
+addr = ipaddress.ip_address
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    try:
+        yield loop
+    finally:
+        loop.close()
+
+
+@pytest.fixture
+def ops(loop: asyncio.AbstractEventLoop) -> Ops:
+    return Ops(new_tree(), Driver(loop))
+
+
+def run(loop: asyncio.AbstractEventLoop, coro: Any) -> Any:
+    return loop.run_until_complete(coro)
+
+
+def epair(ops: Ops, a: str, b: str, a_addr: tuple[str, ...] = (), b_addr: tuple[str, ...] = ()):
+    av, an = a.split(":")
+    bv, bn = b.split(":")
+    return ops.create_epair(
+        av,
+        interface_config(an, "epair", [ip(x) for x in a_addr], peer=(bv, bn)),
+        bv,
+        interface_config(bn, "epair", [ip(x) for x in b_addr], peer=(av, an)),
+    )
+
+
+def driver_is_empty(driver: Driver) -> bool:
+    return not driver.epairs and not driver.taps and not driver._armed
+
+
+# -- vnets --------------------------------------------------------------------------------
+
+
+def test_child_inherits_its_parents_sysctl_values(ops: Ops) -> None:
+    ops.create_vnet("lab")
+    ops.set_sysctl("lab", "net.inet.ip.ttl", 33)
+    ops.set_sysctl("lab", "net.inet.ip.forwarding", False)
+    child = ops.create_vnet("lab/r1")
+    assert child.parent is ops.vnet("lab")
+    assert child.inet.ttl == 33
+    assert child.inet.forwarding is False
+    assert ops.tree_of("") == [
+        {
+            "name": "lab",
+            "interfaces": [],
+            "children": [{"name": "lab/r1", "interfaces": [], "children": []}],
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("lab/r1", "parent 'lab' does not exist"),
+        ("-x", "bad vnet name"),
+        ("a", "already exists"),
+    ],
+)
+def test_create_refusals_name_the_vnet(ops: Ops, name: str, message: str) -> None:
+    ops.create_vnet("a")
+    with pytest.raises(OpError, match=message):
+        ops.create_vnet(name)
+    assert [v.name for v in ops.tree] == ["a"]
+
+
+def test_destroy_refuses_a_vnet_with_children_unless_recursive(
+    ops: Ops, loop: asyncio.AbstractEventLoop
+) -> None:
+    for name in ("lab", "lab/r1", "lab/r1/x", "lab/r2"):
+        ops.create_vnet(name)
+    with pytest.raises(OpError, match=r"vnet lab has children \(lab/r1/x, lab/r1, lab/r2\)"):
+        run(loop, ops.destroy_vnet("lab"))
+    assert len(ops.tree) == 4
+    assert run(loop, ops.destroy_vnet("lab", recursive=True)) == [
+        "lab/r1/x",
+        "lab/r1",
+        "lab/r2",
+        "lab",
+    ]
+    assert len(ops.tree) == 0
+    assert driver_is_empty(ops.driver)
+
+
+def test_destroying_a_vnet_takes_its_epairs_other_end_with_a_log_line(
+    ops: Ops, loop: asyncio.AbstractEventLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    ops.create_vnet("red")
+    ops.create_vnet("blue")
+    epair(ops, "red:ep0", "blue:ep0", ("10.0.0.1/30",), ("10.0.0.2/30",))
+    ops.add_route("blue", net("192.0.2.0/24"), via=addr("10.0.0.1"))
+    caplog.set_level(logging.INFO, "vrouter.ops")
+    run(loop, ops.destroy_vnet("red"))
+    blue = ops.vnet("blue")
+    assert blue.link.interfaces == {}
+    assert len(blue.route.fib) == 0, "connected and static routes via ep0 went with it"
+    assert blue.inet.local == {}
+    assert "vnet blue: ep0: gone with its epair peer red:ep0" in caplog.text
+    assert ops.driver.epairs == []
+
+
+def test_destroy_frees_the_vnet_and_its_interfaces(
+    ops: Ops, loop: asyncio.AbstractEventLoop
+) -> None:
+    ops.create_vnet("keep")
+    ops.create_vnet("gone")
+    a, b = epair(ops, "gone:ep0", "keep:ep0", ("10.0.0.1/30", "2001:db8::1/64"), ("10.0.0.2/30",))
+    gone = ops.vnet("gone")
+    gone.inet.arp.entries[("ep0", b"\x0a\x00\x00\x02")] = Neighbour(
+        a, b"\x0a\x00\x00\x02", REACHABLE
+    )
+    refs = [weakref.ref(x) for x in (gone, a, b, gone.timers)]
+    del gone, a, b
+    run(loop, ops.destroy_vnet("gone"))
+    loop.run_until_complete(asyncio.sleep(0))  # let a scheduled epair pump run
+    gc.collect()
+    assert [r() for r in refs] == [None] * len(refs), "something still holds the vnet"
+    assert driver_is_empty(ops.driver) or list(ops.driver._armed) == ["keep"]
+
+
+def test_a_thousand_create_destroy_cycles_return_memory_to_baseline(
+    ops: Ops, loop: asyncio.AbstractEventLoop
+) -> None:
+    ops.create_vnet("core")
+
+    def cycle(i: int) -> None:
+        name = f"v{i % 7}"
+        ops.create_vnet(name)
+        epair(ops, f"{name}:ep0", f"core:{name}", ("10.9.0.1/30", "2001:db8:9::1/64"), ())
+        ops.add_route(name, net("198.51.100.0/24"), via=addr("10.9.0.2"))
+        ops.set_sysctl(name, "net.inet.ip.ttl", 10 + i % 50)
+        loop.run_until_complete(asyncio.sleep(0))
+        run(loop, ops.destroy_vnet(name))
+
+    for i in range(50):  # warm caches (interned strings, method caches, the loop)
+        cycle(i)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        baseline = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            cycle(i)
+        loop.run_until_complete(asyncio.sleep(0))
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - baseline
+    finally:
+        tracemalloc.stop()
+    print(f"tracemalloc: {grown} bytes more after 1000 cycles")
+    assert grown < 64 * 1024, f"{grown} bytes still held after 1000 cycles"
+    assert ops.driver.epairs == []
+    assert ops.driver.taps == {}
+    assert list(ops.driver._armed) in ([], ["core"])
+    core = ops.vnet("core")
+    assert core.link.interfaces == {}
+    assert core.inet6.groups == {} and core.inet6.linklocal == {}
+    assert len(core.timers) == 0
+
+
+# -- interfaces -----------------------------------------------------------------------------
+
+
+def test_epair_creation_validates_both_ends_before_creating_either(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x")
+    with pytest.raises(OpError, match=r"vnet b already has an interface 'x'"):
+        epair(ops, "a:y", "b:x")
+    assert set(ops.vnet("a").link.interfaces) == {"x"}
+    with pytest.raises(OpError, match=r"invalid interface name"):
+        epair(ops, "a:bad name", "b:z")
+    with pytest.raises(OpError, match=r"cannot peer with itself"):
+        epair(ops, "a:z", "a:z")
+    with pytest.raises(OpError, match=r"10.0.0.1 is already assigned to interface x"):
+        ops.add_address("a", "x", ip("10.0.0.1/24"))
+        epair(ops, "a:q", "b:q", ("10.0.0.1/30",))
+    assert len(ops.driver.epairs) == 1
+
+
+def test_a_tap_that_cannot_be_created_leaves_nothing(
+    ops: Ops, loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ops.create_vnet("a")
+
+    def refuse(ifnet: object) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(ops.driver, "add_tap", refuse)
+    icfg = interface_config("tap0", "tap", [ip("192.0.2.1/24")])
+    with pytest.raises(OpError, match=r"vnet a: cannot create TAP tap0: .*not permitted"):
+        run(loop, ops.create_interface("a", icfg))
+    vnet = ops.vnet("a")
+    assert vnet.link.interfaces == {}
+    assert vnet.inet.local == {} and len(vnet.route.fib) == 0
+
+
+def test_destroying_an_interface_takes_its_routes_and_neighbours(
+    ops: Ops, loop: asyncio.AbstractEventLoop
+) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    x, _ = epair(ops, "a:x", "b:x", ("10.0.0.1/30", "2001:db8::1/64"), ("10.0.0.2/30",))
+    y, _ = epair(ops, "a:y", "b:y", ("10.0.1.1/30",), ("10.0.1.2/30",))
+    ops.add_route("a", net("198.51.100.0/24"), via=addr("10.0.0.2"))
+    ops.add_route("a", net("203.0.113.0/24"), via=addr("10.0.1.2"))
+    ops.add_route("a", net("192.0.2.0/24"), "blackhole")
+    vnet = ops.vnet("a")
+    vnet.inet.arp.entries[("x", b"\x0a\x00\x00\x02")] = Neighbour(x, b"\x0a\x00\x00\x02", REACHABLE)
+    vnet.inet.arp.entries[("y", b"\x0a\x00\x01\x02")] = Neighbour(y, b"\x0a\x00\x01\x02", REACHABLE)
+    assert run(loop, ops.destroy_interface("a", "x")) == [("a", "x"), ("b", "x")]
+    assert [str(r.prefix) for r in vnet.route.fib] == [
+        "10.0.1.0/30",
+        "192.0.2.0/24",
+        "203.0.113.0/24",
+    ]
+    assert len(vnet.route.fib6) == 0
+    assert list(vnet.inet.arp.entries) == [("y", b"\x0a\x00\x01\x02")]
+    assert "x" not in vnet.inet6.groups
+    assert set(vnet.inet.local) == {b"\x0a\x00\x01\x01"}
+    assert len(ops.driver.epairs) == 1
+    with pytest.raises(OpError, match=r"vnet a has no interface 'x' \(its interfaces: y\)"):
+        run(loop, ops.destroy_interface("a", "x"))
+
+
+def test_move_resets_the_interface_and_keeps_its_device(
+    ops: Ops, loop: asyncio.AbstractEventLoop
+) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    ops.create_vnet("j")
+    x, peer = epair(ops, "a:x", "b:x", ("10.0.0.1/30", "2001:db8::1/64"), ("10.0.0.2/30",))
+    ops.add_route("a", net("198.51.100.0/24"), via=addr("10.0.0.2"))
+    old = ops.vnet("a")
+    old.inet.arp.entries[("x", b"\x0a\x00\x00\x02")] = Neighbour(x, b"\x0a\x00\x00\x02", REACHABLE)
+    link_local = x.addresses6[0]
+    counters = x.counters
+    moved = ops.move_interface("a", "x", "j")
+    assert moved is x and x.vnet is ops.vnet("j")
+    assert old.link.interfaces == {}
+    assert len(old.route.fib) == 0 and len(old.route.fib6) == 0
+    assert old.inet.arp.entries == {} and old.inet.local == {} and old.inet6.local == {}
+    assert old.inet6.linklocal == {}
+    assert x.addresses == [] and x.addresses6 == [link_local], "only the link-local, regenerated"
+    assert x.up and x.counters is counters
+    new = ops.vnet("j")
+    assert new.link.interfaces == {"x": x}
+    assert ("x", link_local.ip.packed) in new.inet6.linklocal
+    # The epair still carries frames, now into vnet j.
+    seen: list[bytes] = []
+    new.link.ethertypes[ETHERTYPE_IPV4] = lambda ifp, frame, now: seen.append(frame)
+    frame = x.mac + peer.mac + b"\x08\x00" + bytes(46)
+    peer.output(frame)
+    loop.run_until_complete(asyncio.sleep(0))
+    assert seen == [frame]
+
+
+def test_move_refusals_change_nothing(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    with pytest.raises(OpError, match=r"interface x is already in vnet a"):
+        ops.move_interface("a", "x", "a")
+    with pytest.raises(OpError, match=r"vnet b already has an interface 'x'"):
+        ops.move_interface("a", "x", "b")
+    with pytest.raises(OpError, match=r"no vnet named 'nowhere'"):
+        ops.move_interface("a", "x", "nowhere")
+    assert ops.vnet("a").link.interfaces["x"].addresses == [ip("10.0.0.1/30")]
+
+
+# -- addresses and routes ---------------------------------------------------------------------
+
+
+def test_address_add_and_remove(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    x, _ = epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    y, _ = epair(ops, "a:y", "b:y")
+    ops.add_address("a", "y", ip("2001:db8:5::1/64"))
+    vnet = ops.vnet("a")
+    assert vnet.route.fib6.get(net("2001:db8:5::/64")) is not None
+    with pytest.raises(OpError, match=r"network 10.0.0.0/24 overlaps 10.0.0.0/30 of interface x"):
+        ops.add_address("a", "y", ip("10.0.0.5/24"))
+    with pytest.raises(OpError, match=r"one IPv6 link-local address"):
+        ops.add_address("a", "y", ip("fe80::1/64"))
+    with pytest.raises(OpError, match=r"vnet a: y has no address 10.0.0.1/30 \(it has: "):
+        ops.remove_address("a", "y", ip("10.0.0.1/30"))
+    with pytest.raises(OpError, match=r"link-local address goes with the interface"):
+        ops.remove_address("a", "y", y.addresses6[0])
+    ops.remove_address("a", "y", ip("2001:db8:5::1/64"))
+    assert vnet.route.fib6.get(net("2001:db8:5::/64")) is None
+    assert b"\x20\x01\x0d\xb8\x00\x05" + bytes(9) + b"\x01" not in vnet.inet6.local
+    ops.remove_address("a", "x", ip("10.0.0.1/30"))
+    assert len(vnet.route.fib) == 0 and x.addresses == []
+
+
+def test_route_add_and_remove(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    ops.add_route("a", net("198.51.100.0/24"), via=addr("10.0.0.2"))
+    ops.add_route("a", net("203.0.113.0/24"), "reject")
+    with pytest.raises(OpError, match=r"a static route to 198.51.100.0/24 already exists"):
+        ops.add_route("a", net("198.51.100.0/24"), "blackhole")
+    with pytest.raises(OpError, match=r"next hop 192.0.2.9 is not on a connected network"):
+        ops.add_route("a", net("192.0.2.0/24"), via=addr("192.0.2.9"))
+    with pytest.raises(OpError, match=r"a blackhole route takes no next hop"):
+        ops.add_route("a", net("192.0.2.0/24"), "blackhole", via=addr("10.0.0.2"))
+    with pytest.raises(OpError, match=r"is connected .interface x.; remove the address instead"):
+        ops.remove_route("a", net("10.0.0.0/30"))
+    with pytest.raises(OpError, match=r"vnet a has no route to 192.0.2.0/24"):
+        ops.remove_route("a", net("192.0.2.0/24"))
+    assert ops.remove_route("a", net("203.0.113.0/24")).type == "reject"
+    assert [str(r.prefix) for r in ops.vnet("a").route.fib] == ["10.0.0.0/30", "198.51.100.0/24"]

@@ -1,0 +1,591 @@
+"""Run-time operations: the one place that changes running vnets.
+
+The control API and live reload both go through :class:`Ops`: create and
+destroy vnets (FreeBSD ``jail -c vnet`` / ``jail -r``), create and destroy
+interfaces (TAPs with their host namespace, epairs), move an interface to
+another vnet (``ifconfig IF vnet J``), add and remove addresses and static
+routes, change an MTU or router advertisements.
+
+Guarantees:
+
+- Every operation checks everything it can first and raises :class:`OpError`
+  naming the vnet and the interface before it changes anything; a step that
+  fails later (the kernel refuses a TAP, ``ip netns add`` fails) undoes what
+  the operation did so far before raising.
+- Destroying frees everything: an interface leaves with its addresses, its
+  routes (connected and static), its neighbour entries, multicast groups and
+  router advertisements (a final RA with lifetime 0 goes out first); a TAP's
+  device is closed (the kernel interface vanishes) and the host namespace
+  created for it removed; an epair goes as a whole and its other end
+  disappears from its vnet with a log line.  Destroying a vnet destroys its
+  interfaces, then detaches every subsystem (neighbour caches, reassembly
+  buffers, firewall states, timers) and its deadline in the driver.
+- Moving an interface keeps its device running: in the old vnet its
+  addresses, routes via it and neighbour entries go; it arrives in the new
+  vnet without addresses (an EUI-64 link-local one is generated) and up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+from collections.abc import Iterable
+
+from vrouter.core.vnet import Vnet, VnetError, VnetTree
+from vrouter.daemon import build, hostns
+from vrouter.daemon.config import HostConfig, InterfaceConfig, RaConfig
+from vrouter.firewall import subsystem as firewall
+from vrouter.firewall.rules import Ruleset
+from vrouter.inet import ipv4
+from vrouter.inet6 import ipv6, nd
+from vrouter.io.driver import Driver
+from vrouter.link.epair import Epair
+from vrouter.link.ifnet import Ifnet
+from vrouter.route import state as route_state
+from vrouter.route.fib import BLACKHOLE, REJECT, STATIC, UNICAST, Route, RouteError
+
+log = logging.getLogger("vrouter.ops")
+
+Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+ROUTE_TYPES = (UNICAST, BLACKHOLE, REJECT)
+MTU_MIN = 68
+MTU_MAX = 65535
+IPV6_MTU_MIN = 1280
+
+
+class OpError(Exception):
+    """An operation was refused or failed; the message names the vnet and interface."""
+
+
+def check_mtu(where: str, mtu: int, carries_ipv6: bool) -> None:
+    """Raise OpError unless ``mtu`` fits a link (one carrying IPv6 needs 1280, RFC 8200)."""
+    if not MTU_MIN <= mtu <= MTU_MAX:
+        raise OpError(f"{where}: mtu {mtu} is not in {MTU_MIN}..{MTU_MAX}")
+    if mtu < IPV6_MTU_MIN and carries_ipv6:
+        raise OpError(
+            f"{where}: mtu {mtu} is below {IPV6_MTU_MIN}, the minimum MTU of a link "
+            "that carries IPv6 (RFC 8200)"
+        )
+
+
+def check_ifname(name: str) -> None:
+    """Raise OpError unless ``name`` is a valid interface name (Linux IFNAMSIZ)."""
+    if not _IFNAME.fullmatch(name) or name in (".", ".."):
+        raise OpError(f"invalid interface name {name!r}: 1-15 characters from [A-Za-z0-9_.-]")
+
+
+def interface_config(
+    name: str,
+    kind: str,
+    addresses: Iterable[Address] = (),
+    mtu: int = 1500,
+    host: HostConfig | None = None,
+    peer: tuple[str, str] | None = None,
+) -> InterfaceConfig:
+    """Return the config of an interface created at run time (up, derived MAC, no RAs)."""
+    return InterfaceConfig(
+        name=name,
+        type=kind,
+        addresses=tuple(addresses),
+        mtu=mtu,
+        mac=None,
+        up=True,
+        host=host,
+        peer=peer,
+    )
+
+
+class Ops:
+    """Changes a running vnet tree, its devices and host namespaces.
+
+    ``ownership`` records the namespaces created (None: no host namespaces,
+    as in tests that run without a daemon); ``hosts`` maps each TAP with a
+    host to its host config, so destroying the TAP removes the namespace.
+    """
+
+    def __init__(
+        self, tree: VnetTree, driver: Driver, ownership: hostns.Ownership | None = None
+    ) -> None:
+        self.tree = tree
+        self.driver = driver
+        self.ownership = ownership
+        self.hosts: dict[str, HostConfig] = {}
+
+    # -- lookups -----------------------------------------------------------------
+
+    def vnet(self, name: str) -> Vnet:
+        """Return vnet ``name`` or raise OpError."""
+        try:
+            return self.tree.get(name)
+        except VnetError as err:
+            raise OpError(str(err)) from None
+
+    def interface(self, vnet: Vnet, name: str) -> Ifnet:
+        """Return interface ``name`` of ``vnet`` or raise OpError."""
+        ifp = vnet.link.interfaces.get(name)
+        if ifp is None:
+            known = ", ".join(vnet.link.interfaces) or "none"
+            raise OpError(f"vnet {vnet.name} has no interface {name!r} (its interfaces: {known})")
+        return ifp
+
+    def epair_of(self, ifp: Ifnet) -> Epair | None:
+        """Return the epair ``ifp`` is an end of, if any."""
+        return next((e for e in self.driver.epairs if e.a is ifp or e.b is ifp), None)
+
+    def tree_of(self, name: str) -> list[dict[str, object]]:
+        """Return the vnet hierarchy under ``name`` ("" for every root) as nested data."""
+
+        def node(vnet: Vnet) -> dict[str, object]:
+            return {
+                "name": vnet.name,
+                "interfaces": sorted(vnet.link.interfaces),
+                "children": [node(c) for c in vnet.children.values()],
+            }
+
+        if name:
+            return [node(self.vnet(name))]
+        return [node(v) for v in self.tree if v.parent is None]
+
+    # -- vnets -------------------------------------------------------------------
+
+    def create_vnet(self, name: str) -> Vnet:
+        """Create vnet ``name`` (its parent must exist; it inherits its sysctl values)."""
+        try:
+            vnet = self.tree.create(name)
+        except VnetError as err:
+            raise OpError(str(err)) from None
+        self.driver.attach_vnet(vnet)
+        if vnet.parent is not None:
+            log.info("vnet %s: created, child of %s", name, vnet.parent.name)
+        else:
+            log.info("vnet %s: created", name)
+        return vnet
+
+    def subtree(self, vnet: Vnet) -> list[Vnet]:
+        """Return ``vnet`` and its descendants, deepest first."""
+        found: list[Vnet] = []
+        for child in list(vnet.children.values()):
+            found.extend(self.subtree(child))
+        found.append(vnet)
+        return found
+
+    async def destroy_vnet(self, name: str, recursive: bool = False) -> list[str]:
+        """Destroy vnet ``name`` (with its descendants if ``recursive``); return their names."""
+        vnet = self.vnet(name)
+        doomed = self.subtree(vnet)
+        if len(doomed) > 1 and not recursive:
+            children = ", ".join(c.name for c in doomed[:-1])
+            raise OpError(
+                f"vnet {name} has children ({children}); destroy them first or destroy recursively"
+            )
+        for victim in doomed:
+            for ifname in list(victim.link.interfaces):
+                if ifname in victim.link.interfaces:  # an epair end may have gone already
+                    await self.destroy_interface(victim.name, ifname)
+            self.driver.detach_vnet(victim)
+            self.tree.destroy(victim.name)
+            log.info("vnet %s: destroyed", victim.name)
+        return [v.name for v in doomed]
+
+    # -- interfaces --------------------------------------------------------------
+
+    def _check_new_interface(self, vnet: Vnet, icfg: InterfaceConfig) -> None:
+        check_ifname(icfg.name)
+        if icfg.name in vnet.link.interfaces:
+            raise OpError(f"vnet {vnet.name} already has an interface {icfg.name!r}")
+        carries_ipv6 = icfg.ra is not None or any(
+            a.version == 6 and not a.is_link_local for a in icfg.addresses
+        )
+        check_mtu(f"vnet {vnet.name}: {icfg.name}", icfg.mtu, carries_ipv6)
+        pending: list[Address] = []
+        for address in icfg.addresses:
+            self._check_address(vnet, None, address, pending, icfg.name)
+            pending.append(address)
+
+    def _check_address(
+        self,
+        vnet: Vnet,
+        ifp: Ifnet | None,
+        address: Address,
+        pending: list[Address],
+        ifname: str,
+    ) -> None:
+        """Refuse an address taken in ``vnet`` or whose network overlaps another interface's."""
+        where = f"vnet {vnet.name}: {ifname}"
+        if address.version == 6 and address.is_link_local:
+            if ifp is not None or any(a.version == 6 and a.is_link_local for a in pending):
+                raise OpError(
+                    f"{where}: an interface has one IPv6 link-local address, set when it is created"
+                )
+            return
+        if address.version == 4 and (
+            address.network.prefixlen < 31
+            and address.ip in (address.network.network_address, address.network.broadcast_address)
+        ):
+            raise OpError(f"{where}: {address} is the network or broadcast address of its network")
+        for other in vnet.link.interfaces.values():
+            for have in other.all_addresses():
+                _conflict(where, address, have, other.name, same=other is ifp)
+        for have in pending:
+            _conflict(where, address, have, ifname, same=True)
+
+    async def create_interface(self, vnet_name: str, icfg: InterfaceConfig) -> Ifnet:
+        """Create a TAP (with its host namespace, if any) or a device-less interface."""
+        vnet = self.vnet(vnet_name)
+        if icfg.type == "epair":
+            raise OpError(f"vnet {vnet.name}: {icfg.name}: an epair is created with its peer")
+        self._check_new_interface(vnet, icfg)
+        if icfg.type == "tap":
+            if icfg.name in self.driver.taps:
+                owner = self.driver.taps[icfg.name].ifnet.vnet.name
+                raise OpError(
+                    f"vnet {vnet.name}: TAP {icfg.name} already exists (in vnet {owner}); "
+                    "TAP names are kernel names, unique across the daemon"
+                )
+            if icfg.host is not None:
+                if self.ownership is None:
+                    raise OpError(f"vnet {vnet.name}: {icfg.name}: host namespaces need a daemon")
+                if hostns.netns_exists(icfg.host.netns):
+                    raise OpError(
+                        f"vnet {vnet.name}: {icfg.name}: netns {icfg.host.netns} already exists"
+                    )
+        now = self.driver.now()
+        ifp = build.add_interface(vnet, icfg, now)
+        if icfg.type == "tap":
+            try:
+                await self._attach_tap(ifp, icfg)
+            except BaseException:
+                await self._remove_tap(ifp)
+                raise
+        build.bring_up(vnet, [icfg], self.driver.now())
+        log.info(
+            "vnet %s: %s: %s created, mac %s%s",
+            vnet.name,
+            ifp.name,
+            icfg.type,
+            ifp.mac.hex(":"),
+            f", host netns {icfg.host.netns}" if icfg.host is not None else "",
+        )
+        return ifp
+
+    async def _attach_tap(self, ifp: Ifnet, icfg: InterfaceConfig) -> None:
+        try:
+            self.driver.add_tap(ifp)
+        except OSError as err:
+            raise OpError(f"vnet {ifp.vnet.name}: cannot create TAP {ifp.name}: {err}") from err
+        host = icfg.host
+        if host is None:
+            return
+        assert self.ownership is not None
+        self.hosts[ifp.name] = host
+        try:
+            await asyncio.to_thread(hostns.create, self.ownership, host)
+            await asyncio.to_thread(hostns.configure, host, ifp.name, ifp.mtu)
+        except hostns.HostError as err:
+            raise OpError(f"vnet {ifp.vnet.name}: {ifp.name}: {err}") from err
+
+    async def _remove_tap(self, ifp: Ifnet) -> None:
+        """Undo :meth:`_attach_tap` and forget the interface."""
+        if ifp.name in ifp.vnet.link.interfaces:
+            self.detach(ifp)
+        tap = self.driver.taps.get(ifp.name)
+        if tap is not None and tap.ifnet is ifp:
+            self.driver.remove_tap(ifp.name)
+        host = self.hosts.pop(ifp.name, None)
+        if host is not None:
+            await self._delete_netns(host.netns)
+
+    async def _delete_netns(self, name: str) -> None:
+        ownership = self.ownership
+        if ownership is None or name not in ownership.netns:
+            return
+        try:
+            if hostns.netns_exists(name):
+                await asyncio.to_thread(hostns.delete, name)
+                log.info("removed netns %s", name)
+        except hostns.HostError as err:
+            log.error("%s", err)
+        ownership.netns.remove(name)
+        ownership.save()
+
+    def create_epair(
+        self, a_vnet: str, a: InterfaceConfig, b_vnet: str, b: InterfaceConfig
+    ) -> tuple[Ifnet, Ifnet]:
+        """Create an epair between ``a_vnet``:``a`` and ``b_vnet``:``b`` and bring it up."""
+        va = self.vnet(a_vnet)
+        vb = self.vnet(b_vnet)
+        if (a_vnet, a.name) == (b_vnet, b.name):
+            raise OpError(f"epair {a_vnet}:{a.name} cannot peer with itself")
+        self._check_new_interface(va, a)
+        self._check_new_interface(vb, b)
+        now = self.driver.now()
+        ifa = build.add_interface(va, a, now)
+        ifb = build.add_interface(vb, b, now)
+        self.driver.add_epair(ifa, ifb)
+        build.bring_up(va, [a], now)
+        build.bring_up(vb, [b], now)
+        log.info("vnet %s: %s: epair to vnet %s %s created", a_vnet, a.name, b_vnet, b.name)
+        return ifa, ifb
+
+    async def destroy_interface(self, vnet_name: str, name: str) -> list[tuple[str, str]]:
+        """Destroy an interface (an epair with both ends); return the (vnet, name)s gone."""
+        vnet = self.vnet(vnet_name)
+        ifp = self.interface(vnet, name)
+        gone = [(vnet.name, ifp.name)]
+        epair = self.epair_of(ifp) if ifp.kind == "epair" else None
+        if epair is not None:
+            peer = epair.b if epair.a is ifp else epair.a
+            self.detach(ifp)
+            if peer.vnet.link.interfaces.get(peer.name) is peer:
+                self.detach(peer)
+            self.driver.remove_epair(epair)
+            gone.append((peer.vnet.name, peer.name))
+            log.info("vnet %s: %s: epair destroyed", vnet.name, ifp.name)
+            log.info(
+                "vnet %s: %s: gone with its epair peer %s:%s",
+                peer.vnet.name,
+                peer.name,
+                vnet.name,
+                ifp.name,
+            )
+        elif ifp.kind == "tap":
+            await self._remove_tap(ifp)
+            log.info("vnet %s: %s: tap destroyed", vnet.name, ifp.name)
+        else:
+            self.detach(ifp)
+            log.info("vnet %s: %s: destroyed", vnet.name, ifp.name)
+        return gone
+
+    def detach(self, ifp: Ifnet) -> list[Route]:
+        """Take ``ifp`` out of its vnet with every piece of state about it.
+
+        Return the routes removed with it; the device is left alone.
+        """
+        vnet = ifp.vnet
+        now = self.driver.now()
+        nd.disable_ra(vnet, ifp, now)
+        routes = route_state.remove_interface_routes(vnet, ifp)
+        for v4 in list(ifp.addresses):
+            ipv4.remove_address(vnet, ifp, v4)
+        vnet.inet.arp.flush_interface(ifp)
+        for v6 in list(ifp.addresses6):
+            ipv6.remove_address(vnet, ifp, v6)
+        vnet.inet6.nd.flush_interface(ifp)
+        vnet.inet6.groups.pop(ifp.name, None)
+        ifp.up = False
+        del vnet.link.interfaces[ifp.name]
+        vnet.timers.purge()
+        return routes
+
+    def move_interface(self, vnet_name: str, name: str, to: str) -> Ifnet:
+        """Move an interface to vnet ``to`` (``ifconfig IF vnet J``); its device keeps running."""
+        vnet = self.vnet(vnet_name)
+        ifp = self.interface(vnet, name)
+        target = self.vnet(to)
+        if target is vnet:
+            raise OpError(f"interface {name} is already in vnet {to}")
+        if name in target.link.interfaces:
+            raise OpError(f"vnet {to} already has an interface {name!r}")
+        routes = self.detach(ifp)
+        static = [r for r in routes if r.origin == STATIC]
+        ifp.vnet = target
+        target.link.add(ifp)
+        now = self.driver.now()
+        ipv6.enable(target, ifp, now)
+        ipv4.set_up(target, ifp, now)
+        ipv6.set_up(target, ifp, now)
+        log.info(
+            "vnet %s: %s: moved to vnet %s (addresses and %d static routes left behind)",
+            vnet.name,
+            name,
+            to,
+            len(static),
+        )
+        log.info("vnet %s: %s: arrived from vnet %s, index %d", to, name, vnet.name, ifp.index)
+        return ifp
+
+    async def set_mtu(self, vnet_name: str, name: str, mtu: int) -> int:
+        """Set an interface's MTU (and its host side's); return the old one."""
+        vnet = self.vnet(vnet_name)
+        ifp = self.interface(vnet, name)
+        carries_ipv6 = ifp.name in vnet.inet6.ra or any(not a.is_link_local for a in ifp.addresses6)
+        check_mtu(f"vnet {vnet.name}: {name}", mtu, carries_ipv6)
+        old = ifp.mtu
+        host = self.hosts.get(name) if ifp.kind == "tap" else None
+        if host is not None:
+            try:
+                await asyncio.to_thread(hostns.set_mtu, host.netns, name, mtu)
+            except hostns.HostError as err:
+                raise OpError(f"vnet {vnet.name}: {name}: {err}") from err
+        ifp.mtu = mtu
+        log.info("vnet %s: %s: mtu %d -> %d", vnet.name, name, old, mtu)
+        return old
+
+    def set_ra(
+        self, vnet_name: str, name: str, settings: nd.RaSettings | None
+    ) -> nd.RaSettings | None:
+        """Advertise ``settings`` on an interface (None: stop); return the old settings."""
+        vnet = self.vnet(vnet_name)
+        ifp = self.interface(vnet, name)
+        now = self.driver.now()
+        old = nd.disable_ra(vnet, ifp, now)
+        if settings is not None:
+            nd.enable_ra(vnet, ifp, settings, now)
+        log.info(
+            "vnet %s: %s: router advertisements %s",
+            vnet.name,
+            name,
+            "on" if settings is not None else "off",
+        )
+        return old
+
+    @staticmethod
+    def ra_settings(cfg: RaConfig | None) -> nd.RaSettings | None:
+        """Return the ND layer's view of an RA config (None stays None)."""
+        return build.ra_settings(cfg) if cfg is not None else None
+
+    # -- addresses ---------------------------------------------------------------
+
+    def add_address(self, vnet_name: str, name: str, address: Address) -> None:
+        """Add ``address`` to an interface (a connected route comes with it)."""
+        vnet = self.vnet(vnet_name)
+        ifp = self.interface(vnet, name)
+        self._check_address(vnet, ifp, address, [], name)
+        if not (address.version == 6 and address.is_link_local):
+            route = vnet.route.table(address.version).get(address.network)
+            if route is not None and route.origin == STATIC:
+                raise OpError(
+                    f"vnet {vnet.name}: {name}: a static route to {address.network} exists; "
+                    "remove it before adding an address on that network"
+                )
+        now = self.driver.now()
+        if isinstance(address, ipaddress.IPv4Interface):
+            ipv4.add_address(vnet, ifp, address, now)
+        else:
+            ipv6.add_address(vnet, ifp, address, now)
+        log.info("vnet %s: %s: address %s added", vnet.name, name, address)
+
+    def remove_address(self, vnet_name: str, name: str, address: Address) -> None:
+        """Remove ``address`` from an interface with its connected route and neighbours."""
+        vnet = self.vnet(vnet_name)
+        ifp = self.interface(vnet, name)
+        if address not in ifp.all_addresses():
+            have = ", ".join(str(a) for a in ifp.all_addresses()) or "none"
+            raise OpError(f"vnet {vnet.name}: {name} has no address {address} (it has: {have})")
+        if isinstance(address, ipaddress.IPv4Interface):
+            ipv4.remove_address(vnet, ifp, address)
+        else:
+            if address.is_link_local:
+                raise OpError(
+                    f"vnet {vnet.name}: {name}: the link-local address goes with the interface"
+                )
+            ipv6.remove_address(vnet, ifp, address)
+        log.info("vnet %s: %s: address %s removed", vnet.name, name, address)
+
+    # -- routes ------------------------------------------------------------------
+
+    def add_route(
+        self,
+        vnet_name: str,
+        prefix: Prefix,
+        type_: str = UNICAST,
+        via: IPAddress | None = None,
+        interface: str | None = None,
+    ) -> Route:
+        """Add a static route (``via`` must be on a connected network)."""
+        vnet = self.vnet(vnet_name)
+        if type_ not in ROUTE_TYPES:
+            raise OpError(f"route type {type_!r}: expected unicast, blackhole or reject")
+        if type_ != UNICAST and (via is not None or interface is not None):
+            raise OpError(f"a {type_} route takes no next hop or interface")
+        ifp = self.interface(vnet, interface) if interface is not None else None
+        existing = vnet.route.table(prefix.version).get(prefix)
+        if existing is not None:
+            raise OpError(f"vnet {vnet.name}: a {existing.origin} route to {prefix} already exists")
+        if via is not None and any(
+            via == a.ip for i in vnet.link.interfaces.values() for a in i.all_addresses()
+        ):
+            raise OpError(f"vnet {vnet.name}: next hop {via} is an address of the vnet itself")
+        try:
+            route = route_state.add_static(vnet, prefix, type_, via, ifp)
+        except RouteError as err:
+            raise OpError(f"vnet {vnet.name}: {err}") from None
+        log.info("vnet %s: route %s added (%s)", vnet.name, prefix, _route_text(route))
+        return route
+
+    def remove_route(self, vnet_name: str, prefix: Prefix) -> Route:
+        """Remove the static route to exactly ``prefix``."""
+        vnet = self.vnet(vnet_name)
+        fib = vnet.route.table(prefix.version)
+        route = fib.get(prefix)
+        if route is None:
+            raise OpError(f"vnet {vnet.name} has no route to {prefix}")
+        if route.origin != STATIC:
+            owner = route.ifnet.name if route.ifnet is not None else "?"
+            raise OpError(
+                f"vnet {vnet.name}: the route to {prefix} is connected (interface {owner}); "
+                "remove the address instead"
+            )
+        fib.delete(prefix)
+        log.info("vnet %s: route %s removed", vnet.name, prefix)
+        return route
+
+    # -- sysctl and firewall -------------------------------------------------------
+
+    def set_sysctl(self, vnet_name: str, knob: str, value: object) -> object:
+        """Set one sysctl; return the old value."""
+        from vrouter.core.sysctl import SysctlError
+
+        vnet = self.vnet(vnet_name)
+        sysctl = self.tree.registry.sysctl()
+        try:
+            checked = sysctl.knob(knob).coerce(value)
+            old = sysctl.get(vnet, knob)
+            sysctl.set(vnet, knob, checked)
+        except SysctlError as err:
+            raise OpError(f"vnet {vnet.name}: {err}") from None
+        if old != checked:
+            log.info("vnet %s: sysctl %s: %s -> %s", vnet.name, knob, old, checked)
+        return old
+
+    def replace_ruleset(self, vnet_name: str, ruleset: Ruleset) -> Ruleset:
+        """Put ``ruleset`` in force, keeping states; return the old one."""
+        vnet = self.vnet(vnet_name)
+        old = vnet.firewall.fw.ruleset
+        firewall.replace_ruleset(vnet, ruleset)
+        log.info(
+            "vnet %s: firewall ruleset replaced: %d rules, default %s",
+            vnet.name,
+            len(ruleset.rules),
+            ruleset.default,
+        )
+        return old
+
+
+def _conflict(where: str, address: Address, have: Address, owner: str, same: bool) -> None:
+    """Refuse an address in use, or a network overlapping another interface's."""
+    if have.version != address.version or (have.version == 6 and have.is_link_local):
+        return
+    if have.ip == address.ip:
+        raise OpError(f"{where}: address {address.ip} is already assigned to interface {owner}")
+    if not same and have.network.overlaps(address.network):
+        raise OpError(
+            f"{where}: network {address.network} overlaps {have.network} of interface {owner}"
+        )
+
+
+def _route_text(route: Route) -> str:
+    if route.type != UNICAST:
+        return route.type
+    parts = []
+    if route.gateway is not None:
+        parts.append(f"via {ipaddress.ip_address(route.gateway)}")
+    if route.ifnet is not None:
+        parts.append(f"dev {route.ifnet.name}")
+    return " ".join(parts)
