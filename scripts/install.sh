@@ -10,7 +10,7 @@ extra=""
 if [ "${1:-}" = "--test" ]; then
     packages="$packages traceroute iperf3 curl tcpdump ndisc6 iputils-tracepath prometheus"
     # systemd: systemd-analyze verify; podman and debootstrap: the container image.
-    packages="$packages systemd podman debootstrap"
+    packages="$packages systemd podman debootstrap bird2"
     extra="[test]"
 fi
 export DEBIAN_FRONTEND=noninteractive

@@ -24,6 +24,7 @@ TOOLS = (
     "curl",
     "rdisc6",
     "ndisc6",
+    "bird",
 )
 
 

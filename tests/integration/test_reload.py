@@ -214,7 +214,7 @@ def test_a_broken_config_changes_nothing_and_says_why(daemon: Vrouterd) -> None:
         daemon.config.write_text(
             good.replace(
                 '[[vnets.red.routes]]\nto = "198.51.100.0/24"',
-                '[[vnets.red.routes]]\nto = "10.20.0.0/16"\ntype = "blackhole"\n\n'
+                '[[vnets.red.routes]]\nto = "203.0.113.128/25"\ntype = "blackhole"\n\n'
                 '[[vnets.red.routes]]\nto = "198.51.100.0/24"',
             ).replace(
                 'addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]',

@@ -54,20 +54,20 @@ def test_vnets_and_an_epair_made_with_vrouterctl_carry_traffic(daemon: Vrouterd)
     assert refused.returncode == 1
     assert "parent 'nope' does not exist" in refused.stderr
     ok(daemon, "epair", "create", "red:lab0", "lab:up0")
-    ok(daemon, "address", "add", "red", "lab0", "10.77.0.1/30")
-    ok(daemon, "address", "add", "lab", "up0", "10.77.0.2/30")
+    ok(daemon, "address", "add", "red", "lab0", "203.0.113.65/30")
+    ok(daemon, "address", "add", "lab", "up0", "203.0.113.66/30")
     ok(daemon, "epair", "create", "lab:down0", "lab/r1:up0")
-    ok(daemon, "address", "add", "lab", "down0", "10.77.1.1/30")
-    ok(daemon, "address", "add", "lab/r1", "up0", "10.77.1.2/30")
-    ok(daemon, "route", "add", "lab", "192.0.2.0/24", "via", "10.77.0.1")
-    ok(daemon, "route", "add", "lab/r1", "0.0.0.0/0", "via", "10.77.1.1")
-    ok(daemon, "route", "add", "red", "10.77.1.0/30", "via", "10.77.0.2")
+    ok(daemon, "address", "add", "lab", "down0", "203.0.113.69/30")
+    ok(daemon, "address", "add", "lab/r1", "up0", "203.0.113.70/30")
+    ok(daemon, "route", "add", "lab", "192.0.2.0/24", "via", "203.0.113.65")
+    ok(daemon, "route", "add", "lab/r1", "0.0.0.0/0", "via", "203.0.113.69")
+    ok(daemon, "route", "add", "red", "203.0.113.68/30", "via", "203.0.113.66")
     tap = f"{daemon.prefix}k"
-    ok(daemon, "tap", "create", "lab/r1", tap, "10.77.2.1/24")
+    ok(daemon, "tap", "create", "lab/r1", tap, "203.0.113.129/25")
     assert tap in links()
 
     # h1 -> red -> lab -> lab/r1, and back through lab and red.
-    out = ping(daemon, "h1", "10.77.1.2")
+    out = ping(daemon, "h1", "203.0.113.70")
     assert received(out) == 3, out
     assert "ttl=62" in out, "lab/r1 answers (TTL 64) through lab and red"
     tree = json.loads(ok(daemon, "vnet", "tree", "--json"))
@@ -90,8 +90,8 @@ def test_vnets_and_an_epair_made_with_vrouterctl_carry_traffic(daemon: Vrouterd)
     assert "lab0" not in red, "the epair's other end went too"
     assert "vnet red: lab0: gone with its epair peer lab:up0" in daemon.logtext()
     red_routes = {r["prefix"] for r in daemon.call("route.show", vnet="red")}
-    assert "10.77.1.0/30" not in red_routes and "10.77.0.0/30" not in red_routes
-    assert received(ping(daemon, "h1", "10.77.1.2", count=1)) == 0
+    assert "203.0.113.68/30" not in red_routes and "203.0.113.64/30" not in red_routes
+    assert received(ping(daemon, "h1", "203.0.113.70", count=1)) == 0
     assert received(ping(daemon, "h1", "198.51.100.2")) == 3, "the rest forwards as before"
 
 
@@ -146,9 +146,12 @@ def test_a_moved_tap_takes_its_host_into_the_new_vnets_routing(daemon: Vrouterd)
 def test_vrouterctl_refusals_exit_1_with_the_reason(daemon: Vrouterd) -> None:
     cases = [
         (("interface", "move", "red", "nope", "blue"), "vnet red has no interface 'nope'"),
-        (("route", "del", "red", "10.0.0.0/8"), "vnet red has no route to 10.0.0.0/8"),
-        (("route", "add", "red", "10.0.0.0/8", "via", "10.1.1.1"), "not on a connected network"),
-        (("address", "del", "red", "ep0", "10.9.9.9/24"), "vnet red: ep0 has no address"),
+        (("route", "del", "red", "203.0.113.192/26"), "vnet red has no route to 203.0.113.192/26"),
+        (
+            ("route", "add", "red", "203.0.113.192/26", "via", "198.51.100.200"),
+            "not on a connected network",
+        ),
+        (("address", "del", "red", "ep0", "203.0.113.9/30"), "vnet red: ep0 has no address"),
         (("epair", "create", "red:ep0", "blue:zz"), "vnet red already has an interface 'ep0'"),
         (("interface", "destroy", "nowhere", "x"), "no vnet named 'nowhere'"),
     ]
@@ -156,7 +159,7 @@ def test_vrouterctl_refusals_exit_1_with_the_reason(daemon: Vrouterd) -> None:
         result = daemon.ctl(*args)
         assert result.returncode == 1, args
         assert reason in result.stderr, (args, result.stderr)
-    usage = daemon.ctl("route", "add", "red", "10.0.0.0/8", "sideways")
+    usage = daemon.ctl("route", "add", "red", "203.0.113.192/26", "sideways")
     assert usage.returncode == 2
     real = daemon.socket
     daemon.socket = str(Path(real).with_name("missing.sock"))

@@ -4,7 +4,9 @@ Every handler here is a coroutine run under the daemon's lock, so changes
 through the API, reloads, start-up and shutdown never interleave.  Handlers
 check their arguments, then call :class:`~vrouter.daemon.ops.Ops`, which
 validates against the running state before it changes anything; a refusal
-comes back as an error naming the vnet and interface.
+comes back as an error naming the vnet and interface.  Who may make each
+request is checked before the handler runs (``RIGHTS`` in
+:mod:`vrouter.api.server`).
 """
 
 from __future__ import annotations
@@ -235,6 +237,30 @@ async def _route_del(daemon: Daemon, args: dict[str, Any]) -> Any:
     return await _locked(daemon, change)
 
 
+async def _module_change(daemon: Daemon, args: dict[str, Any], load: bool) -> Any:
+    name = _text(args, "name", "the subsystem's name")
+
+    async def change(ops: Ops) -> Any:
+        subsystem = ops.load_module(name) if load else ops.unload_module(name)
+        return {
+            "name": subsystem.name,
+            "loaded": load,
+            "depends": list(subsystem.depends),
+            "vnets": len(ops.tree),
+            "modules": ops.tree.registry.names(),
+        }
+
+    return await _locked(daemon, change)
+
+
+async def _module_load(daemon: Daemon, args: dict[str, Any]) -> Any:
+    return await _module_change(daemon, args, True)
+
+
+async def _module_unload(daemon: Daemon, args: dict[str, Any]) -> Any:
+    return await _module_change(daemon, args, False)
+
+
 async def _reload(daemon: Daemon, args: dict[str, Any]) -> Any:
     from vrouter.daemon.reload import ReloadError
 
@@ -257,5 +283,7 @@ HANDLERS: dict[str, AsyncHandler] = {
     "address.del": _address_del,
     "route.add": _route_add,
     "route.del": _route_del,
+    "module.load": _module_load,
+    "module.unload": _module_unload,
     "reload": _reload,
 }

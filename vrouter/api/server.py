@@ -13,6 +13,15 @@ tap on the interface (:mod:`vrouter.link.capture`).  The server ends a
 capture when its reader closes or sends anything, when the interface or its
 vnet goes away (checked every :data:`CAPTURE_SWEEP` seconds), and at
 shutdown; the reader then sees end of file.
+
+Permissions (:mod:`vrouter.core.perms`): each connection's caller is
+identified by ``SO_PEERCRED``/``SO_PEERGROUPS``; every request is checked
+against :data:`RIGHTS` before its handler runs.  Views (:data:`READ_ONLY`)
+are open to anyone who can connect; an op in neither table needs a daemon
+admin.  A refusal is an error reply ("permission denied: uid 1000 may not
+manage vnet red") and a log line with the uid and pid; the connection goes
+on.  The socket file is mode 0666 when the policy names any non-root
+principal, else 0660.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import ipaddress
 import logging
 import os
 import socket
+import struct
 import time
 import tomllib
 from collections import Counter
@@ -32,9 +42,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vrouter import __version__
-from vrouter.api import manage
+from vrouter.api import manage, sockets
 from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode
-from vrouter.core.sysctl import SysctlError
+from vrouter.core import limits, perms
+from vrouter.core.limits import LimitError
+from vrouter.core.perms import Cred, Policy
+from vrouter.core.sysctl import SysctlError, Value
 from vrouter.core.vnet import Vnet, VnetError
 from vrouter.firewall import subsystem as firewall
 from vrouter.firewall.rules import RulesetError, parse_ruleset
@@ -86,7 +99,14 @@ def _status(daemon: Daemon, args: dict[str, Any]) -> Any:
             "changes": last.changes,
         },
         "last_reload_success": daemon.last_reload_success,
+        "caller": _caller_info(daemon),
     }
+
+
+def _caller_info(daemon: Daemon) -> dict[str, Any]:
+    cred = perms.caller()
+    policy = daemon.tree.policy if daemon.tree is not None else Policy()
+    return {"uid": cred.uid, "gid": cred.gid, "pid": cred.pid, "admin": policy.is_admin(cred)}
 
 
 def _vnet_list(daemon: Daemon, args: dict[str, Any]) -> Any:
@@ -98,9 +118,122 @@ def _vnet_list(daemon: Daemon, args: dict[str, Any]) -> Any:
             "interfaces": len(vnet.link.interfaces),
             "routes": len(vnet.route.fib) + len(vnet.route.fib6),
             "neighbours": len(vnet.inet.arp.entries) + len(vnet.inet6.nd.entries),
+            "limits": {kind: vnet.limits.effective(kind) for kind in limits.KINDS},
         }
         for vnet in daemon.tree or ()
     ]
+
+
+def _in_use(vnet: Vnet) -> dict[str, int | None]:
+    """Return what each limit counts in ``vnet`` now (None: not known here)."""
+    fw = getattr(vnet, "firewall", None)
+    transport = getattr(vnet, "transport", None)
+    sockets_open = getattr(transport, "sockets", None) if transport is not None else None
+    return {
+        "interfaces": len(vnet.link.interfaces),
+        "routes": len(vnet.route.fib) + len(vnet.route.fib6),
+        "neighbours": max(len(vnet.inet.arp.entries), len(vnet.inet6.nd.entries)),
+        "states": len(fw.fw.states) if fw is not None else None,
+        "sockets": len(sockets_open) if isinstance(sockets_open, dict | list | set) else None,
+        "reassembly_bytes": max(vnet.inet.reass.memory(), vnet.inet6.reass.memory()),
+    }
+
+
+def _limit_refusals(vnet: Vnet) -> dict[str, int]:
+    """Return, per limit kind, what was refused at it (operation layer and data path).
+
+    Interfaces, routes and sockets are refused by the operation layer; the
+    data path counts neighbours (``arp.table_full``, ``icmp6.nd_table_full``),
+    states (``pf_states.limit``) and reassembly memory (``*_reass.memory``) at
+    the knobs the limits cap.
+    """
+    counted = vnet.limits.refused
+    fw = getattr(vnet, "firewall", None)
+    return {
+        "interfaces": counted["interfaces"],
+        "routes": counted["routes"],
+        "neighbours": vnet.inet.arpstat.table_full + vnet.inet6.icmp.nd_table_full,
+        "states": counted["states"] + (fw.fw.states.stats.limit if fw is not None else 0),
+        "sockets": counted["sockets"],
+        "reassembly_bytes": vnet.inet.reass.stats.memory + vnet.inet6.reass.stats.memory,
+    }
+
+
+def _vnet_show(daemon: Daemon, args: dict[str, Any]) -> Any:
+    vnet = _vnet(daemon, args)
+    in_use = _in_use(vnet)
+    refusals = _limit_refusals(vnet)
+    described = vnet.limits.describe()
+    for kind, info in described.items():
+        info["in_use"] = in_use[kind]
+        info["refused"] = refusals[kind]
+    policy = daemon.tree.policy if daemon.tree is not None else Policy()
+
+    def principals(kind: str) -> list[dict[str, str]]:
+        rows = [{"principal": str(p), "from": "daemon admins"} for p in policy.admins]
+        for name in perms.ancestry(vnet.name):
+            grants = policy.grants.get(name)
+            if grants is not None:
+                # managers may open sockets too
+                granted = grants.manage if kind == "manage" else grants.manage + grants.sockets
+                rows.extend({"principal": str(p), "from": name} for p in granted)
+        return rows
+
+    cred = perms.caller()
+    return {
+        "name": vnet.name,
+        "parent": vnet.parent.name if vnet.parent is not None else None,
+        "children": sorted(c.name for c in vnet.children.values()),
+        "forwarding": vnet.inet.forwarding,
+        "subsystems": [s for s in daemon.tree.registry.names() if hasattr(vnet, s)]
+        if daemon.tree is not None
+        else [],
+        "limits": described,
+        "permissions": {"manage": principals("manage"), "sockets": principals("sockets")},
+        "caller": {
+            "uid": cred.uid,
+            "manage": perms.may_manage(vnet, cred),
+            "sockets": perms.may_open_sockets(vnet, cred),
+            "limits": policy.may_set_limits(vnet.name, cred),
+        },
+    }
+
+
+def _module_list(daemon: Daemon, args: dict[str, Any]) -> Any:
+    from vrouter.stack import ESSENTIAL, discover
+
+    if daemon.tree is None:
+        raise ApiError("the daemon is starting")
+    registry = daemon.tree.registry
+    available, problems = discover()
+    loaded = [
+        {
+            "name": s.name,
+            "loaded": True,
+            "depends": list(s.depends),
+            "needed_by": registry.users(s.name),
+            "essential": s.name in ESSENTIAL,
+            "source": available[s.name].source
+            if s.name in available and available[s.name].subsystem is s
+            else "loaded at run time",
+            "knobs": len(s.knobs),
+        }
+        for s in registry
+    ]
+    others = [
+        {
+            "name": name,
+            "loaded": False,
+            "depends": list(found.subsystem.depends),
+            "needed_by": [],
+            "essential": False,
+            "source": found.source,
+            "knobs": len(found.subsystem.knobs),
+        }
+        for name, found in sorted(available.items())
+        if registry.get(name) is None
+    ]
+    return {"modules": loaded + others, "problems": problems}
 
 
 def _ifconfig(daemon: Daemon, args: dict[str, Any]) -> Any:
@@ -149,6 +282,19 @@ def _arp_show(daemon: Daemon, args: dict[str, Any]) -> Any:
 def _netstat(daemon: Daemon, args: dict[str, Any]) -> Any:
     vnet = _vnet(daemon, args)
     inet, inet6 = vnet.inet, vnet.inet6
+    refusals = {f"{kind}_refused": n for kind, n in _limit_refusals(vnet).items()}
+    if not hasattr(vnet, "firewall"):
+        return {
+            "ip": stats_dict(inet.stats),
+            "ip_reass": stats_dict(inet.reass.stats),
+            "icmp": stats_dict(inet.icmp),
+            "arp": stats_dict(inet.arpstat),
+            "ip6": stats_dict(inet6.stats),
+            "ip6_reass": stats_dict(inet6.reass.stats),
+            "icmp6": stats_dict(inet6.icmp),
+            "drops": _drops_by_reason(vnet),
+            "limits": refusals,
+        }
     return {
         "ip": stats_dict(inet.stats),
         "ip_reass": stats_dict(inet.reass.stats),
@@ -164,6 +310,7 @@ def _netstat(daemon: Daemon, args: dict[str, Any]) -> Any:
         },
         "pf_states": stats_dict(vnet.firewall.fw.states.stats),
         "drops": _drops_by_reason(vnet),
+        "limits": refusals,
     }
 
 
@@ -176,8 +323,19 @@ def _drops_by_reason(vnet: Vnet) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
-def _firewall_show(daemon: Daemon, args: dict[str, Any]) -> Any:
+def _firewalled(daemon: Daemon, args: dict[str, Any]) -> Vnet:
+    """Return the request's vnet; refuse if the firewall subsystem is not loaded."""
     vnet = _vnet(daemon, args)
+    if not hasattr(vnet, "firewall"):
+        raise ApiError(
+            f"vnet {vnet.name}: the firewall subsystem is not loaded "
+            "(vrouterctl module load firewall)"
+        )
+    return vnet
+
+
+def _firewall_show(daemon: Daemon, args: dict[str, Any]) -> Any:
+    vnet = _firewalled(daemon, args)
     fw = vnet.firewall.fw
     return {
         "enabled": fw.enabled,
@@ -189,7 +347,7 @@ def _firewall_show(daemon: Daemon, args: dict[str, Any]) -> Any:
 
 
 def _firewall_load(daemon: Daemon, args: dict[str, Any]) -> Any:
-    vnet = _vnet(daemon, args)
+    vnet = _firewalled(daemon, args)
     text = args.get("text")
     source = args.get("source", "<ruleset>")
     if not isinstance(text, str) or not isinstance(source, str):
@@ -215,13 +373,13 @@ def _firewall_load(daemon: Daemon, args: dict[str, Any]) -> Any:
 
 
 def _firewall_states(daemon: Daemon, args: dict[str, Any]) -> Any:
-    vnet = _vnet(daemon, args)
+    vnet = _firewalled(daemon, args)
     now = daemon.driver.now()
     return [state.describe(now) for state in vnet.firewall.fw.states]
 
 
 def _firewall_flush(daemon: Daemon, args: dict[str, Any]) -> Any:
-    vnet = _vnet(daemon, args)
+    vnet = _firewalled(daemon, args)
     flushed = vnet.firewall.fw.states.flush()
     log.info("vnet %s: firewall: %d states flushed", vnet.name, flushed)
     return {"flushed": flushed}
@@ -249,15 +407,42 @@ def _sysctl_set(daemon: Daemon, args: dict[str, Any]) -> Any:
     tree = daemon.tree.registry.sysctl()
     try:  # check every value first, so a bad one changes nothing
         checked = {name: tree.knob(name).coerce(value) for name, value in settings.items()}
+        # Limits first (a raised one makes room for the knobs it caps), each
+        # checked against the parent's; then the capped knobs against the limits.
+        order = sorted(checked, key=lambda name: limits.kind_of(name) is None)
+        pending = {k: int(v) for k, v in checked.items() if limits.kind_of(k) is not None}
+        for name in order:
+            kind = limits.kind_of(name)
+            if kind is not None:
+                vnet.limits.check_setting(kind, pending[name])
+            elif limits.KIND_OF_KNOB.get(name) is not None:
+                _check_knob(vnet, name, checked[name], pending)
     except SysctlError as err:
         raise ApiError(str(err)) from None
     result = []
-    for name, value in checked.items():
+    for name in order:
+        value = checked[name]
         old = tree.get(vnet, name)
         tree.set(vnet, name, value)
         log.info("vnet %s: sysctl %s: %s -> %s", vnet.name, name, old, value)
         result.append({"name": name, "old": old, "value": value})
     return result
+
+
+def _check_knob(vnet: Vnet, name: str, value: Value, pending: dict[str, int]) -> None:
+    """Refuse a capped knob above the vnet's limit, counting a limit set in the same request."""
+    kind = limits.KIND_OF_KNOB[name]
+    new_limit = pending.get(limits.knob_name(kind))
+    if new_limit is None:
+        vnet.limits.check_knob(name, value)
+        return
+    parent = vnet.limits.parent.effective(kind) if vnet.limits.parent is not None else None
+    bounds = [b for b in (new_limit or None, parent) if b is not None]
+    if bounds and value > min(bounds):
+        noun = limits.NOUNS[kind]
+        raise LimitError(
+            f"vnet {vnet.name}: {name} {value} is above the vnet's {noun} limit {min(bounds)}"
+        )
 
 
 class PassFd:
@@ -273,6 +458,25 @@ class PassFd:
 
     def failed(self) -> None:
         """Run when the descriptor could not be passed."""
+
+
+class _SocketPass(PassFd):
+    """A program socket: its descriptor rides with the reply, then the endpoint starts."""
+
+    def __init__(self, result: Any, theirs: socket.socket, endpoint: sockets.Endpoint) -> None:
+        super().__init__(result, theirs)
+        self.endpoint = endpoint
+
+    def passed(self, server: ControlServer) -> None:
+        self.endpoint.daemon.endpoints.add(self.endpoint)
+        self.endpoint.start()
+
+    def failed(self) -> None:
+        self.endpoint.close("could not be passed")
+
+
+def _socket_open(daemon: Daemon, args: dict[str, Any]) -> PassFd:
+    return _SocketPass(*sockets.open_socket(daemon, args))
 
 
 class _Capture(PassFd):
@@ -383,8 +587,11 @@ def _capture(daemon: Daemon, args: dict[str, Any]) -> Any:
 
 
 HANDLERS: dict[str, Handler] = {
+    "socket.open": _socket_open,
     "status": _status,
     "vnet.list": _vnet_list,
+    "vnet.show": _vnet_show,
+    "module.list": _module_list,
     "ifconfig": _ifconfig,
     "route.show": _route_show,
     "arp.show": _arp_show,
@@ -400,6 +607,175 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+Need = tuple[str, str]
+"""One right a request needs: ``("manage"|"sockets"|"limits", vnet)`` or ``("admin", what)``."""
+Rule = Callable[["Daemon", dict[str, Any]], list[Need]]
+
+READ_ONLY = frozenset(
+    {
+        "status",
+        "vnet.list",
+        "vnet.show",
+        "vnet.tree",
+        "ifconfig",
+        "route.show",
+        "arp.show",
+        "ndp.show",
+        "netstat",
+        "sysctl.get",
+        "firewall.show",
+        "firewall.states",
+        "module.list",
+    }
+)
+"""Views anyone who can connect may use."""
+
+
+def _name(args: dict[str, Any], key: str) -> str | None:
+    value = args.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _on(key: str, right: str = "manage") -> Rule:
+    """Return the rule "``right`` on the vnet named by argument ``key``"."""
+
+    def rule(daemon: Daemon, args: dict[str, Any]) -> list[Need]:
+        name = _name(args, key)
+        return [(right, name)] if name is not None else []
+
+    return rule
+
+
+def _of_parent(verb: str) -> Rule:
+    """Return the rule for creating or destroying vnet ``name``: manage its parent."""
+
+    def rule(daemon: Daemon, args: dict[str, Any]) -> list[Need]:
+        name = _name(args, "name")
+        if name is None:
+            return []
+        parent = perms.parent_of(name)
+        if parent is None:
+            return [("admin", f"{verb} top-level vnet {name}")]
+        return [("manage", parent)]
+
+    return rule
+
+
+def _epair_ends(daemon: Daemon, args: dict[str, Any]) -> list[Need]:
+    needs: list[Need] = []
+    for key in ("a", "b"):
+        end = _name(args, key)
+        if end is not None and ":" in end:
+            needs.append(("manage", end.partition(":")[0]))
+    return needs
+
+
+def _interface_destroy_rights(daemon: Daemon, args: dict[str, Any]) -> list[Need]:
+    """Manage the interface's vnet, and the other end's vnet if it is an epair."""
+    vnet_name, ifname = _name(args, "vnet"), _name(args, "interface")
+    if vnet_name is None:
+        return []
+    needs: list[Need] = [("manage", vnet_name)]
+    tree = daemon.tree
+    if ifname is None or tree is None or vnet_name not in tree:
+        return needs
+    ifp = tree.get(vnet_name).link.interfaces.get(ifname)
+    driver = getattr(daemon, "driver", None)
+    if ifp is not None and driver is not None:
+        for epair in driver.epairs:
+            if ifp in (epair.a, epair.b):
+                peer = epair.b if epair.a is ifp else epair.a
+                needs.append(("manage", peer.vnet.name))
+    return needs
+
+
+def _interface_move_rights(daemon: Daemon, args: dict[str, Any]) -> list[Need]:
+    return _on("vnet")(daemon, args) + _on("to")(daemon, args)
+
+
+def _sysctl_set_rights(daemon: Daemon, args: dict[str, Any]) -> list[Need]:
+    """Manage the vnet; its own limits need whoever may manage its parent."""
+    needs = _on("vnet")(daemon, args)
+    settings = args.get("settings")
+    if needs and isinstance(settings, dict) and any(limits.kind_of(k) for k in settings):
+        needs.append(("limits", needs[0][1]))
+    return needs
+
+
+def _socket_open_rights(daemon: Daemon, args: dict[str, Any]) -> list[Need]:
+    """Sockets in the vnet; a route socket (it adds and deletes routes) needs manage."""
+    right = "manage" if str(args.get("type", "")) == "route" else "sockets"
+    return _on("vnet", right)(daemon, args)
+
+
+def _admin(what: str) -> Rule:
+    def rule(daemon: Daemon, args: dict[str, Any]) -> list[Need]:
+        name = _name(args, "name")
+        return [("admin", what.format(name=name or "?"))]
+
+    return rule
+
+
+RIGHTS: dict[str, Rule] = {
+    "vnet.create": _of_parent("create"),
+    "vnet.destroy": _of_parent("destroy"),
+    "interface.move": _interface_move_rights,
+    "interface.destroy": _interface_destroy_rights,
+    "tap.create": _on("vnet"),
+    "epair.create": _epair_ends,
+    "address.add": _on("vnet"),
+    "address.del": _on("vnet"),
+    "route.add": _on("vnet"),
+    "route.del": _on("vnet"),
+    "sysctl.set": _sysctl_set_rights,
+    "firewall.load": _on("vnet"),
+    "firewall.flush": _on("vnet"),
+    "capture": _on("vnet"),
+    "socket.open": _socket_open_rights,
+    "reload": _admin("reload the configuration"),
+    "module.load": _admin("load subsystem {name}"),
+    "module.unload": _admin("unload subsystem {name}"),
+}
+"""The rights each changing op needs (an op in neither this nor READ_ONLY: a daemon admin)."""
+
+
+def refusal(policy: Policy, cred: Cred, needs: list[Need]) -> str | None:
+    """Return why ``cred`` may not do what needs ``needs`` under ``policy`` (None: it may)."""
+    for right, target in needs:
+        if right == "manage" and not policy.may_manage(target, cred):
+            return f"permission denied: {cred} may not manage vnet {target}"
+        if right == "sockets" and not policy.may_open_sockets(target, cred):
+            return f"permission denied: {cred} may not open sockets in vnet {target}"
+        if right == "limits" and not policy.may_set_limits(target, cred):
+            parent = perms.parent_of(target)
+            who = "daemon admins" if parent is None else f"managers of vnet {parent}"
+            return (
+                f"permission denied: {cred} may not change the limits of vnet {target} "
+                f"(only {who} may)"
+            )
+        if right == "admin" and not policy.is_admin(cred):
+            return f"permission denied: {cred} may not {target} (daemon admins only)"
+    return None
+
+
+def peer_cred(sock: Any) -> Cred:
+    """Return who is on the other end of the Unix socket ``sock`` (SO_PEERCRED, SO_PEERGROUPS)."""
+    size = struct.calcsize("3i")
+    pid, uid, gid = struct.unpack(
+        "3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, size)
+    )
+    groups: frozenset[int] = frozenset()
+    option = getattr(socket, "SO_PEERGROUPS", 59)
+    for count in (64, 65536):
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, option, 4 * count)
+        except OSError:
+            continue  # ERANGE: more groups than fit; or not supported
+        groups = frozenset(struct.unpack(f"{len(raw) // 4}I", raw[: len(raw) // 4 * 4]))
+        break
+    return Cred(pid, uid, gid, groups)
+
+
 class ControlServer:
     """Serves the control protocol on a Unix socket."""
 
@@ -412,14 +788,38 @@ class ControlServer:
         self._sweeper: asyncio.TimerHandle | None = None
 
     async def start(self, path: str) -> None:
-        """Listen on ``path`` (mode 0660), replacing a stale socket file."""
+        """Listen on ``path``, replacing a stale socket file.
+
+        The config's permissions are put in force on the vnets first
+        (:meth:`follow_policy`), so the first request is already checked.
+        """
         sock_path = Path(path)
         sock_path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
         self._server = await asyncio.start_unix_server(self._serve, path, limit=MAX_LINE)
-        os.chmod(path, 0o660)
         self._path = sock_path
+        self.follow_policy()
+
+    def policy(self) -> Policy:
+        """Return the rights in force."""
+        tree = self.daemon.tree
+        return tree.policy if tree is not None else Policy()
+
+    def follow_policy(self) -> None:
+        """Install the config's rights on the vnets; set the socket's mode to match.
+
+        Mode 0666 when any non-root principal is granted something (it must
+        be able to connect; every request is checked), else 0660.
+        """
+        config = getattr(self.daemon, "config", None)
+        tree = self.daemon.tree
+        if config is not None and tree is not None:
+            tree.set_policy(config.policy())
+        if self._path is not None:
+            mode = 0o666 if self.policy().non_root() else 0o660
+            os.chmod(self._path, mode)
+            log.info("control socket %s: mode %04o", self._path, mode)
 
     async def close(self) -> None:
         """Stop listening, end every capture and remove the socket file."""
@@ -438,6 +838,12 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            cred = peer_cred(writer.get_extra_info("socket"))
+        except (OSError, struct.error) as err:
+            log.warning("control connection refused: cannot identify the caller: %s", err)
+            writer.close()
+            return
+        try:
             while True:
                 try:
                     line = await reader.readline()
@@ -446,7 +852,7 @@ class ControlServer:
                     break
                 if not line:
                     break
-                reply, passing = await self.answer_async(line)
+                reply, passing = await self.answer_async(line, cred)
                 if passing is None:
                     writer.write(encode(reply))
                 else:
@@ -498,15 +904,50 @@ class ControlServer:
                 running.close("interface gone")
         self.sweep_captures_soon()
 
-    async def answer_async(self, line: bytes) -> tuple[dict[str, Any], PassFd | None]:
-        """Answer one request line, awaiting the handlers that change the vnets."""
+    def check(self, op: str, args: dict[str, Any], cred: Cred | None) -> str | None:
+        """Return why ``cred`` may not make request ``op`` (None: it may; None cred: in-process).
+
+        Arguments starting with ``_`` are the daemon's: a caller's are
+        dropped, and ``socket.open`` gets ``_privileged`` (may bind ports
+        below 1024) from the caller's rights.
+        """
+        if cred is None:
+            return None
+        for key in [k for k in args if k.startswith("_")]:
+            del args[key]
+        if op in READ_ONLY:
+            return None
+        rule = RIGHTS.get(op)
+        needs = rule(self.daemon, args) if rule is not None else [("admin", f"use {op}")]
+        why = refusal(self.policy(), cred, needs)
+        if why is not None:
+            log.warning("%s (%s, request %s)", why, cred.describe(), op)
+            return why
+        if op == "socket.open":
+            name = _name(args, "vnet")
+            tree = self.daemon.tree
+            if name is not None and tree is not None and name in tree:
+                args["_privileged"] = perms.may_bind_privileged(tree.get(name), cred)
+        return None
+
+    async def answer_async(
+        self, line: bytes, cred: Cred | None = None
+    ) -> tuple[dict[str, Any], PassFd | None]:
+        """Answer one request line, awaiting the handlers that change the vnets.
+
+        ``cred`` is the caller (None: the daemon itself, nothing is checked).
+        """
         try:
             op, args = decode_request(line)
         except ApiError:
-            return self.answer(line)
+            return self.answer(line, cred)
         change = manage.HANDLERS.get(op)
         if change is None:
-            return self.answer(line)
+            return self.answer(line, cred)
+        why = self.check(op, args, cred)
+        if why is not None:
+            return {"ok": False, "error": why}, None
+        token = perms.set_caller(cred or perms.ROOT)
         try:
             result = await change(self.daemon, args)
         except ApiError as err:
@@ -514,17 +955,29 @@ class ControlServer:
         except Exception as err:
             log.exception("control request failed")
             return {"ok": False, "error": f"internal error: {err}"}, None
+        finally:
+            perms.reset_caller(token)
         return {"ok": True, "result": result}, None
 
-    def answer(self, line: bytes) -> tuple[dict[str, Any], PassFd | None]:
-        """Answer one request line; the second item, if any, rides with the reply."""
+    def answer(self, line: bytes, cred: Cred | None = None) -> tuple[dict[str, Any], PassFd | None]:
+        """Answer one request line; the second item, if any, rides with the reply.
+
+        ``cred`` is the caller (None: the daemon itself, nothing is checked).
+        """
         try:
             op, args = decode_request(line)
             handler = HANDLERS.get(op)
             if handler is None:
                 known = ", ".join(sorted([*HANDLERS, *manage.HANDLERS]))
                 raise ApiError(f"unknown op {op!r}; known: {known}")
-            result = handler(self.daemon, args)
+            why = self.check(op, args, cred)
+            if why is not None:
+                raise ApiError(why)
+            token = perms.set_caller(cred or perms.ROOT)
+            try:
+                result = handler(self.daemon, args)
+            finally:
+                perms.reset_caller(token)
         except ApiError as err:
             return {"ok": False, "error": str(err)}, None
         except Exception as err:

@@ -10,6 +10,12 @@ passes it a socket fed by a tap (the filter runs in the kernel, see
 :mod:`vrouter.link.capture`); it writes pcap (``-w FILE``, ``-w -``) or one
 line per packet.  Exit status: 0 done, 1 refused, 2 daemon unreachable
 (or a usage error).
+
+vrouterd knows who runs vrouterctl (the kernel tells it the uid, gid and
+groups on the control socket): views work for anyone who can connect;
+changes need the rights the config grants (``permission denied: …``,
+exit 1).  ``vrouterctl vnet show NAME`` shows a vnet's limits, who may
+manage it, and what the caller may do.
 """
 
 from __future__ import annotations
@@ -191,6 +197,9 @@ def _show_status(result: Any) -> str:
             value = ", ".join(f"{n} {r}" for r, n in sorted(value.items())) or "none"
         elif key == "last_reload":
             value = _last_reload(value)
+        elif key == "caller":
+            admin = ", daemon admin" if value["admin"] else ""
+            value = f"uid {value['uid']} gid {value['gid']} pid {value['pid']}{admin}"
         out.append(f"{key}: {value}")
     return "\n".join(out)
 
@@ -223,6 +232,70 @@ def _show_tree(result: Any) -> str:
     for node in result:
         walk(node, "", True, True)
     return "\n".join(out)
+
+
+def _limit_text(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _show_vnet(result: Any) -> str:
+    parent = f" (child of {result['parent']})" if result["parent"] else ""
+    role = "router" if result["forwarding"] else "host"
+    out = [f"vnet {result['name']}{parent}, {role}"]
+    out.append(f"children: {', '.join(result['children']) or 'none'}")
+    out.append(f"subsystems: {' '.join(result['subsystems'])}")
+    out.append("limits:")
+    rows = []
+    for kind, info in result["limits"].items():
+        in_force = _limit_text(info["effective"])
+        if info["effective"] is not None and info["set_on"] != result["name"]:
+            in_force += f" (from {info['set_on']})"
+        rows.append(
+            [
+                kind,
+                _limit_text(info["own"]),
+                in_force,
+                _limit_text(info["in_use"]),
+                str(info["refused"]),
+            ]
+        )
+    table = _table(rows, ["KIND", "OWN", "IN FORCE", "IN USE", "REFUSED"])
+    out.extend("  " + line for line in table.splitlines())
+    out.append("permissions (root always; inherited from the vnets named):")
+    for right in ("manage", "sockets"):
+        rows_ = result["permissions"][right]
+        who = ", ".join(f"{r['principal']} ({r['from']})" for r in rows_) or "root only"
+        out.append(f"  {right}: {who}")
+    you = result["caller"]
+    yes = {True: "yes", False: "no"}
+    out.append(
+        f"you (uid {you['uid']}): manage {yes[you['manage']]}, sockets {yes[you['sockets']]}, "
+        f"change its limits {yes[you['limits']]}"
+    )
+    return "\n".join(out)
+
+
+def _show_modules(result: Any) -> str:
+    rows = []
+    for m in result["modules"]:
+        source = m["source"] + (", essential" if m["essential"] else "")
+        rows.append(
+            [
+                m["name"],
+                "loaded" if m["loaded"] else "available",
+                ", ".join(m["depends"]) or "-",
+                ", ".join(m["needed_by"]) or "-",
+                source,
+            ]
+        )
+    out = [_table(rows, ["MODULE", "STATE", "DEPENDS", "NEEDED BY", "SOURCE"])]
+    out.extend(f"problem: {p}" for p in result["problems"])
+    return "\n".join(out)
+
+
+def _show_module_change(result: Any) -> str:
+    verb = "loaded into" if result["loaded"] else "unloaded from"
+    return f"{result['name']} {verb} {result['vnets']} vnets; loaded: {' '.join(result['modules'])}"
 
 
 def _show_created(result: Any) -> str:
@@ -282,9 +355,17 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print the raw JSON result")
         return p
 
-    vnet_p = sub.add_parser("vnet", help="vnets: list, create, destroy, tree")
+    vnet_p = sub.add_parser("vnet", help="vnets: list, show, create, destroy, tree")
     vnet_sub = vnet_p.add_subparsers(dest="action", required=True)
     json_flag(vnet_sub.add_parser("list", help="list vnets"))
+    vshow = json_flag(
+        vnet_sub.add_parser(
+            "show",
+            help="one vnet: its limits (own, in force, in use, refused), who may manage it "
+            "or open sockets in it, and what you may do",
+        )
+    )
+    vshow.add_argument("name", help="vnet name")
     create = json_flag(
         vnet_sub.add_parser(
             "create", help="create a vnet (NAME a/b: a child of a, inheriting its sysctls)"
@@ -343,6 +424,22 @@ def _parser() -> argparse.ArgumentParser:
             "reload", help="re-read the config file and apply what changed (as SIGHUP does)"
         )
     )
+    module = sub.add_parser(
+        "module",
+        help="subsystems: list, load or unload one in every vnet (daemon admins)",
+        description="List the subsystems (loaded in attach order, then the loadable ones: "
+        "unloaded built-ins and the vrouter.subsystems entry points), or load or unload "
+        "one in every vnet. Unloading is refused while another loaded subsystem needs it; "
+        "link, route, inet and inet6 stay loaded.",
+    )
+    module_sub = module.add_subparsers(dest="action", required=True)
+    json_flag(module_sub.add_parser("list", help="subsystems and their dependencies"))
+    for action, help_ in (
+        ("load", "attach a subsystem to every vnet (its dependencies must be loaded)"),
+        ("unload", "detach a subsystem from every vnet and forget its knobs"),
+    ):
+        p = json_flag(module_sub.add_parser(action, help=help_))
+        p.add_argument("name", help="subsystem name, e.g. firewall")
     for name, help_ in (
         ("route", "show, add or remove the routes of a vnet"),
         ("arp", "ARP cache of a vnet"),
@@ -577,7 +674,13 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any], Formatter]:
             )
         if args.action == "tree":
             return "vnet.tree", {"name": args.name}, _show_tree
+        if args.action == "show":
+            return "vnet.show", {"vnet": args.name}, _show_vnet
         return "vnet.list", {}, _show_vnets
+    if cmd == "module":
+        if args.action == "list":
+            return "module.list", {}, _show_modules
+        return f"module.{args.action}", {"name": args.name}, _show_module_change
     if cmd == "ifconfig":
         words = args.words
         if not words:

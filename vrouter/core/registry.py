@@ -5,6 +5,10 @@ how to attach its state to a vnet and detach it again, like FreeBSD's
 ``VNET_SYSINIT``/``VNET_SYSUNINIT``.  The registry orders subsystems so every
 dependency attaches first and detaches last; loading a subsystem attaches it
 to every existing vnet, unloading detaches it everywhere.
+
+The sysctl tree of a registry holds the knobs of its loaded subsystems and,
+always, the ``vnet.limits.*`` knobs of :mod:`vrouter.core.limits` (limits are
+part of every vnet, not a subsystem).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vrouter.core import limits
 from vrouter.core.sysctl import Knob, Sysctl
 
 if TYPE_CHECKING:
@@ -61,8 +66,18 @@ class Registry:
     def sysctl(self) -> Sysctl:
         """Return the sysctl tree of the loaded subsystems."""
         if self._sysctl is None:
-            self._sysctl = Sysctl(k for subsystem in self._ordered for k in subsystem.knobs)
+            knobs = [*limits.make_knobs(self.sysctl)]
+            knobs.extend(k for subsystem in self._ordered for k in subsystem.knobs)
+            self._sysctl = Sysctl(knobs)
         return self._sysctl
+
+    def get(self, name: str) -> Subsystem | None:
+        """Return the loaded subsystem ``name``, None if it is not loaded."""
+        return next((s for s in self._ordered if s.name == name), None)
+
+    def users(self, name: str) -> list[str]:
+        """Return the loaded subsystems that depend on ``name``, in attach order."""
+        return [s.name for s in self._ordered if name in s.depends]
 
     def names(self) -> list[str]:
         """Return the loaded subsystem names in attach order."""
@@ -108,9 +123,12 @@ class Registry:
         subsystem = next((s for s in self._ordered if s.name == name), None)
         if subsystem is None:
             raise RegistryError(f"subsystem {name!r} is not loaded")
-        users = [s.name for s in self._ordered if name in s.depends]
+        users = self.users(name)
         if users:
-            raise RegistryError(f"subsystem {name!r} is needed by {', '.join(users)}")
+            needs = ", ".join(f"{user} needs {name}" for user in users)
+            raise RegistryError(
+                f"cannot unload subsystem {name!r}: it is needed by {', '.join(users)} ({needs})"
+            )
         for vnet in vnets:
             _detach(subsystem, vnet)
         self._ordered.remove(subsystem)

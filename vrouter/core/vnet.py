@@ -4,15 +4,25 @@ A :class:`Vnet` holds no protocol state of its own: each subsystem attaches
 its per-vnet state as a typed attribute (``vnet.link``, ``vnet.inet``,
 ``vnet.route``), so everything FreeBSD keeps in ``V_`` variables lives here,
 once per stack.  Protocol code receives the vnet explicitly.
+
+Two things belong to every vnet whatever is loaded: its :class:`Limits`
+(``vnet.limits``, inherited from the parent and only narrowed, see
+:mod:`vrouter.core.limits`) and its effective :class:`Rights`
+(``vnet.rights``, from the tree's :class:`~vrouter.core.perms.Policy`).
+A new child copies its parent's sysctl values, but not its limits: it
+follows them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from vrouter.core.registry import Registry
+from vrouter.core import limits as limits_
+from vrouter.core.limits import Limits
+from vrouter.core.perms import NO_RIGHTS, Policy, Rights
+from vrouter.core.registry import Registry, Subsystem
 from vrouter.core.timers import Timers
 
 if TYPE_CHECKING:
@@ -21,6 +31,7 @@ if TYPE_CHECKING:
     from vrouter.inet6.state import Inet6State
     from vrouter.link.state import LinkState
     from vrouter.route.state import RouteState
+    from vrouter.transport.sockets import TransportState
 
 DEFAULT_VNET = "vnet0"
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z")
@@ -47,12 +58,26 @@ class Vnet:
     inet6: Inet6State
     route: RouteState
     firewall: FilterState
+    transport: TransportState
+    limits: Limits
+    rights: Rights
 
     def __init__(self, name: str, parent: Vnet | None) -> None:
         self.name = name
         self.parent = parent
         self.children: dict[str, Vnet] = {}
         self.timers = Timers()
+        self.limits = Limits(name, parent.limits if parent is not None else None)
+        """This vnet's limits (its own, and the way to its ancestors')."""
+        self.rights = NO_RIGHTS
+        """Who may manage it or open sockets in it (set by :meth:`VnetTree.set_policy`)."""
+        self.listeners: list[Callable[[dict[str, object]], None]] = []
+        """Called with every change event (route, address, interface), e.g. by route sockets."""
+
+    def emit(self, event: dict[str, object]) -> None:
+        """Tell every listener about a change in this vnet."""
+        for listener in tuple(self.listeners):
+            listener(event)
 
     @property
     def basename(self) -> str:
@@ -69,6 +94,8 @@ class VnetTree:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._vnets: dict[str, Vnet] = {}
+        self.policy = Policy()
+        """The rights in force; every vnet's ``rights`` is derived from it."""
 
     def create(self, name: str) -> Vnet:
         """Create vnet ``name``; its parent (the name before the last ``/``) must exist."""
@@ -86,7 +113,14 @@ class VnetTree:
         vnet = Vnet(name, parent)
         self.registry.attach_all(vnet)
         if parent is not None:
-            self.registry.sysctl().inherit(vnet, parent)
+            sysctl = self.registry.sysctl()
+            for knob in sysctl.knobs.values():
+                if limits_.kind_of(knob.name) is None:  # limits are followed, not copied
+                    knob.set(vnet, knob.get(parent))
+            # What the parent's limits lowered comes back here too when they are raised.
+            vnet.limits.capped = dict(parent.limits.capped)
+            limits_.apply_caps(vnet, sysctl)
+        vnet.rights = self.policy.rights(name)
         self._vnets[name] = vnet
         if parent is not None:
             parent.children[vnet.basename] = vnet
@@ -102,6 +136,37 @@ class VnetTree:
         del self._vnets[name]
         if vnet.parent is not None:
             del vnet.parent.children[vnet.basename]
+
+    def set_policy(self, policy: Policy) -> None:
+        """Put ``policy`` in force: recompute every vnet's rights."""
+        self.policy = policy
+        for vnet in self._vnets.values():
+            vnet.rights = policy.rights(vnet.name)
+
+    def load(self, subsystem: Subsystem) -> None:
+        """Load ``subsystem`` and attach it to every vnet; the limits cap its knobs at once.
+
+        Raise RegistryError (nothing changed) if it is loaded or a dependency is not.
+        """
+        self.registry.load(subsystem, self)
+        sysctl = self.registry.sysctl()
+        for vnet in self:
+            limits_.apply_caps(vnet, sysctl)
+
+    def unload(self, name: str) -> Subsystem:
+        """Detach subsystem ``name`` from every vnet, children first, and unload it.
+
+        Raise RegistryError (nothing changed) if it is not loaded or another
+        loaded subsystem needs it.
+        """
+        subsystem = self.registry.get(name)
+        knobs = [k.name for k in subsystem.knobs] if subsystem is not None else []
+        deepest_first = sorted(self, key=lambda v: v.name.count("/"), reverse=True)
+        self.registry.unload(name, deepest_first)
+        assert subsystem is not None
+        for vnet in self:
+            limits_.forget_caps(vnet, knobs)
+        return subsystem
 
     def get(self, name: str) -> Vnet:
         """Return vnet ``name`` or raise VnetError."""

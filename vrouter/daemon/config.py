@@ -29,7 +29,14 @@ Guarantees:
 - A file without ``[vnets]`` configures a single vnet named ``vnet0`` from its
   top-level ``forwarding``, ``interfaces`` and ``routes``.
 - An empty ``[vnets]`` table is valid and configures no vnet at all.
-- ``parse`` does no I/O; ``load`` only reads the file.
+- Limits (``[vnets.NAME.limits]``) never exceed the parent vnet's, the
+  interfaces and routes a vnet's config declares fit its limits, and a
+  capped knob (``net.pf.states_max``, ``max_states`` …) fits its limit.
+  They reach ``VnetConfig.sysctl`` as the ``vnet.limits.*`` knobs, first.
+- Permission principals (``uid:N``, ``gid:N``, ``user:NAME``,
+  ``group:NAME``) parse, and names resolve on this system.
+- ``parse`` does no I/O; ``load`` only reads the file (and resolves user
+  and group names).
 
 Key paths are dotted (``vnets.red.interfaces.vr-red0.mtu``), list items take
 their index in brackets (``vnets.red.routes[1].via``), a name that contains a
@@ -56,6 +63,15 @@ from ipaddress import (
     IPv6Network,
 )
 
+from vrouter.core import limits as limits_
+from vrouter.core.perms import (
+    NO_GRANTS,
+    Grants,
+    Policy,
+    Principal,
+    PrincipalError,
+    parse_principal,
+)
 from vrouter.core.sysctl import Sysctl, SysctlError
 from vrouter.firewall.rules import Ruleset, RulesetError, parse_ruleset
 
@@ -231,9 +247,22 @@ class VnetConfig:
     interfaces: tuple[InterfaceConfig, ...]
     routes: tuple[RouteConfig, ...]
     sysctl: tuple[tuple[str, bool | int | float], ...] = ()
-    """Knob settings in file order, values already checked against the knob."""
+    """Knob settings, values already checked against the knob: the ``[limits]``
+    first (as ``vnet.limits.KIND``), then ``[sysctl]`` in file order."""
     firewall: FirewallConfig | None = None
     """The vnet's firewall, if it has a ``[vnets.NAME.firewall]`` table."""
+    permissions: Grants = NO_GRANTS
+    """Who may manage the vnet or open sockets in it (``[vnets.NAME.permissions]``)."""
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """Return the vnet's own limits by kind (``[vnets.NAME.limits]``)."""
+        found = {}
+        for name, value in self.sysctl:
+            kind = limits_.kind_of(name)
+            if kind is not None:
+                found[kind] = int(value)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +284,8 @@ class DaemonConfig:
     metrics: tuple[str, int] | None = None
     """Where the Prometheus exporter listens: (host, port), the host without
     IPv6 brackets; None (no ``metrics`` key) runs no exporter."""
+    admins: tuple[Principal, ...] = ()
+    """Who may do daemon-wide operations (reload, modules, top-level vnets)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +295,12 @@ class Config:
     path: str
     daemon: DaemonConfig
     vnets: tuple[VnetConfig, ...]
+
+    def policy(self) -> Policy:
+        """Return the rights this configuration grants (admins, grants by vnet name)."""
+        return Policy(
+            self.daemon.admins, {v.name: v.permissions for v in self.vnets if v.permissions}
+        )
 
 
 # --------------------------------------------------------------------------
@@ -617,6 +654,10 @@ class _Vnet:
     routes: tuple[_Route, ...]
     sysctl: tuple[tuple[str, bool | int | float], ...] = ()
     firewall: FirewallConfig | None = None
+    permissions: Grants = NO_GRANTS
+    limits: tuple[tuple[str, int], ...] = ()
+    """Own limits in file order (kind, value)."""
+    limits_key: str = ""
 
     def interface(self, name: str) -> _Interface | None:
         for iface in self.interfaces:
@@ -629,13 +670,15 @@ class _Vnet:
         for r in self.routes:
             assert r.prefix is not None and r.type is not None, "only built when valid"
             routes.append(RouteConfig(r.prefix, r.type, r.via, r.interface))
+        limits = tuple((limits_.knob_name(kind), value) for kind, value in self.limits)
         return VnetConfig(
             name=self.name,
             forwarding=self.forwarding,
             interfaces=tuple(i.config() for i in self.interfaces),
             routes=tuple(routes),
-            sysctl=self.sysctl,
+            sysctl=limits + self.sysctl,
             firewall=self.firewall,
+            permissions=self.permissions,
         )
 
 
@@ -643,10 +686,29 @@ class _Vnet:
 # The parser: collects problems, never stops at the first
 # --------------------------------------------------------------------------
 
-_TOP_KEYS = ("daemon", "vnets", "interfaces", "routes", "forwarding", "sysctl", "firewall")
-_DEFAULT_VNET_KEYS = ("interfaces", "routes", "forwarding", "sysctl", "firewall")
-_DAEMON_KEYS = ("control_socket", "state_dir", "log_level", "metrics")
-_VNET_KEYS = ("forwarding", "interfaces", "routes", "sysctl", "firewall")
+_TOP_KEYS = (
+    "daemon",
+    "vnets",
+    "interfaces",
+    "routes",
+    "forwarding",
+    "sysctl",
+    "firewall",
+    "limits",
+    "permissions",
+)
+_DEFAULT_VNET_KEYS = (
+    "interfaces",
+    "routes",
+    "forwarding",
+    "sysctl",
+    "firewall",
+    "limits",
+    "permissions",
+)
+_DAEMON_KEYS = ("control_socket", "state_dir", "log_level", "metrics", "admins")
+_VNET_KEYS = ("forwarding", "interfaces", "routes", "sysctl", "firewall", "limits", "permissions")
+_PERMISSION_KEYS = ("manage", "sockets")
 _INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer", "ra", "offload")
 _HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac")
 _RA_KEYS = (
@@ -818,6 +880,7 @@ class _Parser:
             vnets.append(self.vnet(DEFAULT_VNET, doc, "", nested=False))
 
         self.check_hierarchy(vnets)
+        self.check_limits(vnets)
         self.check_unique_taps(vnets)
         self.check_unique_netns(vnets)
         self.check_peers(vnets)
@@ -858,7 +921,69 @@ class _Parser:
                     self.problem("daemon.metrics", parsed)
                 else:
                     metrics = parsed
-        return DaemonConfig(control_socket, state_dir, log_level, metrics)
+        admins = self.principals(table, "admins", "daemon")
+        return DaemonConfig(control_socket, state_dir, log_level, metrics, admins)
+
+    def principals(self, table: Mapping[str, object], name: str, key: str) -> tuple[Principal, ...]:
+        """Parse an array of principals (``uid:N``, ``gid:N``, ``user:X``, ``group:X``)."""
+        value = table.get(name)
+        if value is None:
+            return ()
+        pkey = _join(key, name)
+        if not isinstance(value, list):
+            hint = f'; write {name} = ["{value}"]' if isinstance(value, str) else ""
+            self.wrong_type(pkey, "an array of strings", value, hint)
+            return ()
+        found: list[Principal] = []
+        for index, item in enumerate(value):
+            ikey = f"{pkey}[{index}]"
+            if not isinstance(item, str):
+                self.wrong_type(ikey, "a string", item)
+                continue
+            try:
+                principal = parse_principal(item)
+            except PrincipalError as err:
+                self.problem(ikey, str(err))
+                continue
+            if principal not in found:
+                found.append(principal)
+        return tuple(found)
+
+    def permissions(self, table: Mapping[str, object], key: str) -> Grants:
+        """Check ``[... .permissions]``: ``manage`` and ``sockets`` arrays of principals."""
+        perms = self.table(table, "permissions", key)
+        if perms is None:
+            return Grants()
+        pkey = _join(key, "permissions")
+        self.check_keys(perms, pkey, _PERMISSION_KEYS)
+        return Grants(
+            manage=self.principals(perms, "manage", pkey),
+            sockets=self.principals(perms, "sockets", pkey),
+        )
+
+    def limits(self, table: Mapping[str, object], key: str) -> tuple[tuple[str, int], ...]:
+        """Check ``[... .limits]``: known kinds, positive integers (omit a kind: no limit)."""
+        lim = self.table(table, "limits", key)
+        if lim is None:
+            return ()
+        lkey = _join(key, "limits")
+        self.check_keys(lim, lkey, limits_.KINDS)
+        found: list[tuple[str, int]] = []
+        for kind in lim:
+            if kind not in limits_.KINDS:
+                continue
+            value = self.integer(lim, kind, lkey)
+            if value is None:
+                continue
+            if not 1 <= value <= limits_.MAXIMUM:
+                self.problem(
+                    _join(lkey, kind),
+                    f"{value} is out of range 1..{limits_.MAXIMUM} "
+                    "(leave the key out for no limit of its own)",
+                )
+                continue
+            found.append((kind, value))
+        return tuple(found)
 
     def path(self, table: Mapping[str, object], name: str) -> str | None:
         value = self.string(table, name, "daemon")
@@ -919,6 +1044,9 @@ class _Parser:
             routes=tuple(routes),
             sysctl=self.sysctl(table, key),
             firewall=self.firewall(table, key),
+            permissions=self.permissions(table, key),
+            limits=self.limits(table, key),
+            limits_key=_join(key, "limits"),
         )
 
     def firewall(self, table: Mapping[str, object], key: str) -> FirewallConfig | None:
@@ -950,6 +1078,12 @@ class _Parser:
         skey = _join(key, "sysctl")
         for name, value in (self.table(table, "sysctl", key) or {}).items():
             nkey = f'{skey}."{name}"'
+            if limits_.kind_of(name) is not None:
+                kind = name.removeprefix(limits_.KNOB_PREFIX)
+                self.problem(
+                    nkey, f"set limits in the limits table: {_join(_join(key, 'limits'), kind)}"
+                )
+                continue
             knob = knobs.knobs.get(name)
             if knob is None:
                 close = [k for k in knobs.knobs if k.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1]]
@@ -1454,6 +1588,81 @@ class _Parser:
                 else:
                     reason = f"parent vnets {names} are not declared; declare {declare}"
                 self.problem(vnet.key, reason)
+
+    def check_limits(self, vnets: list[_Vnet]) -> None:
+        """Check limits only narrow down the tree, and each vnet's config fits its own."""
+        by_name = {v.name: v for v in vnets}
+        effective: dict[str, dict[str, tuple[int, str]]] = {}
+        for vnet in _parents_first(vnets):
+            parent_name, sep, _ = vnet.name.rpartition("/")
+            inherited = dict(effective.get(parent_name, {})) if sep else {}
+            mine = dict(inherited)
+            for kind, value in vnet.limits:
+                noun = limits_.NOUNS[kind]
+                above = inherited.get(kind)
+                if above is not None and value > above[0]:
+                    where = "" if above[1] == parent_name else f", set on {above[1]}"
+                    self.problem(
+                        _join(vnet.limits_key, kind),
+                        f"{noun} limit {value} of vnet {vnet.name} is above the {noun} limit "
+                        f"of its parent vnet {parent_name} ({above[0]}{where}); "
+                        "a child may only narrow its parent's limits",
+                    )
+                    continue
+                mine[kind] = (value, vnet.name)
+            effective[vnet.name] = mine
+            self.check_fits(by_name[vnet.name], mine)
+
+    def check_fits(self, vnet: _Vnet, limits: dict[str, tuple[int, str]]) -> None:
+        """Report what ``vnet``'s own config declares beyond its limits."""
+
+        def beyond(kind: str, count: int) -> str:
+            limit, where = limits[kind]
+            source = "" if where == vnet.name else f" (set on {where})"
+            return f"{count}, above its {limits_.NOUNS[kind]} limit {limit}{source}"
+
+        if "interfaces" in limits and len(vnet.interfaces) > limits["interfaces"][0]:
+            self.problem(
+                _join(vnet.key, "interfaces"),
+                f"vnet {vnet.name} declares interfaces: "
+                f"{beyond('interfaces', len(vnet.interfaces))}",
+            )
+        if "routes" in limits:
+            networks = {
+                a.value.network
+                for i in vnet.interfaces
+                for a in i.addresses
+                if not _is_link_local(a.value.ip)
+            }
+            statics = {r.prefix for r in vnet.routes if r.prefix is not None}
+            count = len(networks | statics)
+            if count > limits["routes"][0]:
+                self.problem(
+                    _join(vnet.key, "routes"),
+                    f"vnet {vnet.name} declares routes (static and connected): "
+                    f"{beyond('routes', count)}",
+                )
+        knobs: list[tuple[str, str, float]] = [
+            (f'{_join(vnet.key, "sysctl")}."{name}"', name, value) for name, value in vnet.sysctl
+        ]
+        if vnet.firewall is not None and vnet.firewall.max_states is not None:
+            knobs.append(
+                (
+                    _join(_join(vnet.key, "firewall"), "max_states"),
+                    "net.pf.states_max",
+                    vnet.firewall.max_states,
+                )
+            )
+        for key, name, value in knobs:
+            kind = limits_.KIND_OF_KNOB.get(name)
+            if kind is not None and kind in limits and value > limits[kind][0]:
+                limit, where = limits[kind]
+                source = "" if where == vnet.name else f" (set on {where})"
+                self.problem(
+                    key,
+                    f"{name} {value:g} is above the {limits_.NOUNS[kind]} limit {limit} "
+                    f"of vnet {vnet.name}{source}",
+                )
 
     def check_unique_taps(self, vnets: list[_Vnet]) -> None:
         owner: dict[str, str] = {}

@@ -26,6 +26,7 @@ import uvloop
 
 from vrouter import __version__
 from vrouter.api.server import ControlServer
+from vrouter.api.sockets import Endpoint, close_all
 from vrouter.core.vnet import VnetTree
 from vrouter.daemon import hostns, metrics, systemd
 from vrouter.daemon.build import Built, bring_up, build
@@ -51,6 +52,8 @@ class Daemon:
         self.tree: VnetTree | None = None
         self.ownership = hostns.Ownership(Path(config.daemon.state_dir))
         self.server: ControlServer | None = None
+        self.endpoints: set[Endpoint] = set()
+        """Program sockets (the socket service), closed at shutdown."""
         self.exporter: metrics.MetricsServer | None = None
         self.ops: Ops | None = None
         """Run-time changes (API and reload); set once the vnets are built."""
@@ -141,6 +144,7 @@ class Daemon:
         if self.server is not None:
             await self.server.close()
             self.server = None
+        close_all(self)
         self.driver.close()
         for name in reversed(self.ownership.netns):
             try:

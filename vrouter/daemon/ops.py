@@ -23,6 +23,15 @@ Guarantees:
 - Moving an interface keeps its device running: in the old vnet its
   addresses, routes via it and neighbour entries go; it arrives in the new
   vnet without addresses (an EUI-64 link-local one is generated) and up.
+- Limits (:mod:`vrouter.core.limits`) are checked with everything else: an
+  interface, an address's connected route or a static route beyond the
+  vnet's limit is refused ("vnet lab/r1: route limit 100 reached") and
+  counted in ``vnet.limits.refused``; a sysctl above a limit, or a limit
+  above the parent's, is refused.
+- Subsystems load and unload here for the API (``module load|unload``):
+  attached to or detached from every vnet, refused when a dependency is
+  missing or another loaded subsystem needs it; the essential built-ins
+  (:data:`vrouter.stack.ESSENTIAL`) stay.
 """
 
 from __future__ import annotations
@@ -33,6 +42,10 @@ import logging
 import re
 from collections.abc import Iterable
 
+from vrouter.core import limits
+from vrouter.core.limits import LimitError
+from vrouter.core.registry import RegistryError, Subsystem
+from vrouter.core.sysctl import SysctlError
 from vrouter.core.vnet import Vnet, VnetError, VnetTree
 from vrouter.daemon import build, hostns
 from vrouter.daemon.config import HostConfig, InterfaceConfig, RaConfig
@@ -138,6 +151,42 @@ class Ops:
         """Return the epair ``ifp`` is an end of, if any."""
         return next((e for e in self.driver.epairs if e.a is ifp or e.b is ifp), None)
 
+    # -- limits ------------------------------------------------------------------
+
+    @staticmethod
+    def check_limit(vnet: Vnet, kind: str, in_use: int, adding: int = 1) -> None:
+        """Refuse (OpError, counted and logged) going beyond ``vnet``'s ``kind`` limit."""
+        if adding <= 0:
+            return
+        try:
+            vnet.limits.check(kind, in_use, adding)
+        except LimitError as err:
+            log.warning("%s: refused", err)
+            raise OpError(str(err)) from None
+
+    @staticmethod
+    def routes_in_use(vnet: Vnet) -> int:
+        """Return the routes of ``vnet``, both families (what the route limit counts)."""
+        return len(vnet.route.fib) + len(vnet.route.fib6)
+
+    @staticmethod
+    def connected_routes(vnet: Vnet, addresses: Iterable[Address]) -> int:
+        """Return how many connected routes adding ``addresses`` would install."""
+        networks = {
+            a.network
+            for a in addresses
+            if not (a.version == 6 and a.is_link_local)
+            and vnet.route.table(a.version).get(a.network) is None
+        }
+        return len(networks)
+
+    def _check_room(self, vnet: Vnet, interfaces: int, addresses: Iterable[Address]) -> None:
+        """Refuse new interfaces with ``addresses`` in ``vnet`` beyond its limits."""
+        self.check_limit(vnet, "interfaces", len(vnet.link.interfaces), interfaces)
+        self.check_limit(
+            vnet, "routes", self.routes_in_use(vnet), self.connected_routes(vnet, addresses)
+        )
+
     def tree_of(self, name: str) -> list[dict[str, object]]:
         """Return the vnet hierarchy under ``name`` ("" for every root) as nested data."""
 
@@ -241,6 +290,7 @@ class Ops:
         if icfg.type == "epair":
             raise OpError(f"vnet {vnet.name}: {icfg.name}: an epair is created with its peer")
         self._check_new_interface(vnet, icfg)
+        self._check_room(vnet, 1, icfg.addresses)
         if icfg.type == "tap":
             if icfg.name in self.driver.taps:
                 owner = self.driver.taps[icfg.name].ifnet.vnet.name
@@ -324,6 +374,11 @@ class Ops:
             raise OpError(f"epair {a_vnet}:{a.name} cannot peer with itself")
         self._check_new_interface(va, a)
         self._check_new_interface(vb, b)
+        if va is vb:
+            self._check_room(va, 2, [*a.addresses, *b.addresses])
+        else:
+            self._check_room(va, 1, a.addresses)
+            self._check_room(vb, 1, b.addresses)
         now = self.driver.now()
         ifa = build.add_interface(va, a, now)
         ifb = build.add_interface(vb, b, now)
@@ -392,6 +447,7 @@ class Ops:
             raise OpError(f"interface {name} is already in vnet {to}")
         if name in target.link.interfaces:
             raise OpError(f"vnet {to} already has an interface {name!r}")
+        self.check_limit(target, "interfaces", len(target.link.interfaces))
         routes = self.detach(ifp)
         static = [r for r in routes if r.origin == STATIC]
         ifp.vnet = target
@@ -464,6 +520,9 @@ class Ops:
                     f"vnet {vnet.name}: {name}: a static route to {address.network} exists; "
                     "remove it before adding an address on that network"
                 )
+        self.check_limit(
+            vnet, "routes", self.routes_in_use(vnet), self.connected_routes(vnet, [address])
+        )
         now = self.driver.now()
         if isinstance(address, ipaddress.IPv4Interface):
             ipv4.add_address(vnet, ifp, address, now)
@@ -512,6 +571,7 @@ class Ops:
             via == a.ip for i in vnet.link.interfaces.values() for a in i.all_addresses()
         ):
             raise OpError(f"vnet {vnet.name}: next hop {via} is an address of the vnet itself")
+        self.check_limit(vnet, "routes", self.routes_in_use(vnet))
         try:
             route = route_state.add_static(vnet, prefix, type_, via, ifp)
         except RouteError as err:
@@ -538,16 +598,27 @@ class Ops:
 
     # -- sysctl and firewall -------------------------------------------------------
 
-    def set_sysctl(self, vnet_name: str, knob: str, value: object) -> object:
-        """Set one sysctl; return the old value."""
-        from vrouter.core.sysctl import SysctlError
+    def set_sysctl(self, vnet_name: str, knob: str, value: object, *, check: bool = True) -> object:
+        """Set one sysctl; return the old value.
 
+        A limit (``vnet.limits.*``) may not exceed the parent's, a capped knob
+        (``net.pf.states_max`` …) not the vnet's limit; ``check=False`` skips
+        those two checks, for a rollback restoring an earlier state in any order.
+        """
         vnet = self.vnet(vnet_name)
         sysctl = self.tree.registry.sysctl()
         try:
             checked = sysctl.knob(knob).coerce(value)
             old = sysctl.get(vnet, knob)
-            sysctl.set(vnet, knob, checked)
+            kind = limits.kind_of(knob)
+            if kind is not None:
+                limits.set_limit(vnet, kind, int(checked), sysctl, check=check)
+            else:
+                if check:
+                    vnet.limits.check_knob(knob, checked)
+                sysctl.set(vnet, knob, checked)
+        except LimitError as err:
+            raise OpError(str(err)) from None
         except SysctlError as err:
             raise OpError(f"vnet {vnet.name}: {err}") from None
         if old != checked:
@@ -557,6 +628,11 @@ class Ops:
     def replace_ruleset(self, vnet_name: str, ruleset: Ruleset) -> Ruleset:
         """Put ``ruleset`` in force, keeping states; return the old one."""
         vnet = self.vnet(vnet_name)
+        if not hasattr(vnet, "firewall"):
+            raise OpError(
+                f"vnet {vnet.name}: the firewall subsystem is not loaded "
+                "(vrouterctl module load firewall)"
+            )
         old = vnet.firewall.fw.ruleset
         firewall.replace_ruleset(vnet, ruleset)
         log.info(
@@ -566,6 +642,59 @@ class Ops:
             ruleset.default,
         )
         return old
+
+    # -- subsystems ----------------------------------------------------------------
+
+    def load_module(self, name: str) -> Subsystem:
+        """Load subsystem ``name`` (a built-in or an entry point) into every vnet."""
+        from vrouter.stack import discover
+
+        registry = self.tree.registry
+        if registry.get(name) is not None:
+            raise OpError(f"subsystem {name} is already loaded")
+        available, problems = discover()
+        for problem in problems:
+            log.warning("subsystems: %s", problem)
+        found = available.get(name)
+        if found is None:
+            known = ", ".join(sorted(set(available) - set(registry.names()))) or "none"
+            raise OpError(f"no subsystem named {name!r} to load (loadable: {known})")
+        subsystem = found.subsystem
+        missing = [d for d in subsystem.depends if registry.get(d) is None]
+        if missing:
+            raise OpError(
+                f"cannot load {name}: it needs {', '.join(missing)}, which is not loaded "
+                "(load that first)"
+            )
+        try:
+            self.tree.load(subsystem)
+        except RegistryError as err:
+            raise OpError(str(err)) from None
+        log.info("subsystem %s loaded (%s) into %d vnets", name, found.source, len(self.tree))
+        return subsystem
+
+    def unload_module(self, name: str) -> Subsystem:
+        """Detach subsystem ``name`` from every vnet and unload it."""
+        from vrouter.stack import ESSENTIAL
+
+        registry = self.tree.registry
+        if registry.get(name) is None:
+            raise OpError(f"subsystem {name} is not loaded (loaded: {', '.join(registry.names())})")
+        users = registry.users(name)
+        if users:
+            needs = ", ".join(f"{user} needs {name}" for user in users)
+            raise OpError(f"cannot unload {name}: {needs} (unload {', '.join(users)} first)")
+        if name in ESSENTIAL:
+            raise OpError(
+                f"cannot unload {name}: it is essential (every vnet's interfaces, addresses "
+                "and control-plane views use it)"
+            )
+        try:
+            subsystem = self.tree.unload(name)
+        except RegistryError as err:
+            raise OpError(str(err)) from None
+        log.info("subsystem %s unloaded from %d vnets", name, len(self.tree))
+        return subsystem
 
 
 def _conflict(where: str, address: Address, have: Address, owner: str, same: bool) -> None:

@@ -9,11 +9,12 @@ device before it is free:
 2. interfaces removed or re-created (a new type, host, peer, MAC, ``up`` or
    link-local address re-creates it; an epair goes as a whole);
 3. vnets removed, children first;
-4. sysctl values and firewall rulesets of the vnets that stay, parents first;
+4. sysctl values (a vnet's limits before its other knobs) and firewall
+   rulesets of the vnets that stay, parents first; permissions;
 5. vnets added, parents first, each with its sysctl values and ruleset;
 6. interfaces and epairs created;
 7. in place: MTU, addresses added, router advertisements;
-8. static routes added (or changed); the daemon's log level.
+8. static routes added (or changed); the daemon's log level and admins.
 
 What stays equal is not touched: an interface whose config is unchanged keeps
 its TAP fd, neighbour cache and counters; a vnet keeps its firewall states
@@ -21,9 +22,16 @@ its TAP fd, neighbour cache and counters; a vnet keeps its firewall states
 route is kept when its config and the interface it resolves to are the same
 and that interface is not re-created.
 
-``[daemon]`` settings other than ``log_level`` cannot change live (the
-control socket, state directory and metrics listener are bound at start):
-the plan lists them in ``refused`` and the reload is refused.
+``[daemon]`` settings other than ``log_level`` and ``admins`` cannot change
+live (the control socket, state directory and metrics listener are bound at
+start): the plan lists them in ``refused`` and the reload is refused.
+
+Limits are ``vnet.limits.*`` knobs: raised parents first, so a child never
+exceeds its parent; an undo restores the earlier values without that check
+(the earlier state was consistent, whatever the order of undoing).
+Permissions (``[vnets.NAME.permissions]``, ``[daemon] admins``) change the
+tree's policy; the control socket's mode follows (0666 with any non-root
+principal, else 0660).
 
 :func:`apply` runs the steps through :class:`~vrouter.daemon.ops.Ops`; each
 step returns its undo, and a step that fails makes every applied step undo
@@ -44,6 +52,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vrouter.core import limits
+from vrouter.core.perms import Grants, Policy, Principal
 from vrouter.core.sysctl import Value
 from vrouter.daemon.config import (
     Config,
@@ -77,6 +87,8 @@ ADDRESS_ADD = "address.add"
 RA = "interface.ra"
 ROUTE_ADD = "route.add"
 LOG_LEVEL = "daemon.log_level"
+PERMISSIONS = "vnet.permissions"
+ADMINS = "daemon.admins"
 
 Undo = Callable[[], Awaitable[None]]
 
@@ -131,6 +143,13 @@ class Step:
             return f"{where}: {self.target}: router advertisements {'on' if self.new else 'off'}"
         if self.action == LOG_LEVEL:
             return f"daemon: log level {self.old} -> {self.new}"
+        if self.action == PERMISSIONS:
+            grants: Grants = self.new
+            manage = ", ".join(map(str, grants.manage)) or "nobody"
+            sockets = ", ".join(map(str, grants.sockets)) or "nobody"
+            return f"{where}: permissions: manage {manage}; sockets {sockets}"
+        if self.action == ADMINS:
+            return f"daemon: admins {', '.join(map(str, self.new)) or 'root only'}"
         return f"{where}: {self.action} {self.target}"
 
 
@@ -144,7 +163,7 @@ class Plan:
 
 # -- the plan ----------------------------------------------------------------------------
 
-LIVE_DAEMON_KEYS = ("log_level",)
+LIVE_DAEMON_KEYS = ("log_level", "admins")
 """``[daemon]`` settings a reload changes; any other change is refused."""
 LIVE_INTERFACE_KEYS = ("addresses", "mtu", "ra")
 """Interface settings changed in place (but a link-local address); any other
@@ -174,13 +193,20 @@ def overlay(config: Config) -> dict[str, dict[str, Value]]:
     """Return, per vnet, the sysctl values ``config`` decides (the rest stay default).
 
     This is what building the vnets does: a child starts with its parent's
-    values, then ``forwarding``, the firewall's ``enable``/``max_states`` and
-    the ``[sysctl]`` table are applied in that order.
+    values (but not its limits: it follows those), then ``forwarding``, the
+    firewall's ``enable``/``max_states`` and the ``[sysctl]`` table (limits
+    first) are applied in that order.  Each vnet's limits come first in its
+    dict, so a reload sets them before the knobs they cap.
     """
     result: dict[str, dict[str, Value]] = {}
     for vcfg in config.vnets:
         parent, sep, _ = vcfg.name.rpartition("/")
-        knobs = dict(result.get(parent, {})) if sep else {}
+        own_limits = {k: v for k, v in vcfg.sysctl if limits.kind_of(k) is not None}
+        knobs: dict[str, Value] = dict(own_limits)
+        if sep:
+            knobs.update(
+                (k, v) for k, v in result.get(parent, {}).items() if limits.kind_of(k) is None
+            )
         knobs["net.inet.ip.forwarding"] = vcfg.forwarding
         knobs["net.inet6.ip6.forwarding"] = vcfg.forwarding
         if vcfg.firewall is not None:
@@ -363,11 +389,15 @@ def plan(old: Config, new: Config) -> Plan:
     for vcfg in kept:
         name = vcfg.name
         before_k, after_k = old_knobs[name], new_knobs[name]
+        knob_steps: list[Step] = []
         for knob, value in after_k.items():
             if knob not in before_k or before_k[knob] != value:
-                settings.append(Step(SYSCTL, name, knob, new=value, old=before_k.get(knob)))
+                knob_steps.append(Step(SYSCTL, name, knob, new=value, old=before_k.get(knob)))
         for knob in sorted(set(before_k) - set(after_k)):
-            settings.append(Step(SYSCTL, name, knob, new=None, old=before_k[knob]))
+            knob_steps.append(Step(SYSCTL, name, knob, new=None, old=before_k[knob]))
+        # A vnet's limits first: a raised limit must be in force before the knobs it caps.
+        knob_steps.sort(key=lambda step: limits.kind_of(step.target) is None)
+        settings.extend(knob_steps)
         if _ruleset_key(old_v[name].firewall) != _ruleset_key(vcfg.firewall):
             settings.append(Step(RULESET, name, new=vcfg.firewall, old=old_v[name].firewall))
     creating: list[Step] = []
@@ -382,9 +412,17 @@ def plan(old: Config, new: Config) -> Plan:
         Step(VNET_DESTROY, v.name, old=v)
         for v in sorted(removed, key=lambda v: v.name.count("/"), reverse=True)
     ]
+    old_grants = {v.name: v.permissions for v in old.vnets}
+    new_grants = {v.name: v.permissions for v in new.vnets}
+    for name in [*old_grants, *(n for n in new_grants if n not in old_grants)]:
+        before_g, after_g = old_grants.get(name, Grants()), new_grants.get(name, Grants())
+        if before_g != after_g:
+            settings.append(Step(PERMISSIONS, name, new=after_g, old=before_g))
     daemon: list[Step] = []
     if old.daemon.log_level != new.daemon.log_level:
         daemon.append(Step(LOG_LEVEL, "", new=new.daemon.log_level, old=old.daemon.log_level))
+    if old.daemon.admins != new.daemon.admins:
+        daemon.append(Step(ADMINS, "", new=new.daemon.admins, old=old.daemon.admins))
     steps = (
         *route_del,
         *address_del,
@@ -495,9 +533,11 @@ class Applier:
             ops.create_vnet(vnet)
             return lambda: self._destroy_vnet_now(vnet)
         if action == SYSCTL:
-            value = _default_values()[step.target] if step.new is None else step.new
-            old = ops.set_sysctl(vnet, step.target, value)
-            return lambda: self._sync(ops.set_sysctl, vnet, step.target, old)
+            if step.new is not None:
+                old = ops.set_sysctl(vnet, step.target, step.new)
+            else:
+                old = self._reset_sysctl(vnet, step.target)
+            return lambda: self._restore_sysctl(vnet, step.target, old)
         if action == RULESET:
             fw: FirewallConfig | None = step.new
             previous = ops.replace_ruleset(vnet, fw.ruleset if fw is not None else Ruleset())
@@ -508,6 +548,12 @@ class Applier:
         if action == RA:
             old_ra = ops.set_ra(vnet, step.target, Ops.ra_settings(step.new))
             return lambda: self._sync(ops.set_ra, vnet, step.target, old_ra)
+        if action == PERMISSIONS:
+            replaced = _set_grants(ops, vnet, step.new)
+            return lambda: self._sync(_set_grants, ops, vnet, replaced)
+        if action == ADMINS:
+            before = _set_admins(ops, step.new)
+            return lambda: self._sync(_set_admins, ops, before)
         if action == LOG_LEVEL:
             root = logging.getLogger()
             level = root.level
@@ -520,6 +566,18 @@ class Applier:
 
     async def _sync(self, fn: Callable[..., object], *args: object) -> None:
         fn(*args)
+
+    async def _restore_sysctl(self, vnet: str, knob: str, value: object) -> None:
+        self.ops.set_sysctl(vnet, knob, value, check=False)
+
+    def _reset_sysctl(self, vnet_name: str, knob: str) -> object:
+        """Return ``knob`` to its default, as a fresh build would: capped by a limit."""
+        old = self.ops.set_sysctl(vnet_name, knob, _default_values()[knob], check=False)
+        kind = limits.KIND_OF_KNOB.get(knob)
+        if kind is not None:
+            vnet = self.ops.vnet(vnet_name)
+            limits.apply_caps(vnet, self.ops.tree.registry.sysctl(), kinds=(kind,))
+        return old
 
     def _add_route_now(self, vnet: str, route: RouteConfig) -> None:
         self.ops.add_route(vnet, route.prefix, route.type, route.via, route.interface)
@@ -567,15 +625,16 @@ class Applier:
         vcfg: VnetConfig = step.old
         vnet = ops.vnet(step.vnet)
         knobs = ops.tree.registry.sysctl().snapshot(vnet)
-        ruleset = vnet.firewall.fw.ruleset
+        ruleset = vnet.firewall.fw.ruleset if hasattr(vnet, "firewall") else None
         present = set(vnet.link.interfaces)
         await ops.destroy_vnet(step.vnet)
 
         async def undo() -> None:
             ops.create_vnet(vcfg.name)
-            for knob, value in knobs.items():
-                ops.set_sysctl(vcfg.name, knob, value)
-            ops.replace_ruleset(vcfg.name, ruleset)
+            for knob, value in sorted(knobs.items(), key=lambda kv: limits.kind_of(kv[0]) is None):
+                ops.set_sysctl(vcfg.name, knob, value, check=False)
+            if ruleset is not None:
+                ops.replace_ruleset(vcfg.name, ruleset)
             by_name = {i.name: i for i in vcfg.interfaces}
             for name in sorted(present):
                 icfg = by_name.get(name)
@@ -600,6 +659,24 @@ class Applier:
 
     old_config: Config | None = None
     """The configuration being replaced (rebuilds a destroyed vnet's epairs)."""
+
+
+def _set_grants(ops: Ops, vnet: str, grants: Grants) -> Grants:
+    """Put ``grants`` in force on vnet name ``vnet``; return the ones they replace."""
+    policy = ops.tree.policy
+    table = dict(policy.grants)
+    previous = table.pop(vnet, Grants())
+    if grants:
+        table[vnet] = grants
+    ops.tree.set_policy(Policy(policy.admins, table))
+    return previous
+
+
+def _set_admins(ops: Ops, admins: tuple[Principal, ...]) -> tuple[Principal, ...]:
+    """Make ``admins`` the daemon admins; return the ones they replace."""
+    policy = ops.tree.policy
+    ops.tree.set_policy(Policy(admins, policy.grants))
+    return policy.admins
 
 
 def _old_interface(config: Config | None, vnet: str, name: str) -> InterfaceConfig | None:
@@ -661,6 +738,9 @@ async def reload(daemon: Daemon) -> list[Step]:
         log.error("reload of %s failed, the running configuration is kept:\n%s", path, err)
         raise
     daemon.config = new
+    server = getattr(daemon, "server", None)
+    if server is not None:
+        server.follow_policy()
     daemon.reloads["success"] = daemon.reloads.get("success", 0) + 1
     daemon.last_reload_success = time.time()
     daemon.last_reload = ReloadRecord(started, "success", None, len(steps))

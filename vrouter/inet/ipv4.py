@@ -241,6 +241,51 @@ def output(vnet: Vnet, packet: bytes, now: float) -> bool:
     return True
 
 
+def output_on(vnet: Vnet, out: Ifnet, packet: bytes, now: float) -> bool:
+    """Send a packet this vnet originated out of ``out`` (multicast, broadcast, bound sockets).
+
+    Multicast goes to its group MAC (RFC 1112 6.4), broadcast to ff:ff:ff:ff:ff:ff;
+    unicast to the destination when it is on ``out``'s networks, else to the
+    gateway of the route if that route leaves by ``out``.
+    """
+    inet = vnet.inet
+    dst = packet[16:20]
+    if inet.pfil is not None and not inet.pfil(out, memoryview(packet), OUT, now):
+        inet.stats.filtered_out += 1
+        out.counters.tx_drops["ip_filtered_out"] += 1
+        return False
+    frame = bytearray(HEADER_LEN + len(packet))
+    frame[HEADER_LEN:] = packet
+    if 224 <= dst[0] < 240:
+        group_mac = bytes((0x01, 0x00, 0x5E, dst[1] & 0x7F, dst[2], dst[3]))
+        HEADER.pack_into(frame, 0, group_mac, out.mac, ETHERTYPE_IPV4)
+        inet.stats.localout += 1
+        out.output(frame)
+        return True
+    HEADER.pack_into(frame, 0, BROADCAST, out.mac, ETHERTYPE_IPV4)
+    if dst == LIMITED_BROADCAST or dst in inet.broadcasts:
+        inet.stats.localout += 1
+        out.output(frame)
+        return True
+    target = ipaddress.IPv4Address(dst)
+    nexthop: bytes | None = dst if any(target in a.network for a in out.addresses) else None
+    if nexthop is None:
+        route = vnet.route.fib.lookup(dst)
+        if route is None or route.ifnet is not out or route.type != UNICAST:
+            inet.stats.noroute_out += 1
+            return False
+        nexthop = route.gateway or dst
+    inet.stats.localout += 1
+    if len(packet) > out.mtu:
+        if packet[6] << 8 & FLAG_DF:
+            inet.stats.toolong += 1
+            return False
+        _send_fragments(vnet, out, nexthop, frame, now)
+    else:
+        arp.output(vnet, out, nexthop, frame, now)
+    return True
+
+
 def next_ident(vnet: Vnet) -> int:
     """Return the next IP identification value of this vnet."""
     inet = vnet.inet
@@ -275,6 +320,8 @@ def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface, now: f
     add_connected(vnet, ifp, address)
     if ifp.up:
         arp.announce(vnet, ifp, packed)
+    if vnet.listeners:
+        vnet.emit({"type": "RTM_NEWADDR", "interface": ifp.name, "address": str(address)})
 
 
 def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface) -> None:
@@ -292,6 +339,8 @@ def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface) -> 
     }
     remove_connected(vnet, ifp, address)
     inet.arp.flush_interface(ifp)
+    if vnet.listeners:
+        vnet.emit({"type": "RTM_DELADDR", "interface": ifp.name, "address": str(address)})
 
 
 def set_up(vnet: Vnet, ifp: Ifnet, now: float) -> None:
@@ -301,6 +350,8 @@ def set_up(vnet: Vnet, ifp: Ifnet, now: float) -> None:
     ifp.up = True
     for address in ifp.addresses:
         arp.announce(vnet, ifp, address.ip.packed)
+    if vnet.listeners:
+        vnet.emit({"type": "RTM_IFINFO", "interface": ifp.name, "up": True})
 
 
 def _udp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:

@@ -354,6 +354,8 @@ def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface, now: f
         add_connected(vnet, ifp, address)
     if ifp.up:
         nd.start_dad(vnet, addr, now)
+    if vnet.listeners:
+        vnet.emit({"type": "RTM_NEWADDR", "interface": ifp.name, "address": str(address)})
     return addr
 
 
@@ -395,6 +397,8 @@ def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface) -> 
     if all(solicited_node(a.ip.packed) != group for a in ifp.addresses6):
         inet6.groups.get(ifp.name, set()).discard(group)
     inet6.nd.flush_interface(ifp)
+    if vnet.listeners:
+        vnet.emit({"type": "RTM_DELADDR", "interface": ifp.name, "address": str(address)})
 
 
 # --- transport stand-ins ---------------------------------------------------------------

@@ -9,7 +9,7 @@ so it costs at most one dict probe per distinct prefix length present.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -75,6 +75,8 @@ class Fib:
         self._by_len: dict[int, dict[int, Route]] = {}
         self._lens: list[int] = []
         self.generation = 0
+        self.on_change: Callable[[str, Route], None] | None = None
+        """Told ``("add"|"delete", route)`` after every change (route-socket monitors)."""
 
     def _check_family(self, prefix: Prefix) -> None:
         if prefix.max_prefixlen != self.bits:
@@ -93,6 +95,8 @@ class Fib:
             raise RouteError(f"route to {route.prefix} already exists")
         table[key] = route
         self.generation += 1
+        if self.on_change is not None:
+            self.on_change("add", route)
 
     def delete(self, prefix: Prefix) -> Route:
         """Remove and return the route for exactly ``prefix``."""
@@ -104,6 +108,8 @@ class Fib:
             del self._by_len[prefix.prefixlen]
             self._lens = sorted(self._by_len, reverse=True)
         self.generation += 1
+        if self.on_change is not None:
+            self.on_change("delete", route)
         return route
 
     def get(self, prefix: Prefix) -> Route | None:

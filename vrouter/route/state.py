@@ -120,7 +120,16 @@ def _connected_interface(
 
 
 def _attach(vnet: Vnet) -> RouteState:
-    return RouteState()
+    state = RouteState()
+
+    def changed(kind: str, route: Route) -> None:
+        if vnet.listeners:
+            event = "RTM_ADD" if kind == "add" else "RTM_DELETE"
+            vnet.emit({"type": event, "route": route.describe()})
+
+    state.fib.on_change = changed
+    state.fib6.on_change = changed
+    return state
 
 
 SUBSYSTEM = Subsystem("route", _attach, depends=("link",))

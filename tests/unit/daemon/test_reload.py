@@ -276,7 +276,15 @@ def test_fixed_daemon_settings_are_refused_and_log_level_changes_live() -> None:
 def test_every_config_field_is_known_to_the_plan() -> None:
     """A new config setting must be taught to reload (changed live, re-created, or refused)."""
     known = {
-        VnetConfig: {"name", "forwarding", "interfaces", "routes", "sysctl", "firewall"},
+        VnetConfig: {
+            "name",
+            "forwarding",
+            "interfaces",
+            "routes",
+            "sysctl",
+            "firewall",
+            "permissions",
+        },
         FirewallConfig: {"enable", "max_states", "ruleset"},
         RouteConfig: {"prefix", "type", "via", "interface"},
     }

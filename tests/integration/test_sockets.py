@@ -1,0 +1,210 @@
+"""Sockets in vnets, used by this test process, talking to real Linux hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import textwrap
+import threading
+from collections.abc import Iterator
+
+import pytest
+from harness import Vrouterd
+
+from vrouter.client import Client, VSocket, create_datagram_endpoint
+
+pytestmark = pytest.mark.integration
+
+ASK = textwrap.dedent(
+    """
+    import socket, sys
+    family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.sendto(sys.argv[2].encode(), (sys.argv[1], int(sys.argv[3])))
+    data, peer = s.recvfrom(2048)
+    print(data.decode(), peer[0])
+    """
+)
+
+RAW_SEND = textwrap.dedent(
+    """
+    import socket, sys
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 89)
+    s.sendto(b"hello OSPF-shaped", (sys.argv[1], 0))
+    """
+)
+
+
+@pytest.fixture
+def client(demo: Vrouterd) -> Iterator[Client]:
+    with Client(demo.socket) as c:
+        yield c
+
+
+def _index(demo: Vrouterd, vnet: str, ifname: str) -> int:
+    return next(i["index"] for i in demo.call("ifconfig", vnet=vnet) if i["name"] == ifname)
+
+
+def _echo_once(sock: VSocket, seen: list[object]) -> threading.Thread:
+    def serve() -> None:
+        data, peer, info = sock.recvmsg_info()
+        seen.append(info)
+        # Answer from the address the request was sent to, as a server using
+        # IP_PKTINFO does.
+        sock.sendto(b"echo:" + data, peer, source=info.dst)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(
+    ("family", "bind", "address"),
+    [(socket.AF_INET, "0.0.0.0", "198.51.100.1"), (socket.AF_INET6, "::", "2001:db8:2::1")],
+    ids=["ipv4", "ipv6"],
+)
+def test_udp_echo_server_in_a_vnet_answers_a_linux_host(
+    demo: Vrouterd, client: Client, family: int, bind: str, address: str
+) -> None:
+    with client.socket("blue", family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(10)
+        sock.bind((bind, 9999))
+        seen: list[object] = []
+        thread = _echo_once(sock, seen)
+        result = demo.exec("h2", "python3", "-c", ASK, address, "ping-from-h2", "9999")
+        thread.join(10)
+        reply, source = result.stdout.split()
+        assert reply == "echo:ping-from-h2"
+        assert source == address  # answered from the address it was sent to
+        [info] = seen
+        assert info.dst == address  # type: ignore[attr-defined]
+        assert info.ifindex == _index(demo, "blue", demo.tap("b"))  # type: ignore[attr-defined]
+        assert info.ttl == 64  # type: ignore[attr-defined]
+
+
+def test_a_datagram_through_the_other_vnet_arrives_on_the_epair(
+    demo: Vrouterd, client: Client
+) -> None:
+    with client.socket("blue", socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(10)
+        sock.bind(("0.0.0.0", 9998))
+        seen: list[object] = []
+        thread = _echo_once(sock, seen)
+        result = demo.exec("h1", "python3", "-c", ASK, "198.51.100.1", "via-red", "9998")
+        thread.join(10)
+        assert result.stdout.split() == ["echo:via-red", "198.51.100.1"]
+        assert seen[0].ifindex == _index(demo, "blue", "ep0")  # type: ignore[attr-defined]
+        assert seen[0].ttl == 63  # type: ignore[attr-defined]
+
+
+def test_same_port_in_two_vnets_are_separate(demo: Vrouterd, client: Client) -> None:
+    red = client.socket("red", socket.AF_INET, socket.SOCK_DGRAM)
+    blue = client.socket("blue", socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for sock in (red, blue):
+            sock.bind(("0.0.0.0", 5300))
+            sock.settimeout(0.5)
+        demo.exec(
+            "h1",
+            "python3",
+            "-c",
+            "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "s.sendto(b'for red', ('192.0.2.1', 5300))",
+        )
+        assert red.recvfrom()[0] == b"for red"
+        with pytest.raises(TimeoutError):
+            blue.recvfrom()
+    finally:
+        red.close()
+        blue.close()
+
+
+def test_no_socket_means_port_unreachable(demo: Vrouterd) -> None:
+    connected = textwrap.dedent(
+        """
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(3)
+        s.connect(("198.51.100.1", 9997))
+        s.send(b"anyone?")
+        s.recv(100)
+        """
+    )
+    result = demo.exec("h2", "python3", "-c", connected, check=False)
+    assert "ConnectionRefusedError" in result.stderr
+
+
+def test_raw_socket_receives_its_protocol(demo: Vrouterd, client: Client) -> None:
+    with client.socket("blue", socket.AF_INET, socket.SOCK_RAW, 89) as sock:
+        sock.settimeout(10)
+        demo.exec("h2", "python3", "-c", RAW_SEND, "198.51.100.1")
+        data, (source, _), info = sock.recvmsg_info()
+        assert data == b"hello OSPF-shaped"
+        assert source == "198.51.100.2" and info.dst == "198.51.100.1"
+        # And it can answer with a chosen source.
+        sock.sendto(b"raw reply", "198.51.100.2", source="198.51.100.1")
+
+
+def test_route_socket_changes_forwarding_and_reports_it(demo: Vrouterd, client: Client) -> None:
+    routes = client.route_socket("red")
+    watcher = client.route_socket("red")
+    try:
+        route = routes.get(destination="198.51.100.2")
+        assert route["prefix"] == "198.51.100.0/24" and route["gateway"] == "203.0.113.2"
+        routes.delete("198.51.100.0/24")
+        lost = demo.exec("h1", "ping", "-c", "1", "-W", "1", "198.51.100.2", check=False)
+        assert "0 received" in lost.stdout
+        routes.add("198.51.100.0/24", gateway="203.0.113.2")
+        back = demo.exec("h1", "ping", "-c", "1", "-W", "2", "198.51.100.2", check=False)
+        assert "1 received" in back.stdout
+        events = [watcher.next_event(5) for _ in range(2)]
+        assert [(e["type"], e["route"]["prefix"]) for e in events] == [
+            ("RTM_DELETE", "198.51.100.0/24"),
+            ("RTM_ADD", "198.51.100.0/24"),
+        ]
+        assert any(i["name"] == "ep0" for i in routes.interfaces())
+        with pytest.raises(OSError, match=r"no route to 203\.0\.113\.200/32"):
+            routes.delete("203.0.113.200/32")
+    finally:
+        routes.close()
+        watcher.close()
+
+
+def test_asyncio_endpoint(demo: Vrouterd, client: Client) -> None:
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.transport.sendto(data.upper(), addr)  # type: ignore[attr-defined]
+
+    async def main() -> str:
+        transport, _ = await create_datagram_endpoint(
+            client, Echo, "blue", local_addr=("0.0.0.0", 9996)
+        )
+        try:
+            result = await asyncio.to_thread(
+                demo.exec, "h2", "python3", "-c", ASK, "198.51.100.1", "quiet", "9996"
+            )
+            return result.stdout.split()[0]
+        finally:
+            transport.close()
+
+    assert asyncio.run(main()) == "QUIET"
+
+
+def test_closing_releases_the_port(demo: Vrouterd, client: Client) -> None:
+    first = client.socket("blue", socket.AF_INET, socket.SOCK_DGRAM)
+    first.bind(("0.0.0.0", 9995))
+    with pytest.raises(OSError, match="in use"):
+        client.socket("blue", socket.AF_INET, socket.SOCK_DGRAM).bind(("0.0.0.0", 9995))
+    first.close()
+    for _ in range(50):  # the daemon sees the close on its next loop turn
+        try:
+            client.socket("blue", socket.AF_INET, socket.SOCK_DGRAM).bind(("0.0.0.0", 9995))
+            break
+        except OSError:
+            threading.Event().wait(0.05)
+    else:
+        raise AssertionError("port 9995 still held after close")

@@ -1,0 +1,1 @@
+"""Transport: the sockets programs hold in a vnet (UDP, raw IP, route), sans-IO."""
