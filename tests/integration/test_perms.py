@@ -348,3 +348,27 @@ def test_a_config_with_a_child_above_its_parent_is_refused(daemon: Vrouterd) -> 
     assert "route limit 9 of vnet lab/r1 is above" in reload.stderr
     shown = json.loads(daemon.ctl("vnet", "show", "lab/r1", "--json").stdout)
     assert shown["limits"]["routes"]["effective"] == 2, "the running limits are kept"
+
+
+def test_sockets_only_where_the_uid_has_rights(daemon: Vrouterd) -> None:
+    script = (
+        "import socket\n"
+        "from vrouter.client import Client\n"
+        "from vrouter.api.protocol import ApiError\n"
+        f"c = Client({daemon.socket!r})\n"
+        "try:\n"
+        "    c.socket('red', socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "except ApiError as err:\n"
+        "    print('red:', err)\n"
+        "s = c.socket('blue', socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.bind(('0.0.0.0', 520))\n"
+        "print('blue:', s.getsockname())\n"
+        "try:\n"
+        "    c.route_socket('red')\n"
+        "except ApiError as err:\n"
+        "    print('red routes:', err)\n"
+    )
+    out = run(*as_user(NOBODY, sys.executable, "-c", script), timeout=30).stdout.splitlines()
+    assert out[0].startswith("red: permission denied: uid 65534 may not")
+    assert out[1] == "blue: ('0.0.0.0', 520)"  # manage on blue grants ports below 1024
+    assert out[2].startswith("red routes: permission denied")
