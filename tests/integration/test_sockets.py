@@ -208,3 +208,12 @@ def test_closing_releases_the_port(demo: Vrouterd, client: Client) -> None:
             threading.Event().wait(0.05)
     else:
         raise AssertionError("port 9995 still held after close")
+
+
+def test_sockstat_lists_the_sockets_of_a_vnet(demo: Vrouterd, client: Client) -> None:
+    with client.socket("blue", socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.bind(("::", 4242))
+        shown = demo.call("sockstat", vnet="blue")
+        [entry] = [s for s in shown["sockets"] if s["local"] == "*:4242"]
+        assert entry["kind"] == "udp" and entry["family"] == "inet6"
+    assert all(s["local"] != "*:4242" for s in demo.call("sockstat", vnet="red")["sockets"])

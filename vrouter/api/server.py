@@ -314,6 +314,15 @@ def _netstat(daemon: Daemon, args: dict[str, Any]) -> Any:
     }
 
 
+def _sockstat(daemon: Daemon, args: dict[str, Any]) -> Any:
+    vnet = _vnet(daemon, args)
+    open_sockets = [s.describe() for s in vnet.transport.sockets] if hasattr(
+        vnet, "transport") else []
+    route_sockets = sum(1 for e in daemon.endpoints if e.vnet is vnet and e.kind == "route")
+    return {"sockets": open_sockets, "route_sockets": route_sockets,
+            "stats": stats_dict(vnet.transport.stats) if hasattr(vnet, "transport") else {}}
+
+
 def _drops_by_reason(vnet: Vnet) -> dict[str, int]:
     """Return every interface's drops of ``vnet`` summed by reason."""
     total: Counter[str] = Counter()
@@ -597,6 +606,7 @@ HANDLERS: dict[str, Handler] = {
     "arp.show": _arp_show,
     "ndp.show": _ndp_show,
     "netstat": _netstat,
+    "sockstat": _sockstat,
     "sysctl.get": _sysctl_get,
     "firewall.show": _firewall_show,
     "firewall.load": _firewall_load,
@@ -622,6 +632,7 @@ READ_ONLY = frozenset(
         "arp.show",
         "ndp.show",
         "netstat",
+        "sockstat",
         "sysctl.get",
         "firewall.show",
         "firewall.states",

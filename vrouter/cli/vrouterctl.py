@@ -188,6 +188,24 @@ def _show_done(result: Any) -> str:
     return ", ".join(f"{k} {v}" for k, v in result.items())
 
 
+def _show_sockstat(result: Any) -> str:
+    rows = [
+        [
+            s["kind"] + ("4" if s["family"] == "inet" else "6"),
+            str(s["proto"]),
+            s["local"],
+            s["peer"] or "*",
+            s["interface"] or "*",
+            str(s["rx"]),
+            str(s["tx"]),
+            str(s["rx_dropped"]),
+        ]
+        for s in result["sockets"]
+    ]
+    table = _table(rows, ["PROTO", "IPPROTO", "LOCAL", "PEER", "IFACE", "RX", "TX", "DROPPED"])
+    return f"{table}\nroute sockets: {result['route_sockets']}"
+
+
 def _show_status(result: Any) -> str:
     out = []
     for key, value in result.items():
@@ -473,6 +491,7 @@ def _parser() -> argparse.ArgumentParser:
                 "-6", dest="family", action="store_const", const="inet6", help="IPv6 only"
             )
     view("netstat", "protocol statistics of a vnet", vnet=True)
+    view("sockstat", "sockets programs hold in a vnet", vnet=True)
     sysctl = view("sysctl", "read or set a vnet's sysctl knobs", vnet=True)
     sysctl.add_argument("-a", "--all", action="store_true", help="list every knob")
     sysctl.add_argument(
@@ -761,6 +780,8 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any], Formatter]:
             settings = dict(k.split("=", 1) for k in assignments)
             return "sysctl.set", {"vnet": args.vnet, "settings": settings}, _show_sysctl
         return "sysctl.get", {"vnet": args.vnet, "names": args.knobs}, _show_sysctl
+    if cmd == "sockstat":
+        return "sockstat", {"vnet": args.vnet}, _show_sockstat
     if cmd == "netstat":
         return "netstat", {"vnet": args.vnet}, _show_netstat
     return "status", {}, _show_status

@@ -57,6 +57,7 @@ from vrouter.inet.state import ArpStats, IcmpStats, IpStats
 from vrouter.inet6 import nd
 from vrouter.inet6.state import Icmp6Stats, Ip6Stats
 from vrouter.link.ifnet import IfCounters
+from vrouter.transport.sockets import TransportStats
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet, VnetTree
@@ -180,6 +181,7 @@ ICMP6 = _counter_set("vrouter_icmp6", Icmp6Stats)
 IP_REASS = _counter_set("vrouter_ip_reass", ReassStats)
 IP6_REASS = _counter_set("vrouter_ip6_reass", ReassStats)
 PF = _counter_set("vrouter_pf", FirewallStats)
+SOCK = _counter_set("vrouter_socket", TransportStats)
 PF_STATES = _counter_set("vrouter_pf_state", StateStats)
 _IF_DOCS = _help_texts(IfCounters)
 
@@ -367,12 +369,31 @@ def firewall_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
     yield from (states, limit, enabled, packets, octets, created)
 
 
+def transport_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
+    """Sockets programs hold, by kind and family, and the socket layer's counters."""
+    attached = _attached(vnets, "transport")
+    yield from _counters(SOCK, [(v.name, v.transport.stats) for v in attached])
+    gauge = GaugeMetricFamily(
+        "vrouter_sockets", "Sockets programs hold in the vnet", labels=("vnet", "kind", "family")
+    )
+    for vnet in attached:
+        counts: dict[tuple[str, str], int] = {}
+        for sock in vnet.transport.sockets:
+            key = (sock.kind, INET if sock.family == 4 else INET6)
+            counts[key] = counts.get(key, 0) + 1
+        for kind in ("udp", "raw"):
+            for family in (INET, INET6):
+                gauge.add_metric((vnet.name, kind, family), counts.get((kind, family), 0))
+    yield gauge
+
+
 SOURCES: tuple[Source, ...] = (
     link_metrics,
     route_metrics,
     inet_metrics,
     inet6_metrics,
     firewall_metrics,
+    transport_metrics,
 )
 """The per-subsystem sources every daemon exports, in output order."""
 

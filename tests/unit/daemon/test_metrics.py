@@ -447,7 +447,7 @@ def test_reload_metrics_absent_until_the_daemon_keeps_them(net: Scenario) -> Non
 def test_names_and_labels_follow_conventions(net: Scenario) -> None:
     net.ping_across(1)
     s = scrape(net.daemon)
-    allowed = {"vnet", "interface", "reason", "family", "state", "version", "rule", "label"}
+    allowed = {"vnet", "interface", "reason", "family", "state", "version", "rule", "label", "kind"}
     for family in s.families.values():
         if not family.name.startswith("vrouter_"):
             continue
