@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import sys
-
-_LITTLE = sys.byteorder == "little"
-
 
 def ones_sum(data: bytes | bytearray | memoryview, start: int = 0) -> int:
     """Return the folded 16-bit one's complement sum of ``data`` plus ``start``.
 
-    Sums the buffer as native 16-bit words in C (``memoryview.cast``) and swaps
-    the result once, which is what makes it fast enough for the data path.
+    Because 2**16 is 1 modulo 0xFFFF, the buffer read as one big-endian
+    integer is congruent to the sum of its 16-bit words, so a single
+    ``int.from_bytes`` and a modulo (both in C) give the sum; 0 maps back to
+    0xFFFF unless everything was zero ("negative zero", RFC 1071).
     """
     view = memoryview(data)
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     n = len(view)
-    total = sum(view[: n & ~1].cast("H"))
+    total = int.from_bytes(view[: n & ~1], "big") + start
     if n & 1:
-        last = view[n - 1]
-        total += last if _LITTLE else last << 8
-    if _LITTLE:
-        # Folding commutes with the byte swap, so fold first, swap once.
-        while total >> 16:
-            total = (total & 0xFFFF) + (total >> 16)
-        total = ((total & 0xFF) << 8) | (total >> 8)
-    total += start
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
+        total += view[n - 1] << 8
+    if total == 0:
+        return 0
+    return total % 0xFFFF or 0xFFFF
 
 
 def checksum(data: bytes | bytearray | memoryview, start: int = 0) -> int:
