@@ -46,7 +46,6 @@ and the key of a file-level problem (unreadable file, TOML syntax) is ``""``.
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import math
 import os
@@ -73,6 +72,8 @@ from vrouter.core.perms import (
     parse_principal,
 )
 from vrouter.core.sysctl import Sysctl, SysctlError
+from vrouter.core.tomlkeys import join as _join
+from vrouter.core.tomlkeys import type_name as _type_name
 from vrouter.firewall.rules import Ruleset, RulesetError, parse_ruleset
 
 __all__ = [
@@ -343,7 +344,6 @@ _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _NETNS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 _WITH_PREFIX = re.compile(r"([^/]*)/([0-9]{1,3})")
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_/-]+")
 _HOSTNAME = re.compile(
     r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
@@ -549,35 +549,8 @@ def _parse_mac(text: str) -> bytes | str:
     return value
 
 
-def _join(key: str, name: str) -> str:
-    """Return the key path of table entry *name* under *key*."""
-    if not _PLAIN_KEY.fullmatch(name):
-        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
-        name = f'"{escaped}"'
-    return f"{key}.{name}" if key else name
 
 
-def _type_name(value: object) -> str:
-    """Return the TOML name of *value*'s type."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "table"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, datetime.datetime):
-        return "datetime"
-    if isinstance(value, datetime.date):
-        return "date"
-    if isinstance(value, datetime.time):
-        return "time"
-    return type(value).__name__
 
 
 def _toml_header(name: str) -> str:

@@ -53,6 +53,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+from vrouter.core.tomlkeys import join as _join
+from vrouter.core.tomlkeys import type_name as _type_name
 from vrouter.firewall.packet import PROTO_ICMP, PROTO_ICMP6, PROTO_TCP, PROTO_UDP, PacketInfo
 from vrouter.wire import tcp
 
@@ -138,7 +140,6 @@ _RULE_KEYS = (
 _TOP_KEYS = ("default", "tables", "rules")
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_/-]+")
 _PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
 _FLAGS = re.compile(r"([FSRPAUEW]*)(?:/([FSRPAUEW]+))?")
 LABEL_MAX = 63
@@ -475,29 +476,8 @@ def _flags_text(flags: tuple[int, int]) -> str:
     return f"{letters(flag_set)}/{letters(mask)}"
 
 
-def _join(key: str, name: str) -> str:
-    """Return the key path of table entry ``name`` under ``key`` (quoted if needed)."""
-    if not _PLAIN_KEY.fullmatch(name):
-        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
-        name = f'"{escaped}"'
-    return f"{key}.{name}" if key else name
 
 
-def _type_name(value: object) -> str:
-    """Return the TOML name of ``value``'s type."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "table"
-    if isinstance(value, list):
-        return "array"
-    return type(value).__name__
 
 
 def _parse_prefix(text: str) -> Network | str:

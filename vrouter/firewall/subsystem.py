@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import Knob, Value, field_knob
 from vrouter.core.timers import Deadline
@@ -65,8 +66,7 @@ class FilterState:
     fragments: OrderedDict[tuple[object, ...], float] = field(default_factory=OrderedDict)
     sending: bool = False
     """True while the firewall sends its own reset or unreachable."""
-    log_tokens: float = float(LOG_RATE)
-    log_at: float = 0.0
+    log_bucket: TokenBucket = field(default_factory=TokenBucket)
     log_suppressed: int = 0
     rejects_sent: int = 0
 
@@ -186,12 +186,9 @@ def _log(
     info: PacketInfo,
     now: float,
 ) -> None:
-    state.log_tokens = min(float(LOG_RATE), state.log_tokens + (now - state.log_at) * LOG_RATE)
-    state.log_at = now
-    if state.log_tokens < 1:
+    if not state.log_bucket.take(LOG_RATE, now):
         state.log_suppressed += 1
         return
-    state.log_tokens -= 1
     src = ipaddress.ip_address(info.src)
     dst = ipaddress.ip_address(info.dst)
     ports = f" {info.sport} > {info.dport}" if info.proto in (6, 17) else ""

@@ -77,15 +77,9 @@ def _may_send(vnet: Vnet, packet: memoryview, now: float) -> bool:
         if icmp_type in icmp4.ERROR_TYPES or icmp_type > 18:
             stat.suppressed += 1
             return False
-    rate = inet.icmp_errrate
-    if rate > 0:
-        tokens = min(float(rate), inet.icmp_tokens + (now - inet.icmp_tokens_at) * rate)
-        inet.icmp_tokens_at = now
-        if tokens < 1.0:
-            inet.icmp_tokens = tokens
-            stat.ratelimited += 1
-            return False
-        inet.icmp_tokens = tokens - 1.0
+    if not inet.icmp_bucket.take(inet.icmp_errrate, now):
+        stat.ratelimited += 1
+        return False
     return True
 
 

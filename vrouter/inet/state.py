@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
+from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import field_knob
 from vrouter.core.timers import Deadline
@@ -169,8 +170,8 @@ class InetState:
     """Last IP identification used."""
     reass_deadline: Deadline = field(default_factory=Deadline)
     """The pending reassembly timeout."""
-    icmp_tokens: float = 0.0
-    icmp_tokens_at: float = 0.0
+    icmp_bucket: TokenBucket = field(default_factory=TokenBucket)
+    """Spent by every ICMP error sent (the rate is the errratelimit knob)."""
 
 
 def _attach(vnet: Vnet) -> InetState:
@@ -178,7 +179,6 @@ def _attach(vnet: Vnet) -> InetState:
     from vrouter.inet.fragment import Reassembly
 
     state = InetState(arp=arp.ArpTable(), reass=Reassembly(timeout=30.0))
-    state.icmp_tokens = float(state.icmp_errrate)
     vnet.link.ethertypes[ETHERTYPE_IPV4] = ipv4.input
     vnet.link.ethertypes[ETHERTYPE_ARP] = arp.input
     state.protocols.update(ipv4.BUILTIN_PROTOCOLS)

@@ -147,15 +147,9 @@ def _may_send(
     if _is_icmp6_error(packet):
         stat.suppressed += 1
         return False
-    rate = inet6.icmp6_errrate
-    if rate > 0:
-        tokens = min(float(rate), inet6.icmp_tokens + (now - inet6.icmp_tokens_at) * rate)
-        inet6.icmp_tokens_at = now
-        if tokens < 1.0:
-            inet6.icmp_tokens = tokens
-            stat.ratelimited += 1
-            return False
-        inet6.icmp_tokens = tokens - 1.0
+    if not inet6.icmp_bucket.take(inet6.icmp6_errrate, now):
+        stat.ratelimited += 1
+        return False
     return True
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import field_knob
 from vrouter.core.timers import Deadline, Timer
@@ -191,8 +192,8 @@ class Inet6State:
     frag_ident: int = 0
     reass_deadline: Deadline = field(default_factory=Deadline)
     """The pending reassembly timeout."""
-    icmp_tokens: float = 0.0
-    icmp_tokens_at: float = 0.0
+    icmp_bucket: TokenBucket = field(default_factory=TokenBucket)
+    """Spent by every ICMP error sent (the rate is the errratelimit knob)."""
 
     def addrs_of(self, ifp: Ifnet) -> list[Addr6]:
         """Return the addresses of ``ifp``, link-local first."""
@@ -206,7 +207,6 @@ def _attach(vnet: Vnet) -> Inet6State:
     from vrouter.inet6 import icmp6, ipv6, nd
 
     state = Inet6State(nd=nd.NdTable(), reass=Reassembly(timeout=60.0))
-    state.icmp_tokens = float(state.icmp6_errrate)
     vnet.link.ethertypes[ETHERTYPE_IPV6] = ipv6.input
     state.protocols.update(ipv6.BUILTIN_PROTOCOLS)
     state.protocols[icmp6.PROTO] = icmp6.input
