@@ -15,6 +15,8 @@ this by reassembling in ``scrub``).  A piece that arrives before its first
 fragment goes through the rules on addresses and protocol alone.
 
 Packets the firewall itself sends (resets, unreachables) are not filtered.
+A forwarded packet that a state passed on its way in is not matched again on
+its way out: the floating state it met would pass it there too.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from vrouter.firewall.engine import DROP, PASS, Firewall, evaluate
 from vrouter.firewall.packet import PacketInfo, parse
 from vrouter.firewall.rules import Ruleset
 from vrouter.firewall.states import StateTable, Timeouts
+from vrouter.inet.state import IN, OUT
 from vrouter.wire import icmp4, icmp6, tcp
 from vrouter.wire import ipv4 as ip4_wire
 from vrouter.wire.errors import WireError
@@ -66,6 +69,9 @@ class FilterState:
     fragments: OrderedDict[tuple[object, ...], float] = field(default_factory=OrderedDict)
     sending: bool = False
     """True while the firewall sends its own reset or unreachable."""
+    passed_in: memoryview | None = None
+    """The packet a state just passed on its way in: on its way out (forwarded)
+    it meets the same floating state, so it is not parsed and matched twice."""
     log_bucket: TokenBucket = field(default_factory=TokenBucket)
     log_suppressed: int = 0
     rejects_sent: int = 0
@@ -131,6 +137,12 @@ def check(vnet: Vnet, ifp: Ifnet, packet: memoryview, direction: str, now: float
     fw = state.fw
     if state.sending or not fw.enabled:
         return True
+    if direction == OUT and state.passed_in is packet:
+        state.passed_in = None
+        fw.stats.state += 1
+        fw.stats.passed += 1
+        return True
+    state.passed_in = None
     try:
         info = parse(packet)
     except WireError:
@@ -153,6 +165,8 @@ def check(vnet: Vnet, ifp: Ifnet, packet: memoryview, direction: str, now: float
     if verdict.action == PASS:
         if frag is not None and frag[1]:
             _remember_fragment(state, frag[0], now)
+        if direction == IN and verdict.reason == "state":
+            state.passed_in = packet
         return True
     if verdict.action != DROP:
         _reject(vnet, ifp, packet, info, now)
