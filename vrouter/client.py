@@ -8,7 +8,10 @@
 
 A :class:`VSocket` looks like a ``socket.socket`` of its kind: ``bind``,
 ``connect``, ``sendto``/``send``, ``recvfrom``/``recv``, options, and a
-``fileno()`` that select/epoll/asyncio can wait on.  ``recvmsg_info``
+``fileno()`` that select/epoll/asyncio can wait on.  TCP: ``client.listen``
+returns a :class:`TcpListener` whose ``accept`` gives each connection as a
+plain SOCK_STREAM ``socket.socket`` (makefile, asyncio streams, select all
+work); ``client.create_connection`` connects from a vnet.  ``recvmsg_info``
 also returns where the datagram arrived (destination address, interface
 index, TTL — like IP_PKTINFO).  :class:`RouteSocket` reads and changes a
 vnet's routes and streams its route/address/interface events.
@@ -26,6 +29,7 @@ import collections
 import errno as errno_mod
 import ipaddress
 import json
+import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +37,7 @@ from typing import Any, cast
 
 from vrouter.api.client import DEFAULT_SOCKET
 from vrouter.api.client import Client as ControlClient
+from vrouter.api.protocol import ApiError
 from vrouter.transport.message import (
     CTRL,
     DATA,
@@ -46,6 +51,8 @@ from vrouter.transport.message import (
 )
 
 Address = tuple[str, int]
+_Stream = socket.socket
+"""A connection's byte stream (``Client.socket`` shadows the module's name in the class)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +322,43 @@ class RouteSocket:
                 return
 
 
+class TcpListener:
+    """A listening TCP socket in a vnet: ``accept`` returns each connection's stream socket."""
+
+    def __init__(self, sock: socket.socket, port: int) -> None:
+        self._sock = sock
+        self.port = port
+        """The port it listens on (the ephemeral one when 0 was asked for)."""
+
+    def fileno(self) -> int:
+        """Return the descriptor (readable when a connection waits)."""
+        return self._sock.fileno()
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Bound ``accept`` (None: block)."""
+        self._sock.settimeout(timeout)
+
+    def accept(self) -> tuple[socket.socket, Address]:
+        """Return the next connection: a SOCK_STREAM socket and the peer's (address, port)."""
+        data, fds, _, _ = socket.recv_fds(self._sock, 4096, 1)
+        if not data or not fds:
+            for fd in fds:
+                os.close(fd)
+            raise ConnectionResetError(errno_mod.ECONNRESET, "vrouterd closed this listener")
+        peer = json.loads(data)
+        return socket.socket(fileno=fds[0]), (peer["address"], peer["port"])
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._sock.close()
+
+    def __enter__(self) -> TcpListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 _KINDS: dict[int, str] = {socket.SOCK_DGRAM: "udp", socket.SOCK_RAW: "raw"}
 
 
@@ -336,6 +380,50 @@ class Client:
             "socket.open", vnet=vnet, family=name, type=kind, protocol=proto
         )
         return VSocket(socket.socket(fileno=fd), family, kind)
+
+    def listen(
+        self,
+        vnet: str,
+        address: Address | int = ("0.0.0.0", 0),
+        family: int | None = None,
+        backlog: int = 128,
+    ) -> TcpListener:
+        """Listen for TCP connections in ``vnet`` on (address, port) or a port."""
+        host, port = ("", address) if isinstance(address, int) else address
+        if family is None:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        result, fd = self._control.call_fd(
+            "tcp.listen",
+            vnet=vnet,
+            family="inet" if family == socket.AF_INET else "inet6",
+            address=host,
+            port=port,
+            backlog=backlog,
+        )
+        return TcpListener(socket.socket(fileno=fd), result["port"])
+
+    def create_connection(
+        self, vnet: str, address: Address, timeout: float = 75.0
+    ) -> _Stream:
+        """Open a TCP connection from ``vnet``; return its SOCK_STREAM socket once established.
+
+        Raises ConnectionRefusedError, TimeoutError or OSError as a kernel
+        socket would (the daemon's reason is in the message).
+        """
+        host, port = address
+        family = "inet6" if ":" in host else "inet"
+        try:
+            _, fd = self._control.call_fd(
+                "tcp.connect", vnet=vnet, family=family, address=host, port=port, timeout=timeout
+            )
+        except ApiError as err:
+            text = str(err)
+            if "ECONNREFUSED" in text:
+                raise ConnectionRefusedError(errno_mod.ECONNREFUSED, text) from None
+            if "ETIMEDOUT" in text or "timed out" in text:
+                raise TimeoutError(errno_mod.ETIMEDOUT, text) from None
+            raise OSError(errno_mod.EHOSTUNREACH, text) from None
+        return socket.socket(fileno=fd)
 
     def route_socket(self, vnet: str) -> RouteSocket:
         """Return a routing socket for ``vnet``."""

@@ -25,6 +25,7 @@ from vrouter.inet6 import state as inet6_state
 from vrouter.link import state as link_state
 from vrouter.route import state as route_state
 from vrouter.transport import sockets as transport
+from vrouter.transport.tcp import stack as tcp_stack
 
 
 def builtin_subsystems() -> list[Subsystem]:
@@ -36,6 +37,7 @@ def builtin_subsystems() -> list[Subsystem]:
         inet6_state.SUBSYSTEM,
         firewall.SUBSYSTEM,
         transport.SUBSYSTEM,
+        tcp_stack.SUBSYSTEM,
     ]
 
 

@@ -37,12 +37,12 @@ import struct
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vrouter import __version__
-from vrouter.api import manage, sockets
+from vrouter.api import manage, sockets, streams
 from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode
 from vrouter.core import limits, perms
 from vrouter.core.limits import LimitError
@@ -293,6 +293,7 @@ def _netstat(daemon: Daemon, args: dict[str, Any]) -> Any:
             "ip6_reass": stats_dict(inet6.reass.stats),
             "icmp6": stats_dict(inet6.icmp),
             "drops": _drops_by_reason(vnet),
+        **({"tcp": vnet.tcp.stats.as_dict()} if hasattr(vnet, "tcp") else {}),
             "limits": refusals,
         }
     return {
@@ -310,17 +311,39 @@ def _netstat(daemon: Daemon, args: dict[str, Any]) -> Any:
         },
         "pf_states": stats_dict(vnet.firewall.fw.states.stats),
         "drops": _drops_by_reason(vnet),
+        **({"tcp": vnet.tcp.stats.as_dict()} if hasattr(vnet, "tcp") else {}),
         "limits": refusals,
     }
 
 
+def _endpoint_text(address: bytes, port: int) -> str:
+    text = str(ipaddress.ip_address(address))
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
 def _sockstat(daemon: Daemon, args: dict[str, Any]) -> Any:
     vnet = _vnet(daemon, args)
-    open_sockets = [s.describe() for s in vnet.transport.sockets] if hasattr(
-        vnet, "transport") else []
-    route_sockets = sum(1 for e in daemon.endpoints if e.vnet is vnet and e.kind == "route")
-    return {"sockets": open_sockets, "route_sockets": route_sockets,
-            "stats": stats_dict(vnet.transport.stats) if hasattr(vnet, "transport") else {}}
+    result: dict[str, Any] = {
+        "sockets": [s.describe() for s in vnet.transport.sockets]
+        if hasattr(vnet, "transport")
+        else [],
+        "route_sockets": sum(
+            1 for e in daemon.endpoints if e.vnet is vnet and e.kind == "route"
+        ),
+        "stats": stats_dict(vnet.transport.stats) if hasattr(vnet, "transport") else {},
+    }
+    if hasattr(vnet, "tcp"):
+        table = vnet.tcp.table
+        result["tcp_listeners"] = [listener.describe() for listener in table.listeners.values()]
+        result["tcp"] = [
+            {
+                "local": _endpoint_text(conn.local_addr, conn.local_port),
+                "remote": _endpoint_text(conn.remote_addr, conn.remote_port),
+                **conn.info(),
+            }
+            for conn in table.connections()
+        ]
+    return result
 
 
 def _drops_by_reason(vnet: Vnet) -> dict[str, int]:
@@ -488,6 +511,36 @@ def _socket_open(daemon: Daemon, args: dict[str, Any]) -> PassFd:
     return _SocketPass(*sockets.open_socket(daemon, args))
 
 
+class _StreamPass(PassFd):
+    """A TCP listener or stream: its descriptor rides with the reply, then it starts."""
+
+    def __init__(
+        self,
+        result: Any,
+        theirs: socket.socket,
+        endpoint: streams.StreamEndpoint | streams.ListenEndpoint,
+    ) -> None:
+        super().__init__(result, theirs)
+        self.endpoint = endpoint
+
+    def passed(self, server: ControlServer) -> None:
+        self.endpoint.start()
+
+    def failed(self) -> None:
+        if isinstance(self.endpoint, streams.StreamEndpoint):
+            self.endpoint.close("could not be passed", abort=True)
+        else:
+            self.endpoint.close("could not be passed")
+
+
+def _tcp_listen(daemon: Daemon, args: dict[str, Any]) -> PassFd:
+    return _StreamPass(*streams.listen(daemon, args))
+
+
+async def _tcp_connect(daemon: Daemon, args: dict[str, Any]) -> PassFd:
+    return _StreamPass(*await streams.connect(daemon, args))
+
+
 class _Capture(PassFd):
     """A capture: a tap on an interface sending to the daemon's end of a socket pair."""
 
@@ -597,6 +650,7 @@ def _capture(daemon: Daemon, args: dict[str, Any]) -> Any:
 
 HANDLERS: dict[str, Handler] = {
     "socket.open": _socket_open,
+    "tcp.listen": _tcp_listen,
     "status": _status,
     "vnet.list": _vnet_list,
     "vnet.show": _vnet_show,
@@ -727,6 +781,12 @@ def _admin(what: str) -> Rule:
     return rule
 
 
+ASYNC_HANDLERS: dict[str, Callable[[Daemon, dict[str, Any]], Awaitable[Any]]] = {
+    "tcp.connect": _tcp_connect,
+}
+"""Requests answered once something has happened (a TCP handshake), outside the daemon lock."""
+
+
 RIGHTS: dict[str, Rule] = {
     "vnet.create": _of_parent("create"),
     "vnet.destroy": _of_parent("destroy"),
@@ -743,6 +803,8 @@ RIGHTS: dict[str, Rule] = {
     "firewall.flush": _on("vnet"),
     "capture": _on("vnet"),
     "socket.open": _socket_open_rights,
+    "tcp.listen": _socket_open_rights,
+    "tcp.connect": _socket_open_rights,
     "reload": _admin("reload the configuration"),
     "module.load": _admin("load subsystem {name}"),
     "module.unload": _admin("unload subsystem {name}"),
@@ -934,7 +996,7 @@ class ControlServer:
         if why is not None:
             log.warning("%s (%s, request %s)", why, cred.describe(), op)
             return why
-        if op == "socket.open":
+        if op in ("socket.open", "tcp.listen"):
             name = _name(args, "vnet")
             tree = self.daemon.tree
             if name is not None and tree is not None and name in tree:
@@ -952,7 +1014,7 @@ class ControlServer:
             op, args = decode_request(line)
         except ApiError:
             return self.answer(line, cred)
-        change = manage.HANDLERS.get(op)
+        change = manage.HANDLERS.get(op) or ASYNC_HANDLERS.get(op)
         if change is None:
             return self.answer(line, cred)
         why = self.check(op, args, cred)
@@ -968,6 +1030,8 @@ class ControlServer:
             return {"ok": False, "error": f"internal error: {err}"}, None
         finally:
             perms.reset_caller(token)
+        if isinstance(result, PassFd):
+            return {"ok": True, "result": result.result}, result
         return {"ok": True, "result": result}, None
 
     def answer(self, line: bytes, cred: Cred | None = None) -> tuple[dict[str, Any], PassFd | None]:

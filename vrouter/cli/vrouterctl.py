@@ -203,7 +203,17 @@ def _show_sockstat(result: Any) -> str:
         for s in result["sockets"]
     ]
     table = _table(rows, ["PROTO", "IPPROTO", "LOCAL", "PEER", "IFACE", "RX", "TX", "DROPPED"])
-    return f"{table}\nroute sockets: {result['route_sockets']}"
+    out = [table, f"route sockets: {result['route_sockets']}"]
+    if "tcp" in result:
+        listeners = ", ".join(str(listener.get("port")) for listener in result["tcp_listeners"])
+        out.append(f"tcp listening on ports: {listeners or '-'}")
+        rows = [
+            [c["local"], c["remote"], str(c["state"]), str(c["send_queue"]),
+             str(c["recv_queue"]), str(c["cwnd"]), str(c["rto"])]
+            for c in result["tcp"]
+        ]
+        out.append(_table(rows, ["LOCAL", "REMOTE", "STATE", "SEND-Q", "RECV-Q", "CWND", "RTO"]))
+    return "\n".join(out)
 
 
 def _show_status(result: Any) -> str:

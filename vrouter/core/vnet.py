@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from vrouter.link.state import LinkState
     from vrouter.route.state import RouteState
     from vrouter.transport.sockets import TransportState
+    from vrouter.transport.tcp.stack import TcpStack
 
 DEFAULT_VNET = "vnet0"
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z")
@@ -59,6 +60,7 @@ class Vnet:
     route: RouteState
     firewall: FilterState
     transport: TransportState
+    tcp: TcpStack
     limits: Limits
     rights: Rights
 

@@ -287,6 +287,18 @@ class DaemonConfig:
     IPv6 brackets; None (no ``metrics`` key) runs no exporter."""
     admins: tuple[Principal, ...] = ()
     """Who may do daemon-wide operations (reload, modules, top-level vnets)."""
+    socks: tuple[SocksConfig, ...] = ()
+    """SOCKS5 gateways into vnets (``[[daemon.socks]]``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SocksConfig:
+    """A SOCKS5 gateway: a listener on the daemon's machine whose CONNECTs leave from a vnet."""
+
+    vnet: str
+    listen: tuple[str, int]
+    username: str | None = None
+    password: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -679,7 +691,8 @@ _DEFAULT_VNET_KEYS = (
     "limits",
     "permissions",
 )
-_DAEMON_KEYS = ("control_socket", "state_dir", "log_level", "metrics", "admins")
+_DAEMON_KEYS = ("control_socket", "state_dir", "log_level", "metrics", "admins", "socks")
+_SOCKS_KEYS = ("vnet", "listen", "username", "password")
 _VNET_KEYS = ("forwarding", "interfaces", "routes", "sysctl", "firewall", "limits", "permissions")
 _PERMISSION_KEYS = ("manage", "sockets")
 _INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer", "ra", "offload")
@@ -853,6 +866,10 @@ class _Parser:
             vnets.append(self.vnet(DEFAULT_VNET, doc, "", nested=False))
 
         self.check_hierarchy(vnets)
+        names = {v.name for v in vnets}
+        for i, gateway in enumerate(daemon.socks):
+            if gateway.vnet not in names:
+                self.problem(f"daemon.socks[{i}].vnet", f"no vnet named {gateway.vnet!r}")
         self.check_limits(vnets)
         self.check_unique_taps(vnets)
         self.check_unique_netns(vnets)
@@ -895,7 +912,41 @@ class _Parser:
                 else:
                     metrics = parsed
         admins = self.principals(table, "admins", "daemon")
-        return DaemonConfig(control_socket, state_dir, log_level, metrics, admins)
+        return DaemonConfig(
+            control_socket, state_dir, log_level, metrics, admins, self.socks(table)
+        )
+
+    def socks(self, table: Mapping[str, object]) -> tuple[SocksConfig, ...]:
+        """Parse ``[[daemon.socks]]``: vnet, listen (host:port), optional username/password."""
+        value = table.get("socks")
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.wrong_type("daemon.socks", "an array of tables ([[daemon.socks]])", value)
+            return ()
+        gateways = []
+        for i, item in enumerate(value):
+            key = f"daemon.socks[{i}]"
+            if not isinstance(item, dict):
+                self.wrong_type(key, "a table", item)
+                continue
+            self.check_keys(item, key, _SOCKS_KEYS, required=("vnet", "listen"))
+            vnet = self.string(item, "vnet", key)
+            listen = self.string(item, "listen", key)
+            parsed = _parse_listen(listen) if listen is not None else None
+            if isinstance(parsed, str):
+                self.problem(_join(key, "listen"), parsed)
+                parsed = None
+            username = self.string(item, "username", key)
+            password = self.string(item, "password", key)
+            if (username is None) != (password is None):
+                self.problem(key, "give both username and password, or neither")
+            for name, text in (("username", username), ("password", password)):
+                if text is not None and not 1 <= len(text.encode()) <= 255:
+                    self.problem(_join(key, name), "must be 1..255 bytes (RFC 1929)")
+            if vnet is not None and parsed is not None:
+                gateways.append(SocksConfig(vnet, parsed, username, password))
+        return tuple(gateways)
 
     def principals(self, table: Mapping[str, object], name: str, key: str) -> tuple[Principal, ...]:
         """Parse an array of principals (``uid:N``, ``gid:N``, ``user:X``, ``group:X``)."""

@@ -21,10 +21,12 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
 from vrouter import __version__
+from vrouter.api import socks, streams
 from vrouter.api.server import ControlServer
 from vrouter.api.sockets import Endpoint, close_all
 from vrouter.core.vnet import VnetTree
@@ -54,6 +56,10 @@ class Daemon:
         self.server: ControlServer | None = None
         self.endpoints: set[Endpoint] = set()
         """Program sockets (the socket service), closed at shutdown."""
+        self.gateways: list[socks.Gateway] = []
+        """SOCKS5 gateways into vnets."""
+        self.streams: set[Any] = set()
+        """TCP listeners and streams of programs (StreamEndpoint, ListenEndpoint)."""
         self.exporter: metrics.MetricsServer | None = None
         self.ops: Ops | None = None
         """Run-time changes (API and reload); set once the vnets are built."""
@@ -121,6 +127,10 @@ class Daemon:
             await self.exporter.start(*cfg.daemon.metrics)
         self.server = ControlServer(self)
         await self.server.start(cfg.daemon.control_socket)
+        for gateway_cfg in cfg.daemon.socks:
+            gateway = socks.Gateway(self, gateway_cfg)
+            await gateway.start()
+            self.gateways.append(gateway)
         log.info("control socket %s", cfg.daemon.control_socket)
 
     def request_stop(self, signame: str) -> None:
@@ -144,7 +154,11 @@ class Daemon:
         if self.server is not None:
             await self.server.close()
             self.server = None
+        for gateway in self.gateways:
+            await gateway.close()
+        self.gateways.clear()
         close_all(self)
+        streams.close_all(self)
         self.driver.close()
         for name in reversed(self.ownership.netns):
             try:

@@ -327,6 +327,8 @@ MUTATING: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
     "firewall.flush": ({"vnet": "red"}, {"vnet": "blue"}),
     "capture": ({"vnet": "red", "interface": "x0"}, {"vnet": "blue", "interface": "x0"}),
     "socket.open": ({"vnet": "red"}, {"vnet": "blue"}),
+    "tcp.listen": ({"vnet": "red", "port": 8080}, {"vnet": "blue", "port": 8080}),
+    "tcp.connect": ({"vnet": "red", "port": 80}, {"vnet": "blue", "port": 80}),
     "reload": ({}, None),
     "module.load": ({"name": "firewall"}, None),
     "module.unload": ({"name": "firewall"}, None),
@@ -335,9 +337,9 @@ MUTATING: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
 
 def test_every_op_is_classified() -> None:
     from vrouter.api import manage
-    from vrouter.api.server import HANDLERS
+    from vrouter.api.server import ASYNC_HANDLERS, HANDLERS
 
-    ops = set(HANDLERS) | set(manage.HANDLERS)
+    ops = set(HANDLERS) | set(manage.HANDLERS) | set(ASYNC_HANDLERS)
     assert READ_ONLY & set(RIGHTS) == set()
     assert ops - READ_ONLY == set(RIGHTS), "a changing op needs a rule in RIGHTS"
     assert set(MUTATING) == set(RIGHTS)

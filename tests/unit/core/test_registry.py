@@ -82,7 +82,7 @@ def test_names_are_in_attach_order(rec: Recorder) -> None:
 
 def test_builtin_order_puts_link_before_route_before_inet() -> None:
     names = new_tree().registry.names()
-    assert names == ["link", "route", "inet", "inet6", "firewall", "transport"]
+    assert names == ["link", "route", "inet", "inet6", "firewall", "transport", "tcp"]
     for subsystem in builtin_subsystems():
         for dep in subsystem.depends:
             assert names.index(dep) < names.index(subsystem.name)
@@ -171,8 +171,9 @@ def test_unloading_the_builtin_inet_is_refused_only_for_its_dependencies() -> No
     vnet = tree.create("v")
     with pytest.raises(RegistryError, match="inet"):
         tree.registry.unload("link", tree)
-    with pytest.raises(RegistryError, match="needed by firewall, transport"):
+    with pytest.raises(RegistryError, match="needed by firewall, transport, tcp"):
         tree.registry.unload("inet", tree)
+    tree.registry.unload("tcp", tree)
     tree.registry.unload("transport", tree)
     tree.registry.unload("firewall", tree)
     assert not hasattr(vnet, "firewall")

@@ -1973,3 +1973,49 @@ def test_sysctl_settings_are_checked_against_the_knobs() -> None:
             "expected a boolean (0/1, true/false), got 'x'",
         ),
     ]
+
+
+# --------------------------------------------------------------------------
+# [[daemon.socks]]
+# --------------------------------------------------------------------------
+
+
+def test_socks_gateways_parse() -> None:
+    config = _parse(
+        textwrap.dedent(
+            """
+            [[daemon.socks]]
+            vnet = "blue"
+            listen = "127.0.0.1:1080"
+
+            [[daemon.socks]]
+            vnet = "blue"
+            listen = "[::1]:1081"
+            username = "ops"
+            password = "secret"
+
+            [vnets.blue]
+            """
+        )
+    )
+    assert [(g.vnet, g.listen, g.username, g.password) for g in config.daemon.socks] == [
+        ("blue", ("127.0.0.1", 1080), None, None),
+        ("blue", ("::1", 1081), "ops", "secret"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "fragment"),
+    [
+        ('vnet = "red"\nlisten = "127.0.0.1:1080"', "daemon.socks[0].vnet", "no vnet named 'red'"),
+        ('vnet = "blue"', "daemon.socks[0].listen", "missing required key"),
+        ('vnet = "blue"\nlisten = "127.0.0.1:1080"\nusername = "ops"', "daemon.socks[0]",
+         "both username and password"),
+        ('vnet = "blue"\nlisten = "127.0.0.1:1080"\nusername = ""\npassword = "x"',
+         "daemon.socks[0].username", "1..255 bytes"),
+    ],
+)
+def test_socks_gateway_problems_name_the_key(body: str, key: str, fragment: str) -> None:
+    problems = _problems(f"[[daemon.socks]]\n{body}\n\n[vnets.blue]\n")
+    assert [p.key for p in problems] == [key], [str(p) for p in problems]
+    assert fragment in problems[0].reason

@@ -385,7 +385,8 @@ def test_destroyed_vnet_disappears(net: Scenario) -> None:
 
 def test_unloaded_subsystem_is_skipped(net: Scenario) -> None:
     tree = net.lab.tree
-    tree.registry.unload("transport", list(tree))  # it needs inet6
+    tree.registry.unload("tcp", list(tree))  # it needs inet6
+    tree.registry.unload("transport", list(tree))  # so does transport
     tree.registry.unload("firewall", list(tree))  # so does the firewall
     tree.registry.unload("inet6", list(tree))
     s = scrape(net.daemon)

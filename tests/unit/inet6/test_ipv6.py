@@ -312,7 +312,7 @@ def test_tcp_syn_to_the_router_gets_a_reset(sc: Scenario) -> None:
     assert (rst.sport, rst.dport) == (80, 40000)
     assert rst.flags & (dpkt.tcp.TH_RST | dpkt.tcp.TH_ACK) == dpkt.tcp.TH_RST | dpkt.tcp.TH_ACK
     assert rst.seq == 0 and rst.ack == 0x12345679
-    assert sc.h1.ifp.counters.rx_drops["tcp_noport"] == 1
+    assert sc.red.tcp.stats.noport == 1
 
 
 def test_tcp_reset_is_not_answered(sc: Scenario) -> None:

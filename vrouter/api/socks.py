@@ -1,0 +1,209 @@
+"""SOCKS5 gateways (RFC 1928): unmodified programs open TCP connections from inside a vnet.
+
+A gateway listens on an address of the daemon's machine (``[[daemon.socks]]``)
+and serves CONNECT: the connection to the requested address leaves from the
+gateway's vnet, through its routes, firewall and TCP; then bytes are relayed
+both ways until either side closes.  Authentication: none, or
+username/password (RFC 1929) when the config gives them.  The destination
+must be an IP address — a domain name in the request is accepted only if it
+is an IP literal (``curl --socks5-hostname`` sends those), since vnets have no
+resolver of their own.  UDP ASSOCIATE and BIND are refused ("command not
+supported").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hmac
+import ipaddress
+import logging
+import socket
+import struct
+from typing import TYPE_CHECKING
+
+from vrouter.api import streams
+from vrouter.api.protocol import ApiError
+
+if TYPE_CHECKING:
+    from vrouter.daemon.config import SocksConfig
+    from vrouter.daemon.main import Daemon
+
+log = logging.getLogger("vrouter.socks")
+
+VERSION = 5
+NO_AUTH = 0x00
+USERPASS = 0x02
+NO_ACCEPTABLE = 0xFF
+CONNECT = 1
+ATYP_IPV4 = 1
+ATYP_DOMAIN = 3
+ATYP_IPV6 = 4
+SUCCEEDED = 0
+GENERAL_FAILURE = 1
+NOT_ALLOWED = 2
+NETWORK_UNREACHABLE = 3
+HOST_UNREACHABLE = 4
+CONNECTION_REFUSED = 5
+TTL_EXPIRED = 6
+COMMAND_NOT_SUPPORTED = 7
+ADDRESS_NOT_SUPPORTED = 8
+HANDSHAKE_TIMEOUT = 30.0
+RELAY_CHUNK = 65536
+
+
+class Gateway:
+    """One SOCKS5 listener feeding one vnet."""
+
+    def __init__(self, daemon: Daemon, config: SocksConfig) -> None:
+        self.daemon = daemon
+        self.config = config
+        self.server: asyncio.AbstractServer | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.connections = 0
+
+    async def start(self) -> None:
+        """Listen on the configured address."""
+        host, port = self.config.listen
+        self.server = await asyncio.start_server(self._client, host, port)
+        log.info("vnet %s: SOCKS5 gateway on %s:%d", self.config.vnet, host, port)
+
+    async def close(self) -> None:
+        """Stop listening and end the relays."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for task in list(self.tasks):
+            task.cancel()
+
+    def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            target = await asyncio.wait_for(self._handshake(reader, writer), HANDSHAKE_TIMEOUT)
+            if target is None:
+                return
+            host, port = target
+            family = "inet6" if ":" in host else "inet"
+            try:
+                peer, theirs, stream = await streams.connect(
+                    self.daemon,
+                    {"vnet": self.config.vnet, "family": family, "address": host, "port": port},
+                )
+            except ApiError as err:
+                await self._reply(writer, _failure_code(str(err)))
+                log.info("vnet %s: SOCKS5 CONNECT %s:%d failed: %s", self.config.vnet, host,
+                         port, err)
+                return
+            stream.start()
+            bound = ipaddress.ip_address(peer["local_address"])
+            await self._reply(writer, SUCCEEDED, bound, peer["local_port"])
+            self.connections += 1
+            await self._relay(reader, writer, theirs)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _handshake(self, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter) -> tuple[str, int] | None:
+        version, count = await reader.readexactly(2)
+        if version != VERSION:
+            return None
+        methods = await reader.readexactly(count)
+        want = USERPASS if self.config.username is not None else NO_AUTH
+        if want not in methods:
+            writer.write(bytes([VERSION, NO_ACCEPTABLE]))
+            await writer.drain()
+            return None
+        writer.write(bytes([VERSION, want]))
+        await writer.drain()
+        if want == USERPASS and not await self._authenticate(reader, writer):
+            return None
+        version, command, _, atyp = await reader.readexactly(4)
+        if atyp == ATYP_IPV4:
+            host = str(ipaddress.IPv4Address(await reader.readexactly(4)))
+        elif atyp == ATYP_IPV6:
+            host = str(ipaddress.IPv6Address(await reader.readexactly(16)))
+        elif atyp == ATYP_DOMAIN:
+            (length,) = await reader.readexactly(1)
+            name = (await reader.readexactly(length)).decode("ascii", "replace")
+            try:
+                host = str(ipaddress.ip_address(name.strip("[]")))
+            except ValueError:
+                await reader.readexactly(2)
+                await self._reply(writer, HOST_UNREACHABLE)
+                log.info("vnet %s: SOCKS5: %r is not an IP address (vnets have no resolver)",
+                         self.config.vnet, name)
+                return None
+        else:
+            await self._reply(writer, ADDRESS_NOT_SUPPORTED)
+            return None
+        (port,) = struct.unpack("!H", await reader.readexactly(2))
+        if command != CONNECT:
+            await self._reply(writer, COMMAND_NOT_SUPPORTED)
+            return None
+        return host, port
+
+    async def _authenticate(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> bool:
+        _, ulen = await reader.readexactly(2)
+        user = await reader.readexactly(ulen)
+        (plen,) = await reader.readexactly(1)
+        password = await reader.readexactly(plen)
+        good = hmac.compare_digest(user, (self.config.username or "").encode()) and (
+            hmac.compare_digest(password, (self.config.password or "").encode())
+        )
+        writer.write(bytes([1, 0 if good else 1]))
+        await writer.drain()
+        if not good:
+            log.warning("vnet %s: SOCKS5: bad username or password", self.config.vnet)
+        return good
+
+    async def _reply(self, writer: asyncio.StreamWriter, code: int,
+                     address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None,
+                     port: int = 0) -> None:
+        if address is None:
+            address = ipaddress.IPv4Address(0)
+        atyp = ATYP_IPV4 if address.version == 4 else ATYP_IPV6
+        writer.write(bytes([VERSION, code, 0, atyp]) + address.packed + struct.pack("!H", port))
+        await writer.drain()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     theirs: socket.socket) -> None:
+        vreader, vwriter = await asyncio.open_connection(sock=theirs)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(RELAY_CHUNK):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                with contextlib.suppress(OSError):
+                    if dst.can_write_eof():
+                        dst.write_eof()
+
+        try:
+            await asyncio.gather(pipe(reader, vwriter), pipe(vreader, writer))
+        finally:
+            vwriter.close()
+
+
+def _failure_code(text: str) -> int:
+    if "ECONNREFUSED" in text:
+        return CONNECTION_REFUSED
+    if "ETIMEDOUT" in text or "timed out" in text:
+        return HOST_UNREACHABLE
+    if "ENETUNREACH" in text or str(errno.ENETUNREACH) in text or "unreachable" in text:
+        return NETWORK_UNREACHABLE
+    if "permission" in text:
+        return NOT_ALLOWED
+    return GENERAL_FAILURE

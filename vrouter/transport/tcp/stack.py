@@ -1,0 +1,354 @@
+"""TCP in a vnet: the glue between the sans-IO :class:`TcpTable` and the vnet's IP layers.
+
+:data:`SUBSYSTEM` (name ``tcp``, after ``inet`` and ``inet6``) gives every
+vnet a :class:`TcpStack` as ``vnet.tcp``: it registers TCP input in
+``vnet.inet.protocols[6]`` and ``vnet.inet6.protocols[6]`` (replacing the
+closed-port stand-ins, restored on detach), wraps every segment the table
+sends in IPv4/IPv6 and routes it (``ipv4.output``/``ipv6.output``), keeps
+one deadline in ``vnet.timers`` for the table's earliest timer, and hands
+every event to :attr:`TcpStack.on_event` (set by the socket service).
+
+Segments arrive here already whole: the IP layer reassembles fragments,
+completes partial checksums and cuts TCP super-frames (GSO) into segments
+before local delivery (:func:`vrouter.link.offload.resolve`).
+
+IPv6 link-local peers are not supported yet (a connection does not carry
+its scope interface).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from vrouter.core.registry import Subsystem
+from vrouter.core.sysctl import field_knob
+from vrouter.core.timers import Deadline
+from vrouter.transport.tcp.conn import Connection, TcpError, TcpOptions
+from vrouter.transport.tcp.events import Event, Output, Transmit
+from vrouter.transport.tcp.table import Listener, TableConfig, TcpTable
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+    from vrouter.link.ifnet import Ifnet
+
+log = logging.getLogger("vrouter.tcp")
+
+PROTO_TCP = 6
+
+
+class TcpStack:
+    """``vnet.tcp``: one vnet's TCP table and its connection to the IP layers."""
+
+    def __init__(self, vnet: Vnet, config: TableConfig | None = None) -> None:
+        self.vnet = vnet
+        self.table = TcpTable(config)
+        self.stats = self.table.stats
+        self.on_event: Callable[[Event], None] = lambda event: None
+        """Receives every event (Connected, Readable, Acceptable…); set by the socket service."""
+        self._deadline = Deadline()
+        self._saved: dict[int, Any] = {}
+        self._queue: deque[Output] = deque()
+        self._dispatching = False
+        self.tx_failed = 0
+        """Segments the IP layer could not send (no route, no neighbour yet is not a failure)."""
+
+    # --- the socket layer's calls ----------------------------------------------------------------
+
+    def connect(
+        self,
+        dst: bytes,
+        dport: int,
+        now: float,
+        *,
+        src: bytes = b"",
+        sport: int = 0,
+        options: TcpOptions | None = None,
+    ) -> Connection:
+        """Open a connection to ``dst``:``dport`` (source address from the routes if empty).
+
+        Raises :class:`~vrouter.transport.tcp.conn.TcpError` (ENETUNREACH
+        without a route or source address, EADDRINUSE, EADDRNOTAVAIL).
+        """
+        if not src:
+            src = self.source_address(dst) or b""
+            if not src:
+                raise TcpError(errno.ENETUNREACH, "no route to the destination")
+        elif not self.is_local(src):
+            raise TcpError(errno.EADDRNOTAVAIL, "the source is not an address of this vnet")
+        conn = self.table.connect(
+            src, (dst, dport), now, local_port=sport, options=options, mtu=self.mtu_to(dst)
+        )
+        self.flush(now)
+        return conn
+
+    def listen(
+        self,
+        family: int,
+        addr: bytes,
+        port: int,
+        backlog: int = 128,
+        options: TcpOptions | None = None,
+    ) -> Listener:
+        """Listen on ``addr`` (empty: any address of ``family``) and ``port``.
+
+        Raises :class:`~vrouter.transport.tcp.conn.TcpError` EADDRNOTAVAIL
+        for an address the vnet does not have, EADDRINUSE, EINVAL.
+        """
+        if addr and not self.is_local(addr):
+            raise TcpError(errno.EADDRNOTAVAIL, "not an address of this vnet")
+        return self.table.listen(family, addr, port, backlog, options)
+
+    def accept(self, listener: Listener) -> Connection | None:
+        """Return the next established connection of ``listener`` (None: none yet)."""
+        return self.table.accept(listener)
+
+    def close_listener(self, listener: Listener, now: float) -> None:
+        """Stop listening; connections not yet accepted are reset."""
+        self.dispatch(self.table.close_listener(listener, now), now)
+
+    def flush(self, now: float) -> None:
+        """Send what connections touched by the program (send, recv, close…) now send."""
+        self.dispatch(self.table.output(now), now)
+
+    # --- addresses and MTU -----------------------------------------------------------------------
+
+    def is_local(self, addr: bytes) -> bool:
+        """Return True if ``addr`` is one of the vnet's (unicast) addresses."""
+        if len(addr) == 4:
+            return addr in self.vnet.inet.local
+        return addr in self.vnet.inet6.local
+
+    def source_address(self, dst: bytes) -> bytes | None:
+        """Return the address this vnet sends from towards ``dst``."""
+        vnet = self.vnet
+        if len(dst) == 4:
+            from vrouter.inet import ipv4
+
+            if dst in vnet.inet.local:
+                return dst
+            return ipv4.source_address(vnet, dst)
+        from vrouter.inet6 import ipv6
+
+        if dst in vnet.inet6.local:
+            return dst
+        return ipv6.source_address(vnet, dst)
+
+    def mtu_to(self, dst: bytes) -> int:
+        """Return the MTU of the interface a packet to ``dst`` leaves by (1500 if unknown)."""
+        vnet = self.vnet
+        if len(dst) == 4:
+            local = vnet.inet.local.get(dst)
+            if local is not None:
+                return int(local.mtu)
+            route = vnet.route.fib.lookup(dst)
+        else:
+            addr6 = vnet.inet6.local.get(dst)
+            if addr6 is not None:
+                return int(addr6.ifnet.mtu)
+            route = vnet.route.fib6.lookup(dst)
+        if route is not None and route.ifnet is not None:
+            return int(route.ifnet.mtu)
+        return 1500
+
+    # --- the IP layers ---------------------------------------------------------------------------
+
+    def input4(self, ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
+        """``vnet.inet.protocols[6]``: a TCP segment in an IPv4 packet for this vnet."""
+        src = bytes(packet[12:16])
+        dst = bytes(packet[16:20])
+        out = self.table.input(src, dst, packet[hlen:], now, mtu=ifp.mtu, unicast=unicast)
+        if out:
+            self.dispatch(out, now)
+        else:
+            self._arm()
+
+    def input6(
+        self, ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float
+    ) -> None:
+        """``vnet.inet6.protocols[6]``: a TCP segment in an IPv6 packet for this vnet."""
+        src = bytes(packet[8:24])
+        dst = bytes(packet[24:40])
+        out = self.table.input(src, dst, packet[offset:], now, mtu=ifp.mtu, unicast=unicast)
+        if out:
+            self.dispatch(out, now)
+        else:
+            self._arm()
+
+    def dispatch(self, outputs: list[Output], now: float) -> None:
+        """Send the segments, hand the events to :attr:`on_event`, re-arm the timer.
+
+        Not re-entrant on purpose: a segment to one of the vnet's own
+        addresses is delivered by the IP layer at once, and its answers
+        (or the event handler's calls) come back here while the outer call
+        is still working; they are queued and sent in order by the outer
+        call, so a connection to ourselves neither recurses nor reorders.
+        """
+        self._queue.extend(outputs)
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            queue = self._queue
+            while queue:
+                item = queue.popleft()
+                if isinstance(item, Transmit):
+                    if not self._send(item, now):
+                        self.tx_failed += 1
+                else:
+                    try:
+                        self.on_event(item)
+                    except Exception:
+                        log.exception("vnet %s: TCP event handler failed", self.vnet.name)
+        finally:
+            self._dispatching = False
+        self._arm()
+
+    def _send(self, seg: Transmit, now: float) -> bool:
+        vnet = self.vnet
+        if len(seg.dst) == 4:
+            from vrouter.inet import ipv4
+            from vrouter.wire import ipv4 as ip4_wire
+
+            packet = ip4_wire.build(
+                seg.src,
+                seg.dst,
+                PROTO_TCP,
+                seg.data,
+                ttl=vnet.inet.ttl,
+                ident=ipv4.next_ident(vnet),
+                df=True,
+            )
+            return ipv4.output(vnet, packet, now)
+        from vrouter.inet6 import ipv6
+
+        return ipv6.output(vnet, ipv6.packet(vnet, seg.src, seg.dst, PROTO_TCP, seg.data), now)
+
+    def _arm(self) -> None:
+        self._deadline.arm(self.vnet.timers, self.table.poll_at(), self._on_timer)
+
+    def _on_timer(self, now: float) -> None:
+        self._deadline.cancel()
+        self.dispatch(self.table.on_timer(now), now)
+
+
+def state_of(vnet: Vnet) -> TcpStack:
+    """Return ``vnet.tcp`` (typed; the attribute is set by the registry)."""
+    return cast(TcpStack, vars(vnet)["tcp"])
+
+
+def _attach(vnet: Vnet) -> TcpStack:
+    stack = TcpStack(vnet)
+    stack._saved[4] = vnet.inet.protocols.get(PROTO_TCP)
+    stack._saved[6] = vnet.inet6.protocols.get(PROTO_TCP)
+    vnet.inet.protocols[PROTO_TCP] = stack.input4
+    vnet.inet6.protocols[PROTO_TCP] = stack.input6
+    return stack
+
+
+def _detach(vnet: Vnet) -> None:
+    stack = state_of(vnet)
+    stack.table.clear(0.0)  # the vnet is going: nothing more is sent
+    stack._deadline.cancel()
+    for family, table in ((4, vnet.inet.protocols), (6, vnet.inet6.protocols)):
+        original = stack._saved.get(family)
+        if original is not None:
+            table[PROTO_TCP] = original
+        else:
+            table.pop(PROTO_TCP, None)
+
+
+KNOBS = (
+    field_knob(
+        "net.inet.tcp.syn_queue_limit",
+        int,
+        "Half-open (SYN-RECEIVED) TCP connections a vnet holds at most",
+        "tcp.table.config.syn_queue_limit",
+        1,
+        1 << 20,
+    ),
+    field_knob(
+        "net.inet.tcp.time_wait_limit",
+        int,
+        "TCP connections in TIME-WAIT a vnet holds at most (the oldest go first)",
+        "tcp.table.config.time_wait_limit",
+        1,
+        1 << 20,
+    ),
+    field_knob(
+        "net.inet.tcp.syncookies",
+        bool,
+        "Answer SYNs beyond the SYN queue with SYN cookies (0: drop them)",
+        "tcp.table.config.syncookies",
+    ),
+    field_knob(
+        "net.inet.tcp.challenge_ack_limit",
+        int,
+        "Challenge ACKs (RFC 5961) a vnet sends per second at most",
+        "tcp.table.config.challenge_ack_limit",
+        1,
+        1 << 20,
+    ),
+    field_knob(
+        "net.inet.tcp.msl",
+        float,
+        "Maximum segment lifetime in seconds: TIME-WAIT lasts twice this",
+        "tcp.table.config.defaults.msl",
+        0.0,
+        600.0,
+    ),
+    field_knob(
+        "net.inet.tcp.delacktime",
+        float,
+        "Longest a TCP ACK is delayed, in seconds",
+        "tcp.table.config.defaults.delack",
+        0.0,
+        0.5,
+    ),
+    field_knob(
+        "net.inet.tcp.sendspace",
+        int,
+        "Default TCP send buffer in bytes",
+        "tcp.table.config.defaults.sndbuf",
+        4096,
+        1 << 30,
+    ),
+    field_knob(
+        "net.inet.tcp.recvspace",
+        int,
+        "Default TCP receive buffer in bytes (the largest window offered)",
+        "tcp.table.config.defaults.rcvbuf",
+        4096,
+        1 << 30,
+    ),
+    field_knob(
+        "net.inet.tcp.rexmit_min",
+        float,
+        "Lower bound of the TCP retransmission timeout, in seconds",
+        "tcp.table.config.defaults.min_rto",
+        0.001,
+        60.0,
+    ),
+    field_knob(
+        "net.inet.tcp.keepidle",
+        float,
+        "Idle seconds before the first keepalive probe",
+        "tcp.table.config.defaults.keepidle",
+        1.0,
+        1e6,
+    ),
+    field_knob(
+        "net.inet.tcp.keepintvl",
+        float,
+        "Seconds between keepalive probes",
+        "tcp.table.config.defaults.keepintvl",
+        1.0,
+        1e6,
+    ),
+)
+
+SUBSYSTEM = Subsystem("tcp", _attach, _detach, depends=("inet", "inet6"), knobs=KNOBS)
+"""TCP for every vnet (not in the built-in list yet: the socket service adds it)."""
