@@ -58,6 +58,8 @@ from vrouter.inet6 import nd
 from vrouter.inet6.state import Icmp6Stats, Ip6Stats
 from vrouter.link.ifnet import IfCounters
 from vrouter.transport.sockets import TransportStats
+from vrouter.transport.tcp.conn import State as TcpState
+from vrouter.transport.tcp.stats import TcpStats
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet, VnetTree
@@ -183,6 +185,7 @@ IP6_REASS = _counter_set("vrouter_ip6_reass", ReassStats)
 PF = _counter_set("vrouter_pf", FirewallStats)
 SOCK = _counter_set("vrouter_socket", TransportStats)
 PF_STATES = _counter_set("vrouter_pf_state", StateStats)
+TCP = _counter_set("vrouter_tcp", TcpStats)
 _IF_DOCS = _help_texts(IfCounters)
 
 
@@ -387,6 +390,25 @@ def transport_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
     yield gauge
 
 
+def tcp_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
+    """TCP counters, connections by state and listeners."""
+    attached = _attached(vnets, "tcp")
+    yield from _counters(TCP, [(v.name, v.tcp.stats) for v in attached])
+    conns = GaugeMetricFamily(
+        "vrouter_tcp_connections", "TCP connections by state", labels=("vnet", "state")
+    )
+    listeners = GaugeMetricFamily("vrouter_tcp_listeners", "TCP listeners", labels=("vnet",))
+    for vnet in attached:
+        counts = dict.fromkeys(TcpState, 0)
+        for conn in vnet.tcp.table.connections():
+            counts[conn.state] += 1
+        for state, count in counts.items():
+            if state is not TcpState.CLOSED:
+                conns.add_metric((vnet.name, state.value), count)
+        listeners.add_metric((vnet.name,), len(vnet.tcp.table.listeners))
+    yield from (conns, listeners)
+
+
 SOURCES: tuple[Source, ...] = (
     link_metrics,
     route_metrics,
@@ -394,6 +416,7 @@ SOURCES: tuple[Source, ...] = (
     inet6_metrics,
     firewall_metrics,
     transport_metrics,
+    tcp_metrics,
 )
 """The per-subsystem sources every daemon exports, in output order."""
 

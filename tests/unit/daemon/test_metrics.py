@@ -42,6 +42,7 @@ from vrouter.inet.state import ArpStats, IcmpStats, IpStats
 from vrouter.inet6.state import Icmp6Stats, Ip6Stats
 from vrouter.link.ifnet import IfCounters
 from vrouter.route import state as route_state
+from vrouter.transport.tcp.stats import TcpStats
 
 STARTED = 1_700_000_000.0
 
@@ -243,6 +244,7 @@ STATS_CLASSES = (
     ("vrouter_arp", ArpStats, "inet", "arpstat"),
     ("vrouter_ip6", Ip6Stats, "inet6", "stats"),
     ("vrouter_icmp6", Icmp6Stats, "inet6", "icmp"),
+    ("vrouter_tcp", TcpStats, "tcp", "stats"),
 )
 
 
@@ -622,3 +624,14 @@ def test_firewall_rules_and_states_are_exported(net: Scenario) -> None:
     assert s.value("vrouter_pf_rule_packets_total", vnet="red", rule="0", label="udp") == 7
     assert s.value("vrouter_pf_rule_bytes_total", vnet="red", rule="default", label="default") == 99
     assert s.value("vrouter_pf_states_limit", vnet="red") == 10000
+
+
+def test_tcp_connections_by_state_and_listeners(net: Scenario) -> None:
+    net.red.tcp.listen(4, b"", 8080)
+    net.red.tcp.connect(IPv4Address("192.0.2.10").packed, 80, 0.0)
+    s = scrape(net.daemon)
+    assert s.value("vrouter_tcp_listeners", vnet="red") == 1
+    assert s.value("vrouter_tcp_listeners", vnet="blue") == 0
+    assert s.value("vrouter_tcp_connections", vnet="red", state="SYN-SENT") == 1
+    assert s.value("vrouter_tcp_connections", vnet="red", state="ESTABLISHED") == 0
+    assert s.value("vrouter_tcp_connattempt_total", vnet="red") == 1
