@@ -18,6 +18,10 @@ RST = 0x04
 PSH = 0x08
 ACK = 0x10
 URG = 0x20
+ECE = 0x40
+CWR = 0x80
+
+_U16 = struct.Struct("!H")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +68,18 @@ def build(
     ack: int,
     flags: int,
     window: int = 0,
-    payload: bytes = b"",
+    options: bytes = b"",
+    payload: bytes | bytearray | memoryview = b"",
 ) -> bytes:
-    """Return a segment without options, its checksum over the pseudo-header."""
-    raw = bytearray(
-        HEADER.pack(src_port, dst_port, seq, ack, HEADER_LEN << 2, flags, window, 0, 0) + payload
-    )
-    struct.pack_into("!H", raw, 16, checksum(raw, pseudo_header_sum(src, dst, PROTO, len(raw))))
+    """Return a segment with ``options`` (already padded) and ``payload``, checksum filled."""
+    hlen = HEADER_LEN + len(options)
+    raw = bytearray(hlen + len(payload))
+    HEADER.pack_into(raw, 0, src_port, dst_port, seq, ack, hlen << 2, flags, window, 0, 0)
+    if options:
+        raw[HEADER_LEN:hlen] = options
+    if payload:
+        raw[hlen:] = payload
+    _U16.pack_into(raw, 16, checksum(raw, pseudo_header_sum(src, dst, PROTO, len(raw))))
     return bytes(raw)
 
 

@@ -61,7 +61,7 @@ def seg(
     data: bytes = b"",
 ) -> bytes:
     return ipv4.build(
-        src, dst, tcp.PROTO, tcp.build(src, dst, sport, dport, seq, ack, flags, 65535, data)
+        src, dst, tcp.PROTO, tcp.build(src, dst, sport, dport, seq, ack, flags, 65535, payload=data)
     )
 
 

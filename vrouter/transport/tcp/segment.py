@@ -26,22 +26,61 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from vrouter.wire.checksum import checksum, pseudo_header_sum
 from vrouter.wire.errors import IntegrityError
+from vrouter.wire.tcp import (
+    ACK,
+    CWR,
+    ECE,
+    FIN,
+    HEADER,
+    HEADER_LEN,
+    PROTO,
+    PSH,
+    RST,
+    SYN,
+    URG,
+    build,
+    verify,
+)
 
-HEADER = struct.Struct("!HHIIBBHHH")
-HEADER_LEN = 20
+# The fixed header, flags, build and verify are the wire module's; this one adds options.
+__all__ = [
+    "ACK",
+    "CWR",
+    "ECE",
+    "FIN",
+    "HEADER",
+    "HEADER_LEN",
+    "MAX_OPTIONS",
+    "MAX_WSCALE",
+    "NO_OPTIONS",
+    "OPT_EOL",
+    "OPT_MSS",
+    "OPT_NOP",
+    "OPT_SACK",
+    "OPT_SACK_PERMITTED",
+    "OPT_TIMESTAMP",
+    "OPT_WSCALE",
+    "PROTO",
+    "PSH",
+    "RST",
+    "SYN",
+    "URG",
+    "Options",
+    "Segment",
+    "build",
+    "emit",
+    "flag_names",
+    "parse",
+    "parse_options",
+    "reset_for",
+    "sack_option",
+    "syn_options",
+    "ts_option",
+    "verify",
+]
+
 MAX_OPTIONS = 40
-PROTO = 6
-
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-PSH = 0x08
-ACK = 0x10
-URG = 0x20
-ECE = 0x40
-CWR = 0x80
 
 OPT_EOL = 0
 OPT_NOP = 1
@@ -171,35 +210,6 @@ def parse(raw: bytes | memoryview) -> tuple[Segment, memoryview]:
         raise IntegrityError("tcp_badoff", f"data offset {off >> 4}")
     options = parse_options(view[HEADER_LEN:hlen]) if hlen > HEADER_LEN else NO_OPTIONS
     return Segment(sport, dport, seq, ack, flags, window, options), view[hlen:]
-
-
-def verify(src: bytes, dst: bytes, raw: bytes | memoryview) -> bool:
-    """Return True if the segment's checksum is right for ``src`` -> ``dst``."""
-    return checksum(raw, pseudo_header_sum(src, dst, PROTO, len(raw))) == 0
-
-
-def build(
-    src: bytes,
-    dst: bytes,
-    sport: int,
-    dport: int,
-    seq: int,
-    ack: int,
-    flags: int,
-    window: int,
-    options: bytes = b"",
-    payload: bytes | bytearray | memoryview = b"",
-) -> bytes:
-    """Return a segment with ``options`` (already padded) and ``payload``, checksum filled."""
-    hlen = HEADER_LEN + len(options)
-    raw = bytearray(hlen + len(payload))
-    HEADER.pack_into(raw, 0, sport, dport, seq, ack, hlen << 2, flags, window, 0, 0)
-    if options:
-        raw[HEADER_LEN:hlen] = options
-    if payload:
-        raw[hlen:] = payload
-    _U16.pack_into(raw, 16, checksum(raw, pseudo_header_sum(src, dst, PROTO, len(raw))))
-    return bytes(raw)
 
 
 def emit(src: bytes, dst: bytes, seg: Segment, payload: bytes | memoryview = b"") -> bytes:
