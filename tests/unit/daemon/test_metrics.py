@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import shutil
 import socket
 import subprocess
 import textwrap
@@ -465,7 +464,6 @@ def test_names_and_labels_follow_conventions(net: Scenario) -> None:
                 assert value and not value.isdigit(), sample
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 def test_promtool_finds_no_lint_problems(net: Scenario) -> None:
     net.ping_across(1)
     net.g.drop("ip_badsum", error=True)
