@@ -417,12 +417,8 @@ class Client:
                 "tcp.connect", vnet=vnet, family=family, address=host, port=port, timeout=timeout
             )
         except ApiError as err:
-            text = str(err)
-            if "ECONNREFUSED" in text:
-                raise ConnectionRefusedError(errno_mod.ECONNREFUSED, text) from None
-            if "ETIMEDOUT" in text or "timed out" in text:
-                raise TimeoutError(errno_mod.ETIMEDOUT, text) from None
-            raise OSError(errno_mod.EHOSTUNREACH, text) from None
+            # OSError picks the subclass: ConnectionRefusedError, TimeoutError, ...
+            raise OSError(err.errno or errno_mod.EHOSTUNREACH, str(err)) from None
         return socket.socket(fileno=fd)
 
     def route_socket(self, vnet: str) -> RouteSocket:

@@ -37,7 +37,7 @@ class Client:
             raise ConnectionError("vrouterd closed the control connection")
         reply = json.loads(line)
         if not reply.get("ok"):
-            raise ApiError(reply.get("error", "request failed"))
+            raise ApiError.from_reply(reply)
         return reply.get("result")
 
     def call_fd(self, op: str, **args: Any) -> tuple[Any, int]:
@@ -63,7 +63,7 @@ class Client:
                 line += data
             reply = json.loads(line)
             if not reply.get("ok"):
-                raise ApiError(reply.get("error", "request failed"))
+                raise ApiError.from_reply(reply)
             if len(fds) != 1:
                 raise ConnectionError(f"vrouterd passed {len(fds)} descriptors, expected 1")
         except BaseException:

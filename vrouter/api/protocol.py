@@ -1,7 +1,8 @@
 """The control protocol: one JSON object per line, each way.
 
 Request:  ``{"op": "ifconfig", "args": {"vnet": "red"}}``
-Response: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "..."}``
+Response: ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "..."}``;
+an error a socket call would raise also names its errno (``"errno": "ECONNREFUSED"``).
 
 A malformed request gets an error response on the same connection; the
 connection and every other client carry on.
@@ -9,6 +10,7 @@ connection and every other client carry on.
 
 from __future__ import annotations
 
+import errno as errno_mod
 import json
 from typing import Any
 
@@ -17,7 +19,25 @@ MAX_LINE = 1 << 20
 
 
 class ApiError(Exception):
-    """A request was refused; the message goes back to the client."""
+    """A request was refused; the message goes back to the client.
+
+    ``errno`` is set where a kernel socket call would fail with that code.
+    """
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+    def reply(self) -> dict[str, Any]:
+        """Return the error response."""
+        name = errno_mod.errorcode.get(self.errno) if self.errno is not None else None
+        return {"ok": False, "error": str(self), **({"errno": name} if name else {})}
+
+    @classmethod
+    def from_reply(cls, reply: dict[str, Any]) -> ApiError:
+        """Return the error an error response stands for."""
+        code = getattr(errno_mod, str(reply.get("errno")), None)
+        return cls(reply.get("error", "request failed"), code if isinstance(code, int) else None)
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -1024,7 +1024,7 @@ class ControlServer:
         try:
             result = await change(self.daemon, args)
         except ApiError as err:
-            return {"ok": False, "error": str(err)}, None
+            return err.reply(), None
         except Exception as err:
             log.exception("control request failed")
             return {"ok": False, "error": f"internal error: {err}"}, None
@@ -1054,7 +1054,7 @@ class ControlServer:
             finally:
                 perms.reset_caller(token)
         except ApiError as err:
-            return {"ok": False, "error": str(err)}, None
+            return err.reply(), None
         except Exception as err:
             log.exception("control request failed")
             return {"ok": False, "error": f"internal error: {err}"}, None

@@ -95,7 +95,7 @@ class Gateway:
                     {"vnet": self.config.vnet, "family": family, "address": host, "port": port},
                 )
             except ApiError as err:
-                await self._reply(writer, _failure_code(str(err)))
+                await self._reply(writer, _REPLY_BY_ERRNO.get(err.errno or 0, GENERAL_FAILURE))
                 log.info("vnet %s: SOCKS5 CONNECT %s:%d failed: %s", self.config.vnet, host,
                          port, err)
                 return
@@ -197,13 +197,12 @@ class Gateway:
             vwriter.close()
 
 
-def _failure_code(text: str) -> int:
-    if "ECONNREFUSED" in text:
-        return CONNECTION_REFUSED
-    if "ETIMEDOUT" in text or "timed out" in text:
-        return HOST_UNREACHABLE
-    if "ENETUNREACH" in text or str(errno.ENETUNREACH) in text or "unreachable" in text:
-        return NETWORK_UNREACHABLE
-    if "permission" in text:
-        return NOT_ALLOWED
-    return GENERAL_FAILURE
+_REPLY_BY_ERRNO = {
+    errno.ECONNREFUSED: CONNECTION_REFUSED,
+    errno.ETIMEDOUT: HOST_UNREACHABLE,
+    errno.EHOSTUNREACH: HOST_UNREACHABLE,
+    errno.ENETUNREACH: NETWORK_UNREACHABLE,
+    errno.EACCES: NOT_ALLOWED,
+    errno.EPERM: NOT_ALLOWED,
+}
+"""RFC 1928 6 reply codes for the errors a CONNECT from the vnet can end with."""

@@ -378,7 +378,7 @@ async def connect(
     try:
         conn = vnet.tcp.connect(dst, port, now)
     except TcpError as err:
-        raise ApiError(f"vnet {vnet.name}: {err}") from None
+        raise ApiError(f"vnet {vnet.name}: {err}", err.errno) from None
     waiter = _Waiter(asyncio.get_running_loop().create_future())
     conn.user = waiter
     vnet.tcp.flush(now)
@@ -387,10 +387,10 @@ async def connect(
     except TimeoutError:
         conn.abort()
         vnet.tcp.flush(daemon.driver.now())
-        raise ApiError(f"connect to port {port} timed out") from None
+        raise ApiError(f"connect to port {port} timed out", errno.ETIMEDOUT) from None
     if error:
         name = errno.errorcode.get(error, str(error))
-        raise ApiError(f"connect to port {port}: {name}: {os.strerror(error)}")
+        raise ApiError(f"connect to port {port}: {name}: {os.strerror(error)}", error)
     theirs, stream = _stream_pair(daemon, vnet, conn)
     return _peer(conn), theirs, stream
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import struct
 from collections.abc import Awaitable, Callable
@@ -96,7 +97,7 @@ def test_wrong_credentials_are_refused_and_right_ones_reach_connect(
 
     async def refused(daemon: object, args: dict[str, Any]) -> None:
         asked.append(args)
-        raise ApiError("connect: [Errno 111] ECONNREFUSED: connection refused")
+        raise ApiError("connect to port 8080: ECONNREFUSED: Connection refused", errno.ECONNREFUSED)
 
     monkeypatch.setattr(streams, "connect", refused)
 
