@@ -262,11 +262,20 @@ async def _module_unload(daemon: Daemon, args: dict[str, Any]) -> Any:
 
 
 async def _reload(daemon: Daemon, args: dict[str, Any]) -> Any:
-    from vrouter.daemon.reload import ReloadError
+    """Reload the config file; from a front: its ``_text``, ``_tops``, and ``_check`` (dry run)."""
+    from vrouter.daemon import reload
 
+    text, tops = args.get("_text"), args.get("_tops")
+    text = text if isinstance(text, str) else None
+    tops = [str(t) for t in tops] if isinstance(tops, list) else None
     try:
-        steps = await daemon.reload()
-    except ReloadError as err:
+        if args.get("_check") is True:
+            steps = await reload.check(daemon, text, tops)
+        else:
+            steps = await daemon.reload(text, tops)
+    except reload.ReloadError as err:
+        if text is not None:  # the front says it in its own words
+            raise ApiError(str(err)) from None
         raise ApiError(f"reload failed, the running configuration is kept:\n{err}") from None
     return {"config": daemon.config.path, "changes": [str(s) for s in steps]}
 

@@ -6,6 +6,11 @@ an error a socket call would raise also names its errno (``"errno": "ECONNREFUSE
 
 A malformed request gets an error response on the same connection; the
 connection and every other client carry on.
+
+A daemon with workers forwards requests from its front process to a
+worker; the forwarded request also names the original caller
+(``"caller": {"pid": .., "uid": .., "gid": .., "groups": [..]}``), which a
+worker believes from its front only.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from __future__ import annotations
 import errno as errno_mod
 import json
 from typing import Any
+
+from vrouter.core.perms import Cred
 
 MAX_LINE = 1 << 20
 """Longest request or response line accepted, in bytes."""
@@ -60,3 +67,18 @@ def decode_request(line: bytes) -> tuple[str, dict[str, Any]]:
     if not isinstance(args, dict):
         raise ApiError("'args' must be an object")
     return op, args
+
+
+def forwarded(op: str, args: dict[str, Any], caller: Cred) -> bytes:
+    """Return the request line a front sends a worker on behalf of ``caller``."""
+    who = {"pid": caller.pid, "uid": caller.uid, "gid": caller.gid, "groups": sorted(caller.groups)}
+    return encode({"op": op, "args": args, "caller": who})
+
+
+def caller_of(line: bytes) -> Cred | None:
+    """Return the caller a forwarded request names (None: none, or not well formed)."""
+    try:
+        who = json.loads(line).get("caller")
+        return Cred(int(who["pid"]), int(who["uid"]), int(who["gid"]), frozenset(who["groups"]))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from vrouter import __version__
 from vrouter.api import manage, sockets, streams
-from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode
+from vrouter.api.protocol import MAX_LINE, ApiError, caller_of, decode_request, encode
 from vrouter.core import limits, perms
 from vrouter.core.limits import LimitError
 from vrouter.core.perms import Cred, Policy
@@ -648,7 +648,19 @@ def _capture(daemon: Daemon, args: dict[str, Any]) -> Any:
     return _Capture(result, reader, tap, end)
 
 
+def _metrics_scrape(daemon: Daemon, args: dict[str, Any]) -> Any:
+    """Return this process's metrics in the text format (a front merges its workers')."""
+    from prometheus_client import generate_latest
+
+    from vrouter.daemon import metrics
+
+    if daemon.metrics_registry is None:
+        daemon.metrics_registry = metrics.make_registry(daemon)
+    return generate_latest(daemon.metrics_registry).decode()
+
+
 HANDLERS: dict[str, Handler] = {
+    "metrics.scrape": _metrics_scrape,
     "socket.open": _socket_open,
     "tcp.listen": _tcp_listen,
     "status": _status,
@@ -806,6 +818,7 @@ RIGHTS: dict[str, Rule] = {
     "tcp.listen": _socket_open_rights,
     "tcp.connect": _socket_open_rights,
     "reload": _admin("reload the configuration"),
+    "metrics.scrape": _admin("read the metrics through the control socket"),
     "module.load": _admin("load subsystem {name}"),
     "module.unload": _admin("unload subsystem {name}"),
 }
@@ -847,6 +860,34 @@ def peer_cred(sock: Any) -> Cred:
         groups = frozenset(struct.unpack(f"{len(raw) // 4}I", raw[: len(raw) // 4 * 4]))
         break
     return Cred(pid, uid, gid, groups)
+
+
+async def send_with_fd(writer: asyncio.StreamWriter, line: bytes, fd: int) -> None:
+    """Send ``line`` with descriptor ``fd`` attached, after every earlier byte.
+
+    Raise ConnectionError if it cannot be sent (the caller still owns ``fd``).
+    """
+    try:
+        transport = writer.transport
+        transport.set_write_buffer_limits(high=0)  # drain() now waits for an empty buffer
+        try:
+            await asyncio.wait_for(writer.drain(), PASS_TIMEOUT)
+        finally:
+            transport.set_write_buffer_limits()
+        fds = array.array("i", [fd])
+        # The transport's own socket object cannot sendmsg; a duplicate of its
+        # descriptor writes to the same connection.
+        conn = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+        with conn:
+            sent = conn.sendmsg(
+                [line],
+                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)],
+                socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL,
+            )
+    except (OSError, TimeoutError) as err:
+        raise ConnectionError(f"cannot pass a descriptor: {err}") from err
+    if sent < len(line):
+        writer.write(line[sent:])
 
 
 class ControlServer:
@@ -909,13 +950,20 @@ class ControlServer:
                 self._path.unlink()
             self._path = None
 
+    def _from_front(self, cred: Cred) -> bool:
+        """Return True if ``cred`` is this worker's front (its requests name their caller)."""
+        spec = getattr(self.daemon, "spec", None)
+        return spec is not None and cred.pid == spec.front and cred.uid == 0
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            cred = peer_cred(writer.get_extra_info("socket"))
+            peer = peer_cred(writer.get_extra_info("socket"))
         except (OSError, struct.error) as err:
             log.warning("control connection refused: cannot identify the caller: %s", err)
             writer.close()
             return
+        trusted = self._from_front(peer)
+        cred = peer
         try:
             while True:
                 try:
@@ -925,7 +973,9 @@ class ControlServer:
                     break
                 if not line:
                     break
-                reply, passing = await self.answer_async(line, cred)
+                if trusted:
+                    cred = caller_of(line) or peer
+                reply, passing = await self.answer_async(line, cred, trusted)
                 if passing is None:
                     writer.write(encode(reply))
                 else:
@@ -939,30 +989,13 @@ class ControlServer:
     async def _pass_fd(self, writer: asyncio.StreamWriter, line: bytes, passing: PassFd) -> None:
         """Send ``line`` with ``passing.sock`` attached, after every earlier byte."""
         try:
-            transport = writer.transport
-            transport.set_write_buffer_limits(high=0)  # drain() now waits for an empty buffer
-            try:
-                await asyncio.wait_for(writer.drain(), PASS_TIMEOUT)
-            finally:
-                transport.set_write_buffer_limits()
-            fds = array.array("i", [passing.sock.fileno()])
-            # The transport's own socket object cannot sendmsg; a duplicate of its
-            # descriptor writes to the same connection.
-            conn = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
-            with conn:
-                sent = conn.sendmsg(
-                    [line],
-                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)],
-                    socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL,
-                )
-        except (OSError, TimeoutError) as err:
+            await send_with_fd(writer, line, passing.sock.fileno())
+        except ConnectionError:
             passing.failed()
-            raise ConnectionError(f"cannot pass a descriptor: {err}") from err
+            raise
         finally:
             passing.sock.close()
         passing.passed(self)
-        if sent < len(line):
-            writer.write(line[sent:])
 
     def sweep_captures_soon(self) -> None:
         """Check the captures' interfaces every CAPTURE_SWEEP seconds while any run."""
@@ -977,17 +1010,20 @@ class ControlServer:
                 running.close("interface gone")
         self.sweep_captures_soon()
 
-    def check(self, op: str, args: dict[str, Any], cred: Cred | None) -> str | None:
+    def check(
+        self, op: str, args: dict[str, Any], cred: Cred | None, trusted: bool = False
+    ) -> str | None:
         """Return why ``cred`` may not make request ``op`` (None: it may; None cred: in-process).
 
         Arguments starting with ``_`` are the daemon's: a caller's are
-        dropped, and ``socket.open`` gets ``_privileged`` (may bind ports
-        below 1024) from the caller's rights.
+        dropped (but a front's, ``trusted``), and ``socket.open`` gets
+        ``_privileged`` (may bind ports below 1024) from the caller's rights.
         """
         if cred is None:
             return None
-        for key in [k for k in args if k.startswith("_")]:
-            del args[key]
+        if not trusted:
+            for key in [k for k in args if k.startswith("_")]:
+                del args[key]
         if op in READ_ONLY:
             return None
         rule = RIGHTS.get(op)
@@ -1004,11 +1040,12 @@ class ControlServer:
         return None
 
     async def answer_async(
-        self, line: bytes, cred: Cred | None = None
+        self, line: bytes, cred: Cred | None = None, trusted: bool = False
     ) -> tuple[dict[str, Any], PassFd | None]:
         """Answer one request line, awaiting the handlers that change the vnets.
 
-        ``cred`` is the caller (None: the daemon itself, nothing is checked).
+        ``cred`` is the caller (None: the daemon itself, nothing is checked);
+        ``trusted``: the line comes from this worker's front.
         """
         try:
             op, args = decode_request(line)
@@ -1016,8 +1053,8 @@ class ControlServer:
             return self.answer(line, cred)
         change = manage.HANDLERS.get(op) or ASYNC_HANDLERS.get(op)
         if change is None:
-            return self.answer(line, cred)
-        why = self.check(op, args, cred)
+            return self.answer(line, cred, trusted)
+        why = self.check(op, args, cred, trusted)
         if why is not None:
             return {"ok": False, "error": why}, None
         token = perms.set_caller(cred or perms.ROOT)
@@ -1034,10 +1071,13 @@ class ControlServer:
             return {"ok": True, "result": result.result}, result
         return {"ok": True, "result": result}, None
 
-    def answer(self, line: bytes, cred: Cred | None = None) -> tuple[dict[str, Any], PassFd | None]:
+    def answer(
+        self, line: bytes, cred: Cred | None = None, trusted: bool = False
+    ) -> tuple[dict[str, Any], PassFd | None]:
         """Answer one request line; the second item, if any, rides with the reply.
 
-        ``cred`` is the caller (None: the daemon itself, nothing is checked).
+        ``cred`` is the caller (None: the daemon itself, nothing is checked);
+        ``trusted``: the line comes from this worker's front.
         """
         try:
             op, args = decode_request(line)
@@ -1045,7 +1085,7 @@ class ControlServer:
             if handler is None:
                 known = ", ".join(sorted([*HANDLERS, *manage.HANDLERS]))
                 raise ApiError(f"unknown op {op!r}; known: {known}")
-            why = self.check(op, args, cred)
+            why = self.check(op, args, cred, trusted)
             if why is not None:
                 raise ApiError(why)
             token = perms.set_caller(cred or perms.ROOT)

@@ -228,6 +228,12 @@ def _show_status(result: Any) -> str:
         elif key == "caller":
             admin = ", daemon admin" if value["admin"] else ""
             value = f"uid {value['uid']} gid {value['gid']} pid {value['pid']}{admin}"
+        elif key == "workers":
+            for worker in value:
+                pid = worker["pid"] if worker["pid"] is not None else "exited"
+                vnets = ", ".join(worker["vnets"]) or "no vnets"
+                out.append(f"worker {worker['index']}: pid {pid}: {vnets}")
+            continue
         out.append(f"{key}: {value}")
     return "\n".join(out)
 

@@ -66,6 +66,8 @@ class Built:
     tree: VnetTree
     taps: list[tuple[Ifnet, InterfaceConfig]] = field(default_factory=list)
     epairs: list[tuple[Ifnet, Ifnet]] = field(default_factory=list)
+    wired: list[Ifnet] = field(default_factory=list)
+    """Epair ends whose peer vnet runs in another worker (``vrouter.daemon.workers``)."""
 
 
 def add_interface(vnet: Vnet, icfg: InterfaceConfig, now: float) -> Ifnet:
@@ -109,6 +111,9 @@ def build(config: Config, now: float) -> Built:
             if icfg.type != "epair" or icfg.peer is None or (vcfg.name, icfg.name) in seen:
                 continue
             peer_vnet, peer_if = icfg.peer
+            if peer_vnet not in tree:
+                built.wired.append(tree.get(vcfg.name).link.get(icfg.name))
+                continue
             seen.add(icfg.peer)
             built.epairs.append(
                 (tree.get(vcfg.name).link.get(icfg.name), tree.get(peer_vnet).link.get(peer_if))

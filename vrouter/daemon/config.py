@@ -254,6 +254,8 @@ class VnetConfig:
     """The vnet's firewall, if it has a ``[vnets.NAME.firewall]`` table."""
     permissions: Grants = NO_GRANTS
     """Who may manage the vnet or open sockets in it (``[vnets.NAME.permissions]``)."""
+    worker: int | None = None
+    """The worker a top-level vnet is pinned to (None: the daemon chooses)."""
 
     @property
     def limits(self) -> dict[str, int]:
@@ -289,6 +291,8 @@ class DaemonConfig:
     """Who may do daemon-wide operations (reload, modules, top-level vnets)."""
     socks: tuple[SocksConfig, ...] = ()
     """SOCKS5 gateways into vnets (``[[daemon.socks]]``)."""
+    workers: int = 1
+    """Forwarding processes, each running whole top-level vnets (``vrouter.daemon.workers``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +327,11 @@ class Config:
 
 def load(path: str | os.PathLike[str]) -> Config:
     """Read and parse the configuration file at *path*."""
+    return parse(read(path), os.fspath(path))
+
+
+def read(path: str | os.PathLike[str]) -> str:
+    """Return the text of the configuration file at *path*; ConfigError if it cannot."""
     file = os.fspath(path)
     try:
         with open(file, "rb") as f:
@@ -331,11 +340,10 @@ def load(path: str | os.PathLike[str]) -> Config:
         reason = exc.strerror or str(exc)
         raise ConfigError([ConfigProblem(file, "", f"cannot read file: {reason}")]) from None
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         problem = ConfigProblem(file, "", f"file is not valid UTF-8: {exc}")
         raise ConfigError([problem]) from None
-    return parse(text, file)
 
 
 def parse(text: str, path: str = "<string>") -> Config:
@@ -643,6 +651,7 @@ class _Vnet:
     limits: tuple[tuple[str, int], ...] = ()
     """Own limits in file order (kind, value)."""
     limits_key: str = ""
+    worker: int | None = None
 
     def interface(self, name: str) -> _Interface | None:
         for iface in self.interfaces:
@@ -664,6 +673,7 @@ class _Vnet:
             sysctl=limits + self.sysctl,
             firewall=self.firewall,
             permissions=self.permissions,
+            worker=self.worker,
         )
 
 
@@ -691,9 +701,28 @@ _DEFAULT_VNET_KEYS = (
     "limits",
     "permissions",
 )
-_DAEMON_KEYS = ("control_socket", "state_dir", "log_level", "metrics", "admins", "socks")
+_DAEMON_KEYS = (
+    "control_socket",
+    "state_dir",
+    "log_level",
+    "metrics",
+    "admins",
+    "socks",
+    "workers",
+)
+MAX_WORKERS = 64
+"""Most forwarding processes one daemon runs."""
 _SOCKS_KEYS = ("vnet", "listen", "username", "password")
-_VNET_KEYS = ("forwarding", "interfaces", "routes", "sysctl", "firewall", "limits", "permissions")
+_VNET_KEYS = (
+    "forwarding",
+    "interfaces",
+    "routes",
+    "sysctl",
+    "firewall",
+    "limits",
+    "permissions",
+    "worker",
+)
 _PERMISSION_KEYS = ("manage", "sockets")
 _INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer", "ra", "offload")
 _HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac")
@@ -840,6 +869,25 @@ class _Parser:
             parsed.append(_Address(address, ikey))
         return tuple(parsed), complete
 
+    def check_workers(self, vnets: list[_Vnet], workers: int) -> None:
+        """A ``worker`` pin is on a top-level vnet (its subtree follows) and names a worker."""
+        for vnet in vnets:
+            if vnet.worker is None:
+                continue
+            where = _join(vnet.key, "worker")
+            if "/" in vnet.name:
+                self.problem(
+                    where,
+                    f"only a top-level vnet is pinned to a worker; {vnet.name} runs "
+                    f"where {vnet.name.partition('/')[0]} runs",
+                )
+            elif not 0 <= vnet.worker < workers:
+                self.problem(
+                    where,
+                    f"worker {vnet.worker} does not exist: daemon.workers = {workers} "
+                    f"(workers 0..{workers - 1})",
+                )
+
     # -- the document --------------------------------------------------------
 
     def document(self, doc: Mapping[str, object]) -> Config:
@@ -870,6 +918,7 @@ class _Parser:
         for i, gateway in enumerate(daemon.socks):
             if gateway.vnet not in names:
                 self.problem(f"daemon.socks[{i}].vnet", f"no vnet named {gateway.vnet!r}")
+        self.check_workers(vnets, daemon.workers)
         self.check_limits(vnets)
         self.check_unique_taps(vnets)
         self.check_unique_netns(vnets)
@@ -912,8 +961,18 @@ class _Parser:
                 else:
                     metrics = parsed
         admins = self.principals(table, "admins", "daemon")
+        workers = self.integer(table, "workers", "daemon")
+        if workers is not None and not 1 <= workers <= MAX_WORKERS:
+            self.problem("daemon.workers", f"{workers} is out of range 1..{MAX_WORKERS}")
+            workers = None
         return DaemonConfig(
-            control_socket, state_dir, log_level, metrics, admins, self.socks(table)
+            control_socket,
+            state_dir,
+            log_level,
+            metrics,
+            admins,
+            self.socks(table),
+            workers or 1,
         )
 
     def socks(self, table: Mapping[str, object]) -> tuple[SocksConfig, ...]:
@@ -1071,6 +1130,7 @@ class _Parser:
             permissions=self.permissions(table, key),
             limits=self.limits(table, key),
             limits_key=_join(key, "limits"),
+            worker=self.integer(table, "worker", key) if nested else None,
         )
 
     def firewall(self, table: Mapping[str, object], key: str) -> FirewallConfig | None:

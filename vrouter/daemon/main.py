@@ -18,8 +18,10 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,8 @@ from vrouter.api import socks, streams
 from vrouter.api.server import ControlServer
 from vrouter.api.sockets import Endpoint, close_all
 from vrouter.core.vnet import VnetTree
-from vrouter.daemon import hostns, metrics, systemd
-from vrouter.daemon.build import Built, bring_up, build
+from vrouter.daemon import front, hostns, metrics, systemd, workers
+from vrouter.daemon.build import BuildError, Built, bring_up, build
 from vrouter.daemon.config import Config, ConfigError, load
 from vrouter.daemon.ops import Ops
 from vrouter.daemon.reload import ReloadError, ReloadRecord, Step
@@ -46,8 +48,17 @@ DEFAULT_CONFIG = "/etc/vrouter/vrouter.toml"
 class Daemon:
     """One running vrouterd."""
 
-    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
-        self.config = config
+    def __init__(
+        self,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
+        spec: workers.Spec | None = None,
+    ) -> None:
+        self.spec = spec
+        """What the front told this process, if it is a worker (None: the whole daemon)."""
+        self.tops: tuple[str, ...] = spec.tops if spec is not None else ()
+        """A worker's top-level vnets (the front moves new ones here on reload)."""
+        self.config = self.shape(config)
         self.loop = loop
         self.driver = Driver(loop)
         self.started = time.time()
@@ -61,6 +72,8 @@ class Daemon:
         self.streams: set[Any] = set()
         """TCP listeners and streams of programs (StreamEndpoint, ListenEndpoint)."""
         self.exporter: metrics.MetricsServer | None = None
+        self.metrics_registry: Any = None
+        """The registry ``metrics.scrape`` reads (made on first use)."""
         self.ops: Ops | None = None
         """Run-time changes (API and reload); set once the vnets are built."""
         self.lock = asyncio.Lock()
@@ -72,6 +85,12 @@ class Daemon:
         self.last_reload: ReloadRecord | None = None
         """How the last reload ended (``vrouterctl status``)."""
         self._stop = asyncio.Event()
+
+    def shape(self, config: Config, tops: Sequence[str] | None = None) -> Config:
+        """Return the part of ``config`` this process runs: all of it, but in a worker."""
+        if self.spec is None:
+            return config
+        return workers.subset(config, self.spec.index, self.tops if tops is None else tops)
 
     async def start(self) -> None:
         """Build and attach everything; undo it all if any step fails."""
@@ -94,6 +113,14 @@ class Daemon:
         for a, b in built.epairs:
             self.driver.add_epair(a, b)
             log.info("vnet %s: %s: epair to vnet %s %s", a.vnet.name, a.name, b.vnet.name, b.name)
+        for ifp in built.wired:
+            fd = (
+                self.spec.wires.get(workers.end_key(ifp.vnet.name, ifp.name)) if self.spec else None
+            )
+            if fd is None:
+                raise BuildError(f"vnet {ifp.vnet.name}: {ifp.name}: its epair peer does not exist")
+            self.driver.add_wire(ifp, socket.socket(fileno=fd))
+            log.info("vnet %s: %s: epair to another worker", ifp.vnet.name, ifp.name)
         for ifp, icfg in built.taps:
             try:
                 self.driver.add_tap(ifp)
@@ -138,9 +165,14 @@ class Daemon:
         log.info("%s received, shutting down", signame)
         self._stop.set()
 
-    async def reload(self) -> list[Step]:
-        """Reload the config file now (as SIGHUP does); raise ReloadError if it failed."""
-        return await reload(self, self.lock)
+    async def reload(
+        self, text: str | None = None, tops: Sequence[str] | None = None
+    ) -> list[Step]:
+        """Reload the config file now (as SIGHUP does); raise ReloadError if it failed.
+
+        A worker is given the file's text and its top-level vnets by the front.
+        """
+        return await reload(self, self.lock, text, tops)
 
     async def run(self) -> None:
         """Serve until a stop is requested."""
@@ -182,6 +214,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="override the config's log level",
     )
     parser.add_argument("--version", action="version", version=f"vrouterd {__version__}")
+    parser.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -195,7 +228,12 @@ def _status(daemon: Daemon) -> str:
     )
 
 
-async def reload(daemon: Daemon, lock: asyncio.Lock) -> list[Step]:
+async def reload(
+    daemon: Daemon,
+    lock: asyncio.Lock,
+    text: str | None = None,
+    tops: Sequence[str] | None = None,
+) -> list[Step]:
     """Reload the config, bracketed by RELOADING=1 and READY=1 (``Type=notify-reload``).
 
     ``lock`` serializes reloads with start-up, API changes and shutdown:
@@ -207,14 +245,23 @@ async def reload(daemon: Daemon, lock: asyncio.Lock) -> list[Step]:
     async with lock:
         systemd.reloading("reloading")
         try:
-            return await reload_config(daemon)
+            return await reload_config(daemon, text, tops)
         finally:
             systemd.ready(_status(daemon))
 
 
-async def _serve(config: Config) -> int:
+def _tell_front(spec: workers.Spec | None, message: str) -> None:
+    """Write a worker's start-up outcome to the front's pipe, once."""
+    if spec is None:
+        return
+    with contextlib.suppress(OSError):
+        os.write(spec.ready, (message.replace("\n", " ") + "\n").encode())
+        os.close(spec.ready)
+
+
+async def _serve(config: Config, spec: workers.Spec | None = None) -> int:
     loop = asyncio.get_running_loop()
-    daemon = Daemon(config, loop)
+    daemon = Daemon(config, loop, spec)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, daemon.request_stop, signal.Signals(signum).name)
     reload_lock = daemon.lock
@@ -230,7 +277,8 @@ async def _serve(config: Config) -> int:
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
-    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    if spec is None:
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
     keepalive = systemd.Watchdog.start(loop)
     try:
         await daemon.start()
@@ -238,11 +286,13 @@ async def _serve(config: Config) -> int:
         log.debug("start-up failure", exc_info=True)
         log.error("start-up failed, nothing left behind: %s", err)
         systemd.status(f"start-up failed: {err}")
+        _tell_front(spec, f"failed: {err}")
         return 1
     log.info(
         "vrouterd %s ready (pid %d), %d vnets", __version__, os.getpid(), len(daemon.tree or ())
     )
     systemd.ready(_status(daemon))
+    _tell_front(spec, "ready")
     reload_lock.release()
     try:
         await daemon.run()
@@ -268,13 +318,25 @@ def main(argv: list[str] | None = None) -> int:
         interfaces = sum(len(v.interfaces) for v in config.vnets)
         print(f"{args.config}: OK ({len(config.vnets)} vnets, {interfaces} interfaces)")
         return 0
+    spec = None
+    if args.worker is not None:
+        try:
+            spec = workers.Spec.decode(args.worker)
+        except ValueError as err:
+            print(f"vrouterd: --worker: {err}", file=sys.stderr)
+            return 2
+        front.follow(spec)
+    where = f" worker{spec.index}" if spec is not None else ""
     logging.basicConfig(
         level=(args.log_level or config.daemon.log_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s{where} %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    level = args.log_level or config.daemon.log_level
     with contextlib.suppress(KeyboardInterrupt):
-        return uvloop.run(_serve(config))
+        if spec is None and config.daemon.workers > 1:
+            return uvloop.run(front.serve(config, level))
+        return uvloop.run(_serve(config, spec))
     return 0
 
 

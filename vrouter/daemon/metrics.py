@@ -35,7 +35,7 @@ import contextlib
 import inspect
 import logging
 import textwrap
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Protocol
 
@@ -531,8 +531,14 @@ class MetricsServer:
     ``REQUEST_TIMEOUT`` seconds to send its request.
     """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        refresh: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.registry = registry
+        self.refresh = refresh
+        """Awaited before each scrape (a front gathers its workers' metrics)."""
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -571,6 +577,8 @@ class MetricsServer:
                     request = await self._read_request(reader)
             except ValueError:  # a line longer than LINE_LIMIT
                 request = None
+            if request is not None and request[1] == b"/metrics" and self.refresh is not None:
+                await self.refresh()
             writer.write(self.respond(request))
             await writer.drain()
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):

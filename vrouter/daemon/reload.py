@@ -48,7 +48,7 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,7 @@ from vrouter.daemon.config import (
     RouteConfig,
     VnetConfig,
     load,
+    parse,
 )
 from vrouter.daemon.ops import OpError, Ops
 from vrouter.firewall.rules import Ruleset
@@ -170,7 +171,8 @@ LIVE_INTERFACE_KEYS = ("addresses", "mtu", "ra")
 change re-creates the interface."""
 
 
-def _refusals(old: DaemonConfig, new: DaemonConfig) -> list[str]:
+def daemon_refusals(old: DaemonConfig, new: DaemonConfig) -> list[str]:
+    """Return why ``[daemon]`` cannot go from ``old`` to ``new`` live (empty: it can)."""
     reasons = []
     for item in dataclasses.fields(DaemonConfig):
         key = item.name
@@ -229,7 +231,7 @@ def _fixed(icfg: InterfaceConfig) -> InterfaceConfig:
     return dataclasses.replace(icfg, addresses=link_local, mtu=0, ra=None)
 
 
-def _recreate(old: InterfaceConfig, new: InterfaceConfig) -> bool:
+def recreates(old: InterfaceConfig, new: InterfaceConfig) -> bool:
     """Return True if ``old`` cannot become ``new`` in place.
 
     A new type, host, peer, MAC, ``up``, offload setting or link-local
@@ -261,7 +263,7 @@ def _egress(vcfg: VnetConfig, route: RouteConfig) -> str | None:
 
 def plan(old: Config, new: Config) -> Plan:
     """Return the steps that turn a daemon running ``old`` into one running ``new``."""
-    refused = tuple(_refusals(old.daemon, new.daemon))
+    refused = tuple(daemon_refusals(old.daemon, new.daemon))
     old_v = {v.name: v for v in old.vnets}
     new_v = {v.name: v for v in new.vnets}
     removed = [v for v in old.vnets if v.name not in new_v]
@@ -277,7 +279,7 @@ def plan(old: Config, new: Config) -> Plan:
         before = interfaces(old_v[vcfg.name])
         for icfg in vcfg.interfaces:
             prev = before.get(icfg.name)
-            if prev is not None and _recreate(prev, icfg):
+            if prev is not None and recreates(prev, icfg):
                 recreated.add((vcfg.name, icfg.name))
     growing = True
     while growing:
@@ -712,22 +714,44 @@ class ReloadRecord:
     changes: int = 0
 
 
-async def reload(daemon: Daemon) -> list[Step]:
-    """Re-read the daemon's config file and apply the differences.
+async def _read(daemon: Daemon, text: str | None, tops: Sequence[str] | None) -> Config:
+    """Return the config to reload: ``text`` (the file's contents) or the file, as this
+    process runs it (``tops``: the top-level vnets a worker now runs)."""
+    path = daemon.config.path
+    try:
+        loaded = parse(text, path) if text is not None else await asyncio.to_thread(load, path)
+    except ConfigError as err:
+        raise ReloadError(str(err)) from None
+    return daemon.shape(loaded, tops)
+
+
+async def check(
+    daemon: Daemon, text: str | None = None, tops: Sequence[str] | None = None
+) -> list[Step]:
+    """Return the steps a reload would take, changing nothing; raise ReloadError as it would."""
+    new = await _read(daemon, text, tops)
+    result = plan(daemon.config, new)
+    if result.refused:
+        raise ReloadError("\n".join(f"{new.path}: {reason}" for reason in result.refused))
+    return list(result.steps)
+
+
+async def reload(
+    daemon: Daemon, text: str | None = None, tops: Sequence[str] | None = None
+) -> list[Step]:
+    """Re-read the daemon's config file (or take its ``text``) and apply the differences.
 
     Record the outcome on the daemon (``reloads``, ``last_reload_success``,
     ``last_reload``); raise ReloadError (the message names the file, key and
     reason) when the file is invalid, the change cannot be done live, or a
-    step failed and everything was rolled back.
+    step failed and everything was rolled back.  A worker is given the
+    text its front read and the top-level vnets it now runs (``tops``).
     """
     path = daemon.config.path
     started = time.time()
     log.info("reloading %s", path)
     try:
-        try:
-            new = await asyncio.to_thread(load, path)
-        except ConfigError as err:
-            raise ReloadError(str(err)) from None
+        new = await _read(daemon, text, tops)
         ops = daemon.ops
         if ops is None:
             raise ReloadError("the daemon is still starting")
@@ -738,6 +762,8 @@ async def reload(daemon: Daemon) -> list[Step]:
         log.error("reload of %s failed, the running configuration is kept:\n%s", path, err)
         raise
     daemon.config = new
+    if tops is not None:
+        daemon.tops = tuple(tops)
     server = getattr(daemon, "server", None)
     if server is not None:
         server.follow_policy()

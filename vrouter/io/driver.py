@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 from vrouter.core.vnet import Vnet
 from vrouter.io.tap import TapDevice
+from vrouter.io.wire import WireDevice
 from vrouter.link import ether
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet
@@ -25,6 +27,8 @@ class Driver:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.taps: dict[str, TapDevice] = {}
+        self.wires: list[WireDevice] = []
+        """Epair ends whose peer runs in another worker."""
         self.epairs: list[Epair] = []
         self._armed: dict[str, tuple[float, asyncio.TimerHandle]] = {}
         self._pumping: set[int] = set()
@@ -82,6 +86,12 @@ class Driver:
         if tap is not None:
             tap.close()
 
+    def add_wire(self, ifnet: Ifnet, sock: socket.socket) -> WireDevice:
+        """Attach ``ifnet`` to its end of a wire to another worker."""
+        wire = WireDevice(ifnet, sock, self.loop, ether.receive)
+        self.wires.append(wire)
+        return wire
+
     def add_epair(self, a: Ifnet, b: Ifnet) -> Epair:
         """Join ``a`` and ``b`` with an epair."""
         epair = Epair(a, b)
@@ -111,6 +121,9 @@ class Driver:
         """Close every device and cancel every deadline."""
         for name in list(self.taps):
             self.remove_tap(name)
+        for wire in self.wires:
+            wire.close()
+        self.wires.clear()
         for _, handle in self._armed.values():
             handle.cancel()
         self._armed.clear()

@@ -330,6 +330,7 @@ MUTATING: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
     "tcp.listen": ({"vnet": "red", "port": 8080}, {"vnet": "blue", "port": 8080}),
     "tcp.connect": ({"vnet": "red", "port": 80}, {"vnet": "blue", "port": 80}),
     "reload": ({}, None),
+    "metrics.scrape": ({}, None),
     "module.load": ({"name": "firewall"}, None),
     "module.unload": ({"name": "firewall"}, None),
 }

@@ -284,6 +284,7 @@ def test_every_config_field_is_known_to_the_plan() -> None:
             "sysctl",
             "firewall",
             "permissions",
+            "worker",  # a move between workers is refused by the front (vrouter.daemon.front)
         },
         FirewallConfig: {"enable", "max_states", "ruleset"},
         RouteConfig: {"prefix", "type", "via", "interface"},

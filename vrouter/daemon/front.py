@@ -1,0 +1,879 @@
+"""The front process of a daemon with workers (``[daemon] workers = N``, N > 1).
+
+The front starts N worker processes (``vrouterd --worker SPEC``, see
+:mod:`vrouter.daemon.workers`), each over its share of the vnets, and keeps
+what must stay in one place:
+
+- the **control socket**: a request naming a vnet goes to the worker that
+  runs it, on a connection of the client's own (so a descriptor a worker
+  passes, a capture or a socket, is passed on to the client as it came);
+  the request carries the caller, and the worker checks its rights as if
+  the caller had asked it directly.  ``vnet.list``, ``vnet.tree`` and the
+  module requests go to every worker and the answers are joined;
+  ``status`` and ``reload`` are the front's own.
+- the **config and its reloads**: the front reads the file once, refuses
+  what cannot change live (a vnet moving between workers, a wire added or
+  removed, any ``[daemon]`` setting but ``log_level`` and ``admins``), asks
+  every worker to check its share, then to apply it; if a worker fails,
+  the workers that had applied the new text are given the old one back.
+- the **metrics exporter**: each scrape asks every worker for its metrics
+  (``metrics.scrape``) and serves them as one target, with per-worker CPU
+  time, memory and liveness (``vrouter_worker_*``).
+- **systemd**: READY=1 once every worker is ready, reload brackets,
+  watchdog keep-alives.
+
+A worker that exits on its own takes the daemon down (exit 1) so the
+service manager restarts the whole; a worker whose front dies gets SIGTERM
+(``PR_SET_PDEATHSIG``) and removes what it created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.process_collector import ProcessCollector
+
+from vrouter import __version__
+from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode, forwarded
+from vrouter.api.server import peer_cred, send_with_fd
+from vrouter.core.perms import ROOT, Cred
+from vrouter.daemon import hostns, metrics, systemd
+from vrouter.daemon.config import Config, ConfigError, InterfaceConfig, parse, read
+from vrouter.daemon.reload import ReloadError, ReloadRecord, daemon_refusals, recreates
+from vrouter.daemon.workers import (
+    Spec,
+    Wire,
+    assign,
+    end_key,
+    root_of,
+    wires,
+    worker_socket,
+)
+
+log = logging.getLogger("vrouter.front")
+
+READY_TIMEOUT = 120.0
+"""Seconds a worker has to report that it started."""
+STOP_TIMEOUT = 20.0
+"""Seconds workers have to exit after SIGTERM before they are killed."""
+SCRAPE_TIMEOUT = 5.0
+"""Seconds a worker has to answer a metrics scrape."""
+PR_SET_PDEATHSIG = 1
+FRONT_FAMILIES = frozenset(
+    {
+        "vrouter_build_info",
+        "vrouter_start_time_seconds",
+        "vrouter_vnets",
+        "vrouter_config_reloads",
+        "vrouter_config_last_reload_success_timestamp_seconds",
+    }
+)
+"""Daemon-wide families the front answers itself (not once per worker)."""
+
+
+def follow(spec: Spec) -> None:
+    """Make this worker get SIGTERM when its front dies; exit if it already has."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != spec.front:
+        sys.exit("vrouterd: the front process is gone")
+
+
+class Channel:
+    """One connection to a worker's control socket, one request at a time."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.connect(path)
+        except OSError:
+            self.sock.close()
+            raise
+        self.sock.setblocking(False)
+        self._buffer = b""
+        self.lock = asyncio.Lock()
+
+    async def call(self, line: bytes) -> tuple[bytes, list[int]]:
+        """Send a request line; return the reply line and any descriptors that came with it."""
+        async with self.lock:
+            loop = asyncio.get_running_loop()
+            await loop.sock_sendall(self.sock, line)
+            fds: list[int] = []
+            try:
+                while b"\n" not in self._buffer:
+                    if len(self._buffer) > MAX_LINE:
+                        raise ConnectionError("the worker sent an overlong reply")
+                    await self._readable(loop)
+                    try:
+                        data, got, _, _ = socket.recv_fds(self.sock, 65536, 4)
+                    except BlockingIOError:
+                        continue
+                    fds.extend(got)
+                    if not data:
+                        raise ConnectionError("the worker closed the connection")
+                    self._buffer += data
+            except BaseException:
+                for fd in fds:
+                    os.close(fd)
+                raise
+            reply, _, self._buffer = self._buffer.partition(b"\n")
+            return reply + b"\n", fds
+
+    async def _readable(self, loop: asyncio.AbstractEventLoop) -> None:
+        ready: asyncio.Future[None] = loop.create_future()
+        fd = self.sock.fileno()
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(fd, wake)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fd)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.sock.close()
+
+
+class WorkerProcess:
+    """One worker as the front sees it."""
+
+    def __init__(self, index: int, control: str) -> None:
+        self.index = index
+        self.control = control
+        self.process: asyncio.subprocess.Process | None = None
+        self.admin: Channel | None = None
+        """The front's own connection (reloads, scrapes)."""
+
+    @property
+    def pid(self) -> int | None:
+        """Return the worker's pid while it runs."""
+        process = self.process
+        return process.pid if process is not None and process.returncode is None else None
+
+    def channel(self) -> Channel:
+        """Return the front's own connection to the worker, opening it if needed."""
+        if self.admin is None:
+            self.admin = Channel(self.control)
+        return self.admin
+
+    async def ask(self, op: str, args: dict[str, Any], caller: Cred = ROOT) -> Any:
+        """Make a request of the worker; return its result or raise ApiError."""
+        try:
+            line, fds = await self.channel().call(forwarded(op, args, caller))
+        except OSError as err:
+            if self.admin is not None:
+                self.admin.close()
+                self.admin = None
+            raise ApiError(f"worker {self.index} is not answering: {err}") from None
+        for fd in fds:
+            os.close(fd)
+        reply = json.loads(line)
+        if not reply.get("ok"):
+            raise ApiError.from_reply(reply)
+        return reply.get("result")
+
+
+Answer = tuple[bytes, int | None]
+"""A reply line and the descriptor riding with it, if any."""
+
+
+class Session:
+    """One client connection: its own connection to each worker it reaches."""
+
+    def __init__(self, front: Front, cred: Cred) -> None:
+        self.front = front
+        self.cred = cred
+        self.channels: dict[int, Channel] = {}
+
+    async def forward(self, index: int, op: str, args: dict[str, Any]) -> Answer:
+        """Pass the request to worker ``index``; return its reply as it came."""
+        worker = self.front.workers[index]
+        try:
+            channel = self.channels.get(index)
+            if channel is None:
+                channel = self.channels[index] = Channel(worker.control)
+            line, fds = await channel.call(forwarded(op, args, self.cred))
+        except OSError as err:
+            self.drop(index)
+            return encode(ApiError(f"worker {index} is not answering: {err}").reply()), None
+        for extra in fds[1:]:
+            os.close(extra)
+        return line, fds[0] if fds else None
+
+    async def results(self, op: str, args: dict[str, Any]) -> list[Any]:
+        """Ask every worker; return their results in worker order or raise the first refusal."""
+        results = []
+        for index in range(len(self.front.workers)):
+            line, fd = await self.forward(index, op, args)
+            if fd is not None:
+                os.close(fd)
+            reply = json.loads(line)
+            if not reply.get("ok"):
+                raise ApiError.from_reply(reply)
+            results.append(reply.get("result"))
+        return results
+
+    def drop(self, index: int) -> None:
+        """Forget the connection to worker ``index``."""
+        channel = self.channels.pop(index, None)
+        if channel is not None:
+            channel.close()
+
+    def close(self) -> None:
+        """Close every connection to the workers."""
+        for index in list(self.channels):
+            self.drop(index)
+
+
+FrontHandler = Callable[["Front", Session, dict[str, Any]], Awaitable[Any]]
+
+
+class Front:
+    """The front of a daemon with workers."""
+
+    def __init__(self, config: Config, text: str, log_level: str) -> None:
+        self.config = config
+        self.text = text
+        """The config file's text the workers run."""
+        self.log_level = log_level
+        self.started = time.time()
+        count = config.daemon.workers
+        state_dir = config.daemon.state_dir
+        self.workers = [WorkerProcess(k, worker_socket(state_dir, k)) for k in range(count)]
+        self.placed: dict[str, int] = assign(config, count)
+        """The worker of every top-level vnet, from the config or made through the API."""
+        self.wires: list[Wire] = wires(config, self.placed)
+        self.ownership = hostns.Ownership(Path(state_dir))
+        self.lock = asyncio.Lock()
+        """Serializes start-up, reloads, vnet creation and shutdown."""
+        self.reloads: dict[str, int] = {"success": 0, "failure": 0}
+        self.last_reload_success: float | None = None
+        self.last_reload: ReloadRecord | None = None
+        self.failure: str | None = None
+        """Why the daemon stops on its own (a worker exited)."""
+        self.scraped: dict[int, str | None] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self._exporter: metrics.MetricsServer | None = None
+        self._watchers: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._stop = asyncio.Event()
+
+    # -- start and stop ------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every worker, then serve; undo it all if any step fails."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.shutdown()
+            raise
+
+    async def _start(self) -> None:
+        cfg = self.config.daemon
+        state_dir = Path(cfg.state_dir)
+        self.ownership = await asyncio.to_thread(hostns.claim, state_dir)
+        self.ownership.save()
+        for leftover in sorted(state_dir.glob("worker-*")):
+            if leftover.is_dir():
+                await asyncio.to_thread(hostns.claim, leftover)
+        ends: dict[int, dict[str, socket.socket]] = {k: {} for k in range(len(self.workers))}
+        for wire in self.wires:
+            one, other = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            ends[self.placed[root_of(wire.a[0])]][end_key(*wire.a)] = one
+            ends[self.placed[root_of(wire.b[0])]][end_key(*wire.b)] = other
+            log.info("wire %s between workers", wire)
+        try:
+            readiness = [await self._spawn(worker, ends[worker.index]) for worker in self.workers]
+        finally:
+            for mine in ends.values():
+                for sock in mine.values():
+                    sock.close()
+        for worker, ready in zip(self.workers, readiness, strict=True):
+            message = await ready
+            if message != "ready":
+                raise RuntimeError(f"worker {worker.index}: {message}")
+            log.info(
+                "worker %d (pid %s) ready: %s",
+                worker.index,
+                worker.pid,
+                ", ".join(self.tops(worker.index)) or "no vnets",
+            )
+        for worker in self.workers:
+            task = asyncio.get_running_loop().create_task(self._watch(worker))
+            self._watchers.add(task)
+            task.add_done_callback(self._watchers.discard)
+        if cfg.metrics is not None:
+            self._exporter = metrics.MetricsServer(self.registry(), self.scrape)
+            await self._exporter.start(*cfg.metrics)
+        path = Path(cfg.control_socket)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        self._server = await asyncio.start_unix_server(self._serve, str(path), limit=MAX_LINE)
+        mode = 0o666 if self.config.policy().non_root() else 0o660
+        os.chmod(path, mode)
+        log.info("control socket %s: mode %04o", path, mode)
+
+    def tops(self, index: int) -> list[str]:
+        """Return the top-level vnets worker ``index`` runs."""
+        return sorted(name for name, k in self.placed.items() if k == index)
+
+    async def _spawn(
+        self, worker: WorkerProcess, ends: dict[str, socket.socket]
+    ) -> asyncio.Task[str]:
+        """Start ``worker``; return a task that ends with its first word (``ready`` or why not)."""
+        read_end, write_end = os.pipe()
+        spec = Spec(
+            index=worker.index,
+            front=os.getpid(),
+            tops=tuple(self.tops(worker.index)),
+            wires={key: sock.fileno() for key, sock in ends.items()},
+            ready=write_end,
+        )
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS")
+        }
+        try:
+            worker.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "vrouter.daemon.main",
+                "--config",
+                self.config.path,
+                "--log-level",
+                self.log_level,
+                "--worker",
+                spec.encode(),
+                pass_fds=[write_end, *spec.wires.values()],
+                env=env,
+                start_new_session=True,
+            )
+        finally:
+            os.close(write_end)
+        log.info("worker %d started (pid %d)", worker.index, worker.process.pid)
+        return asyncio.get_running_loop().create_task(self._readiness(worker, read_end))
+
+    async def _readiness(self, worker: WorkerProcess, fd: int) -> str:
+        def wait() -> str:
+            with os.fdopen(fd, "rb") as pipe:
+                return pipe.read(4096).decode(errors="replace").strip()
+
+        try:
+            message = await asyncio.wait_for(asyncio.to_thread(wait), READY_TIMEOUT)
+        except TimeoutError:
+            return f"not ready after {READY_TIMEOUT:.0f} s"
+        if not message:
+            process = worker.process
+            code = await process.wait() if process is not None else None
+            return f"exited with code {code} during start-up"
+        return message
+
+    async def _watch(self, worker: WorkerProcess) -> None:
+        process = worker.process
+        assert process is not None
+        code = await process.wait()
+        if self._stopping:
+            return
+        self.failure = f"worker {worker.index} (pid {process.pid}) exited with code {code}"
+        log.error("%s; stopping the daemon", self.failure)
+        self._stop.set()
+
+    def request_stop(self, signame: str) -> None:
+        """Begin an orderly shutdown."""
+        log.info("%s received, shutting down", signame)
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Serve until a stop is requested or a worker exits."""
+        await self._stop.wait()
+
+    async def shutdown(self) -> None:
+        """Stop serving, stop every worker (each removes what it created), remove our files."""
+        self._stopping = True
+        if self._exporter is not None:
+            await self._exporter.close()
+            self._exporter = None
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+            with contextlib.suppress(FileNotFoundError):
+                Path(self.config.daemon.control_socket).unlink()
+        running = [w.process for w in self.workers if w.process is not None]
+        for worker in self.workers:
+            if worker.admin is not None:
+                worker.admin.close()
+                worker.admin = None
+        for process in running:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+        if running:
+            waiting = asyncio.gather(*(p.wait() for p in running))
+            try:
+                await asyncio.wait_for(asyncio.shield(waiting), STOP_TIMEOUT)
+            except TimeoutError:
+                for process in running:
+                    if process.returncode is None:
+                        log.error("worker pid %d did not stop in time: killed", process.pid)
+                        with contextlib.suppress(ProcessLookupError):
+                            process.kill()
+                await waiting
+        self.ownership.remove()
+
+    # -- the control socket --------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            cred = peer_cred(writer.get_extra_info("socket"))
+        except (OSError, struct.error) as err:
+            log.warning("control connection refused: cannot identify the caller: %s", err)
+            writer.close()
+            return
+        session = Session(self, cred)
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:  # longer than MAX_LINE: the stream cannot resync
+                    writer.write(encode({"ok": False, "error": "request line too long"}))
+                    break
+                if not line:
+                    break
+                reply, fd = await self.answer(session, line)
+                if fd is None:
+                    writer.write(reply)
+                else:
+                    try:
+                        await send_with_fd(writer, reply, fd)
+                    finally:
+                        os.close(fd)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            session.close()
+            writer.close()
+
+    async def answer(self, session: Session, line: bytes) -> Answer:
+        """Answer one client request: the front's own, or forwarded to the vnet's worker."""
+        try:
+            op, args = decode_request(line)
+        except ApiError as err:
+            return encode(err.reply()), None
+        for key in [k for k in args if k.startswith("_")]:
+            del args[key]  # the daemon's own arguments: a worker believes them from us
+        handler = FRONT_OPS.get(op)
+        if handler is None:
+            return await session.forward(self.worker_of(op, args), op, args)
+        try:
+            result = await handler(self, session, args)
+        except ApiError as err:
+            return encode(err.reply()), None
+        except Exception as err:
+            log.exception("control request failed")
+            return encode({"ok": False, "error": f"internal error: {err}"}), None
+        if isinstance(result, tuple):
+            return result
+        return encode({"ok": True, "result": result}), None
+
+    def worker_of(self, op: str, args: dict[str, Any]) -> int:
+        """Return the worker a request goes to: its vnet's (worker 0 if it names none known)."""
+        name = args.get("name" if op == "vnet.destroy" else "vnet")
+        if isinstance(name, str):
+            return self.placed.get(root_of(name), 0)
+        return 0
+
+    def _same_worker(self, first: object, second: object) -> int:
+        """Return the worker running vnets ``first`` and ``second``; ApiError if they differ."""
+        names = [v for v in (first, second) if isinstance(v, str) and v]
+        where = {self.placed.get(root_of(name), 0) for name in names}
+        if len(where) > 1:
+            a, b = names
+            raise ApiError(
+                f"vnets {a} and {b} run in different workers ({self.placed.get(root_of(a))} and "
+                f"{self.placed.get(root_of(b))}); an epair between workers comes from the "
+                "config file at start",
+                errno=18,  # EXDEV
+            )
+        return where.pop() if where else 0
+
+    # -- the front's own requests --------------------------------------------
+
+    async def _status(self, session: Session, args: dict[str, Any]) -> Any:
+        counts = await session.results("status", {})
+        last = self.last_reload
+        cred = session.cred
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime": round(time.time() - self.started, 1),
+            "config": self.config.path,
+            "vnets": sum(int(c.get("vnets", 0)) for c in counts),
+            "reloads": dict(self.reloads),
+            "last_reload": None
+            if last is None
+            else {
+                "time": round(last.time, 3),
+                "result": last.result,
+                "error": last.error,
+                "changes": last.changes,
+            },
+            "last_reload_success": self.last_reload_success,
+            "caller": {
+                "uid": cred.uid,
+                "gid": cred.gid,
+                "pid": cred.pid,
+                "admin": self.config.policy().is_admin(cred),
+            },
+            "workers": [
+                {"index": w.index, "pid": w.pid, "vnets": self.tops(w.index)} for w in self.workers
+            ],
+        }
+
+    async def _joined(self, session: Session, args: dict[str, Any], op: str) -> Any:
+        joined: list[Any] = []
+        for result in await session.results(op, args):
+            joined.extend(result)
+        return joined
+
+    async def _vnet_list(self, session: Session, args: dict[str, Any]) -> Any:
+        return await self._joined(session, args, "vnet.list")
+
+    async def _vnet_tree(self, session: Session, args: dict[str, Any]) -> Any:
+        name = args.get("name")
+        if isinstance(name, str) and name:
+            return await session.forward(
+                self.worker_of("vnet.tree", {"vnet": name}), "vnet.tree", args
+            )
+        return await self._joined(session, args, "vnet.tree")
+
+    async def _modules(self, session: Session, args: dict[str, Any], op: str) -> Any:
+        return (await session.results(op, args))[0]
+
+    async def _module_load(self, session: Session, args: dict[str, Any]) -> Any:
+        return await self._modules(session, args, "module.load")
+
+    async def _module_unload(self, session: Session, args: dict[str, Any]) -> Any:
+        return await self._modules(session, args, "module.unload")
+
+    async def _vnet_create(self, session: Session, args: dict[str, Any]) -> Any:
+        name = args.get("name")
+        if not isinstance(name, str) or "/" in name or name in self.placed:
+            return await session.forward(
+                self.worker_of("vnet", {"vnet": name}), "vnet.create", args
+            )
+        async with self.lock:
+            load = [len(self.tops(k)) for k in range(len(self.workers))]
+            index = min(range(len(self.workers)), key=lambda k: (load[k], k))
+            line, fd = await session.forward(index, "vnet.create", args)
+            if json.loads(line).get("ok"):
+                self.placed[name] = index
+                log.info("vnet %s: created in worker %d", name, index)
+            return line, fd
+
+    async def _vnet_destroy(self, session: Session, args: dict[str, Any]) -> Any:
+        name = args.get("name")
+        line, fd = await session.forward(self.worker_of("vnet.destroy", args), "vnet.destroy", args)
+        if isinstance(name, str) and "/" not in name and json.loads(line).get("ok"):
+            self.placed.pop(name, None)
+        return line, fd
+
+    async def _epair_create(self, session: Session, args: dict[str, Any]) -> Any:
+        ends = [str(args.get(key, "")).partition(":")[0] for key in ("a", "b")]
+        return await session.forward(self._same_worker(*ends), "epair.create", args)
+
+    async def _interface_move(self, session: Session, args: dict[str, Any]) -> Any:
+        index = self._same_worker(args.get("vnet"), args.get("to"))
+        return await session.forward(index, "interface.move", args)
+
+    async def _reload_request(self, session: Session, args: dict[str, Any]) -> Any:
+        if not self.config.policy().is_admin(session.cred):
+            raise ApiError(
+                f"permission denied: {session.cred} may not reload the configuration "
+                "(daemon admins only)"
+            )
+        try:
+            changes = await self.reload()
+        except ReloadError as err:
+            raise ApiError(f"reload failed, the running configuration is kept:\n{err}") from None
+        return {"config": self.config.path, "changes": changes}
+
+    # -- reload --------------------------------------------------------------
+
+    async def reload(self) -> list[str]:
+        """Re-read the config file and have every worker apply its share; ReloadError if not."""
+        path = self.config.path
+        started = time.time()
+        log.info("reloading %s", path)
+        async with self.lock:
+            systemd.reloading("reloading")
+            try:
+                changes = await self._reload()
+            except ReloadError as err:
+                self.reloads["failure"] += 1
+                self.last_reload = ReloadRecord(started, "failure", str(err))
+                log.error("reload of %s failed, the running configuration is kept:\n%s", path, err)
+                raise
+            finally:
+                systemd.ready(self.status_line())
+        self.reloads["success"] += 1
+        self.last_reload_success = time.time()
+        self.last_reload = ReloadRecord(started, "success", None, len(changes))
+        log.info("reloaded %s: %s", path, f"{len(changes)} changes" if changes else "no changes")
+        return changes
+
+    async def _reload(self) -> list[str]:
+        path = self.config.path
+        try:
+            text = await asyncio.to_thread(read, path)
+            new = parse(text, path)
+        except ConfigError as err:
+            raise ReloadError(str(err)) from None
+        placed, reasons = self.replan(new)
+        if reasons:
+            raise ReloadError("\n".join(f"{path}: {reason}" for reason in reasons))
+        count = len(self.workers)
+        tops = {k: sorted(n for n, w in placed.items() if w == k) for k in range(count)}
+        old_tops = {k: self.tops(k) for k in range(count)}
+        for worker in self.workers:
+            args = {"_text": text, "_tops": tops[worker.index], "_check": True}
+            try:
+                await worker.ask("reload", args)
+            except ApiError as err:
+                raise ReloadError(f"worker {worker.index}: {err}") from None
+        changes: list[str] = []
+        done: list[WorkerProcess] = []
+        for worker in self.workers:
+            try:
+                result = await worker.ask("reload", {"_text": text, "_tops": tops[worker.index]})
+            except ApiError as err:
+                await self._roll_back(done, old_tops)
+                raise ReloadError(f"worker {worker.index}: {err}") from None
+            done.append(worker)
+            changes.extend(result.get("changes", []))
+        self.config, self.text, self.placed = new, text, placed
+        return changes
+
+    def replan(self, new: Config) -> tuple[dict[str, int], list[str]]:
+        """Return where ``new``'s top-level vnets run, and why ``new`` cannot be run live."""
+        count = len(self.workers)
+        reasons = daemon_refusals(self.config.daemon, new.daemon)
+        placed = assign(new, count, self.placed)
+        for name, index in placed.items():
+            was = self.placed.get(name)
+            if was is not None and was != index:
+                reasons.append(
+                    f"vnets.{name}.worker: vnet {name} runs in worker {was}; moving it to "
+                    f"worker {index} needs a restart"
+                )
+        in_config = {v.name for v in self.config.vnets}
+        for name, index in self.placed.items():
+            if name not in in_config and name not in placed:
+                placed[name] = index  # made through the API: stays where it is
+        now = set(wires(new, placed))
+        for wire in sorted(now ^ set(self.wires)):
+            verb = "added" if wire in now else "removed"
+            reasons.append(
+                f"epair {wire} {verb} between two workers: wires between workers are made "
+                "at start; restart vrouterd to apply it"
+            )
+        for wire in sorted(now & set(self.wires)):
+            for vnet, ifname in (wire.a, wire.b):
+                before, after = _interface(self.config, vnet, ifname), _interface(new, vnet, ifname)
+                if before is not None and after is not None and recreates(before, after):
+                    reasons.append(
+                        f"vnets.{vnet}.interfaces.{ifname}: an epair between workers is only "
+                        "changed in place (addresses, mtu, ra); restart vrouterd to apply it"
+                    )
+        return placed, reasons
+
+    async def _roll_back(self, done: list[WorkerProcess], tops: dict[int, list[str]]) -> None:
+        for worker in done:
+            try:
+                await worker.ask("reload", {"_text": self.text, "_tops": tops[worker.index]})
+            except ApiError as err:
+                log.error(
+                    "worker %d: cannot go back to the running configuration: %s", worker.index, err
+                )
+
+    def status_line(self) -> str:
+        """Return the one-line status systemd shows."""
+        return (
+            f"{len(self.workers)} workers, {len(self.placed)} top-level vnets; "
+            f"control socket {self.config.daemon.control_socket}"
+        )
+
+    # -- metrics -------------------------------------------------------------
+
+    def registry(self) -> CollectorRegistry:
+        """Return the exporter's registry: the workers' metrics and the front's process."""
+        registry = CollectorRegistry()
+        registry.register(WorkersCollector(self))
+        ProcessCollector(registry=registry)
+        return registry
+
+    async def scrape(self) -> None:
+        """Fetch every worker's metrics text (None where a worker does not answer)."""
+        for worker in self.workers:
+            try:
+                text = await asyncio.wait_for(worker.ask("metrics.scrape", {}), SCRAPE_TIMEOUT)
+            except (ApiError, TimeoutError) as err:
+                log.warning("worker %d: metrics not scraped: %s", worker.index, err)
+                if worker.admin is not None:
+                    worker.admin.close()
+                    worker.admin = None
+                text = None
+            self.scraped[worker.index] = text if isinstance(text, str) else None
+
+
+def _interface(config: Config, vnet: str, name: str) -> InterfaceConfig | None:
+    for vcfg in config.vnets:
+        if vcfg.name == vnet:
+            return next((i for i in vcfg.interfaces if i.name == name), None)
+    return None
+
+
+FRONT_OPS: dict[str, FrontHandler] = {
+    "status": Front._status,
+    "vnet.list": Front._vnet_list,
+    "vnet.tree": Front._vnet_tree,
+    "vnet.create": Front._vnet_create,
+    "vnet.destroy": Front._vnet_destroy,
+    "module.load": Front._module_load,
+    "module.unload": Front._module_unload,
+    "epair.create": Front._epair_create,
+    "interface.move": Front._interface_move,
+    "reload": Front._reload_request,
+}
+"""Requests the front answers itself (joining workers' answers); the rest go to one worker."""
+
+
+class WorkersCollector:
+    """The workers' metrics as one target, with the front's daemon-wide families."""
+
+    def __init__(self, front: Front) -> None:
+        self.front = front
+
+    def collect(self) -> Iterator[Metric]:
+        """Return the front's families, then every worker's, merged by name."""
+        front = self.front
+        info = GaugeMetricFamily(
+            "vrouter_build_info", "Always 1; the vrouter version as a label.", labels=("version",)
+        )
+        info.add_metric((__version__,), 1)
+        yield info
+        yield GaugeMetricFamily(
+            "vrouter_start_time_seconds",
+            "When the daemon started, in seconds since the Unix epoch.",
+            value=front.started,
+        )
+        yield from metrics.reload_metrics(front)
+        up = GaugeMetricFamily(
+            "vrouter_worker_up", "1 if the worker answered this scrape, else 0.", labels=("worker",)
+        )
+        cpu = CounterMetricFamily(
+            "vrouter_worker_cpu_seconds",
+            "User and system CPU time the worker process has spent, in seconds.",
+            labels=("worker",),
+        )
+        memory = GaugeMetricFamily(
+            "vrouter_worker_resident_memory_bytes",
+            "Resident memory of the worker process, in bytes.",
+            labels=("worker",),
+        )
+        vnets = 0.0
+        merged: dict[str, Metric] = {}
+        for index, text in sorted(front.scraped.items()):
+            label = (str(index),)
+            up.add_metric(label, 0 if text is None else 1)
+            for family in text_string_to_metric_families(text or ""):
+                name = family.name
+                if name == "vrouter_vnets":
+                    vnets += sum(s.value for s in family.samples)
+                elif name == "process_cpu_seconds":
+                    cpu.add_metric(label, sum(s.value for s in family.samples))
+                elif name == "process_resident_memory_bytes":
+                    memory.add_metric(label, sum(s.value for s in family.samples))
+                if name in FRONT_FAMILIES or name.startswith(("process_", "python_")):
+                    continue
+                first = merged.setdefault(name, family)
+                if first is not family:
+                    first.samples.extend(family.samples)
+        yield GaugeMetricFamily("vrouter_vnets", "Vnets running in this daemon.", value=vnets)
+        yield up
+        yield cpu
+        yield memory
+        yield from merged.values()
+
+
+async def serve(config: Config, log_level: str) -> int:
+    """Run the front until SIGTERM/SIGINT or a worker's exit; return the exit code."""
+    loop = asyncio.get_running_loop()
+    try:
+        text = read(config.path)
+    except ConfigError as err:
+        log.error("%s", err)
+        return 2
+    front = Front(config, text, log_level)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, front.request_stop, signal.Signals(signum).name)
+    reloads: set[asyncio.Task[None]] = set()
+
+    async def sighup() -> None:
+        with contextlib.suppress(ReloadError):  # logged and recorded; the daemon runs on
+            await front.reload()
+
+    def on_sighup() -> None:
+        task = loop.create_task(sighup())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    keepalive = systemd.Watchdog.start(loop)
+    async with front.lock:
+        try:
+            await front.start()
+        except Exception as err:
+            log.debug("start-up failure", exc_info=True)
+            log.error("start-up failed, nothing left behind: %s", err)
+            systemd.status(f"start-up failed: {err}")
+            return 1
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    log.info(
+        "vrouterd %s ready (pid %d), %d workers, %d top-level vnets",
+        __version__,
+        os.getpid(),
+        len(front.workers),
+        len(front.placed),
+    )
+    systemd.ready(front.status_line())
+    try:
+        await front.run()
+    finally:
+        async with front.lock:
+            systemd.stopping("shutting down")
+            await front.shutdown()
+        if keepalive is not None:
+            keepalive.cancel()
+        log.info("stopped")
+    return 1 if front.failure is not None else 0
