@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,8 @@ class Vrouterd:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        # Workers (``workers = N``) name our config on their command line.
+        subprocess.run(["pkill", "-KILL", "-f", str(self.config)], capture_output=True, timeout=10)
         for name in netns_list():
             if name.startswith(self.prefix):
                 subprocess.run(["ip", "netns", "pids", name], capture_output=True, timeout=10)
@@ -221,3 +224,17 @@ class Vrouterd:
         for name in links():
             if name.startswith(self.prefix):
                 run("ip", "link", "del", name, check=False)
+
+
+def running(daemon: Vrouterd) -> Iterator[Vrouterd]:
+    """Start ``daemon``, wait for IPv6 DAD, yield it; always stop and clean up."""
+    try:
+        daemon.start()
+        daemon.wait_ipv6()
+        yield daemon
+    finally:
+        try:
+            if daemon.proc is not None and daemon.proc.poll() is None:
+                daemon.stop()
+        finally:
+            daemon.cleanup()

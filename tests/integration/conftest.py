@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd
+from harness import Vrouterd, running
 
 TOOLS = (
     "ip",
@@ -37,24 +37,10 @@ def _need_root_and_tools() -> None:
         pytest.fail(f"integration tests need {', '.join(missing)}: run the README's test command")
 
 
-def _running(daemon: Vrouterd) -> Iterator[Vrouterd]:
-    """Start ``daemon``, wait for IPv6 DAD, yield it; always stop and clean up."""
-    try:
-        daemon.start()
-        daemon.wait_ipv6()
-        yield daemon
-    finally:
-        try:
-            if daemon.proc is not None and daemon.proc.poll() is None:
-                daemon.stop()
-        finally:
-            daemon.cleanup()
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
     """One daemon on the demo topology, shared by a module's tests."""
-    yield from _running(Vrouterd(tmp_path_factory.mktemp("vrouterd")))
+    yield from running(Vrouterd(tmp_path_factory.mktemp("vrouterd")))
 
 
 @pytest.fixture
@@ -70,4 +56,4 @@ def fresh_daemon(tmp_path: Path) -> Iterator[Vrouterd]:
 @pytest.fixture(scope="module")
 def narrow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
     """The demo topology with a 1280-byte MTU on the epair between the vnets."""
-    yield from _running(Vrouterd(tmp_path_factory.mktemp("vrouterd"), epair_mtu=1280))
+    yield from running(Vrouterd(tmp_path_factory.mktemp("vrouterd"), epair_mtu=1280))

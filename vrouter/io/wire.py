@@ -37,10 +37,6 @@ SOCKET_BUFFER = 4 << 20
 """Send and receive buffer asked of the kernel (capped by net.core.[rw]mem_max)."""
 
 
-class WireError(Exception):
-    """The byte stream does not hold frames: the peer is not a vrouter worker."""
-
-
 def encode(frame: bytes | bytearray) -> bytes:
     """Return ``frame`` as one record (for tests and one-off sends)."""
     vhdr = offload.vhdr_of(frame)
@@ -48,12 +44,14 @@ def encode(frame: bytes | bytearray) -> bytes:
     return LENGTH.pack(offload.HEADER_LEN + len(frame)) + header + bytes(frame)
 
 
-def decode(data: bytes | bytearray | memoryview) -> tuple[list[bytes | bytearray], int]:
-    """Return the whole frames at the start of ``data`` and how many bytes they took.
+def decode(
+    data: bytes | bytearray | memoryview,
+) -> tuple[list[bytes | bytearray], int, str | None]:
+    """Return the whole frames at the start of ``data``, how many bytes they took,
+    and why the stream cannot go on (None: it can; the rest waits for more bytes).
 
     A frame whose header asks for offload work comes back as an
-    :class:`~vrouter.link.offload.OffloadBuffer`.  Raise WireError on a
-    record that cannot be one.
+    :class:`~vrouter.link.offload.OffloadBuffer`.
     """
     view = memoryview(data)
     size = len(view)
@@ -63,7 +61,7 @@ def decode(data: bytes | bytearray | memoryview) -> tuple[list[bytes | bytearray
     while size - offset >= LENGTH.size:
         (length,) = LENGTH.unpack_from(view, offset)
         if not hlen < length <= MAX_RECORD:
-            raise WireError(f"record of {length} bytes at offset {offset}")
+            return frames, offset, f"record of {length} bytes"
         end = offset + LENGTH.size + length
         if end > size:
             break
@@ -75,7 +73,7 @@ def decode(data: bytes | bytearray | memoryview) -> tuple[list[bytes | bytearray
         else:
             frames.append(bytes(view[start + hlen : end]))
         offset = end
-    return frames, offset
+    return frames, offset, None
 
 
 class WireDevice:
@@ -152,18 +150,16 @@ class WireDevice:
             return
         if self._in:
             data = self._in + data
-        try:
-            frames, used = decode(data)
-        except WireError as err:
-            self.ifnet.counters.rx_errors += 1
-            self._lost(str(err))
-            return
+        frames, used, bad = decode(data)
         self._in = data[used:]
         now = self._loop.time()
         receive = self._receive
         ifnet = self.ifnet
         for frame in frames:
             receive(ifnet, frame, now)
+        if bad is not None:
+            ifnet.counters.rx_errors += 1
+            self._lost(f"not a vrouter worker's stream: {bad}")
 
     def _lost(self, why: str) -> None:
         """The peer is gone (its worker stopped): the cable is unplugged."""
