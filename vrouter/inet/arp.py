@@ -84,6 +84,8 @@ class ArpTable:
     max_entries: int = 65536
     """Entries allowed before new resolutions are refused."""
     sweeper: Timer | None = None
+    generation: int = 0
+    """Increases when an entry goes or its MAC changes (destination caches rebuild)."""
 
     def clear(self) -> None:
         """Forget every entry and cancel their timers."""
@@ -91,6 +93,7 @@ class ArpTable:
             if entry.timer is not None:
                 entry.timer.cancel()
         self.entries.clear()
+        self.generation += 1
         if self.sweeper is not None:
             self.sweeper.cancel()
             self.sweeper = None
@@ -101,6 +104,7 @@ class ArpTable:
             entry = self.entries.pop(key)
             if entry.timer is not None:
                 entry.timer.cancel()
+        self.generation += 1
 
 
 def _send(ifp: Ifnet, op: int, dst_mac: bytes, spa: bytes, tha: bytes, tpa: bytes) -> None:
@@ -203,6 +207,8 @@ def _new_entry(vnet: Vnet, ifp: Ifnet, ip: bytes, now: float) -> Neighbour | Non
 
 def _confirm(vnet: Vnet, entry: Neighbour, mac: bytes, now: float) -> None:
     """Record ``mac`` for ``entry`` and release its held packets."""
+    if entry.mac != mac:
+        vnet.inet.arp.generation += 1
     entry.mac = mac
     entry.state = REACHABLE
     entry.confirmed = now
@@ -250,6 +256,12 @@ def output(vnet: Vnet, ifp: Ifnet, nexthop: bytes, frame: bytearray, now: float)
     entry.hold.append(frame)
 
 
+def reachable(vnet: Vnet, ifp: Ifnet, nexthop: bytes) -> Neighbour | None:
+    """Return the entry for ``nexthop`` on ``ifp`` if it is reachable (else None)."""
+    entry = vnet.inet.arp.entries.get((ifp.name, nexthop))
+    return entry if entry is not None and entry.state == REACHABLE else None
+
+
 def _retry(vnet: Vnet, entry: Neighbour, now: float) -> None:
     table = vnet.inet.arp
     if table.entries.get((entry.ifnet.name, entry.ip)) is not entry:
@@ -267,6 +279,7 @@ def _fail(vnet: Vnet, entry: Neighbour, now: float) -> None:
     from vrouter.inet import icmp
 
     del vnet.inet.arp.entries[(entry.ifnet.name, entry.ip)]
+    vnet.inet.arp.generation += 1
     entry.timer = None
     vnet.inet.arpstat.timeouts += 1
     held = list(entry.hold)
@@ -288,5 +301,6 @@ def _sweep(vnet: Vnet, now: float) -> None:
             entry.state = STALE
         if entry.state == STALE and now - max(entry.used, entry.confirmed) > table.stale_time:
             del table.entries[key]
+            table.generation += 1
     if table.entries:
         table.sweeper = vnet.timers.schedule(now + SWEEP_INTERVAL, lambda t: _sweep(vnet, t))

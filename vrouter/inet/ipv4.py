@@ -30,11 +30,14 @@ if TYPE_CHECKING:
 
 LIMITED_BROADCAST = b"\xff\xff\xff\xff"
 # Offsets of IPv4 header fields within an Ethernet frame.
+_VIHL = HEADER_LEN
+_LEN = HEADER_LEN + 2
 _TTL = HEADER_LEN + 8
 _PROTO = HEADER_LEN + 9
 _CSUM = HEADER_LEN + 10
 _SRC = HEADER_LEN + 12
 _DST = HEADER_LEN + 16
+_OPTIONS = HEADER_LEN + 20
 _FRAG = HEADER_LEN + 6
 
 
@@ -56,6 +59,13 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     inet = vnet.inet
     stats = inet.stats
     stats.total += 1
+    if (
+        frame.__class__ is bytes
+        and len(frame) >= _OPTIONS
+        and frame[_VIHL] == 0x45
+        and _fast_forward(vnet, frame, now)
+    ):
+        return
     packet = memoryview(frame)[HEADER_LEN:]
     try:
         hlen, total = check(packet)
@@ -88,6 +98,59 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         _count(ifp, stats, "ip_martian_dst")  # RFC 1812 4.2.3.1, 5.3.7
     else:
         _forward(vnet, ifp, frame, packet, total, dst, now)
+
+
+def _fast_forward(vnet: Vnet, frame: bytes, now: float) -> bool:
+    """Forward ``frame`` if it is the common case, checked as :func:`input` and
+    :func:`_forward` check it; return False to leave it to them.
+
+    The common case: no IP options, a valid header, unicast in and out, no
+    firewall, TTL left, a cached destination (:mod:`vrouter.route.dest`)
+    whose neighbour is reachable, and a packet that fits the egress MTU.
+    """
+    inet = vnet.inet
+    if inet.pfil is not None or not inet.forwarding or frame[0] & 1:
+        return False
+    total = frame[_LEN] << 8 | frame[_LEN + 1]
+    end = HEADER_LEN + total
+    if not 20 <= total <= len(frame) - HEADER_LEN or frame[_TTL] <= 1:
+        return False
+    if int.from_bytes(frame[HEADER_LEN:_OPTIONS], "big") % 0xFFFF:  # RFC 1071: sums to 0xFFFF
+        return False
+    dst = frame[_DST:_OPTIONS]
+    dest = inet.dests.entries.get(dst)
+    if dest is None or dest.generation != vnet.route.fib.generation + inet.arp.generation:
+        return False
+    route = dest.route
+    out = dest.out
+    entry = dest.neighbour
+    first = frame[_SRC]
+    if (
+        route.type != UNICAST
+        or out is None
+        or total > out.mtu
+        or entry is None
+        or entry.state != arp.REACHABLE
+        or now - entry.confirmed > inet.arp.reachable_time
+        or first >= 224
+        or first == 127
+        or not first
+        or dst in inet.local
+        or dst in inet.broadcasts
+    ):
+        return False
+    ttl = frame[_TTL]
+    csum = update16(frame[_CSUM] << 8 | frame[_CSUM + 1], ttl << 8, (ttl - 1) << 8)
+    buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
+    buf[0:12] = dest.header
+    buf[_TTL] = ttl - 1
+    buf[_CSUM] = csum >> 8
+    buf[_CSUM + 1] = csum & 0xFF
+    route.use += 1
+    inet.stats.forward += 1
+    entry.used = now
+    out.output(buf)
+    return True
 
 
 def _deliver(
@@ -140,17 +203,25 @@ def _forward(
     dst: bytes,
     now: float,
 ) -> None:
-    stats = vnet.inet.stats
+    inet = vnet.inet
+    stats = inet.stats
     ttl = frame[_TTL]
     if ttl <= 1:
         _count(ifp, stats, "ip_ttl_exceeded")
         icmp.send_error(vnet, ifp, packet, icmp4.TIME_EXCEEDED, icmp4.EXC_TTL, now)
         return
-    route = vnet.route.fib.lookup(dst)
-    if route is None:
-        _count(ifp, stats, "ip_noroute")
-        icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NET, now)
-        return
+    fib = vnet.route.fib
+    neighbours = inet.arp
+    generation = fib.generation + neighbours.generation
+    dest = inet.dests.entries.get(dst)
+    if dest is None or dest.generation != generation:
+        found = fib.lookup(dst)
+        if found is None:
+            _count(ifp, stats, "ip_noroute")
+            icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NET, now)
+            return
+        dest = inet.dests.build(dst, found, generation)
+    route = dest.route
     if route.type != UNICAST:
         if route.type == BLACKHOLE:
             _count(ifp, stats, "ip_blackhole")
@@ -158,9 +229,9 @@ def _forward(
             _count(ifp, stats, "ip_reject")
             icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_HOST, now)
         return
-    out = route.ifnet
+    out = dest.out
     assert out is not None
-    pfil = vnet.inet.pfil
+    pfil = inet.pfil
     if pfil is not None and not pfil(out, packet, OUT, now):
         _count(ifp, stats, "ip_filtered_out")
         return
@@ -180,9 +251,20 @@ def _forward(
     buf[_CSUM + 1] = csum & 0xFF
     route.use += 1
     stats.forward += 1
-    nexthop = route.gateway or dst
+    nexthop = dest.nexthop
     if size <= out.mtu:
-        arp.output(vnet, out, nexthop, buf, now)
+        entry = dest.neighbour
+        if (
+            entry is not None
+            and entry.state == arp.REACHABLE
+            and now - entry.confirmed <= neighbours.reachable_time
+        ):
+            buf[0:12] = dest.header
+            entry.used = now
+            out.output(buf)
+        else:
+            arp.output(vnet, out, nexthop, buf, now)
+            dest.learn(arp.reachable(vnet, out, nexthop))
     elif vhdr is None:
         _send_fragments(vnet, out, nexthop, buf, now)
     else:  # finish the offload work before fragmenting what is left too large

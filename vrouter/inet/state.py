@@ -16,6 +16,7 @@ from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import field_knob
 from vrouter.core.timers import Deadline
+from vrouter.route.dest import DestCache
 from vrouter.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4
 
 if TYPE_CHECKING:
@@ -172,6 +173,8 @@ class InetState:
     """The pending reassembly timeout."""
     icmp_bucket: TokenBucket = field(default_factory=TokenBucket)
     """Spent by every ICMP error sent (the rate is the errratelimit knob)."""
+    dests: DestCache = field(default_factory=DestCache)
+    """Forwarded-to destinations: route, egress, neighbour (:mod:`vrouter.route.dest`)."""
 
 
 def _attach(vnet: Vnet) -> InetState:
@@ -190,6 +193,7 @@ def _detach(vnet: Vnet) -> None:
     vnet.link.ethertypes.pop(ETHERTYPE_IPV4, None)
     vnet.link.ethertypes.pop(ETHERTYPE_ARP, None)
     vnet.inet.arp.clear()
+    vnet.inet.dests.clear()
     vnet.inet.reass.clear()
     vnet.inet.local.clear()
 

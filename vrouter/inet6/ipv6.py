@@ -216,11 +216,21 @@ def _forward(
         _count(ifp, stats, "ip6_hoplimit_exceeded")
         icmp6_layer.send_error(vnet, ifp, packet, icmp6.TIME_EXCEEDED, icmp6.EXC_HOPLIMIT, now)
         return
-    route = vnet.route.fib6.lookup(dst)
-    if route is None:
-        _count(ifp, stats, "ip6_noroute")
-        icmp6_layer.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_NOROUTE, now)
-        return
+    inet6 = vnet.inet6
+    fib = vnet.route.fib6
+    neighbours = inet6.nd
+    generation = fib.generation + neighbours.generation
+    dest = inet6.dests.entries.get(dst)
+    if dest is None or dest.generation != generation:
+        found = fib.lookup(dst)
+        if found is None:
+            _count(ifp, stats, "ip6_noroute")
+            icmp6_layer.send_error(
+                vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_NOROUTE, now
+            )
+            return
+        dest = inet6.dests.build(dst, found, generation)
+    route = dest.route
     if route.type != UNICAST:
         if route.type == BLACKHOLE:
             _count(ifp, stats, "ip6_blackhole")
@@ -228,9 +238,9 @@ def _forward(
             _count(ifp, stats, "ip6_reject")
             icmp6_layer.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_REJECT, now)
         return
-    out = route.ifnet
+    out = dest.out
     assert out is not None
-    pfil = vnet.inet6.pfil
+    pfil = inet6.pfil
     if pfil is not None and not pfil(out, packet, OUT, now):
         _count(ifp, stats, "ip6_filtered_out")
         return
@@ -247,7 +257,18 @@ def _forward(
     buf[_HLIM] = hlim - 1
     route.use += 1
     stats.forward += 1
-    nd.output(vnet, out, route.gateway or dst, buf, now)
+    entry = dest.neighbour
+    if (
+        entry is not None
+        and entry.state == nd.REACHABLE
+        and now - entry.confirmed <= neighbours.reachable_time
+    ):
+        buf[0:12] = dest.header
+        entry.used = now
+        out.output(buf)
+    else:
+        nd.output(vnet, out, dest.nexthop, buf, now)
+        dest.learn(nd.reachable(vnet, out, dest.nexthop))
 
 
 # --- output ------------------------------------------------------------------------

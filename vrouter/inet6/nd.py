@@ -116,6 +116,8 @@ class NdTable:
     replaceable per table for deterministic tests."""
     reachable_time: float = 30.0
     sweeper: Timer | None = None
+    generation: int = 0
+    """Increases when an entry goes or its MAC changes (destination caches rebuild)."""
 
     def __post_init__(self) -> None:
         self.reachable_time = self.base_reachable_time * self.rng.uniform(0.5, 1.5)
@@ -126,6 +128,7 @@ class NdTable:
             if entry.timer is not None:
                 entry.timer.cancel()
         self.entries.clear()
+        self.generation += 1
         if self.sweeper is not None:
             self.sweeper.cancel()
             self.sweeper = None
@@ -136,6 +139,7 @@ class NdTable:
             entry = self.entries.pop(key)
             if entry.timer is not None:
                 entry.timer.cancel()
+        self.generation += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +262,12 @@ def output(vnet: Vnet, ifp: Ifnet, nexthop: bytes, frame: bytearray, now: float)
     entry.hold.append(frame)
 
 
+def reachable(vnet: Vnet, ifp: Ifnet, nexthop: bytes) -> Neighbour6 | None:
+    """Return the entry for unicast ``nexthop`` on ``ifp`` if it is reachable (else None)."""
+    entry = vnet.inet6.nd.entries.get((ifp.name, nexthop))
+    return entry if entry is not None and entry.state == REACHABLE else None
+
+
 def _new_entry(vnet: Vnet, ifp: Ifnet, ip: bytes, state: str, now: float) -> Neighbour6 | None:
     table = vnet.inet6.nd
     if len(table.entries) >= table.max_entries:
@@ -300,12 +310,14 @@ def _tick(vnet: Vnet, entry: Neighbour6, now: float) -> None:
             _arm(vnet, entry, now + table.retrans_timer)
         else:
             del table.entries[(entry.ifnet.name, entry.ip)]
+            table.generation += 1
 
 
 def _fail(vnet: Vnet, entry: Neighbour6, now: float) -> None:
     from vrouter.inet6 import icmp6 as icmp6_layer
 
     del vnet.inet6.nd.entries[(entry.ifnet.name, entry.ip)]
+    vnet.inet6.nd.generation += 1
     vnet.inet6.icmp.nd_timeouts += 1
     held = list(entry.hold)
     entry.hold.clear()
@@ -318,6 +330,8 @@ def _fail(vnet: Vnet, entry: Neighbour6, now: float) -> None:
 
 def _confirm(vnet: Vnet, entry: Neighbour6, mac: bytes, state: str, now: float) -> None:
     """Record ``mac`` for ``entry`` in ``state`` and release its held packets."""
+    if entry.mac != mac:
+        vnet.inet6.nd.generation += 1
     entry.mac = mac
     entry.state = state
     entry.probes = 0
@@ -358,6 +372,7 @@ def _sweep(vnet: Vnet, now: float) -> None:
             entry.state = STALE
         if entry.state == STALE and now - max(entry.used, entry.confirmed) > table.stale_time:
             del table.entries[key]
+            table.generation += 1
     if table.entries:
         table.sweeper = vnet.timers.schedule(now + SWEEP_INTERVAL, lambda t: _sweep(vnet, t))
 

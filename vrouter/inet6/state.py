@@ -14,6 +14,7 @@ from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import field_knob
 from vrouter.core.timers import Deadline, Timer
+from vrouter.route.dest import DestCache
 from vrouter.wire.ethernet import ETHERTYPE_IPV6
 
 if TYPE_CHECKING:
@@ -187,6 +188,8 @@ class Inet6State:
     """The packet filter hook, None when no firewall is active."""
     pmtu: dict[bytes, tuple[int, float]] = field(default_factory=dict)
     """Path MTU learnt from Packet Too Big: destination -> (mtu, expiry)."""
+    dests: DestCache = field(default_factory=DestCache)
+    """Forwarded-to destinations: route, egress, neighbour (:mod:`vrouter.route.dest`)."""
     stats: Ip6Stats = field(default_factory=Ip6Stats)
     icmp: Icmp6Stats = field(default_factory=Icmp6Stats)
     frag_ident: int = 0
@@ -217,6 +220,7 @@ def _detach(vnet: Vnet) -> None:
     vnet.link.ethertypes.pop(ETHERTYPE_IPV6, None)
     state = vnet.inet6
     state.nd.clear()
+    state.dests.clear()
     state.reass.clear()
     for addr in [*state.local.values(), *state.linklocal.values()]:
         if addr.timer is not None:

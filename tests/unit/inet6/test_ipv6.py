@@ -933,3 +933,17 @@ def test_trailing_bytes_beyond_the_payload_length_are_not_forwarded(sc: Scenario
     sc.send(sc.h1, original + b"\x00" * 30)
     [(_, got)] = ip6_frames(sc.h2)
     assert len(got) == len(original) - 14
+
+
+def test_the_destination_cache_answers_repeats_and_sees_route_changes(sc: Scenario) -> None:
+    sc.send(sc.h1, sc.h1.udp6(sc.h2.ip6, payload=b"one"))
+    misses = sc.red.inet6.dests.misses
+    sc.send(sc.h1, sc.h1.udp6(sc.h2.ip6, payload=b"two"))
+    assert len(ip6_frames(sc.h2)) == 2 and sc.red.inet6.dests.misses == misses
+    route_state.add_static(sc.red, IPv6Network((sc.h2.ip6, 128)), BLACKHOLE)
+    sc.send(sc.h1, sc.h1.udp6(sc.h2.ip6, payload=b"three"))
+    assert ip6_frames(sc.h2) == [] and sc.red.inet6.stats.blackhole == 1
+    sc.red.route.fib6.delete(IPv6Network((sc.h2.ip6, 128)))
+    sc.red.inet6.nd.flush_interface(sc.red.link.get("ep0"))  # the next hop is forgotten
+    sc.send(sc.h1, sc.h1.udp6(sc.h2.ip6, payload=b"four"))
+    assert len(ip6_frames(sc.h2)) == 1  # resolved again, then forwarded

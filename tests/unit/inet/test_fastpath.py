@@ -1,0 +1,174 @@
+"""The destination cache and the IPv4 fast path: the same bytes out, and no stale answers."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import dpkt
+import pytest
+
+from vrouter.firewall import subsystem as firewall
+from vrouter.firewall.rules import parse_ruleset
+from vrouter.inet import arp, ipv4
+from vrouter.route import state as route_state
+from vrouter.route.dest import DestCache
+
+
+@pytest.fixture
+def net(lab):
+    """Router r between h1 (192.0.2.0/24) and h2 (198.51.100.0/24), ARP settled both ways."""
+    r = lab.vnet("r")
+    h1 = lab.host(r, "t1", "192.0.2.1/24", "192.0.2.2")
+    h2 = lab.host(r, "t2", "198.51.100.1/24", "198.51.100.2")
+    h3 = lab.host(r, "t3", "203.0.113.1/24", "203.0.113.2")
+    h1.learn_router(lab.now)
+    h1.send(h1.udp("198.51.100.2"), lab.now)
+    lab.settle()
+    h2.take()
+    return r, h1, h2, h3
+
+
+def _udp(h1, n: int = 0, **kw) -> bytes:
+    return h1.udp("198.51.100.2", payload=b"%d" % n + bytes(18), **kw)
+
+
+def test_the_fast_path_sends_the_bytes_the_full_path_sends(net, lab) -> None:
+    r, h1, h2, _ = net
+    frame = _udp(h1)
+    r.inet.dests.clear()
+    h1.send(frame, lab.now)  # a miss: the full path, which fills the cache
+    [slow] = h2.take_raw()
+    misses = r.inet.dests.misses
+    forwarded = r.inet.stats.forward
+    h1.send(frame, lab.now)
+    [fast] = h2.take_raw()
+    assert fast == slow and r.inet.dests.misses == misses  # no lookup this time
+    assert r.inet.stats.forward == forwarded + 1
+    ip = dpkt.ethernet.Ethernet(fast).data
+    assert ip.ttl == 63 and dpkt.ip.IP(bytes(ip)).sum == ip.sum  # checksum still valid
+    out = r.link.get("t2")
+    assert out.counters.tx_packets >= 2
+
+
+@pytest.mark.parametrize("ttl", list(range(2, 256, 37)))
+def test_the_ttl_checksum_update_is_right_for_every_ttl(net, lab, ttl: int) -> None:
+    _, h1, h2, _ = net
+    for _ in range(2):  # fill the cache, then take the fast path
+        h1.send(_udp(h1, ttl=ttl), lab.now)
+    for eth in h2.take_ip():
+        ip = eth.data
+        recomputed = dpkt.ip.IP(bytes(ip))
+        recomputed.sum = 0
+        assert ip.ttl == ttl - 1 and bytes(recomputed)[10:12] == bytes(ip)[10:12]
+
+
+def test_a_route_change_is_seen_by_the_next_packet(net, lab) -> None:
+    r, h1, h2, h3 = net
+    h1.send(_udp(h1), lab.now)
+    assert len(h2.take_ip()) == 1
+    route_state.add_static(
+        r,
+        ipaddress.ip_network("198.51.100.2/32"),
+        "unicast",
+        ipaddress.ip_address("203.0.113.2"),
+        None,
+    )
+    h1.send(_udp(h1), lab.now)
+    lab.settle()
+    assert h2.take_ip() == [] and len(h3.take_ip()) == 1
+    route_state.add_static(r, ipaddress.ip_network("198.51.100.0/25"), "blackhole", None, None)
+    h1.send(_udp(h1), lab.now)
+    assert len(h3.take_ip()) == 1  # the /32 still wins
+    r.route.fib.delete(ipaddress.ip_network("198.51.100.2/32"))
+    h1.send(_udp(h1), lab.now)
+    assert h2.take_ip() == [] and h3.take_ip() == [] and r.inet.stats.blackhole == 1
+
+
+def test_a_neighbour_that_changes_its_mac_gets_the_next_packet(net, lab) -> None:
+    r, h1, h2, _ = net
+    h1.send(_udp(h1), lab.now)
+    h2.take()
+    new_mac = b"\x02\x00\x00\x00\x99\x99"
+    h2.send(
+        h2.arp(dpkt.arp.ARP_OP_REPLY, "198.51.100.1", sha=new_mac, dst_mac=r.link.get("t2").mac),
+        lab.now,
+    )
+    h1.send(_udp(h1), lab.now)
+    [eth] = h2.take_ip()
+    assert eth.dst == new_mac
+
+
+def test_a_stale_neighbour_goes_back_through_arp(net, lab) -> None:
+    r, h1, h2, _ = net
+    h1.send(_udp(h1), lab.now)
+    h2.take()
+    lab.clock.advance(r.inet.arp.reachable_time + 1)
+    h1.send(_udp(h1), lab.now)
+    frames = h2.take()
+    assert [f.type for f in frames].count(dpkt.ethernet.ETH_TYPE_IP) == 1
+    assert any(f.type == dpkt.ethernet.ETH_TYPE_ARP for f in frames)  # unicast probe
+    assert r.inet.arp.entries[("t2", bytes([198, 51, 100, 2]))].state == arp.STALE
+
+
+def test_a_forgotten_neighbour_is_resolved_again(net, lab) -> None:
+    r, h1, h2, _ = net
+    h1.send(_udp(h1), lab.now)
+    h2.take()
+    r.inet.arp.flush_interface(r.link.get("t2"))
+    h1.send(_udp(h1), lab.now)
+    assert [raw[12:14] for raw in h2.frames] == [b"\x08\x06"]  # a request; the packet waits
+    lab.settle()
+    assert len(h2.take_ip()) == 1
+
+
+def test_a_smaller_mtu_a_firewall_and_a_local_address_are_honoured(net, lab) -> None:
+    r, h1, h2, _ = net
+    big = h1.udp("198.51.100.2", payload=bytes(1400), df=True)
+    h1.send(big, lab.now)
+    assert len(h2.take_ip()) == 1
+    out = r.link.get("t2")
+    out.mtu = 1280
+    h1.send(big, lab.now)
+    assert h2.take_ip() == [] and r.inet.stats.toolong == 1
+    out.mtu = 1500
+    firewall.replace_ruleset(r, parse_ruleset({"rules": [{"action": "block", "direction": "out"}]}))
+    firewall.set_enabled(r, True)
+    h1.send(big, lab.now)
+    assert h2.take_ip() == [] and r.inet.stats.filtered_out == 1
+    firewall.set_enabled(r, False)
+    ipv4.add_address(r, r.link.get("t3"), ipaddress.IPv4Interface("198.51.100.2/32"), lab.now)
+    delivered = r.inet.stats.delivered
+    h1.send(_udp(h1), lab.now)
+    assert h2.take_ip() == [] and r.inet.stats.delivered == delivered + 1
+    r.inet.forwarding = False
+    h1.send(h1.udp("198.51.100.3"), lab.now)
+    assert r.inet.stats.cantforward == 1
+
+
+def test_a_bad_header_is_never_fast(net, lab) -> None:
+    r, h1, h2, _ = net
+    frame = bytearray(_udp(h1))
+    h1.send(bytes(frame), lab.now)
+    h2.take()
+    frame[24] ^= 0xFF  # checksum
+    h1.send(bytes(frame), lab.now)
+    assert h2.take_ip() == [] and r.inet.stats.badsum == 1
+    frame[24] ^= 0xFF
+    for cut in (14, 15, 30):  # no header at all, one byte of it, truncated inside it
+        h1.send(bytes(frame[:cut]), lab.now)
+    assert h2.take_ip() == [] and r.inet.stats.tooshort == 3
+    assert "internal_error" not in r.link.get("t1").counters.rx_drops
+    ttl1 = h1.udp("198.51.100.2", ttl=1)
+    h1.send(ttl1, lab.now)
+    assert h2.take_ip() == [] and r.inet.stats.ttl_exceeded == 1
+
+
+def test_the_cache_is_bounded() -> None:
+    from vrouter.route.fib import Route
+
+    cache = DestCache(limit=3)
+    route = Route(ipaddress.ip_network("0.0.0.0/0"))
+    for n in range(7):
+        cache.build(bytes([192, 0, 2, n]), route, 0)
+        assert len(cache.entries) <= 3
+    assert cache.misses == 7
