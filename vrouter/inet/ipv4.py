@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from vrouter.inet import arp, icmp
 from vrouter.inet.fragment import fragment_ipv4, ipv4_input
 from vrouter.inet.state import IN, OUT, IpStats, ProtoHandler
-from vrouter.link.offload import carry, resolve, segment_length, vhdr_of
+from vrouter.link.offload import OffloadBuffer, carry, resolve, segment_length, vhdr_of
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.wire import icmp4, tcp, udp
 from vrouter.wire import ipv4 as ip_wire
@@ -60,9 +60,9 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     stats = inet.stats
     stats.total += 1
     if (
-        frame.__class__ is bytes
-        and len(frame) >= _OPTIONS
+        len(frame) >= _OPTIONS
         and frame[_VIHL] == 0x45
+        and (frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.vhdr[1]))
         and _fast_forward(vnet, frame, now)
     ):
         return
@@ -100,13 +100,16 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         _forward(vnet, ifp, frame, packet, total, dst, now)
 
 
-def _fast_forward(vnet: Vnet, frame: bytes, now: float) -> bool:
+def _fast_forward(vnet: Vnet, frame: bytes | bytearray, now: float) -> bool:
     """Forward ``frame`` if it is the common case, checked as :func:`input` and
     :func:`_forward` check it; return False to leave it to them.
 
     The common case: no IP options, a valid header, unicast in and out, no
     firewall, TTL left, a cached destination (:mod:`vrouter.route.dest`)
     whose neighbour is reachable, and a packet that fits the egress MTU.
+    ``frame`` is bytes, or an offload buffer that is not a super-frame (a
+    partial L4 checksum, as a TAP with offloads hands over every frame),
+    which is rewritten in place and travels on with its header.
     """
     inet = vnet.inet
     if inet.pfil is not None or not inet.forwarding or frame[0] & 1:
@@ -117,7 +120,7 @@ def _fast_forward(vnet: Vnet, frame: bytes, now: float) -> bool:
         return False
     if int.from_bytes(frame[HEADER_LEN:_OPTIONS], "big") % 0xFFFF:  # RFC 1071: sums to 0xFFFF
         return False
-    dst = frame[_DST:_OPTIONS]
+    dst = bytes(frame[_DST:_OPTIONS])
     dest = inet.dests.entries.get(dst)
     if dest is None or dest.generation != vnet.route.fib.generation + inet.arp.generation:
         return False
@@ -141,7 +144,11 @@ def _fast_forward(vnet: Vnet, frame: bytes, now: float) -> bool:
         return False
     ttl = frame[_TTL]
     csum = update16(frame[_CSUM] << 8 | frame[_CSUM + 1], ttl << 8, (ttl - 1) << 8)
-    buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
+    if frame.__class__ is bytes:
+        buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
+    else:  # ours to rewrite
+        vhdr = frame.vhdr  # type: ignore[union-attr]
+        buf = frame if end == len(frame) else carry(frame, total, vhdr)  # type: ignore[assignment]
     buf[0:12] = dest.header
     buf[_TTL] = ttl - 1
     buf[_CSUM] = csum >> 8
