@@ -40,6 +40,7 @@ Ctrl-C, SIGTERM or failure; the script then checks for leftovers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -80,6 +81,8 @@ TARGET = 1.3
 """Aggregate of two workers over one worker, from the performance issue."""
 SATURATED = 0.90
 """Share of the machine's cores busy from which the report calls them saturated."""
+NOISY = 1.3
+"""Spread (largest / smallest) of the per-round ratios from which the report calls them noisy."""
 
 
 # --------------------------------------------------------------------------- CPU accounting
@@ -123,6 +126,20 @@ def _role(pid: int, root: int) -> str:
     return "daemon" if pid == root else "other"
 
 
+def ksoftirqd_ticks() -> int:
+    """Return utime+stime of the kernel's ksoftirqd threads: softirq work deferred to them."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if Path(entry.path, "comm").read_text().startswith("ksoftirqd"):
+                fields = _stat_fields(int(entry.name))
+                if fields is not None:
+                    total += int(fields[11]) + int(fields[12])
+    return total
+
+
 def tree_ticks(root: int) -> dict[str, int]:
     """Return utime+stime (clock ticks) of the daemon's processes, summed by role."""
     pids = _descendants(root)
@@ -146,6 +163,8 @@ class Machine:
     softirq: float
     steal: float
     wall: float
+    ksoftirqd: float
+    """CPU seconds of the ksoftirqd threads (part of ``busy``)."""
 
     @property
     def busy_share(self) -> float:
@@ -165,11 +184,12 @@ class Snapshot:
     when: float
     roles: dict[str, int]
     machine: list[int]
+    ksoftirqd: int
 
     @classmethod
     def take(cls, daemon: Daemon | None) -> Snapshot:
         roles = tree_ticks(daemon.pid) if daemon is not None else {}
-        return cls(time.monotonic(), roles, _cpu_line())
+        return cls(time.monotonic(), roles, _cpu_line(), ksoftirqd_ticks())
 
     def until(self, later: Snapshot) -> tuple[dict[str, float], Machine]:
         """Return CPU seconds by role and the machine's core-seconds from here to ``later``."""
@@ -181,7 +201,11 @@ class Snapshot:
         total = sum(delta[:8])
         busy = total - delta[3] - delta[4]
         return roles, Machine(
-            busy / CLK_TCK, delta[6] / CLK_TCK, delta[7] / CLK_TCK, later.when - self.when
+            busy / CLK_TCK,
+            delta[6] / CLK_TCK,
+            delta[7] / CLK_TCK,
+            later.when - self.when,
+            (later.ksoftirqd - self.ksoftirqd) / CLK_TCK,
         )
 
 
@@ -218,11 +242,10 @@ class Run:
 
     @property
     def rest_share(self) -> float:
-        """Return the machine's busy time not charged to the daemon or the endpoints, in cores.
-
-        Other processes, and kernel work in softirq context charged to nobody.
-        """
-        return (self.machine.busy - self.daemon_s - sum(self.sender_cpu)) / self.machine.wall
+        """Return the machine's busy time not charged to the daemon, the endpoints or
+        ksoftirqd, in cores: other processes, and softirq work charged to no process."""
+        charged = self.daemon_s + sum(self.sender_cpu) + self.machine.ksoftirqd
+        return (self.machine.busy - charged) / self.machine.wall
 
     def share(self, role: str) -> float | None:
         """Return ``role``'s CPU as a share of one core over the run."""
@@ -514,11 +537,11 @@ class Report:
             "| path A / path B (median) | daemon frames per CPU-s "
             "| daemon CPU % of a core | "
             + " | ".join(roles)
-            + " | sender A / sender B | rest | machine busy (of "
+            + " | sender A / sender B | ksoftirqd | rest | machine busy (of "
             f"{self.cores} cores) | softirq | steal | per run (kpps) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|"
             + "---:|" * len(roles)
-            + "---:|---:|---:|---:|---:|---|",
+            + "---:|---:|---:|---:|---:|---:|---|",
         ]
         for setup in self.setups.values():
             runs = setup.udp
@@ -556,11 +579,11 @@ class Report:
             "| case | Gbit/s A+B min | median | max | path A / path B (median) "
             "| retransmits A+B (median) | daemon CPU % of a core | "
             + " | ".join(roles)
-            + " | iperf3 A / B (client + server) | rest "
+            + " | iperf3 A / B (client + server) | ksoftirqd | rest "
             f"| machine busy (of {self.cores} cores) | softirq | steal | per run (Gbit/s) |",
             "|---|---:|---:|---:|---:|---:|---:|"
             + "---:|" * len(roles)
-            + "---:|---:|---:|---:|---:|---|",
+            + "---:|---:|---:|---:|---:|---:|---|",
         ]
         for setup in self.setups.values():
             runs = setup.tcp
@@ -598,10 +621,11 @@ class Report:
 
     def machine_cells(self, runs: list[Run]) -> str:
         rest = _median([r.rest_share for r in runs])
+        ksoft = _median([r.machine.ksoftirqd / r.machine.wall for r in runs])
         busy = _median([r.machine.busy_share for r in runs])
         soft = _median([r.machine.softirq / (r.machine.wall * self.cores) for r in runs])
         steal = _median([r.machine.steal / (r.machine.wall * self.cores) for r in runs])
-        return f"{_pct(rest)} | {_pct(busy)} | {_pct(soft)} | {_pct(steal)}"
+        return f"{_pct(ksoft)} | {_pct(rest)} | {_pct(busy)} | {_pct(soft)} | {_pct(steal)}"
 
     # ---- what limits the scaling, from the numbers
 
@@ -622,6 +646,9 @@ class Report:
             e1 = med([sum(r.sender_cpu) / r.machine.wall for r in r1])
             e2 = med([sum(r.sender_cpu) / r.machine.wall for r in r2])
             o1, o2 = med([r.rest_share for r in r1]), med([r.rest_share for r in r2])
+            k1 = med([r.machine.ksoftirqd / r.machine.wall for r in r1])
+            k2 = med([r.machine.ksoftirqd / r.machine.wall for r in r2])
+            rounds = [b.total / a.total for a, b in zip(r1, r2, strict=False) if a.total]
             b1 = med([r.machine.busy_share for r in r1])
             b2 = med([r.machine.busy_share for r in r2])
             ends = "the two senders" if kind == "udp" else "the iperf3 clients and servers"
@@ -629,10 +656,16 @@ class Report:
                 f"**{label}**: two workers deliver {fmt_ratio(agg)} x the aggregate of one. "
                 f"CPU in shares of one core, 1 worker -> 2 workers: the daemon "
                 f"{_pct(d1)} -> {_pct(d2)} (worker 0 {w[0]}, worker 1 {w[1]}), {ends} "
-                f"{_pct(e1)} -> {_pct(e2)}, the rest of the machine (other processes, "
-                f"kernel work charged to no process) {_pct(o1)} -> {_pct(o2)}; the machine "
-                f"was {_pct(b1)} -> {_pct(b2)} busy (of its {self.cores} cores). "
+                f"{_pct(e1)} -> {_pct(e2)}, ksoftirqd {_pct(k1)} -> {_pct(k2)}, the rest of the "
+                f"machine (other processes, softirq work charged to no process) {_pct(o1)} -> "
+                f"{_pct(o2)}; the machine was {_pct(b1)} -> {_pct(b2)} busy (of its "
+                f"{self.cores} cores). "
             )
+            if rounds and max(rounds) / min(rounds) > NOISY:
+                text += (
+                    f"The per-round ratios range from {min(rounds):.2f} to {max(rounds):.2f}: "
+                    "noisy, other work on the machine changed between rounds. "
+                )
             if b1 >= SATURATED and b2 >= SATURATED:
                 text += (
                     f"The {self.cores} cores were saturated in both cases, so what each "
