@@ -1048,8 +1048,8 @@ class Report:
                 f"| {_num(got, 1, '.3f')} ms | {_verdict(got, 0.2, False)} |"
             )
         rows.append(
-            "| 2 workers, 2 independent paths: >= 1.3 x one worker | not measured "
-            "| vrouterd has no `workers` setting yet |"
+            "| 2 workers, 2 independent paths: >= 1.3 x one worker | not measured here "
+            "| see `bench/workers.py` (section workers) |"
         )
         return rows
 
