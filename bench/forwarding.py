@@ -456,8 +456,9 @@ class Lab:
 
     # ---- the cases
 
-    def kernel_1hop(self) -> Case:
-        p = f"{self.prefix}k1"
+    def kernel_1hop(self, tag: str = "k1", name: str = "kernel-1hop") -> Case:
+        """h1 -veth- one router namespace -veth- h2, names ``prefix + tag + ...``."""
+        p = f"{self.prefix}{tag}"
         h1, r, h2 = self.netns(f"{p}h1"), self.netns(f"{p}r"), self.netns(f"{p}h2")
         self.veth(h1, f"{p}a", r, f"{p}ra")
         self.veth(r, f"{p}rb", h2, f"{p}b")
@@ -468,7 +469,7 @@ class Lab:
         self.route(h1, "default", H1_GW)
         self.route(h2, "default", H2_GW)
         self.forwarding(r)
-        return Case("kernel-1hop", 1, h1, h2, f"{p}a", f"{p}b",
+        return Case(name, 1, h1, h2, f"{p}a", f"{p}b",
                     [(r, f"{p}ra"), (r, f"{p}rb")])  # fmt: skip
 
     def kernel_2hop(self) -> Case:
@@ -1047,8 +1048,8 @@ class Report:
                 f"| {_num(got, 1, '.3f')} ms | {_verdict(got, 0.2, False)} |"
             )
         rows.append(
-            "| 2 workers, 2 independent paths: >= 1.3 x one worker | not measured "
-            "| vrouterd has no `workers` setting yet |"
+            "| 2 workers, 2 independent paths: >= 1.3 x one worker | not measured here "
+            "| see `bench/workers.py` (section workers) |"
         )
         return rows
 

@@ -2,7 +2,8 @@
  *
  * Sends LEN-byte UDP payloads to DST:PORT with sendmmsg(2) in batches of 64
  * for SECONDS seconds, then prints one JSON line:
- *   {"sent": N, "errors": E, "seconds": S}
+ *   {"sent": N, "errors": E, "seconds": S, "cpu_s": C}
+ * (C: its own user + system CPU seconds, from getrusage).
  * With LEN = 18 every frame is 60 bytes on the wire plus the 4-byte FCS a
  * real NIC would add: the classic 64-byte frame.  It stops by itself; the
  * caller also bounds it with a timeout.
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -71,6 +73,11 @@ int main(int argc, char **argv) {
         else
             sent += (unsigned long long)n;
     }
-    printf("{\"sent\": %llu, \"errors\": %llu, \"seconds\": %.6f}\n", sent, errors, took);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    printf("{\"sent\": %llu, \"errors\": %llu, \"seconds\": %.6f, \"cpu_s\": %.6f}\n",
+           sent, errors, took, cpu);
     return 0;
 }
