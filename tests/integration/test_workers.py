@@ -73,6 +73,9 @@ def test_each_worker_is_a_process_running_its_vnets(pair: Vrouterd) -> None:
     assert {v["name"] for v in pair.call("vnet.list")} == {"red", "green", "blue"}
     shown = pair.ctl("status")
     assert "worker 0: pid" in shown.stdout and "worker 1: pid" in shown.stdout, shown.stdout
+    for index in (0, 1):  # only the front talks to a worker
+        mode = (pair.dir / "state" / f"worker-{index}.sock").stat().st_mode & 0o777
+        assert mode == 0o600
 
 
 def test_ping_crosses_the_wire_between_workers(pair: Vrouterd) -> None:

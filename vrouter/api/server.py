@@ -924,14 +924,18 @@ class ControlServer:
         """Install the config's rights on the vnets; set the socket's mode to match.
 
         Mode 0666 when any non-root principal is granted something (it must
-        be able to connect; every request is checked), else 0660.
+        be able to connect; every request is checked), else 0660; a worker's
+        socket is 0600 (its front is the only client).
         """
         config = getattr(self.daemon, "config", None)
         tree = self.daemon.tree
         if config is not None and tree is not None:
             tree.set_policy(config.policy())
         if self._path is not None:
-            mode = 0o666 if self.policy().non_root() else 0o660
+            if getattr(self.daemon, "spec", None) is not None:
+                mode = 0o600  # a worker's: only its front connects
+            else:
+                mode = 0o666 if self.policy().non_root() else 0o660
             os.chmod(self._path, mode)
             log.info("control socket %s: mode %04o", self._path, mode)
 
