@@ -1,5 +1,5 @@
-"""TCP in a vnet against real Linux hosts: a server program, a SOCKS5 gateway, loss, many
-connections and a SYN flood."""
+"""TCP in a vnet against real Linux hosts: a server program, a SOCKS5 gateway, loss and
+delay, many connections and a SYN flood."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from harness import DEMO_LIKE, Vrouterd, run
+from netem import Relay
 
 from vrouter.client import Client
 
@@ -55,6 +56,24 @@ def tcp_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
                 daemon.stop()
         finally:
             daemon.cleanup()
+
+
+@pytest.fixture
+def relay(tcp_lab: Vrouterd) -> Iterator[Relay]:
+    """h2 reaches blue through a :class:`Relay` (2% loss, 10 ms) until the test ends."""
+    relay = Relay(
+        f"{tcp_lab.prefix}n",
+        tcp_lab.ns("h2"),
+        tcp_lab.tap("b"),
+        ["198.51.100.2/24", "2001:db8:2::2/64"],
+        ["198.51.100.1", "2001:db8:2::1"],
+        loss=0.02,
+        delay=0.010,
+    )
+    try:
+        yield relay
+    finally:
+        relay.close()
 
 
 def _serve_http(
@@ -164,33 +183,44 @@ def test_socks5_gateway_downloads_50mb_from_inside_the_vnet(
         server.wait(10)
 
 
-def test_transfers_complete_with_two_percent_loss(
-    tcp_lab: Vrouterd, blob: tuple[Path, str], tmp_path: Path
+def _h2_retransmits(daemon: Vrouterd) -> int:
+    out = daemon.exec("h2", "nstat", "-asz", "TcpRetransSegs").stdout
+    return int(out.split()[-2])
+
+
+def _tcp_stats(daemon: Vrouterd) -> dict[str, int]:
+    return dict(daemon.call("netstat", vnet="blue")["tcp"])
+
+
+@pytest.mark.timeout(600)
+def test_transfers_complete_through_two_percent_loss_and_10ms_delay(
+    tcp_lab: Vrouterd, relay: Relay, blob: tuple[Path, str], tmp_path: Path
 ) -> None:
-    # This kernel has no sch_netem (it has no modules at all), so the loss
-    # comes from iptables' statistic match on h2's INPUT: 2% of what the vnet
-    # sends is lost on the wire.  A drop in h2's OUTPUT would not do for the
-    # other direction: Linux reports a local-out drop to its own TCP, which
-    # resends at once, so no gap ever reaches the vnet.  No delay is added.
+    # The issue asks for `tc netem loss 2% delay 10ms` on the host side; this
+    # kernel has no sch_netem, so a relay does it (tests/netem.py), in both
+    # directions.
     path, digest = blob
-    tap = tcp_lab.tap("b")
-    run("ip", "netns", "exec", tcp_lab.ns("h2"), "iptables", "-A", "INPUT", "-i", tap, "-m",
-        "statistic", "--mode", "random", "--probability", "0.02", "-j", "DROP")
+    before = _tcp_stats(tcp_lab)
+    ping = tcp_lab.exec("h2", "ping", "-c", "20", "-i", "0.05", "198.51.100.1", timeout=60)
+    rtt_min = float(ping.stdout.split("=")[-1].split("/")[0])
     server = _http_server_in_h2(tcp_lab, path.parent)
     try:
         with Client(tcp_lab.socket) as client:
             thread = _serve_http(client, "blue", ("0.0.0.0", 8082), path, 1)
             out = tmp_path / "served"
-            _curl(tcp_lab, "h2", "http://198.51.100.1:8082/blob", out)
+            served = _curl(tcp_lab, "h2", "http://198.51.100.1:8082/blob", out)
             thread.join(30)
         assert hashlib.sha256(out.read_bytes()).hexdigest() == digest
+        sent = _tcp_stats(tcp_lab)
+        retransmits = _h2_retransmits(tcp_lab)
         out2 = tmp_path / "socks"
+        started = time.monotonic()
         run(
             "curl",
             "-sS",
             "--fail",
             "--max-time",
-            "280",
+            "240",
             "--socks5-hostname",
             f"127.0.0.1:{tcp_lab.socks_port}",  # type: ignore[attr-defined]
             "-o",
@@ -198,16 +228,27 @@ def test_transfers_complete_with_two_percent_loss(
             f"http://198.51.100.2:8081/{path.name}",
             timeout=300,
         )
+        fetched = time.monotonic() - started
         assert hashlib.sha256(out2.read_bytes()).hexdigest() == digest
-        tcp = tcp_lab.call("netstat", vnet="blue")["tcp"]
-        # The loss was real: the vnet resent what h2 dropped, and h2's
-        # duplicate ACKs reached it.
-        assert tcp["sndrexmitpack"] > 0
-        assert tcp["rcvdupack"] > 0
     finally:
         server.kill()
         server.wait(10)
-        run("ip", "netns", "exec", tcp_lab.ns("h2"), "iptables", "-F", check=False)
+    got = _tcp_stats(tcp_lab)
+    counts = relay.counts()
+    mbit = SIZE * 8 / 1e6
+    print(
+        f"rtt {rtt_min} ms; vnet socket -> curl {served:.1f} s ({mbit / served:.1f} Mbit/s);"
+        f" socks <- http.server {fetched:.1f} s ({mbit / fetched:.1f} Mbit/s); relay {counts}"
+    )
+    # The conditions held: a round trip took both delays, the relay lost
+    # frames both ways, the vnet resent what it lost, and in the SOCKS
+    # download segments reached the vnet out of order and h2 resent them.
+    assert rtt_min >= 20
+    assert all(side["dropped"] > 0 and side["delivered"] > 0 for side in counts.values())
+    assert sent["sndrexmitpack"] > before["sndrexmitpack"]
+    assert sent["rcvdupack"] > before["rcvdupack"]
+    assert got["rcvoopack"] > sent["rcvoopack"]
+    assert _h2_retransmits(tcp_lab) > retransmits
 
 
 CLIENTS = textwrap.dedent(
