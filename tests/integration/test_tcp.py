@@ -196,9 +196,8 @@ def _tcp_stats(daemon: Vrouterd) -> dict[str, int]:
 def test_transfers_complete_through_two_percent_loss_and_10ms_delay(
     tcp_lab: Vrouterd, relay: Relay, blob: tuple[Path, str], tmp_path: Path
 ) -> None:
-    # The issue asks for `tc netem loss 2% delay 10ms` on the host side; this
-    # kernel has no sch_netem, so a relay does it (tests/netem.py), in both
-    # directions.
+    # `tc netem loss 2% delay 10ms` on the host's link, done by a relay
+    # (tests/netem.py) in both directions: this kernel has no sch_netem.
     path, digest = blob
     before = _tcp_stats(tcp_lab)
     ping = tcp_lab.exec("h2", "ping", "-c", "20", "-i", "0.05", "198.51.100.1", timeout=60)
