@@ -862,6 +862,31 @@ def peer_cred(sock: Any) -> Cred:
     return Cred(pid, uid, gid, groups)
 
 
+async def serve_lines(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    respond: Callable[[bytes], Awaitable[None]],
+) -> None:
+    """Serve one control connection: ``respond`` to each request line, in order, until
+    the client closes it; then close it.  A line longer than MAX_LINE gets an
+    error and ends the connection (it cannot be resynchronized)."""
+    try:
+        while True:
+            try:
+                line = await reader.readline()
+            except ValueError:
+                writer.write(encode({"ok": False, "error": "request line too long"}))
+                break
+            if not line:
+                break
+            await respond(line)
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
+
+
 async def send_with_fd(writer: asyncio.StreamWriter, line: bytes, fd: int) -> None:
     """Send ``line`` with descriptor ``fd`` attached, after every earlier byte.
 
@@ -967,28 +992,16 @@ class ControlServer:
             writer.close()
             return
         trusted = self._from_front(peer)
-        cred = peer
-        try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except ValueError:  # longer than MAX_LINE: the stream cannot resync
-                    writer.write(encode({"ok": False, "error": "request line too long"}))
-                    break
-                if not line:
-                    break
-                if trusted:
-                    cred = caller_of(line) or peer
-                reply, passing = await self.answer_async(line, cred, trusted)
-                if passing is None:
-                    writer.write(encode(reply))
-                else:
-                    await self._pass_fd(writer, encode(reply), passing)
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
+
+        async def respond(line: bytes) -> None:
+            cred = (caller_of(line) or peer) if trusted else peer
+            reply, passing = await self.answer_async(line, cred, trusted)
+            if passing is None:
+                writer.write(encode(reply))
+            else:
+                await self._pass_fd(writer, encode(reply), passing)
+
+        await serve_lines(reader, writer, respond)
 
     async def _pass_fd(self, writer: asyncio.StreamWriter, line: bytes, passing: PassFd) -> None:
         """Send ``line`` with ``passing.sock`` attached, after every earlier byte."""

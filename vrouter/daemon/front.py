@@ -51,7 +51,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from vrouter import __version__
 from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode, forwarded
-from vrouter.api.server import peer_cred, send_with_fd
+from vrouter.api.server import peer_cred, send_with_fd, serve_lines
 from vrouter.core.perms import ROOT, Cred
 from vrouter.daemon import hostns, metrics, systemd
 from vrouter.daemon.config import Config, ConfigError, InterfaceConfig, parse, read
@@ -451,29 +451,21 @@ class Front:
             writer.close()
             return
         session = Session(self, cred)
+
+        async def respond(line: bytes) -> None:
+            reply, fd = await self.answer(session, line)
+            if fd is None:
+                writer.write(reply)
+                return
+            try:
+                await send_with_fd(writer, reply, fd)
+            finally:
+                os.close(fd)
+
         try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except ValueError:  # longer than MAX_LINE: the stream cannot resync
-                    writer.write(encode({"ok": False, "error": "request line too long"}))
-                    break
-                if not line:
-                    break
-                reply, fd = await self.answer(session, line)
-                if fd is None:
-                    writer.write(reply)
-                else:
-                    try:
-                        await send_with_fd(writer, reply, fd)
-                    finally:
-                        os.close(fd)
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            await serve_lines(reader, writer, respond)
         finally:
             session.close()
-            writer.close()
 
     async def answer(self, session: Session, line: bytes) -> Answer:
         """Answer one client request: the front's own, or forwarded to the vnet's worker."""
@@ -776,18 +768,11 @@ class WorkersCollector:
         self.front = front
 
     def collect(self) -> Iterator[Metric]:
-        """Return the front's families, then every worker's, merged by name."""
+        """Return the front's families, then every worker's, merged by name.
+
+        Runs in the exporter after :meth:`Front.scrape` has fetched the texts.
+        """
         front = self.front
-        info = GaugeMetricFamily(
-            "vrouter_build_info", "Always 1; the vrouter version as a label.", labels=("version",)
-        )
-        info.add_metric((__version__,), 1)
-        yield info
-        yield GaugeMetricFamily(
-            "vrouter_start_time_seconds",
-            "When the daemon started, in seconds since the Unix epoch.",
-            value=front.started,
-        )
         yield from metrics.reload_metrics(front)
         up = GaugeMetricFamily(
             "vrouter_worker_up", "1 if the worker answered this scrape, else 0.", labels=("worker",)
@@ -820,7 +805,7 @@ class WorkersCollector:
                 first = merged.setdefault(name, family)
                 if first is not family:
                     first.samples.extend(family.samples)
-        yield GaugeMetricFamily("vrouter_vnets", "Vnets running in this daemon.", value=vnets)
+        yield from metrics.daemon_metrics(front.started, int(vnets))
         yield up
         yield cpu
         yield memory

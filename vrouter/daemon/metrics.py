@@ -426,8 +426,8 @@ SOURCES: tuple[Source, ...] = (
 # --------------------------------------------------------------------------
 
 
-def daemon_metrics(daemon: Scraped, vnets: Sequence[Vnet]) -> Iterator[Metric]:
-    """Build information, start time and the number of vnets."""
+def daemon_metrics(started: float, vnets: int) -> Iterator[Metric]:
+    """Build information, start time (Unix time ``started``) and the number of vnets."""
     info = GaugeMetricFamily(
         "vrouter_build_info", "Always 1; the vrouter version as a label.", labels=("version",)
     )
@@ -436,9 +436,9 @@ def daemon_metrics(daemon: Scraped, vnets: Sequence[Vnet]) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "vrouter_start_time_seconds",
         "When the daemon started, in seconds since the Unix epoch.",
-        value=daemon.started,
+        value=started,
     )
-    yield GaugeMetricFamily("vrouter_vnets", "Vnets running in this daemon.", value=len(vnets))
+    yield GaugeMetricFamily("vrouter_vnets", "Vnets running in this daemon.", value=vnets)
 
 
 def reload_metrics(daemon: object) -> Iterator[Metric]:
@@ -484,7 +484,7 @@ class VrouterCollector:
         vnets = list(tree) if tree is not None else []
         merged: dict[str, Metric] = {}
         produced: list[Iterable[Metric]] = [
-            daemon_metrics(self.daemon, vnets),
+            daemon_metrics(self.daemon.started, len(vnets)),
             reload_metrics(self.daemon),
         ]
         produced.extend(source(vnets) for source in self.sources)

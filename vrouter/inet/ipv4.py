@@ -260,16 +260,7 @@ def _forward(
     stats.forward += 1
     nexthop = dest.nexthop
     if size <= out.mtu:
-        entry = dest.neighbour
-        if (
-            entry is not None
-            and entry.state == arp.REACHABLE
-            and now - entry.confirmed <= neighbours.reachable_time
-        ):
-            buf[0:12] = dest.header
-            entry.used = now
-            out.output(buf)
-        else:
+        if not dest.send(buf, now, neighbours.reachable_time):
             arp.output(vnet, out, nexthop, buf, now)
             dest.learn(arp.reachable(vnet, out, nexthop))
     elif vhdr is None:

@@ -257,16 +257,7 @@ def _forward(
     buf[_HLIM] = hlim - 1
     route.use += 1
     stats.forward += 1
-    entry = dest.neighbour
-    if (
-        entry is not None
-        and entry.state == nd.REACHABLE
-        and now - entry.confirmed <= neighbours.reachable_time
-    ):
-        buf[0:12] = dest.header
-        entry.used = now
-        out.output(buf)
-    else:
+    if not dest.send(buf, now, neighbours.reachable_time):
         nd.output(vnet, out, dest.nexthop, buf, now)
         dest.learn(nd.reachable(vnet, out, dest.nexthop))
 

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 LIMIT = 4096
 """Destinations cached per vnet and family before the cache is emptied."""
+REACHABLE = "reachable"
+"""The neighbour state (ARP and ND spell it alike) in which the cache may be used."""
 
 
 class Dest:
@@ -54,6 +56,21 @@ class Dest:
             return
         self.neighbour = neighbour
         self.header = neighbour.mac + out.mac
+
+    def send(self, frame: bytearray, now: float, reachable_time: float) -> bool:
+        """Send ``frame`` to the cached neighbour if it is still reachable; False if not.
+
+        Reachable: in that state and confirmed within ``reachable_time``
+        seconds.  Otherwise the neighbour layer must send it (and age,
+        probe or resolve the entry).
+        """
+        entry = self.neighbour
+        if entry is None or entry.state != REACHABLE or now - entry.confirmed > reachable_time:
+            return False
+        frame[0:12] = self.header
+        entry.used = now
+        self.out.output(frame)  # type: ignore[union-attr]  # set whenever a neighbour is
+        return True
 
 
 class DestCache:

@@ -214,3 +214,10 @@ def test_a_partial_checksum_frame_is_fast_and_finished_where_it_must_be(
         assert offload.vhdr_of(frame) is None
         udp = bytes(frame[34:])
         assert ones_sum(udp, pseudo_header_sum(h1.ip, H2, 17, len(udp))) == 0xFFFF
+
+
+def test_the_cache_and_both_neighbour_layers_name_reachable_alike() -> None:
+    from vrouter.inet6 import nd
+    from vrouter.route import dest
+
+    assert arp.REACHABLE == nd.REACHABLE == dest.REACHABLE
