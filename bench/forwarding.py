@@ -1301,11 +1301,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args(argv)
     args.profile = [c.strip() for c in args.profile.split(",") if c.strip()]
+    check_args(parser, args, CASE_NAMES)
+
+    def render(lab: Lab) -> str:
+        sender = measure(lab, args)
+        host = machine((("iperf3", "--version"), ("ping", "-V"), ("cc", "--version")))
+        return Report(lab.cases, args, sender).render(host, load_before, loadavg())
+
+    load_before = loadavg()
+    return run_lab("forwarding", render, args.no_write)
+
+
+def check_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, known: tuple[str, ...]
+) -> None:
+    """Check ``--runs``, ``--seconds`` and ``--cases`` (kept in ``known``'s order), root, tools."""
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = [c for c in args.cases if c not in CASE_NAMES]
+    unknown = [c for c in args.cases if c not in known]
     if unknown:
-        parser.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASE_NAMES)}")
-    args.cases = [c for c in CASE_NAMES if c in args.cases]  # fixed order
+        parser.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    args.cases = [c for c in known if c in args.cases]  # fixed order
     if args.runs < 1 or args.seconds < 1 or not args.cases:
         parser.error("--runs and --seconds must be at least 1, --cases not empty")
     if os.geteuid() != 0:
@@ -1314,6 +1329,10 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not installed")
 
+
+def run_lab(section: str, render: Callable[[Lab], str], no_write: bool) -> int:
+    """Build a Lab with a fresh name prefix, ``render`` the report from it, always clean up,
+    and write the report into RESULTS.md's ``section``; return the exit status."""
     prefix = f"b{os.getpid() % 100000:05d}"
     taken = [n for n in netns_list() | root_links() if n.startswith(prefix)]
     if taken:
@@ -1325,21 +1344,21 @@ def main(argv: list[str] | None = None) -> int:
     report = ""
     status = 0
     left: list[str] = []
-    load_before = loadavg()
     started = time.monotonic()
     with signals_raise():
         try:
-            sender = measure(lab, args)
-            host = machine((("iperf3", "--version"), ("ping", "-V"), ("cc", "--version")))
-            report = Report(lab.cases, args, sender).render(host, load_before, loadavg())
+            report = render(lab)
         except KeyboardInterrupt:
             print("\ninterrupted, cleaning up", file=sys.stderr)
             status = 130
         except BenchError as err:
             print(f"\nerror: {err}", file=sys.stderr)
+            shown: set[int] = set()
             for case in lab.cases:
-                if case.daemon is not None and case.daemon.logtext():
-                    print(f"--- {case.name} vrouterd log tail:\n{case.daemon.logtext()}",
+                daemon = case.daemon
+                if daemon is not None and id(daemon) not in shown and daemon.logtext():
+                    shown.add(id(daemon))
+                    print(f"--- {case.name} vrouterd log tail:\n{daemon.logtext()}",
                           file=sys.stderr)  # fmt: skip
             status = 1
         finally:
@@ -1358,9 +1377,9 @@ def main(argv: list[str] | None = None) -> int:
     if report:
         print(f"\n{report}")
         print(f"took {time.monotonic() - started:.0f} s")
-        if not args.no_write:
-            write_section("forwarding", report)
-            print("written to bench/RESULTS.md (section forwarding)")
+        if not no_write:
+            write_section(section, report)
+            print(f"written to bench/RESULTS.md (section {section})")
     return status
 
 

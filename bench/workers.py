@@ -43,8 +43,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -64,21 +62,20 @@ from forwarding import (
     Case,
     Daemon,
     Lab,
+    check_args,
     iperf,
     mmm,
-    netns_list,
-    root_links,
+    run_lab,
     rx_packets,
-    signals_raise,
     start_servers,
     wait_reachable,
 )
-from report import fmt_ratio, loadavg, machine, write_section
+from report import fmt_ratio, loadavg, machine
 
 CASE_NAMES = ("1-worker", "2-workers", "kernel")
 PATHS = ("a", "b")
 TARGET = 1.3
-"""Aggregate of two workers over one worker, from the performance issue."""
+"""Aggregate of two workers over one worker that the project aims for."""
 SATURATED = 0.90
 """Share of the machine's cores busy from which the report calls them saturated."""
 NOISY = 1.3
@@ -765,68 +762,15 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated subset of: {', '.join(CASE_NAMES)}")  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args(argv)
-    args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = [c for c in args.cases if c not in CASE_NAMES]
-    if unknown:
-        parser.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASE_NAMES)}")
-    args.cases = [c for c in CASE_NAMES if c in args.cases]
-    if args.runs < 1 or args.seconds < 1 or not args.cases:
-        parser.error("--runs and --seconds must be at least 1, --cases not empty")
-    if os.geteuid() != 0:
-        parser.error("must run as root (creates network namespaces and TAP devices)")
-    for tool in ("ip", "iperf3", "ping", "ss", "sysctl"):
-        if shutil.which(tool) is None:
-            parser.error(f"{tool} is not installed")
+    check_args(parser, args, CASE_NAMES)
 
-    prefix = f"b{os.getpid() % 100000:05d}"
-    taken = [n for n in netns_list() | root_links() if n.startswith(prefix)]
-    if taken:
-        print(f"names with prefix {prefix} already exist ({', '.join(taken)}); "
-              "not touching them, try again", file=sys.stderr)  # fmt: skip
-        return 1
+    def render(lab: Lab) -> str:
+        setups = measure(lab, args)
+        host = machine((("iperf3", "--version"), ("cc", "--version")))
+        return Report(setups, args).render(host, load_before, loadavg())
 
-    lab = Lab(prefix)
-    report = ""
-    status = 0
-    left: list[str] = []
     load_before = loadavg()
-    started = time.monotonic()
-    with signals_raise():
-        try:
-            setups = measure(lab, args)
-            host = machine((("iperf3", "--version"), ("cc", "--version")))
-            report = Report(setups, args).render(host, load_before, loadavg())
-        except KeyboardInterrupt:
-            print("\ninterrupted, cleaning up", file=sys.stderr)
-            status = 130
-        except BenchError as err:
-            print(f"\nerror: {err}", file=sys.stderr)
-            seen = set()
-            for case in lab.cases:
-                if case.daemon is not None and id(case.daemon) not in seen:
-                    seen.add(id(case.daemon))
-                    print(f"--- {case.name} vrouterd log tail:\n{case.daemon.logtext()}",
-                          file=sys.stderr)  # fmt: skip
-            status = 1
-        finally:
-            old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
-                left = lab.cleanup()
-            finally:
-                signal.signal(signal.SIGINT, old_int)
-    ours = [n for n in netns_list() if n.startswith(prefix)]
-    if left or ours:
-        print(f"error: left behind: {', '.join(sorted(set(left + ours)))}", file=sys.stderr)
-        status = status or 1
-    else:
-        print(f"clean-up OK: no namespace or link with prefix {prefix} left (ip netns list)")
-    if report:
-        print(f"\n{report}")
-        print(f"took {time.monotonic() - started:.0f} s")
-        if not args.no_write:
-            write_section("workers", report)
-            print("written to bench/RESULTS.md (section workers)")
-    return status
+    return run_lab("workers", render, args.no_write)
 
 
 if __name__ == "__main__":
