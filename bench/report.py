@@ -1,6 +1,6 @@
 """Shared by the benchmark scripts: the machine description and bench/RESULTS.md sections.
 
-``RESULTS.md`` holds one section per script (``forwarding``, ``scale``),
+``RESULTS.md`` holds one section per script (``forwarding``, ``scale``, ``tcp``),
 each between ``<!-- section:NAME -->`` and ``<!-- /section:NAME -->``
 markers; a script rewrites its own section and keeps the others.
 """
@@ -20,10 +20,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-SECTIONS = ("forwarding", "scale")
+SECTIONS = ("forwarding", "scale", "tcp")
 TITLE = "# Benchmark results"
 INTRO = (
-    "Written by `bench/forwarding.py` and `bench/scale.py` (see bench/README.md); each "
+    "Written by `bench/forwarding.py`, `bench/scale.py` and `bench/tcp.py` (see "
+    "bench/README.md); each "
     "script rewrites its own section. Absolute numbers on a shared machine are noise; "
     "the ratios measured in the same run are the point."
 )
