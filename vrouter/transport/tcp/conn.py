@@ -309,6 +309,9 @@ class Connection:
         self.ts_recent = 0
         self.ts_recent_age = 0.0
         self._ts_offset = ts_offset & MASK
+        self._ts_last: int | None = None
+        """The latest TSval sent: TSval never goes back (RFC 7323 5.4), even when the
+        callers' ``now`` does (a batch of received frames shares the time it began)."""
         # Buffers.
         self._sbuf = bytearray()
         self._shead = 0
@@ -1305,7 +1308,12 @@ class Connection:
             self._send_syn(now)
 
     def _tsval(self, now: float) -> int:
-        return (int(now * 1000) + self._ts_offset) & MASK
+        value = (int(now * 1000) + self._ts_offset) & MASK
+        last = self._ts_last
+        if last is not None and seq.lt(value, last):
+            return last  # a peer drops a segment whose TSval went back (PAWS)
+        self._ts_last = value
+        return value
 
     def _window_space(self) -> int:
         """Bytes of the receive buffer not taken by readable data."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 
 import pytest
-from tcp_testlib import IRS, ISS, Script, established, passive, plain
+from tcp_testlib import IRS, ISS, T0, Script, established, passive, plain, sent
 
 from vrouter.transport.tcp.conn import Connection, State
 from vrouter.transport.tcp.segment import ACK, PSH, Options
@@ -233,6 +233,24 @@ def test_paws_drops_old_timestamps_and_timestamps_must_be_present() -> None:
     assert ack.options.ts is not None and ack.options.ts[1] == 200
     assert script.send(ACK, b"none", advance=False) == []
     assert conn.stats.ts_missing == 1 and conn.readable == 3
+
+
+def test_tsval_never_goes_back_when_the_callers_time_does() -> None:
+    # A batch of received frames is processed with the time the batch began, while
+    # the program's calls in between use a later time: the peer's PAWS test would
+    # drop a segment whose TSval went back (RFC 7323 5.4).
+    conn, script, _ = passive(plain(timestamps=True, nodelay=True), Options(mss=1460, ts=(100, 0)))
+    script.send(ACK, options=Options(ts=(101, 1)))
+    conn.send(b"a" * 100)
+    [first] = sent(conn.output(T0 + 0.010))
+    conn.send(b"b" * 100)
+    [second] = sent(conn.output(T0 + 0.002))  # an older "now"
+    assert first.options.ts is not None and second.options.ts is not None
+    assert second.options.ts[0] == first.options.ts[0]
+    # And the RTT sample taken with the older time is not negative.
+    script.now = T0 + 0.002
+    script.send(ACK, ack=ISS + 201, options=Options(ts=(102, second.options.ts[0])))
+    assert conn.rtt.srtt is not None and conn.rtt.srtt >= 0
 
 
 def test_timestamps_give_rtt_samples() -> None:
