@@ -7,7 +7,8 @@ import errno
 import pytest
 from tcp_testlib import IRS, ISS, T0, Script, established, passive, plain, sent
 
-from vrouter.transport.tcp.conn import Connection, State
+from vrouter.transport.tcp.conn import TSO_MAX, Connection, State
+from vrouter.transport.tcp.events import Transmit
 from vrouter.transport.tcp.segment import ACK, PSH, Options
 
 
@@ -264,3 +265,43 @@ def test_timestamps_give_rtt_samples() -> None:
     script.send(ACK, ack=ISS + 101, options=Options(ts=(102, seg.options.ts[0])))
     assert conn.rtt.samples == samples + 1
     assert conn.rtt.srtt is not None and abs(conn.rtt.srtt - 0.05 * 1 / 8) < 0.01
+
+
+def test_tso_sends_full_segments_in_one_super_segment_and_nagle_keeps_the_tail() -> None:
+    conn, script = established(plain(mss=1000))
+    conn.tso_size = TSO_MAX
+    conn.send(b"x" * 12500)
+    [first] = script.flush()
+    [out] = script.out
+    assert isinstance(out, Transmit) and out.gso_size == 1000
+    assert len(first.payload) == 10000 and not first.flags & PSH  # the initial window
+    # Half acknowledged: the window slides (and grows) by full segments; the 500-byte
+    # tail waits, as one small segment would, while data is unacknowledged.
+    more = script.send(ACK, ack=ISS + 1 + 5000)
+    assert [len(s.payload) % 1000 for s in more] == [0] * len(more) and more
+    assert conn.unsent == 500
+    # Everything acknowledged: the tail goes (alone, no super-segment for it).
+    [tail] = script.send(ACK, ack=conn.snd_max)
+    assert len(tail.payload) == 500 and tail.flags & PSH
+    assert [o.gso_size for o in script.out if isinstance(o, Transmit)] == [0]
+
+
+def test_tso_takes_the_tail_along_when_the_connection_is_idle() -> None:
+    conn, script = established(plain(mss=1000))
+    conn.tso_size = TSO_MAX
+    conn.send(b"y" * 2500)
+    [seg] = script.flush()
+    assert len(seg.payload) == 2500 and seg.flags & PSH
+    [out] = script.out
+    assert isinstance(out, Transmit) and out.gso_size == 1000
+    assert conn.stats.sndpack == 3
+
+
+def test_retransmissions_are_never_super_segments() -> None:
+    conn, script = established(plain(mss=1000))
+    conn.tso_size = TSO_MAX
+    conn.send(b"z" * 4000)
+    script.flush()
+    resent = script.until_timer()  # RTO: go back to SND.UNA
+    assert [len(s.payload) for s in resent] == [1000]
+    assert all(o.gso_size == 0 for o in script.out if isinstance(o, Transmit))
