@@ -16,6 +16,7 @@ from vrouter.inet import arp, icmp
 from vrouter.inet.fragment import fragment_ipv4, ipv4_input
 from vrouter.inet.state import IN, OUT, IpStats, ProtoHandler
 from vrouter.link.offload import (
+    F_NEEDS_CSUM,
     OffloadBuffer,
     VirtioHdr,
     carry,
@@ -102,7 +103,13 @@ def _deliver(
 ) -> None:
     stats = vnet.inet.stats
     vhdr = vhdr_of(packet.obj)
-    if vhdr is not None:  # ours to read: complete the checksum, cut super-frames
+    if vhdr is not None:
+        take = vnet.inet.offload_protocols.get(packet[9]) if vhdr.flags & F_NEEDS_CSUM else None
+        if take is not None and not (packet[6] << 8 | packet[7]) & (FLAG_MF | OFFSET_MASK):
+            stats.delivered += 1  # the protocol takes it as it is
+            take(ifp, packet, hlen, unicast, now)
+            return
+        # Ours to read: complete the checksum, cut super-frames.
         for piece in resolve(packet.obj, vhdr):  # type: ignore[arg-type]
             view = memoryview(bytes(piece))[HEADER_LEN:]
             _deliver(vnet, ifp, view[: (view[2] << 8) | view[3]], hlen, unicast, now)

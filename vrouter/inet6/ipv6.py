@@ -20,6 +20,7 @@ from vrouter.inet6 import nd
 from vrouter.inet6.fragment import fragment_ipv6, ipv6_input
 from vrouter.inet6.state import Addr6, Ip6Stats, Proto6Handler
 from vrouter.link.offload import (
+    F_NEEDS_CSUM,
     OffloadBuffer,
     VirtioHdr,
     carry,
@@ -124,7 +125,13 @@ def _deliver(
     inet6 = vnet.inet6
     stats = inet6.stats
     vhdr = vhdr_of(packet.obj)
-    if vhdr is not None:  # ours to read: complete the checksum, cut super-frames
+    if vhdr is not None:
+        take = inet6.offload_protocols.get(packet[6]) if vhdr.flags & F_NEEDS_CSUM else None
+        if take is not None:  # no extension headers: the protocol takes it as it is
+            stats.delivered += 1
+            take(ifp, packet, 40, unicast, now)
+            return
+        # Ours to read: complete the checksum, cut super-frames.
         for piece in resolve(packet.obj, vhdr):  # type: ignore[arg-type]
             view = memoryview(bytes(piece))[HEADER_LEN:]
             _deliver(vnet, ifp, view[: 40 + ((view[4] << 8) | view[5])], unicast, l2_multicast, now)

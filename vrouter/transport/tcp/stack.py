@@ -8,9 +8,11 @@ sends in IPv4/IPv6 and routes it (``ipv4.output``/``ipv6.output``), keeps
 one deadline in ``vnet.timers`` for the table's earliest timer, and hands
 every event to :attr:`TcpStack.on_event` (set by the socket service).
 
-Segments arrive here already whole: the IP layer reassembles fragments,
-completes partial checksums and cuts TCP super-frames (GSO) into segments
-before local delivery (:func:`vrouter.link.offload.resolve`).
+Segments arrive here already whole: the IP layer reassembles fragments.  A
+frame from the host with a partial checksum, and a TCP super-frame (GSO) of
+up to 64 KiB, comes in whole through ``offload_protocols`` (its checksum is
+not checked: it never crossed a wire) and is one segment to the connection;
+other layers complete or cut them first (:func:`vrouter.link.offload.resolve`).
 
 Going out, a connection whose route leaves by an interface that takes
 offloads (see :meth:`TcpStack.tso_to`) sends new data in super-segments of up
@@ -212,6 +214,28 @@ class TcpStack:
         else:
             self._arm()
 
+    def input4_offloaded(
+        self, ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float
+    ) -> None:
+        """``vnet.inet.offload_protocols[6]``: a segment or super-frame from the host."""
+        out = self.table.input(bytes(packet[12:16]), bytes(packet[16:20]), packet[hlen:], now,
+                               mtu=ifp.mtu, unicast=unicast, checked=True)  # fmt: skip
+        if out:
+            self.dispatch(out, now)
+        else:
+            self._arm()
+
+    def input6_offloaded(
+        self, ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float
+    ) -> None:
+        """``vnet.inet6.offload_protocols[6]``: a segment or super-frame from the host."""
+        out = self.table.input(bytes(packet[8:24]), bytes(packet[24:40]), packet[offset:], now,
+                               mtu=ifp.mtu, unicast=unicast, checked=True)  # fmt: skip
+        if out:
+            self.dispatch(out, now)
+        else:
+            self._arm()
+
     def dispatch(self, outputs: list[Output], now: float) -> None:
         """Send the segments, hand the events to :attr:`on_event`, re-arm the timer.
 
@@ -287,6 +311,8 @@ def _attach(vnet: Vnet) -> TcpStack:
     stack._saved[6] = vnet.inet6.protocols.get(PROTO_TCP)
     vnet.inet.protocols[PROTO_TCP] = stack.input4
     vnet.inet6.protocols[PROTO_TCP] = stack.input6
+    vnet.inet.offload_protocols[PROTO_TCP] = stack.input4_offloaded
+    vnet.inet6.offload_protocols[PROTO_TCP] = stack.input6_offloaded
     return stack
 
 
@@ -294,6 +320,8 @@ def _detach(vnet: Vnet) -> None:
     stack = state_of(vnet)
     stack.table.clear(0.0)  # the vnet is going: nothing more is sent
     stack._deadline.cancel()
+    vnet.inet.offload_protocols.pop(PROTO_TCP, None)
+    vnet.inet6.offload_protocols.pop(PROTO_TCP, None)
     for family, table in ((4, vnet.inet.protocols), (6, vnet.inet6.protocols)):
         original = stack._saved.get(family)
         if original is not None:

@@ -302,3 +302,21 @@ def test_tso_knob_turns_super_segments_off(lab: Any) -> None:
     tcp.flush(lab.now)
     assert [len(f) - 54 for f in frames] == [1460, 1460, 1460]  # Nagle holds the 620 bytes
     assert all(offload.vhdr_of(f) is None for f in frames)
+
+
+def test_a_super_frame_from_the_host_is_one_segment_to_the_connection(lab: Any) -> None:
+    tcp, conn, frames = _established_to_station(lab, offload=True)
+    h1 = lab.hosts[-1]
+    data = random.Random(9).randbytes(3 * 1448)
+    raw = bytearray(build(HOST, ROUTER, 40000, 8080, 7001, conn.snd_nxt, ACK | PSH, 65535,
+                          b"", data))  # fmt: skip
+    raw[16:18] = pseudo_header_sum(HOST, ROUTER, 6, len(raw)).to_bytes(2, "big")  # partial
+    frame = h1.frame(h1.packet("192.0.2.1", 6, bytes(raw)))
+    vhdr = offload.VirtioHdr(offload.F_NEEDS_CSUM, offload.GSO_TCPV4, 54, 1448, 34, 16)
+    rcvpack = tcp.stats.rcvpack
+    h1.send(offload.tag(frame, vhdr), lab.now)
+    lab.settle()
+    assert conn.recv() == data  # not cut, checksum not recomputed
+    assert tcp.stats.rcvpack == rcvpack + 1 and tcp.stats.rcvbadsum == 0
+    [ack] = [parse(bytes(f[34:]))[0] for f in frames]  # at once: more than two segments
+    assert ack.ack == 7001 + len(data) and ack.flags == ACK
