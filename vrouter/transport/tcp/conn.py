@@ -195,9 +195,13 @@ class TcpOptions:
     """TCP_KEEPINTVL: seconds between unanswered keepalive probes."""
     keepcnt: int = 9
     """TCP_KEEPCNT: unanswered probes before the connection is dropped."""
-    sndbuf: int = 256 * 1024
-    """SO_SNDBUF: bytes of unacknowledged plus unsent data ``send`` accepts."""
-    rcvbuf: int = 256 * 1024
+    sndbuf: int = 1024 * 1024
+    """SO_SNDBUF: bytes of unacknowledged plus unsent data ``send`` accepts.
+
+    Large enough for the bandwidth-delay product of a TAP host at gigabits per
+    second, where the delay is mostly the daemon's own turn-around (a fraction
+    of a millisecond); a buffer only takes memory as far as it is filled."""
+    rcvbuf: int = 1024 * 1024
     """SO_RCVBUF: bytes of received data held (readable plus the window)."""
     mss: int = 0
     """TCP_MAXSEG: upper bound of the MSS advertised and used (0: from the MTU only)."""
