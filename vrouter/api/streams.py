@@ -360,6 +360,15 @@ async def connect(
     daemon: Daemon, args: dict[str, Any]
 ) -> tuple[Any, socket.socket, StreamEndpoint]:
     """Handle ``tcp.connect``: wait for the handshake; return (result, stream end, endpoint)."""
+    vnet, conn = await establish(daemon, args)
+    theirs, stream = _stream_pair(daemon, vnet, conn)
+    return _peer(conn), theirs, stream
+
+
+async def establish(daemon: Daemon, args: dict[str, Any]) -> tuple[Vnet, Connection]:
+    """Open a TCP connection from a vnet (``tcp.connect``'s arguments) and wait for the
+    handshake; return the vnet and the established connection, which belongs to the
+    caller until a :class:`StreamEndpoint` takes it.  Raises ApiError (with the errno)."""
     from vrouter.api.server import _vnet
 
     vnet = _vnet(daemon, args)
@@ -392,8 +401,7 @@ async def connect(
     if error:
         name = errno.errorcode.get(error, str(error))
         raise ApiError(f"connect to port {port}: {name}: {os.strerror(error)}", error)
-    theirs, stream = _stream_pair(daemon, vnet, conn)
-    return _peer(conn), theirs, stream
+    return vnet, conn
 
 
 class _Waiter:
