@@ -541,7 +541,8 @@ class Connection:
         if n <= 0:
             return b""
         start = self._rhead
-        data = bytes(self._rbuf[start : start + n])
+        with memoryview(self._rbuf) as rbuf:
+            data = bytes(rbuf[start : start + n])  # one copy (a bytearray slice is another)
         self._rhead = start + n
         if self._rhead == len(self._rbuf):
             self._rbuf.clear()
@@ -1353,7 +1354,7 @@ class Connection:
         ack: int,
         flags: int,
         options: bytes,
-        payload: bytes | bytearray,
+        payload: bytes | bytearray | memoryview,
         window: int,
         now: float,
         gso_size: int = 0,
@@ -1384,7 +1385,7 @@ class Connection:
         seq_no: int,
         ack: int,
         flags: int,
-        payload: bytes | bytearray,
+        payload: bytes | bytearray | memoryview,
         now: float,
         window: int | None = None,
         gso_size: int = 0,
@@ -1539,9 +1540,9 @@ class Connection:
             flags |= PSH
         begin = self._shead + off
         gso_size = cap if length > cap else 0
-        self._emit(
-            snd_nxt, self.rcv_nxt, flags, self._sbuf[begin : begin + length], now, gso_size=gso_size
-        )
+        with memoryview(self._sbuf) as sbuf:  # the segment is built from a view: one copy
+            self._emit(snd_nxt, self.rcv_nxt, flags, sbuf[begin : begin + length], now,
+                       gso_size=gso_size)  # fmt: skip
         end = seq.add(snd_nxt, length + fin)
         stats = self.stats
         if retransmit:
