@@ -519,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     p_socks.add_argument("--bind", required=True)
     p_socks.add_argument("--port", type=int, required=True)
     parser.add_argument("--runs", type=int, default=3, help="downloads per case (default 3)")
-    parser.add_argument("--size-mb", type=int, default=200, help="body size, MB (default 200)")
+    parser.add_argument("--size-mb", type=int, default=500, help="body size, MB (default 500)")
     parser.add_argument("--max-time", type=int, default=120,
                         help="curl --max-time per download (default 120 s)")  # fmt: skip
     parser.add_argument("--cases", default=",".join(CASE_NAMES),
