@@ -37,10 +37,13 @@ from typing import TYPE_CHECKING, Any, cast
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import field_knob
 from vrouter.core.timers import Deadline
+from vrouter.inet import ipv4
+from vrouter.inet6 import ipv6
 from vrouter.link import offload
 from vrouter.transport.tcp.conn import TSO_MAX, Connection, TcpError, TcpOptions
 from vrouter.transport.tcp.events import Event, Output, Transmit
 from vrouter.transport.tcp.table import Listener, TableConfig, TcpTable
+from vrouter.wire import ipv4 as ip4_wire
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -141,13 +144,9 @@ class TcpStack:
         """Return the address this vnet sends from towards ``dst``."""
         vnet = self.vnet
         if len(dst) == 4:
-            from vrouter.inet import ipv4
-
             if dst in vnet.inet.local:
                 return dst
             return ipv4.source_address(vnet, dst)
-        from vrouter.inet6 import ipv6
-
         if dst in vnet.inet6.local:
             return dst
         return ipv6.source_address(vnet, dst)
@@ -274,9 +273,6 @@ class TcpStack:
             vhdr = offload.tcp_super_header(ipv4_dst, 20 if ipv4_dst else 40,
                                             (data[12] >> 4) * 4, seg.gso_size)  # fmt: skip
         if ipv4_dst:
-            from vrouter.inet import ipv4
-            from vrouter.wire import ipv4 as ip4_wire
-
             packet = ip4_wire.build(
                 seg.src,
                 seg.dst,
@@ -287,8 +283,6 @@ class TcpStack:
                 df=True,
             )
             return ipv4.output(vnet, packet, now, vhdr)
-        from vrouter.inet6 import ipv6
-
         packet = ipv6.packet(vnet, seg.src, seg.dst, PROTO_TCP, data)
         return ipv6.output(vnet, packet, now, vhdr=vhdr)
 
