@@ -1,6 +1,7 @@
 """Shared by the benchmark scripts: the machine description and bench/RESULTS.md sections.
 
-``RESULTS.md`` holds one section per script (``forwarding``, ``scale``, ``workers``),
+``RESULTS.md`` holds one section per script (``forwarding``, ``scale``, ``workers``,
+``tcp``),
 each between ``<!-- section:NAME -->`` and ``<!-- /section:NAME -->``
 markers; a script rewrites its own section and keeps the others.
 """
@@ -20,11 +21,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-SECTIONS = ("forwarding", "scale", "workers")
+SECTIONS = ("forwarding", "scale", "workers", "tcp")
 TITLE = "# Benchmark results"
 INTRO = (
-    "Written by `bench/forwarding.py`, `bench/scale.py` and `bench/workers.py` (see "
-    "bench/README.md); each script rewrites its own section. Absolute numbers on a shared "
+    "Written by `bench/forwarding.py`, `bench/scale.py`, `bench/workers.py` and `bench/tcp.py` "
+    "(see bench/README.md); each script rewrites its own section. Absolute numbers on a shared "
     "machine are noise; the ratios measured in the same run are the point."
 )
 

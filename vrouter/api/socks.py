@@ -3,7 +3,11 @@
 A gateway listens on an address of the daemon's machine (``[[daemon.socks]]``)
 and serves CONNECT: the connection to the requested address leaves from the
 gateway's vnet, through its routes, firewall and TCP; then bytes are relayed
-both ways until either side closes.  Authentication: none, or
+both ways until either side closes.  The relay is the socket service's
+stream pump (:class:`~vrouter.api.streams.StreamEndpoint`) working on the
+client's own socket, taken out of asyncio after the handshake: bytes go
+between the vnet's connection and the client with one system call each way,
+no socketpair and no asyncio stream in between.  Authentication: none, or
 username/password (RFC 1929) when the config gives them.  The destination
 must be an IP address — a domain name in the request is accepted only if it
 is an IP literal (``curl --socks5-hostname`` sends those), since vnets have no
@@ -19,8 +23,10 @@ import errno
 import hmac
 import ipaddress
 import logging
+import os
 import socket
 import struct
+import weakref
 from typing import TYPE_CHECKING
 
 from vrouter.api import streams
@@ -50,7 +56,6 @@ TTL_EXPIRED = 6
 COMMAND_NOT_SUPPORTED = 7
 ADDRESS_NOT_SUPPORTED = 8
 HANDSHAKE_TIMEOUT = 30.0
-RELAY_CHUNK = 65536
 
 
 class Gateway:
@@ -61,6 +66,8 @@ class Gateway:
         self.config = config
         self.server: asyncio.AbstractServer | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.relays: weakref.WeakSet[streams.StreamEndpoint] = weakref.WeakSet()
+        """The relays of established CONNECTs (each forgotten once closed)."""
         self.connections = 0
 
     async def start(self) -> None:
@@ -76,6 +83,8 @@ class Gateway:
             self.server = None
         for task in list(self.tasks):
             task.cancel()
+        for relay in list(self.relays):
+            relay.close("SOCKS5 gateway closed", abort=True)
 
     def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
@@ -90,7 +99,7 @@ class Gateway:
             host, port = target
             family = "inet6" if ":" in host else "inet"
             try:
-                peer, theirs, stream = await streams.connect(
+                vnet, conn = await streams.establish(
                     self.daemon,
                     {"vnet": self.config.vnet, "family": family, "address": host, "port": port},
                 )
@@ -99,11 +108,15 @@ class Gateway:
                 log.info("vnet %s: SOCKS5 CONNECT %s:%d failed: %s", self.config.vnet, host,
                          port, err)
                 return
-            stream.start()
-            bound = ipaddress.ip_address(peer["local_address"])
-            await self._reply(writer, SUCCEEDED, bound, peer["local_port"])
+            client, early = _take_socket(reader, writer)
+            bound = ipaddress.ip_address(conn.local_addr)
+            client.sendall(_reply_bytes(SUCCEEDED, bound, conn.local_port))  # fresh: no wait
+            relay = streams.StreamEndpoint(self.daemon, vnet, conn, client)
+            if early:  # sent before our reply (optimistic data): it goes first
+                conn.send(early)
+            relay.start()
+            self.relays.add(relay)
             self.connections += 1
-            await self._relay(reader, writer, theirs)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError):
             pass
         finally:
@@ -171,30 +184,30 @@ class Gateway:
                      port: int = 0) -> None:
         if address is None:
             address = ipaddress.IPv4Address(0)
-        atyp = ATYP_IPV4 if address.version == 4 else ATYP_IPV6
-        writer.write(bytes([VERSION, code, 0, atyp]) + address.packed + struct.pack("!H", port))
+        writer.write(_reply_bytes(code, address, port))
         await writer.drain()
 
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     theirs: socket.socket) -> None:
-        vreader, vwriter = await asyncio.open_connection(sock=theirs)
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(RELAY_CHUNK):
-                    dst.write(data)
-                    await dst.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                with contextlib.suppress(OSError):
-                    if dst.can_write_eof():
-                        dst.write_eof()
+def _reply_bytes(code: int, address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+                 port: int) -> bytes:
+    """Return a reply (RFC 1928 6) with the bound address and port."""
+    atyp = ATYP_IPV4 if address.version == 4 else ATYP_IPV6
+    return bytes([VERSION, code, 0, atyp]) + address.packed + struct.pack("!H", port)
 
-        try:
-            await asyncio.gather(pipe(reader, vwriter), pipe(vreader, writer))
-        finally:
-            vwriter.close()
+
+def _take_socket(reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> tuple[socket.socket, bytes]:
+    """Take the client's socket out of asyncio: return it (blocking, a duplicate of the
+    transport's descriptor, which is closed without a FIN) and the bytes the stream
+    reader had already read past the handshake."""
+    transport = writer.transport
+    transport.pause_reading()  # type: ignore[attr-defined]
+    raw = writer.get_extra_info("socket")
+    client = socket.socket(raw.family, raw.type, raw.proto, fileno=os.dup(raw.fileno()))
+    # No public way to ask a StreamReader what it holds; it is a bytearray.
+    early = bytes(reader._buffer)  # type: ignore[attr-defined]
+    transport.abort()
+    return client, early
 
 
 _REPLY_BY_ERRNO = {

@@ -53,8 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vrouter.streams")
 
-CHUNK = 65536
-"""Bytes moved between a program and its connection at a time."""
+CHUNK = 256 * 1024
+"""Bytes moved between a program and its connection at a time (one system call)."""
 FAMILIES = {"inet": 4, "inet6": 6, 4: 4, 6: 6, "4": 4, "6": 6}
 
 
@@ -80,10 +80,11 @@ class StreamEndpoint:
         self.conn = conn
         self.end = end
         self.loop = asyncio.get_running_loop()
-        self.pending = b""
+        self.pending = memoryview(b"")
         """Bytes taken from the connection that the program's socket could not take yet."""
-        self.outgoing = b""
-        """Bytes read from the program that the connection's send buffer could not take yet."""
+        self.outgoing = memoryview(b"")
+        """Bytes read from the program that the connection's send buffer could not take yet
+        (views: what is left of a chunk is never copied)."""
         self.reading = False
         self.writing = False
         self.program_done = False
@@ -128,7 +129,7 @@ class StreamEndpoint:
                         conn.shutdown_write()
                     moved = True
                     break
-                self.outgoing = data
+                self.outgoing = memoryview(data)
             try:
                 sent = conn.send(self.outgoing)
             except TcpError as err:
@@ -152,7 +153,7 @@ class StreamEndpoint:
         took = False
         while True:
             if not self.pending:
-                self.pending = conn.recv(CHUNK)
+                self.pending = memoryview(conn.recv(CHUNK))
                 took = took or bool(self.pending)
                 if not self.pending:
                     break
@@ -359,6 +360,15 @@ async def connect(
     daemon: Daemon, args: dict[str, Any]
 ) -> tuple[Any, socket.socket, StreamEndpoint]:
     """Handle ``tcp.connect``: wait for the handshake; return (result, stream end, endpoint)."""
+    vnet, conn = await establish(daemon, args)
+    theirs, stream = _stream_pair(daemon, vnet, conn)
+    return _peer(conn), theirs, stream
+
+
+async def establish(daemon: Daemon, args: dict[str, Any]) -> tuple[Vnet, Connection]:
+    """Open a TCP connection from a vnet (``tcp.connect``'s arguments) and wait for the
+    handshake; return the vnet and the established connection, which belongs to the
+    caller until a :class:`StreamEndpoint` takes it.  Raises ApiError (with the errno)."""
     from vrouter.api.server import _vnet
 
     vnet = _vnet(daemon, args)
@@ -391,8 +401,7 @@ async def connect(
     if error:
         name = errno.errorcode.get(error, str(error))
         raise ApiError(f"connect to port {port}: {name}: {os.strerror(error)}", error)
-    theirs, stream = _stream_pair(daemon, vnet, conn)
-    return _peer(conn), theirs, stream
+    return vnet, conn
 
 
 class _Waiter:

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 from vrouter.inet import arp, icmp
 from vrouter.inet.fragment import fragment_ipv4, ipv4_input
 from vrouter.inet.state import IN, OUT, IpStats, ProtoHandler
-from vrouter.link.offload import OffloadBuffer, carry, resolve, segment_length, vhdr_of
+from vrouter.link.offload import (
+    F_NEEDS_CSUM,
+    OffloadBuffer,
+    VirtioHdr,
+    carry,
+    resolve,
+    segment_length,
+    vhdr_of,
+)
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.wire import icmp4, tcp, udp
 from vrouter.wire import ipv4 as ip_wire
@@ -165,7 +173,13 @@ def _deliver(
 ) -> None:
     stats = vnet.inet.stats
     vhdr = vhdr_of(packet.obj)
-    if vhdr is not None:  # ours to read: complete the checksum, cut super-frames
+    if vhdr is not None:
+        take = vnet.inet.offload_protocols.get(packet[9]) if vhdr.flags & F_NEEDS_CSUM else None
+        if take is not None and not (packet[6] << 8 | packet[7]) & (FLAG_MF | OFFSET_MASK):
+            stats.delivered += 1  # the protocol takes it as it is
+            take(ifp, packet, hlen, unicast, now)
+            return
+        # Ours to read: complete the checksum, cut super-frames.
         for piece in resolve(packet.obj, vhdr):  # type: ignore[arg-type]
             view = memoryview(bytes(piece))[HEADER_LEN:]
             _deliver(vnet, ifp, view[: (view[2] << 8) | view[3]], hlen, unicast, now)
@@ -285,15 +299,23 @@ def _send_fragments(vnet: Vnet, out: Ifnet, nexthop: bytes, frame: bytearray, no
         arp.output(vnet, out, nexthop, piece_frame, now)
 
 
-def output(vnet: Vnet, packet: bytes, now: float) -> bool:
-    """Route and send an IPv4 packet this vnet originated; False if it had no route."""
+def output(vnet: Vnet, packet: bytes, now: float, vhdr: VirtioHdr | None = None) -> bool:
+    """Route and send an IPv4 packet this vnet originated; False if it had no route.
+
+    ``vhdr``: the packet is a TCP super-segment (TSO) with this offload work
+    left; it leaves whole where the interface takes offloads, else in segments.
+    """
     inet = vnet.inet
     dst = packet[16:20]
     local_ifp = inet.local.get(dst)
     if local_ifp is not None:  # to ourselves: loop back, never onto a link
         inet.stats.localout += 1
-        view = memoryview(packet)
-        _deliver(vnet, local_ifp, view, (packet[0] & 0x0F) << 2, True, now)
+        hlen = (packet[0] & 0x0F) << 2
+        if vhdr is not None:
+            for piece in resolve(bytes(HEADER_LEN) + packet, vhdr):
+                _deliver(vnet, local_ifp, memoryview(piece)[HEADER_LEN:], hlen, True, now)
+            return True
+        _deliver(vnet, local_ifp, memoryview(packet), hlen, True, now)
         return True
     route = vnet.route.fib.lookup(dst)
     if route is None or route.type != UNICAST or route.ifnet is None:
@@ -306,12 +328,18 @@ def output(vnet: Vnet, packet: bytes, now: float) -> bool:
         return False
     inet.stats.localout += 1
     route.use += 1
-    frame = bytearray(HEADER_LEN + len(packet))
+    frame = bytearray(HEADER_LEN + len(packet)) if vhdr is None else OffloadBuffer(
+        HEADER_LEN + len(packet)
+    )
     frame[HEADER_LEN:] = packet
     HEADER.pack_into(frame, 0, BROADCAST, out.mac, ETHERTYPE_IPV4)
+    size = len(packet)
+    if vhdr is not None:
+        frame.vhdr = vhdr  # type: ignore[attr-defined]
+        size = segment_length(frame, vhdr)  # the segments it stands for must fit
     if dst == LIMITED_BROADCAST or dst in inet.broadcasts:
         out.output(frame)
-    elif len(packet) > out.mtu:
+    elif size > out.mtu:
         if packet[6] << 8 & FLAG_DF:
             inet.stats.toolong += 1
             return False

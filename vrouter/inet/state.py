@@ -162,6 +162,10 @@ class InetState:
     """Directed broadcast addresses of our connected networks."""
     protocols: dict[int, ProtoHandler] = field(default_factory=dict)
     """Local delivery by IP protocol number."""
+    offload_protocols: dict[int, ProtoHandler] = field(default_factory=dict)
+    """Local delivery of packets that still carry offload work from the host (a partial
+    checksum, a TCP super-frame), for protocols that take them whole: the checksum
+    need not be checked (the bytes never crossed a wire), nothing is cut."""
     pfil: Pfil | None = None
     """The packet filter hook (FreeBSD's pfil), None when no firewall is active."""
     stats: IpStats = field(default_factory=IpStats)

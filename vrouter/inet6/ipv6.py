@@ -19,7 +19,15 @@ from vrouter.inet6 import icmp6 as icmp6_layer
 from vrouter.inet6 import nd
 from vrouter.inet6.fragment import fragment_ipv6, ipv6_input
 from vrouter.inet6.state import Addr6, Ip6Stats, Proto6Handler
-from vrouter.link.offload import carry, resolve, segment_length, vhdr_of
+from vrouter.link.offload import (
+    F_NEEDS_CSUM,
+    OffloadBuffer,
+    VirtioHdr,
+    carry,
+    resolve,
+    segment_length,
+    vhdr_of,
+)
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.wire import icmp6, tcp, udp
 from vrouter.wire.checksum import checksum, pseudo_header_sum
@@ -117,7 +125,13 @@ def _deliver(
     inet6 = vnet.inet6
     stats = inet6.stats
     vhdr = vhdr_of(packet.obj)
-    if vhdr is not None:  # ours to read: complete the checksum, cut super-frames
+    if vhdr is not None:
+        take = inet6.offload_protocols.get(packet[6]) if vhdr.flags & F_NEEDS_CSUM else None
+        if take is not None:  # no extension headers: the protocol takes it as it is
+            stats.delivered += 1
+            take(ifp, packet, 40, unicast, now)
+            return
+        # Ours to read: complete the checksum, cut super-frames.
         for piece in resolve(packet.obj, vhdr):  # type: ignore[arg-type]
             view = memoryview(bytes(piece))[HEADER_LEN:]
             _deliver(vnet, ifp, view[: 40 + ((view[4] << 8) | view[5])], unicast, l2_multicast, now)
@@ -295,11 +309,15 @@ def packet(vnet: Vnet, src: bytes, dst: bytes, next_header: int, payload: bytes)
     return build(src, dst, next_header, payload, hop_limit=vnet.inet6.hop_limit)
 
 
-def output(vnet: Vnet, pkt: bytes, now: float, ifp: Ifnet | None = None) -> bool:
+def output(
+    vnet: Vnet, pkt: bytes, now: float, ifp: Ifnet | None = None, vhdr: VirtioHdr | None = None
+) -> bool:
     """Send an IPv6 packet this vnet originated; False if it could not be routed.
 
     Link-local and multicast destinations need the interface ``ifp``.
     Packets larger than the path MTU are fragmented at the source.
+    ``vhdr``: the packet is a TCP super-segment (TSO) with this offload work
+    left; it leaves whole where the interface takes offloads, else in segments.
     """
     inet6 = vnet.inet6
     dst = pkt[24:40]
@@ -321,6 +339,10 @@ def output(vnet: Vnet, pkt: bytes, now: float, ifp: Ifnet | None = None) -> bool
             out, nexthop = route.ifnet, route.gateway or dst
     if local is not None:  # to ourselves: loop back
         inet6.stats.localout += 1
+        if vhdr is not None:
+            for cut in resolve(bytes(HEADER_LEN) + pkt, vhdr):
+                _deliver(vnet, local.ifnet, memoryview(cut)[HEADER_LEN:], True, False, now)
+            return True
         _deliver(vnet, local.ifnet, memoryview(pkt), True, False, now)
         return True
     if inet6.pfil is not None and not inet6.pfil(out, memoryview(pkt), OUT, now):
@@ -329,16 +351,29 @@ def output(vnet: Vnet, pkt: bytes, now: float, ifp: Ifnet | None = None) -> bool
         return False
     inet6.stats.localout += 1
     mtu = icmp6_layer.path_mtu(vnet, dst, out.mtu, now)
-    pieces = [pkt]
-    if len(pkt) > mtu:
+    packets = [pkt]
+    if vhdr is not None:
+        whole = OffloadBuffer(HEADER_LEN + len(pkt))
+        whole[HEADER_LEN:] = pkt
+        whole.vhdr = vhdr
+        if segment_length(whole, vhdr) <= mtu:
+            HEADER.pack_into(whole, 0, b"\0" * 6, out.mac, ETHERTYPE_IPV6)
+            nd.output(vnet, out, nexthop, whole, now)
+            return True
+        packets = [bytes(p[HEADER_LEN:]) for p in resolve(whole, vhdr)]  # the path MTU shrank
+    pieces: list[bytes] = []
+    for one in packets:
+        if len(one) <= mtu:
+            pieces.append(one)
+            continue
         inet6.frag_ident = (inet6.frag_ident + 1) & 0xFFFFFFFF
-        pieces = fragment_ipv6(pkt, mtu, inet6.frag_ident)
+        pieces += fragment_ipv6(one, mtu, inet6.frag_ident)
         inet6.stats.fragmented += 1
     for piece in pieces:
-        frame = bytearray(HEADER_LEN + len(piece))
-        frame[HEADER_LEN:] = piece
-        HEADER.pack_into(frame, 0, b"\0" * 6, out.mac, ETHERTYPE_IPV6)
-        nd.output(vnet, out, nexthop, frame, now)
+        piece_frame = bytearray(HEADER_LEN + len(piece))
+        piece_frame[HEADER_LEN:] = piece
+        HEADER.pack_into(piece_frame, 0, b"\0" * 6, out.mac, ETHERTYPE_IPV6)
+        nd.output(vnet, out, nexthop, piece_frame, now)
     return True
 
 

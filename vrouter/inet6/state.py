@@ -184,6 +184,10 @@ class Inet6State:
     """Router advertisement state of interfaces that advertise."""
     protocols: dict[int, Proto6Handler] = field(default_factory=dict)
     """Local delivery by next header."""
+    offload_protocols: dict[int, Proto6Handler] = field(default_factory=dict)
+    """Local delivery of packets that still carry offload work from the host (a partial
+    checksum, a TCP super-frame) right after the fixed header, for protocols that take
+    them whole: the checksum need not be checked, nothing is cut."""
     pfil: Pfil | None = None
     """The packet filter hook, None when no firewall is active."""
     pmtu: dict[bytes, tuple[int, float]] = field(default_factory=dict)

@@ -78,6 +78,15 @@ class OffloadBuffer(bytearray):
     vhdr: VirtioHdr
 
 
+def tcp_super_header(ipv4: bool, ip_hlen: int, tcp_hlen: int, gso_size: int) -> VirtioHdr:
+    """Return the header of a TCP super-frame this host built (TSO): Ethernet, an IP
+    header of ``ip_hlen`` bytes, a TCP header of ``tcp_hlen`` bytes whose checksum
+    field holds the pseudo-header sum, and a payload of ``gso_size`` segments."""
+    start = _ETH + ip_hlen
+    gso_type = GSO_TCPV4 if ipv4 else GSO_TCPV6
+    return VirtioHdr(F_NEEDS_CSUM, gso_type, start + tcp_hlen, gso_size, start, 16)
+
+
 def vhdr_of(frame: object) -> VirtioHdr | None:
     """Return the offload header a frame carries, None for an ordinary frame."""
     if frame.__class__ is OffloadBuffer:

@@ -137,4 +137,4 @@ def build(
     header = Ipv4Header(
         tos, HEADER_LEN + len(payload), ident, FLAG_DF if df else 0, ttl, proto, src, dst
     )
-    return header.emit() + bytes(payload)
+    return header.emit() + payload  # one copy, whatever buffer the payload is

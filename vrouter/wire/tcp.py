@@ -70,8 +70,14 @@ def build(
     window: int = 0,
     options: bytes = b"",
     payload: bytes | bytearray | memoryview = b"",
+    partial: bool = False,
 ) -> bytes:
-    """Return a segment with ``options`` (already padded) and ``payload``, checksum filled."""
+    """Return a segment with ``options`` (already padded) and ``payload``, checksum filled.
+
+    ``partial``: leave only the pseudo-header sum in the checksum field (not
+    complemented), for a device that completes the checksum over the segment
+    itself (a checksum offload, the virtio-net ``NEEDS_CSUM`` convention).
+    """
     hlen = HEADER_LEN + len(options)
     raw = bytearray(hlen + len(payload))
     HEADER.pack_into(raw, 0, src_port, dst_port, seq, ack, hlen << 2, flags, window, 0, 0)
@@ -79,7 +85,8 @@ def build(
         raw[HEADER_LEN:hlen] = options
     if payload:
         raw[hlen:] = payload
-    _U16.pack_into(raw, 16, checksum(raw, pseudo_header_sum(src, dst, PROTO, len(raw))))
+    pseudo = pseudo_header_sum(src, dst, PROTO, len(raw))
+    _U16.pack_into(raw, 16, pseudo if partial else checksum(raw, pseudo))
     return bytes(raw)
 
 

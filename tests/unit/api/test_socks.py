@@ -99,7 +99,7 @@ def test_wrong_credentials_are_refused_and_right_ones_reach_connect(
         asked.append(args)
         raise ApiError("connect to port 8080: ECONNREFUSED: Connection refused", errno.ECONNREFUSED)
 
-    monkeypatch.setattr(streams, "connect", refused)
+    monkeypatch.setattr(streams, "establish", refused)
 
     async def body(exchange: Exchange) -> None:
         wrong = b"\x05\x01\x02" + b"\x01\x03ops\x05wrong"
@@ -112,3 +112,36 @@ def test_wrong_credentials_are_refused_and_right_ones_reach_connect(
 
     _run(LOCKED, body)
     assert asked == [{"vnet": "blue", "family": "inet6", "address": "2001:db8::2", "port": 8080}]
+
+
+def test_the_relay_takes_the_client_socket_and_what_was_read_past_the_handshake() -> None:
+    """After CONNECT the client's socket leaves asyncio; bytes asyncio had already read
+    (a client sending before the reply) are handed over, and the connection stays up."""
+
+    async def main() -> None:
+        taken: asyncio.Future[tuple[socket.socket, bytes]] = asyncio.Future()
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readexactly(3)  # "the handshake"
+            await asyncio.sleep(0.1)  # the optimistic bytes are in the reader by now
+            taken.set_result(socks._take_socket(reader, writer))
+
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"hs!early")
+        await writer.drain()
+        client, early = await asyncio.wait_for(taken, 5)
+        with client:
+            assert early == b"early"
+            client.setblocking(True)
+            client.sendall(b"reply")
+            assert await asyncio.wait_for(reader.readexactly(5), 5) == b"reply"  # no FIN
+            writer.write(b"more")
+            await writer.drain()
+            client.settimeout(5)
+            assert client.recv(16) == b"more"
+        writer.close()
+        server.close()
+
+    asyncio.run(main())

@@ -88,6 +88,8 @@ DEFAULT_MSS = {4: 536, 6: 1220}
 """Send MSS when the peer's SYN has no MSS option (RFC 9293 3.7.1, RFC 8200 5)."""
 WSCALE_ROOM = 4 << 20
 """Receive window the window-scale shift leaves room for (the buffer may grow to it)."""
+TSO_MAX = 64000
+"""Payload of the largest super-segment: with IP and TCP headers below 65535 bytes."""
 PERSIST_MIN = 0.2
 PERSIST_MAX = 60.0
 
@@ -193,9 +195,13 @@ class TcpOptions:
     """TCP_KEEPINTVL: seconds between unanswered keepalive probes."""
     keepcnt: int = 9
     """TCP_KEEPCNT: unanswered probes before the connection is dropped."""
-    sndbuf: int = 256 * 1024
-    """SO_SNDBUF: bytes of unacknowledged plus unsent data ``send`` accepts."""
-    rcvbuf: int = 256 * 1024
+    sndbuf: int = 1024 * 1024
+    """SO_SNDBUF: bytes of unacknowledged plus unsent data ``send`` accepts.
+
+    Large enough for the bandwidth-delay product of a TAP host at gigabits per
+    second, where the delay is mostly the daemon's own turn-around (a fraction
+    of a millisecond); a buffer only takes memory as far as it is filled."""
+    rcvbuf: int = 1024 * 1024
     """SO_RCVBUF: bytes of received data held (readable plus the window)."""
     mss: int = 0
     """TCP_MAXSEG: upper bound of the MSS advertised and used (0: from the MTU only)."""
@@ -302,6 +308,10 @@ class Connection:
         """Largest payload of a segment without options."""
         self._rcv_mss = min(self.local_mss, 536)
         """Largest payload the peer has sent (for the every-second-segment ACK rule)."""
+        self.tso_size = 0
+        """Largest payload of one segment of new data handed to the IP layer when the
+        interface segments TCP itself (TSO), 0 for none: above one MSS it leaves as a
+        super-segment that stands for full-sized segments (set by the stack)."""
         # Negotiated options.
         self.ws_enabled = False
         self.ts_enabled = False
@@ -309,6 +319,9 @@ class Connection:
         self.ts_recent = 0
         self.ts_recent_age = 0.0
         self._ts_offset = ts_offset & MASK
+        self._ts_last: int | None = None
+        """The latest TSval sent: TSval never goes back (RFC 7323 5.4), even when the
+        callers' ``now`` does (a batch of received frames shares the time it began)."""
         # Buffers.
         self._sbuf = bytearray()
         self._shead = 0
@@ -528,7 +541,8 @@ class Connection:
         if n <= 0:
             return b""
         start = self._rhead
-        data = bytes(self._rbuf[start : start + n])
+        with memoryview(self._rbuf) as rbuf:
+            data = bytes(rbuf[start : start + n])  # one copy (a bytearray slice is another)
         self._rhead = start + n
         if self._rhead == len(self._rbuf):
             self._rbuf.clear()
@@ -1305,7 +1319,12 @@ class Connection:
             self._send_syn(now)
 
     def _tsval(self, now: float) -> int:
-        return (int(now * 1000) + self._ts_offset) & MASK
+        value = (int(now * 1000) + self._ts_offset) & MASK
+        last = self._ts_last
+        if last is not None and seq.lt(value, last):
+            return last  # a peer drops a segment whose TSval went back (PAWS)
+        self._ts_last = value
+        return value
 
     def _window_space(self) -> int:
         """Bytes of the receive buffer not taken by readable data."""
@@ -1335,9 +1354,10 @@ class Connection:
         ack: int,
         flags: int,
         options: bytes,
-        payload: bytes | bytearray,
+        payload: bytes | bytearray | memoryview,
         window: int,
         now: float,
+        gso_size: int = 0,
     ) -> None:
         data = build(
             self.local_addr,
@@ -1350,9 +1370,12 @@ class Connection:
             window,
             options,
             payload,
+            partial=gso_size > 0,
         )
         self._out.append(
-            Transmit(self.local_addr, self.remote_addr, self.local_port, self.remote_port, data)
+            Transmit(
+                self.local_addr, self.remote_addr, self.local_port, self.remote_port, data, gso_size
+            )
         )
         self.stats.sndtotal += 1
         self._last_send = now
@@ -1362,11 +1385,13 @@ class Connection:
         seq_no: int,
         ack: int,
         flags: int,
-        payload: bytes | bytearray,
+        payload: bytes | bytearray | memoryview,
         now: float,
         window: int | None = None,
+        gso_size: int = 0,
     ) -> None:
-        """Build and queue one non-SYN segment with the usual options."""
+        """Build and queue one non-SYN segment with the usual options (a super-segment
+        of ``gso_size`` segments if set)."""
         opts = b""
         if flags & RST:
             window = 0 if window is None else window
@@ -1388,7 +1413,7 @@ class Connection:
             self._win_update = False
             self._delack_at = None
             self._unacked_bytes = 0
-        self._push(seq_no, ack, flags, opts, payload, window, now)
+        self._push(seq_no, ack, flags, opts, payload, window, now, gso_size)
 
     def _emit_ack(self, now: float) -> None:
         self._emit(self.snd_max, self.rcv_nxt, ACK, b"", now)
@@ -1483,11 +1508,17 @@ class Connection:
         else:
             usable = min(budget, seq.diff(seq.add(self.snd_una, self.snd_wnd), snd_nxt))
         cap = self._mss_base - self._options_len()
-        length = max(min(avail, usable, cap), 0)
+        retransmit = seq.lt(snd_nxt, self.snd_max)
+        most = cap if retransmit or self.tso_size <= cap else self.tso_size
+        length = max(min(avail, usable, most), 0)
+        if length > cap and length % cap and not (length == avail and snd_nxt == self.snd_una):
+            # A super-segment stands for full segments only; a short tail goes on its
+            # own below, under Nagle's rule, unless it ends what is queued on an idle
+            # connection (when one segment would go anyway).
+            length -= length % cap
         fin = can_fin and length == avail
         if length == 0 and not fin:
             return False
-        retransmit = seq.lt(snd_nxt, self.snd_max)
         if length < cap and not fin and not retransmit:
             # Nagle (RFC 9293 3.7.4) and sender SWS avoidance (3.8.6.2.1).
             idle = self.snd_una == self.snd_max
@@ -1508,7 +1539,10 @@ class Connection:
         if length and length == avail:
             flags |= PSH
         begin = self._shead + off
-        self._emit(snd_nxt, self.rcv_nxt, flags, self._sbuf[begin : begin + length], now)
+        gso_size = cap if length > cap else 0
+        with memoryview(self._sbuf) as sbuf:  # the segment is built from a view: one copy
+            self._emit(snd_nxt, self.rcv_nxt, flags, sbuf[begin : begin + length], now,
+                       gso_size=gso_size)  # fmt: skip
         end = seq.add(snd_nxt, length + fin)
         stats = self.stats
         if retransmit:
@@ -1516,8 +1550,9 @@ class Connection:
             stats.sndrexmitbyte += min(length, seq.diff(self.snd_max, snd_nxt))
         else:
             if length:
-                stats.sndpack += 1
+                stats.sndpack += -(-length // cap) if gso_size else 1
                 stats.sndbyte += length
+                stats.sndsuper += 1 if gso_size else 0
             else:
                 stats.sndctrl += 1
             if limited:

@@ -26,7 +26,12 @@ class Transmit:
     sport: int
     dport: int
     data: bytes
-    """TCP header, options and payload, checksum filled in."""
+    """TCP header, options and payload, checksum filled in (only the pseudo-header
+    sum when ``gso_size`` is set: the device finishes it)."""
+    gso_size: int = 0
+    """0: one segment.  Else a super-segment (TSO): the payload is to be cut into
+    segments of ``gso_size`` bytes, each with its own headers and checksum, by the
+    interface (a TAP with offloads hands it to the host whole) or by software."""
 
     @property
     def family(self) -> int:

@@ -43,6 +43,9 @@ class TcpStats:
     """Segments with new data sent (tcps_sndpack)."""
     sndbyte: int = 0
     """New data bytes sent (tcps_sndbyte)."""
+    sndsuper: int = 0
+    """Super-segments of new data handed to the IP layer (TSO); ``sndpack`` counts the
+    segments they stand for."""
     sndrexmitpack: int = 0
     """Segments retransmitted, by timeout, fast retransmit or recovery (tcps_sndrexmitpack)."""
     sndrexmitbyte: int = 0

@@ -105,6 +105,9 @@ class TableConfig:
     """Local ports picked for connects without a bound port (RFC 6335 dynamic range)."""
     defaults: TcpOptions = field(default_factory=TcpOptions)
     """Options a new connection or listener starts from."""
+    tso: bool = True
+    """Hand the IP layer super-segments of new data (TSO) on paths whose interface
+    takes them whole (a TAP with offloads on, an epair); it cuts them elsewhere."""
 
 
 @dataclass(eq=False, slots=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import errno
 
 import pytest
-from tcp_testlib import IRS, ISS, Script, established, passive, plain
+from tcp_testlib import IRS, ISS, T0, Script, established, passive, plain, sent
 
-from vrouter.transport.tcp.conn import Connection, State
+from vrouter.transport.tcp.conn import TSO_MAX, Connection, State
+from vrouter.transport.tcp.events import Transmit
 from vrouter.transport.tcp.segment import ACK, PSH, Options
 
 
@@ -235,6 +236,24 @@ def test_paws_drops_old_timestamps_and_timestamps_must_be_present() -> None:
     assert conn.stats.ts_missing == 1 and conn.readable == 3
 
 
+def test_tsval_never_goes_back_when_the_callers_time_does() -> None:
+    # A batch of received frames is processed with the time the batch began, while
+    # the program's calls in between use a later time: the peer's PAWS test would
+    # drop a segment whose TSval went back (RFC 7323 5.4).
+    conn, script, _ = passive(plain(timestamps=True, nodelay=True), Options(mss=1460, ts=(100, 0)))
+    script.send(ACK, options=Options(ts=(101, 1)))
+    conn.send(b"a" * 100)
+    [first] = sent(conn.output(T0 + 0.010))
+    conn.send(b"b" * 100)
+    [second] = sent(conn.output(T0 + 0.002))  # an older "now"
+    assert first.options.ts is not None and second.options.ts is not None
+    assert second.options.ts[0] == first.options.ts[0]
+    # And the RTT sample taken with the older time is not negative.
+    script.now = T0 + 0.002
+    script.send(ACK, ack=ISS + 201, options=Options(ts=(102, second.options.ts[0])))
+    assert conn.rtt.srtt is not None and conn.rtt.srtt >= 0
+
+
 def test_timestamps_give_rtt_samples() -> None:
     conn, script, _ = passive(plain(timestamps=True), Options(mss=1460, ts=(100, 0)))
     script.send(ACK, options=Options(ts=(101, 1)))
@@ -246,3 +265,43 @@ def test_timestamps_give_rtt_samples() -> None:
     script.send(ACK, ack=ISS + 101, options=Options(ts=(102, seg.options.ts[0])))
     assert conn.rtt.samples == samples + 1
     assert conn.rtt.srtt is not None and abs(conn.rtt.srtt - 0.05 * 1 / 8) < 0.01
+
+
+def test_tso_sends_full_segments_in_one_super_segment_and_nagle_keeps_the_tail() -> None:
+    conn, script = established(plain(mss=1000))
+    conn.tso_size = TSO_MAX
+    conn.send(b"x" * 12500)
+    [first] = script.flush()
+    [out] = script.out
+    assert isinstance(out, Transmit) and out.gso_size == 1000
+    assert len(first.payload) == 10000 and not first.flags & PSH  # the initial window
+    # Half acknowledged: the window slides (and grows) by full segments; the 500-byte
+    # tail waits, as one small segment would, while data is unacknowledged.
+    more = script.send(ACK, ack=ISS + 1 + 5000)
+    assert [len(s.payload) % 1000 for s in more] == [0] * len(more) and more
+    assert conn.unsent == 500
+    # Everything acknowledged: the tail goes (alone, no super-segment for it).
+    [tail] = script.send(ACK, ack=conn.snd_max)
+    assert len(tail.payload) == 500 and tail.flags & PSH
+    assert [o.gso_size for o in script.out if isinstance(o, Transmit)] == [0]
+
+
+def test_tso_takes_the_tail_along_when_the_connection_is_idle() -> None:
+    conn, script = established(plain(mss=1000))
+    conn.tso_size = TSO_MAX
+    conn.send(b"y" * 2500)
+    [seg] = script.flush()
+    assert len(seg.payload) == 2500 and seg.flags & PSH
+    [out] = script.out
+    assert isinstance(out, Transmit) and out.gso_size == 1000
+    assert conn.stats.sndpack == 3
+
+
+def test_retransmissions_are_never_super_segments() -> None:
+    conn, script = established(plain(mss=1000))
+    conn.tso_size = TSO_MAX
+    conn.send(b"z" * 4000)
+    script.flush()
+    resent = script.until_timer()  # RTO: go back to SND.UNA
+    assert [len(s.payload) for s in resent] == [1000]
+    assert all(o.gso_size == 0 for o in script.out if isinstance(o, Transmit))

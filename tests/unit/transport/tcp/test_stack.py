@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 
+from vrouter.link import offload
 from vrouter.transport.tcp import stack as tcp_stack
-from vrouter.transport.tcp.conn import Connection, State, TcpOptions
+from vrouter.transport.tcp.conn import TSO_MAX, Connection, State, TcpOptions
 from vrouter.transport.tcp.events import Acceptable, Connected, Event, Readable
-from vrouter.transport.tcp.segment import ACK, PSH, RST, SYN, Options, build, parse
+from vrouter.transport.tcp.segment import ACK, PSH, RST, SYN, Options, build, parse, verify
 from vrouter.transport.tcp.stack import TcpStack, state_of
+from vrouter.wire.checksum import pseudo_header_sum
+from vrouter.wire.ipv4 import check
 
 
 def _load(lab: Any) -> None:
@@ -224,3 +227,96 @@ def test_a_vnet_connects_to_itself_without_recursing(lab6: Any, family: int) -> 
         tcp.flush(lab6.now)
     assert bytes(got) == data
     assert tcp.stats.rcvoopack == 0 and tcp.stats.sndrexmitpack == 0  # in order, no loss
+
+
+def _established_to_station(
+    lab: Any, offload: bool, tso: bool = True
+) -> tuple[TcpStack, Connection, list[Any]]:
+    """A connection from a station accepted by the vnet; every frame object sent is kept."""
+    red, h1, tcp, _ = _host_setup(lab)
+    h1.ifp.offload = offload
+    lab.tree.registry.sysctl().knobs["net.inet.tcp.tso"].set(red, tso)
+    listener = tcp.listen(4, b"", 8080)
+    _send_tcp(h1, lab, build(HOST, ROUTER, 40000, 8080, 7000, 0, SYN, 65535,
+                             Options(mss=1460).emit()))  # fmt: skip
+    [(synack, _)] = _tcp_frames(h1)
+    _send_tcp(h1, lab, build(HOST, ROUTER, 40000, 8080, 7001, synack.seq + 1, ACK, 65535))
+    conn = tcp.accept(listener)
+    assert conn is not None
+    frames: list[Any] = []
+    h1.ifp.transmit = frames.append
+    return tcp, conn, frames
+
+
+def test_tso_sends_one_super_segment_that_cuts_into_checksummed_segments(lab: Any) -> None:
+    tcp, conn, frames = _established_to_station(lab, offload=True)
+    assert conn.tso_size == TSO_MAX
+    data = random.Random(7).randbytes(20000)
+    conn.send(data)
+    tcp.flush(lab.now)
+    [frame] = frames  # the initial window, 10 x 1460 bytes, in one frame
+    vhdr = offload.vhdr_of(frame)
+    assert vhdr is not None and vhdr.is_gso
+    assert vhdr == offload.VirtioHdr(offload.F_NEEDS_CSUM, offload.GSO_TCPV4, 14 + 20 + 20,
+                                     1460, 14 + 20, 16)  # fmt: skip
+    # The checksum field holds the pseudo-header sum; completing it gives a valid segment.
+    ip_len = len(frame) - 14
+    tcp_part = bytes(frame[34:])
+    pseudo = pseudo_header_sum(ROUTER, HOST, 6, len(tcp_part))
+    assert int.from_bytes(tcp_part[16:18], "big") == pseudo
+    assert (frame[16] << 8 | frame[17]) == ip_len
+    whole = offload.complete_checksum(frame, vhdr)
+    assert verify(ROUTER, HOST, bytes(whole[34:]))
+    # What the host's TSO makes of it: 10 full segments, each with valid checksums.
+    pieces = offload.segment(frame, vhdr)
+    assert [len(p) - 54 for p in pieces] == [1460] * 10
+    payload = b""
+    for i, piece in enumerate(pieces):
+        assert check(memoryview(piece)[14:]) == (20, len(piece) - 14)  # header checksum
+        assert verify(ROUTER, HOST, bytes(piece[34:]))
+        seg, body = parse(bytes(piece[34:]))
+        assert seg.seq == conn.iss + 1 + 1460 * i
+        assert seg.flags == ACK  # no PSH: more data follows beyond the window
+        payload += bytes(body)
+    assert payload == data[:14600]
+    assert tcp.stats.sndpack == 10 and tcp.stats.sndbyte == 14600
+
+
+def test_tso_super_segments_are_cut_in_software_where_the_interface_takes_no_offloads(
+    lab: Any,
+) -> None:
+    tcp, conn, frames = _established_to_station(lab, offload=False)
+    assert conn.tso_size == 0  # the route's interface takes no offloads
+    conn.tso_size = TSO_MAX  # say the route changed under the connection
+    conn.send(bytes(5000))
+    tcp.flush(lab.now)
+    assert [len(f) - 54 for f in frames] == [1460, 1460, 1460, 620]
+    for frame in frames:
+        assert offload.vhdr_of(frame) is None and verify(ROUTER, HOST, bytes(frame[34:]))
+
+
+def test_tso_knob_turns_super_segments_off(lab: Any) -> None:
+    tcp, conn, frames = _established_to_station(lab, offload=True, tso=False)
+    assert conn.tso_size == 0
+    conn.send(bytes(5000))
+    tcp.flush(lab.now)
+    assert [len(f) - 54 for f in frames] == [1460, 1460, 1460]  # Nagle holds the 620 bytes
+    assert all(offload.vhdr_of(f) is None for f in frames)
+
+
+def test_a_super_frame_from_the_host_is_one_segment_to_the_connection(lab: Any) -> None:
+    tcp, conn, frames = _established_to_station(lab, offload=True)
+    h1 = lab.hosts[-1]
+    data = random.Random(9).randbytes(3 * 1448)
+    raw = bytearray(build(HOST, ROUTER, 40000, 8080, 7001, conn.snd_nxt, ACK | PSH, 65535,
+                          b"", data))  # fmt: skip
+    raw[16:18] = pseudo_header_sum(HOST, ROUTER, 6, len(raw)).to_bytes(2, "big")  # partial
+    frame = h1.frame(h1.packet("192.0.2.1", 6, bytes(raw)))
+    vhdr = offload.VirtioHdr(offload.F_NEEDS_CSUM, offload.GSO_TCPV4, 54, 1448, 34, 16)
+    rcvpack = tcp.stats.rcvpack
+    h1.send(offload.tag(frame, vhdr), lab.now)
+    lab.settle()
+    assert conn.recv() == data  # not cut, checksum not recomputed
+    assert tcp.stats.rcvpack == rcvpack + 1 and tcp.stats.rcvbadsum == 0
+    [ack] = [parse(bytes(f[34:]))[0] for f in frames]  # at once: more than two segments
+    assert ack.ack == 7001 + len(data) and ack.flags == ACK
