@@ -11,8 +11,9 @@ no socketpair and no asyncio stream in between.  Authentication: none, or
 username/password (RFC 1929) when the config gives them.  The destination
 must be an IP address — a domain name in the request is accepted only if it
 is an IP literal (``curl --socks5-hostname`` sends those), since vnets have no
-resolver of their own.  UDP ASSOCIATE and BIND are refused ("command not
-supported").
+resolver of their own.  UDP ASSOCIATE relays the client's datagrams through
+UDP sockets of the vnet for as long as the TCP connection stays open
+(:mod:`vrouter.api.socks_udp`).  BIND is refused ("command not supported").
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import struct
 import weakref
 from typing import TYPE_CHECKING
 
-from vrouter.api import streams
+from vrouter.api import socks_udp, streams
 from vrouter.api.protocol import ApiError
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ NO_AUTH = 0x00
 USERPASS = 0x02
 NO_ACCEPTABLE = 0xFF
 CONNECT = 1
+UDP_ASSOCIATE = 3
 ATYP_IPV4 = 1
 ATYP_DOMAIN = 3
 ATYP_IPV6 = 4
@@ -69,6 +71,8 @@ class Gateway:
         self.relays: weakref.WeakSet[streams.StreamEndpoint] = weakref.WeakSet()
         """The relays of established CONNECTs (each forgotten once closed)."""
         self.connections = 0
+        self.associations = 0
+        """UDP ASSOCIATE requests granted."""
 
     async def start(self) -> None:
         """Listen on the configured address."""
@@ -96,7 +100,10 @@ class Gateway:
             target = await asyncio.wait_for(self._handshake(reader, writer), HANDSHAKE_TIMEOUT)
             if target is None:
                 return
-            host, port = target
+            command, host, port = target
+            if command == UDP_ASSOCIATE:
+                await self._associate(reader, writer, host, port)
+                return
             family = "inet6" if ":" in host else "inet"
             try:
                 vnet, conn = await streams.establish(
@@ -124,8 +131,43 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _handshake(self, reader: asyncio.StreamReader,
-                         writer: asyncio.StreamWriter) -> tuple[str, int] | None:
+    async def _associate(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
+    ) -> None:
+        """Serve a UDP ASSOCIATE until the client closes the TCP connection.
+
+        ``host``:``port`` is where the client says it will send from; zeros
+        (the usual case) mean the port is learnt from its first datagram.
+        The relay listens on the address the client reached the gateway at.
+        """
+        peer = writer.get_extra_info("peername")
+        local = writer.get_extra_info("sockname")
+        known = port if host not in ("0.0.0.0", "::") else 0
+        try:
+            association = socks_udp.Association(
+                self.daemon, self.config.vnet, (peer[0], known), local[0]
+            )
+        except OSError as err:
+            await self._reply(writer, GENERAL_FAILURE)
+            log.warning("vnet %s: SOCKS5 UDP ASSOCIATE failed: %s", self.config.vnet, err)
+            return
+        try:
+            address, relay_port = association.bound
+            await self._reply(writer, SUCCEEDED, address, relay_port)
+            self.associations += 1
+            log.info(
+                "vnet %s: SOCKS5 UDP association for %s on %s port %d",
+                self.config.vnet, peer[0], address, relay_port,
+            )  # fmt: skip
+            while await reader.read(4096):
+                pass  # anything more on the TCP connection is ignored (RFC 1928 7)
+        finally:
+            association.close()
+
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> tuple[int, str, int] | None:
+        """Negotiate and read the request; return (command, host, port), None if refused."""
         version, count = await reader.readexactly(2)
         if version != VERSION:
             return None
@@ -159,10 +201,10 @@ class Gateway:
             await self._reply(writer, ADDRESS_NOT_SUPPORTED)
             return None
         (port,) = struct.unpack("!H", await reader.readexactly(2))
-        if command != CONNECT:
+        if command not in (CONNECT, UDP_ASSOCIATE):
             await self._reply(writer, COMMAND_NOT_SUPPORTED)
             return None
-        return host, port
+        return command, host, port
 
     async def _authenticate(self, reader: asyncio.StreamReader,
                             writer: asyncio.StreamWriter) -> bool:
