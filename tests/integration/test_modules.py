@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import DEMO_LIKE, Vrouterd
+from harness import DEMO_LIKE, Vrouterd, running
 
 pytestmark = pytest.mark.integration
 
@@ -84,16 +84,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
     d.metrics = f"http://127.0.0.1:{port}/metrics"  # type: ignore[attr-defined]
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PYTHONPATH", str(ext))
-        try:
-            d.start()
-            d.wait_ipv6()
-            yield d
-        finally:
-            try:
-                if d.proc is not None and d.proc.poll() is None:
-                    d.stop()
-            finally:
-                d.cleanup()
+        yield from running(d)
 
 
 def ok(daemon: Vrouterd, *args: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Vrouterd, netns_list, run
+from harness import Vrouterd, netns_list, run, running
 
 pytestmark = pytest.mark.integration
 
@@ -32,16 +32,7 @@ MSS = 1448
 def daemon(tmp_path: Path) -> Iterator[Vrouterd]:
     """The demo topology, started for one test (reloads change it)."""
     d = Vrouterd(tmp_path)
-    try:
-        d.start()
-        d.wait_ipv6()
-        yield d
-    finally:
-        try:
-            if d.proc is not None and d.proc.poll() is None:
-                d.stop()
-        finally:
-            d.cleanup()
+    yield from running(d)
 
 
 def edit(daemon: Vrouterd, old: str, new: str) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import DEMO_LIKE, Vrouterd, run
+from harness import DEMO_LIKE, Vrouterd, run, running
 from netem import Relay
 
 from vrouter.client import Client
@@ -46,16 +46,7 @@ def tcp_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
     ) + '\n[vnets.blue.sysctl]\n"net.inet.tcp.msl" = 1\n'  # TIME-WAIT drains in 2 s
     daemon = Vrouterd(tmp_path_factory.mktemp("vrouterd"), template)
     daemon.socks_port = socks_port  # type: ignore[attr-defined]
-    try:
-        daemon.start()
-        daemon.wait_ipv6()
-        yield daemon
-    finally:
-        try:
-            if daemon.proc is not None and daemon.proc.poll() is None:
-                daemon.stop()
-        finally:
-            daemon.cleanup()
+    yield from running(daemon)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, links, netns_list
+from harness import Vrouterd, links, netns_list, running
 
 pytestmark = pytest.mark.integration
 
@@ -17,16 +17,7 @@ pytestmark = pytest.mark.integration
 def daemon(tmp_path: Path) -> Iterator[Vrouterd]:
     """The demo topology, started for one test (the test changes it)."""
     d = Vrouterd(tmp_path)
-    try:
-        d.start()
-        d.wait_ipv6()
-        yield d
-    finally:
-        try:
-            if d.proc is not None and d.proc.poll() is None:
-                d.stop()
-        finally:
-            d.cleanup()
+    yield from running(d)
 
 
 def ok(daemon: Vrouterd, *args: str) -> str:
