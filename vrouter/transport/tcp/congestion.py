@@ -161,6 +161,13 @@ class NewReno:
         self.recoveries += 1
         return True
 
+    def after_repair(self, flight: int) -> None:
+        """A loss was repaired outside fast recovery (a tail loss probe, RFC 8985 7.4.2):
+        reduce as entering fast recovery would, without entering it."""
+        self.ssthresh = max(flight // 2, 2 * self.smss)
+        self.cwnd = max(min(self.cwnd, self.ssthresh), self.smss)
+        self.bytes_acked = 0
+
     def on_timeout(self, snd_max: int, flight: int, first: bool) -> None:
         """React to a retransmission timeout (RFC 5681 3.1, RFC 6582 4)."""
         if first:

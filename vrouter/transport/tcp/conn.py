@@ -30,6 +30,11 @@ What the connection implements, by RFC:
   window get a (rate-limited) challenge ACK; out-of-window RSTs are dropped.
 * RFC 6298 retransmission timer with Karn's algorithm and exponential
   backoff (:mod:`~vrouter.transport.tcp.rto`); go-back-N after a timeout.
+* RFC 8985 7 tail loss probes (without RACK): after 2*SRTT without an ACK
+  while data is outstanding, the last segment is sent again, so a lost ACK
+  or a lost tail is repaired, or shows as a SACK hole, before the RTO; a
+  probe that repaired a loss (its ACK brings no D-SACK) reduces the
+  congestion window as fast recovery would.
 * RFC 5681/6582 NewReno, limited transmit (RFC 3042), and SACK-based loss
   recovery (RFC 6675 "pipe") when SACK was negotiated
   (:mod:`~vrouter.transport.tcp.congestion`, :mod:`~vrouter.transport.tcp.sack`).
@@ -90,6 +95,8 @@ WSCALE_ROOM = 4 << 20
 """Receive window the window-scale shift leaves room for (the buffer may grow to it)."""
 TSO_MAX = 64000
 """Payload of the largest super-segment: with IP and TCP headers below 65535 bytes."""
+WORST_DELACK = 0.2
+"""Longest a peer may delay an ACK, added to a tail probe's timeout (RFC 8985 WCDelAckT)."""
 PERSIST_MIN = 0.2
 PERSIST_MAX = 60.0
 
@@ -227,6 +234,8 @@ class TcpOptions:
     """SYN-ACK retransmissions before a half-open connection is dropped."""
     max_retries: int = 15
     """Retransmissions of data (or probes unanswered) before ETIMEDOUT (Linux tcp_retries2)."""
+    tail_probe: bool = True
+    """Send tail loss probes (RFC 8985 7) when SACK was negotiated."""
     fin_wait2_timeout: float = 60.0
     """How long a closed (orphaned) connection waits in FIN-WAIT-2 for the peer's FIN."""
 
@@ -358,6 +367,14 @@ class Connection:
         self._syn_timed_out = False
         self._persist = False
         self._rexmt_at: float | None = None
+        self._probe_at: float | None = None
+        """When a tail loss probe goes out (RFC 8985 7.2), if armed."""
+        self._tlp_high: int | None = None
+        """SND.MAX when the last tail loss probe went out, until an ACK covers it."""
+        self._tlp_dsack = False
+        """A D-SACK came back since that probe: it resent what had arrived."""
+        self._tlp_flight = 0
+        """Bytes outstanding when the probe went out."""
         self._persist_at: float | None = None
         self._delack_at: float | None = None
         self._keep_at: float | None = None
@@ -630,6 +647,7 @@ class Connection:
         best: float | None = None
         for at in (
             self._rexmt_at,
+            self._probe_at,
             self._persist_at,
             self._delack_at,
             self._keep_at,
@@ -648,8 +666,11 @@ class Connection:
             self._fire(Trigger.TIMEOUT, now)
             return self._drain()
         if self._rexmt_at is not None and now >= self._rexmt_at:
-            self._rexmt_at = None
+            self._rexmt_at = self._probe_at = None
             self._on_rexmt(now)
+        if self._probe_at is not None and now >= self._probe_at:
+            self._probe_at = None
+            self._on_tail_probe(now)
         if self._persist_at is not None and now >= self._persist_at:
             self._persist_at = None
             self._on_persist(now)
@@ -876,6 +897,8 @@ class Connection:
         new_sack = 0
         if self.sack_enabled and seg.options.sack:
             stats.rcvsackblocks += len(seg.options.sack)
+            if self._tlp_high is not None and seq.le(seg.options.sack[0][1], seg.ack):
+                self._tlp_dsack = True  # RFC 2883: a duplicate arrived
             new_sack = self.scoreboard.update(seg.options.sack, self.snd_una, self.snd_max)
             if self._rxt_log and self.cc.in_recovery:
                 self._find_lost_retransmissions()
@@ -954,6 +977,8 @@ class Connection:
             if not self.sack_enabled or not self.scoreboard:  # NewReno: resend the next hole
                 sent = self._retransmit(ack, now)
                 self._high_rxt = seq.max_(self._high_rxt, seq.add(ack, sent))
+        if self._tlp_high is not None and seq.ge(ack, self._tlp_high):
+            self._tail_probe_answered()
         if self.snd_una == self.snd_max:
             self._rexmt_at = None
         elif not self._persist and not (self.cc.in_recovery and self.cc.partial_acks > 1):
@@ -1109,7 +1134,7 @@ class Connection:
                 self._close_pending = False
                 self._fire(Trigger.CLOSE, now)
         elif new == State.TIME_WAIT:
-            self._rexmt_at = self._persist_at = self._keep_at = None
+            self._rexmt_at = self._persist_at = self._keep_at = self._probe_at = None
             self._persist = False
             self._close_at = now + 2 * self.options.msl
             self._sbuf = bytearray()
@@ -1118,7 +1143,7 @@ class Connection:
         elif new == State.FIN_WAIT_2 and self.app_closed:
             self._close_at = now + self.options.fin_wait2_timeout
         elif new == State.CLOSED:
-            self._rexmt_at = self._persist_at = self._delack_at = None
+            self._rexmt_at = self._persist_at = self._delack_at = self._probe_at = None
             self._keep_at = self._close_at = None
             self._persist = False
             self.stats.closed += 1
@@ -1142,10 +1167,60 @@ class Connection:
 
     # --- timers ------------------------------------------------------------------------------
 
+    def _arm_tail_probe(self, now: float) -> None:
+        """Arm the tail loss probe (RFC 8985 7.2) if one may go out; else disarm it.
+
+        PTO = 2*SRTT, plus the longest delayed ACK when one segment is out
+        (RFC 8985's WCDelAckT), and never later than the retransmission timer.
+        """
+        self._probe_at = None
+        srtt = self.rtt.srtt
+        if (
+            not self.options.tail_probe
+            or not self.sack_enabled
+            or srtt is None
+            or self._tlp_high is not None
+            or self.cc.in_recovery
+            or self._rxtshift
+            or self._persist
+            or self.state not in (State.ESTABLISHED, State.CLOSE_WAIT)
+            or self.snd_una == self.snd_max
+        ):
+            return
+        pto = 2 * srtt
+        if seq.sub(self.snd_max, self.snd_una) <= self.mss:
+            pto += WORST_DELACK  # the one ACK may be a delayed one
+        at = now + pto
+        if self._rexmt_at is None or at < self._rexmt_at:
+            self._probe_at = at
+
+    def _on_tail_probe(self, now: float) -> None:
+        """Send the last segment again (RFC 8985 7.3) and restart the retransmission timer."""
+        if self.snd_una == self.snd_max or self.cc.in_recovery or self._persist:
+            return
+        cap = self._mss_base - self._options_len()
+        end = self._fin_seq() if self._fin_sent else self.snd_max
+        start = seq.max_(self.snd_una, seq.sub(end, cap))
+        if self._retransmit(start, now):
+            self.stats.tailprobes += 1
+            self._tlp_high = self.snd_max
+            self._tlp_dsack = False
+            self._tlp_flight = seq.sub(self.snd_max, self.snd_una)
+            self._rexmt_at = now + self.rtt.rto
+
+    def _tail_probe_answered(self) -> None:
+        """An ACK covered the last probe: if it repaired a loss, slow down (RFC 8985 7.4.2)."""
+        if not self._tlp_dsack and not self.cc.in_recovery:
+            self.stats.tailprobe_recoveries += 1
+            self.cc.after_repair(self._tlp_flight)
+        self._tlp_high = None
+        self._tlp_dsack = False
+
     def _on_rexmt(self, now: float) -> None:
         """The retransmission timer expired (RFC 6298 5.4-5.6)."""
         stats = self.stats
         stats.rexmttimeo += 1
+        self._tlp_high = None
         o = self.options
         if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
             limit = o.syn_retries if self.state == State.SYN_SENT else o.synack_retries
@@ -1482,6 +1557,7 @@ class Connection:
             if self._win_update and not self._ack_now:
                 self.stats.sndwinup += 1
             self._emit_ack(now)
+        self._arm_tail_probe(now)
         if self._readable_pending:
             self._readable_pending = False
             self._out.append(Readable(self))

@@ -394,6 +394,12 @@ KNOBS = (
         "tcp.table.config.tso",
     ),
     field_knob(
+        "net.inet.tcp.tlp",
+        bool,
+        "Send TCP tail loss probes (RFC 8985 7) on connections with SACK",
+        "tcp.table.config.defaults.tail_probe",
+    ),
+    field_knob(
         "net.inet.tcp.rexmit_min",
         float,
         "Lower bound of the TCP retransmission timeout, in seconds",

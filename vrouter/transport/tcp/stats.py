@@ -132,6 +132,10 @@ class TcpStats:
     """Orphaned FIN-WAIT-2 connections closed by their timeout (tcps_finwait2_drops)."""
 
     # recovery
+    tailprobes: int = 0
+    """Tail loss probes sent (RFC 8985 7; Linux TCPLossProbes)."""
+    tailprobe_recoveries: int = 0
+    """Probes whose answer showed they repaired a loss (no D-SACK; Linux TCPLossProbeRecovery)."""
     fastrexmit: int = 0
     """Fast retransmits on duplicate ACKs (tcps_sack_recovery_episode + NewReno)."""
     partialacks: int = 0
