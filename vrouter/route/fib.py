@@ -4,6 +4,13 @@ Routes are kept in one dict per prefix length, keyed by the masked network
 as an integer; a lookup tries the lengths in use from longest to shortest,
 so it costs at most one dict probe per distinct prefix length present.
 ``generation`` increases on every change so caches can tell they are stale.
+
+Those dicts stay the source of truth.  An IPv4 table that grows to
+:data:`INDEX_AT` routes also gets a DIR-24-8 index (:mod:`vrouter.route.dir248`,
+about 16 MiB), patched on every add and delete, and from then on a lookup is
+one or two byte reads and one dict probe whatever the lengths present; the
+index is dropped when the table shrinks below :data:`UNINDEX_BELOW`.  Small
+tables, a vnet's usual few connected and static routes, never pay for it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from vrouter.route.dir248 import Dir248
 
 if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
@@ -32,6 +41,15 @@ def _masks(bits: int) -> list[int]:
 
 
 _MASKS = {32: _masks(32), 128: _masks(128)}
+
+INDEX_AT = 65_536
+"""IPv4 routes at which a Fib builds its DIR-24-8 index: about where the
+routes themselves (some 270 bytes each with their dict entries) weigh as much
+as the index's 16 MiB, so the index at most doubles a table's memory."""
+UNINDEX_BELOW = 16_384
+"""IPv4 routes below which an indexed Fib drops its index again (a quarter of
+:data:`INDEX_AT`, so a table moving around the threshold is not rebuilt
+back and forth)."""
 
 
 class RouteError(Exception):
@@ -69,11 +87,15 @@ class Route:
 class Fib:
     """A longest-prefix-match table of :class:`Route` for one address family."""
 
+    _index: Dir248 | None = None
+    """The DIR-24-8 index of a large IPv4 table (its ``lookup`` shadows the method)."""
+
     def __init__(self, bits: int = 32) -> None:
         self.bits = bits
         self._masks = _MASKS[bits]
         self._by_len: dict[int, dict[int, Route]] = {}
         self._lens: list[int] = []
+        self._count = 0
         self.generation = 0
         self.on_change: Callable[[str, Route], None] | None = None
         """Told ``("add"|"delete", route)`` after every change (route-socket monitors)."""
@@ -91,9 +113,16 @@ class Fib:
         if table is None:
             table = self._by_len[plen] = {}
             self._lens = sorted(self._by_len, reverse=True)
+            if self._index is not None:
+                self._index.table_added(plen, table)
         if key in table:
             raise RouteError(f"route to {route.prefix} already exists")
         table[key] = route
+        self._count += 1
+        if self._index is not None:
+            self._index.add(key, plen)
+        elif self._count >= INDEX_AT and self.bits == 32:
+            self._build_index()
         self.generation += 1
         if self.on_change is not None:
             self.on_change("add", route)
@@ -104,9 +133,17 @@ class Fib:
         route = table.pop(int(prefix.network_address), None) if table is not None else None
         if route is None:
             raise RouteError(f"no route to {prefix}")
+        plen = prefix.prefixlen
         if not table:
-            del self._by_len[prefix.prefixlen]
+            del self._by_len[plen]
             self._lens = sorted(self._by_len, reverse=True)
+        self._count -= 1
+        if self._index is not None:
+            if self._count < UNINDEX_BELOW:
+                self._drop_index()
+            else:
+                key = int(prefix.network_address)
+                self._index.delete(key, plen, self._covering(key, plen))
         self.generation += 1
         if self.on_change is not None:
             self.on_change("delete", route)
@@ -116,6 +153,28 @@ class Fib:
         """Return the route for exactly ``prefix``, if any."""
         table = self._by_len.get(prefix.prefixlen)
         return table.get(int(prefix.network_address)) if table is not None else None
+
+    def _covering(self, key: int, plen: int) -> int:
+        """Return the length of the longest route shorter than ``plen`` covering ``key``."""
+        by_len = self._by_len
+        masks = self._masks
+        for shorter in self._lens:
+            if shorter < plen and key & masks[shorter] in by_len[shorter]:
+                return shorter
+        return -1
+
+    def _build_index(self) -> None:
+        self._index = Dir248(self._by_len)
+        self.lookup = self._index.lookup  # type: ignore[method-assign,assignment]
+
+    def _drop_index(self) -> None:
+        del self._index
+        del self.lookup
+
+    @property
+    def indexed(self) -> bool:
+        """Whether lookups go through the DIR-24-8 index."""
+        return self._index is not None
 
     def lookup(self, dst: bytes) -> Route | None:
         """Return the most specific route covering ``dst`` (packed), or None."""
@@ -133,4 +192,4 @@ class Fib:
             yield from sorted(self._by_len[plen].values(), key=lambda r: r.prefix)
 
     def __len__(self) -> int:
-        return sum(len(t) for t in self._by_len.values())
+        return self._count
