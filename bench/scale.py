@@ -600,8 +600,8 @@ def render(
             "",
             f"Route churn at full size, in the same process after the lookups: "
             f"{lpm.CHURN:,} random installed routes deleted, then added back (per route); "
-            "the default route deleted and added back, and a /8 that is not there added and "
-            "deleted (best of 3); RSS change over all of it.",
+            "the default route deleted and added back, and 10.0.0.0/8 deleted and added "
+            "back (added and deleted if it is not there; best of 3); RSS change over all of it.",
             "",
             *lpm.churn_table(c),
             "",
