@@ -3,45 +3,47 @@
 DIR-24-8 (Gupta, Lin, McKeown, "Routing lookups in hardware at memory access
 speeds", INFOCOM 1998): a 2^24-entry table indexed by the top 24 bits of the
 destination, and for the /24s that hold longer prefixes a 256-entry block
-indexed by the last byte.  Here an entry holds no route, only the length of
-the longest prefix covering it, as a *code* (length + 1; 0 = no route; 255 in
-the top table = "see the block"): the route itself is then one probe of the
-Fib's dict for that length.  So the top table is one ``bytearray`` of 16 MiB
-and a block 256 bytes, whatever the routes.
+indexed by the last byte.  An entry holds the *number* of the most specific
+route covering it (0: none; :data:`BLOCK` in the top table: see the block),
+and ``routes[number]`` is the route, so a lookup is one or two array reads
+and one list read.  The top table is an ``array('I')`` of 64 MiB, a block
+1 KiB.
 
-Every add and delete patches the index in place, in time proportional to
-the prefix's span, not to the routes under it: inside a prefix P of length L
-every route shorter than L covers all of P, so
-
-- adding P raises every entry in P's span below code(L) to code(L)
-  (entries of longer prefixes are above it and stay), and
-- deleting P lowers every entry in P's span equal to code(L) to the code of
-  the longest shorter prefix covering P (the fallback, found by the caller),
-
-each one ``bytes.translate`` of the span (C speed) plus the same for the
-blocks inside it.  A block is made when a /25../32 arrives in a plain /24 and
-given back when the last one goes (all its entries equal again and <= /24).
-The answers are exactly those of probing the Fib's dicts longest first.
+Every add and delete patches the index in place, in time proportional to the
+prefix's span, not to the routes under it.  Inside a prefix P every shorter
+route covers all of P, so every entry of P's span that is not taken by a
+longer prefix holds the same route: Q, the longest shorter route covering P
+(the caller finds it in its dicts).  Adding P turns Q's number into P's
+across the span, deleting P turns it back: one vectorized compare-and-assign
+over the span (numpy, over the arrays' own buffers) and over the blocks in
+it.  A block is made when a /25../32 arrives in a plain /24 and given back
+when all its entries hold the same route of length <= 24 again.  The answers
+are exactly those of probing the Fib's dicts longest first.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 if TYPE_CHECKING:
     from vrouter.route.fib import Route
 
-BLOCK = 255
+BLOCK = 0xFFFF_FFFF
 """A top-table entry that sends the lookup to the /24's block."""
 
-_BLOCK_BYTE = bytes([BLOCK])
-_MASKS = [0, *(((1 << 32) - 1) << (32 - n) & 0xFFFF_FFFF for n in range(33))]
-"""Indexed by code: the network mask of length code - 1 (code 0: anything, to 0)."""
-_RAISE = [bytes(max(v, code) if v != BLOCK else v for v in range(256)) for code in range(34)]
-"""``_RAISE[code]`` maps every code below ``code`` to ``code`` (the block mark stays)."""
-_NOWHERE: Mapping[int, Route | None] = {0: None}
-"""The table for code 0: every address maps to no route."""
+_SCALAR_SPAN = 8
+"""Spans of up to this many entries are patched without numpy."""
+
+Covering = Callable[[int, int], "Route | None"]
+"""``(net, plen) -> the longest route shorter than plen covering net, or None``."""
+
+
+def _number(route: Route | None) -> int:
+    return route.number if route is not None else 0
 
 
 class Dir248:
@@ -49,102 +51,131 @@ class Dir248:
 
     def __init__(self, tables: Mapping[int, Mapping[int, Route]]) -> None:
         """Build the index of ``tables`` (the Fib's dicts: length -> network -> route)."""
-        self.top = bytearray(1 << 24)
-        self.blocks: dict[int, bytearray] = {}
+        self.top = array("I", bytes(4 << 24))
+        self._top = np.frombuffer(self.top, dtype=np.uint32)
+        self.blocks: dict[int, array[int]] = {}
         """Blocks of the /24s (by top-table slot) that hold longer prefixes."""
-        self.tables: list[Mapping[int, Route | None]] = [_NOWHERE] + [{} for _ in range(33)]
-        """Indexed by code: the Fib's dict for that length."""
-        top, blocks = self.top, self.blocks
+        self.routes: list[Route | None] = [None]
+        """Indexed by number; None for 0 and for numbers free to reuse."""
+        self._free: list[int] = []
+        top, numbers = self.top, self.routes
         for plen in sorted(tables):  # shortest first: a longer prefix overwrites
             table = tables[plen]
-            self.tables[plen + 1] = table
-            code = plen + 1
             if plen <= 24:
                 count = 1 << (24 - plen)
-                fill = bytes([code]) * count
-                for net in table:
+                for net, route in table.items():
+                    route.number = len(numbers)
+                    numbers.append(route)
                     slot = net >> 8
-                    top[slot : slot + count] = fill
+                    if count == 1:
+                        top[slot] = route.number
+                    else:
+                        self._top[slot : slot + count] = route.number
                 continue
             count = 1 << (32 - plen)
-            fill = bytes([code]) * count
-            for net in table:
-                slot = net >> 8
-                block = blocks.get(slot)
-                if block is None:
-                    block = blocks[slot] = bytearray([top[slot]]) * 256
-                    top[slot] = BLOCK
+            for net, route in table.items():
+                route.number = len(numbers)
+                numbers.append(route)
+                block = self._block(net >> 8)
                 first = net & 0xFF
-                block[first : first + count] = fill
+                block[first : first + count] = array("I", [route.number]) * count
         self.lookup = self._lookup_function()
 
     def _lookup_function(self) -> Callable[[bytes], Route | None]:
-        top, blocks, tables, masks = self.top, self.blocks, self.tables, _MASKS
+        top, blocks, routes = self.top, self.blocks, self.routes
         from_bytes = int.from_bytes
 
         def lookup(dst: bytes) -> Route | None:
             """Return the most specific route covering ``dst`` (packed), or None."""
             addr = from_bytes(dst, "big")
-            code = top[addr >> 8]
-            if code == BLOCK:
-                code = blocks[addr >> 8][addr & 0xFF]
-            return tables[code][addr & masks[code]]
+            number = top[addr >> 8]
+            if number == BLOCK:
+                number = blocks[addr >> 8][addr & 0xFF]
+            return routes[number]
 
         return lookup
 
-    def table_added(self, plen: int, table: Mapping[int, Route]) -> None:
-        """Note the Fib's new dict for routes of length ``plen``."""
-        self.tables[plen + 1] = table
+    def add(self, route: Route, net: int, plen: int, covering: Covering) -> None:
+        """Index ``route``, just added to the Fib for ``net``/``plen``.
 
-    def add(self, net: int, plen: int) -> None:
-        """Index a route just added to the Fib for ``net``/``plen``."""
-        self._rewrite(net, plen, _RAISE[plen + 1])
-
-    def delete(self, net: int, plen: int, fallback: int) -> None:
-        """Unindex a route just deleted from the Fib for ``net``/``plen``.
-
-        ``fallback`` is the length of the longest remaining route covering it
-        (shorter than ``plen``), or -1 if there is none.
+        ``covering(net, plen)`` returns the longest route shorter than ``plen``
+        covering ``net`` (from the Fib's dicts); asked only when the index
+        cannot tell: the route an address of the span has now is that one
+        unless it is longer than ``plen``.
         """
-        self._rewrite(net, plen, bytes.maketrans(bytes([plen + 1]), bytes([fallback + 1])))
+        slot = net >> 8
+        now = self.top[slot]
+        if now == BLOCK:
+            now = self.blocks[slot][net & 0xFF]
+        current = self.routes[now]
+        if current is None or current.prefix.prefixlen < plen:
+            old = now  # the route of net's address covers all of the span
+        else:
+            old = _number(covering(net, plen))
+        if self._free:
+            route.number = self._free.pop()
+            self.routes[route.number] = route
+        else:
+            route.number = len(self.routes)
+            self.routes.append(route)
+        self._replace(net, plen, old, route.number)
+
+    def delete(self, route: Route, net: int, plen: int, covering: Covering) -> None:
+        """Unindex ``route``, just deleted from the Fib (arguments as for :meth:`add`)."""
+        number = route.number
+        self._replace(net, plen, number, _number(covering(net, plen)))
+        self.routes[number] = None
+        self._free.append(number)
+        route.number = 0
         if plen > 24:
             slot = net >> 8
             block = self.blocks[slot]
             first = block[0]
-            if first <= 25 and block.count(first) == 256:
+            owner = self.routes[first]
+            if (owner is None or owner.prefix.prefixlen <= 24) and block.count(first) == 256:
                 self.top[slot] = first
                 del self.blocks[slot]
 
-    def _rewrite(self, net: int, plen: int, table: bytes) -> None:
-        """Translate every entry in the span of ``net``/``plen`` through ``table``."""
-        top, blocks = self.top, self.blocks
+    def _block(self, slot: int) -> array[int]:
+        """Return the block of ``slot``, made from its top-table entry if need be."""
+        block = self.blocks.get(slot)
+        if block is None:
+            block = self.blocks[slot] = array("I", [self.top[slot]]) * 256
+            self.top[slot] = BLOCK
+        return block
+
+    def _replace(self, net: int, plen: int, old: int, new: int) -> None:
+        """Turn ``old`` into ``new`` in every entry of the span of ``net``/``plen``."""
         slot = net >> 8
         if plen > 24:
-            block = blocks.get(slot)
-            if block is None:
-                block = blocks[slot] = bytearray([top[slot]]) * 256
-                top[slot] = BLOCK
+            block = self._block(slot)
             first = net & 0xFF
-            end = first + (1 << (32 - plen))
-            block[first:end] = block[first:end].translate(table)
-            return
-        if plen == 24:
-            code = top[slot]
-            if code == BLOCK:
-                block = blocks[slot]
-                block[:] = block.translate(table)
-            else:
-                top[slot] = table[code]
+            count = 1 << (32 - plen)
+            if count <= _SCALAR_SPAN:
+                for at in range(first, first + count):
+                    if block[at] == old:
+                        block[at] = new
+                return
+            span = np.frombuffer(block, dtype=np.uint32)[first : first + count]
+            span[span == old] = new
             return
         end = slot + (1 << (24 - plen))
-        span = top[slot:end]
-        top[slot:end] = span.translate(table)
-        at = span.find(_BLOCK_BYTE)
-        while at >= 0:
-            block = blocks[slot + at]
-            block[:] = block.translate(table)
-            at = span.find(_BLOCK_BYTE, at + 1)
+        top, blocks = self.top, self.blocks
+        if end - slot <= _SCALAR_SPAN:
+            for at in range(slot, end):
+                value = top[at]
+                if value == old:
+                    top[at] = new
+                elif value == BLOCK:
+                    whole = np.frombuffer(blocks[at], dtype=np.uint32)
+                    whole[whole == old] = new
+            return
+        span = self._top[slot:end]
+        span[span == old] = new
+        for at in np.flatnonzero(span == BLOCK).tolist():
+            whole = np.frombuffer(blocks[slot + at], dtype=np.uint32)
+            whole[whole == old] = new
 
     def memory(self) -> int:
-        """Return the bytes held by the top table and the blocks (not the dict)."""
-        return len(self.top) + 256 * len(self.blocks)
+        """Return the bytes held by the top table and the blocks (not the route list)."""
+        return 4 * (len(self.top) + 256 * len(self.blocks))

@@ -7,9 +7,10 @@ so it costs at most one dict probe per distinct prefix length present.
 
 Those dicts stay the source of truth.  An IPv4 table that grows to
 :data:`INDEX_AT` routes also gets a DIR-24-8 index (:mod:`vrouter.route.dir248`,
-about 16 MiB), patched on every add and delete, and from then on a lookup is
-one or two byte reads and one dict probe whatever the lengths present; the
-index is dropped when the table shrinks below :data:`UNINDEX_BELOW`.  Small
+64 MiB plus 1 KiB per /24 holding longer prefixes), patched on every add and
+delete, and from then on a lookup is one or two array reads and a list read
+whatever the lengths present; the index is dropped when the table shrinks
+below :data:`UNINDEX_BELOW`.  Small
 tables, a vnet's usual few connected and static routes, never pay for it.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vrouter.route.dir248 import Dir248
@@ -42,11 +43,11 @@ def _masks(bits: int) -> list[int]:
 
 _MASKS = {32: _masks(32), 128: _masks(128)}
 
-INDEX_AT = 65_536
+INDEX_AT = 262_144
 """IPv4 routes at which a Fib builds its DIR-24-8 index: about where the
 routes themselves (some 270 bytes each with their dict entries) weigh as much
-as the index's 16 MiB, so the index at most doubles a table's memory."""
-UNINDEX_BELOW = 16_384
+as the index's 64 MiB top table, so the index at most doubles a table's memory."""
+UNINDEX_BELOW = 65_536
 """IPv4 routes below which an indexed Fib drops its index again (a quarter of
 :data:`INDEX_AT`, so a table moving around the threshold is not rebuilt
 back and forth)."""
@@ -71,6 +72,8 @@ class Route:
     """``connected`` (from an interface address) or ``static``."""
     use: int = 0
     """Packets that took this route."""
+    number: int = field(default=0, init=False, repr=False, compare=False)
+    """Its number in the Fib's DIR-24-8 index, if the Fib has one (else 0)."""
 
     def describe(self) -> dict[str, object]:
         """Return the route as plain data for the API."""
@@ -113,14 +116,12 @@ class Fib:
         if table is None:
             table = self._by_len[plen] = {}
             self._lens = sorted(self._by_len, reverse=True)
-            if self._index is not None:
-                self._index.table_added(plen, table)
         if key in table:
             raise RouteError(f"route to {route.prefix} already exists")
         table[key] = route
         self._count += 1
         if self._index is not None:
-            self._index.add(key, plen)
+            self._index.add(route, key, plen, self._covering)
         elif self._count >= INDEX_AT and self.bits == 32:
             self._build_index()
         self.generation += 1
@@ -143,7 +144,7 @@ class Fib:
                 self._drop_index()
             else:
                 key = int(prefix.network_address)
-                self._index.delete(key, plen, self._covering(key, plen))
+                self._index.delete(route, key, plen, self._covering)
         self.generation += 1
         if self.on_change is not None:
             self.on_change("delete", route)
@@ -154,20 +155,25 @@ class Fib:
         table = self._by_len.get(prefix.prefixlen)
         return table.get(int(prefix.network_address)) if table is not None else None
 
-    def _covering(self, key: int, plen: int) -> int:
-        """Return the length of the longest route shorter than ``plen`` covering ``key``."""
+    def _covering(self, key: int, plen: int) -> Route | None:
+        """Return the longest route shorter than ``plen`` covering ``key``, if any."""
         by_len = self._by_len
         masks = self._masks
         for shorter in self._lens:
-            if shorter < plen and key & masks[shorter] in by_len[shorter]:
-                return shorter
-        return -1
+            if shorter < plen:
+                route = by_len[shorter].get(key & masks[shorter])
+                if route is not None:
+                    return route
+        return None
 
     def _build_index(self) -> None:
         self._index = Dir248(self._by_len)
         self.lookup = self._index.lookup  # type: ignore[method-assign,assignment]
 
     def _drop_index(self) -> None:
+        for table in self._by_len.values():
+            for route in table.values():
+                route.number = 0
         del self._index
         del self.lookup
 

@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from vrouter.inet import ipv4
 from vrouter.route import fib as fib_module
 from vrouter.route import state as route_state
-from vrouter.route.dir248 import Dir248
+from vrouter.route.dir248 import BLOCK, Dir248
 from vrouter.route.fib import (
     BLACKHOLE,
     CONNECTED,
@@ -375,12 +376,37 @@ def indexed_fib(monkeypatch: pytest.MonkeyPatch) -> MakeFib:
 
 
 def assert_index_as_built(fib: Fib) -> None:
-    """The incrementally patched index equals one built from the tables now."""
+    """The incrementally patched index equals one built from the tables now.
+
+    Route numbers differ between the two, so entries are compared as the
+    length of their route (which, with the address, names the route).
+    """
     index = fib._index
     assert index is not None
-    fresh = Dir248(fib._by_len)
-    assert index.top == fresh.top
-    assert index.blocks == fresh.blocks
+    patched = _lengths(index)
+    fresh = _lengths(Dir248(fib._by_len))
+    fib._index = index  # building afresh renumbered the routes: take them back
+    for number, route in enumerate(index.routes):
+        if route is not None:
+            route.number = number
+    assert patched[0] == fresh[0]
+    assert patched[1] == fresh[1]
+
+
+def _lengths(index: Dir248) -> tuple[bytes, dict[int, bytes]]:
+    """Return the index's entries as route length + 1 (0: none; 255: a block)."""
+    codes = np.array(
+        [0 if r is None else r.prefix.prefixlen + 1 for r in index.routes], dtype=np.uint8
+    )
+    top = np.frombuffer(index.top, dtype=np.uint32)
+    blocked = top == BLOCK
+    top_codes = codes[np.where(blocked, 0, top)]
+    top_codes[blocked] = 255
+    blocks = {
+        slot: codes[np.frombuffer(block, dtype=np.uint32)].tobytes()
+        for slot, block in index.blocks.items()
+    }
+    return top_codes.tobytes(), blocks
 
 
 def found(fib: Fib, dst: str) -> str | None:
@@ -506,7 +532,7 @@ near_prefixes = st.builds(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(
     st.lists(
         st.tuples(st.sampled_from([True, True, False]), near_prefixes, st.integers(0, 99)),
