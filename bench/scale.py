@@ -593,8 +593,7 @@ def render(
             f"daemon uses it (an IPv4 table builds its DIR-24-8 index at "
             f"{lpm.fib_module.INDEX_AT:,} routes and patches it on every add from then on, "
             "all inside 'load'); `fibdict` the same Fib with the index turned off, the dicts "
-            "probed longest first; `dir248` a bulk-built prototype holding route numbers "
-            "instead of lengths.",
+            "probed longest first; `dir248` the bulk-built prototype of the same structure.",
             "",
             *lines,
             "",

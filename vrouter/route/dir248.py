@@ -27,7 +27,7 @@ from array import array
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-import numpy as np
+import numpy as np  # imported only with the first index: see vrouter.route.fib
 
 if TYPE_CHECKING:
     from vrouter.route.fib import Route
@@ -57,6 +57,8 @@ class Dir248:
         """Blocks of the /24s (by top-table slot) that hold longer prefixes."""
         self.routes: list[Route | None] = [None]
         """Indexed by number; None for 0 and for numbers free to reuse."""
+        self.lengths = bytearray(1)
+        """Indexed by number: the route's prefix length (0 for no route)."""
         self._free: list[int] = []
         top, numbers = self.top, self.routes
         for plen in sorted(tables):  # shortest first: a longer prefix overwrites
@@ -66,6 +68,7 @@ class Dir248:
                 for net, route in table.items():
                     route.number = len(numbers)
                     numbers.append(route)
+                    self.lengths.append(plen)
                     slot = net >> 8
                     if count == 1:
                         top[slot] = route.number
@@ -76,6 +79,7 @@ class Dir248:
             for net, route in table.items():
                 route.number = len(numbers)
                 numbers.append(route)
+                self.lengths.append(plen)
                 block = self._block(net >> 8)
                 first = net & 0xFF
                 block[first : first + count] = array("I", [route.number]) * count
@@ -104,35 +108,39 @@ class Dir248:
         unless it is longer than ``plen``.
         """
         slot = net >> 8
-        now = self.top[slot]
-        if now == BLOCK:
-            now = self.blocks[slot][net & 0xFF]
-        current = self.routes[now]
-        if current is None or current.prefix.prefixlen < plen:
-            old = now  # the route of net's address covers all of the span
-        else:
+        top = self.top
+        old = top[slot]
+        if old == BLOCK:
+            old = self.blocks[slot][net & 0xFF]
+        if old and self.lengths[old] >= plen:  # the route of net's address is longer
             old = _number(covering(net, plen))
+        # else it covers all of the span
         if self._free:
-            route.number = self._free.pop()
-            self.routes[route.number] = route
+            number = route.number = self._free.pop()
+            self.routes[number] = route
+            self.lengths[number] = plen
         else:
-            route.number = len(self.routes)
+            number = route.number = len(self.routes)
             self.routes.append(route)
-        self._replace(net, plen, old, route.number)
+            self.lengths.append(plen)
+        if plen == 24 and top[slot] == old:  # most of a full table
+            top[slot] = number
+        else:
+            self._replace(net, plen, old, number)
 
     def delete(self, route: Route, net: int, plen: int, covering: Covering) -> None:
         """Unindex ``route``, just deleted from the Fib (arguments as for :meth:`add`)."""
         number = route.number
         self._replace(net, plen, number, _number(covering(net, plen)))
         self.routes[number] = None
+        self.lengths[number] = 0
         self._free.append(number)
         route.number = 0
         if plen > 24:
             slot = net >> 8
             block = self.blocks[slot]
             first = block[0]
-            owner = self.routes[first]
-            if (owner is None or owner.prefix.prefixlen <= 24) and block.count(first) == 256:
+            if self.lengths[first] <= 24 and block.count(first) == 256:
                 self.top[slot] = first
                 del self.blocks[slot]
 

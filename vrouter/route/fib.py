@@ -21,10 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from vrouter.route.dir248 import Dir248
-
 if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
+    from vrouter.route.dir248 import Dir248
 
 UNICAST = "unicast"
 BLACKHOLE = "blackhole"
@@ -167,6 +166,10 @@ class Fib:
         return None
 
     def _build_index(self) -> None:
+        # Imported here: numpy costs a daemon whose tables stay small some
+        # 12 MiB and its import time for nothing.
+        from vrouter.route.dir248 import Dir248
+
         self._index = Dir248(self._by_len)
         self.lookup = self._index.lookup  # type: ignore[method-assign,assignment]
 
