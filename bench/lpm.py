@@ -5,8 +5,12 @@ Every implementation maps prefixes to the same :class:`vrouter.route.fib.Route`
 objects and answers ``lookup(packed destination) -> Route | None``, which is
 what the data path asks of ``Fib``:
 
-  fib       vrouter.route.fib.Fib: one dict per prefix length, probed longest
-            first (cost: one probe per distinct length down to the match)
+  fib       vrouter.route.fib.Fib as the daemon uses it: one dict per prefix
+            length, and for an IPv4 table from fib.INDEX_AT routes on its
+            DIR-24-8 index (vrouter.route.dir248), patched on every add
+  fibdict   the same Fib with the index turned off (INDEX_AT out of reach):
+            the dicts probed longest first, one probe per distinct length
+            down to the match
   pytricia  pytricia.PyTricia, a patricia tree in C (if installed)
   radix     py-radix, a radix tree in C (if installed)
   dir248    DIR-24-8 (Gupta, Lin, McKeown 1998), IPv4 only: a 2^24-entry
@@ -15,10 +19,11 @@ what the data path asks of ``Fib``:
   bsl       binary search on prefix lengths with markers (Waldvogel et al.
             1997): about log2(distinct lengths) dict probes per lookup
 
-dir248 and bsl are this file's own, bulk-built prototypes (``load`` only: a
-real FIB would keep ``Fib`` as the source of truth and patch them on
-add/delete); they answer lookups exactly like ``Fib`` (checked by a digest
-of the answers).
+dir248 and bsl are this file's own, bulk-built prototypes (``load`` only);
+they answer lookups exactly like ``Fib`` (checked by a digest of the
+answers).  For fib and fibdict the route churn at full size is measured too:
+deleting and re-adding random installed routes, and the default route and a
+/8 deleted and added (or added and deleted) under all the others.
 
 Each measurement runs in a child process of its own so its memory (RSS)
 is not mixed with another's:
@@ -49,14 +54,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from vrouter.route import fib as fib_module
 from vrouter.route.fib import STATIC, UNICAST, Fib, Route
 
 HERE = Path(__file__).resolve().parent
-IMPLS = ("fib", "pytricia", "radix", "dir248", "bsl")
+IMPLS = ("fib", "fibdict", "pytricia", "radix", "dir248", "bsl")
 SEED = 20261126
 LOOKUPS = 200_000
 REPEATS = 3
 DIGEST_SAMPLE = 20_000
+CHURN = 20_000
+"""Random installed routes deleted and added back to time route churn."""
 
 # Prefix lengths roughly as in a full Internet table (IPv4: /24 dominates, a
 # few longer internal routes; IPv6: /48 dominates), plus a default route.
@@ -145,12 +153,53 @@ class FibLpm:
 
     def __init__(self, family: int) -> None:
         self.fib = Fib(32 if family == 4 else 128)
-        self.lookup = self.fib.lookup
 
     def load(self, entries: list[tuple[int, int]], routes: list[Route]) -> None:
         add = self.fib.add
         for route in routes:
             add(route)
+        self.lookup = self.fib.lookup  # the index's, once there is one
+
+    def churn(self, routes: list[Route]) -> dict[str, object]:
+        """Time deletes and adds at full size; return microseconds per route."""
+        fib = self.fib
+        sample = random.Random(SEED).sample(routes[1:], min(CHURN, len(routes) - 1))
+        t0 = time.perf_counter()
+        for route in sample:
+            fib.delete(route.prefix)
+        t1 = time.perf_counter()
+        for route in sample:
+            fib.add(route)
+        t2 = time.perf_counter()
+        out: dict[str, object] = {
+            "indexed": fib.indexed,
+            "churn_routes": len(sample),
+            "delete_us": (t1 - t0) / len(sample) * 1e6,
+            "add_us": (t2 - t1) / len(sample) * 1e6,
+        }
+        default = routes[0]
+        family = ipaddress.IPv4Network if fib.bits == 32 else ipaddress.IPv6Network
+        prefix = family((10 << (fib.bits - 8), 8))  # 10.0.0.0/8, a:: /8 (often there)
+        short = fib.get(prefix) or Route(prefix, UNICAST, default.gateway)
+        for name, route in (("default", default), ("slash8", short)):
+            adds, deletes = [], []
+            for _ in range(3):  # deleted and added back if it is there, else the reverse
+                steps = (fib.delete, route.prefix, deletes), (fib.add, route, adds)
+                for call, arg, times in steps if fib.get(route.prefix) else steps[::-1]:
+                    t0 = time.perf_counter()
+                    call(arg)  # type: ignore[operator]
+                    times.append(time.perf_counter() - t0)
+            out[f"{name}_add_ms"] = min(adds) * 1e3
+            out[f"{name}_delete_ms"] = min(deletes) * 1e3
+        return out
+
+
+class FibDictLpm(FibLpm):
+    """vrouter's Fib with its index turned off: the dicts alone."""
+
+    def load(self, entries: list[tuple[int, int]], routes: list[Route]) -> None:
+        fib_module.INDEX_AT = 1 << 62
+        super().load(entries, routes)
 
 
 class PyTriciaLpm:
@@ -328,6 +377,7 @@ class BslLpm:
 
 FACTORIES: dict[str, Callable[[int], Lpm]] = {
     "fib": FibLpm,
+    "fibdict": FibDictLpm,
     "pytricia": PyTriciaLpm,
     "radix": RadixLpm,
     "dir248": Dir248Lpm,
@@ -407,6 +457,12 @@ def child(name: str, family: int, count: int, mode: str) -> dict[str, object]:
             rates.append(len(addresses) / (time.perf_counter() - t0))
         result[f"{kind}_rates"] = rates
         result[f"{kind}_digest"] = digest(impl, addresses[:DIGEST_SAMPLE])
+    if isinstance(impl, FibLpm):
+        gc.collect()
+        before = rss_kib()
+        result.update(impl.churn(routes))
+        gc.collect()
+        result["churn_rss_kib"] = rss_kib() - before
     return result
 
 
@@ -498,6 +554,26 @@ def table(rows: list[dict]) -> tuple[list[str], list[str]]:
     return out, notes
 
 
+def churn_table(rows: list[dict]) -> list[str]:
+    """Return the markdown table of route churn for the rows that measured it."""
+    out = [
+        "| family | structure | routes | indexed | delete us/route | add us/route "
+        "| default route delete / add ms | a /8 add / delete ms | RSS change MiB |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if "delete_us" not in r:
+            continue
+        out.append(
+            f"| IPv{r['family']} | {r['impl']} | {r['routes']:,} "
+            f"| {'yes' if r['indexed'] else 'no'} | {r['delete_us']:.1f} | {r['add_us']:.1f} "
+            f"| {r['default_delete_ms']:.3f} / {r['default_add_ms']:.3f} "
+            f"| {r['slash8_add_ms']:.3f} / {r['slash8_delete_ms']:.3f} "
+            f"| {r['churn_rss_kib'] / 1024:+.1f} |"
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--v4", type=int, default=1_000_000, help="IPv4 routes (default 1M)")
@@ -516,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown structure(s) {', '.join(unknown)}; known: {', '.join(IMPLS)}")
     rows = compare({4: args.v4, 6: args.v6}, impls)
     lines, notes = table(rows)
-    print("\n".join([*lines, "", *notes]))
+    print("\n".join([*lines, "", *churn_table(rows), "", *notes]))
     return 0
 
 

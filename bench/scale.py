@@ -14,8 +14,9 @@
       times, with the daemon's RSS before, between and after; plus the same
       cycle in-process under tracemalloc to tell a leak from allocator slack.
   (c) one FIB with ``--v4`` IPv4 routes (default 1,000,000) and ``--v6`` IPv6
-      routes (default 200,000): load time, lookups per second, memory, for
-      vrouter's Fib and the alternatives of bench/lpm.py.
+      routes (default 200,000): load time, lookups per second, memory, route
+      churn, for vrouter's Fib (with its DIR-24-8 index for IPv4, and
+      without) and the alternatives of bench/lpm.py.
 
 No TAP or namespace is created (epairs have no kernel device), so it needs no
 root.  Daemons run on generated configs in a temporary directory and are
@@ -543,10 +544,24 @@ def render(
                 f"| {fib4['routes']:,} IPv4 routes loaded in < 10 s (Fib, incl. Route objects) "
                 f"| {load:.1f} s | {_verdict(load < 10, f'{load / 10:.2f} x the limit')} |"
             )
+            index = "with its DIR-24-8 index" if fib4.get("indexed") else "dicts only"
             targets.append(
-                f"| >= 1M lookups/s (Fib, random destinations) | {rate / 1e6:.2f} M/s "
+                f"| >= 1M lookups/s on cache misses (Fib {index}, random destinations) "
+                f"| {rate / 1e6:.2f} M/s "
                 f"| {_verdict(rate >= 1e6, f'{rate / 1e6:.2f} x the target')} |"
             )
+            objects = fib4.get("route_objects_bytes")
+            objects_text = "" if objects is None else f" + {objects / 2**20:.0f} MiB Route objects"
+            targets.append(
+                f"| memory of {fib4['routes']:,} IPv4 routes (no limit set) "
+                f"| +{fib4['rss_kib'] / KIB:.0f} MiB RSS for the Fib{objects_text} | recorded |"
+            )
+            if "delete_us" in fib4:
+                targets.append(
+                    f"| route churn at {fib4['routes']:,} IPv4 routes (no limit set) "
+                    f"| delete {fib4['delete_us']:.1f} us, add {fib4['add_us']:.1f} us per "
+                    f"route; default route {fib4['default_add_ms']:.0f} ms | recorded |"
+                )
         winners = []
         for family in (4, 6):
             done = [r for r in c if r["family"] == family and "random_rates" in r]
@@ -574,9 +589,20 @@ def render(
             "prefixes; RSS growth over the load (C structures included); tracemalloc = "
             "Python-allocator bytes of the structure (a C extension's own malloc is not "
             "seen there). 'answers = Fib' compares a digest of the routes found for "
-            f"{lpm.DIGEST_SAMPLE:,} destinations of each kind.",
+            f"{lpm.DIGEST_SAMPLE:,} destinations of each kind. `fib` is vrouter's Fib as the "
+            f"daemon uses it (an IPv4 table builds its DIR-24-8 index at "
+            f"{lpm.fib_module.INDEX_AT:,} routes and patches it on every add from then on, "
+            "all inside 'load'); `fibdict` the same Fib with the index turned off, the dicts "
+            "probed longest first; `dir248` the bulk-built prototype of the same structure.",
             "",
             *lines,
+            "",
+            f"Route churn at full size, in the same process after the lookups: "
+            f"{lpm.CHURN:,} random installed routes deleted, then added back (per route); "
+            "the default route deleted and added back, and 10.0.0.0/8 deleted and added "
+            "back (added and deleted if it is not there; best of 3); RSS change over all of it.",
+            "",
+            *lpm.churn_table(c),
             "",
             *winners,
             *[f"- {n}" for n in notes],

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vrouter.inet import ipv4
+from vrouter.route import fib as fib_module
 from vrouter.route import state as route_state
+from vrouter.route.dir248 import BLOCK, Dir248
 from vrouter.route.fib import (
     BLACKHOLE,
     CONNECTED,
@@ -341,3 +345,243 @@ def test_lookup_equals_a_linear_scan(
         assert fib.lookup(dst) is brute_force(model, dst)
     assert len(fib) == len(model)
     assert sorted(r.prefix for r in fib) == sorted(model)
+
+
+# --- the DIR-24-8 index of large IPv4 tables -------------------------------------
+
+
+@pytest.fixture
+def small_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Index tables from 8 routes on, unindex them below 4."""
+    monkeypatch.setattr(fib_module, "INDEX_AT", 8)
+    monkeypatch.setattr(fib_module, "UNINDEX_BELOW", 4)
+
+
+MakeFib = Callable[[list[str]], Fib]
+
+
+@pytest.fixture
+def indexed_fib(monkeypatch: pytest.MonkeyPatch) -> MakeFib:
+    """Return a maker of Fibs that are indexed from their first route and stay so."""
+    monkeypatch.setattr(fib_module, "INDEX_AT", 1)
+    monkeypatch.setattr(fib_module, "UNINDEX_BELOW", 0)
+
+    def make(prefixes: list[str]) -> Fib:
+        fib = Fib()
+        for prefix in prefixes:
+            fib.add(Route(net(prefix)))
+        return fib
+
+    return make
+
+
+def assert_index_as_built(fib: Fib) -> None:
+    """The incrementally patched index equals one built from the tables now.
+
+    Route numbers differ between the two, so entries are compared as the
+    length of their route (which, with the address, names the route).
+    """
+    index = fib._index
+    assert index is not None
+    patched = _lengths(index)
+    fresh = _lengths(Dir248(fib._by_len))
+    fib._index = index  # building afresh renumbered the routes: take them back
+    for number, route in enumerate(index.routes):
+        if route is not None:
+            route.number = number
+    assert patched[0] == fresh[0]
+    assert patched[1] == fresh[1]
+
+
+def _lengths(index: Dir248) -> tuple[bytes, dict[int, bytes]]:
+    """Return the index's entries as route length + 1 (0: none; 255: a block)."""
+    codes = np.array(
+        [0 if r is None else r.prefix.prefixlen + 1 for r in index.routes], dtype=np.uint8
+    )
+    top = np.frombuffer(index.top, dtype=np.uint32)
+    blocked = top == BLOCK
+    top_codes = codes[np.where(blocked, 0, top)]
+    top_codes[blocked] = 255
+    blocks = {
+        slot: codes[np.frombuffer(block, dtype=np.uint32)].tobytes()
+        for slot, block in index.blocks.items()
+    }
+    return top_codes.tobytes(), blocks
+
+
+def found(fib: Fib, dst: str) -> str | None:
+    route = fib.lookup(addr(dst))
+    return None if route is None else str(route.prefix)
+
+
+def test_small_tables_have_no_index() -> None:
+    fib = Fib()
+    for i in range(100):
+        fib.add(Route(net(f"10.0.{i}.0/24")))
+    assert not fib.indexed
+    assert "_index" not in vars(fib) and "lookup" not in vars(fib)
+    fib6 = Fib(128)
+    fib6.add(Route(ipaddress.IPv6Network("2001:db8::/32")))
+    assert not fib6.indexed
+
+
+def test_index_is_built_at_the_threshold_and_dropped_well_below(small_threshold: None) -> None:
+    fib = Fib()
+    nets = [net(f"198.51.{i}.0/24") for i in range(8)]
+    for prefix in nets[:7]:
+        fib.add(Route(prefix))
+    assert not fib.indexed
+    fib.add(Route(nets[7]))
+    assert fib.indexed
+    assert found(fib, "198.51.7.9") == "198.51.7.0/24"
+    for prefix in nets[7:3:-1]:  # down to 4 routes: still indexed (hysteresis)
+        fib.delete(prefix)
+    assert fib.indexed and len(fib) == 4
+    assert_index_as_built(fib)
+    fib.delete(nets[3])
+    assert not fib.indexed
+    assert "_index" not in vars(fib) and "lookup" not in vars(fib)
+    assert found(fib, "198.51.2.1") == "198.51.2.0/24"
+    assert found(fib, "198.51.3.1") is None
+
+
+def test_ipv6_tables_are_never_indexed(small_threshold: None) -> None:
+    fib = Fib(128)
+    for i in range(20):
+        fib.add(Route(ipaddress.IPv6Network(f"2001:db8:{i:x}::/48")))
+    assert not fib.indexed
+
+
+def test_default_route_added_and_deleted_under_many_specifics(indexed_fib: MakeFib) -> None:
+    specifics = [f"10.{i}.{j}.0/24" for i in range(0, 256, 5) for j in range(0, 256, 17)]
+    fib = indexed_fib([*specifics, "10.5.17.128/25", "192.0.2.1/32"])
+    assert found(fib, "203.0.113.1") is None
+    fib.add(Route(net("0.0.0.0/0")))
+    assert found(fib, "203.0.113.1") == "0.0.0.0/0"
+    assert found(fib, "10.5.17.1") == "10.5.17.0/24"
+    assert found(fib, "10.5.17.129") == "10.5.17.128/25"
+    assert found(fib, "10.5.18.1") == "0.0.0.0/0"
+    assert found(fib, "192.0.2.1") == "192.0.2.1/32"
+    assert found(fib, "192.0.2.2") == "0.0.0.0/0"
+    assert_index_as_built(fib)
+    fib.delete(net("0.0.0.0/0"))
+    assert found(fib, "203.0.113.1") is None
+    assert found(fib, "192.0.2.2") is None
+    assert found(fib, "10.5.17.129") == "10.5.17.128/25"
+    assert_index_as_built(fib)
+
+
+def test_a_25_inside_an_indexed_24_gets_a_block_and_gives_it_back(indexed_fib: MakeFib) -> None:
+    fib = indexed_fib(["198.51.0.0/16", "198.51.100.0/24"])
+    assert not fib._index.blocks  # type: ignore[union-attr]
+    fib.add(Route(net("198.51.100.128/25")))
+    assert len(fib._index.blocks) == 1  # type: ignore[union-attr]
+    assert found(fib, "198.51.100.127") == "198.51.100.0/24"
+    assert found(fib, "198.51.100.128") == "198.51.100.128/25"
+    assert found(fib, "198.51.100.255") == "198.51.100.128/25"
+    # The /24 goes and comes back under the /25: the block follows.
+    fib.delete(net("198.51.100.0/24"))
+    assert found(fib, "198.51.100.1") == "198.51.0.0/16"
+    assert found(fib, "198.51.100.200") == "198.51.100.128/25"
+    fib.add(Route(net("198.51.100.0/24")))
+    assert found(fib, "198.51.100.1") == "198.51.100.0/24"
+    assert_index_as_built(fib)
+    fib.delete(net("198.51.100.128/25"))
+    assert not fib._index.blocks  # type: ignore[union-attr]
+    assert found(fib, "198.51.100.200") == "198.51.100.0/24"
+    assert_index_as_built(fib)
+
+
+def test_a_longer_prefix_shadowed_by_longer_ones_keeps_its_block(indexed_fib: MakeFib) -> None:
+    fib = indexed_fib(["192.0.2.0/26", "192.0.2.64/26"])
+    fib.add(Route(net("192.0.2.0/25")))  # wholly covered by the two /26s
+    fib.delete(net("192.0.2.0/26"))
+    assert found(fib, "192.0.2.1") == "192.0.2.0/25"
+    fib.delete(net("192.0.2.64/26"))
+    assert found(fib, "192.0.2.65") == "192.0.2.0/25"
+    assert len(fib._index.blocks) == 1  # type: ignore[union-attr]
+    fib.delete(net("192.0.2.0/25"))
+    assert not fib._index.blocks  # type: ignore[union-attr]
+    assert found(fib, "192.0.2.1") is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "255.255.255.255"])
+def test_the_first_and_last_addresses(indexed_fib: MakeFib, host: str) -> None:
+    fib = indexed_fib(["0.0.0.0/0"])
+    assert found(fib, host) == "0.0.0.0/0"
+    for plen in (1, 8, 24, 25, 31, 32):
+        fib.add(Route(ipaddress.IPv4Network((host, plen), strict=False)))
+        assert found(fib, host) == str(ipaddress.IPv4Network((host, plen), strict=False))
+    assert_index_as_built(fib)
+    for plen in (32, 31, 25, 24, 8, 1):
+        fib.delete(ipaddress.IPv4Network((host, plen), strict=False))
+    assert found(fib, host) == "0.0.0.0/0"
+    assert not fib._index.blocks  # type: ignore[union-attr]
+    fib.delete(net("0.0.0.0/0"))
+    assert found(fib, host) is None
+    assert_index_as_built(fib)
+
+
+# Prefixes drawn near a few bases, so that they nest, overlap and repeat.
+_BASES = [0x00000000, 0x0A000000, 0xC6336400, 0xC63364F0, 0xFFFFFF00]
+near_prefixes = st.builds(
+    lambda base, low, n: ipaddress.IPv4Network(((base ^ low) & 0xFFFFFFFF, n), strict=False),
+    st.sampled_from(_BASES),
+    st.one_of(st.integers(0, 0x3FF), st.integers(0, 2**32 - 1)),
+    st.sampled_from([0, 1, 7, 8, 9, 16, 22, 23, 24, 24, 24, 25, 26, 28, 30, 31, 32, 32]),
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([True, True, False]), near_prefixes, st.integers(0, 99)),
+        min_size=10,
+        max_size=60,
+    )
+)
+def test_indexed_lookup_equals_a_linear_scan_across_the_threshold(
+    steps: list[tuple[bool, IPv4Network, int]],
+) -> None:
+    # Thresholds set by hand (a fixture does not mix with @given): from 8, below 4.
+    saved = fib_module.INDEX_AT, fib_module.UNINDEX_BELOW
+    fib_module.INDEX_AT, fib_module.UNINDEX_BELOW = 8, 4
+    try:
+        fib = Fib()
+        model: dict[IPv4Network, Route] = {}
+        was_indexed = False
+        for add, prefix, pick in steps:
+            if add or not model:
+                route = Route(prefix)
+                if prefix in model:
+                    with pytest.raises(RouteError):
+                        fib.add(route)
+                else:
+                    fib.add(route)
+                    model[prefix] = route
+            else:
+                doomed = prefix if prefix in model else sorted(model)[pick % len(model)]
+                assert fib.delete(doomed) is model.pop(doomed)
+                prefix = doomed
+            # The index exists from 8 routes until below 4.
+            if len(model) >= 8:
+                assert fib.indexed
+            elif len(model) < 4:
+                assert not fib.indexed
+            else:
+                assert fib.indexed == was_indexed
+            was_indexed = fib.indexed
+            first = int(prefix.network_address)
+            last = int(prefix.broadcast_address)
+            edges = {first, last, (first - 1) & 0xFFFFFFFF, (last + 1) & 0xFFFFFFFF}
+            for a in edges | {0, 0xFFFFFFFF, first | 0x80, first | 0x7F}:
+                dst = a.to_bytes(4, "big")
+                assert fib.lookup(dst) is brute_force(model, dst)
+        for prefix in model:
+            for a in (prefix.network_address, prefix.broadcast_address):
+                assert fib.lookup(a.packed) is brute_force(model, a.packed)
+        if fib.indexed:
+            assert_index_as_built(fib)
+        assert len(fib) == len(model)
+    finally:
+        fib_module.INDEX_AT, fib_module.UNINDEX_BELOW = saved

@@ -1,0 +1,189 @@
+"""A DIR-24-8 index over an IPv4 :class:`~vrouter.route.fib.Fib`'s tables.
+
+DIR-24-8 (Gupta, Lin, McKeown, "Routing lookups in hardware at memory access
+speeds", INFOCOM 1998): a 2^24-entry table indexed by the top 24 bits of the
+destination, and for the /24s that hold longer prefixes a 256-entry block
+indexed by the last byte.  An entry holds the *number* of the most specific
+route covering it (0: none; :data:`BLOCK` in the top table: see the block),
+and ``routes[number]`` is the route, so a lookup is one or two array reads
+and one list read.  The top table is an ``array('I')`` of 64 MiB, a block
+1 KiB.
+
+Every add and delete patches the index in place, in time proportional to the
+prefix's span, not to the routes under it.  Inside a prefix P every shorter
+route covers all of P, so every entry of P's span that is not taken by a
+longer prefix holds the same route: Q, the longest shorter route covering P
+(the caller finds it in its dicts).  Adding P turns Q's number into P's
+across the span, deleting P turns it back: one vectorized compare-and-assign
+over the span (numpy, over the arrays' own buffers) and over the blocks in
+it.  A block is made when a /25../32 arrives in a plain /24 and given back
+when all its entries hold the same route of length <= 24 again.  The answers
+are exactly those of probing the Fib's dicts longest first.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np  # imported only with the first index: see vrouter.route.fib
+
+if TYPE_CHECKING:
+    from vrouter.route.fib import Route
+
+BLOCK = 0xFFFF_FFFF
+"""A top-table entry that sends the lookup to the /24's block."""
+
+_SCALAR_SPAN = 8
+"""Spans of up to this many entries are patched without numpy."""
+
+Covering = Callable[[int, int], "Route | None"]
+"""``(net, plen) -> the longest route shorter than plen covering net, or None``."""
+
+
+def _number(route: Route | None) -> int:
+    return route.number if route is not None else 0
+
+
+class Dir248:
+    """The index of one IPv4 Fib; ``lookup`` answers as the Fib's dict probes would."""
+
+    def __init__(self, tables: Mapping[int, Mapping[int, Route]]) -> None:
+        """Build the index of ``tables`` (the Fib's dicts: length -> network -> route)."""
+        self.top = array("I", bytes(4 << 24))
+        self._top = np.frombuffer(self.top, dtype=np.uint32)
+        self.blocks: dict[int, array[int]] = {}
+        """Blocks of the /24s (by top-table slot) that hold longer prefixes."""
+        self.routes: list[Route | None] = [None]
+        """Indexed by number; None for 0 and for numbers free to reuse."""
+        self.lengths = bytearray(1)
+        """Indexed by number: the route's prefix length (0 for no route)."""
+        self._free: list[int] = []
+        top, numbers = self.top, self.routes
+        for plen in sorted(tables):  # shortest first: a longer prefix overwrites
+            table = tables[plen]
+            if plen <= 24:
+                count = 1 << (24 - plen)
+                for net, route in table.items():
+                    route.number = len(numbers)
+                    numbers.append(route)
+                    self.lengths.append(plen)
+                    slot = net >> 8
+                    if count == 1:
+                        top[slot] = route.number
+                    else:
+                        self._top[slot : slot + count] = route.number
+                continue
+            count = 1 << (32 - plen)
+            for net, route in table.items():
+                route.number = len(numbers)
+                numbers.append(route)
+                self.lengths.append(plen)
+                block = self._block(net >> 8)
+                first = net & 0xFF
+                block[first : first + count] = array("I", [route.number]) * count
+        self.lookup = self._lookup_function()
+
+    def _lookup_function(self) -> Callable[[bytes], Route | None]:
+        top, blocks, routes = self.top, self.blocks, self.routes
+        from_bytes = int.from_bytes
+
+        def lookup(dst: bytes) -> Route | None:
+            """Return the most specific route covering ``dst`` (packed), or None."""
+            addr = from_bytes(dst, "big")
+            number = top[addr >> 8]
+            if number == BLOCK:
+                number = blocks[addr >> 8][addr & 0xFF]
+            return routes[number]
+
+        return lookup
+
+    def add(self, route: Route, net: int, plen: int, covering: Covering) -> None:
+        """Index ``route``, just added to the Fib for ``net``/``plen``.
+
+        ``covering(net, plen)`` returns the longest route shorter than ``plen``
+        covering ``net`` (from the Fib's dicts); asked only when the index
+        cannot tell: the route an address of the span has now is that one
+        unless it is longer than ``plen``.
+        """
+        slot = net >> 8
+        top = self.top
+        old = top[slot]
+        if old == BLOCK:
+            old = self.blocks[slot][net & 0xFF]
+        if old and self.lengths[old] >= plen:  # the route of net's address is longer
+            old = _number(covering(net, plen))
+        # else it covers all of the span
+        if self._free:
+            number = route.number = self._free.pop()
+            self.routes[number] = route
+            self.lengths[number] = plen
+        else:
+            number = route.number = len(self.routes)
+            self.routes.append(route)
+            self.lengths.append(plen)
+        if plen == 24 and top[slot] == old:  # most of a full table
+            top[slot] = number
+        else:
+            self._replace(net, plen, old, number)
+
+    def delete(self, route: Route, net: int, plen: int, covering: Covering) -> None:
+        """Unindex ``route``, just deleted from the Fib (arguments as for :meth:`add`)."""
+        number = route.number
+        self._replace(net, plen, number, _number(covering(net, plen)))
+        self.routes[number] = None
+        self.lengths[number] = 0
+        self._free.append(number)
+        route.number = 0
+        if plen > 24:
+            slot = net >> 8
+            block = self.blocks[slot]
+            first = block[0]
+            if self.lengths[first] <= 24 and block.count(first) == 256:
+                self.top[slot] = first
+                del self.blocks[slot]
+
+    def _block(self, slot: int) -> array[int]:
+        """Return the block of ``slot``, made from its top-table entry if need be."""
+        block = self.blocks.get(slot)
+        if block is None:
+            block = self.blocks[slot] = array("I", [self.top[slot]]) * 256
+            self.top[slot] = BLOCK
+        return block
+
+    def _replace(self, net: int, plen: int, old: int, new: int) -> None:
+        """Turn ``old`` into ``new`` in every entry of the span of ``net``/``plen``."""
+        slot = net >> 8
+        if plen > 24:
+            block = self._block(slot)
+            first = net & 0xFF
+            count = 1 << (32 - plen)
+            if count <= _SCALAR_SPAN:
+                for at in range(first, first + count):
+                    if block[at] == old:
+                        block[at] = new
+                return
+            span = np.frombuffer(block, dtype=np.uint32)[first : first + count]
+            span[span == old] = new
+            return
+        end = slot + (1 << (24 - plen))
+        top, blocks = self.top, self.blocks
+        if end - slot <= _SCALAR_SPAN:
+            for at in range(slot, end):
+                value = top[at]
+                if value == old:
+                    top[at] = new
+                elif value == BLOCK:
+                    whole = np.frombuffer(blocks[at], dtype=np.uint32)
+                    whole[whole == old] = new
+            return
+        span = self._top[slot:end]
+        span[span == old] = new
+        for at in np.flatnonzero(span == BLOCK).tolist():
+            whole = np.frombuffer(blocks[slot + at], dtype=np.uint32)
+            whole[whole == old] = new
+
+    def memory(self) -> int:
+        """Return the bytes held by the top table and the blocks (not the route list)."""
+        return 4 * (len(self.top) + 256 * len(self.blocks))
