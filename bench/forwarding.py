@@ -989,7 +989,7 @@ class Report:
 
     def targets(self) -> list[str]:
         by = {c.name: c for c in self.cases}
-        rows = ["| target (issue 9) | measured | verdict |", "|---|---:|---|"]
+        rows = ["| target | measured | verdict |", "|---|---:|---|"]
 
         def ratio_row(label: str, name: str, value: Callable[[Case], float | None],
                       goal: float) -> None:  # fmt: skip

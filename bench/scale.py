@@ -432,7 +432,7 @@ def render(
         f"- Load average (1/5/15 min) at start: {loads[0]}; at end: {loads[1]}",
         "",
     ]
-    targets = ["| target (issue 9) | measured | verdict |", "|---|---:|---|"]
+    targets = ["| target | measured | verdict |", "|---|---:|---|"]
     if a is not None:
         big = a.runs[-1]
         per_vnet = (big.rss_kib - a.base_rss_kib) / big.vnets
