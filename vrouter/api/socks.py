@@ -58,6 +58,8 @@ TTL_EXPIRED = 6
 COMMAND_NOT_SUPPORTED = 7
 ADDRESS_NOT_SUPPORTED = 8
 HANDSHAKE_TIMEOUT = 30.0
+MAX_ASSOCIATIONS = 256
+"""UDP associations one gateway holds at once (each takes descriptors of the daemon's)."""
 
 
 class Gateway:
@@ -73,6 +75,7 @@ class Gateway:
         self.connections = 0
         self.associations = 0
         """UDP ASSOCIATE requests granted."""
+        self.associations_open: set[socks_udp.Association] = set()
 
     async def start(self) -> None:
         """Listen on the configured address."""
@@ -115,13 +118,21 @@ class Gateway:
                 log.info("vnet %s: SOCKS5 CONNECT %s:%d failed: %s", self.config.vnet, host,
                          port, err)
                 return
-            client, early = _take_socket(reader, writer)
-            bound = ipaddress.ip_address(conn.local_addr)
-            client.sendall(_reply_bytes(SUCCEEDED, bound, conn.local_port))  # fresh: no wait
-            relay = streams.StreamEndpoint(self.daemon, vnet, conn, client)
-            if early:  # sent before our reply (optimistic data): it goes first
-                conn.send(early)
+            client: socket.socket | None = None
+            try:
+                client, early = _take_socket(reader, writer)
+                bound = ipaddress.ip_address(conn.local_addr)
+                client.sendall(_reply_bytes(SUCCEEDED, bound, conn.local_port))  # fresh: no wait
+                relay = streams.StreamEndpoint(self.daemon, vnet, conn, client)
+            except BaseException:  # the client went away: so does the vnet's connection
+                conn.abort()
+                vnet.tcp.flush(self.daemon.driver.now())
+                if client is not None:
+                    client.close()
+                raise
             relay.start()
+            if early:  # sent before our reply (optimistic data): it goes first
+                relay.send_first(early)
             self.relays.add(relay)
             self.connections += 1
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError):
@@ -136,21 +147,27 @@ class Gateway:
     ) -> None:
         """Serve a UDP ASSOCIATE until the client closes the TCP connection.
 
-        ``host``:``port`` is where the client says it will send from; zeros
-        (the usual case) mean the port is learnt from its first datagram.
-        The relay listens on the address the client reached the gateway at.
+        Datagrams are taken from the address of the TCP connection's client;
+        its port is learnt from the first one (the ``host``:``port`` of the
+        request is not relied on: behind a NAT it is not what arrives).  The
+        relay listens on the address the client reached the gateway at.
         """
         peer = writer.get_extra_info("peername")
         local = writer.get_extra_info("sockname")
-        known = port if host not in ("0.0.0.0", "::") else 0
+        if len(self.associations_open) >= MAX_ASSOCIATIONS:
+            await self._reply(writer, GENERAL_FAILURE)
+            log.warning(
+                "vnet %s: SOCKS5 UDP ASSOCIATE from %s refused: %d associations already",
+                self.config.vnet, peer[0], MAX_ASSOCIATIONS,
+            )  # fmt: skip
+            return
         try:
-            association = socks_udp.Association(
-                self.daemon, self.config.vnet, (peer[0], known), local[0]
-            )
+            association = socks_udp.Association(self.daemon, self.config.vnet, peer[0], local[0])
         except OSError as err:
             await self._reply(writer, GENERAL_FAILURE)
             log.warning("vnet %s: SOCKS5 UDP ASSOCIATE failed: %s", self.config.vnet, err)
             return
+        self.associations_open.add(association)
         try:
             address, relay_port = association.bound
             await self._reply(writer, SUCCEEDED, address, relay_port)
@@ -163,6 +180,7 @@ class Gateway:
                 pass  # anything more on the TCP connection is ignored (RFC 1928 7)
         finally:
             association.close()
+            self.associations_open.discard(association)
 
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -10,7 +10,7 @@ with the sender in the same header.  The association lasts as long as the
 TCP connection.
 
 Only datagrams from the client's address (the TCP connection's peer; its
-port too once the request or the first datagram names it) are relayed.  A
+port too once the first datagram names it) are relayed.  A
 datagram that is fragmented (``FRAG`` not 0: fragmentation is not
 supported, so it is dropped as the RFC requires), truncated, or addressed
 to a name rather than an IP address (vnets have no resolver) is dropped
@@ -68,6 +68,14 @@ def parse(data: bytes) -> tuple[Address, int, bytes] | None:
     return address, port, data[rest + 2 :]
 
 
+def _plain(host: str) -> Address:
+    """Return ``host`` (a socket address, maybe with a scope) as an address, IPv4 if mapped."""
+    address = ipaddress.ip_address(host.partition("%")[0])
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def build(source: Address, port: int, payload: bytes) -> bytes:
     """Return ``payload`` from ``source``:``port`` with the SOCKS UDP header, for the client."""
     atyp = ATYP_IPV4 if source.version == 4 else ATYP_IPV6
@@ -77,16 +85,21 @@ def build(source: Address, port: int, payload: bytes) -> bytes:
 class Association:
     """One UDP ASSOCIATE: a relay socket on the daemon's machine, sockets in the vnet."""
 
-    def __init__(self, daemon: Daemon, vnet: str, client: tuple[str, int], relay_host: str):
+    def __init__(self, daemon: Daemon, vnet: str, client: str, relay_host: str) -> None:
+        """Relay for ``client`` (the TCP connection's peer) on ``relay_host`` (its local
+        address); an IPv4 client of an IPv6 listener is served over IPv4."""
         self.daemon = daemon
         self.vnet = vnet
-        self.client_ip = ipaddress.ip_address(client[0].partition("%")[0])
-        self.client_port = client[1]
-        """0 until the client's first datagram (or its request) names its port."""
-        family = socket.AF_INET6 if ":" in relay_host else socket.AF_INET
+        self.client_ip = _plain(client)
+        self.client_port = 0
+        """0 until the client's first datagram names its port."""
+        self.client_addr: tuple[str, int] | tuple[str, int, int, int] | None = None
+        """Where answers go (with the scope of a link-local client)."""
+        host = _plain(relay_host)
+        family = socket.AF_INET6 if host.version == 6 else socket.AF_INET
         self.relay = socket.socket(family, socket.SOCK_DGRAM)
         self.relay.setblocking(False)
-        self.relay.bind((relay_host, 0))
+        self.relay.bind((relay_host if host.version == 6 else str(host), 0))
         self.ends: dict[int, socket.socket] = {}
         """Our end of the vnet socket of each family (4, 6)."""
         self.loop = asyncio.get_running_loop()
@@ -105,17 +118,19 @@ class Association:
     def _from_client(self) -> None:
         for _ in range(BATCH):
             try:
-                data, (host, port, *_) = self.relay.recvfrom(65535)
+                data, source = self.relay.recvfrom(65535)
             except BlockingIOError:
                 return
             except OSError:
                 continue  # an ICMP error from the client's side; nothing to relay
-            if ipaddress.ip_address(host.partition("%")[0]) != self.client_ip or (
+            port = source[1]
+            if _plain(source[0]) != self.client_ip or (
                 self.client_port and port != self.client_port
             ):
                 self.dropped += 1
                 continue
             self.client_port = port
+            self.client_addr = source
             parsed = parse(data)
             if parsed is None:
                 self.dropped += 1
@@ -159,21 +174,22 @@ class Association:
                 data = end.recv(MAX_MESSAGE)
             except BlockingIOError:
                 return
-            if not data:  # the vnet went away
+            if not data:  # the vnet went away: a later datagram opens a new socket, or fails
                 self.loop.remove_reader(end.fileno())
+                for family, mine in list(self.ends.items()):
+                    if mine is end:
+                        del self.ends[family]
+                end.close()
                 return
             try:
                 message = Message.parse(data)
             except MessageError:
                 continue
-            if message.kind != DATA or not self.client_port:
+            if message.kind != DATA or self.client_addr is None:
                 continue
             source = ipaddress.ip_address(message.src)
             try:
-                self.relay.sendto(
-                    build(source, message.sport, message.payload),
-                    (str(self.client_ip), self.client_port),
-                )
+                self.relay.sendto(build(source, message.sport, message.payload), self.client_addr)
             except OSError:
                 self.dropped += 1
                 continue

@@ -100,6 +100,12 @@ class StreamEndpoint:
         self._read_program(True)
         self._to_program()
 
+    def send_first(self, data: bytes) -> None:
+        """Send ``data``, which the program sent before the relay started (a SOCKS
+        client's optimistic data), ahead of anything it sends from now on."""
+        self.outgoing = memoryview(data)
+        self._from_program()
+
     # -- program -> connection -------------------------------------------------------
 
     def _read_program(self, on: bool) -> None:

@@ -74,6 +74,10 @@ STOP_TIMEOUT = 20.0
 """Seconds workers have to exit after SIGTERM before they are killed."""
 SCRAPE_TIMEOUT = 5.0
 """Seconds a worker has to answer a metrics scrape."""
+RELOAD_TIMEOUT = 120.0
+"""Seconds a worker has to check or apply its share of a reload."""
+SCRAPE_LIMIT = 256 << 20
+"""Longest metrics text taken from a worker (thousands of vnets' series)."""
 PR_SET_PDEATHSIG = 1
 FRONT_FAMILIES = frozenset(
     {
@@ -98,16 +102,24 @@ def follow(spec: Spec) -> None:
 class Channel:
     """One connection to a worker's control socket, one request at a time."""
 
-    def __init__(self, path: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self.sock.connect(path)
-        except OSError:
-            self.sock.close()
-            raise
-        self.sock.setblocking(False)
+    def __init__(self, sock: socket.socket, limit: int = MAX_LINE) -> None:
+        self.sock = sock
+        self.limit = limit
+        """Longest reply line taken (a metrics scrape's is longer than any request's)."""
         self._buffer = b""
         self.lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str, limit: int = MAX_LINE) -> Channel:
+        """Connect to the worker's socket at ``path`` without blocking the loop."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, path)
+        except OSError:
+            sock.close()
+            raise
+        return cls(sock, limit)
 
     async def call(self, line: bytes) -> tuple[bytes, list[int]]:
         """Send a request line; return the reply line and any descriptors that came with it."""
@@ -117,7 +129,7 @@ class Channel:
             fds: list[int] = []
             try:
                 while b"\n" not in self._buffer:
-                    if len(self._buffer) > MAX_LINE:
+                    if len(self._buffer) > self.limit:
                         raise ConnectionError("the worker sent an overlong reply")
                     await self._readable(loop)
                     try:
@@ -160,8 +172,9 @@ class WorkerProcess:
         self.index = index
         self.control = control
         self.process: asyncio.subprocess.Process | None = None
-        self.admin: Channel | None = None
-        """The front's own connection (reloads, scrapes)."""
+        self.channels: dict[str, Channel] = {}
+        """The front's own connections, one per purpose (``admin``, ``metrics``), so a
+        slow scrape never stands in a reload's way, nor a timed-out one breaks it."""
 
     @property
     def pid(self) -> int | None:
@@ -169,27 +182,43 @@ class WorkerProcess:
         process = self.process
         return process.pid if process is not None and process.returncode is None else None
 
-    def channel(self) -> Channel:
-        """Return the front's own connection to the worker, opening it if needed."""
-        if self.admin is None:
-            self.admin = Channel(self.control)
-        return self.admin
+    async def ask(
+        self,
+        op: str,
+        args: dict[str, Any],
+        *,
+        purpose: str = "admin",
+        timeout: float = RELOAD_TIMEOUT,
+        limit: int = MAX_LINE,
+    ) -> Any:
+        """Make a request of the worker as the daemon itself; return its result.
 
-    async def ask(self, op: str, args: dict[str, Any], caller: Cred = ROOT) -> Any:
-        """Make a request of the worker; return its result or raise ApiError."""
+        Raise ApiError if it refuses, or does not answer within ``timeout``
+        seconds (the connection for ``purpose`` is then closed and reopened
+        next time).
+        """
         try:
-            line, fds = await self.channel().call(forwarded(op, args, caller))
-        except OSError as err:
-            if self.admin is not None:
-                self.admin.close()
-                self.admin = None
-            raise ApiError(f"worker {self.index} is not answering: {err}") from None
+            channel = self.channels.get(purpose)
+            if channel is None:
+                channel = self.channels[purpose] = await Channel.open(self.control, limit)
+            line, fds = await asyncio.wait_for(channel.call(forwarded(op, args, ROOT)), timeout)
+        except (OSError, TimeoutError) as err:
+            self.forget(purpose)
+            why = "no answer in time" if isinstance(err, TimeoutError) else str(err)
+            raise ApiError(f"worker {self.index} is not answering: {why}") from None
         for fd in fds:
             os.close(fd)
         reply = json.loads(line)
         if not reply.get("ok"):
             raise ApiError.from_reply(reply)
         return reply.get("result")
+
+    def forget(self, purpose: str | None = None) -> None:
+        """Close the front's connection for ``purpose`` (None: all of them)."""
+        for key in [purpose] if purpose is not None else list(self.channels):
+            channel = self.channels.pop(key, None)
+            if channel is not None:
+                channel.close()
 
 
 Answer = tuple[bytes, int | None]
@@ -210,7 +239,7 @@ class Session:
         try:
             channel = self.channels.get(index)
             if channel is None:
-                channel = self.channels[index] = Channel(worker.control)
+                channel = self.channels[index] = await Channel.open(worker.control)
             line, fds = await channel.call(forwarded(op, args, self.cred))
         except OSError as err:
             self.drop(index)
@@ -250,11 +279,15 @@ FrontHandler = Callable[["Front", Session, dict[str, Any]], Awaitable[Any]]
 class Front:
     """The front of a daemon with workers."""
 
-    def __init__(self, config: Config, text: str, log_level: str) -> None:
+    def __init__(
+        self, config: Config, text: str, log_level: str, log_level_fixed: bool = False
+    ) -> None:
         self.config = config
         self.text = text
         """The config file's text the workers run."""
         self.log_level = log_level
+        self.log_level_fixed = log_level_fixed
+        """``--log-level`` was given: a reload leaves the level alone."""
         self.started = time.time()
         count = config.daemon.workers
         state_dir = config.daemon.state_dir
@@ -329,6 +362,12 @@ class Front:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         self._server = await asyncio.start_unix_server(self._serve, str(path), limit=MAX_LINE)
+        self.follow_policy()
+
+    def follow_policy(self) -> None:
+        """Set the control socket's mode for the config's rights (as a single daemon does):
+        0666 when any non-root principal is granted something, else 0660."""
+        path = self.config.daemon.control_socket
         mode = 0o666 if self.config.policy().non_root() else 0o660
         os.chmod(path, mode)
         log.info("control socket %s: mode %04o", path, mode)
@@ -421,9 +460,7 @@ class Front:
                 Path(self.config.daemon.control_socket).unlink()
         running = [w.process for w in self.workers if w.process is not None]
         for worker in self.workers:
-            if worker.admin is not None:
-                worker.admin.close()
-                worker.admin = None
+            worker.forget()
         for process in running:
             if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -665,6 +702,9 @@ class Front:
             done.append(worker)
             changes.extend(result.get("changes", []))
         self.config, self.text, self.placed = new, text, placed
+        self.follow_policy()
+        if not self.log_level_fixed:
+            logging.getLogger().setLevel(new.daemon.log_level.upper())
         return changes
 
     def replan(self, new: Config) -> tuple[dict[str, int], list[str]]:
@@ -729,12 +769,15 @@ class Front:
         """Fetch every worker's metrics text (None where a worker does not answer)."""
         for worker in self.workers:
             try:
-                text = await asyncio.wait_for(worker.ask("metrics.scrape", {}), SCRAPE_TIMEOUT)
-            except (ApiError, TimeoutError) as err:
+                text = await worker.ask(
+                    "metrics.scrape",
+                    {},
+                    purpose="metrics",
+                    timeout=SCRAPE_TIMEOUT,
+                    limit=SCRAPE_LIMIT,
+                )
+            except ApiError as err:
                 log.warning("worker %d: metrics not scraped: %s", worker.index, err)
-                if worker.admin is not None:
-                    worker.admin.close()
-                    worker.admin = None
                 text = None
             self.scraped[worker.index] = text if isinstance(text, str) else None
 
@@ -812,7 +855,7 @@ class WorkersCollector:
         yield from merged.values()
 
 
-async def serve(config: Config, log_level: str) -> int:
+async def serve(config: Config, log_level: str, log_level_fixed: bool = False) -> int:
     """Run the front until SIGTERM/SIGINT or a worker's exit; return the exit code."""
     loop = asyncio.get_running_loop()
     try:
@@ -820,7 +863,7 @@ async def serve(config: Config, log_level: str) -> int:
     except ConfigError as err:
         log.error("%s", err)
         return 2
-    front = Front(config, text, log_level)
+    front = Front(config, text, log_level, log_level_fixed)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, front.request_stop, signal.Signals(signum).name)
     reloads: set[asyncio.Task[None]] = set()
@@ -834,6 +877,7 @@ async def serve(config: Config, log_level: str) -> int:
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)  # a reload waits for start-up
     keepalive = systemd.Watchdog.start(loop)
     async with front.lock:
         try:
@@ -843,7 +887,6 @@ async def serve(config: Config, log_level: str) -> int:
             log.error("start-up failed, nothing left behind: %s", err)
             systemd.status(f"start-up failed: {err}")
             return 1
-    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     log.info(
         "vrouterd %s ready (pid %d), %d workers, %d top-level vnets",
         __version__,

@@ -279,6 +279,8 @@ async def _serve(config: Config, spec: workers.Spec | None = None) -> int:
 
     if spec is None:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    else:  # the front reloads its workers; a SIGHUP to the whole group changes nothing
+        loop.add_signal_handler(signal.SIGHUP, lambda: None)
     keepalive = systemd.Watchdog.start(loop)
     try:
         await daemon.start()
@@ -335,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     level = args.log_level or config.daemon.log_level
     with contextlib.suppress(KeyboardInterrupt):
         if spec is None and config.daemon.workers > 1:
-            return uvloop.run(front.serve(config, level))
+            return uvloop.run(front.serve(config, level, args.log_level is not None))
         return uvloop.run(_serve(config, spec))
     return 0
 

@@ -414,7 +414,10 @@ class Ops:
             log.info("vnet %s: %s: tap destroyed", vnet.name, ifp.name)
         else:
             self.detach(ifp)
-            log.info("vnet %s: %s: destroyed", vnet.name, ifp.name)
+            if self.driver.remove_wire(ifp):  # the other worker's end sees the cable cut
+                log.info("vnet %s: %s: epair to another worker destroyed", vnet.name, ifp.name)
+            else:
+                log.info("vnet %s: %s: destroyed", vnet.name, ifp.name)
         return gone
 
     def detach(self, ifp: Ifnet) -> list[Route]:

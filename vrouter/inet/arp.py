@@ -207,7 +207,7 @@ def _new_entry(vnet: Vnet, ifp: Ifnet, ip: bytes, now: float) -> Neighbour | Non
 
 def _confirm(vnet: Vnet, entry: Neighbour, mac: bytes, now: float) -> None:
     """Record ``mac`` for ``entry`` and release its held packets."""
-    if entry.mac != mac:
+    if entry.mac != mac and entry.state != INCOMPLETE:  # a resolved MAC changed
         vnet.inet.arp.generation += 1
     entry.mac = mac
     entry.state = REACHABLE
@@ -278,8 +278,7 @@ def _retry(vnet: Vnet, entry: Neighbour, now: float) -> None:
 def _fail(vnet: Vnet, entry: Neighbour, now: float) -> None:
     from vrouter.inet import icmp
 
-    del vnet.inet.arp.entries[(entry.ifnet.name, entry.ip)]
-    vnet.inet.arp.generation += 1
+    del vnet.inet.arp.entries[(entry.ifnet.name, entry.ip)]  # unresolved: no Dest holds it
     entry.timer = None
     vnet.inet.arpstat.timeouts += 1
     held = list(entry.hold)

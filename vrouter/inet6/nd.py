@@ -316,8 +316,7 @@ def _tick(vnet: Vnet, entry: Neighbour6, now: float) -> None:
 def _fail(vnet: Vnet, entry: Neighbour6, now: float) -> None:
     from vrouter.inet6 import icmp6 as icmp6_layer
 
-    del vnet.inet6.nd.entries[(entry.ifnet.name, entry.ip)]
-    vnet.inet6.nd.generation += 1
+    del vnet.inet6.nd.entries[(entry.ifnet.name, entry.ip)]  # unresolved: no Dest holds it
     vnet.inet6.icmp.nd_timeouts += 1
     held = list(entry.hold)
     entry.hold.clear()
@@ -330,7 +329,7 @@ def _fail(vnet: Vnet, entry: Neighbour6, now: float) -> None:
 
 def _confirm(vnet: Vnet, entry: Neighbour6, mac: bytes, state: str, now: float) -> None:
     """Record ``mac`` for ``entry`` in ``state`` and release its held packets."""
-    if entry.mac != mac:
+    if entry.mac != mac and entry.state != INCOMPLETE:  # a resolved MAC changed
         vnet.inet6.nd.generation += 1
     entry.mac = mac
     entry.state = state

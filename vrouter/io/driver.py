@@ -92,6 +92,15 @@ class Driver:
         self.wires.append(wire)
         return wire
 
+    def remove_wire(self, ifnet: Ifnet) -> bool:
+        """Close the wire ``ifnet`` is an end of, if any; return True if there was one."""
+        for wire in self.wires:
+            if wire.ifnet is ifnet:
+                wire.close()
+                self.wires.remove(wire)
+                return True
+        return False
+
     def add_epair(self, a: Ifnet, b: Ifnet) -> Epair:
         """Join ``a`` and ``b`` with an epair."""
         epair = Epair(a, b)

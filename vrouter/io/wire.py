@@ -167,10 +167,9 @@ class WireDevice:
             "vnet %s: %s: wire to the other worker lost: %s", self.ifnet.vnet.name, self.name, why
         )
         self.close()
-        self.ifnet.transmit = _unplugged
 
     def close(self) -> None:
-        """Stop reading and writing and close the socket."""
+        """Stop reading and writing and close the socket: the cable is unplugged."""
         if self._closed:
             return
         self._closed = True
@@ -179,6 +178,7 @@ class WireDevice:
             self._loop.remove_writer(self.sock.fileno())
         self._out.clear()
         self.sock.close()
+        self.ifnet.transmit = _unplugged
 
 
 def _unplugged(frame: bytes | bytearray) -> None:

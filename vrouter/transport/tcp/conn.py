@@ -153,6 +153,10 @@ into TIME-WAIT, a second close).
 """
 del S, T
 
+_PROBING = frozenset(
+    {State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK}
+)
+"""States with data or a FIN of ours that a tail loss probe may resend."""
 SYNCHRONIZED = frozenset(
     {
         State.ESTABLISHED,
@@ -375,6 +379,8 @@ class Connection:
         """A D-SACK came back since that probe: it resent what had arrived."""
         self._tlp_flight = 0
         """Bytes outstanding when the probe went out."""
+        self._tlp_rearm = False
+        """New data went out or SND.UNA moved: the probe's timeout starts again."""
         self._persist_at: float | None = None
         self._delack_at: float | None = None
         self._keep_at: float | None = None
@@ -902,8 +908,10 @@ class Connection:
             new_sack = self.scoreboard.update(seg.options.sack, self.snd_una, self.snd_max)
             if self._rxt_log and self.cc.in_recovery:
                 self._find_lost_retransmissions()
-        if seq.gt(ack, self.snd_una):
+        advanced = seq.gt(ack, self.snd_una)
+        if advanced:
             self._ack_new(ack, seg, now)
+            self._tlp_rearm = True
         elif (
             ack == self.snd_una
             and plen == 0
@@ -912,6 +920,8 @@ class Connection:
             and self.snd_max != self.snd_una
         ):
             self._dupack(ack, now)
+        if self._tlp_high is not None and seq.ge(ack, self._tlp_high):
+            self._tail_probe_judged(ack, advanced or bool(new_sack))
         # Window update (SND.WL1/SND.WL2 rule).
         if seq.lt(self.snd_wl1, seg_seq) or (self.snd_wl1 == seg_seq and seq.le(self.snd_wl2, ack)):
             if window != self.snd_wnd and plen == 0 and ack == self.snd_wl2:
@@ -977,8 +987,6 @@ class Connection:
             if not self.sack_enabled or not self.scoreboard:  # NewReno: resend the next hole
                 sent = self._retransmit(ack, now)
                 self._high_rxt = seq.max_(self._high_rxt, seq.add(ack, sent))
-        if self._tlp_high is not None and seq.ge(ack, self._tlp_high):
-            self._tail_probe_answered()
         if self.snd_una == self.snd_max:
             self._rexmt_at = None
         elif not self._persist and not (self.cc.in_recovery and self.cc.partial_acks > 1):
@@ -1022,6 +1030,7 @@ class Connection:
             lost = seq.gt(self.scoreboard.lost_below(self.snd_una, self.mss), self.snd_una)
         if self.cc.on_dupack(ack, self.snd_max, flight, lost):
             self.stats.fastrexmit += 1
+            self._tlp_high = self._probe_at = None  # recovery takes over from the probe
             self._rtt_seq = None  # Karn: the timed segment may be the one resent
             sent = self._retransmit(self.snd_una, now)
             self._high_rxt = seq.add(self.snd_una, sent)
@@ -1183,7 +1192,7 @@ class Connection:
             or self.cc.in_recovery
             or self._rxtshift
             or self._persist
-            or self.state not in (State.ESTABLISHED, State.CLOSE_WAIT)
+            or self.state not in _PROBING
             or self.snd_una == self.snd_max
         ):
             return
@@ -1208,13 +1217,23 @@ class Connection:
             self._tlp_flight = seq.sub(self.snd_max, self.snd_una)
             self._rexmt_at = now + self.rtt.rto
 
-    def _tail_probe_answered(self) -> None:
-        """An ACK covered the last probe: if it repaired a loss, slow down (RFC 8985 7.4.2)."""
-        if not self._tlp_dsack and not self.cc.in_recovery:
+    def _tail_probe_judged(self, ack: int, news: bool) -> None:
+        """Decide, from an ACK at or beyond the last probe, whether it repaired a loss
+        (RFC 8985 7.4.2, as Linux does without RACK).
+
+        A D-SACK since the probe, or a pure duplicate ACK of everything up to
+        it, means the original and the probe both arrived: no loss.  An ACK
+        beyond it (of data sent after the probe) with neither means the probe
+        filled a hole: reduce the window as fast recovery would.  An ACK that
+        just reaches it decides nothing yet.
+        """
+        if self._tlp_dsack or not news:
+            self._tlp_high = None
+        elif seq.gt(ack, self._tlp_high or ack):
             self.stats.tailprobe_recoveries += 1
-            self.cc.after_repair(self._tlp_flight)
-        self._tlp_high = None
-        self._tlp_dsack = False
+            if not self.cc.in_recovery:
+                self.cc.after_repair(self._tlp_flight)
+            self._tlp_high = None
 
     def _on_rexmt(self, now: float) -> None:
         """The retransmission timer expired (RFC 6298 5.4-5.6)."""
@@ -1262,7 +1281,7 @@ class Connection:
 
     def _enter_persist(self, now: float) -> None:
         self._persist = True
-        self._rexmt_at = None
+        self._rexmt_at = self._probe_at = None
         self._persist_at = now + self._persist_interval()
 
     def _leave_persist(self, now: float) -> None:
@@ -1557,7 +1576,9 @@ class Connection:
             if self._win_update and not self._ack_now:
                 self.stats.sndwinup += 1
             self._emit_ack(now)
-        self._arm_tail_probe(now)
+        if self._tlp_rearm:
+            self._tlp_rearm = False
+            self._arm_tail_probe(now)
         if self._readable_pending:
             self._readable_pending = False
             self._out.append(Readable(self))
@@ -1625,6 +1646,8 @@ class Connection:
             stats.sndrexmitpack += 1
             stats.sndrexmitbyte += min(length, seq.diff(self.snd_max, snd_nxt))
         else:
+            if length or fin:
+                self._tlp_rearm = True
             if length:
                 stats.sndpack += -(-length // cap) if gso_size else 1
                 stats.sndbyte += length

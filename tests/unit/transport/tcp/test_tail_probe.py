@@ -39,16 +39,34 @@ def test_a_silent_tail_gets_a_probe_of_the_last_segment_before_the_rto() -> None
     assert again.seq == una and conn.stats.tailprobes == 1 and conn.stats.rexmttimeo == 1
 
 
-def test_a_probe_that_repaired_a_loss_halves_the_window() -> None:
+def test_a_probe_that_repaired_a_loss_halves_the_window_once_acks_go_beyond_it() -> None:
     conn, script, una = _sender()
     m = conn.mss
     conn.send(b"x" * (10 * m))
     script.flush()
     cwnd = conn.cc.cwnd
     script.until_timer()
-    script.send(ACK, ack=una + 10 * m)  # the probe filled the tail: all acknowledged, no D-SACK
+    script.send(ACK, ack=una + 10 * m)  # up to the probe: could be the original's late ACK
+    assert conn.stats.tailprobe_recoveries == 0 and conn.cc.cwnd >= cwnd
+    conn.send(b"y" * m)
+    script.flush()
+    script.send(ACK, ack=una + 11 * m)  # beyond it, and no D-SACK came: the probe filled a hole
     assert conn.stats.tailprobe_recoveries == 1
     assert conn.cc.ssthresh == 5 * m and conn.cc.cwnd == min(cwnd, 5 * m)
+
+
+def test_a_pure_duplicate_ack_at_the_probe_means_both_arrived() -> None:
+    conn, script, una = _sender()
+    m = conn.mss
+    conn.send(b"x" * (10 * m))
+    script.flush()
+    script.until_timer()
+    script.send(ACK, ack=una + 10 * m)
+    script.send(ACK, ack=una + 10 * m)  # the probe's own ACK: a duplicate
+    conn.send(b"y" * m)
+    script.flush()
+    script.send(ACK, ack=una + 11 * m)
+    assert conn.stats.tailprobe_recoveries == 0 and conn.stats.tailprobes == 1
 
 
 def test_a_probe_answered_with_a_dsack_was_not_needed() -> None:
@@ -72,6 +90,25 @@ def test_a_probe_sacked_beyond_a_hole_leaves_the_hole_to_recovery() -> None:
     script.send(ACK, ack=una + 5 * m, options=Options(sack=((una + 9 * m, una + 10 * m),)))
     assert conn.stats.tailprobe_recoveries == 0  # not answered yet: SND.MAX not covered
     assert conn.poll_at() is not None
+
+
+def test_a_fin_tail_is_probed_and_fast_recovery_ends_the_episode() -> None:
+    conn, script, una = _sender()
+    m = conn.mss
+    conn.send(b"x" * (4 * m))
+    conn.close()
+    out = script.flush()
+    assert out[-1].flags & 0x01  # FIN on the last segment
+    [probe] = script.until_timer()
+    assert probe.flags & 0x01 and probe.seq == una + 3 * m  # the last segment, FIN and all
+    conn, script, una = _sender()
+    conn.send(b"x" * (10 * m))
+    script.flush()
+    script.until_timer()  # a probe
+    blocks = [(una + 9 * m, una + 10 * m), (una + 6 * m, una + 9 * m)]
+    for end in (1, 2, 3):  # three duplicates with SACK: fast recovery starts
+        script.send(ACK, ack=una, options=Options(sack=tuple(blocks[: min(end, 2)])))
+    assert conn.cc.in_recovery and conn._tlp_high is None
 
 
 def test_no_probe_without_sack_with_one_segment_out_or_when_turned_off() -> None:
