@@ -214,9 +214,11 @@ def test_reload_applies_each_share_and_refuses_a_move(pair: Vrouterd) -> None:
     original = pair.config.read_text()
     try:
         pair.config.write_text(original + '\n[vnets.blue.sysctl]\n"net.inet.ip.ttl" = 33\n'
-                               "\n[vnets.lab]\nforwarding = true\n")  # fmt: skip
+                               "\n[vnets.lab]\nforwarding = true\n"
+                               '[vnets.lab.permissions]\nsockets = ["uid:1001"]\n')  # fmt: skip
         result = pair.call("reload")
         assert "vnet lab: create" in result["changes"]
+        assert os.stat(pair.socket).st_mode & 0o777 == 0o666  # uid 1001 must be able to connect
         assert _ttl(pair, "blue") == 33
         assert _workers(pair)[1]["vnets"] == ["blue", "lab"]
         pair.config.write_text(
@@ -229,6 +231,17 @@ def test_reload_applies_each_share_and_refuses_a_move(pair: Vrouterd) -> None:
         pair.config.write_text(original)
         pair.call("reload")
     assert [w["vnets"] for w in _workers(pair)] == [["green", "red"], ["blue"]]
+    assert os.stat(pair.socket).st_mode & 0o777 == 0o660
+
+
+def test_a_hangup_to_the_whole_group_reloads_nothing_and_stops_nothing(pair: Vrouterd) -> None:
+    pids = [w["pid"] for w in _workers(pair)]
+    for pid in pids:
+        assert isinstance(pid, int)
+        os.kill(pid, signal.SIGHUP)
+    time.sleep(0.5)
+    assert [w["pid"] for w in _workers(pair)] == pids
+    assert pair.proc is not None and pair.proc.poll() is None
 
 
 def test_a_dead_worker_stops_the_daemon_and_the_next_start_cleans_up(tmp_path: Path) -> None:
@@ -250,5 +263,21 @@ def test_a_dead_worker_stops_the_daemon_and_the_next_start_cleans_up(tmp_path: P
         assert " 0% packet loss" in out
         assert daemon.stop() == 0
         assert not {n for n in netns_list() if n.startswith(daemon.prefix)}
+    finally:
+        daemon.cleanup()
+
+
+def test_destroying_an_end_of_a_wire_unplugs_the_other_end(tmp_path: Path) -> None:
+    daemon = Vrouterd(tmp_path, _two_workers(_free_port()))
+    try:
+        daemon.start()
+        daemon.call("interface.destroy", vnet="blue", interface="ep0")
+        before = daemon.counters("red", "ep0")
+        daemon.exec("h1", "ping", "-c", "2", "-i", "0.2", "-W", "1", "198.51.100.2", check=False)
+        after = daemon.counters("red", "ep0")
+        assert after["tx_packets"] == before["tx_packets"]  # nothing crosses a cut cable
+        assert after["tx_errors"] > before["tx_errors"]
+        assert "wire to the other worker lost" in daemon.logtext()
+        assert daemon.stop() == 0
     finally:
         daemon.cleanup()

@@ -1,4 +1,4 @@
-"""SOCKS5 UDP ASSOCIATE: a client on the daemon's machine sends datagrams from inside a vnet."""
+"""The SOCKS5 gateway: UDP ASSOCIATE from the daemon's machine into a vnet, and its clean-up."""
 
 from __future__ import annotations
 
@@ -143,5 +143,56 @@ def test_fragments_names_and_strangers_are_not_relayed(gateway: Vrouterd) -> Non
         client.close()
         stranger.close()
         control.close()
+        server.kill()
+        server.wait(10)
+
+
+LISTENER = textwrap.dedent(
+    """
+    import socket, sys, time
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("198.51.100.2", 7008))
+    s.listen(16)
+    print("ready", flush=True)
+    s.settimeout(20)
+    kept = []
+    try:
+        while True:
+            kept.append(s.accept()[0])
+    except OSError:
+        pass
+    """
+)
+
+
+def test_a_client_that_resets_after_connect_leaves_no_connection_behind(
+    gateway: Vrouterd,
+) -> None:
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", gateway.ns("h2"), sys.executable, "-c", LISTENER],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        for _ in range(5):
+            client = socket.create_connection(("127.0.0.1", gateway.socks_port), timeout=5)  # type: ignore[attr-defined]
+            client.sendall(b"\x05\x01\x00")
+            assert _exactly(client, 2) == b"\x05\x00"
+            client.sendall(b"\x05\x01\x00\x01" + ipaddress.IPv4Address("198.51.100.2").packed
+                           + struct.pack("!H", 7008))  # fmt: skip
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()  # RST at once, before or after the gateway's reply
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            open_ = [
+                c for c in gateway.call("sockstat", vnet="blue")["tcp"] if c["state"] != "TIME_WAIT"
+            ]
+            if not open_:
+                break
+            time.sleep(0.2)
+        assert open_ == []  # every connection the gateway made was reset with its client
+    finally:
         server.kill()
         server.wait(10)
