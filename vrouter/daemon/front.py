@@ -60,6 +60,7 @@ from vrouter.daemon.workers import (
     Spec,
     Wire,
     assign,
+    config_fd,
     end_key,
     root_of,
     wires,
@@ -381,12 +382,14 @@ class Front:
     ) -> asyncio.Task[str]:
         """Start ``worker``; return a task that ends with its first word (``ready`` or why not)."""
         read_end, write_end = os.pipe()
+        text_fd = config_fd(self.text)
         spec = Spec(
             index=worker.index,
             front=os.getpid(),
             tops=tuple(self.tops(worker.index)),
             wires={key: sock.fileno() for key, sock in ends.items()},
             ready=write_end,
+            config=text_fd,
         )
         env = {
             k: v
@@ -404,12 +407,13 @@ class Front:
                 self.log_level,
                 "--worker",
                 spec.encode(),
-                pass_fds=[write_end, *spec.wires.values()],
+                pass_fds=[write_end, text_fd, *spec.wires.values()],
                 env=env,
                 start_new_session=True,
             )
         finally:
             os.close(write_end)
+            os.close(text_fd)
         log.info("worker %d started (pid %d)", worker.index, worker.process.pid)
         return asyncio.get_running_loop().create_task(self._readiness(worker, read_end))
 
@@ -855,14 +859,10 @@ class WorkersCollector:
         yield from merged.values()
 
 
-async def serve(config: Config, log_level: str, log_level_fixed: bool = False) -> int:
-    """Run the front until SIGTERM/SIGINT or a worker's exit; return the exit code."""
+async def serve(config: Config, text: str, log_level: str, log_level_fixed: bool = False) -> int:
+    """Run the front on ``config`` (parsed from ``text``) until SIGTERM/SIGINT or a worker's
+    exit; return the exit code."""
     loop = asyncio.get_running_loop()
-    try:
-        text = read(config.path)
-    except ConfigError as err:
-        log.error("%s", err)
-        return 2
     front = Front(config, text, log_level, log_level_fixed)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, front.request_stop, signal.Signals(signum).name)

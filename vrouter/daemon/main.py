@@ -34,7 +34,7 @@ from vrouter.api.sockets import Endpoint, close_all
 from vrouter.core.vnet import VnetTree
 from vrouter.daemon import front, hostns, metrics, systemd, workers
 from vrouter.daemon.build import BuildError, Built, bring_up, build
-from vrouter.daemon.config import Config, ConfigError, load
+from vrouter.daemon.config import Config, ConfigError, parse, read
 from vrouter.daemon.ops import Ops
 from vrouter.daemon.reload import ReloadError, ReloadRecord, Step
 from vrouter.daemon.reload import reload as reload_config
@@ -311,15 +311,6 @@ async def _serve(config: Config, spec: workers.Spec | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``vrouterd``."""
     args = _parse_args(argv)
-    try:
-        config = load(args.config)
-    except ConfigError as err:
-        print(err, file=sys.stderr)
-        return 2
-    if args.check:
-        interfaces = sum(len(v.interfaces) for v in config.vnets)
-        print(f"{args.config}: OK ({len(config.vnets)} vnets, {interfaces} interfaces)")
-        return 0
     spec = None
     if args.worker is not None:
         try:
@@ -328,6 +319,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"vrouterd: --worker: {err}", file=sys.stderr)
             return 2
         front.follow(spec)
+    try:
+        # A worker runs the very text its front read, whatever the file says by now.
+        text = workers.read_text(spec.config) if spec is not None else read(args.config)
+        config = parse(text, args.config)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+    if args.check:
+        interfaces = sum(len(v.interfaces) for v in config.vnets)
+        print(f"{args.config}: OK ({len(config.vnets)} vnets, {interfaces} interfaces)")
+        return 0
     where = f" worker{spec.index}" if spec is not None else ""
     logging.basicConfig(
         level=(args.log_level or config.daemon.log_level).upper(),
@@ -337,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     level = args.log_level or config.daemon.log_level
     with contextlib.suppress(KeyboardInterrupt):
         if spec is None and config.daemon.workers > 1:
-            return uvloop.run(front.serve(config, level, args.log_level is not None))
+            return uvloop.run(front.serve(config, text, level, args.log_level is not None))
         return uvloop.run(_serve(config, spec))
     return 0
 

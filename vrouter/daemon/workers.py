@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,8 @@ class Spec:
     """Inherited descriptor of each wire end it owns, by :func:`end_key`."""
     ready: int
     """Descriptor to write ``ready`` (or ``failed: why``) to, then close."""
+    config: int = -1
+    """Descriptor holding the config text the front read (a memfd)."""
 
     def encode(self) -> str:
         """Return the spec as one command-line argument."""
@@ -148,6 +151,7 @@ class Spec:
                 "tops": list(self.tops),
                 "wires": dict(self.wires),
                 "ready": self.ready,
+                "config": self.config,
             }
         )
 
@@ -164,6 +168,21 @@ class Spec:
                 tops=tuple(str(t) for t in data["tops"]),
                 wires={str(k): int(v) for k, v in dict(data["wires"]).items()},
                 ready=int(data["ready"]),
+                config=int(data.get("config", -1)),
             )
         except (KeyError, TypeError) as err:
             raise ValueError(f"bad worker spec: {err}") from None
+
+
+def config_fd(text: str) -> int:
+    """Return a descriptor (a memfd, inheritable by the worker) holding ``text``."""
+    fd = os.memfd_create("vrouter-config", 0)
+    os.write(fd, text.encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def read_text(fd: int) -> str:
+    """Return the config text the front passed on ``fd`` (and close it)."""
+    with os.fdopen(fd, "rb") as f:
+        return f.read().decode("utf-8")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from vrouter.daemon.config import Config, ConfigError, parse
@@ -191,3 +193,12 @@ def test_the_front_serves_its_workers_metrics_as_one_target() -> None:
     front.scraped[1] = WORKER_TEXT.format(vnets=1, vnet="blue", packets=7, cpu=2, memory=2000)
     text = generate_latest(registry).decode()
     assert 'vnet="blue"} 7.0' in text and "vrouter_vnets 3.0" in text
+
+
+def test_a_worker_reads_the_text_its_front_read() -> None:
+    from vrouter.daemon.workers import config_fd, read_text
+
+    text = TEXT.format(daemon="workers = 2", more="# é, and more\n")
+    fd = config_fd(text)
+    assert os.get_inheritable(fd) is False  # passed on explicitly (pass_fds), not leaked
+    assert read_text(fd) == text
