@@ -175,8 +175,8 @@ class Spec:
 
 
 def config_fd(text: str) -> int:
-    """Return a descriptor (a memfd, inheritable by the worker) holding ``text``."""
-    fd = os.memfd_create("vrouter-config", 0)
+    """Return a descriptor (a memfd) holding ``text``, for a worker."""
+    fd = os.memfd_create("vrouter-config")  # close-on-exec: handed over by pass_fds only
     os.write(fd, text.encode())
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
