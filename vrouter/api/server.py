@@ -90,14 +90,7 @@ def _status(daemon: Daemon, args: dict[str, Any]) -> Any:
         "config": daemon.config.path,
         "vnets": len(daemon.tree or ()),
         "reloads": dict(daemon.reloads),
-        "last_reload": None
-        if last is None
-        else {
-            "time": round(last.time, 3),
-            "result": last.result,
-            "error": last.error,
-            "changes": last.changes,
-        },
+        "last_reload": None if last is None else last.describe(),
         "last_reload_success": daemon.last_reload_success,
         "caller": _caller_info(daemon),
     }

@@ -564,14 +564,7 @@ class Front:
             "config": self.config.path,
             "vnets": sum(int(c.get("vnets", 0)) for c in counts),
             "reloads": dict(self.reloads),
-            "last_reload": None
-            if last is None
-            else {
-                "time": round(last.time, 3),
-                "result": last.result,
-                "error": last.error,
-                "changes": last.changes,
-            },
+            "last_reload": None if last is None else last.describe(),
             "last_reload_success": self.last_reload_success,
             "caller": {
                 "uid": cred.uid,

@@ -713,6 +713,15 @@ class ReloadRecord:
     error: str | None = None
     changes: int = 0
 
+    def describe(self) -> dict[str, object]:
+        """Return the record as plain data (``status``)."""
+        return {
+            "time": round(self.time, 3),
+            "result": self.result,
+            "error": self.error,
+            "changes": self.changes,
+        }
+
 
 async def _read(daemon: Daemon, text: str | None, tops: Sequence[str] | None) -> Config:
     """Return the config to reload: ``text`` (the file's contents) or the file, as this
