@@ -9,13 +9,12 @@ routes RIP taught everyone.  Timers are short (update 2 s, timeout 6 s).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from birdlab import BirdLab, wait
 from harness import Vrouterd, run
 
 pytestmark = pytest.mark.integration
@@ -74,114 +73,21 @@ garbage = 4
 """
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """Start ``args`` with its stderr in ``log``."""
-    with open(log, "wb") as stderr:
-        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
-
-
-class Lab:
-    def __init__(self, daemon: Vrouterd) -> None:
-        self.d = daemon
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def stub(self, router: str, host: str, router_ip: str, host_ip: str) -> str:
-        """Give BIRD router ``router`` a stub network with host ``host`` behind it."""
-        p = self.d.prefix
-        veth = f"{p}{router[-2:]}s"
-        run("ip", "netns", "add", self.d.ns(host))
-        run(
-            "ip",
-            "link",
-            "add",
-            veth,
-            "netns",
-            self.d.ns(router),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            self.d.ns(host),
-        )
-        for ns, ifname, address in ((router, veth, router_ip), (host, "eth0", host_ip)):
-            run("ip", "-n", self.d.ns(ns), "addr", "add", address, "dev", ifname)
-            run("ip", "-n", self.d.ns(ns), "link", "set", ifname, "up")
-            run("ip", "-n", self.d.ns(ns), "link", "set", "lo", "up")
-        run("ip", "-n", self.d.ns(host), "route", "add", "default", "via", router_ip.split("/")[0])
-        self.d.exec(router, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-        return veth
-
-    def bird(self, router: str, router_id: str, stub: str, tap: str) -> None:
-        conf = self.d.dir / f"bird-{router}.conf"
-        conf.write_text(BIRD.format(router_id=router_id, stub=stub, tap=tap))
-        sock = self.d.dir / f"bird-{router}.ctl"
-        self.procs.append(
-            _spawn(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    self.d.ns(router),
-                    "bird",
-                    "-f",
-                    "-c",
-                    str(conf),
-                    "-s",
-                    str(sock),
-                    "-P",
-                    str(self.d.dir / f"bird-{router}.pid"),
-                ],
-                self.d.dir / f"bird-{router}.log",
-            )
-        )
-
-    def ripd(self) -> None:
-        conf = self.d.dir / "ripd.toml"
-        conf.write_text(RIPD.format(socket=self.d.socket, p=self.d.prefix))
-        self.procs.append(
-            _spawn(
-                [sys.executable, "-m", "vrouter.rip.daemon", "-c", str(conf)],
-                self.d.dir / "ripd.log",
-            )
-        )
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
-
-
 def _routes(daemon: Vrouterd, vnet: str) -> dict[str, str | None]:
     return {r["prefix"]: r["gateway"] for r in daemon.call("route.show", vnet=vnet, family="inet")}
 
 
-def _wait(what: str, check, timeout: float = 40) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
-def rip_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def rip_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BirdLab]:
     daemon = Vrouterd(tmp_path_factory.mktemp("vrouterd"), TOPOLOGY)
-    lab = Lab(daemon)
+    lab = BirdLab(daemon, 4)
     try:
         daemon.start()
         s1 = lab.stub("b1", "hb", "203.0.113.1/26", "203.0.113.2/26")
         s2 = lab.stub("b2", "hc", "203.0.113.65/26", "203.0.113.66/26")
-        lab.bird("b1", "192.0.2.2", s1, daemon.tap("r"))
-        lab.bird("b2", "192.0.2.66", s2, daemon.tap("b"))
-        lab.ripd()
+        lab.bird("b1", BIRD, router_id="192.0.2.2", stub=s1, tap=daemon.tap("r"))
+        lab.bird("b2", BIRD, router_id="192.0.2.66", stub=s2, tap=daemon.tap("b"))
+        lab.ripd(RIPD)
         yield lab
     finally:
         lab.stop()
@@ -192,9 +98,9 @@ def rip_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             daemon.cleanup()
 
 
-def test_vnets_and_bird_learn_each_others_networks(rip_lab: Lab) -> None:
+def test_vnets_and_bird_learn_each_others_networks(rip_lab: BirdLab) -> None:
     d = rip_lab.d
-    _wait(
+    wait(
         "red to learn BIRD's stub and blue's side",
         lambda: (
             {
@@ -205,19 +111,19 @@ def test_vnets_and_bird_learn_each_others_networks(rip_lab: Lab) -> None:
             <= _routes(d, "red").items()
         ),
     )
-    _wait(
+    wait(
         "blue to learn the far stub",
         lambda: _routes(d, "blue").get("203.0.113.0/26") == "198.51.100.1",
     )
-    _wait(
+    wait(
         "BIRD b1 to install the far stub",
         lambda: "203.0.113.64/26 via 192.0.2.1" in d.exec("b1", "ip", "route", "show").stdout,
     )
 
 
-def test_hosts_behind_bird_reach_each_other_on_learned_routes(rip_lab: Lab) -> None:
+def test_hosts_behind_bird_reach_each_other_on_learned_routes(rip_lab: BirdLab) -> None:
     d = rip_lab.d
-    _wait(
+    wait(
         "the whole path",
         lambda: (
             "1 received"
@@ -229,13 +135,13 @@ def test_hosts_behind_bird_reach_each_other_on_learned_routes(rip_lab: Lab) -> N
     assert "ttl=60" in result.stdout  # b1, red, blue, b2
 
 
-def test_a_route_bird_withdraws_leaves_the_vnets(rip_lab: Lab) -> None:
+def test_a_route_bird_withdraws_leaves_the_vnets(rip_lab: BirdLab) -> None:
     d = rip_lab.d
-    _wait("red to have the stub", lambda: "203.0.113.0/26" in _routes(d, "red"))
+    wait("red to have the stub", lambda: "203.0.113.0/26" in _routes(d, "red"))
     run("ip", "-n", d.ns("b1"), "link", "set", f"{d.prefix}b1s", "down")
     started = time.monotonic()
-    _wait("red to drop the stub", lambda: "203.0.113.0/26" not in _routes(d, "red"), 20)
-    _wait("blue to drop the stub", lambda: "203.0.113.0/26" not in _routes(d, "blue"), 20)
+    wait("red to drop the stub", lambda: "203.0.113.0/26" not in _routes(d, "red"), 20)
+    wait("blue to drop the stub", lambda: "203.0.113.0/26" not in _routes(d, "blue"), 20)
     assert time.monotonic() - started < 15  # triggered update, or at worst the 6 s timeout
     log = Path(d.dir / "ripd.log").read_text()
     assert "red/rip: delete 203.0.113.0/26" in log
@@ -308,49 +214,20 @@ password = "rip-plain"
 """
 
 
-def _auth_bird(lab: Lab, router: str, router_id: str, stub: str, tap: str, auth: str) -> None:
-    d = lab.d
-    conf = d.dir / f"bird-{router}.conf"
-    conf.write_text(BIRD_AUTH.format(router_id=router_id, stub=stub, tap=tap, auth=auth))
-    lab.procs.append(
-        _spawn(
-            [
-                "ip",
-                "netns",
-                "exec",
-                d.ns(router),
-                "bird",
-                "-f",
-                "-c",
-                str(conf),
-                "-s",
-                str(d.dir / f"bird-{router}.ctl"),
-                "-P",
-                str(d.dir / f"bird-{router}.pid"),
-            ],
-            d.dir / f"bird-{router}.log",
-        )
-    )
-
-
 @pytest.fixture(scope="module")
-def auth_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def auth_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BirdLab]:
     daemon = Vrouterd(tmp_path_factory.mktemp("vrouterd"), AUTH_TOPOLOGY)
-    lab = Lab(daemon)
+    lab = BirdLab(daemon, 4)
     try:
         daemon.start()
         p = daemon.prefix
-        _auth_bird(lab, "b1", "192.0.2.2", "198.51.100.0/26", f"{p}r", MD5_GOOD)
-        _auth_bird(lab, "b2", "192.0.2.18", "198.51.100.64/26", f"{p}w", MD5_WRONG)
-        _auth_bird(lab, "b3", "192.0.2.34", "198.51.100.128/26", f"{p}b", PLAIN)
-        conf = daemon.dir / "ripd.toml"
-        conf.write_text(RIPD_AUTH.format(socket=daemon.socket, p=p))
-        lab.procs.append(
-            _spawn(
-                [sys.executable, "-m", "vrouter.rip.daemon", "-c", str(conf)],
-                daemon.dir / "ripd.log",
-            )
-        )
+        for router, router_id, stub, tap, auth in (
+            ("b1", "192.0.2.2", "198.51.100.0/26", f"{p}r", MD5_GOOD),
+            ("b2", "192.0.2.18", "198.51.100.64/26", f"{p}w", MD5_WRONG),
+            ("b3", "192.0.2.34", "198.51.100.128/26", f"{p}b", PLAIN),
+        ):
+            lab.bird(router, BIRD_AUTH, router_id=router_id, stub=stub, tap=tap, auth=auth)
+        lab.ripd(RIPD_AUTH)
         yield lab
     finally:
         lab.stop()
@@ -361,22 +238,22 @@ def auth_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             daemon.cleanup()
 
 
-def test_md5_and_plaintext_authenticated_routes_are_exchanged_with_bird(auth_lab: Lab) -> None:
+def test_md5_and_plaintext_authenticated_routes_are_exchanged_with_bird(auth_lab: BirdLab) -> None:
     d = auth_lab.d
-    _wait(
+    wait(
         "red to learn b1's route (keyed MD5)",
         lambda: _routes(d, "red").get("198.51.100.0/26") == "192.0.2.2",
     )
-    _wait(
+    wait(
         "blue to learn b3's route (plaintext)",
         lambda: _routes(d, "blue").get("198.51.100.128/26") == "192.0.2.34",
     )
     # BIRD accepts what vrouter-ripd signs: it installs the vnets' networks.
-    _wait(
+    wait(
         "b1 to accept red's MD5 updates",
         lambda: "198.51.100.240/28 via 192.0.2.1" in d.exec("b1", "ip", "route").stdout,
     )
-    _wait(
+    wait(
         "b3 to accept blue's plaintext updates",
         lambda: "198.51.100.192/27 via 192.0.2.33" in d.exec("b3", "ip", "route").stdout,
     )
@@ -385,11 +262,11 @@ def test_md5_and_plaintext_authenticated_routes_are_exchanged_with_bird(auth_lab
     assert "dropped from 192.0.2.2:" not in Path(d.dir / "ripd.log").read_text()
 
 
-def test_a_wrong_md5_password_is_refused_both_ways(auth_lab: Lab) -> None:
+def test_a_wrong_md5_password_is_refused_both_ways(auth_lab: BirdLab) -> None:
     d = auth_lab.d
-    _wait("red to hear b1", lambda: "198.51.100.0/26" in _routes(d, "red"))
+    wait("red to hear b1", lambda: "198.51.100.0/26" in _routes(d, "red"))
     log = Path(d.dir / "ripd.log")
-    _wait("ripd to drop b2's packets", lambda: "rip_auth_digest" in log.read_text())
+    wait("ripd to drop b2's packets", lambda: "rip_auth_digest" in log.read_text())
     time.sleep(5)  # two more update periods of b2's
     assert "198.51.100.64/26" not in _routes(d, "red")
     assert "dropped from 192.0.2.18" in log.read_text()

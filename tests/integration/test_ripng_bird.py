@@ -14,13 +14,12 @@ timeout 6 s).
 from __future__ import annotations
 
 import ipaddress
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from birdlab import BirdLab, wait
 from harness import Vrouterd, run
 
 pytestmark = pytest.mark.integration
@@ -81,91 +80,6 @@ garbage = 4
 """
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """Start ``args`` with its stderr in ``log``."""
-    with open(log, "wb") as stderr:
-        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
-
-
-class Lab:
-    def __init__(self, daemon: Vrouterd) -> None:
-        self.d = daemon
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def stub(self, router: str, host: str, router_ip: str, host_ip: str) -> str:
-        """Give BIRD router ``router`` a stub network with host ``host`` behind it."""
-        p = self.d.prefix
-        veth = f"{p}{router[-2:]}s"
-        run("ip", "netns", "add", self.d.ns(host))
-        run(
-            "ip",
-            "link",
-            "add",
-            veth,
-            "netns",
-            self.d.ns(router),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            self.d.ns(host),
-        )
-        for ns, ifname, address in ((router, veth, router_ip), (host, "eth0", host_ip)):
-            run("ip", "-n", self.d.ns(ns), "addr", "add", address, "dev", ifname, "nodad")
-            run("ip", "-n", self.d.ns(ns), "link", "set", ifname, "up")
-            run("ip", "-n", self.d.ns(ns), "link", "set", "lo", "up")
-        gateway = router_ip.split("/")[0]
-        run("ip", "-n", self.d.ns(host), "-6", "route", "add", "default", "via", gateway)
-        self.d.exec(router, "sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1")
-        return veth
-
-    def bird(self, router: str, router_id: str, stub: str, tap: str) -> None:
-        conf = self.d.dir / f"bird-{router}.conf"
-        conf.write_text(BIRD.format(router_id=router_id, stub=stub, tap=tap))
-        sock = self.d.dir / f"bird-{router}.ctl"
-        self.procs.append(
-            _spawn(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    self.d.ns(router),
-                    "bird",
-                    "-f",
-                    "-c",
-                    str(conf),
-                    "-s",
-                    str(sock),
-                    "-P",
-                    str(self.d.dir / f"bird-{router}.pid"),
-                ],
-                self.d.dir / f"bird-{router}.log",
-            )
-        )
-
-    def ripd(self) -> None:
-        conf = self.d.dir / "ripd.toml"
-        conf.write_text(RIPD.format(socket=self.d.socket, p=self.d.prefix))
-        self.procs.append(
-            _spawn(
-                [sys.executable, "-m", "vrouter.rip.daemon", "-c", str(conf)],
-                self.d.dir / "ripd.log",
-            )
-        )
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
-
-
 def _routes(daemon: Vrouterd, vnet: str) -> dict[str, tuple[str | None, str | None]]:
     """Return the vnet's IPv6 routes: prefix -> (gateway, interface)."""
     return {
@@ -186,27 +100,18 @@ def _host_link_local(daemon: Vrouterd, host: str, ifname: str) -> str:
     return out.stdout.split("inet6 ")[1].split("/")[0]
 
 
-def _wait(what: str, check: Callable[[], bool], timeout: float = 40) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
-def ripng_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def ripng_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BirdLab]:
     daemon = Vrouterd(tmp_path_factory.mktemp("vrouterd"), TOPOLOGY)
-    lab = Lab(daemon)
+    lab = BirdLab(daemon, 6)
     try:
         daemon.start()
         daemon.wait_ipv6()
         s1 = lab.stub("b1", "hb", "2001:db8:a::1/64", "2001:db8:a::2/64")
         s2 = lab.stub("b2", "hc", "2001:db8:b::1/64", "2001:db8:b::2/64")
-        lab.bird("b1", "192.0.2.1", s1, daemon.tap("r"))
-        lab.bird("b2", "192.0.2.2", s2, daemon.tap("b"))
-        lab.ripd()
+        lab.bird("b1", BIRD, router_id="192.0.2.1", stub=s1, tap=daemon.tap("r"))
+        lab.bird("b2", BIRD, router_id="192.0.2.2", stub=s2, tap=daemon.tap("b"))
+        lab.ripd(RIPD)
         yield lab
     finally:
         lab.stop()
@@ -217,13 +122,13 @@ def ripng_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             daemon.cleanup()
 
 
-def test_vnets_and_bird_learn_each_others_networks(ripng_lab: Lab) -> None:
+def test_vnets_and_bird_learn_each_others_networks(ripng_lab: BirdLab) -> None:
     d = ripng_lab.d
     b1 = _host_link_local(d, "b1", d.tap("r"))
     blue_ep = _link_local(d, "blue", "ep0")
     red_ep = _link_local(d, "red", "ep0")
     # Every next hop is the neighbour's link-local address, with the interface.
-    _wait(
+    wait(
         "red to learn BIRD's stub and blue's side",
         lambda: (
             {
@@ -234,12 +139,12 @@ def test_vnets_and_bird_learn_each_others_networks(ripng_lab: Lab) -> None:
             <= _routes(d, "red").items()
         ),
     )
-    _wait(
+    wait(
         "blue to learn the far stub",
         lambda: _routes(d, "blue").get("2001:db8:a::/64") == (red_ep, "ep0"),
     )
     red_tap = _link_local(d, "red", d.tap("r"))
-    _wait(
+    wait(
         "BIRD b1 to install the far stub via red's link-local address",
         lambda: (
             f"2001:db8:b::/64 via {red_tap} dev {d.tap('r')}"
@@ -249,9 +154,9 @@ def test_vnets_and_bird_learn_each_others_networks(ripng_lab: Lab) -> None:
     assert ipaddress.IPv6Address(b1).is_link_local
 
 
-def test_hosts_behind_bird_reach_each_other_on_learned_routes(ripng_lab: Lab) -> None:
+def test_hosts_behind_bird_reach_each_other_on_learned_routes(ripng_lab: BirdLab) -> None:
     d = ripng_lab.d
-    _wait(
+    wait(
         "the whole path",
         lambda: (
             "1 received"
@@ -265,13 +170,13 @@ def test_hosts_behind_bird_reach_each_other_on_learned_routes(ripng_lab: Lab) ->
     assert "2 received" in back.stdout
 
 
-def test_a_route_bird_withdraws_leaves_the_vnets(ripng_lab: Lab) -> None:
+def test_a_route_bird_withdraws_leaves_the_vnets(ripng_lab: BirdLab) -> None:
     d = ripng_lab.d
-    _wait("red to have the stub", lambda: "2001:db8:a::/64" in _routes(d, "red"))
+    wait("red to have the stub", lambda: "2001:db8:a::/64" in _routes(d, "red"))
     run("ip", "-n", d.ns("b1"), "link", "set", f"{d.prefix}b1s", "down")
     started = time.monotonic()
-    _wait("red to drop the stub", lambda: "2001:db8:a::/64" not in _routes(d, "red"), 20)
-    _wait("blue to drop the stub", lambda: "2001:db8:a::/64" not in _routes(d, "blue"), 20)
+    wait("red to drop the stub", lambda: "2001:db8:a::/64" not in _routes(d, "red"), 20)
+    wait("blue to drop the stub", lambda: "2001:db8:a::/64" not in _routes(d, "blue"), 20)
     assert time.monotonic() - started < 15  # triggered update, or at worst the 6 s timeout
     log = Path(d.dir / "ripd.log").read_text()
     assert "red/ripng: delete 2001:db8:a::/64" in log
