@@ -253,16 +253,7 @@ class RouteSocket:
         route_type: str = "unicast",
     ) -> dict[str, Any]:
         """Add a static route (RTM_ADD)."""
-        return cast(
-            "dict[str, Any]",
-            self.request(
-                "RTM_ADD",
-                prefix=prefix,
-                gateway=gateway,
-                interface=interface,
-                route_type=route_type,
-            )["route"],
-        )
+        return self._route("RTM_ADD", prefix, gateway, interface, route_type)
 
     def change(
         self,
@@ -272,16 +263,20 @@ class RouteSocket:
         route_type: str = "unicast",
     ) -> dict[str, Any]:
         """Replace the static route to ``prefix`` (RTM_CHANGE)."""
-        return cast(
-            "dict[str, Any]",
-            self.request(
-                "RTM_CHANGE",
-                prefix=prefix,
-                gateway=gateway,
-                interface=interface,
-                route_type=route_type,
-            )["route"],
+        return self._route("RTM_CHANGE", prefix, gateway, interface, route_type)
+
+    def _route(
+        self,
+        kind: str,
+        prefix: str,
+        gateway: str | None,
+        interface: str | None,
+        route_type: str,
+    ) -> dict[str, Any]:
+        reply = self.request(
+            kind, prefix=prefix, gateway=gateway, interface=interface, route_type=route_type
         )
+        return cast("dict[str, Any]", reply["route"])
 
     def delete(self, prefix: str) -> dict[str, Any]:
         """Delete the static route to ``prefix`` (RTM_DELETE)."""
