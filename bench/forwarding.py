@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any, Protocol, TypeVar
 
 from report import fmt_ratio, loadavg, machine, write_section
 
@@ -100,6 +101,14 @@ def run(*cmd: str, timeout: float = 30, check: bool = True) -> subprocess.Comple
             f"{(result.stderr or result.stdout).strip()}"
         )
     return result
+
+
+def kill_group(proc: subprocess.Popen[Any]) -> None:
+    """Kill ``proc``'s process group (started with ``start_new_session``) and reap it."""
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10)
 
 
 def nsrun(
@@ -531,14 +540,19 @@ class Lab:
 
     # ---- teardown
 
+    def daemons(self) -> list[tuple[str, Daemon]]:
+        """Return each vrouterd once, named by the first case that uses it."""
+        seen: dict[int, tuple[str, Daemon]] = {}
+        for case in self.cases:
+            if case.daemon is not None:
+                seen.setdefault(id(case.daemon), (case.name, case.daemon))
+        return list(seen.values())
+
     def cleanup(self) -> list[str]:
         """Remove everything with our prefix; return what could not be removed."""
         for case in self.cases:
             for proc in case.procs:
-                with contextlib.suppress(OSError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(10)
+                kill_group(proc)
         for case in self.cases:
             if case.daemon is not None:
                 try:
@@ -719,10 +733,7 @@ def ping_load_once(case: Case) -> None:
         except subprocess.TimeoutExpired as exc:
             raise BenchError(f"{case.name}: iperf3 load did not finish") from exc
     finally:
-        if load.poll() is None:
-            with contextlib.suppress(OSError):
-                os.killpg(load.pid, signal.SIGKILL)
-            load.wait(10)
+        kill_group(load)
     try:
         report = json.loads(out)
         series.load_bps = float(report["end"]["sum_received"]["bits_per_second"])
@@ -792,10 +803,7 @@ def profile_udp(case: Case, seconds: int, flood: Path | None, workdir: Path) -> 
         except subprocess.TimeoutExpired as exc:
             raise BenchError(f"{case.name}: py-spy did not finish") from exc
     finally:
-        if spy.poll() is None:
-            with contextlib.suppress(OSError):
-                os.killpg(spy.pid, signal.SIGKILL)
-            spy.wait(10)
+        kill_group(spy)
     if not raw.exists():
         case.profile = Profile(0, [], [], run_.rx_pps, f"py-spy failed: {err.strip()[-200:]}")
         return
@@ -1309,7 +1317,7 @@ def main(argv: list[str] | None = None) -> int:
         return Report(lab.cases, args, sender).render(host, load_before, loadavg())
 
     load_before = loadavg()
-    return run_lab("forwarding", render, args.no_write)
+    return run_lab("forwarding", f"b{os.getpid() % 100000:05d}", Lab, render, args.no_write)
 
 
 def check_args(
@@ -1330,42 +1338,61 @@ def check_args(
             parser.error(f"{tool} is not installed")
 
 
-def run_lab(section: str, render: Callable[[Lab], str], no_write: bool) -> int:
-    """Build a Lab with a fresh name prefix, ``render`` the report from it, always clean up,
-    and write the report into RESULTS.md's ``section``; return the exit status."""
-    prefix = f"b{os.getpid() % 100000:05d}"
+class Bench(Protocol):
+    """What :func:`run_lab` needs of a benchmark's lab."""
+
+    def cleanup(self) -> list[str]:
+        """Remove everything the lab made; return what could not be removed."""
+        ...
+
+    def daemons(self) -> list[tuple[str, Daemon]]:
+        """Return the vrouterd processes (by case name) whose logs explain a failure."""
+        ...
+
+
+LabT = TypeVar("LabT", bound=Bench)
+
+
+def run_lab(
+    section: str,
+    prefix: str,
+    make: Callable[[str], LabT],
+    render: Callable[[LabT], str],
+    no_write: bool,
+) -> int:
+    """``make`` a lab with names starting with ``prefix``, ``render`` the report from it,
+    always clean up, and write the report into RESULTS.md's ``section``; return the exit
+    status."""
     taken = [n for n in netns_list() | root_links() if n.startswith(prefix)]
     if taken:
         print(f"names with prefix {prefix} already exist ({', '.join(taken)}); "
               "not touching them, try again", file=sys.stderr)  # fmt: skip
         return 1
 
-    lab = Lab(prefix)
+    lab: LabT | None = None
     report = ""
     status = 0
     left: list[str] = []
     started = time.monotonic()
     with signals_raise():
         try:
+            lab = make(prefix)
             report = render(lab)
         except KeyboardInterrupt:
             print("\ninterrupted, cleaning up", file=sys.stderr)
             status = 130
         except BenchError as err:
             print(f"\nerror: {err}", file=sys.stderr)
-            shown: set[int] = set()
-            for case in lab.cases:
-                daemon = case.daemon
-                if daemon is not None and id(daemon) not in shown and daemon.logtext():
-                    shown.add(id(daemon))
-                    print(f"--- {case.name} vrouterd log tail:\n{daemon.logtext()}",
-                          file=sys.stderr)  # fmt: skip
+            for name, daemon in lab.daemons() if lab is not None else []:
+                if daemon.logtext():
+                    print(f"--- {name} vrouterd log tail:\n{daemon.logtext()}", file=sys.stderr)
             status = 1
         finally:
             # No second Ctrl-C half-way through the teardown.
             old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
-                left = lab.cleanup()
+                if lab is not None:
+                    left = lab.cleanup()
             finally:
                 signal.signal(signal.SIGINT, old_int)
     ours = [n for n in netns_list() if n.startswith(prefix)]

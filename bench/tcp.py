@@ -55,14 +55,15 @@ from forwarding import (
     BenchError,
     Daemon,
     _frame_name,
+    kill_group,
     mmm,
     netns_list,
     nsrun,
     root_links,
     run,
-    signals_raise,
+    run_lab,
 )
-from report import fmt_ratio, loadavg, machine, write_section
+from report import fmt_ratio, loadavg, machine
 
 VNET = "blue"
 VNET_ADDR, HOST_ADDR = "198.51.100.1", "198.51.100.2"  # the vnet and its TAP host
@@ -298,13 +299,14 @@ class Lab:
             known["vnet-socket"].daemon = known["vnet-socks"].daemon = self.daemon
         self.cases = [known[n] for n in names]
 
+    def daemons(self) -> list[tuple[str, Daemon]]:
+        """Return the vrouterd of the vnet cases, if it runs."""
+        return [("vnet", self.daemon)] if self.daemon is not None else []
+
     def cleanup(self) -> list[str]:
         """Stop everything, remove everything with our prefix; return what is left."""
         for proc in self.procs:
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(10)
+            kill_group(proc)
         if self.daemon is not None:
             try:
                 self.daemon.stop()
@@ -548,51 +550,17 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not installed")
 
-    prefix = f"tb{os.getpid() % 100000:05d}x"  # the x ends it: no other run's prefix
-    taken = [n for n in netns_list() | root_links() if n.startswith(prefix)]
-    if taken:
-        print(f"names with prefix {prefix} already exist ({', '.join(taken)}); try again",
-              file=sys.stderr)  # fmt: skip
-        return 1
+    def make(prefix: str) -> Lab:
+        return Lab(prefix, args.size_mb * 1_000_000, args.sysctl)
+
+    def report(lab: Lab) -> str:
+        lab.build(args.cases)
+        measure(lab, args)
+        return render(lab, args, load_before)
+
     load_before = loadavg()
-    started = time.monotonic()
-    report = ""
-    status = 0
-    lab: Lab | None = None
-    left: list[str] = []
-    with signals_raise():
-        try:
-            lab = Lab(prefix, args.size_mb * 1_000_000, args.sysctl)
-            lab.build(args.cases)
-            measure(lab, args)
-            report = render(lab, args, load_before)
-        except KeyboardInterrupt:
-            print("\ninterrupted, cleaning up", file=sys.stderr)
-            status = 130
-        except BenchError as err:
-            print(f"\nerror: {err}", file=sys.stderr)
-            if lab is not None and lab.daemon is not None:
-                print(f"--- vrouterd log tail:\n{lab.daemon.logtext()}", file=sys.stderr)
-            status = 1
-        finally:
-            old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
-                if lab is not None:
-                    left = lab.cleanup()
-            finally:
-                signal.signal(signal.SIGINT, old_int)
-    ours = [n for n in netns_list() if n.startswith(prefix)]
-    if left or ours:
-        print(f"error: left behind: {', '.join(sorted(set(left + ours)))}", file=sys.stderr)
-        status = status or 1
-    else:
-        print(f"clean-up OK: no namespace or link with prefix {prefix} left")
-    if report:
-        print(f"\n{report}\ntook {time.monotonic() - started:.0f} s")
-        if not args.no_write:
-            write_section("tcp", report)
-            print("written to bench/RESULTS.md (section tcp)")
-    return status
+    prefix = f"tb{os.getpid() % 100000:05d}x"  # the x ends it: no other run's prefix
+    return run_lab("tcp", prefix, make, report, args.no_write)
 
 
 if __name__ == "__main__":

@@ -770,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
         return Report(setups, args).render(host, load_before, loadavg())
 
     load_before = loadavg()
-    return run_lab("workers", render, args.no_write)
+    return run_lab("workers", f"b{os.getpid() % 100000:05d}", Lab, render, args.no_write)
 
 
 if __name__ == "__main__":
