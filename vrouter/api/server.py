@@ -908,6 +908,21 @@ async def send_with_fd(writer: asyncio.StreamWriter, line: bytes, fd: int) -> No
         writer.write(line[sent:])
 
 
+def _failed(err: Exception) -> dict[str, Any]:
+    """Return the error reply for a handler that raised ``err`` (a bug is logged)."""
+    if isinstance(err, ApiError):
+        return err.reply()
+    log.exception("control request failed")
+    return {"ok": False, "error": f"internal error: {err}"}
+
+
+def _succeeded(result: Any) -> tuple[dict[str, Any], PassFd | None]:
+    """Return the reply for ``result``, and the descriptor riding with it, if any."""
+    if isinstance(result, PassFd):
+        return {"ok": True, "result": result.result}, result
+    return {"ok": True, "result": result}, None
+
+
 class ControlServer:
     """Serves the control protocol on a Unix socket."""
 
@@ -1070,16 +1085,11 @@ class ControlServer:
         token = perms.set_caller(cred or perms.ROOT)
         try:
             result = await change(self.daemon, args)
-        except ApiError as err:
-            return err.reply(), None
         except Exception as err:
-            log.exception("control request failed")
-            return {"ok": False, "error": f"internal error: {err}"}, None
+            return _failed(err), None
         finally:
             perms.reset_caller(token)
-        if isinstance(result, PassFd):
-            return {"ok": True, "result": result.result}, result
-        return {"ok": True, "result": result}, None
+        return _succeeded(result)
 
     def answer(
         self, line: bytes, cred: Cred | None = None, trusted: bool = False
@@ -1103,14 +1113,9 @@ class ControlServer:
                 result = handler(self.daemon, args)
             finally:
                 perms.reset_caller(token)
-        except ApiError as err:
-            return err.reply(), None
         except Exception as err:
-            log.exception("control request failed")
-            return {"ok": False, "error": f"internal error: {err}"}, None
-        if isinstance(result, PassFd):
-            return {"ok": True, "result": result.result}, result
-        return {"ok": True, "result": result}, None
+            return _failed(err), None
+        return _succeeded(result)
 
     def handle(self, line: bytes) -> dict[str, Any]:
         """Answer one request line that needs no descriptor passed."""
