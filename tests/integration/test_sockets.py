@@ -11,7 +11,9 @@ from collections.abc import Iterator
 import pytest
 from harness import Vrouterd
 
+from vrouter.api.protocol import ApiError
 from vrouter.client import Client, VSocket, create_datagram_endpoint
+from vrouter.core import limits
 
 pytestmark = pytest.mark.integration
 
@@ -217,3 +219,20 @@ def test_sockstat_lists_the_sockets_of_a_vnet(demo: Vrouterd, client: Client) ->
         [entry] = [s for s in shown["sockets"] if s["local"] == "*:4242"]
         assert entry["kind"] == "udp" and entry["family"] == "inet6"
     assert all(s["local"] != "*:4242" for s in demo.call("sockstat", vnet="red")["sockets"])
+
+
+def test_the_socket_limit_counts_tcp_and_udp_sockets_alike(demo: Vrouterd, client: Client) -> None:
+    demo.call("sysctl.set", vnet="green", settings={"vnet.limits.sockets": 1})
+    try:
+        with (
+            client.listen("green", ("0.0.0.0", 8090)),
+            pytest.raises(ApiError, match="socket limit 1 reached"),
+        ):
+            client.socket("green", socket.AF_INET, socket.SOCK_DGRAM)
+        with (
+            client.socket("green", socket.AF_INET, socket.SOCK_DGRAM),
+            pytest.raises(ApiError, match="socket limit 1 reached"),
+        ):
+            client.listen("green", ("0.0.0.0", 8091))
+    finally:
+        demo.call("sysctl.set", vnet="green", settings={"vnet.limits.sockets": limits.MAXIMUM})

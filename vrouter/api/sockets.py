@@ -145,6 +145,14 @@ class Endpoint:
         log.info("vnet %s: %s socket closed: %s", self.vnet.name, self.kind, why)
 
 
+def in_use(daemon: Daemon, vnet: Vnet) -> int:
+    """Return the program sockets open in ``vnet`` (what its ``sockets`` limit counts):
+    UDP, raw and route sockets, TCP listeners and connections."""
+    return sum(1 for e in daemon.endpoints if e.vnet is vnet) + sum(
+        1 for e in daemon.streams if e.vnet is vnet
+    )
+
+
 def open_socket(daemon: Daemon, args: dict[str, Any]) -> tuple[Any, socket.socket, Endpoint]:
     """Handle ``socket.open``: create the socket; return (result, the program's end, endpoint).
 
@@ -163,9 +171,8 @@ def open_socket(daemon: Daemon, args: dict[str, Any]) -> tuple[Any, socket.socke
     proto = args.get("protocol", 0)
     if not isinstance(proto, int) or isinstance(proto, bool):
         raise ApiError("'protocol' must be a number")
-    in_use = sum(1 for e in daemon.endpoints if e.vnet is vnet)
     try:
-        limits.check_sockets(vnet, in_use)
+        limits.check_sockets(vnet, in_use(daemon, vnet))
     except limits.LimitError as err:
         raise ApiError(str(err)) from None
     sock = None

@@ -31,6 +31,7 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
+from vrouter.api import sockets
 from vrouter.api.protocol import ApiError
 from vrouter.core import limits
 from vrouter.transport.tcp import (
@@ -326,12 +327,6 @@ def _family(args: dict[str, Any]) -> int:
     return family
 
 
-def _in_use(daemon: Daemon, vnet: Vnet) -> int:
-    return sum(1 for e in daemon.streams if e.vnet is vnet) + sum(
-        1 for e in daemon.endpoints if e.vnet is vnet
-    )
-
-
 def listen(daemon: Daemon, args: dict[str, Any]) -> tuple[Any, socket.socket, ListenEndpoint]:
     """Handle ``tcp.listen``: return (result, the program's end, the endpoint)."""
     from vrouter.api.server import _vnet
@@ -347,7 +342,7 @@ def listen(daemon: Daemon, args: dict[str, Any]) -> tuple[Any, socket.socket, Li
     if 0 < port < 1024 and not args.get("_privileged", True):
         raise ApiError(f"port {port} needs root or a grant to bind")
     try:
-        limits.check_sockets(vnet, _in_use(daemon, vnet))
+        limits.check_sockets(vnet, sockets.in_use(daemon, vnet))
     except limits.LimitError as err:
         raise ApiError(str(err)) from None
     _hook(vnet)
@@ -386,7 +381,7 @@ async def establish(daemon: Daemon, args: dict[str, Any]) -> tuple[Vnet, Connect
     if not dst:
         raise ApiError("tcp.connect needs an 'address'")
     try:
-        limits.check_sockets(vnet, _in_use(daemon, vnet))
+        limits.check_sockets(vnet, sockets.in_use(daemon, vnet))
     except limits.LimitError as err:
         raise ApiError(str(err)) from None
     _hook(vnet)
