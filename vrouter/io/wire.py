@@ -37,11 +37,19 @@ SOCKET_BUFFER = 4 << 20
 """Send and receive buffer asked of the kernel (capped by net.core.[rw]mem_max)."""
 
 
-def encode(frame: bytes | bytearray) -> bytes:
-    """Return ``frame`` as one record (for tests and one-off sends)."""
+def append(out: bytearray, frame: bytes | bytearray) -> None:
+    """Add ``frame`` to ``out`` as one record: its length, its virtio-net header, itself."""
     vhdr = offload.vhdr_of(frame)
-    header = offload.NO_HEADER if vhdr is None else vhdr.emit()
-    return LENGTH.pack(offload.HEADER_LEN + len(frame)) + header + bytes(frame)
+    out += LENGTH.pack(offload.HEADER_LEN + len(frame))
+    out += offload.NO_HEADER if vhdr is None else vhdr.emit()
+    out += frame
+
+
+def encode(frame: bytes | bytearray) -> bytes:
+    """Return ``frame`` as one record (for one-off sends)."""
+    out = bytearray()
+    append(out, frame)
+    return bytes(out)
 
 
 def decode(
@@ -108,10 +116,7 @@ class WireDevice:
         if len(out) >= OUT_LIMIT:
             self.ifnet.counters.tx_drops["queue_full"] += 1
             return
-        vhdr = offload.vhdr_of(frame)
-        out += LENGTH.pack(offload.HEADER_LEN + len(frame))
-        out += offload.NO_HEADER if vhdr is None else vhdr.emit()
-        out += frame
+        append(out, frame)
         if not self._flushing and not self._writing:
             self._flushing = True
             self._loop.call_soon(self._flush)
