@@ -313,6 +313,13 @@ class Config:
     daemon: DaemonConfig
     vnets: tuple[VnetConfig, ...]
 
+    def interface(self, vnet: str, name: str) -> InterfaceConfig | None:
+        """Return interface ``name`` of vnet ``vnet``, if the configuration has it."""
+        for vcfg in self.vnets:
+            if vcfg.name == vnet:
+                return next((i for i in vcfg.interfaces if i.name == name), None)
+        return None
+
     def policy(self) -> Policy:
         """Return the rights this configuration grants (admins, grants by vnet name)."""
         return Policy(

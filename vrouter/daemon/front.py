@@ -54,7 +54,7 @@ from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode, for
 from vrouter.api.server import peer_cred, send_with_fd, serve_lines
 from vrouter.core.perms import ROOT, Cred
 from vrouter.daemon import hostns, metrics, systemd
-from vrouter.daemon.config import Config, ConfigError, InterfaceConfig, parse, read
+from vrouter.daemon.config import Config, ConfigError, parse, read
 from vrouter.daemon.reload import ReloadError, ReloadRecord, daemon_refusals, recreates
 from vrouter.daemon.workers import (
     Spec,
@@ -729,7 +729,7 @@ class Front:
             )
         for wire in sorted(now & set(self.wires)):
             for vnet, ifname in (wire.a, wire.b):
-                before, after = _interface(self.config, vnet, ifname), _interface(new, vnet, ifname)
+                before, after = self.config.interface(vnet, ifname), new.interface(vnet, ifname)
                 if before is not None and after is not None and recreates(before, after):
                     reasons.append(
                         f"vnets.{vnet}.interfaces.{ifname}: an epair between workers is only "
@@ -777,13 +777,6 @@ class Front:
                 log.warning("worker %d: metrics not scraped: %s", worker.index, err)
                 text = None
             self.scraped[worker.index] = text if isinstance(text, str) else None
-
-
-def _interface(config: Config, vnet: str, name: str) -> InterfaceConfig | None:
-    for vcfg in config.vnets:
-        if vcfg.name == vnet:
-            return next((i for i in vcfg.interfaces if i.name == name), None)
-    return None
 
 
 FRONT_OPS: dict[str, FrontHandler] = {

@@ -648,7 +648,8 @@ class Applier:
                 assert icfg.peer is not None
                 peer_vnet, peer_name = icfg.peer
                 if peer_vnet in ops.tree and peer_name not in ops.vnet(peer_vnet).link.interfaces:
-                    peer = _old_interface(self.old_config, peer_vnet, peer_name)
+                    old = self.old_config
+                    peer = old.interface(peer_vnet, peer_name) if old is not None else None
                     if peer is not None:
                         ops.create_epair(vcfg.name, icfg, peer_vnet, peer)
             for route in vcfg.routes:
@@ -679,15 +680,6 @@ def _set_admins(ops: Ops, admins: tuple[Principal, ...]) -> tuple[Principal, ...
     policy = ops.tree.policy
     ops.tree.set_policy(Policy(admins, policy.grants))
     return policy.admins
-
-
-def _old_interface(config: Config | None, vnet: str, name: str) -> InterfaceConfig | None:
-    if config is None:
-        return None
-    for vcfg in config.vnets:
-        if vcfg.name == vnet:
-            return next((i for i in vcfg.interfaces if i.name == name), None)
-    return None
 
 
 async def apply(ops: Ops, old: Config, new: Config) -> list[Step]:
