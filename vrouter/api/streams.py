@@ -127,8 +127,9 @@ class StreamEndpoint:
                     data = self.end.recv(CHUNK)
                 except BlockingIOError:
                     break
-                except OSError:
-                    data = b""
+                except OSError:  # reset (a SOCKS client's RST): so is the connection
+                    self.close("the program's socket failed", abort=True)
+                    return
                 if not data:
                     self._read_program(False)
                     self.program_done = True
