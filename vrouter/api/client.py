@@ -11,7 +11,7 @@ import os
 import socket
 from typing import Any
 
-from vrouter.api.protocol import MAX_LINE, ApiError, encode
+from vrouter.api.protocol import MAX_REPLY, ApiError, encode
 
 DEFAULT_SOCKET = "/run/vrouter/control.sock"
 
@@ -32,7 +32,7 @@ class Client:
     def call(self, op: str, **args: Any) -> Any:
         """Send one request and return its result; raise ApiError on refusal."""
         self._sock.sendall(encode({"op": op, "args": args}))
-        line = self._file.readline(MAX_LINE + 1)
+        line = self._file.readline(MAX_REPLY + 1)
         if not line:
             raise ConnectionError("vrouterd closed the control connection")
         reply = json.loads(line)
@@ -54,7 +54,7 @@ class Client:
         fds: list[int] = []
         try:
             while not line.endswith(b"\n"):
-                if len(line) > MAX_LINE:
+                if len(line) > MAX_REPLY:
                     raise ConnectionError("vrouterd sent an overlong reply")
                 data, got, _, _ = socket.recv_fds(self._sock, 65536, 4)
                 fds.extend(got)

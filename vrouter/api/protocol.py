@@ -22,7 +22,9 @@ from typing import Any
 from vrouter.core.perms import Cred
 
 MAX_LINE = 1 << 20
-"""Longest request or response line accepted, in bytes."""
+"""Longest request line accepted, in bytes."""
+MAX_REPLY = 1 << 30
+"""Longest reply line a client takes, in bytes: a view of a million routes fits."""
 
 
 class ApiError(Exception):
@@ -58,6 +60,8 @@ def decode_request(line: bytes) -> tuple[str, dict[str, Any]]:
         message = json.loads(line)
     except (ValueError, UnicodeDecodeError) as err:
         raise ApiError(f"request is not JSON: {err}") from None
+    except RecursionError:
+        raise ApiError("request is not JSON the daemon takes: nested too deeply") from None
     if not isinstance(message, dict):
         raise ApiError("request must be a JSON object")
     op = message.get("op")
@@ -80,5 +84,5 @@ def caller_of(line: bytes) -> Cred | None:
     try:
         who = json.loads(line).get("caller")
         return Cred(int(who["pid"]), int(who["uid"]), int(who["gid"]), frozenset(who["groups"]))
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return None

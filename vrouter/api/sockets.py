@@ -21,14 +21,15 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
+from vrouter.api.host import vnet_of
 from vrouter.api.protocol import ApiError
 from vrouter.core import limits
 from vrouter.transport import routesock, sockets
 from vrouter.transport.message import DATA, ERROR, MAX_MESSAGE, Message
 
 if TYPE_CHECKING:
+    from vrouter.api.host import Host
     from vrouter.core.vnet import Vnet
-    from vrouter.daemon.main import Daemon
 
 log = logging.getLogger("vrouter.sockets")
 
@@ -62,7 +63,7 @@ class Endpoint:
     """The daemon's end of one program socket (UDP, raw or route)."""
 
     def __init__(
-        self, daemon: Daemon, vnet: Vnet, end: socket.socket, kind: str, sock: sockets.Socket | None
+        self, daemon: Host, vnet: Vnet, end: socket.socket, kind: str, sock: sockets.Socket | None
     ) -> None:
         self.daemon = daemon
         self.vnet = vnet
@@ -145,7 +146,7 @@ class Endpoint:
         log.info("vnet %s: %s socket closed: %s", self.vnet.name, self.kind, why)
 
 
-def in_use(daemon: Daemon, vnet: Vnet) -> int:
+def in_use(daemon: Host, vnet: Vnet) -> int:
     """Return the program sockets open in ``vnet`` (what its ``sockets`` limit counts):
     UDP, raw and route sockets, TCP listeners and connections."""
     return sum(1 for e in daemon.endpoints if e.vnet is vnet) + sum(
@@ -153,15 +154,13 @@ def in_use(daemon: Daemon, vnet: Vnet) -> int:
     )
 
 
-def open_socket(daemon: Daemon, args: dict[str, Any]) -> tuple[Any, socket.socket, Endpoint]:
+def open_socket(daemon: Host, args: dict[str, Any]) -> tuple[Any, socket.socket, Endpoint]:
     """Handle ``socket.open``: create the socket; return (result, the program's end, endpoint).
 
     The control server passes the program's end with the reply and then
     starts the endpoint (or closes it if the descriptor could not be passed).
     """
-    from vrouter.api.server import _vnet
-
-    vnet = _vnet(daemon, args)
+    vnet = vnet_of(daemon, args)
     family = FAMILIES.get(args.get("family", "inet"))
     kind = TYPES.get(str(args.get("type", "udp")))
     if family is None:
@@ -196,7 +195,7 @@ def open_socket(daemon: Daemon, args: dict[str, Any]) -> tuple[Any, socket.socke
     return result, theirs, endpoint
 
 
-def close_all(daemon: Daemon) -> None:
+def close_all(daemon: Host) -> None:
     """Close every program socket (shutdown)."""
     for endpoint in list(daemon.endpoints):
         endpoint.close("daemon stopping")

@@ -34,8 +34,8 @@ from vrouter.api import socks_udp, streams
 from vrouter.api.protocol import ApiError
 
 if TYPE_CHECKING:
+    from vrouter.api.host import Host
     from vrouter.daemon.config import SocksConfig
-    from vrouter.daemon.main import Daemon
 
 log = logging.getLogger("vrouter.socks")
 
@@ -65,7 +65,7 @@ MAX_ASSOCIATIONS = 256
 class Gateway:
     """One SOCKS5 listener feeding one vnet."""
 
-    def __init__(self, daemon: Daemon, config: SocksConfig) -> None:
+    def __init__(self, daemon: Host, config: SocksConfig) -> None:
         self.daemon = daemon
         self.config = config
         self.server: asyncio.AbstractServer | None = None

@@ -31,7 +31,7 @@ from vrouter.api.protocol import ApiError
 from vrouter.transport.message import DATA, MAX_MESSAGE, TO, Message, MessageError
 
 if TYPE_CHECKING:
-    from vrouter.daemon.main import Daemon
+    from vrouter.api.host import Host
 
 log = logging.getLogger("vrouter.socks")
 
@@ -85,7 +85,7 @@ def build(source: Address, port: int, payload: bytes) -> bytes:
 class Association:
     """One UDP ASSOCIATE: a relay socket on the daemon's machine, sockets in the vnet."""
 
-    def __init__(self, daemon: Daemon, vnet: str, client: str, relay_host: str) -> None:
+    def __init__(self, daemon: Host, vnet: str, client: str, relay_host: str) -> None:
         """Relay for ``client`` (the TCP connection's peer) on ``relay_host`` (its local
         address); an IPv4 client of an IPv6 listener is served over IPv4."""
         self.daemon = daemon

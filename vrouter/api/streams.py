@@ -32,6 +32,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from vrouter.api import sockets
+from vrouter.api.host import vnet_of
 from vrouter.api.protocol import ApiError
 from vrouter.core import limits
 from vrouter.transport.tcp import (
@@ -49,8 +50,8 @@ from vrouter.transport.tcp import (
 )
 
 if TYPE_CHECKING:
+    from vrouter.api.host import Host
     from vrouter.core.vnet import Vnet
-    from vrouter.daemon.main import Daemon
 
 log = logging.getLogger("vrouter.streams")
 
@@ -75,7 +76,7 @@ def _hook(vnet: Vnet) -> None:
 class StreamEndpoint:
     """The daemon's end of one connection's byte stream."""
 
-    def __init__(self, daemon: Daemon, vnet: Vnet, conn: Connection, end: socket.socket) -> None:
+    def __init__(self, daemon: Host, vnet: Vnet, conn: Connection, end: socket.socket) -> None:
         self.daemon = daemon
         self.vnet = vnet
         self.conn = conn
@@ -227,7 +228,7 @@ class StreamEndpoint:
 
 
 def _stream_pair(
-    daemon: Daemon, vnet: Vnet, conn: Connection
+    daemon: Host, vnet: Vnet, conn: Connection
 ) -> tuple[socket.socket, StreamEndpoint]:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     return theirs, StreamEndpoint(daemon, vnet, conn, ours)
@@ -245,7 +246,7 @@ def _peer(conn: Connection) -> dict[str, Any]:
 class ListenEndpoint:
     """The daemon's end of a listening socket: accepted connections go out as descriptors."""
 
-    def __init__(self, daemon: Daemon, vnet: Vnet, listener: Listener, end: socket.socket) -> None:
+    def __init__(self, daemon: Host, vnet: Vnet, listener: Listener, end: socket.socket) -> None:
         self.daemon = daemon
         self.vnet = vnet
         self.listener = listener
@@ -328,11 +329,9 @@ def _family(args: dict[str, Any]) -> int:
     return family
 
 
-def listen(daemon: Daemon, args: dict[str, Any]) -> tuple[Any, socket.socket, ListenEndpoint]:
+def listen(daemon: Host, args: dict[str, Any]) -> tuple[Any, socket.socket, ListenEndpoint]:
     """Handle ``tcp.listen``: return (result, the program's end, the endpoint)."""
-    from vrouter.api.server import _vnet
-
-    vnet = _vnet(daemon, args)
+    vnet = vnet_of(daemon, args)
     family = _family(args)
     port = args.get("port", 0)
     backlog = args.get("backlog", 128)
@@ -359,7 +358,7 @@ def listen(daemon: Daemon, args: dict[str, Any]) -> tuple[Any, socket.socket, Li
 
 
 async def connect(
-    daemon: Daemon, args: dict[str, Any]
+    daemon: Host, args: dict[str, Any]
 ) -> tuple[Any, socket.socket, StreamEndpoint]:
     """Handle ``tcp.connect``: wait for the handshake; return (result, stream end, endpoint)."""
     vnet, conn = await establish(daemon, args)
@@ -367,13 +366,11 @@ async def connect(
     return _peer(conn), theirs, stream
 
 
-async def establish(daemon: Daemon, args: dict[str, Any]) -> tuple[Vnet, Connection]:
+async def establish(daemon: Host, args: dict[str, Any]) -> tuple[Vnet, Connection]:
     """Open a TCP connection from a vnet (``tcp.connect``'s arguments) and wait for the
     handshake; return the vnet and the established connection, which belongs to the
     caller until a :class:`StreamEndpoint` takes it.  Raises ApiError (with the errno)."""
-    from vrouter.api.server import _vnet
-
-    vnet = _vnet(daemon, args)
+    vnet = vnet_of(daemon, args)
     family = _family(args)
     port = args.get("port")
     if not isinstance(port, int) or not 0 < port <= 65535:
@@ -423,7 +420,7 @@ class _Waiter:
             self.done.set_result(errno.ECONNABORTED)
 
 
-def close_all(daemon: Daemon) -> None:
+def close_all(daemon: Host) -> None:
     """Close every listener and stream (shutdown)."""
     for endpoint in list(daemon.streams):
         endpoint.close("daemon stopping")

@@ -30,7 +30,9 @@ import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from vrouter import __version__
 from vrouter.api.client import DEFAULT_SOCKET, Client
+from vrouter.api.operations import TABLE
 from vrouter.api.protocol import ApiError
 from vrouter.link.capture import HEADER_LEN, SNAPLEN_MAX, PcapWriter, decode_record, summarize
 
@@ -376,17 +378,25 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("VROUTER_SOCKET", DEFAULT_SOCKET),
         help=f"control socket (default $VROUTER_SOCKET or {DEFAULT_SOCKET})",
     )
+    parser.add_argument(
+        "-j",
+        "--json",
+        dest="json_first",
+        action="store_true",
+        help="print the raw JSON result (also accepted after the command)",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def view(name: str, help_: str, *, vnet: bool) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_)
         if vnet:
             p.add_argument("vnet", help="vnet name")
-        p.add_argument("--json", action="store_true", help="print the raw JSON result")
+        p.add_argument("-j", "--json", action="store_true", help="print the raw JSON result")
         return p
 
     def json_flag(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--json", action="store_true", help="print the raw JSON result")
+        p.add_argument("-j", "--json", action="store_true", help="print the raw JSON result")
         return p
 
     vnet_p = sub.add_parser("vnet", help="vnets: list, show, create, destroy, tree")
@@ -483,7 +493,7 @@ def _parser() -> argparse.ArgumentParser:
         s = p.add_subparsers(dest="action", required=True)
         show = s.add_parser("show", help=help_)
         show.add_argument("vnet", help="vnet name")
-        show.add_argument("--json", action="store_true", help="print the raw JSON result")
+        show.add_argument("-j", "--json", action="store_true", help="print the raw JSON result")
         if name == "route":
             radd = s.add_parser(
                 "add",
@@ -494,11 +504,11 @@ def _parser() -> argparse.ArgumentParser:
             radd.add_argument("vnet", help="vnet name")
             radd.add_argument("prefix", help="destination ADDR/LEN")
             radd.add_argument("words", nargs="*", metavar="via ADDR | dev IF | blackhole | reject")
-            radd.add_argument("--json", action="store_true", help="print the raw JSON result")
+            radd.add_argument("-j", "--json", action="store_true", help="print the raw JSON result")
             rdel = s.add_parser("del", help="remove a static route")
             rdel.add_argument("vnet", help="vnet name")
             rdel.add_argument("prefix", help="destination ADDR/LEN")
-            rdel.add_argument("--json", action="store_true", help="print the raw JSON result")
+            rdel.add_argument("-j", "--json", action="store_true", help="print the raw JSON result")
             family = show.add_mutually_exclusive_group()
             family.add_argument(
                 "-4", dest="family", action="store_const", const="inet", help="IPv4 only"
@@ -523,10 +533,10 @@ def _parser() -> argparse.ArgumentParser:
         ("flush", "forget every state"),
     ):
         p = fw_sub.add_parser(name, help=help_)
-        p.add_argument("--json", action="store_true", help="print the raw JSON result")
+        p.add_argument("-j", "--json", action="store_true", help="print the raw JSON result")
     load = fw_sub.add_parser("load", help="replace the ruleset atomically from a TOML file")
     load.add_argument("file", help="TOML file with default, [tables] and [[rules]]")
-    load.add_argument("--json", action="store_true", help="print the raw JSON result")
+    load.add_argument("-j", "--json", action="store_true", help="print the raw JSON result")
     # ``capture`` takes tcpdump's argument order (options may follow the vnet and
     # interface), which needs parse_intermixed_args: main() hands its words,
     # left unparsed here, to _capture_parser.
@@ -696,111 +706,128 @@ def _show_done_route(result: Any) -> str:
     return _show_routes([result])
 
 
-def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any], Formatter]:
-    cmd = args.command
-    if cmd == "vnet":
-        if args.action == "create":
-            return "vnet.create", {"name": args.name}, _show_created
-        if args.action == "destroy":
-            return (
-                "vnet.destroy",
-                {"name": args.name, "recursive": args.recursive},
-                _show_destroyed,
-            )
-        if args.action == "tree":
-            return "vnet.tree", {"name": args.name}, _show_tree
-        if args.action == "show":
-            return "vnet.show", {"vnet": args.name}, _show_vnet
-        return "vnet.list", {}, _show_vnets
-    if cmd == "module":
-        if args.action == "list":
-            return "module.list", {}, _show_modules
-        return f"module.{args.action}", {"name": args.name}, _show_module_change
-    if cmd == "ifconfig":
-        words = args.words
-        if not words:
-            return "ifconfig", {"vnet": args.vnet}, _show_ifconfig
-        if len(words) == 3 and words[1] == "vnet":
-            move = {"vnet": args.vnet, "interface": words[0], "to": words[2]}
-            return "interface.move", move, _show_moved
-        if len(words) == 2 and words[1] == "destroy":
-            return (
-                "interface.destroy",
-                {"vnet": args.vnet, "interface": words[0]},
-                _show_destroyed,
-            )
-        raise _usage("ifconfig VNET [IFACE vnet TO | IFACE destroy]")
-    if cmd == "interface":
-        if args.action == "move":
-            move = {"vnet": args.vnet, "interface": args.interface, "to": args.to}
-            return "interface.move", move, _show_moved
-        return (
-            "interface.destroy",
-            {"vnet": args.vnet, "interface": args.interface},
-            _show_destroyed,
-        )
-    if cmd == "epair":
-        return "epair.create", {"a": args.a, "b": args.b, "mtu": args.mtu}, _show_epair
-    if cmd == "tap":
-        tap_args = {
-            "vnet": args.vnet,
-            "interface": args.interface,
-            "addresses": args.addresses,
-            "mtu": args.mtu,
-        }
-        return "tap.create", tap_args, _show_tap
-    if cmd == "address":
-        addr_args = {"vnet": args.vnet, "interface": args.interface, "address": args.address}
-        verb = "added" if args.action == "add" else "removed"
-        return (
-            f"address.{args.action}",
-            addr_args,
-            lambda r: f"vnet {r['vnet']}: {r['interface']}: {r['address']} {verb}",
-        )
-    if cmd == "reload":
-        return "reload", {}, _show_reload
-    if cmd == "route" and args.action == "add":
-        add = {"vnet": args.vnet, "prefix": args.prefix, **_route_words(args.words)}
-        return "route.add", add, _show_done_route
-    if cmd == "route" and args.action == "del":
-        return "route.del", {"vnet": args.vnet, "prefix": args.prefix}, _show_done_route
-    if cmd == "route":
-        route_args: dict[str, Any] = {"vnet": args.vnet}
-        if args.family:
-            route_args["family"] = args.family
-        return "route.show", route_args, _show_routes
-    if cmd == "ndp":
-        return "ndp.show", {"vnet": args.vnet}, _show_ndp
-    if cmd == "arp":
-        return "arp.show", {"vnet": args.vnet}, _show_arp
-    if cmd == "firewall":
-        fw_args: dict[str, Any] = {"vnet": args.vnet}
-        if args.action == "load":
-            try:
-                with open(args.file, encoding="utf-8") as f:
-                    fw_args.update(text=f.read(), source=args.file)
-            except OSError as err:
-                raise SystemExit(f"vrouterctl: {args.file}: {err.strerror}") from None
-            return "firewall.load", fw_args, _show_done
-        formatters: dict[str, Formatter] = {
-            "show": _show_firewall,
-            "states": _show_states,
-            "flush": _show_done,
-        }
-        return f"firewall.{args.action}", fw_args, formatters[args.action]
-    if cmd == "sysctl":
-        assignments = [k for k in args.knobs if "=" in k]
-        if assignments and len(assignments) != len(args.knobs):
-            raise SystemExit("vrouterctl: sysctl: either show NAMEs or set NAME=VALUEs, not both")
-        if assignments:
-            settings = dict(k.split("=", 1) for k in assignments)
-            return "sysctl.set", {"vnet": args.vnet, "settings": settings}, _show_sysctl
-        return "sysctl.get", {"vnet": args.vnet, "names": args.knobs}, _show_sysctl
-    if cmd == "sockstat":
-        return "sockstat", {"vnet": args.vnet}, _show_sockstat
-    if cmd == "netstat":
-        return "netstat", {"vnet": args.vnet}, _show_netstat
-    return "status", {}, _show_status
+Request = tuple[str, dict[str, Any], Formatter]
+"""An operation's name, its arguments and how to print its result."""
+
+
+def _ifconfig(args: argparse.Namespace) -> Request:
+    words = args.words
+    if not words:
+        return "ifconfig", {"vnet": args.vnet}, _show_ifconfig
+    if len(words) == 3 and words[1] == "vnet":
+        move = {"vnet": args.vnet, "interface": words[0], "to": words[2]}
+        return "interface.move", move, _show_moved
+    if len(words) == 2 and words[1] == "destroy":
+        return "interface.destroy", {"vnet": args.vnet, "interface": words[0]}, _show_destroyed
+    raise _usage("ifconfig VNET [IFACE vnet TO | IFACE destroy]")
+
+
+def _address_change(args: argparse.Namespace) -> Request:
+    addr_args = {"vnet": args.vnet, "interface": args.interface, "address": args.address}
+    verb = "added" if args.action == "add" else "removed"
+    return (
+        f"address.{args.action}",
+        addr_args,
+        lambda r: f"vnet {r['vnet']}: {r['interface']}: {r['address']} {verb}",
+    )
+
+
+def _route_show(args: argparse.Namespace) -> Request:
+    route_args: dict[str, Any] = {"vnet": args.vnet}
+    if args.family:
+        route_args["family"] = args.family
+    return "route.show", route_args, _show_routes
+
+
+def _firewall_load(args: argparse.Namespace) -> Request:
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as err:
+        raise SystemExit(f"vrouterctl: {args.file}: {err.strerror}") from None
+    return "firewall.load", {"vnet": args.vnet, "text": text, "source": args.file}, _show_done
+
+
+def _sysctl(args: argparse.Namespace) -> Request:
+    assignments = [k for k in args.knobs if "=" in k]
+    if assignments and len(assignments) != len(args.knobs):
+        raise _usage("sysctl: either show NAMEs or set NAME=VALUEs, not both")
+    if assignments:
+        settings = dict(k.split("=", 1) for k in assignments)
+        return "sysctl.set", {"vnet": args.vnet, "settings": settings}, _show_sysctl
+    return "sysctl.get", {"vnet": args.vnet, "names": args.knobs}, _show_sysctl
+
+
+COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] = {
+    ("status", None): lambda a: ("status", {}, _show_status),
+    ("reload", None): lambda a: ("reload", {}, _show_reload),
+    ("vnet", "list"): lambda a: ("vnet.list", {}, _show_vnets),
+    ("vnet", "show"): lambda a: ("vnet.show", {"vnet": a.name}, _show_vnet),
+    ("vnet", "tree"): lambda a: ("vnet.tree", {"name": a.name}, _show_tree),
+    ("vnet", "create"): lambda a: ("vnet.create", {"name": a.name}, _show_created),
+    ("vnet", "destroy"): lambda a: (
+        "vnet.destroy",
+        {"name": a.name, "recursive": a.recursive},
+        _show_destroyed,
+    ),
+    ("module", "list"): lambda a: ("module.list", {}, _show_modules),
+    ("module", "load"): lambda a: ("module.load", {"name": a.name}, _show_module_change),
+    ("module", "unload"): lambda a: ("module.unload", {"name": a.name}, _show_module_change),
+    ("ifconfig", None): _ifconfig,
+    ("interface", "move"): lambda a: (
+        "interface.move",
+        {"vnet": a.vnet, "interface": a.interface, "to": a.to},
+        _show_moved,
+    ),
+    ("interface", "destroy"): lambda a: (
+        "interface.destroy",
+        {"vnet": a.vnet, "interface": a.interface},
+        _show_destroyed,
+    ),
+    ("epair", "create"): lambda a: (
+        "epair.create",
+        {"a": a.a, "b": a.b, "mtu": a.mtu},
+        _show_epair,
+    ),
+    ("tap", "create"): lambda a: (
+        "tap.create",
+        {"vnet": a.vnet, "interface": a.interface, "addresses": a.addresses, "mtu": a.mtu},
+        _show_tap,
+    ),
+    ("address", "add"): _address_change,
+    ("address", "del"): _address_change,
+    ("route", "show"): _route_show,
+    ("route", "add"): lambda a: (
+        "route.add",
+        {"vnet": a.vnet, "prefix": a.prefix, **_route_words(a.words)},
+        _show_done_route,
+    ),
+    ("route", "del"): lambda a: (
+        "route.del",
+        {"vnet": a.vnet, "prefix": a.prefix},
+        _show_done_route,
+    ),
+    ("arp", "show"): lambda a: ("arp.show", {"vnet": a.vnet}, _show_arp),
+    ("ndp", "show"): lambda a: ("ndp.show", {"vnet": a.vnet}, _show_ndp),
+    ("netstat", None): lambda a: ("netstat", {"vnet": a.vnet}, _show_netstat),
+    ("sockstat", None): lambda a: ("sockstat", {"vnet": a.vnet}, _show_sockstat),
+    ("sysctl", None): _sysctl,
+    ("firewall", "show"): lambda a: ("firewall.show", {"vnet": a.vnet}, _show_firewall),
+    ("firewall", "states"): lambda a: ("firewall.states", {"vnet": a.vnet}, _show_states),
+    ("firewall", "flush"): lambda a: ("firewall.flush", {"vnet": a.vnet}, _show_done),
+    ("firewall", "load"): _firewall_load,
+}
+"""Every command but ``capture``, by (command, action): the request it makes."""
+
+
+def _request(args: argparse.Namespace) -> Request:
+    """Return the request ``args`` make, checked against the operation's schema."""
+    op, op_args, formatter = COMMANDS[(args.command, getattr(args, "action", None))](args)
+    try:
+        TABLE[op].check(op_args)
+    except ApiError as err:
+        raise _usage(f"{args.command}: {err}") from None
+    return op, op_args, formatter
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -818,10 +845,18 @@ def main(argv: list[str] | None = None) -> int:
     except ApiError as err:
         print(f"vrouterctl: {err}", file=sys.stderr)
         return 1
+    except (ConnectionError, ValueError) as err:  # a reply cut short or not JSON
+        print(f"vrouterctl: vrouterd's reply could not be read: {err}", file=sys.stderr)
+        return 1
     except OSError as err:
         print(f"vrouterctl: cannot reach vrouterd at {args.socket}: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2) if args.json else formatter(result))
+    try:
+        raw = getattr(args, "json", False) or args.json_first
+        print(json.dumps(result, indent=2) if raw else formatter(result))
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away (| head, | grep -q): say nothing
+        _stdout_gone()
     return 0
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import json
 import logging
 import os
@@ -50,8 +51,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.process_collector import ProcessCollector
 
 from vrouter import __version__
-from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode, forwarded
-from vrouter.api.server import peer_cred, send_with_fd, serve_lines
+from vrouter.api.connection import peer_cred, send_with_fd, serve_lines
+from vrouter.api.operations import Operation, lookup
+from vrouter.api.protocol import MAX_LINE, MAX_REPLY, ApiError, decode_request, encode, forwarded
 from vrouter.core.perms import ROOT, Cred
 from vrouter.daemon import hostns, metrics, systemd
 from vrouter.daemon.config import Config, ConfigError, parse, read
@@ -103,15 +105,15 @@ def follow(spec: Spec) -> None:
 class Channel:
     """One connection to a worker's control socket, one request at a time."""
 
-    def __init__(self, sock: socket.socket, limit: int = MAX_LINE) -> None:
+    def __init__(self, sock: socket.socket, limit: int = MAX_REPLY) -> None:
         self.sock = sock
         self.limit = limit
         """Longest reply line taken (a metrics scrape's is longer than any request's)."""
-        self._buffer = b""
+        self._buffer = bytearray()
         self.lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: str, limit: int = MAX_LINE) -> Channel:
+    async def open(cls, path: str, limit: int = MAX_REPLY) -> Channel:
         """Connect to the worker's socket at ``path`` without blocking the loop."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setblocking(False)
@@ -129,8 +131,10 @@ class Channel:
             await loop.sock_sendall(self.sock, line)
             fds: list[int] = []
             try:
-                while b"\n" not in self._buffer:
-                    if len(self._buffer) > self.limit:
+                searched = 0  # bytes of the buffer known to hold no newline
+                while (end := self._buffer.find(b"\n", searched)) < 0:
+                    searched = len(self._buffer)
+                    if searched > self.limit:
                         raise ConnectionError("the worker sent an overlong reply")
                     await self._readable(loop)
                     try:
@@ -145,7 +149,8 @@ class Channel:
                 for fd in fds:
                     os.close(fd)
                 raise
-            reply, _, self._buffer = self._buffer.partition(b"\n")
+            reply = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
             return reply + b"\n", fds
 
     async def _readable(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -190,7 +195,7 @@ class WorkerProcess:
         *,
         purpose: str = "admin",
         timeout: float = RELOAD_TIMEOUT,
-        limit: int = MAX_LINE,
+        limit: int = MAX_REPLY,
     ) -> Any:
         """Make a request of the worker as the daemon itself; return its result.
 
@@ -274,7 +279,8 @@ class Session:
             self.drop(index)
 
 
-FrontHandler = Callable[["Front", Session, dict[str, Any]], Awaitable[Any]]
+FrontHandler = Callable[[Session, dict[str, Any]], Awaitable[Any]]
+"""A front's own handler of an operation (:attr:`~vrouter.api.operations.Operation.front`)."""
 
 
 class Front:
@@ -509,18 +515,21 @@ class Front:
             session.close()
 
     async def answer(self, session: Session, line: bytes) -> Answer:
-        """Answer one client request: the front's own, or forwarded to the vnet's worker."""
+        """Answer one client request: the front's own, or routed to the workers as the
+        operations table says (:attr:`~vrouter.api.operations.Operation.route`)."""
         try:
-            op, args = decode_request(line)
+            name, raw = decode_request(line)
+            op = lookup(name)
+            # The daemon's own arguments (``_…``): a worker believes them from us only.
+            args = op.check({k: v for k, v in raw.items() if not k.startswith("_")})
         except ApiError as err:
             return encode(err.reply()), None
-        for key in [k for k in args if k.startswith("_")]:
-            del args[key]  # the daemon's own arguments: a worker believes them from us
-        handler = FRONT_OPS.get(op)
-        if handler is None:
-            return await session.forward(self.worker_of(op, args), op, args)
         try:
-            result = await handler(self, session, args)
+            if op.front is not None:
+                handler: FrontHandler = getattr(self, op.front)
+                result = await handler(session, args)
+            else:
+                result = await self._route(session, op, args)
         except ApiError as err:
             return encode(err.reply()), None
         except Exception as err:
@@ -530,24 +539,39 @@ class Front:
             return result
         return encode({"ok": True, "result": result}), None
 
-    def worker_of(self, op: str, args: dict[str, Any]) -> int:
-        """Return the worker a request goes to: its vnet's (worker 0 if it names none known)."""
-        name = args.get("name" if op == "vnet.destroy" else "vnet")
-        if isinstance(name, str):
-            return self.placed.get(root_of(name), 0)
+    async def _route(self, session: Session, op: Operation, args: dict[str, Any]) -> Any:
+        """Send ``op`` where its route says; return its answer or result."""
+        route = op.route
+        if route.kind == "vnet":
+            name = args.get(route.keys[0]) if route.keys else None
+            return await session.forward(self.worker_of(name), op.name, args)
+        if route.kind == "together":
+            names = [str(args[key]).partition(":")[0] for key in route.keys]
+            return await session.forward(self._same_worker(names), op.name, args)
+        results = await session.results(op.name, args)
+        if route.kind == "every":
+            return results[0]
+        joined: list[Any] = []
+        for result in results:
+            joined.extend(result)
+        return joined
+
+    def worker_of(self, vnet: object) -> int:
+        """Return the worker running vnet ``vnet`` (worker 0 if it names none known)."""
+        if isinstance(vnet, str):
+            return self.placed.get(root_of(vnet), 0)
         return 0
 
-    def _same_worker(self, first: object, second: object) -> int:
-        """Return the worker running vnets ``first`` and ``second``; ApiError if they differ."""
-        names = [v for v in (first, second) if isinstance(v, str) and v]
-        where = {self.placed.get(root_of(name), 0) for name in names}
+    def _same_worker(self, names: list[str]) -> int:
+        """Return the worker running every vnet of ``names``; ApiError if they differ."""
+        where = {self.worker_of(name) for name in names}
         if len(where) > 1:
             a, b = names
             raise ApiError(
-                f"vnets {a} and {b} run in different workers ({self.placed.get(root_of(a))} and "
-                f"{self.placed.get(root_of(b))}); an epair between workers comes from the "
+                f"vnets {a} and {b} run in different workers ({self.worker_of(a)} and "
+                f"{self.worker_of(b)}); an epair between workers comes from the "
                 "config file at start",
-                errno=18,  # EXDEV
+                errno=errno.EXDEV,
             )
         return where.pop() if where else 0
 
@@ -577,38 +601,19 @@ class Front:
             ],
         }
 
-    async def _joined(self, session: Session, args: dict[str, Any], op: str) -> Any:
+    async def _vnet_tree(self, session: Session, args: dict[str, Any]) -> Any:
+        name = args["name"]
+        if name:
+            return await session.forward(self.worker_of(name), "vnet.tree", args)
         joined: list[Any] = []
-        for result in await session.results(op, args):
+        for result in await session.results("vnet.tree", args):
             joined.extend(result)
         return joined
 
-    async def _vnet_list(self, session: Session, args: dict[str, Any]) -> Any:
-        return await self._joined(session, args, "vnet.list")
-
-    async def _vnet_tree(self, session: Session, args: dict[str, Any]) -> Any:
-        name = args.get("name")
-        if isinstance(name, str) and name:
-            return await session.forward(
-                self.worker_of("vnet.tree", {"vnet": name}), "vnet.tree", args
-            )
-        return await self._joined(session, args, "vnet.tree")
-
-    async def _modules(self, session: Session, args: dict[str, Any], op: str) -> Any:
-        return (await session.results(op, args))[0]
-
-    async def _module_load(self, session: Session, args: dict[str, Any]) -> Any:
-        return await self._modules(session, args, "module.load")
-
-    async def _module_unload(self, session: Session, args: dict[str, Any]) -> Any:
-        return await self._modules(session, args, "module.unload")
-
     async def _vnet_create(self, session: Session, args: dict[str, Any]) -> Any:
-        name = args.get("name")
-        if not isinstance(name, str) or "/" in name or name in self.placed:
-            return await session.forward(
-                self.worker_of("vnet", {"vnet": name}), "vnet.create", args
-            )
+        name = args["name"]
+        if "/" in name or name in self.placed:
+            return await session.forward(self.worker_of(name), "vnet.create", args)
         async with self.lock:
             load = [len(self.tops(k)) for k in range(len(self.workers))]
             index = min(range(len(self.workers)), key=lambda k: (load[k], k))
@@ -619,19 +624,11 @@ class Front:
             return line, fd
 
     async def _vnet_destroy(self, session: Session, args: dict[str, Any]) -> Any:
-        name = args.get("name")
-        line, fd = await session.forward(self.worker_of("vnet.destroy", args), "vnet.destroy", args)
-        if isinstance(name, str) and "/" not in name and json.loads(line).get("ok"):
+        name = args["name"]
+        line, fd = await session.forward(self.worker_of(name), "vnet.destroy", args)
+        if "/" not in name and json.loads(line).get("ok"):
             self.placed.pop(name, None)
         return line, fd
-
-    async def _epair_create(self, session: Session, args: dict[str, Any]) -> Any:
-        ends = [str(args.get(key, "")).partition(":")[0] for key in ("a", "b")]
-        return await session.forward(self._same_worker(*ends), "epair.create", args)
-
-    async def _interface_move(self, session: Session, args: dict[str, Any]) -> Any:
-        index = self._same_worker(args.get("vnet"), args.get("to"))
-        return await session.forward(index, "interface.move", args)
 
     async def _reload_request(self, session: Session, args: dict[str, Any]) -> Any:
         if not self.config.policy().is_admin(session.cred):
@@ -777,21 +774,6 @@ class Front:
                 log.warning("worker %d: metrics not scraped: %s", worker.index, err)
                 text = None
             self.scraped[worker.index] = text if isinstance(text, str) else None
-
-
-FRONT_OPS: dict[str, FrontHandler] = {
-    "status": Front._status,
-    "vnet.list": Front._vnet_list,
-    "vnet.tree": Front._vnet_tree,
-    "vnet.create": Front._vnet_create,
-    "vnet.destroy": Front._vnet_destroy,
-    "module.load": Front._module_load,
-    "module.unload": Front._module_unload,
-    "epair.create": Front._epair_create,
-    "interface.move": Front._interface_move,
-    "reload": Front._reload_request,
-}
-"""Requests the front answers itself (joining workers' answers); the rest go to one worker."""
 
 
 class WorkersCollector:

@@ -26,17 +26,20 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
+from prometheus_client import generate_latest
 
 from vrouter import __version__
 from vrouter.api import socks, streams
 from vrouter.api.server import ControlServer
 from vrouter.api.sockets import Endpoint, close_all
+from vrouter.core.errors import OpError
 from vrouter.core.vnet import VnetTree
 from vrouter.daemon import front, hostns, metrics, systemd, workers
 from vrouter.daemon.build import BuildError, Built, bring_up, build
 from vrouter.daemon.config import Config, ConfigError, parse, read
 from vrouter.daemon.ops import Ops
 from vrouter.daemon.reload import ReloadError, ReloadRecord, Step
+from vrouter.daemon.reload import check as check_reload
 from vrouter.daemon.reload import reload as reload_config
 from vrouter.io.driver import Driver
 
@@ -173,6 +176,42 @@ class Daemon:
         A worker is given the file's text and its top-level vnets by the front.
         """
         return await reload(self, self.lock, text, tops)
+
+    def status(self) -> dict[str, Any]:
+        """Return the daemon-wide part of ``vrouterctl status``."""
+        last = self.last_reload
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime": round(time.time() - self.started, 1),
+            "config": self.config.path,
+            "vnets": len(self.tree or ()),
+            "reloads": dict(self.reloads),
+            "last_reload": None if last is None else last.describe(),
+            "last_reload_success": self.last_reload_success,
+        }
+
+    def metrics_text(self) -> str:
+        """Return this process's metrics in the text format (a front merges its workers')."""
+        if self.metrics_registry is None:
+            self.metrics_registry = metrics.make_registry(self)
+        return generate_latest(self.metrics_registry).decode()
+
+    async def reload_request(
+        self, text: str | None, tops: Sequence[str] | None, check: bool
+    ) -> list[str]:
+        """Reload for the control API (``check``: only see whether it would work).
+
+        A front (``text`` given) says the reason in its own words; a reload
+        of the file says that the running configuration is kept.
+        """
+        try:
+            steps = await (check_reload(self, text, tops) if check else self.reload(text, tops))
+        except ReloadError as err:
+            if text is not None:
+                raise OpError(str(err)) from None
+            raise OpError(f"reload failed, the running configuration is kept:\n{err}") from None
+        return [str(step) for step in steps]
 
     async def run(self) -> None:
         """Serve until a stop is requested."""

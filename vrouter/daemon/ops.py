@@ -40,17 +40,19 @@ import asyncio
 import ipaddress
 import logging
 import re
+import tomllib
 from collections.abc import Iterable
 
 from vrouter.core import limits
+from vrouter.core.errors import OpError as OpError
 from vrouter.core.limits import LimitError
 from vrouter.core.registry import RegistryError, Subsystem
-from vrouter.core.sysctl import SysctlError
+from vrouter.core.sysctl import SysctlError, Value
 from vrouter.core.vnet import Vnet, VnetError, VnetTree
 from vrouter.daemon import build, hostns
 from vrouter.daemon.config import HostConfig, InterfaceConfig, RaConfig
 from vrouter.firewall import subsystem as firewall
-from vrouter.firewall.rules import Ruleset
+from vrouter.firewall.rules import Ruleset, RulesetError, parse_ruleset
 from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6, nd
 from vrouter.io.driver import Driver
@@ -70,10 +72,6 @@ ROUTE_TYPES = (UNICAST, BLACKHOLE, REJECT)
 MTU_MIN = 68
 MTU_MAX = 65535
 IPV6_MTU_MIN = 1280
-
-
-class OpError(Exception):
-    """An operation was refused or failed; the message names the vnet and interface."""
 
 
 def check_mtu(where: str, mtu: int, carries_ipv6: bool) -> None:
@@ -388,6 +386,27 @@ class Ops:
         log.info("vnet %s: %s: epair to vnet %s %s created", a_vnet, a.name, b_vnet, b.name)
         return ifa, ifb
 
+    async def create_tap(
+        self, vnet_name: str, name: str, addresses: Iterable[Address], mtu: int
+    ) -> Ifnet:
+        """Create a TAP ``name`` in ``vnet_name`` (up, derived MAC, no host) and return it."""
+        return await self.create_interface(
+            vnet_name, interface_config(name, "tap", addresses, mtu)
+        )
+
+    def create_epair_between(
+        self,
+        a: tuple[str, str],
+        a_addresses: Iterable[Address],
+        b: tuple[str, str],
+        b_addresses: Iterable[Address],
+        mtu: int,
+    ) -> tuple[Ifnet, Ifnet]:
+        """Create an epair between the ends ``a`` and ``b``, each ``(vnet, interface)``."""
+        icfg_a = interface_config(a[1], "epair", a_addresses, mtu, peer=b)
+        icfg_b = interface_config(b[1], "epair", b_addresses, mtu, peer=a)
+        return self.create_epair(a[0], icfg_a, b[0], icfg_b)
+
     async def destroy_interface(self, vnet_name: str, name: str) -> list[tuple[str, str]]:
         """Destroy an interface (an epair with both ends); return the (vnet, name)s gone."""
         vnet = self.vnet(vnet_name)
@@ -628,23 +647,86 @@ class Ops:
             log.info("vnet %s: sysctl %s: %s -> %s", vnet.name, knob, old, checked)
         return old
 
-    def replace_ruleset(self, vnet_name: str, ruleset: Ruleset) -> Ruleset:
+    def replace_ruleset(
+        self, vnet_name: str, ruleset: Ruleset, source: str | None = None
+    ) -> Ruleset:
         """Put ``ruleset`` in force, keeping states; return the old one."""
+        vnet = self._firewalled(self.vnet(vnet_name))
+        old = vnet.firewall.fw.ruleset
+        firewall.replace_ruleset(vnet, ruleset)
+        log.info(
+            "vnet %s: firewall ruleset replaced%s: %d rules, default %s",
+            vnet.name,
+            f" from {source}" if source else "",
+            len(ruleset.rules),
+            ruleset.default,
+        )
+        return old
+
+    def set_sysctls(self, vnet_name: str, settings: dict[str, object]) -> list[dict[str, object]]:
+        """Set several sysctls of one vnet, all or none; return each name, old and new value.
+
+        Every value is checked first, so a bad one changes nothing.  Limits
+        are set before the knobs they cap (a raised limit makes room for
+        them), each against the parent's; the capped knobs then against the
+        limits, counting one set in the same call.
+        """
         vnet = self.vnet(vnet_name)
+        sysctl = self.tree.registry.sysctl()
+        try:
+            checked = {name: sysctl.knob(name).coerce(value) for name, value in settings.items()}
+            order = sorted(checked, key=lambda name: limits.kind_of(name) is None)
+            pending = {k: int(v) for k, v in checked.items() if limits.kind_of(k) is not None}
+            for name in order:
+                kind = limits.kind_of(name)
+                if kind is not None:
+                    vnet.limits.check_setting(kind, pending[name])
+                elif limits.KIND_OF_KNOB.get(name) is not None:
+                    _check_knob(vnet, name, checked[name], pending)
+        except SysctlError as err:  # LimitError is one
+            raise OpError(str(err)) from None
+        result: list[dict[str, object]] = []
+        for name in order:
+            value = checked[name]
+            old = sysctl.get(vnet, name)
+            sysctl.set(vnet, name, value)
+            log.info("vnet %s: sysctl %s: %s -> %s", vnet.name, name, old, value)
+            result.append({"name": name, "old": old, "value": value})
+        return result
+
+    def load_ruleset(self, vnet_name: str, text: str, source: str) -> Ruleset:
+        """Parse the TOML ruleset ``text`` (read from ``source``) and put it in force.
+
+        Nothing changes if it does not parse: OpError lists each problem as
+        ``SOURCE: KEY: REASON``.
+        """
+        self._firewalled(self.vnet(vnet_name))
+        try:
+            ruleset = parse_ruleset(tomllib.loads(text))
+        except tomllib.TOMLDecodeError as err:
+            raise OpError(f"{source}: {err}") from None
+        except RulesetError as err:
+            raise OpError(
+                "\n".join(f"{source}: {key}: {reason}" for key, reason in err.problems)
+            ) from None
+        self.replace_ruleset(vnet_name, ruleset, source)
+        return ruleset
+
+    def flush_states(self, vnet_name: str) -> int:
+        """Forget every firewall state of the vnet; return how many there were."""
+        vnet = self._firewalled(self.vnet(vnet_name))
+        flushed = vnet.firewall.fw.states.flush()
+        log.info("vnet %s: firewall: %d states flushed", vnet.name, flushed)
+        return flushed
+
+    @staticmethod
+    def _firewalled(vnet: Vnet) -> Vnet:
         if not hasattr(vnet, "firewall"):
             raise OpError(
                 f"vnet {vnet.name}: the firewall subsystem is not loaded "
                 "(vrouterctl module load firewall)"
             )
-        old = vnet.firewall.fw.ruleset
-        firewall.replace_ruleset(vnet, ruleset)
-        log.info(
-            "vnet %s: firewall ruleset replaced: %d rules, default %s",
-            vnet.name,
-            len(ruleset.rules),
-            ruleset.default,
-        )
-        return old
+        return vnet
 
     # -- subsystems ----------------------------------------------------------------
 
@@ -721,3 +803,19 @@ def _route_text(route: Route) -> str:
     if route.ifnet is not None:
         parts.append(f"dev {route.ifnet.name}")
     return " ".join(parts)
+
+
+def _check_knob(vnet: Vnet, name: str, value: Value, pending: dict[str, int]) -> None:
+    """Refuse a capped knob above the vnet's limit, counting a limit set in the same request."""
+    kind = limits.KIND_OF_KNOB[name]
+    new_limit = pending.get(limits.knob_name(kind))
+    if new_limit is None:
+        vnet.limits.check_knob(name, value)
+        return
+    parent = vnet.limits.parent.effective(kind) if vnet.limits.parent is not None else None
+    bounds = [b for b in (new_limit or None, parent) if b is not None]
+    if bounds and value > min(bounds):
+        noun = limits.NOUNS[kind]
+        raise LimitError(
+            f"vnet {vnet.name}: {name} {value} is above the vnet's {noun} limit {min(bounds)}"
+        )

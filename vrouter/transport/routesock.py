@@ -28,6 +28,8 @@ import errno
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
+from vrouter.core.errors import OpError
+
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
     from vrouter.daemon.ops import Ops
@@ -59,8 +61,6 @@ def _address(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
 
 def request(ops: Ops, vnet: Vnet, body: Any) -> dict[str, Any]:
     """Carry out one route-socket request; return the reply's fields."""
-    from vrouter.daemon.ops import OpError
-
     if not isinstance(body, dict) or not isinstance(body.get("type"), str):
         raise RouteSocketError(errno.EINVAL, "a route message is a JSON object with a 'type'")
     kind = body["type"]

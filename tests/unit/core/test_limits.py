@@ -580,19 +580,25 @@ def test_a_failed_reload_restores_limits_in_any_order(
 
 
 def test_sysctl_requests_set_limits_first_and_check_all_before_changing_anything() -> None:
+    import asyncio
     import json
     from types import SimpleNamespace
 
     from vrouter.api.server import ControlServer
+    from vrouter.daemon.ops import Ops
+    from vrouter.io.driver import Driver
 
     tree = new_tree()
     for name in ("lab", "lab/r1"):
         tree.create(name)
-    server = ControlServer(SimpleNamespace(tree=tree))  # type: ignore[arg-type]
+    loop = asyncio.new_event_loop()
+    host = SimpleNamespace(tree=tree, ops=Ops(tree, Driver(loop)), lock=asyncio.Lock())
+    server = ControlServer(host)  # type: ignore[arg-type]
 
     def sysctl(vnet: str, **settings: object) -> dict[str, Any]:
         line = json.dumps({"op": "sysctl.set", "args": {"vnet": vnet, "settings": settings}})
-        return server.handle(line.encode() + b"\n")
+        reply, _ = loop.run_until_complete(server.answer(line.encode() + b"\n"))
+        return reply
 
     assert sysctl("lab", **{"vnet.limits.states": 1000})["ok"]
     r1 = tree.get("lab/r1")

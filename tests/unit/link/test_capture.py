@@ -19,7 +19,8 @@ from types import SimpleNamespace
 import dpkt
 import pytest
 
-from vrouter.api.server import ControlServer, PassFd
+from vrouter.api.passing import PassFd
+from vrouter.api.server import ControlServer
 from vrouter.link import capture, ether
 from vrouter.link.capture import (
     HEADER_LEN,
@@ -484,12 +485,10 @@ def test_server_refuses_bad_requests_with_the_reason(lab) -> None:
         "'filter' must be a string": request(vnet="r", interface="eth0", filter=["icmp"]),
     }
     for message, line in cases.items():
-        reply, passing = server.answer(line)
+        reply, passing = asyncio.run(server.answer(line))
         assert passing is None
         assert not reply["ok"]
         assert message in reply["error"]
-    reply = server.handle(request(vnet="r", interface="eth0"))  # no socket to pass it on
-    assert not reply["ok"]
     assert lab.tree.get("r").link.get("eth0").taps == []
 
 
@@ -498,8 +497,9 @@ def test_server_ends_captures_when_the_vnet_goes_or_the_reader_closes(lab) -> No
     ifp = lab.iface(vnet, "eth0")
     ifp.transmit = lambda frame: None
 
-    def start(server: ControlServer, expression: str) -> tuple[socket.socket, object]:
-        reply, passing = server.answer(request(vnet="r", interface="eth0", filter=expression))
+    async def start(server: ControlServer, expression: str) -> tuple[socket.socket, object]:
+        line = request(vnet="r", interface="eth0", filter=expression)
+        reply, passing = await server.answer(line)
         assert reply["ok"], reply
         assert isinstance(passing, PassFd)
         reader = passing.sock  # what the client would receive
@@ -508,8 +508,8 @@ def test_server_ends_captures_when_the_vnet_goes_or_the_reader_closes(lab) -> No
 
     async def scenario() -> None:
         server = ControlServer(SimpleNamespace(tree=lab.tree))
-        first, first_capture = start(server, "icmp")
-        second, _ = start(server, "")
+        first, first_capture = await start(server, "icmp")
+        second, _ = await start(server, "")
         assert len(ifp.taps) == 2
         ether.input(ifp, icmp_echo(ifp.mac), lab.now)
         assert len(Reader(first).records()) == 1

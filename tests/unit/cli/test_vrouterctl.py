@@ -1,0 +1,180 @@
+"""vrouterctl: every command builds a request the operations table accepts, and the CLI
+behaves like its peers (global -j, --version, exit 2 on usage errors, quiet on a closed pipe)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vrouter.api.operations import TABLE
+from vrouter.cli import vrouterctl
+
+COMMAND_LINES = [
+    ["status"],
+    ["reload"],
+    ["vnet", "list"],
+    ["vnet", "show", "red"],
+    ["vnet", "tree"],
+    ["vnet", "create", "red/kid"],
+    ["vnet", "destroy", "-r", "red"],
+    ["module", "list"],
+    ["module", "load", "firewall"],
+    ["module", "unload", "firewall"],
+    ["ifconfig", "red"],
+    ["ifconfig", "red", "eth0", "vnet", "blue"],
+    ["ifconfig", "red", "eth0", "destroy"],
+    ["interface", "move", "red", "eth0", "blue"],
+    ["interface", "destroy", "red", "eth0"],
+    ["epair", "create", "red:e0", "blue:e0", "--mtu", "9000"],
+    ["tap", "create", "red", "tap9", "192.0.2.1/24"],
+    ["address", "add", "red", "eth0", "192.0.2.1/24"],
+    ["address", "del", "red", "eth0", "192.0.2.1/24"],
+    ["route", "show", "red", "-6"],
+    ["route", "add", "red", "198.51.100.0/24", "via", "192.0.2.2"],
+    ["route", "add", "red", "203.0.113.0/24", "blackhole"],
+    ["route", "del", "red", "198.51.100.0/24"],
+    ["arp", "show", "red"],
+    ["ndp", "show", "red"],
+    ["netstat", "red"],
+    ["sockstat", "red"],
+    ["sysctl", "red", "net.inet.ip.ttl"],
+    ["sysctl", "red", "net.inet.ip.ttl=9"],
+    ["firewall", "red", "show"],
+    ["firewall", "red", "states"],
+    ["firewall", "red", "flush"],
+]
+
+
+@pytest.mark.parametrize("argv", COMMAND_LINES, ids=" ".join)
+def test_every_command_builds_a_request_its_operation_accepts(argv: list[str]) -> None:
+    args = vrouterctl._parser().parse_args(argv)
+    op, op_args, _ = vrouterctl._request(args)
+    assert op in TABLE
+    TABLE[op].check(op_args)
+
+
+def test_every_command_of_the_table_is_reachable_from_a_command_line() -> None:
+    reached = set()
+    for argv in COMMAND_LINES:
+        key = vrouterctl._parser().parse_args(argv)
+        reached.add((key.command, getattr(key, "action", None)))
+    assert reached == set(vrouterctl.COMMANDS) - {("firewall", "load")}
+
+
+def test_firewall_load_sends_the_file(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('default = "pass"\n')
+    args = vrouterctl._parser().parse_args(["firewall", "red", "load", str(rules)])
+    op, op_args, _ = vrouterctl._request(args)
+    sent = (op, op_args["text"], op_args["source"])
+    assert sent == ("firewall.load", 'default = "pass"\n', str(rules))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["route", "add", "red", "192.0.2.0/24", "gateway", "x"], "unexpected 'gateway'"),
+        (["ifconfig", "red", "eth0", "up"], "ifconfig VNET"),
+        (["sysctl", "red", "a=1", "b"], "either show NAMEs or set NAME=VALUEs"),
+        (["epair", "create", "red:a", "blue:b", "--mtu", "x"], "invalid int value"),
+        (["bogus"], "invalid choice"),
+    ],
+)
+def test_usage_errors_exit_2_with_the_reason(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        vrouterctl.main(["--socket", "/nonexistent/control.sock", *argv])
+    assert caught.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        vrouterctl.main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out.startswith("vrouterctl 0.")
+
+
+class FakeDaemon:
+    """A control socket answering every request with one result, recording the requests."""
+
+    def __init__(self, path: Path, result: Any) -> None:
+        self.path = str(path)
+        self.result = result
+        self.requests: list[dict[str, Any]] = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen()
+        self.sock.settimeout(10)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        for _ in range(8):
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn, conn.makefile("rwb") as f:
+                line = f.readline()
+                if line:
+                    self.requests.append(json.loads(line))
+                    f.write(json.dumps({"ok": True, "result": self.result}).encode() + b"\n")
+                    f.flush()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> Any:
+    daemon = FakeDaemon(tmp_path / "c.sock", [{"name": "red", "parent": None, "forwarding": True,
+                                                "interfaces": 2, "routes": 3, "neighbours": 0}])
+    yield daemon
+    daemon.close()
+
+
+@pytest.mark.parametrize("where", ["before", "after", "short"])
+def test_json_is_accepted_before_and_after_the_command(
+    fake: FakeDaemon, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = {
+        "before": ["--json", "vnet", "list"],
+        "after": ["vnet", "list", "--json"],
+        "short": ["-j", "vnet", "list"],
+    }[where]
+    assert vrouterctl.main(["--socket", fake.path, *argv]) == 0
+    assert json.loads(capsys.readouterr().out) == fake.result
+    assert fake.requests[-1] == {"op": "vnet.list", "args": {}}
+
+
+def test_a_reply_longer_than_any_request_is_read_whole(
+    fake: FakeDaemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.result = [dict(fake.result[0], name=f"v{i}") for i in range(30000)]
+    assert len(json.dumps(fake.result)) > 2 << 20
+    assert vrouterctl.main(["--socket", fake.path, "vnet", "list"]) == 0
+    assert capsys.readouterr().out.count("\n") == 30000 + 1  # the header
+
+
+def test_a_closed_pipe_ends_the_output_quietly(fake: FakeDaemon) -> None:
+    fake.result = [dict(fake.result[0], name=f"v{i}") for i in range(3000)]
+    reader, writer = os.pipe()
+    os.close(reader)  # nobody reads: the first write fails with EPIPE
+    env = {**os.environ, "PYTHONPATH": str(Path(vrouterctl.__file__).parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-m", "vrouter.cli.vrouterctl", "--socket", fake.path, "vnet", "list"],
+        stdout=writer, stderr=subprocess.PIPE, env=env, timeout=60, check=False,
+    )
+    os.close(writer)
+    assert done.stderr == b"", done.stderr.decode()
+    assert done.returncode == 0

@@ -1,0 +1,96 @@
+"""The control connection: who is calling, request lines in, replies (and descriptors) out.
+
+Used by the control server and by a front alike.  A connection carries one
+JSON line per request and per reply (:mod:`vrouter.api.protocol`); the
+caller is identified by ``SO_PEERCRED``/``SO_PEERGROUPS``; a reply may
+carry one descriptor (SCM_RIGHTS), sent after every earlier byte.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import os
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from vrouter.api.protocol import encode
+from vrouter.core.perms import Cred
+
+PASS_TIMEOUT = 10.0
+"""Seconds to wait for earlier replies to leave before passing a descriptor."""
+
+
+def peer_cred(sock: Any) -> Cred:
+    """Return who is on the other end of the Unix socket ``sock`` (SO_PEERCRED, SO_PEERGROUPS)."""
+    size = struct.calcsize("3i")
+    pid, uid, gid = struct.unpack(
+        "3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, size)
+    )
+    groups: frozenset[int] = frozenset()
+    option = getattr(socket, "SO_PEERGROUPS", 59)
+    for count in (64, 65536):
+        try:
+            raw = sock.getsockopt(socket.SOL_SOCKET, option, 4 * count)
+        except OSError:
+            continue  # ERANGE: more groups than fit; or not supported
+        groups = frozenset(struct.unpack(f"{len(raw) // 4}I", raw[: len(raw) // 4 * 4]))
+        break
+    return Cred(pid, uid, gid, groups)
+
+
+async def serve_lines(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    respond: Callable[[bytes], Awaitable[None]],
+) -> None:
+    """Serve one control connection: ``respond`` to each request line, in order, until
+    the client closes it; then close it.  A line longer than MAX_LINE gets an
+    error and ends the connection (it cannot be resynchronized)."""
+    try:
+        while True:
+            try:
+                line = await reader.readline()
+            except ValueError:
+                writer.write(encode({"ok": False, "error": "request line too long"}))
+                break
+            if not line:
+                break
+            await respond(line)
+            await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
+
+
+async def send_with_fd(writer: asyncio.StreamWriter, line: bytes, fd: int) -> None:
+    """Send ``line`` with descriptor ``fd`` attached, after every earlier byte.
+
+    Raise ConnectionError if it cannot be sent (the caller still owns ``fd``).
+    """
+    try:
+        transport = writer.transport
+        transport.set_write_buffer_limits(high=0)  # drain() now waits for an empty buffer
+        try:
+            await asyncio.wait_for(writer.drain(), PASS_TIMEOUT)
+        finally:
+            transport.set_write_buffer_limits()
+        fds = array.array("i", [fd])
+        # The transport's own socket object cannot sendmsg; a duplicate of its
+        # descriptor writes to the same connection.
+        conn = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+        with conn:
+            sent = conn.sendmsg(
+                [line],
+                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)],
+                socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL,
+            )
+    except (OSError, TimeoutError) as err:
+        raise ConnectionError(f"cannot pass a descriptor: {err}") from err
+    if sent < len(line):
+        writer.write(line[sent:])
+
+

@@ -1,0 +1,80 @@
+"""What the control API needs of the process it serves: the :class:`Host` protocol.
+
+The API does not import the daemon: handlers get a :class:`Host`, which
+:class:`vrouter.daemon.main.Daemon` satisfies (a test can hand in anything
+shaped like it).  It holds the vnet tree, the operations that change it
+(``ops``, used under ``lock``), the driver (the clock, epairs), the program
+sockets the socket service keeps, and the daemon-wide answers a view needs
+(status, metrics text, a reload).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from vrouter.api.protocol import ApiError
+from vrouter.core.vnet import Vnet, VnetError, VnetTree
+
+if TYPE_CHECKING:
+    from vrouter.api.sockets import Endpoint
+    from vrouter.daemon.config import Config
+    from vrouter.daemon.ops import Ops
+    from vrouter.io.driver import Driver
+
+
+class Host(Protocol):
+    """The running process, as the control API sees it."""
+
+    tree: VnetTree | None
+    """The vnets (None while starting)."""
+    ops: Ops | None
+    """The only code that changes vnets (None while starting); call it under ``lock``."""
+    lock: asyncio.Lock
+    """Serializes changes, reloads, start-up and shutdown."""
+    driver: Driver
+    config: Config
+    endpoints: set[Endpoint]
+    """Program sockets of the socket service."""
+    streams: set[Any]
+    """TCP listeners and streams of programs."""
+    spec: Any
+    """What a front told this worker (None: not a worker)."""
+
+    def status(self) -> dict[str, Any]:
+        """Return the daemon-wide part of ``status``."""
+        ...
+
+    def metrics_text(self) -> str:
+        """Return this process's metrics in the Prometheus text format."""
+        ...
+
+    async def reload_request(
+        self, text: str | None, tops: Sequence[str] | None, check: bool
+    ) -> list[str]:
+        """Reload (``check``: only see whether it would work); return the changes.
+
+        Raise :class:`~vrouter.core.errors.OpError` with the reason if it fails.
+        """
+        ...
+
+
+def vnet_of(host: Host, args: dict[str, Any], key: str = "vnet") -> Vnet:
+    """Return the vnet argument ``key`` names; ApiError if there is none."""
+    name = args.get(key)
+    if not isinstance(name, str):
+        raise ApiError(f"this request needs {key!r} (a vnet name)")
+    if host.tree is None:
+        raise ApiError("the daemon is starting")
+    try:
+        return host.tree.get(name)
+    except VnetError as err:
+        raise ApiError(str(err)) from None
+
+
+def ops_of(host: Host) -> Ops:
+    """Return the host's operations; ApiError while it is starting."""
+    if host.ops is None:
+        raise ApiError("the daemon is starting")
+    return host.ops

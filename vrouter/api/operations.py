@@ -1,0 +1,364 @@
+"""The control operations: one declarative record each, the only list of them.
+
+Every request the control socket serves is an :class:`Operation` in
+:data:`TABLE`: its name, what it does, its arguments (:mod:`vrouter.api.schema`,
+checked before anything runs), who may make it (a rights rule), whether it
+only reads, how the server runs its handler, and how a front routes it to
+a worker.  Everything else is derived from this table:
+
+- the control server (:mod:`vrouter.api.server`) looks the operation up,
+  checks its arguments and the caller's rights, and runs its handler;
+- the front of a daemon with workers (:mod:`vrouter.daemon.front`) routes
+  it by :attr:`Operation.route`;
+- ``vrouterctl`` checks the requests it builds against the same schemas.
+
+Adding an operation is one record here, one handler (a view in
+:mod:`vrouter.api.views`, a change in :mod:`vrouter.api.manage` calling
+:class:`~vrouter.daemon.ops.Ops`, or a descriptor-passing request in
+:mod:`vrouter.api.passing`) and its tests.
+
+This module is light on purpose (no protocol code is imported), so the
+CLI can use it.
+
+Rights (:mod:`vrouter.core.perms`): a rule returns the rights a request
+needs, each ``("manage"|"sockets"|"limits", vnet)`` or ``("admin", what)``;
+views (``read_only``) need none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from vrouter.api.protocol import ApiError
+from vrouter.api.schema import Arg, check
+from vrouter.core import limits, perms
+from vrouter.core.perms import Cred, Policy
+
+if TYPE_CHECKING:
+    from vrouter.api.host import Host
+
+Need = tuple[str, str]
+"""One right a request needs: ``("manage"|"sockets"|"limits", vnet)`` or ``("admin", what)``."""
+Rule = Callable[["Host", Mapping[str, Any]], list[Need]]
+
+SNAPLEN_MAX: Final = 262144
+"""Largest capture snapshot length (:data:`vrouter.link.capture.SNAPLEN_MAX`)."""
+
+
+# -- how an operation runs and where a front sends it ------------------------------------
+
+
+RUNS: Final = frozenset({"call", "locked", "await"})
+"""``call``: a plain function, answered at once (views, descriptor passing);
+``locked``: a coroutine run under the daemon's lock (every change to the vnets);
+``await``: a coroutine run outside the lock (it waits for the network)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a front sends a request.
+
+    ``vnet``: to the worker running the vnet named by argument ``keys[0]``
+    (worker 0 if none or unknown); ``together``: all vnets named by ``keys``
+    (``VNET`` or ``VNET:INTERFACE``) must run in one worker, which gets it;
+    ``every``: to every worker, answered with the first worker's result
+    (every worker must apply it); ``join``: to every worker, the lists
+    they answer joined; ``front``: the front answers it itself (see
+    :attr:`Operation.front`).
+    """
+
+    kind: str
+    keys: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("vnet", "together", "every", "join", "front"):
+            raise ValueError(f"unknown route kind {self.kind!r}")
+
+
+BY_VNET: Final = Route("vnet", ("vnet",))
+ANY_WORKER: Final = Route("vnet")
+FRONT: Final = Route("front")
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One control operation."""
+
+    name: str
+    summary: str
+    handler: str
+    """``MODULE.FUNCTION`` in :mod:`vrouter.api` (``views``, ``manage`` or ``passing``)."""
+    args: tuple[Arg, ...] = ()
+    rights: Rule | None = None
+    """What a caller needs (None: a view, open to anyone who can connect)."""
+    runs: str = "call"
+    route: Route = BY_VNET
+    binds: bool = False
+    """It binds ports: the server adds ``_privileged`` (may bind below 1024) from the caller."""
+    front: str | None = None
+    """The front's own handler (a method of :class:`~vrouter.daemon.front.Front`), if any."""
+
+    def __post_init__(self) -> None:
+        if self.runs not in RUNS:
+            raise ValueError(f"{self.name}: unknown way to run {self.runs!r}")
+        if (self.route.kind == "front") != (self.front is not None):
+            raise ValueError(f"{self.name}: a front route needs a front handler, and only it")
+
+    @property
+    def read_only(self) -> bool:
+        """Return whether the operation only reads (needs no rights)."""
+        return self.rights is None
+
+    def check(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Return ``args`` checked against the schema (a new dict); ApiError if they do not fit."""
+        return check(self.name, self.args, args)
+
+
+def lookup(name: str) -> Operation:
+    """Return operation ``name``; ApiError naming the known ones if there is none."""
+    op = TABLE.get(name)
+    if op is None:
+        raise ApiError(f"unknown op {name!r}; known: {', '.join(sorted(TABLE))}")
+    return op
+
+
+# -- rights rules ------------------------------------------------------------------------
+
+
+def _name(args: Mapping[str, Any], key: str) -> str | None:
+    value = args.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def on(key: str, right: str = "manage") -> Rule:
+    """Return the rule "``right`` on the vnet named by argument ``key``" (a VNET:IF names VNET)."""
+
+    def rule(host: Host, args: Mapping[str, Any]) -> list[Need]:
+        name = _name(args, key)
+        return [(right, name.partition(":")[0])] if name is not None else []
+
+    return rule
+
+
+def both(*rules: Rule) -> Rule:
+    """Return the rule needing everything each of ``rules`` needs."""
+
+    def rule(host: Host, args: Mapping[str, Any]) -> list[Need]:
+        return [need for each in rules for need in each(host, args)]
+
+    return rule
+
+
+def of_parent(verb: str) -> Rule:
+    """Return the rule for creating or destroying vnet ``name``: manage its parent."""
+
+    def rule(host: Host, args: Mapping[str, Any]) -> list[Need]:
+        name = _name(args, "name")
+        if name is None:
+            return []
+        parent = perms.parent_of(name)
+        if parent is None:
+            return [("admin", f"{verb} top-level vnet {name}")]
+        return [("manage", parent)]
+
+    return rule
+
+
+def admin(what: str) -> Rule:
+    """Return the rule "daemon admins only"; ``what`` may name the ``{name}`` argument."""
+
+    def rule(host: Host, args: Mapping[str, Any]) -> list[Need]:
+        return [("admin", what.format(name=_name(args, "name") or "?"))]
+
+    return rule
+
+
+def _interface_destroy(host: Host, args: Mapping[str, Any]) -> list[Need]:
+    """Manage the interface's vnet, and the other end's vnet if it is an epair."""
+    vnet_name, ifname = _name(args, "vnet"), _name(args, "interface")
+    if vnet_name is None:
+        return []
+    needs: list[Need] = [("manage", vnet_name)]
+    tree = host.tree
+    if ifname is None or tree is None or vnet_name not in tree:
+        return needs
+    ifp = tree.get(vnet_name).link.interfaces.get(ifname)
+    if ifp is not None:
+        for epair in host.driver.epairs:
+            if ifp in (epair.a, epair.b):
+                peer = epair.b if epair.a is ifp else epair.a
+                needs.append(("manage", peer.vnet.name))
+    return needs
+
+
+def _sysctl_set(host: Host, args: Mapping[str, Any]) -> list[Need]:
+    """Manage the vnet; its own limits need whoever may manage its parent."""
+    needs = on("vnet")(host, args)
+    settings = args.get("settings")
+    if needs and isinstance(settings, dict) and any(limits.kind_of(k) for k in settings):
+        needs.append(("limits", needs[0][1]))
+    return needs
+
+
+def _socket(host: Host, args: Mapping[str, Any]) -> list[Need]:
+    """Sockets in the vnet; a route socket (it adds and deletes routes) needs manage."""
+    right = "manage" if args.get("type") == "route" else "sockets"
+    return on("vnet", right)(host, args)
+
+
+def refusal(policy: Policy, cred: Cred, needs: list[Need]) -> str | None:
+    """Return why ``cred`` may not do what needs ``needs`` under ``policy`` (None: it may)."""
+    for right, target in needs:
+        if right == "manage" and not policy.may_manage(target, cred):
+            return f"permission denied: {cred} may not manage vnet {target}"
+        if right == "sockets" and not policy.may_open_sockets(target, cred):
+            return f"permission denied: {cred} may not open sockets in vnet {target}"
+        if right == "limits" and not policy.may_set_limits(target, cred):
+            parent = perms.parent_of(target)
+            who = "daemon admins" if parent is None else f"managers of vnet {parent}"
+            return (
+                f"permission denied: {cred} may not change the limits of vnet {target} "
+                f"(only {who} may)"
+            )
+        if right == "admin" and not policy.is_admin(cred):
+            return f"permission denied: {cred} may not {target} (daemon admins only)"
+    return None
+
+
+# -- the table ---------------------------------------------------------------------------
+
+VNET: Final = Arg("vnet", "text", "a vnet name", required=True)
+INTERFACE: Final = Arg("interface", "text", "an interface name", required=True)
+NAME: Final = Arg("name", "text", "a vnet name", required=True)
+MTU: Final = Arg("mtu", "int", "the MTU", default=1500)
+FAMILY: Final = Arg("family", "text", "inet or inet6", default="inet", choices=("inet", "inet6"))
+ADDRESS: Final = Arg("address", "text", "ADDR/LEN", required=True)
+PREFIX: Final = Arg("prefix", "text", "the destination, ADDR/LEN", required=True)
+
+_OPS: tuple[Operation, ...] = (
+    # -- the daemon
+    Operation("status", "the daemon's version, uptime and reloads", "views.status",
+              route=FRONT, front="_status"),
+    Operation("reload", "re-read the config file and apply what changed", "manage.reload",
+              rights=admin("reload the configuration"), runs="await",
+              route=FRONT, front="_reload_request"),
+    Operation("metrics.scrape", "this process's metrics in the Prometheus text format",
+              "views.metrics_scrape", rights=admin("read the metrics through the control socket"),
+              route=ANY_WORKER),
+    Operation("module.list", "subsystems loaded and loadable", "views.module_list",
+              route=ANY_WORKER),
+    Operation("module.load", "attach a subsystem to every vnet", "manage.module_load",
+              args=(Arg("name", "text", "the subsystem's name", required=True),),
+              rights=admin("load subsystem {name}"), runs="locked", route=Route("every")),
+    Operation("module.unload", "detach a subsystem from every vnet", "manage.module_unload",
+              args=(Arg("name", "text", "the subsystem's name", required=True),),
+              rights=admin("unload subsystem {name}"), runs="locked", route=Route("every")),
+    # -- vnets
+    Operation("vnet.list", "every vnet with its counts and limits", "views.vnet_list",
+              route=Route("join")),
+    Operation("vnet.show", "one vnet: limits, permissions, what the caller may do",
+              "views.vnet_show", args=(VNET,)),
+    Operation("vnet.tree", "the vnet hierarchy (or one vnet's subtree)", "manage.vnet_tree",
+              args=(Arg("name", "str", "a vnet name", default=""),), runs="locked",
+              route=FRONT, front="_vnet_tree"),
+    Operation("vnet.create", "create a vnet (a/b: a child of a)", "manage.vnet_create",
+              args=(Arg("name", "text", "the new vnet's name", required=True),),
+              rights=of_parent("create"), runs="locked", route=FRONT, front="_vnet_create"),
+    Operation("vnet.destroy", "destroy a vnet and all it holds", "manage.vnet_destroy",
+              args=(Arg("name", "text", "the vnet's name", required=True),
+                    Arg("recursive", "bool", "destroy its children too", default=False)),
+              rights=of_parent("destroy"), runs="locked", route=FRONT, front="_vnet_destroy"),
+    # -- interfaces and addresses
+    Operation("ifconfig", "the interfaces of a vnet", "views.ifconfig", args=(VNET,)),
+    Operation("tap.create", "create a TAP interface in a vnet", "manage.tap_create",
+              args=(Arg("vnet", "text", "the vnet to create it in", required=True),
+                    Arg("interface", "text", "the TAP's name", required=True),
+                    Arg("addresses", "texts", "ADDR/LEN addresses", default=[]), MTU),
+              rights=on("vnet"), runs="locked"),
+    Operation("epair.create", "create an epair between two vnets", "manage.epair_create",
+              args=(Arg("a", "text", "one end, VNET:INTERFACE", required=True),
+                    Arg("b", "text", "the other end, VNET:INTERFACE", required=True),
+                    Arg("a_addresses", "texts", "ADDR/LEN addresses of end a", default=[]),
+                    Arg("b_addresses", "texts", "ADDR/LEN addresses of end b", default=[]), MTU),
+              rights=both(on("a"), on("b")), runs="locked", route=Route("together", ("a", "b"))),
+    Operation("interface.move", "move an interface to another vnet", "manage.interface_move",
+              args=(Arg("vnet", "text", "the vnet the interface is in", required=True),
+                    INTERFACE, Arg("to", "text", "the vnet to move it to", required=True)),
+              rights=both(on("vnet"), on("to")), runs="locked",
+              route=Route("together", ("vnet", "to"))),
+    Operation("interface.destroy", "destroy an interface (an epair: both ends)",
+              "manage.interface_destroy",
+              args=(Arg("vnet", "text", "the vnet the interface is in", required=True),
+                    INTERFACE),
+              rights=_interface_destroy, runs="locked"),
+    Operation("address.add", "add an address to an interface", "manage.address_add",
+              args=(VNET, INTERFACE, ADDRESS), rights=on("vnet"), runs="locked"),
+    Operation("address.del", "remove an address from an interface", "manage.address_del",
+              args=(VNET, INTERFACE, ADDRESS), rights=on("vnet"), runs="locked"),
+    # -- routes and neighbours
+    Operation("route.show", "the routes of a vnet", "views.route_show",
+              args=(VNET, Arg("family", "text", "inet or inet6", choices=("inet", "inet6")))),
+    Operation("route.add", "add a static route", "manage.route_add",
+              args=(VNET, PREFIX,
+                    Arg("type", "text", "the route's type", default="unicast",
+                        choices=("unicast", "blackhole", "reject")),
+                    Arg("via", "text", "the next hop's address"),
+                    Arg("interface", "text", "the interface it leaves through")),
+              rights=on("vnet"), runs="locked"),
+    Operation("route.del", "remove a static route", "manage.route_del",
+              args=(VNET, PREFIX), rights=on("vnet"), runs="locked"),
+    Operation("arp.show", "the ARP cache of a vnet", "views.arp_show", args=(VNET,)),
+    Operation("ndp.show", "the IPv6 neighbour cache of a vnet", "views.ndp_show", args=(VNET,)),
+    # -- statistics and knobs
+    Operation("netstat", "protocol statistics of a vnet", "views.netstat", args=(VNET,)),
+    Operation("sockstat", "sockets programs hold in a vnet", "views.sockstat", args=(VNET,)),
+    Operation("sysctl.get", "read sysctl knobs of a vnet", "views.sysctl_get",
+              args=(VNET, Arg("names", "texts", "sysctl names (none: every knob)", default=[]))),
+    Operation("sysctl.set", "set sysctl knobs of a vnet, all or none", "manage.sysctl_set",
+              args=(VNET, Arg("settings", "scalars", "sysctl name -> value", required=True)),
+              rights=_sysctl_set, runs="locked"),
+    # -- the firewall
+    Operation("firewall.show", "the rules with their counters", "views.firewall_show",
+              args=(VNET,)),
+    Operation("firewall.states", "tracked flows", "views.firewall_states", args=(VNET,)),
+    Operation("firewall.load", "replace the ruleset atomically", "manage.firewall_load",
+              args=(VNET, Arg("text", "str", "the TOML ruleset", required=True),
+                    Arg("source", "text", "where the ruleset came from", default="<ruleset>")),
+              rights=on("vnet"), runs="locked"),
+    Operation("firewall.flush", "forget every state", "manage.firewall_flush",
+              args=(VNET,), rights=on("vnet"), runs="locked"),
+    # -- descriptors passed to the caller
+    Operation("capture", "capture an interface's frames (a socket passed back)",
+              "passing.capture_start",
+              args=(VNET, Arg("interface", "text", "an interface name", required=True),
+                    Arg("snaplen", "int", "bytes kept per frame", default=SNAPLEN_MAX,
+                        low=1, high=SNAPLEN_MAX),
+                    Arg("direction", "text", "in, out or both", default="both",
+                        choices=("in", "out", "both")),
+                    Arg("filter", "str", "a tcpdump expression", default="")),
+              rights=on("vnet")),
+    Operation("socket.open", "open a UDP, raw or route socket in a vnet", "passing.socket_open",
+              args=(VNET, FAMILY,
+                    Arg("type", "text", "udp, raw or route", default="udp",
+                        choices=("udp", "raw", "route")),
+                    Arg("protocol", "int", "the IP protocol number", default=0, low=0, high=255)),
+              rights=_socket, binds=True),
+    Operation("tcp.listen", "listen on a TCP port of a vnet", "passing.tcp_listen",
+              args=(VNET, FAMILY, Arg("address", "str", "the local address (none: any)"),
+                    Arg("port", "int", "the port (0: any)", default=0, low=0, high=65535),
+                    Arg("backlog", "int", "pending connections", default=128,
+                        low=1, high=65535)),
+              rights=_socket, binds=True),
+    Operation("tcp.connect", "open a TCP connection from a vnet", "passing.tcp_connect",
+              args=(VNET, FAMILY, Arg("address", "text", "the address to connect to",
+                                      required=True),
+                    Arg("port", "int", "the port", required=True, low=1, high=65535),
+                    Arg("timeout", "number", "seconds to wait for the handshake",
+                        default=75, low=0.001, high=3600)),
+              rights=_socket, runs="await"),
+)  # fmt: skip
+
+TABLE: Final[Mapping[str, Operation]] = {op.name: op for op in _OPS}
+"""Every control operation by name."""

@@ -1,0 +1,321 @@
+"""Views: the control operations that only read (``read_only`` in the table).
+
+Each takes the :class:`~vrouter.api.host.Host` and the request's checked
+arguments and returns the JSON result.  They read the state the subsystems
+keep and change nothing; anyone who can connect may use them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from typing import Any
+
+from vrouter.api.host import Host, vnet_of
+from vrouter.api.protocol import ApiError
+from vrouter.core import limits, perms
+from vrouter.core.perms import Policy
+from vrouter.core.sysctl import SysctlError
+from vrouter.core.vnet import Vnet
+from vrouter.inet.state import stats_dict
+from vrouter.stack import ESSENTIAL, discover
+
+
+def status(host: Host, args: dict[str, Any]) -> Any:
+    return {**host.status(), "caller": _caller_info(host)}
+
+
+def _caller_info(host: Host) -> dict[str, Any]:
+    cred = perms.caller()
+    policy = host.tree.policy if host.tree is not None else Policy()
+    return {"uid": cred.uid, "gid": cred.gid, "pid": cred.pid, "admin": policy.is_admin(cred)}
+
+
+def vnet_list(host: Host, args: dict[str, Any]) -> Any:
+    return [
+        {
+            "name": vnet.name,
+            "parent": vnet.parent.name if vnet.parent is not None else None,
+            "forwarding": vnet.inet.forwarding,
+            "interfaces": len(vnet.link.interfaces),
+            "routes": len(vnet.route.fib) + len(vnet.route.fib6),
+            "neighbours": len(vnet.inet.arp.entries) + len(vnet.inet6.nd.entries),
+            "limits": {kind: vnet.limits.effective(kind) for kind in limits.KINDS},
+        }
+        for vnet in host.tree or ()
+    ]
+
+
+def _in_use(vnet: Vnet) -> dict[str, int | None]:
+    """Return what each limit counts in ``vnet`` now (None: not known here)."""
+    fw = getattr(vnet, "firewall", None)
+    transport = getattr(vnet, "transport", None)
+    sockets_open = getattr(transport, "sockets", None) if transport is not None else None
+    return {
+        "interfaces": len(vnet.link.interfaces),
+        "routes": len(vnet.route.fib) + len(vnet.route.fib6),
+        "neighbours": max(len(vnet.inet.arp.entries), len(vnet.inet6.nd.entries)),
+        "states": len(fw.fw.states) if fw is not None else None,
+        "sockets": len(sockets_open) if isinstance(sockets_open, dict | list | set) else None,
+        "reassembly_bytes": max(vnet.inet.reass.memory(), vnet.inet6.reass.memory()),
+    }
+
+
+def _limit_refusals(vnet: Vnet) -> dict[str, int]:
+    """Return, per limit kind, what was refused at it (operation layer and data path).
+
+    Interfaces, routes and sockets are refused by the operation layer; the
+    data path counts neighbours (``arp.table_full``, ``icmp6.nd_table_full``),
+    states (``pf_states.limit``) and reassembly memory (``*_reass.memory``) at
+    the knobs the limits cap.
+    """
+    counted = vnet.limits.refused
+    fw = getattr(vnet, "firewall", None)
+    return {
+        "interfaces": counted["interfaces"],
+        "routes": counted["routes"],
+        "neighbours": vnet.inet.arpstat.table_full + vnet.inet6.icmp.nd_table_full,
+        "states": counted["states"] + (fw.fw.states.stats.limit if fw is not None else 0),
+        "sockets": counted["sockets"],
+        "reassembly_bytes": vnet.inet.reass.stats.memory + vnet.inet6.reass.stats.memory,
+    }
+
+
+def vnet_show(host: Host, args: dict[str, Any]) -> Any:
+    vnet = vnet_of(host, args)
+    in_use = _in_use(vnet)
+    refusals = _limit_refusals(vnet)
+    described = vnet.limits.describe()
+    for kind, info in described.items():
+        info["in_use"] = in_use[kind]
+        info["refused"] = refusals[kind]
+    policy = host.tree.policy if host.tree is not None else Policy()
+
+    def principals(kind: str) -> list[dict[str, str]]:
+        rows = [{"principal": str(p), "from": "daemon admins"} for p in policy.admins]
+        for name in perms.ancestry(vnet.name):
+            grants = policy.grants.get(name)
+            if grants is not None:
+                # managers may open sockets too
+                granted = grants.manage if kind == "manage" else grants.manage + grants.sockets
+                rows.extend({"principal": str(p), "from": name} for p in granted)
+        return rows
+
+    cred = perms.caller()
+    return {
+        "name": vnet.name,
+        "parent": vnet.parent.name if vnet.parent is not None else None,
+        "children": sorted(c.name for c in vnet.children.values()),
+        "forwarding": vnet.inet.forwarding,
+        "subsystems": [s for s in host.tree.registry.names() if hasattr(vnet, s)]
+        if host.tree is not None
+        else [],
+        "limits": described,
+        "permissions": {"manage": principals("manage"), "sockets": principals("sockets")},
+        "caller": {
+            "uid": cred.uid,
+            "manage": perms.may_manage(vnet, cred),
+            "sockets": perms.may_open_sockets(vnet, cred),
+            "limits": policy.may_set_limits(vnet.name, cred),
+        },
+    }
+
+
+def module_list(host: Host, args: dict[str, Any]) -> Any:
+    if host.tree is None:
+        raise ApiError("the daemon is starting")
+    registry = host.tree.registry
+    available, problems = discover()
+    loaded = [
+        {
+            "name": s.name,
+            "loaded": True,
+            "depends": list(s.depends),
+            "needed_by": registry.users(s.name),
+            "essential": s.name in ESSENTIAL,
+            "source": available[s.name].source
+            if s.name in available and available[s.name].subsystem is s
+            else "loaded at run time",
+            "knobs": len(s.knobs),
+        }
+        for s in registry
+    ]
+    others = [
+        {
+            "name": name,
+            "loaded": False,
+            "depends": list(found.subsystem.depends),
+            "needed_by": [],
+            "essential": False,
+            "source": found.source,
+            "knobs": len(found.subsystem.knobs),
+        }
+        for name, found in sorted(available.items())
+        if registry.get(name) is None
+    ]
+    return {"modules": loaded + others, "problems": problems}
+
+
+def ifconfig(host: Host, args: dict[str, Any]) -> Any:
+    vnet = vnet_of(host, args)
+    result = []
+    for ifp in vnet.link.interfaces.values():
+        info = ifp.describe()
+        info["inet6"] = [
+            {
+                "address": f"{ipaddress.IPv6Address(a.address)}/{a.prefixlen}",
+                "state": a.state,
+                "scope": "link" if a.link_local else "global",
+            }
+            for a in vnet.inet6.addrs_of(ifp)
+        ]
+        info["ra"] = ifp.name in vnet.inet6.ra
+        result.append(info)
+    return result
+
+
+def route_show(host: Host, args: dict[str, Any]) -> Any:
+    vnet = vnet_of(host, args)
+    family = args.get("family")
+    tables = {"inet": vnet.route.fib, "inet6": vnet.route.fib6}
+    return [
+        route.describe() for name, fib in tables.items() if family in (None, name) for route in fib
+    ]
+
+
+def ndp_show(host: Host, args: dict[str, Any]) -> Any:
+    vnet = vnet_of(host, args)
+    now = host.driver.now()
+    entries = sorted(vnet.inet6.nd.entries.values(), key=lambda e: (e.ifnet.name, e.ip))
+    return [entry.describe(now) for entry in entries]
+
+
+def arp_show(host: Host, args: dict[str, Any]) -> Any:
+    vnet = vnet_of(host, args)
+    now = host.driver.now()
+    entries = sorted(vnet.inet.arp.entries.values(), key=lambda e: (e.ifnet.name, e.ip))
+    return [entry.describe(now) for entry in entries]
+
+
+def netstat(host: Host, args: dict[str, Any]) -> Any:
+    vnet = vnet_of(host, args)
+    inet, inet6 = vnet.inet, vnet.inet6
+    refusals = {f"{kind}_refused": n for kind, n in _limit_refusals(vnet).items()}
+    if not hasattr(vnet, "firewall"):
+        return {
+            "ip": stats_dict(inet.stats),
+            "ip_reass": stats_dict(inet.reass.stats),
+            "icmp": stats_dict(inet.icmp),
+            "arp": stats_dict(inet.arpstat),
+            "ip6": stats_dict(inet6.stats),
+            "ip6_reass": stats_dict(inet6.reass.stats),
+            "icmp6": stats_dict(inet6.icmp),
+            "drops": _drops_by_reason(vnet),
+        **({"tcp": vnet.tcp.stats.as_dict()} if hasattr(vnet, "tcp") else {}),
+            "limits": refusals,
+        }
+    return {
+        "ip": stats_dict(inet.stats),
+        "ip_reass": stats_dict(inet.reass.stats),
+        "icmp": stats_dict(inet.icmp),
+        "arp": stats_dict(inet.arpstat),
+        "ip6": stats_dict(inet6.stats),
+        "ip6_reass": stats_dict(inet6.reass.stats),
+        "icmp6": stats_dict(inet6.icmp),
+        "pf": {
+            **stats_dict(vnet.firewall.fw.stats),
+            "rejects_sent": vnet.firewall.rejects_sent,
+            "log_suppressed": vnet.firewall.log_suppressed,
+        },
+        "pf_states": stats_dict(vnet.firewall.fw.states.stats),
+        "drops": _drops_by_reason(vnet),
+        **({"tcp": vnet.tcp.stats.as_dict()} if hasattr(vnet, "tcp") else {}),
+        "limits": refusals,
+    }
+
+
+def _endpoint_text(address: bytes, port: int) -> str:
+    text = str(ipaddress.ip_address(address))
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
+def sockstat(host: Host, args: dict[str, Any]) -> Any:
+    vnet = vnet_of(host, args)
+    result: dict[str, Any] = {
+        "sockets": [s.describe() for s in vnet.transport.sockets]
+        if hasattr(vnet, "transport")
+        else [],
+        "route_sockets": sum(
+            1 for e in host.endpoints if e.vnet is vnet and e.kind == "route"
+        ),
+        "stats": stats_dict(vnet.transport.stats) if hasattr(vnet, "transport") else {},
+    }
+    if hasattr(vnet, "tcp"):
+        table = vnet.tcp.table
+        result["tcp_listeners"] = [listener.describe() for listener in table.listeners.values()]
+        result["tcp"] = [
+            {
+                "local": _endpoint_text(conn.local_addr, conn.local_port),
+                "remote": _endpoint_text(conn.remote_addr, conn.remote_port),
+                **conn.info(),
+            }
+            for conn in table.connections()
+        ]
+    return result
+
+
+def _drops_by_reason(vnet: Vnet) -> dict[str, int]:
+    """Return every interface's drops of ``vnet`` summed by reason."""
+    total: Counter[str] = Counter()
+    for ifp in vnet.link.interfaces.values():
+        total.update(ifp.counters.rx_drops)
+        total.update(ifp.counters.tx_drops)
+    return dict(sorted(total.items()))
+
+
+def _firewalled(host: Host, args: dict[str, Any]) -> Vnet:
+    """Return the request's vnet; refuse if the firewall subsystem is not loaded."""
+    vnet = vnet_of(host, args)
+    if not hasattr(vnet, "firewall"):
+        raise ApiError(
+            f"vnet {vnet.name}: the firewall subsystem is not loaded "
+            "(vrouterctl module load firewall)"
+        )
+    return vnet
+
+
+def firewall_show(host: Host, args: dict[str, Any]) -> Any:
+    vnet = _firewalled(host, args)
+    fw = vnet.firewall.fw
+    return {
+        "enabled": fw.enabled,
+        "default": fw.ruleset.default,
+        "rules": fw.ruleset.describe(),
+        "states": len(fw.states),
+        "max_states": fw.states.max_states,
+    }
+
+
+
+def firewall_states(host: Host, args: dict[str, Any]) -> Any:
+    vnet = _firewalled(host, args)
+    now = host.driver.now()
+    return [state.describe(now) for state in vnet.firewall.fw.states]
+
+
+
+def sysctl_get(host: Host, args: dict[str, Any]) -> Any:
+    vnet = vnet_of(host, args)
+    assert host.tree is not None
+    tree = host.tree.registry.sysctl()
+    names = args["names"] or sorted(tree.knobs)
+    try:
+        return [tree.knob(name).describe(vnet) for name in names]
+    except SysctlError as err:
+        raise ApiError(str(err)) from None
+
+
+
+def metrics_scrape(host: Host, args: dict[str, Any]) -> Any:
+    """Return this process's metrics in the text format (a front merges its workers')."""
+    return host.metrics_text()
