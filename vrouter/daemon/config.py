@@ -51,7 +51,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from ipaddress import (
     IPv4Address,
@@ -72,8 +72,8 @@ from vrouter.core.perms import (
     parse_principal,
 )
 from vrouter.core.sysctl import Sysctl, SysctlError
+from vrouter.core.tomlkeys import TomlReader
 from vrouter.core.tomlkeys import join as _join
-from vrouter.core.tomlkeys import type_name as _type_name
 from vrouter.firewall.rules import Ruleset, RulesetError, parse_ruleset
 
 __all__ = [
@@ -576,15 +576,22 @@ def _parse_mac(text: str) -> bytes | str:
     return value
 
 
-
-
-
-
 def _toml_header(name: str) -> str:
     """Return the TOML table header that declares vnet *name*."""
     if re.fullmatch(r"[A-Za-z0-9_-]+", name):
         return f"[vnets.{name}]"
     return f'[vnets."{name}"]'
+
+
+def _child_vnet_hint(vnet: str) -> Callable[[str, object], str]:
+    """Return the hint for an unknown key of vnet *vnet*: a table there may be meant as a child."""
+
+    def hint(name: str, value: object) -> str:
+        if not isinstance(value, dict):
+            return ""
+        return f"; a child vnet is declared as {_toml_header(f'{vnet}/{name}')}"
+
+    return hint
 
 
 # --------------------------------------------------------------------------
@@ -748,101 +755,14 @@ _RA_PREFIX_KEYS = ("prefix", "onlink", "autonomous", "valid_lifetime", "preferre
 _ROUTE_KEYS = ("to", "type", "via", "interface")
 
 
-class _Parser:
+class _Parser(TomlReader):
     """Walks one TOML document, recording every problem it finds."""
 
     def __init__(self, file: str) -> None:
+        super().__init__()
         self.file = file
-        self.problems: list[ConfigProblem] = []
 
-    # -- reporting and typed access -----------------------------------------
-
-    def problem(self, key: str, reason: str) -> None:
-        self.problems.append(ConfigProblem(self.file, key, reason))
-
-    def wrong_type(self, key: str, expected: str, value: object, hint: str = "") -> None:
-        self.problem(key, f"expected {expected}, got {_type_name(value)}{hint}")
-
-    def check_keys(
-        self,
-        table: Mapping[str, object],
-        key: str,
-        allowed: tuple[str, ...],
-        required: tuple[str, ...] = (),
-        nested_vnet: str | None = None,
-    ) -> None:
-        """Report unknown keys in *table* and missing *required* ones."""
-        for name, value in table.items():
-            if name in allowed:
-                continue
-            reason = f"unknown key {name!r} (allowed: {', '.join(allowed)})"
-            if nested_vnet is not None and isinstance(value, dict):
-                child = _toml_header(f"{nested_vnet}/{name}")
-                reason += f"; a child vnet is declared as {child}"
-            self.problem(_join(key, name), reason)
-        for name in required:
-            if name not in table:
-                self.problem(_join(key, name), f"missing required key {name!r}")
-
-    def table(self, parent: Mapping[str, object], name: str, key: str) -> dict[str, object] | None:
-        value = parent.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            self.wrong_type(_join(key, name), "a table", value)
-            return None
-        return value
-
-    def string(self, parent: Mapping[str, object], name: str, key: str) -> str | None:
-        value = parent.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.wrong_type(_join(key, name), "a string", value)
-            return None
-        return value
-
-    def boolean(self, parent: Mapping[str, object], name: str, key: str) -> bool | None:
-        value = parent.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            self.wrong_type(_join(key, name), "a boolean (true or false)", value)
-            return None
-        return value
-
-    def integer(self, parent: Mapping[str, object], name: str, key: str) -> int | None:
-        value = parent.get(name)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.wrong_type(_join(key, name), "an integer", value)
-            return None
-        return value
-
-    def number(self, parent: Mapping[str, object], name: str, key: str) -> float | None:
-        value = parent.get(name)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.wrong_type(_join(key, name), "a number", value)
-            return None
-        return float(value)
-
-    def choice(
-        self,
-        parent: Mapping[str, object],
-        name: str,
-        key: str,
-        choices: tuple[str, ...],
-    ) -> str | None:
-        value = self.string(parent, name, key)
-        if value is None:
-            return None
-        if value not in choices:
-            self.problem(_join(key, name), f"{value!r} is not one of: {', '.join(choices)}")
-            return None
-        return value
+    # -- typed access ---------------------------------------------------------
 
     def addresses(
         self, parent: Mapping[str, object], key: str
@@ -935,7 +855,7 @@ class _Parser:
             self.check_routes(vnet)
 
         if self.problems:
-            raise ConfigError(self.problems)
+            raise ConfigError([ConfigProblem(self.file, k, r) for k, r in self.problems])
         return Config(
             path=self.file,
             daemon=daemon,
@@ -1093,7 +1013,7 @@ class _Parser:
     def vnet(self, name: str, table: Mapping[str, object], key: str, nested: bool) -> _Vnet:
         name_ok = True
         if nested:
-            self.check_keys(table, key, _VNET_KEYS, nested_vnet=name)
+            self.check_keys(table, key, _VNET_KEYS, hint=_child_vnet_hint(name))
             error = _vnet_name_error(name)
             if error is not None:
                 self.problem(key, error)
