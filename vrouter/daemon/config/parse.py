@@ -1,57 +1,18 @@
-"""Load the daemon's TOML configuration file into typed, frozen objects.
+"""Reading a configuration document: entry points, the parser and the cross-checks.
 
-Responsibility: read one TOML file (``load``) or string (``parse``), check
-every value in it and build a ``Config``: the daemon settings plus one
-``VnetConfig`` per virtual network stack, with its interfaces (their IPv4
-and IPv6 addresses, router advertisements and TAP hosts) and static routes.
-
-Guarantees:
-
-- A returned ``Config`` is fully valid: every key is known, every value has
-  the right type and range, names follow their grammar, every cross
-  reference resolves (route interfaces, next hops on a connected network,
-  epair peers that name each other, declared parent vnets) and nothing that
-  must be unique is duplicated (TAP names, host netns, addresses, routes).
-- IPv4 and IPv6 mix freely. IPv6 link-local addresses (fe80::/10) are per
-  link: the same one may sit on several interfaces of a vnet and their
-  networks may overlap, but an interface has at most one (it replaces the
-  automatic EUI-64 one), a link-local next hop needs ``interface``, and a
-  link-local host ``gateway6`` needs no matching host address.
-- ``InterfaceConfig.ra`` is complete: omitted values are filled with their
-  defaults, and without ``prefixes`` it advertises every global IPv6 network
-  of the interface (autonomous only for /64).
-- Otherwise ``ConfigError`` is raised carrying *all* problems found, each
-  with the file, the dotted key path and the reason, so an operator can fix
-  the file in one go. Problems that would only follow from another reported
-  problem are not repeated.
-- ``Config.vnets`` lists parents before their children and otherwise keeps
-  file order; interfaces and routes keep file order.
-- A file without ``[vnets]`` configures a single vnet named ``vnet0`` from its
-  top-level ``forwarding``, ``interfaces`` and ``routes``.
-- An empty ``[vnets]`` table is valid and configures no vnet at all.
-- Limits (``[vnets.NAME.limits]``) never exceed the parent vnet's, the
-  interfaces and routes a vnet's config declares fit its limits, and a
-  capped knob (``net.pf.states_max``, ``max_states`` …) fits its limit.
-  They reach ``VnetConfig.sysctl`` as the ``vnet.limits.*`` knobs, first.
-- Permission principals (``uid:N``, ``gid:N``, ``user:NAME``,
-  ``group:NAME``) parse, and names resolve on this system.
-- ``parse`` does no I/O; ``load`` only reads the file (and resolves user
-  and group names).
-
-Key paths are dotted (``vnets.red.interfaces.vr-red0.mtu``), list items take
-their index in brackets (``vnets.red.routes[1].via``), a name that contains a
-character other than ``[A-Za-z0-9_/-]`` is quoted (``interfaces."eth0.100"``),
-and the key of a file-level problem (unreadable file, TOML syntax) is ``""``.
+Responsibility: ``load``/``read``/``parse`` turn a file or string into a
+``Config`` or raise ``ConfigError`` with every problem found.  The parser
+walks the document section by section, records what parsed together with
+its key path, then checks what spans sections (hierarchy, limits, peers,
+connected networks, routes) before building the frozen values.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
-import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import (
     IPv4Address,
@@ -66,7 +27,6 @@ from vrouter.core import limits as limits_
 from vrouter.core.perms import (
     NO_GRANTS,
     Grants,
-    Policy,
     Principal,
     PrincipalError,
     parse_principal,
@@ -74,258 +34,59 @@ from vrouter.core.perms import (
 from vrouter.core.sysctl import Sysctl, SysctlError
 from vrouter.core.tomlkeys import TomlReader
 from vrouter.core.tomlkeys import join as _join
-from vrouter.firewall.rules import Ruleset, RulesetError, parse_ruleset
-
-__all__ = [
-    "DEFAULT_VNET",
-    "Config",
-    "ConfigError",
-    "ConfigProblem",
-    "DaemonConfig",
-    "HostConfig",
-    "InterfaceConfig",
-    "RaConfig",
-    "RaPrefixConfig",
-    "RouteConfig",
-    "VnetConfig",
-    "load",
-    "parse",
-]
-
-DEFAULT_VNET = "vnet0"
-"""Name of the single vnet configured by a file that declares no [vnets]."""
-
-DEFAULT_CONTROL_SOCKET = "/run/vrouter/control.sock"
-DEFAULT_STATE_DIR = "/run/vrouter"
-DEFAULT_LOG_LEVEL = "info"
-DEFAULT_MTU = 1500
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
-INTERFACE_TYPES = ("tap", "epair")
-ROUTE_TYPES = ("unicast", "blackhole", "reject")
-MTU_MIN = 68
-MTU_MAX = 65535
-IPV6_MTU_MIN = 1280
-"""Smallest MTU of a link that carries IPv6 (RFC 8200 section 5)."""
-UNIX_PATH_MAX = 107
-"""Longest AF_UNIX socket path in bytes (sun_path is 108 including the NUL)."""
-
-# Router advertisements (RFC 4861 section 6.2.1, RFC 8106 for RDNSS)
-RA_INTERVAL_MIN = 4
-RA_INTERVAL_MAX = 1800
-DEFAULT_RA_INTERVAL = 600.0
-"""MaxRtrAdvInterval when not given; the router lifetime defaults to 3 times it."""
-RA_LIFETIME_MAX = 9000
-DEFAULT_RA_HOP_LIMIT = 64
-DEFAULT_RA_MTU = False
-"""RFC 4861 AdvLinkMTU default 0: no MTU option unless ``mtu = true``."""
-LIFETIME_INFINITY = 0xFFFFFFFF
-"""A prefix or RDNSS lifetime that never expires."""
-DEFAULT_VALID_LIFETIME = 2592000
-"""AdvValidLifetime default: 30 days."""
-DEFAULT_PREFERRED_LIFETIME = 604800
-"""AdvPreferredLifetime default: 7 days (at most the valid lifetime)."""
-SLAAC_PREFIX_LENGTH = 64
-"""The only prefix length stateless autoconfiguration works with (RFC 4862, 4291)."""
-
-
-# --------------------------------------------------------------------------
-# Public values
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    """One thing wrong with a configuration file."""
-
-    file: str
-    key: str
-    reason: str
-
-    def __str__(self) -> str:
-        """Return ``FILE: KEY: REASON`` (``FILE: REASON`` for file-level)."""
-        if self.key:
-            return f"{self.file}: {self.key}: {self.reason}"
-        return f"{self.file}: {self.reason}"
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; ``problems`` lists every reason why."""
-
-    problems: list[ConfigProblem]
-
-    def __init__(self, problems: list[ConfigProblem]) -> None:
-        super().__init__(problems)
-        self.problems = list(problems)
-
-    def __str__(self) -> str:
-        """Return one ``FILE: KEY: REASON`` line per problem."""
-        return "\n".join(str(p) for p in self.problems)
-
-
-@dataclass(frozen=True, slots=True)
-class HostConfig:
-    """The host side of a TAP: a network namespace with addresses.
-
-    ``slaac``: the host accepts router advertisements and autoconfigures
-    (then ``addresses`` may be empty).
-    """
-
-    netns: str
-    addresses: tuple[IPv4Interface | IPv6Interface, ...]
-    gateway: IPv4Address | None
-    gateway6: IPv6Address | None = None
-    slaac: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class RaPrefixConfig:
-    """One prefix information option of a router advertisement.
-
-    Lifetimes are in seconds; ``LIFETIME_INFINITY`` never expires.
-    """
-
-    prefix: IPv6Network
-    onlink: bool
-    autonomous: bool
-    valid_lifetime: int
-    preferred_lifetime: int
-
-
-@dataclass(frozen=True, slots=True)
-class RaConfig:
-    """Router advertisements sent on one interface (times in seconds).
-
-    ``interval`` is MaxRtrAdvInterval; ``lifetime`` the router lifetime (0:
-    not a default router); ``mtu``: include an MTU option with the
-    interface MTU; ``rdnss``: recursive DNS servers (RFC 8106).
-    """
-
-    interval: float
-    lifetime: int
-    hop_limit: int
-    managed: bool
-    other: bool
-    mtu: bool
-    prefixes: tuple[RaPrefixConfig, ...]
-    rdnss: tuple[IPv6Address, ...]
-    rdnss_lifetime: int
-
-
-@dataclass(frozen=True, slots=True)
-class InterfaceConfig:
-    """One interface of a vnet; ``ra`` None sends no router advertisements."""
-
-    name: str
-    type: str
-    addresses: tuple[IPv4Interface | IPv6Interface, ...]
-    mtu: int
-    mac: bytes | None
-    up: bool
-    host: HostConfig | None
-    peer: tuple[str, str] | None
-    ra: RaConfig | None = None
-    offload: bool = True
-    """Take TCP super-frames and partial checksums from the host (tap only)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RouteConfig:
-    """One static route of a vnet (``via`` is of the same family as ``prefix``)."""
-
-    prefix: IPv4Network | IPv6Network
-    type: str
-    via: IPv4Address | IPv6Address | None
-    interface: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class VnetConfig:
-    """One virtual network stack."""
-
-    name: str
-    forwarding: bool
-    interfaces: tuple[InterfaceConfig, ...]
-    routes: tuple[RouteConfig, ...]
-    sysctl: tuple[tuple[str, bool | int | float], ...] = ()
-    """Knob settings, values already checked against the knob: the ``[limits]``
-    first (as ``vnet.limits.KIND``), then ``[sysctl]`` in file order."""
-    firewall: FirewallConfig | None = None
-    """The vnet's firewall, if it has a ``[vnets.NAME.firewall]`` table."""
-    permissions: Grants = NO_GRANTS
-    """Who may manage the vnet or open sockets in it (``[vnets.NAME.permissions]``)."""
-    worker: int | None = None
-    """The worker a top-level vnet is pinned to (None: the daemon chooses)."""
-
-    @property
-    def limits(self) -> dict[str, int]:
-        """Return the vnet's own limits by kind (``[vnets.NAME.limits]``)."""
-        found = {}
-        for name, value in self.sysctl:
-            kind = limits_.kind_of(name)
-            if kind is not None:
-                found[kind] = int(value)
-        return found
-
-
-@dataclass(frozen=True, slots=True)
-class FirewallConfig:
-    """A vnet's firewall: on or off, its state limit and its ruleset."""
-
-    enable: bool
-    max_states: int | None
-    ruleset: Ruleset
-
-
-@dataclass(frozen=True, slots=True)
-class DaemonConfig:
-    """Process-wide daemon settings."""
-
-    control_socket: str
-    state_dir: str
-    log_level: str
-    metrics: tuple[str, int] | None = None
-    """Where the Prometheus exporter listens: (host, port), the host without
-    IPv6 brackets; None (no ``metrics`` key) runs no exporter."""
-    admins: tuple[Principal, ...] = ()
-    """Who may do daemon-wide operations (reload, modules, top-level vnets)."""
-    socks: tuple[SocksConfig, ...] = ()
-    """SOCKS5 gateways into vnets (``[[daemon.socks]]``)."""
-    workers: int = 1
-    """Forwarding processes, each running whole top-level vnets (``vrouter.daemon.workers``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SocksConfig:
-    """A SOCKS5 gateway: a listener on the daemon's machine whose CONNECTs leave from a vnet."""
-
-    vnet: str
-    listen: tuple[str, int]
-    username: str | None = None
-    password: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    """A whole, validated configuration file."""
-
-    path: str
-    daemon: DaemonConfig
-    vnets: tuple[VnetConfig, ...]
-
-    def interface(self, vnet: str, name: str) -> InterfaceConfig | None:
-        """Return interface ``name`` of vnet ``vnet``, if the configuration has it."""
-        for vcfg in self.vnets:
-            if vcfg.name == vnet:
-                return next((i for i in vcfg.interfaces if i.name == name), None)
-        return None
-
-    def policy(self) -> Policy:
-        """Return the rights this configuration grants (admins, grants by vnet name)."""
-        return Policy(
-            self.daemon.admins, {v.name: v.permissions for v in self.vnets if v.permissions}
-        )
-
+from vrouter.daemon.config.grammar import (
+    _LINK_LOCAL_NETWORK,
+    _MULTICAST_NETWORK,
+    _NETNS,
+    _child_vnet_hint,
+    _ifname_error,
+    _ipv6_unicast_error,
+    _is_link_local,
+    _parse_address,
+    _parse_interface_address,
+    _parse_listen,
+    _parse_mac,
+    _parse_network,
+    _toml_header,
+    _vnet_name_error,
+)
+from vrouter.daemon.config.model import (
+    DEFAULT_CONTROL_SOCKET,
+    DEFAULT_LOG_LEVEL,
+    DEFAULT_MTU,
+    DEFAULT_PREFERRED_LIFETIME,
+    DEFAULT_RA_HOP_LIMIT,
+    DEFAULT_RA_INTERVAL,
+    DEFAULT_RA_MTU,
+    DEFAULT_STATE_DIR,
+    DEFAULT_VALID_LIFETIME,
+    DEFAULT_VNET,
+    INTERFACE_TYPES,
+    IPV6_MTU_MIN,
+    LIFETIME_INFINITY,
+    LOG_LEVELS,
+    MTU_MAX,
+    MTU_MIN,
+    RA_INTERVAL_MAX,
+    RA_INTERVAL_MIN,
+    RA_LIFETIME_MAX,
+    ROUTE_TYPES,
+    SLAAC_PREFIX_LENGTH,
+    UNIX_PATH_MAX,
+    Config,
+    ConfigError,
+    ConfigProblem,
+    DaemonConfig,
+    FirewallConfig,
+    HostConfig,
+    InterfaceConfig,
+    RaConfig,
+    RaPrefixConfig,
+    RouteConfig,
+    SocksConfig,
+    VnetConfig,
+)
+from vrouter.firewall.rules import RulesetError, parse_ruleset
 
 # --------------------------------------------------------------------------
 # Entry points
@@ -362,236 +123,11 @@ def parse(text: str, path: str = "<string>") -> Config:
     return _Parser(path).document(document)
 
 
-# --------------------------------------------------------------------------
-# Grammar of names and addresses
-# --------------------------------------------------------------------------
-
-_VNET_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
-_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
-_NETNS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
-_WITH_PREFIX = re.compile(r"([^/]*)/([0-9]{1,3})")
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
-)
-_PORT = re.compile(r"[0-9]{1,5}")
-_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
-_LINK_LOCAL_NETWORK = IPv6Network("fe80::/10")
-_MULTICAST_NETWORK = IPv6Network("ff00::/8")
-
-
 def _knobs() -> Sysctl:
     """Return the sysctl tree of the built-in subsystems (to check names and values)."""
     from vrouter.stack import builtin_sysctl
 
     return builtin_sysctl()
-
-
-def _vnet_name_error(name: str) -> str | None:
-    """Return why *name* is not a valid vnet name, or None."""
-    for segment in name.split("/"):
-        if not _VNET_SEGMENT.fullmatch(segment):
-            return (
-                f"invalid vnet name {name!r}: each '/'-separated part must be 1-32 "
-                "characters from [A-Za-z0-9_-], starting with a letter or digit"
-            )
-    return None
-
-
-def _ifname_error(name: str) -> str | None:
-    """Return why *name* is not a valid interface name, or None."""
-    if not _IFNAME.fullmatch(name) or name in (".", ".."):
-        return (
-            f"invalid interface name {name!r}: must be 1-15 characters "
-            "from [A-Za-z0-9_.-] (Linux IFNAMSIZ)"
-        )
-    return None
-
-
-def _is_link_local(address: IPv4Address | IPv6Address) -> bool:
-    """Return whether *address* is an IPv6 link-local address (fe80::/10)."""
-    return isinstance(address, IPv6Address) and address.is_link_local
-
-
-def _parse_ip(text: str, whole: str) -> IPv4Address | IPv6Address | str:
-    """Parse the address part *text* of value *whole*, or return why not."""
-    if ":" not in text:
-        try:
-            return IPv4Address(text)
-        except ipaddress.AddressValueError as exc:
-            return f"{whole!r}: invalid IPv4 address: {exc}"
-    if "%" in text:
-        zone = text.partition("%")[2]
-        return (
-            f"{whole!r} has a zone index ('%{zone}'); write the address without it "
-            "(the interface gives the zone)"
-        )
-    try:
-        return IPv6Address(text)
-    except ipaddress.AddressValueError as exc:
-        return f"{whole!r}: invalid IPv6 address: {exc}"
-
-
-def _ipv6_unicast_error(address: IPv6Address, text: str, need: str) -> str | None:
-    """Return why IPv6 *address* (written *text*) is not usable unicast, or None."""
-    if address.is_multicast:
-        return f"{text!r} is a multicast address (ff00::/8); {need}"
-    if address.is_unspecified:
-        return f"{text!r} is the unspecified address; {need}"
-    if address.is_loopback:
-        return f"{text!r} is the loopback address; {need}"
-    if address.ipv4_mapped is not None:
-        return (
-            f"{text!r} is an IPv4-mapped address (::ffff:0:0/96), not a real IPv6 address; {need}"
-        )
-    return None
-
-
-def _split_prefix(
-    text: str, example4: str, example6: str
-) -> tuple[IPv4Address | IPv6Address, int] | str:
-    """Split ``ADDRESS/PREFIXLEN`` (IPv4 or IPv6) into its parts, or return why not."""
-    example = example6 if ":" in text else example4
-    match = _WITH_PREFIX.fullmatch(text)
-    if match is None:
-        if "/" not in text:
-            return f"{text!r} has no prefix length; write ADDRESS/PREFIXLEN, e.g. {example}"
-        return f"{text!r} is not ADDRESS/PREFIXLEN with a decimal prefix length, e.g. {example}"
-    address_text, length_text = match.groups()
-    address = _parse_ip(address_text, text)
-    if isinstance(address, str):
-        return address
-    length = int(length_text)
-    if length > address.max_prefixlen:
-        return f"{text!r}: prefix length {length} is out of range 0..{address.max_prefixlen}"
-    return address, length
-
-
-def _parse_interface_address(text: str) -> IPv4Interface | IPv6Interface | str:
-    """Parse an interface address ``A.B.C.D/LEN`` or ``X:X::X/LEN``, or return why not."""
-    split = _split_prefix(text, "192.0.2.1/24", "2001:db8::1/64")
-    if isinstance(split, str):
-        return split
-    address, length = split
-    if isinstance(address, IPv6Address):
-        error = _ipv6_unicast_error(address, text, "an interface needs a unicast address")
-        if error is not None:
-            return error
-        value6 = IPv6Interface((address, length))
-        if length < 127 and address == value6.network.network_address:
-            return (
-                f"{text!r} is the Subnet-Router anycast address of {value6.network}; "
-                "an interface needs a host address"
-            )
-        return value6
-    value = IPv4Interface((address, length))
-    if length < 31 and address == value.network.network_address:
-        return (
-            f"{text!r} is the network address of {value.network}; an interface needs a host address"
-        )
-    if length < 31 and address == value.network.broadcast_address:
-        return (
-            f"{text!r} is the broadcast address of {value.network}; "
-            "an interface needs a host address"
-        )
-    if address.is_multicast:
-        return f"{text!r} is a multicast address; an interface needs a unicast address"
-    if address.is_unspecified or address == _LIMITED_BROADCAST:
-        return f"{text!r} is not a usable interface address"
-    return value
-
-
-def _parse_network(text: str) -> IPv4Network | IPv6Network | str:
-    """Parse a destination prefix ``A.B.C.D/LEN`` or ``X:X::/LEN``, or return why not."""
-    split = _split_prefix(
-        text,
-        "198.51.100.0/24 (or A.B.C.D/32 for one host)",
-        "2001:db8::/32 (or ADDRESS/128 for one host)",
-    )
-    if isinstance(split, str):
-        return split
-    network = ipaddress.ip_network(split, strict=False)
-    if network.network_address != split[0]:
-        return f"{text!r} has host bits set; did you mean {network}?"
-    return network
-
-
-def _parse_listen(text: str) -> tuple[str, int] | str:
-    """Parse a TCP listen address ``HOST:PORT`` or ``[IPV6]:PORT``, or return why not.
-
-    HOST is an IPv4 address or a host name; an IPv6 address goes in brackets.
-    The returned host carries no brackets.
-    """
-    example = 'e.g. "127.0.0.1:9585" or "[::1]:9585"'
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        return f"{text!r} has no port; write HOST:PORT, {example}"
-    if not _PORT.fullmatch(port_text):
-        return f"{text!r}: port {port_text!r} is not a decimal number; write HOST:PORT, {example}"
-    port = int(port_text)
-    if not 1 <= port <= 65535:
-        return f"{text!r}: port {port} is out of range 1..65535"
-    if host.startswith("[") and host.endswith("]"):
-        try:
-            return str(IPv6Address(host[1:-1])), port
-        except ValueError:
-            return f"{text!r}: {host[1:-1]!r} in brackets is not an IPv6 address"
-    if ":" in host:
-        return f'{text!r}: an IPv6 address must be in brackets, e.g. "[::1]:{port}"'
-    if not host:
-        return (
-            f"{text!r} has no host; write 127.0.0.1:{port} for this machine only "
-            f"or 0.0.0.0:{port} for every IPv4 address"
-        )
-    if re.fullmatch(r"[0-9.]+", host):
-        try:
-            return str(IPv4Address(host)), port
-        except ValueError:
-            return f"{text!r}: {host!r} is not an IPv4 address"
-    if not _HOSTNAME.fullmatch(host):
-        return f"{text!r}: {host!r} is neither an IP address nor a host name"
-    return host, port
-
-
-def _parse_address(text: str) -> IPv4Address | IPv6Address | str:
-    """Parse a single address ``A.B.C.D`` or ``X:X::X``, or return why not."""
-    if "/" in text:
-        return f"{text!r} must be a single address, without a prefix length"
-    return _parse_ip(text, text)
-
-
-def _parse_mac(text: str) -> bytes | str:
-    """Parse ``xx:xx:xx:xx:xx:xx`` into 6 bytes, or return why not."""
-    if not _MAC.fullmatch(text):
-        return f"{text!r} is not a MAC address of the form xx:xx:xx:xx:xx:xx"
-    value = bytes.fromhex(text.replace(":", ""))
-    if value[0] & 0x01:
-        return (
-            f"{text!r} is a multicast MAC address (low bit of the first octet set); "
-            "an interface needs a unicast one, e.g. 02:00:00:00:00:01"
-        )
-    if not any(value):
-        return f"{text!r} is the all-zero MAC address"
-    return value
-
-
-def _toml_header(name: str) -> str:
-    """Return the TOML table header that declares vnet *name*."""
-    if re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        return f"[vnets.{name}]"
-    return f'[vnets."{name}"]'
-
-
-def _child_vnet_hint(vnet: str) -> Callable[[str, object], str]:
-    """Return the hint for an unknown key of vnet *vnet*: a table there may be meant as a child."""
-
-    def hint(name: str, value: object) -> str:
-        if not isinstance(value, dict):
-            return ""
-        return f"; a child vnet is declared as {_toml_header(f'{vnet}/{name}')}"
-
-    return hint
 
 
 # --------------------------------------------------------------------------
