@@ -27,7 +27,7 @@ from ipaddress import (
 
 _VNET_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
-_NETNS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+NETNS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}")
 _WITH_PREFIX = re.compile(r"([^/]*)/([0-9]{1,3})")
 _HOSTNAME = re.compile(
@@ -36,11 +36,11 @@ _HOSTNAME = re.compile(
 )
 _PORT = re.compile(r"[0-9]{1,5}")
 _LIMITED_BROADCAST = IPv4Address("255.255.255.255")
-_LINK_LOCAL_NETWORK = IPv6Network("fe80::/10")
-_MULTICAST_NETWORK = IPv6Network("ff00::/8")
+LINK_LOCAL_NETWORK = IPv6Network("fe80::/10")
+MULTICAST_NETWORK = IPv6Network("ff00::/8")
 
 
-def _vnet_name_error(name: str) -> str | None:
+def vnet_name_error(name: str) -> str | None:
     """Return why *name* is not a valid vnet name, or None."""
     for segment in name.split("/"):
         if not _VNET_SEGMENT.fullmatch(segment):
@@ -51,7 +51,7 @@ def _vnet_name_error(name: str) -> str | None:
     return None
 
 
-def _ifname_error(name: str) -> str | None:
+def ifname_error(name: str) -> str | None:
     """Return why *name* is not a valid interface name, or None."""
     if not _IFNAME.fullmatch(name) or name in (".", ".."):
         return (
@@ -61,7 +61,7 @@ def _ifname_error(name: str) -> str | None:
     return None
 
 
-def _is_link_local(address: IPv4Address | IPv6Address) -> bool:
+def is_link_local(address: IPv4Address | IPv6Address) -> bool:
     """Return whether *address* is an IPv6 link-local address (fe80::/10)."""
     return isinstance(address, IPv6Address) and address.is_link_local
 
@@ -85,7 +85,7 @@ def _parse_ip(text: str, whole: str) -> IPv4Address | IPv6Address | str:
         return f"{whole!r}: invalid IPv6 address: {exc}"
 
 
-def _ipv6_unicast_error(address: IPv6Address, text: str, need: str) -> str | None:
+def ipv6_unicast_error(address: IPv6Address, text: str, need: str) -> str | None:
     """Return why IPv6 *address* (written *text*) is not usable unicast, or None."""
     if address.is_multicast:
         return f"{text!r} is a multicast address (ff00::/8); {need}"
@@ -120,14 +120,14 @@ def _split_prefix(
     return address, length
 
 
-def _parse_interface_address(text: str) -> IPv4Interface | IPv6Interface | str:
+def parse_interface_address(text: str) -> IPv4Interface | IPv6Interface | str:
     """Parse an interface address ``A.B.C.D/LEN`` or ``X:X::X/LEN``, or return why not."""
     split = _split_prefix(text, "192.0.2.1/24", "2001:db8::1/64")
     if isinstance(split, str):
         return split
     address, length = split
     if isinstance(address, IPv6Address):
-        error = _ipv6_unicast_error(address, text, "an interface needs a unicast address")
+        error = ipv6_unicast_error(address, text, "an interface needs a unicast address")
         if error is not None:
             return error
         value6 = IPv6Interface((address, length))
@@ -154,7 +154,7 @@ def _parse_interface_address(text: str) -> IPv4Interface | IPv6Interface | str:
     return value
 
 
-def _parse_network(text: str) -> IPv4Network | IPv6Network | str:
+def parse_network(text: str) -> IPv4Network | IPv6Network | str:
     """Parse a destination prefix ``A.B.C.D/LEN`` or ``X:X::/LEN``, or return why not."""
     split = _split_prefix(
         text,
@@ -169,7 +169,7 @@ def _parse_network(text: str) -> IPv4Network | IPv6Network | str:
     return network
 
 
-def _parse_listen(text: str) -> tuple[str, int] | str:
+def parse_listen(text: str) -> tuple[str, int] | str:
     """Parse a TCP listen address ``HOST:PORT`` or ``[IPV6]:PORT``, or return why not.
 
     HOST is an IPv4 address or a host name; an IPv6 address goes in brackets.
@@ -206,14 +206,14 @@ def _parse_listen(text: str) -> tuple[str, int] | str:
     return host, port
 
 
-def _parse_address(text: str) -> IPv4Address | IPv6Address | str:
+def parse_address(text: str) -> IPv4Address | IPv6Address | str:
     """Parse a single address ``A.B.C.D`` or ``X:X::X``, or return why not."""
     if "/" in text:
         return f"{text!r} must be a single address, without a prefix length"
     return _parse_ip(text, text)
 
 
-def _parse_mac(text: str) -> bytes | str:
+def parse_mac(text: str) -> bytes | str:
     """Parse ``xx:xx:xx:xx:xx:xx`` into 6 bytes, or return why not."""
     if not _MAC.fullmatch(text):
         return f"{text!r} is not a MAC address of the form xx:xx:xx:xx:xx:xx"
@@ -228,19 +228,19 @@ def _parse_mac(text: str) -> bytes | str:
     return value
 
 
-def _toml_header(name: str) -> str:
+def toml_header(name: str) -> str:
     """Return the TOML table header that declares vnet *name*."""
     if re.fullmatch(r"[A-Za-z0-9_-]+", name):
         return f"[vnets.{name}]"
     return f'[vnets."{name}"]'
 
 
-def _child_vnet_hint(vnet: str) -> Callable[[str, object], str]:
+def child_vnet_hint(vnet: str) -> Callable[[str, object], str]:
     """Return the hint for an unknown key of vnet *vnet*: a table there may be meant as a child."""
 
     def hint(name: str, value: object) -> str:
         if not isinstance(value, dict):
             return ""
-        return f"; a child vnet is declared as {_toml_header(f'{vnet}/{name}')}"
+        return f"; a child vnet is declared as {toml_header(f'{vnet}/{name}')}"
 
     return hint
