@@ -29,7 +29,7 @@ from vrouter.core.perms import (
     PrincipalError,
     parse_principal,
 )
-from vrouter.core.sysctl import Sysctl, SysctlError
+from vrouter.core.sysctl import SysctlError
 from vrouter.core.tomlkeys import TomlReader
 from vrouter.core.tomlkeys import join as _join
 from vrouter.daemon.config.checks import (
@@ -74,6 +74,7 @@ from vrouter.daemon.config.parsed import (
     parents_first,
 )
 from vrouter.firewall.rules import RulesetError, parse_ruleset
+from vrouter.stack import builtin_sysctl
 
 # --------------------------------------------------------------------------
 # Entry points
@@ -108,13 +109,6 @@ def parse(text: str, path: str = "<string>") -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigProblem(path, "", f"invalid TOML: {exc}")]) from None
     return read_document(document, path)
-
-
-def _knobs() -> Sysctl:
-    """Return the sysctl tree of the built-in subsystems (to check names and values)."""
-    from vrouter.stack import builtin_sysctl
-
-    return builtin_sysctl()
 
 
 # --------------------------------------------------------------------------
@@ -467,7 +461,7 @@ def read_sysctl(
     r: TomlReader, table: Mapping[str, object], key: str
 ) -> tuple[tuple[str, bool | int | float], ...]:
     """Check ``[... .sysctl]``: known knob names, values of the knob's type and range."""
-    knobs = _knobs()
+    knobs = builtin_sysctl()  # the built-in subsystems' knobs, to check names and values
     settings: list[tuple[str, bool | int | float]] = []
     skey = _join(key, "sysctl")
     for name, value in (r.table(table, "sysctl", key) or {}).items():
