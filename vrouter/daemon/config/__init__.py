@@ -42,6 +42,21 @@ Key paths are dotted (``vnets.red.interfaces.vr-red0.mtu``), list items take
 their index in brackets (``vnets.red.routes[1].via``), a name that contains a
 character other than ``[A-Za-z0-9_/-]`` is quoted (``interfaces."eth0.100"``),
 and the key of a file-level problem (unreadable file, TOML syntax) is ``""``.
+
+Modules, in the order a file goes through them:
+
+- ``parse``: ``load``/``read``/``parse``, the document, ``[daemon]`` and
+  each vnet's own tables (sysctl, limits, permissions, firewall, routes);
+- ``interfaces``: one interface and the host side of its TAP;
+- ``ra``: an interface's router advertisements;
+- ``grammar``: names and addresses (text in, value or reason out);
+- ``parsed``: what parsed, with key paths, for the cross-checks;
+- ``checks``: what spans sections (hierarchy, limits, peers, uniqueness,
+  connected networks, next hops);
+- ``model``: the frozen values, their defaults and bounds.
+
+Typed access with key paths (``TomlReader``) is shared with the firewall's
+ruleset parser and lives in ``vrouter.core.tomlkeys``.
 """
 
 from __future__ import annotations

@@ -53,9 +53,6 @@ def check_workers(r: TomlReader, vnets: list[ParsedVnet], workers: int) -> None:
             )
 
 
-# -- cross-checks ----------------------------------------------------------
-
-
 def check_hierarchy(r: TomlReader, vnets: list[ParsedVnet]) -> None:
     declared = {v.name for v in vnets}
     for vnet in vnets:

@@ -21,10 +21,6 @@ from ipaddress import (
     IPv6Network,
 )
 
-# --------------------------------------------------------------------------
-# Grammar of names and addresses
-# --------------------------------------------------------------------------
-
 _VNET_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 NETNS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -46,6 +46,8 @@ IPV6_MTU_MIN = 1280
 """Smallest MTU of a link that carries IPv6 (RFC 8200 section 5)."""
 UNIX_PATH_MAX = 107
 """Longest AF_UNIX socket path in bytes (sun_path is 108 including the NUL)."""
+MAX_WORKERS = 64
+"""Most forwarding processes one daemon runs."""
 
 # Router advertisements (RFC 4861 section 6.2.1, RFC 8106 for RDNSS)
 RA_INTERVAL_MIN = 4
@@ -64,11 +66,6 @@ DEFAULT_PREFERRED_LIFETIME = 604800
 """AdvPreferredLifetime default: 7 days (at most the valid lifetime)."""
 SLAAC_PREFIX_LENGTH = 64
 """The only prefix length stateless autoconfiguration works with (RFC 4862, 4291)."""
-
-
-# --------------------------------------------------------------------------
-# Public values
-# --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

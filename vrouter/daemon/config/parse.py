@@ -58,6 +58,7 @@ from vrouter.daemon.config.model import (
     DEFAULT_STATE_DIR,
     DEFAULT_VNET,
     LOG_LEVELS,
+    MAX_WORKERS,
     ROUTE_TYPES,
     UNIX_PATH_MAX,
     Config,
@@ -75,10 +76,6 @@ from vrouter.daemon.config.parsed import (
 )
 from vrouter.firewall.rules import RulesetError, parse_ruleset
 from vrouter.stack import builtin_sysctl
-
-# --------------------------------------------------------------------------
-# Entry points
-# --------------------------------------------------------------------------
 
 
 def load(path: str | os.PathLike[str]) -> Config:
@@ -110,10 +107,6 @@ def parse(text: str, path: str = "<string>") -> Config:
         raise ConfigError([ConfigProblem(path, "", f"invalid TOML: {exc}")]) from None
     return read_document(document, path)
 
-
-# --------------------------------------------------------------------------
-# The parser: collects problems, never stops at the first
-# --------------------------------------------------------------------------
 
 _TOP_KEYS = (
     "daemon",
@@ -148,10 +141,6 @@ _DAEMON_KEYS = (
     "socks",
     "workers",
 )
-
-
-MAX_WORKERS = 64
-"""Most forwarding processes one daemon runs."""
 
 
 _SOCKS_KEYS = ("vnet", "listen", "username", "password")

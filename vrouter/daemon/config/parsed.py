@@ -32,10 +32,6 @@ from vrouter.daemon.config.model import (
     VnetConfig,
 )
 
-# --------------------------------------------------------------------------
-# Intermediate results: what parsed, with key paths for cross-checks
-# --------------------------------------------------------------------------
-
 
 @dataclass(frozen=True, slots=True)
 class ParsedAddress:
