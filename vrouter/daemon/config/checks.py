@@ -54,6 +54,7 @@ def check_workers(r: TomlReader, vnets: list[ParsedVnet], workers: int) -> None:
 
 
 def check_hierarchy(r: TomlReader, vnets: list[ParsedVnet]) -> None:
+    """Report a child vnet whose parents are not declared."""
     declared = {v.name for v in vnets}
     for vnet in vnets:
         if not vnet.name_ok or "/" not in vnet.name:
@@ -148,6 +149,7 @@ def check_fits(r: TomlReader, vnet: ParsedVnet, limits: dict[str, tuple[int, str
 
 
 def check_unique_taps(r: TomlReader, vnets: list[ParsedVnet]) -> None:
+    """Report a TAP name used twice: TAPs are kernel devices, one namespace for all vnets."""
     owner: dict[str, str] = {}
     for vnet in vnets:
         for iface in vnet.interfaces:
@@ -165,6 +167,7 @@ def check_unique_taps(r: TomlReader, vnets: list[ParsedVnet]) -> None:
 
 
 def check_unique_netns(r: TomlReader, vnets: list[ParsedVnet]) -> None:
+    """Report a host netns used by two TAP hosts."""
     owner: dict[str, str] = {}
     for vnet in vnets:
         for iface in vnet.interfaces:
@@ -181,6 +184,7 @@ def check_unique_netns(r: TomlReader, vnets: list[ParsedVnet]) -> None:
 
 
 def check_peers(r: TomlReader, vnets: list[ParsedVnet]) -> None:
+    """Report epair peers that are missing, not epairs or do not name each other."""
     by_name = {v.name: v for v in vnets}
     for vnet in vnets:
         for iface in vnet.interfaces:
@@ -254,6 +258,7 @@ def check_connected(r: TomlReader, vnet: ParsedVnet) -> None:
 
 
 def check_routes(r: TomlReader, vnet: ParsedVnet) -> None:
+    """Report duplicate routes, misplaced via/interface and next hops not reachable."""
     seen: dict[IPv4Network | IPv6Network, str] = {}
     for route in vnet.routes:
         if route.prefix is not None:

@@ -84,6 +84,7 @@ def read_addresses(
 def read_interface(
     r: TomlReader, name: str, table: Mapping[str, object], key: str
 ) -> ParsedInterface:
+    """Read interface *name* (its table at *key*), its RA and the host of a TAP."""
     r.check_keys(table, key, _INTERFACE_KEYS, required=("type",))
     error = ifname_error(name)
     if error is not None:
@@ -177,6 +178,7 @@ def read_interface(
 
 
 def read_offload(r: TomlReader, table: Mapping[str, object], key: str, itype: str | None) -> bool:
+    """Read ``offload`` (tap interfaces only; default true)."""
     value = r.boolean(table, "offload", key)
     if value is not None and itype == "epair":
         r.problem(
@@ -186,6 +188,7 @@ def read_offload(r: TomlReader, table: Mapping[str, object], key: str, itype: st
 
 
 def read_peer(r: TomlReader, text: str, key: str) -> tuple[str, str] | None:
+    """Parse an epair's ``peer`` ``"VNET:IFNAME"``, or report why not."""
     vnet, sep, ifname = text.rpartition(":")
     if not sep or not vnet or not ifname:
         r.problem(key, f'{text!r} is not "VNET:IFNAME" (e.g. "blue:ep0")')
@@ -209,6 +212,7 @@ def read_host(
     ifname: str,
     advertised: bool,
 ) -> HostConfig:
+    """Read the host side of TAP *ifname*: netns, addresses, gateways and SLAAC."""
     r.check_keys(table, key, _HOST_KEYS, required=("netns",))
     netns = r.string(table, "netns", key)
     if netns is not None and not NETNS.fullmatch(netns):

@@ -216,6 +216,7 @@ def read_document(doc: Mapping[str, object], file: str) -> Config:
 
 
 def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
+    """Read ``[daemon]``, filling in defaults for what it omits."""
     table = r.table(doc, "daemon", "") or {}
     r.check_keys(table, "daemon", _DAEMON_KEYS)
     control_socket = read_path(r, table, "control_socket") or DEFAULT_CONTROL_SOCKET
@@ -356,6 +357,7 @@ def read_limits(
 
 
 def read_path(r: TomlReader, table: Mapping[str, object], name: str) -> str | None:
+    """Read ``daemon.NAME``, an absolute path without NUL characters."""
     value = r.string(table, name, "daemon")
     if value is None:
         return None
@@ -375,6 +377,7 @@ def read_path(r: TomlReader, table: Mapping[str, object], name: str) -> str | No
 def read_vnet(
     r: TomlReader, name: str, table: Mapping[str, object], key: str, nested: bool
 ) -> ParsedVnet:
+    """Read vnet *name* from *table* at *key* (``nested``: under ``[vnets]``)."""
     name_ok = True
     if nested:
         r.check_keys(table, key, _VNET_KEYS, hint=child_vnet_hint(name))
@@ -477,6 +480,7 @@ def read_sysctl(
 
 
 def read_route(r: TomlReader, table: Mapping[str, object], key: str) -> ParsedRoute:
+    """Read one ``[[routes]]`` entry; how it fits the vnet is checked later."""
     r.check_keys(table, key, _ROUTE_KEYS, required=("to",))
     prefix: IPv4Network | IPv6Network | None = None
     to = r.string(table, "to", key)

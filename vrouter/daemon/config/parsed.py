@@ -35,12 +35,16 @@ from vrouter.daemon.config.model import (
 
 @dataclass(frozen=True, slots=True)
 class ParsedAddress:
+    """An interface or host address and its key path."""
+
     value: IPv4Interface | IPv6Interface
     key: str
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedInterface:
+    """An interface as read, with the key paths its cross-checks report at."""
+
     key: str
     name: str
     type: str | None  # None: missing or invalid (already reported)
@@ -76,6 +80,8 @@ class ParsedInterface:
 
 @dataclass(frozen=True, slots=True)
 class ParsedRoute:
+    """A static route as read; a part that is absent or was wrong (and reported) is None."""
+
     key: str
     prefix: IPv4Network | IPv6Network | None
     type: str | None
@@ -87,6 +93,8 @@ class ParsedRoute:
 
 @dataclass(frozen=True, slots=True)
 class ParsedVnet:
+    """A vnet as read, with its interfaces and routes, before the cross-checks."""
+
     key: str
     name: str
     name_ok: bool

@@ -179,6 +179,7 @@ def read_ra(
 
 
 def read_rdnss(r: TomlReader, ra: Mapping[str, object], key: str) -> tuple[IPv6Address, ...]:
+    """Read ``rdnss``: distinct unicast IPv6 DNS servers."""
     value = ra.get("rdnss")
     if value is None:
         return ()
@@ -214,6 +215,7 @@ def read_rdnss(r: TomlReader, ra: Mapping[str, object], key: str) -> tuple[IPv6A
 
 
 def read_ra_prefix(r: TomlReader, table: Mapping[str, object], key: str) -> RaPrefixConfig | None:
+    """Read one ``[[... .ra.prefixes]]`` entry, filling in its defaults."""
     r.check_keys(table, key, _RA_PREFIX_KEYS, required=("prefix",))
     prefix: IPv6Network | None = None
     text = r.string(table, "prefix", key)
