@@ -53,8 +53,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+from vrouter.core.tomlkeys import TomlReader
 from vrouter.core.tomlkeys import join as _join
-from vrouter.core.tomlkeys import type_name as _type_name
 from vrouter.firewall.packet import PROTO_ICMP, PROTO_ICMP6, PROTO_TCP, PROTO_UDP, PacketInfo
 from vrouter.wire import tcp
 
@@ -476,10 +476,6 @@ def _flags_text(flags: tuple[int, int]) -> str:
     return f"{letters(flag_set)}/{letters(mask)}"
 
 
-
-
-
-
 def _parse_prefix(text: str) -> Network | str:
     """Parse ``ADDRESS`` or ``ADDRESS/LEN`` (host bits clear), or return why not."""
     address_text, slash, length_text = text.partition("/")
@@ -518,51 +514,8 @@ class _Addr:
     keyed: tuple[tuple[Network, str], ...]
 
 
-class _Parser:
+class _Parser(TomlReader):
     """Walks one firewall table, recording every problem it finds."""
-
-    def __init__(self) -> None:
-        self.problems: list[tuple[str, str]] = []
-
-    def problem(self, key: str, reason: str) -> None:
-        self.problems.append((key, reason))
-
-    def wrong_type(self, key: str, expected: str, value: object) -> None:
-        self.problem(key, f"expected {expected}, got {_type_name(value)}")
-
-    def check_keys(self, table: Mapping[str, object], key: str, allowed: tuple[str, ...]) -> None:
-        for name in table:
-            if name not in allowed:
-                self.problem(
-                    _join(key, name), f"unknown key {name!r} (allowed: {', '.join(allowed)})"
-                )
-
-    def string(self, table: Mapping[str, object], name: str, key: str) -> str | None:
-        value = table.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.wrong_type(_join(key, name), "a string", value)
-            return None
-        return value
-
-    def boolean(self, table: Mapping[str, object], name: str, key: str) -> bool | None:
-        value = table.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, bool):
-            self.wrong_type(_join(key, name), "a boolean (true or false)", value)
-            return None
-        return value
-
-    def choice(
-        self, table: Mapping[str, object], name: str, key: str, choices: Sequence[str]
-    ) -> str | None:
-        value = self.string(table, name, key)
-        if value is not None and value not in choices:
-            self.problem(_join(key, name), f"{value!r} is not one of: {', '.join(choices)}")
-            return None
-        return value
 
     # -- tables ----------------------------------------------------------------
 

@@ -37,7 +37,11 @@ from vrouter.firewall.engine import DROP, PASS, Firewall, evaluate
 from vrouter.firewall.packet import PacketInfo, parse
 from vrouter.firewall.rules import Ruleset
 from vrouter.firewall.states import StateTable, Timeouts
+from vrouter.inet import icmp as icmp_layer
+from vrouter.inet import ipv4
 from vrouter.inet.state import IN, OUT
+from vrouter.inet6 import icmp6 as icmp6_layer
+from vrouter.inet6 import ipv6
 from vrouter.wire import icmp4, icmp6, tcp
 from vrouter.wire import ipv4 as ip4_wire
 from vrouter.wire.errors import WireError
@@ -222,11 +226,6 @@ def _log(
 
 def _reject(vnet: Vnet, ifp: Ifnet, packet: memoryview, info: PacketInfo, now: float) -> None:
     """Answer a rejected packet: RST for TCP, port unreachable for UDP, else prohibited."""
-    from vrouter.inet import icmp as icmp_layer
-    from vrouter.inet import ipv4
-    from vrouter.inet6 import icmp6 as icmp6_layer
-    from vrouter.inet6 import ipv6
-
     state = vnet.firewall
     state.sending = True
     try:

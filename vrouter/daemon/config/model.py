@@ -1,0 +1,261 @@
+"""The validated configuration: frozen values, their defaults and bounds.
+
+Responsibility: the types a parsed configuration is made of (``Config``,
+``DaemonConfig``, ``VnetConfig``, ``InterfaceConfig`` …), the problems an
+invalid one is reported with (``ConfigProblem``, ``ConfigError``), and the
+defaults and ranges the parser fills in and checks against.  Nothing here
+reads TOML; a value of these types is only built from a file that passed
+every check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
+
+from vrouter.core import limits as limits_
+from vrouter.core.perms import (
+    NO_GRANTS,
+    Grants,
+    Policy,
+    Principal,
+)
+from vrouter.firewall.rules import Ruleset
+
+DEFAULT_VNET = "vnet0"
+"""Name of the single vnet configured by a file that declares no [vnets]."""
+
+DEFAULT_CONTROL_SOCKET = "/run/vrouter/control.sock"
+DEFAULT_STATE_DIR = "/run/vrouter"
+DEFAULT_LOG_LEVEL = "info"
+DEFAULT_MTU = 1500
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+INTERFACE_TYPES = ("tap", "epair")
+ROUTE_TYPES = ("unicast", "blackhole", "reject")
+MTU_MIN = 68
+MTU_MAX = 65535
+IPV6_MTU_MIN = 1280
+"""Smallest MTU of a link that carries IPv6 (RFC 8200 section 5)."""
+UNIX_PATH_MAX = 107
+"""Longest AF_UNIX socket path in bytes (sun_path is 108 including the NUL)."""
+MAX_WORKERS = 64
+"""Most forwarding processes one daemon runs."""
+
+# Router advertisements (RFC 4861 section 6.2.1, RFC 8106 for RDNSS)
+RA_INTERVAL_MIN = 4
+RA_INTERVAL_MAX = 1800
+DEFAULT_RA_INTERVAL = 600.0
+"""MaxRtrAdvInterval when not given; the router lifetime defaults to 3 times it."""
+RA_LIFETIME_MAX = 9000
+DEFAULT_RA_HOP_LIMIT = 64
+DEFAULT_RA_MTU = False
+"""RFC 4861 AdvLinkMTU default 0: no MTU option unless ``mtu = true``."""
+LIFETIME_INFINITY = 0xFFFFFFFF
+"""A prefix or RDNSS lifetime that never expires."""
+DEFAULT_VALID_LIFETIME = 2592000
+"""AdvValidLifetime default: 30 days."""
+DEFAULT_PREFERRED_LIFETIME = 604800
+"""AdvPreferredLifetime default: 7 days (at most the valid lifetime)."""
+SLAAC_PREFIX_LENGTH = 64
+"""The only prefix length stateless autoconfiguration works with (RFC 4862, 4291)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with a configuration file."""
+
+    file: str
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        """Return ``FILE: KEY: REASON`` (``FILE: REASON`` for file-level)."""
+        if self.key:
+            return f"{self.file}: {self.key}: {self.reason}"
+        return f"{self.file}: {self.reason}"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``problems`` lists every reason why."""
+
+    problems: list[ConfigProblem]
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        super().__init__(problems)
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        """Return one ``FILE: KEY: REASON`` line per problem."""
+        return "\n".join(str(p) for p in self.problems)
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    """The host side of a TAP: a network namespace with addresses.
+
+    ``slaac``: the host accepts router advertisements and autoconfigures
+    (then ``addresses`` may be empty).
+    """
+
+    netns: str
+    addresses: tuple[IPv4Interface | IPv6Interface, ...]
+    gateway: IPv4Address | None
+    gateway6: IPv6Address | None = None
+    slaac: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RaPrefixConfig:
+    """One prefix information option of a router advertisement.
+
+    Lifetimes are in seconds; ``LIFETIME_INFINITY`` never expires.
+    """
+
+    prefix: IPv6Network
+    onlink: bool
+    autonomous: bool
+    valid_lifetime: int
+    preferred_lifetime: int
+
+
+@dataclass(frozen=True, slots=True)
+class RaConfig:
+    """Router advertisements sent on one interface (times in seconds).
+
+    ``interval`` is MaxRtrAdvInterval; ``lifetime`` the router lifetime (0:
+    not a default router); ``mtu``: include an MTU option with the
+    interface MTU; ``rdnss``: recursive DNS servers (RFC 8106).
+    """
+
+    interval: float
+    lifetime: int
+    hop_limit: int
+    managed: bool
+    other: bool
+    mtu: bool
+    prefixes: tuple[RaPrefixConfig, ...]
+    rdnss: tuple[IPv6Address, ...]
+    rdnss_lifetime: int
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceConfig:
+    """One interface of a vnet; ``ra`` None sends no router advertisements."""
+
+    name: str
+    type: str
+    addresses: tuple[IPv4Interface | IPv6Interface, ...]
+    mtu: int
+    mac: bytes | None
+    up: bool
+    host: HostConfig | None
+    peer: tuple[str, str] | None
+    ra: RaConfig | None = None
+    offload: bool = True
+    """Take TCP super-frames and partial checksums from the host (tap only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """One static route of a vnet (``via`` is of the same family as ``prefix``)."""
+
+    prefix: IPv4Network | IPv6Network
+    type: str
+    via: IPv4Address | IPv6Address | None
+    interface: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VnetConfig:
+    """One virtual network stack."""
+
+    name: str
+    forwarding: bool
+    interfaces: tuple[InterfaceConfig, ...]
+    routes: tuple[RouteConfig, ...]
+    sysctl: tuple[tuple[str, bool | int | float], ...] = ()
+    """Knob settings, values already checked against the knob: the ``[limits]``
+    first (as ``vnet.limits.KIND``), then ``[sysctl]`` in file order."""
+    firewall: FirewallConfig | None = None
+    """The vnet's firewall, if it has a ``[vnets.NAME.firewall]`` table."""
+    permissions: Grants = NO_GRANTS
+    """Who may manage the vnet or open sockets in it (``[vnets.NAME.permissions]``)."""
+    worker: int | None = None
+    """The worker a top-level vnet is pinned to (None: the daemon chooses)."""
+
+    @property
+    def limits(self) -> dict[str, int]:
+        """Return the vnet's own limits by kind (``[vnets.NAME.limits]``)."""
+        found = {}
+        for name, value in self.sysctl:
+            kind = limits_.kind_of(name)
+            if kind is not None:
+                found[kind] = int(value)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallConfig:
+    """A vnet's firewall: on or off, its state limit and its ruleset."""
+
+    enable: bool
+    max_states: int | None
+    ruleset: Ruleset
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    """Process-wide daemon settings."""
+
+    control_socket: str
+    state_dir: str
+    log_level: str
+    metrics: tuple[str, int] | None = None
+    """Where the Prometheus exporter listens: (host, port), the host without
+    IPv6 brackets; None (no ``metrics`` key) runs no exporter."""
+    admins: tuple[Principal, ...] = ()
+    """Who may do daemon-wide operations (reload, modules, top-level vnets)."""
+    socks: tuple[SocksConfig, ...] = ()
+    """SOCKS5 gateways into vnets (``[[daemon.socks]]``)."""
+    workers: int = 1
+    """Forwarding processes, each running whole top-level vnets (``vrouter.daemon.workers``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SocksConfig:
+    """A SOCKS5 gateway: a listener on the daemon's machine whose CONNECTs leave from a vnet."""
+
+    vnet: str
+    listen: tuple[str, int]
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole, validated configuration file."""
+
+    path: str
+    daemon: DaemonConfig
+    vnets: tuple[VnetConfig, ...]
+
+    def interface(self, vnet: str, name: str) -> InterfaceConfig | None:
+        """Return interface ``name`` of vnet ``vnet``, if the configuration has it."""
+        for vcfg in self.vnets:
+            if vcfg.name == vnet:
+                return next((i for i in vcfg.interfaces if i.name == name), None)
+        return None
+
+    def policy(self) -> Policy:
+        """Return the rights this configuration grants (admins, grants by vnet name)."""
+        return Policy(
+            self.daemon.admins, {v.name: v.permissions for v in self.vnets if v.permissions}
+        )

@@ -1,0 +1,153 @@
+"""What the parser found, with key paths, before the cross-checks.
+
+Responsibility: the intermediate values (``ParsedVnet``, ``ParsedInterface``,
+``ParsedRoute``, ``ParsedAddress``) that remember where in the file each
+part came from, so a cross-check can name the key it is about, and that
+build the frozen ``VnetConfig``/``InterfaceConfig`` once no problem was found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
+
+from vrouter.core import limits as limits_
+from vrouter.core.perms import (
+    NO_GRANTS,
+    Grants,
+)
+from vrouter.daemon.config.model import (
+    FirewallConfig,
+    HostConfig,
+    InterfaceConfig,
+    RaConfig,
+    RouteConfig,
+    VnetConfig,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAddress:
+    """An interface or host address and its key path."""
+
+    value: IPv4Interface | IPv6Interface
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedInterface:
+    """An interface as read, with the key paths its cross-checks report at."""
+
+    key: str
+    name: str
+    type: str | None  # None: missing or invalid (already reported)
+    addresses: tuple[ParsedAddress, ...]
+    addresses_complete: bool  # False if some address failed (already reported)
+    mtu: int
+    mac: bytes | None
+    up: bool
+    host: HostConfig | None
+    netns_key: str
+    peer: tuple[str, str] | None
+    peer_key: str
+    ra: RaConfig | None
+    ra_key: str
+    advertises: bool  # ra = true or a table, even if it had problems
+    offload: bool = True
+
+    def config(self) -> InterfaceConfig:
+        assert self.type is not None, "only built when no problem was found"
+        return InterfaceConfig(
+            name=self.name,
+            type=self.type,
+            addresses=tuple(a.value for a in self.addresses),
+            mtu=self.mtu,
+            mac=self.mac,
+            up=self.up,
+            host=self.host,
+            peer=self.peer,
+            ra=self.ra,
+            offload=self.offload,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedRoute:
+    """A static route as read; a part that is absent or was wrong (and reported) is None."""
+
+    key: str
+    prefix: IPv4Network | IPv6Network | None
+    type: str | None
+    via: IPv4Address | IPv6Address | None
+    interface: str | None
+    has_via: bool
+    has_interface: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedVnet:
+    """A vnet as read, with its interfaces and routes, before the cross-checks."""
+
+    key: str
+    name: str
+    name_ok: bool
+    forwarding: bool
+    interfaces: tuple[ParsedInterface, ...]
+    routes: tuple[ParsedRoute, ...]
+    sysctl: tuple[tuple[str, bool | int | float], ...] = ()
+    firewall: FirewallConfig | None = None
+    permissions: Grants = NO_GRANTS
+    limits: tuple[tuple[str, int], ...] = ()
+    """Own limits in file order (kind, value)."""
+    limits_key: str = ""
+    worker: int | None = None
+
+    def interface(self, name: str) -> ParsedInterface | None:
+        for iface in self.interfaces:
+            if iface.name == name:
+                return iface
+        return None
+
+    def config(self) -> VnetConfig:
+        routes: list[RouteConfig] = []
+        for r in self.routes:
+            assert r.prefix is not None and r.type is not None, "only built when valid"
+            routes.append(RouteConfig(r.prefix, r.type, r.via, r.interface))
+        limits = tuple((limits_.knob_name(kind), value) for kind, value in self.limits)
+        return VnetConfig(
+            name=self.name,
+            forwarding=self.forwarding,
+            interfaces=tuple(i.config() for i in self.interfaces),
+            routes=tuple(routes),
+            sysctl=limits + self.sysctl,
+            firewall=self.firewall,
+            permissions=self.permissions,
+            worker=self.worker,
+        )
+
+
+def parents_first(vnets: list[ParsedVnet]) -> list[ParsedVnet]:
+    """Order *vnets* so each parent precedes its children, else file order."""
+    by_name = {v.name: v for v in vnets}
+    ordered: list[ParsedVnet] = []
+    placed: set[str] = set()
+
+    def place(vnet: ParsedVnet) -> None:
+        if vnet.name in placed:
+            return
+        placed.add(vnet.name)
+        parent, sep, _ = vnet.name.rpartition("/")
+        if sep and parent in by_name:
+            place(by_name[parent])
+        ordered.append(vnet)
+
+    for vnet in vnets:
+        place(vnet)
+    return ordered
