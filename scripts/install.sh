@@ -11,6 +11,8 @@ if [ "${1:-}" = "--test" ]; then
     packages="$packages traceroute iperf3 curl tcpdump ndisc6 iputils-tracepath prometheus"
     # systemd: systemd-analyze verify; podman and debootstrap: the container image.
     packages="$packages systemd podman debootstrap bird2"
+    # frr: FRR's ripd for the keyed-MD5 RIP interop test (its own instances in namespaces).
+    packages="$packages frr"
     extra="[test]"
 fi
 export DEBIAN_FRONTEND=noninteractive
@@ -23,6 +25,22 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -q --no-install-recommends $missing
 fi
+# The frr package enables and starts a default instance (zebra, staticd) on the host.
+# The tests run their own (pathspace -N, in namespaces) and need none, so when this
+# script installed frr, stop that instance and keep it from starting at boot.  An frr
+# that was there before is left as it was.
+case " $missing " in
+*" frr "*)
+    if [ -d /run/systemd/system ]; then
+        systemctl disable --now frr.service >/dev/null 2>&1 ||
+            echo "install.sh: could not stop frr.service (the tests do not need it)" >&2
+    else
+        # No systemd running (a container): policy-rc.d usually kept it from starting.
+        if [ -x /etc/init.d/frr ]; then /etc/init.d/frr stop >/dev/null 2>&1 || true; fi
+        systemctl disable frr.service >/dev/null 2>&1 || update-rc.d frr disable >/dev/null 2>&1 || true
+    fi
+    ;;
+esac
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".$extra"

@@ -25,6 +25,7 @@ TOOLS = (
     "rdisc6",
     "ndisc6",
     "bird",
+    "vtysh",
 )
 
 

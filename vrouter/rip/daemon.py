@@ -19,6 +19,13 @@ Config (TOML)::
     auth = "md5"                    # RIPv2 only: "none" (default), "plain" or "md5"
     password = "secret"             # at most 16 bytes
     key_id = 1                      # md5: the key id both ends use
+    auth_length = 20                # md5: the Auth Data Len sent, 20 (default) or 16
+
+Keyed MD5 accepts both lengths of the trailer that peers write in the
+``Auth Data Len`` field: 16 (RFC 2082, FRR's ``auth-length rfc``) and 20
+(BIRD, FRR's default ``old-ripd``).  What is sent is 20 unless
+``auth_length = 16``; BIRD and FRR accept either, so it matters only for a
+peer that insists on one.
 
 Packets that fail authentication are dropped, counted in the instance's
 stats and logged.
@@ -72,6 +79,7 @@ _KEYS = {
     "auth",
     "password",
     "key_id",
+    "auth_length",
 }
 
 
@@ -80,6 +88,7 @@ def _auth(item: dict[str, Any], family: int, key: str) -> rip.Auth:
     kind = item.get("auth", "none")
     password = item.get("password", "")
     key_id = item.get("key_id", 1)
+    auth_length = item.get("auth_length", rip.MD5_TRAILER_LEN)
     if kind not in rip.AUTH_KINDS:
         raise ConfigProblem(f"{key}.auth: {kind!r} is not none, plain or md5")
     if kind != "none" and family == 6:
@@ -88,8 +97,12 @@ def _auth(item: dict[str, Any], family: int, key: str) -> rip.Auth:
         raise ConfigProblem(f"{key}.password: a string")
     if isinstance(key_id, bool) or not isinstance(key_id, int):
         raise ConfigProblem(f"{key}.key_id: an integer 0..255")
+    if "auth_length" in item and kind != "md5":
+        raise ConfigProblem(f'{key}.auth_length: only for auth = "md5"')
+    if not isinstance(auth_length, int) or auth_length not in rip.MD5_AUTH_LENGTHS:
+        raise ConfigProblem(f"{key}.auth_length: 16 (RFC 2082) or 20 (BIRD, FRR's default)")
     try:
-        return rip.Auth(kind, password.encode(), key_id)
+        return rip.Auth(kind, password.encode(), key_id, auth_length)
     except ValueError as err:
         raise ConfigProblem(f"{key}: {err}") from None
 

@@ -9,6 +9,15 @@ type 2 carries a 16-byte plaintext password (RFC 2453 5.2); type 3 is
 keyed MD5 (RFC 4822 / RFC 2082): key id, sequence number and the length
 of the packet up to a trailer holding the digest.
 
+The keyed-MD5 trailer is always 20 bytes: AFI 0xFFFF, type 0x0001 and the
+16-byte digest, computed over the packet up to and with the trailer's first
+4 bytes followed by the password zero padded to 16 bytes.  Its length is
+written two ways in the ``Auth Data Len`` field: 16, the digest alone
+(RFC 2082's figure, FRR's ``auth-length rfc``), or 20, the digest and its
+4-byte header (BIRD, and FRR's default ``auth-length old-ripd``).  Both are
+accepted; what is sent is :attr:`Auth.auth_length`, 20 unless configured,
+which BIRD and FRR accept whatever their own setting.
+
 ``parse_v2``/``parse_ng`` check the whole packet before returning it and
 raise :class:`~vrouter.wire.errors.IntegrityError` (lengths) or
 :class:`~vrouter.wire.errors.SanityError` (version, command, metric,
@@ -52,6 +61,9 @@ AUTH_MD5 = 3
 TRAILER_TYPE = 1
 KEY_LEN = 16
 MD5_LEN = 16
+MD5_TRAILER_LEN = TRAILER.size + MD5_LEN
+MD5_AUTH_LENGTHS = (MD5_LEN, MD5_TRAILER_LEN)
+"""The two ``Auth Data Len`` values of keyed MD5: the digest alone, or with its header."""
 MAX_ENTRIES = 25
 PORT_V2 = 520
 PORT_NG = 521
@@ -85,6 +97,8 @@ class Authentication:
     """Plaintext: the 16 password bytes as sent (zero padded)."""
     key_id: int = 0
     sequence: int = 0
+    auth_length: int = 0
+    """Keyed MD5: the ``Auth Data Len`` field, 16 or 20 (the trailer is 20 bytes either way)."""
     digest: bytes = b""
     """Keyed MD5: the digest the trailer carries."""
     signed: bytes = b""
@@ -100,6 +114,8 @@ class Auth:
     password: bytes = field(default=b"", repr=False)
     """At most 16 bytes; zero padded on the wire (kept out of reprs and logs)."""
     key_id: int = 1
+    auth_length: int = MD5_TRAILER_LEN
+    """Keyed MD5: the ``Auth Data Len`` sent, 20 (BIRD, FRR's default) or 16 (RFC 2082)."""
 
     def __post_init__(self) -> None:
         if self.kind not in AUTH_KINDS:
@@ -110,6 +126,8 @@ class Auth:
             raise ValueError(f"authentication {self.kind} needs a password")
         if not 0 <= self.key_id <= 255:
             raise ValueError(f"key id {self.key_id} is not 0..255")
+        if self.auth_length not in MD5_AUTH_LENGTHS:
+            raise ValueError(f"MD5 auth data length {self.auth_length} is not 16 or 20")
 
     @property
     def enabled(self) -> bool:
@@ -169,8 +187,8 @@ def _parse_auth(data: bytes) -> tuple[Authentication, int]:
     if (
         length < HEADER_LEN + ENTRY_LEN
         or (length - HEADER_LEN) % ENTRY_LEN
-        or auth_len < TRAILER.size
-        or length + auth_len > len(data)
+        or auth_len not in MD5_AUTH_LENGTHS
+        or length + MD5_TRAILER_LEN > len(data)
     ):
         raise IntegrityError(
             "rip_badauthlen",
@@ -179,12 +197,14 @@ def _parse_auth(data: bytes) -> tuple[Authentication, int]:
     afi, trailer = TRAILER.unpack_from(data, length)
     if afi != AF_AUTH or trailer != TRAILER_TYPE:
         raise IntegrityError("rip_badtrailer", f"trailer {afi:#06x} {trailer:#06x}")
+    digest_at = length + TRAILER.size
     auth = Authentication(
         AUTH_MD5,
         key_id=key_id,
         sequence=sequence,
-        digest=data[length + TRAILER.size : length + auth_len],
-        signed=data[: length + TRAILER.size],
+        auth_length=auth_len,
+        digest=data[digest_at : digest_at + MD5_LEN],
+        signed=data[:digest_at],
     )
     return auth, length
 
@@ -265,9 +285,7 @@ def check_auth(pkt: Packet, auth: Auth) -> None:
         return
     if got.key_id != auth.key_id:
         raise AuthError("rip_auth_keyid", f"key id {got.key_id}, want {auth.key_id}")
-    if len(got.digest) != MD5_LEN or not hmac.compare_digest(
-        got.digest, md5_digest(got.signed, auth.password)
-    ):
+    if not hmac.compare_digest(got.digest, md5_digest(got.signed, auth.password)):
         raise AuthError("rip_auth_digest", "wrong MD5 digest")
 
 
@@ -290,7 +308,7 @@ def build_v2(
     elif md5:
         assert auth is not None
         length = HEADER_LEN + ENTRY_LEN * (len(entries) + 1)
-        body = MD5_AUTH.pack(length, auth.key_id, TRAILER.size + MD5_LEN, sequence & 0xFFFFFFFF)
+        body = MD5_AUTH.pack(length, auth.key_id, auth.auth_length, sequence & 0xFFFFFFFF)
         raw += AUTH_ENTRY.pack(AF_AUTH, AUTH_MD5, body)
     for e in entries:
         if command == REQUEST and e.prefix.prefixlen == 0 and e.metric == INFINITY:

@@ -32,6 +32,7 @@ garbage = 4
 auth = "md5"
 password = "rip-md5-key"
 key_id = 3
+auth_length = 16
 [[instance]]
 vnet = "blue"
 family = "inet6"
@@ -44,9 +45,10 @@ password = "pw"
 """,
     )
     assert (red.vnet, red.family, red.timers) == ("red", 4, Timers(2, 6, 4))
-    assert red.auth == Auth("md5", b"rip-md5-key", 3)
+    assert red.auth == Auth("md5", b"rip-md5-key", 3, auth_length=16)
     assert (blue.family, blue.interfaces, blue.auth) == (6, ["ep0", "tap1"], Auth())
     assert green.auth == Auth("plain", b"pw", 1)
+    assert Auth("md5", b"x").auth_length == 20  # what BIRD sends, and FRR by default
     assert "pw" not in repr(green)
 
 
@@ -60,6 +62,10 @@ password = "pw"
         ('auth = "md5"\npassword = "x"\nkey_id = 256', r"0\.\.255"),
         ('auth = "md5"\npassword = "x"\nkey_id = "1"', "key_id"),
         ('family = "inet6"\nauth = "md5"\npassword = "x"', "RIPng has no authentication"),
+        ('auth = "md5"\npassword = "x"\nauth_length = 12', "16 .RFC 2082. or 20"),
+        ('auth = "md5"\npassword = "x"\nauth_length = "16"', "auth_length"),
+        ('auth = "md5"\npassword = "x"\nauth_length = true', "auth_length"),
+        ('auth = "plain"\npassword = "x"\nauth_length = 16', "only for auth = .md5."),
         ('secret = "x"', "unknown keys"),
     ],
 )

@@ -47,6 +47,20 @@ BIRD_RESPONSE_MD5_NEXT = bytes.fromhex(
     "00020000c6336400ffffff800000000000000001"
     "ffff000169b2e03c838f4fb295751f5653a0658d"
 )
+# FRR's ripd with keyed MD5, key "vrouter-md5" id 1 (test_packet.py): ``auth-length
+# rfc`` from 192.0.2.49 (Auth Data Len 16), ``old-ripd`` from 192.0.2.65 (20).
+FRR_RESPONSE_RFC = bytes.fromhex(
+    "02020000ffff0003004001100000000100000000000000000002"
+    "0000c0000240fffffff00000000000000001"
+    "00020000c6336400ffffff800000000000000001"
+    "ffff000150b990d609af0df41e4775a309d9070d"
+)
+FRR_RESPONSE_OLD = bytes.fromhex(
+    "02020000ffff0003004001140000000200000000000000000002"
+    "0000c0000230fffffff00000000000000001"
+    "00020000c6336400ffffff800000000000000001"
+    "ffff000180266ad084292c98a48f9cc980dd4de4"
+)
 BIRD_RESPONSE_PLAIN = bytes.fromhex(
     "02020000ffff000276726f757465722d706c61696e00000000020000c6336400ffffff800000000000000001"
 )
@@ -514,6 +528,35 @@ def test_packets_failing_authentication_are_dropped_and_counted(
     assert r.stats.auth_failed == 1
     assert r.stats.reasons == {reason: 1}
     assert reason in r.stats.last_drop
+
+
+def test_frrs_md5_packets_are_accepted_in_both_auth_data_lengths() -> None:
+    rfc, old = ip("192.0.2.49"), ip("192.0.2.65")
+    r = Instance(4, rng=random.Random(5), auth=MD5)
+    r.set_interface("eth0", [ipaddress.IPv4Interface("192.0.2.50/28")], T0)
+    r.set_interface("eth1", [ipaddress.IPv4Interface("192.0.2.66/28")], T0)
+    r.tick(T0)
+    # Each advertises the network of our other link too: connected, that one stays ours.
+    assert hear(r, "eth0", rfc, FRR_RESPONSE_RFC, T0) == [FibOp("add", NET1, rfc, "eth0")]
+    assert hear(r, "eth1", old, FRR_RESPONSE_OLD, T0 + 1) == []
+    assert r.routes[NET1].gateway == rfc
+    assert (r.stats.responses, r.stats.auth_failed, r.stats.reasons) == (2, 0, {})
+    # Its whole-table request on start is not authenticated: refused and counted.
+    request = rip.build_v2(REQUEST, [Entry(V4("0.0.0.0/0"), INFINITY)])
+    assert r.receive("eth0", rfc, PORT, request, T0 + 2) == ([], [])
+    assert r.stats.reasons == {"rip_auth_missing": 1}
+
+
+def test_an_instance_sends_the_configured_auth_data_length() -> None:
+    for length in rip.MD5_AUTH_LENGTHS:
+        auth = Auth("md5", b"vrouter-md5", 1, auth_length=length)
+        r = bird_link(auth)
+        _, out = r.tick(T0 + 40)
+        for _, data in out:
+            pkt = rip.parse_v2(data)
+            assert pkt.auth is not None and pkt.auth.auth_length == length
+            assert len(data) == 4 + 20 * (len(pkt.entries) + 1) + 20  # the trailer: 20 bytes
+            rip.check_auth(pkt, MD5)
 
 
 def test_plaintext_packets_are_accepted_with_the_password() -> None:

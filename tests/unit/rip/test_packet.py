@@ -18,6 +18,13 @@ exports static routes (config in the script):
           (a link-local next hop on the link), 2001:db8:300::/64.
 RIPv2 went to 224.0.0.9 with TTL 1, RIPng to ff02::9 from A's link-local
 address with hop limit 255.
+
+The ``FRR_*`` fixtures are what FRR's ripd 8.4.4 (Debian ``frr``) sent,
+captured by ``tests/unit/rip/capture_frr.sh``: ripd in a fresh namespace with
+keyed MD5 (``ip rip authentication string vrouter-md5``, so key id 1) on two
+links, ``auth-length rfc`` on 192.0.2.49/28 and ``auth-length old-ripd`` on
+192.0.2.65/28, advertising the RIP route 198.51.100.0/25 and, split
+horizon, the other link's network.
 """
 
 from __future__ import annotations
@@ -80,6 +87,25 @@ RESPONSE_MD5_NEXT = bytes.fromhex(
     "0002 0000 c6336400 ffffff80 00000000 00000001"
     "ffff 0001 69b2e03c838f4fb295751f5653a0658d"
 )
+# FRR, 192.0.2.49:520 -> 224.0.0.9:520, ``auth-length rfc``: Auth Data Len 16, the
+# digest alone, though the trailer is the same 20 bytes.  (Its whole-table request on
+# start carries no authentication at all.)
+FRR_REQUEST = bytes.fromhex("0102 0000 0000 0000 00000000 00000000 00000000 00000010")
+FRR_RESPONSE_RFC = bytes.fromhex(
+    "0202 0000"
+    "ffff 0003 0040 01 10 00000001 0000000000000000"  # length 64, key 1, 16 bytes, seq 1
+    "0002 0000 c0000240 fffffff0 00000000 00000001"  # 192.0.2.64/28
+    "0002 0000 c6336400 ffffff80 00000000 00000001"  # 198.51.100.0/25
+    "ffff 0001 50b990d609af0df41e4775a309d9070d"
+)
+# FRR, 192.0.2.65:520 -> 224.0.0.9:520, ``auth-length old-ripd`` (its default): 20.
+FRR_RESPONSE_OLD = bytes.fromhex(
+    "0202 0000"
+    "ffff 0003 0040 01 14 00000002 0000000000000000"  # 20 bytes, seq 2 (one counter)
+    "0002 0000 c0000230 fffffff0 00000000 00000001"  # 192.0.2.48/28
+    "0002 0000 c6336400 ffffff80 00000000 00000001"
+    "ffff 0001 80266ad084292c98a48f9cc980dd4de4"
+)
 # Link 4, fe80::78b8:51ff:fe2e:ca78:521 -> ff02::9:521, hop limit 255.
 REQUEST_NG = bytes.fromhex("0101 0000 00000000000000000000000000000000 0000 00 10")
 RESPONSE_NG = bytes.fromhex(
@@ -109,6 +135,9 @@ RESPONSE_NG_ENTRIES = (
 )
 PLAIN = Auth("plain", PLAIN_PASSWORD)
 MD5 = Auth("md5", MD5_PASSWORD, 1)
+MD5_RFC = Auth("md5", MD5_PASSWORD, 1, auth_length=16)
+FRR_RFC_ENTRIES = (Entry(V4("192.0.2.64/28"), 1), Entry(V4("198.51.100.0/25"), 1))
+FRR_OLD_ENTRIES = (Entry(V4("192.0.2.48/28"), 1), Entry(V4("198.51.100.0/25"), 1))
 
 
 def test_the_fixtures_are_what_an_independent_parser_reads() -> None:
@@ -122,8 +151,9 @@ def test_the_fixtures_are_what_an_independent_parser_reads() -> None:
     ]
     assert dpkt.rip.RIP(RESPONSE_PLAIN).auth.auth[:13] == PLAIN_PASSWORD
     # RFC 4822 keyed MD5: MD5 over the packet up to the trailer's header, then the
-    # key zero-padded to 16 bytes; BIRD's digests check out with the password.
-    for packet in (REQUEST_MD5, RESPONSE_MD5, RESPONSE_MD5_NEXT):
+    # key zero-padded to 16 bytes; BIRD's and FRR's digests check out with the password.
+    md5_packets = (REQUEST_MD5, RESPONSE_MD5, RESPONSE_MD5_NEXT, FRR_RESPONSE_RFC, FRR_RESPONSE_OLD)
+    for packet in md5_packets:
         key = MD5_PASSWORD.ljust(16, b"\0")
         assert hashlib.md5(packet[:-16] + key).digest() == packet[-16:]
 
@@ -191,6 +221,46 @@ def test_build_md5_reproduces_birds_bytes() -> None:
 
 
 @pytest.mark.parametrize(
+    ("packet", "length", "sequence", "entries"),
+    [
+        (FRR_RESPONSE_RFC, 16, 1, FRR_RFC_ENTRIES),
+        (FRR_RESPONSE_OLD, 20, 2, FRR_OLD_ENTRIES),
+        (RESPONSE_MD5, 20, 0x6B07C6CD, ONE_ROUTE),
+    ],
+)
+def test_md5_with_either_auth_data_length_is_accepted(
+    packet: bytes, length: int, sequence: int, entries: tuple[Entry, ...]
+) -> None:
+    pkt = rip.parse_v2(packet)
+    assert pkt.entries == entries
+    auth = pkt.auth
+    assert auth is not None
+    assert (auth.key_id, auth.sequence, auth.auth_length) == (1, sequence, length)
+    # The trailer is 20 bytes whatever the field says: the whole digest is read.
+    assert auth.digest == packet[-16:]
+    assert auth.signed == packet[:-16]
+    rip.check_auth(pkt, MD5)
+    rip.check_auth(pkt, MD5_RFC)  # what we send does not restrict what we accept
+    with pytest.raises(AuthError) as info:
+        rip.check_auth(pkt, Auth("md5", b"wrong-key", 1))
+    assert info.value.reason == "rip_auth_digest"
+
+
+def test_build_md5_reproduces_frrs_bytes_in_both_lengths() -> None:
+    assert rip.build_v2(RESPONSE, FRR_RFC_ENTRIES, MD5_RFC, 1) == FRR_RESPONSE_RFC
+    assert rip.build_v2(RESPONSE, FRR_OLD_ENTRIES, MD5, 2) == FRR_RESPONSE_OLD
+    assert MD5.auth_length == 20  # the default: what BIRD sends, and FRR unless told
+
+
+def test_frrs_unauthenticated_request_is_refused_by_md5() -> None:
+    pkt = rip.parse_v2(FRR_REQUEST)
+    assert pkt.whole_table_request and pkt.auth is None
+    with pytest.raises(AuthError) as info:
+        rip.check_auth(pkt, MD5)
+    assert info.value.reason == "rip_auth_missing"
+
+
+@pytest.mark.parametrize(
     ("packet", "auth", "reason"),
     [
         (RESPONSE_PLAIN, Auth("plain", b"other"), "rip_auth_password"),
@@ -238,6 +308,8 @@ def test_auth_config_is_checked() -> None:
         Auth("plain")
     with pytest.raises(ValueError, match=r"0\.\.255"):
         Auth("md5", b"x", 256)
+    with pytest.raises(ValueError, match="16 or 20"):
+        Auth("md5", b"x", 1, auth_length=36)
     assert rip.max_entries(Auth()) == 25
     assert rip.max_entries(PLAIN) == rip.max_entries(MD5) == 24
 
@@ -280,6 +352,11 @@ def _route(metric: int, address: str = "198.51.100.0", mask: str = "255.255.255.
         (RESPONSE_MD5[:8] + b"\x00\x30" + RESPONSE_MD5[10:], IntegrityError, "rip_badauthlen"),
         (RESPONSE_MD5[:8] + b"\x00\x10" + RESPONSE_MD5[10:], IntegrityError, "rip_badauthlen"),
         (RESPONSE_MD5[:46] + b"\x00\x02" + RESPONSE_MD5[48:], IntegrityError, "rip_badtrailer"),
+        # Auth Data Len neither 16 nor 20 (12: what the old parser took of FRR's 16).
+        (RESPONSE_MD5[:11] + b"\x0c" + RESPONSE_MD5[12:], IntegrityError, "rip_badauthlen"),
+        (FRR_RESPONSE_RFC[:11] + b"\x24" + FRR_RESPONSE_RFC[12:], IntegrityError, "rip_badauthlen"),
+        # A 16 that announces the digest alone still needs the trailer's 20 bytes.
+        (FRR_RESPONSE_RFC[:-4], IntegrityError, "rip_badauthlen"),
         (RESPONSE_PLAIN[:6] + b"\x00\x07" + RESPONSE_PLAIN[8:], AuthError, "rip_auth_type"),
     ],
 )
