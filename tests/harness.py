@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vrouter.api.client import Client
+from vrouter.api.client import ControlClient
 
 _serial = itertools.count()
 
@@ -146,7 +146,7 @@ class Vrouterd:
             if self.proc.poll() is not None:
                 raise AssertionError(f"vrouterd exited {self.proc.returncode}:\n{self.logtext()}")
             try:
-                with Client(self.socket, timeout=2) as client:
+                with ControlClient(self.socket, timeout=2) as client:
                     client.call("status")
                 return
             except OSError:
@@ -171,7 +171,7 @@ class Vrouterd:
 
     def call(self, op: str, **args: Any) -> Any:
         """Make one control request."""
-        with Client(self.socket, timeout=10) as client:
+        with ControlClient(self.socket, timeout=10) as client:
             return client.call(op, **args)
 
     def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -177,9 +177,9 @@ def test_nobody_is_refused_every_changing_command_on_red(daemon: Vrouterd) -> No
 def test_a_refusal_leaves_the_connection_usable(daemon: Vrouterd) -> None:
     script = (
         "import sys\n"
-        "from vrouter.api.client import Client\n"
+        "from vrouter.api.client import ControlClient\n"
         "from vrouter.api.protocol import ApiError\n"
-        f"c = Client({daemon.socket!r})\n"
+        f"c = ControlClient({daemon.socket!r})\n"
         "try:\n"
         "    c.call('route.add', vnet='red', prefix='192.0.2.0/24', type='blackhole')\n"
         "except ApiError as err:\n"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import struct
@@ -227,7 +228,7 @@ class ControlServer:
         checked = operation.check(args)
         why = self.check(op, checked, cred)
         if why is not None:
-            raise ApiError(why)
+            raise ApiError(why, errno.EACCES)
         if operation.binds and cred is not None:
             tree = self.daemon.tree
             name = checked["vnet"]

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from vrouter import __version__
-from vrouter.api.client import DEFAULT_SOCKET, Client
+from vrouter.api.client import DEFAULT_SOCKET, ControlClient
 from vrouter.api.operations import TABLE
 from vrouter.api.protocol import ApiError
 from vrouter.link.capture import HEADER_LEN, SNAPLEN_MAX, PcapWriter, decode_record, summarize
@@ -591,7 +591,7 @@ def _capture(socket_path: str, words: list[str]) -> int:
         "filter": " ".join(args.filter),
     }
     try:
-        with Client(args.socket) as client:
+        with ControlClient(args.socket) as client:
             _, fd = client.call_fd("capture", **request)
     except KeyboardInterrupt:
         return 130
@@ -840,7 +840,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(words)}")
     op, op_args, formatter = _request(args)
     try:
-        with Client(args.socket) as client:
+        with ControlClient(args.socket) as client:
             result = client.call(op, **op_args)
     except ApiError as err:
         print(f"vrouterctl: {err}", file=sys.stderr)

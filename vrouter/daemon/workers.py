@@ -10,7 +10,7 @@ control socket, the metrics exporter, the config and its reloads.
 
 An epair between vnets of two workers is a *wire*: a Unix stream socket
 pair made by the front before the workers start, one end inherited by each
-(:mod:`vrouter.io.wire`).
+(:mod:`vrouter.io.workerwire`).
 
 Everything here is pure: the assignment of vnets to workers, the wires a
 config needs, and the config a worker runs.
