@@ -86,8 +86,15 @@ _BY_ERRNO: dict[int, type[ApiError]] = {
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    """Return ``message`` as one protocol line."""
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    """Return ``message`` as one protocol line (a streamed view is written out whole)."""
+    return json.dumps(message, separators=(",", ":"), default=_whole).encode() + b"\n"
+
+
+def _whole(value: Any) -> Any:
+    materialize = getattr(value, "materialize", None)
+    if materialize is None:
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return materialize()
 
 
 def decode_request(line: bytes) -> tuple[str, dict[str, Any]]:

@@ -32,7 +32,7 @@ from types import ModuleType
 from typing import Any, Final
 
 from vrouter.api import manage, passing, views
-from vrouter.api.connection import peer_cred, send_with_fd, serve_lines
+from vrouter.api.connection import Rows, peer_cred, send_with_fd, serve_lines, write_rows
 from vrouter.api.host import Host
 from vrouter.api.operations import TABLE, Operation, lookup, refusal
 from vrouter.api.passing import Capture, PassFd
@@ -166,7 +166,10 @@ class ControlServer:
         async def respond(line: bytes) -> None:
             cred = (caller_of(line) or peer) if trusted else peer
             reply, passing = await self.answer(line, cred, trusted)
-            if passing is None:
+            result = reply.get("result")
+            if isinstance(result, Rows):
+                await write_rows(writer, result)
+            elif passing is None:
                 writer.write(encode(reply))
             else:
                 await self._pass_fd(writer, encode(reply), passing)

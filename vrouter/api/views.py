@@ -11,6 +11,7 @@ import ipaddress
 from collections import Counter
 from typing import Any
 
+from vrouter.api.connection import Rows
 from vrouter.api.host import Host, vnet_of
 from vrouter.api.protocol import ApiError
 from vrouter.core import limits, perms
@@ -18,6 +19,7 @@ from vrouter.core.perms import Policy
 from vrouter.core.sysctl import SysctlError
 from vrouter.core.vnet import Vnet
 from vrouter.inet.state import stats_dict
+from vrouter.route.fib import Route
 from vrouter.stack import ESSENTIAL, discover
 
 
@@ -175,26 +177,40 @@ def ifconfig(host: Host, args: dict[str, Any]) -> Any:
 
 
 def route_show(host: Host, args: dict[str, Any]) -> Any:
+    """The routes of a vnet, streamed: ``family``, ``prefix`` (routes within it), ``limit``."""
     vnet = vnet_of(host, args)
     family = args.get("family")
-    tables = {"inet": vnet.route.fib, "inet6": vnet.route.fib6}
-    return [
-        route.describe() for name, fib in tables.items() if family in (None, name) for route in fib
-    ]
+    within = None
+    if "prefix" in args:
+        try:
+            within = ipaddress.ip_network(args["prefix"])
+        except ValueError as err:
+            raise ApiError(f"bad prefix {args['prefix']!r}: {err}") from None
+        family = "inet" if within.version == 4 else "inet6"
+        if args.get("family") not in (None, family):
+            return Rows([], Route.describe)
+    routes: list[Route] = []
+    for name, fib in (("inet", vnet.route.fib), ("inet6", vnet.route.fib6)):
+        if family in (None, name):
+            routes.extend(fib)
+    if within is not None:
+        routes = [r for r in routes if r.prefix.subnet_of(within)]  # type: ignore[arg-type]
+    limit = args.get("limit")
+    return Rows(routes if limit is None else routes[:limit], Route.describe)
 
 
 def ndp_show(host: Host, args: dict[str, Any]) -> Any:
     vnet = vnet_of(host, args)
     now = host.driver.now()
     entries = sorted(vnet.inet6.nd.entries.values(), key=lambda e: (e.ifnet.name, e.ip))
-    return [entry.describe(now) for entry in entries]
+    return Rows(entries, lambda entry: entry.describe(now))
 
 
 def arp_show(host: Host, args: dict[str, Any]) -> Any:
     vnet = vnet_of(host, args)
     now = host.driver.now()
     entries = sorted(vnet.inet.arp.entries.values(), key=lambda e: (e.ifnet.name, e.ip))
-    return [entry.describe(now) for entry in entries]
+    return Rows(entries, lambda entry: entry.describe(now))
 
 
 def netstat(host: Host, args: dict[str, Any]) -> Any:
@@ -300,7 +316,7 @@ def firewall_show(host: Host, args: dict[str, Any]) -> Any:
 def firewall_states(host: Host, args: dict[str, Any]) -> Any:
     vnet = _firewalled(host, args)
     now = host.driver.now()
-    return [state.describe(now) for state in vnet.firewall.fw.states]
+    return Rows(list(vnet.firewall.fw.states), lambda state: state.describe(now))
 
 
 

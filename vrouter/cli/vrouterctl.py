@@ -509,6 +509,10 @@ def _parser() -> argparse.ArgumentParser:
             rdel.add_argument("vnet", help="vnet name")
             rdel.add_argument("prefix", help="destination ADDR/LEN")
             rdel.add_argument("-j", "--json", action="store_true", help="print the raw JSON result")
+            show.add_argument(
+                "prefix", nargs="?", metavar="PREFIX", help="only routes within ADDR/LEN"
+            )
+            show.add_argument("--limit", type=int, metavar="N", help="at most N routes")
             family = show.add_mutually_exclusive_group()
             family.add_argument(
                 "-4", dest="family", action="store_const", const="inet", help="IPv4 only"
@@ -734,8 +738,9 @@ def _address_change(args: argparse.Namespace) -> Request:
 
 def _route_show(args: argparse.Namespace) -> Request:
     route_args: dict[str, Any] = {"vnet": args.vnet}
-    if args.family:
-        route_args["family"] = args.family
+    for key in ("family", "prefix", "limit"):
+        if getattr(args, key) is not None:
+            route_args[key] = getattr(args, key)
     return "route.show", route_args, _show_routes
 
 
