@@ -13,6 +13,7 @@ from typing import Any
 
 from vrouter.api.connection import Rows
 from vrouter.api.host import Host, vnet_of
+from vrouter.api.manage import parse_prefix
 from vrouter.api.protocol import ApiError
 from vrouter.core import limits, perms
 from vrouter.core.perms import Policy
@@ -182,10 +183,7 @@ def route_show(host: Host, args: dict[str, Any]) -> Any:
     family = args.get("family")
     within = None
     if "prefix" in args:
-        try:
-            within = ipaddress.ip_network(args["prefix"])
-        except ValueError as err:
-            raise ApiError(f"bad prefix {args['prefix']!r}: {err}") from None
+        within = parse_prefix(args["prefix"])
         family = "inet" if within.version == 4 else "inet6"
         if args.get("family") not in (None, family):
             return Rows([], Route.describe)
@@ -216,21 +214,7 @@ def arp_show(host: Host, args: dict[str, Any]) -> Any:
 def netstat(host: Host, args: dict[str, Any]) -> Any:
     vnet = vnet_of(host, args)
     inet, inet6 = vnet.inet, vnet.inet6
-    refusals = {f"{kind}_refused": n for kind, n in _limit_refusals(vnet).items()}
-    if not hasattr(vnet, "firewall"):
-        return {
-            "ip": stats_dict(inet.stats),
-            "ip_reass": stats_dict(inet.reass.stats),
-            "icmp": stats_dict(inet.icmp),
-            "arp": stats_dict(inet.arpstat),
-            "ip6": stats_dict(inet6.stats),
-            "ip6_reass": stats_dict(inet6.reass.stats),
-            "icmp6": stats_dict(inet6.icmp),
-            "drops": _drops_by_reason(vnet),
-        **({"tcp": vnet.tcp.stats.as_dict()} if hasattr(vnet, "tcp") else {}),
-            "limits": refusals,
-        }
-    return {
+    result: dict[str, Any] = {
         "ip": stats_dict(inet.stats),
         "ip_reass": stats_dict(inet.reass.stats),
         "icmp": stats_dict(inet.icmp),
@@ -238,16 +222,19 @@ def netstat(host: Host, args: dict[str, Any]) -> Any:
         "ip6": stats_dict(inet6.stats),
         "ip6_reass": stats_dict(inet6.reass.stats),
         "icmp6": stats_dict(inet6.icmp),
-        "pf": {
+    }
+    if hasattr(vnet, "firewall"):
+        result["pf"] = {
             **stats_dict(vnet.firewall.fw.stats),
             "rejects_sent": vnet.firewall.rejects_sent,
             "log_suppressed": vnet.firewall.log_suppressed,
-        },
-        "pf_states": stats_dict(vnet.firewall.fw.states.stats),
-        "drops": _drops_by_reason(vnet),
-        **({"tcp": vnet.tcp.stats.as_dict()} if hasattr(vnet, "tcp") else {}),
-        "limits": refusals,
-    }
+        }
+        result["pf_states"] = stats_dict(vnet.firewall.fw.states.stats)
+    result["drops"] = _drops_by_reason(vnet)
+    if hasattr(vnet, "tcp"):
+        result["tcp"] = vnet.tcp.stats.as_dict()
+    result["limits"] = {f"{kind}_refused": n for kind, n in _limit_refusals(vnet).items()}
+    return result
 
 
 def _endpoint_text(address: bytes, port: int) -> str:
