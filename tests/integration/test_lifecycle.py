@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, links, netns_list, run
+from harness import Vrouterd, links, netns_list, run, vrouterd
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +73,7 @@ def test_check_validates_only(tmp_path: Path) -> None:
         'addresses = ["192.0.2.1/33"]\n'
     )
     result = subprocess.run(
-        [sys.executable, "-m", "vrouter.daemon.main", "--check", "-c", str(bad)],
+        vrouterd("--check", "-c", str(bad)),
         capture_output=True,
         text=True,
         timeout=30,
@@ -84,7 +83,7 @@ def test_check_validates_only(tmp_path: Path) -> None:
     assert f"{bad}: vnets.red.interfaces.ep0.addresses[0]:" in result.stderr
     assert f"{bad}: vnets.red.interfaces.ep0.peer:" in result.stderr
     good = subprocess.run(
-        [sys.executable, "-m", "vrouter.daemon.main", "--check", "-c", "configs/demo.toml"],
+        vrouterd("--check", "-c", "configs/demo.toml"),
         capture_output=True,
         text=True,
         timeout=30,

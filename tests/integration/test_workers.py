@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import DEMO_LIKE, Vrouterd, netns_list, running
+from harness import DEMO_LIKE, PYTHON, Vrouterd, netns_list, running, vrouterctl
 
 from vrouter.api.protocol import ApiError
 from vrouter.client import Client
@@ -92,7 +91,7 @@ def test_tcp_download_across_the_wire_matches(pair: Vrouterd, tmp_path: Path) ->
     blob = root / "blob"
     blob.write_bytes(os.urandom(SIZE))
     server = subprocess.Popen(
-        ["ip", "netns", "exec", pair.ns("h2"), sys.executable, "-m", "http.server",
+        ["ip", "netns", "exec", pair.ns("h2"), PYTHON, "-m", "http.server",
          "-b", "198.51.100.2", "-d", str(root), "8080"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -157,15 +156,14 @@ def test_a_socket_in_the_second_worker_answers_a_host(pair: Vrouterd) -> None:
             "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5); "
             "s.sendto(b'hi', ('198.51.100.1', 9977)); print(s.recvfrom(100)[0].decode())"
         )
-        out = pair.exec("h1", sys.executable, "-c", ask).stdout.strip()
+        out = pair.python("h1", "-c", ask).stdout.strip()
         thread.join(10)
     assert out == "echo:hi"
 
 
 def test_capture_through_the_front(pair: Vrouterd) -> None:
     capture = subprocess.Popen(
-        [sys.executable, "-m", "vrouter.cli.vrouterctl", "--socket", pair.socket,
-         "capture", "blue", pair.tap("b"), "-c", "2", "icmp"],
+        vrouterctl("--socket", pair.socket, "capture", "blue", pair.tap("b"), "-c", "2", "icmp"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
