@@ -208,13 +208,15 @@ class Vrouterd:
         """Return the TAP name of vnet ``r``/``b``/``g``."""
         return f"{self.prefix}{color}"
 
-    def start(self, timeout: float = 20) -> None:
-        """Start the daemon and wait until its control socket answers."""
+    def start(self, *args: str, timeout: float = 20, env: dict[str, str] | None = None) -> None:
+        """Start the daemon (``env`` added to ours, ``args`` after ``-c CONFIG``) and wait
+        until its control socket answers."""
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                vrouterd("-c", str(self.config)),
+                vrouterd("-c", str(self.config), *args),
                 stdout=log,
                 stderr=log,
+                env=None if env is None else {**os.environ, **env},
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

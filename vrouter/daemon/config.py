@@ -74,6 +74,8 @@ from vrouter.core.perms import (
 from vrouter.core.sysctl import Sysctl, SysctlError
 from vrouter.core.tomlkeys import join as _join
 from vrouter.core.tomlkeys import type_name as _type_name
+from vrouter.daemon.logs import DEFAULT_FORMAT as DEFAULT_LOG_FORMAT
+from vrouter.daemon.logs import FORMATS as LOG_FORMATS
 from vrouter.firewall.rules import Ruleset, RulesetError, parse_ruleset
 
 __all__ = [
@@ -293,6 +295,8 @@ class DaemonConfig:
     """SOCKS5 gateways into vnets (``[[daemon.socks]]``)."""
     workers: int = 1
     """Forwarding processes, each running whole top-level vnets (``vrouter.daemon.workers``)."""
+    log_format: str = DEFAULT_LOG_FORMAT
+    """How log lines are written: ``text`` or ``json`` (``vrouter.daemon.logs``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -712,6 +716,7 @@ _DAEMON_KEYS = (
     "control_socket",
     "state_dir",
     "log_level",
+    "log_format",
     "metrics",
     "admins",
     "socks",
@@ -954,6 +959,7 @@ class _Parser:
             )
         state_dir = self.path(table, "state_dir") or DEFAULT_STATE_DIR
         log_level = self.choice(table, "log_level", "daemon", LOG_LEVELS) or DEFAULT_LOG_LEVEL
+        log_format = self.choice(table, "log_format", "daemon", LOG_FORMATS) or DEFAULT_LOG_FORMAT
         metrics = None
         if "metrics" in table:
             value = table["metrics"]
@@ -980,6 +986,7 @@ class _Parser:
             admins,
             self.socks(table),
             workers or 1,
+            log_format,
         )
 
     def socks(self, table: Mapping[str, object]) -> tuple[SocksConfig, ...]:

@@ -32,7 +32,7 @@ from vrouter.api import socks, streams
 from vrouter.api.server import ControlServer
 from vrouter.api.sockets import Endpoint, close_all
 from vrouter.core.vnet import VnetTree
-from vrouter.daemon import front, hostns, metrics, systemd, workers
+from vrouter.daemon import front, hostns, logs, metrics, systemd, workers
 from vrouter.daemon.build import BuildError, Built, bring_up, build
 from vrouter.daemon.config import Config, ConfigError, parse, read
 from vrouter.daemon.ops import Ops
@@ -213,6 +213,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["debug", "info", "warning", "error"],
         help="override the config's log level",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        help="override the config's log format (text, or json for container log collectors)",
+    )
     parser.add_argument("--version", action="version", version=f"vrouterd {__version__}")
     parser.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -330,16 +335,14 @@ def main(argv: list[str] | None = None) -> int:
         interfaces = sum(len(v.interfaces) for v in config.vnets)
         print(f"{args.config}: OK ({len(config.vnets)} vnets, {interfaces} interfaces)")
         return 0
-    where = f" worker{spec.index}" if spec is not None else ""
-    logging.basicConfig(
-        level=(args.log_level or config.daemon.log_level).upper(),
-        format=f"%(asctime)s %(levelname)s{where} %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     level = args.log_level or config.daemon.log_level
+    log_format = args.log_format or config.daemon.log_format
+    logs.setup(level, log_format, spec.index if spec is not None else None)
     with contextlib.suppress(KeyboardInterrupt):
         if spec is None and config.daemon.workers > 1:
-            return uvloop.run(front.serve(config, text, level, args.log_level is not None))
+            return uvloop.run(
+                front.serve(config, text, level, args.log_level is not None, log_format)
+            )
         return uvloop.run(_serve(config, spec))
     return 0
 
