@@ -265,6 +265,45 @@ def test_a_dead_worker_stops_the_daemon_and_the_next_start_cleans_up(tmp_path: P
         daemon.cleanup()
 
 
+def test_after_kill_9_of_every_process_the_next_start_removes_the_worker_leftovers(
+    tmp_path: Path,
+) -> None:
+    daemon = Vrouterd(tmp_path, _two_workers(_free_port()))
+    state = daemon.dir / "state"
+    try:
+        daemon.start()
+        pids = [w["pid"] for w in _workers(daemon)]
+        assert daemon.proc is not None
+        for pid in [daemon.proc.pid, *pids]:
+            assert isinstance(pid, int)
+            os.kill(pid, signal.SIGKILL)
+        daemon.proc.wait(10)
+        for pid in pids:
+            _wait_gone(pid)
+        assert (state / "worker-0" / "owned.json").exists()
+        assert len({n for n in netns_list() if n.startswith(daemon.prefix)}) == 4
+        # The next run has no workers: it removes their namespaces and directories.
+        daemon.config.write_text(daemon.config.read_text().replace("workers = 2\n", ""))
+        daemon.start()
+        assert "left by a previous run" in daemon.logtext()
+        assert sorted(p.name for p in state.iterdir()) == ["owned.json"]
+        daemon.wait_ipv6()
+        out = daemon.exec("h1", "ping", "-c", "2", "-i", "0.2", "198.51.100.2").stdout
+        assert " 0% packet loss" in out
+        assert daemon.stop() == 0
+        assert not {n for n in netns_list() if n.startswith(daemon.prefix)}
+        assert list(state.iterdir()) == []
+    finally:
+        daemon.cleanup()
+
+
+def _wait_gone(pid: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        assert time.monotonic() < deadline, f"pid {pid} still there"
+        time.sleep(0.05)
+
+
 def test_destroying_an_end_of_a_wire_unplugs_the_other_end(tmp_path: Path) -> None:
     daemon = Vrouterd(tmp_path, _two_workers(_free_port()))
     try:

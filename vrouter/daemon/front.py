@@ -333,9 +333,7 @@ class Front:
         state_dir = Path(cfg.state_dir)
         self.ownership = await asyncio.to_thread(hostns.claim, state_dir)
         self.ownership.save()
-        for leftover in sorted(state_dir.glob("worker-*")):
-            if leftover.is_dir():
-                await asyncio.to_thread(hostns.claim, leftover)
+        await asyncio.to_thread(hostns.claim_workers, state_dir)
         ends: dict[int, dict[str, socket.socket]] = {k: {} for k in range(len(self.workers))}
         for wire in self.wires:
             one, other = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

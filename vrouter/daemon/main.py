@@ -105,8 +105,11 @@ class Daemon:
         now = self.driver.now()
         built: Built = build(cfg, now)
         self.tree = built.tree
-        self.ownership = await asyncio.to_thread(hostns.claim, Path(cfg.daemon.state_dir))
+        state_dir = Path(cfg.daemon.state_dir)
+        self.ownership = await asyncio.to_thread(hostns.claim, state_dir)
         self.ownership.save()
+        if self.spec is None:  # a run with workers may have preceded this one
+            await asyncio.to_thread(hostns.claim_workers, state_dir)
         self.ops = Ops(built.tree, self.driver, self.ownership)
         for vnet in built.tree:
             self.driver.attach_vnet(vnet)
