@@ -19,13 +19,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, links
+from harness import BIN, PYTHON, Vrouterd, links, vrouterd
 
 pytestmark = pytest.mark.integration
 
@@ -138,7 +137,7 @@ def daemon(tmp_path: Path) -> Iterator[Vrouterd]:
 def _start(daemon: Vrouterd, manager: Manager, watchdog_usec: int = 2_000_000) -> None:
     env = dict(os.environ, NOTIFY_SOCKET=str(manager.path), WATCHDOG_USEC=str(watchdog_usec))
     env.pop("WATCHDOG_PID", None)
-    cmd = [sys.executable, "-m", "vrouter.daemon.main", "-c", str(daemon.config)]
+    cmd = vrouterd("-c", str(daemon.config))
     with daemon.log.open("ab") as log:
         daemon.proc = subprocess.Popen(
             ["sh", "-c", SANDBOX, "sh", *cmd],
@@ -161,7 +160,7 @@ def test_the_sandbox_is_real(tmp_path: Path) -> None:
         "print('watchdog pid', os.environ['WATCHDOG_PID'] == str(os.getpid()))\n"
     )
     result = subprocess.run(
-        ["sh", "-c", SANDBOX, "sh", sys.executable, "-c", probe],
+        ["sh", "-c", SANDBOX, "sh", PYTHON, "-c", probe],
         capture_output=True,
         text=True,
         timeout=30,
@@ -216,7 +215,7 @@ def test_watchdog_pid_of_another_process_disables_keepalives(
     env = dict(
         os.environ, NOTIFY_SOCKET=str(manager.path), WATCHDOG_USEC="200000", WATCHDOG_PID="1"
     )
-    cmd = [sys.executable, "-m", "vrouter.daemon.main", "-c", str(daemon.config)]
+    cmd = vrouterd("-c", str(daemon.config))
     with daemon.log.open("ab") as log:
         daemon.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
     manager.expect("READY")
@@ -251,7 +250,7 @@ def test_failed_start_reports_status_not_ready(daemon: Vrouterd, manager: Manage
 
 def _systemd_analyze() -> str:
     """Return a systemd-analyze that knows Type=notify-reload (systemd 253 or newer)."""
-    candidates = [Path(sys.executable).parent / "systemd-analyze"]
+    candidates = [BIN / "systemd-analyze"]
     found = shutil.which("systemd-analyze")
     if found:
         candidates.append(Path(found))
@@ -273,7 +272,7 @@ def _systemd_analyze() -> str:
 
 
 def _vrouterd() -> str:
-    path = Path(sys.executable).parent / "vrouterd"
+    path = BIN / "vrouterd"
     found = str(path) if path.exists() else shutil.which("vrouterd")
     assert found, "vrouterd is not installed (pip install -e .)"
     return found

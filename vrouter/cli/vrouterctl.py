@@ -34,7 +34,6 @@ from vrouter import __version__
 from vrouter.api.client import DEFAULT_SOCKET, ControlClient
 from vrouter.api.operations import TABLE
 from vrouter.api.protocol import ApiError
-from vrouter.link.capture import HEADER_LEN, SNAPLEN_MAX, PcapWriter, decode_record, summarize
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -549,6 +548,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _capture_parser() -> argparse.ArgumentParser:
+    # Only ``capture`` needs the capture module (and dpkt, for its one-line
+    # summaries): other commands start without them.
+    from vrouter.link.capture import SNAPLEN_MAX
+
     cap = argparse.ArgumentParser(
         prog="vrouterctl capture",
         description="Capture the frames of one interface of a vnet, like tcpdump.",
@@ -584,6 +587,8 @@ def _positive(text: str) -> int:
 
 def _capture(socket_path: str, words: list[str]) -> int:
     """Run ``vrouterctl capture WORDS``; return the exit status."""
+    from vrouter.link.capture import SNAPLEN_MAX
+
     args = _capture_parser().parse_intermixed_args(words)
     args.socket = socket_path
     snaplen = args.snaplen or SNAPLEN_MAX
@@ -626,6 +631,8 @@ def _receive(
     sock: socket.socket, args: argparse.Namespace, snaplen: int, out: BinaryIO | None
 ) -> int:
     """Copy records from ``sock`` to ``out`` (pcap) or stdout (lines) until done."""
+    from vrouter.link.capture import HEADER_LEN, PcapWriter, decode_record, summarize
+
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # end like Ctrl-C: flush, count
     pcap: PcapWriter | None = None
     flush = out.flush if out is not None else sys.stdout.flush

@@ -55,7 +55,7 @@ from vrouter.api.connection import peer_cred, send_with_fd, serve_lines
 from vrouter.api.operations import Operation, lookup
 from vrouter.api.protocol import MAX_LINE, MAX_REPLY, ApiError, decode_request, encode, forwarded
 from vrouter.core.perms import ROOT, Cred
-from vrouter.daemon import hostns, metrics, systemd
+from vrouter.daemon import hostns, logs, metrics, systemd
 from vrouter.daemon.config import Config, ConfigError, parse, read
 from vrouter.daemon.reload import ReloadError, ReloadRecord, daemon_refusals, recreates
 from vrouter.daemon.workers import (
@@ -287,7 +287,12 @@ class Front:
     """The front of a daemon with workers."""
 
     def __init__(
-        self, config: Config, text: str, log_level: str, log_level_fixed: bool = False
+        self,
+        config: Config,
+        text: str,
+        log_level: str,
+        log_level_fixed: bool = False,
+        log_format: str = logs.DEFAULT_FORMAT,
     ) -> None:
         self.config = config
         self.text = text
@@ -295,6 +300,8 @@ class Front:
         self.log_level = log_level
         self.log_level_fixed = log_level_fixed
         """``--log-level`` was given: a reload leaves the level alone."""
+        self.log_format = log_format
+        """How the workers log (the front's own ``--log-format`` or the config's)."""
         self.started = time.time()
         count = config.daemon.workers
         state_dir = config.daemon.state_dir
@@ -332,9 +339,7 @@ class Front:
         state_dir = Path(cfg.state_dir)
         self.ownership = await asyncio.to_thread(hostns.claim, state_dir)
         self.ownership.save()
-        for leftover in sorted(state_dir.glob("worker-*")):
-            if leftover.is_dir():
-                await asyncio.to_thread(hostns.claim, leftover)
+        await asyncio.to_thread(hostns.claim_workers, state_dir)
         ends: dict[int, dict[str, socket.socket]] = {k: {} for k in range(len(self.workers))}
         for wire in self.wires:
             one, other = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -411,6 +416,8 @@ class Front:
                 self.config.path,
                 "--log-level",
                 self.log_level,
+                "--log-format",
+                self.log_format,
                 "--worker",
                 spec.encode(),
                 pass_fds=[write_end, text_fd, *spec.wires.values()],
@@ -827,11 +834,17 @@ class WorkersCollector:
         yield from merged.values()
 
 
-async def serve(config: Config, text: str, log_level: str, log_level_fixed: bool = False) -> int:
+async def serve(
+    config: Config,
+    text: str,
+    log_level: str,
+    log_level_fixed: bool = False,
+    log_format: str = logs.DEFAULT_FORMAT,
+) -> int:
     """Run the front on ``config`` (parsed from ``text``) until SIGTERM/SIGINT or a worker's
     exit; return the exit code."""
     loop = asyncio.get_running_loop()
-    front = Front(config, text, log_level, log_level_fixed)
+    front = Front(config, text, log_level, log_level_fixed, log_format)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, front.request_stop, signal.Signals(signum).name)
     reloads: set[asyncio.Task[None]] = set()

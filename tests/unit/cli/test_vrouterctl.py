@@ -7,12 +7,12 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import vrouterctl as harness_vrouterctl
 
 from vrouter.api.operations import TABLE
 from vrouter.cli import vrouterctl
@@ -173,7 +173,7 @@ def test_a_closed_pipe_ends_the_output_quietly(fake: FakeDaemon) -> None:
     os.close(reader)  # nobody reads: the first write fails with EPIPE
     env = {**os.environ, "PYTHONPATH": str(Path(vrouterctl.__file__).parents[2])}
     done = subprocess.run(
-        [sys.executable, "-m", "vrouter.cli.vrouterctl", "--socket", fake.path, "vnet", "list"],
+        harness_vrouterctl("--socket", fake.path, "vnet", "list"),
         stdout=writer, stderr=subprocess.PIPE, env=env, timeout=60, check=False,
     )
     os.close(writer)
