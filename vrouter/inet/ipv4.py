@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from vrouter.inet import arp, icmp
 from vrouter.inet.fragment import fragment_ipv4, ipv4_input
+from vrouter.inet.source import next_ident as next_ident
+from vrouter.inet.source import source_address as source_address
 from vrouter.inet.state import IN, OUT, IpStats, ProtoHandler
 from vrouter.link.offload import (
     F_NEEDS_CSUM,
@@ -392,25 +394,6 @@ def output_on(vnet: Vnet, out: Ifnet, packet: bytes, now: float) -> bool:
     else:
         arp.output(vnet, out, nexthop, frame, now)
     return True
-
-
-def next_ident(vnet: Vnet) -> int:
-    """Return the next IP identification value of this vnet."""
-    inet = vnet.inet
-    inet.ident = (inet.ident + 1) & 0xFFFF
-    return inet.ident
-
-
-def source_address(vnet: Vnet, dst: bytes) -> bytes | None:
-    """Return the address this vnet sends from towards ``dst`` (None without a route)."""
-    route = vnet.route.fib.lookup(dst)
-    if route is None or route.ifnet is None or not route.ifnet.addresses:
-        return None
-    target = ipaddress.IPv4Address(route.gateway or dst)
-    for iface in route.ifnet.addresses:
-        if target in iface.network:
-            return iface.ip.packed
-    return route.ifnet.addresses[0].ip.packed
 
 
 def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface, now: float) -> None:

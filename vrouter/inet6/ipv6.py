@@ -18,6 +18,8 @@ from vrouter.inet.state import IN, OUT
 from vrouter.inet6 import icmp6 as icmp6_layer
 from vrouter.inet6 import nd
 from vrouter.inet6.fragment import fragment_ipv6, ipv6_input
+from vrouter.inet6.source import packet as packet
+from vrouter.inet6.source import source_address as source_address
 from vrouter.inet6.state import Addr6, Ip6Stats, Proto6Handler
 from vrouter.link.offload import (
     F_NEEDS_CSUM,
@@ -41,7 +43,6 @@ from vrouter.wire.ipv6 import (
     NH_UDP,
     UNSPECIFIED,
     ParameterProblem,
-    build,
     check,
     is_link_local,
     walk,
@@ -277,36 +278,6 @@ def _forward(
 
 
 # --- output ------------------------------------------------------------------------
-
-
-def source_address(vnet: Vnet, dst: bytes, ifp: Ifnet | None = None) -> bytes | None:
-    """Return the address to send from towards ``dst`` (RFC 6724, simplified).
-
-    Link-local destinations get the link-local address of ``ifp``; others a
-    global address of ``ifp`` (the interface a reply leaves by), else of the
-    route's egress interface, else any usable global address of the vnet.
-    """
-    inet6 = vnet.inet6
-    if is_link_local(dst) or (dst[0] == 0xFF and dst[1] & 0x0F <= 2):
-        if ifp is None:
-            return None
-        return next((a.address for a in inet6.addrs_of(ifp) if a.link_local and a.usable), None)
-    candidates: list[Ifnet] = []
-    if ifp is not None:
-        candidates.append(ifp)
-    route = vnet.route.fib6.lookup(dst)
-    if route is not None and route.ifnet is not None:
-        candidates.append(route.ifnet)
-    for candidate in candidates:
-        for addr in inet6.addrs_of(candidate):
-            if addr.usable and not addr.link_local:
-                return addr.address
-    return next((a.address for a in inet6.local.values() if a.usable), None)
-
-
-def packet(vnet: Vnet, src: bytes, dst: bytes, next_header: int, payload: bytes) -> bytes:
-    """Return an IPv6 packet this vnet originates (its default hop limit)."""
-    return build(src, dst, next_header, payload, hop_limit=vnet.inet6.hop_limit)
 
 
 def output(
