@@ -222,9 +222,7 @@ def _log(
 
 def _reject(vnet: Vnet, ifp: Ifnet, packet: memoryview, info: PacketInfo, now: float) -> None:
     """Answer a rejected packet: RST for TCP, port unreachable for UDP, else prohibited."""
-    from vrouter.inet import icmp as icmp_layer
     from vrouter.inet import ipv4
-    from vrouter.inet6 import icmp6 as icmp6_layer
     from vrouter.inet6 import ipv6
 
     state = vnet.firewall
@@ -254,11 +252,11 @@ def _reject(vnet: Vnet, ifp: Ifnet, packet: memoryview, info: PacketInfo, now: f
                 )
         elif info.family == 4:
             code = icmp4.UNREACH_PORT if info.proto == 17 else icmp4.UNREACH_FILTER_PROHIB
-            icmp_layer.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, code, now)
+            ipv4.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, code, now)
             sent = True
         else:
             code = icmp6.UNREACH_PORT if info.proto == 17 else icmp6.UNREACH_ADMIN
-            icmp6_layer.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, code, now)
+            ipv6.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, code, now)
             sent = True
         if sent:
             state.rejects_sent += 1

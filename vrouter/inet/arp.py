@@ -13,11 +13,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vrouter.core.timers import Timer
-from vrouter.wire import icmp4
 from vrouter.wire.arp import OP_REPLY, OP_REQUEST, ArpPacket
 from vrouter.wire.errors import WireError
 from vrouter.wire.ethernet import BROADCAST, ETHERTYPE_ARP, HEADER, HEADER_LEN, ZERO
@@ -86,6 +86,9 @@ class ArpTable:
     sweeper: Timer | None = None
     generation: int = 0
     """Increases when an entry goes or its MAC changes (destination caches rebuild)."""
+    unresolved: Callable[[Vnet, memoryview, float], None] | None = None
+    """Told about each IP packet held for a neighbour that never answered (the IP
+    layer answers it with ICMP host unreachable)."""
 
     def clear(self) -> None:
         """Forget every entry and cancel their timers."""
@@ -276,18 +279,16 @@ def _retry(vnet: Vnet, entry: Neighbour, now: float) -> None:
 
 
 def _fail(vnet: Vnet, entry: Neighbour, now: float) -> None:
-    from vrouter.inet import icmp
-
     del vnet.inet.arp.entries[(entry.ifnet.name, entry.ip)]  # unresolved: no Dest holds it
     entry.timer = None
     vnet.inet.arpstat.timeouts += 1
     held = list(entry.hold)
     entry.hold.clear()
     entry.ifnet.counters.tx_drops["arp_unresolved"] += len(held)
-    for frame in held:
-        icmp.send_error(
-            vnet, None, memoryview(frame)[HEADER_LEN:], icmp4.DEST_UNREACH, icmp4.UNREACH_HOST, now
-        )
+    unresolved = vnet.inet.arp.unresolved
+    if unresolved is not None:
+        for frame in held:
+            unresolved(vnet, memoryview(frame)[HEADER_LEN:], now)
 
 
 def _sweep(vnet: Vnet, now: float) -> None:

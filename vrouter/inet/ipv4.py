@@ -32,7 +32,15 @@ from vrouter.wire import ipv4 as ip_wire
 from vrouter.wire.checksum import update16
 from vrouter.wire.errors import WireError
 from vrouter.wire.ethernet import BROADCAST, ETHERTYPE_IPV4, HEADER, HEADER_LEN
-from vrouter.wire.ipv4 import FLAG_DF, FLAG_MF, OFFSET_MASK, PROTO_TCP, PROTO_UDP, check
+from vrouter.wire.ipv4 import (
+    FLAG_DF,
+    FLAG_MF,
+    OFFSET_MASK,
+    PROTO_ICMP,
+    PROTO_TCP,
+    PROTO_UDP,
+    check,
+)
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -198,7 +206,7 @@ def _deliver(
     if handler is None:
         _count(ifp, stats, "ip_noproto")
         if unicast:
-            icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PROTOCOL, now)
+            send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PROTOCOL, now)
         return
     stats.delivered += 1
     handler(ifp, packet, hlen, unicast, now)
@@ -213,7 +221,7 @@ def _arm_reassembly(vnet: Vnet) -> None:
 
 def _expire_reassembly(vnet: Vnet, now: float) -> None:
     for first in vnet.inet.reass.expire(now):
-        icmp.send_error(vnet, None, memoryview(first), icmp4.TIME_EXCEEDED, icmp4.EXC_REASS, now)
+        send_error(vnet, None, memoryview(first), icmp4.TIME_EXCEEDED, icmp4.EXC_REASS, now)
     _arm_reassembly(vnet)
 
 
@@ -231,7 +239,7 @@ def _forward(
     ttl = frame[_TTL]
     if ttl <= 1:
         _count(ifp, stats, "ip_ttl_exceeded")
-        icmp.send_error(vnet, ifp, packet, icmp4.TIME_EXCEEDED, icmp4.EXC_TTL, now)
+        send_error(vnet, ifp, packet, icmp4.TIME_EXCEEDED, icmp4.EXC_TTL, now)
         return
     fib = vnet.route.fib
     neighbours = inet.arp
@@ -241,7 +249,7 @@ def _forward(
         found = fib.lookup(dst)
         if found is None:
             _count(ifp, stats, "ip_noroute")
-            icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NET, now)
+            send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NET, now)
             return
         dest = inet.dests.build(dst, found, generation)
     route = dest.route
@@ -250,7 +258,7 @@ def _forward(
             _count(ifp, stats, "ip_blackhole")
         else:
             _count(ifp, stats, "ip_reject")
-            icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_HOST, now)
+            send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_HOST, now)
         return
     out = dest.out
     assert out is not None
@@ -263,7 +271,7 @@ def _forward(
     size = total if vhdr is None or not vhdr.is_gso else segment_length(frame, vhdr)
     if size > out.mtu and frame[_FRAG] << 8 & FLAG_DF:
         _count(ifp, stats, "ip_toolong")
-        icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NEEDFRAG, now, out.mtu)
+        send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NEEDFRAG, now, out.mtu)
         return
     buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total, vhdr)
     proto = buf[_PROTO]
@@ -396,6 +404,33 @@ def output_on(vnet: Vnet, out: Ifnet, packet: bytes, now: float) -> bool:
     return True
 
 
+def send_error(
+    vnet: Vnet,
+    ifp: Ifnet | None,
+    packet: memoryview,
+    type_: int,
+    code: int,
+    now: float,
+    rest: int = 0,
+) -> None:
+    """Send the ICMP error :func:`vrouter.inet.icmp.error` builds about ``packet``, if any."""
+    message = icmp.error(vnet, ifp, packet, type_, code, now, rest)
+    if message is not None and output(vnet, message, now):
+        vnet.inet.icmp.out_errors += 1
+
+
+def host_unreachable(vnet: Vnet, packet: memoryview, now: float) -> None:
+    """Answer a packet whose next hop did not resolve (RFC 1812 4.3.3.1)."""
+    send_error(vnet, None, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_HOST, now)
+
+
+def icmp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
+    """Deliver an ICMP message to :func:`vrouter.inet.icmp.input` and send its reply."""
+    reply = icmp.input(ifp, packet, hlen, unicast, now)
+    if reply is not None and output(ifp.vnet, reply, now):
+        ifp.vnet.inet.icmp.out_echo_reply += 1
+
+
 def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface, now: float) -> None:
     """Configure ``address`` on ``ifp``: local address, connected route, announcement."""
     from vrouter.route.state import add_connected
@@ -459,7 +494,7 @@ def _udp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: fl
         return
     ifp.drop("udp_noport")
     if unicast:
-        icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PORT, now)
+        send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PORT, now)
 
 
 def _tcp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
@@ -486,5 +521,9 @@ def _tcp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: fl
         )
 
 
-BUILTIN_PROTOCOLS: dict[int, ProtoHandler] = {PROTO_UDP: _udp_input, PROTO_TCP: _tcp_input}
+BUILTIN_PROTOCOLS: dict[int, ProtoHandler] = {
+    PROTO_ICMP: icmp_input,
+    PROTO_UDP: _udp_input,
+    PROTO_TCP: _tcp_input,
+}
 """Local delivery handlers every vnet starts with (the stateless ``ip_init`` table)."""

@@ -182,14 +182,15 @@ class InetState:
 
 
 def _attach(vnet: Vnet) -> InetState:
-    from vrouter.inet import arp, icmp, ipv4
+    from vrouter.inet import arp, ipv4
     from vrouter.inet.fragment import Reassembly
 
-    state = InetState(arp=arp.ArpTable(), reass=Reassembly(timeout=30.0))
+    state = InetState(
+        arp=arp.ArpTable(unresolved=ipv4.host_unreachable), reass=Reassembly(timeout=30.0)
+    )
     vnet.link.ethertypes[ETHERTYPE_IPV4] = ipv4.input
     vnet.link.ethertypes[ETHERTYPE_ARP] = arp.input
     state.protocols.update(ipv4.BUILTIN_PROTOCOLS)
-    state.protocols[icmp.PROTO] = icmp.input
     return state
 
 

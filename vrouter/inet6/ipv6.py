@@ -38,6 +38,7 @@ from vrouter.wire.ethernet import ETHERTYPE_IPV6, HEADER, HEADER_LEN
 from vrouter.wire.ipv6 import (
     ALL_NODES,
     ALL_ROUTERS,
+    NH_ICMPV6,
     NH_NONE,
     NH_TCP,
     NH_UDP,
@@ -148,7 +149,7 @@ def _deliver(
             chain = walk(packet, len(packet), local=True)
     except ParameterProblem as problem:
         _count(ifp, stats, problem.reason, error=True)
-        icmp6_layer.send_error(
+        send_error(
             vnet,
             ifp,
             packet,
@@ -169,7 +170,7 @@ def _deliver(
     handler = inet6.protocols.get(chain.proto)
     if handler is None:
         _count(ifp, stats, "ip6_noproto")
-        icmp6_layer.send_error(
+        send_error(
             vnet,
             ifp,
             packet,
@@ -202,7 +203,7 @@ def _arm_reassembly(vnet: Vnet) -> None:
 
 def _expire_reassembly(vnet: Vnet, now: float) -> None:
     for first in vnet.inet6.reass.expire(now):
-        icmp6_layer.send_error(
+        send_error(
             vnet, None, memoryview(first), icmp6.TIME_EXCEEDED, icmp6.EXC_REASS, now
         )
     _arm_reassembly(vnet)
@@ -222,14 +223,14 @@ def _forward(
     if is_link_local(dst) or is_link_local(src):
         _count(ifp, stats, "ip6_badscope")
         if not is_link_local(dst):
-            icmp6_layer.send_error(
+            send_error(
                 vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_BEYOND_SCOPE, now
             )
         return
     hlim = frame[_HLIM]
     if hlim <= 1:
         _count(ifp, stats, "ip6_hoplimit_exceeded")
-        icmp6_layer.send_error(vnet, ifp, packet, icmp6.TIME_EXCEEDED, icmp6.EXC_HOPLIMIT, now)
+        send_error(vnet, ifp, packet, icmp6.TIME_EXCEEDED, icmp6.EXC_HOPLIMIT, now)
         return
     inet6 = vnet.inet6
     fib = vnet.route.fib6
@@ -240,7 +241,7 @@ def _forward(
         found = fib.lookup(dst)
         if found is None:
             _count(ifp, stats, "ip6_noroute")
-            icmp6_layer.send_error(
+            send_error(
                 vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_NOROUTE, now
             )
             return
@@ -251,7 +252,7 @@ def _forward(
             _count(ifp, stats, "ip6_blackhole")
         else:
             _count(ifp, stats, "ip6_reject")
-            icmp6_layer.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_REJECT, now)
+            send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_REJECT, now)
         return
     out = dest.out
     assert out is not None
@@ -264,7 +265,7 @@ def _forward(
     size = total if vhdr is None or not vhdr.is_gso else segment_length(frame, vhdr)
     if size > out.mtu:
         _count(ifp, stats, "ip6_toobig")
-        icmp6_layer.send_error(
+        send_error(
             vnet, ifp, packet, icmp6.PACKET_TOO_BIG, 0, now, out.mtu, allow_multicast=True
         )
         return
@@ -346,6 +347,49 @@ def output(
         HEADER.pack_into(piece_frame, 0, b"\0" * 6, out.mac, ETHERTYPE_IPV6)
         nd.output(vnet, out, nexthop, piece_frame, now)
     return True
+
+
+# --- ICMPv6: built by vrouter.inet6.icmp6, sent from here ------------------------------
+
+
+def send_error(
+    vnet: Vnet,
+    ifp: Ifnet | None,
+    pkt: memoryview,
+    type_: int,
+    code: int,
+    now: float,
+    rest: int = 0,
+    *,
+    l2_multicast: bool = False,
+    allow_multicast: bool = False,
+) -> None:
+    """Send the ICMPv6 error :func:`vrouter.inet6.icmp6.error` builds about ``pkt``, if any."""
+    message = icmp6_layer.error(
+        vnet,
+        ifp,
+        pkt,
+        type_,
+        code,
+        now,
+        rest,
+        l2_multicast=l2_multicast,
+        allow_multicast=allow_multicast,
+    )
+    if message is not None and output(vnet, message, now, ifp):
+        vnet.inet6.icmp.out_errors += 1
+
+
+def address_unreachable(vnet: Vnet, pkt: memoryview, now: float) -> None:
+    """Answer a packet whose next hop did not resolve (RFC 4861 7.2.2)."""
+    send_error(vnet, None, pkt, icmp6.DEST_UNREACH, icmp6.UNREACH_ADDR, now)
+
+
+def icmp6_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: float) -> None:
+    """Deliver an ICMPv6 message to :func:`vrouter.inet6.icmp6.input` and send its reply."""
+    reply = icmp6_layer.input(ifp, pkt, offset, unicast, now)
+    if reply is not None and output(ifp.vnet, reply, now, ifp):
+        ifp.vnet.inet6.icmp.out_echo_reply += 1
 
 
 # --- configuration -----------------------------------------------------------------
@@ -438,7 +482,7 @@ def _udp_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: flo
         return
     ifp.drop("udp_noport")
     if unicast:
-        icmp6_layer.send_error(vnet, ifp, pkt, icmp6.DEST_UNREACH, icmp6.UNREACH_PORT, now)
+        send_error(vnet, ifp, pkt, icmp6.DEST_UNREACH, icmp6.UNREACH_PORT, now)
 
 
 def _tcp_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: float) -> None:
@@ -461,5 +505,9 @@ def _tcp_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: flo
         output(vnet, packet(vnet, dst, src, NH_TCP, reset), now, ifp)
 
 
-BUILTIN_PROTOCOLS: dict[int, Proto6Handler] = {NH_UDP: _udp_input, NH_TCP: _tcp_input}
+BUILTIN_PROTOCOLS: dict[int, Proto6Handler] = {
+    NH_ICMPV6: icmp6_input,
+    NH_UDP: _udp_input,
+    NH_TCP: _tcp_input,
+}
 """Local delivery handlers every vnet starts with."""

@@ -21,6 +21,7 @@ import ipaddress
 import logging
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -118,6 +119,9 @@ class NdTable:
     sweeper: Timer | None = None
     generation: int = 0
     """Increases when an entry goes or its MAC changes (destination caches rebuild)."""
+    unresolved: Callable[[Vnet, memoryview, float], None] | None = None
+    """Told about each IPv6 packet held for a neighbour that never answered (the IP
+    layer answers it with ICMPv6 address unreachable)."""
 
     def __post_init__(self) -> None:
         self.reachable_time = self.base_reachable_time * self.rng.uniform(0.5, 1.5)
@@ -314,17 +318,15 @@ def _tick(vnet: Vnet, entry: Neighbour6, now: float) -> None:
 
 
 def _fail(vnet: Vnet, entry: Neighbour6, now: float) -> None:
-    from vrouter.inet6 import icmp6 as icmp6_layer
-
     del vnet.inet6.nd.entries[(entry.ifnet.name, entry.ip)]  # unresolved: no Dest holds it
     vnet.inet6.icmp.nd_timeouts += 1
     held = list(entry.hold)
     entry.hold.clear()
     entry.ifnet.counters.tx_drops["nd_unresolved"] += len(held)
-    for frame in held:
-        icmp6_layer.send_error(
-            vnet, None, memoryview(frame)[HEADER_LEN:], icmp6.DEST_UNREACH, icmp6.UNREACH_ADDR, now
-        )
+    unresolved = vnet.inet6.nd.unresolved
+    if unresolved is not None:
+        for frame in held:
+            unresolved(vnet, memoryview(frame)[HEADER_LEN:], now)
 
 
 def _confirm(vnet: Vnet, entry: Neighbour6, mac: bytes, state: str, now: float) -> None:

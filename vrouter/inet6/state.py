@@ -211,12 +211,13 @@ class Inet6State:
 
 def _attach(vnet: Vnet) -> Inet6State:
     from vrouter.inet.fragment import Reassembly
-    from vrouter.inet6 import icmp6, ipv6, nd
+    from vrouter.inet6 import ipv6, nd
 
-    state = Inet6State(nd=nd.NdTable(), reass=Reassembly(timeout=60.0))
+    state = Inet6State(
+        nd=nd.NdTable(unresolved=ipv6.address_unreachable), reass=Reassembly(timeout=60.0)
+    )
     vnet.link.ethertypes[ETHERTYPE_IPV6] = ipv6.input
     state.protocols.update(ipv6.BUILTIN_PROTOCOLS)
-    state.protocols[icmp6.PROTO] = icmp6.input
     return state
 
 

@@ -468,15 +468,15 @@ def _udp_input(
 
 def _port_unreachable(vnet: Vnet, ifp: Ifnet, family: int, packet: memoryview, now: float) -> None:
     if family == 4:
-        from vrouter.inet import icmp
+        from vrouter.inet import ipv4
         from vrouter.wire import icmp4
 
-        icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PORT, now)
+        ipv4.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PORT, now)
     else:
-        from vrouter.inet6 import icmp6 as icmp6_layer
+        from vrouter.inet6 import ipv6
         from vrouter.wire import icmp6
 
-        icmp6_layer.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_PORT, now)
+        ipv6.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_PORT, now)
 
 
 # --- the program's messages ---
