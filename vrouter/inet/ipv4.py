@@ -17,6 +17,7 @@ from vrouter.inet.fragment import fragment_ipv4, ipv4_input
 from vrouter.inet.source import next_ident as next_ident
 from vrouter.inet.source import source_address as source_address
 from vrouter.inet.state import IN, OUT, IpStats, ProtoHandler
+from vrouter.link.lltable import REACHABLE
 from vrouter.link.offload import (
     F_NEEDS_CSUM,
     OffloadBuffer,
@@ -151,7 +152,7 @@ def _fast_forward(vnet: Vnet, frame: bytes | bytearray, now: float) -> bool:
         or out is None
         or total > out.mtu
         or entry is None
-        or entry.state != arp.REACHABLE
+        or entry.state != REACHABLE
         or now - entry.confirmed > inet.arp.reachable_time
         or first >= 224
         or first == 127
@@ -286,7 +287,7 @@ def _forward(
     if size <= out.mtu:
         if not dest.send(buf, now, neighbours.reachable_time):
             arp.output(vnet, out, nexthop, buf, now)
-            dest.learn(arp.reachable(vnet, out, nexthop))
+            dest.learn(neighbours.reachable(out, nexthop))
     elif vhdr is None:
         _send_fragments(vnet, out, nexthop, buf, now)
     else:  # finish the offload work before fragmenting what is left too large

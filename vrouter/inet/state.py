@@ -21,9 +21,9 @@ from vrouter.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
-    from vrouter.inet.arp import ArpTable
     from vrouter.inet.fragment import Reassembly
     from vrouter.link.ifnet import Ifnet
+    from vrouter.link.lltable import NeighbourTable
 
 ProtoHandler = Callable[["Ifnet", memoryview, int, bool, float], None]
 """Local delivery of one protocol: (ifp, IP packet, header length, unicast, now)."""
@@ -146,7 +146,7 @@ def stats_dict(stats: object) -> dict[str, int]:
 class InetState:
     """Per-vnet IPv4 state."""
 
-    arp: ArpTable
+    arp: NeighbourTable
     """Neighbour cache and its queues."""
     reass: Reassembly
     """Reassembly of fragments addressed to this vnet."""
@@ -186,7 +186,7 @@ def _attach(vnet: Vnet) -> InetState:
     from vrouter.inet.fragment import Reassembly
 
     state = InetState(
-        arp=arp.ArpTable(unresolved=ipv4.host_unreachable), reass=Reassembly(timeout=30.0)
+        arp=arp.new_table(unresolved=ipv4.host_unreachable), reass=Reassembly(timeout=30.0)
     )
     vnet.link.ethertypes[ETHERTYPE_IPV4] = ipv4.input
     vnet.link.ethertypes[ETHERTYPE_ARP] = arp.input

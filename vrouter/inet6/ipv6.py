@@ -275,7 +275,7 @@ def _forward(
     stats.forward += 1
     if not dest.send(buf, now, neighbours.reachable_time):
         nd.output(vnet, out, dest.nexthop, buf, now)
-        dest.learn(nd.reachable(vnet, out, dest.nexthop))
+        dest.learn(neighbours.reachable(out, dest.nexthop))
 
 
 # --- output ------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import pytest
 
 from vrouter.daemon.config import RaConfig, RaPrefixConfig
 from vrouter.inet6 import ipv6, nd
+from vrouter.link import lltable
 
 ETH_IP6 = dpkt.ethernet.ETH_TYPE_IP6
 RS, RA, NS, NA = 133, 134, 135, 136
@@ -416,7 +417,7 @@ def test_hold_queue_keeps_the_newest_sixteen_packets(net: Net) -> None:
     for i in range(20):
         net.send(net.h1, net.h1.udp6(net.h2.ip6, payload=b"p%02d" % i))
     assert len(of_type(sent(net.h2), NS)) == 1
-    assert len(net.entry(net.h2).hold) == nd.HOLD_LIMIT == 16
+    assert len(net.entry(net.h2).hold) == lltable.HOLD_LIMIT == 16
     assert net.stat.nd_queue_overflow == 4
     assert net.h2.ifp.counters.tx_drops["nd_queue_overflow"] == 4
     net.send(net.h2, net.h2.na(net.h2.ip6, dst=net.h2.router_lla))
