@@ -24,7 +24,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vrouter.core.timers import Timer
@@ -69,7 +69,6 @@ MAX_INITIAL_RTR_ADVERT_INTERVAL = 16.0
 MIN_DELAY_BETWEEN_RAS = 3.0
 MAX_RA_DELAY_TIME = 0.5
 ND_HOP_LIMIT = 255
-_JITTER = random.Random()
 
 
 def _fmt(address: bytes) -> str:
@@ -86,12 +85,11 @@ class NdTable(NeighbourTable):
     retrans_timer: float = 1.0
     """RetransTimer: seconds between solicitations."""
     reachable_time: float = 30.0
-    rng: random.Random = field(default_factory=lambda: _JITTER)
-    """Source of the RFC 4861 jitter; shared (a private one costs ~3 KB per vnet),
-    replaceable per table for deterministic tests."""
+    """ReachableTime, drawn by :meth:`draw_reachable_time`."""
 
-    def __post_init__(self) -> None:
-        self.reachable_time = self.base_reachable_time * self.rng.uniform(0.5, 1.5)
+    def draw_reachable_time(self, rng: random.Random) -> None:
+        """Set ReachableTime to BaseReachableTime times 0.5..1.5 (RFC 4861 6.3.2)."""
+        self.reachable_time = self.base_reachable_time * rng.uniform(0.5, 1.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,7 +415,7 @@ def rs_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
         return
     # RFC 4861 6.2.6: a random delay, counted from the last multicast RA
     # plus MIN_DELAY_BETWEEN_RAS if that was recent.
-    delay = vnet.inet6.nd.rng.uniform(0, MAX_RA_DELAY_TIME)
+    delay = vnet.inet6.rng.uniform(0, MAX_RA_DELAY_TIME)
     when = max(now, ra.last_sent + MIN_DELAY_BETWEEN_RAS) + delay
     if ra.timer is None or ra.timer.deadline > when:
         ra.stop()
@@ -583,7 +581,7 @@ def _advertise(vnet: Vnet, ra: RaState, now: float) -> None:
     # (below 9 s) would fall under the 3 s floor, so then the maximum itself
     # (RFC 4861 6.2.1).
     min_interval = max_interval / 3 if max_interval >= 9 else max_interval
-    delay = vnet.inet6.nd.rng.uniform(min_interval, max_interval)
+    delay = vnet.inet6.rng.uniform(min_interval, max_interval)
     if ra.sent <= MAX_INITIAL_RTR_ADVERTISEMENTS:
         delay = min(delay, MAX_INITIAL_RTR_ADVERT_INTERVAL)
     ra.timer = vnet.timers.schedule(now + delay, lambda t: _advertise(vnet, ra, t))

@@ -6,6 +6,7 @@ Everything FreeBSD keeps in ``V_ip6stat``, ``V_ip6_forwarding``,
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -201,6 +202,9 @@ class Inet6State:
     """The pending reassembly timeout."""
     icmp_bucket: TokenBucket = field(default_factory=TokenBucket)
     """Spent by every ICMP error sent (the rate is the errratelimit knob)."""
+    rng: random.Random = field(default_factory=random.Random)
+    """This vnet's source of the RFC 4861 jitter (ReachableTime, RA intervals and
+    delays), seeded from the system; tests set a seeded one."""
 
     def addrs_of(self, ifp: Ifnet) -> list[Addr6]:
         """Return the addresses of ``ifp``, link-local first."""
@@ -216,6 +220,7 @@ def _attach(vnet: Vnet) -> Inet6State:
     state = Inet6State(
         nd=nd.NdTable(unresolved=ipv6.address_unreachable), reass=Reassembly(timeout=60.0)
     )
+    state.nd.draw_reachable_time(state.rng)
     vnet.link.ethertypes[ETHERTYPE_IPV6] = ipv6.input
     state.protocols.update(ipv6.BUILTIN_PROTOCOLS)
     return state
