@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
-from vrouter.inet import arp, icmp
+from vrouter.inet import arp, closed, icmp
 from vrouter.inet.fragment import fragment_ipv4, ipv4_input
 from vrouter.inet.source import next_ident as next_ident
 from vrouter.inet.source import source_address as source_address
@@ -28,7 +28,8 @@ from vrouter.link.offload import (
     vhdr_of,
 )
 from vrouter.route.fib import BLACKHOLE, UNICAST
-from vrouter.wire import icmp4, tcp, udp
+from vrouter.route.state import add_connected, remove_connected
+from vrouter.wire import icmp4
 from vrouter.wire import ipv4 as ip_wire
 from vrouter.wire.checksum import update16
 from vrouter.wire.errors import WireError
@@ -434,8 +435,6 @@ def icmp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: fl
 
 def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface, now: float) -> None:
     """Configure ``address`` on ``ifp``: local address, connected route, announcement."""
-    from vrouter.route.state import add_connected
-
     inet = vnet.inet
     packed = address.ip.packed
     if packed in inet.local:
@@ -453,8 +452,6 @@ def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface, now: f
 
 def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface) -> None:
     """Remove ``address`` from ``ifp`` with its connected route."""
-    from vrouter.route.state import remove_connected
-
     inet = vnet.inet
     ifp.addresses.remove(address)
     inet.local.pop(address.ip.packed, None)
@@ -481,45 +478,26 @@ def set_up(vnet: Vnet, ifp: Ifnet, now: float) -> None:
         vnet.emit({"type": "RTM_IFINFO", "interface": ifp.name, "up": True})
 
 
+def port_unreachable(vnet: Vnet, ifp: Ifnet, packet: memoryview, now: float) -> None:
+    """Answer a UDP datagram to a port nobody holds (RFC 1122 4.1.3.1)."""
+    send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PORT, now)
+
+
 def _udp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
     """UDP for this vnet: no sockets are bound yet, so every port is closed."""
-    vnet = ifp.vnet
-    datagram = packet[hlen:]
-    try:
-        udp.UdpHeader.parse(datagram)
-    except WireError as err:
-        ifp.drop(err.reason, error=True)
-        return
-    if not udp.verify(bytes(packet[12:16]), bytes(packet[16:20]), datagram):
-        ifp.drop("udp_badsum", error=True)
-        return
-    ifp.drop("udp_noport")
-    if unicast:
-        send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PORT, now)
+    src, dst = bytes(packet[ip_wire.SRC]), bytes(packet[ip_wire.DST])
+    if closed.udp_input(ifp, src, dst, packet[hlen:]) and unicast:
+        port_unreachable(ifp.vnet, ifp, packet, now)
 
 
 def _tcp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
     """TCP for this vnet: no listeners exist yet, so every port answers with a reset."""
     vnet = ifp.vnet
-    segment = packet[hlen:]
-    src = bytes(packet[12:16])
-    dst = bytes(packet[16:20])
-    try:
-        header = tcp.TcpHeader.parse(segment)
-    except WireError as err:
-        ifp.drop(err.reason, error=True)
-        return
-    if not tcp.verify(src, dst, segment):
-        ifp.drop("tcp_badsum", error=True)
-        return
-    ifp.drop("tcp_noport")
-    reset = tcp.reset_for(dst, src, header) if unicast else None
+    src, dst = bytes(packet[ip_wire.SRC]), bytes(packet[ip_wire.DST])
+    reset = closed.tcp_input(ifp, src, dst, packet[hlen:], unicast)
     if reset is not None:
-        output(
-            vnet,
-            ip_wire.build(dst, src, PROTO_TCP, reset, ttl=vnet.inet.ttl, ident=next_ident(vnet)),
-            now,
-        )
+        ttl, ident = vnet.inet.ttl, next_ident(vnet)
+        output(vnet, ip_wire.build(dst, src, PROTO_TCP, reset, ttl=ttl, ident=ident), now)
 
 
 BUILTIN_PROTOCOLS: dict[int, ProtoHandler] = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
+from vrouter.inet import closed
 from vrouter.inet.state import IN, OUT
 from vrouter.inet6 import icmp6 as icmp6_layer
 from vrouter.inet6 import nd
@@ -31,21 +32,25 @@ from vrouter.link.offload import (
     vhdr_of,
 )
 from vrouter.route.fib import BLACKHOLE, UNICAST
-from vrouter.wire import icmp6, tcp, udp
-from vrouter.wire.checksum import checksum, pseudo_header_sum
+from vrouter.route.state import add_connected, remove_connected
+from vrouter.wire import icmp6
 from vrouter.wire.errors import WireError
 from vrouter.wire.ethernet import ETHERTYPE_IPV6, HEADER, HEADER_LEN
 from vrouter.wire.ipv6 import (
     ALL_NODES,
     ALL_ROUTERS,
+    DST,
     NH_ICMPV6,
     NH_NONE,
     NH_TCP,
     NH_UDP,
+    SRC,
     UNSPECIFIED,
     ParameterProblem,
     check,
     is_link_local,
+    link_local_from_mac,
+    solicited_node,
     walk,
 )
 
@@ -416,8 +421,6 @@ def icmp6_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: fl
 
 def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface, now: float) -> Addr6:
     """Configure ``address`` on ``ifp``: tentative until DAD passes once ``ifp`` is up."""
-    from vrouter.route.state import add_connected
-
     inet6 = vnet.inet6
     packed = address.ip.packed
     addr = Addr6(packed, address.network.prefixlen, ifp)
@@ -442,8 +445,6 @@ def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface, now: f
 
 def enable(vnet: Vnet, ifp: Ifnet, now: float) -> None:
     """Give ``ifp`` IPv6: its EUI-64 link-local address unless one is configured."""
-    from vrouter.wire.ipv6 import link_local_from_mac
-
     if not any(a.is_link_local for a in ifp.addresses6):
         ll = ipaddress.IPv6Interface((ipaddress.IPv6Address(link_local_from_mac(ifp.mac)), 64))
         add_address(vnet, ifp, ll, now)
@@ -460,9 +461,6 @@ def set_up(vnet: Vnet, ifp: Ifnet, now: float) -> None:
 
 def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface) -> None:
     """Remove ``address`` from ``ifp``: its DAD timer, connected route, group and neighbours."""
-    from vrouter.route.state import remove_connected
-    from vrouter.wire.ipv6 import solicited_node
-
     inet6 = vnet.inet6
     packed = address.ip.packed
     ifp.addresses6.remove(address)
@@ -485,43 +483,24 @@ def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface) -> 
 # --- transport stand-ins ---------------------------------------------------------------
 
 
+def port_unreachable(vnet: Vnet, ifp: Ifnet, pkt: memoryview, now: float) -> None:
+    """Answer a UDP datagram to a port nobody holds (RFC 4443 3.1)."""
+    send_error(vnet, ifp, pkt, icmp6.DEST_UNREACH, icmp6.UNREACH_PORT, now)
+
+
 def _udp_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: float) -> None:
     """UDP for this vnet: no sockets are bound yet, so every port is closed."""
-    vnet = ifp.vnet
-    datagram = pkt[offset:]
-    try:
-        udp.UdpHeader.parse(datagram)
-    except WireError as err:
-        ifp.drop(err.reason, error=True)
-        return
-    src = bytes(pkt[8:24])
-    dst = bytes(pkt[24:40])
-    if checksum(datagram, pseudo_header_sum(src, dst, NH_UDP, len(datagram))) != 0:
-        ifp.drop("udp_badsum", error=True)  # a zero checksum is invalid in IPv6 too
-        return
-    ifp.drop("udp_noport")
-    if unicast:
-        send_error(vnet, ifp, pkt, icmp6.DEST_UNREACH, icmp6.UNREACH_PORT, now)
+    src, dst = bytes(pkt[SRC]), bytes(pkt[DST])
+    if closed.udp_input(ifp, src, dst, pkt[offset:]) and unicast:
+        port_unreachable(ifp.vnet, ifp, pkt, now)
 
 
 def _tcp_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: float) -> None:
     """TCP for this vnet: no listeners exist yet, so every port answers with a reset."""
-    vnet = ifp.vnet
-    segment = pkt[offset:]
-    src = bytes(pkt[8:24])
-    dst = bytes(pkt[24:40])
-    try:
-        header = tcp.TcpHeader.parse(segment)
-    except WireError as err:
-        ifp.drop(err.reason, error=True)
-        return
-    if not tcp.verify(src, dst, segment):
-        ifp.drop("tcp_badsum", error=True)
-        return
-    ifp.drop("tcp_noport")
-    reset = tcp.reset_for(dst, src, header) if unicast else None
+    src, dst = bytes(pkt[SRC]), bytes(pkt[DST])
+    reset = closed.tcp_input(ifp, src, dst, pkt[offset:], unicast)
     if reset is not None:
-        output(vnet, packet(vnet, dst, src, NH_TCP, reset), now, ifp)
+        output(ifp.vnet, packet(ifp.vnet, dst, src, NH_TCP, reset), now, ifp)
 
 
 BUILTIN_PROTOCOLS: dict[int, Proto6Handler] = {

@@ -23,10 +23,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vrouter.core.registry import Subsystem
+from vrouter.inet import ipv4
+from vrouter.inet6 import ipv6, nd
 from vrouter.transport.message import CTRL, DATA, ERROR, FROM, REPLY, TO, Message, control
+from vrouter.wire import ipv4 as ip4_wire
 from vrouter.wire import udp as udp_wire
 from vrouter.wire.checksum import checksum, pseudo_header_sum
 from vrouter.wire.errors import WireError
+from vrouter.wire.ipv6 import build, walk
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -322,8 +326,6 @@ def _raw_input4(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: f
 
 
 def _raw_input6(ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float) -> None:
-    from vrouter.wire.ipv6 import walk
-
     proto = walk(packet, len(packet), local=True).proto
     _raw_input(
         ifp,
@@ -463,20 +465,7 @@ def _udp_input(
     state.stats.udp_noport += 1
     ifp.drop("udp_noport")
     if unicast:
-        _port_unreachable(vnet, ifp, family, packet, now)
-
-
-def _port_unreachable(vnet: Vnet, ifp: Ifnet, family: int, packet: memoryview, now: float) -> None:
-    if family == 4:
-        from vrouter.inet import ipv4
-        from vrouter.wire import icmp4
-
-        ipv4.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PORT, now)
-    else:
-        from vrouter.inet6 import ipv6
-        from vrouter.wire import icmp6
-
-        ipv6.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_PORT, now)
+        (ipv4 if family == 4 else ipv6).port_unreachable(vnet, ifp, packet, now)
 
 
 # --- the program's messages ---
@@ -545,8 +534,6 @@ def _membership(sock: Socket, op: str, body: dict[str, Any]) -> dict[str, Any]:
     if op == "join":
         sock.groups.add(key)
         if sock.family == 6:
-            from vrouter.inet6 import nd
-
             nd.join(sock.vnet, ifp, group)
     else:
         sock.groups.discard(key)
@@ -659,11 +646,7 @@ def _source(vnet: Vnet, family: int, dst: bytes, ifp: Ifnet | None) -> bytes:
     if family == 4:
         if ifp is not None and ifp.addresses:
             return ifp.addresses[0].ip.packed
-        from vrouter.inet import ipv4
-
         return ipv4.source_address(vnet, dst) or b""
-    from vrouter.inet6 import ipv6
-
     return ipv6.source_address(vnet, dst, ifp) or b""
 
 
@@ -680,18 +663,12 @@ def _output(
     now: float,
 ) -> bool:
     if family == 4:
-        from vrouter.inet import ipv4
-        from vrouter.wire import ipv4 as ip4_wire
-
         packet = ip4_wire.build(
             src, dst, proto, payload, ttl=ttl or vnet.inet.ttl, ident=ipv4.next_ident(vnet)
         )
         if ifp is not None:
             return ipv4.output_on(vnet, ifp, packet, now)
         return ipv4.output(vnet, packet, now)
-    from vrouter.inet6 import ipv6
-    from vrouter.wire.ipv6 import build
-
     packet6 = build(src, dst, proto, payload, hop_limit=ttl or vnet.inet6.hop_limit)
     return ipv6.output(vnet, packet6, now, ifp)
 
