@@ -46,8 +46,8 @@ def input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) 
         stat.in_bcast_echo += 1
         return None
     return ipv4.build(
-        bytes(packet[16:20]),
-        bytes(packet[12:16]),
+        bytes(packet[ipv4.DST]),
+        bytes(packet[ipv4.SRC]),
         PROTO,
         icmp4.echo_reply(message),
         ttl=vnet.inet.ttl,
@@ -60,8 +60,8 @@ def _may_send(vnet: Vnet, packet: memoryview, now: float) -> bool:
     """Apply RFC 1812 4.3.2.7 and the rate limit."""
     inet = vnet.inet
     stat = inet.icmp
-    src = bytes(packet[12:16])
-    dst = bytes(packet[16:20])
+    src = bytes(packet[ipv4.SRC])
+    dst = bytes(packet[ipv4.DST])
     frag = (packet[6] << 8) | packet[7]
     if (
         src in inet.local  # our own packet: nobody to tell
@@ -104,7 +104,7 @@ def error(
     """
     if not _may_send(vnet, packet, now):
         return None
-    target = bytes(packet[12:16])
+    target = bytes(packet[ipv4.SRC])
     source = None
     if ifp is not None and ifp.addresses:
         addr = ipaddress.IPv4Address(target)

@@ -318,7 +318,7 @@ def output(vnet: Vnet, packet: bytes, now: float, vhdr: VirtioHdr | None = None)
     left; it leaves whole where the interface takes offloads, else in segments.
     """
     inet = vnet.inet
-    dst = packet[16:20]
+    dst = packet[ip_wire.DST]
     local_ifp = inet.local.get(dst)
     if local_ifp is not None:  # to ourselves: loop back, never onto a link
         inet.stats.localout += 1
@@ -369,7 +369,7 @@ def output_on(vnet: Vnet, out: Ifnet, packet: bytes, now: float) -> bool:
     gateway of the route if that route leaves by ``out``.
     """
     inet = vnet.inet
-    dst = packet[16:20]
+    dst = packet[ip_wire.DST]
     if inet.pfil is not None and not inet.pfil(out, memoryview(packet), OUT, now):
         inet.stats.filtered_out += 1
         out.counters.tx_drops["ip_filtered_out"] += 1

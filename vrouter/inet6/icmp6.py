@@ -23,7 +23,7 @@ from vrouter.inet6.source import packet as ip6_packet
 from vrouter.inet6.source import source_address
 from vrouter.wire import icmp6
 from vrouter.wire.errors import WireError
-from vrouter.wire.ipv6 import NH_ICMPV6, UNSPECIFIED, walk
+from vrouter.wire.ipv6 import DST, NH_ICMPV6, SRC, UNSPECIFIED, walk
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -50,8 +50,8 @@ def input(
     vnet = ifp.vnet
     stat = vnet.inet6.icmp
     stat.in_msgs += 1
-    src = bytes(packet[8:24])
-    dst = bytes(packet[24:40])
+    src = bytes(packet[SRC])
+    dst = bytes(packet[DST])
     try:
         message = icmp6.Icmp6Message.parse(src, dst, packet[offset:])
     except WireError as err:
@@ -79,8 +79,8 @@ def input(
 def _echo(
     vnet: Vnet, ifp: Ifnet, packet: memoryview, request: icmp6.Icmp6Message
 ) -> bytes | None:
-    dst = bytes(packet[24:40])
-    asker = bytes(packet[8:24])
+    dst = bytes(packet[DST])
+    asker = bytes(packet[SRC])
     if asker == UNSPECIFIED:
         return None
     # A reply to a multicast request comes from a unicast address of the
@@ -97,11 +97,11 @@ def _learn_pmtu(vnet: Vnet, message: icmp6.Icmp6Message, now: float) -> None:
     if len(message.body) < 40:
         return
     inet6 = vnet.inet6
-    quoted_src = message.body[8:24]
+    quoted_src = message.body[SRC]
     ours = quoted_src in inet6.local or any(address == quoted_src for _, address in inet6.linklocal)
     if not ours:
         return
-    dst = message.body[24:40]
+    dst = message.body[DST]
     mtu = max(message.rest, icmp6.MIN_MTU)
     learnt = inet6.pmtu.get(dst)
     if learnt is not None and learnt[1] >= now:
@@ -144,8 +144,8 @@ def _may_send(
 ) -> bool:
     inet6 = vnet.inet6
     stat = inet6.icmp
-    src = bytes(packet[8:24])
-    dst = bytes(packet[24:40])
+    src = bytes(packet[SRC])
+    dst = bytes(packet[DST])
     if src == UNSPECIFIED or src[0] == 0xFF or src in inet6.local:
         stat.suppressed += 1
         return False
@@ -183,8 +183,8 @@ def error(
     """
     if not _may_send(vnet, packet, l2_multicast, allow_multicast, now):
         return None
-    target = bytes(packet[8:24])
-    offended = bytes(packet[24:40])
+    target = bytes(packet[SRC])
+    offended = bytes(packet[DST])
     # An error about a packet sent to one of our unicast addresses comes from
     # that address (RFC 4443 2.2 (a)).
     if offended in vnet.inet6.local or (

@@ -316,7 +316,7 @@ def output(
     left; it leaves whole where the interface takes offloads, else in segments.
     """
     inet6 = vnet.inet6
-    dst = pkt[24:40]
+    dst = pkt[DST]
     if dst[0] == 0xFF or is_link_local(dst):
         if ifp is None:
             inet6.stats.noroute_out += 1

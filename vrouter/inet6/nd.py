@@ -40,11 +40,15 @@ from vrouter.link.lltable import (
 )
 from vrouter.wire import icmp6, ndp
 from vrouter.wire.errors import WireError
+from vrouter.wire.ethernet import DST as ETH_DST
 from vrouter.wire.ethernet import ETHERTYPE_IPV6, HEADER, HEADER_LEN
+from vrouter.wire.ethernet import SRC as ETH_SRC
 from vrouter.wire.ipv6 import (
     ALL_NODES,
     ALL_ROUTERS,
+    DST,
     NH_ICMPV6,
+    SRC,
     UNSPECIFIED,
     build,
     is_link_local,
@@ -180,8 +184,8 @@ def _send_na(
 def output(vnet: Vnet, ifp: Ifnet, nexthop: bytes, frame: bytearray, now: float) -> None:
     """Send ``frame`` (an Ethernet frame whose header is to be filled) to ``nexthop``."""
     if nexthop[0] == 0xFF:
-        frame[0:6] = multicast_mac(nexthop)
-        frame[6:12] = ifp.mac
+        frame[ETH_DST] = multicast_mac(nexthop)
+        frame[ETH_SRC] = ifp.mac
         ifp.output(frame)
         return
     table = vnet.inet6.nd
@@ -299,8 +303,8 @@ def ns_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
         stat.nd_bad += 1
         ifp.drop(err.reason, error=True)
         return
-    src = bytes(packet[8:24])
-    dst = bytes(packet[24:40])
+    src = bytes(packet[SRC])
+    dst = bytes(packet[DST])
     from_dad = src == UNSPECIFIED
     if from_dad and (dst != solicited_node(ns.target) or ns.source_mac is not None):
         stat.nd_bad += 1
@@ -403,7 +407,7 @@ def rs_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
         stat.nd_bad += 1
         ifp.drop(err.reason, error=True)
         return
-    src = bytes(packet[8:24])
+    src = bytes(packet[SRC])
     if src == UNSPECIFIED and rs.source_mac is not None:
         stat.nd_bad += 1
         ifp.drop("nd_invalid", error=True)
@@ -433,7 +437,7 @@ def ra_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
     stat.in_ra += 1
     if not _valid(vnet, ifp, packet, message.code):
         return
-    if not is_link_local(bytes(packet[8:24])):  # RFC 4861 6.1.2
+    if not is_link_local(bytes(packet[SRC])):  # RFC 4861 6.1.2
         stat.nd_bad += 1
         ifp.drop("nd_invalid", error=True)
         return
@@ -443,7 +447,7 @@ def ra_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
         stat.nd_bad += 1
         ifp.drop(err.reason, error=True)
         return
-    src = bytes(packet[8:24])
+    src = bytes(packet[SRC])
     if ra.source_mac is not None:
         _learn(vnet, ifp, src, ra.source_mac, now)
     entry = vnet.inet6.nd.entries.get((ifp.name, src))

@@ -27,6 +27,7 @@ from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6, nd
 from vrouter.transport.message import CTRL, DATA, ERROR, FROM, REPLY, TO, Message, control
 from vrouter.wire import ipv4 as ip4_wire
+from vrouter.wire import ipv6 as ip6_wire
 from vrouter.wire import udp as udp_wire
 from vrouter.wire.checksum import checksum, pseudo_header_sum
 from vrouter.wire.errors import WireError
@@ -318,8 +319,8 @@ def _raw_input4(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: f
         hlen,
         packet[9],
         packet[8],
-        bytes(packet[12:16]),
-        bytes(packet[16:20]),
+        bytes(packet[ip4_wire.SRC]),
+        bytes(packet[ip4_wire.DST]),
         unicast,
         now,
     )
@@ -334,8 +335,8 @@ def _raw_input6(ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now:
         offset,
         proto,
         packet[7],
-        bytes(packet[8:24]),
-        bytes(packet[24:40]),
+        bytes(packet[ip6_wire.SRC]),
+        bytes(packet[ip6_wire.DST]),
         unicast,
         now,
     )
@@ -390,15 +391,13 @@ def _give(sock: Socket, message: Message) -> None:
 
 
 def _udp_input4(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
-    _udp_input(
-        ifp, 4, packet, hlen, packet[8], bytes(packet[12:16]), bytes(packet[16:20]), unicast, now
-    )
+    src, dst = bytes(packet[ip4_wire.SRC]), bytes(packet[ip4_wire.DST])
+    _udp_input(ifp, 4, packet, hlen, packet[ip4_wire.TTL], src, dst, unicast, now)
 
 
 def _udp_input6(ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float) -> None:
-    _udp_input(
-        ifp, 6, packet, offset, packet[7], bytes(packet[8:24]), bytes(packet[24:40]), unicast, now
-    )
+    src, dst = bytes(packet[ip6_wire.SRC]), bytes(packet[ip6_wire.DST])
+    _udp_input(ifp, 6, packet, offset, packet[ip6_wire.HOP_LIMIT], src, dst, unicast, now)
 
 
 def _udp_input(
