@@ -325,7 +325,7 @@ def inet_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
     yield from _counters(IP_REASS, [(v.name, v.inet.reass.stats) for v in attached])
     yield _neighbours(
         INET,
-        (arp.INCOMPLETE, arp.REACHABLE, arp.STALE),
+        arp.STATES,
         [(v.name, [e.state for e in v.inet.arp.entries.values()]) for v in attached],
     )
     yield _reass_memory(INET, [(v.name, v.inet.reass.memory()) for v in attached])
@@ -339,7 +339,7 @@ def inet6_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
     yield from _counters(IP6_REASS, [(v.name, v.inet6.reass.stats) for v in attached])
     yield _neighbours(
         INET6,
-        (nd.INCOMPLETE, nd.REACHABLE, nd.STALE, nd.DELAY, nd.PROBE),
+        nd.STATES,
         [(v.name, [e.state for e in v.inet6.nd.entries.values()]) for v in attached],
     )
     yield _reass_memory(INET6, [(v.name, v.inet6.reass.memory()) for v in attached])
