@@ -56,6 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vrouter.transport.tcp import seq
+from vrouter.transport.tcp.buffers import ReceiveBuffer, SendBuffer
 from vrouter.transport.tcp.congestion import NewReno
 from vrouter.transport.tcp.events import (
     Closed,
@@ -336,15 +337,11 @@ class Connection:
         """The latest TSval sent: TSval never goes back (RFC 7323 5.4), even when the
         callers' ``now`` does (a batch of received frames shares the time it began)."""
         # Buffers.
-        self._sbuf = bytearray()
-        self._shead = 0
-        self._sbuf_seq = seq.add(self.iss, 1)
-        """Sequence number of the first byte still held in the send buffer."""
+        self._send_buf = SendBuffer(seq.add(self.iss, 1))
         self._fin_queued = False
         self._fin_sent = False
         self.fin_acked = False
-        self._rbuf = bytearray()
-        self._rhead = 0
+        self._recv_buf = ReceiveBuffer()
         self._reass = ReassemblyQueue()
         self._peer_fin_seq: int | None = None
         """Sequence number of a FIN that arrived out of order."""
@@ -507,7 +504,7 @@ class Connection:
     @property
     def readable(self) -> int:
         """Return how many bytes ``recv`` can return now."""
-        return len(self._rbuf) - self._rhead
+        return len(self._recv_buf)
 
     @property
     def at_eof(self) -> bool:
@@ -517,7 +514,7 @@ class Connection:
     @property
     def send_queued(self) -> int:
         """Return the bytes in the send buffer (unacknowledged plus unsent)."""
-        return len(self._sbuf) - self._shead
+        return len(self._send_buf)
 
     @property
     def writable(self) -> int:
@@ -529,7 +526,7 @@ class Connection:
     @property
     def unsent(self) -> int:
         """Return the bytes queued and never sent."""
-        return max(seq.diff(seq.add(self._sbuf_seq, self.send_queued), self.snd_max), 0)
+        return max(seq.diff(self._send_buf.end(), self.snd_max), 0)
 
     def send(self, data: bytes | bytearray | memoryview) -> int:
         """Queue ``data``; return how many bytes were accepted (0 when the buffer is full).
@@ -548,7 +545,7 @@ class Connection:
         if n < len(data):
             self._want_writable = True
         if n:
-            self._sbuf += data[:n] if n < len(data) else data
+            self._send_buf.append(data[:n] if n < len(data) else data)
             self._dirty()
         return n
 
@@ -559,20 +556,9 @@ class Connection:
         at least two segments or half the buffer, a window update is sent at
         the next ``output(now)``.
         """
-        available = self.readable
-        n = min(max_bytes, available)
-        if n <= 0:
+        data = self._recv_buf.read(max_bytes)
+        if not data:
             return b""
-        start = self._rhead
-        with memoryview(self._rbuf) as rbuf:
-            data = bytes(rbuf[start : start + n])  # one copy (a bytearray slice is another)
-        self._rhead = start + n
-        if self._rhead == len(self._rbuf):
-            self._rbuf.clear()
-            self._rhead = 0
-        elif self._rhead > 65536 and self._rhead * 2 > len(self._rbuf):
-            del self._rbuf[: self._rhead]
-            self._rhead = 0
         if self.state in _RECEIVING:
             current = max(seq.diff(self.rcv_adv, self.rcv_nxt), 0)
             opening = self._window_space() - current
@@ -946,7 +932,7 @@ class Connection:
         return True
 
     def _fin_seq(self) -> int:
-        return seq.add(self._sbuf_seq, self.send_queued)
+        return self._send_buf.end()
 
     def _ack_new(self, ack: int, seg: Segment, now: float) -> None:
         """An ACK of new data (SND.UNA < SEG.ACK <= SND.MAX)."""
@@ -954,16 +940,7 @@ class Connection:
         acked = seq.sub(ack, self.snd_una)
         stats.rcvackpack += 1
         stats.rcvackbyte += acked
-        data_acked = min(max(seq.diff(ack, self._sbuf_seq), 0), self.send_queued)
-        if data_acked:
-            self._shead += data_acked
-            self._sbuf_seq = seq.add(self._sbuf_seq, data_acked)
-            if self._shead == len(self._sbuf):
-                self._sbuf.clear()
-                self._shead = 0
-            elif self._shead > 65536 and self._shead * 2 > len(self._sbuf):
-                del self._sbuf[: self._shead]
-                self._shead = 0
+        self._send_buf.acknowledge(ack)
         self.snd_una = ack
         if seq.lt(self.snd_nxt, ack):
             self.snd_nxt = ack
@@ -1071,7 +1048,7 @@ class Connection:
             self._ack_now = True
             return False
         if plen:
-            self._rbuf += payload
+            self._recv_buf.append(payload)
             rcv_nxt = seq.add(rcv_nxt, plen)
             stats.rcvpack += 1
             stats.rcvbyte += plen
@@ -1081,7 +1058,7 @@ class Connection:
                 chunk = self._reass.pop(rcv_nxt)
                 if chunk is None:
                     break
-                self._rbuf += chunk
+                self._recv_buf.append(chunk)
                 rcv_nxt = seq.add(rcv_nxt, len(chunk))
             self._ack_now = True  # a hole filled (RFC 5681 4.2)
         self.rcv_nxt = rcv_nxt
@@ -1146,8 +1123,7 @@ class Connection:
             self._rexmt_at = self._persist_at = self._keep_at = self._probe_at = None
             self._persist = False
             self._close_at = now + 2 * self.options.msl
-            self._sbuf = bytearray()
-            self._shead = 0
+            self._send_buf.clear()
             self._reass.clear()
         elif new == State.FIN_WAIT_2 and self.app_closed:
             self._close_at = now + self.options.fin_wait2_timeout
@@ -1156,8 +1132,7 @@ class Connection:
             self._keep_at = self._close_at = None
             self._persist = False
             self.stats.closed += 1
-            self._sbuf = bytearray()
-            self._shead = 0
+            self._send_buf.clear()
             self._reass.clear()
             self._out.append(Closed(self))
 
@@ -1322,13 +1297,14 @@ class Connection:
             if self._fin_queued and self.state in _FIN_STATES:
                 self._retransmit(self.snd_una, now)
             return
-        off = max(seq.diff(self.snd_una, self._sbuf_seq), 0)
+        sb = self._send_buf
+        off = max(seq.diff(self.snd_una, sb.seq), 0)
         size = min(max(self.snd_wnd, 1), self._mss_base - self._options_len())
-        size = min(size, self.send_queued - off)
+        size = min(size, len(sb) - off)
         if size <= 0:
             return
-        start = self._shead + off
-        payload = self._sbuf[start : start + size]
+        start = sb.head + off
+        payload = sb.data[start : start + size]
         self._emit(self.snd_una, self.rcv_nxt, ACK | PSH, payload, now)
         self.stats.sndprobe += 1
         end = seq.add(self.snd_una, size)
@@ -1521,8 +1497,9 @@ class Connection:
 
     def _retransmit(self, start: int, now: float) -> int:
         """Resend one segment from ``start`` (a hole, SND.UNA); return its sequence length."""
-        data_end = self._fin_seq()
-        off = seq.diff(start, self._sbuf_seq)
+        sb = self._send_buf
+        data_end = sb.end()
+        off = seq.diff(start, sb.seq)
         if off < 0:
             return 0
         cap = self._mss_base - self._options_len()
@@ -1540,8 +1517,8 @@ class Connection:
         if length == 0 and not fin:
             return 0
         flags = ACK | (FIN if fin else 0) | (PSH if fin or length < cap else 0)
-        begin = self._shead + off
-        self._emit(start, self.rcv_nxt, flags, self._sbuf[begin : begin + length], now)
+        begin = sb.head + off
+        self._emit(start, self.rcv_nxt, flags, sb.data[begin : begin + length], now)
         self.stats.sndrexmitpack += 1
         self.stats.sndrexmitbyte += length
         if self._rexmt_at is None and not self._persist:
@@ -1585,7 +1562,8 @@ class Connection:
 
     def _send_new(self, now: float, budget: int | None) -> bool:
         """Send one segment of new data (or the FIN) at SND.NXT if allowed; True if sent."""
-        fin_seq = self._fin_seq()
+        sb = self._send_buf
+        fin_seq = sb.end()
         snd_nxt = self.snd_nxt
         avail = seq.diff(fin_seq, snd_nxt)  # data at and after SND.NXT
         can_fin = (
@@ -1595,7 +1573,7 @@ class Connection:
         )
         if avail <= 0 and not (can_fin and avail == 0):
             return False
-        off = seq.diff(snd_nxt, self._sbuf_seq)
+        off = seq.diff(snd_nxt, sb.seq)
         if off < 0:
             return False
         cc = self.cc
@@ -1635,9 +1613,9 @@ class Connection:
             flags |= FIN
         if length and length == avail:
             flags |= PSH
-        begin = self._shead + off
+        begin = sb.head + off
         gso_size = cap if length > cap else 0
-        with memoryview(self._sbuf) as sbuf:  # the segment is built from a view: one copy
+        with memoryview(sb.data) as sbuf:  # the segment is built from a view: one copy
             self._emit(snd_nxt, self.rcv_nxt, flags, sbuf[begin : begin + length], now,
                        gso_size=gso_size)  # fmt: skip
         end = seq.add(snd_nxt, length + fin)
