@@ -154,7 +154,7 @@ into TIME-WAIT, a second close).
 """
 del S, T
 
-_PROBING = frozenset(
+PROBING = frozenset(
     {State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK}
 )
 """States with data or a FIN of ours that a tail loss probe may resend."""
@@ -169,13 +169,19 @@ SYNCHRONIZED = frozenset(
         State.TIME_WAIT,
     }
 )
-_SENDING = frozenset(
+"""States after the handshake (RFC 9293 3.10.7.4): both ISNs are known."""
+SENDING = frozenset(
     {State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK}
 )
-_FIN_STATES = frozenset({State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
-_RECEIVING = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
-_KEEPALIVE = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2})
-_CAN_QUEUE = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT})
+"""States in which our data (or FIN) may still go out."""
+FIN_STATES = frozenset({State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
+"""States after our close: the FIN follows the queued data."""
+RECEIVING = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
+"""States in which the peer's data is taken (its FIN has not arrived)."""
+KEEPALIVE = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2})
+"""States in which an idle connection is probed (when keepalive is on)."""
+CAN_QUEUE = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT})
+"""States in which ``send`` queues data (before our FIN)."""
 
 Endpoint = tuple[bytes, int]
 """An address (4 or 16 bytes) and a port."""
@@ -519,7 +525,7 @@ class Connection:
     @property
     def writable(self) -> int:
         """Return how many bytes ``send`` would accept now."""
-        if self._fin_queued or self.state not in _CAN_QUEUE:
+        if self._fin_queued or self.state not in CAN_QUEUE:
             return 0
         return max(self.options.sndbuf - self.send_queued, 0)
 
@@ -537,7 +543,7 @@ class Connection:
         """
         if self._fin_queued or self.app_closed:
             raise TcpError(errno.EPIPE, "the connection was shut down for writing")
-        if self.state not in _CAN_QUEUE:
+        if self.state not in CAN_QUEUE:
             code = self.error or errno.ENOTCONN
             raise TcpError(code, f"cannot send in state {self.state.value}")
         room = self.options.sndbuf - self.send_queued
@@ -559,7 +565,7 @@ class Connection:
         data = self._recv_buf.read(max_bytes)
         if not data:
             return b""
-        if self.state in _RECEIVING:
+        if self.state in RECEIVING:
             current = max(seq.diff(self.rcv_adv, self.rcv_nxt), 0)
             opening = self._window_space() - current
             step = min(self.options.rcvbuf // 2, self._rcv_mss)
@@ -629,7 +635,7 @@ class Connection:
 
     def output(self, now: float) -> list[Output]:
         """Send what can be sent now and return every pending output (segments, events)."""
-        if self.state in _SENDING or self.state in SYNCHRONIZED:
+        if self.state in SENDING or self.state in SYNCHRONIZED:
             self._transmit(now)
         self._refresh_keepalive(now)
         return self._drain()
@@ -834,7 +840,7 @@ class Connection:
         # Seventh: segment text.
         fin = bool(flags & FIN)
         if plen:
-            if self.state in _RECEIVING:
+            if self.state in RECEIVING:
                 if self.app_closed:  # nobody will read it (RFC 9293 3.10.7.4, 4.2.2.13)
                     stats.rcvafterclose += 1
                     stats.aborted += 1
@@ -845,7 +851,7 @@ class Connection:
             else:
                 fin = fin and seq.add(seg_seq, plen) == self.rcv_nxt
         elif fin and seg_seq != self.rcv_nxt:  # a FIN alone, out of order
-            if self.state in _RECEIVING:
+            if self.state in RECEIVING:
                 self._peer_fin_seq = seg_seq
                 self._ack_now = True
             fin = False
@@ -1167,7 +1173,7 @@ class Connection:
             or self.cc.in_recovery
             or self._rxtshift
             or self._persist
-            or self.state not in _PROBING
+            or self.state not in PROBING
             or self.snd_una == self.snd_max
         ):
             return
@@ -1294,7 +1300,7 @@ class Connection:
         """
         self._persist_at = now + self._persist_interval()
         if self.send_queued == 0:
-            if self._fin_queued and self.state in _FIN_STATES:
+            if self._fin_queued and self.state in FIN_STATES:
                 self._retransmit(self.snd_una, now)
             return
         sb = self._send_buf
@@ -1316,7 +1322,7 @@ class Connection:
     def _on_keepalive(self, now: float) -> None:
         """The keepalive timer expired (RFC 9293 3.8.4, RFC 1122 4.2.3.6)."""
         o = self.options
-        if not o.keepalive or self.state not in _KEEPALIVE:
+        if not o.keepalive or self.state not in KEEPALIVE:
             return
         self.stats.keeptimeo += 1
         if self.snd_una != self.snd_max or self.unsent:
@@ -1335,7 +1341,7 @@ class Connection:
 
     def _refresh_keepalive(self, now: float) -> None:
         o = self.options
-        if not o.keepalive or self.state not in _KEEPALIVE:
+        if not o.keepalive or self.state not in KEEPALIVE:
             self._keep_at = None
         elif self._keep_probes == 0:
             self._keep_at = max(self._last_rcv, self._keep_deferred) + o.keepidle
@@ -1529,7 +1535,7 @@ class Connection:
         """Send whatever the windows, Nagle and the state allow (4.4BSD ``tcp_output``)."""
         state = self.state
         sent = False
-        if state in _SENDING and not self._persist:
+        if state in SENDING and not self._persist:
             if (
                 self.snd_una == self.snd_max
                 and self._last_send
@@ -1568,7 +1574,7 @@ class Connection:
         avail = seq.diff(fin_seq, snd_nxt)  # data at and after SND.NXT
         can_fin = (
             self._fin_queued
-            and self.state in _FIN_STATES
+            and self.state in FIN_STATES
             and not (self._fin_sent and seq.gt(snd_nxt, fin_seq))
         )
         if avail <= 0 and not (can_fin and avail == 0):
