@@ -7,12 +7,9 @@ time, and hands back outputs: segments to send and events for the socket
 layer (:mod:`vrouter.transport.tcp.events`).  It reports when it next needs
 to run (:meth:`poll_at`) and does its timed work in :meth:`on_timer`.
 
-State changes follow the table :data:`TRANSITIONS` (h11 style): the segment
-processing of RFC 9293 3.10.7 decides *which* trigger happened (our SYN was
-acknowledged, a FIN arrived in order, the program closed, 2*MSL passed) and
-the table alone decides the next state.  LISTEN is not a connection state
-here: a listener (:class:`~vrouter.transport.tcp.table.Listener`) creates a
-connection in SYN-RECEIVED when a SYN arrives.
+State changes follow the table :data:`~vrouter.transport.tcp.state.TRANSITIONS`
+(h11 style): the segment processing of RFC 9293 3.10.7 decides *which*
+trigger happened and the table alone decides the next state.
 
 What the connection implements, by RFC:
 
@@ -50,10 +47,8 @@ it, so a slow reader closes the window instead of growing memory.
 
 from __future__ import annotations
 
-import enum
 import errno
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from vrouter.transport.tcp import seq
 from vrouter.transport.tcp.buffers import ReceiveBuffer, SendBuffer
@@ -68,13 +63,13 @@ from vrouter.transport.tcp.events import (
     Transmit,
     Writable,
 )
+from vrouter.transport.tcp.options import TcpOptions, window_shift
 from vrouter.transport.tcp.rto import RttEstimator
 from vrouter.transport.tcp.sack import ReassemblyQueue, Scoreboard
 from vrouter.transport.tcp.segment import (
     ACK,
     FIN,
     HEADER_LEN,
-    MAX_WSCALE,
     PSH,
     RST,
     SYN,
@@ -85,103 +80,33 @@ from vrouter.transport.tcp.segment import (
     syn_options,
     ts_option,
 )
+from vrouter.transport.tcp.state import (
+    CAN_QUEUE,
+    FIN_STATES,
+    KEEPALIVE,
+    PROBING,
+    RECEIVING,
+    SENDING,
+    SYNCHRONIZED,
+    TRANSITIONS,
+    State,
+    Trigger,
+)
 from vrouter.transport.tcp.stats import TcpStats
+
+__all__ = ["TSO_MAX", "Connection", "State", "TcpError", "TcpOptions", "window_shift"]
 
 MASK = seq.MASK
 PAWS_IDLE = 24 * 24 * 3600.0
 """TS.Recent older than this is no longer used for PAWS (RFC 7323 5.5)."""
 DEFAULT_MSS = {4: 536, 6: 1220}
 """Send MSS when the peer's SYN has no MSS option (RFC 9293 3.7.1, RFC 8200 5)."""
-WSCALE_ROOM = 4 << 20
-"""Receive window the window-scale shift leaves room for (the buffer may grow to it)."""
 TSO_MAX = 64000
 """Payload of the largest super-segment: with IP and TCP headers below 65535 bytes."""
 WORST_DELACK = 0.2
 """Longest a peer may delay an ACK, added to a tail probe's timeout (RFC 8985 WCDelAckT)."""
 PERSIST_MIN = 0.2
 PERSIST_MAX = 60.0
-
-
-class State(enum.Enum):
-    """Connection states of RFC 9293 3.3.2 (LISTEN is a Listener, not a connection)."""
-
-    CLOSED = "CLOSED"
-    SYN_SENT = "SYN-SENT"
-    SYN_RECEIVED = "SYN-RECEIVED"
-    ESTABLISHED = "ESTABLISHED"
-    FIN_WAIT_1 = "FIN-WAIT-1"
-    FIN_WAIT_2 = "FIN-WAIT-2"
-    CLOSE_WAIT = "CLOSE-WAIT"
-    CLOSING = "CLOSING"
-    LAST_ACK = "LAST-ACK"
-    TIME_WAIT = "TIME-WAIT"
-
-
-class Trigger(enum.Enum):
-    """What moves a connection from one state to another."""
-
-    ACTIVE_OPEN = "active open"
-    PASSIVE_OPEN = "SYN on a listener"
-    RCV_SYN = "SYN received (simultaneous open)"
-    RCV_SYN_ACK = "SYN-ACK received"
-    RCV_ACK_OF_SYN = "our SYN acknowledged"
-    CLOSE = "program closed its side"
-    RCV_FIN = "FIN received in order"
-    RCV_ACK_OF_FIN = "our FIN acknowledged"
-    TIMEOUT = "2*MSL or FIN-WAIT-2 timeout"
-    RESET = "reset, abort or timeout"
-
-
-S = State
-T = Trigger
-TRANSITIONS: dict[State, dict[Trigger, State]] = {
-    S.CLOSED: {T.ACTIVE_OPEN: S.SYN_SENT, T.PASSIVE_OPEN: S.SYN_RECEIVED},
-    S.SYN_SENT: {T.RCV_SYN_ACK: S.ESTABLISHED, T.RCV_SYN: S.SYN_RECEIVED, T.CLOSE: S.CLOSED},
-    S.SYN_RECEIVED: {T.RCV_ACK_OF_SYN: S.ESTABLISHED},
-    S.ESTABLISHED: {T.CLOSE: S.FIN_WAIT_1, T.RCV_FIN: S.CLOSE_WAIT},
-    S.FIN_WAIT_1: {T.RCV_ACK_OF_FIN: S.FIN_WAIT_2, T.RCV_FIN: S.CLOSING},
-    S.FIN_WAIT_2: {T.RCV_FIN: S.TIME_WAIT, T.TIMEOUT: S.CLOSED},
-    S.CLOSE_WAIT: {T.CLOSE: S.LAST_ACK},
-    S.CLOSING: {T.RCV_ACK_OF_FIN: S.TIME_WAIT},
-    S.LAST_ACK: {T.RCV_ACK_OF_FIN: S.CLOSED},
-    S.TIME_WAIT: {T.TIMEOUT: S.CLOSED},
-}
-"""The state table: ``TRANSITIONS[state][trigger]`` is the next state.
-
-``Trigger.RESET`` leads from any state to CLOSED and is not listed.  A
-trigger absent from a state's row is a no-op there (a FIN retransmitted
-into TIME-WAIT, a second close).
-"""
-del S, T
-
-PROBING = frozenset(
-    {State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK}
-)
-"""States with data or a FIN of ours that a tail loss probe may resend."""
-SYNCHRONIZED = frozenset(
-    {
-        State.ESTABLISHED,
-        State.FIN_WAIT_1,
-        State.FIN_WAIT_2,
-        State.CLOSE_WAIT,
-        State.CLOSING,
-        State.LAST_ACK,
-        State.TIME_WAIT,
-    }
-)
-"""States after the handshake (RFC 9293 3.10.7.4): both ISNs are known."""
-SENDING = frozenset(
-    {State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK}
-)
-"""States in which our data (or FIN) may still go out."""
-FIN_STATES = frozenset({State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
-"""States after our close: the FIN follows the queued data."""
-RECEIVING = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
-"""States in which the peer's data is taken (its FIN has not arrived)."""
-KEEPALIVE = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2})
-"""States in which an idle connection is probed (when keepalive is on)."""
-CAN_QUEUE = frozenset({State.SYN_SENT, State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT})
-"""States in which ``send`` queues data (before our FIN)."""
 
 Endpoint = tuple[bytes, int]
 """An address (4 or 16 bytes) and a port."""
@@ -193,72 +118,6 @@ class TcpError(Exception):
     def __init__(self, code: int, text: str) -> None:
         super().__init__(text)
         self.errno = code
-
-
-@dataclass(slots=True)
-class TcpOptions:
-    """Per-connection settings (socket options and the vnet's TCP tunables).
-
-    A listener's options are copied into every connection it accepts; the
-    fields may be changed on a live connection (call ``output(now)`` after).
-    """
-
-    nodelay: bool = False
-    """TCP_NODELAY: send small segments at once instead of waiting (Nagle off)."""
-    keepalive: bool = False
-    """SO_KEEPALIVE: probe an idle connection and drop it when the peer is gone."""
-    keepidle: float = 7200.0
-    """TCP_KEEPIDLE: idle seconds before the first keepalive probe (RFC 1122: >= 2 h)."""
-    keepintvl: float = 75.0
-    """TCP_KEEPINTVL: seconds between unanswered keepalive probes."""
-    keepcnt: int = 9
-    """TCP_KEEPCNT: unanswered probes before the connection is dropped."""
-    sndbuf: int = 1024 * 1024
-    """SO_SNDBUF: bytes of unacknowledged plus unsent data ``send`` accepts.
-
-    Large enough for the bandwidth-delay product of a TAP host at gigabits per
-    second, where the delay is mostly the daemon's own turn-around (a fraction
-    of a millisecond); a buffer only takes memory as far as it is filled."""
-    rcvbuf: int = 1024 * 1024
-    """SO_RCVBUF: bytes of received data held (readable plus the window)."""
-    mss: int = 0
-    """TCP_MAXSEG: upper bound of the MSS advertised and used (0: from the MTU only)."""
-    window_scaling: bool = True
-    """Offer window scaling (RFC 7323 2)."""
-    timestamps: bool = True
-    """Offer timestamps (RFC 7323 3)."""
-    sack: bool = True
-    """Offer SACK (RFC 2018)."""
-    min_rto: float = 0.2
-    """Lower bound of the RTO (RFC 6298 2.4 says 1 s; 0.2 s is Linux's, fit for LANs)."""
-    max_rto: float = 60.0
-    """Upper bound of the RTO."""
-    initial_rto: float = 1.0
-    """RTO before the first RTT sample (RFC 6298 2.1)."""
-    delack: float = 0.04
-    """Longest an ACK is delayed (RFC 9293 3.8.6.3: < 0.5 s; Linux's 40 ms)."""
-    msl: float = 30.0
-    """Maximum segment lifetime: TIME-WAIT lasts 2*MSL (Linux: 60 s in all)."""
-    syn_retries: int = 6
-    """SYN retransmissions before connect fails with ETIMEDOUT."""
-    synack_retries: int = 5
-    """SYN-ACK retransmissions before a half-open connection is dropped."""
-    max_retries: int = 15
-    """Retransmissions of data (or probes unanswered) before ETIMEDOUT (Linux tcp_retries2)."""
-    tail_probe: bool = True
-    """Send tail loss probes (RFC 8985 7) when SACK was negotiated."""
-    fin_wait2_timeout: float = 60.0
-    """How long a closed (orphaned) connection waits in FIN-WAIT-2 for the peer's FIN."""
-
-
-def window_shift(options: TcpOptions) -> int:
-    """Return the window scale we offer: room for ``rcvbuf`` and at least 4 MiB."""
-    shift = 0
-    if options.window_scaling:
-        room = max(options.rcvbuf, WSCALE_ROOM)
-        while shift < MAX_WSCALE and room >> shift > 0xFFFF:
-            shift += 1
-    return shift
 
 
 class Connection:
