@@ -68,15 +68,15 @@ import errno
 from vrouter.transport.tcp import seq
 from vrouter.transport.tcp.events import Output
 from vrouter.transport.tcp.input import TcpInput
-from vrouter.transport.tcp.options import TcpOptions, window_shift
-from vrouter.transport.tcp.output import TSO_MAX
+from vrouter.transport.tcp.options import TcpOptions
 from vrouter.transport.tcp.segment import Segment
 from vrouter.transport.tcp.state import CAN_QUEUE, RECEIVING, State, Trigger
 from vrouter.transport.tcp.stats import TcpStats
 from vrouter.transport.tcp.tcb import Endpoint
 from vrouter.transport.tcp.timers import TcpTimers
 
-__all__ = ["TSO_MAX", "Connection", "State", "TcpError", "TcpOptions", "window_shift"]
+__all__ = ["Connection", "State", "TcpError", "TcpOptions"]
+"""State and TcpOptions are re-exported: a connection is made with one and reports the other."""
 
 
 class TcpError(Exception):
