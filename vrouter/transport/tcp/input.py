@@ -33,37 +33,6 @@ PAWS_IDLE = 24 * 24 * 3600.0
 class TcpInput(TcpOutput):
     """Receiving: segment processing of RFC 9293 3.10.7."""
 
-    def _take_syn(self, syn: Segment, now: float, ours_offered: bool) -> None:
-        """Learn the peer's ISN and options from its SYN (or SYN-ACK)."""
-        opts = syn.options
-        self.irs = syn.seq
-        self.rcv_nxt = seq.add(syn.seq, 1)
-        self.rcv_adv = seq.add(self.rcv_nxt, min(self.options.rcvbuf, 0xFFFF))  # our SYN's
-        self.last_ack_sent = self.rcv_nxt
-        if opts.mss is not None and opts.mss > 0:
-            self.peer_mss = opts.mss
-        o = self.options
-        # An option is in use when we offer it (or, passive, would) and the peer's SYN has it.
-        self.ws_enabled = o.window_scaling and opts.wscale is not None
-        if self.ws_enabled and opts.wscale is not None:
-            if not ours_offered:
-                self._rcv_wscale_choose()
-            self.snd_wscale = opts.wscale
-        else:
-            self.rcv_wscale = self.snd_wscale = 0
-        self.sack_enabled = o.sack and opts.sack_permitted
-        self.cc.sack = self.sack_enabled
-        self.ts_enabled = o.timestamps and opts.ts is not None
-        if self.ts_enabled and opts.ts is not None:
-            self.ts_recent = opts.ts[0]
-            self.ts_recent_age = now
-        self.snd_wnd = syn.window  # never scaled in a SYN (RFC 7323 2.2)
-        self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
-        self.snd_wl1 = syn.seq
-        self.snd_wl2 = syn.ack
-        self._update_mss()
-        self._last_rcv = now
-
     def receive(self, seg: Segment, payload: bytes | memoryview, now: float) -> list[Output]:
         """Process one arriving segment (RFC 9293 3.10.7); return the outputs."""
         state = self.state
@@ -111,6 +80,37 @@ class TcpInput(TcpOutput):
         else:  # simultaneous open (RFC 9293 3.5 figure 8)
             self._fire(Trigger.RCV_SYN, now)
             self._send_syn(now)
+
+    def _take_syn(self, syn: Segment, now: float, ours_offered: bool) -> None:
+        """Learn the peer's ISN and options from its SYN (or SYN-ACK)."""
+        opts = syn.options
+        self.irs = syn.seq
+        self.rcv_nxt = seq.add(syn.seq, 1)
+        self.rcv_adv = seq.add(self.rcv_nxt, min(self.options.rcvbuf, 0xFFFF))  # our SYN's
+        self.last_ack_sent = self.rcv_nxt
+        if opts.mss is not None and opts.mss > 0:
+            self.peer_mss = opts.mss
+        o = self.options
+        # An option is in use when we offer it (or, passive, would) and the peer's SYN has it.
+        self.ws_enabled = o.window_scaling and opts.wscale is not None
+        if self.ws_enabled and opts.wscale is not None:
+            if not ours_offered:
+                self._rcv_wscale_choose()
+            self.snd_wscale = opts.wscale
+        else:
+            self.rcv_wscale = self.snd_wscale = 0
+        self.sack_enabled = o.sack and opts.sack_permitted
+        self.cc.sack = self.sack_enabled
+        self.ts_enabled = o.timestamps and opts.ts is not None
+        if self.ts_enabled and opts.ts is not None:
+            self.ts_recent = opts.ts[0]
+            self.ts_recent_age = now
+        self.snd_wnd = syn.window  # never scaled in a SYN (RFC 7323 2.2)
+        self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
+        self.snd_wl1 = syn.seq
+        self.snd_wl2 = syn.ack
+        self._update_mss()
+        self._last_rcv = now
 
     def _on_ack_of_syn(self, ack: int, now: float) -> None:
         """SND.UNA moves past our SYN: take the RTT sample of the handshake."""
@@ -317,6 +317,24 @@ class TcpInput(TcpOutput):
                 return False
         return True
 
+    def _tail_probe_judged(self, ack: int, news: bool) -> None:
+        """Decide, from an ACK at or beyond the last probe, whether it repaired a loss
+        (RFC 8985 7.4.2, as Linux does without RACK).
+
+        A D-SACK since the probe, or a pure duplicate ACK of everything up to
+        it, means the original and the probe both arrived: no loss.  An ACK
+        beyond it (of data sent after the probe) with neither means the probe
+        filled a hole: reduce the window as fast recovery would.  An ACK that
+        just reaches it decides nothing yet.
+        """
+        if self._tlp_dsack or not news:
+            self._tlp_high = None
+        elif seq.gt(ack, self._tlp_high or ack):
+            self.stats.tailprobe_recoveries += 1
+            if not self.cc.in_recovery:
+                self.cc.after_repair(self._tlp_flight)
+            self._tlp_high = None
+
     def _ack_new(self, ack: int, seg: Segment, now: float) -> None:
         """An ACK of new data (SND.UNA < SEG.ACK <= SND.MAX)."""
         stats = self.stats
@@ -478,21 +496,3 @@ class TcpInput(TcpOutput):
             )
             self.stats.sndrst += 1
             self.stats.sndtotal += 1
-
-    def _tail_probe_judged(self, ack: int, news: bool) -> None:
-        """Decide, from an ACK at or beyond the last probe, whether it repaired a loss
-        (RFC 8985 7.4.2, as Linux does without RACK).
-
-        A D-SACK since the probe, or a pure duplicate ACK of everything up to
-        it, means the original and the probe both arrived: no loss.  An ACK
-        beyond it (of data sent after the probe) with neither means the probe
-        filled a hole: reduce the window as fast recovery would.  An ACK that
-        just reaches it decides nothing yet.
-        """
-        if self._tlp_dsack or not news:
-            self._tlp_high = None
-        elif seq.gt(ack, self._tlp_high or ack):
-            self.stats.tailprobe_recoveries += 1
-            if not self.cc.in_recovery:
-                self.cc.after_repair(self._tlp_flight)
-            self._tlp_high = None
