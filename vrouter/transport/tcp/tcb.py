@@ -15,12 +15,14 @@ it, each a class of methods on the same object, call only downwards:
 * :mod:`~vrouter.transport.tcp.conn` (``tcp_usrreq``) joins the two and
   adds the program's calls.
 
-Being methods of one object, the layers cost nothing per segment: no extra
-call, no property, the attributes stay plain instance attributes.  The state
-change (:meth:`Tcb._fire`, :meth:`Tcb._drop`) lives here because every layer
-needs it.  A layer is never instantiated alone, so the events it creates
-name ``self`` as the :class:`~vrouter.transport.tcp.conn.Connection` it is
-(a ``cast``, which the type checker needs and costs a call).
+As methods of one object, the layers add nothing per segment: a call
+between them is the method call it was before the split, and the variables
+stay plain instance attributes.  The state change (:meth:`Tcb._fire`,
+:meth:`Tcb._drop`) lives here because every layer needs it.  A layer is never
+instantiated alone, so the events it creates name ``self`` as the
+:class:`~vrouter.transport.tcp.conn.Connection` it is (a ``cast`` for the
+type checker).  ``tests/unit/transport/tcp/test_layers.py`` checks that each
+layer imports and calls only the layers below it.
 """
 
 from __future__ import annotations
