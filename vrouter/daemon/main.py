@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             print(f"vrouterd: --worker: {err}", file=sys.stderr)
             return 2
-        front.follow(spec)
+        workers.follow(spec)
     try:
         # A worker runs the very text its front read, whatever the file says by now.
         text = workers.read_text(spec.config) if spec is not None else read(args.config)
