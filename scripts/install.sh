@@ -10,6 +10,8 @@ packages="python3 python3-venv iproute2 iputils-ping libpcap0.8"
 extra="[fib]"
 if [ "${1:-}" = "--test" ]; then
     packages="$packages traceroute iperf3 curl tcpdump ndisc6 iputils-tracepath prometheus strace"
+    # zsh: the completion test; groff-base: the man pages are rendered in a test.
+    packages="$packages zsh groff-base"
     # systemd: systemd-analyze verify; podman and debootstrap: the container image.
     packages="$packages systemd podman debootstrap bird2"
     # frr: FRR's ripd for the keyed-MD5 RIP interop test (its own instances in namespaces).

@@ -32,7 +32,7 @@ from vrouter import __version__
 from vrouter.api.client import DEFAULT_SOCKET, ControlClient
 from vrouter.api.operations import TABLE
 from vrouter.api.protocol import ApiError
-from vrouter.cli import render
+from vrouter.cli import completion, render
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -214,6 +214,14 @@ def _parser() -> argparse.ArgumentParser:
     # interface), which needs parse_intermixed_args: main() hands its words,
     # left unparsed here, to _capture_parser.
     sub.add_parser("capture", help="capture an interface's frames, like tcpdump", add_help=False)
+    comp = sub.add_parser(
+        "completion",
+        help="print the shell completion script (bash, zsh)",
+        description="Print a script that completes vrouterctl's commands, options and, from "
+        "the running daemon, vnet and interface names. bash: "
+        "'source <(vrouterctl completion bash)'; zsh: 'source <(vrouterctl completion zsh)'.",
+    )
+    comp.add_argument("shell", choices=sorted(completion.SCRIPTS), help="the shell")
     return parser
 
 
@@ -370,7 +378,18 @@ def _request(args: argparse.Namespace) -> Request:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``vrouterctl``."""
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["__complete"]:  # the shell completion's question (vrouter.cli.completion)
+        try:
+            index = int(argv[1])
+        except (IndexError, ValueError):
+            return 2
+        print("\n".join(completion.candidates(parser, argv[2:], index)))
+        return 0
     args, words = parser.parse_known_args(argv)
+    if args.command == "completion":
+        print(completion.SCRIPTS[args.shell], end="")
+        return 0
     if args.command == "capture":
         from vrouter.cli import capture  # dpkt, for this command only
 

@@ -244,7 +244,8 @@ class Daemon:
         self.ownership.remove()
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    """Return ``vrouterd``'s command-line parser (its man page is made from it too)."""
     parser = argparse.ArgumentParser(prog="vrouterd", description=__doc__.splitlines()[0])
     parser.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="TOML config file")
     parser.add_argument(
@@ -262,7 +263,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--version", action="version", version=f"vrouterd {__version__}")
     parser.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    return parser
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return parser().parse_args(argv)
 
 
 def _status(daemon: Daemon) -> str:

@@ -309,17 +309,24 @@ async def run(control: str, configs: list[InstanceConfig]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``vrouter-ripd``."""
+def parser() -> argparse.ArgumentParser:
+    """Return ``vrouter-ripd``'s command-line parser (its man page is made from it too)."""
     parser = argparse.ArgumentParser(
         prog="vrouter-ripd", description="RIPv2/RIPng in several vnets at once"
     )
     parser.add_argument("-c", "--config", required=True, help="TOML config")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--log-level", default="info", help="debug, info, warning or error (default info)"
+    )
     parser.add_argument(
         "--log-format", choices=logs.FORMATS, help="override the config's log_format"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``vrouter-ripd``."""
+    args = parser().parse_args(argv)
     try:
         config = load_config(args.config)
     except ConfigProblem as err:
