@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from vrouter.api.protocol import ApiError
 from vrouter.daemon.ops import OpError, Ops, interface_config
 from vrouter.route.fib import UNICAST
+from vrouter.route.source import SourceError, source
 
 if TYPE_CHECKING:
     from vrouter.daemon.main import Daemon
@@ -220,9 +221,14 @@ async def _route_add(daemon: Daemon, args: dict[str, Any]) -> Any:
     interface = args.get("interface")
     if interface is not None and not isinstance(interface, str):
         raise ApiError("'interface' must be an interface name")
+    try:
+        static = source("static", args.get("distance"))
+    except (SourceError, TypeError) as err:
+        raise ApiError(f"'distance': {err}") from None
 
     async def change(ops: Ops) -> Any:
-        return ops.add_route(vnet, prefix, type_, via, interface).describe()
+        route = ops.add_route(vnet, prefix, type_, via, interface, static)
+        return ops.describe_route(vnet, route)
 
     return await _locked(daemon, change)
 

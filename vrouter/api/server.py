@@ -252,9 +252,16 @@ def _route_show(daemon: Daemon, args: dict[str, Any]) -> Any:
     family = args.get("family")
     if family not in (None, "inet", "inet6"):
         raise ApiError("'family' must be inet or inet6")
+    source = args.get("source")
+    if source is not None and not isinstance(source, str):
+        raise ApiError("'source' must be a route source's name")
     tables = {"inet": vnet.route.fib, "inet6": vnet.route.fib6}
     return [
-        route.describe() for name, fib in tables.items() if family in (None, name) for route in fib
+        route.describe(fib.state(route))
+        for name, fib in tables.items()
+        if family in (None, name)
+        for route in fib
+        if source in (None, route.source.name)
     ]
 
 

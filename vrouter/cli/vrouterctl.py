@@ -88,16 +88,30 @@ def _show_ifconfig(result: Any) -> str:
 
 
 def _show_routes(result: Any) -> str:
+    """netstat -r's table with each route's source and distance; held routes lack U."""
     rows = []
     for r in result:
         gateway = r["gateway"] or ("link#" + r["interface"] if r["interface"] else "-")
-        flags = {"connected": "UC", "static": "UGS" if r["gateway"] else "US"}[r["origin"]]
+        flags = "G" if r["gateway"] else ""
         if r["type"] == "blackhole":
-            flags, gateway = "UBS", "blackhole"
+            flags, gateway = "B", "blackhole"
         elif r["type"] == "reject":
-            flags, gateway = "URS", "reject"
-        rows.append([r["prefix"], gateway, flags, r["interface"] or "-", str(r["use"])])
-    return _table(rows, ["Destination", "Gateway", "Flags", "Netif", "Use"])
+            flags, gateway = "R", "reject"
+        flags += {"connected": "C", "static": "S"}.get(r["source"], "1")
+        if r.get("state", "installed") == "installed":
+            flags = "U" + flags
+        rows.append(
+            [
+                r["prefix"],
+                gateway,
+                flags,
+                r["interface"] or "-",
+                r["source"],
+                str(r["distance"]),
+                str(r["use"]),
+            ]
+        )
+    return _table(rows, ["Destination", "Gateway", "Flags", "Netif", "Source", "Dist", "Use"])
 
 
 def _show_arp(result: Any) -> str:
@@ -487,18 +501,21 @@ def _parser() -> argparse.ArgumentParser:
         if name == "route":
             radd = s.add_parser(
                 "add",
-                help="add a static route",
+                help="add a static route (distance N: a floating static route)",
                 usage="vrouterctl route add VNET PREFIX [via ADDR] [dev IF] "
-                "[blackhole|reject] [--json]",
+                "[blackhole|reject] [distance N] [--json]",
             )
             radd.add_argument("vnet", help="vnet name")
             radd.add_argument("prefix", help="destination ADDR/LEN")
-            radd.add_argument("words", nargs="*", metavar="via ADDR | dev IF | blackhole | reject")
+            radd.add_argument(
+                "words", nargs="*", metavar="via ADDR | dev IF | blackhole | reject | distance N"
+            )
             radd.add_argument("--json", action="store_true", help="print the raw JSON result")
             rdel = s.add_parser("del", help="remove a static route")
             rdel.add_argument("vnet", help="vnet name")
             rdel.add_argument("prefix", help="destination ADDR/LEN")
             rdel.add_argument("--json", action="store_true", help="print the raw JSON result")
+            show.add_argument("--source", help="only the routes of this source (static, rip …)")
             family = show.add_mutually_exclusive_group()
             family.add_argument(
                 "-4", dest="family", action="store_const", const="inet", help="IPv4 only"
@@ -682,12 +699,16 @@ def _route_words(words: list[str]) -> dict[str, Any]:
         if word in ("via", "dev", "interface") and i + 1 < len(words):
             result["via" if word == "via" else "interface"] = words[i + 1]
             i += 2
+        elif word == "distance" and i + 1 < len(words) and words[i + 1].isdigit():
+            result["distance"] = int(words[i + 1])
+            i += 2
         elif word in ("blackhole", "reject", "unicast"):
             result["type"] = word
             i += 1
         else:
             raise _usage(
-                f"route add: unexpected {word!r}; expected via ADDR, dev IF, blackhole or reject"
+                f"route add: unexpected {word!r}; expected via ADDR, dev IF, blackhole, reject "
+                "or distance N"
             )
     return result
 
@@ -768,6 +789,8 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any], Formatter]:
         route_args: dict[str, Any] = {"vnet": args.vnet}
         if args.family:
             route_args["family"] = args.family
+        if args.source:
+            route_args["source"] = args.source
         return "route.show", route_args, _show_routes
     if cmd == "ndp":
         return "ndp.show", {"vnet": args.vnet}, _show_ndp

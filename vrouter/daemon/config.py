@@ -237,6 +237,8 @@ class RouteConfig:
     type: str
     via: IPv4Address | IPv6Address | None
     interface: str | None
+    distance: int = 1
+    """Administrative distance (1..255); above a protocol's, a floating static route."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -642,6 +644,7 @@ class _Route:
     interface: str | None
     has_via: bool
     has_interface: bool
+    distance: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -670,7 +673,7 @@ class _Vnet:
         routes: list[RouteConfig] = []
         for r in self.routes:
             assert r.prefix is not None and r.type is not None, "only built when valid"
-            routes.append(RouteConfig(r.prefix, r.type, r.via, r.interface))
+            routes.append(RouteConfig(r.prefix, r.type, r.via, r.interface, r.distance))
         limits = tuple((limits_.knob_name(kind), value) for kind, value in self.limits)
         return VnetConfig(
             name=self.name,
@@ -745,7 +748,7 @@ _RA_KEYS = (
     "rdnss_lifetime",
 )
 _RA_PREFIX_KEYS = ("prefix", "onlink", "autonomous", "valid_lifetime", "preferred_lifetime")
-_ROUTE_KEYS = ("to", "type", "via", "interface")
+_ROUTE_KEYS = ("to", "type", "via", "interface", "distance")
 
 
 class _Parser:
@@ -1651,6 +1654,9 @@ class _Parser:
             else:
                 via = parsed_via
         interface = self.string(table, "interface", key)
+        distance = self.integer(table, "distance", key)
+        if distance is not None and not 1 <= distance <= 255:
+            self.problem(_join(key, "distance"), f"{distance} is not in 1..255")
         return _Route(
             key=key,
             prefix=prefix,
@@ -1659,6 +1665,7 @@ class _Parser:
             interface=interface,
             has_via="via" in table,
             has_interface="interface" in table,
+            distance=distance if distance is not None and 1 <= distance <= 255 else 1,
         )
 
     # -- cross-checks ----------------------------------------------------------
