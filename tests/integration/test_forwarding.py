@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -165,7 +166,7 @@ def test_overlapping_addresses_are_isolated(demo: Vrouterd) -> None:
 
 def test_vrouterctl_views(demo: Vrouterd) -> None:
     env = {**os.environ, "VROUTER_SOCKET": demo.socket}
-    cmd = ["python3", "-m", "vrouter.cli.vrouterctl"]
+    cmd = [sys.executable, "-m", "vrouter.cli.vrouterctl"]
     vnets = json.loads(
         subprocess.run(
             [*cmd, "vnet", "list", "--json"],
