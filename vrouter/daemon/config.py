@@ -1733,7 +1733,7 @@ class _Parser:
                 if not _is_link_local(a.value.ip)
             }
             statics = {r.prefix for r in vnet.routes if r.prefix is not None}
-            count = len(networks | statics)
+            count = len(networks) + len(statics)  # a static route to a connected one is held
             if count > limits["routes"][0]:
                 self.problem(
                     _join(vnet.key, "routes"),
