@@ -123,7 +123,7 @@ def test_check_and_version_in_the_image(config: dict[str, Any], rootfs: Path) ->
     check = _run("chroot", str(rootfs), *config["Entrypoint"], "--check", *config["Cmd"])
     assert check.stdout.strip() == "/etc/vrouter/vrouter.toml: OK (3 vnets, 6 interfaces)"
     version = _run("chroot", str(rootfs), *config["Entrypoint"], "--version")
-    frozen = _run("chroot", str(rootfs), "/opt/vrouter/bin/python", "-m", "pip", "freeze").stdout
+    frozen = _run("chroot", str(rootfs), "/opt/vrouter/bin/pip", "freeze").stdout
     pins = (Path(__file__).resolve().parents[2] / "constraints.txt").read_text()
     for line in frozen.splitlines():
         name = line.split("==")[0].lower().replace("_", "-")

@@ -18,6 +18,7 @@ from typing import Any
 
 from vrouter.api.host import Host, ops_of
 from vrouter.api.protocol import ApiError
+from vrouter.route.source import SourceError, source
 
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -123,12 +124,18 @@ async def route_add(host: Host, args: dict[str, Any]) -> Any:
             via = ipaddress.ip_address(args["via"])
         except ValueError as err:
             raise ApiError(f"bad next hop {args['via']!r}: {err}") from None
-    route = ops_of(host).add_route(args["vnet"], prefix, args["type"], via, args.get("interface"))
-    return route.describe()
+    try:
+        static = source("static", args.get("distance"))
+    except SourceError as err:
+        raise ApiError(f"'distance': {err}") from None
+    ops = ops_of(host)
+    route = ops.add_route(args["vnet"], prefix, args["type"], via, args.get("interface"), static)
+    return ops.describe_route(args["vnet"], route)
 
 
 async def route_del(host: Host, args: dict[str, Any]) -> Any:
-    return ops_of(host).remove_route(args["vnet"], parse_prefix(args["prefix"])).describe()
+    route = ops_of(host).remove_route(args["vnet"], parse_prefix(args["prefix"]))
+    return route.describe()
 
 
 # -- knobs and the firewall --------------------------------------------------------------

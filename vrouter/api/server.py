@@ -168,7 +168,13 @@ class ControlServer:
             reply, passing = await self.answer(line, cred, trusted)
             result = reply.get("result")
             if isinstance(result, Rows):
-                await write_rows(writer, result)
+                try:
+                    await write_rows(writer, result)
+                except (ConnectionError, asyncio.CancelledError):
+                    raise
+                except Exception as err:  # a bug: the reply is cut short, the client sees it
+                    log.exception("control request failed while its view was written")
+                    raise ConnectionError("view cut short") from err
             elif passing is None:
                 writer.write(encode(reply))
             else:

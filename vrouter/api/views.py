@@ -20,6 +20,7 @@ from vrouter.core.perms import Policy
 from vrouter.core.sysctl import SysctlError
 from vrouter.core.vnet import Vnet
 from vrouter.inet.state import stats_dict
+from vrouter.route import state as route_state
 from vrouter.route.fib import Route
 from vrouter.stack import ESSENTIAL, discover
 
@@ -178,7 +179,8 @@ def ifconfig(host: Host, args: dict[str, Any]) -> Any:
 
 
 def route_show(host: Host, args: dict[str, Any]) -> Any:
-    """The routes of a vnet, streamed: ``family``, ``prefix`` (routes within it), ``limit``."""
+    """The routes of a vnet, streamed: ``family``, ``prefix`` (routes within it), ``source``,
+    ``limit``; each with its source, distance and state (installed or held)."""
     vnet = vnet_of(host, args)
     family = args.get("family")
     within = None
@@ -187,14 +189,18 @@ def route_show(host: Host, args: dict[str, Any]) -> Any:
         family = "inet" if within.version == 4 else "inet6"
         if args.get("family") not in (None, family):
             return Rows([], Route.describe)
+    source = args.get("source")
     routes: list[Route] = []
     for name, fib in (("inet", vnet.route.fib), ("inet6", vnet.route.fib6)):
         if family in (None, name):
-            routes.extend(fib)
+            routes.extend(fib if source is None else (r for r in fib if r.source.name == source))
     if within is not None:
         routes = [r for r in routes if r.prefix.subnet_of(within)]  # type: ignore[arg-type]
     limit = args.get("limit")
-    return Rows(routes if limit is None else routes[:limit], Route.describe)
+    return Rows(
+        routes if limit is None else routes[:limit],
+        lambda route: route_state.describe(vnet, route),
+    )
 
 
 def ndp_show(host: Host, args: dict[str, Any]) -> Any:

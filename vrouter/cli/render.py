@@ -62,16 +62,30 @@ def show_ifconfig(result: Any) -> str:
 
 
 def show_routes(result: Any) -> str:
+    """netstat -r's table with each route's source and distance; held routes lack U."""
     rows = []
     for r in result:
         gateway = r["gateway"] or ("link#" + r["interface"] if r["interface"] else "-")
-        flags = {"connected": "UC", "static": "UGS" if r["gateway"] else "US"}[r["origin"]]
+        flags = "G" if r["gateway"] else ""
         if r["type"] == "blackhole":
-            flags, gateway = "UBS", "blackhole"
+            flags, gateway = "B", "blackhole"
         elif r["type"] == "reject":
-            flags, gateway = "URS", "reject"
-        rows.append([r["prefix"], gateway, flags, r["interface"] or "-", str(r["use"])])
-    return table(rows, ["Destination", "Gateway", "Flags", "Netif", "Use"])
+            flags, gateway = "R", "reject"
+        flags += {"connected": "C", "static": "S"}.get(r["source"], "1")
+        if r.get("state", "installed") == "installed":
+            flags = "U" + flags
+        rows.append(
+            [
+                r["prefix"],
+                gateway,
+                flags,
+                r["interface"] or "-",
+                r["source"],
+                str(r["distance"]),
+                str(r["use"]),
+            ]
+        )
+    return table(rows, ["Destination", "Gateway", "Flags", "Netif", "Source", "Dist", "Use"])
 
 
 def show_arp(result: Any) -> str:

@@ -166,13 +166,15 @@ def _parser() -> argparse.ArgumentParser:
         if name == "route":
             radd = s.add_parser(
                 "add",
-                help="add a static route",
+                help="add a static route (distance N: a floating static route)",
                 usage="vrouterctl route add VNET PREFIX [via ADDR] [dev IF] "
-                "[blackhole|reject] [--json]",
+                "[blackhole|reject] [distance N] [--json]",
             )
             radd.add_argument("vnet", help="vnet name")
             radd.add_argument("prefix", help="destination ADDR/LEN")
-            radd.add_argument("words", nargs="*", metavar="via ADDR | dev IF | blackhole | reject")
+            radd.add_argument(
+                "words", nargs="*", metavar="via ADDR | dev IF | blackhole | reject | distance N"
+            )
             radd.add_argument("-j", "--json", action="store_true", help="print the raw JSON result")
             rdel = s.add_parser("del", help="remove a static route")
             rdel.add_argument("vnet", help="vnet name")
@@ -182,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
                 "prefix", nargs="?", metavar="PREFIX", help="only routes within ADDR/LEN"
             )
             show.add_argument("--limit", type=int, metavar="N", help="at most N routes")
+            show.add_argument("--source", help="only the routes of this source (static, rip …)")
             family = show.add_mutually_exclusive_group()
             family.add_argument(
                 "-4", dest="family", action="store_const", const="inet", help="IPv4 only"
@@ -239,12 +242,16 @@ def _route_words(words: list[str]) -> dict[str, Any]:
         if word in ("via", "dev", "interface") and i + 1 < len(words):
             result["via" if word == "via" else "interface"] = words[i + 1]
             i += 2
+        elif word == "distance" and i + 1 < len(words) and words[i + 1].isdigit():
+            result["distance"] = int(words[i + 1])
+            i += 2
         elif word in ("blackhole", "reject", "unicast"):
             result["type"] = word
             i += 1
         else:
             raise _usage(
-                f"route add: unexpected {word!r}; expected via ADDR, dev IF, blackhole or reject"
+                f"route add: unexpected {word!r}; expected via ADDR, dev IF, blackhole, reject "
+                "or distance N"
             )
     return result
 
@@ -278,7 +285,7 @@ def _address_change(args: argparse.Namespace) -> Request:
 
 def _route_show(args: argparse.Namespace) -> Request:
     route_args: dict[str, Any] = {"vnet": args.vnet}
-    for key in ("family", "prefix", "limit"):
+    for key in ("family", "prefix", "limit", "source"):
         if getattr(args, key) is not None:
             route_args[key] = getattr(args, key)
     return "route.show", route_args, render.show_routes

@@ -20,6 +20,7 @@ from vrouter.inet6 import ipv6, nd
 from vrouter.link.ifnet import Ifnet
 from vrouter.route import state as route_state
 from vrouter.route.fib import RouteError
+from vrouter.route.source import source
 from vrouter.stack import new_tree
 from vrouter.wire.ndp import PrefixInfo
 
@@ -123,7 +124,8 @@ def build(config: Config, now: float) -> Built:
         for rcfg in vcfg.routes:
             via_ifp = vnet.link.get(rcfg.interface) if rcfg.interface else None
             try:
-                route_state.add_static(vnet, rcfg.prefix, rcfg.type, rcfg.via, via_ifp)
+                static = source("static", rcfg.distance)
+                route_state.add_static(vnet, rcfg.prefix, rcfg.type, rcfg.via, via_ifp, static)
             except RouteError as err:
                 raise BuildError(f"vnet {vnet.name}: {err}") from err
     return built

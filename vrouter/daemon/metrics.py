@@ -271,16 +271,27 @@ def link_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
 
 
 def route_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
-    """Routes in each vnet's IPv4 and IPv6 forwarding tables."""
+    """Routes in each vnet's IPv4 and IPv6 tables, in all and per source and state."""
     routes = GaugeMetricFamily(
         "vrouter_routes",
-        "Routes in the vnet's forwarding table (connected and static).",
+        "Routes in the vnet's table, of every source, installed or held "
+        "(what the routes limit counts).",
         labels=("vnet", "family"),
     )
+    by_source = GaugeMetricFamily(
+        "vrouter_routes_by_source",
+        "Routes in the vnet's table by source (connected, static, rip ...) and state "
+        "(installed: forwarding; held: kept while another source's route is preferred).",
+        labels=("vnet", "family", "source", "state"),
+    )
     for vnet in _attached(vnets, "route"):
-        routes.add_metric((vnet.name, INET), len(vnet.route.fib))
-        routes.add_metric((vnet.name, INET6), len(vnet.route.fib6))
+        for family, fib in ((INET, vnet.route.fib), (INET6, vnet.route.fib6)):
+            routes.add_metric((vnet.name, family), len(fib))
+            for source, (installed, held) in fib.counts().items():
+                by_source.add_metric((vnet.name, family, source, "installed"), installed)
+                by_source.add_metric((vnet.name, family, source, "held"), held)
     yield routes
+    yield by_source
 
 
 def _neighbours(

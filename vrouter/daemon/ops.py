@@ -3,8 +3,10 @@
 The control API and live reload both go through :class:`Ops`: create and
 destroy vnets (FreeBSD ``jail -c vnet`` / ``jail -r``), create and destroy
 interfaces (TAPs with their host namespace, epairs), move an interface to
-another vnet (``ifconfig IF vnet J``), add and remove addresses and static
-routes, change an MTU or router advertisements.
+another vnet (``ifconfig IF vnet J``), add and remove addresses, add, change
+and remove routes (static ones, and route-socket clients' under their own
+source: each source touches only its own routes), change an MTU or router
+advertisements.
 
 Guarantees:
 
@@ -24,8 +26,8 @@ Guarantees:
   addresses, routes via it and neighbour entries go; it arrives in the new
   vnet without addresses (an EUI-64 link-local one is generated) and up.
 - Limits (:mod:`vrouter.core.limits`) are checked with everything else: an
-  interface, an address's connected route or a static route beyond the
-  vnet's limit is refused ("vnet lab/r1: route limit 100 reached") and
+  interface, an address's connected route or a route of any source (held
+  ones too) beyond the vnet's limit is refused ("vnet lab/r1: route limit 100 reached") and
   counted in ``vnet.limits.refused``; a sysctl above a limit, or a limit
   above the parent's, is refused.
 - Subsystems load and unload here for the API (``module load|unload``):
@@ -59,7 +61,8 @@ from vrouter.io.driver import Driver
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet
 from vrouter.route import state as route_state
-from vrouter.route.fib import BLACKHOLE, REJECT, STATIC, UNICAST, Route, RouteError
+from vrouter.route.fib import BLACKHOLE, REJECT, UNICAST, Route, RouteError
+from vrouter.route.source import CONNECTED, STATIC, Source
 
 log = logging.getLogger("vrouter.ops")
 
@@ -174,7 +177,7 @@ class Ops:
             a.network
             for a in addresses
             if not (a.version == 6 and a.is_link_local)
-            and vnet.route.table(a.version).get(a.network) is None
+            and vnet.route.table(a.version).get(a.network, CONNECTED.name) is None
         }
         return len(networks)
 
@@ -471,7 +474,7 @@ class Ops:
             raise OpError(f"vnet {to} already has an interface {name!r}")
         self.check_limit(target, "interfaces", len(target.link.interfaces))
         routes = self.detach(ifp)
-        static = [r for r in routes if r.origin == STATIC]
+        static = [r for r in routes if r.source.name == STATIC.name]
         ifp.vnet = target
         target.link.add(ifp)
         now = self.driver.now()
@@ -535,13 +538,6 @@ class Ops:
         vnet = self.vnet(vnet_name)
         ifp = self.interface(vnet, name)
         self._check_address(vnet, ifp, address, [], name)
-        if not (address.version == 6 and address.is_link_local):
-            route = vnet.route.table(address.version).get(address.network)
-            if route is not None and route.origin == STATIC:
-                raise OpError(
-                    f"vnet {vnet.name}: {name}: a static route to {address.network} exists; "
-                    "remove it before adding an address on that network"
-                )
         self.check_limit(
             vnet, "routes", self.routes_in_use(vnet), self.connected_routes(vnet, [address])
         )
@@ -578,45 +574,123 @@ class Ops:
         type_: str = UNICAST,
         via: IPAddress | None = None,
         interface: str | None = None,
+        source: Source = STATIC,
     ) -> Route:
-        """Add a static route (``via`` must be on a connected network)."""
+        """Add a route of ``source`` (``via`` must be on a connected network).
+
+        The source must hold no route to ``prefix`` yet; the route is held
+        when another source's route to it is preferred (a lower distance, or
+        the same and there first): see :meth:`Fib.state`.
+        """
         vnet = self.vnet(vnet_name)
+        route = self._resolve(vnet, prefix, type_, via, interface, source)
+        existing = vnet.route.table(prefix.version).get(prefix, source.name)
+        if existing is not None:
+            raise OpError(f"vnet {vnet.name}: a {source.name} route to {prefix} already exists")
+        self.check_limit(vnet, "routes", self.routes_in_use(vnet))
+        fib = vnet.route.table(prefix.version)
+        fib.add(route)
+        log.info(
+            "vnet %s: route %s added (%s, %s, %s)",
+            vnet.name,
+            prefix,
+            _route_text(route),
+            source,
+            fib.state(route),
+        )
+        return route
+
+    def change_route(
+        self,
+        vnet_name: str,
+        prefix: Prefix,
+        type_: str = UNICAST,
+        via: IPAddress | None = None,
+        interface: str | None = None,
+        source: Source = STATIC,
+    ) -> Route:
+        """Replace ``source``'s route to ``prefix``; return the new one.
+
+        Everything is checked before the old route goes: a refused change
+        leaves it as it was.
+        """
+        vnet = self.vnet(vnet_name)
+        route = self._resolve(vnet, prefix, type_, via, interface, source)
+        fib = vnet.route.table(prefix.version)
+        if fib.get(prefix, source.name) is None:
+            raise OpError(self.missing_route(vnet, prefix, source.name))
+        fib.replace(route)
+        log.info(
+            "vnet %s: route %s changed (%s, %s, %s)",
+            vnet.name,
+            prefix,
+            _route_text(route),
+            source,
+            fib.state(route),
+        )
+        return route
+
+    def _resolve(
+        self,
+        vnet: Vnet,
+        prefix: Prefix,
+        type_: str,
+        via: IPAddress | None,
+        interface: str | None,
+        source: Source,
+    ) -> Route:
+        """Check a route's fields and return it, not yet added."""
         if type_ not in ROUTE_TYPES:
             raise OpError(f"route type {type_!r}: expected unicast, blackhole or reject")
         if type_ != UNICAST and (via is not None or interface is not None):
             raise OpError(f"a {type_} route takes no next hop or interface")
+        if source.name == CONNECTED.name:
+            raise OpError(f"vnet {vnet.name}: connected routes come with interface addresses")
         ifp = self.interface(vnet, interface) if interface is not None else None
-        existing = vnet.route.table(prefix.version).get(prefix)
-        if existing is not None:
-            raise OpError(f"vnet {vnet.name}: a {existing.origin} route to {prefix} already exists")
         if via is not None and any(
             via == a.ip for i in vnet.link.interfaces.values() for a in i.all_addresses()
         ):
             raise OpError(f"vnet {vnet.name}: next hop {via} is an address of the vnet itself")
-        self.check_limit(vnet, "routes", self.routes_in_use(vnet))
         try:
-            route = route_state.add_static(vnet, prefix, type_, via, ifp)
+            return route_state.resolve(vnet, prefix, type_, via, ifp, source)
         except RouteError as err:
             raise OpError(f"vnet {vnet.name}: {err}") from None
-        log.info("vnet %s: route %s added (%s)", vnet.name, prefix, _route_text(route))
-        return route
 
-    def remove_route(self, vnet_name: str, prefix: Prefix) -> Route:
-        """Remove the static route to exactly ``prefix``."""
+    def remove_route(self, vnet_name: str, prefix: Prefix, source: str = STATIC.name) -> Route:
+        """Remove ``source``'s route to exactly ``prefix`` (another source's may take over)."""
         vnet = self.vnet(vnet_name)
         fib = vnet.route.table(prefix.version)
-        route = fib.get(prefix)
-        if route is None:
-            raise OpError(f"vnet {vnet.name} has no route to {prefix}")
-        if route.origin != STATIC:
-            owner = route.ifnet.name if route.ifnet is not None else "?"
-            raise OpError(
+        if fib.get(prefix, source) is None:
+            raise OpError(self.missing_route(vnet, prefix, source))
+        route = fib.delete(prefix, source)
+        successor = fib.get(prefix)
+        log.info(
+            "vnet %s: route %s removed (%s)%s",
+            vnet.name,
+            prefix,
+            route.source,
+            f", {successor.source} route installed" if successor is not None else "",
+        )
+        return route
+
+    @staticmethod
+    def missing_route(vnet: Vnet, prefix: Prefix, source: str) -> str:
+        """Return why ``source`` has no route to ``prefix`` to remove or change."""
+        routes = vnet.route.table(prefix.version).routes(prefix)
+        if not routes:
+            return f"vnet {vnet.name} has no route to {prefix}"
+        if [r.source.name for r in routes] == [CONNECTED.name]:
+            owner = routes[0].ifnet.name if routes[0].ifnet is not None else "?"
+            return (
                 f"vnet {vnet.name}: the route to {prefix} is connected (interface {owner}); "
                 "remove the address instead"
             )
-        fib.delete(prefix)
-        log.info("vnet %s: route %s removed", vnet.name, prefix)
-        return route
+        others = ", ".join(r.source.name for r in routes)
+        return f"vnet {vnet.name} has no {source} route to {prefix} (its routes there: {others})"
+
+    def describe_route(self, vnet_name: str, route: Route) -> dict[str, object]:
+        """Return ``route`` as plain data with its state (installed, held or gone)."""
+        return route_state.describe(self.vnet(vnet_name), route)
 
     # -- sysctl and firewall -------------------------------------------------------
 

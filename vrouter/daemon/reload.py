@@ -68,6 +68,7 @@ from vrouter.daemon.config import (
 )
 from vrouter.daemon.ops import OpError, Ops
 from vrouter.firewall.rules import Ruleset
+from vrouter.route.source import STATIC, source
 
 if TYPE_CHECKING:
     from vrouter.daemon.main import Daemon
@@ -504,8 +505,8 @@ class Applier:
         if action == ROUTE_DEL:
             route: RouteConfig = step.old
             table = ops.vnet(vnet).route.table(route.prefix.version)
-            if table.get(route.prefix) is None:
-                log.info("reload: vnet %s: route %s is already gone", vnet, route.prefix)
+            if table.get(route.prefix, STATIC.name) is None:
+                log.info("reload: vnet %s: static route %s is already gone", vnet, route.prefix)
                 return _nothing
             ops.remove_route(vnet, route.prefix)
             return lambda: self._add_route(vnet, route)
@@ -582,7 +583,8 @@ class Applier:
         return old
 
     def _add_route_now(self, vnet: str, route: RouteConfig) -> None:
-        self.ops.add_route(vnet, route.prefix, route.type, route.via, route.interface)
+        static = source(STATIC.name, route.distance)
+        self.ops.add_route(vnet, route.prefix, route.type, route.via, route.interface, static)
 
     async def _add_route(self, vnet: str, route: RouteConfig) -> None:
         self._add_route_now(vnet, route)

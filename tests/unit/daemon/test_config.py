@@ -710,6 +710,15 @@ def test_ipv4_and_ipv6_default_routes_are_distinct() -> None:
     ]
 
 
+def test_a_route_may_set_its_distance() -> None:
+    config = _parse(
+        '[interfaces.t0]\ntype = "tap"\naddresses = ["192.0.2.1/24"]\n'
+        '[[routes]]\nto = "198.51.100.0/24"\nvia = "192.0.2.9"\ndistance = 200\n'
+        '[[routes]]\nto = "203.0.113.0/24"\nvia = "192.0.2.9"\n'
+    )
+    assert [r.distance for r in config.vnets[0].routes] == [200, 1]
+
+
 # --------------------------------------------------------------------------
 # One problem each: exact key path, reason mentions the key fact
 # --------------------------------------------------------------------------
@@ -750,6 +759,12 @@ SINGLE_PROBLEM_CASES = [
         TAP + '[[vnets.red.routes]]\nprefix = "10.0.0.0/8"\nto = "10.0.0.0/8"\ninterface = "t0"\n',
         "vnets.red.routes[0].prefix",
         ["unknown key 'prefix'", "to"],
+    ),
+    (
+        "route distance out of range",
+        TAP + '[[vnets.red.routes]]\nto = "10.0.0.0/8"\ninterface = "t0"\ndistance = 0\n',
+        "vnets.red.routes[0].distance",
+        ["0 is not in 1..255"],
     ),
     (
         "unknown host key",

@@ -374,6 +374,10 @@ def test_neighbours_and_routes(net: Scenario) -> None:
         assert s.value("vrouter_routes", vnet=vnet.name, family="inet6") == len(vnet.route.fib6)
     # red: eth0's and ep0's networks plus one static route; h1 and blue's ep0 resolved.
     assert s.value("vrouter_routes", vnet="red", family="inet") == 3
+    for source, count in (("connected", 2), ("static", 1)):
+        labels = {"vnet": "red", "family": "inet", "source": source}
+        assert s.value("vrouter_routes_by_source", **labels, state="installed") == count
+        assert s.value("vrouter_routes_by_source", **labels, state="held") == 0
     assert s.value("vrouter_neighbours", vnet="red", family="inet", state="reachable") == 2
     # inet and inet6 both yield vrouter_neighbours: one header, samples merged.
     assert s.text.count("# TYPE vrouter_neighbours gauge") == 1
@@ -459,7 +463,8 @@ def test_reload_metrics_absent_until_the_daemon_keeps_them(net: Scenario) -> Non
 def test_names_and_labels_follow_conventions(net: Scenario) -> None:
     net.ping_across(1)
     s = scrape(net.daemon)
-    allowed = {"vnet", "interface", "reason", "family", "state", "version", "rule", "kind"}
+    allowed = {"vnet", "interface", "reason", "family", "state", "version", "rule", "kind",
+               "source"}
     for family in s.families.values():
         if not family.name.startswith("vrouter_"):
             continue

@@ -20,6 +20,7 @@ import pytest
 from vrouter.daemon.ops import OpError, Ops, interface_config
 from vrouter.inet.arp import REACHABLE, Neighbour
 from vrouter.io.driver import Driver
+from vrouter.route.source import source
 from vrouter.stack import new_tree
 from vrouter.wire.ethernet import ETHERTYPE_IPV4
 
@@ -342,3 +343,89 @@ def test_route_add_and_remove(ops: Ops) -> None:
         ops.remove_route("a", net("192.0.2.0/24"))
     assert ops.remove_route("a", net("203.0.113.0/24")).type == "reject"
     assert [str(r.prefix) for r in ops.vnet("a").route.fib] == ["10.0.0.0/30", "198.51.100.0/24"]
+
+
+# -- route sources ------------------------------------------------------------------------
+
+
+def test_route_sources_keep_to_their_own_routes(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    fib = ops.vnet("a").route.fib
+    prefix = net("198.51.100.0/24")
+    rip = source("rip")
+    static = ops.add_route("a", prefix, via=addr("10.0.0.2"))
+    learnt = ops.add_route("a", prefix, via=addr("10.0.0.2"), source=rip)
+    assert (fib.state(static), fib.state(learnt)) == ("installed", "held")
+    assert ops.describe_route("a", learnt)["state"] == "held"
+    with pytest.raises(OpError, match=r"a rip route to 198.51.100.0/24 already exists"):
+        ops.add_route("a", prefix, "blackhole", source=rip)
+    with pytest.raises(OpError, match=r"has no bgp route to 198.51.100.0/24 \(its routes there: "):
+        ops.remove_route("a", prefix, "bgp")
+    # The static route goes (a reload, vrouterctl): RIP's takes over, and back.
+    ops.remove_route("a", prefix)
+    assert fib.get(prefix) is learnt
+    static = ops.add_route("a", prefix, via=addr("10.0.0.2"))
+    assert fib.get(prefix) is static
+    # RIP withdraws: only its own route goes.
+    assert ops.remove_route("a", prefix, "rip") is learnt
+    assert fib.get(prefix) is static and len(fib) == 2
+    with pytest.raises(OpError, match=r"connected routes come with interface addresses"):
+        ops.add_route("a", prefix, "blackhole", source=source("connected"))
+
+
+def test_a_static_route_to_a_connected_network_is_held(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    epair(ops, "a:y", "b:y")
+    static = ops.add_route("a", net("192.0.2.0/24"), interface="y")
+    ops.add_address("a", "y", ip("192.0.2.1/24"))  # the connected route outranks it
+    fib = ops.vnet("a").route.fib
+    assert fib.state(static) == "held" and fib.get(net("192.0.2.0/24")).source.name == "connected"
+    ops.remove_address("a", "y", ip("192.0.2.1/24"))
+    assert fib.get(net("192.0.2.0/24")) is static
+
+
+def test_a_floating_static_route_takes_over_when_the_protocol_withdraws(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    epair(ops, "a:y", "b:y", ("10.0.1.1/30",))
+    prefix = net("198.51.100.0/24")
+    floating = ops.add_route("a", prefix, via=addr("10.0.1.2"), source=source("static", 200))
+    learnt = ops.add_route("a", prefix, via=addr("10.0.0.2"), source=source("rip"))
+    fib = ops.vnet("a").route.fib
+    assert fib.lookup(addr("198.51.100.9").packed) is learnt
+    ops.remove_route("a", prefix, "rip")
+    assert fib.lookup(addr("198.51.100.9").packed) is floating
+
+
+def test_the_route_limit_counts_every_source(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    ops.set_sysctl("a", "vnet.limits.routes", 3)
+    prefix = net("198.51.100.0/24")
+    ops.add_route("a", prefix, via=addr("10.0.0.2"))
+    ops.add_route("a", prefix, via=addr("10.0.0.2"), source=source("rip"))  # held, counted
+    with pytest.raises(OpError, match="route limit 3 reached"):
+        ops.add_route("a", prefix, via=addr("10.0.0.2"), source=source("bgp"))
+    assert ops.routes_in_use(ops.vnet("a")) == 3
+
+
+def test_a_refused_change_keeps_the_old_route(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    rip = source("rip")
+    prefix = net("198.51.100.0/24")
+    old = ops.add_route("a", prefix, via=addr("10.0.0.2"), source=rip)
+    with pytest.raises(OpError, match="not on a connected network"):
+        ops.change_route("a", prefix, via=addr("192.0.2.9"), source=rip)
+    assert ops.vnet("a").route.fib.get(prefix) is old
+    with pytest.raises(OpError, match="has no bgp route"):
+        ops.change_route("a", prefix, "blackhole", source=source("bgp"))
+    new = ops.change_route("a", prefix, "blackhole", source=rip)
+    assert ops.vnet("a").route.fib.get(prefix) is new

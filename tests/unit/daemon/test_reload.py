@@ -287,7 +287,7 @@ def test_every_config_field_is_known_to_the_plan() -> None:
             "worker",  # a move between workers is refused by the front (vrouter.daemon.front)
         },
         FirewallConfig: {"enable", "max_states", "ruleset"},
-        RouteConfig: {"prefix", "type", "via", "interface"},
+        RouteConfig: {"prefix", "type", "via", "interface", "distance"},  # re-created
     }
     for kind, names in known.items():
         assert {f.name for f in dataclasses.fields(kind)} == names, kind.__name__
@@ -351,7 +351,7 @@ def state(ops: Ops) -> dict[str, Any]:
                 for ifp in vnet.link.interfaces.values()
             },
             "routes": sorted(
-                (str(r.prefix), r.type, r.gateway, r.ifnet.name if r.ifnet else None, r.origin)
+                (str(r.prefix), r.type, r.gateway, r.ifnet.name if r.ifnet else None, r.source)
                 for fib in (vnet.route.fib, vnet.route.fib6)
                 for r in fib
             ),

@@ -172,6 +172,8 @@ class RouteConfig:
     type: str
     via: IPv4Address | IPv6Address | None
     interface: str | None
+    distance: int = 1
+    """Administrative distance (1..255); above a protocol's, a floating static route."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,7 +164,7 @@ _VNET_KEYS = (
 _PERMISSION_KEYS = ("manage", "sockets")
 
 
-_ROUTE_KEYS = ("to", "type", "via", "interface")
+_ROUTE_KEYS = ("to", "type", "via", "interface", "distance")
 
 
 # -- the document --------------------------------------------------------
@@ -511,6 +511,9 @@ def read_route(r: TomlReader, table: Mapping[str, object], key: str) -> ParsedRo
         else:
             via = parsed_via
     interface = r.string(table, "interface", key)
+    distance = r.integer(table, "distance", key)
+    if distance is not None and not 1 <= distance <= 255:
+        r.problem(_join(key, "distance"), f"{distance} is not in 1..255")
     return ParsedRoute(
         key=key,
         prefix=prefix,
@@ -519,4 +522,5 @@ def read_route(r: TomlReader, table: Mapping[str, object], key: str) -> ParsedRo
         interface=interface,
         has_via="via" in table,
         has_interface="interface" in table,
+        distance=distance if distance is not None and 1 <= distance <= 255 else 1,
     )

@@ -89,6 +89,7 @@ class ParsedRoute:
     interface: str | None
     has_via: bool
     has_interface: bool
+    distance: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,7 @@ class ParsedVnet:
         routes: list[RouteConfig] = []
         for r in self.routes:
             assert r.prefix is not None and r.type is not None, "only built when valid"
-            routes.append(RouteConfig(r.prefix, r.type, r.via, r.interface))
+            routes.append(RouteConfig(r.prefix, r.type, r.via, r.interface, r.distance))
         limits = tuple((limits_.knob_name(kind), value) for kind, value in self.limits)
         return VnetConfig(
             name=self.name,
