@@ -18,6 +18,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md constraints.txt /src/
 COPY vrouter /src/vrouter
+COPY man /src/man
 # EXTRAS: "fib" (numpy: the DIR-24-8 index of IPv4 tables past 262,144
 # routes), or "" for a smaller image whose large tables go without it.
 ARG EXTRAS=fib

@@ -31,6 +31,9 @@ def test_constraints_pin_every_runtime_dependency_and_extra() -> None:
 def test_dockerfile_labels_exposes_and_uses_the_constraints() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "-c /src/constraints.txt" in text
+    assert "COPY man /src/man" in text, "the man pages are data files of the package"
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {"!man", "!constraints.txt", "!vrouter", "!pyproject.toml"} <= set(ignore)
     assert "COPY pyproject.toml README.md constraints.txt /src/" in text
     assert "org.opencontainers.image.title=" in text
     assert "org.opencontainers.image.licenses=" in text
