@@ -58,6 +58,7 @@ def _in_use(vnet: Vnet) -> dict[str, int | None]:
         "states": len(fw.fw.states) if fw is not None else None,
         "sockets": len(sockets_open) if isinstance(sockets_open, dict | list | set) else None,
         "reassembly_bytes": max(vnet.inet.reass.memory(), vnet.inet6.reass.memory()),
+        "fdb": vnet.link.bridge.fdb_entries,
     }
 
 
@@ -78,6 +79,7 @@ def _limit_refusals(vnet: Vnet) -> dict[str, int]:
         "states": counted["states"] + (fw.fw.states.stats.limit if fw is not None else 0),
         "sockets": counted["sockets"],
         "reassembly_bytes": vnet.inet.reass.stats.memory + vnet.inet6.reass.stats.memory,
+        "fdb": vnet.link.bridge.fdb_full,
     }
 
 

@@ -56,6 +56,7 @@ from vrouter.firewall.rules import Ruleset, RulesetError, parse_ruleset
 from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6, nd
 from vrouter.io.driver import Driver
+from vrouter.link import vlan
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet
 from vrouter.route import state as route_state
@@ -255,6 +256,30 @@ class Ops:
             self._check_address(vnet, None, address, pending, icfg.name)
             pending.append(address)
 
+    def _check_l2(self, vnet: Vnet, icfg: InterfaceConfig) -> None:
+        """Refuse a VLAN without its parent, a bridge whose members are missing or taken."""
+        where = f"vnet {vnet.name}: {icfg.name}"
+        if icfg.vlan is not None:
+            parent, vid = icfg.vlan
+            if parent not in vnet.link.interfaces:
+                raise OpError(f"{where}: no parent interface {parent!r}")
+            if (parent, vid) in vnet.link.vlans:
+                raise OpError(f"{where}: {parent} already has VLAN {vid}")
+            if vnet.link.interfaces[parent].bridge_input is not None:
+                raise OpError(f"{where}: {parent} is a bridge member")
+        if icfg.bridge is None:
+            return
+        for name in icfg.bridge.members:
+            member = vnet.link.interfaces.get(name)
+            if member is None:
+                raise OpError(f"{where}: no member interface {name!r}")
+            if member.bridge_input is not None:
+                raise OpError(f"{where}: {name} is already a bridge member")
+            if member.kind not in ("tap", "epair", "vlan"):
+                raise OpError(f"{where}: {name} is a {member.kind}, not a tap, epair or vlan")
+            if member.addresses or any(not a.is_link_local for a in member.addresses6):
+                raise OpError(f"{where}: member {name} has addresses; remove them first")
+
     def _check_address(
         self,
         vnet: Vnet,
@@ -288,6 +313,7 @@ class Ops:
         if icfg.type == "epair":
             raise OpError(f"vnet {vnet.name}: {icfg.name}: an epair is created with its peer")
         self._check_new_interface(vnet, icfg)
+        self._check_l2(vnet, icfg)
         self._check_room(vnet, 1, icfg.addresses)
         if icfg.type == "tap":
             if icfg.name in self.driver.taps:
@@ -304,7 +330,12 @@ class Ops:
                         f"vnet {vnet.name}: {icfg.name}: netns {icfg.host.netns} already exists"
                     )
         now = self.driver.now()
-        ifp = build.add_interface(vnet, icfg, now)
+        try:
+            ifp = build.add_interface(vnet, icfg, now)
+        except build.BuildError as err:
+            if icfg.name in vnet.link.interfaces:
+                self.detach(vnet.link.interfaces[icfg.name])
+            raise OpError(str(err)) from err
         if icfg.type == "tap":
             try:
                 await self._attach_tap(ifp, icfg)
@@ -390,9 +421,7 @@ class Ops:
         self, vnet_name: str, name: str, addresses: Iterable[Address], mtu: int
     ) -> Ifnet:
         """Create a TAP ``name`` in ``vnet_name`` (up, derived MAC, no host) and return it."""
-        return await self.create_interface(
-            vnet_name, interface_config(name, "tap", addresses, mtu)
-        )
+        return await self.create_interface(vnet_name, interface_config(name, "tap", addresses, mtu))
 
     def create_epair_between(
         self,
@@ -411,12 +440,17 @@ class Ops:
         """Destroy an interface (an epair with both ends); return the (vnet, name)s gone."""
         vnet = self.vnet(vnet_name)
         ifp = self.interface(vnet, name)
-        gone = [(vnet.name, ifp.name)]
+        gone: list[tuple[str, str]] = []
+        for child in vlan.children(ifp):  # a VLAN goes with its parent
+            gone += await self.destroy_interface(vnet.name, child.ifnet.name)
+        gone.append((vnet.name, ifp.name))
         epair = self.epair_of(ifp) if ifp.kind == "epair" else None
         if epair is not None:
             peer = epair.b if epair.a is ifp else epair.a
             self.detach(ifp)
             if peer.vnet.link.interfaces.get(peer.name) is peer:
+                for child in vlan.children(peer):
+                    gone += await self.destroy_interface(peer.vnet.name, child.ifnet.name)
                 self.detach(peer)
             self.driver.remove_epair(epair)
             gone.append((peer.vnet.name, peer.name))
@@ -442,19 +476,13 @@ class Ops:
     def detach(self, ifp: Ifnet) -> list[Route]:
         """Take ``ifp`` out of its vnet with every piece of state about it.
 
-        Return the routes removed with it; the device is left alone.
+        Return the routes removed with it; the device is left alone.  A
+        bridge gives its members back, a member leaves its bridge.
         """
         vnet = ifp.vnet
         now = self.driver.now()
-        nd.disable_ra(vnet, ifp, now)
-        routes = route_state.remove_interface_routes(vnet, ifp)
-        for v4 in list(ifp.addresses):
-            ipv4.remove_address(vnet, ifp, v4)
-        vnet.inet.arp.flush_interface(ifp)
-        for v6 in list(ifp.addresses6):
-            ipv6.remove_address(vnet, ifp, v6)
-        vnet.inet6.nd.flush_interface(ifp)
-        vnet.inet6.groups.pop(ifp.name, None)
+        build.release_l2(vnet, ifp, now)
+        routes = build.strip_l3(vnet, ifp, now)
         ifp.up = False
         del vnet.link.interfaces[ifp.name]
         vnet.timers.purge()
