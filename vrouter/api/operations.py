@@ -310,6 +310,11 @@ _OPS: tuple[Operation, ...] = (
     Operation("route.del", "remove a static route", "manage.route_del",
               args=(VNET, PREFIX), rights=on("vnet"), runs="locked"),
     Operation("arp.show", "the ARP cache of a vnet", "views.arp_show", args=(VNET,)),
+    # -- bridges
+    Operation("bridge.show", "the bridges of a vnet: ports, VLANs, counters", "views.bridge_show",
+              args=(VNET, Arg("bridge", "str", "one bridge (none: every bridge)", default=""))),
+    Operation("bridge.fdb", "the forwarding databases of a vnet's bridges", "views.bridge_fdb",
+              args=(VNET, Arg("bridge", "str", "one bridge (none: every bridge)", default=""))),
     Operation("ndp.show", "the IPv6 neighbour cache of a vnet", "views.ndp_show", args=(VNET,)),
     # -- statistics and knobs
     Operation("netstat", "protocol statistics of a vnet", "views.netstat", args=(VNET,)),

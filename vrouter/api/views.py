@@ -18,6 +18,7 @@ from vrouter.core.perms import Policy
 from vrouter.core.sysctl import SysctlError
 from vrouter.core.vnet import Vnet
 from vrouter.inet.state import stats_dict
+from vrouter.link.bridge import Bridge
 from vrouter.stack import ESSENTIAL, discover
 
 
@@ -197,6 +198,32 @@ def arp_show(host: Host, args: dict[str, Any]) -> Any:
     now = host.driver.now()
     entries = sorted(vnet.inet.arp.entries.values(), key=lambda e: (e.ifnet.name, e.ip))
     return [entry.describe(now) for entry in entries]
+
+
+def _bridges(host: Host, args: dict[str, Any]) -> list[Bridge]:
+    vnet = vnet_of(host, args)
+    bridges = vnet.link.bridge.bridges
+    name = args.get("bridge") or ""
+    if not name:
+        return list(bridges.values())
+    if name not in bridges:
+        raise ApiError(f"vnet {vnet.name} has no bridge {name!r}")
+    return [bridges[name]]
+
+
+def bridge_show(host: Host, args: dict[str, Any]) -> Any:
+    return [bridge.describe() for bridge in _bridges(host, args)]
+
+
+def bridge_fdb(host: Host, args: dict[str, Any]) -> Any:
+    now = host.driver.now()
+    result = []
+    for bridge in _bridges(host, args):
+        ageing = bridge.state.ageing_time
+        bridge.now = max(bridge.now, now)
+        for entry in bridge.entries():
+            result.append({"bridge": bridge.ifnet.name, **entry.describe(now, ageing)})
+    return result
 
 
 def netstat(host: Host, args: dict[str, Any]) -> Any:

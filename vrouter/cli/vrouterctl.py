@@ -131,6 +131,53 @@ def _show_ndp(result: Any) -> str:
     return _table(rows, ["Neighbor", "Linklayer Address", "Netif", "State", "Flags", "Age"])
 
 
+def _show_bridges(result: Any) -> str:
+    out = []
+    for b in result:
+        vlans = f" vlan_filtering pvid {b['pvid']}" if b["vlan_filtering"] else ""
+        stats = b["stats"]
+        out.append(
+            f"{b['name']}: {'UP' if b['up'] else 'DOWN'} mac {b['mac']}{vlans} "
+            f"ageing {b['ageing_time']}s fdb {b['fdb_entries']} (learned {stats['learned']}, "
+            f"moved {stats['moved']}, aged {stats['aged']}, full {stats['fdb_full']})"
+        )
+        rows = []
+        for p in b["ports"]:
+            c = p["counters"]
+            drops = ", ".join(f"{k} {v}" for k, v in c["drops"].items()) or "-"
+            vlan = f"{p['pvid'] or '-'}/{','.join(map(str, p['tagged'])) or '-'}"
+            rows.append(
+                [
+                    p["name"],
+                    "up" if p["up"] else "down",
+                    vlan if b["vlan_filtering"] else "-",
+                    str(p["storm_pps"] or "-"),
+                    str(c["forwarded"]),
+                    str(c["flooded"]),
+                    str(c["sent"]),
+                    str(c["learned"]),
+                    drops,
+                ]
+            )
+        header = ["Port", "State", "PVID/Tagged", "Storm", "Fwd", "Flood", "Sent", "Learn"]
+        out.append(_table(rows, [*header, "Drops"]))
+    return "\n".join(out)
+
+
+def _show_fdb(result: Any) -> str:
+    rows = [
+        [
+            e["bridge"],
+            e["mac"],
+            str(e["vlan"]) if e["vlan"] else "-",
+            e["port"],
+            "static" if e["static"] else f"{e['age']:.0f}s",
+        ]
+        for e in result
+    ]
+    return _table(rows, ["Bridge", "MAC", "VLAN", "Port", "Age"])
+
+
 def _show_netstat(result: Any) -> str:
     out = []
     for section, counters in result.items():
@@ -516,6 +563,15 @@ def _parser() -> argparse.ArgumentParser:
             family.add_argument(
                 "-6", dest="family", action="store_const", const="inet6", help="IPv6 only"
             )
+    bridge = sub.add_parser("bridge", help="the bridges of a vnet and their FDB")
+    bridge_sub = bridge.add_subparsers(dest="action", required=True)
+    for action, help_ in (
+        ("show", "bridges, their ports, VLANs and counters"),
+        ("fdb", "learnt and static MACs, by bridge and VLAN"),
+    ):
+        p = json_flag(bridge_sub.add_parser(action, help=help_))
+        p.add_argument("vnet", help="vnet name")
+        p.add_argument("bridge", nargs="?", default="", help="one bridge (default: all)")
     view("netstat", "protocol statistics of a vnet", vnet=True)
     view("sockstat", "sockets programs hold in a vnet", vnet=True)
     sysctl = view("sysctl", "read or set a vnet's sysctl knobs", vnet=True)
@@ -809,6 +865,12 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
     ),
     ("arp", "show"): lambda a: ("arp.show", {"vnet": a.vnet}, _show_arp),
     ("ndp", "show"): lambda a: ("ndp.show", {"vnet": a.vnet}, _show_ndp),
+    ("bridge", "show"): lambda a: (
+        "bridge.show",
+        {"vnet": a.vnet, "bridge": a.bridge},
+        _show_bridges,
+    ),
+    ("bridge", "fdb"): lambda a: ("bridge.fdb", {"vnet": a.vnet, "bridge": a.bridge}, _show_fdb),
     ("netstat", None): lambda a: ("netstat", {"vnet": a.vnet}, _show_netstat),
     ("sockstat", None): lambda a: ("sockstat", {"vnet": a.vnet}, _show_sockstat),
     ("sysctl", None): _sysctl,

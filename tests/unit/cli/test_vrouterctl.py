@@ -43,6 +43,8 @@ COMMAND_LINES = [
     ["route", "del", "red", "198.51.100.0/24"],
     ["arp", "show", "red"],
     ["ndp", "show", "red"],
+    ["bridge", "show", "red"],
+    ["bridge", "fdb", "red", "br0"],
     ["netstat", "red"],
     ["sockstat", "red"],
     ["sysctl", "red", "net.inet.ip.ttl"],

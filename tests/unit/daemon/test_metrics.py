@@ -450,6 +450,7 @@ def test_names_and_labels_follow_conventions(net: Scenario) -> None:
     net.ping_across(1)
     s = scrape(net.daemon)
     allowed = {"vnet", "interface", "reason", "family", "state", "version", "rule", "label", "kind"}
+    allowed.add("port")  # a bridge member (vrouter_bridge_port_*)
     for family in s.families.values():
         if not family.name.startswith("vrouter_"):
             continue
