@@ -56,7 +56,7 @@ from typing import Any, Protocol, TypeVar
 
 from report import fmt_ratio, loadavg, machine, write_section
 
-from vrouter.api.client import Client
+from vrouter.api.client import ControlClient
 
 HERE = Path(__file__).resolve().parent
 FLOOD_SOURCE = HERE / "udpflood.c"
@@ -251,7 +251,7 @@ class Daemon:
 
     def call(self, op: str, timeout: float = 10, **args: object) -> object:
         """Make one control request."""
-        with Client(self.socket, timeout=timeout) as client:
+        with ControlClient(self.socket, timeout=timeout) as client:
             return client.call(op, **args)
 
     @property

@@ -83,7 +83,7 @@ def machine(tools: tuple[tuple[str, ...], ...] = ()) -> list[str]:
                                capture_output=True, text=True, timeout=10,
                                check=False).stdout.strip()  # fmt: skip
         if dirty:
-            commit += " + uncommitted changes in vrouter/ (work in progress of other engineers)"
+            commit += " + uncommitted changes in vrouter/"
     lines = [
         f"- CPU: {model}, {os.cpu_count()} logical cores ({usable} usable by this process); "
         f"memory {mem}",

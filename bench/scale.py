@@ -53,7 +53,7 @@ import lpm
 from forwarding import CLK_TCK, BenchError, Daemon
 from report import loadavg, machine, write_section
 
-from vrouter.api.client import Client
+from vrouter.api.client import ControlClient
 
 EMPTY = """\
 [daemon]
@@ -302,7 +302,7 @@ def api_cycle(daemon: Daemon, count: int) -> Cycle:
     rss_before = rss_kib(daemon.pid)
     pairs = churn_names(count)
     calls = 0
-    with Client(daemon.socket, timeout=60) as client:
+    with ControlClient(daemon.socket, timeout=60) as client:
         t0 = time.monotonic()
         for a, b in pairs:
             client.call("vnet.create", name=a)

@@ -8,12 +8,11 @@ written from the test's templates, and stops them all.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import Vrouterd, run
+from harness import Vrouterd, python, run
 
 
 def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -112,7 +111,7 @@ class BirdLab:
         conf.write_text(template.format(socket=self.d.socket, p=self.d.prefix))
         self.procs.append(
             spawn(
-                [sys.executable, "-m", "vrouter.rip.daemon", "-c", str(conf)],
+                python("-m", "vrouter.rip.daemon", "-c", str(conf)),
                 self.d.dir / "ripd.log",
             )
         )

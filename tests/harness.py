@@ -1,5 +1,11 @@
 """Helpers for real-traffic tests: run commands, drive a vrouterd process.
 
+Every helper process runs under :data:`PYTHON`, the interpreter running the
+tests (the venv's, with the project's dependencies), never a bare
+``python3``: on a fresh machine that is the system's, which has none of
+them.  :func:`forbid_bare_python` (installed for the whole session by the
+suite's ``conftest.py``) makes any other start of an interpreter fail.
+
 Every name (TAP, namespace, control socket) carries a per-run prefix so runs
 never collide; only documentation addresses are used, and only inside the
 namespaces the daemon creates.
@@ -9,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,9 +24,77 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vrouter.api.client import Client
+from vrouter.api.client import ControlClient
+
+PYTHON = sys.executable
+"""The interpreter every helper process runs under (inside host namespaces too)."""
+BIN = Path(PYTHON).parent
+"""The venv's ``bin``: the console scripts (``vrouterd``, ``vrouterctl``) and the
+tools ``scripts/install.sh`` puts there."""
 
 _serial = itertools.count()
+
+
+def python(*args: str) -> list[str]:
+    """Return the command line running :data:`PYTHON` with ``args``."""
+    return [PYTHON, *args]
+
+
+def vrouterd(*args: str) -> list[str]:
+    """Return the command line running ``vrouterd ARGS``."""
+    return python("-m", "vrouter.daemon.main", *args)
+
+
+def vrouterctl(*args: str) -> list[str]:
+    """Return the command line running ``vrouterctl ARGS``."""
+    return python("-m", "vrouter.cli.vrouterctl", *args)
+
+
+_INTERPRETER = re.compile(r"python[0-9.]*")
+
+
+def bare_python(argv: object) -> str | None:
+    """Return the word of ``argv`` naming an interpreter other than :data:`PYTHON`, if any.
+
+    ``argv`` is what ``subprocess`` was given: a command line (a list) or a
+    shell command (a string).  Every word is checked, not just the first, so
+    ``ip netns exec NS python3`` and ``sh -c "python3 ..."`` are caught too.
+    """
+    if isinstance(argv, str | bytes | os.PathLike):
+        argv = [argv]
+    if not isinstance(argv, list | tuple):
+        return None
+    for arg in argv:
+        text = os.fsdecode(arg)
+        if text == PYTHON:
+            continue
+        for word in text.split():
+            if _INTERPRETER.fullmatch(os.path.basename(word)):
+                return word
+    return None
+
+
+def forbid_bare_python() -> None:
+    """Make every start of an interpreter other than :data:`PYTHON` fail, from now on.
+
+    An audit hook sees each ``subprocess.Popen``, ``os.exec*`` and
+    ``os.posix_spawn`` of this process before it happens and raises instead.
+    """
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "subprocess.Popen":  # (executable, args, cwd, env)
+            word = bare_python(args[1])
+        elif event in ("os.exec", "os.posix_spawn"):  # (path, argv, env)
+            word = bare_python([args[0], *args[1]])
+        else:
+            return
+        if word is not None:
+            raise RuntimeError(
+                f"a test started {word!r}: run helper processes under harness.PYTHON "
+                "(python(), vrouterctl(), vrouterd()), which has the project's dependencies"
+            )
+
+    sys.addaudithook(hook)
 
 
 def _prefix() -> str:
@@ -133,20 +208,22 @@ class Vrouterd:
         """Return the TAP name of vnet ``r``/``b``/``g``."""
         return f"{self.prefix}{color}"
 
-    def start(self, timeout: float = 20) -> None:
-        """Start the daemon and wait until its control socket answers."""
+    def start(self, *args: str, timeout: float = 20, env: dict[str, str] | None = None) -> None:
+        """Start the daemon (``env`` added to ours, ``args`` after ``-c CONFIG``) and wait
+        until its control socket answers."""
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vrouter.daemon.main", "-c", str(self.config)],
+                vrouterd("-c", str(self.config), *args),
                 stdout=log,
                 stderr=log,
+                env=None if env is None else {**os.environ, **env},
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"vrouterd exited {self.proc.returncode}:\n{self.logtext()}")
             try:
-                with Client(self.socket, timeout=2) as client:
+                with ControlClient(self.socket, timeout=2) as client:
                     client.call("status")
                 return
             except OSError:
@@ -171,19 +248,24 @@ class Vrouterd:
 
     def call(self, op: str, **args: Any) -> Any:
         """Make one control request."""
-        with Client(self.socket, timeout=10) as client:
+        with ControlClient(self.socket, timeout=10) as client:
             return client.call(op, **args)
 
     def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run ``vrouterctl ARGS`` against this daemon (never raises on its exit status)."""
-        cmd = [sys.executable, "-m", "vrouter.cli.vrouterctl", "--socket", self.socket, *args]
-        return run(*cmd, timeout=timeout, check=False)
+        return run(*vrouterctl("--socket", self.socket, *args), timeout=timeout, check=False)
 
     def exec(
         self, host: str, *cmd: str, timeout: float = 30, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run ``cmd`` inside host ``host``'s namespace."""
         return run("ip", "netns", "exec", self.ns(host), *cmd, timeout=timeout, check=check)
+
+    def python(
+        self, host: str, *args: str, timeout: float = 30, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run :data:`PYTHON` with ``args`` inside host ``host``'s namespace."""
+        return self.exec(host, *python(*args), timeout=timeout, check=check)
 
     def counters(self, vnet: str, ifname: str) -> dict[str, Any]:
         """Return the counters of one interface."""

@@ -35,8 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from vrouter.api.client import DEFAULT_SOCKET
-from vrouter.api.client import Client as ControlClient
+from vrouter.api.client import DEFAULT_SOCKET, ControlClient
 from vrouter.api.protocol import ApiError
 from vrouter.transport.message import (
     CTRL,

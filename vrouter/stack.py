@@ -20,8 +20,8 @@ from vrouter.core.registry import Registry, Subsystem
 from vrouter.core.sysctl import Sysctl
 from vrouter.core.vnet import VnetTree
 from vrouter.firewall import subsystem as firewall
-from vrouter.inet import state as inet_state
-from vrouter.inet6 import state as inet6_state
+from vrouter.inet import subsystem as inet_subsystem
+from vrouter.inet6 import subsystem as inet6_subsystem
 from vrouter.link import state as link_state
 from vrouter.route import state as route_state
 from vrouter.transport import sockets as transport
@@ -33,8 +33,8 @@ def builtin_subsystems() -> list[Subsystem]:
     return [
         link_state.SUBSYSTEM,
         route_state.SUBSYSTEM,
-        inet_state.SUBSYSTEM,
-        inet6_state.SUBSYSTEM,
+        inet_subsystem.SUBSYSTEM,
+        inet6_subsystem.SUBSYSTEM,
         firewall.SUBSYSTEM,
         transport.SUBSYSTEM,
         tcp_stack.SUBSYSTEM,

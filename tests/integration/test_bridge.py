@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, run, running
+from harness import Vrouterd, python, run, running, vrouterd
 
 pytestmark = pytest.mark.integration
 
@@ -185,8 +184,8 @@ def test_a_vlan_trunk_reaches_two_subnets_and_keeps_them_apart(seg: Vrouterd) ->
     ]
     v10_before = seg.counters("lab", "v10")["rx_packets"]
     result = run(
-        "ip", "netns", "exec", ns, sys.executable, "-c", TRUNK_HOST, f"{p}t", mac,
-        json.dumps(asks), timeout=30,
+        "ip", "netns", "exec", ns, *python("-c", TRUNK_HOST, f"{p}t", mac, json.dumps(asks)),
+        timeout=30,
     )  # fmt: skip
     answers = json.loads(result.stdout)
     assert answers == [[10, "198.51.100.1"], [20, "203.0.113.1"], None, None]
@@ -200,8 +199,7 @@ def test_a_vlan_trunk_reaches_two_subnets_and_keeps_them_apart(seg: Vrouterd) ->
 def test_a_vlan_parent_cannot_be_a_bridge_member(tmp_path: Path) -> None:
     daemon = Vrouterd(tmp_path, SEGMENT.replace('members = ["{p}1"', 'members = ["{p}t"'))
     result = run(
-        sys.executable, "-m", "vrouter.daemon.main", "--check", "-c", str(daemon.config),
-        check=False, timeout=30,
+        *vrouterd("--check", "-c", str(daemon.config)), check=False, timeout=30,
     )  # fmt: skip
     assert result.returncode != 0
     assert "is a member of bridge br0" in result.stdout + result.stderr

@@ -19,11 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, run
+from harness import Vrouterd, run, vrouterctl
 
 pytestmark = pytest.mark.integration
 
-CTL = (sys.executable, "-m", "vrouter.cli.vrouterctl")
+CTL = tuple(vrouterctl())
 UDP_TO_BROADCAST = (
     "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
     "s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1); "
@@ -76,7 +76,7 @@ def ping(daemon: Vrouterd, count: int = 2) -> None:
 
 
 def udp_broadcast(daemon: Vrouterd, count: int = 3) -> None:
-    daemon.exec("h1", sys.executable, "-c", UDP_TO_BROADCAST.format(n=count))
+    daemon.python("h1", "-c", UDP_TO_BROADCAST.format(n=count))
 
 
 def tcpdump_lines(text: str) -> list[str]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import DEMO_LIKE, Vrouterd
+from harness import DEMO_LIKE, Vrouterd, python, vrouterctl
 
 pytestmark = pytest.mark.integration
 
@@ -114,8 +113,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
         for host, args in (
             (
                 "h2",
-                [
-                    "python3",
+                python(
                     "-m",
                     "http.server",
                     "8080",
@@ -123,12 +121,11 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
                     "::",
                     "--directory",
                     str(www),
-                ],
+                ),
             ),
             (
                 "h1",
-                [
-                    "python3",
+                python(
                     "-m",
                     "http.server",
                     "8080",
@@ -136,10 +133,10 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
                     "::",
                     "--directory",
                     str(www),
-                ],
+                ),
             ),
-            ("h2", ["python3", "-c", UDP_ECHO]),
-            ("h1", ["python3", "-c", UDP_ECHO]),
+            ("h2", python("-c", UDP_ECHO)),
+            ("h1", python("-c", UDP_ECHO)),
         ):
             servers.append(
                 subprocess.Popen(
@@ -191,7 +188,7 @@ def _rule(daemon: Vrouterd, label: str) -> dict[str, object]:
 
 
 def _ask_udp(daemon: Vrouterd, host: str, target: str, sport: int, count: int = 2) -> int:
-    out = daemon.exec(host, "python3", "-c", UDP_ASK, target, str(sport), str(count), timeout=30)
+    out = daemon.python(host, "-c", UDP_ASK, target, str(sport), str(count), timeout=30)
     return int(out.stdout.strip())
 
 
@@ -302,15 +299,7 @@ def test_ruleset_replacement_keeps_a_running_transfer(edge: Vrouterd, tmp_path: 
         )
         time.sleep(1.5)
         load = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "vrouter.cli.vrouterctl",
-                "firewall",
-                "red",
-                "load",
-                str(new_rules),
-            ],
+            vrouterctl("firewall", "red", "load", str(new_rules)),
             env={**os.environ, "VROUTER_SOCKET": edge.socket},
             capture_output=True,
             text=True,
@@ -336,7 +325,7 @@ def test_bad_ruleset_is_refused_and_the_old_one_stays(edge: Vrouterd, tmp_path: 
         'default = "block"\n[[rules]]\naction = "pass"\nproto = "tcp"\nto = "198.51.100.0/33"\n'
     )
     load = subprocess.run(
-        [sys.executable, "-m", "vrouter.cli.vrouterctl", "firewall", "red", "load", str(bad)],
+        vrouterctl("firewall", "red", "load", str(bad)),
         env={**os.environ, "VROUTER_SOCKET": edge.socket},
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd
+from harness import Vrouterd, python, vrouterctl
 
 pytestmark = pytest.mark.integration
 
@@ -104,10 +104,7 @@ def test_curl_10mb_download(demo: Vrouterd, tmp_path: Path) -> None:
             "netns",
             "exec",
             demo.ns("h2"),
-            "python3",
-            "-m",
-            "http.server",
-            "8080",
+            *python("-m", "http.server", "8080"),
             "--bind",
             "198.51.100.2",
             "--directory",
@@ -165,7 +162,7 @@ def test_overlapping_addresses_are_isolated(demo: Vrouterd) -> None:
 
 def test_vrouterctl_views(demo: Vrouterd) -> None:
     env = {**os.environ, "VROUTER_SOCKET": demo.socket}
-    cmd = ["python3", "-m", "vrouter.cli.vrouterctl"]
+    cmd = vrouterctl()
     vnets = json.loads(
         subprocess.run(
             [*cmd, "vnet", "list", "--json"],

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, links, netns_list, run
+from harness import Vrouterd, links, netns_list, run, vrouterd
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +31,31 @@ def test_sigterm_removes_every_tap_and_namespace(fresh_daemon: Vrouterd) -> None
     assert _ours(fresh_daemon) == (set(), set())
     assert not Path(fresh_daemon.socket).exists()
     assert "removed netns" in fresh_daemon.logtext()
+
+
+def test_under_the_journal_lines_carry_priorities_and_no_time(fresh_daemon: Vrouterd) -> None:
+    fresh_daemon.log.touch()
+    st = fresh_daemon.log.stat()  # stderr is the journal's stream: systemd names it so
+    fresh_daemon.start(env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+    fresh_daemon.config.write_text(fresh_daemon.config.read_text() + "\n[vnets.red\n")
+    assert fresh_daemon.ctl("reload").returncode == 1
+    assert fresh_daemon.stop() == 0
+    lines = fresh_daemon.logtext().splitlines()
+    assert all(re.match(r"<[2-7]>", line) for line in lines), lines
+    assert not [line for line in lines if re.search(r"\d{4}-\d\d-\d\d", line)]  # no time
+    assert [line for line in lines if re.match(r"<6>INFO vrouter\.daemon: vrouterd .* ready", line)]
+    failed = [i for i, line in enumerate(lines) if line.startswith("<3>ERROR") and "reload" in line]
+    assert failed, lines
+    assert lines[failed[0] + 1].startswith("<3>")  # the error's second line: the TOML problem
+
+
+def test_json_log_lines(fresh_daemon: Vrouterd) -> None:
+    fresh_daemon.start("--log-format", "json")
+    assert fresh_daemon.stop() == 0
+    entries = [json.loads(line) for line in fresh_daemon.logtext().splitlines()]
+    assert {"time", "level", "logger", "message"} <= set(entries[0])
+    assert [e for e in entries if e["level"] == "info" and e["message"].startswith("vrouterd ")]
+    assert entries[-1]["message"] == "stopped"
 
 
 def test_sigint_also_cleans_up(fresh_daemon: Vrouterd) -> None:
@@ -74,7 +100,7 @@ def test_check_validates_only(tmp_path: Path) -> None:
         'addresses = ["192.0.2.1/33"]\n'
     )
     result = subprocess.run(
-        [sys.executable, "-m", "vrouter.daemon.main", "--check", "-c", str(bad)],
+        vrouterd("--check", "-c", str(bad)),
         capture_output=True,
         text=True,
         timeout=30,
@@ -84,7 +110,7 @@ def test_check_validates_only(tmp_path: Path) -> None:
     assert f"{bad}: vnets.red.interfaces.ep0.addresses[0]:" in result.stderr
     assert f"{bad}: vnets.red.interfaces.ep0.peer:" in result.stderr
     good = subprocess.run(
-        [sys.executable, "-m", "vrouter.daemon.main", "--check", "-c", "configs/demo.toml"],
+        vrouterd("--check", "-c", "configs/demo.toml"),
         capture_output=True,
         text=True,
         timeout=30,

@@ -74,7 +74,7 @@ def test_malformed_frames_are_dropped_and_counted(demo: Vrouterd) -> None:
     before = demo.counters("red", tap)["rx_drops"]
     cases = _cases()
     frames = [(header + packet).hex() for packet, _ in cases.values()]
-    demo.exec("h1", "python3", "-c", SENDER, tap, *frames)
+    demo.python("h1", "-c", SENDER, tap, *frames)
 
     expected: dict[str, int] = {}
     for _, reason in cases.values():
@@ -146,7 +146,7 @@ def test_malformed_ipv6_frames_are_dropped_and_counted(demo: Vrouterd) -> None:
     before = demo.counters("red", tap)["rx_drops"]
     errors_before = demo.call("netstat", vnet="red")["icmp6"]["out_errors"]
     cases = _cases6()
-    demo.exec("h1", "python3", "-c", SENDER, tap, *[(header + p).hex() for p, _ in cases.values()])
+    demo.python("h1", "-c", SENDER, tap, *[(header + p).hex() for p, _ in cases.values()])
 
     expected: dict[str, int] = {}
     for _, reason in cases.values():

@@ -12,13 +12,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import DEMO_LIKE, Vrouterd
+from harness import DEMO_LIKE, Vrouterd, python, vrouterctl
 
 pytestmark = pytest.mark.integration
 
@@ -63,10 +62,7 @@ def _iperf(daemon: Vrouterd, seconds: int = 3) -> dict[str, object]:
 def test_superframes_arrive_and_leave_as_valid_segments(mixed: Vrouterd, tmp_path: Path) -> None:
     pcap = tmp_path / "h2.pcap"
     ingress = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vrouter.cli.vrouterctl",
+        vrouterctl(
             "capture",
             "red",
             mixed.tap("r"),
@@ -75,7 +71,7 @@ def test_superframes_arrive_and_leave_as_valid_segments(mixed: Vrouterd, tmp_pat
             "-w",
             str(tmp_path / "red.pcap"),
             "tcp and greater 3000",
-        ],
+        ),
         env={**os.environ, "VROUTER_SOCKET": mixed.socket},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -150,10 +146,7 @@ def test_tcp_through_each_kind_of_hop_with_offloads(mixed: Vrouterd, tmp_path: P
             "netns",
             "exec",
             mixed.ns("h1"),
-            "python3",
-            "-m",
-            "http.server",
-            "8080",
+            *python("-m", "http.server", "8080"),
             "--bind",
             "::",
             "--directory",

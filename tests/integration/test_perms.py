@@ -18,13 +18,12 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, run
+from harness import PYTHON, Vrouterd, run, vrouterctl, vrouterd
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +96,7 @@ def as_user(uid: int, *cmd: str) -> list[str]:
 
 
 def ctl_as(daemon: Vrouterd, uid: int, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "vrouter.cli.vrouterctl", "--socket", daemon.socket, *args]
+    cmd = vrouterctl("--socket", daemon.socket, *args)
     return run(*as_user(uid, *cmd), timeout=60, check=False)
 
 
@@ -177,9 +176,9 @@ def test_nobody_is_refused_every_changing_command_on_red(daemon: Vrouterd) -> No
 def test_a_refusal_leaves_the_connection_usable(daemon: Vrouterd) -> None:
     script = (
         "import sys\n"
-        "from vrouter.api.client import Client\n"
+        "from vrouter.api.client import ControlClient\n"
         "from vrouter.api.protocol import ApiError\n"
-        f"c = Client({daemon.socket!r})\n"
+        f"c = ControlClient({daemon.socket!r})\n"
         "try:\n"
         "    c.call('route.add', vnet='red', prefix='192.0.2.0/24', type='blackhole')\n"
         "except ApiError as err:\n"
@@ -189,7 +188,7 @@ def test_a_refusal_leaves_the_connection_usable(daemon: Vrouterd) -> None:
         "print(added['prefix'])\n"
         "c.call('route.del', vnet='blue', prefix='192.0.2.0/24')\n"
     )
-    out = run(*as_user(NOBODY, sys.executable, "-c", script), timeout=30).stdout
+    out = run(*as_user(NOBODY, PYTHON, "-c", script), timeout=30).stdout
     assert out.splitlines() == [
         "refused: permission denied: uid 65534 may not manage vnet red",
         "routes: 1",
@@ -230,7 +229,7 @@ def test_nobody_may_manage_blue_and_what_it_holds(daemon: Vrouterd) -> None:
     daemon.call("firewall.load", vnet="blue", text="", source="reset")
 
     # capture is a right of blue's managers too: it starts and streams
-    cmd = [sys.executable, "-m", "vrouter.cli.vrouterctl", "--socket", daemon.socket]
+    cmd = vrouterctl("--socket", daemon.socket)
     capture = subprocess.Popen(
         as_user(NOBODY, *cmd, "capture", "blue", "ep0"),
         stdout=subprocess.PIPE,
@@ -330,9 +329,7 @@ def test_a_config_with_a_child_above_its_parent_is_refused(daemon: Vrouterd) -> 
     bad = daemon.config.read_text().replace("routes = 2\n", "routes = 9\n")
     check = daemon.dir / "bad.toml"
     check.write_text(bad)
-    result = run(
-        sys.executable, "-m", "vrouter.daemon.main", "--check", "-c", str(check), check=False
-    )
+    result = run(*vrouterd("--check", "-c", str(check)), check=False)
     assert result.returncode == 2
     assert (
         "vnets.lab/r1.limits.routes: route limit 9 of vnet lab/r1 is above the route limit "
@@ -368,7 +365,7 @@ def test_sockets_only_where_the_uid_has_rights(daemon: Vrouterd) -> None:
         "except ApiError as err:\n"
         "    print('red routes:', err)\n"
     )
-    out = run(*as_user(NOBODY, sys.executable, "-c", script), timeout=30).stdout.splitlines()
+    out = run(*as_user(NOBODY, PYTHON, "-c", script), timeout=30).stdout.splitlines()
     assert out[0].startswith("red: permission denied: uid 65534 may not")
     assert out[1] == "blue: ('0.0.0.0', 520)"  # manage on blue grants ports below 1024
     assert out[2].startswith("red routes: permission denied")

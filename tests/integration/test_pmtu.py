@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd
+from harness import Vrouterd, python
 
 pytestmark = pytest.mark.integration
 
@@ -44,10 +44,7 @@ def test_curl_10mb_across_the_narrow_link(
             "netns",
             "exec",
             narrow.ns("h2"),
-            "python3",
-            "-m",
-            "http.server",
-            "8080",
+            *python("-m", "http.server", "8080"),
             "--bind",
             bind,
             "--directory",

@@ -74,7 +74,7 @@ def test_udp_echo_server_in_a_vnet_answers_a_linux_host(
         sock.bind((bind, 9999))
         seen: list[object] = []
         thread = _echo_once(sock, seen)
-        result = demo.exec("h2", "python3", "-c", ASK, address, "ping-from-h2", "9999")
+        result = demo.python("h2", "-c", ASK, address, "ping-from-h2", "9999")
         thread.join(10)
         reply, source = result.stdout.split()
         assert reply == "echo:ping-from-h2"
@@ -93,7 +93,7 @@ def test_a_datagram_through_the_other_vnet_arrives_on_the_epair(
         sock.bind(("0.0.0.0", 9998))
         seen: list[object] = []
         thread = _echo_once(sock, seen)
-        result = demo.exec("h1", "python3", "-c", ASK, "198.51.100.1", "via-red", "9998")
+        result = demo.python("h1", "-c", ASK, "198.51.100.1", "via-red", "9998")
         thread.join(10)
         assert result.stdout.split() == ["echo:via-red", "198.51.100.1"]
         assert seen[0].ifindex == _index(demo, "blue", "ep0")  # type: ignore[attr-defined]
@@ -107,9 +107,8 @@ def test_same_port_in_two_vnets_are_separate(demo: Vrouterd, client: Client) -> 
         for sock in (red, blue):
             sock.bind(("0.0.0.0", 5300))
             sock.settimeout(0.5)
-        demo.exec(
+        demo.python(
             "h1",
-            "python3",
             "-c",
             "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
             "s.sendto(b'for red', ('192.0.2.1', 5300))",
@@ -133,14 +132,14 @@ def test_no_socket_means_port_unreachable(demo: Vrouterd) -> None:
         s.recv(100)
         """
     )
-    result = demo.exec("h2", "python3", "-c", connected, check=False)
+    result = demo.python("h2", "-c", connected, check=False)
     assert "ConnectionRefusedError" in result.stderr
 
 
 def test_raw_socket_receives_its_protocol(demo: Vrouterd, client: Client) -> None:
     with client.socket("blue", socket.AF_INET, socket.SOCK_RAW, 89) as sock:
         sock.settimeout(10)
-        demo.exec("h2", "python3", "-c", RAW_SEND, "198.51.100.1")
+        demo.python("h2", "-c", RAW_SEND, "198.51.100.1")
         data, (source, _), info = sock.recvmsg_info()
         assert data == b"hello OSPF-shaped"
         assert source == "198.51.100.2" and info.dst == "198.51.100.1"
@@ -187,7 +186,7 @@ def test_asyncio_endpoint(demo: Vrouterd, client: Client) -> None:
         )
         try:
             result = await asyncio.to_thread(
-                demo.exec, "h2", "python3", "-c", ASK, "198.51.100.1", "quiet", "9996"
+                demo.python, "h2", "-c", ASK, "198.51.100.1", "quiet", "9996"
             )
             return result.stdout.split()[0]
         finally:

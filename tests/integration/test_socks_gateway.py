@@ -6,13 +6,12 @@ import ipaddress
 import socket
 import struct
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
 
 import pytest
-from harness import DEMO_LIKE, Vrouterd, running
+from harness import DEMO_LIKE, PYTHON, Vrouterd, running
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +78,7 @@ def _header(address: str, port: int) -> bytes:
 
 def _echo(daemon: Vrouterd, address: str, count: int) -> subprocess.Popen[str]:
     server = subprocess.Popen(
-        ["ip", "netns", "exec", daemon.ns("h2"), sys.executable, "-c", ECHO, address, str(count)],
+        ["ip", "netns", "exec", daemon.ns("h2"), PYTHON, "-c", ECHO, address, str(count)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -170,7 +169,7 @@ def test_a_client_that_resets_after_connect_leaves_no_connection_behind(
     gateway: Vrouterd,
 ) -> None:
     server = subprocess.Popen(
-        ["ip", "netns", "exec", gateway.ns("h2"), sys.executable, "-c", LISTENER],
+        ["ip", "netns", "exec", gateway.ns("h2"), PYTHON, "-c", LISTENER],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -7,14 +7,14 @@ import re
 import subprocess
 
 import pytest
-from harness import Vrouterd
+from harness import Vrouterd, vrouterctl
 
 pytestmark = pytest.mark.integration
 
 
 def _ctl(demo: Vrouterd, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["python3", "-m", "vrouter.cli.vrouterctl", *args],
+        vrouterctl(*args),
         env={**os.environ, "VROUTER_SOCKET": demo.socket},
         capture_output=True,
         text=True,

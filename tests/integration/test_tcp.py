@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import DEMO_LIKE, Vrouterd, run, running
+from harness import DEMO_LIKE, Vrouterd, python, run, running
 from netem import Relay
 
 from vrouter.client import Client
@@ -151,10 +151,7 @@ def _http_server_in_h2(daemon: Vrouterd, root: Path) -> subprocess.Popen[bytes]:
             "netns",
             "exec",
             daemon.ns("h2"),
-            "python3",
-            "-m",
-            "http.server",
-            "8081",
+            *python("-m", "http.server", "8081"),
             "--bind",
             "::",
             "--directory",
@@ -310,7 +307,7 @@ def test_200_concurrent_connections_leave_nothing_behind(tcp_lab: Vrouterd) -> N
 
         thread = threading.Thread(target=serve, daemon=True)
         thread.start()
-        result = tcp_lab.exec("h2", "python3", "-c", CLIENTS, "198.51.100.1", "7007", timeout=120)
+        result = tcp_lab.python("h2", "-c", CLIENTS, "198.51.100.1", "7007", timeout=120)
         thread.join(30)
     assert result.stdout.strip() == "200"
     deadline = time.monotonic() + 30
@@ -371,9 +368,8 @@ def test_a_syn_flood_does_not_stop_an_established_transfer(
         )
         time.sleep(0.5)
         # 20,000 SYNs from h1 (across red) to blue's listener port, bounded.
-        tcp_lab.exec(
+        tcp_lab.python(
             "h1",
-            "python3",
             "-c",
             SYN_FLOOD,
             "192.0.2.2",

@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import DEMO_LIKE, Vrouterd, netns_list, running
+from harness import DEMO_LIKE, PYTHON, Vrouterd, netns_list, running, vrouterctl
 
 from vrouter.api.protocol import ApiError
 from vrouter.client import Client
@@ -92,7 +91,7 @@ def test_tcp_download_across_the_wire_matches(pair: Vrouterd, tmp_path: Path) ->
     blob = root / "blob"
     blob.write_bytes(os.urandom(SIZE))
     server = subprocess.Popen(
-        ["ip", "netns", "exec", pair.ns("h2"), sys.executable, "-m", "http.server",
+        ["ip", "netns", "exec", pair.ns("h2"), PYTHON, "-m", "http.server",
          "-b", "198.51.100.2", "-d", str(root), "8080"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -157,15 +156,14 @@ def test_a_socket_in_the_second_worker_answers_a_host(pair: Vrouterd) -> None:
             "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5); "
             "s.sendto(b'hi', ('198.51.100.1', 9977)); print(s.recvfrom(100)[0].decode())"
         )
-        out = pair.exec("h1", sys.executable, "-c", ask).stdout.strip()
+        out = pair.python("h1", "-c", ask).stdout.strip()
         thread.join(10)
     assert out == "echo:hi"
 
 
 def test_capture_through_the_front(pair: Vrouterd) -> None:
     capture = subprocess.Popen(
-        [sys.executable, "-m", "vrouter.cli.vrouterctl", "--socket", pair.socket,
-         "capture", "blue", pair.tap("b"), "-c", "2", "icmp"],
+        vrouterctl("--socket", pair.socket, "capture", "blue", pair.tap("b"), "-c", "2", "icmp"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -265,6 +263,45 @@ def test_a_dead_worker_stops_the_daemon_and_the_next_start_cleans_up(tmp_path: P
         assert not {n for n in netns_list() if n.startswith(daemon.prefix)}
     finally:
         daemon.cleanup()
+
+
+def test_after_kill_9_of_every_process_the_next_start_removes_the_worker_leftovers(
+    tmp_path: Path,
+) -> None:
+    daemon = Vrouterd(tmp_path, _two_workers(_free_port()))
+    state = daemon.dir / "state"
+    try:
+        daemon.start()
+        pids = [w["pid"] for w in _workers(daemon)]
+        assert daemon.proc is not None
+        for pid in [daemon.proc.pid, *pids]:
+            assert isinstance(pid, int)
+            os.kill(pid, signal.SIGKILL)
+        daemon.proc.wait(10)
+        for pid in pids:
+            _wait_gone(pid)
+        assert (state / "worker-0" / "owned.json").exists()
+        assert len({n for n in netns_list() if n.startswith(daemon.prefix)}) == 4
+        # The next run has no workers: it removes their namespaces and directories.
+        daemon.config.write_text(daemon.config.read_text().replace("workers = 2\n", ""))
+        daemon.start()
+        assert "left by a previous run" in daemon.logtext()
+        assert sorted(p.name for p in state.iterdir()) == ["owned.json"]
+        daemon.wait_ipv6()
+        out = daemon.exec("h1", "ping", "-c", "2", "-i", "0.2", "198.51.100.2").stdout
+        assert " 0% packet loss" in out
+        assert daemon.stop() == 0
+        assert not {n for n in netns_list() if n.startswith(daemon.prefix)}
+        assert list(state.iterdir()) == []
+    finally:
+        daemon.cleanup()
+
+
+def _wait_gone(pid: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        assert time.monotonic() < deadline, f"pid {pid} still there"
+        time.sleep(0.05)
 
 
 def test_destroying_an_end_of_a_wire_unplugs_the_other_end(tmp_path: Path) -> None:

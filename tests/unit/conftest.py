@@ -668,9 +668,8 @@ class Lab6(Lab):
     def vnet(self, name: str) -> Vnet:
         """Create vnet ``name`` with a seeded ND random generator."""
         vnet = super().vnet(name)
-        table = vnet.inet6.nd
-        table.rng = random.Random(name)
-        table.reachable_time = table.base_reachable_time * table.rng.uniform(0.5, 1.5)
+        vnet.inet6.rng = random.Random(name)
+        vnet.inet6.nd.draw_reachable_time(vnet.inet6.rng)
         return vnet
 
     def iface6(

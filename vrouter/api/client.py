@@ -1,7 +1,7 @@
 """A synchronous client of the control socket.
 
 Some replies carry a file descriptor (SCM_RIGHTS) with their line, e.g. a
-capture's socket; :meth:`Client.call_fd` receives those.
+capture's socket; :meth:`ControlClient.call_fd` receives those.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from vrouter.api.protocol import MAX_REPLY, ApiError, encode
 DEFAULT_SOCKET = "/run/vrouter/control.sock"
 
 
-class Client:
+class ControlClient:
     """One connection to vrouterd's control socket."""
 
     def __init__(self, path: str = DEFAULT_SOCKET, timeout: float = 10.0) -> None:
@@ -77,7 +77,7 @@ class Client:
         self._file.close()
         self._sock.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> ControlClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

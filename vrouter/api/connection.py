@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import json
 import os
 import socket
 import struct
@@ -21,6 +22,45 @@ from vrouter.core.perms import Cred
 
 PASS_TIMEOUT = 10.0
 """Seconds to wait for earlier replies to leave before passing a descriptor."""
+ROWS_PER_SLICE = 512
+"""Rows of a streamed view encoded per loop pass (the data path runs in between)."""
+
+
+class Rows:
+    """A view's result that is a list of any length, written a slice at a time.
+
+    ``items`` is a snapshot (a list taken when the request was answered, so
+    later changes do not disturb it); ``describe`` turns one item into its
+    JSON value when its slice is written.  The reply is still one JSON line,
+    ``{"ok":true,"result":[...]}``: clients need nothing new, and no loop
+    pass spends longer than one slice on it.
+    """
+
+    def __init__(self, items: list[Any], describe: Callable[[Any], Any]) -> None:
+        self.items = items
+        self.describe = describe
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def materialize(self) -> list[Any]:
+        """Return the whole list at once (for a reply that is not streamed)."""
+        return [self.describe(item) for item in self.items]
+
+
+async def write_rows(writer: asyncio.StreamWriter, rows: Rows) -> None:
+    """Write ``rows`` as one reply line, a slice per loop pass, waiting for the reader."""
+    writer.write(b'{"ok":true,"result":[')
+    items, describe, dumps = rows.items, rows.describe, _COMPACT.encode
+    for start in range(0, len(items), ROWS_PER_SLICE):
+        chunk = ",".join(dumps(describe(item)) for item in items[start : start + ROWS_PER_SLICE])
+        writer.write((("," if start else "") + chunk).encode())
+        await writer.drain()
+        await asyncio.sleep(0)
+    writer.write(b"]}\n")
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def peer_cred(sock: Any) -> Cred:

@@ -43,7 +43,8 @@ def _end(text: str) -> tuple[str, str]:
     return vnet, name
 
 
-def _prefix(text: str) -> Prefix:
+def parse_prefix(text: str) -> Prefix:
+    """Return the prefix ``text`` names (ADDR/LEN); ApiError saying what is wrong."""
     if text == "default":
         raise ApiError("write the default route as 0.0.0.0/0 or ::/0")
     try:
@@ -115,7 +116,7 @@ async def address_del(host: Host, args: dict[str, Any]) -> Any:
 
 
 async def route_add(host: Host, args: dict[str, Any]) -> Any:
-    prefix = _prefix(args["prefix"])
+    prefix = parse_prefix(args["prefix"])
     via = None
     if "via" in args:
         try:
@@ -127,7 +128,7 @@ async def route_add(host: Host, args: dict[str, Any]) -> Any:
 
 
 async def route_del(host: Host, args: dict[str, Any]) -> Any:
-    return ops_of(host).remove_route(args["vnet"], _prefix(args["prefix"])).describe()
+    return ops_of(host).remove_route(args["vnet"], parse_prefix(args["prefix"])).describe()
 
 
 # -- knobs and the firewall --------------------------------------------------------------

@@ -299,7 +299,9 @@ _OPS: tuple[Operation, ...] = (
               args=(VNET, INTERFACE, ADDRESS), rights=on("vnet"), runs="locked"),
     # -- routes and neighbours
     Operation("route.show", "the routes of a vnet", "views.route_show",
-              args=(VNET, Arg("family", "text", "inet or inet6", choices=("inet", "inet6")))),
+              args=(VNET, Arg("family", "text", "inet or inet6", choices=("inet", "inet6")),
+                    Arg("prefix", "text", "only routes within this ADDR/LEN"),
+                    Arg("limit", "int", "at most this many routes", low=0))),
     Operation("route.add", "add a static route", "manage.route_add",
               args=(VNET, PREFIX,
                     Arg("type", "text", "the route's type", default="unicast",

@@ -27,15 +27,20 @@ MAX_REPLY = 1 << 30
 """Longest reply line a client takes, in bytes: a view of a million routes fits."""
 
 
-class ApiError(Exception):
+class ApiError(OSError):
     """A request was refused; the message goes back to the client.
 
-    ``errno`` is set where a kernel socket call would fail with that code.
+    It is an OSError, so code written for kernel sockets handles it;
+    ``errno`` is set where a kernel call would fail with that code
+    (EACCES: permission denied, EMFILE: a socket limit, EADDRINUSE …).
     """
 
     def __init__(self, message: str, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
     def reply(self) -> dict[str, Any]:
         """Return the error response."""
@@ -44,14 +49,52 @@ class ApiError(Exception):
 
     @classmethod
     def from_reply(cls, reply: dict[str, Any]) -> ApiError:
-        """Return the error an error response stands for."""
+        """Return the error an error response stands for.
+
+        Like ``OSError(errno, …)`` it is of the subclass the errno calls for
+        (PermissionError for EACCES, ConnectionRefusedError …), and an ApiError.
+        """
         code = getattr(errno_mod, str(reply.get("errno")), None)
-        return cls(reply.get("error", "request failed"), code if isinstance(code, int) else None)
+        code = code if isinstance(code, int) else None
+        kind = _BY_ERRNO.get(code, cls) if code is not None else cls
+        return kind(reply.get("error", "request failed"), code)
+
+
+class ApiPermissionError(ApiError, PermissionError):
+    """A request refused for want of rights (EACCES)."""
+
+
+class ApiConnectionRefusedError(ApiError, ConnectionRefusedError):
+    """A connection refused by its peer (ECONNREFUSED)."""
+
+
+class ApiConnectionResetError(ApiError, ConnectionResetError):
+    """A connection reset by its peer (ECONNRESET)."""
+
+
+class ApiTimeoutError(ApiError, TimeoutError):
+    """Nothing came back in time (ETIMEDOUT)."""
+
+
+_BY_ERRNO: dict[int, type[ApiError]] = {
+    errno_mod.EACCES: ApiPermissionError,
+    errno_mod.EPERM: ApiPermissionError,
+    errno_mod.ECONNREFUSED: ApiConnectionRefusedError,
+    errno_mod.ECONNRESET: ApiConnectionResetError,
+    errno_mod.ETIMEDOUT: ApiTimeoutError,
+}
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    """Return ``message`` as one protocol line."""
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    """Return ``message`` as one protocol line (a streamed view is written out whole)."""
+    return json.dumps(message, separators=(",", ":"), default=_whole).encode() + b"\n"
+
+
+def _whole(value: Any) -> Any:
+    materialize = getattr(value, "materialize", None)
+    if materialize is None:
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return materialize()
 
 
 def decode_request(line: bytes) -> tuple[str, dict[str, Any]]:

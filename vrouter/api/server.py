@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import struct
@@ -31,7 +32,7 @@ from types import ModuleType
 from typing import Any, Final
 
 from vrouter.api import manage, passing, views
-from vrouter.api.connection import peer_cred, send_with_fd, serve_lines
+from vrouter.api.connection import Rows, peer_cred, send_with_fd, serve_lines, write_rows
 from vrouter.api.host import Host
 from vrouter.api.operations import TABLE, Operation, lookup, refusal
 from vrouter.api.passing import Capture, PassFd
@@ -165,7 +166,10 @@ class ControlServer:
         async def respond(line: bytes) -> None:
             cred = (caller_of(line) or peer) if trusted else peer
             reply, passing = await self.answer(line, cred, trusted)
-            if passing is None:
+            result = reply.get("result")
+            if isinstance(result, Rows):
+                await write_rows(writer, result)
+            elif passing is None:
                 writer.write(encode(reply))
             else:
                 await self._pass_fd(writer, encode(reply), passing)
@@ -227,7 +231,7 @@ class ControlServer:
         checked = operation.check(args)
         why = self.check(op, checked, cred)
         if why is not None:
-            raise ApiError(why)
+            raise ApiError(why, errno.EACCES)
         if operation.binds and cred is not None:
             tree = self.daemon.tree
             name = checked["vnet"]

@@ -173,13 +173,13 @@ def open_socket(daemon: Host, args: dict[str, Any]) -> tuple[Any, socket.socket,
     try:
         limits.check_sockets(vnet, in_use(daemon, vnet))
     except limits.LimitError as err:
-        raise ApiError(str(err)) from None
+        raise ApiError(str(err), errno.EMFILE) from None
     sock = None
     if kind != "route":
         try:
             sock = sockets.open_socket(vnet, family, kind, proto)
         except sockets.SocketError as err:
-            raise ApiError(f"vnet {vnet.name}: {err}") from None
+            raise ApiError(f"vnet {vnet.name}: {err}", err.errno) from None
         sock.privileged = bool(args.get("_privileged", True))
     ours, theirs = _pair()
     endpoint = Endpoint(daemon, vnet, ours, kind, sock)

@@ -210,11 +210,15 @@ class Gateway:
             try:
                 host = str(ipaddress.ip_address(name.strip("[]")))
             except ValueError:
-                await reader.readexactly(2)
-                await self._reply(writer, HOST_UNREACHABLE)
-                log.info("vnet %s: SOCKS5: %r is not an IP address (vnets have no resolver)",
-                         self.config.vnet, name)
-                return None
+                if command != UDP_ASSOCIATE:
+                    await reader.readexactly(2)
+                    await self._reply(writer, HOST_UNREACHABLE)
+                    log.info("vnet %s: SOCKS5: %r is not an IP address (vnets have no resolver)",
+                             self.config.vnet, name)
+                    return None
+                # The client's expected address: the server may ignore it (RFC 1928 7),
+                # and does (PySocks sends a name here by default).
+                host = ""
         else:
             await self._reply(writer, ADDRESS_NOT_SUPPORTED)
             return None

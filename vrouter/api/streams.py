@@ -344,13 +344,13 @@ def listen(daemon: Host, args: dict[str, Any]) -> tuple[Any, socket.socket, List
     try:
         limits.check_sockets(vnet, sockets.in_use(daemon, vnet))
     except limits.LimitError as err:
-        raise ApiError(str(err)) from None
+        raise ApiError(str(err), errno.EMFILE) from None
     _hook(vnet)
     try:
         listener = vnet.tcp.listen(family, _address(vnet, family, args.get("address")), port,
                                    backlog)
     except TcpError as err:
-        raise ApiError(f"vnet {vnet.name}: {err}") from None
+        raise ApiError(f"vnet {vnet.name}: {err}", err.errno) from None
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     endpoint = ListenEndpoint(daemon, vnet, listener, ours)
     log.info("vnet %s: tcp listening on port %d", vnet.name, listener.port)
@@ -381,7 +381,7 @@ async def establish(daemon: Host, args: dict[str, Any]) -> tuple[Vnet, Connectio
     try:
         limits.check_sockets(vnet, sockets.in_use(daemon, vnet))
     except limits.LimitError as err:
-        raise ApiError(str(err)) from None
+        raise ApiError(str(err), errno.EMFILE) from None
     _hook(vnet)
     now = daemon.driver.now()
     try:

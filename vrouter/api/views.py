@@ -11,14 +11,17 @@ import ipaddress
 from collections import Counter
 from typing import Any
 
+from vrouter.api.connection import Rows
 from vrouter.api.host import Host, vnet_of
+from vrouter.api.manage import parse_prefix
 from vrouter.api.protocol import ApiError
 from vrouter.core import limits, perms
 from vrouter.core.perms import Policy
 from vrouter.core.sysctl import SysctlError
 from vrouter.core.vnet import Vnet
 from vrouter.inet.state import stats_dict
-from vrouter.link.bridge import Bridge
+from vrouter.link.bridge import Bridge, FdbEntry
+from vrouter.route.fib import Route
 from vrouter.stack import ESSENTIAL, discover
 
 
@@ -178,26 +181,37 @@ def ifconfig(host: Host, args: dict[str, Any]) -> Any:
 
 
 def route_show(host: Host, args: dict[str, Any]) -> Any:
+    """The routes of a vnet, streamed: ``family``, ``prefix`` (routes within it), ``limit``."""
     vnet = vnet_of(host, args)
     family = args.get("family")
-    tables = {"inet": vnet.route.fib, "inet6": vnet.route.fib6}
-    return [
-        route.describe() for name, fib in tables.items() if family in (None, name) for route in fib
-    ]
+    within = None
+    if "prefix" in args:
+        within = parse_prefix(args["prefix"])
+        family = "inet" if within.version == 4 else "inet6"
+        if args.get("family") not in (None, family):
+            return Rows([], Route.describe)
+    routes: list[Route] = []
+    for name, fib in (("inet", vnet.route.fib), ("inet6", vnet.route.fib6)):
+        if family in (None, name):
+            routes.extend(fib)
+    if within is not None:
+        routes = [r for r in routes if r.prefix.subnet_of(within)]  # type: ignore[arg-type]
+    limit = args.get("limit")
+    return Rows(routes if limit is None else routes[:limit], Route.describe)
 
 
 def ndp_show(host: Host, args: dict[str, Any]) -> Any:
     vnet = vnet_of(host, args)
     now = host.driver.now()
     entries = sorted(vnet.inet6.nd.entries.values(), key=lambda e: (e.ifnet.name, e.ip))
-    return [entry.describe(now) for entry in entries]
+    return Rows(entries, lambda entry: entry.describe(now))
 
 
 def arp_show(host: Host, args: dict[str, Any]) -> Any:
     vnet = vnet_of(host, args)
     now = host.driver.now()
     entries = sorted(vnet.inet.arp.entries.values(), key=lambda e: (e.ifnet.name, e.ip))
-    return [entry.describe(now) for entry in entries]
+    return Rows(entries, lambda entry: entry.describe(now))
 
 
 def _bridges(host: Host, args: dict[str, Any]) -> list[Bridge]:
@@ -217,33 +231,22 @@ def bridge_show(host: Host, args: dict[str, Any]) -> Any:
 
 def bridge_fdb(host: Host, args: dict[str, Any]) -> Any:
     now = host.driver.now()
-    result = []
+    rows: list[tuple[Bridge, FdbEntry]] = []
     for bridge in _bridges(host, args):
-        ageing = bridge.state.ageing_time
         bridge.now = max(bridge.now, now)
-        for entry in bridge.entries():
-            result.append({"bridge": bridge.ifnet.name, **entry.describe(now, ageing)})
-    return result
+        rows.extend((bridge, entry) for entry in bridge.entries())
+
+    def describe(row: tuple[Bridge, FdbEntry]) -> dict[str, object]:
+        bridge, entry = row
+        return {"bridge": bridge.ifnet.name, **entry.describe(now, bridge.state.ageing_time)}
+
+    return Rows(rows, describe)
 
 
 def netstat(host: Host, args: dict[str, Any]) -> Any:
     vnet = vnet_of(host, args)
     inet, inet6 = vnet.inet, vnet.inet6
-    refusals = {f"{kind}_refused": n for kind, n in _limit_refusals(vnet).items()}
-    if not hasattr(vnet, "firewall"):
-        return {
-            "ip": stats_dict(inet.stats),
-            "ip_reass": stats_dict(inet.reass.stats),
-            "icmp": stats_dict(inet.icmp),
-            "arp": stats_dict(inet.arpstat),
-            "ip6": stats_dict(inet6.stats),
-            "ip6_reass": stats_dict(inet6.reass.stats),
-            "icmp6": stats_dict(inet6.icmp),
-            "drops": _drops_by_reason(vnet),
-        **({"tcp": vnet.tcp.stats.as_dict()} if hasattr(vnet, "tcp") else {}),
-            "limits": refusals,
-        }
-    return {
+    result: dict[str, Any] = {
         "ip": stats_dict(inet.stats),
         "ip_reass": stats_dict(inet.reass.stats),
         "icmp": stats_dict(inet.icmp),
@@ -251,16 +254,19 @@ def netstat(host: Host, args: dict[str, Any]) -> Any:
         "ip6": stats_dict(inet6.stats),
         "ip6_reass": stats_dict(inet6.reass.stats),
         "icmp6": stats_dict(inet6.icmp),
-        "pf": {
+    }
+    if hasattr(vnet, "firewall"):
+        result["pf"] = {
             **stats_dict(vnet.firewall.fw.stats),
             "rejects_sent": vnet.firewall.rejects_sent,
             "log_suppressed": vnet.firewall.log_suppressed,
-        },
-        "pf_states": stats_dict(vnet.firewall.fw.states.stats),
-        "drops": _drops_by_reason(vnet),
-        **({"tcp": vnet.tcp.stats.as_dict()} if hasattr(vnet, "tcp") else {}),
-        "limits": refusals,
-    }
+        }
+        result["pf_states"] = stats_dict(vnet.firewall.fw.states.stats)
+    result["drops"] = _drops_by_reason(vnet)
+    if hasattr(vnet, "tcp"):
+        result["tcp"] = vnet.tcp.stats.as_dict()
+    result["limits"] = {f"{kind}_refused": n for kind, n in _limit_refusals(vnet).items()}
+    return result
 
 
 def _endpoint_text(address: bytes, port: int) -> str:
@@ -329,7 +335,7 @@ def firewall_show(host: Host, args: dict[str, Any]) -> Any:
 def firewall_states(host: Host, args: dict[str, Any]) -> Any:
     vnet = _firewalled(host, args)
     now = host.driver.now()
-    return [state.describe(now) for state in vnet.firewall.fw.states]
+    return Rows(list(vnet.firewall.fw.states), lambda state: state.describe(now))
 
 
 

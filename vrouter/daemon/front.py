@@ -8,9 +8,11 @@ what must stay in one place:
   runs it, on a connection of the client's own (so a descriptor a worker
   passes, a capture or a socket, is passed on to the client as it came);
   the request carries the caller, and the worker checks its rights as if
-  the caller had asked it directly.  ``vnet.list``, ``vnet.tree`` and the
-  module requests go to every worker and the answers are joined;
-  ``status`` and ``reload`` are the front's own.
+  the caller had asked it directly.  Where each request goes is the
+  operations table's ``route`` (:mod:`vrouter.api.operations`): ``vnet.list``,
+  ``vnet.tree`` and the module requests go to every worker and the answers
+  are joined; ``status``, ``reload`` and vnet placement are the front's own.
+  The connections are :mod:`vrouter.daemon.channel`'s.
 - the **config and its reloads**: the front reads the file once, refuses
   what cannot change live (a vnet moving between workers, a wire added or
   removed, any ``[daemon]`` setting but ``log_level`` and ``admins``), asks
@@ -18,7 +20,7 @@ what must stay in one place:
   the workers that had applied the new text are given the old one back.
 - the **metrics exporter**: each scrape asks every worker for its metrics
   (``metrics.scrape``) and serves them as one target, with per-worker CPU
-  time, memory and liveness (``vrouter_worker_*``).
+  time, memory and liveness (``vrouter_worker_*``; :mod:`vrouter.daemon.workers_metrics`).
 - **systemd**: READY=1 once every worker is ready, reload brackets,
   watchdog keep-alives.
 
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import json
 import logging
@@ -41,21 +42,19 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.process_collector import ProcessCollector
 
 from vrouter import __version__
 from vrouter.api.connection import peer_cred, send_with_fd, serve_lines
 from vrouter.api.operations import Operation, lookup
-from vrouter.api.protocol import MAX_LINE, MAX_REPLY, ApiError, decode_request, encode, forwarded
-from vrouter.core.perms import ROOT, Cred
-from vrouter.daemon import hostns, metrics, systemd
+from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode
+from vrouter.daemon import hostns, logs, metrics, systemd
+from vrouter.daemon.channel import Answer, Session, WorkerProcess
 from vrouter.daemon.config import Config, ConfigError, parse, read
 from vrouter.daemon.reload import ReloadError, ReloadRecord, daemon_refusals, recreates
 from vrouter.daemon.workers import (
@@ -68,6 +67,7 @@ from vrouter.daemon.workers import (
     wires,
     worker_socket,
 )
+from vrouter.daemon.workers_metrics import WorkersCollector
 
 log = logging.getLogger("vrouter.front")
 
@@ -77,206 +77,8 @@ STOP_TIMEOUT = 20.0
 """Seconds workers have to exit after SIGTERM before they are killed."""
 SCRAPE_TIMEOUT = 5.0
 """Seconds a worker has to answer a metrics scrape."""
-RELOAD_TIMEOUT = 120.0
-"""Seconds a worker has to check or apply its share of a reload."""
 SCRAPE_LIMIT = 256 << 20
 """Longest metrics text taken from a worker (thousands of vnets' series)."""
-PR_SET_PDEATHSIG = 1
-FRONT_FAMILIES = frozenset(
-    {
-        "vrouter_build_info",
-        "vrouter_start_time_seconds",
-        "vrouter_vnets",
-        "vrouter_config_reloads",
-        "vrouter_config_last_reload_success_timestamp_seconds",
-    }
-)
-"""Daemon-wide families the front answers itself (not once per worker)."""
-
-
-def follow(spec: Spec) -> None:
-    """Make this worker get SIGTERM when its front dies; exit if it already has."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != spec.front:
-        sys.exit("vrouterd: the front process is gone")
-
-
-class Channel:
-    """One connection to a worker's control socket, one request at a time."""
-
-    def __init__(self, sock: socket.socket, limit: int = MAX_REPLY) -> None:
-        self.sock = sock
-        self.limit = limit
-        """Longest reply line taken (a metrics scrape's is longer than any request's)."""
-        self._buffer = bytearray()
-        self.lock = asyncio.Lock()
-
-    @classmethod
-    async def open(cls, path: str, limit: int = MAX_REPLY) -> Channel:
-        """Connect to the worker's socket at ``path`` without blocking the loop."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        try:
-            await asyncio.get_running_loop().sock_connect(sock, path)
-        except OSError:
-            sock.close()
-            raise
-        return cls(sock, limit)
-
-    async def call(self, line: bytes) -> tuple[bytes, list[int]]:
-        """Send a request line; return the reply line and any descriptors that came with it."""
-        async with self.lock:
-            loop = asyncio.get_running_loop()
-            await loop.sock_sendall(self.sock, line)
-            fds: list[int] = []
-            try:
-                searched = 0  # bytes of the buffer known to hold no newline
-                while (end := self._buffer.find(b"\n", searched)) < 0:
-                    searched = len(self._buffer)
-                    if searched > self.limit:
-                        raise ConnectionError("the worker sent an overlong reply")
-                    await self._readable(loop)
-                    try:
-                        data, got, _, _ = socket.recv_fds(self.sock, 65536, 4)
-                    except BlockingIOError:
-                        continue
-                    fds.extend(got)
-                    if not data:
-                        raise ConnectionError("the worker closed the connection")
-                    self._buffer += data
-            except BaseException:
-                for fd in fds:
-                    os.close(fd)
-                raise
-            reply = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
-            return reply + b"\n", fds
-
-    async def _readable(self, loop: asyncio.AbstractEventLoop) -> None:
-        ready: asyncio.Future[None] = loop.create_future()
-        fd = self.sock.fileno()
-        def wake() -> None:
-            if not ready.done():
-                ready.set_result(None)
-
-        loop.add_reader(fd, wake)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
-
-    def close(self) -> None:
-        """Close the connection."""
-        self.sock.close()
-
-
-class WorkerProcess:
-    """One worker as the front sees it."""
-
-    def __init__(self, index: int, control: str) -> None:
-        self.index = index
-        self.control = control
-        self.process: asyncio.subprocess.Process | None = None
-        self.channels: dict[str, Channel] = {}
-        """The front's own connections, one per purpose (``admin``, ``metrics``), so a
-        slow scrape never stands in a reload's way, nor a timed-out one breaks it."""
-
-    @property
-    def pid(self) -> int | None:
-        """Return the worker's pid while it runs."""
-        process = self.process
-        return process.pid if process is not None and process.returncode is None else None
-
-    async def ask(
-        self,
-        op: str,
-        args: dict[str, Any],
-        *,
-        purpose: str = "admin",
-        timeout: float = RELOAD_TIMEOUT,
-        limit: int = MAX_REPLY,
-    ) -> Any:
-        """Make a request of the worker as the daemon itself; return its result.
-
-        Raise ApiError if it refuses, or does not answer within ``timeout``
-        seconds (the connection for ``purpose`` is then closed and reopened
-        next time).
-        """
-        try:
-            channel = self.channels.get(purpose)
-            if channel is None:
-                channel = self.channels[purpose] = await Channel.open(self.control, limit)
-            line, fds = await asyncio.wait_for(channel.call(forwarded(op, args, ROOT)), timeout)
-        except (OSError, TimeoutError) as err:
-            self.forget(purpose)
-            why = "no answer in time" if isinstance(err, TimeoutError) else str(err)
-            raise ApiError(f"worker {self.index} is not answering: {why}") from None
-        for fd in fds:
-            os.close(fd)
-        reply = json.loads(line)
-        if not reply.get("ok"):
-            raise ApiError.from_reply(reply)
-        return reply.get("result")
-
-    def forget(self, purpose: str | None = None) -> None:
-        """Close the front's connection for ``purpose`` (None: all of them)."""
-        for key in [purpose] if purpose is not None else list(self.channels):
-            channel = self.channels.pop(key, None)
-            if channel is not None:
-                channel.close()
-
-
-Answer = tuple[bytes, int | None]
-"""A reply line and the descriptor riding with it, if any."""
-
-
-class Session:
-    """One client connection: its own connection to each worker it reaches."""
-
-    def __init__(self, front: Front, cred: Cred) -> None:
-        self.front = front
-        self.cred = cred
-        self.channels: dict[int, Channel] = {}
-
-    async def forward(self, index: int, op: str, args: dict[str, Any]) -> Answer:
-        """Pass the request to worker ``index``; return its reply as it came."""
-        worker = self.front.workers[index]
-        try:
-            channel = self.channels.get(index)
-            if channel is None:
-                channel = self.channels[index] = await Channel.open(worker.control)
-            line, fds = await channel.call(forwarded(op, args, self.cred))
-        except OSError as err:
-            self.drop(index)
-            return encode(ApiError(f"worker {index} is not answering: {err}").reply()), None
-        for extra in fds[1:]:
-            os.close(extra)
-        return line, fds[0] if fds else None
-
-    async def results(self, op: str, args: dict[str, Any]) -> list[Any]:
-        """Ask every worker; return their results in worker order or raise the first refusal."""
-        results = []
-        for index in range(len(self.front.workers)):
-            line, fd = await self.forward(index, op, args)
-            if fd is not None:
-                os.close(fd)
-            reply = json.loads(line)
-            if not reply.get("ok"):
-                raise ApiError.from_reply(reply)
-            results.append(reply.get("result"))
-        return results
-
-    def drop(self, index: int) -> None:
-        """Forget the connection to worker ``index``."""
-        channel = self.channels.pop(index, None)
-        if channel is not None:
-            channel.close()
-
-    def close(self) -> None:
-        """Close every connection to the workers."""
-        for index in list(self.channels):
-            self.drop(index)
 
 
 FrontHandler = Callable[[Session, dict[str, Any]], Awaitable[Any]]
@@ -287,7 +89,12 @@ class Front:
     """The front of a daemon with workers."""
 
     def __init__(
-        self, config: Config, text: str, log_level: str, log_level_fixed: bool = False
+        self,
+        config: Config,
+        text: str,
+        log_level: str,
+        log_level_fixed: bool = False,
+        log_format: str = logs.DEFAULT_FORMAT,
     ) -> None:
         self.config = config
         self.text = text
@@ -295,6 +102,8 @@ class Front:
         self.log_level = log_level
         self.log_level_fixed = log_level_fixed
         """``--log-level`` was given: a reload leaves the level alone."""
+        self.log_format = log_format
+        """How the workers log (the front's own ``--log-format`` or the config's)."""
         self.started = time.time()
         count = config.daemon.workers
         state_dir = config.daemon.state_dir
@@ -332,9 +141,7 @@ class Front:
         state_dir = Path(cfg.state_dir)
         self.ownership = await asyncio.to_thread(hostns.claim, state_dir)
         self.ownership.save()
-        for leftover in sorted(state_dir.glob("worker-*")):
-            if leftover.is_dir():
-                await asyncio.to_thread(hostns.claim, leftover)
+        await asyncio.to_thread(hostns.claim_workers, state_dir)
         ends: dict[int, dict[str, socket.socket]] = {k: {} for k in range(len(self.workers))}
         for wire in self.wires:
             one, other = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -411,6 +218,8 @@ class Front:
                 self.config.path,
                 "--log-level",
                 self.log_level,
+                "--log-format",
+                self.log_format,
                 "--worker",
                 spec.encode(),
                 pass_fds=[write_end, text_fd, *spec.wires.values()],
@@ -776,62 +585,17 @@ class Front:
             self.scraped[worker.index] = text if isinstance(text, str) else None
 
 
-class WorkersCollector:
-    """The workers' metrics as one target, with the front's daemon-wide families."""
-
-    def __init__(self, front: Front) -> None:
-        self.front = front
-
-    def collect(self) -> Iterator[Metric]:
-        """Return the front's families, then every worker's, merged by name.
-
-        Runs in the exporter after :meth:`Front.scrape` has fetched the texts.
-        """
-        front = self.front
-        yield from metrics.reload_metrics(front)
-        up = GaugeMetricFamily(
-            "vrouter_worker_up", "1 if the worker answered this scrape, else 0.", labels=("worker",)
-        )
-        cpu = CounterMetricFamily(
-            "vrouter_worker_cpu_seconds",
-            "User and system CPU time the worker process has spent, in seconds.",
-            labels=("worker",),
-        )
-        memory = GaugeMetricFamily(
-            "vrouter_worker_resident_memory_bytes",
-            "Resident memory of the worker process, in bytes.",
-            labels=("worker",),
-        )
-        vnets = 0.0
-        merged: dict[str, Metric] = {}
-        for index, text in sorted(front.scraped.items()):
-            label = (str(index),)
-            up.add_metric(label, 0 if text is None else 1)
-            for family in text_string_to_metric_families(text or ""):
-                name = family.name
-                if name == "vrouter_vnets":
-                    vnets += sum(s.value for s in family.samples)
-                elif name == "process_cpu_seconds":
-                    cpu.add_metric(label, sum(s.value for s in family.samples))
-                elif name == "process_resident_memory_bytes":
-                    memory.add_metric(label, sum(s.value for s in family.samples))
-                if name in FRONT_FAMILIES or name.startswith(("process_", "python_")):
-                    continue
-                first = merged.setdefault(name, family)
-                if first is not family:
-                    first.samples.extend(family.samples)
-        yield from metrics.daemon_metrics(front.started, int(vnets))
-        yield up
-        yield cpu
-        yield memory
-        yield from merged.values()
-
-
-async def serve(config: Config, text: str, log_level: str, log_level_fixed: bool = False) -> int:
+async def serve(
+    config: Config,
+    text: str,
+    log_level: str,
+    log_level_fixed: bool = False,
+    log_format: str = logs.DEFAULT_FORMAT,
+) -> int:
     """Run the front on ``config`` (parsed from ``text``) until SIGTERM/SIGINT or a worker's
     exit; return the exit code."""
     loop = asyncio.get_running_loop()
-    front = Front(config, text, log_level, log_level_fixed)
+    front = Front(config, text, log_level, log_level_fixed, log_format)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, front.request_stop, signal.Signals(signum).name)
     reloads: set[asyncio.Task[None]] = set()

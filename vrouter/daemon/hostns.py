@@ -85,6 +85,27 @@ def claim(state_dir: Path) -> Ownership:
     return ownership
 
 
+def claim_workers(state_dir: Path) -> None:
+    """Take over what a previous run's workers left in ``state_dir``: the namespaces a
+    crashed worker recorded in its ``worker-N/`` directory, then the directory itself
+    (an empty one stays behind a clean stop or a worker that cleaned up after its front
+    was killed), and a killed worker's control socket ``worker-N.sock``.  Anything else
+    is left alone.  Call it once ``state_dir`` is claimed: no live run uses them."""
+    for leftover in sorted(state_dir.glob("worker-*")):  # workers.worker_dir, worker_socket
+        if leftover.is_dir():
+            claim(leftover)
+            try:
+                leftover.rmdir()
+            except OSError as err:
+                log.warning("keeping %s: %s", leftover, err.strerror)
+                continue
+        elif leftover.is_socket():
+            leftover.unlink()
+        else:
+            continue
+        log.info("removed %s left by a previous run", leftover)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -34,7 +34,7 @@ from vrouter.api.server import ControlServer
 from vrouter.api.sockets import Endpoint, close_all
 from vrouter.core.errors import OpError
 from vrouter.core.vnet import VnetTree
-from vrouter.daemon import front, hostns, metrics, systemd, workers
+from vrouter.daemon import front, hostns, logs, metrics, systemd, workers
 from vrouter.daemon.build import BuildError, Built, bring_up, build
 from vrouter.daemon.config import Config, ConfigError, parse, read
 from vrouter.daemon.ops import Ops
@@ -108,8 +108,11 @@ class Daemon:
         now = self.driver.now()
         built: Built = build(cfg, now)
         self.tree = built.tree
-        self.ownership = await asyncio.to_thread(hostns.claim, Path(cfg.daemon.state_dir))
+        state_dir = Path(cfg.daemon.state_dir)
+        self.ownership = await asyncio.to_thread(hostns.claim, state_dir)
         self.ownership.save()
+        if self.spec is None:  # a run with workers may have preceded this one
+            await asyncio.to_thread(hostns.claim_workers, state_dir)
         self.ops = Ops(built.tree, self.driver, self.ownership)
         for vnet in built.tree:
             self.driver.attach_vnet(vnet)
@@ -252,6 +255,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=["debug", "info", "warning", "error"],
         help="override the config's log level",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        help="override the config's log format (text, or json for container log collectors)",
+    )
     parser.add_argument("--version", action="version", version=f"vrouterd {__version__}")
     parser.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -357,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             print(f"vrouterd: --worker: {err}", file=sys.stderr)
             return 2
-        front.follow(spec)
+        workers.follow(spec)
     try:
         # A worker runs the very text its front read, whatever the file says by now.
         text = workers.read_text(spec.config) if spec is not None else read(args.config)
@@ -369,16 +377,14 @@ def main(argv: list[str] | None = None) -> int:
         interfaces = sum(len(v.interfaces) for v in config.vnets)
         print(f"{args.config}: OK ({len(config.vnets)} vnets, {interfaces} interfaces)")
         return 0
-    where = f" worker{spec.index}" if spec is not None else ""
-    logging.basicConfig(
-        level=(args.log_level or config.daemon.log_level).upper(),
-        format=f"%(asctime)s %(levelname)s{where} %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     level = args.log_level or config.daemon.log_level
+    log_format = args.log_format or config.daemon.log_format
+    logs.setup(level, log_format, spec.index if spec is not None else None)
     with contextlib.suppress(KeyboardInterrupt):
         if spec is None and config.daemon.workers > 1:
-            return uvloop.run(front.serve(config, text, level, args.log_level is not None))
+            return uvloop.run(
+                front.serve(config, text, level, args.log_level is not None, log_format)
+            )
         return uvloop.run(_serve(config, spec))
     return 0
 

@@ -21,8 +21,9 @@ Guarantees:
   from ``IfCounters`` is that field's docstring, read once from the source at
   import: the dataclass stays the one place a counter is described.
 - Names follow Prometheus conventions: ``vrouter_`` prefix, ``_total`` on
-  counters, base units (bytes, seconds), labels ``vnet``, ``interface``,
-  ``reason``, ``family`` and ``state`` carrying names, never numbers.
+  counters (never twice), base units at the end (``_bytes``, ``_seconds``),
+  labels ``vnet``, ``interface``, ``reason``, ``family``, ``state`` and
+  ``rule`` (a firewall rule's ``label``) carrying names, never numbers.
 - Each daemon gets its own :class:`~prometheus_client.CollectorRegistry`
   (with the process and platform collectors); the global one is untouched.
 """
@@ -50,6 +51,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from vrouter import __version__
 from vrouter.firewall.engine import FirewallStats
+from vrouter.firewall.rules import Ruleset
 from vrouter.firewall.states import StateStats
 from vrouter.inet import arp
 from vrouter.inet.fragment import ReassStats
@@ -142,17 +144,30 @@ class _CounterSet:
 
 _RENAMED = {
     "total": "received",
-    "in_ns": "in_neighbor_solicitations",
-    "out_ns": "out_neighbor_solicitations",
-    "in_na": "in_neighbor_advertisements",
-    "out_na": "out_neighbor_advertisements",
+    "sndtotal": "segments_sent",
+    "rcvtotal": "segments_received",
+    "sndbyte": "snd_bytes",
+    "sndrexmitbyte": "sndrexmit_bytes",
+    "rcvbyte": "rcv_bytes",
+    "rcvdupbyte": "rcvdup_bytes",
+    "rcvoobyte": "rcvoo_bytes",
+    "rcvbyteafterwin": "rcvafterwin_bytes",
+    "rcvackbyte": "rcvack_bytes",
+    "memory": "evicted",
+    "in_ns": "in_neighbour_solicitations",
+    "out_ns": "out_neighbour_solicitations",
+    "in_na": "in_neighbour_advertisements",
+    "out_na": "out_neighbour_advertisements",
     "in_rs": "in_router_solicitations",
     "in_ra": "in_router_advertisements",
     "out_ra": "out_router_advertisements",
 }
-"""Metric stems of fields whose own name reads badly as a metric: ``total`` would
-give ``vrouter_ip_total_total``, and ``ns`` is nanoseconds to Prometheus linters
-(the ND message abbreviations are all spelt out, to stay alike)."""
+"""Metric stems of fields whose own name reads badly as a metric: a ``total`` field
+would give ``…_total_total``; a count of bytes ends in its unit (``sndbyte`` →
+``snd_bytes``); the reassembly datagrams evicted by the memory limit (``memory``)
+must not read like the memory gauge; ``ns`` is nanoseconds to Prometheus linters
+(the ND message abbreviations are all spelt out, to stay alike, and "neighbour"
+is spelt as in ``vrouter_neighbours``)."""
 
 
 def _help_texts(cls: type) -> dict[str, str]:
@@ -274,7 +289,7 @@ def bridge_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
         )
     }
     port_counters = {
-        attr: CounterMetricFamily(f"vrouter_bridge_port_{attr}", doc, labels=port_labels)
+        attr: CounterMetricFamily(f"vrouter_bridge_port_{attr}_frames", doc, labels=port_labels)
         for attr, doc in (
             ("forwarded", "Frames received on the port and sent to one port or the bridge."),
             ("flooded", "Frames received on the port and flooded."),
@@ -359,7 +374,7 @@ def inet_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
     yield from _counters(IP_REASS, [(v.name, v.inet.reass.stats) for v in attached])
     yield _neighbours(
         INET,
-        (arp.INCOMPLETE, arp.REACHABLE, arp.STALE),
+        arp.STATES,
         [(v.name, [e.state for e in v.inet.arp.entries.values()]) for v in attached],
     )
     yield _reass_memory(INET, [(v.name, v.inet.reass.memory()) for v in attached])
@@ -373,7 +388,7 @@ def inet6_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
     yield from _counters(IP6_REASS, [(v.name, v.inet6.reass.stats) for v in attached])
     yield _neighbours(
         INET6,
-        (nd.INCOMPLETE, nd.REACHABLE, nd.STALE, nd.DELAY, nd.PROBE),
+        nd.STATES,
         [(v.name, [e.state for e in v.inet6.nd.entries.values()]) for v in attached],
     )
     yield _reass_memory(INET6, [(v.name, v.inet6.reass.memory()) for v in attached])
@@ -391,7 +406,7 @@ def firewall_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
     enabled = GaugeMetricFamily(
         "vrouter_pf_enabled", "1 if the vnet's firewall filters (net.pf.enable)", labels=("vnet",)
     )
-    labels = ("vnet", "rule", "label")  # label: the rule's label, else "rule<N>"
+    labels = ("vnet", "rule")
     packets = CounterMetricFamily(
         "vrouter_pf_rule_packets",
         "Packets that met the rule (decided by it or its states)",
@@ -408,17 +423,30 @@ def firewall_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
         states.add_metric((vnet.name,), len(fw.states))
         limit.add_metric((vnet.name,), fw.states.max_states)
         enabled.add_metric((vnet.name,), 1 if fw.enabled else 0)
-        ruleset = fw.ruleset
-        rows = [
-            (str(i), r.label or f"rule{i}", c)
-            for i, (r, c) in enumerate(zip(ruleset.rules, ruleset.counters, strict=True))
-        ]
-        rows.append(("default", "default", ruleset.default_counters))
-        for index, label, counters in rows:
-            packets.add_metric((vnet.name, index, label), counters.packets)
-            octets.add_metric((vnet.name, index, label), counters.bytes)
-            created.add_metric((vnet.name, index, label), counters.states)
+        for rule, (npackets, nbytes, nstates) in _rule_counters(fw.ruleset).items():
+            packets.add_metric((vnet.name, rule), npackets)
+            octets.add_metric((vnet.name, rule), nbytes)
+            created.add_metric((vnet.name, rule), nstates)
     yield from (states, limit, enabled, packets, octets, created)
+
+
+def _rule_counters(ruleset: Ruleset) -> dict[str, tuple[int, int, int]]:
+    """Return (packets, bytes, states created) by ``rule`` label value.
+
+    The value is the rule's ``label``, so a series survives rules inserted
+    before it; a rule without one is ``rule<N>`` (its position), the default
+    action ``default``.  Rules sharing a label are one series, their sum.
+    """
+    rows = [
+        (r.label or f"rule{i}", c)
+        for i, (r, c) in enumerate(zip(ruleset.rules, ruleset.counters, strict=True))
+    ]
+    rows.append(("default", ruleset.default_counters))
+    sums: dict[str, tuple[int, int, int]] = {}
+    for rule, c in rows:
+        npackets, nbytes, nstates = sums.get(rule, (0, 0, 0))
+        sums[rule] = (npackets + c.packets, nbytes + c.bytes, nstates + c.states)
+    return sums
 
 
 def transport_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:

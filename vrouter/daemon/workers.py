@@ -10,7 +10,7 @@ control socket, the metrics exporter, the config and its reloads.
 
 An epair between vnets of two workers is a *wire*: a Unix stream socket
 pair made by the front before the workers start, one end inherited by each
-(:mod:`vrouter.io.wire`).
+(:mod:`vrouter.io.workerwire`).
 
 Everything here is pure: the assignment of vnets to workers, the wires a
 config needs, and the config a worker runs.
@@ -18,9 +18,12 @@ config needs, and the config a worker runs.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import os
+import signal
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,3 +189,14 @@ def read_text(fd: int) -> str:
     """Return the config text the front passed on ``fd`` (and close it)."""
     with os.fdopen(fd, "rb") as f:
         return f.read().decode("utf-8")
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def follow(spec: Spec) -> None:
+    """Make this worker get SIGTERM when its front dies; exit if it already has."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != spec.front:
+        sys.exit("vrouterd: the front process is gone")

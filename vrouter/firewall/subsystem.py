@@ -37,10 +37,8 @@ from vrouter.firewall.engine import DROP, PASS, Firewall, evaluate
 from vrouter.firewall.packet import PacketInfo, parse
 from vrouter.firewall.rules import Ruleset
 from vrouter.firewall.states import StateTable, Timeouts
-from vrouter.inet import icmp as icmp_layer
 from vrouter.inet import ipv4
 from vrouter.inet.state import IN, OUT
-from vrouter.inet6 import icmp6 as icmp6_layer
 from vrouter.inet6 import ipv6
 from vrouter.wire import icmp4, icmp6, tcp
 from vrouter.wire import ipv4 as ip4_wire
@@ -253,11 +251,11 @@ def _reject(vnet: Vnet, ifp: Ifnet, packet: memoryview, info: PacketInfo, now: f
                 )
         elif info.family == 4:
             code = icmp4.UNREACH_PORT if info.proto == 17 else icmp4.UNREACH_FILTER_PROHIB
-            icmp_layer.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, code, now)
+            ipv4.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, code, now)
             sent = True
         else:
             code = icmp6.UNREACH_PORT if info.proto == 17 else icmp6.UNREACH_ADMIN
-            icmp6_layer.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, code, now)
+            ipv6.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, code, now)
             sent = True
         if sent:
             state.rejects_sent += 1

@@ -1,10 +1,14 @@
-"""ARP (RFC 826): the per-vnet neighbour cache, resolution and its hold queue.
+"""ARP (RFC 826): the IPv4 resolver of the vnet's neighbour table.
 
-States: ``incomplete`` (request sent, packets held), ``reachable`` (answer
-seen within ``reachable_time``), ``stale`` (older; still used, and each use
-sends a refresh request at most once per ``RETRY_INTERVAL``).  Entries idle
-for ``stale_time`` are swept.  An incomplete entry retries ``MAX_TRIES``
-times, then drops its queue and answers each held packet with ICMP host
+The table (entries, hold queue, sweeping) is the shared
+:class:`~vrouter.link.lltable.NeighbourTable` at ``inet.arp``; this module
+speaks ARP and drives its entries through their states: ``incomplete``
+(request sent, packets held), ``reachable`` (answer seen within
+``reachable_time``), ``stale`` (older; still used, and each use sends a
+refresh request at most once per ``RETRY_INTERVAL``).  Entries idle for
+``stale_time`` are swept.  An incomplete entry retries ``MAX_TRIES`` times,
+then drops its queue and hands each held packet to the table's
+``unresolved`` hook, where the IP layer answers it with ICMP host
 unreachable (RFC 1812 4.3.3.1).  All timing is deadlines on the vnet.
 """
 
@@ -12,12 +16,16 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections import deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from vrouter.core.timers import Timer
-from vrouter.wire import icmp4
+from vrouter.link.lltable import (
+    INCOMPLETE,
+    REACHABLE,
+    STALE,
+    Neighbour,
+    NeighbourTable,
+    Unresolved,
+)
 from vrouter.wire.arp import OP_REPLY, OP_REQUEST, ArpPacket
 from vrouter.wire.errors import WireError
 from vrouter.wire.ethernet import BROADCAST, ETHERTYPE_ARP, HEADER, HEADER_LEN, ZERO
@@ -28,83 +36,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vrouter.arp")
 
-INCOMPLETE = "incomplete"
-REACHABLE = "reachable"
-STALE = "stale"
-
 RETRY_INTERVAL = 1.0
 """Seconds between requests for an unanswered neighbour."""
 MAX_TRIES = 3
 """Requests sent before a resolution fails."""
-HOLD_LIMIT = 16
-"""Packets held per incomplete neighbour (FreeBSD ``arp_maxhold``); the oldest goes first."""
-SWEEP_INTERVAL = 30.0
-"""Seconds between sweeps of idle stale entries."""
+STATES = (INCOMPLETE, REACHABLE, STALE)
+"""The states an ARP entry takes."""
 
 
-@dataclass(slots=True)
-class Neighbour:
-    """One cache entry: an IPv4 address on an interface and its MAC."""
-
-    ifnet: Ifnet
-    ip: bytes
-    state: str
-    mac: bytes = ZERO
-    confirmed: float = 0.0
-    """When a packet from the neighbour last confirmed the mapping."""
-    used: float = 0.0
-    """When the entry last carried a packet."""
-    tries: int = 0
-    last_request: float = -1e9
-    hold: deque[bytearray] = field(default_factory=deque)
-    timer: Timer | None = None
-
-    def describe(self, now: float) -> dict[str, object]:
-        """Return the entry as plain data for the API."""
-        return {
-            "address": str(ipaddress.IPv4Address(self.ip)),
-            "mac": self.mac.hex(":") if self.state != INCOMPLETE else None,
-            "interface": self.ifnet.name,
-            "state": self.state,
-            "age": round(now - self.confirmed, 1) if self.state != INCOMPLETE else None,
-            "held": len(self.hold),
-        }
-
-
-@dataclass(slots=True)
-class ArpTable:
-    """A vnet's neighbour cache and its knobs."""
-
-    entries: dict[tuple[str, bytes], Neighbour] = field(default_factory=dict)
-    """Entries by (interface name, IPv4 address)."""
-    reachable_time: float = 300.0
-    """Seconds a confirmed entry stays reachable (``net.link.ether.inet.max_age``-like)."""
-    stale_time: float = 1200.0
-    """Seconds an unused stale entry is kept (FreeBSD's ``arpt_keep``)."""
-    max_entries: int = 65536
-    """Entries allowed before new resolutions are refused."""
-    sweeper: Timer | None = None
-    generation: int = 0
-    """Increases when an entry goes or its MAC changes (destination caches rebuild)."""
-
-    def clear(self) -> None:
-        """Forget every entry and cancel their timers."""
-        for entry in self.entries.values():
-            if entry.timer is not None:
-                entry.timer.cancel()
-        self.entries.clear()
-        self.generation += 1
-        if self.sweeper is not None:
-            self.sweeper.cancel()
-            self.sweeper = None
-
-    def flush_interface(self, ifp: Ifnet) -> None:
-        """Forget the entries of ``ifp`` (its addresses changed or it left the vnet)."""
-        for key in [k for k, e in self.entries.items() if e.ifnet is ifp]:
-            entry = self.entries.pop(key)
-            if entry.timer is not None:
-                entry.timer.cancel()
-        self.generation += 1
+def new_table(unresolved: Unresolved | None = None) -> NeighbourTable:
+    """Return an empty ARP table (reachable 300 s, as ``net.link.ether.inet.max_age``)."""
+    return NeighbourTable("arp", unresolved=unresolved)
 
 
 def _send(ifp: Ifnet, op: int, dst_mac: bytes, spa: bytes, tha: bytes, tpa: bytes) -> None:
@@ -194,34 +136,15 @@ def _on_link(ifp: Ifnet, address: bytes) -> bool:
 
 
 def _new_entry(vnet: Vnet, ifp: Ifnet, ip: bytes, now: float) -> Neighbour | None:
-    table = vnet.inet.arp
-    if len(table.entries) >= table.max_entries:
+    entry = vnet.inet.arp.add(vnet.timers, ifp, ip, INCOMPLETE, now)
+    if entry is None:
         vnet.inet.arpstat.table_full += 1
-        return None
-    entry = Neighbour(ifp, ip, INCOMPLETE, used=now)
-    table.entries[(ifp.name, ip)] = entry
-    if table.sweeper is None:
-        table.sweeper = vnet.timers.schedule(now + SWEEP_INTERVAL, lambda t: _sweep(vnet, t))
     return entry
 
 
 def _confirm(vnet: Vnet, entry: Neighbour, mac: bytes, now: float) -> None:
     """Record ``mac`` for ``entry`` and release its held packets."""
-    if entry.mac != mac and entry.state != INCOMPLETE:  # a resolved MAC changed
-        vnet.inet.arp.generation += 1
-    entry.mac = mac
-    entry.state = REACHABLE
-    entry.confirmed = now
-    entry.tries = 0
-    if entry.timer is not None:
-        entry.timer.cancel()
-        entry.timer = None
-    ifp = entry.ifnet
-    while entry.hold:
-        frame = entry.hold.popleft()
-        frame[0:6] = mac
-        frame[6:12] = ifp.mac
-        ifp.output(frame)
+    vnet.inet.arp.confirm(entry, mac, REACHABLE, now)
 
 
 def output(vnet: Vnet, ifp: Ifnet, nexthop: bytes, frame: bytearray, now: float) -> None:
@@ -233,12 +156,7 @@ def output(vnet: Vnet, ifp: Ifnet, nexthop: bytes, frame: bytearray, now: float)
     table = vnet.inet.arp
     entry = table.entries.get((ifp.name, nexthop))
     if entry is not None and entry.state != INCOMPLETE:
-        frame[0:6] = entry.mac
-        frame[6:12] = ifp.mac
-        ifp.output(frame)
-        entry.used = now
-        if entry.state == REACHABLE and now - entry.confirmed > table.reachable_time:
-            entry.state = STALE
+        table.send(entry, frame, now)
         if entry.state == STALE and now - entry.last_request >= RETRY_INTERVAL:
             entry.last_request = now
             request(vnet, ifp, nexthop, entry.mac)
@@ -249,57 +167,19 @@ def output(vnet: Vnet, ifp: Ifnet, nexthop: bytes, frame: bytearray, now: float)
             ifp.counters.tx_drops["arp_table_full"] += 1
             return
         _retry(vnet, entry, now)
-    if len(entry.hold) >= HOLD_LIMIT:
-        entry.hold.popleft()
+    if table.hold(entry, frame):
         vnet.inet.arpstat.queue_overflow += 1
-        ifp.counters.tx_drops["arp_queue_overflow"] += 1
-    entry.hold.append(frame)
-
-
-def reachable(vnet: Vnet, ifp: Ifnet, nexthop: bytes) -> Neighbour | None:
-    """Return the entry for ``nexthop`` on ``ifp`` if it is reachable (else None)."""
-    entry = vnet.inet.arp.entries.get((ifp.name, nexthop))
-    return entry if entry is not None and entry.state == REACHABLE else None
 
 
 def _retry(vnet: Vnet, entry: Neighbour, now: float) -> None:
     table = vnet.inet.arp
     if table.entries.get((entry.ifnet.name, entry.ip)) is not entry:
         return
-    if entry.tries >= MAX_TRIES:
-        _fail(vnet, entry, now)
+    if entry.probes >= MAX_TRIES:
+        vnet.inet.arpstat.timeouts += 1
+        table.fail(vnet, entry, now)
         return
-    entry.tries += 1
+    entry.probes += 1
     entry.last_request = now
     request(vnet, entry.ifnet, entry.ip)
     entry.timer = vnet.timers.schedule(now + RETRY_INTERVAL, lambda t: _retry(vnet, entry, t))
-
-
-def _fail(vnet: Vnet, entry: Neighbour, now: float) -> None:
-    from vrouter.inet import icmp
-
-    del vnet.inet.arp.entries[(entry.ifnet.name, entry.ip)]  # unresolved: no Dest holds it
-    entry.timer = None
-    vnet.inet.arpstat.timeouts += 1
-    held = list(entry.hold)
-    entry.hold.clear()
-    entry.ifnet.counters.tx_drops["arp_unresolved"] += len(held)
-    for frame in held:
-        icmp.send_error(
-            vnet, None, memoryview(frame)[HEADER_LEN:], icmp4.DEST_UNREACH, icmp4.UNREACH_HOST, now
-        )
-
-
-def _sweep(vnet: Vnet, now: float) -> None:
-    table = vnet.inet.arp
-    table.sweeper = None
-    for key, entry in list(table.entries.items()):
-        if entry.state == INCOMPLETE:
-            continue
-        if entry.state == REACHABLE and now - entry.confirmed > table.reachable_time:
-            entry.state = STALE
-        if entry.state == STALE and now - max(entry.used, entry.confirmed) > table.stale_time:
-            del table.entries[key]
-            table.generation += 1
-    if table.entries:
-        table.sweeper = vnet.timers.schedule(now + SWEEP_INTERVAL, lambda t: _sweep(vnet, t))

@@ -1,4 +1,10 @@
-"""ICMP for one vnet: echo service and error generation (RFC 792, RFC 1812).
+"""ICMP for one vnet: echo replies and error messages (RFC 792, RFC 1812).
+
+This module builds what ICMP has to say and returns it as a whole IPv4
+datagram; the IP layer (:mod:`vrouter.inet.ipv4`) sends it, as smoltcp's
+interface sends the reply its ICMP handler returns.  So ICMP needs nothing
+of the IP layer but the source address and identification
+(:mod:`vrouter.inet.source`).
 
 Errors are never sent about an ICMP error, a non-first fragment, a packet
 to or from a broadcast or multicast address, or a martian source
@@ -11,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
+from vrouter.inet.source import next_ident, source_address
 from vrouter.wire import icmp4, ipv4
 from vrouter.wire.errors import WireError
 
@@ -21,8 +28,8 @@ if TYPE_CHECKING:
 PROTO = ipv4.PROTO_ICMP
 
 
-def input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
-    """Process an ICMP message addressed to this vnet."""
+def input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> bytes | None:
+    """Process an ICMP message addressed to this vnet; return the echo reply to send, if any."""
     vnet = ifp.vnet
     stat = vnet.inet.icmp
     stat.in_msgs += 1
@@ -31,34 +38,30 @@ def input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) 
     except WireError as err:
         stat.in_errors += 1
         ifp.drop(err.reason, error=True)
-        return
+        return None
     if message.type != icmp4.ECHO_REQUEST:
-        return
+        return None
     stat.in_echo += 1
     if not unicast:
         stat.in_bcast_echo += 1
-        return
-    from vrouter.inet import ipv4 as ip_layer
-
-    reply = ipv4.build(
-        bytes(packet[16:20]),
-        bytes(packet[12:16]),
+        return None
+    return ipv4.build(
+        bytes(packet[ipv4.DST]),
+        bytes(packet[ipv4.SRC]),
         PROTO,
         icmp4.echo_reply(message),
         ttl=vnet.inet.ttl,
-        ident=ip_layer.next_ident(vnet),
+        ident=next_ident(vnet),
         tos=packet[1],
     )
-    if ip_layer.output(vnet, reply, now):
-        stat.out_echo_reply += 1
 
 
 def _may_send(vnet: Vnet, packet: memoryview, now: float) -> bool:
     """Apply RFC 1812 4.3.2.7 and the rate limit."""
     inet = vnet.inet
     stat = inet.icmp
-    src = bytes(packet[12:16])
-    dst = bytes(packet[16:20])
+    src = bytes(packet[ipv4.SRC])
+    dst = bytes(packet[ipv4.DST])
     frag = (packet[6] << 8) | packet[7]
     if (
         src in inet.local  # our own packet: nobody to tell
@@ -83,7 +86,7 @@ def _may_send(vnet: Vnet, packet: memoryview, now: float) -> bool:
     return True
 
 
-def send_error(
+def error(
     vnet: Vnet,
     ifp: Ifnet | None,
     packet: memoryview,
@@ -91,18 +94,17 @@ def send_error(
     code: int,
     now: float,
     rest: int = 0,
-) -> None:
-    """Send an ICMP error about ``packet`` (an IP datagram) back to its source.
+) -> bytes | None:
+    """Return the IPv4 datagram of an ICMP error about ``packet`` (an IP datagram).
 
-    The source address is the receiving interface's address on the sender's
-    network (so traceroute shows the hop the probe entered), else the
-    address of the route back.
+    None where no error may be sent (the rules and rate limit above) or no
+    address can be its source.  The source address is the receiving
+    interface's address on the sender's network (so traceroute shows the
+    hop the probe entered), else the address of the route back.
     """
     if not _may_send(vnet, packet, now):
-        return
-    from vrouter.inet import ipv4 as ip_layer
-
-    target = bytes(packet[12:16])
+        return None
+    target = bytes(packet[ipv4.SRC])
     source = None
     if ifp is not None and ifp.addresses:
         addr = ipaddress.IPv4Address(target)
@@ -110,12 +112,8 @@ def send_error(
             (a.ip.packed for a in ifp.addresses if addr in a.network), ifp.addresses[0].ip.packed
         )
     if source is None:
-        source = ip_layer.source_address(vnet, target)
+        source = source_address(vnet, target)
     if source is None:
-        return
+        return None
     message = icmp4.error(type_, code, packet, rest)
-    reply = ipv4.build(
-        source, target, PROTO, message, ttl=vnet.inet.ttl, ident=ip_layer.next_ident(vnet)
-    )
-    if ip_layer.output(vnet, reply, now):
-        vnet.inet.icmp.out_errors += 1
+    return ipv4.build(source, target, PROTO, message, ttl=vnet.inet.ttl, ident=next_ident(vnet))

@@ -12,9 +12,12 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
-from vrouter.inet import arp, icmp
+from vrouter.inet import arp, closed, icmp
 from vrouter.inet.fragment import fragment_ipv4, ipv4_input
+from vrouter.inet.source import next_ident as next_ident
+from vrouter.inet.source import source_address as source_address
 from vrouter.inet.state import IN, OUT, IpStats, ProtoHandler
+from vrouter.link.lltable import REACHABLE
 from vrouter.link.offload import (
     F_NEEDS_CSUM,
     OffloadBuffer,
@@ -25,12 +28,21 @@ from vrouter.link.offload import (
     vhdr_of,
 )
 from vrouter.route.fib import BLACKHOLE, UNICAST
-from vrouter.wire import icmp4, tcp, udp
+from vrouter.route.state import add_connected, remove_connected
+from vrouter.wire import icmp4
 from vrouter.wire import ipv4 as ip_wire
 from vrouter.wire.checksum import update16
 from vrouter.wire.errors import WireError
 from vrouter.wire.ethernet import BROADCAST, ETHERTYPE_IPV4, HEADER, HEADER_LEN
-from vrouter.wire.ipv4 import FLAG_DF, FLAG_MF, OFFSET_MASK, PROTO_TCP, PROTO_UDP, check
+from vrouter.wire.ipv4 import (
+    FLAG_DF,
+    FLAG_MF,
+    OFFSET_MASK,
+    PROTO_ICMP,
+    PROTO_TCP,
+    PROTO_UDP,
+    check,
+)
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -141,7 +153,7 @@ def _fast_forward(vnet: Vnet, frame: bytes | bytearray, now: float) -> bool:
         or out is None
         or total > out.mtu
         or entry is None
-        or entry.state != arp.REACHABLE
+        or entry.state != REACHABLE
         or now - entry.confirmed > inet.arp.reachable_time
         or first >= 224
         or first == 127
@@ -196,7 +208,7 @@ def _deliver(
     if handler is None:
         _count(ifp, stats, "ip_noproto")
         if unicast:
-            icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PROTOCOL, now)
+            send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PROTOCOL, now)
         return
     stats.delivered += 1
     handler(ifp, packet, hlen, unicast, now)
@@ -211,7 +223,7 @@ def _arm_reassembly(vnet: Vnet) -> None:
 
 def _expire_reassembly(vnet: Vnet, now: float) -> None:
     for first in vnet.inet.reass.expire(now):
-        icmp.send_error(vnet, None, memoryview(first), icmp4.TIME_EXCEEDED, icmp4.EXC_REASS, now)
+        send_error(vnet, None, memoryview(first), icmp4.TIME_EXCEEDED, icmp4.EXC_REASS, now)
     _arm_reassembly(vnet)
 
 
@@ -229,7 +241,7 @@ def _forward(
     ttl = frame[_TTL]
     if ttl <= 1:
         _count(ifp, stats, "ip_ttl_exceeded")
-        icmp.send_error(vnet, ifp, packet, icmp4.TIME_EXCEEDED, icmp4.EXC_TTL, now)
+        send_error(vnet, ifp, packet, icmp4.TIME_EXCEEDED, icmp4.EXC_TTL, now)
         return
     fib = vnet.route.fib
     neighbours = inet.arp
@@ -239,7 +251,7 @@ def _forward(
         found = fib.lookup(dst)
         if found is None:
             _count(ifp, stats, "ip_noroute")
-            icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NET, now)
+            send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NET, now)
             return
         dest = inet.dests.build(dst, found, generation)
     route = dest.route
@@ -248,7 +260,7 @@ def _forward(
             _count(ifp, stats, "ip_blackhole")
         else:
             _count(ifp, stats, "ip_reject")
-            icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_HOST, now)
+            send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_HOST, now)
         return
     out = dest.out
     assert out is not None
@@ -261,7 +273,7 @@ def _forward(
     size = total if vhdr is None or not vhdr.is_gso else segment_length(frame, vhdr)
     if size > out.mtu and frame[_FRAG] << 8 & FLAG_DF:
         _count(ifp, stats, "ip_toolong")
-        icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NEEDFRAG, now, out.mtu)
+        send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NEEDFRAG, now, out.mtu)
         return
     buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total, vhdr)
     proto = buf[_PROTO]
@@ -276,7 +288,7 @@ def _forward(
     if size <= out.mtu:
         if not dest.send(buf, now, neighbours.reachable_time):
             arp.output(vnet, out, nexthop, buf, now)
-            dest.learn(arp.reachable(vnet, out, nexthop))
+            dest.learn(neighbours.reachable(out, nexthop))
     elif vhdr is None:
         _send_fragments(vnet, out, nexthop, buf, now)
     else:  # finish the offload work before fragmenting what is left too large
@@ -306,7 +318,7 @@ def output(vnet: Vnet, packet: bytes, now: float, vhdr: VirtioHdr | None = None)
     left; it leaves whole where the interface takes offloads, else in segments.
     """
     inet = vnet.inet
-    dst = packet[16:20]
+    dst = packet[ip_wire.DST]
     local_ifp = inet.local.get(dst)
     if local_ifp is not None:  # to ourselves: loop back, never onto a link
         inet.stats.localout += 1
@@ -357,7 +369,7 @@ def output_on(vnet: Vnet, out: Ifnet, packet: bytes, now: float) -> bool:
     gateway of the route if that route leaves by ``out``.
     """
     inet = vnet.inet
-    dst = packet[16:20]
+    dst = packet[ip_wire.DST]
     if inet.pfil is not None and not inet.pfil(out, memoryview(packet), OUT, now):
         inet.stats.filtered_out += 1
         out.counters.tx_drops["ip_filtered_out"] += 1
@@ -394,29 +406,35 @@ def output_on(vnet: Vnet, out: Ifnet, packet: bytes, now: float) -> bool:
     return True
 
 
-def next_ident(vnet: Vnet) -> int:
-    """Return the next IP identification value of this vnet."""
-    inet = vnet.inet
-    inet.ident = (inet.ident + 1) & 0xFFFF
-    return inet.ident
+def send_error(
+    vnet: Vnet,
+    ifp: Ifnet | None,
+    packet: memoryview,
+    type_: int,
+    code: int,
+    now: float,
+    rest: int = 0,
+) -> None:
+    """Send the ICMP error :func:`vrouter.inet.icmp.error` builds about ``packet``, if any."""
+    message = icmp.error(vnet, ifp, packet, type_, code, now, rest)
+    if message is not None and output(vnet, message, now):
+        vnet.inet.icmp.out_errors += 1
 
 
-def source_address(vnet: Vnet, dst: bytes) -> bytes | None:
-    """Return the address this vnet sends from towards ``dst`` (None without a route)."""
-    route = vnet.route.fib.lookup(dst)
-    if route is None or route.ifnet is None or not route.ifnet.addresses:
-        return None
-    target = ipaddress.IPv4Address(route.gateway or dst)
-    for iface in route.ifnet.addresses:
-        if target in iface.network:
-            return iface.ip.packed
-    return route.ifnet.addresses[0].ip.packed
+def host_unreachable(vnet: Vnet, packet: memoryview, now: float) -> None:
+    """Answer a packet whose next hop did not resolve (RFC 1812 4.3.3.1)."""
+    send_error(vnet, None, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_HOST, now)
+
+
+def icmp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
+    """Deliver an ICMP message to :func:`vrouter.inet.icmp.input` and send its reply."""
+    reply = icmp.input(ifp, packet, hlen, unicast, now)
+    if reply is not None and output(ifp.vnet, reply, now):
+        ifp.vnet.inet.icmp.out_echo_reply += 1
 
 
 def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface, now: float) -> None:
     """Configure ``address`` on ``ifp``: local address, connected route, announcement."""
-    from vrouter.route.state import add_connected
-
     inet = vnet.inet
     packed = address.ip.packed
     if packed in inet.local:
@@ -434,8 +452,6 @@ def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface, now: f
 
 def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface) -> None:
     """Remove ``address`` from ``ifp`` with its connected route."""
-    from vrouter.route.state import remove_connected
-
     inet = vnet.inet
     ifp.addresses.remove(address)
     inet.local.pop(address.ip.packed, None)
@@ -462,46 +478,31 @@ def set_up(vnet: Vnet, ifp: Ifnet, now: float) -> None:
         vnet.emit({"type": "RTM_IFINFO", "interface": ifp.name, "up": True})
 
 
+def port_unreachable(vnet: Vnet, ifp: Ifnet, packet: memoryview, now: float) -> None:
+    """Answer a UDP datagram to a port nobody holds (RFC 1122 4.1.3.1)."""
+    send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PORT, now)
+
+
 def _udp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
     """UDP for this vnet: no sockets are bound yet, so every port is closed."""
-    vnet = ifp.vnet
-    datagram = packet[hlen:]
-    try:
-        udp.UdpHeader.parse(datagram)
-    except WireError as err:
-        ifp.drop(err.reason, error=True)
-        return
-    if not udp.verify(bytes(packet[12:16]), bytes(packet[16:20]), datagram):
-        ifp.drop("udp_badsum", error=True)
-        return
-    ifp.drop("udp_noport")
-    if unicast:
-        icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PORT, now)
+    src, dst = bytes(packet[ip_wire.SRC]), bytes(packet[ip_wire.DST])
+    if closed.udp_input(ifp, src, dst, packet[hlen:]) and unicast:
+        port_unreachable(ifp.vnet, ifp, packet, now)
 
 
 def _tcp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
     """TCP for this vnet: no listeners exist yet, so every port answers with a reset."""
     vnet = ifp.vnet
-    segment = packet[hlen:]
-    src = bytes(packet[12:16])
-    dst = bytes(packet[16:20])
-    try:
-        header = tcp.TcpHeader.parse(segment)
-    except WireError as err:
-        ifp.drop(err.reason, error=True)
-        return
-    if not tcp.verify(src, dst, segment):
-        ifp.drop("tcp_badsum", error=True)
-        return
-    ifp.drop("tcp_noport")
-    reset = tcp.reset_for(dst, src, header) if unicast else None
+    src, dst = bytes(packet[ip_wire.SRC]), bytes(packet[ip_wire.DST])
+    reset = closed.tcp_input(ifp, src, dst, packet[hlen:], unicast)
     if reset is not None:
-        output(
-            vnet,
-            ip_wire.build(dst, src, PROTO_TCP, reset, ttl=vnet.inet.ttl, ident=next_ident(vnet)),
-            now,
-        )
+        ttl, ident = vnet.inet.ttl, next_ident(vnet)
+        output(vnet, ip_wire.build(dst, src, PROTO_TCP, reset, ttl=ttl, ident=ident), now)
 
 
-BUILTIN_PROTOCOLS: dict[int, ProtoHandler] = {PROTO_UDP: _udp_input, PROTO_TCP: _tcp_input}
+BUILTIN_PROTOCOLS: dict[int, ProtoHandler] = {
+    PROTO_ICMP: icmp_input,
+    PROTO_UDP: _udp_input,
+    PROTO_TCP: _tcp_input,
+}
 """Local delivery handlers every vnet starts with (the stateless ``ip_init`` table)."""

@@ -1,9 +1,8 @@
 """The inet subsystem's per-vnet state: addresses, knobs, ARP table, counters.
 
 Everything FreeBSD keeps in ``V_ipstat``, ``V_ipforwarding``, ``V_in_ifaddrhead``
-and the ARP ``lltable`` lives here, once per vnet.  Attaching the subsystem
-registers IPv4 and ARP in the vnet's EtherType table and the built-in IP
-protocols in its protocol table.
+and the ARP ``lltable`` lives here, once per vnet.  What attaching the
+subsystem sets up is :mod:`vrouter.inet.subsystem`.
 """
 
 from __future__ import annotations
@@ -13,17 +12,13 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from vrouter.core.ratelimit import TokenBucket
-from vrouter.core.registry import Subsystem
-from vrouter.core.sysctl import field_knob
 from vrouter.core.timers import Deadline
 from vrouter.route.dest import DestCache
-from vrouter.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4
 
 if TYPE_CHECKING:
-    from vrouter.core.vnet import Vnet
-    from vrouter.inet.arp import ArpTable
     from vrouter.inet.fragment import Reassembly
     from vrouter.link.ifnet import Ifnet
+    from vrouter.link.lltable import NeighbourTable
 
 ProtoHandler = Callable[["Ifnet", memoryview, int, bool, float], None]
 """Local delivery of one protocol: (ifp, IP packet, header length, unicast, now)."""
@@ -146,7 +141,7 @@ def stats_dict(stats: object) -> dict[str, int]:
 class InetState:
     """Per-vnet IPv4 state."""
 
-    arp: ArpTable
+    arp: NeighbourTable
     """Neighbour cache and its queues."""
     reass: Reassembly
     """Reassembly of fragments addressed to this vnet."""
@@ -179,87 +174,3 @@ class InetState:
     """Spent by every ICMP error sent (the rate is the errratelimit knob)."""
     dests: DestCache = field(default_factory=DestCache)
     """Forwarded-to destinations: route, egress, neighbour (:mod:`vrouter.route.dest`)."""
-
-
-def _attach(vnet: Vnet) -> InetState:
-    from vrouter.inet import arp, icmp, ipv4
-    from vrouter.inet.fragment import Reassembly
-
-    state = InetState(arp=arp.ArpTable(), reass=Reassembly(timeout=30.0))
-    vnet.link.ethertypes[ETHERTYPE_IPV4] = ipv4.input
-    vnet.link.ethertypes[ETHERTYPE_ARP] = arp.input
-    state.protocols.update(ipv4.BUILTIN_PROTOCOLS)
-    state.protocols[icmp.PROTO] = icmp.input
-    return state
-
-
-def _detach(vnet: Vnet) -> None:
-    vnet.link.ethertypes.pop(ETHERTYPE_IPV4, None)
-    vnet.link.ethertypes.pop(ETHERTYPE_ARP, None)
-    vnet.inet.arp.clear()
-    vnet.inet.dests.clear()
-    vnet.inet.reass.clear()
-    vnet.inet.local.clear()
-
-
-KNOBS = (
-    field_knob(
-        "net.inet.ip.forwarding",
-        bool,
-        "Forward IPv4 packets not addressed to this vnet (router); 0 makes it a host",
-        "inet.forwarding",
-    ),
-    field_knob(
-        "net.inet.ip.ttl", int, "TTL of IPv4 packets this vnet originates", "inet.ttl", 1, 255
-    ),
-    field_knob(
-        "net.inet.icmp.errratelimit",
-        int,
-        "ICMP error messages sent per second at most (0: no limit)",
-        "inet.icmp_errrate",
-        0,
-        1_000_000,
-    ),
-    field_knob(
-        "net.link.ether.inet.max_age",
-        float,
-        "Seconds an ARP entry stays reachable after confirmation before it is refreshed",
-        "inet.arp.reachable_time",
-        1,
-        86400,
-    ),
-    field_knob(
-        "net.link.ether.inet.stale_time",
-        float,
-        "Seconds an unused stale ARP entry is kept",
-        "inet.arp.stale_time",
-        1,
-        86400 * 7,
-    ),
-    field_knob(
-        "net.link.ether.inet.max_entries",
-        int,
-        "ARP entries allowed in this vnet",
-        "inet.arp.max_entries",
-        1,
-        1 << 24,
-    ),
-    field_knob(
-        "net.inet.ip.reass.timeout",
-        float,
-        "Seconds an incomplete IPv4 datagram is kept for reassembly",
-        "inet.reass.timeout",
-        1,
-        600,
-    ),
-    field_knob(
-        "net.inet.ip.reass.maxmem",
-        int,
-        "Bytes of IPv4 fragments held for reassembly at most",
-        "inet.reass.memory_limit",
-        0,
-        1 << 31,
-    ),
-)
-
-SUBSYSTEM = Subsystem("inet", _attach, _detach, depends=("link", "route"), knobs=KNOBS)

@@ -1,4 +1,10 @@
-"""ICMPv6 for one vnet: echo, ND dispatch, Packet Too Big, error generation.
+"""ICMPv6 for one vnet: echo, ND dispatch, Packet Too Big, error messages.
+
+This module builds the echo replies and errors it has to send and returns
+them as whole IPv6 packets; the IP layer (:mod:`vrouter.inet6.ipv6`) sends
+them, as smoltcp's interface sends the reply its ICMP handler returns.
+ICMPv6 needs nothing of the IP layer but source address selection
+(:mod:`vrouter.inet6.source`).  ND messages go to :mod:`vrouter.inet6.nd`.
 
 Errors follow RFC 4443 2.4: never about an ICMPv6 error, a packet from an
 unspecified or multicast source, or our own packet; never about a packet
@@ -13,9 +19,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vrouter.inet6 import nd
+from vrouter.inet6.source import packet as ip6_packet
+from vrouter.inet6.source import source_address
 from vrouter.wire import icmp6
 from vrouter.wire.errors import WireError
-from vrouter.wire.ipv6 import NH_ICMPV6, UNSPECIFIED, is_link_local, walk
+from vrouter.wire.ipv6 import DST, NH_ICMPV6, SRC, UNSPECIFIED, walk
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -35,27 +43,29 @@ _ND_INPUT = {
 }
 
 
-def input(ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float) -> None:
-    """Process an ICMPv6 message addressed to this vnet."""
+def input(
+    ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float
+) -> bytes | None:
+    """Process an ICMPv6 message addressed to this vnet; return the echo reply to send, if any."""
     vnet = ifp.vnet
     stat = vnet.inet6.icmp
     stat.in_msgs += 1
-    src = bytes(packet[8:24])
-    dst = bytes(packet[24:40])
+    src = bytes(packet[SRC])
+    dst = bytes(packet[DST])
     try:
         message = icmp6.Icmp6Message.parse(src, dst, packet[offset:])
     except WireError as err:
         stat.in_errors += 1
         ifp.drop(err.reason, error=True)
-        return
+        return None
     handler = _ND_INPUT.get(message.type)
     if handler is not None:
         handler(ifp, packet, message, now)
-        return
+        return None
     if message.type == icmp6.ECHO_REQUEST:
         stat.in_echo += 1
-        _echo(vnet, ifp, packet, message, now)
-    elif message.type == icmp6.PACKET_TOO_BIG:
+        return _echo(vnet, ifp, packet, message)
+    if message.type == icmp6.PACKET_TOO_BIG:
         stat.in_error_msgs += 1
         stat.in_toobig += 1
         _learn_pmtu(vnet, message, now)
@@ -63,25 +73,23 @@ def input(ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float
         stat.in_redirect += 1
     elif icmp6.is_error(message.type):
         stat.in_error_msgs += 1
+    return None
 
 
 def _echo(
-    vnet: Vnet, ifp: Ifnet, packet: memoryview, request: icmp6.Icmp6Message, now: float
-) -> None:
-    from vrouter.inet6 import ipv6
-
-    dst = bytes(packet[24:40])
-    asker = bytes(packet[8:24])
+    vnet: Vnet, ifp: Ifnet, packet: memoryview, request: icmp6.Icmp6Message
+) -> bytes | None:
+    dst = bytes(packet[DST])
+    asker = bytes(packet[SRC])
     if asker == UNSPECIFIED:
-        return
+        return None
     # A reply to a multicast request comes from a unicast address of the
     # interface (RFC 4443 4.2).
-    source = dst if dst[0] != 0xFF else ipv6.source_address(vnet, asker, ifp)
+    source = dst if dst[0] != 0xFF else source_address(vnet, asker, ifp)
     if source is None:
-        return
+        return None
     reply = icmp6.echo_reply(request, source, asker)
-    if ipv6.output(vnet, ipv6.packet(vnet, source, asker, NH_ICMPV6, reply), now, ifp):
-        vnet.inet6.icmp.out_echo_reply += 1
+    return ip6_packet(vnet, source, asker, NH_ICMPV6, reply)
 
 
 def _learn_pmtu(vnet: Vnet, message: icmp6.Icmp6Message, now: float) -> None:
@@ -89,11 +97,11 @@ def _learn_pmtu(vnet: Vnet, message: icmp6.Icmp6Message, now: float) -> None:
     if len(message.body) < 40:
         return
     inet6 = vnet.inet6
-    quoted_src = message.body[8:24]
+    quoted_src = message.body[SRC]
     ours = quoted_src in inet6.local or any(address == quoted_src for _, address in inet6.linklocal)
     if not ours:
         return
-    dst = message.body[24:40]
+    dst = message.body[DST]
     mtu = max(message.rest, icmp6.MIN_MTU)
     learnt = inet6.pmtu.get(dst)
     if learnt is not None and learnt[1] >= now:
@@ -136,8 +144,8 @@ def _may_send(
 ) -> bool:
     inet6 = vnet.inet6
     stat = inet6.icmp
-    src = bytes(packet[8:24])
-    dst = bytes(packet[24:40])
+    src = bytes(packet[SRC])
+    dst = bytes(packet[DST])
     if src == UNSPECIFIED or src[0] == 0xFF or src in inet6.local:
         stat.suppressed += 1
         return False
@@ -153,7 +161,7 @@ def _may_send(
     return True
 
 
-def send_error(
+def error(
     vnet: Vnet,
     ifp: Ifnet | None,
     packet: memoryview,
@@ -164,19 +172,19 @@ def send_error(
     *,
     l2_multicast: bool = False,
     allow_multicast: bool = False,
-) -> None:
-    """Send an ICMPv6 error about ``packet`` back to its source.
+) -> bytes | None:
+    """Return the IPv6 packet of an ICMPv6 error about ``packet``, back to its source.
 
-    The source address is the receiving interface's (link-local if the
-    offender's source is link-local), so traceroute6 shows the hop the
-    probe entered; otherwise the address of the route back.
+    None where no error may be sent (the rules and rate limit above) or no
+    address can be its source.  The source address is the receiving
+    interface's (link-local if the offender's source is link-local), so
+    traceroute6 shows the hop the probe entered; otherwise the address of
+    the route back.  A link-local destination is reached through ``ifp``.
     """
-    from vrouter.inet6 import ipv6
-
     if not _may_send(vnet, packet, l2_multicast, allow_multicast, now):
-        return
-    target = bytes(packet[8:24])
-    offended = bytes(packet[24:40])
+        return None
+    target = bytes(packet[SRC])
+    offended = bytes(packet[DST])
     # An error about a packet sent to one of our unicast addresses comes from
     # that address (RFC 4443 2.2 (a)).
     if offended in vnet.inet6.local or (
@@ -184,10 +192,8 @@ def send_error(
     ):
         source: bytes | None = offended
     else:
-        source = ipv6.source_address(vnet, target, ifp)
+        source = source_address(vnet, target, ifp)
     if source is None:
-        return
+        return None
     message = icmp6.error(type_, code, packet, source, target, rest)
-    out_ifp = ifp if is_link_local(target) else None
-    if ipv6.output(vnet, ipv6.packet(vnet, source, target, NH_ICMPV6, message), now, out_ifp):
-        vnet.inet6.icmp.out_errors += 1
+    return ip6_packet(vnet, source, target, NH_ICMPV6, message)

@@ -14,10 +14,13 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
+from vrouter.inet import closed
 from vrouter.inet.state import IN, OUT
 from vrouter.inet6 import icmp6 as icmp6_layer
 from vrouter.inet6 import nd
 from vrouter.inet6.fragment import fragment_ipv6, ipv6_input
+from vrouter.inet6.source import packet as packet
+from vrouter.inet6.source import source_address as source_address
 from vrouter.inet6.state import Addr6, Ip6Stats, Proto6Handler
 from vrouter.link.offload import (
     F_NEEDS_CSUM,
@@ -29,21 +32,25 @@ from vrouter.link.offload import (
     vhdr_of,
 )
 from vrouter.route.fib import BLACKHOLE, UNICAST
-from vrouter.wire import icmp6, tcp, udp
-from vrouter.wire.checksum import checksum, pseudo_header_sum
+from vrouter.route.state import add_connected, remove_connected
+from vrouter.wire import icmp6
 from vrouter.wire.errors import WireError
 from vrouter.wire.ethernet import ETHERTYPE_IPV6, HEADER, HEADER_LEN
 from vrouter.wire.ipv6 import (
     ALL_NODES,
     ALL_ROUTERS,
+    DST,
+    NH_ICMPV6,
     NH_NONE,
     NH_TCP,
     NH_UDP,
+    SRC,
     UNSPECIFIED,
     ParameterProblem,
-    build,
     check,
     is_link_local,
+    link_local_from_mac,
+    solicited_node,
     walk,
 )
 
@@ -57,11 +64,30 @@ _SRC = HEADER_LEN + 8
 _DST = HEADER_LEN + 24
 
 
+EXTENSION_REASONS = frozenset(
+    {
+        "ip6_badopt",
+        "ip6_unknownopt",
+        "ip6_toomanyext",
+        "ip6_badhopopts",
+        "ip6_exttooshort",
+        "ip6_badrouting",
+        "ip6_fragbadlen",
+        "ip6_fragtoolong",
+        "ip6_fragchain",
+    }
+)
+"""Drop reasons of the extension header chain, counted together as ip6stat ``badext``
+(each still has its own name among the interface's drops)."""
+
+
 def _count(ifp: Ifnet, stats: Ip6Stats, reason: str, error: bool = False) -> None:
-    """Count a dropped packet on the interface and in the vnet's ip6stat."""
-    field_name = reason.removeprefix("ip6_")
-    if not hasattr(stats, field_name):
-        field_name = "badext"
+    """Count a dropped packet on the interface and in the vnet's ip6stat.
+
+    A reason with neither a counter of its own nor a place in
+    :data:`EXTENSION_REASONS` is a bug: it raises AttributeError.
+    """
+    field_name = "badext" if reason in EXTENSION_REASONS else reason.removeprefix("ip6_")
     setattr(stats, field_name, getattr(stats, field_name) + 1)
     ifp.drop(reason, error)
 
@@ -147,7 +173,7 @@ def _deliver(
             chain = walk(packet, len(packet), local=True)
     except ParameterProblem as problem:
         _count(ifp, stats, problem.reason, error=True)
-        icmp6_layer.send_error(
+        send_error(
             vnet,
             ifp,
             packet,
@@ -168,7 +194,7 @@ def _deliver(
     handler = inet6.protocols.get(chain.proto)
     if handler is None:
         _count(ifp, stats, "ip6_noproto")
-        icmp6_layer.send_error(
+        send_error(
             vnet,
             ifp,
             packet,
@@ -201,7 +227,7 @@ def _arm_reassembly(vnet: Vnet) -> None:
 
 def _expire_reassembly(vnet: Vnet, now: float) -> None:
     for first in vnet.inet6.reass.expire(now):
-        icmp6_layer.send_error(
+        send_error(
             vnet, None, memoryview(first), icmp6.TIME_EXCEEDED, icmp6.EXC_REASS, now
         )
     _arm_reassembly(vnet)
@@ -221,14 +247,14 @@ def _forward(
     if is_link_local(dst) or is_link_local(src):
         _count(ifp, stats, "ip6_badscope")
         if not is_link_local(dst):
-            icmp6_layer.send_error(
+            send_error(
                 vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_BEYOND_SCOPE, now
             )
         return
     hlim = frame[_HLIM]
     if hlim <= 1:
         _count(ifp, stats, "ip6_hoplimit_exceeded")
-        icmp6_layer.send_error(vnet, ifp, packet, icmp6.TIME_EXCEEDED, icmp6.EXC_HOPLIMIT, now)
+        send_error(vnet, ifp, packet, icmp6.TIME_EXCEEDED, icmp6.EXC_HOPLIMIT, now)
         return
     inet6 = vnet.inet6
     fib = vnet.route.fib6
@@ -239,7 +265,7 @@ def _forward(
         found = fib.lookup(dst)
         if found is None:
             _count(ifp, stats, "ip6_noroute")
-            icmp6_layer.send_error(
+            send_error(
                 vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_NOROUTE, now
             )
             return
@@ -250,7 +276,7 @@ def _forward(
             _count(ifp, stats, "ip6_blackhole")
         else:
             _count(ifp, stats, "ip6_reject")
-            icmp6_layer.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_REJECT, now)
+            send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_REJECT, now)
         return
     out = dest.out
     assert out is not None
@@ -263,7 +289,7 @@ def _forward(
     size = total if vhdr is None or not vhdr.is_gso else segment_length(frame, vhdr)
     if size > out.mtu:
         _count(ifp, stats, "ip6_toobig")
-        icmp6_layer.send_error(
+        send_error(
             vnet, ifp, packet, icmp6.PACKET_TOO_BIG, 0, now, out.mtu, allow_multicast=True
         )
         return
@@ -273,40 +299,10 @@ def _forward(
     stats.forward += 1
     if not dest.send(buf, now, neighbours.reachable_time):
         nd.output(vnet, out, dest.nexthop, buf, now)
-        dest.learn(nd.reachable(vnet, out, dest.nexthop))
+        dest.learn(neighbours.reachable(out, dest.nexthop))
 
 
 # --- output ------------------------------------------------------------------------
-
-
-def source_address(vnet: Vnet, dst: bytes, ifp: Ifnet | None = None) -> bytes | None:
-    """Return the address to send from towards ``dst`` (RFC 6724, simplified).
-
-    Link-local destinations get the link-local address of ``ifp``; others a
-    global address of ``ifp`` (the interface a reply leaves by), else of the
-    route's egress interface, else any usable global address of the vnet.
-    """
-    inet6 = vnet.inet6
-    if is_link_local(dst) or (dst[0] == 0xFF and dst[1] & 0x0F <= 2):
-        if ifp is None:
-            return None
-        return next((a.address for a in inet6.addrs_of(ifp) if a.link_local and a.usable), None)
-    candidates: list[Ifnet] = []
-    if ifp is not None:
-        candidates.append(ifp)
-    route = vnet.route.fib6.lookup(dst)
-    if route is not None and route.ifnet is not None:
-        candidates.append(route.ifnet)
-    for candidate in candidates:
-        for addr in inet6.addrs_of(candidate):
-            if addr.usable and not addr.link_local:
-                return addr.address
-    return next((a.address for a in inet6.local.values() if a.usable), None)
-
-
-def packet(vnet: Vnet, src: bytes, dst: bytes, next_header: int, payload: bytes) -> bytes:
-    """Return an IPv6 packet this vnet originates (its default hop limit)."""
-    return build(src, dst, next_header, payload, hop_limit=vnet.inet6.hop_limit)
 
 
 def output(
@@ -320,7 +316,7 @@ def output(
     left; it leaves whole where the interface takes offloads, else in segments.
     """
     inet6 = vnet.inet6
-    dst = pkt[24:40]
+    dst = pkt[DST]
     if dst[0] == 0xFF or is_link_local(dst):
         if ifp is None:
             inet6.stats.noroute_out += 1
@@ -377,13 +373,54 @@ def output(
     return True
 
 
+# --- ICMPv6: built by vrouter.inet6.icmp6, sent from here ------------------------------
+
+
+def send_error(
+    vnet: Vnet,
+    ifp: Ifnet | None,
+    pkt: memoryview,
+    type_: int,
+    code: int,
+    now: float,
+    rest: int = 0,
+    *,
+    l2_multicast: bool = False,
+    allow_multicast: bool = False,
+) -> None:
+    """Send the ICMPv6 error :func:`vrouter.inet6.icmp6.error` builds about ``pkt``, if any."""
+    message = icmp6_layer.error(
+        vnet,
+        ifp,
+        pkt,
+        type_,
+        code,
+        now,
+        rest,
+        l2_multicast=l2_multicast,
+        allow_multicast=allow_multicast,
+    )
+    if message is not None and output(vnet, message, now, ifp):
+        vnet.inet6.icmp.out_errors += 1
+
+
+def address_unreachable(vnet: Vnet, pkt: memoryview, now: float) -> None:
+    """Answer a packet whose next hop did not resolve (RFC 4861 7.2.2)."""
+    send_error(vnet, None, pkt, icmp6.DEST_UNREACH, icmp6.UNREACH_ADDR, now)
+
+
+def icmp6_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: float) -> None:
+    """Deliver an ICMPv6 message to :func:`vrouter.inet6.icmp6.input` and send its reply."""
+    reply = icmp6_layer.input(ifp, pkt, offset, unicast, now)
+    if reply is not None and output(ifp.vnet, reply, now, ifp):
+        ifp.vnet.inet6.icmp.out_echo_reply += 1
+
+
 # --- configuration -----------------------------------------------------------------
 
 
 def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface, now: float) -> Addr6:
     """Configure ``address`` on ``ifp``: tentative until DAD passes once ``ifp`` is up."""
-    from vrouter.route.state import add_connected
-
     inet6 = vnet.inet6
     packed = address.ip.packed
     addr = Addr6(packed, address.network.prefixlen, ifp)
@@ -408,8 +445,6 @@ def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface, now: f
 
 def enable(vnet: Vnet, ifp: Ifnet, now: float) -> None:
     """Give ``ifp`` IPv6: its EUI-64 link-local address unless one is configured."""
-    from vrouter.wire.ipv6 import link_local_from_mac
-
     if not any(a.is_link_local for a in ifp.addresses6):
         ll = ipaddress.IPv6Interface((ipaddress.IPv6Address(link_local_from_mac(ifp.mac)), 64))
         add_address(vnet, ifp, ll, now)
@@ -426,9 +461,6 @@ def set_up(vnet: Vnet, ifp: Ifnet, now: float) -> None:
 
 def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface) -> None:
     """Remove ``address`` from ``ifp``: its DAD timer, connected route, group and neighbours."""
-    from vrouter.route.state import remove_connected
-    from vrouter.wire.ipv6 import solicited_node
-
     inet6 = vnet.inet6
     packed = address.ip.packed
     ifp.addresses6.remove(address)
@@ -451,44 +483,29 @@ def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface) -> 
 # --- transport stand-ins ---------------------------------------------------------------
 
 
+def port_unreachable(vnet: Vnet, ifp: Ifnet, pkt: memoryview, now: float) -> None:
+    """Answer a UDP datagram to a port nobody holds (RFC 4443 3.1)."""
+    send_error(vnet, ifp, pkt, icmp6.DEST_UNREACH, icmp6.UNREACH_PORT, now)
+
+
 def _udp_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: float) -> None:
     """UDP for this vnet: no sockets are bound yet, so every port is closed."""
-    vnet = ifp.vnet
-    datagram = pkt[offset:]
-    try:
-        udp.UdpHeader.parse(datagram)
-    except WireError as err:
-        ifp.drop(err.reason, error=True)
-        return
-    src = bytes(pkt[8:24])
-    dst = bytes(pkt[24:40])
-    if checksum(datagram, pseudo_header_sum(src, dst, NH_UDP, len(datagram))) != 0:
-        ifp.drop("udp_badsum", error=True)  # a zero checksum is invalid in IPv6 too
-        return
-    ifp.drop("udp_noport")
-    if unicast:
-        icmp6_layer.send_error(vnet, ifp, pkt, icmp6.DEST_UNREACH, icmp6.UNREACH_PORT, now)
+    src, dst = bytes(pkt[SRC]), bytes(pkt[DST])
+    if closed.udp_input(ifp, src, dst, pkt[offset:]) and unicast:
+        port_unreachable(ifp.vnet, ifp, pkt, now)
 
 
 def _tcp_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: float) -> None:
     """TCP for this vnet: no listeners exist yet, so every port answers with a reset."""
-    vnet = ifp.vnet
-    segment = pkt[offset:]
-    src = bytes(pkt[8:24])
-    dst = bytes(pkt[24:40])
-    try:
-        header = tcp.TcpHeader.parse(segment)
-    except WireError as err:
-        ifp.drop(err.reason, error=True)
-        return
-    if not tcp.verify(src, dst, segment):
-        ifp.drop("tcp_badsum", error=True)
-        return
-    ifp.drop("tcp_noport")
-    reset = tcp.reset_for(dst, src, header) if unicast else None
+    src, dst = bytes(pkt[SRC]), bytes(pkt[DST])
+    reset = closed.tcp_input(ifp, src, dst, pkt[offset:], unicast)
     if reset is not None:
-        output(vnet, packet(vnet, dst, src, NH_TCP, reset), now, ifp)
+        output(ifp.vnet, packet(ifp.vnet, dst, src, NH_TCP, reset), now, ifp)
 
 
-BUILTIN_PROTOCOLS: dict[int, Proto6Handler] = {NH_UDP: _udp_input, NH_TCP: _tcp_input}
+BUILTIN_PROTOCOLS: dict[int, Proto6Handler] = {
+    NH_ICMPV6: icmp6_input,
+    NH_UDP: _udp_input,
+    NH_TCP: _tcp_input,
+}
 """Local delivery handlers every vnet starts with."""

@@ -1,11 +1,15 @@
 """Neighbor Discovery (RFC 4861), DAD (RFC 4862) and router advertisements.
 
-Neighbour cache with NUD: ``incomplete`` (multicast NS sent, packets
+The IPv6 resolver of the vnet's neighbour table, with NUD.  The table
+(entries, hold queue, sweeping) is the shared
+:class:`~vrouter.link.lltable.NeighbourTable` at ``inet6.nd``; this module
+speaks ND and drives its entries through their states: ``incomplete`` (multicast NS sent, packets
 held), ``reachable`` (confirmed within ReachableTime), ``stale`` (used as
 is; the first use moves it to ``delay``), ``delay`` (waiting
 DELAY_FIRST_PROBE_TIME for an upper-layer hint, which a router never gets),
 ``probe`` (unicast NS every RetransTimer, up to MAX_UNICAST_SOLICIT).
-Resolution failure answers held packets with ICMPv6 address unreachable.
+Resolution failure hands held packets to the table's ``unresolved`` hook,
+where the IP layer answers them with ICMPv6 address unreachable.
 
 Every new address is tentative until DAD passes; a conflict is logged and
 the address marked duplicated.  Interfaces configured to advertise send
@@ -20,19 +24,31 @@ from __future__ import annotations
 import ipaddress
 import logging
 import random
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vrouter.core.timers import Timer
 from vrouter.inet6.state import DUPLICATED, PREFERRED, TENTATIVE, Addr6
+from vrouter.link.lltable import (
+    DELAY,
+    INCOMPLETE,
+    PROBE,
+    REACHABLE,
+    STALE,
+    Neighbour,
+    NeighbourTable,
+)
 from vrouter.wire import icmp6, ndp
 from vrouter.wire.errors import WireError
+from vrouter.wire.ethernet import DST as ETH_DST
 from vrouter.wire.ethernet import ETHERTYPE_IPV6, HEADER, HEADER_LEN
+from vrouter.wire.ethernet import SRC as ETH_SRC
 from vrouter.wire.ipv6 import (
     ALL_NODES,
     ALL_ROUTERS,
+    DST,
     NH_ICMPV6,
+    SRC,
     UNSPECIFIED,
     build,
     is_link_local,
@@ -46,24 +62,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vrouter.nd")
 
-INCOMPLETE = "incomplete"
-REACHABLE = "reachable"
-STALE = "stale"
-DELAY = "delay"
-PROBE = "probe"
+STATES = (INCOMPLETE, REACHABLE, STALE, DELAY, PROBE)
+"""The states an ND entry takes (RFC 4861 7.3.2)."""
 
 MAX_MULTICAST_SOLICIT = 3
 MAX_UNICAST_SOLICIT = 3
 DELAY_FIRST_PROBE_TIME = 5.0
-HOLD_LIMIT = 16
-"""Packets held per incomplete neighbour; the oldest goes first."""
-SWEEP_INTERVAL = 30.0
 MAX_INITIAL_RTR_ADVERTISEMENTS = 3
 MAX_INITIAL_RTR_ADVERT_INTERVAL = 16.0
 MIN_DELAY_BETWEEN_RAS = 3.0
 MAX_RA_DELAY_TIME = 0.5
 ND_HOP_LIMIT = 255
-_JITTER = random.Random()
 
 
 def _fmt(address: bytes) -> str:
@@ -71,75 +80,20 @@ def _fmt(address: bytes) -> str:
 
 
 @dataclass(slots=True)
-class Neighbour6:
-    """One cache entry: an IPv6 neighbour on an interface."""
+class NdTable(NeighbourTable):
+    """A vnet's IPv6 neighbour table and the ND knobs."""
 
-    ifnet: Ifnet
-    ip: bytes
-    state: str
-    mac: bytes = b""
-    router: bool = False
-    confirmed: float = 0.0
-    used: float = 0.0
-    probes: int = 0
-    hold: deque[bytearray] = field(default_factory=deque)
-    timer: Timer | None = None
-
-    def describe(self, now: float) -> dict[str, object]:
-        """Return the entry as plain data for the API."""
-        return {
-            "address": _fmt(self.ip),
-            "mac": self.mac.hex(":") if self.mac else None,
-            "interface": self.ifnet.name,
-            "state": self.state,
-            "router": self.router,
-            "age": round(now - self.confirmed, 1) if self.mac else None,
-            "held": len(self.hold),
-        }
-
-
-@dataclass(slots=True)
-class NdTable:
-    """A vnet's IPv6 neighbour cache and its knobs."""
-
-    entries: dict[tuple[str, bytes], Neighbour6] = field(default_factory=dict)
-    """Entries by (interface name, IPv6 address)."""
+    name: str = "nd"
     base_reachable_time: float = 30.0
     """BaseReachableTime (RFC 4861 10); ReachableTime is 0.5..1.5 times it."""
     retrans_timer: float = 1.0
     """RetransTimer: seconds between solicitations."""
-    stale_time: float = 1200.0
-    """Seconds an unused stale entry is kept."""
-    max_entries: int = 65536
-    rng: random.Random = field(default_factory=lambda: _JITTER)
-    """Source of the RFC 4861 jitter; shared (a private one costs ~3 KB per vnet),
-    replaceable per table for deterministic tests."""
     reachable_time: float = 30.0
-    sweeper: Timer | None = None
-    generation: int = 0
-    """Increases when an entry goes or its MAC changes (destination caches rebuild)."""
+    """ReachableTime, drawn by :meth:`draw_reachable_time`."""
 
-    def __post_init__(self) -> None:
-        self.reachable_time = self.base_reachable_time * self.rng.uniform(0.5, 1.5)
-
-    def clear(self) -> None:
-        """Forget every entry and cancel their timers."""
-        for entry in self.entries.values():
-            if entry.timer is not None:
-                entry.timer.cancel()
-        self.entries.clear()
-        self.generation += 1
-        if self.sweeper is not None:
-            self.sweeper.cancel()
-            self.sweeper = None
-
-    def flush_interface(self, ifp: Ifnet) -> None:
-        """Forget the entries of ``ifp``."""
-        for key in [k for k, e in self.entries.items() if e.ifnet is ifp]:
-            entry = self.entries.pop(key)
-            if entry.timer is not None:
-                entry.timer.cancel()
-        self.generation += 1
+    def draw_reachable_time(self, rng: random.Random) -> None:
+        """Set ReachableTime to BaseReachableTime times 0.5..1.5 (RFC 4861 6.3.2)."""
+        self.reachable_time = self.base_reachable_time * rng.uniform(0.5, 1.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,19 +184,14 @@ def _send_na(
 def output(vnet: Vnet, ifp: Ifnet, nexthop: bytes, frame: bytearray, now: float) -> None:
     """Send ``frame`` (an Ethernet frame whose header is to be filled) to ``nexthop``."""
     if nexthop[0] == 0xFF:
-        frame[0:6] = multicast_mac(nexthop)
-        frame[6:12] = ifp.mac
+        frame[ETH_DST] = multicast_mac(nexthop)
+        frame[ETH_SRC] = ifp.mac
         ifp.output(frame)
         return
     table = vnet.inet6.nd
     entry = table.entries.get((ifp.name, nexthop))
     if entry is not None and entry.state != INCOMPLETE:
-        frame[0:6] = entry.mac
-        frame[6:12] = ifp.mac
-        ifp.output(frame)
-        entry.used = now
-        if entry.state == REACHABLE and now - entry.confirmed > table.reachable_time:
-            entry.state = STALE
+        table.send(entry, frame, now)
         if entry.state == STALE:
             entry.state = DELAY
             _arm(vnet, entry, now + DELAY_FIRST_PROBE_TIME)
@@ -255,38 +204,24 @@ def output(vnet: Vnet, ifp: Ifnet, nexthop: bytes, frame: bytearray, now: float)
         entry.probes = 1
         send_ns(vnet, ifp, nexthop)
         _arm(vnet, entry, now + table.retrans_timer)
-    if len(entry.hold) >= HOLD_LIMIT:
-        entry.hold.popleft()
+    if table.hold(entry, frame):
         vnet.inet6.icmp.nd_queue_overflow += 1
-        ifp.counters.tx_drops["nd_queue_overflow"] += 1
-    entry.hold.append(frame)
 
 
-def reachable(vnet: Vnet, ifp: Ifnet, nexthop: bytes) -> Neighbour6 | None:
-    """Return the entry for unicast ``nexthop`` on ``ifp`` if it is reachable (else None)."""
-    entry = vnet.inet6.nd.entries.get((ifp.name, nexthop))
-    return entry if entry is not None and entry.state == REACHABLE else None
-
-
-def _new_entry(vnet: Vnet, ifp: Ifnet, ip: bytes, state: str, now: float) -> Neighbour6 | None:
-    table = vnet.inet6.nd
-    if len(table.entries) >= table.max_entries:
+def _new_entry(vnet: Vnet, ifp: Ifnet, ip: bytes, state: str, now: float) -> Neighbour | None:
+    entry = vnet.inet6.nd.add(vnet.timers, ifp, ip, state, now)
+    if entry is None:
         vnet.inet6.icmp.nd_table_full += 1
-        return None
-    entry = Neighbour6(ifp, ip, state, used=now)
-    table.entries[(ifp.name, ip)] = entry
-    if table.sweeper is None:
-        table.sweeper = vnet.timers.schedule(now + SWEEP_INTERVAL, lambda t: _sweep(vnet, t))
     return entry
 
 
-def _arm(vnet: Vnet, entry: Neighbour6, deadline: float) -> None:
+def _arm(vnet: Vnet, entry: Neighbour, deadline: float) -> None:
     if entry.timer is not None:
         entry.timer.cancel()
     entry.timer = vnet.timers.schedule(deadline, lambda t: _tick(vnet, entry, t))
 
 
-def _tick(vnet: Vnet, entry: Neighbour6, now: float) -> None:
+def _tick(vnet: Vnet, entry: Neighbour, now: float) -> None:
     table = vnet.inet6.nd
     entry.timer = None
     if table.entries.get((entry.ifnet.name, entry.ip)) is not entry:
@@ -297,7 +232,8 @@ def _tick(vnet: Vnet, entry: Neighbour6, now: float) -> None:
             send_ns(vnet, entry.ifnet, entry.ip)
             _arm(vnet, entry, now + table.retrans_timer)
         else:
-            _fail(vnet, entry, now)
+            vnet.inet6.icmp.nd_timeouts += 1
+            table.fail(vnet, entry, now)
     elif entry.state == DELAY:
         entry.state = PROBE
         entry.probes = 1
@@ -313,40 +249,10 @@ def _tick(vnet: Vnet, entry: Neighbour6, now: float) -> None:
             table.generation += 1
 
 
-def _fail(vnet: Vnet, entry: Neighbour6, now: float) -> None:
-    from vrouter.inet6 import icmp6 as icmp6_layer
-
-    del vnet.inet6.nd.entries[(entry.ifnet.name, entry.ip)]  # unresolved: no Dest holds it
-    vnet.inet6.icmp.nd_timeouts += 1
-    held = list(entry.hold)
-    entry.hold.clear()
-    entry.ifnet.counters.tx_drops["nd_unresolved"] += len(held)
-    for frame in held:
-        icmp6_layer.send_error(
-            vnet, None, memoryview(frame)[HEADER_LEN:], icmp6.DEST_UNREACH, icmp6.UNREACH_ADDR, now
-        )
-
-
-def _confirm(vnet: Vnet, entry: Neighbour6, mac: bytes, state: str, now: float) -> None:
+def _confirm(vnet: Vnet, entry: Neighbour, mac: bytes, state: str, now: float) -> None:
     """Record ``mac`` for ``entry`` in ``state`` and release its held packets."""
-    if entry.mac != mac and entry.state != INCOMPLETE:  # a resolved MAC changed
-        vnet.inet6.nd.generation += 1
-    entry.mac = mac
-    entry.state = state
-    entry.probes = 0
-    if state == REACHABLE:
-        entry.confirmed = now
-    if entry.timer is not None:
-        entry.timer.cancel()
-        entry.timer = None
-    ifp = entry.ifnet
-    held = list(entry.hold)
-    entry.hold.clear()
-    for frame in held:
-        frame[0:6] = mac
-        frame[6:12] = ifp.mac
-        ifp.output(frame)
-    if held and state == STALE:  # sending on a stale entry starts NUD
+    if vnet.inet6.nd.confirm(entry, mac, state, now) and state == STALE:
+        # sending on a stale entry starts NUD
         entry.state = DELAY
         _arm(vnet, entry, now + DELAY_FIRST_PROBE_TIME)
 
@@ -361,19 +267,6 @@ def _learn(vnet: Vnet, ifp: Ifnet, ip: bytes, mac: bytes, now: float) -> None:
             entry.confirmed = now
     elif entry.state == INCOMPLETE or entry.mac != mac:
         _confirm(vnet, entry, mac, STALE, now)
-
-
-def _sweep(vnet: Vnet, now: float) -> None:
-    table = vnet.inet6.nd
-    table.sweeper = None
-    for key, entry in list(table.entries.items()):
-        if entry.state == REACHABLE and now - entry.confirmed > table.reachable_time:
-            entry.state = STALE
-        if entry.state == STALE and now - max(entry.used, entry.confirmed) > table.stale_time:
-            del table.entries[key]
-            table.generation += 1
-    if table.entries:
-        table.sweeper = vnet.timers.schedule(now + SWEEP_INTERVAL, lambda t: _sweep(vnet, t))
 
 
 # --- receiving -------------------------------------------------------------------
@@ -410,8 +303,8 @@ def ns_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
         stat.nd_bad += 1
         ifp.drop(err.reason, error=True)
         return
-    src = bytes(packet[8:24])
-    dst = bytes(packet[24:40])
+    src = bytes(packet[SRC])
+    dst = bytes(packet[DST])
     from_dad = src == UNSPECIFIED
     if from_dad and (dst != solicited_node(ns.target) or ns.source_mac is not None):
         stat.nd_bad += 1
@@ -514,7 +407,7 @@ def rs_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
         stat.nd_bad += 1
         ifp.drop(err.reason, error=True)
         return
-    src = bytes(packet[8:24])
+    src = bytes(packet[SRC])
     if src == UNSPECIFIED and rs.source_mac is not None:
         stat.nd_bad += 1
         ifp.drop("nd_invalid", error=True)
@@ -526,7 +419,7 @@ def rs_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
         return
     # RFC 4861 6.2.6: a random delay, counted from the last multicast RA
     # plus MIN_DELAY_BETWEEN_RAS if that was recent.
-    delay = vnet.inet6.nd.rng.uniform(0, MAX_RA_DELAY_TIME)
+    delay = vnet.inet6.rng.uniform(0, MAX_RA_DELAY_TIME)
     when = max(now, ra.last_sent + MIN_DELAY_BETWEEN_RAS) + delay
     if ra.timer is None or ra.timer.deadline > when:
         ra.stop()
@@ -544,7 +437,7 @@ def ra_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
     stat.in_ra += 1
     if not _valid(vnet, ifp, packet, message.code):
         return
-    if not is_link_local(bytes(packet[8:24])):  # RFC 4861 6.1.2
+    if not is_link_local(bytes(packet[SRC])):  # RFC 4861 6.1.2
         stat.nd_bad += 1
         ifp.drop("nd_invalid", error=True)
         return
@@ -554,7 +447,7 @@ def ra_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
         stat.nd_bad += 1
         ifp.drop(err.reason, error=True)
         return
-    src = bytes(packet[8:24])
+    src = bytes(packet[SRC])
     if ra.source_mac is not None:
         _learn(vnet, ifp, src, ra.source_mac, now)
     entry = vnet.inet6.nd.entries.get((ifp.name, src))
@@ -692,7 +585,7 @@ def _advertise(vnet: Vnet, ra: RaState, now: float) -> None:
     # (below 9 s) would fall under the 3 s floor, so then the maximum itself
     # (RFC 4861 6.2.1).
     min_interval = max_interval / 3 if max_interval >= 9 else max_interval
-    delay = vnet.inet6.nd.rng.uniform(min_interval, max_interval)
+    delay = vnet.inet6.rng.uniform(min_interval, max_interval)
     if ra.sent <= MAX_INITIAL_RTR_ADVERTISEMENTS:
         delay = min(delay, MAX_INITIAL_RTR_ADVERT_INTERVAL)
     ra.timer = vnet.timers.schedule(now + delay, lambda t: _advertise(vnet, ra, t))

@@ -1,24 +1,22 @@
 """The inet6 subsystem's per-vnet state: addresses, groups, ND, RA, counters.
 
 Everything FreeBSD keeps in ``V_ip6stat``, ``V_ip6_forwarding``,
-``V_in6_ifaddrhead`` and the ND ``lltable`` lives here, once per vnet.
+``V_in6_ifaddrhead`` and the ND ``lltable`` lives here, once per vnet.  What
+attaching the subsystem sets up is :mod:`vrouter.inet6.subsystem`.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vrouter.core.ratelimit import TokenBucket
-from vrouter.core.registry import Subsystem
-from vrouter.core.sysctl import field_knob
 from vrouter.core.timers import Deadline, Timer
 from vrouter.route.dest import DestCache
-from vrouter.wire.ethernet import ETHERTYPE_IPV6
 
 if TYPE_CHECKING:
-    from vrouter.core.vnet import Vnet
     from vrouter.inet.fragment import Reassembly
     from vrouter.inet.state import Pfil
     from vrouter.inet6.nd import NdTable, RaState
@@ -201,120 +199,12 @@ class Inet6State:
     """The pending reassembly timeout."""
     icmp_bucket: TokenBucket = field(default_factory=TokenBucket)
     """Spent by every ICMP error sent (the rate is the errratelimit knob)."""
+    rng: random.Random = field(default_factory=random.Random)
+    """This vnet's source of the RFC 4861 jitter (ReachableTime, RA intervals and
+    delays), seeded from the system; tests set a seeded one."""
 
     def addrs_of(self, ifp: Ifnet) -> list[Addr6]:
         """Return the addresses of ``ifp``, link-local first."""
         found = [a for (name, _), a in self.linklocal.items() if name == ifp.name]
         found.extend(a for a in self.local.values() if a.ifnet is ifp)
         return found
-
-
-def _attach(vnet: Vnet) -> Inet6State:
-    from vrouter.inet.fragment import Reassembly
-    from vrouter.inet6 import icmp6, ipv6, nd
-
-    state = Inet6State(nd=nd.NdTable(), reass=Reassembly(timeout=60.0))
-    vnet.link.ethertypes[ETHERTYPE_IPV6] = ipv6.input
-    state.protocols.update(ipv6.BUILTIN_PROTOCOLS)
-    state.protocols[icmp6.PROTO] = icmp6.input
-    return state
-
-
-def _detach(vnet: Vnet) -> None:
-    vnet.link.ethertypes.pop(ETHERTYPE_IPV6, None)
-    state = vnet.inet6
-    state.nd.clear()
-    state.dests.clear()
-    state.reass.clear()
-    for addr in [*state.local.values(), *state.linklocal.values()]:
-        if addr.timer is not None:
-            addr.timer.cancel()
-    for ra in state.ra.values():
-        ra.stop()
-    state.local.clear()
-    state.linklocal.clear()
-    state.ra.clear()
-
-
-KNOBS = (
-    field_knob(
-        "net.inet6.ip6.forwarding",
-        bool,
-        "Forward IPv6 packets not addressed to this vnet (router); 0 makes it a host",
-        "inet6.forwarding",
-    ),
-    field_knob(
-        "net.inet6.ip6.hlim",
-        int,
-        "Hop limit of IPv6 packets this vnet originates",
-        "inet6.hop_limit",
-        1,
-        255,
-    ),
-    field_knob(
-        "net.inet6.icmp6.errratelimit",
-        int,
-        "ICMPv6 error messages sent per second at most (0: no limit)",
-        "inet6.icmp6_errrate",
-        0,
-        1_000_000,
-    ),
-    field_knob(
-        "net.inet6.ip6.dad_count",
-        int,
-        "Duplicate Address Detection probes per new address (0: no DAD)",
-        "inet6.dad_transmits",
-        0,
-        10,
-    ),
-    field_knob(
-        "net.inet6.nd6.base_reachable_time",
-        float,
-        "BaseReachableTime in seconds: a confirmed neighbour stays reachable 0.5-1.5 times it",
-        "inet6.nd.base_reachable_time",
-        1,
-        3600,
-    ),
-    field_knob(
-        "net.inet6.nd6.retrans_timer",
-        float,
-        "Seconds between neighbour solicitations",
-        "inet6.nd.retrans_timer",
-        0.1,
-        60,
-    ),
-    field_knob(
-        "net.inet6.nd6.stale_time",
-        float,
-        "Seconds an unused stale neighbour entry is kept",
-        "inet6.nd.stale_time",
-        1,
-        86400 * 7,
-    ),
-    field_knob(
-        "net.inet6.nd6.max_entries",
-        int,
-        "Neighbour entries allowed in this vnet",
-        "inet6.nd.max_entries",
-        1,
-        1 << 24,
-    ),
-    field_knob(
-        "net.inet6.ip6.reass.timeout",
-        float,
-        "Seconds an incomplete IPv6 packet is kept for reassembly",
-        "inet6.reass.timeout",
-        1,
-        600,
-    ),
-    field_knob(
-        "net.inet6.ip6.reass.maxmem",
-        int,
-        "Bytes of IPv6 fragments held for reassembly at most",
-        "inet6.reass.memory_limit",
-        0,
-        1 << 31,
-    ),
-)
-
-SUBSYSTEM = Subsystem("inet6", _attach, _detach, depends=("link", "route"), knobs=KNOBS)

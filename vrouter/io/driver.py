@@ -13,7 +13,7 @@ import socket
 
 from vrouter.core.vnet import Vnet
 from vrouter.io.tap import TapDevice
-from vrouter.io.wire import WireDevice
+from vrouter.io.workerwire import WireDevice
 from vrouter.link import ether
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from vrouter.link.ifnet import Ifnet
-from vrouter.wire.ethernet import HEADER_LEN
+from vrouter.wire.ethernet import DST, HEADER_LEN
 
 log = logging.getLogger("vrouter.link")
 
@@ -34,9 +34,10 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         return
     # Unicast to another station: a TAP or epair peer only sends this when
     # misconfigured (or in promiscuous mode on a bridge); not ours to route.
-    if not frame[0] & 1 and frame[0:6] != ifp.mac:
+    if not frame[0] & 1 and frame[DST] != ifp.mac:
         ifp.drop("not_for_us")
         return
+    # EtherType at ethernet.ETHERTYPE; literal offsets cost least, once per frame.
     handler = ifp.vnet.link.ethertypes.get((frame[12] << 8) | frame[13])
     if handler is None:
         ifp.drop("unknown_ethertype")

@@ -9,6 +9,7 @@ the point of the socket service: one routing daemon, many stacks.
 Config (TOML)::
 
     socket = "/run/vrouter/control.sock"
+    log_format = "text"             # or "json" (vrouter.daemon.logs)
     [[instance]]
     vnet = "red"
     family = "inet"                 # or "inet6" (RIPng)
@@ -48,6 +49,7 @@ from typing import Any
 
 from vrouter.api.client import DEFAULT_SOCKET
 from vrouter.client import Client, RouteSocket, VSocket
+from vrouter.daemon import logs
 from vrouter.rip import packet as rip
 from vrouter.rip.instance import HOP_LIMIT, FibOp, Instance, Timers
 
@@ -67,6 +69,15 @@ class InstanceConfig:
     interfaces: list[str]
     timers: Timers
     auth: rip.Auth = field(default_factory=rip.Auth)
+
+
+@dataclass
+class RipdConfig:
+    """The whole config: where vrouterd is, the instances, how to log."""
+
+    control: str
+    instances: list[InstanceConfig]
+    log_format: str = logs.DEFAULT_FORMAT
 
 
 _KEYS = {
@@ -107,7 +118,7 @@ def _auth(item: dict[str, Any], family: int, key: str) -> rip.Auth:
         raise ConfigProblem(f"{key}: {err}") from None
 
 
-def load_config(path: str) -> tuple[str, list[InstanceConfig]]:
+def load_config(path: str) -> RipdConfig:
     """Read and check the config; raise ConfigProblem naming the key."""
     try:
         with open(path, "rb") as f:
@@ -115,6 +126,9 @@ def load_config(path: str) -> tuple[str, list[InstanceConfig]]:
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigProblem(f"{path}: {err}") from None
     control = doc.get("socket", DEFAULT_SOCKET)
+    log_format = doc.get("log_format", logs.DEFAULT_FORMAT)
+    if log_format not in logs.FORMATS:
+        raise ConfigProblem(f"{path}: log_format: {log_format!r} is not one of: text, json")
     instances = []
     for i, item in enumerate(doc.get("instance", [])):
         key = f"{path}: instance[{i}]"
@@ -137,7 +151,7 @@ def load_config(path: str) -> tuple[str, list[InstanceConfig]]:
         )
     if not instances:
         raise ConfigProblem(f"{path}: no [[instance]]")
-    return control, instances
+    return RipdConfig(control, instances, log_format)
 
 
 class Runner:
@@ -302,16 +316,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-c", "--config", required=True, help="TOML config")
     parser.add_argument("--log-level", default="info")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    parser.add_argument(
+        "--log-format", choices=logs.FORMATS, help="override the config's log_format"
     )
+    args = parser.parse_args(argv)
     try:
-        control, configs = load_config(args.config)
-        return asyncio.run(run(control, configs))
+        config = load_config(args.config)
     except ConfigProblem as err:
         print(f"vrouter-ripd: {err}", file=sys.stderr)
         return 2
+    logs.setup(args.log_level, args.log_format or config.log_format)
+    try:
+        return asyncio.run(run(config.control, config.instances))
     except OSError as err:
         print(f"vrouter-ripd: {err}", file=sys.stderr)
         return 1

@@ -44,7 +44,7 @@ class Dest:
         self.nexthop = nexthop
         self.generation = generation
         self.neighbour: Any = None
-        """The neighbour entry (``arp.Neighbour`` or ``nd.Neighbour6``) once resolved."""
+        """The neighbour entry (a :class:`vrouter.link.lltable.Neighbour`) once resolved."""
         self.header = b""
         """Destination and source MAC for frames to the neighbour."""
 

@@ -17,6 +17,7 @@ tables, a vnet's usual few connected and static routes, never pay for it.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
     from vrouter.route.dir248 import Dir248
+
+log = logging.getLogger("vrouter.route")
 
 UNICAST = "unicast"
 BLACKHOLE = "blackhole"
@@ -46,6 +49,8 @@ INDEX_AT = 262_144
 """IPv4 routes at which a Fib builds its DIR-24-8 index: about where the
 routes themselves (some 270 bytes each with their dict entries) weigh as much
 as the index's 64 MiB top table, so the index at most doubles a table's memory."""
+_index_missing: str | None = None
+"""Why the index cannot be built (numpy not installed), once that is known."""
 UNINDEX_BELOW = 65_536
 """IPv4 routes below which an indexed Fib drops its index again (a quarter of
 :data:`INDEX_AT`, so a table moving around the threshold is not rebuilt
@@ -121,7 +126,7 @@ class Fib:
         self._count += 1
         if self._index is not None:
             self._index.add(route, key, plen, self._covering)
-        elif self._count >= INDEX_AT and self.bits == 32:
+        elif self._count >= INDEX_AT and self.bits == 32 and _index_missing is None:
             self._build_index()
         self.generation += 1
         if self.on_change is not None:
@@ -167,9 +172,18 @@ class Fib:
 
     def _build_index(self) -> None:
         # Imported here: numpy costs a daemon whose tables stay small some
-        # 12 MiB and its import time for nothing.
-        from vrouter.route.dir248 import Dir248
-
+        # 12 MiB and its import time for nothing; and it is optional (the
+        # ``fib`` extra): without it, lookups stay route-length by route-length.
+        global _index_missing
+        try:
+            from vrouter.route.dir248 import Dir248
+        except ImportError as err:
+            _index_missing = str(err)
+            log.warning(
+                "an IPv4 table passed %d routes, but without numpy it gets no DIR-24-8 "
+                "index (%s; pip install 'vrouter[fib]')", INDEX_AT, err,
+            )  # fmt: skip
+            return
         self._index = Dir248(self._by_len)
         self.lookup = self._index.lookup  # type: ignore[method-assign,assignment]
 

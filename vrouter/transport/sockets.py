@@ -23,10 +23,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vrouter.core.registry import Subsystem
+from vrouter.inet import ipv4
+from vrouter.inet6 import ipv6, nd
 from vrouter.transport.message import CTRL, DATA, ERROR, FROM, REPLY, TO, Message, control
+from vrouter.wire import ipv4 as ip4_wire
+from vrouter.wire import ipv6 as ip6_wire
 from vrouter.wire import udp as udp_wire
 from vrouter.wire.checksum import checksum, pseudo_header_sum
 from vrouter.wire.errors import WireError
+from vrouter.wire.ipv6 import build, walk
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -314,16 +319,14 @@ def _raw_input4(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: f
         hlen,
         packet[9],
         packet[8],
-        bytes(packet[12:16]),
-        bytes(packet[16:20]),
+        bytes(packet[ip4_wire.SRC]),
+        bytes(packet[ip4_wire.DST]),
         unicast,
         now,
     )
 
 
 def _raw_input6(ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float) -> None:
-    from vrouter.wire.ipv6 import walk
-
     proto = walk(packet, len(packet), local=True).proto
     _raw_input(
         ifp,
@@ -332,8 +335,8 @@ def _raw_input6(ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now:
         offset,
         proto,
         packet[7],
-        bytes(packet[8:24]),
-        bytes(packet[24:40]),
+        bytes(packet[ip6_wire.SRC]),
+        bytes(packet[ip6_wire.DST]),
         unicast,
         now,
     )
@@ -388,15 +391,13 @@ def _give(sock: Socket, message: Message) -> None:
 
 
 def _udp_input4(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
-    _udp_input(
-        ifp, 4, packet, hlen, packet[8], bytes(packet[12:16]), bytes(packet[16:20]), unicast, now
-    )
+    src, dst = bytes(packet[ip4_wire.SRC]), bytes(packet[ip4_wire.DST])
+    _udp_input(ifp, 4, packet, hlen, packet[ip4_wire.TTL], src, dst, unicast, now)
 
 
 def _udp_input6(ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float) -> None:
-    _udp_input(
-        ifp, 6, packet, offset, packet[7], bytes(packet[8:24]), bytes(packet[24:40]), unicast, now
-    )
+    src, dst = bytes(packet[ip6_wire.SRC]), bytes(packet[ip6_wire.DST])
+    _udp_input(ifp, 6, packet, offset, packet[ip6_wire.HOP_LIMIT], src, dst, unicast, now)
 
 
 def _udp_input(
@@ -463,20 +464,7 @@ def _udp_input(
     state.stats.udp_noport += 1
     ifp.drop("udp_noport")
     if unicast:
-        _port_unreachable(vnet, ifp, family, packet, now)
-
-
-def _port_unreachable(vnet: Vnet, ifp: Ifnet, family: int, packet: memoryview, now: float) -> None:
-    if family == 4:
-        from vrouter.inet import icmp
-        from vrouter.wire import icmp4
-
-        icmp.send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PORT, now)
-    else:
-        from vrouter.inet6 import icmp6 as icmp6_layer
-        from vrouter.wire import icmp6
-
-        icmp6_layer.send_error(vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_PORT, now)
+        (ipv4 if family == 4 else ipv6).port_unreachable(vnet, ifp, packet, now)
 
 
 # --- the program's messages ---
@@ -545,8 +533,6 @@ def _membership(sock: Socket, op: str, body: dict[str, Any]) -> dict[str, Any]:
     if op == "join":
         sock.groups.add(key)
         if sock.family == 6:
-            from vrouter.inet6 import nd
-
             nd.join(sock.vnet, ifp, group)
     else:
         sock.groups.discard(key)
@@ -659,11 +645,7 @@ def _source(vnet: Vnet, family: int, dst: bytes, ifp: Ifnet | None) -> bytes:
     if family == 4:
         if ifp is not None and ifp.addresses:
             return ifp.addresses[0].ip.packed
-        from vrouter.inet import ipv4
-
         return ipv4.source_address(vnet, dst) or b""
-    from vrouter.inet6 import ipv6
-
     return ipv6.source_address(vnet, dst, ifp) or b""
 
 
@@ -680,18 +662,12 @@ def _output(
     now: float,
 ) -> bool:
     if family == 4:
-        from vrouter.inet import ipv4
-        from vrouter.wire import ipv4 as ip4_wire
-
         packet = ip4_wire.build(
             src, dst, proto, payload, ttl=ttl or vnet.inet.ttl, ident=ipv4.next_ident(vnet)
         )
         if ifp is not None:
             return ipv4.output_on(vnet, ifp, packet, now)
         return ipv4.output(vnet, packet, now)
-    from vrouter.inet6 import ipv6
-    from vrouter.wire.ipv6 import build
-
     packet6 = build(src, dst, proto, payload, hop_limit=ttl or vnet.inet6.hop_limit)
     return ipv6.output(vnet, packet6, now, ifp)
 

@@ -464,6 +464,7 @@ def test_a_refusal_changes_nothing_logs_and_the_allowed_request_works(
     assert reply == {
         "ok": False,
         "error": "permission denied: uid 1000 may not manage vnet red",
+        "errno": "EACCES",
     }
     assert len(tree.get("red").route.fib) == 0
     assert "uid 1000" in caplog.text and "gid 1000 pid 4242" in caplog.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import socket
 import struct
 from collections.abc import Awaitable, Callable
@@ -143,5 +144,44 @@ def test_the_relay_takes_the_client_socket_and_what_was_read_past_the_handshake(
             assert client.recv(16) == b"more"
         writer.close()
         server.close()
+
+    asyncio.run(main())
+
+
+def test_udp_associate_ignores_a_name_given_as_the_clients_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PySocks sends its expected address as a domain name; RFC 1928 7 lets the server
+    ignore it, and the association is granted (a CONNECT to a name is still refused)."""
+    made: list[tuple[str, str]] = []
+
+    class Association:
+        def __init__(self, daemon: object, vnet: str, client: str, local: str) -> None:
+            made.append((vnet, client))
+            self.bound = (ipaddress.ip_address("127.0.0.1"), 40000)
+
+        def close(self) -> None:
+            made.append(("closed", ""))
+
+    monkeypatch.setattr(socks.socks_udp, "Association", Association)
+
+    async def main() -> None:
+        gateway = socks.Gateway(None, OPEN)  # type: ignore[arg-type]
+        await gateway.start()
+        assert gateway.server is not None
+        port = gateway.server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            name = b"localhost"
+            request = _connect_request(3, bytes([len(name)]) + name, 0, command=3)
+            writer.write(b"\x05\x01\x00" + request)
+            got = await asyncio.wait_for(reader.readexactly(12), 5)
+            assert got == b"\x05\x00" + b"\x05\x00\x00\x01" + bytes([127, 0, 0, 1]) + b"\x9c\x40"
+            assert made == [("blue", "127.0.0.1")]
+        finally:
+            writer.close()
+            await asyncio.sleep(0.1)
+            await gateway.close()
+        assert made[-1] == ("closed", "")
 
     asyncio.run(main())

@@ -7,12 +7,12 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import vrouterctl as harness_vrouterctl
 
 from vrouter.api.operations import TABLE
 from vrouter.cli import vrouterctl
@@ -38,6 +38,7 @@ COMMAND_LINES = [
     ["address", "add", "red", "eth0", "192.0.2.1/24"],
     ["address", "del", "red", "eth0", "192.0.2.1/24"],
     ["route", "show", "red", "-6"],
+    ["route", "show", "red", "198.18.0.0/15", "--limit", "5"],
     ["route", "add", "red", "198.51.100.0/24", "via", "192.0.2.2"],
     ["route", "add", "red", "203.0.113.0/24", "blackhole"],
     ["route", "del", "red", "198.51.100.0/24"],
@@ -174,7 +175,7 @@ def test_a_closed_pipe_ends_the_output_quietly(fake: FakeDaemon) -> None:
     os.close(reader)  # nobody reads: the first write fails with EPIPE
     env = {**os.environ, "PYTHONPATH": str(Path(vrouterctl.__file__).parents[2])}
     done = subprocess.run(
-        [sys.executable, "-m", "vrouter.cli.vrouterctl", "--socket", fake.path, "vnet", "list"],
+        harness_vrouterctl("--socket", fake.path, "vnet", "list"),
         stdout=writer, stderr=subprocess.PIPE, env=env, timeout=60, check=False,
     )
     os.close(writer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import textwrap
 from ipaddress import (
     IPv4Address,
@@ -1874,6 +1875,15 @@ def test_load_reports_problems_with_file_path(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------
 # The shipped demo configuration
 # --------------------------------------------------------------------------
+
+
+def test_demo_exports_metrics_on_loopback_where_the_readme_curls() -> None:
+    metrics = load(DEMO).daemon.metrics
+    assert metrics is not None
+    host, port = metrics
+    assert ipaddress.ip_address(host).is_loopback
+    readme = (DEMO.parents[1] / "README.md").read_text()
+    assert f"curl -s http://{host}:{port}/metrics" in readme
 
 
 def test_demo_config_loads_with_ipv4_and_ipv6() -> None:

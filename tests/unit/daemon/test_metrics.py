@@ -36,10 +36,12 @@ from vrouter import __version__
 from vrouter.core.vnet import VnetTree
 from vrouter.daemon import metrics
 from vrouter.daemon.config import ConfigError, parse
+from vrouter.inet import ipv4
 from vrouter.inet.fragment import ReassStats
 from vrouter.inet.state import ArpStats, IcmpStats, IpStats
 from vrouter.inet6.state import Icmp6Stats, Ip6Stats
-from vrouter.link.ifnet import IfCounters
+from vrouter.link import bridge as bridge_
+from vrouter.link.ifnet import IfCounters, Ifnet
 from vrouter.route import state as route_state
 from vrouter.transport.tcp.stats import TcpStats
 
@@ -249,15 +251,25 @@ STATS_CLASSES = (
 
 SPELT_OUT = {
     "total": "received",
-    "in_ns": "in_neighbor_solicitations",
-    "out_ns": "out_neighbor_solicitations",
-    "in_na": "in_neighbor_advertisements",
-    "out_na": "out_neighbor_advertisements",
+    "sndtotal": "segments_sent",
+    "rcvtotal": "segments_received",
+    "sndbyte": "snd_bytes",
+    "sndrexmitbyte": "sndrexmit_bytes",
+    "rcvbyte": "rcv_bytes",
+    "rcvdupbyte": "rcvdup_bytes",
+    "rcvoobyte": "rcvoo_bytes",
+    "rcvbyteafterwin": "rcvafterwin_bytes",
+    "rcvackbyte": "rcvack_bytes",
+    "in_ns": "in_neighbour_solicitations",
+    "out_ns": "out_neighbour_solicitations",
+    "in_na": "in_neighbour_advertisements",
+    "out_na": "out_neighbour_advertisements",
     "in_rs": "in_router_solicitations",
     "in_ra": "in_router_advertisements",
     "out_ra": "out_router_advertisements",
 }
-"""Fields whose metric is not named after them (promtool reads ``_ns_`` as nanoseconds)."""
+"""Fields whose metric is not named after them: no ``_total_total``, bytes end in
+``_bytes``, ND spelt out (promtool reads ``_ns_`` as nanoseconds)."""
 
 
 def docstrings(cls: type) -> dict[str, str]:
@@ -449,7 +461,7 @@ def test_reload_metrics_absent_until_the_daemon_keeps_them(net: Scenario) -> Non
 def test_names_and_labels_follow_conventions(net: Scenario) -> None:
     net.ping_across(1)
     s = scrape(net.daemon)
-    allowed = {"vnet", "interface", "reason", "family", "state", "version", "rule", "label", "kind"}
+    allowed = {"vnet", "interface", "reason", "family", "state", "version", "rule", "kind"}
     allowed.add("port")  # a bridge member (vrouter_bridge_port_*)
     for family in s.families.values():
         if not family.name.startswith("vrouter_"):
@@ -463,6 +475,70 @@ def test_names_and_labels_follow_conventions(net: Scenario) -> None:
             assert set(sample.labels) <= allowed, sample
             for value in sample.labels.values():
                 assert value and not value.isdigit(), sample
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def _readme_renames() -> list[tuple[str, str]]:
+    """Return the (old, new) series names of the README's table of renamed series."""
+    section = README.read_text().split("### Renamed series", 1)[1].split("\n#", 1)[0]
+    return re.findall(r"^\| `(vrouter_\w+)` \| `(vrouter_\w+)` \|$", section, re.M)
+
+
+def test_renamed_series_are_exported_under_their_new_names_only(net: Scenario) -> None:
+    renames = _readme_renames()
+    assert len(renames) >= 15
+    net.ping_across(1)
+    text = scrape(net.daemon).text
+    names = {line.split("{")[0].split()[0] for line in text.splitlines() if line[:1] != "#"}
+    for old, new in renames:
+        assert old not in names, old
+        assert new in names, new
+
+
+def test_names_carry_units_and_one_spelling(net: Scenario) -> None:
+    net.ping_across(1)
+    s = scrape(net.daemon)
+    names = {sample.name for f in s.families.values() for sample in f.samples}
+    assert not [n for n in names if "_total_total" in n]
+    assert not [n for n in names if "neighbor" in n]
+    assert not [n for n in names if "byte" in n and not re.search(r"_bytes(_total)?$", n)]
+    memory = [n for n in names if "reass" in n and "memory" in n]
+    assert memory == ["vrouter_ip_reass_memory_bytes"]
+    assert s.family("vrouter_ip_reass_evicted").type == "counter"
+
+
+def test_bridge_series_carry_units_and_follow_conventions(net: Scenario) -> None:
+    lab = net.lab
+    vnet = lab.vnet("l2")
+    hosts = [lab.host(vnet, f"p{i}", None, None) for i in (1, 2)]
+    brif = Ifnet(vnet, "br0", "bridge", lab.mac())
+    vnet.link.add(brif)
+    br = bridge_.create(brif)
+    for host in hosts:
+        br.add_port(host.ifp, storm_pps=1)
+    ipv4.set_up(vnet, brif, lab.now)
+    a, b = bytes.fromhex("02000000000a"), bytes.fromhex("02000000000b")
+    for _ in range(2):  # the second broadcast exceeds p1's storm limit
+        hosts[0].send(b"\xff" * 6 + a + b"\x88\xb5" + bytes(46), lab.now)
+    hosts[1].send(a + b + b"\x88\xb5" + bytes(46), lab.now)
+    s = scrape(net.daemon)
+    port = {"vnet": "l2", "interface": "br0", "port": "p1"}
+    assert s.value("vrouter_bridge_fdb_entries", vnet="l2", interface="br0") == 2
+    assert s.value("vrouter_bridge_fdb_learned_total", vnet="l2", interface="br0") == 2
+    assert s.value("vrouter_bridge_port_flooded_frames_total", **port) == 1
+    assert s.value("vrouter_bridge_port_sent_frames_total", **port) == 1
+    assert s.value("vrouter_bridge_port_drops_total", **port, reason="storm_control") == 1
+    names = [f.name for f in s.families.values() if f.name.startswith("vrouter_bridge_")]
+    for name in names:
+        family = s.families[name]
+        assert family.type == ("gauge" if name.endswith("_entries") else "counter"), name
+        assert name.endswith(("_entries", "_frames", "_drops")) or "_fdb_" in name, name
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=s.text, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_finds_no_lint_problems(net: Scenario) -> None:
@@ -620,9 +696,30 @@ def test_firewall_rules_and_states_are_exported(net: Scenario) -> None:
     s = scrape(net.daemon)
     assert s.value("vrouter_pf_enabled", vnet="red") == 1
     assert s.value("vrouter_pf_enabled", vnet="blue") == 0
-    assert s.value("vrouter_pf_rule_packets_total", vnet="red", rule="0", label="udp") == 7
-    assert s.value("vrouter_pf_rule_bytes_total", vnet="red", rule="default", label="default") == 99
+    assert s.value("vrouter_pf_rule_packets_total", vnet="red", rule="udp") == 7
+    assert s.value("vrouter_pf_rule_bytes_total", vnet="red", rule="default") == 99
     assert s.value("vrouter_pf_states_limit", vnet="red") == 10000
+
+
+def test_firewall_rule_series_are_named_by_the_rules_label(net: Scenario) -> None:
+    from vrouter.firewall import subsystem as firewall
+    from vrouter.firewall.rules import parse_ruleset
+
+    red = net.lab.tree.get("red")
+    rules = [
+        {"action": "pass", "proto": "udp", "label": "dns"},
+        {"action": "pass", "proto": "tcp"},
+        {"action": "pass", "proto": "icmp", "label": "dns"},
+    ]
+    ruleset = parse_ruleset({"default": "block", "rules": rules})
+    firewall.replace_ruleset(red, ruleset)
+    for count, counters in zip((3, 5, 4), ruleset.counters, strict=True):
+        counters.packets = count
+    s = scrape(net.daemon)
+    assert s.value("vrouter_pf_rule_packets_total", vnet="red", rule="dns") == 3 + 4
+    assert s.value("vrouter_pf_rule_packets_total", vnet="red", rule="rule1") == 5
+    assert s.value("vrouter_pf_rule_packets_total", vnet="red", rule="default") == 0
+    assert len(s.samples("vrouter_pf_rule_packets_total", vnet="red")) == 3
 
 
 def test_tcp_connections_by_state_and_listeners(net: Scenario) -> None:

@@ -7,8 +7,9 @@ import os
 import pytest
 
 from vrouter.daemon.config import Config, ConfigError, parse
-from vrouter.daemon.front import Front, WorkersCollector
+from vrouter.daemon.front import Front
 from vrouter.daemon.workers import Spec, Wire, assign, subset, wires
+from vrouter.daemon.workers_metrics import WorkersCollector
 
 TEXT = """
 [daemon]

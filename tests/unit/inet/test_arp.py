@@ -12,8 +12,10 @@ from ipaddress import IPv4Address, IPv4Interface
 import dpkt
 import pytest
 
-from vrouter.inet import arp, ipv4
-from vrouter.inet.arp import HOLD_LIMIT, INCOMPLETE, MAX_TRIES, REACHABLE, RETRY_INTERVAL, STALE
+from vrouter.inet import ipv4
+from vrouter.inet.arp import MAX_TRIES, RETRY_INTERVAL
+from vrouter.link import lltable
+from vrouter.link.lltable import HOLD_LIMIT, INCOMPLETE, REACHABLE, STALE
 
 BCAST = b"\xff" * 6
 ZERO = b"\x00" * 6
@@ -331,7 +333,7 @@ def test_sweep_removes_idle_stale_entries_and_keeps_used_ones(net: Net, lab) -> 
     net.h1.learn_router(lab.now)
     net.lan.learn_router(lab.now)
     assert table.sweeper is not None
-    net.step(arp.SWEEP_INTERVAL)  # t+30: both stale (30 > 20), idle 30 < 45
+    net.step(lltable.SWEEP_INTERVAL)  # t+30: both stale (30 > 20), idle 30 < 45
     assert net.entry(net.h1).state == STALE
     assert net.entry(net.lan).state == STALE
     net.step(20.0)  # t+50: lan carries a packet
@@ -340,7 +342,7 @@ def test_sweep_removes_idle_stale_entries_and_keeps_used_ones(net: Net, lab) -> 
     assert net.entry(net.h1) is None
     assert net.entry(net.lan) is not None
     assert table.sweeper is not None
-    net.step(arp.SWEEP_INTERVAL * 2)  # t+120: lan idle 70 -> swept
+    net.step(lltable.SWEEP_INTERVAL * 2)  # t+120: lan idle 70 -> swept
     assert table.entries == {}
     # With nothing left to sweep, no sweeper keeps the vnet's timers busy.
     assert table.sweeper is None
@@ -349,7 +351,7 @@ def test_sweep_removes_idle_stale_entries_and_keeps_used_ones(net: Net, lab) -> 
 
 def test_sweep_leaves_reachable_entries(net: Net, lab) -> None:
     net.h1.learn_router(lab.now)
-    net.step(arp.SWEEP_INTERVAL)
+    net.step(lltable.SWEEP_INTERVAL)
     entry = net.entry(net.h1)
     assert entry is not None and entry.state == REACHABLE
 

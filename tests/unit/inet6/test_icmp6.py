@@ -1,4 +1,4 @@
-"""Tests for vrouter.inet6.icmp6: Packet Too Big input and path MTU (RFC 8201, RFC 4443 3.2).
+"""Tests for vrouter.inet6.icmp6: echo and error building, Packet Too Big and path MTU (RFC 8201).
 
 The dual-stack scenario of test_ipv6.py::
 
@@ -18,6 +18,7 @@ from ipaddress import IPv6Address, IPv6Network
 import dpkt
 import pytest
 
+from vrouter.inet6 import icmp6
 from vrouter.inet6.icmp6 import PMTU_LIFETIME
 from vrouter.route import state as route_state
 
@@ -266,3 +267,47 @@ def test_relearning_after_expiry_restarts_the_lifetime(sc: Scenario) -> None:
     sc.lab.advance(PMTU_LIFETIME + 1)
     sc.send(sc.h1, sc.ptb(1300, sc.blue_reply()))
     assert sc.blue.inet6.pmtu[sc.h1.ip6] == (1300, sc.now + PMTU_LIFETIME)
+
+
+# --- icmp6 builds, the IP layer sends ---------------------------------------------------
+
+
+def _host_on_red(lab6):
+    red = lab6.vnet("red")
+    h1 = lab6.host6(red, "eth0", ("2001:db8:1::1/64",), "2001:db8:1::10")
+    lab6.finish_dad()
+    h1.learn_router6(lab6.now)
+    h1.take()
+    return red, h1
+
+
+def test_input_returns_the_echo_reply_and_sends_nothing(lab6) -> None:
+    red, h1 = _host_on_red(lab6)
+    request = memoryview(h1.ping6("2001:db8:1::1", ident=9, seq=4, payload=b"hi"))[14:]
+    reply = icmp6.input(h1.ifp, request, 40, True, lab6.now)
+    assert reply is not None
+    packet = dpkt.ip6.IP6(reply)
+    assert (packet.src, packet.dst) == (a6("2001:db8:1::1"), a6("2001:db8:1::10"))
+    assert packet.data.type == ECHO_REPLY
+    assert bytes(packet.data)[4:] == struct.pack("!HH", 9, 4) + b"hi"
+    assert h1.take() == []
+    assert red.inet6.icmp.out_echo_reply == 0, "counted by the IP layer once it is sent"
+
+
+def test_error_returns_a_packet_from_the_offended_address(lab6) -> None:
+    red, h1 = _host_on_red(lab6)
+    probe = memoryview(h1.udp6("2001:db8:1::1", dport=33434))[14:]
+    error = icmp6.error(red, h1.ifp, probe, 1, 4, lab6.now)  # port unreachable
+    assert error is not None
+    packet = dpkt.ip6.IP6(error)
+    assert (packet.src, packet.dst) == (a6("2001:db8:1::1"), a6("2001:db8:1::10"))
+    assert (packet.data.type, packet.data.code) == (1, 4)
+    assert bytes(packet.data)[8:] == bytes(probe)
+    assert h1.take() == []
+
+
+def test_error_to_a_multicast_destination_is_not_built(lab6) -> None:
+    red, h1 = _host_on_red(lab6)
+    probe = memoryview(h1.udp6("ff02::1"))[14:]
+    assert icmp6.error(red, h1.ifp, probe, 1, 4, lab6.now) is None
+    assert red.inet6.icmp.suppressed == 1

@@ -17,16 +17,21 @@ with dpkt and every ICMPv6 checksum recomputed over the pseudo-header here.
 
 from __future__ import annotations
 
+import inspect
+import re
 import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
+from types import ModuleType
 
 import dpkt
 import pytest
 
-from vrouter.inet6 import ipv6, nd
+from vrouter.inet6 import fragment, ipv6, nd
+from vrouter.inet6.state import Ip6Stats
 from vrouter.route import state as route_state
 from vrouter.route.fib import BLACKHOLE, REJECT
+from vrouter.wire import ipv6 as wire_ipv6
 
 ETH_IP6 = dpkt.ethernet.ETH_TYPE_IP6
 NH_HOP, NH_TCP, NH_UDP, NH_ROUTING, NH_FRAG, NH_ICMP6, NH_NONE, NH_DST = (
@@ -947,3 +952,31 @@ def test_the_destination_cache_answers_repeats_and_sees_route_changes(sc: Scenar
     sc.red.inet6.nd.flush_interface(sc.red.link.get("ep0"))  # the next hop is forgotten
     sc.send(sc.h1, sc.h1.udp6(sc.h2.ip6, payload=b"four"))
     assert len(ip6_frames(sc.h2)) == 1  # resolved again, then forwarded
+
+
+# --- drop reasons and ip6stat ---------------------------------------------------------
+
+
+def _reasons_raised_in(*modules: ModuleType) -> set[str]:
+    """Return every ``"ip6_..."`` drop reason the source of ``modules`` raises."""
+    pattern = re.compile(r'(?:Error|Problem)\(\s*"(ip6_\w+)"')
+    return {reason for m in modules for reason in pattern.findall(inspect.getsource(m))}
+
+
+def test_every_reason_the_parsers_raise_has_an_ip6stat_counter(lab6) -> None:
+    red = lab6.vnet("red")
+    ifp = lab6.iface6(red, "eth0")
+    reasons = _reasons_raised_in(wire_ipv6, fragment)
+    assert {"ip6_tooshort", "ip6_badrouting", "ip6_fragchain"} <= reasons
+    stats = Ip6Stats()
+    for reason in sorted(reasons):
+        ipv6._count(ifp, stats, reason)
+    assert sum(ifp.counters.rx_drops.values()) == len(reasons)
+    assert stats.badext == len(reasons & ipv6.EXTENSION_REASONS)
+
+
+def test_a_reason_without_a_counter_fails_loudly(lab6) -> None:
+    red = lab6.vnet("red")
+    ifp = lab6.iface6(red, "eth0")
+    with pytest.raises(AttributeError):
+        ipv6._count(ifp, Ip6Stats(), "ip6_no_such_reason")

@@ -27,6 +27,7 @@ import pytest
 
 from vrouter.daemon.config import RaConfig, RaPrefixConfig
 from vrouter.inet6 import ipv6, nd
+from vrouter.link import lltable
 
 ETH_IP6 = dpkt.ethernet.ETH_TYPE_IP6
 RS, RA, NS, NA = 133, 134, 135, 136
@@ -416,7 +417,7 @@ def test_hold_queue_keeps_the_newest_sixteen_packets(net: Net) -> None:
     for i in range(20):
         net.send(net.h1, net.h1.udp6(net.h2.ip6, payload=b"p%02d" % i))
     assert len(of_type(sent(net.h2), NS)) == 1
-    assert len(net.entry(net.h2).hold) == nd.HOLD_LIMIT == 16
+    assert len(net.entry(net.h2).hold) == lltable.HOLD_LIMIT == 16
     assert net.stat.nd_queue_overflow == 4
     assert net.h2.ifp.counters.tx_drops["nd_queue_overflow"] == 4
     net.send(net.h2, net.h2.na(net.h2.ip6, dst=net.h2.router_lla))
@@ -791,7 +792,7 @@ class RaNet:
         self.lab = lab6
         self.red = lab6.vnet("red")
         if rng is not None:
-            self.red.inet6.nd.rng = rng
+            self.red.inet6.rng = rng
         self.h1 = lab6.host6(self.red, "eth0", ("2001:db8:1::1/64",), "2001:db8:1::10", ra=config)
         self.h2 = lab6.host6(self.red, "eth1", ("2001:db8:2::1/64",), "2001:db8:2::10")
         self.up_at = lab6.now
@@ -1020,3 +1021,17 @@ def test_after_cease_a_solicitation_does_not_advertise_the_router_again(lab6) ->
     lab6.advance(300)
     lifetimes = [struct.unpack("!H", m.body[2:4])[0] for m in net.ras()]
     assert all(t == 0 for t in lifetimes), f"router lifetimes after cease(): {lifetimes}"
+
+
+def test_each_vnet_draws_its_jitter_from_its_own_generator(lab6) -> None:
+    red, blue = lab6.vnet("red"), lab6.vnet("blue")
+    red.inet6.rng, blue.inet6.rng = random.Random(7), random.Random(7)
+    red.inet6.rng.random()  # red's draws leave blue's sequence alone
+    blue.inet6.nd.draw_reachable_time(blue.inet6.rng)
+    expected = blue.inet6.nd.base_reachable_time * random.Random(7).uniform(0.5, 1.5)
+    assert blue.inet6.nd.reachable_time == expected
+
+
+def test_a_new_vnet_seeds_its_generator_from_the_system(lab) -> None:
+    a, b = lab.vnet("a"), lab.vnet("b")
+    assert a.inet6.rng.getrandbits(64) != b.inet6.rng.getrandbits(64)

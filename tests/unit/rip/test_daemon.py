@@ -14,9 +14,10 @@ from vrouter.rip.packet import Auth
 def _load(tmp_path: Path, text: str) -> list[InstanceConfig]:
     path = tmp_path / "ripd.toml"
     path.write_text('socket = "/tmp/x.sock"\n' + text)
-    control, instances = load_config(str(path))
-    assert control == "/tmp/x.sock"
-    return instances
+    config = load_config(str(path))
+    assert config.control == "/tmp/x.sock"
+    assert config.log_format == "text"
+    return config.instances
 
 
 def test_instances_with_timers_and_authentication(tmp_path: Path) -> None:

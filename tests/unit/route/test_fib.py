@@ -585,3 +585,25 @@ def test_indexed_lookup_equals_a_linear_scan_across_the_threshold(
         assert len(fib) == len(model)
     finally:
         fib_module.INDEX_AT, fib_module.UNINDEX_BELOW = saved
+
+
+def test_without_numpy_a_large_table_stays_unindexed_and_correct(
+    small_threshold: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """numpy is the optional ``fib`` extra: without it the index is skipped, said once."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "vrouter.route.dir248", None)  # import -> ImportError
+    monkeypatch.setattr(fib_module, "_index_missing", None)
+    caplog.set_level("WARNING", "vrouter.route")
+    fib = Fib()
+    prefixes = [f"198.18.{k}.0/24" for k in range(20)] + ["198.18.0.0/16", "0.0.0.0/0"]
+    for prefix in prefixes:
+        fib.add(Route(net(prefix)))
+    assert not fib.indexed
+    assert fib.lookup(bytes([198, 18, 3, 9])).prefix == net("198.18.3.0/24")  # type: ignore[union-attr]
+    assert fib.lookup(bytes([198, 18, 99, 9])).prefix == net("198.18.0.0/16")  # type: ignore[union-attr]
+    assert fib.lookup(bytes([203, 0, 113, 1])).prefix == net("0.0.0.0/0")  # type: ignore[union-attr]
+    said = [r for r in caplog.records if "no DIR-24-8" in r.getMessage()]
+    assert len(said) == 1, "said once, not on every add"
+    assert "vrouter[fib]" in said[0].getMessage()

@@ -7,6 +7,7 @@ import errno
 import dpkt
 import pytest
 
+from vrouter.inet import ipv4
 from vrouter.transport import sockets
 from vrouter.transport.message import CTRL, DATA, ERROR, REPLY, TO, Message, control
 
@@ -123,9 +124,7 @@ def test_raw_socket_sees_its_protocol_and_keeps_the_original_handler(lab) -> Non
     [reply] = h1.take_ip()
     assert reply.data.data.type == dpkt.icmp.ICMP_ECHOREPLY
     sockets.close(raw)
-    from vrouter.inet import icmp
-
-    assert red.inet.protocols[1] is icmp.input
+    assert red.inet.protocols[1] is ipv4.icmp_input
 
 
 def test_control_requests_answer_on_the_socket(lab) -> None:

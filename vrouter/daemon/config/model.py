@@ -27,6 +27,7 @@ from vrouter.core.perms import (
     Policy,
     Principal,
 )
+from vrouter.daemon.logs import DEFAULT_FORMAT as DEFAULT_LOG_FORMAT
 from vrouter.firewall.rules import Ruleset
 
 DEFAULT_VNET = "vnet0"
@@ -296,6 +297,8 @@ class DaemonConfig:
     """SOCKS5 gateways into vnets (``[[daemon.socks]]``)."""
     workers: int = 1
     """Forwarding processes, each running whole top-level vnets (``vrouter.daemon.workers``)."""
+    log_format: str = DEFAULT_LOG_FORMAT
+    """How log lines are written: ``text`` or ``json`` (``vrouter.daemon.logs``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,8 @@ from vrouter.daemon.config.parsed import (
     ParsedVnet,
     parents_first,
 )
+from vrouter.daemon.logs import DEFAULT_FORMAT as DEFAULT_LOG_FORMAT
+from vrouter.daemon.logs import FORMATS as LOG_FORMATS
 from vrouter.firewall.rules import RulesetError, parse_ruleset
 from vrouter.stack import builtin_sysctl
 
@@ -137,6 +139,7 @@ _DAEMON_KEYS = (
     "control_socket",
     "state_dir",
     "log_level",
+    "log_format",
     "metrics",
     "admins",
     "socks",
@@ -230,6 +233,7 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
         )
     state_dir = read_path(r, table, "state_dir") or DEFAULT_STATE_DIR
     log_level = r.choice(table, "log_level", "daemon", LOG_LEVELS) or DEFAULT_LOG_LEVEL
+    log_format = r.choice(table, "log_format", "daemon", LOG_FORMATS) or DEFAULT_LOG_FORMAT
     metrics = None
     if "metrics" in table:
         value = table["metrics"]
@@ -254,6 +258,7 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
         admins,
         read_socks(r, table),
         workers or 1,
+        log_format,
     )
 
 

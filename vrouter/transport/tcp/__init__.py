@@ -112,7 +112,7 @@ peers (a connection does not carry its scope interface), TSO on output.
 
 from __future__ import annotations
 
-from vrouter.transport.tcp.conn import Connection, State, TcpError, TcpOptions
+from vrouter.transport.tcp.conn import Connection, TcpError
 from vrouter.transport.tcp.events import (
     Acceptable,
     Closed,
@@ -125,6 +125,8 @@ from vrouter.transport.tcp.events import (
     Transmit,
     Writable,
 )
+from vrouter.transport.tcp.options import TcpOptions
+from vrouter.transport.tcp.state import State
 from vrouter.transport.tcp.stats import TcpStats
 from vrouter.transport.tcp.table import Listener, TableConfig, TcpTable
 

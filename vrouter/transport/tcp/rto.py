@@ -9,7 +9,7 @@ section 4) every ACK that advances SND.UNA gives a sample from its TSecr.
 
 Defaults are the RFC's (``min_rto`` 1 s, initial RTO 1 s, ``max_rto``
 60 s, ``alpha`` 1/8, ``beta`` 1/4, ``K`` 4).  The connection passes its own
-``min_rto`` (see :class:`~vrouter.transport.tcp.conn.TcpOptions`).
+``min_rto`` (see :class:`~vrouter.transport.tcp.options.TcpOptions`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ other layers complete or cut them first (:func:`vrouter.link.offload.resolve`).
 
 Going out, a connection whose route leaves by an interface that takes
 offloads (see :meth:`TcpStack.tso_to`) sends new data in super-segments of up
-to :data:`~vrouter.transport.tcp.conn.TSO_MAX` bytes with a partial checksum
+to :data:`~vrouter.transport.tcp.output.TSO_MAX` bytes with a partial checksum
 (TSO): the IP layer sends one frame with a virtio-net GSO header, and the host
 (or :func:`~vrouter.link.offload.resolve` where the frame cannot leave whole)
 cuts it into MSS-sized segments.  One frame, one header and one system call
@@ -40,8 +40,10 @@ from vrouter.core.timers import Deadline
 from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6
 from vrouter.link import offload
-from vrouter.transport.tcp.conn import TSO_MAX, Connection, TcpError, TcpOptions
+from vrouter.transport.tcp.conn import Connection, TcpError
 from vrouter.transport.tcp.events import Event, Output, Transmit
+from vrouter.transport.tcp.options import TcpOptions
+from vrouter.transport.tcp.output import TSO_MAX
 from vrouter.transport.tcp.table import Listener, TableConfig, TcpTable
 from vrouter.wire import ipv4 as ip4_wire
 

@@ -52,7 +52,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from vrouter.transport.tcp import seq
-from vrouter.transport.tcp.conn import Connection, State, TcpError, TcpOptions, window_shift
+from vrouter.transport.tcp.conn import Connection, TcpError
 from vrouter.transport.tcp.events import (
     Acceptable,
     Closed,
@@ -60,6 +60,7 @@ from vrouter.transport.tcp.events import (
     Output,
     Transmit,
 )
+from vrouter.transport.tcp.options import TcpOptions, window_shift
 from vrouter.transport.tcp.segment import (
     ACK,
     FIN,
@@ -73,6 +74,7 @@ from vrouter.transport.tcp.segment import (
     syn_options,
     verify,
 )
+from vrouter.transport.tcp.state import State
 from vrouter.transport.tcp.stats import TcpStats
 from vrouter.wire.errors import WireError
 

@@ -8,7 +8,9 @@
 # port 8081 and gets a reset.
 # Usage (root): sh tests/unit/transport/tcp/capture_linux.sh OUTDIR
 # Writes OUTDIR/linux_tcp.pcap and prints every TCP segment in hex.
+# Python is the venv's (scripts/install.sh), which has dpkt; PYTHON=... overrides.
 set -eu
+python=${PYTHON:-$(cd "$(dirname "$0")/../../../.." && pwd)/.venv/bin/python}
 out=${1:?usage: capture_linux.sh OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -48,7 +50,7 @@ sleep 1
 
 for family in 4 6; do
     if [ "$family" = 4 ]; then server=192.0.2.1; else server=2001:db8::1; fi
-    ip netns exec "$a" python3 -c "
+    ip netns exec "$a" "$python" -c "
 import socket
 s = socket.socket(socket.AF_INET$([ "$family" = 6 ] && echo 6))
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -61,7 +63,7 @@ c.close()
 " &
     server_pid=$!
     sleep 0.5
-    ip netns exec "$b" python3 -c "
+    ip netns exec "$b" "$python" -c "
 import socket, time
 c = socket.create_connection(('$server', 8080))
 c.sendall(b'hello')
@@ -77,7 +79,7 @@ except ConnectionRefusedError:
     wait "$server_pid"
 done
 sleep 1
-python3 - "$out/linux_tcp.pcap" <<'PY'
+"$python" - "$out/linux_tcp.pcap" <<'PY'
 import sys
 import dpkt
 for ts, frame in dpkt.pcap.Reader(open(sys.argv[1], "rb")):

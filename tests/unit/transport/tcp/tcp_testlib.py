@@ -28,7 +28,7 @@ from vrouter.transport.tcp.segment import (
     parse,
     verify,
 )
-from vrouter.transport.tcp.table import TcpTable
+from vrouter.transport.tcp.table import TableConfig, TcpTable
 from vrouter.wire.checksum import pseudo_header_sum
 
 A = bytes([192, 0, 2, 1])
@@ -353,8 +353,6 @@ def transfer(
     are closed and TIME-WAIT has drained.  ``isn``/``ts_offset`` fix both
     sides' initial sequence numbers and timestamp clocks (to cross 2**32).
     """
-    from vrouter.transport.tcp.table import TableConfig
-
     opts = options or TcpOptions()
     a = TcpTable(TableConfig(defaults=opts))
     b = TcpTable(TableConfig(defaults=opts))

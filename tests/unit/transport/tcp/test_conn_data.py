@@ -7,8 +7,9 @@ import errno
 import pytest
 from tcp_testlib import IRS, ISS, T0, Script, established, passive, plain, sent
 
-from vrouter.transport.tcp.conn import TSO_MAX, Connection, State
+from vrouter.transport.tcp.conn import Connection, State
 from vrouter.transport.tcp.events import Transmit
+from vrouter.transport.tcp.output import TSO_MAX
 from vrouter.transport.tcp.segment import ACK, PSH, Options
 
 

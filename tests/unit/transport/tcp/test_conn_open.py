@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 
+import pytest
 from tcp_testlib import (
     A6,
     B6,
@@ -213,8 +214,6 @@ def test_a_syn_with_data_is_taken_after_the_handshake_not_before() -> None:
 
 
 def test_ipv4_and_ipv6_need_matching_families() -> None:
-    import pytest
-
     with pytest.raises(ValueError):
         Connection((A, 1), (B6, 2))
     seg = Segment(RPORT, LPORT, IRS, 0, SYN, 65535)

@@ -6,7 +6,7 @@ import errno
 from collections.abc import Callable
 
 import pytest
-from tcp_testlib import IRS, ISS, Script, established, passive
+from tcp_testlib import IRS, ISS, Script, active, established, passive
 
 from vrouter.transport.tcp.conn import Connection, State
 from vrouter.transport.tcp.segment import ACK, FIN, RST, SYN
@@ -149,8 +149,6 @@ def test_segment_without_ack_is_dropped() -> None:
 
 
 def test_rst_to_a_simultaneous_open_is_refused() -> None:
-    from tcp_testlib import active
-
     conn, _ = active()
     script = Script(conn)
     script.send(SYN, seq_no=IRS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import random
 from typing import Any
@@ -10,8 +11,9 @@ import pytest
 
 from vrouter.link import offload
 from vrouter.transport.tcp import stack as tcp_stack
-from vrouter.transport.tcp.conn import TSO_MAX, Connection, State, TcpOptions
+from vrouter.transport.tcp.conn import Connection, State, TcpError, TcpOptions
 from vrouter.transport.tcp.events import Acceptable, Connected, Event, Readable
+from vrouter.transport.tcp.output import TSO_MAX
 from vrouter.transport.tcp.segment import ACK, PSH, RST, SYN, Options, build, parse, verify
 from vrouter.transport.tcp.stack import TcpStack, state_of
 from vrouter.wire.checksum import pseudo_header_sum
@@ -121,10 +123,6 @@ def test_connect_from_a_vnet_retransmits_its_syn_on_the_vnet_timers(lab: Any) ->
 
 
 def test_connect_and_listen_errors(lab: Any) -> None:
-    import errno
-
-    from vrouter.transport.tcp.conn import TcpError
-
     _, _, tcp, _ = _host_setup(lab)
     with pytest.raises(TcpError) as info:
         tcp.connect(bytes([203, 0, 113, 1]), 80, lab.now)

@@ -1,4 +1,4 @@
-"""Tests for vrouter.io.wire: records on a stream, batching, offload headers, a bad stream."""
+"""Tests for vrouter.io.workerwire: records on a stream, batching, offload headers, a bad stream."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from vrouter.io import wire
+from vrouter.io import workerwire
 from vrouter.link import offload
 from vrouter.link.ifnet import Ifnet
 from vrouter.stack import new_tree
@@ -22,20 +22,20 @@ def _frame(n: int, size: int = 60) -> bytes:
 
 def test_records_round_trip_and_a_partial_record_waits() -> None:
     big = offload.tag(_frame(2, 9000), HDR)
-    data = wire.encode(_frame(1)) + wire.encode(big) + wire.encode(_frame(3))
-    frames, used, bad = wire.decode(data[:-10])
+    data = workerwire.encode(_frame(1)) + workerwire.encode(big) + workerwire.encode(_frame(3))
+    frames, used, bad = workerwire.decode(data[:-10])
     assert bad is None
     assert [bytes(f[:4]) for f in frames] == [_frame(1)[:4], _frame(2)[:4]]
     assert offload.vhdr_of(frames[0]) is None
     assert offload.vhdr_of(frames[1]) == HDR and bytes(frames[1]) == bytes(big)
-    rest, more, _ = wire.decode(data[used:])
+    rest, more, _ = workerwire.decode(data[used:])
     assert [bytes(f) for f in rest] == [_frame(3)] and used + more == len(data)
 
 
-@pytest.mark.parametrize("length", [0, offload.HEADER_LEN, wire.MAX_RECORD + 1])
+@pytest.mark.parametrize("length", [0, offload.HEADER_LEN, workerwire.MAX_RECORD + 1])
 def test_a_record_no_worker_writes_is_refused(length: int) -> None:
-    good = wire.encode(_frame(1))
-    frames, used, bad = wire.decode(good + wire.LENGTH.pack(length) + bytes(20))
+    good = workerwire.encode(_frame(1))
+    frames, used, bad = workerwire.decode(good + workerwire.LENGTH.pack(length) + bytes(20))
     assert [bytes(f) for f in frames] == [_frame(1)] and used == len(good)
     assert bad == f"record of {length} bytes"
 
@@ -50,7 +50,7 @@ def _end(sock: socket.socket, loop: asyncio.AbstractEventLoop) -> tuple[Ifnet, l
     def receive(ifnet: Ifnet, frame: bytes | bytearray, now: float) -> None:
         got.append(bytes(frame))
 
-    wire.WireDevice(ifp, sock, loop, receive)
+    workerwire.WireDevice(ifp, sock, loop, receive)
     return ifp, got
 
 
@@ -90,7 +90,7 @@ def test_garbage_on_the_stream_is_counted_and_closes_the_wire() -> None:
         loop = asyncio.get_running_loop()
         one, other = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         b, got_b = _end(other, loop)
-        one.sendall(wire.encode(_frame(1)) + b"\xff\xff\xff\xff" + bytes(40))
+        one.sendall(workerwire.encode(_frame(1)) + b"\xff\xff\xff\xff" + bytes(40))
         await _until(lambda: b.counters.rx_errors == 1)
         assert got_b == [_frame(1)]
         b.output(_frame(2))

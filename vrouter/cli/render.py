@@ -1,0 +1,396 @@
+"""How ``vrouterctl`` lays out results: tables like the BSD tools it is named after."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    lines = [header, *rows]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=False)).rstrip()
+        for line in lines
+    )
+
+
+def show_vnets(result: Any) -> str:
+    rows = [
+        [
+            v["name"],
+            v["parent"] or "-",
+            "router" if v["forwarding"] else "host",
+            str(v["interfaces"]),
+            str(v["routes"]),
+            str(v["neighbours"]),
+        ]
+        for v in result
+    ]
+    return table(rows, ["VNET", "PARENT", "ROLE", "IFACES", "ROUTES", "NEIGHBOURS"])
+
+
+def show_ifconfig(result: Any) -> str:
+    out = []
+    for i in result:
+        flags = "UP" if i["up"] else "DOWN"
+        out.append(f"{i['name']}: flags=<{flags}> index {i['index']} mtu {i['mtu']} ({i['kind']})")
+        out.append(f"\tether {i['mac']}")
+        for address in i["addresses"]:
+            if ":" not in address:
+                out.append(f"\tinet {address}")
+        for a in i.get("inet6", []):
+            flags = "" if a["state"] == "preferred" else f" {a['state']}"
+            out.append(f"\tinet6 {a['address']} scope {a['scope']}{flags}")
+        if i.get("ra"):
+            out.append("\tsends router advertisements")
+        c = i["counters"]
+        out.append(
+            f"\tRX packets {c['rx_packets']}  bytes {c['rx_bytes']}  errors {c['rx_errors']}"
+        )
+        out.append(
+            f"\tTX packets {c['tx_packets']}  bytes {c['tx_bytes']}  errors {c['tx_errors']}"
+        )
+        for direction in ("rx_drops", "tx_drops"):
+            if c[direction]:
+                reasons = "  ".join(f"{k} {v}" for k, v in c[direction].items())
+                out.append(f"\t{direction.replace('_', ' ').upper()}: {reasons}")
+    return "\n".join(out)
+
+
+def show_routes(result: Any) -> str:
+    rows = []
+    for r in result:
+        gateway = r["gateway"] or ("link#" + r["interface"] if r["interface"] else "-")
+        flags = {"connected": "UC", "static": "UGS" if r["gateway"] else "US"}[r["origin"]]
+        if r["type"] == "blackhole":
+            flags, gateway = "UBS", "blackhole"
+        elif r["type"] == "reject":
+            flags, gateway = "URS", "reject"
+        rows.append([r["prefix"], gateway, flags, r["interface"] or "-", str(r["use"])])
+    return table(rows, ["Destination", "Gateway", "Flags", "Netif", "Use"])
+
+
+def show_arp(result: Any) -> str:
+    rows = [
+        [
+            e["address"],
+            e["mac"] or "(incomplete)",
+            e["interface"],
+            e["state"],
+            "-" if e["age"] is None else f"{e['age']:.0f}s",
+        ]
+        for e in result
+    ]
+    return table(rows, ["Address", "MAC", "Interface", "State", "Age"])
+
+
+def show_ndp(result: Any) -> str:
+    rows = [
+        [
+            e["address"],
+            e["mac"] or "(incomplete)",
+            e["interface"],
+            e["state"],
+            "R" if e["router"] else "",
+            "-" if e["age"] is None else f"{e['age']:.0f}s",
+        ]
+        for e in result
+    ]
+    return table(rows, ["Neighbor", "Linklayer Address", "Netif", "State", "Flags", "Age"])
+
+
+def show_bridges(result: Any) -> str:
+    out = []
+    for b in result:
+        vlans = f" vlan_filtering pvid {b['pvid']}" if b["vlan_filtering"] else ""
+        stats = b["stats"]
+        out.append(
+            f"{b['name']}: {'UP' if b['up'] else 'DOWN'} mac {b['mac']}{vlans} "
+            f"ageing {b['ageing_time']}s fdb {b['fdb_entries']} (learned {stats['learned']}, "
+            f"moved {stats['moved']}, aged {stats['aged']}, full {stats['fdb_full']})"
+        )
+        rows = []
+        for p in b["ports"]:
+            c = p["counters"]
+            drops = ", ".join(f"{k} {v}" for k, v in c["drops"].items()) or "-"
+            vlan = f"{p['pvid'] or '-'}/{','.join(map(str, p['tagged'])) or '-'}"
+            rows.append(
+                [
+                    p["name"],
+                    "up" if p["up"] else "down",
+                    vlan if b["vlan_filtering"] else "-",
+                    str(p["storm_pps"] or "-"),
+                    str(c["forwarded"]),
+                    str(c["flooded"]),
+                    str(c["sent"]),
+                    str(c["learned"]),
+                    drops,
+                ]
+            )
+        header = ["Port", "State", "PVID/Tagged", "Storm", "Fwd", "Flood", "Sent", "Learn"]
+        out.append(table(rows, [*header, "Drops"]))
+    return "\n".join(out)
+
+
+def show_fdb(result: Any) -> str:
+    rows = [
+        [
+            e["bridge"],
+            e["mac"],
+            str(e["vlan"]) if e["vlan"] else "-",
+            e["port"],
+            "static" if e["static"] else f"{e['age']:.0f}s",
+        ]
+        for e in result
+    ]
+    return table(rows, ["Bridge", "MAC", "VLAN", "Port", "Age"])
+
+
+def show_netstat(result: Any) -> str:
+    out = []
+    for section, counters in result.items():
+        out.append(f"{section}:")
+        out.extend(f"\t{value} {name.replace('_', ' ')}" for name, value in counters.items())
+    return "\n".join(out)
+
+
+def show_sysctl(result: Any) -> str:
+    out = []
+    for k in result:
+        value = int(k["value"]) if isinstance(k["value"], bool) else k["value"]
+        if "description" in k:
+            out.append(f"{k['name']}: {value}\t# {k['description']}")
+        else:
+            old = int(k["old"]) if isinstance(k["old"], bool) else k["old"]
+            out.append(f"{k['name']}: {old} -> {value}")
+    return "\n".join(out)
+
+
+def show_firewall(result: Any) -> str:
+    state = "enabled" if result["enabled"] else "disabled (net.pf.enable=0)"
+    out = [f"firewall {state}, first match wins; states {result['states']}/{result['max_states']}"]
+    rows = [
+        [
+            str(r["index"]) if r["index"] >= 0 else "-",
+            str(r["packets"]),
+            str(r["bytes"]),
+            str(r["states"]),
+            r["text"],
+        ]
+        for r in result["rules"]
+    ]
+    out.append(table(rows, ["#", "PACKETS", "BYTES", "STATES", "RULE"]))
+    return "\n".join(out)
+
+
+def show_states(result: Any) -> str:
+    rows = [
+        [
+            s["proto"],
+            s["src"],
+            "<->",
+            s["dst"],
+            s["state"],
+            f"{s['age']:.0f}s",
+            f"{s['expires_in']:.0f}s",
+            str(sum(s["packets"])),
+            str(sum(s["bytes"])),
+        ]
+        for s in result
+    ]
+    return table(rows, ["PROTO", "SRC", "", "DST", "STATE", "AGE", "EXPIRES", "PKTS", "BYTES"])
+
+
+def show_done(result: Any) -> str:
+    return ", ".join(f"{k} {v}" for k, v in result.items())
+
+
+def show_sockstat(result: Any) -> str:
+    rows = [
+        [
+            s["kind"] + ("4" if s["family"] == "inet" else "6"),
+            str(s["proto"]),
+            s["local"],
+            s["peer"] or "*",
+            s["interface"] or "*",
+            str(s["rx"]),
+            str(s["tx"]),
+            str(s["rx_dropped"]),
+        ]
+        for s in result["sockets"]
+    ]
+    sockets = table(rows, ["PROTO", "IPPROTO", "LOCAL", "PEER", "IFACE", "RX", "TX", "DROPPED"])
+    out = [sockets, f"route sockets: {result['route_sockets']}"]
+    if "tcp" in result:
+        listeners = ", ".join(str(listener.get("port")) for listener in result["tcp_listeners"])
+        out.append(f"tcp listening on ports: {listeners or '-'}")
+        rows = [
+            [c["local"], c["remote"], str(c["state"]), str(c["send_queue"]),
+             str(c["recv_queue"]), str(c["cwnd"]), str(c["rto"])]
+            for c in result["tcp"]
+        ]
+        out.append(table(rows, ["LOCAL", "REMOTE", "STATE", "SEND-Q", "RECV-Q", "CWND", "RTO"]))
+    return "\n".join(out)
+
+
+def show_status(result: Any) -> str:
+    out = []
+    for key, value in result.items():
+        if key == "last_reload_success":
+            continue
+        if key == "reloads":
+            value = ", ".join(f"{n} {r}" for r, n in sorted(value.items())) or "none"
+        elif key == "last_reload":
+            value = _last_reload(value)
+        elif key == "caller":
+            admin = ", daemon admin" if value["admin"] else ""
+            value = f"uid {value['uid']} gid {value['gid']} pid {value['pid']}{admin}"
+        elif key == "workers":
+            for worker in value:
+                pid = worker["pid"] if worker["pid"] is not None else "exited"
+                vnets = ", ".join(worker["vnets"]) or "no vnets"
+                out.append(f"worker {worker['index']}: pid {pid}: {vnets}")
+            continue
+        out.append(f"{key}: {value}")
+    return "\n".join(out)
+
+
+def _when(stamp: float) -> str:
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _last_reload(last: Any) -> str:
+    if last is None:
+        return "never"
+    text = f"{_when(last['time'])} {last['result']}"
+    if last["result"] == "success":
+        return f"{text} ({last['changes']} changes)"
+    return text + "".join(f"\n  {line}" for line in str(last["error"]).splitlines())
+
+
+def show_tree(result: Any) -> str:
+    out: list[str] = []
+
+    def walk(node: Any, prefix: str, last: bool, root: bool) -> None:
+        interfaces = ", ".join(node["interfaces"]) or "no interfaces"
+        branch = "" if root else ("`-- " if last else "|-- ")
+        out.append(f"{prefix}{branch}{node['name']}  ({interfaces})")
+        inner = prefix if root else prefix + ("    " if last else "|   ")
+        children = node["children"]
+        for i, child in enumerate(children):
+            walk(child, inner, i == len(children) - 1, False)
+
+    for node in result:
+        walk(node, "", True, True)
+    return "\n".join(out)
+
+
+def _limit_text(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def show_vnet(result: Any) -> str:
+    parent = f" (child of {result['parent']})" if result["parent"] else ""
+    role = "router" if result["forwarding"] else "host"
+    out = [f"vnet {result['name']}{parent}, {role}"]
+    out.append(f"children: {', '.join(result['children']) or 'none'}")
+    out.append(f"subsystems: {' '.join(result['subsystems'])}")
+    out.append("limits:")
+    rows = []
+    for kind, info in result["limits"].items():
+        in_force = _limit_text(info["effective"])
+        if info["effective"] is not None and info["set_on"] != result["name"]:
+            in_force += f" (from {info['set_on']})"
+        rows.append(
+            [
+                kind,
+                _limit_text(info["own"]),
+                in_force,
+                _limit_text(info["in_use"]),
+                str(info["refused"]),
+            ]
+        )
+    limits = table(rows, ["KIND", "OWN", "IN FORCE", "IN USE", "REFUSED"])
+    out.extend("  " + line for line in limits.splitlines())
+    out.append("permissions (root always; inherited from the vnets named):")
+    for right in ("manage", "sockets"):
+        rows_ = result["permissions"][right]
+        who = ", ".join(f"{r['principal']} ({r['from']})" for r in rows_) or "root only"
+        out.append(f"  {right}: {who}")
+    you = result["caller"]
+    yes = {True: "yes", False: "no"}
+    out.append(
+        f"you (uid {you['uid']}): manage {yes[you['manage']]}, sockets {yes[you['sockets']]}, "
+        f"change its limits {yes[you['limits']]}"
+    )
+    return "\n".join(out)
+
+
+def show_modules(result: Any) -> str:
+    rows = []
+    for m in result["modules"]:
+        source = m["source"] + (", essential" if m["essential"] else "")
+        rows.append(
+            [
+                m["name"],
+                "loaded" if m["loaded"] else "available",
+                ", ".join(m["depends"]) or "-",
+                ", ".join(m["needed_by"]) or "-",
+                source,
+            ]
+        )
+    out = [table(rows, ["MODULE", "STATE", "DEPENDS", "NEEDED BY", "SOURCE"])]
+    out.extend(f"problem: {p}" for p in result["problems"])
+    return "\n".join(out)
+
+
+def show_module_change(result: Any) -> str:
+    verb = "loaded into" if result["loaded"] else "unloaded from"
+    return f"{result['name']} {verb} {result['vnets']} vnets; loaded: {' '.join(result['modules'])}"
+
+
+def show_created(result: Any) -> str:
+    parent = f" (child of {result['parent']})" if result.get("parent") else ""
+    return f"vnet {result['name']} created{parent}"
+
+
+def show_destroyed(result: Any) -> str:
+    return "destroyed: " + ", ".join(result["destroyed"])
+
+
+def show_moved(result: Any) -> str:
+    return f"{result['interface']}: moved from vnet {result['from']} to vnet {result['to']}"
+
+
+def show_epair(result: Any) -> str:
+    a, b = result["a"], result["b"]
+    return f"epair {a['vnet']}:{a['interface']} <-> {b['vnet']}:{b['interface']} created"
+
+
+def show_tap(result: Any) -> str:
+    return f"vnet {result['vnet']}: {result['interface']} created, ether {result['mac']}"
+
+
+def show_reload(result: Any) -> str:
+    changes = result["changes"]
+    if not changes:
+        return f"{result['config']}: reloaded, no changes"
+    return "\n".join([f"{result['config']}: reloaded, {len(changes)} changes", *changes])
+
+
+Formatter = Callable[[Any], str]
+
+
+def show_done_route(result: Any) -> str:
+    return show_routes([result])
+
+
+def stdout_gone() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -1,0 +1,104 @@
+"""The inet subsystem: what attaching IPv4 to a vnet sets up, its knobs, its teardown.
+
+Attaching creates the vnet's :class:`~vrouter.inet.state.InetState` with its
+ARP table (whose failed resolutions the IP layer answers with ICMP),
+registers IPv4 and ARP in the vnet's EtherType table and the built-in IP
+protocols in its protocol table.  This module wires the layers together,
+so it sits above all of them and none imports it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vrouter.core.registry import Subsystem
+from vrouter.core.sysctl import field_knob
+from vrouter.inet import arp, ipv4
+from vrouter.inet.fragment import Reassembly
+from vrouter.inet.state import InetState
+from vrouter.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+
+
+def _attach(vnet: Vnet) -> InetState:
+    state = InetState(
+        arp=arp.new_table(unresolved=ipv4.host_unreachable), reass=Reassembly(timeout=30.0)
+    )
+    vnet.link.ethertypes[ETHERTYPE_IPV4] = ipv4.input
+    vnet.link.ethertypes[ETHERTYPE_ARP] = arp.input
+    state.protocols.update(ipv4.BUILTIN_PROTOCOLS)
+    return state
+
+
+def _detach(vnet: Vnet) -> None:
+    vnet.link.ethertypes.pop(ETHERTYPE_IPV4, None)
+    vnet.link.ethertypes.pop(ETHERTYPE_ARP, None)
+    vnet.inet.arp.clear()
+    vnet.inet.dests.clear()
+    vnet.inet.reass.clear()
+    vnet.inet.local.clear()
+
+
+KNOBS = (
+    field_knob(
+        "net.inet.ip.forwarding",
+        bool,
+        "Forward IPv4 packets not addressed to this vnet (router); 0 makes it a host",
+        "inet.forwarding",
+    ),
+    field_knob(
+        "net.inet.ip.ttl", int, "TTL of IPv4 packets this vnet originates", "inet.ttl", 1, 255
+    ),
+    field_knob(
+        "net.inet.icmp.errratelimit",
+        int,
+        "ICMP error messages sent per second at most (0: no limit)",
+        "inet.icmp_errrate",
+        0,
+        1_000_000,
+    ),
+    field_knob(
+        "net.link.ether.inet.max_age",
+        float,
+        "Seconds an ARP entry stays reachable after confirmation before it is refreshed",
+        "inet.arp.reachable_time",
+        1,
+        86400,
+    ),
+    field_knob(
+        "net.link.ether.inet.stale_time",
+        float,
+        "Seconds an unused stale ARP entry is kept",
+        "inet.arp.stale_time",
+        1,
+        86400 * 7,
+    ),
+    field_knob(
+        "net.link.ether.inet.max_entries",
+        int,
+        "ARP entries allowed in this vnet",
+        "inet.arp.max_entries",
+        1,
+        1 << 24,
+    ),
+    field_knob(
+        "net.inet.ip.reass.timeout",
+        float,
+        "Seconds an incomplete IPv4 datagram is kept for reassembly",
+        "inet.reass.timeout",
+        1,
+        600,
+    ),
+    field_knob(
+        "net.inet.ip.reass.maxmem",
+        int,
+        "Bytes of IPv4 fragments held for reassembly at most",
+        "inet.reass.memory_limit",
+        0,
+        1 << 31,
+    ),
+)
+
+SUBSYSTEM = Subsystem("inet", _attach, _detach, depends=("link", "route"), knobs=KNOBS)
