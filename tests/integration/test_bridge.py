@@ -196,6 +196,46 @@ def test_a_vlan_trunk_reaches_two_subnets_and_keeps_them_apart(seg: Vrouterd) ->
     assert _ping(seg, "h1", "198.51.100.1") == 3
 
 
+def _ctl_ok(daemon: Vrouterd, *args: str) -> str:
+    result = daemon.ctl(*args)
+    assert result.returncode == 0, (args, result.stdout + result.stderr)
+    return result.stdout
+
+
+def test_bridges_ports_and_vlans_change_at_run_time_through_vrouterctl(seg: Vrouterd) -> None:
+    p = seg.prefix
+    ns = f"{p}ht"
+    mac = _mac_in(ns, f"{p}t").replace(":", "")
+    try:
+        # h3 leaves br0 for a new bridge br1 with a subnet of its own.
+        out = _ctl_ok(seg, "bridge", "create", "lab", "br1", "--address", "198.18.1.1/24")
+        assert "bridge br1 created (no members)" in out
+        _ctl_ok(seg, "bridge", "del", "lab", "br0", f"{p}3")
+        _ctl_ok(seg, "bridge", "add", "lab", "br1", f"{p}3", "--storm-pps", "100")
+        seg.exec("h3", "ip", "addr", "add", "198.18.1.3/24", "dev", f"{p}3")
+        assert _ping(seg, "h3", "198.18.1.1") == 3
+        assert _ping(seg, "h3", "192.0.2.11", "-c", "1") == 0, "h1 is on another segment now"
+        fdb = {e["mac"]: e["bridge"] for e in seg.call("bridge.fdb", vnet="lab")}
+        assert fdb[_mac(seg, "h3", f"{p}3")] == "br1"
+        # A VLAN made at run time answers on the trunk; destroyed, it is gone again.
+        out = _ctl_ok(seg, "vlan", "create", "lab", f"{p}t", "30", "198.18.0.1/24")
+        assert f"{p}t.30 created, VLAN 30 on {p}t" in out
+        asks = json.dumps([(30, "198.18.0.2", "198.18.0.1")])
+        result = run(
+            "ip", "netns", "exec", ns, *python("-c", TRUNK_HOST, f"{p}t", mac, asks), timeout=30
+        )  # fmt: skip
+        assert json.loads(result.stdout) == [[30, "198.18.0.1"]]
+        refused = seg.ctl("bridge", "add", "lab", "br1", f"{p}t")
+        assert refused.returncode == 1 and "parent of VLAN interfaces" in refused.stderr
+    finally:
+        seg.ctl("interface", "destroy", "lab", f"{p}t.30")
+        seg.exec("h3", "ip", "addr", "del", "198.18.1.3/24", "dev", f"{p}3", check=False)
+        seg.ctl("interface", "destroy", "lab", "br1")
+        seg.ctl("bridge", "add", "lab", "br0", f"{p}3")
+    assert _ping(seg, "h3", "192.0.2.11") == 3, "back on br0"
+    assert [b["name"] for b in seg.call("bridge.show", vnet="lab")] == ["br0"]
+
+
 def test_a_vlan_parent_cannot_be_a_bridge_member(tmp_path: Path) -> None:
     daemon = Vrouterd(tmp_path, SEGMENT.replace('members = ["{p}1"', 'members = ["{p}t"'))
     result = run(

@@ -375,6 +375,24 @@ def show_tap(result: Any) -> str:
     return f"vnet {result['vnet']}: {result['interface']} created, ether {result['mac']}"
 
 
+def show_bridge_created(result: Any) -> str:
+    members = ", ".join(result["members"]) or "no members"
+    name, mac = result["interface"], result["mac"]
+    return f"vnet {result['vnet']}: bridge {name} created ({members}), ether {mac}"
+
+
+def show_port_change(result: Any) -> str:
+    verb = "joined" if result["added"] else "left"
+    return f"vnet {result['vnet']}: {result['interface']} {verb} bridge {result['bridge']}"
+
+
+def show_vlan_created(result: Any) -> str:
+    return (
+        f"vnet {result['vnet']}: {result['interface']} created, VLAN {result['vid']} "
+        f"on {result['parent']}, ether {result['mac']}"
+    )
+
+
 def show_reload(result: Any) -> str:
     changes = result["changes"]
     if not changes:

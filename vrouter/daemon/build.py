@@ -148,12 +148,17 @@ def release_l2(vnet: Vnet, ifp: Ifnet, now: float) -> list[Ifnet]:
     members = [p.ifnet for p in bridge.ports.values()]
     bridge_.destroy(ifp)
     for member in members:
-        ipv6.enable(vnet, member, now)
-        if member.up:
-            member.up = False
-            ipv4.set_up(vnet, member, now)
-            ipv6.set_up(vnet, member, now)
+        give_back(vnet, member, now)
     return members
+
+
+def give_back(vnet: Vnet, member: Ifnet, now: float) -> None:
+    """Make ``member``, out of its bridge, an L3 interface again (a link-local address; up)."""
+    ipv6.enable(vnet, member, now)
+    if member.up:
+        member.up = False
+        ipv4.set_up(vnet, member, now)
+        ipv6.set_up(vnet, member, now)
 
 
 def build(config: Config, now: float) -> Built:
