@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import select
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, python, run, running, vrouterd
+from harness import Vrouterd, python, run, running, vrouterctl, vrouterd
 
 pytestmark = pytest.mark.integration
 
@@ -234,6 +237,62 @@ def test_bridges_ports_and_vlans_change_at_run_time_through_vrouterctl(seg: Vrou
         seg.ctl("bridge", "add", "lab", "br0", f"{p}3")
     assert _ping(seg, "h3", "192.0.2.11") == 3, "back on br0"
     assert [b["name"] for b in seg.call("bridge.show", vnet="lab")] == ["br0"]
+
+
+@contextmanager
+def _capturing(daemon: Vrouterd, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``vrouterctl capture ARGS`` until it says it listens; kill it on the way out."""
+    proc = subprocess.Popen(
+        vrouterctl("--socket", daemon.socket, "capture", *args),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        seen, deadline = b"", time.monotonic() + 15
+        while b"listening on" not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([proc.stderr], [], [], left)[0], seen
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            assert chunk, f"capture exited: {seen.decode()}"
+            seen += chunk
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def _read_pcap(path: Path) -> list[str]:
+    out = run("tcpdump", "-n", "-e", "-r", str(path)).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def test_capture_on_a_port_sees_bridged_frames_and_on_the_bridge_only_its_own(
+    seg: Vrouterd, tmp_path: Path
+) -> None:
+    p = seg.prefix
+    port_pcap, bridge_pcap = tmp_path / "port.pcap", tmp_path / "bridge.pcap"
+    with (
+        _capturing(seg, "lab", f"{p}2", "-c", "2", "-w", str(port_pcap), "icmp") as port,
+        _capturing(seg, "lab", "br0", "-c", "2", "-w", str(bridge_pcap), "icmp") as bridge,
+    ):
+        assert _ping(seg, "h1", "192.0.2.12", "-c", "1") == 1  # bridged: h1 -> p1 -> p2 -> h2
+        assert _ping(seg, "h1", "192.0.2.1", "-c", "1") == 1  # to the bridge's own address
+        assert port.wait(15) == 0 and bridge.wait(15) == 0
+    mac1, mac2 = _mac(seg, "h1", f"{p}1"), _mac(seg, "h2", f"{p}2")
+    lines = _read_pcap(port_pcap)
+    assert len(lines) == 2, lines
+    assert f"{mac1} > {mac2}" in lines[0], lines
+    assert "192.0.2.11 > 192.0.2.12: ICMP echo request" in lines[0], lines
+    assert f"{mac2} > {mac1}" in lines[1], lines
+    assert "192.0.2.12 > 192.0.2.11: ICMP echo reply" in lines[1], lines
+    lines = _read_pcap(bridge_pcap)
+    assert len(lines) == 2, lines
+    assert "192.0.2.11 > 192.0.2.1: ICMP echo request" in lines[0]
+    assert "192.0.2.1 > 192.0.2.11: ICMP echo reply" in lines[1]
 
 
 def test_a_vlan_parent_cannot_be_a_bridge_member(tmp_path: Path) -> None:
