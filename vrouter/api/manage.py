@@ -101,6 +101,48 @@ async def tap_create(host: Host, args: dict[str, Any]) -> Any:
     return {"vnet": vnet, "interface": ifp.name, "mac": ifp.mac.hex(":")}
 
 
+async def bridge_create(host: Host, args: dict[str, Any]) -> Any:
+    ifp = await ops_of(host).create_bridge(
+        args["vnet"],
+        args["interface"],
+        args["members"],
+        _addresses(args["addresses"]),
+        args["vlan_filtering"],
+        args["pvid"],
+        args.get("mtu"),
+    )
+    return {"vnet": args["vnet"], "interface": ifp.name, "mac": ifp.mac.hex(":"),
+            "members": list(args["members"])}  # fmt: skip
+
+
+async def bridge_port_add(host: Host, args: dict[str, Any]) -> Any:
+    ops_of(host).add_bridge_port(
+        args["vnet"], args["bridge"], args["interface"], args["pvid"], args["tagged"],
+        args["storm_pps"],
+    )  # fmt: skip
+    return {"vnet": args["vnet"], "bridge": args["bridge"], "interface": args["interface"],
+            "added": True}  # fmt: skip
+
+
+async def bridge_port_del(host: Host, args: dict[str, Any]) -> Any:
+    ops_of(host).remove_bridge_port(args["vnet"], args["bridge"], args["interface"])
+    return {"vnet": args["vnet"], "bridge": args["bridge"], "interface": args["interface"],
+            "added": False}  # fmt: skip
+
+
+async def vlan_create(host: Host, args: dict[str, Any]) -> Any:
+    ifp = await ops_of(host).create_vlan(
+        args["vnet"],
+        args["parent"],
+        args["vid"],
+        args.get("interface"),
+        _addresses(args["addresses"]),
+        args.get("mtu"),
+    )
+    return {"vnet": args["vnet"], "interface": ifp.name, "mac": ifp.mac.hex(":"),
+            "parent": args["parent"], "vid": args["vid"]}  # fmt: skip
+
+
 async def address_add(host: Host, args: dict[str, Any]) -> Any:
     address = _address(args["address"])
     ops_of(host).add_address(args["vnet"], args["interface"], address)

@@ -20,6 +20,7 @@ from vrouter.core.perms import Policy
 from vrouter.core.sysctl import SysctlError
 from vrouter.core.vnet import Vnet
 from vrouter.inet.state import stats_dict
+from vrouter.link.bridge import Bridge, FdbEntry
 from vrouter.route import state as route_state
 from vrouter.route.fib import Route
 from vrouter.stack import ESSENTIAL, discover
@@ -62,6 +63,7 @@ def _in_use(vnet: Vnet) -> dict[str, int | None]:
         "states": len(fw.fw.states) if fw is not None else None,
         "sockets": len(sockets_open) if isinstance(sockets_open, dict | list | set) else None,
         "reassembly_bytes": max(vnet.inet.reass.memory(), vnet.inet6.reass.memory()),
+        "fdb": vnet.link.bridge.fdb_entries,
     }
 
 
@@ -82,6 +84,7 @@ def _limit_refusals(vnet: Vnet) -> dict[str, int]:
         "states": counted["states"] + (fw.fw.states.stats.limit if fw is not None else 0),
         "sockets": counted["sockets"],
         "reassembly_bytes": vnet.inet.reass.stats.memory + vnet.inet6.reass.stats.memory,
+        "fdb": vnet.link.bridge.fdb_full,
     }
 
 
@@ -215,6 +218,35 @@ def arp_show(host: Host, args: dict[str, Any]) -> Any:
     now = host.driver.now()
     entries = sorted(vnet.inet.arp.entries.values(), key=lambda e: (e.ifnet.name, e.ip))
     return Rows(entries, lambda entry: entry.describe(now))
+
+
+def _bridges(host: Host, args: dict[str, Any]) -> list[Bridge]:
+    vnet = vnet_of(host, args)
+    bridges = vnet.link.bridge.bridges
+    name = args.get("bridge") or ""
+    if not name:
+        return list(bridges.values())
+    if name not in bridges:
+        raise ApiError(f"vnet {vnet.name} has no bridge {name!r}")
+    return [bridges[name]]
+
+
+def bridge_show(host: Host, args: dict[str, Any]) -> Any:
+    return [bridge.describe() for bridge in _bridges(host, args)]
+
+
+def bridge_fdb(host: Host, args: dict[str, Any]) -> Any:
+    now = host.driver.now()
+    rows: list[tuple[Bridge, FdbEntry]] = []
+    for bridge in _bridges(host, args):
+        bridge.now = max(bridge.now, now)
+        rows.extend((bridge, entry) for entry in bridge.entries())
+
+    def describe(row: tuple[Bridge, FdbEntry]) -> dict[str, object]:
+        bridge, entry = row
+        return {"bridge": bridge.ifnet.name, **entry.describe(now, bridge.state.ageing_time)}
+
+    return Rows(rows, describe)
 
 
 def netstat(host: Host, args: dict[str, Any]) -> Any:

@@ -117,6 +117,53 @@ def show_ndp(result: Any) -> str:
     return table(rows, ["Neighbor", "Linklayer Address", "Netif", "State", "Flags", "Age"])
 
 
+def show_bridges(result: Any) -> str:
+    out = []
+    for b in result:
+        vlans = f" vlan_filtering pvid {b['pvid']}" if b["vlan_filtering"] else ""
+        stats = b["stats"]
+        out.append(
+            f"{b['name']}: {'UP' if b['up'] else 'DOWN'} mac {b['mac']}{vlans} "
+            f"ageing {b['ageing_time']}s fdb {b['fdb_entries']} (learned {stats['learned']}, "
+            f"moved {stats['moved']}, aged {stats['aged']}, full {stats['fdb_full']})"
+        )
+        rows = []
+        for p in b["ports"]:
+            c = p["counters"]
+            drops = ", ".join(f"{k} {v}" for k, v in c["drops"].items()) or "-"
+            vlan = f"{p['pvid'] or '-'}/{','.join(map(str, p['tagged'])) or '-'}"
+            rows.append(
+                [
+                    p["name"],
+                    "up" if p["up"] else "down",
+                    vlan if b["vlan_filtering"] else "-",
+                    str(p["storm_pps"] or "-"),
+                    str(c["forwarded"]),
+                    str(c["flooded"]),
+                    str(c["sent"]),
+                    str(c["learned"]),
+                    drops,
+                ]
+            )
+        header = ["Port", "State", "PVID/Tagged", "Storm", "Fwd", "Flood", "Sent", "Learn"]
+        out.append(table(rows, [*header, "Drops"]))
+    return "\n".join(out)
+
+
+def show_fdb(result: Any) -> str:
+    rows = [
+        [
+            e["bridge"],
+            e["mac"],
+            str(e["vlan"]) if e["vlan"] else "-",
+            e["port"],
+            "static" if e["static"] else f"{e['age']:.0f}s",
+        ]
+        for e in result
+    ]
+    return table(rows, ["Bridge", "MAC", "VLAN", "Port", "Age"])
+
+
 def show_netstat(result: Any) -> str:
     out = []
     for section, counters in result.items():
@@ -340,6 +387,24 @@ def show_epair(result: Any) -> str:
 
 def show_tap(result: Any) -> str:
     return f"vnet {result['vnet']}: {result['interface']} created, ether {result['mac']}"
+
+
+def show_bridge_created(result: Any) -> str:
+    members = ", ".join(result["members"]) or "no members"
+    name, mac = result["interface"], result["mac"]
+    return f"vnet {result['vnet']}: bridge {name} created ({members}), ether {mac}"
+
+
+def show_port_change(result: Any) -> str:
+    verb = "joined" if result["added"] else "left"
+    return f"vnet {result['vnet']}: {result['interface']} {verb} bridge {result['bridge']}"
+
+
+def show_vlan_created(result: Any) -> str:
+    return (
+        f"vnet {result['vnet']}: {result['interface']} created, VLAN {result['vid']} "
+        f"on {result['parent']}, ether {result['mac']}"
+    )
 
 
 def show_reload(result: Any) -> str:

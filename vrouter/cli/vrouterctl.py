@@ -35,6 +35,13 @@ from vrouter.api.protocol import ApiError
 from vrouter.cli import completion, render
 
 
+def _vids(text: str) -> list[int]:
+    try:
+        return [int(word) for word in text.split(",") if word]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected VLAN IDs like 10,20") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vrouterctl",
@@ -192,6 +199,44 @@ def _parser() -> argparse.ArgumentParser:
             family.add_argument(
                 "-6", dest="family", action="store_const", const="inet6", help="IPv6 only"
             )
+    bridge = sub.add_parser("bridge", help="the bridges of a vnet and their FDB")
+    bridge_sub = bridge.add_subparsers(dest="action", required=True)
+    for action, help_ in (
+        ("show", "bridges, their ports, VLANs and counters"),
+        ("fdb", "learnt and static MACs, by bridge and VLAN"),
+    ):
+        p = json_flag(bridge_sub.add_parser(action, help=help_))
+        p.add_argument("vnet", help="vnet name")
+        p.add_argument("bridge", nargs="?", default="", help="one bridge (default: all)")
+    bcreate = json_flag(bridge_sub.add_parser("create", help="create a bridge over interfaces"))
+    bcreate.add_argument("vnet", help="vnet name")
+    bcreate.add_argument("bridge", help="the bridge's name")
+    bcreate.add_argument("members", nargs="*", metavar="MEMBER", help="member interfaces")
+    bcreate.add_argument(
+        "--address", dest="addresses", action="append", default=[], metavar="ADDR/LEN",
+        help="an address of the bridge (repeatable)",
+    )  # fmt: skip
+    bcreate.add_argument("--vlan-filtering", action="store_true", help="filter by VLAN")
+    bcreate.add_argument("--pvid", type=int, default=1, help="the bridge's own VLAN (1)")
+    bcreate.add_argument("--mtu", type=int, help="MTU (default: the smallest member's)")
+    badd = json_flag(bridge_sub.add_parser("add", help="make an interface a member of a bridge"))
+    bdel = json_flag(bridge_sub.add_parser("del", help="take a member out of a bridge"))
+    for p in (badd, bdel):
+        p.add_argument("vnet", help="vnet name")
+        p.add_argument("bridge", help="the bridge's name")
+        p.add_argument("interface", help="the member interface")
+    badd.add_argument("--pvid", type=int, default=1, help="VLAN of untagged frames (1; 0: none)")
+    badd.add_argument("--tagged", type=_vids, default=[], metavar="VID,...", help="tagged VLANs")
+    badd.add_argument("--storm-pps", type=int, default=0, help="broadcast+multicast frames/s (0)")
+    vlan = sub.add_parser("vlan", help="802.1Q VLAN interfaces")
+    vlan_sub = vlan.add_subparsers(dest="action", required=True)
+    vcreate = json_flag(vlan_sub.add_parser("create", help="create a VLAN interface on a parent"))
+    vcreate.add_argument("vnet", help="vnet name")
+    vcreate.add_argument("parent", help="the parent interface (tap, epair or bridge)")
+    vcreate.add_argument("vid", type=int, help="the VLAN ID (1..4094)")
+    vcreate.add_argument("addresses", nargs="*", metavar="ADDR/LEN", help="addresses")
+    vcreate.add_argument("--name", help="the interface's name (default: PARENT.VID)")
+    vcreate.add_argument("--mtu", type=int, help="MTU (default: the parent's)")
     view("netstat", "protocol statistics of a vnet", vnet=True)
     view("sockstat", "sockets programs hold in a vnet", vnet=True)
     sysctl = view("sysctl", "read or set a vnet's sysctl knobs", vnet=True)
@@ -361,6 +406,58 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
     ),
     ("arp", "show"): lambda a: ("arp.show", {"vnet": a.vnet}, render.show_arp),
     ("ndp", "show"): lambda a: ("ndp.show", {"vnet": a.vnet}, render.show_ndp),
+    ("bridge", "show"): lambda a: (
+        "bridge.show",
+        {"vnet": a.vnet, "bridge": a.bridge},
+        render.show_bridges,
+    ),
+    ("bridge", "create"): lambda a: (
+        "bridge.create",
+        {
+            "vnet": a.vnet,
+            "interface": a.bridge,
+            "members": a.members,
+            "addresses": a.addresses,
+            "vlan_filtering": a.vlan_filtering,
+            "pvid": a.pvid,
+            "mtu": a.mtu,
+        },
+        render.show_bridge_created,
+    ),
+    ("bridge", "add"): lambda a: (
+        "bridge.port.add",
+        {
+            "vnet": a.vnet,
+            "bridge": a.bridge,
+            "interface": a.interface,
+            "pvid": a.pvid,
+            "tagged": a.tagged,
+            "storm_pps": a.storm_pps,
+        },
+        render.show_port_change,
+    ),
+    ("bridge", "del"): lambda a: (
+        "bridge.port.del",
+        {"vnet": a.vnet, "bridge": a.bridge, "interface": a.interface},
+        render.show_port_change,
+    ),
+    ("vlan", "create"): lambda a: (
+        "vlan.create",
+        {
+            "vnet": a.vnet,
+            "parent": a.parent,
+            "vid": a.vid,
+            "interface": a.name,
+            "addresses": a.addresses,
+            "mtu": a.mtu,
+        },
+        render.show_vlan_created,
+    ),
+    ("bridge", "fdb"): lambda a: (
+        "bridge.fdb",
+        {"vnet": a.vnet, "bridge": a.bridge},
+        render.show_fdb,
+    ),
     ("netstat", None): lambda a: ("netstat", {"vnet": a.vnet}, render.show_netstat),
     ("sockstat", None): lambda a: ("sockstat", {"vnet": a.vnet}, render.show_sockstat),
     ("sysctl", None): _sysctl,

@@ -270,6 +270,55 @@ def link_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
     yield from (rx_drops, tx_drops, up, mtu)
 
 
+def bridge_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
+    """Per-bridge FDB size and events, per-port forwarding counters and drops by reason."""
+    labels = ("vnet", "interface")
+    port_labels = (*labels, "port")
+    fdb = GaugeMetricFamily(
+        "vrouter_bridge_fdb_entries",
+        "Entries in the bridge's FDB (static ones too).",
+        labels=labels,
+    )
+    events = {
+        attr: CounterMetricFamily(f"vrouter_bridge_{stem}", doc, labels=labels)
+        for attr, stem, doc in (
+            ("learned", "fdb_learned", "MACs learnt."),
+            ("moved", "fdb_moved", "MACs seen on another port than their entry's, relearnt."),
+            ("aged", "fdb_aged", "Learnt MACs removed after the ageing time."),
+            ("fdb_full", "fdb_full", "Source MACs not learnt because the vnet's FDB was full."),
+        )
+    }
+    port_counters = {
+        attr: CounterMetricFamily(f"vrouter_bridge_port_{attr}_frames", doc, labels=port_labels)
+        for attr, doc in (
+            ("forwarded", "Frames received on the port and sent to one port or the bridge."),
+            ("flooded", "Frames received on the port and flooded."),
+            ("sent", "Frames the bridge sent out of the port."),
+        )
+    }
+    drops = CounterMetricFamily(
+        "vrouter_bridge_port_drops",
+        "Frames the port refused, by reason.",
+        labels=(*port_labels, "reason"),
+    )
+    for vnet in _attached(vnets, "link"):
+        for name, bridge in list(vnet.link.bridge.bridges.items()):
+            key = (vnet.name, name)
+            fdb.add_metric(key, sum(len(t) for t in bridge.tables.values()))
+            for attr, family in events.items():
+                family.add_metric(key, getattr(bridge.stats, attr))
+            for port in list(bridge.ports.values()):
+                pkey = (*key, port.ifnet.name)
+                for attr, family in port_counters.items():
+                    family.add_metric(pkey, getattr(port.counters, attr))
+                for reason, count in sorted(port.counters.drops.items()):
+                    drops.add_metric((*pkey, reason), count)
+    yield fdb
+    yield from events.values()
+    yield from port_counters.values()
+    yield drops
+
+
 def route_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
     """Routes in each vnet's IPv4 and IPv6 tables, in all and per source and state."""
     routes = GaugeMetricFamily(
@@ -450,6 +499,7 @@ def tcp_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
 
 SOURCES: tuple[Source, ...] = (
     link_metrics,
+    bridge_metrics,
     route_metrics,
     inet_metrics,
     inet6_metrics,

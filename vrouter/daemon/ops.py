@@ -39,6 +39,7 @@ Guarantees:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import re
@@ -52,12 +53,20 @@ from vrouter.core.registry import RegistryError, Subsystem
 from vrouter.core.sysctl import SysctlError, Value
 from vrouter.core.vnet import Vnet, VnetError, VnetTree
 from vrouter.daemon import build, hostns
-from vrouter.daemon.config import HostConfig, InterfaceConfig, RaConfig
+from vrouter.daemon.config import (
+    BridgeConfig,
+    BridgePortConfig,
+    HostConfig,
+    InterfaceConfig,
+    RaConfig,
+)
 from vrouter.firewall import subsystem as firewall
 from vrouter.firewall.rules import Ruleset, RulesetError, parse_ruleset
 from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6, nd
 from vrouter.io.driver import Driver
+from vrouter.link import bridge as bridge_
+from vrouter.link import vlan
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet
 from vrouter.route import state as route_state
@@ -258,6 +267,42 @@ class Ops:
             self._check_address(vnet, None, address, pending, icfg.name)
             pending.append(address)
 
+    def _check_l2(self, vnet: Vnet, icfg: InterfaceConfig) -> None:
+        """Refuse a VLAN without its parent, a bridge whose members are missing or taken."""
+        where = f"vnet {vnet.name}: {icfg.name}"
+        if icfg.vlan is not None:
+            parent, vid = icfg.vlan
+            if parent not in vnet.link.interfaces:
+                raise OpError(f"{where}: no parent interface {parent!r}")
+            if (parent, vid) in vnet.link.vlans:
+                raise OpError(f"{where}: {parent} already has VLAN {vid}")
+            if vnet.link.interfaces[parent].bridge_input is not None:
+                raise OpError(f"{where}: {parent} is a bridge member")
+            if vnet.link.interfaces[parent].mtu < icfg.mtu:
+                parent_mtu = vnet.link.interfaces[parent].mtu
+                raise OpError(f"{where}: mtu {icfg.mtu} is larger than {parent}'s ({parent_mtu})")
+        if icfg.bridge is None:
+            return
+        for name in icfg.bridge.members:
+            member = vnet.link.interfaces.get(name)
+            if member is None:
+                raise OpError(f"{where}: no member interface {name!r}")
+            self._check_member(where, member, icfg.mtu)
+
+    def _check_member(self, where: str, member: Ifnet, mtu: int) -> None:
+        """Refuse a bridge member of the wrong kind, taken, with addresses or a small MTU."""
+        name = member.name
+        if member.bridge_input is not None:
+            raise OpError(f"{where}: {name} is already a bridge member")
+        if member.kind not in ("tap", "epair", "vlan"):
+            raise OpError(f"{where}: {name} is a {member.kind}, not a tap, epair or vlan")
+        if member.addresses or any(not a.is_link_local for a in member.addresses6):
+            raise OpError(f"{where}: member {name} has addresses; remove them first")
+        if vlan.children(member):
+            raise OpError(f"{where}: {name} is the parent of VLAN interfaces")
+        if member.mtu < mtu:
+            raise OpError(f"{where}: mtu {mtu} is larger than member {name}'s ({member.mtu})")
+
     def _check_address(
         self,
         vnet: Vnet,
@@ -291,6 +336,7 @@ class Ops:
         if icfg.type == "epair":
             raise OpError(f"vnet {vnet.name}: {icfg.name}: an epair is created with its peer")
         self._check_new_interface(vnet, icfg)
+        self._check_l2(vnet, icfg)
         self._check_room(vnet, 1, icfg.addresses)
         if icfg.type == "tap":
             if icfg.name in self.driver.taps:
@@ -307,7 +353,12 @@ class Ops:
                         f"vnet {vnet.name}: {icfg.name}: netns {icfg.host.netns} already exists"
                     )
         now = self.driver.now()
-        ifp = build.add_interface(vnet, icfg, now)
+        try:
+            ifp = build.add_interface(vnet, icfg, now)
+        except build.BuildError as err:
+            if icfg.name in vnet.link.interfaces:
+                self.detach(vnet.link.interfaces[icfg.name])
+            raise OpError(str(err)) from err
         if icfg.type == "tap":
             try:
                 await self._attach_tap(ifp, icfg)
@@ -393,9 +444,108 @@ class Ops:
         self, vnet_name: str, name: str, addresses: Iterable[Address], mtu: int
     ) -> Ifnet:
         """Create a TAP ``name`` in ``vnet_name`` (up, derived MAC, no host) and return it."""
-        return await self.create_interface(
-            vnet_name, interface_config(name, "tap", addresses, mtu)
+        return await self.create_interface(vnet_name, interface_config(name, "tap", addresses, mtu))
+
+    async def create_bridge(
+        self,
+        vnet_name: str,
+        name: str,
+        members: Iterable[str],
+        addresses: Iterable[Address],
+        vlan_filtering: bool = False,
+        pvid: int = 1,
+        mtu: int | None = None,
+    ) -> Ifnet:
+        """Create bridge ``name`` over ``members`` (up); its MTU defaults to its smallest member's.
+
+        The members join as access ports of VLAN 1 with no storm limit
+        (:meth:`add_bridge_port` sets more).
+        """
+        vnet = self.vnet(vnet_name)
+        ports = tuple(BridgePortConfig(member) for member in members)
+        if mtu is None:
+            found = [vnet.link.interfaces.get(p.name) for p in ports]
+            mtu = min((m.mtu for m in found if m is not None), default=1500)
+        bcfg = BridgeConfig(ports=ports, vlan_filtering=vlan_filtering, pvid=pvid)
+        icfg = dataclasses.replace(interface_config(name, "bridge", addresses, mtu), bridge=bcfg)
+        return await self.create_interface(vnet.name, icfg)
+
+    async def create_vlan(
+        self,
+        vnet_name: str,
+        parent: str,
+        vid: int,
+        name: str | None = None,
+        addresses: Iterable[Address] = (),
+        mtu: int | None = None,
+    ) -> Ifnet:
+        """Create the 802.1Q sub-interface ``PARENT.VID`` (or ``name``) of ``parent`` (up).
+
+        Its MTU defaults to the parent's, and may not exceed it.
+        """
+        vnet = self.vnet(vnet_name)
+        parent_ifp = self.interface(vnet, parent)
+        if not 1 <= vid <= 4094:
+            raise OpError(f"vnet {vnet.name}: {parent}: VLAN {vid} is not in 1..4094")
+        name = name or f"{parent}.{vid}"
+        icfg = dataclasses.replace(
+            interface_config(name, "vlan", addresses, parent_ifp.mtu if mtu is None else mtu),
+            vlan=(parent, vid),
         )
+        return await self.create_interface(vnet.name, icfg)
+
+    def _bridge(self, vnet: Vnet, name: str) -> bridge_.Bridge:
+        bridge = bridge_.of(self.interface(vnet, name))
+        if bridge is None:
+            raise OpError(f"vnet {vnet.name}: {name} is not a bridge")
+        return bridge
+
+    def add_bridge_port(
+        self,
+        vnet_name: str,
+        bridge_name: str,
+        name: str,
+        pvid: int = 1,
+        tagged: Iterable[int] = (),
+        storm_pps: int = 0,
+    ) -> Ifnet:
+        """Make interface ``name`` a member of ``bridge_name``; it loses its L3 state.
+
+        ``pvid``: the VLAN of its untagged frames (0: none); ``tagged``: the
+        VLANs it carries tagged (both with VLAN filtering); ``storm_pps``:
+        broadcast and multicast frames admitted per second (0: no limit).
+        """
+        port = BridgePortConfig(name, pvid, tuple(sorted(set(tagged))), storm_pps)
+        vnet = self.vnet(vnet_name)
+        bridge = self._bridge(vnet, bridge_name)
+        member = self.interface(vnet, port.name)
+        where = f"vnet {vnet.name}: {bridge_name}"
+        if member is bridge.ifnet:
+            raise OpError(f"{where}: a bridge cannot be a member of itself")
+        sub = vlan.of(member)
+        if sub is not None and sub.parent is bridge.ifnet:
+            raise OpError(f"{where}: {member.name} is one of its own VLANs")
+        self._check_member(where, member, bridge.ifnet.mtu)
+        for vid in (port.pvid, *port.tagged):
+            if not 0 <= vid <= 4094 or (vid == 0 and vid != port.pvid):
+                raise OpError(f"{where}: {member.name}: VLAN {vid} is not in 1..4094")
+        if port.storm_pps < 0:
+            raise OpError(f"{where}: {member.name}: storm_pps must be 0 or more")
+        build.strip_l3(vnet, member, self.driver.now())
+        bridge.add_port(member, port.pvid, frozenset(port.tagged), port.storm_pps)
+        log.info("vnet %s: %s: %s joined the bridge", vnet.name, bridge_name, member.name)
+        return member
+
+    def remove_bridge_port(self, vnet_name: str, bridge_name: str, name: str) -> Ifnet:
+        """Take member ``name`` out of ``bridge_name``; it is an L3 interface again."""
+        vnet = self.vnet(vnet_name)
+        bridge = self._bridge(vnet, bridge_name)
+        if name not in bridge.ports:
+            raise OpError(f"vnet {vnet.name}: {name} is not a member of bridge {bridge_name}")
+        member = bridge.remove_port(name).ifnet
+        build.give_back(vnet, member, self.driver.now())
+        log.info("vnet %s: %s: %s left the bridge", vnet.name, bridge_name, name)
+        return member
 
     def create_epair_between(
         self,
@@ -414,12 +564,17 @@ class Ops:
         """Destroy an interface (an epair with both ends); return the (vnet, name)s gone."""
         vnet = self.vnet(vnet_name)
         ifp = self.interface(vnet, name)
-        gone = [(vnet.name, ifp.name)]
+        gone: list[tuple[str, str]] = []
+        for child in vlan.children(ifp):  # a VLAN goes with its parent
+            gone += await self.destroy_interface(vnet.name, child.ifnet.name)
+        gone.append((vnet.name, ifp.name))
         epair = self.epair_of(ifp) if ifp.kind == "epair" else None
         if epair is not None:
             peer = epair.b if epair.a is ifp else epair.a
             self.detach(ifp)
             if peer.vnet.link.interfaces.get(peer.name) is peer:
+                for child in vlan.children(peer):
+                    gone += await self.destroy_interface(peer.vnet.name, child.ifnet.name)
                 self.detach(peer)
             self.driver.remove_epair(epair)
             gone.append((peer.vnet.name, peer.name))
@@ -445,19 +600,13 @@ class Ops:
     def detach(self, ifp: Ifnet) -> list[Route]:
         """Take ``ifp`` out of its vnet with every piece of state about it.
 
-        Return the routes removed with it; the device is left alone.
+        Return the routes removed with it; the device is left alone.  A
+        bridge gives its members back, a member leaves its bridge.
         """
         vnet = ifp.vnet
         now = self.driver.now()
-        nd.disable_ra(vnet, ifp, now)
-        routes = route_state.remove_interface_routes(vnet, ifp)
-        for v4 in list(ifp.addresses):
-            ipv4.remove_address(vnet, ifp, v4)
-        vnet.inet.arp.flush_interface(ifp)
-        for v6 in list(ifp.addresses6):
-            ipv6.remove_address(vnet, ifp, v6)
-        vnet.inet6.nd.flush_interface(ifp)
-        vnet.inet6.groups.pop(ifp.name, None)
+        build.release_l2(vnet, ifp, now)
+        routes = build.strip_l3(vnet, ifp, now)
         ifp.up = False
         del vnet.link.interfaces[ifp.name]
         vnet.timers.purge()

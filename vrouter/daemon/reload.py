@@ -6,13 +6,14 @@ one running the new, in an order that never needs a name, an address or a
 device before it is free:
 
 1. static routes removed (or changed), addresses removed from interfaces that stay;
-2. interfaces removed or re-created (a new type, host, peer, MAC, ``up`` or
-   link-local address re-creates it; an epair goes as a whole);
+2. interfaces removed or re-created (a new type, host, peer, MAC, ``up``,
+   link-local address, bridge or VLAN setting re-creates it; an epair goes as
+   a whole; VLANs before their parents, bridges before their members);
 3. vnets removed, children first;
 4. sysctl values (a vnet's limits before its other knobs) and firewall
    rulesets of the vnets that stay, parents first; permissions;
 5. vnets added, parents first, each with its sysctl values and ruleset;
-6. interfaces and epairs created;
+6. interfaces and epairs created (parents before VLANs, members before bridges);
 7. in place: MTU, addresses added, router advertisements;
 8. static routes added (or changed); the daemon's log level and admins.
 
@@ -236,7 +237,9 @@ def recreates(old: InterfaceConfig, new: InterfaceConfig) -> bool:
     """Return True if ``old`` cannot become ``new`` in place.
 
     A new type, host, peer, MAC, ``up``, offload setting or link-local
-    address needs a new interface; so does any setting added to
+    address needs a new interface, and so does a bridge's new members, VLAN
+    or FDB settings (its members stay: they leave the old bridge and join the
+    new one) or a VLAN's new parent or VID; so does any setting added to
     :class:`InterfaceConfig` later, until it learns to change in place.
     """
     return _fixed(old) != _fixed(new)
@@ -426,6 +429,12 @@ def plan(old: Config, new: Config) -> Plan:
         daemon.append(Step(LOG_LEVEL, "", new=new.daemon.log_level, old=old.daemon.log_level))
     if old.daemon.admins != new.daemon.admins:
         daemon.append(Step(ADMINS, "", new=new.daemon.admins, old=old.daemon.admins))
+    # VLANs go before their parents and bridges before their members; created the other way.
+    def rank(step: Step, vnets: dict[str, VnetConfig], cfg: object) -> int:
+        return vnets[step.vnet].rank(cfg) if isinstance(cfg, InterfaceConfig) else 0
+
+    destroy_if.sort(key=lambda step: -rank(step, old_v, step.old))
+    create_if.sort(key=lambda step: rank(step, new_v, step.new))
     steps = (
         *route_del,
         *address_del,

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 Transmit = Callable[[bytes | bytearray], None]
 FrameTap = Callable[[bytes | bytearray, bool], None]
 """Sees (frame, outbound) for every frame received or sent (:mod:`vrouter.link.capture`)."""
+Receive = Callable[["Ifnet", bytes | bytearray, float], None]
+"""Takes (interface, frame, now) for a frame received on the interface."""
 
 
 @dataclass(slots=True)
@@ -72,6 +74,7 @@ class Ifnet:
         "transmit",
         "offload",
         "taps",
+        "bridge_input",
         "__weakref__",
     )
 
@@ -94,6 +97,9 @@ class Ifnet:
         checksums, TCP super-frames); False makes ``output`` finish them first."""
         self.taps: list[FrameTap] = []
         """Captures watching this interface; empty unless someone captures."""
+        self.bridge_input: Receive | None = None
+        """Set while the interface is a bridge member: every frame it receives goes
+        there instead of the EtherType demux (:mod:`vrouter.link.bridge`)."""
 
     def all_addresses(self) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
         """Return the IPv4 then the IPv6 addresses."""

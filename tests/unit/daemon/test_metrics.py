@@ -36,10 +36,12 @@ from vrouter import __version__
 from vrouter.core.vnet import VnetTree
 from vrouter.daemon import metrics
 from vrouter.daemon.config import ConfigError, parse
+from vrouter.inet import ipv4
 from vrouter.inet.fragment import ReassStats
 from vrouter.inet.state import ArpStats, IcmpStats, IpStats
 from vrouter.inet6.state import Icmp6Stats, Ip6Stats
-from vrouter.link.ifnet import IfCounters
+from vrouter.link import bridge as bridge_
+from vrouter.link.ifnet import IfCounters, Ifnet
 from vrouter.route import state as route_state
 from vrouter.transport.tcp.stats import TcpStats
 
@@ -464,7 +466,7 @@ def test_names_and_labels_follow_conventions(net: Scenario) -> None:
     net.ping_across(1)
     s = scrape(net.daemon)
     allowed = {"vnet", "interface", "reason", "family", "state", "version", "rule", "kind",
-               "source"}
+               "source", "port"}  # port: a bridge member (vrouter_bridge_port_*)
     for family in s.families.values():
         if not family.name.startswith("vrouter_"):
             continue
@@ -509,6 +511,38 @@ def test_names_carry_units_and_one_spelling(net: Scenario) -> None:
     memory = [n for n in names if "reass" in n and "memory" in n]
     assert memory == ["vrouter_ip_reass_memory_bytes"]
     assert s.family("vrouter_ip_reass_evicted").type == "counter"
+
+
+def test_bridge_series_carry_units_and_follow_conventions(net: Scenario) -> None:
+    lab = net.lab
+    vnet = lab.vnet("l2")
+    hosts = [lab.host(vnet, f"p{i}", None, None) for i in (1, 2)]
+    brif = Ifnet(vnet, "br0", "bridge", lab.mac())
+    vnet.link.add(brif)
+    br = bridge_.create(brif)
+    for host in hosts:
+        br.add_port(host.ifp, storm_pps=1)
+    ipv4.set_up(vnet, brif, lab.now)
+    a, b = bytes.fromhex("02000000000a"), bytes.fromhex("02000000000b")
+    for _ in range(2):  # the second broadcast exceeds p1's storm limit
+        hosts[0].send(b"\xff" * 6 + a + b"\x88\xb5" + bytes(46), lab.now)
+    hosts[1].send(a + b + b"\x88\xb5" + bytes(46), lab.now)
+    s = scrape(net.daemon)
+    port = {"vnet": "l2", "interface": "br0", "port": "p1"}
+    assert s.value("vrouter_bridge_fdb_entries", vnet="l2", interface="br0") == 2
+    assert s.value("vrouter_bridge_fdb_learned_total", vnet="l2", interface="br0") == 2
+    assert s.value("vrouter_bridge_port_flooded_frames_total", **port) == 1
+    assert s.value("vrouter_bridge_port_sent_frames_total", **port) == 1
+    assert s.value("vrouter_bridge_port_drops_total", **port, reason="storm_control") == 1
+    names = [f.name for f in s.families.values() if f.name.startswith("vrouter_bridge_")]
+    for name in names:
+        family = s.families[name]
+        assert family.type == ("gauge" if name.endswith("_entries") else "counter"), name
+        assert name.endswith(("_entries", "_frames", "_drops")) or "_fdb_" in name, name
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=s.text, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_finds_no_lint_problems(net: Scenario) -> None:

@@ -63,6 +63,8 @@ from __future__ import annotations
 
 from vrouter.daemon.config.model import (
     DEFAULT_VNET,
+    BridgeConfig,
+    BridgePortConfig,
     Config,
     ConfigError,
     ConfigProblem,
@@ -80,6 +82,8 @@ from vrouter.daemon.config.parse import load, parse, read
 
 __all__ = [
     "DEFAULT_VNET",
+    "BridgeConfig",
+    "BridgePortConfig",
     "Config",
     "ConfigError",
     "ConfigProblem",

@@ -52,6 +52,7 @@ from vrouter.daemon.config.grammar import (
 from vrouter.daemon.config.interfaces import (
     read_interface,
 )
+from vrouter.daemon.config.l2 import check_l2
 from vrouter.daemon.config.model import (
     DEFAULT_CONTROL_SOCKET,
     DEFAULT_LOG_LEVEL,
@@ -208,6 +209,7 @@ def read_document(doc: Mapping[str, object], file: str) -> Config:
     for vnet in vnets:
         check_connected(r, vnet)
         check_routes(r, vnet)
+        check_l2(r, vnet)
 
     if r.problems:
         raise ConfigError([ConfigProblem(file, key, reason) for key, reason in r.problems])

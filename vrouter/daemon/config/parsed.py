@@ -24,6 +24,7 @@ from vrouter.core.perms import (
     Grants,
 )
 from vrouter.daemon.config.model import (
+    BridgeConfig,
     FirewallConfig,
     HostConfig,
     InterfaceConfig,
@@ -61,6 +62,8 @@ class ParsedInterface:
     ra_key: str
     advertises: bool  # ra = true or a table, even if it had problems
     offload: bool = True
+    bridge: BridgeConfig | None = None
+    vlan: tuple[str, int] | None = None
 
     def config(self) -> InterfaceConfig:
         assert self.type is not None, "only built when no problem was found"
@@ -75,6 +78,8 @@ class ParsedInterface:
             peer=self.peer,
             ra=self.ra,
             offload=self.offload,
+            bridge=self.bridge,
+            vlan=self.vlan,
         )
 
 
