@@ -2,7 +2,7 @@
 
 Every frame that arrives is counted; one that is dropped is counted by
 reason on the interface.  The per-vnet EtherType table decides who gets it.
-Captures (``ifp.taps``) see each frame first, before any drop decision.
+Captures (``ifp.captures``) see each frame first, before any drop decision.
 A bridge member hands its frames to the bridge (:mod:`vrouter.link.bridge`).
 """
 
@@ -21,8 +21,8 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     counters = ifp.counters
     counters.rx_packets += 1
     counters.rx_bytes += len(frame)
-    if ifp.taps:  # captures see every received frame, before any drop decision
-        ifp.tap(frame, False)
+    if ifp.captures:  # captures see every received frame, before any drop decision
+        ifp.show_captures(frame, False)
     if not ifp.up:
         ifp.drop("link_down")
         return
