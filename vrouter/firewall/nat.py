@@ -75,6 +75,7 @@ source address towards a target) comes through a ``NatHost``.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 from typing import Literal, Protocol
@@ -864,6 +865,10 @@ def _map_prefix(address: bytes, src: object, dst: object) -> bytes | None:
 # --------------------------------------------------------------------------
 
 
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+
+
 def _fold(total: int) -> int:
     while total > 0xFFFF:
         total = (total & 0xFFFF) + (total >> 16)
@@ -891,44 +896,36 @@ def _put16(packet: memoryview, at: int, value: int) -> None:
     packet[at + 1] = value & 0xFF
 
 
-def _partial(packet: memoryview, l4: int) -> bool:
-    """Return True if the L4 checksum at ``l4`` holds only the pseudo-header sum."""
-    vhdr = vhdr_of(packet.obj)
-    return vhdr is not None and bool(vhdr.flags & F_NEEDS_CSUM) and vhdr.csum_start == ETH_LEN + l4
-
-
 def _rewrite(packet: memoryview, destination: bool, address: bytes, port: int) -> None:
     """Give an IPv4 packet a new destination (or source) address and port (echo id)."""
     hlen = (packet[0] & 0x0F) << 2
     at = 16 if destination else 12
-    delta = _delta32(packet[at : at + 4], address)
+    old = _U32.unpack_from(packet, at)[0]
+    new = int.from_bytes(address, "big")
+    delta = 0x1FFFE - (old >> 16) - (old & 0xFFFF) + (new >> 16) + (new & 0xFFFF)
     packet[at : at + 4] = address
-    _put16(packet, 10, _apply(_get16(packet, 10), delta))
+    _U16.pack_into(packet, 10, _apply(_U16.unpack_from(packet, 10)[0], delta))
     proto = packet[9]
-    if proto == PROTO_ICMP:
+    if proto in (PROTO_UDP, PROTO_TCP):
+        port_at = hlen + 2 if destination else hlen
+        field = hlen + (16 if proto == PROTO_TCP else 6)
+        old_port = _U16.unpack_from(packet, port_at)[0]
+        _U16.pack_into(packet, port_at, port)
+        check = _U16.unpack_from(packet, field)[0]
+        vhdr = vhdr_of(packet.obj)
+        if vhdr is not None and vhdr.flags & F_NEEDS_CSUM and vhdr.csum_start == ETH_LEN + hlen:
+            # The pseudo-header sum, not complemented: the addresses only.
+            _U16.pack_into(packet, field, _fold(check + delta))
+        elif check or proto == PROTO_TCP:  # a UDP checksum of 0: none, left so
+            check = _apply(check, delta + 0xFFFF - old_port + port)
+            _U16.pack_into(packet, field, 0xFFFF if check == 0 and proto == PROTO_UDP else check)
+    elif proto == PROTO_ICMP:
         id_at = hlen + 4
-        old = _get16(packet, id_at)
-        if old != port:
-            _put16(packet, id_at, port)
-            _put16(packet, hlen + 2, _apply(_get16(packet, hlen + 2), 0xFFFF - old + port))
-        return
-    if proto not in _PORTED:
-        return
-    port_at = hlen + (2 if destination else 0)
-    old_port = _get16(packet, port_at)
-    _put16(packet, port_at, port)
-    field = hlen + (16 if proto == PROTO_TCP else 6)
-    check = _get16(packet, field)
-    if _partial(packet, hlen):
-        # The pseudo-header sum, not complemented: the addresses only.
-        _put16(packet, field, _fold(check + delta))
-        return
-    if proto == PROTO_UDP and check == 0:
-        return  # no checksum
-    check = _apply(check, delta + 0xFFFF - old_port + port)
-    if proto == PROTO_UDP and check == 0:
-        check = 0xFFFF
-    _put16(packet, field, check)
+        old_id = _U16.unpack_from(packet, id_at)[0]
+        if old_id != port:
+            _U16.pack_into(packet, id_at, port)
+            check = _U16.unpack_from(packet, hlen + 2)[0]
+            _U16.pack_into(packet, hlen + 2, _apply(check, 0xFFFF - old_id + port))
 
 
 def _rewrite_quoted(

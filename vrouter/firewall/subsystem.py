@@ -77,7 +77,7 @@ class VnetNatHost:
         ifp = self.vnet.link.interfaces.get(ifname)
         if ifp is None or not ifp.addresses:
             return None
-        return ifp.addresses[0].ip.packed
+        return ifp.addresses[0].packed  # an IPv4Interface is its address
 
     def source_toward(self, dst: bytes) -> bytes | None:
         """Return the vnet's IPv4 source address towards ``dst``."""
