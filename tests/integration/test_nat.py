@@ -9,7 +9,8 @@ that address is forwarded to h2, ports 18080-18089.  IPv6: edge translates
 h1's 2001:db8:1::/64 to 2001:db8:5::/64 (NPTv6) on the epair.
 
 The filter blocks by default and lets in what comes from inside and, on the
-epair, TCP to h2 port 18080-18089: it sees the destination after ``rdr``.
+epair, TCP to h2 port 18080-18088 (18089 is rejected): it sees the
+destination after ``rdr``.
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ action = "pass"
 direction = "in"
 from = "<inside>"
 label = "inside"
+
+[[vnets.edge.firewall.rules]]
+action = "reject"
+direction = "in"
+interface = "ep0"
+proto = "tcp"
+to = "192.0.2.66"
+to_port = 18089
+label = "closed"
 
 [[vnets.edge.firewall.rules]]
 action = "pass"
@@ -338,6 +348,13 @@ def test_port_forward_from_outside_and_by_hairpin_from_inside(edge: Vrouterd) ->
     assert web["mappings"] >= 3
     forwarded = next(r for r in shown["rules"] if "label forwarded" in r["text"])
     assert forwarded["packets"] >= 1  # the filter saw the redirected destination
+    # A forwarded port the filter rejects: the reset comes from the public end.
+    started = time.monotonic()
+    refused = edge.exec(
+        "h3", "curl", "-sS", "--max-time", "3", f"http://{PUBLIC}:8089/", check=False, timeout=30
+    )
+    assert refused.returncode == 7, refused.stderr  # connection refused
+    assert time.monotonic() - started < 2
     # Outside the forwarded range nothing answers.
     other = edge.exec(
         "h3", "curl", "-sS", "--max-time", "3", f"http://{PUBLIC}:8090/", check=False, timeout=30

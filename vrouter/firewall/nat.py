@@ -306,6 +306,21 @@ class NatTable:
             return self._npt_packet(ruleset, ifname, info, packet, inbound=True)
         if info.fragment or info.malformed:
             return True
+        proto = info.proto
+        if proto in _PORTED and not self._inbound:
+            # The common case first: a packet for a mapped endpoint.
+            binding = self._by_outside.get((proto, info.dst, info.dport))
+            if (
+                binding is not None
+                and binding.expires > now
+                and (binding.filtering != ADDRESS_DEPENDENT or info.src in binding.remotes)
+            ):
+                self._refresh(binding, info, True, now)
+                _rewrite(packet, True, binding.inside, binding.inside_port)
+                self.stats.translated += 1
+                info.dst = binding.inside
+                info.dport = binding.inside_port
+                return True
         if is_icmp_error(info):
             self._error(host, ruleset, ifname, info, packet, now, inbound=True)
             return True
@@ -342,6 +357,22 @@ class NatTable:
             return self._npt_packet(ruleset, ifname, info, packet, inbound=False)
         if info.fragment or info.malformed:
             return True
+        proto = info.proto
+        if proto in _PORTED and not self._outbound:
+            # The common case first: a packet of a mapped endpoint.
+            binding = self._by_inside.get((ifname, proto, info.src, info.sport))
+            if (
+                binding is not None
+                and binding.expires > now
+                and (not binding.masquerade or host.address_of(ifname) == binding.outside)
+            ):
+                binding.remotes.add(info.dst)
+                self._refresh(binding, info, False, now)
+                _rewrite(packet, False, binding.outside, binding.outside_port)
+                self.stats.translated += 1
+                info.src = binding.outside
+                info.sport = binding.outside_port
+                return True
         if is_icmp_error(info):
             self._error(host, ruleset, ifname, info, packet, now, inbound=False)
             return True

@@ -18,7 +18,8 @@ Address translation (:mod:`vrouter.firewall.nat`) runs in the same hook:
 destinations are translated on the way in before the filter, sources on the
 way out after it, in place (the IP layer hands over a writable packet).
 
-Packets the firewall itself sends (resets, unreachables) are not filtered.
+Packets the firewall itself sends (resets, unreachables) are not filtered,
+only translated.
 A forwarded packet that a state passed on its way in is not matched again on
 its way out: the floating state it met would pass it there too.
 """
@@ -38,6 +39,7 @@ from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import Knob, Value, field_knob
 from vrouter.core.timers import Deadline
 from vrouter.firewall.engine import DROP, PASS, Firewall, evaluate
+from vrouter.firewall.nat import NatTimeouts
 from vrouter.firewall.packet import PacketInfo, parse
 from vrouter.firewall.rules import Ruleset
 from vrouter.firewall.states import StateTable, Timeouts
@@ -170,10 +172,22 @@ def check(vnet: Vnet, ifp: Ifnet, packet: memoryview, direction: str, now: float
     """
     state = vnet.firewall
     fw = state.fw
-    if state.sending or not fw.enabled:
+    if not fw.enabled:
         return True
     nat = fw.nat
     ruleset = fw.ruleset
+    if state.sending:
+        # Our own reset or unreachable: not filtered, but translated like the
+        # flow it answers (a redirected client sees the public address).
+        if direction == OUT and nat.touches(ruleset, ifp.name):
+            try:
+                own = parse(packet)
+            except WireError:
+                return True
+            return nat.translate_out(
+                state.host, ruleset, ifp.name, own, packet, now, fw.states.room()
+            )
+        return True
     if direction == OUT and state.passed_in is packet:
         state.passed_in = None
         fw.stats.state += 1
@@ -336,6 +350,27 @@ def _timeout_knob(name: str) -> Knob:
     )
 
 
+def _nat_timeout_knob(name: str, minimum: float) -> Knob:
+    def get(vnet: Vnet) -> Value:
+        return float(getattr(vnet.firewall.fw.nat.timeouts, name))
+
+    def set_(vnet: Vnet, value: Value) -> None:
+        setattr(vnet.firewall.fw.nat.timeouts, name, float(value))
+
+    return Knob(
+        f"net.pf.nat.timeout.{name}",
+        float,
+        f"Seconds a {name.replace('_', ' ')} NAT mapping lives without traffic",
+        get,
+        set_,
+        minimum,
+        86400 * 7,
+    )
+
+
+# RFC 4787 REQ-5, RFC 5382 REQ-5, RFC 5508 REQ-1: the least a NAT may use.
+_NAT_TIMEOUT_MINIMUMS = {"udp": 120, "tcp_established": 7440, "tcp_transitory": 240, "icmp": 60}
+
 KNOBS = (
     Knob(
         "net.pf.enable",
@@ -353,6 +388,10 @@ KNOBS = (
         10_000_000,
     ),
     *(_timeout_knob(f.name) for f in dataclasses.fields(Timeouts)),
+    *(
+        _nat_timeout_knob(f.name, _NAT_TIMEOUT_MINIMUMS[f.name])
+        for f in dataclasses.fields(NatTimeouts)
+    ),
 )
 
 SUBSYSTEM = Subsystem("firewall", _attach, _detach, depends=("inet", "inet6"), knobs=KNOBS)

@@ -16,6 +16,7 @@ import pytest
 from vrouter.firewall.nat import NatTable, npt_map
 from vrouter.firewall.packet import PacketInfo, parse
 from vrouter.firewall.rules import Ruleset, RulesetError, parse_ruleset
+from vrouter.firewall.subsystem import KNOBS
 from vrouter.link.offload import F_NEEDS_CSUM, GSO_NONE, VirtioHdr, complete_checksum, tag
 from vrouter.wire import icmp4, ipv4, tcp, udp
 from vrouter.wire import ipv6 as ip6
@@ -556,3 +557,13 @@ def test_nptv6_refuses_an_all_ones_subnet_word() -> None:
     assert nat.out(good) is not None and bytes(good[8:14]) == bytes.fromhex("20010db80005")
     assert ones_sum(good[8:24]) == ones_sum(bytes.fromhex("fd000001000000070000000000000002"))
     assert nat.out(bad) is None and nat.table.stats.untranslatable == 1
+
+
+def test_nat_timeouts_are_sysctls_with_the_rfc_minimums() -> None:
+    knobs = {k.name: k for k in KNOBS if k.name.startswith("net.pf.nat.timeout.")}
+    assert {name: k.minimum for name, k in knobs.items()} == {
+        "net.pf.nat.timeout.udp": 120,
+        "net.pf.nat.timeout.tcp_established": 7440,
+        "net.pf.nat.timeout.tcp_transitory": 240,
+        "net.pf.nat.timeout.icmp": 60,
+    }
