@@ -59,8 +59,10 @@ Translations:
   holds only the pseudo-header sum in that field: only the address change
   is applied to it, the port is summed by whoever completes it.  A UDP
   checksum of zero (none) stays zero.
-- **Fragments**: a first fragment is translated like a whole packet; later
-  fragments carry no ports and are not translated (they pass as they are).
+- **Fragments**: a first fragment is translated like a whole packet; the
+  later fragments of its datagram (no ports: matched by addresses, protocol
+  and identification) get the same address for ``FRAGMENT_HOLD`` seconds.
+  A later fragment that arrives before its first passes untranslated.
 - **Timeouts** (RFC 4787 REQ-5, RFC 5382 REQ-5, RFC 5508 REQ-1): UDP 300 s,
   TCP 7440 s once both sides have sent and 240 s before that and after a
   FIN or RST, ICMP echo 60 s; any translated packet, either way, refreshes
@@ -76,6 +78,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from ipaddress import IPv6Network
 from typing import Literal, Protocol
@@ -112,6 +115,12 @@ DEFAULT_PORTS = (1024, 65535)
 DEFAULT_IDS = (1, 65535)
 """ICMP echo ids a ``nat`` entry without ``port_range`` allocates from."""
 ADDRESS_DEPENDENT = "address-dependent"
+FRAGMENT_HOLD = 60.0
+"""Seconds the later fragments of a translated first fragment are translated alike."""
+FRAGMENT_ENTRIES = 4096
+"""Fragmented datagrams remembered at once; the oldest is forgotten first."""
+_MF = 0x20
+"""More Fragments, in the byte at offset 6 of an IPv4 header."""
 
 _PORTED = (PROTO_TCP, PROTO_UDP)
 _ECHO_PAIR = {icmp4.ECHO_REQUEST: icmp4.ECHO_REPLY, icmp4.ECHO_REPLY: icmp4.ECHO_REQUEST}
@@ -240,6 +249,7 @@ class NatTable:
         "_by_inside",
         "_by_outside",
         "_cursor",
+        "_fragments",
         "_hairpin_ports",
         "_inbound",
         "_interfaces",
@@ -266,6 +276,9 @@ class NatTable:
         self._interfaces: dict[str, int] = {}
         self._cursor: dict[tuple[int, bytes], int] = {}
         self._npt: dict[NatRule, _Npt] = {}
+        self._fragments: OrderedDict[tuple[bool, bytes, int, bytes], tuple[bytes, float]] = (
+            OrderedDict()
+        )
 
     def __len__(self) -> int:
         """Return the number of mappings (each counts as a firewall state)."""
@@ -304,7 +317,10 @@ class NatTable:
         """
         if info.family == 6:
             return self._npt_packet(ruleset, ifname, info, packet, inbound=True)
-        if info.fragment or info.malformed:
+        if info.fragment:
+            self._follow_fragment(packet, info, True, now)
+            return True
+        if info.malformed:
             return True
         proto = info.proto
         if proto in _PORTED and not self._inbound:
@@ -316,7 +332,7 @@ class NatTable:
                 and (binding.filtering != ADDRESS_DEPENDENT or info.src in binding.remotes)
             ):
                 self._refresh(binding, info, True, now)
-                _rewrite(packet, True, binding.inside, binding.inside_port)
+                self._rewrite(packet, True, binding.inside, binding.inside_port, now)
                 self.stats.translated += 1
                 info.dst = binding.inside
                 info.dport = binding.inside_port
@@ -333,7 +349,7 @@ class NatTable:
         if found is False:
             return False
         address, port = found
-        _rewrite(packet, True, address, port)
+        self._rewrite(packet, True, address, port, now)
         self.stats.translated += 1
         info.dst = address
         if info.proto in _PORTED:
@@ -355,7 +371,10 @@ class NatTable:
         """Rewrite the source of a packet leaving by ``ifname``; False to drop it."""
         if info.family == 6:
             return self._npt_packet(ruleset, ifname, info, packet, inbound=False)
-        if info.fragment or info.malformed:
+        if info.fragment:
+            self._follow_fragment(packet, info, False, now)
+            return True
+        if info.malformed:
             return True
         proto = info.proto
         if proto in _PORTED and not self._outbound:
@@ -368,7 +387,7 @@ class NatTable:
             ):
                 binding.remotes.add(info.dst)
                 self._refresh(binding, info, False, now)
-                _rewrite(packet, False, binding.outside, binding.outside_port)
+                self._rewrite(packet, False, binding.outside, binding.outside_port, now)
                 self.stats.translated += 1
                 info.src = binding.outside
                 info.sport = binding.outside_port
@@ -385,7 +404,7 @@ class NatTable:
         if found is False:
             return False
         address, port = found
-        _rewrite(packet, False, address, port)
+        self._rewrite(packet, False, address, port, now)
         self.stats.translated += 1
         info.src = address
         if info.proto in _PORTED:
@@ -393,6 +412,46 @@ class NatTable:
         else:
             info.sport = info.dport = port
         return True
+
+    # -- rewriting and fragments ----------------------------------------------------
+
+    def _rewrite(
+        self, packet: memoryview, destination: bool, address: bytes, port: int, now: float
+    ) -> None:
+        """Rewrite ``packet``; remember a first fragment's new address for the rest."""
+        if packet[6] & _MF:
+            key = (destination, bytes(packet[12:20]), packet[9], bytes(packet[4:6]))
+            fragments = self._fragments
+            fragments[key] = (address, now + FRAGMENT_HOLD)
+            fragments.move_to_end(key)
+            while len(fragments) > FRAGMENT_ENTRIES:
+                fragments.popitem(last=False)
+        _rewrite(packet, destination, address, port)
+
+    def _follow_fragment(
+        self, packet: memoryview, info: PacketInfo, destination: bool, now: float
+    ) -> None:
+        """Give a later fragment the address its first fragment got (its ports are
+        in the first fragment only)."""
+        if not self._fragments:
+            return
+        key = (destination, bytes(packet[12:20]), packet[9], bytes(packet[4:6]))
+        found = self._fragments.get(key)
+        if found is None:
+            return
+        address, expiry = found
+        if expiry < now:
+            del self._fragments[key]
+            return
+        at = 16 if destination else 12
+        delta = _delta32(packet[at : at + 4], address)
+        packet[at : at + 4] = address
+        _U16.pack_into(packet, 10, _apply(_U16.unpack_from(packet, 10)[0], delta))
+        if destination:
+            info.dst = address
+        else:
+            info.src = address
+        self.stats.translated += 1
 
     # -- lookups -----------------------------------------------------------------------
 

@@ -216,6 +216,10 @@ def check(vnet: Vnet, ifp: Ifnet, packet: memoryview, direction: str, now: float
         expiry = state.fragments.get(frag[0])
         if expiry is not None and expiry >= now:
             fw.stats.passed += 1
+            if direction == OUT and translating:
+                return nat.translate_out(
+                    state.host, ruleset, ifp.name, info, packet, now, fw.states.room()
+                )
             return True
     verdict = evaluate(fw, info, packet, direction, ifp.name, now)
     if verdict.rule >= 0 and verdict.reason == "rule":

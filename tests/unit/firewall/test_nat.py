@@ -567,3 +567,39 @@ def test_nat_timeouts_are_sysctls_with_the_rfc_minimums() -> None:
         "net.pf.nat.timeout.tcp_transitory": 240,
         "net.pf.nat.timeout.icmp": 60,
     }
+
+
+def _fragments(packet: bytes, ident: int) -> list[bytearray]:
+    """Cut an IPv4 packet into a first fragment of 24 payload bytes and the rest."""
+    payload = packet[20:]
+    pieces = []
+    for offset, chunk, more in ((0, payload[:24], True), (24, payload[24:], False)):
+        header = bytearray(packet[:20])
+        header[2:4] = (20 + len(chunk)).to_bytes(2, "big")
+        header[4:6] = ident.to_bytes(2, "big")
+        header[6:8] = ((0x2000 if more else 0) | offset // 8).to_bytes(2, "big")
+        header[10:12] = b"\x00\x00"
+        header[10:12] = checksum(header).to_bytes(2, "big")
+        pieces.append(header + chunk)
+    return pieces
+
+
+def test_later_fragments_follow_their_first_fragment() -> None:
+    nat = Nat()
+    nat.out(udp4(A, 6000, S, 53))  # A:6000 keeps 6000: A2 gets another port
+    first, rest = _fragments(bytes(udp4(A2, 6000, S, 53, b"z" * 100)), 4242)
+    nat.out(first)
+    nat.out(rest)
+    port = ends(first)[1]
+    assert port != 6000
+    assert bytes(first[12:16]) == bytes(rest[12:16]) == X
+    assert ip_ok(first) and ip_ok(rest)
+    whole = first[:20] + first[20:] + rest[20:]
+    whole[2:4] = len(whole).to_bytes(2, "big")
+    assert udp.verify(X, S, bytes(whole[20:]))  # the reassembled datagram's checksum
+    back_first, back_rest = _fragments(bytes(udp4(S, 53, X, port, b"r" * 100)), 99)
+    nat.into(back_rest)  # before its first: passes as it is
+    assert bytes(back_rest[16:20]) == X
+    nat.into(back_first)
+    nat.into(back_rest)
+    assert bytes(back_first[16:20]) == bytes(back_rest[16:20]) == A2 and ip_ok(back_rest)
