@@ -337,6 +337,8 @@ class NatTable:
                 info.dst = binding.inside
                 info.dport = binding.inside_port
                 return True
+            if binding is None and not ruleset.nat_inbound:
+                return True  # no mapping, no redirect: nothing to translate
         if is_icmp_error(info):
             self._error(host, ruleset, ifname, info, packet, now, inbound=True)
             return True

@@ -439,6 +439,7 @@ class Ruleset:
         "default_counters",
         "nat",
         "nat_counters",
+        "nat_inbound",
         "nat_interfaces",
         "rules",
         "tables",
@@ -459,6 +460,8 @@ class Ruleset:
     """One per ``nat`` entry: packets it translated first, mappings it made (``states``)."""
     nat_interfaces: frozenset[str]
     """Interfaces some ``nat``, ``binat`` or ``nptv6`` entry translates sources on."""
+    nat_inbound: bool
+    """Some ``rdr`` or ``binat`` entry may translate a packet on its way in."""
 
     def __init__(
         self,
@@ -500,6 +503,7 @@ class Ruleset:
         self.nat_interfaces = frozenset(
             n.interface for n in self.nat if n.action in ("nat", "binat", "nptv6")
         )
+        self.nat_inbound = any(n.action in ("rdr", "binat") for n in self.nat)
 
     def nat_matches(self, index: int, src: bytes, dst: bytes) -> bool:
         """Return True if the ``from``/``to`` of ``nat`` entry ``index`` match (IPv4)."""
