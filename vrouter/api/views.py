@@ -19,6 +19,8 @@ from vrouter.core import limits, perms
 from vrouter.core.perms import Policy
 from vrouter.core.sysctl import SysctlError
 from vrouter.core.vnet import Vnet
+from vrouter.firewall.nat import Binding, Redirect, describe_mapping
+from vrouter.firewall.states import State
 from vrouter.inet.state import stats_dict
 from vrouter.link.bridge import Bridge, FdbEntry
 from vrouter.route import state as route_state
@@ -60,7 +62,7 @@ def _in_use(vnet: Vnet) -> dict[str, int | None]:
         "interfaces": len(vnet.link.interfaces),
         "routes": len(vnet.route.fib) + len(vnet.route.fib6),
         "neighbours": max(len(vnet.inet.arp.entries), len(vnet.inet6.nd.entries)),
-        "states": len(fw.fw.states) if fw is not None else None,
+        "states": len(fw.fw.states) + len(fw.fw.nat) if fw is not None else None,
         "sockets": len(sockets_open) if isinstance(sockets_open, dict | list | set) else None,
         "reassembly_bytes": max(vnet.inet.reass.memory(), vnet.inet6.reass.memory()),
         "fdb": vnet.link.bridge.fdb_entries,
@@ -332,6 +334,8 @@ def firewall_show(host: Host, args: dict[str, Any]) -> Any:
         "enabled": fw.enabled,
         "default": fw.ruleset.default,
         "rules": fw.ruleset.describe(),
+        "nat": fw.ruleset.describe_nat(),
+        "mappings": len(fw.nat),
         "states": len(fw.states),
         "max_states": fw.states.max_states,
     }
@@ -341,7 +345,19 @@ def firewall_show(host: Host, args: dict[str, Any]) -> Any:
 def firewall_states(host: Host, args: dict[str, Any]) -> Any:
     vnet = _firewalled(host, args)
     now = host.driver.now()
-    return Rows(list(vnet.firewall.fw.states), lambda state: state.describe(now))
+    fw = vnet.firewall.fw
+    nat = fw.nat
+
+    def describe(item: State | Binding | Redirect) -> dict[str, object]:
+        if not isinstance(item, State):
+            return describe_mapping(item, now)
+        entry = item.describe(now)
+        seen = nat.translation_of(item.proto, item.src, item.sport, item.dst, item.dport)
+        if seen:
+            entry["translated"] = seen
+        return entry
+
+    return Rows([*fw.states, *nat.bindings(), *nat.redirects()], describe)
 
 
 

@@ -198,17 +198,35 @@ def show_firewall(result: Any) -> str:
         for r in result["rules"]
     ]
     out.append(table(rows, ["#", "PACKETS", "BYTES", "STATES", "RULE"]))
+    if result.get("nat"):
+        out.append(f"translation, first match wins; mappings {result['mappings']}")
+        rows = [
+            [str(n["index"]), str(n["packets"]), str(n["bytes"]), str(n["mappings"]), n["text"]]
+            for n in result["nat"]
+        ]
+        out.append(table(rows, ["#", "PACKETS", "BYTES", "MAPPINGS", "NAT"]))
     return "\n".join(out)
+
+
+def _state_row(s: dict[str, Any]) -> list[str]:
+    """Return the endpoints and state of a state or a NAT mapping (pf's ``src (nat)``)."""
+    kind = s.get("kind")
+    if kind == "nat":
+        return [s["inside"], "->", s["outside"], f"NAT {s['interface']}"]
+    if kind == "rdr":
+        client = s["client"] + (f" ({s['hairpin']})" if "hairpin" in s else "")
+        return [client, "->", f"{s['public']} ({s['server']})", "RDR"]
+    seen = s.get("translated", {})
+    src = s["src"] + (f" ({seen['src']})" if "src" in seen else "")
+    dst = s["dst"] + (f" ({seen['dst']})" if "dst" in seen else "")
+    return [src, "<->", dst, s["state"]]
 
 
 def show_states(result: Any) -> str:
     rows = [
         [
             s["proto"],
-            s["src"],
-            "<->",
-            s["dst"],
-            s["state"],
+            *_state_row(s),
             f"{s['age']:.0f}s",
             f"{s['expires_in']:.0f}s",
             str(sum(s["packets"])),

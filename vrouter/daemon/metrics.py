@@ -51,6 +51,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from vrouter import __version__
 from vrouter.firewall.engine import FirewallStats
+from vrouter.firewall.nat import NatStats
 from vrouter.firewall.rules import Ruleset
 from vrouter.firewall.states import StateStats
 from vrouter.inet import arp
@@ -200,6 +201,7 @@ IP6_REASS = _counter_set("vrouter_ip6_reass", ReassStats)
 PF = _counter_set("vrouter_pf", FirewallStats)
 SOCK = _counter_set("vrouter_socket", TransportStats)
 PF_STATES = _counter_set("vrouter_pf_state", StateStats)
+PF_NAT = _counter_set("vrouter_pf_nat", NatStats)
 TCP = _counter_set("vrouter_tcp", TcpStats)
 _IF_DOCS = _help_texts(IfCounters)
 
@@ -410,7 +412,11 @@ def firewall_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
     attached = _attached(vnets, "firewall")
     yield from _counters(PF, [(v.name, v.firewall.fw.stats) for v in attached])
     yield from _counters(PF_STATES, [(v.name, v.firewall.fw.states.stats) for v in attached])
+    yield from _counters(PF_NAT, [(v.name, v.firewall.fw.nat.stats) for v in attached])
     states = GaugeMetricFamily("vrouter_pf_states", "Firewall states in use", labels=("vnet",))
+    mappings = GaugeMetricFamily(
+        "vrouter_pf_nat_mappings", "NAT mappings in use (they count as states)", labels=("vnet",)
+    )
     limit = GaugeMetricFamily(
         "vrouter_pf_states_limit", "Firewall states allowed (net.pf.states_max)", labels=("vnet",)
     )
@@ -432,13 +438,14 @@ def firewall_metrics(vnets: Sequence[Vnet]) -> Iterator[Metric]:
     for vnet in attached:
         fw = vnet.firewall.fw
         states.add_metric((vnet.name,), len(fw.states))
+        mappings.add_metric((vnet.name,), len(fw.nat))
         limit.add_metric((vnet.name,), fw.states.max_states)
         enabled.add_metric((vnet.name,), 1 if fw.enabled else 0)
         for rule, (npackets, nbytes, nstates) in _rule_counters(fw.ruleset).items():
             packets.add_metric((vnet.name, rule), npackets)
             octets.add_metric((vnet.name, rule), nbytes)
             created.add_metric((vnet.name, rule), nstates)
-    yield from (states, limit, enabled, packets, octets, created)
+    yield from (states, mappings, limit, enabled, packets, octets, created)
 
 
 def _rule_counters(ruleset: Ruleset) -> dict[str, tuple[int, int, int]]:
@@ -446,13 +453,19 @@ def _rule_counters(ruleset: Ruleset) -> dict[str, tuple[int, int, int]]:
 
     The value is the rule's ``label``, so a series survives rules inserted
     before it; a rule without one is ``rule<N>`` (its position), the default
-    action ``default``.  Rules sharing a label are one series, their sum.
+    action ``default``, a ``[[nat]]`` entry without one ``nat<N>`` (its
+    mappings made count as states).  Rules sharing a label are one series,
+    their sum.
     """
     rows = [
         (r.label or f"rule{i}", c)
         for i, (r, c) in enumerate(zip(ruleset.rules, ruleset.counters, strict=True))
     ]
     rows.append(("default", ruleset.default_counters))
+    rows.extend(
+        (n.label or f"nat{i}", c)
+        for i, (n, c) in enumerate(zip(ruleset.nat, ruleset.nat_counters, strict=True))
+    )
     sums: dict[str, tuple[int, int, int]] = {}
     for rule, c in rows:
         npackets, nbytes, nstates = sums.get(rule, (0, 0, 0))

@@ -938,8 +938,8 @@ class Ops:
     def flush_states(self, vnet_name: str) -> int:
         """Forget every firewall state of the vnet; return how many there were."""
         vnet = self._firewalled(self.vnet(vnet_name))
-        flushed = vnet.firewall.fw.states.flush()
-        log.info("vnet %s: firewall: %d states flushed", vnet.name, flushed)
+        flushed = vnet.firewall.fw.states.flush() + vnet.firewall.fw.nat.flush()
+        log.info("vnet %s: firewall: %d states and NAT mappings flushed", vnet.name, flushed)
         return flushed
 
     @staticmethod

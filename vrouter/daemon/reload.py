@@ -224,7 +224,7 @@ def overlay(config: Config) -> dict[str, dict[str, Value]]:
 
 def _ruleset_key(fw: FirewallConfig | None) -> object:
     ruleset = fw.ruleset if fw is not None else Ruleset()
-    return (ruleset.rules, ruleset.default, tuple(sorted(ruleset.tables.items())))
+    return (ruleset.rules, ruleset.default, tuple(sorted(ruleset.tables.items())), ruleset.nat)
 
 
 def _fixed(icfg: InterfaceConfig) -> InterfaceConfig:

@@ -39,6 +39,9 @@ Semantics:
   packet then matches and its state is picked up from there.
 - ``reject`` drops the packet; the caller answers it (TCP RST or ICMP
   unreachable).  ``log`` only marks the rule for the caller.
+- ``[[nat]]`` entries (``NatRule``: ``nat``, ``rdr``, ``binat``, ``nptv6``)
+  belong to the same ruleset and are replaced with it; ``vrouter.firewall.nat``
+  applies them.  Every ``nat`` entry names its (outside) ``interface``.
 - Counters: ``evaluations`` counts every time a rule was tried, ``packets``
   and ``bytes`` what it decided plus what its states passed where it had
   matched (same interface and direction; the engine adds them), ``states``
@@ -63,8 +66,11 @@ __all__ = [
     "DEFAULT_FLAGS",
     "ICMP4_TYPES",
     "ICMP6_TYPES",
+    "NAT_ACTIONS",
+    "NAT_FILTERING",
     "PROTOCOLS",
     "AddrMatch",
+    "NatRule",
     "PortMatch",
     "Rule",
     "RuleCounters",
@@ -137,7 +143,26 @@ _RULE_KEYS = (
     "log",
     "label",
 )
-_TOP_KEYS = ("default", "tables", "rules")
+_TOP_KEYS = ("default", "tables", "rules", "nat")
+_NAT_KEYS = (
+    "action",
+    "interface",
+    "proto",
+    "from",
+    "to",
+    "to_port",
+    "address",
+    "target",
+    "target_port",
+    "port_range",
+    "filtering",
+    "label",
+)
+NAT_ACTIONS = ("nat", "rdr", "binat", "nptv6")
+"""What a ``[[nat]]`` entry does (pf's ``nat``/``rdr``/``binat``, and RFC 6296 NPTv6)."""
+NAT_FILTERING = ("address-dependent", "endpoint-independent")
+"""RFC 4787 filtering of a ``nat`` entry's mappings; the first is the default."""
+_NAT_PROTOCOLS = (PROTO_TCP, PROTO_UDP, PROTO_ICMP)
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
 _PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
@@ -294,6 +319,78 @@ class RuleCounters:
     """States the rule created."""
 
 
+@dataclass(frozen=True, slots=True)
+class NatRule:
+    """One ``[[nat]]`` entry: what to translate on ``interface``, and to what.
+
+    - ``nat``: packets leaving by ``interface`` from ``src`` to ``dst`` get
+      the source ``address`` (None: the interface's first IPv4 address, read
+      live: masquerade) and a port from ``port_range``;
+    - ``rdr``: packets for ``public`` (None: the interface's address) port
+      ``dport`` arriving on ``interface`` (or, hairpinned, on any other) go
+      to ``target``, port ``target_port`` plus the offset in ``dport``;
+    - ``binat``: ``inside`` and ``outside`` (prefixes of one length) map
+      one to one, both ways, on ``interface``;
+    - ``nptv6``: IPv6 prefix ``inside`` is ``outside`` on ``interface``
+      (RFC 6296, checksum-neutral).
+    """
+
+    action: str
+    interface: str
+    proto: int | None = None
+    """tcp, udp or icmp; None for all three (``rdr``: tcp and udp)."""
+    src: AddrMatch = AddrMatch()
+    dst: AddrMatch = AddrMatch()
+    dport: PortMatch | None = None
+    """``rdr``: the public ports."""
+    public: IPv4Address | None = None
+    """``rdr``: the public address; None: the interface's."""
+    address: IPv4Address | None = None
+    """``nat``: the translated source; None: the interface's (masquerade)."""
+    inside: Network | None = None
+    """``binat``/``nptv6``: the inside prefix."""
+    outside: Network | None = None
+    """``binat``/``nptv6``: the outside prefix."""
+    target: IPv4Address | None = None
+    """``rdr``: the inside server."""
+    target_port: int | None = None
+    """``rdr``: the server port of the first public port; None: the same ports."""
+    port_range: tuple[int, int] | None = None
+    """``nat``: ports (ICMP ids) to allocate from; None: the protocol's default."""
+    filtering: str = NAT_FILTERING[0]
+    """``nat``: RFC 4787 filtering of inbound packets to a mapping."""
+    label: str = ""
+
+    def describe(self) -> str:
+        """Return a pf-like one-line text of the entry."""
+        parts = [self.action, f"on {self.interface}"]
+        if self.proto is not None:
+            parts.append(f"proto {_proto_text(self.proto)}")
+        if self.action in ("binat", "nptv6"):
+            assert self.inside is not None and self.outside is not None
+            parts.append(f"from {_net_text(self.inside)} -> {_net_text(self.outside)}")
+        elif self.action == "nat":
+            parts.append(f"from {self.src.describe()} to {self.dst.describe()}")
+            parts.append(
+                f"-> {self.address if self.address is not None else f'({self.interface})'}"
+            )
+            if self.port_range is not None:
+                parts.append(f"port {self.port_range[0]}:{self.port_range[1]}")
+            parts.append(self.filtering)
+        else:
+            parts.append(f"from {self.src.describe()}")
+            public = self.public if self.public is not None else f"({self.interface})"
+            parts.append(f"to {public}")
+            if self.dport is not None:
+                parts.append(f"port {self.dport.describe()}")
+            parts.append(f"-> {self.target}")
+            if self.target_port is not None:
+                parts.append(f"port {self.target_port}")
+        if self.label:
+            parts.append(f"label {self.label}")
+        return " ".join(parts)
+
+
 # --------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------
@@ -334,7 +431,19 @@ def _compile_side(side: AddrMatch, tables: Mapping[str, tuple[Network, ...]]) ->
 class Ruleset:
     """An ordered list of rules with their counters, a default action and tables."""
 
-    __slots__ = ("_compiled", "counters", "default", "default_counters", "rules", "tables")
+    __slots__ = (
+        "_compiled",
+        "_nat_sides",
+        "counters",
+        "default",
+        "default_counters",
+        "nat",
+        "nat_counters",
+        "nat_inbound",
+        "nat_interfaces",
+        "rules",
+        "tables",
+    )
 
     rules: tuple[Rule, ...]
     counters: list[RuleCounters]
@@ -345,15 +454,25 @@ class Ruleset:
     """Counters of the default action."""
     tables: dict[str, tuple[Network, ...]]
     """Named address tables rules refer to as ``<name>``."""
+    nat: tuple[NatRule, ...]
+    """Translation entries, tried in order (first match wins)."""
+    nat_counters: list[RuleCounters]
+    """One per ``nat`` entry: packets it translated first, mappings it made (``states``)."""
+    nat_interfaces: frozenset[str]
+    """Interfaces some ``nat``, ``binat`` or ``nptv6`` entry translates sources on."""
+    nat_inbound: bool
+    """Some ``rdr`` or ``binat`` entry may translate a packet on its way in."""
 
     def __init__(
         self,
         rules: Sequence[Rule] = (),
         default: str = "pass",
         tables: Mapping[str, Sequence[Network]] | None = None,
+        nat: Sequence[NatRule] = (),
     ) -> None:
         """Build a ruleset; raise ``RulesetError`` for an unknown default or table."""
         self.rules = tuple(rules)
+        self.nat = tuple(nat)
         self.default = default
         self.tables = {name: tuple(nets) for name, nets in (tables or {}).items()}
         problems: list[tuple[str, str]] = []
@@ -364,6 +483,11 @@ class Ruleset:
                 for name in side.tables:
                     if name not in self.tables:
                         problems.append((f"rules[{i}].{side_key}", f"unknown table <{name}>"))
+        for i, entry in enumerate(self.nat):
+            for side_key, side in (("from", entry.src), ("to", entry.dst)):
+                for name in side.tables:
+                    if name not in self.tables:
+                        problems.append((f"nat[{i}].{side_key}", f"unknown table <{name}>"))
         if problems:
             raise RulesetError(problems)
         self.counters = [RuleCounters() for _ in self.rules]
@@ -372,6 +496,34 @@ class Ruleset:
             (rule, _compile_side(rule.src, self.tables), _compile_side(rule.dst, self.tables))
             for rule in self.rules
         )
+        self.nat_counters = [RuleCounters() for _ in self.nat]
+        self._nat_sides = tuple(
+            (_compile_side(n.src, self.tables), _compile_side(n.dst, self.tables)) for n in self.nat
+        )
+        self.nat_interfaces = frozenset(
+            n.interface for n in self.nat if n.action in ("nat", "binat", "nptv6")
+        )
+        self.nat_inbound = any(n.action in ("rdr", "binat") for n in self.nat)
+
+    def nat_matches(self, index: int, src: bytes, dst: bytes) -> bool:
+        """Return True if the ``from``/``to`` of ``nat`` entry ``index`` match (IPv4)."""
+        src_side, dst_side = self._nat_sides[index]
+        return src_side.matches(4, int.from_bytes(src, "big")) and dst_side.matches(
+            4, int.from_bytes(dst, "big")
+        )
+
+    def describe_nat(self) -> list[dict[str, object]]:
+        """Return every ``nat`` entry with its text and counters."""
+        return [
+            {
+                "index": i,
+                "text": entry.describe(),
+                "packets": counters.packets,
+                "bytes": counters.bytes,
+                "mappings": counters.states,
+            }
+            for i, (entry, counters) in enumerate(zip(self.nat, self.nat_counters, strict=True))
+        ]
 
     def __repr__(self) -> str:
         return f"Ruleset({len(self.rules)} rules, default={self.default!r})"
@@ -878,6 +1030,143 @@ class _Parser(TomlReader):
             return None
         return candidates.pop() if len(candidates) == 1 else None
 
+    # -- a [[nat]] entry -----------------------------------------------------------
+
+    def address4(self, entry: Mapping[str, object], name: str, key: str) -> IPv4Address | None:
+        """Return the IPv4 address ``name`` of ``entry`` (a problem if it is anything else)."""
+        value = self.string(entry, name, key)
+        if value is None:
+            return None
+        try:
+            return IPv4Address(value)
+        except ValueError:
+            self.problem(_join(key, name), f"{value!r} is not an IPv4 address")
+            return None
+
+    def prefix_of(
+        self, entry: Mapping[str, object], name: str, key: str, version: int
+    ) -> Network | None:
+        """Return the prefix (or address) ``name`` of ``entry``, of IP ``version``."""
+        value = self.string(entry, name, key)
+        if value is None:
+            self.problem(_join(key, name), f"missing required key {name!r}")
+            return None
+        network = _parse_prefix(value)
+        if isinstance(network, str):
+            self.problem(_join(key, name), network)
+            return None
+        if network.version != version:
+            self.problem(_join(key, name), f"{value!r} is not an IPv{version} prefix")
+            return None
+        return network
+
+    def nat_entry(self, value: object, key: str, tables: set[str]) -> NatRule | None:
+        if not isinstance(value, dict):
+            self.wrong_type(key, "a table (a [[nat]] entry)", value)
+            return None
+        before = len(self.problems)
+        self.check_keys(value, key, _NAT_KEYS, required=("action", "interface"))
+        action = self.choice(value, "action", key, NAT_ACTIONS)
+        interface = self.string(value, "interface", key)
+        if interface is not None and (not _IFNAME.fullmatch(interface) or interface in (".", "..")):
+            self.problem(_join(key, "interface"), f"invalid interface name {interface!r}")
+        label = self.string(value, "label", key)
+        if label is not None and len(label) > LABEL_MAX:
+            self.problem(_join(key, "label"), f"longer than {LABEL_MAX} characters")
+        if action is None:
+            return None
+        allowed = {
+            "nat": ("proto", "from", "to", "address", "port_range", "filtering"),
+            "rdr": ("proto", "from", "to", "to_port", "target", "target_port"),
+            "binat": ("from", "address"),
+            "nptv6": ("from", "address"),
+        }[action]
+        for name in _NAT_KEYS[2:-1]:
+            if name in value and name not in allowed:
+                self.problem(_join(key, name), f"{action} takes no {name!r}")
+        proto, proto_ok = self.proto(value, key)
+        if proto_ok and proto is not None:
+            protos = (PROTO_TCP, PROTO_UDP) if action == "rdr" else _NAT_PROTOCOLS
+            if proto not in protos:
+                names = ", ".join(_proto_text(p) for p in protos)
+                self.problem(_join(key, "proto"), f"{action} translates {names} only")
+        entry = NatRule(action, interface or "", proto, label=label or "")
+        if action in ("binat", "nptv6"):
+            version = 4 if action == "binat" else 6
+            inside = self.prefix_of(value, "from", key, version)
+            outside = self.prefix_of(value, "address", key, version)
+            if inside is not None and outside is not None:
+                if inside.prefixlen != outside.prefixlen:
+                    self.problem(
+                        _join(key, "address"),
+                        f"{_net_text(outside)} and 'from' {_net_text(inside)} differ in length",
+                    )
+                if action == "nptv6" and inside.prefixlen > 64:
+                    self.problem(_join(key, "from"), "NPTv6 prefixes are /64 or shorter")
+            entry = NatRule(
+                action, entry.interface, label=entry.label, inside=inside, outside=outside
+            )
+        elif action == "nat":
+            src = self.side(value, "from", key, tables)
+            dst = self.side(value, "to", key, tables)
+            for side, name in ((src, "from"), (dst, "to")):
+                if side is not None and any(n.version != 4 for n, _ in side.keyed):
+                    self.problem(_join(key, name), "nat translates IPv4 (use nptv6 for IPv6)")
+            port_range = None
+            if "port_range" in value:
+                port_range = self.port_range(value["port_range"], _join(key, "port_range"))
+                if port_range is not None and port_range[0] == 0:
+                    self.problem(_join(key, "port_range"), "port 0 cannot be allocated")
+            filtering = self.choice(value, "filtering", key, NAT_FILTERING) or NAT_FILTERING[0]
+            entry = NatRule(
+                action,
+                entry.interface,
+                proto,
+                src.match if src is not None else AddrMatch(),
+                dst.match if dst is not None else AddrMatch(),
+                address=self.address4(value, "address", key),
+                port_range=port_range,
+                filtering=filtering,
+                label=entry.label,
+            )
+        else:
+            src = self.side(value, "from", key, tables)
+            if src is not None and any(n.version != 4 for n, _ in src.keyed):
+                self.problem(_join(key, "from"), "rdr translates IPv4")
+            dport = self.ports(value, "to_port", key) if "to_port" in value else None
+            target_port = None
+            if "target_port" in value:
+                if "to_port" not in value:
+                    self.problem(_join(key, "target_port"), "target_port needs to_port")
+                target_port = self.integer(value, "target_port", key)
+                if target_port is not None and not 1 <= target_port <= 65535:
+                    self.problem(
+                        _join(key, "target_port"), f"port {target_port} is out of range 1..65535"
+                    )
+                if dport is not None and target_port is not None:
+                    span = max(hi - lo for lo, hi in dport.ranges)
+                    if target_port + span > 65535 or len(dport.ranges) > 1:
+                        self.problem(
+                            _join(key, "target_port"),
+                            "a shifted port range must be one range ending at or below 65535",
+                        )
+            if "target" not in value:
+                self.problem(_join(key, "target"), "missing required key 'target'")
+            entry = NatRule(
+                action,
+                entry.interface,
+                proto,
+                src.match if src is not None else AddrMatch(),
+                dport=dport,
+                public=self.address4(value, "to", key),
+                target=self.address4(value, "target", key),
+                target_port=target_port,
+                label=entry.label,
+            )
+        if len(self.problems) != before:
+            return None
+        return entry
+
 
 def parse_ruleset(data: Mapping[str, object], key_prefix: str = "") -> Ruleset:
     """Parse a firewall table into a ``Ruleset``; raise ``RulesetError`` with all problems."""
@@ -896,6 +1185,17 @@ def parse_ruleset(data: Mapping[str, object], key_prefix: str = "") -> Ruleset:
                 rule = parser.rule(item, f"{rkey}[{i}]", declared)
                 if rule is not None:
                     rules.append(rule)
+    nat: list[NatRule] = []
+    value = data.get("nat")
+    nkey = _join(key_prefix, "nat")
+    if value is not None:
+        if not isinstance(value, list):
+            parser.wrong_type(nkey, "an array of tables ([[nat]])", value)
+        else:
+            for i, item in enumerate(value):
+                entry = parser.nat_entry(item, f"{nkey}[{i}]", declared)
+                if entry is not None:
+                    nat.append(entry)
     if parser.problems:
         raise RulesetError(parser.problems)
-    return Ruleset(rules, default, tables)
+    return Ruleset(rules, default, tables, nat)

@@ -99,9 +99,13 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         _count(ifp, stats, "ip_badsrc", error=True)
         return
     pfil = inet.pfil
-    if pfil is not None and not pfil(ifp, packet, IN, now):
-        _count(ifp, stats, "ip_filtered")
-        return
+    if pfil is not None:
+        if frame.__class__ is bytes:  # the filter may rewrite it (NAT)
+            frame = bytearray(frame)
+            packet = memoryview(frame)[HEADER_LEN : HEADER_LEN + total]
+        if not pfil(ifp, packet, IN, now):
+            _count(ifp, stats, "ip_filtered")
+            return
     dst = bytes(frame[_DST : _DST + 4])
     if dst in inet.local:
         # Errors about a link-layer broadcast are never sent (RFC 1122 3.2.2).
@@ -264,16 +268,18 @@ def _forward(
         return
     out = dest.out
     assert out is not None
-    pfil = inet.pfil
-    if pfil is not None and not pfil(out, packet, OUT, now):
-        _count(ifp, stats, "ip_filtered_out")
-        return
     vhdr = vhdr_of(frame)
     # A TCP super-frame fits if the segments it stands for do.
     size = total if vhdr is None or not vhdr.is_gso else segment_length(frame, vhdr)
     if size > out.mtu and frame[_FRAG] << 8 & FLAG_DF:
         _count(ifp, stats, "ip_toolong")
         send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NEEDFRAG, now, out.mtu)
+        return
+    # After the MTU check: the error must quote the packet as its sender sent it,
+    # before the filter translates its source (NAT).
+    pfil = inet.pfil
+    if pfil is not None and not pfil(out, packet, OUT, now):
+        _count(ifp, stats, "ip_filtered_out")
         return
     buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total, vhdr)
     proto = buf[_PROTO]
@@ -334,10 +340,13 @@ def output(vnet: Vnet, packet: bytes, now: float, vhdr: VirtioHdr | None = None)
         inet.stats.noroute_out += 1
         return False
     out = route.ifnet
-    if inet.pfil is not None and not inet.pfil(out, memoryview(packet), OUT, now):
-        inet.stats.filtered_out += 1
-        out.counters.tx_drops["ip_filtered_out"] += 1
-        return False
+    if inet.pfil is not None:
+        writable = bytearray(packet)  # the filter may rewrite it (NAT)
+        if not inet.pfil(out, memoryview(writable), OUT, now):
+            inet.stats.filtered_out += 1
+            out.counters.tx_drops["ip_filtered_out"] += 1
+            return False
+        packet = bytes(writable)
     inet.stats.localout += 1
     route.use += 1
     frame = bytearray(HEADER_LEN + len(packet)) if vhdr is None else OffloadBuffer(
@@ -370,10 +379,13 @@ def output_on(vnet: Vnet, out: Ifnet, packet: bytes, now: float) -> bool:
     """
     inet = vnet.inet
     dst = packet[ip_wire.DST]
-    if inet.pfil is not None and not inet.pfil(out, memoryview(packet), OUT, now):
-        inet.stats.filtered_out += 1
-        out.counters.tx_drops["ip_filtered_out"] += 1
-        return False
+    if inet.pfil is not None:
+        writable = bytearray(packet)  # the filter may rewrite it (NAT)
+        if not inet.pfil(out, memoryview(writable), OUT, now):
+            inet.stats.filtered_out += 1
+            out.counters.tx_drops["ip_filtered_out"] += 1
+            return False
+        packet = bytes(writable)
     frame = bytearray(HEADER_LEN + len(packet))
     frame[HEADER_LEN:] = packet
     if 224 <= dst[0] < 240:

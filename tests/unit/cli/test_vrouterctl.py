@@ -14,7 +14,7 @@ from fakedaemon import FakeDaemon
 from harness import vrouterctl as harness_vrouterctl
 
 from vrouter.api.operations import TABLE
-from vrouter.cli import vrouterctl
+from vrouter.cli import render, vrouterctl
 
 COMMAND_LINES = [
     ["status"],
@@ -156,3 +156,39 @@ def test_a_closed_pipe_ends_the_output_quietly(fake: FakeDaemon) -> None:
     os.close(writer)
     assert done.stderr == b"", done.stderr.decode()
     assert done.returncode == 0
+
+
+def test_firewall_states_show_both_sides_of_each_translation() -> None:
+    common = {"age": 3.0, "expires_in": 200.0, "packets": [2, 1], "bytes": [120, 60]}
+    result = [
+        {
+            "proto": "tcp",
+            "src": "192.0.2.2:45000",
+            "dst": "198.51.100.2:8080",
+            "state": "ESTABLISHED:ESTABLISHED",
+            "translated": {"src": "203.0.113.1:1024"},
+            **common,
+        },
+        {
+            "kind": "nat",
+            "proto": "udp",
+            "interface": "ep0",
+            "inside": "192.0.2.2:5000",
+            "outside": "203.0.113.1:5000",
+            **common,
+        },
+        {
+            "kind": "rdr",
+            "proto": "tcp",
+            "client": "192.0.2.2:41000",
+            "hairpin": "192.0.2.65:41000",
+            "public": "203.0.113.1:8081",
+            "server": "192.0.2.66:18081",
+            **common,
+        },
+    ]
+    text = render.show_states(result)
+    assert "192.0.2.2:45000 (203.0.113.1:1024)" in text
+    assert "192.0.2.2:5000" in text and "203.0.113.1:5000" in text and "NAT ep0" in text
+    assert "192.0.2.2:41000 (192.0.2.65:41000)" in text
+    assert "203.0.113.1:8081 (192.0.2.66:18081)" in text and "RDR" in text

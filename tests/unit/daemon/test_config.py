@@ -2044,3 +2044,26 @@ def test_socks_gateway_problems_name_the_key(body: str, key: str, fragment: str)
     problems = _problems(f"[[daemon.socks]]\n{body}\n\n[vnets.blue]\n")
     assert [p.key for p in problems] == [key], [str(p) for p in problems]
     assert fragment in problems[0].reason
+
+
+def test_nat_entries_in_the_config_and_their_problems() -> None:
+    base = """
+        [vnets.red.interfaces.ep0]
+        type = "epair"
+        peer = "red:ep1"
+        [vnets.red.interfaces.ep1]
+        type = "epair"
+        peer = "red:ep0"
+        [vnets.red.firewall]
+        [[vnets.red.firewall.nat]]
+        action = "nat"
+        interface = "ep0"
+        from = "192.0.2.0/24"
+        """
+    config = _parse(base)
+    firewall = config.vnets[0].firewall
+    assert firewall is not None and [n.action for n in firewall.ruleset.nat] == ["nat"]
+    problems = _problems(base + '[[vnets.red.firewall.nat]]\naction = "rdr"\ninterface = "ep0"\n')
+    assert [(p.key, p.reason) for p in problems] == [
+        ("vnets.red.firewall.nat[1].target", "missing required key 'target'")
+    ]
