@@ -300,6 +300,8 @@ _OPS: tuple[Operation, ...] = (
     Operation("address.del", "remove an address from an interface", "manage.address_del",
               args=(VNET, INTERFACE, ADDRESS), rights=on("vnet"), runs="locked"),
     # -- routes and neighbours
+    Operation("mirror.show", "a vnet's control-plane mirror: namespace, representors, counters",
+              "views.mirror_show", args=(VNET,)),
     Operation("route.show", "the routes of a vnet", "views.route_show",
               args=(VNET, Arg("family", "text", "inet or inet6", choices=("inet", "inet6")),
                     Arg("prefix", "text", "only routes within this ADDR/LEN"),

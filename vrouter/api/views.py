@@ -12,10 +12,11 @@ from collections import Counter
 from typing import Any
 
 from vrouter.api.connection import Rows
-from vrouter.api.host import Host, vnet_of
+from vrouter.api.host import Host, ops_of, vnet_of
 from vrouter.api.manage import parse_prefix
 from vrouter.api.protocol import ApiError
 from vrouter.core import limits, perms
+from vrouter.core.errors import OpError
 from vrouter.core.perms import Policy
 from vrouter.core.sysctl import SysctlError
 from vrouter.core.vnet import Vnet
@@ -181,6 +182,16 @@ def ifconfig(host: Host, args: dict[str, Any]) -> Any:
         info["ra"] = ifp.name in vnet.inet6.ra
         result.append(info)
     return result
+
+
+def mirror_show(host: Host, args: dict[str, Any]) -> Any:
+    """The vnet's control-plane mirror: its namespace, representors, punt and sync counters."""
+    vnet = vnet_of(host, args)
+    mirrors = ops_of(host).mirrors
+    found = mirrors.describe(vnet.name) if mirrors is not None else None
+    if found is None:
+        raise OpError(f"vnet {vnet.name} has no mirror")
+    return found
 
 
 def route_show(host: Host, args: dict[str, Any]) -> Any:

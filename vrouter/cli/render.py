@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -235,6 +236,11 @@ def show_states(result: Any) -> str:
         for s in result
     ]
     return table(rows, ["PROTO", "SRC", "", "DST", "STATE", "AGE", "EXPIRES", "PKTS", "BYTES"])
+
+
+def show_json(result: Any) -> str:
+    """Return a result as indented JSON (views with no table of their own yet)."""
+    return json.dumps(result, indent=2)
 
 
 def show_done(result: Any) -> str:

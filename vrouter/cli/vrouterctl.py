@@ -262,6 +262,18 @@ def _parser() -> argparse.ArgumentParser:
     # interface), which needs parse_intermixed_args: main() hands its words,
     # left unparsed here, to _capture_parser.
     sub.add_parser("capture", help="capture an interface's frames, like tcpdump", add_help=False)
+    mirror = sub.add_parser("mirror", help="a vnet's control-plane mirror")
+    mirror_sub = mirror.add_subparsers(dest="action", required=True)
+    mshow = json_flag(mirror_sub.add_parser("show", help="namespace, representors, counters"))
+    mshow.add_argument("vnet")
+    run = sub.add_parser(
+        "exec",
+        help="run a program in a vnet's mirror (root only), like jexec",
+        description="Run CMD in the network namespace of VNET's control-plane mirror, where "
+        "it sees the vnet's interfaces and addresses. Root only for now.",
+    )
+    run.add_argument("vnet")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG ...]")
     comp = sub.add_parser(
         "completion",
         help="print the shell completion script (bash, zsh)",
@@ -465,6 +477,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
     ("firewall", "states"): lambda a: ("firewall.states", {"vnet": a.vnet}, render.show_states),
     ("firewall", "flush"): lambda a: ("firewall.flush", {"vnet": a.vnet}, render.show_done),
     ("firewall", "load"): _firewall_load,
+    ("mirror", "show"): lambda a: ("mirror.show", {"vnet": a.vnet}, render.show_json),
 }
 """Every command but ``capture``, by (command, action): the request it makes."""
 
@@ -477,6 +490,32 @@ def _request(args: argparse.Namespace) -> Request:
     except ApiError as err:
         raise _usage(f"{args.command}: {err}") from None
     return op, op_args, formatter
+
+
+def _exec(args: argparse.Namespace) -> int:
+    """``exec VNET -- CMD``: ask the daemon for the mirror's namespace and enter it.
+
+    Entering a namespace needs CAP_SYS_ADMIN, so this is root only for now; a
+    later daemon-side exec would start CMD for a caller with the vnet's manage
+    right, under the caller's uid and gid, with its stdio passed over the
+    control socket.
+    """
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise _usage("exec: which program? vrouterctl exec VNET -- CMD [ARG ...]")
+    if os.geteuid() != 0:
+        print("vrouterctl: exec enters a namespace, which needs root", file=sys.stderr)
+        return 1
+    try:
+        with ControlClient(args.socket) as client:
+            found = client.call("mirror.show", vnet=args.vnet)
+    except ApiError as err:
+        print(f"vrouterctl: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"vrouterctl: cannot reach vrouterd at {args.socket}: {err}", file=sys.stderr)
+        return 2
+    os.execvp("ip", ["ip", "netns", "exec", str(found["netns"]), *cmd])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -498,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         from vrouter.cli import capture  # dpkt, for this command only
 
         return capture.run(args.socket, words)
+    if args.command == "exec":
+        return _exec(args)
     if words:
         parser.error(f"unrecognized arguments: {' '.join(words)}")
     op, op_args, formatter = _request(args)

@@ -42,6 +42,8 @@ from vrouter.daemon.reload import ReloadError, ReloadRecord, Step
 from vrouter.daemon.reload import check as check_reload
 from vrouter.daemon.reload import reload as reload_config
 from vrouter.io.driver import Driver
+from vrouter.mirror.manager import Mirrors
+from vrouter.mirror.sync import DEFAULT_SYNC, protocol_numbers
 
 log = logging.getLogger("vrouter.daemon")
 
@@ -75,6 +77,7 @@ class Daemon:
         self.streams: set[Any] = set()
         """TCP listeners and streams of programs (StreamEndpoint, ListenEndpoint)."""
         self.exporter: metrics.MetricsServer | None = None
+        self.mirrors: Mirrors | None = None
         self.metrics_registry: Any = None
         """The registry ``metrics.scrape`` reads (made on first use)."""
         self.ops: Ops | None = None
@@ -155,6 +158,16 @@ class Daemon:
                 len(vnet.route.fib),
                 "on" if vnet.inet.forwarding else "off",
             )
+        self.mirrors = Mirrors(
+            self.loop, self.ops, self.ownership.mirrors, self.ownership.save, self.driver.now
+        )
+        self.ops.mirrors = self.mirrors
+        for vcfg in cfg.vnets:
+            if vcfg.mirror is not None:
+                protocols = DEFAULT_SYNC if vcfg.mirror.sync is None else protocol_numbers(
+                    vcfg.mirror.sync
+                )
+                await self.mirrors.create(built.tree.get(vcfg.name), vcfg.mirror.netns, protocols)
         if cfg.daemon.metrics is not None:
             self.exporter = metrics.MetricsServer(metrics.make_registry(self))
             await self.exporter.start(*cfg.daemon.metrics)
@@ -231,6 +244,8 @@ class Daemon:
         for gateway in self.gateways:
             await gateway.close()
         self.gateways.clear()
+        if self.mirrors is not None:
+            await self.mirrors.close()
         close_all(self)
         streams.close_all(self)
         self.driver.close()

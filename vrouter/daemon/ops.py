@@ -69,6 +69,7 @@ from vrouter.link import bridge as bridge_
 from vrouter.link import vlan
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet
+from vrouter.mirror.manager import Mirrors
 from vrouter.route import state as route_state
 from vrouter.route.fib import BLACKHOLE, REJECT, UNICAST, Route, RouteError
 from vrouter.route.source import CONNECTED, STATIC, Source
@@ -139,6 +140,8 @@ class Ops:
         self.driver = driver
         self.ownership = ownership
         self.hosts: dict[str, HostConfig] = {}
+        self.mirrors: Mirrors | None = None
+        """The vnets' control-plane mirrors (None: no daemon, as in tests)."""
 
     # -- lookups -----------------------------------------------------------------
 
@@ -244,6 +247,8 @@ class Ops:
                 f"vnet {name} has children ({children}); destroy them first or destroy recursively"
             )
         for victim in doomed:
+            if self.mirrors is not None:
+                await self.mirrors.destroy(victim.name)
             for ifname in list(victim.link.interfaces):
                 if ifname in victim.link.interfaces:  # an epair end may have gone already
                     await self.destroy_interface(victim.name, ifname)
@@ -366,6 +371,8 @@ class Ops:
                 await self._remove_tap(ifp)
                 raise
         build.bring_up(vnet, [icfg], self.driver.now())
+        if self.mirrors is not None:
+            self.mirrors.interface_added(ifp)
         log.info(
             "vnet %s: %s: %s created, mac %s%s",
             vnet.name,
@@ -437,6 +444,9 @@ class Ops:
         self.driver.add_epair(ifa, ifb)
         build.bring_up(va, [a], now)
         build.bring_up(vb, [b], now)
+        if self.mirrors is not None:
+            self.mirrors.interface_added(ifa)
+            self.mirrors.interface_added(ifb)
         log.info("vnet %s: %s: epair to vnet %s %s created", a_vnet, a.name, b_vnet, b.name)
         return ifa, ifb
 
@@ -604,6 +614,8 @@ class Ops:
         bridge gives its members back, a member leaves its bridge.
         """
         vnet = ifp.vnet
+        if self.mirrors is not None:
+            self.mirrors.interface_removed(ifp)
         now = self.driver.now()
         build.release_l2(vnet, ifp, now)
         routes = build.strip_l3(vnet, ifp, now)

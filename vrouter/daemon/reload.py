@@ -273,6 +273,13 @@ def plan(old: Config, new: Config) -> Plan:
     removed = [v for v in old.vnets if v.name not in new_v]
     added = [v for v in new.vnets if v.name not in old_v]
     kept = [v for v in new.vnets if v.name in old_v]
+    # A mirror is made with its vnet at start and removed with it; adding or
+    # changing one live is not done yet.
+    refused += tuple(
+        f"vnets.{v.name}.mirror: cannot change while vrouterd runs; restart vrouterd to apply it"
+        for v in new.vnets
+        if v.mirror != (old_v[v.name].mirror if v.name in old_v else None)
+    )
 
     def interfaces(vcfg: VnetConfig | None) -> dict[str, InterfaceConfig]:
         return {i.name: i for i in vcfg.interfaces} if vcfg is not None else {}

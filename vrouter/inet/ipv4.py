@@ -190,7 +190,11 @@ def _deliver(
     stats = vnet.inet.stats
     vhdr = vhdr_of(packet.obj)
     if vhdr is not None:
-        take = vnet.inet.offload_protocols.get(packet[9]) if vhdr.flags & F_NEEDS_CSUM else None
+        take = (
+            vnet.inet.offload_protocols.get(packet[9])
+            if vhdr.flags & F_NEEDS_CSUM and vnet.inet.punt is None
+            else None
+        )
         if take is not None and not (packet[6] << 8 | packet[7]) & (FLAG_MF | OFFSET_MASK):
             stats.delivered += 1  # the protocol takes it as it is
             take(ifp, packet, hlen, unicast, now)
@@ -208,6 +212,9 @@ def _deliver(
         stats.reassembled += 1
         packet = memoryview(whole)
         hlen = (whole[0] & 0x0F) << 2
+    punt = vnet.inet.punt
+    if punt is not None and punt(ifp, packet, hlen, unicast, now):
+        return
     handler = vnet.inet.protocols.get(packet[9])
     if handler is None:
         _count(ifp, stats, "ip_noproto")

@@ -156,7 +156,11 @@ def _deliver(
     stats = inet6.stats
     vhdr = vhdr_of(packet.obj)
     if vhdr is not None:
-        take = inet6.offload_protocols.get(packet[6]) if vhdr.flags & F_NEEDS_CSUM else None
+        take = (
+            inet6.offload_protocols.get(packet[6])
+            if vhdr.flags & F_NEEDS_CSUM and inet6.punt is None
+            else None
+        )
         if take is not None:  # no extension headers: the protocol takes it as it is
             stats.delivered += 1
             take(ifp, packet, 40, unicast, now)
@@ -194,6 +198,9 @@ def _deliver(
         return
     if chain.proto == NH_NONE:
         stats.delivered += 1
+        return
+    punt = inet6.punt
+    if punt is not None and punt(ifp, packet, chain.offset, chain.proto, unicast, now):
         return
     handler = inet6.protocols.get(chain.proto)
     if handler is None:

@@ -82,7 +82,7 @@ def test_names_are_in_attach_order(rec: Recorder) -> None:
 
 def test_builtin_order_puts_link_before_route_before_inet() -> None:
     names = new_tree().registry.names()
-    assert names == ["link", "route", "inet", "inet6", "firewall", "transport", "tcp"]
+    assert names == ["link", "route", "inet", "inet6", "firewall", "transport", "tcp", "mirror"]
     for subsystem in builtin_subsystems():
         for dep in subsystem.depends:
             assert names.index(dep) < names.index(subsystem.name)
@@ -176,6 +176,7 @@ def test_unloading_the_builtin_inet_is_refused_only_for_its_dependencies() -> No
     tree.registry.unload("tcp", tree)
     tree.registry.unload("transport", tree)
     tree.registry.unload("firewall", tree)
+    tree.registry.unload("mirror", tree)
     assert not hasattr(vnet, "firewall")
     tree.registry.unload("inet", tree)
     assert not hasattr(vnet, "inet")

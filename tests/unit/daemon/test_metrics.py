@@ -405,6 +405,7 @@ def test_unloaded_subsystem_is_skipped(net: Scenario) -> None:
     tree.registry.unload("tcp", list(tree))  # it needs inet6
     tree.registry.unload("transport", list(tree))  # so does transport
     tree.registry.unload("firewall", list(tree))  # so does the firewall
+    tree.registry.unload("mirror", list(tree))  # and the mirror
     tree.registry.unload("inet6", list(tree))
     s = scrape(net.daemon)
     assert not s.samples("vrouter_ip6_forward_total")

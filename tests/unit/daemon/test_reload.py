@@ -283,6 +283,7 @@ def test_every_config_field_is_known_to_the_plan() -> None:
             "routes",
             "sysctl",
             "firewall",
+            "mirror",
             "permissions",
             "worker",  # a move between workers is refused by the front (vrouter.daemon.front)
         },

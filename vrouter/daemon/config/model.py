@@ -241,6 +241,8 @@ class VnetConfig:
     """Who may manage the vnet or open sockets in it (``[vnets.NAME.permissions]``)."""
     worker: int | None = None
     """The worker a top-level vnet is pinned to (None: the daemon chooses)."""
+    mirror: MirrorConfig | None = None
+    """The vnet's control-plane mirror, if it has a ``[vnets.NAME.mirror]`` table."""
 
     def rank(self, icfg: InterfaceConfig) -> int:
         """Return when ``icfg`` is created among the vnet's interfaces (destroyed in reverse).
@@ -272,6 +274,15 @@ class VnetConfig:
             if kind is not None:
                 found[kind] = int(value)
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorConfig:
+    """A vnet's control-plane mirror (netns mode): its namespace, the protocols synced."""
+
+    netns: str
+    sync: tuple[str, ...] | None = None
+    """Kernel route protocols synced into the vnet (None: the default set)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from vrouter.daemon.config.model import (
     FirewallConfig,
     HostConfig,
     InterfaceConfig,
+    MirrorConfig,
     RaConfig,
     RouteConfig,
     VnetConfig,
@@ -114,6 +115,7 @@ class ParsedVnet:
     """Own limits in file order (kind, value)."""
     limits_key: str = ""
     worker: int | None = None
+    mirror: MirrorConfig | None = None
 
     def interface(self, name: str) -> ParsedInterface | None:
         for iface in self.interfaces:
@@ -136,6 +138,7 @@ class ParsedVnet:
             firewall=self.firewall,
             permissions=self.permissions,
             worker=self.worker,
+            mirror=self.mirror,
         )
 
 
