@@ -34,6 +34,12 @@ Guarantees:
   attached to or detached from every vnet, refused when a dependency is
   missing or another loaded subsystem needs it; the essential built-ins
   (:data:`vrouter.stack.ESSENTIAL`) stay.
+
+The module is long on purpose: every run-time change is one method of
+:class:`Ops`, checked against the running state and the limits before it
+changes anything.  Split by kind of object, the checks that span kinds
+(an address against every vnet's interfaces, a bridge member against its
+epair, a route against the connected networks) would be split too.
 """
 
 from __future__ import annotations
@@ -61,7 +67,8 @@ from vrouter.daemon.config import (
     RaConfig,
 )
 from vrouter.firewall import subsystem as firewall
-from vrouter.firewall.rules import Ruleset, RulesetError, parse_ruleset
+from vrouter.firewall.ruleparse import parse_ruleset
+from vrouter.firewall.rules import Ruleset, RulesetError
 from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6, nd
 from vrouter.io.driver import Driver

@@ -72,6 +72,11 @@ Translations:
 Nothing here does I/O or reads a clock: the time is passed in as ``now``
 and what the translation needs of the vnet (interface addresses, the
 source address towards a target) comes through a ``NatHost``.
+
+The module is long on purpose: :class:`NatTable` is one structure whose
+lookups in both directions, port allocation, expiry and translation of
+ICMP errors keep the same invariants, and it is followed by the checksum
+arithmetic (RFC 1624) and NPTv6 (RFC 6296) that only it uses.
 """
 
 from __future__ import annotations

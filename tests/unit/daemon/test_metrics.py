@@ -688,7 +688,7 @@ def test_config_metrics_problem_is_collected_with_others() -> None:
 
 def test_firewall_rules_and_states_are_exported(net: Scenario) -> None:
     from vrouter.firewall import subsystem as firewall
-    from vrouter.firewall.rules import parse_ruleset
+    from vrouter.firewall.ruleparse import parse_ruleset
 
     red = net.lab.tree.get("red")
     ruleset = parse_ruleset(
@@ -708,7 +708,7 @@ def test_firewall_rules_and_states_are_exported(net: Scenario) -> None:
 
 def test_firewall_rule_series_are_named_by_the_rules_label(net: Scenario) -> None:
     from vrouter.firewall import subsystem as firewall
-    from vrouter.firewall.rules import parse_ruleset
+    from vrouter.firewall.ruleparse import parse_ruleset
 
     red = net.lab.tree.get("red")
     rules = [

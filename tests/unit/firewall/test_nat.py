@@ -15,7 +15,8 @@ import pytest
 
 from vrouter.firewall.nat import NatTable, npt_map
 from vrouter.firewall.packet import PacketInfo, parse
-from vrouter.firewall.rules import Ruleset, RulesetError, parse_ruleset
+from vrouter.firewall.ruleparse import parse_ruleset
+from vrouter.firewall.rules import Ruleset, RulesetError
 from vrouter.firewall.subsystem import KNOBS
 from vrouter.link.offload import F_NEEDS_CSUM, GSO_NONE, VirtioHdr, complete_checksum, tag
 from vrouter.wire import icmp4, ipv4, tcp, udp

@@ -79,7 +79,8 @@ from vrouter.daemon.config.parsed import (
 )
 from vrouter.daemon.logs import DEFAULT_FORMAT as DEFAULT_LOG_FORMAT
 from vrouter.daemon.logs import FORMATS as LOG_FORMATS
-from vrouter.firewall.rules import RulesetError, parse_ruleset
+from vrouter.firewall.ruleparse import parse_ruleset
+from vrouter.firewall.rules import RulesetError
 from vrouter.mirror.state import default_netns
 from vrouter.mirror.sync import BY_NAME as SYNC_PROTOCOLS
 from vrouter.stack import builtin_sysctl
