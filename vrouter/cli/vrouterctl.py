@@ -353,7 +353,7 @@ def _firewall_load(args: argparse.Namespace) -> Request:
         with open(args.file, encoding="utf-8") as f:
             text = f.read()
     except OSError as err:
-        raise SystemExit(f"vrouterctl: {args.file}: {err.strerror}") from None
+        raise _usage(f"{args.file}: {err.strerror}") from None
     return "firewall.load", {"vnet": args.vnet, "text": text, "source": args.file}, render.show_done
 
 

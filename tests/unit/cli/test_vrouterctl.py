@@ -96,6 +96,7 @@ def test_firewall_load_sends_the_file(tmp_path: Path) -> None:
         (["epair", "create", "red:a", "blue:b", "--mtu", "x"], "invalid int value"),
         (["bridge", "add", "red", "br0", "t", "--tagged", "x"], "expected VLAN IDs like 10,20"),
         (["bogus"], "invalid choice"),
+        (["firewall", "red", "load", "/nonexistent/rules.toml"], "No such file or directory"),
     ],
 )
 def test_usage_errors_exit_2_with_the_reason(
