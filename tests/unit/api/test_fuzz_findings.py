@@ -49,3 +49,32 @@ def test_an_integer_argument_too_large_for_a_float_is_refused_by_its_range(
         b'{"op": "epair.create", "args": {"a": "red:x", "b": "red:y", "mtu": ' + big + b"}}"
     )
     assert not reply["ok"] and reply["error"].endswith("is not in 68..65535"), reply
+
+
+def test_socket_requests_after_their_module_is_unloaded_are_refused_with_eprotonosupport(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tree = new_tree()
+    tree.create("red")
+    for name in ("tcp", "transport"):
+        line = b'{"op": "module.unload", "args": {"name": "%s"}}' % name.encode()
+        assert _answer(line, tree)["ok"]
+    with caplog.at_level(logging.ERROR):
+        listen = _answer(
+            b'{"op": "tcp.listen", "args": {"vnet": "red", "family": "inet", "address": null, '
+            b'"port": 8080, "backlog": 1}}',
+            tree,
+        )
+        connect = _answer(
+            b'{"op": "tcp.connect", "args": {"vnet": "red", "family": "inet", '
+            b'"address": "192.0.2.5", "port": 80}}',
+            tree,
+        )
+        udp = _answer(b'{"op": "socket.open", "args": {"vnet": "red", "type": "udp"}}', tree)
+    for reply, missing in ((listen, "tcp"), (connect, "tcp"), (udp, "transport")):
+        assert reply == {
+            "ok": False,
+            "error": f"vnet red: subsystem {missing} is not loaded",
+            "errno": "EPROTONOSUPPORT",
+        }
+    assert not [r for r in caplog.records if r.exc_info]
