@@ -29,6 +29,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -126,6 +127,9 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, command: str
             f"{r['inputs']:,} | {r['seconds']:.1f} | {rate:,.0f} | "
             f"{'yes' if r['inputs'] >= GOAL else 'no'} | {len(r['findings'])} |"
         )
+    missing = [n for n in args.targets.split(",") if n and n not in {r["target"] for r in results}]
+    if missing:
+        lines += ["", f"Not run (yet): {', '.join(missing)}."]
     lines += ["", f"{total:,} inputs in all; load average at the end: {report.loadavg()}.", ""]
     found = [(r["target"], f) for r in results for f in r["findings"]]
     lines += ["### Findings", ""]
@@ -162,6 +166,9 @@ def main() -> int:
     command = "python3 bench/fuzz.py " + shlex.join(sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="vrouter-fuzz-") as work:
 
+        finished: dict[str, dict[str, Any]] = {}
+        lock = threading.Lock()
+
         def go(name: str) -> dict[str, Any]:
             if args.engine == "atheris":
                 r = _atheris(name, args, Path(work))
@@ -170,13 +177,17 @@ def main() -> int:
             rate = r["inputs"] / r["seconds"] if r["seconds"] else 0.0
             print(f"{name:18s} {r['inputs']:>10,} inputs {r['seconds']:8.0f} s {rate:>9,.0f}/s "
                   f"{len(r['findings'])} findings", flush=True)  # fmt: skip
+            with lock:  # the section grows as targets finish: a cut-short run keeps them
+                finished[name] = r
+                if not args.no_write:
+                    done = [finished[n] for n in names if n in finished]
+                    report.write_section("fuzz", render(done, args, command))
             return r
 
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             results = list(pool.map(go, names))
     text = render(results, args, command)
     if not args.no_write:
-        report.write_section("fuzz", text)
         print(f"wrote {report.RESULTS}")
     else:
         print(text)
