@@ -356,8 +356,9 @@ class Soak:
         for thread in threads:
             thread.join(90)
 
-    def pauses(self) -> tuple[float, int, int]:
-        """Return the longest gap between two ping answers (s), answers, and requests sent."""
+    def pauses(self) -> tuple[list[tuple[float, float]], int, int]:
+        """Return the gaps between two ping answers as (seconds since the first answer, gap),
+        longest first, the answers, and the requests sent."""
         assert self.ping_log is not None
         stamps, seqs = [], []
         for line in self.ping_log.read_text(errors="replace").splitlines():
@@ -365,8 +366,8 @@ class Soak:
             if match:
                 stamps.append(float(match.group(1)))
                 seqs.append(int(match.group(2)))
-        gaps = [b - a for a, b in itertools.pairwise(stamps)]
-        return (max(gaps) if gaps else float("inf"), len(stamps), max(seqs, default=0))
+        gaps = [(a - stamps[0], b - a) for a, b in itertools.pairwise(stamps)]
+        return sorted(gaps, key=lambda g: -g[1]), len(stamps), max(seqs, default=0)
 
     def close(self) -> None:
         for proc in self.procs:
@@ -380,7 +381,7 @@ def summarize(soak: Soak, seconds: float) -> dict[str, Any]:
     """Return what the soak saw, as plain data."""
     samples = soak.samples
     log = soak.daemon.logtext()
-    pause, answered, requested = soak.pauses()
+    gaps, answered, requested = soak.pauses()
 
     def stat(key: str) -> dict[str, float]:
         values = [s[key] for s in samples] or [0.0]
@@ -392,7 +393,8 @@ def summarize(soak: Soak, seconds: float) -> dict[str, Any]:
         "tracebacks": log.count("Traceback"),
         "errors_logged": len(re.findall(r"\bERROR\b", log)),
         "daemon_alive": soak.daemon.proc is not None and soak.daemon.proc.poll() is None,
-        "longest_pause_s": round(pause, 3),
+        "longest_pause_s": round(gaps[0][1], 3) if gaps else float("inf"),
+        "longest_pauses": [{"at_s": round(at, 1), "gap_s": round(gap, 3)} for at, gap in gaps[:5]],
         "ping_answered": answered,
         "ping_sent": requested,
         "rss_mib": stat("rss_mib"),
@@ -449,7 +451,9 @@ def render(summary: dict[str, Any], command: str, plotted: bool) -> str:
              f"{s['errors_logged']}.",
              f"- Longest forwarding pause (largest gap between two ping answers, h1 -> h2 every "
              f"50 ms): **{s['longest_pause_s'] * 1000:.0f} ms**; {s['ping_answered']:,} answers "
-             f"to {s['ping_sent']:,} requests.",
+             f"to {s['ping_sent']:,} requests ({s['ping_sent'] - s['ping_answered']:,} lost); "
+             "the five longest gaps: " + ", ".join(f"{p['gap_s'] * 1000:.0f} ms at "
+             f"{p['at_s'] / 60:.1f} min" for p in s["longest_pauses"]) + ".",
              "", "| measure | start | peak | end | mean |",
              "|---|---:|---:|---:|---:|"]  # fmt: skip
     measures = (("rss_mib", "RSS (MiB)"), ("fds", "open fds"), ("cpu_pct", "CPU % of a core"))
