@@ -468,8 +468,8 @@ class StackLab:
         from vrouter.link.epair import Epair
         from vrouter.transport import sockets
 
-        self.dir = tempfile.TemporaryDirectory(prefix="vrouter-fuzz-")
-        config = parse(LAB_CONFIG.format(dir=self.dir.name), "fuzz.toml")
+        # Only parsed: nothing is written to the daemon's directories.
+        config = parse(LAB_CONFIG.format(dir="/nonexistent/vrouter-fuzz"), "fuzz.toml")
         self.now = 1000.0
         built = build.build(config, self.now)
         self.tree = built.tree
