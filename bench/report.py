@@ -1,7 +1,7 @@
 """Shared by the benchmark scripts: the machine description and bench/RESULTS.md sections.
 
 ``RESULTS.md`` holds one section per script (``forwarding``, ``scale``, ``workers``,
-``tcp``),
+``tcp``, ``fuzz``, ``soak``),
 each between ``<!-- section:NAME -->`` and ``<!-- /section:NAME -->``
 markers; a script rewrites its own section and keeps the others.
 """
@@ -21,11 +21,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-SECTIONS = ("forwarding", "scale", "workers", "tcp", "bridge", "nat", "views")
+SECTIONS = ("forwarding", "scale", "workers", "tcp", "bridge", "nat", "views", "fuzz", "soak")
 TITLE = "# Benchmark results"
 INTRO = (
     "Written by `bench/forwarding.py`, `bench/scale.py`, `bench/workers.py`, `bench/tcp.py`, "
-    "`bench/bridge.py`, `bench/nat.py` and `bench/views.py` "
+    "`bench/bridge.py`, `bench/nat.py`, `bench/views.py`, `bench/fuzz.py` and `bench/soak.py` "
     "(see bench/README.md); each script rewrites its own section. Absolute numbers on a shared "
     "machine are noise; the ratios measured in the same run are the point."
 )

@@ -11,6 +11,7 @@ sockets the socket service keeps, and the daemon-wide answers a view needs
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -78,3 +79,15 @@ def ops_of(host: Host) -> Ops:
     if host.ops is None:
         raise ApiError("the daemon is starting")
     return host.ops
+
+
+def require(vnet: Vnet, subsystem: str) -> None:
+    """Refuse a request needing ``subsystem`` in a vnet where it is not loaded.
+
+    The error is ApiError EPROTONOSUPPORT, what ``socket()`` gives for a
+    protocol whose module is not loaded (``vrouterctl module unload tcp``).
+    """
+    if not hasattr(vnet, subsystem):
+        raise ApiError(
+            f"vnet {vnet.name}: subsystem {subsystem} is not loaded", errno.EPROTONOSUPPORT
+        )

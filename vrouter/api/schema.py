@@ -92,9 +92,9 @@ class Arg:
                 return False
             if kind == "int" and not isinstance(value, int):
                 return False
-            number = float(value)
-            return (self.low is None or number >= self.low) and (
-                self.high is None or number <= self.high
+            # int and float compare exactly; float() of a huge JSON integer would overflow
+            return (self.low is None or value >= self.low) and (
+                self.high is None or value <= self.high
             )
         if kind == "texts":
             return isinstance(value, list) and all(isinstance(v, str) for v in value)

@@ -21,7 +21,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
-from vrouter.api.host import vnet_of
+from vrouter.api.host import require, vnet_of
 from vrouter.api.protocol import ApiError
 from vrouter.core import limits
 from vrouter.transport import routesock, sockets
@@ -177,6 +177,7 @@ def open_socket(daemon: Host, args: dict[str, Any]) -> tuple[Any, socket.socket,
         raise ApiError(str(err), errno.EMFILE) from None
     sock = None
     if kind != "route":
+        require(vnet, "transport")
         try:
             sock = sockets.open_socket(vnet, family, kind, proto)
         except sockets.SocketError as err:

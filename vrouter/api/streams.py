@@ -32,7 +32,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from vrouter.api import sockets
-from vrouter.api.host import vnet_of
+from vrouter.api.host import require, vnet_of
 from vrouter.api.protocol import ApiError
 from vrouter.core import limits
 from vrouter.transport.tcp import (
@@ -332,6 +332,7 @@ def _family(args: dict[str, Any]) -> int:
 def listen(daemon: Host, args: dict[str, Any]) -> tuple[Any, socket.socket, ListenEndpoint]:
     """Handle ``tcp.listen``: return (result, the program's end, the endpoint)."""
     vnet = vnet_of(daemon, args)
+    require(vnet, "tcp")
     family = _family(args)
     port = args.get("port", 0)
     backlog = args.get("backlog", 128)
@@ -371,6 +372,7 @@ async def establish(daemon: Host, args: dict[str, Any]) -> tuple[Vnet, Connectio
     handshake; return the vnet and the established connection, which belongs to the
     caller until a :class:`StreamEndpoint` takes it.  Raises ApiError (with the errno)."""
     vnet = vnet_of(daemon, args)
+    require(vnet, "tcp")
     family = _family(args)
     port = args.get("port")
     if not isinstance(port, int) or not 0 < port <= 65535:
