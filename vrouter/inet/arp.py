@@ -10,6 +10,12 @@ refresh request at most once per ``RETRY_INTERVAL``).  Entries idle for
 then drops its queue and hands each held packet to the table's
 ``unresolved`` hook, where the IP layer answers it with ICMP host
 unreachable (RFC 1812 4.3.3.1).  All timing is deadlines on the vnet.
+
+Against a scan of an on-link network (RFC 6583), the table refuses new
+resolutions beyond ``net.link.ether.inet.max_incomplete`` entries resolving
+or ``net.link.ether.inet.request_rate`` requests a second on the interface
+(a retry the rate refuses ends the resolution), and holds at most
+``net.link.ether.inet.hold_maxbytes`` of frames; each refusal is counted.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from vrouter.link.lltable import (
+    HOLD_FULL,
     INCOMPLETE,
+    INCOMPLETE_FULL,
+    RATELIMITED,
     REACHABLE,
     STALE,
     Neighbour,
@@ -161,14 +170,31 @@ def output(vnet: Vnet, ifp: Ifnet, nexthop: bytes, frame: bytearray, now: float)
             entry.last_request = now
             request(vnet, ifp, nexthop, entry.mac)
         return
+    stat = vnet.inet.arpstat
     if entry is None:
-        entry = _new_entry(vnet, ifp, nexthop, now)
-        if entry is None:
-            ifp.counters.tx_drops["arp_table_full"] += 1
+        started = table.resolve(vnet.timers, ifp, nexthop, now)
+        if isinstance(started, str):
+            _refused(vnet, ifp, started)
             return
+        entry = started
         _retry(vnet, entry, now)
-    if table.hold(entry, frame):
-        vnet.inet.arpstat.queue_overflow += 1
+    dropped = table.hold(entry, frame)
+    if dropped == HOLD_FULL:
+        stat.hold_full += 1
+    elif dropped is not None:
+        stat.queue_overflow += 1
+
+
+def _refused(vnet: Vnet, ifp: Ifnet, reason: str) -> None:
+    """Count a resolution the table refused, and the packet dropped with it."""
+    stat = vnet.inet.arpstat
+    if reason == INCOMPLETE_FULL:
+        stat.incomplete_full += 1
+    elif reason == RATELIMITED:
+        stat.ratelimited += 1
+    else:
+        stat.table_full += 1
+    ifp.counters.tx_drops[f"arp_{reason}"] += 1
 
 
 def _retry(vnet: Vnet, entry: Neighbour, now: float) -> None:
@@ -177,6 +203,10 @@ def _retry(vnet: Vnet, entry: Neighbour, now: float) -> None:
         return
     if entry.probes >= MAX_TRIES:
         vnet.inet.arpstat.timeouts += 1
+        table.fail(vnet, entry, now)
+        return
+    if entry.probes and not table.may_solicit(entry.ifnet, now):
+        vnet.inet.arpstat.ratelimited += 1  # under a scan: give up now
         table.fail(vnet, entry, now)
         return
     entry.probes += 1

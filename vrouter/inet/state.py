@@ -133,6 +133,12 @@ class ArpStats:
     """Packets dropped because the per-neighbour hold queue was full."""
     table_full: int = 0
     """Resolutions refused because the table reached its limit."""
+    incomplete_full: int = 0
+    """Resolutions refused because ``max_incomplete`` entries were resolving (a scan)."""
+    ratelimited: int = 0
+    """Resolutions refused or given up because the interface's request rate was spent."""
+    hold_full: int = 0
+    """Packets not held because the held packets reached ``hold_maxbytes``."""
 
 
 def stats_dict(stats: object) -> dict[str, int]:

@@ -9,7 +9,12 @@ is; the first use moves it to ``delay``), ``delay`` (waiting
 DELAY_FIRST_PROBE_TIME for an upper-layer hint, which a router never gets),
 ``probe`` (unicast NS every RetransTimer, up to MAX_UNICAST_SOLICIT).
 Resolution failure hands held packets to the table's ``unresolved`` hook,
-where the IP layer answers them with ICMPv6 address unreachable.
+where the IP layer answers them with ICMPv6 address unreachable.  Against a
+scan of an on-link /64 (RFC 6583) the table refuses new resolutions beyond
+``net.inet6.nd6.max_incomplete`` entries resolving or
+``net.inet6.nd6.solicit_rate`` multicast solicitations a second on the
+interface (a retry the rate refuses ends the resolution), and holds at most
+``net.inet6.nd6.hold_maxbytes`` of packets; each refusal is counted.
 
 Every new address is tentative until DAD passes; a conflict is logged and
 the address marked duplicated.  Interfaces configured to advertise send
@@ -31,8 +36,11 @@ from vrouter.core.timers import Timer
 from vrouter.inet6.state import DUPLICATED, PREFERRED, TENTATIVE, Addr6
 from vrouter.link.lltable import (
     DELAY,
+    HOLD_FULL,
     INCOMPLETE,
+    INCOMPLETE_FULL,
     PROBE,
+    RATELIMITED,
     REACHABLE,
     STALE,
     Neighbour,
@@ -196,16 +204,33 @@ def output(vnet: Vnet, ifp: Ifnet, nexthop: bytes, frame: bytearray, now: float)
             entry.state = DELAY
             _arm(vnet, entry, now + DELAY_FIRST_PROBE_TIME)
         return
+    stat = vnet.inet6.icmp
     if entry is None:
-        entry = _new_entry(vnet, ifp, nexthop, INCOMPLETE, now)
-        if entry is None:
-            ifp.counters.tx_drops["nd_table_full"] += 1
+        started = table.resolve(vnet.timers, ifp, nexthop, now)
+        if isinstance(started, str):
+            _refused(vnet, ifp, started)
             return
+        entry = started
         entry.probes = 1
         send_ns(vnet, ifp, nexthop)
         _arm(vnet, entry, now + table.retrans_timer)
-    if table.hold(entry, frame):
-        vnet.inet6.icmp.nd_queue_overflow += 1
+    dropped = table.hold(entry, frame)
+    if dropped == HOLD_FULL:
+        stat.nd_hold_full += 1
+    elif dropped is not None:
+        stat.nd_queue_overflow += 1
+
+
+def _refused(vnet: Vnet, ifp: Ifnet, reason: str) -> None:
+    """Count a resolution the table refused, and the packet dropped with it."""
+    stat = vnet.inet6.icmp
+    if reason == INCOMPLETE_FULL:
+        stat.nd_incomplete_full += 1
+    elif reason == RATELIMITED:
+        stat.nd_ratelimited += 1
+    else:
+        stat.nd_table_full += 1
+    ifp.counters.tx_drops[f"nd_{reason}"] += 1
 
 
 def _new_entry(vnet: Vnet, ifp: Ifnet, ip: bytes, state: str, now: float) -> Neighbour | None:
@@ -227,7 +252,10 @@ def _tick(vnet: Vnet, entry: Neighbour, now: float) -> None:
     if table.entries.get((entry.ifnet.name, entry.ip)) is not entry:
         return
     if entry.state == INCOMPLETE:
-        if entry.probes < MAX_MULTICAST_SOLICIT:
+        if entry.probes < MAX_MULTICAST_SOLICIT and not table.may_solicit(entry.ifnet, now):
+            vnet.inet6.icmp.nd_ratelimited += 1  # under a scan: give up now
+            table.fail(vnet, entry, now)
+        elif entry.probes < MAX_MULTICAST_SOLICIT:
             entry.probes += 1
             send_ns(vnet, entry.ifnet, entry.ip)
             _arm(vnet, entry, now + table.retrans_timer)
@@ -245,8 +273,7 @@ def _tick(vnet: Vnet, entry: Neighbour, now: float) -> None:
             send_ns(vnet, entry.ifnet, entry.ip, entry.mac)
             _arm(vnet, entry, now + table.retrans_timer)
         else:
-            del table.entries[(entry.ifnet.name, entry.ip)]
-            table.generation += 1
+            table.remove(entry)
 
 
 def _confirm(vnet: Vnet, entry: Neighbour, mac: bytes, state: str, now: float) -> None:

@@ -156,6 +156,12 @@ class Icmp6Stats:
     """Packets dropped because a neighbour's hold queue was full."""
     nd_table_full: int = 0
     """Resolutions refused because the table reached its limit."""
+    nd_incomplete_full: int = 0
+    """Resolutions refused because ``max_incomplete`` entries were resolving (a scan)."""
+    nd_ratelimited: int = 0
+    """Resolutions refused or given up because the interface's solicitation rate was spent."""
+    nd_hold_full: int = 0
+    """Packets not held because the held packets reached ``hold_maxbytes``."""
 
 
 @dataclass(slots=True)

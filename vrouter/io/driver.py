@@ -1,8 +1,10 @@
 """The driver: connects vnets, devices and deadlines to the asyncio loop.
 
 It arms one ``loop.call_at`` per vnet for that vnet's earliest deadline,
-pumps epair queues with ``call_soon`` (so a burst is handled as a batch),
-and owns the TAP devices.  Protocol code never sees the loop.
+pumps epair queues with ``call_soon`` (so a burst is handled as a batch, at
+most ``RX_BUDGET`` frames a turn, like a TAP's), and owns the TAP devices,
+which share the loop by turns (:mod:`vrouter.io.tap`).  Protocol code never
+sees the loop.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import socket
 
 from vrouter.core.vnet import Vnet
-from vrouter.io.tap import TapDevice
+from vrouter.io.tap import RX_BUDGET, TapDevice
 from vrouter.io.workerwire import WireDevice
 from vrouter.link import ether
 from vrouter.link.epair import Epair
@@ -121,7 +123,7 @@ class Driver:
 
     def _pump(self, epair: Epair) -> None:
         self._pumping.discard(id(epair))
-        epair.pump(self.loop.time())
+        epair.pump(self.loop.time(), RX_BUDGET)
 
     def _after_batch(self, ifnet: Ifnet) -> None:
         """Hook run after each TAP batch (kept for batching outputs later)."""

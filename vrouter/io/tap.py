@@ -7,9 +7,21 @@ host hands over partial checksums and TCP super-frames, which travel on as
 :class:`~vrouter.link.offload.OffloadBuffer` and leave whole where the egress
 accepts them (see :mod:`vrouter.link.offload`).  With offloads off, the
 host sends ordinary frames, and whatever the daemon writes here is
-completed and segmented first.  A readable fd is drained in one callback until EAGAIN (at
-most ``BATCH`` frames, to stay fair to other fds); writes go straight to the
-fd and are queued, bounded, only when the kernel says EAGAIN.
+completed and segmented first.  Writes go straight to the fd and are queued,
+bounded, only when the kernel says EAGAIN.
+
+Reading is scheduled fairly between interfaces (deficit round robin by
+time, as NAPI budgets a device per poll).  Each readable callback is one
+turn of one interface: it reads and processes frames until the queue is
+empty, its :class:`RxShare` is spent (``RX_QUANTUM`` seconds, plus what the
+last turn left unspent or minus what it overran), or ``RX_BUDGET`` frames
+are done, then returns to the loop.  The fd is level-triggered, so a
+backlogged interface is served again in the next loop pass, after every
+other readable fd had its turn: a flood into one vnet slows the others by
+at most about one quantum per pass.  What a flooded interface cannot take
+stays in the kernel's TAP queue, and the kernel drops the excess there
+(its ``tx_dropped`` of the TAP); the device reads that count while it is
+backlogged and shows it as the interface's ``rx_overload`` drops.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import errno
 import fcntl
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -29,8 +42,12 @@ from vrouter.link.ifnet import Ifnet
 
 log = logging.getLogger("vrouter.tap")
 
-BATCH = 256
-"""Frames read per readable event before yielding to the loop."""
+RX_QUANTUM = 0.0001
+"""Seconds of work one interface gets per turn (its share of a loop pass)."""
+RX_BUDGET = 64
+"""Frames one interface may process per turn, however cheap they are."""
+OVERLOAD_REFRESH = 0.1
+"""Seconds between reads of the kernel's drop count while an interface is backlogged."""
 TX_QUEUE_LIMIT = 1024
 """Frames held while the kernel refuses writes; beyond it frames are dropped."""
 READ_SIZE = 65536 + 64 + offload.HEADER_LEN
@@ -43,6 +60,67 @@ TUN_F_TSO4 = 0x02
 TUN_F_TSO6 = 0x04
 TUN_F_TSO_ECN = 0x08
 OFFLOADS = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
+
+
+class RxShare:
+    """One interface's share of the loop: deficit round robin by time.
+
+    Every turn adds ``quantum`` to the deficit and may spend it; a turn that
+    overran (one costly frame, say a super-frame cut into segments) pays it
+    back from the next turns, which are skipped while the deficit stays
+    negative.  A turn that emptied the queue forgets its balance: only a
+    backlogged interface carries credit or debt, at most one quantum of
+    credit.
+    """
+
+    __slots__ = ("quantum", "frames", "deficit", "turns", "skipped")
+
+    def __init__(self, quantum: float = RX_QUANTUM, frames: int = RX_BUDGET) -> None:
+        self.quantum = quantum
+        self.frames = frames
+        """Frames a turn may process at most."""
+        self.deficit = 0.0
+        """Seconds this interface may still spend (negative: owed)."""
+        self.turns = 0
+        """Turns taken."""
+        self.skipped = 0
+        """Turns skipped to pay back an overrun."""
+
+    def grant(self) -> float:
+        """Start a turn; return the seconds it may take (0: skip it, the debt is not paid)."""
+        deficit = self.deficit + self.quantum
+        if deficit <= 0.0:
+            self.deficit = deficit
+            self.skipped += 1
+            return 0.0
+        self.deficit = deficit
+        self.turns += 1
+        return deficit
+
+    def spent(self, seconds: float, backlogged: bool) -> None:
+        """End the turn: ``seconds`` were used; ``backlogged`` if frames may remain."""
+        if backlogged:
+            self.deficit = min(self.deficit - seconds, self.quantum)
+        else:
+            self.deficit = 0.0
+
+
+def _open_counter(path: str) -> int | None:
+    """Open a sysfs counter to re-read with ``pread`` (None if there is none)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+
+
+def read_counter(fd: int | None) -> int:
+    """Return the value of a sysfs counter opened with :func:`_open_counter` (0 if none)."""
+    if fd is None:
+        return 0
+    try:
+        return int(os.pread(fd, 32, 0))
+    except (OSError, ValueError):
+        return 0
 
 
 class TapDevice:
@@ -60,38 +138,65 @@ class TapDevice:
         self._loop = loop
         self._receive = receive
         self._after_batch = after_batch
-        self._tun = pytun.TunTapDevice(
-            name=ifnet.name, flags=pytun.IFF_TAP | pytun.IFF_NO_PI | pytun.IFF_VNET_HDR
-        )
-        self.fd: int = self._tun.fileno()
-        try:
-            fcntl.ioctl(self.fd, TUNSETVNETHDRSZ, offload.HEADER_LEN.to_bytes(4, "little"))
-            fcntl.ioctl(self.fd, TUNSETOFFLOAD, OFFLOADS if ifnet.offload else 0)
-        except OSError:
-            self._tun.close()
-            raise
+        self._dropped_fd: int | None = None
+        self.fd: int = self._open(ifnet)
         os.set_blocking(self.fd, False)
+        self._dropped_base = read_counter(self._dropped_fd)
+        self._dropped_read = 0.0
+        self._overloaded = False
+        self.share = RxShare()
+        self.clock: Callable[[], float] = time.perf_counter
+        """Measures each turn (a fake clock in tests)."""
         self._txq: deque[list[bytes | bytearray]] = deque()
         self._writing = False
         self._closed = False
         ifnet.transmit = self.write
         loop.add_reader(self.fd, self._on_readable)
 
+    def _open(self, ifnet: Ifnet) -> int:
+        """Create the TAP device with its offloads; return its fd."""
+        self._tun = pytun.TunTapDevice(
+            name=ifnet.name, flags=pytun.IFF_TAP | pytun.IFF_NO_PI | pytun.IFF_VNET_HDR
+        )
+        fd: int = self._tun.fileno()
+        try:
+            fcntl.ioctl(fd, TUNSETVNETHDRSZ, offload.HEADER_LEN.to_bytes(4, "little"))
+            fcntl.ioctl(fd, TUNSETOFFLOAD, OFFLOADS if ifnet.offload else 0)
+        except OSError:
+            self._tun.close()
+            raise
+        # The kernel counts frames it dropped because the TAP queue was full
+        # as the TAP's tx_dropped.  The file stays valid when the interface
+        # moves to a host namespace, so it is opened now, before that.
+        self._dropped_fd = _open_counter(f"/sys/class/net/{ifnet.name}/statistics/tx_dropped")
+        return fd
+
     def _on_readable(self) -> None:
+        """One turn of this interface: frames until empty, or its share is spent."""
+        share = self.share
+        allowed = share.grant()
+        if allowed <= 0.0:
+            return  # paying back an overrun; the fd stays readable
         fd = self.fd
         read = os.read
         receive = self._receive
         ifnet = self.ifnet
+        clock = self.clock
         now = self._loop.time()
         hlen = offload.HEADER_LEN
-        for _ in range(BATCH):
+        start = clock()
+        deadline = start + allowed
+        backlogged = True
+        for _ in range(share.frames):
             try:
                 data = read(fd, READ_SIZE)
             except BlockingIOError:
+                backlogged = False
                 break
             except OSError as err:
                 ifnet.counters.rx_errors += 1
                 log.warning("vnet %s: %s: read failed: %s", ifnet.vnet.name, self.name, err)
+                backlogged = False
                 break
             if data[0] & offload.F_NEEDS_CSUM or data[1]:
                 receive(
@@ -99,7 +204,25 @@ class TapDevice:
                 )
             else:
                 receive(ifnet, data[hlen:], now)
+            if clock() >= deadline:
+                break
+        end = clock()
+        share.spent(end - start, backlogged)
+        if backlogged:
+            if not self._overloaded or end - self._dropped_read >= OVERLOAD_REFRESH:
+                self._overloaded = True
+                self._count_overload(end)
+        elif self._overloaded:  # the queue emptied: the kernel has stopped dropping
+            self._overloaded = False
+            self._count_overload(end)
         self._after_batch(ifnet)
+
+    def _count_overload(self, now: float) -> None:
+        """Show what the kernel dropped from the TAP queue as ``rx_overload``."""
+        self._dropped_read = now
+        dropped = read_counter(self._dropped_fd) - self._dropped_base
+        if dropped > 0:
+            self.ifnet.counters.rx_drops["rx_overload"] = dropped
 
     def write(self, frame: bytes | bytearray) -> None:
         """Send ``frame`` to the kernel; queue it if the kernel is busy."""
@@ -149,4 +272,11 @@ class TapDevice:
         if self._writing:
             self._loop.remove_writer(self.fd)
         self._txq.clear()
+        if self._dropped_fd is not None:
+            os.close(self._dropped_fd)
+            self._dropped_fd = None
+        self._close_device()
+
+    def _close_device(self) -> None:
+        """Close the TAP device (the kernel interface goes)."""
         self._tun.close()

@@ -11,6 +11,15 @@ answers them with ICMP), sweeping idle stale entries, and bumping
 ``generation`` whenever an entry goes or its MAC changes, so destination
 caches rebuild.
 
+A scan of an on-link prefix (RFC 6583) must not cost the neighbours that
+are known.  So a new resolution is refused, and its packet dropped, when
+``max_incomplete`` entries are resolving already or when the interface's
+solicitation rate (``solicit_rate`` a second, a token bucket per
+interface) is spent; a retry the rate refuses ends its resolution at once,
+so under a scan incomplete entries go after one interval; and all held
+frames together stay within ``hold_maxbytes``.  Resolved entries are never
+refused nor rate-limited: their refresh and NUD probes go out as usual.
+
 What goes on the wire and the rest of each state machine belong to the
 resolvers, :mod:`vrouter.inet.arp` (one table per vnet at ``inet.arp``) and
 :mod:`vrouter.inet6.nd` (``inet6.nd``).  Frames dropped on the way out are
@@ -27,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.timers import Timer, Timers
 from vrouter.wire.ethernet import DST, HEADER_LEN, SRC
 
@@ -49,6 +59,15 @@ HOLD_LIMIT = 16
 """Frames held per unresolved neighbour (FreeBSD ``arp_maxhold``); the oldest goes first."""
 SWEEP_INTERVAL = 30.0
 """Seconds between sweeps of idle stale entries."""
+
+TABLE_FULL = "table_full"
+"""A resolution refused: ``max_entries`` reached."""
+INCOMPLETE_FULL = "incomplete_full"
+"""A resolution refused: ``max_incomplete`` entries are resolving already."""
+RATELIMITED = "ratelimited"
+"""A resolution refused or ended: the interface's solicitation rate is spent."""
+HOLD_FULL = "hold_full"
+"""A frame not held: the table's held frames reached ``hold_maxbytes``."""
 
 Unresolved = Callable[["Vnet", memoryview, float], None]
 """Told (vnet, IP packet, now) about each held packet whose next hop never answered."""
@@ -106,6 +125,18 @@ class NeighbourTable:
     """Seconds an unused stale entry is kept (FreeBSD's ``arpt_keep``)."""
     max_entries: int = 65536
     """Entries allowed before new resolutions are refused."""
+    max_incomplete: int = 256
+    """Entries resolving at once before new resolutions are refused."""
+    solicit_rate: int = 100
+    """Solicitations (requests) per second and interface for resolutions; 0: no limit."""
+    hold_maxbytes: int = 1 << 20
+    """Bytes of frames held for every resolving entry together."""
+    incomplete: int = 0
+    """Entries in ``incomplete`` now."""
+    hold_bytes: int = 0
+    """Bytes of frames held now."""
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    """The solicitation rate's bucket of each interface that resolved something."""
     unresolved: Unresolved | None = None
     """Told about each packet held for a neighbour that never answered (the IP
     layer answers it with ICMP unreachable)."""
@@ -118,7 +149,10 @@ class NeighbourTable:
         for entry in self.entries.values():
             if entry.timer is not None:
                 entry.timer.cancel()
-        self.entries.clear()
+        self.entries = {}  # a new dict: the old one's memory goes back
+        self.incomplete = 0
+        self.hold_bytes = 0
+        self.buckets.clear()
         self.generation += 1
         if self.sweeper is not None:
             self.sweeper.cancel()
@@ -130,7 +164,17 @@ class NeighbourTable:
             entry = self.entries.pop(key)
             if entry.timer is not None:
                 entry.timer.cancel()
+            self._forget(entry)
+        self.buckets.pop(ifp.name, None)
         self.generation += 1
+
+    def _forget(self, entry: Neighbour) -> None:
+        """Take a removed ``entry`` out of the incomplete count and the held bytes."""
+        if entry.state == INCOMPLETE:
+            self.incomplete -= 1
+        if entry.hold:
+            self.hold_bytes -= sum(len(frame) for frame in entry.hold)
+            entry.hold.clear()
 
     def reachable(self, ifp: Ifnet, ip: bytes) -> Neighbour | None:
         """Return the entry for ``ip`` on ``ifp`` if it is reachable (else None)."""
@@ -145,9 +189,31 @@ class NeighbourTable:
             return None
         entry = Neighbour(ifp, ip, state, used=now)
         self.entries[(ifp.name, ip)] = entry
+        if state == INCOMPLETE:
+            self.incomplete += 1
         if self.sweeper is None:
             self.sweeper = timers.schedule(now + SWEEP_INTERVAL, lambda t: self.sweep(timers, t))
         return entry
+
+    def resolve(self, timers: Timers, ifp: Ifnet, ip: bytes, now: float) -> Neighbour | str:
+        """Start resolving ``ip`` on ``ifp``: a new incomplete entry, its first
+        solicitation paid for; or the reason it is refused (:data:`TABLE_FULL`,
+        :data:`INCOMPLETE_FULL`, :data:`RATELIMITED`)."""
+        if self.incomplete >= self.max_incomplete:
+            return INCOMPLETE_FULL
+        if len(self.entries) >= self.max_entries:
+            return TABLE_FULL
+        if not self.may_solicit(ifp, now):
+            return RATELIMITED
+        entry = self.add(timers, ifp, ip, INCOMPLETE, now)
+        return TABLE_FULL if entry is None else entry
+
+    def may_solicit(self, ifp: Ifnet, now: float) -> bool:
+        """Spend one of ``ifp``'s solicitations for a resolution; False if none is left."""
+        bucket = self.buckets.get(ifp.name)
+        if bucket is None:
+            bucket = self.buckets[ifp.name] = TokenBucket()
+        return bucket.take(self.solicit_rate, now)
 
     def send(self, entry: Neighbour, frame: bytearray, now: float) -> None:
         """Send ``frame`` to the resolved ``entry``; one confirmed too long ago goes stale."""
@@ -159,14 +225,25 @@ class NeighbourTable:
         if entry.state == REACHABLE and now - entry.confirmed > self.reachable_time:
             entry.state = STALE
 
-    def hold(self, entry: Neighbour, frame: bytearray) -> bool:
-        """Keep ``frame`` until ``entry`` resolves; True if the oldest held frame made room."""
-        overflow = len(entry.hold) >= HOLD_LIMIT
-        if overflow:
-            entry.hold.popleft()
+    def hold(self, entry: Neighbour, frame: bytearray) -> str | None:
+        """Keep ``frame`` until ``entry`` resolves; return what was dropped for it, if anything.
+
+        ``queue_overflow``: the entry's oldest frame made room;
+        :data:`HOLD_FULL`: the table holds ``hold_maxbytes`` already, ``frame``
+        is dropped.
+        """
+        size = len(frame)
+        if self.hold_bytes + size > self.hold_maxbytes:
+            entry.ifnet.counters.tx_drops[f"{self.name}_{HOLD_FULL}"] += 1
+            return HOLD_FULL
+        dropped = None
+        if len(entry.hold) >= HOLD_LIMIT:
+            self.hold_bytes -= len(entry.hold.popleft())
             entry.ifnet.counters.tx_drops[f"{self.name}_queue_overflow"] += 1
+            dropped = "queue_overflow"
         entry.hold.append(frame)
-        return overflow
+        self.hold_bytes += size
+        return dropped
 
     def confirm(self, entry: Neighbour, mac: bytes, state: str, now: float) -> bool:
         """Record ``mac`` for ``entry`` in ``state`` and send its held frames.
@@ -174,7 +251,9 @@ class NeighbourTable:
         Return True if frames were held.  Only a reachable entry counts as
         confirmed now.
         """
-        if entry.mac != mac and entry.state != INCOMPLETE:  # a resolved MAC changed
+        if entry.state == INCOMPLETE:
+            self.incomplete -= 1
+        elif entry.mac != mac:  # a resolved MAC changed
             self.generation += 1
         entry.mac = mac
         entry.state = state
@@ -187,6 +266,7 @@ class NeighbourTable:
         ifp = entry.ifnet
         held = list(entry.hold)
         entry.hold.clear()
+        self.hold_bytes -= sum(len(frame) for frame in held)
         for frame in held:
             frame[DST] = mac
             frame[SRC] = ifp.mac
@@ -198,11 +278,17 @@ class NeighbourTable:
         del self.entries[(entry.ifnet.name, entry.ip)]  # unresolved: no Dest holds it
         entry.timer = None
         held = list(entry.hold)
-        entry.hold.clear()
+        self._forget(entry)
         entry.ifnet.counters.tx_drops[f"{self.name}_unresolved"] += len(held)
         if self.unresolved is not None:
             for frame in held:
                 self.unresolved(vnet, memoryview(frame)[HEADER_LEN:], now)
+
+    def remove(self, entry: Neighbour) -> None:
+        """Forget ``entry`` (a resolved one whose probes went unanswered)."""
+        del self.entries[(entry.ifnet.name, entry.ip)]
+        self._forget(entry)
+        self.generation += 1
 
     def sweep(self, timers: Timers, now: float) -> None:
         """Age reachable entries to stale and forget stale ones idle for ``stale_time``."""

@@ -447,3 +447,67 @@ def test_remove_address_flushes_the_interface_entries(net: Net, lab) -> None:
     ipv4.remove_address(net.r, net.h1.ifp, IPv4Interface("192.0.2.1/24"))
     assert net.entry(net.h1) is None
     assert net.entry(net.lan) is not None
+
+
+# --- a scan of an on-link network (RFC 6583) -------------------------------------------------
+
+
+def scan(net: Net, count: int, first: int = 100) -> None:
+    for i in range(count):
+        net.h1.send(net.h1.udp(f"198.51.100.{first + i}", payload=b"scan"), net.lab.now)
+
+
+def test_a_scan_is_held_to_max_incomplete_and_the_resolved_neighbour_keeps_forwarding(
+    net: Net, lab
+) -> None:
+    net.h1.learn_router(lab.now)
+    net.lan.auto_arp = True
+    net.h1.send(net.udp_from_h1(ident=1), lab.now)
+    lab.settle()
+    assert len(net.lan.take_ip()) == 1
+    table = net.r.inet.arp
+    table.max_incomplete = 8
+    table.solicit_rate = 0
+    net.lan.auto_arp = False
+    scan(net, 50)
+    assert table.incomplete == 8
+    assert len(net.lan.take_arp()) == 8
+    assert net.r.inet.arpstat.incomplete_full == 42
+    assert net.lan.ifp.counters.tx_drops["arp_incomplete_full"] == 42
+    net.h1.send(net.udp_from_h1(ident=2, payload=b"still"), lab.now)
+    assert [bytes(f.data.data.data) for f in net.lan.take_ip()] == [b"still"]
+    for _ in range(MAX_TRIES):
+        net.step(RETRY_INTERVAL)
+    assert table.incomplete == 0 and table.hold_bytes == 0
+    assert [key for key in table.entries if key[0] == "eth1"] == [("eth1", net.lan.ip)]
+
+
+def test_requests_are_rate_limited_and_a_starved_retry_gives_up(net: Net, lab) -> None:
+    net.h1.learn_router(lab.now)
+    table = net.r.inet.arp
+    table.solicit_rate = 4
+    scan(net, 10)
+    assert len(net.lan.take_arp()) == 4
+    assert net.r.inet.arpstat.ratelimited == 6
+    assert net.lan.ifp.counters.tx_drops["arp_ratelimited"] == 6
+    net.step(0.5)  # two tokens back
+    scan(net, 5, first=150)
+    assert table.incomplete == 6 and len(net.lan.take_arp()) == 2
+    net.step(0.5)  # the first four retry with two tokens: two give up at once
+    assert len(net.lan.take_arp()) == 2
+    assert table.incomplete == 4
+    for _ in range(MAX_TRIES + 1):
+        net.step(RETRY_INTERVAL)
+    assert table.incomplete == 0
+    assert [key for key in table.entries if key[0] == "eth1"] == []
+
+
+def test_held_packets_stay_within_hold_maxbytes(net: Net, lab) -> None:
+    net.h1.learn_router(lab.now)
+    table = net.r.inet.arp
+    size = len(net.h1.udp("198.51.100.100", payload=b"scan"))
+    table.hold_maxbytes = 2 * size
+    scan(net, 4)
+    assert table.hold_bytes == 2 * size
+    assert net.r.inet.arpstat.hold_full == 2
+    assert net.lan.ifp.counters.tx_drops["arp_hold_full"] == 2

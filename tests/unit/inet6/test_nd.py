@@ -1035,3 +1035,75 @@ def test_each_vnet_draws_its_jitter_from_its_own_generator(lab6) -> None:
 def test_a_new_vnet_seeds_its_generator_from_the_system(lab) -> None:
     a, b = lab.vnet("a"), lab.vnet("b")
     assert a.inet6.rng.getrandbits(64) != b.inet6.rng.getrandbits(64)
+
+
+# --- a scan of an on-link /64 (RFC 6583) ------------------------------------------------------
+
+
+def scan_target(i: int) -> bytes:
+    return a6(f"2001:db8:2::{0x1000 + i:x}")
+
+
+def test_a_scan_is_held_to_max_incomplete_and_the_resolved_neighbour_keeps_forwarding(
+    net: Net,
+) -> None:
+    net.resolve_h2()
+    net.nd.max_incomplete = 8
+    net.nd.solicit_rate = 0  # no rate limit: only the cap is tested here
+    for i in range(50):
+        net.send(net.h1, net.h1.udp6(scan_target(i), payload=b"scan"))
+    assert net.nd.incomplete == 8
+    assert len([key for key in net.nd.entries if key[0] == "eth1"]) == 8 + 1
+    assert len(of_type(sent(net.h2), NS)) == 8
+    assert net.stat.nd_incomplete_full == 42
+    assert net.h2.ifp.counters.tx_drops["nd_incomplete_full"] == 42
+    net.send(net.h1, net.h1.udp6(net.h2.ip6, payload=b"still"))
+    assert [f.data.data.data for f in net.h2.take_ip6()] == [b"still"]
+    net.lab.advance(3)  # three solicitations each, then they fail
+    assert net.nd.incomplete == 0
+    assert [key for key in net.nd.entries if key[0] == "eth1"] == [("eth1", net.h2.ip6)]
+    assert net.nd.hold_bytes == 0
+
+
+def test_solicitations_are_rate_limited_per_interface_and_starved_retries_give_up(
+    net: Net,
+) -> None:
+    net.h2.auto_nd = False
+    net.nd.solicit_rate = 5
+    for i in range(20):
+        net.send(net.h1, net.h1.udp6(scan_target(i), payload=b"scan"))
+    assert len(of_type(sent(net.h2), NS)) == 5  # the bucket starts full: 5
+    assert net.stat.nd_ratelimited == 15
+    assert net.h2.ifp.counters.tx_drops["nd_ratelimited"] == 15
+    assert net.nd.incomplete == 5
+    net.lab.advance(0.5)  # 2.5 tokens back
+    for i in range(20, 30):
+        net.send(net.h1, net.h1.udp6(scan_target(i), payload=b"scan"))
+    assert net.nd.incomplete == 7
+    sent(net.h2)
+    net.lab.advance(0.5)  # the first five retry with 0.5 + 2.5 tokens: three do
+    assert len(of_type(sent(net.h2), NS)) == 3
+    assert net.nd.incomplete == 5
+    retried = sum(1 for e in net.nd.entries.values() if e.probes == 2)
+    assert retried == 3
+    net.lab.advance(5)
+    assert net.nd.incomplete == 0
+    assert [key for key in net.nd.entries if key[0] == "eth1"] == []
+    # An interface's rate is its own: h1's side still resolves at once.
+    net.h1.take()  # the address unreachable errors of the scan
+    net.nd.solicit_rate = 1
+    net.send(net.h2, net.h2.udp6(a6("2001:db8:1::99"), payload=b"back"))
+    assert len(of_type(sent(net.h1), NS)) == 1
+
+
+def test_held_packets_stay_within_hold_maxbytes(net: Net) -> None:
+    net.h2.auto_nd = False
+    frame_size = len(net.h1.udp6(scan_target(0), payload=b"x" * 100))
+    net.nd.hold_maxbytes = 3 * frame_size
+    for i in range(5):
+        net.send(net.h1, net.h1.udp6(scan_target(i), payload=b"x" * 100))
+    assert net.nd.hold_bytes == 3 * frame_size
+    assert net.stat.nd_hold_full == 2
+    assert net.h2.ifp.counters.tx_drops["nd_hold_full"] == 2
+    net.lab.advance(3)
+    assert net.nd.hold_bytes == 0 and net.nd.incomplete == 0

@@ -51,7 +51,7 @@ def test_hold_drops_the_oldest_and_counts_it_on_the_interface(lab, net) -> None:
     entry = table.add(red.timers, host.ifp, IP6, INCOMPLETE, lab.now)
     assert entry is not None
     overflowed = [table.hold(entry, frame(n)) for n in range(HOLD_LIMIT + 2)]
-    assert overflowed == [False] * HOLD_LIMIT + [True, True]
+    assert overflowed == [None] * HOLD_LIMIT + ["queue_overflow"] * 2
     assert [f[14] for f in entry.hold] == list(range(2, HOLD_LIMIT + 2))
     assert host.ifp.counters.tx_drops["nd_queue_overflow"] == 2
 
@@ -124,3 +124,28 @@ def test_rows_for_arp_show_and_ndp_show(lab, net) -> None:
         ("age", 2.0),
         ("held", 0),
     ]
+
+
+def test_incomplete_entries_and_held_bytes_are_counted_until_they_go(lab, net) -> None:
+    red, host = net
+    table = NeighbourTable("arp", max_incomplete=2)
+    first = table.resolve(red.timers, host.ifp, IP4, lab.now)
+    second = table.resolve(red.timers, host.ifp, IP6, lab.now)
+    assert table.resolve(red.timers, host.ifp, b"\xc0\x00\x02\x0b", lab.now) == "incomplete_full"
+    assert not isinstance(first, str) and not isinstance(second, str)
+    table.hold(first, frame(1))
+    table.hold(second, frame(2))
+    assert (table.incomplete, table.hold_bytes) == (2, 30)
+    table.confirm(first, MAC, REACHABLE, lab.now)  # released: its frame leaves
+    assert (table.incomplete, table.hold_bytes) == (1, 15)
+    table.flush_interface(host.ifp)
+    assert (table.incomplete, table.hold_bytes) == (0, 0) and not table.buckets
+
+
+def test_a_resolution_needs_a_token_of_its_interface(lab, net) -> None:
+    red, host = net
+    table = NeighbourTable("nd", solicit_rate=2)
+    got = [table.resolve(red.timers, host.ifp, bytes([n]) * 16, lab.now) for n in range(3)]
+    assert got[2] == "ratelimited" and table.incomplete == 2
+    lab.clock.advance(0.5)
+    assert not isinstance(table.resolve(red.timers, host.ifp, b"\x09" * 16, lab.now), str)
