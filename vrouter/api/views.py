@@ -319,6 +319,8 @@ def sysctl_get(host: Host, args: dict[str, Any]) -> Any:
 
 
 
-def metrics_scrape(host: Host, args: dict[str, Any]) -> Any:
-    """Return this process's metrics in the text format (a front merges its workers')."""
-    return host.metrics_text()
+async def metrics_scrape(host: Host, args: dict[str, Any]) -> Any:
+    """Return this process's metrics as a list of text pieces (a front merges its workers'),
+    built and written a slice per loop pass."""
+    chunks = await host.metrics_chunks(args["collect"], args["exclude"], args["openmetrics"])
+    return Rows(chunks, str, per_slice=1)
