@@ -21,7 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-SECTIONS = ("forwarding", "scale", "workers", "tcp")
+SECTIONS = ("forwarding", "scale", "scrape", "workers", "tcp")
 TITLE = "# Benchmark results"
 INTRO = (
     "Written by `bench/forwarding.py`, `bench/scale.py`, `bench/workers.py` and `bench/tcp.py` "

@@ -155,7 +155,9 @@ class Daemon:
                 "on" if vnet.inet.forwarding else "off",
             )
         if cfg.daemon.metrics is not None:
-            self.exporter = metrics.MetricsServer(self.expose, self.metrics_selection)
+            self.exporter = metrics.MetricsServer(
+                self.expose, self.metrics_selection, self.metrics.record
+            )
             await self.exporter.start(*cfg.daemon.metrics)
         self.server = ControlServer(self)
         await self.server.start(cfg.daemon.control_socket)
@@ -213,7 +215,10 @@ class Daemon:
             raise OpError(f"unknown collector {unknown[0]!r}; known: {', '.join(metrics.NAMES)}")
         sources = frozenset(collect or selection.enabled or metrics.NAMES)
         query = metrics.Query(sources, (*selection.exclude, *exclude), openmetrics)
-        return await metrics.paced(self.metrics.steps(query))
+        pacer = metrics.Pacer()
+        chunks = await metrics.paced(self.metrics.steps(query), pacer)
+        self.metrics.record(pacer)
+        return chunks
 
     async def reload_request(
         self, text: str | None, tops: Sequence[str] | None, check: bool

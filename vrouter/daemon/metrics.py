@@ -835,6 +835,12 @@ class Exporter:
         self.names = (DAEMON, PROCESS, *(s.name for s in self.sources))
         """Every source's name, as ``collect[]=`` takes them."""
         self._layouts: dict[tuple[frozenset[str], tuple[str, ...]], _Layout] = {}
+        self.last: Pacer | None = None
+        """The pacing of the last scrape finished (:meth:`record`)."""
+
+    def record(self, pacer: Pacer) -> None:
+        """Keep how a finished scrape went, for the next one to report."""
+        self.last = pacer
 
     def layout(self, query: Query) -> _Layout:
         """Return (and keep) what *query* reads and writes."""
@@ -850,7 +856,8 @@ class Exporter:
 
         First the snapshot (empty pieces, ``STEP_VNETS`` vnets each), then the
         daemon-wide and process families, then the vnets' families written
-        from the snapshot, then ``# EOF`` in OpenMetrics.
+        from the snapshot, then ``# EOF`` in OpenMetrics; last, the snapshot
+        is dropped a few vnets per (empty) piece.
         """
         layout = self.layout(query)
         tree = self.daemon.tree
@@ -868,6 +875,10 @@ class Exporter:
         yield from _write(layout, snapshot, query.openmetrics)
         if query.openmetrics:
             yield "# EOF\n"
+        for rows in snapshot:  # freed in steps too: at once, it is a pause of its own
+            while rows:
+                del rows[-STEP_VNETS * 4 :]
+                yield ""
 
     def prelude(self, query: Query, vnets: int) -> str:
         """Return the daemon-wide and process families *query* asks for."""
@@ -875,6 +886,8 @@ class Exporter:
         if DAEMON in query.sources:
             families.extend(daemon_metrics(self.daemon.started, vnets))
             families.extend(reload_metrics(self.daemon))
+            if self.last is not None:
+                families.extend(pacing_metrics(self.last))
         if PROCESS in query.sources:
             families.extend(process_metrics())
         return encode(families, query.openmetrics, query.exclude)
@@ -894,28 +907,64 @@ CHUNK_CHARS = 1 << 16
 
 
 class Pacer:
-    """Hands the loop back once a pass has spent ``budget`` seconds on a scrape."""
+    """Hands the loop back once a pass has spent ``budget`` seconds on a scrape, and
+    keeps how the scrape went (reported by the next one: ``vrouter_scrape_*``)."""
 
-    def __init__(self, budget: float = SLICE_SECONDS) -> None:
-        self.budget = budget
+    def __init__(self, budget: float | None = None) -> None:
+        self.budget = SLICE_SECONDS if budget is None else budget
         self.passes = 1
         """Loop passes the scrape has taken so far."""
         self.longest = 0.0
-        """The longest time one of them spent on it, in seconds."""
-        self._since = time.perf_counter()
+        """The longest time one of them spent on it, in seconds (wall clock)."""
+        self.longest_cpu = 0.0
+        """The most CPU time one of them spent on it, in seconds."""
+        self.started = time.perf_counter()
+        self.duration: float | None = None
+        """Seconds from start to end, once :meth:`done`."""
+        self._since = self.started
+        self._since_cpu = time.thread_time()
 
     async def tick(self) -> None:
         """Yield to the loop if this pass's budget is spent."""
-        spent = time.perf_counter() - self._since
-        if spent >= self.budget:
-            self.longest = max(self.longest, spent)
+        if time.perf_counter() - self._since >= self.budget:
+            self._end_pass()
             await asyncio.sleep(0)
             self.passes += 1
             self._since = time.perf_counter()
+            self._since_cpu = time.thread_time()
+
+    def _end_pass(self) -> None:
+        self.longest = max(self.longest, time.perf_counter() - self._since)
+        self.longest_cpu = max(self.longest_cpu, time.thread_time() - self._since_cpu)
 
     def done(self) -> None:
-        """Count the last pass in :attr:`longest`."""
-        self.longest = max(self.longest, time.perf_counter() - self._since)
+        """End the last pass and the scrape."""
+        self._end_pass()
+        self.duration = time.perf_counter() - self.started
+
+
+def pacing_metrics(pacer: Pacer) -> Iterator[Metric]:
+    """How the previous scrape went: its duration, passes and longest pass."""
+    yield GaugeMetricFamily(
+        "vrouter_scrape_duration_seconds",
+        "How long the previous scrape took to build and send, in seconds.",
+        value=pacer.duration or 0.0,
+    )
+    yield GaugeMetricFamily(
+        "vrouter_scrape_loop_passes",
+        "Event-loop passes the previous scrape was spread over (the data path ran between).",
+        value=pacer.passes,
+    )
+    yield GaugeMetricFamily(
+        "vrouter_scrape_longest_pass_seconds",
+        "The longest time one loop pass spent on the previous scrape (wall clock), in seconds.",
+        value=pacer.longest,
+    )
+    yield GaugeMetricFamily(
+        "vrouter_scrape_longest_pass_cpu_seconds",
+        "The most CPU time one loop pass spent on the previous scrape, in seconds.",
+        value=pacer.longest_cpu,
+    )
 
 
 @contextlib.contextmanager
@@ -1006,12 +1055,17 @@ class MetricsServer:
     body is a 500; after it, the connection is cut so the scrape fails.
     """
 
-    def __init__(self, expose: Expose, selection: Callable[[], Selection]) -> None:
+    def __init__(
+        self,
+        expose: Expose,
+        selection: Callable[[], Selection],
+        record: Callable[[Pacer], None] | None = None,
+    ) -> None:
         self.expose = expose
         self.selection = selection
         """What the config serves now (a reload may change it)."""
-        self.last: Pacer | None = None
-        """The pacing of the last scrape served (its passes and longest pass)."""
+        self.record = record
+        """Called with the pacing of every scrape served whole."""
         self._server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -1091,7 +1145,7 @@ class MetricsServer:
     async def _body(
         self, query: Query, header: bytes, compress: bool, writer: asyncio.StreamWriter
     ) -> None:
-        pacer = self.last = Pacer()
+        pacer = Pacer()
         gzip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if compress else None
         held: list[str] = []
         size = 0
@@ -1134,6 +1188,8 @@ class MetricsServer:
             writer.write(header)
         await send("".join(held), final=True)
         pacer.done()
+        if self.record is not None:
+            self.record(pacer)
 
 
 async def _read_request(reader: asyncio.StreamReader) -> Request | None:

@@ -34,6 +34,9 @@ FRONT_FAMILIES = frozenset(
     }
 )
 """Daemon-wide families the front answers itself (not once per worker)."""
+PROCESS_WIDE = ("process_", "python_", "vrouter_scrape_")
+"""Prefixes of a worker's families about the worker process itself, not its vnets:
+left out (its CPU time and memory become ``vrouter_worker_*``)."""
 
 EOF = "# EOF\n"
 
@@ -99,7 +102,7 @@ class WorkersScrape:
                     cpu.add_metric(label, total(samples))
                 elif name == "process_resident_memory_bytes":
                     memory.add_metric(label, total(samples))
-                if name in FRONT_FAMILIES or name.startswith(("process_", "python_")):
+                if name in FRONT_FAMILIES or name.startswith(PROCESS_WIDE):
                     continue
                 parts = merged.get(name)
                 if parts is None:

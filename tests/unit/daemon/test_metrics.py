@@ -793,6 +793,20 @@ def test_paced_hands_the_loop_back_between_slices(lab) -> None:
     assert _vrouter_lines(text) == _vrouter_lines(exporter.text())
 
 
+def test_a_scrape_reports_how_the_previous_one_was_paced(net: Scenario) -> None:
+    exporter = metrics.Exporter(net.daemon)
+    assert "vrouter_scrape_" not in exporter.text()
+    pacer = metrics.Pacer(0.0)
+    asyncio.run(metrics.paced(exporter.steps(metrics.Query(frozenset(metrics.NAMES))), pacer))
+    exporter.record(pacer)
+    s = Scrape(exporter.text())
+    assert s.value("vrouter_scrape_loop_passes") == pacer.passes > 10
+    assert 0 < s.value("vrouter_scrape_longest_pass_seconds") <= s.value(
+        "vrouter_scrape_duration_seconds"
+    )
+    assert s.value("vrouter_scrape_longest_pass_cpu_seconds") > 0
+
+
 def _vrouter_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if "vrouter_" in line]
 
