@@ -32,6 +32,7 @@ service manager restarts the whole; a worker whose front dies gets SIGTERM
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import errno
 import json
@@ -42,6 +43,7 @@ import socket
 import struct
 import sys
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -568,12 +570,15 @@ class Front:
 
         A worker always gives its daemon-wide and process families (the
         front reads its vnets, CPU time and memory there); a worker that
-        does not answer is ``vrouter_worker_up`` 0.
+        does not answer is ``vrouter_worker_up`` 0.  The text comes packed
+        (zlib, base64): a tenth of the bytes, and no JSON escapes to write
+        on the worker nor to read here.
         """
         args = {
             "collect": sorted(query.sources | {metrics.DAEMON, metrics.PROCESS}),
             "exclude": list(query.exclude),
             "openmetrics": query.openmetrics,
+            "packed": True,
         }
         answers = await asyncio.gather(*(self._scrape(worker, args) for worker in self.workers))
         texts = [(worker.index, text) for worker, text in zip(self.workers, answers, strict=True)]
@@ -593,7 +598,11 @@ class Front:
             return None
         if not isinstance(pieces, list):
             return None
-        return "".join(str(piece) for piece in pieces)
+        try:
+            return "".join(zlib.decompress(base64.b64decode(piece)).decode() for piece in pieces)
+        except (ValueError, TypeError, zlib.error) as err:
+            log.warning("worker %d: metrics not scraped: %s", worker.index, err)
+            return None
 
 
 async def serve(

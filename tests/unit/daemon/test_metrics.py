@@ -14,6 +14,7 @@ so what is checked is what Prometheus would see.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import gc
 import gzip
@@ -23,6 +24,7 @@ import subprocess
 import textwrap
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -38,6 +40,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from vrouter import __version__
+from vrouter.api import views
 from vrouter.core.vnet import VnetTree
 from vrouter.daemon import metrics, workers_metrics
 from vrouter.daemon.config import ConfigError, parse
@@ -883,6 +886,24 @@ def test_front_merges_workers_by_family(lab) -> None:
             timeout=30,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_worker_packs_the_pieces_it_sends_its_front(lab) -> None:
+    for i in range(30):
+        lab.iface(lab.vnet(f"v{i:02d}"), "eth0", "192.0.2.1/24")
+    exporter = metrics.Exporter(FakeDaemon(lab.tree))
+
+    class Host:
+        async def metrics_chunks(self, collect, exclude, openmetrics) -> list[str]:
+            query = metrics.Query(frozenset(collect), tuple(exclude), openmetrics)
+            return await metrics.paced(exporter.steps(query))
+
+    args = {"collect": ["link", "inet"], "exclude": [], "openmetrics": False}
+    plain = asyncio.run(views.metrics_scrape(Host(), {**args, "packed": False})).materialize()
+    packed = asyncio.run(views.metrics_scrape(Host(), {**args, "packed": True})).materialize()
+    unpacked = "".join(zlib.decompress(base64.b64decode(piece)).decode() for piece in packed)
+    assert unpacked == "".join(plain) and "vrouter_ip_forward_total" in unpacked
+    assert sum(map(len, packed)) * 4 < sum(map(len, plain))
 
 
 def test_families_cuts_a_text_at_its_help_lines() -> None:
