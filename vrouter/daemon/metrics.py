@@ -810,7 +810,8 @@ Rows = list[tuple[str, Sequence[Entry]]]
 
 
 def _write(layout: _Layout, snapshot: Sequence[Rows], openmetrics_format: bool) -> Iterator[str]:
-    """Yield the text of every family, a step (at most ``STEP_SAMPLES`` vnets) at a time."""
+    """Yield the text of every family, a step at a time: ``STEP_SAMPLES`` vnets of a
+    family with a sample per vnet, ``STEP_LABELLED`` of one with more."""
     for family, parts in layout.families:
         yield family.header(openmetrics_format)
         name = family.sample
@@ -824,7 +825,7 @@ def _write(layout: _Layout, snapshot: Sequence[Rows], openmetrics_format: bool) 
                         [
                             f"{name}{vnet}{text}}} {value}\n"
                             for vnet, entries in step
-                            for text, value in entries[index]  # type: ignore[union-attr]
+                            for text, value in entries[index]  # type: ignore[union-attr]  # pairs
                         ]
                     )
                 else:
@@ -1046,7 +1047,10 @@ class Request:
             name, _, params = coding.strip().partition(b";")
             if name.strip().lower() in (b"gzip", b"*"):
                 q = params.strip().lower()
-                return not (q.startswith(b"q=") and float(q[2:] or 0) == 0)
+                try:
+                    return not (q.startswith(b"q=") and float(q[2:] or 0) == 0)
+                except ValueError:  # a weight that is no number: as if none were given
+                    return True
         return False
 
 

@@ -643,8 +643,10 @@ def test_gzip_when_the_client_accepts_it(net: Scenario) -> None:
         ("GET", "/metrics", {"Accept-Encoding": "gzip"}),
         ("GET", "/metrics", {"Accept-Encoding": "deflate, gzip;q=0"}),
         ("GET", "/metrics", {"Accept-Encoding": "br, gzip;q=0.5"}),
+        ("GET", "/metrics", {"Accept-Encoding": "gzip;q=high"}),
     ]
-    zipped, refused, weighted = serve(net.daemon, calls)
+    zipped, refused, weighted, odd = serve(net.daemon, calls)
+    assert isinstance(odd, tuple) and odd[1]["Content-Encoding"] == "gzip"
     assert isinstance(zipped, tuple) and isinstance(refused, tuple)
     assert isinstance(weighted, tuple)
     assert zipped[1]["Content-Encoding"] == "gzip"
