@@ -21,10 +21,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
-SECTIONS = ("forwarding", "scale", "scrape", "workers", "tcp")
+SECTIONS = ("forwarding", "scale", "scrape", "workers", "tcp", "bridge", "nat", "views")
 TITLE = "# Benchmark results"
 INTRO = (
-    "Written by `bench/forwarding.py`, `bench/scale.py`, `bench/workers.py` and `bench/tcp.py` "
+    "Written by `bench/forwarding.py`, `bench/scale.py`, `bench/workers.py`, `bench/tcp.py`, "
+    "`bench/bridge.py`, `bench/nat.py` and `bench/views.py` "
     "(see bench/README.md); each script rewrites its own section. Absolute numbers on a shared "
     "machine are noise; the ratios measured in the same run are the point."
 )

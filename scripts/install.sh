@@ -1,19 +1,22 @@
 #!/bin/sh
 # Install what vrouter needs on Debian 12 (as root): system tools and a venv in .venv.
 # Usage: scripts/install.sh [--test]   (--test adds the test tools and the test extra)
+# The fib extra (numpy) gives large IPv4 tables their DIR-24-8 index.
 set -eu
 cd "$(dirname "$0")/.."
 # libpcap0.8: vrouterd compiles capture filters with it (ctypes); it is not in a
 # base Debian 12 (priority optional).
 packages="python3 python3-venv iproute2 iputils-ping libpcap0.8"
-extra=""
+extra="[fib]"
 if [ "${1:-}" = "--test" ]; then
-    packages="$packages traceroute iperf3 curl tcpdump ndisc6 iputils-tracepath prometheus"
+    packages="$packages traceroute iperf3 curl tcpdump ndisc6 iputils-tracepath prometheus strace"
+    # zsh: the completion test; groff-base: the man pages are rendered in a test.
+    packages="$packages zsh groff-base"
     # systemd: systemd-analyze verify; podman and debootstrap: the container image.
     packages="$packages systemd podman debootstrap bird2"
     # frr: FRR's ripd for the keyed-MD5 RIP interop test (its own instances in namespaces).
     packages="$packages frr"
-    extra="[test]"
+    extra="[fib,test]"
 fi
 export DEBIAN_FRONTEND=noninteractive
 missing=""

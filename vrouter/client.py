@@ -206,12 +206,23 @@ class VSocket:
 
 
 class RouteSocket:
-    """A vnet's routing socket: requests and the stream of change events."""
+    """A vnet's routing socket: requests and the stream of change events.
 
-    def __init__(self, sock: socket.socket) -> None:
+    ``source`` names the protocol the routes it adds belong to (``rip``,
+    ``bgp`` …; None: the daemon's ``routesock``); it changes and deletes only
+    routes of that source.  ``distance`` overrides the source's default
+    administrative distance.
+    """
+
+    def __init__(
+        self, sock: socket.socket, source: str | None = None, distance: int | None = None
+    ) -> None:
         self._sock = sock
         self._seq = 0
         self._events: collections.deque[dict[str, Any]] = collections.deque()
+        self._source: dict[str, Any] = {"source": source} if source is not None else {}
+        if distance is not None:
+            self._source["distance"] = distance
 
     def fileno(self) -> int:
         """Return the descriptor (readable when an event waits)."""
@@ -251,7 +262,7 @@ class RouteSocket:
         interface: str | None = None,
         route_type: str = "unicast",
     ) -> dict[str, Any]:
-        """Add a static route (RTM_ADD)."""
+        """Add a route of this socket's source (RTM_ADD); its ``state`` is installed or held."""
         return self._route("RTM_ADD", prefix, gateway, interface, route_type)
 
     def change(
@@ -261,7 +272,7 @@ class RouteSocket:
         interface: str | None = None,
         route_type: str = "unicast",
     ) -> dict[str, Any]:
-        """Replace the static route to ``prefix`` (RTM_CHANGE)."""
+        """Replace this socket's source's route to ``prefix`` (RTM_CHANGE)."""
         return self._route("RTM_CHANGE", prefix, gateway, interface, route_type)
 
     def _route(
@@ -273,13 +284,19 @@ class RouteSocket:
         route_type: str,
     ) -> dict[str, Any]:
         reply = self.request(
-            kind, prefix=prefix, gateway=gateway, interface=interface, route_type=route_type
+            kind,
+            prefix=prefix,
+            gateway=gateway,
+            interface=interface,
+            route_type=route_type,
+            **self._source,
         )
         return cast("dict[str, Any]", reply["route"])
 
     def delete(self, prefix: str) -> dict[str, Any]:
-        """Delete the static route to ``prefix`` (RTM_DELETE)."""
-        return cast("dict[str, Any]", self.request("RTM_DELETE", prefix=prefix)["route"])
+        """Delete this socket's source's route to ``prefix`` (RTM_DELETE)."""
+        source = {"source": self._source["source"]} if "source" in self._source else {}
+        return cast("dict[str, Any]", self.request("RTM_DELETE", prefix=prefix, **source)["route"])
 
     def get(self, destination: str | None = None, prefix: str | None = None) -> dict[str, Any]:
         """Return the route used for ``destination``, or the route to exactly ``prefix``."""
@@ -306,6 +323,21 @@ class RouteSocket:
                     return body
         finally:
             self._sock.settimeout(None)
+
+    def pending_events(self) -> list[dict[str, Any]]:
+        """Return the events that have arrived, without waiting."""
+        found = list(self._events)
+        self._events.clear()
+        self._sock.setblocking(False)
+        try:
+            while True:
+                _, body = self._read()
+                if "seq" not in body:
+                    found.append(body)
+        except BlockingIOError:
+            return found
+        finally:
+            self._sock.setblocking(True)
 
     def events(self, timeout: float | None = None) -> Iterator[dict[str, Any]]:
         """Yield events as they come (until the timeout passes without one)."""
@@ -415,10 +447,12 @@ class Client:
             raise OSError(err.errno or errno_mod.EHOSTUNREACH, str(err)) from None
         return socket.socket(fileno=fd)
 
-    def route_socket(self, vnet: str) -> RouteSocket:
-        """Return a routing socket for ``vnet``."""
+    def route_socket(
+        self, vnet: str, source: str | None = None, distance: int | None = None
+    ) -> RouteSocket:
+        """Return a routing socket for ``vnet`` whose routes are ``source``'s."""
         _, fd = self._control.call_fd("socket.open", vnet=vnet, type="route")
-        return RouteSocket(socket.socket(fileno=fd))
+        return RouteSocket(socket.socket(fileno=fd), source, distance)
 
     def close(self) -> None:
         """Close the control connection (sockets already handed out stay open)."""

@@ -23,6 +23,7 @@ from vrouter.firewall import subsystem as firewall
 from vrouter.inet import subsystem as inet_subsystem
 from vrouter.inet6 import subsystem as inet6_subsystem
 from vrouter.link import state as link_state
+from vrouter.mirror import state as mirror_state
 from vrouter.route import state as route_state
 from vrouter.transport import sockets as transport
 from vrouter.transport.tcp import stack as tcp_stack
@@ -38,6 +39,7 @@ def builtin_subsystems() -> list[Subsystem]:
         firewall.SUBSYSTEM,
         transport.SUBSYSTEM,
         tcp_stack.SUBSYSTEM,
+        mirror_state.SUBSYSTEM,
     ]
 
 

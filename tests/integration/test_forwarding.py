@@ -191,7 +191,9 @@ def test_vrouterctl_views(demo: Vrouterd) -> None:
             "type": "unicast",
             "gateway": "203.0.113.2",
             "interface": "ep0",
-            "origin": "static",
+            "source": "static",
+            "distance": 1,
+            "state": "installed",
             "use": static[0]["use"],
         }
     ]

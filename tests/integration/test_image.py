@@ -113,6 +113,9 @@ def test_entrypoint_command_and_healthcheck(config: dict[str, Any]) -> None:
     assert config["Healthcheck"]["Test"] == HEALTHCHECK
     assert "DEBIAN_FRONTEND=noninteractive" not in config.get("Env", []), "a build-time setting"
     assert config.get("User", "") in ("", "root", "0")
+    assert "9585/tcp" in config.get("ExposedPorts", {}), "the metrics port"
+    labels = config.get("Labels") or {}
+    assert labels.get("org.opencontainers.image.title") == "vrouter", labels
 
 
 @pytest.mark.timeout(BUILD_TIMEOUT + 120)
@@ -120,6 +123,12 @@ def test_check_and_version_in_the_image(config: dict[str, Any], rootfs: Path) ->
     check = _run("chroot", str(rootfs), *config["Entrypoint"], "--check", *config["Cmd"])
     assert check.stdout.strip() == "/etc/vrouter/vrouter.toml: OK (3 vnets, 6 interfaces)"
     version = _run("chroot", str(rootfs), *config["Entrypoint"], "--version")
+    frozen = _run("chroot", str(rootfs), "/opt/vrouter/bin/pip", "freeze").stdout
+    pins = (Path(__file__).resolve().parents[2] / "constraints.txt").read_text()
+    for line in frozen.splitlines():
+        name = line.split("==")[0].lower().replace("_", "-")
+        if any(p.lower().replace("_", "-").startswith(name + "==") for p in pins.splitlines()):
+            assert line.lower().replace("_", "-") in pins.lower().replace("_", "-"), line
     import vrouter
 
     assert version.stdout.strip() == f"vrouterd {vrouter.__version__}"

@@ -74,7 +74,9 @@ garbage = 4
 
 
 def _routes(daemon: Vrouterd, vnet: str) -> dict[str, str | None]:
-    return {r["prefix"]: r["gateway"] for r in daemon.call("route.show", vnet=vnet, family="inet")}
+    """Return the vnet's installed IPv4 routes: prefix -> gateway."""
+    shown = daemon.call("route.show", vnet=vnet, family="inet")
+    return {r["prefix"]: r["gateway"] for r in shown if r["state"] == "installed"}
 
 
 @pytest.fixture(scope="module")

@@ -81,10 +81,11 @@ garbage = 4
 
 
 def _routes(daemon: Vrouterd, vnet: str) -> dict[str, tuple[str | None, str | None]]:
-    """Return the vnet's IPv6 routes: prefix -> (gateway, interface)."""
+    """Return the vnet's installed IPv6 routes: prefix -> (gateway, interface)."""
     return {
         r["prefix"]: (r["gateway"], r.get("interface"))
         for r in daemon.call("route.show", vnet=vnet, family="inet6")
+        if r["state"] == "installed"
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import textwrap
 import threading
@@ -148,25 +149,41 @@ def test_raw_socket_receives_its_protocol(demo: Vrouterd, client: Client) -> Non
 
 
 def test_route_socket_changes_forwarding_and_reports_it(demo: Vrouterd, client: Client) -> None:
-    routes = client.route_socket("red")
+    routes = client.route_socket("red", source="lab")
     watcher = client.route_socket("red")
     try:
         route = routes.get(destination="198.51.100.2")
         assert route["prefix"] == "198.51.100.0/24" and route["gateway"] == "203.0.113.2"
-        routes.delete("198.51.100.0/24")
+        assert (route["source"], route["state"]) == ("static", "installed")
+        # The config's static route is not the client's to delete.
+        with pytest.raises(OSError, match=r"no lab route to 198\.51\.100\.0/24") as caught:
+            routes.delete("198.51.100.0/24")
+        assert caught.value.errno == errno.ESRCH
+        # A route of the client's own, more specific: a blackhole, forwarding stops.
+        added = routes.add("198.51.100.0/25", route_type="blackhole")
+        assert (added["source"], added["state"]) == ("lab", "installed")
         lost = demo.exec("h1", "ping", "-c", "1", "-W", "1", "198.51.100.2", check=False)
         assert "0 received" in lost.stdout
-        routes.add("198.51.100.0/24", gateway="203.0.113.2")
+        # Under the static route it is held: the reply says so, and forwarding is unchanged.
+        held = routes.add("198.51.100.0/24", gateway="203.0.113.2")
+        assert held["state"] == "held"
+        routes.delete("198.51.100.0/25")
         back = demo.exec("h1", "ping", "-c", "1", "-W", "2", "198.51.100.2", check=False)
         assert "1 received" in back.stdout
-        events = [watcher.next_event(5) for _ in range(2)]
-        assert [(e["type"], e["route"]["prefix"]) for e in events] == [
-            ("RTM_DELETE", "198.51.100.0/24"),
-            ("RTM_ADD", "198.51.100.0/24"),
+        routes.delete("198.51.100.0/24")
+        assert routes.get(prefix="198.51.100.0/24")["source"] == "static"
+        events = [watcher.next_event(5) for _ in range(4)]
+        assert [(e["type"], e["route"]["prefix"], e["route"].get("state")) for e in events] == [
+            ("RTM_ADD", "198.51.100.0/25", "installed"),
+            ("RTM_ADD", "198.51.100.0/24", "held"),
+            ("RTM_DELETE", "198.51.100.0/25", None),
+            ("RTM_DELETE", "198.51.100.0/24", None),
         ]
         assert any(i["name"] == "ep0" for i in routes.interfaces())
         with pytest.raises(OSError, match=r"no route to 203\.0\.113\.200/32"):
             routes.delete("203.0.113.200/32")
+        with pytest.raises(OSError, match="belongs to the daemon"):
+            watcher.request("RTM_ADD", prefix="192.0.2.0/24", source="static")
     finally:
         routes.close()
         watcher.close()

@@ -4,7 +4,7 @@ The daemon is started the way ``systemd/vrouterd.service`` starts it, as far
 as that can be done without a service manager: ``$NOTIFY_SOCKET`` names a
 datagram socket this test listens on, ``$WATCHDOG_USEC``/``$WATCHDOG_PID``
 are set, and the process runs with the unit's capability bounding set
-(CAP_NET_ADMIN, CAP_NET_RAW), ``NoNewPrivileges=`` and write-xor-execute
+(CAP_NET_ADMIN alone), ``NoNewPrivileges=`` and write-xor-execute
 memory (``PR_SET_MDWE``, what ``MemoryDenyWriteExecute=`` enforces), and
 creates a TAP device under them.  ``systemd-analyze verify`` checks the unit
 file and the drop-ins the README gives.
@@ -20,16 +20,21 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import BIN, PYTHON, Vrouterd, links, vrouterd
 
+from vrouter.api.client import ControlClient
+from vrouter.client import Client
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "vrouterd.service"
+RIPD_UNIT = ROOT / "systemd" / "vrouter-ripd.service"
 
 # What the hardened unit serves: TAPs without host namespaces, and epairs.
 CONFIG = """
@@ -58,8 +63,8 @@ PR_SET_MDWE = 65
 PR_MDWE_REFUSE_EXEC_GAIN = 1
 
 # As the unit: WATCHDOG_PID is the daemon's own pid (exec keeps it), the
-# bounding set holds CAP_NET_ADMIN and CAP_NET_RAW only, no new privileges.
-SANDBOX = 'WATCHDOG_PID=$$ exec setpriv --bounding-set=-all,+net_admin,+net_raw --no-new-privs "$@"'
+# bounding set holds CAP_NET_ADMIN only, no new privileges.
+SANDBOX = 'WATCHDOG_PID=$$ exec setpriv --bounding-set=-all,+net_admin --no-new-privs "$@"'
 
 
 def _deny_write_execute() -> None:
@@ -168,9 +173,9 @@ def test_the_sandbox_is_real(tmp_path: Path) -> None:
         preexec_fn=_deny_write_execute,
     )
     status = dict(line.split(":\t", 1) for line in result.stdout.splitlines() if ":\t" in line)
-    net_admin_raw = (1 << 12) | (1 << 13)
-    assert int(status["CapBnd"], 16) == net_admin_raw
-    assert int(status["CapEff"], 16) == net_admin_raw
+    net_admin = 1 << 12
+    assert int(status["CapBnd"], 16) == net_admin
+    assert int(status["CapEff"], 16) == net_admin
     assert status["NoNewPrivs"].strip() == "1"
     assert "W^X refused" in result.stdout
     assert "watchdog pid True" in result.stdout
@@ -303,6 +308,28 @@ def test_unit_verifies_clean() -> None:
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
+def test_ripd_unit_verifies_clean_beside_vrouterd(tmp_path: Path) -> None:
+    """vrouter-ripd's unit, next to vrouterd's (it is ordered after it and bound to it)."""
+    units = tmp_path / "units"
+    units.mkdir()
+    shutil.copy(UNIT, units / "vrouterd.service")
+    shutil.copy(RIPD_UNIT, units / "vrouter-ripd.service")
+    script = (
+        'mount -t tmpfs tmpfs /usr/local/bin && ln -s "$1" /usr/local/bin/vrouterd '
+        '&& ln -s "$2" /usr/local/bin/vrouter-ripd && exec "$3" verify "$4" "$5"'
+    )
+    ripd = str(Path(_vrouterd()).with_name("vrouter-ripd"))
+    args = [_vrouterd(), ripd, _systemd_analyze(), str(units / "vrouterd.service"),
+            str(units / "vrouter-ripd.service")]  # fmt: skip
+    result = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    text = RIPD_UNIT.read_text()
+    assert "After=vrouterd.service" in text and "RestrictAddressFamilies=AF_UNIX\n" in text
+
+
 def _readme_dropins() -> dict[str, str]:
     """Return the drop-ins in README.md: code blocks whose first line names their path."""
     readme = (ROOT / "README.md").read_text()
@@ -360,3 +387,102 @@ def test_systemd_252_dropin_with_the_machines_systemd(tmp_path: Path) -> None:
             "Failed to parse service type, ignoring: notify-reload",
             output[0],
         ), output
+
+
+# The system-call filter.
+
+def _syscall_groups(analyze: str) -> dict[str, set[str]]:
+    """Return systemd's system-call groups (``@name`` -> members, nested groups unexpanded)."""
+    out = subprocess.run(
+        [analyze, "syscall-filter"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    groups: dict[str, set[str]] = {}
+    current: set[str] | None = None
+    for line in out.splitlines():
+        if line.startswith("@"):
+            current = groups.setdefault(line.strip(), set())
+        elif current is not None and line.startswith("    ") and not line.strip().startswith("#"):
+            current.add(line.strip())
+    return groups
+
+
+def _expand(groups: dict[str, set[str]], name: str) -> set[str]:
+    found: set[str] = set()
+    for member in groups[name]:
+        found |= _expand(groups, member) if member.startswith("@") else {member}
+    return found
+
+
+def _calls(trace: Path) -> set[str]:
+    """Return the names of the system calls in an ``strace -f`` log."""
+    called = set()
+    for line in trace.read_text(errors="replace").splitlines():
+        match = re.match(r"\d+\s+([a-z_0-9]+)\(", line)
+        if match:
+            called.add(match.group(1))
+    return called
+
+
+def test_every_system_call_is_in_the_units_filter(tmp_path: Path) -> None:
+    """Trace a daemon through what it does in service and check each call against
+    ``SystemCallFilter=@system-service``: a call outside it would fail with EPERM."""
+    analyze = _systemd_analyze()
+    unit = UNIT.read_text()
+    assert "SystemCallFilter=@system-service\n" in unit
+    allowed = _expand(_syscall_groups(analyze), "@system-service")
+    assert {"ioctl", "read", "write", "epoll_wait", "setns"} <= allowed
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    daemon = Vrouterd(tmp_path, template=CONFIG.replace(
+        'log_level = "debug"', f'log_level = "debug"\nmetrics = "127.0.0.1:{port}"'))  # fmt: skip
+    trace = tmp_path / "syscalls.trace"
+    ns = f"{daemon.prefix}h"
+    try:
+        with daemon.log.open("ab") as log:
+            daemon.proc = subprocess.Popen(
+                ["strace", "-f", "-qq", "-o", str(trace), *vrouterd("-c", str(daemon.config))],
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                pid = int(daemon.call("status")["pid"])
+                break
+            except OSError:
+                assert time.monotonic() < deadline, daemon.logtext()
+                assert daemon.proc.poll() is None, daemon.logtext()
+                time.sleep(0.2)
+        # Traffic: the TAP's kernel side in a namespace of the test's, pinged through.
+        tap = daemon.tap("r")
+        subprocess.run(["ip", "netns", "add", ns], check=True, timeout=30)
+        subprocess.run(["ip", "link", "set", tap, "netns", ns], check=True, timeout=30)
+        for cmd in (["ip", "addr", "add", "192.0.2.2/24", "dev", tap],
+                    ["ip", "link", "set", tap, "up"],
+                    ["ping", "-c", "3", "-i", "0.2", "-W", "5", "192.0.2.1"]):  # fmt: skip
+            subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True, timeout=60)
+        # API requests: views, a change, a capture and a program socket; a scrape.
+        assert daemon.call("route.add", vnet="red", prefix="198.51.100.0/24", via="192.0.2.2")
+        assert daemon.call("route.show", vnet="red")
+        assert daemon.ctl("netstat", "red").returncode == 0
+        with ControlClient(daemon.socket) as client:
+            _, fd = client.call_fd("capture", vnet="red", interface=tap)
+            os.close(fd)
+        with Client(daemon.socket) as client, client.socket("red") as sock:
+            sock.bind(("192.0.2.1", 7))
+            sock.sendto(b"traced", ("192.0.2.2", 9))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as page:
+            assert b"vrouter_build_info" in page.read()
+        os.kill(pid, signal.SIGHUP)
+        time.sleep(1.0)
+        os.kill(pid, signal.SIGTERM)
+        assert daemon.proc.wait(60) == 0, daemon.logtext()
+    finally:
+        daemon.cleanup()
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+    called = _calls(trace)
+    assert {"ioctl", "sendmsg"} <= called and called & {"epoll_wait", "epoll_pwait"}, called
+    assert called - allowed == set(), f"outside @system-service: {sorted(called - allowed)}"

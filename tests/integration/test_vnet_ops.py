@@ -115,12 +115,16 @@ def test_a_moved_tap_takes_its_host_into_the_new_vnets_routing(daemon: Vrouterd)
     assert [a["scope"] for a in arrived["inet6"]] == ["link"], "no addresses but a link-local"
     assert not [a for a in arrived["addresses"] if ":" not in a]
 
-    # blue reaches 192.0.2.0/24 through red: that static route goes first.
-    refused = daemon.ctl("address", "add", "blue", tap, "192.0.2.1/24")
-    assert refused.returncode == 1
-    assert "a static route to 192.0.2.0/24 exists" in refused.stderr
-    ok(daemon, "route", "del", "blue", "192.0.2.0/24")
+    # blue reaches 192.0.2.0/24 through red by a static route: the address's connected
+    # route outranks it (distance 0 against 1), and the static route is held until it goes.
     ok(daemon, "address", "add", "blue", tap, "192.0.2.1/24")
+    sources = {
+        (r["source"], r["state"])
+        for r in daemon.call("route.show", vnet="blue")
+        if r["prefix"] == "192.0.2.0/24"
+    }
+    assert sources == {("connected", "installed"), ("static", "held")}
+    ok(daemon, "route", "del", "blue", "192.0.2.0/24")
     out = ping(daemon, "h1", "198.51.100.2")
     assert received(out) == 3, out
     assert "ttl=63" in out, "one router now: blue"

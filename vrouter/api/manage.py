@@ -18,6 +18,7 @@ from typing import Any
 
 from vrouter.api.host import Host, ops_of
 from vrouter.api.protocol import ApiError
+from vrouter.route.source import SourceError, source
 
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -100,6 +101,48 @@ async def tap_create(host: Host, args: dict[str, Any]) -> Any:
     return {"vnet": vnet, "interface": ifp.name, "mac": ifp.mac.hex(":")}
 
 
+async def bridge_create(host: Host, args: dict[str, Any]) -> Any:
+    ifp = await ops_of(host).create_bridge(
+        args["vnet"],
+        args["interface"],
+        args["members"],
+        _addresses(args["addresses"]),
+        args["vlan_filtering"],
+        args["pvid"],
+        args.get("mtu"),
+    )
+    return {"vnet": args["vnet"], "interface": ifp.name, "mac": ifp.mac.hex(":"),
+            "members": list(args["members"])}  # fmt: skip
+
+
+async def bridge_port_add(host: Host, args: dict[str, Any]) -> Any:
+    ops_of(host).add_bridge_port(
+        args["vnet"], args["bridge"], args["interface"], args["pvid"], args["tagged"],
+        args["storm_pps"],
+    )  # fmt: skip
+    return {"vnet": args["vnet"], "bridge": args["bridge"], "interface": args["interface"],
+            "added": True}  # fmt: skip
+
+
+async def bridge_port_del(host: Host, args: dict[str, Any]) -> Any:
+    ops_of(host).remove_bridge_port(args["vnet"], args["bridge"], args["interface"])
+    return {"vnet": args["vnet"], "bridge": args["bridge"], "interface": args["interface"],
+            "added": False}  # fmt: skip
+
+
+async def vlan_create(host: Host, args: dict[str, Any]) -> Any:
+    ifp = await ops_of(host).create_vlan(
+        args["vnet"],
+        args["parent"],
+        args["vid"],
+        args.get("interface"),
+        _addresses(args["addresses"]),
+        args.get("mtu"),
+    )
+    return {"vnet": args["vnet"], "interface": ifp.name, "mac": ifp.mac.hex(":"),
+            "parent": args["parent"], "vid": args["vid"]}  # fmt: skip
+
+
 async def address_add(host: Host, args: dict[str, Any]) -> Any:
     address = _address(args["address"])
     ops_of(host).add_address(args["vnet"], args["interface"], address)
@@ -123,12 +166,18 @@ async def route_add(host: Host, args: dict[str, Any]) -> Any:
             via = ipaddress.ip_address(args["via"])
         except ValueError as err:
             raise ApiError(f"bad next hop {args['via']!r}: {err}") from None
-    route = ops_of(host).add_route(args["vnet"], prefix, args["type"], via, args.get("interface"))
-    return route.describe()
+    try:
+        static = source("static", args.get("distance"))
+    except SourceError as err:
+        raise ApiError(f"'distance': {err}") from None
+    ops = ops_of(host)
+    route = ops.add_route(args["vnet"], prefix, args["type"], via, args.get("interface"), static)
+    return ops.describe_route(args["vnet"], route)
 
 
 async def route_del(host: Host, args: dict[str, Any]) -> Any:
-    return ops_of(host).remove_route(args["vnet"], parse_prefix(args["prefix"])).describe()
+    route = ops_of(host).remove_route(args["vnet"], parse_prefix(args["prefix"]))
+    return route.describe()
 
 
 # -- knobs and the firewall --------------------------------------------------------------

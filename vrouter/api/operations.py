@@ -236,6 +236,8 @@ MTU: Final = Arg("mtu", "int", "the MTU", default=1500)
 FAMILY: Final = Arg("family", "text", "inet or inet6", default="inet", choices=("inet", "inet6"))
 ADDRESS: Final = Arg("address", "text", "ADDR/LEN", required=True)
 PREFIX: Final = Arg("prefix", "text", "the destination, ADDR/LEN", required=True)
+ADDRESSES: Final = Arg("addresses", "texts", "ADDR/LEN addresses", default=[])
+BRIDGE: Final = Arg("bridge", "text", "the bridge's name", required=True)
 
 _OPS: tuple[Operation, ...] = (
     # -- the daemon
@@ -303,20 +305,58 @@ _OPS: tuple[Operation, ...] = (
     Operation("address.del", "remove an address from an interface", "manage.address_del",
               args=(VNET, INTERFACE, ADDRESS), rights=on("vnet"), runs="locked"),
     # -- routes and neighbours
+    Operation("mirror.show", "a vnet's control-plane mirror: namespace, representors, counters",
+              "views.mirror_show", args=(VNET,)),
     Operation("route.show", "the routes of a vnet", "views.route_show",
               args=(VNET, Arg("family", "text", "inet or inet6", choices=("inet", "inet6")),
                     Arg("prefix", "text", "only routes within this ADDR/LEN"),
+                    Arg("source", "text", "only routes of this source (static, rip …)"),
                     Arg("limit", "int", "at most this many routes", low=0))),
     Operation("route.add", "add a static route", "manage.route_add",
               args=(VNET, PREFIX,
                     Arg("type", "text", "the route's type", default="unicast",
                         choices=("unicast", "blackhole", "reject")),
                     Arg("via", "text", "the next hop's address"),
-                    Arg("interface", "text", "the interface it leaves through")),
+                    Arg("interface", "text", "the interface it leaves through"),
+                    Arg("distance", "int", "administrative distance (a floating static route)",
+                        low=1, high=255)),
               rights=on("vnet"), runs="locked"),
     Operation("route.del", "remove a static route", "manage.route_del",
               args=(VNET, PREFIX), rights=on("vnet"), runs="locked"),
     Operation("arp.show", "the ARP cache of a vnet", "views.arp_show", args=(VNET,)),
+    # -- bridges and VLANs
+    Operation("bridge.create", "create a bridge over interfaces of a vnet", "manage.bridge_create",
+              args=(VNET, INTERFACE,
+                    Arg("members", "texts", "member interfaces (tap, epair, vlan; no addresses)",
+                        default=[]),
+                    ADDRESSES,
+                    Arg("vlan_filtering", "bool", "filter by VLAN (access and trunk ports)",
+                        default=False),
+                    Arg("pvid", "int", "the bridge's own VLAN (with filtering)", default=1,
+                        low=1, high=4094),
+                    Arg("mtu", "int", "the MTU (default: the smallest member's)")),
+              rights=on("vnet"), runs="locked"),
+    Operation("bridge.port.add", "make an interface a member of a bridge", "manage.bridge_port_add",
+              args=(VNET, BRIDGE, INTERFACE,
+                    Arg("pvid", "int", "the VLAN of untagged frames (0: none, a trunk)",
+                        default=1, low=0, high=4094),
+                    Arg("tagged", "ints", "the VLANs carried tagged", default=[], low=1,
+                        high=4094),
+                    Arg("storm_pps", "int", "broadcast and multicast frames/s admitted (0: any)",
+                        default=0, low=0)),
+              rights=on("vnet"), runs="locked"),
+    Operation("bridge.port.del", "take a member out of a bridge", "manage.bridge_port_del",
+              args=(VNET, BRIDGE, INTERFACE), rights=on("vnet"), runs="locked"),
+    Operation("vlan.create", "create an 802.1Q VLAN interface on a parent", "manage.vlan_create",
+              args=(VNET, Arg("parent", "text", "the parent interface", required=True),
+                    Arg("vid", "int", "the VLAN ID", required=True, low=1, high=4094),
+                    Arg("interface", "text", "its name (default: PARENT.VID)"),
+                    ADDRESSES, Arg("mtu", "int", "the MTU (default: the parent's)")),
+              rights=on("vnet"), runs="locked"),
+    Operation("bridge.show", "the bridges of a vnet: ports, VLANs, counters", "views.bridge_show",
+              args=(VNET, Arg("bridge", "str", "one bridge (none: every bridge)", default=""))),
+    Operation("bridge.fdb", "the forwarding databases of a vnet's bridges", "views.bridge_fdb",
+              args=(VNET, Arg("bridge", "str", "one bridge (none: every bridge)", default=""))),
     Operation("ndp.show", "the IPv6 neighbour cache of a vnet", "views.ndp_show", args=(VNET,)),
     # -- statistics and knobs
     Operation("netstat", "protocol statistics of a vnet", "views.netstat", args=(VNET,)),

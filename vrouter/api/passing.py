@@ -6,7 +6,7 @@ socket (SCM_RIGHTS) on the same connection, and once the client has it
 :meth:`PassFd.failed` undoes it.
 
 ``capture`` gives the client the reading end of a socket pair whose other
-end is fed by a tap on the interface (:mod:`vrouter.link.capture`).  The
+end is fed by a capture on the interface (:mod:`vrouter.link.capture`).  The
 server ends a capture when its reader closes or sends anything, when the
 interface or its vnet goes away (checked every ``CAPTURE_SWEEP`` seconds),
 and at shutdown; the reader then sees end of file.
@@ -32,7 +32,7 @@ log = logging.getLogger("vrouter.api")
 class CaptureHome(Protocol):
     """Where running captures are kept (the control server)."""
 
-    captures: set[Capture]
+    captures: set[CapturePass]
 
     def sweep_captures_soon(self) -> None:
         """Check the captures' interfaces now and then while any run."""
@@ -103,21 +103,23 @@ async def tcp_connect(host: Host, args: dict[str, Any]) -> PassFd:
     return _StreamPass(*await streams.connect(host, args))
 
 
-class Capture(PassFd):
-    """A capture: a tap on an interface sending to the daemon's end of a socket pair."""
+class CapturePass(PassFd):
+    """A capture on an interface sending to the daemon's end of a socket pair."""
 
-    def __init__(self, result: Any, reader: socket.socket, tap: capture.Tap, end: socket.socket):
+    def __init__(
+        self, result: Any, reader: socket.socket, hook: capture.Capture, end: socket.socket
+    ) -> None:
         super().__init__(result, reader)
-        self.tap = tap
+        self.hook = hook
         self.end = end
         self.server: CaptureHome | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        tap.on_close = lambda _tap: self.close("reader closed")
+        hook.on_close = lambda _hook: self.close("reader closed")
 
     @property
     def ifnet(self) -> Ifnet:
         """Return the interface captured."""
-        return self.tap.ifnet
+        return self.hook.ifnet
 
     def passed(self, server: CaptureHome) -> None:
         self.server = server
@@ -125,7 +127,7 @@ class Capture(PassFd):
         # The reader never writes: its end becomes readable when it closes.
         self.loop = asyncio.get_running_loop()
         self.loop.add_reader(self.end.fileno(), self.close, "reader closed")
-        self.tap.attach()
+        self.hook.attach()
         server.sweep_captures_soon()
         log.info(
             "vnet %s: %s: capture started: direction %s, snaplen %d, filter %r",
@@ -140,11 +142,11 @@ class Capture(PassFd):
         self.end.close()
 
     def alive(self, host: Host) -> bool:
-        """Return whether the interface (and its vnet) still exists and the tap runs."""
+        """Return whether the interface (and its vnet) still exists and the capture runs."""
         ifp = self.ifnet
         tree = host.tree
         return (
-            self.tap.attached
+            self.hook.attached
             and tree is not None
             and ifp.vnet.name in tree
             and tree.get(ifp.vnet.name) is ifp.vnet
@@ -152,12 +154,12 @@ class Capture(PassFd):
         )
 
     def close(self, why: str) -> None:
-        """End the capture: detach the tap and close the daemon's end (idempotent)."""
+        """End the capture: detach the capture and close the daemon's end (idempotent)."""
         if self.server is None:
             return
         self.server.captures.discard(self)
         self.server = None
-        self.tap.detach()
+        self.hook.detach()
         if self.loop is not None and not self.loop.is_closed():
             self.loop.remove_reader(self.end.fileno())
         self.end.close()
@@ -166,8 +168,8 @@ class Capture(PassFd):
             self.ifnet.vnet.name,
             self.ifnet.name,
             why,
-            self.tap.sent,
-            self.tap.dropped,
+            self.hook.sent,
+            self.hook.dropped,
         )
 
 
@@ -184,7 +186,7 @@ def capture_start(host: Host, args: dict[str, Any]) -> Any:
         end, reader = capture.socket_pair(program)
     except capture.FilterError as err:
         raise ApiError(str(err)) from None
-    tap = capture.Tap(
+    hook = capture.Capture(
         ifp, capture.sender(end), inbound=direction != "out", outbound=direction != "in"
     )
     result = {
@@ -195,6 +197,6 @@ def capture_start(host: Host, args: dict[str, Any]) -> Any:
         "filter": expression,
         "instructions": len(program),
     }
-    return Capture(result, reader, tap, end)
+    return CapturePass(result, reader, hook, end)
 
 

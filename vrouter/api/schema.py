@@ -14,6 +14,7 @@ kind       accepts
 ``int``    an integer, not a boolean (``low``/``high``: bounds)
 ``number`` an integer or a float, not a boolean (``low``/``high``)
 ``texts``  a list of strings
+``ints``   a list of integers (``low``/``high``: bounds of each)
 ``scalars`` an object mapping strings to strings, numbers or booleans
 ========== ============================================================
 
@@ -32,7 +33,7 @@ from typing import Any, Final
 
 from vrouter.api.protocol import ApiError
 
-KINDS: Final = frozenset({"text", "str", "bool", "int", "number", "texts", "scalars"})
+KINDS: Final = frozenset({"text", "str", "bool", "int", "number", "texts", "ints", "scalars"})
 
 _MISSING: Final = object()
 
@@ -60,10 +61,13 @@ class Arg:
         if self.choices:
             *head, last = self.choices
             return f"{', '.join(head)} or {last}" if head else last
-        if self.kind in ("int", "number") and (self.low is not None or self.high is not None):
+        if self.kind in ("int", "number", "ints") and (
+            self.low is not None or self.high is not None
+        ):
             low = "" if self.low is None else _num(self.low)
             high = "" if self.high is None else _num(self.high)
-            return f"{low}..{high}"
+            bounds = f"{low}..{high}"
+            return f"a list of integers in {bounds}" if self.kind == "ints" else bounds
         return {
             "text": "a non-empty string",
             "str": "a string",
@@ -71,6 +75,7 @@ class Arg:
             "int": "an integer",
             "number": "a number",
             "texts": "a list of strings",
+            "ints": "a list of integers",
             "scalars": "an object of names to strings, numbers or booleans",
         }[self.kind]
 
@@ -93,6 +98,14 @@ class Arg:
             )
         if kind == "texts":
             return isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if kind == "ints":
+            return isinstance(value, list) and all(
+                isinstance(v, int)
+                and not isinstance(v, bool)
+                and (self.low is None or v >= self.low)
+                and (self.high is None or v <= self.high)
+                for v in value
+            )
         return isinstance(value, dict) and all(
             isinstance(v, str | int | float | bool) for v in value.values()
         )

@@ -35,7 +35,7 @@ from vrouter.api import manage, passing, views
 from vrouter.api.connection import Rows, peer_cred, send_with_fd, serve_lines, write_rows
 from vrouter.api.host import Host
 from vrouter.api.operations import TABLE, Operation, lookup, refusal
-from vrouter.api.passing import Capture, PassFd
+from vrouter.api.passing import CapturePass, PassFd
 from vrouter.api.protocol import MAX_LINE, ApiError, caller_of, decode_request, encode
 from vrouter.core import perms
 from vrouter.core.errors import OpError
@@ -92,7 +92,7 @@ class ControlServer:
         self.daemon = daemon
         self._server: asyncio.AbstractServer | None = None
         self._path: Path | None = None
-        self.captures: set[Capture] = set()
+        self.captures: set[CapturePass] = set()
         """Captures running, each until its reader or its interface goes away."""
         self._sweeper: asyncio.TimerHandle | None = None
 
@@ -168,7 +168,13 @@ class ControlServer:
             reply, passing = await self.answer(line, cred, trusted)
             result = reply.get("result")
             if isinstance(result, Rows):
-                await write_rows(writer, result)
+                try:
+                    await write_rows(writer, result)
+                except (ConnectionError, asyncio.CancelledError):
+                    raise
+                except Exception as err:  # a bug: the reply is cut short, the client sees it
+                    log.exception("control request failed while its view was written")
+                    raise ConnectionError("view cut short") from err
             elif passing is None:
                 writer.write(encode(reply))
             else:

@@ -117,6 +117,7 @@ class Endpoint:
         except (routesock.RouteSocketError, ValueError) as err:
             code = getattr(err, "errno", errno.EINVAL)
             answer = {"seq": seq, "ok": False, "errno": code, "error": str(err)}
+            answer.update(getattr(err, "fields", {}))
             kind = ERROR
         self.deliver(Message(kind, payload=json.dumps(answer).encode()).emit())
 

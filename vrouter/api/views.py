@@ -14,14 +14,19 @@ from collections import Counter
 from typing import Any
 
 from vrouter.api.connection import Rows
-from vrouter.api.host import Host, vnet_of
+from vrouter.api.host import Host, ops_of, vnet_of
 from vrouter.api.manage import parse_prefix
 from vrouter.api.protocol import ApiError
 from vrouter.core import limits, perms
+from vrouter.core.errors import OpError
 from vrouter.core.perms import Policy
 from vrouter.core.sysctl import SysctlError
 from vrouter.core.vnet import Vnet
+from vrouter.firewall.nat import Binding, Redirect, describe_mapping
+from vrouter.firewall.states import State
 from vrouter.inet.state import stats_dict
+from vrouter.link.bridge import Bridge, FdbEntry
+from vrouter.route import state as route_state
 from vrouter.route.fib import Route
 from vrouter.stack import ESSENTIAL, discover
 
@@ -60,9 +65,10 @@ def _in_use(vnet: Vnet) -> dict[str, int | None]:
         "interfaces": len(vnet.link.interfaces),
         "routes": len(vnet.route.fib) + len(vnet.route.fib6),
         "neighbours": max(len(vnet.inet.arp.entries), len(vnet.inet6.nd.entries)),
-        "states": len(fw.fw.states) if fw is not None else None,
+        "states": len(fw.fw.states) + len(fw.fw.nat) if fw is not None else None,
         "sockets": len(sockets_open) if isinstance(sockets_open, dict | list | set) else None,
         "reassembly_bytes": max(vnet.inet.reass.memory(), vnet.inet6.reass.memory()),
+        "fdb": vnet.link.bridge.fdb_entries,
     }
 
 
@@ -83,6 +89,7 @@ def _limit_refusals(vnet: Vnet) -> dict[str, int]:
         "states": counted["states"] + (fw.fw.states.stats.limit if fw is not None else 0),
         "sockets": counted["sockets"],
         "reassembly_bytes": vnet.inet.reass.stats.memory + vnet.inet6.reass.stats.memory,
+        "fdb": vnet.link.bridge.fdb_full,
     }
 
 
@@ -179,8 +186,19 @@ def ifconfig(host: Host, args: dict[str, Any]) -> Any:
     return result
 
 
+def mirror_show(host: Host, args: dict[str, Any]) -> Any:
+    """The vnet's control-plane mirror: its namespace, representors, punt and sync counters."""
+    vnet = vnet_of(host, args)
+    mirrors = ops_of(host).mirrors
+    found = mirrors.describe(vnet.name) if mirrors is not None else None
+    if found is None:
+        raise OpError(f"vnet {vnet.name} has no mirror")
+    return found
+
+
 def route_show(host: Host, args: dict[str, Any]) -> Any:
-    """The routes of a vnet, streamed: ``family``, ``prefix`` (routes within it), ``limit``."""
+    """The routes of a vnet, streamed: ``family``, ``prefix`` (routes within it), ``source``,
+    ``limit``; each with its source, distance and state (installed or held)."""
     vnet = vnet_of(host, args)
     family = args.get("family")
     within = None
@@ -189,14 +207,18 @@ def route_show(host: Host, args: dict[str, Any]) -> Any:
         family = "inet" if within.version == 4 else "inet6"
         if args.get("family") not in (None, family):
             return Rows([], Route.describe)
+    source = args.get("source")
     routes: list[Route] = []
     for name, fib in (("inet", vnet.route.fib), ("inet6", vnet.route.fib6)):
         if family in (None, name):
-            routes.extend(fib)
+            routes.extend(fib if source is None else (r for r in fib if r.source.name == source))
     if within is not None:
         routes = [r for r in routes if r.prefix.subnet_of(within)]  # type: ignore[arg-type]
     limit = args.get("limit")
-    return Rows(routes if limit is None else routes[:limit], Route.describe)
+    return Rows(
+        routes if limit is None else routes[:limit],
+        lambda route: route_state.describe(vnet, route),
+    )
 
 
 def ndp_show(host: Host, args: dict[str, Any]) -> Any:
@@ -211,6 +233,35 @@ def arp_show(host: Host, args: dict[str, Any]) -> Any:
     now = host.driver.now()
     entries = sorted(vnet.inet.arp.entries.values(), key=lambda e: (e.ifnet.name, e.ip))
     return Rows(entries, lambda entry: entry.describe(now))
+
+
+def _bridges(host: Host, args: dict[str, Any]) -> list[Bridge]:
+    vnet = vnet_of(host, args)
+    bridges = vnet.link.bridge.bridges
+    name = args.get("bridge") or ""
+    if not name:
+        return list(bridges.values())
+    if name not in bridges:
+        raise ApiError(f"vnet {vnet.name} has no bridge {name!r}")
+    return [bridges[name]]
+
+
+def bridge_show(host: Host, args: dict[str, Any]) -> Any:
+    return [bridge.describe() for bridge in _bridges(host, args)]
+
+
+def bridge_fdb(host: Host, args: dict[str, Any]) -> Any:
+    now = host.driver.now()
+    rows: list[tuple[Bridge, FdbEntry]] = []
+    for bridge in _bridges(host, args):
+        bridge.now = max(bridge.now, now)
+        rows.extend((bridge, entry) for entry in bridge.entries())
+
+    def describe(row: tuple[Bridge, FdbEntry]) -> dict[str, object]:
+        bridge, entry = row
+        return {"bridge": bridge.ifnet.name, **entry.describe(now, bridge.state.ageing_time)}
+
+    return Rows(rows, describe)
 
 
 def netstat(host: Host, args: dict[str, Any]) -> Any:
@@ -296,6 +347,8 @@ def firewall_show(host: Host, args: dict[str, Any]) -> Any:
         "enabled": fw.enabled,
         "default": fw.ruleset.default,
         "rules": fw.ruleset.describe(),
+        "nat": fw.ruleset.describe_nat(),
+        "mappings": len(fw.nat),
         "states": len(fw.states),
         "max_states": fw.states.max_states,
     }
@@ -305,7 +358,19 @@ def firewall_show(host: Host, args: dict[str, Any]) -> Any:
 def firewall_states(host: Host, args: dict[str, Any]) -> Any:
     vnet = _firewalled(host, args)
     now = host.driver.now()
-    return Rows(list(vnet.firewall.fw.states), lambda state: state.describe(now))
+    fw = vnet.firewall.fw
+    nat = fw.nat
+
+    def describe(item: State | Binding | Redirect) -> dict[str, object]:
+        if not isinstance(item, State):
+            return describe_mapping(item, now)
+        entry = item.describe(now)
+        seen = nat.translation_of(item.proto, item.src, item.sport, item.dst, item.dport)
+        if seen:
+            entry["translated"] = seen
+        return entry
+
+    return Rows([*fw.states, *nat.bindings(), *nat.redirects()], describe)
 
 
 

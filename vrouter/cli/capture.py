@@ -18,13 +18,10 @@ from typing import BinaryIO
 from vrouter.api.client import ControlClient
 from vrouter.api.protocol import ApiError
 from vrouter.cli.render import stdout_gone
+from vrouter.link.capture import HEADER_LEN, SNAPLEN_MAX, PcapWriter, decode_record, summarize
 
 
 def parser() -> argparse.ArgumentParser:
-    # Only ``capture`` needs the capture module (and dpkt, for its one-line
-    # summaries): other commands start without them.
-    from vrouter.link.capture import SNAPLEN_MAX
-
     cap = argparse.ArgumentParser(
         prog="vrouterctl capture",
         description="Capture the frames of one interface of a vnet, like tcpdump.",
@@ -60,8 +57,6 @@ def _positive(text: str) -> int:
 
 def run(socket_path: str, words: list[str]) -> int:
     """Run ``vrouterctl capture WORDS``; return the exit status."""
-    from vrouter.link.capture import SNAPLEN_MAX
-
     args = parser().parse_intermixed_args(words)
     args.socket = socket_path
     snaplen = args.snaplen or SNAPLEN_MAX
@@ -104,8 +99,6 @@ def _receive(
     sock: socket.socket, args: argparse.Namespace, snaplen: int, out: BinaryIO | None
 ) -> int:
     """Copy records from ``sock`` to ``out`` (pcap) or stdout (lines) until done."""
-    from vrouter.link.capture import HEADER_LEN, PcapWriter, decode_record, summarize
-
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # end like Ctrl-C: flush, count
     pcap: PcapWriter | None = None
     flush = out.flush if out is not None else sys.stdout.flush

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -62,16 +63,30 @@ def show_ifconfig(result: Any) -> str:
 
 
 def show_routes(result: Any) -> str:
+    """netstat -r's table with each route's source and distance; held routes lack U."""
     rows = []
     for r in result:
         gateway = r["gateway"] or ("link#" + r["interface"] if r["interface"] else "-")
-        flags = {"connected": "UC", "static": "UGS" if r["gateway"] else "US"}[r["origin"]]
+        flags = "G" if r["gateway"] else ""
         if r["type"] == "blackhole":
-            flags, gateway = "UBS", "blackhole"
+            flags, gateway = "B", "blackhole"
         elif r["type"] == "reject":
-            flags, gateway = "URS", "reject"
-        rows.append([r["prefix"], gateway, flags, r["interface"] or "-", str(r["use"])])
-    return table(rows, ["Destination", "Gateway", "Flags", "Netif", "Use"])
+            flags, gateway = "R", "reject"
+        flags += {"connected": "C", "static": "S"}.get(r["source"], "1")
+        if r.get("state", "installed") == "installed":
+            flags = "U" + flags
+        rows.append(
+            [
+                r["prefix"],
+                gateway,
+                flags,
+                r["interface"] or "-",
+                r["source"],
+                str(r["distance"]),
+                str(r["use"]),
+            ]
+        )
+    return table(rows, ["Destination", "Gateway", "Flags", "Netif", "Source", "Dist", "Use"])
 
 
 def show_arp(result: Any) -> str:
@@ -101,6 +116,53 @@ def show_ndp(result: Any) -> str:
         for e in result
     ]
     return table(rows, ["Neighbor", "Linklayer Address", "Netif", "State", "Flags", "Age"])
+
+
+def show_bridges(result: Any) -> str:
+    out = []
+    for b in result:
+        vlans = f" vlan_filtering pvid {b['pvid']}" if b["vlan_filtering"] else ""
+        stats = b["stats"]
+        out.append(
+            f"{b['name']}: {'UP' if b['up'] else 'DOWN'} mac {b['mac']}{vlans} "
+            f"ageing {b['ageing_time']}s fdb {b['fdb_entries']} (learned {stats['learned']}, "
+            f"moved {stats['moved']}, aged {stats['aged']}, full {stats['fdb_full']})"
+        )
+        rows = []
+        for p in b["ports"]:
+            c = p["counters"]
+            drops = ", ".join(f"{k} {v}" for k, v in c["drops"].items()) or "-"
+            vlan = f"{p['pvid'] or '-'}/{','.join(map(str, p['tagged'])) or '-'}"
+            rows.append(
+                [
+                    p["name"],
+                    "up" if p["up"] else "down",
+                    vlan if b["vlan_filtering"] else "-",
+                    str(p["storm_pps"] or "-"),
+                    str(c["forwarded"]),
+                    str(c["flooded"]),
+                    str(c["sent"]),
+                    str(c["learned"]),
+                    drops,
+                ]
+            )
+        header = ["Port", "State", "PVID/Tagged", "Storm", "Fwd", "Flood", "Sent", "Learn"]
+        out.append(table(rows, [*header, "Drops"]))
+    return "\n".join(out)
+
+
+def show_fdb(result: Any) -> str:
+    rows = [
+        [
+            e["bridge"],
+            e["mac"],
+            str(e["vlan"]) if e["vlan"] else "-",
+            e["port"],
+            "static" if e["static"] else f"{e['age']:.0f}s",
+        ]
+        for e in result
+    ]
+    return table(rows, ["Bridge", "MAC", "VLAN", "Port", "Age"])
 
 
 def show_netstat(result: Any) -> str:
@@ -137,17 +199,35 @@ def show_firewall(result: Any) -> str:
         for r in result["rules"]
     ]
     out.append(table(rows, ["#", "PACKETS", "BYTES", "STATES", "RULE"]))
+    if result.get("nat"):
+        out.append(f"translation, first match wins; mappings {result['mappings']}")
+        rows = [
+            [str(n["index"]), str(n["packets"]), str(n["bytes"]), str(n["mappings"]), n["text"]]
+            for n in result["nat"]
+        ]
+        out.append(table(rows, ["#", "PACKETS", "BYTES", "MAPPINGS", "NAT"]))
     return "\n".join(out)
+
+
+def _state_row(s: dict[str, Any]) -> list[str]:
+    """Return the endpoints and state of a state or a NAT mapping (pf's ``src (nat)``)."""
+    kind = s.get("kind")
+    if kind == "nat":
+        return [s["inside"], "->", s["outside"], f"NAT {s['interface']}"]
+    if kind == "rdr":
+        client = s["client"] + (f" ({s['hairpin']})" if "hairpin" in s else "")
+        return [client, "->", f"{s['public']} ({s['server']})", "RDR"]
+    seen = s.get("translated", {})
+    src = s["src"] + (f" ({seen['src']})" if "src" in seen else "")
+    dst = s["dst"] + (f" ({seen['dst']})" if "dst" in seen else "")
+    return [src, "<->", dst, s["state"]]
 
 
 def show_states(result: Any) -> str:
     rows = [
         [
             s["proto"],
-            s["src"],
-            "<->",
-            s["dst"],
-            s["state"],
+            *_state_row(s),
             f"{s['age']:.0f}s",
             f"{s['expires_in']:.0f}s",
             str(sum(s["packets"])),
@@ -156,6 +236,11 @@ def show_states(result: Any) -> str:
         for s in result
     ]
     return table(rows, ["PROTO", "SRC", "", "DST", "STATE", "AGE", "EXPIRES", "PKTS", "BYTES"])
+
+
+def show_json(result: Any) -> str:
+    """Return a result as indented JSON (views with no table of their own yet)."""
+    return json.dumps(result, indent=2)
 
 
 def show_done(result: Any) -> str:
@@ -326,6 +411,24 @@ def show_epair(result: Any) -> str:
 
 def show_tap(result: Any) -> str:
     return f"vnet {result['vnet']}: {result['interface']} created, ether {result['mac']}"
+
+
+def show_bridge_created(result: Any) -> str:
+    members = ", ".join(result["members"]) or "no members"
+    name, mac = result["interface"], result["mac"]
+    return f"vnet {result['vnet']}: bridge {name} created ({members}), ether {mac}"
+
+
+def show_port_change(result: Any) -> str:
+    verb = "joined" if result["added"] else "left"
+    return f"vnet {result['vnet']}: {result['interface']} {verb} bridge {result['bridge']}"
+
+
+def show_vlan_created(result: Any) -> str:
+    return (
+        f"vnet {result['vnet']}: {result['interface']} created, VLAN {result['vid']} "
+        f"on {result['parent']}, ether {result['mac']}"
+    )
 
 
 def show_reload(result: Any) -> str:

@@ -32,7 +32,14 @@ from vrouter import __version__
 from vrouter.api.client import DEFAULT_SOCKET, ControlClient
 from vrouter.api.operations import TABLE
 from vrouter.api.protocol import ApiError
-from vrouter.cli import render
+from vrouter.cli import completion, render
+
+
+def _vids(text: str) -> list[int]:
+    try:
+        return [int(word) for word in text.split(",") if word]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected VLAN IDs like 10,20") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -166,13 +173,15 @@ def _parser() -> argparse.ArgumentParser:
         if name == "route":
             radd = s.add_parser(
                 "add",
-                help="add a static route",
+                help="add a static route (distance N: a floating static route)",
                 usage="vrouterctl route add VNET PREFIX [via ADDR] [dev IF] "
-                "[blackhole|reject] [--json]",
+                "[blackhole|reject] [distance N] [--json]",
             )
             radd.add_argument("vnet", help="vnet name")
             radd.add_argument("prefix", help="destination ADDR/LEN")
-            radd.add_argument("words", nargs="*", metavar="via ADDR | dev IF | blackhole | reject")
+            radd.add_argument(
+                "words", nargs="*", metavar="via ADDR | dev IF | blackhole | reject | distance N"
+            )
             radd.add_argument("-j", "--json", action="store_true", help="print the raw JSON result")
             rdel = s.add_parser("del", help="remove a static route")
             rdel.add_argument("vnet", help="vnet name")
@@ -182,6 +191,7 @@ def _parser() -> argparse.ArgumentParser:
                 "prefix", nargs="?", metavar="PREFIX", help="only routes within ADDR/LEN"
             )
             show.add_argument("--limit", type=int, metavar="N", help="at most N routes")
+            show.add_argument("--source", help="only the routes of this source (static, rip …)")
             family = show.add_mutually_exclusive_group()
             family.add_argument(
                 "-4", dest="family", action="store_const", const="inet", help="IPv4 only"
@@ -189,6 +199,44 @@ def _parser() -> argparse.ArgumentParser:
             family.add_argument(
                 "-6", dest="family", action="store_const", const="inet6", help="IPv6 only"
             )
+    bridge = sub.add_parser("bridge", help="the bridges of a vnet and their FDB")
+    bridge_sub = bridge.add_subparsers(dest="action", required=True)
+    for action, help_ in (
+        ("show", "bridges, their ports, VLANs and counters"),
+        ("fdb", "learnt and static MACs, by bridge and VLAN"),
+    ):
+        p = json_flag(bridge_sub.add_parser(action, help=help_))
+        p.add_argument("vnet", help="vnet name")
+        p.add_argument("bridge", nargs="?", default="", help="one bridge (default: all)")
+    bcreate = json_flag(bridge_sub.add_parser("create", help="create a bridge over interfaces"))
+    bcreate.add_argument("vnet", help="vnet name")
+    bcreate.add_argument("bridge", help="the bridge's name")
+    bcreate.add_argument("members", nargs="*", metavar="MEMBER", help="member interfaces")
+    bcreate.add_argument(
+        "--address", dest="addresses", action="append", default=[], metavar="ADDR/LEN",
+        help="an address of the bridge (repeatable)",
+    )  # fmt: skip
+    bcreate.add_argument("--vlan-filtering", action="store_true", help="filter by VLAN")
+    bcreate.add_argument("--pvid", type=int, default=1, help="the bridge's own VLAN (1)")
+    bcreate.add_argument("--mtu", type=int, help="MTU (default: the smallest member's)")
+    badd = json_flag(bridge_sub.add_parser("add", help="make an interface a member of a bridge"))
+    bdel = json_flag(bridge_sub.add_parser("del", help="take a member out of a bridge"))
+    for p in (badd, bdel):
+        p.add_argument("vnet", help="vnet name")
+        p.add_argument("bridge", help="the bridge's name")
+        p.add_argument("interface", help="the member interface")
+    badd.add_argument("--pvid", type=int, default=1, help="VLAN of untagged frames (1; 0: none)")
+    badd.add_argument("--tagged", type=_vids, default=[], metavar="VID,...", help="tagged VLANs")
+    badd.add_argument("--storm-pps", type=int, default=0, help="broadcast+multicast frames/s (0)")
+    vlan = sub.add_parser("vlan", help="802.1Q VLAN interfaces")
+    vlan_sub = vlan.add_subparsers(dest="action", required=True)
+    vcreate = json_flag(vlan_sub.add_parser("create", help="create a VLAN interface on a parent"))
+    vcreate.add_argument("vnet", help="vnet name")
+    vcreate.add_argument("parent", help="the parent interface (tap, epair or bridge)")
+    vcreate.add_argument("vid", type=int, help="the VLAN ID (1..4094)")
+    vcreate.add_argument("addresses", nargs="*", metavar="ADDR/LEN", help="addresses")
+    vcreate.add_argument("--name", help="the interface's name (default: PARENT.VID)")
+    vcreate.add_argument("--mtu", type=int, help="MTU (default: the parent's)")
     view("netstat", "protocol statistics of a vnet", vnet=True)
     view("sockstat", "sockets programs hold in a vnet", vnet=True)
     sysctl = view("sysctl", "read or set a vnet's sysctl knobs", vnet=True)
@@ -214,6 +262,26 @@ def _parser() -> argparse.ArgumentParser:
     # interface), which needs parse_intermixed_args: main() hands its words,
     # left unparsed here, to _capture_parser.
     sub.add_parser("capture", help="capture an interface's frames, like tcpdump", add_help=False)
+    mirror = sub.add_parser("mirror", help="a vnet's control-plane mirror")
+    mirror_sub = mirror.add_subparsers(dest="action", required=True)
+    mshow = json_flag(mirror_sub.add_parser("show", help="namespace, representors, counters"))
+    mshow.add_argument("vnet")
+    run = sub.add_parser(
+        "exec",
+        help="run a program in a vnet's mirror (root only), like jexec",
+        description="Run CMD in the network namespace of VNET's control-plane mirror, where "
+        "it sees the vnet's interfaces and addresses. Root only for now.",
+    )
+    run.add_argument("vnet")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG ...]")
+    comp = sub.add_parser(
+        "completion",
+        help="print the shell completion script (bash, zsh)",
+        description="Print a script that completes vrouterctl's commands, options and, from "
+        "the running daemon, vnet and interface names. bash: "
+        "'source <(vrouterctl completion bash)'; zsh: 'source <(vrouterctl completion zsh)'.",
+    )
+    comp.add_argument("shell", choices=sorted(completion.SCRIPTS), help="the shell")
     return parser
 
 
@@ -231,12 +299,16 @@ def _route_words(words: list[str]) -> dict[str, Any]:
         if word in ("via", "dev", "interface") and i + 1 < len(words):
             result["via" if word == "via" else "interface"] = words[i + 1]
             i += 2
+        elif word == "distance" and i + 1 < len(words) and words[i + 1].isdigit():
+            result["distance"] = int(words[i + 1])
+            i += 2
         elif word in ("blackhole", "reject", "unicast"):
             result["type"] = word
             i += 1
         else:
             raise _usage(
-                f"route add: unexpected {word!r}; expected via ADDR, dev IF, blackhole or reject"
+                f"route add: unexpected {word!r}; expected via ADDR, dev IF, blackhole, reject "
+                "or distance N"
             )
     return result
 
@@ -270,7 +342,7 @@ def _address_change(args: argparse.Namespace) -> Request:
 
 def _route_show(args: argparse.Namespace) -> Request:
     route_args: dict[str, Any] = {"vnet": args.vnet}
-    for key in ("family", "prefix", "limit"):
+    for key in ("family", "prefix", "limit", "source"):
         if getattr(args, key) is not None:
             route_args[key] = getattr(args, key)
     return "route.show", route_args, render.show_routes
@@ -281,7 +353,7 @@ def _firewall_load(args: argparse.Namespace) -> Request:
         with open(args.file, encoding="utf-8") as f:
             text = f.read()
     except OSError as err:
-        raise SystemExit(f"vrouterctl: {args.file}: {err.strerror}") from None
+        raise _usage(f"{args.file}: {err.strerror}") from None
     return "firewall.load", {"vnet": args.vnet, "text": text, "source": args.file}, render.show_done
 
 
@@ -346,6 +418,58 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
     ),
     ("arp", "show"): lambda a: ("arp.show", {"vnet": a.vnet}, render.show_arp),
     ("ndp", "show"): lambda a: ("ndp.show", {"vnet": a.vnet}, render.show_ndp),
+    ("bridge", "show"): lambda a: (
+        "bridge.show",
+        {"vnet": a.vnet, "bridge": a.bridge},
+        render.show_bridges,
+    ),
+    ("bridge", "create"): lambda a: (
+        "bridge.create",
+        {
+            "vnet": a.vnet,
+            "interface": a.bridge,
+            "members": a.members,
+            "addresses": a.addresses,
+            "vlan_filtering": a.vlan_filtering,
+            "pvid": a.pvid,
+            "mtu": a.mtu,
+        },
+        render.show_bridge_created,
+    ),
+    ("bridge", "add"): lambda a: (
+        "bridge.port.add",
+        {
+            "vnet": a.vnet,
+            "bridge": a.bridge,
+            "interface": a.interface,
+            "pvid": a.pvid,
+            "tagged": a.tagged,
+            "storm_pps": a.storm_pps,
+        },
+        render.show_port_change,
+    ),
+    ("bridge", "del"): lambda a: (
+        "bridge.port.del",
+        {"vnet": a.vnet, "bridge": a.bridge, "interface": a.interface},
+        render.show_port_change,
+    ),
+    ("vlan", "create"): lambda a: (
+        "vlan.create",
+        {
+            "vnet": a.vnet,
+            "parent": a.parent,
+            "vid": a.vid,
+            "interface": a.name,
+            "addresses": a.addresses,
+            "mtu": a.mtu,
+        },
+        render.show_vlan_created,
+    ),
+    ("bridge", "fdb"): lambda a: (
+        "bridge.fdb",
+        {"vnet": a.vnet, "bridge": a.bridge},
+        render.show_fdb,
+    ),
     ("netstat", None): lambda a: ("netstat", {"vnet": a.vnet}, render.show_netstat),
     ("sockstat", None): lambda a: ("sockstat", {"vnet": a.vnet}, render.show_sockstat),
     ("sysctl", None): _sysctl,
@@ -353,6 +477,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
     ("firewall", "states"): lambda a: ("firewall.states", {"vnet": a.vnet}, render.show_states),
     ("firewall", "flush"): lambda a: ("firewall.flush", {"vnet": a.vnet}, render.show_done),
     ("firewall", "load"): _firewall_load,
+    ("mirror", "show"): lambda a: ("mirror.show", {"vnet": a.vnet}, render.show_json),
 }
 """Every command but ``capture``, by (command, action): the request it makes."""
 
@@ -367,14 +492,53 @@ def _request(args: argparse.Namespace) -> Request:
     return op, op_args, formatter
 
 
+def _exec(args: argparse.Namespace) -> int:
+    """``exec VNET -- CMD``: ask the daemon for the mirror's namespace and enter it.
+
+    Entering a namespace needs CAP_SYS_ADMIN, so this is root only for now; a
+    later daemon-side exec would start CMD for a caller with the vnet's manage
+    right, under the caller's uid and gid, with its stdio passed over the
+    control socket.
+    """
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        raise _usage("exec: which program? vrouterctl exec VNET -- CMD [ARG ...]")
+    if os.geteuid() != 0:
+        print("vrouterctl: exec enters a namespace, which needs root", file=sys.stderr)
+        return 1
+    try:
+        with ControlClient(args.socket) as client:
+            found = client.call("mirror.show", vnet=args.vnet)
+    except ApiError as err:
+        print(f"vrouterctl: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"vrouterctl: cannot reach vrouterd at {args.socket}: {err}", file=sys.stderr)
+        return 2
+    os.execvp("ip", ["ip", "netns", "exec", str(found["netns"]), *cmd])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``vrouterctl``."""
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["__complete"]:  # the shell completion's question (vrouter.cli.completion)
+        try:
+            index = int(argv[1])
+        except (IndexError, ValueError):
+            return 2
+        print("\n".join(completion.candidates(parser, argv[2:], index)))
+        return 0
     args, words = parser.parse_known_args(argv)
+    if args.command == "completion":
+        print(completion.SCRIPTS[args.shell], end="")
+        return 0
     if args.command == "capture":
         from vrouter.cli import capture  # dpkt, for this command only
 
         return capture.run(args.socket, words)
+    if args.command == "exec":
+        return _exec(args)
     if words:
         parser.error(f"unrecognized arguments: {' '.join(words)}")
     op, op_args, formatter = _request(args)

@@ -12,7 +12,7 @@ Two kinds of enforcement:
   that adds one (:mod:`vrouter.daemon.ops`, the socket service) calls
   :meth:`Limits.check` first, which refuses with a :class:`LimitError`
   ("vnet lab/r1: route limit 100 reached") and counts the refusal.
-- **Existing knobs** (``neighbours``, ``states``, ``reassembly_bytes``): the
+- **Existing knobs** (``neighbours``, ``states``, ``reassembly_bytes``, ``fdb``): the
   data path already bounds its tables with per-vnet sysctls
   (:data:`CAPPED_KNOBS`); a limit caps those knobs in the vnet and its
   descendants, so the data path enforces it without a new check (and counts
@@ -30,8 +30,9 @@ What is counted (``in use``): ``interfaces`` of the vnet itself;
 ``routes`` in both families together, connected and static;
 ``neighbours`` per neighbour cache (ARP and NDP each); ``states`` in the
 firewall's state table; ``sockets`` open in the vnet (the socket service);
-``reassembly_bytes`` per family.  A lowered limit refuses new objects; it
-never removes existing ones.
+``reassembly_bytes`` per family; ``fdb`` the entries of the vnet's bridges
+together (``net.link.bridge.fdb_max``, refusals in ``fdb_full``).  A lowered
+limit refuses new objects; it never removes existing ones.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from vrouter.core.sysctl import Knob, Sysctl, SysctlError, Value
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
 
-KINDS = ("interfaces", "routes", "neighbours", "states", "sockets", "reassembly_bytes")
+KINDS = ("interfaces", "routes", "neighbours", "states", "sockets", "reassembly_bytes", "fdb")
 """Every kind of limit, in display order."""
 
 NOUNS = {
@@ -55,6 +56,7 @@ NOUNS = {
     "states": "firewall state",
     "sockets": "socket",
     "reassembly_bytes": "reassembly memory",
+    "fdb": "FDB entry",
 }
 """How a message names each kind ("route limit 100 reached")."""
 
@@ -68,6 +70,7 @@ CAPPED_KNOBS: dict[str, tuple[str, ...]] = {
     "neighbours": ("net.link.ether.inet.max_entries", "net.inet6.nd6.max_entries"),
     "states": ("net.pf.states_max",),
     "reassembly_bytes": ("net.inet.ip.reass.maxmem", "net.inet6.ip6.reass.maxmem"),
+    "fdb": ("net.link.bridge.fdb_max",),
 }
 """The data-path knobs each limit caps (a knob of an unloaded subsystem is skipped)."""
 

@@ -17,9 +17,13 @@ from vrouter.daemon.config import Config, InterfaceConfig, RaConfig
 from vrouter.firewall import subsystem as firewall
 from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6, nd
+from vrouter.link import bridge as bridge_
+from vrouter.link import vlan
 from vrouter.link.ifnet import Ifnet
+from vrouter.link.state import LinkError
 from vrouter.route import state as route_state
-from vrouter.route.fib import RouteError
+from vrouter.route.fib import Route, RouteError
+from vrouter.route.source import source
 from vrouter.stack import new_tree
 from vrouter.wire.ndp import PrefixInfo
 
@@ -71,11 +75,18 @@ class Built:
 
 
 def add_interface(vnet: Vnet, icfg: InterfaceConfig, now: float) -> Ifnet:
-    """Create ``icfg``'s interface in ``vnet`` with its addresses (down)."""
+    """Create ``icfg``'s interface in ``vnet`` with its addresses (down).
+
+    A VLAN rides on its parent (which must exist), a bridge takes its members
+    (which must exist, and lose any L3 state): see :func:`attach_l2`.
+    """
     mac = icfg.mac or derive_mac(vnet.name, icfg.name)
+    if icfg.vlan is not None:
+        mac = vnet.link.get(icfg.vlan[0]).mac
     ifp = Ifnet(vnet, icfg.name, icfg.type, mac, icfg.mtu)
     ifp.offload = icfg.offload
     vnet.link.add(ifp)
+    attach_l2(vnet, ifp, icfg, now)
     for address in icfg.addresses:
         if isinstance(address, ipaddress.IPv4Interface):
             ipv4.add_address(vnet, ifp, address, now)
@@ -83,6 +94,72 @@ def add_interface(vnet: Vnet, icfg: InterfaceConfig, now: float) -> Ifnet:
             ipv6.add_address(vnet, ifp, address, now)
     ipv6.enable(vnet, ifp, now)
     return ifp
+
+
+def attach_l2(vnet: Vnet, ifp: Ifnet, icfg: InterfaceConfig, now: float) -> None:
+    """Make ``ifp`` the VLAN or the bridge ``icfg`` describes (nothing for other types)."""
+    try:
+        if icfg.vlan is not None:
+            vlan.attach(ifp, vnet.link.get(icfg.vlan[0]), icfg.vlan[1])
+        bcfg = icfg.bridge
+        if bcfg is None:
+            return
+        bridge = bridge_.create(ifp, bcfg.vlan_filtering, bcfg.pvid)
+        for port in bcfg.ports:
+            member = vnet.link.get(port.name)
+            strip_l3(vnet, member, now)
+            bridge.add_port(member, port.pvid, frozenset(port.tagged), port.storm_pps)
+        for entry in bcfg.fdb:
+            bridge.add_static(entry.mac, entry.port, entry.vid)
+    except (bridge_.BridgeError, ValueError, LinkError) as err:
+        raise BuildError(f"vnet {vnet.name}: {icfg.name}: {err}") from err
+
+
+def strip_l3(vnet: Vnet, ifp: Ifnet, now: float) -> list[Route]:
+    """Take every L3 trace of ``ifp`` away: addresses, routes, neighbours, groups, RAs.
+
+    Return the routes removed with it.  The interface stays in its vnet
+    (a bridge member; :meth:`Ops.detach` then removes it).
+    """
+    nd.disable_ra(vnet, ifp, now)
+    routes = route_state.remove_interface_routes(vnet, ifp)
+    for v4 in list(ifp.addresses):
+        ipv4.remove_address(vnet, ifp, v4)
+    vnet.inet.arp.flush_interface(ifp)
+    for v6 in list(ifp.addresses6):
+        ipv6.remove_address(vnet, ifp, v6)
+    vnet.inet6.nd.flush_interface(ifp)
+    vnet.inet6.groups.pop(ifp.name, None)
+    return routes
+
+
+def release_l2(vnet: Vnet, ifp: Ifnet, now: float) -> list[Ifnet]:
+    """Undo :func:`attach_l2` for ``ifp`` (or take it out of its bridge, for a member).
+
+    Return the members a bridge gave back: they are L3 interfaces again (a
+    link-local address; announced if up).
+    """
+    vlan.detach(ifp)
+    port = bridge_.port_of(ifp)
+    if port is not None:
+        port.bridge.remove_port(ifp.name)
+    bridge = bridge_.of(ifp)
+    if bridge is None:
+        return []
+    members = [p.ifnet for p in bridge.ports.values()]
+    bridge_.destroy(ifp)
+    for member in members:
+        give_back(vnet, member, now)
+    return members
+
+
+def give_back(vnet: Vnet, member: Ifnet, now: float) -> None:
+    """Make ``member``, out of its bridge, an L3 interface again (a link-local address; up)."""
+    ipv6.enable(vnet, member, now)
+    if member.up:
+        member.up = False
+        ipv4.set_up(vnet, member, now)
+        ipv6.set_up(vnet, member, now)
 
 
 def build(config: Config, now: float) -> Built:
@@ -101,7 +178,7 @@ def build(config: Config, now: float) -> Built:
         sysctl = tree.registry.sysctl()
         for name, value in vcfg.sysctl:
             sysctl.set(vnet, name, value)
-        for icfg in vcfg.interfaces:
+        for icfg in sorted(vcfg.interfaces, key=vcfg.rank):
             ifp = add_interface(vnet, icfg, now)
             if icfg.type == "tap":
                 built.taps.append((ifp, icfg))
@@ -123,7 +200,8 @@ def build(config: Config, now: float) -> Built:
         for rcfg in vcfg.routes:
             via_ifp = vnet.link.get(rcfg.interface) if rcfg.interface else None
             try:
-                route_state.add_static(vnet, rcfg.prefix, rcfg.type, rcfg.via, via_ifp)
+                static = source("static", rcfg.distance)
+                route_state.add_static(vnet, rcfg.prefix, rcfg.type, rcfg.via, via_ifp, static)
             except RouteError as err:
                 raise BuildError(f"vnet {vnet.name}: {err}") from err
     return built
@@ -134,6 +212,9 @@ def bring_up(vnet: Vnet, interfaces: list[InterfaceConfig], now: float) -> None:
     for icfg in interfaces:
         ifp = vnet.link.get(icfg.name)
         if not icfg.up:
+            continue
+        if ifp.bridge_input is not None:  # a bridge member: up, but no L3 of its own
+            ifp.up = True
             continue
         ipv4.set_up(vnet, ifp, now)
         ipv6.set_up(vnet, ifp, now)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vrouter.daemon.config import HostConfig
+from vrouter.mirror import manager as mirror_manager
 
 log = logging.getLogger("vrouter.hostns")
 
@@ -46,6 +47,9 @@ class Ownership:
 
     state_dir: Path
     netns: list[str] = field(default_factory=list)
+    mirrors: list[str] = field(default_factory=list)
+    """Control-plane mirror namespaces (:mod:`vrouter.mirror.manager`): their processes
+    are ended before they are removed."""
 
     @property
     def path(self) -> Path:
@@ -56,7 +60,8 @@ class Ownership:
         """Write the record atomically."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "netns": self.netns}))
+        record = {"pid": os.getpid(), "netns": self.netns, "mirrors": self.mirrors}
+        tmp.write_text(json.dumps(record))
         tmp.replace(self.path)
 
     def remove(self) -> None:
@@ -81,6 +86,13 @@ def claim(state_dir: Path) -> Ownership:
         if isinstance(name, str) and netns_exists(name):
             log.info("removing netns %s left by a previous run (pid %s)", name, pid)
             delete(name)
+    for name in previous.get("mirrors", []):
+        if isinstance(name, str) and netns_exists(name):
+            log.info("removing mirror netns %s left by a previous run (pid %s)", name, pid)
+            try:
+                mirror_manager.delete_netns(name)
+            except mirror_manager.MirrorError as err:
+                raise HostError(str(err)) from err
     ownership.remove()
     return ownership
 

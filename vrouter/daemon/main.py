@@ -41,6 +41,8 @@ from vrouter.daemon.reload import ReloadError, ReloadRecord, Step
 from vrouter.daemon.reload import check as check_reload
 from vrouter.daemon.reload import reload as reload_config
 from vrouter.io.driver import Driver
+from vrouter.mirror.manager import Mirrors
+from vrouter.mirror.sync import DEFAULT_SYNC, protocol_numbers
 
 log = logging.getLogger("vrouter.daemon")
 
@@ -76,6 +78,7 @@ class Daemon:
         self.metrics = metrics.Exporter(self)
         """What a scrape holds (the exporter's and ``metrics.scrape``'s)."""
         self.exporter: metrics.MetricsServer | None = None
+        self.mirrors: Mirrors | None = None
         self.ops: Ops | None = None
         """Run-time changes (API and reload); set once the vnets are built."""
         self.lock = asyncio.Lock()
@@ -154,6 +157,16 @@ class Daemon:
                 len(vnet.route.fib),
                 "on" if vnet.inet.forwarding else "off",
             )
+        self.mirrors = Mirrors(
+            self.loop, self.ops, self.ownership.mirrors, self.ownership.save, self.driver.now
+        )
+        self.ops.mirrors = self.mirrors
+        for vcfg in cfg.vnets:
+            if vcfg.mirror is not None:
+                protocols = DEFAULT_SYNC if vcfg.mirror.sync is None else protocol_numbers(
+                    vcfg.mirror.sync
+                )
+                await self.mirrors.create(built.tree.get(vcfg.name), vcfg.mirror.netns, protocols)
         if cfg.daemon.metrics is not None:
             self.exporter = metrics.MetricsServer(
                 self.expose, self.metrics_selection, self.metrics.record
@@ -251,6 +264,8 @@ class Daemon:
         for gateway in self.gateways:
             await gateway.close()
         self.gateways.clear()
+        if self.mirrors is not None:
+            await self.mirrors.close()
         close_all(self)
         streams.close_all(self)
         self.driver.close()
@@ -264,7 +279,8 @@ class Daemon:
         self.ownership.remove()
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    """Return ``vrouterd``'s command-line parser (its man page is made from it too)."""
     parser = argparse.ArgumentParser(prog="vrouterd", description=__doc__.splitlines()[0])
     parser.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="TOML config file")
     parser.add_argument(
@@ -282,7 +298,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--version", action="version", version=f"vrouterd {__version__}")
     parser.add_argument("--worker", metavar="SPEC", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    return parser
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return parser().parse_args(argv)
 
 
 def _status(daemon: Daemon) -> str:

@@ -39,6 +39,12 @@ Guarantees:
   and ``rule`` (a firewall rule's ``label``) carrying names, never numbers.
 - The daemon-wide and process families come from prometheus-client
   collectors on registries of the daemon's own; the global one is untouched.
+
+The module is long on purpose, for now: one source per subsystem (the
+larger half), the stepped builder that reads them and the HTTP endpoint
+that paces it share the :class:`Family`/:class:`Source` records and
+:class:`Pacer`.  The sources are the part to move out first (into a module
+of their own, or beside each subsystem) when it grows further.
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 
 from vrouter import __version__
 from vrouter.firewall.engine import FirewallStats
+from vrouter.firewall.nat import NatStats
 from vrouter.firewall.rules import Ruleset
 from vrouter.firewall.states import StateStats
 from vrouter.inet import arp
@@ -324,6 +331,7 @@ PF_STATES = _counter_set("vrouter_pf_state", StateStats, {"limit": "table_full"}
 """``StateStats.limit`` is ``vrouter_pf_state_table_full_total``: as ``limit`` it
 would be ``vrouter_pf_state_limit_total``, the name of ``FirewallStats.state_limit``
 (the packets dropped for it), so the two series would collide."""
+PF_NAT = _counter_set("vrouter_pf_nat", NatStats)
 TCP = _counter_set("vrouter_tcp", TcpStats)
 _IF_DOCS = _help_texts(IfCounters)
 
@@ -404,15 +412,91 @@ LINK = Source(
 )
 
 
+_BRIDGE_EVENTS = (
+    ("learned", "fdb_learned", "MACs learnt."),
+    ("moved", "fdb_moved", "MACs seen on another port than their entry's, relearnt."),
+    ("aged", "fdb_aged", "Learnt MACs removed after the ageing time."),
+    ("fdb_full", "fdb_full", "Source MACs not learnt because the vnet's FDB was full."),
+)
+_BRIDGE_EVENTS_GET = attrgetter(*(attr for attr, _, _ in _BRIDGE_EVENTS))
+_PORT_COUNTERS = (
+    ("forwarded", "Frames received on the port and sent to one port or the bridge."),
+    ("flooded", "Frames received on the port and flooded."),
+    ("sent", "Frames the bridge sent out of the port."),
+)
+_PORT_GET = attrgetter(*(attr for attr, _ in _PORT_COUNTERS))
+
+
+def _read_bridge(vnet: Vnet) -> list[Entry] | None:
+    """Per-bridge FDB size and events, per-port forwarding counters and drops by reason."""
+    link = getattr(vnet, "link", None)
+    if link is None:
+        return None
+    fdb: list[tuple[str, int | float]] = []
+    events: list[list[tuple[str, int | float]]] = [[] for _ in _BRIDGE_EVENTS]
+    ports: list[list[tuple[str, int | float]]] = [[] for _ in _PORT_COUNTERS]
+    drops: list[tuple[str, int | float]] = []
+    for name, bridge in list(link.bridge.bridges.items()):
+        key = label("interface", name)
+        fdb.append((key, sum(len(t) for t in bridge.tables.values())))
+        for column, count in zip(events, _BRIDGE_EVENTS_GET(bridge.stats), strict=True):
+            column.append((key, count))
+        for port in list(bridge.ports.values()):
+            pkey = key + label("port", port.ifnet.name)
+            for column, count in zip(ports, _PORT_GET(port.counters), strict=True):
+                column.append((pkey, count))
+            for reason, count in sorted(port.counters.drops.items()):
+                drops.append((pkey + label("reason", reason), count))
+    return [fdb, *events, *ports, drops]
+
+
+BRIDGE = Source(
+    "bridge",
+    (
+        Family(
+            "vrouter_bridge_fdb_entries",
+            "gauge",
+            "Entries in the bridge's FDB (static ones too).",
+            ("interface",),
+        ),
+        *(
+            Family(f"vrouter_bridge_{stem}", "counter", doc, ("interface",))
+            for _, stem, doc in _BRIDGE_EVENTS
+        ),
+        *(
+            Family(f"vrouter_bridge_port_{attr}_frames", "counter", doc, ("interface", "port"))
+            for attr, doc in _PORT_COUNTERS
+        ),
+        Family(
+            "vrouter_bridge_port_drops",
+            "counter",
+            "Frames the port refused, by reason.",
+            ("interface", "port", "reason"),
+        ),
+    ),
+    _read_bridge,
+)
+
+
 _FAMILY_INET = label("family", INET)
 _FAMILY_INET6 = label("family", INET6)
+
+
+_ROUTE_STATES = (label("state", "installed"), label("state", "held"))
 
 
 def _read_route(vnet: Vnet) -> list[Entry] | None:
     route = getattr(vnet, "route", None)
     if route is None:
         return None
-    return [[(_FAMILY_INET, len(route.fib)), (_FAMILY_INET6, len(route.fib6))]]
+    by_source: list[tuple[str, int | float]] = []
+    for family, fib in ((_FAMILY_INET, route.fib), (_FAMILY_INET6, route.fib6)):
+        for source, counts in fib.counts().items():
+            key = family + label("source", source)
+            by_source.extend(
+                (key + state, n) for state, n in zip(_ROUTE_STATES, counts, strict=True)
+            )
+    return [[(_FAMILY_INET, len(route.fib)), (_FAMILY_INET6, len(route.fib6))], by_source]
 
 
 ROUTE = Source(
@@ -421,8 +505,16 @@ ROUTE = Source(
         Family(
             "vrouter_routes",
             "gauge",
-            "Routes in the vnet's forwarding table (connected and static).",
+            "Routes in the vnet's table, of every source, installed or held "
+            "(what the routes limit counts).",
             ("family",),
+        ),
+        Family(
+            "vrouter_routes_by_source",
+            "gauge",
+            "Routes in the vnet's table by source (connected, static, rip ...) and state "
+            "(installed: forwarding; held: kept while another source's route is preferred).",
+            ("family", "source", "state"),
         ),
     ),
     _read_route,
@@ -509,7 +601,9 @@ def _read_firewall(vnet: Vnet) -> list[Entry] | None:
     return [
         *PF.get(fw.stats),
         *PF_STATES.get(fw.states.stats),
+        *PF_NAT.get(fw.nat.stats),
         len(fw.states),
+        len(fw.nat),
         fw.states.max_states,
         1 if fw.enabled else 0,
         packets,
@@ -523,13 +617,19 @@ def _rule_counters(ruleset: Ruleset) -> dict[str, tuple[int, int, int]]:
 
     The value is the rule's ``label``, so a series survives rules inserted
     before it; a rule without one is ``rule<N>`` (its position), the default
-    action ``default``.  Rules sharing a label are one series, their sum.
+    action ``default``, a ``[[nat]]`` entry without one ``nat<N>`` (its
+    mappings made count as states).  Rules sharing a label are one series,
+    their sum.
     """
     rows = [
         (r.label or f"rule{i}", c)
         for i, (r, c) in enumerate(zip(ruleset.rules, ruleset.counters, strict=True))
     ]
     rows.append(("default", ruleset.default_counters))
+    rows.extend(
+        (n.label or f"nat{i}", c)
+        for i, (n, c) in enumerate(zip(ruleset.nat, ruleset.nat_counters, strict=True))
+    )
     sums: dict[str, tuple[int, int, int]] = {}
     for rule, c in rows:
         npackets, nbytes, nstates = sums.get(rule, (0, 0, 0))
@@ -542,7 +642,9 @@ FIREWALL = Source(
     (
         *PF.families,
         *PF_STATES.families,
+        *PF_NAT.families,
         Family("vrouter_pf_states", "gauge", "Firewall states in use"),
+        Family("vrouter_pf_nat_mappings", "gauge", "NAT mappings in use (they count as states)"),
         Family("vrouter_pf_states_limit", "gauge", "Firewall states allowed (net.pf.states_max)"),
         Family("vrouter_pf_enabled", "gauge", "1 if the vnet's firewall filters (net.pf.enable)"),
         Family(
@@ -624,6 +726,7 @@ TCP_SOURCE = Source(
 
 SOURCES: tuple[Source, ...] = (
     LINK,
+    BRIDGE,
     ROUTE,
     INET_SOURCE,
     INET6_SOURCE,

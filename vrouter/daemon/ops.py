@@ -3,8 +3,10 @@
 The control API and live reload both go through :class:`Ops`: create and
 destroy vnets (FreeBSD ``jail -c vnet`` / ``jail -r``), create and destroy
 interfaces (TAPs with their host namespace, epairs), move an interface to
-another vnet (``ifconfig IF vnet J``), add and remove addresses and static
-routes, change an MTU or router advertisements.
+another vnet (``ifconfig IF vnet J``), add and remove addresses, add, change
+and remove routes (static ones, and route-socket clients' under their own
+source: each source touches only its own routes), change an MTU or router
+advertisements.
 
 Guarantees:
 
@@ -24,19 +26,26 @@ Guarantees:
   addresses, routes via it and neighbour entries go; it arrives in the new
   vnet without addresses (an EUI-64 link-local one is generated) and up.
 - Limits (:mod:`vrouter.core.limits`) are checked with everything else: an
-  interface, an address's connected route or a static route beyond the
-  vnet's limit is refused ("vnet lab/r1: route limit 100 reached") and
+  interface, an address's connected route or a route of any source (held
+  ones too) beyond the vnet's limit is refused ("vnet lab/r1: route limit 100 reached") and
   counted in ``vnet.limits.refused``; a sysctl above a limit, or a limit
   above the parent's, is refused.
 - Subsystems load and unload here for the API (``module load|unload``):
   attached to or detached from every vnet, refused when a dependency is
   missing or another loaded subsystem needs it; the essential built-ins
   (:data:`vrouter.stack.ESSENTIAL`) stay.
+
+The module is long on purpose: every run-time change is one method of
+:class:`Ops`, checked against the running state and the limits before it
+changes anything.  Split by kind of object, the checks that span kinds
+(an address against every vnet's interfaces, a bridge member against its
+epair, a route against the connected networks) would be split too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import re
@@ -50,16 +59,27 @@ from vrouter.core.registry import RegistryError, Subsystem
 from vrouter.core.sysctl import SysctlError, Value
 from vrouter.core.vnet import Vnet, VnetError, VnetTree
 from vrouter.daemon import build, hostns
-from vrouter.daemon.config import HostConfig, InterfaceConfig, RaConfig
+from vrouter.daemon.config import (
+    BridgeConfig,
+    BridgePortConfig,
+    HostConfig,
+    InterfaceConfig,
+    RaConfig,
+)
 from vrouter.firewall import subsystem as firewall
-from vrouter.firewall.rules import Ruleset, RulesetError, parse_ruleset
+from vrouter.firewall.ruleparse import parse_ruleset
+from vrouter.firewall.rules import Ruleset, RulesetError
 from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6, nd
 from vrouter.io.driver import Driver
+from vrouter.link import bridge as bridge_
+from vrouter.link import vlan
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet
+from vrouter.mirror.manager import Mirrors
 from vrouter.route import state as route_state
-from vrouter.route.fib import BLACKHOLE, REJECT, STATIC, UNICAST, Route, RouteError
+from vrouter.route.fib import BLACKHOLE, REJECT, UNICAST, Route, RouteError
+from vrouter.route.source import CONNECTED, STATIC, Source
 
 log = logging.getLogger("vrouter.ops")
 
@@ -127,6 +147,8 @@ class Ops:
         self.driver = driver
         self.ownership = ownership
         self.hosts: dict[str, HostConfig] = {}
+        self.mirrors: Mirrors | None = None
+        """The vnets' control-plane mirrors (None: no daemon, as in tests)."""
 
     # -- lookups -----------------------------------------------------------------
 
@@ -174,7 +196,7 @@ class Ops:
             a.network
             for a in addresses
             if not (a.version == 6 and a.is_link_local)
-            and vnet.route.table(a.version).get(a.network) is None
+            and vnet.route.table(a.version).get(a.network, CONNECTED.name) is None
         }
         return len(networks)
 
@@ -232,6 +254,8 @@ class Ops:
                 f"vnet {name} has children ({children}); destroy them first or destroy recursively"
             )
         for victim in doomed:
+            if self.mirrors is not None:
+                await self.mirrors.destroy(victim.name)
             for ifname in list(victim.link.interfaces):
                 if ifname in victim.link.interfaces:  # an epair end may have gone already
                     await self.destroy_interface(victim.name, ifname)
@@ -254,6 +278,42 @@ class Ops:
         for address in icfg.addresses:
             self._check_address(vnet, None, address, pending, icfg.name)
             pending.append(address)
+
+    def _check_l2(self, vnet: Vnet, icfg: InterfaceConfig) -> None:
+        """Refuse a VLAN without its parent, a bridge whose members are missing or taken."""
+        where = f"vnet {vnet.name}: {icfg.name}"
+        if icfg.vlan is not None:
+            parent, vid = icfg.vlan
+            if parent not in vnet.link.interfaces:
+                raise OpError(f"{where}: no parent interface {parent!r}")
+            if (parent, vid) in vnet.link.vlans:
+                raise OpError(f"{where}: {parent} already has VLAN {vid}")
+            if vnet.link.interfaces[parent].bridge_input is not None:
+                raise OpError(f"{where}: {parent} is a bridge member")
+            if vnet.link.interfaces[parent].mtu < icfg.mtu:
+                parent_mtu = vnet.link.interfaces[parent].mtu
+                raise OpError(f"{where}: mtu {icfg.mtu} is larger than {parent}'s ({parent_mtu})")
+        if icfg.bridge is None:
+            return
+        for name in icfg.bridge.members:
+            member = vnet.link.interfaces.get(name)
+            if member is None:
+                raise OpError(f"{where}: no member interface {name!r}")
+            self._check_member(where, member, icfg.mtu)
+
+    def _check_member(self, where: str, member: Ifnet, mtu: int) -> None:
+        """Refuse a bridge member of the wrong kind, taken, with addresses or a small MTU."""
+        name = member.name
+        if member.bridge_input is not None:
+            raise OpError(f"{where}: {name} is already a bridge member")
+        if member.kind not in ("tap", "epair", "vlan"):
+            raise OpError(f"{where}: {name} is a {member.kind}, not a tap, epair or vlan")
+        if member.addresses or any(not a.is_link_local for a in member.addresses6):
+            raise OpError(f"{where}: member {name} has addresses; remove them first")
+        if vlan.children(member):
+            raise OpError(f"{where}: {name} is the parent of VLAN interfaces")
+        if member.mtu < mtu:
+            raise OpError(f"{where}: mtu {mtu} is larger than member {name}'s ({member.mtu})")
 
     def _check_address(
         self,
@@ -288,6 +348,7 @@ class Ops:
         if icfg.type == "epair":
             raise OpError(f"vnet {vnet.name}: {icfg.name}: an epair is created with its peer")
         self._check_new_interface(vnet, icfg)
+        self._check_l2(vnet, icfg)
         self._check_room(vnet, 1, icfg.addresses)
         if icfg.type == "tap":
             if icfg.name in self.driver.taps:
@@ -304,7 +365,12 @@ class Ops:
                         f"vnet {vnet.name}: {icfg.name}: netns {icfg.host.netns} already exists"
                     )
         now = self.driver.now()
-        ifp = build.add_interface(vnet, icfg, now)
+        try:
+            ifp = build.add_interface(vnet, icfg, now)
+        except build.BuildError as err:
+            if icfg.name in vnet.link.interfaces:
+                self.detach(vnet.link.interfaces[icfg.name])
+            raise OpError(str(err)) from err
         if icfg.type == "tap":
             try:
                 await self._attach_tap(ifp, icfg)
@@ -312,6 +378,8 @@ class Ops:
                 await self._remove_tap(ifp)
                 raise
         build.bring_up(vnet, [icfg], self.driver.now())
+        if self.mirrors is not None:
+            self.mirrors.interface_added(ifp)
         log.info(
             "vnet %s: %s: %s created, mac %s%s",
             vnet.name,
@@ -383,6 +451,9 @@ class Ops:
         self.driver.add_epair(ifa, ifb)
         build.bring_up(va, [a], now)
         build.bring_up(vb, [b], now)
+        if self.mirrors is not None:
+            self.mirrors.interface_added(ifa)
+            self.mirrors.interface_added(ifb)
         log.info("vnet %s: %s: epair to vnet %s %s created", a_vnet, a.name, b_vnet, b.name)
         return ifa, ifb
 
@@ -390,9 +461,108 @@ class Ops:
         self, vnet_name: str, name: str, addresses: Iterable[Address], mtu: int
     ) -> Ifnet:
         """Create a TAP ``name`` in ``vnet_name`` (up, derived MAC, no host) and return it."""
-        return await self.create_interface(
-            vnet_name, interface_config(name, "tap", addresses, mtu)
+        return await self.create_interface(vnet_name, interface_config(name, "tap", addresses, mtu))
+
+    async def create_bridge(
+        self,
+        vnet_name: str,
+        name: str,
+        members: Iterable[str],
+        addresses: Iterable[Address],
+        vlan_filtering: bool = False,
+        pvid: int = 1,
+        mtu: int | None = None,
+    ) -> Ifnet:
+        """Create bridge ``name`` over ``members`` (up); its MTU defaults to its smallest member's.
+
+        The members join as access ports of VLAN 1 with no storm limit
+        (:meth:`add_bridge_port` sets more).
+        """
+        vnet = self.vnet(vnet_name)
+        ports = tuple(BridgePortConfig(member) for member in members)
+        if mtu is None:
+            found = [vnet.link.interfaces.get(p.name) for p in ports]
+            mtu = min((m.mtu for m in found if m is not None), default=1500)
+        bcfg = BridgeConfig(ports=ports, vlan_filtering=vlan_filtering, pvid=pvid)
+        icfg = dataclasses.replace(interface_config(name, "bridge", addresses, mtu), bridge=bcfg)
+        return await self.create_interface(vnet.name, icfg)
+
+    async def create_vlan(
+        self,
+        vnet_name: str,
+        parent: str,
+        vid: int,
+        name: str | None = None,
+        addresses: Iterable[Address] = (),
+        mtu: int | None = None,
+    ) -> Ifnet:
+        """Create the 802.1Q sub-interface ``PARENT.VID`` (or ``name``) of ``parent`` (up).
+
+        Its MTU defaults to the parent's, and may not exceed it.
+        """
+        vnet = self.vnet(vnet_name)
+        parent_ifp = self.interface(vnet, parent)
+        if not 1 <= vid <= 4094:
+            raise OpError(f"vnet {vnet.name}: {parent}: VLAN {vid} is not in 1..4094")
+        name = name or f"{parent}.{vid}"
+        icfg = dataclasses.replace(
+            interface_config(name, "vlan", addresses, parent_ifp.mtu if mtu is None else mtu),
+            vlan=(parent, vid),
         )
+        return await self.create_interface(vnet.name, icfg)
+
+    def _bridge(self, vnet: Vnet, name: str) -> bridge_.Bridge:
+        bridge = bridge_.of(self.interface(vnet, name))
+        if bridge is None:
+            raise OpError(f"vnet {vnet.name}: {name} is not a bridge")
+        return bridge
+
+    def add_bridge_port(
+        self,
+        vnet_name: str,
+        bridge_name: str,
+        name: str,
+        pvid: int = 1,
+        tagged: Iterable[int] = (),
+        storm_pps: int = 0,
+    ) -> Ifnet:
+        """Make interface ``name`` a member of ``bridge_name``; it loses its L3 state.
+
+        ``pvid``: the VLAN of its untagged frames (0: none); ``tagged``: the
+        VLANs it carries tagged (both with VLAN filtering); ``storm_pps``:
+        broadcast and multicast frames admitted per second (0: no limit).
+        """
+        port = BridgePortConfig(name, pvid, tuple(sorted(set(tagged))), storm_pps)
+        vnet = self.vnet(vnet_name)
+        bridge = self._bridge(vnet, bridge_name)
+        member = self.interface(vnet, port.name)
+        where = f"vnet {vnet.name}: {bridge_name}"
+        if member is bridge.ifnet:
+            raise OpError(f"{where}: a bridge cannot be a member of itself")
+        sub = vlan.of(member)
+        if sub is not None and sub.parent is bridge.ifnet:
+            raise OpError(f"{where}: {member.name} is one of its own VLANs")
+        self._check_member(where, member, bridge.ifnet.mtu)
+        for vid in (port.pvid, *port.tagged):
+            if not 0 <= vid <= 4094 or (vid == 0 and vid != port.pvid):
+                raise OpError(f"{where}: {member.name}: VLAN {vid} is not in 1..4094")
+        if port.storm_pps < 0:
+            raise OpError(f"{where}: {member.name}: storm_pps must be 0 or more")
+        build.strip_l3(vnet, member, self.driver.now())
+        bridge.add_port(member, port.pvid, frozenset(port.tagged), port.storm_pps)
+        log.info("vnet %s: %s: %s joined the bridge", vnet.name, bridge_name, member.name)
+        return member
+
+    def remove_bridge_port(self, vnet_name: str, bridge_name: str, name: str) -> Ifnet:
+        """Take member ``name`` out of ``bridge_name``; it is an L3 interface again."""
+        vnet = self.vnet(vnet_name)
+        bridge = self._bridge(vnet, bridge_name)
+        if name not in bridge.ports:
+            raise OpError(f"vnet {vnet.name}: {name} is not a member of bridge {bridge_name}")
+        member = bridge.remove_port(name).ifnet
+        build.give_back(vnet, member, self.driver.now())
+        log.info("vnet %s: %s: %s left the bridge", vnet.name, bridge_name, name)
+        return member
 
     def create_epair_between(
         self,
@@ -411,12 +581,17 @@ class Ops:
         """Destroy an interface (an epair with both ends); return the (vnet, name)s gone."""
         vnet = self.vnet(vnet_name)
         ifp = self.interface(vnet, name)
-        gone = [(vnet.name, ifp.name)]
+        gone: list[tuple[str, str]] = []
+        for child in vlan.children(ifp):  # a VLAN goes with its parent
+            gone += await self.destroy_interface(vnet.name, child.ifnet.name)
+        gone.append((vnet.name, ifp.name))
         epair = self.epair_of(ifp) if ifp.kind == "epair" else None
         if epair is not None:
             peer = epair.b if epair.a is ifp else epair.a
             self.detach(ifp)
             if peer.vnet.link.interfaces.get(peer.name) is peer:
+                for child in vlan.children(peer):
+                    gone += await self.destroy_interface(peer.vnet.name, child.ifnet.name)
                 self.detach(peer)
             self.driver.remove_epair(epair)
             gone.append((peer.vnet.name, peer.name))
@@ -442,19 +617,15 @@ class Ops:
     def detach(self, ifp: Ifnet) -> list[Route]:
         """Take ``ifp`` out of its vnet with every piece of state about it.
 
-        Return the routes removed with it; the device is left alone.
+        Return the routes removed with it; the device is left alone.  A
+        bridge gives its members back, a member leaves its bridge.
         """
         vnet = ifp.vnet
+        if self.mirrors is not None:
+            self.mirrors.interface_removed(ifp)
         now = self.driver.now()
-        nd.disable_ra(vnet, ifp, now)
-        routes = route_state.remove_interface_routes(vnet, ifp)
-        for v4 in list(ifp.addresses):
-            ipv4.remove_address(vnet, ifp, v4)
-        vnet.inet.arp.flush_interface(ifp)
-        for v6 in list(ifp.addresses6):
-            ipv6.remove_address(vnet, ifp, v6)
-        vnet.inet6.nd.flush_interface(ifp)
-        vnet.inet6.groups.pop(ifp.name, None)
+        build.release_l2(vnet, ifp, now)
+        routes = build.strip_l3(vnet, ifp, now)
         ifp.up = False
         del vnet.link.interfaces[ifp.name]
         vnet.timers.purge()
@@ -471,7 +642,7 @@ class Ops:
             raise OpError(f"vnet {to} already has an interface {name!r}")
         self.check_limit(target, "interfaces", len(target.link.interfaces))
         routes = self.detach(ifp)
-        static = [r for r in routes if r.origin == STATIC]
+        static = [r for r in routes if r.source.name == STATIC.name]
         ifp.vnet = target
         target.link.add(ifp)
         now = self.driver.now()
@@ -535,13 +706,6 @@ class Ops:
         vnet = self.vnet(vnet_name)
         ifp = self.interface(vnet, name)
         self._check_address(vnet, ifp, address, [], name)
-        if not (address.version == 6 and address.is_link_local):
-            route = vnet.route.table(address.version).get(address.network)
-            if route is not None and route.origin == STATIC:
-                raise OpError(
-                    f"vnet {vnet.name}: {name}: a static route to {address.network} exists; "
-                    "remove it before adding an address on that network"
-                )
         self.check_limit(
             vnet, "routes", self.routes_in_use(vnet), self.connected_routes(vnet, [address])
         )
@@ -578,45 +742,123 @@ class Ops:
         type_: str = UNICAST,
         via: IPAddress | None = None,
         interface: str | None = None,
+        source: Source = STATIC,
     ) -> Route:
-        """Add a static route (``via`` must be on a connected network)."""
+        """Add a route of ``source`` (``via`` must be on a connected network).
+
+        The source must hold no route to ``prefix`` yet; the route is held
+        when another source's route to it is preferred (a lower distance, or
+        the same and there first): see :meth:`Fib.state`.
+        """
         vnet = self.vnet(vnet_name)
+        route = self._resolve(vnet, prefix, type_, via, interface, source)
+        existing = vnet.route.table(prefix.version).get(prefix, source.name)
+        if existing is not None:
+            raise OpError(f"vnet {vnet.name}: a {source.name} route to {prefix} already exists")
+        self.check_limit(vnet, "routes", self.routes_in_use(vnet))
+        fib = vnet.route.table(prefix.version)
+        fib.add(route)
+        log.info(
+            "vnet %s: route %s added (%s, %s, %s)",
+            vnet.name,
+            prefix,
+            _route_text(route),
+            source,
+            fib.state(route),
+        )
+        return route
+
+    def change_route(
+        self,
+        vnet_name: str,
+        prefix: Prefix,
+        type_: str = UNICAST,
+        via: IPAddress | None = None,
+        interface: str | None = None,
+        source: Source = STATIC,
+    ) -> Route:
+        """Replace ``source``'s route to ``prefix``; return the new one.
+
+        Everything is checked before the old route goes: a refused change
+        leaves it as it was.
+        """
+        vnet = self.vnet(vnet_name)
+        route = self._resolve(vnet, prefix, type_, via, interface, source)
+        fib = vnet.route.table(prefix.version)
+        if fib.get(prefix, source.name) is None:
+            raise OpError(self.missing_route(vnet, prefix, source.name))
+        fib.replace(route)
+        log.info(
+            "vnet %s: route %s changed (%s, %s, %s)",
+            vnet.name,
+            prefix,
+            _route_text(route),
+            source,
+            fib.state(route),
+        )
+        return route
+
+    def _resolve(
+        self,
+        vnet: Vnet,
+        prefix: Prefix,
+        type_: str,
+        via: IPAddress | None,
+        interface: str | None,
+        source: Source,
+    ) -> Route:
+        """Check a route's fields and return it, not yet added."""
         if type_ not in ROUTE_TYPES:
             raise OpError(f"route type {type_!r}: expected unicast, blackhole or reject")
         if type_ != UNICAST and (via is not None or interface is not None):
             raise OpError(f"a {type_} route takes no next hop or interface")
+        if source.name == CONNECTED.name:
+            raise OpError(f"vnet {vnet.name}: connected routes come with interface addresses")
         ifp = self.interface(vnet, interface) if interface is not None else None
-        existing = vnet.route.table(prefix.version).get(prefix)
-        if existing is not None:
-            raise OpError(f"vnet {vnet.name}: a {existing.origin} route to {prefix} already exists")
         if via is not None and any(
             via == a.ip for i in vnet.link.interfaces.values() for a in i.all_addresses()
         ):
             raise OpError(f"vnet {vnet.name}: next hop {via} is an address of the vnet itself")
-        self.check_limit(vnet, "routes", self.routes_in_use(vnet))
         try:
-            route = route_state.add_static(vnet, prefix, type_, via, ifp)
+            return route_state.resolve(vnet, prefix, type_, via, ifp, source)
         except RouteError as err:
             raise OpError(f"vnet {vnet.name}: {err}") from None
-        log.info("vnet %s: route %s added (%s)", vnet.name, prefix, _route_text(route))
-        return route
 
-    def remove_route(self, vnet_name: str, prefix: Prefix) -> Route:
-        """Remove the static route to exactly ``prefix``."""
+    def remove_route(self, vnet_name: str, prefix: Prefix, source: str = STATIC.name) -> Route:
+        """Remove ``source``'s route to exactly ``prefix`` (another source's may take over)."""
         vnet = self.vnet(vnet_name)
         fib = vnet.route.table(prefix.version)
-        route = fib.get(prefix)
-        if route is None:
-            raise OpError(f"vnet {vnet.name} has no route to {prefix}")
-        if route.origin != STATIC:
-            owner = route.ifnet.name if route.ifnet is not None else "?"
-            raise OpError(
+        if fib.get(prefix, source) is None:
+            raise OpError(self.missing_route(vnet, prefix, source))
+        route = fib.delete(prefix, source)
+        successor = fib.get(prefix)
+        log.info(
+            "vnet %s: route %s removed (%s)%s",
+            vnet.name,
+            prefix,
+            route.source,
+            f", {successor.source} route installed" if successor is not None else "",
+        )
+        return route
+
+    @staticmethod
+    def missing_route(vnet: Vnet, prefix: Prefix, source: str) -> str:
+        """Return why ``source`` has no route to ``prefix`` to remove or change."""
+        routes = vnet.route.table(prefix.version).routes(prefix)
+        if not routes:
+            return f"vnet {vnet.name} has no route to {prefix}"
+        if [r.source.name for r in routes] == [CONNECTED.name]:
+            owner = routes[0].ifnet.name if routes[0].ifnet is not None else "?"
+            return (
                 f"vnet {vnet.name}: the route to {prefix} is connected (interface {owner}); "
                 "remove the address instead"
             )
-        fib.delete(prefix)
-        log.info("vnet %s: route %s removed", vnet.name, prefix)
-        return route
+        others = ", ".join(r.source.name for r in routes)
+        return f"vnet {vnet.name} has no {source} route to {prefix} (its routes there: {others})"
+
+    def describe_route(self, vnet_name: str, route: Route) -> dict[str, object]:
+        """Return ``route`` as plain data with its state (installed, held or gone)."""
+        return route_state.describe(self.vnet(vnet_name), route)
 
     # -- sysctl and firewall -------------------------------------------------------
 
@@ -715,8 +957,8 @@ class Ops:
     def flush_states(self, vnet_name: str) -> int:
         """Forget every firewall state of the vnet; return how many there were."""
         vnet = self._firewalled(self.vnet(vnet_name))
-        flushed = vnet.firewall.fw.states.flush()
-        log.info("vnet %s: firewall: %d states flushed", vnet.name, flushed)
+        flushed = vnet.firewall.fw.states.flush() + vnet.firewall.fw.nat.flush()
+        log.info("vnet %s: firewall: %d states and NAT mappings flushed", vnet.name, flushed)
         return flushed
 
     @staticmethod

@@ -6,13 +6,14 @@ one running the new, in an order that never needs a name, an address or a
 device before it is free:
 
 1. static routes removed (or changed), addresses removed from interfaces that stay;
-2. interfaces removed or re-created (a new type, host, peer, MAC, ``up`` or
-   link-local address re-creates it; an epair goes as a whole);
+2. interfaces removed or re-created (a new type, host, peer, MAC, ``up``,
+   link-local address, bridge or VLAN setting re-creates it; an epair goes as
+   a whole; VLANs before their parents, bridges before their members);
 3. vnets removed, children first;
 4. sysctl values (a vnet's limits before its other knobs) and firewall
    rulesets of the vnets that stay, parents first; permissions;
 5. vnets added, parents first, each with its sysctl values and ruleset;
-6. interfaces and epairs created;
+6. interfaces and epairs created (parents before VLANs, members before bridges);
 7. in place: MTU, addresses added, router advertisements;
 8. static routes added (or changed); the daemon's log level and admins.
 
@@ -68,6 +69,7 @@ from vrouter.daemon.config import (
 )
 from vrouter.daemon.ops import OpError, Ops
 from vrouter.firewall.rules import Ruleset
+from vrouter.route.source import STATIC, source
 
 if TYPE_CHECKING:
     from vrouter.daemon.main import Daemon
@@ -222,7 +224,7 @@ def overlay(config: Config) -> dict[str, dict[str, Value]]:
 
 def _ruleset_key(fw: FirewallConfig | None) -> object:
     ruleset = fw.ruleset if fw is not None else Ruleset()
-    return (ruleset.rules, ruleset.default, tuple(sorted(ruleset.tables.items())))
+    return (ruleset.rules, ruleset.default, tuple(sorted(ruleset.tables.items())), ruleset.nat)
 
 
 def _fixed(icfg: InterfaceConfig) -> InterfaceConfig:
@@ -235,7 +237,9 @@ def recreates(old: InterfaceConfig, new: InterfaceConfig) -> bool:
     """Return True if ``old`` cannot become ``new`` in place.
 
     A new type, host, peer, MAC, ``up``, offload setting or link-local
-    address needs a new interface; so does any setting added to
+    address needs a new interface, and so does a bridge's new members, VLAN
+    or FDB settings (its members stay: they leave the old bridge and join the
+    new one) or a VLAN's new parent or VID; so does any setting added to
     :class:`InterfaceConfig` later, until it learns to change in place.
     """
     return _fixed(old) != _fixed(new)
@@ -269,6 +273,13 @@ def plan(old: Config, new: Config) -> Plan:
     removed = [v for v in old.vnets if v.name not in new_v]
     added = [v for v in new.vnets if v.name not in old_v]
     kept = [v for v in new.vnets if v.name in old_v]
+    # A mirror is made with its vnet at start and removed with it; adding or
+    # changing one live is not done yet.
+    refused += tuple(
+        f"vnets.{v.name}.mirror: cannot change while vrouterd runs; restart vrouterd to apply it"
+        for v in new.vnets
+        if v.mirror != (old_v[v.name].mirror if v.name in old_v else None)
+    )
 
     def interfaces(vcfg: VnetConfig | None) -> dict[str, InterfaceConfig]:
         return {i.name: i for i in vcfg.interfaces} if vcfg is not None else {}
@@ -425,6 +436,12 @@ def plan(old: Config, new: Config) -> Plan:
         daemon.append(Step(LOG_LEVEL, "", new=new.daemon.log_level, old=old.daemon.log_level))
     if old.daemon.admins != new.daemon.admins:
         daemon.append(Step(ADMINS, "", new=new.daemon.admins, old=old.daemon.admins))
+    # VLANs go before their parents and bridges before their members; created the other way.
+    def rank(step: Step, vnets: dict[str, VnetConfig], cfg: object) -> int:
+        return vnets[step.vnet].rank(cfg) if isinstance(cfg, InterfaceConfig) else 0
+
+    destroy_if.sort(key=lambda step: -rank(step, old_v, step.old))
+    create_if.sort(key=lambda step: rank(step, new_v, step.new))
     steps = (
         *route_del,
         *address_del,
@@ -504,8 +521,8 @@ class Applier:
         if action == ROUTE_DEL:
             route: RouteConfig = step.old
             table = ops.vnet(vnet).route.table(route.prefix.version)
-            if table.get(route.prefix) is None:
-                log.info("reload: vnet %s: route %s is already gone", vnet, route.prefix)
+            if table.get(route.prefix, STATIC.name) is None:
+                log.info("reload: vnet %s: static route %s is already gone", vnet, route.prefix)
                 return _nothing
             ops.remove_route(vnet, route.prefix)
             return lambda: self._add_route(vnet, route)
@@ -582,7 +599,8 @@ class Applier:
         return old
 
     def _add_route_now(self, vnet: str, route: RouteConfig) -> None:
-        self.ops.add_route(vnet, route.prefix, route.type, route.via, route.interface)
+        static = source(STATIC.name, route.distance)
+        self.ops.add_route(vnet, route.prefix, route.type, route.via, route.interface, static)
 
     async def _add_route(self, vnet: str, route: RouteConfig) -> None:
         self._add_route_now(vnet, route)

@@ -7,6 +7,9 @@
   paths), evaluated first match wins, with per-rule counters.
 - ``states``: the state table: TCP sequence-window tracking after pf, UDP,
   ICMP echo and other-protocol pseudo-states, timeouts and a size limit.
+- ``nat``: address translation on the same hooks (NAT44 ``nat``/``rdr``/
+  ``binat`` with their mapping table, NPTv6), destinations before the filter
+  and sources after it.
 - ``engine``: ``evaluate`` puts them together and returns a ``Verdict``
   whose ``reason`` names the counter it incremented.
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vrouter.firewall.nat import NatTable
 from vrouter.firewall.packet import ND_TYPES, PROTO_ICMP6, PacketInfo, is_icmp_error, quoted
 from vrouter.firewall.rules import Ruleset
 from vrouter.firewall.states import StateTable
@@ -103,6 +104,11 @@ class Firewall:
     """False passes everything without looking."""
     stats: FirewallStats = field(default_factory=FirewallStats)
     """Verdict counters."""
+    nat: NatTable = field(default_factory=NatTable)
+    """Address translations; they count against the state limit."""
+
+    def __post_init__(self) -> None:
+        self.states.others = self.nat
 
 
 _DISABLED = Verdict(PASS, "disabled", -1)

@@ -23,7 +23,9 @@ Guarantees:
   No Next Header end the walk and are the packet's ``proto``.
 - A non-first fragment (IPv4 offset or IPv6 Fragment offset not zero) has
   ``fragment`` set and no transport fields: its ports are unknown.  A first
-  fragment is read like a whole packet.
+  fragment (``first_fragment``) is read like a whole packet, except that
+  its UDP length field, which covers the whole datagram, is not checked
+  against the fragment.
 - ``malformed`` is set when the transport header the packet announces is cut
   short: TCP shorter than 20 bytes or than its data offset, UDP shorter than
   8 bytes or than its length field, ICMP/ICMPv6 shorter than 8 bytes, or an
@@ -84,6 +86,7 @@ _ECHO4 = (icmp4.ECHO_REQUEST, icmp4.ECHO_REPLY)
 _ECHO6 = (icmp6.ECHO_REQUEST, icmp6.ECHO_REPLY)
 _ICMP_ID = struct.Struct("!BBHH")
 _PORTS_SEQ = struct.Struct("!HHI")
+_PORTS = struct.Struct("!HH")
 _EXT_SKIP = frozenset({ipv6.NH_HOPOPTS, ipv6.NH_ROUTING, ipv6.NH_DSTOPTS})
 _TCP_OPT_WSCALE = 3
 _MAX_WSCALE = 14
@@ -125,6 +128,8 @@ class PacketInfo:
     """ICMP/ICMPv6 code, -1 for other protocols."""
     fragment: bool = False
     """A non-first fragment: no transport header, ports unknown."""
+    first_fragment: bool = False
+    """A first fragment (more follow): its transport header, not all its data."""
     malformed: bool = False
     """The transport header is truncated."""
 
@@ -181,6 +186,7 @@ def _locate(view: memoryview, *, truncated: bool) -> _Located:
         flags_frag = (view[ipv4.FLAGS_FRAG] << 8) | view[ipv4.FLAGS_FRAG + 1]
         info = PacketInfo(4, view[ipv4.PROTO], bytes(view[ipv4.SRC]), bytes(view[ipv4.DST]), total)
         info.fragment = bool(flags_frag & ipv4.OFFSET_MASK)
+        info.first_fragment = not info.fragment and bool(flags_frag & ipv4.FLAG_MF)
         return _Located(info, hlen, min(total, n))
     if version == 6:
         if n < ipv6.HEADER_LEN:
@@ -217,6 +223,7 @@ def _walk6(view: memoryview, end: int, info: PacketInfo) -> int:
                 info.proto = nh
                 info.fragment = True
                 return offset
+            info.first_fragment = bool(offlg & 1)  # the M flag
         else:
             info.proto = nh
             return offset
@@ -264,9 +271,14 @@ def _transport(info: PacketInfo, view: memoryview, offset: int, end: int) -> Non
             if header.flags & tcp.SYN:
                 info.wscale = _wscale(data, header.header_len)
         elif proto == PROTO_UDP:
-            datagram = udp.UdpHeader.parse(data)
-            info.sport = datagram.src_port
-            info.dport = datagram.dst_port
+            if info.first_fragment:  # its length field covers the whole datagram
+                if len(data) < udp.HEADER_LEN:
+                    raise IntegrityError("udp_tooshort", f"{len(data)} bytes")
+                info.sport, info.dport = _PORTS.unpack_from(data)
+            else:
+                datagram = udp.UdpHeader.parse(data)
+                info.sport = datagram.src_port
+                info.dport = datagram.dst_port
         elif (proto == PROTO_ICMP and info.family == 4) or (
             proto == PROTO_ICMP6 and info.family == 6
         ):

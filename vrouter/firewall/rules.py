@@ -1,11 +1,9 @@
-"""Filter rules: parsing a ruleset from TOML, first-match evaluation, per-rule counters.
+"""Filter rules: the ruleset's values, first-match evaluation, per-rule counters.
 
-Responsibility: ``parse_ruleset`` turns the ``firewall`` table of a vnet
-(already loaded from TOML) into a ``Ruleset`` of frozen ``Rule`` values, or
-raises ``RulesetError`` with *every* problem found, each with its key path
-(``rules[3].to_port``, ``tables.trusted[1]``, prefixed by ``key_prefix``
-such as ``vnets.red.firewall``), the way ``vrouter.daemon.config`` reports
-problems.  ``Ruleset.match`` finds the rule that decides a packet.
+Responsibility: a ``Ruleset`` of frozen ``Rule`` and ``NatRule`` values, and
+``Ruleset.match``, which finds the rule that decides a packet.
+:func:`vrouter.firewall.ruleparse.parse_ruleset` makes one from the
+``firewall`` table of a vnet, reporting every problem with its key path.
 
 Semantics:
 
@@ -39,6 +37,9 @@ Semantics:
   packet then matches and its state is picked up from there.
 - ``reject`` drops the packet; the caller answers it (TCP RST or ICMP
   unreachable).  ``log`` only marks the rule for the caller.
+- ``[[nat]]`` entries (``NatRule``: ``nat``, ``rdr``, ``binat``, ``nptv6``)
+  belong to the same ruleset and are replaced with it; ``vrouter.firewall.nat``
+  applies them.  Every ``nat`` entry names its (outside) ``interface``.
 - Counters: ``evaluations`` counts every time a rule was tried, ``packets``
   and ``bytes`` what it decided plus what its states passed where it had
   matched (same interface and direction; the engine adds them), ``states``
@@ -47,14 +48,10 @@ Semantics:
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
-from vrouter.core.tomlkeys import TomlReader
-from vrouter.core.tomlkeys import join as _join
 from vrouter.firewall.packet import PROTO_ICMP, PROTO_ICMP6, PROTO_TCP, PROTO_UDP, PacketInfo
 from vrouter.wire import tcp
 
@@ -63,14 +60,16 @@ __all__ = [
     "DEFAULT_FLAGS",
     "ICMP4_TYPES",
     "ICMP6_TYPES",
+    "NAT_ACTIONS",
+    "NAT_FILTERING",
     "PROTOCOLS",
     "AddrMatch",
+    "NatRule",
     "PortMatch",
     "Rule",
     "RuleCounters",
     "Ruleset",
     "RulesetError",
-    "parse_ruleset",
 ]
 
 Network = IPv4Network | IPv6Network
@@ -119,31 +118,10 @@ TCP_FLAG_LETTERS = "FSRPAUEW"
 """pf's flag letters, bit 0 (FIN) to bit 7 (CWR)."""
 DEFAULT_FLAGS = (tcp.SYN, tcp.SYN | tcp.ACK)
 """pf's ``flags S/SA``, the default of pass rules that keep state."""
-_ALL_FLAGS = 0xFF
-
-_RULE_KEYS = (
-    "action",
-    "direction",
-    "interface",
-    "family",
-    "proto",
-    "from",
-    "to",
-    "from_port",
-    "to_port",
-    "icmp_type",
-    "flags",
-    "keep_state",
-    "log",
-    "label",
-)
-_TOP_KEYS = ("default", "tables", "rules")
-_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
-_TABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
-_PORT_RANGE = re.compile(r"([0-9]{1,5})(?:-([0-9]{1,5}))?")
-_FLAGS = re.compile(r"([FSRPAUEW]*)(?:/([FSRPAUEW]+))?")
-LABEL_MAX = 63
-"""Longest label, as pf's PF_RULE_LABEL_SIZE allows."""
+NAT_ACTIONS = ("nat", "rdr", "binat", "nptv6")
+"""What a ``[[nat]]`` entry does (pf's ``nat``/``rdr``/``binat``, and RFC 6296 NPTv6)."""
+NAT_FILTERING = ("address-dependent", "endpoint-independent")
+"""RFC 4787 filtering of a ``nat`` entry's mappings; the first is the default."""
 
 
 # --------------------------------------------------------------------------
@@ -185,7 +163,7 @@ class AddrMatch:
         """Return the pf-like text: ``any``, ``192.0.2.0/24``, ``! { <t>, 2001:db8::/32 }``."""
         if self.is_any:
             return "any"
-        items = [_net_text(n) for n in self.networks] + [f"<{t}>" for t in self.tables]
+        items = [net_text(n) for n in self.networks] + [f"<{t}>" for t in self.tables]
         text = items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
         return f"! {text}" if self.negate else text
 
@@ -251,7 +229,7 @@ class Rule:
         if self.family is not None:
             parts.append("inet" if self.family == 4 else "inet6")
         if self.proto is not None:
-            parts.append(f"proto {_proto_text(self.proto)}")
+            parts.append(f"proto {proto_text(self.proto)}")
         if self.src.is_any and self.dst.is_any and self.sport is None and self.dport is None:
             parts.append("all")
         else:
@@ -264,11 +242,11 @@ class Rule:
         if self.icmp_types is not None:
             v6 = self.proto == PROTO_ICMP6
             keyword = "icmp6-type" if v6 else "icmp-type"
-            names = [_icmp_text(t, 6 if v6 else 4) for t in sorted(self.icmp_types)]
+            names = [icmp_text(t, 6 if v6 else 4) for t in sorted(self.icmp_types)]
             text = names[0] if len(names) == 1 else "{ " + ", ".join(names) + " }"
             parts.append(f"{keyword} {text}")
         if self.flags is not None:
-            parts.append(f"flags {_flags_text(self.flags)}")
+            parts.append(f"flags {flags_text(self.flags)}")
         elif self.action == "pass" and self.keep_state and self.proto in (None, PROTO_TCP):
             parts.append("flags any")
         if self.keep_state:
@@ -292,6 +270,78 @@ class RuleCounters:
     """IP bytes of those packets."""
     states: int = 0
     """States the rule created."""
+
+
+@dataclass(frozen=True, slots=True)
+class NatRule:
+    """One ``[[nat]]`` entry: what to translate on ``interface``, and to what.
+
+    - ``nat``: packets leaving by ``interface`` from ``src`` to ``dst`` get
+      the source ``address`` (None: the interface's first IPv4 address, read
+      live: masquerade) and a port from ``port_range``;
+    - ``rdr``: packets for ``public`` (None: the interface's address) port
+      ``dport`` arriving on ``interface`` (or, hairpinned, on any other) go
+      to ``target``, port ``target_port`` plus the offset in ``dport``;
+    - ``binat``: ``inside`` and ``outside`` (prefixes of one length) map
+      one to one, both ways, on ``interface``;
+    - ``nptv6``: IPv6 prefix ``inside`` is ``outside`` on ``interface``
+      (RFC 6296, checksum-neutral).
+    """
+
+    action: str
+    interface: str
+    proto: int | None = None
+    """tcp, udp or icmp; None for all three (``rdr``: tcp and udp)."""
+    src: AddrMatch = AddrMatch()
+    dst: AddrMatch = AddrMatch()
+    dport: PortMatch | None = None
+    """``rdr``: the public ports."""
+    public: IPv4Address | None = None
+    """``rdr``: the public address; None: the interface's."""
+    address: IPv4Address | None = None
+    """``nat``: the translated source; None: the interface's (masquerade)."""
+    inside: Network | None = None
+    """``binat``/``nptv6``: the inside prefix."""
+    outside: Network | None = None
+    """``binat``/``nptv6``: the outside prefix."""
+    target: IPv4Address | None = None
+    """``rdr``: the inside server."""
+    target_port: int | None = None
+    """``rdr``: the server port of the first public port; None: the same ports."""
+    port_range: tuple[int, int] | None = None
+    """``nat``: ports (ICMP ids) to allocate from; None: the protocol's default."""
+    filtering: str = NAT_FILTERING[0]
+    """``nat``: RFC 4787 filtering of inbound packets to a mapping."""
+    label: str = ""
+
+    def describe(self) -> str:
+        """Return a pf-like one-line text of the entry."""
+        parts = [self.action, f"on {self.interface}"]
+        if self.proto is not None:
+            parts.append(f"proto {proto_text(self.proto)}")
+        if self.action in ("binat", "nptv6"):
+            assert self.inside is not None and self.outside is not None
+            parts.append(f"from {net_text(self.inside)} -> {net_text(self.outside)}")
+        elif self.action == "nat":
+            parts.append(f"from {self.src.describe()} to {self.dst.describe()}")
+            parts.append(
+                f"-> {self.address if self.address is not None else f'({self.interface})'}"
+            )
+            if self.port_range is not None:
+                parts.append(f"port {self.port_range[0]}:{self.port_range[1]}")
+            parts.append(self.filtering)
+        else:
+            parts.append(f"from {self.src.describe()}")
+            public = self.public if self.public is not None else f"({self.interface})"
+            parts.append(f"to {public}")
+            if self.dport is not None:
+                parts.append(f"port {self.dport.describe()}")
+            parts.append(f"-> {self.target}")
+            if self.target_port is not None:
+                parts.append(f"port {self.target_port}")
+        if self.label:
+            parts.append(f"label {self.label}")
+        return " ".join(parts)
 
 
 # --------------------------------------------------------------------------
@@ -334,7 +384,19 @@ def _compile_side(side: AddrMatch, tables: Mapping[str, tuple[Network, ...]]) ->
 class Ruleset:
     """An ordered list of rules with their counters, a default action and tables."""
 
-    __slots__ = ("_compiled", "counters", "default", "default_counters", "rules", "tables")
+    __slots__ = (
+        "_compiled",
+        "_nat_sides",
+        "counters",
+        "default",
+        "default_counters",
+        "nat",
+        "nat_counters",
+        "nat_inbound",
+        "nat_interfaces",
+        "rules",
+        "tables",
+    )
 
     rules: tuple[Rule, ...]
     counters: list[RuleCounters]
@@ -345,15 +407,25 @@ class Ruleset:
     """Counters of the default action."""
     tables: dict[str, tuple[Network, ...]]
     """Named address tables rules refer to as ``<name>``."""
+    nat: tuple[NatRule, ...]
+    """Translation entries, tried in order (first match wins)."""
+    nat_counters: list[RuleCounters]
+    """One per ``nat`` entry: packets it translated first, mappings it made (``states``)."""
+    nat_interfaces: frozenset[str]
+    """Interfaces some ``nat``, ``binat`` or ``nptv6`` entry translates sources on."""
+    nat_inbound: bool
+    """Some ``rdr`` or ``binat`` entry may translate a packet on its way in."""
 
     def __init__(
         self,
         rules: Sequence[Rule] = (),
         default: str = "pass",
         tables: Mapping[str, Sequence[Network]] | None = None,
+        nat: Sequence[NatRule] = (),
     ) -> None:
         """Build a ruleset; raise ``RulesetError`` for an unknown default or table."""
         self.rules = tuple(rules)
+        self.nat = tuple(nat)
         self.default = default
         self.tables = {name: tuple(nets) for name, nets in (tables or {}).items()}
         problems: list[tuple[str, str]] = []
@@ -364,6 +436,11 @@ class Ruleset:
                 for name in side.tables:
                     if name not in self.tables:
                         problems.append((f"rules[{i}].{side_key}", f"unknown table <{name}>"))
+        for i, entry in enumerate(self.nat):
+            for side_key, side in (("from", entry.src), ("to", entry.dst)):
+                for name in side.tables:
+                    if name not in self.tables:
+                        problems.append((f"nat[{i}].{side_key}", f"unknown table <{name}>"))
         if problems:
             raise RulesetError(problems)
         self.counters = [RuleCounters() for _ in self.rules]
@@ -372,6 +449,34 @@ class Ruleset:
             (rule, _compile_side(rule.src, self.tables), _compile_side(rule.dst, self.tables))
             for rule in self.rules
         )
+        self.nat_counters = [RuleCounters() for _ in self.nat]
+        self._nat_sides = tuple(
+            (_compile_side(n.src, self.tables), _compile_side(n.dst, self.tables)) for n in self.nat
+        )
+        self.nat_interfaces = frozenset(
+            n.interface for n in self.nat if n.action in ("nat", "binat", "nptv6")
+        )
+        self.nat_inbound = any(n.action in ("rdr", "binat") for n in self.nat)
+
+    def nat_matches(self, index: int, src: bytes, dst: bytes) -> bool:
+        """Return True if the ``from``/``to`` of ``nat`` entry ``index`` match (IPv4)."""
+        src_side, dst_side = self._nat_sides[index]
+        return src_side.matches(4, int.from_bytes(src, "big")) and dst_side.matches(
+            4, int.from_bytes(dst, "big")
+        )
+
+    def describe_nat(self) -> list[dict[str, object]]:
+        """Return every ``nat`` entry with its text and counters."""
+        return [
+            {
+                "index": i,
+                "text": entry.describe(),
+                "packets": counters.packets,
+                "bytes": counters.bytes,
+                "mappings": counters.states,
+            }
+            for i, (entry, counters) in enumerate(zip(self.nat, self.nat_counters, strict=True))
+        ]
 
     def __repr__(self) -> str:
         return f"Ruleset({len(self.rules)} rules, default={self.default!r})"
@@ -446,20 +551,20 @@ class Ruleset:
 # --------------------------------------------------------------------------
 
 
-def _net_text(network: Network) -> str:
+def net_text(network: Network) -> str:
     if network.prefixlen == network.max_prefixlen:
         return str(network.network_address)
     return str(network)
 
 
-def _proto_text(proto: int) -> str:
+def proto_text(proto: int) -> str:
     for name, number in PROTOCOLS.items():
         if number == proto:
             return name
     return str(proto)
 
 
-def _icmp_text(icmp_type: int, family: int) -> str:
+def icmp_text(icmp_type: int, family: int) -> str:
     names = ICMP6_TYPES if family == 6 else ICMP4_TYPES
     for name, number in names.items():
         if number == icmp_type:
@@ -467,435 +572,10 @@ def _icmp_text(icmp_type: int, family: int) -> str:
     return str(icmp_type)
 
 
-def _flags_text(flags: tuple[int, int]) -> str:
+def flags_text(flags: tuple[int, int]) -> str:
     flag_set, mask = flags
 
     def letters(bits: int) -> str:
         return "".join(c for i, c in enumerate(TCP_FLAG_LETTERS) if bits >> i & 1)
 
     return f"{letters(flag_set)}/{letters(mask)}"
-
-
-def _parse_prefix(text: str) -> Network | str:
-    """Parse ``ADDRESS`` or ``ADDRESS/LEN`` (host bits clear), or return why not."""
-    address_text, slash, length_text = text.partition("/")
-    if "%" in address_text:
-        return f"{text!r} has a zone index; write the address without it"
-    try:
-        address: IPv4Address | IPv6Address = ipaddress.ip_address(address_text)
-    except ValueError:
-        return (
-            f"{text!r} is not an address or prefix "
-            "(expected any, ADDRESS, ADDRESS/LEN, <table>, optionally after '!')"
-        )
-    if not slash:
-        return ipaddress.ip_network(address)
-    if not length_text.isdigit() or not length_text.isascii():
-        return f"{text!r}: the prefix length must be a decimal number"
-    length = int(length_text)
-    if length > address.max_prefixlen:
-        return f"{text!r}: prefix length {length} is out of range 0..{address.max_prefixlen}"
-    network = ipaddress.ip_network((address, length), strict=False)
-    if network.network_address != address:
-        return f"{text!r} has host bits set; did you mean {network}?"
-    return network
-
-
-# --------------------------------------------------------------------------
-# The parser: collects problems, never stops at the first
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Addr:
-    """A parsed rule side and the key path of each of its prefixes."""
-
-    match: AddrMatch
-    keyed: tuple[tuple[Network, str], ...]
-
-
-class _Parser(TomlReader):
-    """Walks one firewall table, recording every problem it finds."""
-
-    # -- tables ----------------------------------------------------------------
-
-    def tables(self, value: object, key: str) -> tuple[dict[str, tuple[Network, ...]], set[str]]:
-        """Return the tables that parsed and every declared name (for references)."""
-        parsed: dict[str, tuple[Network, ...]] = {}
-        declared: set[str] = set()
-        if value is None:
-            return parsed, declared
-        if not isinstance(value, dict):
-            self.wrong_type(key, "a table of address lists", value)
-            return parsed, declared
-        for name, entries in value.items():
-            tkey = _join(key, name)
-            declared.add(name)
-            if not _TABLE_NAME.fullmatch(name):
-                self.problem(
-                    tkey,
-                    f"invalid table name {name!r}: 1-32 characters from [A-Za-z0-9_.-], "
-                    "starting with a letter, digit or '_'",
-                )
-                continue
-            if not isinstance(entries, list):
-                self.wrong_type(tkey, "an array of addresses or prefixes", entries)
-                continue
-            networks: list[Network] = []
-            for j, entry in enumerate(entries):
-                ekey = f"{tkey}[{j}]"
-                if not isinstance(entry, str):
-                    self.wrong_type(ekey, "a string (an address or prefix)", entry)
-                    continue
-                network = _parse_prefix(entry)
-                if isinstance(network, str):
-                    self.problem(ekey, network)
-                else:
-                    networks.append(network)
-            parsed[name] = tuple(networks)
-        return parsed, declared
-
-    # -- rule parts ------------------------------------------------------------
-
-    def side(
-        self, rule: Mapping[str, object], name: str, key: str, tables: set[str]
-    ) -> _Addr | None:
-        """Parse ``from``/``to``; None if absent-or-any is not the answer because of a problem."""
-        value = rule.get(name)
-        skey = _join(key, name)
-        if value is None:
-            return _Addr(AddrMatch(), ())
-        if isinstance(value, str):
-            items: list[tuple[object, str]] = [(value, skey)]
-        elif isinstance(value, list):
-            if not value:
-                self.problem(skey, 'an empty list matches nothing; omit the key (or "any")')
-                return None
-            items = [(v, f"{skey}[{j}]") for j, v in enumerate(value)]
-        else:
-            self.wrong_type(skey, "a string or an array of strings", value)
-            return None
-        ok = True
-        negations: list[bool] = []
-        networks: list[tuple[Network, str]] = []
-        names: list[str] = []
-        for item, ikey in items:
-            if not isinstance(item, str):
-                self.wrong_type(ikey, "a string", item)
-                ok = False
-                continue
-            text = item.strip()
-            negated = text.startswith("!")
-            if negated:
-                text = text[1:].strip()
-            negations.append(negated)
-            if text == "any":
-                if negated:
-                    self.problem(ikey, "'!any' matches nothing")
-                    ok = False
-                elif len(items) > 1:
-                    self.problem(ikey, "'any' cannot be part of a list")
-                    ok = False
-                continue
-            if text.startswith("<") and text.endswith(">"):
-                table = text[1:-1]
-                if table not in tables:
-                    self.problem(ikey, f"unknown table <{table}> (declare it under [tables])")
-                    ok = False
-                else:
-                    names.append(table)
-                continue
-            network = _parse_prefix(text)
-            if isinstance(network, str):
-                self.problem(ikey, network)
-                ok = False
-            else:
-                networks.append((network, ikey))
-        if any(negations) and not all(negations):
-            self.problem(
-                skey, "negation applies to the whole list: put '!' on every item or on none"
-            )
-            ok = False
-        if not ok:
-            return None
-        negate = bool(negations) and all(negations)
-        match = AddrMatch(tuple(n for n, _ in networks), tuple(names), negate)
-        return _Addr(match, tuple(networks))
-
-    def ports(self, rule: Mapping[str, object], name: str, key: str) -> PortMatch | None:
-        value = rule.get(name)
-        pkey = _join(key, name)
-        if isinstance(value, list):
-            if not value:
-                self.problem(pkey, "an empty list matches nothing; omit the key")
-                return None
-            items = [(v, f"{pkey}[{j}]") for j, v in enumerate(value)]
-        else:
-            items = [(value, pkey)]
-        ranges: list[tuple[int, int]] = []
-        ok = True
-        for item, ikey in items:
-            parsed = self.port_range(item, ikey)
-            if parsed is None:
-                ok = False
-            else:
-                ranges.append(parsed)
-        return PortMatch(tuple(ranges)) if ok else None
-
-    def port_range(self, value: object, key: str) -> tuple[int, int] | None:
-        if isinstance(value, bool) or not isinstance(value, int | str):
-            self.wrong_type(key, 'a port (0..65535), a range "LOW-HIGH" or an array of them', value)
-            return None
-        if isinstance(value, int):
-            if not 0 <= value <= 65535:
-                self.problem(key, f"port {value} is out of range 0..65535")
-                return None
-            return value, value
-        match = _PORT_RANGE.fullmatch(value.strip())
-        if match is None:
-            self.problem(key, f'{value!r} is not a port or a range "LOW-HIGH"')
-            return None
-        low = int(match.group(1))
-        high = int(match.group(2)) if match.group(2) is not None else low
-        for port in (low, high):
-            if port > 65535:
-                self.problem(key, f"port {port} is out of range 0..65535")
-                return None
-        if low > high:
-            self.problem(key, f"range {value!r} is empty: {low} > {high}")
-            return None
-        return low, high
-
-    def proto(self, rule: Mapping[str, object], key: str) -> tuple[int | None, bool]:
-        """Return the protocol number (None: any) and whether it parsed."""
-        value = rule.get("proto")
-        if value is None:
-            return None, True
-        pkey = _join(key, "proto")
-        if isinstance(value, str):
-            if value in PROTOCOLS:
-                return PROTOCOLS[value], True
-            self.problem(
-                pkey, f"unknown protocol {value!r} (names: {', '.join(PROTOCOLS)}; or 0..255)"
-            )
-            return None, False
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.wrong_type(pkey, "a protocol name or number", value)
-            return None, False
-        if not 0 <= value <= 255:
-            self.problem(pkey, f"protocol {value} is out of range 0..255")
-            return None, False
-        return value, True
-
-    def icmp_types(self, rule: Mapping[str, object], key: str, proto: int) -> frozenset[int] | None:
-        value = rule.get("icmp_type")
-        tkey = _join(key, "icmp_type")
-        names = ICMP6_TYPES if proto == PROTO_ICMP6 else ICMP4_TYPES
-        if isinstance(value, list):
-            if not value:
-                self.problem(tkey, "an empty list matches nothing; omit the key")
-                return None
-            items = [(v, f"{tkey}[{j}]") for j, v in enumerate(value)]
-        else:
-            items = [(value, tkey)]
-        types: set[int] = set()
-        ok = True
-        for item, ikey in items:
-            if isinstance(item, str):
-                if item in names:
-                    types.add(names[item])
-                else:
-                    which = "icmp6" if proto == PROTO_ICMP6 else "icmp"
-                    self.problem(
-                        ikey,
-                        f"unknown {which} type {item!r} (names: {', '.join(names)}; or 0..255)",
-                    )
-                    ok = False
-            elif isinstance(item, int) and not isinstance(item, bool):
-                if 0 <= item <= 255:
-                    types.add(item)
-                else:
-                    self.problem(ikey, f"ICMP type {item} is out of range 0..255")
-                    ok = False
-            else:
-                self.wrong_type(ikey, "an ICMP type name or number", item)
-                ok = False
-        return frozenset(types) if ok else None
-
-    def flags(self, rule: Mapping[str, object], key: str) -> tuple[tuple[int, int] | None, bool]:
-        """Return ``(flags, given)``; flags None for ``"any"`` or a problem."""
-        value = rule.get("flags")
-        if value is None:
-            return None, False
-        fkey = _join(key, "flags")
-        if not isinstance(value, str):
-            self.wrong_type(fkey, 'a string such as "S/SA" or "any"', value)
-            return None, True
-        if value == "any":
-            return None, True
-        match = _FLAGS.fullmatch(value)
-        if match is None or not match.group(1):
-            self.problem(
-                fkey, f'{value!r} is not SET/MASK of the letters {TCP_FLAG_LETTERS}, e.g. "S/SA"'
-            )
-            return None, True
-
-        def bits(letters: str) -> int:
-            return sum(1 << TCP_FLAG_LETTERS.index(c) for c in set(letters))
-
-        flag_set = bits(match.group(1))
-        mask = bits(match.group(2)) if match.group(2) is not None else _ALL_FLAGS
-        if flag_set & ~mask:
-            self.problem(fkey, f"{value!r}: flags set outside the mask can never be tested")
-            return None, True
-        return (flag_set, mask), True
-
-    # -- a whole rule ------------------------------------------------------------
-
-    def rule(self, value: object, key: str, tables: set[str]) -> Rule | None:
-        if not isinstance(value, dict):
-            self.wrong_type(key, "a table (a [[rules]] entry)", value)
-            return None
-        before = len(self.problems)
-        self.check_keys(value, key, _RULE_KEYS)
-        if "action" not in value:
-            self.problem(_join(key, "action"), "missing required key 'action'")
-        action = self.choice(value, "action", key, ACTIONS)
-        direction = self.choice(value, "direction", key, DIRECTIONS)
-        interface = self.string(value, "interface", key)
-        if interface is not None and (not _IFNAME.fullmatch(interface) or interface in (".", "..")):
-            self.problem(
-                _join(key, "interface"),
-                f"invalid interface name {interface!r}: must be 1-15 characters "
-                "from [A-Za-z0-9_.-] (Linux IFNAMSIZ)",
-            )
-        family_name = self.choice(value, "family", key, tuple(FAMILIES))
-        family = FAMILIES[family_name] if family_name is not None else None
-        proto, proto_ok = self.proto(value, key)
-        src = self.side(value, "from", key, tables)
-        dst = self.side(value, "to", key, tables)
-
-        sport = dport = None
-        for name in ("from_port", "to_port"):
-            if name not in value:
-                continue
-            if proto_ok and proto not in (PROTO_TCP, PROTO_UDP):
-                self.problem(_join(key, name), "ports need proto tcp or udp")
-                continue
-            ports = self.ports(value, name, key)
-            if name == "from_port":
-                sport = ports
-            else:
-                dport = ports
-
-        icmp_types = None
-        if "icmp_type" in value:
-            if proto_ok and proto not in (PROTO_ICMP, PROTO_ICMP6):
-                self.problem(_join(key, "icmp_type"), "icmp_type needs proto icmp or icmp6")
-            elif proto is not None:
-                icmp_types = self.icmp_types(value, key, proto)
-
-        flags, flags_given = self.flags(value, key)
-        if flags_given and proto_ok and proto not in (None, PROTO_TCP):
-            self.problem(_join(key, "flags"), "flags need proto tcp (or no proto)")
-
-        keep_state = self.boolean(value, "keep_state", key)
-        if keep_state and action in ("block", "reject"):
-            self.problem(_join(key, "keep_state"), f"a {action} rule cannot keep state")
-        log = self.boolean(value, "log", key)
-        label = self.string(value, "label", key)
-        if label is not None and len(label) > LABEL_MAX:
-            self.problem(_join(key, "label"), f"longer than {LABEL_MAX} characters")
-
-        if proto_ok and src is not None and dst is not None:
-            family = self.rule_family(key, family, family_name, proto, src, dst)
-        if len(self.problems) != before or action is None:
-            return None
-        assert src is not None and dst is not None, "no problem means both sides parsed"
-        if keep_state is None:
-            keep_state = action == "pass"
-        if not flags_given and action == "pass" and keep_state and proto in (None, PROTO_TCP):
-            flags = DEFAULT_FLAGS
-        return Rule(
-            action=action,
-            direction=direction,
-            interface=interface,
-            family=family,
-            proto=proto,
-            src=src.match,
-            dst=dst.match,
-            sport=sport,
-            dport=dport,
-            icmp_types=icmp_types,
-            flags=flags,
-            keep_state=keep_state,
-            log=bool(log),
-            label=label or "",
-        )
-
-    def rule_family(
-        self,
-        key: str,
-        family: int | None,
-        family_name: str | None,
-        proto: int | None,
-        src: _Addr,
-        dst: _Addr,
-    ) -> int | None:
-        """Return the family the rule is restricted to, reporting contradictions."""
-        implied = {PROTO_ICMP: 4, PROTO_ICMP6: 6}.get(proto) if proto is not None else None
-        reason = f"family is {family_name}"
-        if implied is not None:
-            proto_name = _proto_text(proto) if proto is not None else ""
-            if family is not None and family != implied:
-                other = "icmp6" if implied == 4 else "icmp"
-                self.problem(
-                    _join(key, "proto"),
-                    f"proto {proto_name} is for {'IPv4' if implied == 4 else 'IPv6'} but "
-                    f"{reason}; use {other}",
-                )
-                return family
-            if family is None:
-                family = implied
-                reason = f"proto {proto_name} is {'IPv4' if implied == 4 else 'IPv6'} only"
-        if family is not None:
-            for network, nkey in src.keyed + dst.keyed:
-                if network.version != family:
-                    kind = "an IPv4" if network.version == 4 else "an IPv6"
-                    self.problem(nkey, f"{_net_text(network)} is {kind} address but {reason}")
-            return family
-        candidates = {4, 6}
-        for side in (src, dst):
-            if side.match.tables or not side.match.networks:
-                continue
-            candidates &= {n.version for n in side.match.networks}
-        if not candidates:
-            self.problem(
-                _join(key, "to"),
-                f"'to' is IPv{dst.match.networks[0].version} only and 'from' "
-                f"IPv{src.match.networks[0].version} only: no packet can match",
-            )
-            return None
-        return candidates.pop() if len(candidates) == 1 else None
-
-
-def parse_ruleset(data: Mapping[str, object], key_prefix: str = "") -> Ruleset:
-    """Parse a firewall table into a ``Ruleset``; raise ``RulesetError`` with all problems."""
-    parser = _Parser()
-    parser.check_keys(data, key_prefix, _TOP_KEYS)
-    default = parser.choice(data, "default", key_prefix, DEFAULTS) or "pass"
-    tables, declared = parser.tables(data.get("tables"), _join(key_prefix, "tables"))
-    rules: list[Rule] = []
-    value = data.get("rules")
-    rkey = _join(key_prefix, "rules")
-    if value is not None:
-        if not isinstance(value, list):
-            parser.wrong_type(rkey, "an array of tables ([[rules]])", value)
-        else:
-            for i, item in enumerate(value):
-                rule = parser.rule(item, f"{rkey}[{i}]", declared)
-                if rule is not None:
-                    rules.append(rule)
-    if parser.problems:
-        raise RulesetError(parser.problems)
-    return Ruleset(rules, default, tables)

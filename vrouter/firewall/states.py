@@ -69,8 +69,9 @@ Semantics:
   moves the expiry to ``now`` + the timeout of the state's current class,
   which may also shorten it.  ``lookup`` ignores (and removes) an expired
   state even before ``expire`` ran; ``next_deadline`` is exact.
-- **Limit**: at most ``max_states``; creating one more first expires what is
-  due, then fails and counts ``limit``.  Existing states keep working.
+- **Limit**: at most ``max_states``, NAT mappings (``others``) included;
+  creating one more first expires what is due, then fails and counts
+  ``limit``.  Existing states keep working.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass, field
 
 from vrouter.firewall.packet import (
@@ -322,7 +323,7 @@ def _key(info: PacketInfo) -> StateKey | None:
 class StateTable:
     """The states of one firewall, keyed for lookup and ordered by expiry."""
 
-    __slots__ = ("_heap", "_order", "_states", "max_states", "stats", "timeouts")
+    __slots__ = ("_heap", "_order", "_states", "max_states", "others", "stats", "timeouts")
 
     max_states: int
     """Most states the table holds."""
@@ -330,12 +331,15 @@ class StateTable:
     """Timeouts applied from now on."""
     stats: StateStats
     """Counters."""
+    others: Sized | None
+    """Other entries that count against ``max_states`` (the NAT mappings)."""
 
     def __init__(self, *, max_states: int = 10000, timeouts: Timeouts | None = None) -> None:
         """Create an empty table."""
         self.max_states = max_states
         self.timeouts = timeouts if timeouts is not None else Timeouts()
         self.stats = StateStats()
+        self.others = None
         self._states: dict[StateKey, State] = {}
         self._heap: list[tuple[float, int, State]] = []
         self._order = itertools.count()
@@ -471,9 +475,9 @@ class StateTable:
         old = self._states.get(key)
         if old is not None:
             self._remove(old)
-        if len(self._states) >= self.max_states:
+        if self.room() <= 0:
             self.expire(now)
-            if len(self._states) >= self.max_states:
+            if self.room() <= 0:
                 self.stats.limit += 1
                 return None
         state = State(
@@ -510,6 +514,11 @@ class StateTable:
         heapq.heappush(self._heap, (state.deadline, next(self._order), state))
         self.stats.inserts += 1
         return state
+
+    def room(self) -> int:
+        """Return how many more states (or NAT mappings) the limit allows."""
+        others = len(self.others) if self.others is not None else 0
+        return self.max_states - len(self._states) - others
 
     def remove(self, state: State) -> None:
         """Remove ``state`` (counted in ``removals``)."""

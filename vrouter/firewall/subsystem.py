@@ -14,7 +14,12 @@ for ``FRAGMENT_HOLD`` seconds and the later pieces pass with it (pf does
 this by reassembling in ``scrub``).  A piece that arrives before its first
 fragment goes through the rules on addresses and protocol alone.
 
-Packets the firewall itself sends (resets, unreachables) are not filtered.
+Address translation (:mod:`vrouter.firewall.nat`) runs in the same hook:
+destinations are translated on the way in before the filter, sources on the
+way out after it, in place (the IP layer hands over a writable packet).
+
+Packets the firewall itself sends (resets, unreachables) are not filtered,
+only translated.
 A forwarded packet that a state passed on its way in is not matched again on
 its way out: the floating state it met would pass it there too.
 """
@@ -34,6 +39,7 @@ from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import Knob, Value, field_knob
 from vrouter.core.timers import Deadline
 from vrouter.firewall.engine import DROP, PASS, Firewall, evaluate
+from vrouter.firewall.nat import NatTimeouts
 from vrouter.firewall.packet import PacketInfo, parse
 from vrouter.firewall.rules import Ruleset
 from vrouter.firewall.states import StateTable, Timeouts
@@ -63,10 +69,33 @@ LOG_RATE = 100
 
 
 @dataclass(slots=True)
+class VnetNatHost:
+    """What address translation needs of a vnet (``vrouter.firewall.nat.NatHost``)."""
+
+    vnet: Vnet
+
+    def address_of(self, ifname: str) -> bytes | None:
+        """Return the first IPv4 address of interface ``ifname``, None if it has none."""
+        ifp = self.vnet.link.interfaces.get(ifname)
+        if ifp is None or not ifp.addresses:
+            return None
+        return ifp.addresses[0].packed  # an IPv4Interface is its address
+
+    def source_toward(self, dst: bytes) -> bytes | None:
+        """Return the vnet's IPv4 source address towards ``dst``."""
+        return ipv4.source_address(self.vnet, dst)
+
+    def is_local(self, address: bytes) -> bool:
+        """Return True if ``address`` is one of the vnet's IPv4 addresses."""
+        return address in self.vnet.inet.local
+
+
+@dataclass(slots=True)
 class FilterState:
     """Per-vnet firewall state: the engine's firewall and its glue."""
 
     fw: Firewall
+    host: VnetNatHost
     purge: Deadline = field(default_factory=Deadline)
     fragments: OrderedDict[tuple[object, ...], float] = field(default_factory=OrderedDict)
     sending: bool = False
@@ -80,7 +109,7 @@ class FilterState:
 
 
 def _attach(vnet: Vnet) -> FilterState:
-    return FilterState(Firewall(Ruleset(), StateTable(), enabled=False))
+    return FilterState(Firewall(Ruleset(), StateTable(), enabled=False), VnetNatHost(vnet))
 
 
 def _detach(vnet: Vnet) -> None:
@@ -88,6 +117,7 @@ def _detach(vnet: Vnet) -> None:
     vnet.inet6.pfil = None
     vnet.firewall.purge.cancel()
     vnet.firewall.fw.states.flush()
+    vnet.firewall.fw.nat.flush()
 
 
 def set_enabled(vnet: Vnet, enabled: bool) -> None:
@@ -134,16 +164,39 @@ def _fragment_key(info: PacketInfo, packet: memoryview) -> tuple[tuple[object, .
 
 
 def check(vnet: Vnet, ifp: Ifnet, packet: memoryview, direction: str, now: float) -> bool:
-    """The pfil hook: True if ``packet`` may go on."""
+    """The pfil hook: True if ``packet`` may go on (rewritten in place when translated).
+
+    Translation brackets the filter (see :mod:`vrouter.firewall.nat`):
+    destinations are translated on the way in before the filter looks,
+    sources on the way out after it passed the packet.
+    """
     state = vnet.firewall
     fw = state.fw
-    if state.sending or not fw.enabled:
+    if not fw.enabled:
+        return True
+    nat = fw.nat
+    ruleset = fw.ruleset
+    if state.sending:
+        # Our own reset or unreachable: not filtered, but translated like the
+        # flow it answers (a redirected client sees the public address).
+        if direction == OUT and nat.touches(ruleset, ifp.name):
+            try:
+                own = parse(packet)
+            except WireError:
+                return True
+            return nat.translate_out(
+                state.host, ruleset, ifp.name, own, packet, now, fw.states.room()
+            )
         return True
     if direction == OUT and state.passed_in is packet:
         state.passed_in = None
         fw.stats.state += 1
         fw.stats.passed += 1
-        return True
+        if not nat.touches(ruleset, ifp.name):
+            return True
+        return nat.translate_out(
+            state.host, ruleset, ifp.name, parse(packet), packet, now, fw.states.room()
+        )
     state.passed_in = None
     try:
         info = parse(packet)
@@ -151,24 +204,39 @@ def check(vnet: Vnet, ifp: Ifnet, packet: memoryview, direction: str, now: float
         fw.stats.malformed += 1
         fw.stats.dropped += 1
         return False
+    translating = bool(ruleset.nat) or len(nat) > 0
+    if (
+        direction == IN
+        and translating
+        and not nat.translate_in(state.host, ruleset, ifp.name, info, packet, now, fw.states.room())
+    ):
+        return False
     frag = _fragment_key(info, packet)
     if frag is not None and not frag[1]:
         expiry = state.fragments.get(frag[0])
         if expiry is not None and expiry >= now:
             fw.stats.passed += 1
+            if direction == OUT and translating:
+                return nat.translate_out(
+                    state.host, ruleset, ifp.name, info, packet, now, fw.states.room()
+                )
             return True
     verdict = evaluate(fw, info, packet, direction, ifp.name, now)
     if verdict.rule >= 0 and verdict.reason == "rule":
         rule = fw.ruleset.rules[verdict.rule]
         if rule.log:
             _log(vnet, state, verdict.action, rule.describe(), ifp, direction, info, now)
-    if len(fw.states):
+    if len(fw.states) or len(nat):
         state.purge.arm(vnet.timers, now + PURGE_INTERVAL, lambda t: _purge(vnet, t))
     if verdict.action == PASS:
         if frag is not None and frag[1]:
             _remember_fragment(state, frag[0], now)
         if direction == IN and verdict.reason == "state":
             state.passed_in = packet
+        if direction == OUT and translating and nat.touches(ruleset, ifp.name):
+            return nat.translate_out(
+                state.host, ruleset, ifp.name, info, packet, now, fw.states.room()
+            )
         return True
     if verdict.action != DROP:
         _reject(vnet, ifp, packet, info, now)
@@ -186,9 +254,10 @@ def _remember_fragment(state: FilterState, key: tuple[object, ...], now: float) 
 def _purge(vnet: Vnet, now: float) -> None:
     state = vnet.firewall
     state.fw.states.expire(now)
+    state.fw.nat.expire(now)
     for key in [k for k, expiry in state.fragments.items() if expiry < now]:
         del state.fragments[key]
-    if len(state.fw.states) or state.fragments:
+    if len(state.fw.states) or len(state.fw.nat) or state.fragments:
         state.purge.arm(vnet.timers, now + PURGE_INTERVAL, lambda t: _purge(vnet, t))
 
 
@@ -285,6 +354,27 @@ def _timeout_knob(name: str) -> Knob:
     )
 
 
+def _nat_timeout_knob(name: str, minimum: float) -> Knob:
+    def get(vnet: Vnet) -> Value:
+        return float(getattr(vnet.firewall.fw.nat.timeouts, name))
+
+    def set_(vnet: Vnet, value: Value) -> None:
+        setattr(vnet.firewall.fw.nat.timeouts, name, float(value))
+
+    return Knob(
+        f"net.pf.nat.timeout.{name}",
+        float,
+        f"Seconds a {name.replace('_', ' ')} NAT mapping lives without traffic",
+        get,
+        set_,
+        minimum,
+        86400 * 7,
+    )
+
+
+# RFC 4787 REQ-5, RFC 5382 REQ-5, RFC 5508 REQ-1: the least a NAT may use.
+_NAT_TIMEOUT_MINIMUMS = {"udp": 120, "tcp_established": 7440, "tcp_transitory": 240, "icmp": 60}
+
 KNOBS = (
     Knob(
         "net.pf.enable",
@@ -302,6 +392,10 @@ KNOBS = (
         10_000_000,
     ),
     *(_timeout_knob(f.name) for f in dataclasses.fields(Timeouts)),
+    *(
+        _nat_timeout_knob(f.name, _NAT_TIMEOUT_MINIMUMS[f.name])
+        for f in dataclasses.fields(NatTimeouts)
+    ),
 )
 
 SUBSYSTEM = Subsystem("firewall", _attach, _detach, depends=("inet", "inet6"), knobs=KNOBS)

@@ -99,9 +99,13 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         _count(ifp, stats, "ip_badsrc", error=True)
         return
     pfil = inet.pfil
-    if pfil is not None and not pfil(ifp, packet, IN, now):
-        _count(ifp, stats, "ip_filtered")
-        return
+    if pfil is not None:
+        if frame.__class__ is bytes:  # the filter may rewrite it (NAT)
+            frame = bytearray(frame)
+            packet = memoryview(frame)[HEADER_LEN : HEADER_LEN + total]
+        if not pfil(ifp, packet, IN, now):
+            _count(ifp, stats, "ip_filtered")
+            return
     dst = bytes(frame[_DST : _DST + 4])
     if dst in inet.local:
         # Errors about a link-layer broadcast are never sent (RFC 1122 3.2.2).
@@ -186,7 +190,11 @@ def _deliver(
     stats = vnet.inet.stats
     vhdr = vhdr_of(packet.obj)
     if vhdr is not None:
-        take = vnet.inet.offload_protocols.get(packet[9]) if vhdr.flags & F_NEEDS_CSUM else None
+        take = (
+            vnet.inet.offload_protocols.get(packet[9])
+            if vhdr.flags & F_NEEDS_CSUM and vnet.inet.punt is None
+            else None
+        )
         if take is not None and not (packet[6] << 8 | packet[7]) & (FLAG_MF | OFFSET_MASK):
             stats.delivered += 1  # the protocol takes it as it is
             take(ifp, packet, hlen, unicast, now)
@@ -204,6 +212,9 @@ def _deliver(
         stats.reassembled += 1
         packet = memoryview(whole)
         hlen = (whole[0] & 0x0F) << 2
+    punt = vnet.inet.punt
+    if punt is not None and punt(ifp, packet, hlen, unicast, now):
+        return
     handler = vnet.inet.protocols.get(packet[9])
     if handler is None:
         _count(ifp, stats, "ip_noproto")
@@ -264,16 +275,18 @@ def _forward(
         return
     out = dest.out
     assert out is not None
-    pfil = inet.pfil
-    if pfil is not None and not pfil(out, packet, OUT, now):
-        _count(ifp, stats, "ip_filtered_out")
-        return
     vhdr = vhdr_of(frame)
     # A TCP super-frame fits if the segments it stands for do.
     size = total if vhdr is None or not vhdr.is_gso else segment_length(frame, vhdr)
     if size > out.mtu and frame[_FRAG] << 8 & FLAG_DF:
         _count(ifp, stats, "ip_toolong")
         send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NEEDFRAG, now, out.mtu)
+        return
+    # After the MTU check: the error must quote the packet as its sender sent it,
+    # before the filter translates its source (NAT).
+    pfil = inet.pfil
+    if pfil is not None and not pfil(out, packet, OUT, now):
+        _count(ifp, stats, "ip_filtered_out")
         return
     buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total, vhdr)
     proto = buf[_PROTO]
@@ -334,10 +347,13 @@ def output(vnet: Vnet, packet: bytes, now: float, vhdr: VirtioHdr | None = None)
         inet.stats.noroute_out += 1
         return False
     out = route.ifnet
-    if inet.pfil is not None and not inet.pfil(out, memoryview(packet), OUT, now):
-        inet.stats.filtered_out += 1
-        out.counters.tx_drops["ip_filtered_out"] += 1
-        return False
+    if inet.pfil is not None:
+        writable = bytearray(packet)  # the filter may rewrite it (NAT)
+        if not inet.pfil(out, memoryview(writable), OUT, now):
+            inet.stats.filtered_out += 1
+            out.counters.tx_drops["ip_filtered_out"] += 1
+            return False
+        packet = bytes(writable)
     inet.stats.localout += 1
     route.use += 1
     frame = bytearray(HEADER_LEN + len(packet)) if vhdr is None else OffloadBuffer(
@@ -370,10 +386,13 @@ def output_on(vnet: Vnet, out: Ifnet, packet: bytes, now: float) -> bool:
     """
     inet = vnet.inet
     dst = packet[ip_wire.DST]
-    if inet.pfil is not None and not inet.pfil(out, memoryview(packet), OUT, now):
-        inet.stats.filtered_out += 1
-        out.counters.tx_drops["ip_filtered_out"] += 1
-        return False
+    if inet.pfil is not None:
+        writable = bytearray(packet)  # the filter may rewrite it (NAT)
+        if not inet.pfil(out, memoryview(writable), OUT, now):
+            inet.stats.filtered_out += 1
+            out.counters.tx_drops["ip_filtered_out"] += 1
+            return False
+        packet = bytes(writable)
     frame = bytearray(HEADER_LEN + len(packet))
     frame[HEADER_LEN:] = packet
     if 224 <= dst[0] < 240:

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 ProtoHandler = Callable[["Ifnet", memoryview, int, bool, float], None]
 """Local delivery of one protocol: (ifp, IP packet, header length, unicast, now)."""
 
+Punt = Callable[["Ifnet", memoryview, int, bool, float], bool]
+"""The mirror's punt hook: (ifp, IP packet, header length, unicast, now) -> taken whole?"""
+
 Pfil = Callable[["Ifnet", memoryview, str, float], bool]
 """A packet filter hook: (interface, IP packet, direction, now) -> pass?"""
 IN = "in"
@@ -163,6 +166,9 @@ class InetState:
     need not be checked (the bytes never crossed a wire), nothing is cut."""
     pfil: Pfil | None = None
     """The packet filter hook (FreeBSD's pfil), None when no firewall is active."""
+    punt: Punt | None = None
+    """The control-plane mirror's share of local traffic (:mod:`vrouter.mirror.punt`),
+    None when the vnet has no mirror."""
     stats: IpStats = field(default_factory=IpStats)
     icmp: IcmpStats = field(default_factory=IcmpStats)
     arpstat: ArpStats = field(default_factory=ArpStats)

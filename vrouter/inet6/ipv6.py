@@ -118,9 +118,13 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         _count(ifp, stats, "ip6_badsrc", error=True)
         return
     pfil = inet6.pfil
-    if pfil is not None and not pfil(ifp, packet, IN, now):
-        _count(ifp, stats, "ip6_filtered")
-        return
+    if pfil is not None:
+        if frame.__class__ is bytes:  # the filter may rewrite it (NPTv6)
+            frame = bytearray(frame)
+            packet = memoryview(frame)[HEADER_LEN : HEADER_LEN + total]
+        if not pfil(ifp, packet, IN, now):
+            _count(ifp, stats, "ip6_filtered")
+            return
     dst = bytes(frame[_DST : _DST + 16])
     l2_multicast = bool(frame[0] & 1)
     if dst[0] == 0xFF:
@@ -152,7 +156,11 @@ def _deliver(
     stats = inet6.stats
     vhdr = vhdr_of(packet.obj)
     if vhdr is not None:
-        take = inet6.offload_protocols.get(packet[6]) if vhdr.flags & F_NEEDS_CSUM else None
+        take = (
+            inet6.offload_protocols.get(packet[6])
+            if vhdr.flags & F_NEEDS_CSUM and inet6.punt is None
+            else None
+        )
         if take is not None:  # no extension headers: the protocol takes it as it is
             stats.delivered += 1
             take(ifp, packet, 40, unicast, now)
@@ -190,6 +198,9 @@ def _deliver(
         return
     if chain.proto == NH_NONE:
         stats.delivered += 1
+        return
+    punt = inet6.punt
+    if punt is not None and punt(ifp, packet, chain.offset, chain.proto, unicast, now):
         return
     handler = inet6.protocols.get(chain.proto)
     if handler is None:
@@ -280,10 +291,6 @@ def _forward(
         return
     out = dest.out
     assert out is not None
-    pfil = inet6.pfil
-    if pfil is not None and not pfil(out, packet, OUT, now):
-        _count(ifp, stats, "ip6_filtered_out")
-        return
     vhdr = vhdr_of(frame)
     # A TCP super-frame fits if the segments it stands for do.
     size = total if vhdr is None or not vhdr.is_gso else segment_length(frame, vhdr)
@@ -292,6 +299,12 @@ def _forward(
         send_error(
             vnet, ifp, packet, icmp6.PACKET_TOO_BIG, 0, now, out.mtu, allow_multicast=True
         )
+        return
+    # After the MTU check: the error must quote the packet as its sender sent it,
+    # before the filter translates its source (NPTv6).
+    pfil = inet6.pfil
+    if pfil is not None and not pfil(out, packet, OUT, now):
+        _count(ifp, stats, "ip6_filtered_out")
         return
     buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total, vhdr)
     buf[_HLIM] = hlim - 1
@@ -341,10 +354,13 @@ def output(
             return True
         _deliver(vnet, local.ifnet, memoryview(pkt), True, False, now)
         return True
-    if inet6.pfil is not None and not inet6.pfil(out, memoryview(pkt), OUT, now):
-        inet6.stats.filtered_out += 1
-        out.counters.tx_drops["ip6_filtered_out"] += 1
-        return False
+    if inet6.pfil is not None:
+        translated = bytearray(pkt)  # the filter may rewrite it (NPTv6)
+        if not inet6.pfil(out, memoryview(translated), OUT, now):
+            inet6.stats.filtered_out += 1
+            out.counters.tx_drops["ip6_filtered_out"] += 1
+            return False
+        pkt = bytes(translated)
     inet6.stats.localout += 1
     mtu = icmp6_layer.path_mtu(vnet, dst, out.mtu, now)
     packets = [pkt]

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 Proto6Handler = Callable[["Ifnet", memoryview, int, bool, float], None]
 """Local delivery of one protocol: (ifp, IPv6 packet, upper-layer offset, unicast, now)."""
+Punt6 = Callable[["Ifnet", memoryview, int, int, bool, float], bool]
+"""The mirror's punt hook: (ifp, packet, upper-layer offset, protocol, unicast, now)."""
 
 TENTATIVE = "tentative"
 PREFERRED = "preferred"
@@ -188,6 +190,9 @@ class Inet6State:
     them whole: the checksum need not be checked, nothing is cut."""
     pfil: Pfil | None = None
     """The packet filter hook, None when no firewall is active."""
+    punt: Punt6 | None = None
+    """The control-plane mirror's share of local traffic (:mod:`vrouter.mirror.punt`),
+    None when the vnet has no mirror."""
     pmtu: dict[bytes, tuple[int, float]] = field(default_factory=dict)
     """Path MTU learnt from Packet Too Big: destination -> (mtu, expiry)."""
     dests: DestCache = field(default_factory=DestCache)

@@ -1,6 +1,6 @@
-"""Packet capture: taps on interfaces, libpcap filters run by the kernel, pcap files.
+"""Packet capture: captures on interfaces, libpcap filters run by the kernel, pcap files.
 
-A capture is one :class:`Tap` on one :class:`~vrouter.link.ifnet.Ifnet`
+A capture is one :class:`Capture` on one :class:`~vrouter.link.ifnet.Ifnet`
 feeding one end of an ``AF_UNIX``/``SOCK_SEQPACKET`` socket pair; the reader
 (``vrouterctl capture``) holds the other end, passed to it by the control
 server.  Each tapped frame becomes one datagram: a :data:`HEADER` (wall-clock
@@ -32,11 +32,11 @@ Ethernet (``ldx len``, ``ret a``, Linux ancillary loads) are refused rather
 than guessed at.
 
 Lifecycle.  Sending never blocks: when the reader is slow and the socket
-buffer is full the frame is dropped and counted (:attr:`Tap.dropped`, also
+buffer is full the frame is dropped and counted (:attr:`Capture.dropped`, also
 carried in each header), so capturing never slows forwarding.  When the
-reader closes its end, the next send fails with ``EPIPE`` and the tap
+reader closes its end, the next send fails with ``EPIPE`` and the capture
 detaches itself.  Taps live on the interface, so an interface or vnet that
-goes away takes its taps with it.  No event loop here: a tap only calls the
+goes away takes its captures with it.  No event loop here: a capture only calls the
 send function it was given.
 
 Files.  :class:`PcapWriter` writes classic pcap (microsecond timestamps,
@@ -75,7 +75,7 @@ SO_ATTACH_FILTER = 26
 SO_SNDBUFFORCE = 32
 SEND_FLAGS = socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL
 READER_GONE = frozenset({errno.EPIPE, errno.ECONNREFUSED, errno.ECONNRESET, errno.ENOTCONN})
-"""Send errors meaning the reader closed its end: the tap detaches."""
+"""Send errors meaning the reader closed its end: the capture detaches."""
 
 Insn = tuple[int, int, int, int]
 """One classic BPF instruction: (code, jt, jf, k)."""
@@ -269,10 +269,10 @@ def sender(sock: socket.socket) -> Send:
     return send
 
 
-# --- the tap: what an interface calls --------------------------------------------------
+# --- the capture: what an interface calls --------------------------------------------------
 
 
-class Tap:
+class Capture:
     """One capture on one interface: frames in the chosen directions go to ``send``."""
 
     __slots__ = ("ifnet", "send", "inbound", "outbound", "clock", "on_close", "sent", "dropped")
@@ -285,7 +285,7 @@ class Tap:
         inbound: bool = True,
         outbound: bool = True,
         clock: Callable[[], int] = time.time_ns,
-        on_close: Callable[[Tap], None] | None = None,
+        on_close: Callable[[Capture], None] | None = None,
     ) -> None:
         self.ifnet = ifnet
         self.send = send
@@ -294,7 +294,7 @@ class Tap:
         self.clock = clock
         """Wall-clock time in nanoseconds (pcap timestamps are wall-clock)."""
         self.on_close = on_close
-        """Called once when the tap detaches because its reader went away."""
+        """Called once when the capture detaches because its reader went away."""
         self.sent = 0
         """Frames handed to the socket (the kernel's filter may still discard them)."""
         self.dropped = 0
@@ -302,18 +302,18 @@ class Tap:
 
     @property
     def attached(self) -> bool:
-        """Return whether the interface still calls this tap."""
-        return self in self.ifnet.taps
+        """Return whether the interface still calls this capture."""
+        return self in self.ifnet.captures
 
     def attach(self) -> None:
         """Start seeing the interface's frames."""
         if not self.attached:
-            self.ifnet.taps.append(self)
+            self.ifnet.captures.append(self)
 
     def detach(self) -> None:
         """Stop seeing frames (idempotent)."""
         if self.attached:
-            self.ifnet.taps.remove(self)
+            self.ifnet.captures.remove(self)
 
     def __call__(self, frame: bytes | bytearray, outbound: bool) -> None:
         if not (self.outbound if outbound else self.inbound):
@@ -337,7 +337,7 @@ class Tap:
 
     def __repr__(self) -> str:
         where = f"{self.ifnet.vnet.name}:{self.ifnet.name}"
-        return f"<Tap {where} sent {self.sent} dropped {self.dropped}>"
+        return f"<Capture {where} sent {self.sent} dropped {self.dropped}>"
 
 
 # --- the reader's side: records, pcap, summaries ------------------------------------

@@ -2,7 +2,8 @@
 
 Every frame that arrives is counted; one that is dropped is counted by
 reason on the interface.  The per-vnet EtherType table decides who gets it.
-Captures (``ifp.taps``) see each frame first, before any drop decision.
+Captures (``ifp.captures``) see each frame first, before any drop decision.
+A bridge member hands its frames to the bridge (:mod:`vrouter.link.bridge`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     counters = ifp.counters
     counters.rx_packets += 1
     counters.rx_bytes += len(frame)
-    if ifp.taps:  # captures see every received frame, before any drop decision
-        ifp.tap(frame, False)
+    if ifp.captures:  # captures see every received frame, before any drop decision
+        ifp.show_captures(frame, False)
     if not ifp.up:
         ifp.drop("link_down")
         return
     if len(frame) < HEADER_LEN:
         ifp.drop("eth_truncated", error=True)
+        return
+    if ifp.bridge_input is not None:  # a bridge member: the bridge decides
+        ifp.bridge_input(ifp, frame, now)
         return
     # Unicast to another station: a TAP or epair peer only sends this when
     # misconfigured (or in promiscuous mode on a bridge); not ours to route.

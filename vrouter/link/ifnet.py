@@ -6,7 +6,7 @@ channel) sets ``transmit``; protocol code only calls :meth:`Ifnet.output`.
 Counters are plain integers read by the CLI and metrics at their own pace.
 
 Packet capture hooks in here and in :func:`vrouter.link.ether.input`, like
-BPF's ``bpf_mtap``: ``taps`` is an empty list unless someone captures, so
+BPF's ``bpf_mtap``: ``captures`` is an empty list unless someone captures, so
 the data path pays one truth test per frame for it.
 """
 
@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
 
 Transmit = Callable[[bytes | bytearray], None]
-FrameTap = Callable[[bytes | bytearray, bool], None]
+FrameCapture = Callable[[bytes | bytearray, bool], None]
 """Sees (frame, outbound) for every frame received or sent (:mod:`vrouter.link.capture`)."""
+Receive = Callable[["Ifnet", bytes | bytearray, float], None]
+"""Takes (interface, frame, now) for a frame received on the interface."""
 
 
 @dataclass(slots=True)
@@ -71,7 +73,8 @@ class Ifnet:
         "counters",
         "transmit",
         "offload",
-        "taps",
+        "captures",
+        "bridge_input",
         "__weakref__",
     )
 
@@ -92,8 +95,11 @@ class Ifnet:
         self.offload = True
         """The device takes frames that still carry offload work (partial
         checksums, TCP super-frames); False makes ``output`` finish them first."""
-        self.taps: list[FrameTap] = []
+        self.captures: list[FrameCapture] = []
         """Captures watching this interface; empty unless someone captures."""
+        self.bridge_input: Receive | None = None
+        """Set while the interface is a bridge member: every frame it receives goes
+        there instead of the EtherType demux (:mod:`vrouter.link.bridge`)."""
 
     def all_addresses(self) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
         """Return the IPv4 then the IPv6 addresses."""
@@ -111,8 +117,8 @@ class Ifnet:
                 for piece in resolve(frame, vhdr):
                     self.output(piece)
                 return
-        if self.taps:
-            self.tap(frame, True)
+        if self.captures:
+            self.show_captures(frame, True)
         try:
             self.transmit(frame)
         except OSError:
@@ -121,10 +127,10 @@ class Ifnet:
         counters.tx_packets += 1
         counters.tx_bytes += len(frame)
 
-    def tap(self, frame: bytes | bytearray, outbound: bool) -> None:
-        """Show ``frame`` to every capture on this interface (callers check ``taps`` first)."""
-        for tap in tuple(self.taps):  # a tap whose reader went away detaches itself
-            tap(frame, outbound)
+    def show_captures(self, frame: bytes | bytearray, outbound: bool) -> None:
+        """Show ``frame`` to every capture on this interface (callers check ``captures`` first)."""
+        for capture in tuple(self.captures):  # one whose reader went away detaches itself
+            capture(frame, outbound)
 
     def drop(self, reason: str, error: bool = False) -> None:
         """Count a received frame dropped for ``reason`` (malformed if ``error``)."""

@@ -1,4 +1,8 @@
-"""The link subsystem's per-vnet state: interfaces and the EtherType table."""
+"""The link subsystem's per-vnet state: interfaces, the EtherType table, VLANs, bridges.
+
+Its knobs: ``net.link.bridge.ageing_time`` and ``net.link.bridge.fdb_max``
+(capped by the vnet's ``fdb`` limit), see :mod:`vrouter.link.bridge`.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vrouter.core.registry import Subsystem
+from vrouter.core.sysctl import field_knob
+from vrouter.link import vlan
+from vrouter.link.bridge import BridgeState
+from vrouter.wire.vlan import TPID
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
     from vrouter.link.ifnet import Ifnet
+    from vrouter.link.vlan import Vlan
 
 EtherHandler = Callable[["Ifnet", bytes | bytearray, float], None]
 """Receives (interface, whole frame, now) for one EtherType."""
@@ -29,6 +38,10 @@ class LinkState:
     ethertypes: dict[int, EtherHandler] = field(default_factory=dict)
     """Input handler per EtherType, filled by the subsystems that attach."""
     next_index: int = 1
+    vlans: dict[tuple[str, int], Vlan] = field(default_factory=dict)
+    """802.1Q sub-interfaces by (parent interface name, VID)."""
+    bridge: BridgeState = field(default_factory=BridgeState)
+    """Bridges, their knobs and the vnet's FDB count."""
 
     def add(self, ifp: Ifnet) -> None:
         """Register ``ifp`` in this vnet and give it an index."""
@@ -47,14 +60,39 @@ class LinkState:
 
 
 def _attach(vnet: Vnet) -> LinkState:
-    return LinkState()
+    state = LinkState()
+    state.ethertypes[TPID] = vlan.input
+    return state
 
 
 def _detach(vnet: Vnet) -> None:
+    for bridge in list(vnet.link.bridge.bridges.values()):
+        bridge.close()
+    vnet.link.bridge.bridges.clear()
+    vnet.link.vlans.clear()
     for ifp in vnet.link.interfaces.values():
         ifp.up = False
     vnet.link.interfaces.clear()
     vnet.link.ethertypes.clear()
 
 
-SUBSYSTEM = Subsystem("link", _attach, _detach)
+KNOBS = (
+    field_knob(
+        "net.link.bridge.ageing_time",
+        int,
+        "seconds a learnt MAC stays in a bridge's FDB without a frame from it",
+        "link.bridge.ageing_time",
+        10,
+        1000000,
+    ),
+    field_knob(
+        "net.link.bridge.fdb_max",
+        int,
+        "FDB entries of the vnet's bridges together (sources beyond it are not learnt)",
+        "link.bridge.fdb_max",
+        0,
+        (1 << 31) - 1,
+    ),
+)
+
+SUBSYSTEM = Subsystem("link", _attach, _detach, knobs=KNOBS)

@@ -30,6 +30,15 @@ peer that insists on one.
 
 Packets that fail authentication are dropped, counted in the instance's
 stats and logged.
+
+Learnt routes go into the vnet under the source ``rip`` (RIPng: ``ripng``,
+administrative distance 120).  The route socket says of each add whether
+the route is installed, held (a better source, say a static route, has the
+prefix) or refused; a refused route is not counted as being in the table.
+The events of the route socket keep that record current (a held route
+taking over, one removed with its interface).  Withdrawing a route, on
+timeout or at exit, deletes only this source's route: a static route to the
+same prefix stays.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import signal
@@ -45,13 +55,13 @@ import sys
 import time
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from vrouter.api.client import DEFAULT_SOCKET
 from vrouter.client import Client, RouteSocket, VSocket
 from vrouter.daemon import logs
 from vrouter.rip import packet as rip
-from vrouter.rip.instance import HOP_LIMIT, FibOp, Instance, Timers
+from vrouter.rip.instance import HOP_LIMIT, FibOp, Instance, Prefix, Timers
 
 log = logging.getLogger("vrouter.ripd")
 
@@ -154,6 +164,100 @@ def load_config(path: str) -> RipdConfig:
     return RipdConfig(control, instances, log_format)
 
 
+class Table:
+    """The instance's routes in the vnet's table as the route socket tells: prefix -> state.
+
+    States are ``installed`` and ``held``; a route the vnet refused is not here.
+    Replies and events are taken in the order they come, so the last word on
+    a prefix is the vnet's current one.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.states: dict[Prefix, str] = {}
+
+    def __contains__(self, prefix: object) -> bool:
+        return prefix in self.states
+
+    def note(self, route: dict[str, Any]) -> None:
+        """Record the state the vnet gave one of our routes in a reply."""
+        self.states[ipaddress.ip_network(route["prefix"])] = str(route.get("state", "installed"))
+
+    def forget(self, prefix: Prefix) -> bool:
+        """Forget ``prefix``; return whether it was in the table."""
+        return self.states.pop(prefix, None) is not None
+
+    def event(self, event: dict[str, Any]) -> tuple[Prefix, str] | None:
+        """Take a route-socket event; return (prefix, new state or ``gone``) if it was ours."""
+        route = event.get("route")
+        if not isinstance(route, dict) or route.get("source") != self.source:
+            return None
+        prefix = ipaddress.ip_network(route["prefix"])
+        if event.get("type") == "RTM_DELETE":
+            return (prefix, "gone") if self.forget(prefix) else None
+        state = str(route.get("state", "installed"))
+        if self.states.get(prefix) == state:
+            return None
+        self.states[prefix] = state
+        return prefix, state
+
+
+class RouteRequests(Protocol):
+    """What :func:`apply` asks of a route socket (:class:`vrouter.client.RouteSocket`)."""
+
+    def add(
+        self, prefix: str, gateway: str | None = ..., interface: str | None = ...
+    ) -> dict[str, Any]: ...
+
+    def change(
+        self, prefix: str, gateway: str | None = ..., interface: str | None = ...
+    ) -> dict[str, Any]: ...
+
+    def delete(self, prefix: str) -> dict[str, Any]: ...
+
+
+def apply(name: str, routes: RouteRequests, table: Table, ops: list[FibOp]) -> None:
+    """Carry out the instance's table changes through ``routes``, keeping ``table``.
+
+    A delete of a route the vnet never took (refused) sends nothing.  An add
+    of a route our source already has there (left by an earlier run) becomes
+    a change.  A refused change withdraws the old route, now wrong.
+    """
+    for op in ops:
+        prefix = str(op.prefix)
+        via = str(op.gateway) if op.gateway is not None else None
+        if op.action == "delete":
+            if not table.forget(op.prefix):
+                log.debug("%s: delete %s: not in the table", name, prefix)
+                continue
+            try:
+                routes.delete(prefix)
+                log.info("%s: delete %s", name, prefix)
+            except OSError as err:
+                log.warning("%s: cannot delete %s: %s", name, prefix, err)
+            continue
+        try:
+            if op.prefix in table:
+                route = routes.change(prefix, gateway=via, interface=op.interface)
+            else:
+                try:
+                    route = routes.add(prefix, gateway=via, interface=op.interface)
+                except OSError as err:
+                    if err.errno != errno.EEXIST:
+                        raise
+                    route = routes.change(prefix, gateway=via, interface=op.interface)
+        except OSError as err:
+            log.warning("%s: %s %s via %s refused: %s", name, op.action, prefix, via, err.strerror)
+            if table.forget(op.prefix):
+                with contextlib.suppress(OSError):
+                    routes.delete(prefix)
+            continue
+        table.note(route)
+        log.info(
+            "%s: %s %s via %s: %s", name, op.action, prefix, via, route.get("state", "installed")
+        )
+
+
 class Runner:
     """One instance on the event loop: its sockets, timers and installed routes."""
 
@@ -169,7 +273,9 @@ class Runner:
         fam = socket.AF_INET if cfg.family == 4 else socket.AF_INET6
         self.port = rip.PORT_V2 if cfg.family == 4 else rip.PORT_NG
         self.group = rip.GROUP_V2 if cfg.family == 4 else rip.GROUP_NG
-        self.routes: RouteSocket = client.route_socket(cfg.vnet)
+        source = "rip" if cfg.family == 4 else "ripng"
+        self.routes: RouteSocket = client.route_socket(cfg.vnet, source=source)
+        self.table = Table(source)
         self.udp: VSocket = client.socket(cfg.vnet, fam, socket.SOCK_DGRAM)
         self.udp.bind(("0.0.0.0" if cfg.family == 4 else "::", self.port))
         self.udp.setsockopt("multicast_ttl", 1 if cfg.family == 4 else 255)
@@ -201,6 +307,7 @@ class Runner:
             self._send(name, self.group, self.port, self.instance.request_table(now))
         self.udp._sock.setblocking(False)
         self.loop.add_reader(self.udp.fileno(), self._readable)
+        self.loop.add_reader(self.routes.fileno(), self._route_events)
         log.info("%s: RIP on %s", self.name, ", ".join(self.cfg.interfaces))
         self._arm()
 
@@ -252,19 +359,22 @@ class Runner:
         self._run()
 
     def _apply(self, ops: list[FibOp]) -> None:
-        for op in ops:
-            try:
-                if op.action == "delete":
-                    self.routes.delete(str(op.prefix))
-                elif op.action == "change":
-                    self.routes.change(
-                        str(op.prefix), gateway=str(op.gateway), interface=op.interface
-                    )
-                else:
-                    self.routes.add(str(op.prefix), gateway=str(op.gateway), interface=op.interface)
-                log.info("%s: %s %s via %s", self.name, op.action, op.prefix, op.gateway or "-")
-            except OSError as err:
-                log.warning("%s: cannot %s %s: %s", self.name, op.action, op.prefix, err)
+        if ops:
+            apply(self.name, self.routes, self.table, ops)
+            self._route_events()
+
+    def _route_events(self) -> None:
+        """Follow what the vnet says of our routes (taken over, outranked, removed)."""
+        try:
+            events = self.routes.pending_events()
+        except OSError as err:
+            log.error("%s: route socket: %s", self.name, err)
+            self.loop.remove_reader(self.routes.fileno())
+            return
+        for event in events:
+            news = self.table.event(event)
+            if news is not None:
+                log.info("%s: %s: %s", self.name, news[0], news[1])
 
     def _run(self) -> None:
         ops, packets = self.instance.tick(self.loop.time())
@@ -279,12 +389,15 @@ class Runner:
         self.timer = self.loop.call_at(self.instance.next_deadline(), self._run)
 
     def stop(self) -> None:
-        """Remove the routes this instance installed and close its sockets."""
+        """Withdraw this instance's routes (installed or held) and close its sockets."""
         if self.timer is not None:
             self.timer.cancel()
-        for route in self.instance.installed():
+        with contextlib.suppress(OSError, ValueError):
+            self.loop.remove_reader(self.routes.fileno())
+        for prefix in list(self.table.states):
             with contextlib.suppress(OSError):  # the vnet may be gone already
-                self.routes.delete(str(route.prefix))
+                self.routes.delete(str(prefix))
+            self.table.forget(prefix)
         self.udp.close()
         self.routes.close()
 
@@ -309,17 +422,24 @@ async def run(control: str, configs: list[InstanceConfig]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``vrouter-ripd``."""
+def parser() -> argparse.ArgumentParser:
+    """Return ``vrouter-ripd``'s command-line parser (its man page is made from it too)."""
     parser = argparse.ArgumentParser(
         prog="vrouter-ripd", description="RIPv2/RIPng in several vnets at once"
     )
     parser.add_argument("-c", "--config", required=True, help="TOML config")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--log-level", default="info", help="debug, info, warning or error (default info)"
+    )
     parser.add_argument(
         "--log-format", choices=logs.FORMATS, help="override the config's log_format"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``vrouter-ripd``."""
+    args = parser().parse_args(argv)
     try:
         config = load_config(args.config)
     except ConfigProblem as err:

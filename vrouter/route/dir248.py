@@ -144,6 +144,12 @@ class Dir248:
                 self.top[slot] = first
                 del self.blocks[slot]
 
+    def swap(self, old: Route, new: Route) -> None:
+        """Give ``new``, just installed in place of ``old`` (same prefix), ``old``'s number."""
+        number = new.number = old.number
+        self.routes[number] = new
+        old.number = 0
+
     def _block(self, slot: int) -> array[int]:
         """Return the block of ``slot``, made from its top-table entry if need be."""
         block = self.blocks.get(slot)

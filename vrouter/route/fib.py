@@ -5,7 +5,14 @@ as an integer; a lookup tries the lengths in use from longest to shortest,
 so it costs at most one dict probe per distinct prefix length present.
 ``generation`` increases on every change so caches can tell they are stale.
 
-Those dicts stay the source of truth.  An IPv4 table that grows to
+Those dicts hold the *installed* route of each prefix, the only ones a
+lookup, the index and the destination caches see.  Several sources may hold
+one prefix (:mod:`vrouter.route.source`): the others are *held* beside the
+dicts, best first, and the best held one is installed when the installed one
+goes.  ``generation`` moves only when the installed route of a prefix
+changes; holding and dropping held routes leaves it alone.
+
+The dicts stay the source of truth.  An IPv4 table that grows to
 :data:`INDEX_AT` routes also gets a DIR-24-8 index (:mod:`vrouter.route.dir248`,
 64 MiB plus 1 KiB per /24 holding longer prefixes), patched on every add and
 delete, and from then on a lookup is one or two array reads and a list read
@@ -17,20 +24,30 @@ tables, a vnet's usual few connected and static routes, never pay for it.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from vrouter.route.source import CONNECTED as CONNECTED
+from vrouter.route.source import MAX_DISTANCE, Source
+from vrouter.route.source import STATIC as STATIC
 
 if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
     from vrouter.route.dir248 import Dir248
 
+log = logging.getLogger("vrouter.route")
+
 UNICAST = "unicast"
 BLACKHOLE = "blackhole"
 REJECT = "reject"
 
-CONNECTED = "connected"
-STATIC = "static"
+INSTALLED = "installed"
+"""A route the table forwards by."""
+HELD = "held"
+"""A route kept while another source's route to its prefix is installed."""
+GONE = "gone"
 
 Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -46,6 +63,8 @@ INDEX_AT = 262_144
 """IPv4 routes at which a Fib builds its DIR-24-8 index: about where the
 routes themselves (some 270 bytes each with their dict entries) weigh as much
 as the index's 64 MiB top table, so the index at most doubles a table's memory."""
+_index_missing: str | None = None
+"""Why the index cannot be built (numpy not installed), once that is known."""
 UNINDEX_BELOW = 65_536
 """IPv4 routes below which an indexed Fib drops its index again (a quarter of
 :data:`INDEX_AT`, so a table moving around the threshold is not rebuilt
@@ -67,27 +86,35 @@ class Route:
     """Next hop address (4 or 16 bytes); None means the destination is on-link."""
     ifnet: Ifnet | None = None
     """Egress interface of a unicast route."""
-    origin: str = STATIC
-    """``connected`` (from an interface address) or ``static``."""
+    source: Source = STATIC
+    """Who added it (``connected``, ``static``, ``rip`` …) and its administrative distance."""
     use: int = 0
     """Packets that took this route."""
     number: int = field(default=0, init=False, repr=False, compare=False)
     """Its number in the Fib's DIR-24-8 index, if the Fib has one (else 0)."""
 
-    def describe(self) -> dict[str, object]:
-        """Return the route as plain data for the API."""
-        return {
+    def describe(self, state: str | None = None) -> dict[str, object]:
+        """Return the route as plain data for the API (with its ``state`` if given)."""
+        out: dict[str, object] = {
             "prefix": str(self.prefix),
             "type": self.type,
             "gateway": str(ipaddress.ip_address(self.gateway)) if self.gateway else None,
             "interface": self.ifnet.name if self.ifnet is not None else None,
-            "origin": self.origin,
+            "source": self.source.name,
+            "distance": self.source.distance,
             "use": self.use,
         }
+        if state is not None:
+            out["state"] = state
+        return out
 
 
 class Fib:
-    """A longest-prefix-match table of :class:`Route` for one address family."""
+    """A longest-prefix-match table of :class:`Route` for one address family.
+
+    Each prefix has at most one route per source; of those the one with the
+    lowest distance is installed, the rest held.
+    """
 
     _index: Dir248 | None = None
     """The DIR-24-8 index of a large IPv4 table (its ``lookup`` shadows the method)."""
@@ -98,16 +125,34 @@ class Fib:
         self._by_len: dict[int, dict[int, Route]] = {}
         self._lens: list[int] = []
         self._count = 0
+        """Installed routes."""
+        self._held: dict[Prefix, list[Route]] = {}
+        """The held routes of each prefix that has some, best first."""
+        self._held_count = 0
+        self._installed_by: dict[str, int] = {}
+        """Installed routes per source name."""
+        self._held_by: dict[str, int] = {}
+        """Held routes per source name."""
         self.generation = 0
         self.on_change: Callable[[str, Route], None] | None = None
-        """Told ``("add"|"delete", route)`` after every change (route-socket monitors)."""
+        """Told ``(kind, route)`` after every change (route-socket monitors): ``add`` and
+        ``delete`` for a route of any source, ``change`` when a route was replaced
+        or became installed or held."""
 
     def _check_family(self, prefix: Prefix) -> None:
         if prefix.max_prefixlen != self.bits:
             raise RouteError(f"{prefix} is not an IPv{4 if self.bits == 32 else 6} prefix")
 
-    def add(self, route: Route) -> None:
-        """Insert ``route``; a route for the same prefix must not exist."""
+    def _tell(self, kind: str, route: Route) -> None:
+        if self.on_change is not None:
+            self.on_change(kind, route)
+
+    def add(self, route: Route) -> bool:
+        """Insert ``route``; return True if it is installed, False if held.
+
+        Its source must not hold a route to the prefix already.  It is held
+        when a route of a lower (or the same) distance is installed.
+        """
         self._check_family(route.prefix)
         plen = route.prefix.prefixlen
         key = int(route.prefix.network_address)
@@ -115,44 +160,186 @@ class Fib:
         if table is None:
             table = self._by_len[plen] = {}
             self._lens = sorted(self._by_len, reverse=True)
-        if key in table:
-            raise RouteError(f"route to {route.prefix} already exists")
+        current = table.get(key)
+        if current is not None:
+            return self._add_contender(table, key, current, route)
         table[key] = route
         self._count += 1
+        name = route.source.name
+        self._installed_by[name] = self._installed_by.get(name, 0) + 1
         if self._index is not None:
             self._index.add(route, key, plen, self._covering)
-        elif self._count >= INDEX_AT and self.bits == 32:
+        elif self._count >= INDEX_AT and self.bits == 32 and _index_missing is None:
             self._build_index()
         self.generation += 1
         if self.on_change is not None:
             self.on_change("add", route)
+        return True
 
-    def delete(self, prefix: Prefix) -> Route:
-        """Remove and return the route for exactly ``prefix``."""
+    def _add_contender(
+        self, table: dict[int, Route], key: int, current: Route, route: Route
+    ) -> bool:
+        """Add ``route`` to a prefix that has an installed route, ``current``."""
+        name = route.source.name
+        if current.source.name == name or self._held_of(route.prefix, name) is not None:
+            raise RouteError(f"a {name} route to {route.prefix} already exists")
+        if route.source.distance < current.source.distance:
+            self._swap(table, key, current, route)
+            self._tally(route.source.name, 1, 0)
+            self._tally(current.source.name, -1, 1)
+            self._hold(current)
+            self._tell("add", route)
+            self._tell("change", current)
+            return True
+        self._hold(route)
+        self._tally(name, 0, 1)
+        self._tell("add", route)
+        return False
+
+    def _tally(self, name: str, installed: int, held: int) -> None:
+        for counts, delta in ((self._installed_by, installed), (self._held_by, held)):
+            if delta:
+                left = counts.get(name, 0) + delta
+                if left:
+                    counts[name] = left
+                else:
+                    del counts[name]
+
+    def _hold(self, route: Route) -> None:
+        """Put ``route`` among its prefix's held routes, after those of its distance."""
+        held = self._held.setdefault(route.prefix, [])
+        distance = route.source.distance
+        at = len(held)
+        while at and held[at - 1].source.distance > distance:
+            at -= 1
+        held.insert(at, route)
+        self._held_count += 1
+
+    def _unhold(self, route: Route) -> None:
+        held = self._held[route.prefix]
+        held.remove(route)
+        if not held:
+            del self._held[route.prefix]
+        self._held_count -= 1
+
+    def _held_of(self, prefix: Prefix, name: str) -> Route | None:
+        for route in self._held.get(prefix, ()):
+            if route.source.name == name:
+                return route
+        return None
+
+    def _swap(self, table: dict[int, Route], key: int, old: Route, new: Route) -> None:
+        """Install ``new`` in place of ``old`` for the same prefix."""
+        table[key] = new
+        if self._index is not None:
+            self._index.swap(old, new)
+        self.generation += 1
+
+    def delete(self, prefix: Prefix, source: str = STATIC.name) -> Route:
+        """Remove and return the route of ``source`` (a name) for exactly ``prefix``.
+
+        When it was installed, the best held route of the prefix takes over.
+        """
         table = self._by_len.get(prefix.prefixlen)
-        route = table.pop(int(prefix.network_address), None) if table is not None else None
-        if route is None:
+        key = int(prefix.network_address)
+        current = table.get(key) if table is not None else None
+        if current is None:
             raise RouteError(f"no route to {prefix}")
+        if current.source.name != source:
+            route = self._held_of(prefix, source)
+            if route is None:
+                raise RouteError(f"no {source} route to {prefix}")
+            self._unhold(route)
+            self._tally(source, 0, -1)
+            self._tell("delete", route)
+            return route
+        assert table is not None
+        held = self._held.get(prefix)
+        if held:
+            successor = held[0]
+            self._unhold(successor)
+            self._swap(table, key, current, successor)
+            self._tally(source, -1, 0)
+            self._tally(successor.source.name, 1, -1)
+            self._tell("delete", current)
+            self._tell("change", successor)
+            return current
+        route = table.pop(key)
         plen = prefix.prefixlen
         if not table:
             del self._by_len[plen]
             self._lens = sorted(self._by_len, reverse=True)
         self._count -= 1
+        self._tally(source, -1, 0)
         if self._index is not None:
             if self._count < UNINDEX_BELOW:
                 self._drop_index()
             else:
-                key = int(prefix.network_address)
                 self._index.delete(route, key, plen, self._covering)
         self.generation += 1
-        if self.on_change is not None:
-            self.on_change("delete", route)
+        self._tell("delete", route)
         return route
 
-    def get(self, prefix: Prefix) -> Route | None:
-        """Return the route for exactly ``prefix``, if any."""
+    def replace(self, route: Route) -> Route:
+        """Put ``route`` in place of its source's route to the prefix; return that one.
+
+        The installed route is changed in place when ``route`` is still the
+        best; otherwise the old one goes and ``route`` is added as new.
+        """
+        self._check_family(route.prefix)
+        name = route.source.name
+        old = self.get(route.prefix, name)
+        if old is None:
+            raise RouteError(f"no {name} route to {route.prefix}")
+        held = self._held.get(route.prefix)
+        installed = self.get(route.prefix) is old
+        best_held = held[0].source.distance if held else MAX_DISTANCE + 1
+        if installed and route.source.distance <= best_held:
+            table = self._by_len[route.prefix.prefixlen]
+            self._swap(table, int(route.prefix.network_address), old, route)
+            self._tell("change", route)
+            return old
+        if not installed and route.source.distance >= self._installed_distance(route.prefix):
+            assert held is not None
+            held[held.index(old)] = route
+            held.sort(key=_distance)  # stable: equal distances keep their order
+            self._tell("change", route)
+            return old
+        self.delete(route.prefix, name)
+        self.add(route)
+        return old
+
+    def _installed_distance(self, prefix: Prefix) -> int:
+        route = self.get(prefix)
+        return route.source.distance if route is not None else MAX_DISTANCE + 1
+
+    def get(self, prefix: Prefix, source: str | None = None) -> Route | None:
+        """Return the installed route for exactly ``prefix`` (or ``source``'s, if named)."""
         table = self._by_len.get(prefix.prefixlen)
-        return table.get(int(prefix.network_address)) if table is not None else None
+        route = table.get(int(prefix.network_address)) if table is not None else None
+        if source is None or route is None or route.source.name == source:
+            return route
+        return self._held_of(prefix, source)
+
+    def routes(self, prefix: Prefix) -> list[Route]:
+        """Return every source's route for exactly ``prefix``, the installed one first."""
+        route = self.get(prefix)
+        if route is None:
+            return []
+        return [route, *self._held.get(prefix, ())]
+
+    def state(self, route: Route) -> str:
+        """Return ``installed``, ``held`` or ``gone`` (not in this table)."""
+        if self.get(route.prefix) is route:
+            return INSTALLED
+        if route in self._held.get(route.prefix, ()):
+            return HELD
+        return GONE
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Return (installed, held) routes per source name."""
+        names = sorted(self._installed_by.keys() | self._held_by.keys())
+        return {n: (self._installed_by.get(n, 0), self._held_by.get(n, 0)) for n in names}
 
     def _covering(self, key: int, plen: int) -> Route | None:
         """Return the longest route shorter than ``plen`` covering ``key``, if any."""
@@ -167,9 +354,18 @@ class Fib:
 
     def _build_index(self) -> None:
         # Imported here: numpy costs a daemon whose tables stay small some
-        # 12 MiB and its import time for nothing.
-        from vrouter.route.dir248 import Dir248
-
+        # 12 MiB and its import time for nothing; and it is optional (the
+        # ``fib`` extra): without it, lookups stay route-length by route-length.
+        global _index_missing
+        try:
+            from vrouter.route.dir248 import Dir248
+        except ImportError as err:
+            _index_missing = str(err)
+            log.warning(
+                "an IPv4 table passed %d routes, but without numpy it gets no DIR-24-8 "
+                "index (%s; pip install 'vrouter[fib]')", INDEX_AT, err,
+            )  # fmt: skip
+            return
         self._index = Dir248(self._by_len)
         self.lookup = self._index.lookup  # type: ignore[method-assign,assignment]
 
@@ -185,8 +381,13 @@ class Fib:
         """Whether lookups go through the DIR-24-8 index."""
         return self._index is not None
 
+    @property
+    def installed(self) -> int:
+        """Return how many routes are installed (one per prefix)."""
+        return self._count
+
     def lookup(self, dst: bytes) -> Route | None:
-        """Return the most specific route covering ``dst`` (packed), or None."""
+        """Return the most specific installed route covering ``dst`` (packed), or None."""
         addr = int.from_bytes(dst, "big")
         by_len = self._by_len
         masks = self._masks
@@ -197,8 +398,18 @@ class Fib:
         return None
 
     def __iter__(self) -> Iterator[Route]:
+        """Yield every route, installed and held: by prefix, the installed one first."""
+        held = self._held
         for plen in self._lens:
-            yield from sorted(self._by_len[plen].values(), key=lambda r: r.prefix)
+            for route in sorted(self._by_len[plen].values(), key=lambda r: r.prefix):
+                yield route
+                if held:
+                    yield from held.get(route.prefix, ())
 
     def __len__(self) -> int:
-        return self._count
+        """Return the routes of every source, installed and held (what limits count)."""
+        return self._count + self._held_count
+
+
+def _distance(route: Route) -> int:
+    return route.source.distance

@@ -1,8 +1,11 @@
 """The route subsystem's per-vnet state and its operations.
 
-Connected routes follow interface addresses; static routes are resolved to
-an egress interface when added (the next hop must be on a connected
-network), like a kernel refusing ``route add`` with an unreachable gateway.
+Connected routes follow interface addresses; static routes and the routes
+of other sources (route-socket clients) are resolved to an egress interface
+when added (the next hop must be on a connected network), like a kernel
+refusing ``route add`` with an unreachable gateway.  Each source adds and
+removes only its own routes; which one forwards is the table's choice
+(:mod:`vrouter.route.source`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from vrouter.core.registry import Subsystem
 from vrouter.route.fib import CONNECTED, STATIC, UNICAST, Fib, Route, RouteError
+from vrouter.route.source import Source
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -41,25 +45,30 @@ def add_connected(vnet: Vnet, ifp: Ifnet, address: Address) -> None:
     if address.is_link_local and address.version == 6:
         return
     fib = vnet.route.table(address.version)
-    if fib.get(address.network) is None:
+    if fib.get(address.network, CONNECTED.name) is None:
         fib.add(Route(address.network, UNICAST, None, ifp, CONNECTED))
 
 
 def remove_connected(vnet: Vnet, ifp: Ifnet, address: Address) -> None:
     """Remove the connected route of ``address`` if ``ifp`` owns it."""
     fib = vnet.route.table(address.version)
-    route = fib.get(address.network)
-    if route is not None and route.origin == CONNECTED and route.ifnet is ifp:
-        fib.delete(address.network)
+    route = fib.get(address.network, CONNECTED.name)
+    if route is not None and route.ifnet is ifp:
+        fib.delete(address.network, CONNECTED.name)
 
 
 def remove_interface_routes(vnet: Vnet, ifp: Ifnet) -> list[Route]:
-    """Remove every route of ``vnet`` out of ``ifp`` (connected and static); return them."""
+    """Remove every route of ``vnet`` out of ``ifp`` (of every source); return them."""
     removed = []
     for fib in (vnet.route.fib, vnet.route.fib6):
         for route in [r for r in fib if r.ifnet is ifp]:
-            removed.append(fib.delete(route.prefix))
+            removed.append(fib.delete(route.prefix, route.source.name))
     return removed
+
+
+def describe(vnet: Vnet, route: Route) -> dict[str, object]:
+    """Return ``route`` as plain data with its state in ``vnet`` (installed, held, gone)."""
+    return route.describe(vnet.route.table(route.prefix.version).state(route))
 
 
 def add_static(
@@ -68,11 +77,27 @@ def add_static(
     type_: str = UNICAST,
     via: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None,
     ifp: Ifnet | None = None,
+    source: Source = STATIC,
 ) -> Route:
-    """Add a static route; a next hop must be on one of the vnet's connected networks.
+    """Add a route of ``source``; a next hop must be on one of the vnet's connected networks.
 
     An IPv6 link-local next hop is on the link of the interface named with it.
+    The route may end up held (another source's route to the prefix is preferred).
     """
+    route = resolve(vnet, prefix, type_, via, ifp, source)
+    vnet.route.table(prefix.version).add(route)
+    return route
+
+
+def resolve(
+    vnet: Vnet,
+    prefix: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    type_: str = UNICAST,
+    via: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None,
+    ifp: Ifnet | None = None,
+    source: Source = STATIC,
+) -> Route:
+    """Return the route ``add_static`` would add, without adding it (RouteError if it cannot)."""
     gateway = None
     if via is not None:
         if via.version != prefix.version:
@@ -92,9 +117,7 @@ def add_static(
         ifp = egress
     if type_ == UNICAST and ifp is None:
         raise RouteError(f"route to {prefix} needs a next hop or an interface")
-    route = Route(prefix, type_, gateway, ifp, STATIC)
-    vnet.route.table(prefix.version).add(route)
-    return route
+    return Route(prefix, type_, gateway, ifp, source)
 
 
 def _connected_interface(
@@ -119,13 +142,18 @@ def _connected_interface(
     return best[1] if best is not None else None
 
 
+_EVENTS = {"add": "RTM_ADD", "delete": "RTM_DELETE", "change": "RTM_CHANGE"}
+
+
 def _attach(vnet: Vnet) -> RouteState:
     state = RouteState()
 
     def changed(kind: str, route: Route) -> None:
         if vnet.listeners:
-            event = "RTM_ADD" if kind == "add" else "RTM_DELETE"
-            vnet.emit({"type": event, "route": route.describe()})
+            event = _EVENTS[kind]
+            fib = vnet.route.table(route.prefix.version)
+            status = None if kind == "delete" else fib.state(route)
+            vnet.emit({"type": event, "route": route.describe(status)})
 
     state.fib.on_change = changed
     state.fib6.on_change = changed

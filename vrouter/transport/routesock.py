@@ -6,18 +6,30 @@ Modelled on the BSD routing socket (route(4)), with JSON instead of
 Requests (``seq`` is echoed in the reply):
 
 - ``{"type": "RTM_ADD", "seq": 1, "prefix": "198.51.100.0/24", "gateway": "203.0.113.2",
-  "interface": null, "route_type": "unicast"}`` — ``route_type`` may be ``blackhole``
-  or ``reject``; ``gateway`` and ``interface`` are optional as for ``vrouterctl route add``;
-- ``{"type": "RTM_DELETE", "seq": 2, "prefix": "198.51.100.0/24"}`` (static routes only);
-- ``{"type": "RTM_CHANGE", ...}`` — RTM_ADD's fields; replaces the static route to ``prefix``;
+  "interface": null, "route_type": "unicast", "source": "rip", "distance": 120}`` —
+  ``route_type`` may be ``blackhole`` or ``reject``; ``gateway`` and ``interface`` are
+  optional as for ``vrouterctl route add``; ``source`` names the client's protocol
+  (default ``routesock``; ``connected`` and ``static`` belong to the daemon) and
+  ``distance`` overrides its default administrative distance (1..255);
+- ``{"type": "RTM_DELETE", "seq": 2, "prefix": "198.51.100.0/24", "source": "rip"}`` —
+  removes only that source's route (another source's route to the prefix may take over);
+- ``{"type": "RTM_CHANGE", ...}`` — RTM_ADD's fields; replaces the source's route to
+  ``prefix`` (refused, ESRCH, when it has none; a refused change leaves the old route);
 - ``{"type": "RTM_GET", "seq": 3, "destination": "198.51.100.7"}`` (the route used, by
-  longest prefix) or ``"prefix": "198.51.100.0/24"`` (exactly that route);
+  longest prefix) or ``"prefix": "198.51.100.0/24"`` (the route installed for exactly that
+  prefix, or with ``"source"`` that source's);
 - ``{"type": "RTM_IFINFO", "seq": 4}`` — every interface;
 - ``{"type": "RTM_GETADDRS", "seq": 5}`` — every address.
 
 Replies: ``{"type": <request type>, "seq": n, "ok": true, ...}`` or
-``{"ok": false, "errno": …, "error": "…"}``.  Monitor events (every route
-socket gets them, as on BSD): ``RTM_ADD`` / ``RTM_DELETE`` with the route in ``route``,
+``{"ok": false, "errno": …, "error": "…"}``.  A route in a reply or an event
+carries its ``source``, ``distance`` and ``state``: the reply to RTM_ADD and
+RTM_CHANGE says whether the route is ``installed`` (forwarding) or ``held``
+(kept while another source's route to the prefix is preferred); when they
+are refused the error reply says ``"state": "refused"`` (EEXIST: the source
+has a route to the prefix already).  Monitor events (every route socket gets
+them, as on BSD): ``RTM_ADD`` / ``RTM_DELETE`` with the route in ``route``,
+``RTM_CHANGE`` when a route was replaced or became installed or held,
 ``RTM_NEWADDR`` / ``RTM_DELADDR`` with interface and address, ``RTM_IFINFO``
 with interface and state; they carry no ``seq``.
 """
@@ -29,6 +41,8 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from vrouter.core.errors import OpError
+from vrouter.route import state as route_state
+from vrouter.route.source import DAEMON_SOURCES, ROUTESOCK, Source, SourceError, source
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -36,11 +50,12 @@ if TYPE_CHECKING:
 
 
 class RouteSocketError(Exception):
-    """A route request that cannot be done."""
+    """A route request that cannot be done (``fields`` go into the error reply)."""
 
-    def __init__(self, code: int, text: str) -> None:
+    def __init__(self, code: int, text: str, **fields: object) -> None:
         super().__init__(text)
         self.errno = code
+        self.fields = fields
 
 
 def _prefix(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -66,19 +81,13 @@ def request(ops: Ops, vnet: Vnet, body: Any) -> dict[str, Any]:
     kind = body["type"]
     try:
         if kind in ("RTM_ADD", "RTM_CHANGE"):
-            prefix = _prefix(body.get("prefix"))
-            if kind == "RTM_CHANGE":
-                ops.remove_route(vnet.name, prefix)
-            route = ops.add_route(
-                vnet.name,
-                prefix,
-                str(body.get("route_type") or "unicast"),
-                _address(body.get("gateway")),
-                body.get("interface") or None,
-            )
-            return {"route": route.describe()}
+            return {"route": _add(ops, vnet, body, kind == "RTM_CHANGE")}
         if kind == "RTM_DELETE":
-            return {"route": ops.remove_route(vnet.name, _prefix(body.get("prefix"))).describe()}
+            prefix = _prefix(body.get("prefix"))
+            name = _source(body).name
+            if vnet.route.table(prefix.version).get(prefix, name) is None:
+                raise RouteSocketError(errno.ESRCH, ops.missing_route(vnet, prefix, name))
+            return {"route": ops.remove_route(vnet.name, prefix, name).describe()}
         if kind == "RTM_GET":
             return {"route": _get(vnet, body)}
         if kind == "RTM_IFINFO":
@@ -108,10 +117,57 @@ def request(ops: Ops, vnet: Vnet, body: Any) -> dict[str, Any]:
     raise RouteSocketError(errno.EOPNOTSUPP, f"unknown route message type {kind!r}")
 
 
+def _source(body: dict[str, Any]) -> Source:
+    """Return the source a request speaks for (refusing the daemon's own)."""
+    name = body.get("source") or ROUTESOCK
+    try:
+        found = source(name, body.get("distance"))
+    except (SourceError, TypeError) as err:
+        raise RouteSocketError(errno.EINVAL, str(err)) from None
+    if found.name in DAEMON_SOURCES:
+        raise RouteSocketError(
+            errno.EPERM,
+            f"route source {found.name!r} belongs to the daemon "
+            "(static routes are the config's and the control API's)",
+        )
+    return found
+
+
+def _add(ops: Ops, vnet: Vnet, body: dict[str, Any], change: bool) -> dict[str, object]:
+    """Carry out RTM_ADD or RTM_CHANGE; refusals say ``"state": "refused"``."""
+    try:
+        prefix = _prefix(body.get("prefix"))
+        src = _source(body)
+        fib = vnet.route.table(prefix.version)
+        existing = fib.get(prefix, src.name)
+        if change and existing is None:
+            raise RouteSocketError(errno.ESRCH, ops.missing_route(vnet, prefix, src.name))
+        if not change and existing is not None:
+            raise RouteSocketError(
+                errno.EEXIST, f"vnet {vnet.name}: a {src.name} route to {prefix} already exists"
+            )
+        args = (
+            vnet.name,
+            prefix,
+            str(body.get("route_type") or "unicast"),
+            _address(body.get("gateway")),
+            body.get("interface") or None,
+            src,
+        )
+        route = ops.change_route(*args) if change else ops.add_route(*args)
+    except OpError as err:
+        raise RouteSocketError(errno.EINVAL, str(err), state="refused") from None
+    except RouteSocketError as err:
+        err.fields["state"] = "refused"
+        raise
+    return route_state.describe(vnet, route)
+
+
 def _get(vnet: Vnet, body: dict[str, Any]) -> dict[str, object]:
     if body.get("prefix") is not None:
         prefix = _prefix(body["prefix"])
-        route = vnet.route.table(prefix.version).get(prefix)
+        name = body.get("source")
+        route = vnet.route.table(prefix.version).get(prefix, str(name) if name else None)
     else:
         address = _address(body.get("destination"))
         if address is None:
@@ -119,4 +175,4 @@ def _get(vnet: Vnet, body: dict[str, Any]) -> dict[str, object]:
         route = vnet.route.table(address.version).lookup(address.packed)
     if route is None:
         raise RouteSocketError(errno.ESRCH, "no route")
-    return route.describe()
+    return route_state.describe(vnet, route)

@@ -35,7 +35,7 @@ def test_every_change_has_a_rule_and_only_views_are_open() -> None:
     assert views == {
         "status", "module.list", "vnet.list", "vnet.show", "vnet.tree", "ifconfig",
         "route.show", "arp.show", "ndp.show", "netstat", "sockstat", "sysctl.get",
-        "firewall.show", "firewall.states",
+        "firewall.show", "firewall.states", "bridge.show", "bridge.fdb", "mirror.show",
     }  # fmt: skip
     for name in views:
         assert TABLE[name].runs in ("call", "locked"), name
@@ -66,6 +66,7 @@ SCHEMA = (
     Arg("mtu", "int", "the MTU", default=1500, low=68, high=65535),
     Arg("family", "text", "inet or inet6", default="inet", choices=("inet", "inet6")),
     Arg("names", "texts", "names", default=[]),
+    Arg("vids", "ints", "VLAN IDs", low=1, high=4094),
     Arg("settings", "scalars", "name -> value"),
     Arg("timeout", "number", "seconds", low=0.5),
     Arg("flag", "bool", "a flag", default=False),
@@ -103,6 +104,9 @@ def test_a_checked_request_is_a_new_dict_with_defaults() -> None:
         ({"vnet": "r", "family": "inet4"}, "'family' must be inet or inet6"),
         ({"vnet": "r", "names": "a"}, "'names' must be a list of strings"),
         ({"vnet": "r", "names": [["a"]]}, "'names' must be a list of strings"),
+        ({"vnet": "r", "vids": [1, 4095]}, "'vids' must be a list of integers in 1..4094"),
+        ({"vnet": "r", "vids": [True]}, "'vids' must be a list of integers in 1..4094"),
+        ({"vnet": "r", "vids": 5}, "'vids' must be a list of integers in 1..4094"),
         ({"vnet": "r", "settings": {"a": [1]}}, "'settings' must be an object of names"),
         ({"vnet": "r", "timeout": 0.1}, "'timeout' must be 0.5.."),
         ({"vnet": "r", "flag": 1}, "'flag' must be true or false"),

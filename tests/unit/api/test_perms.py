@@ -298,6 +298,19 @@ MUTATING: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
     "vnet.destroy": ({"name": "red"}, {"name": "blue/kid"}),
     "tap.create": ({"vnet": "red", "interface": "t0"}, {"vnet": "blue", "interface": "t0"}),
     "epair.create": ({"a": "red:p0", "b": "blue:p0"}, {"a": "blue:p1", "b": "blue/kid:p1"}),
+    "bridge.create": ({"vnet": "red", "interface": "br0"}, {"vnet": "blue", "interface": "br0"}),
+    "bridge.port.add": (
+        {"vnet": "red", "bridge": "br0", "interface": "x0"},
+        {"vnet": "blue", "bridge": "br0", "interface": "x0"},
+    ),
+    "bridge.port.del": (
+        {"vnet": "red", "bridge": "br0", "interface": "x0"},
+        {"vnet": "blue", "bridge": "br0", "interface": "x0"},
+    ),
+    "vlan.create": (
+        {"vnet": "red", "parent": "x0", "vid": 5},
+        {"vnet": "blue", "parent": "x0", "vid": 5},
+    ),
     "interface.move": (
         {"vnet": "blue", "interface": "x0", "to": "red"},
         {"vnet": "blue", "interface": "e0", "to": "blue/kid"},

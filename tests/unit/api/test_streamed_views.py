@@ -53,9 +53,9 @@ def test_a_long_view_streams_while_the_loop_keeps_running(
     seen: set[int] = set()  # loop passes in which routes were described
     describe = Route.describe
 
-    def counted(route: Route) -> dict[str, object]:
+    def counted(route: Route, state: str | None = None) -> dict[str, object]:
         seen.add(passes)
-        return describe(route)
+        return describe(route, state)
 
     monkeypatch.setattr(Route, "describe", counted)
 

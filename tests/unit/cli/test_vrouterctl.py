@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakedaemon import FakeDaemon
 from harness import vrouterctl as harness_vrouterctl
 
 from vrouter.api.operations import TABLE
-from vrouter.cli import vrouterctl
+from vrouter.cli import render, vrouterctl
 
 COMMAND_LINES = [
     ["status"],
@@ -38,12 +37,21 @@ COMMAND_LINES = [
     ["address", "add", "red", "eth0", "192.0.2.1/24"],
     ["address", "del", "red", "eth0", "192.0.2.1/24"],
     ["route", "show", "red", "-6"],
+    ["mirror", "show", "red"],
     ["route", "show", "red", "198.18.0.0/15", "--limit", "5"],
     ["route", "add", "red", "198.51.100.0/24", "via", "192.0.2.2"],
     ["route", "add", "red", "203.0.113.0/24", "blackhole"],
     ["route", "del", "red", "198.51.100.0/24"],
     ["arp", "show", "red"],
     ["ndp", "show", "red"],
+    ["bridge", "show", "red"],
+    ["bridge", "fdb", "red", "br0"],
+    ["bridge", "create", "red", "br0", "tap1", "tap2", "--address", "192.0.2.1/24"],
+    ["bridge", "create", "red", "br1", "--vlan-filtering", "--pvid", "10", "--mtu", "9000"],
+    ["bridge", "add", "red", "br0", "tap3", "--pvid", "0", "--tagged", "10,20"],
+    ["bridge", "del", "red", "br0", "tap3"],
+    ["vlan", "create", "red", "tap1", "10", "198.51.100.1/24"],
+    ["vlan", "create", "red", "br0", "20", "--name", "v20", "--mtu", "1400"],
     ["netstat", "red"],
     ["sockstat", "red"],
     ["sysctl", "red", "net.inet.ip.ttl"],
@@ -86,7 +94,9 @@ def test_firewall_load_sends_the_file(tmp_path: Path) -> None:
         (["ifconfig", "red", "eth0", "up"], "ifconfig VNET"),
         (["sysctl", "red", "a=1", "b"], "either show NAMEs or set NAME=VALUEs"),
         (["epair", "create", "red:a", "blue:b", "--mtu", "x"], "invalid int value"),
+        (["bridge", "add", "red", "br0", "t", "--tagged", "x"], "expected VLAN IDs like 10,20"),
         (["bogus"], "invalid choice"),
+        (["firewall", "red", "load", "/nonexistent/rules.toml"], "No such file or directory"),
     ],
 )
 def test_usage_errors_exit_2_with_the_reason(
@@ -103,37 +113,6 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         vrouterctl.main(["--version"])
     assert caught.value.code == 0
     assert capsys.readouterr().out.startswith("vrouterctl 0.")
-
-
-class FakeDaemon:
-    """A control socket answering every request with one result, recording the requests."""
-
-    def __init__(self, path: Path, result: Any) -> None:
-        self.path = str(path)
-        self.result = result
-        self.requests: list[dict[str, Any]] = []
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(self.path)
-        self.sock.listen()
-        self.sock.settimeout(10)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        for _ in range(8):
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn, conn.makefile("rwb") as f:
-                line = f.readline()
-                if line:
-                    self.requests.append(json.loads(line))
-                    f.write(json.dumps({"ok": True, "result": self.result}).encode() + b"\n")
-                    f.flush()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
@@ -179,3 +158,39 @@ def test_a_closed_pipe_ends_the_output_quietly(fake: FakeDaemon) -> None:
     os.close(writer)
     assert done.stderr == b"", done.stderr.decode()
     assert done.returncode == 0
+
+
+def test_firewall_states_show_both_sides_of_each_translation() -> None:
+    common = {"age": 3.0, "expires_in": 200.0, "packets": [2, 1], "bytes": [120, 60]}
+    result = [
+        {
+            "proto": "tcp",
+            "src": "192.0.2.2:45000",
+            "dst": "198.51.100.2:8080",
+            "state": "ESTABLISHED:ESTABLISHED",
+            "translated": {"src": "203.0.113.1:1024"},
+            **common,
+        },
+        {
+            "kind": "nat",
+            "proto": "udp",
+            "interface": "ep0",
+            "inside": "192.0.2.2:5000",
+            "outside": "203.0.113.1:5000",
+            **common,
+        },
+        {
+            "kind": "rdr",
+            "proto": "tcp",
+            "client": "192.0.2.2:41000",
+            "hairpin": "192.0.2.65:41000",
+            "public": "203.0.113.1:8081",
+            "server": "192.0.2.66:18081",
+            **common,
+        },
+    ]
+    text = render.show_states(result)
+    assert "192.0.2.2:45000 (203.0.113.1:1024)" in text
+    assert "192.0.2.2:5000" in text and "203.0.113.1:5000" in text and "NAT ep0" in text
+    assert "192.0.2.2:41000 (192.0.2.65:41000)" in text
+    assert "203.0.113.1:8081 (192.0.2.66:18081)" in text and "RDR" in text

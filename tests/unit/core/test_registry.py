@@ -82,7 +82,7 @@ def test_names_are_in_attach_order(rec: Recorder) -> None:
 
 def test_builtin_order_puts_link_before_route_before_inet() -> None:
     names = new_tree().registry.names()
-    assert names == ["link", "route", "inet", "inet6", "firewall", "transport", "tcp"]
+    assert names == ["link", "route", "inet", "inet6", "firewall", "transport", "tcp", "mirror"]
     for subsystem in builtin_subsystems():
         for dep in subsystem.depends:
             assert names.index(dep) < names.index(subsystem.name)
@@ -176,13 +176,15 @@ def test_unloading_the_builtin_inet_is_refused_only_for_its_dependencies() -> No
     tree.registry.unload("tcp", tree)
     tree.registry.unload("transport", tree)
     tree.registry.unload("firewall", tree)
+    tree.registry.unload("mirror", tree)
     assert not hasattr(vnet, "firewall")
     tree.registry.unload("inet", tree)
     assert not hasattr(vnet, "inet")
-    # inet's detach took its EtherTypes out of link's table; inet6's stays.
-    assert sorted(vnet.link.ethertypes) == [0x86DD]
+    # inet's detach took its EtherTypes out of link's table; inet6's and
+    # link's own 802.1Q stay.
+    assert sorted(vnet.link.ethertypes) == [0x8100, 0x86DD]
     tree.registry.unload("inet6", tree)
-    assert vnet.link.ethertypes == {}
+    assert sorted(vnet.link.ethertypes) == [0x8100]
 
 
 def test_attach_failure_rolls_back_what_was_attached(rec: Recorder) -> None:

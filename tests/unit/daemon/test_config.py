@@ -710,6 +710,15 @@ def test_ipv4_and_ipv6_default_routes_are_distinct() -> None:
     ]
 
 
+def test_a_route_may_set_its_distance() -> None:
+    config = _parse(
+        '[interfaces.t0]\ntype = "tap"\naddresses = ["192.0.2.1/24"]\n'
+        '[[routes]]\nto = "198.51.100.0/24"\nvia = "192.0.2.9"\ndistance = 200\n'
+        '[[routes]]\nto = "203.0.113.0/24"\nvia = "192.0.2.9"\n'
+    )
+    assert [r.distance for r in config.vnets[0].routes] == [200, 1]
+
+
 # --------------------------------------------------------------------------
 # One problem each: exact key path, reason mentions the key fact
 # --------------------------------------------------------------------------
@@ -750,6 +759,12 @@ SINGLE_PROBLEM_CASES = [
         TAP + '[[vnets.red.routes]]\nprefix = "10.0.0.0/8"\nto = "10.0.0.0/8"\ninterface = "t0"\n',
         "vnets.red.routes[0].prefix",
         ["unknown key 'prefix'", "to"],
+    ),
+    (
+        "route distance out of range",
+        TAP + '[[vnets.red.routes]]\nto = "10.0.0.0/8"\ninterface = "t0"\ndistance = 0\n',
+        "vnets.red.routes[0].distance",
+        ["0 is not in 1..255"],
     ),
     (
         "unknown host key",
@@ -2029,3 +2044,26 @@ def test_socks_gateway_problems_name_the_key(body: str, key: str, fragment: str)
     problems = _problems(f"[[daemon.socks]]\n{body}\n\n[vnets.blue]\n")
     assert [p.key for p in problems] == [key], [str(p) for p in problems]
     assert fragment in problems[0].reason
+
+
+def test_nat_entries_in_the_config_and_their_problems() -> None:
+    base = """
+        [vnets.red.interfaces.ep0]
+        type = "epair"
+        peer = "red:ep1"
+        [vnets.red.interfaces.ep1]
+        type = "epair"
+        peer = "red:ep0"
+        [vnets.red.firewall]
+        [[vnets.red.firewall.nat]]
+        action = "nat"
+        interface = "ep0"
+        from = "192.0.2.0/24"
+        """
+    config = _parse(base)
+    firewall = config.vnets[0].firewall
+    assert firewall is not None and [n.action for n in firewall.ruleset.nat] == ["nat"]
+    problems = _problems(base + '[[vnets.red.firewall.nat]]\naction = "rdr"\ninterface = "ep0"\n')
+    assert [(p.key, p.reason) for p in problems] == [
+        ("vnets.red.firewall.nat[1].target", "missing required key 'target'")
+    ]

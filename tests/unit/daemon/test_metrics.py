@@ -44,10 +44,12 @@ from vrouter.api import views
 from vrouter.core.vnet import VnetTree
 from vrouter.daemon import metrics, workers_metrics
 from vrouter.daemon.config import ConfigError, parse
+from vrouter.inet import ipv4
 from vrouter.inet.fragment import ReassStats
 from vrouter.inet.state import ArpStats, IcmpStats, IpStats
 from vrouter.inet6.state import Icmp6Stats, Ip6Stats
-from vrouter.link.ifnet import IfCounters
+from vrouter.link import bridge as bridge_
+from vrouter.link.ifnet import IfCounters, Ifnet
 from vrouter.route import state as route_state
 from vrouter.transport.tcp.stats import TcpStats
 
@@ -382,6 +384,10 @@ def test_neighbours_and_routes(net: Scenario) -> None:
         assert s.value("vrouter_routes", vnet=vnet.name, family="inet6") == len(vnet.route.fib6)
     # red: eth0's and ep0's networks plus one static route; h1 and blue's ep0 resolved.
     assert s.value("vrouter_routes", vnet="red", family="inet") == 3
+    for source, count in (("connected", 2), ("static", 1)):
+        labels = {"vnet": "red", "family": "inet", "source": source}
+        assert s.value("vrouter_routes_by_source", **labels, state="installed") == count
+        assert s.value("vrouter_routes_by_source", **labels, state="held") == 0
     assert s.value("vrouter_neighbours", vnet="red", family="inet", state="reachable") == 2
     # inet and inet6 both yield vrouter_neighbours: one header, samples merged.
     assert s.text.count("# TYPE vrouter_neighbours gauge") == 1
@@ -407,6 +413,7 @@ def test_unloaded_subsystem_is_skipped(net: Scenario) -> None:
     tree.registry.unload("tcp", list(tree))  # it needs inet6
     tree.registry.unload("transport", list(tree))  # so does transport
     tree.registry.unload("firewall", list(tree))  # so does the firewall
+    tree.registry.unload("mirror", list(tree))  # and the mirror
     tree.registry.unload("inet6", list(tree))
     s = scrape(net.daemon)
     assert not s.samples("vrouter_ip6_forward_total")
@@ -468,7 +475,8 @@ def test_reload_metrics_absent_until_the_daemon_keeps_them(net: Scenario) -> Non
 def test_names_and_labels_follow_conventions(net: Scenario) -> None:
     net.ping_across(1)
     s = scrape(net.daemon)
-    allowed = {"vnet", "interface", "reason", "family", "state", "version", "rule", "kind"}
+    allowed = {"vnet", "interface", "reason", "family", "state", "version", "rule", "kind",
+               "source", "port"}  # port: a bridge member (vrouter_bridge_port_*)
     for family in s.families.values():
         if not family.name.startswith("vrouter_"):
             continue
@@ -522,6 +530,38 @@ def test_names_carry_units_and_one_spelling(net: Scenario) -> None:
     memory = [n for n in names if "reass" in n and "memory" in n]
     assert memory == ["vrouter_ip_reass_memory_bytes"]
     assert s.family("vrouter_ip_reass_evicted").type == "counter"
+
+
+def test_bridge_series_carry_units_and_follow_conventions(net: Scenario) -> None:
+    lab = net.lab
+    vnet = lab.vnet("l2")
+    hosts = [lab.host(vnet, f"p{i}", None, None) for i in (1, 2)]
+    brif = Ifnet(vnet, "br0", "bridge", lab.mac())
+    vnet.link.add(brif)
+    br = bridge_.create(brif)
+    for host in hosts:
+        br.add_port(host.ifp, storm_pps=1)
+    ipv4.set_up(vnet, brif, lab.now)
+    a, b = bytes.fromhex("02000000000a"), bytes.fromhex("02000000000b")
+    for _ in range(2):  # the second broadcast exceeds p1's storm limit
+        hosts[0].send(b"\xff" * 6 + a + b"\x88\xb5" + bytes(46), lab.now)
+    hosts[1].send(a + b + b"\x88\xb5" + bytes(46), lab.now)
+    s = scrape(net.daemon)
+    port = {"vnet": "l2", "interface": "br0", "port": "p1"}
+    assert s.value("vrouter_bridge_fdb_entries", vnet="l2", interface="br0") == 2
+    assert s.value("vrouter_bridge_fdb_learned_total", vnet="l2", interface="br0") == 2
+    assert s.value("vrouter_bridge_port_flooded_frames_total", **port) == 1
+    assert s.value("vrouter_bridge_port_sent_frames_total", **port) == 1
+    assert s.value("vrouter_bridge_port_drops_total", **port, reason="storm_control") == 1
+    names = [f.name for f in s.families.values() if f.name.startswith("vrouter_bridge_")]
+    for name in names:
+        family = s.families[name]
+        assert family.type == ("gauge" if name.endswith("_entries") else "counter"), name
+        assert name.endswith(("_entries", "_frames", "_drops")) or "_fdb_" in name, name
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=s.text, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_finds_no_lint_problems(net: Scenario) -> None:
@@ -1009,7 +1049,7 @@ def test_config_metrics_problem_is_collected_with_others() -> None:
 
 def test_firewall_rules_and_states_are_exported(net: Scenario) -> None:
     from vrouter.firewall import subsystem as firewall
-    from vrouter.firewall.rules import parse_ruleset
+    from vrouter.firewall.ruleparse import parse_ruleset
 
     red = net.lab.tree.get("red")
     ruleset = parse_ruleset(
@@ -1029,7 +1069,7 @@ def test_firewall_rules_and_states_are_exported(net: Scenario) -> None:
 
 def test_firewall_rule_series_are_named_by_the_rules_label(net: Scenario) -> None:
     from vrouter.firewall import subsystem as firewall
-    from vrouter.firewall.rules import parse_ruleset
+    from vrouter.firewall.ruleparse import parse_ruleset
 
     red = net.lab.tree.get("red")
     rules = [

@@ -20,6 +20,8 @@ import pytest
 from vrouter.daemon.ops import OpError, Ops, interface_config
 from vrouter.inet.arp import REACHABLE, Neighbour
 from vrouter.io.driver import Driver
+from vrouter.link import bridge as bridge_
+from vrouter.route.source import source
 from vrouter.stack import new_tree
 from vrouter.wire.ethernet import ETHERTYPE_IPV4
 
@@ -342,3 +344,184 @@ def test_route_add_and_remove(ops: Ops) -> None:
         ops.remove_route("a", net("192.0.2.0/24"))
     assert ops.remove_route("a", net("203.0.113.0/24")).type == "reject"
     assert [str(r.prefix) for r in ops.vnet("a").route.fib] == ["10.0.0.0/30", "198.51.100.0/24"]
+
+
+# -- route sources ------------------------------------------------------------------------
+
+
+def test_route_sources_keep_to_their_own_routes(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    fib = ops.vnet("a").route.fib
+    prefix = net("198.51.100.0/24")
+    rip = source("rip")
+    static = ops.add_route("a", prefix, via=addr("10.0.0.2"))
+    learnt = ops.add_route("a", prefix, via=addr("10.0.0.2"), source=rip)
+    assert (fib.state(static), fib.state(learnt)) == ("installed", "held")
+    assert ops.describe_route("a", learnt)["state"] == "held"
+    with pytest.raises(OpError, match=r"a rip route to 198.51.100.0/24 already exists"):
+        ops.add_route("a", prefix, "blackhole", source=rip)
+    with pytest.raises(OpError, match=r"has no bgp route to 198.51.100.0/24 \(its routes there: "):
+        ops.remove_route("a", prefix, "bgp")
+    # The static route goes (a reload, vrouterctl): RIP's takes over, and back.
+    ops.remove_route("a", prefix)
+    assert fib.get(prefix) is learnt
+    static = ops.add_route("a", prefix, via=addr("10.0.0.2"))
+    assert fib.get(prefix) is static
+    # RIP withdraws: only its own route goes.
+    assert ops.remove_route("a", prefix, "rip") is learnt
+    assert fib.get(prefix) is static and len(fib) == 2
+    with pytest.raises(OpError, match=r"connected routes come with interface addresses"):
+        ops.add_route("a", prefix, "blackhole", source=source("connected"))
+
+
+def test_a_static_route_to_a_connected_network_is_held(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    epair(ops, "a:y", "b:y")
+    static = ops.add_route("a", net("192.0.2.0/24"), interface="y")
+    ops.add_address("a", "y", ip("192.0.2.1/24"))  # the connected route outranks it
+    fib = ops.vnet("a").route.fib
+    assert fib.state(static) == "held" and fib.get(net("192.0.2.0/24")).source.name == "connected"
+    ops.remove_address("a", "y", ip("192.0.2.1/24"))
+    assert fib.get(net("192.0.2.0/24")) is static
+
+
+def test_a_floating_static_route_takes_over_when_the_protocol_withdraws(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    epair(ops, "a:y", "b:y", ("10.0.1.1/30",))
+    prefix = net("198.51.100.0/24")
+    floating = ops.add_route("a", prefix, via=addr("10.0.1.2"), source=source("static", 200))
+    learnt = ops.add_route("a", prefix, via=addr("10.0.0.2"), source=source("rip"))
+    fib = ops.vnet("a").route.fib
+    assert fib.lookup(addr("198.51.100.9").packed) is learnt
+    ops.remove_route("a", prefix, "rip")
+    assert fib.lookup(addr("198.51.100.9").packed) is floating
+
+
+def test_the_route_limit_counts_every_source(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    ops.set_sysctl("a", "vnet.limits.routes", 3)
+    prefix = net("198.51.100.0/24")
+    ops.add_route("a", prefix, via=addr("10.0.0.2"))
+    ops.add_route("a", prefix, via=addr("10.0.0.2"), source=source("rip"))  # held, counted
+    with pytest.raises(OpError, match="route limit 3 reached"):
+        ops.add_route("a", prefix, via=addr("10.0.0.2"), source=source("bgp"))
+    assert ops.routes_in_use(ops.vnet("a")) == 3
+
+
+def test_a_refused_change_keeps_the_old_route(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    rip = source("rip")
+    prefix = net("198.51.100.0/24")
+    old = ops.add_route("a", prefix, via=addr("10.0.0.2"), source=rip)
+    with pytest.raises(OpError, match="not on a connected network"):
+        ops.change_route("a", prefix, via=addr("192.0.2.9"), source=rip)
+    assert ops.vnet("a").route.fib.get(prefix) is old
+    with pytest.raises(OpError, match="has no bgp route"):
+        ops.change_route("a", prefix, "blackhole", source=source("bgp"))
+    new = ops.change_route("a", prefix, "blackhole", source=rip)
+    assert ops.vnet("a").route.fib.get(prefix) is new
+
+
+# -- bridges and VLANs at run time -----------------------------------------------------------
+
+
+@pytest.fixture
+def l2(ops: Ops) -> Ops:
+    """Vnet ``lab`` with epairs p1, p2, p3 to vnet ``peer`` (no addresses)."""
+    ops.create_vnet("lab")
+    ops.create_vnet("peer")
+    for n in (1, 2, 3):
+        epair(ops, f"lab:p{n}", f"peer:p{n}")
+    return ops
+
+
+def test_a_bridge_created_at_run_time_takes_its_members_and_gives_them_back(
+    l2: Ops, loop: asyncio.AbstractEventLoop
+) -> None:
+    lab = l2.vnet("lab")
+    p1, p2 = lab.link.get("p1"), lab.link.get("p2")
+    assert p1.addresses6, "an epair end has a link-local address before it joins"
+    brif = run(loop, l2.create_bridge("lab", "br0", ["p1", "p2"], [ip("192.0.2.1/24")]))
+    br = bridge_.of(brif)
+    assert br is not None and list(br.ports) == ["p1", "p2"]
+    assert brif.up and brif.mtu == 1500 and brif.addresses
+    assert p1.bridge_input is not None and not p1.addresses6 and p1.up
+    l2.remove_bridge_port("lab", "br0", "p2")
+    assert list(br.ports) == ["p1"] and p2.bridge_input is None and p2.addresses6 and p2.up
+    l2.add_bridge_port("lab", "br0", "p2", pvid=1, tagged=[20, 10], storm_pps=50)
+    port = br.ports["p2"]
+    assert (port.pvid, port.storm_pps) == (0, 50), "without filtering, VLANs are not looked at"
+    gone = run(loop, l2.destroy_interface("lab", "br0"))
+    assert gone == [("lab", "br0")] and not lab.link.bridge.bridges
+    assert p1.bridge_input is None and p1.addresses6 and p2.addresses6
+
+
+def test_a_filtering_bridge_port_keeps_its_vlans(l2: Ops, loop: asyncio.AbstractEventLoop) -> None:
+    run(loop, l2.create_bridge("lab", "br0", [], [], vlan_filtering=True, pvid=10))
+    l2.add_bridge_port("lab", "br0", "p1", pvid=0, tagged=[20, 10, 20])
+    port = bridge_.of(l2.vnet("lab").link.get("br0")).ports["p1"]  # type: ignore[union-attr]
+    assert (port.pvid, sorted(port.tagged)) == (0, [10, 20])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda o: o.add_bridge_port("lab", "br0", "p1"), "p1 is already a bridge member"),
+        (lambda o: o.add_bridge_port("lab", "br0", "br0"), "cannot be a member of itself"),
+        (lambda o: o.add_bridge_port("lab", "p2", "p3"), "p2 is not a bridge"),
+        (lambda o: o.add_bridge_port("lab", "br0", "nope"), "no interface 'nope'"),
+        (lambda o: o.add_bridge_port("lab", "br0", "p3", pvid=5000), "VLAN 5000 is not in"),
+        (lambda o: o.remove_bridge_port("lab", "br0", "p3"), "p3 is not a member of bridge br0"),
+    ],
+)
+def test_port_changes_that_cannot_be_made_change_nothing(
+    l2: Ops, loop: asyncio.AbstractEventLoop, change: Any, message: str
+) -> None:
+    run(loop, l2.create_bridge("lab", "br0", ["p1"], []))
+    br = bridge_.of(l2.vnet("lab").link.get("br0"))
+    assert br is not None
+    with pytest.raises(OpError, match=message):
+        change(l2)
+    assert list(br.ports) == ["p1"] and l2.vnet("lab").link.get("p3").addresses6
+
+
+def test_a_member_with_addresses_or_a_small_mtu_is_refused(
+    l2: Ops, loop: asyncio.AbstractEventLoop
+) -> None:
+    l2.add_address("lab", "p3", ip("198.51.100.1/24"))
+    with pytest.raises(OpError, match="member p3 has addresses; remove them first"):
+        run(loop, l2.create_bridge("lab", "br0", ["p1", "p3"], []))
+    assert "br0" not in l2.vnet("lab").link.interfaces
+    with pytest.raises(OpError, match="mtu 9000 is larger than member p1's"):
+        run(loop, l2.create_bridge("lab", "br0", ["p1"], [], mtu=9000))
+    assert not l2.vnet("lab").link.bridge.bridges
+
+
+def test_a_vlan_created_at_run_time_rides_on_its_parent_and_goes_with_it(
+    l2: Ops, loop: asyncio.AbstractEventLoop
+) -> None:
+    lab = l2.vnet("lab")
+    sub = run(loop, l2.create_vlan("lab", "p1", 10, addresses=[ip("198.51.100.1/24")]))
+    p1 = lab.link.get("p1")
+    assert (sub.name, sub.mac, sub.mtu, sub.up) == ("p1.10", p1.mac, p1.mtu, True)
+    assert lab.link.vlans[("p1", 10)].ifnet is sub
+    with pytest.raises(OpError, match="p1 already has VLAN 10"):
+        run(loop, l2.create_vlan("lab", "p1", 10, name="other"))
+    with pytest.raises(OpError, match=r"VLAN 4095 is not in 1\.\.4094"):
+        run(loop, l2.create_vlan("lab", "p1", 4095))
+    with pytest.raises(OpError, match="mtu 1504 is larger than p1's"):
+        run(loop, l2.create_vlan("lab", "p1", 11, mtu=1504))
+    with pytest.raises(OpError, match="p1 is the parent of VLAN interfaces"):
+        run(loop, l2.create_bridge("lab", "br0", ["p1"], []))
+    gone = run(loop, l2.destroy_interface("lab", "p1"))
+    assert ("lab", "p1.10") in gone and not lab.link.vlans and "p1.10" not in lab.link.interfaces

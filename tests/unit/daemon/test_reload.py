@@ -283,11 +283,12 @@ def test_every_config_field_is_known_to_the_plan() -> None:
             "routes",
             "sysctl",
             "firewall",
+            "mirror",
             "permissions",
             "worker",  # a move between workers is refused by the front (vrouter.daemon.front)
         },
         FirewallConfig: {"enable", "max_states", "ruleset"},
-        RouteConfig: {"prefix", "type", "via", "interface"},
+        RouteConfig: {"prefix", "type", "via", "interface", "distance"},  # re-created
     }
     for kind, names in known.items():
         assert {f.name for f in dataclasses.fields(kind)} == names, kind.__name__
@@ -351,13 +352,18 @@ def state(ops: Ops) -> dict[str, Any]:
                 for ifp in vnet.link.interfaces.values()
             },
             "routes": sorted(
-                (str(r.prefix), r.type, r.gateway, r.ifnet.name if r.ifnet else None, r.origin)
+                (str(r.prefix), r.type, r.gateway, r.ifnet.name if r.ifnet else None, r.source)
                 for fib in (vnet.route.fib, vnet.route.fib6)
                 for r in fib
             ),
             "sysctl": sysctl.snapshot(vnet),
             "ruleset": (ruleset.rules, ruleset.default),
             "ra": {name: ra.settings for name, ra in vnet.inet6.ra.items()},
+            "bridges": {
+                name: [(p.ifnet.name, p.pvid, p.tagged) for p in br.ports.values()]
+                for name, br in vnet.link.bridge.bridges.items()
+            },
+            "vlans": sorted((key, v.ifnet.name) for key, v in vnet.link.vlans.items()),
         }
     result["epairs"] = sorted(
         tuple(sorted((f"{e.a.vnet.name}:{e.a.name}", f"{e.b.vnet.name}:{e.b.name}")))
@@ -380,6 +386,40 @@ CHANGES = {
     "firewall and ra": NO_TAP.replace('proto = "udp"', 'proto = "icmp"').replace(
         'peer = "blue:ep0"', 'peer = "blue:ep0"\nra = true'
     ),
+    "bridge and vlans": NO_TAP
+    + """
+[vnets.red.interfaces.ep2]
+type = "epair"
+peer = "blue:ep2"
+[vnets.red.interfaces.br0]
+type = "bridge"
+members = ["ep1", "ep2"]
+vlan_filtering = true
+addresses = ["198.18.1.1/24"]
+[vnets.red.interfaces.br0.ports.ep2]
+pvid = 0
+tagged = [5]
+[vnets.red.interfaces."br0.5"]
+type = "vlan"
+parent = "br0"
+vid = 5
+addresses = ["198.18.5.1/24"]
+[vnets.red.interfaces.ep1]
+type = "epair"
+peer = "blue:ep1"
+[vnets.blue.interfaces.ep1]
+type = "epair"
+peer = "red:ep1"
+addresses = ["198.18.1.2/24"]
+[vnets.blue.interfaces.ep2]
+type = "epair"
+peer = "red:ep2"
+[vnets.blue.interfaces."ep2.5"]
+type = "vlan"
+parent = "ep2"
+vid = 5
+addresses = ["198.18.5.2/24"]
+""",
 }
 
 

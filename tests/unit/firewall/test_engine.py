@@ -12,7 +12,7 @@ import tomllib
 
 from vrouter.firewall.engine import DROP, PASS, REJECT, Firewall, Verdict, evaluate
 from vrouter.firewall.packet import parse
-from vrouter.firewall.rules import parse_ruleset
+from vrouter.firewall.ruleparse import parse_ruleset
 from vrouter.firewall.states import StateTable
 from vrouter.wire import icmp4, icmp6, ipv4, ipv6, tcp, udp
 

@@ -134,6 +134,9 @@ def test_ipv4_fragments() -> None:
     later = parse(ip4(6, seg[:8], frag=ipv4.FLAG_MF | 3))
     assert later.fragment and later.proto == 6
     assert (later.sport, later.dport, later.tcp_flags, later.malformed) == (0, 0, 0, False)
+    udp_first = parse(ip4(17, udp.build(A4, B4, 4000, 53, b"x" * 64)[:24], frag=ipv4.FLAG_MF))
+    assert (udp_first.first_fragment, udp_first.malformed) == (True, False)
+    assert (udp_first.sport, udp_first.dport) == (4000, 53)
 
 
 @pytest.mark.parametrize(
@@ -144,6 +147,7 @@ def test_ipv4_fragments() -> None:
         ip4(6, tcp_segment(tcp.SYN)[:8], frag=ipv4.FLAG_MF),  # tiny first fragment
         ip4(17, b"\x00\x35\x00\x35"),  # 4 bytes of UDP
         ip4(17, b"\x00\x35\x00\x35\x00\x20\x00\x00"),  # UDP length past the packet
+        ip4(17, b"\x00\x35\x00\x35", frag=ipv4.FLAG_MF),  # tiny UDP first fragment
         ip4(1, b"\x08\x00\x00\x00"),  # 4 bytes of ICMP
     ],
 )
@@ -207,7 +211,9 @@ def test_ipv6_fragments() -> None:
     seg = udp.build(A6, B6, 4000, 53, b"0123456789abcdef")
     first = ip6(ipv6.NH_FRAGMENT, struct.pack("!BBHI", ipv6.NH_UDP, 0, 0x0001, 9) + seg[:16])
     info = parse(first)
-    assert not info.fragment and info.malformed  # UDP length 24 > 16 bytes here
+    # The UDP length (24) covers the datagram, not this fragment's 16 bytes.
+    assert (info.fragment, info.first_fragment, info.malformed) == (False, True, False)
+    assert (info.sport, info.dport) == (4000, 53)
     whole_first = ip6(ipv6.NH_FRAGMENT, struct.pack("!BBHI", ipv6.NH_UDP, 0, 0x0001, 9) + seg)
     info = parse(whole_first)
     assert (info.fragment, info.proto, info.sport, info.dport) == (False, 17, 4000, 53)

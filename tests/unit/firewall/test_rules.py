@@ -8,6 +8,7 @@ from ipaddress import ip_network
 import pytest
 
 from vrouter.firewall.packet import PacketInfo, parse
+from vrouter.firewall.ruleparse import parse_ruleset
 from vrouter.firewall.rules import (
     DEFAULT_FLAGS,
     AddrMatch,
@@ -15,7 +16,6 @@ from vrouter.firewall.rules import (
     Rule,
     Ruleset,
     RulesetError,
-    parse_ruleset,
 )
 from vrouter.wire import icmp4, icmp6, ipv4, ipv6, tcp, udp
 

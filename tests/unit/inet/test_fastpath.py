@@ -8,7 +8,7 @@ import dpkt
 import pytest
 
 from vrouter.firewall import subsystem as firewall
-from vrouter.firewall.rules import parse_ruleset
+from vrouter.firewall.ruleparse import parse_ruleset
 from vrouter.inet import arp, ipv4
 from vrouter.link import offload
 from vrouter.route import state as route_state

@@ -24,10 +24,10 @@ from vrouter.api.server import ControlServer
 from vrouter.link import capture, ether
 from vrouter.link.capture import (
     HEADER_LEN,
+    Capture,
     FilterError,
     PcapWriter,
     Record,
-    Tap,
     compile_filter,
     decode_record,
     relocate,
@@ -106,8 +106,8 @@ def pairs():
         sock.close()
 
 
-def tap_on(ifp: Ifnet, end: socket.socket, **kw) -> Tap:
-    tap = Tap(ifp, capture.sender(end), clock=lambda: T0, **kw)
+def tap_on(ifp: Ifnet, end: socket.socket, **kw) -> Capture:
+    tap = Capture(ifp, capture.sender(end), clock=lambda: T0, **kw)
     tap.attach()
     return tap
 
@@ -306,14 +306,14 @@ def test_snaplen_is_applied_by_the_kernel_and_orig_len_kept(port, pairs) -> None
 # --- taps on the interface ----------------------------------------------------------
 
 
-def test_no_tap_no_call(port, monkeypatch) -> None:
+def test_no_capture_no_call(port, monkeypatch) -> None:
     ifp, sent = port
 
     def boom(self, frame, outbound):
-        raise AssertionError("tap called without taps")
+        raise AssertionError("captures shown a frame without a capture")
 
-    monkeypatch.setattr(Ifnet, "tap", boom)
-    assert ifp.taps == []
+    monkeypatch.setattr(Ifnet, "show_captures", boom)
+    assert ifp.captures == []
     ether.input(ifp, icmp_echo(ifp.mac), 0.0)
     ifp.output(icmp_echo(STATION))
     assert len(sent) == 1
@@ -323,7 +323,7 @@ def test_no_tap_no_call(port, monkeypatch) -> None:
 def test_taps_see_received_frames_before_any_drop(port) -> None:
     ifp, _ = port
     seen: list[tuple[bytes, bool]] = []
-    ifp.taps.append(lambda frame, outbound: seen.append((bytes(frame), outbound)))
+    ifp.captures.append(lambda frame, outbound: seen.append((bytes(frame), outbound)))
     other = icmp_echo(b"\x02\x00\x00\x00\x99\x99")  # not for us
     short = b"\x00" * 9
     ether.input(ifp, other, 0.0)
@@ -357,7 +357,7 @@ def test_several_captures_on_one_interface(port, pairs) -> None:
     ether.input(ifp, udp(ifp.mac), 0.0)
     assert len(icmp_reader.records()) == 1
     assert len(udp_reader.records()) == 1
-    assert len(ifp.taps) == 2
+    assert len(ifp.captures) == 2
 
 
 def test_full_socket_drops_and_counts_without_slowing_forwarding(port, pairs) -> None:
@@ -381,14 +381,14 @@ def test_full_socket_drops_and_counts_without_slowing_forwarding(port, pairs) ->
 def test_closed_reader_detaches_the_tap(port, pairs) -> None:
     ifp, sent = port
     end, reader = pairs()
-    closed: list[Tap] = []
+    closed: list[Capture] = []
     tap = tap_on(ifp, end, on_close=closed.append)
     other_end, other_reader = pairs()
     other = tap_on(ifp, other_end)
     reader.sock.close()
     ifp.output(udp(STATION))
     assert closed == [tap]
-    assert ifp.taps == [other]
+    assert ifp.captures == [other]
     assert not tap.attached
     ifp.output(udp(STATION))
     assert closed == [tap]  # on_close runs once
@@ -403,7 +403,7 @@ def test_other_send_errors_lose_the_frame_only(port) -> None:
     def refuse(buffers):
         raise OSError(90, "Message too long")
 
-    tap = Tap(ifp, refuse)
+    tap = Capture(ifp, refuse)
     tap.attach()
     ifp.output(udp(STATION))
     assert tap.attached
@@ -489,7 +489,7 @@ def test_server_refuses_bad_requests_with_the_reason(lab) -> None:
         assert passing is None
         assert not reply["ok"]
         assert message in reply["error"]
-    assert lab.tree.get("r").link.get("eth0").taps == []
+    assert lab.tree.get("r").link.get("eth0").captures == []
 
 
 def test_server_ends_captures_when_the_vnet_goes_or_the_reader_closes(lab) -> None:
@@ -510,7 +510,7 @@ def test_server_ends_captures_when_the_vnet_goes_or_the_reader_closes(lab) -> No
         server = ControlServer(SimpleNamespace(tree=lab.tree))
         first, first_capture = await start(server, "icmp")
         second, _ = await start(server, "")
-        assert len(ifp.taps) == 2
+        assert len(ifp.captures) == 2
         ether.input(ifp, icmp_echo(ifp.mac), lab.now)
         assert len(Reader(first).records()) == 1
 
@@ -520,14 +520,14 @@ def test_server_ends_captures_when_the_vnet_goes_or_the_reader_closes(lab) -> No
             assert time.monotonic() < deadline
             await asyncio.sleep(0.01)
         assert server.captures == {first_capture}
-        assert len(ifp.taps) == 1
+        assert len(ifp.captures) == 1
 
         server._sweep_captures()  # interface still there: nothing ends
         assert server.captures == {first_capture}
         lab.tree.destroy("r")
         server._sweep_captures()
         assert server.captures == set()
-        assert ifp.taps == []
+        assert ifp.captures == []
         assert first.recv(100) == b""  # the reader sees the end
         first.close()
         await server.close()

@@ -121,9 +121,9 @@ def test_ethertype_table_is_per_vnet(port, lab) -> None:
     assert ifq.counters.rx_drops == {"unknown_ethertype": 1}
 
 
-def test_builtin_ethertypes_are_ipv4_arp_and_ipv6(lab) -> None:
+def test_builtin_ethertypes_are_ipv4_arp_8021q_and_ipv6(lab) -> None:
     vnet = lab.vnet("r")
-    assert sorted(vnet.link.ethertypes) == [0x0800, 0x0806, 0x86DD]
+    assert sorted(vnet.link.ethertypes) == [0x0800, 0x0806, 0x8100, 0x86DD]
 
 
 def test_exception_in_a_handler_is_contained_by_receive(port, lab, caplog) -> None:

@@ -98,13 +98,13 @@ def test_get_is_exact_not_longest_match(nested: Fib) -> None:
     assert nested.get(net("203.0.113.0/24")) is None
 
 
-def test_duplicate_add_raises_and_keeps_the_first() -> None:
+def test_duplicate_add_of_one_source_raises_and_keeps_the_first() -> None:
     fib = Fib()
-    first = Route(net("192.0.2.0/24"), origin=CONNECTED)
+    first = Route(net("192.0.2.0/24"), source=CONNECTED)
     fib.add(first)
     generation = fib.generation
-    with pytest.raises(RouteError, match=r"192\.0\.2\.0/24"):
-        fib.add(Route(net("192.0.2.0/24"), BLACKHOLE))
+    with pytest.raises(RouteError, match=r"a connected route to 192\.0\.2\.0/24 already exists"):
+        fib.add(Route(net("192.0.2.0/24"), BLACKHOLE, source=CONNECTED))
     assert fib.get(net("192.0.2.0/24")) is first
     assert len(fib) == 1
     assert fib.generation == generation
@@ -188,9 +188,11 @@ def test_describe_shows_gateway_and_interface(lab) -> None:
         "type": UNICAST,
         "gateway": "192.0.2.254",
         "interface": ifp.name,
-        "origin": STATIC,
+        "source": "static",
+        "distance": 1,
         "use": 0,
     }
+    assert route_state.describe(vnet, route)["state"] == "installed"
 
 
 # --- add_static ---------------------------------------------------------------
@@ -203,7 +205,7 @@ def test_add_static_resolves_the_egress_interface_from_the_connected_route(lab) 
     route = route_state.add_static(vnet, net("203.0.113.0/24"), via=IPv4Address("198.51.100.9"))
     assert route.ifnet is eth1
     assert route.gateway == addr("198.51.100.9")
-    assert route.origin == STATIC
+    assert route.source == STATIC
     assert route.type == UNICAST
     found = vnet.route.fib.lookup(addr("203.0.113.77"))
     assert found is route
@@ -271,13 +273,13 @@ def test_add_static_blackhole_and_reject_need_no_next_hop(lab, kind: str) -> Non
     assert found is route and found.type == kind
 
 
-def test_add_static_duplicate_of_connected_route_raises(lab) -> None:
+def test_add_static_to_a_connected_network_is_held_behind_it(lab) -> None:
     vnet = lab.vnet("r")
     eth0 = lab.iface(vnet, "eth0", "192.0.2.1/24")
-    with pytest.raises(RouteError):
-        route_state.add_static(vnet, net("192.0.2.0/24"), ifp=eth0)
+    static = route_state.add_static(vnet, net("192.0.2.0/24"), ifp=eth0)
     route = vnet.route.fib.get(net("192.0.2.0/24"))
-    assert route is not None and route.origin == CONNECTED
+    assert route is not None and route.source == CONNECTED
+    assert vnet.route.fib.state(static) == "held"
 
 
 def test_connected_route_follows_the_address(lab) -> None:
@@ -285,7 +287,7 @@ def test_connected_route_follows_the_address(lab) -> None:
     eth0 = lab.iface(vnet, "eth0", "192.0.2.1/24")
     route = vnet.route.fib.get(net("192.0.2.0/24"))
     assert route is not None
-    assert (route.origin, route.type, route.ifnet, route.gateway) == (
+    assert (route.source, route.type, route.ifnet, route.gateway) == (
         CONNECTED,
         UNICAST,
         eth0,
@@ -585,3 +587,25 @@ def test_indexed_lookup_equals_a_linear_scan_across_the_threshold(
         assert len(fib) == len(model)
     finally:
         fib_module.INDEX_AT, fib_module.UNINDEX_BELOW = saved
+
+
+def test_without_numpy_a_large_table_stays_unindexed_and_correct(
+    small_threshold: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """numpy is the optional ``fib`` extra: without it the index is skipped, said once."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "vrouter.route.dir248", None)  # import -> ImportError
+    monkeypatch.setattr(fib_module, "_index_missing", None)
+    caplog.set_level("WARNING", "vrouter.route")
+    fib = Fib()
+    prefixes = [f"198.18.{k}.0/24" for k in range(20)] + ["198.18.0.0/16", "0.0.0.0/0"]
+    for prefix in prefixes:
+        fib.add(Route(net(prefix)))
+    assert not fib.indexed
+    assert fib.lookup(bytes([198, 18, 3, 9])).prefix == net("198.18.3.0/24")  # type: ignore[union-attr]
+    assert fib.lookup(bytes([198, 18, 99, 9])).prefix == net("198.18.0.0/16")  # type: ignore[union-attr]
+    assert fib.lookup(bytes([203, 0, 113, 1])).prefix == net("0.0.0.0/0")  # type: ignore[union-attr]
+    said = [r for r in caplog.records if "no DIR-24-8" in r.getMessage()]
+    assert len(said) == 1, "said once, not on every add"
+    assert "vrouter[fib]" in said[0].getMessage()

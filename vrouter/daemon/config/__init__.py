@@ -63,6 +63,8 @@ from __future__ import annotations
 
 from vrouter.daemon.config.model import (
     DEFAULT_VNET,
+    BridgeConfig,
+    BridgePortConfig,
     Config,
     ConfigError,
     ConfigProblem,
@@ -70,6 +72,7 @@ from vrouter.daemon.config.model import (
     FirewallConfig,
     HostConfig,
     InterfaceConfig,
+    MirrorConfig,
     RaConfig,
     RaPrefixConfig,
     RouteConfig,
@@ -80,6 +83,8 @@ from vrouter.daemon.config.parse import load, parse, read
 
 __all__ = [
     "DEFAULT_VNET",
+    "BridgeConfig",
+    "BridgePortConfig",
     "Config",
     "ConfigError",
     "ConfigProblem",
@@ -87,6 +92,7 @@ __all__ = [
     "FirewallConfig",
     "HostConfig",
     "InterfaceConfig",
+    "MirrorConfig",
     "RaConfig",
     "RaPrefixConfig",
     "RouteConfig",

@@ -118,7 +118,7 @@ def check_fits(r: TomlReader, vnet: ParsedVnet, limits: dict[str, tuple[int, str
             if not is_link_local(a.value.ip)
         }
         statics = {r.prefix for r in vnet.routes if r.prefix is not None}
-        count = len(networks | statics)
+        count = len(networks) + len(statics)  # a static route to a connected one is held
         if count > limits["routes"][0]:
             r.problem(
                 _join(vnet.key, "routes"),

@@ -26,6 +26,7 @@ from vrouter.daemon.config.grammar import (
     parse_mac,
     vnet_name_error,
 )
+from vrouter.daemon.config.l2 import BRIDGE_KEYS, VLAN_KEYS, read_bridge, read_vlan
 from vrouter.daemon.config.model import (
     DEFAULT_MTU,
     INTERFACE_TYPES,
@@ -85,7 +86,18 @@ def read_interface(
     r: TomlReader, name: str, table: Mapping[str, object], key: str
 ) -> ParsedInterface:
     """Read interface *name* (its table at *key*), its RA and the host of a TAP."""
-    r.check_keys(table, key, _INTERFACE_KEYS, required=("type",))
+    raw_type = table.get("type")
+    if raw_type == "bridge":
+        r.check_keys(table, key, (*_INTERFACE_KEYS, *BRIDGE_KEYS), required=("type",))
+    elif raw_type == "vlan":
+        r.check_keys(table, key, (*_INTERFACE_KEYS, *VLAN_KEYS), required=("type", *VLAN_KEYS))
+    else:
+        r.check_keys(table, key, _INTERFACE_KEYS, required=("type",))
+    layered = raw_type in ("bridge", "vlan")
+    for extra_key in ("host", "peer", "offload", "mac"):
+        if layered and extra_key in table and (extra_key != "mac" or raw_type == "vlan"):
+            what = "shares its parent's MAC" if extra_key == "mac" else f"has no {extra_key}"
+            r.problem(_join(key, extra_key), f"a {raw_type} interface {what}")
     error = ifname_error(name)
     if error is not None:
         r.problem(key, error)
@@ -121,7 +133,9 @@ def read_interface(
 
     host: HostConfig | None = None
     hkey = _join(key, "host")
-    if "host" in table and itype == "epair":
+    if itype in ("bridge", "vlan"):
+        pass  # reported above
+    elif "host" in table and itype == "epair":
         r.problem(hkey, "'host' is only valid on tap interfaces")
     else:
         host_table = r.table(table, "host", key)
@@ -145,7 +159,9 @@ def read_interface(
 
     peer: tuple[str, str] | None = None
     pkey = _join(key, "peer")
-    if itype == "tap" and "peer" in table:
+    if itype in ("bridge", "vlan"):
+        pass  # reported above
+    elif itype == "tap" and "peer" in table:
         r.problem(pkey, "'peer' is only valid on epair interfaces")
     elif itype == "epair" and "peer" not in table:
         r.problem(
@@ -174,12 +190,16 @@ def read_interface(
         ra_key=ra_key,
         advertises=advertises,
         offload=read_offload(r, table, key, itype),
+        bridge=read_bridge(r, table, key) if itype == "bridge" else None,
+        vlan=read_vlan(r, table, key) if itype == "vlan" else None,
     )
 
 
 def read_offload(r: TomlReader, table: Mapping[str, object], key: str, itype: str | None) -> bool:
     """Read ``offload`` (tap interfaces only; default true)."""
     value = r.boolean(table, "offload", key)
+    if itype in ("bridge", "vlan"):
+        return True
     if value is not None and itype == "epair":
         r.problem(
             _join(key, "offload"), "offload applies to tap interfaces (epairs always carry it)"

@@ -39,7 +39,7 @@ DEFAULT_LOG_LEVEL = "info"
 DEFAULT_MTU = 1500
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-INTERFACE_TYPES = ("tap", "epair")
+INTERFACE_TYPES = ("tap", "epair", "bridge", "vlan")
 ROUTE_TYPES = ("unicast", "blackhole", "reject")
 MTU_MIN = 68
 MTU_MAX = 65535
@@ -65,6 +65,10 @@ DEFAULT_VALID_LIFETIME = 2592000
 """AdvValidLifetime default: 30 days."""
 DEFAULT_PREFERRED_LIFETIME = 604800
 """AdvPreferredLifetime default: 7 days (at most the valid lifetime)."""
+VID_MIN = 1
+VID_MAX = 4094
+"""802.1Q VLAN IDs a vlan interface or a bridge port may use (0 and 4095 are reserved)."""
+STORM_PPS_MAX = 10_000_000
 SLAAC_PREFIX_LENGTH = 64
 """The only prefix length stateless autoconfiguration works with (RFC 4862, 4291)."""
 
@@ -148,6 +152,46 @@ class RaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BridgePortConfig:
+    """One member of a bridge: its VLANs (with filtering) and storm control.
+
+    ``pvid``: the VLAN of untagged frames (0: none, a pure trunk);
+    ``tagged``: the VLANs it carries tagged; ``storm_pps``: broadcast and
+    multicast frames admitted per second (0: no limit).
+    """
+
+    name: str
+    pvid: int = 1
+    tagged: tuple[int, ...] = ()
+    storm_pps: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StaticFdbConfig:
+    """A static FDB entry: ``mac`` is behind member ``port`` (in VLAN ``vid``, None: its PVID)."""
+
+    mac: bytes
+    port: str
+    vid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeConfig:
+    """What makes an interface a bridge: its members, VLAN filtering, static entries."""
+
+    ports: tuple[BridgePortConfig, ...]
+    vlan_filtering: bool = False
+    pvid: int = 1
+    """The bridge's own VLAN (with filtering): what its interface sends and receives untagged."""
+    fdb: tuple[StaticFdbConfig, ...] = ()
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """Return the member interface names, in order."""
+        return tuple(p.name for p in self.ports)
+
+
+@dataclass(frozen=True, slots=True)
 class InterfaceConfig:
     """One interface of a vnet; ``ra`` None sends no router advertisements."""
 
@@ -162,6 +206,10 @@ class InterfaceConfig:
     ra: RaConfig | None = None
     offload: bool = True
     """Take TCP super-frames and partial checksums from the host (tap only)."""
+    bridge: BridgeConfig | None = None
+    """Members and settings of a ``bridge`` interface."""
+    vlan: tuple[str, int] | None = None
+    """(parent interface, VID) of a ``vlan`` interface."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +220,8 @@ class RouteConfig:
     type: str
     via: IPv4Address | IPv6Address | None
     interface: str | None
+    distance: int = 1
+    """Administrative distance (1..255); above a protocol's, a floating static route."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +241,29 @@ class VnetConfig:
     """Who may manage the vnet or open sockets in it (``[vnets.NAME.permissions]``)."""
     worker: int | None = None
     """The worker a top-level vnet is pinned to (None: the daemon chooses)."""
+    mirror: MirrorConfig | None = None
+    """The vnet's control-plane mirror, if it has a ``[vnets.NAME.mirror]`` table."""
+
+    def rank(self, icfg: InterfaceConfig) -> int:
+        """Return when ``icfg`` is created among the vnet's interfaces (destroyed in reverse).
+
+        0: TAPs and epairs; 1: VLANs on them; 2: bridges (over those); 3: VLANs on bridges.
+        """
+        if icfg.type == "bridge":
+            return 2
+        if icfg.vlan is not None:
+            parent = next((i for i in self.interfaces if i.name == icfg.vlan[0]), None)
+            return 3 if parent is not None and parent.type == "bridge" else 1
+        return 0
+
+    def ports(self) -> dict[str, str]:
+        """Return the bridge of every interface that is a bridge member, by member name."""
+        return {
+            port: icfg.name
+            for icfg in self.interfaces
+            if icfg.bridge is not None
+            for port in icfg.bridge.members
+        }
 
     @property
     def limits(self) -> dict[str, int]:
@@ -201,6 +274,15 @@ class VnetConfig:
             if kind is not None:
                 found[kind] = int(value)
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorConfig:
+    """A vnet's control-plane mirror (netns mode): its namespace, the protocols synced."""
+
+    netns: str
+    sync: tuple[str, ...] | None = None
+    """Kernel route protocols synced into the vnet (None: the default set)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ no problem was found.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from ipaddress import (
@@ -52,6 +53,7 @@ from vrouter.daemon.config.grammar import (
 from vrouter.daemon.config.interfaces import (
     read_interface,
 )
+from vrouter.daemon.config.l2 import check_l2
 from vrouter.daemon.config.model import (
     DEFAULT_CONTROL_SOCKET,
     DEFAULT_LOG_LEVEL,
@@ -66,6 +68,7 @@ from vrouter.daemon.config.model import (
     ConfigProblem,
     DaemonConfig,
     FirewallConfig,
+    MirrorConfig,
     SocksConfig,
 )
 from vrouter.daemon.config.parsed import (
@@ -76,7 +79,10 @@ from vrouter.daemon.config.parsed import (
 )
 from vrouter.daemon.logs import DEFAULT_FORMAT as DEFAULT_LOG_FORMAT
 from vrouter.daemon.logs import FORMATS as LOG_FORMATS
-from vrouter.firewall.rules import RulesetError, parse_ruleset
+from vrouter.firewall.ruleparse import parse_ruleset
+from vrouter.firewall.rules import RulesetError
+from vrouter.mirror.state import default_netns
+from vrouter.mirror.sync import BY_NAME as SYNC_PROTOCOLS
 from vrouter.stack import builtin_sysctl
 
 
@@ -160,13 +166,14 @@ _VNET_KEYS = (
     "limits",
     "permissions",
     "worker",
+    "mirror",
 )
 
 
 _PERMISSION_KEYS = ("manage", "sockets")
 
 
-_ROUTE_KEYS = ("to", "type", "via", "interface")
+_ROUTE_KEYS = ("to", "type", "via", "interface", "distance")
 
 
 # -- the document --------------------------------------------------------
@@ -210,6 +217,7 @@ def read_document(doc: Mapping[str, object], file: str) -> Config:
     for vnet in vnets:
         check_connected(r, vnet)
         check_routes(r, vnet)
+        check_l2(r, vnet)
 
     if r.problems:
         raise ConfigError([ConfigProblem(file, key, reason) for key, reason in r.problems])
@@ -471,7 +479,42 @@ def read_vnet(
         limits=read_limits(r, table, key),
         limits_key=_join(key, "limits"),
         worker=r.integer(table, "worker", key) if nested else None,
+        mirror=read_mirror(r, name, table, key),
     )
+
+
+_MIRROR_KEYS = ("netns", "sync")
+_NETNS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+
+
+def read_mirror(
+    r: TomlReader, vnet: str, table: Mapping[str, object], key: str
+) -> MirrorConfig | None:
+    """Check ``[... .mirror]``: the namespace name and the kernel protocols synced."""
+    mirror = r.table(table, "mirror", key)
+    if mirror is None:
+        return None
+    mkey = _join(key, "mirror")
+    r.check_keys(mirror, mkey, _MIRROR_KEYS)
+    netns = r.string(mirror, "netns", mkey)
+    if netns is None:
+        netns = default_netns(vnet)
+    elif not _NETNS_NAME.fullmatch(netns):
+        r.problem(_join(mkey, "netns"), f"{netns!r} is not a namespace name ([A-Za-z0-9_.-])")
+    sync: tuple[str, ...] | None = None
+    value = mirror.get("sync")
+    if value is not None:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            r.wrong_type(_join(mkey, "sync"), "an array of protocol names", value)
+        else:
+            unknown = [v for v in value if v not in SYNC_PROTOCOLS]
+            if unknown:
+                r.problem(
+                    _join(mkey, "sync"),
+                    f"unknown route protocol {unknown[0]!r} (known: {', '.join(SYNC_PROTOCOLS)})",
+                )
+            sync = tuple(value)
+    return MirrorConfig(netns, sync)
 
 
 def read_firewall(r: TomlReader, table: Mapping[str, object], key: str) -> FirewallConfig | None:
@@ -552,6 +595,9 @@ def read_route(r: TomlReader, table: Mapping[str, object], key: str) -> ParsedRo
         else:
             via = parsed_via
     interface = r.string(table, "interface", key)
+    distance = r.integer(table, "distance", key)
+    if distance is not None and not 1 <= distance <= 255:
+        r.problem(_join(key, "distance"), f"{distance} is not in 1..255")
     return ParsedRoute(
         key=key,
         prefix=prefix,
@@ -560,4 +606,5 @@ def read_route(r: TomlReader, table: Mapping[str, object], key: str) -> ParsedRo
         interface=interface,
         has_via="via" in table,
         has_interface="interface" in table,
+        distance=distance if distance is not None and 1 <= distance <= 255 else 1,
     )

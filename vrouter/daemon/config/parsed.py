@@ -24,9 +24,11 @@ from vrouter.core.perms import (
     Grants,
 )
 from vrouter.daemon.config.model import (
+    BridgeConfig,
     FirewallConfig,
     HostConfig,
     InterfaceConfig,
+    MirrorConfig,
     RaConfig,
     RouteConfig,
     VnetConfig,
@@ -61,6 +63,8 @@ class ParsedInterface:
     ra_key: str
     advertises: bool  # ra = true or a table, even if it had problems
     offload: bool = True
+    bridge: BridgeConfig | None = None
+    vlan: tuple[str, int] | None = None
 
     def config(self) -> InterfaceConfig:
         assert self.type is not None, "only built when no problem was found"
@@ -75,6 +79,8 @@ class ParsedInterface:
             peer=self.peer,
             ra=self.ra,
             offload=self.offload,
+            bridge=self.bridge,
+            vlan=self.vlan,
         )
 
 
@@ -89,6 +95,7 @@ class ParsedRoute:
     interface: str | None
     has_via: bool
     has_interface: bool
+    distance: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +115,7 @@ class ParsedVnet:
     """Own limits in file order (kind, value)."""
     limits_key: str = ""
     worker: int | None = None
+    mirror: MirrorConfig | None = None
 
     def interface(self, name: str) -> ParsedInterface | None:
         for iface in self.interfaces:
@@ -119,7 +127,7 @@ class ParsedVnet:
         routes: list[RouteConfig] = []
         for r in self.routes:
             assert r.prefix is not None and r.type is not None, "only built when valid"
-            routes.append(RouteConfig(r.prefix, r.type, r.via, r.interface))
+            routes.append(RouteConfig(r.prefix, r.type, r.via, r.interface, r.distance))
         limits = tuple((limits_.knob_name(kind), value) for kind, value in self.limits)
         return VnetConfig(
             name=self.name,
@@ -130,6 +138,7 @@ class ParsedVnet:
             firewall=self.firewall,
             permissions=self.permissions,
             worker=self.worker,
+            mirror=self.mirror,
         )
 
 

@@ -1,0 +1,148 @@
+"""Bridges and VLAN interfaces in the config, and the vnets built from them."""
+
+from __future__ import annotations
+
+import pytest
+
+from vrouter.daemon import build
+from vrouter.daemon.config import ConfigError, parse
+from vrouter.daemon.config.model import BridgePortConfig, StaticFdbConfig
+from vrouter.link import bridge as bridge_
+from vrouter.link import vlan
+
+SEGMENT = """
+[vnets.lab.interfaces.tap1]
+type = "tap"
+[vnets.lab.interfaces.tap2]
+type = "tap"
+[vnets.lab.interfaces.trunk]
+type = "tap"
+[vnets.lab.interfaces.br0]
+type = "bridge"
+members = ["tap1", "tap2", "trunk"]
+vlan_filtering = true
+pvid = 10
+storm_pps = 1000
+addresses = ["192.0.2.1/24"]
+[vnets.lab.interfaces.br0.ports.tap2]
+pvid = 20
+[vnets.lab.interfaces.br0.ports.trunk]
+pvid = 0
+tagged = [20, 10]
+storm_pps = 0
+[[vnets.lab.interfaces.br0.fdb]]
+mac = "02:00:00:00:00:0a"
+port = "trunk"
+vid = 20
+[vnets.lab.interfaces."br0.20"]
+type = "vlan"
+parent = "br0"
+vid = 20
+addresses = ["198.51.100.1/24"]
+[vnets.lab.interfaces.up0]
+type = "tap"
+[vnets.lab.interfaces."up0.7"]
+type = "vlan"
+parent = "up0"
+vid = 7
+addresses = ["203.0.113.1/24"]
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse(text, "l2.toml")
+    return [f"{p.key}: {p.reason}" for p in info.value.problems]
+
+
+def test_a_bridge_with_vlans_parses() -> None:
+    (vcfg,) = parse(SEGMENT, "l2.toml").vnets
+    br0 = next(i for i in vcfg.interfaces if i.name == "br0")
+    assert br0.bridge is not None
+    assert br0.bridge.ports == (
+        BridgePortConfig("tap1", 1, (), 1000),
+        BridgePortConfig("tap2", 20, (), 1000),
+        BridgePortConfig("trunk", 0, (10, 20), 0),
+    )
+    assert br0.bridge.fdb == (StaticFdbConfig(bytes.fromhex("02000000000a"), "trunk", 20),)
+    assert vcfg.ports() == {"tap1": "br0", "tap2": "br0", "trunk": "br0"}
+    sub = next(i for i in vcfg.interfaces if i.name == "br0.20")
+    assert sub.vlan == ("br0", 20)
+    order = [i.name for i in sorted(vcfg.interfaces, key=vcfg.rank)]
+    assert order.index("up0.7") < order.index("br0") < order.index("br0.20")
+
+
+def test_built_vnet_has_the_bridge_the_ports_and_the_vlans() -> None:
+    built = build.build(parse(SEGMENT, "l2.toml"), 0.0)
+    vnet = built.tree.get("lab")
+    br = bridge_.of(vnet.link.get("br0"))
+    assert br is not None and list(br.ports) == ["tap1", "tap2", "trunk"]
+    assert br.ports["tap1"].pvid == 1 and br.ports["trunk"].tagged == {10, 20}
+    assert [e.port.ifnet.name for e in br.entries()] == ["trunk"]
+    assert vnet.link.bridge.fdb_entries == 1
+    # Members are no L3 interfaces; VLANs share their parent's MAC.
+    assert vnet.link.get("tap1").addresses6 == []
+    assert vnet.link.get("br0").addresses6 != []
+    assert vnet.link.get("up0.7").mac == vnet.link.get("up0").mac
+    assert vlan.of(vnet.link.get("br0.20")) is not None
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            '[vnets.lab.interfaces.tap9]\ntype = "tap"\naddresses = ["198.18.0.9/24"]\n'
+            '[vnets.lab.interfaces.br9]\ntype = "bridge"\nmembers = ["tap9", "tap1", "nope"]\n',
+            [
+                "vnets.lab.interfaces.tap9.addresses: tap9 is a member of bridge br9: a member "
+                "is no L3 interface; give the addresses to br9",
+                "vnets.lab.interfaces.br9.members[1]: tap1 is already a member of bridge br0",
+                "vnets.lab.interfaces.br9.members[2]: vnet lab has no interface 'nope'",
+            ],
+        ),
+        (
+            '[vnets.lab.interfaces."tap1.5"]\ntype = "vlan"\nparent = "tap1"\nvid = 4095\n',
+            ['vnets.lab.interfaces."tap1.5".vid: VLAN ID 4095 is out of range 1..4094'],
+        ),
+        (
+            '[vnets.lab.interfaces."tap1.5"]\ntype = "vlan"\nparent = "tap1"\nvid = 5\n'
+            'mac = "02:00:00:00:00:01"\n',
+            [
+                "vnets.lab.interfaces.\"tap1.5\".mac: a vlan interface shares its parent's MAC",
+                'vnets.lab.interfaces."tap1.5".parent: tap1 is a member of bridge br0; put the '
+                "VLAN on the bridge (vlan_filtering) instead",
+            ],
+        ),
+        (
+            '[vnets.lab.interfaces."up0.8"]\ntype = "vlan"\nparent = "up0"\nvid = 7\n',
+            ['vnets.lab.interfaces."up0.8".vid: up0 already has VLAN 7 (up0.7)'],
+        ),
+    ],
+)
+def test_bad_l2_config_names_the_key(extra: str, expected: list[str]) -> None:
+    assert problems(SEGMENT + extra) == expected
+
+
+def test_port_settings_need_filtering_and_a_member() -> None:
+    text = """
+[vnets.lab.interfaces.t1]
+type = "tap"
+[vnets.lab.interfaces.br0]
+type = "bridge"
+members = ["t1"]
+[vnets.lab.interfaces.br0.ports.t1]
+pvid = 3
+[vnets.lab.interfaces.br0.ports.t2]
+storm_pps = 5
+[[vnets.lab.interfaces.br0.fdb]]
+mac = "ff:ff:ff:ff:ff:ff"
+port = "t1"
+"""
+    assert problems(text) == [
+        "vnets.lab.interfaces.br0.ports.t1: pvid and tagged need vlan_filtering = true on the "
+        "bridge",
+        "vnets.lab.interfaces.br0.ports.t2: t2 is not in members (t1)",
+        "vnets.lab.interfaces.br0.fdb[0].mac: 'ff:ff:ff:ff:ff:ff' is a multicast MAC address "
+        "(low bit of the first octet set); an interface needs a unicast one, e.g. "
+        "02:00:00:00:00:01",
+    ]

@@ -1,0 +1,233 @@
+"""Reading and checking bridges and VLAN interfaces.
+
+Responsibility: ``read_bridge`` reads the keys of a ``type = "bridge"``
+interface (``members``, ``vlan_filtering``, ``pvid``, ``storm_pps``, the
+per-member ``ports.NAME`` tables and the static ``fdb`` entries);
+``read_vlan`` reads ``parent`` and ``vid`` of a ``type = "vlan"`` one;
+``check_l2`` checks what involves other interfaces of the vnet: members
+exist, are TAPs, epairs or VLANs, belong to one bridge, carry no address and
+are not smaller than the bridge; a VLAN's parent exists, is a TAP, an epair
+or a bridge (not a member) and is not smaller than the VLAN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from vrouter.core.tomlkeys import TomlReader
+from vrouter.core.tomlkeys import join as _join
+from vrouter.daemon.config.grammar import ifname_error, parse_mac
+from vrouter.daemon.config.model import (
+    STORM_PPS_MAX,
+    VID_MAX,
+    VID_MIN,
+    BridgeConfig,
+    BridgePortConfig,
+    StaticFdbConfig,
+)
+from vrouter.daemon.config.parsed import ParsedVnet
+
+BRIDGE_KEYS = ("members", "vlan_filtering", "pvid", "storm_pps", "ports", "fdb")
+VLAN_KEYS = ("parent", "vid")
+_PORT_KEYS = ("pvid", "tagged", "storm_pps")
+_FDB_KEYS = ("mac", "port", "vid")
+MEMBER_TYPES = ("tap", "epair", "vlan")
+PARENT_TYPES = ("tap", "epair", "bridge")
+
+
+def _vid(r: TomlReader, table: Mapping[str, object], name: str, key: str, zero: bool) -> int | None:
+    """Read a VLAN ID (``zero``: 0 allowed, meaning none)."""
+    value = r.integer(table, name, key)
+    if value is None:
+        return None
+    low = 0 if zero else VID_MIN
+    if not low <= value <= VID_MAX:
+        r.problem(_join(key, name), f"VLAN ID {value} is out of range {low}..{VID_MAX}")
+        return None
+    return value
+
+
+def _storm(r: TomlReader, table: Mapping[str, object], key: str) -> int | None:
+    value = r.integer(table, "storm_pps", key)
+    if value is not None and not 0 <= value <= STORM_PPS_MAX:
+        r.problem(_join(key, "storm_pps"), f"storm_pps {value} is out of range 0..{STORM_PPS_MAX}")
+        return None
+    return value
+
+
+def read_bridge(r: TomlReader, table: Mapping[str, object], key: str) -> BridgeConfig:
+    """Read the bridge keys of interface table ``table`` at ``key``."""
+    mkey = _join(key, "members")
+    members: list[str] = []
+    value = table.get("members", [])
+    if not isinstance(value, list):
+        r.wrong_type(mkey, "an array of interface names", value)
+        value = []
+    for index, item in enumerate(value):
+        ikey = f"{mkey}[{index}]"
+        if not isinstance(item, str):
+            r.wrong_type(ikey, "a string", item)
+            continue
+        error = ifname_error(item)
+        if error is not None:
+            r.problem(ikey, error)
+        elif item in members:
+            r.problem(ikey, f"member {item} is listed twice")
+        else:
+            members.append(item)
+    filtering = bool(r.boolean(table, "vlan_filtering", key))
+    pvid = _vid(r, table, "pvid", key, zero=False) or 1
+    storm = _storm(r, table, key) or 0
+    settings: dict[str, BridgePortConfig] = {}
+    pkey = _join(key, "ports")
+    for name, ptable in (r.table(table, "ports", key) or {}).items():
+        tkey = _join(pkey, name)
+        if not isinstance(ptable, dict):
+            r.wrong_type(tkey, "a table", ptable)
+            continue
+        r.check_keys(ptable, tkey, _PORT_KEYS)
+        if name not in members:
+            r.problem(tkey, f"{name} is not in members ({', '.join(members) or 'none'})")
+            continue
+        if not filtering and ("pvid" in ptable or "tagged" in ptable):
+            r.problem(tkey, "pvid and tagged need vlan_filtering = true on the bridge")
+        tagged: list[int] = []
+        tvalue = ptable.get("tagged", [])
+        if not isinstance(tvalue, list):
+            r.wrong_type(_join(tkey, "tagged"), "an array of VLAN IDs", tvalue)
+            tvalue = []
+        for index, vid in enumerate(tvalue):
+            vkey = f"{_join(tkey, 'tagged')}[{index}]"
+            if isinstance(vid, bool) or not isinstance(vid, int):
+                r.wrong_type(vkey, "an integer", vid)
+            elif not VID_MIN <= vid <= VID_MAX:
+                r.problem(vkey, f"VLAN ID {vid} is out of range {VID_MIN}..{VID_MAX}")
+            elif vid not in tagged:
+                tagged.append(vid)
+        port_pvid = _vid(r, ptable, "pvid", tkey, zero=True)
+        port_pvid = 1 if port_pvid is None else port_pvid
+        if port_pvid and port_pvid in tagged:
+            r.problem(_join(tkey, "tagged"), f"VLAN {port_pvid} is the port's pvid (untagged)")
+        port_storm = _storm(r, ptable, tkey)
+        settings[name] = BridgePortConfig(
+            name, port_pvid, tuple(sorted(tagged)), storm if port_storm is None else port_storm
+        )
+    ports = tuple(settings.get(m) or BridgePortConfig(m, 1, (), storm) for m in members)
+    fdb: list[StaticFdbConfig] = []
+    fkey = _join(key, "fdb")
+    fvalue = table.get("fdb", [])
+    if not isinstance(fvalue, list):
+        r.wrong_type(fkey, "an array of tables ([[...fdb]])", fvalue)
+        fvalue = []
+    by_name = {p.name: p for p in ports}
+    for index, item in enumerate(fvalue):
+        ekey = f"{fkey}[{index}]"
+        if not isinstance(item, dict):
+            r.wrong_type(ekey, "a table", item)
+            continue
+        r.check_keys(item, ekey, _FDB_KEYS, required=("mac", "port"))
+        mac_text = r.string(item, "mac", ekey)
+        port = r.string(item, "port", ekey)
+        vid = _vid(r, item, "vid", ekey, zero=False)
+        if mac_text is None or port is None:
+            continue
+        mac = parse_mac(mac_text)
+        if isinstance(mac, str):
+            r.problem(_join(ekey, "mac"), mac)
+            continue
+        member = by_name.get(port)
+        if member is None:
+            r.problem(_join(ekey, "port"), f"{port} is not a member of this bridge")
+            continue
+        if vid is not None and not filtering:
+            r.problem(_join(ekey, "vid"), "vid needs vlan_filtering = true on the bridge")
+            continue
+        if filtering and vid is not None and vid != member.pvid and vid not in member.tagged:
+            r.problem(_join(ekey, "vid"), f"port {port} does not carry VLAN {vid}")
+            continue
+        fdb.append(StaticFdbConfig(mac, port, vid))
+    return BridgeConfig(ports, filtering, pvid, tuple(fdb))
+
+
+def read_vlan(r: TomlReader, table: Mapping[str, object], key: str) -> tuple[str, int] | None:
+    """Read ``parent`` and ``vid`` of a vlan interface."""
+    parent = r.string(table, "parent", key)
+    if parent is not None:
+        error = ifname_error(parent)
+        if error is not None:
+            r.problem(_join(key, "parent"), error)
+            parent = None
+    vid = _vid(r, table, "vid", key, zero=False)
+    if parent is None or vid is None:
+        return None
+    return parent, vid
+
+
+def check_l2(r: TomlReader, vnet: ParsedVnet) -> None:
+    """Check bridge members and VLAN parents against the other interfaces of ``vnet``."""
+    owner: dict[str, str] = {}
+    parents: dict[tuple[str, int], str] = {}
+    for iface in vnet.interfaces:
+        if iface.vlan is not None:
+            parent_name, vid = iface.vlan
+            parent = vnet.interface(parent_name)
+            pkey = _join(iface.key, "parent")
+            if parent is None:
+                r.problem(pkey, f"vnet {vnet.name} has no interface {parent_name!r}")
+            elif parent.type is not None and parent.type not in PARENT_TYPES:
+                r.problem(
+                    pkey,
+                    f"{parent_name} is a {parent.type} interface; a VLAN rides on a "
+                    f"{', '.join(PARENT_TYPES)}",
+                )
+            elif parent.mtu < iface.mtu:
+                r.problem(
+                    _join(iface.key, "mtu"),
+                    f"mtu {iface.mtu} is larger than its parent {parent_name}'s ({parent.mtu})",
+                )
+            if (parent_name, vid) in parents:
+                r.problem(
+                    _join(iface.key, "vid"),
+                    f"{parent_name} already has VLAN {vid} ({parents[(parent_name, vid)]})",
+                )
+            parents[(parent_name, vid)] = iface.name
+        if iface.bridge is None:
+            continue
+        for index, name in enumerate(iface.bridge.members):
+            mkey = f"{_join(iface.key, 'members')}[{index}]"
+            member = vnet.interface(name)
+            if name == iface.name:
+                r.problem(mkey, "a bridge cannot be a member of itself")
+                continue
+            if member is None:
+                r.problem(mkey, f"vnet {vnet.name} has no interface {name!r}")
+                continue
+            if member.type is not None and member.type not in MEMBER_TYPES:
+                r.problem(
+                    mkey,
+                    f"{name} is a {member.type} interface; members are "
+                    f"{', '.join(MEMBER_TYPES)} interfaces",
+                )
+                continue
+            if name in owner:
+                r.problem(mkey, f"{name} is already a member of bridge {owner[name]}")
+                continue
+            owner[name] = iface.name
+            if member.addresses or member.advertises:
+                r.problem(
+                    _join(member.key, "addresses" if member.addresses else "ra"),
+                    f"{name} is a member of bridge {iface.name}: a member is no L3 "
+                    f"interface; give the addresses to {iface.name}",
+                )
+            if member.mtu < iface.mtu:
+                r.problem(
+                    _join(iface.key, "mtu"),
+                    f"mtu {iface.mtu} is larger than member {name}'s ({member.mtu})",
+                )
+    for iface in vnet.interfaces:
+        if iface.vlan is not None and iface.vlan[0] in owner:
+            r.problem(
+                _join(iface.key, "parent"),
+                f"{iface.vlan[0]} is a member of bridge {owner[iface.vlan[0]]}; put the "
+                f"VLAN on the bridge (vlan_filtering) instead",
+            )

@@ -1,0 +1,535 @@
+"""Bridges: one L2 segment made of several interfaces of a vnet (FreeBSD ``if_bridge``).
+
+A bridge is an Ifnet of kind ``bridge``.  Its members (ports: TAPs, epair
+ends, VLAN sub-interfaces) hand every frame they receive to
+:meth:`Port.input` instead of the EtherType demux (``Ifnet.bridge_input``
+is set while an interface is a member), so a port has no address and is no
+L3 interface.  The bridge learns each source MAC on the port it came from,
+forwards known unicast to that port only, and floods broadcast, multicast
+and unknown unicast to every other port.  What is addressed to the bridge
+(its MAC, broadcast, multicast) is also received on the bridge's own Ifnet,
+so an address there makes the vnet route for the whole segment; what the
+vnet sends through that Ifnet is forwarded the same way.
+
+Forwarding database (FDB): a learnt entry ages out after
+``net.link.bridge.ageing_time`` seconds without a frame from its MAC
+(checked at every lookup, and swept by a timer); static entries (config)
+never do.  The vnet's entries, every bridge together and static ones
+included, are bounded by ``net.link.bridge.fdb_max``, which the vnet's
+``fdb`` limit caps (:mod:`vrouter.core.limits`).  A source that finds the
+table full is not learnt (``fdb_full``); its frames are still forwarded,
+and frames to it are flooded.
+
+VLAN filtering (``vlan_filtering``, Linux's ``vlan_filtering 1``): each port
+has a PVID (untagged and priority-tagged frames arriving there belong to
+it; 0: such frames are dropped) and a set of tagged VLANs.  Inside the
+bridge a frame travels untagged with its VID beside it; it leaves a port
+untagged in the port's PVID, tagged in the port's tagged VLANs, and not at
+all elsewhere.  The FDB is per VLAN.  The bridge itself is a port whose
+PVID is the bridge's: frames of that VLAN reach its Ifnet untagged, frames
+of a VLAN that has a ``vlan`` sub-interface on the bridge reach it tagged
+(the sub-interface then gets them).  Without filtering, tags are not looked
+at: everything is VLAN 0 and a tagged frame crosses as it is.
+
+Storm control: a port with ``storm_pps`` admits at most that many
+broadcast and multicast frames per second (a token bucket); the rest are
+dropped as ``storm_control``.
+
+Every frame a port refuses is counted there by reason: ``bridge_down``,
+``src_multicast`` (a group address as source), ``src_own_mac`` (our own
+frame came back: a loop), ``vlan_untagged`` (no PVID), ``vlan_not_member``,
+``vlan_reserved_vid``, ``vlan_truncated``, ``storm_control``, ``same_port``
+(the destination sits on the port the frame came from) and, leaving,
+``mtu_exceeded`` and ``port_down``.
+
+No spanning tree: a loop (two epairs between the same bridges, a host that
+bridges two of its TAPs) makes broadcasts circle for ever and the FDB flap;
+storm control bounds the rate per port, not the loop.  See the README.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from vrouter.core.ratelimit import TokenBucket
+from vrouter.core.timers import Timer
+from vrouter.link import ether
+from vrouter.link import vlan as vlan_
+from vrouter.link.ifnet import Ifnet
+from vrouter.link.offload import OffloadBuffer, tag
+from vrouter.wire import vlan as wire_vlan
+from vrouter.wire.ethernet import HEADER_LEN, mac_to_str
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+
+DEFAULT_AGEING_TIME = 300
+"""Seconds a learnt MAC stays without traffic (IEEE 802.1D, Linux, FreeBSD's ``timeout``)."""
+DEFAULT_FDB_MAX = 8192
+"""FDB entries per vnet, every bridge together."""
+_MAX_TAGGED_FRAME = HEADER_LEN + wire_vlan.TAG_LEN
+
+
+class BridgeError(Exception):
+    """A bridge operation was refused (a port twice, an unknown port)."""
+
+
+@dataclass(slots=True)
+class BridgeState:
+    """The link layer's per-vnet bridging state and knobs (``vnet.link.bridge``)."""
+
+    bridges: dict[str, Bridge] = field(default_factory=dict)
+    """Bridges by the name of their Ifnet."""
+    ageing_time: int = DEFAULT_AGEING_TIME
+    """``net.link.bridge.ageing_time``."""
+    fdb_max: int = DEFAULT_FDB_MAX
+    """``net.link.bridge.fdb_max``: FDB entries in the whole vnet."""
+    fdb_entries: int = 0
+    """FDB entries now, every bridge together."""
+    fdb_full: int = 0
+    """Sources not learnt because the vnet's FDB was full."""
+
+
+@dataclass(slots=True)
+class PortCounters:
+    """What one port did; the member's Ifnet counts the frames and bytes themselves."""
+
+    forwarded: int = 0
+    """Frames this port received and the bridge sent on to one port (or the bridge itself)."""
+    flooded: int = 0
+    """Frames this port received that the bridge flooded."""
+    sent: int = 0
+    """Frames the bridge sent out of this port."""
+    learned: int = 0
+    """Source MACs learnt on this port (new or moved here)."""
+    drops: Counter[str] = field(default_factory=Counter)
+    """Frames refused, by reason (see the module docstring)."""
+
+    def describe(self) -> dict[str, object]:
+        """Return the counters as plain data."""
+        return {
+            "forwarded": self.forwarded,
+            "flooded": self.flooded,
+            "sent": self.sent,
+            "learned": self.learned,
+            "drops": dict(sorted(self.drops.items())),
+        }
+
+
+@dataclass(slots=True)
+class BridgeStats:
+    """Per-bridge FDB events."""
+
+    learned: int = 0
+    moved: int = 0
+    """A MAC seen on another port than the one it was learnt on (relearnt there)."""
+    aged: int = 0
+    fdb_full: int = 0
+
+
+class FdbEntry:
+    """Where one MAC of one VLAN was last seen."""
+
+    __slots__ = ("mac", "vid", "port", "seen", "static")
+
+    def __init__(self, mac: bytes, vid: int, port: Port, seen: float, static: bool) -> None:
+        self.mac = mac
+        self.vid = vid
+        self.port = port
+        self.seen = seen
+        self.static = static
+
+    def describe(self, now: float, ageing: int) -> dict[str, object]:
+        """Return the entry as plain data (``age`` None for a static one)."""
+        return {
+            "mac": mac_to_str(self.mac),
+            "vlan": self.vid,
+            "port": self.port.ifnet.name,
+            "static": self.static,
+            "age": None if self.static else round(max(0.0, now - self.seen), 1),
+            "expires": None if self.static else round(max(0.0, self.seen + ageing - now), 1),
+        }
+
+
+class Port:
+    """One member of a bridge: its VLANs, storm control and counters."""
+
+    __slots__ = ("bridge", "ifnet", "pvid", "tagged", "storm_pps", "bucket", "counters")
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        ifnet: Ifnet,
+        pvid: int = 1,
+        tagged: frozenset[int] = frozenset(),
+        storm_pps: int = 0,
+    ) -> None:
+        self.bridge = bridge
+        self.ifnet = ifnet
+        self.pvid = pvid
+        """VLAN of untagged frames arriving here, and sent untagged (0: none)."""
+        self.tagged = tagged
+        """VLANs carried tagged on this port."""
+        self.storm_pps = storm_pps
+        """Broadcast and multicast frames admitted per second (0: no limit)."""
+        self.bucket = TokenBucket()
+        self.counters = PortCounters()
+
+    def admits(self, vid: int) -> bool:
+        """Return True if the port carries VLAN ``vid``."""
+        return vid == self.pvid or vid in self.tagged
+
+    def input(self, ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
+        """Take a frame the member received (``Ifnet.bridge_input``; length >= 14 checked)."""
+        bridge = self.bridge
+        bridge.now = now
+        if not bridge.ifnet.up:
+            self.counters.drops["bridge_down"] += 1
+            return
+        if frame[6] & 1:
+            self.counters.drops["src_multicast"] += 1
+            ifp.counters.rx_errors += 1
+            return
+        if bridge.vlan_filtering:
+            vid = self.classify(frame)
+            if vid < 0:
+                return
+            if vid and frame[12] == 0x81 and frame[13] == 0:
+                frame = vlan_.strip(frame)
+        else:
+            vid = 0
+        group = frame[0] & 1
+        if group and self.storm_pps and not self.bucket.take(self.storm_pps, now):
+            self.counters.drops["storm_control"] += 1
+            return
+        src = bytes(frame[6:12])  # bytes(b) is b for bytes: a copy only for bytearrays
+        table = bridge.tables.get(vid)
+        entry = table.get(src) if table is not None else None
+        if entry is None:
+            if src == bridge.ifnet.mac:
+                self.counters.drops["src_own_mac"] += 1
+                return
+            bridge.learn(self, vid, src, now)
+        elif entry.port is not self:
+            if not entry.static:
+                bridge.move(entry, self, now)
+        else:
+            entry.seen = now
+        if group:
+            self.counters.flooded += 1
+            bridge.flood(self, frame, vid)
+            bridge.deliver(frame, vid, now)
+            return
+        dst = bytes(frame[0:6])
+        if dst == bridge.ifnet.mac:
+            self.counters.forwarded += 1
+            bridge.deliver(frame, vid, now)
+            return
+        entry = table.get(dst) if table is not None else None
+        if entry is None or (not entry.static and now - entry.seen >= bridge.state.ageing_time):
+            self.counters.flooded += 1
+            bridge.flood(self, frame, vid)
+            return
+        if entry.port is self:
+            self.counters.drops["same_port"] += 1
+            return
+        self.counters.forwarded += 1
+        entry.port.send(frame, vid)
+
+    def classify(self, frame: bytes | bytearray) -> int:
+        """Return the VLAN a frame arriving here belongs to (-1: dropped and counted)."""
+        if frame[12] == 0x81 and frame[13] == 0:
+            if len(frame) < wire_vlan.TAGGED_HEADER_LEN:
+                self.counters.drops["vlan_truncated"] += 1
+                self.ifnet.counters.rx_errors += 1
+                return -1
+            vid = ((frame[14] << 8) | frame[15]) & wire_vlan.VID_MASK
+            if vid == 4095:
+                self.counters.drops["vlan_reserved_vid"] += 1
+                self.ifnet.counters.rx_errors += 1
+                return -1
+            if vid:
+                if vid in self.tagged:
+                    return vid
+                self.counters.drops["vlan_not_member"] += 1
+                return -1
+            # VID 0: priority-tagged, treated as untagged (the tag is dropped below)
+            if not self.pvid:
+                self.counters.drops["vlan_untagged"] += 1
+                return -1
+            return self.pvid
+        if not self.pvid:
+            self.counters.drops["vlan_untagged"] += 1
+            return -1
+        return self.pvid
+
+    def send(self, frame: bytes | bytearray, vid: int) -> None:
+        """Send a frame of VLAN ``vid`` out of this port (tagged as the port carries it)."""
+        ifp = self.ifnet
+        if not ifp.up:
+            self.counters.drops["port_down"] += 1
+            return
+        if self.bridge.vlan_filtering and vid != self.pvid:
+            frame = vlan_.insert(frame, vid)
+        if len(frame) > ifp.mtu + _MAX_TAGGED_FRAME and frame.__class__ is not OffloadBuffer:
+            self.counters.drops["mtu_exceeded"] += 1
+            return
+        self.counters.sent += 1
+        vlan_.output(ifp, frame)
+
+    def describe(self) -> dict[str, object]:
+        """Return the port as plain data for the API."""
+        return {
+            "name": self.ifnet.name,
+            "kind": self.ifnet.kind,
+            "up": self.ifnet.up,
+            "pvid": self.pvid,
+            "tagged": sorted(self.tagged),
+            "storm_pps": self.storm_pps,
+            "counters": self.counters.describe(),
+        }
+
+
+class Bridge:
+    """One bridge: its Ifnet, its ports and its forwarding database."""
+
+    def __init__(
+        self, ifnet: Ifnet, state: BridgeState, vlan_filtering: bool = False, pvid: int = 1
+    ) -> None:
+        self.ifnet = ifnet
+        self.state = state
+        self.vlan_filtering = vlan_filtering
+        self.pvid = pvid if vlan_filtering else 0
+        """The bridge's own VLAN: what its Ifnet sends and receives untagged."""
+        self.ports: dict[str, Port] = {}
+        """Members by interface name, in the order they joined."""
+        self.tables: dict[int, dict[bytes, FdbEntry]] = {}
+        """The FDB: VLAN -> MAC -> entry (VLAN 0 only without filtering)."""
+        self.stats = BridgeStats()
+        self.now = 0.0
+        """The time of the latest frame, for sends from the vnet (which carry no time)."""
+        self._sweep: Timer | None = None
+        ifnet.transmit = self.transmit
+
+    @property
+    def vnet(self) -> Vnet:
+        """Return the vnet the bridge is in."""
+        return self.ifnet.vnet
+
+    # -- ports ---------------------------------------------------------------------------
+
+    def add_port(
+        self, ifp: Ifnet, pvid: int = 1, tagged: frozenset[int] = frozenset(), storm_pps: int = 0
+    ) -> Port:
+        """Make ``ifp`` a member; it then receives for the bridge only."""
+        if ifp.vnet is not self.vnet:
+            raise BridgeError(f"{ifp.name} is not in vnet {self.vnet.name}")
+        if ifp is self.ifnet:
+            raise BridgeError(f"bridge {self.ifnet.name} cannot be a member of itself")
+        if ifp.bridge_input is not None:
+            raise BridgeError(f"{ifp.name} is already a member of a bridge")
+        port = Port(self, ifp, pvid if self.vlan_filtering else 0, tagged, storm_pps)
+        self.ports[ifp.name] = port
+        ifp.bridge_input = port.input
+        return port
+
+    def remove_port(self, name: str) -> Port:
+        """Release member ``name``: its FDB entries go, it receives for itself again."""
+        port = self.ports.pop(name, None)
+        if port is None:
+            raise BridgeError(f"{name} is not a member of bridge {self.ifnet.name}")
+        port.ifnet.bridge_input = None
+        for table in self.tables.values():
+            for mac in [m for m, e in table.items() if e.port is port]:
+                del table[mac]
+                self.state.fdb_entries -= 1
+        return port
+
+    def close(self) -> None:
+        """Release every port and the whole FDB, stop the ageing timer."""
+        for name in list(self.ports):
+            self.remove_port(name)
+        self.state.fdb_entries -= sum(len(t) for t in self.tables.values())
+        self.tables.clear()
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        self.ifnet.transmit = _closed
+
+    # -- the FDB -------------------------------------------------------------------------
+
+    def learn(self, port: Port, vid: int, mac: bytes, now: float) -> None:
+        """Record that ``mac`` of VLAN ``vid`` is behind ``port``, if the FDB has room."""
+        state = self.state
+        if state.fdb_entries >= state.fdb_max:
+            self.stats.fdb_full += 1
+            state.fdb_full += 1
+            return
+        table = self.tables.get(vid)
+        if table is None:
+            table = self.tables[vid] = {}
+        table[mac] = FdbEntry(mac, vid, port, now, False)
+        state.fdb_entries += 1
+        self.stats.learned += 1
+        port.counters.learned += 1
+        if self._sweep is None:
+            self._sweep = self.vnet.timers.schedule(now + state.ageing_time, self._age)
+
+    def move(self, entry: FdbEntry, port: Port, now: float) -> None:
+        """Relearn a MAC seen on another port than its entry's."""
+        entry.port = port
+        entry.seen = now
+        self.stats.moved += 1
+        port.counters.learned += 1
+
+    def add_static(self, mac: bytes, port_name: str, vid: int | None = None) -> FdbEntry:
+        """Add a static entry (never ages) for ``mac`` behind member ``port_name``.
+
+        ``vid`` None: the port's PVID (0 without VLAN filtering).
+        """
+        port = self.ports.get(port_name)
+        if port is None:
+            raise BridgeError(f"{port_name} is not a member of bridge {self.ifnet.name}")
+        if vid is None:
+            vid = port.pvid
+        if self.vlan_filtering and not port.admits(vid):
+            raise BridgeError(f"port {port_name} does not carry VLAN {vid}")
+        if not self.vlan_filtering:
+            vid = 0
+        table = self.tables.setdefault(vid, {})
+        if mac not in table:
+            if self.state.fdb_entries >= self.state.fdb_max:
+                raise BridgeError(
+                    f"vnet {self.vnet.name}: FDB full ({self.state.fdb_max} entries, "
+                    "net.link.bridge.fdb_max)"
+                )
+            self.state.fdb_entries += 1
+        entry = table[mac] = FdbEntry(mac, vid, port, self.now, True)
+        return entry
+
+    def entries(self) -> list[FdbEntry]:
+        """Return the FDB's live entries (aged ones excluded), by VLAN then MAC."""
+        ageing = self.state.ageing_time
+        return sorted(
+            (
+                e
+                for table in self.tables.values()
+                for e in table.values()
+                if e.static or self.now - e.seen < ageing
+            ),
+            key=lambda e: (e.vid, e.mac),
+        )
+
+    def _age(self, now: float) -> None:
+        """The ageing timer: drop entries unused for the ageing time, rearm for the next."""
+        self._sweep = None
+        self.now = max(self.now, now)
+        ageing = self.state.ageing_time
+        oldest: float | None = None
+        for table in self.tables.values():
+            for mac in list(table):
+                entry = table[mac]
+                if entry.static:
+                    continue
+                if now - entry.seen >= ageing:
+                    del table[mac]
+                    self.state.fdb_entries -= 1
+                    self.stats.aged += 1
+                elif oldest is None or entry.seen < oldest:
+                    oldest = entry.seen
+        if oldest is not None:
+            self._sweep = self.vnet.timers.schedule(oldest + ageing, self._age)
+
+    # -- forwarding ------------------------------------------------------------------------
+
+    def flood(self, ingress: Port | None, frame: bytes | bytearray, vid: int) -> None:
+        """Send ``frame`` out of every port of VLAN ``vid`` but ``ingress``."""
+        filtering = self.vlan_filtering
+        shared = frame.__class__ is OffloadBuffer
+        for port in self.ports.values():
+            if port is ingress or (filtering and not port.admits(vid)):
+                continue
+            # A buffer with offload work may be edited in place further on
+            # (an epair hands it over as is): each port gets its own.
+            port.send(tag(frame, frame.vhdr) if shared else frame, vid)  # type: ignore[union-attr]
+
+    def deliver(self, frame: bytes | bytearray, vid: int, now: float) -> None:
+        """Receive a frame of VLAN ``vid`` on the bridge's own Ifnet, if it is for it."""
+        if vid != self.pvid:
+            if (self.ifnet.name, vid) not in self.vnet.link.vlans:
+                return
+            frame = vlan_.insert(frame, vid)
+        ether.input(self.ifnet, frame, now)
+
+    def transmit(self, frame: bytes | bytearray) -> None:
+        """The bridge Ifnet's device: forward what the vnet sends into the segment."""
+        vid = self.pvid
+        if self.vlan_filtering and frame[12] == 0x81 and frame[13] == 0:
+            vid = wire_vlan.tci_of(frame) & wire_vlan.VID_MASK
+            frame = vlan_.strip(frame)
+        if frame[0] & 1:
+            self.flood(None, frame, vid)
+            return
+        table = self.tables.get(vid)
+        entry = table.get(bytes(frame[0:6])) if table is not None else None
+        if entry is None or (not entry.static and self.now - entry.seen >= self.state.ageing_time):
+            self.flood(None, frame, vid)
+            return
+        entry.port.send(frame, vid)
+
+    def describe(self) -> dict[str, object]:
+        """Return the bridge and its ports as plain data for the API."""
+        return {
+            "name": self.ifnet.name,
+            "mac": mac_to_str(self.ifnet.mac),
+            "up": self.ifnet.up,
+            "vlan_filtering": self.vlan_filtering,
+            "pvid": self.pvid,
+            "ageing_time": self.state.ageing_time,
+            "fdb_entries": sum(len(t) for t in self.tables.values()),
+            "stats": {
+                "learned": self.stats.learned,
+                "moved": self.stats.moved,
+                "aged": self.stats.aged,
+                "fdb_full": self.stats.fdb_full,
+            },
+            "ports": [port.describe() for port in self.ports.values()],
+        }
+
+
+def _closed(frame: bytes | bytearray) -> None:
+    raise OSError("bridge destroyed")
+
+
+def of(ifp: Ifnet) -> Bridge | None:
+    """Return the bridge ``ifp`` is, if it is one."""
+    return ifp.vnet.link.bridge.bridges.get(ifp.name) if ifp.kind == "bridge" else None
+
+
+def port_of(ifp: Ifnet) -> Port | None:
+    """Return the port ``ifp`` is of some bridge, if it is a member."""
+    for bridge in ifp.vnet.link.bridge.bridges.values():
+        port = bridge.ports.get(ifp.name)
+        if port is not None and port.ifnet is ifp:
+            return port
+    return None
+
+
+def create(ifp: Ifnet, vlan_filtering: bool = False, pvid: int = 1) -> Bridge:
+    """Make ``ifp`` (kind ``bridge``) a bridge of its vnet."""
+    state = ifp.vnet.link.bridge
+    if ifp.name in state.bridges:
+        raise BridgeError(f"{ifp.name} is already a bridge")
+    bridge = Bridge(ifp, state, vlan_filtering, pvid)
+    state.bridges[ifp.name] = bridge
+    return bridge
+
+
+def destroy(ifp: Ifnet) -> Bridge | None:
+    """Undo :func:`create`: release the members and the FDB."""
+    bridge = ifp.vnet.link.bridge.bridges.pop(ifp.name, None)
+    if bridge is not None:
+        bridge.close()
+    return bridge

@@ -1,0 +1,534 @@
+"""The mirrors' I/O: namespaces, representor TAPs, the punt writers and the netlink reader.
+
+For each vnet with a ``[vnets.NAME.mirror]`` the daemon creates a network
+namespace (recorded in ``state_dir/owned.json`` before it exists, so a
+crashed run's mirrors are removed by the next start) and, for each vnet
+interface, a representor: a TAP opened here, moved into the namespace and
+given the interface's name, MAC, MTU and addresses.
+
+Representors are **NOARP** TAPs (as grout's): the mirror's kernel resolves
+no neighbours and addresses every frame to the representor's own MAC; the
+daemon reads the IP packet and sends it through the vnet's output, whose
+ARP/ND cache is the only one.  There is no second neighbour table to keep
+coherent, and no ARP or ND traffic between the daemon and the mirror.
+Kernel knobs keep the mirror's kernel from acting on the link as a node of
+its own: no DAD, no router advertisements taken or solicitations sent, no
+SLAAC, ``addr_gen_mode`` none (its link-local is the vnet's), no
+forwarding, no reverse-path filter.
+
+A netlink socket opened inside the namespace follows the main table's
+routes and the nexthop objects (:mod:`vrouter.mirror.sync`); at start it
+dumps both, so routes the mirror already had are synced too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pytun  # type: ignore[import-not-found]
+
+from vrouter.core.errors import OpError
+from vrouter.mirror import punt, rtnetlink
+from vrouter.mirror.state import default_netns as default_netns
+from vrouter.mirror.state import state_of
+from vrouter.mirror.sync import Address, Key, Prefix, RouteSync, Want
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+    from vrouter.link.ifnet import Ifnet
+    from vrouter.route.fib import Route
+    from vrouter.route.source import Source
+
+log = logging.getLogger("vrouter.mirror")
+
+NETNS_DIR = Path("/run/netns")
+READ_SIZE = 65536
+NETLINK_READ = 1 << 20
+CLONE_NEWNET = 0x40000000
+SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP = 1
+STOP_GRACE = 2.0
+"""Seconds processes in a mirror get between SIGTERM and SIGKILL."""
+
+SYSCTLS = (
+    "net.ipv4.ip_forward=0",
+    "net.ipv4.conf.all.rp_filter=0",
+    "net.ipv4.conf.default.rp_filter=0",
+    "net.ipv6.conf.all.forwarding=0",
+    "net.ipv6.conf.default.accept_dad=0",
+    "net.ipv6.conf.default.accept_ra=0",
+    "net.ipv6.conf.default.autoconf=0",
+    "net.ipv6.conf.default.router_solicitations=0",
+    "net.ipv6.conf.default.addr_gen_mode=1",
+)
+"""The mirror namespace's knobs (``default`` ones reach every representor)."""
+IF_SYSCTLS = ("accept_dad=0", "accept_ra=0", "autoconf=0", "router_solicitations=0",
+              "addr_gen_mode=1", "forwarding=0")  # fmt: skip
+"""Each representor's own IPv6 knobs, set again after the move (belt and braces)."""
+
+
+class MirrorError(Exception):
+    """A mirror namespace or representor could not be set up."""
+
+
+class RouteOps(Protocol):
+    """What the route sync needs of the daemon's ``Ops``."""
+
+    def add_route(
+        self, vnet_name: str, prefix: Prefix, type_: str = ..., via: Address | None = ...,
+        interface: str | None = ..., source: Source = ...,
+    ) -> Route: ...  # fmt: skip
+
+    def change_route(
+        self, vnet_name: str, prefix: Prefix, type_: str = ..., via: Address | None = ...,
+        interface: str | None = ..., source: Source = ...,
+    ) -> Route: ...  # fmt: skip
+
+    def remove_route(self, vnet_name: str, prefix: Prefix, source: str = ...) -> Route: ...
+
+
+def _ip(*args: str) -> str:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
+    if result.returncode != 0:
+        raise MirrorError(f"ip {' '.join(args)}: {result.stderr.strip() or 'failed'}")
+    return result.stdout
+
+
+def _sysctl(ns: str, settings: list[str]) -> None:
+    result = subprocess.run(
+        ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *settings],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise MirrorError(f"netns {ns}: sysctl: {result.stderr.strip() or 'failed'}")
+
+
+def pids_in(ns: str) -> list[int]:
+    """Return the processes in namespace ``ns``."""
+    result = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
+                            timeout=30, check=False)  # fmt: skip
+    return [int(p) for p in result.stdout.split() if p.isdigit()]
+
+
+def end_processes(ns: str, grace: float = STOP_GRACE) -> int:
+    """End every process in namespace ``ns`` (SIGTERM, then SIGKILL after ``grace``
+    seconds); return how many there were.  They would keep the namespace alive."""
+    pids = pids_in(ns)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and pids_in(ns):
+        time.sleep(0.05)
+    for pid in pids_in(ns):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)
+
+
+def delete_netns(ns: str) -> None:
+    """End the processes in ``ns`` and delete it (a no-op if it is gone)."""
+    if not (NETNS_DIR / ns).exists():
+        return
+    end_processes(ns)
+    _ip("netns", "del", ns)
+
+
+def create_netns(ns: str) -> None:
+    """Create mirror namespace ``ns`` with its knobs; refuse one that exists."""
+    if (NETNS_DIR / ns).exists():
+        raise MirrorError(f"netns {ns} already exists and was not created by this vrouterd")
+    _ip("netns", "add", ns)
+    _ip("-n", ns, "link", "set", "lo", "up")
+    _sysctl(ns, list(SYSCTLS))
+
+
+def _netlink_in(ns: str) -> socket.socket:
+    """Open a route netlink socket inside ``ns``, subscribed to routes and nexthops.
+
+    ``setns`` moves only the calling thread, so a thread of its own makes the
+    socket and ends: no thread of the daemon is left in the namespace.
+    """
+    made: list[socket.socket | BaseException] = []
+
+    def make() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open(NETNS_DIR / ns, "rb") as nsfile:
+                if libc.setns(nsfile.fileno(), CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns {ns}")
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK,
+                                 socket.NETLINK_ROUTE)  # fmt: skip
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE
+            groups = 1 << (rtnetlink.RTNLGRP_IPV4_ROUTE - 1) | 1 << (
+                rtnetlink.RTNLGRP_IPV6_ROUTE - 1
+            )
+            sock.bind((0, groups))
+            with contextlib.suppress(OSError):  # a kernel without nexthop objects
+                sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, rtnetlink.RTNLGRP_NEXTHOP)
+            made.append(sock)
+        except BaseException as err:
+            made.append(err)
+
+    thread = threading.Thread(target=make, name=f"netns-{ns}")
+    thread.start()
+    thread.join()
+    result = made[0]
+    if isinstance(result, BaseException):
+        raise MirrorError(f"netns {ns}: cannot open netlink: {result}")
+    return result
+
+
+@dataclass
+class Representor:
+    """One interface's TAP in the mirror."""
+
+    ifnet: Ifnet
+    tun: object
+    fd: int
+    index: int = 0
+    """Its interface index in the mirror (routes name it)."""
+
+
+@dataclass
+class Mirror:
+    """One vnet's mirror."""
+
+    vnet: Vnet
+    netns: str
+    sync: RouteSync
+    representors: dict[str, Representor] = field(default_factory=dict)
+    applied: dict[Key, Want] = field(default_factory=dict)
+    netlink: socket.socket | None = None
+    dumping: list[bytes] = field(default_factory=list)
+    """Dump requests still to send, in order (nexthops, IPv4 routes, IPv6 routes)."""
+    refused: int = 0
+    """Synced routes the vnet refused (a gateway on no connected network…)."""
+    listener: Callable[[dict[str, object]], None] | None = None
+
+
+class Mirrors:
+    """Every vnet's mirror in this daemon."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, ops: RouteOps, owned: list[str],
+        save: Callable[[], None], now: Callable[[], float],
+    ) -> None:  # fmt: skip
+        self.loop = loop
+        self.ops = ops
+        self.owned = owned
+        """The mirror namespaces recorded in the state file (shared with it)."""
+        self._save = save
+        self._now = now
+        self.mirrors: dict[str, Mirror] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- life cycle ---------------------------------------------------------------
+
+    async def create(self, vnet: Vnet, netns: str, protocols: frozenset[int]) -> Mirror:
+        """Create ``vnet``'s mirror in namespace ``netns``, its representors and route sync."""
+        if vnet.name in self.mirrors:
+            raise MirrorError(f"vnet {vnet.name} already has a mirror")
+        self.owned.append(netns)
+        self._save()
+        try:
+            await asyncio.to_thread(create_netns, netns)
+        except MirrorError:
+            self.owned.remove(netns)
+            self._save()
+            raise
+        mirror = Mirror(vnet, netns, RouteSync(lambda index: None, protocols))
+        mirror.sync.ifname = lambda index: self._ifname(mirror, index)
+        self.mirrors[vnet.name] = mirror
+        try:
+            for ifp in list(vnet.link.interfaces.values()):
+                await self._add_representor(mirror, ifp)
+            punt.enable(vnet)
+            mirror.netlink = await asyncio.to_thread(_netlink_in, netns)
+            self.loop.add_reader(mirror.netlink.fileno(), self._on_netlink, mirror)
+            self._start_dump(mirror)
+        except BaseException:
+            await self.destroy(vnet.name)
+            raise
+        mirror.listener = lambda event: self._on_event(mirror, event)
+        vnet.listeners.append(mirror.listener)
+        log.info("vnet %s: mirror in netns %s, %d representors", vnet.name, netns,
+                 len(mirror.representors))  # fmt: skip
+        return mirror
+
+    async def destroy(self, vnet_name: str) -> None:
+        """Remove ``vnet_name``'s mirror: its processes, representors and namespace."""
+        mirror = self.mirrors.pop(vnet_name, None)
+        if mirror is None:
+            return
+        vnet = mirror.vnet
+        if mirror.listener is not None and mirror.listener in vnet.listeners:
+            vnet.listeners.remove(mirror.listener)
+        if "mirror" in vars(vnet):
+            punt.disable(vnet)
+        if mirror.netlink is not None:
+            self.loop.remove_reader(mirror.netlink.fileno())
+            mirror.netlink.close()
+            mirror.netlink = None
+        for name in list(mirror.representors):
+            self._close_representor(mirror, name)
+        for key in list(mirror.applied):
+            self._remove(mirror, key)
+        try:
+            await asyncio.to_thread(delete_netns, mirror.netns)
+        except MirrorError as err:
+            log.error("vnet %s: %s", vnet_name, err)
+        if mirror.netns in self.owned:
+            self.owned.remove(mirror.netns)
+            self._save()
+        log.info("vnet %s: mirror netns %s removed", vnet_name, mirror.netns)
+
+    async def close(self) -> None:
+        """Remove every mirror (shutdown)."""
+        for name in list(self.mirrors):
+            await self.destroy(name)
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def settle(self) -> None:
+        """Wait for the representor and address changes under way."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- interfaces ---------------------------------------------------------------
+
+    def interface_added(self, ifp: Ifnet) -> None:
+        """Give ``ifp`` a representor if its vnet has a mirror (in the background)."""
+        mirror = self.mirrors.get(ifp.vnet.name)
+        if mirror is not None:
+            self._spawn(self._add_representor(mirror, ifp))
+
+    def interface_removed(self, ifp: Ifnet) -> None:
+        """Remove ``ifp``'s representor, if any (the kernel removes a closed TAP at once)."""
+        mirror = self.mirrors.get(ifp.vnet.name)
+        if mirror is None or ifp.name not in mirror.representors:
+            return
+        rep = mirror.representors[ifp.name]
+        if rep.ifnet is not ifp:
+            return
+        self._close_representor(mirror, ifp.name)
+        for key in [k for k, w in mirror.applied.items() if w.interface == ifp.name]:
+            del mirror.applied[key]  # the vnet took them out with the interface
+        self._apply(mirror, mirror.sync.forget_interface(rep.index))
+
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        task: asyncio.Task[Any] = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("mirror: %s", task.exception())
+
+    async def _add_representor(self, mirror: Mirror, ifp: Ifnet) -> None:
+        ns = mirror.netns
+        temp = f"vrm{os.getpid() & 0xFFFF:04x}{len(mirror.representors):04x}"[:15]
+        try:
+            tun = pytun.TunTapDevice(name=temp, flags=pytun.IFF_TAP | pytun.IFF_NO_PI)
+        except (OSError, pytun.Error) as err:
+            raise MirrorError(
+                f"vnet {ifp.vnet.name}: {ifp.name}: cannot open a TAP: {err}"
+            ) from err
+        fd = tun.fileno()
+        os.set_blocking(fd, False)
+        rep = Representor(ifp, tun, fd)
+        mirror.representors[ifp.name] = rep
+        try:
+            rep.index = await asyncio.to_thread(_configure, ns, temp, ifp)
+        except MirrorError:
+            self._close_representor(mirror, ifp.name)
+            raise
+        if mirror.representors.get(ifp.name) is not rep:
+            return  # removed meanwhile
+        self.loop.add_reader(fd, self._on_representor, mirror, rep)
+        state_of(ifp.vnet).writers[ifp.name] = lambda frame: _write(fd, frame)
+
+    def _close_representor(self, mirror: Mirror, name: str) -> None:
+        rep = mirror.representors.pop(name)
+        if "mirror" in vars(mirror.vnet):
+            state_of(mirror.vnet).writers.pop(name, None)
+        with contextlib.suppress(ValueError, OSError):
+            self.loop.remove_reader(rep.fd)
+        rep.tun.close()  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _ifname(mirror: Mirror, index: int) -> str | None:
+        for name, rep in mirror.representors.items():
+            if rep.index == index:
+                return name
+        return None
+
+    def _on_representor(self, mirror: Mirror, rep: Representor) -> None:
+        now = self._now()
+        for _ in range(64):
+            try:
+                frame = os.read(rep.fd, READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if len(frame) >= 14:
+                punt.from_mirror(rep.ifnet, frame, now)
+
+    # -- addresses and link state -------------------------------------------------
+
+    def _on_event(self, mirror: Mirror, event: dict[str, object]) -> None:
+        kind = event.get("type")
+        name = event.get("interface")
+        if not isinstance(name, str) or name not in mirror.representors:
+            return
+        if kind in ("RTM_NEWADDR", "RTM_DELADDR"):
+            verb = "add" if kind == "RTM_NEWADDR" else "del"
+            address = str(event.get("address"))
+            extra = ["nodad"] if verb == "add" and ":" in address else []
+            args = ("-n", mirror.netns, "addr", verb, address, "dev", name, *extra)
+        elif kind == "RTM_IFINFO":
+            args = ("-n", mirror.netns, "link", "set", name, "up" if event.get("up") else "down")
+        else:
+            return
+        self._spawn(asyncio.to_thread(_ip, *args))
+
+    # -- route sync ---------------------------------------------------------------
+
+    def _start_dump(self, mirror: Mirror) -> None:
+        mirror.dumping = [
+            rtnetlink.dump_request(rtnetlink.RTM_GETNEXTHOP, 1),
+            rtnetlink.dump_request(rtnetlink.RTM_GETROUTE, 2, rtnetlink.AF_INET),
+            rtnetlink.dump_request(rtnetlink.RTM_GETROUTE, 3, rtnetlink.AF_INET6),
+        ]
+        self._next_dump(mirror)
+
+    def _next_dump(self, mirror: Mirror) -> None:
+        if mirror.dumping and mirror.netlink is not None:
+            mirror.netlink.send(mirror.dumping.pop(0))
+
+    def _on_netlink(self, mirror: Mirror) -> None:
+        sock = mirror.netlink
+        if sock is None:
+            return
+        for _ in range(64):
+            try:
+                data = sock.recv(NETLINK_READ)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:
+                if err.errno == errno.ENOBUFS:  # events lost: start again from a dump
+                    log.warning("vnet %s: netlink overrun, resyncing", mirror.vnet.name)
+                    self._resync(mirror)
+                    continue
+                log.error("vnet %s: netlink: %s", mirror.vnet.name, err)
+                return
+            try:
+                messages = rtnetlink.parse(data)
+            except rtnetlink.NetlinkError as err:
+                log.error("vnet %s: netlink: %s", mirror.vnet.name, err)
+                continue
+            touched = mirror.sync.feed(messages)
+            self._apply(mirror, touched)
+            for message in messages:
+                if isinstance(message, rtnetlink.End) and message.seq in (1, 2, 3):
+                    self._next_dump(mirror)
+                    if message.seq == 3:  # a resync: what the dump lacks goes
+                        self._apply(mirror, set(mirror.applied))
+
+    def _resync(self, mirror: Mirror) -> None:
+        sync = mirror.sync
+        mirror.sync = RouteSync(sync.ifname, sync.protocols, stats=sync.stats)
+        self._start_dump(mirror)
+
+    def _apply(self, mirror: Mirror, touched: set[Key]) -> None:
+        for key in touched:
+            want = mirror.sync.want(key)
+            if want == mirror.applied.get(key):
+                continue
+            if want is None:
+                self._remove(mirror, key)
+                continue
+            prefix, src = key
+            vnet = mirror.vnet
+            exists = vnet.route.table(prefix.version).get(prefix, src.name) is not None
+            try:
+                if exists:
+                    self.ops.change_route(vnet.name, prefix, want.type, want.via,
+                                          want.interface, src)  # fmt: skip
+                else:
+                    self.ops.add_route(vnet.name, prefix, want.type, want.via, want.interface, src)
+            except OpError as err:
+                mirror.refused += 1
+                log.debug("vnet %s: mirror route %s refused: %s", vnet.name, prefix, err)
+                if exists:
+                    self._remove(mirror, key)
+                continue
+            mirror.applied[key] = want
+
+    def _remove(self, mirror: Mirror, key: Key) -> None:
+        mirror.applied.pop(key, None)
+        prefix, src = key
+        vnet = mirror.vnet
+        if vnet.route.table(prefix.version).get(prefix, src.name) is None:
+            return
+        with contextlib.suppress(OpError):
+            self.ops.remove_route(vnet.name, prefix, src.name)
+
+    def describe(self, vnet_name: str) -> dict[str, object] | None:
+        """Return ``vnet_name``'s mirror as plain data (None: it has none)."""
+        mirror = self.mirrors.get(vnet_name)
+        if mirror is None:
+            return None
+        state = state_of(mirror.vnet)
+        return {
+            "netns": mirror.netns,
+            "representors": {n: r.index for n, r in mirror.representors.items()},
+            "synced_routes": len(mirror.applied),
+            "refused_routes": mirror.refused,
+            "punt": {f: getattr(state.stats, f) for f in state.stats.__slots__},
+            "sync": {f: getattr(mirror.sync.stats, f) for f in mirror.sync.stats.__slots__},
+        }
+
+
+def _write(fd: int, frame: bytes) -> bool:
+    try:
+        os.write(fd, frame)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return False
+    return True
+
+
+def _configure(ns: str, temp: str, ifp: Ifnet) -> int:
+    """Move TAP ``temp`` into ``ns`` as ``ifp``'s representor; return its index there."""
+    name = ifp.name
+    _ip("link", "set", temp, "netns", ns)
+    _ip("-n", ns, "link", "set", temp, "name", name, "address", ifp.mac.hex(":"),
+        "mtu", str(ifp.mtu), "arp", "off")  # fmt: skip
+    _sysctl(ns, [f"net.ipv6.conf.{name}.{s}" for s in IF_SYSCTLS])
+    for address in ifp.all_addresses():
+        extra = ["nodad"] if address.version == 6 else []
+        _ip("-n", ns, "addr", "add", str(address), "dev", name, *extra)
+    if ifp.up:
+        _ip("-n", ns, "link", "set", name, "up")
+    shown = json.loads(_ip("-n", ns, "-j", "link", "show", "dev", name))
+    return int(shown[0]["ifindex"])

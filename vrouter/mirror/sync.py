@@ -1,0 +1,270 @@
+"""Route sync, mirror to vnet: the mirror's kernel routes as vnet routes of their own source.
+
+:class:`RouteSync` is sans-IO: it is fed decoded rtnetlink messages
+(:mod:`vrouter.mirror.rtnetlink`), keeps the mirror's main-table routes of
+the synced kernel protocols and the nexthop objects they use, and says which
+vnet routes (prefix, source) may have changed and what each should now be
+(:meth:`RouteSync.want`).  The daemon applies that through ``Ops``.
+
+Kernel route protocols map to sources (:data:`PROTOCOLS`); the distances
+are FRR's (:mod:`vrouter.route.source`).  A nexthop object (``RTA_NH_ID``,
+as FRR's zebra installs) is followed, including a change of the object
+after the route was installed; a group, and an inline multipath route, uses
+its first path, as the FIB has no ECMP yet.  A nexthop deleted takes its
+routes with it, as the kernel does without telling anyone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from vrouter.mirror.rtnetlink import (
+    AF_INET,
+    AF_INET6,
+    RT_TABLE_MAIN,
+    RTN_BLACKHOLE,
+    RTN_PROHIBIT,
+    RTN_UNICAST,
+    RTN_UNREACHABLE,
+    End,
+    Message,
+    NexthopMsg,
+    Path,
+    RouteMsg,
+)
+from vrouter.route.fib import BLACKHOLE, REJECT, UNICAST
+from vrouter.route.source import Source, source
+
+Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class Protocol:
+    """A kernel route protocol the sync knows: its number, its source name and distance."""
+
+    number: int
+    name: str
+    """As ``ip route`` shows it (``/etc/iproute2/rt_protos``), and as the config names it."""
+    source: str
+    distance: int | None = None
+    """None: the source's default distance."""
+    default: bool = True
+    """Synced unless the config lists the protocols to sync."""
+
+
+PROTOCOLS = {
+    p.number: p
+    for p in (
+        Protocol(2, "kernel", "kernel", default=False),
+        Protocol(3, "boot", "boot", default=False),
+        Protocol(4, "static", "kernel-static", default=False),
+        Protocol(11, "zebra", "zebra"),
+        Protocol(12, "bird", "bird"),
+        Protocol(16, "dhcp", "dhcp", default=False),
+        Protocol(42, "babel", "babel"),
+        Protocol(186, "bgp", "bgp"),
+        Protocol(187, "isis", "isis"),
+        Protocol(188, "ospf", "ospf"),
+        Protocol(189, "rip", "rip"),
+        Protocol(190, "ripng", "ripng"),
+        Protocol(191, "nhrp", "nhrp", 10),
+        Protocol(192, "eigrp", "eigrp"),
+        Protocol(194, "sharp", "sharp"),
+        Protocol(196, "frr-static", "frr-static", 2),
+        Protocol(197, "openfabric", "openfabric"),
+    )
+}
+"""Kernel route protocols by number.  FRR's staticd installs ``proto 196`` (named
+``static`` in FRR's ``rt_protos.d``): its routes are the source ``frr-static`` at
+distance 2, so a configured static route (1) always wins."""
+BY_NAME = {p.name: p for p in PROTOCOLS.values()}
+DEFAULT_SYNC = frozenset(p.number for p in PROTOCOLS.values() if p.default)
+
+
+def protocol_numbers(names: Iterable[str]) -> frozenset[int]:
+    """Return the kernel protocol numbers of ``names``; raise KeyError naming an unknown one."""
+    return frozenset(BY_NAME[name].number for name in names)
+
+
+def source_of(protocol: int, family: int) -> Source:
+    """Return the vnet source of kernel protocol ``protocol`` routes of ``family`` (4 or 6)."""
+    known = PROTOCOLS[protocol]
+    name = known.source
+    if name == "ospf" and family == 6:
+        name = "ospf6"
+    return source(name, known.distance)
+
+
+@dataclass(frozen=True, slots=True)
+class Want:
+    """What a vnet route should be: type, next hop and interface."""
+
+    type: str
+    via: Address | None = None
+    interface: str | None = None
+
+
+Key = tuple[Prefix, Source]
+"""A vnet route: its prefix and its source (one route per source and prefix)."""
+_KernelKey = tuple[int, bytes, int, int]  # family, dst, dst_len, protocol
+
+
+@dataclass(slots=True)
+class SyncStats:
+    """Counters of one vnet's route sync."""
+
+    messages: int = 0
+    """Route and nexthop messages read."""
+    ignored: int = 0
+    """Route messages of another table, protocol or type (local, broadcast…)."""
+    foreign: int = 0
+    """Route lookups whose next hop leaves by an interface that is not a representor."""
+    unresolved: int = 0
+    """Route lookups whose nexthop object is not known (yet)."""
+    errors: int = 0
+    """Netlink errors answered to a dump."""
+
+
+@dataclass
+class RouteSync:
+    """The mirror's synced routes and nexthop objects (see the module docstring)."""
+
+    ifname: Callable[[int], str | None]
+    """The vnet interface a mirror interface index stands for (None: not a representor)."""
+    protocols: frozenset[int] = DEFAULT_SYNC
+    routes: dict[_KernelKey, dict[int, RouteMsg]] = field(default_factory=dict)
+    """Kernel routes by (family, dst, length, protocol), then by priority (metric)."""
+    nexthops: dict[int, NexthopMsg] = field(default_factory=dict)
+    users: dict[int, set[_KernelKey]] = field(default_factory=dict)
+    """The kernel routes using each nexthop id."""
+    stats: SyncStats = field(default_factory=SyncStats)
+
+    def feed(self, messages: Iterable[Message]) -> set[Key]:
+        """Take decoded messages; return the vnet routes that may have changed."""
+        touched: set[Key] = set()
+        for message in messages:
+            if isinstance(message, RouteMsg):
+                self.stats.messages += 1
+                self._route(message, touched)
+            elif isinstance(message, NexthopMsg):
+                self.stats.messages += 1
+                self._nexthop(message, touched)
+            elif isinstance(message, End) and message.error < 0:
+                self.stats.errors += 1
+        return touched
+
+    def _key(self, kkey: _KernelKey) -> Key:
+        family, dst, length, protocol = kkey
+        version = 4 if family == AF_INET else 6
+        prefix = ipaddress.ip_network((dst, length), strict=False)
+        return prefix, source_of(protocol, version)
+
+    def _route(self, msg: RouteMsg, touched: set[Key]) -> None:
+        if (
+            msg.table != RT_TABLE_MAIN
+            or msg.protocol not in self.protocols
+            or msg.family not in (AF_INET, AF_INET6)
+            or msg.type not in (RTN_UNICAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT)
+        ):
+            self.stats.ignored += 1
+            return
+        kkey = (msg.family, msg.dst, msg.dst_len, msg.protocol)
+        by_metric = self.routes.get(kkey)
+        old = by_metric.get(msg.priority) if by_metric is not None else None
+        if old is not None and old.nh_id:
+            self._unuse(old.nh_id, kkey)
+        if msg.deleted:
+            if by_metric is not None:
+                by_metric.pop(msg.priority, None)
+                if not by_metric:
+                    del self.routes[kkey]
+        else:
+            self.routes.setdefault(kkey, {})[msg.priority] = msg
+            if msg.nh_id:
+                self.users.setdefault(msg.nh_id, set()).add(kkey)
+        touched.add(self._key(kkey))
+
+    def _unuse(self, nh_id: int, kkey: _KernelKey) -> None:
+        users = self.users.get(nh_id)
+        if users is not None:
+            users.discard(kkey)
+            if not users:
+                del self.users[nh_id]
+
+    def _nexthop(self, msg: NexthopMsg, touched: set[Key]) -> None:
+        affected = {msg.id} | {g for g, nh in self.nexthops.items() if msg.id in nh.group}
+        if msg.deleted:
+            self.nexthops.pop(msg.id, None)
+            for kkey in list(self.users.pop(msg.id, ())):
+                by_metric = self.routes.get(kkey, {})
+                for metric in [m for m, r in by_metric.items() if r.nh_id == msg.id]:
+                    del by_metric[metric]
+                if not by_metric:
+                    self.routes.pop(kkey, None)
+                touched.add(self._key(kkey))
+        else:
+            self.nexthops[msg.id] = msg
+        for nh_id in affected:
+            for kkey in self.users.get(nh_id, ()):
+                touched.add(self._key(kkey))
+
+    def want(self, key: Key) -> Want | None:
+        """Return what the vnet route ``key`` should be now (None: no route)."""
+        prefix, src = key
+        family = AF_INET if prefix.version == 4 else AF_INET6
+        for protocol in self.protocols:
+            if source_of(protocol, prefix.version) != src:
+                continue
+            kkey = (family, prefix.network_address.packed, prefix.prefixlen, protocol)
+            by_metric = self.routes.get(kkey)
+            if by_metric:
+                return self._translate(by_metric[min(by_metric)], prefix.version)
+        return None
+
+    def _translate(self, msg: RouteMsg, version: int) -> Want | None:
+        if msg.type == RTN_BLACKHOLE:
+            return Want(BLACKHOLE)
+        if msg.type in (RTN_UNREACHABLE, RTN_PROHIBIT):
+            return Want(REJECT)
+        path: Path | None = msg.paths[0] if msg.paths else None
+        if msg.nh_id:
+            nexthop = self.nexthops.get(msg.nh_id)
+            if nexthop is not None and nexthop.group:
+                nexthop = self.nexthops.get(nexthop.group[0])  # first path: no ECMP yet
+            if nexthop is None:
+                self.stats.unresolved += 1
+                return None
+            if nexthop.blackhole:
+                return Want(BLACKHOLE)
+            path = nexthop.path
+        if path is None:
+            return None
+        interface = self.ifname(path.oif)
+        if interface is None:
+            self.stats.foreign += 1
+            return None
+        via = ipaddress.ip_address(path.gateway) if path.gateway else None
+        if via is not None and via.version != version:
+            return None  # an IPv4 route via IPv6 (RFC 5549): not yet
+        return Want(UNICAST, via, interface)
+
+    def keys(self) -> set[Key]:
+        """Return every vnet route the mirror's routes stand for."""
+        return {self._key(kkey) for kkey in self.routes}
+
+    def forget_interface(self, oif: int) -> set[Key]:
+        """Drop what leaves by mirror interface ``oif`` (the kernel flushes it with the
+        device, telling no one); return the vnet routes that may have changed."""
+        touched: set[Key] = set()
+        for nh_id in [i for i, nh in self.nexthops.items() if nh.path and nh.path.oif == oif]:
+            self._nexthop(NexthopMsg(True, nh_id, 0, 0, None), touched)
+        for kkey, by_metric in list(self.routes.items()):
+            for metric in [m for m, r in by_metric.items() if any(p.oif == oif for p in r.paths)]:
+                del by_metric[metric]
+                touched.add(self._key(kkey))
+            if not by_metric:
+                del self.routes[kkey]
+        return touched
