@@ -35,6 +35,7 @@ import contextlib
 import gc
 import ipaddress
 import linecache
+import math
 import re
 import shutil
 import signal
@@ -611,6 +612,267 @@ def render(
     return "\n".join([*out, "### Targets", "", *targets, ""])
 
 
+# --------------------------------------------------------------------------- (d)
+
+SCRAPE_COUNTS = "1,100,1000,10000"
+SCRAPES = 10
+PING_INTERVAL = "0.01"
+IDLE_PINGS = 300
+H1_ADDR, H2_ADDR = "192.0.2.2", "198.51.100.2"
+
+
+def scrape_config(count: int, prefix: str, port: int, workers: int = 1) -> str:
+    """Return a config of ``count`` vnets with the exporter on 127.0.0.1:``port``.
+
+    One vnet, ``core``, forwards between two TAP hosts (``prefix`` h1 and h2,
+    192.0.2.0/24 and 198.51.100.0/24); the others are pairs joined by epairs
+    as in (a), plus a lone vnet when the count is even.  With workers, each
+    pair is pinned to one worker (no wire between them) and ``core`` to 0.
+    """
+    head = EMPTY + f'metrics = "127.0.0.1:{port}"\n'
+    if workers > 1:
+        head += f"workers = {workers}\n"
+    parts = [
+        head,
+        f"""
+[vnets.core]
+forwarding = true
+{"worker = 0" if workers > 1 else ""}
+
+[vnets.core.interfaces.{prefix}a]
+type = "tap"
+addresses = ["192.0.2.1/24"]
+host = {{ netns = "{prefix}h1", addresses = ["{H1_ADDR}/24"], gateway = "192.0.2.1" }}
+
+[vnets.core.interfaces.{prefix}b]
+type = "tap"
+addresses = ["198.51.100.1/24"]
+host = {{ netns = "{prefix}h2", addresses = ["{H2_ADDR}/24"], gateway = "198.51.100.1" }}
+""",
+    ]
+    others = count - 1
+    for i in range(0, others - others % 2, 2):
+        a, b = f"s{i:05d}", f"s{i + 1:05d}"
+        if workers > 1:
+            k = (i // 2) % workers
+            parts.append(f"\n[vnets.{a}]\nworker = {k}\n\n[vnets.{b}]\nworker = {k}\n")
+        parts.append(PAIR.format(a=a, b=b))
+    if others % 2:
+        parts.append(f"\n[vnets.lone]\n{'worker = 0' if workers > 1 else ''}\n")
+    return "".join(parts)
+
+
+@dataclass
+class ScrapeRun:
+    vnets: int
+    workers: int
+    startup_s: float
+    plain_s: list[float] = field(default_factory=list)
+    gzip_s: list[float] = field(default_factory=list)
+    plain_bytes: int = 0
+    gzip_bytes: int = 0
+    idle_rtts: list[float] = field(default_factory=list)
+    idle_lost: int = 0
+    busy_rtts: list[float] = field(default_factory=list)
+    busy_sent: int = 0
+    busy_lost: int = 0
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    """CPU seconds per scrape, by process (``daemon``, or ``front`` and ``worker N``)."""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_scrape(port: int, gzip: bool) -> tuple[float, int]:
+    """GET /metrics; return (seconds until the whole body arrived, body bytes)."""
+    import urllib.request
+
+    headers = {"Accept-Encoding": "gzip"} if gzip else {}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
+    t0 = time.monotonic()
+    with urllib.request.urlopen(request, timeout=300) as reply:
+        body = reply.read()
+        if gzip and reply.headers.get("Content-Encoding") != "gzip":
+            raise BenchError("the exporter did not answer with gzip")
+    return time.monotonic() - t0, len(body)
+
+
+PING_LINE = re.compile(r"icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms")
+
+
+def ping_rtts(output: str) -> tuple[list[float], int, int]:
+    """Return (RTTs in ms, requests up to the last answered one, of those unanswered)."""
+    seen = {int(s): float(t) for s, t in PING_LINE.findall(output)}
+    if not seen:
+        return [], 0, 0
+    sent = max(seen)
+    return list(seen.values()), sent, sent - len(seen)
+
+
+def ns_ping(ns: str, *args: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, "ping", "-n", "-W", "1", *args]
+
+
+def process_cpu(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def scrape_once(workdir: Path, count: int, workers: int, daemons: list[Daemon]) -> ScrapeRun:
+    """Start a daemon of ``count`` vnets, ping through ``core`` idle and during scrapes."""
+    import os
+
+    prefix = f"b{os.getpid() % 100000}"
+    if any(n.startswith(prefix) for n in subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, timeout=10, check=True
+    ).stdout.split()):  # fmt: skip
+        raise BenchError(f"namespaces named {prefix}* exist already")
+    port = free_port()
+    config = scrape_config(count, prefix, port, workers)
+    daemon = Daemon(workdir, f"scrape{count}w{workers}", config)
+    daemons.append(daemon)
+    t0 = time.monotonic()
+    daemon.start(timeout=900)
+    run = ScrapeRun(count, workers, time.monotonic() - t0)
+    try:
+        settle(daemon, limit=120)
+        h1 = f"{prefix}h1"
+        deadline = time.monotonic() + 30
+        while subprocess.run(ns_ping(h1, "-c", "1", H2_ADDR), capture_output=True,
+                             timeout=10, check=False).returncode:  # fmt: skip
+            if time.monotonic() > deadline:
+                raise BenchError(f"{H2_ADDR} not reachable through vnet core")
+            time.sleep(0.2)
+        idle = subprocess.run(
+            ns_ping(h1, "-c", str(IDLE_PINGS), "-i", PING_INTERVAL, H2_ADDR),
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        run.idle_rtts, _, run.idle_lost = ping_rtts(idle.stdout)
+        pids = {"daemon" if workers == 1 else "front": daemon.pid}
+        if workers > 1:
+            status = daemon.call("status")
+            assert isinstance(status, dict)
+            for worker in status.get("workers", []):
+                pids[f"worker {worker['index']}"] = int(worker["pid"])
+        cpu_before = {name: process_cpu(pid) for name, pid in pids.items()}
+        ping = subprocess.Popen(
+            ns_ping(h1, "-i", PING_INTERVAL, "-w", "900", H2_ADDR),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            time.sleep(0.5)
+            for i in range(SCRAPES):
+                gzip = i % 2 == 1
+                seconds, size = http_scrape(port, gzip)
+                if gzip:
+                    run.gzip_s.append(seconds)
+                    run.gzip_bytes = size
+                else:
+                    run.plain_s.append(seconds)
+                    run.plain_bytes = size
+            time.sleep(0.5)
+        finally:
+            ping.send_signal(signal.SIGINT)
+            out, _ = ping.communicate(timeout=30)
+        run.busy_rtts, run.busy_sent, run.busy_lost = ping_rtts(out)
+        run.cpu_s = {
+            name: (process_cpu(pid) - cpu_before[name]) / SCRAPES for name, pid in pids.items()
+        }
+    finally:
+        daemon.stop(timeout=120)
+    return run
+
+
+def part_d(workdir: Path, args: argparse.Namespace, daemons: list[Daemon]) -> list[ScrapeRun]:
+    runs = []
+    counts = [int(c) for c in args.scrape_vnets.split(",") if c.strip()]
+    for count in counts:
+        print(f"(d) {count} vnets: scrapes and pings", flush=True)
+        runs.append(scrape_once(workdir, count, 1, daemons))
+        print(f"    {_scrape_line(runs[-1])}", flush=True)
+    if args.scrape_workers > 1:
+        count = max(counts)
+        print(f"(d) {count} vnets, {args.scrape_workers} workers", flush=True)
+        runs.append(scrape_once(workdir, count, args.scrape_workers, daemons))
+        print(f"    {_scrape_line(runs[-1])}", flush=True)
+    return runs
+
+
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def _scrape_line(r: ScrapeRun) -> str:
+    cells = _scrape_cells(r)
+    return ", ".join(cells[1:])
+
+
+def _scrape_cells(r: ScrapeRun) -> list[str]:
+    idle_p50 = _p(r.idle_rtts, 0.5) if r.idle_rtts else float("nan")
+    busy_max = max(r.busy_rtts) if r.busy_rtts else float("nan")
+    cpu = ", ".join(f"{name} {seconds:.2f}" for name, seconds in r.cpu_s.items())
+    return [
+        f"{r.vnets:,}" + (f" ({r.workers} workers)" if r.workers > 1 else ""),
+        f"{statistics.median(r.plain_s):.2f} s (max {max(r.plain_s):.2f})",
+        f"{statistics.median(r.gzip_s):.2f} s (max {max(r.gzip_s):.2f})",
+        f"{r.plain_bytes / 2**20:.2f} MiB",
+        f"{r.gzip_bytes / 2**20:.2f} MiB",
+        f"{idle_p50:.3f} / {_p(r.idle_rtts, 0.99):.3f} / {max(r.idle_rtts):.2f} ms"
+        if r.idle_rtts
+        else "-",
+        f"{busy_max:.2f} ms (p99 {_p(r.busy_rtts, 0.99):.2f})" if r.busy_rtts else "-",
+        f"{r.busy_lost} of {r.busy_sent}",
+        cpu,
+    ]
+
+
+def render_d(runs: list[ScrapeRun], host: list[str], loads: tuple[str, str]) -> str:
+    out = [
+        "## Scrapes",
+        "",
+        "`python3 bench/scale.py --parts d` (see bench/README.md).",
+        "",
+        "### Machine",
+        "",
+        *host,
+        f"- Load average (1/5/15 min) at start: {loads[0]}; at end: {loads[1]}",
+        "",
+        f"### (d) {SCRAPES} consecutive scrapes while a ping crosses vnet core every "
+        f"{float(PING_INTERVAL) * 1000:.0f} ms",
+        "",
+        "| vnets | scrape, plain | scrape, gzip | bytes plain | bytes gzip "
+        "| ping idle p50 / p99 / worst | ping during scrapes: worst | lost | CPU per scrape (s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        *[f"| {' | '.join(_scrape_cells(r))} |" for r in runs],
+        "",
+    ]
+    single = [r for r in runs if r.workers == 1]
+    if single and single[-1].idle_rtts and single[-1].busy_rtts:
+        big = single[-1]
+        limit = _p(big.idle_rtts, 0.5) + 10
+        worst = max(big.busy_rtts)
+        ok = big.busy_lost == 0 and worst <= limit
+        out += [
+            "### Target",
+            "",
+            "| target | measured | verdict |",
+            "|---|---:|---|",
+            f"| {big.vnets:,} vnets: a ping every 10 ms through a busy vnet during "
+            f"{SCRAPES} scrapes loses nothing, worst RTT <= idle p50 + 10 ms "
+            f"| {big.busy_lost} lost, worst {worst:.2f} ms (limit {limit:.2f}) "
+            f"| {_verdict(ok, f'{worst - limit + 10:.2f} ms over idle p50')} |",
+            "",
+        ]
+    return "\n".join(out)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -637,12 +899,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=3, help="cycles in (b)")
     parser.add_argument("--v4", type=int, default=1_000_000, help="IPv4 routes in (c)")
     parser.add_argument("--v6", type=int, default=200_000, help="IPv6 routes in (c)")
-    parser.add_argument("--parts", default="a,b,c", help="comma-separated subset of a,b,c")
+    parser.add_argument("--scrape-vnets", default=SCRAPE_COUNTS,
+                        help="vnet counts of the daemons scraped in (d)")  # fmt: skip
+    parser.add_argument("--scrape-workers", type=int, default=2,
+                        help="workers of one more daemon of the largest count in (d), "
+                        "1: none")  # fmt: skip
+    parser.add_argument("--parts", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args(argv)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
-    if not parts <= {"a", "b", "c"} or not parts:
-        parser.error("--parts takes a, b and/or c")
+    if not parts <= {"a", "b", "c", "d"} or not parts:
+        parser.error("--parts takes a, b, c and/or d")
     if args.vnets < 2 or args.vnets % 2 or args.churn < 2 or args.churn % 2 or args.cycles < 1:
         parser.error("--vnets and --churn must be even and >= 2, --cycles >= 1")
 
@@ -650,6 +917,7 @@ def main(argv: list[str] | None = None) -> int:
     daemons: list[Daemon] = []
     a = b = None
     c: list[dict] | None = None
+    d: list[ScrapeRun] | None = None
     status = 0
     load_before = loadavg()
     started = time.monotonic()
@@ -663,6 +931,8 @@ def main(argv: list[str] | None = None) -> int:
                 c = lpm.compare(
                     {4: args.v4, 6: args.v6}, log=lambda s: print(f"(c) {s}", flush=True)
                 )
+            if "d" in parts:
+                d = part_d(workdir, args, daemons)
         except KeyboardInterrupt:
             print("\ninterrupted, cleaning up", file=sys.stderr)
             status = 130
@@ -685,12 +955,20 @@ def main(argv: list[str] | None = None) -> int:
                 signal.signal(signal.SIGINT, old_int)
     if status == 0:
         host = machine()
-        text = render(args, a, b, c, host, (load_before, loadavg()))
-        print(f"\n{text}")
+        loads = (load_before, loadavg())
+        if parts & {"a", "b", "c"}:
+            text = render(args, a, b, c, host, loads)
+            print(f"\n{text}")
+            if not args.no_write:
+                write_section("scale", text)
+                print("written to bench/RESULTS.md (section scale)")
+        if d is not None:
+            text = render_d(d, host, loads)
+            print(f"\n{text}")
+            if not args.no_write:
+                write_section("scrape", text)
+                print("written to bench/RESULTS.md (section scrape)")
         print(f"took {time.monotonic() - started:.0f} s")
-        if not args.no_write:
-            write_section("scale", text)
-            print("written to bench/RESULTS.md (section scale)")
     return status
 
 

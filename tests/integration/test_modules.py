@@ -152,7 +152,7 @@ def test_the_firewall_unloads_and_loads_back_fresh_and_disabled(
     ok(daemon, "firewall", "red", "load", str(rules))
     ok(daemon, "sysctl", "red", "net.pf.enable=1")
     assert pings(daemon) == 0, "the firewall blocks ICMP"
-    assert 'vrouter_pf_enabled{vnet="red"} 1.0' in scrape(daemon)
+    assert 'vrouter_pf_enabled{vnet="red"} 1\n' in scrape(daemon)
 
     assert "firewall unloaded from 3 vnets" in ok(daemon, "module", "unload", "firewall")
     assert pings(daemon) == 3, "without the firewall nothing filters"
@@ -175,7 +175,7 @@ def test_the_firewall_unloads_and_loads_back_fresh_and_disabled(
         assert [r["text"] for r in shown["rules"] if r["index"] >= 0] == []
         assert shown["states"] == 0
     assert pings(daemon) == 3
-    assert 'vrouter_pf_enabled{vnet="red"} 0.0' in scrape(daemon)
+    assert 'vrouter_pf_enabled{vnet="red"} 0\n' in scrape(daemon)
     assert "net.pf.enable: 0" in ok(daemon, "sysctl", "red", "net.pf.enable")
     message = refused(daemon, "module", "unload", "inet")
     needs = "transport needs inet, tcp needs inet, firewall needs inet"

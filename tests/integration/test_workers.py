@@ -185,7 +185,7 @@ def test_metrics_join_every_worker(pair: Vrouterd, port: int) -> None:
     assert "vrouter_vnets 3.0" in text
     for vnet, ifname in (("red", "ep0"), ("blue", "ep0"), ("green", pair.tap("g"))):
         assert (
-            f'vrouter_interface_receive_packets_total{{interface="{ifname}",vnet="{vnet}"}}' in text
+            f'vrouter_interface_receive_packets_total{{vnet="{vnet}",interface="{ifname}"}}' in text
         )
     assert text.count("# TYPE vrouter_interface_receive_packets_total counter") == 1
     check = subprocess.run(

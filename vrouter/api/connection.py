@@ -36,9 +36,13 @@ class Rows:
     pass spends longer than one slice on it.
     """
 
-    def __init__(self, items: list[Any], describe: Callable[[Any], Any]) -> None:
+    def __init__(
+        self, items: list[Any], describe: Callable[[Any], Any], per_slice: int = ROWS_PER_SLICE
+    ) -> None:
         self.items = items
         self.describe = describe
+        self.per_slice = per_slice
+        """Items encoded per loop pass (fewer for big ones: pieces of a metrics scrape)."""
 
     def __len__(self) -> int:
         return len(self.items)
@@ -52,8 +56,9 @@ async def write_rows(writer: asyncio.StreamWriter, rows: Rows) -> None:
     """Write ``rows`` as one reply line, a slice per loop pass, waiting for the reader."""
     writer.write(b'{"ok":true,"result":[')
     items, describe, dumps = rows.items, rows.describe, _COMPACT.encode
-    for start in range(0, len(items), ROWS_PER_SLICE):
-        chunk = ",".join(dumps(describe(item)) for item in items[start : start + ROWS_PER_SLICE])
+    step = rows.per_slice
+    for start in range(0, len(items), step):
+        chunk = ",".join(dumps(describe(item)) for item in items[start : start + step])
         writer.write((("," if start else "") + chunk).encode())
         await writer.drain()
         await asyncio.sleep(0)

@@ -47,8 +47,10 @@ class Host(Protocol):
         """Return the daemon-wide part of ``status``."""
         ...
 
-    def metrics_text(self) -> str:
-        """Return this process's metrics in the Prometheus text format."""
+    async def metrics_chunks(
+        self, collect: Sequence[str], exclude: Sequence[str], openmetrics: bool
+    ) -> list[str]:
+        """Return this process's metrics in pieces, in the text format or OpenMetrics."""
         ...
 
     async def reload_request(

@@ -7,7 +7,9 @@ keep and change nothing; anyone who can connect may use them.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import zlib
 from collections import Counter
 from typing import Any
 
@@ -384,6 +386,13 @@ def sysctl_get(host: Host, args: dict[str, Any]) -> Any:
 
 
 
-def metrics_scrape(host: Host, args: dict[str, Any]) -> Any:
-    """Return this process's metrics in the text format (a front merges its workers')."""
-    return host.metrics_text()
+async def metrics_scrape(host: Host, args: dict[str, Any]) -> Any:
+    """Return this process's metrics as a list of text pieces (a front merges its workers'),
+    built and written a slice per loop pass; ``packed``: each piece zlib-compressed and
+    base64-encoded as it is written (JSON-escaping the text itself costs far more)."""
+    chunks = await host.metrics_chunks(args["collect"], args["exclude"], args["openmetrics"])
+    return Rows(chunks, _packed if args["packed"] else str, per_slice=1)
+
+
+def _packed(text: str) -> str:
+    return base64.b64encode(zlib.compress(text.encode(), 1)).decode("ascii")

@@ -21,12 +21,11 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import uvloop
-from prometheus_client import generate_latest
 
 from vrouter import __version__
 from vrouter.api import socks, streams
@@ -76,10 +75,10 @@ class Daemon:
         """SOCKS5 gateways into vnets."""
         self.streams: set[Any] = set()
         """TCP listeners and streams of programs (StreamEndpoint, ListenEndpoint)."""
+        self.metrics = metrics.Exporter(self)
+        """What a scrape holds (the exporter's and ``metrics.scrape``'s)."""
         self.exporter: metrics.MetricsServer | None = None
         self.mirrors: Mirrors | None = None
-        self.metrics_registry: Any = None
-        """The registry ``metrics.scrape`` reads (made on first use)."""
         self.ops: Ops | None = None
         """Run-time changes (API and reload); set once the vnets are built."""
         self.lock = asyncio.Lock()
@@ -169,7 +168,9 @@ class Daemon:
                 )
                 await self.mirrors.create(built.tree.get(vcfg.name), vcfg.mirror.netns, protocols)
         if cfg.daemon.metrics is not None:
-            self.exporter = metrics.MetricsServer(metrics.make_registry(self))
+            self.exporter = metrics.MetricsServer(
+                self.expose, self.metrics_selection, self.metrics.record
+            )
             await self.exporter.start(*cfg.daemon.metrics)
         self.server = ControlServer(self)
         await self.server.start(cfg.daemon.control_socket)
@@ -207,11 +208,30 @@ class Daemon:
             "last_reload_success": self.last_reload_success,
         }
 
-    def metrics_text(self) -> str:
-        """Return this process's metrics in the text format (a front merges its workers')."""
-        if self.metrics_registry is None:
-            self.metrics_registry = metrics.make_registry(self)
-        return generate_latest(self.metrics_registry).decode()
+    def metrics_selection(self) -> metrics.Selection:
+        """Return what the config lets a scrape hold."""
+        cfg = self.config.daemon
+        return metrics.Selection(enabled=cfg.metrics_collectors, exclude=cfg.metrics_exclude)
+
+    async def expose(self, query: metrics.Query) -> Iterable[str]:
+        """Return the steps of a scrape for the exporter to pace."""
+        return self.metrics.steps(query)
+
+    async def metrics_chunks(
+        self, collect: Sequence[str], exclude: Sequence[str], openmetrics: bool
+    ) -> list[str]:
+        """Return this process's metrics (the sources ``collect`` names, else the config's),
+        built a slice per loop pass (a front merges its workers')."""
+        selection = self.metrics_selection()
+        unknown = [name for name in collect if name not in metrics.NAMES]
+        if unknown:
+            raise OpError(f"unknown collector {unknown[0]!r}; known: {', '.join(metrics.NAMES)}")
+        sources = frozenset(collect or selection.enabled or metrics.NAMES)
+        query = metrics.Query(sources, (*selection.exclude, *exclude), openmetrics)
+        pacer = metrics.Pacer()
+        chunks = await metrics.paced(self.metrics.steps(query), pacer)
+        self.metrics.record(pacer)
+        return chunks
 
     async def reload_request(
         self, text: str | None, tops: Sequence[str] | None, check: bool

@@ -166,7 +166,7 @@ class Plan:
 
 # -- the plan ----------------------------------------------------------------------------
 
-LIVE_DAEMON_KEYS = ("log_level", "admins")
+LIVE_DAEMON_KEYS = ("log_level", "admins", "metrics_collectors", "metrics_exclude")
 """``[daemon]`` settings a reload changes; any other change is refused."""
 LIVE_INTERFACE_KEYS = ("addresses", "mtu", "ra")
 """Interface settings changed in place (but a link-local address); any other

@@ -1,18 +1,23 @@
 """The metrics of a daemon with workers, as one target: the workers' merged by name.
 
-The front scrapes every worker (``metrics.scrape``) and serves their
-families joined, with its own daemon-wide ones (:data:`FRONT_FAMILIES`,
-not once per worker) and per-worker CPU time, memory and liveness
-(``vrouter_worker_*``).
+The front scrapes every worker (``metrics.scrape``, in the format and with
+the sources its client asked for) and serves their families joined, with
+its own daemon-wide ones (:data:`FRONT_FAMILIES`, not once per worker) and
+per-worker CPU time, memory and liveness (``vrouter_worker_*``).
+
+Guarantee: the merge never parses a sample of the vnets' families.  A
+worker's text is cut into families at its ``# HELP`` lines (``str.find``
+over the text); the samples of one family from every worker are written
+under its first header, as they came.  Only the few lines the front reads
+(a worker's ``vrouter_vnets``, CPU time and memory) are parsed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.parser import text_string_to_metric_families
 
 from vrouter.daemon import metrics
 
@@ -29,21 +34,50 @@ FRONT_FAMILIES = frozenset(
     }
 )
 """Daemon-wide families the front answers itself (not once per worker)."""
+PROCESS_WIDE = ("process_", "python_", "vrouter_scrape_")
+"""Prefixes of a worker's families about the worker process itself, not its vnets:
+left out (its CPU time and memory become ``vrouter_worker_*``)."""
+
+EOF = "# EOF\n"
 
 
-class WorkersCollector:
-    """The workers' metrics as one target, with the front's daemon-wide families."""
+def families(text: str) -> Iterator[tuple[str, str, str]]:
+    """Yield (name, header, samples) per family of an exposition text, as written.
 
-    def __init__(self, front: Front) -> None:
+    ``name`` is the family's name as its HELP line gives it, less any
+    ``_total`` (the text format's counters carry it there, OpenMetrics'
+    do not); the header is the family's ``#`` lines.
+    """
+    text = text.removesuffix(EOF)
+    start = 0 if text.startswith("# HELP ") else text.find("\n# HELP ") + 1
+    if start == 0 and not text.startswith("# HELP "):
+        return
+    while start < len(text):
+        following = text.find("\n# HELP ", start) + 1 or len(text)
+        body = text.find("\n", start) + 1 or len(text)  # after HELP: TYPE, any UNIT
+        while text.startswith(("# TYPE ", "# UNIT "), body):
+            body = text.find("\n", body) + 1 or len(text)
+        name = text[start + 7 : text.find(" ", start + 7)].removesuffix("_total")
+        yield name, text[start:body], text[body:following]
+        start = following
+
+
+def total(samples: str) -> float:
+    """Return the sum of the values of some sample lines."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in samples.splitlines() if line)
+
+
+class WorkersScrape:
+    """One scrape of the front: its own families, then every worker's, merged by name."""
+
+    def __init__(self, front: Front, texts: Sequence[tuple[int, str | None]]) -> None:
         self.front = front
+        self.texts = texts
+        """(worker index, its text or None if it did not answer), in worker order."""
 
-    def collect(self) -> Iterator[Metric]:
-        """Return the front's families, then every worker's, merged by name.
-
-        Runs in the exporter after :meth:`Front.scrape` has fetched the texts.
-        """
-        front = self.front
-        yield from metrics.reload_metrics(front)
+    def steps(self, query: metrics.Query) -> Iterator[str]:
+        """Yield the exposition: the front's families first, then the merged ones."""
+        merged: dict[str, list[str]] = {}
         up = GaugeMetricFamily(
             "vrouter_worker_up", "1 if the worker answered this scrape, else 0.", labels=("worker",)
         )
@@ -58,25 +92,33 @@ class WorkersCollector:
             labels=("worker",),
         )
         vnets = 0.0
-        merged: dict[str, Metric] = {}
-        for index, text in sorted(front.scraped.items()):
+        for index, text in self.texts:
             label = (str(index),)
             up.add_metric(label, 0 if text is None else 1)
-            for family in text_string_to_metric_families(text or ""):
-                name = family.name
+            for name, header, samples in families(text or ""):
                 if name == "vrouter_vnets":
-                    vnets += sum(s.value for s in family.samples)
+                    vnets += total(samples)
                 elif name == "process_cpu_seconds":
-                    cpu.add_metric(label, sum(s.value for s in family.samples))
+                    cpu.add_metric(label, total(samples))
                 elif name == "process_resident_memory_bytes":
-                    memory.add_metric(label, sum(s.value for s in family.samples))
-                if name in FRONT_FAMILIES or name.startswith(("process_", "python_")):
+                    memory.add_metric(label, total(samples))
+                if name in FRONT_FAMILIES or name.startswith(PROCESS_WIDE):
                     continue
-                first = merged.setdefault(name, family)
-                if first is not family:
-                    first.samples.extend(family.samples)
-        yield from metrics.daemon_metrics(front.started, int(vnets))
-        yield up
-        yield cpu
-        yield memory
-        yield from merged.values()
+                parts = merged.get(name)
+                if parts is None:
+                    merged[name] = [header, samples]
+                else:
+                    parts.append(samples)
+            yield ""
+        own: list[Metric] = []
+        if metrics.DAEMON in query.sources:
+            own.extend(metrics.reload_metrics(self.front))
+            own.extend(metrics.daemon_metrics(self.front.started, int(vnets)))
+            own.extend((up, cpu, memory))
+        if metrics.PROCESS in query.sources:
+            own.extend(metrics.process_metrics())
+        yield metrics.encode(own, query.openmetrics, query.exclude)
+        for parts in merged.values():
+            yield from parts
+        if query.openmetrics:
+            yield EOF

@@ -7,20 +7,24 @@ plus a lone vnet ``green``::
             192.0.2.1/24     198.51.100.1/24  198.51.100.2/24   203.0.113.1/24
 
 Traffic goes through the sans-IO stack; the exposition text is produced by
-``generate_latest`` and read back with prometheus-client's own parser, so
-what is checked is what Prometheus would see.
+:class:`metrics.Exporter` and read back with prometheus-client's own parser,
+so what is checked is what Prometheus would see.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import gc
+import gzip
 import re
 import socket
 import subprocess
 import textwrap
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -28,13 +32,17 @@ from pathlib import Path
 
 import dpkt
 import pytest
-from prometheus_client import REGISTRY, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import REGISTRY
+from prometheus_client.core import Metric
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from vrouter import __version__
+from vrouter.api import views
 from vrouter.core.vnet import VnetTree
-from vrouter.daemon import metrics
+from vrouter.daemon import metrics, workers_metrics
 from vrouter.daemon.config import ConfigError, parse
 from vrouter.inet import ipv4
 from vrouter.inet.fragment import ReassStats
@@ -59,8 +67,8 @@ class FakeDaemon:
 class Scrape:
     """One scrape, parsed back: families by name and the raw text."""
 
-    def __init__(self, registry: metrics.CollectorRegistry) -> None:
-        self.text = generate_latest(registry).decode()
+    def __init__(self, text: str) -> None:
+        self.text = text
         self.families = {f.name: f for f in text_string_to_metric_families(self.text)}
 
     def family(self, name: str) -> Metric:
@@ -98,7 +106,7 @@ class Scrape:
 
 
 def scrape(daemon: FakeDaemon, sources: tuple[metrics.Source, ...] = metrics.SOURCES) -> Scrape:
-    return Scrape(metrics.make_registry(daemon, sources))
+    return Scrape(metrics.Exporter(daemon, sources).text())
 
 
 class Scenario:
@@ -419,29 +427,30 @@ def test_unloaded_subsystem_is_skipped(net: Scenario) -> None:
 
 
 def test_an_extra_source_adds_families_and_merges_shared_ones(net: Scenario) -> None:
-    def firewall_metrics(vnets) -> Iterator[Metric]:
-        rules = GaugeMetricFamily("vrouter_firewall_rules", "Rules.", labels=("vnet",))
-        for vnet in vnets:
-            rules.add_metric((vnet.name,), 7)
-        yield rules
-        extra = GaugeMetricFamily(
-            "vrouter_neighbours", "ignored", labels=("vnet", "family", "state")
-        )
-        extra.add_metric(("red", "inet", "firewall-pinned"), 1)
-        yield extra
+    def read(vnet) -> list[metrics.Entry]:
+        pinned = metrics.label("family", "inet") + metrics.label("state", "firewall-pinned")
+        return [7, [(pinned, 1)] if vnet.name == "red" else []]
 
-    s = scrape(net.daemon, (*metrics.SOURCES, firewall_metrics))
+    extra = metrics.Source(
+        "extra",
+        (
+            metrics.Family("vrouter_firewall_rules", "gauge", "Rules."),
+            metrics.Family("vrouter_neighbours", "gauge", "ignored", ("family", "state")),
+        ),
+        read,
+    )
+    s = scrape(net.daemon, (*metrics.SOURCES, extra))
     assert s.value("vrouter_firewall_rules", vnet="blue") == 7
     assert s.value("vrouter_neighbours", vnet="red", family="inet", state="firewall-pinned") == 1
     assert s.family("vrouter_neighbours").documentation.startswith("Neighbour cache entries")
 
 
 def test_a_family_name_with_two_types_is_an_error(net: Scenario) -> None:
-    def clash(vnets) -> Iterator[Metric]:
-        yield CounterMetricFamily("vrouter_routes", "Not a gauge.", value=1)
-
+    clash = metrics.Source(
+        "clash", (metrics.Family("vrouter_routes", "counter", "Not a gauge."),), lambda v: [1]
+    )
     with pytest.raises(ValueError, match="vrouter_routes"):
-        list(metrics.VrouterCollector(net.daemon, (*metrics.SOURCES, clash)).collect())
+        metrics.Exporter(net.daemon, (*metrics.SOURCES, clash)).text()
 
 
 def test_reload_metrics_absent_until_the_daemon_keeps_them(net: Scenario) -> None:
@@ -500,6 +509,15 @@ def test_renamed_series_are_exported_under_their_new_names_only(net: Scenario) -
     for old, new in renames:
         assert old not in names, old
         assert new in names, new
+
+
+def test_every_series_is_written_once(net: Scenario) -> None:
+    net.ping_across(1)
+    lines = [line.rsplit(" ", 1)[0] for line in scrape(net.daemon).text.splitlines()]
+    series = [line for line in lines if not line.startswith("#")]
+    assert len(series) == len(set(series))
+    assert 'vrouter_pf_state_table_full_total{vnet="red"}' in series
+    assert 'vrouter_pf_state_limit_total{vnet="red"}' in series
 
 
 def test_names_carry_units_and_one_spelling(net: Scenario) -> None:
@@ -561,8 +579,12 @@ def test_promtool_finds_no_lint_problems(net: Scenario) -> None:
 # --------------------------------------------------------------------------
 
 
-def _http(port: int, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+def _http(
+    port: int, method: str, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", method=method, headers=headers or {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, dict(response.headers), response.read()
@@ -579,47 +601,363 @@ def _raw(port: int, data: bytes) -> bytes:
         return b"".join(chunks)
 
 
-def test_http_server_serves_metrics_on_the_loop(net: Scenario, caplog) -> None:
+Call = tuple[str, str] | tuple[str, str, dict[str, str]] | bytes
+
+
+def serve(
+    daemon: FakeDaemon,
+    calls: list[Call],
+    sources: tuple[metrics.Source, ...] = metrics.SOURCES,
+    selection: metrics.Selection | None = None,
+) -> list[tuple[int, dict[str, str], bytes] | bytes]:
+    """Serve *daemon*'s metrics on a free port and make *calls*: (method, path[, headers])
+    requests, or raw bytes."""
+    exporter = metrics.Exporter(daemon, sources)
+
+    async def expose(query: metrics.Query) -> Iterator[str]:
+        return exporter.steps(query)
+
     async def main() -> list[tuple[int, dict[str, str], bytes] | bytes]:
-        server = metrics.MetricsServer(metrics.make_registry(net.daemon))
+        chosen = selection or metrics.Selection(known=exporter.names)
+        server = metrics.MetricsServer(expose, lambda: chosen)
         await server.start("127.0.0.1", 0)
         port = int(server.urls()[0].rsplit(":", 1)[1].split("/")[0])
+        answers: list[tuple[int, dict[str, str], bytes] | bytes] = []
         try:
-            return [
-                await asyncio.to_thread(_http, port, "GET", "/metrics"),
-                await asyncio.to_thread(_http, port, "GET", "/metrics?name[]=x"),
-                await asyncio.to_thread(_http, port, "HEAD", "/metrics"),
-                await asyncio.to_thread(_http, port, "GET", "/"),
-                await asyncio.to_thread(_http, port, "POST", "/metrics"),
-                await asyncio.to_thread(_raw, port, b"nonsense\r\n\r\n"),
-            ]
+            for call in calls:
+                if isinstance(call, bytes):
+                    answers.append(await asyncio.to_thread(_raw, port, call))
+                else:
+                    answers.append(await asyncio.to_thread(_http, port, *call))
         finally:
             await server.close()
+        return answers
 
+    return asyncio.run(main())
+
+
+def test_http_server_serves_metrics_on_the_loop(net: Scenario, caplog) -> None:
+    calls: list[Call] = [
+        ("GET", "/metrics"),
+        ("GET", "/metrics?name[]=x"),
+        ("HEAD", "/metrics"),
+        ("GET", "/"),
+        ("POST", "/metrics"),
+        b"nonsense\r\n\r\n",
+    ]
     with caplog.at_level("INFO", logger="vrouter.metrics"):
-        get, query, head, root, post, garbage = asyncio.run(main())
+        get, query, head, root, post, garbage = serve(net.daemon, calls)
     assert any(
         "metrics exporter listening on http://127.0.0.1:" in r.message for r in caplog.records
     )
+    assert isinstance(get, tuple) and isinstance(head, tuple) and isinstance(post, tuple)
     status, headers, body = get
     assert status == 200
     assert headers["Content-Type"] == metrics.CONTENT_TYPE_LATEST
+    assert headers["Transfer-Encoding"] == "chunked"
+    assert "Content-Encoding" not in headers
     families = {f.name for f in text_string_to_metric_families(body.decode())}
     assert {"vrouter_build_info", "vrouter_interface_receive_packets"} <= families
     assert query[0] == 200
-    assert head[0] == 200 and head[2] == b"" and int(head[1]["Content-Length"]) > 0
+    assert head[0] == 200 and head[2] == b""
+    assert head[1]["Content-Type"] == metrics.CONTENT_TYPE_LATEST
     assert root[0] == 404
     assert post[0] == 405 and post[1]["Allow"] == "GET, HEAD"
-    assert garbage.startswith(b"HTTP/1.1 400 ")
+    assert isinstance(garbage, bytes) and garbage.startswith(b"HTTP/1.1 400 ")
 
 
-def test_http_server_reports_a_failing_collector_as_500(net: Scenario) -> None:
-    def broken(vnets) -> Iterator[Metric]:
+def test_http_server_reports_a_failing_source_as_500(net: Scenario, caplog) -> None:
+    def read(vnet) -> list[metrics.Entry]:
         raise RuntimeError("boom")
-        yield  # pragma: no cover
 
-    server = metrics.MetricsServer(metrics.make_registry(net.daemon, (broken,)))
-    assert server.respond((b"GET", b"/metrics")).startswith(b"HTTP/1.1 500 ")
+    broken = metrics.Source("broken", (metrics.Family("vrouter_x", "gauge", "X."),), read)
+    with caplog.at_level("ERROR", logger="vrouter.metrics"):
+        [answer] = serve(net.daemon, [("GET", "/metrics")], (broken,))
+    assert isinstance(answer, tuple) and answer[0] == 500
+    assert "metrics scrape failed" in caplog.text
+
+
+def test_gzip_when_the_client_accepts_it(net: Scenario) -> None:
+    net.ping_across(1)
+    calls: list[Call] = [
+        ("GET", "/metrics", {"Accept-Encoding": "gzip"}),
+        ("GET", "/metrics", {"Accept-Encoding": "deflate, gzip;q=0"}),
+        ("GET", "/metrics", {"Accept-Encoding": "br, gzip;q=0.5"}),
+        ("GET", "/metrics", {"Accept-Encoding": "gzip;q=high"}),
+    ]
+    zipped, refused, weighted, odd = serve(net.daemon, calls)
+    assert isinstance(odd, tuple) and odd[1]["Content-Encoding"] == "gzip"
+    assert isinstance(zipped, tuple) and isinstance(refused, tuple)
+    assert isinstance(weighted, tuple)
+    assert zipped[1]["Content-Encoding"] == "gzip"
+    assert weighted[1]["Content-Encoding"] == "gzip"
+    assert "Content-Encoding" not in refused[1]
+    text = gzip.decompress(zipped[2]).decode()
+    assert len(zipped[2]) * 4 < len(text)
+    plain = {
+        (s.name, tuple(sorted(s.labels.items())))
+        for f in text_string_to_metric_families(refused[2].decode())
+        for s in f.samples
+        if s.name.startswith("vrouter_")
+    }
+    unzipped = {
+        (s.name, tuple(sorted(s.labels.items())))
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name.startswith("vrouter_")
+    }
+    assert plain == unzipped
+
+
+def test_openmetrics_when_the_client_asks_for_it(net: Scenario) -> None:
+    net.ping_across(1)
+    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    [answer] = serve(net.daemon, [("GET", "/metrics", {"Accept": accept})])
+    assert isinstance(answer, tuple)
+    status, headers, body = answer
+    assert status == 200
+    assert headers["Content-Type"] == metrics.OPENMETRICS_CONTENT_TYPE
+    text = body.decode()
+    assert text.endswith("# EOF\n") and text.count("# EOF") == 1
+    families = {f.name: f for f in openmetrics_families(text)}
+    forward = families["vrouter_ip_forward"]
+    assert forward.type == "counter"
+    assert {s.labels["vnet"]: s.value for s in forward.samples if s.name.endswith("_total")}[
+        "red"
+    ] >= 2
+    assert families["vrouter_build_info"].type == "gauge"
+    assert "process_cpu_seconds" in families
+    # prometheus-client's OpenMetrics parser is strict (one group per series, the
+    # EOF); promtool reads only the text format.
+
+
+def test_collect_and_exclude_pick_sources(net: Scenario) -> None:
+    calls: list[Call] = [
+        ("GET", "/metrics?collect[]=link&collect[]=route"),
+        ("GET", "/metrics?collect%5B%5D=daemon"),
+        ("GET", "/metrics?exclude[]=tcp&exclude[]=process&exclude[]=inet6"),
+        ("GET", "/metrics?collect[]=nonesuch"),
+        ("GET", "/metrics?collect[]=link&exclude[]=tcp"),
+    ]
+    link, daemon, excluded, unknown, both = serve(net.daemon, calls)
+    assert isinstance(link, tuple) and isinstance(daemon, tuple) and isinstance(excluded, tuple)
+    assert isinstance(unknown, tuple) and isinstance(both, tuple)
+    names = {f.name for f in text_string_to_metric_families(link[2].decode())}
+    assert "vrouter_interface_receive_packets" in names and "vrouter_routes" in names
+    assert not [n for n in names if n.startswith(("vrouter_ip", "vrouter_tcp", "process_"))]
+    assert "vrouter_build_info" not in names
+    names = {f.name for f in text_string_to_metric_families(daemon[2].decode())}
+    assert names == {"vrouter_build_info", "vrouter_start_time_seconds", "vrouter_vnets"}
+    names = {f.name for f in text_string_to_metric_families(excluded[2].decode())}
+    assert "vrouter_ip_forward" in names and "vrouter_build_info" in names
+    assert not [n for n in names if n.startswith(("vrouter_tcp", "process_", "vrouter_ip6_"))]
+    assert unknown[0] == 400 and b"unknown collector 'nonesuch'" in unknown[2]
+    assert both[0] == 400
+
+
+def test_config_turns_sources_and_families_off(net: Scenario) -> None:
+    selection = metrics.Selection(
+        enabled=("daemon", "link", "inet"),
+        exclude=("vrouter_interface_*_drops", "vrouter_icmp_*"),
+    )
+    calls: list[Call] = [("GET", "/metrics"), ("GET", "/metrics?collect[]=tcp")]
+    served, refused = serve(net.daemon, calls, selection=selection)
+    assert isinstance(served, tuple) and isinstance(refused, tuple)
+    names = {f.name for f in text_string_to_metric_families(served[2].decode())}
+    assert "vrouter_interface_receive_packets" in names and "vrouter_ip_forward" in names
+    assert "vrouter_interface_receive_drops" not in names
+    assert not [n for n in names if n.startswith(("vrouter_icmp_", "vrouter_tcp", "process_"))]
+    assert refused[0] == 400 and b"turned off" in refused[2]
+
+
+# --------------------------------------------------------------------------
+# Slices: a scrape in bounded steps, from a snapshot, the loop running between
+# --------------------------------------------------------------------------
+
+
+def test_steps_are_bounded_and_written_from_a_snapshot(lab) -> None:
+    for i in range(40):
+        lab.iface(lab.vnet(f"v{i:02d}"), "eth0", f"192.0.2.{i + 1}/32")
+    daemon = FakeDaemon(lab.tree)
+    exporter = metrics.Exporter(daemon)
+    steps = exporter.steps(metrics.Query(frozenset(metrics.NAMES)))
+    snapshot_steps = 0
+    for piece in steps:
+        if piece:
+            prelude = piece
+            break
+        snapshot_steps += 1
+    assert snapshot_steps == -(-40 // metrics.STEP_VNETS)
+    assert "vrouter_vnets 40.0" in prelude
+    # Counters changed after the snapshot are not in this scrape, only in the next.
+    lab.tree.get("v00").inet.stats.forward = 12345
+    rest = "".join(steps)
+    assert 'vrouter_ip_forward_total{vnet="v00"} 0\n' in rest
+    assert 'vrouter_ip_forward_total{vnet="v00"} 12345\n' in exporter.text()
+
+
+def test_a_labelled_step_writes_a_bounded_number_of_vnets(lab, monkeypatch) -> None:
+    monkeypatch.setattr(metrics, "STEP_LABELLED", 3)
+    monkeypatch.setattr(metrics, "STEP_SAMPLES", 5)
+    for i in range(7):
+        lab.vnet(f"v{i}")
+    exporter = metrics.Exporter(FakeDaemon(lab.tree), (metrics.ROUTE, metrics.INET_SOURCE))
+    pieces = [p for p in exporter.steps(metrics.Query(frozenset({"route", "inet"}))) if p]
+    routes = [p for p in pieces if p.startswith("vrouter_routes{")]
+    assert [p.count("\n") for p in routes] == [6, 6, 2]  # 3 vnets x 2 families, then 1
+    forward = [p for p in pieces if p.startswith("vrouter_ip_forward_total{")]
+    assert [p.count("\n") for p in forward] == [5, 2]
+
+
+def test_paced_hands_the_loop_back_between_slices(lab) -> None:
+    for i in range(64):
+        lab.iface(lab.vnet(f"v{i:02d}"), "eth0", "192.0.2.1/24")
+    exporter = metrics.Exporter(FakeDaemon(lab.tree))
+    query = metrics.Query(frozenset(metrics.NAMES))
+    steps = sum(1 for _ in exporter.steps(query))
+
+    async def main() -> tuple[int, int, str]:
+        ticks = 0
+        done = False
+
+        def tick() -> None:
+            nonlocal ticks
+            ticks += 1
+            if not done:
+                asyncio.get_running_loop().call_soon(tick)
+
+        asyncio.get_running_loop().call_soon(tick)
+        pacer = metrics.Pacer(0.0)  # every step is a slice of its own
+        chunks = await metrics.paced(exporter.steps(query), pacer)
+        done = True
+        return ticks, pacer.passes, "".join(chunks)
+
+    ticks, passes, text = asyncio.run(main())
+    assert passes == steps + 1
+    assert ticks >= steps  # the loop ran a pass between every two steps
+    assert _vrouter_lines(text) == _vrouter_lines(exporter.text())
+
+
+def test_a_scrape_reports_how_the_previous_one_was_paced(net: Scenario) -> None:
+    exporter = metrics.Exporter(net.daemon)
+    assert "vrouter_scrape_" not in exporter.text()
+    pacer = metrics.Pacer(0.0)
+    asyncio.run(metrics.paced(exporter.steps(metrics.Query(frozenset(metrics.NAMES))), pacer))
+    exporter.record(pacer)
+    s = Scrape(exporter.text())
+    assert s.value("vrouter_scrape_loop_passes") == pacer.passes > 10
+    assert 0 < s.value("vrouter_scrape_longest_pass_seconds") <= s.value(
+        "vrouter_scrape_duration_seconds"
+    )
+    assert s.value("vrouter_scrape_longest_pass_cpu_seconds") > 0
+
+
+def _vrouter_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "vrouter_" in line]
+
+
+def test_gc_is_held_during_a_scrape_and_restored(net: Scenario) -> None:
+    exporter = metrics.Exporter(net.daemon)
+    seen: list[bool] = []
+
+    def read(vnet) -> list[metrics.Entry]:
+        seen.append(gc.isenabled())
+        return [1]
+
+    probe = metrics.Source("probe", (metrics.Family("vrouter_probe", "gauge", "P."),), read)
+    exporter = metrics.Exporter(net.daemon, (probe,))
+    assert gc.isenabled()
+    asyncio.run(metrics.paced(exporter.steps(metrics.Query(frozenset({"probe"})))))
+    assert seen == [False, False, False]
+    assert gc.isenabled()
+
+
+# --------------------------------------------------------------------------
+# A front: its workers' texts merged without parsing their samples
+# --------------------------------------------------------------------------
+
+
+def test_front_merges_workers_by_family(lab) -> None:
+    for name in ("a", "b"):
+        lab.iface(lab.vnet(name), "eth0", "192.0.2.1/24")
+    for openmetrics in (False, True):
+        texts = []
+        for name in ("a", "b"):
+            tree = VnetTree(lab.tree.registry)
+            tree._vnets[name] = lab.tree.get(name)  # one vnet per worker
+            exporter = metrics.Exporter(FakeDaemon(tree))
+            query = metrics.Query(frozenset(metrics.NAMES), openmetrics=openmetrics)
+            texts.append(exporter.text(query))
+
+        @dataclass
+        class Front:
+            started: float = STARTED
+            reloads: dict[str, int] = dataclasses.field(default_factory=lambda: {"success": 1})
+
+        query = metrics.Query(frozenset(metrics.NAMES), openmetrics=openmetrics)
+        merged = "".join(
+            workers_metrics.WorkersScrape(Front(), [(0, texts[0]), (1, texts[1]), (2, None)]).steps(
+                query
+            )  # type: ignore[arg-type]
+        )
+        parse = openmetrics_families if openmetrics else text_string_to_metric_families
+        families = {f.name: f for f in parse(merged)}
+        help_name = "vrouter_ip_forward" if openmetrics else "vrouter_ip_forward_total"
+        assert merged.count(f"# HELP {help_name} ") == 1
+        forward = families["vrouter_ip_forward"]
+        assert {s.labels["vnet"] for s in forward.samples if s.name.endswith("_total")} == {
+            "a",
+            "b",
+        }
+        assert [s.value for s in families["vrouter_vnets"].samples] == [2]
+        up = {s.labels["worker"]: s.value for s in families["vrouter_worker_up"].samples}
+        assert up == {"0": 1, "1": 1, "2": 0}
+        cpu = {s.labels["worker"] for s in families["vrouter_worker_cpu_seconds"].samples}
+        assert cpu >= {"0", "1"}
+        assert (
+            len([s for s in families["vrouter_build_info"].samples]) == 1
+        )  # the front's, not each worker's
+        assert merged.endswith("# EOF\n") == openmetrics
+        if openmetrics:
+            continue
+        result = subprocess.run(
+            ["promtool", "check", "metrics"],
+            input=merged,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_worker_packs_the_pieces_it_sends_its_front(lab) -> None:
+    for i in range(30):
+        lab.iface(lab.vnet(f"v{i:02d}"), "eth0", "192.0.2.1/24")
+    exporter = metrics.Exporter(FakeDaemon(lab.tree))
+
+    class Host:
+        async def metrics_chunks(self, collect, exclude, openmetrics) -> list[str]:
+            query = metrics.Query(frozenset(collect), tuple(exclude), openmetrics)
+            return await metrics.paced(exporter.steps(query))
+
+    args = {"collect": ["link", "inet"], "exclude": [], "openmetrics": False}
+    plain = asyncio.run(views.metrics_scrape(Host(), {**args, "packed": False})).materialize()
+    packed = asyncio.run(views.metrics_scrape(Host(), {**args, "packed": True})).materialize()
+    unpacked = "".join(zlib.decompress(base64.b64decode(piece)).decode() for piece in packed)
+    assert unpacked == "".join(plain) and "vrouter_ip_forward_total" in unpacked
+    assert sum(map(len, packed)) * 4 < sum(map(len, plain))
+
+
+def test_families_cuts_a_text_at_its_help_lines() -> None:
+    text = (
+        "# HELP a_total A.\n# TYPE a_total counter\na_total 1\na_total{x=\"# HELP\"} 2\n"
+        "# HELP b B.\n# TYPE b gauge\n# UNIT b seconds\nb 3\n# EOF\n"
+    )
+    assert list(workers_metrics.families(text)) == [
+        ("a", "# HELP a_total A.\n# TYPE a_total counter\n", 'a_total 1\na_total{x="# HELP"} 2\n'),
+        ("b", "# HELP b B.\n# TYPE b gauge\n# UNIT b seconds\n", "b 3\n"),
+    ]
+    assert list(workers_metrics.families("")) == []
 
 
 # --------------------------------------------------------------------------
@@ -676,6 +1014,29 @@ def test_config_metrics_malformed(value: str, reason: str) -> None:
     [problem] = info.value.problems
     assert problem.key == "daemon.metrics"
     assert reason in problem.reason
+
+
+def test_config_metrics_collectors_and_exclude() -> None:
+    text = _daemon_config(
+        '[daemon]\nmetrics_collectors = ["link", "inet", "link"]\n'
+        'metrics_exclude = ["vrouter_tcp_*"]\n'
+    )
+    config = parse(text, "t.toml")
+    assert config.daemon.metrics_collectors == ("link", "inet")
+    assert config.daemon.metrics_exclude == ("vrouter_tcp_*",)
+    default = parse(_daemon_config("[daemon]\n"), "t.toml").daemon
+    assert default.metrics_collectors is None and default.metrics_exclude == ()
+
+
+def test_config_metrics_collectors_problems() -> None:
+    text = _daemon_config(
+        '[daemon]\nmetrics_collectors = ["link", "ipx"]\nmetrics_exclude = "vrouter_tcp_*"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        parse(text, "t.toml")
+    reasons = {p.key: p.reason for p in info.value.problems}
+    assert "unknown collector 'ipx'" in reasons["daemon.metrics_collectors[1]"]
+    assert "an array of strings" in reasons["daemon.metrics_exclude"]
 
 
 def test_config_metrics_problem_is_collected_with_others() -> None:

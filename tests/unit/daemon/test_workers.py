@@ -6,10 +6,11 @@ import os
 
 import pytest
 
+from vrouter.daemon import metrics
 from vrouter.daemon.config import Config, ConfigError, parse
 from vrouter.daemon.front import Front
 from vrouter.daemon.workers import Spec, Wire, assign, subset, wires
-from vrouter.daemon.workers_metrics import WorkersCollector
+from vrouter.daemon.workers_metrics import WorkersScrape
 
 TEXT = """
 [daemon]
@@ -173,27 +174,25 @@ process_resident_memory_bytes {memory}
 
 
 def test_the_front_serves_its_workers_metrics_as_one_target() -> None:
-    from prometheus_client import CollectorRegistry, generate_latest
-
     front = Front(cfg(), "", "info")
-    front.scraped = {
-        0: WORKER_TEXT.format(vnets=2, vnet="red", packets=5, cpu=1.5, memory=1000),
-        1: None,  # did not answer
-    }
-    registry = CollectorRegistry()
-    registry.register(WorkersCollector(front))
-    text = generate_latest(registry).decode()
-    assert 'vrouter_interface_receive_packets_total{interface="ep0",vnet="red"} 5.0' in text
+    scraped: list[tuple[int, str | None]] = [
+        (0, WORKER_TEXT.format(vnets=2, vnet="red", packets=5, cpu=1.5, memory=1000)),
+        (1, None),  # did not answer
+    ]
+    query = metrics.Query(frozenset(metrics.NAMES))
+    text = "".join(WorkersScrape(front, scraped).steps(query))
+    assert 'vrouter_interface_receive_packets_total{interface="ep0",vnet="red"} 5' in text
     assert text.count("# TYPE vrouter_interface_receive_packets_total counter") == 1
     assert "vrouter_vnets 2.0" in text and text.count("vrouter_build_info{") == 1
     assert 'vrouter_worker_up{worker="0"} 1.0' in text
     assert 'vrouter_worker_up{worker="1"} 0.0' in text
     assert 'vrouter_worker_cpu_seconds_total{worker="0"} 1.5' in text
     assert 'vrouter_worker_resident_memory_bytes{worker="0"} 1000.0' in text
-    assert "\nprocess_cpu_seconds_total" not in text  # the front's own come from its registry
-    front.scraped[1] = WORKER_TEXT.format(vnets=1, vnet="blue", packets=7, cpu=2, memory=2000)
-    text = generate_latest(registry).decode()
-    assert 'vnet="blue"} 7.0' in text and "vrouter_vnets 3.0" in text
+    assert text.count("\nprocess_cpu_seconds_total ") == 1  # the front's own, not the worker's
+    assert "process_cpu_seconds_total 1.5" not in text
+    scraped[1] = (1, WORKER_TEXT.format(vnets=1, vnet="blue", packets=7, cpu=2, memory=2000))
+    text = "".join(WorkersScrape(front, scraped).steps(query))
+    assert 'vnet="blue"} 7' in text and "vrouter_vnets 3.0" in text
 
 
 def test_a_worker_reads_the_text_its_front_read() -> None:

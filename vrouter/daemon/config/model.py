@@ -312,6 +312,11 @@ class DaemonConfig:
     """Forwarding processes, each running whole top-level vnets (``vrouter.daemon.workers``)."""
     log_format: str = DEFAULT_LOG_FORMAT
     """How log lines are written: ``text`` or ``json`` (``vrouter.daemon.logs``)."""
+    metrics_collectors: tuple[str, ...] | None = None
+    """The metrics sources served (``link``, ``inet``, ``process`` …; None: all of them);
+    a scrape's ``collect[]=`` picks among these."""
+    metrics_exclude: tuple[str, ...] = ()
+    """Metric family names never served, as shell patterns (``vrouter_tcp_*``)."""
 
 
 @dataclass(frozen=True, slots=True)

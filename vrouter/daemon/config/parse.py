@@ -146,6 +146,8 @@ _DAEMON_KEYS = (
     "log_level",
     "log_format",
     "metrics",
+    "metrics_collectors",
+    "metrics_exclude",
     "admins",
     "socks",
     "workers",
@@ -265,7 +267,46 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
         read_socks(r, table),
         workers or 1,
         log_format,
+        read_metrics_collectors(r, table),
+        read_names(r, table, "metrics_exclude", "daemon") or (),
     )
+
+
+def read_metrics_collectors(r: TomlReader, table: Mapping[str, object]) -> tuple[str, ...] | None:
+    """Parse ``metrics_collectors``: names of metrics sources (None when absent: all)."""
+    from vrouter.daemon.metrics import NAMES  # the exporter's, and only when the key is set
+
+    names = read_names(r, table, "metrics_collectors", "daemon")
+    if names is None:
+        return None
+    for index, name in enumerate(names):
+        if name not in NAMES:
+            r.problem(
+                f"daemon.metrics_collectors[{index}]",
+                f"unknown collector {name!r}; known: {', '.join(NAMES)}",
+            )
+    return tuple(n for n in names if n in NAMES)
+
+
+def read_names(
+    r: TomlReader, table: Mapping[str, object], name: str, key: str
+) -> tuple[str, ...] | None:
+    """Parse an array of non-empty strings, without repeats (None when absent)."""
+    value = table.get(name)
+    if value is None:
+        return None
+    nkey = _join(key, name)
+    if not isinstance(value, list):
+        hint = f'; write {name} = ["{value}"]' if isinstance(value, str) else ""
+        r.wrong_type(nkey, "an array of strings", value, hint)
+        return None
+    found: list[str] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            r.wrong_type(f"{nkey}[{index}]", "a non-empty string", item)
+        elif item not in found:
+            found.append(item)
+    return tuple(found)
 
 
 def read_socks(r: TomlReader, table: Mapping[str, object]) -> tuple[SocksConfig, ...]:
