@@ -23,7 +23,7 @@ The report gives min/median/max and the ratio vrouterd-bridge / kernel-bridge
 of the medians and per round, against the target of 0.6 for frames/s, and
 writes the "bridge" section of bench/RESULTS.md.
 
-Usage (as root):  python3 bench/bridge.py [--runs 3] [--seconds 5] [--no-write]
+Usage (as root):  .venv/bin/python bench/bridge.py [--runs 3] [--seconds 5] [--no-write]
 
 Everything created (namespaces, veths, the kernel bridge, TAPs via the
 daemon, the daemon, iperf3 servers, UDP sinks) is removed in ``finally``
@@ -191,9 +191,10 @@ class Report:
         return "\n".join([
             "## Bridge: a vnet bridge against the Linux kernel bridge",
             "",
-            f"`python3 bench/bridge.py --runs {a.runs} --seconds {a.seconds}`: h1 and h2 on one "
-            "subnet, joined by a Linux bridge in a namespace (veths) or by a vnet's bridge "
-            "(TAPs, default offloads). Runs round-robin; each round starts one case later.",
+            f"`.venv/bin/python bench/bridge.py --runs {a.runs} --seconds {a.seconds}`: "
+            "h1 and h2 on one subnet, joined by a Linux bridge in a namespace (veths) or by a "
+            "vnet's bridge (TAPs, default offloads). Runs round-robin; each round starts one "
+            "case later.",
             "",
             *host,
             f"- load average before / after: {load_before} / {load_after}",

@@ -25,7 +25,7 @@ drops at vnet a's ingress (the interface's ``rx_overload``: what the kernel
 dropped from the TAP queue past the interface's quantum), the daemon's RSS
 before, at peak and after each scan, and the neighbour counters.
 
-Usage (as root):  python3 bench/fairness.py [--runs 3] [--seconds 5] [--no-write]
+Usage (as root):  .venv/bin/python bench/fairness.py [--runs 3] [--seconds 5] [--no-write]
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ shared machine hits every case alike:
 
 Results go to the "forwarding" section of bench/RESULTS.md and stdout.
 
-Usage (as root):  python3 bench/forwarding.py [--runs 3] [--seconds 5] [--cases a,b]
+Usage (as root):  .venv/bin/python bench/forwarding.py [--runs 3] [--seconds 5] [--cases a,b]
 
 Everything created (namespaces, veths, TAPs via the daemons, daemons, iperf3
 servers, UDP sinks) is removed in ``finally`` blocks, also on Ctrl-C, SIGTERM
@@ -1133,7 +1133,7 @@ class Report:
         return "\n".join([
             "## Forwarding",
             "",
-            f"`python3 bench/forwarding.py --runs {a.runs} --seconds {a.seconds}"
+            f"`.venv/bin/python bench/forwarding.py --runs {a.runs} --seconds {a.seconds}"
             + (f" --cases {','.join(a.cases)}" if a.cases != list(CASE_NAMES) else "")
             + "` (see bench/README.md for what every case and column means).",
             "",

@@ -14,9 +14,10 @@ each target promises).  The report lists the inputs actually run, the time,
 the rate and the findings with their input in hex, and goes into the
 ``fuzz`` section of bench/RESULTS.md unless ``--no-write``.
 
-    nice python3 bench/fuzz.py                           # 10^6 inputs per target
-    nice python3 bench/fuzz.py --count 100000 --seconds 60 --targets input.ipv4,control.answer
-    nice python3 bench/fuzz.py --engine atheris --seconds 300 --targets input.ipv6
+    nice .venv/bin/python bench/fuzz.py                           # 10^6 inputs per target
+    nice .venv/bin/python bench/fuzz.py --count 100000 --seconds 60 \
+        --targets input.ipv4,control.answer
+    nice .venv/bin/python bench/fuzz.py --engine atheris --seconds 300 --targets input.ipv6
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def main() -> int:
     unknown = [n for n in names if n not in fuzzlab.TARGETS]
     if unknown:
         parser.error(f"unknown targets: {', '.join(unknown)}")
-    command = "python3 bench/fuzz.py " + shlex.join(sys.argv[1:])
+    command = ".venv/bin/python bench/fuzz.py " + shlex.join(sys.argv[1:])
     with tempfile.TemporaryDirectory(prefix="vrouter-fuzz-") as work:
 
         finished: dict[str, dict[str, Any]] = {}

@@ -28,9 +28,9 @@ deleting and re-adding random installed routes, and the default route and a
 Each measurement runs in a child process of its own so its memory (RSS)
 is not mixed with another's:
 
-  python3 bench/lpm.py                      # all, 1,000,000 IPv4 + 200,000 IPv6
-  python3 bench/lpm.py --v4 100000 --v6 0   # smaller
-  python3 bench/lpm.py --child fib 4 100000 time   # one measurement, JSON
+  .venv/bin/python bench/lpm.py                      # all, 1,000,000 IPv4 + 200,000 IPv6
+  .venv/bin/python bench/lpm.py --v4 100000 --v6 0   # smaller
+  .venv/bin/python bench/lpm.py --child fib 4 100000 time   # one measurement, JSON
 
 ``bench/scale.py`` calls :func:`compare` and writes the results.
 """

@@ -18,7 +18,7 @@ counted on h2's interface).  The report gives min/median/max, the ratios
 nat/fw (targets: TCP >= 0.8, UDP >= 0.7) and nat/plain, the NAT counters
 and the mappings made, and writes the "nat" section of bench/RESULTS.md.
 
-Usage (as root):  python3 bench/nat.py [--runs 3] [--seconds 5] [--no-write]
+Usage (as root):  .venv/bin/python bench/nat.py [--runs 3] [--seconds 5] [--no-write]
 
 Everything created is removed in ``finally`` blocks (``forwarding.run_lab``),
 also on Ctrl-C, SIGTERM or failure; the script then checks for leftovers.
@@ -106,7 +106,7 @@ def render(cases: list[Case], args: argparse.Namespace, host: list[str], load: s
     lines = [
         "## NAT: a masquerading vnet against the same vnet without NAT",
         "",
-        f"`python3 bench/nat.py --runs {args.runs} --seconds {args.seconds}`; "
+        f"`.venv/bin/python bench/nat.py --runs {args.runs} --seconds {args.seconds}`; "
         "topology vrouterd-2vnet, one daemon per case, all up at once.",
         "",
         *host,

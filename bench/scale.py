@@ -23,7 +23,7 @@ root.  Daemons run on generated configs in a temporary directory and are
 stopped in ``finally`` blocks.  Results go to the "scale" section of
 bench/RESULTS.md.
 
-Usage:  python3 bench/scale.py [--vnets 10000] [--churn 1000] [--cycles 3]
+Usage:  .venv/bin/python bench/scale.py [--vnets 10000] [--churn 1000] [--cycles 3]
                                [--v4 1000000] [--v6 200000] [--parts a,b,c]
 """
 
@@ -424,7 +424,7 @@ def render(
     out = [
         "## Scale",
         "",
-        f"`python3 bench/scale.py --vnets {args.vnets} --churn {args.churn} --cycles "
+        f"`.venv/bin/python bench/scale.py --vnets {args.vnets} --churn {args.churn} --cycles "
         f"{args.cycles} --v4 {args.v4} --v6 {args.v6}` (see bench/README.md).",
         "",
         "### Machine",
@@ -837,7 +837,7 @@ def render_d(runs: list[ScrapeRun], host: list[str], loads: tuple[str, str]) -> 
     out = [
         "## Scrapes",
         "",
-        "`python3 bench/scale.py --parts d` (see bench/README.md).",
+        "`bench/scale.py --parts d`, run by the venv's Python (see bench/README.md).",
         "",
         "### Machine",
         "",

@@ -487,7 +487,7 @@ def main() -> int:
     missing = [t for t in ("ip", "iperf3", "ping", "curl") if shutil.which(t) is None]
     if missing:
         parser.error(f"needs {', '.join(missing)}")
-    command = "python3 bench/soak.py " + " ".join(sys.argv[1:])
+    command = ".venv/bin/python bench/soak.py " + " ".join(sys.argv[1:])
     metrics, socks = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="vrouter-soak-") as work:
         daemon = Vrouterd(Path(work), config_text(metrics, socks, 0))

@@ -24,7 +24,7 @@ case under py-spy lists where the daemon spends its time.
 
 Results go to the "tcp" section of bench/RESULTS.md and stdout.
 
-Usage (as root):  python3 bench/tcp.py [--runs 3] [--size-mb 200] [--cases a,b]
+Usage (as root):  .venv/bin/python bench/tcp.py [--runs 3] [--size-mb 200] [--cases a,b]
 
 Everything created (namespaces, the veth, the daemon's TAP and host namespace,
 servers, relays) is removed in ``finally`` blocks, also on Ctrl-C, SIGTERM or
@@ -477,7 +477,7 @@ def render(lab: Lab, args: argparse.Namespace, load_before: str) -> str:
     return "\n".join([
         "## TCP",
         "",
-        f"`python3 bench/tcp.py --runs {args.runs} --size-mb {args.size_mb}`"
+        f"`.venv/bin/python bench/tcp.py --runs {args.runs} --size-mb {args.size_mb}`"
         + (f" `--cases {','.join(args.cases)}`" if args.cases != list(CASE_NAMES) else "")
         + " (see bench/README.md for the cases).",
         "",

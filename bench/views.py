@@ -9,8 +9,8 @@ ticker on the server's loop records the longest pause (what forwarding
 would see).  As root, the kernel does the same job in a network namespace
 of its own: the same routes (``ip -batch``), then ``ip route show``.
 
-    sudo python3 bench/views.py                 # 1,000,000 routes
-    python3 bench/views.py --routes 100000 --no-write
+    sudo .venv/bin/python bench/views.py                 # 1,000,000 routes
+    .venv/bin/python bench/views.py --routes 100000 --no-write
 
 Writes the ``views`` section of RESULTS.md.
 """

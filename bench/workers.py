@@ -30,7 +30,7 @@ aggregate frames/s, frames per daemon CPU-second and TCP throughput, both as
 the ratio of the medians and per round (runs of the same round are seconds
 apart), and writes the "workers" section of bench/RESULTS.md.
 
-Usage (as root):  python3 bench/workers.py [--runs 3] [--seconds 5] [--no-write]
+Usage (as root):  .venv/bin/python bench/workers.py [--runs 3] [--seconds 5] [--no-write]
 
 Everything created (namespaces, veths, TAPs via the daemons, daemons, iperf3
 servers, UDP sinks, senders) is removed in ``finally`` blocks, also on
@@ -702,7 +702,7 @@ class Report:
         return "\n".join([
             "## Workers",
             "",
-            f"`python3 bench/workers.py --runs {a.runs} --seconds {a.seconds}{cases}` "
+            f"`.venv/bin/python bench/workers.py --runs {a.runs} --seconds {a.seconds}{cases}` "
             "(see bench/README.md). Two independent paths, hA1 -TAP- vnet `a` -TAP- hA2 and "
             "hB1 -TAP- vnet `b` -TAP- hB2, loaded at the same time; `1-worker` runs both "
             "vnets in one process (`workers = 1`), `2-workers` pins `a` to worker 0 and `b` "

@@ -235,6 +235,11 @@ def test_bridges_ports_and_vlans_change_at_run_time_through_vrouterctl(seg: Vrou
         seg.exec("h3", "ip", "addr", "del", "198.18.1.3/24", "dev", f"{p}3", check=False)
         seg.ctl("interface", "destroy", "lab", "br1")
         seg.ctl("bridge", "add", "lab", "br0", f"{p}3")
+    # Back on br0, traffic resumes within seconds (the first pings right after the
+    # move may be lost while the segment relearns h3).
+    deadline = time.monotonic() + 10
+    while _ping(seg, "h3", "192.0.2.11", "-c", "1") != 1:
+        assert time.monotonic() < deadline, "h3 does not reach h1 back on br0"
     assert _ping(seg, "h3", "192.0.2.11") == 3, "back on br0"
     assert [b["name"] for b in seg.call("bridge.show", vnet="lab")] == ["br0"]
 

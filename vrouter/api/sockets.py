@@ -119,6 +119,11 @@ class Endpoint:
             answer = {"seq": seq, "ok": False, "errno": code, "error": str(err)}
             answer.update(getattr(err, "fields", {}))
             kind = ERROR
+        except Exception as err:  # a bug: logged, and the program still gets its answer
+            log.exception("vnet %s: route socket request failed", self.vnet.name)
+            answer = {"seq": seq, "ok": False, "errno": errno.EIO}
+            answer["error"] = f"internal error: {err}"
+            kind = ERROR
         self.deliver(Message(kind, payload=json.dumps(answer).encode()).emit())
 
     def _event(self, event: dict[str, object]) -> None:

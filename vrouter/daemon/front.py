@@ -423,6 +423,8 @@ class Front:
         if "/" in name or name in self.placed:
             return await session.forward(self.worker_of(name), "vnet.create", args)
         async with self.lock:
+            if name in self.placed:  # made meanwhile by another request: its worker says so
+                return await session.forward(self.worker_of(name), "vnet.create", args)
             load = [len(self.tops(k)) for k in range(len(self.workers))]
             index = min(range(len(self.workers)), key=lambda k: (load[k], k))
             line, fd = await session.forward(index, "vnet.create", args)

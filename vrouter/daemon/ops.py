@@ -640,6 +640,7 @@ class Ops:
             raise OpError(f"interface {name} is already in vnet {to}")
         if name in target.link.interfaces:
             raise OpError(f"vnet {to} already has an interface {name!r}")
+        self._check_movable(vnet, ifp)
         self.check_limit(target, "interfaces", len(target.link.interfaces))
         routes = self.detach(ifp)
         static = [r for r in routes if r.source.name == STATIC.name]
@@ -658,6 +659,25 @@ class Ops:
         )
         log.info("vnet %s: %s: arrived from vnet %s, index %d", to, name, vnet.name, ifp.index)
         return ifp
+
+    @staticmethod
+    def _check_movable(vnet: Vnet, ifp: Ifnet) -> None:
+        """Refuse to move what is tied to other interfaces of its vnet: a bridge or one of
+        its members, a VLAN interface or a VLAN's parent (their frames would cross vnets)."""
+        where = f"vnet {vnet.name}: {ifp.name}"
+        if ifp.kind == "bridge":
+            raise OpError(f"{where}: a bridge cannot move to another vnet (destroy it instead)")
+        if ifp.bridge_input is not None:
+            raise OpError(f"{where}: a bridge member cannot move; take it out of its bridge first")
+        if ifp.kind == "vlan":
+            raise OpError(f"{where}: a VLAN interface cannot move to another vnet")
+        vlans = vnet.link.vlans.items()
+        children = [v.ifnet.name for (parent, _), v in vlans if parent == ifp.name]
+        if children:
+            raise OpError(
+                f"{where}: the parent of VLAN interfaces {', '.join(sorted(children))} cannot "
+                "move; destroy them first"
+            )
 
     async def set_mtu(self, vnet_name: str, name: str, mtu: int) -> int:
         """Set an interface's MTU (and its host side's); return the old one."""

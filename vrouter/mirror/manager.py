@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import ctypes
 import errno
+import itertools
 import json
 import logging
 import os
@@ -223,6 +224,10 @@ class Mirror:
     listener: Callable[[dict[str, object]], None] | None = None
 
 
+_TEMP_NAMES = itertools.count()
+"""Numbers of the temporary names representors are created under (unique in this process)."""
+
+
 class Mirrors:
     """Every vnet's mirror in this daemon."""
 
@@ -344,7 +349,7 @@ class Mirrors:
 
     async def _add_representor(self, mirror: Mirror, ifp: Ifnet) -> None:
         ns = mirror.netns
-        temp = f"vrm{os.getpid() & 0xFFFF:04x}{len(mirror.representors):04x}"[:15]
+        temp = f"vrm{os.getpid() & 0xFFFF:04x}{next(_TEMP_NAMES) & 0xFFFF:04x}"
         try:
             tun = pytun.TunTapDevice(name=temp, flags=pytun.IFF_TAP | pytun.IFF_NO_PI)
         except (OSError, pytun.Error) as err:

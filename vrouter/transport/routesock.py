@@ -120,8 +120,13 @@ def request(ops: Ops, vnet: Vnet, body: Any) -> dict[str, Any]:
 def _source(body: dict[str, Any]) -> Source:
     """Return the source a request speaks for (refusing the daemon's own)."""
     name = body.get("source") or ROUTESOCK
+    distance = body.get("distance")
+    if not isinstance(name, str):
+        raise RouteSocketError(errno.EINVAL, "'source' must be a route source's name")
+    if distance is not None and (isinstance(distance, bool) or not isinstance(distance, int)):
+        raise RouteSocketError(errno.EINVAL, "'distance' must be a number 1..255")
     try:
-        found = source(name, body.get("distance"))
+        found = source(name, distance)
     except (SourceError, TypeError) as err:
         raise RouteSocketError(errno.EINVAL, str(err)) from None
     if found.name in DAEMON_SOURCES:
@@ -146,12 +151,15 @@ def _add(ops: Ops, vnet: Vnet, body: dict[str, Any], change: bool) -> dict[str, 
             raise RouteSocketError(
                 errno.EEXIST, f"vnet {vnet.name}: a {src.name} route to {prefix} already exists"
             )
+        interface = body.get("interface") or None
+        if interface is not None and not isinstance(interface, str):
+            raise RouteSocketError(errno.EINVAL, "'interface' must be an interface name")
         args = (
             vnet.name,
             prefix,
             str(body.get("route_type") or "unicast"),
             _address(body.get("gateway")),
-            body.get("interface") or None,
+            interface,
             src,
         )
         route = ops.change_route(*args) if change else ops.add_route(*args)
@@ -167,7 +175,9 @@ def _get(vnet: Vnet, body: dict[str, Any]) -> dict[str, object]:
     if body.get("prefix") is not None:
         prefix = _prefix(body["prefix"])
         name = body.get("source")
-        route = vnet.route.table(prefix.version).get(prefix, str(name) if name else None)
+        if name is not None and not isinstance(name, str):
+            raise RouteSocketError(errno.EINVAL, "'source' must be a route source's name")
+        route = vnet.route.table(prefix.version).get(prefix, name or None)
     else:
         address = _address(body.get("destination"))
         if address is None:

@@ -525,3 +525,24 @@ def test_a_vlan_created_at_run_time_rides_on_its_parent_and_goes_with_it(
         run(loop, l2.create_bridge("lab", "br0", ["p1"], []))
     gone = run(loop, l2.destroy_interface("lab", "p1"))
     assert ("lab", "p1.10") in gone and not lab.link.vlans and "p1.10" not in lab.link.interfaces
+
+
+def test_what_is_tied_to_other_interfaces_does_not_move_between_vnets(
+    l2: Ops, loop: asyncio.AbstractEventLoop
+) -> None:
+    """A bridge, its members, a VLAN interface and a VLAN's parent stay: their frames
+    would otherwise cross from one vnet's link into another's."""
+    run(loop, l2.create_vlan("lab", "p1", 10))
+    run(loop, l2.create_bridge("lab", "br0", ["p2"], []))
+    l2.create_vnet("other")
+    for name, said in (
+        ("p1", "the parent of VLAN interfaces p1.10 cannot move"),
+        ("p1.10", "a VLAN interface cannot move"),
+        ("br0", "a bridge cannot move"),
+        ("p2", "a bridge member cannot move"),
+    ):
+        with pytest.raises(OpError, match=said):
+            l2.move_interface("lab", name, "other")
+        assert name in l2.vnet("lab").link.interfaces, "nothing moved"
+    moved = l2.move_interface("lab", "p3", "other")  # a plain interface moves
+    assert moved.vnet is l2.vnet("other") and "p3" not in l2.vnet("lab").link.interfaces

@@ -115,3 +115,23 @@ def test_change_and_delete_of_own_routes_and_the_events(ops: Ops) -> None:
         ("RTM_CHANGE", "rip", "installed"),
         ("RTM_DELETE", "rip", None),
     ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"interface": ["x"]}, "'interface' must be an interface name"),
+        ({"interface": {"a": 1}}, "'interface' must be an interface name"),
+        ({"source": ["rip"]}, "'source' must be a route source's name"),
+        ({"distance": [1]}, "'distance' must be a number 1..255"),
+        ({"distance": True}, "'distance' must be a number 1..255"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_refused_by_name(
+    ops: Ops, fields: dict[str, Any], said: str
+) -> None:
+    err = refused(ops, errno.EINVAL, type="RTM_ADD", prefix="198.51.100.0/24",
+                  gateway="203.0.113.2", **fields)  # fmt: skip
+    assert said in str(err)
+    with pytest.raises(RouteSocketError, match="'source' must be"):
+        ask(ops, type="RTM_GET", prefix="198.51.100.0/24", source=["rip"])
