@@ -35,7 +35,7 @@ from vrouter.api.server import ControlServer
 from vrouter.daemon.config import parse
 from vrouter.daemon.ops import Ops
 from vrouter.io.driver import Driver
-from vrouter.route.fib import BLACKHOLE, STATIC, Route
+from vrouter.route.fib import BLACKHOLE, Route
 from vrouter.stack import new_tree
 
 BASE = int(ipaddress.IPv4Address("198.18.0.0"))
@@ -60,7 +60,7 @@ class Server:
         began = time.perf_counter()
         fib = vnet.route.fib
         for prefix in prefixes(count):
-            fib.add(Route(prefix, BLACKHOLE, origin=STATIC))
+            fib.add(Route(prefix, BLACKHOLE))
         self.load_s = time.perf_counter() - began
         config = parse('[daemon]\ncontrol_socket = "/run/vrouter-bench.sock"\n', "bench.toml")
         host = SimpleNamespace(

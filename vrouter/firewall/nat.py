@@ -186,6 +186,8 @@ class NatStats:
     """Dropped: a masquerade interface without an IPv4 address."""
     untranslatable: int = 0
     """Dropped: an NPTv6 address whose adjusting word is 0xFFFF."""
+    remotes_forgotten: int = 0
+    """Peers a busy ``nat`` mapping stopped remembering for its filtering (oldest first)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -206,6 +208,11 @@ class _Mapping:
     removed: bool = False
 
 
+REMOTES_MAX = 1024
+"""Peers one ``nat`` mapping remembers: one UDP socket sending everywhere cannot grow it
+without bound; a forgotten peer's answers are filtered until the endpoint sends to it again."""
+
+
 @dataclass(slots=True, eq=False)
 class Binding(_Mapping):
     """An endpoint-independent ``nat`` mapping: ``inside`` is ``outside`` on ``ifname``."""
@@ -218,8 +225,9 @@ class Binding(_Mapping):
     masquerade: bool = False
     """The outside address is the interface's, followed when it changes."""
     filtering: str = ADDRESS_DEPENDENT
-    remotes: set[bytes] = field(default_factory=set)
-    """Addresses the inside endpoint sent to (address-dependent filtering)."""
+    remotes: dict[bytes, None] = field(default_factory=dict)
+    """Addresses the inside endpoint sent to (address-dependent filtering), oldest first,
+    at most :data:`REMOTES_MAX`."""
 
 
 @dataclass(slots=True, eq=False)
@@ -254,6 +262,8 @@ class NatTable:
         "_by_inside",
         "_by_outside",
         "_cursor",
+        "_freed",
+        "_full",
         "_fragments",
         "_hairpin_ports",
         "_inbound",
@@ -280,6 +290,10 @@ class NatTable:
         self._hairpin_ports: set[tuple[int, bytes, int]] = set()
         self._interfaces: dict[str, int] = {}
         self._cursor: dict[tuple[int, bytes], int] = {}
+        self._freed: dict[tuple[int, bytes], int] = {}
+        """Ports freed per (protocol, address): a range found full stays full until one is."""
+        self._full: dict[tuple[tuple[int, bytes], tuple[int, int]], int] = {}
+        """Ranges found full, with the freed count of their address then."""
         self._npt: dict[NatRule, _Npt] = {}
         self._fragments: OrderedDict[tuple[bool, bytes, int, bytes], tuple[bytes, float]] = (
             OrderedDict()
@@ -392,7 +406,7 @@ class NatTable:
                 and binding.expires > now
                 and (not binding.masquerade or host.address_of(ifname) == binding.outside)
             ):
-                binding.remotes.add(info.dst)
+                self._remember(binding, info.dst)
                 self._refresh(binding, info, False, now)
                 self._rewrite(packet, False, binding.outside, binding.outside_port, now)
                 self.stats.translated += 1
@@ -563,7 +577,7 @@ class NatTable:
                     self.stats.moved += 1
                 else:
                     if info is not None:
-                        binding.remotes.add(dst)
+                        self._remember(binding, dst)
                         self._refresh(binding, info, False, now)
                     return binding.outside, binding.outside_port
         if ifname not in ruleset.nat_interfaces:
@@ -628,7 +642,7 @@ class NatTable:
             masquerade=entry.address is None,
             filtering=entry.filtering,
         )
-        binding.remotes.add(info.dst)
+        self._remember(binding, info.dst)
         self._by_inside[(ifname, proto, info.src, info.sport)] = binding
         self._by_outside[(proto, address, port)] = binding
         self._interfaces[ifname] = self._interfaces.get(ifname, 0) + 1
@@ -723,13 +737,30 @@ class NatTable:
             return want
         size = high - low + 1
         key = (proto, address)
+        freed = self._freed.get(key, 0)
+        if self._full.get((key, span)) == freed:
+            return None  # full at the last scan, and nothing freed since: no scan per packet
         start = self._cursor.get(key, 0)
         for step in range(size):
             port = low + (start + step) % size
             if self._free(proto, address, port):
                 self._cursor[key] = (start + step + 1) % size
                 return port
+        self._full[(key, span)] = freed
         return None
+
+    def _remember(self, binding: Binding, peer: bytes) -> None:
+        """Note that ``binding``'s endpoint sent to ``peer`` (the newest last)."""
+        remotes = binding.remotes
+        if peer in remotes:
+            if next(reversed(remotes)) != peer:
+                del remotes[peer]
+                remotes[peer] = None
+            return
+        remotes[peer] = None
+        if len(remotes) > REMOTES_MAX:
+            del remotes[next(iter(remotes))]
+            self.stats.remotes_forgotten += 1
 
     def _free(self, proto: int, address: bytes, port: int) -> bool:
         key = (proto, address, port)
@@ -764,11 +795,16 @@ class NatTable:
         proto = binding.proto
         self._by_inside.pop((binding.ifname, proto, binding.inside, binding.inside_port), None)
         self._by_outside.pop((proto, binding.outside, binding.outside_port), None)
+        self._port_freed(proto, binding.outside)
         left = self._interfaces.get(binding.ifname, 1) - 1
         if left:
             self._interfaces[binding.ifname] = left
         else:
             self._interfaces.pop(binding.ifname, None)
+
+    def _port_freed(self, proto: int, address: bytes) -> None:
+        key = (proto, address)
+        self._freed[key] = self._freed.get(key, 0) + 1
 
     def _remove_redirect(self, redirect: Redirect) -> None:
         if redirect.removed:
@@ -784,6 +820,7 @@ class NatTable:
             self._outbound.pop((proto, *client, *server), None)
             self._inbound.pop((proto, *server, *hairpin), None)
             self._hairpin_ports.discard((proto, *hairpin))
+            self._port_freed(proto, redirect.hairpin)
         self._redirects.discard(redirect)
 
     def expire(self, now: float) -> int:

@@ -604,3 +604,44 @@ def test_later_fragments_follow_their_first_fragment() -> None:
     nat.into(back_first)
     nat.into(back_rest)
     assert bytes(back_first[16:20]) == bytes(back_rest[16:20]) == A2 and ip_ok(back_rest)
+
+
+def test_a_full_range_is_not_scanned_again_until_a_port_is_freed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    nat = Nat('[[nat]]\naction = "nat"\ninterface = "ext0"\nport_range = "5000-5001"')
+    assert nat.out(udp4(A, 6000, S, 53)) is not None
+    assert nat.out(udp4(A2, 6000, S, 53)) is not None
+    from vrouter.firewall.nat import NatTable
+
+    probes = []
+    free = NatTable._free
+
+    def counted(table: NatTable, *key: object) -> bool:
+        probes.append(key)
+        return free(table, *key)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(NatTable, "_free", counted)
+    assert nat.out(udp4(B, 6000, S, 53)) is None  # the one scan that finds it full
+    scanned = len(probes)
+    for port in range(7000, 7050):
+        assert nat.out(udp4(B, port, S, 53)) is None
+    assert len(probes) == scanned, "a full range costs no scan per packet"
+    assert nat.table.stats.exhausted == 51
+    nat.table.expire(1000.0)  # ports freed: the range is scanned again
+    assert nat.out(udp4(B, 6000, S, 53), now=1000.0) is not None
+
+
+def test_a_mapping_remembers_a_bounded_number_of_peers() -> None:
+    from vrouter.firewall.nat import REMOTES_MAX
+
+    nat = Nat()
+    for k in range(REMOTES_MAX + 10):
+        peer = bytes([198, 18, k >> 8, k & 0xFF])
+        assert nat.out(udp4(A, 6000, peer, 53)) is not None
+    binding = next(iter(nat.table._by_inside.values()))
+    assert len(binding.remotes) == REMOTES_MAX
+    assert nat.table.stats.remotes_forgotten == 10
+    assert nat.into(udp4(bytes([198, 18, 0, 0]), 53, X, 6000)) is None, "the oldest forgotten"
+    last = REMOTES_MAX + 9
+    assert nat.into(udp4(bytes([198, 18, last >> 8, last & 0xFF]), 53, X, 6000)) is not None
