@@ -26,8 +26,8 @@ from vrouter.firewall.nat import Binding, Redirect, describe_mapping
 from vrouter.firewall.states import State
 from vrouter.inet.state import stats_dict
 from vrouter.link.bridge import Bridge, FdbEntry
-from vrouter.route import state as route_state
 from vrouter.route.fib import Route
+from vrouter.route.source import DISTANCES, ROUTESOCK
 from vrouter.stack import ESSENTIAL, discover
 
 
@@ -206,8 +206,13 @@ def route_show(host: Host, args: dict[str, Any]) -> Any:
         within = parse_prefix(args["prefix"])
         family = "inet" if within.version == 4 else "inet6"
         if args.get("family") not in (None, family):
-            return Rows([], Route.describe)
+            raise ApiError(f"prefix {within} is not of family {args['family']}")
     source = args.get("source")
+    if source is not None and source not in DISTANCES and source != ROUTESOCK:
+        present = {r.source.name for fib in (vnet.route.fib, vnet.route.fib6) for r in fib}
+        if source not in present:
+            known = ", ".join(sorted(present | set(DISTANCES)))
+            raise ApiError(f"vnet {vnet.name}: no route source {source!r} (known: {known})")
     routes: list[Route] = []
     for name, fib in (("inet", vnet.route.fib), ("inet6", vnet.route.fib6)):
         if family in (None, name):
@@ -215,9 +220,10 @@ def route_show(host: Host, args: dict[str, Any]) -> Any:
     if within is not None:
         routes = [r for r in routes if r.prefix.subnet_of(within)]  # type: ignore[arg-type]
     limit = args.get("limit")
+    tables = {4: vnet.route.fib, 6: vnet.route.fib6}  # kept: the vnet may go mid-stream
     return Rows(
         routes if limit is None else routes[:limit],
-        lambda route: route_state.describe(vnet, route),
+        lambda route: route.describe(tables[route.prefix.version].state(route)),
     )
 
 

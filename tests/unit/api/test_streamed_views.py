@@ -93,12 +93,17 @@ def test_route_show_filters_by_prefix_family_and_limit(tmp_path: Path) -> None:
             clash = await _ask(path, "route.show", vnet="red", family="inet6",
                                prefix="198.18.0.0/24")
             bad = await _ask(path, "route.show", vnet="red", prefix="198.18.0.0/33")
+            nope = await _ask(path, "route.show", vnet="red", source="nope")
+            rip = await _ask(path, "route.show", vnet="red", source="rip")
         finally:
             await server.close()
         assert [r["prefix"] for r in within["result"]][:2] == ["198.18.0.0/29", "198.18.0.8/29"]
         assert len(within["result"]) == 32
         assert len(limited["result"]) == 3
-        assert v6["result"] == [] and clash["result"] == []
+        assert v6["result"] == []
+        assert clash["ok"] is False and "is not of family inet6" in clash["error"]
         assert bad["ok"] is False and "bad prefix '198.18.0.0/33'" in bad["error"]
+        assert nope["ok"] is False and "no route source 'nope' (known: " in nope["error"]
+        assert rip["ok"] is True and rip["result"] == [], "a known source with no routes"
 
     asyncio.run(scenario())
