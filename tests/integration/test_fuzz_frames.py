@@ -17,6 +17,7 @@ import random
 import struct
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import fuzzlab
 import pytest
@@ -85,16 +86,24 @@ def test_mutated_frames_are_counted_and_forwarding_goes_on(demo: Vrouterd, tmp_p
     sent, refused = map(int, out.stdout.split())
     assert sent >= FRAMES * 0.9, (sent, refused)
 
+    def overload(counters: dict[str, Any]) -> int:
+        return int(counters["rx_drops"].get("rx_overload", 0))
+
+    def accounted(counters: dict[str, Any]) -> int:
+        # Read by the daemon, or left in the TAP's queue past its turn (rx_overload).
+        return counters["rx_packets"] + overload(counters) - before["rx_packets"] - overload(before)
+
     after = demo.counters("red", tap)
     for _ in range(50):  # the last frames are in flight for a moment
-        if after["rx_packets"] - before["rx_packets"] >= sent * 0.9:
+        if accounted(after) >= sent * 0.9:
             break
         demo.exec("h1", "sleep", "0.1")
         after = demo.counters("red", tap)
     assert demo.proc is not None and demo.proc.poll() is None, demo.logtext()[-3000:]
     received = after["rx_packets"] - before["rx_packets"]
     dropped = sum(after["rx_drops"].values()) - sum(before["rx_drops"].values())
-    assert received >= sent * 0.9, (received, sent)
+    assert accounted(after) >= sent * 0.9, (received, overload(after), sent)
+    assert received >= sent // 2, (received, sent)
     assert dropped >= sent // 4, (dropped, after["rx_drops"])
     assert "internal_error" not in after["rx_drops"], after["rx_drops"]
     assert "Traceback" not in demo.logtext()
