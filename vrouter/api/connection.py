@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import array
 import asyncio
+import itertools
 import json
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from vrouter.api.protocol import encode
+from vrouter.core import gcpause
 from vrouter.core.perms import Cred
 
 PASS_TIMEOUT = 10.0
@@ -29,23 +31,21 @@ ROWS_PER_SLICE = 512
 class Rows:
     """A view's result that is a list of any length, written a slice at a time.
 
-    ``items`` is a snapshot (a list taken when the request was answered, so
-    later changes do not disturb it); ``describe`` turns one item into its
-    JSON value when its slice is written.  The reply is still one JSON line,
-    ``{"ok":true,"result":[...]}``: clients need nothing new, and no loop
-    pass spends longer than one slice on it.
+    ``items`` is a snapshot taken when the request was answered (a list), or
+    an iterator over one that is only read a slice at a time (a big table:
+    its rows are gathered as they are written); ``describe`` turns one item
+    into its JSON value when its slice is written.  The reply is still one
+    JSON line, ``{"ok":true,"result":[...]}``: clients need nothing new, and
+    no loop pass spends longer than one slice on it.
     """
 
     def __init__(
-        self, items: list[Any], describe: Callable[[Any], Any], per_slice: int = ROWS_PER_SLICE
+        self, items: Iterable[Any], describe: Callable[[Any], Any], per_slice: int = ROWS_PER_SLICE
     ) -> None:
         self.items = items
         self.describe = describe
         self.per_slice = per_slice
         """Items encoded per loop pass (fewer for big ones: pieces of a metrics scrape)."""
-
-    def __len__(self) -> int:
-        return len(self.items)
 
     def materialize(self) -> list[Any]:
         """Return the whole list at once (for a reply that is not streamed)."""
@@ -53,15 +53,22 @@ class Rows:
 
 
 async def write_rows(writer: asyncio.StreamWriter, rows: Rows) -> None:
-    """Write ``rows`` as one reply line, a slice per loop pass, waiting for the reader."""
+    """Write ``rows`` as one reply line, a slice per loop pass, waiting for the reader.
+
+    The cyclic garbage collector is held off meanwhile: a full collection over
+    a big table would be one long pause (:mod:`vrouter.core.gcpause`).
+    """
     writer.write(b'{"ok":true,"result":[')
-    items, describe, dumps = rows.items, rows.describe, _COMPACT.encode
+    items, describe, dumps = iter(rows.items), rows.describe, _COMPACT.encode
     step = rows.per_slice
-    for start in range(0, len(items), step):
-        chunk = ",".join(dumps(describe(item)) for item in items[start : start + step])
-        writer.write((("," if start else "") + chunk).encode())
-        await writer.drain()
-        await asyncio.sleep(0)
+    first = True
+    with gcpause.held():
+        while piece := list(itertools.islice(items, step)):
+            chunk = ",".join(dumps(describe(item)) for item in piece)
+            writer.write((chunk if first else "," + chunk).encode())
+            first = False
+            await writer.drain()
+            await asyncio.sleep(0)
     writer.write(b"]}\n")
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import itertools
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from vrouter.api.connection import Rows
@@ -213,16 +215,22 @@ def route_show(host: Host, args: dict[str, Any]) -> Any:
         if source not in present:
             known = ", ".join(sorted(present | set(DISTANCES)))
             raise ApiError(f"vnet {vnet.name}: no route source {source!r} (known: {known})")
-    routes: list[Route] = []
-    for name, fib in (("inet", vnet.route.fib), ("inet6", vnet.route.fib6)):
-        if family in (None, name):
-            routes.extend(fib if source is None else (r for r in fib if r.source.name == source))
-    if within is not None:
-        routes = [r for r in routes if r.prefix.subnet_of(within)]  # type: ignore[arg-type]
+    fibs = [fib for name, fib in (("inet", vnet.route.fib), ("inet6", vnet.route.fib6))
+            if family in (None, name)]  # fmt: skip
+
+    def routes() -> Iterator[Route]:  # read a slice at a time as the reply is written
+        for fib in fibs:
+            for route in fib:
+                if source is not None and route.source.name != source:
+                    continue
+                if within is not None and not route.prefix.subnet_of(within):  # type: ignore[arg-type]
+                    continue
+                yield route
+
     limit = args.get("limit")
     tables = {4: vnet.route.fib, 6: vnet.route.fib6}  # kept: the vnet may go mid-stream
     return Rows(
-        routes if limit is None else routes[:limit],
+        routes() if limit is None else itertools.islice(routes(), limit),
         lambda route: route.describe(tables[route.prefix.version].state(route)),
     )
 

@@ -53,7 +53,6 @@ import ast
 import asyncio
 import contextlib
 import fnmatch
-import gc
 import inspect
 import logging
 import textwrap
@@ -76,6 +75,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.openmetrics import exposition as openmetrics
 
 from vrouter import __version__
+from vrouter.core import gcpause
 from vrouter.firewall.engine import FirewallStats
 from vrouter.firewall.nat import NatStats
 from vrouter.firewall.rules import Ruleset
@@ -1076,17 +1076,8 @@ def pacing_metrics(pacer: Pacer) -> Iterator[Metric]:
     )
 
 
-@contextlib.contextmanager
-def gc_held() -> Iterator[None]:
-    """Keep the cyclic garbage collector off meanwhile (if it was on: the outermost
-    of overlapping scrapes turns it back on)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
+gc_held = gcpause.held
+"""Keep the cyclic garbage collector off during a scrape (:mod:`vrouter.core.gcpause`)."""
 
 
 async def paced(steps: Iterable[str], pacer: Pacer | None = None) -> list[str]:

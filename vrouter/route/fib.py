@@ -401,7 +401,13 @@ class Fib:
         """Yield every route, installed and held: by prefix, the installed one first."""
         held = self._held
         for plen in self._lens:
-            for route in sorted(self._by_len[plen].values(), key=lambda r: r.prefix):
+            table = self._by_len.get(plen)
+            if table is None:
+                continue  # emptied since (an iterator read a slice at a time)
+            for key in sorted(table):  # the network's number: by prefix, in C
+                route = table.get(key)
+                if route is None:
+                    continue  # gone since (an iterator read a slice at a time)
                 yield route
                 if held:
                     yield from held.get(route.prefix, ())

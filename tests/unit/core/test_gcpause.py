@@ -1,0 +1,30 @@
+"""The garbage collector held off by overlapping jobs, and back on after the last."""
+
+from __future__ import annotations
+
+import gc
+
+from vrouter.core import gcpause
+
+
+def test_overlapping_holds_turn_the_collector_back_on_after_the_last() -> None:
+    assert gc.isenabled()
+    first = gcpause.held()
+    second = gcpause.held()
+    first.__enter__()
+    second.__enter__()
+    assert not gc.isenabled()
+    first.__exit__(None, None, None)  # ends before the second: the collector stays off
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+
+
+def test_a_collector_that_was_off_stays_off() -> None:
+    gc.disable()
+    try:
+        with gcpause.held():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -1,0 +1,34 @@
+"""Holding Python's cyclic garbage collector off while a long job runs in slices.
+
+A full collection walks every tracked object: with a million routes in a
+FIB that is most of a second, all in one loop pass, so every vnet stops
+forwarding meanwhile.  A job spread over many loop passes (a metrics
+scrape, a streamed view) allocates enough to set one off; :func:`held`
+keeps the collector off while such jobs run and turns it back on when the
+last one ends.  The collector is the process's, so the count of jobs
+holding it is too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
+
+_holders = [0, False]
+"""How many jobs hold the collector off, and whether it was on when the first began."""
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Keep the cyclic garbage collector off until this and every overlapping hold end."""
+    if _holders[0] == 0:
+        _holders[1] = gc.isenabled()
+        gc.disable()
+    _holders[0] += 1
+    try:
+        yield
+    finally:
+        _holders[0] -= 1
+        if _holders[0] == 0 and _holders[1]:
+            gc.enable()
