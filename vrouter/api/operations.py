@@ -311,7 +311,7 @@ _OPS: tuple[Operation, ...] = (
               args=(VNET, Arg("family", "text", "inet or inet6", choices=("inet", "inet6")),
                     Arg("prefix", "text", "only routes within this ADDR/LEN"),
                     Arg("source", "text", "only routes of this source (static, rip …)"),
-                    Arg("limit", "int", "at most this many routes", low=0))),
+                    Arg("limit", "int", "at most this many routes", low=0, high=10**9))),
     Operation("route.add", "add a static route", "manage.route_add",
               args=(VNET, PREFIX,
                     Arg("type", "text", "the route's type", default="unicast",
