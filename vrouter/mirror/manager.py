@@ -104,17 +104,25 @@ class RouteOps(Protocol):
 
 
 def _ip(*args: str) -> str:
-    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
+    try:
+        result = subprocess.run(
+            ["ip", *args], capture_output=True, text=True, timeout=30, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise MirrorError(f"ip {' '.join(args)}: no answer in 30 s") from None
     if result.returncode != 0:
         raise MirrorError(f"ip {' '.join(args)}: {result.stderr.strip() or 'failed'}")
     return result.stdout
 
 
 def _sysctl(ns: str, settings: list[str]) -> None:
-    result = subprocess.run(
-        ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *settings],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+    try:
+        result = subprocess.run(
+            ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *settings],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise MirrorError(f"netns {ns}: sysctl: no answer in 30 s") from None
     if result.returncode != 0:
         raise MirrorError(f"netns {ns}: sysctl: {result.stderr.strip() or 'failed'}")
 

@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from vrouter.daemon.ops import Ops
 
 
+LINK_LOCAL6 = ipaddress.IPv6Network("fe80::/10")
+
+
 class RouteSocketError(Exception):
     """A route request that cannot be done (``fields`` go into the error reply)."""
 
@@ -142,6 +145,10 @@ def _add(ops: Ops, vnet: Vnet, body: dict[str, Any], change: bool) -> dict[str, 
     """Carry out RTM_ADD or RTM_CHANGE; refusals say ``"state": "refused"``."""
     try:
         prefix = _prefix(body.get("prefix"))
+        if prefix.version == 6 and prefix.subnet_of(LINK_LOCAL6):
+            raise RouteSocketError(
+                errno.EINVAL, f"{prefix} is link-local: it is never routed (RFC 4291 2.5.6)"
+            )
         src = _source(body)
         fib = vnet.route.table(prefix.version)
         existing = fib.get(prefix, src.name)

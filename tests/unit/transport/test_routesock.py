@@ -135,3 +135,8 @@ def test_a_field_of_the_wrong_type_is_refused_by_name(
     assert said in str(err)
     with pytest.raises(RouteSocketError, match="'source' must be"):
         ask(ops, type="RTM_GET", prefix="198.51.100.0/24", source=["rip"])
+
+
+def test_a_link_local_prefix_is_never_routed(ops: Ops) -> None:
+    err = refused(ops, errno.EINVAL, type="RTM_ADD", prefix="fe80::/64", source="rip")
+    assert "link-local" in str(err)
