@@ -351,10 +351,7 @@ class NatTable:
                 and (binding.filtering != ADDRESS_DEPENDENT or info.src in binding.remotes)
             ):
                 self._refresh(binding, info, True, now)
-                self._rewrite(packet, True, binding.inside, binding.inside_port, now)
-                self.stats.translated += 1
-                info.dst = binding.inside
-                info.dport = binding.inside_port
+                self._translate(packet, info, True, binding.inside, binding.inside_port, now)
                 return True
             if binding is None and not ruleset.nat_inbound:
                 return True  # no mapping, no redirect: nothing to translate
@@ -369,14 +366,7 @@ class NatTable:
             return True
         if found is False:
             return False
-        address, port = found
-        self._rewrite(packet, True, address, port, now)
-        self.stats.translated += 1
-        info.dst = address
-        if info.proto in _PORTED:
-            info.dport = port
-        else:
-            info.sport = info.dport = port
+        self._translate(packet, info, True, *found, now)
         return True
 
     def translate_out(
@@ -408,10 +398,7 @@ class NatTable:
             ):
                 self._remember(binding, info.dst)
                 self._refresh(binding, info, False, now)
-                self._rewrite(packet, False, binding.outside, binding.outside_port, now)
-                self.stats.translated += 1
-                info.src = binding.outside
-                info.sport = binding.outside_port
+                self._translate(packet, info, False, binding.outside, binding.outside_port, now)
                 return True
         if is_icmp_error(info):
             self._error(host, ruleset, ifname, info, packet, now, inbound=False)
@@ -424,17 +411,34 @@ class NatTable:
             return True
         if found is False:
             return False
-        address, port = found
-        self._rewrite(packet, False, address, port, now)
-        self.stats.translated += 1
-        info.src = address
-        if info.proto in _PORTED:
-            info.sport = port
-        else:
-            info.sport = info.dport = port
+        self._translate(packet, info, False, *found, now)
         return True
 
     # -- rewriting and fragments ----------------------------------------------------
+
+    def _translate(
+        self,
+        packet: memoryview,
+        info: PacketInfo,
+        inbound: bool,
+        address: bytes,
+        port: int,
+        now: float,
+    ) -> None:
+        """Rewrite ``packet``'s destination (``inbound``) or source, count it, and make
+        ``info`` describe the packet as it now is (an ICMP echo's id is both ports)."""
+        self._rewrite(packet, inbound, address, port, now)
+        self.stats.translated += 1
+        if inbound:
+            info.dst = address
+        else:
+            info.src = address
+        if info.proto not in _PORTED:
+            info.sport = info.dport = port
+        elif inbound:
+            info.dport = port
+        else:
+            info.sport = port
 
     def _rewrite(
         self, packet: memoryview, destination: bool, address: bytes, port: int, now: float
