@@ -192,6 +192,10 @@ class Session:
             results.append(reply.get("result"))
         return results
 
+    async def joined(self, op: str, args: dict[str, Any]) -> list[Any]:
+        """Ask every worker for a list; return the lists joined in worker order."""
+        return [item for result in await self.results(op, args) for item in result]
+
     def drop(self, index: int) -> None:
         """Forget the connection to worker ``index``."""
         channel = self.channels.pop(index, None)

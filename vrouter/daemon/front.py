@@ -356,13 +356,9 @@ class Front:
         if route.kind == "together":
             names = [str(args[key]).partition(":")[0] for key in route.keys]
             return await session.forward(self._same_worker(names), op.name, args)
-        results = await session.results(op.name, args)
         if route.kind == "every":
-            return results[0]
-        joined: list[Any] = []
-        for result in results:
-            joined.extend(result)
-        return joined
+            return (await session.results(op.name, args))[0]
+        return await session.joined(op.name, args)
 
     def worker_of(self, vnet: object) -> int:
         """Return the worker running vnet ``vnet`` (worker 0 if it names none known)."""
@@ -413,10 +409,7 @@ class Front:
         name = args["name"]
         if name:
             return await session.forward(self.worker_of(name), "vnet.tree", args)
-        joined: list[Any] = []
-        for result in await session.results("vnet.tree", args):
-            joined.extend(result)
-        return joined
+        return await session.joined("vnet.tree", args)
 
     async def _vnet_create(self, session: Session, args: dict[str, Any]) -> Any:
         name = args["name"]
