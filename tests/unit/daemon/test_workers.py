@@ -189,7 +189,7 @@ def test_the_front_serves_its_workers_metrics_as_one_target() -> None:
     assert 'vrouter_worker_cpu_seconds_total{worker="0"} 1.5' in text
     assert 'vrouter_worker_resident_memory_bytes{worker="0"} 1000.0' in text
     assert text.count("\nprocess_cpu_seconds_total ") == 1  # the front's own, not the worker's
-    assert "process_cpu_seconds_total 1.5" not in text
+    assert "\nprocess_cpu_seconds_total 1.5\n" not in text  # the worker's sample, whole
     scraped[1] = (1, WORKER_TEXT.format(vnets=1, vnet="blue", packets=7, cpu=2, memory=2000))
     text = "".join(WorkersScrape(front, scraped).steps(query))
     assert 'vnet="blue"} 7' in text and "vrouter_vnets 3.0" in text
