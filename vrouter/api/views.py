@@ -345,13 +345,7 @@ def _drops_by_reason(vnet: Vnet) -> dict[str, int]:
 
 def _firewalled(host: Host, args: dict[str, Any]) -> Vnet:
     """Return the request's vnet; refuse if the firewall subsystem is not loaded."""
-    vnet = vnet_of(host, args)
-    if not hasattr(vnet, "firewall"):
-        raise ApiError(
-            f"vnet {vnet.name}: the firewall subsystem is not loaded "
-            "(vrouterctl module load firewall)"
-        )
-    return vnet
+    return ops_of(host).firewalled(vnet_of(host, args))
 
 
 def firewall_show(host: Host, args: dict[str, Any]) -> Any:

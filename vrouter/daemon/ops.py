@@ -913,7 +913,7 @@ class Ops:
         self, vnet_name: str, ruleset: Ruleset, source: str | None = None
     ) -> Ruleset:
         """Put ``ruleset`` in force, keeping states; return the old one."""
-        vnet = self._firewalled(self.vnet(vnet_name))
+        vnet = self.firewalled(self.vnet(vnet_name))
         old = vnet.firewall.fw.ruleset
         firewall.replace_ruleset(vnet, ruleset)
         log.info(
@@ -962,7 +962,7 @@ class Ops:
         Nothing changes if it does not parse: OpError lists each problem as
         ``SOURCE: KEY: REASON``.
         """
-        self._firewalled(self.vnet(vnet_name))
+        self.firewalled(self.vnet(vnet_name))
         try:
             ruleset = parse_ruleset(tomllib.loads(text))
         except tomllib.TOMLDecodeError as err:
@@ -976,13 +976,14 @@ class Ops:
 
     def flush_states(self, vnet_name: str) -> int:
         """Forget every firewall state of the vnet; return how many there were."""
-        vnet = self._firewalled(self.vnet(vnet_name))
+        vnet = self.firewalled(self.vnet(vnet_name))
         flushed = vnet.firewall.fw.states.flush() + vnet.firewall.fw.nat.flush()
         log.info("vnet %s: firewall: %d states and NAT mappings flushed", vnet.name, flushed)
         return flushed
 
     @staticmethod
-    def _firewalled(vnet: Vnet) -> Vnet:
+    def firewalled(vnet: Vnet) -> Vnet:
+        """Return ``vnet``; OpError if the firewall subsystem is not loaded in it."""
         if not hasattr(vnet, "firewall"):
             raise OpError(
                 f"vnet {vnet.name}: the firewall subsystem is not loaded "
