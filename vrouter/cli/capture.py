@@ -15,8 +15,7 @@ import socket
 import sys
 from typing import BinaryIO
 
-from vrouter.api.client import ControlClient
-from vrouter.api.protocol import ApiError
+from vrouter.cli import reach
 from vrouter.cli.render import stdout_gone
 from vrouter.link.capture import HEADER_LEN, SNAPLEN_MAX, PcapWriter, decode_record, summarize
 
@@ -68,16 +67,9 @@ def run(socket_path: str, words: list[str]) -> int:
         "filter": " ".join(args.filter),
     }
     try:
-        with ControlClient(args.socket) as client:
-            _, fd = client.call_fd("capture", **request)
+        _, fd = reach.ask(args.socket, lambda client: client.call_fd("capture", **request))
     except KeyboardInterrupt:
         return 130
-    except ApiError as err:
-        print(f"vrouterctl: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:
-        print(f"vrouterctl: cannot reach vrouterd at {args.socket}: {err}", file=sys.stderr)
-        return 2
     with socket.socket(fileno=fd) as sock:
         out: BinaryIO | None = None
         if args.write == "-":

@@ -29,10 +29,10 @@ from collections.abc import Callable
 from typing import Any
 
 from vrouter import __version__
-from vrouter.api.client import DEFAULT_SOCKET, ControlClient
+from vrouter.api.client import DEFAULT_SOCKET
 from vrouter.api.operations import TABLE
 from vrouter.api.protocol import ApiError
-from vrouter.cli import completion, render
+from vrouter.cli import completion, reach, render
 
 
 def _vids(text: str) -> list[int]:
@@ -506,15 +506,7 @@ def _exec(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("vrouterctl: exec enters a namespace, which needs root", file=sys.stderr)
         return 1
-    try:
-        with ControlClient(args.socket) as client:
-            found = client.call("mirror.show", vnet=args.vnet)
-    except ApiError as err:
-        print(f"vrouterctl: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:
-        print(f"vrouterctl: cannot reach vrouterd at {args.socket}: {err}", file=sys.stderr)
-        return 2
+    found = reach.ask(args.socket, lambda client: client.call("mirror.show", vnet=args.vnet))
     os.execvp("ip", ["ip", "netns", "exec", str(found["netns"]), *cmd])
 
 
@@ -542,18 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     if words:
         parser.error(f"unrecognized arguments: {' '.join(words)}")
     op, op_args, formatter = _request(args)
-    try:
-        with ControlClient(args.socket) as client:
-            result = client.call(op, **op_args)
-    except ApiError as err:
-        print(f"vrouterctl: {err}", file=sys.stderr)
-        return 1
-    except (ConnectionError, ValueError) as err:  # a reply cut short or not JSON
-        print(f"vrouterctl: vrouterd's reply could not be read: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:
-        print(f"vrouterctl: cannot reach vrouterd at {args.socket}: {err}", file=sys.stderr)
-        return 2
+    result = reach.ask(args.socket, lambda client: client.call(op, **op_args))
     try:
         raw = getattr(args, "json", False) or args.json_first
         print(json.dumps(result, indent=2) if raw else formatter(result))

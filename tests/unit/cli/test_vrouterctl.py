@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,17 @@ def test_firewall_states_show_both_sides_of_each_translation() -> None:
     assert "192.0.2.2:5000" in text and "203.0.113.1:5000" in text and "NAT ep0" in text
     assert "192.0.2.2:41000 (192.0.2.65:41000)" in text
     assert "203.0.113.1:8081 (192.0.2.66:18081)" in text and "RDR" in text
+
+
+def test_a_daemon_that_does_not_listen_is_unreachable_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "stale.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))  # the file is there, nobody listens: ECONNREFUSED
+    stale.close()
+    for argv in (["vnet", "list"], ["capture", "red", "eth0"]):
+        with pytest.raises(SystemExit) as caught:
+            vrouterctl.main(["--socket", str(path), *argv])
+        assert caught.value.code == 2, argv
+        assert "cannot reach vrouterd at" in capsys.readouterr().err
