@@ -290,6 +290,14 @@ class Vrouterd:
         """Return what the daemon logged."""
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def close(self) -> None:
+        """Stop the daemon if it runs (SIGTERM, as a user would), then :meth:`cleanup`."""
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.stop()
+        finally:
+            self.cleanup()
+
     def cleanup(self) -> None:
         """Kill the daemon if it still runs and remove anything with our prefix."""
         if self.proc is not None and self.proc.poll() is None:
@@ -315,8 +323,4 @@ def running(daemon: Vrouterd) -> Iterator[Vrouterd]:
         daemon.wait_ipv6()
         yield daemon
     finally:
-        try:
-            if daemon.proc is not None and daemon.proc.poll() is None:
-                daemon.stop()
-        finally:
-            daemon.cleanup()
+        daemon.close()

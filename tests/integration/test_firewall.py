@@ -151,11 +151,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
         for server in servers:
             server.kill()
             server.wait(10)
-        try:
-            if daemon.proc is not None and daemon.proc.poll() is None:
-                daemon.stop()
-        finally:
-            daemon.cleanup()
+        daemon.close()
 
 
 def _wait_http(daemon: Vrouterd, host: str, target: str) -> None:

@@ -102,11 +102,7 @@ def metered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Metered]:
         daemon.wait_ipv6()
         yield Metered(daemon, port)
     finally:
-        try:
-            if daemon.proc is not None and daemon.proc.poll() is None:
-                daemon.stop()
-        finally:
-            daemon.cleanup()
+        daemon.close()
 
 
 def _ping(daemon: Vrouterd, host: str, target: str, count: int) -> None:

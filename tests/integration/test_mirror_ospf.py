@@ -88,11 +88,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Vrouterd, Fr
         try:
             frr.stop()
         finally:
-            try:
-                if d.proc is not None and d.proc.poll() is None:
-                    d.stop()
-            finally:
-                d.cleanup()
+            d.close()
 
 
 def test_the_mirror_shows_the_vnets_interfaces_through_exec(

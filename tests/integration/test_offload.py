@@ -34,11 +34,7 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
         daemon.start()
         yield daemon
     finally:
-        try:
-            if daemon.proc is not None and daemon.proc.poll() is None:
-                daemon.stop()
-        finally:
-            daemon.cleanup()
+        daemon.close()
 
 
 def _iperf(daemon: Vrouterd, seconds: int = 3) -> dict[str, object]:

@@ -84,11 +84,7 @@ def daemon(workdir: Path) -> Iterator[Vrouterd]:
         d.start()
         yield d
     finally:
-        try:
-            if d.proc is not None and d.proc.poll() is None:
-                d.stop()
-        finally:
-            d.cleanup()
+        d.close()
 
 
 def as_user(uid: int, *cmd: str) -> list[str]:

@@ -93,11 +93,7 @@ def rip_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BirdLab]:
         yield lab
     finally:
         lab.stop()
-        try:
-            if daemon.proc is not None and daemon.proc.poll() is None:
-                daemon.stop()
-        finally:
-            daemon.cleanup()
+        daemon.close()
 
 
 def test_vnets_and_bird_learn_each_others_networks(rip_lab: BirdLab) -> None:
@@ -233,11 +229,7 @@ def auth_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BirdLab]:
         yield lab
     finally:
         lab.stop()
-        try:
-            if daemon.proc is not None and daemon.proc.poll() is None:
-                daemon.stop()
-        finally:
-            daemon.cleanup()
+        daemon.close()
 
 
 def test_md5_and_plaintext_authenticated_routes_are_exchanged_with_bird(auth_lab: BirdLab) -> None:

@@ -143,11 +143,7 @@ def frr_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BirdLab,
             ripd.stop()
             frr.stop()
         finally:
-            try:
-                if daemon.proc is not None and daemon.proc.poll() is None:
-                    daemon.stop()
-            finally:
-                daemon.cleanup()
+            daemon.close()
 
 
 def test_routes_are_learnt_both_ways_with_frrs_rfc_auth_length(

@@ -120,11 +120,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BirdLab]:
         yield lab
     finally:
         lab.stop()
-        try:
-            if daemon.proc is not None and daemon.proc.poll() is None:
-                daemon.stop()
-        finally:
-            daemon.cleanup()
+        daemon.close()
 
 
 def test_rip_withdraws_only_its_own_routes_and_static_ones_stay(lab: BirdLab) -> None:

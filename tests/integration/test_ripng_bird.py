@@ -116,11 +116,7 @@ def ripng_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BirdLab]:
         yield lab
     finally:
         lab.stop()
-        try:
-            if daemon.proc is not None and daemon.proc.poll() is None:
-                daemon.stop()
-        finally:
-            daemon.cleanup()
+        daemon.close()
 
 
 def test_vnets_and_bird_learn_each_others_networks(ripng_lab: BirdLab) -> None:
