@@ -47,6 +47,7 @@ from forwarding import (
     Case,
     Lab,
     check_args,
+    lab_parser,
     mmm,
     run,
     run_lab,
@@ -215,13 +216,7 @@ class Report:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs per measurement (default 3)")
-    parser.add_argument("--seconds", type=int, default=5,
-                        help="seconds per flood / iperf3 run (default 5)")  # fmt: skip
-    parser.add_argument("--cases", default=",".join(CASE_NAMES),
-                        help=f"comma-separated subset of: {', '.join(CASE_NAMES)}")  # fmt: skip
-    parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    parser = lab_parser(__doc__, CASE_NAMES, "flood / iperf3 run")
     args = parser.parse_args(argv)
     check_args(parser, args, CASE_NAMES)
 

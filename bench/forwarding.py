@@ -1294,19 +1294,13 @@ def _progress(case: Case, label: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs per measurement (default 3)")
-    parser.add_argument("--seconds", type=int, default=5,
-                        help="seconds per iperf3/UDP run (default 5)")  # fmt: skip
-    parser.add_argument("--cases", default=",".join(CASE_NAMES),
-                        help=f"comma-separated subset of: {', '.join(CASE_NAMES)}")  # fmt: skip
+    parser = lab_parser(__doc__, CASE_NAMES, "iperf3/UDP run")
     parser.add_argument("--udp-sender", choices=("auto", "c", "iperf3"), default="auto",
                         help="64-byte sender: bench/udpflood.c (needs cc) or iperf3 -u; "
                              "auto = C if a compiler exists")  # fmt: skip
     parser.add_argument("--profile", default="vrouterd-1vnet,vrouterd-2vnet-fw",
                         help="vrouterd cases to profile with py-spy during an extra UDP flood "
                              "('' for none)")  # fmt: skip
-    parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     args = parser.parse_args(argv)
     args.profile = [c.strip() for c in args.profile.split(",") if c.strip()]
     check_args(parser, args, CASE_NAMES)
@@ -1318,6 +1312,18 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = loadavg()
     return run_lab("forwarding", f"b{os.getpid() % 100000:05d}", Lab, render, args.no_write)
+
+
+def lab_parser(doc: str, cases: tuple[str, ...], seconds: str) -> argparse.ArgumentParser:
+    """Return a bench script's parser with the options every lab shares: ``--runs``,
+    ``--seconds`` (``seconds`` says what they time), ``--cases`` and ``--no-write``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per measurement (default 3)")
+    parser.add_argument("--seconds", type=int, default=5, help=f"seconds per {seconds} (default 5)")
+    parser.add_argument("--cases", default=",".join(cases),
+                        help=f"comma-separated subset of: {', '.join(cases)}")  # fmt: skip
+    parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    return parser
 
 
 def check_args(

@@ -35,6 +35,7 @@ from forwarding import (
     Case,
     Lab,
     check_args,
+    lab_parser,
     mmm,
     run_lab,
     start_servers,
@@ -158,17 +159,7 @@ def render(cases: list[Case], args: argparse.Namespace, host: list[str], load: s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs per measurement (default 3)")
-    parser.add_argument(
-        "--seconds", type=int, default=5, help="seconds per iperf3/UDP run (default 5)"
-    )
-    parser.add_argument(
-        "--cases",
-        default=",".join(CASE_NAMES),
-        help=f"comma-separated subset of: {', '.join(CASE_NAMES)}",
-    )
-    parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
+    parser = lab_parser(__doc__, CASE_NAMES, "iperf3/UDP run")
     args = parser.parse_args(argv)
     check_args(parser, args, CASE_NAMES)
 
