@@ -19,6 +19,7 @@ RUN apt-get update \
 COPY pyproject.toml README.md constraints.txt /src/
 COPY vrouter /src/vrouter
 COPY man /src/man
+COPY docs /src/docs
 # EXTRAS: "fib" (numpy: the DIR-24-8 index of IPv4 tables past 262,144
 # routes), or "" for a smaller image whose large tables go without it.
 ARG EXTRAS=fib

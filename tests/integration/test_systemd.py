@@ -7,7 +7,7 @@ are set, and the process runs with the unit's capability bounding set
 (CAP_NET_ADMIN alone), ``NoNewPrivileges=`` and write-xor-execute
 memory (``PR_SET_MDWE``, what ``MemoryDenyWriteExecute=`` enforces), and
 creates a TAP device under them.  ``systemd-analyze verify`` checks the unit
-file and the drop-ins the README gives.
+file and the drop-ins docs/systemd.md gives.
 """
 
 from __future__ import annotations
@@ -331,8 +331,8 @@ def test_ripd_unit_verifies_clean_beside_vrouterd(tmp_path: Path) -> None:
 
 
 def _readme_dropins() -> dict[str, str]:
-    """Return the drop-ins in README.md: code blocks whose first line names their path."""
-    readme = (ROOT / "README.md").read_text()
+    """Return the drop-ins of docs/systemd.md: code blocks whose first line names their path."""
+    readme = (ROOT / "docs" / "systemd.md").read_text()
     blocks = re.findall(r"```ini\n(.*?)```", readme, re.S)
     dropins = {}
     for block in blocks:

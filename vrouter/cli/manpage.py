@@ -1,8 +1,9 @@
-"""Man pages made from the programs' own parsers and from the README's reference sections.
+"""Man pages made from the programs' own parsers and from the configuration pages of ``docs/``.
 
 ``python -m vrouter.cli.manpage DIR`` writes ``vrouterd.8``, ``vrouterctl.8``,
 ``vrouter-ripd.8`` (from their argparse parsers: usage, options, commands)
-and ``vrouter.toml.5`` (the README's configuration reference) into DIR.
+and ``vrouter.toml.5`` (the pages of ``docs/`` in :data:`CONFIG_PAGES`, the
+configuration reference) into DIR.
 The package installs the pages made from this checkout (``man/``); a test
 checks they are what this module makes now, so they never fall behind.
 """
@@ -18,6 +19,19 @@ from vrouter import __version__
 
 DATE = "2026"
 SOURCE = f"vrouter {__version__}"
+CONFIG_PAGES = (
+    "config.md",
+    "routes.md",
+    "bridges.md",
+    "mirror.md",
+    "firewall.md",
+    "nat.md",
+    "sysctl.md",
+    "limits.md",
+    "permissions.md",
+)
+"""The pages of ``docs/`` that make ``vrouter.toml(5)``, in this order."""
+DOCS = "docs/ of the vrouter sources (installed under share/doc/vrouter): one page per topic"
 
 
 def _escape(text: str) -> str:
@@ -29,7 +43,7 @@ def _escape(text: str) -> str:
 def _header(name: str, section: int, title: str) -> list[str]:
     return [
         '.\\" -*- coding: UTF-8 -*-',
-        f'.\\" Made by vrouter.cli.manpage from {name}\'s own parser or the README: edit those.',
+        f'.\\" Made by vrouter.cli.manpage from {name}\'s own parser or docs/: edit those.',
         f'.TH "{name.upper()}" "{section}" "{DATE}" "{SOURCE}" "{title}"',
         ".SH NAME",
         f"{_escape(name)} \\- {_escape(title)}",
@@ -101,7 +115,10 @@ def program_page(
 
 
 def markdown_page(name: str, section: int, title: str, markdown: str, see_also: str) -> str:
-    """Return a man page of README-style markdown: headings, paragraphs, lists, code."""
+    """Return a man page of markdown pages: headings, paragraphs, lists, code.
+
+    A page's title (``# ``) is a section, its headings (``## ``, ``### ``) subsections.
+    """
     lines = _header(name, section, title)
     in_code = False
     for raw in markdown.splitlines():
@@ -114,10 +131,10 @@ def markdown_page(name: str, section: int, title: str, markdown: str, see_also: 
             continue
         text = re.sub(r"`([^`]*)`", r"\\fB\1\\fR", _escape(raw))
         text = re.sub(r"\*\*([^*]*)\*\*", r"\\fB\1\\fR", text)
-        if raw.startswith("## "):
-            lines.append(f".SH {_escape(raw[3:]).upper()}")
-        elif raw.startswith("### "):
-            lines.append(f".SS {_escape(raw[4:])}")
+        if raw.startswith("# "):
+            lines.append(f".SH {_escape(raw[2:]).upper()}")
+        elif raw.startswith(("## ", "### ")):
+            lines.append(f".SS {_escape(raw.split(' ', 1)[1])}")
         elif raw.startswith("- "):
             lines += [".IP \\(bu 2", text[2:]]
         elif not raw.strip():
@@ -128,24 +145,14 @@ def markdown_page(name: str, section: int, title: str, markdown: str, see_also: 
     return "\n".join(lines) + "\n"
 
 
-def _section(readme: str, heading: str) -> str:
-    """Return the README's ``## heading`` section (its own heading kept)."""
-    match = re.search(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", readme, re.M | re.S)
-    if match is None:
-        raise LookupError(f"README has no section {heading!r}")
-    return match.group(0)
-
-
-def pages(readme: str) -> dict[str, str]:
-    """Return every man page by file name."""
+def pages(docs: Path) -> dict[str, str]:
+    """Return every man page by file name (``docs``: the directory of the reference pages)."""
     from vrouter.cli import vrouterctl
     from vrouter.daemon import main as vrouterd
     from vrouter.rip import daemon as ripd
 
-    see = "vrouterd(8), vrouterctl(8), vrouter-ripd(8), vrouter.toml(5)"
-    config = "\n".join(
-        _section(readme, heading) for heading in ("Configuration", "Firewall", "sysctl")
-    )
+    see = f"vrouterd(8), vrouterctl(8), vrouter-ripd(8), vrouter.toml(5); the reference: {DOCS}"
+    config = "\n".join((docs / page).read_text() for page in CONFIG_PAGES)
     return {
         "vrouterd.8": program_page(
             vrouterd.parser(), 8, "many virtual network stacks in one userspace daemon", see,
@@ -168,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     out = Path(args[0] if args else "man")
     out.mkdir(parents=True, exist_ok=True)
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    for name, text in pages(readme).items():
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    for name, text in pages(docs).items():
         (out / name).write_text(text)
     return 0
 

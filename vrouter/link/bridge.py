@@ -44,7 +44,7 @@ frame came back: a loop), ``vlan_untagged`` (no PVID), ``vlan_not_member``,
 
 No spanning tree: a loop (two epairs between the same bridges, a host that
 bridges two of its TAPs) makes broadcasts circle for ever and the FDB flap;
-storm control bounds the rate per port, not the loop.  See the README.
+storm control bounds the rate per port, not the loop.  See docs/bridges.md.
 """
 
 from __future__ import annotations

@@ -491,12 +491,12 @@ def test_names_and_labels_follow_conventions(net: Scenario) -> None:
                 assert value and not value.isdigit(), sample
 
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+METRICS_PAGE = Path(__file__).resolve().parents[3] / "docs" / "metrics.md"
 
 
 def _readme_renames() -> list[tuple[str, str]]:
-    """Return the (old, new) series names of the README's table of renamed series."""
-    section = README.read_text().split("### Renamed series", 1)[1].split("\n#", 1)[0]
+    """Return the (old, new) series names of the table of renamed series in docs/metrics.md."""
+    section = METRICS_PAGE.read_text().split("## Renamed series", 1)[1].split("\n#", 1)[0]
     return re.findall(r"^\| `(vrouter_\w+)` \| `(vrouter_\w+)` \|$", section, re.M)
 
 
