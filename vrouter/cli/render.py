@@ -438,6 +438,15 @@ def show_reload(result: Any) -> str:
     return "\n".join([f"{result['config']}: reloaded, {len(changes)} changes", *changes])
 
 
+def show_config(result: Any) -> str:
+    return str(result["text"]).rstrip("\n")
+
+
+def show_config_diff(result: Any) -> str:
+    """Return the differences, one a line; nothing when the file and the running state agree."""
+    return "\n".join(result["differences"])
+
+
 Formatter = Callable[[Any], str]
 
 

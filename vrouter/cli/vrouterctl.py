@@ -9,8 +9,8 @@ The commands are :data:`COMMANDS`, each building the request of one
 control operation (:mod:`vrouter.api.operations`), checked against its
 schema before it is sent; :mod:`vrouter.cli.render` lays the results out.
 ``vrouterctl capture`` is tcpdump for an interface of a vnet
-(:mod:`vrouter.cli.capture`).  Exit status: 0 done, 1 refused, 2 daemon unreachable
-(or a usage error).
+(:mod:`vrouter.cli.capture`).  Exit status: 0 done, 1 refused (for ``config
+diff``: the file differs, as with diff(1)), 2 daemon unreachable (or a usage error).
 
 vrouterd knows who runs vrouterctl (the kernel tells it the uid, gid and
 groups on the control socket): views work for anyone who can connect;
@@ -46,8 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vrouterctl",
         description="Inspect and change a running vrouterd.",
-        epilog="Exit status: 0 done, 1 refused by vrouterd (the reason is printed), "
-        "2 daemon unreachable or usage error.",
+        epilog="Exit status: 0 done, 1 refused by vrouterd (the reason is printed) or, for "
+        "'config diff', the file differs, 2 daemon unreachable or usage error.",
     )
     parser.add_argument(
         "--socket",
@@ -245,6 +245,20 @@ def _parser() -> argparse.ArgumentParser:
         "knobs", nargs="*", metavar="NAME[=VALUE]", help="knobs to show, or to set with NAME=VALUE"
     )
     view("status", "daemon status", vnet=False)
+    config = sub.add_parser("config", help="the running configuration: dump, diff with a file")
+    config_sub = config.add_subparsers(dest="action", required=True)
+    json_flag(config_sub.add_parser("dump", help="print the running configuration, a config file"))
+    cdiff = json_flag(
+        config_sub.add_parser(
+            "diff",
+            help="what differs between the running state and a config file (exit 1 if any)",
+            description="Compare the running state with FILE (default: the file vrouterd runs, "
+            "read again): '- KEY = VALUE' is in the file only, '+ KEY = VALUE' only running "
+            "(made at run time), '~ KEY = FILE -> RUNNING' differs. Exit status 0: equal, "
+            "1: they differ, as diff(1).",
+        )
+    )
+    cdiff.add_argument("file", nargs="?", help="the config file (default: the daemon's own)")
     fw = sub.add_parser("firewall", help="a vnet's firewall: rules, states, ruleset reload")
     fw.add_argument("vnet", help="vnet name")
     fw_sub = fw.add_subparsers(dest="action", required=True)
@@ -357,6 +371,17 @@ def _firewall_load(args: argparse.Namespace) -> Request:
     return "firewall.load", {"vnet": args.vnet, "text": text, "source": args.file}, render.show_done
 
 
+def _config_diff(args: argparse.Namespace) -> Request:
+    if args.file is None:
+        return "config.diff", {}, render.show_config_diff
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise _usage(f"{args.file}: {getattr(err, 'strerror', None) or err}") from None
+    return "config.diff", {"text": text, "source": args.file}, render.show_config_diff
+
+
 def _sysctl(args: argparse.Namespace) -> Request:
     assignments = [k for k in args.knobs if "=" in k]
     if assignments and len(assignments) != len(args.knobs):
@@ -370,6 +395,8 @@ def _sysctl(args: argparse.Namespace) -> Request:
 COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] = {
     ("status", None): lambda a: ("status", {}, render.show_status),
     ("reload", None): lambda a: ("reload", {}, render.show_reload),
+    ("config", "dump"): lambda a: ("config.dump", {}, render.show_config),
+    ("config", "diff"): _config_diff,
     ("vnet", "list"): lambda a: ("vnet.list", {}, render.show_vnets),
     ("vnet", "show"): lambda a: ("vnet.show", {"vnet": a.name}, render.show_vnet),
     ("vnet", "tree"): lambda a: ("vnet.tree", {"name": a.name}, render.show_tree),
@@ -481,6 +508,12 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
 }
 """Every command but ``capture``, by (command, action): the request it makes."""
 
+EXIT: dict[str, Callable[[Any], int]] = {
+    "config.diff": lambda result: 1 if result["differences"] else 0,
+}
+"""The exit status of an operation whose result decides it (others: 0): ``config diff``
+exits 1 when the file and the running state differ, as diff(1) does."""
+
 
 def _request(args: argparse.Namespace) -> Request:
     """Return the request ``args`` make, checked against the operation's schema."""
@@ -537,11 +570,13 @@ def main(argv: list[str] | None = None) -> int:
     result = reach.ask(args.socket, lambda client: client.call(op, **op_args))
     try:
         raw = getattr(args, "json", False) or args.json_first
-        print(json.dumps(result, indent=2) if raw else formatter(result))
+        text = json.dumps(result, indent=2) if raw else formatter(result)
+        if text or op not in EXIT:  # an empty diff prints nothing
+            print(text)
         sys.stdout.flush()
     except BrokenPipeError:  # the reader went away (| head, | grep -q): say nothing
         render.stdout_gone()
-    return 0
+    return EXIT[op](result) if op in EXIT else 0
 
 
 if __name__ == "__main__":

@@ -52,7 +52,8 @@ from vrouter import __version__
 from vrouter.api.connection import peer_cred, send_with_fd, serve_lines
 from vrouter.api.operations import Operation, lookup
 from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode
-from vrouter.daemon import hostns, logs, metrics, systemd
+from vrouter.core.errors import OpError
+from vrouter.daemon import dump, hostns, logs, metrics, systemd
 from vrouter.daemon.channel import Answer, Session, WorkerProcess
 from vrouter.daemon.config import Config, ConfigError, parse, read
 from vrouter.daemon.reload import ReloadError, ReloadRecord, daemon_refusals, recreates
@@ -404,6 +405,23 @@ class Front:
                 {"index": w.index, "pid": w.pid, "vnets": self.tops(w.index)} for w in self.workers
             ],
         }
+
+    def _admin_only(self, session: Session, what: str) -> None:
+        if not self.config.policy().is_admin(session.cred):
+            raise ApiError(f"permission denied: {session.cred} may not {what} (daemon admins only)")
+
+    async def _config_dump(self, session: Session, args: dict[str, Any]) -> Any:
+        self._admin_only(session, "read the running configuration")
+        vnets = await session.joined("config.vnets", {})
+        return dump.dump_reply(self.config, vnets)
+
+    async def _config_diff(self, session: Session, args: dict[str, Any]) -> Any:
+        self._admin_only(session, "read the running configuration")
+        vnets = await session.joined("config.vnets", {})
+        try:
+            return dump.diff_reply(self.config, vnets, args.get("text"), args["source"])
+        except OpError as err:
+            raise ApiError(str(err)) from None
 
     async def _vnet_tree(self, session: Session, args: dict[str, Any]) -> Any:
         name = args["name"]

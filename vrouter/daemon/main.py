@@ -33,7 +33,7 @@ from vrouter.api.server import ControlServer
 from vrouter.api.sockets import Endpoint, close_all
 from vrouter.core.errors import OpError
 from vrouter.core.vnet import VnetTree
-from vrouter.daemon import front, hostns, logs, metrics, systemd, workers
+from vrouter.daemon import dump, front, hostns, logs, metrics, systemd, workers
 from vrouter.daemon.build import BuildError, Built, bring_up, build
 from vrouter.daemon.config import Config, ConfigError, parse, read
 from vrouter.daemon.ops import Ops
@@ -207,6 +207,22 @@ class Daemon:
             "last_reload": None if last is None else last.describe(),
             "last_reload_success": self.last_reload_success,
         }
+
+    def config_vnets(self) -> list[list[Any]]:
+        """Return ``[name, table]`` of each vnet this process runs, as a config file has it."""
+        if self.tree is None or self.ops is None:
+            raise OpError("the daemon is starting")
+        epairs = [(e.a, e.b) for e in self.driver.epairs]
+        found = dump.running_vnets(self.tree, self.config, epairs, self.ops.hosts)
+        return [[name, table] for name, table in found]
+
+    def config_dump(self, vnets: list[list[Any]]) -> dict[str, Any]:
+        """Return the running configuration made of ``vnets``."""
+        return dump.dump_reply(self.config, vnets)
+
+    def config_diff(self, vnets: list[list[Any]], text: str | None, source: str) -> dict[str, Any]:
+        """Return what differs between ``vnets`` and the file (``text`` None: ours)."""
+        return dump.diff_reply(self.config, vnets, text, source)
 
     def metrics_selection(self) -> metrics.Selection:
         """Return what the config lets a scrape hold."""

@@ -465,7 +465,7 @@ async def _nothing() -> None:
 
 
 @functools.cache
-def _default_values() -> dict[str, Value]:
+def default_values() -> dict[str, Value]:
     """Return every built-in knob's value in a new root vnet."""
     from vrouter.stack import new_tree
 
@@ -591,7 +591,7 @@ class Applier:
 
     def _reset_sysctl(self, vnet_name: str, knob: str) -> object:
         """Return ``knob`` to its default, as a fresh build would: capped by a limit."""
-        old = self.ops.set_sysctl(vnet_name, knob, _default_values()[knob], check=False)
+        old = self.ops.set_sysctl(vnet_name, knob, default_values()[knob], check=False)
         kind = limits.KIND_OF_KNOB.get(knob)
         if kind is not None:
             vnet = self.ops.vnet(vnet_name)

@@ -10,6 +10,7 @@ problems.  What the keys mean is in :mod:`vrouter.firewall.rules`.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -653,4 +654,6 @@ def parse_ruleset(data: Mapping[str, object], key_prefix: str = "") -> Ruleset:
                     nat.append(entry)
     if parser.problems:
         raise RulesetError(parser.problems)
-    return Ruleset(rules, default, tables, nat)
+    ruleset = Ruleset(rules, default, tables, nat)
+    ruleset.source = copy.deepcopy(dict(data))
+    return ruleset

@@ -395,6 +395,7 @@ class Ruleset:
         "nat_inbound",
         "nat_interfaces",
         "rules",
+        "source",
         "tables",
     )
 
@@ -415,6 +416,9 @@ class Ruleset:
     """Interfaces some ``nat``, ``binat`` or ``nptv6`` entry translates sources on."""
     nat_inbound: bool
     """Some ``rdr`` or ``binat`` entry may translate a packet on its way in."""
+    source: dict[str, object] | None
+    """The TOML table it was parsed from (None: built in code), written back by
+    ``vrouterctl config dump``."""
 
     def __init__(
         self,
@@ -457,6 +461,7 @@ class Ruleset:
             n.interface for n in self.nat if n.action in ("nat", "binat", "nptv6")
         )
         self.nat_inbound = any(n.action in ("rdr", "binat") for n in self.nat)
+        self.source = None
 
     def nat_matches(self, index: int, src: bytes, dst: bytes) -> bool:
         """Return True if the ``from``/``to`` of ``nat`` entry ``index`` match (IPv4)."""

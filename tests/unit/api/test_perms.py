@@ -347,6 +347,9 @@ MUTATING: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
     "tcp.connect": ({"vnet": "red", "port": 80}, {"vnet": "blue", "port": 80}),
     "reload": ({}, None),
     "metrics.scrape": ({}, None),
+    "config.dump": ({}, None),
+    "config.diff": ({}, None),
+    "config.vnets": ({}, None),
     "module.load": ({"name": "firewall"}, None),
     "module.unload": ({"name": "firewall"}, None),
 }

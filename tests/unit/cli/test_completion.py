@@ -28,6 +28,9 @@ def test_commands_actions_and_options_come_from_the_parser() -> None:
     assert complete("route", "") == ["add", "del", "show"]
     assert complete("route", "show", "--") == ["--help", "--json", "--limit", "--source"]
     assert complete("completion", "") == ["bash", "zsh"]
+    assert complete("config", "") == ["diff", "dump"]
+    assert complete("config", "diff", "-") == ["--help", "--json", "-h", "-j"]
+    assert complete("config", "diff", "") == [], "a file: the shell's default"
     assert "--direction" in complete("capture", "red", "-")
 
 

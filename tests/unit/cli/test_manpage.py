@@ -37,7 +37,10 @@ def test_every_page_is_installed_and_every_command_documented() -> None:
     installed = {Path(f).name for d, files in data.items() if "/man/" in d for f in files}
     assert installed == set(PAGES)
     ctl = PAGES["vrouterctl.8"]
-    for command in ("route add", "vnet create", "firewall", "capture", "completion"):
+    for command in (
+        "route add", "vnet create", "firewall", "capture", "completion", "config dump",
+        "config diff",
+    ):
         assert command.replace("-", "\\-") in ctl, command
     assert "\\fBvrouterd\\fR" in PAGES["vrouterd.8"] and "\\-\\-check" in PAGES["vrouterd.8"]
     assert "\\-\\-log\\-format" in PAGES["vrouter-ripd.8"]

@@ -60,6 +60,8 @@ COMMAND_LINES = [
     ["firewall", "red", "show"],
     ["firewall", "red", "states"],
     ["firewall", "red", "flush"],
+    ["config", "dump"],
+    ["config", "diff"],
 ]
 
 
@@ -88,6 +90,19 @@ def test_firewall_load_sends_the_file(tmp_path: Path) -> None:
     assert sent == ("firewall.load", 'default = "pass"\n', str(rules))
 
 
+def test_config_diff_sends_the_file_and_without_one_asks_for_the_daemons(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "vrouter.toml"
+    config.write_text("[vnets]\n")
+    args = vrouterctl._parser().parse_args(["config", "diff", str(config)])
+    assert vrouterctl._request(args)[:2] == (
+        "config.diff", {"text": "[vnets]\n", "source": str(config)}
+    )
+    args = vrouterctl._parser().parse_args(["config", "diff"])
+    assert vrouterctl._request(args)[:2] == ("config.diff", {})
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -98,6 +113,8 @@ def test_firewall_load_sends_the_file(tmp_path: Path) -> None:
         (["bridge", "add", "red", "br0", "t", "--tagged", "x"], "expected VLAN IDs like 10,20"),
         (["bogus"], "invalid choice"),
         (["firewall", "red", "load", "/nonexistent/rules.toml"], "No such file or directory"),
+        (["config", "diff", "/nonexistent/vrouter.toml"], "No such file or directory"),
+        (["config", "show"], "invalid choice"),
     ],
 )
 def test_usage_errors_exit_2_with_the_reason(
@@ -136,6 +153,31 @@ def test_json_is_accepted_before_and_after_the_command(
     assert vrouterctl.main(["--socket", fake.path, *argv]) == 0
     assert json.loads(capsys.readouterr().out) == fake.result
     assert fake.requests[-1] == {"op": "vnet.list", "args": {}}
+
+
+def test_config_diff_exits_1_when_the_file_differs_and_0_silently_when_not(
+    fake: FakeDaemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.result = {"file": "/etc/vrouter.toml", "differences": ["+ vnets.lab.forwarding = true"]}
+    assert vrouterctl.main(["--socket", fake.path, "config", "diff"]) == 1
+    assert capsys.readouterr().out == "+ vnets.lab.forwarding = true\n"
+    fake.result = {"file": "/etc/vrouter.toml", "differences": []}
+    assert vrouterctl.main(["--socket", fake.path, "config", "diff"]) == 0
+    assert capsys.readouterr().out == ""
+    assert vrouterctl.main(["--socket", fake.path, "config", "diff", "-j"]) == 0
+    assert json.loads(capsys.readouterr().out) == fake.result
+    assert fake.requests[-1] == {"op": "config.diff", "args": {}}
+
+
+def test_config_dump_prints_the_file_and_its_json_with_j(
+    fake: FakeDaemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = "[daemon]\nlog_level = \"info\"\n"
+    fake.result = {"config": "/etc/vrouter.toml", "document": {}, "text": text}
+    assert vrouterctl.main(["--socket", fake.path, "config", "dump"]) == 0
+    assert capsys.readouterr().out == text
+    assert vrouterctl.main(["--socket", fake.path, "-j", "config", "dump"]) == 0
+    assert json.loads(capsys.readouterr().out) == fake.result
 
 
 def test_a_reply_longer_than_any_request_is_read_whole(
