@@ -19,6 +19,7 @@ import tomllib
 from pathlib import Path
 from types import ModuleType
 
+from vrouter.cli import manpage
 from vrouter.core import limits
 from vrouter.stack import builtin_sysctl
 
@@ -97,6 +98,13 @@ def test_every_limit_and_sysctl_knob_is_documented() -> None:
     }
     missing = sorted(n for n in names if not _documented(text, n))
     assert missing == [], f"limits and sysctl knobs no page of docs/ mentions: {missing}"
+
+
+def test_the_knob_table_is_current() -> None:
+    page = (DOCS / "sysctl.md").read_text()
+    assert page == manpage.with_knob_table(page), (
+        "docs/sysctl.md's knob table is stale: python -m vrouter.cli.manpage man"
+    )
 
 
 def test_an_undocumented_key_is_caught() -> None:

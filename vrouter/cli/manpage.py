@@ -3,7 +3,9 @@
 ``python -m vrouter.cli.manpage DIR`` writes ``vrouterd.8``, ``vrouterctl.8``,
 ``vrouter-ripd.8`` (from their argparse parsers: usage, options, commands)
 and ``vrouter.toml.5`` (the pages of ``docs/`` in :data:`CONFIG_PAGES`, the
-configuration reference) into DIR.
+configuration reference) into DIR, and first rewrites the table of every
+sysctl knob at the end of ``docs/sysctl.md`` (:func:`knob_table`) from the
+knobs themselves, so that page and ``vrouter.toml(5)`` list a new knob.
 The package installs the pages made from this checkout (``man/``); a test
 checks they are what this module makes now, so they never fall behind.
 """
@@ -145,6 +147,41 @@ def markdown_page(name: str, section: int, title: str, markdown: str, see_also: 
     return "\n".join(lines) + "\n"
 
 
+KNOB_TABLE = "## Every knob"
+"""The heading of docs/sysctl.md's last section, the table :func:`knob_table` makes."""
+
+
+def knob_table() -> str:
+    """Return the section listing every built-in sysctl knob (limits are in docs/limits.md)."""
+    from vrouter.core import limits
+    from vrouter.stack import builtin_sysctl
+
+    rows = [
+        KNOB_TABLE,
+        "",
+        "`vrouterctl sysctl VNET -a` prints the same list with the vnet's values.",
+        "",
+        "| Knob | Type | Range | What it is |",
+        "|---|---|---|---|",
+    ]
+    knobs = builtin_sysctl().knobs
+    for name in sorted(knobs):
+        if limits.kind_of(name) is not None:
+            continue
+        knob = knobs[name]
+        low = "" if knob.minimum is None else f"{knob.minimum:g}"
+        high = "" if knob.maximum is None else f"{knob.maximum:g}"
+        span = f"{low}..{high}" if knob.kind is not bool and (low or high) else ""
+        what = knob.description.replace("|", "\\|")
+        rows.append(f"| `{name}` | {knob.type_name} | {span} | {what} |")
+    return "\n".join(rows) + "\n"
+
+
+def with_knob_table(sysctl_page: str) -> str:
+    """Return docs/sysctl.md's text with its knob table made anew."""
+    return sysctl_page.partition(KNOB_TABLE)[0] + knob_table()
+
+
 def pages(docs: Path) -> dict[str, str]:
     """Return every man page by file name (``docs``: the directory of the reference pages)."""
     from vrouter.cli import vrouterctl
@@ -176,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args[0] if args else "man")
     out.mkdir(parents=True, exist_ok=True)
     docs = Path(__file__).resolve().parents[2] / "docs"
+    sysctl_page = docs / "sysctl.md"
+    sysctl_page.write_text(with_knob_table(sysctl_page.read_text()))
     for name, text in pages(docs).items():
         (out / name).write_text(text)
     return 0
