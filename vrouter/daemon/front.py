@@ -52,6 +52,7 @@ from vrouter import __version__
 from vrouter.api.connection import peer_cred, send_with_fd, serve_lines
 from vrouter.api.operations import Operation, lookup
 from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode
+from vrouter.core import gcpause
 from vrouter.core.errors import OpError
 from vrouter.daemon import dump, hostns, logs, metrics, systemd
 from vrouter.daemon.channel import Answer, Session, WorkerProcess
@@ -135,6 +136,7 @@ class Front:
         except BaseException:
             await self.shutdown()
             raise
+        gcpause.settle()  # later full collections walk only what comes after start-up
 
     async def _start(self) -> None:
         cfg = self.config.daemon

@@ -31,6 +31,7 @@ from vrouter import __version__
 from vrouter.api import socks, streams
 from vrouter.api.server import ControlServer
 from vrouter.api.sockets import Endpoint, close_all
+from vrouter.core import gcpause
 from vrouter.core.errors import OpError
 from vrouter.core.vnet import VnetTree
 from vrouter.daemon import dump, front, hostns, logs, metrics, systemd, workers
@@ -104,6 +105,7 @@ class Daemon:
         except BaseException:
             await self.shutdown()
             raise
+        gcpause.settle()  # later full collections walk only what comes after start-up
 
     async def _start(self) -> None:
         cfg = self.config

@@ -18,10 +18,15 @@ last turn left unspent or minus what it overran), or ``RX_BUDGET`` frames
 are done, then returns to the loop.  The fd is level-triggered, so a
 backlogged interface is served again in the next loop pass, after every
 other readable fd had its turn: a flood into one vnet slows the others by
-at most about one quantum per pass.  What a flooded interface cannot take
-stays in the kernel's TAP queue, and the kernel drops the excess there
-(its ``tx_dropped`` of the TAP); the device reads that count while it is
-backlogged and shows it as the interface's ``rx_overload`` drops.
+at most about one quantum per pass.  An overrun is paid back by at most
+``RX_DEBT_QUANTA`` skipped turns: a turn is timed by the wall clock, and a
+process preempted mid-turn (a busy machine) would otherwise owe the whole
+preemption, skipped a quantum per loop pass, which during a metrics scrape
+(a slice per pass) held an interface's frames for seconds.  What a flooded
+interface cannot take stays in the kernel's TAP queue, and the kernel drops
+the excess there (its ``tx_dropped`` of the TAP); the device reads that
+count while it is backlogged and shows it as the interface's
+``rx_overload`` drops.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ RX_QUANTUM = 0.0001
 """Seconds of work one interface gets per turn (its share of a loop pass)."""
 RX_BUDGET = 64
 """Frames one interface may process per turn, however cheap they are."""
+RX_DEBT_QUANTA = 4
+"""Most quanta an overrun may owe: turns skipped to pay it back, at most."""
 OVERLOAD_REFRESH = 0.1
 """Seconds between reads of the kernel's drop count while an interface is backlogged."""
 TX_QUEUE_LIMIT = 1024
@@ -70,15 +77,19 @@ class RxShare:
     back from the next turns, which are skipped while the deficit stays
     negative.  A turn that emptied the queue forgets its balance: only a
     backlogged interface carries credit or debt, at most one quantum of
-    credit.
+    credit and ``debt`` quanta of debt.
     """
 
-    __slots__ = ("quantum", "frames", "deficit", "turns", "skipped")
+    __slots__ = ("quantum", "frames", "deficit", "turns", "skipped", "debt")
 
-    def __init__(self, quantum: float = RX_QUANTUM, frames: int = RX_BUDGET) -> None:
+    def __init__(
+        self, quantum: float = RX_QUANTUM, frames: int = RX_BUDGET, debt: int = RX_DEBT_QUANTA
+    ) -> None:
         self.quantum = quantum
         self.frames = frames
         """Frames a turn may process at most."""
+        self.debt = debt * quantum
+        """Seconds an overrun may owe at most."""
         self.deficit = 0.0
         """Seconds this interface may still spend (negative: owed)."""
         self.turns = 0
@@ -100,7 +111,7 @@ class RxShare:
     def spent(self, seconds: float, backlogged: bool) -> None:
         """End the turn: ``seconds`` were used; ``backlogged`` if frames may remain."""
         if backlogged:
-            self.deficit = min(self.deficit - seconds, self.quantum)
+            self.deficit = max(min(self.deficit - seconds, self.quantum), -self.debt)
         else:
             self.deficit = 0.0
 

@@ -28,3 +28,15 @@ def test_a_collector_that_was_off_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_settle_freezes_what_is_alive_so_full_collections_skip_it() -> None:
+    before = object.__new__(type("Before", (), {}))  # a tracked object, alive at settle
+    try:
+        gcpause.settle()
+        assert gc.get_freeze_count() > 0
+        assert not any(o is before for o in gc.get_objects())
+        after = object.__new__(type("After", (), {}))
+        assert any(o is after for o in gc.get_objects())
+    finally:
+        gc.unfreeze()

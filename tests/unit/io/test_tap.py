@@ -115,6 +115,15 @@ def test_a_turn_gets_a_quantum_and_an_overrun_is_paid_back_by_skipped_turns() ->
     assert (share.turns, share.skipped) == (2, 2)
 
 
+def test_an_overrun_owes_at_most_the_debt_limit() -> None:
+    share = RxShare(quantum=1.0, debt=4)
+    share.grant()
+    share.spent(5000.0, backlogged=True)  # preempted mid-turn on a busy machine
+    assert share.deficit == -4.0
+    assert [share.grant() for _ in range(4)] == [0.0, 0.0, 0.0, 0.0]
+    assert share.grant() == 1.0 and share.skipped == 4
+
+
 def test_credit_is_kept_only_while_backlogged_and_at_most_one_quantum() -> None:
     share = RxShare(quantum=1.0)
     share.grant()
