@@ -13,10 +13,8 @@ ends the program; ``blue`` refuses it.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,19 +52,8 @@ netns = "{p}mb"
 
 
 @pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    """A directory other users can traverse (pytest's own tmp dirs are 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="vrouter-exec-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def lab(workdir: Path) -> Iterator[Vrouterd]:
-    d = Vrouterd(workdir, TOPOLOGY)
+def lab(open_workdir: Path) -> Iterator[Vrouterd]:
+    d = Vrouterd(open_workdir, TOPOLOGY)
     d.dir.chmod(0o755)  # nobody reaches the control socket in it
     try:
         d.start()
