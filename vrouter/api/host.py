@@ -53,15 +53,15 @@ class Host(Protocol):
         """Return this process's metrics in pieces, in the text format or OpenMetrics."""
         ...
 
-    def config_vnets(self) -> list[list[Any]]:
+    async def config_vnets(self) -> list[list[Any]]:
         """Return ``[name, table]`` of each vnet of this process, as a config file has it."""
         ...
 
-    def config_dump(self, vnets: list[list[Any]]) -> dict[str, Any]:
+    async def config_dump(self, vnets: list[list[Any]]) -> dict[str, Any]:
         """Return the running configuration made of ``vnets`` (every process's ``config_vnets``)."""
         ...
 
-    def config_diff(
+    async def config_diff(
         self, vnets: list[list[Any]], text: str | None, source: str
     ) -> dict[str, Any]:
         """Return what differs between the running ``vnets`` and a config file.

@@ -37,19 +37,19 @@ def status(host: Host, args: dict[str, Any]) -> Any:
     return {**host.status(), "caller": _caller_info(host)}
 
 
-def config_vnets(host: Host, args: dict[str, Any]) -> Any:
+async def config_vnets(host: Host, args: dict[str, Any]) -> Any:
     """Each vnet of this process as a config file has it: ``[name, table]``."""
-    return host.config_vnets()
+    return await host.config_vnets()
 
 
-def config_dump(host: Host, args: dict[str, Any]) -> Any:
+async def config_dump(host: Host, args: dict[str, Any]) -> Any:
     """The running configuration: ``config`` (the file's path), ``document``, ``text`` (TOML)."""
-    return host.config_dump(host.config_vnets())
+    return await host.config_dump(await host.config_vnets())
 
 
-def config_diff(host: Host, args: dict[str, Any]) -> Any:
+async def config_diff(host: Host, args: dict[str, Any]) -> Any:
     """What differs between the running state and a file: ``file``, ``differences`` (lines)."""
-    return host.config_diff(host.config_vnets(), args.get("text"), args["source"])
+    return await host.config_diff(await host.config_vnets(), args.get("text"), args["source"])
 
 
 def _caller_info(host: Host) -> dict[str, Any]:

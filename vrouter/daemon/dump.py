@@ -29,8 +29,9 @@ say (a TAP's host, router advertisements, a vnet's worker, its mirror, the
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import tomli_w
@@ -86,6 +87,7 @@ HEADER = (
 # -- knobs ----------------------------------------------------------------------------
 
 
+@functools.cache
 def config_knobs() -> frozenset[str]:
     """Return the knobs a config file may set (``[sysctl]``): the built-in ones, no limits."""
     return frozenset(k for k in builtin_sysctl().knobs if limits.kind_of(k) is None)
@@ -401,11 +403,9 @@ def file_vnets(config: Config) -> list[tuple[str, Table]]:
     return tables
 
 
-def _peer(ifp: Ifnet, epairs: Epairs, known: InterfaceConfig | None) -> tuple[str, str] | None:
-    for a, b in epairs:
-        if ifp is a or ifp is b:
-            other = b if ifp is a else a
-            return other.vnet.name, other.name
+def _peer(other: Ifnet | None, known: InterfaceConfig | None) -> tuple[str, str] | None:
+    if other is not None:
+        return other.vnet.name, other.name
     return known.peer if known is not None else None  # an end wired to another worker
 
 
@@ -427,12 +427,13 @@ def _bridge(ifp: Ifnet) -> BridgeConfig | None:
 
 
 def running_interface(
-    ifp: Ifnet, known: InterfaceConfig | None, epairs: Epairs, host: HostConfig | None
+    ifp: Ifnet, known: InterfaceConfig | None, other: Ifnet | None, host: HostConfig | None
 ) -> InterfaceConfig:
     """Return the config that would make interface ``ifp`` as it runs.
 
     ``known``: the interface of the same name and type in the running
-    configuration (its router advertisements and, for a wired epair, its peer).
+    configuration (its router advertisements and, for a wired epair, its
+    peer); ``other``: the other end of its epair in this process, if any.
     """
     auto = ipaddress.IPv6Address(link_local_from_mac(ifp.mac))
     addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = [
@@ -448,7 +449,7 @@ def running_interface(
         mac=ifp.mac,
         up=ifp.up,
         host=host,
-        peer=_peer(ifp, epairs, known) if ifp.kind == "epair" else None,
+        peer=_peer(other, known) if ifp.kind == "epair" else None,
         ra=known.ra if known is not None else None,
         offload=ifp.offload if ifp.kind == "tap" else True,
         bridge=_bridge(ifp),
@@ -481,27 +482,32 @@ def running_vnets(
     config: Config,
     epairs: Epairs,
     hosts: Mapping[str, HostConfig],
-) -> list[tuple[str, Table]]:
-    """Return the canonical table of every vnet of ``tree`` as it runs.
+) -> Iterator[tuple[str, Table]]:
+    """Yield the canonical table of every vnet of ``tree`` as it runs, parents first.
 
     ``config``: the configuration the process runs (what only a file says);
     ``epairs``: the process's epairs; ``hosts``: the host of each TAP by name.
+    A caller may run the loop between two vnets (a vnet gone meanwhile is
+    left out).
     """
     defaults = default_values()
     knobs = config_knobs()
     sysctl = tree.registry.sysctl()
     by_name = {v.name: v for v in config.vnets}
+    declared = {(v.name, i.name): i for v in config.vnets for i in v.interfaces}
+    ends = {id(a): b for a, b in epairs} | {id(b): a for a, b in epairs}
     values: dict[str, dict[str, Value]] = {}
-    tables = []
     for vnet in sorted(tree, key=lambda v: v.name):  # parents first
+        if vnet.name not in tree or tree.get(vnet.name) is not vnet:
+            continue  # destroyed while the loop ran
         own = by_name.get(vnet.name)
         interfaces = []
         for ifp in vnet.link.interfaces.values():
-            known = config.interface(vnet.name, ifp.name)
+            known = declared.get((vnet.name, ifp.name))
             if known is not None and known.type != ifp.kind:
                 known = None
             host = hosts.get(ifp.name) if ifp.kind == "tap" else None
-            interfaces.append(running_interface(ifp, known, epairs, host))
+            interfaces.append(running_interface(ifp, known, ends.get(id(ifp)), host))
         snapshot = sysctl.snapshot(vnet)
         values[vnet.name] = {k: v for k, v in snapshot.items() if k in knobs}
         own_limits = tuple(
@@ -524,8 +530,7 @@ def running_vnets(
         limit = {kind: vnet.limits.effective(kind) for kind in limits.KINDS}
         parent = _parent(vnet.name)
         base = values.get(parent, defaults) if parent is not None else defaults
-        tables.append((vnet.name, vnet_table(vcfg, values[vnet.name], capped(base, limit))))
-    return tables
+        yield vnet.name, vnet_table(vcfg, values[vnet.name], capped(base, limit))
 
 
 # -- the replies of config.dump and config.diff ----------------------------------------
@@ -536,7 +541,10 @@ def _pairs(vnets: Iterable[Sequence[Any]]) -> list[tuple[str, Table]]:
 
 
 def dump_reply(config: Config, vnets: Iterable[Sequence[Any]]) -> dict[str, Any]:
-    """Return ``config.dump``'s answer: the file's path, the document and its text."""
+    """Return ``config.dump``'s answer: the file's path, the document and its text.
+
+    It reads nothing of the running daemon: a thread may run it.
+    """
     doc = document(config.daemon, _pairs(vnets))
     return {"config": config.path, "document": doc, "text": render(doc)}
 
@@ -547,7 +555,8 @@ def diff_reply(
     """Return ``config.diff``'s answer: the file compared and the differences.
 
     ``text`` None compares the daemon's own file (read again).  OpError
-    lists the file's problems if it is not a valid configuration.
+    lists the file's problems if it is not a valid configuration.  It reads
+    nothing of the running daemon: a thread may run it.
     """
     path = config.path if text is None else source
     try:

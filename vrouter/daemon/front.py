@@ -415,13 +415,15 @@ class Front:
     async def _config_dump(self, session: Session, args: dict[str, Any]) -> Any:
         self._admin_only(session, "read the running configuration")
         vnets = await session.joined("config.vnets", {})
-        return dump.dump_reply(self.config, vnets)
+        return await asyncio.to_thread(dump.dump_reply, self.config, vnets)
 
     async def _config_diff(self, session: Session, args: dict[str, Any]) -> Any:
         self._admin_only(session, "read the running configuration")
         vnets = await session.joined("config.vnets", {})
         try:
-            return dump.diff_reply(self.config, vnets, args.get("text"), args["source"])
+            return await asyncio.to_thread(
+                dump.diff_reply, self.config, vnets, args.get("text"), args["source"]
+            )
         except OpError as err:
             raise ApiError(str(err)) from None
 

@@ -210,21 +210,31 @@ class Daemon:
             "last_reload_success": self.last_reload_success,
         }
 
-    def config_vnets(self) -> list[list[Any]]:
-        """Return ``[name, table]`` of each vnet this process runs, as a config file has it."""
+    async def config_vnets(self) -> list[list[Any]]:
+        """Return ``[name, table]`` of each vnet this process runs, as a config file has it,
+        read a slice per loop pass."""
         if self.tree is None or self.ops is None:
             raise OpError("the daemon is starting")
         epairs = [(e.a, e.b) for e in self.driver.epairs]
-        found = dump.running_vnets(self.tree, self.config, epairs, self.ops.hosts)
-        return [[name, table] for name, table in found]
+        pacer = metrics.Pacer()
+        found: list[list[Any]] = []
+        with gcpause.held():
+            for name, table in dump.running_vnets(self.tree, self.config, epairs, self.ops.hosts):
+                found.append([name, table])
+                await pacer.tick()
+        pacer.done()
+        return found
 
-    def config_dump(self, vnets: list[list[Any]]) -> dict[str, Any]:
-        """Return the running configuration made of ``vnets``."""
-        return dump.dump_reply(self.config, vnets)
+    async def config_dump(self, vnets: list[list[Any]]) -> dict[str, Any]:
+        """Return the running configuration made of ``vnets`` (written off the loop)."""
+        return await asyncio.to_thread(dump.dump_reply, self.config, vnets)
 
-    def config_diff(self, vnets: list[list[Any]], text: str | None, source: str) -> dict[str, Any]:
-        """Return what differs between ``vnets`` and the file (``text`` None: ours)."""
-        return dump.diff_reply(self.config, vnets, text, source)
+    async def config_diff(
+        self, vnets: list[list[Any]], text: str | None, source: str
+    ) -> dict[str, Any]:
+        """Return what differs between ``vnets`` and the file (``text`` None: ours), the
+        file read and compared off the loop."""
+        return await asyncio.to_thread(dump.diff_reply, self.config, vnets, text, source)
 
     def metrics_selection(self) -> metrics.Selection:
         """Return what the config lets a scrape hold."""

@@ -132,7 +132,7 @@ def running(config: Config) -> tuple[Built, list[tuple[str, Any]]]:
 
 def now(built: Built, config: Config) -> list[tuple[str, Any]]:
     hosts = {i.name: i.host for v in config.vnets for i in v.interfaces if i.host is not None}
-    return dump.running_vnets(built.tree, config, built.epairs, hosts)
+    return list(dump.running_vnets(built.tree, config, built.epairs, hosts))
 
 
 def file_doc(config: Config) -> dict[str, Any]:
