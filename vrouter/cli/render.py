@@ -103,6 +103,26 @@ def show_arp(result: Any) -> str:
     return table(rows, ["Address", "MAC", "Interface", "State", "Age"])
 
 
+def show_leases(result: Any) -> str:
+    if not result["serving"]:
+        return "no DHCP server in this vnet"
+    rows = [
+        [
+            e["address"],
+            e["mac"],
+            e["state"],
+            f"{e['expires_in']}s",
+            e["hostname"] or "-",
+            e["pool"],
+        ]
+        for e in result["leases"]
+    ]
+    counts = ", ".join(f"{k} {v}" for k, v in sorted({**result["sent"]}.items()))
+    drops = ", ".join(f"{k} {v}" for k, v in sorted(result["drops"].items())) or "none"
+    summary = f"{result['active']} active; sent: {counts or 'nothing'}; drops: {drops}"
+    return table(rows, ["Address", "MAC", "State", "Expires", "Hostname", "Pool"]) + "\n" + summary
+
+
 def show_ndp(result: Any) -> str:
     rows = [
         [

@@ -29,12 +29,15 @@ from vrouter.core.perms import (
 )
 from vrouter.daemon.logs import DEFAULT_FORMAT as DEFAULT_LOG_FORMAT
 from vrouter.firewall.rules import Ruleset
+from vrouter.services.dhcp.server import PoolSettings
 
 DEFAULT_VNET = "vnet0"
 """Name of the single vnet configured by a file that declares no [vnets]."""
 
 DEFAULT_CONTROL_SOCKET = "/run/vrouter/control.sock"
 DEFAULT_STATE_DIR = "/run/vrouter"
+DEFAULT_DATA_DIR = "/var/lib/vrouter"
+"""Where what must outlive a reboot is kept (DHCP leases): systemd's StateDirectory."""
 DEFAULT_LOG_LEVEL = "info"
 DEFAULT_MTU = 1500
 
@@ -243,6 +246,8 @@ class VnetConfig:
     """The worker a top-level vnet is pinned to (None: the daemon chooses)."""
     mirror: MirrorConfig | None = None
     """The vnet's control-plane mirror, if it has a ``[vnets.NAME.mirror]`` table."""
+    dhcp: DhcpConfig | None = None
+    """The vnet's DHCP server, if it has a ``[vnets.NAME.dhcp]`` table."""
 
     def rank(self, icfg: InterfaceConfig) -> int:
         """Return when ``icfg`` is created among the vnet's interfaces (destroyed in reverse).
@@ -286,6 +291,13 @@ class MirrorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DhcpConfig:
+    """A vnet's DHCPv4 server: its pools, each keyed by its subnet."""
+
+    pools: tuple[PoolSettings, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class FirewallConfig:
     """A vnet's firewall: on or off, its state limit and its ruleset."""
 
@@ -317,6 +329,8 @@ class DaemonConfig:
     a scrape's ``collect[]=`` picks among these."""
     metrics_exclude: tuple[str, ...] = ()
     """Metric family names never served, as shell patterns (``vrouter_tcp_*``)."""
+    data_dir: str = DEFAULT_DATA_DIR
+    """Where state that outlives a reboot is written (``dhcp/VNET.leases``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from vrouter.core.perms import (
 )
 from vrouter.daemon.config.model import (
     BridgeConfig,
+    DhcpConfig,
     FirewallConfig,
     HostConfig,
     InterfaceConfig,
@@ -116,6 +117,7 @@ class ParsedVnet:
     limits_key: str = ""
     worker: int | None = None
     mirror: MirrorConfig | None = None
+    dhcp: DhcpConfig | None = None
 
     def interface(self, name: str) -> ParsedInterface | None:
         for iface in self.interfaces:
@@ -139,6 +141,7 @@ class ParsedVnet:
             permissions=self.permissions,
             worker=self.worker,
             mirror=self.mirror,
+            dhcp=self.dhcp,
         )
 
 

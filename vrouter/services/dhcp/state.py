@@ -1,0 +1,265 @@
+"""A vnet's DHCP server on the wire: UDP port 67, replies on the link, leases on disk.
+
+The ``dhcp`` subsystem gives every vnet a :class:`DhcpState`; a vnet serves
+DHCP once :func:`configure` gives it pools.  Requests reach
+:func:`_input` through the transport's in-daemon port 67 (before any
+socket); a malformed message is dropped and counted by its parse error, a
+well-formed one is decided by :class:`~vrouter.services.dhcp.server.Server`.
+
+Replies leave as RFC 2131 4.1 says: to a relay through the vnet's routes,
+otherwise straight onto the receiving link in an Ethernet frame addressed
+to the client's hardware address (or broadcast), with no ARP, because the
+client has no address yet.
+
+Leases reach stable storage before the ACK that grants them: the lease file
+(JSON, expiry times in wall-clock seconds so a reboot counts) is written to
+a temporary file, flushed and renamed over the old one.  A lease file that
+cannot be read is logged and set aside (``.bad``); one that cannot be
+written is logged and counted, and the server goes on answering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from vrouter.core.registry import Subsystem
+from vrouter.core.timers import Deadline
+from vrouter.inet import ipv4
+from vrouter.inet.source import next_ident, source_address
+from vrouter.services.dhcp.server import (
+    Arrival,
+    DhcpStats,
+    PoolSettings,
+    Server,
+    destination,
+)
+from vrouter.transport import sockets
+from vrouter.wire import dhcp as wire
+from vrouter.wire import ipv4 as ip_wire
+from vrouter.wire import udp as udp_wire
+from vrouter.wire.errors import WireError
+from vrouter.wire.ethernet import ETHERTYPE_IPV4, HEADER
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+    from vrouter.link.ifnet import Ifnet
+
+log = logging.getLogger("vrouter.dhcp")
+
+FILE_VERSION = 1
+
+
+@dataclass(slots=True)
+class DhcpState:
+    """One vnet's DHCP server, if it serves DHCP."""
+
+    server: Server | None = None
+    pools: tuple[PoolSettings, ...] = ()
+    lease_file: str | None = None
+    stats: DhcpStats = field(default_factory=DhcpStats)
+    write_errors: int = 0
+    """Lease file writes that failed."""
+    expiry: Deadline = field(default_factory=Deadline)
+    wall: Callable[[], float] = time.time
+    """The wall clock lease files are written in (tests replace it)."""
+
+
+def state_of(vnet: Vnet) -> DhcpState:
+    """Return the vnet's DHCP state."""
+    state: DhcpState = vnet.dhcp  # type: ignore[attr-defined]
+    return state
+
+
+def configure(
+    vnet: Vnet, pools: tuple[PoolSettings, ...], lease_file: str | None, now: float
+) -> tuple[tuple[PoolSettings, ...], str | None]:
+    """Serve ``pools`` in ``vnet`` (none: stop serving); return the previous pools and file.
+
+    Starting reads the lease file; raise ValueError if a socket holds port 67.
+    """
+    state = state_of(vnet)
+    previous = (state.pools, state.lease_file)
+    if not pools:
+        ipv4.serve_udp(vnet, wire.SERVER_PORT, None)
+        state.server = None
+        state.pools = ()
+        state.lease_file = None
+        state.expiry.cancel()
+        return previous
+    if state.server is None:
+        if hasattr(vnet, "transport") and sockets.port_in_use(vnet, wire.SERVER_PORT):
+            raise ValueError(f"a socket holds UDP port {wire.SERVER_PORT}")
+        ipv4.serve_udp(vnet, wire.SERVER_PORT, lambda *args: _input(vnet, *args))
+        state.server = Server(pools)
+        state.server.stats = state.stats
+        state.lease_file = lease_file
+        _load(vnet, state, now)
+    else:
+        state.server.reconfigure(pools)
+        if lease_file != state.lease_file:
+            state.lease_file = lease_file
+        _save(vnet, state, now)
+    state.pools = pools
+    _arm_expiry(vnet, state)
+    return previous
+
+
+def _load(vnet: Vnet, state: DhcpState, now: float) -> None:
+    path = state.lease_file
+    server = state.server
+    if path is None or server is None:
+        return
+    try:
+        with open(path, "rb") as f:
+            document = json.load(f)
+        if not isinstance(document, dict) or document.get("version") != FILE_VERSION:
+            raise ValueError(f"not a version {FILE_VERSION} lease file")
+        records = document["leases"]
+        if not isinstance(records, list):
+            raise ValueError("leases is not a list")
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError) as err:
+        log.error("vnet %s: lease file %s: %s; set aside as .bad", vnet.name, path, err)
+        with contextlib.suppress(OSError):
+            os.replace(path, path + ".bad")
+        return
+    wall = state.wall()
+    for record in records:
+        if isinstance(record, dict) and isinstance(record.get("expires"), (int, float)):
+            record["remaining"] = record["expires"] - wall
+    taken = server.restore([r for r in records if isinstance(r, dict)], now)
+    log.info("vnet %s: %d leases from %s", vnet.name, taken, path)
+
+
+def _save(vnet: Vnet, state: DhcpState, now: float) -> bool:
+    """Write the leases atomically; False (logged, counted) if that failed."""
+    server = state.server
+    path = state.lease_file
+    if server is None:
+        return True
+    server.changed = False
+    if path is None:
+        return True
+    wall = state.wall()
+    records = server.records(now)
+    for record in records:
+        record["expires"] = round(wall + float(str(record.pop("remaining"))), 3)
+    document = {"version": FILE_VERSION, "vnet": vnet.name, "leases": records}
+    tmp = f"{path}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+        with open(tmp, "w") as f:
+            json.dump(document, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        state.write_errors += 1
+        log.error("vnet %s: cannot write lease file %s: %s", vnet.name, path, err)
+        return False
+    return True
+
+
+def _arm_expiry(vnet: Vnet, state: DhcpState) -> None:
+    server = state.server
+    if server is None:
+        return
+    state.expiry.arm(vnet.timers, server.next_expiry(), lambda now: _expire(vnet, now))
+
+
+def _expire(vnet: Vnet, now: float) -> None:
+    state = state_of(vnet)
+    server = state.server
+    if server is None:
+        return
+    if server.expire(now):
+        _save(vnet, state, now)
+    _arm_expiry(vnet, state)
+
+
+def _input(vnet: Vnet, ifp: Ifnet, src: bytes, dst: bytes, sport: int, payload: bytes,
+           now: float) -> None:  # fmt: skip
+    """Handle one datagram to port 67 received on ``ifp``."""
+    state = state_of(vnet)
+    server = state.server
+    if server is None:
+        return
+    try:
+        request = wire.DhcpMessage.parse(payload)
+    except WireError as err:
+        state.stats.drops[err.reason] += 1
+        ifp.drop("dhcp_" + err.reason.removeprefix("dhcp_"))
+        return
+    relay_source = None
+    if request.giaddr != wire.ZERO:
+        relay_source = source_address(vnet, request.giaddr)
+    arrival = Arrival(tuple(ifp.addresses), relay_source, vnet.inet.local)
+    reply = server.handle(request, arrival, now)
+    if server.changed:
+        _save(vnet, state, now)
+        _arm_expiry(vnet, state)
+    if reply is None:
+        return
+    send(vnet, ifp, request, reply, now)
+
+
+def send(vnet: Vnet, ifp: Ifnet, request: wire.DhcpMessage, reply: wire.DhcpMessage,
+         now: float) -> None:  # fmt: skip
+    """Send ``reply`` to ``request`` where RFC 2131 4.1 says."""
+    where = destination(request, reply)
+    server_id = reply.address_option(wire.OPT_SERVER_ID) or wire.ZERO
+    payload = udp_wire.build(server_id, where.address, wire.SERVER_PORT, where.port, reply.emit())
+    packet = ip_wire.build(
+        server_id, where.address, udp_wire.PROTO, payload, ttl=vnet.inet.ttl,
+        ident=next_ident(vnet),
+    )  # fmt: skip
+    if where.mac is None:
+        if not ipv4.output(vnet, packet, now):
+            state_of(vnet).stats.drops["relay_unreachable"] += 1
+        return
+    frame = bytearray(HEADER.size + len(packet))
+    HEADER.pack_into(frame, 0, where.mac, ifp.mac, ETHERTYPE_IPV4)
+    frame[HEADER.size :] = packet
+    vnet.inet.stats.localout += 1
+    ifp.output(frame)
+
+
+def leases(vnet: Vnet, now: float) -> dict[str, object]:
+    """Return the vnet's leases and counters as plain data."""
+    state = state_of(vnet)
+    server = state.server
+    stats = state.stats
+    return {
+        "serving": server is not None,
+        "pools": [str(p.subnet) for p in state.pools],
+        "lease_file": state.lease_file,
+        "active": server.active(now) if server is not None else 0,
+        "leases": server.leases(now) if server is not None else [],
+        "received": dict(stats.received),
+        "sent": dict(stats.sent),
+        "drops": dict(stats.drops),
+        "expired": stats.expired,
+        "write_errors": state.write_errors,
+    }
+
+
+def _attach(vnet: Vnet) -> DhcpState:
+    return DhcpState()
+
+
+def _detach(vnet: Vnet) -> None:
+    state = state_of(vnet)
+    if state.server is not None:
+        ipv4.serve_udp(vnet, wire.SERVER_PORT, None)
+    state.expiry.cancel()
+
+
+SUBSYSTEM = Subsystem("dhcp", _attach, _detach, depends=("inet",))
