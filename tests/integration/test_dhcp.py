@@ -77,6 +77,35 @@ domain = "lan.example"
 routes = [{{ to = "198.51.100.0/24", via = "192.0.2.129" }}]
 """
 
+RELAY = """
+[vnets.lan.interfaces.ep0]
+type = "epair"
+peer = "edge:ep0"
+addresses = ["203.0.113.2/30"]
+
+[[vnets.lan.routes]]
+to = "198.18.0.0/24"
+via = "203.0.113.1"
+
+[vnets.lan.dhcp.pools."198.18.0.0/24"]
+range = ["198.18.0.100", "198.18.0.150"]
+router = "198.18.0.1"
+dns = ["192.0.2.53"]
+
+[vnets.edge.interfaces.{p}r]
+type = "tap"
+addresses = ["198.18.0.1/24"]
+
+[vnets.edge.interfaces.ep0]
+type = "epair"
+peer = "lan:ep0"
+addresses = ["203.0.113.1/30"]
+
+[vnets.edge.dhcp.relay.{p}r]
+servers = ["203.0.113.2"]
+remote_id = "edge-1"
+"""
+
 STATIC_MAC = "02:00:5e:00:53:aa"
 
 DHCLIENT_CONF = """\
@@ -245,7 +274,7 @@ class Lan:
 
 @pytest.fixture(scope="module")
 def lan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lan]:
-    daemon = Vrouterd(tmp_path_factory.mktemp("dhcp"), CONFIG)
+    daemon = Vrouterd(tmp_path_factory.mktemp("dhcp"), CONFIG + RELAY)
     setup = None
     try:
         daemon.start()
@@ -374,6 +403,22 @@ def test_dhcpcd_configures_itself(lan: Lan) -> None:
     routes = _kernel(ns, "-4", "route")
     assert re.search(r"198\.51\.100\.0/24 via 192\.0\.2\.129", routes), routes
     assert lan.lease_of(address)["state"] == "bound"
+
+
+def test_relay_in_one_vnet_to_the_server_of_another(lan: Lan) -> None:
+    """udhcpc -- [edge: relay on {p}r] == epair == [lan: server, pool 198.18.0.0/24]."""
+    ns = lan.attach("r", "02:00:5e:00:53:71")
+    address = lan.udhcpc("r")
+    assert address.startswith("198.18.0.1"), address
+    got = lan.env("udhcpc.bound.env")
+    assert got["router"] == "198.18.0.1" and got["subnet"] == "255.255.255.0"
+    run("ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "2", "198.18.0.1")
+    lease = lan.lease_of(address)
+    assert lease["state"] == "bound" and lease["circuit"] == lan.daemon.tap("r")
+    edge = lan.daemon.call("dhcp.leases", vnet="edge")
+    assert edge["relayed"]["to_server"] >= 2 and edge["relayed"]["to_client"] >= 2
+    assert edge["relays"][lan.daemon.tap("r")]["servers"] == ["203.0.113.2"]
+    assert edge["leases"] == []
 
 
 FUZZ = r"""

@@ -732,18 +732,24 @@ class Ops:
         """
         vnet = self.vnet(vnet_name)
         pools = cfg.pools if cfg is not None else ()
+        relays = dict(cfg.relays) if cfg is not None else {}
+        for name in relays:
+            self.interface(vnet, name)
         try:
-            previous, _ = dhcp.configure(
-                vnet, pools, self.lease_file(vnet.name), self.driver.now()
+            previous, relayed = dhcp.configure(
+                vnet, pools, relays, self.lease_file(vnet.name), self.driver.now()
             )
         except ValueError as err:
             raise OpError(f"vnet {vnet.name}: dhcp: {err}") from err
         log.info(
-            "vnet %s: dhcp server %s",
+            "vnet %s: dhcp server %s, relay %s",
             vnet.name,
             ", ".join(str(p.subnet) for p in pools) if pools else "off",
+            ", ".join(relays) if relays else "off",
         )
-        return DhcpConfig(previous) if previous else None
+        if not previous and not relayed:
+            return None
+        return DhcpConfig(previous, tuple(sorted(relayed.items())))
 
     @staticmethod
     def ra_settings(cfg: RaConfig | None) -> nd.RaSettings | None:

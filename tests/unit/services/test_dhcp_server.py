@@ -8,7 +8,9 @@ from pathlib import Path
 
 import dpkt
 
+from vrouter.route import state as route_state
 from vrouter.services.dhcp import state as dhcp_state
+from vrouter.services.dhcp.relay import RelaySettings, parse_agent, toward_server
 from vrouter.services.dhcp.server import (
     BOUND,
     Arrival,
@@ -203,7 +205,7 @@ def test_on_a_link_replies_go_to_the_client_mac_and_leases_reach_the_file(
     red = lab.vnet("red")
     h1 = lab.host(red, "eth0", "192.0.2.1/24", None)
     path = tmp_path / "dhcp" / "red.leases"
-    dhcp_state.configure(red, (POOL,), str(path), lab.now)
+    dhcp_state.configure(red, (POOL,), {}, str(path), lab.now)
     h1.take()  # the announcements of the address
     discover = request(dhcp.DISCOVER, 1)
     discover.chaddr = h1.mac
@@ -229,11 +231,11 @@ def test_on_a_link_replies_go_to_the_client_mac_and_leases_reach_the_file(
     # A second server started on the file knows the lease.
     blue = lab.vnet("blue")
     lab.iface(blue, "eth0", "192.0.2.1/24")
-    dhcp_state.configure(blue, (POOL,), str(path), lab.now + 5)
+    dhcp_state.configure(blue, (POOL,), {}, str(path), lab.now + 5)
     rows = dhcp_state.leases(blue, lab.now + 5)["leases"]
     assert isinstance(rows, list) and rows[0]["address"] == "192.0.2.10"
     assert rows[0]["state"] == BOUND and 590 <= rows[0]["expires_in"] <= 600
-    dhcp_state.configure(red, (), None, lab.now)
+    dhcp_state.configure(red, (), {}, None, lab.now)
     assert 67 not in red.inet.udp_services
 
 
@@ -241,6 +243,58 @@ def test_an_unreadable_lease_file_is_set_aside(lab, tmp_path: Path) -> None:  # 
     red = lab.vnet("red")
     path = tmp_path / "red.leases"
     path.write_text("{not json")
-    dhcp_state.configure(red, (POOL,), str(path), lab.now)
+    dhcp_state.configure(red, (POOL,), {}, str(path), lab.now)
     assert (tmp_path / "red.leases.bad").exists()
     assert dhcp_state.leases(red, lab.now)["leases"] == []
+
+
+# -- relay ---------------------------------------------------------------------------------
+
+
+def test_relay_to_a_server_in_another_vnet_and_back(lab) -> None:  # type: ignore[no-untyped-def]
+    """h1 -- [red: relay on eth0] == epair == [blue: server] (RFC 1542, RFC 3046)."""
+    red, blue = lab.vnet("red"), lab.vnet("blue")
+    h1 = lab.host(red, "eth0", "192.0.2.1/24", None)
+    lab.epair(red, "ep0", "203.0.113.1/30", blue, "ep0", "203.0.113.2/30")
+    route_state.add_static(blue, ipaddress.IPv4Network("192.0.2.0/24"), "unicast",
+                           A("203.0.113.1"), None)  # fmt: skip
+    relay = RelaySettings((A("203.0.113.2"),), "eth0", "red")
+    dhcp_state.configure(red, (), {"eth0": relay}, None, lab.now)
+    dhcp_state.configure(blue, (POOL,), {}, None, lab.now)
+    h1.take()
+    discover = request(dhcp.DISCOVER, 1)
+    discover.chaddr = h1.mac
+    h1.send(_client_frame(h1, discover), lab.now)
+    lab.settle()
+    [frame] = h1.take()
+    offer = DhcpMessage.parse(frame.data.data.data)
+    assert offer.type == dhcp.OFFER and offer.yiaddr == A("192.0.2.10").packed
+    assert frame.dst == h1.mac and frame.data.src == A("192.0.2.1").packed
+    assert dhcp.OPT_RELAY_AGENT not in offer.options  # taken off again
+    assert offer.giaddr == A("192.0.2.1").packed
+    rows = dhcp_state.leases(blue, lab.now)["leases"]
+    assert isinstance(rows, list) and rows[0]["circuit"] == "eth0"
+    shown = dhcp_state.leases(red, lab.now)
+    assert shown["relayed"] == {"to_server": 1, "to_client": 1}
+    # A request that already crossed 16 relays is not relayed again.
+    tired = request(dhcp.DISCOVER, 2, hops=16)
+    h1.send(_client_frame(h1, tired), lab.now)
+    lab.settle()
+    assert h1.take() == []
+    assert dhcp_state.leases(red, lab.now)["drops"] == {"relay_hops": 1}
+
+
+def test_relay_option_82_and_giaddr() -> None:
+    settings = RelaySettings((A("198.51.100.1"),), "port7", "edge1")
+    message = request(dhcp.DISCOVER, 1)
+    out = toward_server(message, A("192.0.2.1").packed, settings)
+    assert isinstance(out, DhcpMessage)
+    assert out.giaddr == A("192.0.2.1").packed and out.hops == 1
+    assert parse_agent(out.options[dhcp.OPT_RELAY_AGENT]) == {1: b"port7", 2: b"edge1"}
+    assert out.order[-1] == dhcp.OPT_RELAY_AGENT
+    # From another relay: giaddr and its option 82 are kept.
+    again = toward_server(DhcpMessage.parse(out.emit()), A("10.0.0.1").packed, settings)
+    assert isinstance(again, DhcpMessage)
+    assert again.giaddr == A("192.0.2.1").packed and again.hops == 2
+    untrusted = request(dhcp.DISCOVER, 1, options={dhcp.OPT_RELAY_AGENT: b"\x01\x01x"})
+    assert toward_server(untrusted, A("192.0.2.1").packed, settings) == "relay_untrusted_agent"

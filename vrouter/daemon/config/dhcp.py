@@ -27,11 +27,14 @@ from collections.abc import Mapping
 from ipaddress import IPv4Address, IPv4Network
 
 from vrouter.core.tomlkeys import TomlReader
+from vrouter.core.tomlkeys import join as _join
 from vrouter.daemon.config.grammar import parse_address, parse_mac, parse_network
 from vrouter.daemon.config.model import DhcpConfig
+from vrouter.services.dhcp.relay import RelaySettings
 from vrouter.services.dhcp.server import MAX_LEASES, PoolSettings, StaticLease
 
-_DHCP_KEYS = ("lease_time", "pools")
+_DHCP_KEYS = ("lease_time", "pools", "relay")
+_RELAY_KEYS = ("servers", "circuit_id", "remote_id")
 _POOL_KEYS = ("range", "router", "dns", "domain", "mtu", "lease_time", "routes", "static")
 _ROUTE_KEYS = ("to", "via")
 _STATIC_KEYS = ("mac", "address", "hostname")
@@ -39,10 +42,6 @@ DEFAULT_LEASE_TIME = 3600
 LEASE_TIME_MIN = 60
 LEASE_TIME_MAX = 0xFFFFFFFE
 _DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")  # noqa: E501
-
-
-def _join(key: str, name: str) -> str:
-    return f"{key}.{name}" if key else name
 
 
 def _ipv4(r: TomlReader, value: object, key: str, subnet: IPv4Network | None) -> IPv4Address | None:
@@ -68,8 +67,17 @@ def _lease_time(r: TomlReader, table: Mapping[str, object], key: str) -> int | N
     return value
 
 
-def read_dhcp(r: TomlReader, table: Mapping[str, object], key: str) -> DhcpConfig | None:
-    """Check ``[... .dhcp]``; None when the vnet serves no DHCP."""
+def read_dhcp(
+    r: TomlReader,
+    table: Mapping[str, object],
+    key: str,
+    interfaces: Mapping[str, bool] | None = None,
+) -> DhcpConfig | None:
+    """Check ``[... .dhcp]``; None when the vnet serves no DHCP.
+
+    ``interfaces``: the vnet's interface names, True for those with an IPv4
+    address (a relay interface needs one: it becomes ``giaddr``).
+    """
     dhcp = r.table(table, "dhcp", key)
     if dhcp is None:
         return None
@@ -80,10 +88,11 @@ def read_dhcp(r: TomlReader, table: Mapping[str, object], key: str) -> DhcpConfi
     total = 0
     pkey = _join(dkey, "pools")
     pools_table = r.table(dhcp, "pools", dkey) or {}
-    if not pools_table:
-        r.problem(pkey, 'no pools: add [...dhcp.pools."SUBNET"] with a range')
+    relays = _read_relays(r, dhcp, dkey, interfaces or {})
+    if not pools_table and not relays and "relay" not in dhcp:
+        r.problem(pkey, 'no pools: add [...dhcp.pools."SUBNET"] with a range, or a relay')
     for subnet_text, value in pools_table.items():
-        skey = f'{pkey}."{subnet_text}"'
+        skey = _join(pkey, subnet_text)
         if not isinstance(value, dict):
             r.wrong_type(skey, "a table", value)
             continue
@@ -103,7 +112,42 @@ def read_dhcp(r: TomlReader, table: Mapping[str, object], key: str) -> DhcpConfi
             pools.append(pool)
     if total > MAX_LEASES:
         r.problem(pkey, f"the ranges hold {total} addresses; at most {MAX_LEASES}")
-    return DhcpConfig(tuple(pools))
+    return DhcpConfig(tuple(pools), relays)
+
+
+def _read_relays(
+    r: TomlReader, dhcp: Mapping[str, object], key: str, interfaces: Mapping[str, bool]
+) -> tuple[tuple[str, RelaySettings], ...]:
+    """Check ``[... .dhcp.relay.IFNAME]``: the servers, circuit and remote id of each."""
+    found: list[tuple[str, RelaySettings]] = []
+    rkey = _join(key, "relay")
+    for name, value in (r.table(dhcp, "relay", key) or {}).items():
+        ikey = _join(rkey, name)
+        if not isinstance(value, dict):
+            r.wrong_type(ikey, "a table", value)
+            continue
+        r.check_keys(value, ikey, _RELAY_KEYS)
+        if name not in interfaces:
+            r.problem(ikey, f"the vnet has no interface {name!r}")
+        elif not interfaces[name]:
+            r.problem(ikey, f"interface {name} has no IPv4 address (a relay sends from it)")
+        servers: list[IPv4Address] = []
+        listed = value.get("servers")
+        skey = _join(ikey, "servers")
+        if not isinstance(listed, list) or not listed:
+            r.wrong_type(skey, "a non-empty array of IPv4 addresses", listed)
+        else:
+            for i, item in enumerate(listed):
+                address = _ipv4(r, item, f"{skey}[{i}]", None)
+                if address is not None:
+                    servers.append(address)
+        circuit = r.string(value, "circuit_id", ikey)
+        remote = r.string(value, "remote_id", ikey)
+        for text, sub in ((circuit, "circuit_id"), (remote, "remote_id")):
+            if text is not None and not 0 < len(text.encode()) <= 255:
+                r.problem(_join(ikey, sub), "must be 1 to 255 bytes")
+        found.append((name, RelaySettings(tuple(servers), circuit or name, remote)))
+    return tuple(sorted(found))
 
 
 def _read_pool(

@@ -29,6 +29,7 @@ from vrouter.core.perms import (
 )
 from vrouter.daemon.logs import DEFAULT_FORMAT as DEFAULT_LOG_FORMAT
 from vrouter.firewall.rules import Ruleset
+from vrouter.services.dhcp.relay import RelaySettings
 from vrouter.services.dhcp.server import PoolSettings
 
 DEFAULT_VNET = "vnet0"
@@ -292,9 +293,10 @@ class MirrorConfig:
 
 @dataclass(frozen=True, slots=True)
 class DhcpConfig:
-    """A vnet's DHCPv4 server: its pools, each keyed by its subnet."""
+    """A vnet's DHCPv4 server (its pools, each keyed by its subnet) and relays (by interface)."""
 
     pools: tuple[PoolSettings, ...]
+    relays: tuple[tuple[str, RelaySettings], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -488,7 +488,15 @@ def read_vnet(
         limits_key=_join(key, "limits"),
         worker=r.integer(table, "worker", key) if nested else None,
         mirror=read_mirror(r, name, table, key),
-        dhcp=read_dhcp(r, table, key),
+        dhcp=read_dhcp(
+            r,
+            table,
+            key,
+            {
+                i.name: any(a.value.version == 4 for a in i.addresses) or not i.addresses_complete
+                for i in interfaces
+            },
+        ),
     )
 
 

@@ -82,6 +82,8 @@ class Lease:
     state: str
     expires: float
     hostname: str = ""
+    circuit: str = ""
+    """The relay's circuit id (option 82) the client was last heard through."""
 
 
 @dataclass(slots=True)
@@ -90,6 +92,8 @@ class DhcpStats:
 
     received: Counter[str] = field(default_factory=Counter)
     """Requests received, by message type (discover, request, …)."""
+    relayed: Counter[str] = field(default_factory=Counter)
+    """Messages relayed, by direction (``to_server``, ``to_client``)."""
     sent: Counter[str] = field(default_factory=Counter)
     """Replies sent, by message type (offer, ack, nak)."""
     drops: Counter[str] = field(default_factory=Counter)
@@ -278,6 +282,7 @@ class Server:
                     "state": state,
                     "expires_in": max(0, round(lease.expires - now)),
                     "pool": str(lease.pool),
+                    "circuit": lease.circuit,
                 }
             )
         return rows
@@ -403,6 +408,9 @@ class Server:
         lease.pool = pool.settings.subnet
         if hostname:
             lease.hostname = hostname[:64]
+        agent = message.options.get(wire.OPT_RELAY_AGENT)
+        if agent is not None:
+            lease.circuit = _circuit(agent)
         static = pool.static_addresses.get(address)
         if static is not None and static.hostname:
             lease.hostname = static.hostname
@@ -536,6 +544,17 @@ class Server:
             reply.set(wire.OPT_RELAY_AGENT, agent)
         self.stats.sent[wire.TYPE_NAMES[kind]] += 1
         return reply
+
+
+def _circuit(agent: bytes) -> str:
+    """Return the circuit id sub-option of option 82 as text ("" if none)."""
+    at = 0
+    while at + 2 <= len(agent):
+        code, length = agent[at], agent[at + 1]
+        if code == 1:
+            return agent[at + 2 : at + 2 + length].decode("ascii", "replace")[:64]
+        at += 2 + length
+    return ""
 
 
 def _bound(lease: Lease, now: float) -> bool:

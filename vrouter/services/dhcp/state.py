@@ -1,4 +1,10 @@
-"""A vnet's DHCP server on the wire: UDP port 67, replies on the link, leases on disk.
+"""A vnet's DHCP server and relay on the wire: UDP port 67, replies on the link, leases on disk.
+
+A request heard on an interface with a relay goes to the relay's servers
+(:mod:`vrouter.services.dhcp.relay`), through the vnet's routes, from the
+interface's address; a server's reply to that address comes back onto the
+interface's link.  Every other request goes to the vnet's own server, if
+it has pools.
 
 The ``dhcp`` subsystem gives every vnet a :class:`DhcpState`; a vnet serves
 DHCP once :func:`configure` gives it pools.  Requests reach
@@ -33,8 +39,15 @@ from vrouter.core.registry import Subsystem
 from vrouter.core.timers import Deadline
 from vrouter.inet import ipv4
 from vrouter.inet.source import next_ident, source_address
+from vrouter.services.dhcp.relay import (
+    RelaySettings,
+    client_destination,
+    toward_client,
+    toward_server,
+)
 from vrouter.services.dhcp.server import (
     Arrival,
+    Destination,
     DhcpStats,
     PoolSettings,
     Server,
@@ -62,6 +75,8 @@ class DhcpState:
 
     server: Server | None = None
     pools: tuple[PoolSettings, ...] = ()
+    relays: dict[str, RelaySettings] = field(default_factory=dict)
+    """Interfaces whose clients' requests are relayed, by name."""
     lease_file: str | None = None
     stats: DhcpStats = field(default_factory=DhcpStats)
     write_errors: int = 0
@@ -78,25 +93,33 @@ def state_of(vnet: Vnet) -> DhcpState:
 
 
 def configure(
-    vnet: Vnet, pools: tuple[PoolSettings, ...], lease_file: str | None, now: float
-) -> tuple[tuple[PoolSettings, ...], str | None]:
-    """Serve ``pools`` in ``vnet`` (none: stop serving); return the previous pools and file.
+    vnet: Vnet,
+    pools: tuple[PoolSettings, ...],
+    relays: dict[str, RelaySettings],
+    lease_file: str | None,
+    now: float,
+) -> tuple[tuple[PoolSettings, ...], dict[str, RelaySettings]]:
+    """Serve ``pools`` and relay on ``relays`` in ``vnet`` (neither: stop); return the
+    previous pools and relays.
 
-    Starting reads the lease file; raise ValueError if a socket holds port 67.
+    Starting a server reads the lease file; raise ValueError if a socket holds port 67.
     """
     state = state_of(vnet)
-    previous = (state.pools, state.lease_file)
-    if not pools:
+    previous = (state.pools, dict(state.relays))
+    if (pools or relays) and wire.SERVER_PORT not in vnet.inet.udp_services:
+        if hasattr(vnet, "transport") and sockets.port_in_use(vnet, wire.SERVER_PORT):
+            raise ValueError(f"a socket holds UDP port {wire.SERVER_PORT}")
+        ipv4.serve_udp(vnet, wire.SERVER_PORT, lambda *args: _input(vnet, *args))
+    elif not pools and not relays:
         ipv4.serve_udp(vnet, wire.SERVER_PORT, None)
+    state.relays = dict(relays)
+    if not pools:
         state.server = None
         state.pools = ()
         state.lease_file = None
         state.expiry.cancel()
         return previous
     if state.server is None:
-        if hasattr(vnet, "transport") and sockets.port_in_use(vnet, wire.SERVER_PORT):
-            raise ValueError(f"a socket holds UDP port {wire.SERVER_PORT}")
-        ipv4.serve_udp(vnet, wire.SERVER_PORT, lambda *args: _input(vnet, *args))
         state.server = Server(pools)
         state.server.stats = state.stats
         state.lease_file = lease_file
@@ -187,16 +210,24 @@ def _expire(vnet: Vnet, now: float) -> None:
 
 def _input(vnet: Vnet, ifp: Ifnet, src: bytes, dst: bytes, sport: int, payload: bytes,
            now: float) -> None:  # fmt: skip
-    """Handle one datagram to port 67 received on ``ifp``."""
+    """Handle one datagram to port 67 received on ``ifp``: relay it, or serve it."""
     state = state_of(vnet)
-    server = state.server
-    if server is None:
-        return
     try:
         request = wire.DhcpMessage.parse(payload)
     except WireError as err:
         state.stats.drops[err.reason] += 1
         ifp.drop("dhcp_" + err.reason.removeprefix("dhcp_"))
+        return
+    if request.op == wire.BOOTREPLY:
+        _relay_reply(vnet, state, request, now)
+        return
+    relay = state.relays.get(ifp.name)
+    if relay is not None:
+        _relay_request(vnet, state, ifp, request, relay, now)
+        return
+    server = state.server
+    if server is None:
+        state.stats.drops["no_server"] += 1
         return
     relay_source = None
     if request.giaddr != wire.ZERO:
@@ -211,25 +242,61 @@ def _input(vnet: Vnet, ifp: Ifnet, src: bytes, dst: bytes, sport: int, payload: 
     send(vnet, ifp, request, reply, now)
 
 
+def _relay_request(vnet: Vnet, state: DhcpState, ifp: Ifnet, request: wire.DhcpMessage,
+                   relay: RelaySettings, now: float) -> None:  # fmt: skip
+    """Forward a client's request heard on ``ifp`` to the relay's servers (RFC 1542 4.1)."""
+    if not ifp.addresses:
+        state.stats.drops["relay_no_address"] += 1
+        return
+    address = ifp.addresses[0].ip.packed
+    forwarded = toward_server(request, address, relay)
+    if isinstance(forwarded, str):
+        state.stats.drops[forwarded] += 1
+        return
+    message = forwarded.emit()
+    for server in relay.servers:
+        where = Destination(server.packed, wire.SERVER_PORT, None)
+        if _send(vnet, ifp, where, address, message, now):
+            state.stats.relayed["to_server"] += 1
+        else:
+            state.stats.drops["relay_no_route"] += 1
+
+
+def _relay_reply(vnet: Vnet, state: DhcpState, reply: wire.DhcpMessage, now: float) -> None:
+    """Take a server's reply to one of our relay addresses back to the client's link."""
+    ifp = vnet.inet.local.get(reply.giaddr)
+    if ifp is None or ifp.name not in state.relays:
+        state.stats.drops["relay_unknown_giaddr"] += 1
+        return
+    toward_client(reply)
+    _send(vnet, ifp, client_destination(reply), reply.giaddr, reply.emit(), now)
+    state.stats.relayed["to_client"] += 1
+
+
 def send(vnet: Vnet, ifp: Ifnet, request: wire.DhcpMessage, reply: wire.DhcpMessage,
          now: float) -> None:  # fmt: skip
     """Send ``reply`` to ``request`` where RFC 2131 4.1 says."""
     where = destination(request, reply)
     server_id = reply.address_option(wire.OPT_SERVER_ID) or wire.ZERO
-    payload = udp_wire.build(server_id, where.address, wire.SERVER_PORT, where.port, reply.emit())
+    if not _send(vnet, ifp, where, server_id, reply.emit(), now):
+        state_of(vnet).stats.drops["relay_unreachable"] += 1
+
+
+def _send(vnet: Vnet, ifp: Ifnet, where: Destination, src: bytes, message: bytes,
+          now: float) -> bool:  # fmt: skip
+    """Send ``message`` from port 67 of ``src``: routed, or on ``ifp``'s link; False: no route."""
+    payload = udp_wire.build(src, where.address, wire.SERVER_PORT, where.port, message)
     packet = ip_wire.build(
-        server_id, where.address, udp_wire.PROTO, payload, ttl=vnet.inet.ttl,
-        ident=next_ident(vnet),
+        src, where.address, udp_wire.PROTO, payload, ttl=vnet.inet.ttl, ident=next_ident(vnet),
     )  # fmt: skip
     if where.mac is None:
-        if not ipv4.output(vnet, packet, now):
-            state_of(vnet).stats.drops["relay_unreachable"] += 1
-        return
+        return ipv4.output(vnet, packet, now)
     frame = bytearray(HEADER.size + len(packet))
     HEADER.pack_into(frame, 0, where.mac, ifp.mac, ETHERTYPE_IPV4)
     frame[HEADER.size :] = packet
     vnet.inet.stats.localout += 1
     ifp.output(frame)
+    return True
 
 
 def leases(vnet: Vnet, now: float) -> dict[str, object]:
@@ -238,11 +305,20 @@ def leases(vnet: Vnet, now: float) -> dict[str, object]:
     server = state.server
     stats = state.stats
     return {
-        "serving": server is not None,
+        "serving": server is not None or bool(state.relays),
         "pools": [str(p.subnet) for p in state.pools],
         "lease_file": state.lease_file,
         "active": server.active(now) if server is not None else 0,
         "leases": server.leases(now) if server is not None else [],
+        "relays": {
+            name: {
+                "servers": [str(a) for a in relay.servers],
+                "circuit_id": relay.circuit_id,
+                "remote_id": relay.remote_id,
+            }
+            for name, relay in sorted(state.relays.items())
+        },
+        "relayed": dict(stats.relayed),
         "received": dict(stats.received),
         "sent": dict(stats.sent),
         "drops": dict(stats.drops),
@@ -257,7 +333,7 @@ def _attach(vnet: Vnet) -> DhcpState:
 
 def _detach(vnet: Vnet) -> None:
     state = state_of(vnet)
-    if state.server is not None:
+    if state.server is not None or state.relays:
         ipv4.serve_udp(vnet, wire.SERVER_PORT, None)
     state.expiry.cancel()
 

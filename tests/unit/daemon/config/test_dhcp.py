@@ -96,3 +96,21 @@ range = ["192.0.2.9", "192.0.2.20"]
         parse(text, "f.toml")
     message = str(err.value)
     assert "overlaps another pool" in message and "not an IPv4 subnet" in message
+
+
+def test_a_relay_needs_an_interface_with_ipv4_and_servers() -> None:
+    good = BASE + """
+[vnets.lan.dhcp.relay.eth0]
+servers = ["203.0.113.2"]
+remote_id = "edge-1"
+"""  # fmt: skip
+    [vnet] = parse(good).vnets
+    assert vnet.dhcp is not None and vnet.dhcp.pools == ()
+    [(name, relay)] = vnet.dhcp.relays
+    assert name == "eth0" and relay.circuit_id == "eth0" and relay.remote_id == "edge-1"
+    assert relay.servers == (IPv4Address("203.0.113.2"),)
+    with pytest.raises(ConfigError) as err:
+        parse(BASE + '[vnets.lan.dhcp.relay.eth9]\nservers = ["x"]\n', "f.toml")
+    message = str(err.value)
+    assert "f.toml: vnets.lan.dhcp.relay.eth9: the vnet has no interface 'eth9'" in message
+    assert "vnets.lan.dhcp.relay.eth9.servers[0]" in message
