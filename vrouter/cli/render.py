@@ -104,8 +104,20 @@ def show_arp(result: Any) -> str:
 
 
 def show_leases(result: Any) -> str:
+    clients = result.get("clients") or {}
+    client_rows = [
+        [name, c["state"], c["address"] or "-", c["router"] or "-", c["server"] or "-"]
+        for name, c in clients.items()
+    ]
+    client_text = (
+        table(client_rows, ["Client on", "State", "Address", "Router", "Server"])
+        if client_rows
+        else ""
+    )
     if not result["serving"]:
-        return "no DHCP server in this vnet"
+        return client_text or "no DHCP server, relay or client in this vnet"
+    if client_text:
+        client_text = "\n\n" + client_text
     rows = [
         [
             e["address"],
@@ -120,7 +132,8 @@ def show_leases(result: Any) -> str:
     counts = ", ".join(f"{k} {v}" for k, v in sorted({**result["sent"]}.items()))
     drops = ", ".join(f"{k} {v}" for k, v in sorted(result["drops"].items())) or "none"
     summary = f"{result['active']} active; sent: {counts or 'nothing'}; drops: {drops}"
-    return table(rows, ["Address", "MAC", "State", "Expires", "Hostname", "Pool"]) + "\n" + summary
+    leases = table(rows, ["Address", "MAC", "State", "Expires", "Hostname", "Pool"])
+    return leases + "\n" + summary + client_text
 
 
 def show_ndp(result: Any) -> str:

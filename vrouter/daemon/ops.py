@@ -629,6 +629,8 @@ class Ops:
         if self.mirrors is not None:
             self.mirrors.interface_removed(ifp)
         now = self.driver.now()
+        if hasattr(vnet, "dhcp"):
+            dhcp.stop_client(vnet, ifp.name, now)
         build.release_l2(vnet, ifp, now)
         routes = build.strip_l3(vnet, ifp, now)
         ifp.up = False

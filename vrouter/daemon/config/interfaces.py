@@ -43,7 +43,9 @@ from vrouter.daemon.config.ra import (
     read_ra,
 )
 
-_INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer", "ra", "offload")
+_INTERFACE_KEYS = (
+    "type", "addresses", "mtu", "mac", "up", "host", "peer", "ra", "offload", "dhcp"
+)  # fmt: skip
 
 
 _HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac")
@@ -126,6 +128,10 @@ def read_interface(
             mac = parsed_mac
 
     up = r.boolean(table, "up", key)
+    dhcp = r.boolean(table, "dhcp", key) or False
+    if dhcp and any(a.value.version == 4 for a in addresses):
+        r.problem(_join(key, "dhcp"), "an interface that takes its IPv4 address by DHCP "
+                  "has no IPv4 addresses of its own")  # fmt: skip
 
     ra_key = _join(key, "ra")
     advertises = table.get("ra") is True or isinstance(table.get("ra"), dict)
@@ -192,6 +198,7 @@ def read_interface(
         offload=read_offload(r, table, key, itype),
         bridge=read_bridge(r, table, key) if itype == "bridge" else None,
         vlan=read_vlan(r, table, key) if itype == "vlan" else None,
+        dhcp=dhcp,
     )
 
 

@@ -214,6 +214,8 @@ class InterfaceConfig:
     """Members and settings of a ``bridge`` interface."""
     vlan: tuple[str, int] | None = None
     """(parent interface, VID) of a ``vlan`` interface."""
+    dhcp: bool = False
+    """The interface takes its IPv4 address and a default route by DHCP."""
 
 
 @dataclass(frozen=True, slots=True)

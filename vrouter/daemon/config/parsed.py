@@ -66,6 +66,7 @@ class ParsedInterface:
     offload: bool = True
     bridge: BridgeConfig | None = None
     vlan: tuple[str, int] | None = None
+    dhcp: bool = False
 
     def config(self) -> InterfaceConfig:
         assert self.type is not None, "only built when no problem was found"
@@ -82,6 +83,7 @@ class ParsedInterface:
             offload=self.offload,
             bridge=self.bridge,
             vlan=self.vlan,
+            dhcp=self.dhcp,
         )
 
 

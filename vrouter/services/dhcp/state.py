@@ -27,18 +27,26 @@ written is logged and counted, and the server goes on answering.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import os
+import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from vrouter.core.registry import Subsystem
 from vrouter.core.timers import Deadline
 from vrouter.inet import ipv4
 from vrouter.inet.source import next_ident, source_address
+from vrouter.route import state as route_state
+from vrouter.route.fib import RouteError
+from vrouter.route.source import source
+from vrouter.services.dhcp.client import Action, Bound, Client, Lease, Send
 from vrouter.services.dhcp.relay import (
     RelaySettings,
     client_destination,
@@ -46,6 +54,7 @@ from vrouter.services.dhcp.relay import (
     toward_server,
 )
 from vrouter.services.dhcp.server import (
+    BROADCAST_MAC,
     Arrival,
     Destination,
     DhcpStats,
@@ -67,6 +76,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("vrouter.dhcp")
 
 FILE_VERSION = 1
+DHCP_SOURCE = source("dhcp")
+"""The source of the default route a DHCP client installs."""
 
 
 @dataclass(slots=True)
@@ -77,6 +88,8 @@ class DhcpState:
     pools: tuple[PoolSettings, ...] = ()
     relays: dict[str, RelaySettings] = field(default_factory=dict)
     """Interfaces whose clients' requests are relayed, by name."""
+    clients: dict[str, ClientRun] = field(default_factory=dict)
+    """Interfaces that take their IPv4 address by DHCP, by name."""
     lease_file: str | None = None
     stats: DhcpStats = field(default_factory=DhcpStats)
     write_errors: int = 0
@@ -84,6 +97,17 @@ class DhcpState:
     expiry: Deadline = field(default_factory=Deadline)
     wall: Callable[[], float] = time.time
     """The wall clock lease files are written in (tests replace it)."""
+
+
+@dataclass(slots=True)
+class ClientRun:
+    """A DHCP client on one interface of the vnet, and its timer."""
+
+    ifp: Ifnet
+    client: Client
+    timer: Deadline = field(default_factory=Deadline)
+    drops: Counter[str] = field(default_factory=Counter)
+    """Replies dropped before the state machine saw them, by reason."""
 
 
 def state_of(vnet: Vnet) -> DhcpState:
@@ -283,9 +307,9 @@ def send(vnet: Vnet, ifp: Ifnet, request: wire.DhcpMessage, reply: wire.DhcpMess
 
 
 def _send(vnet: Vnet, ifp: Ifnet, where: Destination, src: bytes, message: bytes,
-          now: float) -> bool:  # fmt: skip
-    """Send ``message`` from port 67 of ``src``: routed, or on ``ifp``'s link; False: no route."""
-    payload = udp_wire.build(src, where.address, wire.SERVER_PORT, where.port, message)
+          now: float, sport: int = wire.SERVER_PORT) -> bool:  # fmt: skip
+    """Send ``message`` from ``sport`` of ``src``: routed, or on ``ifp``'s link; False: no route."""
+    payload = udp_wire.build(src, where.address, sport, where.port, message)
     packet = ip_wire.build(
         src, where.address, udp_wire.PROTO, payload, ttl=vnet.inet.ttl, ident=next_ident(vnet),
     )  # fmt: skip
@@ -319,6 +343,7 @@ def leases(vnet: Vnet, now: float) -> dict[str, object]:
             for name, relay in sorted(state.relays.items())
         },
         "relayed": dict(stats.relayed),
+        "clients": clients(vnet),
         "received": dict(stats.received),
         "sent": dict(stats.sent),
         "drops": dict(stats.drops),
@@ -327,12 +352,142 @@ def leases(vnet: Vnet, now: float) -> dict[str, object]:
     }
 
 
+# --- the client side -----------------------------------------------------------------
+
+
+def start_client(vnet: Vnet, ifp: Ifnet, now: float, rng: random.Random | None = None) -> None:
+    """Take ``ifp``'s IPv4 address, and a default route, by DHCP (RFC 2131 4.4)."""
+    state = state_of(vnet)
+    if ifp.name in state.clients:
+        return
+    if wire.CLIENT_PORT not in vnet.inet.udp_services:
+        ipv4.serve_udp(vnet, wire.CLIENT_PORT, lambda *args: _client_input(vnet, *args))
+    run = ClientRun(ifp, Client(ifp.mac, rng, vnet.basename))
+    state.clients[ifp.name] = run
+    log.info("vnet %s: %s: dhcp client started", vnet.name, ifp.name)
+    _client_apply(vnet, run, run.client.start(now), now)
+
+
+def stop_client(vnet: Vnet, name: str, now: float) -> None:
+    """Stop the client of interface ``name``; its address and route go."""
+    state = state_of(vnet)
+    run = state.clients.pop(name, None)
+    if run is None:
+        return
+    run.timer.cancel()
+    if run.ifp.vnet is vnet and vnet.link.interfaces.get(name) is run.ifp:
+        _client_apply(vnet, run, run.client.stop(), now)
+    if not state.clients:
+        ipv4.serve_udp(vnet, wire.CLIENT_PORT, None)
+
+
+def _client_input(vnet: Vnet, ifp: Ifnet, src: bytes, dst: bytes, sport: int, payload: bytes,
+                  now: float) -> None:  # fmt: skip
+    run = state_of(vnet).clients.get(ifp.name)
+    if run is None or run.ifp is not ifp:
+        return
+    try:
+        message = wire.DhcpMessage.parse(payload)
+    except WireError as err:
+        run.drops[err.reason] += 1
+        ifp.drop("dhcp_" + err.reason.removeprefix("dhcp_"))
+        return
+    _client_apply(vnet, run, run.client.receive(message, now), now)
+
+
+def _client_timer(vnet: Vnet, run: ClientRun, now: float) -> None:
+    if state_of(vnet).clients.get(run.ifp.name) is not run:
+        return
+    if vnet.link.interfaces.get(run.ifp.name) is not run.ifp:  # the interface is gone
+        stop_client(vnet, run.ifp.name, now)
+        return
+    _client_apply(vnet, run, run.client.timer(now), now)
+
+
+def _client_apply(vnet: Vnet, run: ClientRun, actions: list[Action], now: float) -> None:
+    ifp = run.ifp
+    for action in actions:
+        if isinstance(action, Send):
+            lease = run.client.lease
+            src = lease.address.ip.packed if lease is not None else wire.ZERO
+            if action.message.ciaddr == wire.ZERO:
+                src = wire.ZERO
+            message = action.message.emit()
+            if action.server is not None:
+                where = Destination(action.server, wire.SERVER_PORT, None)
+            else:
+                where = Destination(b"\xff" * 4, wire.SERVER_PORT, BROADCAST_MAC)
+            if not _send(vnet, ifp, where, src, message, now, wire.CLIENT_PORT):
+                run.drops["no_route"] += 1
+        elif isinstance(action, Bound):
+            _install(vnet, ifp, action.lease, action.previous, now)
+        else:
+            _uninstall(vnet, ifp, action.lease)
+    deadline = run.client.deadline
+    run.timer.cancel()
+    if deadline is not None:
+        run.timer.arm(vnet.timers, deadline, lambda t: _client_timer(vnet, run, t))
+
+
+_DEFAULT = ipaddress.IPv4Network("0.0.0.0/0")
+
+
+def _install(vnet: Vnet, ifp: Ifnet, lease: Lease, previous: Lease | None, now: float) -> None:
+    if previous is not None and (
+        previous.address != lease.address or previous.router != lease.router
+    ):
+        _uninstall(vnet, ifp, previous)
+    if lease.address not in ifp.addresses:
+        try:
+            ipv4.add_address(vnet, ifp, lease.address, now)
+        except ValueError as err:  # another interface holds it
+            log.error("vnet %s: %s: dhcp: %s", vnet.name, ifp.name, err)
+            return
+        log.info("vnet %s: %s: dhcp address %s (router %s, lease %d s)", vnet.name, ifp.name,
+                 lease.address, lease.router, lease.lease_time)  # fmt: skip
+    if lease.router is not None and (previous is None or previous.router != lease.router
+                                     or previous.address != lease.address):  # fmt: skip
+        try:
+            route_state.add_static(vnet, _DEFAULT, "unicast", lease.router, ifp, DHCP_SOURCE)
+        except RouteError as err:
+            log.error("vnet %s: %s: dhcp default route: %s", vnet.name, ifp.name, err)
+
+
+def _uninstall(vnet: Vnet, ifp: Ifnet, lease: Lease) -> None:
+    with contextlib.suppress(RouteError):
+        vnet.route.fib.delete(_DEFAULT, DHCP_SOURCE.name)
+    if lease.address in ifp.addresses:
+        ipv4.remove_address(vnet, ifp, lease.address)
+        log.info("vnet %s: %s: dhcp address %s removed", vnet.name, ifp.name, lease.address)
+
+
+def clients(vnet: Vnet) -> dict[str, object]:
+    """Return the vnet's DHCP clients as plain data, by interface."""
+    out: dict[str, object] = {}
+    for name, run in sorted(state_of(vnet).clients.items()):
+        lease = run.client.lease
+        out[name] = {
+            "state": run.client.state,
+            "address": str(lease.address) if lease is not None else None,
+            "router": str(lease.router) if lease is not None and lease.router else None,
+            "server": str(IPv4Address(lease.server)) if lease is not None else None,
+            "lease_time": lease.lease_time if lease is not None else None,
+            **run.client.stats,
+            "drops": dict(run.drops),
+        }
+    return out
+
+
 def _attach(vnet: Vnet) -> DhcpState:
     return DhcpState()
 
 
 def _detach(vnet: Vnet) -> None:
     state = state_of(vnet)
+    for run in state.clients.values():
+        run.timer.cancel()
+    if state.clients:
+        ipv4.serve_udp(vnet, wire.CLIENT_PORT, None)
     if state.server is not None or state.relays:
         ipv4.serve_udp(vnet, wire.SERVER_PORT, None)
     state.expiry.cancel()

@@ -114,3 +114,13 @@ remote_id = "edge-1"
     message = str(err.value)
     assert "f.toml: vnets.lan.dhcp.relay.eth9: the vnet has no interface 'eth9'" in message
     assert "vnets.lan.dhcp.relay.eth9.servers[0]" in message
+
+
+def test_an_interface_takes_its_address_by_dhcp() -> None:
+    cfg = parse('[vnets.edge.interfaces.wan0]\ntype = "tap"\ndhcp = true\n')
+    [icfg] = cfg.vnets[0].interfaces
+    assert icfg.dhcp and icfg.addresses == ()
+    text = '[vnets.edge.interfaces.wan0]\ntype = "tap"\ndhcp = true\naddresses = ["192.0.2.1/24"]\n'
+    with pytest.raises(ConfigError) as err:
+        parse(text, "f.toml")
+    assert "f.toml: vnets.edge.interfaces.wan0.dhcp: an interface that takes" in str(err.value)
