@@ -217,12 +217,16 @@ def test_on_a_link_replies_go_to_the_client_mac_and_leases_reach_the_file(
     req = request(dhcp.REQUEST, 1, flags=dhcp.FLAG_BROADCAST,
                   options={dhcp.OPT_SERVER_ID: SERVER_ID, dhcp.OPT_REQUESTED_IP: offer.yiaddr})
     req.chaddr = h1.mac
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [
+        {"version": 1, "vnet": "red"}
+    ]
     h1.send(_client_frame(h1, req), lab.now)
+    assert h1.take() == [] and len(path.read_text().splitlines()) == 1  # the ACK waits
+    lab.run_timers()
     [frame] = h1.take()
     assert frame.dst == b"\xff" * 6 and DhcpMessage.parse(frame.data.data.data).type == dhcp.ACK
-    stored = json.loads(path.read_text())
-    assert [r["address"] for r in stored["leases"]] == ["192.0.2.10"]
-    assert stored["leases"][0]["state"] == BOUND
+    [_, stored] = [json.loads(line) for line in path.read_text().splitlines()]
+    assert stored["address"] == "192.0.2.10" and stored["state"] == BOUND
     # Garbage is dropped and counted by reason; the server keeps going.
     h1.send(_client_frame(h1, discover.emit()[:200]), lab.now)
     assert h1.take() == []
@@ -298,3 +302,27 @@ def test_relay_option_82_and_giaddr() -> None:
     assert again.giaddr == A("192.0.2.1").packed and again.hops == 2
     untrusted = request(dhcp.DISCOVER, 1, options={dhcp.OPT_RELAY_AGENT: b"\x01\x01x"})
     assert toward_server(untrusted, A("192.0.2.1").packed, settings) == "relay_untrusted_agent"
+
+
+def test_the_lease_file_is_a_journal_rewritten_when_it_grows(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    red = lab.vnet("red")
+    lab.iface(red, "eth0", "192.0.2.1/24")
+    path = tmp_path / "red.leases"
+    dhcp_state.configure(red, (POOL,), {}, str(path), lab.now)
+    server = dhcp_state.state_of(red).server
+    assert server is not None
+    for mac in (1, 2):
+        lease(server, mac, lab.now)
+        dhcp_state._save(red, dhcp_state.state_of(red), lab.now)
+    release = request(dhcp.RELEASE, 1, ciaddr=A("192.0.2.10").packed)
+    server.handle(release, HERE, lab.now)
+    dhcp_state._save(red, dhcp_state.state_of(red), lab.now)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 4  # the header, two ACKs, the release
+    path.write_text(path.read_text() + '{"address": "192.0.2.1')  # a torn last line
+    blue = lab.vnet("blue")
+    lab.iface(blue, "eth0", "192.0.2.1/24")
+    dhcp_state.configure(blue, (POOL,), {}, str(path), lab.now)
+    rows = {r["address"]: r["state"] for r in dhcp_state.leases(blue, lab.now)["leases"]}
+    assert rows == {"192.0.2.10": "released", "192.0.2.11": "bound"}
+    assert len(path.read_text().splitlines()) == 3  # written afresh: the header and two leases

@@ -180,6 +180,10 @@ class Server:
         self.stats = DhcpStats()
         self.changed = False
         """Leases changed in a way that must reach stable storage before the reply goes."""
+        self.dirty: set[bytes] = set()
+        """Addresses whose lease changed since :meth:`records` last took them."""
+        self.soonest: float | None = None
+        """The earliest end of a lease bound since the caller last looked."""
 
     # --- leases --------------------------------------------------------
 
@@ -195,6 +199,8 @@ class Server:
         self.changed = True
 
     def _forget(self, lease: Lease) -> None:
+        if lease.state != OFFERED:
+            self.dirty.add(lease.address)
         if self.by_client.get(lease.client) is lease:
             del self.by_client[lease.client]
         if self.by_address.get(lease.address) is lease:
@@ -215,6 +221,7 @@ class Server:
             if lease.state == BOUND and lease.expires <= now:
                 lease.state = RELEASED
                 self.stats.expired += 1
+                self.dirty.add(lease.address)
                 changed = True
         return changed
 
@@ -225,27 +232,37 @@ class Server:
             default=None,
         )
 
-    def records(self, now: float) -> list[dict[str, object]]:
-        """Return the leases to keep across a restart (not mere offers), ``remaining`` in s."""
-        return [
-            {
-                "client": lease.client,
-                "mac": lease.mac.hex(),
-                "address": str(IPv4Address(lease.address)),
-                "state": lease.state,
-                "remaining": max(0.0, lease.expires - now),
-                "hostname": lease.hostname,
-            }
-            for lease in self.by_address.values()
-            if lease.state != OFFERED
-        ]
+    def records(self, now: float, changed_only: bool = False) -> list[dict[str, object]]:
+        """Return the leases to keep across a restart (not mere offers), ``remaining`` in s.
+
+        ``changed_only``: only those changed since the last call, an address
+        whose lease went written with the state ``free``.  Either way the
+        changes are taken.
+        """
+        dirty, self.dirty = self.dirty, set()
+        if not changed_only:
+            return [_record(lease, now) for lease in self.by_address.values()
+                    if lease.state != OFFERED]  # fmt: skip
+        out: list[dict[str, object]] = []
+        for address in sorted(dirty):
+            lease = self.by_address.get(address)
+            if lease is not None and lease.state != OFFERED:
+                out.append(_record(lease, now))
+            else:
+                out.append({"address": str(IPv4Address(address)), "state": "free"})
+        return out
 
     def restore(self, records: list[dict[str, object]], now: float) -> int:
-        """Take leases written by :meth:`records`; skip any no pool holds; return how many."""
+        """Take leases written by :meth:`records`, a later record of an address or a client
+        winning over an earlier one; skip any no pool holds; return how many."""
         taken = 0
-        for record in records:
+        seen: set[bytes] = set()
+        for record in reversed(records):
             try:
                 address = IPv4Address(str(record["address"])).packed
+                if address in seen:
+                    continue
+                seen.add(address)
                 mac = bytes.fromhex(str(record["mac"]))
                 client = str(record["client"])
                 state = str(record["state"])
@@ -481,7 +498,10 @@ class Server:
         self, message: DhcpMessage, pool: Pool, client: str, address: bytes, server_id: bytes,
         now: float,
     ) -> DhcpMessage:  # fmt: skip
-        self._take(pool, message, client, address, BOUND, now + pool.settings.lease_time)
+        lease = self._take(pool, message, client, address, BOUND, now + pool.settings.lease_time)
+        self.dirty.add(address)
+        if self.soonest is None or lease.expires < self.soonest:
+            self.soonest = lease.expires
         self.changed = True
         return self._reply(message, wire.ACK, address, pool.options(server_id, True))
 
@@ -505,6 +525,7 @@ class Server:
         lease.state = DECLINED
         lease.client = "declined"
         lease.expires = now + pool.settings.lease_time
+        self.dirty.add(lease.address)
         self.changed = True
 
     def _release(self, message: DhcpMessage, server_id: bytes, now: float) -> None:
@@ -517,6 +538,7 @@ class Server:
             return
         lease.state = RELEASED
         lease.expires = now
+        self.dirty.add(lease.address)
         self.changed = True
 
     def _inform(self, message: DhcpMessage, pool: Pool, server_id: bytes) -> DhcpMessage:
@@ -544,6 +566,17 @@ class Server:
             reply.set(wire.OPT_RELAY_AGENT, agent)
         self.stats.sent[wire.TYPE_NAMES[kind]] += 1
         return reply
+
+
+def _record(lease: Lease, now: float) -> dict[str, object]:
+    return {
+        "client": lease.client,
+        "mac": lease.mac.hex(),
+        "address": str(IPv4Address(lease.address)),
+        "state": lease.state,
+        "remaining": max(0.0, lease.expires - now),
+        "hostname": lease.hostname,
+    }
 
 
 def _circuit(agent: bytes) -> str:

@@ -18,8 +18,11 @@ to the client's hardware address (or broadcast), with no ARP, because the
 client has no address yet.
 
 Leases reach stable storage before the ACK that grants them: the lease file
-(JSON, expiry times in wall-clock seconds so a reboot counts) is written to
-a temporary file, flushed and renamed over the old one.  A lease file that
+(JSON lines, expiry times in wall-clock seconds so a reboot counts) is a
+journal of changes, appended and flushed, and now and then written whole
+to a temporary file, flushed and renamed over the old one.  The write is a
+group commit: the replies of every request handled in one pass of the loop
+wait in ``pending`` until one write has taken all their leases.  A lease file that
 cannot be read is logged and set aside (``.bad``); one that cannot be
 written is logged and counted, and the server goes on answering.
 """
@@ -94,7 +97,13 @@ class DhcpState:
     stats: DhcpStats = field(default_factory=DhcpStats)
     write_errors: int = 0
     """Lease file writes that failed."""
+    journal: int = 0
+    """Lines appended to the lease file since it was last written whole."""
     expiry: Deadline = field(default_factory=Deadline)
+    commit: Deadline = field(default_factory=Deadline)
+    """Runs once the current burst of requests is handled: the lease file, then the replies."""
+    pending: list[tuple[Ifnet, wire.DhcpMessage, wire.DhcpMessage]] = field(default_factory=list)
+    """Replies waiting for the leases they grant to be written."""
     wall: Callable[[], float] = time.time
     """The wall clock lease files are written in (tests replace it)."""
 
@@ -152,64 +161,103 @@ def configure(
         state.server.reconfigure(pools)
         if lease_file != state.lease_file:
             state.lease_file = lease_file
-        _save(vnet, state, now)
+        _save(vnet, state, now, full=True)
+        state.server.soonest = state.server.next_expiry()
     state.pools = pools
     _arm_expiry(vnet, state)
     return previous
 
 
 def _load(vnet: Vnet, state: DhcpState, now: float) -> None:
+    """Take the leases of the lease file, then write it afresh (the journal starts over)."""
     path = state.lease_file
     server = state.server
     if path is None or server is None:
         return
+    records: list[dict[str, object]] = []
+    torn = 0
     try:
         with open(path, "rb") as f:
-            document = json.load(f)
-        if not isinstance(document, dict) or document.get("version") != FILE_VERSION:
+            lines = f.read().splitlines()
+        header = json.loads(lines[0]) if lines else None
+        if not isinstance(header, dict) or header.get("version") != FILE_VERSION:
             raise ValueError(f"not a version {FILE_VERSION} lease file")
-        records = document["leases"]
-        if not isinstance(records, list):
-            raise ValueError("leases is not a list")
+        for line in lines[1:]:
+            try:
+                record = json.loads(line)
+            except ValueError:  # a line cut short by a crash while it was appended
+                torn += 1
+                continue
+            if isinstance(record, dict):
+                records.append(record)
     except FileNotFoundError:
+        _save(vnet, state, now, full=True)
         return
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError) as err:
         log.error("vnet %s: lease file %s: %s; set aside as .bad", vnet.name, path, err)
         with contextlib.suppress(OSError):
             os.replace(path, path + ".bad")
+        _save(vnet, state, now, full=True)
         return
     wall = state.wall()
     for record in records:
-        if isinstance(record, dict) and isinstance(record.get("expires"), (int, float)):
-            record["remaining"] = record["expires"] - wall
-    taken = server.restore([r for r in records if isinstance(r, dict)], now)
-    log.info("vnet %s: %d leases from %s", vnet.name, taken, path)
+        if isinstance(record.get("expires"), (int, float)):
+            record["remaining"] = float(record["expires"]) - wall  # type: ignore[arg-type]
+    taken = server.restore(records, now)
+    server.soonest = server.next_expiry()
+    log.info("vnet %s: %d leases from %s%s", vnet.name, taken, path,
+             f" ({torn} torn lines skipped)" if torn else "")  # fmt: skip
+    _save(vnet, state, now, full=True)
 
 
-def _save(vnet: Vnet, state: DhcpState, now: float) -> bool:
-    """Write the leases atomically; False (logged, counted) if that failed."""
+JOURNAL_MIN = 1024
+"""Lines the lease file may grow by before it is rewritten (or twice the leases, if more)."""
+
+
+def _save(vnet: Vnet, state: DhcpState, now: float, full: bool = False) -> bool:
+    """Put the changed leases on disk; False (logged, counted) if that failed.
+
+    The file is a journal: a header line, then one JSON line per lease as it
+    changed (a later line of an address wins).  Changes are appended and
+    flushed; when the journal has grown past :data:`JOURNAL_MIN` lines and
+    twice the leases held (or ``full``), the whole file is written to a
+    temporary file, flushed and renamed over the old one.
+    """
     server = state.server
     path = state.lease_file
     if server is None:
         return True
     server.changed = False
     if path is None:
+        server.dirty.clear()
         return True
+    rewrite = full or state.journal >= max(JOURNAL_MIN, 2 * len(server.by_address))
     wall = state.wall()
-    records = server.records(now)
-    for record in records:
-        record["expires"] = round(wall + float(str(record.pop("remaining"))), 3)
-    document = {"version": FILE_VERSION, "vnet": vnet.name, "leases": records}
-    tmp = f"{path}.tmp"
+    lines = []
+    for record in server.records(now, changed_only=not rewrite):
+        if "remaining" in record:
+            record["expires"] = round(wall + float(str(record.pop("remaining"))), 3)
+        lines.append(json.dumps(record) + "\n")
     try:
-        os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
-        with open(tmp, "w") as f:
-            json.dump(document, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if rewrite:
+            os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+            tmp = f"{path}.tmp"
+            with open(tmp, "w") as f:
+                f.write(json.dumps({"version": FILE_VERSION, "vnet": vnet.name}) + "\n")
+                f.writelines(lines)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            state.journal = len(lines)
+        elif lines:
+            with open(path, "a") as f:
+                f.writelines(lines)
+                f.flush()
+                os.fsync(f.fileno())
+            state.journal += len(lines)
     except OSError as err:
         state.write_errors += 1
+        state.journal = 1 << 62  # what was lost goes with the next whole rewrite
         log.error("vnet %s: cannot write lease file %s: %s", vnet.name, path, err)
         return False
     return True
@@ -219,7 +267,8 @@ def _arm_expiry(vnet: Vnet, state: DhcpState) -> None:
     server = state.server
     if server is None:
         return
-    state.expiry.arm(vnet.timers, server.next_expiry(), lambda now: _expire(vnet, now))
+    soonest, server.soonest = server.soonest, None
+    state.expiry.arm(vnet.timers, soonest, lambda now: _expire(vnet, now))
 
 
 def _expire(vnet: Vnet, now: float) -> None:
@@ -229,6 +278,7 @@ def _expire(vnet: Vnet, now: float) -> None:
         return
     if server.expire(now):
         _save(vnet, state, now)
+    server.soonest = server.next_expiry()  # once per sweep, not per lease
     _arm_expiry(vnet, state)
 
 
@@ -258,12 +308,26 @@ def _input(vnet: Vnet, ifp: Ifnet, src: bytes, dst: bytes, sport: int, payload: 
         relay_source = source_address(vnet, request.giaddr)
     arrival = Arrival(tuple(ifp.addresses), relay_source, vnet.inet.local)
     reply = server.handle(request, arrival, now)
-    if server.changed:
+    if server.changed or state.pending:
+        # Group commit: the leases of a burst are written once, then their replies go.
+        if reply is not None:
+            state.pending.append((ifp, request, reply))
+        state.commit.arm(vnet.timers, now, lambda t: _commit(vnet, t))
+        return
+    if reply is not None:
+        send(vnet, ifp, request, reply, now)
+
+
+def _commit(vnet: Vnet, now: float) -> None:
+    """Write the leases changed since the last commit, then send the replies that waited."""
+    state = state_of(vnet)
+    pending, state.pending = state.pending, []
+    if state.server is not None:
         _save(vnet, state, now)
         _arm_expiry(vnet, state)
-    if reply is None:
-        return
-    send(vnet, ifp, request, reply, now)
+    for ifp, request, reply in pending:
+        if vnet.link.interfaces.get(ifp.name) is ifp:
+            send(vnet, ifp, request, reply, now)
 
 
 def _relay_request(vnet: Vnet, state: DhcpState, ifp: Ifnet, request: wire.DhcpMessage,
@@ -491,6 +555,7 @@ def _detach(vnet: Vnet) -> None:
     if state.server is not None or state.relays:
         ipv4.serve_udp(vnet, wire.SERVER_PORT, None)
     state.expiry.cancel()
+    state.commit.cancel()
 
 
 SUBSYSTEM = Subsystem("dhcp", _attach, _detach, depends=("inet",))
