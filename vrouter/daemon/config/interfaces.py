@@ -48,7 +48,7 @@ _INTERFACE_KEYS = (
 )  # fmt: skip
 
 
-_HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac")
+_HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac", "dhcp")
 
 
 def read_addresses(
@@ -263,11 +263,19 @@ def read_host(
             f"slaac = true, but interface {ifname} sends no router advertisements; "
             "add ra = true to the interface",
         )
+    dhcp = r.boolean(table, "dhcp", key)
     no_addresses = (
-        complete and not addresses and not slaac and (slaac is not None or "slaac" not in table)
+        complete
+        and not addresses
+        and not slaac
+        and not dhcp
+        and (slaac is not None or "slaac" not in table)
     )
     if no_addresses:
-        r.problem(_join(key, "addresses"), "host has no addresses; give addresses or slaac = true")
+        r.problem(
+            _join(key, "addresses"),
+            "host has no addresses; give addresses, slaac = true or dhcp = true",
+        )
     gateway = read_gateway(r, table, key, "gateway", addresses, check=not no_addresses)
     gateway6 = read_gateway(r, table, key, "gateway6", addresses, check=not no_addresses)
     return HostConfig(
@@ -276,6 +284,7 @@ def read_host(
         gateway=gateway if isinstance(gateway, IPv4Address) else None,
         gateway6=gateway6 if isinstance(gateway6, IPv6Address) else None,
         slaac=bool(slaac),
+        dhcp=bool(dhcp),
     )
 
 

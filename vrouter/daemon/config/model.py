@@ -111,7 +111,8 @@ class HostConfig:
     """The host side of a TAP: a network namespace with addresses.
 
     ``slaac``: the host accepts router advertisements and autoconfigures
-    (then ``addresses`` may be empty).
+    (then ``addresses`` may be empty); ``dhcp``: a DHCP client run in the
+    namespace configures it (``addresses`` may be empty too).
     """
 
     netns: str
@@ -119,6 +120,8 @@ class HostConfig:
     gateway: IPv4Address | None
     gateway6: IPv6Address | None = None
     slaac: bool = False
+    dhcp: bool = False
+    """The host takes its IPv4 address by DHCP (a client run in the namespace, not by us)."""
 
 
 @dataclass(frozen=True, slots=True)
