@@ -475,3 +475,26 @@ def test_malformed_requests_are_dropped_and_counted(lan: Lan) -> None:
         assert drops.get(reason, 0) > before.get(reason, 0), (reason, drops)
     lan.daemon.call("status")  # still serving
     assert lan.udhcpc("c").startswith("192.0.2.1")
+
+
+def test_a_reload_changes_the_pools_and_keeps_the_leases(lan: Lan) -> None:
+    before = {row["address"]: row["client"] for row in lan.leases()["leases"]}  # type: ignore[union-attr]
+    assert before
+    text = lan.daemon.config.read_text()
+    old, new = '"192.0.2.138", "192.0.2.180"', '"192.0.2.150", "192.0.2.180"'
+    assert old in text
+    lan.daemon.config.write_text(text.replace(old, new))
+    try:
+        result = lan.daemon.ctl("reload", "--json")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "vnet lan: dhcp server on" in result.stdout
+        after = {row["address"]: row["client"] for row in lan.leases()["leases"]}  # type: ignore[union-attr]
+        assert after == before
+        # A new client of that pool gets an address from the new range.
+        if lan.ns("c") not in lan.namespaces:
+            lan.attach("c", "02:00:5e:00:53:c9")
+        lan.set_mac("c", "02:00:5e:00:53:c9")
+        address = lan.udhcpc("c")
+        assert 150 <= int(address.rsplit(".", 1)[1]) <= 180, address
+    finally:
+        lan.daemon.config.write_text(text)

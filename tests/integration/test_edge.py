@@ -47,17 +47,19 @@ def _template() -> str:
     return text.replace("vr-", "{p}")
 
 
+PROCS: list[subprocess.Popen[bytes]] = []
+"""The web servers the test started (killed at teardown)."""
+
+
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
     daemon = Vrouterd(tmp_path_factory.mktemp("edge"), _template())
-    procs: list[subprocess.Popen[bytes]] = []
     etc = Path("/etc/netns") / daemon.ns("lan1")
     try:
         daemon.start()
-        daemon.procs = procs  # type: ignore[attr-defined]
         yield daemon
     finally:
-        for proc in procs:
+        for proc in PROCS:
             proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
@@ -77,7 +79,7 @@ def _web(daemon: Vrouterd, host: str, text: str) -> Path:
              *python("-m", "http.server", "80", "--directory", str(root))],
             stdout=out, stderr=out,
         )  # fmt: skip
-    daemon.procs.append(proc)  # type: ignore[attr-defined]
+    PROCS.append(proc)
     return log
 
 
