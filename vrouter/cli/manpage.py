@@ -26,6 +26,7 @@ CONFIG_PAGES = (
     "routes.md",
     "bridges.md",
     "mirror.md",
+    "dhcp.md",
     "firewall.md",
     "nat.md",
     "sysctl.md",

@@ -23,8 +23,10 @@ and a daemon started from it dumps the same document.  Only objects of the
 config and control-API source are written: connected routes, routes of route
 sockets, routing daemons and the mirror, neighbours, states and automatic
 link-local addresses are not configuration.  What only a config file can
-say (a TAP's host, router advertisements, a vnet's worker, its mirror, the
-``[daemon]`` table) comes from the configuration the process runs.
+say (a TAP's host, router advertisements, a vnet's worker, its mirror, its
+DHCP server and relays, an interface's DHCP client, the ``[daemon]`` table)
+comes from the configuration the process runs; an address a DHCP client
+leased is not configuration.
 """
 
 from __future__ import annotations
@@ -126,6 +128,8 @@ def _host_table(host: HostConfig) -> Table:
         table["gateway6"] = str(host.gateway6)
     if host.slaac:
         table["slaac"] = True
+    if host.dhcp:
+        table["dhcp"] = True
     return table
 
 
@@ -202,6 +206,8 @@ def interface_table(vnet: str, icfg: InterfaceConfig) -> Table:
         table["peer"] = f"{icfg.peer[0]}:{icfg.peer[1]}"
     if icfg.ra is not None:
         table["ra"] = _ra_table(icfg.ra)
+    if icfg.dhcp:
+        table["dhcp"] = True
     if icfg.type == "tap" and not icfg.offload:
         table["offload"] = False
     if icfg.bridge is not None:
@@ -306,6 +312,8 @@ def vnet_table(vcfg: VnetConfig, values: Knobs, baseline: Knobs) -> Table:
         table["permissions"] = grants
     if vcfg.worker is not None:
         table["worker"] = vcfg.worker
+    if vcfg.dhcp is not None and vcfg.dhcp.source is not None:
+        table["dhcp"] = dict(vcfg.dhcp.source)
     if vcfg.mirror is not None:
         mirror: Table = {"netns": vcfg.mirror.netns}
         if vcfg.mirror.sync is not None:
@@ -332,6 +340,7 @@ def daemon_table(daemon: DaemonConfig) -> Table:
     table: Table = {
         "control_socket": daemon.control_socket,
         "state_dir": daemon.state_dir,
+        "data_dir": daemon.data_dir,
         "log_level": daemon.log_level,
         "log_format": daemon.log_format,
     }
@@ -436,8 +445,9 @@ def running_interface(
     peer); ``other``: the other end of its epair in this process, if any.
     """
     auto = ipaddress.IPv6Address(link_local_from_mac(ifp.mac))
+    dhcp = known is not None and known.dhcp  # its IPv4 address is leased, not configured
     addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = [
-        *ifp.addresses,
+        *(() if dhcp else ifp.addresses),
         *(a for a in ifp.addresses6 if not (a.is_link_local and a.ip == auto)),
     ]
     sub = vlan_.of(ifp)
@@ -454,6 +464,7 @@ def running_interface(
         offload=ifp.offload if ifp.kind == "tap" else True,
         bridge=_bridge(ifp),
         vlan=(sub.parent.name, sub.vid) if sub is not None else None,
+        dhcp=dhcp,
     )
 
 
@@ -526,6 +537,7 @@ def running_vnets(
             permissions=tree.policy.grants.get(vnet.name, Grants()),
             worker=own.worker if own is not None else None,
             mirror=own.mirror if own is not None else None,
+            dhcp=own.dhcp if own is not None else None,
         )
         limit = {kind: vnet.limits.effective(kind) for kind in limits.KINDS}
         parent = _parent(vnet.name)

@@ -18,6 +18,7 @@ from vrouter.daemon.build import Built, bring_up, build
 from vrouter.daemon.config import Config, parse
 from vrouter.firewall import subsystem as firewall
 from vrouter.firewall.ruleparse import parse_ruleset
+from vrouter.inet import ipv4
 from vrouter.route import state as route_state
 from vrouter.route.source import source
 
@@ -115,9 +116,21 @@ sync = ["ospf"]
 type = "epair"
 peer = "red:ep0"
 addresses = ["203.0.113.2/30"]
+[vnets.blue.interfaces.lan0]
+type = "tap"
+addresses = ["198.51.100.1/24"]
+[vnets.blue.dhcp]
+lease_time = 600
+[vnets.blue.dhcp.pools."198.51.100.0/24"]
+range = ["198.51.100.100", "198.51.100.199"]
+router = "198.51.100.1"
+static = [{ mac = "02:00:5e:00:53:10", address = "198.51.100.10" }]
 [vnets."blue/kid"]
 [vnets."blue/kid".sysctl]
 "net.inet.ip.ttl" = 7
+[vnets."blue/kid".interfaces.wan0]
+type = "tap"
+dhcp = true
 """
 
 
@@ -163,7 +176,10 @@ def test_a_daemon_built_from_a_file_runs_what_the_file_says() -> None:
     assert red["interfaces"]["br0"]["fdb"] == [
         {"mac": "02:00:5e:00:53:99", "port": "t2", "vid": 10}
     ]
-    assert doc["vnets"]["blue/kid"] == {"forwarding": True, "sysctl": {"net.inet.ip.ttl": 7}}
+    kid = doc["vnets"]["blue/kid"]
+    assert kid["sysctl"] == {"net.inet.ip.ttl": 7}
+    assert kid["interfaces"]["wan0"] == {"type": "tap", "dhcp": True}
+    assert doc["vnets"]["blue"]["dhcp"]["pools"]["198.51.100.0/24"]["router"] == "198.51.100.1"
 
 
 def test_changes_made_at_run_time_show_in_the_dump_and_the_diff() -> None:
@@ -182,6 +198,8 @@ def test_changes_made_at_run_time_show_in_the_dump_and_the_diff() -> None:
         via=ipaddress.ip_address("203.0.113.2"),
         source=source("rip"),
     )
+    kid = tree.get("blue/kid")  # the address its DHCP client leased: not configuration
+    ipv4.add_address(kid, kid.link.get("wan0"), ipaddress.IPv4Interface("203.0.113.77/24"), 0.0)
     ruleset = parse_ruleset({"default": "pass", "rules": [{"action": "block", "proto": "udp"}]})
     firewall.replace_ruleset(tree.get("blue"), ruleset)
     doc = dump.document(config.daemon, now(built, config))
@@ -192,7 +210,7 @@ def test_changes_made_at_run_time_show_in_the_dump_and_the_diff() -> None:
         "+ vnets.red.routes[203.0.113.128/25] = "
         '{ to = "203.0.113.128/25", via = "203.0.113.2", interface = "ep0" }'
     ) in lines
-    assert not any("203.0.113.64/26" in line for line in lines)
+    assert not any("203.0.113.64/26" in line or "wan0" in line for line in lines)
     assert "+ vnets.blue.firewall.enable = false" in lines
     assert any(line.startswith("+ vnets.blue.firewall.rules[0] = ") for line in lines)
     text = dump.render(doc)
