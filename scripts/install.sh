@@ -16,6 +16,8 @@ if [ "${1:-}" = "--test" ]; then
     packages="$packages systemd podman debootstrap bird2"
     # frr: FRR's ripd for the keyed-MD5 RIP interop test (its own instances in namespaces).
     packages="$packages frr"
+    # ethtool: the VXLAN tests turn off tx checksum offload on a Linux VTEP's veth.
+    packages="$packages ethtool"
     extra="[fib,test]"
 fi
 export DEBIAN_FRONTEND=noninteractive

@@ -26,6 +26,9 @@ TOOLS = (
     "ndisc6",
     "bird",
     "vtysh",
+    "tcpdump",
+    "ethtool",
+    "nsenter",
 )
 
 

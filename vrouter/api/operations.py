@@ -357,6 +357,9 @@ _OPS: tuple[Operation, ...] = (
               args=(VNET, Arg("bridge", "str", "one bridge (none: every bridge)", default=""))),
     Operation("bridge.fdb", "the forwarding databases of a vnet's bridges", "views.bridge_fdb",
               args=(VNET, Arg("bridge", "str", "one bridge (none: every bridge)", default=""))),
+    Operation("vxlan.show", "the VXLAN interfaces of a vnet: remote VTEPs and their MACs",
+              "views.vxlan_show",
+              args=(VNET, Arg("interface", "str", "one interface (none: every one)", default=""))),
     Operation("ndp.show", "the IPv6 neighbour cache of a vnet", "views.ndp_show", args=(VNET,)),
     # -- statistics and knobs
     Operation("netstat", "protocol statistics of a vnet", "views.netstat", args=(VNET,)),

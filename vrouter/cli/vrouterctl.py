@@ -237,6 +237,11 @@ def _parser() -> argparse.ArgumentParser:
     vcreate.add_argument("addresses", nargs="*", metavar="ADDR/LEN", help="addresses")
     vcreate.add_argument("--name", help="the interface's name (default: PARENT.VID)")
     vcreate.add_argument("--mtu", type=int, help="MTU (default: the parent's)")
+    vxlan = sub.add_parser("vxlan", help="VXLAN interfaces: remote VTEPs and learnt MACs")
+    vxlan_sub = vxlan.add_subparsers(dest="action", required=True)
+    xshow = json_flag(vxlan_sub.add_parser("show", help="remote VTEPs, their MACs and counters"))
+    xshow.add_argument("vnet", help="vnet name")
+    xshow.add_argument("interface", nargs="?", default="", help="one interface (default: all)")
     view("netstat", "protocol statistics of a vnet", vnet=True)
     view("sockstat", "sockets programs hold in a vnet", vnet=True)
     sysctl = view("sysctl", "read or set a vnet's sysctl knobs", vnet=True)
@@ -464,6 +469,11 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
             "mtu": a.mtu,
         },
         render.show_vlan_created,
+    ),
+    ("vxlan", "show"): lambda a: (
+        "vxlan.show",
+        {"vnet": a.vnet, "interface": a.interface},
+        render.show_vxlans,
     ),
     ("bridge", "fdb"): lambda a: (
         "bridge.fdb",

@@ -74,6 +74,7 @@ from vrouter.inet6 import ipv6, nd
 from vrouter.io.driver import Driver
 from vrouter.link import bridge as bridge_
 from vrouter.link import vlan
+from vrouter.link import vxlan as vxlan_
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet
 from vrouter.mirror.manager import Mirrors
@@ -306,8 +307,8 @@ class Ops:
         name = member.name
         if member.bridge_input is not None:
             raise OpError(f"{where}: {name} is already a bridge member")
-        if member.kind not in ("tap", "epair", "vlan"):
-            raise OpError(f"{where}: {name} is a {member.kind}, not a tap, epair or vlan")
+        if member.kind not in ("tap", "epair", "vlan", "vxlan"):
+            raise OpError(f"{where}: {name} is a {member.kind}, not a tap, epair, vlan or vxlan")
         if member.addresses or any(not a.is_link_local for a in member.addresses6):
             raise OpError(f"{where}: member {name} has addresses; remove them first")
         if vlan.children(member):
@@ -377,6 +378,16 @@ class Ops:
             except BaseException:
                 await self._remove_tap(ifp)
                 raise
+        vx = vxlan_.of(ifp)
+        if vx is not None:
+            try:
+                self.driver.add_vxlan(vx)
+            except OSError as err:
+                self.detach(ifp)
+                raise OpError(
+                    f"vnet {vnet.name}: {ifp.name}: cannot open the VXLAN socket "
+                    f"({vx.cfg.local} port {vx.cfg.port}): {err}"
+                ) from err
         build.bring_up(vnet, [icfg], self.driver.now())
         if self.mirrors is not None:
             self.mirrors.interface_added(ifp)
@@ -606,6 +617,10 @@ class Ops:
         elif ifp.kind == "tap":
             await self._remove_tap(ifp)
             log.info("vnet %s: %s: tap destroyed", vnet.name, ifp.name)
+        elif ifp.kind == "vxlan":
+            self.detach(ifp)
+            self.driver.remove_vxlan(ifp)
+            log.info("vnet %s: %s: vxlan destroyed, its sockets closed", vnet.name, ifp.name)
         else:
             self.detach(ifp)
             if self.driver.remove_wire(ifp):  # the other worker's end sees the cable cut
@@ -671,6 +686,8 @@ class Ops:
             raise OpError(f"{where}: a bridge member cannot move; take it out of its bridge first")
         if ifp.kind == "vlan":
             raise OpError(f"{where}: a VLAN interface cannot move to another vnet")
+        if ifp.kind == "vxlan":
+            raise OpError(f"{where}: a VXLAN interface cannot move to another vnet (destroy it)")
         vlans = vnet.link.vlans.items()
         children = [v.ifnet.name for (parent, _), v in vlans if parent == ifp.name]
         if children:

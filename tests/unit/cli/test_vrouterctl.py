@@ -51,6 +51,8 @@ COMMAND_LINES = [
     ["bridge", "create", "red", "br1", "--vlan-filtering", "--pvid", "10", "--mtu", "9000"],
     ["bridge", "add", "red", "br0", "tap3", "--pvid", "0", "--tagged", "10,20"],
     ["bridge", "del", "red", "br0", "tap3"],
+    ["vxlan", "show", "red"],
+    ["vxlan", "show", "red", "vx42", "-j"],
     ["vlan", "create", "red", "tap1", "10", "198.51.100.1/24"],
     ["vlan", "create", "red", "br0", "20", "--name", "v20", "--mtu", "1400"],
     ["netstat", "red"],

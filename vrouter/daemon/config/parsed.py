@@ -32,6 +32,7 @@ from vrouter.daemon.config.model import (
     RaConfig,
     RouteConfig,
     VnetConfig,
+    VxlanConfig,
 )
 
 
@@ -65,6 +66,7 @@ class ParsedInterface:
     offload: bool = True
     bridge: BridgeConfig | None = None
     vlan: tuple[str, int] | None = None
+    vxlan: VxlanConfig | None = None
 
     def config(self) -> InterfaceConfig:
         assert self.type is not None, "only built when no problem was found"
@@ -81,6 +83,7 @@ class ParsedInterface:
             offload=self.offload,
             bridge=self.bridge,
             vlan=self.vlan,
+            vxlan=self.vxlan,
         )
 
 
