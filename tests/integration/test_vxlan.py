@@ -247,6 +247,25 @@ def test_an_outer_packet_too_big_for_the_underlay_is_dropped_and_counted(linux: 
     assert after >= before + 3
 
 
+def test_destroyed_and_created_again_at_run_time(linux: Vrouterd) -> None:
+    p = linux.prefix
+    assert linux.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
+    assert not any("198.51.100.1:4789" in line for line in _udp_sockets(linux))
+    assert _ping(linux, "h1", LINUX_HOST) == 0
+    made = linux.ctl(
+        "vxlan", "create", "lab", "vx42", "--vni", "42", "--local", "198.51.100.1",
+        "--remote", "198.51.100.2",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "VNI 42, mtu 1450" in made.stdout, made.stdout
+    assert any("198.51.100.1:4789" in line for line in _udp_sockets(linux))
+    joined = linux.ctl("bridge", "add", "lab", "br0", "vx42")
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    assert _ping(linux, "h1", LINUX_HOST) == 3
+    (br,) = linux.call("bridge.show", vnet="lab")
+    assert sorted(port["name"] for port in br["ports"]) == sorted([f"{p}1", "vx42"])
+
+
 def _udp_sockets(daemon: Vrouterd) -> list[str]:
     out = run("ip", "netns", "exec", f"{daemon.prefix}d", "ss", "-uanp").stdout
     assert daemon.proc is not None

@@ -463,6 +463,13 @@ def show_vlan_created(result: Any) -> str:
     )
 
 
+def show_vxlan_created(result: Any) -> str:
+    return (
+        f"vnet {result['vnet']}: {result['interface']} created, VXLAN VNI {result['vni']}, "
+        f"mtu {result['mtu']}, ether {result['mac']}"
+    )
+
+
 def show_reload(result: Any) -> str:
     changes = result["changes"]
     if not changes:

@@ -65,6 +65,7 @@ from vrouter.daemon.config import (
     HostConfig,
     InterfaceConfig,
     RaConfig,
+    VxlanConfig,
 )
 from vrouter.firewall import subsystem as firewall
 from vrouter.firewall.ruleparse import parse_ruleset
@@ -81,6 +82,7 @@ from vrouter.mirror.manager import Mirrors
 from vrouter.route import state as route_state
 from vrouter.route.fib import BLACKHOLE, REJECT, UNICAST, Route, RouteError
 from vrouter.route.source import CONNECTED, STATIC, Source
+from vrouter.wire import vxlan as wire_vxlan
 
 log = logging.getLogger("vrouter.ops")
 
@@ -519,6 +521,56 @@ class Ops:
         icfg = dataclasses.replace(
             interface_config(name, "vlan", addresses, parent_ifp.mtu if mtu is None else mtu),
             vlan=(parent, vid),
+        )
+        return await self.create_interface(vnet.name, icfg)
+
+    async def create_vxlan(
+        self,
+        vnet_name: str,
+        name: str,
+        vni: int,
+        local: str,
+        *,
+        port: int = wire_vxlan.PORT,
+        remotes: Iterable[str] = (),
+        group: str | None = None,
+        learning: bool = True,
+        addresses: Iterable[Address] = (),
+        mtu: int | None = None,
+    ) -> Ifnet:
+        """Create VXLAN interface ``name`` (up) and open its socket; a bridge then takes it.
+
+        Its MTU defaults to what a 1500-byte underlay carries, lowered to the
+        route MTU towards its VTEPs.
+        """
+        vnet = self.vnet(vnet_name)
+        where = f"vnet {vnet.name}: {name}"
+        try:
+            local_ip = ipaddress.ip_address(local)
+            remote_ips = tuple(ipaddress.ip_address(r) for r in remotes)
+            group_ip = None if group is None else ipaddress.ip_address(group)
+        except ValueError as err:
+            raise OpError(f"{where}: {err}") from None
+        if local_ip.is_multicast or local_ip.is_unspecified:
+            raise OpError(f"{where}: local {local_ip} is not a unicast address")
+        for remote in remote_ips:
+            if remote.version != local_ip.version or remote.is_multicast or remote == local_ip:
+                raise OpError(
+                    f"{where}: remote {remote} is not another unicast address of local's family"
+                )
+        if group_ip is not None:
+            if group_ip.version != local_ip.version or not group_ip.is_multicast:
+                raise OpError(
+                    f"{where}: group {group_ip} is not a multicast address of local's family"
+                )
+            if remote_ips:
+                raise OpError(f"{where}: either remotes or a group, not both")
+        if not 0 <= vni <= wire_vxlan.VNI_MAX:
+            raise OpError(f"{where}: VNI {vni} is out of range 0..{wire_vxlan.VNI_MAX}")
+        overhead = wire_vxlan.OVERHEAD_V4 if local_ip.version == 4 else wire_vxlan.OVERHEAD_V6
+        icfg = dataclasses.replace(
+            interface_config(name, "vxlan", addresses, 1500 - overhead if mtu is None else mtu),
+            vxlan=VxlanConfig(vni, local_ip, port, remote_ips, group_ip, learning),
         )
         return await self.create_interface(vnet.name, icfg)
 

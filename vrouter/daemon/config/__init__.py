@@ -78,6 +78,7 @@ from vrouter.daemon.config.model import (
     RouteConfig,
     SocksConfig,
     VnetConfig,
+    VxlanConfig,
 )
 from vrouter.daemon.config.parse import load, parse, read
 
@@ -98,6 +99,7 @@ __all__ = [
     "RouteConfig",
     "SocksConfig",
     "VnetConfig",
+    "VxlanConfig",
     "load",
     "parse",
     "read",
