@@ -329,3 +329,38 @@ def test_two_daemons_join_their_hosts_over_vxlan(tmp_path: Path) -> None:
     finally:
         b.close()
         a.close()
+
+
+def test_a_multicast_group_instead_of_remotes(tmp_path: Path) -> None:
+    config = _config(11, 1, 2, 1).replace(
+        'remotes = ["198.51.100.2"]', 'group = "239.1.1.42"'
+    )
+    daemon = Vrouterd(tmp_path, config)
+    try:
+        _start_in_netns(daemon, "198.51.100.1")
+        p = daemon.prefix
+        lx = f"{p}lx"
+        run("ip", "netns", "add", lx)
+        run("ip", "link", "set", f"{p}v", "netns", lx)
+        for cmd in (
+            ("link", "set", "lo", "up"),
+            ("addr", "add", "198.51.100.2/24", "dev", f"{p}v"),
+            ("link", "set", f"{p}v", "up"),
+            ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
+             "group", "239.1.1.42", "local", "198.51.100.2", "dev", f"{p}v"),
+            ("link", "add", "br0", "type", "bridge"),
+            ("link", "set", "vx42", "master", "br0"),
+            ("link", "set", "vx42", "up"),
+            ("addr", "add", f"{LINUX_HOST}/24", "dev", "br0"),
+            ("link", "set", "br0", "up"),
+        ):  # fmt: skip
+            run("ip", "-n", lx, *cmd)
+        assert _ping(daemon, "h1", LINUX_HOST) == 3
+        assert _ping(daemon, "lx", DAEMON_HOST) == 3
+        vx = _vx(daemon)
+        assert vx["group"] == "239.1.1.42"
+        learnt = {v["address"]: v for v in vx["vteps"]}  # type: ignore[attr-defined]
+        assert not learnt["198.51.100.2"]["static"] and learnt["198.51.100.2"]["macs"]
+        assert vx["stats"]["flooded"] >= 1  # type: ignore[index]
+    finally:
+        daemon.close()
