@@ -484,6 +484,8 @@ _VXLAN_EVENTS = (
     ("aged", "fdb_aged", "Learnt inner MACs removed after the ageing time."),
     ("fdb_full", "fdb_full", "Inner MACs not learnt because the vnet's FDB was full."),
     ("flooded", "flooded_frames", "BUM frames sent to every remote VTEP or the group."),
+    ("batches", "batched_reads", "Reads that brought several datagrams (the underlay's GRO)."),
+    ("coalesced", "coalesced_frames", "Inner TCP segments received joined into super-frames."),
 )
 _VXLAN_EVENTS_GET = attrgetter(*(attr for attr, _, _ in _VXLAN_EVENTS))
 _VTEP_COUNTERS = (

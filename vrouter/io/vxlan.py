@@ -166,8 +166,11 @@ class VxlanDevice:
                     size = int.from_bytes(value[:4], sys.byteorder)
             address = source[0]
             if size and len(data) > size:
-                for offset in range(0, len(data), size):
-                    vx.input(data[offset : offset + size], address, now)
+                vx.input_many(
+                    [data[offset : offset + size] for offset in range(0, len(data), size)],
+                    address,
+                    now,
+                )
             else:
                 vx.input(data, address, now)
 

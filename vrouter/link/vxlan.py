@@ -20,7 +20,11 @@ Receiving: a datagram too short for the VXLAN and an inner Ethernet header
 (``vxlan_truncated``), without the I flag (``vxlan_bad_flags``), or for
 another VNI (``vxlan_unknown_vni``) is dropped and counted on the interface.
 Otherwise the inner source MAC is learnt behind the sending VTEP (unless
-``learning`` is off) and the inner frame is received on the interface.
+``learning`` is off) and the inner frame is received on the interface.  The
+datagrams of one read (``UDP_GRO``) go through :meth:`Vxlan.input_many`,
+which joins one TCP flow's segments into a super-frame first
+(:mod:`vrouter.link.gro`), so the bridge and a TAP see one frame where the
+sender's TSO made one.
 
 The MAC → VTEP table ages like a bridge's FDB (``net.link.bridge.ageing_time``)
 and counts to the vnet's FDB entries (``net.link.bridge.fdb_max``).
@@ -34,9 +38,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vrouter.core.timers import Timer
-from vrouter.link import ether
+from vrouter.link import ether, gro
 from vrouter.link.ifnet import Ifnet
-from vrouter.link.offload import resolve, vhdr_of
+from vrouter.link.offload import OffloadBuffer, resolve, vhdr_of
 from vrouter.wire import vxlan as wire
 from vrouter.wire.errors import IntegrityError, SanityError
 from vrouter.wire.ethernet import mac_to_str
@@ -89,6 +93,10 @@ class VxlanStats:
     fdb_full: int = 0
     flooded: int = 0
     """Frames sent to every remote VTEP (or the group) because they were BUM."""
+    batches: int = 0
+    """Reads that brought several datagrams at once (the underlay's GRO)."""
+    coalesced: int = 0
+    """Inner frames received as part of a super-frame of their TCP flow."""
 
 
 class MacEntry:
@@ -154,6 +162,33 @@ class Vxlan:
 
     def input(self, datagram: bytes | bytearray, source: str, now: float) -> None:
         """Take one UDP payload from VTEP ``source``: check it, learn, receive the inner frame."""
+        frame = self.decap(datagram, source, now)
+        if frame is not None:
+            ether.receive(self.ifnet, frame, now)
+
+    def input_many(self, datagrams: list[bytes], source: str, now: float) -> None:
+        """Take several UDP payloads from ``source`` (one read): TCP segments of one flow
+        among the inner frames are received as one super-frame (:mod:`vrouter.link.gro`)."""
+        frames: list[bytes | bytearray] = []
+        for datagram in datagrams:
+            frame = self.decap(datagram, source, now)
+            if frame is not None:
+                frames.append(frame)
+        ifp = self.ifnet
+        stats = self.stats
+        stats.batches += 1
+        joined = gro.coalesce(frames) if len(frames) > 1 else frames
+        stats.coalesced += len(frames) - len(joined) + sum(
+            1 for f in joined if f.__class__ is OffloadBuffer
+        )
+        for frame in joined:
+            ether.receive(ifp, frame, now)
+
+    def decap(
+        self, datagram: bytes | bytearray, source: str, now: float
+    ) -> bytes | bytearray | None:
+        """Check one UDP payload and learn its source MAC; return the inner frame (None:
+        dropped and counted)."""
         ifp = self.ifnet
         self.now = now
         try:
@@ -161,15 +196,15 @@ class Vxlan:
         except IntegrityError:
             ifp.counters.rx_packets += 1
             ifp.drop("vxlan_truncated", error=True)
-            return
+            return None
         except SanityError:
             ifp.counters.rx_packets += 1
             ifp.drop("vxlan_bad_flags", error=True)
-            return
+            return None
         if vni != self.vni:
             ifp.counters.rx_packets += 1
             ifp.drop("vxlan_unknown_vni")
-            return
+            return None
         vtep = self.vteps.get(source)
         if vtep is None:
             vtep = self.vteps[source] = Vtep(source, False)
@@ -187,7 +222,7 @@ class Vxlan:
                 self.stats.moved += 1
             else:
                 entry.seen = now
-        ether.receive(ifp, frame, now)
+        return frame
 
     # -- the MAC table -------------------------------------------------------------------
 
@@ -302,6 +337,8 @@ class Vxlan:
                 "aged": self.stats.aged,
                 "fdb_full": self.stats.fdb_full,
                 "flooded": self.stats.flooded,
+                "batches": self.stats.batches,
+                "coalesced": self.stats.coalesced,
             },
             "drops": {
                 **{k: v for k, v in self.ifnet.counters.rx_drops.items() if k.startswith("vxlan")},

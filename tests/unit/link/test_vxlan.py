@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 
+import dpkt
 import pytest
 
 from vrouter.link import bridge as bridge_
+from vrouter.link import gro
 from vrouter.link import vxlan as vxlan_
 from vrouter.link.ifnet import Ifnet
-from vrouter.link.offload import F_NEEDS_CSUM, GSO_TCPV4, VirtioHdr, tag
+from vrouter.link.offload import F_NEEDS_CSUM, GSO_TCPV4, VirtioHdr, resolve, tag
 from vrouter.wire import vxlan as wire
+from vrouter.wire.checksum import ones_sum
 
 MAC_A = bytes.fromhex("02000000000a")
 MAC_B = bytes.fromhex("02000000000b")
@@ -171,3 +174,43 @@ def test_one_vni_per_local_address_and_port(seg, lab) -> None:
     vnet.link.add(other)
     with pytest.raises(vxlan_.VxlanError, match="one VNI per local address and port"):
         vxlan_.create(other, vxlan_.VxlanConfigured(43, LOCAL))
+
+
+def _tcp(seq: int, payload: bytes, flags: int = 0x10, ts: bytes = b"\x00" * 10) -> bytes:
+    """An IPv4 TCP segment 198.51.100.10:1000 -> .11:2000 with a timestamp option."""
+    tcp = dpkt.tcp.TCP(sport=1000, dport=2000, seq=seq, ack=7, flags=flags, win=500, off=8,
+                       opts=b"\x01\x01\x08\x0a" + ts[:8], data=payload)  # fmt: skip
+    ip = dpkt.ip.IP(src=bytes([198, 51, 100, 10]), dst=bytes([198, 51, 100, 11]), p=6, ttl=64,
+                    df=1, data=tcp)  # fmt: skip
+    ip.len = len(bytes(ip))
+    return MAC_B + MAC_A + b"\x08\x00" + bytes(ip)
+
+
+def test_one_flows_segments_are_joined_into_a_checked_super_frame() -> None:
+    segs = [_tcp(100 + i * 1000, bytes([i]) * 1000) for i in range(4)]
+    segs.append(_tcp(4100, b"\x09" * 300, flags=0x18))  # short, PSH: the end
+    other = _tcp(9000, b"x" * 1000, ts=b"\x01" * 10)  # another timestamp: not merged
+    (joined, alone) = gro.coalesce([*segs, other])
+    assert alone == other
+    vhdr = joined.vhdr  # type: ignore[union-attr]
+    assert vhdr.gso_type == GSO_TCPV4 and vhdr.gso_size == 1000 and vhdr.hdr_len == 14 + 20 + 32
+    pieces = resolve(joined, vhdr)
+    assert [bytes(dpkt.ethernet.Ethernet(p).data.data.data) for p in pieces] == [
+        bytes(dpkt.ethernet.Ethernet(s).data.data.data) for s in segs
+    ]
+    for piece in pieces:
+        ip = dpkt.ip.IP(bytes(piece[14:]))
+        assert ip.sum == dpkt.ip.IP(bytes(ip)).sum  # header checksum right
+        tcp_bytes = bytes(piece[34:])
+        pseudo = ones_sum(bytes(piece[26:34]), 6 + len(tcp_bytes))
+        assert ones_sum(tcp_bytes, pseudo) == 0xFFFF
+
+
+def test_a_bad_checksum_or_a_gap_is_never_merged() -> None:
+    a, b, c = (_tcp(100 + i * 1000, b"a" * 1000) for i in range(3))
+    bad = bytearray(b)
+    bad[-1] ^= 0xFF
+    assert gro.coalesce([a, bytes(bad), c]) == [a, bytes(bad), c]
+    gap = _tcp(5000, b"a" * 1000)
+    assert gro.coalesce([a, gap]) == [a, gap]
+    assert gro.coalesce([ARP := frame(BCAST, MAC_A), a]) == [ARP, a]
