@@ -333,8 +333,8 @@ _OPS: tuple[Operation, ...] = (
     # -- bridges and VLANs
     Operation("bridge.create", "create a bridge over interfaces of a vnet", "manage.bridge_create",
               args=(VNET, INTERFACE,
-                    Arg("members", "texts", "member interfaces (tap, epair, vlan; no addresses)",
-                        default=[]),
+                    Arg("members", "texts",
+                        "member interfaces (tap, epair, vlan, vxlan; no addresses)", default=[]),
                     ADDRESSES,
                     Arg("vlan_filtering", "bool", "filter by VLAN (access and trunk ports)",
                         default=False),

@@ -345,7 +345,7 @@ class Vxlan:
                 **{k: v for k, v in self.ifnet.counters.tx_drops.items() if k.startswith("vxlan")},
             },
             "vteps": [
-                self.vteps[a].describe(by_vtep.get(a, [])) if a in self.vteps else {}
+                self.vteps[a].describe(by_vtep.get(a, []))
                 for a in sorted(self.vteps, key=_address_key)
             ],
         }

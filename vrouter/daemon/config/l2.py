@@ -7,8 +7,8 @@ per-member ``ports.NAME`` tables and the static ``fdb`` entries);
 ``read_vxlan`` reads ``vni``, ``local``, ``port``, ``remotes``, ``group``
 and ``learning`` of a ``type = "vxlan"`` one;
 ``check_l2`` checks what involves other interfaces of the vnet: members
-exist, are TAPs, epairs or VLANs, belong to one bridge, carry no address and
-are not smaller than the bridge; a VLAN's parent exists, is a TAP, an epair
+exist, are TAPs, epairs, VLANs or VXLANs, belong to one bridge, carry no
+address and are not smaller than the bridge; a VLAN's parent exists, is a TAP, an epair
 or a bridge (not a member) and is not smaller than the VLAN.
 """
 
