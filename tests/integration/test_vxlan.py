@@ -364,3 +364,50 @@ def test_a_multicast_group_instead_of_remotes(tmp_path: Path) -> None:
         assert vx["stats"]["flooded"] >= 1  # type: ignore[index]
     finally:
         daemon.close()
+
+
+def test_an_ipv6_underlay_gives_up_70_bytes(tmp_path: Path) -> None:
+    config = (
+        _config(11, 1, 2, 1)
+        .replace('local = "198.51.100.1"', 'local = "2001:db8:42::1"')
+        .replace('remotes = ["198.51.100.2"]', 'remotes = ["2001:db8:42::2"]')
+        .replace("mtu = 1450", "mtu = 1430")
+    )
+    daemon = Vrouterd(tmp_path, config)
+    try:
+        p = daemon.prefix
+        ns = f"{p}d"
+        run("ip", "netns", "add", ns)
+        run("ip", "link", "add", f"{p}u", "type", "veth", "peer", "name", f"{p}v")
+        run("ip", "link", "set", f"{p}u", "netns", ns)
+        run("ip", "-n", ns, "link", "set", "lo", "up")
+        run("ip", "-n", ns, "addr", "add", "2001:db8:42::1/64", "dev", f"{p}u", "nodad")
+        run("ip", "-n", ns, "link", "set", f"{p}u", "up")
+        lx = f"{p}lx"
+        run("ip", "netns", "add", lx)
+        run("ip", "link", "set", f"{p}v", "netns", lx)
+        for cmd in (
+            ("link", "set", "lo", "up"),
+            ("addr", "add", "2001:db8:42::2/64", "dev", f"{p}v", "nodad"),
+            ("link", "set", f"{p}v", "up"),
+            ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
+             "remote", "2001:db8:42::1", "local", "2001:db8:42::2", "dev", f"{p}v"),
+            ("link", "add", "br0", "type", "bridge"),
+            ("link", "set", "vx42", "master", "br0"),
+            ("link", "set", "vx42", "up"),
+            ("addr", "add", f"{LINUX_HOST}/24", "dev", "br0"),
+            ("link", "set", "br0", "up"),
+        ):  # fmt: skip
+            run("ip", "-n", lx, *cmd)
+        run("ip", "netns", "exec", lx, "ethtool", "-K", f"{p}v", "tx", "off")
+        daemon.start(netns=ns)
+        daemon.wait_ipv6()
+        vx = _vx(daemon)
+        assert (vx["mtu"], vx["underlay_mtu"]) == (1430, 1500)
+        assert _ping(daemon, "h1", LINUX_HOST) == 3
+        assert _ping(daemon, "lx", DAEMON_HOST, "-s", "1402") == 3  # 1430 inner: fits
+        vx = _vx(daemon)
+        (vtep,) = vx["vteps"]  # type: ignore[misc]
+        assert vtep["address"] == "2001:db8:42::2" and vtep["macs"]
+    finally:
+        daemon.close()
