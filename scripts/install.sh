@@ -18,6 +18,9 @@ if [ "${1:-}" = "--test" ]; then
     packages="$packages frr"
     # ethtool: the VXLAN tests turn off tx checksum offload on a Linux VTEP's veth.
     packages="$packages ethtool"
+    # isc-dhcp-client, busybox (udhcpc), dhcpcd-base: real DHCP clients against the
+    # vnet DHCP server; dnsmasq-base: a real upstream server for the vnet DHCP client.
+    packages="$packages isc-dhcp-client busybox dhcpcd-base dnsmasq-base"
     extra="[fib,test]"
 fi
 export DEBIAN_FRONTEND=noninteractive
