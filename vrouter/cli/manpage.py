@@ -25,6 +25,7 @@ CONFIG_PAGES = (
     "config.md",
     "routes.md",
     "bridges.md",
+    "vxlan.md",
     "mirror.md",
     "dhcp.md",
     "firewall.md",

@@ -57,6 +57,7 @@ from vrouter.daemon.config import (
     RaConfig,
     RouteConfig,
     VnetConfig,
+    VxlanConfig,
     parse,
     read,
 )
@@ -65,10 +66,12 @@ from vrouter.daemon.reload import default_values, overlay
 from vrouter.firewall.rules import Ruleset
 from vrouter.link import bridge as bridge_
 from vrouter.link import vlan as vlan_
+from vrouter.link import vxlan as vxlan_
 from vrouter.link.ifnet import Ifnet
 from vrouter.route.source import DISTANCES
 from vrouter.stack import builtin_sysctl
 from vrouter.wire.ipv6 import link_local_from_mac
+from vrouter.wire.vxlan import PORT as VXLAN_PORT
 
 Table = dict[str, Any]
 Knobs = Mapping[str, Value]
@@ -214,6 +217,21 @@ def interface_table(vnet: str, icfg: InterfaceConfig) -> Table:
         table.update(_bridge_table(icfg.bridge))
     if icfg.vlan is not None:
         table["parent"], table["vid"] = icfg.vlan
+    if icfg.vxlan is not None:
+        table.update(_vxlan_table(icfg.vxlan))
+    return table
+
+
+def _vxlan_table(vxlan: VxlanConfig) -> Table:
+    table: Table = {"vni": vxlan.vni, "local": str(vxlan.local)}
+    if vxlan.port != VXLAN_PORT:
+        table["port"] = vxlan.port
+    if vxlan.remotes:
+        table["remotes"] = [str(a) for a in vxlan.remotes]
+    if vxlan.group is not None:
+        table["group"] = str(vxlan.group)
+    if not vxlan.learning:
+        table["learning"] = False
     return table
 
 
@@ -451,11 +469,17 @@ def running_interface(
         *(a for a in ifp.addresses6 if not (a.is_link_local and a.ip == auto)),
     ]
     sub = vlan_.of(ifp)
+    overlay = vxlan_.of(ifp)
+    vxlan = None
+    if overlay is not None:
+        c = overlay.cfg
+        vxlan = VxlanConfig(c.vni, c.local, c.port, tuple(c.remotes), c.group, c.learning)
     return InterfaceConfig(
         name=ifp.name,
         type=ifp.kind,
         addresses=tuple(addresses),
-        mtu=ifp.mtu,
+        # a VXLAN interface's MTU is lowered at start to what its underlay carries
+        mtu=known.mtu if known is not None and vxlan is not None else ifp.mtu,
         mac=ifp.mac,
         up=ifp.up,
         host=host,
@@ -465,6 +489,7 @@ def running_interface(
         bridge=_bridge(ifp),
         vlan=(sub.parent.name, sub.vid) if sub is not None else None,
         dhcp=dhcp,
+        vxlan=vxlan,
     )
 
 

@@ -77,6 +77,16 @@ storm_pps = 100
 mac = "02:00:5e:00:53:99"
 port = "t2"
 vid = 10
+[vnets.red.interfaces.vx42]
+type = "vxlan"
+vni = 42
+local = "198.51.100.1"
+remotes = ["198.51.100.2"]
+learning = false
+[vnets.red.interfaces.br1]
+type = "bridge"
+members = ["vx42"]
+mtu = 1450
 [vnets.red.interfaces."br0.10"]
 type = "vlan"
 parent = "br0"
