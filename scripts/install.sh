@@ -16,6 +16,8 @@ if [ "${1:-}" = "--test" ]; then
     packages="$packages systemd podman debootstrap bird2"
     # frr: FRR's ripd for the keyed-MD5 RIP interop test (its own instances in namespaces).
     packages="$packages frr"
+    # radvd: a Linux router's advertisements for the SLAAC-as-a-host test (run in a namespace).
+    packages="$packages radvd"
     extra="[fib,test]"
 fi
 export DEBIAN_FRONTEND=noninteractive

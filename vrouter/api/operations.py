@@ -358,6 +358,9 @@ _OPS: tuple[Operation, ...] = (
     Operation("bridge.fdb", "the forwarding databases of a vnet's bridges", "views.bridge_fdb",
               args=(VNET, Arg("bridge", "str", "one bridge (none: every bridge)", default=""))),
     Operation("ndp.show", "the IPv6 neighbour cache of a vnet", "views.ndp_show", args=(VNET,)),
+    Operation("rtadv.show", "what a host vnet learnt from router advertisements: default "
+              "routers, addresses, DNS servers, search domains, MTU", "views.rtadv_show",
+              args=(VNET,)),
     # -- statistics and knobs
     Operation("netstat", "protocol statistics of a vnet", "views.netstat", args=(VNET,)),
     Operation("sockstat", "sockets programs hold in a vnet", "views.sockstat", args=(VNET,)),

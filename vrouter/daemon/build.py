@@ -16,7 +16,7 @@ from vrouter.core.vnet import Vnet, VnetTree
 from vrouter.daemon.config import Config, InterfaceConfig, RaConfig
 from vrouter.firewall import subsystem as firewall
 from vrouter.inet import ipv4
-from vrouter.inet6 import ipv6, nd
+from vrouter.inet6 import ipv6, nd, slaac
 from vrouter.link import bridge as bridge_
 from vrouter.link import vlan
 from vrouter.link.ifnet import Ifnet
@@ -122,6 +122,7 @@ def strip_l3(vnet: Vnet, ifp: Ifnet, now: float) -> list[Route]:
     (a bridge member; :meth:`Ops.detach` then removes it).
     """
     nd.disable_ra(vnet, ifp, now)
+    slaac.forget_interface(vnet, ifp)
     routes = route_state.remove_interface_routes(vnet, ifp)
     for v4 in list(ifp.addresses):
         ipv4.remove_address(vnet, ifp, v4)

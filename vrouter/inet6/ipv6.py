@@ -362,7 +362,7 @@ def output(
             return False
         pkt = bytes(translated)
     inet6.stats.localout += 1
-    mtu = icmp6_layer.path_mtu(vnet, dst, out.mtu, now)
+    mtu = icmp6_layer.path_mtu(vnet, dst, inet6.host_ra.mtu.get(out.name, out.mtu), now)
     packets = [pkt]
     if vhdr is not None:
         whole = OffloadBuffer(HEADER_LEN + len(pkt))

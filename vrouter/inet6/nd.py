@@ -172,6 +172,17 @@ def send_ns(vnet: Vnet, ifp: Ifnet, target: bytes, unicast_mac: bytes | None = N
         _send_icmp6(vnet, ifp, src, group, multicast_mac(group), icmp6.NEIGHBOR_SOLICIT, body)
 
 
+def send_rs(vnet: Vnet, ifp: Ifnet) -> bool:
+    """Solicit routers on ``ifp`` from its link-local address (RFC 4861 6.3.7)."""
+    src = next((a.address for a in vnet.inet6.addrs_of(ifp) if a.link_local and a.usable), None)
+    if src is None or not ifp.up:
+        return False
+    body = ndp.RouterSolicitation(ifp.mac).emit_body()
+    vnet.inet6.icmp.out_rs += 1
+    _send_icmp6(vnet, ifp, src, ALL_ROUTERS, multicast_mac(ALL_ROUTERS), icmp6.ROUTER_SOLICIT, body)
+    return True
+
+
 def _send_na(
     vnet: Vnet, ifp: Ifnet, target: bytes, dst: bytes, dst_mac: bytes, solicited: bool
 ) -> None:
@@ -456,8 +467,9 @@ def rs_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
 def ra_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: float) -> None:
     """Validate and count a Router Advertisement from another router.
 
-    This vnet does not configure itself from RAs; it learns the sender's
-    link-layer address and notes that it is a router.
+    The vnet learns the sender's link-layer address and notes that it is a
+    router.  A host (forwarding off) with ``net.inet6.ip6.accept_rtadv`` on
+    also configures itself from it (:mod:`vrouter.inet6.slaac`).
     """
     vnet = ifp.vnet
     stat = vnet.inet6.icmp
@@ -480,6 +492,11 @@ def ra_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
     entry = vnet.inet6.nd.entries.get((ifp.name, src))
     if entry is not None:
         entry.router = True
+    inet6 = vnet.inet6
+    if inet6.ra_input is None or inet6.forwarding or not inet6.accept_rtadv:
+        stat.ra_ignored += 1
+        return
+    inet6.ra_input(ifp, src, ra, bytes(message.data[12:]), now)
 
 
 # --- addresses: DAD ---------------------------------------------------------------
@@ -529,6 +546,9 @@ def _preferred(vnet: Vnet, addr: Addr6, now: float) -> None:
     if addr.link_local and ra is not None and not ra.ready:
         ra.ready = True
         ra.timer = vnet.timers.schedule(now, lambda t: _advertise(vnet, ra, t))
+    ready = vnet.inet6.linklocal_ready
+    if addr.link_local and ready is not None:
+        ready(ifp, now)
 
 
 def duplicate(vnet: Vnet, addr: Addr6, why: str) -> None:
