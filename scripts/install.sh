@@ -18,6 +18,8 @@ if [ "${1:-}" = "--test" ]; then
     packages="$packages frr"
     # radvd: a Linux router's advertisements for the SLAAC-as-a-host test (run in a namespace).
     packages="$packages radvd"
+    # isc-dhcp-client: dhclient -6 -S asks the stateless DHCPv6 server in the interop test.
+    packages="$packages isc-dhcp-client"
     extra="[fib,test]"
 fi
 export DEBIAN_FRONTEND=noninteractive

@@ -295,6 +295,7 @@ def netstat(host: Host, args: dict[str, Any]) -> Any:
         "ip6": stats_dict(inet6.stats),
         "ip6_reass": stats_dict(inet6.reass.stats),
         "icmp6": stats_dict(inet6.icmp),
+        "dhcp6": stats_dict(inet6.dhcp6_stats),
     }
     if hasattr(vnet, "firewall"):
         result["pf"] = {

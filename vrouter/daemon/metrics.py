@@ -84,7 +84,7 @@ from vrouter.inet import arp
 from vrouter.inet.fragment import ReassStats
 from vrouter.inet.state import ArpStats, IcmpStats, IpStats
 from vrouter.inet6 import nd
-from vrouter.inet6.state import Icmp6Stats, Ip6Stats
+from vrouter.inet6.state import Dhcp6Stats, Icmp6Stats, Ip6Stats
 from vrouter.link.ifnet import IfCounters
 from vrouter.transport.sockets import TransportStats
 from vrouter.transport.tcp.conn import State as TcpState
@@ -278,6 +278,7 @@ _RENAMED = {
     "in_na": "in_neighbour_advertisements",
     "out_na": "out_neighbour_advertisements",
     "in_rs": "in_router_solicitations",
+    "out_rs": "out_router_solicitations",
     "in_ra": "in_router_advertisements",
     "out_ra": "out_router_advertisements",
 }
@@ -323,6 +324,7 @@ ICMP = _counter_set("vrouter_icmp", IcmpStats)
 ARP = _counter_set("vrouter_arp", ArpStats)
 IP6 = _counter_set("vrouter_ip6", Ip6Stats)
 ICMP6 = _counter_set("vrouter_icmp6", Icmp6Stats)
+DHCP6 = _counter_set("vrouter_dhcp6", Dhcp6Stats)
 IP_REASS = _counter_set("vrouter_ip_reass", ReassStats)
 IP6_REASS = _counter_set("vrouter_ip6_reass", ReassStats)
 PF = _counter_set("vrouter_pf", FirewallStats)
@@ -572,6 +574,7 @@ def _read_inet6(vnet: Vnet) -> list[Entry] | None:
     return [
         *IP6.get(inet6.stats),
         *ICMP6.get(inet6.icmp),
+        *DHCP6.get(inet6.dhcp6_stats),
         *IP6_REASS.get(inet6.reass.stats),
         _neighbours(INET6, nd.STATES, [e.state for e in inet6.nd.entries.values()]),
         [(_FAMILY_INET6, inet6.reass.memory())],
@@ -580,7 +583,14 @@ def _read_inet6(vnet: Vnet) -> list[Entry] | None:
 
 INET6_SOURCE = Source(
     "inet6",
-    (*IP6.families, *ICMP6.families, *IP6_REASS.families, NEIGHBOURS, REASS_MEMORY),
+    (
+        *IP6.families,
+        *ICMP6.families,
+        *DHCP6.families,
+        *IP6_REASS.families,
+        NEIGHBOURS,
+        REASS_MEMORY,
+    ),
     _read_inet6,
 )
 

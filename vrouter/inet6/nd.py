@@ -184,13 +184,19 @@ def send_rs(vnet: Vnet, ifp: Ifnet) -> bool:
 
 
 def _send_na(
-    vnet: Vnet, ifp: Ifnet, target: bytes, dst: bytes, dst_mac: bytes, solicited: bool
+    vnet: Vnet,
+    ifp: Ifnet,
+    target: bytes,
+    dst: bytes,
+    dst_mac: bytes,
+    solicited: bool,
+    override: bool = True,
 ) -> None:
     body = ndp.NeighborAdvertisement(
         target,
         router=vnet.inet6.forwarding,
         solicited=solicited,
-        override=True,
+        override=override,
         target_mac=ifp.mac,
     ).emit_body()
     vnet.inet6.icmp.out_na += 1
@@ -349,6 +355,14 @@ def ns_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
         ifp.drop("nd_invalid", error=True)
         return
     addr = _our_address(vnet, ifp, ns.target)
+    override = True
+    if addr is None and not from_dad and vnet.inet6.forwarding:
+        # A Subnet-Router anycast address: answered, but without the override flag
+        # (RFC 4861 7.2.4), so a unicast owner of the address would win.
+        addr = vnet.inet6.anycast.get(ns.target)
+        override = False
+        if addr is not None and addr.ifnet is not ifp:
+            return
     if addr is None or addr.state == DUPLICATED:
         return
     if addr.state == TENTATIVE:
@@ -362,13 +376,13 @@ def ns_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
         _learn(vnet, ifp, src, ns.source_mac, now)
     entry = vnet.inet6.nd.entries.get((ifp.name, src))
     if entry is not None and entry.state != INCOMPLETE:
-        _send_na(vnet, ifp, ns.target, src, entry.mac, solicited=True)
+        _send_na(vnet, ifp, ns.target, src, entry.mac, solicited=True, override=override)
     else:  # no link-layer address given: resolve the asker first
         body = ndp.NeighborAdvertisement(
             ns.target,
             router=vnet.inet6.forwarding,
             solicited=True,
-            override=True,
+            override=override,
             target_mac=ifp.mac,
         ).emit_body()
         message_bytes = icmp6.build(icmp6.NEIGHBOR_ADVERT, 0, body, ns.target, src)
@@ -503,13 +517,29 @@ def ra_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
 
 
 def join(vnet: Vnet, ifp: Ifnet, group: bytes) -> None:
-    """Join multicast ``group`` on ``ifp``."""
-    vnet.inet6.groups.setdefault(ifp.name, set()).add(group)
+    """Join multicast ``group`` on ``ifp`` (MLD reports a new one)."""
+    groups = vnet.inet6.groups.setdefault(ifp.name, set())
+    if group not in groups:
+        groups.add(group)
+        if vnet.inet6.group_changed is not None:
+            vnet.inet6.group_changed(ifp, group, True)
+
+
+def leave(vnet: Vnet, ifp: Ifnet, group: bytes) -> None:
+    """Leave multicast ``group`` on ``ifp`` (MLD reports it)."""
+    groups = vnet.inet6.groups.get(ifp.name)
+    if groups is not None and group in groups:
+        groups.discard(group)
+        if vnet.inet6.group_changed is not None:
+            vnet.inet6.group_changed(ifp, group, False)
 
 
 def start_dad(vnet: Vnet, addr: Addr6, now: float) -> None:
     """Begin Duplicate Address Detection for a tentative address (RFC 4862 5.4)."""
     join(vnet, addr.ifnet, solicited_node(addr.address))
+    for anycast, owner in vnet.inet6.anycast.items():
+        if owner is addr:  # a router listens for its Subnet-Router anycast address too
+            join(vnet, addr.ifnet, solicited_node(anycast))
     if vnet.inet6.dad_transmits <= 0:
         _preferred(vnet, addr, now)
         return

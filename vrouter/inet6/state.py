@@ -19,6 +19,8 @@ from vrouter.route.dest import DestCache
 if TYPE_CHECKING:
     from vrouter.inet.fragment import Reassembly
     from vrouter.inet.state import Pfil
+    from vrouter.inet6.dhcp6 import Dhcp6Settings
+    from vrouter.inet6.mld import Listener
     from vrouter.inet6.nd import NdTable, RaState
     from vrouter.link.ifnet import Ifnet
     from vrouter.wire.ndp import RouterAdvertisement
@@ -29,6 +31,11 @@ Punt6 = Callable[["Ifnet", memoryview, int, int, bool, float], bool]
 """The mirror's punt hook: (ifp, packet, upper-layer offset, protocol, unicast, now)."""
 RaInput = Callable[["Ifnet", bytes, "RouterAdvertisement", bytes, float], None]
 """A host's use of a valid RA: (ifp, the router's link-local, the RA, its options, now)."""
+UdpService = Callable[["Ifnet", memoryview, int, bool, float], bool]
+"""A service of the vnet itself on a UDP port: (ifp, IPv6 packet, UDP offset, unicast,
+now); False if it does not serve ``ifp`` (the datagram goes on to the sockets)."""
+GroupChanged = Callable[["Ifnet", bytes, bool], None]
+"""Told when an interface joins (True) or leaves (False) a multicast group."""
 LinkLocalReady = Callable[["Ifnet", float], None]
 """Called when an interface's link-local address passes DAD."""
 
@@ -222,6 +229,13 @@ class Icmp6Stats:
     """Packets not held because the held packets reached ``hold_maxbytes``."""
     out_rs: int = 0
     """Router Solicitations sent (a host bringing an interface up)."""
+    in_mld_queries: int = 0
+    """Multicast Listener Queries received (MLDv1 and MLDv2)."""
+    out_mld_reports: int = 0
+    """Multicast Listener Reports sent (state changes and answers to queries)."""
+    mld_bad: int = 0
+    """Multicast Listener Queries dropped: malformed, or not from a link-local source with
+    hop limit 1 (RFC 3810 5.1.14)."""
     ra_ignored: int = 0
     """Router Advertisements not acted on: forwarding on or accept_rtadv off."""
     ra_badopt: int = 0
@@ -237,6 +251,22 @@ class Icmp6Stats:
     """Addresses autoconfigured from prefix information (SLAAC)."""
     slaac_expired: int = 0
     """Autoconfigured addresses removed because their valid lifetime ran out."""
+
+
+@dataclass(slots=True)
+class Dhcp6Stats:
+    """Counters of the vnet's stateless DHCPv6 servers (:mod:`vrouter.inet6.dhcp6`)."""
+
+    received: int = 0
+    """Datagrams to port 547 on a serving interface."""
+    information_requests: int = 0
+    """Information-requests answered."""
+    replies: int = 0
+    """Replies sent."""
+    bad: int = 0
+    """Dropped: malformed (length, checksum, options) or invalid (RFC 8415 16.12)."""
+    ignored: int = 0
+    """Dropped: a message type a stateless server does not answer (Solicit, Request …)."""
 
 
 @dataclass(slots=True)
@@ -262,6 +292,15 @@ class Inet6State:
     """``net.inet6.ip6.maxifprefixes``: autoconfigured addresses per interface."""
     max_routers: int = 16
     """``net.inet6.ip6.maxifdefrouters``: default routers per interface."""
+    dhcp6: dict[str, Dhcp6Settings] = field(default_factory=dict)
+    """Interfaces with a stateless DHCPv6 server, and what it hands out."""
+    dhcp6_stats: Dhcp6Stats = field(default_factory=Dhcp6Stats)
+    udp_services: dict[int, UdpService] = field(default_factory=dict)
+    """The vnet's own services by UDP port (DHCPv6), ahead of programs' sockets."""
+    mld: dict[str, Listener] = field(default_factory=dict)
+    """MLD listener state per interface (:mod:`vrouter.inet6.mld`)."""
+    group_changed: GroupChanged | None = None
+    """Told of every group joined or left (MLD reports it)."""
     host_ra: HostRa = field(default_factory=HostRa)
     """What this vnet learnt from router advertisements as a host."""
     ra_input: RaInput | None = None
@@ -272,6 +311,9 @@ class Inet6State:
     """Global (non-link-local) addresses."""
     linklocal: dict[tuple[str, bytes], Addr6] = field(default_factory=dict)
     """Link-local addresses by (interface name, address)."""
+    anycast: dict[bytes, Addr6] = field(default_factory=dict)
+    """Subnet-Router anycast addresses (RFC 4291 2.6.1) of the global prefixes up to /126,
+    each with the address it comes from; answered while the vnet forwards."""
     groups: dict[str, set[bytes]] = field(default_factory=dict)
     """Multicast groups joined, per interface name."""
     ra: dict[str, RaState] = field(default_factory=dict)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import Knob, Value, field_knob
 from vrouter.inet.fragment import Reassembly
-from vrouter.inet6 import ipv6, nd, slaac
+from vrouter.inet6 import ipv6, mld, nd, slaac
 from vrouter.inet6.state import Inet6State
 from vrouter.wire.ethernet import ETHERTYPE_IPV6
 
@@ -31,6 +31,7 @@ def _attach(vnet: Vnet) -> Inet6State:
     state.protocols.update(ipv6.BUILTIN_PROTOCOLS)
     state.ra_input = slaac.ra_input
     state.linklocal_ready = slaac.linklocal_ready
+    state.group_changed = mld.changed
     return state
 
 
@@ -47,8 +48,14 @@ def _detach(vnet: Vnet) -> None:
     for ra in state.ra.values():
         ra.stop()
     state.local.clear()
+    state.anycast.clear()
     state.linklocal.clear()
     state.ra.clear()
+    state.dhcp6.clear()
+    for listener in state.mld.values():
+        listener.stop()
+    state.mld.clear()
+    state.udp_services.clear()
 
 
 def _get_accept_rtadv(vnet: Vnet) -> Value:

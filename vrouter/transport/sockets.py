@@ -396,6 +396,8 @@ def _udp_input4(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: f
 
 
 def _udp_input6(ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float) -> None:
+    if ipv6.udp_service(ifp, packet, offset, unicast, now):
+        return
     src, dst = bytes(packet[ip6_wire.SRC]), bytes(packet[ip6_wire.DST])
     _udp_input(ifp, 6, packet, offset, packet[ip6_wire.HOP_LIMIT], src, dst, unicast, now)
 
@@ -537,7 +539,7 @@ def _membership(sock: Socket, op: str, body: dict[str, Any]) -> dict[str, Any]:
     else:
         sock.groups.discard(key)
         if sock.family == 6 and not any(key in s.groups for s in sock.vnet.transport.sockets):
-            sock.vnet.inet6.groups.get(ifp.name, set()).discard(group)
+            nd.leave(sock.vnet, ifp, group)
     return {}
 
 

@@ -47,7 +47,7 @@ from vrouter.daemon.config import ConfigError, parse
 from vrouter.inet import ipv4
 from vrouter.inet.fragment import ReassStats
 from vrouter.inet.state import ArpStats, IcmpStats, IpStats
-from vrouter.inet6.state import Icmp6Stats, Ip6Stats
+from vrouter.inet6.state import Dhcp6Stats, Icmp6Stats, Ip6Stats
 from vrouter.link import bridge as bridge_
 from vrouter.link.ifnet import IfCounters, Ifnet
 from vrouter.route import state as route_state
@@ -253,6 +253,7 @@ STATS_CLASSES = (
     ("vrouter_arp", ArpStats, "inet", "arpstat"),
     ("vrouter_ip6", Ip6Stats, "inet6", "stats"),
     ("vrouter_icmp6", Icmp6Stats, "inet6", "icmp"),
+    ("vrouter_dhcp6", Dhcp6Stats, "inet6", "dhcp6_stats"),
     ("vrouter_tcp", TcpStats, "tcp", "stats"),
 )
 
@@ -273,6 +274,7 @@ SPELT_OUT = {
     "in_na": "in_neighbour_advertisements",
     "out_na": "out_neighbour_advertisements",
     "in_rs": "in_router_solicitations",
+    "out_rs": "out_router_solicitations",
     "in_ra": "in_router_advertisements",
     "out_ra": "out_router_advertisements",
 }

@@ -17,6 +17,7 @@ from ipaddress import (
 
 from vrouter.core.tomlkeys import TomlReader
 from vrouter.core.tomlkeys import join as _join
+from vrouter.daemon.config.dhcp6 import read_dhcp6
 from vrouter.daemon.config.grammar import (
     NETNS,
     ifname_error,
@@ -43,7 +44,18 @@ from vrouter.daemon.config.ra import (
     read_ra,
 )
 
-_INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer", "ra", "offload")
+_INTERFACE_KEYS = (
+    "type",
+    "addresses",
+    "mtu",
+    "mac",
+    "up",
+    "host",
+    "peer",
+    "ra",
+    "offload",
+    "dhcp6",
+)
 
 
 _HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac")
@@ -129,7 +141,8 @@ def read_interface(
 
     ra_key = _join(key, "ra")
     advertises = table.get("ra") is True or isinstance(table.get("ra"), dict)
-    ra = read_ra(r, table, ra_key, addresses)
+    dhcp6 = read_dhcp6(r, table, _join(key, "dhcp6"))
+    ra = read_ra(r, table, ra_key, addresses, other=dhcp6 is not None)
 
     host: HostConfig | None = None
     hkey = _join(key, "host")
@@ -192,6 +205,7 @@ def read_interface(
         offload=read_offload(r, table, key, itype),
         bridge=read_bridge(r, table, key) if itype == "bridge" else None,
         vlan=read_vlan(r, table, key) if itype == "vlan" else None,
+        dhcp6=dhcp6,
     )
 
 

@@ -152,6 +152,19 @@ class RaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Dhcp6Config:
+    """A stateless DHCPv6 server on one interface (RFC 8415 Information-request).
+
+    ``dns``: recursive DNS servers; ``domains``: the search list;
+    ``refresh``: the information refresh time in seconds (None: not sent).
+    """
+
+    dns: tuple[IPv6Address, ...]
+    domains: tuple[str, ...]
+    refresh: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BridgePortConfig:
     """One member of a bridge: its VLANs (with filtering) and storm control.
 
@@ -210,6 +223,8 @@ class InterfaceConfig:
     """Members and settings of a ``bridge`` interface."""
     vlan: tuple[str, int] | None = None
     """(parent interface, VID) of a ``vlan`` interface."""
+    dhcp6: Dhcp6Config | None = None
+    """A stateless DHCPv6 server on the interface (None: none)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from vrouter.core.perms import (
 )
 from vrouter.daemon.config.model import (
     BridgeConfig,
+    Dhcp6Config,
     FirewallConfig,
     HostConfig,
     InterfaceConfig,
@@ -65,6 +66,7 @@ class ParsedInterface:
     offload: bool = True
     bridge: BridgeConfig | None = None
     vlan: tuple[str, int] | None = None
+    dhcp6: Dhcp6Config | None = None
 
     def config(self) -> InterfaceConfig:
         assert self.type is not None, "only built when no problem was found"
@@ -81,6 +83,7 @@ class ParsedInterface:
             offload=self.offload,
             bridge=self.bridge,
             vlan=self.vlan,
+            dhcp6=self.dhcp6,
         )
 
 
