@@ -1,4 +1,4 @@
-"""A vnet behind a snooping Linux bridge: its MLD reports keep ND and ping6 working.
+"""A vnet behind a snooping Linux bridge: its MLD and IGMP reports keep its groups there.
 
 ::
 
@@ -11,18 +11,23 @@ and forgets a port that stops reporting after the membership interval.
 The vnet's groups (its solicited-node groups, all-routers) must stay in
 ``bridge mdb show`` past that interval, answered query after query, and a
 host on the bridge still resolves and pings the vnet, also at its
-Subnet-Router anycast address (RFC 4291 2.6.1).
+Subnet-Router anycast address (RFC 4291 2.6.1).  An IPv4 group a socket of
+the vnet joins is reported by IGMP the same way, and left when the socket
+closes.  The bridge's querier speaks MLDv2 and IGMPv3, or MLDv1 and IGMPv2.
 """
 
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import Vrouterd, run
+
+from vrouter.client import Client
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +59,7 @@ def lan(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Vrouterd]:
         run(
             "ip", "-n", sw, "link", "add", br, "type", "bridge", "mcast_snooping", "1",
             "mcast_querier", "1", "mcast_mld_version", str(request.param),
+            "mcast_igmp_version", str(request.param + 1),
             "mcast_membership_interval", str(int(MEMBERSHIP_INTERVAL * 100)),
             "mcast_query_interval", "200", "mcast_query_response_interval", "100",
             "mcast_startup_query_interval", "100",
@@ -70,6 +76,15 @@ def lan(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Vrouterd]:
         yield daemon
     finally:
         daemon.close()
+
+
+def _wait_for(daemon: Vrouterd, present: bool, *groups: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (set(groups) <= _groups(daemon)) != present:
+        time.sleep(0.3)
+    assert (set(groups) <= _groups(daemon)) == present, run(
+        "bridge", "-n", daemon.ns("sw"), "mdb", "show"
+    ).stdout
 
 
 def _groups(daemon: Vrouterd) -> set[str]:
@@ -114,3 +129,18 @@ def test_subnet_router_anycast_answers_ping6(lan: Vrouterd) -> None:
     neigh = lan.exec("h", "ip", "-6", "neigh", "show", "2001:db8:1::").stdout
     mac = next(i["mac"] for i in lan.call("ifconfig", vnet="red") if i["name"] == lan.tap("r"))
     assert mac.lower() in neigh.lower(), neigh
+
+
+def test_ipv4_group_a_socket_joins_is_reported_and_left_on_close(lan: Vrouterd) -> None:
+    with Client(lan.socket) as client:
+        sock = client.socket("red", socket.AF_INET)
+        sock.bind(("0.0.0.0", 5000))
+        sock.join_group("239.1.2.3", lan.tap("r"))
+        _wait_for(lan, True, "239.1.2.3")
+        time.sleep(MEMBERSHIP_INTERVAL + 2)  # kept only by answering the queries
+        _wait_for(lan, True, "239.1.2.3", timeout=1)
+        sock.close()
+        _wait_for(lan, False, "239.1.2.3", timeout=15)
+    stats = lan.call("netstat", vnet="red")["igmp"]
+    assert stats["rcv_queries"] >= 2 and stats["snd_reports"] >= 3, stats
+    assert stats["rcv_bad"] == 0

@@ -291,6 +291,7 @@ def netstat(host: Host, args: dict[str, Any]) -> Any:
         "ip": stats_dict(inet.stats),
         "ip_reass": stats_dict(inet.reass.stats),
         "icmp": stats_dict(inet.icmp),
+        "igmp": stats_dict(inet.igmp),
         "arp": stats_dict(inet.arpstat),
         "ip6": stats_dict(inet6.stats),
         "ip6_reass": stats_dict(inet6.reass.stats),

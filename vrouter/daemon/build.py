@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from vrouter.core.vnet import Vnet, VnetTree
 from vrouter.daemon.config import Config, Dhcp6Config, InterfaceConfig, RaConfig
 from vrouter.firewall import subsystem as firewall
-from vrouter.inet import ipv4
+from vrouter.inet import igmp, ipv4
 from vrouter.inet6 import dhcp6, ipv6, mld, nd, slaac
 from vrouter.link import bridge as bridge_
 from vrouter.link import vlan
@@ -138,6 +138,7 @@ def strip_l3(vnet: Vnet, ifp: Ifnet, now: float) -> list[Route]:
     vnet.inet6.nd.flush_interface(ifp)
     vnet.inet6.groups.pop(ifp.name, None)
     mld.forget(vnet, ifp)
+    igmp.forget(vnet, ifp)
     return routes
 
 

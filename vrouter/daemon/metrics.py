@@ -82,7 +82,7 @@ from vrouter.firewall.rules import Ruleset
 from vrouter.firewall.states import StateStats
 from vrouter.inet import arp
 from vrouter.inet.fragment import ReassStats
-from vrouter.inet.state import ArpStats, IcmpStats, IpStats
+from vrouter.inet.state import ArpStats, IcmpStats, IgmpStats, IpStats
 from vrouter.inet6 import nd
 from vrouter.inet6.state import Dhcp6Stats, Icmp6Stats, Ip6Stats
 from vrouter.link.ifnet import IfCounters
@@ -321,6 +321,7 @@ def _counter_set(prefix: str, cls: type, renamed: Mapping[str, str] | None = Non
 # Built once at import, like FreeBSD's stateless ip_init tables.
 IP = _counter_set("vrouter_ip", IpStats)
 ICMP = _counter_set("vrouter_icmp", IcmpStats)
+IGMP = _counter_set("vrouter_igmp", IgmpStats)
 ARP = _counter_set("vrouter_arp", ArpStats)
 IP6 = _counter_set("vrouter_ip6", Ip6Stats)
 ICMP6 = _counter_set("vrouter_icmp6", Icmp6Stats)
@@ -553,6 +554,7 @@ def _read_inet(vnet: Vnet) -> list[Entry] | None:
     return [
         *IP.get(inet.stats),
         *ICMP.get(inet.icmp),
+        *IGMP.get(inet.igmp),
         *ARP.get(inet.arpstat),
         *IP_REASS.get(inet.reass.stats),
         _neighbours(INET, arp.STATES, [e.state for e in inet.arp.entries.values()]),
@@ -562,7 +564,15 @@ def _read_inet(vnet: Vnet) -> list[Entry] | None:
 
 INET_SOURCE = Source(
     "inet",
-    (*IP.families, *ICMP.families, *ARP.families, *IP_REASS.families, NEIGHBOURS, REASS_MEMORY),
+    (
+        *IP.families,
+        *ICMP.families,
+        *IGMP.families,
+        *ARP.families,
+        *IP_REASS.families,
+        NEIGHBOURS,
+        REASS_MEMORY,
+    ),
     _read_inet,
 )
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vrouter.core.membership import Listener
 from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.timers import Deadline, Timer
 from vrouter.route.dest import DestCache
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from vrouter.inet.fragment import Reassembly
     from vrouter.inet.state import Pfil
     from vrouter.inet6.dhcp6 import Dhcp6Settings
-    from vrouter.inet6.mld import Listener
     from vrouter.inet6.nd import NdTable, RaState
     from vrouter.link.ifnet import Ifnet
     from vrouter.wire.ndp import RouterAdvertisement

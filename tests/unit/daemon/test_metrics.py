@@ -46,7 +46,7 @@ from vrouter.daemon import metrics, workers_metrics
 from vrouter.daemon.config import ConfigError, parse
 from vrouter.inet import ipv4
 from vrouter.inet.fragment import ReassStats
-from vrouter.inet.state import ArpStats, IcmpStats, IpStats
+from vrouter.inet.state import ArpStats, IcmpStats, IgmpStats, IpStats
 from vrouter.inet6.state import Dhcp6Stats, Icmp6Stats, Ip6Stats
 from vrouter.link import bridge as bridge_
 from vrouter.link.ifnet import IfCounters, Ifnet
@@ -250,6 +250,7 @@ def test_ip_forward_and_icmp_counters(net: Scenario) -> None:
 STATS_CLASSES = (
     ("vrouter_ip", IpStats, "inet", "stats"),
     ("vrouter_icmp", IcmpStats, "inet", "icmp"),
+    ("vrouter_igmp", IgmpStats, "inet", "igmp"),
     ("vrouter_arp", ArpStats, "inet", "arpstat"),
     ("vrouter_ip6", Ip6Stats, "inet6", "stats"),
     ("vrouter_icmp6", Icmp6Stats, "inet6", "icmp"),
