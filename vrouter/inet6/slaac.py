@@ -23,9 +23,9 @@ from the RAs of other routers what FreeBSD's ``accept_rtadv`` takes:
   ``net.inet6.ip6.hlim``, ``net.inet6.nd6.base_reachable_time`` and
   ``net.inet6.nd6.retrans_timer``.
 
-Once an interface's link-local address passes DAD the host sends up to
-three Router Solicitations, 4 s apart, until an RA answers (RFC 4861
-6.3.7).  Routers, addresses and DNS entries are bounded per interface
+Once an interface's link-local address passes DAD (or ``accept_rtadv`` is
+turned on) the host sends up to three Router Solicitations, 4 s apart,
+until an RA answers (RFC 4861 6.3.7).  Routers, addresses and DNS entries are bounded per interface
 (``maxifdefrouters``, ``maxifprefixes``; at most :data:`MAX_DNS` servers
 and domains); what does not fit is counted and ignored.  Turning
 ``accept_rtadv`` off forgets everything learnt.
@@ -320,6 +320,18 @@ def linklocal_ready(ifp: Ifnet, now: float) -> None:
     if inet6.forwarding or not inet6.accept_rtadv or ifp.name in inet6.host_ra.solicit:
         return
     _solicit(vnet, ifp, 1, now)
+
+
+def solicit_all(vnet: Vnet) -> None:
+    """Start soliciting routers on every interface whose link-local address is preferred
+    (``accept_rtadv`` just turned on), as soon as the vnet's timers run."""
+
+    def start(now: float) -> None:
+        for ifp in list(vnet.link.interfaces.values()):
+            if any(a.link_local and a.usable for a in vnet.inet6.addrs_of(ifp)):
+                linklocal_ready(ifp, now)
+
+    vnet.timers.schedule(0.0, start)
 
 
 def _solicit(vnet: Vnet, ifp: Ifnet, count: int, now: float) -> None:

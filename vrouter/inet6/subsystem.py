@@ -63,9 +63,12 @@ def _get_accept_rtadv(vnet: Vnet) -> Value:
 
 
 def _set_accept_rtadv(vnet: Vnet, value: Value) -> None:
+    was = vnet.inet6.accept_rtadv
     vnet.inet6.accept_rtadv = bool(value)
     if not value:
         slaac.forget(vnet)
+    elif not was:
+        slaac.solicit_all(vnet)
 
 
 KNOBS = (

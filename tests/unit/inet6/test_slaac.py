@@ -249,6 +249,16 @@ def test_accept_rtadv_off_ignores_and_turning_it_off_forgets(lab6) -> None:
     assert n.vnet.inet6.local == {}
 
 
+def test_turning_accept_rtadv_on_solicits_routers(lab6) -> None:
+    n = Net(lab6, accept=False)
+    lab6.finish_dad()
+    lab6.advance(10)
+    assert n.stat.out_rs == 0
+    n.sysctl("net.inet6.ip6.accept_rtadv", True)
+    lab6.advance(0.1)
+    assert n.stat.out_rs == 1
+
+
 def test_malformed_ra_is_dropped_before_anything_is_learnt(net) -> None:
     body = ra_body(1800) + bytes([3, 0, 0, 0, 0, 0, 0, 0])  # option length 0
     net.ra(body)
