@@ -8,14 +8,16 @@
 
 The vnet takes an address in 2001:db8:5::/64, the router as its default
 route, the RDNSS and DNSSL options and the MTU from radvd's advertisements;
-a ping from the far host reaches it, so its replies leave by the learnt
-default route.  radvd stopping sends router lifetime 0: the route goes.
+a ping from the far host reaches it (its replies leave by the learnt
+default route), and the vnet's own echo request (a raw ICMPv6 socket of the
+vnet) reaches the far host.  radvd stopping sends router lifetime 0: the route goes.
 """
 
 from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,6 +26,8 @@ from typing import Any
 
 import pytest
 from harness import Vrouterd, run
+
+from vrouter.client import Client
 
 pytestmark = pytest.mark.integration
 
@@ -130,6 +134,29 @@ def _ping_from_far(daemon: Vrouterd, address: str, count: int = 3) -> int:
     return _received(result)
 
 
+def _ping_from_vnet(daemon: Vrouterd, target: str) -> str:
+    """Send an echo request from the vnet by a raw ICMPv6 socket; return the reply's
+    destination (the vnet's source address)."""
+    request = bytes([128, 0, 0, 0, 0x12, 0x34, 0, 1]) + b"ping from a vnet"
+    with (
+        Client(daemon.socket) as client,
+        client.socket("host", socket.AF_INET6, socket.SOCK_RAW, 58) as sock,
+    ):
+        sock.settimeout(5)
+        for _ in range(3):
+            sock.sendto(request, target)
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                try:
+                    data, address, info = sock.recvmsg_info()
+                except TimeoutError:
+                    break
+                if data[0] == 129 and data[4:] == request[4:]:
+                    assert address[0] == target
+                    return info.dst
+    raise AssertionError(f"no echo reply from {target}")
+
+
 def test_host_vnet_autoconfigures_from_radvd_and_is_reached_through_its_default_router(
     lab: tuple[Vrouterd, subprocess.Popen[bytes]],
 ) -> None:
@@ -160,6 +187,7 @@ def test_host_vnet_autoconfigures_from_radvd_and_is_reached_through_its_default_
     ]["inet6"]
     # The far host's ping crosses the router; the vnet's replies go by the learnt route.
     assert _ping_from_far(daemon, address) == 3
+    assert _ping_from_vnet(daemon, "2001:db8:77::2") == address
     # radvd stopping advertises router lifetime 0 (RFC 4861 6.2.5): the route goes.
     radvd.send_signal(signal.SIGTERM)
     radvd.wait(15)
