@@ -44,9 +44,11 @@ DISTANCES = MappingProxyType(
         "routesock": 150,
         "ibgp": 200,
         "ra": 240,
+        "dhcp": 254,
     }
 )
-"""Default administrative distance by source name (FRR's defaults where FRR has one)."""
+"""Default administrative distance by source name (FRR's defaults where FRR has one;
+``dhcp``, the default route a vnet's DHCP client installs, yields to every other)."""
 OTHER_DISTANCE = 150
 """The distance of a source name not in :data:`DISTANCES`."""
 MIN_DISTANCE = 1
@@ -54,9 +56,9 @@ MIN_DISTANCE = 1
 MAX_DISTANCE = 255
 ROUTESOCK = "routesock"
 """The source of a route-socket request that names none."""
-DAEMON_SOURCES = frozenset({"connected", "static", "ra"})
+DAEMON_SOURCES = frozenset({"connected", "static", "ra", "dhcp"})
 """Sources only the daemon itself adds to (addresses, config, control API, a host's
-default routers learnt from router advertisements)."""
+default routers learnt from router advertisements, its DHCP client)."""
 
 _NAME = re.compile(r"[a-z][a-z0-9_.-]{0,15}")
 

@@ -45,20 +45,11 @@ from vrouter.daemon.config.ra import (
 )
 
 _INTERFACE_KEYS = (
-    "type",
-    "addresses",
-    "mtu",
-    "mac",
-    "up",
-    "host",
-    "peer",
-    "ra",
-    "offload",
-    "dhcp6",
-)
+    "type", "addresses", "mtu", "mac", "up", "host", "peer", "ra", "offload", "dhcp", "dhcp6"
+)  # fmt: skip
 
 
-_HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac")
+_HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac", "dhcp")
 
 
 def read_addresses(
@@ -138,6 +129,10 @@ def read_interface(
             mac = parsed_mac
 
     up = r.boolean(table, "up", key)
+    dhcp = r.boolean(table, "dhcp", key) or False
+    if dhcp and any(a.value.version == 4 for a in addresses):
+        r.problem(_join(key, "dhcp"), "an interface that takes its IPv4 address by DHCP "
+                  "has no IPv4 addresses of its own")  # fmt: skip
 
     ra_key = _join(key, "ra")
     advertises = table.get("ra") is True or isinstance(table.get("ra"), dict)
@@ -206,6 +201,7 @@ def read_interface(
         bridge=read_bridge(r, table, key) if itype == "bridge" else None,
         vlan=read_vlan(r, table, key) if itype == "vlan" else None,
         dhcp6=dhcp6,
+        dhcp=dhcp,
     )
 
 
@@ -270,11 +266,19 @@ def read_host(
             f"slaac = true, but interface {ifname} sends no router advertisements; "
             "add ra = true to the interface",
         )
+    dhcp = r.boolean(table, "dhcp", key)
     no_addresses = (
-        complete and not addresses and not slaac and (slaac is not None or "slaac" not in table)
+        complete
+        and not addresses
+        and not slaac
+        and not dhcp
+        and (slaac is not None or "slaac" not in table)
     )
     if no_addresses:
-        r.problem(_join(key, "addresses"), "host has no addresses; give addresses or slaac = true")
+        r.problem(
+            _join(key, "addresses"),
+            "host has no addresses; give addresses, slaac = true or dhcp = true",
+        )
     gateway = read_gateway(r, table, key, "gateway", addresses, check=not no_addresses)
     gateway6 = read_gateway(r, table, key, "gateway6", addresses, check=not no_addresses)
     return HostConfig(
@@ -283,6 +287,7 @@ def read_host(
         gateway=gateway if isinstance(gateway, IPv4Address) else None,
         gateway6=gateway6 if isinstance(gateway6, IPv6Address) else None,
         slaac=bool(slaac),
+        dhcp=bool(dhcp),
     )
 
 

@@ -26,6 +26,7 @@ from vrouter.core.perms import (
 from vrouter.daemon.config.model import (
     BridgeConfig,
     Dhcp6Config,
+    DhcpConfig,
     FirewallConfig,
     HostConfig,
     InterfaceConfig,
@@ -67,6 +68,7 @@ class ParsedInterface:
     bridge: BridgeConfig | None = None
     vlan: tuple[str, int] | None = None
     dhcp6: Dhcp6Config | None = None
+    dhcp: bool = False
 
     def config(self) -> InterfaceConfig:
         assert self.type is not None, "only built when no problem was found"
@@ -84,6 +86,7 @@ class ParsedInterface:
             bridge=self.bridge,
             vlan=self.vlan,
             dhcp6=self.dhcp6,
+            dhcp=self.dhcp,
         )
 
 
@@ -119,6 +122,7 @@ class ParsedVnet:
     limits_key: str = ""
     worker: int | None = None
     mirror: MirrorConfig | None = None
+    dhcp: DhcpConfig | None = None
 
     def interface(self, name: str) -> ParsedInterface | None:
         for iface in self.interfaces:
@@ -142,6 +146,7 @@ class ParsedVnet:
             permissions=self.permissions,
             worker=self.worker,
             mirror=self.mirror,
+            dhcp=self.dhcp,
         )
 
 
