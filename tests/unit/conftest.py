@@ -53,10 +53,18 @@ class Host:
         """Every frame the stack transmitted on this link, oldest first."""
         self.auto_arp = True
         """Answer the stack's ARP requests for ``addr`` during ``Lab.settle``."""
+        self.mld: list[bytes] = []
+        """MLD reports the stack sent (kept apart: tests of other protocols count frames)."""
         ifp.transmit = self._transmit
 
     def _transmit(self, frame: bytes | bytearray) -> None:
-        self.frames.append(bytes(frame))
+        frame = bytes(frame)
+        # An MLD report: IPv6, Hop-by-Hop first, then ICMPv6 type 131, 132 or 143.
+        is_mld = frame[12:14] == b"\x86\xdd" and frame[20] == 0 and len(frame) > 62
+        if is_mld and frame[54] == 58 and frame[62] in (131, 132, 143):
+            self.mld.append(frame)
+            return
+        self.frames.append(frame)
 
     @property
     def ip(self) -> bytes:

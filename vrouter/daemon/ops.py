@@ -63,6 +63,7 @@ from vrouter.daemon import build, hostns
 from vrouter.daemon.config import (
     BridgeConfig,
     BridgePortConfig,
+    Dhcp6Config,
     DhcpConfig,
     HostConfig,
     InterfaceConfig,
@@ -73,7 +74,7 @@ from vrouter.firewall import subsystem as firewall
 from vrouter.firewall.ruleparse import parse_ruleset
 from vrouter.firewall.rules import Ruleset, RulesetError
 from vrouter.inet import ipv4
-from vrouter.inet6 import ipv6, nd
+from vrouter.inet6 import dhcp6, ipv6, nd
 from vrouter.io.driver import Driver
 from vrouter.link import bridge as bridge_
 from vrouter.link import vlan
@@ -789,6 +790,22 @@ class Ops:
             "on" if settings is not None else "off",
         )
         return old
+
+    def set_dhcp6(
+        self, vnet_name: str, name: str, settings: dhcp6.Dhcp6Settings | None
+    ) -> dhcp6.Dhcp6Settings | None:
+        """Serve stateless DHCPv6 ``settings`` on an interface (None: stop); return the old."""
+        vnet = self.vnet(vnet_name)
+        ifp = self.interface(vnet, name)
+        old = dhcp6.disable(vnet, ifp) if settings is None else dhcp6.enable(vnet, ifp, settings)
+        state = "on" if settings is not None else "off"
+        log.info("vnet %s: %s: DHCPv6 server %s", vnet.name, name, state)
+        return old
+
+    @staticmethod
+    def dhcp6_settings(cfg: Dhcp6Config | None) -> dhcp6.Dhcp6Settings | None:
+        """Return the server's view of a DHCPv6 config (None stays None)."""
+        return build.dhcp6_settings(cfg) if cfg is not None else None
 
     def lease_file(self, vnet_name: str) -> str | None:
         """Return where vnet ``vnet_name`` keeps its DHCP leases (None: nowhere)."""

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
+from vrouter.core.membership import Listener
 from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.timers import Deadline
 from vrouter.route.dest import DestCache
@@ -114,6 +115,18 @@ class IcmpStats:
 
 
 @dataclass(slots=True)
+class IgmpStats:
+    """IGMP counters of one vnet (FreeBSD ``struct igmpstat``)."""
+
+    rcv_queries: int = 0
+    """Membership Queries received (IGMPv1, v2 and v3)."""
+    rcv_bad: int = 0
+    """Queries dropped: malformed (length, checksum, group) or with a TTL other than 1."""
+    snd_reports: int = 0
+    """Membership Reports sent (state changes and answers to queries)."""
+
+
+@dataclass(slots=True)
 class ArpStats:
     """ARP counters of one vnet."""
 
@@ -181,6 +194,11 @@ class InetState:
     None when the vnet has no mirror."""
     stats: IpStats = field(default_factory=IpStats)
     icmp: IcmpStats = field(default_factory=IcmpStats)
+    igmp: IgmpStats = field(default_factory=IgmpStats)
+    groups: dict[str, set[bytes]] = field(default_factory=dict)
+    """IPv4 multicast groups sockets joined, per interface name (IGMP reports them)."""
+    listeners: dict[str, Listener] = field(default_factory=dict)
+    """IGMP reporting state per interface (:mod:`vrouter.inet.igmp`)."""
     arpstat: ArpStats = field(default_factory=ArpStats)
     ident: int = 0
     """Last IP identification used."""

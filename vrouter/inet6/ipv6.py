@@ -141,6 +141,8 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         _deliver(vnet, ifp, packet, not l2_multicast, l2_multicast, now)
     elif l2_multicast:
         _count(ifp, stats, "ip6_l2multicast")
+    elif (any_ := inet6.anycast.get(dst)) is not None and inet6.forwarding and any_.usable:
+        _deliver(vnet, ifp, packet, True, False, now)  # Subnet-Router anycast
     elif not inet6.forwarding:
         _count(ifp, stats, "ip6_cantforward")
     elif src == UNSPECIFIED:
@@ -373,7 +375,7 @@ def output(
             return False
         pkt = bytes(translated)
     inet6.stats.localout += 1
-    mtu = icmp6_layer.path_mtu(vnet, dst, out.mtu, now)
+    mtu = icmp6_layer.path_mtu(vnet, dst, inet6.host_ra.mtu.get(out.name, out.mtu), now)
     packets = [pkt]
     if vhdr is not None:
         whole = OffloadBuffer(HEADER_LEN + len(pkt))
@@ -463,11 +465,29 @@ def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface, now: f
         inet6.local[packed] = addr
         ifp.addresses6.append(address)
         add_connected(vnet, ifp, address)
+        anycast = subnet_router_anycast(address)
+        if anycast is not None:
+            inet6.anycast.setdefault(anycast, addr)
     if ifp.up:
         nd.start_dad(vnet, addr, now)
     if vnet.listeners:
         vnet.emit({"type": "RTM_NEWADDR", "interface": ifp.name, "address": str(address)})
     return addr
+
+
+def subnet_router_anycast(address: ipaddress.IPv6Interface) -> bytes | None:
+    """Return the Subnet-Router anycast address of ``address``'s prefix (RFC 4291 2.6.1).
+
+    None for link-local addresses and for /127 and /128 prefixes, where it
+    would be an address of the link's hosts (RFC 6164).
+    """
+    if address.is_link_local or address.network.prefixlen > 126:
+        return None
+    return address.network.network_address.packed
+
+
+def _iface(addr: Addr6) -> ipaddress.IPv6Interface:
+    return ipaddress.IPv6Interface((ipaddress.IPv6Address(addr.address), addr.prefixlen))
 
 
 def enable(vnet: Vnet, ifp: Ifnet, now: float) -> None:
@@ -496,12 +516,23 @@ def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface) -> 
     else:
         addr = inet6.local.pop(packed, None)
         remove_connected(vnet, ifp, address)
+        anycast = subnet_router_anycast(address)
+        if anycast is not None and inet6.anycast.get(anycast) is addr:
+            del inet6.anycast[anycast]
+            other = next((a for a in inet6.local.values()
+                          if a.prefixlen == address.network.prefixlen
+                          and subnet_router_anycast(_iface(a)) == anycast), None)
+            if other is not None:
+                inet6.anycast[anycast] = other
+            elif all(solicited_node(a.ip.packed) != solicited_node(anycast)
+                     for a in ifp.addresses6):
+                nd.leave(vnet, ifp, solicited_node(anycast))
     if addr is not None and addr.timer is not None:
         addr.timer.cancel()
         addr.timer = None
     group = solicited_node(packed)
     if all(solicited_node(a.ip.packed) != group for a in ifp.addresses6):
-        inet6.groups.get(ifp.name, set()).discard(group)
+        nd.leave(vnet, ifp, group)
     inet6.nd.flush_interface(ifp)
     if vnet.listeners:
         vnet.emit({"type": "RTM_DELADDR", "interface": ifp.name, "address": str(address)})
@@ -515,8 +546,19 @@ def port_unreachable(vnet: Vnet, ifp: Ifnet, pkt: memoryview, now: float) -> Non
     send_error(vnet, ifp, pkt, icmp6.DEST_UNREACH, icmp6.UNREACH_PORT, now)
 
 
+def udp_service(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: float) -> bool:
+    """Hand a UDP datagram to the vnet's own service on its port; False if none took it."""
+    services = ifp.vnet.inet6.udp_services
+    if not services or len(pkt) < offset + 4:
+        return False
+    service = services.get(int.from_bytes(pkt[offset + 2 : offset + 4], "big"))
+    return service is not None and service(ifp, pkt, offset, unicast, now)
+
+
 def _udp_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: float) -> None:
-    """UDP for this vnet: no sockets are bound yet, so every port is closed."""
+    """UDP for this vnet: no sockets are bound yet, so every port but its services' is closed."""
+    if udp_service(ifp, pkt, offset, unicast, now):
+        return
     src, dst = bytes(pkt[SRC]), bytes(pkt[DST])
     if closed.udp_input(ifp, src, dst, pkt[offset:]) and unicast:
         port_unreachable(ifp.vnet, ifp, pkt, now)

@@ -159,6 +159,19 @@ class RaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Dhcp6Config:
+    """A stateless DHCPv6 server on one interface (RFC 8415 Information-request).
+
+    ``dns``: recursive DNS servers; ``domains``: the search list;
+    ``refresh``: the information refresh time in seconds (None: not sent).
+    """
+
+    dns: tuple[IPv6Address, ...]
+    domains: tuple[str, ...]
+    refresh: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BridgePortConfig:
     """One member of a bridge: its VLANs (with filtering) and storm control.
 
@@ -236,6 +249,8 @@ class InterfaceConfig:
     """(parent interface, VID) of a ``vlan`` interface."""
     vxlan: VxlanConfig | None = None
     """VNI, VTEPs and port of a ``vxlan`` interface."""
+    dhcp6: Dhcp6Config | None = None
+    """A stateless DHCPv6 server on the interface (None: none)."""
     dhcp: bool = False
     """The interface takes its IPv4 address and a default route by DHCP."""
 
