@@ -977,7 +977,7 @@ class Ops:
     def flush_states(self, vnet_name: str) -> int:
         """Forget every firewall state of the vnet; return how many there were."""
         vnet = self.firewalled(self.vnet(vnet_name))
-        flushed = vnet.firewall.fw.states.flush() + vnet.firewall.fw.nat.flush()
+        flushed = firewall.flush_states(vnet)
         log.info("vnet %s: firewall: %d states and NAT mappings flushed", vnet.name, flushed)
         return flushed
 
