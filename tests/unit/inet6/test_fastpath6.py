@@ -10,7 +10,6 @@ import tomllib
 import dpkt
 import pytest
 
-from tests.unit.conftest import packed6
 from vrouter.firewall import subsystem as firewall
 from vrouter.firewall.ruleparse import parse_ruleset
 from vrouter.inet6 import ipv6
@@ -181,4 +180,5 @@ def test_a_firewalled_flow_is_fast_once_its_state_passed_it(net, lab6, monkeypat
     assert full.calls == 2 and r.firewall.flows.hits == 2  # created, learned, then cached
     h2.send(h2.udp6(H1, sport=1, dport=2), lab6.now)  # not a flow h1 started
     assert h1.take_ip6() == [] and r.inet6.stats.filtered == 1
-    assert packed6(H2) == r.firewall.flows.entries[next(iter(r.firewall.flows.entries))].state.dst
+    [entry] = r.firewall.flows.entries.values()
+    assert entry.state.dst == ipaddress.IPv6Address(H2).packed
