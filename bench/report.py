@@ -22,8 +22,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 SECTIONS = (
-    "forwarding", "scale", "scrape", "workers", "tcp", "bridge", "nat", "views", "fuzz", "soak",
-    "fairness",
+    "forwarding", "forwarding6", "scale", "scrape", "workers", "tcp", "bridge", "nat", "views",
+    "fuzz", "soak", "fairness",
 )  # fmt: skip
 TITLE = "# Benchmark results"
 INTRO = (

@@ -147,6 +147,8 @@ class Ops:
         self.driver = driver
         self.ownership = ownership
         self.hosts: dict[str, HostConfig] = {}
+        self.tap_qdisc = "kernel"
+        """The root qdisc given to the host side of each TAP created (``[daemon] tap_qdisc``)."""
         self.mirrors: Mirrors | None = None
         """The vnets' control-plane mirrors (None: no daemon, as in tests)."""
 
@@ -396,13 +398,15 @@ class Ops:
         except OSError as err:
             raise OpError(f"vnet {ifp.vnet.name}: cannot create TAP {ifp.name}: {err}") from err
         host = icfg.host
-        if host is None:
-            return
-        assert self.ownership is not None
-        self.hosts[ifp.name] = host
         try:
+            if host is None:
+                await asyncio.to_thread(hostns.set_qdisc, None, ifp.name, self.tap_qdisc)
+                return
+            assert self.ownership is not None
+            self.hosts[ifp.name] = host
             await asyncio.to_thread(hostns.create, self.ownership, host)
             await asyncio.to_thread(hostns.configure, host, ifp.name, ifp.mtu)
+            await asyncio.to_thread(hostns.set_qdisc, host.netns, ifp.name, self.tap_qdisc)
         except hostns.HostError as err:
             raise OpError(f"vnet {ifp.vnet.name}: {ifp.name}: {err}") from err
 

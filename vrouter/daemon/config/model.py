@@ -37,6 +37,13 @@ DEFAULT_CONTROL_SOCKET = "/run/vrouter/control.sock"
 DEFAULT_STATE_DIR = "/run/vrouter"
 DEFAULT_LOG_LEVEL = "info"
 DEFAULT_MTU = 1500
+TAP_QDISCS = ("auto", "fq_codel", "fq", "pfifo_fast", "pfifo", "noqueue", "kernel")
+"""Root queueing disciplines ``[daemon] tap_qdisc`` may give the host side of the
+daemon's TAPs; ``kernel`` leaves the system default alone, ``auto`` is fq_codel
+where the kernel has it and the system default elsewhere."""
+DEFAULT_TAP_QDISC = "auto"
+DEFAULT_TAP_TXQUEUELEN = 1000
+MAX_TAP_TXQUEUELEN = 100_000
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 INTERFACE_TYPES = ("tap", "epair", "bridge", "vlan")
@@ -317,6 +324,11 @@ class DaemonConfig:
     a scrape's ``collect[]=`` picks among these."""
     metrics_exclude: tuple[str, ...] = ()
     """Metric family names never served, as shell patterns (``vrouter_tcp_*``)."""
+    tap_qdisc: str = DEFAULT_TAP_QDISC
+    """The root qdisc of the host side of every TAP the daemon creates (``TAP_QDISCS``)."""
+    tap_txqueuelen: int = DEFAULT_TAP_TXQUEUELEN
+    """The host side's transmit queue length, in frames: the TAP's queue towards the
+    daemon (the kernel drops beyond it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,10 +58,14 @@ from vrouter.daemon.config.model import (
     DEFAULT_CONTROL_SOCKET,
     DEFAULT_LOG_LEVEL,
     DEFAULT_STATE_DIR,
+    DEFAULT_TAP_QDISC,
+    DEFAULT_TAP_TXQUEUELEN,
     DEFAULT_VNET,
     LOG_LEVELS,
+    MAX_TAP_TXQUEUELEN,
     MAX_WORKERS,
     ROUTE_TYPES,
+    TAP_QDISCS,
     UNIX_PATH_MAX,
     Config,
     ConfigError,
@@ -151,6 +155,8 @@ _DAEMON_KEYS = (
     "admins",
     "socks",
     "workers",
+    "tap_qdisc",
+    "tap_txqueuelen",
 )
 
 
@@ -258,6 +264,13 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         r.problem("daemon.workers", f"{workers} is out of range 1..{MAX_WORKERS}")
         workers = None
+    tap_qdisc = r.choice(table, "tap_qdisc", "daemon", TAP_QDISCS) or DEFAULT_TAP_QDISC
+    tap_txqueuelen = r.integer(table, "tap_txqueuelen", "daemon")
+    if tap_txqueuelen is not None and not 1 <= tap_txqueuelen <= MAX_TAP_TXQUEUELEN:
+        r.problem(
+            "daemon.tap_txqueuelen", f"{tap_txqueuelen} is out of range 1..{MAX_TAP_TXQUEUELEN}"
+        )
+        tap_txqueuelen = None
     return DaemonConfig(
         control_socket,
         state_dir,
@@ -269,6 +282,8 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
         log_format,
         read_metrics_collectors(r, table),
         read_names(r, table, "metrics_exclude", "daemon") or (),
+        tap_qdisc,
+        tap_txqueuelen or DEFAULT_TAP_TXQUEUELEN,
     )
 
 
