@@ -179,13 +179,15 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     flows = inet6.flows if inet6.pfil is not None else None
     if (flows is None and inet6.pfil is not None) or not inet6.forwarding or frame[0] & 1:
         return False
-    nh = frame[_NH]
-    if nh != NH_TCP and nh != NH_UDP and (nh != NH_ICMPV6 or frame[_L4] not in _FAST_ICMP6):
-        return False
     total = 40 + (frame[_PLEN] << 8 | frame[_PLEN + 1])
     end = HEADER_LEN + total
     hlim = frame[_HLIM]
     if end > len(frame) or hlim <= 1:
+        return False
+    nh = frame[_NH]
+    if nh != NH_TCP and nh != NH_UDP and (
+        nh != NH_ICMPV6 or total < 48 or frame[_L4] not in _FAST_ICMP6
+    ):
         return False
     dst = bytes(frame[_DST:_L4])
     first = frame[_SRC]

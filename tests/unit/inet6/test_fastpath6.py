@@ -182,3 +182,15 @@ def test_a_firewalled_flow_is_fast_once_its_state_passed_it(net, lab6, monkeypat
     assert h1.take_ip6() == [] and r.inet6.stats.filtered == 1
     [entry] = r.firewall.flows.entries.values()
     assert entry.state.dst == ipaddress.IPv6Address(H2).packed
+
+
+def test_a_truncated_icmpv6_message_is_left_to_the_full_path(net, lab6) -> None:
+    r, h1, h2, _ = net
+    short = h1.frame6(h1.packet6(H2, NH_ICMP6, b""))  # an ICMPv6 header announced, none there
+    h1.send(short, lab6.now)
+    cut = bytearray(short)
+    cut[19] = 4  # payload length 4, none of it there
+    h1.send(bytes(cut), lab6.now)
+    assert "internal_error" not in r.link.get("t1").counters.rx_drops
+    assert [f.data.plen for f in h2.take_ip6()] == [0]  # forwarded as it is, by the full path
+    assert r.inet6.stats.tooshort == 1
