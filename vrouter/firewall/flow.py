@@ -38,6 +38,8 @@ A per-flow choice of next hop (ECMP) would be one more slot of
 ``FlowEntry``, filled when the flow is learned.
 
 The cache is bounded: when full it is emptied, as the destination cache is.
+The sysctl ``net.pf.flowcache`` (on by default) turns it off: every packet
+then takes the full path, as without a cache.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ class FlowEntry:
 class FlowCache:
     """The cached flows of one vnet's firewall (both families)."""
 
-    __slots__ = ("entries", "fw", "generation", "hits", "inserts", "limit")
+    __slots__ = ("enabled", "entries", "fw", "generation", "hits", "inserts", "limit")
 
     def __init__(self, fw: Firewall, limit: int = LIMIT) -> None:
         self.fw = fw
@@ -108,6 +110,8 @@ class FlowCache:
         """Packets passed (or dropped) by a cached flow."""
         self.inserts = 0
         """Flow directions learned."""
+        self.enabled = True
+        """``net.pf.flowcache``: False learns nothing (and so passes nothing)."""
 
     def invalidate(self) -> None:
         """Forget every cached flow (ruleset replaced, firewall switched, states flushed)."""
@@ -213,7 +217,7 @@ class FlowCache:
         """Cache the flow of ``packet``, which ``state`` just passed on its way in by ``ifp``
         (see the module's description of what is cached)."""
         proto = info.proto
-        if proto != PROTO_TCP and proto != PROTO_UDP:
+        if not self.enabled or (proto != PROTO_TCP and proto != PROTO_UDP):
             return
         if info.fragment or info.first_fragment or info.malformed:
             return

@@ -376,6 +376,12 @@ def _set_enable(vnet: Vnet, value: Value) -> None:
     set_enabled(vnet, bool(value))
 
 
+def _set_flowcache(vnet: Vnet, value: Value) -> None:
+    flows = vnet.firewall.flows
+    flows.enabled = bool(value)
+    flows.invalidate()
+
+
 def _timeout_knob(name: str) -> Knob:
     def get(vnet: Vnet) -> Value:
         return float(getattr(vnet.firewall.fw.states.timeouts, name))
@@ -422,6 +428,13 @@ KNOBS = (
         "Filter this vnet's packets with its firewall ruleset",
         lambda vnet: vnet.firewall.fw.enabled,
         _set_enable,
+    ),
+    Knob(
+        "net.pf.flowcache",
+        bool,
+        "Pass established TCP and UDP flows from the flow cache, without parsing them",
+        lambda vnet: vnet.firewall.flows.enabled,
+        _set_flowcache,
     ),
     field_knob(
         "net.pf.states_max",

@@ -266,3 +266,21 @@ def test_the_cache_is_bounded(net, lab) -> None:
             h1.send(h1.udp(H2, sport=41000 + port), lab.now)
         assert len(r.firewall.flows.entries) <= 3
     assert r.firewall.flows.inserts == 10
+
+
+def test_the_sysctl_turns_the_cache_off_and_on(net, lab, monkeypatch) -> None:
+    r, h1, h2 = net
+    knob = next(k for k in firewall.KNOBS if k.name == "net.pf.flowcache")
+    assert knob.get(r) is True
+    for _ in range(2):
+        h1.send(h1.udp(H2), lab.now)
+    knob.set(r, False)
+    assert r.firewall.flows.entries == {}
+    full = FullPath(monkeypatch)
+    for _ in range(3):
+        h1.send(h1.udp(H2), lab.now)
+    assert full.calls == 3 and r.firewall.flows.hits == 0 and len(h2.take_ip()) == 5
+    knob.set(r, True)
+    for _ in range(2):
+        h1.send(h1.udp(H2), lab.now)
+    assert full.calls == 4 and r.firewall.flows.hits == 1
