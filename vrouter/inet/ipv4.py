@@ -149,7 +149,9 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
         return False
     dst = bytes(frame[_DST:_OPTIONS])
     dest = inet.dests.entries.get(dst)
-    if dest is None or dest.generation != vnet.route.fib.generation + inet.arp.generation:
+    if dest is None:
+        return _unresolvable(vnet, frame, dst, now)
+    if dest.generation != vnet.route.fib.generation + inet.arp.generation:
         return False
     route = dest.route
     out = dest.out
@@ -191,6 +193,29 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     inet.stats.forward += 1
     entry.used = now
     out.output(buf)
+    return True
+
+
+def _unresolvable(vnet: Vnet, frame: bytes | bytearray, dst: bytes, now: float) -> bool:
+    """Drop a packet :func:`_fast_forward` checked (no destination cached) whose
+    on-link destination the neighbour table would refuse to resolve now, as
+    :func:`_forward` would after copying it; False to leave it to the slow path.
+
+    A scan of an on-link prefix (RFC 6583) sends each packet to a new
+    address: this keeps its cost at a route lookup and a table probe, and the
+    destination cache free of addresses that never answer."""
+    inet = vnet.inet
+    first = frame[_SRC]
+    if first >= 224 or first == 127 or not first or dst in inet.local or dst in inet.broadcasts:
+        return False
+    route = vnet.route.fib.lookup(dst)
+    if route is None or route.type != UNICAST or route.gateway is not None:
+        return False
+    out = route.ifnet
+    if out is None or not arp.refuse_early(vnet, out, dst, now):
+        return False
+    route.use += 1
+    inet.stats.forward += 1  # as _forward counts a packet arp.output drops
     return True
 
 

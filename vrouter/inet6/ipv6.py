@@ -368,6 +368,17 @@ def _forward(
                 vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_NOROUTE, now
             )
             return
+        if (
+            dest is None
+            and inet6.pfil is None
+            and found.type == UNICAST
+            and found.gateway is None
+            and found.ifnet is not None
+            and nd.refuse_early(vnet, found.ifnet, dst, now)
+        ):  # an on-link address not to resolve now (a scan): no copy, no cache entry
+            found.use += 1
+            stats.forward += 1
+            return
         dest = inet6.dests.build(dst, found, generation)
     route = dest.route
     if route.type != UNICAST:

@@ -208,6 +208,19 @@ class NeighbourTable:
         entry = self.add(timers, ifp, ip, INCOMPLETE, now)
         return TABLE_FULL if entry is None else entry
 
+    def refusal(self, ifp: Ifnet, now: float) -> str | None:
+        """Return why :meth:`resolve` would refuse a new resolution on ``ifp`` now,
+        spending nothing (None: it would start one)."""
+        if self.incomplete >= self.max_incomplete:
+            return INCOMPLETE_FULL
+        if len(self.entries) >= self.max_entries:
+            return TABLE_FULL
+        bucket = self.buckets.get(ifp.name)
+        rate = self.solicit_rate
+        if bucket is not None and rate > 0 and bucket.tokens + (now - bucket.at) * rate < 1.0:
+            return RATELIMITED
+        return None
+
     def may_solicit(self, ifp: Ifnet, now: float) -> bool:
         """Spend one of ``ifp``'s solicitations for a resolution; False if none is left."""
         bucket = self.buckets.get(ifp.name)
