@@ -22,12 +22,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 SECTIONS = (
-    "forwarding", "forwarding6", "scale", "scrape", "workers", "tcp", "bridge", "nat", "views",
-    "fuzz", "soak", "fairness",
+    "forwarding", "forwarding6", "fastpath", "scale", "scrape", "workers", "tcp", "bridge", "nat",
+    "views", "fuzz", "soak", "fairness",
 )  # fmt: skip
 TITLE = "# Benchmark results"
 INTRO = (
-    "Written by `bench/forwarding.py`, `bench/scale.py`, `bench/workers.py`, `bench/tcp.py`, "
+    "Written by `bench/forwarding.py`, `bench/fastpath.py`, `bench/scale.py`, "
+    "`bench/workers.py`, `bench/tcp.py`, "
     "`bench/bridge.py`, `bench/nat.py`, `bench/views.py`, `bench/fuzz.py`, `bench/soak.py` and "
     "`bench/fairness.py` "
     "(see bench/README.md); each script rewrites its own section. Absolute numbers on a shared "
