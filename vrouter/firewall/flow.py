@@ -191,13 +191,15 @@ class FlowCache:
             length = buf[l4 + 4] << 8 | buf[l4 + 5]
             if length < 8 or length > l4len:
                 return MISS  # malformed: the full path counts it
-            info = PacketInfo(family, PROTO_UDP, b"", b"", total)
+            info = None
         states = fw.states
         stats = fw.stats
         self.hits += 1
         states.stats.searches += 1
         states.stats.matches += 1
-        if not states.update(state, info, entry.forward, now):
+        if info is None:
+            states.refresh(state, entry.forward, total, now)
+        elif not states.update(state, info, entry.forward, now):
             stats.badstate += 1
             stats.dropped += 1
             return DROP
