@@ -22,8 +22,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 SECTIONS = (
-    "forwarding", "forwarding6", "fastpath", "scale", "scrape", "workers", "tcp", "bridge", "nat",
-    "views", "fuzz", "soak", "fairness",
+    "forwarding", "forwarding6", "fastpath", "levers", "scale", "scrape", "workers", "tcp",
+    "bridge", "nat", "views", "fuzz", "soak", "fairness",
 )  # fmt: skip
 TITLE = "# Benchmark results"
 INTRO = (
@@ -31,7 +31,8 @@ INTRO = (
     "`bench/workers.py`, `bench/tcp.py`, "
     "`bench/bridge.py`, `bench/nat.py`, `bench/views.py`, `bench/fuzz.py`, `bench/soak.py` and "
     "`bench/fairness.py` "
-    "(see bench/README.md); each script rewrites its own section. Absolute numbers on a shared "
+    "(see bench/README.md); each script rewrites its own section (`levers` is kept by hand: "
+    "what each change did, from those scripts' runs). Absolute numbers on a shared "
     "machine are noise; the ratios measured in the same run are the point."
 )
 
