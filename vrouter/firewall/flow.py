@@ -174,6 +174,7 @@ class FlowCache:
         state = entry.state
         if entry.generation != self.generation or state.removed or state.expires <= now:
             return MISS
+        info: PacketInfo | None = None  # TCP's fields for update(); UDP needs none
         if entry.proto == PROTO_TCP:
             if l4len < 20:
                 return MISS
@@ -191,7 +192,6 @@ class FlowCache:
             length = buf[l4 + 4] << 8 | buf[l4 + 5]
             if length < 8 or length > l4len:
                 return MISS  # malformed: the full path counts it
-            info = None
         states = fw.states
         stats = fw.stats
         self.hits += 1
