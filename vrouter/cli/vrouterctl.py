@@ -493,19 +493,15 @@ def _request(args: argparse.Namespace) -> Request:
 
 
 def _exec(args: argparse.Namespace) -> int:
-    """``exec VNET -- CMD``: ask the daemon for the mirror's namespace and enter it.
-
-    Entering a namespace needs CAP_SYS_ADMIN, so this is root only for now; a
-    later daemon-side exec would start CMD for a caller with the vnet's manage
-    right, under the caller's uid and gid, with its stdio passed over the
-    control socket.
-    """
+    """``exec VNET -- CMD``: root enters the mirror's namespace itself; anyone else
+    asks the daemon to start CMD as them (:mod:`vrouter.cli.execute`)."""
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         raise _usage("exec: which program? vrouterctl exec VNET -- CMD [ARG ...]")
     if os.geteuid() != 0:
-        print("vrouterctl: exec enters a namespace, which needs root", file=sys.stderr)
-        return 1
+        from vrouter.cli import execute
+
+        return execute.run(args.socket, args.vnet, cmd)
     found = reach.ask(args.socket, lambda client: client.call("mirror.show", vnet=args.vnet))
     os.execvp("ip", ["ip", "netns", "exec", str(found["netns"]), *cmd])
 

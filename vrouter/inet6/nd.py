@@ -227,10 +227,7 @@ def refuse_early(vnet: Vnet, ifp: Ifnet, nexthop: bytes, now: float) -> bool:
 
     Under a scan of an on-link prefix this is the whole cost of each packet:
     no copy, no destination cache entry."""
-    table = vnet.inet6.nd
-    if (ifp.name, nexthop) in table.entries:
-        return False
-    reason = table.refusal(ifp, now)
+    reason = vnet.inet6.nd.refusal(ifp, nexthop, now)
     if reason is None:
         return False
     _refused(vnet, ifp, reason)

@@ -208,9 +208,12 @@ class NeighbourTable:
         entry = self.add(timers, ifp, ip, INCOMPLETE, now)
         return TABLE_FULL if entry is None else entry
 
-    def refusal(self, ifp: Ifnet, now: float) -> str | None:
-        """Return why :meth:`resolve` would refuse a new resolution on ``ifp`` now,
-        spending nothing (None: it would start one)."""
+    def refusal(self, ifp: Ifnet, ip: bytes, now: float) -> str | None:
+        """Return why a packet to ``ip`` on ``ifp`` would be refused now: no entry, and
+        :meth:`resolve` would refuse to start one.  None: it would go on (an entry
+        exists or a resolution would start).  Spends nothing."""
+        if (ifp.name, ip) in self.entries:
+            return None
         if self.incomplete >= self.max_incomplete:
             return INCOMPLETE_FULL
         if len(self.entries) >= self.max_entries:
