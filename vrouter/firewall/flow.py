@@ -1,4 +1,4 @@
-"""The flow cache: packets of tracked TCP and UDP flows passed without parsing them again.
+"""The flow cache: packets of tracked TCP, UDP and echo flows passed without parsing them again.
 
 Responsibility: a packet that belongs to a firewall state is otherwise
 parsed into a ``PacketInfo``, looked up and, if forwarded, met again on its
@@ -15,13 +15,15 @@ way, which learns the flow again.
 What is cached (``learn``), and what is not:
 
 - Only a packet that a state passed on its way in teaches the cache: TCP
-  once both sides are ESTABLISHED, UDP from its second packet on.  The
-  entry is per direction and per ingress interface (the creating rule's
-  counters count the packets of its interface and direction, as
-  ``evaluate`` does).
+  once both sides are ESTABLISHED, UDP and ICMP/ICMPv6 echo from their
+  second packet on.  The entry is per direction and per ingress interface
+  (the creating rule's counters count the packets of its interface and
+  direction, as ``evaluate`` does); an echo entry also holds the message
+  type its direction carries (requests one way, replies the other), and
+  its key is the addresses and the echo identifier.
 - IPv4 packets with options, IPv6 packets with extension headers,
-  fragments, ICMP, and TCP segments with SYN, FIN or RST never take the
-  cache: the full path handles them (a SYN that reopens a closed state,
+  fragments, ICMP errors, and TCP segments with SYN, FIN or RST never take
+  the cache: the full path handles them (a SYN that reopens a closed state,
   the close of a connection, a reset).
 - A vnet that translates addresses (NAT rules, or mappings left from
   them) does not use the cache: translated packets take the full path
@@ -47,7 +49,14 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING, Final
 
-from vrouter.firewall.packet import PROTO_TCP, PROTO_UDP, PacketInfo
+from vrouter.firewall.packet import (
+    PROTO_ICMP,
+    PROTO_ICMP6,
+    PROTO_TCP,
+    PROTO_UDP,
+    PacketInfo,
+    is_echo,
+)
 from vrouter.firewall.states import ESTABLISHED, State
 from vrouter.wire import tcp
 
@@ -74,7 +83,7 @@ _NOT_CACHED_FLAGS: Final = tcp.SYN | tcp.FIN | tcp.RST
 class FlowEntry:
     """One direction of one tracked flow, as it enters by one interface."""
 
-    __slots__ = ("counters", "forward", "generation", "ifp", "proto", "state")
+    __slots__ = ("counters", "forward", "generation", "icmp_type", "ifp", "proto", "state")
 
     def __init__(
         self,
@@ -84,11 +93,14 @@ class FlowEntry:
         ifp: Ifnet,
         counters: RuleCounters | None,
         generation: int,
+        icmp_type: int = -1,
     ) -> None:
         self.state = state
         self.forward = forward
         """The packets go initiator -> responder."""
         self.proto = proto
+        self.icmp_type = icmp_type
+        """The echo message type of this direction (request or reply); -1: not ICMP."""
         self.ifp = ifp
         """The ingress interface the entry is for."""
         self.counters = counters
@@ -133,12 +145,19 @@ class FlowCache:
         if fw.ruleset.nat or len(fw.nat):
             return MISS
         proto = buf[at + 9]
-        if (proto != PROTO_TCP and proto != PROTO_UDP) or buf[at + 6] & 0x3F or buf[at + 7]:
-            return MISS  # another protocol, or a fragment (MF or an offset)
-        entry = self.entries.get(bytes(buf[at + 12 : at + 24]))
+        if buf[at + 6] & 0x3F or buf[at + 7]:
+            return MISS  # a fragment (MF or an offset)
+        total = buf[at + 2] << 8 | buf[at + 3]
+        if proto in (PROTO_TCP, PROTO_UDP):
+            entry = self.entries.get(bytes(buf[at + 12 : at + 24]))
+        elif proto == PROTO_ICMP and total >= 28:  # addresses and the echo identifier
+            entry = self.entries.get(bytes(buf[at + 12 : at + 20]) + bytes(buf[at + 24 : at + 26]))
+            if entry is not None and entry.icmp_type != buf[at + 20]:
+                return MISS
+        else:
+            return MISS
         if entry is None or entry.ifp is not ifp or entry.proto != proto:
             return MISS
-        total = buf[at + 2] << 8 | buf[at + 3]
         return self._track(entry, buf, at + 20, total - 20, total, legs, 4, now)
 
     def admit6(
@@ -150,12 +169,17 @@ class FlowCache:
         if fw.ruleset.nat or len(fw.nat):
             return MISS
         proto = buf[at + 6]
-        if proto != PROTO_TCP and proto != PROTO_UDP:
+        length = buf[at + 4] << 8 | buf[at + 5]
+        if proto in (PROTO_TCP, PROTO_UDP):
+            entry = self.entries.get(bytes(buf[at + 8 : at + 44]))
+        elif proto == PROTO_ICMP6 and length >= 8:  # addresses and the echo identifier
+            entry = self.entries.get(bytes(buf[at + 8 : at + 40]) + bytes(buf[at + 44 : at + 46]))
+            if entry is not None and entry.icmp_type != buf[at + 40]:
+                return MISS
+        else:
             return MISS  # another protocol, or extension headers
-        entry = self.entries.get(bytes(buf[at + 8 : at + 44]))
         if entry is None or entry.ifp is not ifp or entry.proto != proto:
             return MISS
-        length = buf[at + 4] << 8 | buf[at + 5]
         return self._track(entry, buf, at + 40, length, length + 40, legs, 6, now)
 
     def _track(
@@ -186,7 +210,7 @@ class FlowCache:
             info = PacketInfo(
                 family, PROTO_TCP, b"", b"", total, 0, 0, flags, seq, ack, window, -1, l4len - hlen
             )
-        else:
+        elif entry.proto == PROTO_UDP:
             if l4len < 8:
                 return MISS
             length = buf[l4 + 4] << 8 | buf[l4 + 5]
@@ -219,7 +243,8 @@ class FlowCache:
         """Cache the flow of ``packet``, which ``state`` just passed on its way in by ``ifp``
         (see the module's description of what is cached)."""
         proto = info.proto
-        if not self.enabled or (proto != PROTO_TCP and proto != PROTO_UDP):
+        echo = is_echo(info)
+        if not self.enabled or (proto != PROTO_TCP and proto != PROTO_UDP and not echo):
             return
         if info.fragment or info.first_fragment or info.malformed:
             return
@@ -234,14 +259,18 @@ class FlowCache:
         if info.family == 4:
             if packet[0] != 0x45:
                 return
-            key = bytes(packet[12:24])
+            key = bytes(packet[12 : 20 if echo else 24])
         else:
             if packet[6] != proto:
                 return
-            key = bytes(packet[8:44])
+            key = bytes(packet[8 : 40 if echo else 44])
+        if echo:
+            key += info.sport.to_bytes(2, "big")  # the echo identifier (packet.py)
         entries = self.entries
         if len(entries) >= self.limit:
             entries.clear()
         counters = state.counters if state.origin == (ifp.name, "in") else None
-        entries[key] = FlowEntry(state, forward, proto, ifp, counters, self.generation)
+        entries[key] = FlowEntry(
+            state, forward, proto, ifp, counters, self.generation, info.icmp_type if echo else -1
+        )
         self.inserts += 1

@@ -284,3 +284,39 @@ def test_the_sysctl_turns_the_cache_off_and_on(net, lab, monkeypatch) -> None:
     for _ in range(2):
         h1.send(h1.udp(H2), lab.now)
     assert full.calls == 4 and r.firewall.flows.hits == 1
+
+
+PING_RULES = RULES + """
+[[rules]]
+action = "pass"
+direction = "in"
+interface = "t1"
+proto = "icmp"
+icmp_type = "echo-request"
+"""
+
+
+def test_an_echo_flow_is_cached_per_direction_and_type(net, lab, monkeypatch) -> None:
+    r, h1, h2 = net
+    firewall.replace_ruleset(r, _ruleset(PING_RULES))
+    for seq in (1, 2):  # creates the state, then both directions are learned
+        h1.send(h1.ping(H2, ident=77, seq=seq), lab.now)
+        reply = dpkt.icmp.ICMP(
+            type=dpkt.icmp.ICMP_ECHOREPLY,
+            data=dpkt.icmp.ICMP.Echo(id=77, seq=seq, data=b"vrouter ping payload"),
+        )
+        h2.send(h2.frame(h2.packet(H1, dpkt.ip.IP_PROTO_ICMP, reply)), lab.now)
+    assert len(h2.take_ip()) == 2 and len(h1.take_ip()) == 2
+    assert len(r.firewall.flows.entries) == 2
+    assert r.firewall.flows.hits == 1  # the second reply: its direction was learned first
+    full = FullPath(monkeypatch)
+    h1.send(h1.ping(H2, ident=77, seq=3), lab.now)
+    h2.send(h2.frame(h2.packet(H1, dpkt.ip.IP_PROTO_ICMP, reply)), lab.now)
+    assert full.calls == 0 and r.firewall.flows.hits == 3
+    assert len(h2.take_ip()) == 1 and len(h1.take_ip()) == 1
+    # A request from h2 with the same identifier is not a reply: the filter refuses it.
+    h2.send(h2.ping(H1, ident=77, seq=9), lab.now)
+    assert h1.take_ip() == [] and r.inet.stats.filtered == 1 and r.firewall.flows.hits == 3
+    # Another identifier is another flow.
+    h1.send(h1.ping(H2, ident=78, seq=1), lab.now)
+    assert full.calls == 1 and r.firewall.flows.hits == 3 and len(h2.take_ip()) == 1

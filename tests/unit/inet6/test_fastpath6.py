@@ -194,3 +194,35 @@ def test_a_truncated_icmpv6_message_is_left_to_the_full_path(net, lab6) -> None:
     assert "internal_error" not in r.link.get("t1").counters.rx_drops
     assert [f.data.plen for f in h2.take_ip6()] == [0]  # forwarded as it is, by the full path
     assert r.inet6.stats.tooshort == 1
+
+
+PING6_RULES = """
+default = "block"
+
+[[rules]]
+action = "pass"
+direction = "in"
+interface = "t1"
+proto = "icmp6"
+icmp_type = "echo-request"
+"""
+
+
+def test_a_firewalled_echo_is_fast_both_ways_once_learned(net, lab6, monkeypatch) -> None:
+    r, h1, h2, _ = net
+    firewall.replace_ruleset(r, parse_ruleset(tomllib.loads(PING6_RULES)))
+    firewall.set_enabled(r, True)
+    body = struct.pack("!HH", 0x4242, 1) + b"vrouter ping6 payload"
+    for _ in range(3):  # the first reply waits for h1's address to resolve
+        h1.send(h1.ping6(H2), lab6.now)
+        h2.send(h2.icmp6(H1, 129, 0, body), lab6.now)
+        lab6.settle()
+    assert len(h2.take_ip6()) == 3 and len(h1.take_ip6()) == 3
+    full = FullPath(monkeypatch)
+    hits = r.firewall.flows.hits
+    h1.send(h1.ping6(H2), lab6.now)
+    h2.send(h2.icmp6(H1, 129, 0, body), lab6.now)
+    assert len(h2.take_ip6()) == 1 and len(h1.take_ip6()) == 1
+    assert full.calls == 0 and r.firewall.flows.hits == hits + 2
+    h2.send(h2.ping6(H1), lab6.now)  # a request from h2 with the same identifier: refused
+    assert h1.take_ip6() == [] and r.inet6.stats.filtered == 1
