@@ -4,8 +4,9 @@
 One vnet ``red`` forwards between two test interfaces (t1: 192.0.2.1/24 and
 2001:db8:1::1/64; t2: 198.51.100.1/24 and 2001:db8:2::1/64), neighbours
 resolved.  Each case hands the same prepared 64-byte frames (Ethernet + IP +
-UDP, or a TCP pure ACK of an established connection) to ``ether.input`` of
-t1 in a loop; t2's transmit does nothing.  CPU seconds are this process's
+UDP, a TCP pure ACK of an established connection, or ICMP echo requests of
+h1 and replies of h2 in turn) to ``ether.input`` in a loop; the interfaces'
+transmit does nothing.  CPU seconds are this process's
 (``time.process_time``), so a busy machine changes them less than it changes
 wall-clock figures, and the system calls of a real TAP are not in them: the
 numbers are what the Python forwarding path costs, the ratios between cases
@@ -17,6 +18,8 @@ what a lever gains.
   ipv4-fw-nocache    the same, net.pf.flowcache = 0
   ipv4-tcp-fw        TCP ACKs of an established connection through the firewall, cache on
   ipv4-tcp-fw-nocache  the same, cache off
+  ipv4-ping-fw       ICMP echo requests (h1) and replies (h2), alternating, through the firewall
+  ipv4-ping-fw-nocache  the same, cache off
   ipv6               UDP, the IPv6 fast path
   ipv6-full          UDP, the IPv6 full path (the only path before the fast path existed)
   ipv6-fw            UDP through the firewall, flow cache on
@@ -58,7 +61,7 @@ H1_6 = ipaddress.IPv6Address("2001:db8:1::2").packed
 H2_6 = ipaddress.IPv6Address("2001:db8:2::2").packed
 CASES = (
     "ipv4", "ipv4-full", "ipv4-fw", "ipv4-fw-nocache", "ipv4-tcp-fw", "ipv4-tcp-fw-nocache",
-    "ipv6", "ipv6-full", "ipv6-fw", "ipv6-fw-nocache",
+    "ipv4-ping-fw", "ipv4-ping-fw-nocache", "ipv6", "ipv6-full", "ipv6-fw", "ipv6-fw-nocache",
 )  # fmt: skip
 
 
@@ -129,6 +132,15 @@ def udp6(src: bytes, dst: bytes, sport: int, dport: int, dst_mac: bytes, src_mac
     return dst_mac + src_mac + b"\x86\xdd" + header + udp
 
 
+def icmp4(src: bytes, dst: bytes, type_: int, dst_mac: bytes, src_mac: bytes) -> bytes:
+    body = bytearray(struct.pack("!BBHHH", type_, 0, 0, 0x4242, 1) + bytes(10))
+    body[2:4] = struct.pack("!H", checksum(bytes(body)))
+    header = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 1, 0, 64, 1, 0,
+                                   src, dst))  # fmt: skip
+    header[10:12] = struct.pack("!H", checksum(bytes(header)))
+    return dst_mac + src_mac + b"\x08\x00" + bytes(header) + bytes(body)
+
+
 SYN, ACK = 0x02, 0x10
 
 
@@ -145,6 +157,9 @@ def prepare(case: str) -> tuple[Callable[[], None], int]:
     if case.startswith("ipv6"):
         frame = udp6(H1_6, H2_6, 40000, 5202, t1.mac, H1_MAC)
         reply = udp6(H2_6, H1_6, 5202, 40000, t2.mac, H2_MAC)
+    elif "ping" in case:
+        frame = icmp4(H1, H2, 8, t1.mac, H1_MAC)
+        reply = icmp4(H2, H1, 0, t2.mac, H2_MAC)
     elif "tcp" in case:
         ether.input(t1, tcp4(H1, H2, 40001, 5201, 1000, 0, SYN, t1.mac, H1_MAC), NOW)
         ether.input(t2, tcp4(H2, H1, 5201, 40001, 5000, 1001, SYN | ACK, t2.mac, H2_MAC), NOW)
@@ -159,13 +174,18 @@ def prepare(case: str) -> tuple[Callable[[], None], int]:
         ether.input(t2, reply, NOW)
     for _ in range(3):
         ether.input(t1, frame, NOW)
+    if "ping" in case:
+        ether.input(t2, reply, NOW)
     forwarded = vnet.inet.stats.forward + vnet.inet6.stats.forward
-    frames = [wrap(frame)] * 1000
+    if "ping" in case:
+        frames = [(t1, wrap(frame)), (t2, wrap(reply))] * 500
+    else:
+        frames = [(t1, wrap(frame))] * 1000
     receive = ether.input
 
     def one_pass() -> None:
-        for f in frames:
-            receive(t1, f, NOW)
+        for ifp, f in frames:
+            receive(ifp, f, NOW)
 
     one_pass()
     got = vnet.inet.stats.forward + vnet.inet6.stats.forward - forwarded
@@ -209,9 +229,11 @@ def main() -> int:
     bases = {
         "ipv4-full": "ipv4", "ipv4-fw": "ipv4", "ipv4-fw-nocache": "ipv4",
         "ipv4-tcp-fw": "ipv4", "ipv4-tcp-fw-nocache": "ipv4",
+        "ipv4-ping-fw": "ipv4", "ipv4-ping-fw-nocache": "ipv4",
         "ipv6": "ipv4", "ipv6-full": "ipv6", "ipv6-fw": "ipv6", "ipv6-fw-nocache": "ipv6",
     }  # fmt: skip
     cache = {"ipv4-fw": "ipv4-fw-nocache", "ipv4-tcp-fw": "ipv4-tcp-fw-nocache",
+             "ipv4-ping-fw": "ipv4-ping-fw-nocache",
              "ipv6-fw": "ipv6-fw-nocache", "ipv6": "ipv6-full"}  # fmt: skip
     lines = [
         "## Forwarding paths in process",
