@@ -330,6 +330,8 @@ _OPS: tuple[Operation, ...] = (
     Operation("route.del", "remove a static route", "manage.route_del",
               args=(VNET, PREFIX), rights=on("vnet"), runs="locked"),
     Operation("arp.show", "the ARP cache of a vnet", "views.arp_show", args=(VNET,)),
+    Operation("dhcp.leases", "a vnet's DHCP server: its leases and counters",
+              "views.dhcp_leases", args=(VNET,)),
     # -- bridges and VLANs
     Operation("bridge.create", "create a bridge over interfaces of a vnet", "manage.bridge_create",
               args=(VNET, INTERFACE,

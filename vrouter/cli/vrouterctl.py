@@ -262,6 +262,10 @@ def _parser() -> argparse.ArgumentParser:
     # interface), which needs parse_intermixed_args: main() hands its words,
     # left unparsed here, to _capture_parser.
     sub.add_parser("capture", help="capture an interface's frames, like tcpdump", add_help=False)
+    dhcp = sub.add_parser("dhcp", help="a vnet's DHCP server")
+    dhcp.add_argument("vnet")
+    dhcp_sub = dhcp.add_subparsers(dest="action", required=True)
+    json_flag(dhcp_sub.add_parser("leases", help="leases, pools and counters"))
     mirror = sub.add_parser("mirror", help="a vnet's control-plane mirror")
     mirror_sub = mirror.add_subparsers(dest="action", required=True)
     mshow = json_flag(mirror_sub.add_parser("show", help="namespace, representors, counters"))
@@ -478,6 +482,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
     ("firewall", "flush"): lambda a: ("firewall.flush", {"vnet": a.vnet}, render.show_done),
     ("firewall", "load"): _firewall_load,
     ("mirror", "show"): lambda a: ("mirror.show", {"vnet": a.vnet}, render.show_json),
+    ("dhcp", "leases"): lambda a: ("dhcp.leases", {"vnet": a.vnet}, render.show_leases),
 }
 """Every command but ``capture``, by (command, action): the request it makes."""
 
