@@ -295,6 +295,7 @@ class Lab:
         ifa = self.iface(a, a_name, a_address, up=False)
         ifb = self.iface(b, b_name, b_address, up=False)
         pair = Epair(ifa, ifb)
+        pair.queue_time = 3600.0  # the lab's clock is fake; real time must not age frames
         self.epairs.append(pair)
         ipv4.set_up(a, ifa, self.now)
         ipv4.set_up(b, ifb, self.now)
@@ -741,6 +742,7 @@ class Lab6(Lab):
         ifa = self.iface6(a, a_name, a_addresses)
         ifb = self.iface6(b, b_name, b_addresses)
         pair = Epair(ifa, ifb)
+        pair.queue_time = 3600.0  # the lab's clock is fake; real time must not age frames
         self.epairs.append(pair)
         self.bring_up(ifa)
         self.bring_up(ifb)

@@ -389,6 +389,11 @@ def firewall_show(host: Host, args: dict[str, Any]) -> Any:
         "mappings": len(fw.nat),
         "states": len(fw.states),
         "max_states": fw.states.max_states,
+        "flows": {
+            "cached": len(vnet.firewall.flows.entries),
+            "learned": vnet.firewall.flows.inserts,
+            "hits": vnet.firewall.flows.hits,
+        },
     }
 
 

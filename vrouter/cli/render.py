@@ -281,6 +281,12 @@ def show_sysctl(result: Any) -> str:
 def show_firewall(result: Any) -> str:
     state = "enabled" if result["enabled"] else "disabled (net.pf.enable=0)"
     out = [f"firewall {state}, first match wins; states {result['states']}/{result['max_states']}"]
+    flows = result.get("flows")
+    if flows:
+        out.append(
+            f"flow cache: {flows['cached']} flow directions, {flows['learned']} learned, "
+            f"{flows['hits']} packets passed from it"
+        )
     rows = [
         [
             str(r["index"]) if r["index"] >= 0 else "-",

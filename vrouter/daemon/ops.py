@@ -154,6 +154,8 @@ class Ops:
         self.driver = driver
         self.ownership = ownership
         self.hosts: dict[str, HostConfig] = {}
+        self.tap_qdisc = "kernel"
+        """The root qdisc given to the host side of each TAP created (``[daemon] tap_qdisc``)."""
         self.mirrors: Mirrors | None = None
         """The vnets' control-plane mirrors (None: no daemon, as in tests)."""
         self.data_dir: str | None = None
@@ -415,13 +417,15 @@ class Ops:
         except OSError as err:
             raise OpError(f"vnet {ifp.vnet.name}: cannot create TAP {ifp.name}: {err}") from err
         host = icfg.host
-        if host is None:
-            return
-        assert self.ownership is not None
-        self.hosts[ifp.name] = host
         try:
+            if host is None:
+                await asyncio.to_thread(hostns.set_qdisc, None, ifp.name, self.tap_qdisc)
+                return
+            assert self.ownership is not None
+            self.hosts[ifp.name] = host
             await asyncio.to_thread(hostns.create, self.ownership, host)
             await asyncio.to_thread(hostns.configure, host, ifp.name, ifp.mtu)
+            await asyncio.to_thread(hostns.set_qdisc, host.netns, ifp.name, self.tap_qdisc)
         except hostns.HostError as err:
             raise OpError(f"vnet {ifp.vnet.name}: {ifp.name}: {err}") from err
 
@@ -1102,7 +1106,7 @@ class Ops:
     def flush_states(self, vnet_name: str) -> int:
         """Forget every firewall state of the vnet; return how many there were."""
         vnet = self.firewalled(self.vnet(vnet_name))
-        flushed = vnet.firewall.fw.states.flush() + vnet.firewall.fw.nat.flush()
+        flushed = firewall.flush_states(vnet)
         log.info("vnet %s: firewall: %d states and NAT mappings flushed", vnet.name, flushed)
         return flushed
 

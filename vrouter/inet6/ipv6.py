@@ -22,6 +22,7 @@ from vrouter.inet6.fragment import fragment_ipv6, ipv6_input
 from vrouter.inet6.source import packet as packet
 from vrouter.inet6.source import source_address as source_address
 from vrouter.inet6.state import Addr6, Ip6Stats, Proto6Handler
+from vrouter.link.lltable import REACHABLE
 from vrouter.link.offload import (
     F_NEEDS_CSUM,
     OffloadBuffer,
@@ -59,9 +60,14 @@ if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
 
 LOOPBACK = bytes(15) + b"\x01"
+_PLEN = HEADER_LEN + 4
+_NH = HEADER_LEN + 6
 _HLIM = HEADER_LEN + 7
 _SRC = HEADER_LEN + 8
 _DST = HEADER_LEN + 24
+_L4 = HEADER_LEN + 40
+_FAST_ICMP6 = (icmp6.ECHO_REQUEST, icmp6.ECHO_REPLY)
+"""The ICMPv6 messages the fast path forwards; errors and the rest take the full path."""
 
 
 EXTENSION_REASONS = frozenset(
@@ -105,6 +111,13 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     inet6 = vnet.inet6
     stats = inet6.stats
     stats.total += 1
+    if (
+        len(frame) >= _L4
+        and frame[HEADER_LEN] >> 4 == 6
+        and (frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.vhdr[1]))
+        and _fast_forward(vnet, ifp, frame, now)
+    ):
+        return
     packet = memoryview(frame)[HEADER_LEN:]
     try:
         total = check(packet)
@@ -149,6 +162,81 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         _count(ifp, stats, "ip6_badsrc", error=True)
     else:
         _forward(vnet, ifp, frame, packet, total, src, dst, now)
+
+
+def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) -> bool:
+    """Forward ``frame`` if it is the common case, checked as :func:`input` and
+    :func:`_forward` check it; return False to leave it to them.
+
+    The common case, as IPv4's (:func:`vrouter.inet.ipv4._fast_forward`): a
+    TCP, UDP or ICMPv6 echo packet right after the fixed header (extension
+    headers, ICMPv6 errors and everything else take the full path), unicast
+    in and out, global addresses on both ends, no firewall or a flow its
+    flow cache holds (asked last, as it tracks the packet), hop limit left,
+    a cached destination whose neighbour is reachable, and a packet that
+    fits the egress MTU.  ``frame`` is bytes, or an offload buffer that is
+    not a super-frame, rewritten in place.
+    """
+    inet6 = vnet.inet6
+    flows = inet6.flows if inet6.pfil is not None else None
+    if (flows is None and inet6.pfil is not None) or not inet6.forwarding or frame[0] & 1:
+        return False
+    total = 40 + (frame[_PLEN] << 8 | frame[_PLEN + 1])
+    end = HEADER_LEN + total
+    hlim = frame[_HLIM]
+    if end > len(frame) or hlim <= 1:
+        return False
+    nh = frame[_NH]
+    if nh != NH_TCP and nh != NH_UDP and (
+        nh != NH_ICMPV6 or total < 48 or frame[_L4] not in _FAST_ICMP6
+    ):
+        return False
+    dst = bytes(frame[_DST:_L4])
+    first = frame[_SRC]
+    if (
+        dst[0] == 0xFF
+        or is_link_local(dst)
+        or first == 0xFF
+        or (first == 0xFE and frame[_SRC + 1] & 0xC0 == 0x80)
+        or (not first and frame[_SRC:_DST] in (UNSPECIFIED, LOOPBACK))
+    ):
+        return False
+    dest = inet6.dests.entries.get(dst)
+    neighbours = inet6.nd
+    if dest is None or dest.generation != vnet.route.fib6.generation + neighbours.generation:
+        return False
+    route = dest.route
+    out = dest.out
+    entry = dest.neighbour
+    if (
+        route.type != UNICAST
+        or out is None
+        or total > out.mtu
+        or entry is None
+        or entry.state != REACHABLE
+        or now - entry.confirmed > neighbours.reachable_time
+        or dst in inet6.local
+    ):
+        return False
+    if flows is not None:
+        verdict = flows.admit6(ifp, frame, HEADER_LEN, 2, now)
+        if verdict != 1:
+            if verdict:  # refused by the flow's state
+                _count(ifp, inet6.stats, "ip6_filtered")
+                return True
+            return False
+    if frame.__class__ is bytes:
+        buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
+    else:  # ours to rewrite
+        vhdr = frame.vhdr  # type: ignore[union-attr]
+        buf = frame if end == len(frame) else carry(frame, total, vhdr)  # type: ignore[assignment]
+    buf[0:12] = dest.header
+    buf[_HLIM] = hlim - 1
+    route.use += 1
+    inet6.stats.forward += 1
+    entry.used = now
+    out.output(buf)
+    return True
 
 
 def _deliver(

@@ -19,7 +19,7 @@ from vrouter.route.dest import DestCache
 
 if TYPE_CHECKING:
     from vrouter.inet.fragment import Reassembly
-    from vrouter.inet.state import Pfil
+    from vrouter.inet.state import FlowFilter, Pfil
     from vrouter.inet6.dhcp6 import Dhcp6Settings
     from vrouter.inet6.nd import NdTable, RaState
     from vrouter.link.ifnet import Ifnet
@@ -326,6 +326,8 @@ class Inet6State:
     them whole: the checksum need not be checked, nothing is cut."""
     pfil: Pfil | None = None
     """The packet filter hook, None when no firewall is active."""
+    flows: FlowFilter | None = None
+    """The filter's flow cache, asked by the fast path when ``pfil`` is set."""
     punt: Punt6 | None = None
     """The control-plane mirror's share of local traffic (:mod:`vrouter.mirror.punt`),
     None when the vnet has no mirror."""

@@ -41,6 +41,13 @@ DEFAULT_DATA_DIR = "/var/lib/vrouter"
 """Where what must outlive a reboot is kept (DHCP leases): systemd's StateDirectory."""
 DEFAULT_LOG_LEVEL = "info"
 DEFAULT_MTU = 1500
+TAP_QDISCS = ("auto", "fq_codel", "fq", "pfifo_fast", "pfifo", "noqueue", "kernel")
+"""Root queueing disciplines ``[daemon] tap_qdisc`` may give the host side of the
+daemon's TAPs; ``kernel`` leaves the system default alone, ``auto`` is fq_codel
+where the kernel has it and the system default elsewhere."""
+DEFAULT_TAP_QDISC = "auto"
+DEFAULT_TAP_TXQUEUELEN = 1000
+MAX_TAP_TXQUEUELEN = 100_000
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 INTERFACE_TYPES = ("tap", "epair", "bridge", "vlan", "vxlan")
@@ -372,6 +379,11 @@ class DaemonConfig:
     """Metric family names never served, as shell patterns (``vrouter_tcp_*``)."""
     data_dir: str = DEFAULT_DATA_DIR
     """Where state that outlives a reboot is written (``dhcp/VNET.leases``)."""
+    tap_qdisc: str = DEFAULT_TAP_QDISC
+    """The root qdisc of the host side of every TAP the daemon creates (``TAP_QDISCS``)."""
+    tap_txqueuelen: int = DEFAULT_TAP_TXQUEUELEN
+    """The host side's transmit queue length, in frames: the TAP's queue towards the
+    daemon (the kernel drops beyond it)."""
 
 
 @dataclass(frozen=True, slots=True)
