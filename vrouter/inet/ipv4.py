@@ -206,6 +206,8 @@ def _unresolvable(vnet: Vnet, frame: bytes | bytearray, dst: bytes, now: float) 
     address: this keeps its cost at a route lookup and a table probe, and the
     destination cache free of addresses that never answer."""
     inet = vnet.inet
+    if inet.pfil is not None:
+        return False  # the filter sees every packet it did not pass already
     first = frame[_SRC]
     if first >= 224 or first == 127 or not first or dst in inet.local or dst in inet.broadcasts:
         return False
