@@ -31,6 +31,7 @@ CONFIG_PAGES = (
     "firewall.md",
     "nat.md",
     "sysctl.md",
+    "ipv6.md",
     "limits.md",
     "permissions.md",
 )

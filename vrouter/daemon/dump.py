@@ -26,7 +26,7 @@ link-local addresses are not configuration.  What only a config file can
 say (a TAP's host, router advertisements, a vnet's worker, its mirror, its
 DHCP server and relays, an interface's DHCP client, the ``[daemon]`` table)
 comes from the configuration the process runs; an address a DHCP client
-leased is not configuration.
+leased or SLAAC configured is not configuration.
 """
 
 from __future__ import annotations
@@ -61,7 +61,12 @@ from vrouter.daemon.config import (
     parse,
     read,
 )
-from vrouter.daemon.config.model import DEFAULT_MTU, StaticFdbConfig
+from vrouter.daemon.config.model import (
+    DEFAULT_MTU,
+    DEFAULT_TAP_QDISC,
+    DEFAULT_TAP_TXQUEUELEN,
+    StaticFdbConfig,
+)
 from vrouter.daemon.reload import default_values, overlay
 from vrouter.firewall.rules import Ruleset
 from vrouter.link import bridge as bridge_
@@ -211,6 +216,13 @@ def interface_table(vnet: str, icfg: InterfaceConfig) -> Table:
         table["ra"] = _ra_table(icfg.ra)
     if icfg.dhcp:
         table["dhcp"] = True
+    if icfg.dhcp6 is not None:
+        dhcp6: Table = {"dns": [str(a) for a in icfg.dhcp6.dns]}
+        if icfg.dhcp6.domains:
+            dhcp6["domains"] = list(icfg.dhcp6.domains)
+        if icfg.dhcp6.refresh is not None:
+            dhcp6["refresh"] = icfg.dhcp6.refresh
+        table["dhcp6"] = dhcp6
     if icfg.type == "tap" and not icfg.offload:
         table["offload"] = False
     if icfg.bridge is not None:
@@ -372,6 +384,10 @@ def daemon_table(daemon: DaemonConfig) -> Table:
         table["admins"] = [str(p) for p in daemon.admins]
     if daemon.workers != 1:
         table["workers"] = daemon.workers
+    if daemon.tap_qdisc != DEFAULT_TAP_QDISC:
+        table["tap_qdisc"] = daemon.tap_qdisc
+    if daemon.tap_txqueuelen != DEFAULT_TAP_TXQUEUELEN:
+        table["tap_txqueuelen"] = daemon.tap_txqueuelen
     socks = []
     for gateway in daemon.socks:
         item: Table = {"vnet": gateway.vnet, "listen": _listen(*gateway.listen)}
@@ -464,9 +480,14 @@ def running_interface(
     """
     auto = ipaddress.IPv6Address(link_local_from_mac(ifp.mac))
     dhcp = known is not None and known.dhcp  # its IPv4 address is leased, not configured
+    learnt = {v for (name, v) in ifp.vnet.inet6.host_ra.addresses if name == ifp.name}
     addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = [
         *(() if dhcp else ifp.addresses),
-        *(a for a in ifp.addresses6 if not (a.is_link_local and a.ip == auto)),
+        *(
+            a
+            for a in ifp.addresses6
+            if not (a.is_link_local and a.ip == auto) and a.ip.packed not in learnt  # SLAAC's
+        ),
     ]
     sub = vlan_.of(ifp)
     overlay = vxlan_.of(ifp)
@@ -490,6 +511,7 @@ def running_interface(
         vlan=(sub.parent.name, sub.vid) if sub is not None else None,
         dhcp=dhcp,
         vxlan=vxlan,
+        dhcp6=known.dhcp6 if known is not None else None,
     )
 
 

@@ -55,6 +55,9 @@ host = { netns = "vr-test-h1", addresses = ["192.0.2.2/24"], gateway = "192.0.2.
 [vnets.red.interfaces.t0.ra]
 interval = 30
 rdnss = ["2001:db8:1::53"]
+[vnets.red.interfaces.t0.dhcp6]
+dns = ["2001:db8:1::53"]
+domains = ["example.com"]
 [vnets.red.interfaces.ep0]
 type = "epair"
 peer = "blue:ep0"
