@@ -50,7 +50,7 @@ import ipaddress
 import logging
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from vrouter.core import limits
 from vrouter.core.errors import OpError as OpError
@@ -763,6 +763,7 @@ class Ops:
         via: IPAddress | None = None,
         interface: str | None = None,
         source: Source = STATIC,
+        paths: Sequence[tuple[IPAddress | None, str | None]] = (),
     ) -> Route:
         """Add a route of ``source`` (``via`` must be on a connected network).
 
@@ -771,7 +772,7 @@ class Ops:
         the same and there first): see :meth:`Fib.state`.
         """
         vnet = self.vnet(vnet_name)
-        route = self._resolve(vnet, prefix, type_, via, interface, source)
+        route = self._resolve(vnet, prefix, type_, via, interface, source, paths)
         existing = vnet.route.table(prefix.version).get(prefix, source.name)
         if existing is not None:
             raise OpError(f"vnet {vnet.name}: a {source.name} route to {prefix} already exists")
@@ -796,6 +797,7 @@ class Ops:
         via: IPAddress | None = None,
         interface: str | None = None,
         source: Source = STATIC,
+        paths: Sequence[tuple[IPAddress | None, str | None]] = (),
     ) -> Route:
         """Replace ``source``'s route to ``prefix``; return the new one.
 
@@ -803,7 +805,7 @@ class Ops:
         leaves it as it was.
         """
         vnet = self.vnet(vnet_name)
-        route = self._resolve(vnet, prefix, type_, via, interface, source)
+        route = self._resolve(vnet, prefix, type_, via, interface, source, paths)
         fib = vnet.route.table(prefix.version)
         if fib.get(prefix, source.name) is None:
             raise OpError(self.missing_route(vnet, prefix, source.name))
@@ -826,21 +828,33 @@ class Ops:
         via: IPAddress | None,
         interface: str | None,
         source: Source,
+        paths: Sequence[tuple[IPAddress | None, str | None]] = (),
     ) -> Route:
-        """Check a route's fields and return it, not yet added."""
+        """Check a route's fields and return it, not yet added.
+
+        ``paths`` (next hop, interface), two or more, make a multipath (ECMP)
+        route; ``via`` and ``interface`` are then None.
+        """
         if type_ not in ROUTE_TYPES:
             raise OpError(f"route type {type_!r}: expected unicast, blackhole or reject")
-        if type_ != UNICAST and (via is not None or interface is not None):
+        if type_ != UNICAST and (via is not None or interface is not None or paths):
             raise OpError(f"a {type_} route takes no next hop or interface")
+        if paths and (via is not None or interface is not None):
+            raise OpError("a route has either one next hop or a list of paths")
         if source.name == CONNECTED.name:
             raise OpError(f"vnet {vnet.name}: connected routes come with interface addresses")
-        ifp = self.interface(vnet, interface) if interface is not None else None
-        if via is not None and any(
-            via == a.ip for i in vnet.link.interfaces.values() for a in i.all_addresses()
-        ):
-            raise OpError(f"vnet {vnet.name}: next hop {via} is an address of the vnet itself")
+        hops = [
+            (hop, self.interface(vnet, name) if name is not None else None)
+            for hop, name in (paths or [(via, interface)])
+        ]
+        own = {a.ip for i in vnet.link.interfaces.values() for a in i.all_addresses()}
+        for hop, _ in hops:
+            if hop is not None and hop in own:
+                raise OpError(f"vnet {vnet.name}: next hop {hop} is an address of the vnet itself")
         try:
-            return route_state.resolve(vnet, prefix, type_, via, ifp, source)
+            if paths:
+                return route_state.resolve_multipath(vnet, prefix, hops, source)
+            return route_state.resolve(vnet, prefix, type_, via, hops[0][1], source)
         except RouteError as err:
             raise OpError(f"vnet {vnet.name}: {err}") from None
 
@@ -1060,6 +1074,9 @@ def _conflict(where: str, address: Address, have: Address, owner: str, same: boo
 def _route_text(route: Route) -> str:
     if route.type != UNICAST:
         return route.type
+    if route.nexthops:
+        return ", ".join(_route_text(Route(route.prefix, UNICAST, n.gateway, n.ifnet))
+                         for n in route.nexthops)  # fmt: skip
     parts = []
     if route.gateway is not None:
         parts.append(f"via {ipaddress.ip_address(route.gateway)}")

@@ -27,6 +27,7 @@ from vrouter.link.offload import (
     segment_length,
     vhdr_of,
 )
+from vrouter.route.dest import flow4
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.route.state import add_connected, remove_connected
 from vrouter.wire import icmp4
@@ -148,6 +149,9 @@ def _fast_forward(vnet: Vnet, frame: bytes | bytearray, now: float) -> bool:
     dest = inet.dests.entries.get(dst)
     if dest is None or dest.generation != vnet.route.fib.generation + inet.arp.generation:
         return False
+    paths = dest.paths
+    if paths is not None:  # ECMP: this flow's path
+        dest = paths[flow4(frame) % len(paths)]
     route = dest.route
     out = dest.out
     entry = dest.neighbour
@@ -265,6 +269,9 @@ def _forward(
             send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NET, now)
             return
         dest = inet.dests.build(dst, found, generation)
+    paths = dest.paths
+    if paths is not None:  # ECMP: this flow's path
+        dest = paths[flow4(frame) % len(paths)]
     route = dest.route
     if route.type != UNICAST:
         if route.type == BLACKHOLE:
@@ -491,6 +498,8 @@ def set_up(vnet: Vnet, ifp: Ifnet, now: float) -> None:
     if ifp.up:
         return
     ifp.up = True
+    vnet.route.fib.touch()  # an ECMP path out of it is usable now
+    vnet.route.fib6.touch()
     for address in ifp.addresses:
         arp.announce(vnet, ifp, address.ip.packed)
     if vnet.listeners:

@@ -31,6 +31,7 @@ from vrouter.link.offload import (
     segment_length,
     vhdr_of,
 )
+from vrouter.route.dest import flow6
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.route.state import add_connected, remove_connected
 from vrouter.wire import icmp6
@@ -281,6 +282,9 @@ def _forward(
             )
             return
         dest = inet6.dests.build(dst, found, generation)
+    paths = dest.paths
+    if paths is not None:  # ECMP: this flow's path
+        dest = paths[flow6(frame) % len(paths)]
     route = dest.route
     if route.type != UNICAST:
         if route.type == BLACKHOLE:

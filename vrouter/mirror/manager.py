@@ -36,7 +36,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -93,11 +93,13 @@ class RouteOps(Protocol):
     def add_route(
         self, vnet_name: str, prefix: Prefix, type_: str = ..., via: Address | None = ...,
         interface: str | None = ..., source: Source = ...,
+        paths: Sequence[tuple[Address | None, str | None]] = ...,
     ) -> Route: ...  # fmt: skip
 
     def change_route(
         self, vnet_name: str, prefix: Prefix, type_: str = ..., via: Address | None = ...,
         interface: str | None = ..., source: Source = ...,
+        paths: Sequence[tuple[Address | None, str | None]] = ...,
     ) -> Route: ...  # fmt: skip
 
     def remove_route(self, vnet_name: str, prefix: Prefix, source: str = ...) -> Route: ...
@@ -484,10 +486,9 @@ class Mirrors:
             exists = vnet.route.table(prefix.version).get(prefix, src.name) is not None
             try:
                 if exists:
-                    self.ops.change_route(vnet.name, prefix, want.type, want.via,
-                                          want.interface, src)  # fmt: skip
+                    self.ops.change_route(vnet.name, prefix, *_fields(want), src, want.paths)
                 else:
-                    self.ops.add_route(vnet.name, prefix, want.type, want.via, want.interface, src)
+                    self.ops.add_route(vnet.name, prefix, *_fields(want), src, want.paths)
             except OpError as err:
                 mirror.refused += 1
                 log.debug("vnet %s: mirror route %s refused: %s", vnet.name, prefix, err)
@@ -545,3 +546,10 @@ def _configure(ns: str, temp: str, ifp: Ifnet) -> int:
         _ip("-n", ns, "link", "set", name, "up")
     shown = json.loads(_ip("-n", ns, "-j", "link", "show", "dev", name))
     return int(shown[0]["ifindex"])
+
+
+def _fields(want: Want) -> tuple[str, Address | None, str | None]:
+    """Return the type, next hop and interface of ``want`` (none of them with paths)."""
+    if want.paths:
+        return want.type, None, None
+    return want.type, want.via, want.interface
