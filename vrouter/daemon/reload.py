@@ -245,24 +245,21 @@ def recreates(old: InterfaceConfig, new: InterfaceConfig) -> bool:
     return _fixed(old) != _fixed(new)
 
 
-def _egress(vcfg: VnetConfig, route: RouteConfig) -> str | None:
-    """Return the interface ``route`` leaves by under ``vcfg`` (None: not unicast)."""
+def _egress(vcfg: VnetConfig, route: RouteConfig) -> tuple[str | None, ...]:
+    """Return the interfaces ``route``'s paths leave by under ``vcfg`` (none: not unicast):
+    each next hop's most specific connected network's."""
     if route.type != "unicast":
-        return None
+        return ()
     if route.interface is not None:
-        return route.interface
-    via = route.via
-    best: tuple[int, str] | None = None
-    for icfg in vcfg.interfaces:
-        for address in icfg.addresses:
-            if (
-                via is not None
-                and address.version == via.version
-                and via in address.network
-                and (best is None or address.network.prefixlen > best[0])
-            ):
-                best = (address.network.prefixlen, icfg.name)
-    return best[1] if best is not None else None
+        return (route.interface,)
+    return tuple(
+        max(
+            ((a.network.prefixlen, i.name) for i in vcfg.interfaces for a in i.addresses
+             if via is not None and a.version == via.version and via in a.network),
+            key=lambda found: found[0], default=(0, None),
+        )[1]
+        for via in (route.paths or (route.via,))
+    )  # fmt: skip
 
 
 def plan(old: Config, new: Config) -> Plan:
@@ -343,7 +340,9 @@ def plan(old: Config, new: Config) -> Plan:
             if other is None or other != route:
                 return False
             egress = _egress(vcfg, route)
-            return egress == _egress(was, other) and (egress is None or not gone(vcfg.name, egress))
+            return egress == _egress(was, other) and not any(
+                e is not None and gone(vcfg.name, e) for e in egress
+            )
 
         for prefix, route in before_routes.items():
             if not (prefix in after_routes and keeps(after_routes[prefix])):
@@ -600,7 +599,9 @@ class Applier:
 
     def _add_route_now(self, vnet: str, route: RouteConfig) -> None:
         static = source(STATIC.name, route.distance)
-        self.ops.add_route(vnet, route.prefix, route.type, route.via, route.interface, static)
+        paths = [(hop, route.interface) for hop in route.paths]  # ECMP: via is None
+        via, interface = (None, None) if paths else (route.via, route.interface)
+        self.ops.add_route(vnet, route.prefix, route.type, via, interface, static, paths)
 
     async def _add_route(self, vnet: str, route: RouteConfig) -> None:
         self._add_route_now(vnet, route)
