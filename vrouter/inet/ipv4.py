@@ -268,7 +268,7 @@ def _forward(
             _count(ifp, stats, "ip_noroute")
             send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NET, now)
             return
-        dest = inet.dests.build(dst, found, generation)
+        dest = inet.dests.build(dst, found, generation, neighbours)
     paths = dest.paths
     if paths is not None:  # ECMP: this flow's path
         dest = paths[flow4(frame) % len(paths)]

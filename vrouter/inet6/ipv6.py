@@ -281,7 +281,7 @@ def _forward(
                 vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_NOROUTE, now
             )
             return
-        dest = inet6.dests.build(dst, found, generation)
+        dest = inet6.dests.build(dst, found, generation, neighbours)
     paths = dest.paths
     if paths is not None:  # ECMP: this flow's path
         dest = paths[flow6(frame) % len(paths)]

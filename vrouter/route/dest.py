@@ -22,8 +22,10 @@ A multipath (ECMP) route's entry holds one entry per usable path in
 ``paths``: the IP layer picks one by a hash of the packet's flow
 (:func:`flow4`, :func:`flow6`: addresses, protocol and, for TCP, UDP and
 SCTP packets that are not fragments, ports), so a flow keeps to one path
-while flows spread over all.  A path out of an interface that is not up
-is left out: an interface coming up moves the tables' generation
+while flows spread over all.  A path out of an interface that is not up,
+or to a next hop that stopped answering ARP or ND
+(:meth:`vrouter.link.lltable.NeighbourTable.path_down`), is left out: an
+interface coming up, like a next hop going down or back, moves a generation
 (:meth:`vrouter.route.fib.Fib.touch`), one removed takes its paths with it
 (:func:`vrouter.route.state.remove_interface_routes`).
 """
@@ -35,6 +37,7 @@ from zlib import crc32
 
 if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
+    from vrouter.link.lltable import NeighbourTable
     from vrouter.route.fib import Route
 
 LIMIT = 4096
@@ -98,8 +101,14 @@ class DestCache:
         self.misses = 0
         """Lookups that had to build an entry (a new destination or generation)."""
 
-    def build(self, dst: bytes, route: Route, generation: int) -> Dest:
-        """Return a new entry for ``dst`` by ``route``, cached."""
+    def build(
+        self, dst: bytes, route: Route, generation: int, neighbours: NeighbourTable | None = None
+    ) -> Dest:
+        """Return a new entry for ``dst`` by ``route``, cached.
+
+        A multipath route's paths leave out those whose interface is not up
+        and, given the family's ``neighbours``, those whose next hop is down.
+        """
         entries = self.entries
         if len(entries) >= self.limit:
             entries.clear()
@@ -110,6 +119,10 @@ class DestCache:
                 Dest(route, nexthop.gateway or dst, generation, nexthop.ifnet)
                 for nexthop in route.nexthops
                 if nexthop.ifnet.up
+                and not (
+                    neighbours is not None
+                    and neighbours.path_down(nexthop.ifnet, nexthop.gateway or dst)
+                )
             )
             if paths:  # none up: the first path, as a route of one path
                 dest.paths = paths

@@ -83,3 +83,25 @@ def test_a_path_given_twice_is_refused(net) -> None:
     r, _, _, _ = net
     with pytest.raises(RouteError, match="given twice"):
         route_state.resolve_multipath(r, NET, [(VIA2, None), (VIA2, None)])
+
+
+def test_a_next_hop_that_stops_answering_is_left_out_until_it_answers(net, lab) -> None:
+    r, h1, h2, h3 = net
+    h3.auto_arp = False  # 203.0.113.2 is gone
+    for sport in range(40000, 40064):
+        h1.send(h1.udp("198.18.0.9", sport=sport), lab.now)
+    lab.settle()
+    for _ in range(5):  # the ARP requests for h3 time out
+        lab.advance(1.0)
+    assert r.inet.arp.paths[("t3", VIA3.packed)] > 0
+    h2.take(), h3.take(), h1.take()
+    assert set(_paths_taken(lab, h1, h2, h3, range(40000, 40064)).values()) == {"h2"}
+    # Retried after the hold: it answers again and takes its flows back.
+    h3.auto_arp = True
+    lab.advance(60.0)
+    lab.advance(30.0)
+    for sport in range(40000, 40064):  # the first of h3's flows resolve it again
+        h1.send(h1.udp("198.18.0.9", sport=sport), lab.now)
+    lab.settle()
+    h2.take(), h3.take()
+    assert set(_paths_taken(lab, h1, h2, h3, range(40000, 40064)).values()) == {"h2", "h3"}
