@@ -779,14 +779,15 @@ class Ops:
         self.check_limit(vnet, "routes", self.routes_in_use(vnet))
         fib = vnet.route.table(prefix.version)
         fib.add(route)
-        log.info(
-            "vnet %s: route %s added (%s, %s, %s)",
-            vnet.name,
-            prefix,
-            _route_text(route),
-            source,
-            fib.state(route),
-        )
+        if log.isEnabledFor(logging.INFO):  # a feed of a million routes: skip the text
+            log.info(
+                "vnet %s: route %s added (%s, %s, %s)",
+                vnet.name,
+                prefix,
+                _route_text(route),
+                source,
+                fib.state(route),
+            )
         return route
 
     def change_route(
@@ -810,14 +811,15 @@ class Ops:
         if fib.get(prefix, source.name) is None:
             raise OpError(self.missing_route(vnet, prefix, source.name))
         fib.replace(route)
-        log.info(
-            "vnet %s: route %s changed (%s, %s, %s)",
-            vnet.name,
-            prefix,
-            _route_text(route),
-            source,
-            fib.state(route),
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "vnet %s: route %s changed (%s, %s, %s)",
+                vnet.name,
+                prefix,
+                _route_text(route),
+                source,
+                fib.state(route),
+            )
         return route
 
     def _resolve(
@@ -847,9 +849,10 @@ class Ops:
             (hop, self.interface(vnet, name) if name is not None else None)
             for hop, name in (paths or [(via, interface)])
         ]
-        own = {a.ip for i in vnet.link.interfaces.values() for a in i.all_addresses()}
         for hop, _ in hops:
-            if hop is not None and hop in own:
+            if hop is not None and any(
+                hop == a.ip for i in vnet.link.interfaces.values() for a in i.all_addresses()
+            ):
                 raise OpError(f"vnet {vnet.name}: next hop {hop} is an address of the vnet itself")
         try:
             if paths:

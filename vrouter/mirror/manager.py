@@ -59,7 +59,12 @@ log = logging.getLogger("vrouter.mirror")
 
 NETNS_DIR = Path("/run/netns")
 READ_SIZE = 65536
-NETLINK_READ = 1 << 20
+NETLINK_READ = 1 << 14
+"""Bytes read from the netlink socket at once: the kernel sizes a dump's batches to it
+(some 150 routes), so one batch is a few milliseconds of sync work."""
+NETLINK_TURN = 0.005
+"""Seconds of route sync per turn of the loop before forwarding gets its turn (the
+socket stays readable, so the sync goes on at the next turn)."""
 CLONE_NEWNET = 0x40000000
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP = 1
@@ -229,6 +234,10 @@ class Mirror:
     netlink: socket.socket | None = None
     dumping: list[bytes] = field(default_factory=list)
     """Dump requests still to send, in order (nexthops, IPv4 routes, IPv6 routes)."""
+    in_dump: bool = False
+    """A dump is under way (until the IPv6 routes' end)."""
+    overrun: bool = False
+    """Events were lost: a resync is due once the socket is drained and no dump runs."""
     refused: int = 0
     """Synced routes the vnet refused (a gateway on no connected network…)."""
     listener: Callable[[dict[str, object]], None] | None = None
@@ -428,6 +437,7 @@ class Mirrors:
     # -- route sync ---------------------------------------------------------------
 
     def _start_dump(self, mirror: Mirror) -> None:
+        mirror.in_dump = True
         mirror.dumping = [
             rtnetlink.dump_request(rtnetlink.RTM_GETNEXTHOP, 1),
             rtnetlink.dump_request(rtnetlink.RTM_GETROUTE, 2, rtnetlink.AF_INET),
@@ -443,15 +453,24 @@ class Mirrors:
         sock = mirror.netlink
         if sock is None:
             return
-        for _ in range(64):
+        started = time.monotonic()
+        while time.monotonic() - started < NETLINK_TURN:  # then forwarding's turn
             try:
                 data = sock.recv(NETLINK_READ)
             except (BlockingIOError, InterruptedError):
+                # Drained: a dump request now has room for its answer (one sent into a
+                # full socket is lost, error and all).
+                if mirror.overrun and not mirror.in_dump:
+                    mirror.overrun = False
+                    self._resync(mirror)
                 return
             except OSError as err:
                 if err.errno == errno.ENOBUFS:  # events lost: start again from a dump
-                    log.warning("vnet %s: netlink overrun, resyncing", mirror.vnet.name)
-                    self._resync(mirror)
+                    if not mirror.overrun:
+                        log.warning("vnet %s: netlink overrun, resyncing", mirror.vnet.name)
+                    mirror.overrun = True
+                    # The socket's error stops libuv's poll of it (uvloop): watch it anew.
+                    self.loop.call_soon(self._rearm, mirror, sock)
                     continue
                 log.error("vnet %s: netlink: %s", mirror.vnet.name, err)
                 return
@@ -466,7 +485,13 @@ class Mirrors:
                 if isinstance(message, rtnetlink.End) and message.seq in (1, 2, 3):
                     self._next_dump(mirror)
                     if message.seq == 3:  # a resync: what the dump lacks goes
+                        mirror.in_dump = False
                         self._apply(mirror, set(mirror.applied))
+
+    def _rearm(self, mirror: Mirror, sock: socket.socket) -> None:
+        if mirror.netlink is sock:
+            self.loop.remove_reader(sock.fileno())
+            self.loop.add_reader(sock.fileno(), self._on_netlink, mirror)
 
     def _resync(self, mirror: Mirror) -> None:
         sync = mirror.sync

@@ -18,6 +18,7 @@ without telling anyone.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -89,6 +90,16 @@ DEFAULT_SYNC = frozenset(p.number for p in PROTOCOLS.values() if p.default)
 def protocol_numbers(names: Iterable[str]) -> frozenset[int]:
     """Return the kernel protocol numbers of ``names``; raise KeyError naming an unknown one."""
     return frozenset(BY_NAME[name].number for name in names)
+
+
+@functools.lru_cache(maxsize=64)
+def _protocols_of(name: str) -> tuple[int, ...]:
+    """Return the kernel protocols whose routes may be of source ``name``."""
+    return tuple(
+        p.number
+        for p in PROTOCOLS.values()
+        if name == p.source or (name == "ospf6" and p.source == "ospf")
+    )
 
 
 def source_of(protocol: int, family: int) -> Source:
@@ -220,8 +231,8 @@ class RouteSync:
         """Return what the vnet route ``key`` should be now (None: no route)."""
         prefix, src = key
         family = AF_INET if prefix.version == 4 else AF_INET6
-        for protocol in self.protocols:
-            if source_of(protocol, prefix.version) != src:
+        for protocol in _protocols_of(src.name):
+            if protocol not in self.protocols or source_of(protocol, prefix.version) != src:
                 continue
             kkey = (family, prefix.network_address.packed, prefix.prefixlen, protocol)
             by_metric = self.routes.get(kkey)
