@@ -42,7 +42,10 @@ LABEL org.opencontainers.image.title="vrouter" \
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 iproute2 libpcap0.8 \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && mkdir -p /var/lib/vrouter
+# DHCP leases (daemon.data_dir): a volume, so they outlive the container.
+VOLUME ["/var/lib/vrouter"]
 COPY --from=builder /opt/vrouter /opt/vrouter
 # The demo topology as the example config; mount your own over it.
 COPY configs/demo.toml /etc/vrouter/vrouter.toml

@@ -836,6 +836,70 @@ def _rip_instance() -> Target:
     return target
 
 
+def _dhcp_server() -> Target:
+    """Parse a DHCP message; one that parses goes to a server with pools, static leases and
+    leases already handed out, which answers or drops it with a counted reason."""
+    from vrouter.services.dhcp.server import Arrival, PoolSettings, Server, StaticLease
+    from vrouter.wire import dhcp
+    from vrouter.wire.errors import WireError
+
+    a = ipaddress.IPv4Address
+    pool = PoolSettings(
+        ipaddress.IPv4Network("192.0.2.0/26"), a("192.0.2.10"), a("192.0.2.13"), 600,
+        a("192.0.2.1"), (a("192.0.2.53"),), "lan.example", 1400,
+        ((ipaddress.IPv4Network("198.51.100.0/24"), a("192.0.2.1")),),
+        (StaticLease(bytes.fromhex("02005e005301"), a("192.0.2.40")),),
+    )  # fmt: skip
+    server = Server((pool,))
+    arrivals = (
+        Arrival((ipaddress.IPv4Interface("192.0.2.1/26"),), None, {a("192.0.2.1").packed}),
+        Arrival((), a("203.0.113.1").packed),
+    )
+    clock = [1000.0]
+
+    def target(data: bytes) -> None:
+        try:
+            message = dhcp.DhcpMessage.parse(data)
+        except WireError:
+            return
+        routes = message.options.get(dhcp.OPT_CLASSLESS_ROUTES)
+        if routes is not None:
+            with contextlib.suppress(WireError):
+                dhcp.parse_classless_routes(routes)
+        clock[0] += 7.0
+        drops = sum(server.stats.drops.values())
+        reply = server.handle(message, arrivals[data[0] & 1], clock[0])
+        if reply is not None:
+            dhcp.DhcpMessage.parse(reply.emit())  # what goes out parses
+        elif not server.changed and sum(server.stats.drops.values()) == drops:
+            raise Finding(f"a DHCP message got no reply, no lease change, no drop: {data.hex()}")
+        server.changed = False
+        if len(server.by_address) > 64:
+            raise Finding("the DHCP server holds more leases than its pool has addresses")
+
+    return target
+
+
+def _dhcp_seeds() -> list[bytes]:
+    from vrouter.wire import dhcp
+
+    out = []
+    for kind in range(1, 9):
+        for flags, giaddr, ciaddr in ((0, dhcp.ZERO, dhcp.ZERO), (0x8000, dhcp.ZERO, dhcp.ZERO),
+                                      (0, bytes([192, 0, 2, 62]), dhcp.ZERO),
+                                      (0, dhcp.ZERO, bytes([192, 0, 2, 10]))):  # fmt: skip
+            mac = bytes.fromhex(f"02005e0053{kind:02x}")
+            message = dhcp.DhcpMessage(dhcp.BOOTREQUEST, kind * 77, mac, flags=flags,
+                                       giaddr=giaddr, ciaddr=ciaddr)  # fmt: skip
+            message.set(dhcp.OPT_MESSAGE_TYPE, bytes((kind,)))
+            message.set(dhcp.OPT_PARAMS, bytes([1, 3, 6, 15, 26, 28, 121]))
+            message.set(dhcp.OPT_REQUESTED_IP, bytes([192, 0, 2, 10 + kind % 4]))
+            message.set(dhcp.OPT_SERVER_ID, bytes([192, 0, 2, 1]))
+            message.set(dhcp.OPT_RELAY_AGENT, bytes.fromhex("010365703002037272"))
+            out.append(message.emit(0))
+    return out
+
+
 def _rip_instance_seeds() -> list[bytes]:
     s = seeds()
     return [b"\x01" + p for p in s.rip] + [b"\x00" + p for p in s.ripng]
@@ -1108,6 +1172,8 @@ TARGETS: dict[str, Spec] = {
     "rip.packet": Spec(_wire(_parse_rip), lambda: seeds().rip, "rip.parse_v2, rip.check_auth"),
     "rip.packet_ng": Spec(_wire(_parse_ripng), lambda: seeds().ripng, "rip.parse_ng"),
     "rip.instance": Spec(_rip_instance, _rip_instance_seeds, "Instance.receive (RIPv2, RIPng)"),
+    "dhcp.server": Spec(_dhcp_server, _dhcp_seeds,
+                        "DhcpMessage.parse, option 121, Server.handle (pools, static, relay)"),
     "input.ether": Spec(_stack_target(None), _frames_of(None),
                         "ether.input: any frame into the lab's vnets"),
     "input.arp": Spec(_stack_target(0x0806), _frames_of(0x0806), "ether.input: ARP"),

@@ -25,6 +25,7 @@ from vrouter.inet6 import subsystem as inet6_subsystem
 from vrouter.link import state as link_state
 from vrouter.mirror import state as mirror_state
 from vrouter.route import state as route_state
+from vrouter.services.dhcp import state as dhcp_state
 from vrouter.transport import sockets as transport
 from vrouter.transport.tcp import stack as tcp_stack
 
@@ -40,6 +41,7 @@ def builtin_subsystems() -> list[Subsystem]:
         transport.SUBSYSTEM,
         tcp_stack.SUBSYSTEM,
         mirror_state.SUBSYSTEM,
+        dhcp_state.SUBSYSTEM,
     ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,3 +59,15 @@ def fresh_daemon(tmp_path: Path) -> Iterator[Vrouterd]:
 def narrow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
     """The demo topology with a 1280-byte MTU on the epair between the vnets."""
     yield from running(Vrouterd(tmp_path_factory.mktemp("vrouterd"), epair_mtu=1280))
+
+
+@pytest.fixture(scope="module")
+def open_workdir() -> Iterator[Path]:
+    """A directory other users can traverse (pytest's own tmp dirs are 0700), for a daemon
+    whose control socket tests reach as other users."""
+    path = Path(tempfile.mkdtemp(prefix="vrouter-open-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -121,10 +121,12 @@ def modules(daemon: Vrouterd) -> dict[str, dict[str, object]]:
 def test_module_list_shows_the_loaded_in_order_and_what_can_be_loaded(daemon: Vrouterd) -> None:
     listed = json.loads(ok(daemon, "module", "list", "--json"))
     loaded = [m["name"] for m in listed["modules"] if m["loaded"]]
-    assert loaded == ["link", "route", "inet", "inet6", "firewall", "transport", "tcp", "mirror"]
+    assert loaded == [
+        "link", "route", "inet", "inet6", "firewall", "transport", "tcp", "mirror", "dhcp"
+    ]  # fmt: skip
     by_name = {m["name"]: m for m in listed["modules"]}
     assert by_name["firewall"]["depends"] == ["inet", "inet6"]
-    assert by_name["inet"]["needed_by"] == ["firewall", "transport", "tcp", "mirror"]
+    assert by_name["inet"]["needed_by"] == ["firewall", "transport", "tcp", "mirror", "dhcp"]
     assert by_name["inet"]["essential"] is True
     assert by_name["counter"]["loaded"] is False
     assert "entry point counter = vrtest_counter:make (vrtest-counter 0.1)" in str(
@@ -136,7 +138,10 @@ def test_module_list_shows_the_loaded_in_order_and_what_can_be_loaded(daemon: Vr
 
 
 def test_what_a_loaded_subsystem_needs_is_not_unloaded(daemon: Vrouterd) -> None:
-    needs = "firewall needs inet, transport needs inet, tcp needs inet, mirror needs inet"
+    needs = (
+        "firewall needs inet, transport needs inet, tcp needs inet, mirror needs inet, "
+        "dhcp needs inet"
+    )
     assert f"cannot unload inet: {needs}" in refused(daemon, "module", "unload", "inet")
     assert "firewall needs inet6" in refused(daemon, "module", "unload", "inet6")
     assert "route needs link" in refused(daemon, "module", "unload", "link")
@@ -178,10 +183,15 @@ def test_the_firewall_unloads_and_loads_back_fresh_and_disabled(
     assert 'vrouter_pf_enabled{vnet="red"} 0\n' in scrape(daemon)
     assert "net.pf.enable: 0" in ok(daemon, "sysctl", "red", "net.pf.enable")
     message = refused(daemon, "module", "unload", "inet")
-    needs = "transport needs inet, tcp needs inet, mirror needs inet, firewall needs inet"
+    needs = (
+        "transport needs inet, tcp needs inet, mirror needs inet, dhcp needs inet, "
+        "firewall needs inet"
+    )
     assert f"cannot unload inet: {needs}" in message
     loaded = [name for name, m in modules(daemon).items() if m["loaded"]]
-    assert loaded == ["link", "route", "inet", "inet6", "transport", "tcp", "mirror", "firewall"]
+    assert loaded == [
+        "link", "route", "inet", "inet6", "transport", "tcp", "mirror", "dhcp", "firewall"
+    ]  # fmt: skip
     log = daemon.logtext()
     assert "subsystem firewall unloaded from 3 vnets" in log
     assert "subsystem firewall loaded (builtin) into 3 vnets" in log

@@ -372,6 +372,74 @@ def test_port_forward_from_outside_and_by_hairpin_from_inside(edge: Vrouterd) ->
     assert other.returncode != 0
 
 
+UDP_PEER = textwrap.dedent(
+    """
+    import select, socket, sys
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", int(sys.argv[1])))
+    print("ready", flush=True)
+    for line in sys.stdin:
+        command = line.split()
+        if command[0] == "send":
+            s.sendto(command[3].encode(), (command[1], int(command[2])))
+            print("sent", flush=True)
+        else:
+            readable, _, _ = select.select([s], [], [], float(command[1]))
+            if readable:
+                data, peer = s.recvfrom(2048)
+                print("got", data.decode(), peer[0], peer[1], flush=True)
+            else:
+                print("none", flush=True)
+    """
+)
+
+
+class _Peer:
+    """A UDP socket in a host namespace, told what to do line by line."""
+
+    def __init__(self, daemon: Vrouterd, host: str, port: int) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", daemon.ns(host), PYTHON, "-c", UDP_PEER, str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.ask("") == "ready"
+
+    def ask(self, command: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if command:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+def test_nat_hairpin_lets_inside_hosts_meet_at_their_outside_mappings(edge: Vrouterd) -> None:
+    """RFC 4787 REQ-9: h1 and h2 reach each other at their masquerade mappings, as
+    two hosts behind one NAT that learnt those from a rendezvous server would."""
+    h1 = _Peer(edge, "h1", 6100)
+    h2 = _Peer(edge, "h2", 7100)
+    try:
+        for peer in (h1, h2):  # each gets its mapping, the source port kept
+            assert peer.ask(f"send {OUTSIDE} 9 rendezvous") == "sent"
+        assert h1.ask(f"send {PUBLIC} 7100 early") == "sent"
+        assert h2.ask("recv 1") == "none"  # h2 never sent to that address: filtered
+        assert h2.ask(f"send {PUBLIC} 6100 punch") == "sent"
+        assert h1.ask("recv 3") == f"got punch {PUBLIC} 7100"
+        assert h1.ask(f"send {PUBLIC} 7100 hello") == "sent"
+        assert h2.ask("recv 3") == f"got hello {PUBLIC} 6100"
+    finally:
+        h1.close()
+        h2.close()
+    states = edge.call("firewall.states", vnet="edge")
+    text = json.dumps(states)
+    assert f"{PUBLIC}:6100" in text and f"{PUBLIC}:7100" in text
+
+
 @pytest.mark.parametrize("mode", [[], ["-I"]], ids=["udp", "icmp"])
 def test_traceroute_from_inside_lists_every_hop(edge: Vrouterd, mode: list[str]) -> None:
     result = edge.exec(

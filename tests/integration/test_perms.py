@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import stat
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,19 +64,8 @@ routes = 2
 
 
 @pytest.fixture(scope="module")
-def workdir() -> Iterator[Path]:
-    """A directory other users can traverse (pytest's own tmp dirs are 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="vrouter-perms-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def daemon(workdir: Path) -> Iterator[Vrouterd]:
-    d = Vrouterd(workdir, template=TEMPLATE)
+def daemon(open_workdir: Path) -> Iterator[Vrouterd]:
+    d = Vrouterd(open_workdir, template=TEMPLATE)
     d.dir.chmod(0o755)
     try:
         d.start()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import subprocess
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
-from harness import Vrouterd
+from harness import Vrouterd, python
 
 from vrouter.api.protocol import ApiError
 from vrouter.client import Client, VSocket, create_datagram_endpoint
@@ -187,6 +189,49 @@ def test_route_socket_changes_forwarding_and_reports_it(demo: Vrouterd, client: 
     finally:
         routes.close()
         watcher.close()
+
+
+ROUTING_DAEMON = textwrap.dedent(
+    """
+    import sys, time
+    from vrouter.client import Client
+    client = Client(sys.argv[1])
+    routes = client.route_socket("red", source=sys.argv[2])
+    routes.add("198.51.100.0/25", route_type="blackhole")
+    print("added", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def _lab_routes(demo: Vrouterd) -> list[str]:
+    return [r["prefix"] for r in demo.call("route.show", vnet="red") if r["source"] == "lab"]
+
+
+@pytest.mark.parametrize("grace", [0, 2])
+def test_a_dead_routing_daemons_routes_go(demo: Vrouterd, grace: int) -> None:
+    """kill -9 of a program speaking for a protocol: its routes go (after the grace)."""
+    demo.call("sysctl.set", vnet="red", settings={"net.route.client_grace": grace})
+    proc = subprocess.Popen(
+        python("-c", ROUTING_DAEMON, str(demo.socket), "lab"), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "added"
+        assert _lab_routes(demo) == ["198.51.100.0/25"]
+        lost = demo.exec("h1", "ping", "-c", "1", "-W", "1", "198.51.100.2", check=False)
+        assert "0 received" in lost.stdout  # the blackhole forwards nothing
+    finally:
+        proc.kill()
+        proc.wait(10)
+    if grace:
+        time.sleep(0.5)
+        assert _lab_routes(demo) == ["198.51.100.0/25"]  # stale, kept for the grace
+    deadline = time.monotonic() + grace + 5
+    while _lab_routes(demo) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _lab_routes(demo) == []
+    back = demo.exec("h1", "ping", "-c", "1", "-W", "2", "198.51.100.2", check=False)
+    assert "1 received" in back.stdout
 
 
 def test_asyncio_endpoint(demo: Vrouterd, client: Client) -> None:

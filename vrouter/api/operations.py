@@ -89,7 +89,7 @@ class Operation:
     name: str
     summary: str
     handler: str
-    """``MODULE.FUNCTION`` in :mod:`vrouter.api` (``views``, ``manage`` or ``passing``)."""
+    """``MODULE.FUNCTION`` in :mod:`vrouter.api`: ``views``, ``manage``, ``passing``, ``execs``."""
     args: tuple[Arg, ...] = ()
     rights: Rule | None = None
     """What a caller needs (None: a view, open to anyone who can connect)."""
@@ -307,6 +307,12 @@ _OPS: tuple[Operation, ...] = (
     # -- routes and neighbours
     Operation("mirror.show", "a vnet's control-plane mirror: namespace, representors, counters",
               "views.mirror_show", args=(VNET,)),
+    Operation("mirror.exec", "run a program in a vnet's mirror as the caller",
+              "execs.exec_start",
+              args=(VNET, Arg("argv", "texts", "the program and its arguments", required=True),
+                    Arg("env", "scalars", "its environment", default={}),
+                    Arg("cwd", "str", "its working directory (absolute)", default="/")),
+              rights=on("vnet")),
     Operation("route.show", "the routes of a vnet", "views.route_show",
               args=(VNET, Arg("family", "text", "inet or inet6", choices=("inet", "inet6")),
                     Arg("prefix", "text", "only routes within this ADDR/LEN"),
@@ -326,6 +332,8 @@ _OPS: tuple[Operation, ...] = (
     Operation("route.del", "remove a static route", "manage.route_del",
               args=(VNET, PREFIX), rights=on("vnet"), runs="locked"),
     Operation("arp.show", "the ARP cache of a vnet", "views.arp_show", args=(VNET,)),
+    Operation("dhcp.leases", "a vnet's DHCP server: its leases and counters",
+              "views.dhcp_leases", args=(VNET,)),
     # -- bridges and VLANs
     Operation("bridge.create", "create a bridge over interfaces of a vnet", "manage.bridge_create",
               args=(VNET, INTERFACE,

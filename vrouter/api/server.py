@@ -31,7 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final
 
-from vrouter.api import manage, passing, views
+from vrouter.api import execs, manage, passing, views
 from vrouter.api.connection import Rows, peer_cred, send_with_fd, serve_lines, write_rows
 from vrouter.api.host import Host
 from vrouter.api.operations import TABLE, Operation, lookup, refusal
@@ -50,6 +50,7 @@ _MODULES: Final[Mapping[str, ModuleType]] = {
     "views": views,
     "manage": manage,
     "passing": passing,
+    "execs": execs,
 }
 
 
@@ -138,6 +139,7 @@ class ControlServer:
         """Stop listening, end every capture and remove the socket file."""
         for running in list(self.captures):
             running.close("daemon stopping")
+        execs.stop_all()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None

@@ -30,6 +30,7 @@ from vrouter.transport.message import DATA, ERROR, MAX_MESSAGE, Message
 if TYPE_CHECKING:
     from vrouter.api.host import Host
     from vrouter.core.vnet import Vnet
+    from vrouter.daemon.ops import Ops
 
 log = logging.getLogger("vrouter.sockets")
 
@@ -73,6 +74,7 @@ class Endpoint:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.deliver = _sender(end)
         self.closed = False
+        self.session = routesock.Session(vnet) if kind == "route" else None
 
     def start(self) -> None:
         """Start serving the program's messages."""
@@ -111,7 +113,7 @@ class Endpoint:
             seq = body.get("seq") if isinstance(body, dict) else None
             if self.daemon.ops is None:
                 raise routesock.RouteSocketError(errno.EAGAIN, "the daemon is starting")
-            reply = routesock.request(self.daemon.ops, self.vnet, body)
+            reply = routesock.request(self.daemon.ops, self.vnet, body, self.session)
             answer = {"type": body["type"], "seq": seq, "ok": True, **reply}
             kind = DATA
         except (routesock.RouteSocketError, ValueError) as err:
@@ -134,6 +136,13 @@ class Endpoint:
         if sock is self.sock:
             self.close("its vnet is gone")
 
+    def _end_session(self, session: routesock.Session, ops: Ops) -> None:
+        loop = self.loop or asyncio.get_running_loop()
+        try:
+            session.end(ops, loop.call_later)
+        except Exception:  # a bug: logged; the socket still closes
+            log.exception("vnet %s: ending a route socket's session failed", self.vnet.name)
+
     def close(self, why: str) -> None:
         """Release the socket and close the daemon's end (idempotent)."""
         if self.closed:
@@ -143,6 +152,8 @@ class Endpoint:
             self.loop.remove_reader(self.end.fileno())
         if self.kind == "route" and self._event in self.vnet.listeners:
             self.vnet.listeners.remove(self._event)
+        if self.session is not None and self.daemon.ops is not None:
+            self._end_session(self.session, self.daemon.ops)
         if self.sock is not None:
             if self.vnet_closed in self.vnet.transport.on_close:
                 self.vnet.transport.on_close.remove(self.vnet_closed)

@@ -30,6 +30,7 @@ from vrouter.inet.state import stats_dict
 from vrouter.link.bridge import Bridge, FdbEntry
 from vrouter.route.fib import Route
 from vrouter.route.source import DISTANCES, ROUTESOCK
+from vrouter.services.dhcp import state as dhcp
 from vrouter.stack import ESSENTIAL, discover
 
 
@@ -247,6 +248,14 @@ def arp_show(host: Host, args: dict[str, Any]) -> Any:
     now = host.driver.now()
     entries = sorted(vnet.inet.arp.entries.values(), key=lambda e: (e.ifnet.name, e.ip))
     return Rows(entries, lambda entry: entry.describe(now))
+
+
+def dhcp_leases(host: Host, args: dict[str, Any]) -> Any:
+    """The vnet's DHCP server: pools, leases, counters (``serving`` false: none configured)."""
+    vnet = vnet_of(host, args)
+    if not hasattr(vnet, "dhcp"):
+        raise ApiError(f"vnet {vnet.name}: the dhcp subsystem is not loaded")
+    return dhcp.leases(vnet, host.driver.now())
 
 
 def _bridges(host: Host, args: dict[str, Any]) -> list[Bridge]:

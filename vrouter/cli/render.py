@@ -109,6 +109,39 @@ def show_arp(result: Any) -> str:
     return table(rows, ["Address", "MAC", "Interface", "State", "Age"])
 
 
+def show_leases(result: Any) -> str:
+    clients = result.get("clients") or {}
+    client_rows = [
+        [name, c["state"], c["address"] or "-", c["router"] or "-", c["server"] or "-"]
+        for name, c in clients.items()
+    ]
+    client_text = (
+        table(client_rows, ["Client on", "State", "Address", "Router", "Server"])
+        if client_rows
+        else ""
+    )
+    if not result["serving"]:
+        return client_text or "no DHCP server, relay or client in this vnet"
+    if client_text:
+        client_text = "\n\n" + client_text
+    rows = [
+        [
+            e["address"],
+            e["mac"],
+            e["state"],
+            f"{e['expires_in']}s",
+            e["hostname"] or "-",
+            e["pool"],
+        ]
+        for e in result["leases"]
+    ]
+    counts = ", ".join(f"{k} {v}" for k, v in sorted({**result["sent"]}.items()))
+    drops = ", ".join(f"{k} {v}" for k, v in sorted(result["drops"].items())) or "none"
+    summary = f"{result['active']} active; sent: {counts or 'nothing'}; drops: {drops}"
+    leases = table(rows, ["Address", "MAC", "State", "Expires", "Hostname", "Pool"])
+    return leases + "\n" + summary + client_text
+
+
 def show_ndp(result: Any) -> str:
     rows = [
         [

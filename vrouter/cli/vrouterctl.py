@@ -263,6 +263,10 @@ def _parser() -> argparse.ArgumentParser:
     # interface), which needs parse_intermixed_args: main() hands its words,
     # left unparsed here, to _capture_parser.
     sub.add_parser("capture", help="capture an interface's frames, like tcpdump", add_help=False)
+    dhcp = sub.add_parser("dhcp", help="a vnet's DHCP server")
+    dhcp.add_argument("vnet")
+    dhcp_sub = dhcp.add_subparsers(dest="action", required=True)
+    json_flag(dhcp_sub.add_parser("leases", help="leases, pools and counters"))
     mirror = sub.add_parser("mirror", help="a vnet's control-plane mirror")
     mirror_sub = mirror.add_subparsers(dest="action", required=True)
     mshow = json_flag(mirror_sub.add_parser("show", help="namespace, representors, counters"))
@@ -496,6 +500,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
     ("firewall", "flush"): lambda a: ("firewall.flush", {"vnet": a.vnet}, render.show_done),
     ("firewall", "load"): _firewall_load,
     ("mirror", "show"): lambda a: ("mirror.show", {"vnet": a.vnet}, render.show_json),
+    ("dhcp", "leases"): lambda a: ("dhcp.leases", {"vnet": a.vnet}, render.show_leases),
 }
 """Every command but ``capture``, by (command, action): the request it makes."""
 
@@ -511,19 +516,15 @@ def _request(args: argparse.Namespace) -> Request:
 
 
 def _exec(args: argparse.Namespace) -> int:
-    """``exec VNET -- CMD``: ask the daemon for the mirror's namespace and enter it.
-
-    Entering a namespace needs CAP_SYS_ADMIN, so this is root only for now; a
-    later daemon-side exec would start CMD for a caller with the vnet's manage
-    right, under the caller's uid and gid, with its stdio passed over the
-    control socket.
-    """
+    """``exec VNET -- CMD``: root enters the mirror's namespace itself; anyone else
+    asks the daemon to start CMD as them (:mod:`vrouter.cli.execute`)."""
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         raise _usage("exec: which program? vrouterctl exec VNET -- CMD [ARG ...]")
     if os.geteuid() != 0:
-        print("vrouterctl: exec enters a namespace, which needs root", file=sys.stderr)
-        return 1
+        from vrouter.cli import execute
+
+        return execute.run(args.socket, args.vnet, cmd)
     found = reach.ask(args.socket, lambda client: client.call("mirror.show", vnet=args.vnet))
     os.execvp("ip", ["ip", "netns", "exec", str(found["netns"]), *cmd])
 

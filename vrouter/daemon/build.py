@@ -24,6 +24,7 @@ from vrouter.link.state import LinkError
 from vrouter.route import state as route_state
 from vrouter.route.fib import Route, RouteError
 from vrouter.route.source import source
+from vrouter.services.dhcp import state as dhcp
 from vrouter.stack import new_tree
 from vrouter.wire.ndp import PrefixInfo
 
@@ -225,3 +226,5 @@ def bring_up(vnet: Vnet, interfaces: list[InterfaceConfig], now: float) -> None:
         ipv6.set_up(vnet, ifp, now)
         if icfg.ra is not None:
             nd.enable_ra(vnet, ifp, ra_settings(icfg.ra), now)
+        if icfg.dhcp and hasattr(vnet, "dhcp"):
+            dhcp.start_client(vnet, ifp, now)

@@ -157,6 +157,10 @@ class Daemon:
                 len(vnet.route.fib),
                 "on" if vnet.inet.forwarding else "off",
             )
+        self.ops.data_dir = cfg.daemon.data_dir
+        for vcfg in cfg.vnets:
+            if vcfg.dhcp is not None:
+                self.ops.set_dhcp(vcfg.name, vcfg.dhcp)
         self.mirrors = Mirrors(
             self.loop, self.ops, self.ownership.mirrors, self.ownership.save, self.driver.now
         )

@@ -724,6 +724,45 @@ TCP_SOURCE = Source(
 )
 
 
+def _by(label_name: str, counts: Mapping[str, int]) -> list[tuple[str, int | float]]:
+    return [(label(label_name, key), n) for key, n in sorted(counts.items())]
+
+
+def _read_dhcp(vnet: Vnet) -> list[Entry] | None:
+    """A DHCP server's leases and messages (None: the vnet serves no DHCP)."""
+    state = getattr(vnet, "dhcp", None)
+    if state is None or state.server is None:
+        return None
+    stats = state.stats
+    return [
+        state.server.active(time.monotonic()),  # the loop's clock
+        _by("type", stats.received),
+        _by("type", stats.sent),
+        _by("reason", stats.drops),
+        stats.expired,
+        state.write_errors,
+    ]
+
+
+DHCP = Source(
+    "dhcp",
+    (
+        Family("vrouter_dhcp_leases", "gauge", "DHCP leases bound and not expired."),
+        Family("vrouter_dhcp_received_messages", "counter",
+               "DHCP requests received, by message type (discover, request ...).", ("type",)),
+        Family("vrouter_dhcp_sent_messages", "counter",
+               "DHCP replies sent, by message type (offer, ack, nak).", ("type",)),
+        Family("vrouter_dhcp_drops", "counter",
+               "DHCP requests dropped without a reply, by reason (malformed ones by their "
+               "parse error).", ("reason",)),
+        Family("vrouter_dhcp_expired_leases", "counter", "Bound DHCP leases that ran out."),
+        Family("vrouter_dhcp_lease_write_errors", "counter",
+               "Lease file writes that failed (the server goes on answering)."),
+    ),
+    _read_dhcp,
+)  # fmt: skip
+
+
 SOURCES: tuple[Source, ...] = (
     LINK,
     BRIDGE,
@@ -733,6 +772,7 @@ SOURCES: tuple[Source, ...] = (
     FIREWALL,
     TRANSPORT,
     TCP_SOURCE,
+    DHCP,
 )
 """The per-vnet sources every daemon exports, in output order."""
 

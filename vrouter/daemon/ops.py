@@ -48,6 +48,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import logging
+import os
 import re
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -62,6 +63,7 @@ from vrouter.daemon import build, hostns
 from vrouter.daemon.config import (
     BridgeConfig,
     BridgePortConfig,
+    DhcpConfig,
     HostConfig,
     InterfaceConfig,
     RaConfig,
@@ -80,6 +82,7 @@ from vrouter.mirror.manager import Mirrors
 from vrouter.route import state as route_state
 from vrouter.route.fib import BLACKHOLE, REJECT, UNICAST, Route, RouteError
 from vrouter.route.source import CONNECTED, STATIC, Source
+from vrouter.services.dhcp import state as dhcp
 
 log = logging.getLogger("vrouter.ops")
 
@@ -149,6 +152,8 @@ class Ops:
         self.hosts: dict[str, HostConfig] = {}
         self.mirrors: Mirrors | None = None
         """The vnets' control-plane mirrors (None: no daemon, as in tests)."""
+        self.data_dir: str | None = None
+        """Where lease files are kept (None: leases are not written, as in tests)."""
 
     # -- lookups -----------------------------------------------------------------
 
@@ -624,6 +629,8 @@ class Ops:
         if self.mirrors is not None:
             self.mirrors.interface_removed(ifp)
         now = self.driver.now()
+        if hasattr(vnet, "dhcp"):
+            dhcp.stop_client(vnet, ifp.name, now)
         build.release_l2(vnet, ifp, now)
         routes = build.strip_l3(vnet, ifp, now)
         ifp.up = False
@@ -713,6 +720,38 @@ class Ops:
             "on" if settings is not None else "off",
         )
         return old
+
+    def lease_file(self, vnet_name: str) -> str | None:
+        """Return where vnet ``vnet_name`` keeps its DHCP leases (None: nowhere)."""
+        if self.data_dir is None:
+            return None
+        return os.path.join(self.data_dir, "dhcp", vnet_name.replace("/", "+") + ".leases")
+
+    def set_dhcp(self, vnet_name: str, cfg: DhcpConfig | None) -> DhcpConfig | None:
+        """Serve DHCP in a vnet as ``cfg`` says (None: stop); return the old config.
+
+        Leases are kept across a change of pools while their subnet still has a pool.
+        """
+        vnet = self.vnet(vnet_name)
+        pools = cfg.pools if cfg is not None else ()
+        relays = dict(cfg.relays) if cfg is not None else {}
+        for name in relays:
+            self.interface(vnet, name)
+        try:
+            previous, relayed = dhcp.configure(
+                vnet, pools, relays, self.lease_file(vnet.name), self.driver.now()
+            )
+        except ValueError as err:
+            raise OpError(f"vnet {vnet.name}: dhcp: {err}") from err
+        log.info(
+            "vnet %s: dhcp server %s, relay %s",
+            vnet.name,
+            ", ".join(str(p.subnet) for p in pools) if pools else "off",
+            ", ".join(relays) if relays else "off",
+        )
+        if not previous and not relayed:
+            return None
+        return DhcpConfig(previous, tuple(sorted(relayed.items())))
 
     @staticmethod
     def ra_settings(cfg: RaConfig | None) -> nd.RaSettings | None:

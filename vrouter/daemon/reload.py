@@ -1,5 +1,8 @@
 """Live reload: diff the running config against the file, apply only the differences.
 
+This module is long on purpose: the plan and the application of its steps are one table
+read together (each kind of step is planned and applied here, side by side).
+
 :func:`plan` is a pure function of two :class:`~vrouter.daemon.config.Config`
 objects.  It returns the steps that turn a daemon running the old config into
 one running the new, in an order that never needs a name, an address or a
@@ -10,9 +13,9 @@ device before it is free:
    link-local address, bridge or VLAN setting re-creates it; an epair goes as
    a whole; VLANs before their parents, bridges before their members);
 3. vnets removed, children first;
-4. sysctl values (a vnet's limits before its other knobs) and firewall
-   rulesets of the vnets that stay, parents first; permissions;
-5. vnets added, parents first, each with its sysctl values and ruleset;
+4. sysctl values (a vnet's limits before its other knobs), firewall
+   rulesets and DHCP servers of the vnets that stay, parents first; permissions;
+5. vnets added, parents first, each with its sysctl values, ruleset and DHCP server;
 6. interfaces and epairs created (parents before VLANs, members before bridges);
 7. in place: MTU, addresses added, router advertisements;
 8. static routes added (or changed); the daemon's log level and admins.
@@ -82,6 +85,7 @@ INTERFACE_DESTROY = "interface.destroy"
 VNET_DESTROY = "vnet.destroy"
 SYSCTL = "sysctl.set"
 RULESET = "firewall.ruleset"
+DHCP = "dhcp.server"
 VNET_CREATE = "vnet.create"
 INTERFACE_CREATE = "interface.create"
 EPAIR_CREATE = "epair.create"
@@ -140,6 +144,8 @@ class Step:
             return f"{where}: sysctl {self.target} = {value}"
         if self.action == RULESET:
             return f"{where}: replace the firewall ruleset"
+        if self.action == DHCP:
+            return f"{where}: dhcp server {'on' if self.new else 'off'}"
         if self.action == MTU:
             return f"{where}: {self.target}: mtu {self.old} -> {self.new}"
         if self.action == RA:
@@ -412,6 +418,8 @@ def plan(old: Config, new: Config) -> Plan:
         settings.extend(knob_steps)
         if _ruleset_key(old_v[name].firewall) != _ruleset_key(vcfg.firewall):
             settings.append(Step(RULESET, name, new=vcfg.firewall, old=old_v[name].firewall))
+        if old_v[name].dhcp != vcfg.dhcp:
+            settings.append(Step(DHCP, name, new=vcfg.dhcp, old=old_v[name].dhcp))
     creating: list[Step] = []
     for vcfg in added:
         creating.append(Step(VNET_CREATE, vcfg.name, new=vcfg))
@@ -420,6 +428,8 @@ def plan(old: Config, new: Config) -> Plan:
         )
         if vcfg.firewall is not None:
             creating.append(Step(RULESET, vcfg.name, new=vcfg.firewall))
+        if vcfg.dhcp is not None:
+            creating.append(Step(DHCP, vcfg.name, new=vcfg.dhcp))
     destroying = [
         Step(VNET_DESTROY, v.name, old=v)
         for v in sorted(removed, key=lambda v: v.name.count("/"), reverse=True)
@@ -560,6 +570,9 @@ class Applier:
             fw: FirewallConfig | None = step.new
             previous = ops.replace_ruleset(vnet, fw.ruleset if fw is not None else Ruleset())
             return lambda: self._sync(ops.replace_ruleset, vnet, previous)
+        if action == DHCP:
+            previous_dhcp = ops.set_dhcp(vnet, step.new)
+            return lambda: self._sync(ops.set_dhcp, vnet, previous_dhcp)
         if action == MTU:
             old_mtu = await ops.set_mtu(vnet, step.target, step.new)
             return lambda: self._set_mtu(vnet, step.target, old_mtu)

@@ -39,6 +39,12 @@ Translations:
   packet arriving on another interface (an inside host using the public
   address) is redirected too, and its source becomes the vnet's own address
   towards the target, so the target answers through the vnet.
+- **nat hairpin** (RFC 4787 REQ-9, RFC 5382 REQ-8): a packet from inside to
+  a ``nat`` mapping's outside endpoint goes to its inside endpoint, from
+  the sender's own mapping on that interface (made if need be), so both
+  ends see each other as the outside does; the mapping's filtering applies
+  to the sender's outside address.  The destination is rewritten on the
+  way in and the source on the way out, as for ``rdr``.
 - **binat**: 1:1 between two prefixes of one length, both ways, on one
   interface, for every protocol; stateless.
 - **nptv6** (RFC 6296): IPv6 prefix translation, stateless and
@@ -188,6 +194,8 @@ class NatStats:
     """Dropped: an NPTv6 address whose adjusting word is 0xFFFF."""
     remotes_forgotten: int = 0
     """Peers a busy ``nat`` mapping stopped remembering for its filtering (oldest first)."""
+    hairpinned: int = 0
+    """Packets from inside to a ``nat`` mapping's outside endpoint, sent back in (REQ-9)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -266,6 +274,7 @@ class NatTable:
         "_full",
         "_fragments",
         "_hairpin_ports",
+        "_hairpinned",
         "_inbound",
         "_interfaces",
         "_npt",
@@ -288,6 +297,9 @@ class NatTable:
         self._outbound: dict[tuple[int, bytes, int, bytes, int], tuple[Redirect, bytes, int]] = {}
         self._redirects: set[Redirect] = set()
         self._hairpin_ports: set[tuple[int, bytes, int]] = set()
+        self._hairpinned: tuple[memoryview, Binding] | None = None
+        """The packet :meth:`_hairpin` sent back in, and the sender's mapping, its source
+        when that packet leaves (the next hook call; as the filter's ``passed_in``)."""
         self._interfaces: dict[str, int] = {}
         self._cursor: dict[tuple[int, bytes], int] = {}
         self._freed: dict[tuple[int, bytes], int] = {}
@@ -314,7 +326,10 @@ class NatTable:
     def touches(self, ruleset: Ruleset, ifname: str) -> bool:
         """Return True if a packet leaving by ``ifname`` may need translating."""
         return (
-            bool(self._outbound) or ifname in self._interfaces or ifname in ruleset.nat_interfaces
+            bool(self._outbound)
+            or self._hairpinned is not None
+            or ifname in self._interfaces
+            or ifname in ruleset.nat_interfaces
         )
 
     # -- the hooks -------------------------------------------------------------------
@@ -334,6 +349,7 @@ class NatTable:
         ``info`` is updated to the translated packet.  ``room``: how many
         mappings may still be made (the state limit's).
         """
+        self._hairpinned = None
         if info.family == 6:
             return self._npt_packet(ruleset, ifname, info, packet, inbound=True)
         if info.fragment:
@@ -342,18 +358,22 @@ class NatTable:
         if info.malformed:
             return True
         proto = info.proto
-        if proto in _PORTED and not self._inbound:
+        if proto in _PORTED:
             # The common case first: a packet for a mapped endpoint.
             binding = self._by_outside.get((proto, info.dst, info.dport))
-            if (
-                binding is not None
-                and binding.expires > now
-                and (binding.filtering != ADDRESS_DEPENDENT or info.src in binding.remotes)
-            ):
-                self._refresh(binding, info, True, now)
-                self._translate(packet, info, True, binding.inside, binding.inside_port, now)
-                return True
-            if binding is None and not ruleset.nat_inbound:
+            if binding is not None and binding.expires > now:
+                if binding.ifname != ifname and (
+                    not self._inbound
+                    or (proto, info.src, info.sport, info.dst, info.dport) not in self._inbound
+                ):
+                    return self._hairpin(host, ruleset, binding, info, packet, now, room)
+                if not self._inbound and (
+                    binding.filtering != ADDRESS_DEPENDENT or info.src in binding.remotes
+                ):
+                    self._refresh(binding, info, True, now)
+                    self._translate(packet, info, True, binding.inside, binding.inside_port, now)
+                    return True
+            if binding is None and not self._inbound and not ruleset.nat_inbound:
                 return True  # no mapping, no redirect: nothing to translate
         if is_icmp_error(info):
             self._error(host, ruleset, ifname, info, packet, now, inbound=True)
@@ -388,6 +408,13 @@ class NatTable:
         if info.malformed:
             return True
         proto = info.proto
+        if self._hairpinned is not None:
+            hairpinned, sender = self._hairpinned
+            self._hairpinned = None
+            if hairpinned is packet:
+                self._refresh(sender, info, False, now)
+                self._translate(packet, info, False, sender.outside, sender.outside_port, now)
+                return True
         if proto in _PORTED and not self._outbound:
             # The common case first: a packet of a mapped endpoint.
             binding = self._by_inside.get((ifname, proto, info.src, info.sport))
@@ -412,6 +439,41 @@ class NatTable:
         if found is False:
             return False
         self._translate(packet, info, False, *found, now)
+        return True
+
+    def _hairpin(
+        self,
+        host: NatHost,
+        ruleset: Ruleset,
+        binding: Binding,
+        info: PacketInfo,
+        packet: memoryview,
+        now: float,
+        room: int,
+    ) -> bool:
+        """Send a packet from inside to ``binding``'s outside endpoint back in to its
+        inside endpoint (RFC 4787 REQ-9, RFC 5382 REQ-8), from the sender's own
+        mapping on ``binding``'s interface, so both ends see each other as the
+        outside does.  The destination is rewritten now, the source on the
+        way out (the filter sees the sender's own address, as for ``rdr``).
+        False to drop it."""
+        proto = info.proto
+        found = self._find_out(
+            host, ruleset, binding.ifname, proto, info.src, info.sport,
+            binding.outside, binding.outside_port, info.icmp_type, now, info, room,
+        )  # fmt: skip
+        if found is False:
+            return False
+        source = found[0] if found is not None else info.src
+        if binding.filtering == ADDRESS_DEPENDENT and source not in binding.remotes:
+            self.stats.filtered += 1
+            return False
+        self._refresh(binding, info, True, now)
+        self._translate(packet, info, True, binding.inside, binding.inside_port, now)
+        sender = self._by_inside.get((binding.ifname, proto, info.src, info.sport))
+        if found is not None and sender is not None:
+            self._hairpinned = (packet, sender)
+        self.stats.hairpinned += 1
         return True
 
     # -- rewriting and fragments ----------------------------------------------------

@@ -16,7 +16,7 @@ from vrouter.inet import arp, closed, icmp
 from vrouter.inet.fragment import fragment_ipv4, ipv4_input
 from vrouter.inet.source import next_ident as next_ident
 from vrouter.inet.source import source_address as source_address
-from vrouter.inet.state import IN, OUT, IpStats, ProtoHandler
+from vrouter.inet.state import IN, OUT, IpStats, ProtoHandler, UdpService
 from vrouter.link.lltable import REACHABLE
 from vrouter.link.offload import (
     F_NEEDS_CSUM,
@@ -32,6 +32,7 @@ from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.route.state import add_connected, remove_connected
 from vrouter.wire import icmp4
 from vrouter.wire import ipv4 as ip_wire
+from vrouter.wire import udp as udp_wire
 from vrouter.wire.checksum import update16
 from vrouter.wire.errors import WireError
 from vrouter.wire.ethernet import BROADCAST, ETHERTYPE_IPV4, HEADER, HEADER_LEN
@@ -147,7 +148,9 @@ def _fast_forward(vnet: Vnet, frame: bytes | bytearray, now: float) -> bool:
         return False
     dst = bytes(frame[_DST:_OPTIONS])
     dest = inet.dests.entries.get(dst)
-    if dest is None or dest.generation != vnet.route.fib.generation + inet.arp.generation:
+    if dest is None:
+        return _unresolvable(vnet, frame, dst, now)
+    if dest.generation != vnet.route.fib.generation + inet.arp.generation:
         return False
     paths = dest.paths
     if paths is not None:  # ECMP: this flow's path
@@ -185,6 +188,29 @@ def _fast_forward(vnet: Vnet, frame: bytes | bytearray, now: float) -> bool:
     inet.stats.forward += 1
     entry.used = now
     out.output(buf)
+    return True
+
+
+def _unresolvable(vnet: Vnet, frame: bytes | bytearray, dst: bytes, now: float) -> bool:
+    """Drop a packet :func:`_fast_forward` checked (no destination cached) whose
+    on-link destination the neighbour table would refuse to resolve now, as
+    :func:`_forward` would after copying it; False to leave it to the slow path.
+
+    A scan of an on-link prefix (RFC 6583) sends each packet to a new
+    address: this keeps its cost at a route lookup and a table probe, and the
+    destination cache free of addresses that never answer."""
+    inet = vnet.inet
+    first = frame[_SRC]
+    if first >= 224 or first == 127 or not first or dst in inet.local or dst in inet.broadcasts:
+        return False
+    route = vnet.route.fib.lookup(dst)
+    if route is None or route.type != UNICAST or route.gateway is not None or route.nexthops:
+        return False
+    out = route.ifnet
+    if out is None or not arp.refuse_early(vnet, out, dst, now):
+        return False
+    route.use += 1
+    inet.stats.forward += 1  # as _forward counts a packet arp.output drops
     return True
 
 
@@ -511,8 +537,40 @@ def port_unreachable(vnet: Vnet, ifp: Ifnet, packet: memoryview, now: float) -> 
     send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PORT, now)
 
 
+def serve_udp(vnet: Vnet, port: int, handler: UdpService | None) -> None:
+    """Serve UDP ``port`` in the daemon itself with ``handler`` (None: stop serving it)."""
+    if handler is None:
+        vnet.inet.udp_services.pop(port, None)
+    else:
+        vnet.inet.udp_services[port] = handler
+
+
+def udp_service_input(ifp: Ifnet, packet: memoryview, hlen: int, now: float) -> bool:
+    """Hand a datagram to the daemon's own service on its port; False if none serves it."""
+    datagram = packet[hlen:]
+    if len(datagram) < 8:
+        return False
+    service = ifp.vnet.inet.udp_services.get(datagram[2] << 8 | datagram[3])
+    if service is None:
+        return False
+    src, dst = bytes(packet[ip_wire.SRC]), bytes(packet[ip_wire.DST])
+    try:
+        header = udp_wire.UdpHeader.parse(datagram)
+    except WireError as err:
+        ifp.drop(err.reason, error=True)
+        return True
+    datagram = datagram[: header.length]
+    if not udp_wire.verify(src, dst, datagram):
+        ifp.drop("udp_badsum", error=True)
+        return True
+    service(ifp, src, dst, header.src_port, bytes(datagram[8:]), now)
+    return True
+
+
 def _udp_input(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
-    """UDP for this vnet: no sockets are bound yet, so every port is closed."""
+    """UDP for this vnet without the socket layer: the daemon's own services, else closed."""
+    if udp_service_input(ifp, packet, hlen, now):
+        return
     src, dst = bytes(packet[ip_wire.SRC]), bytes(packet[ip_wire.DST])
     if closed.udp_input(ifp, src, dst, packet[hlen:]) and unicast:
         port_unreachable(ifp.vnet, ifp, packet, now)

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from vrouter.link.lltable import NeighbourTable
 
 ProtoHandler = Callable[["Ifnet", memoryview, int, bool, float], None]
+UdpService = Callable[["Ifnet", bytes, bytes, int, bytes, float], None]
+"""A UDP port served in the daemon itself: ``(ifp, src, dst, src_port, payload, now)``."""
 """Local delivery of one protocol: (ifp, IP packet, header length, unicast, now)."""
 
 Punt = Callable[["Ifnet", memoryview, int, bool, float], bool]
@@ -165,6 +167,8 @@ class InetState:
     broadcasts: set[bytes] = field(default_factory=set)
     """Directed broadcast addresses of our connected networks."""
     protocols: dict[int, ProtoHandler] = field(default_factory=dict)
+    udp_services: dict[int, UdpService] = field(default_factory=dict)
+    """UDP ports the daemon serves itself (a DHCP server), by port, ahead of any socket."""
     """Local delivery by IP protocol number."""
     offload_protocols: dict[int, ProtoHandler] = field(default_factory=dict)
     """Local delivery of packets that still carry offload work from the host (a partial

@@ -281,6 +281,18 @@ def _forward(
                 vnet, ifp, packet, icmp6.DEST_UNREACH, icmp6.UNREACH_NOROUTE, now
             )
             return
+        if (
+            dest is None
+            and inet6.pfil is None
+            and found.type == UNICAST
+            and found.gateway is None
+            and not found.nexthops
+            and found.ifnet is not None
+            and nd.refuse_early(vnet, found.ifnet, dst, now)
+        ):  # an on-link address not to resolve now (a scan): no copy, no cache entry
+            found.use += 1
+            stats.forward += 1
+            return
         dest = inet6.dests.build(dst, found, generation, neighbours)
     paths = dest.paths
     if paths is not None:  # ECMP: this flow's path

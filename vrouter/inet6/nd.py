@@ -221,6 +221,19 @@ def output(vnet: Vnet, ifp: Ifnet, nexthop: bytes, frame: bytearray, now: float)
         stat.nd_queue_overflow += 1
 
 
+def refuse_early(vnet: Vnet, ifp: Ifnet, nexthop: bytes, now: float) -> bool:
+    """Drop and count a packet to ``nexthop`` on ``ifp`` (no entry yet) if its
+    resolution would be refused; False if it would start (send the packet on).
+
+    Under a scan of an on-link prefix this is the whole cost of each packet:
+    no copy, no destination cache entry."""
+    reason = vnet.inet6.nd.refusal(ifp, nexthop, now)
+    if reason is None:
+        return False
+    _refused(vnet, ifp, reason)
+    return True
+
+
 def _refused(vnet: Vnet, ifp: Ifnet, reason: str) -> None:
     """Count a resolution the table refused, and the packet dropped with it."""
     stat = vnet.inet6.icmp

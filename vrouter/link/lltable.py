@@ -238,6 +238,22 @@ class NeighbourTable:
         entry = self.add(timers, ifp, ip, INCOMPLETE, now)
         return TABLE_FULL if entry is None else entry
 
+    def refusal(self, ifp: Ifnet, ip: bytes, now: float) -> str | None:
+        """Return why a packet to ``ip`` on ``ifp`` would be refused now: no entry, and
+        :meth:`resolve` would refuse to start one.  None: it would go on (an entry
+        exists or a resolution would start).  Spends nothing."""
+        if (ifp.name, ip) in self.entries:
+            return None
+        if self.incomplete >= self.max_incomplete:
+            return INCOMPLETE_FULL
+        if len(self.entries) >= self.max_entries:
+            return TABLE_FULL
+        bucket = self.buckets.get(ifp.name)
+        rate = self.solicit_rate
+        if bucket is not None and rate > 0 and bucket.tokens + (now - bucket.at) * rate < 1.0:
+            return RATELIMITED
+        return None
+
     def may_solicit(self, ifp: Ifnet, now: float) -> bool:
         """Spend one of ``ifp``'s solicitations for a resolution; False if none is left."""
         bucket = self.buckets.get(ifp.name)

@@ -42,9 +42,11 @@ DISTANCES = MappingProxyType(
         "ripng": 120,
         "routesock": 150,
         "ibgp": 200,
+        "dhcp": 254,
     }
 )
-"""Default administrative distance by source name (FRR's defaults where FRR has one)."""
+"""Default administrative distance by source name (FRR's defaults where FRR has one;
+``dhcp``, the default route a vnet's DHCP client installs, yields to every other)."""
 OTHER_DISTANCE = 150
 """The distance of a source name not in :data:`DISTANCES`."""
 MIN_DISTANCE = 1
@@ -52,7 +54,7 @@ MIN_DISTANCE = 1
 MAX_DISTANCE = 255
 ROUTESOCK = "routesock"
 """The source of a route-socket request that names none."""
-DAEMON_SOURCES = frozenset({"connected", "static"})
+DAEMON_SOURCES = frozenset({"connected", "static", "dhcp"})
 """Sources only the daemon itself adds to (addresses, config, control API)."""
 
 _NAME = re.compile(r"[a-z][a-z0-9_.-]{0,15}")

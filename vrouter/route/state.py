@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vrouter.core.registry import Subsystem
-from vrouter.route.fib import CONNECTED, STATIC, UNICAST, Fib, Nexthop, Route, RouteError
+from vrouter.core.sysctl import field_knob
+from vrouter.route.fib import CONNECTED, STATIC, UNICAST, Fib, Nexthop, Prefix, Route, RouteError
 from vrouter.route.source import Source
 
 if TYPE_CHECKING:
@@ -32,6 +33,12 @@ class RouteState:
     """The IPv4 forwarding table."""
     fib6: Fib = field(default_factory=lambda: Fib(128))
     """The IPv6 forwarding table (link-local destinations never appear in it)."""
+    client_grace: float = 0.0
+    """Seconds a protocol's routes stay (stale) after its last route socket closed."""
+    sessions: dict[str, int] = field(default_factory=dict)
+    """Open route sockets speaking for each protocol source."""
+    stale: dict[str, set[Prefix]] = field(default_factory=dict)
+    """Each protocol's routes kept after its last route socket closed, not yet refreshed."""
 
     def table(self, version: int) -> Fib:
         """Return the table of IP version ``version``."""
@@ -39,6 +46,18 @@ class RouteState:
 
 
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+KNOBS = (
+    field_knob(
+        "net.route.client_grace",
+        float,
+        "Seconds a routing protocol's routes stay, stale, after the last route socket "
+        "speaking for it closed (0: removed at once); a restarted daemon refreshes them",
+        "route.client_grace",
+        0,
+        86_400,
+    ),
+)
 
 
 def add_connected(vnet: Vnet, ifp: Ifnet, address: Address) -> None:
@@ -205,4 +224,4 @@ def _attach(vnet: Vnet) -> RouteState:
     return state
 
 
-SUBSYSTEM = Subsystem("route", _attach, depends=("link",))
+SUBSYSTEM = Subsystem("route", _attach, depends=("link",), knobs=KNOBS)

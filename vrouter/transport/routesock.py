@@ -32,21 +32,36 @@ them, as on BSD): ``RTM_ADD`` / ``RTM_DELETE`` with the route in ``route``,
 ``RTM_CHANGE`` when a route was replaced or became installed or held,
 ``RTM_NEWADDR`` / ``RTM_DELADDR`` with interface and address, ``RTM_IFINFO``
 with interface and state; they carry no ``seq``.
+
+A protocol's routes belong to the programs speaking for it (FRR's zebra
+treats its clients so).  When the last route socket that spoke for a
+source closes, because its routing daemon stopped or died, that source's
+routes are removed; ``net.route.client_grace`` seconds keep them first, as
+stale, so a restarted daemon can refresh them (an RTM_ADD of a stale route
+replaces it) before the rest goes (graceful restart).  Routes of the
+default ``routesock`` source belong to no protocol and stay, as routes
+added with ``route add`` on BSD do.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vrouter.core.errors import OpError
 from vrouter.route import state as route_state
+from vrouter.route.fib import Prefix
 from vrouter.route.source import DAEMON_SOURCES, ROUTESOCK, Source, SourceError, source
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
     from vrouter.daemon.ops import Ops
+
+log = logging.getLogger(__name__)
 
 
 LINK_LOCAL6 = ipaddress.IPv6Network("fe80::/10")
@@ -77,19 +92,99 @@ def _address(value: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
         raise RouteSocketError(errno.EINVAL, f"bad address {value!r}") from None
 
 
-def request(ops: Ops, vnet: Vnet, body: Any) -> dict[str, Any]:
+class Session:
+    """The protocol sources one route socket has spoken for (see the module's text)."""
+
+    def __init__(self, vnet: Vnet) -> None:
+        self.vnet = vnet
+        self.sources: set[str] = set()
+
+    def speaks_for(self, name: str) -> None:
+        """Count this socket among ``name``'s speakers (the default source has none)."""
+        if name == ROUTESOCK or name in self.sources:
+            return
+        self.sources.add(name)
+        sessions = self.vnet.route.sessions
+        sessions[name] = sessions.get(name, 0) + 1
+
+    def end(self, ops: Ops, later: Callable[[float, Callable[[], None]], object]) -> None:
+        """The socket closed: a source it was the last speaker for loses its routes,
+        at once or, with ``net.route.client_grace``, after that many seconds
+        (``later(delay, callback)`` schedules)."""
+        state = self.vnet.route
+        for name in sorted(self.sources):
+            state.sessions[name] -= 1
+            if state.sessions[name]:
+                continue
+            del state.sessions[name]
+            prefixes = {
+                r.prefix for fib in (state.fib, state.fib6) for r in fib if r.source.name == name
+            }
+            if not prefixes:
+                continue
+            if state.client_grace <= 0:
+                _sweep(ops, self.vnet, name, prefixes)
+                continue
+            state.stale.setdefault(name, set()).update(prefixes)
+            log.info(
+                "vnet %s: the last %s route socket closed; its %d routes stay %g s, stale",
+                self.vnet.name,
+                name,
+                len(prefixes),
+                state.client_grace,
+            )
+            later(state.client_grace, functools.partial(_expire, ops, self.vnet, name))
+        self.sources.clear()
+
+
+def _expire(ops: Ops, vnet: Vnet, name: str) -> None:
+    """The grace period ended: remove ``name``'s routes that were not refreshed."""
+    try:
+        alive = ops.vnet(vnet.name) is vnet
+    except OpError:
+        alive = False
+    if alive:  # not destroyed (its state is gone then) nor replaced by a namesake
+        prefixes = vnet.route.stale.pop(name, set())
+        if prefixes:
+            _sweep(ops, vnet, name, prefixes)
+
+
+def _sweep(ops: Ops, vnet: Vnet, name: str, prefixes: set[Prefix]) -> None:
+    removed = 0
+    for prefix in prefixes:
+        if vnet.route.table(prefix.version).get(prefix, name) is not None:
+            ops.remove_route(vnet.name, prefix, name)
+            removed += 1
+    log.info(
+        "vnet %s: %d %s routes removed (no route socket speaks for it)", vnet.name, removed, name
+    )
+
+
+def _refreshed(vnet: Vnet, name: str, prefix: Prefix) -> bool:
+    """Forget ``prefix`` as stale for ``name``; return whether it was."""
+    stale = vnet.route.stale.get(name)
+    if stale is None or prefix not in stale:
+        return False
+    stale.discard(prefix)
+    return True
+
+
+def request(ops: Ops, vnet: Vnet, body: Any, session: Session | None = None) -> dict[str, Any]:
     """Carry out one route-socket request; return the reply's fields."""
     if not isinstance(body, dict) or not isinstance(body.get("type"), str):
         raise RouteSocketError(errno.EINVAL, "a route message is a JSON object with a 'type'")
     kind = body["type"]
     try:
         if kind in ("RTM_ADD", "RTM_CHANGE"):
-            return {"route": _add(ops, vnet, body, kind == "RTM_CHANGE")}
+            return {"route": _add(ops, vnet, body, kind == "RTM_CHANGE", session)}
         if kind == "RTM_DELETE":
             prefix = _prefix(body.get("prefix"))
             name = _source(body).name
             if vnet.route.table(prefix.version).get(prefix, name) is None:
                 raise RouteSocketError(errno.ESRCH, ops.missing_route(vnet, prefix, name))
+            if session is not None:
+                session.speaks_for(name)
+            _refreshed(vnet, name, prefix)
             return {"route": ops.remove_route(vnet.name, prefix, name).describe()}
         if kind == "RTM_GET":
             return {"route": _get(vnet, body)}
@@ -141,8 +236,12 @@ def _source(body: dict[str, Any]) -> Source:
     return found
 
 
-def _add(ops: Ops, vnet: Vnet, body: dict[str, Any], change: bool) -> dict[str, object]:
-    """Carry out RTM_ADD or RTM_CHANGE; refusals say ``"state": "refused"``."""
+def _add(
+    ops: Ops, vnet: Vnet, body: dict[str, Any], change: bool, session: Session | None
+) -> dict[str, object]:
+    """Carry out RTM_ADD or RTM_CHANGE; refusals say ``"state": "refused"``.
+
+    An RTM_ADD of a stale route (its protocol's daemon restarted) replaces it."""
     try:
         prefix = _prefix(body.get("prefix"))
         if prefix.version == 6 and prefix.subnet_of(LINK_LOCAL6):
@@ -152,6 +251,8 @@ def _add(ops: Ops, vnet: Vnet, body: dict[str, Any], change: bool) -> dict[str, 
         src = _source(body)
         fib = vnet.route.table(prefix.version)
         existing = fib.get(prefix, src.name)
+        if existing is not None and _refreshed(vnet, src.name, prefix):
+            change = True
         if change and existing is None:
             raise RouteSocketError(errno.ESRCH, ops.missing_route(vnet, prefix, src.name))
         if not change and existing is not None:
@@ -170,6 +271,8 @@ def _add(ops: Ops, vnet: Vnet, body: dict[str, Any], change: bool) -> dict[str, 
             src,
         )
         route = ops.change_route(*args) if change else ops.add_route(*args)
+        if session is not None:
+            session.speaks_for(src.name)
     except OpError as err:
         raise RouteSocketError(errno.EINVAL, str(err), state="refused") from None
     except RouteSocketError as err:

@@ -154,6 +154,11 @@ class TransportState:
 # --- opening, binding, closing ---
 
 
+def port_in_use(vnet: Vnet, port: int) -> bool:
+    """Return True if a socket holds UDP ``port`` (IPv4) in ``vnet``."""
+    return bool(vnet.transport.udp.get((4, port)))
+
+
 def open_socket(vnet: Vnet, family: int, kind: str, proto: int = 0) -> Socket:
     """Create a socket of ``kind`` (udp or raw) in ``vnet``."""
     if family not in (4, 6):
@@ -241,6 +246,8 @@ def bind(sock: Socket, address: object, port: int) -> None:
         raise SocketError(errno.EACCES, f"port {port} needs root or a grant to bind")
     if port == 0:
         port = _ephemeral(state, sock.family)
+    if sock.family == 4 and port in sock.vnet.inet.udp_services:
+        raise SocketError(errno.EADDRINUSE, f"port {port} is served by vnet {sock.vnet.name}")
     holders = state.udp.setdefault((sock.family, port), [])
     for other in holders:
         clash = other.local == local and other.ifname == sock.ifname
@@ -425,6 +432,11 @@ def _udp_input(
     if not ok:
         state.stats.udp_badsum += 1
         ifp.drop("udp_badsum", error=True)
+        return
+    service = vnet.inet.udp_services.get(header.dst_port) if family == 4 else None
+    if service is not None:
+        state.stats.udp_delivered += 1
+        service(ifp, src, dst, header.src_port, bytes(datagram[8:]), now)
         return
     holders = state.udp.get((family, header.dst_port))
     matched = False

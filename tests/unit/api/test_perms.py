@@ -343,6 +343,7 @@ MUTATING: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
     "firewall.flush": ({"vnet": "red"}, {"vnet": "blue"}),
     "capture": ({"vnet": "red", "interface": "x0"}, {"vnet": "blue", "interface": "x0"}),
     "socket.open": ({"vnet": "red"}, {"vnet": "blue"}),
+    "mirror.exec": ({"vnet": "red", "argv": ["true"]}, {"vnet": "blue", "argv": ["true"]}),
     "tcp.listen": ({"vnet": "red", "port": 8080}, {"vnet": "blue", "port": 8080}),
     "tcp.connect": ({"vnet": "red", "port": 80}, {"vnet": "blue", "port": 80}),
     "reload": ({}, None),

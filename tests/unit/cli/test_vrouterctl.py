@@ -39,6 +39,7 @@ COMMAND_LINES = [
     ["address", "del", "red", "eth0", "192.0.2.1/24"],
     ["route", "show", "red", "-6"],
     ["mirror", "show", "red"],
+    ["dhcp", "red", "leases"],
     ["route", "show", "red", "198.18.0.0/15", "--limit", "5"],
     ["route", "add", "red", "198.51.100.0/24", "via", "192.0.2.2"],
     ["route", "add", "red", "203.0.113.0/24", "blackhole"],

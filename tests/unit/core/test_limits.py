@@ -361,6 +361,7 @@ def test_unloading_essential_or_needed_modules_is_refused(ops: Ops) -> None:
     ops.unload_module("transport")
     ops.unload_module("firewall")
     ops.unload_module("mirror")
+    ops.unload_module("dhcp")
     with pytest.raises(OpError, match="cannot unload inet: it is essential"):
         ops.unload_module("inet")
     with pytest.raises(OpError, match="not loaded"):

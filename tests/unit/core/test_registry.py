@@ -82,7 +82,9 @@ def test_names_are_in_attach_order(rec: Recorder) -> None:
 
 def test_builtin_order_puts_link_before_route_before_inet() -> None:
     names = new_tree().registry.names()
-    assert names == ["link", "route", "inet", "inet6", "firewall", "transport", "tcp", "mirror"]
+    assert names == [
+        "link", "route", "inet", "inet6", "firewall", "transport", "tcp", "mirror", "dhcp"
+    ]  # fmt: skip
     for subsystem in builtin_subsystems():
         for dep in subsystem.depends:
             assert names.index(dep) < names.index(subsystem.name)
@@ -177,6 +179,7 @@ def test_unloading_the_builtin_inet_is_refused_only_for_its_dependencies() -> No
     tree.registry.unload("transport", tree)
     tree.registry.unload("firewall", tree)
     tree.registry.unload("mirror", tree)
+    tree.registry.unload("dhcp", tree)
     assert not hasattr(vnet, "firewall")
     tree.registry.unload("inet", tree)
     assert not hasattr(vnet, "inet")

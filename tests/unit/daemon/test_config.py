@@ -1378,7 +1378,7 @@ SINGLE_PROBLEM_CASES = [
         "host without addresses",
         '[interfaces.t0]\ntype = "tap"\nhost = { netns = "h1" }\n',
         "interfaces.t0.host.addresses",
-        ["host has no addresses; give addresses or slaac = true"],
+        ["host has no addresses; give addresses, slaac = true or dhcp = true"],
     ),
     (
         "host with an empty address list and a gateway",

@@ -21,6 +21,7 @@ from vrouter.daemon.ops import OpError, Ops
 from vrouter.daemon.reload import (
     ADDRESS_ADD,
     ADDRESS_DEL,
+    DHCP,
     EPAIR_CREATE,
     INTERFACE_CREATE,
     INTERFACE_DESTROY,
@@ -286,12 +287,25 @@ def test_every_config_field_is_known_to_the_plan() -> None:
             "mirror",
             "permissions",
             "worker",  # a move between workers is refused by the front (vrouter.daemon.front)
+            "dhcp",
         },
         FirewallConfig: {"enable", "max_states", "ruleset"},
         RouteConfig: {"prefix", "type", "via", "interface", "distance", "paths"},  # re-created
     }
     for kind, names in known.items():
         assert {f.name for f in dataclasses.fields(kind)} == names, kind.__name__
+
+
+def test_a_dhcp_server_is_started_changed_and_stopped_in_place() -> None:
+    pool = '[vnets.red.dhcp.pools."192.0.2.0/24"]\nrange = ["192.0.2.10", "192.0.2.20"]\n'
+    served = cfg(BASE + pool)
+    assert steps(cfg(), served) == [(DHCP, "red", "")]
+    changed = cfg(BASE + pool.replace('"192.0.2.20"', '"192.0.2.30"'))
+    [step] = plan(served, changed).steps
+    assert step.action == DHCP and step.old == served.vnets[0].dhcp
+    assert str(step) == "vnet red: dhcp server on"
+    assert steps(served, cfg()) == [(DHCP, "red", "")]
+    assert steps(served, served) == []
 
 
 def test_an_offload_change_recreates_the_tap() -> None:

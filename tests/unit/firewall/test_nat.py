@@ -103,10 +103,12 @@ class Nat:
         self.rules = ruleset(text)
         self.host = Host()
         self.room = room
+        self.passed: tuple[bytearray, memoryview] | None = None
 
     def out(self, packet: bytearray, ifname: str = "ext0", now: float = 0.0) -> PacketInfo | None:
         info = parse(packet)
-        view = memoryview(packet)
+        # A forwarded packet is one view from the IN hook to the OUT hook.
+        view = self.passed[1] if self.passed and self.passed[0] is packet else memoryview(packet)
         if not self.table.translate_out(self.host, self.rules, ifname, info, view, now, self.room):
             return None
         return info
@@ -114,6 +116,7 @@ class Nat:
     def into(self, packet: bytearray, ifname: str = "ext0", now: float = 0.0) -> PacketInfo | None:
         info = parse(packet)
         view = memoryview(packet)
+        self.passed = (packet, view)
         if not self.table.translate_in(self.host, self.rules, ifname, info, view, now, self.room):
             return None
         return info
@@ -431,6 +434,49 @@ def test_hairpin_rewrites_both_ends_so_the_answer_comes_back() -> None:
     nat.out(answer, "int0")
     assert ends(answer) == (X, 8080, A, 41000) and l4_ok(answer) and ip_ok(answer)
     assert [r.hairpin for r in nat.table.redirects()] == [R_IN]
+
+
+def test_nat_hairpin_meets_each_other_at_the_outside_mappings() -> None:
+    """RFC 4787 REQ-9: two inside hosts reach each other's outside mappings, and
+    each sees the other's outside endpoint as its source (address-dependent
+    filtering lets a packet through once the receiver sent to the outside address)."""
+    nat = Nat()
+    nat.out(udp4(A, 6000, S, 3478))  # A -> X:6000
+    nat.out(udp4(B, 7000, S, 3478))  # B -> X:7000
+    first = udp4(A, 6000, X, 7000)
+    assert nat.into(first, "int0") is None  # B never sent to X: filtered
+    assert nat.table.stats.filtered == 1
+    punch = udp4(B, 7000, X, 6000)
+    info = nat.into(punch, "int0")  # A has sent to X: it passes
+    # The filter sees the sender's own address and the receiver's ...
+    assert info is not None and (info.src, info.sport, info.dst, info.dport) == (B, 7000, A, 6000)
+    nat.out(punch, "int0")  # ... and it leaves from B's outside mapping.
+    assert ends(punch) == (X, 7000, A, 6000) and ip_ok(punch) and l4_ok(punch)
+    again = udp4(A, 6000, X, 7000)
+    assert nat.into(again, "int0") is not None
+    nat.out(again, "int0")
+    assert ends(again) == (X, 6000, B, 7000) and l4_ok(again)
+    direct = udp4(A, 6000, B, 7000)  # A to B's inside address: not hairpinned
+    nat.out(direct, "int0")
+    assert ends(direct) == (A, 6000, B, 7000)
+    assert nat.table.stats.hairpinned == 2
+    assert len(nat.table.bindings()) == 2  # the mappings the outside knows, no new ones
+
+
+def test_nat_hairpin_of_tcp_to_an_endpoint_independent_mapping() -> None:
+    text = '[[nat]]\naction = "nat"\ninterface = "ext0"\nfiltering = "endpoint-independent"'
+    nat = Nat(text)
+    nat.out(tcp4(B, 8443, S, 443, SYN))  # B's mapping X:8443
+    syn = tcp4(A, 41000, X, 8443, SYN)
+    assert nat.into(syn, "int0") is not None
+    nat.out(syn, "int0")
+    src, sport, dst, dport = ends(syn)
+    assert (src, dst, dport) == (X, B, 8443) and l4_ok(syn) and ip_ok(syn)
+    answer = tcp4(B, 8443, X, sport, SYN | ACK)
+    assert nat.into(answer, "int0") is not None
+    nat.out(answer, "int0")
+    assert ends(answer) == (X, 8443, A, 41000) and l4_ok(answer)
+    assert not nat.table.touches(nat.rules, "int0")  # nothing hairpinned is on its way
 
 
 def test_binat_maps_one_to_one_both_ways() -> None:

@@ -28,7 +28,7 @@ def test_the_targets_cover_every_parser_and_input_function() -> None:
         "wire.ethernet", "wire.arp", "wire.ipv4", "wire.ipv6", "wire.icmp4", "wire.icmp6",
         "wire.ndp", "wire.udp", "wire.tcp", "rip.packet", "rip.packet_ng", "rip.instance",
         "input.ether", "input.arp", "input.ipv4", "input.ipv6", "control.decode",
-        "control.answer", "socks.handshake", "socks.udp",
+        "control.answer", "socks.handshake", "socks.udp", "dhcp.server",
     }  # fmt: skip
 
 

@@ -511,3 +511,26 @@ def test_held_packets_stay_within_hold_maxbytes(net: Net, lab) -> None:
     assert table.hold_bytes == 2 * size
     assert net.r.inet.arpstat.hold_full == 2
     assert net.lan.ifp.counters.tx_drops["arp_hold_full"] == 2
+
+
+def test_a_refused_resolution_costs_no_destination_cache_entry(net: Net, lab) -> None:
+    net.h1.learn_router(lab.now)
+    net.lan.auto_arp = True
+    net.h1.send(net.udp_from_h1(ident=1), lab.now)
+    lab.settle()
+    assert len(net.lan.take_ip()) == 1
+    net.lan.auto_arp = False
+    table = net.r.inet.arp
+    table.solicit_rate = 4
+    dests = net.r.inet.dests
+    before = set(dests.entries)
+    scan(net, 40)
+    assert len(net.lan.take_arp()) == 4  # four resolutions started, the rest refused
+    assert net.r.inet.arpstat.ratelimited == 36
+    assert net.lan.ifp.counters.tx_drops["arp_ratelimited"] == 36
+    # Only the four that started resolving are cached (the first of them took the
+    # slow path); the refused ones left no entry behind.
+    assert len(set(dests.entries) - before) == 4
+    assert net.r.inet.stats.forward == 1 + 40
+    net.h1.send(net.udp_from_h1(ident=2, payload=b"still"), lab.now)
+    assert [bytes(f.data.data.data) for f in net.lan.take_ip()] == [b"still"]

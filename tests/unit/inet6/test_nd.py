@@ -1096,6 +1096,19 @@ def test_solicitations_are_rate_limited_per_interface_and_starved_retries_give_u
     assert len(of_type(sent(net.h1), NS)) == 1
 
 
+def test_a_refused_resolution_costs_no_destination_cache_entry(net: Net) -> None:
+    net.h2.auto_nd = False
+    net.nd.solicit_rate = 3
+    dests = net.red.inet6.dests
+    before = set(dests.entries)
+    for i in range(30):
+        net.send(net.h1, net.h1.udp6(scan_target(i), payload=b"scan"))
+    assert len(of_type(sent(net.h2), NS)) == 3
+    assert net.stat.nd_ratelimited == 27
+    assert net.h2.ifp.counters.tx_drops["nd_ratelimited"] == 27
+    assert len(set(dests.entries) - before) == 3  # the refused ones are not cached
+
+
 def test_held_packets_stay_within_hold_maxbytes(net: Net) -> None:
     net.h2.auto_nd = False
     frame_size = len(net.h1.udp6(scan_target(0), payload=b"x" * 100))

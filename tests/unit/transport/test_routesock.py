@@ -140,3 +140,87 @@ def test_a_field_of_the_wrong_type_is_refused_by_name(
 def test_a_link_local_prefix_is_never_routed(ops: Ops) -> None:
     err = refused(ops, errno.EINVAL, type="RTM_ADD", prefix="fe80::/64", source="rip")
     assert "link-local" in str(err)
+
+
+class Later:
+    """Collects what ``Session.end`` schedules; ``run()`` fires it (the grace ran out)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, Any]] = []
+
+    def __call__(self, delay: float, callback: Any) -> None:
+        self.calls.append((delay, callback))
+
+    def run(self) -> None:
+        calls, self.calls = self.calls, []
+        for _, callback in calls:
+            callback()
+
+
+def speak(ops: Ops, session: routesock.Session, **body: Any) -> dict[str, Any]:
+    return routesock.request(ops, ops.vnet("red"), body, session)
+
+
+def sources_of(ops: Ops) -> dict[str, str]:
+    fib = ops.vnet("red").route.fib
+    return {str(r.prefix): r.source.name for r in fib if r.source.name not in ("connected",)}
+
+
+def test_a_protocols_routes_go_with_its_last_route_socket(ops: Ops) -> None:
+    red = ops.vnet("red")
+    first, second = routesock.Session(red), routesock.Session(red)
+    speak(ops, first, type="RTM_ADD", prefix="192.0.2.0/24", gateway="203.0.113.2", source="rip")
+    speak(ops, second, type="RTM_ADD", prefix="198.18.0.0/15", gateway="203.0.113.2", source="rip")
+    speak(ops, first, type="RTM_ADD", prefix="198.51.100.128/25", gateway="203.0.113.2")
+    later = Later()
+    first.end(ops, later)  # another socket still speaks for rip: nothing goes
+    assert sources_of(ops)["192.0.2.0/24"] == "rip"
+    second.end(ops, later)
+    assert later.calls == []  # no grace by default: removed at once
+    assert sources_of(ops) == {PREFIX: "static", "198.51.100.128/25": "routesock"}
+
+
+def test_with_a_grace_a_restarted_daemon_refreshes_and_the_rest_goes(ops: Ops) -> None:
+    red = ops.vnet("red")
+    ops.set_sysctls("red", {"net.route.client_grace": 30})
+    old = routesock.Session(red)
+    for prefix in ("192.0.2.0/24", "198.18.0.0/15"):
+        speak(ops, old, type="RTM_ADD", prefix=prefix, gateway="203.0.113.2", source="rip")
+    later = Later()
+    old.end(ops, later)
+    assert [delay for delay, _ in later.calls] == [30]
+    assert sources_of(ops)["198.18.0.0/15"] == "rip"  # stale, still forwarding
+    new = routesock.Session(red)
+    reply = speak(
+        ops, new, type="RTM_ADD", prefix="192.0.2.0/24", gateway="203.0.113.2", source="rip"
+    )
+    assert reply["route"]["state"] == "installed"  # a refresh, not EEXIST
+    later.run()
+    assert sources_of(ops) == {PREFIX: "static", "192.0.2.0/24": "rip"}
+    refused(
+        ops,
+        errno.EEXIST,
+        type="RTM_ADD",
+        prefix="192.0.2.0/24",
+        gateway="203.0.113.2",
+        source="rip",
+    )
+
+
+def test_a_grace_that_ends_after_the_vnet_went_touches_nothing(ops: Ops) -> None:
+    ops.create_vnet("green")
+    green = ops.vnet("green")
+    ops.set_sysctls("green", {"net.route.client_grace": 5})
+    later = Later()
+    routesock.Session(green).end(ops, later)  # spoke for nothing
+    assert later.calls == []
+    session = routesock.Session(ops.vnet("red"))
+    ops.set_sysctls("red", {"net.route.client_grace": 5})
+    speak(ops, session, type="RTM_ADD", prefix="192.0.2.0/24", gateway="203.0.113.2", source="bgp")
+    session.end(ops, later)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(ops.destroy_vnet("red"))
+    finally:
+        loop.close()
+    later.run()  # no error: the vnet is gone

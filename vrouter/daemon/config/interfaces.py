@@ -43,10 +43,12 @@ from vrouter.daemon.config.ra import (
     read_ra,
 )
 
-_INTERFACE_KEYS = ("type", "addresses", "mtu", "mac", "up", "host", "peer", "ra", "offload")
+_INTERFACE_KEYS = (
+    "type", "addresses", "mtu", "mac", "up", "host", "peer", "ra", "offload", "dhcp"
+)  # fmt: skip
 
 
-_HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac")
+_HOST_KEYS = ("netns", "addresses", "gateway", "gateway6", "slaac", "dhcp")
 
 
 def read_addresses(
@@ -126,6 +128,10 @@ def read_interface(
             mac = parsed_mac
 
     up = r.boolean(table, "up", key)
+    dhcp = r.boolean(table, "dhcp", key) or False
+    if dhcp and any(a.value.version == 4 for a in addresses):
+        r.problem(_join(key, "dhcp"), "an interface that takes its IPv4 address by DHCP "
+                  "has no IPv4 addresses of its own")  # fmt: skip
 
     ra_key = _join(key, "ra")
     advertises = table.get("ra") is True or isinstance(table.get("ra"), dict)
@@ -192,6 +198,7 @@ def read_interface(
         offload=read_offload(r, table, key, itype),
         bridge=read_bridge(r, table, key) if itype == "bridge" else None,
         vlan=read_vlan(r, table, key) if itype == "vlan" else None,
+        dhcp=dhcp,
     )
 
 
@@ -256,11 +263,19 @@ def read_host(
             f"slaac = true, but interface {ifname} sends no router advertisements; "
             "add ra = true to the interface",
         )
+    dhcp = r.boolean(table, "dhcp", key)
     no_addresses = (
-        complete and not addresses and not slaac and (slaac is not None or "slaac" not in table)
+        complete
+        and not addresses
+        and not slaac
+        and not dhcp
+        and (slaac is not None or "slaac" not in table)
     )
     if no_addresses:
-        r.problem(_join(key, "addresses"), "host has no addresses; give addresses or slaac = true")
+        r.problem(
+            _join(key, "addresses"),
+            "host has no addresses; give addresses, slaac = true or dhcp = true",
+        )
     gateway = read_gateway(r, table, key, "gateway", addresses, check=not no_addresses)
     gateway6 = read_gateway(r, table, key, "gateway6", addresses, check=not no_addresses)
     return HostConfig(
@@ -269,6 +284,7 @@ def read_host(
         gateway=gateway if isinstance(gateway, IPv4Address) else None,
         gateway6=gateway6 if isinstance(gateway6, IPv6Address) else None,
         slaac=bool(slaac),
+        dhcp=bool(dhcp),
     )
 
 

@@ -29,12 +29,16 @@ from vrouter.core.perms import (
 )
 from vrouter.daemon.logs import DEFAULT_FORMAT as DEFAULT_LOG_FORMAT
 from vrouter.firewall.rules import Ruleset
+from vrouter.services.dhcp.relay import RelaySettings
+from vrouter.services.dhcp.server import PoolSettings
 
 DEFAULT_VNET = "vnet0"
 """Name of the single vnet configured by a file that declares no [vnets]."""
 
 DEFAULT_CONTROL_SOCKET = "/run/vrouter/control.sock"
 DEFAULT_STATE_DIR = "/run/vrouter"
+DEFAULT_DATA_DIR = "/var/lib/vrouter"
+"""Where what must outlive a reboot is kept (DHCP leases): systemd's StateDirectory."""
 DEFAULT_LOG_LEVEL = "info"
 DEFAULT_MTU = 1500
 
@@ -107,7 +111,8 @@ class HostConfig:
     """The host side of a TAP: a network namespace with addresses.
 
     ``slaac``: the host accepts router advertisements and autoconfigures
-    (then ``addresses`` may be empty).
+    (then ``addresses`` may be empty); ``dhcp``: a DHCP client run in the
+    namespace configures it (``addresses`` may be empty too).
     """
 
     netns: str
@@ -115,6 +120,8 @@ class HostConfig:
     gateway: IPv4Address | None
     gateway6: IPv6Address | None = None
     slaac: bool = False
+    dhcp: bool = False
+    """The host takes its IPv4 address by DHCP (a client run in the namespace, not by us)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +217,8 @@ class InterfaceConfig:
     """Members and settings of a ``bridge`` interface."""
     vlan: tuple[str, int] | None = None
     """(parent interface, VID) of a ``vlan`` interface."""
+    dhcp: bool = False
+    """The interface takes its IPv4 address and a default route by DHCP."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +254,8 @@ class VnetConfig:
     """The worker a top-level vnet is pinned to (None: the daemon chooses)."""
     mirror: MirrorConfig | None = None
     """The vnet's control-plane mirror, if it has a ``[vnets.NAME.mirror]`` table."""
+    dhcp: DhcpConfig | None = None
+    """The vnet's DHCP server, if it has a ``[vnets.NAME.dhcp]`` table."""
 
     def rank(self, icfg: InterfaceConfig) -> int:
         """Return when ``icfg`` is created among the vnet's interfaces (destroyed in reverse).
@@ -288,6 +299,14 @@ class MirrorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DhcpConfig:
+    """A vnet's DHCPv4 server (its pools, each keyed by its subnet) and relays (by interface)."""
+
+    pools: tuple[PoolSettings, ...]
+    relays: tuple[tuple[str, RelaySettings], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class FirewallConfig:
     """A vnet's firewall: on or off, its state limit and its ruleset."""
 
@@ -319,6 +338,8 @@ class DaemonConfig:
     a scrape's ``collect[]=`` picks among these."""
     metrics_exclude: tuple[str, ...] = ()
     """Metric family names never served, as shell patterns (``vrouter_tcp_*``)."""
+    data_dir: str = DEFAULT_DATA_DIR
+    """Where state that outlives a reboot is written (``dhcp/VNET.leases``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from vrouter.daemon.config.checks import (
     check_unique_taps,
     check_workers,
 )
+from vrouter.daemon.config.dhcp import read_dhcp
 from vrouter.daemon.config.grammar import (
     child_vnet_hint,
     parse_address,
@@ -56,6 +57,7 @@ from vrouter.daemon.config.interfaces import (
 from vrouter.daemon.config.l2 import check_l2
 from vrouter.daemon.config.model import (
     DEFAULT_CONTROL_SOCKET,
+    DEFAULT_DATA_DIR,
     DEFAULT_LOG_LEVEL,
     DEFAULT_STATE_DIR,
     DEFAULT_VNET,
@@ -126,6 +128,7 @@ _TOP_KEYS = (
     "firewall",
     "limits",
     "permissions",
+    "dhcp",
 )
 
 
@@ -137,6 +140,7 @@ _DEFAULT_VNET_KEYS = (
     "firewall",
     "limits",
     "permissions",
+    "dhcp",
 )
 
 
@@ -151,6 +155,7 @@ _DAEMON_KEYS = (
     "admins",
     "socks",
     "workers",
+    "data_dir",
 )
 
 
@@ -167,6 +172,7 @@ _VNET_KEYS = (
     "permissions",
     "worker",
     "mirror",
+    "dhcp",
 )
 
 
@@ -240,6 +246,7 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
             f"AF_UNIX socket paths are limited to {UNIX_PATH_MAX} bytes",
         )
     state_dir = read_path(r, table, "state_dir") or DEFAULT_STATE_DIR
+    data_dir = read_path(r, table, "data_dir") or DEFAULT_DATA_DIR
     log_level = r.choice(table, "log_level", "daemon", LOG_LEVELS) or DEFAULT_LOG_LEVEL
     log_format = r.choice(table, "log_format", "daemon", LOG_FORMATS) or DEFAULT_LOG_FORMAT
     metrics = None
@@ -269,6 +276,7 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
         log_format,
         read_metrics_collectors(r, table),
         read_names(r, table, "metrics_exclude", "daemon") or (),
+        data_dir,
     )
 
 
@@ -480,6 +488,15 @@ def read_vnet(
         limits_key=_join(key, "limits"),
         worker=r.integer(table, "worker", key) if nested else None,
         mirror=read_mirror(r, name, table, key),
+        dhcp=read_dhcp(
+            r,
+            table,
+            key,
+            {
+                i.name: any(a.value.version == 4 for a in i.addresses) or not i.addresses_complete
+                for i in interfaces
+            },
+        ),
     )
 
 

@@ -25,6 +25,7 @@ from vrouter.core.perms import (
 )
 from vrouter.daemon.config.model import (
     BridgeConfig,
+    DhcpConfig,
     FirewallConfig,
     HostConfig,
     InterfaceConfig,
@@ -65,6 +66,7 @@ class ParsedInterface:
     offload: bool = True
     bridge: BridgeConfig | None = None
     vlan: tuple[str, int] | None = None
+    dhcp: bool = False
 
     def config(self) -> InterfaceConfig:
         assert self.type is not None, "only built when no problem was found"
@@ -81,6 +83,7 @@ class ParsedInterface:
             offload=self.offload,
             bridge=self.bridge,
             vlan=self.vlan,
+            dhcp=self.dhcp,
         )
 
 
@@ -117,6 +120,7 @@ class ParsedVnet:
     limits_key: str = ""
     worker: int | None = None
     mirror: MirrorConfig | None = None
+    dhcp: DhcpConfig | None = None
 
     def interface(self, name: str) -> ParsedInterface | None:
         for iface in self.interfaces:
@@ -140,6 +144,7 @@ class ParsedVnet:
             permissions=self.permissions,
             worker=self.worker,
             mirror=self.mirror,
+            dhcp=self.dhcp,
         )
 
 

@@ -1,0 +1,1 @@
+"""Services a vnet runs in the daemon itself (DHCP)."""
