@@ -238,6 +238,8 @@ class Mirror:
     """A dump is under way (until the IPv6 routes' end)."""
     overrun: bool = False
     """Events were lost: a resync is due once the socket is drained and no dump runs."""
+    reconcile: list[Key] = field(default_factory=list)
+    """Vnet routes to check against a finished resync's dump, a turn at a time."""
     refused: int = 0
     """Synced routes the vnet refused (a gateway on no connected network…)."""
     listener: Callable[[dict[str, object]], None] | None = None
@@ -486,7 +488,21 @@ class Mirrors:
                     self._next_dump(mirror)
                     if message.seq == 3:  # a resync: what the dump lacks goes
                         mirror.in_dump = False
-                        self._apply(mirror, set(mirror.applied))
+                        if not mirror.reconcile:
+                            self.loop.call_soon(self._reconcile, mirror)
+                        mirror.reconcile = list(mirror.applied)
+
+    def _reconcile(self, mirror: Mirror) -> None:
+        """Check a turn's worth of routes against the dump; go on at the next turn."""
+        if self.mirrors.get(mirror.vnet.name) is not mirror:
+            return  # gone meanwhile
+        started = time.monotonic()
+        pending = mirror.reconcile
+        while pending and time.monotonic() - started < NETLINK_TURN:
+            self._apply(mirror, set(pending[-256:]))
+            del pending[-256:]
+        if pending:
+            self.loop.call_soon(self._reconcile, mirror)
 
     def _rearm(self, mirror: Mirror, sock: socket.socket) -> None:
         if mirror.netlink is sock:
