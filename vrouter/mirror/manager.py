@@ -238,6 +238,8 @@ class Mirror:
     """A dump is under way (until the IPv6 routes' end)."""
     overrun: bool = False
     """Events were lost: a resync is due once the socket is drained and no dump runs."""
+    stale: dict[Key, float] = field(default_factory=dict)
+    """Routes the mirror withdrew, kept until then (loop time): ``net.mirror.sync_grace``."""
     reconcile: list[Key] = field(default_factory=list)
     """Vnet routes to check against a finished resync's dump, a turn at a time."""
     refused: int = 0
@@ -492,6 +494,18 @@ class Mirrors:
                             self.loop.call_soon(self._reconcile, mirror)
                         mirror.reconcile = list(mirror.applied)
 
+    def _expire(self, mirror: Mirror) -> None:
+        """Remove the stale routes whose grace is over that the mirror has not brought back."""
+        if self.mirrors.get(mirror.vnet.name) is not mirror:
+            return  # gone meanwhile
+        now = self.loop.time()
+        for key in [k for k, until in mirror.stale.items() if until <= now]:
+            del mirror.stale[key]
+            if mirror.sync.want(key) is None:
+                self._remove(mirror, key)
+        if mirror.stale:
+            self.loop.call_later(min(mirror.stale.values()) - now, self._expire, mirror)
+
     def _reconcile(self, mirror: Mirror) -> None:
         """Check a turn's worth of routes against the dump; go on at the next turn."""
         if self.mirrors.get(mirror.vnet.name) is not mirror:
@@ -520,8 +534,15 @@ class Mirrors:
             if want == mirror.applied.get(key):
                 continue
             if want is None:
+                grace = state_of(mirror.vnet).sync_grace
+                if grace and key in mirror.applied:  # a restarting daemon may bring it back
+                    if not mirror.stale:
+                        self.loop.call_later(grace, self._expire, mirror)
+                    mirror.stale.setdefault(key, self.loop.time() + grace)
+                    continue
                 self._remove(mirror, key)
                 continue
+            mirror.stale.pop(key, None)
             prefix, src = key
             vnet = mirror.vnet
             exists = vnet.route.table(prefix.version).get(prefix, src.name) is not None
