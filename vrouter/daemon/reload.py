@@ -65,6 +65,7 @@ from vrouter.daemon.config import (
     DaemonConfig,
     FirewallConfig,
     InterfaceConfig,
+    MirrorConfig,
     RouteConfig,
     VnetConfig,
     load,
@@ -72,6 +73,7 @@ from vrouter.daemon.config import (
 )
 from vrouter.daemon.ops import OpError, Ops
 from vrouter.firewall.rules import Ruleset
+from vrouter.mirror.sync import DEFAULT_SYNC, protocol_numbers
 from vrouter.route.source import STATIC, source
 
 if TYPE_CHECKING:
@@ -96,6 +98,7 @@ ROUTE_ADD = "route.add"
 LOG_LEVEL = "daemon.log_level"
 PERMISSIONS = "vnet.permissions"
 ADMINS = "daemon.admins"
+MIRROR = "vnet.mirror"
 
 Undo = Callable[[], Awaitable[None]]
 
@@ -139,6 +142,9 @@ class Step:
             return f"{where}: destroy"
         if self.action == VNET_CREATE:
             return f"{where}: create"
+        if self.action == MIRROR:
+            old, new = (m.netns if m is not None else "none" for m in (self.old, self.new))
+            return f"{where}: mirror {old} -> {new}"
         if self.action == SYSCTL:
             value = "default" if self.new is None else self.new
             return f"{where}: sysctl {self.target} = {value}"
@@ -276,13 +282,12 @@ def plan(old: Config, new: Config) -> Plan:
     removed = [v for v in old.vnets if v.name not in new_v]
     added = [v for v in new.vnets if v.name not in old_v]
     kept = [v for v in new.vnets if v.name in old_v]
-    # A mirror is made with its vnet at start and removed with it; adding or
-    # changing one live is not done yet.
-    refused += tuple(
-        f"vnets.{v.name}.mirror: cannot change while vrouterd runs; restart vrouterd to apply it"
+    # A removed vnet takes its mirror with it; the others' mirrors are made anew.
+    mirrors = [
+        Step(MIRROR, v.name, new=v.mirror, old=old_v[v.name].mirror if v.name in old_v else None)
         for v in new.vnets
         if v.mirror != (old_v[v.name].mirror if v.name in old_v else None)
-    )
+    ]
 
     def interfaces(vcfg: VnetConfig | None) -> dict[str, InterfaceConfig]:
         return {i.name: i for i in vcfg.interfaces} if vcfg is not None else {}
@@ -460,6 +465,7 @@ def plan(old: Config, new: Config) -> Plan:
         *creating,
         *create_if,
         *in_place,
+        *mirrors,
         *route_add,
         *daemon,
     )
@@ -585,6 +591,9 @@ class Applier:
         if action == ADMINS:
             before = _set_admins(ops, step.new)
             return lambda: self._sync(_set_admins, ops, before)
+        if action == MIRROR:
+            await self._set_mirror(vnet, step.new, step.old)
+            return lambda: self._set_mirror(vnet, step.old, step.new)
         if action == LOG_LEVEL:
             root = logging.getLogger()
             level = root.level
@@ -592,6 +601,25 @@ class Applier:
             log.info("log level %s", step.new)
             return lambda: self._sync(root.setLevel, level)
         raise OpError(f"unknown reload step {action!r}")
+
+    async def _set_mirror(
+        self, vnet: str, new: MirrorConfig | None, old: MirrorConfig | None
+    ) -> None:
+        """Put mirror ``new`` in place of ``old`` (None: no mirror); on a failure,
+        ``old`` is back."""
+        mirrors = self.ops.mirrors
+        if mirrors is None:
+            raise OpError(f"vnet {vnet}: the daemon runs no mirrors")
+        if old is not None:
+            await mirrors.destroy(vnet)
+        if new is None:
+            return
+        try:
+            await mirrors.create(self.ops.vnet(vnet), new.netns, _protocols(new))
+        except Exception:
+            if old is not None:
+                await mirrors.create(self.ops.vnet(vnet), old.netns, _protocols(old))
+            raise
 
     # undo helpers (coroutines, so every undo is awaited the same way)
 
@@ -810,3 +838,7 @@ async def reload(
     else:
         log.info("reloaded %s: no changes", path)
     return steps
+
+
+def _protocols(mirror: MirrorConfig) -> frozenset[int]:
+    return DEFAULT_SYNC if mirror.sync is None else protocol_numbers(mirror.sync)
