@@ -220,7 +220,10 @@ def _delta(before: float | None, after: float | None) -> float | None:
 class Daemon:
     """A vrouterd process on a generated config in its own work directory."""
 
-    def __init__(self, workdir: Path, name: str, config: str) -> None:
+    def __init__(self, workdir: Path, name: str, config: str, netns: str | None = None) -> None:
+        self.netns = netns
+        """The network namespace it runs in (None: ours); entered with nsenter, so it
+        shares our mount namespace and the host namespaces it creates are seen."""
         self.dir = workdir / name
         (self.dir / "state").mkdir(parents=True)
         self.config = self.dir / "vrouter.toml"
@@ -232,8 +235,9 @@ class Daemon:
     def start(self, timeout: float = 30) -> None:
         """Start the daemon; wait until its control socket answers (hosts are then up)."""
         with self.log.open("ab") as log:
+            inside = [] if self.netns is None else ["nsenter", f"--net=/run/netns/{self.netns}"]
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vrouter.daemon.main", "-c", str(self.config)],
+                [*inside, sys.executable, "-m", "vrouter.daemon.main", "-c", str(self.config)],
                 stdout=log,
                 stderr=log,
                 start_new_session=True,  # Ctrl-C reaches us only; we stop it in order

@@ -16,6 +16,8 @@ if [ "${1:-}" = "--test" ]; then
     packages="$packages systemd podman debootstrap bird2"
     # frr: FRR's ripd for the keyed-MD5 RIP interop test (its own instances in namespaces).
     packages="$packages frr"
+    # ethtool: the VXLAN tests turn off tx checksum offload on a Linux VTEP's veth.
+    packages="$packages ethtool"
     # isc-dhcp-client, busybox (udhcpc), dhcpcd-base: real DHCP clients against the
     # vnet DHCP server; dnsmasq-base: a real upstream server for the vnet DHCP client.
     packages="$packages isc-dhcp-client busybox dhcpcd-base dnsmasq-base"

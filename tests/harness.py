@@ -208,12 +208,25 @@ class Vrouterd:
         """Return the TAP name of vnet ``r``/``b``/``g``."""
         return f"{self.prefix}{color}"
 
-    def start(self, *args: str, timeout: float = 20, env: dict[str, str] | None = None) -> None:
+    def start(
+        self,
+        *args: str,
+        timeout: float = 20,
+        env: dict[str, str] | None = None,
+        netns: str | None = None,
+    ) -> None:
         """Start the daemon (``env`` added to ours, ``args`` after ``-c CONFIG``) and wait
-        until its control socket answers."""
+        until its control socket answers.
+
+        ``netns``: run it inside that (existing) network namespace, whose
+        name must start with the prefix so cleanup removes it.
+        """
+        # nsenter, not "ip netns exec": the daemon must share our mount namespace, or the
+        # host namespaces it creates (bind mounts in /run/netns) would not be seen here.
+        inside = [] if netns is None else ["nsenter", f"--net=/run/netns/{netns}"]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                vrouterd("-c", str(self.config), *args),
+                [*inside, *vrouterd("-c", str(self.config), *args)],
                 stdout=log,
                 stderr=log,
                 env=None if env is None else {**os.environ, **env},

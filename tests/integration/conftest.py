@@ -27,6 +27,9 @@ TOOLS = (
     "ndisc6",
     "bird",
     "vtysh",
+    "tcpdump",
+    "ethtool",
+    "nsenter",
 )
 
 

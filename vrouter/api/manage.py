@@ -143,6 +143,23 @@ async def vlan_create(host: Host, args: dict[str, Any]) -> Any:
             "parent": args["parent"], "vid": args["vid"]}  # fmt: skip
 
 
+async def vxlan_create(host: Host, args: dict[str, Any]) -> Any:
+    ifp = await ops_of(host).create_vxlan(
+        args["vnet"],
+        args["interface"],
+        args["vni"],
+        args["local"],
+        port=args["port"],
+        remotes=args["remotes"],
+        group=args["group"] or None,
+        learning=args["learning"],
+        addresses=_addresses(args["addresses"]),
+        mtu=args.get("mtu"),
+    )
+    return {"vnet": args["vnet"], "interface": ifp.name, "mac": ifp.mac.hex(":"),
+            "vni": args["vni"], "mtu": ifp.mtu}  # fmt: skip
+
+
 async def address_add(host: Host, args: dict[str, Any]) -> Any:
     address = _address(args["address"])
     ops_of(host).add_address(args["vnet"], args["interface"], address)

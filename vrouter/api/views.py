@@ -273,6 +273,19 @@ def bridge_show(host: Host, args: dict[str, Any]) -> Any:
     return [bridge.describe() for bridge in _bridges(host, args)]
 
 
+def vxlan_show(host: Host, args: dict[str, Any]) -> Any:
+    vnet = vnet_of(host, args)
+    vxlans = vnet.link.vxlans
+    name = args.get("interface") or ""
+    if name and name not in vxlans:
+        raise ApiError(f"vnet {vnet.name} has no vxlan interface {name!r}")
+    now = host.driver.now()
+    chosen = [vxlans[name]] if name else list(vxlans.values())
+    for vx in chosen:
+        vx.now = max(vx.now, now)
+    return [vx.describe() for vx in chosen]
+
+
 def bridge_fdb(host: Host, args: dict[str, Any]) -> Any:
     now = host.driver.now()
     rows: list[tuple[Bridge, FdbEntry]] = []

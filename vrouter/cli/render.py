@@ -190,6 +190,38 @@ def show_bridges(result: Any) -> str:
     return "\n".join(out)
 
 
+def show_vxlans(result: Any) -> str:
+    out = []
+    for x in result:
+        where = f"group {x['group']}" if x["group"] else "head-end replication"
+        stats = x["stats"]
+        drops = ", ".join(f"{k} {v}" for k, v in x["drops"].items()) or "none"
+        out.append(
+            f"{x['name']}: {'UP' if x['up'] else 'DOWN'} vni {x['vni']} local {x['local']} "
+            f"port {x['port']} mtu {x['mtu']} (underlay {x['underlay_mtu']}) {where}, "
+            f"learning {'on' if x['learning'] else 'off'}; macs {x['macs']} (learned "
+            f"{stats['learned']}, moved {stats['moved']}, aged {stats['aged']}, full "
+            f"{stats['fdb_full']}), flooded {stats['flooded']}; drops: {drops}"
+        )
+        rows = []
+        for v in x["vteps"]:
+            macs = v["macs"] or [{"mac": "-", "age": None}]
+            for index, m in enumerate(macs):
+                first = index == 0
+                rows.append(
+                    [
+                        v["address"] if first else "",
+                        ("static" if v["static"] else "learnt") if first else "",
+                        str(v["rx_packets"]) if first else "",
+                        str(v["tx_packets"]) if first else "",
+                        m["mac"],
+                        "-" if m["age"] is None else f"{m['age']:.0f}s",
+                    ]
+                )
+        out.append(table(rows, ["VTEP", "Kind", "Rx", "Tx", "MAC", "Age"]))
+    return "\n".join(out)
+
+
 def show_fdb(result: Any) -> str:
     rows = [
         [
@@ -467,6 +499,13 @@ def show_vlan_created(result: Any) -> str:
     return (
         f"vnet {result['vnet']}: {result['interface']} created, VLAN {result['vid']} "
         f"on {result['parent']}, ether {result['mac']}"
+    )
+
+
+def show_vxlan_created(result: Any) -> str:
+    return (
+        f"vnet {result['vnet']}: {result['interface']} created, VXLAN VNI {result['vni']}, "
+        f"mtu {result['mtu']}, ether {result['mac']}"
     )
 
 

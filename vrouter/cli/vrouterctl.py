@@ -238,6 +238,28 @@ def _parser() -> argparse.ArgumentParser:
     vcreate.add_argument("addresses", nargs="*", metavar="ADDR/LEN", help="addresses")
     vcreate.add_argument("--name", help="the interface's name (default: PARENT.VID)")
     vcreate.add_argument("--mtu", type=int, help="MTU (default: the parent's)")
+    vxlan = sub.add_parser("vxlan", help="VXLAN interfaces: remote VTEPs and learnt MACs")
+    vxlan_sub = vxlan.add_subparsers(dest="action", required=True)
+    xshow = json_flag(vxlan_sub.add_parser("show", help="remote VTEPs, their MACs and counters"))
+    xshow.add_argument("vnet", help="vnet name")
+    xshow.add_argument("interface", nargs="?", default="", help="one interface (default: all)")
+    xcreate = json_flag(vxlan_sub.add_parser("create", help="create a VXLAN interface"))
+    xcreate.add_argument("vnet", help="vnet name")
+    xcreate.add_argument("interface", help="its name")
+    xcreate.add_argument("--vni", type=int, required=True, help="the VNI (0..16777215)")
+    xcreate.add_argument("--local", required=True, help="the local VTEP address (the host's)")
+    xcreate.add_argument("--port", type=int, default=4789, help="the UDP port (4789)")
+    xcreate.add_argument(
+        "--remote", dest="remotes", action="append", default=[], metavar="ADDR",
+        help="a remote VTEP (repeatable): BUM frames go to each",
+    )  # fmt: skip
+    xcreate.add_argument("--group", default="", help="a multicast group instead of remotes")
+    xcreate.add_argument("--no-learning", action="store_true", help="learn no inner MACs")
+    xcreate.add_argument(
+        "--address", dest="addresses", action="append", default=[], metavar="ADDR/LEN",
+        help="an address of the interface (repeatable; none as a bridge member)",
+    )  # fmt: skip
+    xcreate.add_argument("--mtu", type=int, help="MTU (default: 1450, or 1430 over IPv6)")
     view("netstat", "protocol statistics of a vnet", vnet=True)
     view("sockstat", "sockets programs hold in a vnet", vnet=True)
     sysctl = view("sysctl", "read or set a vnet's sysctl knobs", vnet=True)
@@ -486,6 +508,27 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
             "mtu": a.mtu,
         },
         render.show_vlan_created,
+    ),
+    ("vxlan", "show"): lambda a: (
+        "vxlan.show",
+        {"vnet": a.vnet, "interface": a.interface},
+        render.show_vxlans,
+    ),
+    ("vxlan", "create"): lambda a: (
+        "vxlan.create",
+        {
+            "vnet": a.vnet,
+            "interface": a.interface,
+            "vni": a.vni,
+            "local": a.local,
+            "port": a.port,
+            "remotes": a.remotes,
+            "group": a.group,
+            "learning": not a.no_learning,
+            "addresses": a.addresses,
+            "mtu": a.mtu,
+        },
+        render.show_vxlan_created,
     ),
     ("bridge", "fdb"): lambda a: (
         "bridge.fdb",

@@ -19,6 +19,7 @@ from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6, nd
 from vrouter.link import bridge as bridge_
 from vrouter.link import vlan
+from vrouter.link import vxlan as vxlan_
 from vrouter.link.ifnet import Ifnet
 from vrouter.link.state import LinkError
 from vrouter.route import state as route_state
@@ -73,6 +74,8 @@ class Built:
     epairs: list[tuple[Ifnet, Ifnet]] = field(default_factory=list)
     wired: list[Ifnet] = field(default_factory=list)
     """Epair ends whose peer vnet runs in another worker (``vrouter.daemon.workers``)."""
+    vxlans: list[vxlan_.Vxlan] = field(default_factory=list)
+    """VXLAN interfaces, whose UDP sockets the daemon opens."""
 
 
 def add_interface(vnet: Vnet, icfg: InterfaceConfig, now: float) -> Ifnet:
@@ -98,10 +101,18 @@ def add_interface(vnet: Vnet, icfg: InterfaceConfig, now: float) -> Ifnet:
 
 
 def attach_l2(vnet: Vnet, ifp: Ifnet, icfg: InterfaceConfig, now: float) -> None:
-    """Make ``ifp`` the VLAN or the bridge ``icfg`` describes (nothing for other types)."""
+    """Make ``ifp`` the VLAN, VXLAN or bridge ``icfg`` describes (nothing for other types)."""
     try:
         if icfg.vlan is not None:
             vlan.attach(ifp, vnet.link.get(icfg.vlan[0]), icfg.vlan[1])
+        xcfg = icfg.vxlan
+        if xcfg is not None:
+            vxlan_.create(
+                ifp,
+                vxlan_.VxlanConfigured(
+                    xcfg.vni, xcfg.local, xcfg.port, xcfg.remotes, xcfg.group, xcfg.learning
+                ),
+            )
         bcfg = icfg.bridge
         if bcfg is None:
             return
@@ -112,7 +123,7 @@ def attach_l2(vnet: Vnet, ifp: Ifnet, icfg: InterfaceConfig, now: float) -> None
             bridge.add_port(member, port.pvid, frozenset(port.tagged), port.storm_pps)
         for entry in bcfg.fdb:
             bridge.add_static(entry.mac, entry.port, entry.vid)
-    except (bridge_.BridgeError, ValueError, LinkError) as err:
+    except (bridge_.BridgeError, vxlan_.VxlanError, ValueError, LinkError) as err:
         raise BuildError(f"vnet {vnet.name}: {icfg.name}: {err}") from err
 
 
@@ -141,6 +152,7 @@ def release_l2(vnet: Vnet, ifp: Ifnet, now: float) -> list[Ifnet]:
     link-local address; announced if up).
     """
     vlan.detach(ifp)
+    vxlan_.destroy(ifp)
     port = bridge_.port_of(ifp)
     if port is not None:
         port.bridge.remove_port(ifp.name)
@@ -183,6 +195,9 @@ def build(config: Config, now: float) -> Built:
             ifp = add_interface(vnet, icfg, now)
             if icfg.type == "tap":
                 built.taps.append((ifp, icfg))
+            vx = vxlan_.of(ifp)
+            if vx is not None:
+                built.vxlans.append(vx)
     seen: set[tuple[str, str]] = set()
     for vcfg in config.vnets:
         for icfg in vcfg.interfaces:

@@ -129,6 +129,23 @@ class Daemon:
                 raise BuildError(f"vnet {ifp.vnet.name}: {ifp.name}: its epair peer does not exist")
             self.driver.add_wire(ifp, socket.socket(fileno=fd))
             log.info("vnet %s: %s: epair to another worker", ifp.vnet.name, ifp.name)
+        for vx in built.vxlans:
+            try:
+                self.driver.add_vxlan(vx)
+            except OSError as err:
+                raise BuildError(
+                    f"vnet {vx.vnet.name}: {vx.ifnet.name}: cannot open the VXLAN socket "
+                    f"({vx.cfg.local} port {vx.cfg.port}): {err}"
+                ) from err
+            log.info(
+                "vnet %s: %s: vxlan vni %d on %s port %d, mtu %d",
+                vx.vnet.name,
+                vx.ifnet.name,
+                vx.vni,
+                vx.cfg.local,
+                vx.cfg.port,
+                vx.ifnet.mtu,
+            )
         for ifp, icfg in built.taps:
             try:
                 self.driver.add_tap(ifp)

@@ -478,6 +478,67 @@ BRIDGE = Source(
 )
 
 
+_VXLAN_EVENTS = (
+    ("learned", "fdb_learned", "Inner MACs learnt behind a remote VTEP."),
+    ("moved", "fdb_moved", "Inner MACs seen behind another VTEP than their entry's."),
+    ("aged", "fdb_aged", "Learnt inner MACs removed after the ageing time."),
+    ("fdb_full", "fdb_full", "Inner MACs not learnt because the vnet's FDB was full."),
+    ("flooded", "flooded_frames", "BUM frames sent to every remote VTEP or the group."),
+    ("batches", "batched_reads", "Reads that brought several datagrams (the underlay's GRO)."),
+    ("coalesced", "coalesced_frames", "Inner TCP segments received joined into super-frames."),
+)
+_VXLAN_EVENTS_GET = attrgetter(*(attr for attr, _, _ in _VXLAN_EVENTS))
+_VTEP_COUNTERS = (
+    ("rx_packets", "received_packets", "VXLAN datagrams received from the VTEP."),
+    ("rx_bytes", "received_bytes", "Bytes of those datagrams (UDP payload)."),
+    ("tx_packets", "sent_packets", "VXLAN datagrams sent to the VTEP."),
+    ("tx_bytes", "sent_bytes", "Bytes of those datagrams (UDP payload)."),
+)
+_VTEP_GET = attrgetter(*(attr for attr, _, _ in _VTEP_COUNTERS))
+
+
+def _read_vxlan(vnet: Vnet) -> list[Entry] | None:
+    """Per VXLAN interface: MACs learnt, table events; per remote VTEP: datagrams and bytes."""
+    link = getattr(vnet, "link", None)
+    if link is None:
+        return None
+    macs: list[tuple[str, int | float]] = []
+    events: list[list[tuple[str, int | float]]] = [[] for _ in _VXLAN_EVENTS]
+    vteps: list[list[tuple[str, int | float]]] = [[] for _ in _VTEP_COUNTERS]
+    for name, vx in list(link.vxlans.items()):
+        key = label("interface", name) + label("vni", str(vx.vni))
+        macs.append((key, len(vx.macs)))
+        for column, count in zip(events, _VXLAN_EVENTS_GET(vx.stats), strict=True):
+            column.append((key, count))
+        for vtep in list(vx.vteps.values()):
+            vkey = key + label("vtep", vtep.address)
+            for column, count in zip(vteps, _VTEP_GET(vtep), strict=True):
+                column.append((vkey, count))
+    return [macs, *events, *vteps]
+
+
+VXLAN = Source(
+    "vxlan",
+    (
+        Family(
+            "vrouter_vxlan_fdb_entries",
+            "gauge",
+            "Inner MACs learnt behind remote VTEPs.",
+            ("interface", "vni"),
+        ),
+        *(
+            Family(f"vrouter_vxlan_{stem}", "counter", doc, ("interface", "vni"))
+            for _, stem, doc in _VXLAN_EVENTS
+        ),
+        *(
+            Family(f"vrouter_vxlan_vtep_{stem}", "counter", doc, ("interface", "vni", "vtep"))
+            for _, stem, doc in _VTEP_COUNTERS
+        ),
+    ),
+    _read_vxlan,
+)
+
+
 _FAMILY_INET = label("family", INET)
 _FAMILY_INET6 = label("family", INET6)
 
@@ -766,6 +827,7 @@ DHCP = Source(
 SOURCES: tuple[Source, ...] = (
     LINK,
     BRIDGE,
+    VXLAN,
     ROUTE,
     INET_SOURCE,
     INET6_SOURCE,

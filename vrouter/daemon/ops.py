@@ -67,6 +67,7 @@ from vrouter.daemon.config import (
     HostConfig,
     InterfaceConfig,
     RaConfig,
+    VxlanConfig,
 )
 from vrouter.firewall import subsystem as firewall
 from vrouter.firewall.ruleparse import parse_ruleset
@@ -76,6 +77,7 @@ from vrouter.inet6 import ipv6, nd
 from vrouter.io.driver import Driver
 from vrouter.link import bridge as bridge_
 from vrouter.link import vlan
+from vrouter.link import vxlan as vxlan_
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet
 from vrouter.mirror.manager import Mirrors
@@ -83,6 +85,7 @@ from vrouter.route import state as route_state
 from vrouter.route.fib import BLACKHOLE, REJECT, UNICAST, Route, RouteError
 from vrouter.route.source import CONNECTED, STATIC, Source
 from vrouter.services.dhcp import state as dhcp
+from vrouter.wire import vxlan as wire_vxlan
 
 log = logging.getLogger("vrouter.ops")
 
@@ -311,8 +314,8 @@ class Ops:
         name = member.name
         if member.bridge_input is not None:
             raise OpError(f"{where}: {name} is already a bridge member")
-        if member.kind not in ("tap", "epair", "vlan"):
-            raise OpError(f"{where}: {name} is a {member.kind}, not a tap, epair or vlan")
+        if member.kind not in ("tap", "epair", "vlan", "vxlan"):
+            raise OpError(f"{where}: {name} is a {member.kind}, not a tap, epair, vlan or vxlan")
         if member.addresses or any(not a.is_link_local for a in member.addresses6):
             raise OpError(f"{where}: member {name} has addresses; remove them first")
         if vlan.children(member):
@@ -382,6 +385,16 @@ class Ops:
             except BaseException:
                 await self._remove_tap(ifp)
                 raise
+        vx = vxlan_.of(ifp)
+        if vx is not None:
+            try:
+                self.driver.add_vxlan(vx)
+            except OSError as err:
+                self.detach(ifp)
+                raise OpError(
+                    f"vnet {vnet.name}: {ifp.name}: cannot open the VXLAN socket "
+                    f"({vx.cfg.local} port {vx.cfg.port}): {err}"
+                ) from err
         build.bring_up(vnet, [icfg], self.driver.now())
         if self.mirrors is not None:
             self.mirrors.interface_added(ifp)
@@ -516,6 +529,56 @@ class Ops:
         )
         return await self.create_interface(vnet.name, icfg)
 
+    async def create_vxlan(
+        self,
+        vnet_name: str,
+        name: str,
+        vni: int,
+        local: str,
+        *,
+        port: int = wire_vxlan.PORT,
+        remotes: Iterable[str] = (),
+        group: str | None = None,
+        learning: bool = True,
+        addresses: Iterable[Address] = (),
+        mtu: int | None = None,
+    ) -> Ifnet:
+        """Create VXLAN interface ``name`` (up) and open its socket; a bridge then takes it.
+
+        Its MTU defaults to what a 1500-byte underlay carries, lowered to the
+        route MTU towards its VTEPs.
+        """
+        vnet = self.vnet(vnet_name)
+        where = f"vnet {vnet.name}: {name}"
+        try:
+            local_ip = ipaddress.ip_address(local)
+            remote_ips = tuple(ipaddress.ip_address(r) for r in remotes)
+            group_ip = None if group is None else ipaddress.ip_address(group)
+        except ValueError as err:
+            raise OpError(f"{where}: {err}") from None
+        if local_ip.is_multicast or local_ip.is_unspecified:
+            raise OpError(f"{where}: local {local_ip} is not a unicast address")
+        for remote in remote_ips:
+            if remote.version != local_ip.version or remote.is_multicast or remote == local_ip:
+                raise OpError(
+                    f"{where}: remote {remote} is not another unicast address of local's family"
+                )
+        if group_ip is not None:
+            if group_ip.version != local_ip.version or not group_ip.is_multicast:
+                raise OpError(
+                    f"{where}: group {group_ip} is not a multicast address of local's family"
+                )
+            if remote_ips:
+                raise OpError(f"{where}: either remotes or a group, not both")
+        if not 0 <= vni <= wire_vxlan.VNI_MAX:
+            raise OpError(f"{where}: VNI {vni} is out of range 0..{wire_vxlan.VNI_MAX}")
+        overhead = wire_vxlan.OVERHEAD_V4 if local_ip.version == 4 else wire_vxlan.OVERHEAD_V6
+        icfg = dataclasses.replace(
+            interface_config(name, "vxlan", addresses, 1500 - overhead if mtu is None else mtu),
+            vxlan=VxlanConfig(vni, local_ip, port, remote_ips, group_ip, learning),
+        )
+        return await self.create_interface(vnet.name, icfg)
+
     def _bridge(self, vnet: Vnet, name: str) -> bridge_.Bridge:
         bridge = bridge_.of(self.interface(vnet, name))
         if bridge is None:
@@ -611,6 +674,10 @@ class Ops:
         elif ifp.kind == "tap":
             await self._remove_tap(ifp)
             log.info("vnet %s: %s: tap destroyed", vnet.name, ifp.name)
+        elif ifp.kind == "vxlan":
+            self.detach(ifp)
+            self.driver.remove_vxlan(ifp)
+            log.info("vnet %s: %s: vxlan destroyed, its sockets closed", vnet.name, ifp.name)
         else:
             self.detach(ifp)
             if self.driver.remove_wire(ifp):  # the other worker's end sees the cable cut
@@ -678,6 +745,8 @@ class Ops:
             raise OpError(f"{where}: a bridge member cannot move; take it out of its bridge first")
         if ifp.kind == "vlan":
             raise OpError(f"{where}: a VLAN interface cannot move to another vnet")
+        if ifp.kind == "vxlan":
+            raise OpError(f"{where}: a VXLAN interface cannot move to another vnet (destroy it)")
         vlans = vnet.link.vlans.items()
         children = [v.ifnet.name for (parent, _), v in vlans if parent == ifp.name]
         if children:

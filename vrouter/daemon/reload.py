@@ -292,7 +292,8 @@ def plan(old: Config, new: Config) -> Plan:
     def interfaces(vcfg: VnetConfig | None) -> dict[str, InterfaceConfig]:
         return {i.name: i for i in vcfg.interfaces} if vcfg is not None else {}
 
-    # Interfaces of kept vnets that must be re-created; an epair goes as a whole.
+    # Interfaces of kept vnets that must be re-created; an epair goes as a whole, and a
+    # bridge with a member that is re-created (so the member joins the new bridge).
     recreated: set[tuple[str, str]] = set()
     for vcfg in kept:
         before = interfaces(old_v[vcfg.name])
@@ -307,11 +308,12 @@ def plan(old: Config, new: Config) -> Plan:
             before = interfaces(old_v[vcfg.name])
             for icfg in vcfg.interfaces:
                 key = (vcfg.name, icfg.name)
-                if (
-                    icfg.type == "epair"
-                    and icfg.name in before
-                    and key not in recreated
-                    and icfg.peer in recreated
+                if icfg.name not in before or key in recreated:
+                    continue
+                # An epair goes as a whole; a bridge takes a re-created member back.
+                if (icfg.type == "epair" and icfg.peer in recreated) or (
+                    icfg.bridge is not None
+                    and any((vcfg.name, m) in recreated for m in icfg.bridge.members)
                 ):
                     recreated.add(key)
                     growing = True

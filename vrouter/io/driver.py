@@ -3,7 +3,8 @@
 It arms one ``loop.call_at`` per vnet for that vnet's earliest deadline,
 pumps epair queues with ``call_soon`` (so a burst is handled as a batch, at
 most ``RX_BUDGET`` frames a turn, like a TAP's), and owns the TAP devices,
-which share the loop by turns (:mod:`vrouter.io.tap`).  Protocol code never
+which share the loop by turns (:mod:`vrouter.io.tap`), and the UDP sockets
+of VXLAN interfaces (:mod:`vrouter.io.vxlan`).  Protocol code never
 sees the loop.
 """
 
@@ -15,10 +16,12 @@ import socket
 
 from vrouter.core.vnet import Vnet
 from vrouter.io.tap import RX_BUDGET, TapDevice
+from vrouter.io.vxlan import VxlanDevice
 from vrouter.io.workerwire import WireDevice
 from vrouter.link import ether
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet
+from vrouter.link.vxlan import Vxlan
 
 log = logging.getLogger("vrouter.driver")
 
@@ -32,6 +35,8 @@ class Driver:
         self.wires: list[WireDevice] = []
         """Epair ends whose peer runs in another worker."""
         self.epairs: list[Epair] = []
+        self.vxlans: dict[Ifnet, VxlanDevice] = {}
+        """The UDP sockets of VXLAN interfaces."""
         self._armed: dict[str, tuple[float, asyncio.TimerHandle]] = {}
         self._pumping: set[int] = set()
 
@@ -88,6 +93,20 @@ class Driver:
         if tap is not None:
             tap.close()
 
+    def add_vxlan(self, vx: Vxlan) -> VxlanDevice:
+        """Open the UDP socket(s) of VXLAN interface ``vx`` and start reading them."""
+        device = VxlanDevice(vx, self.loop)
+        self.vxlans[vx.ifnet] = device
+        return device
+
+    def remove_vxlan(self, ifnet: Ifnet) -> bool:
+        """Close the sockets of VXLAN interface ``ifnet``; return True if it had any."""
+        device = self.vxlans.pop(ifnet, None)
+        if device is None:
+            return False
+        device.close()
+        return True
+
     def add_wire(self, ifnet: Ifnet, sock: socket.socket) -> WireDevice:
         """Attach ``ifnet`` to its end of a wire to another worker."""
         wire = WireDevice(ifnet, sock, self.loop, ether.receive)
@@ -135,6 +154,9 @@ class Driver:
         for wire in self.wires:
             wire.close()
         self.wires.clear()
+        for device in self.vxlans.values():
+            device.close()
+        self.vxlans.clear()
         for _, handle in self._armed.values():
             handle.cancel()
         self._armed.clear()

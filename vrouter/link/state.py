@@ -1,4 +1,4 @@
-"""The link subsystem's per-vnet state: interfaces, the EtherType table, VLANs, bridges.
+"""The link subsystem's per-vnet state: interfaces, the EtherType table, VLANs, bridges, VXLANs.
 
 Its knobs: ``net.link.bridge.ageing_time`` and ``net.link.bridge.fdb_max``
 (capped by the vnet's ``fdb`` limit), see :mod:`vrouter.link.bridge`.
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
     from vrouter.link.ifnet import Ifnet
     from vrouter.link.vlan import Vlan
+    from vrouter.link.vxlan import Vxlan
 
 EtherHandler = Callable[["Ifnet", bytes | bytearray, float], None]
 """Receives (interface, whole frame, now) for one EtherType."""
@@ -42,6 +43,8 @@ class LinkState:
     """802.1Q sub-interfaces by (parent interface name, VID)."""
     bridge: BridgeState = field(default_factory=BridgeState)
     """Bridges, their knobs and the vnet's FDB count."""
+    vxlans: dict[str, Vxlan] = field(default_factory=dict)
+    """VXLAN interfaces by name (:mod:`vrouter.link.vxlan`)."""
 
     def add(self, ifp: Ifnet) -> None:
         """Register ``ifp`` in this vnet and give it an index."""
@@ -69,6 +72,9 @@ def _detach(vnet: Vnet) -> None:
     for bridge in list(vnet.link.bridge.bridges.values()):
         bridge.close()
     vnet.link.bridge.bridges.clear()
+    for vx in list(vnet.link.vxlans.values()):
+        vx.close()
+    vnet.link.vxlans.clear()
     vnet.link.vlans.clear()
     for ifp in vnet.link.interfaces.values():
         ifp.up = False

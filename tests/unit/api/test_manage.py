@@ -95,6 +95,14 @@ def test_refused_changes_say_why_and_change_nothing(tmp_path: Path) -> None:
                 ("vlan.create", {"parent": "p1", "vid": 0}, "'vid' must be 1..4094"),
                 ("vlan.create", {"parent": "p1", "vid": 7, "mtu": 9000},
                  "vnet lab: p1.7: mtu 9000 is larger than p1's (1500)"),
+                ("vxlan.create", {"interface": "vx1", "vni": 1, "local": "239.0.0.1"},
+                 "vnet lab: vx1: local 239.0.0.1 is not a unicast address"),
+                ("vxlan.create", {"interface": "vx1", "vni": 1, "local": "198.51.100.1",
+                                  "remotes": ["2001:db8::2"]},
+                 "vnet lab: vx1: remote 2001:db8::2 is not another unicast address of local's "
+                 "family"),
+                ("vxlan.create", {"interface": "vx1", "vni": 1 << 24, "local": "198.51.100.1"},
+                 "'vni' must be 0..16777215"),
             ]:  # fmt: skip
                 answer = await _ask(path, op, vnet="lab", **args)
                 assert not answer["ok"] and error in answer["error"], (op, answer)

@@ -36,6 +36,7 @@ def test_every_change_has_a_rule_and_only_views_are_open() -> None:
         "status", "module.list", "vnet.list", "vnet.show", "vnet.tree", "ifconfig",
         "route.show", "arp.show", "ndp.show", "netstat", "sockstat", "sysctl.get",
         "firewall.show", "firewall.states", "bridge.show", "bridge.fdb", "mirror.show",
+        "vxlan.show",
         "dhcp.leases",
     }  # fmt: skip
     for name in views:

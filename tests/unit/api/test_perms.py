@@ -311,6 +311,10 @@ MUTATING: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
         {"vnet": "red", "parent": "x0", "vid": 5},
         {"vnet": "blue", "parent": "x0", "vid": 5},
     ),
+    "vxlan.create": (
+        {"vnet": "red", "interface": "vx0", "vni": 1, "local": "127.0.0.1"},
+        {"vnet": "blue", "interface": "vx0", "vni": 1, "local": "127.0.0.1"},
+    ),
     "interface.move": (
         {"vnet": "blue", "interface": "x0", "to": "red"},
         {"vnet": "blue", "interface": "e0", "to": "blue/kid"},

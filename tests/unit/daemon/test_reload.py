@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -541,3 +542,50 @@ def test_an_unexpected_error_is_rolled_back_and_reported(
         loop.run_until_complete(apply(ops, old, new))
     monkeypatch.undo()
     assert state(ops) == before
+
+
+VXLAN_SEGMENT = """
+[daemon]
+control_socket = "/nonexistent/control.sock"
+state_dir = "/nonexistent"
+[vnets.lab.interfaces.ep1]
+type = "epair"
+peer = "other:ep1"
+mtu = 1450
+[vnets.other.interfaces.ep1]
+type = "epair"
+peer = "lab:ep1"
+[vnets.lab.interfaces.vx42]
+type = "vxlan"
+vni = 42
+local = "127.0.0.1"
+port = PORT
+remotes = ["127.0.0.2"]
+[vnets.lab.interfaces.br0]
+type = "bridge"
+members = ["ep1", "vx42"]
+mtu = 1450
+"""
+
+
+def test_a_changed_vxlan_member_is_recreated_and_rejoins_its_bridge(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    text = VXLAN_SEGMENT.replace("PORT", str(port))
+    old = cfg(text)
+    new = cfg(text.replace('remotes = ["127.0.0.2"]', 'remotes = ["127.0.0.3"]'))
+    ops = start(old, loop)
+    try:
+        loop.run_until_complete(apply(ops, old, new))
+        lab = ops.vnet("lab")
+        assert [p.ifnet.name for p in lab.link.bridge.bridges["br0"].ports.values()] == [
+            "ep1",
+            "vx42",
+        ]
+        assert lab.link.vxlans["vx42"].flood_to == ("127.0.0.3",)
+        assert [d.vx.ifnet for d in ops.driver.vxlans.values()] == [lab.link.get("vx42")]
+    finally:
+        ops.driver.close()

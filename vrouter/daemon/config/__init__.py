@@ -79,6 +79,7 @@ from vrouter.daemon.config.model import (
     RouteConfig,
     SocksConfig,
     VnetConfig,
+    VxlanConfig,
 )
 from vrouter.daemon.config.parse import load, parse, read
 
@@ -100,6 +101,7 @@ __all__ = [
     "RouteConfig",
     "SocksConfig",
     "VnetConfig",
+    "VxlanConfig",
     "load",
     "parse",
     "read",

@@ -26,7 +26,14 @@ from vrouter.daemon.config.grammar import (
     parse_mac,
     vnet_name_error,
 )
-from vrouter.daemon.config.l2 import BRIDGE_KEYS, VLAN_KEYS, read_bridge, read_vlan
+from vrouter.daemon.config.l2 import (
+    BRIDGE_KEYS,
+    VLAN_KEYS,
+    VXLAN_KEYS,
+    read_bridge,
+    read_vlan,
+    read_vxlan,
+)
 from vrouter.daemon.config.model import (
     DEFAULT_MTU,
     INTERFACE_TYPES,
@@ -34,6 +41,7 @@ from vrouter.daemon.config.model import (
     MTU_MAX,
     MTU_MIN,
     HostConfig,
+    VxlanConfig,
 )
 from vrouter.daemon.config.parsed import (
     ParsedAddress,
@@ -42,6 +50,7 @@ from vrouter.daemon.config.parsed import (
 from vrouter.daemon.config.ra import (
     read_ra,
 )
+from vrouter.wire.vxlan import OVERHEAD_V4, OVERHEAD_V6
 
 _INTERFACE_KEYS = (
     "type", "addresses", "mtu", "mac", "up", "host", "peer", "ra", "offload", "dhcp"
@@ -93,9 +102,13 @@ def read_interface(
         r.check_keys(table, key, (*_INTERFACE_KEYS, *BRIDGE_KEYS), required=("type",))
     elif raw_type == "vlan":
         r.check_keys(table, key, (*_INTERFACE_KEYS, *VLAN_KEYS), required=("type", *VLAN_KEYS))
+    elif raw_type == "vxlan":
+        r.check_keys(
+            table, key, (*_INTERFACE_KEYS, *VXLAN_KEYS), required=("type", "vni", "local")
+        )
     else:
         r.check_keys(table, key, _INTERFACE_KEYS, required=("type",))
-    layered = raw_type in ("bridge", "vlan")
+    layered = raw_type in ("bridge", "vlan", "vxlan")
     for extra_key in ("host", "peer", "offload", "mac"):
         if layered and extra_key in table and (extra_key != "mac" or raw_type == "vlan"):
             what = "shares its parent's MAC" if extra_key == "mac" else f"has no {extra_key}"
@@ -104,6 +117,7 @@ def read_interface(
     if error is not None:
         r.problem(key, error)
     itype = r.choice(table, "type", key, INTERFACE_TYPES)
+    vxlan = read_vxlan(r, table, key) if itype == "vxlan" else None
     addresses, complete = read_addresses(r, table, key)
     link_local = [a for a in addresses if is_link_local(a.value.ip)]
     for extra in link_local[1:]:
@@ -139,7 +153,7 @@ def read_interface(
 
     host: HostConfig | None = None
     hkey = _join(key, "host")
-    if itype in ("bridge", "vlan"):
+    if itype in ("bridge", "vlan", "vxlan"):
         pass  # reported above
     elif "host" in table and itype == "epair":
         r.problem(hkey, "'host' is only valid on tap interfaces")
@@ -165,7 +179,7 @@ def read_interface(
 
     peer: tuple[str, str] | None = None
     pkey = _join(key, "peer")
-    if itype in ("bridge", "vlan"):
+    if itype in ("bridge", "vlan", "vxlan"):
         pass  # reported above
     elif itype == "tap" and "peer" in table:
         r.problem(pkey, "'peer' is only valid on epair interfaces")
@@ -185,7 +199,7 @@ def read_interface(
         type=itype,
         addresses=addresses,
         addresses_complete=complete,
-        mtu=DEFAULT_MTU if mtu is None else mtu,
+        mtu=default_mtu(vxlan) if mtu is None else mtu,
         mac=mac,
         up=True if up is None else up,
         host=host,
@@ -198,14 +212,27 @@ def read_interface(
         offload=read_offload(r, table, key, itype),
         bridge=read_bridge(r, table, key) if itype == "bridge" else None,
         vlan=read_vlan(r, table, key) if itype == "vlan" else None,
+        vxlan=vxlan,
         dhcp=dhcp,
     )
+
+
+def default_mtu(vxlan: VxlanConfig | None) -> int:
+    """Return an interface's MTU when the config gives none.
+
+    A VXLAN interface's is what a 1500-byte underlay carries (1450 over
+    IPv4, 1430 over IPv6); the daemon lowers it further if the route to
+    its VTEPs has a smaller MTU.
+    """
+    if vxlan is None:
+        return DEFAULT_MTU
+    return DEFAULT_MTU - (OVERHEAD_V4 if vxlan.local.version == 4 else OVERHEAD_V6)
 
 
 def read_offload(r: TomlReader, table: Mapping[str, object], key: str, itype: str | None) -> bool:
     """Read ``offload`` (tap interfaces only; default true)."""
     value = r.boolean(table, "offload", key)
-    if itype in ("bridge", "vlan"):
+    if itype in ("bridge", "vlan", "vxlan"):
         return True
     if value is not None and itype == "epair":
         r.problem(

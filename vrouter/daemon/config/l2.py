@@ -1,17 +1,20 @@
-"""Reading and checking bridges and VLAN interfaces.
+"""Reading and checking bridges, VLAN and VXLAN interfaces.
 
 Responsibility: ``read_bridge`` reads the keys of a ``type = "bridge"``
 interface (``members``, ``vlan_filtering``, ``pvid``, ``storm_pps``, the
 per-member ``ports.NAME`` tables and the static ``fdb`` entries);
 ``read_vlan`` reads ``parent`` and ``vid`` of a ``type = "vlan"`` one;
+``read_vxlan`` reads ``vni``, ``local``, ``port``, ``remotes``, ``group``
+and ``learning`` of a ``type = "vxlan"`` one;
 ``check_l2`` checks what involves other interfaces of the vnet: members
-exist, are TAPs, epairs or VLANs, belong to one bridge, carry no address and
-are not smaller than the bridge; a VLAN's parent exists, is a TAP, an epair
+exist, are TAPs, epairs, VLANs or VXLANs, belong to one bridge, carry no
+address and are not smaller than the bridge; a VLAN's parent exists, is a TAP, an epair
 or a bridge (not a member) and is not smaller than the VLAN.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 
 from vrouter.core.tomlkeys import TomlReader
@@ -24,14 +27,17 @@ from vrouter.daemon.config.model import (
     BridgeConfig,
     BridgePortConfig,
     StaticFdbConfig,
+    VxlanConfig,
 )
 from vrouter.daemon.config.parsed import ParsedVnet
+from vrouter.wire.vxlan import VNI_MAX
 
 BRIDGE_KEYS = ("members", "vlan_filtering", "pvid", "storm_pps", "ports", "fdb")
 VLAN_KEYS = ("parent", "vid")
+VXLAN_KEYS = ("vni", "local", "port", "remotes", "group", "learning")
 _PORT_KEYS = ("pvid", "tagged", "storm_pps")
 _FDB_KEYS = ("mac", "port", "vid")
-MEMBER_TYPES = ("tap", "epair", "vlan")
+MEMBER_TYPES = ("tap", "epair", "vlan", "vxlan")
 PARENT_TYPES = ("tap", "epair", "bridge")
 
 
@@ -161,6 +167,79 @@ def read_vlan(r: TomlReader, table: Mapping[str, object], key: str) -> tuple[str
     if parent is None or vid is None:
         return None
     return parent, vid
+
+
+def _vtep_address(
+    r: TomlReader, value: object, key: str
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not isinstance(value, str):
+        r.wrong_type(key, "an IP address (a string)", value)
+        return None
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        r.problem(key, f"{value!r} is not an IP address")
+        return None
+
+
+def read_vxlan(r: TomlReader, table: Mapping[str, object], key: str) -> VxlanConfig | None:
+    """Read the VTEP keys of a vxlan interface."""
+    vni = r.integer(table, "vni", key)
+    if vni is not None and not 0 <= vni <= VNI_MAX:
+        r.problem(_join(key, "vni"), f"VNI {vni} is out of range 0..{VNI_MAX}")
+        vni = None
+    local = _vtep_address(r, table["local"], _join(key, "local")) if "local" in table else None
+    if local is not None and (local.is_multicast or local.is_unspecified):
+        r.problem(_join(key, "local"), f"{local} is not a unicast address")
+        local = None
+    port = r.integer(table, "port", key)
+    if port is not None and not 1 <= port <= 65535:
+        r.problem(_join(key, "port"), f"port {port} is out of range 1..65535")
+        port = None
+    remotes: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    rkey = _join(key, "remotes")
+    value = table.get("remotes", [])
+    if not isinstance(value, list):
+        r.wrong_type(rkey, "an array of IP addresses", value)
+        value = []
+    for index, item in enumerate(value):
+        ikey = f"{rkey}[{index}]"
+        address = _vtep_address(r, item, ikey)
+        if address is None:
+            continue
+        if address.is_multicast or address.is_unspecified:
+            r.problem(ikey, f"{address} is not a unicast address (a group goes in 'group')")
+        elif local is not None and address.version != local.version:
+            r.problem(ikey, f"{address} is not of the family of local {local}")
+        elif address == local:
+            r.problem(ikey, f"{address} is the local address")
+        elif address in remotes:
+            r.problem(ikey, f"remote {address} is listed twice")
+        else:
+            remotes.append(address)
+    group = None
+    if "group" in table:
+        gkey = _join(key, "group")
+        group = _vtep_address(r, table["group"], gkey)
+        if group is not None and not group.is_multicast:
+            r.problem(gkey, f"{group} is not a multicast address")
+            group = None
+        elif group is not None and local is not None and group.version != local.version:
+            r.problem(gkey, f"{group} is not of the family of local {local}")
+            group = None
+        if remotes and group is not None:
+            r.problem(gkey, "a vxlan interface has either remotes or a group, not both")
+    learning = r.boolean(table, "learning", key)
+    if vni is None or local is None:
+        return None
+    return VxlanConfig(
+        vni,
+        local,
+        4789 if port is None else port,
+        tuple(remotes),
+        group,
+        True if learning is None else learning,
+    )
 
 
 def check_l2(r: TomlReader, vnet: ParsedVnet) -> None:

@@ -43,7 +43,7 @@ DEFAULT_LOG_LEVEL = "info"
 DEFAULT_MTU = 1500
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-INTERFACE_TYPES = ("tap", "epair", "bridge", "vlan")
+INTERFACE_TYPES = ("tap", "epair", "bridge", "vlan", "vxlan")
 ROUTE_TYPES = ("unicast", "blackhole", "reject")
 MTU_MIN = 68
 MTU_MAX = 65535
@@ -199,6 +199,23 @@ class BridgeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class VxlanConfig:
+    """What makes an interface a VXLAN one: its VNI, local VTEP, port and remote VTEPs.
+
+    BUM frames go to every ``remotes`` VTEP (head-end replication) or to
+    ``group`` (one of the two); ``learning`` records inner source MACs
+    behind the VTEP they came from.
+    """
+
+    vni: int
+    local: IPv4Address | IPv6Address
+    port: int = 4789
+    remotes: tuple[IPv4Address | IPv6Address, ...] = ()
+    group: IPv4Address | IPv6Address | None = None
+    learning: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class InterfaceConfig:
     """One interface of a vnet; ``ra`` None sends no router advertisements."""
 
@@ -217,6 +234,8 @@ class InterfaceConfig:
     """Members and settings of a ``bridge`` interface."""
     vlan: tuple[str, int] | None = None
     """(parent interface, VID) of a ``vlan`` interface."""
+    vxlan: VxlanConfig | None = None
+    """VNI, VTEPs and port of a ``vxlan`` interface."""
     dhcp: bool = False
     """The interface takes its IPv4 address and a default route by DHCP."""
 

@@ -33,6 +33,7 @@ from vrouter.daemon.config.model import (
     RaConfig,
     RouteConfig,
     VnetConfig,
+    VxlanConfig,
 )
 
 
@@ -66,6 +67,7 @@ class ParsedInterface:
     offload: bool = True
     bridge: BridgeConfig | None = None
     vlan: tuple[str, int] | None = None
+    vxlan: VxlanConfig | None = None
     dhcp: bool = False
 
     def config(self) -> InterfaceConfig:
@@ -83,6 +85,7 @@ class ParsedInterface:
             offload=self.offload,
             bridge=self.bridge,
             vlan=self.vlan,
+            vxlan=self.vxlan,
             dhcp=self.dhcp,
         )
 

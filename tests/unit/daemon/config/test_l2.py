@@ -146,3 +146,89 @@ port = "t1"
         "(low bit of the first octet set); an interface needs a unicast one, e.g. "
         "02:00:00:00:00:01",
     ]
+
+
+VXLAN = """
+[vnets.lab.interfaces.tap1]
+type = "tap"
+mtu = 1450
+[vnets.lab.interfaces.vx42]
+type = "vxlan"
+vni = 42
+local = "198.51.100.1"
+remotes = ["198.51.100.2", "198.51.100.3"]
+[vnets.lab.interfaces.br0]
+type = "bridge"
+members = ["tap1", "vx42"]
+mtu = 1450
+addresses = ["192.0.2.1/24"]
+"""
+
+
+def test_a_vxlan_in_a_bridge_parses_and_builds() -> None:
+    config = parse(VXLAN, "l2.toml")
+    (vcfg,) = config.vnets
+    vx42 = next(i for i in vcfg.interfaces if i.name == "vx42")
+    assert vx42.mtu == 1450  # 1500 - 50 by default over IPv4
+    assert vx42.vxlan is not None
+    assert (vx42.vxlan.vni, vx42.vxlan.port, str(vx42.vxlan.local)) == (42, 4789, "198.51.100.1")
+    assert [str(a) for a in vx42.vxlan.remotes] == ["198.51.100.2", "198.51.100.3"]
+    built = build.build(config, 0.0)
+    vnet = built.tree.get("lab")
+    (vx,) = built.vxlans
+    assert vx.ifnet is vnet.link.get("vx42") and vx.flood_to == ("198.51.100.2", "198.51.100.3")
+    assert bridge_.port_of(vx.ifnet) is not None
+    build.release_l2(vnet, vx.ifnet, 0.0)
+    assert vnet.link.vxlans == {}
+
+
+def test_a_vxlan_over_ipv6_gives_up_70_bytes() -> None:
+    text = '[vnets.lab.interfaces.vx1]\ntype = "vxlan"\nvni = 1\nlocal = "2001:db8::1"\n'
+    text += 'group = "ff05::1:42"\n'
+    (vcfg,) = parse(text, "l2.toml").vnets
+    (vx1,) = vcfg.interfaces
+    assert vx1.mtu == 1430
+    assert vx1.vxlan is not None and str(vx1.vxlan.group) == "ff05::1:42"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            'vni = 16777216\nlocal = "198.51.100.1"\nport = 0\n',
+            [
+                "vnets.lab.interfaces.vx1.vni: VNI 16777216 is out of range 0..16777215",
+                "vnets.lab.interfaces.vx1.port: port 0 is out of range 1..65535",
+            ],
+        ),
+        (
+            'vni = 1\nlocal = "239.1.1.1"\nremotes = ["2001:db8::2", "nope"]\n',
+            [
+                "vnets.lab.interfaces.vx1.local: 239.1.1.1 is not a unicast address",
+                "vnets.lab.interfaces.vx1.remotes[1]: 'nope' is not an IP address",
+            ],
+        ),
+        (
+            'vni = 1\nlocal = "198.51.100.1"\nremotes = ["2001:db8::2", "198.51.100.1"]\n'
+            'group = "198.51.100.7"\n',
+            [
+                "vnets.lab.interfaces.vx1.remotes[0]: 2001:db8::2 is not of the family of "
+                "local 198.51.100.1",
+                "vnets.lab.interfaces.vx1.remotes[1]: 198.51.100.1 is the local address",
+                "vnets.lab.interfaces.vx1.group: 198.51.100.7 is not a multicast address",
+            ],
+        ),
+        (
+            'vni = 1\nlocal = "198.51.100.1"\nremotes = ["198.51.100.2"]\ngroup = "239.1.1.1"\n'
+            'host = {netns = "x"}\n',
+            [
+                "vnets.lab.interfaces.vx1.host: a vxlan interface has no host",
+                "vnets.lab.interfaces.vx1.group: a vxlan interface has either remotes or a "
+                "group, not both",
+            ],
+        ),
+        ("vni = 1\n", ["vnets.lab.interfaces.vx1.local: missing required key 'local'"]),
+    ],
+)
+def test_bad_vxlan_config_names_the_key(body: str, expected: list[str]) -> None:
+    assert problems('[vnets.lab.interfaces.vx1]\ntype = "vxlan"\n' + body) == expected

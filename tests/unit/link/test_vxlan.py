@@ -1,0 +1,216 @@
+"""Tests for vrouter.link.vxlan and vrouter.wire.vxlan: encapsulation, learning, BUM, drops."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import dpkt
+import pytest
+
+from vrouter.link import bridge as bridge_
+from vrouter.link import gro
+from vrouter.link import vxlan as vxlan_
+from vrouter.link.ifnet import Ifnet
+from vrouter.link.offload import F_NEEDS_CSUM, GSO_TCPV4, VirtioHdr, resolve, tag
+from vrouter.wire import vxlan as wire
+from vrouter.wire.checksum import ones_sum
+
+MAC_A = bytes.fromhex("02000000000a")
+MAC_B = bytes.fromhex("02000000000b")
+MAC_R = bytes.fromhex("0200000000f1")
+BCAST = b"\xff" * 6
+LOCAL = ipaddress.ip_address("198.51.100.1")
+REMOTE_1 = "198.51.100.2"
+REMOTE_2 = "198.51.100.3"
+
+
+def frame(dst: bytes, src: bytes, size: int = 60) -> bytes:
+    return dst + src + b"\x88\xb5" + b"\x00" * (size - 14)
+
+
+def encap(inner: bytes, vni: int = 42) -> bytes:
+    return wire.header(vni) + inner
+
+
+@pytest.fixture
+def seg(lab):
+    """A vnet with bridge br0 over test port p1 and vxlan vx42 (two static remotes)."""
+    vnet = lab.vnet("l2")
+    host = lab.host(vnet, "p1", None, None)
+    vxif = Ifnet(vnet, "vx42", "vxlan", lab.mac(), 1450)
+    vnet.link.add(vxif)
+    cfg = vxlan_.VxlanConfigured(
+        42, LOCAL, remotes=(ipaddress.ip_address(REMOTE_1), ipaddress.ip_address(REMOTE_2))
+    )
+    vx = vxlan_.create(vxif, cfg)
+    sent: list[tuple[str, bytes]] = []
+    vx.send = lambda address, frames: sent.extend(
+        (address, vx.header + bytes(f)) for f in frames
+    )
+    vxif.up = True
+    brif = Ifnet(vnet, "br0", "bridge", lab.mac(), 1450)
+    vnet.link.add(brif)
+    br = bridge_.create(brif)
+    br.add_port(host.ifp)
+    br.add_port(vxif)
+    brif.up = True
+    host.take_raw()
+    return vnet, vx, host, sent
+
+
+def test_the_header_carries_the_i_flag_and_the_vni() -> None:
+    assert wire.header(42) == bytes.fromhex("0800000000002a00")
+    assert wire.parse(encap(frame(BCAST, MAC_A))) == 42
+    assert (wire.OVERHEAD_V4, wire.OVERHEAD_V6) == (50, 70)
+    with pytest.raises(ValueError):
+        wire.header(1 << 24)
+
+
+def test_bum_is_replicated_to_every_remote(seg, lab) -> None:
+    _, vx, host, sent = seg
+    host.send(frame(BCAST, MAC_A), lab.now)
+    assert sent == [
+        (REMOTE_1, encap(frame(BCAST, MAC_A))),
+        (REMOTE_2, encap(frame(BCAST, MAC_A))),
+    ]
+    assert vx.stats.flooded == 1
+
+
+def test_a_learnt_mac_goes_to_its_vtep_only(seg, lab) -> None:
+    vnet, vx, host, sent = seg
+    vx.input(encap(frame(BCAST, MAC_R)), REMOTE_2, lab.now)
+    assert host.take_raw() == [frame(BCAST, MAC_R)]  # bridged to the port
+    sent.clear()
+    host.send(frame(MAC_R, MAC_A), lab.now)
+    assert sent == [(REMOTE_2, encap(frame(MAC_R, MAC_A)))]
+    view = vx.describe()
+    assert [v["address"] for v in view["vteps"]] == [REMOTE_1, REMOTE_2]  # type: ignore[index]
+    macs = {v["address"]: v["macs"] for v in view["vteps"]}  # type: ignore[union-attr]
+    assert [m["mac"] for m in macs[REMOTE_2]] == ["02:00:00:00:00:f1"]
+    assert vnet.link.bridge.fdb_entries == 3  # A and R in the bridge, R in the vxlan
+
+
+def test_a_mac_learnt_from_an_unknown_vtep_adds_it(seg, lab) -> None:
+    _, vx, host, sent = seg
+    vx.input(encap(frame(MAC_A, MAC_R)), "198.51.100.9", lab.now)
+    assert "198.51.100.9" in vx.vteps and not vx.vteps["198.51.100.9"].static
+    host.send(frame(MAC_R, MAC_A), lab.now)
+    assert sent[-1][0] == "198.51.100.9"
+
+
+def test_learnt_macs_age_out_and_unicast_floods_again(seg, lab) -> None:
+    vnet, vx, host, sent = seg
+    vx.input(encap(frame(BCAST, MAC_R)), "198.51.100.9", lab.now)
+    lab.advance(vnet.link.bridge.ageing_time + 1)
+    lab.run_timers()
+    assert vx.macs == {} and "198.51.100.9" not in vx.vteps
+    assert vx.stats.aged == 1
+    sent.clear()
+    host.send(frame(MAC_R, MAC_A), lab.now)
+    assert [a for a, _ in sent] == [REMOTE_1, REMOTE_2]
+
+
+@pytest.mark.parametrize(
+    ("datagram", "reason"),
+    [
+        (wire.header(42)[:6], "vxlan_truncated"),
+        (encap(frame(BCAST, MAC_R))[:20], "vxlan_truncated"),
+        (b"\x00" + encap(frame(BCAST, MAC_R))[1:], "vxlan_bad_flags"),
+        (encap(frame(BCAST, MAC_R), vni=43), "vxlan_unknown_vni"),
+    ],
+)
+def test_malformed_datagrams_are_dropped_and_counted(seg, lab, datagram, reason) -> None:
+    _, vx, host, _ = seg
+    vx.input(datagram, REMOTE_1, lab.now)
+    assert host.take_raw() == []
+    assert vx.ifnet.counters.rx_drops[reason] == 1
+    assert vx.macs == {}
+
+
+def test_too_big_for_the_underlay_is_dropped_and_counted(seg, lab) -> None:
+    _, vx, _, sent = seg
+    vx.set_underlay_mtu(1400)
+    assert vx.ifnet.mtu == 1350
+    vx.transmit(frame(BCAST, MAC_A, 1400 - 36 + 1))
+    assert sent == []
+    assert vx.ifnet.counters.tx_drops["vxlan_too_big"] == 1
+    vx.transmit(frame(BCAST, MAC_A, 1400 - 36))
+    assert len(sent) == 2
+
+
+def test_a_tcp_super_frame_leaves_in_segments_as_one_batch(seg, lab) -> None:
+    _, vx, _, _ = seg
+    batches: list[tuple[str, list[bytes | bytearray]]] = []
+    vx.send = lambda address, frames: batches.append((address, frames))
+    ip_len = 20 + 20 + 4000
+    ip = (
+        bytes.fromhex("4500") + ip_len.to_bytes(2, "big") + bytes.fromhex("00004000400600 00")
+        + bytes([198, 51, 100, 10, 198, 51, 100, 11])
+    )  # fmt: skip
+    tcp = bytes(12) + bytes([0x50, 0x18]) + bytes(6)
+    big = frame(MAC_B, MAC_A, 14)[:12] + b"\x08\x00" + ip + tcp + bytes(4000)
+    vhdr = VirtioHdr(F_NEEDS_CSUM, GSO_TCPV4, 54, 1400, 34, 16)
+    vx.transmit(tag(big, vhdr))
+    assert [a for a, _ in batches] == [REMOTE_1, REMOTE_2]
+    sizes = [len(f) for f in batches[0][1]]
+    assert sizes == [1454, 1454, 14 + 40 + 1200]
+
+
+def test_destroy_frees_the_table_and_the_timer(seg, lab) -> None:
+    vnet, vx, _, _ = seg
+    vx.input(encap(frame(BCAST, MAC_R)), REMOTE_1, lab.now)
+    before = vnet.link.bridge.fdb_entries
+    vxlan_.destroy(vx.ifnet)
+    assert vnet.link.bridge.fdb_entries == before - 1
+    assert vnet.link.vxlans == {}
+    assert vx._sweep is None
+    with pytest.raises(OSError):
+        vx.ifnet.transmit(frame(BCAST, MAC_A))
+
+
+def test_one_vni_per_local_address_and_port(seg, lab) -> None:
+    vnet, _, _, _ = seg
+    other = Ifnet(vnet, "vx43", "vxlan", lab.mac(), 1450)
+    vnet.link.add(other)
+    with pytest.raises(vxlan_.VxlanError, match="one VNI per local address and port"):
+        vxlan_.create(other, vxlan_.VxlanConfigured(43, LOCAL))
+
+
+def _tcp(seq: int, payload: bytes, flags: int = 0x10, ts: bytes = b"\x00" * 10) -> bytes:
+    """An IPv4 TCP segment 198.51.100.10:1000 -> .11:2000 with a timestamp option."""
+    tcp = dpkt.tcp.TCP(sport=1000, dport=2000, seq=seq, ack=7, flags=flags, win=500, off=8,
+                       opts=b"\x01\x01\x08\x0a" + ts[:8], data=payload)  # fmt: skip
+    ip = dpkt.ip.IP(src=bytes([198, 51, 100, 10]), dst=bytes([198, 51, 100, 11]), p=6, ttl=64,
+                    df=1, data=tcp)  # fmt: skip
+    ip.len = len(bytes(ip))
+    return MAC_B + MAC_A + b"\x08\x00" + bytes(ip)
+
+
+def test_one_flows_segments_are_joined_into_a_checked_super_frame() -> None:
+    segs = [_tcp(100 + i * 1000, bytes([i]) * 1000) for i in range(4)]
+    segs.append(_tcp(4100, b"\x09" * 300, flags=0x18))  # short, PSH: the end
+    other = _tcp(9000, b"x" * 1000, ts=b"\x01" * 10)  # another timestamp: not merged
+    (joined, alone) = gro.coalesce([*segs, other])
+    assert alone == other
+    vhdr = joined.vhdr  # type: ignore[union-attr]
+    assert vhdr.gso_type == GSO_TCPV4 and vhdr.gso_size == 1000 and vhdr.hdr_len == 14 + 20 + 32
+    pieces = resolve(joined, vhdr)
+    assert [bytes(dpkt.ethernet.Ethernet(p).data.data.data) for p in pieces] == [
+        bytes(dpkt.ethernet.Ethernet(s).data.data.data) for s in segs
+    ]
+    for piece in pieces:
+        ip = dpkt.ip.IP(bytes(piece[14:]))
+        assert ip.sum == dpkt.ip.IP(bytes(ip)).sum  # header checksum right
+        tcp_bytes = bytes(piece[34:])
+        pseudo = ones_sum(bytes(piece[26:34]), 6 + len(tcp_bytes))
+        assert ones_sum(tcp_bytes, pseudo) == 0xFFFF
+
+
+def test_a_bad_checksum_or_a_gap_is_never_merged() -> None:
+    a, b, c = (_tcp(100 + i * 1000, b"a" * 1000) for i in range(3))
+    bad = bytearray(b)
+    bad[-1] ^= 0xFF
+    assert gro.coalesce([a, bytes(bad), c]) == [a, bytes(bad), c]
+    gap = _tcp(5000, b"a" * 1000)
+    assert gro.coalesce([a, gap]) == [a, gap]
+    assert gro.coalesce([ARP := frame(BCAST, MAC_A), a]) == [ARP, a]

@@ -1,0 +1,389 @@
+"""VXLAN interfaces (RFC 7348): one L2 segment stretched over a UDP underlay.
+
+A VXLAN interface is an Ifnet of kind ``vxlan`` with a VNI, a local VTEP
+address and a UDP port; it is normally a bridge member, so the inner frames
+are bridged like any port's.  This module is sans-IO: the device behind it
+(:mod:`vrouter.io.vxlan`, a host UDP socket) calls :meth:`Vxlan.input` with
+each received datagram and its source VTEP, and :meth:`Vxlan.transmit`
+hands it the encapsulated frames through ``Vxlan.send``.
+
+Sending: a unicast frame whose destination MAC was learnt goes to that
+MAC's VTEP; broadcast, multicast and unknown unicast (BUM) go to every
+static remote VTEP (head-end replication) or, with a ``group``, once to the
+multicast group.  An outer packet that would exceed the underlay's MTU is
+never sent (the socket also forbids the kernel to fragment): it is dropped
+and counted as ``vxlan_too_big``.  TCP super-frames are segmented here and
+leave as one batch per VTEP, which the device sends with one
+``UDP_SEGMENT`` system call.
+
+Receiving: a datagram too short for the VXLAN and an inner Ethernet header
+(``vxlan_truncated``), without the I flag (``vxlan_bad_flags``), or for
+another VNI (``vxlan_unknown_vni``) is dropped and counted on the interface.
+Otherwise the inner source MAC is learnt behind the sending VTEP (unless
+``learning`` is off) and the inner frame is received on the interface.  The
+datagrams of one read (``UDP_GRO``) go through :meth:`Vxlan.input_many`,
+which joins one TCP flow's segments into a super-frame first
+(:mod:`vrouter.link.gro`), so the bridge and a TAP see one frame where the
+sender's TSO made one.
+
+The MAC → VTEP table ages like a bridge's FDB (``net.link.bridge.ageing_time``)
+and counts to the vnet's FDB entries (``net.link.bridge.fdb_max``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from vrouter.core.timers import Timer
+from vrouter.link import ether, gro
+from vrouter.link.ifnet import Ifnet
+from vrouter.link.offload import OffloadBuffer, resolve, vhdr_of
+from vrouter.wire import vxlan as wire
+from vrouter.wire.errors import IntegrityError, SanityError
+from vrouter.wire.ethernet import mac_to_str
+
+if TYPE_CHECKING:
+    from vrouter.core.vnet import Vnet
+    from vrouter.link.bridge import BridgeState
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Send = Callable[[str, list[bytes | bytearray]], None]
+"""Sends frames to one VTEP: each leaves as the interface's header + the frame, one datagram."""
+
+
+class VxlanError(Exception):
+    """A VXLAN operation was refused."""
+
+
+@dataclass(slots=True)
+class Vtep:
+    """A remote VTEP: configured (static) or only learnt from, and what went to and from it."""
+
+    address: str
+    static: bool
+    rx_packets: int = 0
+    rx_bytes: int = 0
+    tx_packets: int = 0
+    tx_bytes: int = 0
+
+    def describe(self, macs: list[dict[str, object]]) -> dict[str, object]:
+        """Return the VTEP and the MACs learnt behind it as plain data."""
+        return {
+            "address": self.address,
+            "static": self.static,
+            "rx_packets": self.rx_packets,
+            "rx_bytes": self.rx_bytes,
+            "tx_packets": self.tx_packets,
+            "tx_bytes": self.tx_bytes,
+            "macs": macs,
+        }
+
+
+@dataclass(slots=True)
+class VxlanStats:
+    """MAC table events and BUM replication."""
+
+    learned: int = 0
+    moved: int = 0
+    """A MAC seen behind another VTEP than the one it was learnt behind."""
+    aged: int = 0
+    fdb_full: int = 0
+    flooded: int = 0
+    """Frames sent to every remote VTEP (or the group) because they were BUM."""
+    batches: int = 0
+    """Reads that brought several datagrams at once (the underlay's GRO)."""
+    coalesced: int = 0
+    """Inner frames received as part of a super-frame of their TCP flow."""
+
+
+class MacEntry:
+    """Behind which VTEP one inner MAC was last seen."""
+
+    __slots__ = ("mac", "vtep", "seen")
+
+    def __init__(self, mac: bytes, vtep: Vtep, seen: float) -> None:
+        self.mac = mac
+        self.vtep = vtep
+        self.seen = seen
+
+
+@dataclass(slots=True)
+class VxlanConfigured:
+    """What a VXLAN interface is made of (the config's ``VxlanConfig``, resolved)."""
+
+    vni: int
+    local: Address
+    port: int = wire.PORT
+    remotes: tuple[Address, ...] = ()
+    group: Address | None = None
+    learning: bool = True
+
+
+class Vxlan:
+    """One VXLAN interface: its Ifnet, its VTEPs and its MAC table."""
+
+    def __init__(self, ifnet: Ifnet, cfg: VxlanConfigured, bridges: BridgeState) -> None:
+        self.ifnet = ifnet
+        self.cfg = cfg
+        self.vni = cfg.vni
+        self.header = wire.header(cfg.vni)
+        self.outer = wire.OUTER_V4 if cfg.local.version == 4 else wire.OUTER_V6
+        """Bytes the underlay adds to an inner frame."""
+        self.overhead = self.outer + wire.INNER_ETHERNET
+        self.underlay_mtu = ifnet.mtu + self.overhead
+        """The underlay's MTU; the device sets it from the route to the VTEPs."""
+        self.bridges = bridges
+        self.vteps: dict[str, Vtep] = {str(a): Vtep(str(a), True) for a in cfg.remotes}
+        self.flood_to: tuple[str, ...] = (
+            (str(cfg.group),) if cfg.group is not None else tuple(self.vteps)
+        )
+        """Where BUM frames go: the group, or every static VTEP."""
+        self.macs: dict[bytes, MacEntry] = {}
+        self.stats = VxlanStats()
+        self.now = 0.0
+        self.send: Send = _no_device
+        self._sweep: Timer | None = None
+        ifnet.transmit = self.transmit
+
+    @property
+    def vnet(self) -> Vnet:
+        """Return the vnet the interface is in."""
+        return self.ifnet.vnet
+
+    def set_underlay_mtu(self, mtu: int) -> None:
+        """Record the underlay's MTU and lower the interface's MTU to what it carries."""
+        self.underlay_mtu = mtu
+        self.ifnet.mtu = min(self.ifnet.mtu, mtu - self.overhead)
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def input(self, datagram: bytes | bytearray, source: str, now: float) -> None:
+        """Take one UDP payload from VTEP ``source``: check it, learn, receive the inner frame."""
+        frame = self.decap(datagram, source, now)
+        if frame is not None:
+            ether.receive(self.ifnet, frame, now)
+
+    def input_many(self, datagrams: list[bytes], source: str, now: float) -> None:
+        """Take several UDP payloads from ``source`` (one read): TCP segments of one flow
+        among the inner frames are received as one super-frame (:mod:`vrouter.link.gro`)."""
+        frames: list[bytes | bytearray] = []
+        for datagram in datagrams:
+            frame = self.decap(datagram, source, now)
+            if frame is not None:
+                frames.append(frame)
+        ifp = self.ifnet
+        stats = self.stats
+        stats.batches += 1
+        joined = gro.coalesce(frames) if len(frames) > 1 else frames
+        stats.coalesced += len(frames) - len(joined) + sum(
+            1 for f in joined if f.__class__ is OffloadBuffer
+        )
+        for frame in joined:
+            ether.receive(ifp, frame, now)
+
+    def decap(
+        self, datagram: bytes | bytearray, source: str, now: float
+    ) -> bytes | bytearray | None:
+        """Check one UDP payload and learn its source MAC; return the inner frame (None:
+        dropped and counted)."""
+        ifp = self.ifnet
+        self.now = now
+        try:
+            vni = wire.parse(datagram)
+        except IntegrityError:
+            ifp.counters.rx_packets += 1
+            ifp.drop("vxlan_truncated", error=True)
+            return None
+        except SanityError:
+            ifp.counters.rx_packets += 1
+            ifp.drop("vxlan_bad_flags", error=True)
+            return None
+        if vni != self.vni:
+            ifp.counters.rx_packets += 1
+            ifp.drop("vxlan_unknown_vni")
+            return None
+        vtep = self.vteps.get(source)
+        if vtep is None:
+            vtep = self.vteps[source] = Vtep(source, False)
+        vtep.rx_packets += 1
+        vtep.rx_bytes += len(datagram)
+        frame = datagram[wire.HEADER_LEN :]
+        if self.cfg.learning and not frame[6] & 1:
+            src = bytes(frame[6:12])
+            entry = self.macs.get(src)
+            if entry is None:
+                self.learn(src, vtep, now)
+            elif entry.vtep is not vtep:
+                entry.vtep = vtep
+                entry.seen = now
+                self.stats.moved += 1
+            else:
+                entry.seen = now
+        return frame
+
+    # -- the MAC table -------------------------------------------------------------------
+
+    def learn(self, mac: bytes, vtep: Vtep, now: float) -> None:
+        """Record that ``mac`` is behind ``vtep``, if the vnet's FDB has room."""
+        state = self.bridges
+        if state.fdb_entries >= state.fdb_max:
+            self.stats.fdb_full += 1
+            state.fdb_full += 1
+            return
+        self.macs[mac] = MacEntry(mac, vtep, now)
+        state.fdb_entries += 1
+        self.stats.learned += 1
+        if self._sweep is None:
+            self._sweep = self.vnet.timers.schedule(now + state.ageing_time, self._age)
+
+    def _age(self, now: float) -> None:
+        """The ageing timer: forget MACs silent for the ageing time, rearm for the next."""
+        self._sweep = None
+        ageing = self.bridges.ageing_time
+        oldest: float | None = None
+        for mac in list(self.macs):
+            entry = self.macs[mac]
+            if now - entry.seen >= ageing:
+                del self.macs[mac]
+                self.bridges.fdb_entries -= 1
+                self.stats.aged += 1
+            elif oldest is None or entry.seen < oldest:
+                oldest = entry.seen
+        for address in [a for a, v in self.vteps.items() if not v.static]:
+            if not any(e.vtep.address == address for e in self.macs.values()):
+                del self.vteps[address]
+        if oldest is not None:
+            self._sweep = self.vnet.timers.schedule(oldest + ageing, self._age)
+
+    def flush(self) -> None:
+        """Forget every learnt MAC and VTEP, stop the ageing timer."""
+        self.bridges.fdb_entries -= len(self.macs)
+        self.macs.clear()
+        for address in [a for a, v in self.vteps.items() if not v.static]:
+            del self.vteps[address]
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+
+    def close(self) -> None:
+        """Undo everything: the MAC table, its timer, the device."""
+        self.flush()
+        self.send = _no_device
+        self.ifnet.transmit = _no_device
+
+    # -- sending -------------------------------------------------------------------------
+
+    def transmit(self, frame: bytes | bytearray) -> None:
+        """The interface's device: encapsulate ``frame`` towards its VTEP(s)."""
+        ifp = self.ifnet
+        vhdr = vhdr_of(frame)
+        frames: list[bytes | bytearray] = [frame] if vhdr is None else list(resolve(frame, vhdr))
+        limit = self.underlay_mtu - self.outer
+        if len(frames[0]) > limit or len(frames[-1]) > limit:
+            ifp.counters.tx_drops["vxlan_too_big"] += 1
+            return
+        entry = None if frame[0] & 1 else self.macs.get(bytes(frame[0:6]))
+        if entry is not None and self.now - entry.seen < self.bridges.ageing_time:
+            targets: tuple[str, ...] = (entry.vtep.address,)
+        else:
+            targets = self.flood_to
+            self.stats.flooded += 1
+            if not targets:
+                ifp.counters.tx_drops["vxlan_no_remote"] += 1
+                return
+        size = sum(len(f) for f in frames) + len(frames) * wire.HEADER_LEN
+        for address in targets:
+            vtep = self.vteps.get(address)
+            if vtep is not None:
+                vtep.tx_packets += len(frames)
+                vtep.tx_bytes += size
+            self.send(address, frames)
+
+    # -- views ---------------------------------------------------------------------------
+
+    def describe(self) -> dict[str, object]:
+        """Return the interface, its VTEPs and their learnt MACs as plain data."""
+        ageing = self.bridges.ageing_time
+        now = self.now
+        by_vtep: dict[str, list[dict[str, object]]] = {a: [] for a in self.vteps}
+        for entry in sorted(self.macs.values(), key=lambda e: e.mac):
+            if now - entry.seen >= ageing:
+                continue
+            by_vtep.setdefault(entry.vtep.address, []).append(
+                {
+                    "mac": mac_to_str(entry.mac),
+                    "age": round(max(0.0, now - entry.seen), 1),
+                    "expires": round(max(0.0, entry.seen + ageing - now), 1),
+                }
+            )
+        cfg = self.cfg
+        return {
+            "name": self.ifnet.name,
+            "vni": self.vni,
+            "local": str(cfg.local),
+            "port": cfg.port,
+            "group": None if cfg.group is None else str(cfg.group),
+            "learning": cfg.learning,
+            "up": self.ifnet.up,
+            "mtu": self.ifnet.mtu,
+            "underlay_mtu": self.underlay_mtu,
+            "macs": len(self.macs),
+            "stats": {
+                "learned": self.stats.learned,
+                "moved": self.stats.moved,
+                "aged": self.stats.aged,
+                "fdb_full": self.stats.fdb_full,
+                "flooded": self.stats.flooded,
+                "batches": self.stats.batches,
+                "coalesced": self.stats.coalesced,
+            },
+            "drops": {
+                **{k: v for k, v in self.ifnet.counters.rx_drops.items() if k.startswith("vxlan")},
+                **{k: v for k, v in self.ifnet.counters.tx_drops.items() if k.startswith("vxlan")},
+            },
+            "vteps": [
+                self.vteps[a].describe(by_vtep.get(a, []))
+                for a in sorted(self.vteps, key=_address_key)
+            ],
+        }
+
+
+def _address_key(text: str) -> tuple[int, int]:
+    address = ipaddress.ip_address(text)
+    return address.version, int(address)
+
+
+def _no_device(*args: object) -> None:
+    raise OSError("vxlan interface has no device attached")
+
+
+def of(ifp: Ifnet) -> Vxlan | None:
+    """Return the VXLAN interface ``ifp`` is, if it is one."""
+    return ifp.vnet.link.vxlans.get(ifp.name) if ifp.kind == "vxlan" else None
+
+
+def create(ifp: Ifnet, cfg: VxlanConfigured) -> Vxlan:
+    """Make ``ifp`` (kind ``vxlan``) a VXLAN interface of its vnet."""
+    table = ifp.vnet.link.vxlans
+    if ifp.name in table:
+        raise VxlanError(f"{ifp.name} is already a vxlan interface")
+    for other in table.values():
+        if (other.cfg.local, other.cfg.port) == (cfg.local, cfg.port):
+            raise VxlanError(
+                f"{other.ifnet.name} already uses {cfg.local} port {cfg.port} "
+                f"(one VNI per local address and port)"
+            )
+    vx = Vxlan(ifp, cfg, ifp.vnet.link.bridge)
+    table[ifp.name] = vx
+    return vx
+
+
+def destroy(ifp: Ifnet) -> Vxlan | None:
+    """Undo :func:`create`: the MAC table and its timer go."""
+    vx = ifp.vnet.link.vxlans.pop(ifp.name, None)
+    if vx is not None:
+        vx.close()
+    return vx
