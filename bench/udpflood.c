@@ -39,16 +39,26 @@ int main(int argc, char **argv) {
         fprintf(stderr, "udpflood: LEN must be 0..1472 and SECONDS 0..3600\n");
         return 2;
     }
-    struct sockaddr_in to;
+    struct sockaddr_storage to;
+    socklen_t tolen;
     memset(&to, 0, sizeof to);
-    to.sin_family = AF_INET;
-    to.sin_port = htons((unsigned short)atoi(argv[2]));
-    if (inet_pton(AF_INET, argv[1], &to.sin_addr) != 1) {
+    unsigned short port = htons((unsigned short)atoi(argv[2]));
+    struct sockaddr_in *to4 = (struct sockaddr_in *)&to;
+    struct sockaddr_in6 *to6 = (struct sockaddr_in6 *)&to;
+    if (inet_pton(AF_INET, argv[1], &to4->sin_addr) == 1) {
+        to4->sin_family = AF_INET;
+        to4->sin_port = port;
+        tolen = sizeof *to4;
+    } else if (inet_pton(AF_INET6, argv[1], &to6->sin6_addr) == 1) {
+        to6->sin6_family = AF_INET6;
+        to6->sin6_port = port;
+        tolen = sizeof *to6;
+    } else {
         fprintf(stderr, "udpflood: bad address %s\n", argv[1]);
         return 2;
     }
-    int s = socket(AF_INET, SOCK_DGRAM, 0);
-    if (s < 0 || connect(s, (struct sockaddr *)&to, sizeof to) < 0) {
+    int s = socket(to.ss_family, SOCK_DGRAM, 0);
+    if (s < 0 || connect(s, (struct sockaddr *)&to, tolen) < 0) {
         perror("udpflood: socket/connect");
         return 1;
     }

@@ -18,8 +18,11 @@ if [ "${1:-}" = "--test" ]; then
     packages="$packages frr"
     # ethtool: the VXLAN tests turn off tx checksum offload on a Linux VTEP's veth.
     packages="$packages ethtool"
+    # radvd: a Linux router's advertisements for the SLAAC-as-a-host test (run in a namespace).
+    packages="$packages radvd"
     # isc-dhcp-client, busybox (udhcpc), dhcpcd-base: real DHCP clients against the
-    # vnet DHCP server; dnsmasq-base: a real upstream server for the vnet DHCP client.
+    # vnet DHCP server (dhclient -6 -S also asks its stateless DHCPv6 server);
+    # dnsmasq-base: a real upstream server for the vnet DHCP client.
     packages="$packages isc-dhcp-client busybox dhcpcd-base dnsmasq-base"
     extra="[fib,test]"
 fi

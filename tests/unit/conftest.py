@@ -53,10 +53,18 @@ class Host:
         """Every frame the stack transmitted on this link, oldest first."""
         self.auto_arp = True
         """Answer the stack's ARP requests for ``addr`` during ``Lab.settle``."""
+        self.mld: list[bytes] = []
+        """MLD reports the stack sent (kept apart: tests of other protocols count frames)."""
         ifp.transmit = self._transmit
 
     def _transmit(self, frame: bytes | bytearray) -> None:
-        self.frames.append(bytes(frame))
+        frame = bytes(frame)
+        # An MLD report: IPv6, Hop-by-Hop first, then ICMPv6 type 131, 132 or 143.
+        is_mld = frame[12:14] == b"\x86\xdd" and frame[20] == 0 and len(frame) > 62
+        if is_mld and frame[54] == 58 and frame[62] in (131, 132, 143):
+            self.mld.append(frame)
+            return
+        self.frames.append(frame)
 
     @property
     def ip(self) -> bytes:
@@ -287,6 +295,7 @@ class Lab:
         ifa = self.iface(a, a_name, a_address, up=False)
         ifb = self.iface(b, b_name, b_address, up=False)
         pair = Epair(ifa, ifb)
+        pair.queue_time = 3600.0  # the lab's clock is fake; real time must not age frames
         self.epairs.append(pair)
         ipv4.set_up(a, ifa, self.now)
         ipv4.set_up(b, ifb, self.now)
@@ -733,6 +742,7 @@ class Lab6(Lab):
         ifa = self.iface6(a, a_name, a_addresses)
         ifb = self.iface6(b, b_name, b_addresses)
         pair = Epair(ifa, ifb)
+        pair.queue_time = 3600.0  # the lab's clock is fake; real time must not age frames
         self.epairs.append(pair)
         self.bring_up(ifa)
         self.bring_up(ifb)

@@ -386,6 +386,9 @@ _OPS: tuple[Operation, ...] = (
               "views.vxlan_show",
               args=(VNET, Arg("interface", "str", "one interface (none: every one)", default=""))),
     Operation("ndp.show", "the IPv6 neighbour cache of a vnet", "views.ndp_show", args=(VNET,)),
+    Operation("rtadv.show", "what a host vnet learnt from router advertisements: default "
+              "routers, addresses, DNS servers, search domains, MTU", "views.rtadv_show",
+              args=(VNET,)),
     # -- statistics and knobs
     Operation("netstat", "protocol statistics of a vnet", "views.netstat", args=(VNET,)),
     Operation("sockstat", "sockets programs hold in a vnet", "views.sockstat", args=(VNET,)),

@@ -27,6 +27,7 @@ from vrouter.core.vnet import Vnet
 from vrouter.firewall.nat import Binding, Redirect, describe_mapping
 from vrouter.firewall.states import State
 from vrouter.inet.state import stats_dict
+from vrouter.inet6 import slaac
 from vrouter.link.bridge import Bridge, FdbEntry
 from vrouter.route.fib import Route
 from vrouter.route.source import DISTANCES, ROUTESOCK
@@ -179,7 +180,7 @@ def ifconfig(host: Host, args: dict[str, Any]) -> Any:
         info["inet6"] = [
             {
                 "address": f"{ipaddress.IPv6Address(a.address)}/{a.prefixlen}",
-                "state": a.state,
+                "state": "deprecated" if a.deprecated and a.usable else a.state,
                 "scope": "link" if a.link_local else "global",
             }
             for a in vnet.inet6.addrs_of(ifp)
@@ -241,6 +242,11 @@ def ndp_show(host: Host, args: dict[str, Any]) -> Any:
     now = host.driver.now()
     entries = sorted(vnet.inet6.nd.entries.values(), key=lambda e: (e.ifnet.name, e.ip))
     return Rows(entries, lambda entry: entry.describe(now))
+
+
+def rtadv_show(host: Host, args: dict[str, Any]) -> Any:
+    """What the vnet took from other routers' advertisements as a host."""
+    return slaac.describe(vnet_of(host, args), host.driver.now())
 
 
 def arp_show(host: Host, args: dict[str, Any]) -> Any:
@@ -307,10 +313,12 @@ def netstat(host: Host, args: dict[str, Any]) -> Any:
         "ip": stats_dict(inet.stats),
         "ip_reass": stats_dict(inet.reass.stats),
         "icmp": stats_dict(inet.icmp),
+        "igmp": stats_dict(inet.igmp),
         "arp": stats_dict(inet.arpstat),
         "ip6": stats_dict(inet6.stats),
         "ip6_reass": stats_dict(inet6.reass.stats),
         "icmp6": stats_dict(inet6.icmp),
+        "dhcp6": stats_dict(inet6.dhcp6_stats),
     }
     if hasattr(vnet, "firewall"):
         result["pf"] = {
@@ -381,6 +389,11 @@ def firewall_show(host: Host, args: dict[str, Any]) -> Any:
         "mappings": len(fw.nat),
         "states": len(fw.states),
         "max_states": fw.states.max_states,
+        "flows": {
+            "cached": len(vnet.firewall.flows.entries),
+            "learned": vnet.firewall.flows.inserts,
+            "hits": vnet.firewall.flows.hits,
+        },
     }
 
 

@@ -157,6 +157,34 @@ def show_ndp(result: Any) -> str:
     return table(rows, ["Neighbor", "Linklayer Address", "Netif", "State", "Flags", "Age"])
 
 
+def show_rtadv(result: Any) -> str:
+    def left(seconds: float | None) -> str:
+        return "infinity" if seconds is None else f"{seconds:.0f}s"
+
+    mode = "on" if result["accept_rtadv"] else "off"
+    if result["forwarding"]:
+        mode += " (ignored: forwarding is on)"
+    out = [f"accept_rtadv: {mode}", "", "Default routers:"]
+    rows = [
+        [r["address"], r["interface"], left(r["expires"]), "*" if r["default"] else ""]
+        for r in result["routers"]
+    ]
+    out.append(table(rows, ["Router", "Netif", "Expires", "Default"]))
+    out += ["", "Autoconfigured addresses:"]
+    rows = [
+        [a["address"], a["interface"], a["state"], left(a["preferred"]), left(a["expires"])]
+        for a in result["addresses"]
+    ]
+    out.append(table(rows, ["Address", "Netif", "State", "Preferred", "Expires"]))
+    out += ["", "DNS:"]
+    rows = [["server", d["address"], d["interface"], left(d["expires"])] for d in result["dns"]]
+    rows += [["search", d["domain"], d["interface"], left(d["expires"])] for d in result["search"]]
+    out.append(table(rows, ["Kind", "Value", "Netif", "Expires"]))
+    for name, mtu in sorted(result["mtu"].items()):
+        out.append(f"{name}: link MTU {mtu} (advertised)")
+    return "\n".join(out)
+
+
 def show_bridges(result: Any) -> str:
     out = []
     for b in result:
@@ -259,6 +287,12 @@ def show_sysctl(result: Any) -> str:
 def show_firewall(result: Any) -> str:
     state = "enabled" if result["enabled"] else "disabled (net.pf.enable=0)"
     out = [f"firewall {state}, first match wins; states {result['states']}/{result['max_states']}"]
+    flows = result.get("flows")
+    if flows:
+        out.append(
+            f"flow cache: {flows['cached']} flow directions, {flows['learned']} learned, "
+            f"{flows['hits']} packets passed from it"
+        )
     rows = [
         [
             str(r["index"]) if r["index"] >= 0 else "-",
@@ -338,8 +372,15 @@ def show_sockstat(result: Any) -> str:
         listeners = ", ".join(str(listener.get("port")) for listener in result["tcp_listeners"])
         out.append(f"tcp listening on ports: {listeners or '-'}")
         rows = [
-            [c["local"], c["remote"], str(c["state"]), str(c["send_queue"]),
-             str(c["recv_queue"]), str(c["cwnd"]), str(c["rto"])]
+            [
+                c["local"],
+                c["remote"],
+                str(c["state"]),
+                str(c["send_queue"]),
+                str(c["recv_queue"]),
+                str(c["cwnd"]),
+                str(c["rto"]),
+            ]
             for c in result["tcp"]
         ]
         out.append(table(rows, ["LOCAL", "REMOTE", "STATE", "SEND-Q", "RECV-Q", "CWND", "RTO"]))

@@ -164,6 +164,7 @@ def _parser() -> argparse.ArgumentParser:
         ("route", "show, add or remove the routes of a vnet"),
         ("arp", "ARP cache of a vnet"),
         ("ndp", "IPv6 neighbour cache of a vnet"),
+        ("rtadv", "what a host vnet learnt from router advertisements"),
     ):
         p = sub.add_parser(name, help=help_)
         s = p.add_subparsers(dest="action", required=True)
@@ -462,6 +463,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
     ),
     ("arp", "show"): lambda a: ("arp.show", {"vnet": a.vnet}, render.show_arp),
     ("ndp", "show"): lambda a: ("ndp.show", {"vnet": a.vnet}, render.show_ndp),
+    ("rtadv", "show"): lambda a: ("rtadv.show", {"vnet": a.vnet}, render.show_rtadv),
     ("bridge", "show"): lambda a: (
         "bridge.show",
         {"vnet": a.vnet, "bridge": a.bridge},

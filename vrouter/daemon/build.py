@@ -13,10 +13,10 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from vrouter.core.vnet import Vnet, VnetTree
-from vrouter.daemon.config import Config, InterfaceConfig, RaConfig
+from vrouter.daemon.config import Config, Dhcp6Config, InterfaceConfig, RaConfig
 from vrouter.firewall import subsystem as firewall
-from vrouter.inet import ipv4
-from vrouter.inet6 import ipv6, nd
+from vrouter.inet import igmp, ipv4
+from vrouter.inet6 import dhcp6, ipv6, mld, nd, slaac
 from vrouter.link import bridge as bridge_
 from vrouter.link import vlan
 from vrouter.link import vxlan as vxlan_
@@ -38,6 +38,11 @@ def derive_mac(vnet: str, ifname: str) -> bytes:
     """Return a stable locally administered unicast MAC for ``vnet``/``ifname``."""
     digest = hashlib.sha256(f"{vnet}\0{ifname}".encode()).digest()
     return bytes([0x02]) + digest[:5]
+
+
+def dhcp6_settings(cfg: Dhcp6Config) -> dhcp6.Dhcp6Settings:
+    """Return the server's view of an interface's DHCPv6 config."""
+    return dhcp6.Dhcp6Settings(tuple(a.packed for a in cfg.dns), cfg.domains, cfg.refresh)
 
 
 def ra_settings(cfg: RaConfig) -> nd.RaSettings:
@@ -134,6 +139,8 @@ def strip_l3(vnet: Vnet, ifp: Ifnet, now: float) -> list[Route]:
     (a bridge member; :meth:`Ops.detach` then removes it).
     """
     nd.disable_ra(vnet, ifp, now)
+    slaac.forget_interface(vnet, ifp)
+    dhcp6.disable(vnet, ifp)
     routes = route_state.remove_interface_routes(vnet, ifp)
     for v4 in list(ifp.addresses):
         ipv4.remove_address(vnet, ifp, v4)
@@ -142,6 +149,8 @@ def strip_l3(vnet: Vnet, ifp: Ifnet, now: float) -> list[Route]:
         ipv6.remove_address(vnet, ifp, v6)
     vnet.inet6.nd.flush_interface(ifp)
     vnet.inet6.groups.pop(ifp.name, None)
+    mld.forget(vnet, ifp)
+    igmp.forget(vnet, ifp)
     return routes
 
 
@@ -241,5 +250,7 @@ def bring_up(vnet: Vnet, interfaces: list[InterfaceConfig], now: float) -> None:
         ipv6.set_up(vnet, ifp, now)
         if icfg.ra is not None:
             nd.enable_ra(vnet, ifp, ra_settings(icfg.ra), now)
+        if icfg.dhcp6 is not None:
+            dhcp6.enable(vnet, ifp, dhcp6_settings(icfg.dhcp6))
         if icfg.dhcp and hasattr(vnet, "dhcp"):
             dhcp.start_client(vnet, ifp, now)

@@ -175,6 +175,32 @@ def configure(host: HostConfig, ifname: str, mtu: int) -> None:
         _ip("-n", ns, "-6", "route", "add", "default", "via", str(host.gateway6), "dev", ifname)
 
 
+def set_qdisc(ns: str | None, ifname: str, kind: str) -> None:
+    """Give the host side of TAP ``ifname`` (in namespace ``ns``; None: the daemon's)
+    the root qdisc ``kind`` (``[daemon] tap_qdisc``; ``kernel`` leaves the default,
+    ``auto`` is fq_codel if the kernel has it, else the default).
+
+    Set after the TAP moved: moving an interface to another namespace resets
+    its qdisc to the default.
+    """
+    if kind == "kernel":
+        return
+    where = ["-n", ns] if ns is not None else []
+    result = subprocess.run(
+        ["tc", *where, "qdisc", "replace", "dev", ifname, "root",
+         "fq_codel" if kind == "auto" else kind],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        if kind == "auto":
+            log.debug("%s: no fq_codel in this kernel, the default qdisc stays", ifname)
+            return
+        raise HostError(f"tc qdisc replace dev {ifname} root {kind}: {result.stderr.strip()}")
+
+
 def set_mtu(ns: str, ifname: str, mtu: int) -> None:
     """Set the MTU of the host side of TAP ``ifname`` in namespace ``ns``."""
     _ip("-n", ns, "link", "set", ifname, "mtu", str(mtu))

@@ -115,7 +115,9 @@ class Daemon:
         self.ownership.save()
         if self.spec is None:  # a run with workers may have preceded this one
             await asyncio.to_thread(hostns.claim_workers, state_dir)
+        self.driver.tap_txqueuelen = cfg.daemon.tap_txqueuelen
         self.ops = Ops(built.tree, self.driver, self.ownership)
+        self.ops.tap_qdisc = cfg.daemon.tap_qdisc
         for vnet in built.tree:
             self.driver.attach_vnet(vnet)
         for a, b in built.epairs:
@@ -146,16 +148,20 @@ class Daemon:
                 vx.cfg.port,
                 vx.ifnet.mtu,
             )
+        qdisc = cfg.daemon.tap_qdisc
         for ifp, icfg in built.taps:
             try:
                 self.driver.add_tap(ifp)
             except OSError as err:
                 raise hostns.HostError(f"cannot create TAP {ifp.name}: {err}") from err
             log.info("vnet %s: %s: tap attached, mac %s", ifp.vnet.name, ifp.name, ifp.mac.hex(":"))
-            if icfg.host is not None:
+            if icfg.host is None:
+                await asyncio.to_thread(hostns.set_qdisc, None, ifp.name, qdisc)
+            else:
                 self.ops.hosts[ifp.name] = icfg.host
                 await asyncio.to_thread(hostns.create, self.ownership, icfg.host)
                 await asyncio.to_thread(hostns.configure, icfg.host, ifp.name, ifp.mtu)
+                await asyncio.to_thread(hostns.set_qdisc, icfg.host.netns, ifp.name, qdisc)
                 log.info(
                     "vnet %s: %s: host netns %s (%s)",
                     ifp.vnet.name,

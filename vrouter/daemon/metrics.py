@@ -82,9 +82,9 @@ from vrouter.firewall.rules import Ruleset
 from vrouter.firewall.states import StateStats
 from vrouter.inet import arp
 from vrouter.inet.fragment import ReassStats
-from vrouter.inet.state import ArpStats, IcmpStats, IpStats
+from vrouter.inet.state import ArpStats, IcmpStats, IgmpStats, IpStats
 from vrouter.inet6 import nd
-from vrouter.inet6.state import Icmp6Stats, Ip6Stats
+from vrouter.inet6.state import Dhcp6Stats, Icmp6Stats, Ip6Stats
 from vrouter.link.ifnet import IfCounters
 from vrouter.transport.sockets import TransportStats
 from vrouter.transport.tcp.conn import State as TcpState
@@ -278,6 +278,7 @@ _RENAMED = {
     "in_na": "in_neighbour_advertisements",
     "out_na": "out_neighbour_advertisements",
     "in_rs": "in_router_solicitations",
+    "out_rs": "out_router_solicitations",
     "in_ra": "in_router_advertisements",
     "out_ra": "out_router_advertisements",
 }
@@ -320,9 +321,11 @@ def _counter_set(prefix: str, cls: type, renamed: Mapping[str, str] | None = Non
 # Built once at import, like FreeBSD's stateless ip_init tables.
 IP = _counter_set("vrouter_ip", IpStats)
 ICMP = _counter_set("vrouter_icmp", IcmpStats)
+IGMP = _counter_set("vrouter_igmp", IgmpStats)
 ARP = _counter_set("vrouter_arp", ArpStats)
 IP6 = _counter_set("vrouter_ip6", Ip6Stats)
 ICMP6 = _counter_set("vrouter_icmp6", Icmp6Stats)
+DHCP6 = _counter_set("vrouter_dhcp6", Dhcp6Stats)
 IP_REASS = _counter_set("vrouter_ip_reass", ReassStats)
 IP6_REASS = _counter_set("vrouter_ip6_reass", ReassStats)
 PF = _counter_set("vrouter_pf", FirewallStats)
@@ -612,6 +615,7 @@ def _read_inet(vnet: Vnet) -> list[Entry] | None:
     return [
         *IP.get(inet.stats),
         *ICMP.get(inet.icmp),
+        *IGMP.get(inet.igmp),
         *ARP.get(inet.arpstat),
         *IP_REASS.get(inet.reass.stats),
         _neighbours(INET, arp.STATES, [e.state for e in inet.arp.entries.values()]),
@@ -621,7 +625,15 @@ def _read_inet(vnet: Vnet) -> list[Entry] | None:
 
 INET_SOURCE = Source(
     "inet",
-    (*IP.families, *ICMP.families, *ARP.families, *IP_REASS.families, NEIGHBOURS, REASS_MEMORY),
+    (
+        *IP.families,
+        *ICMP.families,
+        *IGMP.families,
+        *ARP.families,
+        *IP_REASS.families,
+        NEIGHBOURS,
+        REASS_MEMORY,
+    ),
     _read_inet,
 )
 
@@ -633,6 +645,7 @@ def _read_inet6(vnet: Vnet) -> list[Entry] | None:
     return [
         *IP6.get(inet6.stats),
         *ICMP6.get(inet6.icmp),
+        *DHCP6.get(inet6.dhcp6_stats),
         *IP6_REASS.get(inet6.reass.stats),
         _neighbours(INET6, nd.STATES, [e.state for e in inet6.nd.entries.values()]),
         [(_FAMILY_INET6, inet6.reass.memory())],
@@ -641,7 +654,14 @@ def _read_inet6(vnet: Vnet) -> list[Entry] | None:
 
 INET6_SOURCE = Source(
     "inet6",
-    (*IP6.families, *ICMP6.families, *IP6_REASS.families, NEIGHBOURS, REASS_MEMORY),
+    (
+        *IP6.families,
+        *ICMP6.families,
+        *DHCP6.families,
+        *IP6_REASS.families,
+        NEIGHBOURS,
+        REASS_MEMORY,
+    ),
     _read_inet6,
 )
 

@@ -63,6 +63,7 @@ from vrouter.daemon import build, hostns
 from vrouter.daemon.config import (
     BridgeConfig,
     BridgePortConfig,
+    Dhcp6Config,
     DhcpConfig,
     HostConfig,
     InterfaceConfig,
@@ -73,7 +74,7 @@ from vrouter.firewall import subsystem as firewall
 from vrouter.firewall.ruleparse import parse_ruleset
 from vrouter.firewall.rules import Ruleset, RulesetError
 from vrouter.inet import ipv4
-from vrouter.inet6 import ipv6, nd
+from vrouter.inet6 import dhcp6, ipv6, nd
 from vrouter.io.driver import Driver
 from vrouter.link import bridge as bridge_
 from vrouter.link import vlan
@@ -153,6 +154,8 @@ class Ops:
         self.driver = driver
         self.ownership = ownership
         self.hosts: dict[str, HostConfig] = {}
+        self.tap_qdisc = "kernel"
+        """The root qdisc given to the host side of each TAP created (``[daemon] tap_qdisc``)."""
         self.mirrors: Mirrors | None = None
         """The vnets' control-plane mirrors (None: no daemon, as in tests)."""
         self.data_dir: str | None = None
@@ -414,13 +417,15 @@ class Ops:
         except OSError as err:
             raise OpError(f"vnet {ifp.vnet.name}: cannot create TAP {ifp.name}: {err}") from err
         host = icfg.host
-        if host is None:
-            return
-        assert self.ownership is not None
-        self.hosts[ifp.name] = host
         try:
+            if host is None:
+                await asyncio.to_thread(hostns.set_qdisc, None, ifp.name, self.tap_qdisc)
+                return
+            assert self.ownership is not None
+            self.hosts[ifp.name] = host
             await asyncio.to_thread(hostns.create, self.ownership, host)
             await asyncio.to_thread(hostns.configure, host, ifp.name, ifp.mtu)
+            await asyncio.to_thread(hostns.set_qdisc, host.netns, ifp.name, self.tap_qdisc)
         except hostns.HostError as err:
             raise OpError(f"vnet {ifp.vnet.name}: {ifp.name}: {err}") from err
 
@@ -790,6 +795,22 @@ class Ops:
         )
         return old
 
+    def set_dhcp6(
+        self, vnet_name: str, name: str, settings: dhcp6.Dhcp6Settings | None
+    ) -> dhcp6.Dhcp6Settings | None:
+        """Serve stateless DHCPv6 ``settings`` on an interface (None: stop); return the old."""
+        vnet = self.vnet(vnet_name)
+        ifp = self.interface(vnet, name)
+        old = dhcp6.disable(vnet, ifp) if settings is None else dhcp6.enable(vnet, ifp, settings)
+        state = "on" if settings is not None else "off"
+        log.info("vnet %s: %s: DHCPv6 server %s", vnet.name, name, state)
+        return old
+
+    @staticmethod
+    def dhcp6_settings(cfg: Dhcp6Config | None) -> dhcp6.Dhcp6Settings | None:
+        """Return the server's view of a DHCPv6 config (None stays None)."""
+        return build.dhcp6_settings(cfg) if cfg is not None else None
+
     def lease_file(self, vnet_name: str) -> str | None:
         """Return where vnet ``vnet_name`` keeps its DHCP leases (None: nowhere)."""
         if self.data_dir is None:
@@ -1102,7 +1123,7 @@ class Ops:
     def flush_states(self, vnet_name: str) -> int:
         """Forget every firewall state of the vnet; return how many there were."""
         vnet = self.firewalled(self.vnet(vnet_name))
-        flushed = vnet.firewall.fw.states.flush() + vnet.firewall.fw.nat.flush()
+        flushed = firewall.flush_states(vnet)
         log.info("vnet %s: firewall: %d states and NAT mappings flushed", vnet.name, flushed)
         return flushed
 

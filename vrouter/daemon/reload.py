@@ -17,7 +17,7 @@ device before it is free:
    rulesets and DHCP servers of the vnets that stay, parents first; permissions;
 5. vnets added, parents first, each with its sysctl values, ruleset and DHCP server;
 6. interfaces and epairs created (parents before VLANs, members before bridges);
-7. in place: MTU, addresses added, router advertisements;
+7. in place: MTU, addresses added, router advertisements, DHCPv6 servers;
 8. static routes added (or changed); the daemon's log level and admins.
 
 What stays equal is not touched: an interface whose config is unchanged keeps
@@ -94,6 +94,7 @@ EPAIR_CREATE = "epair.create"
 MTU = "interface.mtu"
 ADDRESS_ADD = "address.add"
 RA = "interface.ra"
+DHCP6 = "interface.dhcp6"
 ROUTE_ADD = "route.add"
 LOG_LEVEL = "daemon.log_level"
 PERMISSIONS = "vnet.permissions"
@@ -180,7 +181,7 @@ class Plan:
 
 LIVE_DAEMON_KEYS = ("log_level", "admins", "metrics_collectors", "metrics_exclude")
 """``[daemon]`` settings a reload changes; any other change is refused."""
-LIVE_INTERFACE_KEYS = ("addresses", "mtu", "ra")
+LIVE_INTERFACE_KEYS = ("addresses", "mtu", "ra", "dhcp6")
 """Interface settings changed in place (but a link-local address); any other
 change re-creates the interface."""
 
@@ -242,7 +243,7 @@ def _ruleset_key(fw: FirewallConfig | None) -> object:
 def _fixed(icfg: InterfaceConfig) -> InterfaceConfig:
     """Return ``icfg`` without what can change in place (its link-local address stays)."""
     link_local = tuple(a for a in icfg.addresses if a.version == 6 and a.is_link_local)
-    return dataclasses.replace(icfg, addresses=link_local, mtu=0, ra=None)
+    return dataclasses.replace(icfg, addresses=link_local, mtu=0, ra=None, dhcp6=None)
 
 
 def recreates(old: InterfaceConfig, new: InterfaceConfig) -> bool:
@@ -397,6 +398,8 @@ def plan(old: Config, new: Config) -> Plan:
                     in_place.append(Step(ADDRESS_ADD, name, icfg.name, new=address))
             if now.ra != icfg.ra:
                 in_place.append(Step(RA, name, icfg.name, new=now.ra, old=icfg.ra))
+            if now.dhcp6 != icfg.dhcp6:
+                in_place.append(Step(DHCP6, name, icfg.name, new=now.dhcp6, old=icfg.dhcp6))
         for icfg in vcfg.interfaces:
             if not fresh(name, icfg.name):
                 continue
@@ -587,6 +590,9 @@ class Applier:
         if action == RA:
             old_ra = ops.set_ra(vnet, step.target, Ops.ra_settings(step.new))
             return lambda: self._sync(ops.set_ra, vnet, step.target, old_ra)
+        if action == DHCP6:
+            old_dhcp6 = ops.set_dhcp6(vnet, step.target, Ops.dhcp6_settings(step.new))
+            return lambda: self._sync(ops.set_dhcp6, vnet, step.target, old_dhcp6)
         if action == PERMISSIONS:
             replaced = _set_grants(ops, vnet, step.new)
             return lambda: self._sync(_set_grants, ops, vnet, replaced)

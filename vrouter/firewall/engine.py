@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from vrouter.firewall.nat import NatTable
 from vrouter.firewall.packet import ND_TYPES, PROTO_ICMP6, PacketInfo, is_icmp_error, quoted
 from vrouter.firewall.rules import Ruleset
-from vrouter.firewall.states import StateTable
+from vrouter.firewall.states import State, StateTable
 
 __all__ = ["DROP", "PASS", "REJECT", "Firewall", "FirewallStats", "Verdict", "evaluate"]
 
@@ -106,6 +106,11 @@ class Firewall:
     """Verdict counters."""
     nat: NatTable = field(default_factory=NatTable)
     """Address translations; they count against the state limit."""
+    matched: State | None = None
+    """The state the last packet ``evaluate`` passed by state belongs to (None: it
+    passed otherwise); with ``matched_forward`` it teaches the flow cache."""
+    matched_forward: bool = False
+    """That packet went initiator -> responder."""
 
     def __post_init__(self) -> None:
         self.states.others = self.nat
@@ -142,12 +147,15 @@ def evaluate(
         return _ND
 
     states = fw.states
+    fw.matched = None
     found = states.lookup(info, now)
     if found is not None:
         state, forward = found
         if states.update(state, info, forward, now):
             stats.state += 1
             stats.passed += 1
+            fw.matched = state
+            fw.matched_forward = forward
             if state.counters is not None and state.origin == (ifname, direction):
                 state.counters.packets += 1
                 state.counters.bytes += info.length

@@ -390,29 +390,38 @@ class StateTable:
 
     def update(self, state: State, info: PacketInfo, forward: bool, now: float) -> bool:
         """Track a packet of ``state``; return False if it must be dropped (``badstate``)."""
+        if state.proto != PROTO_TCP:
+            self.refresh(state, forward, info.length, now)
+            return True
         src, dst = state.peers if forward else state.peers[::-1]
-        proto = state.proto
-        if proto == PROTO_TCP:
-            if not _track_tcp(src, dst, info):
-                self.stats.badstate += 1
-                return False
-            timeout = _tcp_timeout(src, dst)
-        else:
-            if src.state < SINGLE:
-                src.state = SINGLE
-            if src.state == SINGLE and dst.state >= SINGLE:
-                src.state = dst.state = MULTIPLE
-            if state._is_echo():
-                timeout = "icmp_error"
-            elif proto == PROTO_UDP:
-                timeout = "udp_multiple" if src.state == MULTIPLE else "udp_single"
-            else:
-                timeout = "other_multiple" if src.state == MULTIPLE else "other_single"
+        if not _track_tcp(src, dst, info):
+            self.stats.badstate += 1
+            return False
         direction = 0 if forward else 1
         state.packets[direction] += 1
         state.bytes[direction] += info.length
-        self._set_expiry(state, timeout, now)
+        self._set_expiry(state, _tcp_timeout(src, dst), now)
         return True
+
+    def refresh(self, state: State, forward: bool, length: int, now: float) -> None:
+        """Track a packet of ``length`` IP bytes of a state that is not TCP (``update``
+        without the parsed packet, which only TCP needs)."""
+        src, dst = state.peers if forward else state.peers[::-1]
+        if src.state < SINGLE:
+            src.state = SINGLE
+        if src.state == SINGLE and dst.state >= SINGLE:
+            src.state = dst.state = MULTIPLE
+        proto = state.proto
+        if state._is_echo():
+            timeout = "icmp_error"
+        elif proto == PROTO_UDP:
+            timeout = "udp_multiple" if src.state == MULTIPLE else "udp_single"
+        else:
+            timeout = "other_multiple" if src.state == MULTIPLE else "other_single"
+        direction = 0 if forward else 1
+        state.packets[direction] += 1
+        state.bytes[direction] += length
+        self._set_expiry(state, timeout, now)
 
     def related(self, inner: PacketInfo, now: float) -> State | None:
         """Return the state of the packet quoted by an ICMP error, None if untracked.

@@ -22,6 +22,11 @@ Packets the firewall itself sends (resets, unreachables) are not filtered,
 only translated.
 A forwarded packet that a state passed on its way in is not matched again on
 its way out: the floating state it met would pass it there too.
+
+Established TCP and UDP flows are cached (:mod:`vrouter.firewall.flow`): the
+IPv4 and IPv6 fast paths, and this hook on the way in, pass their packets
+after the state's own checks without parsing them; replacing the ruleset or
+switching the filter empties the cache.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import Knob, Value, field_knob
 from vrouter.core.timers import Deadline
+from vrouter.firewall import flow
 from vrouter.firewall.engine import DROP, PASS, Firewall, evaluate
 from vrouter.firewall.nat import NatTimeouts
 from vrouter.firewall.packet import PacketInfo, parse
@@ -96,6 +102,8 @@ class FilterState:
 
     fw: Firewall
     host: VnetNatHost
+    flows: flow.FlowCache
+    """Established flows passed without parsing (:mod:`vrouter.firewall.flow`)."""
     purge: Deadline = field(default_factory=Deadline)
     fragments: OrderedDict[tuple[object, ...], float] = field(default_factory=OrderedDict)
     sending: bool = False
@@ -109,12 +117,16 @@ class FilterState:
 
 
 def _attach(vnet: Vnet) -> FilterState:
-    return FilterState(Firewall(Ruleset(), StateTable(), enabled=False), VnetNatHost(vnet))
+    fw = Firewall(Ruleset(), StateTable(), enabled=False)
+    return FilterState(fw, VnetNatHost(vnet), flow.FlowCache(fw))
 
 
 def _detach(vnet: Vnet) -> None:
     vnet.inet.pfil = None
     vnet.inet6.pfil = None
+    vnet.inet.flows = None
+    vnet.inet6.flows = None
+    vnet.firewall.flows.invalidate()
     vnet.firewall.purge.cancel()
     vnet.firewall.fw.states.flush()
     vnet.firewall.fw.nat.flush()
@@ -125,13 +137,26 @@ def set_enabled(vnet: Vnet, enabled: bool) -> None:
     state = vnet.firewall
     state.fw.enabled = enabled
     hook = _hook(vnet) if enabled else None
+    flows = state.flows if enabled else None
+    state.flows.invalidate()
     vnet.inet.pfil = hook
     vnet.inet6.pfil = hook
+    vnet.inet.flows = flows
+    vnet.inet6.flows = flows
 
 
 def replace_ruleset(vnet: Vnet, ruleset: Ruleset) -> None:
-    """Put ``ruleset`` in force at once; states are kept (pf's ``pfctl -f``)."""
+    """Put ``ruleset`` in force at once; states are kept (pf's ``pfctl -f``), the
+    flow cache is emptied (the next packet of each flow takes the full path)."""
     vnet.firewall.fw.ruleset = ruleset
+    vnet.firewall.flows.invalidate()
+
+
+def flush_states(vnet: Vnet) -> int:
+    """Forget every state and NAT mapping of ``vnet`` (and the cached flows); return how many."""
+    state = vnet.firewall
+    state.flows.invalidate()
+    return state.fw.states.flush() + state.fw.nat.flush()
 
 
 def _hook(vnet: Vnet) -> Callable[[Ifnet, memoryview, str, float], bool]:
@@ -198,6 +223,19 @@ def check(vnet: Vnet, ifp: Ifnet, packet: memoryview, direction: str, now: float
             state.host, ruleset, ifp.name, parse(packet), packet, now, fw.states.room()
         )
     state.passed_in = None
+    if direction == IN:
+        first = packet[0]
+        if first == 0x45:
+            cached = state.flows.admit4(ifp, packet, 0, 1, now)
+        elif first >> 4 == 6:
+            cached = state.flows.admit6(ifp, packet, 0, 1, now)
+        else:
+            cached = flow.MISS
+        if cached == flow.PASS:
+            state.passed_in = packet
+            return True
+        if cached == flow.DROP:
+            return False
     try:
         info = parse(packet)
     except WireError:
@@ -233,6 +271,8 @@ def check(vnet: Vnet, ifp: Ifnet, packet: memoryview, direction: str, now: float
             _remember_fragment(state, frag[0], now)
         if direction == IN and verdict.reason == "state":
             state.passed_in = packet
+            if fw.matched is not None and not translating:
+                state.flows.learn(ifp, packet, info, fw.matched, fw.matched_forward)
         if direction == OUT and translating and nat.touches(ruleset, ifp.name):
             return nat.translate_out(
                 state.host, ruleset, ifp.name, info, packet, now, fw.states.room()
@@ -336,6 +376,12 @@ def _set_enable(vnet: Vnet, value: Value) -> None:
     set_enabled(vnet, bool(value))
 
 
+def _set_flowcache(vnet: Vnet, value: Value) -> None:
+    flows = vnet.firewall.flows
+    flows.enabled = bool(value)
+    flows.invalidate()
+
+
 def _timeout_knob(name: str) -> Knob:
     def get(vnet: Vnet) -> Value:
         return float(getattr(vnet.firewall.fw.states.timeouts, name))
@@ -382,6 +428,13 @@ KNOBS = (
         "Filter this vnet's packets with its firewall ruleset",
         lambda vnet: vnet.firewall.fw.enabled,
         _set_enable,
+    ),
+    Knob(
+        "net.pf.flowcache",
+        bool,
+        "Pass established TCP and UDP flows from the flow cache, without parsing them",
+        lambda vnet: vnet.firewall.flows.enabled,
+        _set_flowcache,
     ),
     field_knob(
         "net.pf.states_max",

@@ -85,7 +85,7 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         len(frame) >= _OPTIONS
         and frame[_VIHL] == 0x45
         and (frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.vhdr[1]))
-        and _fast_forward(vnet, frame, now)
+        and _fast_forward(vnet, ifp, frame, now)
     ):
         return
     packet = memoryview(frame)[HEADER_LEN:]
@@ -126,19 +126,22 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         _forward(vnet, ifp, frame, packet, total, dst, now)
 
 
-def _fast_forward(vnet: Vnet, frame: bytes | bytearray, now: float) -> bool:
+def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) -> bool:
     """Forward ``frame`` if it is the common case, checked as :func:`input` and
     :func:`_forward` check it; return False to leave it to them.
 
     The common case: no IP options, a valid header, unicast in and out, no
-    firewall, TTL left, a cached destination (:mod:`vrouter.route.dest`)
-    whose neighbour is reachable, and a packet that fits the egress MTU.
+    firewall or a flow its flow cache holds (:mod:`vrouter.firewall.flow`,
+    asked last, as it tracks the packet), TTL left, a cached destination
+    (:mod:`vrouter.route.dest`) whose neighbour is reachable, and a packet
+    that fits the egress MTU.
     ``frame`` is bytes, or an offload buffer that is not a super-frame (a
     partial L4 checksum, as a TAP with offloads hands over every frame),
     which is rewritten in place and travels on with its header.
     """
     inet = vnet.inet
-    if inet.pfil is not None or not inet.forwarding or frame[0] & 1:
+    flows = inet.flows if inet.pfil is not None else None
+    if (flows is None and inet.pfil is not None) or not inet.forwarding or frame[0] & 1:
         return False
     total = frame[_LEN] << 8 | frame[_LEN + 1]
     end = HEADER_LEN + total
@@ -173,6 +176,13 @@ def _fast_forward(vnet: Vnet, frame: bytes | bytearray, now: float) -> bool:
         or dst in inet.broadcasts
     ):
         return False
+    if flows is not None:
+        verdict = flows.admit4(ifp, frame, HEADER_LEN, 2, now)
+        if verdict != 1:
+            if verdict:  # refused by the flow's state
+                _count(ifp, inet.stats, "ip_filtered")
+                return True
+            return False
     ttl = frame[_TTL]
     csum = update16(frame[_CSUM] << 8 | frame[_CSUM + 1], ttl << 8, (ttl - 1) << 8)
     if frame.__class__ is bytes:
@@ -200,6 +210,8 @@ def _unresolvable(vnet: Vnet, frame: bytes | bytearray, dst: bytes, now: float) 
     address: this keeps its cost at a route lookup and a table probe, and the
     destination cache free of addresses that never answer."""
     inet = vnet.inet
+    if inet.pfil is not None:
+        return False  # the filter sees every packet it did not pass already
     first = frame[_SRC]
     if first >= 224 or first == 127 or not first or dst in inet.local or dst in inet.broadcasts:
         return False

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from vrouter.core.membership import Listener
 from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.timers import Deadline
 from vrouter.route.dest import DestCache
@@ -32,6 +33,23 @@ Pfil = Callable[["Ifnet", memoryview, str, float], bool]
 """A packet filter hook: (interface, IP packet, direction, now) -> pass?"""
 IN = "in"
 OUT = "out"
+
+
+class FlowFilter(Protocol):
+    """The firewall's flow cache as the fast paths ask it (:mod:`vrouter.firewall.flow`).
+
+    ``admit4``/``admit6`` (interface, buffer, offset of the IP header, legs,
+    now) return 1 (the packet's flow is cached and passes), 0 (not cached:
+    the full path decides) or -1 (drop it: the flow's state refuses it).
+    """
+
+    def admit4(
+        self, ifp: Ifnet, buf: bytes | bytearray | memoryview, at: int, legs: int, now: float
+    ) -> int: ...
+
+    def admit6(
+        self, ifp: Ifnet, buf: bytes | bytearray | memoryview, at: int, legs: int, now: float
+    ) -> int: ...
 """Local delivery of one protocol: (ifp, IP packet, header length, unicast, now)."""
 
 
@@ -114,6 +132,18 @@ class IcmpStats:
 
 
 @dataclass(slots=True)
+class IgmpStats:
+    """IGMP counters of one vnet (FreeBSD ``struct igmpstat``)."""
+
+    rcv_queries: int = 0
+    """Membership Queries received (IGMPv1, v2 and v3)."""
+    rcv_bad: int = 0
+    """Queries dropped: malformed (length, checksum, group) or with a TTL other than 1."""
+    snd_reports: int = 0
+    """Membership Reports sent (state changes and answers to queries)."""
+
+
+@dataclass(slots=True)
 class ArpStats:
     """ARP counters of one vnet."""
 
@@ -176,11 +206,19 @@ class InetState:
     need not be checked (the bytes never crossed a wire), nothing is cut."""
     pfil: Pfil | None = None
     """The packet filter hook (FreeBSD's pfil), None when no firewall is active."""
+    flows: FlowFilter | None = None
+    """The filter's flow cache, asked by the fast path when ``pfil`` is set; None: the
+    fast path leaves every packet to ``pfil``."""
     punt: Punt | None = None
     """The control-plane mirror's share of local traffic (:mod:`vrouter.mirror.punt`),
     None when the vnet has no mirror."""
     stats: IpStats = field(default_factory=IpStats)
     icmp: IcmpStats = field(default_factory=IcmpStats)
+    igmp: IgmpStats = field(default_factory=IgmpStats)
+    groups: dict[str, set[bytes]] = field(default_factory=dict)
+    """IPv4 multicast groups sockets joined, per interface name (IGMP reports them)."""
+    listeners: dict[str, Listener] = field(default_factory=dict)
+    """IGMP reporting state per interface (:mod:`vrouter.inet.igmp`)."""
     arpstat: ArpStats = field(default_factory=ArpStats)
     ident: int = 0
     """Last IP identification used."""

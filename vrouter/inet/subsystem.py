@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import field_knob
-from vrouter.inet import arp, ipv4
+from vrouter.inet import arp, igmp, ipv4
 from vrouter.inet.fragment import Reassembly
 from vrouter.inet.state import InetState
 from vrouter.wire.ethernet import ETHERTYPE_ARP, ETHERTYPE_IPV4
+from vrouter.wire.igmp import PROTO as IGMP
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -29,6 +30,7 @@ def _attach(vnet: Vnet) -> InetState:
     vnet.link.ethertypes[ETHERTYPE_IPV4] = ipv4.input
     vnet.link.ethertypes[ETHERTYPE_ARP] = arp.input
     state.protocols.update(ipv4.BUILTIN_PROTOCOLS)
+    state.protocols[IGMP] = igmp.input
     return state
 
 
@@ -39,6 +41,10 @@ def _detach(vnet: Vnet) -> None:
     vnet.inet.dests.clear()
     vnet.inet.reass.clear()
     vnet.inet.local.clear()
+    for listener in vnet.inet.listeners.values():
+        listener.stop()
+    vnet.inet.listeners.clear()
+    vnet.inet.groups.clear()
 
 
 KNOBS = (

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vrouter.inet6 import nd
+from vrouter.inet6 import mld, nd
 from vrouter.inet6.source import packet as ip6_packet
 from vrouter.inet6.source import source_address
 from vrouter.wire import icmp6
+from vrouter.wire import mld as mld_wire
 from vrouter.wire.errors import WireError
 from vrouter.wire.ipv6 import DST, NH_ICMPV6, SRC, UNSPECIFIED, walk
 
@@ -40,6 +41,7 @@ _ND_INPUT = {
     icmp6.NEIGHBOR_ADVERT: nd.na_input,
     icmp6.ROUTER_SOLICIT: nd.rs_input,
     icmp6.ROUTER_ADVERT: nd.ra_input,
+    mld_wire.QUERY: mld.query_input,
 }
 
 

@@ -22,6 +22,7 @@ from vrouter.inet6.fragment import fragment_ipv6, ipv6_input
 from vrouter.inet6.source import packet as packet
 from vrouter.inet6.source import source_address as source_address
 from vrouter.inet6.state import Addr6, Ip6Stats, Proto6Handler
+from vrouter.link.lltable import REACHABLE
 from vrouter.link.offload import (
     F_NEEDS_CSUM,
     OffloadBuffer,
@@ -60,9 +61,14 @@ if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
 
 LOOPBACK = bytes(15) + b"\x01"
+_PLEN = HEADER_LEN + 4
+_NH = HEADER_LEN + 6
 _HLIM = HEADER_LEN + 7
 _SRC = HEADER_LEN + 8
 _DST = HEADER_LEN + 24
+_L4 = HEADER_LEN + 40
+_FAST_ICMP6 = (icmp6.ECHO_REQUEST, icmp6.ECHO_REPLY)
+"""The ICMPv6 messages the fast path forwards; errors and the rest take the full path."""
 
 
 EXTENSION_REASONS = frozenset(
@@ -106,6 +112,13 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     inet6 = vnet.inet6
     stats = inet6.stats
     stats.total += 1
+    if (
+        len(frame) >= _L4
+        and frame[HEADER_LEN] >> 4 == 6
+        and (frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.vhdr[1]))
+        and _fast_forward(vnet, ifp, frame, now)
+    ):
+        return
     packet = memoryview(frame)[HEADER_LEN:]
     try:
         total = check(packet)
@@ -142,12 +155,92 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         _deliver(vnet, ifp, packet, not l2_multicast, l2_multicast, now)
     elif l2_multicast:
         _count(ifp, stats, "ip6_l2multicast")
+    elif (any_ := inet6.anycast.get(dst)) is not None and inet6.forwarding and any_.usable:
+        _deliver(vnet, ifp, packet, True, False, now)  # Subnet-Router anycast
     elif not inet6.forwarding:
         _count(ifp, stats, "ip6_cantforward")
     elif src == UNSPECIFIED:
         _count(ifp, stats, "ip6_badsrc", error=True)
     else:
         _forward(vnet, ifp, frame, packet, total, src, dst, now)
+
+
+def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) -> bool:
+    """Forward ``frame`` if it is the common case, checked as :func:`input` and
+    :func:`_forward` check it; return False to leave it to them.
+
+    The common case, as IPv4's (:func:`vrouter.inet.ipv4._fast_forward`): a
+    TCP, UDP or ICMPv6 echo packet right after the fixed header (extension
+    headers, ICMPv6 errors and everything else take the full path), unicast
+    in and out, global addresses on both ends, no firewall or a flow its
+    flow cache holds (asked last, as it tracks the packet), hop limit left,
+    a cached destination whose neighbour is reachable, and a packet that
+    fits the egress MTU.  ``frame`` is bytes, or an offload buffer that is
+    not a super-frame, rewritten in place.
+    """
+    inet6 = vnet.inet6
+    flows = inet6.flows if inet6.pfil is not None else None
+    if (flows is None and inet6.pfil is not None) or not inet6.forwarding or frame[0] & 1:
+        return False
+    total = 40 + (frame[_PLEN] << 8 | frame[_PLEN + 1])
+    end = HEADER_LEN + total
+    hlim = frame[_HLIM]
+    if end > len(frame) or hlim <= 1:
+        return False
+    nh = frame[_NH]
+    if nh != NH_TCP and nh != NH_UDP and (
+        nh != NH_ICMPV6 or total < 48 or frame[_L4] not in _FAST_ICMP6
+    ):
+        return False
+    dst = bytes(frame[_DST:_L4])
+    first = frame[_SRC]
+    if (
+        dst[0] == 0xFF
+        or is_link_local(dst)
+        or first == 0xFF
+        or (first == 0xFE and frame[_SRC + 1] & 0xC0 == 0x80)
+        or (not first and frame[_SRC:_DST] in (UNSPECIFIED, LOOPBACK))
+    ):
+        return False
+    dest = inet6.dests.entries.get(dst)
+    neighbours = inet6.nd
+    if dest is None or dest.generation != vnet.route.fib6.generation + neighbours.generation:
+        return False
+    paths = dest.paths
+    if paths is not None:  # ECMP: this flow's path
+        dest = paths[flow6(frame) % len(paths)]
+    route = dest.route
+    out = dest.out
+    entry = dest.neighbour
+    if (
+        route.type != UNICAST
+        or out is None
+        or total > out.mtu
+        or entry is None
+        or entry.state != REACHABLE
+        or now - entry.confirmed > neighbours.reachable_time
+        or dst in inet6.local
+    ):
+        return False
+    if flows is not None:
+        verdict = flows.admit6(ifp, frame, HEADER_LEN, 2, now)
+        if verdict != 1:
+            if verdict:  # refused by the flow's state
+                _count(ifp, inet6.stats, "ip6_filtered")
+                return True
+            return False
+    if frame.__class__ is bytes:
+        buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
+    else:  # ours to rewrite
+        vhdr = frame.vhdr  # type: ignore[union-attr]
+        buf = frame if end == len(frame) else carry(frame, total, vhdr)  # type: ignore[assignment]
+    buf[0:12] = dest.header
+    buf[_HLIM] = hlim - 1
+    route.use += 1
+    inet6.stats.forward += 1
+    entry.used = now
+    out.output(buf)
+    return True
 
 
 def _deliver(
@@ -378,7 +471,7 @@ def output(
             return False
         pkt = bytes(translated)
     inet6.stats.localout += 1
-    mtu = icmp6_layer.path_mtu(vnet, dst, out.mtu, now)
+    mtu = icmp6_layer.path_mtu(vnet, dst, inet6.host_ra.mtu.get(out.name, out.mtu), now)
     packets = [pkt]
     if vhdr is not None:
         whole = OffloadBuffer(HEADER_LEN + len(pkt))
@@ -468,11 +561,29 @@ def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface, now: f
         inet6.local[packed] = addr
         ifp.addresses6.append(address)
         add_connected(vnet, ifp, address)
+        anycast = subnet_router_anycast(address)
+        if anycast is not None:
+            inet6.anycast.setdefault(anycast, addr)
     if ifp.up:
         nd.start_dad(vnet, addr, now)
     if vnet.listeners:
         vnet.emit({"type": "RTM_NEWADDR", "interface": ifp.name, "address": str(address)})
     return addr
+
+
+def subnet_router_anycast(address: ipaddress.IPv6Interface) -> bytes | None:
+    """Return the Subnet-Router anycast address of ``address``'s prefix (RFC 4291 2.6.1).
+
+    None for link-local addresses and for /127 and /128 prefixes, where it
+    would be an address of the link's hosts (RFC 6164).
+    """
+    if address.is_link_local or address.network.prefixlen > 126:
+        return None
+    return address.network.network_address.packed
+
+
+def _iface(addr: Addr6) -> ipaddress.IPv6Interface:
+    return ipaddress.IPv6Interface((ipaddress.IPv6Address(addr.address), addr.prefixlen))
 
 
 def enable(vnet: Vnet, ifp: Ifnet, now: float) -> None:
@@ -501,12 +612,23 @@ def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface) -> 
     else:
         addr = inet6.local.pop(packed, None)
         remove_connected(vnet, ifp, address)
+        anycast = subnet_router_anycast(address)
+        if anycast is not None and inet6.anycast.get(anycast) is addr:
+            del inet6.anycast[anycast]
+            other = next((a for a in inet6.local.values()
+                          if a.prefixlen == address.network.prefixlen
+                          and subnet_router_anycast(_iface(a)) == anycast), None)
+            if other is not None:
+                inet6.anycast[anycast] = other
+            elif all(solicited_node(a.ip.packed) != solicited_node(anycast)
+                     for a in ifp.addresses6):
+                nd.leave(vnet, ifp, solicited_node(anycast))
     if addr is not None and addr.timer is not None:
         addr.timer.cancel()
         addr.timer = None
     group = solicited_node(packed)
     if all(solicited_node(a.ip.packed) != group for a in ifp.addresses6):
-        inet6.groups.get(ifp.name, set()).discard(group)
+        nd.leave(vnet, ifp, group)
     inet6.nd.flush_interface(ifp)
     if vnet.listeners:
         vnet.emit({"type": "RTM_DELADDR", "interface": ifp.name, "address": str(address)})
@@ -520,8 +642,19 @@ def port_unreachable(vnet: Vnet, ifp: Ifnet, pkt: memoryview, now: float) -> Non
     send_error(vnet, ifp, pkt, icmp6.DEST_UNREACH, icmp6.UNREACH_PORT, now)
 
 
+def udp_service(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: float) -> bool:
+    """Hand a UDP datagram to the vnet's own service on its port; False if none took it."""
+    services = ifp.vnet.inet6.udp_services
+    if not services or len(pkt) < offset + 4:
+        return False
+    service = services.get(int.from_bytes(pkt[offset + 2 : offset + 4], "big"))
+    return service is not None and service(ifp, pkt, offset, unicast, now)
+
+
 def _udp_input(ifp: Ifnet, pkt: memoryview, offset: int, unicast: bool, now: float) -> None:
-    """UDP for this vnet: no sockets are bound yet, so every port is closed."""
+    """UDP for this vnet: no sockets are bound yet, so every port but its services' is closed."""
+    if udp_service(ifp, pkt, offset, unicast, now):
+        return
     src, dst = bytes(pkt[SRC]), bytes(pkt[DST])
     if closed.udp_input(ifp, src, dst, pkt[offset:]) and unicast:
         port_unreachable(ifp.vnet, ifp, pkt, now)

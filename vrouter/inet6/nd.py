@@ -172,14 +172,31 @@ def send_ns(vnet: Vnet, ifp: Ifnet, target: bytes, unicast_mac: bytes | None = N
         _send_icmp6(vnet, ifp, src, group, multicast_mac(group), icmp6.NEIGHBOR_SOLICIT, body)
 
 
+def send_rs(vnet: Vnet, ifp: Ifnet) -> bool:
+    """Solicit routers on ``ifp`` from its link-local address (RFC 4861 6.3.7)."""
+    src = next((a.address for a in vnet.inet6.addrs_of(ifp) if a.link_local and a.usable), None)
+    if src is None or not ifp.up:
+        return False
+    body = ndp.RouterSolicitation(ifp.mac).emit_body()
+    vnet.inet6.icmp.out_rs += 1
+    _send_icmp6(vnet, ifp, src, ALL_ROUTERS, multicast_mac(ALL_ROUTERS), icmp6.ROUTER_SOLICIT, body)
+    return True
+
+
 def _send_na(
-    vnet: Vnet, ifp: Ifnet, target: bytes, dst: bytes, dst_mac: bytes, solicited: bool
+    vnet: Vnet,
+    ifp: Ifnet,
+    target: bytes,
+    dst: bytes,
+    dst_mac: bytes,
+    solicited: bool,
+    override: bool = True,
 ) -> None:
     body = ndp.NeighborAdvertisement(
         target,
         router=vnet.inet6.forwarding,
         solicited=solicited,
-        override=True,
+        override=override,
         target_mac=ifp.mac,
     ).emit_body()
     vnet.inet6.icmp.out_na += 1
@@ -351,6 +368,14 @@ def ns_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
         ifp.drop("nd_invalid", error=True)
         return
     addr = _our_address(vnet, ifp, ns.target)
+    override = True
+    if addr is None and not from_dad and vnet.inet6.forwarding:
+        # A Subnet-Router anycast address: answered, but without the override flag
+        # (RFC 4861 7.2.4), so a unicast owner of the address would win.
+        addr = vnet.inet6.anycast.get(ns.target)
+        override = False
+        if addr is not None and addr.ifnet is not ifp:
+            return
     if addr is None or addr.state == DUPLICATED:
         return
     if addr.state == TENTATIVE:
@@ -364,13 +389,13 @@ def ns_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
         _learn(vnet, ifp, src, ns.source_mac, now)
     entry = vnet.inet6.nd.entries.get((ifp.name, src))
     if entry is not None and entry.state != INCOMPLETE:
-        _send_na(vnet, ifp, ns.target, src, entry.mac, solicited=True)
+        _send_na(vnet, ifp, ns.target, src, entry.mac, solicited=True, override=override)
     else:  # no link-layer address given: resolve the asker first
         body = ndp.NeighborAdvertisement(
             ns.target,
             router=vnet.inet6.forwarding,
             solicited=True,
-            override=True,
+            override=override,
             target_mac=ifp.mac,
         ).emit_body()
         message_bytes = icmp6.build(icmp6.NEIGHBOR_ADVERT, 0, body, ns.target, src)
@@ -469,8 +494,9 @@ def rs_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
 def ra_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: float) -> None:
     """Validate and count a Router Advertisement from another router.
 
-    This vnet does not configure itself from RAs; it learns the sender's
-    link-layer address and notes that it is a router.
+    The vnet learns the sender's link-layer address and notes that it is a
+    router.  A host (forwarding off) with ``net.inet6.ip6.accept_rtadv`` on
+    also configures itself from it (:mod:`vrouter.inet6.slaac`).
     """
     vnet = ifp.vnet
     stat = vnet.inet6.icmp
@@ -493,19 +519,40 @@ def ra_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
     entry = vnet.inet6.nd.entries.get((ifp.name, src))
     if entry is not None:
         entry.router = True
+    inet6 = vnet.inet6
+    if inet6.ra_input is None or inet6.forwarding or not inet6.accept_rtadv:
+        stat.ra_ignored += 1
+        return
+    inet6.ra_input(ifp, src, ra, bytes(message.data[12:]), now)
 
 
 # --- addresses: DAD ---------------------------------------------------------------
 
 
 def join(vnet: Vnet, ifp: Ifnet, group: bytes) -> None:
-    """Join multicast ``group`` on ``ifp``."""
-    vnet.inet6.groups.setdefault(ifp.name, set()).add(group)
+    """Join multicast ``group`` on ``ifp`` (MLD reports a new one)."""
+    groups = vnet.inet6.groups.setdefault(ifp.name, set())
+    if group not in groups:
+        groups.add(group)
+        if vnet.inet6.group_changed is not None:
+            vnet.inet6.group_changed(ifp, group, True)
+
+
+def leave(vnet: Vnet, ifp: Ifnet, group: bytes) -> None:
+    """Leave multicast ``group`` on ``ifp`` (MLD reports it)."""
+    groups = vnet.inet6.groups.get(ifp.name)
+    if groups is not None and group in groups:
+        groups.discard(group)
+        if vnet.inet6.group_changed is not None:
+            vnet.inet6.group_changed(ifp, group, False)
 
 
 def start_dad(vnet: Vnet, addr: Addr6, now: float) -> None:
     """Begin Duplicate Address Detection for a tentative address (RFC 4862 5.4)."""
     join(vnet, addr.ifnet, solicited_node(addr.address))
+    for anycast, owner in vnet.inet6.anycast.items():
+        if owner is addr:  # a router listens for its Subnet-Router anycast address too
+            join(vnet, addr.ifnet, solicited_node(anycast))
     if vnet.inet6.dad_transmits <= 0:
         _preferred(vnet, addr, now)
         return
@@ -542,6 +589,9 @@ def _preferred(vnet: Vnet, addr: Addr6, now: float) -> None:
     if addr.link_local and ra is not None and not ra.ready:
         ra.ready = True
         ra.timer = vnet.timers.schedule(now, lambda t: _advertise(vnet, ra, t))
+    ready = vnet.inet6.linklocal_ready
+    if addr.link_local and ready is not None:
+        ready(ifp, now)
 
 
 def duplicate(vnet: Vnet, addr: Addr6, why: str) -> None:

@@ -20,7 +20,8 @@ def source_address(vnet: Vnet, dst: bytes, ifp: Ifnet | None = None) -> bytes | 
 
     Link-local destinations get the link-local address of ``ifp``; others a
     global address of ``ifp`` (the interface a reply leaves by), else of the
-    route's egress interface, else any usable global address of the vnet.
+    route's egress interface, else any usable global address of the vnet;
+    a deprecated address only when its interfaces have no other.
     """
     inet6 = vnet.inet6
     if is_link_local(dst) or (dst[0] == 0xFF and dst[1] & 0x0F <= 2):
@@ -33,11 +34,14 @@ def source_address(vnet: Vnet, dst: bytes, ifp: Ifnet | None = None) -> bytes | 
     route = vnet.route.fib6.lookup(dst)
     if route is not None and route.ifnet is not None:
         candidates.append(route.ifnet)
+    deprecated = None  # RFC 6724 rule 3: avoid deprecated addresses
     for candidate in candidates:
         for addr in inet6.addrs_of(candidate):
             if addr.usable and not addr.link_local:
-                return addr.address
-    return next((a.address for a in inet6.local.values() if a.usable), None)
+                if not addr.deprecated:
+                    return addr.address
+                deprecated = deprecated or addr.address
+    return deprecated or next((a.address for a in inet6.local.values() if a.usable), None)
 
 
 def packet(vnet: Vnet, src: bytes, dst: bytes, next_header: int, payload: bytes) -> bytes:

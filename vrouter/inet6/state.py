@@ -12,20 +12,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vrouter.core.membership import Listener
 from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.timers import Deadline, Timer
 from vrouter.route.dest import DestCache
 
 if TYPE_CHECKING:
     from vrouter.inet.fragment import Reassembly
-    from vrouter.inet.state import Pfil
+    from vrouter.inet.state import FlowFilter, Pfil
+    from vrouter.inet6.dhcp6 import Dhcp6Settings
     from vrouter.inet6.nd import NdTable, RaState
     from vrouter.link.ifnet import Ifnet
+    from vrouter.wire.ndp import RouterAdvertisement
 
 Proto6Handler = Callable[["Ifnet", memoryview, int, bool, float], None]
 """Local delivery of one protocol: (ifp, IPv6 packet, upper-layer offset, unicast, now)."""
 Punt6 = Callable[["Ifnet", memoryview, int, int, bool, float], bool]
 """The mirror's punt hook: (ifp, packet, upper-layer offset, protocol, unicast, now)."""
+RaInput = Callable[["Ifnet", bytes, "RouterAdvertisement", bytes, float], None]
+"""A host's use of a valid RA: (ifp, the router's link-local, the RA, its options, now)."""
+UdpService = Callable[["Ifnet", memoryview, int, bool, float], bool]
+"""A service of the vnet itself on a UDP port: (ifp, IPv6 packet, UDP offset, unicast,
+now); False if it does not serve ``ifp`` (the datagram goes on to the sockets)."""
+GroupChanged = Callable[["Ifnet", bytes, bool], None]
+"""Told when an interface joins (True) or leaves (False) a multicast group."""
+LinkLocalReady = Callable[["Ifnet", float], None]
+"""Called when an interface's link-local address passes DAD."""
 
 TENTATIVE = "tentative"
 PREFERRED = "preferred"
@@ -42,6 +54,9 @@ class Addr6:
     state: str = TENTATIVE
     probes: int = 0
     timer: Timer | None = None
+    deprecated: bool = False
+    """Its preferred lifetime (from a router advertisement) has passed: still
+    valid, no longer chosen as the source of new traffic (RFC 4862 5.5.4)."""
 
     @property
     def usable(self) -> bool:
@@ -52,6 +67,56 @@ class Addr6:
     def link_local(self) -> bool:
         """Return True for fe80::/10."""
         return self.address[0] == 0xFE and self.address[1] & 0xC0 == 0x80
+
+
+@dataclass(slots=True)
+class Learnt:
+    """One thing a host took from router advertisements, until ``expires``."""
+
+    ifnet: Ifnet
+    value: bytes | str
+    """A router's or DNS server's address, an autoconfigured address, a search domain."""
+    expires: float
+    """When it goes (``inf``: never)."""
+    timer: Timer | None = None
+    preferred: float = float("inf")
+    """For an address: when it becomes deprecated."""
+
+    def cancel(self) -> None:
+        """Cancel its timer."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+@dataclass(slots=True)
+class HostRa:
+    """What a host vnet learnt from router advertisements (RFC 4861 6.3.4, RFC 8106).
+
+    Every table is keyed by (interface name, value); order is arrival order.
+    """
+
+    routers: dict[tuple[str, bytes], Learnt] = field(default_factory=dict)
+    """The default router list: routers by link-local address."""
+    addresses: dict[tuple[str, bytes], Learnt] = field(default_factory=dict)
+    """Addresses formed from prefixes with the A flag (SLAAC)."""
+    dns: dict[tuple[str, bytes], Learnt] = field(default_factory=dict)
+    """Recursive DNS servers (RDNSS)."""
+    search: dict[tuple[str, str], Learnt] = field(default_factory=dict)
+    """DNS search domains (DNSSL)."""
+    mtu: dict[str, int] = field(default_factory=dict)
+    """The link MTU an interface's routers advertise, where it is below the interface's."""
+    solicit: dict[str, Timer] = field(default_factory=dict)
+    """Interfaces still sending router solicitations, with the timer of the next one."""
+
+    def entries(self) -> list[Learnt]:
+        """Return every learnt entry."""
+        return [
+            *self.routers.values(),
+            *self.addresses.values(),
+            *self.dns.values(),
+            *self.search.values(),
+        ]
 
 
 @dataclass(slots=True)
@@ -162,6 +227,46 @@ class Icmp6Stats:
     """Resolutions refused or given up because the interface's solicitation rate was spent."""
     nd_hold_full: int = 0
     """Packets not held because the held packets reached ``hold_maxbytes``."""
+    out_rs: int = 0
+    """Router Solicitations sent (a host bringing an interface up)."""
+    in_mld_queries: int = 0
+    """Multicast Listener Queries received (MLDv1 and MLDv2)."""
+    out_mld_reports: int = 0
+    """Multicast Listener Reports sent (state changes and answers to queries)."""
+    mld_bad: int = 0
+    """Multicast Listener Queries dropped: malformed, or not from a link-local source with
+    hop limit 1 (RFC 3810 5.1.14)."""
+    ra_ignored: int = 0
+    """Router Advertisements not acted on: forwarding on or accept_rtadv off."""
+    ra_badopt: int = 0
+    """Options of accepted Router Advertisements ignored as invalid or unusable
+    (RFC 4862 5.5.3, RFC 8106)."""
+    ra_limit: int = 0
+    """Routers, prefixes or DNS entries not learnt: the interface's limit was reached."""
+    ra_routers: int = 0
+    """Default routers learnt."""
+    ra_router_expired: int = 0
+    """Default routers gone: their lifetime ran out or was advertised as 0."""
+    slaac_addresses: int = 0
+    """Addresses autoconfigured from prefix information (SLAAC)."""
+    slaac_expired: int = 0
+    """Autoconfigured addresses removed because their valid lifetime ran out."""
+
+
+@dataclass(slots=True)
+class Dhcp6Stats:
+    """Counters of the vnet's stateless DHCPv6 servers (:mod:`vrouter.inet6.dhcp6`)."""
+
+    received: int = 0
+    """Datagrams to port 547 on a serving interface."""
+    information_requests: int = 0
+    """Information-requests answered."""
+    replies: int = 0
+    """Replies sent."""
+    bad: int = 0
+    """Dropped: malformed (length, checksum, options) or invalid (RFC 8415 16.12)."""
+    ignored: int = 0
+    """Dropped: a message type a stateless server does not answer (Solicit, Request …)."""
 
 
 @dataclass(slots=True)
@@ -180,10 +285,35 @@ class Inet6State:
     """``net.inet6.icmp6.errratelimit``: ICMPv6 errors per second, 0 = unlimited."""
     dad_transmits: int = 1
     """``net.inet6.ip6.dad_count``: DAD probes per new address, 0 = no DAD."""
+    accept_rtadv: bool = False
+    """``net.inet6.ip6.accept_rtadv``: a host (forwarding off) configures itself from
+    router advertisements."""
+    max_prefixes: int = 16
+    """``net.inet6.ip6.maxifprefixes``: autoconfigured addresses per interface."""
+    max_routers: int = 16
+    """``net.inet6.ip6.maxifdefrouters``: default routers per interface."""
+    dhcp6: dict[str, Dhcp6Settings] = field(default_factory=dict)
+    """Interfaces with a stateless DHCPv6 server, and what it hands out."""
+    dhcp6_stats: Dhcp6Stats = field(default_factory=Dhcp6Stats)
+    udp_services: dict[int, UdpService] = field(default_factory=dict)
+    """The vnet's own services by UDP port (DHCPv6), ahead of programs' sockets."""
+    mld: dict[str, Listener] = field(default_factory=dict)
+    """MLD listener state per interface (:mod:`vrouter.inet6.mld`)."""
+    group_changed: GroupChanged | None = None
+    """Told of every group joined or left (MLD reports it)."""
+    host_ra: HostRa = field(default_factory=HostRa)
+    """What this vnet learnt from router advertisements as a host."""
+    ra_input: RaInput | None = None
+    """The host's use of router advertisements (:mod:`vrouter.inet6.slaac`)."""
+    linklocal_ready: LinkLocalReady | None = None
+    """Told when an interface's link-local address passes DAD (a host solicits routers)."""
     local: dict[bytes, Addr6] = field(default_factory=dict)
     """Global (non-link-local) addresses."""
     linklocal: dict[tuple[str, bytes], Addr6] = field(default_factory=dict)
     """Link-local addresses by (interface name, address)."""
+    anycast: dict[bytes, Addr6] = field(default_factory=dict)
+    """Subnet-Router anycast addresses (RFC 4291 2.6.1) of the global prefixes up to /126,
+    each with the address it comes from; answered while the vnet forwards."""
     groups: dict[str, set[bytes]] = field(default_factory=dict)
     """Multicast groups joined, per interface name."""
     ra: dict[str, RaState] = field(default_factory=dict)
@@ -196,6 +326,8 @@ class Inet6State:
     them whole: the checksum need not be checked, nothing is cut."""
     pfil: Pfil | None = None
     """The packet filter hook, None when no firewall is active."""
+    flows: FlowFilter | None = None
+    """The filter's flow cache, asked by the fast path when ``pfil`` is set."""
     punt: Punt6 | None = None
     """The control-plane mirror's share of local traffic (:mod:`vrouter.mirror.punt`),
     None when the vnet has no mirror."""

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vrouter.core.registry import Subsystem
-from vrouter.core.sysctl import field_knob
+from vrouter.core.sysctl import Knob, Value, field_knob
 from vrouter.inet.fragment import Reassembly
-from vrouter.inet6 import ipv6, nd
+from vrouter.inet6 import ipv6, mld, nd, slaac
 from vrouter.inet6.state import Inet6State
 from vrouter.wire.ethernet import ETHERTYPE_IPV6
 
@@ -29,12 +29,16 @@ def _attach(vnet: Vnet) -> Inet6State:
     state.nd.draw_reachable_time(state.rng)
     vnet.link.ethertypes[ETHERTYPE_IPV6] = ipv6.input
     state.protocols.update(ipv6.BUILTIN_PROTOCOLS)
+    state.ra_input = slaac.ra_input
+    state.linklocal_ready = slaac.linklocal_ready
+    state.group_changed = mld.changed
     return state
 
 
 def _detach(vnet: Vnet) -> None:
     vnet.link.ethertypes.pop(ETHERTYPE_IPV6, None)
     state = vnet.inet6
+    slaac.clear(state.host_ra)
     state.nd.clear()
     state.dests.clear()
     state.reass.clear()
@@ -44,11 +48,54 @@ def _detach(vnet: Vnet) -> None:
     for ra in state.ra.values():
         ra.stop()
     state.local.clear()
+    state.anycast.clear()
     state.linklocal.clear()
     state.ra.clear()
+    state.dhcp6.clear()
+    for listener in state.mld.values():
+        listener.stop()
+    state.mld.clear()
+    state.udp_services.clear()
+
+
+def _get_accept_rtadv(vnet: Vnet) -> Value:
+    return vnet.inet6.accept_rtadv
+
+
+def _set_accept_rtadv(vnet: Vnet, value: Value) -> None:
+    was = vnet.inet6.accept_rtadv
+    vnet.inet6.accept_rtadv = bool(value)
+    if not value:
+        slaac.forget(vnet)
+    elif not was:
+        slaac.solicit_all(vnet)
 
 
 KNOBS = (
+    Knob(
+        "net.inet6.ip6.accept_rtadv",
+        bool,
+        "A host (forwarding 0) configures addresses, default routers, DNS and MTU from "
+        "router advertisements; 0 forgets what it learnt",
+        _get_accept_rtadv,
+        _set_accept_rtadv,
+    ),
+    field_knob(
+        "net.inet6.ip6.maxifprefixes",
+        int,
+        "Addresses autoconfigured from router advertisements per interface",
+        "inet6.max_prefixes",
+        0,
+        1024,
+    ),
+    field_knob(
+        "net.inet6.ip6.maxifdefrouters",
+        int,
+        "Default routers learnt from router advertisements per interface",
+        "inet6.max_routers",
+        0,
+        1024,
+    ),
     field_knob(
         "net.inet6.ip6.forwarding",
         bool,

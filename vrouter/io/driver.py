@@ -26,12 +26,19 @@ from vrouter.link.vxlan import Vxlan
 log = logging.getLogger("vrouter.driver")
 
 
+EPAIR_QUANTUM = 0.0005
+"""Seconds one epair pump may take (a batch of super-frames is cut short, 64 small
+frames fit): the other interfaces' turns come at most about this late."""
+
+
 class Driver:
     """Runs the data path of every vnet on one event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.taps: dict[str, TapDevice] = {}
+        self.tap_txqueuelen = 0
+        """Transmit queue length given to each TAP created (0: the kernel's default)."""
         self.wires: list[WireDevice] = []
         """Epair ends whose peer runs in another worker."""
         self.epairs: list[Epair] = []
@@ -83,7 +90,7 @@ class Driver:
 
     def add_tap(self, ifnet: Ifnet) -> TapDevice:
         """Create the TAP device for ``ifnet`` and start reading it."""
-        tap = TapDevice(ifnet, self.loop, ether.receive, self._after_batch)
+        tap = TapDevice(ifnet, self.loop, ether.receive, self._after_batch, self.tap_txqueuelen)
         self.taps[ifnet.name] = tap
         return tap
 
@@ -142,7 +149,7 @@ class Driver:
 
     def _pump(self, epair: Epair) -> None:
         self._pumping.discard(id(epair))
-        epair.pump(self.loop.time(), RX_BUDGET)
+        epair.pump(self.loop.time(), RX_BUDGET, EPAIR_QUANTUM)
 
     def _after_batch(self, ifnet: Ifnet) -> None:
         """Hook run after each TAP batch (kept for batching outputs later)."""

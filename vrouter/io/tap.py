@@ -7,8 +7,10 @@ host hands over partial checksums and TCP super-frames, which travel on as
 :class:`~vrouter.link.offload.OffloadBuffer` and leave whole where the egress
 accepts them (see :mod:`vrouter.link.offload`).  With offloads off, the
 host sends ordinary frames, and whatever the daemon writes here is
-completed and segmented first.  Writes go straight to the fd and are queued,
-bounded, only when the kernel says EAGAIN.
+completed and segmented first.  Writes go straight to the fd and are queued
+only when the kernel says EAGAIN, bounded by count (``TX_QUEUE_LIMIT``) and
+by time (``TX_QUEUE_TIME``: a frame that waited longer is dropped, counted
+``queue_stale``, rather than sent late).
 
 Reading is scheduled fairly between interfaces (deficit round robin by
 time, as NAPI budgets a device per poll).  Each readable callback is one
@@ -31,6 +33,8 @@ import errno
 import fcntl
 import logging
 import os
+import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -50,9 +54,12 @@ OVERLOAD_REFRESH = 0.1
 """Seconds between reads of the kernel's drop count while an interface is backlogged."""
 TX_QUEUE_LIMIT = 1024
 """Frames held while the kernel refuses writes; beyond it frames are dropped."""
+TX_QUEUE_TIME = 0.02
+"""Seconds a frame may wait for the kernel to take it; an older one is dropped."""
 READ_SIZE = 65536 + 64 + offload.HEADER_LEN
 """A whole super-frame (64 KiB of IP plus Ethernet) and its virtio-net header."""
 
+SIOCSIFTXQLEN = 0x8943
 TUNSETOFFLOAD = 0x400454D0
 TUNSETVNETHDRSZ = 0x400454D8
 TUN_F_CSUM = 0x01
@@ -123,6 +130,17 @@ def read_counter(fd: int | None) -> int:
         return 0
 
 
+def set_txqueuelen(name: str, length: int) -> None:
+    """Set the transmit queue length of interface ``name`` (``ip link set NAME txqueuelen``).
+
+    For a TAP it is the queue of frames the host sent that the daemon has not
+    read yet (the kernel drops beyond it); it stays with the device when it
+    moves to another namespace, unlike a qdisc.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock, SIOCSIFTXQLEN, struct.pack("16si12x", name.encode(), length))
+
+
 class TapDevice:
     """One TAP device feeding one interface."""
 
@@ -132,8 +150,11 @@ class TapDevice:
         loop: asyncio.AbstractEventLoop,
         receive: Callable[[Ifnet, bytes | bytearray, float], None],
         after_batch: Callable[[Ifnet], None],
+        txqueuelen: int = 0,
     ) -> None:
         self.ifnet = ifnet
+        self.txqueuelen = txqueuelen
+        """The host side's transmit queue length set at creation (0: the kernel's default)."""
         self.name = ifnet.name
         self._loop = loop
         self._receive = receive
@@ -147,7 +168,7 @@ class TapDevice:
         self.share = RxShare()
         self.clock: Callable[[], float] = time.perf_counter
         """Measures each turn (a fake clock in tests)."""
-        self._txq: deque[list[bytes | bytearray]] = deque()
+        self._txq: deque[tuple[float, list[bytes | bytearray]]] = deque()
         self._writing = False
         self._closed = False
         ifnet.transmit = self.write
@@ -162,6 +183,8 @@ class TapDevice:
         try:
             fcntl.ioctl(fd, TUNSETVNETHDRSZ, offload.HEADER_LEN.to_bytes(4, "little"))
             fcntl.ioctl(fd, TUNSETOFFLOAD, OFFLOADS if ifnet.offload else 0)
+            if self.txqueuelen > 0:
+                set_txqueuelen(ifnet.name, self.txqueuelen)
         except OSError:
             self._tun.close()
             raise
@@ -245,16 +268,22 @@ class TapDevice:
         if len(self._txq) >= TX_QUEUE_LIMIT:
             self.ifnet.counters.tx_drops["queue_full"] += 1
             return
-        self._txq.append(parts)
+        self._txq.append((time.monotonic(), parts))
         if not self._writing:
             self._writing = True
             self._loop.add_writer(self.fd, self._on_writable)
 
     def _on_writable(self) -> None:
         txq = self._txq
+        stale = time.monotonic() - TX_QUEUE_TIME
         while txq:
+            queued, parts = txq[0]
+            if queued < stale:
+                self.ifnet.counters.tx_drops["queue_stale"] += 1
+                txq.popleft()
+                continue
             try:
-                os.writev(self.fd, txq[0])
+                os.writev(self.fd, parts)
             except BlockingIOError:
                 return
             except OSError:

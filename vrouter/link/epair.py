@@ -5,10 +5,16 @@ Delivery is queued, not a direct call: a routing loop between vnets then
 costs a queue entry per hop instead of a Python stack frame, and each vnet
 processes frames in batches.  Whoever owns the loop (the driver, or a test)
 calls :meth:`Epair.pump` after ``wakeup`` tells it frames are waiting.
+
+The queue is bounded by count (``QUEUE_LIMIT``) and by time: a frame that
+waited longer than ``QUEUE_TIME`` when its turn comes is dropped (counted
+``queue_stale`` on the receiving end), so a sender faster than its peer
+meets a short queue, not seconds of delay; a pump may be bounded by time too.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -18,6 +24,8 @@ from vrouter.link.offload import vhdr_of
 
 QUEUE_LIMIT = 1024
 """Frames in flight per direction before the sender sees ``queue_full``."""
+QUEUE_TIME = 0.02
+"""Seconds a frame may wait for delivery; an older one is dropped at its turn."""
 
 
 class Epair:
@@ -26,8 +34,10 @@ class Epair:
     def __init__(self, a: Ifnet, b: Ifnet) -> None:
         self.a = a
         self.b = b
-        self._pending: deque[tuple[Ifnet, bytes | bytearray]] = deque()
+        self._pending: deque[tuple[Ifnet, bytes | bytearray, float]] = deque()
         self.wakeup: Callable[[Epair], None] | None = None
+        self.queue_time = QUEUE_TIME
+        """Seconds a frame may wait (``QUEUE_TIME``)."""
         a.transmit = self._sender(b)
         b.transmit = self._sender(a)
 
@@ -38,20 +48,32 @@ class Epair:
             was_idle = not self._pending
             # An offload buffer is handed over as is (its sender is done with
             # it); ordinary frames become immutable bytes for the peer.
-            self._pending.append((peer, frame if vhdr_of(frame) is not None else bytes(frame)))
+            self._pending.append(
+                (peer, frame if vhdr_of(frame) is not None else bytes(frame), time.monotonic())
+            )
             if was_idle and self.wakeup is not None:
                 self.wakeup(self)
 
         return transmit
 
-    def pump(self, now: float, budget: int = 4096) -> int:
-        """Deliver up to ``budget`` queued frames; return how many."""
+    def pump(self, now: float, budget: int = 4096, quantum: float = 0.0) -> int:
+        """Deliver up to ``budget`` queued frames, for at most ``quantum`` seconds if
+        given; return how many (dropped stale ones included)."""
         pending = self._pending
         done = 0
+        clock = time.monotonic
+        start = clock()
+        stale = start - self.queue_time
+        deadline = start + quantum if quantum > 0.0 else float("inf")
         while pending and done < budget:
-            peer, frame = pending.popleft()
-            ether.receive(peer, frame, now)
+            peer, frame, queued = pending.popleft()
             done += 1
+            if queued < stale:
+                peer.counters.rx_drops["queue_stale"] += 1
+                continue
+            ether.receive(peer, frame, now)
+            if clock() >= deadline:
+                break
         if pending and self.wakeup is not None:
             self.wakeup(self)
         return done

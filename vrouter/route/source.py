@@ -1,7 +1,8 @@
 """Route sources: who put a route in a vnet's table, and how much it is trusted.
 
 Every route records its :class:`Source`: ``connected`` (an interface
-address), ``static`` (the config, the control API, ``vrouterctl``), or a
+address), ``static`` (the config, the control API, ``vrouterctl``), ``ra``
+(a host's default router learnt from router advertisements), or a
 routing protocol speaking through a route socket (``rip``, ``ripng``, ``bgp``
 …), as Linux records a route's ``proto`` and BSD its ``RTF_STATIC`` /
 ``RTF_PROTO*`` flags.  A source is identified by its *name*: only requests
@@ -42,6 +43,7 @@ DISTANCES = MappingProxyType(
         "ripng": 120,
         "routesock": 150,
         "ibgp": 200,
+        "ra": 240,
         "dhcp": 254,
     }
 )
@@ -54,8 +56,9 @@ MIN_DISTANCE = 1
 MAX_DISTANCE = 255
 ROUTESOCK = "routesock"
 """The source of a route-socket request that names none."""
-DAEMON_SOURCES = frozenset({"connected", "static", "dhcp"})
-"""Sources only the daemon itself adds to (addresses, config, control API)."""
+DAEMON_SOURCES = frozenset({"connected", "static", "ra", "dhcp"})
+"""Sources only the daemon itself adds to (addresses, config, control API, a host's
+default routers learnt from router advertisements, its DHCP client)."""
 
 _NAME = re.compile(r"[a-z][a-z0-9_.-]{0,15}")
 
@@ -77,6 +80,9 @@ class Source:
 
 CONNECTED = Source("connected", 0)
 STATIC = Source("static", 1)
+RA = Source("ra", DISTANCES["ra"])
+"""A host's default route to a router learnt from its advertisements (:mod:`vrouter.inet6.slaac`);
+every other source's default route wins over it."""
 
 
 def default_distance(name: str) -> int:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vrouter.core.registry import Subsystem
-from vrouter.inet import ipv4
+from vrouter.inet import igmp, ipv4
 from vrouter.inet6 import ipv6, nd
 from vrouter.transport.message import CTRL, DATA, ERROR, FROM, REPLY, TO, Message, control
 from vrouter.wire import ipv4 as ip4_wire
@@ -197,6 +197,10 @@ def close(sock: Socket) -> None:
             state.udp.pop((sock.family, sock.port), None)
     elif sock.kind == RAW:
         _raw_detach(sock.vnet, sock)
+    for name, group in sorted(sock.groups):
+        ifp = sock.vnet.link.interfaces.get(name)
+        if ifp is not None:
+            _leave_unheld(sock, ifp, group)
     for listener in tuple(state.on_close):
         listener(sock)
 
@@ -403,6 +407,8 @@ def _udp_input4(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: f
 
 
 def _udp_input6(ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float) -> None:
+    if ipv6.udp_service(ifp, packet, offset, unicast, now):
+        return
     src, dst = bytes(packet[ip6_wire.SRC]), bytes(packet[ip6_wire.DST])
     _udp_input(ifp, 6, packet, offset, packet[ip6_wire.HOP_LIMIT], src, dst, unicast, now)
 
@@ -546,11 +552,23 @@ def _membership(sock: Socket, op: str, body: dict[str, Any]) -> dict[str, Any]:
         sock.groups.add(key)
         if sock.family == 6:
             nd.join(sock.vnet, ifp, group)
+        else:
+            igmp.join(sock.vnet, ifp, group)
     else:
         sock.groups.discard(key)
-        if sock.family == 6 and not any(key in s.groups for s in sock.vnet.transport.sockets):
-            sock.vnet.inet6.groups.get(ifp.name, set()).discard(group)
+        _leave_unheld(sock, ifp, group)
     return {}
+
+
+def _leave_unheld(sock: Socket, ifp: Ifnet, group: bytes) -> None:
+    """Leave ``group`` on ``ifp`` unless another socket of the vnet still holds it."""
+    key = (ifp.name, group)
+    if any(key in s.groups and s.family == sock.family for s in sock.vnet.transport.sockets):
+        return
+    if sock.family == 6:
+        nd.leave(sock.vnet, ifp, group)
+    else:
+        igmp.leave(sock.vnet, ifp, group)
 
 
 def _setsockopt(sock: Socket, name: str, value: object) -> None:

@@ -1,4 +1,4 @@
-"""Neighbor Discovery messages and options (RFC 4861, RDNSS from RFC 8106).
+"""Neighbor Discovery messages and options (RFC 4861, RDNSS and DNSSL from RFC 8106).
 
 Bodies are what follows the 4-byte ICMPv6 type/code/checksum.  ``parse``
 applies the RFC 4861 validity checks that need only the message itself
@@ -19,6 +19,7 @@ OPT_PREFIX_INFO = 3
 OPT_REDIRECTED = 4
 OPT_MTU = 5
 OPT_RDNSS = 25
+OPT_DNSSL = 31
 
 NA_ROUTER = 0x80000000
 NA_SOLICITED = 0x40000000
@@ -109,6 +110,59 @@ class PrefixInfo:
             valid,
             preferred,
         )
+
+
+def parse_rdnss(value: bytes) -> tuple[int, tuple[bytes, ...]]:
+    """Return (lifetime, addresses) of an RDNSS option value (RFC 8106 5.1)."""
+    if len(value) < 22 or (len(value) - 6) % 16:
+        raise IntegrityError("nd_badopt", "RDNSS length")
+    lifetime = struct.unpack_from("!I", value, 2)[0]
+    return lifetime, tuple(value[i : i + 16] for i in range(6, len(value), 16))
+
+
+def parse_dnssl(value: bytes) -> tuple[int, tuple[str, ...]]:
+    """Return (lifetime, domain names) of a DNSSL option value (RFC 8106 5.2).
+
+    The names are in DNS wire form (RFC 1035 3.1, no compression), the
+    option padded with zeros to its length.
+    """
+    if len(value) < 14:
+        raise IntegrityError("nd_badopt", "DNSSL length")
+    lifetime = struct.unpack_from("!I", value, 2)[0]
+    names: list[str] = []
+    labels: list[str] = []
+    i, n = 6, len(value)
+    while i < n:
+        size = value[i]
+        i += 1
+        if size == 0:
+            if labels:
+                names.append(".".join(labels))
+                labels = []
+            elif any(value[i:]):
+                raise SanityError("nd_badopt", "DNSSL data after the padding")
+            else:
+                break
+            continue
+        if size > 63 or i + size > n:
+            raise SanityError("nd_badopt", "DNSSL label")
+        label = value[i : i + size]
+        if not all(0x21 <= c < 0x7F for c in label):
+            raise SanityError("nd_badopt", "DNSSL label characters")
+        labels.append(label.decode("ascii").lower())
+        i += size
+    if labels or not names:
+        raise SanityError("nd_badopt", "DNSSL name not terminated")
+    return lifetime, tuple(names)
+
+
+def dnssl_option(lifetime: int, names: tuple[str, ...]) -> bytes:
+    """Return a DNSSL option (RFC 8106 5.2) carrying ``names``."""
+    encoded = b"".join(
+        b"".join(bytes([len(part)]) + part.encode("ascii") for part in name.split(".")) + b"\0"
+        for name in names
+    )
+    return _opt(OPT_DNSSL, struct.pack("!HI", 0, lifetime) + encoded)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ def test_every_change_has_a_rule_and_only_views_are_open() -> None:
         "route.show", "arp.show", "ndp.show", "netstat", "sockstat", "sysctl.get",
         "firewall.show", "firewall.states", "bridge.show", "bridge.fdb", "mirror.show",
         "vxlan.show",
+        "rtadv.show",
         "dhcp.leases",
     }  # fmt: skip
     for name in views:

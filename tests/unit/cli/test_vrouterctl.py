@@ -47,6 +47,7 @@ COMMAND_LINES = [
     ["route", "del", "red", "198.51.100.0/24"],
     ["arp", "show", "red"],
     ["ndp", "show", "red"],
+    ["rtadv", "show", "red"],
     ["bridge", "show", "red"],
     ["bridge", "fdb", "red", "br0"],
     ["bridge", "create", "red", "br0", "tap1", "tap2", "--address", "192.0.2.1/24"],
@@ -126,8 +127,19 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.fixture
 def fake(tmp_path: Path) -> Any:
-    daemon = FakeDaemon(tmp_path / "c.sock", [{"name": "red", "parent": None, "forwarding": True,
-                                                "interfaces": 2, "routes": 3, "neighbours": 0}])
+    daemon = FakeDaemon(
+        tmp_path / "c.sock",
+        [
+            {
+                "name": "red",
+                "parent": None,
+                "forwarding": True,
+                "interfaces": 2,
+                "routes": 3,
+                "neighbours": 0,
+            }
+        ],
+    )
     yield daemon
     daemon.close()
 
@@ -162,7 +174,11 @@ def test_a_closed_pipe_ends_the_output_quietly(fake: FakeDaemon) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(vrouterctl.__file__).parents[2])}
     done = subprocess.run(
         harness_vrouterctl("--socket", fake.path, "vnet", "list"),
-        stdout=writer, stderr=subprocess.PIPE, env=env, timeout=60, check=False,
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        env=env,
+        timeout=60,
+        check=False,
     )
     os.close(writer)
     assert done.stderr == b"", done.stderr.decode()

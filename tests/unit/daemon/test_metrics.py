@@ -46,8 +46,8 @@ from vrouter.daemon import metrics, workers_metrics
 from vrouter.daemon.config import ConfigError, parse
 from vrouter.inet import ipv4
 from vrouter.inet.fragment import ReassStats
-from vrouter.inet.state import ArpStats, IcmpStats, IpStats
-from vrouter.inet6.state import Icmp6Stats, Ip6Stats
+from vrouter.inet.state import ArpStats, IcmpStats, IgmpStats, IpStats
+from vrouter.inet6.state import Dhcp6Stats, Icmp6Stats, Ip6Stats
 from vrouter.link import bridge as bridge_
 from vrouter.link.ifnet import IfCounters, Ifnet
 from vrouter.route import state as route_state
@@ -250,9 +250,11 @@ def test_ip_forward_and_icmp_counters(net: Scenario) -> None:
 STATS_CLASSES = (
     ("vrouter_ip", IpStats, "inet", "stats"),
     ("vrouter_icmp", IcmpStats, "inet", "icmp"),
+    ("vrouter_igmp", IgmpStats, "inet", "igmp"),
     ("vrouter_arp", ArpStats, "inet", "arpstat"),
     ("vrouter_ip6", Ip6Stats, "inet6", "stats"),
     ("vrouter_icmp6", Icmp6Stats, "inet6", "icmp"),
+    ("vrouter_dhcp6", Dhcp6Stats, "inet6", "dhcp6_stats"),
     ("vrouter_tcp", TcpStats, "tcp", "stats"),
 )
 
@@ -273,6 +275,7 @@ SPELT_OUT = {
     "in_na": "in_neighbour_advertisements",
     "out_na": "out_neighbour_advertisements",
     "in_rs": "in_router_solicitations",
+    "out_rs": "out_router_solicitations",
     "in_ra": "in_router_advertisements",
     "out_ra": "out_router_advertisements",
 }

@@ -23,6 +23,7 @@ from vrouter.daemon.reload import (
     ADDRESS_ADD,
     ADDRESS_DEL,
     DHCP,
+    DHCP6,
     EPAIR_CREATE,
     INTERFACE_CREATE,
     INTERFACE_DESTROY,
@@ -262,6 +263,19 @@ def test_router_advertisement_changes_in_place() -> None:
         'peer = "blue:ep0"\nra = true\naddresses = ["203.0.113.1/30", "2001:db8:ff::1/64"]',
     )
     assert steps(cfg(), new) == [(RA, "red", "ep0")]
+
+
+def test_dhcp6_server_changes_in_place_with_the_o_flag_of_its_advertisements() -> None:
+    ra = edit(
+        'peer = "blue:ep0"\naddresses = ["203.0.113.1/30", "2001:db8:ff::1/64"]',
+        'peer = "blue:ep0"\nra = true\naddresses = ["203.0.113.1/30", "2001:db8:ff::1/64"]',
+    )
+    text = BASE.replace(
+        'peer = "blue:ep0"\naddresses = ["203.0.113.1/30", "2001:db8:ff::1/64"]',
+        'peer = "blue:ep0"\nra = true\ndhcp6 = { dns = ["2001:db8:ff::53"] }\n'
+        'addresses = ["203.0.113.1/30", "2001:db8:ff::1/64"]',
+    )
+    assert steps(ra, cfg(text)) == [(RA, "red", "ep0"), (DHCP6, "red", "ep0")]
 
 
 def test_fixed_daemon_settings_are_refused_and_log_level_changes_live() -> None:

@@ -218,3 +218,29 @@ def test_an_interface_that_never_fell_behind_shows_no_overload(vnet, pairs, tmp_
     quiet._on_readable()
     assert len(quiet.got) == 2
     assert "rx_overload" not in quiet.ifnet.counters.rx_drops
+
+
+def test_a_frame_that_waited_too_long_for_the_kernel_is_dropped(vnet, pairs, monkeypatch):
+    dev, host = device(vnet, pairs, "t0", 0.0, FakeClock())
+    writers: dict[int, object] = {}
+    dev._loop.add_writer = writers.__setitem__  # type: ignore[attr-defined]
+    dev._loop.remove_writer = writers.pop  # type: ignore[attr-defined]
+    for _ in range(100_000):  # until the kernel refuses a write
+        dev.write(bytes(60))
+        if dev._txq:
+            break
+    assert dev._txq and writers, "the socket never filled"
+    for _ in range(2):
+        dev.write(bytes(60))
+    queued = len(dev._txq)
+    while True:  # the host reads everything: the kernel takes writes again
+        try:
+            host.recv(65536)
+        except BlockingIOError:
+            break
+    monkeypatch.setattr(tap, "TX_QUEUE_TIME", -1.0)  # what is queued is too old now
+    dev._on_writable()
+    assert not dev._txq and not writers
+    assert dev.ifnet.counters.tx_drops["queue_stale"] == queued
+    with pytest.raises(BlockingIOError):
+        host.recv(65536)  # none of them was sent late

@@ -31,6 +31,7 @@ def pair(lab):
     ifa = lab.iface(a, "ep0", up=False)
     ifb = lab.iface(b, "ep0", up=False)
     epair = Epair(ifa, ifb)
+    epair.queue_time = 3600.0  # building frames on a busy machine takes real time
     ifa.up = ifb.up = True
     got: dict[str, list[int]] = {"a": [], "b": []}
     for vnet in (a, b):
@@ -164,3 +165,26 @@ def test_routing_loop_between_vnets_costs_queue_entries_and_ends_by_ttl(lab) -> 
     assert error.src == IPv4Address("198.51.100.2").packed
     assert error.data.type == dpkt.icmp.ICMP_TIMEXCEED
     assert error.data.data.data.dst == IPv4Address("203.0.113.5").packed
+
+
+def test_a_frame_that_waited_too_long_is_dropped_at_its_turn(pair, lab) -> None:
+    epair, got = pair
+    for n in range(3):
+        epair.a.output(frame_to(epair.b, n))
+    epair.queue_time = -1.0  # every frame in the queue is now too old
+    assert epair.pump(lab.now) == 3
+    assert got["b"] == [] and epair.b.counters.rx_drops["queue_stale"] == 3
+    epair.queue_time = 60.0
+    epair.a.output(frame_to(epair.b, 7))
+    epair.pump(lab.now)
+    assert got["b"] == [7]
+
+
+def test_a_pump_is_bounded_by_time_too(pair, lab) -> None:
+    epair, got = pair
+    for n in range(5):
+        epair.a.output(frame_to(epair.b, n))
+    assert epair.pump(lab.now, budget=64, quantum=1e-12) == 1  # one frame spends it
+    assert epair.pending == 4
+    assert epair.pump(lab.now, budget=64) == 4
+    assert got["b"] == list(range(5))

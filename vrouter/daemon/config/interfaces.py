@@ -17,6 +17,7 @@ from ipaddress import (
 
 from vrouter.core.tomlkeys import TomlReader
 from vrouter.core.tomlkeys import join as _join
+from vrouter.daemon.config.dhcp6 import read_dhcp6
 from vrouter.daemon.config.grammar import (
     NETNS,
     ifname_error,
@@ -53,7 +54,7 @@ from vrouter.daemon.config.ra import (
 from vrouter.wire.vxlan import OVERHEAD_V4, OVERHEAD_V6
 
 _INTERFACE_KEYS = (
-    "type", "addresses", "mtu", "mac", "up", "host", "peer", "ra", "offload", "dhcp"
+    "type", "addresses", "mtu", "mac", "up", "host", "peer", "ra", "offload", "dhcp", "dhcp6"
 )  # fmt: skip
 
 
@@ -149,7 +150,8 @@ def read_interface(
 
     ra_key = _join(key, "ra")
     advertises = table.get("ra") is True or isinstance(table.get("ra"), dict)
-    ra = read_ra(r, table, ra_key, addresses)
+    dhcp6 = read_dhcp6(r, table, _join(key, "dhcp6"))
+    ra = read_ra(r, table, ra_key, addresses, other=dhcp6 is not None)
 
     host: HostConfig | None = None
     hkey = _join(key, "host")
@@ -213,6 +215,7 @@ def read_interface(
         bridge=read_bridge(r, table, key) if itype == "bridge" else None,
         vlan=read_vlan(r, table, key) if itype == "vlan" else None,
         vxlan=vxlan,
+        dhcp6=dhcp6,
         dhcp=dhcp,
     )
 

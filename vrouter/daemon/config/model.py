@@ -41,6 +41,13 @@ DEFAULT_DATA_DIR = "/var/lib/vrouter"
 """Where what must outlive a reboot is kept (DHCP leases): systemd's StateDirectory."""
 DEFAULT_LOG_LEVEL = "info"
 DEFAULT_MTU = 1500
+TAP_QDISCS = ("auto", "fq_codel", "fq", "pfifo_fast", "pfifo", "noqueue", "kernel")
+"""Root queueing disciplines ``[daemon] tap_qdisc`` may give the host side of the
+daemon's TAPs; ``kernel`` leaves the system default alone, ``auto`` is fq_codel
+where the kernel has it and the system default elsewhere."""
+DEFAULT_TAP_QDISC = "auto"
+DEFAULT_TAP_TXQUEUELEN = 1000
+MAX_TAP_TXQUEUELEN = 100_000
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 INTERFACE_TYPES = ("tap", "epair", "bridge", "vlan", "vxlan")
@@ -159,6 +166,19 @@ class RaConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Dhcp6Config:
+    """A stateless DHCPv6 server on one interface (RFC 8415 Information-request).
+
+    ``dns``: recursive DNS servers; ``domains``: the search list;
+    ``refresh``: the information refresh time in seconds (None: not sent).
+    """
+
+    dns: tuple[IPv6Address, ...]
+    domains: tuple[str, ...]
+    refresh: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BridgePortConfig:
     """One member of a bridge: its VLANs (with filtering) and storm control.
 
@@ -236,6 +256,8 @@ class InterfaceConfig:
     """(parent interface, VID) of a ``vlan`` interface."""
     vxlan: VxlanConfig | None = None
     """VNI, VTEPs and port of a ``vxlan`` interface."""
+    dhcp6: Dhcp6Config | None = None
+    """A stateless DHCPv6 server on the interface (None: none)."""
     dhcp: bool = False
     """The interface takes its IPv4 address and a default route by DHCP."""
 
@@ -359,6 +381,11 @@ class DaemonConfig:
     """Metric family names never served, as shell patterns (``vrouter_tcp_*``)."""
     data_dir: str = DEFAULT_DATA_DIR
     """Where state that outlives a reboot is written (``dhcp/VNET.leases``)."""
+    tap_qdisc: str = DEFAULT_TAP_QDISC
+    """The root qdisc of the host side of every TAP the daemon creates (``TAP_QDISCS``)."""
+    tap_txqueuelen: int = DEFAULT_TAP_TXQUEUELEN
+    """The host side's transmit queue length, in frames: the TAP's queue towards the
+    daemon (the kernel drops beyond it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,10 +60,14 @@ from vrouter.daemon.config.model import (
     DEFAULT_DATA_DIR,
     DEFAULT_LOG_LEVEL,
     DEFAULT_STATE_DIR,
+    DEFAULT_TAP_QDISC,
+    DEFAULT_TAP_TXQUEUELEN,
     DEFAULT_VNET,
     LOG_LEVELS,
+    MAX_TAP_TXQUEUELEN,
     MAX_WORKERS,
     ROUTE_TYPES,
+    TAP_QDISCS,
     UNIX_PATH_MAX,
     Config,
     ConfigError,
@@ -156,6 +160,8 @@ _DAEMON_KEYS = (
     "socks",
     "workers",
     "data_dir",
+    "tap_qdisc",
+    "tap_txqueuelen",
 )
 
 
@@ -265,6 +271,13 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
     if workers is not None and not 1 <= workers <= MAX_WORKERS:
         r.problem("daemon.workers", f"{workers} is out of range 1..{MAX_WORKERS}")
         workers = None
+    tap_qdisc = r.choice(table, "tap_qdisc", "daemon", TAP_QDISCS) or DEFAULT_TAP_QDISC
+    tap_txqueuelen = r.integer(table, "tap_txqueuelen", "daemon")
+    if tap_txqueuelen is not None and not 1 <= tap_txqueuelen <= MAX_TAP_TXQUEUELEN:
+        r.problem(
+            "daemon.tap_txqueuelen", f"{tap_txqueuelen} is out of range 1..{MAX_TAP_TXQUEUELEN}"
+        )
+        tap_txqueuelen = None
     return DaemonConfig(
         control_socket,
         state_dir,
@@ -277,6 +290,8 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
         read_metrics_collectors(r, table),
         read_names(r, table, "metrics_exclude", "daemon") or (),
         data_dir,
+        tap_qdisc,
+        tap_txqueuelen or DEFAULT_TAP_TXQUEUELEN,
     )
 
 

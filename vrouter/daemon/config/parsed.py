@@ -25,6 +25,7 @@ from vrouter.core.perms import (
 )
 from vrouter.daemon.config.model import (
     BridgeConfig,
+    Dhcp6Config,
     DhcpConfig,
     FirewallConfig,
     HostConfig,
@@ -68,6 +69,7 @@ class ParsedInterface:
     bridge: BridgeConfig | None = None
     vlan: tuple[str, int] | None = None
     vxlan: VxlanConfig | None = None
+    dhcp6: Dhcp6Config | None = None
     dhcp: bool = False
 
     def config(self) -> InterfaceConfig:
@@ -86,6 +88,7 @@ class ParsedInterface:
             bridge=self.bridge,
             vlan=self.vlan,
             vxlan=self.vxlan,
+            dhcp6=self.dhcp6,
             dhcp=self.dhcp,
         )
 

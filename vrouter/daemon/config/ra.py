@@ -65,9 +65,17 @@ _RA_PREFIX_KEYS = ("prefix", "onlink", "autonomous", "valid_lifetime", "preferre
 
 
 def read_ra(
-    r: TomlReader, table: Mapping[str, object], key: str, addresses: tuple[ParsedAddress, ...]
+    r: TomlReader,
+    table: Mapping[str, object],
+    key: str,
+    addresses: tuple[ParsedAddress, ...],
+    other: bool = False,
 ) -> RaConfig | None:
-    """Parse an interface's ``ra`` (true, false or a table) at *key*."""
+    """Parse an interface's ``ra`` (true, false or a table) at *key*.
+
+    ``other``: the default of the O flag (true where the interface serves
+    stateless DHCPv6).
+    """
     value = table.get("ra")
     if value is None or value is False:
         return None
@@ -106,7 +114,7 @@ def read_ra(
     if hop_limit is not None and not 0 <= hop_limit <= 255:
         r.problem(_join(key, "hop_limit"), f"hop_limit {hop_limit} is out of range 0..255")
     managed = r.boolean(ra, "managed", key)
-    other = r.boolean(ra, "other", key)
+    other_flag = r.boolean(ra, "other", key)
     mtu = r.boolean(ra, "mtu", key)
     rdnss = read_rdnss(r, ra, key)
     rdnss_lifetime = r.integer(ra, "rdnss_lifetime", key)
@@ -170,7 +178,7 @@ def read_ra(
         lifetime=three_intervals if lifetime is None else lifetime,
         hop_limit=DEFAULT_RA_HOP_LIMIT if hop_limit is None else hop_limit,
         managed=bool(managed),
-        other=bool(other),
+        other=other if other_flag is None else other_flag,
         mtu=DEFAULT_RA_MTU if mtu is None else mtu,
         prefixes=tuple(prefixes),
         rdnss=rdnss,
@@ -180,12 +188,19 @@ def read_ra(
 
 def read_rdnss(r: TomlReader, ra: Mapping[str, object], key: str) -> tuple[IPv6Address, ...]:
     """Read ``rdnss``: distinct unicast IPv6 DNS servers."""
-    value = ra.get("rdnss")
+    return read_dns_servers(r, ra, key, "rdnss")
+
+
+def read_dns_servers(
+    r: TomlReader, table: Mapping[str, object], key: str, name: str
+) -> tuple[IPv6Address, ...]:
+    """Read the list ``name`` of *table*: distinct unicast IPv6 DNS servers."""
+    value = table.get(name)
     if value is None:
         return ()
-    rkey = _join(key, "rdnss")
+    rkey = _join(key, name)
     if not isinstance(value, list):
-        hint = f'; write rdnss = ["{value}"]' if isinstance(value, str) else ""
+        hint = f'; write {name} = ["{value}"]' if isinstance(value, str) else ""
         r.wrong_type(rkey, "an array of strings", value, hint)
         return ()
     servers: list[IPv6Address] = []
@@ -200,7 +215,7 @@ def read_rdnss(r: TomlReader, ra: Mapping[str, object], key: str) -> tuple[IPv6A
             r.problem(ikey, parsed)
             continue
         if isinstance(parsed, IPv4Address):
-            r.problem(ikey, f"{item!r} is IPv4; rdnss lists IPv6 DNS servers")
+            r.problem(ikey, f"{item!r} is IPv4; {name} lists IPv6 DNS servers")
             continue
         error = ipv6_unicast_error(parsed, item, "a DNS server needs a unicast address")
         if error is not None:
