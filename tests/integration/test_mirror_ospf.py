@@ -8,11 +8,17 @@ OSPF runs point-to-point on the epair with hello 1 s and dead 4 s.  Each
 vnet learns the other's LAN with source ``ospf`` over netlink, and h1 pings
 h2 through them.  Destroying the epair withdraws the routes; a stopped
 daemon leaves no mirror namespace, representor or FRR process behind.
+With ``net.mirror.sync_grace``, red's routes outlive a restart of its FRR
+and go once the grace is over when FRR stays away.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from birdlab import wait
@@ -118,6 +124,46 @@ def test_ospf_routes_are_synced_and_carry_traffic(lab: tuple[Vrouterd, FrrLab]) 
     ping = d.exec("h1", "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.34", check=False)
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert d.call("mirror.show", vnet="blue")["punt"]["punted"] > 0
+
+
+def _stop_frr(frr: FrrLab, router: str) -> None:
+    """Stop ``router``'s zebra and ospfd (zebra takes its routes out of the kernel)."""
+    for name in ("ospfd", "zebra"):
+        pid = int((frr.rundir(router) / f"{name}.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGTERM)
+        wait(f"{name} gone", lambda pid=pid: not Path(f"/proc/{pid}").exists(), timeout=10)
+
+
+def test_a_restarting_daemons_routes_stay_for_the_grace_period(
+    lab: tuple[Vrouterd, FrrLab],
+) -> None:
+    d, frr = lab
+    wait("the OSPF routes", lambda: "192.0.2.32/28" in _ospf_routes(d, "red"), timeout=60)
+    for vnet in ("red", "blue"):  # blue's ospfd withdraws red's LAN meanwhile: kept too
+        assert d.ctl("sysctl", vnet, "net.mirror.sync_grace=8").returncode == 0
+    _stop_frr(frr, "mr")
+    wait("zebra's routes out of the mirror",
+         lambda: "proto ospf" not in d.exec("mr", "ip", "route").stdout, timeout=10)  # fmt: skip
+    time.sleep(2)
+    assert "192.0.2.32/28" in _ospf_routes(d, "red")  # stale, kept
+    ping = d.exec("h1", "ping", "-c", "2", "-i", "0.2", "-W", "2", "192.0.2.34", check=False)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    frr.start("mr", "ospfd", OSPFD.format(router="mr", rid="198.51.100.1",
+                                          lan=f"{d.prefix}r", net="192.0.2.0/28"))  # fmt: skip
+    wait("the route back in the mirror",
+         lambda: "192.0.2.32/28" in d.exec("mr", "ip", "route").stdout, timeout=30)  # fmt: skip
+    time.sleep(8)  # past the grace: refreshed, so it stays
+    assert "192.0.2.32/28" in _ospf_routes(d, "red")
+    # Stopped for good: gone once the grace is over.
+    _stop_frr(frr, "mr")
+    time.sleep(2)
+    assert "192.0.2.32/28" in _ospf_routes(d, "red")
+    wait("the stale route removed", lambda: "192.0.2.32/28" not in _ospf_routes(d, "red"),
+         timeout=8 + 4)  # fmt: skip
+    frr.start("mr", "ospfd", OSPFD.format(router="mr", rid="198.51.100.1",
+                                          lan=f"{d.prefix}r", net="192.0.2.0/28"))  # fmt: skip
+    for vnet in ("red", "blue"):
+        assert d.ctl("sysctl", vnet, "net.mirror.sync_grace=0").returncode == 0
 
 
 def test_destroying_the_epair_withdraws_the_routes(lab: tuple[Vrouterd, FrrLab]) -> None:

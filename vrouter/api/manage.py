@@ -188,8 +188,20 @@ async def route_add(host: Host, args: dict[str, Any]) -> Any:
     except SourceError as err:
         raise ApiError(f"'distance': {err}") from None
     ops = ops_of(host)
-    route = ops.add_route(args["vnet"], prefix, args["type"], via, args.get("interface"), static)
+    paths = [_path(text) for text in args.get("paths", ())]
+    route = ops.add_route(
+        args["vnet"], prefix, args["type"], via, args.get("interface"), static, paths
+    )
     return ops.describe_route(args["vnet"], route)
+
+
+def _path(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, str | None]:
+    """Read one path of a multipath route: ``ADDR`` or ``ADDR%INTERFACE``."""
+    address, _, interface = text.partition("%")
+    try:
+        return ipaddress.ip_address(address), interface or None
+    except ValueError as err:
+        raise ApiError(f"bad next hop {text!r} in 'paths': {err}") from None
 
 
 async def route_del(host: Host, args: dict[str, Any]) -> Any:

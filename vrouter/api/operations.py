@@ -336,6 +336,8 @@ _OPS: tuple[Operation, ...] = (
                         choices=("unicast", "blackhole", "reject")),
                     Arg("via", "text", "the next hop's address"),
                     Arg("interface", "text", "the interface it leaves through"),
+                    Arg("paths", "texts", "the next hops of a multipath (ECMP) route, "
+                        "each ADDR or ADDR%INTERFACE (instead of via and interface)"),
                     Arg("distance", "int", "administrative distance (a floating static route)",
                         low=1, high=255)),
               rights=on("vnet"), runs="locked"),

@@ -63,7 +63,10 @@ def show_ifconfig(result: Any) -> str:
 
 
 def show_routes(result: Any) -> str:
-    """netstat -r's table with each route's source and distance; held routes lack U."""
+    """netstat -r's table with each route's source and distance; held routes lack U.
+
+    A multipath (ECMP) route's other paths follow it on rows of their own.
+    """
     rows = []
     for r in result:
         gateway = r["gateway"] or ("link#" + r["interface"] if r["interface"] else "-")
@@ -86,6 +89,9 @@ def show_routes(result: Any) -> str:
                 str(r["use"]),
             ]
         )
+        for path in r.get("nexthops", [])[1:]:  # a multipath route's other paths
+            via = path["gateway"] or "link#" + path["interface"]
+            rows.append(["", via, "G" if path["gateway"] else "", path["interface"], "", "", ""])
     return table(rows, ["Destination", "Gateway", "Flags", "Netif", "Source", "Dist", "Use"])
 
 

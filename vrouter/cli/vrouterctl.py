@@ -174,8 +174,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "route":
             radd = s.add_parser(
                 "add",
-                help="add a static route (distance N: a floating static route)",
-                usage="vrouterctl route add VNET PREFIX [via ADDR] [dev IF] "
+                help="add a static route (distance N: a floating static route; "
+                "via twice or more: ECMP)",
+                usage="vrouterctl route add VNET PREFIX [via ADDR [dev IF]]... [dev IF] "
                 "[blackhole|reject] [distance N] [--json]",
             )
             radd.add_argument("vnet", help="vnet name")
@@ -332,13 +333,24 @@ def _usage(message: str) -> SystemExit:
 
 
 def _route_words(words: list[str]) -> dict[str, Any]:
-    """Parse ``[via ADDR] [dev IF] [blackhole|reject]`` into route.add arguments."""
+    """Parse ``[via ADDR [dev IF]]... [dev IF] [blackhole|reject]`` into route.add arguments.
+
+    ``via`` given more than once makes a multipath (ECMP) route: each ``dev``
+    belongs to the ``via`` before it.
+    """
     result: dict[str, Any] = {}
+    hops: list[list[str]] = []
     i = 0
     while i < len(words):
         word = words[i]
-        if word in ("via", "dev", "interface") and i + 1 < len(words):
-            result["via" if word == "via" else "interface"] = words[i + 1]
+        if word == "via" and i + 1 < len(words):
+            hops.append([words[i + 1]])
+            i += 2
+        elif word in ("dev", "interface") and i + 1 < len(words):
+            if hops and len(hops[-1]) == 1:
+                hops[-1].append(words[i + 1])
+            else:
+                result["interface"] = words[i + 1]
             i += 2
         elif word == "distance" and i + 1 < len(words) and words[i + 1].isdigit():
             result["distance"] = int(words[i + 1])
@@ -351,6 +363,12 @@ def _route_words(words: list[str]) -> dict[str, Any]:
                 f"route add: unexpected {word!r}; expected via ADDR, dev IF, blackhole, reject "
                 "or distance N"
             )
+    if len(hops) > 1:
+        result["paths"] = ["%".join(hop) for hop in hops]
+    elif hops:
+        result["via"] = hops[0][0]
+        if len(hops[0]) > 1:
+            result["interface"] = hops[0][1]
     return result
 
 

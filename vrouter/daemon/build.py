@@ -226,6 +226,11 @@ def build(config: Config, now: float) -> Built:
             via_ifp = vnet.link.get(rcfg.interface) if rcfg.interface else None
             try:
                 static = source("static", rcfg.distance)
+                if rcfg.paths:
+                    hops = [(hop, via_ifp) for hop in rcfg.paths]
+                    route = route_state.resolve_multipath(vnet, rcfg.prefix, hops, static)
+                    vnet.route.table(rcfg.prefix.version).add(route)
+                    continue
                 route_state.add_static(vnet, rcfg.prefix, rcfg.type, rcfg.via, via_ifp, static)
             except RouteError as err:
                 raise BuildError(f"vnet {vnet.name}: {err}") from err

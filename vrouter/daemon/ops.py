@@ -51,7 +51,7 @@ import logging
 import os
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from vrouter.core import limits
 from vrouter.core.errors import OpError as OpError
@@ -892,6 +892,7 @@ class Ops:
         via: IPAddress | None = None,
         interface: str | None = None,
         source: Source = STATIC,
+        paths: Sequence[tuple[IPAddress | None, str | None]] = (),
     ) -> Route:
         """Add a route of ``source`` (``via`` must be on a connected network).
 
@@ -900,21 +901,22 @@ class Ops:
         the same and there first): see :meth:`Fib.state`.
         """
         vnet = self.vnet(vnet_name)
-        route = self._resolve(vnet, prefix, type_, via, interface, source)
+        route = self._resolve(vnet, prefix, type_, via, interface, source, paths)
         existing = vnet.route.table(prefix.version).get(prefix, source.name)
         if existing is not None:
             raise OpError(f"vnet {vnet.name}: a {source.name} route to {prefix} already exists")
         self.check_limit(vnet, "routes", self.routes_in_use(vnet))
         fib = vnet.route.table(prefix.version)
         fib.add(route)
-        log.info(
-            "vnet %s: route %s added (%s, %s, %s)",
-            vnet.name,
-            prefix,
-            _route_text(route),
-            source,
-            fib.state(route),
-        )
+        if log.isEnabledFor(logging.INFO):  # a feed of a million routes: skip the text
+            log.info(
+                "vnet %s: route %s added (%s, %s, %s)",
+                vnet.name,
+                prefix,
+                _route_text(route),
+                source,
+                fib.state(route),
+            )
         return route
 
     def change_route(
@@ -925,6 +927,7 @@ class Ops:
         via: IPAddress | None = None,
         interface: str | None = None,
         source: Source = STATIC,
+        paths: Sequence[tuple[IPAddress | None, str | None]] = (),
     ) -> Route:
         """Replace ``source``'s route to ``prefix``; return the new one.
 
@@ -932,19 +935,20 @@ class Ops:
         leaves it as it was.
         """
         vnet = self.vnet(vnet_name)
-        route = self._resolve(vnet, prefix, type_, via, interface, source)
+        route = self._resolve(vnet, prefix, type_, via, interface, source, paths)
         fib = vnet.route.table(prefix.version)
         if fib.get(prefix, source.name) is None:
             raise OpError(self.missing_route(vnet, prefix, source.name))
         fib.replace(route)
-        log.info(
-            "vnet %s: route %s changed (%s, %s, %s)",
-            vnet.name,
-            prefix,
-            _route_text(route),
-            source,
-            fib.state(route),
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "vnet %s: route %s changed (%s, %s, %s)",
+                vnet.name,
+                prefix,
+                _route_text(route),
+                source,
+                fib.state(route),
+            )
         return route
 
     def _resolve(
@@ -955,21 +959,34 @@ class Ops:
         via: IPAddress | None,
         interface: str | None,
         source: Source,
+        paths: Sequence[tuple[IPAddress | None, str | None]] = (),
     ) -> Route:
-        """Check a route's fields and return it, not yet added."""
+        """Check a route's fields and return it, not yet added.
+
+        ``paths`` (next hop, interface), two or more, make a multipath (ECMP)
+        route; ``via`` and ``interface`` are then None.
+        """
         if type_ not in ROUTE_TYPES:
             raise OpError(f"route type {type_!r}: expected unicast, blackhole or reject")
-        if type_ != UNICAST and (via is not None or interface is not None):
+        if type_ != UNICAST and (via is not None or interface is not None or paths):
             raise OpError(f"a {type_} route takes no next hop or interface")
+        if paths and (via is not None or interface is not None):
+            raise OpError("a route has either one next hop or a list of paths")
         if source.name == CONNECTED.name:
             raise OpError(f"vnet {vnet.name}: connected routes come with interface addresses")
-        ifp = self.interface(vnet, interface) if interface is not None else None
-        if via is not None and any(
-            via == a.ip for i in vnet.link.interfaces.values() for a in i.all_addresses()
-        ):
-            raise OpError(f"vnet {vnet.name}: next hop {via} is an address of the vnet itself")
+        hops = [
+            (hop, self.interface(vnet, name) if name is not None else None)
+            for hop, name in (paths or [(via, interface)])
+        ]
+        for hop, _ in hops:
+            if hop is not None and any(
+                hop == a.ip for i in vnet.link.interfaces.values() for a in i.all_addresses()
+            ):
+                raise OpError(f"vnet {vnet.name}: next hop {hop} is an address of the vnet itself")
         try:
-            return route_state.resolve(vnet, prefix, type_, via, ifp, source)
+            if paths:
+                return route_state.resolve_multipath(vnet, prefix, hops, source)
+            return route_state.resolve(vnet, prefix, type_, via, hops[0][1], source)
         except RouteError as err:
             raise OpError(f"vnet {vnet.name}: {err}") from None
 
@@ -1189,6 +1206,9 @@ def _conflict(where: str, address: Address, have: Address, owner: str, same: boo
 def _route_text(route: Route) -> str:
     if route.type != UNICAST:
         return route.type
+    if route.nexthops:
+        return ", ".join(_route_text(Route(route.prefix, UNICAST, n.gateway, n.ifnet))
+                         for n in route.nexthops)  # fmt: skip
     parts = []
     if route.gateway is not None:
         parts.append(f"via {ipaddress.ip_address(route.gateway)}")

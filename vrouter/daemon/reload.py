@@ -65,6 +65,7 @@ from vrouter.daemon.config import (
     DaemonConfig,
     FirewallConfig,
     InterfaceConfig,
+    MirrorConfig,
     RouteConfig,
     VnetConfig,
     load,
@@ -72,6 +73,7 @@ from vrouter.daemon.config import (
 )
 from vrouter.daemon.ops import OpError, Ops
 from vrouter.firewall.rules import Ruleset
+from vrouter.mirror.sync import DEFAULT_SYNC, protocol_numbers
 from vrouter.route.source import STATIC, source
 
 if TYPE_CHECKING:
@@ -97,6 +99,7 @@ ROUTE_ADD = "route.add"
 LOG_LEVEL = "daemon.log_level"
 PERMISSIONS = "vnet.permissions"
 ADMINS = "daemon.admins"
+MIRROR = "vnet.mirror"
 
 Undo = Callable[[], Awaitable[None]]
 
@@ -140,6 +143,9 @@ class Step:
             return f"{where}: destroy"
         if self.action == VNET_CREATE:
             return f"{where}: create"
+        if self.action == MIRROR:
+            old, new = (m.netns if m is not None else "none" for m in (self.old, self.new))
+            return f"{where}: mirror {old} -> {new}"
         if self.action == SYSCTL:
             value = "default" if self.new is None else self.new
             return f"{where}: sysctl {self.target} = {value}"
@@ -252,24 +258,21 @@ def recreates(old: InterfaceConfig, new: InterfaceConfig) -> bool:
     return _fixed(old) != _fixed(new)
 
 
-def _egress(vcfg: VnetConfig, route: RouteConfig) -> str | None:
-    """Return the interface ``route`` leaves by under ``vcfg`` (None: not unicast)."""
+def _egress(vcfg: VnetConfig, route: RouteConfig) -> tuple[str | None, ...]:
+    """Return the interfaces ``route``'s paths leave by under ``vcfg`` (none: not unicast):
+    each next hop's most specific connected network's."""
     if route.type != "unicast":
-        return None
+        return ()
     if route.interface is not None:
-        return route.interface
-    via = route.via
-    best: tuple[int, str] | None = None
-    for icfg in vcfg.interfaces:
-        for address in icfg.addresses:
-            if (
-                via is not None
-                and address.version == via.version
-                and via in address.network
-                and (best is None or address.network.prefixlen > best[0])
-            ):
-                best = (address.network.prefixlen, icfg.name)
-    return best[1] if best is not None else None
+        return (route.interface,)
+    return tuple(
+        max(
+            ((a.network.prefixlen, i.name) for i in vcfg.interfaces for a in i.addresses
+             if via is not None and a.version == via.version and via in a.network),
+            key=lambda found: found[0], default=(0, None),
+        )[1]
+        for via in (route.paths or (route.via,))
+    )  # fmt: skip
 
 
 def plan(old: Config, new: Config) -> Plan:
@@ -280,13 +283,12 @@ def plan(old: Config, new: Config) -> Plan:
     removed = [v for v in old.vnets if v.name not in new_v]
     added = [v for v in new.vnets if v.name not in old_v]
     kept = [v for v in new.vnets if v.name in old_v]
-    # A mirror is made with its vnet at start and removed with it; adding or
-    # changing one live is not done yet.
-    refused += tuple(
-        f"vnets.{v.name}.mirror: cannot change while vrouterd runs; restart vrouterd to apply it"
+    # A removed vnet takes its mirror with it; the others' mirrors are made anew.
+    mirrors = [
+        Step(MIRROR, v.name, new=v.mirror, old=old_v[v.name].mirror if v.name in old_v else None)
         for v in new.vnets
         if v.mirror != (old_v[v.name].mirror if v.name in old_v else None)
-    )
+    ]
 
     def interfaces(vcfg: VnetConfig | None) -> dict[str, InterfaceConfig]:
         return {i.name: i for i in vcfg.interfaces} if vcfg is not None else {}
@@ -352,7 +354,9 @@ def plan(old: Config, new: Config) -> Plan:
             if other is None or other != route:
                 return False
             egress = _egress(vcfg, route)
-            return egress == _egress(was, other) and (egress is None or not gone(vcfg.name, egress))
+            return egress == _egress(was, other) and not any(
+                e is not None and gone(vcfg.name, e) for e in egress
+            )
 
         for prefix, route in before_routes.items():
             if not (prefix in after_routes and keeps(after_routes[prefix])):
@@ -466,6 +470,7 @@ def plan(old: Config, new: Config) -> Plan:
         *creating,
         *create_if,
         *in_place,
+        *mirrors,
         *route_add,
         *daemon,
     )
@@ -594,6 +599,9 @@ class Applier:
         if action == ADMINS:
             before = _set_admins(ops, step.new)
             return lambda: self._sync(_set_admins, ops, before)
+        if action == MIRROR:
+            await self._set_mirror(vnet, step.new, step.old)
+            return lambda: self._set_mirror(vnet, step.old, step.new)
         if action == LOG_LEVEL:
             root = logging.getLogger()
             level = root.level
@@ -601,6 +609,25 @@ class Applier:
             log.info("log level %s", step.new)
             return lambda: self._sync(root.setLevel, level)
         raise OpError(f"unknown reload step {action!r}")
+
+    async def _set_mirror(
+        self, vnet: str, new: MirrorConfig | None, old: MirrorConfig | None
+    ) -> None:
+        """Put mirror ``new`` in place of ``old`` (None: no mirror); on a failure,
+        ``old`` is back."""
+        mirrors = self.ops.mirrors
+        if mirrors is None:
+            raise OpError(f"vnet {vnet}: the daemon runs no mirrors")
+        if old is not None:
+            await mirrors.destroy(vnet)
+        if new is None:
+            return
+        try:
+            await mirrors.create(self.ops.vnet(vnet), new.netns, _protocols(new))
+        except Exception:
+            if old is not None:
+                await mirrors.create(self.ops.vnet(vnet), old.netns, _protocols(old))
+            raise
 
     # undo helpers (coroutines, so every undo is awaited the same way)
 
@@ -621,7 +648,9 @@ class Applier:
 
     def _add_route_now(self, vnet: str, route: RouteConfig) -> None:
         static = source(STATIC.name, route.distance)
-        self.ops.add_route(vnet, route.prefix, route.type, route.via, route.interface, static)
+        paths = [(hop, route.interface) for hop in route.paths]  # ECMP: via is None
+        via, interface = (None, None) if paths else (route.via, route.interface)
+        self.ops.add_route(vnet, route.prefix, route.type, via, interface, static, paths)
 
     async def _add_route(self, vnet: str, route: RouteConfig) -> None:
         self._add_route_now(vnet, route)
@@ -817,3 +846,7 @@ async def reload(
     else:
         log.info("reloaded %s: no changes", path)
     return steps
+
+
+def _protocols(mirror: MirrorConfig) -> frozenset[int]:
+    return DEFAULT_SYNC if mirror.sync is None else protocol_numbers(mirror.sync)

@@ -27,6 +27,7 @@ from vrouter.link.offload import (
     segment_length,
     vhdr_of,
 )
+from vrouter.route.dest import flow4
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.route.state import add_connected, remove_connected
 from vrouter.wire import icmp4
@@ -154,6 +155,9 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
         return _unresolvable(vnet, frame, dst, now)
     if dest.generation != vnet.route.fib.generation + inet.arp.generation:
         return False
+    paths = dest.paths
+    if paths is not None:  # ECMP: this flow's path
+        dest = paths[flow4(frame) % len(paths)]
     route = dest.route
     out = dest.out
     entry = dest.neighbour
@@ -212,7 +216,7 @@ def _unresolvable(vnet: Vnet, frame: bytes | bytearray, dst: bytes, now: float) 
     if first >= 224 or first == 127 or not first or dst in inet.local or dst in inet.broadcasts:
         return False
     route = vnet.route.fib.lookup(dst)
-    if route is None or route.type != UNICAST or route.gateway is not None:
+    if route is None or route.type != UNICAST or route.gateway is not None or route.nexthops:
         return False
     out = route.ifnet
     if out is None or not arp.refuse_early(vnet, out, dst, now):
@@ -302,7 +306,10 @@ def _forward(
             _count(ifp, stats, "ip_noroute")
             send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NET, now)
             return
-        dest = inet.dests.build(dst, found, generation)
+        dest = inet.dests.build(dst, found, generation, neighbours)
+    paths = dest.paths
+    if paths is not None:  # ECMP: this flow's path
+        dest = paths[flow4(frame) % len(paths)]
     route = dest.route
     if route.type != UNICAST:
         if route.type == BLACKHOLE:
@@ -529,6 +536,8 @@ def set_up(vnet: Vnet, ifp: Ifnet, now: float) -> None:
     if ifp.up:
         return
     ifp.up = True
+    vnet.route.fib.touch()  # an ECMP path out of it is usable now
+    vnet.route.fib6.touch()
     for address in ifp.addresses:
         arp.announce(vnet, ifp, address.ip.packed)
     if vnet.listeners:

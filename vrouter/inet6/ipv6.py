@@ -32,6 +32,7 @@ from vrouter.link.offload import (
     segment_length,
     vhdr_of,
 )
+from vrouter.route.dest import flow6
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.route.state import add_connected, remove_connected
 from vrouter.wire import icmp6
@@ -205,6 +206,9 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     neighbours = inet6.nd
     if dest is None or dest.generation != vnet.route.fib6.generation + neighbours.generation:
         return False
+    paths = dest.paths
+    if paths is not None:  # ECMP: this flow's path
+        dest = paths[flow6(frame) % len(paths)]
     route = dest.route
     out = dest.out
     entry = dest.neighbour
@@ -375,13 +379,17 @@ def _forward(
             and inet6.pfil is None
             and found.type == UNICAST
             and found.gateway is None
+            and not found.nexthops
             and found.ifnet is not None
             and nd.refuse_early(vnet, found.ifnet, dst, now)
         ):  # an on-link address not to resolve now (a scan): no copy, no cache entry
             found.use += 1
             stats.forward += 1
             return
-        dest = inet6.dests.build(dst, found, generation)
+        dest = inet6.dests.build(dst, found, generation, neighbours)
+    paths = dest.paths
+    if paths is not None:  # ECMP: this flow's path
+        dest = paths[flow6(frame) % len(paths)]
     route = dest.route
     if route.type != UNICAST:
         if route.type == BLACKHOLE:

@@ -303,7 +303,7 @@ def _tick(vnet: Vnet, entry: Neighbour, now: float) -> None:
             send_ns(vnet, entry.ifnet, entry.ip, entry.mac)
             _arm(vnet, entry, now + table.retrans_timer)
         else:
-            table.remove(entry)
+            table.remove(entry, now)
 
 
 def _confirm(vnet: Vnet, entry: Neighbour, mac: bytes, state: str, now: float) -> None:

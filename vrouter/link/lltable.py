@@ -11,6 +11,11 @@ answers them with ICMP), sweeping idle stale entries, and bumping
 ``generation`` whenever an entry goes or its MAC changes, so destination
 caches rebuild.
 
+The next hops of multipath (ECMP) routes are watched (``paths``): one whose
+resolution fails, or whose probes go unanswered, is *down* for
+:data:`PATH_HOLD` seconds or until it answers, and the destination cache
+leaves it out of its route's paths meanwhile (the generation moves each way).
+
 A scan of an on-link prefix (RFC 6583) must not cost the neighbours that
 are known.  So a new resolution is refused, and its packet dropped, when
 ``max_incomplete`` entries are resolving already or when the interface's
@@ -55,6 +60,11 @@ DELAY = "delay"
 PROBE = "probe"
 """ND only: unicast probes under way."""
 
+PATH_HOLD = 30.0
+"""Seconds an ECMP next hop that did not answer stays out of its route's paths
+(at most one sweep interval more); then traffic tries it again."""
+PATHS_LIMIT = 4096
+"""Next hops of multipath routes watched per table before the watch starts over."""
 HOLD_LIMIT = 16
 """Frames held per unresolved neighbour (FreeBSD ``arp_maxhold``); the oldest goes first."""
 SWEEP_INTERVAL = 30.0
@@ -141,6 +151,9 @@ class NeighbourTable:
     """Told about each packet held for a neighbour that never answered (the IP
     layer answers it with ICMP unreachable)."""
     sweeper: Timer | None = None
+    paths: dict[tuple[str, bytes], float] = field(default_factory=dict)
+    """Next hops of multipath routes by (interface name, address): 0.0, or when they
+    stopped answering (then they are down, :meth:`path_down`)."""
     generation: int = 0
     """Increases when an entry goes or its MAC changes (destination caches rebuild)."""
 
@@ -175,6 +188,23 @@ class NeighbourTable:
         if entry.hold:
             self.hold_bytes -= sum(len(frame) for frame in entry.hold)
             entry.hold.clear()
+
+    def path_down(self, ifp: Ifnet, ip: bytes) -> bool:
+        """Watch ``ip`` on ``ifp`` as an ECMP next hop; return whether it is down now."""
+        paths = self.paths
+        key = (ifp.name, ip)
+        down = paths.get(key)
+        if down is None:
+            if len(paths) >= PATHS_LIMIT:
+                paths.clear()
+            paths[key] = 0.0
+        return bool(down)
+
+    def _path_failed(self, entry: Neighbour, now: float) -> None:
+        key = (entry.ifnet.name, entry.ip)
+        if key in self.paths:
+            self.paths[key] = now or 1e-9  # true even at time 0
+            self.generation += 1
 
     def reachable(self, ifp: Ifnet, ip: bytes) -> Neighbour | None:
         """Return the entry for ``ip`` on ``ifp`` if it is reachable (else None)."""
@@ -271,6 +301,9 @@ class NeighbourTable:
             self.incomplete -= 1
         elif entry.mac != mac:  # a resolved MAC changed
             self.generation += 1
+        if self.paths.get((entry.ifnet.name, entry.ip)):  # an ECMP next hop is back
+            self.paths[(entry.ifnet.name, entry.ip)] = 0.0
+            self.generation += 1
         entry.mac = mac
         entry.state = state
         entry.probes = 0
@@ -296,19 +329,25 @@ class NeighbourTable:
         held = list(entry.hold)
         self._forget(entry)
         entry.ifnet.counters.tx_drops[f"{self.name}_unresolved"] += len(held)
+        self._path_failed(entry, now)
         if self.unresolved is not None:
             for frame in held:
                 self.unresolved(vnet, memoryview(frame)[HEADER_LEN:], now)
 
-    def remove(self, entry: Neighbour) -> None:
+    def remove(self, entry: Neighbour, now: float = 0.0) -> None:
         """Forget ``entry`` (a resolved one whose probes went unanswered)."""
         del self.entries[(entry.ifnet.name, entry.ip)]
         self._forget(entry)
         self.generation += 1
+        self._path_failed(entry, now)
 
     def sweep(self, timers: Timers, now: float) -> None:
         """Age reachable entries to stale and forget stale ones idle for ``stale_time``."""
         self.sweeper = None
+        for key, down in list(self.paths.items()):
+            if down and now - down > PATH_HOLD:  # try it again
+                self.paths[key] = 0.0
+                self.generation += 1
         for key, entry in list(self.entries.items()):
             if entry.state == REACHABLE and now - entry.confirmed > self.reachable_time:
                 entry.state = STALE

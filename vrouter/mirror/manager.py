@@ -36,7 +36,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -59,7 +59,12 @@ log = logging.getLogger("vrouter.mirror")
 
 NETNS_DIR = Path("/run/netns")
 READ_SIZE = 65536
-NETLINK_READ = 1 << 20
+NETLINK_READ = 1 << 14
+"""Bytes read from the netlink socket at once: the kernel sizes a dump's batches to it
+(some 150 routes), so one batch is a few milliseconds of sync work."""
+NETLINK_TURN = 0.005
+"""Seconds of route sync per turn of the loop before forwarding gets its turn (the
+socket stays readable, so the sync goes on at the next turn)."""
 CLONE_NEWNET = 0x40000000
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP = 1
@@ -93,11 +98,13 @@ class RouteOps(Protocol):
     def add_route(
         self, vnet_name: str, prefix: Prefix, type_: str = ..., via: Address | None = ...,
         interface: str | None = ..., source: Source = ...,
+        paths: Sequence[tuple[Address | None, str | None]] = ...,
     ) -> Route: ...  # fmt: skip
 
     def change_route(
         self, vnet_name: str, prefix: Prefix, type_: str = ..., via: Address | None = ...,
         interface: str | None = ..., source: Source = ...,
+        paths: Sequence[tuple[Address | None, str | None]] = ...,
     ) -> Route: ...  # fmt: skip
 
     def remove_route(self, vnet_name: str, prefix: Prefix, source: str = ...) -> Route: ...
@@ -227,6 +234,14 @@ class Mirror:
     netlink: socket.socket | None = None
     dumping: list[bytes] = field(default_factory=list)
     """Dump requests still to send, in order (nexthops, IPv4 routes, IPv6 routes)."""
+    in_dump: bool = False
+    """A dump is under way (until the IPv6 routes' end)."""
+    overrun: bool = False
+    """Events were lost: a resync is due once the socket is drained and no dump runs."""
+    stale: dict[Key, float] = field(default_factory=dict)
+    """Routes the mirror withdrew, kept until then (loop time): ``net.mirror.sync_grace``."""
+    reconcile: list[Key] = field(default_factory=list)
+    """Vnet routes to check against a finished resync's dump, a turn at a time."""
     refused: int = 0
     """Synced routes the vnet refused (a gateway on no connected network…)."""
     listener: Callable[[dict[str, object]], None] | None = None
@@ -426,6 +441,7 @@ class Mirrors:
     # -- route sync ---------------------------------------------------------------
 
     def _start_dump(self, mirror: Mirror) -> None:
+        mirror.in_dump = True
         mirror.dumping = [
             rtnetlink.dump_request(rtnetlink.RTM_GETNEXTHOP, 1),
             rtnetlink.dump_request(rtnetlink.RTM_GETROUTE, 2, rtnetlink.AF_INET),
@@ -441,15 +457,24 @@ class Mirrors:
         sock = mirror.netlink
         if sock is None:
             return
-        for _ in range(64):
+        started = time.monotonic()
+        while time.monotonic() - started < NETLINK_TURN:  # then forwarding's turn
             try:
                 data = sock.recv(NETLINK_READ)
             except (BlockingIOError, InterruptedError):
+                # Drained: a dump request now has room for its answer (one sent into a
+                # full socket is lost, error and all).
+                if mirror.overrun and not mirror.in_dump:
+                    mirror.overrun = False
+                    self._resync(mirror)
                 return
             except OSError as err:
                 if err.errno == errno.ENOBUFS:  # events lost: start again from a dump
-                    log.warning("vnet %s: netlink overrun, resyncing", mirror.vnet.name)
-                    self._resync(mirror)
+                    if not mirror.overrun:
+                        log.warning("vnet %s: netlink overrun, resyncing", mirror.vnet.name)
+                    mirror.overrun = True
+                    # The socket's error stops libuv's poll of it (uvloop): watch it anew.
+                    self.loop.call_soon(self._rearm, mirror, sock)
                     continue
                 log.error("vnet %s: netlink: %s", mirror.vnet.name, err)
                 return
@@ -464,7 +489,39 @@ class Mirrors:
                 if isinstance(message, rtnetlink.End) and message.seq in (1, 2, 3):
                     self._next_dump(mirror)
                     if message.seq == 3:  # a resync: what the dump lacks goes
-                        self._apply(mirror, set(mirror.applied))
+                        mirror.in_dump = False
+                        if not mirror.reconcile:
+                            self.loop.call_soon(self._reconcile, mirror)
+                        mirror.reconcile = list(mirror.applied)
+
+    def _expire(self, mirror: Mirror) -> None:
+        """Remove the stale routes whose grace is over that the mirror has not brought back."""
+        if self.mirrors.get(mirror.vnet.name) is not mirror:
+            return  # gone meanwhile
+        now = self.loop.time()
+        for key in [k for k, until in mirror.stale.items() if until <= now]:
+            del mirror.stale[key]
+            if mirror.sync.want(key) is None:
+                self._remove(mirror, key)
+        if mirror.stale:
+            self.loop.call_later(min(mirror.stale.values()) - now, self._expire, mirror)
+
+    def _reconcile(self, mirror: Mirror) -> None:
+        """Check a turn's worth of routes against the dump; go on at the next turn."""
+        if self.mirrors.get(mirror.vnet.name) is not mirror:
+            return  # gone meanwhile
+        started = time.monotonic()
+        pending = mirror.reconcile
+        while pending and time.monotonic() - started < NETLINK_TURN:
+            self._apply(mirror, set(pending[-256:]))
+            del pending[-256:]
+        if pending:
+            self.loop.call_soon(self._reconcile, mirror)
+
+    def _rearm(self, mirror: Mirror, sock: socket.socket) -> None:
+        if mirror.netlink is sock:
+            self.loop.remove_reader(sock.fileno())
+            self.loop.add_reader(sock.fileno(), self._on_netlink, mirror)
 
     def _resync(self, mirror: Mirror) -> None:
         sync = mirror.sync
@@ -477,17 +534,23 @@ class Mirrors:
             if want == mirror.applied.get(key):
                 continue
             if want is None:
+                grace = state_of(mirror.vnet).sync_grace
+                if grace and key in mirror.applied:  # a restarting daemon may bring it back
+                    if not mirror.stale:
+                        self.loop.call_later(grace, self._expire, mirror)
+                    mirror.stale.setdefault(key, self.loop.time() + grace)
+                    continue
                 self._remove(mirror, key)
                 continue
+            mirror.stale.pop(key, None)
             prefix, src = key
             vnet = mirror.vnet
             exists = vnet.route.table(prefix.version).get(prefix, src.name) is not None
             try:
                 if exists:
-                    self.ops.change_route(vnet.name, prefix, want.type, want.via,
-                                          want.interface, src)  # fmt: skip
+                    self.ops.change_route(vnet.name, prefix, *_fields(want), src, want.paths)
                 else:
-                    self.ops.add_route(vnet.name, prefix, want.type, want.via, want.interface, src)
+                    self.ops.add_route(vnet.name, prefix, *_fields(want), src, want.paths)
             except OpError as err:
                 mirror.refused += 1
                 log.debug("vnet %s: mirror route %s refused: %s", vnet.name, prefix, err)
@@ -545,3 +608,10 @@ def _configure(ns: str, temp: str, ifp: Ifnet) -> int:
         _ip("-n", ns, "link", "set", name, "up")
     shown = json.loads(_ip("-n", ns, "-j", "link", "show", "dev", name))
     return int(shown[0]["ifindex"])
+
+
+def _fields(want: Want) -> tuple[str, Address | None, str | None]:
+    """Return the type, next hop and interface of ``want`` (none of them with paths)."""
+    if want.paths:
+        return want.type, None, None
+    return want.type, want.via, want.interface

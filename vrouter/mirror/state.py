@@ -49,6 +49,9 @@ class MirrorState:
 
     punt_rate: int = 10_000
     """``net.mirror.punt_rate``: packets per second punted at most, 0 = no limit."""
+    sync_grace: int = 0
+    """``net.mirror.sync_grace``: seconds a synced route stays after the mirror's kernel
+    withdrew it (a routing daemon restarting), 0 = none."""
     bucket: TokenBucket = field(default_factory=TokenBucket)
     """Spent by every packet punted."""
     writers: dict[str, Writer] = field(default_factory=dict)
@@ -84,6 +87,14 @@ KNOBS = (
         "mirror.punt_rate",
         0,
         10_000_000,
+    ),
+    field_knob(
+        "net.mirror.sync_grace",
+        int,
+        "Seconds a synced route stays after the mirror withdrew it (a daemon restarting)",
+        "mirror.sync_grace",
+        0,
+        3600,
     ),
 )
 

@@ -9,13 +9,16 @@ vnet routes (prefix, source) may have changed and what each should now be
 Kernel route protocols map to sources (:data:`PROTOCOLS`); the distances
 are FRR's (:mod:`vrouter.route.source`).  A nexthop object (``RTA_NH_ID``,
 as FRR's zebra installs) is followed, including a change of the object
-after the route was installed; a group, and an inline multipath route, uses
-its first path, as the FIB has no ECMP yet.  A nexthop deleted takes its
-routes with it, as the kernel does without telling anyone.
+after the route was installed.  A group, and an inline multipath route
+(``RTA_MULTIPATH``), becomes a multipath (ECMP) vnet route of every path
+that leaves by a representor (weights are not followed: the paths are
+equal).  A nexthop deleted takes its routes with it, as the kernel does
+without telling anyone.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -89,6 +92,16 @@ def protocol_numbers(names: Iterable[str]) -> frozenset[int]:
     return frozenset(BY_NAME[name].number for name in names)
 
 
+@functools.lru_cache(maxsize=64)
+def _protocols_of(name: str) -> tuple[int, ...]:
+    """Return the kernel protocols whose routes may be of source ``name``."""
+    return tuple(
+        p.number
+        for p in PROTOCOLS.values()
+        if name == p.source or (name == "ospf6" and p.source == "ospf")
+    )
+
+
 def source_of(protocol: int, family: int) -> Source:
     """Return the vnet source of kernel protocol ``protocol`` routes of ``family`` (4 or 6)."""
     known = PROTOCOLS[protocol]
@@ -105,6 +118,9 @@ class Want:
     type: str
     via: Address | None = None
     interface: str | None = None
+    paths: tuple[tuple[Address | None, str], ...] = ()
+    """Every path (next hop, interface) of a multipath route, the first being
+    ``via`` and ``interface``; empty for a route of one path."""
 
 
 Key = tuple[Prefix, Source]
@@ -215,8 +231,8 @@ class RouteSync:
         """Return what the vnet route ``key`` should be now (None: no route)."""
         prefix, src = key
         family = AF_INET if prefix.version == 4 else AF_INET6
-        for protocol in self.protocols:
-            if source_of(protocol, prefix.version) != src:
+        for protocol in _protocols_of(src.name):
+            if protocol not in self.protocols or source_of(protocol, prefix.version) != src:
                 continue
             kkey = (family, prefix.network_address.packed, prefix.prefixlen, protocol)
             by_metric = self.routes.get(kkey)
@@ -229,27 +245,36 @@ class RouteSync:
             return Want(BLACKHOLE)
         if msg.type in (RTN_UNREACHABLE, RTN_PROHIBIT):
             return Want(REJECT)
-        path: Path | None = msg.paths[0] if msg.paths else None
+        paths: tuple[Path, ...] = msg.paths
         if msg.nh_id:
             nexthop = self.nexthops.get(msg.nh_id)
-            if nexthop is not None and nexthop.group:
-                nexthop = self.nexthops.get(nexthop.group[0])  # first path: no ECMP yet
             if nexthop is None:
                 self.stats.unresolved += 1
                 return None
             if nexthop.blackhole:
                 return Want(BLACKHOLE)
-            path = nexthop.path
-        if path is None:
+            if nexthop.group:
+                members = [self.nexthops.get(member) for member in nexthop.group]
+                paths = tuple(m.path for m in members if m is not None and m.path is not None)
+                if len(paths) < len(members):
+                    self.stats.unresolved += 1
+            elif nexthop.path is not None:
+                paths = (nexthop.path,)
+        hops: list[tuple[Address | None, str]] = []
+        for path in paths:
+            interface = self.ifname(path.oif)
+            if interface is None:
+                self.stats.foreign += 1
+                continue
+            via = ipaddress.ip_address(path.gateway) if path.gateway else None
+            if via is not None and via.version != version:
+                continue  # an IPv4 route via IPv6 (RFC 5549): not yet
+            if (via, interface) not in hops:
+                hops.append((via, interface))
+        if not hops:
             return None
-        interface = self.ifname(path.oif)
-        if interface is None:
-            self.stats.foreign += 1
-            return None
-        via = ipaddress.ip_address(path.gateway) if path.gateway else None
-        if via is not None and via.version != version:
-            return None  # an IPv4 route via IPv6 (RFC 5549): not yet
-        return Want(UNICAST, via, interface)
+        via, interface = hops[0]
+        return Want(UNICAST, via, interface, tuple(hops) if len(hops) > 1 else ())
 
     def keys(self) -> set[Key]:
         """Return every vnet route the mirror's routes stand for."""

@@ -17,14 +17,27 @@ as without a cache.  MTU and the interface's up state are read live.
 
 The cache is bounded: when full it is emptied (a scan of random
 destinations costs rebuilds, never memory).
+
+A multipath (ECMP) route's entry holds one entry per usable path in
+``paths``: the IP layer picks one by a hash of the packet's flow
+(:func:`flow4`, :func:`flow6`: addresses, protocol and, for TCP, UDP and
+SCTP packets that are not fragments, ports), so a flow keeps to one path
+while flows spread over all.  A path out of an interface that is not up,
+or to a next hop that stopped answering ARP or ND
+(:meth:`vrouter.link.lltable.NeighbourTable.path_down`), is left out: an
+interface coming up, like a next hop going down or back, moves a generation
+(:meth:`vrouter.route.fib.Fib.touch`), one removed takes its paths with it
+(:func:`vrouter.route.state.remove_interface_routes`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from zlib import crc32
 
 if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
+    from vrouter.link.lltable import NeighbourTable
     from vrouter.route.fib import Route
 
 LIMIT = 4096
@@ -36,17 +49,21 @@ REACHABLE = "reachable"
 class Dest:
     """How to reach one destination address."""
 
-    __slots__ = ("generation", "header", "neighbour", "nexthop", "out", "route")
+    __slots__ = ("generation", "header", "neighbour", "nexthop", "out", "paths", "route")
 
-    def __init__(self, route: Route, nexthop: bytes, generation: int) -> None:
+    def __init__(
+        self, route: Route, nexthop: bytes, generation: int, out: Ifnet | None = None
+    ) -> None:
         self.route = route
-        self.out: Ifnet | None = route.ifnet
+        self.out: Ifnet | None = out if out is not None else route.ifnet
         self.nexthop = nexthop
         self.generation = generation
         self.neighbour: Any = None
         """The neighbour entry (a :class:`vrouter.link.lltable.Neighbour`) once resolved."""
         self.header = b""
         """Destination and source MAC for frames to the neighbour."""
+        self.paths: tuple[Dest, ...] | None = None
+        """A multipath route's entries, one per usable path (None: one path)."""
 
     def learn(self, neighbour: Any) -> None:
         """Remember ``neighbour`` (None, or an entry with a MAC) and prebuild the header."""
@@ -84,15 +101,59 @@ class DestCache:
         self.misses = 0
         """Lookups that had to build an entry (a new destination or generation)."""
 
-    def build(self, dst: bytes, route: Route, generation: int) -> Dest:
-        """Return a new entry for ``dst`` by ``route``, cached."""
+    def build(
+        self, dst: bytes, route: Route, generation: int, neighbours: NeighbourTable | None = None
+    ) -> Dest:
+        """Return a new entry for ``dst`` by ``route``, cached.
+
+        A multipath route's paths leave out those whose interface is not up
+        and, given the family's ``neighbours``, those whose next hop is down.
+        """
         entries = self.entries
         if len(entries) >= self.limit:
             entries.clear()
         self.misses += 1
         dest = entries[dst] = Dest(route, route.gateway or dst, generation)
+        if route.nexthops:
+            paths = tuple(
+                Dest(route, nexthop.gateway or dst, generation, nexthop.ifnet)
+                for nexthop in route.nexthops
+                if nexthop.ifnet.up
+                and not (
+                    neighbours is not None
+                    and neighbours.path_down(nexthop.ifnet, nexthop.gateway or dst)
+                )
+            )
+            if paths:  # none up: the first path, as a route of one path
+                dest.paths = paths
         return dest
 
     def clear(self) -> None:
         """Forget every destination."""
         self.entries.clear()
+
+
+_PORTS = frozenset({6, 17, 132})
+"""Protocols whose first 4 bytes are source and destination port (TCP, UDP, SCTP)."""
+
+
+def flow4(frame: bytes | bytearray) -> int:
+    """Return the flow hash of the IPv4 packet in Ethernet ``frame`` (header checked)."""
+    proto = frame[23]
+    seed = crc32(frame[26:34], proto)  # source and destination address
+    if proto in _PORTS and not (frame[20] & 0x3F or frame[21]):  # not a fragment
+        start = 14 + ((frame[14] & 0x0F) << 2)
+        return crc32(frame[start : start + 4], seed)
+    return seed
+
+
+def flow6(frame: bytes | bytearray) -> int:
+    """Return the flow hash of the IPv6 packet in Ethernet ``frame`` (header checked).
+
+    Ports are read only right after the fixed header (no extension headers).
+    """
+    proto = frame[20]
+    seed = crc32(frame[22:54], proto)
+    if proto in _PORTS:
+        return crc32(frame[54:58], seed)
+    return seed

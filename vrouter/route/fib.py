@@ -75,6 +75,21 @@ class RouteError(Exception):
     """A route cannot be added or removed as asked."""
 
 
+@dataclass(frozen=True, slots=True)
+class Nexthop:
+    """One path of a multipath (ECMP) route: a gateway (None: on-link) out of ``ifnet``."""
+
+    gateway: bytes | None
+    ifnet: Ifnet
+
+    def describe(self) -> dict[str, object]:
+        """Return the path as plain data for the API."""
+        return {
+            "gateway": str(ipaddress.ip_address(self.gateway)) if self.gateway else None,
+            "interface": self.ifnet.name,
+        }
+
+
 @dataclass(slots=True)
 class Route:
     """One entry: where packets for ``prefix`` go."""
@@ -92,6 +107,10 @@ class Route:
     """Packets that took this route."""
     number: int = field(default=0, init=False, repr=False, compare=False)
     """Its number in the Fib's DIR-24-8 index, if the Fib has one (else 0)."""
+    nexthops: tuple[Nexthop, ...] = ()
+    """Every path of a multipath (ECMP) route, the first one being ``gateway`` and
+    ``ifnet``; empty for a route of one path.  A flow keeps to one path
+    (:mod:`vrouter.route.dest`)."""
 
     def describe(self, state: str | None = None) -> dict[str, object]:
         """Return the route as plain data for the API (with its ``state`` if given)."""
@@ -104,6 +123,8 @@ class Route:
             "distance": self.source.distance,
             "use": self.use,
         }
+        if self.nexthops:
+            out["nexthops"] = [nexthop.describe() for nexthop in self.nexthops]
         if state is not None:
             out["state"] = state
         return out
@@ -138,6 +159,10 @@ class Fib:
         """Told ``(kind, route)`` after every change (route-socket monitors): ``add`` and
         ``delete`` for a route of any source, ``change`` when a route was replaced
         or became installed or held."""
+
+    def touch(self) -> None:
+        """Make destination caches rebuild (what they read besides routes changed)."""
+        self.generation += 1
 
     def _check_family(self, prefix: Prefix) -> None:
         if prefix.max_prefixlen != self.bits:

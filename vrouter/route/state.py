@@ -11,12 +11,13 @@ removes only its own routes; which one forwards is the table's choice
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import field_knob
-from vrouter.route.fib import CONNECTED, STATIC, UNICAST, Fib, Prefix, Route, RouteError
+from vrouter.route.fib import CONNECTED, STATIC, UNICAST, Fib, Nexthop, Prefix, Route, RouteError
 from vrouter.route.source import Source
 
 if TYPE_CHECKING:
@@ -77,12 +78,31 @@ def remove_connected(vnet: Vnet, ifp: Ifnet, address: Address) -> None:
 
 
 def remove_interface_routes(vnet: Vnet, ifp: Ifnet) -> list[Route]:
-    """Remove every route of ``vnet`` out of ``ifp`` (of every source); return them."""
+    """Remove every route of ``vnet`` out of ``ifp`` (of every source); return them.
+
+    A multipath route with paths left keeps them (it is replaced, not returned).
+    """
     removed = []
     for fib in (vnet.route.fib, vnet.route.fib6):
-        for route in [r for r in fib if r.ifnet is ifp]:
-            removed.append(fib.delete(route.prefix, route.source.name))
+        for route in [r for r in fib if r.ifnet is ifp or _uses(r, ifp)]:
+            left = [n for n in route.nexthops if n.ifnet is not ifp]
+            if left:
+                fib.replace(_with_paths(route, left))
+            else:
+                removed.append(fib.delete(route.prefix, route.source.name))
     return removed
+
+
+def _uses(route: Route, ifp: Ifnet) -> bool:
+    return any(nexthop.ifnet is ifp for nexthop in route.nexthops)
+
+
+def _with_paths(route: Route, paths: list[Nexthop]) -> Route:
+    """Return ``route`` with only ``paths`` (one path: a plain route)."""
+    first = paths[0]
+    nexthops = tuple(paths) if len(paths) > 1 else ()
+    return Route(route.prefix, route.type, first.gateway, first.ifnet, route.source,
+                 nexthops=nexthops)  # fmt: skip
 
 
 def describe(vnet: Vnet, route: Route) -> dict[str, object]:
@@ -137,6 +157,31 @@ def resolve(
     if type_ == UNICAST and ifp is None:
         raise RouteError(f"route to {prefix} needs a next hop or an interface")
     return Route(prefix, type_, gateway, ifp, source)
+
+
+def resolve_multipath(
+    vnet: Vnet,
+    prefix: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    paths: Sequence[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address | None, Ifnet | None]],
+    source: Source = STATIC,
+) -> Route:
+    """Return a unicast route by every one of ``paths`` (next hop, interface), ECMP.
+
+    Each path is checked as :func:`resolve` checks one; a path given twice is
+    refused.  One path makes a plain route.
+    """
+    if not paths:
+        raise RouteError(f"route to {prefix} needs a next hop or an interface")
+    hops: list[Nexthop] = []
+    for via, ifp in paths:
+        one = resolve(vnet, prefix, UNICAST, via, ifp, source)
+        assert one.ifnet is not None  # a unicast route has one
+        hop = Nexthop(one.gateway, one.ifnet)
+        if hop in hops:
+            where = via if via is not None else one.ifnet.name
+            raise RouteError(f"route to {prefix}: path {where} given twice")
+        hops.append(hop)
+    return _with_paths(Route(prefix, UNICAST, source=source), hops)
 
 
 def _connected_interface(

@@ -43,6 +43,7 @@ COMMAND_LINES = [
     ["route", "show", "red", "198.18.0.0/15", "--limit", "5"],
     ["route", "add", "red", "198.51.100.0/24", "via", "192.0.2.2"],
     ["route", "add", "red", "203.0.113.0/24", "blackhole"],
+    ["route", "add", "red", "198.18.0.0/24", "via", "192.0.2.2", "via", "fe80::1", "dev", "e1"],
     ["route", "del", "red", "198.51.100.0/24"],
     ["arp", "show", "red"],
     ["ndp", "show", "red"],
@@ -274,3 +275,11 @@ def test_a_daemon_that_does_not_listen_is_unreachable_exit_2(
             vrouterctl.main(["--socket", str(path), *argv])
         assert caught.value.code == 2, argv
         assert "cannot reach vrouterd at" in capsys.readouterr().err
+
+
+def test_route_add_with_two_next_hops_asks_for_a_multipath_route() -> None:
+    argv = ["route", "add", "red", "198.18.0.0/24", "via", "192.0.2.2", "via", "192.0.2.3",
+            "dev", "e1"]  # fmt: skip
+    _, op_args, _ = vrouterctl._request(vrouterctl._parser().parse_args(argv))
+    assert op_args["paths"] == ["192.0.2.2", "192.0.2.3%e1"]
+    assert "via" not in op_args and "interface" not in op_args

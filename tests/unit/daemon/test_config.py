@@ -719,6 +719,17 @@ def test_a_route_may_set_its_distance() -> None:
     assert [r.distance for r in config.vnets[0].routes] == [200, 1]
 
 
+def test_a_route_with_a_list_of_next_hops_is_multipath() -> None:
+    config = _parse(
+        '[interfaces.t0]\ntype = "tap"\naddresses = ["192.0.2.1/24"]\n'
+        '[interfaces.t1]\ntype = "tap"\naddresses = ["198.51.100.1/24"]\n'
+        '[[routes]]\nto = "203.0.113.0/24"\nvia = ["192.0.2.9", "198.51.100.9"]\n'
+    )
+    [route] = config.vnets[0].routes
+    assert route.via is None
+    assert [str(hop) for hop in route.paths] == ["192.0.2.9", "198.51.100.9"]
+
+
 # --------------------------------------------------------------------------
 # One problem each: exact key path, reason mentions the key fact
 # --------------------------------------------------------------------------
@@ -759,6 +770,18 @@ SINGLE_PROBLEM_CASES = [
         TAP + '[[vnets.red.routes]]\nprefix = "10.0.0.0/8"\nto = "10.0.0.0/8"\ninterface = "t0"\n',
         "vnets.red.routes[0].prefix",
         ["unknown key 'prefix'", "to"],
+    ),
+    (
+        "multipath next hop off every connected network",
+        TAP + '[[vnets.red.routes]]\nto = "10.0.0.0/8"\nvia = ["192.0.2.9", "198.51.100.9"]\n',
+        "vnets.red.routes[0].via[1]",
+        ["198.51.100.9", "not on a connected network"],
+    ),
+    (
+        "multipath next hop given twice",
+        TAP + '[[vnets.red.routes]]\nto = "10.0.0.0/8"\nvia = ["192.0.2.9", "192.0.2.9"]\n',
+        "vnets.red.routes[0].via[1]",
+        ["given twice"],
     ),
     (
         "route distance out of range",

@@ -346,6 +346,24 @@ def test_route_add_and_remove(ops: Ops) -> None:
     assert [str(r.prefix) for r in ops.vnet("a").route.fib] == ["10.0.0.0/30", "198.51.100.0/24"]
 
 
+def test_a_multipath_route_is_added_with_every_path_checked(ops: Ops) -> None:
+    ops.create_vnet("a")
+    ops.create_vnet("b")
+    epair(ops, "a:x", "b:x", ("10.0.0.1/30",))
+    epair(ops, "a:y", "b:y", ("10.0.0.5/30",))
+    paths = [(addr("10.0.0.2"), None), (addr("10.0.0.6"), "y")]
+    route = ops.add_route("a", net("198.51.100.0/24"), paths=paths)
+    assert [n["interface"] for n in route.describe()["nexthops"]] == ["x", "y"]  # type: ignore[union-attr]
+    with pytest.raises(OpError, match=r"next hop 192.0.2.9 is not on a connected network"):
+        ops.add_route("a", net("203.0.113.0/24"), paths=[(addr("10.0.0.2"), None),
+                                                          (addr("192.0.2.9"), None)])  # fmt: skip
+    with pytest.raises(OpError, match=r"next hop 10.0.0.5 is an address of the vnet itself"):
+        ops.add_route("a", net("203.0.113.0/24"), paths=[(addr("10.0.0.5"), None),
+                                                          (addr("10.0.0.2"), None)])  # fmt: skip
+    with pytest.raises(OpError, match=r"either one next hop or a list of paths"):
+        ops.add_route("a", net("203.0.113.0/24"), via=addr("10.0.0.2"), paths=paths)
+
+
 # -- route sources ------------------------------------------------------------------------
 
 

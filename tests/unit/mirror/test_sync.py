@@ -82,3 +82,48 @@ def test_dump_request_is_a_netlink_dump() -> None:
     assert request == bytes.fromhex("1c000000" "1a00" "0103" "07000000" "00000000") + bytes(
         [2] + [0] * 11
     )
+
+
+# RTM_NEWNEXTHOP: group id 20 of nexthops 12 and 13, as zebra installs an ECMP route's.
+NEWGROUP = bytes.fromhex(
+    "34000000" "6800" "0000" "00000000" "00000000"  # nlmsghdr: 52 bytes, type 104
+    "02" "00" "0b" "00" "00000000"  # nhmsg: AF_INET, scope, proto 11
+    "0800" "0100" "14000000"  # NHA_ID 20
+    "1400" "0200" "0c000000" "00000000" "0d000000" "00000000"  # NHA_GROUP 12, 13 (weight 1)
+)
+
+
+def _path(last: int, oif: int) -> rtnetlink.Path:
+    return rtnetlink.Path(bytes([198, 51, 100, last]), oif)
+
+
+def _ecmp_sync() -> RouteSync:
+    return RouteSync(lambda index: {3: "e0", 4: "e1"}.get(index))
+
+
+def test_a_nexthop_group_becomes_a_multipath_route() -> None:
+    sync = _ecmp_sync()
+    [group] = rtnetlink.parse(NEWGROUP)
+    assert isinstance(group, rtnetlink.NexthopMsg) and group.group == (12, 13)
+    sync.feed(
+        [
+            rtnetlink.NexthopMsg(False, 12, 2, 11, _path(2, 3)),
+            rtnetlink.NexthopMsg(False, 13, 2, 11, _path(6, 4)),
+            group,
+            rtnetlink.RouteMsg(False, 2, bytes([192, 0, 2, 32]), 28, 254, 188, 1, 20, (), 20),
+        ]
+    )
+    first, second = ipaddress.ip_address("198.51.100.2"), ipaddress.ip_address("198.51.100.6")
+    assert sync.want(KEY) == Want("unicast", first, "e0", ((first, "e0"), (second, "e1")))
+    # One member gone: a route of one path.
+    assert sync.feed([rtnetlink.NexthopMsg(False, 20, 2, 11, None, group=(13,))]) == {KEY}
+    assert sync.want(KEY) == Want("unicast", second, "e1")
+
+
+def test_an_inline_multipath_route_becomes_a_multipath_route() -> None:
+    sync = _ecmp_sync()
+    paths = (_path(2, 3), _path(6, 4), _path(10, 9))  # index 9: no representor
+    sync.feed([rtnetlink.RouteMsg(False, 2, bytes([192, 0, 2, 32]), 28, 254, 188, 1, 20, paths)])
+    first, second = ipaddress.ip_address("198.51.100.2"), ipaddress.ip_address("198.51.100.6")
+    assert sync.want(KEY) == Want("unicast", first, "e0", ((first, "e0"), (second, "e1")))
+    assert sync.stats.foreign == 1

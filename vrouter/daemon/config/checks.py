@@ -306,6 +306,12 @@ def check_routes(r: TomlReader, vnet: ParsedVnet) -> None:
             continue
         if route.via is not None:
             check_next_hop(r, vnet, route, route.via, iface)
+        for at, hop in enumerate(route.paths):
+            key = f"{_join(route.key, 'via')}[{at}]"
+            if is_link_local(hop) and iface is None:
+                r.problem(key, f"a link-local next hop needs 'interface': {hop}")
+            else:
+                check_next_hop(r, vnet, route, hop, iface, key)
 
 
 def check_next_hop(
@@ -314,12 +320,13 @@ def check_next_hop(
     route: ParsedRoute,
     via: IPv4Address | IPv6Address,
     iface: ParsedInterface | None,
+    key: str | None = None,
 ) -> None:
     """Check *via* is on a connected network (any link for link-local ones)."""
     candidates = vnet.interfaces if iface is None else (iface,)
     if not all(i.addresses_complete for i in candidates):
         return  # a bad address is already reported; do not guess
-    key = _join(route.key, "via")
+    key = key or _join(route.key, "via")
     for candidate in candidates:
         if any(a.value.ip == via for a in candidate.addresses):
             r.problem(

@@ -273,6 +273,8 @@ class RouteConfig:
     interface: str | None
     distance: int = 1
     """Administrative distance (1..255); above a protocol's, a floating static route."""
+    paths: tuple[IPv4Address | IPv6Address, ...] = ()
+    """The next hops of a multipath (ECMP) route (``via`` a list; ``via`` is then None)."""
 
 
 @dataclass(frozen=True, slots=True)

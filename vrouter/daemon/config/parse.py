@@ -613,19 +613,21 @@ def read_route(r: TomlReader, table: Mapping[str, object], key: str) -> ParsedRo
             prefix = parsed
     rtype = r.choice(table, "type", key, ROUTE_TYPES) if "type" in table else "unicast"
     via: IPv4Address | IPv6Address | None = None
-    via_text = r.string(table, "via", key)
-    if via_text is not None:
-        parsed_via = parse_address(via_text)
-        if isinstance(parsed_via, str):
-            r.problem(_join(key, "via"), parsed_via)
-        elif prefix is not None and parsed_via.version != prefix.version:
-            r.problem(
-                _join(key, "via"),
-                f"next hop {parsed_via} is IPv{parsed_via.version} but destination "
-                f"{prefix} is IPv{prefix.version}; they must be of the same family",
-            )
-        else:
-            via = parsed_via
+    paths: list[IPv4Address | IPv6Address] = []
+    many = table.get("via")
+    if isinstance(many, list):  # a multipath (ECMP) route
+        if len(many) < 2:
+            r.problem(_join(key, "via"), "a list of next hops needs two or more")
+        for at, item in enumerate(many):
+            hop = _next_hop(r, item, prefix, f"{_join(key, 'via')}[{at}]")
+            if hop is not None and hop in paths:
+                r.problem(f"{_join(key, 'via')}[{at}]", f"next hop {hop} is given twice")
+            elif hop is not None:
+                paths.append(hop)
+    else:
+        via_text = r.string(table, "via", key)
+        if via_text is not None:
+            via = _next_hop(r, via_text, prefix, _join(key, "via"))
     interface = r.string(table, "interface", key)
     distance = r.integer(table, "distance", key)
     if distance is not None and not 1 <= distance <= 255:
@@ -639,4 +641,26 @@ def read_route(r: TomlReader, table: Mapping[str, object], key: str) -> ParsedRo
         has_via="via" in table,
         has_interface="interface" in table,
         distance=distance if distance is not None and 1 <= distance <= 255 else 1,
+        paths=tuple(paths),
     )
+
+
+def _next_hop(
+    r: TomlReader, value: object, prefix: IPv4Network | IPv6Network | None, key: str
+) -> IPv4Address | IPv6Address | None:
+    """Read one next hop of a route to ``prefix`` (None: reported)."""
+    if not isinstance(value, str):
+        r.wrong_type(key, "a string", value)
+        return None
+    parsed_via = parse_address(value)
+    if isinstance(parsed_via, str):
+        r.problem(key, parsed_via)
+        return None
+    if prefix is not None and parsed_via.version != prefix.version:
+        r.problem(
+            key,
+            f"next hop {parsed_via} is IPv{parsed_via.version} but destination "
+            f"{prefix} is IPv{prefix.version}; they must be of the same family",
+        )
+        return None
+    return parsed_via

@@ -105,6 +105,7 @@ class ParsedRoute:
     has_via: bool
     has_interface: bool
     distance: int = 1
+    paths: tuple[IPv4Address | IPv6Address, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +138,7 @@ class ParsedVnet:
         routes: list[RouteConfig] = []
         for r in self.routes:
             assert r.prefix is not None and r.type is not None, "only built when valid"
-            routes.append(RouteConfig(r.prefix, r.type, r.via, r.interface, r.distance))
+            routes.append(RouteConfig(r.prefix, r.type, r.via, r.interface, r.distance, r.paths))
         limits = tuple((limits_.knob_name(kind), value) for kind, value in self.limits)
         return VnetConfig(
             name=self.name,
