@@ -232,6 +232,19 @@ class Lan:
             time.sleep(0.2)
         raise AssertionError(f"no {name} after {timeout}s:\n{self.daemon.logtext()[-3000:]}")
 
+    def pid(self, name: str, timeout: float = 10) -> int:
+        """Return the pid a daemonized client wrote to ``name`` (it may write it just
+        after its foreground process exits)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            path = self.out / name
+            text = path.read_text().strip() if path.exists() else ""
+            if text:
+                return int(text)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} still empty after {timeout}s")
+            time.sleep(0.1)
+
     def leases(self) -> dict[str, object]:
         result: dict[str, object] = self.daemon.call("dhcp.leases", vnet="lan")
         return result
@@ -299,7 +312,7 @@ def test_dhclient_gets_address_routes_and_dns(lan: Lan) -> None:
     files = ["-pf", str(lan.out / "dhclient.pid"), "-lf", str(lan.out / "dhclient.leases")]
     run("ip", "netns", "exec", ns, "dhclient", "-4", "-1", "-v", "-sf", script, "-cf", str(conf),
         *files, tap, timeout=60)  # fmt: skip
-    lan.pids.append(int((lan.out / "dhclient.pid").read_text()))
+    lan.pids.append(lan.pid("dhclient.pid"))
     got = lan.env("dhclient.BOUND.env")
     address = got["new_ip_address"]
     assert re.fullmatch(r"192\.0\.2\.(1\d|[2-4]\d|50)", address), got

@@ -96,10 +96,13 @@ def _dhclient(daemon: Vrouterd, tag: str) -> str:
         assert out.exists(), f"dhclient got no reply:\n{result.stdout}\n{result.stderr}"
         return out.read_text()
     finally:
-        if pidfile.exists():
-            pid = pidfile.read_text().strip()
+        deadline = time.monotonic() + 5  # a daemonized client may write its pid a moment late
+        while time.monotonic() < deadline:
+            pid = pidfile.read_text().strip() if pidfile.exists() else ""
             if pid.isdigit():
                 run("kill", pid, check=False)
+                break
+            time.sleep(0.1)
 
 
 def test_dhclient_information_request_gets_dns_servers_and_search_list(lan: Vrouterd) -> None:
