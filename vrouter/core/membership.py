@@ -166,3 +166,21 @@ def forget(speaker: Speaker, vnet: Vnet, ifp: Ifnet) -> None:
     listener = speaker.listeners(vnet).pop(ifp.name, None)
     if listener is not None:
         listener.stop()
+
+
+def reports(
+    records: list[tuple[int, bytes]],
+    older: bool,
+    per_report: int,
+    old: Callable[[bytes], None],
+    new: Callable[[list[tuple[int, bytes]]], None],
+) -> None:
+    """Send ``records``: in the older version one report per group joined (``old``;
+    it has no leave records here), else records ``per_report`` to a report (``new``)."""
+    if older:
+        for kind, group in records:
+            if kind != CHANGE_TO_INCLUDE:
+                old(group)
+        return
+    for start in range(0, len(records), per_report):
+        new(records[start : start + per_report])

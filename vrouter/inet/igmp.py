@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vrouter.core import membership
-from vrouter.core.membership import CHANGE_TO_INCLUDE, Listener
+from vrouter.core.membership import Listener
 from vrouter.wire import igmp
 from vrouter.wire.errors import WireError
 from vrouter.wire.ethernet import ETHERTYPE_IPV4, HEADER
@@ -40,14 +40,13 @@ def _send(vnet: Vnet, ifp: Ifnet, packet: bytes, dst: bytes) -> None:
 
 def _report(vnet: Vnet, ifp: Ifnet, records: list[tuple[int, bytes]], older: bool) -> None:
     src = ifp.addresses[0].ip.packed if ifp.addresses else bytes(4)
-    if older:
-        for kind, group in records:
-            if kind != CHANGE_TO_INCLUDE:
-                _send(vnet, ifp, igmp.v2_report(src, group), group)
-        return
-    for start in range(0, len(records), RECORDS_PER_REPORT):
-        chunk = records[start : start + RECORDS_PER_REPORT]
-        _send(vnet, ifp, igmp.v3_report(src, chunk), igmp.ALL_IGMPV3_ROUTERS)
+    membership.reports(
+        records,
+        older,
+        RECORDS_PER_REPORT,
+        lambda group: _send(vnet, ifp, igmp.v2_report(src, group), group),
+        lambda chunk: _send(vnet, ifp, igmp.v3_report(src, chunk), igmp.ALL_IGMPV3_ROUTERS),
+    )
 
 
 def _listeners(vnet: Vnet) -> dict[str, Listener]:

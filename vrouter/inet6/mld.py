@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vrouter.core import membership
-from vrouter.core.membership import CHANGE_TO_INCLUDE, Listener
+from vrouter.core.membership import Listener
 from vrouter.wire import icmp6, mld
 from vrouter.wire.errors import WireError
 from vrouter.wire.ethernet import ETHERTYPE_IPV6, HEADER
@@ -43,14 +43,13 @@ def _report(vnet: Vnet, ifp: Ifnet, records: list[tuple[int, bytes]], older: boo
     src = next(
         (a.address for a in vnet.inet6.addrs_of(ifp) if a.link_local and a.usable), UNSPECIFIED
     )
-    if older:
-        for kind, group in records:
-            if kind != CHANGE_TO_INCLUDE:
-                _send(vnet, ifp, mld.v1_report(src, group), group)
-        return
-    for start in range(0, len(records), RECORDS_PER_REPORT):
-        chunk = records[start : start + RECORDS_PER_REPORT]
-        _send(vnet, ifp, mld.v2_report(src, chunk), mld.ALL_MLDV2_ROUTERS)
+    membership.reports(
+        records,
+        older,
+        RECORDS_PER_REPORT,
+        lambda group: _send(vnet, ifp, mld.v1_report(src, group), group),
+        lambda chunk: _send(vnet, ifp, mld.v2_report(src, chunk), mld.ALL_MLDV2_ROUTERS),
+    )
 
 
 def _listeners(vnet: Vnet) -> dict[str, Listener]:
