@@ -332,9 +332,7 @@ def test_two_daemons_join_their_hosts_over_vxlan(tmp_path: Path) -> None:
 
 
 def test_a_multicast_group_instead_of_remotes(tmp_path: Path) -> None:
-    config = _config(11, 1, 2, 1).replace(
-        'remotes = ["198.51.100.2"]', 'group = "239.1.1.42"'
-    )
+    config = _config(11, 1, 2, 1).replace('remotes = ["198.51.100.2"]', 'group = "239.1.1.42"')
     daemon = Vrouterd(tmp_path, config)
     try:
         _start_in_netns(daemon, "198.51.100.1")
@@ -409,5 +407,86 @@ def test_an_ipv6_underlay_gives_up_70_bytes(tmp_path: Path) -> None:
         vx = _vx(daemon)
         (vtep,) = vx["vteps"]  # type: ignore[misc]
         assert vtep["address"] == "2001:db8:42::2" and vtep["macs"]
+    finally:
+        daemon.close()
+
+
+LINUX_MAC = "02:00:5e:00:53:20"
+
+
+def _linux_vtep(daemon: Vrouterd) -> str:
+    """Make netns ``PREFIXlx`` (VTEP 198.51.100.2, on the daemon's underlay peer) with vx42
+    in a Linux bridge of MAC LINUX_MAC holding 192.0.2.20; return its name."""
+    p = daemon.prefix
+    lx = f"{p}lx"
+    run("ip", "netns", "add", lx)
+    run("ip", "link", "set", f"{p}v", "netns", lx)
+    for cmd in (
+        ("link", "set", "lo", "up"),
+        ("addr", "add", "198.51.100.2/24", "dev", f"{p}v"),
+        ("link", "set", f"{p}v", "up"),
+        ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
+         "remote", "198.51.100.1", "local", "198.51.100.2", "dev", f"{p}v"),
+        ("link", "add", "br0", "type", "bridge"),
+        ("link", "set", "br0", "address", LINUX_MAC),
+        ("link", "set", "vx42", "master", "br0"),
+        ("link", "set", "vx42", "up"),
+        ("addr", "add", f"{LINUX_HOST}/24", "dev", "br0"),
+        ("link", "set", "br0", "up"),
+    ):  # fmt: skip
+        run("ip", "-n", lx, *cmd)
+    run("ip", "netns", "exec", lx, "ethtool", "-K", f"{p}v", "tx", "off")
+    return lx
+
+
+def _ping_fresh(daemon: Vrouterd) -> int:
+    """Ping the daemon's host from the Linux side with no neighbour left of a failed try."""
+    run("ip", "-n", daemon.ns("lx"), "neigh", "flush", "dev", "br0")
+    return _ping(daemon, "lx", DAEMON_HOST)
+
+
+def test_a_vtep_reached_only_through_a_static_per_mac_entry(tmp_path: Path) -> None:
+    # No remotes and no learning: the daemon sends to the Linux VTEP only what the
+    # static entry for the Linux bridge's MAC sends there.
+    config = _config(11, 1, 2, 1).replace('remotes = ["198.51.100.2"]', "learning = false")
+    daemon = Vrouterd(tmp_path, config)
+    try:
+        _start_in_netns(daemon, "198.51.100.1")
+        _linux_vtep(daemon)
+        assert _ping_fresh(daemon) == 0
+        before = linux_drops = daemon.counters("lab", "vx42")["tx_drops"]
+        assert linux_drops.get("vxlan_no_remote", 0) >= 1, before
+        added = daemon.ctl("bridge", "fdb", "lab", "add", LINUX_MAC, "vx42", "dst", "198.51.100.2")
+        assert added.returncode == 0, added.stdout + added.stderr
+        assert "static 02:00:5e:00:53:20 on vx42 dst 198.51.100.2 added" in added.stdout
+        assert _ping_fresh(daemon) == 3
+        fdb = daemon.ctl("bridge", "fdb", "lab")
+        assert fdb.returncode == 0, fdb.stderr
+        (row,) = [line for line in fdb.stdout.splitlines() if LINUX_MAC in line]
+        assert row.split()[-3:] == ["vx42", "static", "198.51.100.2"], fdb.stdout
+        (vtep,) = _vx(daemon)["vteps"]  # type: ignore[misc]
+        assert vtep["address"] == "198.51.100.2" and not vtep["static"]
+        assert [(m["mac"], m["static"]) for m in vtep["macs"]] == [(LINUX_MAC, True)]
+        dump = daemon.ctl("config", "dump")
+        assert 'dst = "198.51.100.2"' in dump.stdout, dump.stdout
+        # A bad request changes nothing and says why.
+        bad = daemon.ctl("bridge", "fdb", "lab", "add", LINUX_MAC, "vx42", "dst", "2001:db8::2")
+        assert bad.returncode != 0 and "not a remote unicast address" in bad.stderr, bad
+        assert _ping_fresh(daemon) == 3
+        removed = daemon.ctl("bridge", "fdb", "lab", "del", LINUX_MAC, "vx42")
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert _ping_fresh(daemon) == 0
+        assert all(v["macs"] == [] for v in _vx(daemon)["vteps"])  # type: ignore[attr-defined]
+        # The same entry in the config file: a reload re-creates the bridge with it.
+        daemon.config.write_text(
+            daemon.config.read_text()
+            + f'\n[[vnets.lab.interfaces.br0.fdb]]\nmac = "{LINUX_MAC}"\nport = "vx42"\n'
+            'dst = "198.51.100.2"\n'
+        )
+        reloaded = daemon.ctl("reload")
+        assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
+        assert _ping_fresh(daemon) == 3
+        assert daemon.ctl("reload").returncode == 0  # unchanged: kept as it is
+        assert _ping_fresh(daemon) == 3
     finally:
         daemon.close()

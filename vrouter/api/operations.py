@@ -238,6 +238,10 @@ ADDRESS: Final = Arg("address", "text", "ADDR/LEN", required=True)
 PREFIX: Final = Arg("prefix", "text", "the destination, ADDR/LEN", required=True)
 ADDRESSES: Final = Arg("addresses", "texts", "ADDR/LEN addresses", default=[])
 BRIDGE: Final = Arg("bridge", "text", "the bridge's name", required=True)
+FDB_MAC: Final = Arg("mac", "text", "the station's MAC address", required=True)
+FDB_PORT: Final = Arg("port", "text", "the bridge member it is behind", required=True)
+FDB_VLAN: Final = Arg("vlan", "int", "its VLAN (with filtering; default: the port's PVID)",
+                      low=1, high=4094)
 
 _OPS: tuple[Operation, ...] = (
     # -- the daemon
@@ -369,6 +373,14 @@ _OPS: tuple[Operation, ...] = (
               rights=on("vnet"), runs="locked"),
     Operation("bridge.port.del", "take a member out of a bridge", "manage.bridge_port_del",
               args=(VNET, BRIDGE, INTERFACE), rights=on("vnet"), runs="locked"),
+    Operation("bridge.fdb.add", "add a static FDB entry (a MAC behind a bridge member)",
+              "manage.bridge_fdb_add",
+              args=(VNET, FDB_MAC, FDB_PORT, FDB_VLAN,
+                    Arg("dst", "str", "on a vxlan port: the remote VTEP the MAC is behind",
+                        default="")),
+              rights=on("vnet"), runs="locked"),
+    Operation("bridge.fdb.del", "remove a static FDB entry", "manage.bridge_fdb_del",
+              args=(VNET, FDB_MAC, FDB_PORT, FDB_VLAN), rights=on("vnet"), runs="locked"),
     Operation("vlan.create", "create an 802.1Q VLAN interface on a parent", "manage.vlan_create",
               args=(VNET, Arg("parent", "text", "the parent interface", required=True),
                     Arg("vid", "int", "the VLAN ID", required=True, low=1, high=4094),

@@ -243,7 +243,9 @@ def show_vxlans(result: Any) -> str:
                         str(v["rx_packets"]) if first else "",
                         str(v["tx_packets"]) if first else "",
                         m["mac"],
-                        "-" if m["age"] is None else f"{m['age']:.0f}s",
+                        "static" if m.get("static") else (
+                            "-" if m["age"] is None else f"{m['age']:.0f}s"
+                        ),
                     ]
                 )
         out.append(table(rows, ["VTEP", "Kind", "Rx", "Tx", "MAC", "Age"]))
@@ -258,10 +260,11 @@ def show_fdb(result: Any) -> str:
             str(e["vlan"]) if e["vlan"] else "-",
             e["port"],
             "static" if e["static"] else f"{e['age']:.0f}s",
+            e.get("dst") or "-",
         ]
         for e in result
     ]
-    return table(rows, ["Bridge", "MAC", "VLAN", "Port", "Age"])
+    return table(rows, ["Bridge", "MAC", "VLAN", "Port", "Age", "VTEP"])
 
 
 def show_netstat(result: Any) -> str:
@@ -534,6 +537,16 @@ def show_bridge_created(result: Any) -> str:
 def show_port_change(result: Any) -> str:
     verb = "joined" if result["added"] else "left"
     return f"vnet {result['vnet']}: {result['interface']} {verb} bridge {result['bridge']}"
+
+
+def show_fdb_change(result: Any) -> str:
+    where = f" vlan {result['vlan']}" if result["vlan"] else ""
+    dst = f" dst {result['dst']}" if result["dst"] else ""
+    verb = "added" if result["added"] else "removed"
+    return (
+        f"vnet {result['vnet']}: bridge {result['bridge']}: static {result['mac']} on "
+        f"{result['port']}{where}{dst} {verb}"
+    )
 
 
 def show_vlan_created(result: Any) -> str:

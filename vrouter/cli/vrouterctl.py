@@ -203,13 +203,21 @@ def _parser() -> argparse.ArgumentParser:
             )
     bridge = sub.add_parser("bridge", help="the bridges of a vnet and their FDB")
     bridge_sub = bridge.add_subparsers(dest="action", required=True)
-    for action, help_ in (
-        ("show", "bridges, their ports, VLANs and counters"),
-        ("fdb", "learnt and static MACs, by bridge and VLAN"),
-    ):
-        p = json_flag(bridge_sub.add_parser(action, help=help_))
-        p.add_argument("vnet", help="vnet name")
-        p.add_argument("bridge", nargs="?", default="", help="one bridge (default: all)")
+    bshow = json_flag(bridge_sub.add_parser("show", help="bridges, their ports, VLANs, counters"))
+    bshow.add_argument("vnet", help="vnet name")
+    bshow.add_argument("bridge", nargs="?", default="", help="one bridge (default: all)")
+    bfdb = json_flag(
+        bridge_sub.add_parser(
+            "fdb",
+            help="learnt and static MACs, by bridge and VLAN; add or remove static ones",
+            usage="%(prog)s VNET [BRIDGE] | VNET add|del MAC PORT [vlan VID] [dst ADDR]",
+        )
+    )
+    bfdb.add_argument("vnet", help="vnet name")
+    bfdb.add_argument(
+        "words", nargs="*", metavar="WORD",
+        help="BRIDGE to show one bridge's; add|del MAC PORT [vlan VID] [dst ADDR] to change",
+    )  # fmt: skip
     bcreate = json_flag(bridge_sub.add_parser("create", help="create a bridge over interfaces"))
     bcreate.add_argument("vnet", help="vnet name")
     bcreate.add_argument("bridge", help="the bridge's name")
@@ -330,6 +338,34 @@ def _parser() -> argparse.ArgumentParser:
 def _usage(message: str) -> SystemExit:
     print(f"vrouterctl: {message}", file=sys.stderr)
     return SystemExit(2)
+
+
+def _bridge_fdb(a: argparse.Namespace) -> tuple[str, dict[str, Any], Callable[[Any], str]]:
+    """``bridge fdb VNET [BRIDGE]`` shows; ``bridge fdb VNET add|del MAC PORT [vlan VID]
+    [dst ADDR]`` changes a static entry."""
+    words: list[str] = a.words
+    if len(words) <= 1:
+        return "bridge.fdb", {"vnet": a.vnet, "bridge": words[0] if words else ""}, render.show_fdb
+    if words[0] not in ("add", "del") or len(words) < 3:
+        raise _usage("bridge fdb: expected VNET [BRIDGE] or VNET add|del MAC PORT [vlan VID] "
+                     "[dst ADDR]")  # fmt: skip
+    action, mac, port = words[:3]
+    args: dict[str, Any] = {"vnet": a.vnet, "mac": mac, "port": port}
+    rest = words[3:]
+    while rest:
+        if len(rest) < 2 or rest[0] not in ("vlan", "dst") or (
+            rest[0] == "dst" and action == "del"
+        ):
+            extra = "vlan VID or dst ADDR" if action == "add" else "vlan VID"
+            raise _usage(f"bridge fdb {action}: unexpected {rest[0]!r}; expected {extra}")
+        if rest[0] == "vlan":
+            if not rest[1].isdigit():
+                raise _usage(f"bridge fdb {action}: vlan {rest[1]!r} is not a number")
+            args["vlan"] = int(rest[1])
+        else:
+            args["dst"] = rest[1]
+        rest = rest[2:]
+    return f"bridge.fdb.{action}", args, render.show_fdb_change
 
 
 def _route_words(words: list[str]) -> dict[str, Any]:
@@ -559,11 +595,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
         },
         render.show_vxlan_created,
     ),
-    ("bridge", "fdb"): lambda a: (
-        "bridge.fdb",
-        {"vnet": a.vnet, "bridge": a.bridge},
-        render.show_fdb,
-    ),
+    ("bridge", "fdb"): _bridge_fdb,
     ("netstat", None): lambda a: ("netstat", {"vnet": a.vnet}, render.show_netstat),
     ("sockstat", None): lambda a: ("sockstat", {"vnet": a.vnet}, render.show_sockstat),
     ("sysctl", None): _sysctl,

@@ -127,7 +127,8 @@ def attach_l2(vnet: Vnet, ifp: Ifnet, icfg: InterfaceConfig, now: float) -> None
             strip_l3(vnet, member, now)
             bridge.add_port(member, port.pvid, frozenset(port.tagged), port.storm_pps)
         for entry in bcfg.fdb:
-            bridge.add_static(entry.mac, entry.port, entry.vid)
+            dst = None if entry.dst is None else str(entry.dst)
+            bridge.add_static(entry.mac, entry.port, entry.vid, dst)
     except (bridge_.BridgeError, vxlan_.VxlanError, ValueError, LinkError) as err:
         raise BuildError(f"vnet {vnet.name}: {icfg.name}: {err}") from err
 

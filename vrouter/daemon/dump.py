@@ -191,6 +191,8 @@ def _bridge_table(bridge: BridgeConfig) -> Table:
         item: Table = {"mac": entry.mac.hex(":"), "port": entry.port}
         if bridge.vlan_filtering and entry.vid is not None and entry.vid != pvids.get(entry.port):
             item["vid"] = entry.vid
+        if entry.dst is not None:
+            item["dst"] = str(entry.dst)
         fdb.append(item)
     if fdb:
         table["fdb"] = fdb
@@ -461,7 +463,12 @@ def _bridge(ifp: Ifnet) -> BridgeConfig | None:
         for name, port in bridge.ports.items()
     )
     fdb = tuple(
-        StaticFdbConfig(mac, entry.port.ifnet.name, vid if bridge.vlan_filtering else None)
+        StaticFdbConfig(
+            mac,
+            entry.port.ifnet.name,
+            vid if bridge.vlan_filtering else None,
+            None if entry.dst is None else ipaddress.ip_address(entry.dst),
+        )
         for vid, table in bridge.tables.items()
         for mac, entry in table.items()
         if entry.static

@@ -637,6 +637,51 @@ class Ops:
         log.info("vnet %s: %s: %s left the bridge", vnet.name, bridge_name, name)
         return member
 
+    def _member_bridge(self, vnet: Vnet, port: str) -> bridge_.Bridge:
+        """Return the bridge interface ``port`` of ``vnet`` is a member of, or raise OpError."""
+        found = bridge_.port_of(self.interface(vnet, port))
+        if found is None:
+            raise OpError(f"vnet {vnet.name}: {port} is not a member of a bridge")
+        return found.bridge
+
+    def add_fdb(
+        self,
+        vnet_name: str,
+        mac: bytes,
+        port: str,
+        vid: int | None = None,
+        dst: str | None = None,
+    ) -> bridge_.FdbEntry:
+        """Add (or replace) a static FDB entry: ``mac`` is behind member ``port`` of its bridge
+        (in VLAN ``vid``, None: the port's PVID); on a vxlan port, behind VTEP ``dst``."""
+        vnet = self.vnet(vnet_name)
+        bridge = self._member_bridge(vnet, port)
+        if mac[0] & 1:
+            raise OpError(f"vnet {vnet.name}: {mac.hex(':')} is a group address, not a station's")
+        try:
+            entry = bridge.add_static(mac, port, vid, dst)
+        except bridge_.BridgeError as err:
+            raise OpError(f"vnet {vnet.name}: {bridge.ifnet.name}: {err}") from None
+        log.info(
+            "vnet %s: %s: static fdb %s on %s%s",
+            vnet.name, bridge.ifnet.name, mac.hex(":"), port, f" dst {dst}" if dst else "",
+        )  # fmt: skip
+        return entry
+
+    def del_fdb(
+        self, vnet_name: str, mac: bytes, port: str, vid: int | None = None
+    ) -> bridge_.FdbEntry:
+        """Remove the static FDB entry ``mac`` behind member ``port`` (in VLAN ``vid``)."""
+        vnet = self.vnet(vnet_name)
+        bridge = self._member_bridge(vnet, port)
+        try:
+            entry = bridge.remove_static(mac, port, vid)
+        except bridge_.BridgeError as err:
+            raise OpError(f"vnet {vnet.name}: {bridge.ifnet.name}: {err}") from None
+        log.info("vnet %s: %s: static fdb %s on %s removed", vnet.name, bridge.ifnet.name,
+                 mac.hex(":"), port)  # fmt: skip
+        return entry
+
     def create_epair_between(
         self,
         a: tuple[str, str],

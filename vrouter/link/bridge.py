@@ -57,6 +57,7 @@ from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.timers import Timer
 from vrouter.link import ether
 from vrouter.link import vlan as vlan_
+from vrouter.link import vxlan as vxlan_
 from vrouter.link.ifnet import Ifnet
 from vrouter.link.offload import OffloadBuffer, tag
 from vrouter.wire import vlan as wire_vlan
@@ -132,14 +133,18 @@ class BridgeStats:
 class FdbEntry:
     """Where one MAC of one VLAN was last seen."""
 
-    __slots__ = ("mac", "vid", "port", "seen", "static")
+    __slots__ = ("mac", "vid", "port", "seen", "static", "dst")
 
-    def __init__(self, mac: bytes, vid: int, port: Port, seen: float, static: bool) -> None:
+    def __init__(
+        self, mac: bytes, vid: int, port: Port, seen: float, static: bool, dst: str | None = None
+    ) -> None:
         self.mac = mac
         self.vid = vid
         self.port = port
         self.seen = seen
         self.static = static
+        self.dst = dst
+        """The remote VTEP of a static entry on a VXLAN port (None: the port's own lookup)."""
 
     def describe(self, now: float, ageing: int) -> dict[str, object]:
         """Return the entry as plain data (``age`` None for a static one)."""
@@ -150,6 +155,7 @@ class FdbEntry:
             "static": self.static,
             "age": None if self.static else round(max(0.0, now - self.seen), 1),
             "expires": None if self.static else round(max(0.0, self.seen + ageing - now), 1),
+            "dst": self.dst,
         }
 
 
@@ -343,15 +349,16 @@ class Bridge:
         port.ifnet.bridge_input = None
         for table in self.tables.values():
             for mac in [m for m, e in table.items() if e.port is port]:
-                del table[mac]
-                self.state.fdb_entries -= 1
+                self._forget(table.pop(mac))
         return port
 
     def close(self) -> None:
         """Release every port and the whole FDB, stop the ageing timer."""
         for name in list(self.ports):
             self.remove_port(name)
-        self.state.fdb_entries -= sum(len(t) for t in self.tables.values())
+        for table in self.tables.values():
+            for entry in table.values():
+                self._forget(entry)
         self.tables.clear()
         if self._sweep is not None:
             self._sweep.cancel()
@@ -384,30 +391,80 @@ class Bridge:
         self.stats.moved += 1
         port.counters.learned += 1
 
-    def add_static(self, mac: bytes, port_name: str, vid: int | None = None) -> FdbEntry:
-        """Add a static entry (never ages) for ``mac`` behind member ``port_name``.
+    def add_static(
+        self, mac: bytes, port_name: str, vid: int | None = None, dst: str | None = None
+    ) -> FdbEntry:
+        """Add (or replace) a static entry (never ages) for ``mac`` behind member ``port_name``.
 
-        ``vid`` None: the port's PVID (0 without VLAN filtering).
+        ``vid`` None: the port's PVID (0 without VLAN filtering).  ``dst``: on
+        a VXLAN port, the remote VTEP the MAC is behind (Linux ``bridge fdb
+        append MAC dev VX dst ADDR``), also a static entry of the port's own.
         """
         port = self.ports.get(port_name)
         if port is None:
             raise BridgeError(f"{port_name} is not a member of bridge {self.ifnet.name}")
+        vid = self._static_vid(port, vid)
+        vx = vxlan_.of(port.ifnet)
+        if dst is not None and vx is None:
+            raise BridgeError(f"{port_name} is not a vxlan interface: dst needs one")
+        table = self.tables.setdefault(vid, {})
+        old = table.get(mac)
+        if old is None and self.state.fdb_entries >= self.state.fdb_max:
+            raise BridgeError(
+                f"vnet {self.vnet.name}: FDB full ({self.state.fdb_max} entries, "
+                "net.link.bridge.fdb_max)"
+            )
+        if dst is not None and vx is not None:
+            try:
+                vx.add_static(mac, dst)
+            except vxlan_.VxlanError as err:
+                raise BridgeError(str(err)) from None
+        if old is None:
+            self.state.fdb_entries += 1
+        elif old.dst is not None and (dst is None or old.port is not port):
+            self._forget_dst(old)
+        entry = table[mac] = FdbEntry(mac, vid, port, self.now, True, dst)
+        return entry
+
+    def remove_static(self, mac: bytes, port_name: str, vid: int | None = None) -> FdbEntry:
+        """Remove the static entry for ``mac`` behind member ``port_name`` (``vid`` as in
+        :meth:`add_static`)."""
+        port = self.ports.get(port_name)
+        if port is None:
+            raise BridgeError(f"{port_name} is not a member of bridge {self.ifnet.name}")
+        vid = self._static_vid(port, vid)
+        table = self.tables.get(vid, {})
+        entry = table.get(mac)
+        if entry is None or not entry.static or entry.port is not port:
+            where = f" in VLAN {vid}" if self.vlan_filtering else ""
+            raise BridgeError(
+                f"bridge {self.ifnet.name} has no static entry for {mac_to_str(mac)} "
+                f"on {port_name}{where}"
+            )
+        self._forget(table.pop(mac))
+        return entry
+
+    def _static_vid(self, port: Port, vid: int | None) -> int:
+        """Return the VLAN a static entry of ``port`` goes in (``vid`` None: its PVID)."""
+        if not self.vlan_filtering:
+            return 0
         if vid is None:
             vid = port.pvid
-        if self.vlan_filtering and not port.admits(vid):
-            raise BridgeError(f"port {port_name} does not carry VLAN {vid}")
-        if not self.vlan_filtering:
-            vid = 0
-        table = self.tables.setdefault(vid, {})
-        if mac not in table:
-            if self.state.fdb_entries >= self.state.fdb_max:
-                raise BridgeError(
-                    f"vnet {self.vnet.name}: FDB full ({self.state.fdb_max} entries, "
-                    "net.link.bridge.fdb_max)"
-                )
-            self.state.fdb_entries += 1
-        entry = table[mac] = FdbEntry(mac, vid, port, self.now, True)
-        return entry
+        if not port.admits(vid):
+            raise BridgeError(f"port {port.ifnet.name} does not carry VLAN {vid}")
+        return vid
+
+    def _forget(self, entry: FdbEntry) -> None:
+        """Account for an entry taken out of the FDB (and its VXLAN port's static MAC)."""
+        self.state.fdb_entries -= 1
+        if entry.dst is not None:
+            self._forget_dst(entry)
+
+    @staticmethod
+    def _forget_dst(entry: FdbEntry) -> None:
+        vx = vxlan_.of(entry.port.ifnet)
+        if vx is not None:
+            vx.remove_static(entry.mac)
 
     def entries(self) -> list[FdbEntry]:
         """Return the FDB's live entries (aged ones excluded), by VLAN then MAC."""

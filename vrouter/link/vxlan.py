@@ -27,7 +27,10 @@ which joins one TCP flow's segments into a super-frame first
 sender's TSO made one.
 
 The MAC → VTEP table ages like a bridge's FDB (``net.link.bridge.ageing_time``)
-and counts to the vnet's FDB entries (``net.link.bridge.fdb_max``).
+and counts to the vnet's FDB entries (``net.link.bridge.fdb_max``).  A static
+entry (:meth:`Vxlan.add_static`, from a bridge's static FDB entry with a
+``dst``) sends one MAC's frames to one VTEP, listed or not; it neither ages
+nor moves when the MAC shows up behind another VTEP.
 """
 
 from __future__ import annotations
@@ -100,14 +103,16 @@ class VxlanStats:
 
 
 class MacEntry:
-    """Behind which VTEP one inner MAC was last seen."""
+    """Behind which VTEP one inner MAC was last seen (or is, for a static entry)."""
 
-    __slots__ = ("mac", "vtep", "seen")
+    __slots__ = ("mac", "vtep", "seen", "static")
 
-    def __init__(self, mac: bytes, vtep: Vtep, seen: float) -> None:
+    def __init__(self, mac: bytes, vtep: Vtep, seen: float, static: bool = False) -> None:
         self.mac = mac
         self.vtep = vtep
         self.seen = seen
+        self.static = static
+        """Configured (a bridge's static FDB entry with ``dst``): never ages or moves."""
 
 
 @dataclass(slots=True)
@@ -216,6 +221,8 @@ class Vxlan:
             entry = self.macs.get(src)
             if entry is None:
                 self.learn(src, vtep, now)
+            elif entry.static:
+                pass
             elif entry.vtep is not vtep:
                 entry.vtep = vtep
                 entry.seen = now
@@ -239,6 +246,43 @@ class Vxlan:
         if self._sweep is None:
             self._sweep = self.vnet.timers.schedule(now + state.ageing_time, self._age)
 
+    def add_static(self, mac: bytes, address: str) -> MacEntry:
+        """Send frames to ``mac`` to VTEP ``address`` only (replacing what was learnt)."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            raise VxlanError(f"{address!r} is not an IP address") from None
+        local = self.cfg.local
+        if ip.version != local.version or ip.is_multicast or ip.is_unspecified or ip == local:
+            raise VxlanError(
+                f"{self.ifnet.name}: dst {ip} is not a remote unicast address of local "
+                f"{local}'s family"
+            )
+        state = self.bridges
+        if mac not in self.macs:
+            if state.fdb_entries >= state.fdb_max:
+                raise VxlanError(
+                    f"vnet {self.vnet.name}: FDB full ({state.fdb_max} entries, "
+                    "net.link.bridge.fdb_max)"
+                )
+            state.fdb_entries += 1
+        vtep = self.vteps.get(str(ip))
+        if vtep is None:
+            vtep = self.vteps[str(ip)] = Vtep(str(ip), False)
+        entry = self.macs[mac] = MacEntry(mac, vtep, self.now, static=True)
+        return entry
+
+    def remove_static(self, mac: bytes) -> None:
+        """Undo :meth:`add_static` (a MAC learnt since is left alone)."""
+        entry = self.macs.get(mac)
+        if entry is None or not entry.static:
+            return
+        del self.macs[mac]
+        self.bridges.fdb_entries -= 1
+        address = entry.vtep.address
+        if not entry.vtep.static and not any(e.vtep.address == address for e in self.macs.values()):
+            del self.vteps[address]
+
     def _age(self, now: float) -> None:
         """The ageing timer: forget MACs silent for the ageing time, rearm for the next."""
         self._sweep = None
@@ -246,6 +290,8 @@ class Vxlan:
         oldest: float | None = None
         for mac in list(self.macs):
             entry = self.macs[mac]
+            if entry.static:
+                continue
             if now - entry.seen >= ageing:
                 del self.macs[mac]
                 self.bridges.fdb_entries -= 1
@@ -286,7 +332,9 @@ class Vxlan:
             ifp.counters.tx_drops["vxlan_too_big"] += 1
             return
         entry = None if frame[0] & 1 else self.macs.get(bytes(frame[0:6]))
-        if entry is not None and self.now - entry.seen < self.bridges.ageing_time:
+        if entry is not None and (
+            entry.static or self.now - entry.seen < self.bridges.ageing_time
+        ):
             targets: tuple[str, ...] = (entry.vtep.address,)
         else:
             targets = self.flood_to
@@ -310,13 +358,16 @@ class Vxlan:
         now = self.now
         by_vtep: dict[str, list[dict[str, object]]] = {a: [] for a in self.vteps}
         for entry in sorted(self.macs.values(), key=lambda e: e.mac):
-            if now - entry.seen >= ageing:
+            if not entry.static and now - entry.seen >= ageing:
                 continue
             by_vtep.setdefault(entry.vtep.address, []).append(
                 {
                     "mac": mac_to_str(entry.mac),
-                    "age": round(max(0.0, now - entry.seen), 1),
-                    "expires": round(max(0.0, entry.seen + ageing - now), 1),
+                    "static": entry.static,
+                    "age": None if entry.static else round(max(0.0, now - entry.seen), 1),
+                    "expires": (
+                        None if entry.static else round(max(0.0, entry.seen + ageing - now), 1)
+                    ),
                 }
             )
         cfg = self.cfg

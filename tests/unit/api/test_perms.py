@@ -307,6 +307,14 @@ MUTATING: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
         {"vnet": "red", "bridge": "br0", "interface": "x0"},
         {"vnet": "blue", "bridge": "br0", "interface": "x0"},
     ),
+    "bridge.fdb.add": (
+        {"vnet": "red", "mac": "02:00:00:00:00:0a", "port": "x0"},
+        {"vnet": "blue", "mac": "02:00:00:00:00:0a", "port": "x0"},
+    ),
+    "bridge.fdb.del": (
+        {"vnet": "red", "mac": "02:00:00:00:00:0a", "port": "x0"},
+        {"vnet": "blue", "mac": "02:00:00:00:00:0a", "port": "x0"},
+    ),
     "vlan.create": (
         {"vnet": "red", "parent": "x0", "vid": 5},
         {"vnet": "blue", "parent": "x0", "vid": 5},

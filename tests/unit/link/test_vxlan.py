@@ -44,9 +44,7 @@ def seg(lab):
     )
     vx = vxlan_.create(vxif, cfg)
     sent: list[tuple[str, bytes]] = []
-    vx.send = lambda address, frames: sent.extend(
-        (address, vx.header + bytes(f)) for f in frames
-    )
+    vx.send = lambda address, frames: sent.extend((address, vx.header + bytes(f)) for f in frames)
     vxif.up = True
     brif = Ifnet(vnet, "br0", "bridge", lab.mac(), 1450)
     vnet.link.add(brif)
@@ -214,3 +212,66 @@ def test_a_bad_checksum_or_a_gap_is_never_merged() -> None:
     gap = _tcp(5000, b"a" * 1000)
     assert gro.coalesce([a, gap]) == [a, gap]
     assert gro.coalesce([ARP := frame(BCAST, MAC_A), a]) == [ARP, a]
+
+
+def _bridge_of(vnet) -> bridge_.Bridge:
+    return vnet.link.bridge.bridges["br0"]
+
+
+def test_a_static_entry_sends_one_mac_to_its_vtep_and_never_ages_or_moves(seg, lab) -> None:
+    vnet, vx, host, sent = seg
+    br = _bridge_of(vnet)
+    br.add_static(MAC_R, "vx42", dst="198.51.100.9")  # a VTEP not among the remotes
+    host.send(frame(MAC_R, MAC_A), lab.now)
+    assert sent == [("198.51.100.9", encap(frame(MAC_R, MAC_A)))]
+    vx.input(encap(frame(BCAST, MAC_R)), REMOTE_1, lab.now)  # seen elsewhere: not moved
+    lab.advance(vnet.link.bridge.ageing_time + 1)
+    lab.run_timers()
+    sent.clear()
+    host.send(frame(MAC_R, MAC_A), lab.now)
+    assert sent == [("198.51.100.9", encap(frame(MAC_R, MAC_A)))]
+    (vtep,) = [v for v in vx.describe()["vteps"] if v["address"] == "198.51.100.9"]  # type: ignore[union-attr]
+    assert vtep["macs"] == [
+        {"mac": "02:00:00:00:00:f1", "static": True, "age": None, "expires": None}
+    ]
+    (entry,) = [e for e in br.entries() if e.mac == MAC_R]
+    assert entry.static and entry.dst == "198.51.100.9" and entry.port.ifnet is vx.ifnet
+
+
+def test_removing_a_static_entry_or_its_port_frees_both_tables(seg, lab) -> None:
+    vnet, vx, host, sent = seg
+    br = _bridge_of(vnet)
+    before = vnet.link.bridge.fdb_entries
+    br.add_static(MAC_R, "vx42", dst="198.51.100.9")
+    assert vnet.link.bridge.fdb_entries == before + 2
+    br.remove_static(MAC_R, "vx42")
+    assert vnet.link.bridge.fdb_entries == before
+    assert MAC_R not in vx.macs and "198.51.100.9" not in vx.vteps
+    host.send(frame(MAC_R, MAC_A), lab.now)
+    assert [a for a, _ in sent] == [REMOTE_1, REMOTE_2]  # unknown again: flooded
+    learnt = vnet.link.bridge.fdb_entries  # MAC_A, behind p1
+    br.add_static(MAC_R, "vx42", dst="198.51.100.9")
+    br.remove_port("vx42")
+    assert MAC_R not in vx.macs and vnet.link.bridge.fdb_entries == learnt
+    with pytest.raises(bridge_.BridgeError, match="no static entry"):
+        br.remove_static(MAC_R, host.ifp.name)
+
+
+@pytest.mark.parametrize(
+    ("port", "dst", "message"),
+    [
+        ("p1", "198.51.100.9", "not a vxlan interface"),
+        ("vx42", "2001:db8::9", "not a remote unicast address"),
+        ("vx42", "198.51.100.1", "not a remote unicast address"),
+        ("vx42", "239.1.1.1", "not a remote unicast address"),
+        ("vx42", "nonsense", "not an IP address"),
+    ],
+)
+def test_a_bad_dst_is_refused_and_nothing_is_added(seg, lab, port, dst, message) -> None:
+    vnet, vx, host, _ = seg
+    br = _bridge_of(vnet)
+    before = vnet.link.bridge.fdb_entries
+    name = host.ifp.name if port == "p1" else port
+    with pytest.raises(bridge_.BridgeError, match=message):
+        br.add_static(MAC_R, name, dst=dst)
+    assert vnet.link.bridge.fdb_entries == before and MAC_R not in vx.macs

@@ -36,7 +36,7 @@ BRIDGE_KEYS = ("members", "vlan_filtering", "pvid", "storm_pps", "ports", "fdb")
 VLAN_KEYS = ("parent", "vid")
 VXLAN_KEYS = ("vni", "local", "port", "remotes", "group", "learning")
 _PORT_KEYS = ("pvid", "tagged", "storm_pps")
-_FDB_KEYS = ("mac", "port", "vid")
+_FDB_KEYS = ("mac", "port", "vid", "dst")
 MEMBER_TYPES = ("tap", "epair", "vlan", "vxlan")
 PARENT_TYPES = ("tap", "epair", "bridge")
 
@@ -135,6 +135,10 @@ def read_bridge(r: TomlReader, table: Mapping[str, object], key: str) -> BridgeC
         mac_text = r.string(item, "mac", ekey)
         port = r.string(item, "port", ekey)
         vid = _vid(r, item, "vid", ekey, zero=False)
+        dst = _vtep_address(r, item["dst"], _join(ekey, "dst")) if "dst" in item else None
+        if dst is not None and (dst.is_multicast or dst.is_unspecified):
+            r.problem(_join(ekey, "dst"), f"{dst} is not a unicast address")
+            continue
         if mac_text is None or port is None:
             continue
         mac = parse_mac(mac_text)
@@ -151,7 +155,7 @@ def read_bridge(r: TomlReader, table: Mapping[str, object], key: str) -> BridgeC
         if filtering and vid is not None and vid != member.pvid and vid not in member.tagged:
             r.problem(_join(ekey, "vid"), f"port {port} does not carry VLAN {vid}")
             continue
-        fdb.append(StaticFdbConfig(mac, port, vid))
+        fdb.append(StaticFdbConfig(mac, port, vid, dst))
     return BridgeConfig(ports, filtering, pvid, tuple(fdb))
 
 
@@ -303,6 +307,7 @@ def check_l2(r: TomlReader, vnet: ParsedVnet) -> None:
                     _join(iface.key, "mtu"),
                     f"mtu {iface.mtu} is larger than member {name}'s ({member.mtu})",
                 )
+    _check_fdb_dst(r, vnet)
     for iface in vnet.interfaces:
         if iface.vlan is not None and iface.vlan[0] in owner:
             r.problem(
@@ -310,3 +315,22 @@ def check_l2(r: TomlReader, vnet: ParsedVnet) -> None:
                 f"{iface.vlan[0]} is a member of bridge {owner[iface.vlan[0]]}; put the "
                 f"VLAN on the bridge (vlan_filtering) instead",
             )
+
+
+def _check_fdb_dst(r: TomlReader, vnet: ParsedVnet) -> None:
+    """Check that a static FDB entry's ``dst`` names a VTEP its vxlan port can reach."""
+    for iface in vnet.interfaces:
+        if iface.bridge is None:
+            continue
+        for index, entry in enumerate(iface.bridge.fdb):
+            if entry.dst is None:
+                continue
+            key = _join(f"{_join(iface.key, 'fdb')}[{index}]", "dst")
+            port = vnet.interface(entry.port)
+            vxlan = port.vxlan if port is not None else None
+            if vxlan is None:
+                r.problem(key, f"{entry.port} is not a vxlan interface: dst needs one")
+            elif entry.dst.version != vxlan.local.version or entry.dst == vxlan.local:
+                r.problem(
+                    key, f"{entry.dst} is not a remote address of local {vxlan.local}'s family"
+                )

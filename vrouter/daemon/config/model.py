@@ -196,11 +196,13 @@ class BridgePortConfig:
 
 @dataclass(frozen=True, slots=True)
 class StaticFdbConfig:
-    """A static FDB entry: ``mac`` is behind member ``port`` (in VLAN ``vid``, None: its PVID)."""
+    """A static FDB entry: ``mac`` is behind member ``port`` (in VLAN ``vid``, None: its PVID);
+    on a vxlan member, ``dst`` is the remote VTEP it is behind."""
 
     mac: bytes
     port: str
     vid: int | None = None
+    dst: IPv4Address | IPv6Address | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from vrouter.daemon import build
@@ -108,7 +110,7 @@ def test_built_vnet_has_the_bridge_the_ports_and_the_vlans() -> None:
             '[vnets.lab.interfaces."tap1.5"]\ntype = "vlan"\nparent = "tap1"\nvid = 5\n'
             'mac = "02:00:00:00:00:01"\n',
             [
-                "vnets.lab.interfaces.\"tap1.5\".mac: a vlan interface shares its parent's MAC",
+                'vnets.lab.interfaces."tap1.5".mac: a vlan interface shares its parent\'s MAC',
                 'vnets.lab.interfaces."tap1.5".parent: tap1 is a member of bridge br0; put the '
                 "VLAN on the bridge (vlan_filtering) instead",
             ],
@@ -232,3 +234,56 @@ def test_a_vxlan_over_ipv6_gives_up_70_bytes() -> None:
 )
 def test_bad_vxlan_config_names_the_key(body: str, expected: list[str]) -> None:
     assert problems('[vnets.lab.interfaces.vx1]\ntype = "vxlan"\n' + body) == expected
+
+
+VXLAN_FDB = """
+[vnets.lab.interfaces.tap1]
+type = "tap"
+[vnets.lab.interfaces.vx42]
+type = "vxlan"
+vni = 42
+local = "198.51.100.1"
+learning = false
+[vnets.lab.interfaces.br0]
+type = "bridge"
+members = ["tap1", "vx42"]
+mtu = 1450
+[[vnets.lab.interfaces.br0.fdb]]
+mac = "02:00:00:00:00:0a"
+port = "vx42"
+dst = "198.51.100.3"
+"""
+
+
+def test_a_static_entry_behind_a_remote_vtep_parses_and_builds() -> None:
+    config = parse(VXLAN_FDB, "l2.toml")
+    (vcfg,) = config.vnets
+    br0 = next(i for i in vcfg.interfaces if i.name == "br0")
+    assert br0.bridge is not None
+    mac = bytes.fromhex("02000000000a")
+    assert br0.bridge.fdb == (
+        StaticFdbConfig(mac, "vx42", None, ipaddress.ip_address("198.51.100.3")),
+    )
+    vnet = build.build(config, 0.0).tree.get("lab")
+    vx = vnet.link.vxlans["vx42"]
+    assert vx.macs[mac].static and vx.macs[mac].vtep.address == "198.51.100.3"
+
+
+@pytest.mark.parametrize(
+    ("port", "dst", "expected"),
+    [
+        ("tap1", "198.51.100.3", "tap1 is not a vxlan interface: dst needs one"),
+        ("vx42", "2001:db8::3", "2001:db8::3 is not a remote address of local 198.51.100.1's"),
+        ("vx42", "198.51.100.1", "198.51.100.1 is not a remote address"),
+        ("vx42", "239.1.1.1", "239.1.1.1 is not a unicast address"),
+        ("vx42", "vtep", "'vtep' is not an IP address"),
+    ],
+)
+def test_a_bad_dst_is_refused(port: str, dst: str, expected: str) -> None:
+    text = VXLAN_FDB.replace('port = "vx42"', f'port = "{port}"').replace(
+        '"198.51.100.3"', f'"{dst}"'
+    )
+    found = problems(text)
+    assert any(
+        p.startswith("vnets.lab.interfaces.br0.fdb[0].dst: ") and expected in p for p in found
+    ), found
