@@ -490,3 +490,43 @@ def test_a_vtep_reached_only_through_a_static_per_mac_entry(tmp_path: Path) -> N
         assert _ping_fresh(daemon) == 3
     finally:
         daemon.close()
+
+
+def test_a_host_sending_too_big_with_df_is_told_the_overlay_mtu(tmp_path: Path) -> None:
+    # The host's link (the TAP) carries 1500 bytes, the overlay 1450: the bridge drops
+    # what does not fit and tells the host, from its own address, with ICMP.
+    config = (
+        _config(11, 1, 2, 1)
+        .replace("mtu = 1450\nhost = {", "mtu = 1500\nhost = {", 1)
+        .replace(
+            'addresses = ["192.0.2.11/24"]', 'addresses = ["192.0.2.11/24", "2001:db8:42::11/64"]'
+        )
+        .replace(
+            'addresses = ["192.0.2.1/24"]', 'addresses = ["192.0.2.1/24", "2001:db8:42::1/64"]'
+        )
+    )
+    daemon = Vrouterd(tmp_path, config)
+    try:
+        _start_in_netns(daemon, "198.51.100.1")
+        lx = _linux_vtep(daemon)
+        run("ip", "-n", lx, "addr", "add", "2001:db8:42::20/64", "dev", "br0", "nodad")
+        assert _ping(daemon, "h1", LINUX_HOST) == 3
+        assert _ping(daemon, "h1", "2001:db8:42::20") == 3
+        too_big = _ping(daemon, "h1", LINUX_HOST, "-M", "do", "-s", "1472")
+        result = daemon.exec("h1", "ip", "route", "get", LINUX_HOST)
+        assert "mtu 1450" in result.stdout, (too_big, result.stdout)
+        shown = daemon.exec(
+            "h1", "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472", LINUX_HOST, check=False
+        )
+        assert "mtu=1450" in shown.stdout + shown.stderr, shown.stdout + shown.stderr
+        assert _ping(daemon, "h1", LINUX_HOST, "-M", "do", "-s", "1422") == 3  # 1450: fits
+        # IPv6: Packet Too Big from the bridge's address; the host caches the path MTU.
+        _ping(daemon, "h1", "2001:db8:42::20", "-M", "do", "-s", "1452")
+        result6 = daemon.exec("h1", "ip", "-6", "route", "get", "2001:db8:42::20")
+        assert "mtu 1450" in result6.stdout, result6.stdout
+        (br,) = daemon.call("bridge.show", vnet="lab")
+        assert br["stats"]["too_big"] >= 2, br["stats"]
+        (vxport,) = [p for p in br["ports"] if p["name"] == "vx42"]
+        assert vxport["counters"]["drops"]["mtu_exceeded"] >= 2, vxport
+    finally:
+        daemon.close()

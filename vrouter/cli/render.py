@@ -193,7 +193,8 @@ def show_bridges(result: Any) -> str:
         out.append(
             f"{b['name']}: {'UP' if b['up'] else 'DOWN'} mac {b['mac']}{vlans} "
             f"ageing {b['ageing_time']}s fdb {b['fdb_entries']} (learned {stats['learned']}, "
-            f"moved {stats['moved']}, aged {stats['aged']}, full {stats['fdb_full']})"
+            f"moved {stats['moved']}, aged {stats['aged']}, full {stats['fdb_full']}), "
+            f"too_big {stats['too_big']}"
         )
         rows = []
         for p in b["ports"]:

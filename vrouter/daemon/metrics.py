@@ -420,6 +420,7 @@ _BRIDGE_EVENTS = (
     ("moved", "fdb_moved", "MACs seen on another port than their entry's, relearnt."),
     ("aged", "fdb_aged", "Learnt MACs removed after the ageing time."),
     ("fdb_full", "fdb_full", "Source MACs not learnt because the vnet's FDB was full."),
+    ("too_big", "too_big_frames", "Frames too big for a port whose sender got ICMP back."),
 )
 _BRIDGE_EVENTS_GET = attrgetter(*(attr for attr, _, _ in _BRIDGE_EVENTS))
 _PORT_COUNTERS = (

@@ -485,6 +485,22 @@ def send_error(
         vnet.inet.icmp.out_errors += 1
 
 
+def bridged_too_big(ifp: Ifnet, packet: memoryview, mtu: int, now: float) -> bytes | None:
+    """Return the "fragmentation needed" error about a bridged ``packet`` over ``mtu``
+    (:mod:`vrouter.link.bridge`), sourced from bridge interface ``ifp``; None without DF
+    (the frame is only dropped: a bridge does not fragment) or where no error may go."""
+    df = ((packet[6] << 8) & ip_wire.FLAG_DF) if len(packet) >= ip_wire.HEADER_LEN else 0
+    if not df or packet[0] >> 4 != 4:
+        return None
+    vnet = ifp.vnet
+    message = icmp.error(
+        vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NEEDFRAG, now, mtu
+    )
+    if message is not None:
+        vnet.inet.icmp.out_errors += 1
+    return message
+
+
 def host_unreachable(vnet: Vnet, packet: memoryview, now: float) -> None:
     """Answer a packet whose next hop did not resolve (RFC 1812 4.3.3.1)."""
     send_error(vnet, None, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_HOST, now)

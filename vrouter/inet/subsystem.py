@@ -28,6 +28,7 @@ def _attach(vnet: Vnet) -> InetState:
         arp=arp.new_table(unresolved=ipv4.host_unreachable), reass=Reassembly(timeout=30.0)
     )
     vnet.link.ethertypes[ETHERTYPE_IPV4] = ipv4.input
+    vnet.link.bridge.too_big[ETHERTYPE_IPV4] = ipv4.bridged_too_big
     vnet.link.ethertypes[ETHERTYPE_ARP] = arp.input
     state.protocols.update(ipv4.BUILTIN_PROTOCOLS)
     state.protocols[IGMP] = igmp.input
@@ -36,6 +37,7 @@ def _attach(vnet: Vnet) -> InetState:
 
 def _detach(vnet: Vnet) -> None:
     vnet.link.ethertypes.pop(ETHERTYPE_IPV4, None)
+    vnet.link.bridge.too_big.pop(ETHERTYPE_IPV4, None)
     vnet.link.ethertypes.pop(ETHERTYPE_ARP, None)
     vnet.inet.arp.clear()
     vnet.inet.dests.clear()

@@ -36,6 +36,7 @@ from vrouter.route.dest import flow6
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.route.state import add_connected, remove_connected
 from vrouter.wire import icmp6
+from vrouter.wire import ipv6 as ip6_wire
 from vrouter.wire.errors import WireError
 from vrouter.wire.ethernet import ETHERTYPE_IPV6, HEADER, HEADER_LEN
 from vrouter.wire.ipv6 import (
@@ -527,6 +528,21 @@ def send_error(
     )
     if message is not None and output(vnet, message, now, ifp):
         vnet.inet6.icmp.out_errors += 1
+
+
+def bridged_too_big(ifp: Ifnet, packet: memoryview, mtu: int, now: float) -> bytes | None:
+    """Return the Packet Too Big error about a bridged ``packet`` over ``mtu``
+    (:mod:`vrouter.link.bridge`), sourced from bridge interface ``ifp`` (None where no
+    error may go)."""
+    if len(packet) < ip6_wire.HEADER_LEN or packet[0] >> 4 != 6:
+        return None
+    vnet = ifp.vnet
+    message = icmp6_layer.error(
+        vnet, ifp, packet, icmp6.PACKET_TOO_BIG, 0, now, mtu, allow_multicast=True
+    )
+    if message is not None:
+        vnet.inet6.icmp.out_errors += 1
+    return message
 
 
 def address_unreachable(vnet: Vnet, pkt: memoryview, now: float) -> None:

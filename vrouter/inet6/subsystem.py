@@ -28,6 +28,7 @@ def _attach(vnet: Vnet) -> Inet6State:
     )
     state.nd.draw_reachable_time(state.rng)
     vnet.link.ethertypes[ETHERTYPE_IPV6] = ipv6.input
+    vnet.link.bridge.too_big[ETHERTYPE_IPV6] = ipv6.bridged_too_big
     state.protocols.update(ipv6.BUILTIN_PROTOCOLS)
     state.ra_input = slaac.ra_input
     state.linklocal_ready = slaac.linklocal_ready
@@ -37,6 +38,7 @@ def _attach(vnet: Vnet) -> Inet6State:
 
 def _detach(vnet: Vnet) -> None:
     vnet.link.ethertypes.pop(ETHERTYPE_IPV6, None)
+    vnet.link.bridge.too_big.pop(ETHERTYPE_IPV6, None)
     state = vnet.inet6
     slaac.clear(state.host_ra)
     state.nd.clear()

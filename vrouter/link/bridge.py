@@ -50,6 +50,7 @@ storm control bounds the rate per port, not the loop.  See docs/bridges.md.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -73,6 +74,12 @@ DEFAULT_FDB_MAX = 8192
 _MAX_TAGGED_FRAME = HEADER_LEN + wire_vlan.TAG_LEN
 
 
+TooBig = Callable[[Ifnet, memoryview, int, float], "bytes | None"]
+"""Builds the ICMP error about an IP packet too big for a port: (the interface to source it
+from, the packet, the MTU it did not fit, now) -> the error's IP packet (None: none may be
+sent)."""
+
+
 class BridgeError(Exception):
     """A bridge operation was refused (a port twice, an unknown port)."""
 
@@ -91,6 +98,8 @@ class BridgeState:
     """FDB entries now, every bridge together."""
     fdb_full: int = 0
     """Sources not learnt because the vnet's FDB was full."""
+    too_big: dict[int, TooBig] = field(default_factory=dict)
+    """ICMP "too big" builders by EtherType, registered by the IP layers (inet, inet6)."""
 
 
 @dataclass(slots=True)
@@ -128,6 +137,9 @@ class BridgeStats:
     """A MAC seen on another port than the one it was learnt on (relearnt there)."""
     aged: int = 0
     fdb_full: int = 0
+    too_big: int = 0
+    """ICMP errors (fragmentation needed, packet too big) sent back for frames a port
+    could not carry."""
 
 
 class FdbEntry:
@@ -281,9 +293,24 @@ class Port:
             frame = vlan_.insert(frame, vid)
         if len(frame) > ifp.mtu + _MAX_TAGGED_FRAME and frame.__class__ is not OffloadBuffer:
             self.counters.drops["mtu_exceeded"] += 1
+            self.too_big(frame, ifp.mtu)
             return
         self.counters.sent += 1
         vlan_.output(ifp, frame)
+
+    def too_big(self, frame: bytes | bytearray, mtu: int) -> None:
+        """Tell the sender of an IP ``frame`` that did not leave here (its packet exceeds
+        ``mtu``) with ICMP, as Linux does for a bridged vxlan; the frame is dropped."""
+        bridge = self.bridge
+        if frame[12] == 0x81 and frame[13] == 0:
+            if not bridge.vlan_filtering or len(frame) < wire_vlan.TAGGED_HEADER_LEN:
+                return
+            vid = wire_vlan.tci_of(frame) & wire_vlan.VID_MASK
+            start = wire_vlan.TAGGED_HEADER_LEN
+        else:
+            vid = self.pvid
+            start = HEADER_LEN
+        bridge.answer_too_big(frame, start, vid, mtu)
 
     def describe(self) -> dict[str, object]:
         """Return the port as plain data for the API."""
@@ -339,6 +366,9 @@ class Bridge:
         port = Port(self, ifp, pvid if self.vlan_filtering else 0, tagged, storm_pps)
         self.ports[ifp.name] = port
         ifp.bridge_input = port.input
+        vx = vxlan_.of(ifp)
+        if vx is not None:
+            vx.too_big = port.too_big
         return port
 
     def remove_port(self, name: str) -> Port:
@@ -347,6 +377,9 @@ class Bridge:
         if port is None:
             raise BridgeError(f"{name} is not a member of bridge {self.ifnet.name}")
         port.ifnet.bridge_input = None
+        vx = vxlan_.of(port.ifnet)
+        if vx is not None:
+            vx.too_big = vxlan_.no_answer
         for table in self.tables.values():
             for mac in [m for m, e in table.items() if e.port is port]:
                 self._forget(table.pop(mac))
@@ -520,12 +553,35 @@ class Bridge:
             frame = vlan_.insert(frame, vid)
         ether.input(self.ifnet, frame, now)
 
+    def answer_too_big(self, frame: bytes | bytearray, start: int, vid: int, mtu: int) -> None:
+        """Send the sender of ``frame`` (VLAN ``vid``, its IP packet at ``start``) the ICMP
+        error for a packet over ``mtu``, from the bridge's interface of that VLAN: only if
+        the IP layer may and the interface has an address to send it from."""
+        builder = self.state.too_big.get((frame[start - 2] << 8) | frame[start - 1])
+        if vid == self.pvid:
+            ifp: Ifnet | None = self.ifnet
+        else:
+            sub = self.vnet.link.vlans.get((self.ifnet.name, vid))
+            ifp = sub.ifnet if sub is not None else None
+        if builder is None or ifp is None or not ifp.up or frame[6] & 1:
+            return
+        packet = builder(ifp, memoryview(frame)[start:], mtu, self.now)
+        if packet is None:
+            return
+        self.stats.too_big += 1
+        reply = bytes(frame[6:12]) + self.ifnet.mac + bytes(frame[start - 2 : start]) + packet
+        self.forward_own(reply, vid)
+
     def transmit(self, frame: bytes | bytearray) -> None:
         """The bridge Ifnet's device: forward what the vnet sends into the segment."""
         vid = self.pvid
         if self.vlan_filtering and frame[12] == 0x81 and frame[13] == 0:
             vid = wire_vlan.tci_of(frame) & wire_vlan.VID_MASK
             frame = vlan_.strip(frame)
+        self.forward_own(frame, vid)
+
+    def forward_own(self, frame: bytes | bytearray, vid: int) -> None:
+        """Forward an untagged frame of VLAN ``vid`` the bridge itself sends."""
         if frame[0] & 1:
             self.flood(None, frame, vid)
             return
@@ -551,6 +607,7 @@ class Bridge:
                 "moved": self.stats.moved,
                 "aged": self.stats.aged,
                 "fdb_full": self.stats.fdb_full,
+                "too_big": self.stats.too_big,
             },
             "ports": [port.describe() for port in self.ports.values()],
         }

@@ -12,8 +12,9 @@ MAC's VTEP; broadcast, multicast and unknown unicast (BUM) go to every
 static remote VTEP (head-end replication) or, with a ``group``, once to the
 multicast group.  An outer packet that would exceed the underlay's MTU is
 never sent (the socket also forbids the kernel to fragment): it is dropped
-and counted as ``vxlan_too_big``.  TCP super-frames are segmented here and
-leave as one batch per VTEP, which the device sends with one
+and counted as ``vxlan_too_big``, and the bridge the interface is a member
+of tells the inner sender with ICMP (:meth:`vrouter.link.bridge.Port.too_big`).
+TCP super-frames are segmented here and leave as one batch per VTEP, which the device sends with one
 ``UDP_SEGMENT`` system call.
 
 Receiving: a datagram too short for the VXLAN and an inner Ethernet header
@@ -44,9 +45,10 @@ from vrouter.core.timers import Timer
 from vrouter.link import ether, gro
 from vrouter.link.ifnet import Ifnet
 from vrouter.link.offload import OffloadBuffer, resolve, vhdr_of
+from vrouter.wire import vlan as wire_vlan
 from vrouter.wire import vxlan as wire
 from vrouter.wire.errors import IntegrityError, SanityError
-from vrouter.wire.ethernet import mac_to_str
+from vrouter.wire.ethernet import HEADER_LEN, mac_to_str
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Send = Callable[[str, list[bytes | bytearray]], None]
 """Sends frames to one VTEP: each leaves as the interface's header + the frame, one datagram."""
+TooBig = Callable[[bytes | bytearray, int], None]
+"""Answers a frame too big for the underlay: (the frame, the largest IP packet that fits)."""
 
 
 class VxlanError(Exception):
@@ -150,6 +154,8 @@ class Vxlan:
         self.stats = VxlanStats()
         self.now = 0.0
         self.send: Send = _no_device
+        self.too_big: TooBig = no_answer
+        """Set by the bridge the interface is a member of: ICMP back to the sender."""
         self._sweep: Timer | None = None
         ifnet.transmit = self.transmit
 
@@ -330,6 +336,9 @@ class Vxlan:
         limit = self.underlay_mtu - self.outer
         if len(frames[0]) > limit or len(frames[-1]) > limit:
             ifp.counters.tx_drops["vxlan_too_big"] += 1
+            big = frames[0] if len(frames[0]) > limit else frames[-1]
+            tagged = big[12] == 0x81 and big[13] == 0
+            self.too_big(big, limit - (wire_vlan.TAGGED_HEADER_LEN if tagged else HEADER_LEN))
             return
         entry = None if frame[0] & 1 else self.macs.get(bytes(frame[0:6]))
         if entry is not None and (
@@ -405,6 +414,10 @@ class Vxlan:
 def _address_key(text: str) -> tuple[int, int]:
     address = ipaddress.ip_address(text)
     return address.version, int(address)
+
+
+def no_answer(frame: bytes | bytearray, mtu: int) -> None:
+    """What a VXLAN interface outside a bridge does about a frame too big: nothing more."""
 
 
 def _no_device(*args: object) -> None:

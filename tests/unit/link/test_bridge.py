@@ -8,9 +8,12 @@ import dpkt
 import pytest
 
 from vrouter.inet import ipv4
+from vrouter.inet6 import ipv6
 from vrouter.link import bridge as bridge_
 from vrouter.link import vlan
 from vrouter.link.ifnet import Ifnet
+from vrouter.wire import ipv4 as ip_wire
+from vrouter.wire import ipv6 as ip6_wire
 
 MAC_A = bytes.fromhex("02000000000a")
 MAC_B = bytes.fromhex("02000000000b")
@@ -295,3 +298,66 @@ def test_a_vlan_interface_on_the_bridge_gets_its_vlan(vseg, lab) -> None:
     assert h["a20"].take_raw() == [unicast(MAC_B, sub.mac)]
     assert h["trunk"].take_raw() == []  # MAC_B was learnt on a20
     assert h["a10"].take_raw() == []
+
+
+def _ip4(size: int, df: bool) -> bytes:
+    """A UDP-like IPv4 packet of ``size`` bytes from 192.0.2.10 to 192.0.2.12."""
+    src = ipaddress.IPv4Address("192.0.2.10").packed
+    dst = ipaddress.IPv4Address("192.0.2.12").packed
+    return ip_wire.build(src, dst, 17, bytes(size - 20), df=df)
+
+
+def test_a_df_packet_too_big_for_a_port_is_answered_with_fragmentation_needed(
+    seg, lab
+) -> None:
+    vnet, br, (h1, _, h3) = seg
+    h3.ifp.mtu = 1400
+    br.add_static(MAC_C, "p3")
+    big = MAC_C + MAC_A + b"\x08\x00" + _ip4(1500, df=True)
+    h1.send(big, lab.now)
+    assert h3.take_raw() == []
+    assert br.ports["p3"].counters.drops["mtu_exceeded"] == 1
+    (reply,) = h1.take()
+    assert reply.dst == MAC_A and reply.src == br.ifnet.mac
+    ip = reply.data
+    assert ip.src == ipaddress.IPv4Address("192.0.2.1").packed
+    assert ip.dst == ipaddress.IPv4Address("192.0.2.10").packed
+    icmp = ip.data
+    assert (icmp.type, icmp.code) == (3, 4)
+    assert int.from_bytes(bytes(icmp)[6:8], "big") == 1400  # the next-hop MTU
+    assert bytes(icmp)[8:28] == _ip4(1500, df=True)[:20]  # the offending header
+    assert br.stats.too_big == 1 and vnet.inet.icmp.out_errors == 1
+    # Without DF the frame is only dropped (a bridge does not fragment).
+    h1.send(MAC_C + MAC_A + b"\x08\x00" + _ip4(1500, df=False), lab.now)
+    assert h1.take_raw() == [] and h3.take_raw() == []
+    assert br.ports["p3"].counters.drops["mtu_exceeded"] == 2
+
+
+def test_an_ipv6_packet_too_big_for_a_port_is_answered_with_packet_too_big(seg, lab) -> None:
+    vnet, br, (h1, _, h3) = seg
+    ipv6.add_address(vnet, br.ifnet, ipaddress.IPv6Interface("2001:db8::1/64"), lab.now)
+    lab.advance(5)  # past DAD
+    h1.take_raw()
+    h3.take_raw()
+    h3.ifp.mtu = 1400
+    br.add_static(MAC_C, "p3")
+    src = ipaddress.IPv6Address("2001:db8::10").packed
+    dst = ipaddress.IPv6Address("2001:db8::12").packed
+    packet = ip6_wire.build(src, dst, 17, bytes(1460))
+    h1.send(MAC_C + MAC_A + b"\x86\xdd" + packet, lab.now)
+    assert h3.take_raw() == []
+    (reply,) = h1.take()
+    assert reply.dst == MAC_A and reply.src == br.ifnet.mac
+    assert reply.data.dst == src
+    icmp = reply.data.data
+    assert icmp.type == 2 and int.from_bytes(bytes(icmp)[4:8], "big") == 1400
+
+
+def test_no_address_on_the_bridge_no_icmp(seg, lab) -> None:
+    vnet, br, (h1, _, h3) = seg
+    ipv4.remove_address(vnet, br.ifnet, next(iter(br.ifnet.addresses)))
+    h3.ifp.mtu = 1400
+    br.add_static(MAC_C, "p3")
+    h1.send(MAC_C + MAC_A + b"\x08\x00" + _ip4(1500, df=True), lab.now)
+    assert h1.take_raw() == [] and h3.take_raw() == []
+    assert br.ports["p3"].counters.drops["mtu_exceeded"] == 1 and br.stats.too_big == 0

@@ -7,11 +7,13 @@ import ipaddress
 import dpkt
 import pytest
 
+from vrouter.inet import ipv4
 from vrouter.link import bridge as bridge_
 from vrouter.link import gro
 from vrouter.link import vxlan as vxlan_
 from vrouter.link.ifnet import Ifnet
 from vrouter.link.offload import F_NEEDS_CSUM, GSO_TCPV4, VirtioHdr, resolve, tag
+from vrouter.wire import ipv4 as ip_wire
 from vrouter.wire import vxlan as wire
 from vrouter.wire.checksum import ones_sum
 
@@ -275,3 +277,26 @@ def test_a_bad_dst_is_refused_and_nothing_is_added(seg, lab, port, dst, message)
     with pytest.raises(bridge_.BridgeError, match=message):
         br.add_static(MAC_R, name, dst=dst)
     assert vnet.link.bridge.fdb_entries == before and MAC_R not in vx.macs
+
+
+def test_too_big_for_the_underlay_is_answered_with_icmp_from_the_bridge(seg, lab) -> None:
+    vnet, vx, host, sent = seg
+    br = _bridge_of(vnet)
+    ipv4.add_address(vnet, br.ifnet, ipaddress.IPv4Interface("192.0.2.1/24"), lab.now)
+    ipv4.set_up(vnet, br.ifnet, lab.now)
+    host.take_raw()
+    vx.set_underlay_mtu(1400)  # inner MTU 1350
+    vx.input(encap(frame(BCAST, MAC_R)), REMOTE_2, lab.now)
+    host.take_raw()
+    sent.clear()
+    src = ipaddress.IPv4Address("192.0.2.10").packed
+    dst = ipaddress.IPv4Address("192.0.2.20").packed
+    # 1352 bytes of IP: within the port's MTU slack for a tag, over the underlay's.
+    packet = ip_wire.build(src, dst, 17, bytes(1352 - 20), df=True)
+    host.send(MAC_R + MAC_A + b"\x08\x00" + packet, lab.now)
+    assert sent == []
+    assert vx.ifnet.counters.tx_drops["vxlan_too_big"] == 1
+    (reply,) = host.take()
+    assert reply.dst == MAC_A and reply.data.dst == src
+    assert (reply.data.data.type, reply.data.data.code) == (3, 4)
+    assert int.from_bytes(bytes(reply.data.data)[6:8], "big") == 1350
