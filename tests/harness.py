@@ -195,7 +195,10 @@ class Vrouterd:
         self.dir = workdir / self.prefix
         self.dir.mkdir(parents=True)
         self.config = self.dir / "vrouter.toml"
-        self.config.write_text(template.format(dir=self.dir, p=self.prefix, epair_mtu=epair_mtu))
+        text = template.format(dir=self.dir, p=self.prefix, epair_mtu=epair_mtu)
+        if "data_dir" not in text:  # the MAC seed and leases stay in the test's directory
+            text = text.replace("[daemon]\n", f'[daemon]\ndata_dir = "{self.dir}/data"\n', 1)
+        self.config.write_text(text)
         self.socket = str(self.dir / "control.sock")
         self.log = self.dir / "vrouterd.log"
         self.proc: subprocess.Popen[bytes] | None = None

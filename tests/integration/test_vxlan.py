@@ -530,3 +530,50 @@ def test_a_host_sending_too_big_with_df_is_told_the_overlay_mtu(tmp_path: Path) 
         assert vxport["counters"]["drops"]["mtu_exceeded"] >= 2, vxport
     finally:
         daemon.close()
+
+
+def _bridge_mac(daemon: Vrouterd) -> str:
+    (br,) = daemon.call("bridge.show", vnet="lab")
+    return str(br["mac"])
+
+
+def test_two_daemons_of_one_config_get_their_own_macs_and_talk(tmp_path: Path) -> None:
+    # No mac in the config: both bridges are lab's br0, their MACs derived from names
+    # and each installation's seed (its data_dir).
+    def config(host: int, local: int, remote: int, bridge: int) -> str:
+        return "\n".join(
+            line
+            for line in _config(host, local, remote, bridge).splitlines()
+            if not line.startswith("mac = ")
+        )
+
+    a = Vrouterd(tmp_path / "a", config(31, 1, 2, 1))
+    b = Vrouterd(tmp_path / "b", config(32, 2, 1, 2))
+    try:
+        _start_in_netns(a, "198.51.100.1")
+        ns_b = f"{b.prefix}d"
+        run("ip", "netns", "add", ns_b)
+        run("ip", "link", "set", f"{a.prefix}v", "netns", ns_b)
+        run("ip", "-n", ns_b, "link", "set", "lo", "up")
+        run("ip", "-n", ns_b, "addr", "add", "198.51.100.2/24", "dev", f"{a.prefix}v")
+        run("ip", "-n", ns_b, "link", "set", f"{a.prefix}v", "up")
+        b.start(netns=ns_b)
+        b.wait_ipv6()
+        mac_a, mac_b = _bridge_mac(a), _bridge_mac(b)
+        assert mac_a != mac_b
+        assert (a.dir / "data" / "mac-seed").exists() and (b.dir / "data" / "mac-seed").exists()
+        # Each host reaches the other daemon's bridge across the overlay, and the other host.
+        assert _ping(a, "h1", "192.0.2.2") == 3
+        assert _ping(b, "h1", "192.0.2.1") == 3
+        assert _ping(a, "h1", "192.0.2.32") == 3
+        arp = a.exec("h1", "ip", "neigh", "show", "192.0.2.2").stdout
+        assert mac_b in arp, arp
+        # A restart keeps the MAC (the seed is kept in data_dir).
+        assert b.stop() == 0
+        b.start(netns=ns_b)
+        b.wait_ipv6()
+        assert _bridge_mac(b) == mac_b
+        assert _ping(a, "h1", "192.0.2.2") == 3
+    finally:
+        b.close()
+        a.close()

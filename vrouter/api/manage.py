@@ -18,7 +18,6 @@ from typing import Any
 
 from vrouter.api.host import Host, ops_of
 from vrouter.api.protocol import ApiError
-from vrouter.daemon.config.grammar import parse_mac
 from vrouter.route.source import SourceError, source
 
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -131,16 +130,9 @@ async def bridge_port_del(host: Host, args: dict[str, Any]) -> Any:
             "added": False}  # fmt: skip
 
 
-def _mac(text: str) -> bytes:
-    mac = parse_mac(text)
-    if isinstance(mac, str):
-        raise ApiError(mac)
-    return mac
-
-
 async def bridge_fdb_add(host: Host, args: dict[str, Any]) -> Any:
     entry = ops_of(host).add_fdb(
-        args["vnet"], _mac(args["mac"]), args["port"], args.get("vlan"), args["dst"] or None
+        args["vnet"], args["mac"], args["port"], args.get("vlan"), args["dst"] or None
     )
     return {"vnet": args["vnet"], "bridge": entry.port.bridge.ifnet.name, "port": args["port"],
             "mac": entry.mac.hex(":"), "vlan": entry.vid, "dst": entry.dst,
@@ -148,7 +140,7 @@ async def bridge_fdb_add(host: Host, args: dict[str, Any]) -> Any:
 
 
 async def bridge_fdb_del(host: Host, args: dict[str, Any]) -> Any:
-    entry = ops_of(host).del_fdb(args["vnet"], _mac(args["mac"]), args["port"], args.get("vlan"))
+    entry = ops_of(host).del_fdb(args["vnet"], args["mac"], args["port"], args.get("vlan"))
     return {"vnet": args["vnet"], "bridge": entry.port.bridge.ifnet.name, "port": args["port"],
             "mac": entry.mac.hex(":"), "vlan": entry.vid, "dst": entry.dst,
             "added": False}  # fmt: skip

@@ -98,6 +98,8 @@ class VnetTree:
         self._vnets: dict[str, Vnet] = {}
         self.policy = Policy()
         """The rights in force; every vnet's ``rights`` is derived from it."""
+        self.mac_seed = b""
+        """The installation's seed, mixed into the MACs derived from names."""
 
     def create(self, name: str) -> Vnet:
         """Create vnet ``name``; its parent (the name before the last ``/``) must exist."""

@@ -34,9 +34,10 @@ class BuildError(Exception):
     """The config could not be turned into vnets."""
 
 
-def derive_mac(vnet: str, ifname: str) -> bytes:
-    """Return a stable locally administered unicast MAC for ``vnet``/``ifname``."""
-    digest = hashlib.sha256(f"{vnet}\0{ifname}".encode()).digest()
+def derive_mac(vnet: str, ifname: str, seed: bytes = b"") -> bytes:
+    """Return a stable locally administered unicast MAC for ``vnet``/``ifname``, ``seed``
+    (the installation's, :mod:`vrouter.daemon.macseed`) mixed in."""
+    digest = hashlib.sha256(seed + f"{vnet}\0{ifname}".encode()).digest()
     return bytes([0x02]) + digest[:5]
 
 
@@ -83,13 +84,14 @@ class Built:
     """VXLAN interfaces, whose UDP sockets the daemon opens."""
 
 
-def add_interface(vnet: Vnet, icfg: InterfaceConfig, now: float) -> Ifnet:
+def add_interface(vnet: Vnet, icfg: InterfaceConfig, now: float, seed: bytes = b"") -> Ifnet:
     """Create ``icfg``'s interface in ``vnet`` with its addresses (down).
 
+    Without a configured MAC it gets one derived from the names and ``seed``.
     A VLAN rides on its parent (which must exist), a bridge takes its members
     (which must exist, and lose any L3 state): see :func:`attach_l2`.
     """
-    mac = icfg.mac or derive_mac(vnet.name, icfg.name)
+    mac = icfg.mac or derive_mac(vnet.name, icfg.name, seed)
     if icfg.vlan is not None:
         mac = vnet.link.get(icfg.vlan[0]).mac
     ifp = Ifnet(vnet, icfg.name, icfg.type, mac, icfg.mtu)
@@ -185,10 +187,11 @@ def give_back(vnet: Vnet, member: Ifnet, now: float) -> None:
         ipv6.set_up(vnet, member, now)
 
 
-def build(config: Config, now: float) -> Built:
-    """Build every vnet of ``config`` (parents first)."""
+def build(config: Config, now: float, mac_seed: bytes = b"") -> Built:
+    """Build every vnet of ``config`` (parents first); ``mac_seed`` goes into derived MACs."""
     built = Built(new_tree())
     tree = built.tree
+    tree.mac_seed = mac_seed
     for vcfg in config.vnets:
         vnet = tree.create(vcfg.name)
         vnet.inet.forwarding = vcfg.forwarding
@@ -202,7 +205,7 @@ def build(config: Config, now: float) -> Built:
         for name, value in vcfg.sysctl:
             sysctl.set(vnet, name, value)
         for icfg in sorted(vcfg.interfaces, key=vcfg.rank):
-            ifp = add_interface(vnet, icfg, now)
+            ifp = add_interface(vnet, icfg, now, mac_seed)
             if icfg.type == "tap":
                 built.taps.append((ifp, icfg))
             vx = vxlan_.of(ifp)

@@ -477,7 +477,11 @@ def _bridge(ifp: Ifnet) -> BridgeConfig | None:
 
 
 def running_interface(
-    ifp: Ifnet, known: InterfaceConfig | None, other: Ifnet | None, host: HostConfig | None
+    ifp: Ifnet,
+    known: InterfaceConfig | None,
+    other: Ifnet | None,
+    host: HostConfig | None,
+    seed: bytes = b"",
 ) -> InterfaceConfig:
     """Return the config that would make interface ``ifp`` as it runs.
 
@@ -508,7 +512,8 @@ def running_interface(
         addresses=tuple(addresses),
         # a VXLAN interface's MTU is lowered at start to what its underlay carries
         mtu=known.mtu if known is not None and vxlan is not None else ifp.mtu,
-        mac=ifp.mac,
+        # a MAC derived from the names (and the installation's seed) is no setting
+        mac=None if ifp.mac == derive_mac(ifp.vnet.name, ifp.name, seed) else ifp.mac,
         up=ifp.up,
         host=host,
         peer=_peer(other, known) if ifp.kind == "epair" else None,
@@ -572,7 +577,9 @@ def running_vnets(
             if known is not None and known.type != ifp.kind:
                 known = None
             host = hosts.get(ifp.name) if ifp.kind == "tap" else None
-            interfaces.append(running_interface(ifp, known, ends.get(id(ifp)), host))
+            interfaces.append(
+                running_interface(ifp, known, ends.get(id(ifp)), host, tree.mac_seed)
+            )
         snapshot = sysctl.snapshot(vnet)
         values[vnet.name] = {k: v for k, v in snapshot.items() if k in knobs}
         own_limits = tuple(

@@ -34,7 +34,7 @@ from vrouter.api.sockets import Endpoint, close_all
 from vrouter.core import gcpause
 from vrouter.core.errors import OpError
 from vrouter.core.vnet import VnetTree
-from vrouter.daemon import dump, front, hostns, logs, metrics, systemd, workers
+from vrouter.daemon import dump, front, hostns, logs, macseed, metrics, systemd, workers
 from vrouter.daemon.build import BuildError, Built, bring_up, build
 from vrouter.daemon.config import Config, ConfigError, parse, read
 from vrouter.daemon.ops import Ops
@@ -109,8 +109,9 @@ class Daemon:
 
     async def _start(self) -> None:
         cfg = self.config
+        seed = await asyncio.to_thread(macseed.load, cfg.daemon.data_dir)
         now = self.driver.now()
-        built: Built = build(cfg, now)
+        built: Built = build(cfg, now, seed)
         self.tree = built.tree
         state_dir = Path(cfg.daemon.state_dir)
         self.ownership = await asyncio.to_thread(hostns.claim, state_dir)

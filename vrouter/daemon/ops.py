@@ -70,6 +70,7 @@ from vrouter.daemon.config import (
     RaConfig,
     VxlanConfig,
 )
+from vrouter.daemon.config.grammar import parse_mac
 from vrouter.firewall import subsystem as firewall
 from vrouter.firewall.ruleparse import parse_ruleset
 from vrouter.firewall.rules import Ruleset, RulesetError
@@ -137,6 +138,14 @@ def interface_config(
         host=host,
         peer=peer,
     )
+
+
+def _mac(vnet: Vnet, text: str) -> bytes:
+    """Return MAC ``text`` of a station (a unicast address), or raise OpError."""
+    mac = parse_mac(text)
+    if isinstance(mac, str):
+        raise OpError(f"vnet {vnet.name}: {mac}")
+    return mac
 
 
 class Ops:
@@ -377,7 +386,7 @@ class Ops:
                     )
         now = self.driver.now()
         try:
-            ifp = build.add_interface(vnet, icfg, now)
+            ifp = build.add_interface(vnet, icfg, now, self.tree.mac_seed)
         except build.BuildError as err:
             if icfg.name in vnet.link.interfaces:
                 self.detach(vnet.link.interfaces[icfg.name])
@@ -469,8 +478,8 @@ class Ops:
             self._check_room(va, 1, a.addresses)
             self._check_room(vb, 1, b.addresses)
         now = self.driver.now()
-        ifa = build.add_interface(va, a, now)
-        ifb = build.add_interface(vb, b, now)
+        ifa = build.add_interface(va, a, now, self.tree.mac_seed)
+        ifb = build.add_interface(vb, b, now, self.tree.mac_seed)
         self.driver.add_epair(ifa, ifb)
         build.bring_up(va, [a], now)
         build.bring_up(vb, [b], now)
@@ -647,17 +656,17 @@ class Ops:
     def add_fdb(
         self,
         vnet_name: str,
-        mac: bytes,
+        mac_text: str,
         port: str,
         vid: int | None = None,
         dst: str | None = None,
     ) -> bridge_.FdbEntry:
-        """Add (or replace) a static FDB entry: ``mac`` is behind member ``port`` of its bridge
-        (in VLAN ``vid``, None: the port's PVID); on a vxlan port, behind VTEP ``dst``."""
+        """Add (or replace) a static FDB entry: MAC ``mac_text`` is behind member ``port`` of
+        its bridge (in VLAN ``vid``, None: the port's PVID); on a vxlan port, behind VTEP
+        ``dst``."""
         vnet = self.vnet(vnet_name)
+        mac = _mac(vnet, mac_text)
         bridge = self._member_bridge(vnet, port)
-        if mac[0] & 1:
-            raise OpError(f"vnet {vnet.name}: {mac.hex(':')} is a group address, not a station's")
         try:
             entry = bridge.add_static(mac, port, vid, dst)
         except bridge_.BridgeError as err:
@@ -669,10 +678,12 @@ class Ops:
         return entry
 
     def del_fdb(
-        self, vnet_name: str, mac: bytes, port: str, vid: int | None = None
+        self, vnet_name: str, mac_text: str, port: str, vid: int | None = None
     ) -> bridge_.FdbEntry:
-        """Remove the static FDB entry ``mac`` behind member ``port`` (in VLAN ``vid``)."""
+        """Remove the static FDB entry of MAC ``mac_text`` behind member ``port`` (in VLAN
+        ``vid``)."""
         vnet = self.vnet(vnet_name)
+        mac = _mac(vnet, mac_text)
         bridge = self._member_bridge(vnet, port)
         try:
             entry = bridge.remove_static(mac, port, vid)

@@ -14,7 +14,7 @@ import pytest
 
 from vrouter.core.errors import OpError
 from vrouter.daemon import dump
-from vrouter.daemon.build import Built, bring_up, build
+from vrouter.daemon.build import Built, bring_up, build, derive_mac
 from vrouter.daemon.config import Config, parse
 from vrouter.firewall import subsystem as firewall
 from vrouter.firewall.ruleparse import parse_ruleset
@@ -251,3 +251,16 @@ def test_diff_with_a_bad_file_names_its_problems() -> None:
         dump.diff_reply(config, vnets, "[vnets.x]\nbogus = 1\n", "bad.toml")
     reply = dump.diff_reply(config, vnets, RICH, "again.toml")
     assert reply == {"file": "again.toml", "differences": []}
+
+
+def test_macs_derived_with_the_installations_seed_are_no_setting() -> None:
+    config = parse(RICH, "rich.toml")
+    built = build(config, 0.0, bytes(range(16)))
+    built.tree.set_policy(config.policy())
+    for vcfg in config.vnets:
+        bring_up(built.tree.get(vcfg.name), list(vcfg.interfaces), 0.0)
+    doc = dump.document(config.daemon, now(built, config))
+    assert dump.differences(file_doc(config), doc) == []
+    t1 = built.tree.get("red").link.get("t1")
+    assert t1.mac == derive_mac("red", "t1", bytes(range(16))) != derive_mac("red", "t1")
+    assert built.tree.get("red").link.get("t0").mac.hex(":") == "02:00:5e:00:53:01"  # set
