@@ -361,3 +361,26 @@ def test_no_address_on_the_bridge_no_icmp(seg, lab) -> None:
     h1.send(MAC_C + MAC_A + b"\x08\x00" + _ip4(1500, df=True), lab.now)
     assert h1.take_raw() == [] and h3.take_raw() == []
     assert br.ports["p3"].counters.drops["mtu_exceeded"] == 1 and br.stats.too_big == 0
+
+
+def test_the_fast_path_counts_what_the_whole_path_counts(seg, lab) -> None:
+    _, br, (h1, h2, h3) = seg
+    h2.send(unicast(BCAST, MAC_B), lab.now)  # B learnt on p2
+    h1.send(unicast(BCAST, MAC_A), lab.now)  # A learnt on p1
+    for h in (h1, h2, h3):
+        h.take_raw()
+    p1, p2 = br.ports["p1"], br.ports["p2"]
+    sent, tx = p2.counters.sent, h2.ifp.counters.tx_packets
+    h1.send(unicast(MAC_B, MAC_A), lab.now)
+    assert h2.take_raw() == [unicast(MAC_B, MAC_A)] and h3.take_raw() == []
+    assert p1.counters.forwarded == 1
+    assert (p2.counters.sent, h2.ifp.counters.tx_packets) == (sent + 1, tx + 1)
+    # A port that is down takes the whole path: dropped there, counted as such.
+    h2.ifp.up = False
+    h1.send(unicast(MAC_B, MAC_A), lab.now)
+    assert h2.take_raw() == [] and p2.counters.drops["port_down"] == 1
+    # A station that moved is relearnt even when its frames go to a known one.
+    h2.ifp.up = True
+    h3.send(unicast(MAC_B, MAC_A), lab.now)
+    assert [e.port.ifnet.name for e in br.entries() if e.mac == MAC_A] == ["p3"]
+    assert h2.take_raw() == [unicast(MAC_B, MAC_A)]
