@@ -78,6 +78,34 @@ def _start_in_netns(daemon: Vrouterd, address: str) -> str:
     return ns
 
 
+LINUX_MAC = "02:00:5e:00:53:20"
+
+
+def _linux_vtep(daemon: Vrouterd, mac: str | None = LINUX_MAC) -> str:
+    """Make netns ``PREFIXlx`` (VTEP 198.51.100.2, on the daemon's underlay peer) with vx42
+    in a Linux bridge (of MAC ``mac``; None: the kernel's) holding 192.0.2.20; return its
+    name."""
+    p = daemon.prefix
+    lx = f"{p}lx"
+    run("ip", "netns", "add", lx)
+    run("ip", "link", "set", f"{p}v", "netns", lx)
+    for cmd in (
+        ("link", "set", "lo", "up"),
+        ("addr", "add", "198.51.100.2/24", "dev", f"{p}v"),
+        ("link", "set", f"{p}v", "up"),
+        ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
+         "remote", "198.51.100.1", "local", "198.51.100.2", "dev", f"{p}v"),
+        ("link", "add", "br0", *(("address", mac) if mac else ()), "type", "bridge"),
+        ("link", "set", "vx42", "master", "br0"),
+        ("link", "set", "vx42", "up"),
+        ("addr", "add", f"{LINUX_HOST}/24", "dev", "br0"),
+        ("link", "set", "br0", "up"),
+    ):  # fmt: skip
+        run("ip", "-n", lx, *cmd)
+    run("ip", "netns", "exec", lx, "ethtool", "-K", f"{p}v", "tx", "off")
+    return lx
+
+
 @pytest.fixture(scope="module")
 def linux(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
     """A daemon (VTEP 198.51.100.1) and a Linux netns ``PREFIXlx`` (VTEP .2) with vx42 in a
@@ -85,27 +113,7 @@ def linux(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
     daemon = Vrouterd(tmp_path_factory.mktemp("vxlan"), _config(11, 1, 2, 1))
     try:
         _start_in_netns(daemon, "198.51.100.1")
-        p = daemon.prefix
-        lx = f"{p}lx"
-        run("ip", "netns", "add", lx)
-        run("ip", "link", "set", f"{p}v", "netns", lx)
-        for cmd in (
-            ("link", "set", "lo", "up"),
-            ("addr", "add", "198.51.100.2/24", "dev", f"{p}v"),
-            ("link", "set", f"{p}v", "up"),
-            ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
-             "remote", "198.51.100.1", "local", "198.51.100.2", "dev", f"{p}v"),
-            ("link", "add", "br0", "type", "bridge"),
-            ("link", "set", "vx42", "master", "br0"),
-            ("link", "set", "vx42", "up"),
-            ("addr", "add", f"{LINUX_HOST}/24", "dev", "br0"),
-            ("link", "set", "br0", "up"),
-        ):  # fmt: skip
-            run("ip", "-n", lx, *cmd)
-        # Over a veth the kernel leaves the inner TCP/UDP checksums of what its vxlan
-        # sends unfinished (offloaded to a NIC that is not there); a UDP socket at the
-        # other end gets them so.  Finished in software here, as a real NIC would.
-        run("ip", "netns", "exec", lx, "ethtool", "-K", f"{p}v", "tx", "off")
+        _linux_vtep(daemon, mac=None)
         yield daemon
     finally:
         daemon.close()
@@ -304,20 +312,26 @@ def test_sigterm_with_a_live_vxlan_leaves_nothing(tmp_path: Path) -> None:
         daemon.close()
 
 
+def _start_pair(a: Vrouterd, b: Vrouterd) -> str:
+    """Start ``a`` (VTEP 198.51.100.1) and ``b`` (.2) in namespaces of their own, b's
+    underlay being a's veth peer; return b's namespace."""
+    _start_in_netns(a, "198.51.100.1")
+    ns_b = f"{b.prefix}d"
+    run("ip", "netns", "add", ns_b)
+    run("ip", "link", "set", f"{a.prefix}v", "netns", ns_b)
+    run("ip", "-n", ns_b, "link", "set", "lo", "up")
+    run("ip", "-n", ns_b, "addr", "add", "198.51.100.2/24", "dev", f"{a.prefix}v")
+    run("ip", "-n", ns_b, "link", "set", f"{a.prefix}v", "up")
+    b.start(netns=ns_b)
+    b.wait_ipv6()
+    return ns_b
+
+
 def test_two_daemons_join_their_hosts_over_vxlan(tmp_path: Path) -> None:
     a = Vrouterd(tmp_path / "a", _config(31, 1, 2, 1))
     b = Vrouterd(tmp_path / "b", _config(32, 2, 1, 2))
     try:
-        _start_in_netns(a, "198.51.100.1")
-        # b's namespace gets a's peer end as its underlay instead of a veth of its own.
-        ns_b = f"{b.prefix}d"
-        run("ip", "netns", "add", ns_b)
-        run("ip", "link", "set", f"{a.prefix}v", "netns", ns_b)
-        run("ip", "-n", ns_b, "link", "set", "lo", "up")
-        run("ip", "-n", ns_b, "addr", "add", "198.51.100.2/24", "dev", f"{a.prefix}v")
-        run("ip", "-n", ns_b, "link", "set", f"{a.prefix}v", "up")
-        b.start(netns=ns_b)
-        b.wait_ipv6()
+        _start_pair(a, b)
         assert _ping(a, "h1", "192.0.2.32") == 3
         assert _ping(b, "h1", "192.0.2.31") == 3
         assert _ping(a, "h1", "192.0.2.2") == 3  # b's bridge address, across the overlay
@@ -409,34 +423,6 @@ def test_an_ipv6_underlay_gives_up_70_bytes(tmp_path: Path) -> None:
         assert vtep["address"] == "2001:db8:42::2" and vtep["macs"]
     finally:
         daemon.close()
-
-
-LINUX_MAC = "02:00:5e:00:53:20"
-
-
-def _linux_vtep(daemon: Vrouterd) -> str:
-    """Make netns ``PREFIXlx`` (VTEP 198.51.100.2, on the daemon's underlay peer) with vx42
-    in a Linux bridge of MAC LINUX_MAC holding 192.0.2.20; return its name."""
-    p = daemon.prefix
-    lx = f"{p}lx"
-    run("ip", "netns", "add", lx)
-    run("ip", "link", "set", f"{p}v", "netns", lx)
-    for cmd in (
-        ("link", "set", "lo", "up"),
-        ("addr", "add", "198.51.100.2/24", "dev", f"{p}v"),
-        ("link", "set", f"{p}v", "up"),
-        ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
-         "remote", "198.51.100.1", "local", "198.51.100.2", "dev", f"{p}v"),
-        ("link", "add", "br0", "type", "bridge"),
-        ("link", "set", "br0", "address", LINUX_MAC),
-        ("link", "set", "vx42", "master", "br0"),
-        ("link", "set", "vx42", "up"),
-        ("addr", "add", f"{LINUX_HOST}/24", "dev", "br0"),
-        ("link", "set", "br0", "up"),
-    ):  # fmt: skip
-        run("ip", "-n", lx, *cmd)
-    run("ip", "netns", "exec", lx, "ethtool", "-K", f"{p}v", "tx", "off")
-    return lx
 
 
 def _ping_fresh(daemon: Vrouterd) -> int:
@@ -550,15 +536,7 @@ def test_two_daemons_of_one_config_get_their_own_macs_and_talk(tmp_path: Path) -
     a = Vrouterd(tmp_path / "a", config(31, 1, 2, 1))
     b = Vrouterd(tmp_path / "b", config(32, 2, 1, 2))
     try:
-        _start_in_netns(a, "198.51.100.1")
-        ns_b = f"{b.prefix}d"
-        run("ip", "netns", "add", ns_b)
-        run("ip", "link", "set", f"{a.prefix}v", "netns", ns_b)
-        run("ip", "-n", ns_b, "link", "set", "lo", "up")
-        run("ip", "-n", ns_b, "addr", "add", "198.51.100.2/24", "dev", f"{a.prefix}v")
-        run("ip", "-n", ns_b, "link", "set", f"{a.prefix}v", "up")
-        b.start(netns=ns_b)
-        b.wait_ipv6()
+        ns_b = _start_pair(a, b)
         mac_a, mac_b = _bridge_mac(a), _bridge_mac(b)
         assert mac_a != mac_b
         assert (a.dir / "data" / "mac-seed").exists() and (b.dir / "data" / "mac-seed").exists()
