@@ -1,4 +1,4 @@
-"""FRR routers (zebra and one routing daemon) in a vrouterd's host namespaces.
+"""FRR routers (zebra and routing daemons) in a vrouterd's host namespaces.
 
 Each router is an FRR instance of its own: pathspace ``-N NAMESPACE`` puts
 its vty sockets, configs and pid files under ``/var/run/frr/NAMESPACE/``
@@ -45,12 +45,16 @@ class FrrLab:
 
     def start(self, router: str, daemon: str, config: str) -> None:
         """Start zebra and ``daemon`` (``ripd``...) in ``router``'s namespace on ``config``."""
+        self.start_daemons(router, {daemon: config})
+
+    def start_daemons(self, router: str, configs: dict[str, str]) -> None:
+        """Start zebra, then each daemon of ``configs`` (name: config) in ``router``'s namespace."""
         rundir = self.rundir(router)
         rundir.mkdir(parents=True, exist_ok=True)
         self.rundirs.append(rundir)
         shutil.chown(rundir, "frr", "frr")
-        (self.d.dir / f"frr-{router}.conf").write_text(config)  # for the post-mortem
-        for name, text in (("zebra", f"hostname {router}\n"), (daemon, config)):
+        (self.d.dir / f"frr-{router}.conf").write_text("\n".join(configs.values()))
+        for name, text in {"zebra": f"hostname {router}\n", **configs}.items():
             conf = rundir / f"{name}.conf"
             conf.write_text(text)
             shutil.chown(conf, "frr", "frr")
