@@ -237,6 +237,8 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     buf[0:12] = dest.header
     buf[_HLIM] = hlim - 1
     route.use += 1
+    if paths is not None:
+        dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
     inet6.stats.forward += 1
     entry.used = now
     out.output(buf)
@@ -418,6 +420,8 @@ def _forward(
     buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total, vhdr)
     buf[_HLIM] = hlim - 1
     route.use += 1
+    if paths is not None:
+        dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
     stats.forward += 1
     if not dest.send(buf, now, neighbours.reachable_time):
         nd.output(vnet, out, dest.nexthop, buf, now)

@@ -1,0 +1,53 @@
+"""Weights of a multipath (ECMP) route's paths: how they are written and how flows share them.
+
+A path's weight (1 to :data:`MAX_WEIGHT`, 1 when not given) is its share of
+the flows against the other paths' shares: with weights 3 and 1, three
+flows in four take the first path.  Linux writes weights as ``weight - 1``
+(``rtnh_hops`` of ``RTA_MULTIPATH``, the weight byte of a nexthop group's
+``struct nexthop_grp``), and so up to 256.
+
+As text (a config ``via`` list item, an API ``paths`` item, a vrouterctl
+``via``): ``ADDR`` or ``ADDR weight N`` (the API's ``ADDR%INTERFACE weight N``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from math import gcd
+from typing import TypeVar
+
+MAX_WEIGHT = 256
+"""The largest weight, as Linux's: one byte holding ``weight - 1``."""
+
+_T = TypeVar("_T")
+
+
+def split_weight(text: str) -> tuple[str, int]:
+    """Return the next hop part of ``ADDR`` or ``ADDR weight N`` and its weight.
+
+    Raises ValueError saying what was expected.
+    """
+    words = text.split()
+    if len(words) == 1:
+        return words[0], 1
+    if len(words) == 3 and words[1] == "weight":
+        return words[0], parse_weight(words[2])
+    raise ValueError(f"{text!r}: expected ADDR or ADDR weight N")
+
+
+def parse_weight(text: str) -> int:
+    """Return the weight ``text`` spells; ValueError unless it is 1 to :data:`MAX_WEIGHT`."""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WEIGHT:
+        raise ValueError(f"weight {text!r} is not a whole number from 1 to {MAX_WEIGHT}")
+    return int(text)
+
+
+def spread(paths: Sequence[_T], weights: Sequence[int]) -> tuple[_T, ...]:
+    """Return ``paths``, each repeated in proportion to its weight (divided by the weights'
+    greatest common divisor): a flow hash modulo the length then picks a path with
+    the probability its weight asks.  Equal weights return the paths as they are."""
+    common = gcd(*weights)
+    if all(weight == common for weight in weights):
+        return tuple(paths)
+    return tuple(path for path, weight in zip(paths, weights, strict=True)
+                 for _ in range(weight // common))  # fmt: skip
