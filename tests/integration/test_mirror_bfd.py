@@ -21,52 +21,17 @@ from collections.abc import Iterator
 
 import pytest
 from birdlab import wait
-from frrlab import FrrLab
+from frrlab import FrrLab, routers, two_paths
 from harness import Vrouterd
 
 pytestmark = pytest.mark.integration
 
-TOPOLOGY = """
-[daemon]
-control_socket = "{dir}/control.sock"
-state_dir = "{dir}/state"
-
-[vnets.red.interfaces.{p}r]
-type = "tap"
-addresses = ["192.0.2.1/28"]
-host = {{ netns = "{p}h1", addresses = ["192.0.2.2/28"], gateway = "192.0.2.1" }}
-
-[vnets.red.interfaces.e0]
-type = "epair"
-peer = "blue:e0"
-addresses = ["198.51.100.1/30"]
-
-[vnets.red.interfaces.e1]
-type = "epair"
-peer = "blue:e1"
-addresses = ["198.51.100.5/30"]
-
-[vnets.red.mirror]
-netns = "{p}mr"
-
-[vnets.blue.interfaces.{p}b]
-type = "tap"
-addresses = ["192.0.2.33/28"]
-host = {{ netns = "{p}h2", addresses = ["192.0.2.34/28"], gateway = "192.0.2.33" }}
-
-[vnets.blue.interfaces.e0]
-type = "epair"
-peer = "red:e0"
-addresses = ["198.51.100.2/30"]
-
-[vnets.blue.interfaces.e1]
-type = "epair"
-peer = "red:e1"
-addresses = ["198.51.100.6/30"]
-
-[vnets.blue.mirror]
-netns = "{p}mb"
-"""
+TOPOLOGY = two_paths(
+    ("192.0.2.1/28", "192.0.2.33/28"),
+    ("192.0.2.2/28", "192.0.2.34/28"),
+    ("198.51.100.1/30", "198.51.100.2/30"),
+    ("198.51.100.5/30", "198.51.100.6/30"),
+)
 
 DEAD_INTERVAL = 12
 """OSPF's own detection time, longer than the test allows: only BFD can pass it."""
@@ -129,26 +94,18 @@ def _bfd_up(frr: FrrLab, router: str) -> int:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Vrouterd, FrrLab]]:
     d = Vrouterd(tmp_path_factory.mktemp("vrouterd"), TOPOLOGY)
-    frr = FrrLab(d)
-    try:
-        d.start()
+    configs = {
+        router: {
+            "bfdd": BFDD.format(router=router),
+            "ospfd": OSPFD.format(router=router, rid=rid, lan=f"{d.prefix}{lan}", net=net),
+        }
         for router, rid, lan, net in (
-            ("mr", "198.51.100.1", f"{d.prefix}r", "192.0.2.0/28"),
-            ("mb", "198.51.100.2", f"{d.prefix}b", "192.0.2.32/28"),
-        ):
-            frr.start_daemons(
-                router,
-                {
-                    "bfdd": BFDD.format(router=router),
-                    "ospfd": OSPFD.format(router=router, rid=rid, lan=lan, net=net),
-                },
-            )
+            ("mr", "198.51.100.1", "r", "192.0.2.0/28"),
+            ("mb", "198.51.100.2", "b", "192.0.2.32/28"),
+        )
+    }
+    with routers(d, configs) as frr:
         yield d, frr
-    finally:
-        try:
-            frr.stop()
-        finally:
-            d.close()
 
 
 def _reaches(d: Vrouterd) -> bool:

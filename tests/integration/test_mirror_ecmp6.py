@@ -18,52 +18,17 @@ from collections.abc import Iterator
 
 import pytest
 from birdlab import wait
-from frrlab import FrrLab
+from frrlab import FrrLab, routers, two_paths
 from harness import Vrouterd
 
 pytestmark = pytest.mark.integration
 
-TOPOLOGY = """
-[daemon]
-control_socket = "{dir}/control.sock"
-state_dir = "{dir}/state"
-
-[vnets.red.interfaces.{p}r]
-type = "tap"
-addresses = ["2001:db8:1::1/64"]
-host = {{ netns = "{p}h1", addresses = ["2001:db8:1::2/64"], gateway6 = "2001:db8:1::1" }}
-
-[vnets.red.interfaces.e0]
-type = "epair"
-peer = "blue:e0"
-addresses = ["2001:db8:ff::1/64"]
-
-[vnets.red.interfaces.e1]
-type = "epair"
-peer = "blue:e1"
-addresses = ["2001:db8:fe::1/64"]
-
-[vnets.red.mirror]
-netns = "{p}mr"
-
-[vnets.blue.interfaces.{p}b]
-type = "tap"
-addresses = ["2001:db8:2::1/64"]
-host = {{ netns = "{p}h2", addresses = ["2001:db8:2::2/64"], gateway6 = "2001:db8:2::1" }}
-
-[vnets.blue.interfaces.e0]
-type = "epair"
-peer = "red:e0"
-addresses = ["2001:db8:ff::2/64"]
-
-[vnets.blue.interfaces.e1]
-type = "epair"
-peer = "red:e1"
-addresses = ["2001:db8:fe::2/64"]
-
-[vnets.blue.mirror]
-netns = "{p}mb"
-"""
+TOPOLOGY = two_paths(
+    ("2001:db8:1::1/64", "2001:db8:2::1/64"),
+    ("2001:db8:1::2/64", "2001:db8:2::2/64"),
+    ("2001:db8:ff::1/64", "2001:db8:ff::2/64"),
+    ("2001:db8:fe::1/64", "2001:db8:fe::2/64"),
+)
 
 OSPF6D = """
 hostname {router}
@@ -113,20 +78,12 @@ def _paths(row: dict[str, object] | None) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Vrouterd, FrrLab]]:
     d = Vrouterd(tmp_path_factory.mktemp("vrouterd"), TOPOLOGY)
-    frr = FrrLab(d)
-    try:
-        d.start()
-        for router, rid, lan in (
-            ("mr", "198.51.100.1", f"{d.prefix}r"),
-            ("mb", "198.51.100.2", f"{d.prefix}b"),
-        ):
-            frr.start(router, "ospf6d", OSPF6D.format(router=router, rid=rid, lan=lan))
+    configs = {
+        router: {"ospf6d": OSPF6D.format(router=router, rid=rid, lan=f"{d.prefix}{lan}")}
+        for router, rid, lan in (("mr", "198.51.100.1", "r"), ("mb", "198.51.100.2", "b"))
+    }
+    with routers(d, configs) as frr:
         yield d, frr
-    finally:
-        try:
-            frr.stop()
-        finally:
-            d.close()
 
 
 def test_equal_cost_ospfv3_paths_become_ecmp_and_both_carry_flows(
