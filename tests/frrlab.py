@@ -88,6 +88,17 @@ def two_paths(
     )  # fmt: skip
 
 
+def two_paths_v4() -> str:
+    """Return :func:`two_paths` with red's LAN 192.0.2.0/28, blue's 192.0.2.32/28, and the
+    epairs on 198.51.100.0/30 (e0) and 198.51.100.4/30 (e1)."""
+    return two_paths(
+        ("192.0.2.1/28", "192.0.2.33/28"),
+        ("192.0.2.2/28", "192.0.2.34/28"),
+        ("198.51.100.1/30", "198.51.100.2/30"),
+        ("198.51.100.5/30", "198.51.100.6/30"),
+    )
+
+
 @contextmanager
 def routers(d: Vrouterd, configs: dict[str, dict[str, str]]) -> Iterator[FrrLab]:
     """Start ``d``, then each router's FRR daemons (router: {daemon: config}); stop all after."""

@@ -21,17 +21,12 @@ from collections.abc import Iterator
 
 import pytest
 from birdlab import wait
-from frrlab import FrrLab, routers, two_paths
+from frrlab import FrrLab, routers, two_paths_v4
 from harness import Vrouterd
 
 pytestmark = pytest.mark.integration
 
-TOPOLOGY = two_paths(
-    ("192.0.2.1/28", "192.0.2.33/28"),
-    ("192.0.2.2/28", "192.0.2.34/28"),
-    ("198.51.100.1/30", "198.51.100.2/30"),
-    ("198.51.100.5/30", "198.51.100.6/30"),
-)
+TOPOLOGY = two_paths_v4()
 
 DEAD_INTERVAL = 12
 """OSPF's own detection time, longer than the test allows: only BFD can pass it."""

@@ -101,10 +101,9 @@ def _ecmp_sync() -> RouteSync:
     return RouteSync(lambda index: {3: "e0", 4: "e1"}.get(index))
 
 
-def test_a_nexthop_group_becomes_a_multipath_route() -> None:
-    sync = _ecmp_sync()
-    [group] = rtnetlink.parse(NEWGROUP)
-    assert isinstance(group, rtnetlink.NexthopMsg) and group.group == (12, 13)
+def _feed_group(sync: RouteSync, group: rtnetlink.Message) -> None:
+    """Feed nexthops 12 (198.51.100.2 on e0) and 13 (.6 on e1), ``group`` (id 20) and an
+    OSPF route to 192.0.2.32/28 by it."""
     sync.feed(
         [
             rtnetlink.NexthopMsg(False, 12, 2, 11, _path(2, 3)),
@@ -113,6 +112,13 @@ def test_a_nexthop_group_becomes_a_multipath_route() -> None:
             rtnetlink.RouteMsg(False, 2, bytes([192, 0, 2, 32]), 28, 254, 188, 1, 20, (), 20),
         ]
     )
+
+
+def test_a_nexthop_group_becomes_a_multipath_route() -> None:
+    sync = _ecmp_sync()
+    [group] = rtnetlink.parse(NEWGROUP)
+    assert isinstance(group, rtnetlink.NexthopMsg) and group.group == (12, 13)
+    _feed_group(sync, group)
     first, second = ipaddress.ip_address("198.51.100.2"), ipaddress.ip_address("198.51.100.6")
     assert sync.want(KEY) == Want("unicast", first, "e0", ((first, "e0"), (second, "e1")))
     # One member gone: a route of one path.
@@ -137,14 +143,7 @@ def test_a_weighted_nexthop_group_gives_the_paths_its_weights() -> None:
     sync = _ecmp_sync()
     [group] = rtnetlink.parse(WEIGHTED_GROUP)
     assert isinstance(group, rtnetlink.NexthopMsg) and group.weights == (3, 1)
-    sync.feed(
-        [
-            rtnetlink.NexthopMsg(False, 12, 2, 11, _path(2, 3)),
-            rtnetlink.NexthopMsg(False, 13, 2, 11, _path(6, 4)),
-            group,
-            rtnetlink.RouteMsg(False, 2, bytes([192, 0, 2, 32]), 28, 254, 188, 1, 20, (), 20),
-        ]
-    )
+    _feed_group(sync, group)
     want = sync.want(KEY)
     assert want is not None and want.weights == (3, 1)
     assert [interface for _, interface in want.paths] == ["e0", "e1"]
