@@ -494,7 +494,9 @@ def running_interface(
     vxlan = None
     if overlay is not None:
         c = overlay.cfg
-        vxlan = VxlanConfig(c.vni, c.local, c.port, tuple(c.remotes), c.group, c.learning)
+        vxlan = VxlanConfig(
+            c.vni, c.local, c.port, tuple(c.remotes), c.group, c.learning, c.underlay
+        )
     return InterfaceConfig(
         name=ifp.name,
         type=ifp.kind,
