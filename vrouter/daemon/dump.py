@@ -244,6 +244,8 @@ def _vxlan_table(vxlan: VxlanConfig) -> Table:
         table["group"] = str(vxlan.group)
     if not vxlan.learning:
         table["learning"] = False
+    if vxlan.underlay is not None:
+        table["underlay"] = vxlan.underlay
     return table
 
 
