@@ -19,6 +19,11 @@ from typing import TypeVar
 MAX_WEIGHT = 256
 """The largest weight, as Linux's: one byte holding ``weight - 1``."""
 
+MAX_SLOTS = 256
+"""Entries a destination's paths are spread over at most (a destination cache entry
+holds them): weights whose reduced sum is larger are scaled to fit, which keeps each
+share within 1/256 of what was asked."""
+
 _T = TypeVar("_T")
 
 
@@ -43,11 +48,19 @@ def parse_weight(text: str) -> int:
 
 
 def spread(paths: Sequence[_T], weights: Sequence[int]) -> tuple[_T, ...]:
-    """Return ``paths``, each repeated in proportion to its weight (divided by the weights'
-    greatest common divisor): a flow hash modulo the length then picks a path with
-    the probability its weight asks.  Equal weights return the paths as they are."""
+    """Return ``paths``, each repeated in proportion to its weight: a flow hash modulo the
+    length then picks a path with the probability its weight asks.
+
+    The weights are divided by their greatest common divisor (equal weights return
+    the paths as they are); beyond :data:`MAX_SLOTS` entries they are scaled down
+    to fit, each path keeping at least one.
+    """
     common = gcd(*weights)
-    if all(weight == common for weight in weights):
+    shares = [weight // common for weight in weights]
+    if all(share == 1 for share in shares):
         return tuple(paths)
-    return tuple(path for path, weight in zip(paths, weights, strict=True)
-                 for _ in range(weight // common))  # fmt: skip
+    total = sum(shares)
+    if total > MAX_SLOTS:
+        shares = [max(1, share * MAX_SLOTS // total) for share in shares]
+    return tuple(path for path, share in zip(paths, shares, strict=True)
+                 for _ in range(share))  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vrouter.route.weight import MAX_WEIGHT, parse_weight, split_weight, spread
+from vrouter.route.weight import MAX_SLOTS, MAX_WEIGHT, parse_weight, split_weight, spread
 
 
 def test_a_next_hop_is_read_with_or_without_its_weight() -> None:
@@ -27,3 +27,10 @@ def test_paths_are_repeated_by_their_weights_over_the_common_divisor() -> None:
     assert spread("ab", [7, 7]) == ("a", "b")
     assert spread("ab", [3, 1]) == ("a", "a", "a", "b")
     assert spread("abc", [4, 2, 2]) == ("a", "a", "b", "c")
+
+
+def test_many_heavy_paths_are_scaled_to_a_bounded_number_of_entries() -> None:
+    spread_out = spread(range(16), [256, *range(1, 16)])
+    assert len(spread_out) <= MAX_SLOTS + 16
+    assert set(spread_out) == set(range(16))  # every path keeps a share
+    assert spread_out.count(0) > len(spread_out) // 2
