@@ -127,7 +127,7 @@ def test_a_silent_failure_moves_traffic_within_3_s(lab: tuple[Vrouterd, FrrLab])
          timeout=60)  # fmt: skip
     wait("h1 reaching h2", lambda: _reaches(d), timeout=10)  # neighbours resolved
     loaded = d.call("firewall.load", vnet="blue", text=BLOCK_E0, source="block-e0.toml")
-    assert loaded is not None
+    assert loaded["rules"] == 1, loaded
     assert d.ctl("sysctl", "blue", "net.pf.enable=1").returncode == 0
     blocked = time.monotonic()
     try:
@@ -140,5 +140,6 @@ def test_a_silent_failure_moves_traffic_within_3_s(lab: tuple[Vrouterd, FrrLab])
         assert _ospf_paths(d, "blue", "192.0.2.0/28") == {"e1"}
         assert _bfd_up(frr, "mr") == 1
     finally:
-        assert d.ctl("sysctl", "blue", "net.pf.enable=0").returncode == 0
+        unblocked = d.ctl("sysctl", "blue", "net.pf.enable=0")
+    assert unblocked.returncode == 0, unblocked.stderr
     wait("back over e0", lambda: _ospf_paths(d, "red", "192.0.2.32/28") == {"e0"}, timeout=30)
