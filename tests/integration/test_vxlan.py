@@ -81,10 +81,14 @@ def _start_in_netns(daemon: Vrouterd, address: str) -> str:
 LINUX_MAC = "02:00:5e:00:53:20"
 
 
-def _linux_vtep(daemon: Vrouterd, mac: str | None = LINUX_MAC) -> str:
+def _linux_vtep(
+    daemon: Vrouterd,
+    mac: str | None = LINUX_MAC,
+    peer: tuple[str, str] = ("remote", "198.51.100.1"),
+) -> str:
     """Make netns ``PREFIXlx`` (VTEP 198.51.100.2, on the daemon's underlay peer) with vx42
-    in a Linux bridge (of MAC ``mac``; None: the kernel's) holding 192.0.2.20; return its
-    name."""
+    (sending to ``peer``: remote or group) in a Linux bridge (of MAC ``mac``; None: the
+    kernel's) holding 192.0.2.20; return its name."""
     p = daemon.prefix
     lx = f"{p}lx"
     run("ip", "netns", "add", lx)
@@ -94,7 +98,7 @@ def _linux_vtep(daemon: Vrouterd, mac: str | None = LINUX_MAC) -> str:
         ("addr", "add", "198.51.100.2/24", "dev", f"{p}v"),
         ("link", "set", f"{p}v", "up"),
         ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
-         "remote", "198.51.100.1", "local", "198.51.100.2", "dev", f"{p}v"),
+         *peer, "local", "198.51.100.2", "dev", f"{p}v"),
         ("link", "add", "br0", *(("address", mac) if mac else ()), "type", "bridge"),
         ("link", "set", "vx42", "master", "br0"),
         ("link", "set", "vx42", "up"),
@@ -350,23 +354,7 @@ def test_a_multicast_group_instead_of_remotes(tmp_path: Path) -> None:
     daemon = Vrouterd(tmp_path, config)
     try:
         _start_in_netns(daemon, "198.51.100.1")
-        p = daemon.prefix
-        lx = f"{p}lx"
-        run("ip", "netns", "add", lx)
-        run("ip", "link", "set", f"{p}v", "netns", lx)
-        for cmd in (
-            ("link", "set", "lo", "up"),
-            ("addr", "add", "198.51.100.2/24", "dev", f"{p}v"),
-            ("link", "set", f"{p}v", "up"),
-            ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
-             "group", "239.1.1.42", "local", "198.51.100.2", "dev", f"{p}v"),
-            ("link", "add", "br0", "type", "bridge"),
-            ("link", "set", "vx42", "master", "br0"),
-            ("link", "set", "vx42", "up"),
-            ("addr", "add", f"{LINUX_HOST}/24", "dev", "br0"),
-            ("link", "set", "br0", "up"),
-        ):  # fmt: skip
-            run("ip", "-n", lx, *cmd)
+        _linux_vtep(daemon, mac=None, peer=("group", "239.1.1.42"))
         assert _ping(daemon, "h1", LINUX_HOST) == 3
         assert _ping(daemon, "lx", DAEMON_HOST) == 3
         vx = _vx(daemon)
