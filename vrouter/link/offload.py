@@ -115,10 +115,10 @@ def tag(frame: bytes | bytearray | memoryview, vhdr: VirtioHdr) -> OffloadBuffer
 
 def segment_length(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
     """Return the IP length of the largest segment a super-frame stands for."""
-    return _headers_len(frame, vhdr) - _ETH + vhdr.gso_size
+    return headers_len(frame, vhdr) - _ETH + vhdr.gso_size
 
 
-def _tcp_offset(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
+def tcp_offset(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
     """Return where the TCP header starts (after IPv4 options or IPv6 extensions)."""
     if frame[_ETH] >> 4 == 4:
         return _ETH + (frame[_ETH] & 0x0F) * 4
@@ -127,9 +127,9 @@ def _tcp_offset(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
     return _ETH + 40
 
 
-def _headers_len(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
+def headers_len(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
     """Return Ethernet + IP + TCP header length (trusting the frame, not hdr_len)."""
-    tcp_at = _tcp_offset(frame, vhdr)
+    tcp_at = tcp_offset(frame, vhdr)
     return tcp_at + (frame[tcp_at + 12] >> 4) * 4
 
 
@@ -157,8 +157,8 @@ def segment(frame: bytes | bytearray, vhdr: VirtioHdr) -> list[bytearray]:
     header checksum), its sequence number, FIN/PSH only on the last and CWR
     only on the first, and a complete TCP checksum.
     """
-    tcp_at = _tcp_offset(frame, vhdr)
-    headers = _headers_len(frame, vhdr)
+    tcp_at = tcp_offset(frame, vhdr)
+    headers = headers_len(frame, vhdr)
     ipv4 = frame[_ETH] >> 4 == 4
     ip_len = tcp_at - _ETH
     tcp_len = headers - tcp_at

@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vrouter.core.timers import Timer
-from vrouter.link import ether, gro
+from vrouter.link import ether, gro, tso
 from vrouter.link.ifnet import Ifnet
-from vrouter.link.offload import OffloadBuffer, resolve, vhdr_of
+from vrouter.link.offload import GSO_ECN, GSO_TCPV4, GSO_TCPV6, OffloadBuffer, resolve, vhdr_of
 from vrouter.wire import vxlan as wire
 from vrouter.wire.errors import IntegrityError, SanityError
 from vrouter.wire.ethernet import mac_to_str
@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Send = Callable[[str, list[bytes | bytearray]], None]
 """Sends frames to one VTEP: each leaves as the interface's header + the frame, one datagram."""
+SendTrain = Callable[[str, tso.Train], None]
+"""Sends a super-frame's datagrams (:func:`vrouter.link.tso.cut`) to one VTEP."""
+_TCP_GSO = (GSO_TCPV4, GSO_TCPV6)
 
 
 class VxlanError(Exception):
@@ -145,6 +148,7 @@ class Vxlan:
         self.stats = VxlanStats()
         self.now = 0.0
         self.send: Send = _no_device
+        self.send_train: SendTrain = _no_device
         self._sweep: Timer | None = None
         ifnet.transmit = self.transmit
 
@@ -272,35 +276,53 @@ class Vxlan:
         """Undo everything: the MAC table, its timer, the device."""
         self.flush()
         self.send = _no_device
+        self.send_train = _no_device
         self.ifnet.transmit = _no_device
 
     # -- sending -------------------------------------------------------------------------
 
     def transmit(self, frame: bytes | bytearray) -> None:
         """The interface's device: encapsulate ``frame`` towards its VTEP(s)."""
-        ifp = self.ifnet
         vhdr = vhdr_of(frame)
+        if vhdr is not None and vhdr.gso_type & ~GSO_ECN in _TCP_GSO:
+            self._transmit_train(frame, tso.cut(frame, vhdr, self.header))
+            return
         frames: list[bytes | bytearray] = [frame] if vhdr is None else list(resolve(frame, vhdr))
         limit = self.underlay_mtu - self.outer
         if len(frames[0]) > limit or len(frames[-1]) > limit:
-            ifp.counters.tx_drops["vxlan_too_big"] += 1
+            self.ifnet.counters.tx_drops["vxlan_too_big"] += 1
             return
-        entry = None if frame[0] & 1 else self.macs.get(bytes(frame[0:6]))
-        if entry is not None and self.now - entry.seen < self.bridges.ageing_time:
-            targets: tuple[str, ...] = (entry.vtep.address,)
-        else:
-            targets = self.flood_to
-            self.stats.flooded += 1
-            if not targets:
-                ifp.counters.tx_drops["vxlan_no_remote"] += 1
-                return
+        targets = self._targets(frame)
         size = sum(len(f) for f in frames) + len(frames) * wire.HEADER_LEN
         for address in targets:
-            vtep = self.vteps.get(address)
-            if vtep is not None:
-                vtep.tx_packets += len(frames)
-                vtep.tx_bytes += size
+            self._count_tx(address, len(frames), size)
             self.send(address, frames)
+
+    def _transmit_train(self, frame: bytes | bytearray, train: tso.Train) -> None:
+        """Send a TCP super-frame's datagrams, all in one go, towards its VTEP(s)."""
+        if train.size + self.outer - wire.HEADER_LEN > self.underlay_mtu:
+            self.ifnet.counters.tx_drops["vxlan_too_big"] += 1
+            return
+        for address in self._targets(frame):
+            self._count_tx(address, train.datagrams, train.nbytes)
+            self.send_train(address, train)
+
+    def _targets(self, frame: bytes | bytearray) -> tuple[str, ...]:
+        """Return the VTEP(s) ``frame`` goes to: the one its MAC was learnt behind, or
+        every flooding target (none: dropped and counted)."""
+        entry = None if frame[0] & 1 else self.macs.get(bytes(frame[0:6]))
+        if entry is not None and self.now - entry.seen < self.bridges.ageing_time:
+            return (entry.vtep.address,)
+        self.stats.flooded += 1
+        if not self.flood_to:
+            self.ifnet.counters.tx_drops["vxlan_no_remote"] += 1
+        return self.flood_to
+
+    def _count_tx(self, address: str, packets: int, size: int) -> None:
+        vtep = self.vteps.get(address)
+        if vtep is not None:
+            vtep.tx_packets += packets
+            vtep.tx_bytes += size
 
     # -- views ---------------------------------------------------------------------------
 

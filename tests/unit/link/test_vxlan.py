@@ -11,7 +11,8 @@ from vrouter.link import bridge as bridge_
 from vrouter.link import gro
 from vrouter.link import vxlan as vxlan_
 from vrouter.link.ifnet import Ifnet
-from vrouter.link.offload import F_NEEDS_CSUM, GSO_TCPV4, VirtioHdr, resolve, tag
+from vrouter.link.offload import F_NEEDS_CSUM, GSO_TCPV4, VirtioHdr, resolve, segment, tag
+from vrouter.link.tso import Train
 from vrouter.wire import vxlan as wire
 from vrouter.wire.checksum import ones_sum
 
@@ -138,10 +139,10 @@ def test_too_big_for_the_underlay_is_dropped_and_counted(seg, lab) -> None:
     assert len(sent) == 2
 
 
-def test_a_tcp_super_frame_leaves_in_segments_as_one_batch(seg, lab) -> None:
+def test_a_tcp_super_frame_leaves_in_segments_as_one_train(seg, lab) -> None:
     _, vx, _, _ = seg
-    batches: list[tuple[str, list[bytes | bytearray]]] = []
-    vx.send = lambda address, frames: batches.append((address, frames))
+    batches: list[tuple[str, Train]] = []
+    vx.send_train = lambda address, train: batches.append((address, train))
     ip_len = 20 + 20 + 4000
     ip = (
         bytes.fromhex("4500") + ip_len.to_bytes(2, "big") + bytes.fromhex("00004000400600 00")
@@ -152,8 +153,13 @@ def test_a_tcp_super_frame_leaves_in_segments_as_one_batch(seg, lab) -> None:
     vhdr = VirtioHdr(F_NEEDS_CSUM, GSO_TCPV4, 54, 1400, 34, 16)
     vx.transmit(tag(big, vhdr))
     assert [a for a, _ in batches] == [REMOTE_1, REMOTE_2]
-    sizes = [len(f) for f in batches[0][1]]
-    assert sizes == [1454, 1454, 14 + 40 + 1200]
+    train = batches[0][1]
+    datagrams = [
+        bytes(train.parts[i]) + bytes(train.parts[i + 1]) for i in range(0, len(train.parts), 2)
+    ]
+    assert [len(d) for d in datagrams] == [8 + 1454, 8 + 1454, 8 + 14 + 40 + 1200]
+    assert train.size == 8 + 1454
+    assert datagrams == [encap(bytes(s)) for s in segment(big, vhdr)]
 
 
 def test_destroy_frees_the_table_and_the_timer(seg, lab) -> None:
