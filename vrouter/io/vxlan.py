@@ -169,11 +169,7 @@ class VxlanDevice:
                     size = int.from_bytes(value[:4], sys.byteorder)
             address = source[0]
             if size and len(data) > size:
-                vx.input_many(
-                    [data[offset : offset + size] for offset in range(0, len(data), size)],
-                    address,
-                    now,
-                )
+                vx.input_train(data, size, address, now)
             else:
                 vx.input(data, address, now)
 

@@ -188,6 +188,29 @@ class Vxlan:
         for frame in joined:
             ether.receive(ifp, frame, now)
 
+    def input_train(self, data: bytes, size: int, source: str, now: float) -> None:
+        """Take one read of several UDP payloads from ``source``, each ``size`` bytes but
+        the last: one TCP flow's segments become one super-frame in one pass
+        (:func:`vrouter.link.gro.join_train`), any other read goes through
+        :meth:`input_many`."""
+        joined = gro.join_train(data, size, wire.HEADER_LEN)
+        if joined is None:
+            self.input_many(_split(data, size, 0), source, now)
+            return
+        frame, used = joined
+        if self.decap(data[:size], source, now) is None:
+            self.input_many(_split(data, size, size), source, now)  # the same header: dropped
+            return
+        count = -(-used // size)
+        vtep = self.vteps[source]
+        vtep.rx_packets += count - 1
+        vtep.rx_bytes += used - size
+        self.stats.batches += 1
+        self.stats.coalesced += count
+        ether.receive(self.ifnet, frame, now)
+        if used < len(data):
+            self.input(data[used:], source, now)
+
     def decap(
         self, datagram: bytes | bytearray, source: str, now: float
     ) -> bytes | bytearray | None:
@@ -371,6 +394,11 @@ class Vxlan:
                 for a in sorted(self.vteps, key=_address_key)
             ],
         }
+
+
+def _split(data: bytes, size: int, start: int) -> list[bytes]:
+    """Return the datagrams of a GRO read from ``start`` on, ``size`` bytes each but the last."""
+    return [data[offset : offset + size] for offset in range(start, len(data), size)]
 
 
 def _address_key(text: str) -> tuple[int, int]:
