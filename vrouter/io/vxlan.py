@@ -197,17 +197,17 @@ class VxlanDevice:
         if self._queued:
             self.flush()
         destination = (address, self.port)
-        parts = train.parts
-        per_send = max(1, min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // (train.size + 8)))
-        control = [(SOL_UDP, UDP_SEGMENT, _GSO.pack(train.size))]
+        data, size = train.data, train.size
+        per_send = max(1, min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // (size + 8)))
+        control = [(SOL_UDP, UDP_SEGMENT, _GSO.pack(size))]
         i = 0
         while i < train.datagrams:
             if not self.gso:
-                self._sendmsg(parts[2 * i : 2 * i + 2], (), destination)
+                self._sendmsg((data[i * size : (i + 1) * size],), (), destination)
                 i += 1
                 continue
             j = min(train.datagrams, i + per_send)
-            if self._sendmsg(parts[2 * i : 2 * j], control, destination) or self.gso:
+            if self._sendmsg((data[i * size : j * size],), control, destination) or self.gso:
                 i = j  # sent, or dropped and counted; else refused: again one by one
 
     def flush(self) -> None:

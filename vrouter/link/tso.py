@@ -2,28 +2,30 @@
 
 A tunnel interface (VXLAN) that transmits a TSO super-frame (the TAP's
 64 KiB frames, :mod:`vrouter.link.offload`) hands the host UDP socket
-every datagram of it in one ``sendmsg``: each datagram is the tunnel's
-header and the inner headers of one segment, then that segment's payload,
-a slice of the super-frame itself (never copied here).  The kernel cuts
-the send at the size of the first datagram (``UDP_SEGMENT``); every
+every datagram of it in one buffer for one ``sendmsg``: each datagram is
+the tunnel's header, the inner headers of one segment and its payload.
+The kernel cuts the send at the datagram size (``UDP_SEGMENT``); every
 datagram but the last has that size.
 
 The inner headers are one template patched per segment: the IPv4 length,
 identification (+ i) and header checksum, or the IPv6 payload length; the
 TCP sequence number, FIN/PSH only on the last segment and CWR only on the
 first.  Both checksums are computed incrementally from the template's
-sum: only the payload's sum differs from segment to segment, and those
-are summed all at once (:func:`vrouter.wire.checksum.ones_sums`).  The
-segments are the ones :func:`vrouter.link.offload.segment` makes.
+sum: only the lengths, those fields and the payload's sum differ from
+segment to segment.  With numpy (the ``fib`` extra) the datagrams are laid
+out, summed and patched as the rows of one array, a few vectorised steps
+for the whole super-frame; without it segment by segment.  The segments
+are those :func:`vrouter.link.offload.segment` makes.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from vrouter.link.offload import VirtioHdr, headers_len, tcp_offset
-from vrouter.wire.checksum import ones_sum, ones_sums
+from vrouter.wire.checksum import ones_sum, optional_numpy, swapped_totals
 
 _ETH = 14
 _TCP_FIN = 0x01
@@ -35,88 +37,181 @@ _U32 = struct.Struct("!I")
 
 
 class Train(NamedTuple):
-    """The datagrams of one super-frame, ready for one ``sendmsg``."""
+    """The datagrams of one super-frame, back to back, ready for ``sendmsg``."""
 
-    parts: list[bytes | bytearray | memoryview]
-    """Two parts a datagram, in order: its headers (tunnel and inner), its payload."""
+    data: bytes | bytearray | memoryview
     size: int
     """Bytes of every datagram but the last, which may be shorter."""
     datagrams: int
-    nbytes: int
-    """Bytes of all datagrams together."""
+
+
+@dataclass(slots=True)
+class _Shape:
+    """What every datagram of one super-frame shares, and where each differs."""
+
+    template: bytearray
+    """Tunnel header and inner headers, the fields each segment patches zeroed."""
+    payload: memoryview
+    size: int
+    """Payload bytes of every segment but the last."""
+    count: int
+    ipv4: bool
+    ip: int
+    """Offsets of the inner IP and TCP headers in the template."""
+    tcp: int
+    ip_hlen: int
+    tcp_hlen: int
+    ip_sum: int
+    """One's complement sum of the template's IPv4 header (0 for IPv6)."""
+    tcp_sum: int
+    """... of its TCP header and the pseudo-header without the length."""
+    ident: int
+    seq: int
+    flags: int
+
+    def flags_of(self, i: int) -> int:
+        """Return segment ``i``'s TCP flags: FIN/PSH on the last only, CWR on the first."""
+        flags = self.flags
+        if i < self.count - 1:
+            flags &= ~(_TCP_FIN | _TCP_PSH)
+        if i:
+            flags &= ~_TCP_CWR
+        return flags
 
 
 def _fold(total: int) -> int:
     """Return the checksum field for a one's complement ``total`` (as :func:`checksum`)."""
-    folded = total % 0xFFFF
-    if folded == 0 and total:
-        folded = 0xFFFF
-    return ~folded & 0xFFFF
+    return (0xFFFF - total % 0xFFFF) % 0xFFFF
 
 
-def cut(frame: bytes | bytearray, vhdr: VirtioHdr, prefix: bytes) -> Train:
-    """Return the datagrams of TCP super-frame ``frame``: ``prefix`` (the tunnel's header)
-    and one ``gso_size`` segment each, headers and checksums complete."""
+def _shape(frame: bytes | bytearray, vhdr: VirtioHdr, prefix: bytes) -> _Shape:
     tcp_at = tcp_offset(frame, vhdr)
     headers = headers_len(frame, vhdr)
     ipv4 = frame[_ETH] >> 4 == 4
     payload = memoryview(frame)[headers:]
-    total = len(payload)
-    size = vhdr.gso_size or total or 1
-    count = max(1, -(-total // size))
-    full = total // size
-    sums = ones_sums(payload, 0, size, size, full)
-    if len(sums) < count:
-        sums.append(ones_sum(payload[full * size :]))
+    size = vhdr.gso_size or len(payload) or 1
     p = len(prefix)
     template = bytearray(prefix)
     template += frame[:headers]
     ip = p + _ETH
     tcp = p + tcp_at
-    tcp_len = headers - tcp_at
-    ip_len = tcp_at - _ETH
-    # The template's sums leave out what each segment patches: lengths, identification,
-    # sequence number, flags and both checksum fields.
+    view = memoryview(template)
     template[tcp + 4 : tcp + 8] = bytes(4)
     template[tcp + 13] = 0
     template[tcp + 16 : tcp + 18] = b"\0\0"
     if ipv4:
         template[ip + 2 : ip + 6] = bytes(4)
         template[ip + 10 : ip + 12] = b"\0\0"
-        ip_sum = ones_sum(memoryview(template)[ip:tcp])
-        pseudo = ones_sum(memoryview(template)[ip + 12 : ip + 20], 6)
-        ident = _U16.unpack_from(frame, _ETH + 4)[0]
+        ip_sum = ones_sum(view[ip:tcp])
+        pseudo = ones_sum(view[ip + 12 : ip + 20], 6)
     else:
         template[ip + 4 : ip + 6] = b"\0\0"
         ip_sum = 0
-        pseudo = ones_sum(memoryview(template)[ip + 8 : ip + 40], 6)
-        ident = 0
-    tcp_sum = ones_sum(memoryview(template)[tcp : p + headers], pseudo)
-    seq = _U32.unpack_from(frame, tcp_at + 4)[0]
-    flags = frame[tcp_at + 13]
-    parts: list[bytes | bytearray | memoryview] = []
-    last = count - 1
-    for i in range(count):
+        pseudo = ones_sum(view[ip + 8 : ip + 40], 6)
+    return _Shape(
+        template=template,
+        payload=payload,
+        size=size,
+        count=max(1, -(-len(payload) // size)),
+        ipv4=ipv4,
+        ip=ip,
+        tcp=tcp,
+        ip_hlen=tcp_at - _ETH,
+        tcp_hlen=headers - tcp_at,
+        ip_sum=ip_sum,
+        tcp_sum=ones_sum(view[tcp:], pseudo),
+        ident=_U16.unpack_from(frame, _ETH + 4)[0] if ipv4 else 0,
+        seq=_U32.unpack_from(frame, tcp_at + 4)[0],
+        flags=frame[tcp_at + 13],
+    )
+
+
+def cut(frame: bytes | bytearray, vhdr: VirtioHdr, prefix: bytes) -> Train:
+    """Return the datagrams of TCP super-frame ``frame``: ``prefix`` (the tunnel's header)
+    and one ``gso_size`` segment each, headers and checksums complete."""
+    shape = _shape(frame, vhdr, prefix)
+    np = optional_numpy()
+    data = _cut_loop(shape) if np is None else _cut_numpy(np, shape)
+    return Train(data, len(shape.template) + shape.size, shape.count)
+
+
+def _cut_loop(shape: _Shape) -> bytearray:
+    """Lay out and patch the datagrams one by one."""
+    out = bytearray()
+    ip, tcp, size, payload = shape.ip, shape.tcp, shape.size, shape.payload
+    for i in range(shape.count):
         chunk = payload[i * size : (i + 1) * size]
-        l4_len = tcp_len + len(chunk)
-        seg_flags = flags
-        if i < last:
-            seg_flags &= ~(_TCP_FIN | _TCP_PSH)
-        if i:
-            seg_flags &= ~_TCP_CWR
-        seg_seq = (seq + i * size) & 0xFFFFFFFF
-        head = template[:]
-        if ipv4:
-            seg_ident = (ident + i) & 0xFFFF
-            _U16X2.pack_into(head, ip + 2, ip_len + l4_len, seg_ident)
-            _U16.pack_into(head, ip + 10, _fold(ip_sum + ip_len + l4_len + seg_ident))
+        l4_len = shape.tcp_hlen + len(chunk)
+        flags = shape.flags_of(i)
+        seq = (shape.seq + i * size) & 0xFFFFFFFF
+        head = shape.template[:]
+        if shape.ipv4:
+            ident = (shape.ident + i) & 0xFFFF
+            ip_len = shape.ip_hlen + l4_len
+            _U16X2.pack_into(head, ip + 2, ip_len, ident)
+            _U16.pack_into(head, ip + 10, _fold(shape.ip_sum + ip_len + ident))
         else:
-            _U16.pack_into(head, ip + 4, ip_len - 40 + l4_len)
-        _U32.pack_into(head, tcp + 4, seg_seq)
-        head[tcp + 13] = seg_flags
-        csum = tcp_sum + l4_len + seg_flags + (seg_seq >> 16) + (seg_seq & 0xFFFF) + sums[i]
-        _U16.pack_into(head, tcp + 16, _fold(csum))
-        parts.append(head)
-        parts.append(chunk)
-    datagram = p + headers + size
-    return Train(parts, datagram, count, count * (p + headers) + total)
+            _U16.pack_into(head, ip + 4, shape.ip_hlen - 40 + l4_len)
+        _U32.pack_into(head, tcp + 4, seq)
+        head[tcp + 13] = flags
+        total = shape.tcp_sum + l4_len + flags + (seq >> 16) + (seq & 0xFFFF) + ones_sum(chunk)
+        _U16.pack_into(head, tcp + 16, _fold(total))
+        out += head
+        out += chunk
+    return out
+
+
+def _cut_numpy(np: Any, shape: _Shape) -> memoryview:
+    """Lay out the datagrams as the rows of one array and patch every row at once."""
+    hlen = len(shape.template)
+    size, count = shape.size, shape.count
+    row = hlen + size
+    full = len(shape.payload) // size
+    rest = len(shape.payload) - full * size
+    buf = np.zeros(count * row, np.uint8)
+    rows = buf.reshape(count, row)
+    rows[:, :hlen] = np.frombuffer(shape.template, np.uint8)
+    payload = np.frombuffer(shape.payload, np.uint8)
+    rows[:full, hlen:] = payload[: full * size].reshape(full, size)
+    if rest:
+        rows[full, hlen : hlen + rest] = payload[full * size :]
+    index = np.arange(count, dtype=np.int64)
+    l4_len = np.full(count, shape.tcp_hlen + size, dtype=np.int64)
+    if rest:
+        l4_len[-1] = shape.tcp_hlen + rest
+    flags = np.full(count, shape.flags_of(1 if count > 2 else 0), dtype=np.int64)
+    flags[0] = shape.flags_of(0)
+    flags[-1] = shape.flags_of(count - 1)
+    seq = (shape.seq + index * size) & 0xFFFFFFFF
+    folded = _payload_totals(np, shape, buf, row).astype(np.int64) % 0xFFFF
+    payload_sum = ((folded & 0xFF) << 8) | (folded >> 8)
+    tcp_total = shape.tcp_sum + l4_len + flags + (seq >> 16) + (seq & 0xFFFF) + payload_sum
+    ip, tcp = shape.ip, shape.tcp
+    if shape.ipv4:
+        ident = (shape.ident + index) & 0xFFFF
+        ip_len = shape.ip_hlen + l4_len
+        _column(np, buf, ip + 2, row, ">u2")[:] = ip_len
+        _column(np, buf, ip + 4, row, ">u2")[:] = ident
+        _column(np, buf, ip + 10, row, ">u2")[:] = (0xFFFF - (shape.ip_sum + ip_len + ident) % 0xFFFF) % 0xFFFF
+    else:
+        _column(np, buf, ip + 4, row, ">u2")[:] = shape.ip_hlen - 40 + l4_len
+    _column(np, buf, tcp + 4, row, ">u4")[:] = seq
+    rows[:, tcp + 13] = flags
+    _column(np, buf, tcp + 16, row, ">u2")[:] = (0xFFFF - tcp_total % 0xFFFF) % 0xFFFF
+    return memoryview(buf)[: count * row - (size - rest if rest else 0)]
+
+
+def _payload_totals(np: Any, shape: _Shape, buf: Any, row: int) -> Any:
+    """Return each segment's payload sum (byte-swapped, unfolded), read from the
+    super-frame where its segments lie back to back (an even size: summed
+    there, about twice as fast) or from the datagrams."""
+    size, count = shape.size, shape.count
+    payload = shape.payload
+    if size & 1 or len(payload) < count * size:
+        return swapped_totals(np, buf, len(shape.template), row, size, count)
+    return swapped_totals(np, payload, 0, size, size, count)
+
+
+def _column(np: Any, buf: Any, offset: int, row: int, kind: str) -> Any:
+    """Return the field at ``offset`` of every row of ``buf`` as one writable array."""
+    return np.ndarray((len(buf) // row,), kind, buf, offset, (row,))

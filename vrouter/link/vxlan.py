@@ -327,7 +327,7 @@ class Vxlan:
             self.ifnet.counters.tx_drops["vxlan_too_big"] += 1
             return
         for address in self._targets(frame):
-            self._count_tx(address, train.datagrams, train.nbytes)
+            self._count_tx(address, train.datagrams, len(train.data))
             self.send_train(address, train)
 
     def _targets(self, frame: bytes | bytearray) -> tuple[str, ...]:

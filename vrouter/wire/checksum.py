@@ -91,11 +91,11 @@ def sums_valid(
     if start < 0 or stride <= 0 or start + (count - 1) * stride + length > len(data):
         raise ValueError("regions reach past the end of the buffer")
     swapped = ((pseudo & 0xFF) << 8) | (pseudo >> 8)
-    totals = _swapped_totals(np, data, start, stride, length, count) + swapped
+    totals = swapped_totals(np, data, start, stride, length, count) + swapped
     return bool((totals % 0xFFFF == 0).all()) and bool(totals.all())
 
 
-def _swapped_totals(
+def swapped_totals(
     np: Any, data: bytes | bytearray | memoryview, start: int, stride: int, length: int, count: int
 ) -> Any:
     """Return each region's sum of little-endian 16-bit words (numpy array, unfolded)."""
@@ -120,7 +120,7 @@ def _ones_sums_numpy(
     An odd last byte is added after.
     """
     out: list[int] = []
-    for total in _swapped_totals(np, data, start, stride, length, count).tolist():
+    for total in swapped_totals(np, data, start, stride, length, count).tolist():
         folded = total % 0xFFFF
         if folded == 0:
             folded = 0xFFFF if total else 0

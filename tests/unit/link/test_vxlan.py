@@ -154,9 +154,8 @@ def test_a_tcp_super_frame_leaves_in_segments_as_one_train(seg, lab) -> None:
     vx.transmit(tag(big, vhdr))
     assert [a for a, _ in batches] == [REMOTE_1, REMOTE_2]
     train = batches[0][1]
-    datagrams = [
-        bytes(train.parts[i]) + bytes(train.parts[i + 1]) for i in range(0, len(train.parts), 2)
-    ]
+    data = bytes(train.data)
+    datagrams = [data[i : i + train.size] for i in range(0, len(data), train.size)]
     assert [len(d) for d in datagrams] == [8 + 1454, 8 + 1454, 8 + 14 + 40 + 1200]
     assert train.size == 8 + 1454
     assert datagrams == [encap(bytes(s)) for s in segment(big, vhdr)]
