@@ -21,7 +21,8 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from vrouter.wire.checksum import checksum, pseudo_header_sum
+from vrouter.link import tso
+from vrouter.wire.checksum import checksum
 
 HEADER = struct.Struct("<BBHHHH")
 HEADER_LEN = 10
@@ -155,46 +156,9 @@ def segment(frame: bytes | bytearray, vhdr: VirtioHdr) -> list[bytearray]:
 
     Each segment gets its IP length (and, for IPv4, identification + i and
     header checksum), its sequence number, FIN/PSH only on the last and CWR
-    only on the first, and a complete TCP checksum.
+    only on the first, and a complete TCP checksum: the datagrams of
+    :func:`vrouter.link.tso.cut` without a tunnel header.
     """
-    tcp_at = tcp_offset(frame, vhdr)
-    headers = headers_len(frame, vhdr)
-    ipv4 = frame[_ETH] >> 4 == 4
-    ip_len = tcp_at - _ETH
-    tcp_len = headers - tcp_at
-    payload = memoryview(frame)[headers:]
-    size = vhdr.gso_size or len(payload)
-    seq = int.from_bytes(frame[tcp_at + 4 : tcp_at + 8], "big")
-    flags = frame[tcp_at + 13]
-    ident = int.from_bytes(frame[_ETH + 4 : _ETH + 6], "big") if ipv4 else 0
-    src = bytes(frame[_ETH + 12 : _ETH + 16] if ipv4 else frame[_ETH + 8 : _ETH + 24])
-    dst = bytes(frame[_ETH + 16 : _ETH + 20] if ipv4 else frame[_ETH + 24 : _ETH + 40])
-    count = max(1, -(-len(payload) // size))
-    out: list[bytearray] = []
-    for i in range(count):
-        chunk = payload[i * size : (i + 1) * size]
-        seg = bytearray(frame[:headers])
-        seg += chunk
-        last = i == count - 1
-        seg_flags = flags
-        if not last:
-            seg_flags &= ~(_TCP_FIN | _TCP_PSH)
-        if i:
-            seg_flags &= ~_TCP_CWR
-        seg[tcp_at + 13] = seg_flags
-        seg[tcp_at + 4 : tcp_at + 8] = ((seq + i * size) & 0xFFFFFFFF).to_bytes(4, "big")
-        l4_len = tcp_len + len(chunk)
-        if ipv4:
-            seg[_ETH + 2 : _ETH + 4] = (ip_len + l4_len).to_bytes(2, "big")
-            seg[_ETH + 4 : _ETH + 6] = ((ident + i) & 0xFFFF).to_bytes(2, "big")
-            seg[_ETH + 10 : _ETH + 12] = b"\0\0"
-            seg[_ETH + 10 : _ETH + 12] = checksum(memoryview(seg)[_ETH : _ETH + ip_len]).to_bytes(
-                2, "big"
-            )
-        else:
-            seg[_ETH + 4 : _ETH + 6] = (ip_len - 40 + l4_len).to_bytes(2, "big")
-        seg[tcp_at + 16 : tcp_at + 18] = b"\0\0"
-        csum = checksum(memoryview(seg)[tcp_at:], pseudo_header_sum(src, dst, 6, l4_len))
-        seg[tcp_at + 16 : tcp_at + 18] = csum.to_bytes(2, "big")
-        out.append(seg)
-    return out
+    train = tso.cut(frame, vhdr, b"")
+    data, size = train.data, train.size
+    return [bytearray(data[at : at + size]) for at in range(0, len(data), size)]

@@ -14,8 +14,10 @@ first.  Both checksums are computed incrementally from the template's
 sum: only the lengths, those fields and the payload's sum differ from
 segment to segment.  With numpy (the ``fib`` extra) the datagrams are laid
 out, summed and patched as the rows of one array, a few vectorised steps
-for the whole super-frame; without it segment by segment.  The segments
-are those :func:`vrouter.link.offload.segment` makes.
+for the whole super-frame; without it segment by segment.  Without a
+tunnel header the datagrams are plain segments:
+:func:`vrouter.link.offload.segment` (a TAP without offloads, local
+delivery) cuts its super-frames here too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from vrouter.link.offload import VirtioHdr, headers_len, tcp_offset
+from vrouter.link import offload
 from vrouter.wire.checksum import ones_sum, optional_numpy, swapped_totals
 
 _ETH = 14
@@ -84,9 +86,9 @@ def _fold(total: int) -> int:
     return (0xFFFF - total % 0xFFFF) % 0xFFFF
 
 
-def _shape(frame: bytes | bytearray, vhdr: VirtioHdr, prefix: bytes) -> _Shape:
-    tcp_at = tcp_offset(frame, vhdr)
-    headers = headers_len(frame, vhdr)
+def _shape(frame: bytes | bytearray, vhdr: offload.VirtioHdr, prefix: bytes) -> _Shape:
+    tcp_at = offload.tcp_offset(frame, vhdr)
+    headers = offload.headers_len(frame, vhdr)
     ipv4 = frame[_ETH] >> 4 == 4
     payload = memoryview(frame)[headers:]
     size = vhdr.gso_size or len(payload) or 1
@@ -126,7 +128,7 @@ def _shape(frame: bytes | bytearray, vhdr: VirtioHdr, prefix: bytes) -> _Shape:
     )
 
 
-def cut(frame: bytes | bytearray, vhdr: VirtioHdr, prefix: bytes) -> Train:
+def cut(frame: bytes | bytearray, vhdr: offload.VirtioHdr, prefix: bytes) -> Train:
     """Return the datagrams of TCP super-frame ``frame``: ``prefix`` (the tunnel's header)
     and one ``gso_size`` segment each, headers and checksums complete."""
     shape = _shape(frame, vhdr, prefix)
