@@ -154,7 +154,7 @@ def join_train(data: bytes, stride: int, skip: int) -> tuple[OffloadBuffer, int]
     shape = _segment(first)
     if shape is None:
         return None
-    tcp_hlen, payload, seq = shape
+    tcp_hlen, payload, _ = shape
     if _TCP_AT + tcp_hlen + payload != stride - skip:
         return None
     rows = np.ndarray((rows_n, stride), np.uint8, data)

@@ -194,7 +194,8 @@ def _cut_numpy(np: Any, shape: _Shape) -> memoryview:
         ip_len = shape.ip_hlen + l4_len
         _column(np, buf, ip + 2, row, ">u2")[:] = ip_len
         _column(np, buf, ip + 4, row, ">u2")[:] = ident
-        _column(np, buf, ip + 10, row, ">u2")[:] = (0xFFFF - (shape.ip_sum + ip_len + ident) % 0xFFFF) % 0xFFFF
+        ip_total = shape.ip_sum + ip_len + ident
+        _column(np, buf, ip + 10, row, ">u2")[:] = (0xFFFF - ip_total % 0xFFFF) % 0xFFFF
     else:
         _column(np, buf, ip + 4, row, ">u2")[:] = shape.ip_hlen - 40 + l4_len
     _column(np, buf, tcp + 4, row, ">u4")[:] = seq

@@ -64,7 +64,8 @@ def ones_sums(
     np = optional_numpy()
     if np is None or length < 4:
         view = memoryview(data)
-        return [ones_sum(view[at : at + length]) for at in range(start, start + count * stride, stride)]
+        starts = range(start, start + count * stride, stride)
+        return [ones_sum(view[at : at + length]) for at in starts]
     return _ones_sums_numpy(np, data, start, stride, length, count)
 
 
@@ -136,7 +137,7 @@ def optional_numpy() -> Any:
     """Return the numpy module, None when it is not installed."""
     if not _NUMPY:
         try:
-            import numpy  # noqa: PLC0415  (see _NUMPY)
+            import numpy  # imported on first use: see _NUMPY
         except ImportError:
             _NUMPY.append(None)
         else:

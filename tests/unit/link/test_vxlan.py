@@ -11,7 +11,15 @@ from vrouter.link import bridge as bridge_
 from vrouter.link import gro
 from vrouter.link import vxlan as vxlan_
 from vrouter.link.ifnet import Ifnet
-from vrouter.link.offload import F_NEEDS_CSUM, GSO_TCPV4, VirtioHdr, resolve, segment, tag
+from vrouter.link.offload import (
+    F_NEEDS_CSUM,
+    GSO_TCPV4,
+    VirtioHdr,
+    resolve,
+    segment,
+    tag,
+    vhdr_of,
+)
 from vrouter.link.tso import Train
 from vrouter.wire import vxlan as wire
 from vrouter.wire.checksum import ones_sum
@@ -219,3 +227,30 @@ def test_a_bad_checksum_or_a_gap_is_never_merged() -> None:
     gap = _tcp(5000, b"a" * 1000)
     assert gro.coalesce([a, gap]) == [a, gap]
     assert gro.coalesce([ARP := frame(BCAST, MAC_A), a]) == [ARP, a]
+
+
+def test_a_gro_read_of_one_flow_is_joined_and_bridged(seg, lab) -> None:
+    _, vx, host, _ = seg
+    segs = [_tcp(100 + i * 1000, bytes([i]) * 1000) for i in range(5)]
+    segs.append(_tcp(5100, b"\x09" * 300, flags=0x18))
+    data = b"".join(encap(s) for s in segs)
+    delivered: list[bytes | bytearray] = []
+    host.ifp.transmit = delivered.append  # keeps the offload header the port gets
+    vx.input_train(data, 8 + len(segs[0]), REMOTE_1, lab.now)
+    [joined] = delivered
+    pieces = resolve(joined, vhdr_of(joined))  # type: ignore[arg-type]
+    assert [bytes(dpkt.ethernet.Ethernet(p).data.data) for p in pieces] == [
+        bytes(dpkt.ethernet.Ethernet(s).data.data) for s in segs
+    ]  # TCP headers (checksums) and payloads as sent
+    assert vx.vteps[REMOTE_1].rx_packets == 6 and vx.vteps[REMOTE_1].rx_bytes == len(data)
+    assert (vx.stats.batches, vx.stats.coalesced) == (1, 6)
+    assert vx.macs[MAC_A].vtep.address == REMOTE_1
+
+
+def test_a_gro_read_for_another_vni_is_dropped_datagram_by_datagram(seg, lab) -> None:
+    _, vx, host, _ = seg
+    segs = [_tcp(100 + i * 1000, bytes([i]) * 1000) for i in range(4)]
+    data = b"".join(encap(s, vni=43) for s in segs)
+    vx.input_train(data, 8 + len(segs[0]), REMOTE_1, lab.now)
+    assert host.take_raw() == []
+    assert vx.ifnet.counters.rx_drops["vxlan_unknown_vni"] == 4
