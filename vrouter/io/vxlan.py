@@ -150,9 +150,16 @@ class VxlanDevice:
         return min(mtus) if mtus else None
 
     def _on_readable(self, sock: socket.socket) -> None:
-        """Read datagrams until none is left or the turn's budget is spent."""
-        vx = self.vx
+        """Read datagrams until none is left or the turn's budget is spent; then pass on
+        the super-frame the reads built last."""
         now = self._loop.time()
+        try:
+            self._read(sock, now)
+        finally:
+            self.vx.release(now)
+
+    def _read(self, sock: socket.socket, now: float) -> None:
+        vx = self.vx
         recvmsg = sock.recvmsg
         for _ in range(RX_BUDGET):
             try:

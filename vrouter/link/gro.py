@@ -132,6 +132,33 @@ def coalesce(frames: list[bytes | bytearray]) -> list[bytes | bytearray]:
     return out
 
 
+def extend(held: OffloadBuffer, more: OffloadBuffer) -> bool:
+    """Append super-frame ``more`` (of :func:`join_train` or :func:`coalesce`) to ``held``
+    if it continues it: the same flow and headers, the same segment size, ``held``
+    a whole number of segments without PSH, contiguous sequence numbers, room
+    left.  Return False, ``held`` unchanged, if it does not."""
+    size = held.vhdr.gso_size
+    tcp_hlen = (held[_TCP_AT + 12] >> 4) * 4
+    headers = _TCP_AT + tcp_hlen
+    payload = len(held) - headers
+    if (
+        more.vhdr.gso_size != size
+        or held[_TCP_AT + 13] != 0x10
+        or payload % size
+        or len(more) - headers + len(held) - _ETH - 20 > _MAX_SUPER
+        or (more[_TCP_AT + 12] >> 4) * 4 != tcp_hlen
+    ):
+        return False
+    seq = int.from_bytes(held[_TCP_AT + 4 : _TCP_AT + 8], "big")
+    if int.from_bytes(more[_TCP_AT + 4 : _TCP_AT + 8], "big") != (seq + payload) & 0xFFFFFFFF:
+        return False
+    if not _same_flow(held, more, tcp_hlen):
+        return False
+    held += memoryview(more)[headers:]
+    _finish(held, more[_TCP_AT + 13], tcp_hlen, size)
+    return True
+
+
 def join_train(data: bytes, stride: int, skip: int) -> tuple[OffloadBuffer, int] | None:
     """Join one read's datagrams into one super-frame if they are one TCP flow's segments.
 

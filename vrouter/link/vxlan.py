@@ -149,6 +149,8 @@ class Vxlan:
         self.now = 0.0
         self.send: Send = _no_device
         self.send_train: SendTrain = _no_device
+        self._held: OffloadBuffer | None = None
+        """A super-frame received but not yet passed on: the next read may extend it."""
         self._sweep: Timer | None = None
         ifnet.transmit = self.transmit
 
@@ -166,6 +168,8 @@ class Vxlan:
 
     def input(self, datagram: bytes | bytearray, source: str, now: float) -> None:
         """Take one UDP payload from VTEP ``source``: check it, learn, receive the inner frame."""
+        if self._held is not None:
+            self.release(now)
         frame = self.decap(datagram, source, now)
         if frame is not None:
             ether.receive(self.ifnet, frame, now)
@@ -173,6 +177,8 @@ class Vxlan:
     def input_many(self, datagrams: list[bytes], source: str, now: float) -> None:
         """Take several UDP payloads from ``source`` (one read): TCP segments of one flow
         among the inner frames are received as one super-frame (:mod:`vrouter.link.gro`)."""
+        if self._held is not None:
+            self.release(now)
         frames: list[bytes | bytearray] = []
         for datagram in datagrams:
             frame = self.decap(datagram, source, now)
@@ -207,9 +213,21 @@ class Vxlan:
         vtep.rx_bytes += used - size
         self.stats.batches += 1
         self.stats.coalesced += count
-        ether.receive(self.ifnet, frame, now)
+        held = self._held
+        if held is None or not gro.extend(held, frame):
+            if held is not None:
+                self.release(now)
+            self._held = frame
         if used < len(data):
             self.input(data[used:], source, now)
+
+    def release(self, now: float) -> None:
+        """Receive the super-frame held back for the next read to extend (the device
+        calls this when it has read all there was)."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            ether.receive(self.ifnet, held, now)
 
     def decap(
         self, datagram: bytes | bytearray, source: str, now: float
@@ -298,6 +316,7 @@ class Vxlan:
     def close(self) -> None:
         """Undo everything: the MAC table, its timer, the device."""
         self.flush()
+        self._held = None
         self.send = _no_device
         self.send_train = _no_device
         self.ifnet.transmit = _no_device

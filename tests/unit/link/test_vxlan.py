@@ -237,6 +237,8 @@ def test_a_gro_read_of_one_flow_is_joined_and_bridged(seg, lab) -> None:
     delivered: list[bytes | bytearray] = []
     host.ifp.transmit = delivered.append  # keeps the offload header the port gets
     vx.input_train(data, 8 + len(segs[0]), REMOTE_1, lab.now)
+    assert delivered == []  # held: the next read may continue it
+    vx.release(lab.now)
     [joined] = delivered
     pieces = resolve(joined, vhdr_of(joined))  # type: ignore[arg-type]
     assert [bytes(dpkt.ethernet.Ethernet(p).data.data) for p in pieces] == [
@@ -254,3 +256,36 @@ def test_a_gro_read_for_another_vni_is_dropped_datagram_by_datagram(seg, lab) ->
     vx.input_train(data, 8 + len(segs[0]), REMOTE_1, lab.now)
     assert host.take_raw() == []
     assert vx.ifnet.counters.rx_drops["vxlan_unknown_vni"] == 4
+
+
+def test_consecutive_reads_of_one_flow_leave_as_one_super_frame(seg, lab) -> None:
+    _, vx, host, _ = seg
+    delivered: list[bytes | bytearray] = []
+    host.ifp.transmit = delivered.append
+    segs = [_tcp(100 + i * 1000, bytes([i]) * 1000) for i in range(9)]
+    first, second, third = segs[:3], segs[3:6], segs[6:]
+    size = 8 + len(segs[0])
+    vx.input_train(b"".join(encap(s) for s in first), size, REMOTE_1, lab.now)
+    vx.input_train(b"".join(encap(s) for s in second), size, REMOTE_1, lab.now)
+    assert delivered == []
+    vx.input(encap(frame(MAC_B, MAC_A)), REMOTE_1, lab.now)  # anything else: passed on first
+    vx.input_train(b"".join(encap(s) for s in third), size, REMOTE_1, lab.now)
+    vx.release(lab.now)
+    assert [len(f) for f in delivered] == [14 + 20 + 32 + 6000, 60, 14 + 20 + 32 + 3000]
+    pieces = [p for f in (delivered[0], delivered[2]) for p in resolve(f, vhdr_of(f))]  # type: ignore[arg-type]
+    assert [bytes(dpkt.ethernet.Ethernet(p).data.data) for p in pieces] == [
+        bytes(dpkt.ethernet.Ethernet(s).data.data) for s in segs
+    ]
+
+
+def test_a_read_that_does_not_continue_the_held_one_is_not_joined(seg, lab) -> None:
+    _, vx, host, _ = seg
+    delivered: list[bytes | bytearray] = []
+    host.ifp.transmit = delivered.append
+    size = 8 + len(_tcp(0, bytes(1000)))
+    vx.input_train(b"".join(encap(_tcp(100 + i * 1000, b"a" * 1000)) for i in range(3)), size,
+                   REMOTE_1, lab.now)  # fmt: skip
+    vx.input_train(b"".join(encap(_tcp(9100 + i * 1000, b"b" * 1000)) for i in range(3)), size,
+                   REMOTE_1, lab.now)  # fmt: skip  (a gap before it)
+    vx.release(lab.now)
+    assert [len(f) for f in delivered] == [14 + 20 + 32 + 3000] * 2
