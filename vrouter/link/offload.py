@@ -159,6 +159,6 @@ def segment(frame: bytes | bytearray, vhdr: VirtioHdr) -> list[bytearray]:
     only on the first, and a complete TCP checksum: the datagrams of
     :func:`vrouter.link.tso.cut` without a tunnel header.
     """
-    train = tso.cut(frame, vhdr, b"")
+    train = tso.cut(frame, tcp_offset(frame, vhdr), vhdr.gso_size, b"")
     data, size = train.data, train.size
     return [bytearray(data[at : at + size]) for at in range(0, len(data), size)]

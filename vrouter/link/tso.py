@@ -26,7 +26,6 @@ import struct
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from vrouter.link import offload
 from vrouter.wire.checksum import ones_sum, optional_numpy, swapped_totals
 
 _ETH = 14
@@ -86,12 +85,11 @@ def _fold(total: int) -> int:
     return (0xFFFF - total % 0xFFFF) % 0xFFFF
 
 
-def _shape(frame: bytes | bytearray, vhdr: offload.VirtioHdr, prefix: bytes) -> _Shape:
-    tcp_at = offload.tcp_offset(frame, vhdr)
-    headers = offload.headers_len(frame, vhdr)
+def _shape(frame: bytes | bytearray, tcp_at: int, gso_size: int, prefix: bytes) -> _Shape:
+    headers = tcp_at + (frame[tcp_at + 12] >> 4) * 4
     ipv4 = frame[_ETH] >> 4 == 4
     payload = memoryview(frame)[headers:]
-    size = vhdr.gso_size or len(payload) or 1
+    size = gso_size or len(payload) or 1
     p = len(prefix)
     template = bytearray(prefix)
     template += frame[:headers]
@@ -128,10 +126,11 @@ def _shape(frame: bytes | bytearray, vhdr: offload.VirtioHdr, prefix: bytes) -> 
     )
 
 
-def cut(frame: bytes | bytearray, vhdr: offload.VirtioHdr, prefix: bytes) -> Train:
-    """Return the datagrams of TCP super-frame ``frame``: ``prefix`` (the tunnel's header)
+def cut(frame: bytes | bytearray, tcp_at: int, gso_size: int, prefix: bytes) -> Train:
+    """Return the datagrams of TCP super-frame ``frame`` (its TCP header at ``tcp_at``,
+    see :func:`vrouter.link.offload.tcp_offset`): ``prefix`` (the tunnel's header)
     and one ``gso_size`` segment each, headers and checksums complete."""
-    shape = _shape(frame, vhdr, prefix)
+    shape = _shape(frame, tcp_at, gso_size, prefix)
     np = optional_numpy()
     data = _cut_loop(shape) if np is None else _cut_numpy(np, shape)
     return Train(data, len(shape.template) + shape.size, shape.count)

@@ -40,7 +40,15 @@ from typing import TYPE_CHECKING
 from vrouter.core.timers import Timer
 from vrouter.link import ether, gro, tso
 from vrouter.link.ifnet import Ifnet
-from vrouter.link.offload import GSO_ECN, GSO_TCPV4, GSO_TCPV6, OffloadBuffer, resolve, vhdr_of
+from vrouter.link.offload import (
+    GSO_ECN,
+    GSO_TCPV4,
+    GSO_TCPV6,
+    OffloadBuffer,
+    resolve,
+    tcp_offset,
+    vhdr_of,
+)
 from vrouter.wire import vxlan as wire
 from vrouter.wire.errors import IntegrityError, SanityError
 from vrouter.wire.ethernet import mac_to_str
@@ -327,7 +335,8 @@ class Vxlan:
         """The interface's device: encapsulate ``frame`` towards its VTEP(s)."""
         vhdr = vhdr_of(frame)
         if vhdr is not None and vhdr.gso_type & ~GSO_ECN in _TCP_GSO:
-            self._transmit_train(frame, tso.cut(frame, vhdr, self.header))
+            train = tso.cut(frame, tcp_offset(frame, vhdr), vhdr.gso_size, self.header)
+            self._transmit_train(frame, train)
             return
         frames: list[bytes | bytearray] = [frame] if vhdr is None else list(resolve(frame, vhdr))
         limit = self.underlay_mtu - self.outer

@@ -9,7 +9,7 @@ import dpkt
 import pytest
 
 from vrouter.link import gro, tso
-from vrouter.link.offload import OffloadBuffer, resolve, tcp_super_header
+from vrouter.link.offload import OffloadBuffer, resolve, tcp_offset, tcp_super_header
 from vrouter.wire import checksum as checksum_
 from vrouter.wire import vxlan as wire
 
@@ -55,6 +55,10 @@ def super_frame(
     return frame
 
 
+def cut(big: OffloadBuffer, prefix: bytes) -> tso.Train:
+    return tso.cut(big, tcp_offset(big, big.vhdr), big.vhdr.gso_size, prefix)
+
+
 def datagrams(train: tso.Train) -> list[bytes]:
     data = bytes(train.data)
     return [data[at : at + train.size] for at in range(0, len(data), train.size)]
@@ -84,7 +88,7 @@ def test_every_datagram_is_the_header_and_a_valid_segment(
     vectorised, length: int, v6: bool, flags: int, seq: int
 ) -> None:
     big = super_frame(length, v6, flags, seq)
-    train = tso.cut(big, big.vhdr, PREFIX)
+    train = cut(big, PREFIX)
     out = datagrams(train)
     count = -(-length // MSS)
     assert train.datagrams == len(out) == count
@@ -112,12 +116,12 @@ def test_every_datagram_is_the_header_and_a_valid_segment(
 
 def test_the_segments_are_those_resolve_makes(vectorised) -> None:
     big = super_frame(MSS * 5 + 3)
-    assert datagrams(tso.cut(big, big.vhdr, b"")) == [bytes(s) for s in resolve(big, big.vhdr)]
+    assert datagrams(cut(big, b"")) == [bytes(s) for s in resolve(big, big.vhdr)]
 
 
 def train_bytes(length: int, flags: int = 0x18) -> tuple[bytes, int, OffloadBuffer]:
     big = super_frame(length, flags=flags)
-    train = tso.cut(big, big.vhdr, PREFIX)
+    train = cut(big, PREFIX)
     return bytes(train.data), train.size, big
 
 
