@@ -38,9 +38,6 @@ GSO_TCPV6 = 4
 GSO_ECN = 0x80
 
 _ETH = 14
-_TCP_FIN = 0x01
-_TCP_PSH = 0x08
-_TCP_CWR = 0x80
 
 
 class VirtioHdr(NamedTuple):

@@ -29,12 +29,9 @@ from typing import Any, NamedTuple
 from vrouter.wire.checksum import ones_sum, optional_numpy, swapped_totals
 
 _ETH = 14
-_TCP_FIN = 0x01
-_TCP_PSH = 0x08
+_TCP_FIN_PSH = 0x09
+"""FIN and PSH: set on the last segment only."""
 _TCP_CWR = 0x80
-_U16 = struct.Struct("!H")
-_U16X2 = struct.Struct("!HH")
-_U32 = struct.Struct("!I")
 
 
 class Train(NamedTuple):
@@ -74,7 +71,7 @@ class _Shape:
         """Return segment ``i``'s TCP flags: FIN/PSH on the last only, CWR on the first."""
         flags = self.flags
         if i < self.count - 1:
-            flags &= ~(_TCP_FIN | _TCP_PSH)
+            flags &= ~_TCP_FIN_PSH
         if i:
             flags &= ~_TCP_CWR
         return flags
@@ -120,8 +117,8 @@ def _shape(frame: bytes | bytearray, tcp_at: int, gso_size: int, prefix: bytes) 
         tcp_hlen=headers - tcp_at,
         ip_sum=ip_sum,
         tcp_sum=ones_sum(view[tcp:], pseudo),
-        ident=_U16.unpack_from(frame, _ETH + 4)[0] if ipv4 else 0,
-        seq=_U32.unpack_from(frame, tcp_at + 4)[0],
+        ident=int.from_bytes(frame[_ETH + 4 : _ETH + 6], "big") if ipv4 else 0,
+        seq=int.from_bytes(frame[tcp_at + 4 : tcp_at + 8], "big"),
         flags=frame[tcp_at + 13],
     )
 
@@ -134,6 +131,11 @@ def cut(frame: bytes | bytearray, tcp_at: int, gso_size: int, prefix: bytes) -> 
     np = optional_numpy()
     data = _cut_loop(shape) if np is None else _cut_numpy(np, shape)
     return Train(data, len(shape.template) + shape.size, shape.count)
+
+
+_U16 = struct.Struct("!H")
+_U16X2 = struct.Struct("!HH")
+_U32 = struct.Struct("!I")
 
 
 def _cut_loop(shape: _Shape) -> bytearray:
