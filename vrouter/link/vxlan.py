@@ -158,7 +158,8 @@ class Vxlan:
         self.stats = VxlanStats()
         self.now = 0.0
         self.send: Send = _no_device
-        self.send_train: SendTrain = _no_device
+        self.send_train: SendTrain = self._send_frame_by_frame
+        """A device without UDP_SEGMENT (a vnet's own UDP) leaves this one: through ``send``."""
         self._held: OffloadBuffer | None = None
         """A super-frame received but not yet passed on: the next read may extend it."""
         self._sweep: Timer | None = None
@@ -359,6 +360,11 @@ class Vxlan:
         for address in self._targets(frame):
             self._count_tx(address, train.datagrams, len(train.data))
             self.send_train(address, train)
+
+    def _send_frame_by_frame(self, address: str, train: tso.Train) -> None:
+        """Send a super-frame's datagrams through ``send``, each as one frame."""
+        data, size, skip = train.data, train.size, wire.HEADER_LEN
+        self.send(address, [bytes(data[at + skip : at + size]) for at in range(0, len(data), size)])
 
     def _targets(self, frame: bytes | bytearray) -> tuple[str, ...]:
         """Return the VTEP(s) ``frame`` goes to: the one its MAC was learnt behind, or

@@ -169,6 +169,21 @@ def test_a_tcp_super_frame_leaves_in_segments_as_one_train(seg, lab) -> None:
     assert datagrams == [encap(bytes(s)) for s in segment(big, vhdr)]
 
 
+def test_a_device_without_trains_gets_the_segments_frame_by_frame(seg, lab) -> None:
+    _, vx, _, sent = seg  # the fixture's device only sends frames (as a vnet's UDP does)
+    ip_len = 20 + 20 + 3000
+    ip = (
+        bytes.fromhex("4500") + ip_len.to_bytes(2, "big") + bytes.fromhex("00004000400600 00")
+        + bytes([198, 51, 100, 10, 198, 51, 100, 11])
+    )  # fmt: skip
+    big = MAC_R + MAC_A + b"\x08\x00" + ip + bytes(12) + bytes([0x50, 0x18]) + bytes(6)
+    big += bytes(range(256)) * 11 + bytes(184)
+    vhdr = VirtioHdr(F_NEEDS_CSUM, GSO_TCPV4, 54, 1400, 34, 16)
+    vx.transmit(tag(big, vhdr))
+    segments = [encap(bytes(s)) for s in segment(big, vhdr)]
+    assert sent == [(REMOTE_1, d) for d in segments] + [(REMOTE_2, d) for d in segments]
+
+
 def test_destroy_frees_the_table_and_the_timer(seg, lab) -> None:
     vnet, vx, _, _ = seg
     vx.input(encap(frame(BCAST, MAC_R)), REMOTE_1, lab.now)
