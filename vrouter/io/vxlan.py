@@ -74,8 +74,6 @@ class VxlanDevice:
         self.sockets: list[socket.socket] = []
         self._pending: dict[str, list[bytes | bytearray]] = {}
         self._queued = 0
-        self._carry: tuple[str, int, bytes | bytearray | memoryview] | None = None
-        """The VTEP, size and last datagrams of a super-frame, waiting to lead the next."""
         self._flush_handle: asyncio.Handle | None = None
         try:
             self.sock = self._open((str(cfg.local), cfg.port), reuse=cfg.group is not None)
@@ -200,58 +198,22 @@ class VxlanDevice:
             self._flush_handle = self._loop.call_soon(self.flush)
 
     def send_train(self, address: str, train: Train) -> None:
-        """Send a super-frame's datagrams to VTEP ``address`` in as few ``UDP_SEGMENT``
-        sends as the kernel's limits allow.
-
-        Frames queued before leave first (one flow's segments stay in order).
-        What is left after the full sends, fewer datagrams than one send
-        holds and all of full size, waits for the next super-frame to the
-        same VTEP and leads its first send (a 64 KiB super-frame is a little
-        more than one send: without this every other send would carry a
-        handful of datagrams), or leaves at the end of the loop's turn.
-        """
+        """Send a super-frame's datagrams to VTEP ``address`` now, in as few
+        ``UDP_SEGMENT`` sends as the kernel's limits allow (frames queued before
+        leave first: one flow's segments stay in order)."""
         if self._queued:
             self.flush()
-        data, size, count = train.data, train.size, train.datagrams
-        carry = self._carry
-        if carry is not None and carry[:2] == (address, size):
-            self._carry = None
-            data = b"".join((carry[2], data))
-            count += len(carry[2]) // size
-        elif carry is not None:
-            self._send_carry()
-        per_send = max(1, min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // (size + 8)))
-        full_sends = count // per_send
-        if full_sends and self.gso and count % per_send and len(data) == count * size:
-            self._carry = (address, size, data[full_sends * per_send * size :])
-            data = data[: full_sends * per_send * size]
-            count = full_sends * per_send
-            if self._flush_handle is None:
-                self._flush_handle = self._loop.call_soon(self.flush)
-        self._send_datagrams(address, data, count, size)
-
-    def _send_carry(self) -> None:
-        carry = self._carry
-        if carry is not None:
-            self._carry = None
-            address, size, data = carry
-            self._send_datagrams(address, data, len(data) // size, size)
-
-    def _send_datagrams(
-        self, address: str, data: bytes | bytearray | memoryview, count: int, size: int
-    ) -> None:
-        """Send ``count`` datagrams of ``size`` bytes (the last maybe shorter), back to back
-        in ``data``, in sends of as many as the kernel takes."""
         destination = (address, self.port)
+        data, size = train.data, train.size
         per_send = max(1, min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // (size + 8)))
         control = [(SOL_UDP, UDP_SEGMENT, _GSO.pack(size))]
         i = 0
-        while i < count:
+        while i < train.datagrams:
             if not self.gso:
                 self._sendmsg((data[i * size : (i + 1) * size],), (), destination)
                 i += 1
                 continue
-            j = min(count, i + per_send)
+            j = min(train.datagrams, i + per_send)
             if self._sendmsg((data[i * size : j * size],), control, destination) or self.gso:
                 i = j  # sent, or dropped and counted; else refused: again one by one
 
@@ -260,7 +222,6 @@ class VxlanDevice:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        self._send_carry()
         pending = self._pending
         self._pending = {}
         self._queued = 0
@@ -326,7 +287,6 @@ class VxlanDevice:
             self._flush_handle.cancel()
             self._flush_handle = None
         self._pending.clear()
-        self._carry = None
         for sock in self.sockets:
             with contextlib.suppress(ValueError, OSError):
                 self._loop.remove_reader(sock.fileno())
