@@ -10,8 +10,8 @@ import pytest
 
 from vrouter.io.vxlan import VxlanDevice
 from vrouter.link import vxlan as vxlan_
-from vrouter.link.tso import Train
 from vrouter.link.ifnet import Ifnet
+from vrouter.link.tso import Train
 from vrouter.stack import new_tree
 from vrouter.wire import vxlan as wire
 
