@@ -184,6 +184,11 @@ class Route:
         return _NETWORKS[self.bits]((self.net, self.plen))
 
     @property
+    def version(self) -> int:
+        """4 or 6: the IP version of the prefix."""
+        return 4 if self.bits == 32 else 6
+
+    @property
     def key(self) -> tuple[int, int]:
         """``(plen, net)``: the prefix as a Fib keys it."""
         return self.plen, self.net

@@ -107,7 +107,7 @@ def _with_paths(route: Route, paths: list[Nexthop]) -> Route:
 
 def describe(vnet: Vnet, route: Route) -> dict[str, object]:
     """Return ``route`` as plain data with its state in ``vnet`` (installed, held, gone)."""
-    return route.describe(vnet.route.table(route.prefix.version).state(route))
+    return route.describe(vnet.route.table(route.version).state(route))
 
 
 def add_static(
@@ -215,7 +215,7 @@ def _attach(vnet: Vnet) -> RouteState:
     def changed(kind: str, route: Route) -> None:
         if vnet.listeners:
             event = _EVENTS[kind]
-            fib = vnet.route.table(route.prefix.version)
+            fib = vnet.route.table(route.version)
             status = None if kind == "delete" else fib.state(route)
             vnet.emit({"type": event, "route": route.describe(status)})
 
