@@ -494,6 +494,13 @@ def child(name: str, family: int, count: int, mode: str) -> dict[str, object]:
     return result
 
 
+def total_mib(row: dict) -> float:
+    """Return the MiB a row's table holds with its Route objects (RSS growth + objects)."""
+    if row.get("routes_in_load"):
+        return row["rss_kib"] / 1024
+    return (row["rss_kib"] * 1024 + row.get("route_objects_bytes", 0)) / 2**20
+
+
 def run_child(name: str, family: int, count: int, mode: str, timeout: float = 600) -> dict:
     """Run :func:`child` in a new interpreter; return its results or {'error': ...}."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, str(family),
@@ -572,12 +579,14 @@ def table(rows: list[dict]) -> tuple[list[str], list[str]]:
             mem_text = "~0 (C malloc)"
         else:
             mem_text = f"{mem / 2**20:.0f}"
+        made = "in load" if r.get("routes_in_load") else f"{r['route_objects_s']:.2f}"
+        rss = f"{r['rss_kib'] / 1024:.0f}" + (" (with routes)" if r.get("routes_in_load") else "")
         out.append(
             f"| {fam} | {r['impl']} | {r['routes']:,} | {r['load_s']:.2f} "
-            f"| {r['route_objects_s']:.2f} "
+            f"| {made} "
             f"| {min(rnd) / 1e3:,.0f}k / {statistics.median(rnd) / 1e3:,.0f}k / "
             f"{max(rnd) / 1e3:,.0f}k | {statistics.median(r['hit_rates']) / 1e3:,.0f}k "
-            f"| {r['rss_kib'] / 1024:.0f} | {mem_text} | {objects} | {same} |"
+            f"| {rss} | {mem_text} | {objects} | {same} |"
         )
     return out, notes
 
