@@ -161,16 +161,20 @@ class FibLpm:
         self.lookup = self.fib.lookup  # the index's, once there is one
 
     def make_and_load(self, family: int, entries: list[tuple[int, int]]) -> list[Route]:
-        """Load routes made from ``entries`` as ``Fib.add_many`` takes them; return them."""
+        """Load routes made from ``entries`` as ``Fib.add_many`` takes them; return them.
+
+        Each route is given its own gateway bytes, as one decoded from a message is.
+        """
         made: list[Route] = []
         keep = made.append
         bits = 32 if family == 4 else 128
-        gateway = bytes([192, 0, 2, 254]) if family == 4 else GW6
+        gateway = int.from_bytes(bytes([192, 0, 2, 254]) if family == 4 else GW6)
+        size = bits // 8
         of = Route.of
 
         def routes() -> Iterator[Route]:
             for net, plen in entries:
-                route = of(net, plen, bits, UNICAST, gateway, None, STATIC)
+                route = of(net, plen, bits, UNICAST, gateway.to_bytes(size), None, STATIC)
                 keep(route)
                 yield route
 

@@ -24,6 +24,7 @@ tables, a vnet's usual few connected and static routes, never pay for it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import ipaddress
 import logging
@@ -108,6 +109,17 @@ _ADDRESSES: dict[int, type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]]
 }
 
 
+@functools.lru_cache(maxsize=4096)
+def shared_gateway(gateway: bytes) -> bytes:
+    """Return the one object of this value that routes share (the first one given).
+
+    A table of a million routes learnt from a routing daemon names a few next
+    hops over and over; made from messages, each route would otherwise hold its
+    own copy (48 bytes for an IPv4 address, 56 for IPv6).
+    """
+    return gateway
+
+
 class Route:
     """One entry: where packets for ``prefix`` go.
 
@@ -138,7 +150,7 @@ class Route:
         """32 for IPv4, 128 for IPv6."""
         self.type = type
         """``unicast``, ``blackhole`` (drop silently) or ``reject`` (drop, ICMP unreachable)."""
-        self.gateway = gateway
+        self.gateway = shared_gateway(gateway) if gateway is not None else None
         """Next hop address (4 or 16 bytes); None means the destination is on-link."""
         self.ifnet = ifnet
         """Egress interface of a unicast route."""
@@ -174,7 +186,8 @@ class Route:
             raise RouteError(f"{net}/{plen} is not a {bits}-bit prefix (host bits set?)")
         route = cls.__new__(cls)
         route.net, route.plen, route.bits = net, plen, bits
-        route.type, route.gateway, route.ifnet, route.source = type, gateway, ifnet, source
+        route.type, route.ifnet, route.source = type, ifnet, source
+        route.gateway = shared_gateway(gateway) if gateway is not None else None
         route.use, route.number, route.nexthops = 0, 0, ()
         return route
 

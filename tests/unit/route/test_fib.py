@@ -749,3 +749,13 @@ def test_a_bulk_built_index_answers_as_the_dicts_for_every_span() -> None:
         dst = a.to_bytes(4, "big")
         assert index.lookup(dst) is brute_force(model, dst), IPv4Address(a)
     assert len(index.top) == 1 << 24 and index.top.itemsize == 4
+
+
+def test_routes_share_one_object_per_gateway() -> None:
+    gateways = [(0xC0000201).to_bytes(4, "big") for _ in range(3)]  # equal, three objects
+    assert gateways[0] is not gateways[1]
+    routes = [Route(net("198.51.100.0/24"), UNICAST, gateways[0]),
+              Route.of(0xCB007100, 24, 32, UNICAST, gateways[1]),
+              Route.of(0xCB007200, 24, 32, UNICAST, gateways[2])]  # fmt: skip
+    assert routes[0].gateway is routes[1].gateway is routes[2].gateway
+    assert routes[2].gateway == addr("192.0.2.1")
