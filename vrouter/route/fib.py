@@ -183,7 +183,9 @@ class Route:
         """
         masks = _MASKS.get(bits)
         if masks is None or not 0 <= plen <= bits or net & masks[plen] != net:
-            raise RouteError(f"{net}/{plen} is not a {bits}-bit prefix (host bits set?)")
+            raise RouteError(
+                f"{net:#x}/{plen} is not a {bits}-bit prefix (length 0..{bits}, no host bits)"
+            )
         route = cls.__new__(cls)
         route.net, route.plen, route.bits = net, plen, bits
         route.type, route.ifnet, route.source = type, ifnet, source
@@ -286,8 +288,7 @@ class Fib:
         Its source must not hold a route to the prefix already.  It is held
         when a route of a lower (or the same) distance is installed.
         """
-        if route.bits != self.bits:
-            self._check_family(route)
+        self._check_family(route)
         plen = route.plen
         key = route.net
         table = self._by_len.get(plen)
