@@ -253,6 +253,10 @@ class Fib:
         self._masks = _MASKS[bits]
         self._by_len: dict[int, dict[int, Route]] = {}
         self._lens: list[int] = []
+        """The prefix lengths present, longest first."""
+        self._probes: list[tuple[int, Callable[[int], Route | None]]] = []
+        """``(mask, get)`` of each length present, longest first: what a lookup
+        without the index tries in turn."""
         self._count = 0
         """Installed routes."""
         self._held: dict[tuple[int, int], list[Route]] = {}
@@ -271,6 +275,10 @@ class Fib:
     def touch(self) -> None:
         """Make destination caches rebuild (what they read besides routes changed)."""
         self.generation += 1
+
+    def _lengths_changed(self) -> None:
+        self._lens = sorted(self._by_len, reverse=True)
+        self._probes = [(self._masks[plen], self._by_len[plen].get) for plen in self._lens]
 
     def _check_family(self, route: Route) -> None:
         if route.bits != self.bits:
@@ -294,7 +302,7 @@ class Fib:
         table = self._by_len.get(plen)
         if table is None:
             table = self._by_len[plen] = {}
-            self._lens = sorted(self._by_len, reverse=True)
+            self._lengths_changed()
         current = table.get(key)
         if current is not None:
             return self._add_contender(table, key, current, route)
@@ -433,7 +441,7 @@ class Fib:
         route = table.pop(key)
         if not table:
             del self._by_len[plen]
-            self._lens = sorted(self._by_len, reverse=True)
+            self._lengths_changed()
         self._count -= 1
         self._tally(source, -1, 0)
         if self._index is not None:
@@ -557,10 +565,8 @@ class Fib:
     def lookup(self, dst: bytes) -> Route | None:
         """Return the most specific installed route covering ``dst`` (packed), or None."""
         addr = int.from_bytes(dst, "big")
-        by_len = self._by_len
-        masks = self._masks
-        for plen in self._lens:
-            route = by_len[plen].get(addr & masks[plen])
+        for mask, get in self._probes:
+            route = get(addr & mask)
             if route is not None:
                 return route
         return None
