@@ -35,7 +35,7 @@ import gc
 import ipaddress
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vrouter.route.source import CONNECTED as CONNECTED
