@@ -174,7 +174,6 @@ def flow6(frame: bytes | bytearray) -> int:
     Ports are read only right after the fixed header (no extension headers).
     """
     proto = frame[20]
-    seed = crc32(frame[22:54], proto)
-    if proto in _PORTS:
-        return crc32(frame[54:58], seed)
-    return seed
+    if proto in _PORTS:  # addresses and ports in one run: as two chained calls would give
+        return crc32(frame[22:58], proto)
+    return crc32(frame[22:54], proto)
