@@ -44,6 +44,10 @@ PREFERRED = "preferred"
 DUPLICATED = "duplicated"
 
 
+SYSTEM_RNG = random.SystemRandom()
+"""Draws from the kernel's generator: shared by the vnets without a generator of their own."""
+
+
 @dataclass(slots=True)
 class Addr6:
     """One IPv6 address of an interface and its DAD state (RFC 4862)."""
@@ -342,9 +346,20 @@ class Inet6State:
     """The pending reassembly timeout."""
     icmp_bucket: TokenBucket = field(default_factory=TokenBucket)
     """Spent by every ICMP error sent (the rate is the errratelimit knob)."""
-    rng: random.Random = field(default_factory=random.Random)
-    """This vnet's source of the RFC 4861 jitter (ReachableTime, RA intervals and
-    delays), seeded from the system; tests set a seeded one."""
+    own_rng: random.Random | None = None
+    """A generator of this vnet's own (tests set a seeded one), None: :data:`SYSTEM_RNG`."""
+
+    @property
+    def rng(self) -> random.Random:
+        """This vnet's source of the RFC 4861/3810 jitter (ReachableTime, RA intervals
+        and delays, report delays): its own generator if it was given one, else the
+        system's, which keeps no state here (a generator of its own would be 2.5 KiB
+        per vnet)."""
+        return SYSTEM_RNG if self.own_rng is None else self.own_rng
+
+    @rng.setter
+    def rng(self, rng: random.Random) -> None:
+        self.own_rng = rng
 
     def addrs_of(self, ifp: Ifnet) -> list[Addr6]:
         """Return the addresses of ``ifp``, link-local first."""

@@ -121,7 +121,7 @@ class ClientRun:
 
 def state_of(vnet: Vnet) -> DhcpState:
     """Return the vnet's DHCP state."""
-    state: DhcpState = vnet.dhcp  # type: ignore[attr-defined]
+    state: DhcpState = vnet.dhcp
     return state
 
 
@@ -558,4 +558,5 @@ def _detach(vnet: Vnet) -> None:
     state.commit.cancel()
 
 
-SUBSYSTEM = Subsystem("dhcp", _attach, _detach, depends=("inet",))
+SUBSYSTEM = Subsystem("dhcp", _attach, _detach, depends=("inet",), lazy=True)
+"""Lazy: a vnet gets its DHCP state when it first serves, relays or asks for a lease."""
