@@ -78,7 +78,7 @@ def vnet_list(host: Host, args: dict[str, Any]) -> Any:
 def _in_use(vnet: Vnet) -> dict[str, int | None]:
     """Return what each limit counts in ``vnet`` now (None: not known here)."""
     fw = vnet.view("firewall")
-    transport = getattr(vnet, "transport", None)
+    transport = vnet.view("transport")
     sockets_open = getattr(transport, "sockets", None) if transport is not None else None
     return {
         "interfaces": len(vnet.link.interfaces),
@@ -358,14 +358,13 @@ def _endpoint_text(address: bytes, port: int) -> str:
 
 def sockstat(host: Host, args: dict[str, Any]) -> Any:
     vnet = vnet_of(host, args)
+    transport = vnet.view("transport")
     result: dict[str, Any] = {
-        "sockets": [s.describe() for s in vnet.transport.sockets]
-        if hasattr(vnet, "transport")
-        else [],
+        "sockets": [s.describe() for s in transport.sockets] if transport is not None else [],
         "route_sockets": sum(
             1 for e in host.endpoints if e.vnet is vnet and e.kind == "route"
         ),
-        "stats": stats_dict(vnet.transport.stats) if hasattr(vnet, "transport") else {},
+        "stats": stats_dict(transport.stats) if transport is not None else {},
     }
     tcp = vnet.view("tcp")
     if tcp is not None:

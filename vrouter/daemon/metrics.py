@@ -753,7 +753,7 @@ _SOCKET_KINDS = tuple(
 
 
 def _read_transport(vnet: Vnet) -> list[Entry] | None:
-    transport = getattr(vnet, "transport", None)
+    transport = vnet.view("transport")
     if transport is None:
         return None
     counts: dict[tuple[str, str], int] = {}

@@ -1,4 +1,4 @@
-"""Lazy per-vnet state: an idle vnet holds no TCP, firewall, DHCP or mirror state.
+"""Lazy per-vnet state: an idle vnet holds no socket, TCP, firewall, DHCP or mirror state.
 
 The state of a lazy subsystem is created the first time the vnet needs it
 (a segment, a socket, a ruleset, a knob set to something else than its
@@ -16,11 +16,13 @@ from vrouter.core import limits
 from vrouter.core.vnet import Vnet, VnetTree
 from vrouter.daemon import metrics
 from vrouter.inet import ipv4
+from vrouter.inet6 import ipv6
 from vrouter.stack import new_tree
 from vrouter.transport.tcp import stack as tcp_stack
 from vrouter.transport.tcp.segment import ACK, RST, SYN, build, parse
+from vrouter.wire import udp
 
-LAZY = ("tcp", "firewall", "dhcp", "mirror")
+LAZY = ("tcp", "firewall", "dhcp", "mirror", "transport")
 HOST = bytes([192, 0, 2, 10])
 ROUTER = bytes([192, 0, 2, 1])
 
@@ -106,14 +108,35 @@ def test_the_first_tcp_segment_creates_the_stack_which_answers_it(lab: Any) -> N
     assert red.holds("tcp") and red.tcp.stats.noport == 1
 
 
-def test_unloading_tcp_gives_an_idle_vnet_back_its_closed_port_handler() -> None:
+def test_the_first_udp_datagram_creates_the_socket_tables_and_is_owed_unreachable(
+    lab: Any,
+) -> None:
+    red = lab.vnet("red")
+    h1 = lab.host(red, "eth0", "192.0.2.1/24", "192.0.2.10")
+    h1.learn_router(lab.now)
+    lab.settle()
+    assert not red.holds("transport")
+    datagram = udp.build(HOST, ROUTER, 40000, 33434, b"probe")
+    h1.send(h1.frame(h1.packet("192.0.2.1", 17, datagram)), lab.now)
+    lab.settle()
+    [icmp] = [f.data.data for f in h1.take_ip() if f.data.p == 1]
+    assert (icmp.type, icmp.code) == (3, 3)  # port unreachable
+    assert red.holds("transport") and red.transport.stats.udp_noport == 1
+
+
+def test_unloading_tcp_and_transport_gives_every_vnet_back_its_closed_port_handlers() -> None:
     tree = new_tree()
     idle, busy = tree.create("idle"), tree.create("busy")
     busy.tcp  # noqa: B018
+    busy.transport  # noqa: B018
     tree.unload("tcp")
+    tree.unload("transport")
     for vnet in (idle, busy):
-        assert vnet.inet.protocols[6] is ipv4.BUILTIN_PROTOCOLS[6]
+        for proto in (6, 17):
+            assert vnet.inet.protocols[proto] is ipv4.BUILTIN_PROTOCOLS[proto]
+            assert vnet.inet6.protocols[proto] is ipv6.BUILTIN_PROTOCOLS[proto]
         assert 6 not in vnet.inet.offload_protocols and not vnet.holds("tcp")
+        assert not vnet.holds("transport")
 
 
 def test_destroying_an_idle_vnet_creates_nothing() -> None:

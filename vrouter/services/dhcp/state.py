@@ -140,7 +140,7 @@ def configure(
     state = state_of(vnet)
     previous = (state.pools, dict(state.relays))
     if (pools or relays) and wire.SERVER_PORT not in vnet.inet.udp_services:
-        if hasattr(vnet, "transport") and sockets.port_in_use(vnet, wire.SERVER_PORT):
+        if vnet.holds("transport") and sockets.port_in_use(vnet, wire.SERVER_PORT):
             raise ValueError(f"a socket holds UDP port {wire.SERVER_PORT}")
         ipv4.serve_udp(vnet, wire.SERVER_PORT, lambda *args: _input(vnet, *args))
     elif not pools and not relays:
