@@ -471,7 +471,7 @@ def output(
             return False
         pkt = bytes(translated)
     inet6.stats.localout += 1
-    mtu = icmp6_layer.path_mtu(vnet, dst, inet6.host_ra.mtu.get(out.name, out.mtu), now)
+    mtu = icmp6_layer.path_mtu(vnet, dst, inet6.ra_mtu(out), now)
     packets = [pkt]
     if vhdr is not None:
         whole = OffloadBuffer(HEADER_LEN + len(pkt))

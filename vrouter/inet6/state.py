@@ -305,8 +305,9 @@ class Inet6State:
     """MLD listener state per interface (:mod:`vrouter.inet6.mld`)."""
     group_changed: GroupChanged | None = None
     """Told of every group joined or left (MLD reports it)."""
-    host_ra: HostRa = field(default_factory=HostRa)
-    """What this vnet learnt from router advertisements as a host."""
+    learnt: HostRa | None = None
+    """What this vnet learnt from router advertisements as a host, None until it
+    first needs the tables (:attr:`host_ra`): a router never does."""
     ra_input: RaInput | None = None
     """The host's use of router advertisements (:mod:`vrouter.inet6.slaac`)."""
     linklocal_ready: LinkLocalReady | None = None
@@ -348,6 +349,18 @@ class Inet6State:
     """Spent by every ICMP error sent (the rate is the errratelimit knob)."""
     own_rng: random.Random | None = None
     """A generator of this vnet's own (tests set a seeded one), None: :data:`SYSTEM_RNG`."""
+
+    @property
+    def host_ra(self) -> HostRa:
+        """What this vnet learnt from router advertisements as a host (made when first used)."""
+        if self.learnt is None:
+            self.learnt = HostRa()
+        return self.learnt
+
+    def ra_mtu(self, ifp: Ifnet) -> int:
+        """Return the MTU of ``ifp``: its own, or lower if its routers advertise so."""
+        learnt = self.learnt
+        return ifp.mtu if learnt is None else learnt.mtu.get(ifp.name, ifp.mtu)
 
     @property
     def rng(self) -> random.Random:

@@ -38,7 +38,8 @@ def _attach(vnet: Vnet) -> Inet6State:
 def _detach(vnet: Vnet) -> None:
     vnet.link.ethertypes.pop(ETHERTYPE_IPV6, None)
     state = vnet.inet6
-    slaac.clear(state.host_ra)
+    if state.learnt is not None:
+        slaac.clear(state.learnt)
     state.nd.clear()
     state.dests.clear()
     state.reass.clear()
