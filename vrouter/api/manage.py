@@ -155,6 +155,7 @@ async def vxlan_create(host: Host, args: dict[str, Any]) -> Any:
         learning=args["learning"],
         addresses=_addresses(args["addresses"]),
         mtu=args.get("mtu"),
+        underlay=args["underlay"] or None,
     )
     return {"vnet": args["vnet"], "interface": ifp.name, "mac": ifp.mac.hex(":"),
             "vni": args["vni"], "mtu": ifp.mtu}  # fmt: skip

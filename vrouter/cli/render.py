@@ -226,7 +226,8 @@ def show_vxlans(result: Any) -> str:
         drops = ", ".join(f"{k} {v}" for k, v in x["drops"].items()) or "none"
         out.append(
             f"{x['name']}: {'UP' if x['up'] else 'DOWN'} vni {x['vni']} local {x['local']} "
-            f"port {x['port']} mtu {x['mtu']} (underlay {x['underlay_mtu']}) {where}, "
+            f"port {x['port']} over {x.get('underlay', 'host')} mtu {x['mtu']} "
+            f"(underlay {x['underlay_mtu']}) {where}, "
             f"learning {'on' if x['learning'] else 'off'}; macs {x['macs']} (learned "
             f"{stats['learned']}, moved {stats['moved']}, aged {stats['aged']}, full "
             f"{stats['fdb_full']}), flooded {stats['flooded']}; drops: {drops}"

@@ -248,7 +248,14 @@ def _parser() -> argparse.ArgumentParser:
     xcreate.add_argument("vnet", help="vnet name")
     xcreate.add_argument("interface", help="its name")
     xcreate.add_argument("--vni", type=int, required=True, help="the VNI (0..16777215)")
-    xcreate.add_argument("--local", required=True, help="the local VTEP address (the host's)")
+    xcreate.add_argument(
+        "--local", required=True,
+        help="the local VTEP address (the host's, or the underlay vnet's)",
+    )  # fmt: skip
+    xcreate.add_argument(
+        "--underlay", default="", metavar="VNET",
+        help="a vnet whose UDP carries the outer packets (default: the host's)",
+    )  # fmt: skip
     xcreate.add_argument("--port", type=int, default=4789, help="the UDP port (4789)")
     xcreate.add_argument(
         "--remote", dest="remotes", action="append", default=[], metavar="ADDR",
@@ -556,6 +563,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
             "learning": not a.no_learning,
             "addresses": a.addresses,
             "mtu": a.mtu,
+            "underlay": a.underlay or "",
         },
         render.show_vxlan_created,
     ),

@@ -115,7 +115,13 @@ def attach_l2(vnet: Vnet, ifp: Ifnet, icfg: InterfaceConfig, now: float) -> None
             vxlan_.create(
                 ifp,
                 vxlan_.VxlanConfigured(
-                    xcfg.vni, xcfg.local, xcfg.port, xcfg.remotes, xcfg.group, xcfg.learning
+                    xcfg.vni,
+                    xcfg.local,
+                    xcfg.port,
+                    xcfg.remotes,
+                    xcfg.group,
+                    xcfg.learning,
+                    xcfg.underlay,
                 ),
             )
         bcfg = icfg.bridge

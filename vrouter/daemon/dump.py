@@ -244,6 +244,8 @@ def _vxlan_table(vxlan: VxlanConfig) -> Table:
         table["group"] = str(vxlan.group)
     if not vxlan.learning:
         table["learning"] = False
+    if vxlan.underlay is not None:
+        table["underlay"] = vxlan.underlay
     return table
 
 
@@ -494,7 +496,9 @@ def running_interface(
     vxlan = None
     if overlay is not None:
         c = overlay.cfg
-        vxlan = VxlanConfig(c.vni, c.local, c.port, tuple(c.remotes), c.group, c.learning)
+        vxlan = VxlanConfig(
+            c.vni, c.local, c.port, tuple(c.remotes), c.group, c.learning, c.underlay
+        )
     return InterfaceConfig(
         name=ifp.name,
         type=ifp.kind,

@@ -76,6 +76,7 @@ from vrouter.firewall.rules import Ruleset, RulesetError
 from vrouter.inet import ipv4
 from vrouter.inet6 import dhcp6, ipv6, nd
 from vrouter.io.driver import Driver
+from vrouter.io.underlay import UnderlayError
 from vrouter.link import bridge as bridge_
 from vrouter.link import vlan
 from vrouter.link import vxlan as vxlan_
@@ -391,13 +392,10 @@ class Ops:
         vx = vxlan_.of(ifp)
         if vx is not None:
             try:
-                self.driver.add_vxlan(vx)
-            except OSError as err:
+                self.driver.open_vxlan(vx, self.tree)
+            except UnderlayError as err:
                 self.detach(ifp)
-                raise OpError(
-                    f"vnet {vnet.name}: {ifp.name}: cannot open the VXLAN socket "
-                    f"({vx.cfg.local} port {vx.cfg.port}): {err}"
-                ) from err
+                raise OpError(str(err)) from err
         build.bring_up(vnet, [icfg], self.driver.now())
         if self.mirrors is not None:
             self.mirrors.interface_added(ifp)
@@ -547,11 +545,13 @@ class Ops:
         learning: bool = True,
         addresses: Iterable[Address] = (),
         mtu: int | None = None,
+        underlay: str | None = None,
     ) -> Ifnet:
         """Create VXLAN interface ``name`` (up) and open its socket; a bridge then takes it.
 
         Its MTU defaults to what a 1500-byte underlay carries, lowered to the
-        route MTU towards its VTEPs.
+        route MTU towards its VTEPs.  ``underlay``: a vnet whose UDP carries
+        the outer packets (None: the host's).
         """
         vnet = self.vnet(vnet_name)
         where = f"vnet {vnet.name}: {name}"
@@ -575,12 +575,14 @@ class Ops:
                 )
             if remote_ips:
                 raise OpError(f"{where}: either remotes or a group, not both")
+            if underlay is not None:
+                raise OpError(f"{where}: a vnet underlay carries remotes only, not a group")
         if not 0 <= vni <= wire_vxlan.VNI_MAX:
             raise OpError(f"{where}: VNI {vni} is out of range 0..{wire_vxlan.VNI_MAX}")
         overhead = wire_vxlan.OVERHEAD_V4 if local_ip.version == 4 else wire_vxlan.OVERHEAD_V6
         icfg = dataclasses.replace(
             interface_config(name, "vxlan", addresses, 1500 - overhead if mtu is None else mtu),
-            vxlan=VxlanConfig(vni, local_ip, port, remote_ips, group_ip, learning),
+            vxlan=VxlanConfig(vni, local_ip, port, remote_ips, group_ip, learning, underlay),
         )
         return await self.create_interface(vnet.name, icfg)
 

@@ -39,6 +39,7 @@ from vrouter.daemon.config.checks import (
     check_limits,
     check_peers,
     check_routes,
+    check_underlays,
     check_unique_netns,
     check_unique_taps,
     check_workers,
@@ -226,6 +227,7 @@ def read_document(doc: Mapping[str, object], file: str) -> Config:
     check_unique_taps(r, vnets)
     check_unique_netns(r, vnets)
     check_peers(r, vnets)
+    check_underlays(r, vnets, daemon.workers)
     for vnet in vnets:
         check_connected(r, vnet)
         check_routes(r, vnet)
