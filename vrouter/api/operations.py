@@ -337,7 +337,8 @@ _OPS: tuple[Operation, ...] = (
                     Arg("via", "text", "the next hop's address"),
                     Arg("interface", "text", "the interface it leaves through"),
                     Arg("paths", "texts", "the next hops of a multipath (ECMP) route, "
-                        "each ADDR or ADDR%INTERFACE (instead of via and interface)"),
+                        "each ADDR or ADDR%INTERFACE, optionally followed by ' weight N' "
+                        "(1-256; instead of via and interface)"),
                     Arg("distance", "int", "administrative distance (a floating static route)",
                         low=1, high=255)),
               rights=on("vnet"), runs="locked"),

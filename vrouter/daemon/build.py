@@ -234,7 +234,9 @@ def build(config: Config, now: float) -> Built:
                 static = source("static", rcfg.distance)
                 if rcfg.paths:
                     hops = [(hop, via_ifp) for hop in rcfg.paths]
-                    route = route_state.resolve_multipath(vnet, rcfg.prefix, hops, static)
+                    route = route_state.resolve_multipath(
+                        vnet, rcfg.prefix, hops, static, rcfg.weights
+                    )
                     vnet.route.table(rcfg.prefix.version).add(route)
                     continue
                 route_state.add_static(vnet, rcfg.prefix, rcfg.type, rcfg.via, via_ifp, static)

@@ -270,6 +270,12 @@ def route_table(vcfg: VnetConfig, route: RouteConfig) -> Table:
         table["type"] = route.type
     if route.via is not None:
         table["via"] = str(route.via)
+    elif route.paths:
+        weights = route.weights or (1,) * len(route.paths)
+        table["via"] = [
+            str(hop) if weight == 1 else f"{hop} weight {weight}"
+            for hop, weight in zip(route.paths, weights, strict=True)
+        ]
     interface = route.interface
     if interface is None and route.via is not None and route.type == "unicast":
         interface = _egress(vcfg, route.via)

@@ -895,6 +895,7 @@ class Ops:
         interface: str | None = None,
         source: Source = STATIC,
         paths: Sequence[tuple[IPAddress | None, str | None]] = (),
+        weights: Sequence[int] = (),
     ) -> Route:
         """Add a route of ``source`` (``via`` must be on a connected network).
 
@@ -903,7 +904,7 @@ class Ops:
         the same and there first): see :meth:`Fib.state`.
         """
         vnet = self.vnet(vnet_name)
-        route = self._resolve(vnet, prefix, type_, via, interface, source, paths)
+        route = self._resolve(vnet, prefix, type_, via, interface, source, paths, weights)
         existing = vnet.route.table(prefix.version).get(prefix, source.name)
         if existing is not None:
             raise OpError(f"vnet {vnet.name}: a {source.name} route to {prefix} already exists")
@@ -930,6 +931,7 @@ class Ops:
         interface: str | None = None,
         source: Source = STATIC,
         paths: Sequence[tuple[IPAddress | None, str | None]] = (),
+        weights: Sequence[int] = (),
     ) -> Route:
         """Replace ``source``'s route to ``prefix``; return the new one.
 
@@ -937,7 +939,7 @@ class Ops:
         leaves it as it was.
         """
         vnet = self.vnet(vnet_name)
-        route = self._resolve(vnet, prefix, type_, via, interface, source, paths)
+        route = self._resolve(vnet, prefix, type_, via, interface, source, paths, weights)
         fib = vnet.route.table(prefix.version)
         if fib.get(prefix, source.name) is None:
             raise OpError(self.missing_route(vnet, prefix, source.name))
@@ -962,11 +964,13 @@ class Ops:
         interface: str | None,
         source: Source,
         paths: Sequence[tuple[IPAddress | None, str | None]] = (),
+        weights: Sequence[int] = (),
     ) -> Route:
         """Check a route's fields and return it, not yet added.
 
         ``paths`` (next hop, interface), two or more, make a multipath (ECMP)
-        route; ``via`` and ``interface`` are then None.
+        route; ``via`` and ``interface`` are then None.  ``weights``, one per
+        path if any, share its flows unequally (:mod:`vrouter.route.weight`).
         """
         if type_ not in ROUTE_TYPES:
             raise OpError(f"route type {type_!r}: expected unicast, blackhole or reject")
@@ -987,7 +991,7 @@ class Ops:
                 raise OpError(f"vnet {vnet.name}: next hop {hop} is an address of the vnet itself")
         try:
             if paths:
-                return route_state.resolve_multipath(vnet, prefix, hops, source)
+                return route_state.resolve_multipath(vnet, prefix, hops, source, weights)
             return route_state.resolve(vnet, prefix, type_, via, hops[0][1], source)
         except RouteError as err:
             raise OpError(f"vnet {vnet.name}: {err}") from None
@@ -1210,6 +1214,7 @@ def _route_text(route: Route) -> str:
         return route.type
     if route.nexthops:
         return ", ".join(_route_text(Route(route.prefix, UNICAST, n.gateway, n.ifnet))
+                         + (f" weight {n.weight}" if n.weight != 1 else "")
                          for n in route.nexthops)  # fmt: skip
     parts = []
     if route.gateway is not None:

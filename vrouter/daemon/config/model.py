@@ -278,6 +278,8 @@ class RouteConfig:
     """Administrative distance (1..255); above a protocol's, a floating static route."""
     paths: tuple[IPv4Address | IPv6Address, ...] = ()
     """The next hops of a multipath (ECMP) route (``via`` a list; ``via`` is then None)."""
+    weights: tuple[int, ...] = ()
+    """The weight of each of ``paths`` (``"ADDR weight N"``); empty when all are 1."""
 
 
 @dataclass(frozen=True, slots=True)
