@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from vrouter.core.registry import Subsystem
 from vrouter.inet import igmp, ipv4
 from vrouter.inet6 import ipv6, nd
+from vrouter.transport.entries import give_back
 from vrouter.transport.message import CTRL, DATA, ERROR, FROM, REPLY, TO, Message, control
 from vrouter.wire import ipv4 as ip4_wire
 from vrouter.wire import ipv6 as ip6_wire
@@ -727,12 +728,7 @@ def _prepare(vnet: Vnet) -> None:
 
 def _unprepare(vnet: Vnet) -> None:
     """Give UDP back to the IP layers' own handlers (the subsystem is unloaded)."""
-    for table, builtin in (
-        (vnet.inet.protocols, ipv4.BUILTIN_PROTOCOLS),
-        (vnet.inet6.protocols, ipv6.BUILTIN_PROTOCOLS),
-    ):
-        if table.get(PROTO_UDP) in (_udp_input4, _udp_input6):
-            table[PROTO_UDP] = builtin[PROTO_UDP]
+    give_back(vnet, PROTO_UDP, (_udp_input4, _udp_input6))
 
 
 def _detach(vnet: Vnet) -> None:

@@ -43,6 +43,7 @@ from vrouter.core.timers import Deadline
 from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6
 from vrouter.link import offload
+from vrouter.transport.entries import give_back, restore
 from vrouter.transport.tcp.conn import Connection, TcpError
 from vrouter.transport.tcp.events import Event, Output, Transmit
 from vrouter.transport.tcp.options import TcpOptions
@@ -338,19 +339,7 @@ def _unprepare(vnet: Vnet) -> None:
     """Give TCP back to the IP layers' own handlers (the subsystem is unloaded)."""
     vnet.inet.offload_protocols.pop(PROTO_TCP, None)
     vnet.inet6.offload_protocols.pop(PROTO_TCP, None)
-    for table, builtin in (
-        (vnet.inet.protocols, ipv4.BUILTIN_PROTOCOLS),
-        (vnet.inet6.protocols, ipv6.BUILTIN_PROTOCOLS),
-    ):
-        if table.get(PROTO_TCP) in (_first_input4, _first_input6):
-            _restore(table, builtin.get(PROTO_TCP))
-
-
-def _restore(table: dict[int, Any], original: Any) -> None:
-    if original is not None:
-        table[PROTO_TCP] = original
-    else:
-        table.pop(PROTO_TCP, None)
+    give_back(vnet, PROTO_TCP, (_first_input4, _first_input6))
 
 
 def _attach(vnet: Vnet) -> TcpStack:
@@ -371,7 +360,7 @@ def _detach(vnet: Vnet) -> None:
     vnet.inet.offload_protocols.pop(PROTO_TCP, None)
     vnet.inet6.offload_protocols.pop(PROTO_TCP, None)
     for family, table in ((4, vnet.inet.protocols), (6, vnet.inet6.protocols)):
-        _restore(table, stack._saved.get(family))
+        restore(table, PROTO_TCP, stack._saved.get(family))
 
 
 KNOBS = (
