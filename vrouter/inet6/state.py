@@ -319,8 +319,9 @@ class Inet6State:
     anycast: dict[bytes, Addr6] = field(default_factory=dict)
     """Subnet-Router anycast addresses (RFC 4291 2.6.1) of the global prefixes up to /126,
     each with the address it comes from; answered while the vnet forwards."""
-    groups: dict[str, set[bytes]] = field(default_factory=dict)
-    """Multicast groups joined, per interface name."""
+    groups: dict[str, dict[bytes, None]] = field(default_factory=dict)
+    """Multicast groups joined, per interface name (a dict as a set: the five groups of
+    an interface with an address take 224 bytes, in a set 728)."""
     ra: dict[str, RaState] = field(default_factory=dict)
     """Router advertisement state of interfaces that advertise."""
     protocols: dict[int, Proto6Handler] = field(default_factory=dict)
