@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, python, run
+from harness import Vrouterd, python, run, wait_listening
 
 pytestmark = pytest.mark.integration
 
@@ -142,10 +142,10 @@ def test_ping_both_ways_and_the_underlay_carries_valid_vxlan(linux: Vrouterd) ->
     dump = subprocess.Popen(
         ["ip", "netns", "exec", f"{p}lx", "tcpdump", "-n", "-l", "-c", "4", "-i", f"{p}v",
          "udp", "port", "4789"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(1.0)  # tcpdump is listening
+        wait_listening(dump)
         assert _ping(linux, "h1", LINUX_HOST) == 3
         assert _ping(linux, "lx", DAEMON_HOST) == 3
         out, _ = dump.communicate(timeout=15)
@@ -208,10 +208,11 @@ def test_a_tcp_burst_leaves_as_valid_vxlan_datagrams_of_the_underlay_mtu(linux: 
     dump = subprocess.Popen(
         ["ip", "netns", "exec", f"{p}lx", "tcpdump", "-n", "-vv", "-l", "-c", "300", "-i",
          f"{p}v", "udp", "port", "4789", "and", "greater", "1000"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(1.0)  # tcpdump and iperf3 are listening
+        wait_listening(dump)
+        time.sleep(1.0)  # iperf3 is listening
         linux.exec("h1", "iperf3", "-c", LINUX_HOST, "-t", "2", timeout=60, check=False)
         time.sleep(0.5)
         dump.terminate()

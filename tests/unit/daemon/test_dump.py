@@ -266,3 +266,22 @@ def test_macs_derived_with_the_installations_seed_are_no_setting() -> None:
     t1 = built.tree.get("red").link.get("t1")
     assert t1.mac == derive_mac("red", "t1", bytes(range(16))) != derive_mac("red", "t1")
     assert built.tree.get("red").link.get("t0").mac.hex(":") == "02:00:5e:00:53:01"  # set
+
+
+def test_a_weighted_multipath_route_is_dumped_with_its_weights() -> None:
+    text = """
+[vnets.red.interfaces.t0]
+type = "tap"
+addresses = ["192.0.2.1/24"]
+[vnets.red.interfaces.t1]
+type = "tap"
+addresses = ["198.51.100.1/24"]
+[[vnets.red.routes]]
+to = "203.0.113.0/24"
+via = ["192.0.2.9 weight 3", "198.51.100.9"]
+"""
+    config = parse(text, "ecmp.toml")
+    dumped = dump.render(file_doc(config))
+    assert '"192.0.2.9 weight 3",\n    "198.51.100.9",' in dumped, dumped
+    [route] = parse(dumped, "dump.toml").vnets[0].routes
+    assert route == config.vnets[0].routes[0]

@@ -128,6 +128,15 @@ def test_weights_must_match_the_paths(net) -> None:
         route_state.resolve_multipath(r, NET, [(VIA2, None), (VIA3, None)], weights=(2,))
 
 
+def test_a_flow_hashes_alike_with_and_without_ip_options(net) -> None:
+    _, h1, _, _ = net
+    plain = bytearray(h1.udp("198.18.0.9", sport=1000))
+    # The same datagram with one 4-byte option (NOP, NOP, NOP, EOL): IHL 6.
+    with_options = plain[:14] + b"\x46" + plain[15:34] + b"\x01\x01\x01\x00" + plain[34:]
+    assert flow4(with_options) == flow4(plain)
+    assert flow4(with_options) != flow4(h1.udp("198.18.0.9", sport=1001))
+
+
 def test_ipv4_and_ipv6_multipath_routes_of_one_source_are_tracked_apart(net) -> None:
     """0.0.0.0/0 and ::/0 have the same length and network number: both stay tracked."""
     from vrouter.route.fib import Nexthop, Route
