@@ -85,8 +85,9 @@ def _linux_vtep(
     daemon: Vrouterd,
     mac: str | None = LINUX_MAC,
     peer: tuple[str, str] = ("remote", "198.51.100.1"),
+    local: str = "198.51.100.2/24",
 ) -> str:
-    """Make netns ``PREFIXlx`` (VTEP 198.51.100.2, on the daemon's underlay peer) with vx42
+    """Make netns ``PREFIXlx`` (VTEP ``local``, on the daemon's underlay peer) with vx42
     (sending to ``peer``: remote or group) in a Linux bridge (of MAC ``mac``; None: the
     kernel's) holding 192.0.2.20; return its name."""
     p = daemon.prefix
@@ -95,10 +96,10 @@ def _linux_vtep(
     run("ip", "link", "set", f"{p}v", "netns", lx)
     for cmd in (
         ("link", "set", "lo", "up"),
-        ("addr", "add", "198.51.100.2/24", "dev", f"{p}v"),
+        ("addr", "add", local, "dev", f"{p}v", "nodad"),
         ("link", "set", f"{p}v", "up"),
         ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
-         *peer, "local", "198.51.100.2", "dev", f"{p}v"),
+         *peer, "local", local.split("/")[0], "dev", f"{p}v"),
         ("link", "add", "br0", *(("address", mac) if mac else ()), "type", "bridge"),
         ("link", "set", "vx42", "master", "br0"),
         ("link", "set", "vx42", "up"),
@@ -423,23 +424,7 @@ def test_an_ipv6_underlay_gives_up_70_bytes(tmp_path: Path) -> None:
         run("ip", "-n", ns, "link", "set", "lo", "up")
         run("ip", "-n", ns, "addr", "add", "2001:db8:42::1/64", "dev", f"{p}u", "nodad")
         run("ip", "-n", ns, "link", "set", f"{p}u", "up")
-        lx = f"{p}lx"
-        run("ip", "netns", "add", lx)
-        run("ip", "link", "set", f"{p}v", "netns", lx)
-        for cmd in (
-            ("link", "set", "lo", "up"),
-            ("addr", "add", "2001:db8:42::2/64", "dev", f"{p}v", "nodad"),
-            ("link", "set", f"{p}v", "up"),
-            ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
-             "remote", "2001:db8:42::1", "local", "2001:db8:42::2", "dev", f"{p}v"),
-            ("link", "add", "br0", "type", "bridge"),
-            ("link", "set", "vx42", "master", "br0"),
-            ("link", "set", "vx42", "up"),
-            ("addr", "add", f"{LINUX_HOST}/24", "dev", "br0"),
-            ("link", "set", "br0", "up"),
-        ):  # fmt: skip
-            run("ip", "-n", lx, *cmd)
-        run("ip", "netns", "exec", lx, "ethtool", "-K", f"{p}v", "tx", "off")
+        _linux_vtep(daemon, mac=None, peer=("remote", "2001:db8:42::1"), local="2001:db8:42::2/64")
         daemon.start(netns=ns)
         daemon.wait_ipv6()
         vx = _vx(daemon)
