@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 def ones_sum(data: bytes | bytearray | memoryview, start: int = 0) -> int:
     """Return the folded 16-bit one's complement sum of ``data`` plus ``start``.
@@ -18,6 +20,26 @@ def ones_sum(data: bytes | bytearray | memoryview, start: int = 0) -> int:
     total = int.from_bytes(view[: n & ~1], "big") + start
     if n & 1:
         total += view[n - 1] << 8
+    if total == 0:
+        return 0
+    return total % 0xFFFF or 0xFFFF
+
+
+def ones_sum_pieces(pieces: Iterable[bytes | bytearray | memoryview], start: int = 0) -> int:
+    """Return :func:`ones_sum` of the pieces joined, without joining them.
+
+    Each piece is summed on its own; one that begins at an odd offset of the
+    whole is byte-swapped first (RFC 1071 2(B): the sum does not depend on
+    byte order, so a swapped sum is the sum of the bytes paired the other way).
+    """
+    total = start
+    odd = False
+    for piece in pieces:
+        part = ones_sum(piece)
+        if odd:
+            part = ((part & 0xFF) << 8) | (part >> 8)
+        total += part
+        odd ^= len(piece) & 1 == 1
     if total == 0:
         return 0
     return total % 0xFFFF or 0xFFFF

@@ -40,10 +40,12 @@ from vrouter.wire.tcp import (
     SYN,
     URG,
     build,
+    header,
     verify,
 )
 
-# The fixed header, flags, build and verify are the wire module's; this one adds options.
+# The fixed header, flags, build, header and verify are the wire module's; this one adds
+# options.
 __all__ = [
     "ACK",
     "CWR",
@@ -71,6 +73,7 @@ __all__ = [
     "build",
     "emit",
     "flag_names",
+    "header",
     "parse",
     "parse_options",
     "reset_for",
