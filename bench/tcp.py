@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -170,6 +171,7 @@ class Download:
     bytes: int
     seconds: float
     cpu_s: float | None  # daemon utime+stime over the download; None for kernel cases
+    tcp: dict[str, int] = field(default_factory=dict)  # the vnet's TCP counters moved
 
     @property
     def bps(self) -> float:
@@ -338,21 +340,35 @@ def wait_http(ns: str, url: str, timeout: float = 20) -> None:
 # --------------------------------------------------------------------------- measurement
 
 
+def tcp_counters(daemon: Daemon) -> dict[str, int]:
+    """Return the TCP counters of the daemon's vnet (``vrouterctl -j netstat``)."""
+    out = run(sys.executable, "-m", "vrouter.cli.vrouterctl", "--socket", daemon.socket, "-j",
+              "netstat", VNET, timeout=30).stdout  # fmt: skip
+    counters: dict[str, int] = json.loads(out)["tcp"]
+    return counters
+
+
 def download(case: Case, max_time: int) -> Download:
-    """One curl download to /dev/null; the daemon's CPU time is sampled around it."""
+    """One curl download to /dev/null; the daemon's CPU time and the vnet's TCP counters
+    are sampled around it."""
     cmd = ["curl", "-sS", "--fail", "--max-time", str(max_time), "-o", "/dev/null",
            "-w", "%{size_download} %{time_total}"]  # fmt: skip
     if case.socks:
         cmd += ["--socks5-hostname", case.socks]
     cmd.append(case.url)
+    tcp0 = tcp_counters(case.daemon) if case.daemon is not None else {}
     cpu0 = _cpu(case)
     if case.ns:
         result = nsrun(case.ns, *cmd, timeout=max_time + 30)
     else:
         result = run(*cmd, timeout=max_time + 30)
     cpu1 = _cpu(case)
+    moved = {}
+    if case.daemon is not None:
+        moved = {k: v - tcp0.get(k, 0) for k, v in tcp_counters(case.daemon).items()}
     size, took = result.stdout.split()
-    return Download(int(size), float(took), None if cpu0 is None else cpu1 - cpu0)  # type: ignore[operator]
+    cpu = None if cpu0 is None else cpu1 - cpu0  # type: ignore[operator]
+    return Download(int(size), float(took), cpu, moved)
 
 
 def _cpu(case: Case) -> float | None:
@@ -366,7 +382,8 @@ def py_spy() -> str | None:
 
 
 def profile(case: Case, max_time: int, workdir: Path, spy: str) -> None:
-    """One more download with py-spy sampling the daemon; keep the top functions."""
+    """One more download with py-spy sampling the daemon; keep the top functions (and
+    py-spy's raw stacks in ``workdir``)."""
     assert case.daemon is not None
     raw = workdir / f"{case.name}.pyspy.txt"
     proc = subprocess.Popen(
@@ -435,7 +452,7 @@ def measure(lab: Lab, args: argparse.Namespace) -> None:
                 case.profile = ["(py-spy not installed)"]
                 continue
             print(f"profile (py-spy) {case.name}", flush=True)
-            profile(case, args.max_time, lab.workdir, spy)
+            profile(case, args.max_time, Path(args.profile_dir or lab.workdir), spy)
 
 
 # --------------------------------------------------------------------------- report
@@ -443,6 +460,36 @@ def measure(lab: Lab, args: argparse.Namespace) -> None:
 
 def median_bps(case: Case | None) -> float | None:
     return statistics.median(r.bps for r in case.runs) if case and case.runs else None
+
+
+COUNTERS = (
+    ("sndtotal", "segments sent"),
+    ("sndsuper", "of them super-segments (TSO)"),
+    ("sndacks", "pure ACKs sent"),
+    ("rcvtotal", "segments received"),
+    ("rcvpack", "with data in order"),
+    ("rcvackpack", "ACKs of new data"),
+    ("sndrexmitpack", "segments resent"),
+)
+"""The vnet's TCP counters shown per GB (``vrouterctl netstat``)."""
+
+
+def counter_rows(lab: Lab) -> list[str]:
+    """Return the table of the vnet's TCP counters per GB downloaded, per vnet case."""
+    cases = [c for c in lab.cases if c.daemon is not None and c.runs]
+    if not cases:
+        return []
+    rows = [
+        "| counter (per GB downloaded) | " + " | ".join(c.name for c in cases) + " |",
+        "|---|" + "---:|" * len(cases),
+    ]
+    for key, text in COUNTERS:
+        cells = []
+        for c in cases:
+            gb = sum(r.bytes for r in c.runs) / 1e9
+            cells.append(f"{sum(r.tcp.get(key, 0) for r in c.runs) / gb:,.0f}")
+        rows.append(f"| {text} (`{key}`) | " + " | ".join(cells) + " |")
+    return ["", "The vnet's TCP over the measured runs (`vrouterctl netstat`):", "", *rows]
 
 
 def render(lab: Lab, args: argparse.Namespace, load_before: str) -> str:
@@ -494,6 +541,7 @@ def render(lab: Lab, args: argparse.Namespace, load_before: str) -> str:
         "utime+stime of vrouterd over the runs.",
         "",
         *rows,
+        *counter_rows(lab),
         "",
         "### Profile of the daemon",
         "",
@@ -528,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated subset of: {', '.join(CASE_NAMES)}")  # fmt: skip
     parser.add_argument("--no-profile", dest="profile", action="store_false",
                         help="skip the py-spy downloads")  # fmt: skip
+    parser.add_argument("--profile-dir", help="keep py-spy's raw stacks (CASE.pyspy.txt) here")
     parser.add_argument("--sysctl", action="append", default=[], metavar="KNOB=VALUE",
                         help="set a sysctl of the vnet (repeatable), e.g. "
                              "net.inet.tcp.sendspace=1048576")  # fmt: skip

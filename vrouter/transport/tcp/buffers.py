@@ -23,6 +23,7 @@ fits (``sndbuf`` and the advertised window).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from vrouter.transport.tcp import seq
 
@@ -142,11 +143,31 @@ class ReceiveBuffer:
             return b""
         with memoryview(self.data) as view:
             data = bytes(view[start : start + n])  # one copy (a bytearray slice is another)
-        self.head = start + n
+        self._consume(n)
+        return data
+
+    def read_with(self, take: Callable[[memoryview], int], max_bytes: int) -> int:
+        """Offer up to ``max_bytes`` from the front to ``take``, which returns how many
+        it used (a socket's ``send``); remove those and return their count.
+
+        ``take`` sees a view of the buffer itself (no copy), released before this
+        returns, also when ``take`` raises.
+        """
+        start = self.head
+        n = min(max_bytes, len(self.data) - start)
+        if n <= 0:
+            return 0
+        with memoryview(self.data) as whole, whole[start : start + n] as view:
+            used = take(view)
+        self._consume(used)
+        return used
+
+    def _consume(self, n: int) -> None:
+        """Drop ``n`` bytes from the front; cut the consumed part off when it is time."""
+        self.head += n
         if self.head == len(self.data):
             self.data.clear()
             self.head = 0
         elif self.head > COMPACT_AFTER and self.head * 2 > len(self.data):
             del self.data[: self.head]
             self.head = 0
-        return data

@@ -64,6 +64,7 @@ The state table is :mod:`~vrouter.transport.tcp.state`, the settings
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
 from vrouter.transport.tcp import seq
 from vrouter.transport.tcp.events import Output
@@ -178,8 +179,22 @@ class Connection(TcpInput, TcpTimers):
         the next ``output(now)``.
         """
         data = self._recv_buf.read(max_bytes)
-        if not data:
-            return b""
+        if data:
+            self._after_read()
+        return data
+
+    def recv_with(self, take: Callable[[memoryview], int], max_bytes: int = 1 << 20) -> int:
+        """Offer up to ``max_bytes`` of received data to ``take`` (a socket's ``send``):
+        it gets a view of the receive buffer, returns how many bytes it used, and
+        those are read.  Return that count; what ``take`` raises is raised (nothing
+        read).  As :meth:`recv` without a copy of the data."""
+        used = self._recv_buf.read_with(take, max_bytes)
+        if used:
+            self._after_read()
+        return used
+
+    def _after_read(self) -> None:
+        """Ask for a window update if reading opened the window far enough."""
         if self.state in RECEIVING:
             current = max(seq.diff(self.rcv_adv, self.rcv_nxt), 0)
             opening = self._window_space() - current
@@ -191,7 +206,6 @@ class Connection(TcpInput, TcpTimers):
             ):
                 self._win_update = True
                 self._dirty()
-        return data
 
     def shutdown_write(self) -> None:
         """Send a FIN after the queued data (half-close; RFC 9293 3.10.4 CLOSE)."""
