@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -341,10 +340,10 @@ def wait_http(ns: str, url: str, timeout: float = 20) -> None:
 
 
 def tcp_counters(daemon: Daemon) -> dict[str, int]:
-    """Return the TCP counters of the daemon's vnet (``vrouterctl -j netstat``)."""
-    out = run(sys.executable, "-m", "vrouter.cli.vrouterctl", "--socket", daemon.socket, "-j",
-              "netstat", VNET, timeout=30).stdout  # fmt: skip
-    counters: dict[str, int] = json.loads(out)["tcp"]
+    """Return the TCP counters of the daemon's vnet (what ``vrouterctl netstat`` shows)."""
+    reply = daemon.call("netstat", vnet=VNET)
+    assert isinstance(reply, dict)
+    counters: dict[str, int] = reply["tcp"]
     return counters
 
 

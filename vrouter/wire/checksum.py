@@ -13,13 +13,12 @@ def ones_sum(data: bytes | bytearray | memoryview, start: int = 0) -> int:
     ``int.from_bytes`` and a modulo (both in C) give the sum; 0 maps back to
     0xFFFF unless everything was zero ("negative zero", RFC 1071).
     """
-    view = memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    n = len(view)
-    total = int.from_bytes(view[: n & ~1], "big") + start
-    if n & 1:
-        total += view[n - 1] << 8
+    if data.__class__ is memoryview and (data.format != "B" or data.ndim != 1):
+        data = data.cast("B")
+    total = int.from_bytes(data, "big")
+    if len(data) & 1:
+        total <<= 8  # the last byte is the high half of a word padded with zero
+    total += start
     if total == 0:
         return 0
     return total % 0xFFFF or 0xFFFF
