@@ -171,6 +171,7 @@ class Download:
     seconds: float
     cpu_s: float | None  # daemon utime+stime over the download; None for kernel cases
     tcp: dict[str, int] = field(default_factory=dict)  # the vnet's TCP counters moved
+    sys_s: float = 0.0  # of cpu_s, the daemon's time in the kernel (stime)
 
     @property
     def bps(self) -> float:
@@ -357,21 +358,31 @@ def download(case: Case, max_time: int) -> Download:
     cmd.append(case.url)
     tcp0 = tcp_counters(case.daemon) if case.daemon is not None else {}
     cpu0 = _cpu(case)
+    sys0 = _stime(case)
     if case.ns:
         result = nsrun(case.ns, *cmd, timeout=max_time + 30)
     else:
         result = run(*cmd, timeout=max_time + 30)
     cpu1 = _cpu(case)
+    sys1 = _stime(case)
     moved = {}
     if case.daemon is not None:
         moved = {k: v - tcp0.get(k, 0) for k, v in tcp_counters(case.daemon).items()}
     size, took = result.stdout.split()
     cpu = None if cpu0 is None else cpu1 - cpu0  # type: ignore[operator]
-    return Download(int(size), float(took), cpu, moved)
+    return Download(int(size), float(took), cpu, moved, sys1 - sys0)
 
 
 def _cpu(case: Case) -> float | None:
     return case.daemon.cpu_ticks() / CLK_TCK if case.daemon is not None else None
+
+
+def _stime(case: Case) -> float:
+    """Return the daemon's system time (stime) in seconds; 0 for kernel cases."""
+    if case.daemon is None:
+        return 0.0
+    stat = Path(f"/proc/{case.daemon.pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[12]) / CLK_TCK
 
 
 def py_spy() -> str | None:
@@ -495,8 +506,8 @@ def render(lab: Lab, args: argparse.Namespace, load_before: str) -> str:
     by_name = {c.name: c for c in lab.cases}
     rows = [
         "| case | Mbit/s min | median | max | median / kernel | daemon CPU s/GB "
-        "| daemon CPU % of a core | per run |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| of it in the kernel | daemon CPU % of a core | per run |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for c in lab.cases:
         lo, med, hi = mmm([r.bps / 1e6 for r in c.runs], ".0f")
@@ -504,17 +515,18 @@ def render(lab: Lab, args: argparse.Namespace, load_before: str) -> str:
         mine, theirs = median_bps(c), median_bps(base)
         if c.daemon is None:
             ratio = "1 (base)" if c.name in BASE.values() else "-"
-            cpu_gb = cpu_pct = "n/a (kernel)"
+            cpu_gb = cpu_sys = cpu_pct = "n/a (kernel)"
         else:
             ratio = fmt_ratio(mine / theirs if mine and theirs else None, 3)
             cpu = sum(r.cpu_s or 0.0 for r in c.runs)
             secs = sum(r.seconds for r in c.runs)
             nbytes = sum(r.bytes for r in c.runs)
-            cpu_gb = f"{cpu / (nbytes / 1e9):.1f}"
+            cpu_gb = f"{cpu / (nbytes / 1e9):.2f}"
+            cpu_sys = f"{100 * sum(r.sys_s for r in c.runs) / cpu:.0f}%" if cpu else "-"
             cpu_pct = f"{100 * cpu / secs:.0f}%"
         per_run = ", ".join(f"{r.bps / 1e6:.0f}" for r in c.runs)
-        rows.append(f"| {c.name} | {lo} | {med} | {hi} | {ratio} | {cpu_gb} | {cpu_pct} "
-                    f"| {per_run} |")  # fmt: skip
+        rows.append(f"| {c.name} | {lo} | {med} | {hi} | {ratio} | {cpu_gb} | {cpu_sys} "
+                    f"| {cpu_pct} | {per_run} |")  # fmt: skip
     profiles: list[str] = []
     for c in lab.cases:
         if c.profile:
@@ -537,7 +549,8 @@ def render(lab: Lab, args: argparse.Namespace, load_before: str) -> str:
         "Throughput = bytes / curl's `time_total` (connection set-up included). "
         "Ratio = the vnet case's median / the median of its kernel counterpart "
         "(vnet-socket / kernel-socket, vnet-socks / kernel-socks). Daemon CPU = "
-        "utime+stime of vrouterd over the runs.",
+        "utime+stime of vrouterd over the runs; in the kernel: its stime share (system calls: "
+        "the TAP, the program's socket, and the host's TCP work done in the daemon's context).",
         "",
         *rows,
         *counter_rows(lab),

@@ -84,9 +84,13 @@ def header(
     raw = bytearray(HEADER.pack(src_port, dst_port, seq, ack, hlen << 2, flags, window, 0, 0))
     if options:
         raw += options
-    length = hlen + sum(len(piece) for piece in payload)
-    pseudo = pseudo_header_sum(src, dst, PROTO, length)
-    _U16.pack_into(raw, 16, pseudo if partial else checksum(raw, ones_sum_pieces(payload, pseudo)))
+    length = hlen
+    for piece in payload:
+        length += len(piece)
+    field = pseudo_header_sum(src, dst, PROTO, length)
+    if not partial:
+        field = checksum(raw, ones_sum_pieces(payload, field) if payload else field)
+    _U16.pack_into(raw, 16, field)
     return bytes(raw)
 
 
