@@ -26,13 +26,10 @@ import pstats
 import statistics
 import time
 
+from fastpath import NOW, _iface
 from report import loadavg
 
-from vrouter.core.vnet import Vnet
-from vrouter.daemon import build
-from vrouter.daemon.config.model import InterfaceConfig
 from vrouter.link.epair import Epair
-from vrouter.link.ifnet import Ifnet
 from vrouter.stack import new_tree
 from vrouter.transport.tcp.conn import Connection, State
 from vrouter.transport.tcp.stack import state_of
@@ -44,32 +41,16 @@ STEP = 0.0001
 """Seconds the fake clock moves per pass (timers stay quiet: no loss here)."""
 
 
-def _iface(vnet: Vnet, name: str, address: str, now: float) -> Ifnet:
-    icfg = InterfaceConfig(
-        name=name,
-        type="test",
-        addresses=(ipaddress.ip_interface(address),),
-        mtu=1500,
-        mac=None,
-        up=True,
-        host=None,
-        peer=None,
-    )
-    ifp = build.add_interface(vnet, icfg, now)
-    build.bring_up(vnet, [icfg], now)
-    return ifp
-
-
 class Pair:
     """Two vnets on an epair, one connection from red to blue established."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = NOW
         tree = new_tree()
         self.red = tree.create("red")
         self.blue = tree.create("blue")
-        a = _iface(self.red, "e0", "192.0.2.1/24", self.now)
-        b = _iface(self.blue, "e0", "192.0.2.2/24", self.now)
+        a = _iface(self.red, "e0", ("192.0.2.1/24",))
+        b = _iface(self.blue, "e0", ("192.0.2.2/24",))
         self.epair = Epair(a, b)
         self.epair.queue_time = 3600.0  # the clock is fake
         self.vnets = (self.red, self.blue)
