@@ -23,14 +23,14 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 SECTIONS = (
     "forwarding", "forwarding6", "fastpath", "levers", "scale", "scrape", "workers", "tcp",
-    "bridge", "nat", "views", "fuzz", "soak", "fairness", "mirror", "vxlan",
+    "bridge", "nat", "views", "fuzz", "soak", "fairness", "mirror", "vxlan", "ecmp",
 )  # fmt: skip
 TITLE = "# Benchmark results"
 INTRO = (
     "Written by `bench/forwarding.py`, `bench/fastpath.py`, `bench/scale.py`, "
     "`bench/workers.py`, `bench/tcp.py`, "
     "`bench/bridge.py`, `bench/nat.py`, `bench/views.py`, `bench/fuzz.py`, `bench/soak.py`, "
-    "`bench/fairness.py`, `bench/mirror.py` and `bench/vxlan.py` "
+    "`bench/fairness.py`, `bench/mirror.py`, `bench/vxlan.py` and `bench/ecmp.py` "
     "(see bench/README.md); each script rewrites its own section (`levers` is kept by hand: "
     "what each change did, from those scripts' runs). Absolute numbers on a shared "
     "machine are noise; the ratios measured in the same run are the point."
@@ -129,6 +129,15 @@ def write_section(name: str, body: str, path: Path = RESULTS) -> None:
             parts += [f"<!-- section:{section} -->", sections[section].rstrip("\n"),
                       f"<!-- /section:{section} -->", ""]  # fmt: skip
     path.write_text("\n".join(parts))
+
+
+def kept_by_hand(name: str, heading: str, path: Path = RESULTS) -> list[str]:
+    """Return the lines of section ``name`` from ``heading`` (a line of its own) to the
+    section's end, for a script that rewrites the section to keep them (no lines:
+    no such heading yet)."""
+    text = _parse(path.read_text()).get(name, "") if path.exists() else ""
+    lines = text.rstrip("\n").split("\n")
+    return lines[lines.index(heading) :] if heading in lines else []
 
 
 def fmt_ratio(value: float | None, digits: int = 2) -> str:

@@ -248,7 +248,7 @@ def route_show(host: Host, args: dict[str, Any]) -> Any:
     tables = {4: vnet.route.fib, 6: vnet.route.fib6}  # kept: the vnet may go mid-stream
     return Rows(
         routes() if limit is None else itertools.islice(routes(), limit),
-        lambda route: route.describe(tables[route.prefix.version].state(route)),
+        lambda route: route.describe(tables[route.version].state(route)),
     )
 
 

@@ -195,6 +195,8 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     buf[_CSUM] = csum >> 8
     buf[_CSUM + 1] = csum & 0xFF
     route.use += 1
+    if paths is not None:
+        dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
     inet.stats.forward += 1
     entry.used = now
     out.output(buf)
@@ -341,6 +343,8 @@ def _forward(
     buf[_CSUM] = csum >> 8
     buf[_CSUM + 1] = csum & 0xFF
     route.use += 1
+    if paths is not None:
+        dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
     stats.forward += 1
     nexthop = dest.nexthop
     if size <= out.mtu:
@@ -387,6 +391,8 @@ def output_frame(
     ``HEADER_LEN`` bytes kept for the Ethernet header (filled here), and goes on as it
     is (an :class:`OffloadBuffer` when ``vhdr`` is given), so the packet is not copied."""
     inet = vnet.inet
+    if vhdr is not None:
+        frame.vhdr = vhdr  # type: ignore[attr-defined]  # before the filter: NAT reads it
     dst = bytes(frame[_DST : _DST + 4])
     local_ifp = inet.local.get(dst)
     if local_ifp is not None:  # to ourselves: loop back, never onto a link
@@ -410,7 +416,6 @@ def output_frame(
     HEADER.pack_into(frame, 0, BROADCAST, out.mac, ETHERTYPE_IPV4)
     size = len(frame) - HEADER_LEN
     if vhdr is not None:
-        frame.vhdr = vhdr  # type: ignore[attr-defined]
         size = segment_length(frame, vhdr)  # the segments it stands for must fit
     if dst == LIMITED_BROADCAST or dst in inet.broadcasts:
         out.output(frame)

@@ -99,12 +99,14 @@ class RouteOps(Protocol):
         self, vnet_name: str, prefix: Prefix, type_: str = ..., via: Address | None = ...,
         interface: str | None = ..., source: Source = ...,
         paths: Sequence[tuple[Address | None, str | None]] = ...,
+        weights: Sequence[int] = ...,
     ) -> Route: ...  # fmt: skip
 
     def change_route(
         self, vnet_name: str, prefix: Prefix, type_: str = ..., via: Address | None = ...,
         interface: str | None = ..., source: Source = ...,
         paths: Sequence[tuple[Address | None, str | None]] = ...,
+        weights: Sequence[int] = ...,
     ) -> Route: ...  # fmt: skip
 
     def remove_route(self, vnet_name: str, prefix: Prefix, source: str = ...) -> Route: ...
@@ -548,9 +550,13 @@ class Mirrors:
             exists = vnet.route.table(prefix.version).get(prefix, src.name) is not None
             try:
                 if exists:
-                    self.ops.change_route(vnet.name, prefix, *_fields(want), src, want.paths)
+                    self.ops.change_route(
+                        vnet.name, prefix, *_fields(want), src, want.paths, want.weights
+                    )
                 else:
-                    self.ops.add_route(vnet.name, prefix, *_fields(want), src, want.paths)
+                    self.ops.add_route(
+                        vnet.name, prefix, *_fields(want), src, want.paths, want.weights
+                    )
             except OpError as err:
                 mirror.refused += 1
                 log.debug("vnet %s: mirror route %s refused: %s", vnet.name, prefix, err)

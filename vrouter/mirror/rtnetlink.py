@@ -75,6 +75,8 @@ class Path:
 
     gateway: bytes | None
     oif: int
+    weight: int = 1
+    """Its share of a multipath route's flows (``rtnh_hops`` or the group's weight, plus 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,8 @@ class NexthopMsg:
     blackhole: bool = False
     group: tuple[int, ...] = ()
     """The member nexthop ids of a group, in order."""
+    weights: tuple[int, ...] = ()
+    """The weight of each member of ``group`` (``struct nexthop_grp``'s, plus 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,12 +147,12 @@ def _multipath(value: memoryview) -> tuple[Path, ...]:
     paths = []
     at = 0
     while at + RTNEXTHOP.size <= len(value):
-        length, _flags, _hops, oif = RTNEXTHOP.unpack_from(value, at)
+        length, _flags, hops, oif = RTNEXTHOP.unpack_from(value, at)
         if length < RTNEXTHOP.size or at + length > len(value):
             raise NetlinkError(f"RTA_MULTIPATH entry of length {length} overruns the attribute")
         inner = _attrs(value, at + RTNEXTHOP.size, at + length)
         gateway = inner.get(RTA_GATEWAY)
-        paths.append(Path(bytes(gateway) if gateway is not None else None, oif))
+        paths.append(Path(bytes(gateway) if gateway is not None else None, oif, hops + 1))
         at += (length + 3) & ~3
     return tuple(paths)
 
@@ -192,13 +196,14 @@ def _nexthop(kind: int, body: memoryview) -> NexthopMsg:
         raise NetlinkError("nhmsg truncated")
     family, _scope, protocol, _resvd, _flags = NHMSG.unpack_from(body)
     attrs = _attrs(body, NHMSG.size, len(body))
-    group: tuple[int, ...] = ()
+    members: list[tuple[int, int, int, int]] = []
     if NHA_GROUP in attrs:
         value = attrs[NHA_GROUP]
-        group = tuple(
-            NH_GRP.unpack_from(value, at)[0]
+        members = [
+            NH_GRP.unpack_from(value, at)
             for at in range(0, len(value) - NH_GRP.size + 1, NH_GRP.size)
-        )
+        ]
+    group = tuple(member[0] for member in members)
     blackhole = NHA_BLACKHOLE in attrs
     path = None
     if not group and not blackhole and (NHA_OIF in attrs or NHA_GATEWAY in attrs):
@@ -212,6 +217,7 @@ def _nexthop(kind: int, body: memoryview) -> NexthopMsg:
         path=path,
         blackhole=blackhole,
         group=group,
+        weights=tuple(member[1] + 1 for member in members),
     )
 
 

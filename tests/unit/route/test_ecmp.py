@@ -105,3 +105,42 @@ def test_a_next_hop_that_stops_answering_is_left_out_until_it_answers(net, lab) 
     lab.settle()
     h2.take(), h3.take()
     assert set(_paths_taken(lab, h1, h2, h3, range(40000, 40064)).values()) == {"h2", "h3"}
+
+
+def test_weighted_paths_share_flows_by_weight_and_count_their_packets(lab) -> None:
+    r = lab.vnet("r")
+    h1 = lab.host(r, "t1", "192.0.2.1/24", "192.0.2.2")
+    h2 = lab.host(r, "t2", "198.51.100.1/24", "198.51.100.2")
+    h3 = lab.host(r, "t3", "203.0.113.1/24", "203.0.113.2")
+    route = route_state.resolve_multipath(r, NET, [(VIA2, None), (VIA3, None)], weights=(3, 1))
+    r.route.fib.add(route)
+    h1.learn_router(lab.now)
+    counts = list(_paths_taken(lab, h1, h2, h3, range(40000, 40400)).values())
+    assert 240 <= counts.count("h2") <= 360, counts.count("h2")  # three flows in four
+    assert [n.use for n in route.nexthops] == [counts.count("h2"), counts.count("h3")]
+    assert [n["weight"] for n in route.describe()["nexthops"]] == [3, 1]  # type: ignore[union-attr]
+    assert list(r.route.multipath.values()) == [route]  # what the metrics read
+
+
+def test_weights_must_match_the_paths(net) -> None:
+    r, _, _, _ = net
+    with pytest.raises(RouteError, match="1 weights for 2 paths"):
+        route_state.resolve_multipath(r, NET, [(VIA2, None), (VIA3, None)], weights=(2,))
+
+
+def test_ipv4_and_ipv6_multipath_routes_of_one_source_are_tracked_apart(net) -> None:
+    """0.0.0.0/0 and ::/0 have the same length and network number: both stay tracked."""
+    from vrouter.route.fib import Nexthop, Route
+
+    r = net[0]
+    ifp = r.link.interfaces["t2"]
+    paths = (Nexthop(None, ifp), Nexthop(bytes(4), ifp))
+    four = Route(ipaddress.ip_network("0.0.0.0/0"), nexthops=paths)
+    six = Route(ipaddress.ip_network("::/0"), nexthops=paths)
+    track = route_state._track_multipath
+    multipath: dict = {}
+    track(multipath, "add", four)
+    track(multipath, "add", six)
+    assert sorted(map(id, multipath.values())) == sorted([id(four), id(six)])
+    track(multipath, "delete", four)
+    assert list(multipath.values()) == [six]
