@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -13,13 +14,32 @@ def ones_sum(data: bytes | bytearray | memoryview, start: int = 0) -> int:
     ``int.from_bytes`` and a modulo (both in C) give the sum; 0 maps back to
     0xFFFF unless everything was zero ("negative zero", RFC 1071).
     """
-    view = memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    n = len(view)
-    total = int.from_bytes(view[: n & ~1], "big") + start
-    if n & 1:
-        total += view[n - 1] << 8
+    if data.__class__ is memoryview and (data.format != "B" or data.ndim != 1):
+        data = data.cast("B")
+    total = int.from_bytes(data, "big")
+    if len(data) & 1:
+        total <<= 8  # the last byte is the high half of a word padded with zero
+    total += start
+    if total == 0:
+        return 0
+    return total % 0xFFFF or 0xFFFF
+
+
+def ones_sum_pieces(pieces: Iterable[bytes | bytearray | memoryview], start: int = 0) -> int:
+    """Return :func:`ones_sum` of the pieces joined, without joining them.
+
+    Each piece is summed on its own; one that begins at an odd offset of the
+    whole is byte-swapped first (RFC 1071 2(B): the sum does not depend on
+    byte order, so a swapped sum is the sum of the bytes paired the other way).
+    """
+    total = start
+    odd = False
+    for piece in pieces:
+        part = ones_sum(piece)
+        if odd:
+            part = ((part & 0xFF) << 8) | (part >> 8)
+        total += part
+        odd ^= len(piece) & 1 == 1
     if total == 0:
         return 0
     return total % 0xFFFF or 0xFFFF

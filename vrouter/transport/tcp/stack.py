@@ -50,6 +50,7 @@ from vrouter.transport.tcp.options import TcpOptions
 from vrouter.transport.tcp.output import TSO_MAX
 from vrouter.transport.tcp.table import Listener, TableConfig, TcpTable
 from vrouter.wire import ipv4 as ip4_wire
+from vrouter.wire.ethernet import HEADER_LEN as ETHER_LEN
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -272,25 +273,24 @@ class TcpStack:
 
     def _send(self, seg: Transmit, now: float) -> bool:
         vnet = self.vnet
-        data = seg.data
+        head = seg.header
         ipv4_dst = len(seg.dst) == 4
         vhdr = None
         if seg.gso_size:
             vhdr = offload.tcp_super_header(ipv4_dst, 20 if ipv4_dst else 40,
-                                            (data[12] >> 4) * 4, seg.gso_size)  # fmt: skip
-        if ipv4_dst:
-            packet = ip4_wire.build(
-                seg.src,
-                seg.dst,
-                PROTO_TCP,
-                data,
-                ttl=vnet.inet.ttl,
-                ident=ipv4.next_ident(vnet),
-                df=True,
-            )
-            return ipv4.output(vnet, packet, now, vhdr)
-        packet = ipv6.packet(vnet, seg.src, seg.dst, PROTO_TCP, data)
-        return ipv6.output(vnet, packet, now, vhdr=vhdr)
+                                            (head[12] >> 4) * 4, seg.gso_size)  # fmt: skip
+        if not ipv4_dst:
+            packet = ipv6.packet(vnet, seg.src, seg.dst, PROTO_TCP, seg.data)
+            return ipv6.output(vnet, packet, now, vhdr=vhdr)
+        ip = ip4_wire.header(seg.src, seg.dst, PROTO_TCP, seg.length, ttl=vnet.inet.ttl,
+                             ident=ipv4.next_ident(vnet), df=True)  # fmt: skip
+        # The frame is made here, once: the payload's only copy in the daemon.
+        frame = bytearray(ETHER_LEN) if vhdr is None else offload.OffloadBuffer(ETHER_LEN)
+        frame += ip
+        frame += head
+        for piece in seg.payload:
+            frame += piece
+        return ipv4.output_frame(vnet, frame, now, vhdr)
 
     def _arm(self) -> None:
         self._deadline.arm(self.vnet.timers, self.table.poll_at(), self._on_timer)
