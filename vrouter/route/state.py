@@ -105,6 +105,12 @@ def _with_paths(route: Route, paths: list[Nexthop]) -> Route:
                  nexthops=nexthops)  # fmt: skip
 
 
+def like(route: Route, prefix: Prefix) -> Route:
+    """Return a route as ``route`` (type, next hops, source) to ``prefix`` instead."""
+    return Route(prefix, route.type, route.gateway, route.ifnet, route.source,
+                 nexthops=route.nexthops)  # fmt: skip
+
+
 def describe(vnet: Vnet, route: Route) -> dict[str, object]:
     """Return ``route`` as plain data with its state in ``vnet`` (installed, held, gone)."""
     return route.describe(vnet.route.table(route.prefix.version).state(route))
