@@ -1046,14 +1046,16 @@ class Ops:
                 continue
             fib = vnet.route.table(prefix.version)
             route = route_state.like(model, prefix)
-            if fib.get(prefix, source.name) is not None:
-                fib.replace(route)
-            elif room is not None and room <= 0:
+            if room is not None and room <= 0 and fib.get(prefix, source.name) is None:
                 full = True
                 refused.append((at, f"vnet {vnet.name}: route limit reached"))
-            else:
-                fib.add(route)
-                room = room - 1 if room is not None else None
+                continue
+            try:
+                fib.add(route)  # a feed's routes are mostly new: no lookup first
+            except RouteError:  # the source has a route there: change it
+                fib.replace(route)
+                continue
+            room = room - 1 if room is not None else None
         if full:
             with contextlib.suppress(OpError):  # counted and logged once
                 self.check_limit(vnet, "routes", self.routes_in_use(vnet))

@@ -72,7 +72,7 @@ BURST_QUIET = 1.0
 FREEZE_AFTER = 10_000
 """Vnet routes changed in a burst after which what it made is frozen out of the
 garbage collector's reach (``gc.freeze``)."""
-NETLINK_TURN = 0.005
+NETLINK_TURN = 0.002
 """Seconds of route sync per turn of the loop before forwarding gets its turn, once for
 reading the socket and once for applying what it said (both go on at the next turn)."""
 CLONE_NEWNET = 0x40000000

@@ -198,9 +198,9 @@ class RouteSync:
     def key_of(kkey: KernelKey) -> Key:
         """Return the vnet route that kernel route ``kkey`` stands for."""
         family, dst, length, protocol = kkey
-        version = 4 if family == AF_INET else 6
-        prefix = ipaddress.ip_network((dst, length), strict=False)
-        return prefix, source_of(protocol, version)
+        if family == AF_INET:
+            return ipaddress.IPv4Network((dst, length), strict=False), source_of(protocol, 4)
+        return ipaddress.IPv6Network((dst, length), strict=False), source_of(protocol, 6)
 
     def _route(self, msg: RouteMsg, touched: set[KernelKey]) -> None:
         if (
