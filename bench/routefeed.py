@@ -23,22 +23,26 @@ import socket
 import struct
 import sys
 
-RTM_NEWROUTE = 24
-RTM_DELROUTE = 25
-NLMSG_ERROR = 2
-NLM_F_REQUEST = 0x1
+from vrouter.mirror.rtnetlink import (
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+    NLMSGHDR,
+    RT_TABLE_MAIN,
+    RTA_DST,
+    RTA_GATEWAY,
+    RTA_OIF,
+    RTM_DELROUTE,
+    RTM_NEWROUTE,
+    RTN_UNICAST,
+)
+
 NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
-RTA_DST = 1
-RTA_OIF = 4
-RTA_GATEWAY = 5
-RT_TABLE_MAIN = 254
-RTN_UNICAST = 1
 BATCH = 1000
 """Route messages to one send (some 60 KiB)."""
 
-HEADER = struct.Struct("=IHHII")
 ROUTE = struct.Struct("=BBBBBBBBI HH4s HH4s HHI")
+"""An rtmsg with RTA_DST, RTA_GATEWAY and RTA_OIF."""
 
 
 def batch(kind: int, first: int, count: int, seq: int, gateway: bytes, oif: int,
@@ -53,7 +57,7 @@ def batch(kind: int, first: int, count: int, seq: int, gateway: bytes, oif: int,
             8, RTA_GATEWAY, gateway,
             8, RTA_OIF, oif,
         )  # fmt: skip
-        out += HEADER.pack(HEADER.size + len(body), kind, flags, seq + n, 0) + body
+        out += NLMSGHDR.pack(NLMSGHDR.size + len(body), kind, flags, seq + n, 0) + body
     return bytes(out)
 
 
@@ -66,11 +70,11 @@ def failures(sock: socket.socket) -> int:
         except BlockingIOError:
             return failed
         at = 0
-        while at + HEADER.size <= len(data):
-            length, kind, _, _, _ = HEADER.unpack_from(data, at)
-            if kind == NLMSG_ERROR and struct.unpack_from("=i", data, at + HEADER.size)[0]:
+        while at + NLMSGHDR.size <= len(data):
+            length, kind, _, _, _ = NLMSGHDR.unpack_from(data, at)
+            if kind == NLMSG_ERROR and struct.unpack_from("=i", data, at + NLMSGHDR.size)[0]:
                 failed += 1
-            at += max((length + 3) & ~3, HEADER.size)
+            at += max((length + 3) & ~3, NLMSGHDR.size)
 
 
 def main(argv: list[str]) -> int:
