@@ -99,6 +99,9 @@ class Sync:
     rss_mib: float = 0.0
     cpu_s: float | None = None
     """The daemon's CPU time (user + system) from the start of the feed until synced."""
+    counters: dict[str, object] = field(default_factory=dict)
+    """The sync's counters (``mirror.show``'s ``sync``) once synced: more messages than
+    routes means the socket overran and the sync started again from a dump."""
     rtts: list[float] = field(default_factory=list)
     pings: int = 0
     idle: list[float] = field(default_factory=list)
@@ -169,6 +172,10 @@ def sync_once(lab: Lab, case: Case, routes: int, how: str) -> Sync:
         sync.synced_s = _wait_synced(case, routes, start, sync)
         after = case.cpu_s()
         sync.cpu_s = after - cpu if after is not None and cpu is not None else None
+        assert case.daemon is not None
+        shown = case.daemon.call("mirror.show", vnet="red", timeout=30)
+        assert isinstance(shown, dict) and isinstance(shown["sync"], dict)
+        sync.counters = shown["sync"]
         time.sleep(0.5)
     finally:
         ping.send_signal(signal.SIGINT)
@@ -223,6 +230,12 @@ def _median(values: list[float]) -> float | None:
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
+
+
+def _counters(counters: dict[str, object]) -> str:
+    """Return the sync's counters as text."""
+    numbers = {name: value for name, value in counters.items() if isinstance(value, int)}
+    return ", ".join(f"{name} {value:,}" for name, value in numbers.items())
 
 
 def render(
@@ -294,6 +307,8 @@ def render(
             + (f"{sync.cpu_s:.1f} |" if sync.cpu_s is not None else "- |"),
             "",
             f"Ping p50 / p99 / max before the feed, ms: {before}.",
+            "",
+            f"The sync's counters once synced: {_counters(sync.counters)}.",
         ]
     return "\n".join(lines)
 

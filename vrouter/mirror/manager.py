@@ -475,7 +475,8 @@ class Mirrors:
         started = time.monotonic()
         try:
             while True:  # a read at least, then until forwarding's turn
-                self._take(mirror, rtnetlink.parse(sock.recv(NETLINK_READ)))
+                data = sock.recv(NETLINK_READ)
+                self._take(mirror, rtnetlink.parse(data, mirror.sync.shared))
                 if time.monotonic() - started >= NETLINK_TURN:
                     break
         except (BlockingIOError, InterruptedError):

@@ -130,6 +130,10 @@ class Malformed:
 
 Message = RouteMsg | NexthopMsg | End | Malformed
 
+SharedPaths = dict[tuple[Path, ...], tuple[Path, ...]]
+"""Paths tuples by value, for routes to share (see :func:`parse`)."""
+SHARED_PATHS = 4096
+"""Distinct paths kept to be shared; past that the cache starts afresh."""
 _SIZES = {AF_INET: 4, AF_INET6: 16}
 _ROUTE_U32 = frozenset({RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTA_NH_ID})
 
@@ -177,7 +181,7 @@ def _multipath(value: bytes, family: int) -> tuple[Path, ...]:
     return tuple(paths)
 
 
-def _route(kind: int, data: bytes, start: int, end: int) -> RouteMsg:
+def _route(kind: int, data: bytes, start: int, end: int, shared: SharedPaths) -> RouteMsg:
     """Decode an rtmsg and its attributes (one pass over them: a feed's hot loop)."""
     if end - start < RTMSG.size:
         raise NetlinkError("rtmsg truncated")
@@ -226,6 +230,10 @@ def _route(kind: int, data: bytes, start: int, end: int) -> RouteMsg:
         paths = (Path(gateway, oif),)
     else:
         paths = ()
+    if paths:
+        if len(shared) >= SHARED_PATHS:
+            shared.clear()
+        paths = shared.setdefault(paths, paths)
     return RouteMsg(
         kind == RTM_DELROUTE,
         family,
@@ -273,8 +281,14 @@ def _error(seq: int, data: bytes, start: int, end: int) -> End:
     return End(seq, struct.unpack_from("=i", data, start)[0])
 
 
-def parse(data: bytes | bytearray | memoryview) -> list[Message]:
+def parse(
+    data: bytes | bytearray | memoryview, shared: SharedPaths | None = None
+) -> list[Message]:
     """Return the route, nexthop and end messages in one netlink read, others skipped.
+
+    Routes of equal paths get the same tuple, kept in ``shared`` from read to
+    read (a feed's million routes have a handful of next hops: a route then
+    costs its paths nothing).
 
     A message that cannot be decoded becomes a :class:`Malformed` in its
     place and the next one is read; one whose length overruns the read ends
@@ -282,6 +296,8 @@ def parse(data: bytes | bytearray | memoryview) -> list[Message]:
     """
     if not isinstance(data, bytes):
         data = bytes(data)
+    if shared is None:
+        shared = {}
     found: list[Message] = []
     at = 0
     size = len(data)
@@ -294,7 +310,7 @@ def parse(data: bytes | bytearray | memoryview) -> list[Message]:
         start, end = at + NLMSGHDR.size, at + length
         try:
             if kind in (RTM_NEWROUTE, RTM_DELROUTE):
-                found.append(_route(kind, data, start, end))
+                found.append(_route(kind, data, start, end, shared))
             elif kind in (RTM_NEWNEXTHOP, RTM_DELNEXTHOP):
                 found.append(_nexthop(kind, data, start, end))
             elif kind == NLMSG_DONE:

@@ -37,6 +37,7 @@ from vrouter.mirror.rtnetlink import (
     NexthopMsg,
     Path,
     RouteMsg,
+    SharedPaths,
 )
 from vrouter.route.fib import BLACKHOLE, REJECT, UNICAST
 from vrouter.route.source import Source, source
@@ -167,6 +168,8 @@ class RouteSync:
     users: dict[int, set[KernelKey]] = field(default_factory=dict)
     """The kernel routes using each nexthop id."""
     stats: SyncStats = field(default_factory=SyncStats)
+    shared: SharedPaths = field(default_factory=dict, repr=False)
+    """Paths the decoder shares between routes (:func:`vrouter.mirror.rtnetlink.parse`)."""
     _wants: dict[tuple[int, tuple[Path, ...], int], Want | None] = field(
         default_factory=dict, repr=False
     )
