@@ -67,6 +67,8 @@ NETLINK_BUFFER = 32 << 20
 of a feed while the loop is busy elsewhere (some 1 KiB each, accounted)."""
 APPLY_SLICE = 256
 """Pending vnet routes applied at once (one call of ``Ops.put_routes``)."""
+DISCARD_SLICE = 10_000
+"""Routes of a table the sync no longer needs freed a turn (see ``_discard``)."""
 BURST_QUIET = 1.0
 """Seconds without a change that end a burst of changes (see ``_end_burst``)."""
 FREEZE_AFTER = 10_000
@@ -586,7 +588,16 @@ class Mirrors:
         sync = mirror.sync
         mirror.sync = RouteSync(sync.ifname, sync.protocols, stats=sync.stats)
         mirror.pending.clear()  # the dump brings back what is there; its end reconciles
+        self._discard(sync.routes)
         self._start_dump(mirror)
+
+    def _discard(self, table: dict[KernelKey, Any]) -> None:
+        """Empty ``table`` a slice a turn: freeing a million routes at once would hold
+        the loop for most of a second."""
+        for _ in range(min(DISCARD_SLICE, len(table))):
+            table.popitem()
+        if table:
+            self.loop.call_soon(self._discard, table)
 
     def _apply(self, mirror: Mirror, kkeys: list[KernelKey]) -> None:
         """Bring the vnet routes of ``kkeys`` in line with the mirror's routes."""

@@ -160,3 +160,22 @@ def test_the_collector_is_held_off_during_a_burst_and_back_after(lab, monkeypatc
     loop.run_until_complete(asyncio.sleep(0.2))
     assert gc.isenabled() and mirror.busy is None
     assert ops.vnet("red").route.fib.get(_prefix(1)) is not None
+
+
+def test_a_resync_keeps_what_the_dump_brings_back_and_drops_the_rest(lab, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    loop, ops, mirrors, mirror = lab
+    monkeypatch.setattr(manager, "DISCARD_SLICE", 100)
+    _feed(loop, mirrors, mirror, b"".join(_route(n) for n in range(250)))
+    old = mirror.sync.routes
+    mirrors._resync(mirror)  # as after an overrun: the kernel lost events
+    assert mirror.in_dump and len(old) == 150  # the old table goes a slice a turn
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.run_until_complete(asyncio.sleep(0))
+    assert not old
+    done = rt.NLMSGHDR.pack(20, rt.NLMSG_DONE, 0, 3, 0) + bytes(4)
+    dump = b"".join(_route(n) for n in range(200)) + done  # 200-249 were withdrawn meanwhile
+    _feed(loop, mirrors, mirror, dump)
+    fib = ops.vnet("red").route.fib
+    assert fib.counts()["bgp"] == (200, 0)
+    assert fib.get(_prefix(199)) is not None and fib.get(_prefix(200)) is None
+    assert not mirror.in_dump
