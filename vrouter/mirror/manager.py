@@ -475,28 +475,45 @@ class Mirrors:
         if sock is None:
             return
         started = time.monotonic()
-        try:
-            while True:  # a read at least, then until forwarding's turn
-                data = sock.recv(NETLINK_READ)
-                self._take(mirror, rtnetlink.parse(data, mirror.sync.shared))
-                if time.monotonic() - started >= NETLINK_TURN:
-                    break
-        except (BlockingIOError, InterruptedError):
-            # Drained: a dump request now has room for its answer (one sent into a
-            # full socket is lost, error and all).
-            if mirror.overrun and not mirror.in_dump:
+        while True:  # a batch at least, then until forwarding's turn
+            reads, state = self._read(mirror, sock)
+            messages: list[rtnetlink.Message] = []
+            for data in reads:  # each on its own: a bad one cannot spoil the next
+                messages += rtnetlink.parse(data, mirror.sync.shared)
+            self._take(mirror, messages)
+            if state == "drained" and mirror.overrun and not mirror.in_dump:
+                # A dump request now has room for its answer (one sent into a full
+                # socket is lost, error and all).
                 mirror.overrun = False
                 self._resync(mirror)
+            if state != "more" or time.monotonic() - started >= NETLINK_TURN:
+                break
+        self._schedule(mirror)
+
+    def _read(self, mirror: Mirror, sock: socket.socket) -> tuple[list[bytes], str]:
+        """Read datagrams up to :data:`NETLINK_READ` bytes in all (a change notification
+        is one datagram of some 100 bytes, a dump's batch one of up to 32 KiB), to be
+        taken at once; return them and ``more``, ``drained`` or ``failed``."""
+        reads: list[bytes] = []
+        size = 0
+        try:
+            while size < NETLINK_READ:
+                data = sock.recv(NETLINK_READ)
+                reads.append(data)
+                size += len(data)
+        except (BlockingIOError, InterruptedError):
+            return reads, "drained"
         except OSError as err:
             if err.errno != errno.ENOBUFS:
                 log.error("vnet %s: netlink: %s", mirror.vnet.name, err)
-            else:  # events lost: start again from a dump
-                if not mirror.overrun:
-                    log.warning("vnet %s: netlink overrun, resyncing", mirror.vnet.name)
-                mirror.overrun = True
-                # The socket's error stops libuv's poll of it (uvloop): watch it anew.
-                self.loop.call_soon(self._rearm, mirror, sock)
-        self._schedule(mirror)
+                return reads, "failed"
+            # Events lost: start again from a dump.
+            if not mirror.overrun:
+                log.warning("vnet %s: netlink overrun, resyncing", mirror.vnet.name)
+            mirror.overrun = True
+            # The socket's error stops libuv's poll of it (uvloop): watch it anew.
+            self.loop.call_soon(self._rearm, mirror, sock)
+        return reads, "more"
 
     def _take(self, mirror: Mirror, messages: list[rtnetlink.Message]) -> None:
         """Feed one read's messages to the sync; note what they change; follow the dump."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import ipaddress
+import socket
 import struct
 import time
 from collections.abc import Iterator
@@ -179,3 +180,23 @@ def test_a_resync_keeps_what_the_dump_brings_back_and_drops_the_rest(lab, monkey
     assert fib.counts()["bgp"] == (200, 0)
     assert fib.get(_prefix(199)) is not None and fib.get(_prefix(200)) is None
     assert not mirror.in_dump
+
+
+def test_notifications_read_from_the_socket_a_batch_at_a_time(lab) -> None:  # type: ignore[no-untyped-def]
+    loop, ops, mirrors, mirror = lab
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with ours, kernel:
+        ours.setblocking(False)
+        kernel.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        mirror.netlink = ours
+        for n in range(600):  # one datagram a notification, as the kernel sends them
+            kernel.send(_route(n))
+        kernel.send(_route(600)[:30])  # truncated
+        kernel.send(_route(601))
+        for _ in range(50):
+            mirrors._on_netlink(mirror)
+            loop.run_until_complete(asyncio.sleep(0))
+        mirror.netlink = None
+    assert ops.vnet("red").route.fib.counts()["bgp"] == (601, 0)
+    assert mirror.sync.stats.malformed == 1
+    assert not mirror.pending
