@@ -23,14 +23,14 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 SECTIONS = (
     "forwarding", "forwarding6", "fastpath", "levers", "scale", "scrape", "workers", "tcp",
-    "bridge", "nat", "views", "fuzz", "soak", "fairness", "mirror", "vxlan",
+    "bridge", "nat", "views", "fuzz", "soak", "fairness", "mirror", "vxlan", "ecmp",
 )  # fmt: skip
 TITLE = "# Benchmark results"
 INTRO = (
     "Written by `bench/forwarding.py`, `bench/fastpath.py`, `bench/scale.py`, "
     "`bench/workers.py`, `bench/tcp.py`, "
     "`bench/bridge.py`, `bench/nat.py`, `bench/views.py`, `bench/fuzz.py`, `bench/soak.py`, "
-    "`bench/fairness.py`, `bench/mirror.py` and `bench/vxlan.py` "
+    "`bench/fairness.py`, `bench/mirror.py`, `bench/vxlan.py` and `bench/ecmp.py` "
     "(see bench/README.md); each script rewrites its own section (`levers` is kept by hand: "
     "what each change did, from those scripts' runs). Absolute numbers on a shared "
     "machine are noise; the ratios measured in the same run are the point."

@@ -1,4 +1,4 @@
-"""FRR routers (zebra and one routing daemon) in a vrouterd's host namespaces.
+"""FRR routers (zebra and routing daemons) in a vrouterd's host namespaces.
 
 Each router is an FRR instance of its own: pathspace ``-N NAMESPACE`` puts
 its vty sockets, configs and pid files under ``/var/run/frr/NAMESPACE/``
@@ -15,12 +15,104 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness import Vrouterd, run
 
 FRR_BIN = Path("/usr/lib/frr")
 RUN_DIR = Path("/var/run/frr")
+
+
+TWO_PATHS = """
+[daemon]
+control_socket = "{{dir}}/control.sock"
+state_dir = "{{dir}}/state"
+
+[vnets.red.interfaces.{{p}}r]
+type = "tap"
+addresses = ["{red_lan}"]
+host = {{{{ netns = "{{p}}h1", addresses = ["{h1}"], {gateway} = "{red_gw}" }}}}
+
+[vnets.red.interfaces.e0]
+type = "epair"
+peer = "blue:e0"
+addresses = ["{red_e0}"]
+
+[vnets.red.interfaces.e1]
+type = "epair"
+peer = "blue:e1"
+addresses = ["{red_e1}"]
+
+[vnets.red.mirror]
+netns = "{{p}}mr"
+
+[vnets.blue.interfaces.{{p}}b]
+type = "tap"
+addresses = ["{blue_lan}"]
+host = {{{{ netns = "{{p}}h2", addresses = ["{h2}"], {gateway} = "{blue_gw}" }}}}
+
+[vnets.blue.interfaces.e0]
+type = "epair"
+peer = "red:e0"
+addresses = ["{blue_e0}"]
+
+[vnets.blue.interfaces.e1]
+type = "epair"
+peer = "red:e1"
+addresses = ["{blue_e1}"]
+
+[vnets.blue.mirror]
+netns = "{{p}}mb"
+"""
+
+
+def two_paths(
+    lans: tuple[str, str], hosts: tuple[str, str], e0: tuple[str, str], e1: tuple[str, str]
+) -> str:
+    """Return the topology of two vnets joined by two epairs, each with a mirror::
+
+        h1 ── {p}r [red] e0 ══ epair ══ e0 [blue] {p}b ── h2
+                         e1 ══ epair ══ e1
+               mirror {p}mr                 mirror {p}mb
+
+    ``lans`` are red's and blue's LAN addresses (ADDR/LEN, the hosts' gateways),
+    ``hosts`` h1's and h2's, ``e0`` and ``e1`` red's and blue's ends of each epair.
+    """
+    gateway = "gateway6" if ":" in lans[0] else "gateway"
+    return TWO_PATHS.format(
+        red_lan=lans[0], blue_lan=lans[1], h1=hosts[0], h2=hosts[1], gateway=gateway,
+        red_gw=lans[0].split("/")[0], blue_gw=lans[1].split("/")[0],
+        red_e0=e0[0], blue_e0=e0[1], red_e1=e1[0], blue_e1=e1[1],
+    )  # fmt: skip
+
+
+def two_paths_v4() -> str:
+    """Return :func:`two_paths` with red's LAN 192.0.2.0/28, blue's 192.0.2.32/28, and the
+    epairs on 198.51.100.0/30 (e0) and 198.51.100.4/30 (e1)."""
+    return two_paths(
+        ("192.0.2.1/28", "192.0.2.33/28"),
+        ("192.0.2.2/28", "192.0.2.34/28"),
+        ("198.51.100.1/30", "198.51.100.2/30"),
+        ("198.51.100.5/30", "198.51.100.6/30"),
+    )
+
+
+@contextmanager
+def routers(d: Vrouterd, configs: dict[str, dict[str, str]]) -> Iterator[FrrLab]:
+    """Start ``d``, then each router's FRR daemons (router: {daemon: config}); stop all after."""
+    frr = FrrLab(d)
+    try:
+        d.start()
+        for router, daemons in configs.items():
+            frr.start_daemons(router, daemons)
+        yield frr
+    finally:
+        try:
+            frr.stop()
+        finally:
+            d.close()
 
 
 def _alive(pid: int) -> bool:
@@ -45,12 +137,16 @@ class FrrLab:
 
     def start(self, router: str, daemon: str, config: str) -> None:
         """Start zebra and ``daemon`` (``ripd``...) in ``router``'s namespace on ``config``."""
+        self.start_daemons(router, {daemon: config})
+
+    def start_daemons(self, router: str, configs: dict[str, str]) -> None:
+        """Start zebra, then each daemon of ``configs`` (name: config) in ``router``'s namespace."""
         rundir = self.rundir(router)
         rundir.mkdir(parents=True, exist_ok=True)
         self.rundirs.append(rundir)
         shutil.chown(rundir, "frr", "frr")
-        (self.d.dir / f"frr-{router}.conf").write_text(config)  # for the post-mortem
-        for name, text in (("zebra", f"hostname {router}\n"), (daemon, config)):
+        (self.d.dir / f"frr-{router}.conf").write_text("\n".join(configs.values()))
+        for name, text in {"zebra": f"hostname {router}\n", **configs}.items():
             conf = rundir / f"{name}.conf"
             conf.write_text(text)
             shutil.chown(conf, "frr", "frr")

@@ -11,6 +11,11 @@ UDP flows from h1 to h2 with 32 source ports are counted on red's e0 and e1:
 both carry some.  When blue's OSPF falls silent on e1, red drops that path
 within the dead interval and the flows keep to e0; destroying e1 does the
 same at once.
+
+Weights: routes a user adds in red's mirror with ``ip route ... nexthop ...
+weight 3`` and with a weighted nexthop group (``group 901/902,3``) are synced
+with their weights, shown by ``route show`` and followed: three flows in
+four take the heavier path, as each path's own packet counter shows.
 """
 
 from __future__ import annotations
@@ -19,52 +24,12 @@ from collections.abc import Iterator
 
 import pytest
 from birdlab import wait
-from frrlab import FrrLab
+from frrlab import FrrLab, routers, two_paths_v4
 from harness import Vrouterd
 
 pytestmark = pytest.mark.integration
 
-TOPOLOGY = """
-[daemon]
-control_socket = "{dir}/control.sock"
-state_dir = "{dir}/state"
-
-[vnets.red.interfaces.{p}r]
-type = "tap"
-addresses = ["192.0.2.1/28"]
-host = {{ netns = "{p}h1", addresses = ["192.0.2.2/28"], gateway = "192.0.2.1" }}
-
-[vnets.red.interfaces.e0]
-type = "epair"
-peer = "blue:e0"
-addresses = ["198.51.100.1/30"]
-
-[vnets.red.interfaces.e1]
-type = "epair"
-peer = "blue:e1"
-addresses = ["198.51.100.5/30"]
-
-[vnets.red.mirror]
-netns = "{p}mr"
-
-[vnets.blue.interfaces.{p}b]
-type = "tap"
-addresses = ["192.0.2.33/28"]
-host = {{ netns = "{p}h2", addresses = ["192.0.2.34/28"], gateway = "192.0.2.33" }}
-
-[vnets.blue.interfaces.e0]
-type = "epair"
-peer = "red:e0"
-addresses = ["198.51.100.2/30"]
-
-[vnets.blue.interfaces.e1]
-type = "epair"
-peer = "red:e1"
-addresses = ["198.51.100.6/30"]
-
-[vnets.blue.mirror]
-netns = "{p}mb"
-"""
+TOPOLOGY = two_paths_v4()
 
 OSPFD = """
 hostname {router}
@@ -131,20 +96,15 @@ def _sent(d: Vrouterd, names: tuple[str, ...]) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Vrouterd, FrrLab]]:
     d = Vrouterd(tmp_path_factory.mktemp("vrouterd"), TOPOLOGY)
-    frr = FrrLab(d)
-    try:
-        d.start()
+    configs = {
+        router: {"ospfd": OSPFD.format(router=router, rid=rid, lan=f"{d.prefix}{lan}", net=net)}
         for router, rid, lan, net in (
-            ("mr", "198.51.100.1", f"{d.prefix}r", "192.0.2.0/28"),
-            ("mb", "198.51.100.2", f"{d.prefix}b", "192.0.2.32/28"),
-        ):
-            frr.start(router, "ospfd", OSPFD.format(router=router, rid=rid, lan=lan, net=net))
+            ("mr", "198.51.100.1", "r", "192.0.2.0/28"),
+            ("mb", "198.51.100.2", "b", "192.0.2.32/28"),
+        )
+    }
+    with routers(d, configs) as frr:
         yield d, frr
-    finally:
-        try:
-            frr.stop()
-        finally:
-            d.close()
 
 
 def test_equal_cost_ospf_paths_become_ecmp_and_both_carry_flows(
@@ -163,6 +123,66 @@ def test_equal_cost_ospf_paths_become_ecmp_and_both_carry_flows(
     assert ping.returncode == 0, ping.stdout + ping.stderr
     sent = _sent(d, ("e0", "e1"))
     assert min(sent.values()) >= 60, sent  # each path carries flows
+
+
+WEIGHTED_FLOWS = """
+import socket
+for port in range(42000, 42128):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("192.0.2.2", port))
+    for dst in ("203.0.113.9", "203.0.113.137"):
+        s.sendto(bytes(32), (dst, 9))
+    s.close()
+"""
+
+
+def _path_use(d: Vrouterd, prefix: str) -> dict[str, tuple[int, int]]:
+    """Return the (weight, packets) of each path of red's bird route to ``prefix``."""
+    rows = d.call("route.show", vnet="red", source="bird")
+    row = next((r for r in rows if r["prefix"] == prefix), None)
+    if row is None or not row.get("nexthops"):
+        return {}
+    return {str(n["interface"]): (int(n["weight"]), int(n["use"])) for n in row["nexthops"]}
+
+
+def test_weighted_paths_from_the_mirror_share_flows_by_weight(
+    lab: tuple[Vrouterd, FrrLab],
+) -> None:
+    d, _ = lab
+    wait("the LAN routes over two paths",
+         lambda: _paths(_ospf(d, "red", "192.0.2.32/28")) == {"e0", "e1"}, timeout=60)  # fmt: skip
+    # Inline weights (rtnh_hops) for one half, a weighted nexthop group for the other.
+    d.exec("mr", "ip", "route", "add", "203.0.113.0/25", "proto", "bird",
+           "nexthop", "via", "198.51.100.2", "dev", "e0", "weight", "3",
+           "nexthop", "via", "198.51.100.6", "dev", "e1", "weight", "1")  # fmt: skip
+    d.exec("mr", "ip", "nexthop", "add", "id", "901", "via", "198.51.100.2", "dev", "e0")
+    d.exec("mr", "ip", "nexthop", "add", "id", "902", "via", "198.51.100.6", "dev", "e1")
+    d.exec("mr", "ip", "nexthop", "add", "id", "903", "group", "901/902,3")
+    d.exec("mr", "ip", "route", "add", "203.0.113.128/25", "proto", "bird", "nhid", "903")
+    try:
+        wait("both weighted routes synced",
+             lambda: _path_use(d, "203.0.113.0/25") and _path_use(d, "203.0.113.128/25"),
+             timeout=10)  # fmt: skip
+        assert {n: w for n, (w, _) in _path_use(d, "203.0.113.0/25").items()} == {"e0": 3, "e1": 1}
+        assert {n: w for n, (w, _) in _path_use(d, "203.0.113.128/25").items()} == {
+            "e0": 1, "e1": 3}  # fmt: skip
+        shown = d.ctl("route", "show", "red")
+        assert "Weight" in shown.stdout and "multipath" in shown.stdout, shown.stdout
+        d.python("h1", "-c", WEIGHTED_FLOWS)
+
+        def counted() -> bool:
+            return all(sum(u for _, u in _path_use(d, p).values()) >= 128
+                       for p in ("203.0.113.0/25", "203.0.113.128/25"))  # fmt: skip
+
+        wait("the flows forwarded and counted per path", counted, timeout=10)
+        low = _path_use(d, "203.0.113.0/25")
+        high = _path_use(d, "203.0.113.128/25")
+        assert 0.6 <= low["e0"][1] / 128 <= 0.9, low  # three flows in four
+        assert 0.6 <= high["e1"][1] / 128 <= 0.9, high
+    finally:
+        d.exec("mr", "ip", "route", "flush", "proto", "bird", check=False)
+        for nh in ("903", "902", "901"):
+            d.exec("mr", "ip", "nexthop", "del", "id", nh, check=False)
 
 
 def _ospf_config(d: Vrouterd, router: str, line: str) -> None:

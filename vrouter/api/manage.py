@@ -19,6 +19,7 @@ from typing import Any
 from vrouter.api.host import Host, ops_of
 from vrouter.api.protocol import ApiError
 from vrouter.route.source import SourceError, source
+from vrouter.route.weight import split_weight
 
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -155,6 +156,7 @@ async def vxlan_create(host: Host, args: dict[str, Any]) -> Any:
         learning=args["learning"],
         addresses=_addresses(args["addresses"]),
         mtu=args.get("mtu"),
+        underlay=args["underlay"] or None,
     )
     return {"vnet": args["vnet"], "interface": ifp.name, "mac": ifp.mac.hex(":"),
             "vni": args["vni"], "mtu": ifp.mtu}  # fmt: skip
@@ -188,18 +190,20 @@ async def route_add(host: Host, args: dict[str, Any]) -> Any:
     except SourceError as err:
         raise ApiError(f"'distance': {err}") from None
     ops = ops_of(host)
-    paths = [_path(text) for text in args.get("paths", ())]
+    hops = [_path(text) for text in args.get("paths", ())]
     route = ops.add_route(
-        args["vnet"], prefix, args["type"], via, args.get("interface"), static, paths
-    )
+        args["vnet"], prefix, args["type"], via, args.get("interface"), static,
+        [(address, interface) for address, interface, _ in hops], [w for _, _, w in hops],
+    )  # fmt: skip
     return ops.describe_route(args["vnet"], route)
 
 
-def _path(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, str | None]:
-    """Read one path of a multipath route: ``ADDR`` or ``ADDR%INTERFACE``."""
-    address, _, interface = text.partition("%")
+def _path(text: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, str | None, int]:
+    """Read one path of a multipath route: ``ADDR[%INTERFACE] [weight N]``."""
     try:
-        return ipaddress.ip_address(address), interface or None
+        hop, weight = split_weight(text)
+        address, _, interface = hop.partition("%")
+        return ipaddress.ip_address(address), interface or None, weight
     except ValueError as err:
         raise ApiError(f"bad next hop {text!r} in 'paths': {err}") from None
 

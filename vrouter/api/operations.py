@@ -337,7 +337,8 @@ _OPS: tuple[Operation, ...] = (
                     Arg("via", "text", "the next hop's address"),
                     Arg("interface", "text", "the interface it leaves through"),
                     Arg("paths", "texts", "the next hops of a multipath (ECMP) route, "
-                        "each ADDR or ADDR%INTERFACE (instead of via and interface)"),
+                        "each ADDR or ADDR%INTERFACE, optionally followed by ' weight N' "
+                        "(1-256; instead of via and interface)"),
                     Arg("distance", "int", "administrative distance (a floating static route)",
                         low=1, high=255)),
               rights=on("vnet"), runs="locked"),
@@ -380,7 +381,8 @@ _OPS: tuple[Operation, ...] = (
               args=(VNET, INTERFACE,
                     Arg("vni", "int", "the VXLAN network identifier", required=True, low=0,
                         high=(1 << 24) - 1),
-                    Arg("local", "text", "the local VTEP address (one of the host's)",
+                    Arg("local", "text",
+                        "the local VTEP address (the host's, or the underlay vnet's)",
                         required=True),
                     Arg("port", "int", "the UDP port", default=4789, low=1, high=65535),
                     Arg("remotes", "texts", "static remote VTEPs (head-end replication)",
@@ -388,7 +390,9 @@ _OPS: tuple[Operation, ...] = (
                     Arg("group", "str", "a multicast group instead of remotes", default=""),
                     Arg("learning", "bool", "learn inner MACs behind their VTEP", default=True),
                     ADDRESSES,
-                    Arg("mtu", "int", "the MTU (default: 1500 - 50, or - 70 over IPv6)")),
+                    Arg("mtu", "int", "the MTU (default: 1500 - 50, or - 70 over IPv6)"),
+                    Arg("underlay", "str", "a vnet whose UDP carries the outer packets "
+                        "(default: the host's)", default="")),
               rights=on("vnet"), runs="locked"),
     Operation("bridge.show", "the bridges of a vnet: ports, VLANs, counters", "views.bridge_show",
               args=(VNET, Arg("bridge", "str", "one bridge (none: every bridge)", default=""))),

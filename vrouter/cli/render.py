@@ -65,7 +65,9 @@ def show_ifconfig(result: Any) -> str:
 def show_routes(result: Any) -> str:
     """netstat -r's table with each route's source and distance; held routes lack U.
 
-    A multipath (ECMP) route's other paths follow it on rows of their own.
+    A multipath (ECMP) route (flag M, gateway ``multipath``) has its paths
+    follow it on rows of their own, each with its weight and the packets it
+    forwarded (the route's Use counts all of them).
     """
     rows = []
     for r in result:
@@ -75,24 +77,23 @@ def show_routes(result: Any) -> str:
             flags, gateway = "B", "blackhole"
         elif r["type"] == "reject":
             flags, gateway = "R", "reject"
+        elif r.get("nexthops"):
+            flags, gateway = "M", "multipath"
         flags += {"connected": "C", "static": "S"}.get(r["source"], "1")
         if r.get("state", "installed") == "installed":
             flags = "U" + flags
+        netif = "-" if r.get("nexthops") else r["interface"] or "-"
         rows.append(
-            [
-                r["prefix"],
-                gateway,
-                flags,
-                r["interface"] or "-",
-                r["source"],
-                str(r["distance"]),
-                str(r["use"]),
-            ]
+            [r["prefix"], gateway, flags, netif, r["source"], str(r["distance"]), "", str(r["use"])]
         )
-        for path in r.get("nexthops", [])[1:]:  # a multipath route's other paths
+        for path in r.get("nexthops", []):  # a multipath route's paths, with their own counts
             via = path["gateway"] or "link#" + path["interface"]
-            rows.append(["", via, "G" if path["gateway"] else "", path["interface"], "", "", ""])
-    return table(rows, ["Destination", "Gateway", "Flags", "Netif", "Source", "Dist", "Use"])
+            flags = "G" if path["gateway"] else ""
+            weight, use = str(path.get("weight", 1)), str(path.get("use", ""))
+            rows.append(["", via, flags, path["interface"], "", "", weight, use])
+    return table(
+        rows, ["Destination", "Gateway", "Flags", "Netif", "Source", "Dist", "Weight", "Use"]
+    )
 
 
 def show_arp(result: Any) -> str:
@@ -226,7 +227,8 @@ def show_vxlans(result: Any) -> str:
         drops = ", ".join(f"{k} {v}" for k, v in x["drops"].items()) or "none"
         out.append(
             f"{x['name']}: {'UP' if x['up'] else 'DOWN'} vni {x['vni']} local {x['local']} "
-            f"port {x['port']} mtu {x['mtu']} (underlay {x['underlay_mtu']}) {where}, "
+            f"port {x['port']} over {x.get('underlay', 'host')} mtu {x['mtu']} "
+            f"(underlay {x['underlay_mtu']}) {where}, "
             f"learning {'on' if x['learning'] else 'off'}; macs {x['macs']} (learned "
             f"{stats['learned']}, moved {stats['moved']}, aged {stats['aged']}, full "
             f"{stats['fdb_full']}), flooded {stats['flooded']}; drops: {drops}"

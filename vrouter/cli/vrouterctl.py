@@ -176,13 +176,15 @@ def _parser() -> argparse.ArgumentParser:
                 "add",
                 help="add a static route (distance N: a floating static route; "
                 "via twice or more: ECMP)",
-                usage="vrouterctl route add VNET PREFIX [via ADDR [dev IF]]... [dev IF] "
+                usage="vrouterctl route add VNET PREFIX [via ADDR [dev IF] [weight N]]... [dev IF] "
                 "[blackhole|reject] [distance N] [--json]",
             )
             radd.add_argument("vnet", help="vnet name")
             radd.add_argument("prefix", help="destination ADDR/LEN")
             radd.add_argument(
-                "words", nargs="*", metavar="via ADDR | dev IF | blackhole | reject | distance N"
+                "words",
+                nargs="*",
+                metavar="via ADDR | dev IF | weight N | blackhole | reject | distance N",
             )
             radd.add_argument("-j", "--json", action="store_true", help="print the raw JSON result")
             rdel = s.add_parser("del", help="remove a static route")
@@ -248,7 +250,14 @@ def _parser() -> argparse.ArgumentParser:
     xcreate.add_argument("vnet", help="vnet name")
     xcreate.add_argument("interface", help="its name")
     xcreate.add_argument("--vni", type=int, required=True, help="the VNI (0..16777215)")
-    xcreate.add_argument("--local", required=True, help="the local VTEP address (the host's)")
+    xcreate.add_argument(
+        "--local", required=True,
+        help="the local VTEP address (the host's, or the underlay vnet's)",
+    )  # fmt: skip
+    xcreate.add_argument(
+        "--underlay", default="", metavar="VNET",
+        help="a vnet whose UDP carries the outer packets (default: the host's)",
+    )  # fmt: skip
     xcreate.add_argument("--port", type=int, default=4789, help="the UDP port (4789)")
     xcreate.add_argument(
         "--remote", dest="remotes", action="append", default=[], metavar="ADDR",
@@ -332,25 +341,35 @@ def _usage(message: str) -> SystemExit:
     return SystemExit(2)
 
 
+def _path_text(hop: dict[str, str]) -> str:
+    """Return route.add's text of one path: ``ADDR[%IF][ weight N]``."""
+    text = "%".join(filter(None, (hop["via"], hop.get("dev"))))
+    return f"{text} weight {hop['weight']}" if "weight" in hop else text
+
+
 def _route_words(words: list[str]) -> dict[str, Any]:
-    """Parse ``[via ADDR [dev IF]]... [dev IF] [blackhole|reject]`` into route.add arguments.
+    """Parse ``[via ADDR [dev IF] [weight N]]... [dev IF] [blackhole|reject]`` into
+    route.add arguments.
 
     ``via`` given more than once makes a multipath (ECMP) route: each ``dev``
-    belongs to the ``via`` before it.
+    and ``weight`` belongs to the ``via`` before it.
     """
     result: dict[str, Any] = {}
-    hops: list[list[str]] = []
+    hops: list[dict[str, str]] = []
     i = 0
     while i < len(words):
         word = words[i]
         if word == "via" and i + 1 < len(words):
-            hops.append([words[i + 1]])
+            hops.append({"via": words[i + 1]})
             i += 2
         elif word in ("dev", "interface") and i + 1 < len(words):
-            if hops and len(hops[-1]) == 1:
-                hops[-1].append(words[i + 1])
+            if hops and "dev" not in hops[-1]:
+                hops[-1]["dev"] = words[i + 1]
             else:
                 result["interface"] = words[i + 1]
+            i += 2
+        elif word == "weight" and hops and "weight" not in hops[-1] and i + 1 < len(words):
+            hops[-1]["weight"] = words[i + 1]
             i += 2
         elif word == "distance" and i + 1 < len(words) and words[i + 1].isdigit():
             result["distance"] = int(words[i + 1])
@@ -360,15 +379,17 @@ def _route_words(words: list[str]) -> dict[str, Any]:
             i += 1
         else:
             raise _usage(
-                f"route add: unexpected {word!r}; expected via ADDR, dev IF, blackhole, reject "
-                "or distance N"
+                f"route add: unexpected {word!r}; expected via ADDR, dev IF, weight N, "
+                "blackhole, reject or distance N"
             )
     if len(hops) > 1:
-        result["paths"] = ["%".join(hop) for hop in hops]
+        result["paths"] = [_path_text(hop) for hop in hops]
     elif hops:
-        result["via"] = hops[0][0]
-        if len(hops[0]) > 1:
-            result["interface"] = hops[0][1]
+        if "weight" in hops[0]:
+            raise _usage("route add: a weight shares flows between two or more via")
+        result["via"] = hops[0]["via"]
+        if "dev" in hops[0]:
+            result["interface"] = hops[0]["dev"]
     return result
 
 
@@ -556,6 +577,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
             "learning": not a.no_learning,
             "addresses": a.addresses,
             "mtu": a.mtu,
+            "underlay": a.underlay or "",
         },
         render.show_vxlan_created,
     ),

@@ -115,7 +115,13 @@ def attach_l2(vnet: Vnet, ifp: Ifnet, icfg: InterfaceConfig, now: float) -> None
             vxlan_.create(
                 ifp,
                 vxlan_.VxlanConfigured(
-                    xcfg.vni, xcfg.local, xcfg.port, xcfg.remotes, xcfg.group, xcfg.learning
+                    xcfg.vni,
+                    xcfg.local,
+                    xcfg.port,
+                    xcfg.remotes,
+                    xcfg.group,
+                    xcfg.learning,
+                    xcfg.underlay,
                 ),
             )
         bcfg = icfg.bridge
@@ -228,7 +234,9 @@ def build(config: Config, now: float) -> Built:
                 static = source("static", rcfg.distance)
                 if rcfg.paths:
                     hops = [(hop, via_ifp) for hop in rcfg.paths]
-                    route = route_state.resolve_multipath(vnet, rcfg.prefix, hops, static)
+                    route = route_state.resolve_multipath(
+                        vnet, rcfg.prefix, hops, static, rcfg.weights
+                    )
                     vnet.route.table(rcfg.prefix.version).add(route)
                     continue
                 route_state.add_static(vnet, rcfg.prefix, rcfg.type, rcfg.via, via_ifp, static)

@@ -244,6 +244,8 @@ def _vxlan_table(vxlan: VxlanConfig) -> Table:
         table["group"] = str(vxlan.group)
     if not vxlan.learning:
         table["learning"] = False
+    if vxlan.underlay is not None:
+        table["underlay"] = vxlan.underlay
     return table
 
 
@@ -268,6 +270,12 @@ def route_table(vcfg: VnetConfig, route: RouteConfig) -> Table:
         table["type"] = route.type
     if route.via is not None:
         table["via"] = str(route.via)
+    elif route.paths:
+        weights = route.weights or (1,) * len(route.paths)
+        table["via"] = [
+            str(hop) if weight == 1 else f"{hop} weight {weight}"
+            for hop, weight in zip(route.paths, weights, strict=True)
+        ]
     interface = route.interface
     if interface is None and route.via is not None and route.type == "unicast":
         interface = _egress(vcfg, route.via)
@@ -494,7 +502,9 @@ def running_interface(
     vxlan = None
     if overlay is not None:
         c = overlay.cfg
-        vxlan = VxlanConfig(c.vni, c.local, c.port, tuple(c.remotes), c.group, c.learning)
+        vxlan = VxlanConfig(
+            c.vni, c.local, c.port, tuple(c.remotes), c.group, c.learning, c.underlay
+        )
     return InterfaceConfig(
         name=ifp.name,
         type=ifp.kind,

@@ -42,6 +42,8 @@ from vrouter.daemon.reload import ReloadError, ReloadRecord, Step
 from vrouter.daemon.reload import check as check_reload
 from vrouter.daemon.reload import reload as reload_config
 from vrouter.io.driver import Driver
+from vrouter.io.underlay import UnderlayError
+from vrouter.io.vxlan import VxlanDevice
 from vrouter.mirror.manager import Mirrors
 from vrouter.mirror.sync import DEFAULT_SYNC, protocol_numbers
 
@@ -135,19 +137,17 @@ class Daemon:
             log.info("vnet %s: %s: epair to another worker", ifp.vnet.name, ifp.name)
         for vx in built.vxlans:
             try:
-                self.driver.add_vxlan(vx)
-            except OSError as err:
-                raise BuildError(
-                    f"vnet {vx.vnet.name}: {vx.ifnet.name}: cannot open the VXLAN socket "
-                    f"({vx.cfg.local} port {vx.cfg.port}): {err}"
-                ) from err
+                device = self.driver.open_vxlan(vx, built.tree)
+            except UnderlayError as err:
+                raise BuildError(str(err)) from err
             log.info(
-                "vnet %s: %s: vxlan vni %d on %s port %d, mtu %d",
+                "vnet %s: %s: vxlan vni %d on %s port %d (%s), mtu %d",
                 vx.vnet.name,
                 vx.ifnet.name,
                 vx.vni,
                 vx.cfg.local,
                 vx.cfg.port,
+                "host" if isinstance(device, VxlanDevice) else device.describe(),
                 vx.ifnet.mtu,
             )
         qdisc = cfg.daemon.tap_qdisc

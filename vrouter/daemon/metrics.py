@@ -54,6 +54,7 @@ import asyncio
 import contextlib
 import fnmatch
 import inspect
+import ipaddress
 import logging
 import textwrap
 import time
@@ -92,6 +93,7 @@ from vrouter.transport.tcp.stats import TcpStats
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet, VnetTree
+    from vrouter.route.fib import Nexthop, Route
 
 log = logging.getLogger("vrouter.metrics")
 
@@ -560,7 +562,23 @@ def _read_route(vnet: Vnet) -> list[Entry] | None:
             by_source.extend(
                 (key + state, n) for state, n in zip(_ROUTE_STATES, counts, strict=True)
             )
-    return [[(_FAMILY_INET, len(route.fib)), (_FAMILY_INET6, len(route.fib6))], by_source]
+    paths = [
+        (_path_labels(r, nexthop), nexthop.use)
+        for r in route.multipath.values()
+        for nexthop in r.nexthops
+    ]
+    return [[(_FAMILY_INET, len(route.fib)), (_FAMILY_INET6, len(route.fib6))], by_source, paths]
+
+
+def _path_labels(route: Route, nexthop: Nexthop) -> str:
+    gateway = str(ipaddress.ip_address(nexthop.gateway)) if nexthop.gateway else ""
+    return (
+        (_FAMILY_INET if route.prefix.version == 4 else _FAMILY_INET6)
+        + label("prefix", str(route.prefix))
+        + label("source", route.source.name)
+        + label("gateway", gateway)
+        + label("interface", nexthop.ifnet.name)
+    )
 
 
 ROUTE = Source(
@@ -579,6 +597,13 @@ ROUTE = Source(
             "Routes in the vnet's table by source (connected, static, rip ...) and state "
             "(installed: forwarding; held: kept while another source's route is preferred).",
             ("family", "source", "state"),
+        ),
+        Family(
+            "vrouter_route_path_packets",
+            "counter",
+            "Packets forwarded by each path of a multipath (ECMP) route (counted since the "
+            "route was last changed).",
+            ("family", "prefix", "source", "gateway", "interface"),
         ),
     ),
     _read_route,

@@ -77,6 +77,7 @@ from vrouter.firewall.rules import Ruleset, RulesetError
 from vrouter.inet import ipv4
 from vrouter.inet6 import dhcp6, ipv6, nd
 from vrouter.io.driver import Driver
+from vrouter.io.underlay import UnderlayError
 from vrouter.link import bridge as bridge_
 from vrouter.link import vlan
 from vrouter.link import vxlan as vxlan_
@@ -394,13 +395,10 @@ class Ops:
         vx = vxlan_.of(ifp)
         if vx is not None:
             try:
-                self.driver.add_vxlan(vx)
-            except OSError as err:
+                self.driver.open_vxlan(vx, self.tree)
+            except UnderlayError as err:
                 self.detach(ifp)
-                raise OpError(
-                    f"vnet {vnet.name}: {ifp.name}: cannot open the VXLAN socket "
-                    f"({vx.cfg.local} port {vx.cfg.port}): {err}"
-                ) from err
+                raise OpError(str(err)) from err
         build.bring_up(vnet, [icfg], self.driver.now())
         if self.mirrors is not None:
             self.mirrors.interface_added(ifp)
@@ -550,11 +548,13 @@ class Ops:
         learning: bool = True,
         addresses: Iterable[Address] = (),
         mtu: int | None = None,
+        underlay: str | None = None,
     ) -> Ifnet:
         """Create VXLAN interface ``name`` (up) and open its socket; a bridge then takes it.
 
         Its MTU defaults to what a 1500-byte underlay carries, lowered to the
-        route MTU towards its VTEPs.
+        route MTU towards its VTEPs.  ``underlay``: a vnet whose UDP carries
+        the outer packets (None: the host's).
         """
         vnet = self.vnet(vnet_name)
         where = f"vnet {vnet.name}: {name}"
@@ -578,12 +578,14 @@ class Ops:
                 )
             if remote_ips:
                 raise OpError(f"{where}: either remotes or a group, not both")
+            if underlay is not None:
+                raise OpError(f"{where}: a vnet underlay carries remotes only, not a group")
         if not 0 <= vni <= wire_vxlan.VNI_MAX:
             raise OpError(f"{where}: VNI {vni} is out of range 0..{wire_vxlan.VNI_MAX}")
         overhead = wire_vxlan.OVERHEAD_V4 if local_ip.version == 4 else wire_vxlan.OVERHEAD_V6
         icfg = dataclasses.replace(
             interface_config(name, "vxlan", addresses, 1500 - overhead if mtu is None else mtu),
-            vxlan=VxlanConfig(vni, local_ip, port, remote_ips, group_ip, learning),
+            vxlan=VxlanConfig(vni, local_ip, port, remote_ips, group_ip, learning, underlay),
         )
         return await self.create_interface(vnet.name, icfg)
 
@@ -896,6 +898,7 @@ class Ops:
         interface: str | None = None,
         source: Source = STATIC,
         paths: Sequence[tuple[IPAddress | None, str | None]] = (),
+        weights: Sequence[int] = (),
     ) -> Route:
         """Add a route of ``source`` (``via`` must be on a connected network).
 
@@ -904,7 +907,7 @@ class Ops:
         the same and there first): see :meth:`Fib.state`.
         """
         vnet = self.vnet(vnet_name)
-        route = self._resolve(vnet, prefix, type_, via, interface, source, paths)
+        route = self._resolve(vnet, prefix, type_, via, interface, source, paths, weights)
         existing = vnet.route.table(prefix.version).get(prefix, source.name)
         if existing is not None:
             raise OpError(f"vnet {vnet.name}: a {source.name} route to {prefix} already exists")
@@ -931,6 +934,7 @@ class Ops:
         interface: str | None = None,
         source: Source = STATIC,
         paths: Sequence[tuple[IPAddress | None, str | None]] = (),
+        weights: Sequence[int] = (),
     ) -> Route:
         """Replace ``source``'s route to ``prefix``; return the new one.
 
@@ -938,7 +942,7 @@ class Ops:
         leaves it as it was.
         """
         vnet = self.vnet(vnet_name)
-        route = self._resolve(vnet, prefix, type_, via, interface, source, paths)
+        route = self._resolve(vnet, prefix, type_, via, interface, source, paths, weights)
         fib = vnet.route.table(prefix.version)
         if fib.get(prefix, source.name) is None:
             raise OpError(self.missing_route(vnet, prefix, source.name))
@@ -963,11 +967,13 @@ class Ops:
         interface: str | None,
         source: Source,
         paths: Sequence[tuple[IPAddress | None, str | None]] = (),
+        weights: Sequence[int] = (),
     ) -> Route:
         """Check a route's fields and return it, not yet added.
 
         ``paths`` (next hop, interface), two or more, make a multipath (ECMP)
-        route; ``via`` and ``interface`` are then None.
+        route; ``via`` and ``interface`` are then None.  ``weights``, one per
+        path if any, share its flows unequally (:mod:`vrouter.route.weight`).
         """
         if type_ not in ROUTE_TYPES:
             raise OpError(f"route type {type_!r}: expected unicast, blackhole or reject")
@@ -988,7 +994,7 @@ class Ops:
                 raise OpError(f"vnet {vnet.name}: next hop {hop} is an address of the vnet itself")
         try:
             if paths:
-                return route_state.resolve_multipath(vnet, prefix, hops, source)
+                return route_state.resolve_multipath(vnet, prefix, hops, source, weights)
             return route_state.resolve(vnet, prefix, type_, via, hops[0][1], source)
         except RouteError as err:
             raise OpError(f"vnet {vnet.name}: {err}") from None
@@ -1037,7 +1043,7 @@ class Ops:
                 via, interface = (None, None) if want.paths else (want.via, want.interface)
                 try:
                     model = self._resolve(vnet, prefix, want.type, via, interface, source,
-                                          want.paths)  # fmt: skip
+                                          want.paths, want.weights)  # fmt: skip
                 except OpError as err:
                     model = str(err)
                 checked[hops] = model
@@ -1274,6 +1280,7 @@ def _route_text(route: Route) -> str:
         return route.type
     if route.nexthops:
         return ", ".join(_route_text(Route(route.prefix, UNICAST, n.gateway, n.ifnet))
+                         + (f" weight {n.weight}" if n.weight != 1 else "")
                          for n in route.nexthops)  # fmt: skip
     parts = []
     if route.gateway is not None:

@@ -650,7 +650,9 @@ class Applier:
         static = source(STATIC.name, route.distance)
         paths = [(hop, route.interface) for hop in route.paths]  # ECMP: via is None
         via, interface = (None, None) if paths else (route.via, route.interface)
-        self.ops.add_route(vnet, route.prefix, route.type, via, interface, static, paths)
+        self.ops.add_route(
+            vnet, route.prefix, route.type, via, interface, static, paths, route.weights
+        )
 
     async def _add_route(self, vnet: str, route: RouteConfig) -> None:
         self._add_route_now(vnet, route)

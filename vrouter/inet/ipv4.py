@@ -195,6 +195,8 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     buf[_CSUM] = csum >> 8
     buf[_CSUM + 1] = csum & 0xFF
     route.use += 1
+    if paths is not None:
+        dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
     inet.stats.forward += 1
     entry.used = now
     out.output(buf)
@@ -341,6 +343,8 @@ def _forward(
     buf[_CSUM] = csum >> 8
     buf[_CSUM + 1] = csum & 0xFF
     route.use += 1
+    if paths is not None:
+        dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
     stats.forward += 1
     nexthop = dest.nexthop
     if size <= out.mtu:

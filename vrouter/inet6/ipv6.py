@@ -2,7 +2,8 @@
 
 ``input`` validates the fixed header, accepts unicast for our addresses
 (link-local ones only on their own interface) and multicast for groups the
-interface joined, walks the extension headers of what is ours (Parameter
+interface joined (with a mirror, any group: one the vnet did not join is the
+mirror's alone), walks the extension headers of what is ours (Parameter
 Problem where RFC 8200 asks for it), reassembles fragments addressed to us
 and forwards the rest: hop limit decremented, longest-prefix route, Packet
 Too Big instead of fragmenting (routers never fragment IPv6).  Link-local
@@ -142,10 +143,11 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     dst = bytes(frame[_DST : _DST + 16])
     l2_multicast = bool(frame[0] & 1)
     if dst[0] == 0xFF:
-        if dst not in inet6.groups.get(ifp.name, ()):
+        member = dst in inet6.groups.get(ifp.name, ())
+        if not member and inet6.punt is None:
             _count(ifp, stats, "ip6_notmember")
             return
-        _deliver(vnet, ifp, packet, False, l2_multicast, now)
+        _deliver(vnet, ifp, packet, False, l2_multicast, now, member)
         return
     addr = _local(vnet, ifp, dst)
     if addr is not None:
@@ -237,6 +239,8 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     buf[0:12] = dest.header
     buf[_HLIM] = hlim - 1
     route.use += 1
+    if paths is not None:
+        dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
     inet6.stats.forward += 1
     entry.used = now
     out.output(buf)
@@ -244,8 +248,17 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
 
 
 def _deliver(
-    vnet: Vnet, ifp: Ifnet, packet: memoryview, unicast: bool, l2_multicast: bool, now: float
+    vnet: Vnet,
+    ifp: Ifnet,
+    packet: memoryview,
+    unicast: bool,
+    l2_multicast: bool,
+    now: float,
+    member: bool = True,
 ) -> None:
+    """Take a packet addressed to the vnet: the mirror's share to the mirror, the rest to its
+    protocol.  A multicast group the vnet did not join (``member`` false) is the mirror's
+    alone: its kernel keeps what its programs joined (OSPFv3's ff02::5…)."""
     inet6 = vnet.inet6
     stats = inet6.stats
     vhdr = vhdr_of(packet.obj)
@@ -262,7 +275,8 @@ def _deliver(
         # Ours to read: complete the checksum, cut super-frames.
         for piece in resolve(packet.obj, vhdr):  # type: ignore[arg-type]
             view = memoryview(bytes(piece))[HEADER_LEN:]
-            _deliver(vnet, ifp, view[: 40 + ((view[4] << 8) | view[5])], unicast, l2_multicast, now)
+            size = 40 + ((view[4] << 8) | view[5])
+            _deliver(vnet, ifp, view[:size], unicast, l2_multicast, now, member)
         return
     try:
         chain = walk(packet, len(packet), local=True)
@@ -295,6 +309,9 @@ def _deliver(
         return
     punt = inet6.punt
     if punt is not None and punt(ifp, packet, chain.offset, chain.proto, unicast, now):
+        return
+    if not member:
+        _count(ifp, stats, "ip6_notmember")
         return
     handler = inet6.protocols.get(chain.proto)
     if handler is None:
@@ -418,6 +435,8 @@ def _forward(
     buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total, vhdr)
     buf[_HLIM] = hlim - 1
     route.use += 1
+    if paths is not None:
+        dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
     stats.forward += 1
     if not dest.send(buf, now, neighbours.reachable_time):
         nd.output(vnet, out, dest.nexthop, buf, now)

@@ -14,8 +14,9 @@ import asyncio
 import logging
 import socket
 
-from vrouter.core.vnet import Vnet
+from vrouter.core.vnet import Vnet, VnetTree
 from vrouter.io.tap import RX_BUDGET, TapDevice
+from vrouter.io.underlay import UnderlayError, VnetUnderlay
 from vrouter.io.vxlan import VxlanDevice
 from vrouter.io.workerwire import WireDevice
 from vrouter.link import ether
@@ -42,7 +43,7 @@ class Driver:
         self.wires: list[WireDevice] = []
         """Epair ends whose peer runs in another worker."""
         self.epairs: list[Epair] = []
-        self.vxlans: dict[Ifnet, VxlanDevice] = {}
+        self.vxlans: dict[Ifnet, VxlanDevice | VnetUnderlay] = {}
         """The UDP sockets of VXLAN interfaces."""
         self._armed: dict[str, tuple[float, asyncio.TimerHandle]] = {}
         self._pumping: set[int] = set()
@@ -100,11 +101,32 @@ class Driver:
         if tap is not None:
             tap.close()
 
-    def add_vxlan(self, vx: Vxlan) -> VxlanDevice:
-        """Open the UDP socket(s) of VXLAN interface ``vx`` and start reading them."""
-        device = VxlanDevice(vx, self.loop)
+    def add_vxlan(self, vx: Vxlan, underlay: Vnet | None = None) -> VxlanDevice | VnetUnderlay:
+        """Open the UDP socket(s) of VXLAN interface ``vx``: the host's, or one of vnet
+        ``underlay`` (:mod:`vrouter.io.underlay`)."""
+        device = (
+            VxlanDevice(vx, self.loop)
+            if underlay is None
+            else VnetUnderlay(vx, underlay, self.loop.time)
+        )
         self.vxlans[vx.ifnet] = device
         return device
+
+    def open_vxlan(self, vx: Vxlan, tree: VnetTree) -> VxlanDevice | VnetUnderlay:
+        """Open ``vx``'s device: a socket of its underlay vnet if it names one, else the
+        host's; an :class:`UnderlayError` says what stood in the way."""
+        name = vx.cfg.underlay
+        where = f"vnet {vx.vnet.name}: {vx.ifnet.name}"
+        if name is not None and name not in tree:
+            raise UnderlayError(f"{where}: underlay vnet {name!r} does not run in this process")
+        try:
+            return self.add_vxlan(vx, None if name is None else tree.get(name))
+        except UnderlayError as err:
+            raise UnderlayError(f"{where}: {err}") from None
+        except OSError as err:
+            raise UnderlayError(
+                f"{where}: cannot open the VXLAN socket ({vx.cfg.local} port {vx.cfg.port}): {err}"
+            ) from err
 
     def remove_vxlan(self, ifnet: Ifnet) -> bool:
         """Close the sockets of VXLAN interface ``ifnet``; return True if it had any."""

@@ -120,6 +120,8 @@ class VxlanConfigured:
     remotes: tuple[Address, ...] = ()
     group: Address | None = None
     learning: bool = True
+    underlay: str | None = None
+    """The vnet whose UDP carries the outer packets (None: the host's)."""
 
 
 class Vxlan:
@@ -327,6 +329,7 @@ class Vxlan:
             "port": cfg.port,
             "group": None if cfg.group is None else str(cfg.group),
             "learning": cfg.learning,
+            "underlay": "host" if cfg.underlay is None else f"vnet {cfg.underlay}",
             "up": self.ifnet.up,
             "mtu": self.ifnet.mtu,
             "underlay_mtu": self.underlay_mtu,

@@ -75,6 +75,8 @@ class Path(NamedTuple):
 
     gateway: bytes | None
     oif: int
+    weight: int = 1
+    """Its share of a multipath route's flows (``rtnh_hops`` or the group's weight, plus 1)."""
 
 
 class RouteMsg(NamedTuple):
@@ -109,6 +111,8 @@ class NexthopMsg:
     blackhole: bool = False
     group: tuple[int, ...] = ()
     """The member nexthop ids of a group, in order."""
+    weights: tuple[int, ...] = ()
+    """The weight of each member of ``group`` (``struct nexthop_grp``'s, plus 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +175,12 @@ def _multipath(value: bytes, family: int) -> tuple[Path, ...]:
     paths = []
     at = 0
     while at + RTNEXTHOP.size <= len(value):
-        length, _flags, _hops, oif = RTNEXTHOP.unpack_from(value, at)
+        length, _flags, hops, oif = RTNEXTHOP.unpack_from(value, at)
         if length < RTNEXTHOP.size or at + length > len(value):
             raise NetlinkError(f"RTA_MULTIPATH entry of length {length} overruns the attribute")
         inner = _attrs(value, at + RTNEXTHOP.size, at + length)
         gateway = _address(inner.get(RTA_GATEWAY), family, "RTA_GATEWAY")
-        paths.append(Path(gateway, oif))
+        paths.append(Path(gateway, oif, hops + 1))
         at += (length + 3) & ~3
     return tuple(paths)
 
@@ -253,12 +257,13 @@ def _nexthop(kind: int, data: bytes, start: int, end: int) -> NexthopMsg:
         raise NetlinkError("nhmsg truncated")
     family, _scope, protocol, _resvd, _flags = NHMSG.unpack_from(data, start)
     attrs = _attrs(data, start + NHMSG.size, end)
-    group: tuple[int, ...] = ()
+    members: list[tuple[int, int, int, int]] = []
     if NHA_GROUP in attrs:
         value = attrs[NHA_GROUP]
         if len(value) % NH_GRP.size:
             raise NetlinkError(f"NHA_GROUP of {len(value)} bytes")
-        group = tuple(entry[0] for entry in NH_GRP.iter_unpack(value))
+        members = list(NH_GRP.iter_unpack(value))
+    group = tuple(member[0] for member in members)
     blackhole = NHA_BLACKHOLE in attrs
     path = None
     if not group and not blackhole and (NHA_OIF in attrs or NHA_GATEWAY in attrs):
@@ -272,6 +277,7 @@ def _nexthop(kind: int, data: bytes, start: int, end: int) -> NexthopMsg:
         path=path,
         blackhole=blackhole,
         group=group,
+        weights=tuple(member[1] + 1 for member in members),
     )
 
 

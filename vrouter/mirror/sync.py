@@ -11,8 +11,8 @@ are FRR's (:mod:`vrouter.route.source`).  A nexthop object (``RTA_NH_ID``,
 as FRR's zebra installs) is followed, including a change of the object
 after the route was installed.  A group, and an inline multipath route
 (``RTA_MULTIPATH``), becomes a multipath (ECMP) vnet route of every path
-that leaves by a representor (weights are not followed: the paths are
-equal).  A nexthop deleted takes its routes with it, as the kernel does
+that leaves by a representor, with the paths' weights (the group's, or
+``rtnh_hops`` + 1).  A nexthop deleted takes its routes with it, as the kernel does
 without telling anyone.
 """
 
@@ -104,6 +104,10 @@ def _protocols_of(name: str) -> tuple[int, ...]:
     )
 
 
+def _ones(members: list[NexthopMsg | None]) -> tuple[int, ...]:
+    return (1,) * len(members)
+
+
 def source_of(protocol: int, family: int) -> Source:
     """Return the vnet source of kernel protocol ``protocol`` routes of ``family`` (4 or 6)."""
     known = PROTOCOLS[protocol]
@@ -123,6 +127,8 @@ class Want:
     paths: tuple[tuple[Address | None, str], ...] = ()
     """Every path (next hop, interface) of a multipath route, the first being
     ``via`` and ``interface``; empty for a route of one path."""
+    weights: tuple[int, ...] = ()
+    """The weight of each of ``paths``; empty when all are 1."""
 
 
 Key = tuple[Prefix, Source]
@@ -316,12 +322,17 @@ class RouteSync:
                 return Want(BLACKHOLE)
             if nexthop.group:
                 members = [self.nexthops.get(member) for member in nexthop.group]
-                paths = tuple(m.path for m in members if m is not None and m.path is not None)
+                paths = tuple(
+                    Path(m.path.gateway, m.path.oif, weight)
+                    for m, weight in zip(members, nexthop.weights or _ones(members), strict=True)
+                    if m is not None and m.path is not None
+                )
                 if len(paths) < len(members):
                     self.stats.unresolved += 1
             elif nexthop.path is not None:
                 paths = (nexthop.path,)
         hops: list[tuple[Address | None, str]] = []
+        weights: list[int] = []
         for path in paths:
             interface = self.ifname(path.oif)
             if interface is None:
@@ -332,10 +343,14 @@ class RouteSync:
                 continue  # an IPv4 route via IPv6 (RFC 5549): not yet
             if (via, interface) not in hops:
                 hops.append((via, interface))
+                weights.append(path.weight)
         if not hops:
             return None
         via, interface = hops[0]
-        return Want(UNICAST, via, interface, tuple(hops) if len(hops) > 1 else ())
+        if len(hops) == 1:
+            return Want(UNICAST, via, interface)
+        weighted = tuple(weights) if any(weight != 1 for weight in weights) else ()
+        return Want(UNICAST, via, interface, tuple(hops), weighted)
 
     def keys(self) -> set[Key]:
         """Return every vnet route the mirror's routes stand for."""

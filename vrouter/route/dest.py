@@ -22,8 +22,10 @@ A multipath (ECMP) route's entry holds one entry per usable path in
 ``paths``: the IP layer picks one by a hash of the packet's flow
 (:func:`flow4`, :func:`flow6`: addresses, protocol and, for TCP, UDP and
 SCTP packets that are not fragments, ports), so a flow keeps to one path
-while flows spread over all.  A path out of an interface that is not up,
-or to a next hop that stopped answering ARP or ND
+while flows spread over all, each path taking its weight's share (the
+entries are repeated by weight).  The packets of each path are counted on
+its :class:`vrouter.route.fib.Nexthop` (``use``), besides the route's.
+A path out of an interface that is not up, or to a next hop that stopped answering ARP or ND
 (:meth:`vrouter.link.lltable.NeighbourTable.path_down`), is left out: an
 interface coming up, like a next hop going down or back, moves a generation
 (:meth:`vrouter.route.fib.Fib.touch`), one removed takes its paths with it
@@ -35,10 +37,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from zlib import crc32
 
+from vrouter.route.weight import spread
+
 if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
     from vrouter.link.lltable import NeighbourTable
-    from vrouter.route.fib import Route
+    from vrouter.route.fib import Nexthop, Route
 
 LIMIT = 4096
 """Destinations cached per vnet and family before the cache is emptied."""
@@ -49,7 +53,7 @@ REACHABLE = "reachable"
 class Dest:
     """How to reach one destination address."""
 
-    __slots__ = ("generation", "header", "neighbour", "nexthop", "out", "paths", "route")
+    __slots__ = ("generation", "header", "hop", "neighbour", "nexthop", "out", "paths", "route")
 
     def __init__(
         self, route: Route, nexthop: bytes, generation: int, out: Ifnet | None = None
@@ -63,7 +67,10 @@ class Dest:
         self.header = b""
         """Destination and source MAC for frames to the neighbour."""
         self.paths: tuple[Dest, ...] | None = None
-        """A multipath route's entries, one per usable path (None: one path)."""
+        """A multipath route's entries, one per usable path, repeated by weight
+        (:func:`vrouter.route.weight.spread`); None: one path."""
+        self.hop: Nexthop | None = None
+        """The path of a multipath route this entry stands for (its packets are counted there)."""
 
     def learn(self, neighbour: Any) -> None:
         """Remember ``neighbour`` (None, or an entry with a MAC) and prebuild the header."""
@@ -88,6 +95,13 @@ class Dest:
         entry.used = now
         self.out.output(frame)  # type: ignore[union-attr]  # set whenever a neighbour is
         return True
+
+
+def _path(route: Route, nexthop: Nexthop, dst: bytes, generation: int) -> Dest:
+    """Return the entry of one path of multipath ``route`` to ``dst``."""
+    dest = Dest(route, nexthop.gateway or dst, generation, nexthop.ifnet)
+    dest.hop = nexthop
+    return dest
 
 
 class DestCache:
@@ -115,17 +129,18 @@ class DestCache:
         self.misses += 1
         dest = entries[dst] = Dest(route, route.gateway or dst, generation)
         if route.nexthops:
-            paths = tuple(
-                Dest(route, nexthop.gateway or dst, generation, nexthop.ifnet)
+            usable = [
+                nexthop
                 for nexthop in route.nexthops
                 if nexthop.ifnet.up
                 and not (
                     neighbours is not None
                     and neighbours.path_down(nexthop.ifnet, nexthop.gateway or dst)
                 )
-            )
-            if paths:  # none up: the first path, as a route of one path
-                dest.paths = paths
+            ]
+            if usable:  # none up: the first path, as a route of one path
+                paths = [_path(route, nexthop, dst, generation) for nexthop in usable]
+                dest.paths = spread(paths, [nexthop.weight for nexthop in usable])
         return dest
 
     def clear(self) -> None:

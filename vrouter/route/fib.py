@@ -75,18 +75,28 @@ class RouteError(Exception):
     """A route cannot be added or removed as asked."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Nexthop:
     """One path of a multipath (ECMP) route: a gateway (None: on-link) out of ``ifnet``."""
 
     gateway: bytes | None
     ifnet: Ifnet
+    weight: int = 1
+    """Its share of the route's flows (:mod:`vrouter.route.weight`)."""
+    use: int = field(default=0, compare=False)
+    """Packets forwarded by this path."""
+
+    def same_path(self, other: Nexthop) -> bool:
+        """Whether ``other`` goes the same way (gateway and interface), whatever its weight."""
+        return self.gateway == other.gateway and self.ifnet is other.ifnet
 
     def describe(self) -> dict[str, object]:
         """Return the path as plain data for the API."""
         return {
             "gateway": str(ipaddress.ip_address(self.gateway)) if self.gateway else None,
             "interface": self.ifnet.name,
+            "weight": self.weight,
+            "use": self.use,
         }
 
 

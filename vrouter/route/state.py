@@ -39,6 +39,9 @@ class RouteState:
     """Open route sockets speaking for each protocol source."""
     stale: dict[str, set[Prefix]] = field(default_factory=dict)
     """Each protocol's routes kept after its last route socket closed, not yet refreshed."""
+    multipath: dict[tuple[Prefix, str], Route] = field(default_factory=dict)
+    """The multipath (ECMP) routes by prefix and source, installed or held: what the
+    metrics read the per-path counters of, without walking the tables."""
 
     def table(self, version: int) -> Fib:
         """Return the table of IP version ``version``."""
@@ -106,9 +109,11 @@ def _with_paths(route: Route, paths: list[Nexthop]) -> Route:
 
 
 def like(route: Route, prefix: Prefix) -> Route:
-    """Return a route as ``route`` (type, next hops, source) to ``prefix`` instead."""
+    """Return a route as ``route`` (type, next hops, source) to ``prefix`` instead, with
+    counters of its own."""
+    nexthops = tuple(Nexthop(n.gateway, n.ifnet, n.weight) for n in route.nexthops)
     return Route(prefix, route.type, route.gateway, route.ifnet, route.source,
-                 nexthops=route.nexthops)  # fmt: skip
+                 nexthops=nexthops)  # fmt: skip
 
 
 def describe(vnet: Vnet, route: Route) -> dict[str, object]:
@@ -170,20 +175,24 @@ def resolve_multipath(
     prefix: ipaddress.IPv4Network | ipaddress.IPv6Network,
     paths: Sequence[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address | None, Ifnet | None]],
     source: Source = STATIC,
+    weights: Sequence[int] = (),
 ) -> Route:
     """Return a unicast route by every one of ``paths`` (next hop, interface), ECMP.
 
     Each path is checked as :func:`resolve` checks one; a path given twice is
-    refused.  One path makes a plain route.
+    refused.  ``weights``, one per path, share the flows unequally
+    (:mod:`vrouter.route.weight`; none: equally).  One path makes a plain route.
     """
     if not paths:
         raise RouteError(f"route to {prefix} needs a next hop or an interface")
+    if weights and len(weights) != len(paths):
+        raise RouteError(f"route to {prefix}: {len(weights)} weights for {len(paths)} paths")
     hops: list[Nexthop] = []
-    for via, ifp in paths:
+    for at, (via, ifp) in enumerate(paths):
         one = resolve(vnet, prefix, UNICAST, via, ifp, source)
         assert one.ifnet is not None  # a unicast route has one
-        hop = Nexthop(one.gateway, one.ifnet)
-        if hop in hops:
+        hop = Nexthop(one.gateway, one.ifnet, weights[at] if weights else 1)
+        if any(hop.same_path(other) for other in hops):
             where = via if via is not None else one.ifnet.name
             raise RouteError(f"route to {prefix}: path {where} given twice")
         hops.append(hop)
@@ -215,10 +224,21 @@ def _connected_interface(
 _EVENTS = {"add": "RTM_ADD", "delete": "RTM_DELETE", "change": "RTM_CHANGE"}
 
 
+def _track_multipath(multipath: dict[tuple[Prefix, str], Route], kind: str, route: Route) -> None:
+    """Keep ``multipath`` (:attr:`RouteState.multipath`) up to date with one change."""
+    key = (route.prefix, route.source.name)
+    if kind != "delete" and route.nexthops:
+        multipath[key] = route
+    elif kind != "delete" or multipath.get(key) is route:
+        multipath.pop(key, None)
+
+
 def _attach(vnet: Vnet) -> RouteState:
     state = RouteState()
 
     def changed(kind: str, route: Route) -> None:
+        if route.nexthops or state.multipath:
+            _track_multipath(state.multipath, kind, route)
         if vnet.listeners:
             event = _EVENTS[kind]
             fib = vnet.route.table(route.prefix.version)

@@ -192,7 +192,7 @@ def test_config_diff_exits_1_when_the_file_differs_and_0_silently_when_not(
 def test_config_dump_prints_the_file_and_its_json_with_j(
     fake: FakeDaemon, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    text = "[daemon]\nlog_level = \"info\"\n"
+    text = '[daemon]\nlog_level = "info"\n'
     fake.result = {"config": "/etc/vrouter.toml", "document": {}, "text": text}
     assert vrouterctl.main(["--socket", fake.path, "config", "dump"]) == 0
     assert capsys.readouterr().out == text
@@ -283,3 +283,31 @@ def test_route_add_with_two_next_hops_asks_for_a_multipath_route() -> None:
     _, op_args, _ = vrouterctl._request(vrouterctl._parser().parse_args(argv))
     assert op_args["paths"] == ["192.0.2.2", "192.0.2.3%e1"]
     assert "via" not in op_args and "interface" not in op_args
+
+
+def test_route_add_takes_a_weight_after_each_next_hop() -> None:
+    argv = ["route", "add", "red", "198.18.0.0/24", "via", "192.0.2.2", "weight", "3",
+            "via", "192.0.2.3", "dev", "e1", "weight", "2", "via", "192.0.2.4"]  # fmt: skip
+    _, op_args, _ = vrouterctl._request(vrouterctl._parser().parse_args(argv))
+    assert op_args["paths"] == ["192.0.2.2 weight 3", "192.0.2.3%e1 weight 2", "192.0.2.4"]
+
+
+def test_a_weight_on_a_single_next_hop_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["route", "add", "red", "198.18.0.0/24", "via", "192.0.2.2", "weight", "3"]
+    with pytest.raises(SystemExit) as caught:
+        vrouterctl._request(vrouterctl._parser().parse_args(argv))
+    assert caught.value.code == 2
+    assert "two or more via" in capsys.readouterr().err
+
+
+def test_route_show_lists_each_path_with_its_weight_and_packets() -> None:
+    paths = [{"gateway": "192.0.2.2", "interface": "e0", "weight": 3, "use": 31},
+             {"gateway": "192.0.2.3", "interface": "e1", "weight": 1, "use": 9}]  # fmt: skip
+    row = {"prefix": "198.18.0.0/24", "type": "unicast", "gateway": "192.0.2.2",
+           "interface": "e0", "source": "ospf", "distance": 110, "use": 40,
+           "nexthops": paths}  # fmt: skip
+    lines = render.show_routes([row]).splitlines()
+    assert "Weight" in lines[0]
+    assert lines[1].split() == ["198.18.0.0/24", "multipath", "UM1", "-", "ospf", "110", "40"]
+    assert lines[2].split() == ["192.0.2.2", "G", "e0", "3", "31"]
+    assert lines[3].split() == ["192.0.2.3", "G", "e1", "1", "9"]

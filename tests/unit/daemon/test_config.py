@@ -728,6 +728,18 @@ def test_a_route_with_a_list_of_next_hops_is_multipath() -> None:
     [route] = config.vnets[0].routes
     assert route.via is None
     assert [str(hop) for hop in route.paths] == ["192.0.2.9", "198.51.100.9"]
+    assert route.weights == ()
+
+
+def test_a_next_hop_of_a_multipath_route_may_have_a_weight() -> None:
+    config = _parse(
+        '[interfaces.t0]\ntype = "tap"\naddresses = ["192.0.2.1/24"]\n'
+        '[interfaces.t1]\ntype = "tap"\naddresses = ["198.51.100.1/24"]\n'
+        '[[routes]]\nto = "203.0.113.0/24"\nvia = ["192.0.2.9 weight 3", "198.51.100.9"]\n'
+    )
+    [route] = config.vnets[0].routes
+    assert [str(hop) for hop in route.paths] == ["192.0.2.9", "198.51.100.9"]
+    assert route.weights == (3, 1)
 
 
 # --------------------------------------------------------------------------
@@ -782,6 +794,13 @@ SINGLE_PROBLEM_CASES = [
         TAP + '[[vnets.red.routes]]\nto = "10.0.0.0/8"\nvia = ["192.0.2.9", "192.0.2.9"]\n',
         "vnets.red.routes[0].via[1]",
         ["given twice"],
+    ),
+    (
+        "multipath weight out of range",
+        TAP + '[[vnets.red.routes]]\nto = "10.0.0.0/8"\n'
+        'via = ["192.0.2.9 weight 300", "192.0.2.8"]\n',
+        "vnets.red.routes[0].via[0]",
+        ["weight '300'", "1 to 256"],
     ),
     (
         "route distance out of range",

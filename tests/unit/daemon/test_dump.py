@@ -86,6 +86,7 @@ vni = 42
 local = "198.51.100.1"
 remotes = ["198.51.100.2"]
 learning = false
+underlay = "blue"
 [vnets.red.interfaces.br1]
 type = "bridge"
 members = ["vx42"]
@@ -186,6 +187,7 @@ def test_a_daemon_built_from_a_file_runs_what_the_file_says() -> None:
     assert red["sysctl"] == {"net.inet.ip.ttl": 32, "net.inet6.ip6.forwarding": False,
                              "net.inet.ip.forwarding": True}  # fmt: skip
     assert red["firewall"]["max_states"] == 400 and red["firewall"]["default"] == "block"
+    assert red["interfaces"]["vx42"]["underlay"] == "blue"
     assert red["interfaces"]["br0"]["fdb"] == [
         {"mac": "02:00:5e:00:53:99", "port": "t2", "vid": 10}
     ]

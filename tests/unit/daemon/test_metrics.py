@@ -397,6 +397,21 @@ def test_neighbours_and_routes(net: Scenario) -> None:
     assert s.text.count("# HELP vrouter_neighbours ") == 1
 
 
+def test_each_path_of_a_multipath_route_has_its_packet_counter(net: Scenario) -> None:
+    prefix = IPv4Network("198.18.0.0/24")
+    paths = [(IPv4Address("198.51.100.2"), None), (IPv4Address("192.0.2.10"), None)]
+    route = route_state.resolve_multipath(net.red, prefix, paths, weights=(2, 1))
+    net.red.route.fib.add(route)
+    route.nexthops[0].use, route.nexthops[1].use = 7, 3
+    s = scrape(net.daemon)
+    labels = {"vnet": "red", "family": "inet", "prefix": "198.18.0.0/24", "source": "static"}
+    path = "vrouter_route_path_packets_total"
+    assert s.value(path, **labels, gateway="198.51.100.2", interface="ep0") == 7
+    assert s.value(path, **labels, gateway="192.0.2.10", interface="eth0") == 3
+    net.red.route.fib.delete(prefix)
+    assert not scrape(net.daemon).samples(path, vnet="red")
+
+
 # --------------------------------------------------------------------------
 # Life cycle: destroyed vnets, unloaded subsystems
 # --------------------------------------------------------------------------
@@ -953,7 +968,7 @@ def test_a_worker_packs_the_pieces_it_sends_its_front(lab) -> None:
 
 def test_families_cuts_a_text_at_its_help_lines() -> None:
     text = (
-        "# HELP a_total A.\n# TYPE a_total counter\na_total 1\na_total{x=\"# HELP\"} 2\n"
+        '# HELP a_total A.\n# TYPE a_total counter\na_total 1\na_total{x="# HELP"} 2\n'
         "# HELP b B.\n# TYPE b gauge\n# UNIT b seconds\nb 3\n# EOF\n"
     )
     assert list(workers_metrics.families(text)) == [

@@ -305,7 +305,7 @@ def test_every_config_field_is_known_to_the_plan() -> None:
             "dhcp",
         },
         FirewallConfig: {"enable", "max_states", "ruleset"},
-        RouteConfig: {"prefix", "type", "via", "interface", "distance", "paths"},  # re-created
+        RouteConfig: {"prefix", "type", "via", "interface", "distance", "paths", "weights"},
     }
     for kind, names in known.items():
         assert {f.name for f in dataclasses.fields(kind)} == names, kind.__name__
@@ -381,8 +381,14 @@ def state(ops: Ops) -> dict[str, Any]:
                 for ifp in vnet.link.interfaces.values()
             },
             "routes": sorted(
-                (str(r.prefix), r.type, r.gateway, r.ifnet.name if r.ifnet else None, r.source,
-                 tuple((n.gateway, n.ifnet.name) for n in r.nexthops))
+                (
+                    str(r.prefix),
+                    r.type,
+                    r.gateway,
+                    r.ifnet.name if r.ifnet else None,
+                    r.source,
+                    tuple((n.gateway, n.ifnet.name, n.weight) for n in r.nexthops),
+                )
                 for fib in (vnet.route.fib, vnet.route.fib6)
                 for r in fib
             ),
@@ -418,6 +424,14 @@ CHANGES = {
 [[vnets.red.routes]]
 to = "2001:db8:aa::/48"
 via = ["2001:db8:ff::2", "2001:db8:ff::3"]
+""",
+    "a weighted multipath route": NO_TAP.replace(
+        '"net.inet.ip.ttl" = 40', '"net.inet.ip.ttl" = 41'
+    ).replace('type = "blackhole"', 'type = "reject"')
+    + """
+[[vnets.red.routes]]
+to = "2001:db8:aa::/48"
+via = ["2001:db8:ff::2 weight 3", "2001:db8:ff::3"]
 """,
     "firewall and ra": NO_TAP.replace('proto = "udp"', 'proto = "icmp"').replace(
         'peer = "blue:ep0"', 'peer = "blue:ep0"\nra = true'

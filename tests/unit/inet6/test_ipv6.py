@@ -29,6 +29,8 @@ import pytest
 
 from vrouter.inet6 import fragment, ipv6, nd
 from vrouter.inet6.state import Ip6Stats
+from vrouter.mirror import punt
+from vrouter.mirror.state import state_of
 from vrouter.route import state as route_state
 from vrouter.route.fib import BLACKHOLE, REJECT
 from vrouter.wire import ipv6 as wire_ipv6
@@ -513,6 +515,24 @@ def test_multicast_to_a_group_not_joined_is_dropped(sc: Scenario, group: str) ->
     assert sc.red.inet6.stats.notmember == 1
     assert drops(sc.h1.ifp) == {"ip6_notmember": 1}
     assert sc.red.inet6.stats.forward == 0
+
+
+def test_multicast_to_a_group_not_joined_goes_to_the_mirror_alone(sc: Scenario) -> None:
+    """OSPFv3 to ff02::5: the mirror's kernel joined it, the vnet did not."""
+    punted: list[bytes] = []
+    punt.enable(sc.red)
+    state_of(sc.red).writers[sc.h1.ifp.name] = lambda frame: punted.append(frame) or True
+    ospf = sc.h1.packet6("ff02::5", 89, bytes(16), hlim=1)
+    sc.send(sc.h1, sc.h1.frame6(ospf, dst_mac=b"\x33\x33\x00\x00\x00\x05"))
+    assert [frame[14:] for frame in punted] == [ospf]
+    assert punted[0][:6] == b"\x33\x33\x00\x00\x00\x05"
+    assert drops(sc.h1.ifp) == {} and sc.h1.take() == []  # no Parameter Problem either
+    # What the vnet would serve itself (an echo request) to a group it did not join: no one's.
+    echo = sc.h1.packet6("ff02::5", 58, bytes([128, 0, 0, 0, 0, 1, 0, 1]))
+    sc.send(sc.h1, sc.h1.frame6(echo, dst_mac=b"\x33\x33\x00\x00\x00\x05"))
+    assert len(punted) == 1 and sc.h1.take() == []
+    assert drops(sc.h1.ifp) == {"ip6_notmember": 1}
+    punt.disable(sc.red)
 
 
 def test_multicast_to_a_joined_group_is_delivered_but_never_forwarded(sc: Scenario) -> None:

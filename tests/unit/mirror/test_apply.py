@@ -200,3 +200,32 @@ def test_notifications_read_from_the_socket_a_batch_at_a_time(lab) -> None:  # t
     assert ops.vnet("red").route.fib.counts()["bgp"] == (601, 0)
     assert mirror.sync.stats.malformed == 1
     assert not mirror.pending
+
+
+
+def _multipath_route(n: int) -> bytes:
+    """Return ``100.64.x.y/32 proto bgp`` by 203.0.113.2 (rtnh_hops 2: weight 3) and .3."""
+    hops = b"".join(
+        struct.pack("=HBBi", 16, 0, extra, EP0) + struct.pack("=HH", 8, rt.RTA_GATEWAY)
+        + bytes([203, 0, 113, last])
+        for last, extra in ((2, 2), (3, 0))
+    )  # fmt: skip
+    body = (
+        rt.RTMSG.pack(rt.AF_INET, 32, 0, 0, 254, 186, 0, rt.RTN_UNICAST, 0)
+        + struct.pack("=HH", 8, rt.RTA_DST) + (BASE + n).to_bytes(4, "big")
+        + struct.pack("=HH", 4 + len(hops), rt.RTA_MULTIPATH) + hops
+    )  # fmt: skip
+    return rt.NLMSGHDR.pack(16 + len(body), rt.RTM_NEWROUTE, 0, 0, 0) + body
+
+
+def test_multipath_routes_keep_weights_and_count_their_packets_apart(lab) -> None:  # type: ignore[no-untyped-def]
+    loop, ops, mirrors, mirror = lab
+    _feed(loop, mirrors, mirror, _multipath_route(1) + _multipath_route(2))
+    fib = ops.vnet("red").route.fib
+    one, two = fib.get(_prefix(1)), fib.get(_prefix(2))
+    assert one is not None and two is not None
+    assert [(n.gateway, n.weight) for n in one.nexthops] == [
+        (bytes([203, 0, 113, 2]), 3), (bytes([203, 0, 113, 3]), 1),
+    ]  # fmt: skip
+    assert one.nexthops == two.nexthops
+    assert all(a is not b for a, b in zip(one.nexthops, two.nexthops, strict=True))

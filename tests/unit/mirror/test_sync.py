@@ -101,10 +101,9 @@ def _ecmp_sync() -> RouteSync:
     return RouteSync(lambda index: {3: "e0", 4: "e1"}.get(index))
 
 
-def test_a_nexthop_group_becomes_a_multipath_route() -> None:
-    sync = _ecmp_sync()
-    [group] = rtnetlink.parse(NEWGROUP)
-    assert isinstance(group, rtnetlink.NexthopMsg) and group.group == (12, 13)
+def _feed_group(sync: RouteSync, group: rtnetlink.Message) -> None:
+    """Feed nexthops 12 (198.51.100.2 on e0) and 13 (.6 on e1), ``group`` (id 20) and an
+    OSPF route to 192.0.2.32/28 by it."""
     sync.feed(
         [
             rtnetlink.NexthopMsg(False, 12, 2, 11, _path(2, 3)),
@@ -113,6 +112,13 @@ def test_a_nexthop_group_becomes_a_multipath_route() -> None:
             rtnetlink.RouteMsg(False, 2, bytes([192, 0, 2, 32]), 28, 254, 188, 1, 20, (), 20),
         ]
     )
+
+
+def test_a_nexthop_group_becomes_a_multipath_route() -> None:
+    sync = _ecmp_sync()
+    [group] = rtnetlink.parse(NEWGROUP)
+    assert isinstance(group, rtnetlink.NexthopMsg) and group.group == (12, 13)
+    _feed_group(sync, group)
     first, second = ipaddress.ip_address("198.51.100.2"), ipaddress.ip_address("198.51.100.6")
     assert sync.want(KEY) == Want("unicast", first, "e0", ((first, "e0"), (second, "e1")))
     # One member gone: a route of one path.
@@ -127,3 +133,50 @@ def test_an_inline_multipath_route_becomes_a_multipath_route() -> None:
     first, second = ipaddress.ip_address("198.51.100.2"), ipaddress.ip_address("198.51.100.6")
     assert sync.want(KEY) == Want("unicast", first, "e0", ((first, "e0"), (second, "e1")))
     assert sync.stats.foreign == 1
+
+
+# NEWGROUP with member 12 at weight 3 (the byte holds weight - 1), as `group 12,3/13`.
+WEIGHTED_GROUP = NEWGROUP[:-16] + bytes.fromhex("0c000000020000000d00000000000000")
+
+
+def test_a_weighted_nexthop_group_gives_the_paths_its_weights() -> None:
+    sync = _ecmp_sync()
+    [group] = rtnetlink.parse(WEIGHTED_GROUP)
+    assert isinstance(group, rtnetlink.NexthopMsg) and group.weights == (3, 1)
+    _feed_group(sync, group)
+    want = sync.want(KEY)
+    assert want is not None and want.weights == (3, 1)
+    assert [interface for _, interface in want.paths] == ["e0", "e1"]
+
+
+def _multipath_route(*hops: tuple[int, int, int]) -> bytes:
+    """Return an RTM_NEWROUTE to 192.0.2.32/28 (proto ospf) by ``hops`` of
+    (gateway's last byte, oif, rtnh_hops)."""
+    nexthops = b"".join(
+        rtnetlink.RTNEXTHOP.pack(16, 0, extra, oif)
+        + rtnetlink.RTATTR.pack(8, rtnetlink.RTA_GATEWAY)
+        + bytes([198, 51, 100, last])
+        for last, oif, extra in hops
+    )
+    body = (
+        rtnetlink.RTMSG.pack(2, 28, 0, 0, 254, 188, 0, 1, 0)
+        + rtnetlink.RTATTR.pack(8, rtnetlink.RTA_DST)
+        + bytes([192, 0, 2, 32])
+        + rtnetlink.RTATTR.pack(4 + len(nexthops), rtnetlink.RTA_MULTIPATH)
+        + nexthops
+    )
+    return rtnetlink.NLMSGHDR.pack(16 + len(body), rtnetlink.RTM_NEWROUTE, 0, 0, 0) + body
+
+
+def test_an_inline_multipath_route_gives_the_paths_their_rtnh_hops_plus_1() -> None:
+    [msg] = rtnetlink.parse(_multipath_route((2, 3, 4), (6, 4, 0)))
+    assert isinstance(msg, rtnetlink.RouteMsg)
+    assert [path.weight for path in msg.paths] == [5, 1]
+    sync = _ecmp_sync()
+    sync.feed([msg])
+    want = sync.want(KEY)
+    assert want is not None and want.weights == (5, 1)
+    # Equal weights (rtnh_hops 0, or all the same): no weights at all.
+    sync.feed(rtnetlink.parse(_multipath_route((2, 3, 0), (6, 4, 0))))
+    want = sync.want(KEY)
+    assert want is not None and want.weights == () and len(want.paths) == 2

@@ -105,3 +105,24 @@ def test_a_next_hop_that_stops_answering_is_left_out_until_it_answers(net, lab) 
     lab.settle()
     h2.take(), h3.take()
     assert set(_paths_taken(lab, h1, h2, h3, range(40000, 40064)).values()) == {"h2", "h3"}
+
+
+def test_weighted_paths_share_flows_by_weight_and_count_their_packets(lab) -> None:
+    r = lab.vnet("r")
+    h1 = lab.host(r, "t1", "192.0.2.1/24", "192.0.2.2")
+    h2 = lab.host(r, "t2", "198.51.100.1/24", "198.51.100.2")
+    h3 = lab.host(r, "t3", "203.0.113.1/24", "203.0.113.2")
+    route = route_state.resolve_multipath(r, NET, [(VIA2, None), (VIA3, None)], weights=(3, 1))
+    r.route.fib.add(route)
+    h1.learn_router(lab.now)
+    counts = list(_paths_taken(lab, h1, h2, h3, range(40000, 40400)).values())
+    assert 240 <= counts.count("h2") <= 360, counts.count("h2")  # three flows in four
+    assert [n.use for n in route.nexthops] == [counts.count("h2"), counts.count("h3")]
+    assert [n["weight"] for n in route.describe()["nexthops"]] == [3, 1]  # type: ignore[union-attr]
+    assert r.route.multipath == {(NET, "static"): route}  # what the metrics read
+
+
+def test_weights_must_match_the_paths(net) -> None:
+    r, _, _, _ = net
+    with pytest.raises(RouteError, match="1 weights for 2 paths"):
+        route_state.resolve_multipath(r, NET, [(VIA2, None), (VIA3, None)], weights=(2,))

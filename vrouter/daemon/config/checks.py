@@ -352,3 +352,30 @@ def check_next_hop(
             f"next hop {via} is not on a connected network of vnet {vnet.name} "
             f"via interface {iface.name}",
         )
+
+
+def check_underlays(r: TomlReader, vnets: list[ParsedVnet], workers: int) -> None:
+    """A vxlan ``underlay`` names a declared vnet that runs in the same worker."""
+    by_name = {v.name: v for v in vnets}
+    for vnet in vnets:
+        for iface in vnet.interfaces:
+            if iface.vxlan is None or iface.vxlan.underlay is None:
+                continue
+            key = _join(iface.key, "underlay")
+            name = iface.vxlan.underlay
+            under = by_name.get(name)
+            if under is None:
+                r.problem(key, f"vnet {name!r} is not declared")
+            elif workers > 1 and _top(vnet.name) != _top(name):
+                mine, theirs = (by_name.get(_top(n)) for n in (vnet.name, name))
+                pins = (mine.worker if mine else None, theirs.worker if theirs else None)
+                if pins[0] is None or pins[0] != pins[1]:
+                    r.problem(
+                        key,
+                        f"vnet {name} must run in the worker of vnet {vnet.name}: "
+                        f"pin both top-level vnets to one worker (worker = N)",
+                    )
+
+
+def _top(name: str) -> str:
+    return name.partition("/")[0]

@@ -34,7 +34,7 @@ from vrouter.wire.vxlan import VNI_MAX
 
 BRIDGE_KEYS = ("members", "vlan_filtering", "pvid", "storm_pps", "ports", "fdb")
 VLAN_KEYS = ("parent", "vid")
-VXLAN_KEYS = ("vni", "local", "port", "remotes", "group", "learning")
+VXLAN_KEYS = ("vni", "local", "port", "remotes", "group", "learning", "underlay")
 _PORT_KEYS = ("pvid", "tagged", "storm_pps")
 _FDB_KEYS = ("mac", "port", "vid")
 MEMBER_TYPES = ("tap", "epair", "vlan", "vxlan")
@@ -230,6 +230,12 @@ def read_vxlan(r: TomlReader, table: Mapping[str, object], key: str) -> VxlanCon
         if remotes and group is not None:
             r.problem(gkey, "a vxlan interface has either remotes or a group, not both")
     learning = r.boolean(table, "learning", key)
+    underlay = r.string(table, "underlay", key)
+    if underlay is not None and group is not None:
+        r.problem(
+            _join(key, "underlay"),
+            "a vnet underlay carries unicast VTEPs only (remotes); a group needs the host's",
+        )
     if vni is None or local is None:
         return None
     return VxlanConfig(
@@ -239,6 +245,7 @@ def read_vxlan(r: TomlReader, table: Mapping[str, object], key: str) -> VxlanCon
         tuple(remotes),
         group,
         True if learning is None else learning,
+        underlay,
     )
 
 

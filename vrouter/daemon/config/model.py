@@ -225,7 +225,8 @@ class VxlanConfig:
 
     BUM frames go to every ``remotes`` VTEP (head-end replication) or to
     ``group`` (one of the two); ``learning`` records inner source MACs
-    behind the VTEP they came from.
+    behind the VTEP they came from.  ``underlay`` names a vnet whose own
+    UDP socket carries the outer packets instead of the host's.
     """
 
     vni: int
@@ -234,6 +235,8 @@ class VxlanConfig:
     remotes: tuple[IPv4Address | IPv6Address, ...] = ()
     group: IPv4Address | IPv6Address | None = None
     learning: bool = True
+    underlay: str | None = None
+    """The vnet whose UDP carries the outer packets (None: a socket of the host's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +278,8 @@ class RouteConfig:
     """Administrative distance (1..255); above a protocol's, a floating static route."""
     paths: tuple[IPv4Address | IPv6Address, ...] = ()
     """The next hops of a multipath (ECMP) route (``via`` a list; ``via`` is then None)."""
+    weights: tuple[int, ...] = ()
+    """The weight of each of ``paths`` (``"ADDR weight N"``); empty when all are 1."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from vrouter.daemon.config.checks import (
     check_limits,
     check_peers,
     check_routes,
+    check_underlays,
     check_unique_netns,
     check_unique_taps,
     check_workers,
@@ -89,6 +90,7 @@ from vrouter.firewall.ruleparse import parse_ruleset
 from vrouter.firewall.rules import RulesetError
 from vrouter.mirror.state import default_netns
 from vrouter.mirror.sync import BY_NAME as SYNC_PROTOCOLS
+from vrouter.route.weight import split_weight
 from vrouter.stack import builtin_sysctl
 
 
@@ -226,6 +228,7 @@ def read_document(doc: Mapping[str, object], file: str) -> Config:
     check_unique_taps(r, vnets)
     check_unique_netns(r, vnets)
     check_peers(r, vnets)
+    check_underlays(r, vnets, daemon.workers)
     for vnet in vnets:
         check_connected(r, vnet)
         check_routes(r, vnet)
@@ -614,16 +617,22 @@ def read_route(r: TomlReader, table: Mapping[str, object], key: str) -> ParsedRo
     rtype = r.choice(table, "type", key, ROUTE_TYPES) if "type" in table else "unicast"
     via: IPv4Address | IPv6Address | None = None
     paths: list[IPv4Address | IPv6Address] = []
+    weights: list[int] = []
     many = table.get("via")
     if isinstance(many, list):  # a multipath (ECMP) route
         if len(many) < 2:
             r.problem(_join(key, "via"), "a list of next hops needs two or more")
         for at, item in enumerate(many):
-            hop = _next_hop(r, item, prefix, f"{_join(key, 'via')}[{at}]")
+            item_key = f"{_join(key, 'via')}[{at}]"
+            item, weight = _weighted(r, item, item_key)
+            if item is None:
+                continue  # reported
+            hop = _next_hop(r, item, prefix, item_key)
             if hop is not None and hop in paths:
-                r.problem(f"{_join(key, 'via')}[{at}]", f"next hop {hop} is given twice")
+                r.problem(item_key, f"next hop {hop} is given twice")
             elif hop is not None:
                 paths.append(hop)
+                weights.append(weight)
     else:
         via_text = r.string(table, "via", key)
         if via_text is not None:
@@ -642,7 +651,19 @@ def read_route(r: TomlReader, table: Mapping[str, object], key: str) -> ParsedRo
         has_interface="interface" in table,
         distance=distance if distance is not None and 1 <= distance <= 255 else 1,
         paths=tuple(paths),
+        weights=tuple(weights) if any(weight != 1 for weight in weights) else (),
     )
+
+
+def _weighted(r: TomlReader, value: object, key: str) -> tuple[object, int]:
+    """Split a multipath next hop ``"ADDR weight N"`` into the address and its weight."""
+    if not isinstance(value, str) or len(value.split()) == 1:
+        return value, 1
+    try:
+        return split_weight(value)
+    except ValueError as err:
+        r.problem(key, str(err))
+        return None, 1
 
 
 def _next_hop(

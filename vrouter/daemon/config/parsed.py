@@ -106,6 +106,7 @@ class ParsedRoute:
     has_interface: bool
     distance: int = 1
     paths: tuple[IPv4Address | IPv6Address, ...] = ()
+    weights: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,9 @@ class ParsedVnet:
         routes: list[RouteConfig] = []
         for r in self.routes:
             assert r.prefix is not None and r.type is not None, "only built when valid"
-            routes.append(RouteConfig(r.prefix, r.type, r.via, r.interface, r.distance, r.paths))
+            routes.append(
+                RouteConfig(r.prefix, r.type, r.via, r.interface, r.distance, r.paths, r.weights)
+            )
         limits = tuple((limits_.knob_name(kind), value) for kind, value in self.limits)
         return VnetConfig(
             name=self.name,

@@ -232,3 +232,67 @@ def test_a_vxlan_over_ipv6_gives_up_70_bytes() -> None:
 )
 def test_bad_vxlan_config_names_the_key(body: str, expected: list[str]) -> None:
     assert problems('[vnets.lab.interfaces.vx1]\ntype = "vxlan"\n' + body) == expected
+
+
+UNDERLAY = """
+[daemon]
+workers = {workers}
+[vnets.core]
+{core_pin}
+[vnets.core.interfaces.up0]
+type = "tap"
+addresses = ["198.51.100.1/24"]
+[vnets.lab]
+{lab_pin}
+[vnets.lab.interfaces.vx42]
+type = "vxlan"
+vni = 42
+local = "198.51.100.1"
+remotes = ["198.51.100.2"]
+underlay = "{underlay}"
+"""
+
+
+def _underlay(underlay: str = "core", workers: int = 1, pins: tuple[str, str] = ("", "")) -> str:
+    return UNDERLAY.format(
+        workers=workers, underlay=underlay, core_pin=pins[0], lab_pin=pins[1]
+    )
+
+
+def test_a_vxlan_names_the_vnet_whose_udp_carries_it() -> None:
+    config = parse(_underlay(), "l2.toml")
+    lab = next(v for v in config.vnets if v.name == "lab")
+    (vx42,) = lab.interfaces
+    assert vx42.vxlan is not None and vx42.vxlan.underlay == "core"
+    built = build.build(config, 0.0)
+    (vx,) = built.vxlans
+    assert vx.cfg.underlay == "core" and vx.describe()["underlay"] == "vnet core"
+    pinned = _underlay(workers=2, pins=("worker = 1", "worker = 1"))
+    assert parse(pinned, "l2.toml").daemon.workers == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            _underlay("nowhere"),
+            ["vnets.lab.interfaces.vx42.underlay: vnet 'nowhere' is not declared"],
+        ),
+        (
+            _underlay(workers=2, pins=("worker = 0", "worker = 1")),
+            [
+                "vnets.lab.interfaces.vx42.underlay: vnet core must run in the worker of vnet "
+                "lab: pin both top-level vnets to one worker (worker = N)"
+            ],
+        ),
+        (
+            _underlay().replace('remotes = ["198.51.100.2"]', 'group = "239.1.1.42"'),
+            [
+                "vnets.lab.interfaces.vx42.underlay: a vnet underlay carries unicast VTEPs "
+                "only (remotes); a group needs the host's"
+            ],
+        ),
+    ],
+)
+def test_an_underlay_that_cannot_carry_the_vxlan_is_refused(text: str, expected: list[str]) -> None:
+    assert problems(text) == expected

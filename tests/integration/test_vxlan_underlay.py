@@ -1,0 +1,179 @@
+"""VXLAN whose underlay is a vnet: the outer packets are that vnet's UDP, not the host's.
+
+Vnet ``core`` has a TAP to namespace ``PREFIXlx`` (198.51.100.0/24), where a
+Linux ``vxlan`` device and a bridge (192.0.2.20) sit.  Vnet ``lab`` bridges
+host ``h1`` (192.0.2.11) with a vxlan interface whose underlay is ``core``:
+the two ends share one L2 segment through a vnet's own routing, neighbours
+and TAP, and the daemon opens no UDP socket of the host's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import Vrouterd, python, run
+
+pytestmark = pytest.mark.integration
+
+CONFIG = """
+[daemon]
+control_socket = "{dir}/control.sock"
+state_dir = "{dir}"
+log_level = "info"
+
+[vnets.core.interfaces.{p}u]
+type = "tap"
+addresses = ["198.51.100.1/24"]
+host = {{ netns = "{p}lx", addresses = ["198.51.100.2/24"] }}
+
+[vnets.lab.interfaces.{p}1]
+type = "tap"
+mtu = 1450
+host = {{ netns = "{p}h1", addresses = ["192.0.2.11/24"] }}
+
+[vnets.lab.interfaces.vx42]
+type = "vxlan"
+vni = 42
+local = "198.51.100.1"
+remotes = ["198.51.100.2"]
+underlay = "core"
+
+[vnets.lab.interfaces.br0]
+type = "bridge"
+members = ["{p}1", "vx42"]
+mtu = 1450
+addresses = ["192.0.2.1/24"]
+"""
+
+LINUX_HOST = "192.0.2.20"
+DAEMON_HOST = "192.0.2.11"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
+    daemon = Vrouterd(tmp_path_factory.mktemp("underlay"), CONFIG)
+    try:
+        daemon.start()
+        p = daemon.prefix
+        for cmd in (
+            ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
+             "remote", "198.51.100.1", "local", "198.51.100.2", "dev", f"{p}u"),
+            ("link", "add", "br0", "type", "bridge"),
+            ("link", "set", "vx42", "master", "br0"),
+            ("link", "set", "vx42", "up"),
+            ("addr", "add", f"{LINUX_HOST}/24", "dev", "br0"),
+            ("link", "set", "br0", "up"),
+        ):  # fmt: skip
+            run("ip", "-n", daemon.ns("lx"), *cmd)
+        # The kernel would leave the inner checksums for the TAP's "hardware" to finish.
+        daemon.exec("lx", "ethtool", "-K", f"{p}u", "tx", "off")
+        yield daemon
+    finally:
+        daemon.close()
+
+
+def _ping(daemon: Vrouterd, host: str, target: str) -> int:
+    result = daemon.exec(
+        host, "ping", "-c", "3", "-i", "0.2", "-W", "2", target, check=False, timeout=30
+    )
+    match = re.search(r"(\d+) received", result.stdout)
+    assert match, result.stdout + result.stderr
+    return int(match.group(1))
+
+
+def test_ping_both_ways_over_the_vnet_underlay(lab: Vrouterd) -> None:
+    p = lab.prefix
+    dump = subprocess.Popen(
+        ["ip", "netns", "exec", lab.ns("lx"), "tcpdump", "-n", "-l", "-c", "4", "-i", f"{p}u",
+         "udp", "port", "4789"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)  # tcpdump is listening
+        assert _ping(lab, "h1", LINUX_HOST) == 3
+        assert _ping(lab, "lx", DAEMON_HOST) == 3
+        out, _ = dump.communicate(timeout=15)
+    finally:
+        if dump.poll() is None:
+            dump.kill()
+            dump.wait(10)
+    assert "VXLAN, flags [I] (0x08), vni 42" in out, out
+    assert "198.51.100.1.4789 > 198.51.100.2.4789" in out, out
+
+
+def test_the_vnet_holds_the_socket_and_the_host_none(lab: Vrouterd) -> None:
+    assert _ping(lab, "h1", LINUX_HOST) == 3
+    (vx,) = lab.call("vxlan.show", vnet="lab")
+    assert vx["underlay"] == "vnet core"
+    assert (vx["mtu"], vx["underlay_mtu"]) == (1450, 1500)
+    bridge_mac = json.loads(lab.exec("lx", "ip", "-j", "link", "show", "br0").stdout)[0]["address"]
+    (vtep,) = vx["vteps"]
+    assert vtep["address"] == "198.51.100.2" and vtep["rx_packets"] > 0
+    assert bridge_mac in [m["mac"] for m in vtep["macs"]]
+    shown = lab.ctl("vxlan", "show", "lab")
+    assert shown.returncode == 0 and "over vnet core" in shown.stdout, shown.stdout + shown.stderr
+    sockets = lab.call("sockstat", vnet="core")["sockets"]
+    assert any(s["local"] == "198.51.100.1:4789" for s in sockets), sockets
+    assert lab.proc is not None
+    host = run("ss", "-uanp", "sport", "=", ":4789").stdout
+    assert f"pid={lab.proc.pid}," not in host, host
+
+
+@pytest.mark.parametrize(("server", "client", "address"), [
+    ("lx", "h1", LINUX_HOST), ("h1", "lx", DAEMON_HOST),
+])  # fmt: skip
+def test_a_download_across_the_overlay_arrives_intact(
+    lab: Vrouterd, tmp_path: Path, server: str, client: str, address: str
+) -> None:
+    data = os.urandom(4 * 1024 * 1024)
+    (tmp_path / "blob").write_bytes(data)
+    httpd = subprocess.Popen(
+        [
+            "ip", "netns", "exec", lab.ns(server),
+            *python("-m", "http.server", "8080", "--bind", address, "--directory", str(tmp_path)),
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        got = None
+        for _ in range(50):
+            time.sleep(0.2)
+            result = lab.exec(
+                client, "curl", "-sS", "--max-time", "60", "-o", str(tmp_path / "got"),
+                f"http://{address}:8080/blob", check=False, timeout=90,
+            )  # fmt: skip
+            if result.returncode == 0:
+                got = (tmp_path / "got").read_bytes()
+                break
+        assert got is not None, "curl never succeeded"
+        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+    finally:
+        httpd.kill()
+        httpd.wait(10)
+
+
+def test_destroyed_and_created_again_over_the_vnet(lab: Vrouterd) -> None:
+    assert lab.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
+    sockets = lab.call("sockstat", vnet="core")["sockets"]
+    assert not any(s["local"].endswith(":4789") for s in sockets), sockets
+    assert _ping(lab, "h1", LINUX_HOST) == 0
+    made = lab.ctl(
+        "vxlan", "create", "lab", "vx42", "--vni", "42", "--local", "198.51.100.1",
+        "--remote", "198.51.100.2", "--underlay", "core",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert lab.ctl("bridge", "add", "lab", "br0", "vx42").returncode == 0
+    assert _ping(lab, "h1", LINUX_HOST) == 3
+    bad = lab.ctl(
+        "vxlan", "create", "lab", "vx43", "--vni", "43", "--local", "203.0.113.9",
+        "--remote", "198.51.100.2", "--underlay", "core",
+    )  # fmt: skip
+    assert bad.returncode != 0 and "not an address of vnet core" in bad.stderr, bad.stderr
