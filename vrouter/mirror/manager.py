@@ -72,8 +72,8 @@ DISCARD_SLICE = 10_000
 BURST_QUIET = 1.0
 """Seconds without a change that end a burst of changes (see ``_end_burst``)."""
 FREEZE_AFTER = 10_000
-"""Vnet routes changed in a burst after which what it made is frozen out of the
-garbage collector's reach (``gc.freeze``)."""
+"""Vnet routes changed, or messages read, in a burst after which what it made is frozen
+out of the garbage collector's reach (``gc.freeze``)."""
 NETLINK_TURN = 0.002
 """Seconds of route sync per turn of the loop before forwarding gets its turn, once for
 reading the socket and once for applying what it said (both go on at the next turn)."""
@@ -254,6 +254,8 @@ class Mirror:
     """Holds the garbage collector off while a burst of changes is synced."""
     burst: int = 0
     """Vnet routes changed since the burst began."""
+    burst_read: int = 0
+    """The sync's message count when the burst began."""
     burst_started: float = 0.0
     refused: int = 0
     """Synced routes the vnet refused (a gateway on no connected network…)."""
@@ -539,6 +541,7 @@ class Mirrors:
             mirror.busy = contextlib.ExitStack()
             mirror.busy.enter_context(gcpause.held())
             mirror.burst = 0
+            mirror.burst_read = mirror.sync.stats.messages
             mirror.burst_started = self.loop.time()
             self.loop.call_later(BURST_QUIET, self._quiet, mirror, mirror.sync.stats.messages)
         self.loop.call_soon(self._apply_pending, mirror)
@@ -573,13 +576,16 @@ class Mirrors:
 
     @staticmethod
     def _end_burst(mirror: Mirror) -> None:
-        """Turn the garbage collector back on.  After a big burst, what it made is frozen
-        first (``gc.freeze``): a synced table is long-lived, and a full collection
-        walking a million routes would stop forwarding for a second; its routes are
-        still freed when withdrawn (no cycles), only cyclic garbage of the moment stays."""
+        """Turn the garbage collector back on.  After a big burst (many routes changed, or
+        many messages read: a resync's dump changes nothing but builds the table anew),
+        what it made is frozen first (``gc.freeze``): a synced table is long-lived, and
+        the first collection walking a million routes made meanwhile would stop
+        forwarding for seconds; its routes are still freed when withdrawn (no cycles),
+        only cyclic garbage of the moment stays."""
         if mirror.busy is None:
             return
-        if mirror.burst >= FREEZE_AFTER:
+        read = mirror.sync.stats.messages - mirror.burst_read
+        if mirror.burst >= FREEZE_AFTER or read >= FREEZE_AFTER:
             gc.freeze()
         mirror.busy.close()
         mirror.busy = None
