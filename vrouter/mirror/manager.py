@@ -68,7 +68,8 @@ of a feed while the loop is busy elsewhere (some 1 KiB each, accounted)."""
 APPLY_SLICE = 256
 """Pending vnet routes applied at once (one call of ``Ops.put_routes``)."""
 DISCARD_SLICE = 10_000
-"""Routes of a table the sync no longer needs freed a turn (see ``_discard``)."""
+"""Routes of a table the sync no longer needs freed a turn (``_discard``), or routes
+made pending a turn for a resync's reconciliation (``_reconcile``)."""
 BURST_QUIET = 1.0
 """Seconds without a change that end a burst of changes (see ``_end_burst``)."""
 FREEZE_AFTER = 10_000
@@ -245,11 +246,16 @@ class Mirror:
     """Events were lost: a resync is due once the socket is drained and no dump runs."""
     stale: dict[KernelKey, float] = field(default_factory=dict)
     """Routes the mirror withdrew, kept until then (loop time): ``net.mirror.sync_grace``."""
+    reconcile: list[KernelKey] = field(default_factory=list)
+    """Vnet routes to check against a finished resync's dump, made pending a slice a turn."""
     pending: set[KernelKey] = field(default_factory=set)
     """Kernel routes whose vnet route is to be brought in line, a slice at a time: a route
     changed many times meanwhile is applied once, as it is by then."""
     applying: bool = False
     """A pass of :meth:`Mirrors._apply_pending` is scheduled."""
+    backlog: bool = False
+    """The last read left the socket with more to read: applying takes a slice a turn
+    only, so that reading keeps up (the kernel drops what overruns the socket)."""
     busy: contextlib.ExitStack | None = None
     """Holds the garbage collector off while a burst of changes is synced."""
     burst: int = 0
@@ -490,6 +496,7 @@ class Mirrors:
                 self._resync(mirror)
             if state != "more" or time.monotonic() - started >= NETLINK_TURN:
                 break
+        mirror.backlog = state == "more"
         self._schedule(mirror)
 
     def _read(self, mirror: Mirror, sock: socket.socket) -> tuple[list[bytes], str]:
@@ -529,7 +536,21 @@ class Mirrors:
                 self._next_dump(mirror)
                 if message.seq == 3:  # a resync: what the dump lacks goes
                     mirror.in_dump = False
-                    mirror.pending.update(mirror.applied)
+                    if not mirror.reconcile:
+                        self.loop.call_soon(self._reconcile, mirror)
+                    mirror.reconcile = list(mirror.applied)
+
+    def _reconcile(self, mirror: Mirror) -> None:
+        """Make a slice of ``mirror.reconcile`` pending a turn (a million at once held
+        the loop)."""
+        if self.mirrors.get(mirror.vnet.name) is not mirror:
+            return  # gone meanwhile
+        keys = mirror.reconcile
+        mirror.pending.update(keys[-DISCARD_SLICE:])
+        del keys[-DISCARD_SLICE:]
+        if keys:
+            self.loop.call_soon(self._reconcile, mirror)
+        self._schedule(mirror)
 
     def _schedule(self, mirror: Mirror) -> None:
         """Have the pending changes applied from the next turn on (in a burst: see
@@ -555,7 +576,7 @@ class Mirrors:
         pending = mirror.pending
         while pending:  # a slice at least, then as many as the turn holds
             self._apply(mirror, [pending.pop() for _ in range(min(APPLY_SLICE, len(pending)))])
-            if time.monotonic() - started >= NETLINK_TURN:
+            if mirror.backlog or time.monotonic() - started >= NETLINK_TURN:
                 break
         self._schedule(mirror)
 
@@ -611,6 +632,7 @@ class Mirrors:
         sync = mirror.sync
         mirror.sync = RouteSync(sync.ifname, sync.protocols, stats=sync.stats)
         mirror.pending.clear()  # the dump brings back what is there; its end reconciles
+        mirror.reconcile.clear()
         self._discard(sync.routes)
         self._start_dump(mirror)
 
@@ -682,7 +704,7 @@ class Mirrors:
             "netns": mirror.netns,
             "representors": {n: r.index for n, r in mirror.representors.items()},
             "synced_routes": len(mirror.applied),
-            "pending_routes": len(mirror.pending),
+            "pending_routes": len(mirror.pending) + len(mirror.reconcile),
             "refused_routes": mirror.refused,
             "punt": {f: getattr(state.stats, f) for f in state.stats.__slots__},
             "sync": {f: getattr(mirror.sync.stats, f) for f in mirror.sync.stats.__slots__},

@@ -77,7 +77,7 @@ def _feed(loop: asyncio.AbstractEventLoop, mirrors: Mirrors, mirror: Mirror, dat
     async def settle() -> None:
         nonlocal turns
         for _ in range(100_000):
-            if not mirror.pending and not mirror.applying:
+            if not mirror.pending and not mirror.applying and not mirror.reconcile:
                 return
             turns += 1
             await asyncio.sleep(0)
