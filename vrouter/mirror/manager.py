@@ -483,12 +483,10 @@ class Mirrors:
         if sock is None:
             return
         started = time.monotonic()
-        while True:  # a batch at least, then until forwarding's turn
-            reads, state = self._read(mirror, sock)
-            messages: list[rtnetlink.Message] = []
-            for data in reads:  # each on its own: a bad one cannot spoil the next
-                messages += rtnetlink.parse(data, mirror.sync.shared)
-            self._take(mirror, messages)
+        while True:  # a read at least, then until forwarding's turn
+            data, state = self._recv(mirror, sock)
+            if data:
+                self._take(mirror, rtnetlink.parse(data, mirror.sync.shared))
             if state == "drained" and mirror.overrun and not mirror.in_dump:
                 # A dump request now has room for its answer (one sent into a full
                 # socket is lost, error and all).
@@ -499,30 +497,27 @@ class Mirrors:
         mirror.backlog = state == "more"
         self._schedule(mirror)
 
-    def _read(self, mirror: Mirror, sock: socket.socket) -> tuple[list[bytes], str]:
-        """Read datagrams up to :data:`NETLINK_READ` bytes in all (a change notification
-        is one datagram of some 100 bytes, a dump's batch one of up to 32 KiB), to be
-        taken at once; return them and ``more``, ``drained`` or ``failed``."""
-        reads: list[bytes] = []
-        size = 0
+    def _recv(self, mirror: Mirror, sock: socket.socket) -> tuple[bytes, str]:
+        """Read one datagram (a change notification, or a dump's batch of up to 32 KiB);
+        return it and ``more``, ``drained`` or ``failed``.  Reading a batch of
+        notifications before decoding them measured worse: 78 s and a ping p50 of
+        0.86 s for a million routes, against 47 s and 20 ms (the loop's other turns
+        came later)."""
         try:
-            while size < NETLINK_READ:
-                data = sock.recv(NETLINK_READ)
-                reads.append(data)
-                size += len(data)
+            return sock.recv(NETLINK_READ), "more"
         except (BlockingIOError, InterruptedError):
-            return reads, "drained"
+            return b"", "drained"
         except OSError as err:
             if err.errno != errno.ENOBUFS:
                 log.error("vnet %s: netlink: %s", mirror.vnet.name, err)
-                return reads, "failed"
-            # Events lost: start again from a dump.
-            if not mirror.overrun:
-                log.warning("vnet %s: netlink overrun, resyncing", mirror.vnet.name)
-            mirror.overrun = True
-            # The socket's error stops libuv's poll of it (uvloop): watch it anew.
-            self.loop.call_soon(self._rearm, mirror, sock)
-        return reads, "more"
+                return b"", "failed"
+        # Events lost: start again from a dump.
+        if not mirror.overrun:
+            log.warning("vnet %s: netlink overrun, resyncing", mirror.vnet.name)
+        mirror.overrun = True
+        # The socket's error stops libuv's poll of it (uvloop): watch it anew.
+        self.loop.call_soon(self._rearm, mirror, sock)
+        return b"", "more"
 
     def _take(self, mirror: Mirror, messages: list[rtnetlink.Message]) -> None:
         """Feed one read's messages to the sync; note what they change; follow the dump."""

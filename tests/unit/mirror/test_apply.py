@@ -182,7 +182,7 @@ def test_a_resync_keeps_what_the_dump_brings_back_and_drops_the_rest(lab, monkey
     assert not mirror.in_dump
 
 
-def test_notifications_read_from_the_socket_a_batch_at_a_time(lab) -> None:  # type: ignore[no-untyped-def]
+def test_notifications_are_read_from_the_socket_and_applied(lab) -> None:  # type: ignore[no-untyped-def]
     loop, ops, mirrors, mirror = lab
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     with ours, kernel:
