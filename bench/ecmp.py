@@ -12,7 +12,8 @@ UDP, neighbours resolved); 64 flows (source ports) to 198.18.0.9 in turn:
   mirror        the same with red's punt path on (``vrouter.mirror.punt.enable``):
                 forwarded traffic never meets it, so the ratio should be 1
 
-The ratios ecmp / route and ecmp-weighted / route are what multipath and its
+The ratios ecmp / route and ecmp-weighted / route (the median of each run's
+ratio: a run measures the cases back to back) are what multipath and its
 per-path counters cost; mirror / connected is what a mirror costs transit
 traffic (issue 15's target >= 0.95).  CPU seconds are this process's, so a
 busy machine moves them less than wall-clock figures.
@@ -88,6 +89,14 @@ def measure(case: str, frames: int) -> float:
     return passes * per_pass / (time.process_time() - start)
 
 
+def _paired(values: list[float], bases: list[float]) -> str:
+    """Return the median and range of each run's ratio of ``values`` to ``bases``: a run
+    measures every case back to back, so its ratio is less moved by other work than
+    the ratio of the medians."""
+    ratios = [v / b for v, b in zip(values, bases, strict=True)]
+    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200_000, help="frames per run")
@@ -112,13 +121,14 @@ def main() -> int:
         *machine(),
         f"- Load average (1/5/15 min) at start: {load_before}; at end: {loadavg()}",
         "",
-        "| case | frames per CPU-second min | median | max | / its base (base) |",
+        "| case | frames per CPU-second min | median | max | / its base (base), "
+        "median of the runs' ratios (min-max) |",
         "|---|---:|---:|---:|---:|",
     ]
     for case in CASES:
         v = results[case]
         base = BASES.get(case)
-        ratio = f"{median[case] / median[base]:.2f} ({base})" if base else "-"
+        ratio = f"{_paired(v, results[base])} ({base})" if base else "-"
         lines.append(f"| {case} | {min(v):,.0f} | {median[case]:,.0f} | {max(v):,.0f} | {ratio} |")
     lines.append("")
     report = "\n".join(lines)

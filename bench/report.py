@@ -131,6 +131,15 @@ def write_section(name: str, body: str, path: Path = RESULTS) -> None:
     path.write_text("\n".join(parts))
 
 
+def kept_by_hand(name: str, heading: str, path: Path = RESULTS) -> list[str]:
+    """Return the lines of section ``name`` from ``heading`` (a line of its own) to the
+    section's end, for a script that rewrites the section to keep them (no lines:
+    no such heading yet)."""
+    text = _parse(path.read_text()).get(name, "") if path.exists() else ""
+    lines = text.rstrip("\n").split("\n")
+    return lines[lines.index(heading) :] if heading in lines else []
+
+
 def fmt_ratio(value: float | None, digits: int = 2) -> str:
     """Return a ratio as text, ``n/a`` for None."""
     return "n/a" if value is None else f"{value:.{digits}f}"

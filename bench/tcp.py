@@ -170,6 +170,8 @@ class Download:
     bytes: int
     seconds: float
     cpu_s: float | None  # daemon utime+stime over the download; None for kernel cases
+    tcp: dict[str, int] = field(default_factory=dict)  # the vnet's TCP counters moved
+    sys_s: float = 0.0  # of cpu_s, the daemon's time in the kernel (stime)
 
     @property
     def bps(self) -> float:
@@ -338,25 +340,49 @@ def wait_http(ns: str, url: str, timeout: float = 20) -> None:
 # --------------------------------------------------------------------------- measurement
 
 
+def tcp_counters(daemon: Daemon) -> dict[str, int]:
+    """Return the TCP counters of the daemon's vnet (what ``vrouterctl netstat`` shows)."""
+    reply = daemon.call("netstat", vnet=VNET)
+    assert isinstance(reply, dict)
+    counters: dict[str, int] = reply["tcp"]
+    return counters
+
+
 def download(case: Case, max_time: int) -> Download:
-    """One curl download to /dev/null; the daemon's CPU time is sampled around it."""
+    """One curl download to /dev/null; the daemon's CPU time and the vnet's TCP counters
+    are sampled around it."""
     cmd = ["curl", "-sS", "--fail", "--max-time", str(max_time), "-o", "/dev/null",
            "-w", "%{size_download} %{time_total}"]  # fmt: skip
     if case.socks:
         cmd += ["--socks5-hostname", case.socks]
     cmd.append(case.url)
+    tcp0 = tcp_counters(case.daemon) if case.daemon is not None else {}
     cpu0 = _cpu(case)
+    sys0 = _stime(case)
     if case.ns:
         result = nsrun(case.ns, *cmd, timeout=max_time + 30)
     else:
         result = run(*cmd, timeout=max_time + 30)
     cpu1 = _cpu(case)
+    sys1 = _stime(case)
+    moved = {}
+    if case.daemon is not None:
+        moved = {k: v - tcp0.get(k, 0) for k, v in tcp_counters(case.daemon).items()}
     size, took = result.stdout.split()
-    return Download(int(size), float(took), None if cpu0 is None else cpu1 - cpu0)  # type: ignore[operator]
+    cpu = None if cpu0 is None else cpu1 - cpu0  # type: ignore[operator]
+    return Download(int(size), float(took), cpu, moved, sys1 - sys0)
 
 
 def _cpu(case: Case) -> float | None:
     return case.daemon.cpu_ticks() / CLK_TCK if case.daemon is not None else None
+
+
+def _stime(case: Case) -> float:
+    """Return the daemon's system time (stime) in seconds; 0 for kernel cases."""
+    if case.daemon is None:
+        return 0.0
+    stat = Path(f"/proc/{case.daemon.pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[12]) / CLK_TCK
 
 
 def py_spy() -> str | None:
@@ -366,7 +392,8 @@ def py_spy() -> str | None:
 
 
 def profile(case: Case, max_time: int, workdir: Path, spy: str) -> None:
-    """One more download with py-spy sampling the daemon; keep the top functions."""
+    """One more download with py-spy sampling the daemon; keep the top functions (and
+    py-spy's raw stacks in ``workdir``)."""
     assert case.daemon is not None
     raw = workdir / f"{case.name}.pyspy.txt"
     proc = subprocess.Popen(
@@ -435,7 +462,7 @@ def measure(lab: Lab, args: argparse.Namespace) -> None:
                 case.profile = ["(py-spy not installed)"]
                 continue
             print(f"profile (py-spy) {case.name}", flush=True)
-            profile(case, args.max_time, lab.workdir, spy)
+            profile(case, args.max_time, Path(args.profile_dir or lab.workdir), spy)
 
 
 # --------------------------------------------------------------------------- report
@@ -445,12 +472,42 @@ def median_bps(case: Case | None) -> float | None:
     return statistics.median(r.bps for r in case.runs) if case and case.runs else None
 
 
+COUNTERS = (
+    ("sndtotal", "segments sent"),
+    ("sndsuper", "of them super-segments (TSO)"),
+    ("sndacks", "pure ACKs sent"),
+    ("rcvtotal", "segments received"),
+    ("rcvpack", "with data in order"),
+    ("rcvackpack", "ACKs of new data"),
+    ("sndrexmitpack", "segments resent"),
+)
+"""The vnet's TCP counters shown per GB (``vrouterctl netstat``)."""
+
+
+def counter_rows(lab: Lab) -> list[str]:
+    """Return the table of the vnet's TCP counters per GB downloaded, per vnet case."""
+    cases = [c for c in lab.cases if c.daemon is not None and c.runs]
+    if not cases:
+        return []
+    rows = [
+        "| counter (per GB downloaded) | " + " | ".join(c.name for c in cases) + " |",
+        "|---|" + "---:|" * len(cases),
+    ]
+    for key, text in COUNTERS:
+        cells = []
+        for c in cases:
+            gb = sum(r.bytes for r in c.runs) / 1e9
+            cells.append(f"{sum(r.tcp.get(key, 0) for r in c.runs) / gb:,.0f}")
+        rows.append(f"| {text} (`{key}`) | " + " | ".join(cells) + " |")
+    return ["", "The vnet's TCP over the measured runs (`vrouterctl netstat`):", "", *rows]
+
+
 def render(lab: Lab, args: argparse.Namespace, load_before: str) -> str:
     by_name = {c.name: c for c in lab.cases}
     rows = [
         "| case | Mbit/s min | median | max | median / kernel | daemon CPU s/GB "
-        "| daemon CPU % of a core | per run |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| of it in the kernel | daemon CPU % of a core | per run |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for c in lab.cases:
         lo, med, hi = mmm([r.bps / 1e6 for r in c.runs], ".0f")
@@ -458,17 +515,18 @@ def render(lab: Lab, args: argparse.Namespace, load_before: str) -> str:
         mine, theirs = median_bps(c), median_bps(base)
         if c.daemon is None:
             ratio = "1 (base)" if c.name in BASE.values() else "-"
-            cpu_gb = cpu_pct = "n/a (kernel)"
+            cpu_gb = cpu_sys = cpu_pct = "n/a (kernel)"
         else:
             ratio = fmt_ratio(mine / theirs if mine and theirs else None, 3)
             cpu = sum(r.cpu_s or 0.0 for r in c.runs)
             secs = sum(r.seconds for r in c.runs)
             nbytes = sum(r.bytes for r in c.runs)
-            cpu_gb = f"{cpu / (nbytes / 1e9):.1f}"
+            cpu_gb = f"{cpu / (nbytes / 1e9):.2f}"
+            cpu_sys = f"{100 * sum(r.sys_s for r in c.runs) / cpu:.0f}%" if cpu else "-"
             cpu_pct = f"{100 * cpu / secs:.0f}%"
         per_run = ", ".join(f"{r.bps / 1e6:.0f}" for r in c.runs)
-        rows.append(f"| {c.name} | {lo} | {med} | {hi} | {ratio} | {cpu_gb} | {cpu_pct} "
-                    f"| {per_run} |")  # fmt: skip
+        rows.append(f"| {c.name} | {lo} | {med} | {hi} | {ratio} | {cpu_gb} | {cpu_sys} "
+                    f"| {cpu_pct} | {per_run} |")  # fmt: skip
     profiles: list[str] = []
     for c in lab.cases:
         if c.profile:
@@ -491,9 +549,11 @@ def render(lab: Lab, args: argparse.Namespace, load_before: str) -> str:
         "Throughput = bytes / curl's `time_total` (connection set-up included). "
         "Ratio = the vnet case's median / the median of its kernel counterpart "
         "(vnet-socket / kernel-socket, vnet-socks / kernel-socks). Daemon CPU = "
-        "utime+stime of vrouterd over the runs.",
+        "utime+stime of vrouterd over the runs; in the kernel: its stime share (system calls: "
+        "the TAP, the program's socket, and the host's TCP work done in the daemon's context).",
         "",
         *rows,
+        *counter_rows(lab),
         "",
         "### Profile of the daemon",
         "",
@@ -528,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated subset of: {', '.join(CASE_NAMES)}")  # fmt: skip
     parser.add_argument("--no-profile", dest="profile", action="store_false",
                         help="skip the py-spy downloads")  # fmt: skip
+    parser.add_argument("--profile-dir", help="keep py-spy's raw stacks (CASE.pyspy.txt) here")
     parser.add_argument("--sysctl", action="append", default=[], metavar="KNOB=VALUE",
                         help="set a sysctl of the vnet (repeatable), e.g. "
                              "net.inet.tcp.sendspace=1048576")  # fmt: skip

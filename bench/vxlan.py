@@ -61,10 +61,12 @@ from forwarding import (
     tcp_once,
     wait_reachable,
 )
-from report import fmt_ratio, loadavg, machine
+from report import fmt_ratio, kept_by_hand, loadavg, machine
 
 CASE_NAMES = ("kernel-vxlan", "vrouterd-vxlan", "vrouterd-vxlan-nooffload")
 TARGET = 0.5
+LEVERS = "### Levers (kept by hand)"
+"""The heading of the part of the section a run keeps: what each change did, with numbers."""
 """vrouterd-vxlan TCP bits/s over kernel-vxlan TCP bits/s that the project aims for."""
 H1_ADDR = "198.51.100.3"
 VNI = 42
@@ -271,6 +273,7 @@ class Report:
             "",
             *self.table("h2 -> h1", self.reverse),
             "",
+            *kept_by_hand("vxlan", LEVERS),
         ])  # fmt: skip
 
 

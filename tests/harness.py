@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -109,6 +110,25 @@ def run(*cmd: str, timeout: float = 30, check: bool = True) -> subprocess.Comple
             f"{' '.join(cmd)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+def wait_listening(proc: subprocess.Popen[Any], timeout: float = 15) -> bytes:
+    """Wait until ``proc`` (tcpdump, ``vrouterctl capture``) says on its stderr pipe that
+    it listens; return what it wrote so far."""
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while b"listening on" not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise AssertionError(f"{proc.args!r} did not start listening: {seen!r}")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            proc.wait(5)
+            raise AssertionError(f"{proc.args!r} exited {proc.returncode}: {seen.decode()}")
+        seen += chunk
+    return seen
 
 
 def netns_list() -> set[str]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import select
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, python, run, running, vrouterctl, vrouterd
+from harness import Vrouterd, python, run, running, vrouterctl, vrouterd, wait_listening
 
 pytestmark = pytest.mark.integration
 
@@ -253,14 +251,7 @@ def _capturing(daemon: Vrouterd, *args: str) -> Iterator[subprocess.Popen[bytes]
         stderr=subprocess.PIPE,
     )
     try:
-        assert proc.stderr is not None
-        seen, deadline = b"", time.monotonic() + 15
-        while b"listening on" not in seen:
-            left = deadline - time.monotonic()
-            assert left > 0 and select.select([proc.stderr], [], [], left)[0], seen
-            chunk = os.read(proc.stderr.fileno(), 4096)
-            assert chunk, f"capture exited: {seen.decode()}"
-            seen += chunk
+        wait_listening(proc)
         yield proc
     finally:
         if proc.poll() is None:

@@ -8,8 +8,6 @@ timeout and killed on the way out.
 
 from __future__ import annotations
 
-import os
-import select
 import signal
 import subprocess
 import sys
@@ -19,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, run, vrouterctl
+from harness import Vrouterd, run, vrouterctl, wait_listening
 
 pytestmark = pytest.mark.integration
 
@@ -33,24 +31,6 @@ UDP_TO_BROADCAST = (
 
 def ctl(daemon: Vrouterd, *args: str) -> list[str]:
     return [*CTL, "--socket", daemon.socket, *args]
-
-
-def wait_listening(proc: subprocess.Popen[bytes], timeout: float = 15) -> bytes:
-    """Wait until ``vrouterctl capture`` says it listens; return its stderr so far."""
-    assert proc.stderr is not None
-    fd = proc.stderr.fileno()
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while b"listening on" not in seen:
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            raise AssertionError(f"capture did not start: {seen!r}")
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            proc.wait(5)
-            raise AssertionError(f"capture exited {proc.returncode}: {seen.decode()}")
-        seen += chunk
-    return seen
 
 
 @contextmanager

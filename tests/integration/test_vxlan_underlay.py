@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, python, run
+from harness import Vrouterd, python, run, wait_listening
 
 pytestmark = pytest.mark.integration
 
@@ -94,10 +94,10 @@ def test_ping_both_ways_over_the_vnet_underlay(lab: Vrouterd) -> None:
     dump = subprocess.Popen(
         ["ip", "netns", "exec", lab.ns("lx"), "tcpdump", "-n", "-l", "-c", "4", "-i", f"{p}u",
          "udp", "port", "4789"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(1.0)  # tcpdump is listening
+        wait_listening(dump)
         assert _ping(lab, "h1", LINUX_HOST) == 3
         assert _ping(lab, "lx", DAEMON_HOST) == 3
         out, _ = dump.communicate(timeout=15)

@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from vrouter.api.protocol import MAX_REPLY, ApiError, encode
 
 DEFAULT_SOCKET = "/run/vrouter/control.sock"
+PIPELINE = 64
+"""Requests :meth:`ControlClient.calls` can be given at once without either side
+blocking on a full socket (their replies fit in its buffer)."""
 
 
 class ControlClient:
@@ -39,6 +43,27 @@ class ControlClient:
         if not reply.get("ok"):
             raise ApiError.from_reply(reply)
         return reply.get("result")
+
+    def calls(self, requests: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """Send ``(op, args)`` requests at once and return their results, in order.
+
+        The daemon answers the requests of a connection one after the other,
+        so a request may depend on an earlier one; sending them together
+        saves a round trip each.  Send a bounded number (the replies wait in
+        the socket until they are read): :data:`PIPELINE` at a time is safe.
+        Every reply is read; then the first refusal, if any, is raised.
+        """
+        self._sock.sendall(b"".join(encode({"op": op, "args": args}) for op, args in requests))
+        replies = []
+        for _ in requests:
+            line = self._file.readline(MAX_REPLY + 1)
+            if not line:
+                raise ConnectionError("vrouterd closed the control connection")
+            replies.append(json.loads(line))
+        for reply in replies:
+            if not reply.get("ok"):
+                raise ApiError.from_reply(reply)
+        return [reply.get("result") for reply in replies]
 
     def call_fd(self, op: str, **args: Any) -> tuple[Any, int]:
         """Send one request whose reply carries a descriptor; return (result, fd).

@@ -106,7 +106,7 @@ def require(vnet: Vnet, subsystem: str) -> None:
     The error is ApiError EPROTONOSUPPORT, what ``socket()`` gives for a
     protocol whose module is not loaded (``vrouterctl module unload tcp``).
     """
-    if not hasattr(vnet, subsystem):
+    if not vnet.has(subsystem):
         raise ApiError(
             f"vnet {vnet.name}: subsystem {subsystem} is not loaded", errno.EPROTONOSUPPORT
         )

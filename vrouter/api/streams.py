@@ -57,6 +57,9 @@ log = logging.getLogger("vrouter.streams")
 
 CHUNK = 256 * 1024
 """Bytes moved between a program and its connection at a time (one system call)."""
+STREAM_SNDBUF = 1 << 20
+"""Send buffer of each end of a stream's socketpair: the program runs ahead of the
+daemon by up to this much (the default, about 200 KB, held less than one read)."""
 FAMILIES = {"inet": 4, "inet6": 6, 4: 4, 6: 6, "4": 4, "6": 6}
 
 
@@ -82,8 +85,6 @@ class StreamEndpoint:
         self.conn = conn
         self.end = end
         self.loop = asyncio.get_running_loop()
-        self.pending = memoryview(b"")
-        """Bytes taken from the connection that the program's socket could not take yet."""
         self.outgoing = memoryview(b"")
         """Bytes read from the program that the connection's send buffer could not take yet
         (views: what is left of a chunk is never copied)."""
@@ -159,29 +160,25 @@ class StreamEndpoint:
         if self.closed:
             return
         conn = self.conn
+        send = self.end.send
         took = False
-        while True:
-            if not self.pending:
-                self.pending = memoryview(conn.recv(CHUNK))
-                took = took or bool(self.pending)
-                if not self.pending:
-                    break
-            try:
-                sent = self.end.send(self.pending)
+        while ready := min(conn.readable, CHUNK):
+            try:  # straight from the receive buffer into the program's socket
+                sent = conn.recv_with(send, CHUNK)
             except BlockingIOError:
                 sent = 0
             except OSError:  # the program is gone
                 self.close("program closed its descriptor", abort=True)
                 return
-            self.pending = self.pending[sent:]
-            if self.pending:
+            took = took or sent > 0
+            if sent < ready:  # the program's socket is full: go on when it drains
                 if not self.writing:
                     self.writing = True
                     self.loop.add_writer(self.end.fileno(), self._writable)
                 break
         if took:
             self.vnet.tcp.flush(self.daemon.driver.now())  # a window update
-        if not self.pending and conn.at_eof and not self.eof_sent:
+        if conn.at_eof and not self.eof_sent:
             self.eof_sent = True
             with contextlib.suppress(OSError):  # the program is gone already
                 self.end.shutdown(socket.SHUT_WR)
@@ -231,6 +228,9 @@ def _stream_pair(
     daemon: Host, vnet: Vnet, conn: Connection
 ) -> tuple[socket.socket, StreamEndpoint]:
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    for end in (ours, theirs):
+        # What a writer may queue (the kernel caps it at net.core.wmem_max).
+        end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
     return theirs, StreamEndpoint(daemon, vnet, conn, ours)
 
 

@@ -77,8 +77,8 @@ def vnet_list(host: Host, args: dict[str, Any]) -> Any:
 
 def _in_use(vnet: Vnet) -> dict[str, int | None]:
     """Return what each limit counts in ``vnet`` now (None: not known here)."""
-    fw = getattr(vnet, "firewall", None)
-    transport = getattr(vnet, "transport", None)
+    fw = vnet.view("firewall")
+    transport = vnet.view("transport")
     sockets_open = getattr(transport, "sockets", None) if transport is not None else None
     return {
         "interfaces": len(vnet.link.interfaces),
@@ -100,7 +100,7 @@ def _limit_refusals(vnet: Vnet) -> dict[str, int]:
     the knobs the limits cap.
     """
     counted = vnet.limits.refused
-    fw = getattr(vnet, "firewall", None)
+    fw = vnet.view("firewall")
     return {
         "interfaces": counted["interfaces"],
         "routes": counted["routes"],
@@ -138,7 +138,7 @@ def vnet_show(host: Host, args: dict[str, Any]) -> Any:
         "parent": vnet.parent.name if vnet.parent is not None else None,
         "children": sorted(c.name for c in vnet.children.values()),
         "forwarding": vnet.inet.forwarding,
-        "subsystems": [s for s in host.tree.registry.names() if hasattr(vnet, s)]
+        "subsystems": [s for s in host.tree.registry.names() if vnet.has(s)]
         if host.tree is not None
         else [],
         "limits": described,
@@ -248,7 +248,7 @@ def route_show(host: Host, args: dict[str, Any]) -> Any:
     tables = {4: vnet.route.fib, 6: vnet.route.fib6}  # kept: the vnet may go mid-stream
     return Rows(
         routes() if limit is None else itertools.islice(routes(), limit),
-        lambda route: route.describe(tables[route.prefix.version].state(route)),
+        lambda route: route.describe(tables[route.version].state(route)),
     )
 
 
@@ -274,7 +274,7 @@ def arp_show(host: Host, args: dict[str, Any]) -> Any:
 def dhcp_leases(host: Host, args: dict[str, Any]) -> Any:
     """The vnet's DHCP server: pools, leases, counters (``serving`` false: none configured)."""
     vnet = vnet_of(host, args)
-    if not hasattr(vnet, "dhcp"):
+    if not vnet.has("dhcp"):
         raise ApiError(f"vnet {vnet.name}: the dhcp subsystem is not loaded")
     return dhcp.leases(vnet, host.driver.now())
 
@@ -335,16 +335,18 @@ def netstat(host: Host, args: dict[str, Any]) -> Any:
         "icmp6": stats_dict(inet6.icmp),
         "dhcp6": stats_dict(inet6.dhcp6_stats),
     }
-    if hasattr(vnet, "firewall"):
+    filter_state = vnet.view("firewall")
+    if filter_state is not None:
         result["pf"] = {
-            **stats_dict(vnet.firewall.fw.stats),
-            "rejects_sent": vnet.firewall.rejects_sent,
-            "log_suppressed": vnet.firewall.log_suppressed,
+            **stats_dict(filter_state.fw.stats),
+            "rejects_sent": filter_state.rejects_sent,
+            "log_suppressed": filter_state.log_suppressed,
         }
-        result["pf_states"] = stats_dict(vnet.firewall.fw.states.stats)
+        result["pf_states"] = stats_dict(filter_state.fw.states.stats)
     result["drops"] = _drops_by_reason(vnet)
-    if hasattr(vnet, "tcp"):
-        result["tcp"] = vnet.tcp.stats.as_dict()
+    tcp = vnet.view("tcp")
+    if tcp is not None:
+        result["tcp"] = tcp.stats.as_dict()
     result["limits"] = {f"{kind}_refused": n for kind, n in _limit_refusals(vnet).items()}
     return result
 
@@ -356,17 +358,17 @@ def _endpoint_text(address: bytes, port: int) -> str:
 
 def sockstat(host: Host, args: dict[str, Any]) -> Any:
     vnet = vnet_of(host, args)
+    transport = vnet.view("transport")
     result: dict[str, Any] = {
-        "sockets": [s.describe() for s in vnet.transport.sockets]
-        if hasattr(vnet, "transport")
-        else [],
+        "sockets": [s.describe() for s in transport.sockets] if transport is not None else [],
         "route_sockets": sum(
             1 for e in host.endpoints if e.vnet is vnet and e.kind == "route"
         ),
-        "stats": stats_dict(vnet.transport.stats) if hasattr(vnet, "transport") else {},
+        "stats": stats_dict(transport.stats) if transport is not None else {},
     }
-    if hasattr(vnet, "tcp"):
-        table = vnet.tcp.table
+    tcp = vnet.view("tcp")
+    if tcp is not None:
+        table = tcp.table
         result["tcp_listeners"] = [listener.describe() for listener in table.listeners.values()]
         result["tcp"] = [
             {
@@ -394,8 +396,8 @@ def _firewalled(host: Host, args: dict[str, Any]) -> Vnet:
 
 
 def firewall_show(host: Host, args: dict[str, Any]) -> Any:
-    vnet = _firewalled(host, args)
-    fw = vnet.firewall.fw
+    state = _firewalled(host, args).view("firewall")
+    fw = state.fw
     return {
         "enabled": fw.enabled,
         "default": fw.ruleset.default,
@@ -405,9 +407,9 @@ def firewall_show(host: Host, args: dict[str, Any]) -> Any:
         "states": len(fw.states),
         "max_states": fw.states.max_states,
         "flows": {
-            "cached": len(vnet.firewall.flows.entries),
-            "learned": vnet.firewall.flows.inserts,
-            "hits": vnet.firewall.flows.hits,
+            "cached": len(state.flows.entries),
+            "learned": state.flows.inserts,
+            "hits": state.flows.hits,
         },
     }
 
@@ -416,7 +418,7 @@ def firewall_show(host: Host, args: dict[str, Any]) -> Any:
 def firewall_states(host: Host, args: dict[str, Any]) -> Any:
     vnet = _firewalled(host, args)
     now = host.driver.now()
-    fw = vnet.firewall.fw
+    fw = vnet.view("firewall").fw
     nat = fw.nat
 
     def describe(item: State | Binding | Redirect) -> dict[str, object]:

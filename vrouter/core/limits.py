@@ -37,6 +37,7 @@ limit refuses new objects; it never removes existing ones.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -103,8 +104,9 @@ class Limits:
     """The parent vnet's limits (None for a top-level vnet)."""
     own: dict[str, int] = field(default_factory=dict)
     """Limits set on this vnet itself, by kind; a kind absent follows the parent."""
-    refused: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    """Additions refused at the operation layer because a limit was reached, by kind."""
+    refused: Counter[str] = field(default_factory=Counter)
+    """Additions refused at the operation layer because a limit was reached, by kind
+    (a kind never refused reads 0 and takes no room)."""
     capped: dict[str, tuple[Value, Value]] = field(default_factory=dict)
     """Knob name -> (the value it had, the value the limit lowered it to)."""
 
@@ -250,6 +252,8 @@ def apply_caps(vnet: Vnet, sysctl: Sysctl, kinds: tuple[str, ...] = tuple(CAPPED
             if knob is None:
                 limits.capped.pop(name, None)
                 continue
+            if limit is None and name not in limits.capped:
+                continue  # nothing to lower or to give back (and no lazy state created)
             try:
                 current = knob.get(vnet)
             except AttributeError:  # subsystem not attached to this vnet (yet)

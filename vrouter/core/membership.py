@@ -16,7 +16,7 @@ and :mod:`vrouter.inet.igmp` each define one and parse their own queries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -69,7 +69,7 @@ class Speaker:
 
     listeners: Callable[[Vnet], dict[str, Listener]]
     """The vnet's listeners by interface name."""
-    groups: Callable[[Vnet, Ifnet], set[bytes]]
+    groups: Callable[[Vnet, Ifnet], Collection[bytes]]
     """The groups an interface joined."""
     reported: Callable[[bytes], bool]
     """Whether a group is ever reported."""

@@ -35,6 +35,7 @@ available through :func:`caller` (a ContextVar: API plumbing only).
 
 from __future__ import annotations
 
+import functools
 import grp
 import os
 import pwd
@@ -170,6 +171,12 @@ def parent_of(name: str) -> str | None:
     return parent if sep else None
 
 
+@functools.lru_cache(maxsize=1024)
+def _shared_rights(manage: frozenset[Principal], sockets: frozenset[Principal]) -> Rights:
+    """Return one Rights for each distinct pair, shared by the vnets that have it."""
+    return Rights(manage, sockets)
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """The rights of one configuration: daemon admins and grants by vnet name."""
@@ -186,7 +193,7 @@ class Policy:
             if grants is not None:
                 manage.update(grants.manage)
                 sockets.update(grants.sockets)
-        return Rights(frozenset(manage), frozenset(manage | sockets))
+        return _shared_rights(frozenset(manage), frozenset(manage | sockets))
 
     def is_admin(self, cred: Cred) -> bool:
         """Return True if ``cred`` may do daemon-wide operations."""

@@ -6,6 +6,14 @@ how to attach its state to a vnet and detach it again, like FreeBSD's
 dependency attaches first and detaches last; loading a subsystem attaches it
 to every existing vnet, unloading detaches it everywhere.
 
+A subsystem may be *lazy*: a new vnet then gets its state the first time
+something asks for ``vnet.<name>`` (a socket, a ruleset, a sysctl), not at
+creation, so an idle vnet pays nothing for it.  Its ``prepare`` function
+runs at creation instead and installs entry points that are shared by every
+vnet (module functions), which ask for the state when traffic first needs it.
+Read-only views of a vnet that has not needed the state yet read the
+registry's :meth:`Registry.pristine` one: what a fresh state holds.
+
 The sysctl tree of a registry holds the knobs of its loaded subsystems and,
 always, the ``vnet.limits.*`` knobs of :mod:`vrouter.core.limits` (limits are
 part of every vnet, not a subsystem).
@@ -13,12 +21,13 @@ part of every vnet, not a subsystem).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vrouter.core import limits
-from vrouter.core.sysctl import Knob, Sysctl
+from vrouter.core.sysctl import Knob, Sysctl, Value
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -40,6 +49,13 @@ class Subsystem:
     depends: tuple[str, ...] = ()
     knobs: tuple[Knob, ...] = ()
     """The sysctls this subsystem's state carries."""
+    lazy: bool = False
+    """True: ``attach`` runs when the vnet first asks for ``vnet.<name>``, not at creation."""
+    prepare: Callable[[Vnet], None] = field(default=lambda vnet: None)
+    """For a lazy subsystem: what a new vnet gets at creation instead of the state
+    (shared entry points that attach the state when first used)."""
+    unprepare: Callable[[Vnet], None] = field(default=lambda vnet: None)
+    """Undo ``prepare`` in a vnet that never needed the state (on unload)."""
 
 
 class Registry:
@@ -48,6 +64,9 @@ class Registry:
     def __init__(self, subsystems: Iterable[Subsystem] = ()) -> None:
         self._ordered: list[Subsystem] = []
         self._sysctl: Sysctl | None = None
+        self.lazy: dict[str, Subsystem] = {}
+        """The loaded lazy subsystems by name (shared by every vnet of the registry)."""
+        self._pristine: Vnet | None = None
         for subsystem in subsystems:
             self._append(subsystem)
 
@@ -61,15 +80,45 @@ class Registry:
                 f"subsystem {subsystem.name!r} needs {', '.join(missing)}, which is not loaded"
             )
         self._ordered.append(subsystem)
+        if subsystem.lazy:
+            self.lazy[subsystem.name] = subsystem
         self._sysctl = None
+        self._pristine = None
+
+    def _remove(self, subsystem: Subsystem) -> None:
+        self._ordered.remove(subsystem)
+        self.lazy.pop(subsystem.name, None)
+        self._sysctl = None
+        self._pristine = None
 
     def sysctl(self) -> Sysctl:
         """Return the sysctl tree of the loaded subsystems."""
         if self._sysctl is None:
             knobs = [*limits.make_knobs(self.sysctl)]
-            knobs.extend(k for subsystem in self._ordered for k in subsystem.knobs)
+            for subsystem in self._ordered:
+                if subsystem.lazy:
+                    knobs.extend(self._lazy_knob(subsystem.name, k) for k in subsystem.knobs)
+                else:
+                    knobs.extend(subsystem.knobs)
             self._sysctl = Sysctl(knobs)
         return self._sysctl
+
+    def _lazy_knob(self, name: str, knob: Knob) -> Knob:
+        """Return ``knob`` of lazy subsystem ``name``, read and written without creating state.
+
+        A vnet that does not hold the state yet reads the default; setting the
+        default there stores nothing, any other value creates the state.
+        """
+        get, set_ = knob.get, knob.set
+
+        def read(vnet: Vnet) -> Value:
+            return get(vnet if vnet.holds(name) else self.pristine(type(vnet)))
+
+        def write(vnet: Vnet, value: Value) -> None:
+            if vnet.holds(name) or value != get(self.pristine(type(vnet))):
+                set_(vnet, value)
+
+        return dataclasses.replace(knob, get=read, set=write)
 
     def get(self, name: str) -> Subsystem | None:
         """Return the loaded subsystem ``name``, None if it is not loaded."""
@@ -86,12 +135,26 @@ class Registry:
     def __iter__(self) -> Iterator[Subsystem]:
         return iter(list(self._ordered))
 
+    def pristine(self, kind: type[Vnet]) -> Vnet:
+        """Return a vnet (of class ``kind``) that no traffic reaches, whose states are what
+        fresh ones hold.
+
+        Views read a lazy subsystem's state there for a vnet that has not
+        needed its own yet; they must not change it.
+        """
+        if self._pristine is None:
+            pristine = kind("(pristine)", None)
+            self.attach_all(pristine)
+            self._pristine = pristine
+        return self._pristine
+
     def attach_all(self, vnet: Vnet) -> None:
-        """Attach every subsystem to ``vnet`` in order; undo on failure."""
+        """Attach the eager subsystems to ``vnet`` in order (prepare lazy ones); undo on failure."""
+        vnet.registry = self
         done: list[Subsystem] = []
         try:
             for subsystem in self._ordered:
-                setattr(vnet, subsystem.name, subsystem.attach(vnet))
+                _attach(subsystem, vnet)
                 done.append(subsystem)
         except BaseException:
             for subsystem in reversed(done):
@@ -109,13 +172,12 @@ class Registry:
         done: list[Vnet] = []
         try:
             for vnet in vnets:
-                setattr(vnet, subsystem.name, subsystem.attach(vnet))
+                _attach(subsystem, vnet)
                 done.append(vnet)
         except BaseException:
             for vnet in done:
                 _detach(subsystem, vnet)
-            self._ordered.remove(subsystem)
-            self._sysctl = None
+            self._remove(subsystem)
             raise
 
     def unload(self, name: str, vnets: Iterable[Vnet]) -> None:
@@ -131,11 +193,19 @@ class Registry:
             )
         for vnet in vnets:
             _detach(subsystem, vnet)
-        self._ordered.remove(subsystem)
-        self._sysctl = None
+        self._remove(subsystem)
+
+
+def _attach(subsystem: Subsystem, vnet: Vnet) -> None:
+    if subsystem.lazy:
+        subsystem.prepare(vnet)
+    else:
+        setattr(vnet, subsystem.name, subsystem.attach(vnet))
 
 
 def _detach(subsystem: Subsystem, vnet: Vnet) -> None:
-    if hasattr(vnet, subsystem.name):
+    if vnet.holds(subsystem.name):
         subsystem.detach(vnet)
         delattr(vnet, subsystem.name)
+    if subsystem.lazy:
+        subsystem.unprepare(vnet)

@@ -11,13 +11,19 @@ Two things belong to every vnet whatever is loaded: its :class:`Limits`
 (``vnet.rights``, from the tree's :class:`~vrouter.core.perms.Policy`).
 A new child copies its parent's sysctl values, but not its limits: it
 follows them.
+
+The state of a lazy subsystem (``vnet.tcp``, ``vnet.firewall`` …) is
+created the first time it is asked for; :meth:`Vnet.holds` tells whether it
+exists yet, :meth:`Vnet.has` whether the subsystem is loaded at all, and
+:meth:`Vnet.view` gives read-only views the state or, before it exists, a
+fresh one's values.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vrouter.core import limits as limits_
 from vrouter.core.limits import Limits
@@ -65,6 +71,8 @@ class Vnet:
     rights: Rights
 
     def __init__(self, name: str, parent: Vnet | None) -> None:
+        self.registry: Registry | None = None
+        """The registry whose subsystems built this vnet's state (set when attached)."""
         self.name = name
         self.parent = parent
         self.children: dict[str, Vnet] = {}
@@ -83,6 +91,38 @@ class Vnet:
     def listened(self) -> bool:
         """Whether anyone listens for address and interface events."""
         return bool(self.listeners or self.link_listeners)
+
+    def __getattr__(self, name: str) -> Any:
+        """Create the state of lazy subsystem ``name`` the first time it is asked for."""
+        registry = self.__dict__.get("registry")
+        subsystem = registry.lazy.get(name) if registry is not None else None
+        if subsystem is None:
+            raise AttributeError(f"vnet {self.__dict__.get('name')!r} has no {name!r}")
+        state = subsystem.attach(self)
+        setattr(self, name, state)
+        assert registry is not None
+        limits_.apply_caps(self, registry.sysctl())  # a fresh state's knobs obey the limits
+        return state
+
+    def holds(self, name: str) -> bool:
+        """Return True if the state of subsystem ``name`` exists in this vnet (no creation)."""
+        return name in self.__dict__
+
+    def has(self, name: str) -> bool:
+        """Return True if subsystem ``name`` is loaded here (its state may not exist yet)."""
+        return name in self.__dict__ or (self.registry is not None and name in self.registry.lazy)
+
+    def view(self, name: str) -> Any:
+        """Return the state of subsystem ``name`` for reading, None if it is not loaded.
+
+        Before a lazy state exists this is the registry's pristine one, which
+        holds what a fresh state would (empty tables, zero counters, default
+        knobs); the caller must not change it.
+        """
+        state = self.__dict__.get(name)
+        if state is not None or self.registry is None or name not in self.registry.lazy:
+            return state
+        return getattr(self.registry.pristine(type(self)), name)
 
     def emit(self, event: dict[str, object]) -> None:
         """Tell every listener about a change in this vnet."""
@@ -126,7 +166,7 @@ class VnetTree:
             sysctl = self.registry.sysctl()
             for knob in sysctl.knobs.values():
                 if limits_.kind_of(knob.name) is None:  # limits are followed, not copied
-                    knob.set(vnet, knob.get(parent))
+                    knob.set(vnet, knob.get(parent))  # a lazy state's default stores nothing
             # What the parent's limits lowered comes back here too when they are raised.
             vnet.limits.capped = dict(parent.limits.capped)
             limits_.apply_caps(vnet, sysctl)

@@ -260,5 +260,5 @@ def bring_up(vnet: Vnet, interfaces: list[InterfaceConfig], now: float) -> None:
             nd.enable_ra(vnet, ifp, ra_settings(icfg.ra), now)
         if icfg.dhcp6 is not None:
             dhcp6.enable(vnet, ifp, dhcp6_settings(icfg.dhcp6))
-        if icfg.dhcp and hasattr(vnet, "dhcp"):
+        if icfg.dhcp and vnet.has("dhcp"):
             dhcp.start_client(vnet, ifp, now)

@@ -582,8 +582,9 @@ def running_vnets(
             (limits.knob_name(kind), value) for kind, value in vnet.limits.own.items() if value
         )
         firewall = None
-        if hasattr(vnet, "firewall"):
-            firewall = FirewallConfig(True, None, vnet.firewall.fw.ruleset)
+        filter_state = vnet.view("firewall")
+        if filter_state is not None:
+            firewall = FirewallConfig(True, None, filter_state.fw.ruleset)
         vcfg = VnetConfig(
             name=vnet.name,
             forwarding=True,

@@ -103,7 +103,8 @@ class Daemon:
     async def start(self) -> None:
         """Build and attach everything; undo it all if any step fails."""
         try:
-            await self._start()
+            with gcpause.held():  # collections while building walk every vnet built so far
+                await self._start()
         except BaseException:
             await self.shutdown()
             raise
@@ -464,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # A worker runs the very text its front read, whatever the file says by now.
         text = workers.read_text(spec.config) if spec is not None else read(args.config)
-        config = parse(text, args.config)
+        with gcpause.held():  # a big config is millions of objects: collect once, after start-up
+            config = parse(text, args.config)
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2

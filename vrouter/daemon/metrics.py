@@ -692,7 +692,7 @@ INET6_SOURCE = Source(
 
 
 def _read_firewall(vnet: Vnet) -> list[Entry] | None:
-    firewall = getattr(vnet, "firewall", None)
+    firewall = vnet.view("firewall")
     if firewall is None:
         return None
     fw = firewall.fw
@@ -778,7 +778,7 @@ _SOCKET_KINDS = tuple(
 
 
 def _read_transport(vnet: Vnet) -> list[Entry] | None:
-    transport = getattr(vnet, "transport", None)
+    transport = vnet.view("transport")
     if transport is None:
         return None
     counts: dict[tuple[str, str], int] = {}
@@ -806,7 +806,7 @@ _TCP_STATES = tuple(
 
 
 def _read_tcp(vnet: Vnet) -> list[Entry] | None:
-    tcp = getattr(vnet, "tcp", None)
+    tcp = vnet.view("tcp")
     if tcp is None:
         return None
     counts = dict.fromkeys(TcpState, 0)
@@ -836,7 +836,7 @@ def _by(label_name: str, counts: Mapping[str, int]) -> list[tuple[str, int | flo
 
 def _read_dhcp(vnet: Vnet) -> list[Entry] | None:
     """A DHCP server's leases and messages (None: the vnet serves no DHCP)."""
-    state = getattr(vnet, "dhcp", None)
+    state = vnet.view("dhcp")
     if state is None or state.server is None:
         return None
     stats = state.stats

@@ -706,7 +706,7 @@ class Ops:
         if self.mirrors is not None:
             self.mirrors.interface_removed(ifp)
         now = self.driver.now()
-        if hasattr(vnet, "dhcp"):
+        if vnet.holds("dhcp"):
             dhcp.stop_client(vnet, ifp.name, now)
         build.release_l2(vnet, ifp, now)
         routes = build.strip_l3(vnet, ifp, now)
@@ -1202,7 +1202,7 @@ class Ops:
     @staticmethod
     def firewalled(vnet: Vnet) -> Vnet:
         """Return ``vnet``; OpError if the firewall subsystem is not loaded in it."""
-        if not hasattr(vnet, "firewall"):
+        if not vnet.has("firewall"):
             raise OpError(
                 f"vnet {vnet.name}: the firewall subsystem is not loaded "
                 "(vrouterctl module load firewall)"

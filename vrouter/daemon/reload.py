@@ -697,7 +697,7 @@ class Applier:
         vcfg: VnetConfig = step.old
         vnet = ops.vnet(step.vnet)
         knobs = ops.tree.registry.sysctl().snapshot(vnet)
-        ruleset = vnet.firewall.fw.ruleset if hasattr(vnet, "firewall") else None
+        ruleset = vnet.firewall.fw.ruleset if vnet.holds("firewall") else None
         present = set(vnet.link.interfaces)
         await ops.destroy_vnet(step.vnet)
 

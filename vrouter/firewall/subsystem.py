@@ -451,4 +451,7 @@ KNOBS = (
     ),
 )
 
-SUBSYSTEM = Subsystem("firewall", _attach, _detach, depends=("inet", "inet6"), knobs=KNOBS)
+SUBSYSTEM = Subsystem(
+    "firewall", _attach, _detach, depends=("inet", "inet6"), knobs=KNOBS, lazy=True
+)
+"""Lazy: a vnet gets its filter state when first asked (ruleset, knob, view)."""

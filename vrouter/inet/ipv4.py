@@ -379,45 +379,48 @@ def output(vnet: Vnet, packet: bytes, now: float, vhdr: VirtioHdr | None = None)
     ``vhdr``: the packet is a TCP super-segment (TSO) with this offload work
     left; it leaves whole where the interface takes offloads, else in segments.
     """
+    frame = bytearray(HEADER_LEN) if vhdr is None else OffloadBuffer(HEADER_LEN)
+    frame += packet
+    return output_frame(vnet, frame, now, vhdr)
+
+
+def output_frame(
+    vnet: Vnet, frame: bytearray, now: float, vhdr: VirtioHdr | None = None
+) -> bool:
+    """:func:`output` for a packet already in its frame: ``frame`` holds the packet after
+    ``HEADER_LEN`` bytes kept for the Ethernet header (filled here), and goes on as it
+    is (an :class:`OffloadBuffer` when ``vhdr`` is given), so the packet is not copied."""
     inet = vnet.inet
-    dst = packet[ip_wire.DST]
+    if vhdr is not None:
+        frame.vhdr = vhdr  # type: ignore[attr-defined]  # before the filter: NAT reads it
+    dst = bytes(frame[_DST : _DST + 4])
     local_ifp = inet.local.get(dst)
     if local_ifp is not None:  # to ourselves: loop back, never onto a link
         inet.stats.localout += 1
-        hlen = (packet[0] & 0x0F) << 2
-        if vhdr is not None:
-            for piece in resolve(bytes(HEADER_LEN) + packet, vhdr):
-                _deliver(vnet, local_ifp, memoryview(piece)[HEADER_LEN:], hlen, True, now)
-            return True
-        _deliver(vnet, local_ifp, memoryview(packet), hlen, True, now)
+        hlen = (frame[_VIHL] & 0x0F) << 2
+        pieces = [frame] if vhdr is None else resolve(frame, vhdr)
+        for piece in pieces:
+            _deliver(vnet, local_ifp, memoryview(piece)[HEADER_LEN:], hlen, True, now)
         return True
     route = vnet.route.fib.lookup(dst)
     if route is None or route.type != UNICAST or route.ifnet is None:
         inet.stats.noroute_out += 1
         return False
     out = route.ifnet
-    if inet.pfil is not None:
-        writable = bytearray(packet)  # the filter may rewrite it (NAT)
-        if not inet.pfil(out, memoryview(writable), OUT, now):
-            inet.stats.filtered_out += 1
-            out.counters.tx_drops["ip_filtered_out"] += 1
-            return False
-        packet = bytes(writable)
+    if inet.pfil is not None and not inet.pfil(out, memoryview(frame)[HEADER_LEN:], OUT, now):
+        inet.stats.filtered_out += 1  # the filter may rewrite the packet in place (NAT)
+        out.counters.tx_drops["ip_filtered_out"] += 1
+        return False
     inet.stats.localout += 1
     route.use += 1
-    frame = bytearray(HEADER_LEN + len(packet)) if vhdr is None else OffloadBuffer(
-        HEADER_LEN + len(packet)
-    )
-    frame[HEADER_LEN:] = packet
     HEADER.pack_into(frame, 0, BROADCAST, out.mac, ETHERTYPE_IPV4)
-    size = len(packet)
+    size = len(frame) - HEADER_LEN
     if vhdr is not None:
-        frame.vhdr = vhdr  # type: ignore[attr-defined]
         size = segment_length(frame, vhdr)  # the segments it stands for must fit
     if dst == LIMITED_BROADCAST or dst in inet.broadcasts:
         out.output(frame)
     elif size > out.mtu:
-        if packet[6] << 8 & FLAG_DF:
+        if frame[_FRAG] << 8 & FLAG_DF:
             inet.stats.toolong += 1
             return False
         _send_fragments(vnet, out, route.gateway or dst, frame, now)

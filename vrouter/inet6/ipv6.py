@@ -490,7 +490,7 @@ def output(
             return False
         pkt = bytes(translated)
     inet6.stats.localout += 1
-    mtu = icmp6_layer.path_mtu(vnet, dst, inet6.host_ra.mtu.get(out.name, out.mtu), now)
+    mtu = icmp6_layer.path_mtu(vnet, dst, inet6.ra_mtu(out), now)
     packets = [pkt]
     if vhdr is not None:
         whole = OffloadBuffer(HEADER_LEN + len(pkt))
@@ -602,13 +602,14 @@ def subnet_router_anycast(address: ipaddress.IPv6Interface) -> bytes | None:
 
 
 def _iface(addr: Addr6) -> ipaddress.IPv6Interface:
-    return ipaddress.IPv6Interface((ipaddress.IPv6Address(addr.address), addr.prefixlen))
+    return ipaddress.IPv6Interface((addr.address, addr.prefixlen))  # bytes: parsed at once
 
 
 def enable(vnet: Vnet, ifp: Ifnet, now: float) -> None:
     """Give ``ifp`` IPv6: its EUI-64 link-local address unless one is configured."""
     if not any(a.is_link_local for a in ifp.addresses6):
-        ll = ipaddress.IPv6Interface((ipaddress.IPv6Address(link_local_from_mac(ifp.mac)), 64))
+        # From the 16 bytes: an IPv6Address argument would be printed and parsed again, twice.
+        ll = ipaddress.IPv6Interface((link_local_from_mac(ifp.mac), 64))
         add_address(vnet, ifp, ll, now)
 
 

@@ -17,6 +17,7 @@ link-local source) or malformed are dropped and counted.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from vrouter.core import membership
@@ -56,8 +57,8 @@ def _listeners(vnet: Vnet) -> dict[str, Listener]:
     return vnet.inet6.mld
 
 
-def _groups(vnet: Vnet, ifp: Ifnet) -> set[bytes]:
-    return vnet.inet6.groups.get(ifp.name, set())
+def _groups(vnet: Vnet, ifp: Ifnet) -> Collection[bytes]:
+    return vnet.inet6.groups.get(ifp.name, {})
 
 
 SPEAKER = membership.Speaker(_listeners, _groups, mld.reported, _report)

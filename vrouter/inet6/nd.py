@@ -531,9 +531,9 @@ def ra_input(ifp: Ifnet, packet: memoryview, message: icmp6.Icmp6Message, now: f
 
 def join(vnet: Vnet, ifp: Ifnet, group: bytes) -> None:
     """Join multicast ``group`` on ``ifp`` (MLD reports a new one)."""
-    groups = vnet.inet6.groups.setdefault(ifp.name, set())
+    groups = vnet.inet6.groups.setdefault(ifp.name, {})
     if group not in groups:
-        groups.add(group)
+        groups[group] = None
         if vnet.inet6.group_changed is not None:
             vnet.inet6.group_changed(ifp, group, True)
 
@@ -542,7 +542,7 @@ def leave(vnet: Vnet, ifp: Ifnet, group: bytes) -> None:
     """Leave multicast ``group`` on ``ifp`` (MLD reports it)."""
     groups = vnet.inet6.groups.get(ifp.name)
     if groups is not None and group in groups:
-        groups.discard(group)
+        del groups[group]
         if vnet.inet6.group_changed is not None:
             vnet.inet6.group_changed(ifp, group, False)
 

@@ -44,6 +44,10 @@ PREFERRED = "preferred"
 DUPLICATED = "duplicated"
 
 
+SYSTEM_RNG = random.SystemRandom()
+"""Draws from the kernel's generator: shared by the vnets without a generator of their own."""
+
+
 @dataclass(slots=True)
 class Addr6:
     """One IPv6 address of an interface and its DAD state (RFC 4862)."""
@@ -301,8 +305,9 @@ class Inet6State:
     """MLD listener state per interface (:mod:`vrouter.inet6.mld`)."""
     group_changed: GroupChanged | None = None
     """Told of every group joined or left (MLD reports it)."""
-    host_ra: HostRa = field(default_factory=HostRa)
-    """What this vnet learnt from router advertisements as a host."""
+    learnt: HostRa | None = None
+    """What this vnet learnt from router advertisements as a host, None until it
+    first needs the tables (:attr:`host_ra`): a router never does."""
     ra_input: RaInput | None = None
     """The host's use of router advertisements (:mod:`vrouter.inet6.slaac`)."""
     linklocal_ready: LinkLocalReady | None = None
@@ -314,8 +319,9 @@ class Inet6State:
     anycast: dict[bytes, Addr6] = field(default_factory=dict)
     """Subnet-Router anycast addresses (RFC 4291 2.6.1) of the global prefixes up to /126,
     each with the address it comes from; answered while the vnet forwards."""
-    groups: dict[str, set[bytes]] = field(default_factory=dict)
-    """Multicast groups joined, per interface name."""
+    groups: dict[str, dict[bytes, None]] = field(default_factory=dict)
+    """Multicast groups joined, per interface name (a dict as a set: the five groups of
+    an interface with an address take 224 bytes, in a set 728)."""
     ra: dict[str, RaState] = field(default_factory=dict)
     """Router advertisement state of interfaces that advertise."""
     protocols: dict[int, Proto6Handler] = field(default_factory=dict)
@@ -342,9 +348,32 @@ class Inet6State:
     """The pending reassembly timeout."""
     icmp_bucket: TokenBucket = field(default_factory=TokenBucket)
     """Spent by every ICMP error sent (the rate is the errratelimit knob)."""
-    rng: random.Random = field(default_factory=random.Random)
-    """This vnet's source of the RFC 4861 jitter (ReachableTime, RA intervals and
-    delays), seeded from the system; tests set a seeded one."""
+    own_rng: random.Random | None = None
+    """A generator of this vnet's own (tests set a seeded one), None: :data:`SYSTEM_RNG`."""
+
+    @property
+    def host_ra(self) -> HostRa:
+        """What this vnet learnt from router advertisements as a host (made when first used)."""
+        if self.learnt is None:
+            self.learnt = HostRa()
+        return self.learnt
+
+    def ra_mtu(self, ifp: Ifnet) -> int:
+        """Return the MTU of ``ifp``: its own, or lower if its routers advertise so."""
+        learnt = self.learnt
+        return ifp.mtu if learnt is None else learnt.mtu.get(ifp.name, ifp.mtu)
+
+    @property
+    def rng(self) -> random.Random:
+        """This vnet's source of the RFC 4861/3810 jitter (ReachableTime, RA intervals
+        and delays, report delays): its own generator if it was given one, else the
+        system's, which keeps no state here (a generator of its own would be 2.5 KiB
+        per vnet)."""
+        return SYSTEM_RNG if self.own_rng is None else self.own_rng
+
+    @rng.setter
+    def rng(self, rng: random.Random) -> None:
+        self.own_rng = rng
 
     def addrs_of(self, ifp: Ifnet) -> list[Addr6]:
         """Return the addresses of ``ifp``, link-local first."""

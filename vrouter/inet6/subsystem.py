@@ -2,7 +2,7 @@
 
 Attaching creates the vnet's :class:`~vrouter.inet6.state.Inet6State` with
 its ND table (whose failed resolutions the IP layer answers with ICMPv6)
-and its own jitter generator, registers IPv6 in the vnet's EtherType table
+and its first ReachableTime, registers IPv6 in the vnet's EtherType table
 and the built-in protocols in its protocol table.  This module wires the
 layers together, so it sits above all of them and none imports it.
 """
@@ -38,7 +38,8 @@ def _attach(vnet: Vnet) -> Inet6State:
 def _detach(vnet: Vnet) -> None:
     vnet.link.ethertypes.pop(ETHERTYPE_IPV6, None)
     state = vnet.inet6
-    slaac.clear(state.host_ra)
+    if state.learnt is not None:
+        slaac.clear(state.learnt)
     state.nd.clear()
     state.dests.clear()
     state.reass.clear()

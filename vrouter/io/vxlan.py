@@ -28,8 +28,10 @@ import logging
 import socket
 import struct
 import sys
+from collections.abc import Sequence
 
 from vrouter.io.tap import RX_BUDGET
+from vrouter.link.tso import Train
 from vrouter.link.vxlan import Vxlan
 
 log = logging.getLogger("vrouter.vxlan")
@@ -84,6 +86,7 @@ class VxlanDevice:
         if mtu is not None:
             vx.set_underlay_mtu(mtu)
         vx.send = self.send
+        vx.send_train = self.send_train
 
     def _open(self, address: tuple[str, int], reuse: bool) -> socket.socket:
         sock = socket.socket(self.family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
@@ -147,9 +150,16 @@ class VxlanDevice:
         return min(mtus) if mtus else None
 
     def _on_readable(self, sock: socket.socket) -> None:
-        """Read datagrams until none is left or the turn's budget is spent."""
-        vx = self.vx
+        """Read datagrams until none is left or the turn's budget is spent; then pass on
+        the super-frame the reads built last."""
         now = self._loop.time()
+        try:
+            self._read(sock, now)
+        finally:
+            self.vx.release(now)
+
+    def _read(self, sock: socket.socket, now: float) -> None:
+        vx = self.vx
         recvmsg = sock.recvmsg
         for _ in range(RX_BUDGET):
             try:
@@ -166,11 +176,7 @@ class VxlanDevice:
                     size = int.from_bytes(value[:4], sys.byteorder)
             address = source[0]
             if size and len(data) > size:
-                vx.input_many(
-                    [data[offset : offset + size] for offset in range(0, len(data), size)],
-                    address,
-                    now,
-                )
+                vx.input_train(data, size, address, now)
             else:
                 vx.input(data, address, now)
 
@@ -190,6 +196,26 @@ class VxlanDevice:
             self.flush()
         elif self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self.flush)
+
+    def send_train(self, address: str, train: Train) -> None:
+        """Send a super-frame's datagrams to VTEP ``address`` now, in as few
+        ``UDP_SEGMENT`` sends as the kernel's limits allow (frames queued before
+        leave first: one flow's segments stay in order)."""
+        if self._queued:
+            self.flush()
+        destination = (address, self.port)
+        data, size = train.data, train.size
+        per_send = max(1, min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // (size + 8)))
+        control = [(SOL_UDP, UDP_SEGMENT, _GSO.pack(size))]
+        i = 0
+        while i < train.datagrams:
+            if not self.gso:
+                self._sendmsg((data[i * size : (i + 1) * size],), (), destination)
+                i += 1
+                continue
+            j = min(train.datagrams, i + per_send)
+            if self._sendmsg((data[i * size : j * size],), control, destination) or self.gso:
+                i = j  # sent, or dropped and counted; else refused: again one by one
 
     def flush(self) -> None:
         """Send every queued frame now."""
@@ -232,7 +258,7 @@ class VxlanDevice:
 
     def _sendmsg(
         self,
-        parts: list[bytes | bytearray],
+        parts: Sequence[bytes | bytearray | memoryview],
         control: list[tuple[int, int, bytes]] | tuple[()],
         destination: tuple[str, int],
     ) -> bool:
@@ -256,6 +282,7 @@ class VxlanDevice:
     def close(self) -> None:
         """Stop reading, drop what is queued and close the sockets."""
         self.vx.send = _closed
+        self.vx.send_train = _closed
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -267,5 +294,5 @@ class VxlanDevice:
         self.sockets.clear()
 
 
-def _closed(address: str, frames: list[bytes | bytearray]) -> None:
+def _closed(address: str, frames: object) -> None:
     raise OSError("vxlan device closed")

@@ -34,7 +34,9 @@ class Epair:
     def __init__(self, a: Ifnet, b: Ifnet) -> None:
         self.a = a
         self.b = b
-        self._pending: deque[tuple[Ifnet, bytes | bytearray, float]] = deque()
+        self._pending: deque[tuple[Ifnet, bytes | bytearray, float]] | None = None
+        """Frames in flight, None while there are none (a deque is 600 bytes, and an
+        idle epair holds no queue: it is made for a burst and dropped when drained)."""
         self.wakeup: Callable[[Epair], None] | None = None
         self.queue_time = QUEUE_TIME
         """Seconds a frame may wait (``QUEUE_TIME``)."""
@@ -43,12 +45,15 @@ class Epair:
 
     def _sender(self, peer: Ifnet) -> Callable[[bytes | bytearray], None]:
         def transmit(frame: bytes | bytearray) -> None:
-            if len(self._pending) >= QUEUE_LIMIT:
+            pending = self._pending
+            was_idle = not pending
+            if pending is None:
+                pending = self._pending = deque()
+            elif len(pending) >= QUEUE_LIMIT:
                 raise OSError("epair queue full")
-            was_idle = not self._pending
             # An offload buffer is handed over as is (its sender is done with
             # it); ordinary frames become immutable bytes for the peer.
-            self._pending.append(
+            pending.append(
                 (peer, frame if vhdr_of(frame) is not None else bytes(frame), time.monotonic())
             )
             if was_idle and self.wakeup is not None:
@@ -60,6 +65,8 @@ class Epair:
         """Deliver up to ``budget`` queued frames, for at most ``quantum`` seconds if
         given; return how many (dropped stale ones included)."""
         pending = self._pending
+        if pending is None:
+            return 0
         done = 0
         clock = time.monotonic
         start = clock()
@@ -74,20 +81,22 @@ class Epair:
             ether.receive(peer, frame, now)
             if clock() >= deadline:
                 break
-        if pending and self.wakeup is not None:
+        if not pending:
+            self._pending = None
+        elif self.wakeup is not None:
             self.wakeup(self)
         return done
 
     def close(self) -> None:
         """Cut the cable: drop frames in flight; both ends then have no device."""
-        self._pending.clear()
+        self._pending = None
         self.wakeup = None
         self.a.transmit = self.b.transmit = _cut
 
     @property
     def pending(self) -> int:
         """Return the number of frames waiting for delivery."""
-        return len(self._pending)
+        return len(self._pending) if self._pending is not None else 0
 
 
 def _cut(frame: bytes | bytearray) -> None:

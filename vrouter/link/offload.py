@@ -21,7 +21,8 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
-from vrouter.wire.checksum import checksum, pseudo_header_sum
+from vrouter.link import tso
+from vrouter.wire.checksum import checksum
 
 HEADER = struct.Struct("<BBHHHH")
 HEADER_LEN = 10
@@ -37,9 +38,6 @@ GSO_TCPV6 = 4
 GSO_ECN = 0x80
 
 _ETH = 14
-_TCP_FIN = 0x01
-_TCP_PSH = 0x08
-_TCP_CWR = 0x80
 
 
 class VirtioHdr(NamedTuple):
@@ -115,10 +113,10 @@ def tag(frame: bytes | bytearray | memoryview, vhdr: VirtioHdr) -> OffloadBuffer
 
 def segment_length(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
     """Return the IP length of the largest segment a super-frame stands for."""
-    return _headers_len(frame, vhdr) - _ETH + vhdr.gso_size
+    return headers_len(frame, vhdr) - _ETH + vhdr.gso_size
 
 
-def _tcp_offset(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
+def tcp_offset(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
     """Return where the TCP header starts (after IPv4 options or IPv6 extensions)."""
     if frame[_ETH] >> 4 == 4:
         return _ETH + (frame[_ETH] & 0x0F) * 4
@@ -127,9 +125,9 @@ def _tcp_offset(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
     return _ETH + 40
 
 
-def _headers_len(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
+def headers_len(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:
     """Return Ethernet + IP + TCP header length (trusting the frame, not hdr_len)."""
-    tcp_at = _tcp_offset(frame, vhdr)
+    tcp_at = tcp_offset(frame, vhdr)
     return tcp_at + (frame[tcp_at + 12] >> 4) * 4
 
 
@@ -155,46 +153,9 @@ def segment(frame: bytes | bytearray, vhdr: VirtioHdr) -> list[bytearray]:
 
     Each segment gets its IP length (and, for IPv4, identification + i and
     header checksum), its sequence number, FIN/PSH only on the last and CWR
-    only on the first, and a complete TCP checksum.
+    only on the first, and a complete TCP checksum: the datagrams of
+    :func:`vrouter.link.tso.cut` without a tunnel header.
     """
-    tcp_at = _tcp_offset(frame, vhdr)
-    headers = _headers_len(frame, vhdr)
-    ipv4 = frame[_ETH] >> 4 == 4
-    ip_len = tcp_at - _ETH
-    tcp_len = headers - tcp_at
-    payload = memoryview(frame)[headers:]
-    size = vhdr.gso_size or len(payload)
-    seq = int.from_bytes(frame[tcp_at + 4 : tcp_at + 8], "big")
-    flags = frame[tcp_at + 13]
-    ident = int.from_bytes(frame[_ETH + 4 : _ETH + 6], "big") if ipv4 else 0
-    src = bytes(frame[_ETH + 12 : _ETH + 16] if ipv4 else frame[_ETH + 8 : _ETH + 24])
-    dst = bytes(frame[_ETH + 16 : _ETH + 20] if ipv4 else frame[_ETH + 24 : _ETH + 40])
-    count = max(1, -(-len(payload) // size))
-    out: list[bytearray] = []
-    for i in range(count):
-        chunk = payload[i * size : (i + 1) * size]
-        seg = bytearray(frame[:headers])
-        seg += chunk
-        last = i == count - 1
-        seg_flags = flags
-        if not last:
-            seg_flags &= ~(_TCP_FIN | _TCP_PSH)
-        if i:
-            seg_flags &= ~_TCP_CWR
-        seg[tcp_at + 13] = seg_flags
-        seg[tcp_at + 4 : tcp_at + 8] = ((seq + i * size) & 0xFFFFFFFF).to_bytes(4, "big")
-        l4_len = tcp_len + len(chunk)
-        if ipv4:
-            seg[_ETH + 2 : _ETH + 4] = (ip_len + l4_len).to_bytes(2, "big")
-            seg[_ETH + 4 : _ETH + 6] = ((ident + i) & 0xFFFF).to_bytes(2, "big")
-            seg[_ETH + 10 : _ETH + 12] = b"\0\0"
-            seg[_ETH + 10 : _ETH + 12] = checksum(memoryview(seg)[_ETH : _ETH + ip_len]).to_bytes(
-                2, "big"
-            )
-        else:
-            seg[_ETH + 4 : _ETH + 6] = (ip_len - 40 + l4_len).to_bytes(2, "big")
-        seg[tcp_at + 16 : tcp_at + 18] = b"\0\0"
-        csum = checksum(memoryview(seg)[tcp_at:], pseudo_header_sum(src, dst, 6, l4_len))
-        seg[tcp_at + 16 : tcp_at + 18] = csum.to_bytes(2, "big")
-        out.append(seg)
-    return out
+    train = tso.cut(frame, tcp_offset(frame, vhdr), vhdr.gso_size, b"")
+    data, size = train.data, train.size
+    return [bytearray(data[at : at + size]) for at in range(0, len(data), size)]

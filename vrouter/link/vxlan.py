@@ -38,9 +38,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vrouter.core.timers import Timer
-from vrouter.link import ether, gro
+from vrouter.link import ether, gro, tso
 from vrouter.link.ifnet import Ifnet
-from vrouter.link.offload import OffloadBuffer, resolve, vhdr_of
+from vrouter.link.offload import (
+    GSO_ECN,
+    GSO_TCPV4,
+    GSO_TCPV6,
+    OffloadBuffer,
+    resolve,
+    tcp_offset,
+    vhdr_of,
+)
 from vrouter.wire import vxlan as wire
 from vrouter.wire.errors import IntegrityError, SanityError
 from vrouter.wire.ethernet import mac_to_str
@@ -52,6 +60,9 @@ if TYPE_CHECKING:
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Send = Callable[[str, list[bytes | bytearray]], None]
 """Sends frames to one VTEP: each leaves as the interface's header + the frame, one datagram."""
+SendTrain = Callable[[str, tso.Train], None]
+"""Sends a super-frame's datagrams (:func:`vrouter.link.tso.cut`) to one VTEP."""
+_TCP_GSO = (GSO_TCPV4, GSO_TCPV6)
 
 
 class VxlanError(Exception):
@@ -147,6 +158,10 @@ class Vxlan:
         self.stats = VxlanStats()
         self.now = 0.0
         self.send: Send = _no_device
+        self.send_train: SendTrain = self._send_frame_by_frame
+        """A device without UDP_SEGMENT (a vnet's own UDP) leaves this one: through ``send``."""
+        self._held: OffloadBuffer | None = None
+        """A super-frame received but not yet passed on: the next read may extend it."""
         self._sweep: Timer | None = None
         ifnet.transmit = self.transmit
 
@@ -164,6 +179,8 @@ class Vxlan:
 
     def input(self, datagram: bytes | bytearray, source: str, now: float) -> None:
         """Take one UDP payload from VTEP ``source``: check it, learn, receive the inner frame."""
+        if self._held is not None:
+            self.release(now)
         frame = self.decap(datagram, source, now)
         if frame is not None:
             ether.receive(self.ifnet, frame, now)
@@ -171,6 +188,8 @@ class Vxlan:
     def input_many(self, datagrams: list[bytes], source: str, now: float) -> None:
         """Take several UDP payloads from ``source`` (one read): TCP segments of one flow
         among the inner frames are received as one super-frame (:mod:`vrouter.link.gro`)."""
+        if self._held is not None:
+            self.release(now)
         frames: list[bytes | bytearray] = []
         for datagram in datagrams:
             frame = self.decap(datagram, source, now)
@@ -185,6 +204,41 @@ class Vxlan:
         )
         for frame in joined:
             ether.receive(ifp, frame, now)
+
+    def input_train(self, data: bytes, size: int, source: str, now: float) -> None:
+        """Take one read of several UDP payloads from ``source``, each ``size`` bytes but
+        the last: one TCP flow's segments become one super-frame in one pass
+        (:func:`vrouter.link.gro.join_train`), any other read goes through
+        :meth:`input_many`."""
+        joined = gro.join_train(data, size, wire.HEADER_LEN)
+        if joined is None:
+            self.input_many(_split(data, size, 0), source, now)
+            return
+        frame, used = joined
+        if self.decap(data[:size], source, now) is None:
+            self.input_many(_split(data, size, size), source, now)  # the same header: dropped
+            return
+        count = -(-used // size)
+        vtep = self.vteps[source]
+        vtep.rx_packets += count - 1
+        vtep.rx_bytes += used - size
+        self.stats.batches += 1
+        self.stats.coalesced += count
+        held = self._held
+        if held is None or not gro.extend(held, frame):
+            if held is not None:
+                self.release(now)
+            self._held = frame
+        if used < len(data):
+            self.input(data[used:], source, now)
+
+    def release(self, now: float) -> None:
+        """Receive the super-frame held back for the next read to extend (the device
+        calls this when it has read all there was)."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            ether.receive(self.ifnet, held, now)
 
     def decap(
         self, datagram: bytes | bytearray, source: str, now: float
@@ -273,36 +327,61 @@ class Vxlan:
     def close(self) -> None:
         """Undo everything: the MAC table, its timer, the device."""
         self.flush()
+        self._held = None
         self.send = _no_device
+        self.send_train = _no_device
         self.ifnet.transmit = _no_device
 
     # -- sending -------------------------------------------------------------------------
 
     def transmit(self, frame: bytes | bytearray) -> None:
         """The interface's device: encapsulate ``frame`` towards its VTEP(s)."""
-        ifp = self.ifnet
         vhdr = vhdr_of(frame)
+        if vhdr is not None and vhdr.gso_type & ~GSO_ECN in _TCP_GSO:
+            train = tso.cut(frame, tcp_offset(frame, vhdr), vhdr.gso_size, self.header)
+            self._transmit_train(frame, train)
+            return
         frames: list[bytes | bytearray] = [frame] if vhdr is None else list(resolve(frame, vhdr))
         limit = self.underlay_mtu - self.outer
         if len(frames[0]) > limit or len(frames[-1]) > limit:
-            ifp.counters.tx_drops["vxlan_too_big"] += 1
+            self.ifnet.counters.tx_drops["vxlan_too_big"] += 1
             return
-        entry = None if frame[0] & 1 else self.macs.get(bytes(frame[0:6]))
-        if entry is not None and self.now - entry.seen < self.bridges.ageing_time:
-            targets: tuple[str, ...] = (entry.vtep.address,)
-        else:
-            targets = self.flood_to
-            self.stats.flooded += 1
-            if not targets:
-                ifp.counters.tx_drops["vxlan_no_remote"] += 1
-                return
+        targets = self._targets(frame)
         size = sum(len(f) for f in frames) + len(frames) * wire.HEADER_LEN
         for address in targets:
-            vtep = self.vteps.get(address)
-            if vtep is not None:
-                vtep.tx_packets += len(frames)
-                vtep.tx_bytes += size
+            self._count_tx(address, len(frames), size)
             self.send(address, frames)
+
+    def _transmit_train(self, frame: bytes | bytearray, train: tso.Train) -> None:
+        """Send a TCP super-frame's datagrams, all in one go, towards its VTEP(s)."""
+        if train.size + self.outer - wire.HEADER_LEN > self.underlay_mtu:
+            self.ifnet.counters.tx_drops["vxlan_too_big"] += 1
+            return
+        for address in self._targets(frame):
+            self._count_tx(address, train.datagrams, len(train.data))
+            self.send_train(address, train)
+
+    def _send_frame_by_frame(self, address: str, train: tso.Train) -> None:
+        """Send a super-frame's datagrams through ``send``, each as one frame."""
+        data, size, skip = train.data, train.size, wire.HEADER_LEN
+        self.send(address, [bytes(data[at + skip : at + size]) for at in range(0, len(data), size)])
+
+    def _targets(self, frame: bytes | bytearray) -> tuple[str, ...]:
+        """Return the VTEP(s) ``frame`` goes to: the one its MAC was learnt behind, or
+        every flooding target (none: dropped and counted)."""
+        entry = None if frame[0] & 1 else self.macs.get(bytes(frame[0:6]))
+        if entry is not None and self.now - entry.seen < self.bridges.ageing_time:
+            return (entry.vtep.address,)
+        self.stats.flooded += 1
+        if not self.flood_to:
+            self.ifnet.counters.tx_drops["vxlan_no_remote"] += 1
+        return self.flood_to
+
+    def _count_tx(self, address: str, packets: int, size: int) -> None:
+        vtep = self.vteps.get(address)
+        if vtep is not None:
+            vtep.tx_packets += packets
+            vtep.tx_bytes += size
 
     # -- views ---------------------------------------------------------------------------
 
@@ -352,6 +431,11 @@ class Vxlan:
                 for a in sorted(self.vteps, key=_address_key)
             ],
         }
+
+
+def _split(data: bytes, size: int, start: int) -> list[bytes]:
+    """Return the datagrams of a GRO read from ``start`` on, ``size`` bytes each but the last."""
+    return [data[offset : offset + size] for offset in range(start, len(data), size)]
 
 
 def _address_key(text: str) -> tuple[int, int]:

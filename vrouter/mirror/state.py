@@ -65,8 +65,8 @@ def default_netns(vnet: str) -> str:
 
 
 def state_of(vnet: Vnet) -> MirrorState:
-    """Return ``vnet.mirror`` (typed; the attribute is set by the registry)."""
-    return cast(MirrorState, vars(vnet)["mirror"])
+    """Return ``vnet.mirror`` (typed; created by the registry when first asked for)."""
+    return cast(MirrorState, vnet.mirror)
 
 
 def _attach(vnet: Vnet) -> MirrorState:
@@ -98,4 +98,7 @@ KNOBS = (
     ),
 )
 
-SUBSYSTEM = Subsystem("mirror", _attach, _detach, depends=("inet", "inet6"), knobs=KNOBS)
+SUBSYSTEM = Subsystem(
+    "mirror", _attach, _detach, depends=("inet", "inet6"), knobs=KNOBS, lazy=True
+)
+"""Lazy: a vnet gets its mirror state when it first gets a mirror (or a knob is set)."""

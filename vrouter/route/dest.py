@@ -153,13 +153,19 @@ _PORTS = frozenset({6, 17, 132})
 
 
 def flow4(frame: bytes | bytearray) -> int:
-    """Return the flow hash of the IPv4 packet in Ethernet ``frame`` (header checked)."""
+    """Return the flow hash of the IPv4 packet in Ethernet ``frame`` (header checked).
+
+    CRC-32 of the protocol, the addresses and, for TCP, UDP and SCTP packets that
+    are not fragments, the ports; without IP options the ports follow the addresses,
+    and one call over both gives what two chained ones would.
+    """
     proto = frame[23]
-    seed = crc32(frame[26:34], proto)  # source and destination address
     if proto in _PORTS and not (frame[20] & 0x3F or frame[21]):  # not a fragment
+        if frame[14] == 0x45:  # no options: addresses and ports in one run
+            return crc32(frame[26:38], proto)
         start = 14 + ((frame[14] & 0x0F) << 2)
-        return crc32(frame[start : start + 4], seed)
-    return seed
+        return crc32(frame[start : start + 4], crc32(frame[26:34], proto))
+    return crc32(frame[26:34], proto)  # source and destination address
 
 
 def flow6(frame: bytes | bytearray) -> int:
@@ -168,7 +174,6 @@ def flow6(frame: bytes | bytearray) -> int:
     Ports are read only right after the fixed header (no extension headers).
     """
     proto = frame[20]
-    seed = crc32(frame[22:54], proto)
-    if proto in _PORTS:
-        return crc32(frame[54:58], seed)
-    return seed
+    if proto in _PORTS:  # addresses and ports in one run: as two chained calls would give
+        return crc32(frame[22:58], proto)
+    return crc32(frame[22:54], proto)

@@ -19,13 +19,22 @@ delete, and from then on a lookup is one or two array reads and a list read
 whatever the lengths present; the index is dropped when the table shrinks
 below :data:`UNINDEX_BELOW`.  Small
 tables, a vnet's usual few connected and static routes, never pay for it.
+
+A large table is loaded with :meth:`Fib.add_many`: the index is then built
+once, after the last route, and the routes are best made as they are taken
+(a generator of :meth:`Route.of`, which needs no :mod:`ipaddress` object).
+A million IPv4 routes load so in about 2 s and hold some 300 MiB with the
+index (bench/RESULTS.md, section ``scale``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import ipaddress
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -71,6 +80,12 @@ UNINDEX_BELOW = 65_536
 back and forth)."""
 
 
+REINDEX_AT = 131_072
+"""Routes added at once (:meth:`Fib.add_many`) from which an indexed table drops
+its index and builds it anew after them rather than patch it per route (a build
+at a million routes costs about what patching this many does)."""
+
+
 class RouteError(Exception):
     """A route cannot be added or removed as asked."""
 
@@ -100,32 +115,129 @@ class Nexthop:
         }
 
 
-@dataclass(slots=True)
-class Route:
-    """One entry: where packets for ``prefix`` go."""
+_NETWORKS: dict[int, type[ipaddress.IPv4Network] | type[ipaddress.IPv6Network]] = {
+    32: ipaddress.IPv4Network,
+    128: ipaddress.IPv6Network,
+}
+_ADDRESSES: dict[int, type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]] = {
+    32: ipaddress.IPv4Address,
+    128: ipaddress.IPv6Address,
+}
 
-    prefix: Prefix
-    type: str = UNICAST
-    """``unicast``, ``blackhole`` (drop silently) or ``reject`` (drop, ICMP unreachable)."""
-    gateway: bytes | None = None
-    """Next hop address (4 or 16 bytes); None means the destination is on-link."""
-    ifnet: Ifnet | None = None
-    """Egress interface of a unicast route."""
-    source: Source = STATIC
-    """Who added it (``connected``, ``static``, ``rip`` …) and its administrative distance."""
-    use: int = 0
-    """Packets that took this route."""
-    number: int = field(default=0, init=False, repr=False, compare=False)
-    """Its number in the Fib's DIR-24-8 index, if the Fib has one (else 0)."""
-    nexthops: tuple[Nexthop, ...] = ()
-    """Every path of a multipath (ECMP) route, the first one being ``gateway`` and
-    ``ifnet``; empty for a route of one path.  A flow keeps to one path
-    (:mod:`vrouter.route.dest`)."""
+
+@functools.lru_cache(maxsize=4096)
+def shared_gateway(gateway: bytes) -> bytes:
+    """Return the one object of this value that routes share (the first one given).
+
+    A table of a million routes learnt from a routing daemon names a few next
+    hops over and over; made from messages, each route would otherwise hold its
+    own copy (48 bytes for an IPv4 address, 56 for IPv6).
+    """
+    return gateway
+
+
+class Route:
+    """One entry: where packets for ``prefix`` go.
+
+    A route keeps its prefix as two integers (``net``, ``plen``) and builds
+    the :mod:`ipaddress` network only when ``prefix`` is read: a table of a
+    million routes would otherwise hold a million network objects (some 160
+    bytes each, more than the route itself).  Routes compare by identity.
+    """
+
+    __slots__ = ("bits", "gateway", "ifnet", "net", "nexthops", "number", "plen", "source",
+                 "type", "use")  # fmt: skip
+
+    def __init__(
+        self,
+        prefix: Prefix,
+        type: str = UNICAST,
+        gateway: bytes | None = None,
+        ifnet: Ifnet | None = None,
+        source: Source = STATIC,
+        use: int = 0,
+        nexthops: tuple[Nexthop, ...] = (),
+    ) -> None:
+        self.net = int(prefix.network_address)
+        """The network's address as an integer."""
+        self.plen = prefix.prefixlen
+        """The prefix length."""
+        self.bits: int = prefix.max_prefixlen
+        """32 for IPv4, 128 for IPv6."""
+        self.type = type
+        """``unicast``, ``blackhole`` (drop silently) or ``reject`` (drop, ICMP unreachable)."""
+        self.gateway = shared_gateway(gateway) if gateway is not None else None
+        """Next hop address (4 or 16 bytes); None means the destination is on-link."""
+        self.ifnet = ifnet
+        """Egress interface of a unicast route."""
+        self.source = source
+        """Who added it (``connected``, ``static``, ``rip`` …) and its administrative distance."""
+        self.use = use
+        """Packets that took this route."""
+        self.number = 0
+        """Its number in the Fib's DIR-24-8 index, if the Fib has one (else 0)."""
+        self.nexthops = nexthops
+        """Every path of a multipath (ECMP) route, the first one being ``gateway`` and
+        ``ifnet``; empty for a route of one path.  A flow keeps to one path
+        (:mod:`vrouter.route.dest`)."""
+
+    @classmethod
+    def of(
+        cls,
+        net: int,
+        plen: int,
+        bits: int = 32,
+        type: str = UNICAST,
+        gateway: bytes | None = None,
+        ifnet: Ifnet | None = None,
+        source: Source = STATIC,
+    ) -> Route:
+        """Return a route to ``net``/``plen`` (integers; ``bits`` 32 or 128) without
+        building an :mod:`ipaddress` network: what loading a large table wants.
+
+        RouteError if the prefix is not one (length out of range, host bits set).
+        """
+        masks = _MASKS.get(bits)
+        if masks is None or not 0 <= plen <= bits or net & masks[plen] != net:
+            raise RouteError(
+                f"{net:#x}/{plen} is not a {bits}-bit prefix (length 0..{bits}, no host bits)"
+            )
+        route = cls.__new__(cls)
+        route.net, route.plen, route.bits = net, plen, bits
+        route.type, route.ifnet, route.source = type, ifnet, source
+        route.gateway = shared_gateway(gateway) if gateway is not None else None
+        route.use, route.number, route.nexthops = 0, 0, ()
+        return route
+
+    @property
+    def prefix(self) -> Prefix:
+        """The destination network (built anew on every read)."""
+        return _NETWORKS[self.bits]((self.net, self.plen))
+
+    @property
+    def version(self) -> int:
+        """4 or 6: the IP version of the prefix."""
+        return 4 if self.bits == 32 else 6
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """``(plen, net)``: the prefix as a Fib keys it."""
+        return self.plen, self.net
+
+    def prefix_text(self) -> str:
+        """Return the prefix as text (``198.51.100.0/24``), as ``str(prefix)`` does."""
+        return f"{_ADDRESSES[self.bits](self.net)}/{self.plen}"
+
+    def __repr__(self) -> str:
+        return (
+            f"Route({self.prefix_text()}, {self.type}, gateway={self.gateway!r}, "
+            f"ifnet={self.ifnet!r}, source={self.source}, use={self.use})"
+        )
 
     def describe(self, state: str | None = None) -> dict[str, object]:
         """Return the route as plain data for the API (with its ``state`` if given)."""
         out: dict[str, object] = {
-            "prefix": str(self.prefix),
+            "prefix": self.prefix_text(),
             "type": self.type,
             "gateway": str(ipaddress.ip_address(self.gateway)) if self.gateway else None,
             "interface": self.ifnet.name if self.ifnet is not None else None,
@@ -149,15 +261,21 @@ class Fib:
 
     _index: Dir248 | None = None
     """The DIR-24-8 index of a large IPv4 table (its ``lookup`` shadows the method)."""
+    _loading = False
+    """Within :meth:`add_many`: the index waits for the last route."""
 
     def __init__(self, bits: int = 32) -> None:
         self.bits = bits
         self._masks = _MASKS[bits]
         self._by_len: dict[int, dict[int, Route]] = {}
         self._lens: list[int] = []
+        """The prefix lengths present, longest first."""
+        self._probes: list[tuple[int, Callable[[int], Route | None]]] = []
+        """``(mask, get)`` of each length present, longest first: what a lookup
+        without the index tries in turn."""
         self._count = 0
         """Installed routes."""
-        self._held: dict[Prefix, list[Route]] = {}
+        self._held: dict[tuple[int, int], list[Route]] = {}
         """The held routes of each prefix that has some, best first."""
         self._held_count = 0
         self._installed_by: dict[str, int] = {}
@@ -174,9 +292,15 @@ class Fib:
         """Make destination caches rebuild (what they read besides routes changed)."""
         self.generation += 1
 
-    def _check_family(self, prefix: Prefix) -> None:
-        if prefix.max_prefixlen != self.bits:
-            raise RouteError(f"{prefix} is not an IPv{4 if self.bits == 32 else 6} prefix")
+    def _lengths_changed(self) -> None:
+        self._lens = sorted(self._by_len, reverse=True)
+        self._probes = [(self._masks[plen], self._by_len[plen].get) for plen in self._lens]
+
+    def _check_family(self, route: Route) -> None:
+        if route.bits != self.bits:
+            raise RouteError(
+                f"{route.prefix_text()} is not an IPv{4 if self.bits == 32 else 6} prefix"
+            )
 
     def _tell(self, kind: str, route: Route) -> None:
         if self.on_change is not None:
@@ -188,13 +312,13 @@ class Fib:
         Its source must not hold a route to the prefix already.  It is held
         when a route of a lower (or the same) distance is installed.
         """
-        self._check_family(route.prefix)
-        plen = route.prefix.prefixlen
-        key = int(route.prefix.network_address)
+        self._check_family(route)
+        plen = route.plen
+        key = route.net
         table = self._by_len.get(plen)
         if table is None:
             table = self._by_len[plen] = {}
-            self._lens = sorted(self._by_len, reverse=True)
+            self._lengths_changed()
         current = table.get(key)
         if current is not None:
             return self._add_contender(table, key, current, route)
@@ -204,20 +328,50 @@ class Fib:
         self._installed_by[name] = self._installed_by.get(name, 0) + 1
         if self._index is not None:
             self._index.add(route, key, plen, self._covering)
-        elif self._count >= INDEX_AT and self.bits == 32 and _index_missing is None:
+        elif self._count >= INDEX_AT and not self._loading and self._indexable():
             self._build_index()
         self.generation += 1
         if self.on_change is not None:
             self.on_change("add", route)
         return True
 
+    def add_many(self, routes: Iterable[Route]) -> int:
+        """Add each of ``routes`` in turn as :meth:`add` does; return how many are installed.
+
+        What loading a large table wants: an IPv4 table's DIR-24-8 index is
+        built once, after the last route, instead of being patched route by
+        route (an indexed table is unindexed for it when at least
+        :data:`REINDEX_AT` routes come).  The cyclic garbage collector is
+        paused meanwhile: given a generator that makes the routes, it would
+        otherwise scan the growing heap of new routes again and again (about
+        twice the cost of making them).  On a RouteError the routes before the
+        bad one stay added, and indexed.
+        """
+        with _collector_paused():
+            batch = routes if isinstance(routes, Collection) else list(routes)
+            indexed = self._index is not None
+            if indexed:
+                if len(batch) < REINDEX_AT:
+                    return sum(self.add(route) for route in batch)
+                self._drop_index()
+            self._loading = True
+            try:
+                return sum(self.add(route) for route in batch)
+            finally:
+                self._loading = False
+                if self._count >= (UNINDEX_BELOW if indexed else INDEX_AT) and self._indexable():
+                    self._build_index()
+
+    def _indexable(self) -> bool:
+        return self.bits == 32 and _index_missing is None
+
     def _add_contender(
         self, table: dict[int, Route], key: int, current: Route, route: Route
     ) -> bool:
         """Add ``route`` to a prefix that has an installed route, ``current``."""
         name = route.source.name
-        if current.source.name == name or self._held_of(route.prefix, name) is not None:
-            raise RouteError(f"a {name} route to {route.prefix} already exists")
+        if current.source.name == name or self._held_of(route.key, name) is not None:
+            raise RouteError(f"a {name} route to {route.prefix_text()} already exists")
         if route.source.distance < current.source.distance:
             self._swap(table, key, current, route)
             self._tally(route.source.name, 1, 0)
@@ -242,7 +396,7 @@ class Fib:
 
     def _hold(self, route: Route) -> None:
         """Put ``route`` among its prefix's held routes, after those of its distance."""
-        held = self._held.setdefault(route.prefix, [])
+        held = self._held.setdefault(route.key, [])
         distance = route.source.distance
         at = len(held)
         while at and held[at - 1].source.distance > distance:
@@ -251,14 +405,14 @@ class Fib:
         self._held_count += 1
 
     def _unhold(self, route: Route) -> None:
-        held = self._held[route.prefix]
+        held = self._held[route.key]
         held.remove(route)
         if not held:
-            del self._held[route.prefix]
+            del self._held[route.key]
         self._held_count -= 1
 
-    def _held_of(self, prefix: Prefix, name: str) -> Route | None:
-        for route in self._held.get(prefix, ()):
+    def _held_of(self, key: tuple[int, int], name: str) -> Route | None:
+        for route in self._held.get(key, ()):
             if route.source.name == name:
                 return route
         return None
@@ -275,13 +429,14 @@ class Fib:
 
         When it was installed, the best held route of the prefix takes over.
         """
-        table = self._by_len.get(prefix.prefixlen)
+        plen = prefix.prefixlen
         key = int(prefix.network_address)
+        table = self._by_len.get(plen)
         current = table.get(key) if table is not None else None
         if current is None:
             raise RouteError(f"no route to {prefix}")
         if current.source.name != source:
-            route = self._held_of(prefix, source)
+            route = self._held_of((plen, key), source)
             if route is None:
                 raise RouteError(f"no {source} route to {prefix}")
             self._unhold(route)
@@ -289,7 +444,7 @@ class Fib:
             self._tell("delete", route)
             return route
         assert table is not None
-        held = self._held.get(prefix)
+        held = self._held.get((plen, key))
         if held:
             successor = held[0]
             self._unhold(successor)
@@ -300,10 +455,9 @@ class Fib:
             self._tell("change", successor)
             return current
         route = table.pop(key)
-        plen = prefix.prefixlen
         if not table:
             del self._by_len[plen]
-            self._lens = sorted(self._by_len, reverse=True)
+            self._lengths_changed()
         self._count -= 1
         self._tally(source, -1, 0)
         if self._index is not None:
@@ -321,20 +475,20 @@ class Fib:
         The installed route is changed in place when ``route`` is still the
         best; otherwise the old one goes and ``route`` is added as new.
         """
-        self._check_family(route.prefix)
+        self._check_family(route)
         name = route.source.name
-        old = self.get(route.prefix, name)
+        old = self._get(route.key, name)
         if old is None:
-            raise RouteError(f"no {name} route to {route.prefix}")
-        held = self._held.get(route.prefix)
-        installed = self.get(route.prefix) is old
+            raise RouteError(f"no {name} route to {route.prefix_text()}")
+        held = self._held.get(route.key)
+        current = self._get(route.key)
         best_held = held[0].source.distance if held else MAX_DISTANCE + 1
-        if installed and route.source.distance <= best_held:
-            table = self._by_len[route.prefix.prefixlen]
-            self._swap(table, int(route.prefix.network_address), old, route)
+        if current is old and route.source.distance <= best_held:
+            self._swap(self._by_len[route.plen], route.net, old, route)
             self._tell("change", route)
             return old
-        if not installed and route.source.distance >= self._installed_distance(route.prefix):
+        assert current is not None  # old is held, so some route is installed
+        if current is not old and route.source.distance >= current.source.distance:
             assert held is not None
             held[held.index(old)] = route
             held.sort(key=_distance)  # stable: equal distances keep their order
@@ -344,30 +498,33 @@ class Fib:
         self.add(route)
         return old
 
-    def _installed_distance(self, prefix: Prefix) -> int:
-        route = self.get(prefix)
-        return route.source.distance if route is not None else MAX_DISTANCE + 1
+    def _get(self, key: tuple[int, int], source: str | None = None) -> Route | None:
+        plen, net = key
+        table = self._by_len.get(plen)
+        route = table.get(net) if table is not None else None
+        if source is None or route is None or route.source.name == source:
+            return route
+        return self._held_of(key, source)
 
     def get(self, prefix: Prefix, source: str | None = None) -> Route | None:
         """Return the installed route for exactly ``prefix`` (or ``source``'s, if named)."""
-        table = self._by_len.get(prefix.prefixlen)
-        route = table.get(int(prefix.network_address)) if table is not None else None
-        if source is None or route is None or route.source.name == source:
-            return route
-        return self._held_of(prefix, source)
+        return self._get((prefix.prefixlen, int(prefix.network_address)), source)
 
     def routes(self, prefix: Prefix) -> list[Route]:
         """Return every source's route for exactly ``prefix``, the installed one first."""
-        route = self.get(prefix)
+        key = prefix.prefixlen, int(prefix.network_address)
+        route = self._get(key)
         if route is None:
             return []
-        return [route, *self._held.get(prefix, ())]
+        return [route, *self._held.get(key, ())]
 
     def state(self, route: Route) -> str:
         """Return ``installed``, ``held`` or ``gone`` (not in this table)."""
-        if self.get(route.prefix) is route:
+        if route.bits != self.bits:
+            return GONE
+        if self._get(route.key) is route:
             return INSTALLED
-        if route in self._held.get(route.prefix, ()):
+        if any(held is route for held in self._held.get(route.key, ())):
             return HELD
         return GONE
 
@@ -424,10 +581,8 @@ class Fib:
     def lookup(self, dst: bytes) -> Route | None:
         """Return the most specific installed route covering ``dst`` (packed), or None."""
         addr = int.from_bytes(dst, "big")
-        by_len = self._by_len
-        masks = self._masks
-        for plen in self._lens:
-            route = by_len[plen].get(addr & masks[plen])
+        for mask, get in self._probes:
+            route = get(addr & mask)
             if route is not None:
                 return route
         return None
@@ -445,7 +600,7 @@ class Fib:
                     continue  # gone since (an iterator read a slice at a time)
                 yield route
                 if held:
-                    yield from held.get(route.prefix, ())
+                    yield from held.get((plen, key), ())
 
     def __len__(self) -> int:
         """Return the routes of every source, installed and held (what limits count)."""
@@ -454,3 +609,15 @@ class Fib:
 
 def _distance(route: Route) -> int:
     return route.source.distance
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (if it runs) for the ``with`` block."""
+    running = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if running:
+            gc.enable()

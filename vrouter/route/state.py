@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
 
 
+MultipathKey = tuple[int, int, int, str]
+"""A multipath route's prefix (address bits, length, network) and source name."""
+
+
 @dataclass(slots=True)
 class RouteState:
     """Per-vnet routing state (FreeBSD's ``V_rt_tables``)."""
@@ -39,7 +43,7 @@ class RouteState:
     """Open route sockets speaking for each protocol source."""
     stale: dict[str, set[Prefix]] = field(default_factory=dict)
     """Each protocol's routes kept after its last route socket closed, not yet refreshed."""
-    multipath: dict[tuple[Prefix, str], Route] = field(default_factory=dict)
+    multipath: dict[MultipathKey, Route] = field(default_factory=dict)
     """The multipath (ECMP) routes by prefix and source, installed or held: what the
     metrics read the per-path counters of, without walking the tables."""
 
@@ -118,7 +122,7 @@ def like(route: Route, prefix: Prefix) -> Route:
 
 def describe(vnet: Vnet, route: Route) -> dict[str, object]:
     """Return ``route`` as plain data with its state in ``vnet`` (installed, held, gone)."""
-    return route.describe(vnet.route.table(route.prefix.version).state(route))
+    return route.describe(vnet.route.table(route.version).state(route))
 
 
 def add_static(
@@ -224,9 +228,13 @@ def _connected_interface(
 _EVENTS = {"add": "RTM_ADD", "delete": "RTM_DELETE", "change": "RTM_CHANGE"}
 
 
-def _track_multipath(multipath: dict[tuple[Prefix, str], Route], kind: str, route: Route) -> None:
-    """Keep ``multipath`` (:attr:`RouteState.multipath`) up to date with one change."""
-    key = (route.prefix, route.source.name)
+def _track_multipath(multipath: dict[MultipathKey, Route], kind: str, route: Route) -> None:
+    """Keep ``multipath`` (:attr:`RouteState.multipath`) up to date with one change.
+
+    Keyed by integers, not the ``ipaddress`` prefix: with a multipath route in the
+    vnet, every route change passes here, a million of them to load a full table.
+    """
+    key = (route.bits, route.plen, route.net, route.source.name)
     if kind != "delete" and route.nexthops:
         multipath[key] = route
     elif kind != "delete" or multipath.get(key) is route:
@@ -241,7 +249,7 @@ def _attach(vnet: Vnet) -> RouteState:
             _track_multipath(state.multipath, kind, route)
         if vnet.listeners:
             event = _EVENTS[kind]
-            fib = vnet.route.table(route.prefix.version)
+            fib = vnet.route.table(route.version)
             status = None if kind == "delete" else fib.state(route)
             vnet.emit({"type": event, "route": route.describe(status)})
 

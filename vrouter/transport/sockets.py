@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from vrouter.core.registry import Subsystem
 from vrouter.inet import igmp, ipv4
 from vrouter.inet6 import ipv6, nd
+from vrouter.transport.entries import give_back
 from vrouter.transport.message import CTRL, DATA, ERROR, FROM, REPLY, TO, Message, control
 from vrouter.wire import ipv4 as ip4_wire
 from vrouter.wire import ipv6 as ip6_wire
@@ -707,11 +708,27 @@ def _output(
 
 def _attach(vnet: Vnet) -> TransportState:
     state = TransportState()
-    state.saved[(4, PROTO_UDP)] = vnet.inet.protocols.get(PROTO_UDP)
-    state.saved[(6, PROTO_UDP)] = vnet.inet6.protocols.get(PROTO_UDP)
+    state.saved[(4, PROTO_UDP)] = _replaced(vnet.inet.protocols, ipv4.BUILTIN_PROTOCOLS)
+    state.saved[(6, PROTO_UDP)] = _replaced(vnet.inet6.protocols, ipv6.BUILTIN_PROTOCOLS)
+    _prepare(vnet)
+    return state
+
+
+def _replaced(table: dict[int, Any], builtin: dict[int, Any]) -> Any:
+    """Return the UDP handler that ours stands in for in ``table``."""
+    handler = table.get(PROTO_UDP)
+    return builtin.get(PROTO_UDP) if handler in (_udp_input4, _udp_input6) else handler
+
+
+def _prepare(vnet: Vnet) -> None:
+    """Deliver UDP of a vnet through the sockets (the state comes with the first datagram)."""
     vnet.inet.protocols[PROTO_UDP] = _udp_input4
     vnet.inet6.protocols[PROTO_UDP] = _udp_input6
-    return state
+
+
+def _unprepare(vnet: Vnet) -> None:
+    """Give UDP back to the IP layers' own handlers (the subsystem is unloaded)."""
+    give_back(vnet, PROTO_UDP, (_udp_input4, _udp_input6))
 
 
 def _detach(vnet: Vnet) -> None:
@@ -724,4 +741,13 @@ def _detach(vnet: Vnet) -> None:
             table[PROTO_UDP] = original
 
 
-SUBSYSTEM = Subsystem("transport", _attach, _detach, depends=("inet", "inet6"))
+SUBSYSTEM = Subsystem(
+    "transport",
+    _attach,
+    _detach,
+    depends=("inet", "inet6"),
+    lazy=True,
+    prepare=_prepare,
+    unprepare=_unprepare,
+)
+"""Lazy: a vnet gets its socket tables with its first socket or UDP datagram."""

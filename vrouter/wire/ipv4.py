@@ -122,6 +122,28 @@ class Ipv4Header:
         return bytes(raw)
 
 
+def header(
+    src: bytes,
+    dst: bytes,
+    proto: int,
+    payload_len: int,
+    *,
+    ttl: int = 64,
+    ident: int = 0,
+    tos: int = 0,
+    df: bool = False,
+) -> bytes:
+    """Return the 20-byte header, checksum filled, of a packet carrying ``payload_len`` bytes."""
+    raw = bytearray(
+        HEADER.pack(
+            0x45, tos, HEADER_LEN + payload_len, ident, FLAG_DF if df else 0, ttl, proto, 0,
+            src, dst,
+        )
+    )  # fmt: skip
+    _U16.pack_into(raw, CHECKSUM, checksum(raw))
+    return bytes(raw)
+
+
 def build(
     src: bytes,
     dst: bytes,
@@ -134,7 +156,5 @@ def build(
     df: bool = False,
 ) -> bytes:
     """Return a complete IPv4 packet (20-byte header) carrying ``payload``."""
-    header = Ipv4Header(
-        tos, HEADER_LEN + len(payload), ident, FLAG_DF if df else 0, ttl, proto, src, dst
-    )
-    return header.emit() + payload  # one copy, whatever buffer the payload is
+    ip = header(src, dst, proto, len(payload), ttl=ttl, ident=ident, tos=tos, df=df)
+    return ip + payload  # one copy, whatever buffer the payload is

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from vrouter.wire.checksum import checksum, pseudo_header_sum
+from vrouter.wire.checksum import checksum, ones_sum_pieces, pseudo_header_sum
 from vrouter.wire.errors import IntegrityError
 
 HEADER = struct.Struct("!HHIIBBHHH")
@@ -59,6 +60,40 @@ def verify(src: bytes, dst: bytes, segment: bytes | memoryview) -> bool:
     return checksum(segment, pseudo_header_sum(src, dst, PROTO, len(segment))) == 0
 
 
+def header(
+    src: bytes,
+    dst: bytes,
+    src_port: int,
+    dst_port: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int = 0,
+    options: bytes = b"",
+    payload: Sequence[bytes | bytearray | memoryview] = (),
+    partial: bool = False,
+) -> bytes:
+    """Return the header and ``options`` (already padded) of a segment carrying the
+    ``payload`` pieces, its checksum covering them (the payload is not copied).
+
+    ``partial``: leave only the pseudo-header sum in the checksum field (not
+    complemented), for a device that completes the checksum over the segment
+    itself (a checksum offload, the virtio-net ``NEEDS_CSUM`` convention).
+    """
+    hlen = HEADER_LEN + len(options)
+    raw = bytearray(HEADER.pack(src_port, dst_port, seq, ack, hlen << 2, flags, window, 0, 0))
+    if options:
+        raw += options
+    length = hlen
+    for piece in payload:
+        length += len(piece)
+    field = pseudo_header_sum(src, dst, PROTO, length)
+    if not partial:
+        field = checksum(raw, ones_sum_pieces(payload, field) if payload else field)
+    _U16.pack_into(raw, 16, field)
+    return bytes(raw)
+
+
 def build(
     src: bytes,
     dst: bytes,
@@ -72,22 +107,10 @@ def build(
     payload: bytes | bytearray | memoryview = b"",
     partial: bool = False,
 ) -> bytes:
-    """Return a segment with ``options`` (already padded) and ``payload``, checksum filled.
-
-    ``partial``: leave only the pseudo-header sum in the checksum field (not
-    complemented), for a device that completes the checksum over the segment
-    itself (a checksum offload, the virtio-net ``NEEDS_CSUM`` convention).
-    """
-    hlen = HEADER_LEN + len(options)
-    raw = bytearray(hlen + len(payload))
-    HEADER.pack_into(raw, 0, src_port, dst_port, seq, ack, hlen << 2, flags, window, 0, 0)
-    if options:
-        raw[HEADER_LEN:hlen] = options
-    if payload:
-        raw[hlen:] = payload
-    pseudo = pseudo_header_sum(src, dst, PROTO, len(raw))
-    _U16.pack_into(raw, 16, pseudo if partial else checksum(raw, pseudo))
-    return bytes(raw)
+    """Return a whole segment: :func:`header` followed by ``payload``."""
+    pieces = (payload,) if payload else ()
+    raw = header(src, dst, src_port, dst_port, seq, ack, flags, window, options, pieces, partial)
+    return raw + payload if payload else raw
 
 
 def reset_for(src: bytes, dst: bytes, segment: TcpHeader) -> bytes | None:

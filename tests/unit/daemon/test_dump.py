@@ -253,3 +253,22 @@ def test_diff_with_a_bad_file_names_its_problems() -> None:
         dump.diff_reply(config, vnets, "[vnets.x]\nbogus = 1\n", "bad.toml")
     reply = dump.diff_reply(config, vnets, RICH, "again.toml")
     assert reply == {"file": "again.toml", "differences": []}
+
+
+def test_a_weighted_multipath_route_is_dumped_with_its_weights() -> None:
+    text = """
+[vnets.red.interfaces.t0]
+type = "tap"
+addresses = ["192.0.2.1/24"]
+[vnets.red.interfaces.t1]
+type = "tap"
+addresses = ["198.51.100.1/24"]
+[[vnets.red.routes]]
+to = "203.0.113.0/24"
+via = ["192.0.2.9 weight 3", "198.51.100.9"]
+"""
+    config = parse(text, "ecmp.toml")
+    dumped = dump.render(file_doc(config))
+    assert '"192.0.2.9 weight 3",\n    "198.51.100.9",' in dumped, dumped
+    [route] = parse(dumped, "dump.toml").vnets[0].routes
+    assert route == config.vnets[0].routes[0]

@@ -578,3 +578,15 @@ def test_random_fragment_streams_keep_the_books(
     stats = table.stats
     outcomes = stats.badlen + stats.toolong + stats.duplicate + stats.dead
     assert stats.fragments >= outcomes
+
+
+def test_tables_that_hold_nothing_share_nothing_they_could_change() -> None:
+    busy, idle = Reassembly(timeout=TIMEOUT), Reassembly(timeout=TIMEOUT)
+    idle.clear()
+    assert idle.expire(1e9) == [] and idle.next_deadline() is None
+    pieces = linux_fragments()
+    assert feed(busy, pieces[:2]) == []  # two of three held
+    assert len(busy) == 1 and busy.next_deadline() is not None
+    assert len(idle) == 0 and idle.next_deadline() is None and idle.memory() == 0
+    assert len(Reassembly(timeout=TIMEOUT)) == 0
+    assert len(busy.expire(1e9)) == 1 and len(busy) == 0

@@ -6,8 +6,11 @@ from ipaddress import IPv4Address, IPv4Network
 
 import dpkt
 
+from vrouter.inet import ipv4
 from vrouter.link import offload
 from vrouter.route import state as route_state
+from vrouter.wire import ipv4 as ip_wire
+from vrouter.wire import tcp as tcp_wire
 from vrouter.wire.checksum import ones_sum, pseudo_header_sum
 
 
@@ -94,3 +97,26 @@ def test_superframe_to_the_router_is_taken_whole_and_answered_with_one_reset(lab
     # TCP takes a super-frame from the host whole, as one segment: one reset answers it.
     assert len(resets) == 1
     assert all(r.data.data.flags & dpkt.tcp.TH_RST for r in resets)
+
+
+def test_own_superframe_leaves_whole_and_the_filter_sees_its_header(lab) -> None:
+    red, _h1, h2, out = _router(lab)
+    seen: list[object] = []
+
+    def pfil(ifp, packet, direction, now) -> bool:  # NAT reads the header this way
+        seen.append(offload.vhdr_of(packet.obj))
+        return True
+
+    red.inet.pfil = pfil
+    src = IPv4Address("198.51.100.1").packed
+    payload = b"q" * 4000
+    tcp = tcp_wire.header(src, h2.ip, 8080, 40000, 1, 2, tcp_wire.ACK, 500, b"",
+                          (payload,), partial=True)  # fmt: skip
+    vhdr = offload.tcp_super_header(True, 20, 20, 1000)
+    frame = offload.OffloadBuffer(14)
+    frame += ip_wire.header(src, h2.ip, 6, len(tcp) + len(payload), df=True) + tcp + payload
+    assert ipv4.output_frame(red, frame, lab.now, vhdr)
+    assert seen == [vhdr]
+    [sent] = out
+    assert sent is frame and offload.vhdr_of(sent) == vhdr  # not copied, not cut
+    assert sent[:6] == h2.mac and sent[54:] == payload

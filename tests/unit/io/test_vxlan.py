@@ -11,6 +11,7 @@ import pytest
 from vrouter.io.vxlan import VxlanDevice
 from vrouter.link import vxlan as vxlan_
 from vrouter.link.ifnet import Ifnet
+from vrouter.link.tso import Train
 from vrouter.stack import new_tree
 from vrouter.wire import vxlan as wire
 
@@ -90,3 +91,27 @@ def test_datagrams_received_reach_the_interface_and_close_frees_the_socket(loop)
         again.bind((LOCAL, port))  # the port is free again
     with pytest.raises(OSError):
         vx.send(PEER, [_frame(1, 100)])
+
+
+def test_super_frames_leave_as_their_datagrams_in_order(loop) -> None:
+    """Two 46-datagram trains, more than one UDP_SEGMENT send each (43 a send), then a
+    frame queued after them: every datagram arrives once, in order."""
+    port = _free_port()
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    peer.bind((PEER, port))
+    peer.settimeout(2)
+    vx = _vxlan(port)
+    device = VxlanDevice(vx, loop)
+    size = 1472
+    trains = [[bytes([t, n]) * (size // 2) for n in range(46)] for t in range(2)]
+    try:
+        for train in trains:
+            vx.send_train(PEER, Train(b"".join(train), size, len(train)))
+        vx.send(PEER, [_frame(9, 100)])
+        loop.run_until_complete(asyncio.sleep(0))
+        got = [peer.recvfrom(65536)[0] for _ in range(93)]
+        assert got == [*trains[0], *trains[1], wire.header(42) + _frame(9, 100)]
+    finally:
+        device.close()
+        peer.close()

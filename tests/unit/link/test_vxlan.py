@@ -11,7 +11,16 @@ from vrouter.link import bridge as bridge_
 from vrouter.link import gro
 from vrouter.link import vxlan as vxlan_
 from vrouter.link.ifnet import Ifnet
-from vrouter.link.offload import F_NEEDS_CSUM, GSO_TCPV4, VirtioHdr, resolve, tag
+from vrouter.link.offload import (
+    F_NEEDS_CSUM,
+    GSO_TCPV4,
+    VirtioHdr,
+    resolve,
+    segment,
+    tag,
+    vhdr_of,
+)
+from vrouter.link.tso import Train
 from vrouter.wire import vxlan as wire
 from vrouter.wire.checksum import ones_sum
 
@@ -138,10 +147,10 @@ def test_too_big_for_the_underlay_is_dropped_and_counted(seg, lab) -> None:
     assert len(sent) == 2
 
 
-def test_a_tcp_super_frame_leaves_in_segments_as_one_batch(seg, lab) -> None:
+def test_a_tcp_super_frame_leaves_in_segments_as_one_train(seg, lab) -> None:
     _, vx, _, _ = seg
-    batches: list[tuple[str, list[bytes | bytearray]]] = []
-    vx.send = lambda address, frames: batches.append((address, frames))
+    batches: list[tuple[str, Train]] = []
+    vx.send_train = lambda address, train: batches.append((address, train))
     ip_len = 20 + 20 + 4000
     ip = (
         bytes.fromhex("4500") + ip_len.to_bytes(2, "big") + bytes.fromhex("00004000400600 00")
@@ -152,8 +161,27 @@ def test_a_tcp_super_frame_leaves_in_segments_as_one_batch(seg, lab) -> None:
     vhdr = VirtioHdr(F_NEEDS_CSUM, GSO_TCPV4, 54, 1400, 34, 16)
     vx.transmit(tag(big, vhdr))
     assert [a for a, _ in batches] == [REMOTE_1, REMOTE_2]
-    sizes = [len(f) for f in batches[0][1]]
-    assert sizes == [1454, 1454, 14 + 40 + 1200]
+    train = batches[0][1]
+    data = bytes(train.data)
+    datagrams = [data[i : i + train.size] for i in range(0, len(data), train.size)]
+    assert [len(d) for d in datagrams] == [8 + 1454, 8 + 1454, 8 + 14 + 40 + 1200]
+    assert train.size == 8 + 1454
+    assert datagrams == [encap(bytes(s)) for s in segment(big, vhdr)]
+
+
+def test_a_device_without_trains_gets_the_segments_frame_by_frame(seg, lab) -> None:
+    _, vx, _, sent = seg  # the fixture's device only sends frames (as a vnet's UDP does)
+    ip_len = 20 + 20 + 3000
+    ip = (
+        bytes.fromhex("4500") + ip_len.to_bytes(2, "big") + bytes.fromhex("00004000400600 00")
+        + bytes([198, 51, 100, 10, 198, 51, 100, 11])
+    )  # fmt: skip
+    big = MAC_R + MAC_A + b"\x08\x00" + ip + bytes(12) + bytes([0x50, 0x18]) + bytes(6)
+    big += bytes(range(256)) * 11 + bytes(184)
+    vhdr = VirtioHdr(F_NEEDS_CSUM, GSO_TCPV4, 54, 1400, 34, 16)
+    vx.transmit(tag(big, vhdr))
+    segments = [encap(bytes(s)) for s in segment(big, vhdr)]
+    assert sent == [(REMOTE_1, d) for d in segments] + [(REMOTE_2, d) for d in segments]
 
 
 def test_destroy_frees_the_table_and_the_timer(seg, lab) -> None:
@@ -214,3 +242,65 @@ def test_a_bad_checksum_or_a_gap_is_never_merged() -> None:
     gap = _tcp(5000, b"a" * 1000)
     assert gro.coalesce([a, gap]) == [a, gap]
     assert gro.coalesce([ARP := frame(BCAST, MAC_A), a]) == [ARP, a]
+
+
+def test_a_gro_read_of_one_flow_is_joined_and_bridged(seg, lab) -> None:
+    _, vx, host, _ = seg
+    segs = [_tcp(100 + i * 1000, bytes([i]) * 1000) for i in range(5)]
+    segs.append(_tcp(5100, b"\x09" * 300, flags=0x18))
+    data = b"".join(encap(s) for s in segs)
+    delivered: list[bytes | bytearray] = []
+    host.ifp.transmit = delivered.append  # keeps the offload header the port gets
+    vx.input_train(data, 8 + len(segs[0]), REMOTE_1, lab.now)
+    assert delivered == []  # held: the next read may continue it
+    vx.release(lab.now)
+    [joined] = delivered
+    pieces = resolve(joined, vhdr_of(joined))  # type: ignore[arg-type]
+    assert [bytes(dpkt.ethernet.Ethernet(p).data.data) for p in pieces] == [
+        bytes(dpkt.ethernet.Ethernet(s).data.data) for s in segs
+    ]  # TCP headers (checksums) and payloads as sent
+    assert vx.vteps[REMOTE_1].rx_packets == 6 and vx.vteps[REMOTE_1].rx_bytes == len(data)
+    assert (vx.stats.batches, vx.stats.coalesced) == (1, 6)
+    assert vx.macs[MAC_A].vtep.address == REMOTE_1
+
+
+def test_a_gro_read_for_another_vni_is_dropped_datagram_by_datagram(seg, lab) -> None:
+    _, vx, host, _ = seg
+    segs = [_tcp(100 + i * 1000, bytes([i]) * 1000) for i in range(4)]
+    data = b"".join(encap(s, vni=43) for s in segs)
+    vx.input_train(data, 8 + len(segs[0]), REMOTE_1, lab.now)
+    assert host.take_raw() == []
+    assert vx.ifnet.counters.rx_drops["vxlan_unknown_vni"] == 4
+
+
+def test_consecutive_reads_of_one_flow_leave_as_one_super_frame(seg, lab) -> None:
+    _, vx, host, _ = seg
+    delivered: list[bytes | bytearray] = []
+    host.ifp.transmit = delivered.append
+    segs = [_tcp(100 + i * 1000, bytes([i]) * 1000) for i in range(9)]
+    first, second, third = segs[:3], segs[3:6], segs[6:]
+    size = 8 + len(segs[0])
+    vx.input_train(b"".join(encap(s) for s in first), size, REMOTE_1, lab.now)
+    vx.input_train(b"".join(encap(s) for s in second), size, REMOTE_1, lab.now)
+    assert delivered == []
+    vx.input(encap(frame(MAC_B, MAC_A)), REMOTE_1, lab.now)  # anything else: passed on first
+    vx.input_train(b"".join(encap(s) for s in third), size, REMOTE_1, lab.now)
+    vx.release(lab.now)
+    assert [len(f) for f in delivered] == [14 + 20 + 32 + 6000, 60, 14 + 20 + 32 + 3000]
+    pieces = [p for f in (delivered[0], delivered[2]) for p in resolve(f, vhdr_of(f))]  # type: ignore[arg-type]
+    assert [bytes(dpkt.ethernet.Ethernet(p).data.data) for p in pieces] == [
+        bytes(dpkt.ethernet.Ethernet(s).data.data) for s in segs
+    ]
+
+
+def test_a_read_that_does_not_continue_the_held_one_is_not_joined(seg, lab) -> None:
+    _, vx, host, _ = seg
+    delivered: list[bytes | bytearray] = []
+    host.ifp.transmit = delivered.append
+    size = 8 + len(_tcp(0, bytes(1000)))
+    vx.input_train(b"".join(encap(_tcp(100 + i * 1000, b"a" * 1000)) for i in range(3)), size,
+                   REMOTE_1, lab.now)  # fmt: skip
+    vx.input_train(b"".join(encap(_tcp(9100 + i * 1000, b"b" * 1000)) for i in range(3)), size,
+                   REMOTE_1, lab.now)  # fmt: skip  (a gap before it)
+    vx.release(lab.now)
+    assert [len(f) for f in delivered] == [14 + 20 + 32 + 3000] * 2

@@ -119,10 +119,37 @@ def test_weighted_paths_share_flows_by_weight_and_count_their_packets(lab) -> No
     assert 240 <= counts.count("h2") <= 360, counts.count("h2")  # three flows in four
     assert [n.use for n in route.nexthops] == [counts.count("h2"), counts.count("h3")]
     assert [n["weight"] for n in route.describe()["nexthops"]] == [3, 1]  # type: ignore[union-attr]
-    assert r.route.multipath == {(NET, "static"): route}  # what the metrics read
+    assert list(r.route.multipath.values()) == [route]  # what the metrics read
 
 
 def test_weights_must_match_the_paths(net) -> None:
     r, _, _, _ = net
     with pytest.raises(RouteError, match="1 weights for 2 paths"):
         route_state.resolve_multipath(r, NET, [(VIA2, None), (VIA3, None)], weights=(2,))
+
+
+def test_a_flow_hashes_alike_with_and_without_ip_options(net) -> None:
+    _, h1, _, _ = net
+    plain = bytearray(h1.udp("198.18.0.9", sport=1000))
+    # The same datagram with one 4-byte option (NOP, NOP, NOP, EOL): IHL 6.
+    with_options = plain[:14] + b"\x46" + plain[15:34] + b"\x01\x01\x01\x00" + plain[34:]
+    assert flow4(with_options) == flow4(plain)
+    assert flow4(with_options) != flow4(h1.udp("198.18.0.9", sport=1001))
+
+
+def test_ipv4_and_ipv6_multipath_routes_of_one_source_are_tracked_apart(net) -> None:
+    """0.0.0.0/0 and ::/0 have the same length and network number: both stay tracked."""
+    from vrouter.route.fib import Nexthop, Route
+
+    r = net[0]
+    ifp = r.link.interfaces["t2"]
+    paths = (Nexthop(None, ifp), Nexthop(bytes(4), ifp))
+    four = Route(ipaddress.ip_network("0.0.0.0/0"), nexthops=paths)
+    six = Route(ipaddress.ip_network("::/0"), nexthops=paths)
+    track = route_state._track_multipath
+    multipath: dict = {}
+    track(multipath, "add", four)
+    track(multipath, "add", six)
+    assert sorted(map(id, multipath.values())) == sorted([id(four), id(six)])
+    track(multipath, "delete", four)
+    assert list(multipath.values()) == [six]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 import numpy as np
@@ -25,6 +25,7 @@ from vrouter.route.fib import (
     Route,
     RouteError,
 )
+from vrouter.route.source import source as source_named
 
 
 def net(text: str) -> IPv4Network:
@@ -609,3 +610,152 @@ def test_without_numpy_a_large_table_stays_unindexed_and_correct(
     said = [r for r in caplog.records if "no DIR-24-8" in r.getMessage()]
     assert len(said) == 1, "said once, not on every add"
     assert "vrouter[fib]" in said[0].getMessage()
+
+
+# --- routes made from integers, and tables loaded in bulk -------------------------
+
+
+def test_a_route_made_from_integers_is_the_route_made_from_its_network() -> None:
+    made = Route.of(0xC6336400, 24, 32, UNICAST, addr("192.0.2.1"), None, STATIC)
+    given = Route(net("198.51.100.0/24"), UNICAST, addr("192.0.2.1"), None, STATIC)
+    assert made.describe() == given.describe()
+    assert made.prefix == given.prefix == net("198.51.100.0/24")
+    assert (made.net, made.plen, made.version, made.key) == (0xC6336400, 24, 4, (24, 0xC6336400))
+    six = Route.of(0x20010DB8 << 96, 32, 128)
+    assert six.prefix == ipaddress.IPv6Network("2001:db8::/32")
+    assert six.prefix_text() == "2001:db8::/32" and six.version == 6
+
+
+@pytest.mark.parametrize(
+    ("net_", "plen", "bits"),
+    [
+        (0xC6336401, 24, 32),
+        (0, 33, 32),
+        (0, -1, 32),
+        (-256, 24, 32),
+        (1 << 32, 0, 32),
+        (0, 24, 64),
+        (1, 127, 128),
+        (1 << 128, 128, 128),
+    ],
+)
+def test_a_route_made_from_integers_that_are_no_prefix_is_refused(
+    net_: int, plen: int, bits: int
+) -> None:
+    with pytest.raises(RouteError, match="is not a"):
+        Route.of(net_, plen, bits)
+
+
+def test_routes_are_told_apart_by_identity_not_by_value() -> None:
+    fib = Fib()
+    installed = Route(net("198.51.100.0/24"))
+    fib.add(installed)
+    twin = Route(net("198.51.100.0/24"))
+    assert fib.state(installed) == "installed"
+    assert fib.state(twin) == "gone"
+    assert fib.state(Route(ipaddress.IPv6Network("::/0"))) == "gone"
+
+
+def test_add_many_builds_the_index_once_after_the_last_route(small_threshold: None) -> None:
+    fib = Fib()
+    builds = []
+    real = fib._build_index
+    fib._build_index = lambda: (builds.append(len(fib)), real())[1]  # type: ignore[method-assign]
+    prefixes = [f"198.51.{i}.0/24" for i in range(20)] + ["198.51.3.128/25", "0.0.0.0/0"]
+    assert fib.add_many(Route(net(p)) for p in prefixes) == len(prefixes)
+    assert builds == [len(prefixes)]
+    assert fib.indexed
+    assert_index_as_built(fib)
+    assert found(fib, "198.51.3.200") == "198.51.3.128/25"
+    assert found(fib, "198.51.3.1") == "198.51.3.0/24"
+    assert found(fib, "203.0.113.1") == "0.0.0.0/0"
+
+
+def test_add_many_holds_what_a_better_source_has_and_counts_the_installed() -> None:
+    fib = Fib()
+    fib.add(Route(net("198.51.100.0/24"), source=CONNECTED))
+    rip = source_named("rip")
+    routes = [Route(net("198.51.100.0/24"), source=rip), Route(net("203.0.113.0/24"), source=rip)]
+    assert fib.add_many(routes) == 1
+    assert [fib.state(r) for r in routes] == ["held", "installed"]
+    assert fib.counts() == {"connected": (1, 0), "rip": (1, 1)}
+
+
+def test_add_many_stops_at_a_bad_route_and_keeps_the_ones_before(small_threshold: None) -> None:
+    fib = Fib()
+    good = [Route(net(f"198.51.{i}.0/24")) for i in range(10)]
+    bad = Route(net("198.51.3.0/24"))  # a second static route to the prefix
+    after = Route(net("203.0.113.0/24"))
+    with pytest.raises(RouteError, match="already exists"):
+        fib.add_many([*good, bad, after])
+    assert len(fib) == 10 and fib.get(after.prefix) is None
+    assert fib.indexed  # built over what was added
+    assert_index_as_built(fib)
+    assert found(fib, "198.51.9.1") == "198.51.9.0/24"
+
+
+@pytest.mark.parametrize("batch", [3, 12])
+def test_add_many_to_an_indexed_table_patches_or_rebuilds_the_index(
+    small_threshold: None, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """A batch below REINDEX_AT patches the index; one at or above it rebuilds it."""
+    monkeypatch.setattr(fib_module, "REINDEX_AT", 10)
+    fib = Fib()
+    fib.add_many([Route(net(f"198.51.{i}.0/24")) for i in range(10)])
+    index = fib._index
+    fib.add_many([Route(net(f"203.0.{i}.0/24")) for i in range(batch)] + [Route(net("0.0.0.0/0"))])
+    assert (fib._index is index) == (batch < 10)
+    assert_index_as_built(fib)
+    assert found(fib, f"203.0.{batch - 1}.7") == f"203.0.{batch - 1}.0/24"
+    assert found(fib, "192.0.2.1") == "0.0.0.0/0"
+
+
+def test_add_many_pauses_the_garbage_collector_and_restores_it() -> None:
+    import gc
+
+    seen = []
+    fib = Fib()
+
+    def routes() -> Iterator[Route]:
+        for i in range(3):
+            seen.append(gc.isenabled())
+            yield Route(net(f"198.51.{i}.0/24"))
+
+    assert gc.isenabled()
+    fib.add_many(routes())
+    assert seen == [False, False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        fib.add_many([Route(net("203.0.113.0/24"))])
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()
+
+
+def test_a_bulk_built_index_answers_as_the_dicts_for_every_span() -> None:
+    """Built in one go (short prefixes one by one, /16 and longer all at once, blocks)."""
+    prefixes = ["0.0.0.0/0", "10.0.0.0/8", "10.64.0.0/10", "10.64.0.0/15", "10.65.0.0/16",
+                "10.65.16.0/20", "10.65.17.0/24", "10.65.17.64/26", "10.65.17.65/32",
+                "198.51.100.0/23", "198.51.100.0/25", "198.51.101.255/32"]  # fmt: skip
+    model = {net(p): Route(net(p)) for p in prefixes}
+    fib = Fib()
+    fib.add_many(model.values())
+    index = Dir248(fib._by_len)
+    probes = []
+    for prefix in model:
+        first, last = int(prefix.network_address), int(prefix.broadcast_address)
+        probes += [first, last, (first - 1) & 0xFFFFFFFF, (last + 1) & 0xFFFFFFFF]
+    for a in probes:
+        dst = a.to_bytes(4, "big")
+        assert index.lookup(dst) is brute_force(model, dst), IPv4Address(a)
+    assert len(index.top) == 1 << 24 and index.top.itemsize == 4
+
+
+def test_routes_share_one_object_per_gateway() -> None:
+    gateways = [(0xC0000201).to_bytes(4, "big") for _ in range(3)]  # equal, three objects
+    assert gateways[0] is not gateways[1]
+    routes = [Route(net("198.51.100.0/24"), UNICAST, gateways[0]),
+              Route.of(0xCB007100, 24, 32, UNICAST, gateways[1]),
+              Route.of(0xCB007200, 24, 32, UNICAST, gateways[2])]  # fmt: skip
+    assert routes[0].gateway is routes[1].gateway is routes[2].gateway
+    assert routes[2].gateway == addr("192.0.2.1")

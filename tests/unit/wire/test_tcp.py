@@ -67,3 +67,14 @@ def test_reset_for_ack_takes_its_sequence_from_the_ack() -> None:
 
 def test_no_reset_for_a_reset() -> None:
     assert tcp.reset_for(B, A, tcp.TcpHeader.parse(_segment(tcp.RST))) is None
+
+
+def test_header_sums_a_payload_in_pieces_it_does_not_copy() -> None:
+    payload = bytes(range(251)) * 9  # odd-length pieces below
+    pieces = [memoryview(payload)[:1001], memoryview(payload)[1001:1500], payload[1500:]]
+    head = tcp.header(A, B, 40000, 80, 7, 9, tcp.ACK, 1000, b"", pieces)
+    assert head + payload == tcp.build(A, B, 40000, 80, 7, 9, tcp.ACK, 1000, b"", payload)
+    assert tcp.verify(A, B, head + payload)
+    partial = tcp.header(A, B, 40000, 80, 7, 9, tcp.ACK, 1000, b"", pieces, partial=True)
+    pseudo = tcp.pseudo_header_sum(A, B, tcp.PROTO, len(head) + len(payload))
+    assert int.from_bytes(partial[16:18], "big") == pseudo  # the device sums the rest

@@ -9,6 +9,7 @@ knows where in the file the text came from.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable
@@ -116,8 +117,13 @@ def _split_prefix(
     return address, length
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def parse_interface_address(text: str) -> IPv4Interface | IPv6Interface | str:
-    """Parse an interface address ``A.B.C.D/LEN`` or ``X:X::X/LEN``, or return why not."""
+    """Parse an interface address ``A.B.C.D/LEN`` or ``X:X::X/LEN``, or return why not.
+
+    Remembered: vnets that use the same address (tenants with the same plan,
+    the two ends of lab links) share one parse and one value, which is immutable.
+    """
     split = _split_prefix(text, "192.0.2.1/24", "2001:db8::1/64")
     if isinstance(split, str):
         return split
@@ -126,14 +132,14 @@ def parse_interface_address(text: str) -> IPv4Interface | IPv6Interface | str:
         error = ipv6_unicast_error(address, text, "an interface needs a unicast address")
         if error is not None:
             return error
-        value6 = IPv6Interface((address, length))
+        value6 = IPv6Interface((address.packed, length))  # not printed and parsed again
         if length < 127 and address == value6.network.network_address:
             return (
                 f"{text!r} is the Subnet-Router anycast address of {value6.network}; "
                 "an interface needs a host address"
             )
         return value6
-    value = IPv4Interface((address, length))
+    value = IPv4Interface((address.packed, length))
     if length < 31 and address == value.network.network_address:
         return (
             f"{text!r} is the network address of {value.network}; an interface needs a host address"

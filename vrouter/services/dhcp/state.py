@@ -121,7 +121,7 @@ class ClientRun:
 
 def state_of(vnet: Vnet) -> DhcpState:
     """Return the vnet's DHCP state."""
-    state: DhcpState = vnet.dhcp  # type: ignore[attr-defined]
+    state: DhcpState = vnet.dhcp
     return state
 
 
@@ -140,7 +140,7 @@ def configure(
     state = state_of(vnet)
     previous = (state.pools, dict(state.relays))
     if (pools or relays) and wire.SERVER_PORT not in vnet.inet.udp_services:
-        if hasattr(vnet, "transport") and sockets.port_in_use(vnet, wire.SERVER_PORT):
+        if vnet.holds("transport") and sockets.port_in_use(vnet, wire.SERVER_PORT):
             raise ValueError(f"a socket holds UDP port {wire.SERVER_PORT}")
         ipv4.serve_udp(vnet, wire.SERVER_PORT, lambda *args: _input(vnet, *args))
     elif not pools and not relays:
@@ -558,4 +558,5 @@ def _detach(vnet: Vnet) -> None:
     state.commit.cancel()
 
 
-SUBSYSTEM = Subsystem("dhcp", _attach, _detach, depends=("inet",))
+SUBSYSTEM = Subsystem("dhcp", _attach, _detach, depends=("inet",), lazy=True)
+"""Lazy: a vnet gets its DHCP state when it first serves, relays or asks for a lease."""

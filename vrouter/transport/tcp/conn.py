@@ -64,6 +64,7 @@ The state table is :mod:`~vrouter.transport.tcp.state`, the settings
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
 from vrouter.transport.tcp import seq
 from vrouter.transport.tcp.events import Output
@@ -173,25 +174,48 @@ class Connection(TcpInput, TcpTimers):
     def recv(self, max_bytes: int = 1 << 20) -> bytes:
         """Return up to ``max_bytes`` of received data (b"" when none; see ``at_eof``).
 
-        Reading makes room in the receive buffer; when the window can open by
-        at least two segments or half the buffer, a window update is sent at
-        the next ``output(now)``.
+        Reading makes room in the receive buffer; when the window has shrunk to
+        half the buffer or less and can at least double, a window update is
+        sent at the next ``output(now)``.
         """
         data = self._recv_buf.read(max_bytes)
-        if not data:
-            return b""
-        if self.state in RECEIVING:
-            current = max(seq.diff(self.rcv_adv, self.rcv_nxt), 0)
-            opening = self._window_space() - current
-            step = min(self.options.rcvbuf // 2, self._rcv_mss)
-            if (
-                opening >= 2 * self._rcv_mss
-                or 2 * opening >= self.options.rcvbuf
-                or (current < self._rcv_mss and opening >= step)
-            ):
-                self._win_update = True
-                self._dirty()
+        if data:
+            self._after_read()
         return data
+
+    def recv_with(self, take: Callable[[memoryview], int], max_bytes: int = 1 << 20) -> int:
+        """Offer up to ``max_bytes`` of received data to ``take`` (a socket's ``send``):
+        it gets a view of the receive buffer, returns how many bytes it used, and
+        those are read.  Return that count; what ``take`` raises is raised (nothing
+        read).  As :meth:`recv` without a copy of the data."""
+        used = self._recv_buf.read_with(take, max_bytes)
+        if used:
+            self._after_read()
+        return used
+
+    def _after_read(self) -> None:
+        """Ask for a window update if reading opened the window far enough.
+
+        As Linux does (``tcp_cleanup_rbuf``): only when what the peer may still
+        send has fallen to half the buffer or less and the new window at least
+        doubles it, by at least receiver SWS avoidance's step (RFC 9293
+        3.8.6.2.2).  Otherwise the peer has room to go on, and the ACK of what
+        it sends next carries the new window: a read of every segment does not
+        cost an update of its own besides the segment's ACK.  A delayed ACK goes
+        at once when the program has read everything (Linux again): the peer
+        may be waiting for it to send its next small segment (Nagle).
+        """
+        if self.state not in RECEIVING:
+            return
+        current = max(seq.diff(self.rcv_adv, self.rcv_nxt), 0)
+        opening = self._window_space() - current
+        step = min(self.options.rcvbuf // 2, self._rcv_mss)
+        if 2 * current <= self.options.rcvbuf and opening >= max(current, step):
+            self._win_update = True
+            self._dirty()
+        elif self._delack_at is not None and not self.readable:
+            self._ack_now = True
+            self._dirty()
 
     def shutdown_write(self) -> None:
         """Send a FIN after the queued data (half-close; RFC 9293 3.10.4 CLOSE)."""

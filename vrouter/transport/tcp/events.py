@@ -2,32 +2,39 @@
 
 Every entry point of a connection (and of the per-vnet table) returns a list
 of outputs, oldest first.  A :class:`Transmit` is a finished segment (header,
-options, payload, checksum over the pseudo-header) for the IP layer to wrap
-and route; the other outputs are events that tell the socket layer to wake
+options, checksum over the pseudo-header, and the payload as views) for the IP
+layer to wrap and route; the other outputs are events that tell the socket layer to wake
 the program (h11's and aioquic's events, frozen dataclasses).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from vrouter.transport.tcp.conn import Connection
     from vrouter.transport.tcp.table import Listener
 
 
-@dataclass(frozen=True, slots=True)
-class Transmit:
-    """One segment to send: IP source, destination, and the whole TCP segment."""
+class Transmit(NamedTuple):
+    """One segment to send: IP source, destination, the TCP header and the payload.
+
+    A tuple, not a frozen dataclass: one is made per segment, and a tuple is
+    immutable too and several times cheaper to build.
+    """
 
     src: bytes
     dst: bytes
     sport: int
     dport: int
-    data: bytes
-    """TCP header, options and payload, checksum filled in (only the pseudo-header
-    sum when ``gso_size`` is set: the device finishes it)."""
+    header: bytes
+    """TCP header and options, checksum filled in over the header and the payload
+    (only the pseudo-header sum when ``gso_size`` is set: the device finishes it)."""
+    payload: Sequence[bytes | memoryview] = ()
+    """The payload, in pieces (views of the send buffer, never copied until the IP
+    layer puts them in a frame)."""
     gso_size: int = 0
     """0: one segment.  Else a super-segment (TSO): the payload is to be cut into
     segments of ``gso_size`` bytes, each with its own headers and checksum, by the
@@ -37,6 +44,16 @@ class Transmit:
     def family(self) -> int:
         """Return 4 or 6, from the address length."""
         return 4 if len(self.dst) == 4 else 6
+
+    @property
+    def length(self) -> int:
+        """Return the segment's length: header and payload."""
+        return len(self.header) + sum(len(piece) for piece in self.payload)
+
+    @property
+    def data(self) -> bytes:
+        """Return the whole segment as one buffer (a copy: for tests and slow paths)."""
+        return b"".join((self.header, *self.payload))
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -15,9 +15,11 @@ program's call.  Arming the timers that sending starts is here too
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from vrouter.transport.tcp import seq
+from vrouter.transport.tcp.buffers import Piece
 from vrouter.transport.tcp.events import Output, Readable, Transmit
 from vrouter.transport.tcp.segment import (
     ACK,
@@ -25,7 +27,7 @@ from vrouter.transport.tcp.segment import (
     PSH,
     RST,
     SYN,
-    build,
+    header,
     sack_option,
     syn_options,
     ts_option,
@@ -145,7 +147,7 @@ class TcpOutput(Tcb):
         if flags & ACK:
             self.rcv_adv = seq.max_(self.rcv_adv, seq.add(self.rcv_nxt, window))
             self.last_ack_sent = self.rcv_nxt
-        self._push(self.iss, ack, flags, opts, b"", window, now)
+        self._push(self.iss, ack, flags, opts, (), window, now)
         self.stats.sndctrl += 1
         if self._rxtshift:
             self.stats.sndrexmitpack += 1
@@ -194,12 +196,12 @@ class TcpOutput(Tcb):
         ack: int,
         flags: int,
         options: bytes,
-        payload: bytes | bytearray | memoryview,
+        payload: Sequence[Piece],
         window: int,
         now: float,
         gso_size: int = 0,
     ) -> None:
-        data = build(
+        head = header(
             self.local_addr,
             self.remote_addr,
             self.local_port,
@@ -214,7 +216,13 @@ class TcpOutput(Tcb):
         )
         self._out.append(
             Transmit(
-                self.local_addr, self.remote_addr, self.local_port, self.remote_port, data, gso_size
+                self.local_addr,
+                self.remote_addr,
+                self.local_port,
+                self.remote_port,
+                head,
+                payload,
+                gso_size,
             )
         )
         self.stats.sndtotal += 1
@@ -225,7 +233,7 @@ class TcpOutput(Tcb):
         seq_no: int,
         ack: int,
         flags: int,
-        payload: bytes | bytearray | memoryview,
+        payload: Sequence[Piece],
         now: float,
         window: int | None = None,
         gso_size: int = 0,
@@ -256,12 +264,12 @@ class TcpOutput(Tcb):
         self._push(seq_no, ack, flags, opts, payload, window, now, gso_size)
 
     def _emit_ack(self, now: float) -> None:
-        self._emit(self.snd_max, self.rcv_nxt, ACK, b"", now)
+        self._emit(self.snd_max, self.rcv_nxt, ACK, (), now)
         self.stats.sndacks += 1
 
     def _emit_rst(self, seq_no: int, ack: int, now: float) -> None:
         flags = RST | ACK if ack else RST
-        self._emit(seq_no, ack, flags, b"", now, window=0)
+        self._emit(seq_no, ack, flags, (), now, window=0)
         self.stats.sndrst += 1
         self.stats.sndctrl += 1
 
@@ -287,8 +295,7 @@ class TcpOutput(Tcb):
         if length == 0 and not fin:
             return 0
         flags = ACK | (FIN if fin else 0) | (PSH if fin or length < cap else 0)
-        begin = sb.head + off
-        self._emit(start, self.rcv_nxt, flags, sb.data[begin : begin + length], now)
+        self._emit(start, self.rcv_nxt, flags, sb.pieces(off, length), now)
         self.stats.sndrexmitpack += 1
         self.stats.sndrexmitbyte += length
         if self._rexmt_at is None and not self._persist:
@@ -383,11 +390,8 @@ class TcpOutput(Tcb):
             flags |= FIN
         if length and length == avail:
             flags |= PSH
-        begin = sb.head + off
         gso_size = cap if length > cap else 0
-        with memoryview(sb.data) as sbuf:  # the segment is built from a view: one copy
-            self._emit(snd_nxt, self.rcv_nxt, flags, sbuf[begin : begin + length], now,
-                       gso_size=gso_size)  # fmt: skip
+        self._emit(snd_nxt, self.rcv_nxt, flags, sb.pieces(off, length), now, gso_size=gso_size)
         end = seq.add(snd_nxt, length + fin)
         stats = self.stats
         if retransmit:

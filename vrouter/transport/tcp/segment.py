@@ -24,7 +24,7 @@ timestamp block at a fixed offset.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from vrouter.wire.errors import IntegrityError
 from vrouter.wire.tcp import (
@@ -40,10 +40,12 @@ from vrouter.wire.tcp import (
     SYN,
     URG,
     build,
+    header,
     verify,
 )
 
-# The fixed header, flags, build and verify are the wire module's; this one adds options.
+# The fixed header, flags, build, header and verify are the wire module's; this one adds
+# options.
 __all__ = [
     "ACK",
     "CWR",
@@ -71,6 +73,7 @@ __all__ = [
     "build",
     "emit",
     "flag_names",
+    "header",
     "parse",
     "parse_options",
     "reset_for",
@@ -99,9 +102,12 @@ _TS_FULL = struct.Struct("!4sII")
 _U16 = struct.Struct("!H")
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
-    """The TCP options of one segment (absent options are None / False / empty)."""
+class Options(NamedTuple):
+    """The TCP options of one segment (absent options are None / False / empty).
+
+    A tuple rather than a frozen dataclass, as :class:`Segment`: one is parsed
+    per segment received, and a tuple is as immutable and much cheaper to make.
+    """
 
     mss: int | None = None
     """Maximum segment size the sender can receive (SYN only)."""
@@ -136,8 +142,7 @@ class Options:
 NO_OPTIONS = Options()
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):
     """The header of one TCP segment, options parsed (the payload travels beside it)."""
 
     sport: int

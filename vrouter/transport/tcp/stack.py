@@ -1,9 +1,12 @@
 """TCP in a vnet: the glue between the sans-IO :class:`TcpTable` and the vnet's IP layers.
 
 :data:`SUBSYSTEM` (name ``tcp``, after ``inet`` and ``inet6``) gives every
-vnet a :class:`TcpStack` as ``vnet.tcp``: it registers TCP input in
-``vnet.inet.protocols[6]`` and ``vnet.inet6.protocols[6]`` (replacing the
-closed-port stand-ins, restored on detach), wraps every segment the table
+vnet a :class:`TcpStack` as ``vnet.tcp``, created when the vnet first needs
+it (a socket, a view, or its first TCP segment: until then shared
+first-segment entries stand in ``vnet.inet.protocols[6]`` and
+``vnet.inet6.protocols[6]``, so an idle vnet holds no TCP state).  The stack
+registers TCP input there (replacing the closed-port stand-ins, restored on
+detach), wraps every segment the table
 sends in IPv4/IPv6 and routes it (``ipv4.output``/``ipv6.output``), keeps
 one deadline in ``vnet.timers`` for the table's earliest timer, and hands
 every event to :attr:`TcpStack.on_event` (set by the socket service).
@@ -32,7 +35,7 @@ import errno
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import field_knob
@@ -40,12 +43,14 @@ from vrouter.core.timers import Deadline
 from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6
 from vrouter.link import offload
+from vrouter.transport.entries import give_back, restore
 from vrouter.transport.tcp.conn import Connection, TcpError
 from vrouter.transport.tcp.events import Event, Output, Transmit
 from vrouter.transport.tcp.options import TcpOptions
 from vrouter.transport.tcp.output import TSO_MAX
 from vrouter.transport.tcp.table import Listener, TableConfig, TcpTable
 from vrouter.wire import ipv4 as ip4_wire
+from vrouter.wire.ethernet import HEADER_LEN as ETHER_LEN
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -268,25 +273,24 @@ class TcpStack:
 
     def _send(self, seg: Transmit, now: float) -> bool:
         vnet = self.vnet
-        data = seg.data
+        head = seg.header
         ipv4_dst = len(seg.dst) == 4
         vhdr = None
         if seg.gso_size:
             vhdr = offload.tcp_super_header(ipv4_dst, 20 if ipv4_dst else 40,
-                                            (data[12] >> 4) * 4, seg.gso_size)  # fmt: skip
-        if ipv4_dst:
-            packet = ip4_wire.build(
-                seg.src,
-                seg.dst,
-                PROTO_TCP,
-                data,
-                ttl=vnet.inet.ttl,
-                ident=ipv4.next_ident(vnet),
-                df=True,
-            )
-            return ipv4.output(vnet, packet, now, vhdr)
-        packet = ipv6.packet(vnet, seg.src, seg.dst, PROTO_TCP, data)
-        return ipv6.output(vnet, packet, now, vhdr=vhdr)
+                                            (head[12] >> 4) * 4, seg.gso_size)  # fmt: skip
+        if not ipv4_dst:
+            packet = ipv6.packet(vnet, seg.src, seg.dst, PROTO_TCP, seg.data)
+            return ipv6.output(vnet, packet, now, vhdr=vhdr)
+        ip = ip4_wire.header(seg.src, seg.dst, PROTO_TCP, seg.length, ttl=vnet.inet.ttl,
+                             ident=ipv4.next_ident(vnet), df=True)  # fmt: skip
+        # The frame is made here, once: the payload's only copy in the daemon.
+        frame = bytearray(ETHER_LEN) if vhdr is None else offload.OffloadBuffer(ETHER_LEN)
+        frame += ip
+        frame += head
+        for piece in seg.payload:
+            frame += piece
+        return ipv4.output_frame(vnet, frame, now, vhdr)
 
     def _arm(self) -> None:
         self._deadline.arm(self.vnet.timers, self.table.poll_at(), self._on_timer)
@@ -297,8 +301,45 @@ class TcpStack:
 
 
 def state_of(vnet: Vnet) -> TcpStack:
-    """Return ``vnet.tcp`` (typed; the attribute is set by the registry)."""
-    return cast(TcpStack, vars(vnet)["tcp"])
+    """Return ``vnet.tcp`` (typed; created by the registry when first asked for)."""
+    return vnet.tcp
+
+
+def _first_input4(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
+    """The first TCP segment of a vnet over IPv4: create its TCP state, which takes over."""
+    state_of(ifp.vnet).input4(ifp, packet, hlen, unicast, now)
+
+
+def _first_input6(ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float) -> None:
+    """The first TCP segment of a vnet over IPv6: create its TCP state, which takes over."""
+    state_of(ifp.vnet).input6(ifp, packet, offset, unicast, now)
+
+
+def _first_input4_offloaded(
+    ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float
+) -> None:
+    state_of(ifp.vnet).input4_offloaded(ifp, packet, hlen, unicast, now)
+
+
+def _first_input6_offloaded(
+    ifp: Ifnet, packet: memoryview, offset: int, unicast: bool, now: float
+) -> None:
+    state_of(ifp.vnet).input6_offloaded(ifp, packet, offset, unicast, now)
+
+
+def _prepare(vnet: Vnet) -> None:
+    """Point TCP of a new vnet at the shared first-segment entries (no state yet)."""
+    vnet.inet.protocols[PROTO_TCP] = _first_input4
+    vnet.inet6.protocols[PROTO_TCP] = _first_input6
+    vnet.inet.offload_protocols[PROTO_TCP] = _first_input4_offloaded
+    vnet.inet6.offload_protocols[PROTO_TCP] = _first_input6_offloaded
+
+
+def _unprepare(vnet: Vnet) -> None:
+    """Give TCP back to the IP layers' own handlers (the subsystem is unloaded)."""
+    vnet.inet.offload_protocols.pop(PROTO_TCP, None)
+    vnet.inet6.offload_protocols.pop(PROTO_TCP, None)
+    give_back(vnet, PROTO_TCP, (_first_input4, _first_input6))
 
 
 def _attach(vnet: Vnet) -> TcpStack:
@@ -319,11 +360,7 @@ def _detach(vnet: Vnet) -> None:
     vnet.inet.offload_protocols.pop(PROTO_TCP, None)
     vnet.inet6.offload_protocols.pop(PROTO_TCP, None)
     for family, table in ((4, vnet.inet.protocols), (6, vnet.inet6.protocols)):
-        original = stack._saved.get(family)
-        if original is not None:
-            table[PROTO_TCP] = original
-        else:
-            table.pop(PROTO_TCP, None)
+        restore(table, PROTO_TCP, stack._saved.get(family))
 
 
 KNOBS = (
@@ -427,5 +464,14 @@ KNOBS = (
     ),
 )
 
-SUBSYSTEM = Subsystem("tcp", _attach, _detach, depends=("inet", "inet6"), knobs=KNOBS)
+SUBSYSTEM = Subsystem(
+    "tcp",
+    _attach,
+    _detach,
+    depends=("inet", "inet6"),
+    knobs=KNOBS,
+    lazy=True,
+    prepare=_prepare,
+    unprepare=_unprepare,
+)
 """TCP for every vnet (not in the built-in list yet: the socket service adds it)."""

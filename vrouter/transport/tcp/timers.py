@@ -157,9 +157,7 @@ class TcpTimers(TcpOutput):
         size = min(size, len(sb) - off)
         if size <= 0:
             return
-        start = sb.head + off
-        payload = sb.data[start : start + size]
-        self._emit(self.snd_una, self.rcv_nxt, ACK | PSH, payload, now)
+        self._emit(self.snd_una, self.rcv_nxt, ACK | PSH, sb.pieces(off, size), now)
         self.stats.sndprobe += 1
         end = seq.add(self.snd_una, size)
         if seq.lt(self.snd_nxt, end):
@@ -184,5 +182,5 @@ class TcpTimers(TcpOutput):
             return
         self._keep_probes += 1
         self.stats.keepprobe += 1
-        self._emit(seq.sub(self.snd_una, 1), self.rcv_nxt, ACK, b"", now)
+        self._emit(seq.sub(self.snd_una, 1), self.rcv_nxt, ACK, (), now)
         self._keep_at = now + o.keepintvl

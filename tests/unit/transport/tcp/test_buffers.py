@@ -12,13 +12,17 @@ def test_send_buffer_starts_empty_at_its_sequence_number() -> None:
     assert sb.end() == 1001
 
 
+def _held(sb: SendBuffer) -> bytes:
+    return b"".join(sb.pieces(0, len(sb)))
+
+
 def test_send_buffer_end_follows_what_is_queued() -> None:
     sb = SendBuffer(1001)
     sb.append(b"hello")
     sb.append(memoryview(b" world"))
     assert len(sb) == 11
     assert sb.end() == 1012
-    assert bytes(sb.data[sb.head :]) == b"hello world"
+    assert _held(sb) == b"hello world"
 
 
 def test_acknowledge_drops_bytes_from_the_front() -> None:
@@ -27,7 +31,7 @@ def test_acknowledge_drops_bytes_from_the_front() -> None:
     sb.acknowledge(1004)
     assert len(sb) == 5
     assert sb.seq == 1004
-    assert bytes(sb.data[sb.head :]) == b"defgh"
+    assert _held(sb) == b"defgh"
     assert sb.end() == 1009
 
 
@@ -35,7 +39,7 @@ def test_acknowledge_of_everything_empties_the_buffer() -> None:
     sb = SendBuffer(1001)
     sb.append(b"abc")
     sb.acknowledge(1004)
-    assert len(sb) == 0 and sb.head == 0 and sb.data == b""
+    assert len(sb) == 0 and sb.head == 0 and not sb.chunks
     assert sb.seq == 1004
 
 
@@ -54,18 +58,44 @@ def test_acknowledge_across_the_wrap() -> None:
     sb.append(b"abcd")
     sb.acknowledge(seq.add(start, 3))
     assert sb.seq == 1
-    assert bytes(sb.data[sb.head :]) == b"d"
+    assert _held(sb) == b"d"
     assert sb.end() == 2
 
 
-def test_send_buffer_moves_its_head_and_compacts_late() -> None:
+def test_big_writes_are_kept_without_a_copy_and_segments_are_views_of_them() -> None:
     sb = SendBuffer(0)
-    sb.append(bytes(4 * COMPACT_AFTER))
-    sb.acknowledge(1000)
-    assert sb.head == 1000 and len(sb.data) == 4 * COMPACT_AFTER  # nothing moved
-    sb.acknowledge(2 * COMPACT_AFTER + 1)  # past 64 KiB and half the queue: cut off
-    assert sb.head == 0
-    assert len(sb.data) == len(sb) == 2 * COMPACT_AFTER - 1
+    first, second = bytes(range(256)) * 100, bytes(30000)
+    sb.append(first)
+    sb.append(memoryview(second)[1000:])  # a view of bytes: immutable, kept as it is
+    assert sb.chunks[0] is first and sb.chunks[1].obj is second  # type: ignore[union-attr]
+    whole = first + second[1000:]
+    pieces = sb.pieces(25000, 2000)  # across the two chunks
+    assert [len(p) for p in pieces] == [600, 1400]
+    assert b"".join(pieces) == whole[25000:27000]
+    assert all(isinstance(p, memoryview) for p in pieces)
+    sb.acknowledge(25600)  # the first chunk goes; the views taken stay valid
+    assert len(sb.chunks) == 1 and sb.head == 0
+    assert b"".join(pieces) == whole[25000:27000]
+    assert b"".join(sb.pieces(0, 10)) == whole[25600:25610]
+
+
+def test_a_mutable_buffer_is_copied_so_the_program_may_reuse_it() -> None:
+    sb = SendBuffer(0)
+    buf = bytearray(b"x" * 20000)
+    sb.append(buf)
+    buf[:] = b"y" * 20000
+    assert _held(sb) == b"x" * 20000
+
+
+def test_small_writes_are_merged_into_one_chunk() -> None:
+    sb = SendBuffer(0)
+    for i in range(1000):
+        sb.append(bytes((i & 0xFF,)))
+    assert len(sb.chunks) == 1 and len(sb) == 1000
+    sb.acknowledge(10)
+    sb.append(b"tail")
+    assert _held(sb) == bytes(i & 0xFF for i in range(10, 1000)) + b"tail"
+    assert len(sb.chunks) == 1
 
 
 def test_send_buffer_clear_keeps_the_sequence_number() -> None:

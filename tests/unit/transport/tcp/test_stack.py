@@ -62,8 +62,9 @@ def test_subsystem_replaces_and_restores_the_closed_port_handler(lab: Any) -> No
     lab.tree.registry.unload("tcp", list(lab.tree))
     before = red.inet.protocols[6]
     _load(lab)
-    assert red.inet.protocols[6] == state_of(red).input4
-    assert red.inet6.protocols[6] == state_of(red).input6
+    tcp = state_of(red)  # created when first asked for
+    assert red.inet.protocols[6] == tcp.input4
+    assert red.inet6.protocols[6] == tcp.input6
     lab.tree.registry.unload("tcp", list(lab.tree))
     assert red.inet.protocols[6] is before
     assert "net.inet.tcp.msl" not in lab.tree.registry.sysctl().knobs
