@@ -15,18 +15,19 @@ mirror / plain >= 0.95 (the punt path costs forwarding nothing).
 
 Route sync (the mirror case, after the floods): ``--routes`` IPv4 /32 routes
 (default 1,000,000, of 100.64.0.0/10: the documentation ranges hold too few,
-and these routes carry no traffic) are added in red's mirror with
-``ip -batch`` as ``proto bgp`` via blue's epair address, as a BGP daemon
-would install them; the sync makes them red's ``bgp`` routes.  Measured:
-the kernel's own install time (``ip -batch`` returning), the time until red's
-FIB holds them all (``mirror.show``'s ``synced_routes``, polled every
-0.25 s), and a ping h1 -> h2 every 10 ms meanwhile (p50, p99, max, loss).
-Target: < 20 s with p99 < 50 ms.  Then ``ip route flush proto bgp`` and the
-time until the routes are gone again, and the daemon's resident memory at
-the peak.
+and these routes carry no traffic) are added in red's mirror as ``proto bgp``
+via blue's epair address, as a BGP daemon's data plane installs them: in
+netlink batches (``routefeed.py``; ``--feed ip-batch``: ``ip -batch``, a
+route and its answer at a time, three times slower in the kernel itself);
+the sync makes them red's ``bgp`` routes.  Measured: the kernel's own
+install time (the feeder returning), the time until red's FIB holds them
+all (``mirror.show``'s ``synced_routes``, polled every 0.25 s), and a ping
+h1 -> h2 every 10 ms meanwhile (p50, p99, max, loss).  Target: < 20 s with
+p99 < 50 ms.  Then the same routes deleted the same way and the time until
+they are gone from the FIB, and the daemon's resident memory at the peak.
 
 Usage (as root):  .venv/bin/python bench/mirror.py [--runs 3] [--seconds 5]
-                  [--routes 1000000] [--no-write]
+                  [--routes 1000000] [--feed netlink|ip-batch] [--no-write]
 
 Everything created is removed in ``finally`` blocks (``forwarding.run_lab``),
 also on Ctrl-C, SIGTERM or failure; the script then checks for leftovers.
@@ -71,6 +72,8 @@ SYNC_TARGET_S = 20.0
 PING_P99_TARGET_MS = 50.0
 FEED_BASE = 0x64400000  # 100.64.0.0
 FEED_VIA = "203.0.113.2"  # blue's end of the epair, on red's representor ep0
+FEED_PROTO = 186  # bgp
+FEEDER = Path(__file__).resolve().parent / "routefeed.py"
 SYNC_TIMEOUT = 300.0
 
 
@@ -94,6 +97,11 @@ class Sync:
     synced: int = 0
     flushed_s: float | None = None
     rss_mib: float = 0.0
+    cpu_s: float | None = None
+    """The daemon's CPU time (user + system) from the start of the feed until synced."""
+    counters: dict[str, object] = field(default_factory=dict)
+    """The sync's counters (``mirror.show``'s ``sync``) once synced: more messages than
+    routes means the socket overran and the sync started again from a dump."""
     rtts: list[float] = field(default_factory=list)
     pings: int = 0
     idle: list[float] = field(default_factory=list)
@@ -126,16 +134,30 @@ def _wait_synced(case: Case, want: int, start: float, sync: Sync) -> float | Non
     return None
 
 
-def sync_once(lab: Lab, case: Case, routes: int) -> Sync:
-    """Feed ``routes`` routes into red's mirror and measure (see the module docstring)."""
-    sync = Sync(routes)
-    sync.idle = ping_series(case).rtts
+def _feed(lab: Lab, mirror: str, routes: int, verb: str, how: str) -> None:
+    """Add or delete (``verb``) the feed's routes in namespace ``mirror``, ``how`` says how."""
+    if how == "netlink":
+        first = f"{FEED_BASE >> 24}.{FEED_BASE >> 16 & 255}.{FEED_BASE >> 8 & 255}.0"
+        run("ip", "netns", "exec", mirror, sys.executable, str(FEEDER), verb, first, str(routes),
+            FEED_VIA, "ep0", str(FEED_PROTO), timeout=SYNC_TIMEOUT)  # fmt: skip
+        return
+    if verb == "del":
+        run("ip", "-n", mirror, "route", "flush", "proto", "bgp", timeout=SYNC_TIMEOUT)
+        return
     batch = lab.workdir / "feed.batch"
     with batch.open("w") as out:
         for n in range(routes):
             a = FEED_BASE + n
             out.write(f"route add {a >> 24}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}/32 "
                       f"via {FEED_VIA} dev ep0 proto bgp\n")  # fmt: skip
+    run("ip", "-n", mirror, "-batch", str(batch), timeout=SYNC_TIMEOUT)
+    batch.unlink()
+
+
+def sync_once(lab: Lab, case: Case, routes: int, how: str) -> Sync:
+    """Feed ``routes`` routes into red's mirror and measure (see the module docstring)."""
+    sync = Sync(routes)
+    sync.idle = ping_series(case).rtts
     mirror = f"{case.h1[:-2]}mr"  # the config's netns: prefix + tag + "mr"
     ping = subprocess.Popen(
         ["ip", "netns", "exec", case.h1, "ping", "-n", "-i", "0.01", "-W", "1", H2_ADDR],
@@ -143,10 +165,17 @@ def sync_once(lab: Lab, case: Case, routes: int) -> Sync:
     )  # fmt: skip
     try:
         time.sleep(0.5)
+        cpu = case.cpu_s()
         start = time.monotonic()
-        run("ip", "-n", mirror, "-batch", str(batch), timeout=SYNC_TIMEOUT)
+        _feed(lab, mirror, routes, "add", how)
         sync.kernel_s = time.monotonic() - start
         sync.synced_s = _wait_synced(case, routes, start, sync)
+        after = case.cpu_s()
+        sync.cpu_s = after - cpu if after is not None and cpu is not None else None
+        assert case.daemon is not None
+        shown = case.daemon.call("mirror.show", vnet="red", timeout=30)
+        assert isinstance(shown, dict) and isinstance(shown["sync"], dict)
+        sync.counters = shown["sync"]
         time.sleep(0.5)
     finally:
         ping.send_signal(signal.SIGINT)
@@ -159,9 +188,8 @@ def sync_once(lab: Lab, case: Case, routes: int) -> Sync:
     sent = re.search(r"(\d+) packets transmitted", out)
     sync.pings = int(sent.group(1)) if sent else len(sync.rtts)
     start = time.monotonic()
-    run("ip", "-n", mirror, "route", "flush", "proto", "bgp", timeout=SYNC_TIMEOUT)
+    _feed(lab, mirror, routes, "del", how)
     sync.flushed_s = _wait_synced(case, 0, start, Sync(routes))
-    batch.unlink()
     return sync
 
 
@@ -188,7 +216,7 @@ def measure(lab: Lab, args: argparse.Namespace) -> tuple[list[Case], Sync | None
     mirrored = [c for c in cases if c.name == "mirror"]
     if mirrored and args.routes:
         print(f"route sync of {args.routes} routes", end="", flush=True)
-        sync = sync_once(lab, mirrored[0], args.routes)
+        sync = sync_once(lab, mirrored[0], args.routes, args.feed)
         if sync.synced_s is None:
             print(f" not done in {SYNC_TIMEOUT:.0f} s ({sync.synced} synced)", flush=True)
         else:
@@ -204,6 +232,12 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
 
 
+def _counters(counters: dict[str, object]) -> str:
+    """Return the sync's counters as text."""
+    numbers = {name: value for name, value in counters.items() if isinstance(value, int)}
+    return ", ".join(f"{name} {value:,}" for name, value in numbers.items())
+
+
 def render(
     cases: list[Case], sync: Sync | None, args: argparse.Namespace, host: list[str], load: str
 ) -> str:
@@ -214,8 +248,8 @@ def render(
         "## Mirror: route sync of a large feed, and forwarding beside the punt path",
         "",
         f"`.venv/bin/python bench/mirror.py --runs {args.runs} --seconds {args.seconds} "
-        f"--routes {args.routes}`; topology vrouterd-2vnet, one daemon per case, all up at once, "
-        "and the kernel's kernel-2hop.",
+        f"--routes {args.routes} --feed {args.feed}`; topology vrouterd-2vnet, one daemon per "
+        "case, all up at once, and the kernel's kernel-2hop.",
         "",
         *host,
         f"- load average at the end: {load}",
@@ -258,18 +292,23 @@ def render(
         )
         lines += [
             "",
-            f"Route sync: {sync.routes:,} IPv4 routes added in red's mirror by `ip -batch` "
-            "(`proto bgp`), synced into red's FIB as source `bgp`.",
+            f"Route sync: {sync.routes:,} IPv4 routes added in red's mirror "
+            + ("in netlink batches" if args.feed == "netlink" else "by `ip -batch`")
+            + " (`proto bgp`), synced into red's FIB as source `bgp`.",
             "",
             "| kernel install, s | in the vnet's FIB, s (target < "
             f"{SYNC_TARGET_S:.0f}) | ping p50 / p99 / max, ms (p99 target < "
-            f"{PING_P99_TARGET_MS:.0f}) | ping loss | flushed from the FIB, s | daemon RSS, MiB |",
-            "|---|---|---|---|---|---|",
+            f"{PING_P99_TARGET_MS:.0f}) | ping loss | flushed from the FIB, s | daemon RSS, MiB "
+            "| daemon CPU until synced, s |",
+            "|---|---|---|---|---|---|---|",
             f"| {sync.kernel_s:.1f} | {done} | "
             + (f"{percentile(rtts, 50):.1f} / {p99} / {max(rtts):.1f}" if rtts else "-")
-            + f" | {loss:.1f}% of {sync.pings} | {flushed} | {sync.rss_mib:.0f} |",
+            + f" | {loss:.1f}% of {sync.pings} | {flushed} | {sync.rss_mib:.0f} | "
+            + (f"{sync.cpu_s:.1f} |" if sync.cpu_s is not None else "- |"),
             "",
             f"Ping p50 / p99 / max before the feed, ms: {before}.",
+            "",
+            f"The sync's counters once synced: {_counters(sync.counters)}.",
         ]
     return "\n".join(lines)
 
@@ -279,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--routes", type=int, default=1_000_000,
         help="routes of the sync feed (default 1000000; 0: no sync run)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--feed", choices=("netlink", "ip-batch"), default="netlink",
+        help="how the routes are added in the mirror (default: netlink batches)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     check_args(parser, args, CASE_NAMES)

@@ -83,6 +83,14 @@ class Vnet:
         """Who may manage it or open sockets in it (set by :meth:`VnetTree.set_policy`)."""
         self.listeners: list[Callable[[dict[str, object]], None]] = []
         """Called with every change event (route, address, interface), e.g. by route sockets."""
+        self.link_listeners: list[Callable[[dict[str, object]], None]] = []
+        """Called with address and interface events (and route events only when there are
+        :attr:`listeners`: a route's event costs a description, a feed's millions of them)."""
+
+    @property
+    def listened(self) -> bool:
+        """Whether anyone listens for address and interface events."""
+        return bool(self.listeners or self.link_listeners)
 
     def __getattr__(self, name: str) -> Any:
         """Create the state of lazy subsystem ``name`` the first time it is asked for."""
@@ -118,7 +126,7 @@ class Vnet:
 
     def emit(self, event: dict[str, object]) -> None:
         """Tell every listener about a change in this vnet."""
-        for listener in tuple(self.listeners):
+        for listener in (*self.listeners, *self.link_listeners):
             listener(event)
 
     @property

@@ -45,6 +45,7 @@ epair, a route against the connected networks) would be split too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import ipaddress
 import logging
@@ -84,6 +85,7 @@ from vrouter.link import vxlan as vxlan_
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet
 from vrouter.mirror.manager import Mirrors
+from vrouter.mirror.sync import Want
 from vrouter.route import state as route_state
 from vrouter.route.fib import BLACKHOLE, REJECT, UNICAST, Route, RouteError
 from vrouter.route.source import CONNECTED, STATIC, Source
@@ -95,6 +97,7 @@ log = logging.getLogger("vrouter.ops")
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 ROUTE_TYPES = (UNICAST, BLACKHOLE, REJECT)
@@ -1068,6 +1071,69 @@ class Ops:
             f", {successor.source} route installed" if successor is not None else "",
         )
         return route
+
+    def put_routes(
+        self, vnet_name: str, routes: Sequence[tuple[Prefix, Source, Want]]
+    ) -> list[tuple[int, str]]:
+        """Add or change many routes (prefix, source, what it should be), each as
+        :meth:`add_route` or :meth:`change_route` would (a route of its source to its
+        prefix is changed, else added); return the refused ones: (place in ``routes``,
+        why).  A refused change leaves the route as it was.
+
+        Made for a routing feed (the mirror's sync): its routes share a few next
+        hops, so each distinct next hop is checked once, not once a route; the
+        route limit is counted and logged once a call, not once a refused route.
+        Route monitors are told of every route as usual.
+        """
+        vnet = self.vnet(vnet_name)
+        # By family and the identities of source and want (a feed shares them).
+        checked: dict[tuple[int, int, int], Route | str] = {}
+        refused: list[tuple[int, str]] = []
+        limit = vnet.limits.effective("routes")
+        room = None if limit is None else limit - self.routes_in_use(vnet)
+        full = False
+        for at, (prefix, source, want) in enumerate(routes):
+            hops = (prefix.version, id(source), id(want))
+            model = checked.get(hops)
+            if model is None:
+                via, interface = (None, None) if want.paths else (want.via, want.interface)
+                try:
+                    model = self._resolve(vnet, prefix, want.type, via, interface, source,
+                                          want.paths, want.weights)  # fmt: skip
+                except OpError as err:
+                    model = str(err)
+                checked[hops] = model
+            if isinstance(model, str):
+                refused.append((at, model))
+                continue
+            fib = vnet.route.table(prefix.version)
+            route = route_state.like(model, prefix)
+            if room is not None and room <= 0 and fib.get(prefix, source.name) is None:
+                full = True
+                refused.append((at, f"vnet {vnet.name}: route limit reached"))
+                continue
+            try:
+                fib.add(route)  # a feed's routes are mostly new: no lookup first
+            except RouteError:  # the source has a route there: change it
+                fib.replace(route)
+                continue
+            room = room - 1 if room is not None else None
+        if full:
+            with contextlib.suppress(OpError):  # counted and logged once
+                self.check_limit(vnet, "routes", self.routes_in_use(vnet))
+        return refused
+
+    def remove_routes(self, vnet_name: str, routes: Iterable[tuple[Prefix, str]]) -> int:
+        """Remove each (prefix, source name) route that exists, as :meth:`remove_route`
+        would, without a log line each; return how many went."""
+        vnet = self.vnet(vnet_name)
+        removed = 0
+        for prefix, source in routes:
+            fib = vnet.route.table(prefix.version)
+            if fib.get(prefix, source) is not None:
+                fib.delete(prefix, source)
+                removed += 1
+        return removed
 
     @staticmethod
     def missing_route(vnet: Vnet, prefix: Prefix, source: str) -> str:

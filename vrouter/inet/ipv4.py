@@ -533,7 +533,7 @@ def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface, now: f
     add_connected(vnet, ifp, address)
     if ifp.up:
         arp.announce(vnet, ifp, packed)
-    if vnet.listeners:
+    if vnet.listened:
         vnet.emit({"type": "RTM_NEWADDR", "interface": ifp.name, "address": str(address)})
 
 
@@ -550,7 +550,7 @@ def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv4Interface) -> 
     }
     remove_connected(vnet, ifp, address)
     inet.arp.flush_interface(ifp)
-    if vnet.listeners:
+    if vnet.listened:
         vnet.emit({"type": "RTM_DELADDR", "interface": ifp.name, "address": str(address)})
 
 
@@ -563,7 +563,7 @@ def set_up(vnet: Vnet, ifp: Ifnet, now: float) -> None:
     vnet.route.fib6.touch()
     for address in ifp.addresses:
         arp.announce(vnet, ifp, address.ip.packed)
-    if vnet.listeners:
+    if vnet.listened:
         vnet.emit({"type": "RTM_IFINFO", "interface": ifp.name, "up": True})
 
 

@@ -601,7 +601,7 @@ def add_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface, now: f
             inet6.anycast.setdefault(anycast, addr)
     if ifp.up:
         nd.start_dad(vnet, addr, now)
-    if vnet.listeners:
+    if vnet.listened:
         vnet.emit({"type": "RTM_NEWADDR", "interface": ifp.name, "address": str(address)})
     return addr
 
@@ -666,7 +666,7 @@ def remove_address(vnet: Vnet, ifp: Ifnet, address: ipaddress.IPv6Interface) -> 
     if all(solicited_node(a.ip.packed) != group for a in ifp.addresses6):
         nd.leave(vnet, ifp, group)
     inet6.nd.flush_interface(ifp)
-    if vnet.listeners:
+    if vnet.listened:
         vnet.emit({"type": "RTM_DELADDR", "interface": ifp.name, "address": str(address)})
 
 

@@ -32,10 +32,12 @@ from vrouter.mirror.rtnetlink import (
     RTN_UNICAST,
     RTN_UNREACHABLE,
     End,
+    Malformed,
     Message,
     NexthopMsg,
     Path,
     RouteMsg,
+    SharedPaths,
 )
 from vrouter.route.fib import BLACKHOLE, REJECT, UNICAST
 from vrouter.route.source import Source, source
@@ -131,7 +133,14 @@ class Want:
 
 Key = tuple[Prefix, Source]
 """A vnet route: its prefix and its source (one route per source and prefix)."""
-_KernelKey = tuple[int, bytes, int, int]  # family, dst, dst_len, protocol
+KernelKey = tuple[int, bytes, int, int]
+"""A kernel route as the sync keys it: family, destination, length, protocol.  It stands
+for exactly one vnet route (:meth:`RouteSync.key_of`): each protocol has a source."""
+_ByMetric = RouteMsg | dict[int, RouteMsg]
+"""A kernel route's entries: one (nearly always), or several by metric."""
+_INTERNED = 4096
+"""Distinct translations kept to be shared by the routes that have them (a feed of a
+million routes has a handful of next hops); past that the cache starts afresh."""
 
 
 @dataclass(slots=True)
@@ -148,6 +157,8 @@ class SyncStats:
     """Route lookups whose nexthop object is not known (yet)."""
     errors: int = 0
     """Netlink errors answered to a dump."""
+    malformed: int = 0
+    """Messages that could not be decoded (truncated, lengths that do not add up): dropped."""
 
 
 @dataclass
@@ -157,81 +168,112 @@ class RouteSync:
     ifname: Callable[[int], str | None]
     """The vnet interface a mirror interface index stands for (None: not a representor)."""
     protocols: frozenset[int] = DEFAULT_SYNC
-    routes: dict[_KernelKey, dict[int, RouteMsg]] = field(default_factory=dict)
-    """Kernel routes by (family, dst, length, protocol), then by priority (metric)."""
+    routes: dict[KernelKey, _ByMetric] = field(default_factory=dict)
+    """Kernel routes by (family, dst, length, protocol), then (if several) by metric."""
     nexthops: dict[int, NexthopMsg] = field(default_factory=dict)
-    users: dict[int, set[_KernelKey]] = field(default_factory=dict)
+    users: dict[int, set[KernelKey]] = field(default_factory=dict)
     """The kernel routes using each nexthop id."""
     stats: SyncStats = field(default_factory=SyncStats)
+    shared: SharedPaths = field(default_factory=dict, repr=False)
+    """Paths the decoder shares between routes (:func:`vrouter.mirror.rtnetlink.parse`)."""
+    _wants: dict[tuple[int, tuple[Path, ...], int], Want | None] = field(
+        default_factory=dict, repr=False
+    )
+    """Translations by type, inline paths and nexthop id, shared by every route that has
+    them (see :data:`_INTERNED`); forgotten on any nexthop change or representor change."""
+
+    def take(self, messages: Iterable[Message]) -> set[KernelKey]:
+        """Take decoded messages; return the kernel routes whose vnet route may have changed."""
+        touched: set[KernelKey] = set()
+        stats = self.stats
+        for message in messages:
+            if type(message) is RouteMsg:
+                stats.messages += 1
+                self._route(message, touched)
+            elif isinstance(message, NexthopMsg):
+                stats.messages += 1
+                self._nexthop(message, touched)
+            elif isinstance(message, Malformed):
+                stats.malformed += 1
+            elif isinstance(message, End) and message.error < 0:
+                stats.errors += 1
+        return touched
 
     def feed(self, messages: Iterable[Message]) -> set[Key]:
         """Take decoded messages; return the vnet routes that may have changed."""
-        touched: set[Key] = set()
-        for message in messages:
-            if isinstance(message, RouteMsg):
-                self.stats.messages += 1
-                self._route(message, touched)
-            elif isinstance(message, NexthopMsg):
-                self.stats.messages += 1
-                self._nexthop(message, touched)
-            elif isinstance(message, End) and message.error < 0:
-                self.stats.errors += 1
-        return touched
+        return {self.key_of(kkey) for kkey in self.take(messages)}
 
-    def _key(self, kkey: _KernelKey) -> Key:
+    @staticmethod
+    def key_of(kkey: KernelKey) -> Key:
+        """Return the vnet route that kernel route ``kkey`` stands for."""
         family, dst, length, protocol = kkey
-        version = 4 if family == AF_INET else 6
-        prefix = ipaddress.ip_network((dst, length), strict=False)
-        return prefix, source_of(protocol, version)
+        if family == AF_INET:
+            return ipaddress.IPv4Network((dst, length), strict=False), source_of(protocol, 4)
+        return ipaddress.IPv6Network((dst, length), strict=False), source_of(protocol, 6)
 
-    def _route(self, msg: RouteMsg, touched: set[Key]) -> None:
+    def _route(self, msg: RouteMsg, touched: set[KernelKey]) -> None:
         if (
             msg.table != RT_TABLE_MAIN
             or msg.protocol not in self.protocols
             or msg.family not in (AF_INET, AF_INET6)
-            or msg.type not in (RTN_UNICAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT)
+            or msg.type not in _SYNCED_TYPES
         ):
             self.stats.ignored += 1
             return
         kkey = (msg.family, msg.dst, msg.dst_len, msg.protocol)
-        by_metric = self.routes.get(kkey)
-        old = by_metric.get(msg.priority) if by_metric is not None else None
+        entries = self.routes.get(kkey)
+        old = _entry(entries, msg.priority)
         if old is not None and old.nh_id:
             self._unuse(old.nh_id, kkey)
         if msg.deleted:
-            if by_metric is not None:
-                by_metric.pop(msg.priority, None)
-                if not by_metric:
-                    del self.routes[kkey]
+            if old is not None:
+                self._drop(kkey, entries, msg.priority)
         else:
-            self.routes.setdefault(kkey, {})[msg.priority] = msg
+            self._put(kkey, entries, msg)
             if msg.nh_id:
                 self.users.setdefault(msg.nh_id, set()).add(kkey)
-        touched.add(self._key(kkey))
+        touched.add(kkey)
 
-    def _unuse(self, nh_id: int, kkey: _KernelKey) -> None:
+    def _put(self, kkey: KernelKey, entries: _ByMetric | None, msg: RouteMsg) -> None:
+        if entries is None or (type(entries) is RouteMsg and entries.priority == msg.priority):
+            self.routes[kkey] = msg
+        elif type(entries) is RouteMsg:
+            self.routes[kkey] = {entries.priority: entries, msg.priority: msg}
+        else:
+            assert isinstance(entries, dict)
+            entries[msg.priority] = msg
+
+    def _drop(self, kkey: KernelKey, entries: _ByMetric | None, priority: int) -> None:
+        if not isinstance(entries, dict):
+            if entries is not None and entries.priority == priority:
+                del self.routes[kkey]
+            return
+        del entries[priority]
+        if len(entries) == 1:
+            self.routes[kkey] = next(iter(entries.values()))
+
+    def _unuse(self, nh_id: int, kkey: KernelKey) -> None:
         users = self.users.get(nh_id)
         if users is not None:
             users.discard(kkey)
             if not users:
                 del self.users[nh_id]
 
-    def _nexthop(self, msg: NexthopMsg, touched: set[Key]) -> None:
+    def _nexthop(self, msg: NexthopMsg, touched: set[KernelKey]) -> None:
         affected = {msg.id} | {g for g, nh in self.nexthops.items() if msg.id in nh.group}
         if msg.deleted:
             self.nexthops.pop(msg.id, None)
             for kkey in list(self.users.pop(msg.id, ())):
-                by_metric = self.routes.get(kkey, {})
-                for metric in [m for m, r in by_metric.items() if r.nh_id == msg.id]:
-                    del by_metric[metric]
-                if not by_metric:
-                    self.routes.pop(kkey, None)
-                touched.add(self._key(kkey))
+                entries = self.routes.get(kkey)
+                for entry in _entries(entries):
+                    if entry.nh_id == msg.id:
+                        self._drop(kkey, self.routes.get(kkey), entry.priority)
+                touched.add(kkey)
         else:
             self.nexthops[msg.id] = msg
+        self._wants.clear()
         for nh_id in affected:
-            for kkey in self.users.get(nh_id, ()):
-                touched.add(self._key(kkey))
+            touched.update(self.users.get(nh_id, ()))
 
     def want(self, key: Key) -> Want | None:
         """Return what the vnet route ``key`` should be now (None: no route)."""
@@ -241,10 +283,29 @@ class RouteSync:
             if protocol not in self.protocols or source_of(protocol, prefix.version) != src:
                 continue
             kkey = (family, prefix.network_address.packed, prefix.prefixlen, protocol)
-            by_metric = self.routes.get(kkey)
-            if by_metric:
-                return self._translate(by_metric[min(by_metric)], prefix.version)
+            if kkey in self.routes:
+                return self.wanted(kkey)
         return None
+
+    def wanted(self, kkey: KernelKey) -> Want | None:
+        """Return what the vnet route of kernel route ``kkey`` should be now (None: no route).
+
+        Routes of the same next hops share one answer (the same object)."""
+        entries = self.routes.get(kkey)
+        if entries is None:
+            return None
+        best = entries[min(entries)] if isinstance(entries, dict) else entries
+        how = (best.type, best.paths, best.nh_id)
+        if how in self._wants:
+            return self._wants[how]
+        if len(self._wants) >= _INTERNED:
+            self._wants.clear()
+        want = self._wants[how] = self._translate(best, 4 if best.family == AF_INET else 6)
+        return want
+
+    def renumbered(self) -> None:
+        """Forget the translations: a representor came or went (its index names it)."""
+        self._wants.clear()
 
     def _translate(self, msg: RouteMsg, version: int) -> Want | None:
         if msg.type == RTN_BLACKHOLE:
@@ -277,7 +338,7 @@ class RouteSync:
             if interface is None:
                 self.stats.foreign += 1
                 continue
-            via = ipaddress.ip_address(path.gateway) if path.gateway else None
+            via = _ip_address(path.gateway) if path.gateway else None
             if via is not None and via.version != version:
                 continue  # an IPv4 route via IPv6 (RFC 5549): not yet
             if (via, interface) not in hops:
@@ -293,18 +354,46 @@ class RouteSync:
 
     def keys(self) -> set[Key]:
         """Return every vnet route the mirror's routes stand for."""
-        return {self._key(kkey) for kkey in self.routes}
+        return {self.key_of(kkey) for kkey in self.routes}
 
-    def forget_interface(self, oif: int) -> set[Key]:
+    def forget_interface(self, oif: int) -> set[KernelKey]:
         """Drop what leaves by mirror interface ``oif`` (the kernel flushes it with the
-        device, telling no one); return the vnet routes that may have changed."""
-        touched: set[Key] = set()
+        device, telling no one); return the kernel routes whose vnet route may have changed."""
+        touched: set[KernelKey] = set()
         for nh_id in [i for i, nh in self.nexthops.items() if nh.path and nh.path.oif == oif]:
             self._nexthop(NexthopMsg(True, nh_id, 0, 0, None), touched)
-        for kkey, by_metric in list(self.routes.items()):
-            for metric in [m for m, r in by_metric.items() if any(p.oif == oif for p in r.paths)]:
-                del by_metric[metric]
-                touched.add(self._key(kkey))
-            if not by_metric:
-                del self.routes[kkey]
+        for kkey, entries in list(self.routes.items()):
+            for entry in _entries(entries):
+                if any(p.oif == oif for p in entry.paths):
+                    self._drop(kkey, self.routes.get(kkey), entry.priority)
+                    touched.add(kkey)
         return touched
+
+
+_SYNCED_TYPES = frozenset({RTN_UNICAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT})
+
+
+def _entry(entries: _ByMetric | None, priority: int) -> RouteMsg | None:
+    """Return the entry of metric ``priority`` among ``entries``, if any."""
+    if entries is None:
+        return None
+    if type(entries) is RouteMsg:
+        return entries if entries.priority == priority else None
+    assert isinstance(entries, dict)
+    return entries.get(priority)
+
+
+def _entries(entries: _ByMetric | None) -> list[RouteMsg]:
+    """Return every entry among ``entries``."""
+    if entries is None:
+        return []
+    if type(entries) is RouteMsg:
+        return [entries]
+    assert isinstance(entries, dict)
+    return list(entries.values())
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_address(packed: bytes) -> Address:
+    """Return the address of ``packed`` (4 or 16 bytes; a feed has few next hops)."""
+    return ipaddress.ip_address(packed)
