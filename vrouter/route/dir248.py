@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import mmap
 from array import array
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np  # imported only with the first index: see vrouter.route.fib
@@ -79,16 +79,24 @@ class Dir248:
         self._free: list[int] = []
         for plen in sorted(tables):  # shortest first: a longer prefix overwrites
             table = tables[plen]
-            first = len(self.routes)
-            for number, route in enumerate(table.values(), first):
-                route.number = number
-            self.routes.extend(table.values())
-            self.lengths.extend(bytes((plen,)) * len(table))
-            if plen <= 24:
-                self._fill_top(table.keys(), plen, first)
-            else:
-                self._fill_blocks(table, plen)
+            self.fill(table.values(), table.keys(), plen)
         self.lookup = self._lookup_function()
+
+    def fill(self, routes: Collection[Route], nets: Collection[int], plen: int) -> None:
+        """Number and write ``routes`` (all /``plen``, networks ``nets``, not indexed yet).
+
+        Entries of their spans are overwritten, not compared: what holds them
+        must be shorter (a longer prefix inside is written after them).
+        """
+        first = len(self.routes)
+        for number, route in enumerate(routes, first):
+            route.number = number
+        self.routes.extend(routes)
+        self.lengths.extend(bytes((plen,)) * len(routes))
+        if plen <= 24:
+            self._fill_top(nets, plen, first)
+        else:
+            self._fill_blocks(routes, plen)
 
     def _fill_top(self, nets: Collection[int], plen: int, first: int) -> None:
         """Point the top-table spans of ``nets`` (all /``plen``) at numbers from ``first`` on."""
@@ -102,10 +110,11 @@ class Dir248:
         for slot, number in zip(slots.tolist(), numbers.tolist(), strict=True):
             self._top[slot : slot + span] = number
 
-    def _fill_blocks(self, table: Mapping[int, Route], plen: int) -> None:
-        """Write the routes of ``table`` (all /``plen``, longer than /24) into blocks."""
+    def _fill_blocks(self, routes: Iterable[Route], plen: int) -> None:
+        """Write ``routes`` (all /``plen``, longer than /24) into blocks."""
         count = 1 << (32 - plen)
-        for net, route in table.items():
+        for route in routes:
+            net = route.net
             block = self._block(net >> 8)
             first = net & 0xFF
             block[first : first + count] = array("I", [route.number]) * count
@@ -218,3 +227,52 @@ class Dir248:
     def memory(self) -> int:
         """Return the bytes held by the top table and the blocks (not the route list)."""
         return 4 * (len(self.top) + 256 * len(self.blocks))
+
+
+class Build:
+    """A :class:`Dir248` filled a slice at a time while its table keeps changing.
+
+    Lengths are filled shortest first, as :class:`Dir248` does at once; the
+    networks of a length are read when its turn comes and filled a slice a
+    step.  Meanwhile the table goes on answering from its dicts, and patches
+    the index for every change to a route of a length already reached
+    (:meth:`reached`): the index then holds exactly the routes shorter than
+    :attr:`plen` and those of :attr:`plen` numbered so far, so the rest are
+    written over it as the one-go build would.  A route of :attr:`plen` added
+    meanwhile is numbered at once; one deleted before its slice is not found
+    in the table then and skipped; one replaced is found as its replacement.
+    """
+
+    def __init__(self, tables: Mapping[int, Mapping[int, Route]]) -> None:
+        self.index = Dir248({})
+        self._tables = tables
+        self.plen = -1
+        """The length being filled: shorter ones are complete."""
+        self._nets: list[int] = []
+        """The networks of :attr:`plen` not filled yet (as they were when its turn came)."""
+
+    def reached(self, plen: int) -> bool:
+        """Whether a change to a /``plen`` route is patched into the index now."""
+        return plen <= self.plen
+
+    def step(self, count: int) -> bool:
+        """Fill up to ``count`` more routes; return whether the index is complete."""
+        while count > 0:
+            if not self._nets and not self._next_length():
+                return True
+            nets = self._nets[-count:]
+            del self._nets[-count:]
+            count -= len(nets)
+            table = self._tables.get(self.plen, {})
+            routes = [r for r in map(table.get, nets) if r is not None and not r.number]
+            self.index.fill(routes, [route.net for route in routes], self.plen)
+        return not self._nets and not any(plen > self.plen for plen in self._tables)
+
+    def _next_length(self) -> bool:
+        """Move on to the next length present; return False when there is none."""
+        longer = [plen for plen in self._tables if plen > self.plen]
+        if not longer:
+            return False
+        self.plen = min(longer)
+        self._nets = list(self._tables[self.plen])
+        return True

@@ -34,6 +34,7 @@ import functools
 import gc
 import ipaddress
 import logging
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -44,7 +45,7 @@ from vrouter.route.source import STATIC as STATIC
 
 if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
-    from vrouter.route.dir248 import Dir248
+    from vrouter.route.dir248 import Build, Dir248
 
 log = logging.getLogger("vrouter.route")
 
@@ -84,6 +85,20 @@ REINDEX_AT = 131_072
 """Routes added at once (:meth:`Fib.add_many`) from which an indexed table drops
 its index and builds it anew after them rather than patch it per route (a build
 at a million routes costs about what patching this many does)."""
+
+
+INDEX_SLICE = 512
+"""Routes an index built a turn at a time (:attr:`Fib.schedule`) fills between two
+looks at the clock."""
+INDEX_TURN = 0.002
+"""Seconds of one such turn: a million-route build then never holds the event
+loop longer than about this (a build in one go takes 0.3-0.5 s at :data:`INDEX_AT`)."""
+_NEXT_TURN = 1e-6
+"""After a turn, the next one is due this much after the clock the turn was given:
+later than now, so the timers run it only at their next run."""
+
+Schedule = Callable[[float, Callable[[float], None]], object]
+"""``(deadline, callback)``: run ``callback(now)`` once ``now >= deadline`` (a vnet's timers)."""
 
 
 class RouteError(Exception):
@@ -263,6 +278,8 @@ class Fib:
     """The DIR-24-8 index of a large IPv4 table (its ``lookup`` shadows the method)."""
     _loading = False
     """Within :meth:`add_many`: the index waits for the last route."""
+    _build: Build | None = None
+    """The index being built a turn at a time, until it is complete."""
 
     def __init__(self, bits: int = 32) -> None:
         self.bits = bits
@@ -283,6 +300,10 @@ class Fib:
         self._held_by: dict[str, int] = {}
         """Held routes per source name."""
         self.generation = 0
+        self.schedule: Schedule | None = None
+        """Where the table builds its index a turn at a time (:data:`INDEX_TURN` each,
+        lookups answered from the dicts meanwhile); None: at once, in the add
+        that reaches :data:`INDEX_AT`."""
         self.on_change: Callable[[str, Route], None] | None = None
         """Told ``(kind, route)`` after every change (route-socket monitors): ``add`` and
         ``delete`` for a route of any source, ``change`` when a route was replaced
@@ -326,10 +347,11 @@ class Fib:
         self._count += 1
         name = route.source.name
         self._installed_by[name] = self._installed_by.get(name, 0) + 1
-        if self._index is not None:
-            self._index.add(route, key, plen, self._covering)
-        elif self._count >= INDEX_AT and not self._loading and self._indexable():
-            self._build_index()
+        index = self._patched(plen)
+        if index is not None:
+            index.add(route, key, plen, self._covering)
+        elif self._wants_index():
+            self._start_index()
         self.generation += 1
         if self.on_change is not None:
             self.on_change("add", route)
@@ -349,6 +371,8 @@ class Fib:
         """
         with _collector_paused():
             batch = routes if isinstance(routes, Collection) else list(routes)
+            if self._build is not None:  # built at once after the batch instead
+                self._drop_index()
             indexed = self._index is not None
             if indexed:
                 if len(batch) < REINDEX_AT:
@@ -364,6 +388,22 @@ class Fib:
 
     def _indexable(self) -> bool:
         return self.bits == 32 and _index_missing is None
+
+    def _wants_index(self) -> bool:
+        return (
+            self._count >= INDEX_AT
+            and self._index is None
+            and self._build is None
+            and not self._loading
+            and self._indexable()
+        )
+
+    def _patched(self, plen: int) -> Dir248 | None:
+        """Return the index that a change to a /``plen`` route is patched into now, if any."""
+        if self._index is not None:
+            return self._index
+        build = self._build
+        return build.index if build is not None and build.reached(plen) else None
 
     def _add_contender(
         self, table: dict[int, Route], key: int, current: Route, route: Route
@@ -420,8 +460,9 @@ class Fib:
     def _swap(self, table: dict[int, Route], key: int, old: Route, new: Route) -> None:
         """Install ``new`` in place of ``old`` for the same prefix."""
         table[key] = new
-        if self._index is not None:
-            self._index.swap(old, new)
+        index = self._patched(new.plen)
+        if index is not None and old.number:
+            index.swap(old, new)
         self.generation += 1
 
     def delete(self, prefix: Prefix, source: str = STATIC.name) -> Route:
@@ -460,11 +501,11 @@ class Fib:
             self._lengths_changed()
         self._count -= 1
         self._tally(source, -1, 0)
-        if self._index is not None:
-            if self._count < UNINDEX_BELOW:
-                self._drop_index()
-            else:
-                self._index.delete(route, key, plen, self._covering)
+        index = self._patched(plen)
+        if self._count < UNINDEX_BELOW and (self._index is not None or self._build is not None):
+            self._drop_index()
+        elif index is not None and route.number:  # not yet numbered: the build skips it
+            index.delete(route, key, plen, self._covering)
         self.generation += 1
         self._tell("delete", route)
         return route
@@ -544,27 +585,54 @@ class Fib:
                     return route
         return None
 
+    def _start_index(self) -> None:
+        """Build the index: at once, or a turn at a time where :attr:`schedule` says."""
+        if self.schedule is None:
+            self._build_index()
+            return
+        try:
+            from vrouter.route.dir248 import Build
+        except ImportError as err:
+            _missing_numpy(err)
+            return
+        build = self._build = Build(self._by_len)
+        self.schedule(0.0, functools.partial(self._index_turn, build))
+
+    def _index_turn(self, build: Build, now: float) -> None:
+        """Fill ``build`` for :data:`INDEX_TURN`; schedule the next turn."""
+        if self._build is not build or self.schedule is None:
+            return  # dropped meanwhile
+        end = time.perf_counter() + INDEX_TURN
+        while not build.step(INDEX_SLICE):
+            if time.perf_counter() >= end:
+                self.schedule(now + _NEXT_TURN, functools.partial(self._index_turn, build))
+                return
+        del self._build
+        self._use_index(build.index)
+
+    def _use_index(self, index: Dir248) -> None:
+        self._index = index
+        self.lookup = index.lookup  # type: ignore[method-assign,assignment]
+
     def _build_index(self) -> None:
         # Imported here: numpy costs a daemon whose tables stay small some
         # 12 MiB and its import time for nothing; and it is optional (the
         # ``fib`` extra): without it, lookups stay route-length by route-length.
-        global _index_missing
         try:
             from vrouter.route.dir248 import Dir248
         except ImportError as err:
-            _index_missing = str(err)
-            log.warning(
-                "an IPv4 table passed %d routes, but without numpy it gets no DIR-24-8 "
-                "index (%s; pip install 'vrouter[fib]')", INDEX_AT, err,
-            )  # fmt: skip
+            _missing_numpy(err)
             return
-        self._index = Dir248(self._by_len)
-        self.lookup = self._index.lookup  # type: ignore[method-assign,assignment]
+        self._use_index(Dir248(self._by_len))
 
     def _drop_index(self) -> None:
+        """Forget the index, complete or being built."""
         for table in self._by_len.values():
             for route in table.values():
                 route.number = 0
+        if self._build is not None:
+            del self._build  # a turn still scheduled finds none and stops
+            return
         del self._index
         del self.lookup
 
@@ -605,6 +673,15 @@ class Fib:
     def __len__(self) -> int:
         """Return the routes of every source, installed and held (what limits count)."""
         return self._count + self._held_count
+
+
+def _missing_numpy(err: ImportError) -> None:
+    global _index_missing
+    _index_missing = str(err)
+    log.warning(
+        "an IPv4 table passed %d routes, but without numpy it gets no DIR-24-8 "
+        "index (%s; pip install 'vrouter[fib]')", INDEX_AT, err,
+    )  # fmt: skip
 
 
 def _distance(route: Route) -> int:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vrouter.core.timers import Timers
 from vrouter.inet import ipv4
 from vrouter.route import fib as fib_module
 from vrouter.route import state as route_state
@@ -759,3 +760,137 @@ def test_routes_share_one_object_per_gateway() -> None:
               Route.of(0xCB007200, 24, 32, UNICAST, gateways[2])]  # fmt: skip
     assert routes[0].gateway is routes[1].gateway is routes[2].gateway
     assert routes[2].gateway == addr("192.0.2.1")
+
+
+class TurnByTurn:
+    """A Fib whose index is built one route a turn on a vnet's timers, run by hand."""
+
+    def __init__(self) -> None:
+        self.fib = Fib()
+        self.timers = Timers()
+        self.fib.schedule = self.timers.schedule
+        self.now = 0.0
+
+    def turn(self) -> int:
+        """Run the timers once, as the event loop would at its next turn."""
+        self.now += 1.0
+        return self.timers.run(self.now)
+
+    def reached(self, model: dict[IPv4Network, Route]) -> dict[IPv4Network, Route]:
+        """Return the routes of ``model`` the index being built holds (the numbered ones)."""
+        return {prefix: route for prefix, route in model.items() if route.number}
+
+
+@pytest.fixture
+def turn_by_turn(monkeypatch: pytest.MonkeyPatch) -> TurnByTurn:
+    """Index from 8 routes on, below 4 no more; build one route a turn."""
+    monkeypatch.setattr(fib_module, "INDEX_AT", 8)
+    monkeypatch.setattr(fib_module, "UNINDEX_BELOW", 4)
+    monkeypatch.setattr(fib_module, "INDEX_SLICE", 1)
+    monkeypatch.setattr(fib_module, "INDEX_TURN", 0.0)
+    return TurnByTurn()
+
+
+def test_an_index_built_turn_by_turn_answers_only_once_complete(turn_by_turn: TurnByTurn) -> None:
+    fib = turn_by_turn.fib
+    prefixes = ["0.0.0.0/0", "198.51.0.0/16", *(f"198.51.{n}.0/24" for n in range(5)),
+                "198.51.3.128/25"]  # fmt: skip
+    for prefix in prefixes:
+        fib.add(Route(net(prefix)))
+    assert fib._build is not None and not fib.indexed  # reached 8 routes: building
+    turns = 0
+    while not fib.indexed:
+        assert fib.lookup(addr("198.51.3.200")) is fib.get(net("198.51.3.128/25"))
+        assert turn_by_turn.turn() == 1  # one turn a run of the timers, not all at once
+        turns += 1
+        assert turns <= len(prefixes) + 2
+    assert turns == len(prefixes)  # one route a turn, the last turn completes
+    assert fib.lookup(addr("198.51.3.200")) is fib.get(net("198.51.3.128/25"))
+    assert fib.lookup(addr("198.51.9.1")) is fib.get(net("198.51.0.0/16"))
+    assert fib.lookup(addr("192.0.2.1")) is fib.get(net("0.0.0.0/0"))
+    assert turn_by_turn.turn() == 0  # nothing more scheduled
+    assert_index_as_built(fib)
+
+
+def test_routes_changed_during_a_build_are_in_the_index(turn_by_turn: TurnByTurn) -> None:
+    fib = turn_by_turn.fib
+    for n in range(8):
+        fib.add(Route(net(f"198.51.{n}.0/24")))
+    turn_by_turn.turn()  # the first /24 filled, 7 left
+    fib.add(Route(net("198.51.0.0/16")))  # shorter than the length being filled
+    fib.add(Route(net("198.51.100.0/24")))  # the length being filled
+    fib.add(Route(net("198.51.7.128/25")))  # a length not reached yet
+    fib.delete(net("198.51.6.0/24"))  # not filled yet
+    replaced = fib.replace(Route(net("198.51.5.0/24"), type=BLACKHOLE))
+    while not fib.indexed:
+        turn_by_turn.turn()
+    assert replaced.number == 0
+    assert fib.lookup(addr("198.51.5.1")) is fib.get(net("198.51.5.0/24"))
+    assert fib.lookup(addr("198.51.5.1")).type == BLACKHOLE  # type: ignore[union-attr]
+    assert fib.lookup(addr("198.51.6.1")) is fib.get(net("198.51.0.0/16"))
+    assert fib.lookup(addr("198.51.100.1")) is fib.get(net("198.51.100.0/24"))
+    assert fib.lookup(addr("198.51.7.200")) is fib.get(net("198.51.7.128/25"))
+    assert fib.lookup(addr("198.51.7.1")) is fib.get(net("198.51.7.0/24"))
+    assert_index_as_built(fib)
+
+
+def test_a_table_shrinking_during_a_build_drops_it(turn_by_turn: TurnByTurn) -> None:
+    fib = turn_by_turn.fib
+    prefixes = [net(f"198.51.{n}.0/24") for n in range(8)]
+    for prefix in prefixes:
+        fib.add(Route(prefix))
+    turn_by_turn.turn()
+    for prefix in prefixes[:5]:
+        fib.delete(prefix)
+    assert fib._build is None
+    assert all(route.number == 0 for route in fib)
+    assert turn_by_turn.turn() == 1 and not fib.indexed  # the old turn finds no build
+    assert turn_by_turn.turn() == 0
+    assert fib.lookup(addr("198.51.7.1")) is fib.get(prefixes[7])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["add", "add", "delete", "turn", "turn"]), near_prefixes,
+                  st.integers(0, 99)),
+        min_size=10,
+        max_size=80,
+    )
+)  # fmt: skip
+def test_a_partial_index_holds_exactly_the_routes_filled_so_far(
+    steps: list[tuple[str, IPv4Network, int]],
+) -> None:
+    # Thresholds set by hand (a fixture does not mix with @given).
+    names = ("INDEX_AT", "UNINDEX_BELOW", "INDEX_SLICE", "INDEX_TURN")
+    saved = [getattr(fib_module, name) for name in names]
+    for name, value in zip(names, (8, 4, 1, 0.0), strict=True):
+        setattr(fib_module, name, value)
+    try:
+        table = TurnByTurn()
+        fib = table.fib
+        model: dict[IPv4Network, Route] = {}
+        for kind, prefix, pick in [*steps, *[("turn", net("0.0.0.0/0"), 0)] * 100]:
+            if kind == "turn":
+                table.turn()
+            elif kind == "add" or not model:
+                if prefix not in model:
+                    model[prefix] = Route(prefix)
+                    fib.add(model[prefix])
+            else:
+                doomed = sorted(model)[pick % len(model)]
+                assert fib.delete(doomed) is model.pop(doomed)
+            build = fib._build
+            first = int(prefix.network_address)
+            probes = {first, int(prefix.broadcast_address), first | 0x80, 0, 0xFFFFFFFF}
+            for a in probes:
+                dst = a.to_bytes(4, "big")
+                assert fib.lookup(dst) is brute_force(model, dst)
+                if build is not None:
+                    assert build.index.lookup(dst) is brute_force(table.reached(model), dst)
+        if len(model) >= 8:
+            assert fib.indexed
+            assert_index_as_built(fib)
+    finally:
+        for name, value in zip(names, saved, strict=True):
+            setattr(fib_module, name, value)
