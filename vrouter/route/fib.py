@@ -36,8 +36,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import importlib
 import ipaddress
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -354,8 +356,8 @@ class Fib:
         index = self._patched(plen)
         if index is not None:
             index.add(route, key, plen, self._covering)
-        elif self._wants_index():
-            self._start_index()
+        elif self._count >= INDEX_AT // 2:
+            self._near_index()
         self.generation += 1
         if self.on_change is not None:
             self.on_change("add", route)
@@ -392,6 +394,14 @@ class Fib:
 
     def _indexable(self) -> bool:
         return self.bits == 32 and _index_missing is None
+
+    def _near_index(self) -> None:
+        """Start the index at :data:`INDEX_AT` routes; halfway there, where it is to be
+        built a turn at a time, have its module imported meanwhile."""
+        if self._wants_index():
+            self._start_index()
+        elif self.schedule is not None and self._indexable():
+            _import_index_aside()
 
     def _wants_index(self) -> bool:
         return (
@@ -677,6 +687,28 @@ class Fib:
     def __len__(self) -> int:
         """Return the routes of every source, installed and held (what limits count)."""
         return self._count + self._held_count
+
+
+_importing: threading.Thread | None = None
+"""The thread importing the index's module (:func:`_import_index_aside`), once started."""
+
+
+def _import_index_aside() -> None:
+    """Import :mod:`vrouter.route.dir248` on a thread, once a process.
+
+    Importing numpy takes some 0.12 s: in the add that reaches :data:`INDEX_AT`,
+    one turn of the event loop.  Imported on a thread while the table grows, it
+    takes the loop only a switch interval (5 ms) at a time.
+    """
+    global _importing
+    if _importing is None:
+        _importing = threading.Thread(target=_import_index, name="fib-index", daemon=True)
+        _importing.start()
+
+
+def _import_index() -> None:
+    with contextlib.suppress(ImportError):  # told by the import that needs the index
+        importlib.import_module("vrouter.route.dir248")
 
 
 def _missing_numpy(err: ImportError) -> None:
