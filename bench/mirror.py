@@ -64,10 +64,11 @@ from forwarding import (
     vrd_2vnet,
     wait_reachable,
 )
-from report import fmt_ratio, loadavg, machine
+from report import fmt_ratio, kept_by_hand, loadavg, machine
 
 CASE_NAMES = ("kernel-2hop", "plain", "mirror")
 UDP_TARGET = 0.95
+LEVERS = "### Levers (kept by hand)"
 SYNC_TARGET_S = 20.0
 PING_P99_TARGET_MS = 50.0
 FEED_BASE = 0x64400000  # 100.64.0.0
@@ -310,7 +311,12 @@ def render(
             "",
             f"The sync's counters once synced: {_counters(sync.counters)}.",
         ]
-    return "\n".join(lines)
+    return "\n".join([*lines, *_kept_levers()])
+
+
+def _kept_levers() -> list[str]:
+    kept = kept_by_hand("mirror", LEVERS)
+    return ["", *kept] if kept else []
 
 
 def main(argv: list[str] | None = None) -> int:

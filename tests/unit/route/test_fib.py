@@ -591,19 +591,34 @@ def test_indexed_lookup_equals_a_linear_scan_across_the_threshold(
         fib_module.INDEX_AT, fib_module.UNINDEX_BELOW = saved
 
 
+@pytest.mark.parametrize("turns", [False, True], ids=["at-once", "turn-by-turn"])
 def test_without_numpy_a_large_table_stays_unindexed_and_correct(
-    small_threshold: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    small_threshold: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    turns: bool,
 ) -> None:
-    """numpy is the optional ``fib`` extra: without it the index is skipped, said once."""
+    """numpy is the optional ``fib`` extra: without it the index is skipped, said once
+    (also when a thread tried to import it ahead, for a table built turn by turn)."""
     import sys
 
     monkeypatch.setitem(sys.modules, "vrouter.route.dir248", None)  # import -> ImportError
     monkeypatch.setattr(fib_module, "_index_missing", None)
+    monkeypatch.setattr(fib_module, "_importing", None)
     caplog.set_level("WARNING", "vrouter.route")
     fib = Fib()
+    timers = Timers()
+    if turns:
+        fib.schedule = timers.schedule
     prefixes = [f"198.18.{k}.0/24" for k in range(20)] + ["198.18.0.0/16", "0.0.0.0/0"]
     for prefix in prefixes:
         fib.add(Route(net(prefix)))
+        timers.run(float(len(fib)))
+    importing = fib_module._importing
+    assert (importing is not None) == turns
+    if importing is not None:
+        importing.join(timeout=10)
+        assert not importing.is_alive()
     assert not fib.indexed
     assert fib.lookup(bytes([198, 18, 3, 9])).prefix == net("198.18.3.0/24")  # type: ignore[union-attr]
     assert fib.lookup(bytes([198, 18, 99, 9])).prefix == net("198.18.0.0/16")  # type: ignore[union-attr]
