@@ -77,9 +77,11 @@ class OffloadBuffer(bytearray):
     ``vhdr`` replaces them.
     """
 
+    __slots__ = ("raw", "_meaning")  # no instance dict to allocate per frame
+
     raw: bytes
     """The ``HEADER_LEN`` header bytes, as received or as emitted from ``vhdr``."""
-    _meaning: VirtioHdr | None = None
+    _meaning: VirtioHdr | None
 
     @property
     def vhdr(self) -> VirtioHdr:
@@ -142,6 +144,7 @@ def tag_raw(frame: bytes | bytearray | memoryview, raw: bytes) -> OffloadBuffer:
     ``raw`` (``HEADER_LEN`` of them) unparsed."""
     tagged = OffloadBuffer(frame)
     tagged.raw = raw
+    tagged._meaning = None
     return tagged
 
 
@@ -150,7 +153,9 @@ def received(data: bytes) -> bytes | OffloadBuffer:
     when the header asks for no offload work, else an :class:`OffloadBuffer` with
     the header bytes as they came."""
     if data[0] & F_NEEDS_CSUM or data[1]:
-        return tag_raw(memoryview(data)[HEADER_LEN:], data[:HEADER_LEN])
+        tagged = tag_raw(data, data[:HEADER_LEN])
+        del tagged[:HEADER_LEN]  # cheaper than a view: a bytearray drops its head in place
+        return tagged
     return data[HEADER_LEN:]
 
 
