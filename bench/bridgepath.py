@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 
-from fastpath import H1, H1_MAC, H2, H2_MAC, NOW, router, udp4
+from fastpath import H1, H1_MAC, H2, H2_MAC, NOW, router, run_cases, timed, udp4
 from report import loadavg
 
 from vrouter.link import bridge as bridge_
@@ -104,11 +103,7 @@ def measure(case: str, frames: int) -> float:
     one_pass()
     if sent() < per_pass:
         raise SystemExit(f"{case}: only {sent()} of {per_pass} frames left t2")
-    passes = max(1, frames // per_pass)
-    start = time.process_time()
-    for _ in range(passes):
-        one_pass()
-    return passes * per_pass / (time.process_time() - start)
+    return timed(one_pass, per_pass, frames)
 
 
 def main() -> int:
@@ -119,12 +114,7 @@ def main() -> int:
     args = parser.parse_args()
     cases = [c for c in CASES if c in args.cases.split(",")]
     print(f"load average at start: {loadavg()}")
-    results: dict[str, list[float]] = {c: [] for c in cases}
-    for run in range(args.runs):
-        for case in cases:
-            results[case].append(measure(case, args.frames))
-            print(f"run {run + 1}/{args.runs} {case:20s} {results[case][-1]:10,.0f} frames/CPU-s",
-                  flush=True)  # fmt: skip
+    results = run_cases(cases, args.runs, lambda case: measure(case, args.frames))
     print(f"load average at end: {loadavg()}")
     for case in cases:
         v = results[case]
