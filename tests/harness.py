@@ -13,6 +13,7 @@ namespaces the daemon creates.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import re
@@ -129,6 +130,38 @@ def wait_listening(proc: subprocess.Popen[Any], timeout: float = 15) -> bytes:
             raise AssertionError(f"{proc.args!r} exited {proc.returncode}: {seen.decode()}")
         seen += chunk
     return seen
+
+
+def assert_download_intact(
+    daemon: Vrouterd, workdir: Path, server: str, client: str, address: str, size: int
+) -> None:
+    """Serve ``size`` random bytes over HTTP from host ``server`` on ``address``:8080 and
+    fetch them with curl from host ``client``; assert the sha256 of what arrived."""
+    data = os.urandom(size)
+    (workdir / "blob").write_bytes(data)
+    httpd = subprocess.Popen(
+        [
+            "ip", "netns", "exec", daemon.ns(server),
+            *python("-m", "http.server", "8080", "--bind", address, "--directory", str(workdir)),
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        got = None
+        for _ in range(50):
+            time.sleep(0.2)
+            result = daemon.exec(
+                client, "curl", "-sS", "--max-time", "60", "-o", str(workdir / "got"),
+                f"http://{address}:8080/blob", check=False, timeout=90,
+            )  # fmt: skip
+            if result.returncode == 0:
+                got = (workdir / "got").read_bytes()
+                break
+        assert got is not None, "curl never succeeded"
+        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+    finally:
+        httpd.kill()
+        httpd.wait(10)
 
 
 def netns_list() -> set[str]:
