@@ -248,13 +248,18 @@ class Vrouterd:
         self.dir = workdir / self.prefix
         self.dir.mkdir(parents=True)
         self.config = self.dir / "vrouter.toml"
-        text = template.format(dir=self.dir, p=self.prefix, epair_mtu=epair_mtu)
-        if "data_dir" not in text:  # the MAC seed and leases stay in the test's directory
-            text = text.replace("[daemon]\n", f'[daemon]\ndata_dir = "{self.dir}/data"\n', 1)
-        self.config.write_text(text)
+        self.write_config(template.format(dir=self.dir, p=self.prefix, epair_mtu=epair_mtu))
         self.socket = str(self.dir / "control.sock")
         self.log = self.dir / "vrouterd.log"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def write_config(self, text: str) -> None:
+        """Write ``text`` as the daemon's config file; without a ``data_dir`` it gets one in
+        the test's directory, so the MAC seed and leases stay there (and a reload of a
+        rewritten file does not try to move it)."""
+        if "data_dir" not in text:
+            text = text.replace("[daemon]\n", f'[daemon]\ndata_dir = "{self.dir}/data"\n', 1)
+        self.config.write_text(text)
 
     def ns(self, host: str) -> str:
         """Return the namespace name of demo host ``h1``/``h2``/``h3``."""
