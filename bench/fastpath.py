@@ -198,12 +198,29 @@ def prepare(case: str) -> tuple[Callable[[], None], int]:
 
 def measure(case: str, frames: int) -> float:
     """Return frames per CPU-second of one run of ``case``."""
-    one_pass, per_pass = prepare(case)
+    return timed(*prepare(case), frames)
+
+
+def timed(one_pass: Callable[[], None], per_pass: int, frames: int) -> float:
+    """Return frames per CPU-second of ``one_pass`` repeated for about ``frames`` frames."""
     passes = max(1, frames // per_pass)
     start = time.process_time()
     for _ in range(passes):
         one_pass()
     return passes * per_pass / (time.process_time() - start)
+
+
+def run_cases(
+    cases: list[str], runs: int, measure: Callable[[str], float]
+) -> dict[str, list[float]]:
+    """Return the frames per CPU-second of ``runs`` rounds over ``cases``, printed as they come."""
+    results: dict[str, list[float]] = {c: [] for c in cases}
+    for run in range(runs):
+        for case in cases:
+            results[case].append(measure(case))
+            print(f"run {run + 1}/{runs} {case:20s} {results[case][-1]:10,.0f} frames/CPU-s",
+                  flush=True)  # fmt: skip
+    return results
 
 
 def main() -> int:
@@ -215,12 +232,7 @@ def main() -> int:
     args = parser.parse_args()
     cases = [c for c in CASES if c in args.cases.split(",")]
     load_before = loadavg()
-    results: dict[str, list[float]] = {c: [] for c in cases}
-    for run in range(args.runs):
-        for case in cases:
-            results[case].append(measure(case, args.frames))
-            print(f"run {run + 1}/{args.runs} {case:20s} {results[case][-1]:10,.0f} frames/CPU-s",
-                  flush=True)  # fmt: skip
+    results = run_cases(cases, args.runs, lambda case: measure(case, args.frames))
     median = {c: statistics.median(v) for c, v in results.items()}
 
     def vs(case: str, base: str) -> str:

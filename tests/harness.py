@@ -13,6 +13,7 @@ namespaces the daemon creates.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import re
@@ -131,6 +132,38 @@ def wait_listening(proc: subprocess.Popen[Any], timeout: float = 15) -> bytes:
     return seen
 
 
+def assert_download_intact(
+    daemon: Vrouterd, workdir: Path, server: str, client: str, address: str, size: int
+) -> None:
+    """Serve ``size`` random bytes over HTTP from host ``server`` on ``address``:8080 and
+    fetch them with curl from host ``client``; assert the sha256 of what arrived."""
+    data = os.urandom(size)
+    (workdir / "blob").write_bytes(data)
+    httpd = subprocess.Popen(
+        [
+            "ip", "netns", "exec", daemon.ns(server),
+            *python("-m", "http.server", "8080", "--bind", address, "--directory", str(workdir)),
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        got = None
+        for _ in range(50):
+            time.sleep(0.2)
+            result = daemon.exec(
+                client, "curl", "-sS", "--max-time", "60", "-o", str(workdir / "got"),
+                f"http://{address}:8080/blob", check=False, timeout=90,
+            )  # fmt: skip
+            if result.returncode == 0:
+                got = (workdir / "got").read_bytes()
+                break
+        assert got is not None, "curl never succeeded"
+        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+    finally:
+        httpd.kill()
+        httpd.wait(10)
+
+
 def netns_list() -> set[str]:
     """Return the names of the named network namespaces."""
     out = run("ip", "netns", "list").stdout
@@ -215,13 +248,18 @@ class Vrouterd:
         self.dir = workdir / self.prefix
         self.dir.mkdir(parents=True)
         self.config = self.dir / "vrouter.toml"
-        text = template.format(dir=self.dir, p=self.prefix, epair_mtu=epair_mtu)
-        if "data_dir" not in text:  # the MAC seed and leases stay in the test's directory
-            text = text.replace("[daemon]\n", f'[daemon]\ndata_dir = "{self.dir}/data"\n', 1)
-        self.config.write_text(text)
+        self.write_config(template.format(dir=self.dir, p=self.prefix, epair_mtu=epair_mtu))
         self.socket = str(self.dir / "control.sock")
         self.log = self.dir / "vrouterd.log"
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def write_config(self, text: str) -> None:
+        """Write ``text`` as the daemon's config file; without a ``data_dir`` it gets one in
+        the test's directory, so the MAC seed and leases stay there (and a reload of a
+        rewritten file does not try to move it)."""
+        if "data_dir" not in text:
+            text = text.replace("[daemon]\n", f'[daemon]\ndata_dir = "{self.dir}/data"\n', 1)
+        self.config.write_text(text)
 
     def ns(self, host: str) -> str:
         """Return the namespace name of demo host ``h1``/``h2``/``h3``."""

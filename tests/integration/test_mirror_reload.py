@@ -58,7 +58,7 @@ def daemon(tmp_path: pytest.TempPathFactory) -> Iterator[Vrouterd]:
 
 
 def _reload(d: Vrouterd, text: str) -> None:
-    d.config.write_text(text.format(dir=d.dir, p=d.prefix))
+    d.write_config(text.format(dir=d.dir, p=d.prefix))
     done = d.ctl("reload")
     assert done.returncode == 0, done.stdout + done.stderr
 

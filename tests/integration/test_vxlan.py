@@ -7,7 +7,6 @@ underlay traffic locally and never use the veth.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -17,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, python, run, wait_listening
+from harness import Vrouterd, assert_download_intact, run, wait_listening
 
 pytestmark = pytest.mark.integration
 
@@ -240,31 +239,7 @@ def test_a_tcp_burst_leaves_as_valid_vxlan_datagrams_of_the_underlay_mtu(linux: 
 def test_10mb_download_arrives_intact(
     linux: Vrouterd, tmp_path: Path, server: str, client: str, address: str
 ) -> None:
-    data = os.urandom(10 * 1024 * 1024)
-    (tmp_path / "blob").write_bytes(data)
-    httpd = subprocess.Popen(
-        [
-            "ip", "netns", "exec", linux.ns(server),
-            *python("-m", "http.server", "8080", "--bind", address, "--directory", str(tmp_path)),
-        ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        got = None
-        for _ in range(50):
-            time.sleep(0.2)
-            result = linux.exec(
-                client, "curl", "-sS", "--max-time", "60", "-o", str(tmp_path / "got"),
-                f"http://{address}:8080/blob", check=False, timeout=90,
-            )  # fmt: skip
-            if result.returncode == 0:
-                got = (tmp_path / "got").read_bytes()
-                break
-        assert got is not None, "curl never succeeded"
-        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
-    finally:
-        httpd.kill()
-        httpd.wait(10)
+    assert_download_intact(linux, tmp_path, server, client, address, 10 * 1024 * 1024)
 
 
 def test_malformed_datagrams_are_dropped_and_counted(linux: Vrouterd) -> None:

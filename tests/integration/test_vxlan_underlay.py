@@ -9,17 +9,14 @@ and TAP, and the daemon opens no UDP socket of the host's.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, python, run, wait_listening
+from harness import Vrouterd, assert_download_intact, run, wait_listening
 
 pytestmark = pytest.mark.integration
 
@@ -133,31 +130,7 @@ def test_the_vnet_holds_the_socket_and_the_host_none(lab: Vrouterd) -> None:
 def test_a_download_across_the_overlay_arrives_intact(
     lab: Vrouterd, tmp_path: Path, server: str, client: str, address: str
 ) -> None:
-    data = os.urandom(4 * 1024 * 1024)
-    (tmp_path / "blob").write_bytes(data)
-    httpd = subprocess.Popen(
-        [
-            "ip", "netns", "exec", lab.ns(server),
-            *python("-m", "http.server", "8080", "--bind", address, "--directory", str(tmp_path)),
-        ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        got = None
-        for _ in range(50):
-            time.sleep(0.2)
-            result = lab.exec(
-                client, "curl", "-sS", "--max-time", "60", "-o", str(tmp_path / "got"),
-                f"http://{address}:8080/blob", check=False, timeout=90,
-            )  # fmt: skip
-            if result.returncode == 0:
-                got = (tmp_path / "got").read_bytes()
-                break
-        assert got is not None, "curl never succeeded"
-        assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
-    finally:
-        httpd.kill()
-        httpd.wait(10)
+    assert_download_intact(lab, tmp_path, server, client, address, 4 * 1024 * 1024)
 
 
 def test_destroyed_and_created_again_over_the_vnet(lab: Vrouterd) -> None:

@@ -84,7 +84,7 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     if (
         len(frame) >= _OPTIONS
         and frame[_VIHL] == 0x45
-        and (frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.vhdr[1]))
+        and (frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.raw[1]))
         and _fast_forward(vnet, ifp, frame, now)
     ):
         return
@@ -188,8 +188,7 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     if frame.__class__ is bytes:
         buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
     else:  # ours to rewrite
-        vhdr = frame.vhdr  # type: ignore[union-attr]
-        buf = frame if end == len(frame) else carry(frame, total, vhdr)  # type: ignore[assignment]
+        buf = frame if end == len(frame) else carry(frame, total)  # type: ignore[assignment]
     buf[0:12] = dest.header
     buf[_TTL] = ttl - 1
     buf[_CSUM] = csum >> 8
@@ -335,7 +334,7 @@ def _forward(
     if pfil is not None and not pfil(out, packet, OUT, now):
         _count(ifp, stats, "ip_filtered_out")
         return
-    buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total, vhdr)
+    buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total)
     proto = buf[_PROTO]
     buf[_TTL] = ttl - 1
     old_csum = (buf[_CSUM] << 8) | buf[_CSUM + 1]

@@ -117,7 +117,7 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     if (
         len(frame) >= _L4
         and frame[HEADER_LEN] >> 4 == 6
-        and (frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.vhdr[1]))
+        and (frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.raw[1]))
         and _fast_forward(vnet, ifp, frame, now)
     ):
         return
@@ -235,8 +235,7 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     if frame.__class__ is bytes:
         buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
     else:  # ours to rewrite
-        vhdr = frame.vhdr  # type: ignore[union-attr]
-        buf = frame if end == len(frame) else carry(frame, total, vhdr)  # type: ignore[assignment]
+        buf = frame if end == len(frame) else carry(frame, total)  # type: ignore[assignment]
     buf[0:12] = dest.header
     buf[_HLIM] = hlim - 1
     route.use += 1
@@ -433,7 +432,7 @@ def _forward(
     if pfil is not None and not pfil(out, packet, OUT, now):
         _count(ifp, stats, "ip6_filtered_out")
         return
-    buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total, vhdr)
+    buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total)
     buf[_HLIM] = hlim - 1
     route.use += 1
     if paths is not None:

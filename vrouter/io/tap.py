@@ -217,7 +217,7 @@ class TapDevice:
         ifnet = self.ifnet
         clock = self.clock
         now = self._loop.time()
-        hlen = offload.HEADER_LEN
+        received = offload.received
         start = clock()
         deadline = start + allowed
         backlogged = True
@@ -232,12 +232,7 @@ class TapDevice:
                 log.warning("vnet %s: %s: read failed: %s", ifnet.vnet.name, self.name, err)
                 backlogged = False
                 break
-            if data[0] & offload.F_NEEDS_CSUM or data[1]:
-                receive(
-                    ifnet, offload.tag(memoryview(data)[hlen:], offload.VirtioHdr.parse(data)), now
-                )
-            else:
-                receive(ifnet, data[hlen:], now)
+            receive(ifnet, received(data), now)
             if clock() >= deadline:
                 break
         end = clock()
@@ -260,8 +255,7 @@ class TapDevice:
 
     def write(self, frame: bytes | bytearray) -> None:
         """Send ``frame`` to the kernel; queue it if the kernel is busy."""
-        vhdr = offload.vhdr_of(frame)
-        parts = [offload.NO_HEADER if vhdr is None else vhdr.emit(), frame]
+        parts = [offload.header_bytes(frame), frame]
         if self._txq:
             self._enqueue(parts)
             return

@@ -39,9 +39,8 @@ SOCKET_BUFFER = 4 << 20
 
 def append(out: bytearray, frame: bytes | bytearray) -> None:
     """Add ``frame`` to ``out`` as one record: its length, its virtio-net header, itself."""
-    vhdr = offload.vhdr_of(frame)
     out += LENGTH.pack(offload.HEADER_LEN + len(frame))
-    out += offload.NO_HEADER if vhdr is None else vhdr.emit()
+    out += offload.header_bytes(frame)
     out += frame
 
 
@@ -76,7 +75,7 @@ def decode(
         start = offset + LENGTH.size
         if view[start] & offload.F_NEEDS_CSUM or view[start + 1]:
             frames.append(
-                offload.tag(view[start + hlen : end], offload.VirtioHdr.parse(view[start:]))
+                offload.tag_raw(view[start + hlen : end], bytes(view[start : start + hlen]))
             )
         else:
             frames.append(bytes(view[start + hlen : end]))

@@ -60,7 +60,7 @@ from vrouter.link import ether
 from vrouter.link import vlan as vlan_
 from vrouter.link import vxlan as vxlan_
 from vrouter.link.ifnet import Ifnet
-from vrouter.link.offload import OffloadBuffer, tag
+from vrouter.link.offload import OffloadBuffer, tag_raw
 from vrouter.wire import vlan as wire_vlan
 from vrouter.wire.ethernet import HEADER_LEN, mac_to_str
 
@@ -581,7 +581,7 @@ class Bridge:
                 continue
             # A buffer with offload work may be edited in place further on
             # (an epair hands it over as is): each port gets its own.
-            port.send(tag(frame, frame.vhdr) if shared else frame, vid)  # type: ignore[union-attr]
+            port.send(tag_raw(frame, frame.raw) if shared else frame, vid)  # type: ignore[union-attr]
 
     def deliver(self, frame: bytes | bytearray, vid: int, now: float) -> None:
         """Receive a frame of VLAN ``vid`` on the bridge's own Ifnet, if it is for it."""

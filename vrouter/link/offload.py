@@ -66,14 +66,35 @@ class VirtioHdr(NamedTuple):
 
 
 class OffloadBuffer(bytearray):
-    """An Ethernet frame that still carries offload work (its header in ``vhdr``).
+    """An Ethernet frame that still carries offload work: its header bytes in ``raw``,
+    their meaning in ``vhdr``.
 
     Mutable on purpose: a router rewrites the TTL and the MACs of a 64 KiB
     super-frame in place and hands the same buffer on (epair, TAP), instead
-    of copying it at every hop.
+    of copying it at every hop.  The header bytes are kept as they came and
+    written out as they are; they are parsed only where a path reads their
+    meaning (most frames cross a bridge or a route without it), and setting
+    ``vhdr`` replaces them.
     """
 
-    vhdr: VirtioHdr
+    __slots__ = ("raw", "_meaning")  # no instance dict to allocate per frame
+
+    raw: bytes
+    """The ``HEADER_LEN`` header bytes, as received or as emitted from ``vhdr``."""
+    _meaning: VirtioHdr | None
+
+    @property
+    def vhdr(self) -> VirtioHdr:
+        """The meaning of ``raw`` (parsed on the first read)."""
+        meaning = self._meaning
+        if meaning is None:
+            meaning = self._meaning = VirtioHdr.parse(self.raw)
+        return meaning
+
+    @vhdr.setter
+    def vhdr(self, value: VirtioHdr) -> None:
+        self._meaning = value
+        self.raw = HEADER.pack(*value)
 
 
 def tcp_super_header(ipv4: bool, ip_hlen: int, tcp_hlen: int, gso_size: int) -> VirtioHdr:
@@ -93,15 +114,22 @@ def vhdr_of(frame: object) -> VirtioHdr | None:
     return None
 
 
-def carry(frame: bytes | bytearray, length: int, vhdr: VirtioHdr) -> OffloadBuffer:
-    """Return ``frame`` trimmed to ``length`` IP bytes (plus Ethernet), carrying ``vhdr``,
-    for a router to rewrite and send on: the frame itself when it already is
-    exactly that, else a copy."""
+def header_bytes(frame: object) -> bytes:
+    """Return the header bytes to write before ``frame`` (``NO_HEADER`` for an ordinary
+    frame): an offload frame's as they came, never parsed and emitted again."""
+    if frame.__class__ is OffloadBuffer:
+        raw: bytes = frame.raw
+        return raw
+    return NO_HEADER
+
+
+def carry(frame: bytes | bytearray, length: int) -> OffloadBuffer:
+    """Return an offload ``frame`` trimmed to ``length`` IP bytes (plus Ethernet), keeping
+    its header, for a router to rewrite and send on: the frame itself when it
+    already is exactly that, else a copy."""
     if frame.__class__ is OffloadBuffer and len(frame) == _ETH + length:
         return frame
-    out = OffloadBuffer(memoryview(frame)[: _ETH + length])
-    out.vhdr = vhdr
-    return out
+    return tag_raw(memoryview(frame)[: _ETH + length], header_bytes(frame))
 
 
 def tag(frame: bytes | bytearray | memoryview, vhdr: VirtioHdr) -> OffloadBuffer:
@@ -109,6 +137,26 @@ def tag(frame: bytes | bytearray | memoryview, vhdr: VirtioHdr) -> OffloadBuffer
     tagged = OffloadBuffer(frame)
     tagged.vhdr = vhdr
     return tagged
+
+
+def tag_raw(frame: bytes | bytearray | memoryview, raw: bytes) -> OffloadBuffer:
+    """Return a copy of ``frame`` as an :class:`OffloadBuffer` carrying the header bytes
+    ``raw`` (``HEADER_LEN`` of them) unparsed."""
+    tagged = OffloadBuffer(frame)
+    tagged.raw = raw
+    tagged._meaning = None
+    return tagged
+
+
+def received(data: bytes) -> bytes | OffloadBuffer:
+    """Return the frame after the header in ``data`` (as a device read it): plain bytes
+    when the header asks for no offload work, else an :class:`OffloadBuffer` with
+    the header bytes as they came."""
+    if data[0] & F_NEEDS_CSUM or data[1]:
+        tagged = tag_raw(data, data[:HEADER_LEN])
+        del tagged[:HEADER_LEN]  # cheaper than a view: a bytearray drops its head in place
+        return tagged
+    return data[HEADER_LEN:]
 
 
 def segment_length(frame: bytes | bytearray, vhdr: VirtioHdr) -> int:

@@ -137,7 +137,37 @@ def test_an_interface_without_offloads_gets_segments() -> None:
 def test_carry_keeps_the_header_on_a_writable_copy() -> None:
     frame, hdr = _tcp_superframe(False, b"y" * 3000, dpkt.tcp.TH_ACK)
     tagged = offload.tag(frame + b"\0\0\0\0", hdr)  # Ethernet padding beyond the IP length
-    buf = offload.carry(tagged, len(frame) - 14, hdr)
+    buf = offload.carry(tagged, len(frame) - 14)
     buf[22] -= 1  # a router decrements the TTL in place
     assert offload.vhdr_of(buf) == hdr
     assert len(buf) == len(frame) and buf[22] == 63
+
+
+def test_a_frame_without_offload_work_arrives_as_plain_bytes() -> None:
+    frame = bytes(range(60))
+    got = offload.received(offload.NO_HEADER + frame)
+    assert got.__class__ is bytes and got == frame
+    assert offload.header_bytes(got) == offload.NO_HEADER
+
+
+def test_received_header_bytes_leave_as_they_came(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Read, trimmed by a router and written out: the header is never parsed.
+    monkeypatch.setattr(offload.VirtioHdr, "parse", None)
+    raw = bytes([offload.F_NEEDS_CSUM, 0, 0, 0, 0, 0, 34, 0, 6, 0])
+    frame = bytes(range(60))
+    got = offload.received(raw + frame + b"\0\0")  # Ethernet padding beyond the IP length
+    assert isinstance(got, offload.OffloadBuffer) and bytes(got) == frame + b"\0\0"
+    trimmed = offload.carry(got, len(frame) - 14)
+    assert bytes(trimmed) == frame
+    assert offload.header_bytes(got) == offload.header_bytes(trimmed) == raw
+    monkeypatch.undo()
+    assert trimmed.vhdr == offload.VirtioHdr(offload.F_NEEDS_CSUM, 0, 0, 0, 34, 6)
+
+
+def test_setting_the_header_replaces_the_bytes() -> None:
+    got = offload.received(bytes([offload.F_NEEDS_CSUM]) + bytes(9) + bytes(60))
+    assert isinstance(got, offload.OffloadBuffer)
+    moved = offload.VirtioHdr(offload.F_NEEDS_CSUM, 0, 0, 0, 38, 6)
+    got.vhdr = moved
+    assert got.vhdr == moved
+    assert offload.header_bytes(got) == moved.emit()
