@@ -273,7 +273,7 @@ class Soak:
 
     def reload(self, n: int) -> None:
         text = config_text(self.metrics_port, self.socks_port, (n + 1) % 2)
-        self.daemon.config.write_text(text.format(dir=self.daemon.dir, p=self.daemon.prefix))
+        self.daemon.write_config(text.format(dir=self.daemon.dir, p=self.daemon.prefix))
         self.ctl("reload", "reload", timeout=60)
 
     def churn(self, n: int) -> None:

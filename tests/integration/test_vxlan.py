@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from harness import Vrouterd, assert_download_intact, run, wait_listening
+from vxlanlab import LINUX_HOST, linux_vtep, vxlan_seen
+from vxlanlab import ping as _ping
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +47,6 @@ mac = "02:00:5e:00:53:{bridge:02d}"
 addresses = ["192.0.2.{bridge}/24"]
 """
 
-LINUX_HOST = "192.0.2.20"
 DAEMON_HOST = "192.0.2.11"
 
 
@@ -97,16 +98,9 @@ def _linux_vtep(
         ("link", "set", "lo", "up"),
         ("addr", "add", local, "dev", f"{p}v", "nodad"),
         ("link", "set", f"{p}v", "up"),
-        ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
-         *peer, "local", local.split("/")[0], "dev", f"{p}v"),
-        ("link", "add", "br0", *(("address", mac) if mac else ()), "type", "bridge"),
-        ("link", "set", "vx42", "master", "br0"),
-        ("link", "set", "vx42", "up"),
-        ("addr", "add", f"{LINUX_HOST}/24", "dev", "br0"),
-        ("link", "set", "br0", "up"),
-    ):  # fmt: skip
+    ):
         run("ip", "-n", lx, *cmd)
-    run("ip", "netns", "exec", lx, "ethtool", "-K", f"{p}v", "tx", "off")
+    linux_vtep(lx, f"{p}v", local.split("/")[0], peer, mac)
     return lx
 
 
@@ -123,15 +117,6 @@ def linux(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
         daemon.close()
 
 
-def _ping(daemon: Vrouterd, host: str, target: str, *extra: str) -> int:
-    result = daemon.exec(
-        host, "ping", "-c", "3", "-i", "0.2", "-W", "2", *extra, target, check=False, timeout=30
-    )
-    match = re.search(r"(\d+) received", result.stdout)
-    assert match, result.stdout + result.stderr
-    return int(match.group(1))
-
-
 def _vx(daemon: Vrouterd) -> dict[str, object]:
     (vx,) = daemon.call("vxlan.show", vnet="lab")
     return dict(vx)
@@ -139,20 +124,12 @@ def _vx(daemon: Vrouterd) -> dict[str, object]:
 
 def test_ping_both_ways_and_the_underlay_carries_valid_vxlan(linux: Vrouterd) -> None:
     p = linux.prefix
-    dump = subprocess.Popen(
-        ["ip", "netns", "exec", f"{p}lx", "tcpdump", "-n", "-l", "-c", "4", "-i", f"{p}v",
-         "udp", "port", "4789"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        wait_listening(dump)
+
+    def pings() -> None:
         assert _ping(linux, "h1", LINUX_HOST) == 3
         assert _ping(linux, "lx", DAEMON_HOST) == 3
-        out, _ = dump.communicate(timeout=15)
-    finally:
-        if dump.poll() is None:
-            dump.kill()
-            dump.wait(10)
+
+    out = vxlan_seen(f"{p}lx", f"{p}v", pings)
     assert "VXLAN, flags [I] (0x08), vni 42" in out, out
     assert "198.51.100.1.4789 > 198.51.100.2.4789" in out or "198.51.100.2.4789" in out, out
     # The remote VTEP and the MAC behind it (the Linux bridge's own).

@@ -10,13 +10,13 @@ and TAP, and the daemon opens no UDP socket of the host's.
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, assert_download_intact, run, wait_listening
+from harness import Vrouterd, assert_download_intact, run
+from vxlanlab import LINUX_HOST, linux_vtep, vxlan_seen
+from vxlanlab import ping as _ping
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,6 @@ mtu = 1450
 addresses = ["192.0.2.1/24"]
 """
 
-LINUX_HOST = "192.0.2.20"
 DAEMON_HOST = "192.0.2.11"
 
 
@@ -59,49 +58,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
     daemon = Vrouterd(tmp_path_factory.mktemp("underlay"), CONFIG)
     try:
         daemon.start()
-        p = daemon.prefix
-        for cmd in (
-            ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
-             "remote", "198.51.100.1", "local", "198.51.100.2", "dev", f"{p}u"),
-            ("link", "add", "br0", "type", "bridge"),
-            ("link", "set", "vx42", "master", "br0"),
-            ("link", "set", "vx42", "up"),
-            ("addr", "add", f"{LINUX_HOST}/24", "dev", "br0"),
-            ("link", "set", "br0", "up"),
-        ):  # fmt: skip
-            run("ip", "-n", daemon.ns("lx"), *cmd)
-        # The kernel would leave the inner checksums for the TAP's "hardware" to finish.
-        daemon.exec("lx", "ethtool", "-K", f"{p}u", "tx", "off")
+        linux_vtep(daemon.ns("lx"), f"{daemon.prefix}u", "198.51.100.2", ("remote", "198.51.100.1"))
         yield daemon
     finally:
         daemon.close()
 
 
-def _ping(daemon: Vrouterd, host: str, target: str) -> int:
-    result = daemon.exec(
-        host, "ping", "-c", "3", "-i", "0.2", "-W", "2", target, check=False, timeout=30
-    )
-    match = re.search(r"(\d+) received", result.stdout)
-    assert match, result.stdout + result.stderr
-    return int(match.group(1))
-
-
 def test_ping_both_ways_over_the_vnet_underlay(lab: Vrouterd) -> None:
     p = lab.prefix
-    dump = subprocess.Popen(
-        ["ip", "netns", "exec", lab.ns("lx"), "tcpdump", "-n", "-l", "-c", "4", "-i", f"{p}u",
-         "udp", "port", "4789"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        wait_listening(dump)
+
+    def pings() -> None:
         assert _ping(lab, "h1", LINUX_HOST) == 3
         assert _ping(lab, "lx", DAEMON_HOST) == 3
-        out, _ = dump.communicate(timeout=15)
-    finally:
-        if dump.poll() is None:
-            dump.kill()
-            dump.wait(10)
+
+    out = vxlan_seen(lab.ns("lx"), f"{p}u", pings)
     assert "VXLAN, flags [I] (0x08), vni 42" in out, out
     assert "198.51.100.1.4789 > 198.51.100.2.4789" in out, out
 
