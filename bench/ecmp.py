@@ -27,10 +27,9 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import statistics
-import time
 from collections.abc import Callable
 
-from fastpath import H1, H1_MAC, H2, NOW, router, udp4
+from fastpath import H1, H1_MAC, H2, NOW, router, run_cases, timed, udp4
 from report import loadavg, machine, write_section
 
 from vrouter.link import ether
@@ -81,12 +80,7 @@ def prepare(case: str) -> tuple[Callable[[], None], int]:
 
 def measure(case: str, frames: int) -> float:
     """Return frames per CPU-second of one run of ``case``."""
-    one_pass, per_pass = prepare(case)
-    passes = max(1, frames // per_pass)
-    start = time.process_time()
-    for _ in range(passes):
-        one_pass()
-    return passes * per_pass / (time.process_time() - start)
+    return timed(*prepare(case), frames)
 
 
 def _paired(values: list[float], bases: list[float]) -> str:
@@ -104,12 +98,7 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     load_before = loadavg()
-    results: dict[str, list[float]] = {c: [] for c in CASES}
-    for run in range(args.runs):
-        for case in CASES:
-            results[case].append(measure(case, args.frames))
-            print(f"run {run + 1}/{args.runs} {case:14s} {results[case][-1]:10,.0f} frames/CPU-s",
-                  flush=True)  # fmt: skip
+    results = run_cases(list(CASES), args.runs, lambda case: measure(case, args.frames))
     median = {c: statistics.median(v) for c, v in results.items()}
     lines = [
         "## ECMP, weights, per-path counters and the punt path, in process",

@@ -43,7 +43,6 @@ from vrouter.daemon.reload import check as check_reload
 from vrouter.daemon.reload import reload as reload_config
 from vrouter.io.driver import Driver
 from vrouter.io.underlay import UnderlayError
-from vrouter.io.vxlan import VxlanDevice
 from vrouter.mirror.manager import Mirrors
 from vrouter.mirror.sync import DEFAULT_SYNC, protocol_numbers
 
@@ -149,7 +148,7 @@ class Daemon:
                 vx.vni,
                 vx.cfg.local,
                 vx.cfg.port,
-                "host" if isinstance(device, VxlanDevice) else device.describe(),
+                device.describe(),
                 vx.ifnet.mtu,
             )
         qdisc = cfg.daemon.tap_qdisc

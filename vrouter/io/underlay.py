@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable
 
 from vrouter.core.vnet import Vnet
+from vrouter.io.vxlan import closed
 from vrouter.link.vxlan import Vxlan
 from vrouter.transport import sockets
 from vrouter.transport.message import DATA, TO, Message, MessageError
@@ -47,7 +48,7 @@ class VnetUnderlay:
         cfg = vx.cfg
         if cfg.group is not None:
             raise UnderlayError("a multicast group needs the host underlay (no 'underlay')")
-        if not hasattr(underlay, "transport"):
+        if not underlay.has("transport"):
             raise UnderlayError(f"vnet {underlay.name} has no sockets (module transport unloaded)")
         self.family = cfg.local.version
         self.port = cfg.port
@@ -115,7 +116,7 @@ class VnetUnderlay:
 
     def close(self) -> None:
         """Close the socket; the interface sends nothing more."""
-        self.vx.send = _closed
+        self.vx.send = closed
         sockets.close(self.sock)
 
     def describe(self) -> str:
@@ -125,7 +126,3 @@ class VnetUnderlay:
 
 def _packed(address: str) -> bytes:
     return ipaddress.ip_address(address).packed
-
-
-def _closed(address: str, frames: list[bytes | bytearray]) -> None:
-    raise OSError("vxlan device closed")

@@ -279,10 +279,14 @@ class VxlanDevice:
             return False
         return True
 
+    def describe(self) -> str:
+        """Return what carries the outer packets, for views."""
+        return "host"
+
     def close(self) -> None:
         """Stop reading, drop what is queued and close the sockets."""
-        self.vx.send = _closed
-        self.vx.send_train = _closed
+        self.vx.send = closed
+        self.vx.send_train = closed
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -294,5 +298,6 @@ class VxlanDevice:
         self.sockets.clear()
 
 
-def _closed(address: str, frames: object) -> None:
+def closed(address: str, frames: object) -> None:
+    """The send of a VXLAN interface whose device is closed."""
     raise OSError("vxlan device closed")
