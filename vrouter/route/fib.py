@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import importlib
 import ipaddress
 import logging
@@ -45,6 +44,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vrouter.core import gcpause
 from vrouter.route.source import CONNECTED as CONNECTED
 from vrouter.route.source import MAX_DISTANCE, Source
 from vrouter.route.source import STATIC as STATIC
@@ -375,7 +375,7 @@ class Fib:
         twice the cost of making them).  On a RouteError the routes before the
         bad one stay added, and indexed.
         """
-        with _collector_paused():
+        with gcpause.held():
             batch = routes if isinstance(routes, Collection) else list(routes)
             if self._build is not None:  # built at once after the batch instead
                 self._drop_index()
@@ -724,13 +724,3 @@ def _distance(route: Route) -> int:
     return route.source.distance
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector (if it runs) for the ``with`` block."""
-    running = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if running:
-            gc.enable()
