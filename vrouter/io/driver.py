@@ -6,6 +6,12 @@ most ``RX_BUDGET`` frames a turn, like a TAP's), and owns the TAP devices,
 which share the loop by turns (:mod:`vrouter.io.tap`), and the UDP sockets
 of VXLAN interfaces (:mod:`vrouter.io.vxlan`).  Protocol code never
 sees the loop.
+
+Deadlines and epair pumps together run at most ``PASS_QUANTUM`` back to
+back; the rest wait for the loop's next pass, after the devices have been
+read.  Thousands of vnets can fall due at once (their addresses' DAD ends
+together after start-up, each vnet's reports cross its epair), and run in
+one go they would hold every vnet's traffic for hundreds of milliseconds.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 
 from vrouter.core.vnet import Vnet, VnetTree
 from vrouter.io.tap import RX_BUDGET, TapDevice
@@ -31,6 +38,9 @@ EPAIR_QUANTUM = 0.0005
 """Seconds one epair pump may take (a batch of super-frames is cut short, 64 small
 frames fit): the other interfaces' turns come at most about this late."""
 
+PASS_QUANTUM = 0.002
+"""Seconds of deadlines and epair pumps run back to back before the devices are read."""
+
 
 class Driver:
     """Runs the data path of every vnet on one event loop."""
@@ -45,7 +55,9 @@ class Driver:
         self.epairs: list[Epair] = []
         self.vxlans: dict[Ifnet, VxlanDevice | VnetUnderlay] = {}
         """The UDP sockets of VXLAN interfaces."""
-        self._armed: dict[str, tuple[float, asyncio.TimerHandle]] = {}
+        self._armed: dict[str, tuple[float, asyncio.Handle]] = {}
+        self._spent = 0.0
+        """Seconds of deadlines and pumps run in this loop pass (see ``PASS_QUANTUM``)."""
         self._pumping: set[int] = set()
 
     def now(self) -> float:
@@ -78,14 +90,30 @@ class Driver:
         self._armed[vnet.name] = (deadline, handle)
 
     def _fire(self, vnet: Vnet) -> None:
+        if self._spent >= PASS_QUANTUM:
+            # Overdue already, so no later deadline replaces it (see _arm).
+            self._armed[vnet.name] = (0.0, self.loop.call_soon(self._fire, vnet))
+            return
         self._armed.pop(vnet.name, None)
+        started = self._begin()
         try:
             vnet.timers.run(self.loop.time())
         except Exception:
             log.exception("vnet %s: timer failed", vnet.name)
+        self._spent += max(time.perf_counter() - started, 1e-9)
         deadline = vnet.timers.next_deadline()
         if deadline is not None:
             self._arm(vnet, deadline)
+
+    def _begin(self) -> float:
+        """Start timing a deadline or pump; the first of a pass schedules the pass's end."""
+        if not self._spent:
+            # Queued behind this pass's callbacks: whatever is put off runs after it.
+            self.loop.call_soon(self._new_pass)
+        return time.perf_counter()
+
+    def _new_pass(self) -> None:
+        self._spent = 0.0
 
     # devices
 
@@ -170,8 +198,13 @@ class Driver:
             self.loop.call_soon(self._pump, epair)
 
     def _pump(self, epair: Epair) -> None:
+        if self._spent >= PASS_QUANTUM:
+            self.loop.call_soon(self._pump, epair)  # still in _pumping
+            return
         self._pumping.discard(id(epair))
+        started = self._begin()
         epair.pump(self.loop.time(), RX_BUDGET, EPAIR_QUANTUM)
+        self._spent += max(time.perf_counter() - started, 1e-9)
 
     def _after_batch(self, ifnet: Ifnet) -> None:
         """Hook run after each TAP batch (kept for batching outputs later)."""
