@@ -8,10 +8,13 @@ of VXLAN interfaces (:mod:`vrouter.io.vxlan`).  Protocol code never
 sees the loop.
 
 Deadlines and epair pumps together run at most ``PASS_QUANTUM`` back to
-back; the rest wait for the loop's next pass, after the devices have been
-read.  Thousands of vnets can fall due at once (their addresses' DAD ends
-together after start-up, each vnet's reports cross its epair), and run in
-one go they would hold every vnet's traffic for hundreds of milliseconds.
+back; the rest wait in one queue for the loop's next pass, after the
+devices have been read.  Thousands of vnets can fall due at once (their
+addresses' DAD ends together after start-up, each vnet's reports cross its
+epair), and run in one go they would hold every vnet's traffic for hundreds
+of milliseconds.  What waits is not handed back to the loop one callback
+each per pass: tens of thousands of them, put off again and again, would
+cost the loop more than the work itself.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import asyncio
 import logging
 import socket
 import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from vrouter.core.vnet import Vnet, VnetTree
 from vrouter.io.tap import RX_BUDGET, TapDevice
@@ -42,6 +48,20 @@ PASS_QUANTUM = 0.002
 """Seconds of deadlines and epair pumps run back to back before the devices are read."""
 
 
+class _Later:
+    """A deadline or pump put off to a later pass (``cancel`` drops it)."""
+
+    __slots__ = ("cancelled", "run", "arg")
+
+    def __init__(self, run: Callable[[Any], None], arg: Any) -> None:
+        self.cancelled = False
+        self.run = run
+        self.arg = arg
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
 class Driver:
     """Runs the data path of every vnet on one event loop."""
 
@@ -55,10 +75,12 @@ class Driver:
         self.epairs: list[Epair] = []
         self.vxlans: dict[Ifnet, VxlanDevice | VnetUnderlay] = {}
         """The UDP sockets of VXLAN interfaces."""
-        self._armed: dict[str, tuple[float, asyncio.Handle]] = {}
+        self._armed: dict[str, tuple[float, asyncio.Handle | _Later]] = {}
         self._spent = 0.0
         """Seconds of deadlines and pumps run in this loop pass (see ``PASS_QUANTUM``)."""
         self._pumping: set[int] = set()
+        self._later: deque[_Later] = deque()
+        """Deadlines and pumps put off, in order, run by ``_new_pass``."""
 
     def now(self) -> float:
         """Return the loop's monotonic time, the clock every vnet runs on."""
@@ -92,7 +114,7 @@ class Driver:
     def _fire(self, vnet: Vnet) -> None:
         if self._spent >= PASS_QUANTUM:
             # Overdue already, so no later deadline replaces it (see _arm).
-            self._armed[vnet.name] = (0.0, self.loop.call_soon(self._fire, vnet))
+            self._armed[vnet.name] = (0.0, self._put_off(self._fire, vnet))
             return
         self._armed.pop(vnet.name, None)
         started = self._begin()
@@ -112,8 +134,20 @@ class Driver:
             self.loop.call_soon(self._new_pass)
         return time.perf_counter()
 
+    def _put_off(self, run: Callable[[Any], None], arg: Any) -> _Later:
+        """Queue ``run(arg)`` for the next pass (``_spent`` is set, so ``_new_pass`` is due)."""
+        later = _Later(run, arg)
+        self._later.append(later)
+        return later
+
     def _new_pass(self) -> None:
+        """Begin a pass: run what was put off, in order, until its quantum is spent."""
         self._spent = 0.0
+        queue = self._later
+        while queue and self._spent < PASS_QUANTUM:
+            later = queue.popleft()
+            if not later.cancelled:
+                later.run(later.arg)  # the first schedules the next pass (_begin)
 
     # devices
 
@@ -199,7 +233,7 @@ class Driver:
 
     def _pump(self, epair: Epair) -> None:
         if self._spent >= PASS_QUANTUM:
-            self.loop.call_soon(self._pump, epair)  # still in _pumping
+            self._put_off(self._pump, epair)  # still in _pumping
             return
         self._pumping.discard(id(epair))
         started = self._begin()
@@ -222,3 +256,4 @@ class Driver:
         for _, handle in self._armed.values():
             handle.cancel()
         self._armed.clear()
+        self._later.clear()
