@@ -93,28 +93,60 @@ def peer_cred(sock: Any) -> Cred:
     return Cred(pid, uid, gid, groups)
 
 
+class Replies:
+    """A connection's replies, held while the requests already read are answered and
+    written together when the loop next turns (or before a reply written otherwise:
+    :meth:`flush`).
+
+    A client that sends requests in a batch (``ControlClient.calls``) then gets
+    one write, and one wake-up, per batch instead of one per reply.
+    """
+
+    __slots__ = ("writer", "_held")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` after every earlier reply, when the loop next turns."""
+        if not self._held:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._held.append(data)
+
+    def flush(self) -> None:
+        """Write every held reply now (before writing to ``writer`` directly)."""
+        if self._held:
+            data = b"".join(self._held)
+            self._held.clear()
+            if not self.writer.is_closing():
+                self.writer.write(data)
+
+
 async def serve_lines(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    respond: Callable[[bytes], Awaitable[None]],
+    respond: Callable[[bytes, Replies], Awaitable[None]],
 ) -> None:
     """Serve one control connection: ``respond`` to each request line, in order, until
     the client closes it; then close it.  A line longer than MAX_LINE gets an
     error and ends the connection (it cannot be resynchronized)."""
+    replies = Replies(writer)
     try:
         while True:
             try:
                 line = await reader.readline()
             except ValueError:
-                writer.write(encode({"ok": False, "error": "request line too long"}))
+                replies.write(encode({"ok": False, "error": "request line too long"}))
                 break
             if not line:
                 break
-            await respond(line)
+            await respond(line, replies)
             await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError):
         pass
     finally:
+        replies.flush()
         writer.close()
 
 

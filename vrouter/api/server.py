@@ -32,7 +32,14 @@ from types import ModuleType
 from typing import Any, Final
 
 from vrouter.api import execs, manage, passing, views
-from vrouter.api.connection import Rows, peer_cred, send_with_fd, serve_lines, write_rows
+from vrouter.api.connection import (
+    Replies,
+    Rows,
+    peer_cred,
+    send_with_fd,
+    serve_lines,
+    write_rows,
+)
 from vrouter.api.host import Host
 from vrouter.api.operations import TABLE, Operation, lookup, refusal
 from vrouter.api.passing import CapturePass, PassFd
@@ -165,10 +172,14 @@ class ControlServer:
             return
         trusted = self._from_front(peer)
 
-        async def respond(line: bytes) -> None:
+        async def respond(line: bytes, replies: Replies) -> None:
             cred = (caller_of(line) or peer) if trusted else peer
             reply, passing = await self.answer(line, cred, trusted)
             result = reply.get("result")
+            if passing is None and not isinstance(result, Rows):
+                replies.write(encode(reply))
+                return
+            replies.flush()
             if isinstance(result, Rows):
                 try:
                     await write_rows(writer, result)
@@ -177,9 +188,7 @@ class ControlServer:
                 except Exception as err:  # a bug: the reply is cut short, the client sees it
                     log.exception("control request failed while its view was written")
                     raise ConnectionError("view cut short") from err
-            elif passing is None:
-                writer.write(encode(reply))
-            else:
+            elif passing is not None:
                 await self._pass_fd(writer, encode(reply), passing)
 
         await serve_lines(reader, writer, respond)

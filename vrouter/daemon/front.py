@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from vrouter import __version__
-from vrouter.api.connection import peer_cred, send_with_fd, serve_lines
+from vrouter.api.connection import Replies, peer_cred, send_with_fd, serve_lines
 from vrouter.api.operations import Operation, lookup
 from vrouter.api.protocol import MAX_LINE, ApiError, decode_request, encode
 from vrouter.core import gcpause
@@ -310,11 +310,12 @@ class Front:
             return
         session = Session(self, cred)
 
-        async def respond(line: bytes) -> None:
+        async def respond(line: bytes, replies: Replies) -> None:
             reply, fd = await self.answer(session, line)
             if fd is None:
-                writer.write(reply)
+                replies.write(reply)
                 return
+            replies.flush()
             try:
                 await send_with_fd(writer, reply, fd)
             finally:

@@ -104,10 +104,10 @@ class Daemon:
         try:
             with gcpause.held():  # collections while building walk every vnet built so far
                 await self._start()
+                gcpause.settle()  # later full collections walk only what comes after start-up
         except BaseException:
             await self.shutdown()
             raise
-        gcpause.settle()  # later full collections walk only what comes after start-up
 
     async def _start(self) -> None:
         cfg = self.config
@@ -428,11 +428,13 @@ async def _serve(config: Config, spec: workers.Spec | None = None) -> int:
     try:
         await daemon.start()
     except Exception as err:
+        gcpause.end()
         log.debug("start-up failure", exc_info=True)
         log.error("start-up failed, nothing left behind: %s", err)
         systemd.status(f"start-up failed: {err}")
         _tell_front(spec, f"failed: {err}")
         return 1
+    gcpause.end()  # main's hold over the parse
     log.info(
         "vrouterd %s ready (pid %d), %d vnets", __version__, os.getpid(), len(daemon.tree or ())
     )
@@ -462,15 +464,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"vrouterd: --worker: {err}", file=sys.stderr)
             return 2
         workers.follow(spec)
+    # A big config is millions of objects: the collector stays off from the parse to the
+    # end of start-up, which collects once (_serve ends this hold; a front, at once).
+    gcpause.begin()
     try:
         # A worker runs the very text its front read, whatever the file says by now.
         text = workers.read_text(spec.config) if spec is not None else read(args.config)
-        with gcpause.held():  # a big config is millions of objects: collect once, after start-up
-            config = parse(text, args.config)
+        config = parse(text, args.config)
     except ConfigError as err:
+        gcpause.end()
         print(err, file=sys.stderr)
         return 2
     if args.check:
+        gcpause.end()
         interfaces = sum(len(v.interfaces) for v in config.vnets)
         print(f"{args.config}: OK ({len(config.vnets)} vnets, {interfaces} interfaces)")
         return 0
@@ -479,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(level, log_format, spec.index if spec is not None else None)
     with contextlib.suppress(KeyboardInterrupt):
         if spec is None and config.daemon.workers > 1:
+            gcpause.end()
             return uvloop.run(
                 front.serve(config, text, level, args.log_level is not None, log_format)
             )
