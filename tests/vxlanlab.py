@@ -60,3 +60,48 @@ def vxlan_seen(ns: str, dev: str, act: Callable[[], None], count: int = 4) -> st
         if dump.poll() is None:
             dump.kill()
             dump.wait(10)
+
+
+def start_in_netns(daemon: Vrouterd, address: str, *sysctls: str) -> str:
+    """Create the daemon's namespace with underlay veth ``PREFIXu`` (its peer stays
+    in the root namespace, to be moved by the caller) and ``sysctls`` (``KEY=VALUE``)
+    set; start the daemon there."""
+    p = daemon.prefix
+    ns = f"{p}d"
+    run("ip", "netns", "add", ns)
+    run("ip", "link", "add", f"{p}u", "type", "veth", "peer", "name", f"{p}v")
+    run("ip", "link", "set", f"{p}u", "netns", ns)
+    run("ip", "-n", ns, "link", "set", "lo", "up")
+    run("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", f"{p}u")
+    run("ip", "-n", ns, "link", "set", f"{p}u", "up")
+    for setting in sysctls:
+        run("ip", "netns", "exec", ns, "sysctl", "-qw", setting)
+    daemon.start(netns=ns)
+    daemon.wait_ipv6()
+    return ns
+
+
+LINUX_MAC = "02:00:5e:00:53:20"
+
+
+def linux_peer(
+    daemon: Vrouterd,
+    mac: str | None = LINUX_MAC,
+    peer: tuple[str, str] = ("remote", "198.51.100.1"),
+    local: str = "198.51.100.2/24",
+) -> str:
+    """Make netns ``PREFIXlx`` (VTEP ``local``, on the daemon's underlay peer) with vx42
+    (sending to ``peer``: remote or group) in a Linux bridge (of MAC ``mac``; None: the
+    kernel's) holding 192.0.2.20; return its name."""
+    p = daemon.prefix
+    lx = f"{p}lx"
+    run("ip", "netns", "add", lx)
+    run("ip", "link", "set", f"{p}v", "netns", lx)
+    for cmd in (
+        ("link", "set", "lo", "up"),
+        ("addr", "add", local, "dev", f"{p}v", "nodad"),
+        ("link", "set", f"{p}v", "up"),
+    ):
+        run("ip", "-n", lx, *cmd)
+    linux_vtep(lx, f"{p}v", local.split("/")[0], peer, mac)
+    return lx

@@ -107,6 +107,7 @@ class VxlanDevice:
             self.tunnel = TunnelTap(str(cfg.local), cfg.port, vx.header, self._loop)
         except TunnelUnavailable as err:
             self.tunnel_refused = str(err)
+            vx.tunnel_gso = f"not in use: {err}"
             log.info(
                 "vnet %s: %s: tunnel_gso not in use, super-frames are segmented here: %s",
                 vx.vnet.name,
@@ -115,6 +116,7 @@ class VxlanDevice:
             )
             return
         vx.send_super = self.send_super
+        vx.tunnel_gso = self.tunnel.name
         log.info("vnet %s: %s: TCP super-frames leave whole through %s (UDP-tunnel GSO)",
                  vx.vnet.name, vx.ifnet.name, self.tunnel.name)  # fmt: skip
 
@@ -328,6 +330,7 @@ class VxlanDevice:
         self.vx.send = closed
         self.vx.send_train = closed
         self.vx.send_super = None
+        self.vx.tunnel_gso = ""
         if self.tunnel is not None:
             self.tunnel.close()
             self.tunnel = None

@@ -120,6 +120,8 @@ class VxlanStats:
     """Reads that brought several datagrams at once (the underlay's GRO)."""
     coalesced: int = 0
     """Inner frames received as part of a super-frame of their TCP flow."""
+    whole: int = 0
+    """TCP super-frames handed whole to the kernel to segment (``tunnel_gso``)."""
 
 
 class MacEntry:
@@ -181,6 +183,8 @@ class Vxlan:
         """A device without UDP_SEGMENT (a vnet's own UDP) leaves this one: through ``send``."""
         self.send_super: SendSuper | None = None
         """Set by a device with UDP-tunnel GSO (:mod:`vrouter.io.vxtunnel`)."""
+        self.tunnel_gso = ""
+        """With ``tunnel_gso``: the TAP that takes super-frames, or why none does."""
         self._held: OffloadBuffer | None = None
         """A super-frame received but not yet passed on: the next read may extend it."""
         self._sweep: Timer | None = None
@@ -444,6 +448,7 @@ class Vxlan:
                 self.ifnet.counters.tx_errors += 1
                 continue
             first = False
+            self.stats.whole += 1
             self._count_tx(address, segments, size)
         return True
 
@@ -517,7 +522,9 @@ class Vxlan:
                 "flooded": self.stats.flooded,
                 "batches": self.stats.batches,
                 "coalesced": self.stats.coalesced,
+                "whole": self.stats.whole,
             },
+            "tunnel_gso": self.tunnel_gso,
             "drops": {
                 **{k: v for k, v in self.ifnet.counters.rx_drops.items() if k.startswith("vxlan")},
                 **{k: v for k, v in self.ifnet.counters.tx_drops.items() if k.startswith("vxlan")},
