@@ -19,41 +19,13 @@ from collections.abc import Iterator
 
 import pytest
 from harness import Vrouterd, run, wait_listening
-from vxlanlab import LINUX_HOST, linux_vtep, vxlan_seen
+from vxlanlab import LINUX_HOST, UNDERLAY_CONFIG, linux_vtep, vxlan_seen
 from vxlanlab import ping as _ping
 
 pytestmark = pytest.mark.integration
 
 GROUP = "239.1.1.42"
-CONFIG = """
-[daemon]
-control_socket = "{dir}/control.sock"
-state_dir = "{dir}"
-log_level = "info"
-
-[vnets.core.interfaces.{p}u]
-type = "tap"
-addresses = ["198.51.100.1/24"]
-host = {{ netns = "{p}lx", addresses = ["198.51.100.2/24"] }}
-
-[vnets.lab.interfaces.{p}1]
-type = "tap"
-mtu = 1450
-host = {{ netns = "{p}h1", addresses = ["192.0.2.11/24"] }}
-
-[vnets.lab.interfaces.vx42]
-type = "vxlan"
-vni = 42
-local = "198.51.100.1"
-group = "239.1.1.42"
-underlay = "core"
-
-[vnets.lab.interfaces.br0]
-type = "bridge"
-members = ["{p}1", "vx42"]
-mtu = 1450
-addresses = ["192.0.2.1/24"]
-"""
+CONFIG = UNDERLAY_CONFIG.replace('remotes = ["198.51.100.2"]', f'group = "{GROUP}"')
 
 DAEMON_HOST = "192.0.2.11"
 
