@@ -109,3 +109,17 @@ def test_strict_rp_filter_falls_back_to_the_socket(tmp_path: Path) -> None:
         assert dict(_vx(daemon)["stats"])["whole"] == 0  # type: ignore[call-overload]
     finally:
         daemon.close()
+
+
+def test_destroying_the_interface_removes_its_tap(tmp_path: Path) -> None:
+    daemon = Vrouterd(tmp_path, CONFIG)
+    try:
+        start_in_netns(daemon, "198.51.100.1")
+        linux_peer(daemon, mac=None)
+        assert "vxgso" in daemon.exec("d", "ip", "link", "show").stdout
+        assert daemon.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
+        assert "vxgso" not in daemon.exec("d", "ip", "link", "show").stdout
+        assert _ping(daemon, "h1", LINUX_HOST) == 0
+    finally:
+        daemon.close()
+
