@@ -8,6 +8,9 @@ up at once:
   kernel-vxlan    h1 [Linux bridge + vxlan] -veth underlay- [Linux vxlan + bridge] h2
   vrouterd-vxlan  h1 -TAP- [vrouterd in its own netns: bridge over the TAP and a
                   vxlan interface] -veth underlay- [Linux vxlan + bridge] h2
+  vrouterd-vxlan-nooffload   the same, the TAP without offloads
+  vrouterd-vxlan-tunnelgso   the same with tunnel_gso = true (TCP super-frames
+                  leave whole through a TAP with UDP-tunnel GSO, Linux 6.17+)
 
 The daemon runs in a network namespace of its own (its VTEP address is on
 the underlay veth there, with GRO turned on as a NIC has it).  On the Linux
@@ -267,7 +270,9 @@ class Report:
             "with UDP_GRO, super-frames segmented and sent with UDP_SEGMENT); h2 a Linux "
             "vxlan (its underlay veth with tx checksum offload off). vrouterd-vxlan-nooffload: "
             "the same with offload = false on the TAP (h1's kernel segments and checksums "
-            "what it sends). Runs round-robin.",
+            "what it sends). vrouterd-vxlan-tunnelgso: the same as vrouterd-vxlan with "
+            "tunnel_gso = true (TCP super-frames written whole to a TAP with UDP-tunnel GSO, "
+            "the kernel segments them; received on the socket as before). Runs round-robin.",
             "",
             *host,
             f"- load average before / after: {load_before} / {load_after}",
