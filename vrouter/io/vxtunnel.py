@@ -134,31 +134,11 @@ class TunnelTap:
         """Write TCP super-frame ``frame`` (its offload header ``vhdr``) VXLAN-encapsulated
         towards VTEP ``address``; False if it cannot leave this way (too long for one
         outer IPv4 packet, the kernel refused it): the caller sends it another way."""
-        inner = len(frame)
-        total = OUTER_LEN - _ETH + inner
-        if total > MAX_IP:
+        headers = outer_headers(self._local, address, self._port, self._header, frame, vhdr)
+        if headers is None:
             return False
-        tcp_at = tcp_offset(frame, vhdr)
-        ip = _OUTER_IP.pack(0x45, 0, total, 0, 0x4000, 64, 17, 0, self._local,
-                            socket.inet_aton(address))  # fmt: skip
-        ip = ip[:10] + checksum(ip).to_bytes(2, "big") + ip[12:]
-        udp = _UDP.pack(self._port, self._port, total - _IP4, 0)
-        gso = HEADER.pack(
-            F_NEEDS_CSUM,
-            vhdr.gso_type | GSO_UDP_TUNNEL_IPV4,
-            OUTER_LEN + headers_len(frame, vhdr),
-            vhdr.gso_size,
-            OUTER_LEN + tcp_at,
-            16,
-            0,
-            0,
-            0,
-            0,
-            _ETH + _IP4,
-            OUTER_LEN + _ETH,
-        )
         try:
-            os.writev(self.fd, (gso, self._eth, ip, udp, self._header, frame))
+            os.writev(self.fd, (headers[0], self._eth, headers[1], frame))
         except OSError as err:
             self.errors += 1
             if self.errors == 1:
@@ -180,6 +160,35 @@ class TunnelTap:
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(self.fd)
         self._tun.close()
+
+
+def outer_headers(
+    local: bytes, address: str, port: int, vxlan: bytes, frame: bytes | bytearray, vhdr: VirtioHdr
+) -> tuple[bytes, bytes] | None:
+    """Return the TAP's header and the outer IPv4, UDP and VXLAN headers (the Ethernet
+    header goes between them) that carry TCP super-frame ``frame`` from ``local`` to
+    ``address`` for the kernel to segment; None if it would exceed one IPv4 packet."""
+    total = OUTER_LEN - _ETH + len(frame)
+    if total > MAX_IP:
+        return None
+    ip = _OUTER_IP.pack(0x45, 0, total, 0, 0x4000, 64, 17, 0, local, socket.inet_aton(address))
+    ip = ip[:10] + checksum(ip).to_bytes(2, "big") + ip[12:]
+    udp = _UDP.pack(port, port, total - _IP4, 0)
+    gso = HEADER.pack(
+        F_NEEDS_CSUM,
+        vhdr.gso_type | GSO_UDP_TUNNEL_IPV4,
+        OUTER_LEN + headers_len(frame, vhdr),
+        vhdr.gso_size,
+        OUTER_LEN + tcp_offset(frame, vhdr),
+        16,
+        0,
+        0,
+        0,
+        0,
+        _ETH + _IP4,
+        OUTER_LEN + _ETH,
+    )
+    return gso, ip + udp + vxlan
 
 
 def rp_filter(device: str) -> int:
