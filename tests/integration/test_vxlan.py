@@ -17,69 +17,24 @@ from pathlib import Path
 
 import pytest
 from harness import Vrouterd, assert_download_intact, run, wait_listening
-from vxlanlab import LINUX_HOST, LINUX_MAC, vxlan_seen
+from vxlanlab import LINUX_HOST, LINUX_MAC, beside_linux, vxlan_seen
+from vxlanlab import daemon_config as _config
 from vxlanlab import linux_peer as _linux_vtep
 from vxlanlab import ping as _ping
 from vxlanlab import start_in_netns as _start_in_netns
+from vxlanlab import vx_shown as _vx
 
 pytestmark = pytest.mark.integration
 
-DAEMON = """
-[daemon]
-control_socket = "{dir}/control.sock"
-state_dir = "{dir}"
-log_level = "info"
-
-[vnets.lab.interfaces.{p}1]
-type = "tap"
-mtu = 1450
-host = {{ netns = "{p}h1", addresses = ["192.0.2.{host}/24"] }}
-
-[vnets.lab.interfaces.vx42]
-type = "vxlan"
-vni = 42
-local = "198.51.100.{local}"
-remotes = ["198.51.100.{remote}"]
-
-[vnets.lab.interfaces.br0]
-type = "bridge"
-members = ["{p}1", "vx42"]
-mtu = 1450
-mac = "02:00:5e:00:53:{bridge:02d}"
-addresses = ["192.0.2.{bridge}/24"]
-"""
-
 DAEMON_HOST = "192.0.2.11"
-
-
-def _config(host: int, local: int, remote: int, bridge: int) -> str:
-    # MACs derived from vnet and interface names are the same in two daemons of one
-    # config: each bridge gets its own.
-    return (
-        DAEMON.replace("{host}", str(host))
-        .replace("{local}", str(local))
-        .replace("{remote}", str(remote))
-        .replace("{bridge:02d}", f"{bridge:02d}")
-        .replace("{bridge}", str(bridge))
-    )
 
 
 @pytest.fixture(scope="module")
 def linux(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
     """A daemon (VTEP 198.51.100.1) and a Linux netns ``PREFIXlx`` (VTEP .2) with vx42 in a
     Linux bridge holding 192.0.2.20."""
-    daemon = Vrouterd(tmp_path_factory.mktemp("vxlan"), _config(11, 1, 2, 1))
-    try:
-        _start_in_netns(daemon, "198.51.100.1")
-        _linux_vtep(daemon, mac=None)
+    with beside_linux(tmp_path_factory.mktemp("vxlan"), _config(11, 1, 2, 1)) as daemon:
         yield daemon
-    finally:
-        daemon.close()
-
-
-def _vx(daemon: Vrouterd) -> dict[str, object]:
-    (vx,) = daemon.call("vxlan.show", vnet="lab")
-    return dict(vx)
 
 
 def test_ping_both_ways_and_the_underlay_carries_valid_vxlan(linux: Vrouterd) -> None:

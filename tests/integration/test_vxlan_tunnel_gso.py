@@ -17,53 +17,23 @@ from pathlib import Path
 
 import pytest
 from harness import Vrouterd, assert_download_intact
-from vxlanlab import LINUX_HOST, linux_peer, start_in_netns
+from vxlanlab import LINUX_HOST, beside_linux, daemon_config
 from vxlanlab import ping as _ping
+from vxlanlab import vx_shown as _vx
 
 pytestmark = pytest.mark.integration
 
-CONFIG = """
-[daemon]
-control_socket = "{dir}/control.sock"
-state_dir = "{dir}"
-log_level = "info"
-
-[vnets.lab.interfaces.{p}1]
-type = "tap"
-mtu = 1450
-host = {{ netns = "{p}h1", addresses = ["192.0.2.11/24"] }}
-
-[vnets.lab.interfaces.vx42]
-type = "vxlan"
-vni = 42
-local = "198.51.100.1"
-remotes = ["198.51.100.2"]
-tunnel_gso = true
-
-[vnets.lab.interfaces.br0]
-type = "bridge"
-members = ["{p}1", "vx42"]
-mtu = 1450
-addresses = ["192.0.2.1/24"]
-"""
+CONFIG = daemon_config(11, 1, 2, 1).replace(
+    'remotes = ["198.51.100.2"]\n', 'remotes = ["198.51.100.2"]\ntunnel_gso = true\n'
+)
 
 DAEMON_HOST = "192.0.2.11"
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
-    daemon = Vrouterd(tmp_path_factory.mktemp("tunnelgso"), CONFIG)
-    try:
-        start_in_netns(daemon, "198.51.100.1")
-        linux_peer(daemon, mac=None)
+    with beside_linux(tmp_path_factory.mktemp("tunnelgso"), CONFIG) as daemon:
         yield daemon
-    finally:
-        daemon.close()
-
-
-def _vx(daemon: Vrouterd) -> dict[str, object]:
-    (vx,) = daemon.call("vxlan.show", vnet="lab")
-    return dict(vx)
 
 
 def _tap_rx_packets(daemon: Vrouterd, name: str) -> int:
@@ -97,29 +67,19 @@ def test_a_10mb_download_arrives_intact(
 
 
 def test_strict_rp_filter_falls_back_to_the_socket(tmp_path: Path) -> None:
-    daemon = Vrouterd(tmp_path, CONFIG)
-    try:
-        start_in_netns(daemon, "198.51.100.1", "net.ipv4.conf.all.rp_filter=1")
-        linux_peer(daemon, mac=None)
+    with beside_linux(tmp_path, CONFIG, "net.ipv4.conf.all.rp_filter=1") as daemon:
         vx = _vx(daemon)
         assert "not in use" in str(vx["tunnel_gso"]) and "rp_filter" in str(vx["tunnel_gso"])
         assert "vxgso" not in daemon.exec("d", "ip", "link", "show").stdout
         assert _ping(daemon, "h1", LINUX_HOST) == 3
         assert_download_intact(daemon, tmp_path, "h1", "lx", DAEMON_HOST, 2 * 1024 * 1024)
         assert dict(_vx(daemon)["stats"])["whole"] == 0  # type: ignore[call-overload]
-    finally:
-        daemon.close()
 
 
 def test_destroying_the_interface_removes_its_tap(tmp_path: Path) -> None:
-    daemon = Vrouterd(tmp_path, CONFIG)
-    try:
-        start_in_netns(daemon, "198.51.100.1")
-        linux_peer(daemon, mac=None)
+    with beside_linux(tmp_path, CONFIG) as daemon:
         assert "vxgso" in daemon.exec("d", "ip", "link", "show").stdout
         assert daemon.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
         assert "vxgso" not in daemon.exec("d", "ip", "link", "show").stdout
         assert _ping(daemon, "h1", LINUX_HOST) == 0
-    finally:
-        daemon.close()
 
