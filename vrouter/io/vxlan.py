@@ -17,6 +17,9 @@ each VTEP's leave in one ``sendmsg`` per run of equal sizes with
 ``UDP_SEGMENT``, the kernel cutting them into datagrams.  Reads are
 bounded per turn like a TAP's; a send the kernel refuses with EAGAIN is
 dropped and counted (``queue_full``): UDP has no flow control to wait for.
+With ``tunnel_gso`` TCP super-frames leave whole through a TAP of the
+interface's own instead (:mod:`vrouter.io.vxtunnel`), where the kernel has
+UDP-tunnel GSO; everything else, and all that is received, stays here.
 """
 
 from __future__ import annotations

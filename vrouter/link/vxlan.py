@@ -15,7 +15,8 @@ never sent (the socket also forbids the kernel to fragment): it is dropped
 and counted as ``vxlan_too_big``, and the bridge the interface is a member
 of tells the inner sender with ICMP (:meth:`vrouter.link.bridge.Port.too_big`).
 TCP super-frames are segmented here and leave as one batch per VTEP, which the device sends with one
-``UDP_SEGMENT`` system call.
+``UDP_SEGMENT`` system call; a device with UDP-tunnel GSO (``send_super``) takes them whole
+instead and has the kernel segment them.
 
 Receiving: a datagram too short for the VXLAN and an inner Ethernet header
 (``vxlan_truncated``), without the I flag (``vxlan_bad_flags``), or for
