@@ -76,6 +76,15 @@ def test_strict_rp_filter_falls_back_to_the_socket(tmp_path: Path) -> None:
         assert dict(_vx(daemon)["stats"])["whole"] == 0  # type: ignore[call-overload]
 
 
+def test_loose_rp_filter_keeps_the_offload(tmp_path: Path) -> None:
+    """systemd sets net.ipv4.conf.all.rp_filter = 2: the TAP holds local as a /32, so the
+    loose filter passes the encapsulated packets."""
+    with beside_linux(tmp_path, CONFIG, "net.ipv4.conf.all.rp_filter=2") as daemon:
+        assert str(_vx(daemon)["tunnel_gso"]).startswith("vxgso")
+        assert_download_intact(daemon, tmp_path, "h1", "lx", DAEMON_HOST, 2 * 1024 * 1024)
+        assert dict(_vx(daemon)["stats"])["whole"] > 0  # type: ignore[call-overload]
+
+
 def test_destroying_the_interface_removes_its_tap(tmp_path: Path) -> None:
     with beside_linux(tmp_path, CONFIG) as daemon:
         assert "vxgso" in daemon.exec("d", "ip", "link", "show").stdout

@@ -11,11 +11,14 @@ the kernel to cut it into segments (inner IP and TCP headers, checksums,
 outer IP identification and UDP lengths) as late as it can, at the
 underlay's device or not at all when that device takes such packets too
 (a veth does).  The kernel receives the outer packet on the TAP and routes
-it like a forwarded one: the TAP has no address, takes packets whose
+it like a forwarded one: the TAP takes packets whose
 source is a local address (``accept_local``), forwards (``forwarding``,
 on this device only) and is left out of reverse-path filtering
 (``rp_filter`` 0; with ``net.ipv4.conf.all.rp_filter = 1``, strict for
-every device, the kernel would drop them and the TAP is not opened).
+every device, the kernel would drop them and the TAP is not opened).  It
+holds ``local`` again as a /32 (no route comes of it): the loose filter
+(``rp_filter = 2``, which counts when ``all`` says so) passes a local
+source only on a device with an address.
 
 Everything else (frames without GSO, broadcasts, what is received) stays
 on the socket.  Where the kernel refuses the offload (an older kernel:
@@ -35,6 +38,7 @@ import logging
 import os
 import socket
 import struct
+import subprocess
 
 import pytun  # type: ignore[import-not-found]
 
@@ -97,7 +101,7 @@ class TunnelTap:
         self.name: str = self._tun.name
         self.fd: int = self._tun.fileno()
         try:
-            self._setup()
+            self._setup(local)
         except OSError as err:
             self._tun.close()
             if err.errno in (errno.EINVAL, errno.ENOTTY, errno.EOPNOTSUPP):
@@ -116,7 +120,7 @@ class TunnelTap:
         os.set_blocking(self.fd, False)
         loop.add_reader(self.fd, self._drain)
 
-    def _setup(self) -> None:
+    def _setup(self, local: str) -> None:
         fd = self.fd
         fcntl.ioctl(fd, TUNSETVNETHDRSZ, HEADER_LEN.to_bytes(4, "little"))
         offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_UDP_TUNNEL_GSO
@@ -124,9 +128,17 @@ class TunnelTap:
         for key, value in (("accept_local", "1"), ("forwarding", "1"), ("rp_filter", "0")):
             _write_sysctl(f"/proc/sys/net/ipv4/conf/{self.name}/{key}", value)
         _write_sysctl(f"/proc/sys/net/ipv6/conf/{self.name}/disable_ipv6", "1")
+        name = self.name.encode()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            request = struct.pack("16s16x", self.name.encode())
-            ifreq = fcntl.ioctl(probe.fileno(), SIOCGIFHWADDR, request)
+            ifreq = fcntl.ioctl(probe.fileno(), SIOCGIFHWADDR, struct.pack("16s16x", name))
+        # Loose reverse-path filtering (rp_filter 2, as systemd sets it) takes a local
+        # source only on a device with an address: local again, as a /32.
+        added = subprocess.run(
+            ["ip", "-4", "addr", "add", f"{local}/32", "dev", self.name, "noprefixroute"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+        if added.returncode != 0:
+            raise OSError(errno.EIO, f"ip addr add: {added.stderr.strip()}")
         self._mac = bytes(ifreq[18:24])
         self._tun.up()
 
