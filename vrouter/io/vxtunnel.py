@@ -70,6 +70,7 @@ _IP4 = 20
 OUTER_LEN = _ETH + _IP4 + 8 + 8
 """Outer Ethernet, IPv4, UDP and VXLAN before the inner frame."""
 MAX_IP = 65535
+_INNER_TYPES = (b"\x08\x00", b"\x86\xdd")
 DRAIN = 64
 """Frames read per turn from the TAP (the kernel sends it nothing it routes)."""
 SIOCGIFHWADDR = 0x8927
@@ -179,9 +180,11 @@ def outer_headers(
 ) -> tuple[bytes, bytes] | None:
     """Return the TAP's header and the outer IPv4, UDP and VXLAN headers (the Ethernet
     header goes between them) that carry TCP super-frame ``frame`` from ``local`` to
-    ``address`` for the kernel to segment; None if it would exceed one IPv4 packet."""
+    ``address`` for the kernel to segment; None if it would exceed one IPv4 packet or
+    the inner frame is not plain IPv4 or IPv6 over Ethernet (a VLAN tag would move the
+    inner network header the kernel is told of)."""
     total = OUTER_LEN - _ETH + len(frame)
-    if total > MAX_IP:
+    if total > MAX_IP or frame[12:14] not in _INNER_TYPES:
         return None
     ip = _OUTER_IP.pack(0x45, 0, total, 0, 0x4000, 64, 17, 0, local, socket.inet_aton(address))
     ip = ip[:10] + checksum(ip).to_bytes(2, "big") + ip[12:]

@@ -42,6 +42,9 @@ def test_the_header_asks_the_kernel_to_segment_inside_the_tunnel() -> None:
     assert vxlan == wire.header(42)
 
 
-def test_a_frame_too_long_for_one_outer_packet_is_left_to_the_socket() -> None:
+def test_a_frame_too_long_or_tagged_is_left_to_the_socket() -> None:
     frame = _super_frame(65535 - 20 - 32)
     assert outer_headers(LOCAL, "198.51.100.2", 4789, wire.header(42), frame, VHDR) is None
+    plain = _super_frame(4000)
+    tagged = plain[:12] + b"\x81\x00\x00\x0a" + plain[12:]
+    assert outer_headers(LOCAL, "198.51.100.2", 4789, wire.header(42), tagged, VHDR) is None
