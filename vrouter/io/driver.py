@@ -8,13 +8,11 @@ of VXLAN interfaces (:mod:`vrouter.io.vxlan`).  Protocol code never
 sees the loop.
 
 Deadlines and epair pumps together run at most ``PASS_QUANTUM`` back to
-back; the rest wait in one queue for the loop's next pass, after the
-devices have been read.  Thousands of vnets can fall due at once (their
-addresses' DAD ends together after start-up, each vnet's reports cross its
-epair), and run in one go they would hold every vnet's traffic for hundreds
-of milliseconds.  What waits is not handed back to the loop one callback
-each per pass: tens of thousands of them, put off again and again, would
-cost the loop more than the work itself.
+back; the rest wait in one queue, drained a quantum per loop pass after
+the devices have been read (a pass costs what it runs, not what waits).
+Thousands of vnets can fall due at once (their addresses' DAD ends
+together after start-up, each vnet's reports cross its epair), and run in
+one go they would hold every vnet's traffic for hundreds of milliseconds.
 """
 
 from __future__ import annotations
@@ -48,17 +46,18 @@ PASS_QUANTUM = 0.002
 """Seconds of deadlines and epair pumps run back to back before the devices are read."""
 
 
-class _Later:
-    """A deadline or pump put off to a later pass (``cancel`` drops it)."""
+class Later:
+    """A deadline or pump put off to a later loop pass; ``cancel`` drops it."""
 
-    __slots__ = ("cancelled", "run", "arg")
+    __slots__ = ("callback", "arg", "cancelled")
 
-    def __init__(self, run: Callable[[Any], None], arg: Any) -> None:
-        self.cancelled = False
-        self.run = run
+    def __init__(self, callback: Callable[[Any], None], arg: object) -> None:
+        self.callback = callback
         self.arg = arg
+        self.cancelled = False
 
     def cancel(self) -> None:
+        """Drop it: it will not run."""
         self.cancelled = True
 
 
@@ -75,12 +74,13 @@ class Driver:
         self.epairs: list[Epair] = []
         self.vxlans: dict[Ifnet, VxlanDevice | VnetUnderlay] = {}
         """The UDP sockets of VXLAN interfaces."""
-        self._armed: dict[str, tuple[float, asyncio.Handle | _Later]] = {}
+        self._armed: dict[str, tuple[float, asyncio.Handle | Later]] = {}
         self._spent = 0.0
         """Seconds of deadlines and pumps run in this loop pass (see ``PASS_QUANTUM``)."""
+        self._later: deque[Later] = deque()
+        """Deadlines and pumps put off to later passes, oldest first."""
+        self._draining = False
         self._pumping: set[int] = set()
-        self._later: deque[_Later] = deque()
-        """Deadlines and pumps put off, in order, run by ``_new_pass``."""
 
     def now(self) -> float:
         """Return the loop's monotonic time, the clock every vnet runs on."""
@@ -134,20 +134,29 @@ class Driver:
             self.loop.call_soon(self._new_pass)
         return time.perf_counter()
 
-    def _put_off(self, run: Callable[[Any], None], arg: Any) -> _Later:
-        """Queue ``run(arg)`` for the next pass (``_spent`` is set, so ``_new_pass`` is due)."""
-        later = _Later(run, arg)
+    def _new_pass(self) -> None:
+        self._spent = 0.0
+
+    def _put_off(self, callback: Callable[[Any], None], arg: object) -> Later:
+        later = Later(callback, arg)
         self._later.append(later)
+        if not self._draining:
+            self._draining = True
+            self.loop.call_soon(self._drain)
         return later
 
-    def _new_pass(self) -> None:
-        """Begin a pass: run what was put off, in order, until its quantum is spent."""
+    def _drain(self) -> None:
+        """Run what waits, oldest first, for a quantum; once a loop pass while any waits."""
         self._spent = 0.0
-        queue = self._later
-        while queue and self._spent < PASS_QUANTUM:
-            later = queue.popleft()
+        waiting = self._later
+        while waiting and self._spent < PASS_QUANTUM:
+            later = waiting.popleft()
             if not later.cancelled:
-                later.run(later.arg)  # the first schedules the next pass (_begin)
+                later.callback(later.arg)
+        if waiting:
+            self.loop.call_soon(self._drain)
+        else:
+            self._draining = False
 
     # devices
 
@@ -189,6 +198,25 @@ class Driver:
             raise UnderlayError(
                 f"{where}: cannot open the VXLAN socket ({vx.cfg.local} port {vx.cfg.port}): {err}"
             ) from err
+
+    def reopen_underlays(self, tree: VnetTree) -> list[Vxlan]:
+        """Open anew the sockets of VXLAN interfaces whose underlay vnet was destroyed and
+        now exists again (and holds their local address); return the interfaces reopened."""
+        reopened = []
+        for ifnet, device in list(self.vxlans.items()):
+            if not isinstance(device, VnetUnderlay) or not device.closed:
+                continue
+            name = device.vx.cfg.underlay
+            if name is None or name not in tree:
+                continue
+            try:
+                self.vxlans[ifnet] = device.reopen(tree.get(name))
+            except UnderlayError as err:
+                log.debug("vnet %s: %s: no underlay yet: %s", ifnet.vnet.name, ifnet.name, err)
+                continue
+            reopened.append(device.vx)
+            log.info("vnet %s: %s: underlay vnet %s is back", ifnet.vnet.name, ifnet.name, name)
+        return reopened
 
     def remove_vxlan(self, ifnet: Ifnet) -> bool:
         """Close the sockets of VXLAN interface ``ifnet``; return True if it had any."""
