@@ -32,6 +32,7 @@ def test_a_collector_that_was_off_stays_off() -> None:
 
 def test_settle_freezes_what_is_alive_so_full_collections_skip_it() -> None:
     before = object.__new__(type("Before", (), {}))  # a tracked object, alive at settle
+    threshold = gc.get_threshold()
     try:
         gcpause.settle()
         assert gc.get_freeze_count() > 0
@@ -40,3 +41,25 @@ def test_settle_freezes_what_is_alive_so_full_collections_skip_it() -> None:
         assert any(o is after for o in gc.get_objects())
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
+def test_settle_collects_the_youngest_generation_less_often() -> None:
+    old = gc.get_threshold()
+    gc.set_threshold(700, *old[1:])  # Python's default
+    try:
+        gcpause.settle()
+        assert gc.get_threshold() == (gcpause.YOUNG, *old[1:])
+        assert gcpause.YOUNG > 700
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*old)
+
+
+def test_begin_and_end_hold_the_collector_as_held_does() -> None:
+    gcpause.begin()
+    with gcpause.held():
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # begin's hold is still on
+    gcpause.end()
+    assert gc.isenabled()
