@@ -398,6 +398,8 @@ def daemon_table(daemon: DaemonConfig) -> Table:
         table["tap_qdisc"] = daemon.tap_qdisc
     if daemon.tap_txqueuelen != DEFAULT_TAP_TXQUEUELEN:
         table["tap_txqueuelen"] = daemon.tap_txqueuelen
+    if not daemon.sparse_first:
+        table["sparse_first"] = False
     socks = []
     for gateway in daemon.socks:
         item: Table = {"vnet": gateway.vnet, "listen": _listen(*gateway.listen)}

@@ -121,6 +121,7 @@ class Daemon:
         if self.spec is None:  # a run with workers may have preceded this one
             await asyncio.to_thread(hostns.claim_workers, state_dir)
         self.driver.tap_txqueuelen = cfg.daemon.tap_txqueuelen
+        self.driver.sparse_first = cfg.daemon.sparse_first
         self.ops = Ops(built.tree, self.driver, self.ownership)
         self.ops.tap_qdisc = cfg.daemon.tap_qdisc
         for vnet in built.tree:

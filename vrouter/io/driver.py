@@ -50,6 +50,9 @@ class Driver:
         self.taps: dict[str, TapDevice] = {}
         self.tap_txqueuelen = 0
         """Transmit queue length given to each TAP created (0: the kernel's default)."""
+        self.sparse_first = True
+        """Whether TAPs and epairs created let small frames go before bulk ones
+        (:mod:`vrouter.link.sparse`)."""
         self.wires: list[WireDevice] = []
         """Epair ends whose peer runs in another worker."""
         self.epairs: list[Epair] = []
@@ -119,7 +122,14 @@ class Driver:
 
     def add_tap(self, ifnet: Ifnet) -> TapDevice:
         """Create the TAP device for ``ifnet`` and start reading it."""
-        tap = TapDevice(ifnet, self.loop, ether.receive, self._after_batch, self.tap_txqueuelen)
+        tap = TapDevice(
+            ifnet,
+            self.loop,
+            ether.receive,
+            self._after_batch,
+            self.tap_txqueuelen,
+            self.sparse_first,
+        )
         self.taps[ifnet.name] = tap
         return tap
 
@@ -182,6 +192,7 @@ class Driver:
     def add_epair(self, a: Ifnet, b: Ifnet) -> Epair:
         """Join ``a`` and ``b`` with an epair."""
         epair = Epair(a, b)
+        epair.sparse_first = self.sparse_first
         epair.wakeup = self._schedule_pump
         self.epairs.append(epair)
         return epair

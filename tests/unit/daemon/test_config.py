@@ -2109,3 +2109,10 @@ def test_nat_entries_in_the_config_and_their_problems() -> None:
     assert [(p.key, p.reason) for p in problems] == [
         ("vnets.red.firewall.nat[1].target", "missing required key 'target'")
     ]
+
+
+def test_sparse_first_is_on_unless_turned_off() -> None:
+    assert _parse('[interfaces.t0]\ntype = "tap"\n').daemon.sparse_first is True
+    assert _parse("[daemon]\nsparse_first = false\n").daemon.sparse_first is False
+    problems = _problems('[daemon]\nsparse_first = "no"\n')
+    assert [p.key for p in problems] == ["daemon.sparse_first"]

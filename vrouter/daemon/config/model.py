@@ -396,6 +396,9 @@ class DaemonConfig:
     tap_txqueuelen: int = DEFAULT_TAP_TXQUEUELEN
     """The host side's transmit queue length, in frames: the TAP's queue towards the
     daemon (the kernel drops beyond it)."""
+    sparse_first: bool = True
+    """TAP readers and epairs let the small frames of other flows go before bulk frames
+    (TCP super-frames) (``vrouter.link.sparse``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,6 +164,7 @@ _DAEMON_KEYS = (
     "data_dir",
     "tap_qdisc",
     "tap_txqueuelen",
+    "sparse_first",
 )
 
 
@@ -281,6 +282,7 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
             "daemon.tap_txqueuelen", f"{tap_txqueuelen} is out of range 1..{MAX_TAP_TXQUEUELEN}"
         )
         tap_txqueuelen = None
+    sparse_first = r.boolean(table, "sparse_first", "daemon")
     return DaemonConfig(
         control_socket,
         state_dir,
@@ -295,6 +297,7 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
         data_dir,
         tap_qdisc,
         tap_txqueuelen or DEFAULT_TAP_TXQUEUELEN,
+        True if sparse_first is None else sparse_first,
     )
 
 
