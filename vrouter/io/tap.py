@@ -292,6 +292,11 @@ class TapDevice:
             if clock() >= deadline:
                 break
 
+    def poll(self) -> None:
+        """Take a turn now: the driver's busy-polling found the device readable."""
+        if not self._closed:
+            self._on_readable()
+
     def _kick(self) -> None:
         """Give this interface another turn soon: bulk frames wait that the fd does not
         announce (the kernel's queue may be empty)."""

@@ -65,6 +65,7 @@ from vrouter.daemon.config.model import (
     DEFAULT_TAP_TXQUEUELEN,
     DEFAULT_VNET,
     LOG_LEVELS,
+    MAX_BUSY_POLL,
     MAX_TAP_TXQUEUELEN,
     MAX_WORKERS,
     ROUTE_TYPES,
@@ -165,6 +166,7 @@ _DAEMON_KEYS = (
     "tap_qdisc",
     "tap_txqueuelen",
     "sparse_first",
+    "busy_poll",
 )
 
 
@@ -283,6 +285,10 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
         )
         tap_txqueuelen = None
     sparse_first = r.boolean(table, "sparse_first", "daemon")
+    busy_poll = r.integer(table, "busy_poll", "daemon")
+    if busy_poll is not None and not 0 <= busy_poll <= MAX_BUSY_POLL:
+        r.problem("daemon.busy_poll", f"{busy_poll} µs is out of range 0..{MAX_BUSY_POLL}")
+        busy_poll = None
     return DaemonConfig(
         control_socket,
         state_dir,
@@ -298,6 +304,7 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
         tap_qdisc,
         tap_txqueuelen or DEFAULT_TAP_TXQUEUELEN,
         True if sparse_first is None else sparse_first,
+        busy_poll or 0,
     )
 
 
