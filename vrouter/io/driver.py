@@ -257,24 +257,24 @@ class Driver:
         poller = self._poller
         if poller is None or self._pumping:
             return
-        self.spins += 1
-        clock = time.perf_counter
-        until = clock() + self.busy_poll
         poll = poller.poll
-        while True:
-            ready = poll(0)
-            if ready:
-                self.spin_hits += 1
-                self._backoff = self._skip = 0
-                for fd, _ in ready:
-                    tap = self._polled.get(fd)
-                    if tap is not None:
-                        tap.poll()
-                return
-            if clock() >= until:
-                self._backoff = min(2 * self._backoff + 1, BUSY_POLL_BACKOFF)
-                self._skip = self._backoff
-                return
+        ready = poll(0)
+        if not ready:  # nothing yet: spin (a frame there already needed no polling)
+            self.spins += 1
+            clock = time.perf_counter
+            until = clock() + self.busy_poll
+            while not ready:
+                if clock() >= until:
+                    self._backoff = min(2 * self._backoff + 1, BUSY_POLL_BACKOFF)
+                    self._skip = self._backoff
+                    return
+                ready = poll(0)
+            self.spin_hits += 1
+            self._backoff = self._skip = 0
+        for fd, _ in ready:
+            tap = self._polled.get(fd)
+            if tap is not None:
+                tap.poll()
 
     def close(self) -> None:
         """Close every device and cancel every deadline."""

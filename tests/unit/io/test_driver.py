@@ -149,3 +149,20 @@ def test_without_busy_poll_a_batch_schedules_nothing() -> None:
     finally:
         driver.close()
         loop.close()
+
+
+def test_a_frame_waiting_already_is_read_without_counting_a_busy_poll() -> None:
+    loop = asyncio.new_event_loop()
+    driver = Driver(loop)
+    driver.busy_poll = 0.002
+    tap = PolledTap(driver)
+    try:
+        tap.host.send(b"y")
+        driver._after_batch(None)  # type: ignore[arg-type]
+        loop.run_until_complete(asyncio.sleep(0))
+        assert tap.got == [b"y"]
+        assert (driver.spins, driver.spin_hits, driver._skip) == (0, 0, 0)
+    finally:
+        tap.close()
+        driver.close()
+        loop.close()
