@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import DEMO_LIKE, Vrouterd
+from harness import DEMO_LIKE, Vrouterd, iperf3_server
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +26,7 @@ def _daemon(tmp_path: Path, settings: str) -> Vrouterd:
 def _loaded_ping(daemon: Vrouterd) -> tuple[float, dict[str, object]]:
     """Return the p50 RTT (ms) of 60 pings h1 -> h2 during a 3 s iperf3 stream h1 -> h2,
     and the stream's report."""
-    server = subprocess.Popen(
-        ["ip", "netns", "exec", daemon.ns("h2"), "iperf3", "-s", "-1", "-B", "198.51.100.2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(0.5)
+    with iperf3_server(daemon):
         stream = subprocess.Popen(
             ["ip", "netns", "exec", daemon.ns("h1"), "iperf3", "-c", "198.51.100.2", "-t", "3",
              "--json"],
@@ -50,9 +44,6 @@ def _loaded_ping(daemon: Vrouterd) -> tuple[float, dict[str, object]]:
         finally:
             stream.kill()
             stream.wait(10)
-    finally:
-        server.kill()
-        server.wait(10)
     rtts = [float(t) for t in re.findall(r"time=([\d.]+) ms", pinged.stdout)]
     assert len(rtts) >= 50, pinged.stdout
     report: dict[str, object] = json.loads(out)
