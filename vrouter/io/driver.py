@@ -314,10 +314,11 @@ class Driver:
     def _spin(self) -> None:
         """Poll the TAPs for up to ``busy_poll`` seconds instead of sleeping: a frame that
         comes meanwhile is read without the wake-up.  Runs after the callbacks already
-        due; skipped while epairs wait for their pump (there is work to do)."""
+        due; skipped while epairs wait for their pump or work waits put off (there is work
+        to do)."""
         self._spin_due = False
         poller = self._poller
-        if poller is None or self._pumping:
+        if poller is None or self._pumping or self._later:
             return
         poll = poller.poll
         ready = poll(0)
