@@ -46,7 +46,7 @@ from collections.abc import Callable
 
 import pytun  # type: ignore[import-not-found]
 
-from vrouter.link import offload
+from vrouter.link import offload, sparse
 from vrouter.link.ifnet import Ifnet
 
 log = logging.getLogger("vrouter.tap")
@@ -65,6 +65,13 @@ TX_QUEUE_TIME = 0.02
 """Seconds a frame may wait for the kernel to take it; an older one is dropped."""
 READ_SIZE = 65536 + 64 + offload.HEADER_LEN
 """A whole super-frame (64 KiB of IP plus Ethernet) and its virtio-net header."""
+BULK_READ = sparse.BULK_LEN + offload.HEADER_LEN
+"""A read longer than this is a bulk frame (:mod:`vrouter.link.sparse`)."""
+BULK_LIMIT = 64
+"""Bulk frames an interface holds read ahead; beyond it the rest stay in the kernel."""
+BULK_AHEAD = 0.005
+"""Seconds the oldest bulk frame held may have waited for the reader to read on past
+it: a reader that falls further behind leaves the rest in the kernel's queue."""
 
 SIOCSIFTXQLEN = 0x8943
 TUNSETOFFLOAD = 0x400454D0
@@ -162,6 +169,7 @@ class TapDevice:
         receive: Callable[[Ifnet, bytes | bytearray, float], None],
         after_batch: Callable[[Ifnet], None],
         txqueuelen: int = 0,
+        sparse_first: bool = True,
     ) -> None:
         self.ifnet = ifnet
         self.txqueuelen = txqueuelen
@@ -180,6 +188,11 @@ class TapDevice:
         self.clock: Callable[[], float] = time.perf_counter
         """Measures each turn (a fake clock in tests)."""
         self._txq: deque[tuple[float, list[bytes | bytearray]]] = deque()
+        self.sparse_first = sparse_first
+        """Small frames of other flows go before bulk frames read in the same turn."""
+        self._bulk: sparse.BulkQueue[tuple[float, bytes]] = sparse.BulkQueue()
+        """Bulk frames read ahead: (when read, the frame as read)."""
+        self._kicked = False
         self._writing = False
         self._closed = False
         ifnet.transmit = self.write
@@ -210,6 +223,8 @@ class TapDevice:
         share = self.share
         allowed = share.grant()
         if allowed <= 0.0:
+            if self._bulk:
+                self._kick()
             return  # paying back an overrun; the fd stays readable
         fd = self.fd
         read = os.read
@@ -218,10 +233,15 @@ class TapDevice:
         clock = self.clock
         now = self._loop.time()
         received = offload.received
+        bulk = self._bulk if self.sparse_first else None
+        flow_key = sparse.flow_key
         start = clock()
         deadline = start + allowed
         backlogged = True
+        small = 0
         for _ in range(share.frames):
+            if bulk and (len(bulk) >= BULK_LIMIT or bulk.first()[0] < start - BULK_AHEAD):
+                break  # the rest waits in the kernel
             try:
                 data = read(fd, READ_SIZE)
             except BlockingIOError:
@@ -232,9 +252,23 @@ class TapDevice:
                 log.warning("vnet %s: %s: read failed: %s", ifnet.vnet.name, self.name, err)
                 backlogged = False
                 break
+            if bulk is not None and (len(data) > BULK_READ or bulk):
+                key = flow_key(data, offload.HEADER_LEN)
+                if len(data) > BULK_READ or bulk.holds(key):
+                    bulk.push(key, (start, data))
+                    continue
+            small += 1
             receive(ifnet, received(data), now)
             if clock() >= deadline:
                 break
+        if bulk:
+            # What the small frames set off (an epair's delivery, another device's
+            # turn) goes first: bulk is processed in a turn that found none.
+            if not small:
+                self._drain(deadline, now)
+            if bulk:
+                backlogged = True
+                self._kick()
         end = clock()
         share.spent(end - start, backlogged)
         if backlogged:
@@ -245,6 +279,35 @@ class TapDevice:
             self._overloaded = False
             self._count_overload(end)
         self._after_batch(ifnet)
+
+    def _drain(self, deadline: float, now: float) -> None:
+        """Process bulk frames held read ahead, at least one, more while the turn lasts."""
+        bulk = self._bulk
+        clock = self.clock
+        receive = self._receive
+        ifnet = self.ifnet
+        received = offload.received
+        while bulk:
+            receive(ifnet, received(bulk.pop()[1]), now)
+            if clock() >= deadline:
+                break
+
+    def poll(self) -> None:
+        """Take a turn now: the driver's busy-polling found the device readable."""
+        if not self._closed:
+            self._on_readable()
+
+    def _kick(self) -> None:
+        """Give this interface another turn soon: bulk frames wait that the fd does not
+        announce (the kernel's queue may be empty)."""
+        if not self._kicked and not self._closed:
+            self._kicked = True
+            self._loop.call_soon(self._kicked_turn)
+
+    def _kicked_turn(self) -> None:
+        self._kicked = False
+        if not self._closed:
+            self._on_readable()
 
     def _count_overload(self, now: float) -> None:
         """Show what the kernel dropped from the TAP queue as ``rx_overload``."""
@@ -306,6 +369,7 @@ class TapDevice:
         if self._writing:
             self._loop.remove_writer(self.fd)
         self._txq.clear()
+        self._bulk.clear()
         if self._dropped_fd is not None:
             os.close(self._dropped_fd)
             self._dropped_fd = None
