@@ -10,6 +10,7 @@ Link-layer broadcasts, IP broadcasts and multicast are never forwarded.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from typing import TYPE_CHECKING
 
 from vrouter.inet import arp, closed, icmp
@@ -51,6 +52,10 @@ if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
 
 LIMITED_BROADCAST = b"\xff\xff\xff\xff"
+_ADDRESS_AT = struct.Struct("4s").unpack_from
+"""Read an address as bytes in one call (``bytes(frame[a:b])`` makes a slice first)."""
+_MACS_AT = struct.Struct("12s").pack_into
+"""Write both MACs in one call (cheaper than a slice assignment)."""
 # Offsets of IPv4 header fields within an Ethernet frame.
 _VIHL = HEADER_LEN
 _LEN = HEADER_LEN + 2
@@ -140,8 +145,13 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     which is rewritten in place and travels on with its header.
     """
     inet = vnet.inet
-    flows = inet.flows if inet.pfil is not None else None
-    if (flows is None and inet.pfil is not None) or not inet.forwarding or frame[0] & 1:
+    pfil = inet.pfil
+    flows = None
+    if pfil is not None:
+        flows = inet.flows
+        if flows is None:
+            return False
+    if not inet.forwarding or frame[0] & 1:
         return False
     total = frame[_LEN] << 8 | frame[_LEN + 1]
     end = HEADER_LEN + total
@@ -149,11 +159,12 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
         return False
     if int.from_bytes(frame[HEADER_LEN:_OPTIONS], "big") % 0xFFFF:  # RFC 1071: sums to 0xFFFF
         return False
-    dst = bytes(frame[_DST:_OPTIONS])
+    dst: bytes = _ADDRESS_AT(frame, _DST)[0]  # bytes without a slice made first
     dest = inet.dests.entries.get(dst)
     if dest is None:
         return _unresolvable(vnet, frame, dst, now)
-    if dest.generation != vnet.route.fib.generation + inet.arp.generation:
+    neighbours = inet.arp
+    if dest.generation != vnet.route.fib.generation + neighbours.generation:
         return False
     paths = dest.paths
     if paths is not None:  # ECMP: this flow's path
@@ -168,7 +179,7 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
         or total > out.mtu
         or entry is None
         or entry.state != REACHABLE
-        or now - entry.confirmed > inet.arp.reachable_time
+        or now - entry.confirmed > neighbours.reachable_time
         or first >= 224
         or first == 127
         or not first
@@ -183,14 +194,16 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
                 _count(ifp, inet.stats, "ip_filtered")
                 return True
             return False
-    ttl = frame[_TTL]
-    csum = update16(frame[_CSUM] << 8 | frame[_CSUM + 1], ttl << 8, (ttl - 1) << 8)
     if frame.__class__ is bytes:
         buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
     else:  # ours to rewrite
         buf = frame if end == len(frame) else carry(frame, total)  # type: ignore[assignment]
-    buf[0:12] = dest.header
-    buf[_TTL] = ttl - 1
+    _MACS_AT(buf, 0, dest.header)
+    ttl = frame[_TTL] - 1
+    buf[_TTL] = ttl
+    # The TTL word drops by 0x0100: RFC 1624 eqn. 3 (update16) with ~m + m' = 0xFEFF.
+    csum = 0xFFFF - (frame[_CSUM] << 8 | frame[_CSUM + 1]) + 0xFEFF
+    csum = 0xFFFF - ((csum & 0xFFFF) + (csum >> 16))
     buf[_CSUM] = csum >> 8
     buf[_CSUM + 1] = csum & 0xFF
     route.use += 1

@@ -119,7 +119,7 @@ class Driver:
 
     def add_tap(self, ifnet: Ifnet) -> TapDevice:
         """Create the TAP device for ``ifnet`` and start reading it."""
-        tap = TapDevice(ifnet, self.loop, ether.receive, self._after_batch, self.tap_txqueuelen)
+        tap = TapDevice(ifnet, self.loop, ether.input, self._after_batch, self.tap_txqueuelen)
         self.taps[ifnet.name] = tap
         return tap
 

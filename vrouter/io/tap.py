@@ -46,8 +46,9 @@ from collections.abc import Callable
 
 import pytun  # type: ignore[import-not-found]
 
-from vrouter.link import offload
+from vrouter.link import ether, offload
 from vrouter.link.ifnet import Ifnet
+from vrouter.link.offload import NO_HEADER, OffloadBuffer
 
 log = logging.getLogger("vrouter.tap")
 
@@ -65,6 +66,9 @@ TX_QUEUE_TIME = 0.02
 """Seconds a frame may wait for the kernel to take it; an older one is dropped."""
 READ_SIZE = 65536 + 64 + offload.HEADER_LEN
 """A whole super-frame (64 KiB of IP plus Ethernet) and its virtio-net header."""
+
+_HEADER_LEN = offload.HEADER_LEN
+_NEEDS_CSUM = offload.F_NEEDS_CSUM
 
 SIOCSIFTXQLEN = 0x8943
 TUNSETOFFLOAD = 0x400454D0
@@ -206,7 +210,13 @@ class TapDevice:
         return fd
 
     def _on_readable(self) -> None:
-        """One turn of this interface: frames until empty, or its share is spent."""
+        """One turn of this interface: frames until empty, or its share is spent.
+
+        The per-frame loop is the daemon's innermost: the virtio-net header is
+        split off here (as :func:`vrouter.link.offload.received` does, without
+        the call) and ``receive`` is guarded here, so a frame whose processing
+        raises costs that frame only (:func:`vrouter.link.ether.failed`).
+        """
         share = self.share
         allowed = share.grant()
         if allowed <= 0.0:
@@ -217,7 +227,7 @@ class TapDevice:
         ifnet = self.ifnet
         clock = self.clock
         now = self._loop.time()
-        received = offload.received
+        tag_raw = offload.tag_raw
         start = clock()
         deadline = start + allowed
         backlogged = True
@@ -232,7 +242,16 @@ class TapDevice:
                 log.warning("vnet %s: %s: read failed: %s", ifnet.vnet.name, self.name, err)
                 backlogged = False
                 break
-            receive(ifnet, received(data), now)
+            if data[0] & _NEEDS_CSUM or data[1]:  # offload work: keep the header bytes
+                tagged = tag_raw(data, data[:_HEADER_LEN])
+                del tagged[:_HEADER_LEN]  # a bytearray drops its head in place
+                frame: bytes | bytearray = tagged
+            else:
+                frame = data[_HEADER_LEN:]
+            try:
+                receive(ifnet, frame, now)
+            except Exception:
+                ether.failed(ifnet)
             if clock() >= deadline:
                 break
         end = clock()
@@ -255,7 +274,8 @@ class TapDevice:
 
     def write(self, frame: bytes | bytearray) -> None:
         """Send ``frame`` to the kernel; queue it if the kernel is busy."""
-        parts = [offload.header_bytes(frame), frame]
+        # offload.header_bytes without the call: the bytes as they came, or none
+        parts = [frame.raw if frame.__class__ is OffloadBuffer else NO_HEADER, frame]
         if self._txq:
             self._enqueue(parts)
             return
