@@ -52,8 +52,15 @@ if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
 
 LIMITED_BROADCAST = b"\xff\xff\xff\xff"
-_ADDRESS_AT = struct.Struct("4s").unpack_from
-"""Read an address as bytes in one call (``bytes(frame[a:b])`` makes a slice first)."""
+_FIELDS_AT = struct.Struct("!2xH4xBBH4x4s").unpack_from
+"""Total length, TTL, protocol, header checksum and destination (bytes) of an IPv4
+header, in one call."""
+_TTL_CSUM_AT = struct.Struct("!BBH").pack_into
+"""Write the TTL, the protocol and the header checksum (a pad byte would write a zero)."""
+_HEADER_AT = struct.Struct("20s").unpack_from
+"""An IPv4 header without options as bytes: ``int.from_bytes`` of a bytearray slice
+copies it twice (the slice, then to bytes)."""
+_FROM_BYTES = int.from_bytes
 _MACS_AT = struct.Struct("12s").pack_into
 """Write both MACs in one call (cheaper than a slice assignment)."""
 # Offsets of IPv4 header fields within an Ethernet frame.
@@ -153,13 +160,12 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
             return False
     if not inet.forwarding or frame[0] & 1:
         return False
-    total = frame[_LEN] << 8 | frame[_LEN + 1]
+    total, ttl, proto, csum, dst = _FIELDS_AT(frame, HEADER_LEN)
     end = HEADER_LEN + total
-    if not 20 <= total <= len(frame) - HEADER_LEN or frame[_TTL] <= 1:
+    if not 20 <= total <= len(frame) - HEADER_LEN or ttl <= 1:
         return False
-    if int.from_bytes(frame[HEADER_LEN:_OPTIONS], "big") % 0xFFFF:  # RFC 1071: sums to 0xFFFF
+    if _FROM_BYTES(_HEADER_AT(frame, HEADER_LEN)[0]) % 0xFFFF:  # RFC 1071: sums to 0xFFFF
         return False
-    dst: bytes = _ADDRESS_AT(frame, _DST)[0]  # bytes without a slice made first
     dest = inet.dests.entries.get(dst)
     if dest is None:
         return _unresolvable(vnet, frame, dst, now)
@@ -199,13 +205,9 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     else:  # ours to rewrite
         buf = frame if end == len(frame) else carry(frame, total)  # type: ignore[assignment]
     _MACS_AT(buf, 0, dest.header)
-    ttl = frame[_TTL] - 1
-    buf[_TTL] = ttl
     # The TTL word drops by 0x0100: RFC 1624 eqn. 3 (update16) with ~m + m' = 0xFEFF.
-    csum = 0xFFFF - (frame[_CSUM] << 8 | frame[_CSUM + 1]) + 0xFEFF
-    csum = 0xFFFF - ((csum & 0xFFFF) + (csum >> 16))
-    buf[_CSUM] = csum >> 8
-    buf[_CSUM + 1] = csum & 0xFF
+    csum = 0xFFFF - csum + 0xFEFF
+    _TTL_CSUM_AT(buf, _TTL, ttl - 1, proto, 0xFFFF - ((csum & 0xFFFF) + (csum >> 16)))
     route.use += 1
     if paths is not None:
         dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
