@@ -28,7 +28,7 @@ from vrouter.link.offload import (
     segment_length,
     vhdr_of,
 )
-from vrouter.route.dest import flow4
+from vrouter.route.dest import flow4, put_header
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.route.state import add_connected, remove_connected
 from vrouter.wire import icmp4
@@ -61,8 +61,6 @@ _HEADER_AT = struct.Struct("20s").unpack_from
 """An IPv4 header without options as bytes: ``int.from_bytes`` of a bytearray slice
 copies it twice (the slice, then to bytes)."""
 _FROM_BYTES = int.from_bytes
-_MACS_AT = struct.Struct("12s").pack_into
-"""Write both MACs in one call (cheaper than a slice assignment)."""
 # Offsets of IPv4 header fields within an Ethernet frame.
 _VIHL = HEADER_LEN
 _LEN = HEADER_LEN + 2
@@ -204,7 +202,7 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
         buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
     else:  # ours to rewrite
         buf = frame if end == len(frame) else carry(frame, total)  # type: ignore[assignment]
-    _MACS_AT(buf, 0, dest.header)
+    put_header(buf, 0, dest.header)
     # The TTL word drops by 0x0100: RFC 1624 eqn. 3 (update16) with ~m + m' = 0xFEFF.
     csum = 0xFFFF - csum + 0xFEFF
     _TTL_CSUM_AT(buf, _TTL, ttl - 1, proto, 0xFFFF - ((csum & 0xFFFF) + (csum >> 16)))
