@@ -52,11 +52,8 @@ if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
 
 LIMITED_BROADCAST = b"\xff\xff\xff\xff"
-_FIELDS_AT = struct.Struct("!2xH4xBBH4x4s").unpack_from
-"""Total length, TTL, protocol, header checksum and destination (bytes) of an IPv4
-header, in one call."""
-_TTL_CSUM_AT = struct.Struct("!BBH").pack_into
-"""Write the TTL, the protocol and the header checksum (a pad byte would write a zero)."""
+_FIELDS_AT = struct.Struct("!2xH4xBxH4x4s").unpack_from
+"""Total length, TTL, header checksum and destination (bytes) of an IPv4 header, in one call."""
 _HEADER_AT = struct.Struct("20s").unpack_from
 """An IPv4 header without options as bytes: ``int.from_bytes`` of a bytearray slice
 copies it twice (the slice, then to bytes)."""
@@ -158,7 +155,7 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
             return False
     if not inet.forwarding or frame[0] & 1:
         return False
-    total, ttl, proto, csum, dst = _FIELDS_AT(frame, HEADER_LEN)
+    total, ttl, csum, dst = _FIELDS_AT(frame, HEADER_LEN)
     end = HEADER_LEN + total
     if not 20 <= total <= len(frame) - HEADER_LEN or ttl <= 1:
         return False
@@ -203,9 +200,14 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     else:  # ours to rewrite
         buf = frame if end == len(frame) else carry(frame, total)  # type: ignore[assignment]
     put_header(buf, 0, dest.header)
-    # The TTL word drops by 0x0100: RFC 1624 eqn. 3 (update16) with ~m + m' = 0xFEFF.
-    csum = 0xFFFF - csum + 0xFEFF
-    _TTL_CSUM_AT(buf, _TTL, ttl - 1, proto, 0xFFFF - ((csum & 0xFFFF) + (csum >> 16)))
+    # The TTL word drops by 0x0100, so the checksum grows by it, one's complement:
+    # what update16 (RFC 1624 eqn. 3) gives, for every checksum.
+    csum += 0x100
+    if csum >= 0xFFFF:
+        csum -= 0xFFFF
+    buf[_TTL] = ttl - 1
+    buf[_CSUM] = csum >> 8
+    buf[_CSUM + 1] = csum & 0xFF
     route.use += 1
     if paths is not None:
         dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
