@@ -220,7 +220,7 @@ class Report:
 def main(argv: list[str] | None = None) -> int:
     parser = lab_parser(__doc__, CASE_NAMES, "flood / iperf3 run")
     parser.add_argument("--no-tcp", action="store_true",
-                        help="the 64-byte floods only (a quick look at the per-frame cost)")  # fmt: skip
+                        help="the 64-byte floods only (a quick look at the cost per frame)")
     args = parser.parse_args(argv)
     check_args(parser, args, CASE_NAMES)
 
