@@ -227,7 +227,6 @@ class TapDevice:
         ifnet = self.ifnet
         clock = self.clock
         now = self._loop.time()
-        tag_raw = offload.tag_raw
         start = clock()
         deadline = start + allowed
         backlogged = True
@@ -243,7 +242,8 @@ class TapDevice:
                 backlogged = False
                 break
             if data[0] & _NEEDS_CSUM or data[1]:  # offload work: keep the header bytes
-                tagged = tag_raw(data, data[:_HEADER_LEN])
+                tagged = OffloadBuffer(data)  # offload.tag_raw without the call
+                tagged.raw = data[:_HEADER_LEN]
                 del tagged[:_HEADER_LEN]  # a bytearray drops its head in place
                 frame: bytes | bytearray = tagged
             else:
