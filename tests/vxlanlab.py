@@ -11,6 +11,39 @@ from harness import Vrouterd, run, wait_listening
 LINUX_HOST = "192.0.2.20"
 """The Linux bridge's address on the overlay."""
 
+UNDERLAY_CONFIG = """
+[daemon]
+control_socket = "{dir}/control.sock"
+state_dir = "{dir}"
+log_level = "info"
+
+[vnets.core.interfaces.{p}u]
+type = "tap"
+addresses = ["198.51.100.1/24"]
+host = {{ netns = "{p}lx", addresses = ["198.51.100.2/24"] }}
+
+[vnets.lab.interfaces.{p}1]
+type = "tap"
+mtu = 1450
+host = {{ netns = "{p}h1", addresses = ["192.0.2.11/24"] }}
+
+[vnets.lab.interfaces.vx42]
+type = "vxlan"
+vni = 42
+local = "198.51.100.1"
+remotes = ["198.51.100.2"]
+underlay = "core"
+
+[vnets.lab.interfaces.br0]
+type = "bridge"
+members = ["{p}1", "vx42"]
+mtu = 1450
+addresses = ["192.0.2.1/24"]
+"""
+"""Vnet ``core`` has a TAP to namespace ``PREFIXlx`` (198.51.100.0/24, for
+:func:`linux_vtep`); vnet ``lab`` bridges host ``h1`` (192.0.2.11) with vx42, whose
+underlay is ``core``."""
+
 
 def linux_vtep(
     ns: str, dev: str, local: str, peer: tuple[str, ...], mac: str | None = None

@@ -156,6 +156,25 @@ class Driver:
                 f"{where}: cannot open the VXLAN socket ({vx.cfg.local} port {vx.cfg.port}): {err}"
             ) from err
 
+    def reopen_underlays(self, tree: VnetTree) -> list[Vxlan]:
+        """Open anew the sockets of VXLAN interfaces whose underlay vnet was destroyed and
+        now exists again (and holds their local address); return the interfaces reopened."""
+        reopened = []
+        for ifnet, device in list(self.vxlans.items()):
+            if not isinstance(device, VnetUnderlay) or not device.closed:
+                continue
+            name = device.vx.cfg.underlay
+            if name is None or name not in tree:
+                continue
+            try:
+                self.vxlans[ifnet] = device.reopen(tree.get(name))
+            except UnderlayError as err:
+                log.debug("vnet %s: %s: no underlay yet: %s", ifnet.vnet.name, ifnet.name, err)
+                continue
+            reopened.append(device.vx)
+            log.info("vnet %s: %s: underlay vnet %s is back", ifnet.vnet.name, ifnet.name, name)
+        return reopened
+
     def remove_vxlan(self, ifnet: Ifnet) -> bool:
         """Close the sockets of VXLAN interface ``ifnet``; return True if it had any."""
         device = self.vxlans.pop(ifnet, None)

@@ -235,11 +235,6 @@ def read_vxlan(r: TomlReader, table: Mapping[str, object], key: str) -> VxlanCon
             r.problem(gkey, "a vxlan interface has either remotes or a group, not both")
     learning = r.boolean(table, "learning", key)
     underlay = r.string(table, "underlay", key)
-    if underlay is not None and group is not None:
-        r.problem(
-            _join(key, "underlay"),
-            "a vnet underlay carries unicast VTEPs only (remotes); a group needs the host's",
-        )
     if vni is None or local is None:
         return None
     return VxlanConfig(
