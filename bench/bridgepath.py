@@ -17,7 +17,7 @@ without offload work has an all-zero header.
   ipv4-csum-parsed   the same, parsed and emitted again
   bridge-csum-tap    bridge-csum through the TAP device's own read loop
                      (``TapDevice._on_readable``, its turns and clock) and its
-                     ``write``, with ``os.read`` and ``os.writev`` stood in for
+                     ``write``, with ``os.read`` and ``os.write(v)`` stood in for
                      by a queue and a no-op: what the daemon's Python costs per
                      frame, system calls and event loop aside
   ipv4-csum-tap      ipv4-csum the same way
@@ -104,7 +104,8 @@ class _QueuedTap(tap.TapDevice):
 
 def through_taps(t1: Ifnet, t2: Ifnet, data: list[bytes]) -> Callable[[], None]:
     """Return a pass that reads ``data`` through t1's TapDevice turns and writes out of
-    t2's, ``os.read`` and ``os.writev`` stood in for (for the rest of this process)."""
+    t2's, ``os.read``, ``os.write`` and ``os.writev`` stood in for (for the rest of this
+    process)."""
     queue: list[bytes] = []
 
     def read(fd: int, size: int) -> bytes:
@@ -113,6 +114,7 @@ def through_taps(t1: Ifnet, t2: Ifnet, data: list[bytes]) -> Callable[[], None]:
         return queue.pop()
 
     os.read = read
+    os.write = lambda fd, data: 0
     os.writev = lambda fd, parts: 0
     reader = _QueuedTap(t1, _Loop(), ether.input, lambda ifp: None)  # type: ignore[arg-type]
     _QueuedTap(t2, _Loop(), ether.input, lambda ifp: None)  # type: ignore[arg-type]

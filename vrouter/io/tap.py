@@ -64,6 +64,10 @@ TX_QUEUE_LIMIT = 1024
 """Frames held while the kernel refuses writes; beyond it frames are dropped."""
 TX_QUEUE_TIME = 0.02
 """Seconds a frame may wait for the kernel to take it; an older one is dropped."""
+WRITE_JOINED = 2048
+"""Frames up to this size are written joined to their header with one ``write``: the
+copy costs less than ``writev``'s two buffers (532 against 378 ns for 70 bytes to
+/dev/null); a super-frame goes out with ``writev``, uncopied."""
 READ_SIZE = 65536 + 64 + offload.HEADER_LEN
 """A whole super-frame (64 KiB of IP plus Ethernet) and its virtio-net header."""
 
@@ -275,14 +279,17 @@ class TapDevice:
     def write(self, frame: bytes | bytearray) -> None:
         """Send ``frame`` to the kernel; queue it if the kernel is busy."""
         # offload.header_bytes without the call: the bytes as they came, or none
-        parts = [frame.raw if frame.__class__ is OffloadBuffer else NO_HEADER, frame]
+        header = frame.raw if frame.__class__ is OffloadBuffer else NO_HEADER
         if self._txq:
-            self._enqueue(parts)
+            self._enqueue([header, frame])
             return
         try:
-            os.writev(self.fd, parts)
+            if len(frame) <= WRITE_JOINED:
+                os.write(self.fd, header + frame)
+            else:
+                os.writev(self.fd, [header, frame])
         except BlockingIOError:
-            self._enqueue(parts)
+            self._enqueue([header, frame])
         except OSError as err:
             if err.errno == errno.EIO:  # kernel side down: the cable is unplugged
                 self.ifnet.counters.tx_drops["carrier_down"] += 1
