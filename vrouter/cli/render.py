@@ -234,6 +234,10 @@ def show_vxlans(result: Any) -> str:
             f"{stats['learned']}, moved {stats['moved']}, aged {stats['aged']}, full "
             f"{stats['fdb_full']}), flooded {stats['flooded']}; drops: {drops}"
         )
+        if x.get("tunnel_gso"):
+            out.append(
+                f"  tunnel_gso: {x['tunnel_gso']}, super-frames sent whole {stats.get('whole', 0)}"
+            )
         rows = []
         for v in x["vteps"]:
             macs = v["macs"] or [{"mac": "-", "age": None}]

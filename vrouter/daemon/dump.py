@@ -248,6 +248,8 @@ def _vxlan_table(vxlan: VxlanConfig) -> Table:
         table["learning"] = False
     if vxlan.underlay is not None:
         table["underlay"] = vxlan.underlay
+    if vxlan.tunnel_gso:
+        table["tunnel_gso"] = True
     return table
 
 
@@ -514,7 +516,14 @@ def running_interface(
     if overlay is not None:
         c = overlay.cfg
         vxlan = VxlanConfig(
-            c.vni, c.local, c.port, tuple(c.remotes), c.group, c.learning, c.underlay
+            c.vni,
+            c.local,
+            c.port,
+            tuple(c.remotes),
+            c.group,
+            c.learning,
+            c.underlay,
+            c.tunnel_gso,
         )
     return InterfaceConfig(
         name=ifp.name,
@@ -587,9 +596,7 @@ def running_vnets(
             if known is not None and known.type != ifp.kind:
                 known = None
             host = hosts.get(ifp.name) if ifp.kind == "tap" else None
-            interfaces.append(
-                running_interface(ifp, known, ends.get(id(ifp)), host, tree.mac_seed)
-            )
+            interfaces.append(running_interface(ifp, known, ends.get(id(ifp)), host, tree.mac_seed))
         snapshot = sysctl.snapshot(vnet)
         values[vnet.name] = {k: v for k, v in snapshot.items() if k in knobs}
         own_limits = tuple(

@@ -8,8 +8,9 @@ of VXLAN interfaces (:mod:`vrouter.io.vxlan`).  Protocol code never
 sees the loop.
 
 Deadlines and epair pumps together run at most ``PASS_QUANTUM`` back to
-back; the rest wait for the loop's next pass, after the devices have been
-read.  Thousands of vnets can fall due at once (their addresses' DAD ends
+back; the rest wait in one queue, drained a quantum per loop pass after
+the devices have been read (a pass costs what it runs, not what waits).
+Thousands of vnets can fall due at once (their addresses' DAD ends
 together after start-up, each vnet's reports cross its epair), and run in
 one go they would hold every vnet's traffic for hundreds of milliseconds.
 """
@@ -20,6 +21,9 @@ import asyncio
 import logging
 import socket
 import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from vrouter.core.vnet import Vnet, VnetTree
 from vrouter.io.tap import RX_BUDGET, TapDevice
@@ -42,6 +46,21 @@ PASS_QUANTUM = 0.002
 """Seconds of deadlines and epair pumps run back to back before the devices are read."""
 
 
+class Later:
+    """A deadline or pump put off to a later loop pass; ``cancel`` drops it."""
+
+    __slots__ = ("callback", "arg", "cancelled")
+
+    def __init__(self, callback: Callable[[Any], None], arg: object) -> None:
+        self.callback = callback
+        self.arg = arg
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Drop it: it will not run."""
+        self.cancelled = True
+
+
 class Driver:
     """Runs the data path of every vnet on one event loop."""
 
@@ -55,9 +74,12 @@ class Driver:
         self.epairs: list[Epair] = []
         self.vxlans: dict[Ifnet, VxlanDevice | VnetUnderlay] = {}
         """The UDP sockets of VXLAN interfaces."""
-        self._armed: dict[str, tuple[float, asyncio.Handle]] = {}
+        self._armed: dict[str, tuple[float, asyncio.Handle | Later]] = {}
         self._spent = 0.0
         """Seconds of deadlines and pumps run in this loop pass (see ``PASS_QUANTUM``)."""
+        self._later: deque[Later] = deque()
+        """Deadlines and pumps put off to later passes, oldest first."""
+        self._draining = False
         self._pumping: set[int] = set()
 
     def now(self) -> float:
@@ -92,7 +114,7 @@ class Driver:
     def _fire(self, vnet: Vnet) -> None:
         if self._spent >= PASS_QUANTUM:
             # Overdue already, so no later deadline replaces it (see _arm).
-            self._armed[vnet.name] = (0.0, self.loop.call_soon(self._fire, vnet))
+            self._armed[vnet.name] = (0.0, self._put_off(self._fire, vnet))
             return
         self._armed.pop(vnet.name, None)
         started = self._begin()
@@ -114,6 +136,27 @@ class Driver:
 
     def _new_pass(self) -> None:
         self._spent = 0.0
+
+    def _put_off(self, callback: Callable[[Any], None], arg: object) -> Later:
+        later = Later(callback, arg)
+        self._later.append(later)
+        if not self._draining:
+            self._draining = True
+            self.loop.call_soon(self._drain)
+        return later
+
+    def _drain(self) -> None:
+        """Run what waits, oldest first, for a quantum; once a loop pass while any waits."""
+        self._spent = 0.0
+        waiting = self._later
+        while waiting and self._spent < PASS_QUANTUM:
+            later = waiting.popleft()
+            if not later.cancelled:
+                later.callback(later.arg)
+        if waiting:
+            self.loop.call_soon(self._drain)
+        else:
+            self._draining = False
 
     # devices
 
@@ -218,7 +261,7 @@ class Driver:
 
     def _pump(self, epair: Epair) -> None:
         if self._spent >= PASS_QUANTUM:
-            self.loop.call_soon(self._pump, epair)  # still in _pumping
+            self._put_off(self._pump, epair)  # still in _pumping
             return
         self._pumping.discard(id(epair))
         started = self._begin()
@@ -241,3 +284,4 @@ class Driver:
         for _, handle in self._armed.values():
             handle.cancel()
         self._armed.clear()
+        self._later.clear()

@@ -228,7 +228,8 @@ class VxlanConfig:
     BUM frames go to every ``remotes`` VTEP (head-end replication) or to
     ``group`` (one of the two); ``learning`` records inner source MACs
     behind the VTEP they came from.  ``underlay`` names a vnet whose own
-    UDP socket carries the outer packets instead of the host's.
+    UDP socket carries the outer packets instead of the host's; ``tunnel_gso``
+    hands TCP super-frames to the kernel whole, where it can segment them.
     """
 
     vni: int
@@ -239,6 +240,8 @@ class VxlanConfig:
     learning: bool = True
     underlay: str | None = None
     """The vnet whose UDP carries the outer packets (None: a socket of the host's)."""
+    tunnel_gso: bool = False
+    """TCP super-frames leave whole through a TAP with UDP-tunnel GSO (Linux 6.17+)."""
 
 
 @dataclass(frozen=True, slots=True)
