@@ -27,6 +27,9 @@ shared machine hits every case alike:
   profile     py-spy on the daemon during one extra, unrecorded flood of the
               cases in --profile (if py-spy is installed)
 
+``--steps`` picks a subset of the measurements (e.g. ``udp-64-B`` alone for a
+quick look at the per-frame cost); what is not measured shows as empty.
+
 Results go to the "forwarding" section of bench/RESULTS.md and stdout.
 
 Usage (as root):  .venv/bin/python bench/forwarding.py [--runs 3] [--seconds 5] [--cases a,b]
@@ -1368,6 +1371,10 @@ def signals_raise() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+STEPS = ("ping-idle", "tcp-1-stream", "tcp-4-streams", "udp-64-B", "ping-loaded")
+"""The measurements of each run, in order (``--steps``)."""
+
+
 def measure(lab: Lab, args: argparse.Namespace) -> str:
     """Build the topologies, measure every case; return the UDP sender used."""
     flood = None if args.udp_sender == "iperf3" else lab.build_flood()
@@ -1388,6 +1395,7 @@ def measure(lab: Lab, args: argparse.Namespace) -> str:
         ("udp 64 B", lambda c: udp_once(c, seconds, flood)),
         ("ping loaded", ping_load_once),
     ]
+    steps = [(label, step) for label, step in steps if label.replace(" ", "-") in args.steps]
     for i in range(args.runs):
         order = lab.cases[i % len(lab.cases) :] + lab.cases[: i % len(lab.cases)]
         for label, step in steps:
@@ -1434,11 +1442,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", type=int, choices=(4, 6), default=4,
                         help="the address family measured (default 4; 6 writes the section "
                              "forwarding6)")  # fmt: skip
+    parser.add_argument("--steps", default=",".join(STEPS),
+                        help="comma-separated subset of the measurements: "
+                             f"{', '.join(STEPS)} (default all)")  # fmt: skip
     parser.add_argument("--daemon-setting", action="append", default=[], metavar="LINE",
                         help="a [daemon] line for every vrouterd case, e.g. "
                              "'tap_txqueuelen = 64' (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
     args.profile = [c.strip() for c in args.profile.split(",") if c.strip()]
+    args.steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    if not args.steps or any(s not in STEPS for s in args.steps):
+        parser.error(f"--steps: a comma-separated subset of {', '.join(STEPS)}")
     check_args(parser, args, CASE_NAMES)
     TRAFFIC.family = args.family
     TRAFFIC.daemon_settings = tuple(args.daemon_setting)

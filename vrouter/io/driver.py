@@ -182,12 +182,7 @@ class Driver:
     def add_tap(self, ifnet: Ifnet) -> TapDevice:
         """Create the TAP device for ``ifnet`` and start reading it."""
         tap = TapDevice(
-            ifnet,
-            self.loop,
-            ether.receive,
-            self._after_batch,
-            self.tap_txqueuelen,
-            self.sparse_first,
+            ifnet, self.loop, ether.input, self._after_batch, self.tap_txqueuelen, self.sparse_first
         )
         self.taps[ifnet.name] = tap
         if self.busy_poll > 0.0:

@@ -46,8 +46,9 @@ from collections.abc import Callable
 
 import pytun  # type: ignore[import-not-found]
 
-from vrouter.link import offload, sparse
+from vrouter.link import ether, offload, sparse
 from vrouter.link.ifnet import Ifnet
+from vrouter.link.offload import NO_HEADER, OffloadBuffer
 
 log = logging.getLogger("vrouter.tap")
 
@@ -63,6 +64,10 @@ TX_QUEUE_LIMIT = 1024
 """Frames held while the kernel refuses writes; beyond it frames are dropped."""
 TX_QUEUE_TIME = 0.02
 """Seconds a frame may wait for the kernel to take it; an older one is dropped."""
+WRITE_JOINED = 2048
+"""Frames up to this size are written joined to their header with one ``write``: the
+copy costs less than ``writev``'s two buffers (532 against 378 ns for 70 bytes to
+/dev/null); a super-frame goes out with ``writev``, uncopied."""
 READ_SIZE = 65536 + 64 + offload.HEADER_LEN
 """A whole super-frame (64 KiB of IP plus Ethernet) and its virtio-net header."""
 BULK_READ = sparse.BULK_LEN + offload.HEADER_LEN
@@ -72,6 +77,9 @@ BULK_LIMIT = 64
 BULK_AHEAD = 0.005
 """Seconds the oldest bulk frame held may have waited for the reader to read on past
 it: a reader that falls further behind leaves the rest in the kernel's queue."""
+
+_HEADER_LEN = offload.HEADER_LEN
+_NEEDS_CSUM = offload.F_NEEDS_CSUM
 
 SIOCSIFTXQLEN = 0x8943
 TUNSETOFFLOAD = 0x400454D0
@@ -219,7 +227,13 @@ class TapDevice:
         return fd
 
     def _on_readable(self) -> None:
-        """One turn of this interface: frames until empty, or its share is spent."""
+        """One turn of this interface: frames until empty, or its share is spent.
+
+        The per-frame loop is the daemon's innermost: the virtio-net header is
+        split off here (as :func:`vrouter.link.offload.received` does, without
+        the call) and ``receive`` is guarded here, so a frame whose processing
+        raises costs that frame only (:func:`vrouter.link.ether.failed`).
+        """
         share = self.share
         allowed = share.grant()
         if allowed <= 0.0:
@@ -232,7 +246,6 @@ class TapDevice:
         ifnet = self.ifnet
         clock = self.clock
         now = self._loop.time()
-        received = offload.received
         bulk = self._bulk if self.sparse_first else None
         flow_key = sparse.flow_key
         start = clock()
@@ -253,12 +266,22 @@ class TapDevice:
                 backlogged = False
                 break
             if bulk is not None and (len(data) > BULK_READ or bulk):
-                key = flow_key(data, offload.HEADER_LEN)
+                key = flow_key(data, _HEADER_LEN)
                 if len(data) > BULK_READ or bulk.holds(key):
                     bulk.push(key, (start, data))
                     continue
             small += 1
-            receive(ifnet, received(data), now)
+            if data[0] & _NEEDS_CSUM or data[1]:  # offload work: keep the header bytes
+                tagged = OffloadBuffer(data)  # offload.tag_raw without the call
+                tagged.raw = data[:_HEADER_LEN]
+                del tagged[:_HEADER_LEN]  # a bytearray drops its head in place
+                frame: bytes | bytearray = tagged
+            else:
+                frame = data[_HEADER_LEN:]
+            try:
+                receive(ifnet, frame, now)
+            except Exception:
+                ether.failed(ifnet)
             if clock() >= deadline:
                 break
         if bulk:
@@ -288,7 +311,10 @@ class TapDevice:
         ifnet = self.ifnet
         received = offload.received
         while bulk:
-            receive(ifnet, received(bulk.pop()[1]), now)
+            try:
+                receive(ifnet, received(bulk.pop()[1]), now)
+            except Exception:
+                ether.failed(ifnet)
             if clock() >= deadline:
                 break
 
@@ -318,14 +344,18 @@ class TapDevice:
 
     def write(self, frame: bytes | bytearray) -> None:
         """Send ``frame`` to the kernel; queue it if the kernel is busy."""
-        parts = [offload.header_bytes(frame), frame]
+        # offload.header_bytes without the call: the bytes as they came, or none
+        header = frame.raw if frame.__class__ is OffloadBuffer else NO_HEADER
         if self._txq:
-            self._enqueue(parts)
+            self._enqueue([header, frame])
             return
         try:
-            os.writev(self.fd, parts)
+            if len(frame) <= WRITE_JOINED:
+                os.write(self.fd, header + frame)
+            else:
+                os.writev(self.fd, [header, frame])
         except BlockingIOError:
-            self._enqueue(parts)
+            self._enqueue([header, frame])
         except OSError as err:
             if err.errno == errno.EIO:  # kernel side down: the cable is unplugged
                 self.ifnet.counters.tx_drops["carrier_down"] += 1

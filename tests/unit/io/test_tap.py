@@ -191,6 +191,25 @@ def test_a_flood_on_one_interface_delays_another_by_one_quantum_a_pass(vnet, pai
     assert len(flooded.got) <= 8 * (pass_ + 1)  # never more than a quantum a pass
 
 
+def test_a_frame_whose_processing_raises_is_counted_and_the_turn_goes_on(vnet, pairs, caplog):
+    clock = FakeClock()
+    dev, host = device(vnet, pairs, "tap0", 0.0, clock)
+    taken = dev._receive
+
+    def receive(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
+        if frame[1] == 1:  # the second frame trips a bug
+            raise ValueError("a bug")
+        taken(ifp, frame, now)
+
+    dev._receive = receive
+    send(host, 3)
+    dev._on_readable()
+    assert [frame[1] for frame in dev.got] == [0, 2]
+    assert dev.ifnet.counters.rx_drops == {"internal_error": 1}
+    assert dev.ifnet.counters.rx_errors == 1
+    assert "frame processing failed" in caplog.text
+
+
 def test_an_expensive_frame_costs_the_next_turns(vnet, pairs):
     clock = FakeClock()
     slow, host = device(vnet, pairs, "tap0", 3.5, clock)
