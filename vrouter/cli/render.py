@@ -406,6 +406,8 @@ def show_status(result: Any) -> str:
             value = ", ".join(f"{n} {r}" for r, n in sorted(value.items())) or "none"
         elif key == "last_reload":
             value = _last_reload(value)
+        elif key == "busy_poll":
+            value = f"{value['polls']} polls, {value['found']} found a frame"
         elif key == "caller":
             admin = ", daemon admin" if value["admin"] else ""
             value = f"uid {value['uid']} gid {value['gid']} pid {value['pid']}{admin}"

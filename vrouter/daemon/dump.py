@@ -400,6 +400,10 @@ def daemon_table(daemon: DaemonConfig) -> Table:
         table["tap_qdisc"] = daemon.tap_qdisc
     if daemon.tap_txqueuelen != DEFAULT_TAP_TXQUEUELEN:
         table["tap_txqueuelen"] = daemon.tap_txqueuelen
+    if not daemon.sparse_first:
+        table["sparse_first"] = False
+    if daemon.busy_poll:
+        table["busy_poll"] = daemon.busy_poll
     socks = []
     for gateway in daemon.socks:
         item: Table = {"vnet": gateway.vnet, "listen": _listen(*gateway.listen)}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import socket
 import time
 from collections import deque
@@ -45,6 +46,10 @@ frames fit): the other interfaces' turns come at most about this late."""
 PASS_QUANTUM = 0.002
 """Seconds of deadlines and epair pumps run back to back before the devices are read."""
 
+BUSY_POLL_BACKOFF = 64
+"""Most TAP batches let pass without busy-polling after polls that found nothing: the
+wait doubles with every miss up to this, and a hit resets it."""
+
 
 class Later:
     """A deadline or pump put off to a later loop pass; ``cancel`` drops it."""
@@ -69,6 +74,9 @@ class Driver:
         self.taps: dict[str, TapDevice] = {}
         self.tap_txqueuelen = 0
         """Transmit queue length given to each TAP created (0: the kernel's default)."""
+        self.sparse_first = True
+        """Whether TAPs and epairs created let small frames go before bulk ones
+        (:mod:`vrouter.link.sparse`)."""
         self.wires: list[WireDevice] = []
         """Epair ends whose peer runs in another worker."""
         self.epairs: list[Epair] = []
@@ -81,6 +89,17 @@ class Driver:
         """Deadlines and pumps put off to later passes, oldest first."""
         self._draining = False
         self._pumping: set[int] = set()
+        self.busy_poll = 0.0
+        """Seconds the loop keeps polling the TAPs after a batch before it sleeps (0: never)."""
+        self._poller: select.epoll | None = None
+        self._polled: dict[int, TapDevice] = {}
+        self._spin_due = False
+        self._skip = 0
+        """Batches still to let pass before busy-polling again."""
+        self._backoff = 0
+        self.spins = 0
+        """Busy-polls run, and how many of them found a TAP readable (``spin_hits``)."""
+        self.spin_hits = 0
 
     def now(self) -> float:
         """Return the loop's monotonic time, the clock every vnet runs on."""
@@ -162,14 +181,23 @@ class Driver:
 
     def add_tap(self, ifnet: Ifnet) -> TapDevice:
         """Create the TAP device for ``ifnet`` and start reading it."""
-        tap = TapDevice(ifnet, self.loop, ether.receive, self._after_batch, self.tap_txqueuelen)
+        tap = TapDevice(
+            ifnet, self.loop, ether.input, self._after_batch, self.tap_txqueuelen, self.sparse_first
+        )
         self.taps[ifnet.name] = tap
+        if self.busy_poll > 0.0:
+            if self._poller is None:
+                self._poller = select.epoll()
+            self._poller.register(tap.fd, select.EPOLLIN)
+            self._polled[tap.fd] = tap
         return tap
 
     def remove_tap(self, name: str) -> None:
         """Close the TAP device ``name`` (the kernel interface disappears)."""
         tap = self.taps.pop(name, None)
         if tap is not None:
+            if self._polled.pop(tap.fd, None) is not None and self._poller is not None:
+                self._poller.unregister(tap.fd)
             tap.close()
 
     def add_vxlan(self, vx: Vxlan, underlay: Vnet | None = None) -> VxlanDevice | VnetUnderlay:
@@ -244,6 +272,7 @@ class Driver:
     def add_epair(self, a: Ifnet, b: Ifnet) -> Epair:
         """Join ``a`` and ``b`` with an epair."""
         epair = Epair(a, b)
+        epair.sparse_first = self.sparse_first
         epair.wakeup = self._schedule_pump
         self.epairs.append(epair)
         return epair
@@ -269,12 +298,49 @@ class Driver:
         self._spent += max(time.perf_counter() - started, 1e-9)
 
     def _after_batch(self, ifnet: Ifnet) -> None:
-        """Hook run after each TAP batch (kept for batching outputs later)."""
+        """Run after each TAP batch: schedule a busy-poll if it is on and not backing off."""
+        if self.busy_poll > 0.0 and not self._spin_due:
+            if self._skip:
+                self._skip -= 1
+                return
+            self._spin_due = True
+            self.loop.call_soon(self._spin)
+
+    def _spin(self) -> None:
+        """Poll the TAPs for up to ``busy_poll`` seconds instead of sleeping: a frame that
+        comes meanwhile is read without the wake-up.  Runs after the callbacks already
+        due; skipped while epairs wait for their pump or work waits put off (there is work
+        to do)."""
+        self._spin_due = False
+        poller = self._poller
+        if poller is None or self._pumping or self._later:
+            return
+        poll = poller.poll
+        ready = poll(0)
+        if not ready:  # nothing yet: spin (a frame there already needed no polling)
+            self.spins += 1
+            clock = time.perf_counter
+            until = clock() + self.busy_poll
+            while not ready:
+                if clock() >= until:
+                    self._backoff = min(2 * self._backoff + 1, BUSY_POLL_BACKOFF)
+                    self._skip = self._backoff
+                    return
+                ready = poll(0)
+            self.spin_hits += 1
+            self._backoff = self._skip = 0
+        for fd, _ in ready:
+            tap = self._polled.get(fd)
+            if tap is not None:
+                tap.poll()
 
     def close(self) -> None:
         """Close every device and cancel every deadline."""
         for name in list(self.taps):
             self.remove_tap(name)
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
         for wire in self.wires:
             wire.close()
         self.wires.clear()

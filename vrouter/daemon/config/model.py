@@ -49,6 +49,8 @@ where the kernel has it and the system default elsewhere."""
 DEFAULT_TAP_QDISC = "auto"
 DEFAULT_TAP_TXQUEUELEN = 1000
 MAX_TAP_TXQUEUELEN = 100_000
+MAX_BUSY_POLL = 1000
+"""Most microseconds ``[daemon] busy_poll`` may spin after a batch."""
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 INTERFACE_TYPES = ("tap", "epair", "bridge", "vlan", "vxlan")
@@ -399,6 +401,12 @@ class DaemonConfig:
     tap_txqueuelen: int = DEFAULT_TAP_TXQUEUELEN
     """The host side's transmit queue length, in frames: the TAP's queue towards the
     daemon (the kernel drops beyond it)."""
+    sparse_first: bool = True
+    """TAP readers and epairs let the small frames of other flows go before bulk frames
+    (TCP super-frames) (``vrouter.link.sparse``)."""
+    busy_poll: int = 0
+    """Microseconds the loop keeps polling the TAPs after a batch before it sleeps (0: it
+    sleeps at once; ``vrouter.io.driver``)."""
 
 
 @dataclass(frozen=True, slots=True)
