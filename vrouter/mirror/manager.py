@@ -48,7 +48,7 @@ from vrouter.core import gcpause
 from vrouter.mirror import punt, rtnetlink
 from vrouter.mirror.state import default_netns as default_netns
 from vrouter.mirror.state import state_of
-from vrouter.mirror.sync import KernelKey, Prefix, RouteSync, Want
+from vrouter.mirror.sync import KernelKey, RouteSync, Want
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -109,10 +109,10 @@ class RouteOps(Protocol):
     """What the route sync needs of the daemon's ``Ops``."""
 
     def put_routes(
-        self, vnet_name: str, routes: Sequence[tuple[Prefix, Source, Want]]
+        self, vnet_name: str, routes: Sequence[tuple[int, int, int, Source, Want]]
     ) -> list[tuple[int, str]]: ...
 
-    def remove_routes(self, vnet_name: str, routes: Iterable[tuple[Prefix, str]]) -> int: ...
+    def remove_routes(self, vnet_name: str, routes: Iterable[tuple[int, int, int, str]]) -> int: ...
 
 
 def _ip(*args: str) -> str:
@@ -486,7 +486,7 @@ class Mirrors:
         while True:  # a read at least, then until forwarding's turn
             data, state = self._recv(mirror, sock)
             if data:
-                self._take(mirror, rtnetlink.parse(data, mirror.sync.shared))
+                self._take(mirror, rtnetlink.parse(data, mirror.sync.seen))
             if state == "drained" and mirror.overrun and not mirror.in_dump:
                 # A dump request now has room for its answer (one sent into a full
                 # socket is lost, error and all).
@@ -647,8 +647,8 @@ class Mirrors:
         for kkey in kkeys:
             want = sync.wanted(kkey)
             have = applied.get(kkey)
-            if want is have or want == have:
-                continue
+            if want is have or (have is not None and want == have):
+                continue  # (translations are shared: mostly the same object)
             if want is None:
                 if not self._keep_stale(mirror, kkey):
                     gone.append(kkey)
@@ -656,7 +656,8 @@ class Mirrors:
             mirror.stale.pop(kkey, None)
             puts.append((kkey, want))
         if puts:
-            routes = [(*sync.key_of(kkey), want) for kkey, want in puts]
+            spot = sync.spot
+            routes = [(*spot(kkey), want) for kkey, want in puts]
             refused = self.ops.put_routes(mirror.vnet.name, routes)
             for kkey, want in puts:
                 applied[kkey] = want
@@ -664,7 +665,7 @@ class Mirrors:
                 kkey = puts[at][0]
                 mirror.refused += 1
                 log.debug("vnet %s: mirror route %s refused: %s", mirror.vnet.name,
-                          routes[at][0], why)  # fmt: skip
+                          sync.key_of(kkey)[0], why)  # fmt: skip
                 del applied[kkey]
                 gone.append(kkey)  # a refused change: the old route goes
         self._remove(mirror, gone)
@@ -686,8 +687,9 @@ class Mirrors:
         for kkey in kkeys:
             mirror.applied.pop(kkey, None)
         if kkeys:
-            keys = [mirror.sync.key_of(kkey) for kkey in kkeys]
-            self.ops.remove_routes(mirror.vnet.name, [(p, src.name) for p, src in keys])
+            spot = mirror.sync.spot
+            gone = [(net, plen, bits, src.name) for net, plen, bits, src in map(spot, kkeys)]
+            self.ops.remove_routes(mirror.vnet.name, gone)
 
     def describe(self, vnet_name: str) -> dict[str, object] | None:
         """Return ``vnet_name``'s mirror as plain data (None: it has none)."""

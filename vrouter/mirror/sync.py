@@ -37,7 +37,7 @@ from vrouter.mirror.rtnetlink import (
     NexthopMsg,
     Path,
     RouteMsg,
-    SharedPaths,
+    Seen,
 )
 from vrouter.route.fib import BLACKHOLE, REJECT, UNICAST
 from vrouter.route.source import Source, source
@@ -108,6 +108,7 @@ def _ones(members: list[NexthopMsg | None]) -> tuple[int, ...]:
     return (1,) * len(members)
 
 
+@functools.lru_cache(maxsize=256)
 def source_of(protocol: int, family: int) -> Source:
     """Return the vnet source of kernel protocol ``protocol`` routes of ``family`` (4 or 6)."""
     known = PROTOCOLS[protocol]
@@ -174,8 +175,8 @@ class RouteSync:
     users: dict[int, set[KernelKey]] = field(default_factory=dict)
     """The kernel routes using each nexthop id."""
     stats: SyncStats = field(default_factory=SyncStats)
-    shared: SharedPaths = field(default_factory=dict, repr=False)
-    """Paths the decoder shares between routes (:func:`vrouter.mirror.rtnetlink.parse`)."""
+    seen: Seen = field(default_factory=Seen, repr=False)
+    """What the decoder keeps from read to read (:func:`vrouter.mirror.rtnetlink.parse`)."""
     _wants: dict[tuple[int, tuple[Path, ...], int], Want | None] = field(
         default_factory=dict, repr=False
     )
@@ -210,6 +211,17 @@ class RouteSync:
         if family == AF_INET:
             return ipaddress.IPv4Network((dst, length), strict=False), source_of(protocol, 4)
         return ipaddress.IPv6Network((dst, length), strict=False), source_of(protocol, 6)
+
+    @staticmethod
+    def spot(kkey: KernelKey) -> tuple[int, int, int, Source]:
+        """Return the vnet route that kernel route ``kkey`` stands for as integers and its
+        source, ``(net, plen, bits, source)``, as ``Ops.put_routes`` takes it: no
+        :mod:`ipaddress` object (a feed's million routes would each make one)."""
+        family, dst, length, protocol = kkey
+        bits = 32 if family == AF_INET else 128
+        host = bits - length
+        net = int.from_bytes(dst, "big") >> host << host
+        return net, length, bits, source_of(protocol, 4 if family == AF_INET else 6)
 
     def _route(self, msg: RouteMsg, touched: set[KernelKey]) -> None:
         if (

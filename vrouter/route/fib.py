@@ -157,6 +157,15 @@ def shared_gateway(gateway: bytes) -> bytes:
     return gateway
 
 
+def _check_prefix(net: int, plen: int, bits: int) -> None:
+    """Raise RouteError unless ``net``/``plen`` is a ``bits``-bit prefix."""
+    masks = _MASKS.get(bits)
+    if masks is None or not 0 <= plen <= bits or net & masks[plen] != net:
+        raise RouteError(
+            f"{net:#x}/{plen} is not a {bits}-bit prefix (length 0..{bits}, no host bits)"
+        )
+
+
 class Route:
     """One entry: where packets for ``prefix`` go.
 
@@ -218,16 +227,31 @@ class Route:
 
         RouteError if the prefix is not one (length out of range, host bits set).
         """
-        masks = _MASKS.get(bits)
-        if masks is None or not 0 <= plen <= bits or net & masks[plen] != net:
-            raise RouteError(
-                f"{net:#x}/{plen} is not a {bits}-bit prefix (length 0..{bits}, no host bits)"
-            )
+        _check_prefix(net, plen, bits)
         route = cls.__new__(cls)
         route.net, route.plen, route.bits = net, plen, bits
         route.type, route.ifnet, route.source = type, ifnet, source
         route.gateway = shared_gateway(gateway) if gateway is not None else None
         route.use, route.number, route.nexthops = 0, 0, ()
+        return route
+
+    def like(self, net: int, plen: int) -> Route:
+        """Return a route as this one (type, next hops, source) to ``net``/``plen`` of the
+        same family instead, with counters of its own (what a feed of routes sharing next
+        hops makes of one checked model).
+
+        RouteError if that is not a prefix.
+        """
+        _check_prefix(net, plen, self.bits)
+        route = Route.__new__(Route)
+        route.net, route.plen, route.bits = net, plen, self.bits
+        route.type, route.ifnet, route.source = self.type, self.ifnet, self.source
+        route.gateway, route.use, route.number = self.gateway, 0, 0
+        route.nexthops = (
+            tuple(Nexthop(n.gateway, n.ifnet, n.weight) for n in self.nexthops)
+            if self.nexthops
+            else ()
+        )
         return route
 
     @property
@@ -322,6 +346,10 @@ class Fib:
     def _lengths_changed(self) -> None:
         self._lens = sorted(self._by_len, reverse=True)
         self._probes = [(self._masks[plen], self._by_len[plen].get) for plen in self._lens]
+
+    def _text(self, key: tuple[int, int]) -> str:
+        plen, net = key
+        return f"{_ADDRESSES[self.bits](net)}/{plen}"
 
     def _check_family(self, route: Route) -> None:
         if route.bits != self.bits:
@@ -484,32 +512,36 @@ class Fib:
 
         When it was installed, the best held route of the prefix takes over.
         """
-        plen = prefix.prefixlen
-        key = int(prefix.network_address)
+        return self.delete_key((prefix.prefixlen, int(prefix.network_address)), source)
+
+    def delete_key(self, key: tuple[int, int], source: str = STATIC.name) -> Route:
+        """Remove and return the route of ``source`` for the prefix ``key`` (``(plen, net)``,
+        as :attr:`Route.key`), as :meth:`delete` does."""
+        plen, net = key
         table = self._by_len.get(plen)
-        current = table.get(key) if table is not None else None
+        current = table.get(net) if table is not None else None
         if current is None:
-            raise RouteError(f"no route to {prefix}")
+            raise RouteError(f"no route to {self._text(key)}")
         if current.source.name != source:
-            route = self._held_of((plen, key), source)
+            route = self._held_of(key, source)
             if route is None:
-                raise RouteError(f"no {source} route to {prefix}")
+                raise RouteError(f"no {source} route to {self._text(key)}")
             self._unhold(route)
             self._tally(source, 0, -1)
             self._tell("delete", route)
             return route
         assert table is not None
-        held = self._held.get((plen, key))
+        held = self._held.get(key)
         if held:
             successor = held[0]
             self._unhold(successor)
-            self._swap(table, key, current, successor)
+            self._swap(table, net, current, successor)
             self._tally(source, -1, 0)
             self._tally(successor.source.name, 1, -1)
             self._tell("delete", current)
             self._tell("change", successor)
             return current
-        route = table.pop(key)
+        route = table.pop(net)
         if not table:
             del self._by_len[plen]
             self._lengths_changed()
@@ -519,7 +551,7 @@ class Fib:
         if self._count < UNINDEX_BELOW and (self._index is not None or self._build is not None):
             self._drop_index()
         elif index is not None and route.number:  # not yet numbered: the build skips it
-            index.delete(route, key, plen, self._covering)
+            index.delete(route, net, plen, self._covering)
         self.generation += 1
         self._tell("delete", route)
         return route
@@ -532,11 +564,11 @@ class Fib:
         """
         self._check_family(route)
         name = route.source.name
-        old = self._get(route.key, name)
+        old = self.find(route.key, name)
         if old is None:
             raise RouteError(f"no {name} route to {route.prefix_text()}")
         held = self._held.get(route.key)
-        current = self._get(route.key)
+        current = self.find(route.key)
         best_held = held[0].source.distance if held else MAX_DISTANCE + 1
         if current is old and route.source.distance <= best_held:
             self._swap(self._by_len[route.plen], route.net, old, route)
@@ -553,7 +585,9 @@ class Fib:
         self.add(route)
         return old
 
-    def _get(self, key: tuple[int, int], source: str | None = None) -> Route | None:
+    def find(self, key: tuple[int, int], source: str | None = None) -> Route | None:
+        """Return the installed route for the prefix ``key`` (``(plen, net)``, as
+        :attr:`Route.key`), or ``source``'s if named."""
         plen, net = key
         table = self._by_len.get(plen)
         route = table.get(net) if table is not None else None
@@ -563,12 +597,12 @@ class Fib:
 
     def get(self, prefix: Prefix, source: str | None = None) -> Route | None:
         """Return the installed route for exactly ``prefix`` (or ``source``'s, if named)."""
-        return self._get((prefix.prefixlen, int(prefix.network_address)), source)
+        return self.find((prefix.prefixlen, int(prefix.network_address)), source)
 
     def routes(self, prefix: Prefix) -> list[Route]:
         """Return every source's route for exactly ``prefix``, the installed one first."""
         key = prefix.prefixlen, int(prefix.network_address)
-        route = self._get(key)
+        route = self.find(key)
         if route is None:
             return []
         return [route, *self._held.get(key, ())]
@@ -577,7 +611,7 @@ class Fib:
         """Return ``installed``, ``held`` or ``gone`` (not in this table)."""
         if route.bits != self.bits:
             return GONE
-        if self._get(route.key) is route:
+        if self.find(route.key) is route:
             return INSTALLED
         if any(held is route for held in self._held.get(route.key, ())):
             return HELD
