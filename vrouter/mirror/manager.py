@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytun  # type: ignore[import-not-found]
 
 from vrouter.core import gcpause
+from vrouter.core.shards import ShardedDict, ShardedSet
 from vrouter.mirror import punt, rtnetlink
 from vrouter.mirror.state import default_netns as default_netns
 from vrouter.mirror.state import state_of
@@ -68,8 +69,7 @@ of a feed while the loop is busy elsewhere (some 1 KiB each, accounted)."""
 APPLY_SLICE = 256
 """Pending vnet routes applied at once (one call of ``Ops.put_routes``)."""
 DISCARD_SLICE = 10_000
-"""Routes of a table the sync no longer needs freed a turn (``_discard``), or routes
-made pending a turn for a resync's reconciliation (``_reconcile``)."""
+"""Routes of a table the sync no longer needs freed a turn (``_discard``)."""
 BURST_QUIET = 1.0
 """Seconds without a change that end a burst of changes (see ``_end_burst``)."""
 FREEZE_AFTER = 10_000
@@ -235,8 +235,9 @@ class Mirror:
     netns: str
     sync: RouteSync
     representors: dict[str, Representor] = field(default_factory=dict)
-    applied: dict[KernelKey, Want] = field(default_factory=dict)
-    """The vnet routes the sync put in place, by the kernel route each stands for."""
+    applied: ShardedDict[KernelKey, Want] = field(default_factory=ShardedDict)
+    """The vnet routes the sync put in place, by the kernel route each stands for (in
+    shards, as the sync's own table)."""
     netlink: socket.socket | None = None
     dumping: list[bytes] = field(default_factory=list)
     """Dump requests still to send, in order (nexthops, IPv4 routes, IPv6 routes)."""
@@ -246,9 +247,10 @@ class Mirror:
     """Events were lost: a resync is due once the socket is drained and no dump runs."""
     stale: dict[KernelKey, float] = field(default_factory=dict)
     """Routes the mirror withdrew, kept until then (loop time): ``net.mirror.sync_grace``."""
-    reconcile: list[KernelKey] = field(default_factory=list)
-    """Vnet routes to check against a finished resync's dump, made pending a slice a turn."""
-    pending: set[KernelKey] = field(default_factory=set)
+    reconcile: list[dict[KernelKey, Want]] = field(default_factory=list)
+    """Vnet routes to check against a finished resync's dump: shards of :attr:`applied`,
+    made pending one a turn."""
+    pending: ShardedSet[KernelKey] = field(default_factory=ShardedSet)
     """Kernel routes whose vnet route is to be brought in line, a slice at a time: a route
     changed many times meanwhile is applied once, as it is by then."""
     applying: bool = False
@@ -522,7 +524,7 @@ class Mirrors:
     def _take(self, mirror: Mirror, messages: list[rtnetlink.Message]) -> None:
         """Feed one read's messages to the sync; note what they change; follow the dump."""
         malformed = mirror.sync.stats.malformed
-        mirror.pending |= mirror.sync.take(messages)
+        mirror.sync.take(messages, mirror.pending)
         if mirror.sync.stats.malformed != malformed:
             reasons = [m.reason for m in messages if isinstance(m, rtnetlink.Malformed)]
             log.debug("vnet %s: netlink: malformed, dropped: %s", mirror.vnet.name, reasons)
@@ -533,17 +535,18 @@ class Mirrors:
                     mirror.in_dump = False
                     if not mirror.reconcile:
                         self.loop.call_soon(self._reconcile, mirror)
-                    mirror.reconcile = list(mirror.applied)
+                    mirror.reconcile = list(mirror.applied.shards)
 
     def _reconcile(self, mirror: Mirror) -> None:
-        """Make a slice of ``mirror.reconcile`` pending a turn (a million at once held
-        the loop)."""
+        """Make a shard of ``mirror.reconcile`` pending a turn (a million at once held the
+        loop).  A shard is listed as it is then: a route applied since is in line already,
+        and pending again is checked for nothing more."""
         if self.mirrors.get(mirror.vnet.name) is not mirror:
             return  # gone meanwhile
-        keys = mirror.reconcile
-        mirror.pending.update(keys[-DISCARD_SLICE:])
-        del keys[-DISCARD_SLICE:]
-        if keys:
+        parts = mirror.reconcile
+        if parts:
+            mirror.pending.update(list(parts.pop()))
+        if parts:
             self.loop.call_soon(self._reconcile, mirror)
         self._schedule(mirror)
 
@@ -570,7 +573,7 @@ class Mirrors:
         started = time.monotonic()
         pending = mirror.pending
         while pending:  # a slice at least, then as many as the turn holds
-            self._apply(mirror, [pending.pop() for _ in range(min(APPLY_SLICE, len(pending)))])
+            self._apply(mirror, pending.take(APPLY_SLICE))
             if mirror.backlog or time.monotonic() - started >= NETLINK_TURN:
                 break
         self._schedule(mirror)
@@ -631,12 +634,10 @@ class Mirrors:
         self._discard(sync.routes)
         self._start_dump(mirror)
 
-    def _discard(self, table: dict[KernelKey, Any]) -> None:
-        """Empty ``table`` a slice a turn: freeing a million routes at once would hold
-        the loop for most of a second."""
-        for _ in range(min(DISCARD_SLICE, len(table))):
-            table.popitem()
-        if table:
+    def _discard(self, table: ShardedDict[KernelKey, Any]) -> None:
+        """Empty ``table`` some :data:`DISCARD_SLICE` routes a turn: freeing a million
+        routes at once would hold the loop for most of a second."""
+        if table.drain(DISCARD_SLICE):
             self.loop.call_soon(self._discard, table)
 
     def _apply(self, mirror: Mirror, kkeys: list[KernelKey]) -> None:
@@ -701,7 +702,7 @@ class Mirrors:
             "netns": mirror.netns,
             "representors": {n: r.index for n, r in mirror.representors.items()},
             "synced_routes": len(mirror.applied),
-            "pending_routes": len(mirror.pending) + len(mirror.reconcile),
+            "pending_routes": len(mirror.pending) + sum(map(len, mirror.reconcile)),
             "refused_routes": mirror.refused,
             "punt": {f: getattr(state.stats, f) for f in state.stats.__slots__},
             "sync": {f: getattr(mirror.sync.stats, f) for f in mirror.sync.stats.__slots__},

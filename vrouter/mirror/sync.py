@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from vrouter.core.shards import ShardedDict
 from vrouter.mirror.rtnetlink import (
     AF_INET,
     AF_INET6,
@@ -132,6 +134,14 @@ class Want:
     """The weight of each of ``paths``; empty when all are 1."""
 
 
+class Touched(typing.Protocol):
+    """Where the sync notes the kernel routes whose vnet route may have changed (a set)."""
+
+    def add(self, kkey: KernelKey, /) -> None: ...
+
+    def update(self, kkeys: Iterable[KernelKey], /) -> None: ...
+
+
 Key = tuple[Prefix, Source]
 """A vnet route: its prefix and its source (one route per source and prefix)."""
 KernelKey = tuple[int, bytes, int, int]
@@ -169,8 +179,9 @@ class RouteSync:
     ifname: Callable[[int], str | None]
     """The vnet interface a mirror interface index stands for (None: not a representor)."""
     protocols: frozenset[int] = DEFAULT_SYNC
-    routes: dict[KernelKey, _ByMetric] = field(default_factory=dict)
-    """Kernel routes by (family, dst, length, protocol), then (if several) by metric."""
+    routes: ShardedDict[KernelKey, _ByMetric] = field(default_factory=ShardedDict)
+    """Kernel routes by (family, dst, length, protocol), then (if several) by metric (in
+    shards: a feed's million would stop the loop as one dict grew)."""
     nexthops: dict[int, NexthopMsg] = field(default_factory=dict)
     users: dict[int, set[KernelKey]] = field(default_factory=dict)
     """The kernel routes using each nexthop id."""
@@ -183,9 +194,11 @@ class RouteSync:
     """Translations by type, inline paths and nexthop id, shared by every route that has
     them (see :data:`_INTERNED`); forgotten on any nexthop change or representor change."""
 
-    def take(self, messages: Iterable[Message]) -> set[KernelKey]:
-        """Take decoded messages; return the kernel routes whose vnet route may have changed."""
-        touched: set[KernelKey] = set()
+    def take(self, messages: Iterable[Message], touched: Touched | None = None) -> Touched:
+        """Take decoded messages; return the kernel routes whose vnet route may have changed
+        (added to ``touched`` if given, else to a new set)."""
+        if touched is None:
+            touched = set()
         stats = self.stats
         for message in messages:
             if type(message) is RouteMsg:
@@ -202,7 +215,9 @@ class RouteSync:
 
     def feed(self, messages: Iterable[Message]) -> set[Key]:
         """Take decoded messages; return the vnet routes that may have changed."""
-        return {self.key_of(kkey) for kkey in self.take(messages)}
+        touched: set[KernelKey] = set()
+        self.take(messages, touched)
+        return {self.key_of(kkey) for kkey in touched}
 
     @staticmethod
     def key_of(kkey: KernelKey) -> Key:
@@ -223,18 +238,26 @@ class RouteSync:
         net = int.from_bytes(dst, "big") >> host << host
         return net, length, bits, source_of(protocol, 4 if family == AF_INET else 6)
 
-    def _route(self, msg: RouteMsg, touched: set[KernelKey]) -> None:
+    def _route(self, msg: RouteMsg, touched: Touched) -> None:
+        deleted, family, dst, dst_len, table, protocol, type_, priority, _, nh_id = msg
         if (
-            msg.table != RT_TABLE_MAIN
-            or msg.protocol not in self.protocols
-            or msg.family not in (AF_INET, AF_INET6)
-            or msg.type not in _SYNCED_TYPES
+            table != RT_TABLE_MAIN
+            or protocol not in self.protocols
+            or family not in _FAMILIES
+            or type_ not in _SYNCED_TYPES
         ):
             self.stats.ignored += 1
             return
-        kkey = (msg.family, msg.dst, msg.dst_len, msg.protocol)
+        kkey = (family, dst, dst_len, protocol)
         entries = self.routes.get(kkey)
-        old = _entry(entries, msg.priority)
+        if entries is None:  # a route new to the sync (a feed's, nearly all)
+            if not deleted:
+                self.routes[kkey] = msg
+                if nh_id:
+                    self.users.setdefault(nh_id, set()).add(kkey)
+            touched.add(kkey)
+            return
+        old = _entry(entries, priority)
         if old is not None and old.nh_id:
             self._unuse(old.nh_id, kkey)
         if msg.deleted:
@@ -271,7 +294,7 @@ class RouteSync:
             if not users:
                 del self.users[nh_id]
 
-    def _nexthop(self, msg: NexthopMsg, touched: set[KernelKey]) -> None:
+    def _nexthop(self, msg: NexthopMsg, touched: Touched) -> None:
         affected = {msg.id} | {g for g, nh in self.nexthops.items() if msg.id in nh.group}
         if msg.deleted:
             self.nexthops.pop(msg.id, None)
@@ -383,6 +406,7 @@ class RouteSync:
 
 
 _SYNCED_TYPES = frozenset({RTN_UNICAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT})
+_FAMILIES = frozenset({AF_INET, AF_INET6})
 
 
 def _entry(entries: _ByMetric | None, priority: int) -> RouteMsg | None:

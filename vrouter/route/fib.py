@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vrouter.core import gcpause
+from vrouter.core.shards import NetShards
 from vrouter.route.source import CONNECTED as CONNECTED
 from vrouter.route.source import MAX_DISTANCE, Source
 from vrouter.route.source import STATIC as STATIC
@@ -92,6 +93,20 @@ REINDEX_AT = 131_072
 its index and builds it anew after them rather than patch it per route (a build
 at a million routes costs about what patching this many does)."""
 
+
+SPLIT_AT = 21_845
+"""Routes of one prefix length at which its dict is split into shards
+(:class:`~vrouter.core.shards.NetShards`): its next entry would copy it whole into a
+table twice the size (1 ms), and every such copy after that would hold the loop
+longer (28 ms at 700,000 routes); the split itself takes about as long as the copy.
+A lookup's probe of a split length costs a Python call more."""
+JOIN_BELOW = SPLIT_AT // 4
+"""Routes of one prefix length below which its shards become one dict again (a quarter
+of :data:`SPLIT_AT`, so a length moving around the threshold is not split back and
+forth)."""
+
+Table = dict[int, "Route"] | NetShards["Route"]
+"""The routes of one prefix length by network: a dict, split in shards when large."""
 
 INDEX_SLICE = 512
 """Routes an index built a turn at a time (:attr:`Fib.schedule`) fills between two
@@ -314,7 +329,7 @@ class Fib:
     def __init__(self, bits: int = 32) -> None:
         self.bits = bits
         self._masks = _MASKS[bits]
-        self._by_len: dict[int, dict[int, Route]] = {}
+        self._by_len: dict[int, Table] = {}
         self._lens: list[int] = []
         """The prefix lengths present, longest first."""
         self._probes: list[tuple[int, Callable[[int], Route | None]]] = []
@@ -342,6 +357,11 @@ class Fib:
     def touch(self) -> None:
         """Make destination caches rebuild (what they read besides routes changed)."""
         self.generation += 1
+
+    def _split(self, plen: int) -> None:
+        """Split the routes of length ``plen`` into shards (see :data:`SPLIT_AT`)."""
+        self._by_len[plen] = NetShards(self.bits - plen, self._by_len[plen].items())
+        self._lengths_changed()
 
     def _lengths_changed(self) -> None:
         self._lens = sorted(self._by_len, reverse=True)
@@ -378,6 +398,8 @@ class Fib:
         if current is not None:
             return self._add_contender(table, key, current, route)
         table[key] = route
+        if type(table) is dict and len(table) >= SPLIT_AT:
+            self._split(plen)
         self._count += 1
         name = route.source.name
         self._installed_by[name] = self._installed_by.get(name, 0) + 1
@@ -447,9 +469,7 @@ class Fib:
         build = self._build
         return build.index if build is not None and build.reached(plen) else None
 
-    def _add_contender(
-        self, table: dict[int, Route], key: int, current: Route, route: Route
-    ) -> bool:
+    def _add_contender(self, table: Table, key: int, current: Route, route: Route) -> bool:
         """Add ``route`` to a prefix that has an installed route, ``current``."""
         name = route.source.name
         if current.source.name == name or self._held_of(route.key, name) is not None:
@@ -499,7 +519,7 @@ class Fib:
                 return route
         return None
 
-    def _swap(self, table: dict[int, Route], key: int, old: Route, new: Route) -> None:
+    def _swap(self, table: Table, key: int, old: Route, new: Route) -> None:
         """Install ``new`` in place of ``old`` for the same prefix."""
         table[key] = new
         index = self._patched(new.plen)
@@ -544,6 +564,9 @@ class Fib:
         route = table.pop(net)
         if not table:
             del self._by_len[plen]
+            self._lengths_changed()
+        elif type(table) is not dict and len(table) < JOIN_BELOW:
+            self._by_len[plen] = dict(table.items())
             self._lengths_changed()
         self._count -= 1
         self._tally(source, -1, 0)

@@ -169,7 +169,7 @@ def test_a_resync_keeps_what_the_dump_brings_back_and_drops_the_rest(lab, monkey
     _feed(loop, mirrors, mirror, b"".join(_route(n) for n in range(250)))
     old = mirror.sync.routes
     mirrors._resync(mirror)  # as after an overrun: the kernel lost events
-    assert mirror.in_dump and len(old) == 150  # the old table goes a slice a turn
+    assert mirror.in_dump and 0 < len(old) <= 150  # the old table goes a slice a turn
     loop.run_until_complete(asyncio.sleep(0))
     loop.run_until_complete(asyncio.sleep(0))
     assert not old
