@@ -4,6 +4,7 @@ vnet routes, applied in slices over loop turns, through ``Ops.put_routes``."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import ipaddress
 import socket
@@ -182,8 +183,15 @@ def test_a_resync_keeps_what_the_dump_brings_back_and_drops_the_rest(lab, monkey
     assert not mirror.in_dump
 
 
-def test_notifications_are_read_from_the_socket_and_applied(lab) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("turn", [10.0, 0.0], ids=["one-turn", "batches"])
+def test_notifications_are_read_from_the_socket_and_applied(lab, monkeypatch, turn) -> None:  # type: ignore[no-untyped-def]
+    """Read in one turn (a datagram a read), or with no time a turn: each turn reads
+    once and leaves more, a burst, read in batches from the second turn on (the
+    truncated datagram then among others)."""
     loop, ops, mirrors, mirror = lab
+    monkeypatch.setattr(manager, "NETLINK_TURN", turn)
+    monkeypatch.setattr(manager, "BURST_QUIET", 0.01)
+    readers = []
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     with ours, kernel:
         ours.setblocking(False)
@@ -195,11 +203,15 @@ def test_notifications_are_read_from_the_socket_and_applied(lab) -> None:  # typ
         kernel.send(_route(601))
         for _ in range(50):
             mirrors._on_netlink(mirror)
+            readers.append(mirror.reader)
             loop.run_until_complete(asyncio.sleep(0))
         mirror.netlink = None
     assert ops.vnet("red").route.fib.counts()["bgp"] == (601, 0)
     assert mirror.sync.stats.malformed == 1
     assert not mirror.pending
+    assert (readers[1] is not None) == (turn == 0.0)
+    loop.run_until_complete(asyncio.sleep(0.1))
+    assert mirror.busy is None and mirror.reader is None  # the burst over, its buffer gone
 
 
 
@@ -229,3 +241,42 @@ def test_multipath_routes_keep_weights_and_count_their_packets_apart(lab) -> Non
     ]  # fmt: skip
     assert one.nexthops == two.nexthops
     assert all(a is not b for a, b in zip(one.nexthops, two.nexthops, strict=True))
+
+
+class _Overrun(socket.socket):
+    """A socket whose first read finds that the kernel dropped notifications (ENOBUFS)."""
+
+    overran = False
+    sent: list[bytes]
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        if not self.overran:
+            self.overran = True
+            raise OSError(errno.ENOBUFS, "No buffer space available")
+        return super().recv(size, flags)
+
+    def send(self, data: bytes, flags: int = 0) -> int:  # type: ignore[override]
+        self.sent.append(bytes(data))
+        return len(data)
+
+
+@pytest.mark.parametrize("turn", [10.0, 0.0], ids=["one-turn", "turn-ends-at-the-overrun"])
+def test_an_overrun_with_nothing_more_to_read_starts_a_resync(lab, monkeypatch, turn) -> None:  # type: ignore[no-untyped-def]
+    """The kernel dropped the feed's last notifications: nothing more comes to wake the
+    reader, and the socket's error stopped its watch; the resync starts all the same."""
+    loop, _ops, mirrors, mirror = lab
+    monkeypatch.setattr(manager, "NETLINK_TURN", turn)
+    monkeypatch.setattr(manager, "BURST_QUIET", 0.01)
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    flaky = _Overrun(fileno=ours.detach())
+    flaky.sent = []
+    with flaky, kernel:
+        flaky.setblocking(False)
+        mirror.netlink = flaky
+        loop.add_reader(flaky.fileno(), mirrors._on_netlink, mirror)
+        mirrors._on_netlink(mirror)
+        loop.run_until_complete(asyncio.sleep(0.2))
+        loop.remove_reader(flaky.fileno())
+        mirror.netlink = None
+    assert mirror.in_dump and not mirror.overrun
+    assert [rt.NLMSGHDR.unpack_from(data)[1] for data in flaky.sent] == [rt.RTM_GETNEXTHOP]
