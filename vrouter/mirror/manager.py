@@ -68,6 +68,11 @@ NETLINK_BUFFER = 32 << 20
 of a feed while the loop is busy elsewhere (some 1 KiB each, accounted)."""
 APPLY_SLICE = 256
 """Pending vnet routes applied at once (one call of ``Ops.put_routes``)."""
+BACKLOG_SLICE = 32
+"""Pending vnet routes applied a turn while the socket has more to read: reading comes
+first, or the kernel drops what overruns the socket (a feed's notifications come at up
+to 185,000 a second, and reading one costs about half what applying it does), and a
+resync reads the whole table again."""
 DISCARD_SLICE = 10_000
 """Routes of a table the sync no longer needs freed a turn (``_discard``)."""
 BURST_QUIET = 1.0
@@ -256,8 +261,8 @@ class Mirror:
     applying: bool = False
     """A pass of :meth:`Mirrors._apply_pending` is scheduled."""
     backlog: bool = False
-    """The last read left the socket with more to read: applying takes a slice a turn
-    only, so that reading keeps up (the kernel drops what overruns the socket)."""
+    """The last read left the socket with more to read: applying takes
+    :data:`BACKLOG_SLICE` routes a turn only, so that reading keeps up."""
     reader: batchread.BatchReader | None = None
     """Reads the socket's datagrams in batches, from the second turn of a burst until its
     end (its buffer, :data:`NETLINK_READ` times a batch, is held only meanwhile)."""
@@ -470,6 +475,7 @@ class Mirrors:
 
     def _start_dump(self, mirror: Mirror) -> None:
         mirror.in_dump = True
+        mirror.reader = None  # a datagram a read until the dump ends
         mirror.dumping = [
             rtnetlink.dump_request(rtnetlink.RTM_GETNEXTHOP, 1),
             rtnetlink.dump_request(rtnetlink.RTM_GETROUTE, 2, rtnetlink.AF_INET),
@@ -488,7 +494,9 @@ class Mirrors:
         if sock is None:
             return
         started = time.monotonic()
-        if mirror.backlog and mirror.reader is None:  # a burst: read in batches
+        if mirror.backlog and mirror.reader is None and not mirror.in_dump:
+            # A burst of notifications: read them in batches (a dump's datagrams hold
+            # hundreds of routes each already, and a batch of them would hold the loop).
             mirror.reader = batchread.reader(sock, NETLINK_READ)
         while True:  # a read at least, then until forwarding's turn
             items, state = self._recv(mirror, sock)
@@ -584,9 +592,11 @@ class Mirrors:
             return  # gone meanwhile
         started = time.monotonic()
         pending = mirror.pending
-        while pending:  # a slice at least, then as many as the turn holds
+        if mirror.backlog:
+            self._apply(mirror, pending.take(BACKLOG_SLICE))
+        while pending and not mirror.backlog:  # then as many slices as the turn holds
             self._apply(mirror, pending.take(APPLY_SLICE))
-            if mirror.backlog or time.monotonic() - started >= NETLINK_TURN:
+            if time.monotonic() - started >= NETLINK_TURN:
                 break
         self._schedule(mirror)
 
@@ -661,19 +671,21 @@ class Mirrors:
 
     def _apply(self, mirror: Mirror, kkeys: list[KernelKey]) -> None:
         """Bring the vnet routes of ``kkeys`` in line with the mirror's routes."""
-        sync, applied = mirror.sync, mirror.applied
+        sync, applied, stale = mirror.sync, mirror.applied, mirror.stale
+        wanted, have_of = sync.wanted, applied.get
         puts: list[tuple[KernelKey, Want]] = []
         gone: list[KernelKey] = []
         for kkey in kkeys:
-            want = sync.wanted(kkey)
-            have = applied.get(kkey)
+            want = wanted(kkey)
+            have = have_of(kkey)
             if want is have or (have is not None and want == have):
                 continue  # (translations are shared: mostly the same object)
             if want is None:
                 if not self._keep_stale(mirror, kkey):
                     gone.append(kkey)
                 continue
-            mirror.stale.pop(kkey, None)
+            if stale:
+                stale.pop(kkey, None)
             puts.append((kkey, want))
         if puts:
             spot = sync.spot

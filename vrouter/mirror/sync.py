@@ -331,8 +331,9 @@ class RouteSync:
             return None
         best = entries[min(entries)] if isinstance(entries, dict) else entries
         how = (best.type, best.paths, best.nh_id)
-        if how in self._wants:
-            return self._wants[how]
+        want = self._wants.get(how, _UNKNOWN)
+        if want is not _UNKNOWN:
+            return want
         if len(self._wants) >= _INTERNED:
             self._wants.clear()
         want = self._wants[how] = self._translate(best, 4 if best.family == AF_INET else 6)
@@ -405,6 +406,8 @@ class RouteSync:
         return touched
 
 
+_UNKNOWN = Want("unknown")
+"""Not translated yet (a translation may be None)."""
 _SYNCED_TYPES = frozenset({RTN_UNICAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT})
 _FAMILIES = frozenset({AF_INET, AF_INET6})
 

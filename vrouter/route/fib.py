@@ -387,7 +387,8 @@ class Fib:
         Its source must not hold a route to the prefix already.  It is held
         when a route of a lower (or the same) distance is installed.
         """
-        self._check_family(route)
+        if route.bits != self.bits:
+            self._check_family(route)
         plen = route.plen
         key = route.net
         table = self._by_len.get(plen)
@@ -403,10 +404,13 @@ class Fib:
         self._count += 1
         name = route.source.name
         self._installed_by[name] = self._installed_by.get(name, 0) + 1
-        index = self._patched(plen)
+        index = self._index  # (self._patched(plen), inline: a feed's hot path)
+        build = self._build
+        if index is None and build is not None and build.reached(plen):
+            index = build.index
         if index is not None:
             index.add(route, key, plen, self._covering)
-        elif self._count >= INDEX_AT // 2:
+        elif self._count >= INDEX_AT // 2 and build is None:
             self._near_index()
         self.generation += 1
         if self.on_change is not None:

@@ -280,3 +280,15 @@ def test_an_overrun_with_nothing_more_to_read_starts_a_resync(lab, monkeypatch, 
         mirror.netlink = None
     assert mirror.in_dump and not mirror.overrun
     assert [rt.NLMSGHDR.unpack_from(data)[1] for data in flaky.sent] == [rt.RTM_GETNEXTHOP]
+
+
+def test_while_the_socket_has_more_to_read_a_turn_applies_a_small_slice(lab) -> None:  # type: ignore[no-untyped-def]
+    loop, ops, mirrors, mirror = lab
+    mirrors._take(mirror, rt.parse(b"".join(_route(n) for n in range(1000))))
+    mirror.backlog = True  # the last read left more
+    mirrors._apply_pending(mirror)
+    assert len(mirror.applied) == manager.BACKLOG_SLICE
+    mirror.backlog = False
+    _feed(loop, mirrors, mirror, b"")
+    assert len(mirror.applied) == 1000
+    assert ops.vnet("red").route.fib.counts()["bgp"] == (1000, 0)
