@@ -15,8 +15,8 @@ dict.  They count their entries, so ``len`` costs nothing either.
 from __future__ import annotations
 
 import itertools
-from collections.abc import ItemsView, Iterable, Iterator, MutableMapping, ValuesView
-from typing import Generic, TypeVar, overload
+from collections.abc import Callable, ItemsView, Iterable, Iterator, MutableMapping, ValuesView
+from typing import Any, Generic, TypeVar, overload
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -101,14 +101,9 @@ class ShardedDict(MutableMapping[K, V]):
         self._count = 0
 
     def drain(self, count: int) -> bool:
-        """Empty whole shards, the last ones first, until ``count`` entries went or none
-        is left; return whether some are left (a large table freed a part at a time)."""
-        for shard in reversed(self.shards):
-            if count <= 0:
-                break
-            count -= len(shard)
-            self._count -= len(shard)
-            shard.clear()
+        """Remove ``count`` entries, or all there are; return whether some are left (a
+        large table freed a part at a time)."""
+        self._count -= _drain(self.shards, count, dict.popitem)
         return self._count > 0
 
     def __len__(self) -> int:
@@ -241,6 +236,12 @@ class ShardedSet(Generic[K]):
         for shard in self.shards:
             shard.clear()
 
+    def drain(self, count: int) -> bool:
+        """Remove ``count`` keys, or all there are; return whether some are left (a large
+        set freed a part at a time)."""
+        _drain(self.shards, count, set.pop)
+        return any(self.shards)
+
     def __contains__(self, key: object) -> bool:
         return key in self.shards[hash(key) & _MASK]
 
@@ -252,3 +253,20 @@ class ShardedSet(Generic[K]):
 
     def __iter__(self) -> Iterator[K]:
         return itertools.chain.from_iterable(self.shards)
+
+
+def _drain(shards: list[Any], count: int, pop: Callable[[Any], object]) -> int:
+    """Remove up to ``count`` entries of ``shards``, the last shards first, whole shards
+    cleared at once; return how many went."""
+    gone = 0
+    for shard in reversed(shards):
+        if gone >= count:
+            break
+        if len(shard) <= count - gone:
+            gone += len(shard)
+            shard.clear()
+        else:
+            for _ in range(count - gone):
+                pop(shard)
+            gone = count
+    return gone

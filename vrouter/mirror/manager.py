@@ -50,6 +50,7 @@ from vrouter.mirror import batchread, punt, rtnetlink
 from vrouter.mirror.state import default_netns as default_netns
 from vrouter.mirror.state import state_of
 from vrouter.mirror.sync import KernelKey, RouteSync, Want
+from vrouter.route import fib
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -63,9 +64,11 @@ READ_SIZE = 65536
 NETLINK_READ = 1 << 15
 """Bytes read from the netlink socket at once: the kernel sizes a dump's batches to it
 (up to 32 KiB, some 500 routes); a change notification comes one to a read."""
-NETLINK_BUFFER = 32 << 20
-"""The netlink socket's receive buffer (``SO_RCVBUFFORCE``): the kernel's notifications
-of a feed while the loop is busy elsewhere (some 1 KiB each, accounted)."""
+NETLINK_BUFFER = 64 << 20
+"""The netlink socket's receive buffer (``SO_RCVBUFFORCE``, which the kernel doubles): the
+kernel's notifications of a feed while the loop is busy elsewhere (832 bytes each,
+accounted: some 160,000, a second of a fast feed).  It takes memory only while the
+sync lags."""
 APPLY_SLICE = 256
 """Pending vnet routes applied at once (one call of ``Ops.put_routes``)."""
 BACKLOG_SLICE = 32
@@ -73,7 +76,7 @@ BACKLOG_SLICE = 32
 first, or the kernel drops what overruns the socket (a feed's notifications come at up
 to 185,000 a second, and reading one costs about half what applying it does), and a
 resync reads the whole table again."""
-DISCARD_SLICE = 10_000
+DISCARD_SLICE = 2_000
 """Routes of a table the sync no longer needs freed a turn (``_discard``)."""
 BURST_QUIET = 1.0
 """Seconds without a change that end a burst of changes (see ``_end_burst``)."""
@@ -325,6 +328,7 @@ class Mirrors:
         except BaseException:
             await self.destroy(vnet.name)
             raise
+        fib.expect_large_tables()
         mirror.listener = lambda event: self._on_event(mirror, event)
         vnet.link_listeners.append(mirror.listener)
         log.info("vnet %s: mirror in netns %s, %d representors", vnet.name, netns,
@@ -656,16 +660,17 @@ class Mirrors:
             self._on_netlink(mirror)
 
     def _resync(self, mirror: Mirror) -> None:
-        sync = mirror.sync
+        sync, pending = mirror.sync, mirror.pending
         mirror.sync = RouteSync(sync.ifname, sync.protocols, stats=sync.stats)
-        mirror.pending.clear()  # the dump brings back what is there; its end reconciles
+        mirror.pending = ShardedSet()  # the dump brings back what is there; its end reconciles
         mirror.reconcile.clear()
         self._discard(sync.routes)
+        self._discard(pending)
         self._start_dump(mirror)
 
-    def _discard(self, table: ShardedDict[KernelKey, Any]) -> None:
-        """Empty ``table`` some :data:`DISCARD_SLICE` routes a turn: freeing a million
-        routes at once would hold the loop for most of a second."""
+    def _discard(self, table: ShardedDict[KernelKey, Any] | ShardedSet[KernelKey]) -> None:
+        """Empty ``table`` :data:`DISCARD_SLICE` entries a turn: freeing a million routes
+        at once would hold the loop for most of a second."""
         if table.drain(DISCARD_SLICE):
             self.loop.call_soon(self._discard, table)
 

@@ -754,12 +754,26 @@ _importing: threading.Thread | None = None
 """The thread importing the index's module (:func:`_import_index_aside`), once started."""
 
 
+def expect_large_tables() -> None:
+    """Have the index's module imported now, on a thread: this process is about to get
+    tables large enough to want it (a control-plane mirror, whose routing daemons may
+    send a full table at any time).
+
+    Its import holds the interpreter in C for up to 30-40 ms at a time (measured on a
+    busy 2-core machine, 0.4-0.9 s in all): at start-up that costs forwarding
+    nothing, in the middle of a million-route feed it stalled the loop.
+    """
+    if _index_missing is None:
+        _import_index_aside()
+
+
 def _import_index_aside() -> None:
     """Import :mod:`vrouter.route.dir248` on a thread, once a process.
 
     Importing numpy takes some 0.12 s: in the add that reaches :data:`INDEX_AT`,
     one turn of the event loop.  Imported on a thread while the table grows, it
-    takes the loop only a switch interval (5 ms) at a time.
+    takes the loop only a switch interval (5 ms) at a time, or longer where
+    numpy's C code holds it (see :func:`expect_large_tables`).
     """
     global _importing
     if _importing is None:

@@ -110,3 +110,16 @@ def test_a_sharded_set_hands_every_key_out_once(
         taken += part
     assert sorted(map(repr, taken)) == sorted(map(repr, model))
     assert pending.take(count) == []
+
+
+@pytest.mark.parametrize("count", [1, 7, 300, 5000])
+def test_draining_removes_as_many_as_asked_until_none_is_left(count: int) -> None:
+    table: ShardedDict[tuple[int, int], int] = ShardedDict(((n, 2), n) for n in range(1000))
+    keys: ShardedSet[tuple[int, int]] = ShardedSet((n, 2) for n in range(1000))
+    left = 1000
+    while left:
+        more = table.drain(count)
+        assert keys.drain(count) is more
+        left = max(0, left - count)
+        assert len(table) == len(keys) == left and more is (left > 0)
+    assert not table and not keys and dict(table.items()) == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import sys
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
@@ -945,3 +946,18 @@ def test_a_length_grown_large_is_split_in_shards_and_joined_when_small_again(
     assert fib.lookup((base + 1).to_bytes(bits // 8, "big")) is cover
     assert fib.lookup((base + (750 << host)).to_bytes(bits // 8, "big")) is routes[750]
     assert len(fib) == 101 and fib.installed == 101
+
+
+def test_a_process_expecting_large_tables_imports_the_index_aside(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fib_module, "_importing", None)
+    monkeypatch.setattr(fib_module, "_index_missing", None)
+    monkeypatch.delitem(sys.modules, "vrouter.route.dir248")
+    fib_module.expect_large_tables()
+    thread = fib_module._importing
+    assert thread is not None and thread.name == "fib-index"
+    thread.join(30)
+    assert "vrouter.route.dir248" in sys.modules
+    fib_module.expect_large_tables()  # once a process
+    assert fib_module._importing is thread
