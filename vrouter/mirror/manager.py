@@ -266,6 +266,8 @@ class Mirror:
     backlog: bool = False
     """The last read left the socket with more to read: applying takes
     :data:`BACKLOG_SLICE` routes a turn only, so that reading keeps up."""
+    unread: list[bytes] = field(default_factory=list)
+    """Datagrams read but not decoded yet, for the next turn (a batch's rest)."""
     reader: batchread.BatchReader | None = None
     """Reads the socket's datagrams in batches, from the second turn of a burst until its
     end (its buffer, :data:`NETLINK_READ` times a batch, is held only meanwhile)."""
@@ -479,7 +481,6 @@ class Mirrors:
 
     def _start_dump(self, mirror: Mirror) -> None:
         mirror.in_dump = True
-        mirror.reader = None  # a datagram a read until the dump ends
         mirror.dumping = [
             rtnetlink.dump_request(rtnetlink.RTM_GETNEXTHOP, 1),
             rtnetlink.dump_request(rtnetlink.RTM_GETROUTE, 2, rtnetlink.AF_INET),
@@ -498,14 +499,23 @@ class Mirrors:
         if sock is None:
             return
         started = time.monotonic()
-        if mirror.backlog and mirror.reader is None and not mirror.in_dump:
-            # A burst of notifications: read them in batches (a dump's datagrams hold
-            # hundreds of routes each already, and a batch of them would hold the loop).
+        if mirror.backlog and mirror.reader is None:  # a burst: read in batches
             mirror.reader = batchread.reader(sock, NETLINK_READ)
         while True:  # a read at least, then until forwarding's turn
-            items, state = self._recv(mirror, sock)
-            for data in items:
+            items: Sequence[bytes | memoryview]
+            if mirror.unread:
+                items, state = mirror.unread, "more"
+                mirror.unread = []
+            else:
+                items, state = self._recv(mirror, sock)
+            for at, data in enumerate(items, 1):
                 self._take(mirror, rtnetlink.parse(data, mirror.sync.seen))
+                if at < len(items) and time.monotonic() - started >= NETLINK_TURN:
+                    # A batch of a dump's datagrams holds hundreds of routes each: the
+                    # rest waits for the next turn, out of the reader's buffer.
+                    mirror.unread = [bytes(rest) for rest in items[at:]]
+                    state = "more"
+                    break
             if state == "drained" and mirror.overrun and not mirror.in_dump:
                 # A dump request now has room for its answer (one sent into a full
                 # socket is lost, error and all).
@@ -514,6 +524,8 @@ class Mirrors:
             if state != "more" or time.monotonic() - started >= NETLINK_TURN:
                 break
         mirror.backlog = state == "more"
+        if mirror.unread:  # read already: the socket may not wake the reader for it
+            self.loop.call_soon(self._on_netlink, mirror)
         self._schedule(mirror)
 
     def _recv(
@@ -664,6 +676,7 @@ class Mirrors:
         mirror.sync = RouteSync(sync.ifname, sync.protocols, stats=sync.stats)
         mirror.pending = ShardedSet()  # the dump brings back what is there; its end reconciles
         mirror.reconcile.clear()
+        mirror.unread.clear()  # read before the resync: the dump brings what is there
         self._discard(sync.routes)
         self._discard(pending)
         self._start_dump(mirror)

@@ -292,3 +292,27 @@ def test_while_the_socket_has_more_to_read_a_turn_applies_a_small_slice(lab) -> 
     _feed(loop, mirrors, mirror, b"")
     assert len(mirror.applied) == 1000
     assert ops.vnet("red").route.fib.counts()["bgp"] == (1000, 0)
+
+
+def test_a_batch_of_dump_datagrams_is_decoded_over_turns(lab, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A batch read of a dump's datagrams (hundreds of routes each) is decoded one datagram
+    a turn past the turn's time, the rest kept out of the reader's buffer."""
+    loop, ops, mirrors, mirror = lab
+    monkeypatch.setattr(manager, "NETLINK_TURN", 0.0)
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with ours, kernel:
+        ours.setblocking(False)
+        mirror.netlink = ours
+        for first in range(0, 250, 50):
+            kernel.send(b"".join(_route(n) for n in range(first, first + 50)))
+        mirror.backlog = True  # a burst: read in batches
+        mirrors._on_netlink(mirror)
+        assert mirror.sync.stats.messages == 50 and len(mirror.unread) == 4
+        kernel.send(_route(250))  # arrives meanwhile, decoded after the rest
+        loop.add_reader(ours.fileno(), mirrors._on_netlink, mirror)
+        for _ in range(20):
+            loop.run_until_complete(asyncio.sleep(0))
+        loop.remove_reader(ours.fileno())
+        mirror.netlink = None
+    assert mirror.sync.stats.messages == 251 and not mirror.unread
+    assert ops.vnet("red").route.fib.counts()["bgp"] == (251, 0)
