@@ -78,10 +78,11 @@ class BatchReader:
         # Every header's msg_len, as unsigned ints read in one go.
         self._lengths = memoryview(self._headers).cast("B").cast("I")[offset // 4 :: stride // 4]
 
-    def read(self) -> list[bytes | memoryview]:
-        """Return the datagrams waiting, those of one message each (notifications) joined:
-        each item holds whole messages, and a view is valid until the next read.  Raise
-        OSError as ``recv`` would (BlockingIOError when there is none).
+    def read(self) -> tuple[list[bytes | memoryview], int]:
+        """Return the datagrams waiting, those of one message each (notifications) joined,
+        and how many datagrams there were (up to :data:`BATCH`: fewer, and the socket
+        was drained): each item holds whole messages, and a view is valid until the
+        next read.  Raise OSError as ``recv`` would (BlockingIOError when there is none).
 
         A datagram of several messages (a dump's) or whose message does not fill it
         exactly (cut, or malformed) is an item of its own: decoded alone, it cannot
@@ -107,7 +108,7 @@ class BatchReader:
             items.append(datagram)
         if run:
             items.append(b"".join(run) if len(run) > 1 else run[0])
-        return items
+        return items, count
 
 
 def reader(sock: socket.socket, size: int) -> BatchReader | None:

@@ -541,8 +541,8 @@ class Mirrors:
         try:
             if mirror.reader is None:
                 return [sock.recv(NETLINK_READ)], "more"
-            datagrams = mirror.reader.read()
-            return datagrams, "more" if len(datagrams) == batchread.BATCH else "drained"
+            items, count = mirror.reader.read()
+            return items, "more" if count == batchread.BATCH else "drained"
         except (BlockingIOError, InterruptedError):
             return (), "drained"
         except OSError as err:

@@ -316,3 +316,20 @@ def test_a_batch_of_dump_datagrams_is_decoded_over_turns(lab, monkeypatch) -> No
         mirror.netlink = None
     assert mirror.sync.stats.messages == 251 and not mirror.unread
     assert ops.vnet("red").route.fib.counts()["bgp"] == (251, 0)
+
+
+def test_a_turn_reads_batch_after_batch_while_more_waits(lab, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    loop, _ops, mirrors, mirror = lab
+    monkeypatch.setattr(manager, "NETLINK_TURN", 10.0)
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with ours, kernel:
+        ours.setblocking(False)
+        kernel.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        mirror.netlink = ours
+        for n in range(200):
+            kernel.send(_route(n))
+        mirror.backlog = True  # a burst: read in batches
+        mirrors._on_netlink(mirror)
+        mirror.netlink = None
+    assert mirror.reader is not None
+    assert mirror.sync.stats.messages == 200 and not mirror.backlog  # read to the end

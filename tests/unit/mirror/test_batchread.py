@@ -34,10 +34,10 @@ def test_notifications_come_joined_a_batch_at_a_time(pair) -> None:  # type: ign
     sent = [_message(n) for n in range(batchread.BATCH + 5)]
     for data in sent:
         kernel.send(data)
-    [first] = reader.read()
-    assert bytes(first) == b"".join(sent[: batchread.BATCH])
-    [rest] = reader.read()
-    assert bytes(rest) == b"".join(sent[batchread.BATCH :])
+    [first], count = reader.read()
+    assert bytes(first) == b"".join(sent[: batchread.BATCH]) and count == batchread.BATCH
+    [rest], count = reader.read()
+    assert bytes(rest) == b"".join(sent[batchread.BATCH :]) and count == 5
     with pytest.raises(BlockingIOError):
         reader.read()
 
@@ -52,8 +52,11 @@ def test_a_dump_batch_and_a_malformed_datagram_stay_on_their_own(pair) -> None: 
     sent = [_message(1), _message(2), dump, _message(3), cut, odd, _message(4), _message(5)]
     for data in sent:
         kernel.send(data)
-    items = [bytes(item) for item in reader.read()]
-    assert items == [sent[0] + sent[1], dump, sent[3], cut, odd, sent[6] + sent[7]]
+    items, count = reader.read()
+    assert [bytes(item) for item in items] == [
+        sent[0] + sent[1], dump, sent[3], cut, odd, sent[6] + sent[7]
+    ]  # fmt: skip
+    assert count == len(sent)
 
 
 def test_a_datagram_longer_than_the_size_is_cut_as_recv_cuts_it(pair) -> None:  # type: ignore[no-untyped-def]
@@ -61,7 +64,7 @@ def test_a_datagram_longer_than_the_size_is_cut_as_recv_cuts_it(pair) -> None:  
     reader = batchread.reader(ours, 64)
     assert reader is not None
     kernel.send(_message(1, 100))
-    [item] = reader.read()
+    [item], _ = reader.read()
     assert bytes(item) == _message(1, 100)[:64]
     assert [type(m) for m in rt.parse(item)] == [rt.Malformed]
 
