@@ -241,8 +241,9 @@ class Build:
     (:meth:`reached`): the index then holds exactly the routes shorter than
     :attr:`plen` and those of :attr:`plen` numbered so far, so the rest are
     written over it as the one-go build would.  A route of :attr:`plen` added
-    meanwhile is numbered at once; one deleted before its slice is not found
-    in the table then and skipped; one replaced is found as its replacement.
+    meanwhile is filled with the rest (:meth:`defer`); one deleted before its
+    slice is not found in the table then and skipped; one replaced is found as
+    its replacement.
     """
 
     def __init__(self, tables: Mapping[int, Mapping[int, Route]]) -> None:
@@ -251,7 +252,8 @@ class Build:
         self.plen = -1
         """The length being filled: shorter ones are complete."""
         self._nets: list[int] = []
-        """Networks of :attr:`plen` not filled yet (of the part being listed)."""
+        """Networks of :attr:`plen` not filled yet: of the part being listed, and those
+        added since (:meth:`defer`)."""
         self._parts: list[Iterable[int]] = []
         """The parts of :attr:`plen`'s table not listed yet: its shards
         (:class:`~vrouter.core.shards.NetShards`), each listed when the last is done,
@@ -260,6 +262,13 @@ class Build:
     def reached(self, plen: int) -> bool:
         """Whether a change to a /``plen`` route is patched into the index now."""
         return plen <= self.plen
+
+    def defer(self, net: int) -> None:
+        """Have the route of :attr:`plen` just added for ``net`` filled with the rest of its
+        length instead of patched in now: a feed's routes keep coming while the index of
+        the first ones is built, and patched one by one they cost several times what
+        they cost filled a slice at a time."""
+        self._nets.append(net)
 
     def step(self, count: int) -> bool:
         """Fill up to ``count`` more routes; return whether the index is complete."""

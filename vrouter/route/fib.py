@@ -407,7 +407,10 @@ class Fib:
         index = self._index  # (self._patched(plen), inline: a feed's hot path)
         build = self._build
         if index is None and build is not None and build.reached(plen):
-            index = build.index
+            if build.plen == plen:  # filled with the rest of its length, not patched in
+                build.defer(key)
+            else:
+                index = build.index
         if index is not None:
             index.add(route, key, plen, self._covering)
         elif self._count >= INDEX_AT // 2 and build is None:

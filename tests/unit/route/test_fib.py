@@ -961,3 +961,29 @@ def test_a_process_expecting_large_tables_imports_the_index_aside(
     assert "vrouter.route.dir248" in sys.modules
     fib_module.expect_large_tables()  # once a process
     assert fib_module._importing is thread
+
+
+def test_routes_of_the_length_being_filled_are_filled_with_it_not_patched_in(
+    turn_by_turn: TurnByTurn,
+) -> None:
+    fib = turn_by_turn.fib
+    for n in range(8):
+        fib.add(Route(net(f"198.51.{n}.0/24")))
+    turn_by_turn.turn()  # filling the /24s
+    late = [Route(net(f"198.51.{n}.0/24")) for n in range(100, 110)]
+    for route in late:
+        fib.add(route)
+        assert route.number == 0  # not patched in: waits for its slice
+    fib.delete(late[3].prefix)  # gone before its slice
+    shorter = Route(net("198.51.0.0/16"))
+    fib.add(shorter)
+    assert shorter.number != 0  # a length already filled: patched in at once
+    turns = 0
+    while not fib.indexed:
+        turn_by_turn.turn()
+        turns += 1
+        assert turns < 50
+    assert all(route.number for n, route in enumerate(late) if n != 3)
+    assert fib.lookup(addr("198.51.105.1")) is late[5]
+    assert fib.lookup(addr("198.51.103.1")) is shorter
+    assert_index_as_built(fib)
