@@ -124,6 +124,8 @@ def measure(lab: Lab, args: argparse.Namespace) -> list[Case]:
         for case in order:
             print(f"round {round_ + 1}/{args.runs}: {case.name} udp", file=sys.stderr)
             udp_once(case, args.seconds, flood)
+            if args.no_tcp:
+                continue
             print(f"round {round_ + 1}/{args.runs}: {case.name} tcp", file=sys.stderr)
             tcp_once(case, 1, args.seconds)
             time.sleep(0.5)
@@ -217,6 +219,8 @@ class Report:
 
 def main(argv: list[str] | None = None) -> int:
     parser = lab_parser(__doc__, CASE_NAMES, "flood / iperf3 run")
+    parser.add_argument("--no-tcp", action="store_true",
+                        help="the 64-byte floods only (a quick look at the cost per frame)")
     args = parser.parse_args(argv)
     check_args(parser, args, CASE_NAMES)
 

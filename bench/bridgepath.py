@@ -15,6 +15,12 @@ without offload work has an all-zero header.
                      and emitted again on writing (before the header passed through)
   ipv4-csum          routed t1 -> t2 (the IPv4 fast path), header NEEDS_CSUM
   ipv4-csum-parsed   the same, parsed and emitted again
+  bridge-csum-tap    bridge-csum through the TAP device's own read loop
+                     (``TapDevice._on_readable``, its turns and clock) and its
+                     ``write``, with ``os.read`` and ``os.write(v)`` stood in for
+                     by a queue and a no-op: what the daemon's Python costs per
+                     frame, system calls and event loop aside
+  ipv4-csum-tap      ipv4-csum the same way
 
 CPU seconds are this process's (``time.process_time``).
 
@@ -25,18 +31,21 @@ The figures are printed; `levers` in bench/RESULTS.md records them.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 from collections.abc import Callable
 
 from fastpath import H1, H1_MAC, H2, H2_MAC, NOW, router, run_cases, timed, udp4
 from report import loadavg
 
+from vrouter.io import tap
 from vrouter.link import bridge as bridge_
 from vrouter.link import ether, offload
 from vrouter.link.ifnet import Ifnet
 
 CASES = (
     "bridge-plain", "bridge-csum", "bridge-csum-parsed", "ipv4-csum", "ipv4-csum-parsed",
+    "bridge-csum-tap", "ipv4-csum-tap",
 )  # fmt: skip
 CSUM_HEADER = offload.VirtioHdr(offload.F_NEEDS_CSUM, offload.GSO_NONE, 0, 0, 34, 6).emit()
 Read = Callable[[bytes], bytes | bytearray]
@@ -72,6 +81,53 @@ def bridged(t1: Ifnet, t2: Ifnet) -> None:
     ether.input(t2, udp4(H2, H1, 5202, 40000, H1_MAC, H2_MAC), NOW)
 
 
+class _Loop:
+    """The event loop as a TapDevice sees it: readers are never called back."""
+
+    def add_reader(self, fd: int, callback: object) -> None: ...
+
+    def remove_reader(self, fd: int) -> None: ...
+
+    def time(self) -> float:
+        return NOW
+
+
+class _QueuedTap(tap.TapDevice):
+    """A TapDevice on /dev/null whose reads come from a queue and whose writes go nowhere."""
+
+    def _open(self, ifnet: Ifnet) -> int:
+        return os.open(os.devnull, os.O_RDONLY)
+
+    def _close_device(self) -> None:
+        os.close(self.fd)
+
+
+def through_taps(t1: Ifnet, t2: Ifnet, data: list[bytes]) -> Callable[[], None]:
+    """Return a pass that reads ``data`` through t1's TapDevice turns and writes out of
+    t2's, ``os.read``, ``os.write`` and ``os.writev`` stood in for (for the rest of this
+    process)."""
+    queue: list[bytes] = []
+
+    def read(fd: int, size: int) -> bytes:
+        if not queue:
+            raise BlockingIOError
+        return queue.pop()
+
+    os.read = read
+    os.write = lambda fd, data: 0
+    os.writev = lambda fd, parts: 0
+    reader = _QueuedTap(t1, _Loop(), ether.input, lambda ifp: None)  # type: ignore[arg-type]
+    _QueuedTap(t2, _Loop(), ether.input, lambda ifp: None)  # type: ignore[arg-type]
+
+    def one_pass() -> None:
+        queue[:] = data
+        while queue:
+            reader.share.deficit = 0.0  # every turn a full one: the pass measures frames
+            reader._on_readable()
+
+    return one_pass
+
+
 def prepare(case: str) -> tuple[Callable[[], None], int, Callable[[], int]]:
     """Return (one pass, frames per pass, frames sent so far) for ``case``."""
     _, t1, t2 = router()
@@ -90,6 +146,9 @@ def prepare(case: str) -> tuple[Callable[[], None], int, Callable[[], int]]:
     def one_pass() -> None:
         for d in data:
             receive(t1, read(d), NOW)
+
+    if case.endswith("-tap"):
+        one_pass = through_taps(t1, t2, data)
 
     def sent() -> int:
         return t2.counters.tx_packets

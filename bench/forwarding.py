@@ -10,6 +10,8 @@ gw 192.0.2.1) and h2 (198.51.100.2/24, gw 198.51.100.1):
   vrouterd-2vnet     h1 -TAP- [vnet red] =epair 203.0.113.0/30= [vnet blue] -TAP- h2
   vrouterd-2vnet-fw  vrouterd-2vnet with a 20-rule stateful firewall on red, default block
   vrouterd-2vnet-fw-nocache  the same with the flow cache off (net.pf.flowcache = 0)
+  vrouterd-2vnet-fifo  vrouterd-2vnet with sparse_first = false: every queue in order
+                     (only with --cases: what small frames first does to ping)
 
 Measurements, each ``--runs`` times, cases round-robin (run 1 of every case,
 then run 2, ..., each round starting one case later) so slow drift of a
@@ -24,6 +26,9 @@ shared machine hits every case alike:
               transfer: p50/p99 RTT
   profile     py-spy on the daemon during one extra, unrecorded flood of the
               cases in --profile (if py-spy is installed)
+
+``--steps`` picks a subset of the measurements (e.g. ``udp-64-B`` alone for a
+quick look at the per-frame cost); what is not measured shows as empty.
 
 Results go to the "forwarding" section of bench/RESULTS.md and stdout.
 
@@ -85,8 +90,10 @@ OFFLOAD_FEATURES = (
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CASE_NAMES = (
     "kernel-1hop", "kernel-2hop", "vrouterd-1vnet", "vrouterd-2vnet", "vrouterd-2vnet-fw",
-    "vrouterd-2vnet-fw-nocache",
+    "vrouterd-2vnet-fw-nocache", "vrouterd-2vnet-fifo",
 )  # fmt: skip
+DEFAULT_CASES = CASE_NAMES[:-1]
+"""What runs without --cases (vrouterd-2vnet-fifo only when asked for)."""
 
 
 class BenchError(Exception):
@@ -459,6 +466,11 @@ blocked = ["192.0.2.128/25", "203.0.113.64/26", "2001:db8:dead::/48"]
 """
 
 
+def vrd_2vnet_fifo(p: str) -> str:
+    """Config of vrouterd-2vnet-fifo: vrouterd-2vnet with ``sparse_first = false``."""
+    return vrd_2vnet(p).replace("[daemon]\n", "[daemon]\nsparse_first = false\n", 1)
+
+
 NO_FLOW_CACHE = '\n[vnets.red.sysctl]\n"net.pf.flowcache" = false\n'
 """Red's flow cache off: what every firewalled packet costs without it."""
 
@@ -604,6 +616,8 @@ class Lab:
                 "vrouterd-2vnet-fw-nocache", 2, "v4",
                 lambda p: vrd_2vnet(p, firewall_toml(f"{p}a") + NO_FLOW_CACHE),
             )  # fmt: skip
+        if "vrouterd-2vnet-fifo" in names:
+            self.vrouterd("vrouterd-2vnet-fifo", 2, "v5", vrd_2vnet_fifo)
 
     def build_flood(self) -> Path | None:
         """Compile bench/udpflood.c into the work directory; None without a compiler."""
@@ -1146,8 +1160,10 @@ class Report:
                 f"| {name}: >= {goal:,} forwarded frames per CPU-second of the daemon "
                 f"| {_num(got, 1, ',.0f')} | {_verdict(got, goal, True)} |"
             )
-        for name in ("vrouterd-2vnet", "vrouterd-2vnet-fw"):
+        for name in ("vrouterd-2vnet", "vrouterd-2vnet-fw", "vrouterd-2vnet-fifo"):
             case = by.get(name)
+            if case is None and name == "vrouterd-2vnet-fifo":
+                continue
             got = ping_p50(case, "idle") if case else None
             rows.append(
                 f"| ping RTT through two vnets ({name}), idle, p50 <= 0.2 ms "
@@ -1355,6 +1371,10 @@ def signals_raise() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+STEPS = ("ping-idle", "tcp-1-stream", "tcp-4-streams", "udp-64-B", "ping-loaded")
+"""The measurements of each run, in order (``--steps``)."""
+
+
 def measure(lab: Lab, args: argparse.Namespace) -> str:
     """Build the topologies, measure every case; return the UDP sender used."""
     flood = None if args.udp_sender == "iperf3" else lab.build_flood()
@@ -1375,6 +1395,7 @@ def measure(lab: Lab, args: argparse.Namespace) -> str:
         ("udp 64 B", lambda c: udp_once(c, seconds, flood)),
         ("ping loaded", ping_load_once),
     ]
+    steps = [(label, step) for label, step in steps if label.replace(" ", "-") in args.steps]
     for i in range(args.runs):
         order = lab.cases[i % len(lab.cases) :] + lab.cases[: i % len(lab.cases)]
         for label, step in steps:
@@ -1411,7 +1432,7 @@ def _progress(case: Case, label: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = lab_parser(__doc__, CASE_NAMES, "iperf3/UDP run")
+    parser = lab_parser(__doc__, CASE_NAMES, "iperf3/UDP run", DEFAULT_CASES)
     parser.add_argument("--udp-sender", choices=("auto", "c", "iperf3"), default="auto",
                         help="64-byte sender: bench/udpflood.c (needs cc) or iperf3 -u; "
                              "auto = C if a compiler exists")  # fmt: skip
@@ -1421,11 +1442,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", type=int, choices=(4, 6), default=4,
                         help="the address family measured (default 4; 6 writes the section "
                              "forwarding6)")  # fmt: skip
+    parser.add_argument("--steps", default=",".join(STEPS),
+                        help="comma-separated subset of the measurements: "
+                             f"{', '.join(STEPS)} (default all)")  # fmt: skip
     parser.add_argument("--daemon-setting", action="append", default=[], metavar="LINE",
                         help="a [daemon] line for every vrouterd case, e.g. "
                              "'tap_txqueuelen = 64' (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
     args.profile = [c.strip() for c in args.profile.split(",") if c.strip()]
+    args.steps = [s.strip() for s in args.steps.split(",") if s.strip()]
+    if not args.steps or any(s not in STEPS for s in args.steps):
+        parser.error(f"--steps: a comma-separated subset of {', '.join(STEPS)}")
     check_args(parser, args, CASE_NAMES)
     TRAFFIC.family = args.family
     TRAFFIC.daemon_settings = tuple(args.daemon_setting)
@@ -1440,13 +1467,16 @@ def main(argv: list[str] | None = None) -> int:
     return run_lab(section, f"b{os.getpid() % 100000:05d}", Lab, render, args.no_write)
 
 
-def lab_parser(doc: str, cases: tuple[str, ...], seconds: str) -> argparse.ArgumentParser:
+def lab_parser(
+    doc: str, cases: tuple[str, ...], seconds: str, default: tuple[str, ...] | None = None
+) -> argparse.ArgumentParser:
     """Return a bench script's parser with the options every lab shares: ``--runs``,
-    ``--seconds`` (``seconds`` says what they time), ``--cases`` and ``--no-write``."""
+    ``--seconds`` (``seconds`` says what they time), ``--cases`` (``default``: the cases
+    run without it, all if None) and ``--no-write``."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (default 3)")
     parser.add_argument("--seconds", type=int, default=5, help=f"seconds per {seconds} (default 5)")
-    parser.add_argument("--cases", default=",".join(cases),
+    parser.add_argument("--cases", default=",".join(cases if default is None else default),
                         help=f"comma-separated subset of: {', '.join(cases)}")  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="do not write bench/RESULTS.md")
     return parser

@@ -8,6 +8,9 @@ up at once:
   kernel-vxlan    h1 [Linux bridge + vxlan] -veth underlay- [Linux vxlan + bridge] h2
   vrouterd-vxlan  h1 -TAP- [vrouterd in its own netns: bridge over the TAP and a
                   vxlan interface] -veth underlay- [Linux vxlan + bridge] h2
+  vrouterd-vxlan-nooffload   the same, the TAP without offloads
+  vrouterd-vxlan-tunnelgso   the same with tunnel_gso = true (TCP super-frames
+                  leave whole through a TAP with UDP-tunnel GSO, Linux 6.17+)
 
 The daemon runs in a network namespace of its own (its VTEP address is on
 the underlay veth there, with GRO turned on as a NIC has it).  On the Linux
@@ -63,7 +66,9 @@ from forwarding import (
 )
 from report import fmt_ratio, kept_by_hand, loadavg, machine
 
-CASE_NAMES = ("kernel-vxlan", "vrouterd-vxlan", "vrouterd-vxlan-nooffload")
+CASE_NAMES = (
+    "kernel-vxlan", "vrouterd-vxlan", "vrouterd-vxlan-nooffload", "vrouterd-vxlan-tunnelgso"
+)
 TARGET = 0.5
 LEVERS = "### Levers (kept by hand)"
 """The heading of the part of the section a run keeps: what each change did, with numbers."""
@@ -73,9 +78,10 @@ VNI = 42
 UNDERLAY_A, UNDERLAY_B = "203.0.113.1", "203.0.113.2"
 
 
-def vrd_vxlan(p: str, offload: bool = True) -> str:
+def vrd_vxlan(p: str, offload: bool = True, tunnel_gso: bool = False) -> str:
     """Config of vrouterd-vxlan: a bridge over the TAP to h1 and a vxlan to h2's VTEP."""
     offload = "true" if offload else "false"
+    tunnel = "true" if tunnel_gso else "false"
     return VRD_HEADER + f"""
 [vnets.lab.interfaces.{p}a]
 type = "tap"
@@ -88,6 +94,7 @@ type = "vxlan"
 vni = {VNI}
 local = "{UNDERLAY_A}"
 remotes = ["{UNDERLAY_B}"]
+tunnel_gso = {tunnel}
 
 [vnets.lab.interfaces.br0]
 type = "bridge"
@@ -126,7 +133,9 @@ class VxlanLab(Lab):
         self.cases.append(case)
         return case
 
-    def vrouterd_vxlan(self, name: str, tag: str, offload: bool) -> Case:
+    def vrouterd_vxlan(
+        self, name: str, tag: str, offload: bool, tunnel_gso: bool = False
+    ) -> Case:
         """The daemon in namespace ``d`` with a TAP host h1; a Linux VTEP h2."""
         p = f"{self.prefix}{tag}"
         d, h2 = self.netns(f"{p}d"), self.netns(f"{p}h2")
@@ -139,7 +148,7 @@ class VxlanLab(Lab):
         nsrun(d, "ethtool", "-K", f"{p}u", "gro", "on")
         linux_vtep(h2, f"{p}b", UNDERLAY_B, UNDERLAY_A, H2_ADDR)
         case = Case(name, 0, f"{p}h1", h2, f"{p}a", "ovl", [(d, f"{p}u")])
-        case.daemon = Daemon(self.workdir, case.name, vrd_vxlan(p, offload), netns=d)
+        case.daemon = Daemon(self.workdir, case.name, vrd_vxlan(p, offload, tunnel_gso), netns=d)
         self.cases.append(case)  # registered before start: cleanup must see it
         case.daemon.start()
         return case
@@ -174,6 +183,8 @@ def measure(
         cases.append(lab.vrouterd_vxlan("vrouterd-vxlan", "vx", True))
     if "vrouterd-vxlan-nooffload" in args.cases:
         cases.append(lab.vrouterd_vxlan("vrouterd-vxlan-nooffload", "vn", False))
+    if "vrouterd-vxlan-tunnelgso" in args.cases:
+        cases.append(lab.vrouterd_vxlan("vrouterd-vxlan-tunnelgso", "vt", True, True))
     for case in cases:
         wait_reachable(case)
         start_servers(case)
@@ -230,7 +241,7 @@ class Report:
             rows.append(f"| {name} | {lo} / {mid} / {hi} | {retrans:.0f} | {cpu} |")
         lines = [*rows, ""]
         kernel = rates.get("kernel-vxlan")
-        for name in ("vrouterd-vxlan", "vrouterd-vxlan-nooffload"):
+        for name in CASE_NAMES[1:]:
             ours = rates.get(name)
             if not kernel or not ours or statistics.median(kernel) <= 0:
                 continue
@@ -259,7 +270,9 @@ class Report:
             "with UDP_GRO, super-frames segmented and sent with UDP_SEGMENT); h2 a Linux "
             "vxlan (its underlay veth with tx checksum offload off). vrouterd-vxlan-nooffload: "
             "the same with offload = false on the TAP (h1's kernel segments and checksums "
-            "what it sends). Runs round-robin.",
+            "what it sends). vrouterd-vxlan-tunnelgso: the same as vrouterd-vxlan with "
+            "tunnel_gso = true (TCP super-frames written whole to a TAP with UDP-tunnel GSO, "
+            "the kernel segments them; received on the socket as before). Runs round-robin.",
             "",
             *host,
             f"- load average before / after: {load_before} / {load_after}",

@@ -13,6 +13,7 @@ namespaces the daemon creates.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -398,3 +399,20 @@ def running(daemon: Vrouterd) -> Iterator[Vrouterd]:
         yield daemon
     finally:
         daemon.close()
+
+
+@contextlib.contextmanager
+def iperf3_server(daemon: Vrouterd, host: str = "h2", bind: str = "198.51.100.2") -> Iterator[None]:
+    """Run a one-shot iperf3 server in demo host ``host``, bound to ``bind``, while the
+    block runs (it has half a second to listen); kill it after."""
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", daemon.ns(host), "iperf3", "-s", "-1", "-B", bind],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        server.kill()
+        server.wait(10)

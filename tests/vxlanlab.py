@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from harness import Vrouterd, run, wait_listening
 
 LINUX_HOST = "192.0.2.20"
 """The Linux bridge's address on the overlay."""
+
+UNDERLAY_CONFIG = """
+[daemon]
+control_socket = "{dir}/control.sock"
+state_dir = "{dir}"
+log_level = "info"
+
+[vnets.core.interfaces.{p}u]
+type = "tap"
+addresses = ["198.51.100.1/24"]
+host = {{ netns = "{p}lx", addresses = ["198.51.100.2/24"] }}
+
+[vnets.lab.interfaces.{p}1]
+type = "tap"
+mtu = 1450
+host = {{ netns = "{p}h1", addresses = ["192.0.2.11/24"] }}
+
+[vnets.lab.interfaces.vx42]
+type = "vxlan"
+vni = 42
+local = "198.51.100.1"
+remotes = ["198.51.100.2"]
+underlay = "core"
+
+[vnets.lab.interfaces.br0]
+type = "bridge"
+members = ["{p}1", "vx42"]
+mtu = 1450
+addresses = ["192.0.2.1/24"]
+"""
+"""Vnet ``core`` has a TAP to namespace ``PREFIXlx`` (198.51.100.0/24, for
+:func:`linux_vtep`); vnet ``lab`` bridges host ``h1`` (192.0.2.11) with vx42, whose
+underlay is ``core``."""
 
 
 def linux_vtep(
@@ -60,3 +95,108 @@ def vxlan_seen(ns: str, dev: str, act: Callable[[], None], count: int = 4) -> st
         if dump.poll() is None:
             dump.kill()
             dump.wait(10)
+
+
+def start_in_netns(daemon: Vrouterd, address: str, *sysctls: str) -> str:
+    """Create the daemon's namespace with underlay veth ``PREFIXu`` (its peer stays
+    in the root namespace, to be moved by the caller) and ``sysctls`` (``KEY=VALUE``)
+    set; start the daemon there."""
+    p = daemon.prefix
+    ns = f"{p}d"
+    run("ip", "netns", "add", ns)
+    run("ip", "link", "add", f"{p}u", "type", "veth", "peer", "name", f"{p}v")
+    run("ip", "link", "set", f"{p}u", "netns", ns)
+    run("ip", "-n", ns, "link", "set", "lo", "up")
+    run("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", f"{p}u")
+    run("ip", "-n", ns, "link", "set", f"{p}u", "up")
+    for setting in sysctls:
+        run("ip", "netns", "exec", ns, "sysctl", "-qw", setting)
+    daemon.start(netns=ns)
+    daemon.wait_ipv6()
+    return ns
+
+
+LINUX_MAC = "02:00:5e:00:53:20"
+
+
+def linux_peer(
+    daemon: Vrouterd,
+    mac: str | None = LINUX_MAC,
+    peer: tuple[str, str] = ("remote", "198.51.100.1"),
+    local: str = "198.51.100.2/24",
+) -> str:
+    """Make netns ``PREFIXlx`` (VTEP ``local``, on the daemon's underlay peer) with vx42
+    (sending to ``peer``: remote or group) in a Linux bridge (of MAC ``mac``; None: the
+    kernel's) holding 192.0.2.20; return its name."""
+    p = daemon.prefix
+    lx = f"{p}lx"
+    run("ip", "netns", "add", lx)
+    run("ip", "link", "set", f"{p}v", "netns", lx)
+    for cmd in (
+        ("link", "set", "lo", "up"),
+        ("addr", "add", local, "dev", f"{p}v", "nodad"),
+        ("link", "set", f"{p}v", "up"),
+    ):
+        run("ip", "-n", lx, *cmd)
+    linux_vtep(lx, f"{p}v", local.split("/")[0], peer, mac)
+    return lx
+
+
+DAEMON_CONFIG = """
+[daemon]
+control_socket = "{dir}/control.sock"
+state_dir = "{dir}"
+log_level = "info"
+
+[vnets.lab.interfaces.{p}1]
+type = "tap"
+mtu = 1450
+host = {{ netns = "{p}h1", addresses = ["192.0.2.{host}/24"] }}
+
+[vnets.lab.interfaces.vx42]
+type = "vxlan"
+vni = 42
+local = "198.51.100.{local}"
+remotes = ["198.51.100.{remote}"]
+
+[vnets.lab.interfaces.br0]
+type = "bridge"
+members = ["{p}1", "vx42"]
+mtu = 1450
+mac = "02:00:5e:00:53:{bridge:02d}"
+addresses = ["192.0.2.{bridge}/24"]
+"""
+"""A daemon with a TAP host and a vxlan interface in one bridge (see :func:`daemon_config`)."""
+
+
+def daemon_config(host: int, local: int, remote: int, bridge: int) -> str:
+    """Return :data:`DAEMON_CONFIG` for host 192.0.2.HOST, VTEPs 198.51.100.LOCAL and
+    .REMOTE, and the bridge's address and MAC numbered BRIDGE."""
+    # MACs derived from vnet and interface names are the same in two daemons of one
+    # config: each bridge gets its own.
+    return (
+        DAEMON_CONFIG.replace("{host}", str(host))
+        .replace("{local}", str(local))
+        .replace("{remote}", str(remote))
+        .replace("{bridge:02d}", f"{bridge:02d}")
+        .replace("{bridge}", str(bridge))
+    )
+
+
+@contextlib.contextmanager
+def beside_linux(workdir: Path, config: str, *sysctls: str) -> Iterator[Vrouterd]:
+    """Run a daemon of ``config`` in its own namespace (VTEP 198.51.100.1, ``sysctls``
+    set there) beside a Linux VTEP (:func:`linux_peer`, .2); close it on the way out."""
+    daemon = Vrouterd(workdir, config)
+    try:
+        start_in_netns(daemon, "198.51.100.1", *sysctls)
+        linux_peer(daemon, mac=None)
+        yield daemon
+    finally:
+        daemon.close()
+
+
+def vx_shown(daemon: Vrouterd) -> dict[str, object]:
+    """Return what ``vxlan.show`` says of the one vxlan interface of vnet lab."""
+    (vx,) = daemon.call("vxlan.show", vnet="lab")
+    return dict(vx)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import DEMO_LIKE, Vrouterd, python, vrouterctl
+from harness import DEMO_LIKE, Vrouterd, iperf3_server, python, vrouterctl
 
 pytestmark = pytest.mark.integration
 
@@ -38,21 +38,12 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
 
 
 def _iperf(daemon: Vrouterd, seconds: int = 3) -> dict[str, object]:
-    server = subprocess.Popen(
-        ["ip", "netns", "exec", daemon.ns("h2"), "iperf3", "-s", "-1", "-B", "198.51.100.2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(0.5)
+    with iperf3_server(daemon):
         result = daemon.exec(
             "h1", "iperf3", "-c", "198.51.100.2", "-t", str(seconds), "--json", timeout=60
         )
-        report: dict[str, object] = json.loads(result.stdout)
-        return report
-    finally:
-        server.kill()
-        server.wait(10)
+    report: dict[str, object] = json.loads(result.stdout)
+    return report
 
 
 def test_superframes_arrive_and_leave_as_valid_segments(mixed: Vrouterd, tmp_path: Path) -> None:

@@ -17,109 +17,24 @@ from pathlib import Path
 
 import pytest
 from harness import Vrouterd, assert_download_intact, run, wait_listening
-from vxlanlab import LINUX_HOST, linux_vtep, vxlan_seen
+from vxlanlab import LINUX_HOST, LINUX_MAC, beside_linux, vxlan_seen
+from vxlanlab import daemon_config as _config
+from vxlanlab import linux_peer as _linux_vtep
 from vxlanlab import ping as _ping
+from vxlanlab import start_in_netns as _start_in_netns
+from vxlanlab import vx_shown as _vx
 
 pytestmark = pytest.mark.integration
 
-DAEMON = """
-[daemon]
-control_socket = "{dir}/control.sock"
-state_dir = "{dir}"
-log_level = "info"
-
-[vnets.lab.interfaces.{p}1]
-type = "tap"
-mtu = 1450
-host = {{ netns = "{p}h1", addresses = ["192.0.2.{host}/24"] }}
-
-[vnets.lab.interfaces.vx42]
-type = "vxlan"
-vni = 42
-local = "198.51.100.{local}"
-remotes = ["198.51.100.{remote}"]
-
-[vnets.lab.interfaces.br0]
-type = "bridge"
-members = ["{p}1", "vx42"]
-mtu = 1450
-mac = "02:00:5e:00:53:{bridge:02d}"
-addresses = ["192.0.2.{bridge}/24"]
-"""
-
 DAEMON_HOST = "192.0.2.11"
-
-
-def _config(host: int, local: int, remote: int, bridge: int) -> str:
-    # MACs derived from vnet and interface names are the same in two daemons of one
-    # config: each bridge gets its own.
-    return (
-        DAEMON.replace("{host}", str(host))
-        .replace("{local}", str(local))
-        .replace("{remote}", str(remote))
-        .replace("{bridge:02d}", f"{bridge:02d}")
-        .replace("{bridge}", str(bridge))
-    )
-
-
-def _start_in_netns(daemon: Vrouterd, address: str) -> str:
-    """Create the daemon's namespace with underlay veth ``PREFIXu`` (its peer stays
-    in the root namespace, to be moved by the caller); start the daemon there."""
-    p = daemon.prefix
-    ns = f"{p}d"
-    run("ip", "netns", "add", ns)
-    run("ip", "link", "add", f"{p}u", "type", "veth", "peer", "name", f"{p}v")
-    run("ip", "link", "set", f"{p}u", "netns", ns)
-    run("ip", "-n", ns, "link", "set", "lo", "up")
-    run("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", f"{p}u")
-    run("ip", "-n", ns, "link", "set", f"{p}u", "up")
-    daemon.start(netns=ns)
-    daemon.wait_ipv6()
-    return ns
-
-
-LINUX_MAC = "02:00:5e:00:53:20"
-
-
-def _linux_vtep(
-    daemon: Vrouterd,
-    mac: str | None = LINUX_MAC,
-    peer: tuple[str, str] = ("remote", "198.51.100.1"),
-    local: str = "198.51.100.2/24",
-) -> str:
-    """Make netns ``PREFIXlx`` (VTEP ``local``, on the daemon's underlay peer) with vx42
-    (sending to ``peer``: remote or group) in a Linux bridge (of MAC ``mac``; None: the
-    kernel's) holding 192.0.2.20; return its name."""
-    p = daemon.prefix
-    lx = f"{p}lx"
-    run("ip", "netns", "add", lx)
-    run("ip", "link", "set", f"{p}v", "netns", lx)
-    for cmd in (
-        ("link", "set", "lo", "up"),
-        ("addr", "add", local, "dev", f"{p}v", "nodad"),
-        ("link", "set", f"{p}v", "up"),
-    ):
-        run("ip", "-n", lx, *cmd)
-    linux_vtep(lx, f"{p}v", local.split("/")[0], peer, mac)
-    return lx
 
 
 @pytest.fixture(scope="module")
 def linux(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
     """A daemon (VTEP 198.51.100.1) and a Linux netns ``PREFIXlx`` (VTEP .2) with vx42 in a
     Linux bridge holding 192.0.2.20."""
-    daemon = Vrouterd(tmp_path_factory.mktemp("vxlan"), _config(11, 1, 2, 1))
-    try:
-        _start_in_netns(daemon, "198.51.100.1")
-        _linux_vtep(daemon, mac=None)
+    with beside_linux(tmp_path_factory.mktemp("vxlan"), _config(11, 1, 2, 1)) as daemon:
         yield daemon
-    finally:
-        daemon.close()
-
-
-def _vx(daemon: Vrouterd) -> dict[str, object]:
-    (vx,) = daemon.call("vxlan.show", vnet="lab")
-    return dict(vx)
 
 
 def test_ping_both_ways_and_the_underlay_carries_valid_vxlan(linux: Vrouterd) -> None:

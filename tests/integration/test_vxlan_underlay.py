@@ -15,47 +15,18 @@ from pathlib import Path
 
 import pytest
 from harness import Vrouterd, assert_download_intact, run
-from vxlanlab import LINUX_HOST, linux_vtep, vxlan_seen
+from vxlanlab import LINUX_HOST, UNDERLAY_CONFIG, linux_vtep, vxlan_seen
 from vxlanlab import ping as _ping
 
 pytestmark = pytest.mark.integration
 
-CONFIG = """
-[daemon]
-control_socket = "{dir}/control.sock"
-state_dir = "{dir}"
-log_level = "info"
-
-[vnets.core.interfaces.{p}u]
-type = "tap"
-addresses = ["198.51.100.1/24"]
-host = {{ netns = "{p}lx", addresses = ["198.51.100.2/24"] }}
-
-[vnets.lab.interfaces.{p}1]
-type = "tap"
-mtu = 1450
-host = {{ netns = "{p}h1", addresses = ["192.0.2.11/24"] }}
-
-[vnets.lab.interfaces.vx42]
-type = "vxlan"
-vni = 42
-local = "198.51.100.1"
-remotes = ["198.51.100.2"]
-underlay = "core"
-
-[vnets.lab.interfaces.br0]
-type = "bridge"
-members = ["{p}1", "vx42"]
-mtu = 1450
-addresses = ["192.0.2.1/24"]
-"""
 
 DAEMON_HOST = "192.0.2.11"
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
-    daemon = Vrouterd(tmp_path_factory.mktemp("underlay"), CONFIG)
+    daemon = Vrouterd(tmp_path_factory.mktemp("underlay"), UNDERLAY_CONFIG)
     try:
         daemon.start()
         linux_vtep(daemon.ns("lx"), f"{daemon.prefix}u", "198.51.100.2", ("remote", "198.51.100.1"))

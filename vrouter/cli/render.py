@@ -234,6 +234,10 @@ def show_vxlans(result: Any) -> str:
             f"{stats['learned']}, moved {stats['moved']}, aged {stats['aged']}, full "
             f"{stats['fdb_full']}), flooded {stats['flooded']}; drops: {drops}"
         )
+        if x.get("tunnel_gso"):
+            out.append(
+                f"  tunnel_gso: {x['tunnel_gso']}, super-frames sent whole {stats.get('whole', 0)}"
+            )
         rows = []
         for v in x["vteps"]:
             macs = v["macs"] or [{"mac": "-", "age": None}]
@@ -402,6 +406,8 @@ def show_status(result: Any) -> str:
             value = ", ".join(f"{n} {r}" for r, n in sorted(value.items())) or "none"
         elif key == "last_reload":
             value = _last_reload(value)
+        elif key == "busy_poll":
+            value = f"{value['polls']} polls, {value['found']} found a frame"
         elif key == "caller":
             admin = ", daemon admin" if value["admin"] else ""
             value = f"uid {value['uid']} gid {value['gid']} pid {value['pid']}{admin}"

@@ -124,6 +124,7 @@ def attach_l2(vnet: Vnet, ifp: Ifnet, icfg: InterfaceConfig, now: float) -> None
                     xcfg.group,
                     xcfg.learning,
                     xcfg.underlay,
+                    xcfg.tunnel_gso,
                 ),
             )
         bcfg = icfg.bridge

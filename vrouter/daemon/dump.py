@@ -248,6 +248,8 @@ def _vxlan_table(vxlan: VxlanConfig) -> Table:
         table["learning"] = False
     if vxlan.underlay is not None:
         table["underlay"] = vxlan.underlay
+    if vxlan.tunnel_gso:
+        table["tunnel_gso"] = True
     return table
 
 
@@ -398,6 +400,10 @@ def daemon_table(daemon: DaemonConfig) -> Table:
         table["tap_qdisc"] = daemon.tap_qdisc
     if daemon.tap_txqueuelen != DEFAULT_TAP_TXQUEUELEN:
         table["tap_txqueuelen"] = daemon.tap_txqueuelen
+    if not daemon.sparse_first:
+        table["sparse_first"] = False
+    if daemon.busy_poll:
+        table["busy_poll"] = daemon.busy_poll
     socks = []
     for gateway in daemon.socks:
         item: Table = {"vnet": gateway.vnet, "listen": _listen(*gateway.listen)}
@@ -514,7 +520,14 @@ def running_interface(
     if overlay is not None:
         c = overlay.cfg
         vxlan = VxlanConfig(
-            c.vni, c.local, c.port, tuple(c.remotes), c.group, c.learning, c.underlay
+            c.vni,
+            c.local,
+            c.port,
+            tuple(c.remotes),
+            c.group,
+            c.learning,
+            c.underlay,
+            c.tunnel_gso,
         )
     return InterfaceConfig(
         name=ifp.name,
@@ -587,9 +600,7 @@ def running_vnets(
             if known is not None and known.type != ifp.kind:
                 known = None
             host = hosts.get(ifp.name) if ifp.kind == "tap" else None
-            interfaces.append(
-                running_interface(ifp, known, ends.get(id(ifp)), host, tree.mac_seed)
-            )
+            interfaces.append(running_interface(ifp, known, ends.get(id(ifp)), host, tree.mac_seed))
         snapshot = sysctl.snapshot(vnet)
         values[vnet.name] = {k: v for k, v in snapshot.items() if k in knobs}
         own_limits = tuple(

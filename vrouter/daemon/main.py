@@ -121,6 +121,8 @@ class Daemon:
         if self.spec is None:  # a run with workers may have preceded this one
             await asyncio.to_thread(hostns.claim_workers, state_dir)
         self.driver.tap_txqueuelen = cfg.daemon.tap_txqueuelen
+        self.driver.sparse_first = cfg.daemon.sparse_first
+        self.driver.busy_poll = cfg.daemon.busy_poll / 1e6
         self.ops = Ops(built.tree, self.driver, self.ownership)
         self.ops.tap_qdisc = cfg.daemon.tap_qdisc
         for vnet in built.tree:
@@ -227,7 +229,7 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         """Return the daemon-wide part of ``vrouterctl status``."""
         last = self.last_reload
-        return {
+        shown = {
             "version": __version__,
             "pid": os.getpid(),
             "uptime": round(time.time() - self.started, 1),
@@ -237,6 +239,9 @@ class Daemon:
             "last_reload": None if last is None else last.describe(),
             "last_reload_success": self.last_reload_success,
         }
+        if self.driver.busy_poll > 0.0:
+            shown["busy_poll"] = {"polls": self.driver.spins, "found": self.driver.spin_hits}
+        return shown
 
     async def config_vnets(self) -> list[list[Any]]:
         """Return ``[name, table]`` of each vnet this process runs, as a config file has it,

@@ -419,6 +419,7 @@ class Ops:
             ifp.mac.hex(":"),
             f", host netns {icfg.host.netns}" if icfg.host is not None else "",
         )
+        self.driver.reopen_underlays(self.tree)
         return ifp
 
     async def _attach_tap(self, ifp: Ifnet, icfg: InterfaceConfig) -> None:
@@ -488,6 +489,7 @@ class Ops:
             self.mirrors.interface_added(ifa)
             self.mirrors.interface_added(ifb)
         log.info("vnet %s: %s: epair to vnet %s %s created", a_vnet, a.name, b_vnet, b.name)
+        self.driver.reopen_underlays(self.tree)
         return ifa, ifb
 
     async def create_tap(
@@ -587,8 +589,6 @@ class Ops:
                 )
             if remote_ips:
                 raise OpError(f"{where}: either remotes or a group, not both")
-            if underlay is not None:
-                raise OpError(f"{where}: a vnet underlay carries remotes only, not a group")
         if not 0 <= vni <= wire_vxlan.VNI_MAX:
             raise OpError(f"{where}: VNI {vni} is out of range 0..{wire_vxlan.VNI_MAX}")
         overhead = wire_vxlan.OVERHEAD_V4 if local_ip.version == 4 else wire_vxlan.OVERHEAD_V6
@@ -925,6 +925,7 @@ class Ops:
         else:
             ipv6.add_address(vnet, ifp, address, now)
         log.info("vnet %s: %s: address %s added", vnet.name, name, address)
+        self.driver.reopen_underlays(self.tree)
 
     def remove_address(self, vnet_name: str, name: str, address: Address) -> None:
         """Remove ``address`` from an interface with its connected route and neighbours."""

@@ -10,6 +10,7 @@ Link-layer broadcasts, IP broadcasts and multicast are never forwarded.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from typing import TYPE_CHECKING
 
 from vrouter.inet import arp, closed, icmp
@@ -27,7 +28,7 @@ from vrouter.link.offload import (
     segment_length,
     vhdr_of,
 )
-from vrouter.route.dest import flow4
+from vrouter.route.dest import flow4, put_header
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.route.state import add_connected, remove_connected
 from vrouter.wire import icmp4
@@ -51,6 +52,12 @@ if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
 
 LIMITED_BROADCAST = b"\xff\xff\xff\xff"
+_FIELDS_AT = struct.Struct("!2xH4xBxH4x4s").unpack_from
+"""Total length, TTL, header checksum and destination (bytes) of an IPv4 header, in one call."""
+_HEADER_AT = struct.Struct("20s").unpack_from
+"""An IPv4 header without options as bytes: ``int.from_bytes`` of a bytearray slice
+copies it twice (the slice, then to bytes)."""
+_FROM_BYTES = int.from_bytes
 # Offsets of IPv4 header fields within an Ethernet frame.
 _VIHL = HEADER_LEN
 _LEN = HEADER_LEN + 2
@@ -140,20 +147,25 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     which is rewritten in place and travels on with its header.
     """
     inet = vnet.inet
-    flows = inet.flows if inet.pfil is not None else None
-    if (flows is None and inet.pfil is not None) or not inet.forwarding or frame[0] & 1:
+    pfil = inet.pfil
+    flows = None
+    if pfil is not None:
+        flows = inet.flows
+        if flows is None:
+            return False
+    if not inet.forwarding or frame[0] & 1:
         return False
-    total = frame[_LEN] << 8 | frame[_LEN + 1]
+    total, ttl, csum, dst = _FIELDS_AT(frame, HEADER_LEN)
     end = HEADER_LEN + total
-    if not 20 <= total <= len(frame) - HEADER_LEN or frame[_TTL] <= 1:
+    if not 20 <= total <= len(frame) - HEADER_LEN or ttl <= 1:
         return False
-    if int.from_bytes(frame[HEADER_LEN:_OPTIONS], "big") % 0xFFFF:  # RFC 1071: sums to 0xFFFF
+    if _FROM_BYTES(_HEADER_AT(frame, HEADER_LEN)[0]) % 0xFFFF:  # RFC 1071: sums to 0xFFFF
         return False
-    dst = bytes(frame[_DST:_OPTIONS])
     dest = inet.dests.entries.get(dst)
     if dest is None:
         return _unresolvable(vnet, frame, dst, now)
-    if dest.generation != vnet.route.fib.generation + inet.arp.generation:
+    neighbours = inet.arp
+    if dest.generation != vnet.route.fib.generation + neighbours.generation:
         return False
     paths = dest.paths
     if paths is not None:  # ECMP: this flow's path
@@ -168,7 +180,7 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
         or total > out.mtu
         or entry is None
         or entry.state != REACHABLE
-        or now - entry.confirmed > inet.arp.reachable_time
+        or now - entry.confirmed > neighbours.reachable_time
         or first >= 224
         or first == 127
         or not first
@@ -183,13 +195,16 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
                 _count(ifp, inet.stats, "ip_filtered")
                 return True
             return False
-    ttl = frame[_TTL]
-    csum = update16(frame[_CSUM] << 8 | frame[_CSUM + 1], ttl << 8, (ttl - 1) << 8)
     if frame.__class__ is bytes:
         buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
     else:  # ours to rewrite
         buf = frame if end == len(frame) else carry(frame, total)  # type: ignore[assignment]
-    buf[0:12] = dest.header
+    put_header(buf, 0, dest.header)
+    # The TTL word drops by 0x0100, so the checksum grows by it, one's complement:
+    # what update16 (RFC 1624 eqn. 3) gives, for every checksum.
+    csum += 0x100
+    if csum >= 0xFFFF:
+        csum -= 0xFFFF
     buf[_TTL] = ttl - 1
     buf[_CSUM] = csum >> 8
     buf[_CSUM + 1] = csum & 0xFF

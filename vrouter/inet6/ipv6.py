@@ -13,6 +13,7 @@ traffic never leaves its link; multicast is never forwarded.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from typing import TYPE_CHECKING
 
 from vrouter.inet import closed
@@ -33,7 +34,7 @@ from vrouter.link.offload import (
     segment_length,
     vhdr_of,
 )
-from vrouter.route.dest import flow6
+from vrouter.route.dest import flow6, put_header
 from vrouter.route.fib import BLACKHOLE, UNICAST
 from vrouter.route.state import add_connected, remove_connected
 from vrouter.wire import icmp6
@@ -69,6 +70,8 @@ _HLIM = HEADER_LEN + 7
 _SRC = HEADER_LEN + 8
 _DST = HEADER_LEN + 24
 _L4 = HEADER_LEN + 40
+_ADDRESS_AT = struct.Struct("16s").unpack_from
+"""Read an address as bytes in one call (``bytes(frame[a:b])`` makes a slice first)."""
 _FAST_ICMP6 = (icmp6.ECHO_REQUEST, icmp6.ECHO_REPLY)
 """The ICMPv6 messages the fast path forwards; errors and the rest take the full path."""
 
@@ -195,7 +198,7 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
         nh != NH_ICMPV6 or total < 48 or frame[_L4] not in _FAST_ICMP6
     ):
         return False
-    dst = bytes(frame[_DST:_L4])
+    dst: bytes = _ADDRESS_AT(frame, _DST)[0]  # bytes without a slice made first
     first = frame[_SRC]
     if (
         dst[0] == 0xFF
@@ -236,7 +239,7 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
         buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
     else:  # ours to rewrite
         buf = frame if end == len(frame) else carry(frame, total)  # type: ignore[assignment]
-    buf[0:12] = dest.header
+    put_header(buf, 0, dest.header)
     buf[_HLIM] = hlim - 1
     route.use += 1
     if paths is not None:

@@ -8,8 +8,9 @@ of VXLAN interfaces (:mod:`vrouter.io.vxlan`).  Protocol code never
 sees the loop.
 
 Deadlines and epair pumps together run at most ``PASS_QUANTUM`` back to
-back; the rest wait for the loop's next pass, after the devices have been
-read.  Thousands of vnets can fall due at once (their addresses' DAD ends
+back; the rest wait in one queue, drained a quantum per loop pass after
+the devices have been read (a pass costs what it runs, not what waits).
+Thousands of vnets can fall due at once (their addresses' DAD ends
 together after start-up, each vnet's reports cross its epair), and run in
 one go they would hold every vnet's traffic for hundreds of milliseconds.
 """
@@ -18,8 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import socket
 import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from vrouter.core.vnet import Vnet, VnetTree
 from vrouter.io.tap import RX_BUDGET, TapDevice
@@ -41,6 +46,25 @@ frames fit): the other interfaces' turns come at most about this late."""
 PASS_QUANTUM = 0.002
 """Seconds of deadlines and epair pumps run back to back before the devices are read."""
 
+BUSY_POLL_BACKOFF = 64
+"""Most TAP batches let pass without busy-polling after polls that found nothing: the
+wait doubles with every miss up to this, and a hit resets it."""
+
+
+class Later:
+    """A deadline or pump put off to a later loop pass; ``cancel`` drops it."""
+
+    __slots__ = ("callback", "arg", "cancelled")
+
+    def __init__(self, callback: Callable[[Any], None], arg: object) -> None:
+        self.callback = callback
+        self.arg = arg
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Drop it: it will not run."""
+        self.cancelled = True
+
 
 class Driver:
     """Runs the data path of every vnet on one event loop."""
@@ -50,15 +74,32 @@ class Driver:
         self.taps: dict[str, TapDevice] = {}
         self.tap_txqueuelen = 0
         """Transmit queue length given to each TAP created (0: the kernel's default)."""
+        self.sparse_first = True
+        """Whether TAPs and epairs created let small frames go before bulk ones
+        (:mod:`vrouter.link.sparse`)."""
         self.wires: list[WireDevice] = []
         """Epair ends whose peer runs in another worker."""
         self.epairs: list[Epair] = []
         self.vxlans: dict[Ifnet, VxlanDevice | VnetUnderlay] = {}
         """The UDP sockets of VXLAN interfaces."""
-        self._armed: dict[str, tuple[float, asyncio.Handle]] = {}
+        self._armed: dict[str, tuple[float, asyncio.Handle | Later]] = {}
         self._spent = 0.0
         """Seconds of deadlines and pumps run in this loop pass (see ``PASS_QUANTUM``)."""
+        self._later: deque[Later] = deque()
+        """Deadlines and pumps put off to later passes, oldest first."""
+        self._draining = False
         self._pumping: set[int] = set()
+        self.busy_poll = 0.0
+        """Seconds the loop keeps polling the TAPs after a batch before it sleeps (0: never)."""
+        self._poller: select.epoll | None = None
+        self._polled: dict[int, TapDevice] = {}
+        self._spin_due = False
+        self._skip = 0
+        """Batches still to let pass before busy-polling again."""
+        self._backoff = 0
+        self.spins = 0
+        """Busy-polls run, and how many of them found a TAP readable (``spin_hits``)."""
+        self.spin_hits = 0
 
     def now(self) -> float:
         """Return the loop's monotonic time, the clock every vnet runs on."""
@@ -92,7 +133,7 @@ class Driver:
     def _fire(self, vnet: Vnet) -> None:
         if self._spent >= PASS_QUANTUM:
             # Overdue already, so no later deadline replaces it (see _arm).
-            self._armed[vnet.name] = (0.0, self.loop.call_soon(self._fire, vnet))
+            self._armed[vnet.name] = (0.0, self._put_off(self._fire, vnet))
             return
         self._armed.pop(vnet.name, None)
         started = self._begin()
@@ -115,18 +156,48 @@ class Driver:
     def _new_pass(self) -> None:
         self._spent = 0.0
 
+    def _put_off(self, callback: Callable[[Any], None], arg: object) -> Later:
+        later = Later(callback, arg)
+        self._later.append(later)
+        if not self._draining:
+            self._draining = True
+            self.loop.call_soon(self._drain)
+        return later
+
+    def _drain(self) -> None:
+        """Run what waits, oldest first, for a quantum; once a loop pass while any waits."""
+        self._spent = 0.0
+        waiting = self._later
+        while waiting and self._spent < PASS_QUANTUM:
+            later = waiting.popleft()
+            if not later.cancelled:
+                later.callback(later.arg)
+        if waiting:
+            self.loop.call_soon(self._drain)
+        else:
+            self._draining = False
+
     # devices
 
     def add_tap(self, ifnet: Ifnet) -> TapDevice:
         """Create the TAP device for ``ifnet`` and start reading it."""
-        tap = TapDevice(ifnet, self.loop, ether.receive, self._after_batch, self.tap_txqueuelen)
+        tap = TapDevice(
+            ifnet, self.loop, ether.input, self._after_batch, self.tap_txqueuelen, self.sparse_first
+        )
         self.taps[ifnet.name] = tap
+        if self.busy_poll > 0.0:
+            if self._poller is None:
+                self._poller = select.epoll()
+            self._poller.register(tap.fd, select.EPOLLIN)
+            self._polled[tap.fd] = tap
         return tap
 
     def remove_tap(self, name: str) -> None:
         """Close the TAP device ``name`` (the kernel interface disappears)."""
         tap = self.taps.pop(name, None)
         if tap is not None:
+            if self._polled.pop(tap.fd, None) is not None and self._poller is not None:
+                self._poller.unregister(tap.fd)
             tap.close()
 
     def add_vxlan(self, vx: Vxlan, underlay: Vnet | None = None) -> VxlanDevice | VnetUnderlay:
@@ -156,6 +227,25 @@ class Driver:
                 f"{where}: cannot open the VXLAN socket ({vx.cfg.local} port {vx.cfg.port}): {err}"
             ) from err
 
+    def reopen_underlays(self, tree: VnetTree) -> list[Vxlan]:
+        """Open anew the sockets of VXLAN interfaces whose underlay vnet was destroyed and
+        now exists again (and holds their local address); return the interfaces reopened."""
+        reopened = []
+        for ifnet, device in list(self.vxlans.items()):
+            if not isinstance(device, VnetUnderlay) or not device.closed:
+                continue
+            name = device.vx.cfg.underlay
+            if name is None or name not in tree:
+                continue
+            try:
+                self.vxlans[ifnet] = device.reopen(tree.get(name))
+            except UnderlayError as err:
+                log.debug("vnet %s: %s: no underlay yet: %s", ifnet.vnet.name, ifnet.name, err)
+                continue
+            reopened.append(device.vx)
+            log.info("vnet %s: %s: underlay vnet %s is back", ifnet.vnet.name, ifnet.name, name)
+        return reopened
+
     def remove_vxlan(self, ifnet: Ifnet) -> bool:
         """Close the sockets of VXLAN interface ``ifnet``; return True if it had any."""
         device = self.vxlans.pop(ifnet, None)
@@ -182,6 +272,7 @@ class Driver:
     def add_epair(self, a: Ifnet, b: Ifnet) -> Epair:
         """Join ``a`` and ``b`` with an epair."""
         epair = Epair(a, b)
+        epair.sparse_first = self.sparse_first
         epair.wakeup = self._schedule_pump
         self.epairs.append(epair)
         return epair
@@ -199,7 +290,7 @@ class Driver:
 
     def _pump(self, epair: Epair) -> None:
         if self._spent >= PASS_QUANTUM:
-            self.loop.call_soon(self._pump, epair)  # still in _pumping
+            self._put_off(self._pump, epair)  # still in _pumping
             return
         self._pumping.discard(id(epair))
         started = self._begin()
@@ -207,12 +298,49 @@ class Driver:
         self._spent += max(time.perf_counter() - started, 1e-9)
 
     def _after_batch(self, ifnet: Ifnet) -> None:
-        """Hook run after each TAP batch (kept for batching outputs later)."""
+        """Run after each TAP batch: schedule a busy-poll if it is on and not backing off."""
+        if self.busy_poll > 0.0 and not self._spin_due:
+            if self._skip:
+                self._skip -= 1
+                return
+            self._spin_due = True
+            self.loop.call_soon(self._spin)
+
+    def _spin(self) -> None:
+        """Poll the TAPs for up to ``busy_poll`` seconds instead of sleeping: a frame that
+        comes meanwhile is read without the wake-up.  Runs after the callbacks already
+        due; skipped while epairs wait for their pump or work waits put off (there is work
+        to do)."""
+        self._spin_due = False
+        poller = self._poller
+        if poller is None or self._pumping or self._later:
+            return
+        poll = poller.poll
+        ready = poll(0)
+        if not ready:  # nothing yet: spin (a frame there already needed no polling)
+            self.spins += 1
+            clock = time.perf_counter
+            until = clock() + self.busy_poll
+            while not ready:
+                if clock() >= until:
+                    self._backoff = min(2 * self._backoff + 1, BUSY_POLL_BACKOFF)
+                    self._skip = self._backoff
+                    return
+                ready = poll(0)
+            self.spin_hits += 1
+            self._backoff = self._skip = 0
+        for fd, _ in ready:
+            tap = self._polled.get(fd)
+            if tap is not None:
+                tap.poll()
 
     def close(self) -> None:
         """Close every device and cancel every deadline."""
         for name in list(self.taps):
             self.remove_tap(name)
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
         for wire in self.wires:
             wire.close()
         self.wires.clear()
@@ -222,3 +350,4 @@ class Driver:
         for _, handle in self._armed.values():
             handle.cancel()
         self._armed.clear()
+        self._later.clear()

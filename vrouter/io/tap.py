@@ -46,8 +46,9 @@ from collections.abc import Callable
 
 import pytun  # type: ignore[import-not-found]
 
-from vrouter.link import offload
+from vrouter.link import ether, offload, sparse
 from vrouter.link.ifnet import Ifnet
+from vrouter.link.offload import NO_HEADER, OffloadBuffer
 
 log = logging.getLogger("vrouter.tap")
 
@@ -63,8 +64,22 @@ TX_QUEUE_LIMIT = 1024
 """Frames held while the kernel refuses writes; beyond it frames are dropped."""
 TX_QUEUE_TIME = 0.02
 """Seconds a frame may wait for the kernel to take it; an older one is dropped."""
+WRITE_JOINED = 2048
+"""Frames up to this size are written joined to their header with one ``write``: the
+copy costs less than ``writev``'s two buffers (532 against 378 ns for 70 bytes to
+/dev/null); a super-frame goes out with ``writev``, uncopied."""
 READ_SIZE = 65536 + 64 + offload.HEADER_LEN
 """A whole super-frame (64 KiB of IP plus Ethernet) and its virtio-net header."""
+BULK_READ = sparse.BULK_LEN + offload.HEADER_LEN
+"""A read longer than this is a bulk frame (:mod:`vrouter.link.sparse`)."""
+BULK_LIMIT = 64
+"""Bulk frames an interface holds read ahead; beyond it the rest stay in the kernel."""
+BULK_AHEAD = 0.005
+"""Seconds the oldest bulk frame held may have waited for the reader to read on past
+it: a reader that falls further behind leaves the rest in the kernel's queue."""
+
+_HEADER_LEN = offload.HEADER_LEN
+_NEEDS_CSUM = offload.F_NEEDS_CSUM
 
 SIOCSIFTXQLEN = 0x8943
 TUNSETOFFLOAD = 0x400454D0
@@ -162,6 +177,7 @@ class TapDevice:
         receive: Callable[[Ifnet, bytes | bytearray, float], None],
         after_batch: Callable[[Ifnet], None],
         txqueuelen: int = 0,
+        sparse_first: bool = True,
     ) -> None:
         self.ifnet = ifnet
         self.txqueuelen = txqueuelen
@@ -180,6 +196,11 @@ class TapDevice:
         self.clock: Callable[[], float] = time.perf_counter
         """Measures each turn (a fake clock in tests)."""
         self._txq: deque[tuple[float, list[bytes | bytearray]]] = deque()
+        self.sparse_first = sparse_first
+        """Small frames of other flows go before bulk frames read in the same turn."""
+        self._bulk: sparse.BulkQueue[tuple[float, bytes]] = sparse.BulkQueue()
+        """Bulk frames read ahead: (when read, the frame as read)."""
+        self._kicked = False
         self._writing = False
         self._closed = False
         ifnet.transmit = self.write
@@ -206,10 +227,18 @@ class TapDevice:
         return fd
 
     def _on_readable(self) -> None:
-        """One turn of this interface: frames until empty, or its share is spent."""
+        """One turn of this interface: frames until empty, or its share is spent.
+
+        The per-frame loop is the daemon's innermost: the virtio-net header is
+        split off here (as :func:`vrouter.link.offload.received` does, without
+        the call) and ``receive`` is guarded here, so a frame whose processing
+        raises costs that frame only (:func:`vrouter.link.ether.failed`).
+        """
         share = self.share
         allowed = share.grant()
         if allowed <= 0.0:
+            if self._bulk:
+                self._kick()
             return  # paying back an overrun; the fd stays readable
         fd = self.fd
         read = os.read
@@ -217,11 +246,15 @@ class TapDevice:
         ifnet = self.ifnet
         clock = self.clock
         now = self._loop.time()
-        received = offload.received
+        bulk = self._bulk if self.sparse_first else None
+        flow_key = sparse.flow_key
         start = clock()
         deadline = start + allowed
         backlogged = True
+        small = 0
         for _ in range(share.frames):
+            if bulk and (len(bulk) >= BULK_LIMIT or bulk.first()[0] < start - BULK_AHEAD):
+                break  # the rest waits in the kernel
             try:
                 data = read(fd, READ_SIZE)
             except BlockingIOError:
@@ -232,9 +265,33 @@ class TapDevice:
                 log.warning("vnet %s: %s: read failed: %s", ifnet.vnet.name, self.name, err)
                 backlogged = False
                 break
-            receive(ifnet, received(data), now)
+            if bulk is not None and (len(data) > BULK_READ or bulk):
+                key = flow_key(data, _HEADER_LEN)
+                if len(data) > BULK_READ or bulk.holds(key):
+                    bulk.push(key, (start, data))
+                    continue
+            small += 1
+            if data[0] & _NEEDS_CSUM or data[1]:  # offload work: keep the header bytes
+                tagged = OffloadBuffer(data)  # offload.tag_raw without the call
+                tagged.raw = data[:_HEADER_LEN]
+                del tagged[:_HEADER_LEN]  # a bytearray drops its head in place
+                frame: bytes | bytearray = tagged
+            else:
+                frame = data[_HEADER_LEN:]
+            try:
+                receive(ifnet, frame, now)
+            except Exception:
+                ether.failed(ifnet)
             if clock() >= deadline:
                 break
+        if bulk:
+            # What the small frames set off (an epair's delivery, another device's
+            # turn) goes first: bulk is processed in a turn that found none.
+            if not small:
+                self._drain(deadline, now)
+            if bulk:
+                backlogged = True
+                self._kick()
         end = clock()
         share.spent(end - start, backlogged)
         if backlogged:
@@ -246,6 +303,38 @@ class TapDevice:
             self._count_overload(end)
         self._after_batch(ifnet)
 
+    def _drain(self, deadline: float, now: float) -> None:
+        """Process bulk frames held read ahead, at least one, more while the turn lasts."""
+        bulk = self._bulk
+        clock = self.clock
+        receive = self._receive
+        ifnet = self.ifnet
+        received = offload.received
+        while bulk:
+            try:
+                receive(ifnet, received(bulk.pop()[1]), now)
+            except Exception:
+                ether.failed(ifnet)
+            if clock() >= deadline:
+                break
+
+    def poll(self) -> None:
+        """Take a turn now: the driver's busy-polling found the device readable."""
+        if not self._closed:
+            self._on_readable()
+
+    def _kick(self) -> None:
+        """Give this interface another turn soon: bulk frames wait that the fd does not
+        announce (the kernel's queue may be empty)."""
+        if not self._kicked and not self._closed:
+            self._kicked = True
+            self._loop.call_soon(self._kicked_turn)
+
+    def _kicked_turn(self) -> None:
+        self._kicked = False
+        if not self._closed:
+            self._on_readable()
+
     def _count_overload(self, now: float) -> None:
         """Show what the kernel dropped from the TAP queue as ``rx_overload``."""
         self._dropped_read = now
@@ -255,14 +344,18 @@ class TapDevice:
 
     def write(self, frame: bytes | bytearray) -> None:
         """Send ``frame`` to the kernel; queue it if the kernel is busy."""
-        parts = [offload.header_bytes(frame), frame]
+        # offload.header_bytes without the call: the bytes as they came, or none
+        header = frame.raw if frame.__class__ is OffloadBuffer else NO_HEADER
         if self._txq:
-            self._enqueue(parts)
+            self._enqueue([header, frame])
             return
         try:
-            os.writev(self.fd, parts)
+            if len(frame) <= WRITE_JOINED:
+                os.write(self.fd, header + frame)
+            else:
+                os.writev(self.fd, [header, frame])
         except BlockingIOError:
-            self._enqueue(parts)
+            self._enqueue([header, frame])
         except OSError as err:
             if err.errno == errno.EIO:  # kernel side down: the cable is unplugged
                 self.ifnet.counters.tx_drops["carrier_down"] += 1
@@ -306,6 +399,7 @@ class TapDevice:
         if self._writing:
             self._loop.remove_writer(self.fd)
         self._txq.clear()
+        self._bulk.clear()
         if self._dropped_fd is not None:
             os.close(self._dropped_fd)
             self._dropped_fd = None

@@ -17,6 +17,9 @@ each VTEP's leave in one ``sendmsg`` per run of equal sizes with
 ``UDP_SEGMENT``, the kernel cutting them into datagrams.  Reads are
 bounded per turn like a TAP's; a send the kernel refuses with EAGAIN is
 dropped and counted (``queue_full``): UDP has no flow control to wait for.
+With ``tunnel_gso`` TCP super-frames leave whole through a TAP of the
+interface's own instead (:mod:`vrouter.io.vxtunnel`), where the kernel has
+UDP-tunnel GSO; everything else, and all that is received, stays here.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import sys
 from collections.abc import Sequence
 
 from vrouter.io.tap import RX_BUDGET
+from vrouter.io.vxtunnel import TunnelTap, TunnelUnavailable
+from vrouter.link.offload import VirtioHdr
 from vrouter.link.tso import Train
 from vrouter.link.vxlan import Vxlan
 
@@ -75,6 +80,10 @@ class VxlanDevice:
         self._pending: dict[str, list[bytes | bytearray]] = {}
         self._queued = 0
         self._flush_handle: asyncio.Handle | None = None
+        self.tunnel: TunnelTap | None = None
+        """The TAP that takes TCP super-frames whole (``tunnel_gso``), where it opened."""
+        self.tunnel_refused = ""
+        """Why ``tunnel_gso`` is not in use although configured ("" if it is)."""
         try:
             self.sock = self._open((str(cfg.local), cfg.port), reuse=cfg.group is not None)
             if cfg.group is not None:
@@ -87,6 +96,40 @@ class VxlanDevice:
             vx.set_underlay_mtu(mtu)
         vx.send = self.send
         vx.send_train = self.send_train
+        if cfg.tunnel_gso:
+            self._open_tunnel()
+
+    def _open_tunnel(self) -> None:
+        vx = self.vx
+        cfg = vx.cfg
+        try:
+            if self.family != socket.AF_INET:
+                raise TunnelUnavailable("only an IPv4 underlay is offloaded")
+            if cfg.group is not None:
+                raise TunnelUnavailable("a multicast group is not offloaded")
+            self.tunnel = TunnelTap(str(cfg.local), cfg.port, vx.header, self._loop)
+        except TunnelUnavailable as err:
+            self.tunnel_refused = str(err)
+            vx.tunnel_gso = f"not in use: {err}"
+            log.info(
+                "vnet %s: %s: tunnel_gso not in use, super-frames are segmented here: %s",
+                vx.vnet.name,
+                vx.ifnet.name,
+                err,
+            )
+            return
+        vx.send_super = self.send_super
+        vx.tunnel_gso = self.tunnel.name
+        log.info("vnet %s: %s: TCP super-frames leave whole through %s (UDP-tunnel GSO)",
+                 vx.vnet.name, vx.ifnet.name, self.tunnel.name)  # fmt: skip
+
+    def send_super(self, address: str, frame: bytes | bytearray, vhdr: VirtioHdr) -> bool:
+        """Hand a TCP super-frame whole to the tunnel TAP (frames queued before leave
+        first); False if it could not take it."""
+        if self._queued:
+            self.flush()
+        assert self.tunnel is not None
+        return self.tunnel.send(address, frame, vhdr)
 
     def _open(self, address: tuple[str, int], reuse: bool) -> socket.socket:
         sock = socket.socket(self.family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
@@ -116,9 +159,7 @@ class VxlanDevice:
         if self.family == socket.AF_INET:
             mreq = socket.inet_aton(group) + socket.inet_aton(local)
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-            self.sock.setsockopt(
-                socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(local)
-            )
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(local))
             self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
         else:
             mreq6 = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", 0)
@@ -281,12 +322,21 @@ class VxlanDevice:
 
     def describe(self) -> str:
         """Return what carries the outer packets, for views."""
+        if self.tunnel is not None:
+            return f"host, TCP super-frames whole through {self.tunnel.name} (tunnel_gso)"
+        if self.tunnel_refused:
+            return f"host (tunnel_gso not in use: {self.tunnel_refused})"
         return "host"
 
     def close(self) -> None:
         """Stop reading, drop what is queued and close the sockets."""
         self.vx.send = closed
         self.vx.send_train = closed
+        self.vx.send_super = None
+        self.vx.tunnel_gso = ""
+        if self.tunnel is not None:
+            self.tunnel.close()
+            self.tunnel = None
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None

@@ -49,6 +49,7 @@ storm control bounds the rate per port, not the loop.  See docs/bridges.md.
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ DEFAULT_AGEING_TIME = 300
 DEFAULT_FDB_MAX = 8192
 """FDB entries per vnet, every bridge together."""
 _MAX_TAGGED_FRAME = HEADER_LEN + wire_vlan.TAG_LEN
+_MACS = struct.Struct("6s6s").unpack_from
+"""Destination and source MAC of a frame as bytes, in one call (no slices made first)."""
 
 
 TooBig = Callable[[Ifnet, memoryview, int, float], "bytes | None"]
@@ -210,8 +213,9 @@ class Port:
         bridge = self.bridge
         plain = bridge.plain
         if plain is not None and not (frame[0] | frame[6]) & 1 and bridge.ifnet.up:
-            to = plain.get(bytes(frame[0:6]))
-            by = plain.get(bytes(frame[6:12]))
+            dst, src = _MACS(frame)
+            to = plain.get(dst)
+            by = plain.get(src)
             if (
                 to is not None
                 and by is not None
@@ -222,7 +226,19 @@ class Port:
                 bridge.now = now
                 by.seen = now
                 self.counters.forwarded += 1
-                to.port.forward(frame)
+                # Untagged out of a bridge without VLAN filtering: as send() would,
+                # straight to the interface's output where nothing else applies.
+                port = to.port
+                out = port.ifnet
+                if (
+                    out.up
+                    and len(frame) <= out.mtu + _MAX_TAGGED_FRAME
+                    and (out.offload or frame.__class__ is bytes)
+                ):
+                    port.counters.sent += 1
+                    out.output(frame)
+                else:
+                    port.send(frame, 0)
                 return
         bridge.now = now
         if not bridge.ifnet.up:
@@ -304,20 +320,6 @@ class Port:
             self.counters.drops["vlan_untagged"] += 1
             return -1
         return self.pvid
-
-    def forward(self, frame: bytes | bytearray) -> None:
-        """Send an untagged frame of a bridge without VLAN filtering (the fast path): as
-        :meth:`send` would, straight to the interface's output."""
-        ifp = self.ifnet
-        if (
-            not ifp.up
-            or len(frame) > ifp.mtu + _MAX_TAGGED_FRAME
-            or (not ifp.offload and frame.__class__ is not bytes)
-        ):
-            self.send(frame, 0)
-            return
-        self.counters.sent += 1
-        ifp.output(frame)
 
     def send(self, frame: bytes | bytearray, vid: int) -> None:
         """Send a frame of VLAN ``vid`` out of this port (tagged as the port carries it)."""

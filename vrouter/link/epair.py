@@ -21,6 +21,7 @@ from collections.abc import Callable
 from vrouter.link import ether
 from vrouter.link.ifnet import Ifnet
 from vrouter.link.offload import vhdr_of
+from vrouter.link.sparse import BULK_LEN, BulkQueue, flow_key
 
 QUEUE_LIMIT = 1024
 """Frames in flight per direction before the sender sees ``queue_full``."""
@@ -37,6 +38,10 @@ class Epair:
         self._pending: deque[tuple[Ifnet, bytes | bytearray, float]] | None = None
         """Frames in flight, None while there are none (a deque is 600 bytes, and an
         idle epair holds no queue: it is made for a burst and dropped when drained)."""
+        self._bulk: BulkQueue[tuple[Ifnet, bytes | bytearray, float]] | None = None
+        """Bulk frames in flight, behind the small frames of other flows (None: none)."""
+        self.sparse_first = True
+        """Small frames of other flows go before bulk ones (:mod:`vrouter.link.sparse`)."""
         self.wakeup: Callable[[Epair], None] | None = None
         self.queue_time = QUEUE_TIME
         """Seconds a frame may wait (``QUEUE_TIME``)."""
@@ -46,16 +51,25 @@ class Epair:
     def _sender(self, peer: Ifnet) -> Callable[[bytes | bytearray], None]:
         def transmit(frame: bytes | bytearray) -> None:
             pending = self._pending
-            was_idle = not pending
+            bulk = self._bulk
+            was_idle = not pending and not bulk
             if pending is None:
                 pending = self._pending = deque()
-            elif len(pending) >= QUEUE_LIMIT:
+            elif len(pending) + (len(bulk) if bulk is not None else 0) >= QUEUE_LIMIT:
                 raise OSError("epair queue full")
             # An offload buffer is handed over as is (its sender is done with
             # it); ordinary frames become immutable bytes for the peer.
-            pending.append(
-                (peer, frame if vhdr_of(frame) is not None else bytes(frame), time.monotonic())
-            )
+            item = (peer, frame if vhdr_of(frame) is not None else bytes(frame), time.monotonic())
+            if self.sparse_first and (len(frame) > BULK_LEN or bulk):
+                key = flow_key(frame)
+                if len(frame) > BULK_LEN or (bulk is not None and bulk.holds(key)):
+                    if bulk is None:
+                        bulk = self._bulk = BulkQueue()
+                    bulk.push(key, item)
+                else:
+                    pending.append(item)
+            else:
+                pending.append(item)
             if was_idle and self.wakeup is not None:
                 self.wakeup(self)
 
@@ -63,7 +77,8 @@ class Epair:
 
     def pump(self, now: float, budget: int = 4096, quantum: float = 0.0) -> int:
         """Deliver up to ``budget`` queued frames, for at most ``quantum`` seconds if
-        given; return how many (dropped stale ones included)."""
+        given; return how many (dropped stale ones included).  Small frames go before
+        bulk ones (:mod:`vrouter.link.sparse`)."""
         pending = self._pending
         if pending is None:
             return 0
@@ -72,8 +87,13 @@ class Epair:
         start = clock()
         stale = start - self.queue_time
         deadline = start + quantum if quantum > 0.0 else float("inf")
-        while pending and done < budget:
-            peer, frame, queued = pending.popleft()
+        while done < budget:
+            if pending:
+                peer, frame, queued = pending.popleft()
+            elif self._bulk:
+                peer, frame, queued = self._bulk.pop()
+            else:
+                break
             done += 1
             if queued < stale:
                 peer.counters.rx_drops["queue_stale"] += 1
@@ -81,7 +101,9 @@ class Epair:
             ether.receive(peer, frame, now)
             if clock() >= deadline:
                 break
-        if not pending:
+        if self._bulk is not None and not self._bulk:
+            self._bulk = None
+        if not pending and self._bulk is None:
             self._pending = None
         elif self.wakeup is not None:
             self.wakeup(self)
@@ -90,13 +112,15 @@ class Epair:
     def close(self) -> None:
         """Cut the cable: drop frames in flight; both ends then have no device."""
         self._pending = None
+        self._bulk = None
         self.wakeup = None
         self.a.transmit = self.b.transmit = _cut
 
     @property
     def pending(self) -> int:
         """Return the number of frames waiting for delivery."""
-        return len(self._pending) if self._pending is not None else 0
+        bulk = len(self._bulk) if self._bulk is not None else 0
+        return (len(self._pending) if self._pending is not None else 0) + bulk
 
 
 def _cut(frame: bytes | bytearray) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from vrouter.link.ifnet import Ifnet
-from vrouter.wire.ethernet import DST, HEADER_LEN
+from vrouter.wire.ethernet import HEADER_LEN
 
 log = logging.getLogger("vrouter.link")
 
@@ -19,14 +19,15 @@ log = logging.getLogger("vrouter.link")
 def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     """Process one frame received on ``ifp``."""
     counters = ifp.counters
+    size = len(frame)
     counters.rx_packets += 1
-    counters.rx_bytes += len(frame)
+    counters.rx_bytes += size
     if ifp.captures:  # captures see every received frame, before any drop decision
         ifp.show_captures(frame, False)
     if not ifp.up:
         ifp.drop("link_down")
         return
-    if len(frame) < HEADER_LEN:
+    if size < HEADER_LEN:
         ifp.drop("eth_truncated", error=True)
         return
     if ifp.bridge_input is not None:  # a bridge member: the bridge decides
@@ -34,7 +35,7 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         return
     # Unicast to another station: a TAP or epair peer only sends this when
     # misconfigured (or in promiscuous mode on a bridge); not ours to route.
-    if not frame[0] & 1 and frame[DST] != ifp.mac:
+    if not frame[0] & 1 and not frame.startswith(ifp.mac):  # no slice made to compare
         ifp.drop("not_for_us")
         return
     # EtherType at ethernet.ETHERTYPE; literal offsets cost least, once per frame.
@@ -55,5 +56,12 @@ def receive(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     try:
         input(ifp, frame, now)
     except Exception:
-        ifp.drop("internal_error", error=True)
-        log.exception("vnet %s: %s: frame processing failed", ifp.vnet.name, ifp.name)
+        failed(ifp)
+
+
+def failed(ifp: Ifnet) -> None:
+    """Count and log the frame whose processing on ``ifp`` just raised (in an ``except``
+    block): what :func:`receive` does, for devices that call :func:`input` in a loop of
+    their own, guarded there."""
+    ifp.drop("internal_error", error=True)
+    log.exception("vnet %s: %s: frame processing failed", ifp.vnet.name, ifp.name)

@@ -81,15 +81,17 @@ class OffloadBuffer(bytearray):
 
     raw: bytes
     """The ``HEADER_LEN`` header bytes, as received or as emitted from ``vhdr``."""
-    _meaning: VirtioHdr | None
+    _meaning: VirtioHdr
+    """Set by the first read of ``vhdr`` (unset until then: nothing to store per frame)."""
 
     @property
     def vhdr(self) -> VirtioHdr:
         """The meaning of ``raw`` (parsed on the first read)."""
-        meaning = self._meaning
-        if meaning is None:
+        try:
+            return self._meaning
+        except AttributeError:
             meaning = self._meaning = VirtioHdr.parse(self.raw)
-        return meaning
+            return meaning
 
     @vhdr.setter
     def vhdr(self, value: VirtioHdr) -> None:
@@ -144,7 +146,6 @@ def tag_raw(frame: bytes | bytearray | memoryview, raw: bytes) -> OffloadBuffer:
     ``raw`` (``HEADER_LEN`` of them) unparsed."""
     tagged = OffloadBuffer(frame)
     tagged.raw = raw
-    tagged._meaning = None
     return tagged
 
 

@@ -15,7 +15,8 @@ never sent (the socket also forbids the kernel to fragment): it is dropped
 and counted as ``vxlan_too_big``, and the bridge the interface is a member
 of tells the inner sender with ICMP (:meth:`vrouter.link.bridge.Port.too_big`).
 TCP super-frames are segmented here and leave as one batch per VTEP, which the device sends with one
-``UDP_SEGMENT`` system call.
+``UDP_SEGMENT`` system call; a device with UDP-tunnel GSO (``send_super``) takes them whole
+instead and has the kernel segment them.
 
 Receiving: a datagram too short for the VXLAN and an inner Ethernet header
 (``vxlan_truncated``), without the I flag (``vxlan_bad_flags``), or for
@@ -49,6 +50,8 @@ from vrouter.link.offload import (
     GSO_TCPV4,
     GSO_TCPV6,
     OffloadBuffer,
+    VirtioHdr,
+    headers_len,
     resolve,
     tcp_offset,
     vhdr_of,
@@ -69,6 +72,9 @@ TooBig = Callable[[bytes | bytearray, int], None]
 """Answers a frame too big for the underlay: (the frame, the largest IP packet that fits)."""
 SendTrain = Callable[[str, tso.Train], None]
 """Sends a super-frame's datagrams (:func:`vrouter.link.tso.cut`) to one VTEP."""
+SendSuper = Callable[[str, bytes | bytearray, VirtioHdr], bool]
+"""Sends a TCP super-frame whole to one VTEP, the kernel segmenting it (False: it
+could not, the frame is to be cut here)."""
 _TCP_GSO = (GSO_TCPV4, GSO_TCPV6)
 
 
@@ -115,6 +121,8 @@ class VxlanStats:
     """Reads that brought several datagrams at once (the underlay's GRO)."""
     coalesced: int = 0
     """Inner frames received as part of a super-frame of their TCP flow."""
+    whole: int = 0
+    """TCP super-frames handed whole to the kernel to segment (``tunnel_gso``)."""
 
 
 class MacEntry:
@@ -142,6 +150,9 @@ class VxlanConfigured:
     learning: bool = True
     underlay: str | None = None
     """The vnet whose UDP carries the outer packets (None: the host's)."""
+    tunnel_gso: bool = False
+    """TCP super-frames leave whole through a TAP with UDP-tunnel GSO, where the kernel
+    has it (:mod:`vrouter.io.vxtunnel`)."""
 
 
 class Vxlan:
@@ -171,6 +182,10 @@ class Vxlan:
         """Set by the bridge the interface is a member of: ICMP back to the sender."""
         self.send_train: SendTrain = self._send_frame_by_frame
         """A device without UDP_SEGMENT (a vnet's own UDP) leaves this one: through ``send``."""
+        self.send_super: SendSuper | None = None
+        """Set by a device with UDP-tunnel GSO (:mod:`vrouter.io.vxtunnel`)."""
+        self.tunnel_gso = ""
+        """With ``tunnel_gso``: the TAP that takes super-frames, or why none does."""
         self._held: OffloadBuffer | None = None
         """A super-frame received but not yet passed on: the next read may extend it."""
         self._sweep: Timer | None = None
@@ -210,8 +225,8 @@ class Vxlan:
         stats = self.stats
         stats.batches += 1
         joined = gro.coalesce(frames) if len(frames) > 1 else frames
-        stats.coalesced += len(frames) - len(joined) + sum(
-            1 for f in joined if f.__class__ is OffloadBuffer
+        stats.coalesced += (
+            len(frames) - len(joined) + sum(1 for f in joined if f.__class__ is OffloadBuffer)
         )
         for frame in joined:
             ether.receive(ifp, frame, now)
@@ -390,6 +405,8 @@ class Vxlan:
         """The interface's device: encapsulate ``frame`` towards its VTEP(s)."""
         vhdr = vhdr_of(frame)
         if vhdr is not None and vhdr.gso_type & ~GSO_ECN in _TCP_GSO:
+            if self.send_super is not None and self._send_super(frame, vhdr):
+                return
             train = tso.cut(frame, tcp_offset(frame, vhdr), vhdr.gso_size, self.header)
             self._transmit_train(frame, train)
             return
@@ -412,6 +429,29 @@ class Vxlan:
         for address in self._targets(frame):
             self._count_tx(address, train.datagrams, len(train.data))
             self.send_train(address, train)
+
+    def _send_super(self, frame: bytes | bytearray, vhdr: VirtioHdr) -> bool:
+        """Hand a TCP super-frame whole to ``send_super`` for each of its VTEPs; False
+        (nothing sent) if its segments would not fit the underlay or the first VTEP's
+        send could not take it."""
+        send_super = self.send_super
+        assert send_super is not None
+        headers = headers_len(frame, vhdr)
+        if headers + vhdr.gso_size + self.outer > self.underlay_mtu:
+            return False
+        segments = max(1, -(-(len(frame) - headers) // vhdr.gso_size))
+        size = len(frame) + (segments - 1) * headers + segments * wire.HEADER_LEN
+        first = True
+        for address in self._targets(frame):
+            if not send_super(address, frame, vhdr):
+                if first:
+                    return False
+                self.ifnet.counters.tx_errors += 1
+                continue
+            first = False
+            self.stats.whole += 1
+            self._count_tx(address, segments, size)
+        return True
 
     def _send_frame_by_frame(self, address: str, train: tso.Train) -> None:
         """Send a super-frame's datagrams through ``send``, each as one frame."""
@@ -483,7 +523,9 @@ class Vxlan:
                 "flooded": self.stats.flooded,
                 "batches": self.stats.batches,
                 "coalesced": self.stats.coalesced,
+                "whole": self.stats.whole,
             },
+            "tunnel_gso": self.tunnel_gso,
             "drops": {
                 **{k: v for k, v in self.ifnet.counters.rx_drops.items() if k.startswith("vxlan")},
                 **{k: v for k, v in self.ifnet.counters.tx_drops.items() if k.startswith("vxlan")},

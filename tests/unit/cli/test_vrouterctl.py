@@ -319,3 +319,8 @@ def test_route_show_lists_each_path_with_its_weight_and_packets() -> None:
     assert lines[1].split() == ["198.18.0.0/24", "multipath", "UM1", "-", "ospf", "110", "40"]
     assert lines[2].split() == ["192.0.2.2", "G", "e0", "3", "31"]
     assert lines[3].split() == ["192.0.2.3", "G", "e1", "1", "9"]
+
+
+def test_status_shows_what_busy_polling_found() -> None:
+    text = render.show_status({"version": "0.1.0", "busy_poll": {"polls": 12, "found": 5}})
+    assert "busy_poll: 12 polls, 5 found a frame" in text.splitlines()

@@ -2109,3 +2109,18 @@ def test_nat_entries_in_the_config_and_their_problems() -> None:
     assert [(p.key, p.reason) for p in problems] == [
         ("vnets.red.firewall.nat[1].target", "missing required key 'target'")
     ]
+
+
+def test_sparse_first_is_on_unless_turned_off() -> None:
+    assert _parse('[interfaces.t0]\ntype = "tap"\n').daemon.sparse_first is True
+    assert _parse("[daemon]\nsparse_first = false\n").daemon.sparse_first is False
+    problems = _problems('[daemon]\nsparse_first = "no"\n')
+    assert [p.key for p in problems] == ["daemon.sparse_first"]
+
+
+def test_busy_poll_is_microseconds_within_bounds() -> None:
+    assert _parse('[interfaces.t0]\ntype = "tap"\n').daemon.busy_poll == 0
+    assert _parse("[daemon]\nbusy_poll = 50\n").daemon.busy_poll == 50
+    for bad in ("-1", "1001", '"50us"'):
+        problems = _problems(f"[daemon]\nbusy_poll = {bad}\n")
+        assert [p.key for p in problems] == ["daemon.busy_poll"], bad

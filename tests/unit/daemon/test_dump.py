@@ -30,6 +30,8 @@ log_level = "debug"
 metrics = "[::1]:9585"
 metrics_exclude = ["vrouter_tcp_*"]
 admins = ["uid:0"]
+sparse_first = false
+busy_poll = 50
 [[daemon.socks]]
 vnet = "blue"
 listen = "127.0.0.1:1080"
@@ -172,6 +174,8 @@ def test_a_dump_parses_and_dumps_the_same() -> None:
     again = parse(text, "dump.toml")  # what vrouterd --check does
     assert dump.render(file_doc(again)) == text
     assert text.startswith("# The running configuration of vrouterd")
+    assert "sparse_first = false" in text and again.daemon.sparse_first is False
+    assert "busy_poll = 50" in text and again.daemon.busy_poll == 50
 
 
 def test_a_daemon_built_from_a_file_runs_what_the_file_says() -> None:

@@ -68,6 +68,33 @@ def test_the_ttl_checksum_update_is_right_for_every_ttl(net, lab, ttl: int) -> N
         assert ip.ttl == ttl - 1 and bytes(recomputed)[10:12] == bytes(ip)[10:12]
 
 
+@pytest.mark.parametrize("target", [0x0000, 0x0001, 0x00FF, 0xFEFE, 0xFEFF, 0xFF00, 0xFFFE])
+def test_the_fast_path_updates_a_checksum_near_the_wrap_as_the_full_path_does(
+    net, lab, monkeypatch, target: int
+) -> None:
+    r, h1, h2, _ = net
+    # The identification adds to the header's sum: pick one that gives ``target``.
+    header = bytearray(bytes(dpkt.ethernet.Ethernet(_udp(h1, ident=0)).data)[:20])
+    header[10:12] = b"\0\0"
+    base = sum(int.from_bytes(header[i : i + 2], "big") for i in range(0, 20, 2))
+    ident = next(
+        i for i in range(65536) if ~((base + i) % 0xFFFF or 0xFFFF) & 0xFFFF == target
+    )
+    frame = _udp(h1, ident=ident)
+    assert dpkt.ethernet.Ethernet(frame).data.sum == target
+    r.inet.dests.clear()
+    h1.send(frame, lab.now)  # a miss: the full path
+    [slow] = h2.take_raw()
+    monkeypatch.setattr(ipv4, "_forward", _not_the_full_path)
+    h1.send(frame, lab.now)
+    [fast] = h2.take_raw()
+    assert fast == slow
+    ip = dpkt.ethernet.Ethernet(fast).data
+    recomputed = dpkt.ip.IP(bytes(ip))
+    recomputed.sum = 0
+    assert bytes(recomputed)[10:12] == bytes(ip)[10:12] or ip.sum in (0x0000, 0xFFFF)
+
+
 def test_a_route_change_is_seen_by_the_next_packet(net, lab) -> None:
     r, h1, h2, h3 = net
     h1.send(_udp(h1), lab.now)

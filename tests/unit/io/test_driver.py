@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
+import threading
 import time
 
 from vrouter.io.driver import PASS_QUANTUM, Driver
@@ -71,3 +73,96 @@ def test_a_later_deadline_does_not_replace_one_put_off() -> None:
         loop.close()
     assert (last.name, "a") in ran and (last.name, "b") in ran
     assert ran.index((last.name, "a")) < ran.index((last.name, "b"))
+
+
+class PolledTap:
+    """Stands in for a TAP the driver busy-polls: the readable end of a socket pair."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.ours, self.host = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.fd = self.ours.fileno()
+        self.got: list[bytes] = []
+        driver._poller = select.epoll()
+        driver._poller.register(self.fd, select.EPOLLIN)
+        driver._polled[self.fd] = self  # type: ignore[assignment]
+
+    def poll(self) -> None:
+        self.got.append(self.ours.recv(64))
+
+    def close(self) -> None:
+        self.ours.close()
+        self.host.close()
+
+
+def test_busy_polling_reads_a_frame_that_comes_while_it_spins() -> None:
+    loop = asyncio.new_event_loop()
+    driver = Driver(loop)
+    driver.busy_poll = 5.0  # bounded by the frame, not by the time
+    tap = PolledTap(driver)
+    try:
+        sender = threading.Timer(0.002, tap.host.send, (b"x",))  # while the loop spins
+        loop.call_soon(driver._after_batch, None)  # type: ignore[arg-type]
+        started = time.perf_counter()
+        sender.start()
+        loop.run_until_complete(asyncio.sleep(0.05))
+        sender.join(5)
+        assert tap.got == [b"x"]
+        assert (driver.spins, driver.spin_hits) == (1, 1)
+        assert time.perf_counter() - started < 1.0
+    finally:
+        tap.close()
+        driver.close()
+        loop.close()
+
+
+def test_busy_polling_that_finds_nothing_stops_in_time_and_backs_off() -> None:
+    loop = asyncio.new_event_loop()
+    driver = Driver(loop)
+    driver.busy_poll = 0.002
+    tap = PolledTap(driver)
+    try:
+        started = time.perf_counter()
+        driver._after_batch(None)  # type: ignore[arg-type]
+        loop.run_until_complete(asyncio.sleep(0))
+        assert driver.spins == 1 and driver.spin_hits == 0
+        assert time.perf_counter() - started < 0.5
+        spun = []
+        for _ in range(40):  # each miss doubles the batches let pass: 1, 3, 7, 15, ...
+            driver._after_batch(None)  # type: ignore[arg-type]
+            loop.run_until_complete(asyncio.sleep(0))
+            spun.append(driver.spins)
+        assert [spun.index(n) for n in (2, 3, 4, 5)] == [1, 5, 13, 29]
+        assert spun[-1] == 5
+    finally:
+        tap.close()
+        driver.close()
+        loop.close()
+
+
+def test_without_busy_poll_a_batch_schedules_nothing() -> None:
+    loop = asyncio.new_event_loop()
+    driver = Driver(loop)
+    try:
+        driver._after_batch(None)  # type: ignore[arg-type]
+        loop.run_until_complete(asyncio.sleep(0))
+        assert driver.spins == 0
+    finally:
+        driver.close()
+        loop.close()
+
+
+def test_a_frame_waiting_already_is_read_without_counting_a_busy_poll() -> None:
+    loop = asyncio.new_event_loop()
+    driver = Driver(loop)
+    driver.busy_poll = 0.002
+    tap = PolledTap(driver)
+    try:
+        tap.host.send(b"y")
+        driver._after_batch(None)  # type: ignore[arg-type]
+        loop.run_until_complete(asyncio.sleep(0))
+        assert tap.got == [b"y"]
+        assert (driver.spins, driver.spin_hits, driver._skip) == (0, 0, 0)
+    finally:
+        tap.close()
+        driver.close()
+        loop.close()

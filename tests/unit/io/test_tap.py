@@ -8,7 +8,7 @@ each frame took, so the turns are exact.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,16 @@ class FakeClock:
 class StubLoop:
     def __init__(self) -> None:
         self.readers: dict[int, object] = {}
+        self.soon: list[Callable[[], None]] = []
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        self.soon.append(callback)
+
+    def run_soon(self) -> None:
+        """Run what was scheduled (a loop pass's callbacks), not what they schedule."""
+        soon, self.soon = self.soon, []
+        for callback in soon:
+            callback()
 
     def add_reader(self, fd: int, callback: object) -> None:
         self.readers[fd] = callback
@@ -181,6 +191,25 @@ def test_a_flood_on_one_interface_delays_another_by_one_quantum_a_pass(vnet, pai
     assert len(flooded.got) <= 8 * (pass_ + 1)  # never more than a quantum a pass
 
 
+def test_a_frame_whose_processing_raises_is_counted_and_the_turn_goes_on(vnet, pairs, caplog):
+    clock = FakeClock()
+    dev, host = device(vnet, pairs, "tap0", 0.0, clock)
+    taken = dev._receive
+
+    def receive(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
+        if frame[1] == 1:  # the second frame trips a bug
+            raise ValueError("a bug")
+        taken(ifp, frame, now)
+
+    dev._receive = receive
+    send(host, 3)
+    dev._on_readable()
+    assert [frame[1] for frame in dev.got] == [0, 2]
+    assert dev.ifnet.counters.rx_drops == {"internal_error": 1}
+    assert dev.ifnet.counters.rx_errors == 1
+    assert "frame processing failed" in caplog.text
+
+
 def test_an_expensive_frame_costs_the_next_turns(vnet, pairs):
     clock = FakeClock()
     slow, host = device(vnet, pairs, "tap0", 3.5, clock)
@@ -253,3 +282,83 @@ def test_a_frame_that_waited_too_long_for_the_kernel_is_dropped(vnet, pairs, mon
     assert dev.ifnet.counters.tx_drops["queue_stale"] == queued
     with pytest.raises(BlockingIOError):
         host.recv(65536)  # none of them was sent late
+
+
+# --- small frames first -----------------------------------------------------------
+
+
+def tcp(sport: int, n: int, size: int) -> bytes:
+    """A frame as read of TCP flow 192.0.2.2:``sport`` -> 198.51.100.2:5201, ``size``
+    bytes long, numbered ``n`` (the byte after the ports)."""
+    ip = b"\x45" + bytes(8) + b"\x06" + bytes(2) + bytes([192, 0, 2, 2, 198, 51, 100, 2])
+    frame = bytes(12) + b"\x08\x00" + ip + sport.to_bytes(2, "big") + b"\x14\x51" + bytes([n])
+    return bytes(offload.HEADER_LEN) + frame + bytes(size - len(frame))
+
+
+BIG = tap.BULK_READ + 100
+
+
+def numbers(dev: FakeTap) -> list[tuple[int, int]]:
+    """(source port, number) of each frame the device delivered, in order."""
+    return [(int.from_bytes(f[34:36], "big"), f[38]) for f in dev.got]
+
+
+def test_a_small_frame_of_another_flow_goes_before_bulk_read_in_the_same_turn(vnet, pairs):
+    clock = FakeClock()
+    dev, host = device(vnet, pairs, "tap0", 0.5, clock)
+    for n in range(3):
+        host.send(tcp(1000, n, BIG))
+    host.send(tcp(2000, 0, 100))
+    dev._on_readable()
+    assert numbers(dev) == [(2000, 0)]  # read last, delivered first; bulk waits a turn
+    assert dev._loop.soon  # type: ignore[attr-defined]  # another turn is due
+    for _ in range(4):
+        dev._loop.run_soon()  # type: ignore[attr-defined]
+    assert numbers(dev) == [(2000, 0), (1000, 0), (1000, 1), (1000, 2)]
+    assert not dev._loop.soon  # type: ignore[attr-defined]  # nothing left: no turn due
+
+
+def test_the_small_frames_of_a_flow_stay_behind_its_bulk(vnet, pairs):
+    clock = FakeClock()
+    dev, host = device(vnet, pairs, "tap0", 0.5, clock)
+    host.send(tcp(1000, 0, BIG))
+    host.send(tcp(1000, 1, 100))
+    host.send(tcp(2000, 0, 100))
+    host.send(tcp(1000, 2, BIG))
+    for _ in range(4):
+        dev._on_readable()
+        dev._loop.run_soon()  # type: ignore[attr-defined]
+    assert numbers(dev) == [(2000, 0), (1000, 0), (1000, 1), (1000, 2)]
+
+
+def test_without_sparse_first_frames_go_in_the_order_read(vnet, pairs):
+    clock = FakeClock()
+    dev, host = device(vnet, pairs, "tap0", 0.25, clock)
+    dev.sparse_first = False
+    for n in range(3):
+        host.send(tcp(1000, n, BIG))
+    host.send(tcp(2000, 0, 100))
+    dev._on_readable()
+    assert numbers(dev) == [(1000, 0), (1000, 1), (1000, 2), (2000, 0)]
+    assert not dev._loop.soon  # type: ignore[attr-defined]
+
+
+def test_a_reader_behind_by_more_than_bulk_ahead_leaves_the_rest_in_the_kernel(
+    vnet, pairs, monkeypatch
+):
+    monkeypatch.setattr(tap, "BULK_AHEAD", 2.5 * Q)
+    clock = FakeClock()
+    dev, host = device(vnet, pairs, "tap0", 1.0, clock)
+    for n in range(10):
+        host.send(tcp(1000, n, BIG))
+    dev.share.frames = 4
+    dev._on_readable()  # reads 4 ahead, forwards the first
+    assert numbers(dev) == [(1000, 0)]
+    clock.t += 5 * Q  # the oldest frame held has waited too long
+    dev._loop.run_soon()  # type: ignore[attr-defined]
+    assert numbers(dev) == [(1000, 0), (1000, 1)]
+    assert len(dev._bulk) == 2  # forwarded one more, read none
+    for _ in range(20):
+        dev._loop.run_soon()  # type: ignore[attr-defined]
+        dev._on_readable()
+    assert numbers(dev) == [(1000, n) for n in range(10)]

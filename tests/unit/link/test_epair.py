@@ -8,6 +8,7 @@ import dpkt
 import pytest
 
 from vrouter.link.epair import QUEUE_LIMIT, Epair
+from vrouter.link.sparse import BULK_LEN
 from vrouter.route import state as route_state
 
 TEST_ETHERTYPE = 0x88B5
@@ -188,3 +189,58 @@ def test_a_pump_is_bounded_by_time_too(pair, lab) -> None:
     assert epair.pending == 4
     assert epair.pump(lab.now, budget=64) == 4
     assert got["b"] == list(range(5))
+
+
+def sized(ifp, n: int, size: int, src: bytes = b"\x02\x00\x00\x00\x00\x01") -> bytes:
+    """A frame for ``ifp`` numbered ``n``, ``size`` bytes long, from MAC ``src`` (its flow)."""
+    payload = n.to_bytes(4, "big") + b"\x00" * (size - 18)
+    return bytes(dpkt.ethernet.Ethernet(dst=ifp.mac, src=src, type=TEST_ETHERTYPE, data=payload))
+
+
+OTHER = b"\x02\x00\x00\x00\x00\x09"
+
+
+def test_a_small_frame_of_another_flow_passes_bulk_in_flight(pair, lab) -> None:
+    epair, got = pair
+    for n in range(3):
+        epair.a.output(sized(epair.b, n, BULK_LEN + 100))
+    epair.a.output(sized(epair.b, 9, 100, OTHER))
+    epair.b.output(sized(epair.a, 7, 100))  # the other direction passes too
+    assert epair.pending == 5
+    assert epair.pump(lab.now) == 5
+    assert got == {"a": [7], "b": [9, 0, 1, 2]}
+    assert epair.pending == 0
+
+
+def test_the_small_frames_of_a_flow_stay_behind_its_bulk(pair, lab) -> None:
+    epair, got = pair
+    epair.a.output(sized(epair.b, 0, BULK_LEN + 100))
+    epair.a.output(sized(epair.b, 1, 100))
+    epair.a.output(sized(epair.b, 9, 100, OTHER))
+    epair.a.output(sized(epair.b, 2, 100))
+    assert epair.pump(lab.now, budget=1) == 1
+    assert got["b"] == [9]
+    epair.a.output(sized(epair.b, 3, 100))  # still behind its flow's bulk
+    assert epair.pump(lab.now) == 4
+    assert got["b"] == [9, 0, 1, 2, 3]
+
+
+def test_without_sparse_first_bulk_keeps_its_place(pair, lab) -> None:
+    epair, got = pair
+    epair.sparse_first = False
+    epair.a.output(sized(epair.b, 0, BULK_LEN + 100))
+    epair.a.output(sized(epair.b, 9, 100, OTHER))
+    assert epair.pump(lab.now) == 2
+    assert got["b"] == [0, 9]
+
+
+def test_bulk_counts_against_the_queue_limit(pair, lab) -> None:
+    epair, _ = pair
+    for n in range(QUEUE_LIMIT // 2):
+        epair.a.output(sized(epair.b, n, BULK_LEN + 100))
+    for n in range(QUEUE_LIMIT - QUEUE_LIMIT // 2):
+        epair.a.output(sized(epair.b, n, 100, OTHER))
+    with pytest.raises(OSError):
+        epair.a.transmit(sized(epair.b, 0, 100, OTHER))
+    epair.close()
+    assert epair.pending == 0

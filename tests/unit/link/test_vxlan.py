@@ -390,3 +390,46 @@ def test_too_big_for_the_underlay_is_answered_with_icmp_from_the_bridge(seg, lab
     assert reply.dst == MAC_A and reply.data.dst == src
     assert (reply.data.data.type, reply.data.data.code) == (3, 4)
     assert int.from_bytes(bytes(reply.data.data)[6:8], "big") == 1350
+
+
+def _tcp_super_frame(payload: int) -> bytes:
+    ip_len = 20 + 20 + payload
+    ip = (
+        bytes.fromhex("4500") + ip_len.to_bytes(2, "big") + bytes.fromhex("00004000400600 00")
+        + bytes([198, 51, 100, 10, 198, 51, 100, 11])
+    )  # fmt: skip
+    tcp = bytes(12) + bytes([0x50, 0x18]) + bytes(6)
+    return MAC_B + MAC_A + b"\x08\x00" + ip + tcp + bytes(payload)
+
+
+def test_with_tunnel_gso_a_super_frame_goes_whole_to_each_vtep(seg, lab) -> None:
+    _, vx, _, _ = seg
+    whole: list[tuple[str, int, int]] = []
+    trains: list[str] = []
+    vx.send_train = lambda address, train: trains.append(address)
+    vx.send_super = lambda address, frame, vhdr: whole.append(
+        (address, len(frame), vhdr.gso_size)
+    ) or True
+    big = _tcp_super_frame(4000)
+    vx.transmit(tag(big, VirtioHdr(F_NEEDS_CSUM, GSO_TCPV4, 54, 1400, 34, 16)))
+    assert whole == [(REMOTE_1, len(big), 1400), (REMOTE_2, len(big), 1400)]
+    assert trains == [] and vx.stats.whole == 2
+    # counted as the 3 datagrams each that leave the kernel
+    assert [v.tx_packets for v in vx.vteps.values()] == [3, 3]
+
+
+def test_a_super_frame_the_tunnel_refuses_is_cut_here(seg, lab) -> None:
+    _, vx, _, _ = seg
+    trains: list[str] = []
+    vx.send_train = lambda address, train: trains.append(address)
+    vx.send_super = lambda address, frame, vhdr: False
+    vx.transmit(tag(_tcp_super_frame(4000), VirtioHdr(F_NEEDS_CSUM, GSO_TCPV4, 54, 1400, 34, 16)))
+    assert trains == [REMOTE_1, REMOTE_2] and vx.stats.whole == 0
+
+
+def test_a_super_frame_whose_segments_exceed_the_underlay_is_refused(seg, lab) -> None:
+    _, vx, _, _ = seg
+    vx.send_super = lambda address, frame, vhdr: pytest.fail("sent")
+    vx.send_train = lambda address, train: pytest.fail("sent")
+    vx.transmit(tag(_tcp_super_frame(4000), VirtioHdr(F_NEEDS_CSUM, GSO_TCPV4, 54, 1450, 34, 16)))
+    assert vx.ifnet.counters.tx_drops["vxlan_too_big"] == 1

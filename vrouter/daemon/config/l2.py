@@ -34,7 +34,7 @@ from vrouter.wire.vxlan import VNI_MAX
 
 BRIDGE_KEYS = ("members", "vlan_filtering", "pvid", "storm_pps", "ports", "fdb")
 VLAN_KEYS = ("parent", "vid")
-VXLAN_KEYS = ("vni", "local", "port", "remotes", "group", "learning", "underlay")
+VXLAN_KEYS = ("vni", "local", "port", "remotes", "group", "learning", "underlay", "tunnel_gso")
 _PORT_KEYS = ("pvid", "tagged", "storm_pps")
 _FDB_KEYS = ("mac", "port", "vid", "dst")
 MEMBER_TYPES = ("tap", "epair", "vlan", "vxlan")
@@ -235,10 +235,11 @@ def read_vxlan(r: TomlReader, table: Mapping[str, object], key: str) -> VxlanCon
             r.problem(gkey, "a vxlan interface has either remotes or a group, not both")
     learning = r.boolean(table, "learning", key)
     underlay = r.string(table, "underlay", key)
-    if underlay is not None and group is not None:
+    tunnel_gso = r.boolean(table, "tunnel_gso", key)
+    if tunnel_gso and underlay is not None:
         r.problem(
-            _join(key, "underlay"),
-            "a vnet underlay carries unicast VTEPs only (remotes); a group needs the host's",
+            _join(key, "tunnel_gso"),
+            "tunnel_gso hands super-frames to the host's kernel; a vnet underlay has none",
         )
     if vni is None or local is None:
         return None
@@ -250,6 +251,7 @@ def read_vxlan(r: TomlReader, table: Mapping[str, object], key: str) -> VxlanCon
         group,
         True if learning is None else learning,
         underlay,
+        bool(tunnel_gso),
     )
 
 

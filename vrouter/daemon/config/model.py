@@ -49,6 +49,8 @@ where the kernel has it and the system default elsewhere."""
 DEFAULT_TAP_QDISC = "auto"
 DEFAULT_TAP_TXQUEUELEN = 1000
 MAX_TAP_TXQUEUELEN = 100_000
+MAX_BUSY_POLL = 1000
+"""Most microseconds ``[daemon] busy_poll`` may spin after a batch."""
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 INTERFACE_TYPES = ("tap", "epair", "bridge", "vlan", "vxlan")
@@ -228,7 +230,8 @@ class VxlanConfig:
     BUM frames go to every ``remotes`` VTEP (head-end replication) or to
     ``group`` (one of the two); ``learning`` records inner source MACs
     behind the VTEP they came from.  ``underlay`` names a vnet whose own
-    UDP socket carries the outer packets instead of the host's.
+    UDP socket carries the outer packets instead of the host's; ``tunnel_gso``
+    hands TCP super-frames to the kernel whole, where it can segment them.
     """
 
     vni: int
@@ -239,6 +242,8 @@ class VxlanConfig:
     learning: bool = True
     underlay: str | None = None
     """The vnet whose UDP carries the outer packets (None: a socket of the host's)."""
+    tunnel_gso: bool = False
+    """TCP super-frames leave whole through a TAP with UDP-tunnel GSO (Linux 6.17+)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +401,12 @@ class DaemonConfig:
     tap_txqueuelen: int = DEFAULT_TAP_TXQUEUELEN
     """The host side's transmit queue length, in frames: the TAP's queue towards the
     daemon (the kernel drops beyond it)."""
+    sparse_first: bool = True
+    """TAP readers and epairs let the small frames of other flows go before bulk frames
+    (TCP super-frames) (``vrouter.link.sparse``)."""
+    busy_poll: int = 0
+    """Microseconds the loop keeps polling the TAPs after a batch before it sleeps (0: it
+    sleeps at once; ``vrouter.io.driver``)."""
 
 
 @dataclass(frozen=True, slots=True)

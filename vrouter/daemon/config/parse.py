@@ -65,6 +65,7 @@ from vrouter.daemon.config.model import (
     DEFAULT_TAP_TXQUEUELEN,
     DEFAULT_VNET,
     LOG_LEVELS,
+    MAX_BUSY_POLL,
     MAX_TAP_TXQUEUELEN,
     MAX_WORKERS,
     ROUTE_TYPES,
@@ -164,6 +165,8 @@ _DAEMON_KEYS = (
     "data_dir",
     "tap_qdisc",
     "tap_txqueuelen",
+    "sparse_first",
+    "busy_poll",
 )
 
 
@@ -281,6 +284,11 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
             "daemon.tap_txqueuelen", f"{tap_txqueuelen} is out of range 1..{MAX_TAP_TXQUEUELEN}"
         )
         tap_txqueuelen = None
+    sparse_first = r.boolean(table, "sparse_first", "daemon")
+    busy_poll = r.integer(table, "busy_poll", "daemon")
+    if busy_poll is not None and not 0 <= busy_poll <= MAX_BUSY_POLL:
+        r.problem("daemon.busy_poll", f"{busy_poll} µs is out of range 0..{MAX_BUSY_POLL}")
+        busy_poll = None
     return DaemonConfig(
         control_socket,
         state_dir,
@@ -295,6 +303,8 @@ def read_daemon(r: TomlReader, doc: Mapping[str, object]) -> DaemonConfig:
         data_dir,
         tap_qdisc,
         tap_txqueuelen or DEFAULT_TAP_TXQUEUELEN,
+        True if sparse_first is None else sparse_first,
+        busy_poll or 0,
     )
 
 

@@ -269,6 +269,9 @@ def test_a_vxlan_names_the_vnet_whose_udp_carries_it() -> None:
     built = build.build(config, 0.0)
     (vx,) = built.vxlans
     assert vx.cfg.underlay == "core" and vx.describe()["underlay"] == "vnet core"
+    grouped = _underlay().replace('remotes = ["198.51.100.2"]', 'group = "239.1.1.42"')
+    (vx42,) = next(v for v in parse(grouped, "l2.toml").vnets if v.name == "lab").interfaces
+    assert vx42.vxlan is not None and str(vx42.vxlan.group) == "239.1.1.42"
     pinned = _underlay(workers=2, pins=("worker = 1", "worker = 1"))
     assert parse(pinned, "l2.toml").daemon.workers == 2
 
@@ -287,17 +290,52 @@ def test_a_vxlan_names_the_vnet_whose_udp_carries_it() -> None:
                 "lab: pin both top-level vnets to one worker (worker = N)"
             ],
         ),
-        (
-            _underlay().replace('remotes = ["198.51.100.2"]', 'group = "239.1.1.42"'),
-            [
-                "vnets.lab.interfaces.vx42.underlay: a vnet underlay carries unicast VTEPs "
-                "only (remotes); a group needs the host's"
-            ],
-        ),
     ],
 )
 def test_an_underlay_that_cannot_carry_the_vxlan_is_refused(text: str, expected: list[str]) -> None:
     assert problems(text) == expected
+
+
+HOST_VXLAN = """
+[vnets.lab.interfaces.vx42]
+type = "vxlan"
+vni = 42
+local = "198.51.100.1"
+remotes = ["198.51.100.2"]
+"""
+
+
+def test_tunnel_gso_is_off_unless_asked_and_reaches_the_interface() -> None:
+    (vx42,) = parse(HOST_VXLAN, "l2.toml").vnets[0].interfaces
+    assert vx42.vxlan is not None and not vx42.vxlan.tunnel_gso
+    config = parse(HOST_VXLAN + "tunnel_gso = true\n", "l2.toml")
+    (vx42,) = config.vnets[0].interfaces
+    assert vx42.vxlan is not None and vx42.vxlan.tunnel_gso
+    (vx,) = build.build(config, 0.0).vxlans
+    assert vx.cfg.tunnel_gso and vx.describe()["tunnel_gso"] == ""  # no device yet
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            'tunnel_gso = "yes"\n',
+            [
+                "vnets.lab.interfaces.vx42.tunnel_gso: expected a boolean (true or false), "
+                "got string"
+            ],
+        ),
+        (
+            'tunnel_gso = true\nunderlay = "lab"\n',
+            [
+                "vnets.lab.interfaces.vx42.tunnel_gso: tunnel_gso hands super-frames to the "
+                "host's kernel; a vnet underlay has none"
+            ],
+        ),
+    ],
+)
+def test_a_tunnel_gso_that_cannot_be_is_refused(extra: str, expected: list[str]) -> None:
+    assert problems(HOST_VXLAN + extra) == expected
 
 
 VXLAN_FDB = """

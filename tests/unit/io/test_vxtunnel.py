@@ -1,0 +1,50 @@
+"""The outer headers a tunnel_gso VXLAN interface writes before a TCP super-frame."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+from vrouter.io.vxtunnel import HEADER, HEADER_LEN, OUTER_LEN, outer_headers
+from vrouter.link.offload import F_NEEDS_CSUM, GSO_TCPV4, VirtioHdr
+from vrouter.wire import vxlan as wire
+from vrouter.wire.checksum import checksum
+
+LOCAL = socket.inet_aton("198.51.100.1")
+VHDR = VirtioHdr(F_NEEDS_CSUM, GSO_TCPV4, 66, 1398, 34, 16)
+
+
+def _super_frame(payload: int) -> bytes:
+    ip_len = 20 + 32 + payload
+    ip = bytes.fromhex("4500") + ip_len.to_bytes(2, "big") + bytes.fromhex("000040004006 0000")
+    ip += bytes([192, 0, 2, 11, 192, 0, 2, 20])
+    tcp = bytes(12) + bytes([0x80, 0x10]) + bytes(18)  # 32-byte header (timestamps)
+    return bytes(12) + b"\x08\x00" + ip + tcp + bytes(payload)
+
+
+def test_the_header_asks_the_kernel_to_segment_inside_the_tunnel() -> None:
+    frame = _super_frame(46 * 1398)
+    headers = outer_headers(LOCAL, "198.51.100.2", 4789, wire.header(42), frame, VHDR)
+    assert headers is not None
+    gso, outer = headers
+    assert len(gso) == HEADER_LEN == 24
+    fields = HEADER.unpack(gso)
+    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = fields[:6]
+    assert (flags, gso_type, gso_size, csum_offset) == (F_NEEDS_CSUM, 0x21, 1398, 16)
+    # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8, then the inner frame's own offsets
+    assert (csum_start, hdr_len) == (OUTER_LEN + 34, OUTER_LEN + 66)
+    assert fields[-2:] == (14 + 20, OUTER_LEN + 14)  # outer UDP, inner IP
+    ip, udp, vxlan = outer[:20], outer[20:28], outer[28:]
+    assert checksum(ip) == 0 and ip[9] == 17 and ip[6] & 0x40  # valid, UDP, DF
+    assert struct.unpack("!H", ip[2:4])[0] == 20 + 8 + 8 + len(frame)
+    assert ip[12:16] == LOCAL and ip[16:20] == socket.inet_aton("198.51.100.2")
+    assert struct.unpack("!HHHH", udp) == (4789, 4789, 8 + 8 + len(frame), 0)
+    assert vxlan == wire.header(42)
+
+
+def test_a_frame_too_long_or_tagged_is_left_to_the_socket() -> None:
+    frame = _super_frame(65535 - 20 - 32)
+    assert outer_headers(LOCAL, "198.51.100.2", 4789, wire.header(42), frame, VHDR) is None
+    plain = _super_frame(4000)
+    tagged = plain[:12] + b"\x81\x00\x00\x0a" + plain[12:]
+    assert outer_headers(LOCAL, "198.51.100.2", 4789, wire.header(42), tagged, VHDR) is None
