@@ -319,7 +319,7 @@ def test_a_batch_of_dump_datagrams_is_decoded_over_turns(lab, monkeypatch) -> No
 
 
 def test_a_turn_reads_batch_after_batch_while_more_waits(lab, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    loop, _ops, mirrors, mirror = lab
+    _loop, _ops, mirrors, mirror = lab
     monkeypatch.setattr(manager, "NETLINK_TURN", 10.0)
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     with ours, kernel:
