@@ -95,18 +95,12 @@ at a million routes costs about what patching this many does)."""
 
 
 SPLIT_AT = 21_845
-"""Routes of one prefix length at which its dict is split into shards
-(:class:`~vrouter.core.shards.NetShards`): its next entry would copy it whole into a
-table twice the size (1 ms), and every such copy after that would hold the loop
-longer (28 ms at 700,000 routes); the split itself takes about as long as the copy.
-A lookup's probe of a split length costs a Python call more."""
+"""Routes of one length at which its dict is split in shards (:class:`NetShards`): its
+next entry would copy it whole (1 ms), and each copy after longer (28 ms at 700,000);
+the split costs about one copy, and a lookup's probe of the length a Python call."""
 JOIN_BELOW = SPLIT_AT // 4
-"""Routes of one prefix length below which its shards become one dict again (a quarter
-of :data:`SPLIT_AT`, so a length moving around the threshold is not split back and
-forth)."""
-
+"""Routes of one length below which its shards are one dict again (not back and forth)."""
 Table = dict[int, "Route"] | NetShards["Route"]
-"""The routes of one prefix length by network: a dict, split in shards when large."""
 
 INDEX_SLICE = 512
 """Routes an index built a turn at a time (:attr:`Fib.schedule`) fills between two
