@@ -1074,43 +1074,42 @@ class Ops:
         return route
 
     def put_routes(
-        self, vnet_name: str, routes: Sequence[tuple[int, int, int, Source, Want]]
+        self, vnet_name: str, routes: Sequence[tuple[Prefix, Source, Want]]
     ) -> list[tuple[int, str]]:
-        """Add or change many routes (network, prefix length, bits, source, what it should
-        be: the network as an integer, bits 32 or 128, as :meth:`Route.of` takes them),
-        each as :meth:`add_route` or :meth:`change_route` would (a route of its source to
-        its prefix is changed, else added); return the refused ones: (place in
-        ``routes``, why).  A refused change leaves the route as it was.
+        """Add or change many routes (prefix, source, what it should be), each as
+        :meth:`add_route` or :meth:`change_route` would (a route of its source to its
+        prefix is changed, else added); return the refused ones: (place in ``routes``,
+        why).  A refused change leaves the route as it was.
 
         Made for a routing feed (the mirror's sync): its routes share a few next
-        hops, so each distinct next hop is checked once, not once a route, and each
-        route is made from that check's model without an :mod:`ipaddress` object; the
+        hops, so each distinct next hop is checked once, not once a route; the
         route limit is counted and logged once a call, not once a refused route.
         Route monitors are told of every route as usual.
         """
         vnet = self.vnet(vnet_name)
-        tables = {32: vnet.route.fib, 128: vnet.route.fib6}
         # By family and the identities of source and want (a feed shares them).
         checked: dict[tuple[int, int, int], Route | str] = {}
         refused: list[tuple[int, str]] = []
         limit = vnet.limits.effective("routes")
         room = None if limit is None else limit - self.routes_in_use(vnet)
         full = False
-        for at, (net, plen, bits, source, want) in enumerate(routes):
-            hops = (bits, id(source), id(want))
+        for at, (prefix, source, want) in enumerate(routes):
+            hops = (prefix.version, id(source), id(want))
             model = checked.get(hops)
             if model is None:
-                model = checked[hops] = self._model(vnet, net, plen, bits, source, want)
+                via, interface = (None, None) if want.paths else (want.via, want.interface)
+                try:
+                    model = self._resolve(vnet, prefix, want.type, via, interface, source,
+                                          want.paths, want.weights)  # fmt: skip
+                except OpError as err:
+                    model = str(err)
+                checked[hops] = model
             if isinstance(model, str):
                 refused.append((at, model))
                 continue
-            fib = tables[bits]
-            try:
-                route = model.like(net, plen)
-            except RouteError as err:
-                refused.append((at, f"vnet {vnet.name}: {err}"))
-                continue
-            if room is not None and room <= 0 and fib.find(route.key, source.name) is None:
+            fib = vnet.route.table(prefix.version)
+            route = route_state.like(model, prefix)
+            if room is not None and room <= 0 and fib.get(prefix, source.name) is None:
                 full = True
                 refused.append((at, f"vnet {vnet.name}: route limit reached"))
                 continue
@@ -1125,34 +1124,15 @@ class Ops:
                 self.check_limit(vnet, "routes", self.routes_in_use(vnet))
         return refused
 
-    def _model(
-        self, vnet: Vnet, net: int, plen: int, bits: int, source: Source, want: Want
-    ) -> Route | str:
-        """Return the checked route ``want`` makes of ``source`` to ``net``/``plen`` (a
-        model for the routes of the same next hops), or why it is refused."""
-        family = ipaddress.IPv4Network if bits == 32 else ipaddress.IPv6Network
-        try:
-            prefix = family((net, plen))
-        except ValueError as err:
-            return f"vnet {vnet.name}: {err}"
-        via, interface = (None, None) if want.paths else (want.via, want.interface)
-        try:
-            return self._resolve(vnet, prefix, want.type, via, interface, source,
-                                 want.paths, want.weights)  # fmt: skip
-        except OpError as err:
-            return str(err)
-
-    def remove_routes(self, vnet_name: str, routes: Iterable[tuple[int, int, int, str]]) -> int:
-        """Remove each (network, prefix length, bits, source name) route that exists, as
-        :meth:`remove_route` would, without a log line each; return how many went."""
+    def remove_routes(self, vnet_name: str, routes: Iterable[tuple[Prefix, str]]) -> int:
+        """Remove each (prefix, source name) route that exists, as :meth:`remove_route`
+        would, without a log line each; return how many went."""
         vnet = self.vnet(vnet_name)
-        tables = {32: vnet.route.fib, 128: vnet.route.fib6}
         removed = 0
-        for net, plen, bits, source in routes:
-            fib = tables[bits]
-            key = (plen, net)
-            if fib.find(key, source) is not None:
-                fib.delete_key(key, source)
+        for prefix, source in routes:
+            fib = vnet.route.table(prefix.version)
+            if fib.get(prefix, source) is not None:
+                fib.delete(prefix, source)
                 removed += 1
         return removed
 

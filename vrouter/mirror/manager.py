@@ -45,12 +45,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytun  # type: ignore[import-not-found]
 
 from vrouter.core import gcpause
-from vrouter.core.shards import ShardedDict, ShardedSet
-from vrouter.mirror import batchread, punt, rtnetlink
+from vrouter.mirror import punt, rtnetlink
 from vrouter.mirror.state import default_netns as default_netns
 from vrouter.mirror.state import state_of
-from vrouter.mirror.sync import KernelKey, RouteSync, Want
-from vrouter.route import fib
+from vrouter.mirror.sync import KernelKey, Prefix, RouteSync, Want
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
@@ -64,20 +62,14 @@ READ_SIZE = 65536
 NETLINK_READ = 1 << 15
 """Bytes read from the netlink socket at once: the kernel sizes a dump's batches to it
 (up to 32 KiB, some 500 routes); a change notification comes one to a read."""
-NETLINK_BUFFER = 64 << 20
-"""The netlink socket's receive buffer (``SO_RCVBUFFORCE``, which the kernel doubles): the
-kernel's notifications of a feed while the loop is busy elsewhere (832 bytes each,
-accounted: some 160,000, a second of a fast feed).  It takes memory only while the
-sync lags."""
+NETLINK_BUFFER = 32 << 20
+"""The netlink socket's receive buffer (``SO_RCVBUFFORCE``): the kernel's notifications
+of a feed while the loop is busy elsewhere (some 1 KiB each, accounted)."""
 APPLY_SLICE = 256
 """Pending vnet routes applied at once (one call of ``Ops.put_routes``)."""
-BACKLOG_SLICE = 32
-"""Pending vnet routes applied a turn while the socket has more to read: reading comes
-first, or the kernel drops what overruns the socket (a feed's notifications come at up
-to 185,000 a second, and reading one costs about half what applying it does), and a
-resync reads the whole table again."""
-DISCARD_SLICE = 2_000
-"""Routes of a table the sync no longer needs freed a turn (``_discard``)."""
+DISCARD_SLICE = 10_000
+"""Routes of a table the sync no longer needs freed a turn (``_discard``), or routes
+made pending a turn for a resync's reconciliation (``_reconcile``)."""
 BURST_QUIET = 1.0
 """Seconds without a change that end a burst of changes (see ``_end_burst``)."""
 FREEZE_AFTER = 10_000
@@ -117,10 +109,10 @@ class RouteOps(Protocol):
     """What the route sync needs of the daemon's ``Ops``."""
 
     def put_routes(
-        self, vnet_name: str, routes: Sequence[tuple[int, int, int, Source, Want]]
+        self, vnet_name: str, routes: Sequence[tuple[Prefix, Source, Want]]
     ) -> list[tuple[int, str]]: ...
 
-    def remove_routes(self, vnet_name: str, routes: Iterable[tuple[int, int, int, str]]) -> int: ...
+    def remove_routes(self, vnet_name: str, routes: Iterable[tuple[Prefix, str]]) -> int: ...
 
 
 def _ip(*args: str) -> str:
@@ -243,9 +235,8 @@ class Mirror:
     netns: str
     sync: RouteSync
     representors: dict[str, Representor] = field(default_factory=dict)
-    applied: ShardedDict[KernelKey, Want] = field(default_factory=ShardedDict)
-    """The vnet routes the sync put in place, by the kernel route each stands for (in
-    shards, as the sync's own table)."""
+    applied: dict[KernelKey, Want] = field(default_factory=dict)
+    """The vnet routes the sync put in place, by the kernel route each stands for."""
     netlink: socket.socket | None = None
     dumping: list[bytes] = field(default_factory=list)
     """Dump requests still to send, in order (nexthops, IPv4 routes, IPv6 routes)."""
@@ -255,22 +246,16 @@ class Mirror:
     """Events were lost: a resync is due once the socket is drained and no dump runs."""
     stale: dict[KernelKey, float] = field(default_factory=dict)
     """Routes the mirror withdrew, kept until then (loop time): ``net.mirror.sync_grace``."""
-    reconcile: list[dict[KernelKey, Want]] = field(default_factory=list)
-    """Vnet routes to check against a finished resync's dump: shards of :attr:`applied`,
-    made pending one a turn."""
-    pending: ShardedSet[KernelKey] = field(default_factory=ShardedSet)
+    reconcile: list[KernelKey] = field(default_factory=list)
+    """Vnet routes to check against a finished resync's dump, made pending a slice a turn."""
+    pending: set[KernelKey] = field(default_factory=set)
     """Kernel routes whose vnet route is to be brought in line, a slice at a time: a route
     changed many times meanwhile is applied once, as it is by then."""
     applying: bool = False
     """A pass of :meth:`Mirrors._apply_pending` is scheduled."""
     backlog: bool = False
-    """The last read left the socket with more to read: applying takes
-    :data:`BACKLOG_SLICE` routes a turn only, so that reading keeps up."""
-    unread: list[bytes] = field(default_factory=list)
-    """Datagrams read but not decoded yet, for the next turn (a batch's rest)."""
-    reader: batchread.BatchReader | None = None
-    """Reads the socket's datagrams in batches, from the second turn of a burst until its
-    end (its buffer, :data:`NETLINK_READ` times a batch, is held only meanwhile)."""
+    """The last read left the socket with more to read: applying takes a slice a turn
+    only, so that reading keeps up (the kernel drops what overruns the socket)."""
     busy: contextlib.ExitStack | None = None
     """Holds the garbage collector off while a burst of changes is synced."""
     burst: int = 0
@@ -330,7 +315,6 @@ class Mirrors:
         except BaseException:
             await self.destroy(vnet.name)
             raise
-        fib.expect_large_tables()
         mirror.listener = lambda event: self._on_event(mirror, event)
         vnet.link_listeners.append(mirror.listener)
         log.info("vnet %s: mirror in netns %s, %d representors", vnet.name, netns,
@@ -499,23 +483,10 @@ class Mirrors:
         if sock is None:
             return
         started = time.monotonic()
-        if mirror.backlog and mirror.reader is None:  # a burst: read in batches
-            mirror.reader = batchread.reader(sock, NETLINK_READ)
         while True:  # a read at least, then until forwarding's turn
-            items: Sequence[bytes | memoryview]
-            if mirror.unread:
-                items, state = mirror.unread, "more"
-                mirror.unread = []
-            else:
-                items, state = self._recv(mirror, sock)
-            for at, data in enumerate(items, 1):
-                self._take(mirror, rtnetlink.parse(data, mirror.sync.seen))
-                if at < len(items) and time.monotonic() - started >= NETLINK_TURN:
-                    # A batch of a dump's datagrams holds hundreds of routes each: the
-                    # rest waits for the next turn, out of the reader's buffer.
-                    mirror.unread = [bytes(rest) for rest in items[at:]]
-                    state = "more"
-                    break
+            data, state = self._recv(mirror, sock)
+            if data:
+                self._take(mirror, rtnetlink.parse(data, mirror.sync.shared))
             if state == "drained" and mirror.overrun and not mirror.in_dump:
                 # A dump request now has room for its answer (one sent into a full
                 # socket is lost, error and all).
@@ -524,43 +495,34 @@ class Mirrors:
             if state != "more" or time.monotonic() - started >= NETLINK_TURN:
                 break
         mirror.backlog = state == "more"
-        if mirror.unread:  # read already: the socket may not wake the reader for it
-            self.loop.call_soon(self._on_netlink, mirror)
         self._schedule(mirror)
 
-    def _recv(
-        self, mirror: Mirror, sock: socket.socket
-    ) -> tuple[Sequence[bytes | memoryview], str]:
-        """Read a datagram (a change notification, or a dump's batch of up to 32 KiB), or
-        in a burst up to :data:`~vrouter.mirror.batchread.BATCH` of them at once; return
-        them (to be decoded each, see :meth:`~vrouter.mirror.batchread.BatchReader.read`)
-        and ``more``, ``drained`` or ``failed``.  Reading every notification
-        waiting before decoding them measured worse: 78 s and a ping p50 of 0.86 s for
-        a million routes, against 47 s and 20 ms (the loop's other turns came later);
-        a batch is decoded before the next is read, within the turn."""
+    def _recv(self, mirror: Mirror, sock: socket.socket) -> tuple[bytes, str]:
+        """Read one datagram (a change notification, or a dump's batch of up to 32 KiB);
+        return it and ``more``, ``drained`` or ``failed``.  Reading a batch of
+        notifications before decoding them measured worse: 78 s and a ping p50 of
+        0.86 s for a million routes, against 47 s and 20 ms (the loop's other turns
+        came later)."""
         try:
-            if mirror.reader is None:
-                return [sock.recv(NETLINK_READ)], "more"
-            items, count = mirror.reader.read()
-            return items, "more" if count == batchread.BATCH else "drained"
+            return sock.recv(NETLINK_READ), "more"
         except (BlockingIOError, InterruptedError):
-            return (), "drained"
+            return b"", "drained"
         except OSError as err:
             if err.errno != errno.ENOBUFS:
                 log.error("vnet %s: netlink: %s", mirror.vnet.name, err)
-                return (), "failed"
+                return b"", "failed"
         # Events lost: start again from a dump.
         if not mirror.overrun:
             log.warning("vnet %s: netlink overrun, resyncing", mirror.vnet.name)
         mirror.overrun = True
         # The socket's error stops libuv's poll of it (uvloop): watch it anew.
         self.loop.call_soon(self._rearm, mirror, sock)
-        return (), "more"
+        return b"", "more"
 
     def _take(self, mirror: Mirror, messages: list[rtnetlink.Message]) -> None:
         """Feed one read's messages to the sync; note what they change; follow the dump."""
         malformed = mirror.sync.stats.malformed
-        mirror.sync.take(messages, mirror.pending)
+        mirror.pending |= mirror.sync.take(messages)
         if mirror.sync.stats.malformed != malformed:
             reasons = [m.reason for m in messages if isinstance(m, rtnetlink.Malformed)]
             log.debug("vnet %s: netlink: malformed, dropped: %s", mirror.vnet.name, reasons)
@@ -571,18 +533,17 @@ class Mirrors:
                     mirror.in_dump = False
                     if not mirror.reconcile:
                         self.loop.call_soon(self._reconcile, mirror)
-                    mirror.reconcile = list(mirror.applied.shards)
+                    mirror.reconcile = list(mirror.applied)
 
     def _reconcile(self, mirror: Mirror) -> None:
-        """Make a shard of ``mirror.reconcile`` pending a turn (a million at once held the
-        loop).  A shard is listed as it is then: a route applied since is in line already,
-        and pending again is checked for nothing more."""
+        """Make a slice of ``mirror.reconcile`` pending a turn (a million at once held
+        the loop)."""
         if self.mirrors.get(mirror.vnet.name) is not mirror:
             return  # gone meanwhile
-        parts = mirror.reconcile
-        if parts:
-            mirror.pending.update(list(parts.pop()))
-        if parts:
+        keys = mirror.reconcile
+        mirror.pending.update(keys[-DISCARD_SLICE:])
+        del keys[-DISCARD_SLICE:]
+        if keys:
             self.loop.call_soon(self._reconcile, mirror)
         self._schedule(mirror)
 
@@ -608,11 +569,9 @@ class Mirrors:
             return  # gone meanwhile
         started = time.monotonic()
         pending = mirror.pending
-        if mirror.backlog:
-            self._apply(mirror, pending.take(BACKLOG_SLICE))
-        while pending and not mirror.backlog:  # then as many slices as the turn holds
-            self._apply(mirror, pending.take(APPLY_SLICE))
-            if time.monotonic() - started >= NETLINK_TURN:
+        while pending:  # a slice at least, then as many as the turn holds
+            self._apply(mirror, [pending.pop() for _ in range(min(APPLY_SLICE, len(pending)))])
+            if mirror.backlog or time.monotonic() - started >= NETLINK_TURN:
                 break
         self._schedule(mirror)
 
@@ -620,10 +579,8 @@ class Mirrors:
         """End the burst once the sync has had nothing to read or apply for a while."""
         if mirror.busy is None or self.mirrors.get(mirror.vnet.name) is not mirror:
             return
-        if mirror.overrun and not mirror.in_dump:
-            self._on_netlink(mirror)  # a read finding the socket drained starts the resync
         now = mirror.sync.stats.messages
-        if mirror.pending or now != messages or mirror.in_dump:
+        if mirror.pending or now != messages:
             self.loop.call_later(BURST_QUIET, self._quiet, mirror, now)
             return
         if mirror.burst:
@@ -648,7 +605,6 @@ class Mirrors:
             gc.freeze()
         mirror.busy.close()
         mirror.busy = None
-        mirror.reader = None
 
     def _expire(self, mirror: Mirror) -> None:
         """Remove the stale routes whose grace is over that the mirror has not brought back."""
@@ -663,51 +619,44 @@ class Mirrors:
             self.loop.call_later(min(mirror.stale.values()) - now, self._expire, mirror)
 
     def _rearm(self, mirror: Mirror, sock: socket.socket) -> None:
-        """Watch the socket anew after an overrun, and read it once now: the resync starts
-        when a read finds it drained, and nothing more may ever come to wake the
-        reader (a feed that overran the socket with its last routes)."""
         if mirror.netlink is sock:
             self.loop.remove_reader(sock.fileno())
             self.loop.add_reader(sock.fileno(), self._on_netlink, mirror)
-            self._on_netlink(mirror)
 
     def _resync(self, mirror: Mirror) -> None:
-        sync, pending = mirror.sync, mirror.pending
+        sync = mirror.sync
         mirror.sync = RouteSync(sync.ifname, sync.protocols, stats=sync.stats)
-        mirror.pending = ShardedSet()  # the dump brings back what is there; its end reconciles
+        mirror.pending.clear()  # the dump brings back what is there; its end reconciles
         mirror.reconcile.clear()
-        mirror.unread.clear()  # read before the resync: the dump brings what is there
         self._discard(sync.routes)
-        self._discard(pending)
         self._start_dump(mirror)
 
-    def _discard(self, table: ShardedDict[KernelKey, Any] | ShardedSet[KernelKey]) -> None:
-        """Empty ``table`` :data:`DISCARD_SLICE` entries a turn: freeing a million routes
-        at once would hold the loop for most of a second."""
-        if table.drain(DISCARD_SLICE):
+    def _discard(self, table: dict[KernelKey, Any]) -> None:
+        """Empty ``table`` a slice a turn: freeing a million routes at once would hold
+        the loop for most of a second."""
+        for _ in range(min(DISCARD_SLICE, len(table))):
+            table.popitem()
+        if table:
             self.loop.call_soon(self._discard, table)
 
     def _apply(self, mirror: Mirror, kkeys: list[KernelKey]) -> None:
         """Bring the vnet routes of ``kkeys`` in line with the mirror's routes."""
-        sync, applied, stale = mirror.sync, mirror.applied, mirror.stale
-        wanted, have_of = sync.wanted, applied.get
+        sync, applied = mirror.sync, mirror.applied
         puts: list[tuple[KernelKey, Want]] = []
         gone: list[KernelKey] = []
         for kkey in kkeys:
-            want = wanted(kkey)
-            have = have_of(kkey)
-            if want is have or (have is not None and want == have):
-                continue  # (translations are shared: mostly the same object)
+            want = sync.wanted(kkey)
+            have = applied.get(kkey)
+            if want is have or want == have:
+                continue
             if want is None:
                 if not self._keep_stale(mirror, kkey):
                     gone.append(kkey)
                 continue
-            if stale:
-                stale.pop(kkey, None)
+            mirror.stale.pop(kkey, None)
             puts.append((kkey, want))
         if puts:
-            spot = sync.spot
-            routes = [(*spot(kkey), want) for kkey, want in puts]
+            routes = [(*sync.key_of(kkey), want) for kkey, want in puts]
             refused = self.ops.put_routes(mirror.vnet.name, routes)
             for kkey, want in puts:
                 applied[kkey] = want
@@ -715,7 +664,7 @@ class Mirrors:
                 kkey = puts[at][0]
                 mirror.refused += 1
                 log.debug("vnet %s: mirror route %s refused: %s", mirror.vnet.name,
-                          sync.key_of(kkey)[0], why)  # fmt: skip
+                          routes[at][0], why)  # fmt: skip
                 del applied[kkey]
                 gone.append(kkey)  # a refused change: the old route goes
         self._remove(mirror, gone)
@@ -737,9 +686,8 @@ class Mirrors:
         for kkey in kkeys:
             mirror.applied.pop(kkey, None)
         if kkeys:
-            spot = mirror.sync.spot
-            gone = [(net, plen, bits, src.name) for net, plen, bits, src in map(spot, kkeys)]
-            self.ops.remove_routes(mirror.vnet.name, gone)
+            keys = [mirror.sync.key_of(kkey) for kkey in kkeys]
+            self.ops.remove_routes(mirror.vnet.name, [(p, src.name) for p, src in keys])
 
     def describe(self, vnet_name: str) -> dict[str, object] | None:
         """Return ``vnet_name``'s mirror as plain data (None: it has none)."""
@@ -751,7 +699,7 @@ class Mirrors:
             "netns": mirror.netns,
             "representors": {n: r.index for n, r in mirror.representors.items()},
             "synced_routes": len(mirror.applied),
-            "pending_routes": len(mirror.pending) + sum(map(len, mirror.reconcile)),
+            "pending_routes": len(mirror.pending) + len(mirror.reconcile),
             "refused_routes": mirror.refused,
             "punt": {f: getattr(state.stats, f) for f in state.stats.__slots__},
             "sync": {f: getattr(mirror.sync.stats, f) for f in mirror.sync.stats.__slots__},

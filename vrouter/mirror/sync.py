@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from vrouter.core.shards import ShardedDict
 from vrouter.mirror.rtnetlink import (
     AF_INET,
     AF_INET6,
@@ -39,7 +37,7 @@ from vrouter.mirror.rtnetlink import (
     NexthopMsg,
     Path,
     RouteMsg,
-    Seen,
+    SharedPaths,
 )
 from vrouter.route.fib import BLACKHOLE, REJECT, UNICAST
 from vrouter.route.source import Source, source
@@ -110,7 +108,6 @@ def _ones(members: list[NexthopMsg | None]) -> tuple[int, ...]:
     return (1,) * len(members)
 
 
-@functools.lru_cache(maxsize=256)
 def source_of(protocol: int, family: int) -> Source:
     """Return the vnet source of kernel protocol ``protocol`` routes of ``family`` (4 or 6)."""
     known = PROTOCOLS[protocol]
@@ -132,14 +129,6 @@ class Want:
     ``via`` and ``interface``; empty for a route of one path."""
     weights: tuple[int, ...] = ()
     """The weight of each of ``paths``; empty when all are 1."""
-
-
-class Touched(typing.Protocol):
-    """Where the sync notes the kernel routes whose vnet route may have changed (a set)."""
-
-    def add(self, kkey: KernelKey, /) -> None: ...
-
-    def update(self, kkeys: Iterable[KernelKey], /) -> None: ...
 
 
 Key = tuple[Prefix, Source]
@@ -179,26 +168,23 @@ class RouteSync:
     ifname: Callable[[int], str | None]
     """The vnet interface a mirror interface index stands for (None: not a representor)."""
     protocols: frozenset[int] = DEFAULT_SYNC
-    routes: ShardedDict[KernelKey, _ByMetric] = field(default_factory=ShardedDict)
-    """Kernel routes by (family, dst, length, protocol), then (if several) by metric (in
-    shards: a feed's million would stop the loop as one dict grew)."""
+    routes: dict[KernelKey, _ByMetric] = field(default_factory=dict)
+    """Kernel routes by (family, dst, length, protocol), then (if several) by metric."""
     nexthops: dict[int, NexthopMsg] = field(default_factory=dict)
     users: dict[int, set[KernelKey]] = field(default_factory=dict)
     """The kernel routes using each nexthop id."""
     stats: SyncStats = field(default_factory=SyncStats)
-    seen: Seen = field(default_factory=Seen, repr=False)
-    """What the decoder keeps from read to read (:func:`vrouter.mirror.rtnetlink.parse`)."""
+    shared: SharedPaths = field(default_factory=dict, repr=False)
+    """Paths the decoder shares between routes (:func:`vrouter.mirror.rtnetlink.parse`)."""
     _wants: dict[tuple[int, tuple[Path, ...], int], Want | None] = field(
         default_factory=dict, repr=False
     )
     """Translations by type, inline paths and nexthop id, shared by every route that has
     them (see :data:`_INTERNED`); forgotten on any nexthop change or representor change."""
 
-    def take(self, messages: Iterable[Message], touched: Touched | None = None) -> Touched:
-        """Take decoded messages; return the kernel routes whose vnet route may have changed
-        (added to ``touched`` if given, else to a new set)."""
-        if touched is None:
-            touched = set()
+    def take(self, messages: Iterable[Message]) -> set[KernelKey]:
+        """Take decoded messages; return the kernel routes whose vnet route may have changed."""
+        touched: set[KernelKey] = set()
         stats = self.stats
         for message in messages:
             if type(message) is RouteMsg:
@@ -215,9 +201,7 @@ class RouteSync:
 
     def feed(self, messages: Iterable[Message]) -> set[Key]:
         """Take decoded messages; return the vnet routes that may have changed."""
-        touched: set[KernelKey] = set()
-        self.take(messages, touched)
-        return {self.key_of(kkey) for kkey in touched}
+        return {self.key_of(kkey) for kkey in self.take(messages)}
 
     @staticmethod
     def key_of(kkey: KernelKey) -> Key:
@@ -227,37 +211,18 @@ class RouteSync:
             return ipaddress.IPv4Network((dst, length), strict=False), source_of(protocol, 4)
         return ipaddress.IPv6Network((dst, length), strict=False), source_of(protocol, 6)
 
-    @staticmethod
-    def spot(kkey: KernelKey) -> tuple[int, int, int, Source]:
-        """Return the vnet route that kernel route ``kkey`` stands for as integers and its
-        source, ``(net, plen, bits, source)``, as ``Ops.put_routes`` takes it: no
-        :mod:`ipaddress` object (a feed's million routes would each make one)."""
-        family, dst, length, protocol = kkey
-        bits = 32 if family == AF_INET else 128
-        host = bits - length
-        net = int.from_bytes(dst, "big") >> host << host
-        return net, length, bits, source_of(protocol, 4 if family == AF_INET else 6)
-
-    def _route(self, msg: RouteMsg, touched: Touched) -> None:
-        deleted, family, dst, dst_len, table, protocol, type_, priority, _, nh_id = msg
+    def _route(self, msg: RouteMsg, touched: set[KernelKey]) -> None:
         if (
-            table != RT_TABLE_MAIN
-            or protocol not in self.protocols
-            or family not in _FAMILIES
-            or type_ not in _SYNCED_TYPES
+            msg.table != RT_TABLE_MAIN
+            or msg.protocol not in self.protocols
+            or msg.family not in (AF_INET, AF_INET6)
+            or msg.type not in _SYNCED_TYPES
         ):
             self.stats.ignored += 1
             return
-        kkey = (family, dst, dst_len, protocol)
+        kkey = (msg.family, msg.dst, msg.dst_len, msg.protocol)
         entries = self.routes.get(kkey)
-        if entries is None:  # a route new to the sync (a feed's, nearly all)
-            if not deleted:
-                self.routes[kkey] = msg
-                if nh_id:
-                    self.users.setdefault(nh_id, set()).add(kkey)
-            touched.add(kkey)
-            return
-        old = _entry(entries, priority)
+        old = _entry(entries, msg.priority)
         if old is not None and old.nh_id:
             self._unuse(old.nh_id, kkey)
         if msg.deleted:
@@ -294,7 +259,7 @@ class RouteSync:
             if not users:
                 del self.users[nh_id]
 
-    def _nexthop(self, msg: NexthopMsg, touched: Touched) -> None:
+    def _nexthop(self, msg: NexthopMsg, touched: set[KernelKey]) -> None:
         affected = {msg.id} | {g for g, nh in self.nexthops.items() if msg.id in nh.group}
         if msg.deleted:
             self.nexthops.pop(msg.id, None)
@@ -331,9 +296,8 @@ class RouteSync:
             return None
         best = entries[min(entries)] if isinstance(entries, dict) else entries
         how = (best.type, best.paths, best.nh_id)
-        want = self._wants.get(how, _UNKNOWN)
-        if want is not _UNKNOWN:
-            return want
+        if how in self._wants:
+            return self._wants[how]
         if len(self._wants) >= _INTERNED:
             self._wants.clear()
         want = self._wants[how] = self._translate(best, 4 if best.family == AF_INET else 6)
@@ -406,10 +370,7 @@ class RouteSync:
         return touched
 
 
-_UNKNOWN = Want("unknown")
-"""Not translated yet (a translation may be None)."""
 _SYNCED_TYPES = frozenset({RTN_UNICAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT})
-_FAMILIES = frozenset({AF_INET, AF_INET6})
 
 
 def _entry(entries: _ByMetric | None, priority: int) -> RouteMsg | None:

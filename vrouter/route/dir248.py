@@ -30,8 +30,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np  # imported only with the first index: see vrouter.route.fib
 
-from vrouter.core.shards import NetShards
-
 if TYPE_CHECKING:
     from vrouter.route.fib import Route
 
@@ -241,9 +239,8 @@ class Build:
     (:meth:`reached`): the index then holds exactly the routes shorter than
     :attr:`plen` and those of :attr:`plen` numbered so far, so the rest are
     written over it as the one-go build would.  A route of :attr:`plen` added
-    meanwhile is filled with the rest (:meth:`defer`); one deleted before its
-    slice is not found in the table then and skipped; one replaced is found as
-    its replacement.
+    meanwhile is numbered at once; one deleted before its slice is not found
+    in the table then and skipped; one replaced is found as its replacement.
     """
 
     def __init__(self, tables: Mapping[int, Mapping[int, Route]]) -> None:
@@ -252,28 +249,16 @@ class Build:
         self.plen = -1
         """The length being filled: shorter ones are complete."""
         self._nets: list[int] = []
-        """Networks of :attr:`plen` not filled yet: of the part being listed, and those
-        added since (:meth:`defer`)."""
-        self._parts: list[Iterable[int]] = []
-        """The parts of :attr:`plen`'s table not listed yet: its shards
-        (:class:`~vrouter.core.shards.NetShards`), each listed when the last is done,
-        as it is then: a million networks listed at once held the loop for 6 ms."""
+        """The networks of :attr:`plen` not filled yet (as they were when its turn came)."""
 
     def reached(self, plen: int) -> bool:
         """Whether a change to a /``plen`` route is patched into the index now."""
         return plen <= self.plen
 
-    def defer(self, net: int) -> None:
-        """Have the route of :attr:`plen` just added for ``net`` filled with the rest of its
-        length instead of patched in now: a feed's routes keep coming while the index of
-        the first ones is built, and patched one by one they cost several times what
-        they cost filled a slice at a time."""
-        self._nets.append(net)
-
     def step(self, count: int) -> bool:
         """Fill up to ``count`` more routes; return whether the index is complete."""
         while count > 0:
-            if not self._nets and not self._next_part() and not self._next_length():
+            if not self._nets and not self._next_length():
                 return True
             nets = self._nets[-count:]
             del self._nets[-count:]
@@ -281,24 +266,7 @@ class Build:
             table = self._tables.get(self.plen, {})
             routes = [r for r in map(table.get, nets) if r is not None and not r.number]
             self.index.fill(routes, [route.net for route in routes], self.plen)
-        return (
-            not self._nets
-            and not self._parts
-            and not any(plen > self.plen for plen in self._tables)
-        )
-
-    def _next_part(self) -> bool:
-        """List the next part of :attr:`plen`'s networks; return False when there is none.
-
-        A network added to a part after its length's turn came is indexed as it is
-        added, one deleted is not found when its slice comes: a part listed later than
-        the turn came lists what the one-go listing would have, give or take those.
-        """
-        while self._parts:
-            self._nets = list(self._parts.pop())
-            if self._nets:
-                return True
-        return False
+        return not self._nets and not any(plen > self.plen for plen in self._tables)
 
     def _next_length(self) -> bool:
         """Move on to the next length present; return False when there is none."""
@@ -306,6 +274,5 @@ class Build:
         if not longer:
             return False
         self.plen = min(longer)
-        table = self._tables[self.plen]
-        self._parts = list(table.shards) if isinstance(table, NetShards) else [table]
-        return self._next_part() or True
+        self._nets = list(self._tables[self.plen])
+        return True

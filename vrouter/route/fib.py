@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vrouter.core import gcpause
-from vrouter.core.shards import NetShards
 from vrouter.route.source import CONNECTED as CONNECTED
 from vrouter.route.source import MAX_DISTANCE, Source
 from vrouter.route.source import STATIC as STATIC
@@ -93,14 +92,6 @@ REINDEX_AT = 131_072
 its index and builds it anew after them rather than patch it per route (a build
 at a million routes costs about what patching this many does)."""
 
-
-SPLIT_AT = 21_845
-"""Routes of one length at which its dict is split in shards (:class:`NetShards`): its
-next entry would copy it whole (1 ms), and each copy after longer (28 ms at 700,000);
-the split costs about one copy, and a lookup's probe of the length a Python call."""
-JOIN_BELOW = SPLIT_AT // 4
-"""Routes of one length below which its shards are one dict again (not back and forth)."""
-Table = dict[int, "Route"] | NetShards["Route"]
 
 INDEX_SLICE = 512
 """Routes an index built a turn at a time (:attr:`Fib.schedule`) fills between two
@@ -166,15 +157,6 @@ def shared_gateway(gateway: bytes) -> bytes:
     return gateway
 
 
-def _check_prefix(net: int, plen: int, bits: int) -> None:
-    """Raise RouteError unless ``net``/``plen`` is a ``bits``-bit prefix."""
-    masks = _MASKS.get(bits)
-    if masks is None or not 0 <= plen <= bits or net & masks[plen] != net:
-        raise RouteError(
-            f"{net:#x}/{plen} is not a {bits}-bit prefix (length 0..{bits}, no host bits)"
-        )
-
-
 class Route:
     """One entry: where packets for ``prefix`` go.
 
@@ -236,31 +218,16 @@ class Route:
 
         RouteError if the prefix is not one (length out of range, host bits set).
         """
-        _check_prefix(net, plen, bits)
+        masks = _MASKS.get(bits)
+        if masks is None or not 0 <= plen <= bits or net & masks[plen] != net:
+            raise RouteError(
+                f"{net:#x}/{plen} is not a {bits}-bit prefix (length 0..{bits}, no host bits)"
+            )
         route = cls.__new__(cls)
         route.net, route.plen, route.bits = net, plen, bits
         route.type, route.ifnet, route.source = type, ifnet, source
         route.gateway = shared_gateway(gateway) if gateway is not None else None
         route.use, route.number, route.nexthops = 0, 0, ()
-        return route
-
-    def like(self, net: int, plen: int) -> Route:
-        """Return a route as this one (type, next hops, source) to ``net``/``plen`` of the
-        same family instead, with counters of its own (what a feed of routes sharing next
-        hops makes of one checked model).
-
-        RouteError if that is not a prefix.
-        """
-        _check_prefix(net, plen, self.bits)
-        route = Route.__new__(Route)
-        route.net, route.plen, route.bits = net, plen, self.bits
-        route.type, route.ifnet, route.source = self.type, self.ifnet, self.source
-        route.gateway, route.use, route.number = self.gateway, 0, 0
-        route.nexthops = (
-            tuple(Nexthop(n.gateway, n.ifnet, n.weight) for n in self.nexthops)
-            if self.nexthops
-            else ()
-        )
         return route
 
     @property
@@ -323,7 +290,7 @@ class Fib:
     def __init__(self, bits: int = 32) -> None:
         self.bits = bits
         self._masks = _MASKS[bits]
-        self._by_len: dict[int, Table] = {}
+        self._by_len: dict[int, dict[int, Route]] = {}
         self._lens: list[int] = []
         """The prefix lengths present, longest first."""
         self._probes: list[tuple[int, Callable[[int], Route | None]]] = []
@@ -352,18 +319,9 @@ class Fib:
         """Make destination caches rebuild (what they read besides routes changed)."""
         self.generation += 1
 
-    def _split(self, plen: int) -> None:
-        """Split the routes of length ``plen`` into shards (see :data:`SPLIT_AT`)."""
-        self._by_len[plen] = NetShards(self.bits - plen, self._by_len[plen].items())
-        self._lengths_changed()
-
     def _lengths_changed(self) -> None:
         self._lens = sorted(self._by_len, reverse=True)
         self._probes = [(self._masks[plen], self._by_len[plen].get) for plen in self._lens]
-
-    def _text(self, key: tuple[int, int]) -> str:
-        plen, net = key
-        return f"{_ADDRESSES[self.bits](net)}/{plen}"
 
     def _check_family(self, route: Route) -> None:
         if route.bits != self.bits:
@@ -381,8 +339,7 @@ class Fib:
         Its source must not hold a route to the prefix already.  It is held
         when a route of a lower (or the same) distance is installed.
         """
-        if route.bits != self.bits:
-            self._check_family(route)
+        self._check_family(route)
         plen = route.plen
         key = route.net
         table = self._by_len.get(plen)
@@ -393,21 +350,13 @@ class Fib:
         if current is not None:
             return self._add_contender(table, key, current, route)
         table[key] = route
-        if type(table) is dict and len(table) >= SPLIT_AT:
-            self._split(plen)
         self._count += 1
         name = route.source.name
         self._installed_by[name] = self._installed_by.get(name, 0) + 1
-        index = self._index  # (self._patched(plen), inline: a feed's hot path)
-        build = self._build
-        if index is None and build is not None and build.reached(plen):
-            if build.plen == plen:  # filled with the rest of its length, not patched in
-                build.defer(key)
-            else:
-                index = build.index
+        index = self._patched(plen)
         if index is not None:
             index.add(route, key, plen, self._covering)
-        elif self._count >= INDEX_AT // 2 and build is None:
+        elif self._count >= INDEX_AT // 2:
             self._near_index()
         self.generation += 1
         if self.on_change is not None:
@@ -470,7 +419,9 @@ class Fib:
         build = self._build
         return build.index if build is not None and build.reached(plen) else None
 
-    def _add_contender(self, table: Table, key: int, current: Route, route: Route) -> bool:
+    def _add_contender(
+        self, table: dict[int, Route], key: int, current: Route, route: Route
+    ) -> bool:
         """Add ``route`` to a prefix that has an installed route, ``current``."""
         name = route.source.name
         if current.source.name == name or self._held_of(route.key, name) is not None:
@@ -520,7 +471,7 @@ class Fib:
                 return route
         return None
 
-    def _swap(self, table: Table, key: int, old: Route, new: Route) -> None:
+    def _swap(self, table: dict[int, Route], key: int, old: Route, new: Route) -> None:
         """Install ``new`` in place of ``old`` for the same prefix."""
         table[key] = new
         index = self._patched(new.plen)
@@ -533,41 +484,34 @@ class Fib:
 
         When it was installed, the best held route of the prefix takes over.
         """
-        return self.delete_key((prefix.prefixlen, int(prefix.network_address)), source)
-
-    def delete_key(self, key: tuple[int, int], source: str = STATIC.name) -> Route:
-        """Remove and return the route of ``source`` for the prefix ``key`` (``(plen, net)``,
-        as :attr:`Route.key`), as :meth:`delete` does."""
-        plen, net = key
+        plen = prefix.prefixlen
+        key = int(prefix.network_address)
         table = self._by_len.get(plen)
-        current = table.get(net) if table is not None else None
+        current = table.get(key) if table is not None else None
         if current is None:
-            raise RouteError(f"no route to {self._text(key)}")
+            raise RouteError(f"no route to {prefix}")
         if current.source.name != source:
-            route = self._held_of(key, source)
+            route = self._held_of((plen, key), source)
             if route is None:
-                raise RouteError(f"no {source} route to {self._text(key)}")
+                raise RouteError(f"no {source} route to {prefix}")
             self._unhold(route)
             self._tally(source, 0, -1)
             self._tell("delete", route)
             return route
         assert table is not None
-        held = self._held.get(key)
+        held = self._held.get((plen, key))
         if held:
             successor = held[0]
             self._unhold(successor)
-            self._swap(table, net, current, successor)
+            self._swap(table, key, current, successor)
             self._tally(source, -1, 0)
             self._tally(successor.source.name, 1, -1)
             self._tell("delete", current)
             self._tell("change", successor)
             return current
-        route = table.pop(net)
+        route = table.pop(key)
         if not table:
             del self._by_len[plen]
-            self._lengths_changed()
-        elif type(table) is not dict and len(table) < JOIN_BELOW:
-            self._by_len[plen] = dict(table.items())
             self._lengths_changed()
         self._count -= 1
         self._tally(source, -1, 0)
@@ -575,7 +519,7 @@ class Fib:
         if self._count < UNINDEX_BELOW and (self._index is not None or self._build is not None):
             self._drop_index()
         elif index is not None and route.number:  # not yet numbered: the build skips it
-            index.delete(route, net, plen, self._covering)
+            index.delete(route, key, plen, self._covering)
         self.generation += 1
         self._tell("delete", route)
         return route
@@ -588,11 +532,11 @@ class Fib:
         """
         self._check_family(route)
         name = route.source.name
-        old = self.find(route.key, name)
+        old = self._get(route.key, name)
         if old is None:
             raise RouteError(f"no {name} route to {route.prefix_text()}")
         held = self._held.get(route.key)
-        current = self.find(route.key)
+        current = self._get(route.key)
         best_held = held[0].source.distance if held else MAX_DISTANCE + 1
         if current is old and route.source.distance <= best_held:
             self._swap(self._by_len[route.plen], route.net, old, route)
@@ -609,9 +553,7 @@ class Fib:
         self.add(route)
         return old
 
-    def find(self, key: tuple[int, int], source: str | None = None) -> Route | None:
-        """Return the installed route for the prefix ``key`` (``(plen, net)``, as
-        :attr:`Route.key`), or ``source``'s if named."""
+    def _get(self, key: tuple[int, int], source: str | None = None) -> Route | None:
         plen, net = key
         table = self._by_len.get(plen)
         route = table.get(net) if table is not None else None
@@ -621,12 +563,12 @@ class Fib:
 
     def get(self, prefix: Prefix, source: str | None = None) -> Route | None:
         """Return the installed route for exactly ``prefix`` (or ``source``'s, if named)."""
-        return self.find((prefix.prefixlen, int(prefix.network_address)), source)
+        return self._get((prefix.prefixlen, int(prefix.network_address)), source)
 
     def routes(self, prefix: Prefix) -> list[Route]:
         """Return every source's route for exactly ``prefix``, the installed one first."""
         key = prefix.prefixlen, int(prefix.network_address)
-        route = self.find(key)
+        route = self._get(key)
         if route is None:
             return []
         return [route, *self._held.get(key, ())]
@@ -635,7 +577,7 @@ class Fib:
         """Return ``installed``, ``held`` or ``gone`` (not in this table)."""
         if route.bits != self.bits:
             return GONE
-        if self.find(route.key) is route:
+        if self._get(route.key) is route:
             return INSTALLED
         if any(held is route for held in self._held.get(route.key, ())):
             return HELD
@@ -751,26 +693,12 @@ _importing: threading.Thread | None = None
 """The thread importing the index's module (:func:`_import_index_aside`), once started."""
 
 
-def expect_large_tables() -> None:
-    """Have the index's module imported now, on a thread: this process is about to get
-    tables large enough to want it (a control-plane mirror, whose routing daemons may
-    send a full table at any time).
-
-    Its import holds the interpreter in C for up to 30-40 ms at a time (measured on a
-    busy 2-core machine, 0.4-0.9 s in all): at start-up that costs forwarding
-    nothing, in the middle of a million-route feed it stalled the loop.
-    """
-    if _index_missing is None:
-        _import_index_aside()
-
-
 def _import_index_aside() -> None:
     """Import :mod:`vrouter.route.dir248` on a thread, once a process.
 
     Importing numpy takes some 0.12 s: in the add that reaches :data:`INDEX_AT`,
     one turn of the event loop.  Imported on a thread while the table grows, it
-    takes the loop only a switch interval (5 ms) at a time, or longer where
-    numpy's C code holds it (see :func:`expect_large_tables`).
+    takes the loop only a switch interval (5 ms) at a time.
     """
     global _importing
     if _importing is None:

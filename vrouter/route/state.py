@@ -112,6 +112,14 @@ def _with_paths(route: Route, paths: list[Nexthop]) -> Route:
                  nexthops=nexthops)  # fmt: skip
 
 
+def like(route: Route, prefix: Prefix) -> Route:
+    """Return a route as ``route`` (type, next hops, source) to ``prefix`` instead, with
+    counters of its own."""
+    nexthops = tuple(Nexthop(n.gateway, n.ifnet, n.weight) for n in route.nexthops)
+    return Route(prefix, route.type, route.gateway, route.ifnet, route.source,
+                 nexthops=nexthops)  # fmt: skip
+
+
 def describe(vnet: Vnet, route: Route) -> dict[str, object]:
     """Return ``route`` as plain data with its state in ``vnet`` (installed, held, gone)."""
     return route.describe(vnet.route.table(route.version).state(route))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import sys
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
@@ -12,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vrouter.core.shards import NetShards
 from vrouter.core.timers import Timers
 from vrouter.inet import ipv4
 from vrouter.route import fib as fib_module
@@ -549,12 +547,9 @@ near_prefixes = st.builds(
 def test_indexed_lookup_equals_a_linear_scan_across_the_threshold(
     steps: list[tuple[bool, IPv4Network, int]],
 ) -> None:
-    # Thresholds set by hand (a fixture does not mix with @given): from 8, below 4; a
-    # length's routes in shards from 3 on, joined again below 2.
-    names = ("INDEX_AT", "UNINDEX_BELOW", "SPLIT_AT", "JOIN_BELOW")
-    saved = [getattr(fib_module, name) for name in names]
-    for name, value in zip(names, (8, 4, 3, 2), strict=True):
-        setattr(fib_module, name, value)
+    # Thresholds set by hand (a fixture does not mix with @given): from 8, below 4.
+    saved = fib_module.INDEX_AT, fib_module.UNINDEX_BELOW
+    fib_module.INDEX_AT, fib_module.UNINDEX_BELOW = 8, 4
     try:
         fib = Fib()
         model: dict[IPv4Network, Route] = {}
@@ -593,8 +588,7 @@ def test_indexed_lookup_equals_a_linear_scan_across_the_threshold(
             assert_index_as_built(fib)
         assert len(fib) == len(model)
     finally:
-        for name, value in zip(names, saved, strict=True):
-            setattr(fib_module, name, value)
+        fib_module.INDEX_AT, fib_module.UNINDEX_BELOW = saved
 
 
 @pytest.mark.parametrize("turns", [False, True], ids=["at-once", "turn-by-turn"])
@@ -883,9 +877,9 @@ def test_a_partial_index_holds_exactly_the_routes_filled_so_far(
     steps: list[tuple[str, IPv4Network, int]],
 ) -> None:
     # Thresholds set by hand (a fixture does not mix with @given).
-    names = ("INDEX_AT", "UNINDEX_BELOW", "INDEX_SLICE", "INDEX_TURN", "SPLIT_AT", "JOIN_BELOW")
+    names = ("INDEX_AT", "UNINDEX_BELOW", "INDEX_SLICE", "INDEX_TURN")
     saved = [getattr(fib_module, name) for name in names]
-    for name, value in zip(names, (8, 4, 1, 0.0, 3, 2), strict=True):
+    for name, value in zip(names, (8, 4, 1, 0.0), strict=True):
         setattr(fib_module, name, value)
     try:
         table = TurnByTurn()
@@ -915,75 +909,3 @@ def test_a_partial_index_holds_exactly_the_routes_filled_so_far(
     finally:
         for name, value in zip(names, saved, strict=True):
             setattr(fib_module, name, value)
-
-
-@pytest.mark.parametrize("bits", [32, 128])
-def test_a_length_grown_large_is_split_in_shards_and_joined_when_small_again(
-    monkeypatch: pytest.MonkeyPatch, bits: int
-) -> None:
-    monkeypatch.setattr(fib_module, "SPLIT_AT", 600)
-    monkeypatch.setattr(fib_module, "JOIN_BELOW", 150)
-    fib = Fib(bits)
-    family = IPv4Network if bits == 32 else ipaddress.IPv6Network
-    base = int(family("198.18.0.0/15" if bits == 32 else "2001:db8::/32").network_address)
-    host = bits - (28 if bits == 32 else 64)
-    plen = bits - host
-    cover = Route(family((base, plen - 12)))
-    fib.add(cover)
-    routes = [Route(family((base + (n << host), plen))) for n in range(800)]
-    for route in routes:
-        fib.add(route)
-    assert isinstance(fib._by_len[plen], NetShards)  # split at 600
-    for n in (0, 1, 599, 600, 799):
-        inside = (base + (n << host) + 1).to_bytes(bits // 8, "big")
-        assert fib.lookup(inside) is routes[n] and fib.get(routes[n].prefix) is routes[n]
-    beyond = (base + (800 << host)).to_bytes(bits // 8, "big")
-    assert fib.lookup(beyond) is cover
-    assert [r.prefix for r in fib] == [r.prefix for r in [*routes, cover]]  # longest first
-    for route in routes[:700]:
-        assert fib.delete(route.prefix) is route
-    assert type(fib._by_len[plen]) is dict  # joined below 150
-    assert fib.lookup((base + 1).to_bytes(bits // 8, "big")) is cover
-    assert fib.lookup((base + (750 << host)).to_bytes(bits // 8, "big")) is routes[750]
-    assert len(fib) == 101 and fib.installed == 101
-
-
-def test_a_process_expecting_large_tables_imports_the_index_aside(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(fib_module, "_importing", None)
-    monkeypatch.setattr(fib_module, "_index_missing", None)
-    monkeypatch.delitem(sys.modules, "vrouter.route.dir248")
-    fib_module.expect_large_tables()
-    thread = fib_module._importing
-    assert thread is not None and thread.name == "fib-index"
-    thread.join(30)
-    assert "vrouter.route.dir248" in sys.modules
-    fib_module.expect_large_tables()  # once a process
-    assert fib_module._importing is thread
-
-
-def test_routes_of_the_length_being_filled_are_filled_with_it_not_patched_in(
-    turn_by_turn: TurnByTurn,
-) -> None:
-    fib = turn_by_turn.fib
-    for n in range(8):
-        fib.add(Route(net(f"198.51.{n}.0/24")))
-    turn_by_turn.turn()  # filling the /24s
-    late = [Route(net(f"198.51.{n}.0/24")) for n in range(100, 110)]
-    for route in late:
-        fib.add(route)
-        assert route.number == 0  # not patched in: waits for its slice
-    fib.delete(late[3].prefix)  # gone before its slice
-    shorter = Route(net("198.51.0.0/16"))
-    fib.add(shorter)
-    assert shorter.number != 0  # a length already filled: patched in at once
-    turns = 0
-    while not fib.indexed:
-        turn_by_turn.turn()
-        turns += 1
-        assert turns < 50
-    assert all(route.number for n, route in enumerate(late) if n != 3)
-    assert fib.lookup(addr("198.51.105.1")) is late[5]
-    assert fib.lookup(addr("198.51.103.1")) is shorter
-    assert_index_as_built(fib)
