@@ -1242,6 +1242,8 @@ class Ops:
             ruleset = parse_ruleset(tomllib.loads(text))
         except tomllib.TOMLDecodeError as err:
             raise OpError(f"{source}: {err}") from None
+        except RecursionError:  # tomllib recurses once per nested array or inline table
+            raise OpError(f"{source}: arrays or inline tables nested too deeply") from None
         except RulesetError as err:
             raise OpError(
                 "\n".join(f"{source}: {key}: {reason}" for key, reason in err.problems)

@@ -135,6 +135,8 @@ def load_config(path: str) -> RipdConfig:
             doc = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise ConfigProblem(f"{path}: {err}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigProblem(f"{path}: arrays or inline tables nested too deeply") from None
     control = doc.get("socket", DEFAULT_SOCKET)
     log_format = doc.get("log_format", logs.DEFAULT_FORMAT)
     if log_format not in logs.FORMATS:

@@ -1776,6 +1776,13 @@ def test_toml_syntax_error_has_empty_key_and_line() -> None:
     assert str(problems[0]).startswith(f"{FILE}: invalid TOML")
 
 
+@pytest.mark.parametrize("nested", ["[" * 5000 + "]" * 5000, "{a=" * 5000 + "1" + "}" * 5000])
+def test_toml_nested_too_deeply_is_a_syntax_problem(nested: str) -> None:
+    problems = _problems(f"[daemon]\nlog_level = {nested}\n")
+    assert len(problems) == 1 and problems[0].key == ""
+    assert problems[0].reason == "invalid TOML: arrays or inline tables nested too deeply"
+
+
 def test_duplicate_table_in_toml_is_a_syntax_problem() -> None:
     problems = _problems('[interfaces.t0]\ntype = "tap"\n[interfaces.t0]\ntype = "tap"\n')
     assert [p.key for p in problems] == [""]

@@ -564,3 +564,11 @@ def test_what_is_tied_to_other_interfaces_does_not_move_between_vnets(
         assert name in l2.vnet("lab").link.interfaces, "nothing moved"
     moved = l2.move_interface("lab", "p3", "other")  # a plain interface moves
     assert moved.vnet is l2.vnet("other") and "p3" not in l2.vnet("lab").link.interfaces
+
+
+def test_a_ruleset_nested_too_deeply_is_refused_and_changes_nothing(ops: Ops) -> None:
+    ops.create_vnet("red")
+    before = ops.vnet("red").firewall.fw.ruleset
+    with pytest.raises(OpError, match=r"red\.rules: arrays or inline tables nested too deeply"):
+        ops.load_ruleset("red", "rules = " + "[" * 5000 + "]" * 5000, "red.rules")
+    assert ops.vnet("red").firewall.fw.ruleset is before

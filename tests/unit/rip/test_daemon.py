@@ -72,6 +72,7 @@ password = "pw"
         ('auth = "md5"\npassword = "x"\nauth_length = true', "auth_length"),
         ('auth = "plain"\npassword = "x"\nauth_length = 16', "only for auth = .md5."),
         ('secret = "x"', "unknown keys"),
+        ("deep = " + "[" * 5000 + "]" * 5000, "nested too deeply"),
     ],
 )
 def test_bad_instances_are_refused_naming_the_key(tmp_path: Path, extra: str, message: str) -> None:

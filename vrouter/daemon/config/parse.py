@@ -147,6 +147,9 @@ def parse(text: str, path: str = "<string>") -> Config:
         document = loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigProblem(path, "", f"invalid TOML: {exc}")]) from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        reason = "invalid TOML: arrays or inline tables nested too deeply"
+        raise ConfigError([ConfigProblem(path, "", reason)]) from None
     return read_document(document, path)
 
 
