@@ -54,7 +54,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Sequence
 
-from vrouter.core import limits
+from vrouter.core import limits, tomlkeys
 from vrouter.core.errors import OpError as OpError
 from vrouter.core.limits import LimitError
 from vrouter.core.registry import RegistryError, Subsystem
@@ -1239,11 +1239,9 @@ class Ops:
         """
         self.firewalled(self.vnet(vnet_name))
         try:
-            ruleset = parse_ruleset(tomllib.loads(text))
+            ruleset = parse_ruleset(tomlkeys.loads(text))
         except tomllib.TOMLDecodeError as err:
             raise OpError(f"{source}: {err}") from None
-        except RecursionError:  # tomllib recurses once per nested array or inline table
-            raise OpError(f"{source}: arrays or inline tables nested too deeply") from None
         except RulesetError as err:
             raise OpError(
                 "\n".join(f"{source}: {key}: {reason}" for key, reason in err.problems)

@@ -59,6 +59,7 @@ from typing import Any, Protocol
 
 from vrouter.api.client import DEFAULT_SOCKET
 from vrouter.client import Client, RouteSocket, VSocket
+from vrouter.core import tomlkeys
 from vrouter.daemon import logs
 from vrouter.rip import packet as rip
 from vrouter.rip.instance import HOP_LIMIT, FibOp, Instance, Prefix, Timers
@@ -131,12 +132,10 @@ def _auth(item: dict[str, Any], family: int, key: str) -> rip.Auth:
 def load_config(path: str) -> RipdConfig:
     """Read and check the config; raise ConfigProblem naming the key."""
     try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as err:
+        with open(path, encoding="utf-8") as f:
+            doc = tomlkeys.loads(f.read())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ConfigProblem(f"{path}: {err}") from None
-    except RecursionError:  # tomllib recurses once per nested array or inline table
-        raise ConfigProblem(f"{path}: arrays or inline tables nested too deeply") from None
     control = doc.get("socket", DEFAULT_SOCKET)
     log_format = doc.get("log_format", logs.DEFAULT_FORMAT)
     if log_format not in logs.FORMATS:
