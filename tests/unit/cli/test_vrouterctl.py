@@ -65,6 +65,8 @@ COMMAND_LINES = [
      "--remote", "198.51.100.2", "--remote", "198.51.100.3"],
     ["vxlan", "create", "red", "vx7", "--vni", "7", "--local", "2001:db8::1", "--group",
      "ff05::42", "--no-learning", "--mtu", "1400", "--port", "8472"],
+    ["vxlan", "create", "red", "vx43", "--vni", "43", "--local", "198.51.100.1",
+     "--remote", "198.51.100.2", "--tunnel-gso"],
     ["vlan", "create", "red", "tap1", "10", "198.51.100.1/24"],
     ["vlan", "create", "red", "br0", "20", "--name", "v20", "--mtu", "1400"],
     ["netstat", "red"],
