@@ -170,7 +170,8 @@ class TunnelTap:
         else:
             for key, value in (("accept_local", "1"), ("forwarding", "1"), ("rp_filter", "0")):
                 _write_sysctl(f"/proc/sys/net/ipv4/conf/{self.name}/{key}", value)
-            _write_sysctl(f"/proc/sys/net/ipv6/conf/{self.name}/disable_ipv6", "1")
+            with contextlib.suppress(FileNotFoundError):  # a kernel without IPv6
+                _write_sysctl(f"/proc/sys/net/ipv6/conf/{self.name}/disable_ipv6", "1")
         name = self.name.encode()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             ifreq = fcntl.ioctl(probe.fileno(), SIOCGIFHWADDR, struct.pack("16s16x", name))
