@@ -236,10 +236,10 @@ class Dir6:
             ],
         )
 
-    def _span(self, net: int, plen: int) -> range:
-        """The cells a route longer than /24 lies in or covers."""
+    def _span(self, net: int, plen: int) -> Sequence[int]:
+        """The cells a route longer than /24 lies in (or covers, if shorter than /32)."""
         first = net >> 96
-        return range(first, first + (1 << (CELL_BITS - plen)) if plen < CELL_BITS else first + 1)
+        return range(first, first + (1 << (CELL_BITS - plen))) if plen < CELL_BITS else (first,)
 
     def _add_cells(self, net: int, plen: int) -> None:
         cells, top = self.cells, self.top
@@ -259,20 +259,21 @@ class Dir6:
     def _delete_cells(self, net: int, plen: int) -> None:
         cells, top, many = self.cells, self.top, self._many
         for cell in self._span(net, plen):
-            key = (cell << 8) | plen
-            count = many.get(key)
-            if count is not None:  # others of this length stay in the cell
-                if count > 2:
-                    many[key] = count - 1
-                else:
-                    del many[key]
-                continue
-            lengths = tuple(n for n in _lengths(cells[cell]) if n != plen)
-            if lengths:
-                cells[cell] = self._shape(lengths)
-            else:
+            if plen > CELL_BITS and many:
+                key = (cell << 8) | plen
+                count = many.get(key)
+                if count is not None:  # others of this length stay in the cell
+                    if count > 2:
+                        many[key] = count - 1
+                    else:
+                        del many[key]
+                    continue
+            probes = cells[cell]
+            if len(probes) == 1:  # the route's length alone
                 del cells[cell]
                 top[cell >> 8] -= _CELL
+            else:
+                cells[cell] = self._shape(tuple(n for n in _lengths(probes) if n != plen))
 
     def _shape(self, lengths: tuple[int, ...]) -> tuple[Probe, ...]:
         """Return the shared probes of ``lengths`` (longest first)."""
@@ -293,7 +294,7 @@ class Dir6:
 
 def _lengths(probes: Sequence[Probe]) -> tuple[int, ...]:
     """The lengths of ``probes`` (a mask's bits are its length)."""
-    return tuple(mask.bit_count() for mask, _ in probes)
+    return tuple([mask.bit_count() for mask, _ in probes])
 
 
 class Build:
