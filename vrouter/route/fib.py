@@ -17,7 +17,10 @@ The dicts stay the source of truth.  An IPv4 table that grows to
 64 MiB plus 1 KiB per /24 holding longer prefixes), patched on every add and
 delete, and from then on a lookup is one or two array reads and a list read
 whatever the lengths present; the index is dropped when the table shrinks
-below :data:`UNINDEX_BELOW`.  Small
+below :data:`UNINDEX_BELOW`.  An IPv6 table
+that grows to :data:`INDEX6_AT` routes gets its own index
+(:mod:`vrouter.route.dir6`, a table of the top 24 bits and per /32 the lengths
+of the longer routes there), dropped below :data:`UNINDEX6_BELOW`.  Small
 tables, a vnet's usual few connected and static routes, never pay for it.
 A vnet's table builds the index on the vnet's timers (:attr:`Fib.schedule`),
 :data:`INDEX_TURN` a turn, answering from its dicts until it is complete:
@@ -210,7 +213,8 @@ class Route:
         self.use = use
         """Packets that took this route."""
         self.number = 0
-        """Its number in the Fib's DIR-24-8 index, if the Fib has one (else 0)."""
+        """Its number in the Fib's index, if the Fib has one (else 0; -1 in an IPv6
+        index for a route it holds without a number, :data:`~vrouter.route.dir6.UNNUMBERED`)."""
         self.nexthops = nexthops
         """Every path of a multipath (ECMP) route, the first one being ``gateway`` and
         ``ifnet``; empty for a route of one path.  A flow keeps to one path
@@ -722,7 +726,7 @@ class Fib:
 
     @property
     def indexed(self) -> bool:
-        """Whether lookups go through the DIR-24-8 index."""
+        """Whether lookups go through the index (DIR-24-8 for IPv4, :mod:`~vrouter.route.dir6`)."""
         return self._index is not None
 
     @property
