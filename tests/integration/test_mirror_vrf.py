@@ -1,0 +1,177 @@
+"""One FRR for many vnets: a single zebra and ospfd run OSPF for two vnets' mirrors.
+
+    h1 ── {p}r [red] e0 ══ epair ══ e0 [blue] {p}b ── h2
+           192.0.2.0/28   198.51.100.0/30    192.0.2.32/28
+         mirror {p}mr                          mirror {p}mb
+              └──── VRFs {p}mr and {p}mb of one FRR ────┘
+                    (zebra -n and ospfd in namespace {p}fz)
+
+zebra's netns-VRF backend (``-n``) makes each namespace in its
+``/run/netns`` a VRF of that name; here that directory is a view holding
+only the two mirrors (:class:`frrlab.VrfView`), so the FRR sees no other
+namespace of the machine.  ``router ospf vrf {p}mr`` speaks for red through
+red's mirror, ``router ospf vrf {p}mb`` for blue; zebra installs each VRF's
+routes in its mirror's table, where each vnet's sync finds them.  Both vnets
+learn the other's LAN with source ``ospf``, h1 pings h2 through them, and
+stopping that one FRR withdraws them from both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from birdlab import wait
+from frrlab import FrrLab, VrfView, start_vrfs, vrfs
+from harness import Vrouterd, ping_received, run
+
+pytestmark = pytest.mark.integration
+
+TOPOLOGY = """
+[daemon]
+control_socket = "{dir}/control.sock"
+state_dir = "{dir}/state"
+
+[vnets.red.interfaces.{p}r]
+type = "tap"
+addresses = ["192.0.2.1/28"]
+host = {{ netns = "{p}h1", addresses = ["192.0.2.2/28"], gateway = "192.0.2.1" }}
+
+[vnets.red.interfaces.e0]
+type = "epair"
+peer = "blue:e0"
+addresses = ["198.51.100.1/30"]
+
+[vnets.red.mirror]
+netns = "{p}mr"
+
+[vnets.blue.interfaces.{p}b]
+type = "tap"
+addresses = ["192.0.2.33/28"]
+host = {{ netns = "{p}h2", addresses = ["192.0.2.34/28"], gateway = "192.0.2.33" }}
+
+[vnets.blue.interfaces.e0]
+type = "epair"
+peer = "red:e0"
+addresses = ["198.51.100.2/30"]
+
+[vnets.blue.mirror]
+netns = "{p}mb"
+"""
+
+FRR_CONF = """\
+hostname fz
+interface e0 vrf {mr}
+ ip ospf network point-to-point
+ ip ospf hello-interval 1
+ ip ospf dead-interval 4
+exit
+interface e0 vrf {mb}
+ ip ospf network point-to-point
+ ip ospf hello-interval 1
+ ip ospf dead-interval 4
+exit
+router ospf vrf {mr}
+ ospf router-id 198.51.100.1
+ passive-interface {p}r
+ network 198.51.100.0/30 area 0
+ network 192.0.2.0/28 area 0
+exit
+router ospf vrf {mb}
+ ospf router-id 198.51.100.2
+ passive-interface {p}b
+ network 198.51.100.0/30 area 0
+ network 192.0.2.32/28 area 0
+exit
+"""
+
+
+def _ospf_routes(d: Vrouterd, vnet: str) -> dict[str, str | None]:
+    rows = d.call("route.show", vnet=vnet, source="ospf")
+    return {r["prefix"]: r.get("gateway") for r in rows}
+
+
+def _frr_processes(d: Vrouterd) -> list[str]:
+    """Return the names of the running FRR daemons of namespace ``{p}fz``'s instance."""
+    names = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if d.ns("fz").encode() in argv and argv[0].startswith(b"/usr/lib/frr/"):
+            names.append(os.path.basename(argv[0].decode()))
+    return sorted(names)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Vrouterd, FrrLab]]:
+    d = Vrouterd(tmp_path_factory.mktemp("vrouterd"), TOPOLOGY)
+    frr = FrrLab(d)
+    view = VrfView(d.dir / "vrfs")
+    try:
+        d.start()
+        run("ip", "netns", "add", d.ns("fz"))  # removed with the prefix's namespaces
+        run("ip", "-n", d.ns("fz"), "link", "set", "lo", "up")
+        view.open()
+        for mirror in ("mr", "mb"):
+            view.publish(d.ns(mirror))
+        conf = FRR_CONF.format(mr=d.ns("mr"), mb=d.ns("mb"), p=d.prefix)
+        start_vrfs(frr, "fz", view, ("ospfd",), conf)
+        yield d, frr
+    finally:
+        try:
+            frr.stop()
+        finally:
+            try:
+                view.close()
+            finally:
+                d.close()
+
+
+def test_one_frr_serves_both_vnets(lab: tuple[Vrouterd, FrrLab]) -> None:
+    d, frr = lab
+    assert vrfs(frr, "fz") == {d.ns("mr"), d.ns("mb")}
+    assert _frr_processes(d) == ["ospfd", "zebra"]
+    for mirror in ("mr", "mb"):  # no routing daemon of their own
+        assert not run("ip", "netns", "pids", d.ns(mirror)).stdout.split()
+    running = frr.vtysh("fz", "show running-config")
+    for mirror in ("mr", "mb"):
+        assert f"interface e0 vrf {d.ns(mirror)}" in running, running
+    wait(
+        "the OSPF routes in both vnets",
+        lambda: _ospf_routes(d, "red").get("192.0.2.32/28") == "198.51.100.2"
+        and _ospf_routes(d, "blue").get("192.0.2.0/28") == "198.51.100.1",
+        timeout=60,
+    )
+    for vnet, prefix in (("red", "192.0.2.32/28"), ("blue", "192.0.2.0/28")):
+        shown = d.ctl("route", "show", vnet)
+        assert shown.returncode == 0, shown.stderr
+        assert [line.split() for line in shown.stdout.splitlines() if prefix in line], shown
+        assert any("ospf" in line for line in shown.stdout.splitlines() if prefix in line)
+    neighbours = frr.vtysh("fz", "show ip ospf vrf all neighbor")
+    assert neighbours.count("Full") == 2, neighbours
+    ping = d.exec("h1", "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.34", check=False)
+    assert ping_received(ping.stdout) == 3, ping.stdout + ping.stderr
+
+
+def test_stopping_the_one_frr_withdraws_both_vnets_routes(
+    lab: tuple[Vrouterd, FrrLab],
+) -> None:
+    d, frr = lab
+    wait("the OSPF routes", lambda: "192.0.2.32/28" in _ospf_routes(d, "red"), timeout=60)
+    frr.stop()
+    assert _frr_processes(d) == []
+    wait(
+        "the OSPF routes withdrawn from both vnets",
+        lambda: not _ospf_routes(d, "red") and not _ospf_routes(d, "blue"),
+        timeout=15,
+    )
+    for mirror in ("mr", "mb"):
+        assert "proto ospf" not in run("ip", "-n", d.ns(mirror), "route").stdout
+    ping = d.exec("h1", "ping", "-c", "2", "-i", "0.2", "-W", "1", "192.0.2.34", check=False)
+    assert ping_received(ping.stdout) == 0
