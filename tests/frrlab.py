@@ -21,6 +21,8 @@ from pathlib import Path
 
 from harness import Vrouterd, run
 
+from vrouter.mirror.manager import is_mount_point
+
 FRR_BIN = Path("/usr/lib/frr")
 RUN_DIR = Path("/var/run/frr")
 
@@ -171,6 +173,51 @@ class FrrLab:
                 timeout=20,
             )
 
+    def start_vrfs(
+        self, router: str, vrf_dir: Path, daemons: tuple[str, ...], config: str, vrfs: set[str]
+    ) -> None:
+        """Start one FRR in ``router``'s namespace that serves each namespace in ``vrf_dir``
+        as a VRF: ``zebra -n`` and ``daemons`` (``ospfd``...), each in a mount namespace of
+        its own whose ``/run/netns`` is ``vrf_dir`` (a copy that follows it), then load
+        ``config`` through vtysh once zebra knows ``vrfs``.  (A daemon that reads
+        ``interface X vrf V`` from its own config file at start, before zebra told it of
+        V, puts X in its default VRF.)"""
+        ns = self.d.ns(router)
+        rundir = self.rundir(router)
+        rundir.mkdir(parents=True, exist_ok=True)
+        self.rundirs.append(rundir)
+        shutil.chown(rundir, "frr", "frr")
+        empty = rundir / "empty.conf"
+        empty.write_text(f"hostname {router}\n")
+        shutil.chown(empty, "frr", "frr")
+        for name in ("zebra", *daemons):
+            pidfile = rundir / f"{name}.pid"
+            self.pidfiles.append(pidfile)
+            run(
+                "ip", "netns", "exec", ns, "unshare", "--mount", "--propagation", "slave",
+                "sh", "-c", 'mount --rbind "$0" /run/netns && exec "$@"', str(vrf_dir),
+                str(FRR_BIN / name), "-d", *(["-n"] if name == "zebra" else []), "-N", ns,
+                "-f", str(empty), "-i", str(pidfile),
+                "--log", f"file:{self.d.dir / f'frr-{router}-{name}.log'}",
+                timeout=20,
+            )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while not vrfs <= self.vrfs(router):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"zebra knows VRFs {self.vrfs(router)}, not {vrfs}")
+            time.sleep(0.2)
+        conf = rundir / "frr.conf"
+        conf.write_text(config)
+        shutil.chown(conf, "frr", "frr")
+        (self.d.dir / f"frr-{router}.conf").write_text(config)
+        done = self.d.exec(router, "vtysh", "-N", ns, "-f", str(conf), check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def vrfs(self, router: str) -> set[str]:
+        """Return the VRFs ``router``'s zebra knows (``show vrf``)."""
+        out = self.vtysh(router, "show vrf")
+        return {line.split()[1] for line in out.splitlines() if line.startswith("vrf ")}
+
     def vtysh(self, router: str, command: str) -> str:
         """Return what ``vtysh -c command`` prints for ``router``'s instance."""
         return self.d.exec(router, "vtysh", "-N", self.d.ns(router), "-c", command).stdout
@@ -196,96 +243,14 @@ class FrrLab:
             shutil.rmtree(rundir, ignore_errors=True)
 
 
-class VrfView:
-    """A directory of network namespaces that an FRR started by :meth:`FrrLab.start_vrfs`
-    takes as its ``/run/netns``: ``zebra -n`` makes each namespace there a VRF of the
-    same name, and sees no other namespace of the machine.
-
-    The directory is a shared mount point: a namespace published (bound) into it
-    later reaches the FRR's view too, and one withdrawn leaves it.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.published: list[str] = []
-        self.mounted = False
-
-    def open(self) -> None:
-        """Make the directory a shared mount point."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        run("mount", "--bind", str(self.path), str(self.path))
-        self.mounted = True
-        run("mount", "--make-shared", str(self.path))
-
-    def publish(self, netns: str) -> None:
-        """Bind namespace ``netns`` (``/run/netns/NETNS``) into the view."""
-        target = self.path / netns
-        target.touch()
-        run("mount", "--bind", f"/run/netns/{netns}", str(target))
-        self.published.append(netns)
-
-    def withdraw(self, netns: str) -> None:
-        """Take namespace ``netns`` out of the view."""
-        run("umount", str(self.path / netns))
-        (self.path / netns).unlink()
-        self.published.remove(netns)
-
-    def close(self) -> None:
-        """Unmount everything (whatever failed before)."""
-        for netns in reversed(self.published):
-            run("umount", "--lazy", str(self.path / netns), check=False)
-        self.published.clear()
-        if self.mounted:
-            run("umount", "--lazy", str(self.path), check=False)
-            self.mounted = False
-
-
-def _start_vrfs(lab: FrrLab, router: str, view: VrfView, daemons: tuple[str, ...]) -> None:
-    ns = lab.d.ns(router)
-    rundir = lab.rundir(router)
-    rundir.mkdir(parents=True, exist_ok=True)
-    lab.rundirs.append(rundir)
-    shutil.chown(rundir, "frr", "frr")
-    empty = rundir / "empty.conf"
-    empty.write_text(f"hostname {router}\n")
-    shutil.chown(empty, "frr", "frr")
-    for name in ("zebra", *daemons):
-        pidfile = rundir / f"{name}.pid"
-        lab.pidfiles.append(pidfile)
-        # A mount namespace of its own, whose /run/netns is the view (a slave of it).
-        run(
-            "ip", "netns", "exec", ns, "unshare", "--mount", "--propagation", "slave",
-            "sh", "-c", 'mount --rbind "$0" /run/netns && exec "$@"', str(view.path),
-            str(FRR_BIN / name), "-d", *(["-n"] if name == "zebra" else []), "-N", ns,
-            "-f", str(empty), "-i", str(pidfile),
-            "--log", f"file:{lab.d.dir / f'frr-{router}-{name}.log'}",
-            timeout=20,
-        )  # fmt: skip
-
-
-def start_vrfs(
-    lab: FrrLab, router: str, view: VrfView, daemons: tuple[str, ...], config: str
-) -> None:
-    """Start one FRR in ``router``'s namespace serving every namespace of ``view`` as a
-    VRF: ``zebra -n`` and ``daemons`` (``ospfd``...), with ``config`` loaded through
-    vtysh once zebra knows them all (a daemon reading ``interface X vrf V`` from its own
-    config file at start, before zebra has told it of V, puts X in its default VRF)."""
-    _start_vrfs(lab, router, view, daemons)
-    wanted = set(view.published)
-    deadline = time.monotonic() + 20
-    while not wanted <= vrfs(lab, router):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"zebra knows VRFs {vrfs(lab, router)}, not {wanted}")
-        time.sleep(0.2)
-    conf = lab.rundir(router) / "frr.conf"
-    conf.write_text(config)
-    shutil.chown(conf, "frr", "frr")
-    (lab.d.dir / f"frr-{router}.conf").write_text(config)
-    done = lab.d.exec(router, "vtysh", "-N", lab.d.ns(router), "-f", str(conf), check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-def vrfs(lab: FrrLab, router: str) -> set[str]:
-    """Return the VRFs ``router``'s zebra knows (``show vrf``)."""
-    out = lab.vtysh(router, "show vrf")
-    return {line.split()[1] for line in out.splitlines() if line.startswith("vrf ")}
+def unmount_vrf_dir(path: Path) -> None:
+    """Unmount a mirrors' ``vrf_dir`` and whatever vrouterd left bound in it."""
+    if not path.is_dir():
+        return
+    for entry in path.iterdir():
+        if is_mount_point(entry):
+            run("umount", "--lazy", str(entry), check=False)
+    for _ in range(8):  # bound onto itself, once or (after a failure) more
+        if not is_mount_point(path):
+            break
+        run("umount", "--lazy", str(path), check=False)

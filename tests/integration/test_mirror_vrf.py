@@ -7,13 +7,15 @@
                     (zebra -n and ospfd in namespace {p}fz)
 
 zebra's netns-VRF backend (``-n``) makes each namespace in its
-``/run/netns`` a VRF of that name; here that directory is a view holding
-only the two mirrors (:class:`frrlab.VrfView`), so the FRR sees no other
-namespace of the machine.  ``router ospf vrf {p}mr`` speaks for red through
-red's mirror, ``router ospf vrf {p}mb`` for blue; zebra installs each VRF's
-routes in its mirror's table, where each vnet's sync finds them.  Both vnets
-learn the other's LAN with source ``ospf``, h1 pings h2 through them, and
-stopping that one FRR withdraws them from both.
+``/run/netns`` a VRF of that name.  Both mirrors have ``vrf_dir``: vrouterd
+binds their namespaces into that directory, and the FRR takes it as its
+``/run/netns`` (a mount namespace of its own), so it serves the mirrors and
+sees no other namespace of the machine.  ``router ospf vrf {p}mr`` speaks
+for red through red's mirror, ``router ospf vrf {p}mb`` for blue; zebra
+installs each VRF's routes in its mirror's table, where each vnet's sync
+finds them.  Both vnets learn the other's LAN with source ``ospf``, h1 pings
+h2 through them, and stopping that one FRR withdraws them from both.  A
+mirror added or removed by a reload comes and goes as a VRF.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from pathlib import Path
 
 import pytest
 from birdlab import wait
-from frrlab import FrrLab, VrfView, start_vrfs, vrfs
-from harness import Vrouterd, ping_received, run
+from frrlab import FrrLab, unmount_vrf_dir
+from harness import Vrouterd, netns_list, ping_received, run
+
+from vrouter.mirror.manager import is_mount_point
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +50,7 @@ addresses = ["198.51.100.1/30"]
 
 [vnets.red.mirror]
 netns = "{p}mr"
+vrf_dir = "{dir}/vrfs"
 
 [vnets.blue.interfaces.{p}b]
 type = "tap"
@@ -59,6 +64,13 @@ addresses = ["198.51.100.2/30"]
 
 [vnets.blue.mirror]
 netns = "{p}mb"
+vrf_dir = "{dir}/vrfs"
+"""
+
+GREEN = """
+[vnets.green.mirror]
+netns = "{p}mg"
+vrf_dir = "{dir}/vrfs"
 """
 
 FRR_CONF = """\
@@ -112,30 +124,27 @@ def _frr_processes(d: Vrouterd) -> list[str]:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Vrouterd, FrrLab]]:
     d = Vrouterd(tmp_path_factory.mktemp("vrouterd"), TOPOLOGY)
     frr = FrrLab(d)
-    view = VrfView(d.dir / "vrfs")
     try:
         d.start()
         run("ip", "netns", "add", d.ns("fz"))  # removed with the prefix's namespaces
         run("ip", "-n", d.ns("fz"), "link", "set", "lo", "up")
-        view.open()
-        for mirror in ("mr", "mb"):
-            view.publish(d.ns(mirror))
         conf = FRR_CONF.format(mr=d.ns("mr"), mb=d.ns("mb"), p=d.prefix)
-        start_vrfs(frr, "fz", view, ("ospfd",), conf)
+        frr.start_vrfs("fz", d.dir / "vrfs", ("ospfd",), conf, {d.ns("mr"), d.ns("mb")})
         yield d, frr
     finally:
         try:
             frr.stop()
         finally:
             try:
-                view.close()
-            finally:
                 d.close()
+            finally:
+                unmount_vrf_dir(d.dir / "vrfs")
 
 
 def test_one_frr_serves_both_vnets(lab: tuple[Vrouterd, FrrLab]) -> None:
     d, frr = lab
-    assert vrfs(frr, "fz") == {d.ns("mr"), d.ns("mb")}
+    assert frr.vrfs("fz") == {d.ns("mr"), d.ns("mb")}  # the mirrors, no other namespace
+    assert d.call("mirror.show", vnet="red")["vrf_dir"] == str(d.dir / "vrfs")
     assert _frr_processes(d) == ["ospfd", "zebra"]
     for mirror in ("mr", "mb"):  # no routing daemon of their own
         assert not run("ip", "netns", "pids", d.ns(mirror)).stdout.split()
@@ -144,8 +153,10 @@ def test_one_frr_serves_both_vnets(lab: tuple[Vrouterd, FrrLab]) -> None:
         assert f"interface e0 vrf {d.ns(mirror)}" in running, running
     wait(
         "the OSPF routes in both vnets",
-        lambda: _ospf_routes(d, "red").get("192.0.2.32/28") == "198.51.100.2"
-        and _ospf_routes(d, "blue").get("192.0.2.0/28") == "198.51.100.1",
+        lambda: (
+            _ospf_routes(d, "red").get("192.0.2.32/28") == "198.51.100.2"
+            and _ospf_routes(d, "blue").get("192.0.2.0/28") == "198.51.100.1"
+        ),
         timeout=60,
     )
     for vnet, prefix in (("red", "192.0.2.32/28"), ("blue", "192.0.2.0/28")):
@@ -157,6 +168,27 @@ def test_one_frr_serves_both_vnets(lab: tuple[Vrouterd, FrrLab]) -> None:
     assert neighbours.count("Full") == 2, neighbours
     ping = d.exec("h1", "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.34", check=False)
     assert ping_received(ping.stdout) == 3, ping.stdout + ping.stderr
+
+
+def _reload(d: Vrouterd, text: str) -> None:
+    d.write_config(text.format(dir=d.dir, p=d.prefix))
+    done = d.ctl("reload")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_mirror_added_or_removed_by_a_reload_comes_and_goes_as_a_vrf(
+    lab: tuple[Vrouterd, FrrLab],
+) -> None:
+    d, frr = lab
+    _reload(d, TOPOLOGY + GREEN)
+    assert is_mount_point(d.dir / "vrfs" / d.ns("mg"))
+    wait("VRF green in zebra", lambda: d.ns("mg") in frr.vrfs("fz"), timeout=10)
+    _reload(d, TOPOLOGY)
+    assert not (d.dir / "vrfs" / d.ns("mg")).exists()
+    wait("VRF green gone", lambda: d.ns("mg") not in frr.vrfs("fz"), timeout=10)
+    assert frr.vrfs("fz") == {d.ns("mr"), d.ns("mb")}
+    wait("the OSPF routes still in red", lambda: "192.0.2.32/28" in _ospf_routes(d, "red"),
+         timeout=30)  # fmt: skip
 
 
 def test_stopping_the_one_frr_withdraws_both_vnets_routes(
@@ -175,3 +207,10 @@ def test_stopping_the_one_frr_withdraws_both_vnets_routes(
         assert "proto ospf" not in run("ip", "-n", d.ns(mirror), "route").stdout
     ping = d.exec("h1", "ping", "-c", "2", "-i", "0.2", "-W", "1", "192.0.2.34", check=False)
     assert ping_received(ping.stdout) == 0
+
+
+def test_a_stopped_daemon_leaves_no_mirror_in_the_vrf_dir(lab: tuple[Vrouterd, FrrLab]) -> None:
+    d, _ = lab
+    assert d.stop() == 0
+    assert not list((d.dir / "vrfs").iterdir())
+    assert not {d.ns("mr"), d.ns("mb")} & netns_list()

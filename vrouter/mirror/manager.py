@@ -19,6 +19,12 @@ forwarding, no reverse-path filter.
 A netlink socket opened inside the namespace follows the main table's
 routes and the nexthop objects (:mod:`vrouter.mirror.sync`); at start it
 dumps both, so routes the mirror already had are synced too.
+
+A mirror with a ``vrf_dir`` also appears there, as ``VRF_DIR/NETNS``: a bind
+mount of its namespace in a directory made a shared mount point.  A routing
+daemon with a netns VRF backend (FRR's ``zebra -n``) whose ``/run/netns`` is
+that directory serves each mirror in it as a VRF of the namespace's name, and
+no other namespace of the host; mirrors come and go there with their vnets.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -179,6 +186,72 @@ def create_netns(ns: str) -> None:
     _sysctl(ns, list(SYSCTLS))
 
 
+def _mount(*args: str) -> None:
+    try:
+        result = subprocess.run(
+            ["mount", *args], capture_output=True, text=True, timeout=30, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise MirrorError(f"mount {' '.join(args)}: no answer in 30 s") from None
+    if result.returncode != 0:
+        raise MirrorError(f"mount {' '.join(args)}: {result.stderr.strip() or 'failed'}")
+
+
+def mount_points() -> set[str]:
+    """Return the mount points of this mount namespace (``/proc/self/mountinfo``).
+
+    ``os.path.ismount`` cannot tell a directory bound onto itself: its device is
+    its parent's.
+    """
+    points = set()
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as info:
+        for line in info:
+            fields = line.split(" ")
+            if len(fields) > 4:
+                points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4]))
+    return points
+
+
+def is_mount_point(path: str | Path) -> bool:
+    """Return True if ``path`` is a mount point in this mount namespace."""
+    return os.path.realpath(path) in mount_points()
+
+
+def publish(ns: str, vrf_dir: str) -> str:
+    """Bind namespace ``ns`` into ``vrf_dir`` (made a shared mount point first, so that
+    what is bound there later reaches the mount namespaces that took a copy of it);
+    return the path it has there."""
+    directory = Path(vrf_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    if not is_mount_point(directory):
+        _mount("--bind", vrf_dir, vrf_dir)
+    _mount("--make-shared", vrf_dir)
+    target = directory / ns
+    target.touch()
+    _mount("--bind", str(NETNS_DIR / ns), str(target))
+    return str(target)
+
+
+def unpublish(path: str) -> None:
+    """Take a namespace bound by :func:`publish` out of its directory (a no-op if gone).
+
+    The unmount is lazy: a daemon that opened the namespace through its copy of
+    the directory does not hold it up, and sees it go (the file is deleted).
+    The directory stays a mount point, so a daemon's copy keeps following it.
+    """
+    if is_mount_point(path):
+        try:
+            result = subprocess.run(["umount", "--lazy", path], capture_output=True,
+                                    text=True, timeout=30, check=False)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise MirrorError(f"umount {path}: no answer in 30 s") from None
+        if result.returncode != 0:
+            raise MirrorError(f"umount {path}: {result.stderr.strip() or 'failed'}")
+    if os.path.isfile(path) and os.path.getsize(path) == 0:  # what publish made
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 def _netlink_in(ns: str) -> socket.socket:
     """Open a route netlink socket inside ``ns``, subscribed to routes and nexthops.
 
@@ -234,6 +307,8 @@ class Mirror:
     vnet: Vnet
     netns: str
     sync: RouteSync
+    published: str | None = None
+    """Where the namespace is bound for a netns VRF daemon (``VRF_DIR/NETNS``), if anywhere."""
     representors: dict[str, Representor] = field(default_factory=dict)
     applied: dict[KernelKey, Want] = field(default_factory=dict)
     """The vnet routes the sync put in place, by the kernel route each stands for."""
@@ -278,11 +353,15 @@ class Mirrors:
     def __init__(
         self, loop: asyncio.AbstractEventLoop, ops: RouteOps, owned: list[str],
         save: Callable[[], None], now: Callable[[], float],
+        published: list[str] | None = None,
     ) -> None:  # fmt: skip
         self.loop = loop
         self.ops = ops
         self.owned = owned
         """The mirror namespaces recorded in the state file (shared with it)."""
+        self.published = [] if published is None else published
+        """The namespaces' bind mounts in ``vrf_dir`` directories, recorded in the state
+        file too (shared with it) before they are made."""
         self._save = save
         self._now = now
         self.mirrors: dict[str, Mirror] = {}
@@ -290,8 +369,11 @@ class Mirrors:
 
     # -- life cycle ---------------------------------------------------------------
 
-    async def create(self, vnet: Vnet, netns: str, protocols: frozenset[int]) -> Mirror:
-        """Create ``vnet``'s mirror in namespace ``netns``, its representors and route sync."""
+    async def create(
+        self, vnet: Vnet, netns: str, protocols: frozenset[int], vrf_dir: str | None = None
+    ) -> Mirror:
+        """Create ``vnet``'s mirror in namespace ``netns``, its representors and route sync;
+        bind the namespace into ``vrf_dir`` too if given."""
         if vnet.name in self.mirrors:
             raise MirrorError(f"vnet {vnet.name} already has a mirror")
         self.owned.append(netns)
@@ -306,6 +388,13 @@ class Mirrors:
         mirror.sync.ifname = lambda index: self._ifname(mirror, index)
         self.mirrors[vnet.name] = mirror
         try:
+            if vrf_dir is not None:
+                if is_mount_point(Path(vrf_dir) / netns):
+                    raise MirrorError(f"{vrf_dir}/{netns} is a namespace already")
+                mirror.published = str(Path(vrf_dir) / netns)
+                self.published.append(mirror.published)
+                self._save()
+                await asyncio.to_thread(publish, netns, vrf_dir)
             for ifp in list(vnet.link.interfaces.values()):
                 await self._add_representor(mirror, ifp)
             punt.enable(vnet)
@@ -339,6 +428,14 @@ class Mirrors:
             self._close_representor(mirror, name)
         self._remove(mirror, list(mirror.applied))
         self._end_burst(mirror)
+        if mirror.published is not None:
+            try:
+                await asyncio.to_thread(unpublish, mirror.published)
+            except MirrorError as err:
+                log.error("vnet %s: %s", vnet_name, err)
+            if mirror.published in self.published:
+                self.published.remove(mirror.published)
+                self._save()
         try:
             await asyncio.to_thread(delete_netns, mirror.netns)
         except MirrorError as err:
@@ -697,6 +794,7 @@ class Mirrors:
         state = state_of(mirror.vnet)
         return {
             "netns": mirror.netns,
+            "vrf_dir": None if mirror.published is None else str(Path(mirror.published).parent),
             "representors": {n: r.index for n, r in mirror.representors.items()},
             "synced_routes": len(mirror.applied),
             "pending_routes": len(mirror.pending) + len(mirror.reconcile),
