@@ -21,7 +21,7 @@ from pathlib import Path
 
 from harness import Vrouterd, run
 
-from vrouter.mirror.manager import is_mount_point
+from vrouter.mirror.vrfdir import is_mount_point
 
 FRR_BIN = Path("/usr/lib/frr")
 RUN_DIR = Path("/var/run/frr")

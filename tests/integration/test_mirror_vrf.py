@@ -29,7 +29,7 @@ from birdlab import wait
 from frrlab import FrrLab, unmount_vrf_dir
 from harness import Vrouterd, netns_list, ping_received, run
 
-from vrouter.mirror.manager import is_mount_point
+from vrouter.mirror.vrfdir import is_mount_point
 
 pytestmark = pytest.mark.integration
 

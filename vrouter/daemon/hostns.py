@@ -19,6 +19,7 @@ from pathlib import Path
 
 from vrouter.daemon.config import HostConfig
 from vrouter.mirror import manager as mirror_manager
+from vrouter.mirror import vrfdir
 
 log = logging.getLogger("vrouter.hostns")
 
@@ -93,8 +94,8 @@ def claim(state_dir: Path) -> Ownership:
         if isinstance(path, str):
             log.info("unbinding mirror netns %s left by a previous run (pid %s)", path, pid)
             try:
-                mirror_manager.unpublish(path)
-            except mirror_manager.MirrorError as err:
+                vrfdir.unpublish(path)
+            except vrfdir.VrfDirError as err:
                 raise HostError(str(err)) from err
     for name in previous.get("mirrors", []):
         if isinstance(name, str) and netns_exists(name):

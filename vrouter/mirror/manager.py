@@ -24,7 +24,8 @@ A mirror with a ``vrf_dir`` also appears there, as ``VRF_DIR/NETNS``: a bind
 mount of its namespace in a directory made a shared mount point.  A routing
 daemon with a netns VRF backend (FRR's ``zebra -n``) whose ``/run/netns`` is
 that directory serves each mirror in it as a VRF of the namespace's name, and
-no other namespace of the host; mirrors come and go there with their vnets.
+no other namespace of the host; mirrors come and go there with their vnets
+(:mod:`vrouter.mirror.vrfdir`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import itertools
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytun  # type: ignore[import-not-found]
 
 from vrouter.core import gcpause
-from vrouter.mirror import punt, rtnetlink
+from vrouter.mirror import punt, rtnetlink, vrfdir
 from vrouter.mirror.state import default_netns as default_netns
 from vrouter.mirror.state import state_of
 from vrouter.mirror.sync import KernelKey, Prefix, RouteSync, Want
@@ -184,72 +184,6 @@ def create_netns(ns: str) -> None:
     _ip("netns", "add", ns)
     _ip("-n", ns, "link", "set", "lo", "up")
     _sysctl(ns, list(SYSCTLS))
-
-
-def _mount(*args: str) -> None:
-    try:
-        result = subprocess.run(
-            ["mount", *args], capture_output=True, text=True, timeout=30, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise MirrorError(f"mount {' '.join(args)}: no answer in 30 s") from None
-    if result.returncode != 0:
-        raise MirrorError(f"mount {' '.join(args)}: {result.stderr.strip() or 'failed'}")
-
-
-def mount_points() -> set[str]:
-    """Return the mount points of this mount namespace (``/proc/self/mountinfo``).
-
-    ``os.path.ismount`` cannot tell a directory bound onto itself: its device is
-    its parent's.
-    """
-    points = set()
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as info:
-        for line in info:
-            fields = line.split(" ")
-            if len(fields) > 4:
-                points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4]))
-    return points
-
-
-def is_mount_point(path: str | Path) -> bool:
-    """Return True if ``path`` is a mount point in this mount namespace."""
-    return os.path.realpath(path) in mount_points()
-
-
-def publish(ns: str, vrf_dir: str) -> str:
-    """Bind namespace ``ns`` into ``vrf_dir`` (made a shared mount point first, so that
-    what is bound there later reaches the mount namespaces that took a copy of it);
-    return the path it has there."""
-    directory = Path(vrf_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    if not is_mount_point(directory):
-        _mount("--bind", vrf_dir, vrf_dir)
-    _mount("--make-shared", vrf_dir)
-    target = directory / ns
-    target.touch()
-    _mount("--bind", str(NETNS_DIR / ns), str(target))
-    return str(target)
-
-
-def unpublish(path: str) -> None:
-    """Take a namespace bound by :func:`publish` out of its directory (a no-op if gone).
-
-    The unmount is lazy: a daemon that opened the namespace through its copy of
-    the directory does not hold it up, and sees it go (the file is deleted).
-    The directory stays a mount point, so a daemon's copy keeps following it.
-    """
-    if is_mount_point(path):
-        try:
-            result = subprocess.run(["umount", "--lazy", path], capture_output=True,
-                                    text=True, timeout=30, check=False)  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise MirrorError(f"umount {path}: no answer in 30 s") from None
-        if result.returncode != 0:
-            raise MirrorError(f"umount {path}: {result.stderr.strip() or 'failed'}")
-    if os.path.isfile(path) and os.path.getsize(path) == 0:  # what publish made
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
 
 
 def _netlink_in(ns: str) -> socket.socket:
@@ -389,12 +323,15 @@ class Mirrors:
         self.mirrors[vnet.name] = mirror
         try:
             if vrf_dir is not None:
-                if is_mount_point(Path(vrf_dir) / netns):
+                if vrfdir.is_mount_point(Path(vrf_dir) / netns):
                     raise MirrorError(f"{vrf_dir}/{netns} is a namespace already")
                 mirror.published = str(Path(vrf_dir) / netns)
                 self.published.append(mirror.published)
                 self._save()
-                await asyncio.to_thread(publish, netns, vrf_dir)
+                try:
+                    await asyncio.to_thread(vrfdir.publish, netns, vrf_dir)
+                except vrfdir.VrfDirError as err:
+                    raise MirrorError(str(err)) from err
             for ifp in list(vnet.link.interfaces.values()):
                 await self._add_representor(mirror, ifp)
             punt.enable(vnet)
@@ -430,8 +367,8 @@ class Mirrors:
         self._end_burst(mirror)
         if mirror.published is not None:
             try:
-                await asyncio.to_thread(unpublish, mirror.published)
-            except MirrorError as err:
+                await asyncio.to_thread(vrfdir.unpublish, mirror.published)
+            except vrfdir.VrfDirError as err:
                 log.error("vnet %s: %s", vnet_name, err)
             if mirror.published in self.published:
                 self.published.remove(mirror.published)
