@@ -15,12 +15,15 @@ for red through red's mirror, ``router ospf vrf {p}mb`` for blue; zebra
 installs each VRF's routes in its mirror's table, where each vnet's sync
 finds them.  Both vnets learn the other's LAN with source ``ospf``, h1 pings
 h2 through them, and stopping that one FRR withdraws them from both.  A
-mirror added or removed by a reload comes and goes as a VRF.
+mirror added or removed by a reload comes and goes as a VRF; a stopped
+vrouterd leaves nothing in the directory, and a killed one's binds are
+taken out by its next start.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -214,3 +217,22 @@ def test_a_stopped_daemon_leaves_no_mirror_in_the_vrf_dir(lab: tuple[Vrouterd, F
     assert d.stop() == 0
     assert not list((d.dir / "vrfs").iterdir())
     assert not {d.ns("mr"), d.ns("mb")} & netns_list()
+
+
+def test_what_a_killed_daemon_left_in_the_vrf_dir_goes_at_the_next_start(
+    lab: tuple[Vrouterd, FrrLab],
+) -> None:
+    d, _ = lab
+    vrf_dir = d.dir / "vrfs"
+    mirrors = {d.ns("mr"), d.ns("mb")}
+    d.start()
+    assert {p.name for p in vrf_dir.iterdir() if is_mount_point(p)} == mirrors
+    assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert {p.name for p in vrf_dir.iterdir() if is_mount_point(p)} == mirrors  # left behind
+    d.start()
+    assert "left by a previous run" in d.logtext()
+    mounts = Path("/proc/self/mountinfo").read_text().split("\n")
+    for ns in mirrors:  # bound once: the old bind taken out, not covered by the new
+        assert sum(f" {vrf_dir / ns} " in line for line in mounts) == 1, ns
+    assert d.stop() == 0
+    assert not list(vrf_dir.iterdir())

@@ -30,8 +30,8 @@ def test_a_mirror_has_no_vrf_dir_unless_configured() -> None:
 
 
 def test_vrf_dir_is_read() -> None:
-    mirror = _mirror('netns = "red"\nvrf_dir = "/run/vrouter/frr"\n')
-    assert mirror == MirrorConfig("red", None, "/run/vrouter/frr")
+    mirror = _mirror('netns = "red"\nvrf_dir = "/run/vrouter-vrfs"\n')
+    assert mirror == MirrorConfig("red", None, "/run/vrouter-vrfs")
 
 
 @pytest.mark.parametrize(
