@@ -17,7 +17,8 @@ finds them.  Both vnets learn the other's LAN with source ``ospf``, h1 pings
 h2 through them, and stopping that one FRR withdraws them from both.  A
 mirror added or removed by a reload comes and goes as a VRF; a stopped
 vrouterd leaves nothing in the directory, and a killed one's binds are
-taken out by its next start.
+taken out by its next start.  One zebra and one bgpd do the same with an
+eBGP session between the two VRFs.
 """
 
 from __future__ import annotations
@@ -236,3 +237,70 @@ def test_what_a_killed_daemon_left_in_the_vrf_dir_goes_at_the_next_start(
         assert sum(f" {vrf_dir / ns} " in line for line in mounts) == 1, ns
     assert d.stop() == 0
     assert not list(vrf_dir.iterdir())
+
+
+BGP_CONF = """\
+hostname fz
+router bgp 64496 vrf {mr}
+ bgp router-id 198.51.100.1
+ no bgp ebgp-requires-policy
+ timers bgp 1 3
+ neighbor 198.51.100.2 remote-as 64497
+ neighbor 198.51.100.2 timers connect 1
+ address-family ipv4 unicast
+  network 192.0.2.0/28
+ exit-address-family
+exit
+router bgp 64497 vrf {mb}
+ bgp router-id 198.51.100.2
+ no bgp ebgp-requires-policy
+ timers bgp 1 3
+ neighbor 198.51.100.1 remote-as 64496
+ neighbor 198.51.100.1 timers connect 1
+ address-family ipv4 unicast
+  network 192.0.2.32/28
+ exit-address-family
+exit
+"""
+
+
+def _bgp_routes(d: Vrouterd, vnet: str) -> dict[str, str | None]:
+    rows = d.call("route.show", vnet=vnet, source="bgp")
+    return {r["prefix"]: r.get("gateway") for r in rows}
+
+
+def test_one_bgpd_serves_both_vnets(tmp_path: Path) -> None:
+    """The same with BGP: one zebra and one bgpd, an eBGP session between the VRFs."""
+    d = Vrouterd(tmp_path, TOPOLOGY)
+    frr = FrrLab(d)
+    try:
+        d.start()
+        run("ip", "netns", "add", d.ns("fz"))
+        run("ip", "-n", d.ns("fz"), "link", "set", "lo", "up")
+        conf = BGP_CONF.format(mr=d.ns("mr"), mb=d.ns("mb"))
+        frr.start_vrfs("fz", d.dir / "vrfs", ("bgpd",), conf, {d.ns("mr"), d.ns("mb")})
+        assert _frr_processes(d) == ["bgpd", "zebra"]
+        wait(
+            "the BGP routes in both vnets",
+            lambda: (
+                _bgp_routes(d, "red").get("192.0.2.32/28") == "198.51.100.2"
+                and _bgp_routes(d, "blue").get("192.0.2.0/28") == "198.51.100.1"
+            ),
+            timeout=60,
+        )
+        ping = d.exec("h1", "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.0.2.34", check=False)
+        assert ping_received(ping.stdout) == 3, ping.stdout + ping.stderr
+        frr.stop()
+        wait(
+            "the BGP routes withdrawn from both vnets",
+            lambda: not _bgp_routes(d, "red") and not _bgp_routes(d, "blue"),
+            timeout=15,
+        )
+    finally:
+        try:
+            frr.stop()
+        finally:
+            try:
+                d.close()
+            finally:
+                unmount_vrf_dir(d.dir / "vrfs")
