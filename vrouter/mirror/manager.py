@@ -35,7 +35,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
@@ -46,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytun  # type: ignore[import-not-found]
 
 from vrouter.core import gcpause
-from vrouter.mirror import punt, relay, rtnetlink
+from vrouter.mirror import punt, rtnetlink
 from vrouter.mirror.state import default_netns as default_netns
 from vrouter.mirror.state import state_of
 from vrouter.mirror.sync import KernelKey, Prefix, RouteSync, Want
@@ -81,10 +80,6 @@ out of the garbage collector's reach (``gc.freeze``)."""
 NETLINK_TURN = 0.002
 """Seconds of route sync per turn of the loop before forwarding gets its turn, once for
 reading the socket and once for applying what it said (both go on at the next turn)."""
-RELAY = True
-"""Whether a relay process reads the mirrors' netlink sockets (:mod:`vrouter.mirror.relay`)."""
-_RELAY_BUFFER = bytearray(relay.PAIR_READ)
-"""Where the relay's batches are read (one at a time, decoded before the next read)."""
 CLONE_NEWNET = 0x40000000
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP = 1
@@ -116,7 +111,7 @@ class RouteOps(Protocol):
     """What the route sync needs of the daemon's ``Ops``."""
 
     def put_routes(
-        self, vnet_name: str, routes: Sequence[tuple[Prefix, Source, Want]]
+        self, vnet_name: str, routes: Sequence[tuple[tuple[int, int, int], Source, Want]]
     ) -> list[tuple[int, str]]: ...
 
     def remove_routes(self, vnet_name: str, routes: Iterable[tuple[Prefix, str]]) -> int: ...
@@ -245,12 +240,6 @@ class Mirror:
     applied: dict[KernelKey, Want] = field(default_factory=dict)
     """The vnet routes the sync put in place, by the kernel route each stands for."""
     netlink: socket.socket | None = None
-    """The socket the sync reads: the route netlink socket, or the relay's socket pair."""
-    relay: subprocess.Popen[bytes] | None = None
-    """The netlink relay (:mod:`vrouter.mirror.relay`) reading the netlink socket for the
-    daemon, if it runs."""
-    kernel: socket.socket | None = None
-    """The route netlink socket while the relay reads it (read here again if it ends)."""
     dumping: list[bytes] = field(default_factory=list)
     """Dump requests still to send, in order (nexthops, IPv4 routes, IPv6 routes)."""
     in_dump: bool = False
@@ -323,8 +312,6 @@ class Mirrors:
                 await self._add_representor(mirror, ifp)
             punt.enable(vnet)
             mirror.netlink = await asyncio.to_thread(_netlink_in, netns)
-            if RELAY:
-                self._start_relay(mirror)
             self.loop.add_reader(mirror.netlink.fileno(), self._on_netlink, mirror)
             self._start_dump(mirror)
         except BaseException:
@@ -350,7 +337,6 @@ class Mirrors:
             self.loop.remove_reader(mirror.netlink.fileno())
             mirror.netlink.close()
             mirror.netlink = None
-        await self._stop_relay(mirror)
         for name in list(mirror.representors):
             self._close_representor(mirror, name)
         self._remove(mirror, list(mirror.applied))
@@ -492,78 +478,17 @@ class Mirrors:
         if mirror.dumping and mirror.netlink is not None:
             mirror.netlink.send(mirror.dumping.pop(0))
 
-    def _start_relay(self, mirror: Mirror) -> None:
-        """Have a relay read the netlink socket (:mod:`vrouter.mirror.relay`); the sync
-        reads it itself if the relay cannot start."""
-        kernel = mirror.netlink
-        assert kernel is not None
-        mine, theirs = relay.pair()
-        try:
-            mirror.relay = subprocess.Popen(
-                [sys.executable, "-m", "vrouter.mirror.relay", str(kernel.fileno()),
-                 str(theirs.fileno())],
-                pass_fds=(kernel.fileno(), theirs.fileno()), stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        except OSError as err:
-            log.warning("vnet %s: netlink relay not started (%s): the daemon reads netlink",
-                        mirror.vnet.name, err)  # fmt: skip
-            mine.close()
-            return
-        finally:
-            theirs.close()
-        mirror.kernel, mirror.netlink = kernel, mine
-
-    async def _stop_relay(self, mirror: Mirror) -> None:
-        """End the relay (closing its socket pair ends it) and close the netlink socket."""
-        proc, mirror.relay = mirror.relay, None
-        if mirror.kernel is not None:
-            mirror.kernel.close()
-            mirror.kernel = None
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            if proc.poll() is None:
-                try:
-                    await asyncio.to_thread(proc.wait, STOP_GRACE)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    await asyncio.to_thread(proc.wait)
-
-    def _relay_gone(self, mirror: Mirror) -> None:
-        """The relay ended (its socket pair closed): read the netlink socket here and
-        dump again (what the relay held is lost)."""
-        sock, kernel = mirror.netlink, mirror.kernel
-        proc, mirror.relay = mirror.relay, None
-        code = proc.poll() if proc is not None else None
-        log.warning("vnet %s: netlink relay ended (exit status %s): the daemon reads "
-                    "netlink, resyncing", mirror.vnet.name, code)  # fmt: skip
-        if proc is not None and code is None:
-            proc.kill()
-            self._spawn(asyncio.to_thread(proc.wait))
-        if sock is not None:
-            self.loop.remove_reader(sock.fileno())
-            sock.close()
-        mirror.netlink, mirror.kernel = kernel, None
-        mirror.dumping.clear()
-        mirror.in_dump = False
-        mirror.overrun = True
-        if kernel is not None:
-            self.loop.add_reader(kernel.fileno(), self._on_netlink, mirror)
-
     def _on_netlink(self, mirror: Mirror) -> None:
         """Read and decode what the socket holds, for a turn at most; the vnet routes it
         changes are applied in turns of their own (:meth:`_apply_pending`)."""
         sock = mirror.netlink
         if sock is None:
             return
-        if mirror.relay is not None:
-            self._on_relay(mirror, sock)
-            return
         started = time.monotonic()
         while True:  # a read at least, then until forwarding's turn
             data, state = self._recv(mirror, sock)
             if data:
-                self._take(mirror, rtnetlink.parse(data, mirror.sync.shared))
+                self._take(mirror, rtnetlink.parse(data, mirror.sync.seen))
             if state == "drained" and mirror.overrun and not mirror.in_dump:
                 # A dump request now has room for its answer (one sent into a full
                 # socket is lost, error and all).
@@ -572,39 +497,6 @@ class Mirrors:
             if state != "more" or time.monotonic() - started >= NETLINK_TURN:
                 break
         mirror.backlog = state == "more"
-        self._schedule(mirror)
-
-    def _on_relay(self, mirror: Mirror, sock: socket.socket) -> None:
-        """Take the relay's batches, for a turn at most (as :meth:`_on_netlink`)."""
-        started = time.monotonic()
-        view = memoryview(_RELAY_BUFFER)
-        while True:  # a batch at least, then until forwarding's turn
-            try:
-                size = sock.recv_into(_RELAY_BUFFER)
-            except (BlockingIOError, InterruptedError):
-                state = "drained"
-            except OSError:
-                self._relay_gone(mirror)
-                return
-            else:
-                if not size:
-                    self._relay_gone(mirror)
-                    return
-                state = "more"
-                messages = relay.decode(view[:size])
-                if messages is None:
-                    if not mirror.overrun:
-                        log.warning("vnet %s: netlink overrun, resyncing", mirror.vnet.name)
-                    mirror.overrun = True
-                else:
-                    self._take(mirror, messages)
-            if state == "drained" and mirror.overrun and not mirror.in_dump:
-                mirror.overrun = False
-                self._resync(mirror)
-            if state != "more" or time.monotonic() - started >= NETLINK_TURN:
-                break
-        # What waits, waits in the relay: applying keeps its turns.
-        mirror.backlog = False
         self._schedule(mirror)
 
     def _recv(self, mirror: Mirror, sock: socket.socket) -> tuple[bytes, str]:
@@ -766,7 +658,7 @@ class Mirrors:
             mirror.stale.pop(kkey, None)
             puts.append((kkey, want))
         if puts:
-            routes = [(*sync.key_of(kkey), want) for kkey, want in puts]
+            routes = [(*sync.net_of(kkey), want) for kkey, want in puts]
             refused = self.ops.put_routes(mirror.vnet.name, routes)
             for kkey, want in puts:
                 applied[kkey] = want
@@ -774,7 +666,7 @@ class Mirrors:
                 kkey = puts[at][0]
                 mirror.refused += 1
                 log.debug("vnet %s: mirror route %s refused: %s", mirror.vnet.name,
-                          routes[at][0], why)  # fmt: skip
+                          sync.key_of(kkey)[0], why)  # fmt: skip
                 del applied[kkey]
                 gone.append(kkey)  # a refused change: the old route goes
         self._remove(mirror, gone)

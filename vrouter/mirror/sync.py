@@ -37,7 +37,7 @@ from vrouter.mirror.rtnetlink import (
     NexthopMsg,
     Path,
     RouteMsg,
-    SharedPaths,
+    Seen,
 )
 from vrouter.route.fib import BLACKHOLE, REJECT, UNICAST
 from vrouter.route.source import Source, source
@@ -177,8 +177,9 @@ class RouteSync:
     users: dict[int, set[KernelKey]] = field(default_factory=dict)
     """The kernel routes using each nexthop id."""
     stats: SyncStats = field(default_factory=SyncStats)
-    shared: SharedPaths = field(default_factory=dict, repr=False)
-    """Paths the decoder shares between routes (:func:`vrouter.mirror.rtnetlink.parse`)."""
+    seen: Seen = field(default_factory=Seen, repr=False)
+    """Paths the decoder shares between routes and the route message layouts it learnt
+    (:func:`vrouter.mirror.rtnetlink.parse`)."""
     _wants: dict[tuple[int, tuple[Path, ...], int], Want | None] = field(
         default_factory=dict, repr=False
     )
@@ -216,6 +217,18 @@ class RouteSync:
             return ipaddress.IPv4Network((net, length)), source_of(protocol, 4)
         net = int.from_bytes(dst, "big") & _MASKS6[length]
         return ipaddress.IPv6Network((net, length)), source_of(protocol, 6)
+
+    @staticmethod
+    def net_of(kkey: KernelKey) -> tuple[tuple[int, int, int], Source]:
+        """Return :meth:`key_of` with the network as integers: (bits, address, length)."""
+        family, dst, length, protocol = kkey
+        if family == AF_INET:
+            return (32, int.from_bytes(dst, "big") & _MASKS4[length], length), source_of(
+                protocol, 4
+            )
+        return (128, int.from_bytes(dst, "big") & _MASKS6[length], length), source_of(
+            protocol, 6
+        )
 
     def _route(self, msg: RouteMsg, touched: set[KernelKey]) -> None:
         if (
