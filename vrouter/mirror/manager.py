@@ -514,6 +514,7 @@ class Mirrors:
                 log.error("vnet %s: netlink: %s", mirror.vnet.name, err)
                 return b"", "failed"
         # Events lost: start again from a dump.
+        mirror.sync.stats.overruns += 1
         if not mirror.overrun:
             log.warning("vnet %s: netlink overrun, resyncing", mirror.vnet.name)
         mirror.overrun = True

@@ -162,6 +162,9 @@ class SyncStats:
     """Netlink errors answered to a dump."""
     malformed: int = 0
     """Messages that could not be decoded (truncated, lengths that do not add up): dropped."""
+    overruns: int = 0
+    """Times the kernel dropped events (the socket overran: ``ENOBUFS``), each followed by a
+    resync from a dump."""
 
 
 @dataclass
