@@ -76,7 +76,7 @@ class Vnet:
         self.name = name
         self.parent = parent
         self.children: dict[str, Vnet] = {}
-        self.timers = Timers()
+        self.timers = Timers(self)
         self.limits = Limits(name, parent.limits if parent is not None else None)
         """This vnet's limits (its own, and the way to its ancestors')."""
         self.rights = NO_RIGHTS
