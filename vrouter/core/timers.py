@@ -32,7 +32,7 @@ class Timer:
 class Timers:
     """A deadline heap owned by one vnet."""
 
-    __slots__ = ("_heap", "_seq", "owner", "wakeup")
+    __slots__ = ("_heap", "_seq", "owner", "wakeup", "__weakref__")
 
     def __init__(self, owner: Any = None) -> None:
         self._heap: list[tuple[float, int, Timer]] = []
