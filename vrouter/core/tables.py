@@ -29,6 +29,10 @@ _shared: dict[frozenset[tuple[object, object]], dict[Any, Any]] = {}
 """Every shared table by its entries (plain functions only: a bounded set)."""
 _shared_ids: set[int] = set()
 """The ``id`` of every shared table (they live as long as the process)."""
+_steps: dict[tuple[int, object, object], dict[Any, Any]] = {}
+"""What :func:`put` and :func:`drop` made of a shared table before: the same
+change of the same table gives the same table, without building it again."""
+_DROP = object()
 
 
 def _shareable(value: object) -> bool:
@@ -61,7 +65,15 @@ def share(entries: dict[K, V]) -> dict[K, V]:
 
 def put(table: dict[K, V], key: K, value: V) -> dict[K, V]:
     """Return ``table`` with ``key`` mapped to ``value``, to store in its place."""
-    if not is_shared(table) and not _shareable(value):
+    if id(table) in _shared_ids:
+        step = (id(table), key, value)
+        found = _steps.get(step)
+        if found is None:
+            found = share({**table, key: value})
+            if id(found) in _shared_ids:
+                _steps[step] = found
+        return found
+    if not _shareable(value):
         table[key] = value  # the vnet's own already, and stays so
         return table
     return share({**table, key: value})
@@ -71,6 +83,14 @@ def drop(table: dict[K, V], key: K) -> dict[K, V]:
     """Return ``table`` without ``key``, to store in its place."""
     if key not in table:
         return table
+    if id(table) in _shared_ids:
+        step = (id(table), key, _DROP)
+        found = _steps.get(step)
+        if found is None:
+            entries = dict(table)
+            del entries[key]
+            found = _steps[step] = share(entries)  # fewer functions: shared too
+        return found
     entries = dict(table)
     del entries[key]
     return share(entries)

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
 
 
+_PROTOCOLS = tables.share({**ipv4.BUILTIN_PROTOCOLS, IGMP: igmp.input})
+"""The protocol table of a new vnet (shared, see :mod:`vrouter.core.tables`)."""
+
+
 def _attach(vnet: Vnet) -> InetState:
     state = InetState(
         arp=arp.new_table(unresolved=ipv4.host_unreachable), reass=Reassembly(timeout=30.0)
@@ -32,7 +36,7 @@ def _attach(vnet: Vnet) -> InetState:
     link.ethertypes = tables.put(link.ethertypes, ETHERTYPE_IPV4, ipv4.input)
     link.ethertypes = tables.put(link.ethertypes, ETHERTYPE_ARP, arp.input)
     link.bridge.too_big = tables.put(link.bridge.too_big, ETHERTYPE_IPV4, ipv4.bridged_too_big)
-    state.protocols = tables.share({**ipv4.BUILTIN_PROTOCOLS, IGMP: igmp.input})
+    state.protocols = _PROTOCOLS
     return state
 
 

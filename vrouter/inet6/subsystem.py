@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
 
 
+_PROTOCOLS = tables.share(ipv6.BUILTIN_PROTOCOLS)
+"""The protocol table of a new vnet (shared, see :mod:`vrouter.core.tables`)."""
+
+
 def _attach(vnet: Vnet) -> Inet6State:
     state = Inet6State(
         nd=nd.NdTable(unresolved=ipv6.address_unreachable), reass=Reassembly(timeout=60.0)
@@ -31,7 +35,7 @@ def _attach(vnet: Vnet) -> Inet6State:
     link = vnet.link
     link.ethertypes = tables.put(link.ethertypes, ETHERTYPE_IPV6, ipv6.input)
     link.bridge.too_big = tables.put(link.bridge.too_big, ETHERTYPE_IPV6, ipv6.bridged_too_big)
-    state.protocols = tables.share(ipv6.BUILTIN_PROTOCOLS)
+    state.protocols = _PROTOCOLS
     state.ra_input = slaac.ra_input
     state.linklocal_ready = slaac.linklocal_ready
     state.group_changed = mld.changed
