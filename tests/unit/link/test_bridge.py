@@ -339,6 +339,7 @@ def test_a_df_packet_too_big_for_a_port_is_answered_with_fragmentation_needed(
 def test_an_ipv6_packet_too_big_for_a_port_is_answered_with_packet_too_big(seg, lab) -> None:
     vnet, br, (h1, _, h3) = seg
     ipv6.add_address(vnet, br.ifnet, ipaddress.IPv6Interface("2001:db8::1/64"), lab.now)
+    lab.run_timers()  # the DAD probe
     lab.advance(5)  # past DAD
     h1.take_raw()
     h3.take_raw()
