@@ -257,6 +257,7 @@ def _attach(vnet: Vnet) -> RouteState:
     state = RouteState(vnet=vnet)
     state.fib.on_change = state.fib6.on_change = state.changed
     state.fib.schedule = vnet.timers.schedule  # a large table indexes a turn at a time
+    state.fib6.schedule = vnet.timers.schedule
     return state
 
 
