@@ -28,6 +28,7 @@ from typing import Any
 import dpkt
 import pytest
 
+from vrouter.core import tables
 from vrouter.core.clock import FakeClock
 from vrouter.core.vnet import Vnet
 from vrouter.daemon import build
@@ -322,6 +323,13 @@ class Lab:
         self.run_timers()
         self.settle()
         return self.now
+
+
+@pytest.fixture(autouse=True)
+def shared_tables_intact() -> Any:
+    """Fail a test that wrote a dispatch table shared by vnets in place."""
+    yield
+    assert tables.intact(), "a shared dispatch table was written in place (use tables.put)"
 
 
 @pytest.fixture

@@ -81,7 +81,7 @@ class Endpoint:
         self.loop = asyncio.get_running_loop()
         self.loop.add_reader(self.end.fileno(), self._readable)
         if self.kind == "route":
-            self.vnet.listeners.append(self._event)
+            self.vnet.listen(self._event)
         log.info(
             "vnet %s: %s socket opened",
             self.vnet.name,
@@ -150,8 +150,8 @@ class Endpoint:
         self.closed = True
         if self.loop is not None:
             self.loop.remove_reader(self.end.fileno())
-        if self.kind == "route" and self._event in self.vnet.listeners:
-            self.vnet.listeners.remove(self._event)
+        if self.kind == "route":
+            self.vnet.unlisten(self._event)
         if self.session is not None and self.daemon.ops is not None:
             self._end_session(self.session, self.daemon.ops)
         if self.sock is not None:

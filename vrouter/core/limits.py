@@ -94,6 +94,11 @@ def kind_of(name: str) -> str | None:
     return None
 
 
+NONE_REFUSED: Counter[str] = Counter()
+"""The refusals of every vnet refused nothing yet (shared, never written: a vnet gets
+its own Counter with its first refusal)."""
+
+
 @dataclass(slots=True)
 class Limits:
     """The limits of one vnet: its own values, the refusals counted, the knobs capped."""
@@ -104,7 +109,7 @@ class Limits:
     """The parent vnet's limits (None for a top-level vnet)."""
     own: dict[str, int] = field(default_factory=dict)
     """Limits set on this vnet itself, by kind; a kind absent follows the parent."""
-    refused: Counter[str] = field(default_factory=Counter)
+    refused: Counter[str] = field(default_factory=lambda: NONE_REFUSED)
     """Additions refused at the operation layer because a limit was reached, by kind
     (a kind never refused reads 0 and takes no room)."""
     capped: dict[str, tuple[Value, Value]] = field(default_factory=dict)
@@ -129,6 +134,8 @@ class Limits:
         """Refuse (LimitError, counted) adding ``adding`` to ``in_use`` beyond the limit."""
         limit = self.effective(kind)
         if limit is not None and in_use + adding > limit:
+            if self.refused is NONE_REFUSED:
+                self.refused = Counter()
             self.refused[kind] += 1
             raise LimitError(f"vnet {self.name}: {NOUNS[kind]} limit {limit} reached")
 

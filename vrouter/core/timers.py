@@ -8,8 +8,8 @@ The vnet reports its earliest deadline; the asyncio driver arms one
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections.abc import Callable
+from typing import Any
 
 TimerCallback = Callable[[float], None]
 
@@ -32,19 +32,26 @@ class Timer:
 class Timers:
     """A deadline heap owned by one vnet."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_heap", "_seq", "owner", "wakeup", "__weakref__")
+
+    def __init__(self, owner: Any = None) -> None:
         self._heap: list[tuple[float, int, Timer]] = []
-        self._seq = itertools.count()
-        self.wakeup: Callable[[float], None] | None = None
-        """Called with a deadline earlier than any before; set by the driver."""
+        self._seq = 0
+        """Scheduled so far: equal deadlines run in the order they were scheduled."""
+        self.owner = owner
+        """Who the deadlines are for (the vnet), passed to :attr:`wakeup`."""
+        self.wakeup: Callable[[Any, float], None] | None = None
+        """Called with :attr:`owner` and a deadline earlier than any before; set by the
+        driver (one callable for every vnet, which keeps no closure per vnet)."""
 
     def schedule(self, deadline: float, callback: TimerCallback) -> Timer:
         """Run ``callback(now)`` once ``now >= deadline``."""
         timer = Timer(deadline, callback)
         earliest = self.next_deadline()
-        heapq.heappush(self._heap, (deadline, next(self._seq), timer))
+        self._seq = seq = self._seq + 1
+        heapq.heappush(self._heap, (deadline, seq, timer))
         if self.wakeup is not None and (earliest is None or deadline < earliest):
-            self.wakeup(deadline)
+            self.wakeup(self.owner, deadline)
         return timer
 
     def next_deadline(self) -> float | None:

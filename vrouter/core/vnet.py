@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from vrouter.transport.tcp.stack import TcpStack
 
 DEFAULT_VNET = "vnet0"
+Listener = Callable[[dict[str, object]], None]
+"""Told of a change event of a vnet (route, address, interface)."""
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}\Z")
 
 
@@ -76,16 +78,35 @@ class Vnet:
         self.name = name
         self.parent = parent
         self.children: dict[str, Vnet] = {}
-        self.timers = Timers()
+        self.timers = Timers(self)
         self.limits = Limits(name, parent.limits if parent is not None else None)
         """This vnet's limits (its own, and the way to its ancestors')."""
         self.rights = NO_RIGHTS
         """Who may manage it or open sockets in it (set by :meth:`VnetTree.set_policy`)."""
-        self.listeners: list[Callable[[dict[str, object]], None]] = []
-        """Called with every change event (route, address, interface), e.g. by route sockets."""
-        self.link_listeners: list[Callable[[dict[str, object]], None]] = []
+        self.listeners: tuple[Listener, ...] = ()
+        """Called with every change event (route, address, interface), e.g. by route sockets
+        (changed through :meth:`listen`; a tuple: most vnets have none, and ``()`` is shared)."""
+        self.link_listeners: tuple[Listener, ...] = ()
         """Called with address and interface events (and route events only when there are
         :attr:`listeners`: a route's event costs a description, a feed's millions of them)."""
+
+    def listen(self, listener: Listener, link: bool = False) -> None:
+        """Call ``listener`` with every change event (only address and interface events,
+        and route events while :attr:`listeners` has any, if ``link``)."""
+        if link:
+            self.link_listeners = (*self.link_listeners, listener)
+        else:
+            self.listeners = (*self.listeners, listener)
+
+    def unlisten(self, listener: Listener, link: bool = False) -> None:
+        """Stop calling ``listener`` (added by :meth:`listen` with the same ``link``), if it is."""
+        found = list(self.link_listeners if link else self.listeners)
+        if listener in found:
+            found.remove(listener)
+            if link:
+                self.link_listeners = tuple(found)
+            else:
+                self.listeners = tuple(found)
 
     @property
     def listened(self) -> bool:

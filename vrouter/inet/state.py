@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Protocol
 
+from vrouter.core import tables
 from vrouter.core.membership import Listener
 from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.timers import Deadline
@@ -196,11 +197,11 @@ class InetState:
     """Our addresses (4 bytes) and the interface each is on."""
     broadcasts: set[bytes] = field(default_factory=set)
     """Directed broadcast addresses of our connected networks."""
-    protocols: dict[int, ProtoHandler] = field(default_factory=dict)
+    protocols: dict[int, ProtoHandler] = field(default_factory=tables.empty)
     udp_services: dict[int, UdpService] = field(default_factory=dict)
     """UDP ports the daemon serves itself (a DHCP server), by port, ahead of any socket."""
     """Local delivery by IP protocol number."""
-    offload_protocols: dict[int, ProtoHandler] = field(default_factory=dict)
+    offload_protocols: dict[int, ProtoHandler] = field(default_factory=tables.empty)
     """Local delivery of packets that still carry offload work from the host (a partial
     checksum, a TCP super-frame), for protocols that take them whole: the checksum
     need not be checked (the bytes never crossed a wire), nothing is cut."""

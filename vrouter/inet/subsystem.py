@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from vrouter.core import tables
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import field_knob
 from vrouter.inet import arp, igmp, ipv4
@@ -23,22 +24,26 @@ if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
 
 
+_PROTOCOLS = tables.share({**ipv4.BUILTIN_PROTOCOLS, IGMP: igmp.input})
+"""The protocol table of a new vnet (shared, see :mod:`vrouter.core.tables`)."""
+
+
 def _attach(vnet: Vnet) -> InetState:
     state = InetState(
         arp=arp.new_table(unresolved=ipv4.host_unreachable), reass=Reassembly(timeout=30.0)
     )
-    vnet.link.ethertypes[ETHERTYPE_IPV4] = ipv4.input
-    vnet.link.bridge.too_big[ETHERTYPE_IPV4] = ipv4.bridged_too_big
-    vnet.link.ethertypes[ETHERTYPE_ARP] = arp.input
-    state.protocols.update(ipv4.BUILTIN_PROTOCOLS)
-    state.protocols[IGMP] = igmp.input
+    link = vnet.link
+    link.ethertypes = tables.put(link.ethertypes, ETHERTYPE_IPV4, ipv4.input)
+    link.ethertypes = tables.put(link.ethertypes, ETHERTYPE_ARP, arp.input)
+    link.bridge.too_big = tables.put(link.bridge.too_big, ETHERTYPE_IPV4, ipv4.bridged_too_big)
+    state.protocols = _PROTOCOLS
     return state
 
 
 def _detach(vnet: Vnet) -> None:
-    vnet.link.ethertypes.pop(ETHERTYPE_IPV4, None)
-    vnet.link.bridge.too_big.pop(ETHERTYPE_IPV4, None)
-    vnet.link.ethertypes.pop(ETHERTYPE_ARP, None)
+    link = vnet.link
+    link.ethertypes = tables.drop(tables.drop(link.ethertypes, ETHERTYPE_IPV4), ETHERTYPE_ARP)
+    link.bridge.too_big = tables.drop(link.bridge.too_big, ETHERTYPE_IPV4)
     vnet.inet.arp.clear()
     vnet.inet.dests.clear()
     vnet.inet.reass.clear()

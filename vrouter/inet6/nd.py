@@ -558,7 +558,9 @@ def start_dad(vnet: Vnet, addr: Addr6, now: float) -> None:
         return
     addr.state = TENTATIVE
     addr.probes = 0
-    _dad_probe(vnet, addr, now)
+    # The first probe goes when the vnet's timers next run, not inside the caller:
+    # a daemon bringing up 100,000 vnets answers its control socket first.
+    addr.timer = vnet.timers.schedule(now, lambda t: _dad_probe(vnet, addr, t))
 
 
 def _dad_probe(vnet: Vnet, addr: Addr6, now: float) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vrouter.core import tables
 from vrouter.core.membership import Listener
 from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.timers import Deadline, Timer
@@ -324,9 +325,9 @@ class Inet6State:
     an interface with an address take 224 bytes, in a set 728)."""
     ra: dict[str, RaState] = field(default_factory=dict)
     """Router advertisement state of interfaces that advertise."""
-    protocols: dict[int, Proto6Handler] = field(default_factory=dict)
+    protocols: dict[int, Proto6Handler] = field(default_factory=tables.empty)
     """Local delivery by next header."""
-    offload_protocols: dict[int, Proto6Handler] = field(default_factory=dict)
+    offload_protocols: dict[int, Proto6Handler] = field(default_factory=tables.empty)
     """Local delivery of packets that still carry offload work from the host (a partial
     checksum, a TCP super-frame) right after the fixed header, for protocols that take
     them whole: the checksum need not be checked, nothing is cut."""

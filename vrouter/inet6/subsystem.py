@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from vrouter.core import tables
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import Knob, Value, field_knob
 from vrouter.inet.fragment import Reassembly
@@ -22,14 +23,19 @@ if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
 
 
+_PROTOCOLS = tables.share(ipv6.BUILTIN_PROTOCOLS)
+"""The protocol table of a new vnet (shared, see :mod:`vrouter.core.tables`)."""
+
+
 def _attach(vnet: Vnet) -> Inet6State:
     state = Inet6State(
         nd=nd.NdTable(unresolved=ipv6.address_unreachable), reass=Reassembly(timeout=60.0)
     )
     state.nd.draw_reachable_time(state.rng)
-    vnet.link.ethertypes[ETHERTYPE_IPV6] = ipv6.input
-    vnet.link.bridge.too_big[ETHERTYPE_IPV6] = ipv6.bridged_too_big
-    state.protocols.update(ipv6.BUILTIN_PROTOCOLS)
+    link = vnet.link
+    link.ethertypes = tables.put(link.ethertypes, ETHERTYPE_IPV6, ipv6.input)
+    link.bridge.too_big = tables.put(link.bridge.too_big, ETHERTYPE_IPV6, ipv6.bridged_too_big)
+    state.protocols = _PROTOCOLS
     state.ra_input = slaac.ra_input
     state.linklocal_ready = slaac.linklocal_ready
     state.group_changed = mld.changed
@@ -37,8 +43,9 @@ def _attach(vnet: Vnet) -> Inet6State:
 
 
 def _detach(vnet: Vnet) -> None:
-    vnet.link.ethertypes.pop(ETHERTYPE_IPV6, None)
-    vnet.link.bridge.too_big.pop(ETHERTYPE_IPV6, None)
+    link = vnet.link
+    link.ethertypes = tables.drop(link.ethertypes, ETHERTYPE_IPV6)
+    link.bridge.too_big = tables.drop(link.bridge.too_big, ETHERTYPE_IPV6)
     state = vnet.inet6
     if state.learnt is not None:
         slaac.clear(state.learnt)

@@ -71,6 +71,8 @@ class Driver:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self._wake = self._arm
+        """What every vnet's timers call with an earlier deadline (one bound method for all)."""
         self.taps: dict[str, TapDevice] = {}
         self.tap_txqueuelen = 0
         """Transmit queue length given to each TAP created (0: the kernel's default)."""
@@ -109,7 +111,7 @@ class Driver:
 
     def attach_vnet(self, vnet: Vnet) -> None:
         """Start serving ``vnet``'s deadlines."""
-        vnet.timers.wakeup = lambda deadline: self._arm(vnet, deadline)
+        vnet.timers.wakeup = self._wake
         deadline = vnet.timers.next_deadline()
         if deadline is not None:
             self._arm(vnet, deadline)

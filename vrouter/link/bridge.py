@@ -55,6 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vrouter.core import tables
 from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.timers import Timer
 from vrouter.link import ether
@@ -101,8 +102,9 @@ class BridgeState:
     """FDB entries now, every bridge together."""
     fdb_full: int = 0
     """Sources not learnt because the vnet's FDB was full."""
-    too_big: dict[int, TooBig] = field(default_factory=dict)
-    """ICMP "too big" builders by EtherType, registered by the IP layers (inet, inet6)."""
+    too_big: dict[int, TooBig] = field(default_factory=tables.empty)
+    """ICMP "too big" builders by EtherType, registered by the IP layers (inet, inet6;
+    changed only through :func:`vrouter.core.tables.put`: vnets share it)."""
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vrouter.core import tables
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import field_knob
 from vrouter.link import vlan
@@ -36,8 +37,9 @@ class LinkState:
 
     interfaces: dict[str, Ifnet] = field(default_factory=dict)
     """Interfaces by name."""
-    ethertypes: dict[int, EtherHandler] = field(default_factory=dict)
-    """Input handler per EtherType, filled by the subsystems that attach."""
+    ethertypes: dict[int, EtherHandler] = field(default_factory=tables.empty)
+    """Input handler per EtherType, filled by the subsystems that attach (changed only
+    through :func:`vrouter.core.tables.put`: vnets share it)."""
     next_index: int = 1
     vlans: dict[tuple[str, int], Vlan] = field(default_factory=dict)
     """802.1Q sub-interfaces by (parent interface name, VID)."""
@@ -64,7 +66,7 @@ class LinkState:
 
 def _attach(vnet: Vnet) -> LinkState:
     state = LinkState()
-    state.ethertypes[TPID] = vlan.input
+    state.ethertypes = tables.put(state.ethertypes, TPID, vlan.input)
     return state
 
 
@@ -79,7 +81,7 @@ def _detach(vnet: Vnet) -> None:
     for ifp in vnet.link.interfaces.values():
         ifp.up = False
     vnet.link.interfaces.clear()
-    vnet.link.ethertypes.clear()
+    vnet.link.ethertypes = tables.EMPTY
 
 
 KNOBS = (

@@ -347,7 +347,7 @@ class Mirrors:
             await self.destroy(vnet.name)
             raise
         mirror.listener = lambda event: self._on_event(mirror, event)
-        vnet.link_listeners.append(mirror.listener)
+        vnet.listen(mirror.listener, link=True)
         log.info("vnet %s: mirror in netns %s, %d representors", vnet.name, netns,
                  len(mirror.representors))  # fmt: skip
         return mirror
@@ -358,8 +358,8 @@ class Mirrors:
         if mirror is None:
             return
         vnet = mirror.vnet
-        if mirror.listener is not None and mirror.listener in vnet.link_listeners:
-            vnet.link_listeners.remove(mirror.listener)
+        if mirror.listener is not None:
+            vnet.unlisten(mirror.listener, link=True)
         if "mirror" in vars(vnet):
             punt.disable(vnet)
         if mirror.netlink is not None:

@@ -46,6 +46,18 @@ class RouteState:
     multipath: dict[MultipathKey, Route] = field(default_factory=dict)
     """The multipath (ECMP) routes by prefix and source, installed or held: what the
     metrics read the per-path counters of, without walking the tables."""
+    vnet: Vnet | None = field(default=None, repr=False, compare=False)
+    """The vnet whose route-socket listeners hear of every change (None: nobody)."""
+
+    def changed(self, kind: str, route: Route) -> None:
+        """Follow a change of either table: multipath routes, route-socket listeners."""
+        if route.nexthops or self.multipath:
+            _track_multipath(self.multipath, kind, route)
+        vnet = self.vnet
+        if vnet is not None and vnet.listeners:
+            fib = self.table(route.version)
+            status = None if kind == "delete" else fib.state(route)
+            vnet.emit({"type": _EVENTS[kind], "route": route.describe(status)})
 
     def table(self, version: int) -> Fib:
         """Return the table of IP version ``version``."""
@@ -251,19 +263,8 @@ def _track_multipath(multipath: dict[MultipathKey, Route], kind: str, route: Rou
 
 
 def _attach(vnet: Vnet) -> RouteState:
-    state = RouteState()
-
-    def changed(kind: str, route: Route) -> None:
-        if route.nexthops or state.multipath:
-            _track_multipath(state.multipath, kind, route)
-        if vnet.listeners:
-            event = _EVENTS[kind]
-            fib = vnet.route.table(route.version)
-            status = None if kind == "delete" else fib.state(route)
-            vnet.emit({"type": event, "route": route.describe(status)})
-
-    state.fib.on_change = changed
-    state.fib6.on_change = changed
+    state = RouteState(vnet=vnet)
+    state.fib.on_change = state.fib6.on_change = state.changed
     state.fib.schedule = vnet.timers.schedule  # a large table indexes a turn at a time
     state.fib6.schedule = vnet.timers.schedule
     return state

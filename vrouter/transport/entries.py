@@ -4,26 +4,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from vrouter.core import tables
 from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6
 
 if TYPE_CHECKING:
     from vrouter.core.vnet import Vnet
+    from vrouter.inet.state import InetState
+    from vrouter.inet6.state import Inet6State
 
 
 def give_back(vnet: Vnet, proto: int, ours: tuple[object, ...]) -> None:
     """Where one of ``ours`` handles ``proto`` in ``vnet``, put the IP layer's own back."""
-    for table, builtin in (
-        (vnet.inet.protocols, ipv4.BUILTIN_PROTOCOLS),
-        (vnet.inet6.protocols, ipv6.BUILTIN_PROTOCOLS),
+    for state, builtin in (
+        (vnet.inet, ipv4.BUILTIN_PROTOCOLS),
+        (vnet.inet6, ipv6.BUILTIN_PROTOCOLS),
     ):
-        if table.get(proto) in ours:
-            restore(table, proto, builtin.get(proto))
+        if state.protocols.get(proto) in ours:
+            restore(state, proto, builtin.get(proto))
 
 
-def restore(table: dict[int, Any], proto: int, original: object) -> None:
-    """Make ``original`` the handler of ``proto`` in ``table`` (None: no handler)."""
+def restore(state: InetState | Inet6State, proto: int, original: Any) -> None:
+    """Make ``original`` the handler of ``proto`` in ``state.protocols`` (None: no handler)."""
     if original is not None:
-        table[proto] = original
+        state.protocols = tables.put(state.protocols, proto, original)
     else:
-        table.pop(proto, None)
+        state.protocols = tables.drop(state.protocols, proto)

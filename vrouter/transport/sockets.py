@@ -22,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from vrouter.core import tables
 from vrouter.core.registry import Subsystem
 from vrouter.inet import igmp, ipv4
 from vrouter.inet6 import ipv6, nd
-from vrouter.transport.entries import give_back
+from vrouter.transport.entries import give_back, restore
 from vrouter.transport.message import CTRL, DATA, ERROR, FROM, REPLY, TO, Message, control
 from vrouter.wire import ipv4 as ip4_wire
 from vrouter.wire import ipv6 as ip6_wire
@@ -301,9 +302,10 @@ def _raw_attach(vnet: Vnet, sock: Socket) -> None:
     holders = state.raw.setdefault(key, [])
     holders.append(sock)
     if len(holders) == 1:
-        table = vnet.inet.protocols if sock.family == 4 else vnet.inet6.protocols
-        state.saved[key] = table.get(sock.proto)
-        table[sock.proto] = _raw_input4 if sock.family == 4 else _raw_input6
+        ip = vnet.inet if sock.family == 4 else vnet.inet6
+        state.saved[key] = ip.protocols.get(sock.proto)
+        handler = _raw_input4 if sock.family == 4 else _raw_input6
+        ip.protocols = tables.put(ip.protocols, sock.proto, handler)
 
 
 def _raw_detach(vnet: Vnet, sock: Socket) -> None:
@@ -315,12 +317,7 @@ def _raw_detach(vnet: Vnet, sock: Socket) -> None:
     if holders:
         return
     state.raw.pop(key, None)
-    table = vnet.inet.protocols if sock.family == 4 else vnet.inet6.protocols
-    original = state.saved.pop(key, None)
-    if original is None:
-        table.pop(sock.proto, None)
-    else:
-        table[sock.proto] = original
+    restore(vnet.inet if sock.family == 4 else vnet.inet6, sock.proto, state.saved.pop(key, None))
 
 
 def _raw_input4(ifp: Ifnet, packet: memoryview, hlen: int, unicast: bool, now: float) -> None:
@@ -722,8 +719,8 @@ def _replaced(table: dict[int, Any], builtin: dict[int, Any]) -> Any:
 
 def _prepare(vnet: Vnet) -> None:
     """Deliver UDP of a vnet through the sockets (the state comes with the first datagram)."""
-    vnet.inet.protocols[PROTO_UDP] = _udp_input4
-    vnet.inet6.protocols[PROTO_UDP] = _udp_input6
+    vnet.inet.protocols = tables.put(vnet.inet.protocols, PROTO_UDP, _udp_input4)
+    vnet.inet6.protocols = tables.put(vnet.inet6.protocols, PROTO_UDP, _udp_input6)
 
 
 def _unprepare(vnet: Vnet) -> None:
@@ -735,10 +732,10 @@ def _detach(vnet: Vnet) -> None:
     state = vnet.transport
     for sock in list(state.sockets):
         close(sock)
-    for family, table in ((4, vnet.inet.protocols), (6, vnet.inet6.protocols)):
+    for family, ip in ((4, vnet.inet), (6, vnet.inet6)):
         original = state.saved.get((family, PROTO_UDP))
         if original is not None:
-            table[PROTO_UDP] = original
+            restore(ip, PROTO_UDP, original)
 
 
 SUBSYSTEM = Subsystem(

@@ -98,7 +98,7 @@ def test_next_deadline_is_none_when_everything_is_cancelled() -> None:
 def test_wakeup_only_for_a_deadline_earlier_than_any_pending() -> None:
     timers = Timers()
     calls: list[float] = []
-    timers.wakeup = calls.append
+    timers.wakeup = lambda owner, deadline: calls.append(deadline)
     timers.schedule(20.0, lambda now: None)
     timers.schedule(30.0, lambda now: None)  # later: no wakeup
     timers.schedule(20.0, lambda now: None)  # equal: no wakeup
@@ -111,7 +111,7 @@ def test_wakeup_compares_against_live_timers_only() -> None:
     calls: list[float] = []
     early = timers.schedule(10.0, lambda now: None)
     timers.schedule(30.0, lambda now: None)
-    timers.wakeup = calls.append
+    timers.wakeup = lambda owner, deadline: calls.append(deadline)
     early.cancel()
     timers.schedule(20.0, lambda now: None)
     assert calls == [20.0]
@@ -120,7 +120,7 @@ def test_wakeup_compares_against_live_timers_only() -> None:
 def test_wakeup_after_run_empties_the_heap() -> None:
     timers = Timers()
     calls: list[float] = []
-    timers.wakeup = calls.append
+    timers.wakeup = lambda owner, deadline: calls.append(deadline)
     timers.schedule(10.0, lambda now: None)
     timers.run(10.0)
     timers.schedule(50.0, lambda now: None)

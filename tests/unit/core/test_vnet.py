@@ -6,6 +6,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
+from vrouter.core import tables
 from vrouter.core.vnet import VnetError, check_name
 from vrouter.route import state as route_state
 from vrouter.stack import new_tree
@@ -149,7 +150,8 @@ def test_two_vnets_have_independent_state(lab) -> None:
     assert red.route.fib is not blue.route.fib
     assert red.inet.arp is not blue.inet.arp
     assert red.inet.stats is not blue.inet.stats
-    assert red.link.ethertypes is not blue.link.ethertypes
+    red.link.ethertypes = tables.put(red.link.ethertypes, 0x88B5, lambda ifp, frame, now: None)
+    assert 0x88B5 in red.link.ethertypes and 0x88B5 not in blue.link.ethertypes
     assert red.timers is not blue.timers
 
     red.inet.forwarding = False

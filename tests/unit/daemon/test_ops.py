@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from vrouter.core import tables
 from vrouter.daemon.ops import OpError, Ops, interface_config
 from vrouter.inet.arp import REACHABLE, Neighbour
 from vrouter.io.driver import Driver
@@ -280,7 +281,9 @@ def test_move_resets_the_interface_and_keeps_its_device(
     assert ("x", link_local.ip.packed) in new.inet6.linklocal
     # The epair still carries frames, now into vnet j.
     seen: list[bytes] = []
-    new.link.ethertypes[ETHERTYPE_IPV4] = lambda ifp, frame, now: seen.append(frame)
+    new.link.ethertypes = tables.put(
+        new.link.ethertypes, ETHERTYPE_IPV4, lambda ifp, frame, now: seen.append(frame)
+    )
     frame = x.mac + peer.mac + b"\x08\x00" + bytes(46)
     peer.output(frame)
     loop.run_until_complete(asyncio.sleep(0))

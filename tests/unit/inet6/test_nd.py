@@ -166,6 +166,7 @@ def drops(ifp) -> dict[str, int]:
 
 def add_tentative(net: Net, text: str = "2001:db8:1::5/64"):
     addr = ipv6.add_address(net.red, net.h1.ifp, IPv6Interface(text), net.now)
+    net.lab.run_timers()  # the first probe goes when the vnet's timers next run
     return addr
 
 
@@ -175,6 +176,8 @@ def add_tentative(net: Net, text: str = "2001:db8:1::5/64"):
 def test_bring_up_sends_one_dad_probe_per_address_from_the_unspecified_address(lab6) -> None:
     red = lab6.vnet("red")
     h1 = lab6.host6(red, "eth0", ("2001:db8:1::1/64",), "2001:db8:1::10")
+    assert of_type(sent(h1), NS) == []  # not inside bring_up: when the timers next run
+    lab6.run_timers()
     probes = of_type(sent(h1), NS)
     targets = {m.target for m in probes}
     assert targets == {h1.router_lla, a6("2001:db8:1::1")}

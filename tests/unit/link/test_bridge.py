@@ -7,6 +7,7 @@ import ipaddress
 import dpkt
 import pytest
 
+from vrouter.core import tables
 from vrouter.inet import ipv4
 from vrouter.inet6 import ipv6
 from vrouter.link import bridge as bridge_
@@ -288,7 +289,9 @@ def test_a_vlan_interface_on_the_bridge_gets_its_vlan(vseg, lab) -> None:
     vlan.attach(sub, br.ifnet, 20)
     sub.up = True
     seen: list[tuple[str, bytes]] = []
-    vnet.link.ethertypes[0x88B5] = lambda ifp, frame, now: seen.append((ifp.name, bytes(frame)))
+    vnet.link.ethertypes = tables.put(
+        vnet.link.ethertypes, 0x88B5, lambda ifp, frame, now: seen.append((ifp.name, bytes(frame)))
+    )
     to_bridge = unicast(br.ifnet.mac, MAC_B)
     h["a20"].send(to_bridge, lab.now)
     h["a10"].send(to_bridge, lab.now)
@@ -336,6 +339,7 @@ def test_a_df_packet_too_big_for_a_port_is_answered_with_fragmentation_needed(
 def test_an_ipv6_packet_too_big_for_a_port_is_answered_with_packet_too_big(seg, lab) -> None:
     vnet, br, (h1, _, h3) = seg
     ipv6.add_address(vnet, br.ifnet, ipaddress.IPv6Interface("2001:db8::1/64"), lab.now)
+    lab.run_timers()  # the DAD probe
     lab.advance(5)  # past DAD
     h1.take_raw()
     h3.take_raw()

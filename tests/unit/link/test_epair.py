@@ -7,6 +7,7 @@ from ipaddress import IPv4Address, IPv4Network
 import dpkt
 import pytest
 
+from vrouter.core import tables
 from vrouter.link.epair import QUEUE_LIMIT, Epair
 from vrouter.link.sparse import BULK_LEN
 from vrouter.route import state as route_state
@@ -40,7 +41,7 @@ def pair(lab):
         def record(ifp, frame, now, name=vnet.name):
             got[name].append(int.from_bytes(frame[14:18], "big"))
 
-        vnet.link.ethertypes[TEST_ETHERTYPE] = record
+        vnet.link.ethertypes = tables.put(vnet.link.ethertypes, TEST_ETHERTYPE, record)
     return epair, got
 
 
@@ -121,7 +122,7 @@ def test_exception_in_a_handler_costs_one_frame_not_the_batch(pair, lab) -> None
             raise KeyError("bug")
         got["b"].append(n)
 
-    b.link.ethertypes[TEST_ETHERTYPE] = sometimes_broken
+    b.link.ethertypes = tables.put(b.link.ethertypes, TEST_ETHERTYPE, sometimes_broken)
     for n in range(3):
         epair.a.output(frame_to(epair.b, n))
     assert epair.pump(lab.now) == 3

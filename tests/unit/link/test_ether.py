@@ -7,6 +7,7 @@ import logging
 import dpkt
 import pytest
 
+from vrouter.core import tables
 from vrouter.link import ether
 from vrouter.link.ifnet import Ifnet
 from vrouter.link.state import LinkError
@@ -29,7 +30,9 @@ def port(lab):
     ifp.transmit = sent.append
     ifp.up = True
     seen: list[tuple[Ifnet, bytes, float]] = []
-    vnet.link.ethertypes[TEST_ETHERTYPE] = lambda i, f, now: seen.append((i, f, now))
+    vnet.link.ethertypes = tables.put(
+        vnet.link.ethertypes, TEST_ETHERTYPE, lambda i, f, now: seen.append((i, f, now))
+    )
     return ifp, seen, sent
 
 
@@ -132,7 +135,7 @@ def test_exception_in_a_handler_is_contained_by_receive(port, lab, caplog) -> No
     def broken(i, frame, now):
         raise RuntimeError("handler bug")
 
-    ifp.vnet.link.ethertypes[TEST_ETHERTYPE] = broken
+    ifp.vnet.link.ethertypes = tables.put(ifp.vnet.link.ethertypes, TEST_ETHERTYPE, broken)
     frame = eth(ifp.mac, TEST_ETHERTYPE)
     with caplog.at_level(logging.ERROR, logger="vrouter.link"):
         ether.receive(ifp, frame, lab.now)  # must not raise

@@ -117,7 +117,7 @@ def test_withdrawals_and_changes_follow(lab) -> None:  # type: ignore[no-untyped
 def test_a_route_changed_many_times_before_its_turn_is_applied_once(lab) -> None:  # type: ignore[no-untyped-def]
     loop, ops, mirrors, mirror = lab
     told: list[dict[str, object]] = []
-    ops.vnet("red").listeners.append(told.append)  # a route monitor
+    ops.vnet("red").listen(told.append)  # a route monitor
     churn = b"".join(_route(1, deleted=bool(n % 2)) for n in range(9))  # ends added
     _feed(loop, mirrors, mirror, churn)
     assert [e["type"] for e in told] == ["RTM_ADD"]

@@ -101,7 +101,7 @@ def test_refusals_say_refused(ops: Ops) -> None:
 def test_change_and_delete_of_own_routes_and_the_events(ops: Ops) -> None:
     vnet: Vnet = ops.vnet("red")
     events: list[dict[str, Any]] = []
-    vnet.listeners.append(events.append)
+    vnet.listen(events.append)
     ask(ops, type="RTM_ADD", prefix=PREFIX, gateway="203.0.113.2", source="rip")
     changed = ask(ops, type="RTM_CHANGE", prefix=PREFIX, route_type="blackhole", source="rip")
     assert (changed["route"]["type"], changed["route"]["state"]) == ("blackhole", "held")

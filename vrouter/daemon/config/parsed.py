@@ -158,20 +158,22 @@ class ParsedVnet:
 
 
 def parents_first(vnets: list[ParsedVnet]) -> list[ParsedVnet]:
-    """Order *vnets* so each parent precedes its children, else file order."""
+    """Order *vnets* so each parent precedes its children, else file order.
+
+    No recursive closure: one refers to itself, a cycle that would keep every
+    parsed vnet until the collector runs (start-up holds it off).
+    """
     by_name = {v.name: v for v in vnets}
     ordered: list[ParsedVnet] = []
     placed: set[str] = set()
-
-    def place(vnet: ParsedVnet) -> None:
-        if vnet.name in placed:
-            return
-        placed.add(vnet.name)
-        parent, sep, _ = vnet.name.rpartition("/")
-        if sep and parent in by_name:
-            place(by_name[parent])
-        ordered.append(vnet)
-
     for vnet in vnets:
-        place(vnet)
+        chain: list[ParsedVnet] = []  # the vnet and its ancestors not placed yet, child first
+        while vnet.name not in placed:
+            placed.add(vnet.name)
+            chain.append(vnet)
+            parent, sep, _ = vnet.name.rpartition("/")
+            if not sep or parent not in by_name:
+                break
+            vnet = by_name[parent]
+        ordered.extend(reversed(chain))
     return ordered

@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from vrouter.core import tables
 from vrouter.core.registry import Subsystem
 from vrouter.core.sysctl import field_knob
 from vrouter.core.timers import Deadline
@@ -329,16 +330,19 @@ def _first_input6_offloaded(
 
 def _prepare(vnet: Vnet) -> None:
     """Point TCP of a new vnet at the shared first-segment entries (no state yet)."""
-    vnet.inet.protocols[PROTO_TCP] = _first_input4
-    vnet.inet6.protocols[PROTO_TCP] = _first_input6
-    vnet.inet.offload_protocols[PROTO_TCP] = _first_input4_offloaded
-    vnet.inet6.offload_protocols[PROTO_TCP] = _first_input6_offloaded
+    inet, inet6 = vnet.inet, vnet.inet6
+    inet.protocols = tables.put(inet.protocols, PROTO_TCP, _first_input4)
+    inet6.protocols = tables.put(inet6.protocols, PROTO_TCP, _first_input6)
+    inet.offload_protocols = tables.put(inet.offload_protocols, PROTO_TCP, _first_input4_offloaded)
+    inet6.offload_protocols = tables.put(
+        inet6.offload_protocols, PROTO_TCP, _first_input6_offloaded
+    )
 
 
 def _unprepare(vnet: Vnet) -> None:
     """Give TCP back to the IP layers' own handlers (the subsystem is unloaded)."""
-    vnet.inet.offload_protocols.pop(PROTO_TCP, None)
-    vnet.inet6.offload_protocols.pop(PROTO_TCP, None)
+    vnet.inet.offload_protocols = tables.drop(vnet.inet.offload_protocols, PROTO_TCP)
+    vnet.inet6.offload_protocols = tables.drop(vnet.inet6.offload_protocols, PROTO_TCP)
     give_back(vnet, PROTO_TCP, (_first_input4, _first_input6))
 
 
@@ -346,10 +350,13 @@ def _attach(vnet: Vnet) -> TcpStack:
     stack = TcpStack(vnet)
     stack._saved[4] = vnet.inet.protocols.get(PROTO_TCP)
     stack._saved[6] = vnet.inet6.protocols.get(PROTO_TCP)
-    vnet.inet.protocols[PROTO_TCP] = stack.input4
-    vnet.inet6.protocols[PROTO_TCP] = stack.input6
-    vnet.inet.offload_protocols[PROTO_TCP] = stack.input4_offloaded
-    vnet.inet6.offload_protocols[PROTO_TCP] = stack.input6_offloaded
+    inet, inet6 = vnet.inet, vnet.inet6
+    inet.protocols = tables.put(inet.protocols, PROTO_TCP, stack.input4)
+    inet6.protocols = tables.put(inet6.protocols, PROTO_TCP, stack.input6)
+    inet.offload_protocols = tables.put(inet.offload_protocols, PROTO_TCP, stack.input4_offloaded)
+    inet6.offload_protocols = tables.put(
+        inet6.offload_protocols, PROTO_TCP, stack.input6_offloaded
+    )
     return stack
 
 
@@ -357,10 +364,10 @@ def _detach(vnet: Vnet) -> None:
     stack = state_of(vnet)
     stack.table.clear(0.0)  # the vnet is going: nothing more is sent
     stack._deadline.cancel()
-    vnet.inet.offload_protocols.pop(PROTO_TCP, None)
-    vnet.inet6.offload_protocols.pop(PROTO_TCP, None)
-    for family, table in ((4, vnet.inet.protocols), (6, vnet.inet6.protocols)):
-        restore(table, PROTO_TCP, stack._saved.get(family))
+    vnet.inet.offload_protocols = tables.drop(vnet.inet.offload_protocols, PROTO_TCP)
+    vnet.inet6.offload_protocols = tables.drop(vnet.inet6.offload_protocols, PROTO_TCP)
+    restore(vnet.inet, PROTO_TCP, stack._saved.get(4))
+    restore(vnet.inet6, PROTO_TCP, stack._saved.get(6))
 
 
 KNOBS = (
