@@ -101,7 +101,7 @@ def test_superframe_too_big_for_the_mtu_leaves_the_fast_path_for_needfrag(lab) -
 
 
 def test_udp_superframe_is_left_to_the_full_path(lab, monkeypatch) -> None:
-    red, h1, h2, out = _router(lab)
+    _red, h1, h2, out = _router(lab)
     h1.send(_superframe(h1, h2.ip, b"z" * 2000, 1448), lab.now)  # fills the cache
     frame = _superframe(h1, h2.ip, b"z" * 2000, 1448)
     frame.vhdr = frame.vhdr._replace(gso_type=offload.GSO_UDP)
