@@ -220,7 +220,7 @@ class FibDictLpm(FibLpm):
     """vrouter's Fib with its index turned off: the dicts alone."""
 
     def load(self, entries: list[tuple[int, int]], routes: list[Route]) -> None:
-        fib_module.INDEX_AT = 1 << 62
+        fib_module.INDEX_AT = fib_module.INDEX6_AT = 1 << 62
         super().load(entries, routes)
 
 

@@ -596,7 +596,8 @@ def render(
                 if row is None:
                     continue
                 rate = statistics.median(row["random_rates"])
-                index = "with its DIR-24-8 index" if row.get("indexed") else "dicts only"
+                kind = "DIR-24-8" if family == 4 else "top-32-bit"
+                index = f"with its {kind} index" if row.get("indexed") else "dicts only"
                 targets.append(
                     f"| >= {target / 1e6:.0f}M IPv{family} lookups/s on cache misses (Fib "
                     f"{index}, random destinations, one call each) | {rate / 1e6:.2f} M/s "

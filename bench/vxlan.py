@@ -11,6 +11,9 @@ up at once:
   vrouterd-vxlan-nooffload   the same, the TAP without offloads
   vrouterd-vxlan-tunnelgso   the same with tunnel_gso = true (TCP super-frames
                   leave whole through a TAP with UDP-tunnel GSO, Linux 6.17+)
+  kernel-vxlan6, vrouterd-vxlan6, vrouterd-vxlan6-tunnelgso   kernel-vxlan,
+                  vrouterd-vxlan and vrouterd-vxlan-tunnelgso over an IPv6 underlay
+                  (2001:db8:203::/64; overlay MTU 1430), compared with kernel-vxlan6
 
 The daemon runs in a network namespace of its own (its VTEP address is on
 the underlay veth there, with GRO turned on as a NIC has it).  On the Linux
@@ -67,8 +70,9 @@ from forwarding import (
 from report import fmt_ratio, kept_by_hand, loadavg, machine
 
 CASE_NAMES = (
-    "kernel-vxlan", "vrouterd-vxlan", "vrouterd-vxlan-nooffload", "vrouterd-vxlan-tunnelgso"
-)
+    "kernel-vxlan", "vrouterd-vxlan", "vrouterd-vxlan-nooffload", "vrouterd-vxlan-tunnelgso",
+    "kernel-vxlan6", "vrouterd-vxlan6", "vrouterd-vxlan6-tunnelgso",
+)  # fmt: skip
 TARGET = 0.5
 LEVERS = "### Levers (kept by hand)"
 """The heading of the part of the section a run keeps: what each change did, with numbers."""
@@ -76,30 +80,47 @@ LEVERS = "### Levers (kept by hand)"
 H1_ADDR = "198.51.100.3"
 VNI = 42
 UNDERLAY_A, UNDERLAY_B = "203.0.113.1", "203.0.113.2"
+UNDERLAY6_A, UNDERLAY6_B = "2001:db8:203::1", "2001:db8:203::2"
+MTU, MTU6 = 1450, 1430
+"""The overlay's MTU over an IPv4 underlay (50 bytes of headers) and over IPv6 (70)."""
 
 
-def vrd_vxlan(p: str, offload: bool = True, tunnel_gso: bool = False) -> str:
+def baseline(name: str) -> str:
+    """Return the kernel-to-kernel case that case ``name`` is compared with."""
+    return "kernel-vxlan6" if "vxlan6" in name else "kernel-vxlan"
+
+
+def underlay(ipv6: bool) -> tuple[str, str, int]:
+    """Return the two VTEP addresses and the prefix length of an underlay."""
+    return (UNDERLAY6_A, UNDERLAY6_B, 64) if ipv6 else (UNDERLAY_A, UNDERLAY_B, 24)
+
+
+def vrd_vxlan(
+    p: str, offload: bool = True, tunnel_gso: bool = False, ipv6: bool = False
+) -> str:
     """Config of vrouterd-vxlan: a bridge over the TAP to h1 and a vxlan to h2's VTEP."""
     offload = "true" if offload else "false"
     tunnel = "true" if tunnel_gso else "false"
+    local, remote, _ = underlay(ipv6)
+    mtu = MTU6 if ipv6 else MTU
     return VRD_HEADER + f"""
 [vnets.lab.interfaces.{p}a]
 type = "tap"
-mtu = 1450
+mtu = {mtu}
 offload = {offload}
 host = {{ netns = "{p}h1", addresses = ["{H1_ADDR}/24"] }}
 
 [vnets.lab.interfaces.vx{VNI}]
 type = "vxlan"
 vni = {VNI}
-local = "{UNDERLAY_A}"
-remotes = ["{UNDERLAY_B}"]
+local = "{local}"
+remotes = ["{remote}"]
 tunnel_gso = {tunnel}
 
 [vnets.lab.interfaces.br0]
 type = "bridge"
 members = ["{p}a", "vx{VNI}"]
-mtu = 1450
+mtu = {mtu}
 """
 
 
@@ -120,35 +141,38 @@ def linux_vtep(ns: str, underlay: str, local: str, remote: str, address: str) ->
 class VxlanLab(Lab):
     """The two overlays of this benchmark."""
 
-    def kernel_vxlan(self) -> Case:
+    def kernel_vxlan(self, name: str, tag: str, ipv6: bool = False) -> Case:
         """Two namespaces, each a Linux VTEP with its host address on its bridge."""
-        p = f"{self.prefix}kx"
+        p = f"{self.prefix}{tag}"
+        local, remote, plen = underlay(ipv6)
         h1, h2 = self.netns(f"{p}h1"), self.netns(f"{p}h2")
         self.veth(h1, f"{p}a", h2, f"{p}b")
-        self.addr(h1, f"{p}a", f"{UNDERLAY_A}/24")
-        self.addr(h2, f"{p}b", f"{UNDERLAY_B}/24")
-        linux_vtep(h1, f"{p}a", UNDERLAY_A, UNDERLAY_B, H1_ADDR)
-        linux_vtep(h2, f"{p}b", UNDERLAY_B, UNDERLAY_A, H2_ADDR)
-        case = Case("kernel-vxlan", 0, h1, h2, "ovl", "ovl", [(h1, f"{p}a"), (h2, f"{p}b")])
+        self.addr(h1, f"{p}a", f"{local}/{plen}")
+        self.addr(h2, f"{p}b", f"{remote}/{plen}")
+        linux_vtep(h1, f"{p}a", local, remote, H1_ADDR)
+        linux_vtep(h2, f"{p}b", remote, local, H2_ADDR)
+        case = Case(name, 0, h1, h2, "ovl", "ovl", [(h1, f"{p}a"), (h2, f"{p}b")])
         self.cases.append(case)
         return case
 
     def vrouterd_vxlan(
-        self, name: str, tag: str, offload: bool, tunnel_gso: bool = False
+        self, name: str, tag: str, offload: bool, tunnel_gso: bool = False, ipv6: bool = False
     ) -> Case:
         """The daemon in namespace ``d`` with a TAP host h1; a Linux VTEP h2."""
         p = f"{self.prefix}{tag}"
+        local, remote, plen = underlay(ipv6)
         d, h2 = self.netns(f"{p}d"), self.netns(f"{p}h2")
         self.veth(d, f"{p}u", h2, f"{p}b")
-        self.addr(d, f"{p}u", f"{UNDERLAY_A}/24")
-        self.addr(h2, f"{p}b", f"{UNDERLAY_B}/24")
+        self.addr(d, f"{p}u", f"{local}/{plen}")
+        self.addr(h2, f"{p}b", f"{remote}/{plen}")
         nsrun(h2, "ethtool", "-K", f"{p}b", "tx", "off")
         # A veth does no GRO unless asked (a NIC does by default): without it the
         # daemon's UDP_GRO socket gets its datagrams one by one.
         nsrun(d, "ethtool", "-K", f"{p}u", "gro", "on")
-        linux_vtep(h2, f"{p}b", UNDERLAY_B, UNDERLAY_A, H2_ADDR)
+        linux_vtep(h2, f"{p}b", remote, local, H2_ADDR)
         case = Case(name, 0, f"{p}h1", h2, f"{p}a", "ovl", [(d, f"{p}u")])
-        case.daemon = Daemon(self.workdir, case.name, vrd_vxlan(p, offload, tunnel_gso), netns=d)
+        config = vrd_vxlan(p, offload, tunnel_gso, ipv6)
+        case.daemon = Daemon(self.workdir, case.name, config, netns=d)
         self.cases.append(case)  # registered before start: cleanup must see it
         case.daemon.start()
         return case
@@ -178,13 +202,19 @@ def measure(
     """Build the cases, run every measurement ``--runs`` times, round-robin."""
     cases: list[Case] = []
     if "kernel-vxlan" in args.cases:
-        cases.append(lab.kernel_vxlan())
+        cases.append(lab.kernel_vxlan("kernel-vxlan", "kx"))
     if "vrouterd-vxlan" in args.cases:
         cases.append(lab.vrouterd_vxlan("vrouterd-vxlan", "vx", True))
     if "vrouterd-vxlan-nooffload" in args.cases:
         cases.append(lab.vrouterd_vxlan("vrouterd-vxlan-nooffload", "vn", False))
     if "vrouterd-vxlan-tunnelgso" in args.cases:
         cases.append(lab.vrouterd_vxlan("vrouterd-vxlan-tunnelgso", "vt", True, True))
+    if "kernel-vxlan6" in args.cases:
+        cases.append(lab.kernel_vxlan("kernel-vxlan6", "k6", ipv6=True))
+    if "vrouterd-vxlan6" in args.cases:
+        cases.append(lab.vrouterd_vxlan("vrouterd-vxlan6", "v6", True, ipv6=True))
+    if "vrouterd-vxlan6-tunnelgso" in args.cases:
+        cases.append(lab.vrouterd_vxlan("vrouterd-vxlan6-tunnelgso", "t6", True, True, True))
     for case in cases:
         wait_reachable(case)
         start_servers(case)
@@ -205,7 +235,9 @@ def measure(
             shown[case.name] = (
                 f"drops {vx['drops'] or 'none'}, batched reads {stats['batches']}, "
                 f"segments coalesced {stats['coalesced']}"
-            )
+                + (f", tunnel_gso {vx['tunnel_gso']}, super-frames sent whole "
+                   f"{stats['whole']}" if vx.get("tunnel_gso") else "")
+            )  # fmt: skip
     return cases, reverse, shown
 
 
@@ -240,17 +272,17 @@ class Report:
             cpu = f"{statistics.median(per_gb):.2f}" if per_gb else "-"
             rows.append(f"| {name} | {lo} / {mid} / {hi} | {retrans:.0f} | {cpu} |")
         lines = [*rows, ""]
-        kernel = rates.get("kernel-vxlan")
-        for name in CASE_NAMES[1:]:
-            ours = rates.get(name)
-            if not kernel or not ours or statistics.median(kernel) <= 0:
+        for name in CASE_NAMES:
+            ours, base = rates.get(name), baseline(name)
+            kernel = rates.get(base)
+            if name == base or not kernel or not ours or statistics.median(kernel) <= 0:
                 continue
             ratio = statistics.median(ours) / statistics.median(kernel)
             rounds = [o / k for o, k in zip(ours, kernel, strict=False) if k > 0]
             verdict = "met" if ratio >= TARGET else "not met"
             per_round = ", ".join(f"{r:.2f}" for r in rounds) or "n/a"
             lines.append(
-                f"**{name} / kernel-vxlan, {title}: {fmt_ratio(ratio)}** (median over "
+                f"**{name} / {base}, {title}: {fmt_ratio(ratio)}** (median over "
                 f"median; per round: {per_round}). Target >= {TARGET}: {verdict}."
             )
             lines.append("")
@@ -272,7 +304,9 @@ class Report:
             "the same with offload = false on the TAP (h1's kernel segments and checksums "
             "what it sends). vrouterd-vxlan-tunnelgso: the same as vrouterd-vxlan with "
             "tunnel_gso = true (TCP super-frames written whole to a TAP with UDP-tunnel GSO, "
-            "the kernel segments them; received on the socket as before). Runs round-robin.",
+            "the kernel segments them; received on the socket as before). kernel-vxlan6, "
+            "vrouterd-vxlan6 and vrouterd-vxlan6-tunnelgso: the same over an IPv6 underlay "
+            "(overlay MTU 1430), each compared with kernel-vxlan6. Runs round-robin.",
             "",
             *host,
             f"- load average before / after: {load_before} / {load_after}",

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from harness import Vrouterd, run
 
+from vrouter.mirror.vrfdir import is_mount_point
+
 FRR_BIN = Path("/usr/lib/frr")
 RUN_DIR = Path("/var/run/frr")
 
@@ -171,6 +173,51 @@ class FrrLab:
                 timeout=20,
             )
 
+    def start_vrfs(
+        self, router: str, vrf_dir: Path, daemons: tuple[str, ...], config: str, vrfs: set[str]
+    ) -> None:
+        """Start one FRR in ``router``'s namespace that serves each namespace in ``vrf_dir``
+        as a VRF: ``zebra -n`` and ``daemons`` (``ospfd``...), each in a mount namespace of
+        its own whose ``/run/netns`` is ``vrf_dir`` (a copy that follows it), then load
+        ``config`` through vtysh once zebra knows ``vrfs``.  (A daemon that reads
+        ``interface X vrf V`` from its own config file at start, before zebra told it of
+        V, puts X in its default VRF.)"""
+        ns = self.d.ns(router)
+        rundir = self.rundir(router)
+        rundir.mkdir(parents=True, exist_ok=True)
+        self.rundirs.append(rundir)
+        shutil.chown(rundir, "frr", "frr")
+        empty = rundir / "empty.conf"
+        empty.write_text(f"hostname {router}\n")
+        shutil.chown(empty, "frr", "frr")
+        for name in ("zebra", *daemons):
+            pidfile = rundir / f"{name}.pid"
+            self.pidfiles.append(pidfile)
+            run(
+                "ip", "netns", "exec", ns, "unshare", "--mount", "--propagation", "slave",
+                "sh", "-c", 'mount --rbind "$0" /run/netns && exec "$@"', str(vrf_dir),
+                str(FRR_BIN / name), "-d", *(["-n"] if name == "zebra" else []), "-N", ns,
+                "-f", str(empty), "-i", str(pidfile),
+                "--log", f"file:{self.d.dir / f'frr-{router}-{name}.log'}",
+                timeout=20,
+            )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while not vrfs <= self.vrfs(router):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"zebra knows VRFs {self.vrfs(router)}, not {vrfs}")
+            time.sleep(0.2)
+        conf = rundir / "frr.conf"
+        conf.write_text(config)
+        shutil.chown(conf, "frr", "frr")
+        (self.d.dir / f"frr-{router}.conf").write_text(config)
+        done = self.d.exec(router, "vtysh", "-N", ns, "-f", str(conf), check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def vrfs(self, router: str) -> set[str]:
+        """Return the VRFs ``router``'s zebra knows (``show vrf``)."""
+        out = self.vtysh(router, "show vrf")
+        return {line.split()[1] for line in out.splitlines() if line.startswith("vrf ")}
+
     def vtysh(self, router: str, command: str) -> str:
         """Return what ``vtysh -c command`` prints for ``router``'s instance."""
         return self.d.exec(router, "vtysh", "-N", self.d.ns(router), "-c", command).stdout
@@ -194,3 +241,16 @@ class FrrLab:
                 os.kill(pid, signal.SIGKILL)
         for rundir in self.rundirs:
             shutil.rmtree(rundir, ignore_errors=True)
+
+
+def unmount_vrf_dir(path: Path) -> None:
+    """Unmount a mirrors' ``vrf_dir`` and whatever vrouterd left bound in it."""
+    if not path.is_dir():
+        return
+    for entry in path.iterdir():
+        if is_mount_point(entry):
+            run("umount", "--lazy", str(entry), check=False)
+    for _ in range(8):  # bound onto itself, once or (after a failure) more
+        if not is_mount_point(path):
+            break
+        run("umount", "--lazy", str(path), check=False)

@@ -114,6 +114,13 @@ def run(*cmd: str, timeout: float = 30, check: bool = True) -> subprocess.Comple
     return result
 
 
+def ping_received(output: str) -> int:
+    """The number of replies ``ping`` counted in its summary (``N received``)."""
+    match = re.search(r"(\d+) received", output)
+    assert match, output
+    return int(match.group(1))
+
+
 def wait_listening(proc: subprocess.Popen[Any], timeout: float = 15) -> bytes:
     """Wait until ``proc`` (tcpdump, ``vrouterctl capture``) says on its stderr pipe that
     it listens; return what it wrote so far."""

@@ -97,17 +97,18 @@ def vxlan_seen(ns: str, dev: str, act: Callable[[], None], count: int = 4) -> st
             dump.wait(10)
 
 
-def start_in_netns(daemon: Vrouterd, address: str, *sysctls: str) -> str:
-    """Create the daemon's namespace with underlay veth ``PREFIXu`` (its peer stays
-    in the root namespace, to be moved by the caller) and ``sysctls`` (``KEY=VALUE``)
-    set; start the daemon there."""
+def start_in_netns(daemon: Vrouterd, address: str, *sysctls: str, prefix: int = 24) -> str:
+    """Create the daemon's namespace with underlay veth ``PREFIXu`` holding
+    ``address``/``prefix`` (its peer stays in the root namespace, to be moved by the
+    caller) and ``sysctls`` (``KEY=VALUE``) set; start the daemon there."""
     p = daemon.prefix
     ns = f"{p}d"
     run("ip", "netns", "add", ns)
     run("ip", "link", "add", f"{p}u", "type", "veth", "peer", "name", f"{p}v")
     run("ip", "link", "set", f"{p}u", "netns", ns)
     run("ip", "-n", ns, "link", "set", "lo", "up")
-    run("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", f"{p}u")
+    nodad = ("nodad",) if ":" in address else ()
+    run("ip", "-n", ns, "addr", "add", f"{address}/{prefix}", "dev", f"{p}u", *nodad)
     run("ip", "-n", ns, "link", "set", f"{p}u", "up")
     for setting in sysctls:
         run("ip", "netns", "exec", ns, "sysctl", "-qw", setting)
@@ -183,17 +184,40 @@ def daemon_config(host: int, local: int, remote: int, bridge: int) -> str:
     )
 
 
+UNDERLAY6 = ("2001:db8:42::1", "2001:db8:42::2")
+"""The daemon's and the Linux VTEP's addresses over an IPv6 underlay (a /64)."""
+
+
 @contextlib.contextmanager
-def beside_linux(workdir: Path, config: str, *sysctls: str) -> Iterator[Vrouterd]:
+def beside_linux(
+    workdir: Path, config: str, *sysctls: str, ipv6: bool = False
+) -> Iterator[Vrouterd]:
     """Run a daemon of ``config`` in its own namespace (VTEP 198.51.100.1, ``sysctls``
-    set there) beside a Linux VTEP (:func:`linux_peer`, .2); close it on the way out."""
+    set there) beside a Linux VTEP (:func:`linux_peer`, .2); with ``ipv6`` the underlay
+    is :data:`UNDERLAY6` instead.  Close it on the way out."""
     daemon = Vrouterd(workdir, config)
     try:
-        start_in_netns(daemon, "198.51.100.1", *sysctls)
-        linux_peer(daemon, mac=None)
+        if ipv6:
+            local, remote = UNDERLAY6
+            start_in_netns(daemon, local, *sysctls, prefix=64)
+            linux_peer(daemon, mac=None, peer=("remote", local), local=f"{remote}/64")
+        else:
+            start_in_netns(daemon, "198.51.100.1", *sysctls)
+            linux_peer(daemon, mac=None)
         yield daemon
     finally:
         daemon.close()
+
+
+def over_ipv6(config: str) -> str:
+    """Return :data:`DAEMON_CONFIG` text ``config`` with its VTEPs on :data:`UNDERLAY6`
+    and its MTUs 20 bytes lower (an IPv6 outer header is 20 bytes longer)."""
+    local, remote = UNDERLAY6
+    return (
+        config.replace('local = "198.51.100.1"', f'local = "{local}"')
+        .replace('remotes = ["198.51.100.2"]', f'remotes = ["{remote}"]')
+        .replace("mtu = 1450", "mtu = 1430")
+    )
 
 
 def vx_shown(daemon: Vrouterd) -> dict[str, object]:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import Vrouterd, python, vrouterctl
+from harness import Vrouterd, ping_received, python, vrouterctl
 
 pytestmark = pytest.mark.integration
 
@@ -25,9 +25,7 @@ def _ping(
 
 
 def _received(result: subprocess.CompletedProcess[str]) -> int:
-    match = re.search(r"(\d+) received", result.stdout)
-    assert match, result.stdout + result.stderr
-    return int(match.group(1))
+    return ping_received(result.stdout + result.stderr)
 
 
 def test_ping_across_two_vnets(demo: Vrouterd) -> None:

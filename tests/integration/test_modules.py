@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import DEMO_LIKE, Vrouterd, running
+from harness import DEMO_LIKE, Vrouterd, ping_received, running
 
 pytestmark = pytest.mark.integration
 
@@ -103,9 +103,7 @@ def pings(daemon: Vrouterd) -> int:
     out = daemon.exec(
         "h1", "ping", "-c", "3", "-i", "0.2", "-W", "2", "198.51.100.2", check=False
     ).stdout
-    match = re.search(r"(\d+) received", out)
-    assert match, out
-    return int(match.group(1))
+    return ping_received(out)
 
 
 def scrape(daemon: Vrouterd) -> str:

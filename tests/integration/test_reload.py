@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import threading
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 from harness import Vrouterd, netns_list, run, running
+from harness import ping_received as received
 
 pytestmark = pytest.mark.integration
 
@@ -54,12 +54,6 @@ def ping(daemon: Vrouterd, host: str, target: str, count: int = 3) -> str:
         host, "ping", "-c", str(count), "-i", "0.2", "-W", "2", target, check=False, timeout=30
     )
     return result.stdout
-
-
-def received(output: str) -> int:
-    match = re.search(r"(\d+) received", output)
-    assert match, output
-    return int(match.group(1))
 
 
 def routes(daemon: Vrouterd) -> dict[str, Any]:

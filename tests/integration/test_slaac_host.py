@@ -15,7 +15,6 @@ vnet) reaches the far host.  radvd stopping sends router lifetime 0: the route g
 
 from __future__ import annotations
 
-import re
 import signal
 import socket
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Vrouterd, run
+from harness import Vrouterd, ping_received, run
 
 from vrouter.client import Client
 
@@ -121,9 +120,7 @@ def _learnt(daemon: Vrouterd, ready: Any, what: str, timeout: float = 30) -> dic
 
 
 def _received(result: subprocess.CompletedProcess[str]) -> int:
-    match = re.search(r"(\d+) received", result.stdout)
-    assert match, result.stdout + result.stderr
-    return int(match.group(1))
+    return ping_received(result.stdout + result.stderr)
 
 
 def _ping_from_far(daemon: Vrouterd, address: str, count: int = 3) -> int:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import Vrouterd, links, netns_list, running
+from harness import ping_received as received
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +30,6 @@ def ping(daemon: Vrouterd, host: str, target: str, count: int = 3) -> str:
     return daemon.exec(
         host, "ping", "-c", str(count), "-i", "0.2", "-W", "2", target, check=False, timeout=30
     ).stdout
-
-
-def received(output: str) -> int:
-    match = re.search(r"(\d+) received", output)
-    assert match, output
-    return int(match.group(1))
 
 
 def test_vnets_and_an_epair_made_with_vrouterctl_carry_traffic(daemon: Vrouterd) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from vrouter.api.host import Host, ops_of
 from vrouter.api.protocol import ApiError
+from vrouter.link import vxlan as vxlan_
 from vrouter.route.source import SourceError, source
 from vrouter.route.weight import split_weight
 
@@ -173,9 +174,12 @@ async def vxlan_create(host: Host, args: dict[str, Any]) -> Any:
         addresses=_addresses(args["addresses"]),
         mtu=args.get("mtu"),
         underlay=args["underlay"] or None,
+        tunnel_gso=args["tunnel_gso"],
     )
+    vx = vxlan_.of(ifp)
     return {"vnet": args["vnet"], "interface": ifp.name, "mac": ifp.mac.hex(":"),
-            "vni": args["vni"], "mtu": ifp.mtu}  # fmt: skip
+            "vni": args["vni"], "mtu": ifp.mtu,
+            "tunnel_gso": "" if vx is None else vx.tunnel_gso}  # fmt: skip
 
 
 async def address_add(host: Host, args: dict[str, Any]) -> Any:

@@ -404,7 +404,10 @@ _OPS: tuple[Operation, ...] = (
                     ADDRESSES,
                     Arg("mtu", "int", "the MTU (default: 1500 - 50, or - 70 over IPv6)"),
                     Arg("underlay", "str", "a vnet whose UDP carries the outer packets "
-                        "(default: the host's)", default="")),
+                        "(default: the host's)", default=""),
+                    Arg("tunnel_gso", "bool", "TCP super-frames leave whole through a TAP "
+                        "with UDP-tunnel GSO, the kernel segments them (Linux 6.17+; "
+                        "the socket alone where it cannot)", default=False)),
               rights=on("vnet"), runs="locked"),
     Operation("bridge.show", "the bridges of a vnet: ports, VLANs, counters", "views.bridge_show",
               args=(VNET, Arg("bridge", "str", "one bridge (none: every bridge)", default=""))),

@@ -220,6 +220,20 @@ def show_bridges(result: Any) -> str:
     return "\n".join(out)
 
 
+def _tunnel_gso(state: str, stats: dict[str, int], error: str) -> str:
+    """Say whether TCP super-frames leave whole (``tunnel_gso``) or why they do not."""
+    if state.startswith("not in use"):
+        return f"  tunnel_gso: {state}; TCP super-frames are segmented here, sent by the socket"
+    line = (
+        f"  tunnel_gso: in use through {state} (TCP super-frames leave whole, the kernel "
+        f"segments them), sent whole {stats.get('whole', 0)}"
+    )
+    refused = stats.get("tunnel_refused", 0)
+    if refused:
+        line += f", refused by the kernel {refused} (sent by the socket; last: {error})"
+    return line
+
+
 def show_vxlans(result: Any) -> str:
     out = []
     for x in result:
@@ -235,9 +249,7 @@ def show_vxlans(result: Any) -> str:
             f"{stats['fdb_full']}), flooded {stats['flooded']}; drops: {drops}"
         )
         if x.get("tunnel_gso"):
-            out.append(
-                f"  tunnel_gso: {x['tunnel_gso']}, super-frames sent whole {stats.get('whole', 0)}"
-            )
+            out.append(_tunnel_gso(x["tunnel_gso"], stats, x.get("tunnel_error", "")))
         rows = []
         for v in x["vteps"]:
             macs = v["macs"] or [{"mac": "-", "age": None}]
@@ -566,10 +578,16 @@ def show_vlan_created(result: Any) -> str:
 
 
 def show_vxlan_created(result: Any) -> str:
-    return (
+    text = (
         f"vnet {result['vnet']}: {result['interface']} created, VXLAN VNI {result['vni']}, "
         f"mtu {result['mtu']}, ether {result['mac']}"
     )
+    state = result.get("tunnel_gso", "")
+    if not state:
+        return text
+    if state.startswith("not in use"):
+        return f"{text}; tunnel_gso {state}"
+    return f"{text}; tunnel_gso in use through {state}"
 
 
 def show_reload(result: Any) -> str:

@@ -274,6 +274,11 @@ def _parser() -> argparse.ArgumentParser:
     xcreate.add_argument("--group", default="", help="a multicast group instead of remotes")
     xcreate.add_argument("--no-learning", action="store_true", help="learn no inner MACs")
     xcreate.add_argument(
+        "--tunnel-gso", action="store_true",
+        help="TCP super-frames leave whole through a TAP with UDP-tunnel GSO and the "
+        "kernel segments them (Linux 6.17+; the socket alone where it cannot)",
+    )  # fmt: skip
+    xcreate.add_argument(
         "--address", dest="addresses", action="append", default=[], metavar="ADDR/LEN",
         help="an address of the interface (repeatable; none as a bridge member)",
     )  # fmt: skip
@@ -614,6 +619,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
             "addresses": a.addresses,
             "mtu": a.mtu,
             "underlay": a.underlay or "",
+            "tunnel_gso": a.tunnel_gso,
         },
         render.show_vxlan_created,
     ),

@@ -360,6 +360,8 @@ def vnet_table(vcfg: VnetConfig, values: Knobs, baseline: Knobs) -> Table:
         mirror: Table = {"netns": vcfg.mirror.netns}
         if vcfg.mirror.sync is not None:
             mirror["sync"] = list(vcfg.mirror.sync)
+        if vcfg.mirror.vrf_dir is not None:
+            mirror["vrf_dir"] = vcfg.mirror.vrf_dir
         table["mirror"] = mirror
     interfaces = {i.name: interface_table(vcfg.name, i) for i in vcfg.interfaces}
     if interfaces:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from vrouter.daemon.config import HostConfig
 from vrouter.mirror import manager as mirror_manager
+from vrouter.mirror import vrfdir
 
 log = logging.getLogger("vrouter.hostns")
 
@@ -50,6 +51,8 @@ class Ownership:
     mirrors: list[str] = field(default_factory=list)
     """Control-plane mirror namespaces (:mod:`vrouter.mirror.manager`): their processes
     are ended before they are removed."""
+    published: list[str] = field(default_factory=list)
+    """The mirror namespaces' bind mounts in ``vrf_dir`` directories."""
 
     @property
     def path(self) -> Path:
@@ -60,7 +63,8 @@ class Ownership:
         """Write the record atomically."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        record = {"pid": os.getpid(), "netns": self.netns, "mirrors": self.mirrors}
+        record = {"pid": os.getpid(), "netns": self.netns, "mirrors": self.mirrors,
+                  "published": self.published}  # fmt: skip
         tmp.write_text(json.dumps(record))
         tmp.replace(self.path)
 
@@ -86,6 +90,13 @@ def claim(state_dir: Path) -> Ownership:
         if isinstance(name, str) and netns_exists(name):
             log.info("removing netns %s left by a previous run (pid %s)", name, pid)
             delete(name)
+    for path in previous.get("published", []):
+        if isinstance(path, str):
+            log.info("unbinding mirror netns %s left by a previous run (pid %s)", path, pid)
+            try:
+                vrfdir.unpublish(path)
+            except vrfdir.VrfDirError as err:
+                raise HostError(str(err)) from err
     for name in previous.get("mirrors", []):
         if isinstance(name, str) and netns_exists(name):
             log.info("removing mirror netns %s left by a previous run (pid %s)", name, pid)

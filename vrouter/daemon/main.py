@@ -190,15 +190,18 @@ class Daemon:
             if vcfg.dhcp is not None:
                 self.ops.set_dhcp(vcfg.name, vcfg.dhcp)
         self.mirrors = Mirrors(
-            self.loop, self.ops, self.ownership.mirrors, self.ownership.save, self.driver.now
-        )
+            self.loop, self.ops, self.ownership.mirrors, self.ownership.save, self.driver.now,
+            self.ownership.published,
+        )  # fmt: skip
         self.ops.mirrors = self.mirrors
         for vcfg in cfg.vnets:
             if vcfg.mirror is not None:
                 protocols = DEFAULT_SYNC if vcfg.mirror.sync is None else protocol_numbers(
                     vcfg.mirror.sync
                 )
-                await self.mirrors.create(built.tree.get(vcfg.name), vcfg.mirror.netns, protocols)
+                await self.mirrors.create(
+                    built.tree.get(vcfg.name), vcfg.mirror.netns, protocols, vcfg.mirror.vrf_dir
+                )
         if cfg.daemon.metrics is not None:
             self.exporter = metrics.MetricsServer(
                 self.expose, self.metrics_selection, self.metrics.record

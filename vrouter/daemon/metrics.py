@@ -492,6 +492,10 @@ _VXLAN_EVENTS = (
     ("flooded", "flooded_frames", "BUM frames sent to every remote VTEP or the group."),
     ("batches", "batched_reads", "Reads that brought several datagrams (the underlay's GRO)."),
     ("coalesced", "coalesced_frames", "Inner TCP segments received joined into super-frames."),
+    ("whole", "tunnel_gso_frames",
+     "TCP super-frames handed whole to the kernel to segment (tunnel_gso)."),
+    ("tunnel_refused", "tunnel_gso_refused_frames",
+     "TCP super-frames the kernel refused to take whole, sent by the socket instead."),
 )
 _VXLAN_EVENTS_GET = attrgetter(*(attr for attr, _, _ in _VXLAN_EVENTS))
 _VTEP_COUNTERS = (

@@ -560,12 +560,15 @@ class Ops:
         addresses: Iterable[Address] = (),
         mtu: int | None = None,
         underlay: str | None = None,
+        tunnel_gso: bool = False,
     ) -> Ifnet:
         """Create VXLAN interface ``name`` (up) and open its socket; a bridge then takes it.
 
         Its MTU defaults to what a 1500-byte underlay carries, lowered to the
         route MTU towards its VTEPs.  ``underlay``: a vnet whose UDP carries
-        the outer packets (None: the host's).
+        the outer packets (None: the host's).  ``tunnel_gso``: TCP super-frames
+        leave whole through a TAP with UDP-tunnel GSO where the kernel has it
+        (:mod:`vrouter.io.vxtunnel`; the socket alone otherwise).
         """
         vnet = self.vnet(vnet_name)
         where = f"vnet {vnet.name}: {name}"
@@ -591,10 +594,17 @@ class Ops:
                 raise OpError(f"{where}: either remotes or a group, not both")
         if not 0 <= vni <= wire_vxlan.VNI_MAX:
             raise OpError(f"{where}: VNI {vni} is out of range 0..{wire_vxlan.VNI_MAX}")
+        if tunnel_gso and underlay is not None:
+            raise OpError(
+                f"{where}: tunnel_gso hands super-frames to the host's kernel; "
+                "a vnet underlay has none"
+            )
         overhead = wire_vxlan.OVERHEAD_V4 if local_ip.version == 4 else wire_vxlan.OVERHEAD_V6
         icfg = dataclasses.replace(
             interface_config(name, "vxlan", addresses, 1500 - overhead if mtu is None else mtu),
-            vxlan=VxlanConfig(vni, local_ip, port, remote_ips, group_ip, learning, underlay),
+            vxlan=VxlanConfig(
+                vni, local_ip, port, remote_ips, group_ip, learning, underlay, tunnel_gso
+            ),
         )
         return await self.create_interface(vnet.name, icfg)
 

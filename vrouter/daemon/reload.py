@@ -623,10 +623,10 @@ class Applier:
         if new is None:
             return
         try:
-            await mirrors.create(self.ops.vnet(vnet), new.netns, _protocols(new))
+            await mirrors.create(self.ops.vnet(vnet), new.netns, _protocols(new), new.vrf_dir)
         except Exception:
             if old is not None:
-                await mirrors.create(self.ops.vnet(vnet), old.netns, _protocols(old))
+                await mirrors.create(self.ops.vnet(vnet), old.netns, _protocols(old), old.vrf_dir)
             raise
 
     # undo helpers (coroutines, so every undo is awaited the same way)

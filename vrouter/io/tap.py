@@ -247,13 +247,14 @@ class TapDevice:
         clock = self.clock
         now = self._loop.time()
         bulk = self._bulk if self.sparse_first else None
+        held = None if bulk is None else bulk.items  # tested per frame: a deque's truth
         flow_key = sparse.flow_key
         start = clock()
         deadline = start + allowed
         backlogged = True
         small = 0
         for _ in range(share.frames):
-            if bulk and (len(bulk) >= BULK_LIMIT or bulk.first()[0] < start - BULK_AHEAD):
+            if held and (len(held) >= BULK_LIMIT or held[0][1][0] < start - BULK_AHEAD):
                 break  # the rest waits in the kernel
             try:
                 data = read(fd, READ_SIZE)
@@ -265,7 +266,8 @@ class TapDevice:
                 log.warning("vnet %s: %s: read failed: %s", ifnet.vnet.name, self.name, err)
                 backlogged = False
                 break
-            if bulk is not None and (len(data) > BULK_READ or bulk):
+            if held is not None and (len(data) > BULK_READ or held):
+                assert bulk is not None
                 key = flow_key(data, _HEADER_LEN)
                 if len(data) > BULK_READ or bulk.holds(key):
                     bulk.push(key, (start, data))

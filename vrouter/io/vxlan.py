@@ -103,8 +103,6 @@ class VxlanDevice:
         vx = self.vx
         cfg = vx.cfg
         try:
-            if self.family != socket.AF_INET:
-                raise TunnelUnavailable("only an IPv4 underlay is offloaded")
             if cfg.group is not None:
                 raise TunnelUnavailable("a multicast group is not offloaded")
             self.tunnel = TunnelTap(str(cfg.local), cfg.port, vx.header, self._loop)
@@ -129,7 +127,17 @@ class VxlanDevice:
         if self._queued:
             self.flush()
         assert self.tunnel is not None
-        return self.tunnel.send(address, frame, vhdr)
+        try:
+            return self.tunnel.send(address, frame, vhdr)
+        except OSError as err:
+            vx = self.vx
+            vx.stats.tunnel_refused += 1
+            vx.tunnel_error = str(err)
+            if vx.stats.tunnel_refused == 1:
+                log.warning("vnet %s: %s: %s refused a super-frame, sent by the socket "
+                            "instead: %s", vx.vnet.name, vx.ifnet.name, self.tunnel.name,
+                            err)  # fmt: skip
+            return False
 
     def _open(self, address: tuple[str, int], reuse: bool) -> socket.socket:
         sock = socket.socket(self.family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
@@ -334,6 +342,7 @@ class VxlanDevice:
         self.vx.send_train = closed
         self.vx.send_super = None
         self.vx.tunnel_gso = ""
+        self.vx.tunnel_error = ""
         if self.tunnel is not None:
             self.tunnel.close()
             self.tunnel = None

@@ -58,14 +58,17 @@ class BulkQueue(Generic[T]):
     """Bulk frames (any item the owner keeps per frame), oldest first, with the count
     held of each flow."""
 
-    __slots__ = ("_items", "_flows")
+    __slots__ = ("items", "_flows")
 
     def __init__(self) -> None:
-        self._items: deque[tuple[Hashable, T]] = deque()
+        self.items: deque[tuple[Hashable, T]] = deque()
+        """(flow key, item), oldest first: read it, change it through the methods.  A
+        per-frame test of whether anything is held reads this deque's truth (done in
+        C) rather than ``len()`` of the queue (a call of Python code)."""
         self._flows: dict[Hashable, int] = {}
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
     def holds(self, key: Hashable) -> bool:
         """Return True if a frame of flow ``key`` waits (its next ones must too)."""
@@ -75,15 +78,15 @@ class BulkQueue(Generic[T]):
         """Hold ``item``, a frame of flow ``key``."""
         flows = self._flows
         flows[key] = flows.get(key, 0) + 1
-        self._items.append((key, item))
+        self.items.append((key, item))
 
     def first(self) -> T:
         """Return the oldest item, left held (IndexError if there is none)."""
-        return self._items[0][1]
+        return self.items[0][1]
 
     def pop(self) -> T:
         """Return the oldest item (IndexError if there is none)."""
-        key, item = self._items.popleft()
+        key, item = self.items.popleft()
         flows = self._flows
         left = flows[key] - 1
         if left:
@@ -94,5 +97,5 @@ class BulkQueue(Generic[T]):
 
     def clear(self) -> None:
         """Drop everything held."""
-        self._items.clear()
+        self.items.clear()
         self._flows.clear()

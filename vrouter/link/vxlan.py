@@ -123,6 +123,8 @@ class VxlanStats:
     """Inner frames received as part of a super-frame of their TCP flow."""
     whole: int = 0
     """TCP super-frames handed whole to the kernel to segment (``tunnel_gso``)."""
+    tunnel_refused: int = 0
+    """Super-frames the kernel refused to take whole (then sent by the socket)."""
 
 
 class MacEntry:
@@ -186,6 +188,8 @@ class Vxlan:
         """Set by a device with UDP-tunnel GSO (:mod:`vrouter.io.vxtunnel`)."""
         self.tunnel_gso = ""
         """With ``tunnel_gso``: the TAP that takes super-frames, or why none does."""
+        self.tunnel_error = ""
+        """Why the kernel last refused a super-frame on that TAP ("" if it never did)."""
         self._held: OffloadBuffer | None = None
         """A super-frame received but not yet passed on: the next read may extend it."""
         self._sweep: Timer | None = None
@@ -524,8 +528,10 @@ class Vxlan:
                 "batches": self.stats.batches,
                 "coalesced": self.stats.coalesced,
                 "whole": self.stats.whole,
+                "tunnel_refused": self.stats.tunnel_refused,
             },
             "tunnel_gso": self.tunnel_gso,
+            "tunnel_error": self.tunnel_error,
             "drops": {
                 **{k: v for k, v in self.ifnet.counters.rx_drops.items() if k.startswith("vxlan")},
                 **{k: v for k, v in self.ifnet.counters.tx_drops.items() if k.startswith("vxlan")},

@@ -19,6 +19,13 @@ forwarding, no reverse-path filter.
 A netlink socket opened inside the namespace follows the main table's
 routes and the nexthop objects (:mod:`vrouter.mirror.sync`); at start it
 dumps both, so routes the mirror already had are synced too.
+
+A mirror with a ``vrf_dir`` also appears there, as ``VRF_DIR/NETNS``: a bind
+mount of its namespace in a directory made a shared mount point.  A routing
+daemon with a netns VRF backend (FRR's ``zebra -n``) whose ``/run/netns`` is
+that directory serves each mirror in it as a VRF of the namespace's name, and
+no other namespace of the host; mirrors come and go there with their vnets
+(:mod:`vrouter.mirror.vrfdir`).
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytun  # type: ignore[import-not-found]
 
 from vrouter.core import gcpause
-from vrouter.mirror import punt, rtnetlink
+from vrouter.mirror import punt, rtnetlink, vrfdir
 from vrouter.mirror.state import default_netns as default_netns
 from vrouter.mirror.state import state_of
 from vrouter.mirror.sync import KernelKey, Prefix, RouteSync, Want
@@ -234,6 +241,8 @@ class Mirror:
     vnet: Vnet
     netns: str
     sync: RouteSync
+    published: str | None = None
+    """Where the namespace is bound for a netns VRF daemon (``VRF_DIR/NETNS``), if anywhere."""
     representors: dict[str, Representor] = field(default_factory=dict)
     applied: dict[KernelKey, Want] = field(default_factory=dict)
     """The vnet routes the sync put in place, by the kernel route each stands for."""
@@ -278,11 +287,15 @@ class Mirrors:
     def __init__(
         self, loop: asyncio.AbstractEventLoop, ops: RouteOps, owned: list[str],
         save: Callable[[], None], now: Callable[[], float],
+        published: list[str] | None = None,
     ) -> None:  # fmt: skip
         self.loop = loop
         self.ops = ops
         self.owned = owned
         """The mirror namespaces recorded in the state file (shared with it)."""
+        self.published = [] if published is None else published
+        """The namespaces' bind mounts in ``vrf_dir`` directories, recorded in the state
+        file too (shared with it) before they are made."""
         self._save = save
         self._now = now
         self.mirrors: dict[str, Mirror] = {}
@@ -290,8 +303,11 @@ class Mirrors:
 
     # -- life cycle ---------------------------------------------------------------
 
-    async def create(self, vnet: Vnet, netns: str, protocols: frozenset[int]) -> Mirror:
-        """Create ``vnet``'s mirror in namespace ``netns``, its representors and route sync."""
+    async def create(
+        self, vnet: Vnet, netns: str, protocols: frozenset[int], vrf_dir: str | None = None
+    ) -> Mirror:
+        """Create ``vnet``'s mirror in namespace ``netns``, its representors and route sync;
+        bind the namespace into ``vrf_dir`` too if given."""
         if vnet.name in self.mirrors:
             raise MirrorError(f"vnet {vnet.name} already has a mirror")
         self.owned.append(netns)
@@ -306,6 +322,16 @@ class Mirrors:
         mirror.sync.ifname = lambda index: self._ifname(mirror, index)
         self.mirrors[vnet.name] = mirror
         try:
+            if vrf_dir is not None:
+                if vrfdir.is_mount_point(Path(vrf_dir) / netns):
+                    raise MirrorError(f"{vrf_dir}/{netns} is a namespace already")
+                mirror.published = str(Path(vrf_dir) / netns)
+                self.published.append(mirror.published)
+                self._save()
+                try:
+                    await asyncio.to_thread(vrfdir.publish, netns, vrf_dir)
+                except vrfdir.VrfDirError as err:
+                    raise MirrorError(str(err)) from err
             for ifp in list(vnet.link.interfaces.values()):
                 await self._add_representor(mirror, ifp)
             punt.enable(vnet)
@@ -339,6 +365,14 @@ class Mirrors:
             self._close_representor(mirror, name)
         self._remove(mirror, list(mirror.applied))
         self._end_burst(mirror)
+        if mirror.published is not None:
+            try:
+                await asyncio.to_thread(vrfdir.unpublish, mirror.published)
+            except vrfdir.VrfDirError as err:
+                log.error("vnet %s: %s", vnet_name, err)
+            if mirror.published in self.published:
+                self.published.remove(mirror.published)
+                self._save()
         try:
             await asyncio.to_thread(delete_netns, mirror.netns)
         except MirrorError as err:
@@ -697,6 +731,7 @@ class Mirrors:
         state = state_of(mirror.vnet)
         return {
             "netns": mirror.netns,
+            "vrf_dir": None if mirror.published is None else str(Path(mirror.published).parent),
             "representors": {n: r.index for n, r in mirror.representors.items()},
             "synced_routes": len(mirror.applied),
             "pending_routes": len(mirror.pending) + len(mirror.reconcile),

@@ -17,7 +17,10 @@ The dicts stay the source of truth.  An IPv4 table that grows to
 64 MiB plus 1 KiB per /24 holding longer prefixes), patched on every add and
 delete, and from then on a lookup is one or two array reads and a list read
 whatever the lengths present; the index is dropped when the table shrinks
-below :data:`UNINDEX_BELOW`.  Small
+below :data:`UNINDEX_BELOW`.  An IPv6 table
+that grows to :data:`INDEX6_AT` routes gets its own index
+(:mod:`vrouter.route.dir6`, a table of the top 24 bits and per /32 the lengths
+of the longer routes there), dropped below :data:`UNINDEX6_BELOW`.  Small
 tables, a vnet's usual few connected and static routes, never pay for it.
 A vnet's table builds the index on the vnet's timers (:attr:`Fib.schedule`),
 :data:`INDEX_TURN` a turn, answering from its dicts until it is complete:
@@ -45,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vrouter.core import gcpause
+from vrouter.route import dir6
 from vrouter.route.source import CONNECTED as CONNECTED
 from vrouter.route.source import MAX_DISTANCE, Source
 from vrouter.route.source import STATIC as STATIC
@@ -52,6 +56,9 @@ from vrouter.route.source import STATIC as STATIC
 if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
     from vrouter.route.dir248 import Build, Dir248
+
+    Index = Dir248 | dir6.Dir6
+    Building = Build | dir6.Build
 
 log = logging.getLogger("vrouter.route")
 
@@ -85,6 +92,16 @@ UNINDEX_BELOW = 65_536
 """IPv4 routes below which an indexed Fib drops its index again (a quarter of
 :data:`INDEX_AT`, so a table moving around the threshold is not rebuilt
 back and forth)."""
+
+
+INDEX6_AT = 65_536
+"""IPv6 routes at which a Fib builds its index on the top 32 bits (:mod:`vrouter.route.dir6`):
+a random destination then costs an array read instead of a dict probe per length
+present (some 24 in a full table).  Its top table holds memory only where
+written (some 8 MiB for routes spread over 2000::/3) and each /32 holding a route
+longer than /24 a dict entry (about 80 bytes)."""
+UNINDEX6_BELOW = 16_384
+"""IPv6 routes below which an indexed Fib drops its index again."""
 
 
 REINDEX_AT = 131_072
@@ -196,7 +213,8 @@ class Route:
         self.use = use
         """Packets that took this route."""
         self.number = 0
-        """Its number in the Fib's DIR-24-8 index, if the Fib has one (else 0)."""
+        """Its number in the Fib's index, if the Fib has one (else 0; -1 in an IPv6
+        index for a route it holds without a number, :data:`~vrouter.route.dir6.UNNUMBERED`)."""
         self.nexthops = nexthops
         """Every path of a multipath (ECMP) route, the first one being ``gateway`` and
         ``ifnet``; empty for a route of one path.  A flow keeps to one path
@@ -280,11 +298,14 @@ class Fib:
     lowest distance is installed, the rest held.
     """
 
-    _index: Dir248 | None = None
-    """The DIR-24-8 index of a large IPv4 table (its ``lookup`` shadows the method)."""
+    _index: Index | None = None
+    """The index of a large table (its ``lookup`` shadows the method): DIR-24-8 for
+    IPv4, :mod:`vrouter.route.dir6` for IPv6."""
     _loading = False
     """Within :meth:`add_many`: the index waits for the last route."""
-    _build: Build | None = None
+    _build: Building | None = None
+    _unindexable = False
+    """The table outgrew what its index can number (:class:`~vrouter.route.dir6.IndexFull`)."""
     """The index being built a turn at a time, until it is complete."""
 
     def __init__(self, bits: int = 32) -> None:
@@ -315,6 +336,14 @@ class Fib:
         ``delete`` for a route of any source, ``change`` when a route was replaced
         or became installed or held."""
 
+    @property
+    def _index_at(self) -> int:
+        return INDEX_AT if self.bits == 32 else INDEX6_AT
+
+    @property
+    def _unindex_below(self) -> int:
+        return UNINDEX_BELOW if self.bits == 32 else UNINDEX6_BELOW
+
     def touch(self) -> None:
         """Make destination caches rebuild (what they read besides routes changed)."""
         self.generation += 1
@@ -322,6 +351,9 @@ class Fib:
     def _lengths_changed(self) -> None:
         self._lens = sorted(self._by_len, reverse=True)
         self._probes = [(self._masks[plen], self._by_len[plen].get) for plen in self._lens]
+        index = self._index if self._build is None else self._build.index
+        if isinstance(index, dir6.Dir6):
+            index.relength()
 
     def _check_family(self, route: Route) -> None:
         if route.bits != self.bits:
@@ -355,13 +387,19 @@ class Fib:
         self._installed_by[name] = self._installed_by.get(name, 0) + 1
         index = self._patched(plen)
         if index is not None:
-            index.add(route, key, plen, self._covering)
-        elif self._count >= INDEX_AT // 2:
+            self._index_add(index, route, key, plen)
+        elif self._count >= self._index_at // 2:
             self._near_index()
         self.generation += 1
         if self.on_change is not None:
             self.on_change("add", route)
         return True
+
+    def _index_add(self, index: Index, route: Route, key: int, plen: int) -> None:
+        try:
+            index.add(route, key, plen, self._covering)
+        except dir6.IndexFull as err:
+            self._give_up_index(err)
 
     def add_many(self, routes: Iterable[Route]) -> int:
         """Add each of ``routes`` in turn as :meth:`add` does; return how many are installed.
@@ -389,30 +427,33 @@ class Fib:
                 return sum(self.add(route) for route in batch)
             finally:
                 self._loading = False
-                if self._count >= (UNINDEX_BELOW if indexed else INDEX_AT) and self._indexable():
+                threshold = self._unindex_below if indexed else self._index_at
+                if self._count >= threshold and self._indexable():
                     self._build_index()
 
     def _indexable(self) -> bool:
-        return self.bits == 32 and _index_missing is None
+        if self.bits == 128:
+            return not self._unindexable
+        return _index_missing is None
 
     def _near_index(self) -> None:
         """Start the index at :data:`INDEX_AT` routes; halfway there, where it is to be
         built a turn at a time, have its module imported meanwhile."""
         if self._wants_index():
             self._start_index()
-        elif self.schedule is not None and self._indexable():
+        elif self.schedule is not None and self.bits == 32 and self._indexable():
             _import_index_aside()
 
     def _wants_index(self) -> bool:
         return (
-            self._count >= INDEX_AT
+            self._count >= self._index_at
             and self._index is None
             and self._build is None
             and not self._loading
             and self._indexable()
         )
 
-    def _patched(self, plen: int) -> Dir248 | None:
+    def _patched(self, plen: int) -> Index | None:
         """Return the index that a change to a /``plen`` route is patched into now, if any."""
         if self._index is not None:
             return self._index
@@ -516,7 +557,9 @@ class Fib:
         self._count -= 1
         self._tally(source, -1, 0)
         index = self._patched(plen)
-        if self._count < UNINDEX_BELOW and (self._index is not None or self._build is not None):
+        if self._count < self._unindex_below and (
+            self._index is not None or self._build is not None
+        ):
             self._drop_index()
         elif index is not None and route.number:  # not yet numbered: the build skips it
             index.delete(route, key, plen, self._covering)
@@ -604,27 +647,49 @@ class Fib:
         if self.schedule is None:
             self._build_index()
             return
-        try:
-            from vrouter.route.dir248 import Build
-        except ImportError as err:
-            _missing_numpy(err)
-            return
-        build = self._build = Build(self._by_len)
+        build: Building
+        if self.bits == 128:
+            build = dir6.Build(self._by_len, self._covering)
+        else:
+            try:
+                from vrouter.route.dir248 import Build
+            except ImportError as err:
+                _missing_numpy(err)
+                return
+            build = Build(self._by_len)
+        self._build = build
         self.schedule(0.0, functools.partial(self._index_turn, build))
 
-    def _index_turn(self, build: Build, now: float) -> None:
+    def _index_turn(self, build: Building, now: float) -> None:
         """Fill ``build`` for :data:`INDEX_TURN`; schedule the next turn."""
         if self._build is not build or self.schedule is None:
             return  # dropped meanwhile
         end = time.perf_counter() + INDEX_TURN
-        while not build.step(INDEX_SLICE):
+        while True:
+            try:
+                if build.step(INDEX_SLICE):
+                    break
+            except dir6.IndexFull as err:
+                self._give_up_index(err)
+                return
             if time.perf_counter() >= end:
                 self.schedule(now + _NEXT_TURN, functools.partial(self._index_turn, build))
                 return
         del self._build
         self._use_index(build.index)
 
-    def _use_index(self, index: Dir248) -> None:
+    def _give_up_index(self, err: dir6.IndexFull) -> None:
+        """Drop the index for good: the table has more routes than it can number."""
+        self._unindexable = True
+        log.warning("an IPv6 table goes unindexed: %s", err)
+        if self._index is not None or self._build is not None:
+            self._drop_index()
+        else:  # being built at once
+            for table in self._by_len.values():
+                for route in table.values():
+                    route.number = 0
+
+    def _use_index(self, index: Index) -> None:
         self._index = index
         self.lookup = index.lookup  # type: ignore[method-assign,assignment]
 
@@ -632,6 +697,15 @@ class Fib:
         # Imported here: numpy costs a daemon whose tables stay small some
         # 12 MiB and its import time for nothing; and it is optional (the
         # ``fib`` extra): without it, lookups stay route-length by route-length.
+        if self.bits == 128:
+            index = dir6.Dir6(self._by_len)
+            try:
+                index.fill([r for t in self._by_len.values() for r in t.values()], self._covering)
+            except dir6.IndexFull as err:
+                self._give_up_index(err)
+                return
+            self._use_index(index)
+            return
         try:
             from vrouter.route.dir248 import Dir248
         except ImportError as err:
@@ -652,7 +726,7 @@ class Fib:
 
     @property
     def indexed(self) -> bool:
-        """Whether lookups go through the DIR-24-8 index."""
+        """Whether lookups go through the index (DIR-24-8 for IPv4, :mod:`~vrouter.route.dir6`)."""
         return self._index is not None
 
     @property

@@ -256,6 +256,7 @@ def _attach(vnet: Vnet) -> RouteState:
     state.fib.on_change = changed
     state.fib6.on_change = changed
     state.fib.schedule = vnet.timers.schedule  # a large table indexes a turn at a time
+    state.fib6.schedule = vnet.timers.schedule
     return state
 
 

@@ -103,6 +103,13 @@ def test_refused_changes_say_why_and_change_nothing(tmp_path: Path) -> None:
                  "family"),
                 ("vxlan.create", {"interface": "vx1", "vni": 1 << 24, "local": "198.51.100.1"},
                  "'vni' must be 0..16777215"),
+                ("vxlan.create", {"interface": "vx1", "vni": 1, "local": "198.51.100.1",
+                                  "underlay": "lab", "tunnel_gso": True},
+                 "vnet lab: vx1: tunnel_gso hands super-frames to the host's kernel; a vnet "
+                 "underlay has none"),
+                ("vxlan.create", {"interface": "vx1", "vni": 1, "local": "198.51.100.1",
+                                  "tunnel_gso": "yes"},
+                 "'tunnel_gso' must be"),
             ]:  # fmt: skip
                 answer = await _ask(path, op, vnet="lab", **args)
                 assert not answer["ok"] and error in answer["error"], (op, answer)

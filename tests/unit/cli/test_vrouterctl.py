@@ -65,6 +65,8 @@ COMMAND_LINES = [
      "--remote", "198.51.100.2", "--remote", "198.51.100.3"],
     ["vxlan", "create", "red", "vx7", "--vni", "7", "--local", "2001:db8::1", "--group",
      "ff05::42", "--no-learning", "--mtu", "1400", "--port", "8472"],
+    ["vxlan", "create", "red", "vx43", "--vni", "43", "--local", "198.51.100.1",
+     "--remote", "198.51.100.2", "--tunnel-gso"],
     ["vlan", "create", "red", "tap1", "10", "198.51.100.1/24"],
     ["vlan", "create", "red", "br0", "20", "--name", "v20", "--mtu", "1400"],
     ["netstat", "red"],
@@ -324,3 +326,24 @@ def test_route_show_lists_each_path_with_its_weight_and_packets() -> None:
 def test_status_shows_what_busy_polling_found() -> None:
     text = render.show_status({"version": "0.1.0", "busy_poll": {"polls": 12, "found": 5}})
     assert "busy_poll: 12 polls, 5 found a frame" in text.splitlines()
+
+
+def test_vxlan_show_says_whether_tunnel_gso_is_in_use_and_why_not() -> None:
+    base = {"name": "vx42", "up": True, "vni": 42, "local": "198.51.100.1", "port": 4789,
+            "underlay": "host", "mtu": 1450, "underlay_mtu": 1500, "group": None,
+            "learning": True, "macs": 0, "drops": {}, "vteps": [],
+            "stats": {"learned": 0, "moved": 0, "aged": 0, "fdb_full": 0, "flooded": 0,
+                      "whole": 7, "tunnel_refused": 0}}  # fmt: skip
+    assert "tunnel_gso" not in render.show_vxlans([{**base, "tunnel_gso": ""}])
+    in_use = render.show_vxlans([{**base, "tunnel_gso": "vxgso0"}])
+    assert "tunnel_gso: in use through vxgso0" in in_use and "sent whole 7" in in_use
+    assert "refused" not in in_use
+    refused = {**base["stats"], "tunnel_refused": 2}  # type: ignore[dict-item]
+    text = render.show_vxlans(
+        [{**base, "tunnel_gso": "vxgso0", "stats": refused, "tunnel_error": "[Errno 105] x"}]
+    )
+    assert "refused by the kernel 2 (sent by the socket; last: [Errno 105] x)" in text
+    off = render.show_vxlans(
+        [{**base, "tunnel_gso": "not in use: net.ipv4.conf.all.rp_filter is 1 (strict)"}]
+    )
+    assert "tunnel_gso: not in use: net.ipv4.conf.all.rp_filter is 1 (strict); TCP " in off

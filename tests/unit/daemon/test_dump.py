@@ -128,6 +128,7 @@ from = "192.0.2.0/24"
 forwarding = false
 [vnets.blue.mirror]
 sync = ["ospf"]
+vrf_dir = "/run/vrouter-vrfs"
 [vnets.blue.interfaces.ep0]
 type = "epair"
 peer = "red:ep0"

@@ -115,3 +115,28 @@ def test_super_frames_leave_as_their_datagrams_in_order(loop) -> None:
     finally:
         device.close()
         peer.close()
+
+
+class _RefusingTunnel:
+    name = "vxgso0"
+
+    def send(self, address: str, frame: bytes | bytearray, vhdr: object) -> bool:
+        raise OSError(105, "No buffer space available")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_super_frame_the_kernel_refuses_on_the_tunnel_is_counted_and_shown(loop) -> None:
+    vx = _vxlan(_free_port())
+    device = VxlanDevice(vx, loop)
+    try:
+        device.tunnel = _RefusingTunnel()  # type: ignore[assignment]
+        assert not device.send_super(PEER, _frame(1, 4000), None)  # type: ignore[arg-type]
+        assert not device.send_super(PEER, _frame(2, 4000), None)  # type: ignore[arg-type]
+        shown = vx.describe()
+        assert shown["stats"]["tunnel_refused"] == 2  # type: ignore[index]
+        assert shown["tunnel_error"] == "[Errno 105] No buffer space available"
+    finally:
+        device.close()
+    assert vx.tunnel_error == ""

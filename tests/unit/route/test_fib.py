@@ -449,11 +449,11 @@ def test_index_is_built_at_the_threshold_and_dropped_well_below(small_threshold:
     assert found(fib, "198.51.3.1") is None
 
 
-def test_ipv6_tables_are_never_indexed(small_threshold: None) -> None:
+def test_ipv6_tables_keep_their_own_threshold(small_threshold: None) -> None:
     fib = Fib(128)
     for i in range(20):
         fib.add(Route(ipaddress.IPv6Network(f"2001:db8:{i:x}::/48")))
-    assert not fib.indexed
+    assert not fib.indexed  # IPv6 tables are indexed from INDEX6_AT (tests/unit/route/test_dir6.py)
 
 
 def test_default_route_added_and_deleted_under_many_specifics(indexed_fib: MakeFib) -> None:

@@ -350,6 +350,9 @@ class MirrorConfig:
     netns: str
     sync: tuple[str, ...] | None = None
     """Kernel route protocols synced into the vnet (None: the default set)."""
+    vrf_dir: str | None = None
+    """A directory the namespace is also bound into, for a routing daemon with a netns
+    VRF backend (FRR's ``zebra -n``) that serves every namespace there."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -528,7 +528,10 @@ def read_vnet(
     )
 
 
-_MIRROR_KEYS = ("netns", "sync")
+_MIRROR_KEYS = ("netns", "sync", "vrf_dir")
+VRF_NAME_MAX = 35
+"""FRR's VRF names (``VRF_NAMSIZ`` 36 with the terminating NUL): a mirror in a
+``vrf_dir`` is a VRF named after its namespace."""
 _NETNS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
@@ -559,7 +562,17 @@ def read_mirror(
                     f"unknown route protocol {unknown[0]!r} (known: {', '.join(SYNC_PROTOCOLS)})",
                 )
             sync = tuple(value)
-    return MirrorConfig(netns, sync)
+    vrf_dir = r.string(mirror, "vrf_dir", mkey)
+    if vrf_dir is not None:
+        where = _join(mkey, "vrf_dir")
+        if not vrf_dir.startswith("/"):
+            r.problem(where, f"{vrf_dir!r} is not an absolute path")
+        elif os.path.normpath(vrf_dir) in ("/run/netns", "/var/run/netns"):
+            r.problem(where, "must be a directory of its own, not /run/netns")
+        if len(netns) > VRF_NAME_MAX:
+            r.problem(_join(mkey, "netns"), f"{netns!r}: a VRF name (vrf_dir) has at most "
+                      f"{VRF_NAME_MAX} characters")  # fmt: skip
+    return MirrorConfig(netns, sync, vrf_dir)
 
 
 def read_firewall(r: TomlReader, table: Mapping[str, object], key: str) -> FirewallConfig | None:
