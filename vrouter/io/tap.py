@@ -102,7 +102,7 @@ class RxShare:
     credit and ``debt`` quanta of debt.
     """
 
-    __slots__ = ("quantum", "frames", "deficit", "turns", "skipped", "debt")
+    __slots__ = ("quantum", "frames", "deficit", "turns", "skipped", "debt", "ended")
 
     def __init__(
         self, quantum: float = RX_QUANTUM, frames: int = RX_BUDGET, debt: int = RX_DEBT_QUANTA
@@ -118,10 +118,24 @@ class RxShare:
         """Turns taken."""
         self.skipped = 0
         """Turns skipped to pay back an overrun."""
+        self.ended = 0.0
+        """When the last turn ended or was skipped (the clock ``grant`` is given)."""
 
-    def grant(self) -> float:
-        """Start a turn; return the seconds it may take (0: skip it, the debt is not paid)."""
+    def grant(self, now: float | None = None) -> float:
+        """Start a turn at ``now``; return the seconds it may take (0: skip it, the debt
+        is not paid).
+
+        A skipped turn pays back a quantum: the other interfaces' turns of one loop
+        pass.  A pass that took longer, doing other work (a route sync's turn, a
+        program preempted on a busy machine), pays back the time it took: skipped a
+        quantum at a time, a few sparse frames that overran (a TAP write done by the
+        kernel inline) waited four such passes each, and a 100-a-second ping queued
+        up for seconds."""
         deficit = self.deficit + self.quantum
+        if now is not None:
+            if deficit <= 0.0:
+                deficit = min(self.deficit + max(now - self.ended, self.quantum), self.quantum)
+            self.ended = now
         if deficit <= 0.0:
             self.deficit = deficit
             self.skipped += 1
@@ -130,8 +144,10 @@ class RxShare:
         self.turns += 1
         return deficit
 
-    def spent(self, seconds: float, backlogged: bool) -> None:
-        """End the turn: ``seconds`` were used; ``backlogged`` if frames may remain."""
+    def spent(self, seconds: float, backlogged: bool, end: float = 0.0) -> None:
+        """End the turn (at ``end``): ``seconds`` were used; ``backlogged`` if frames may
+        remain."""
+        self.ended = end
         if backlogged:
             self.deficit = max(min(self.deficit - seconds, self.quantum), -self.debt)
         else:
@@ -235,7 +251,8 @@ class TapDevice:
         raises costs that frame only (:func:`vrouter.link.ether.failed`).
         """
         share = self.share
-        allowed = share.grant()
+        clock = self.clock
+        allowed = share.grant(clock())
         if allowed <= 0.0:
             if self._bulk:
                 self._kick()
@@ -244,7 +261,6 @@ class TapDevice:
         read = os.read
         receive = self._receive
         ifnet = self.ifnet
-        clock = self.clock
         now = self._loop.time()
         bulk = self._bulk if self.sparse_first else None
         held = None if bulk is None else bulk.items  # tested per frame: a deque's truth
@@ -295,7 +311,7 @@ class TapDevice:
                 backlogged = True
                 self._kick()
         end = clock()
-        share.spent(end - start, backlogged)
+        share.spent(end - start, backlogged, end)
         if backlogged:
             if not self._overloaded or end - self._dropped_read >= OVERLOAD_REFRESH:
                 self._overloaded = True

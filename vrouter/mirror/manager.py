@@ -69,9 +69,11 @@ READ_SIZE = 65536
 NETLINK_READ = 1 << 15
 """Bytes read from the netlink socket at once: the kernel sizes a dump's batches to it
 (up to 32 KiB, some 500 routes); a change notification comes one to a read."""
-NETLINK_BUFFER = 32 << 20
-"""The netlink socket's receive buffer (``SO_RCVBUFFORCE``): the kernel's notifications
-of a feed while the loop is busy elsewhere (some 1 KiB each, accounted)."""
+NETLINK_BUFFER = 512 << 20
+"""The netlink socket's receive buffer (``SO_RCVBUFFORCE``; the kernel doubles it): the
+kernel's notifications of a feed while their reader is busy elsewhere, some 830 bytes
+each as accounted, so about 1.3 million (32 MiB held 80,659).  Only what waits takes
+memory; past it the kernel drops notifications and the sync dumps the table again."""
 APPLY_SLICE = 256
 """Pending vnet routes applied at once (one call of ``Ops.put_routes``)."""
 DISCARD_SLICE = 10_000
@@ -82,9 +84,12 @@ BURST_QUIET = 1.0
 FREEZE_AFTER = 10_000
 """Vnet routes changed, or messages read, in a burst after which what it made is frozen
 out of the garbage collector's reach (``gc.freeze``)."""
-NETLINK_TURN = 0.002
+NETLINK_TURN = 0.001
 """Seconds of route sync per turn of the loop before forwarding gets its turn, once for
-reading the socket and once for applying what it said (both go on at the next turn)."""
+reading the socket and once for applying what it said (both go on at the next turn).
+A frame crossing the daemon waits for about one such pass at each TAP it is read
+from: 1 ms (against 2) halved the ping p50 through a vnet during a million-route feed
+(4.7 ms against 11.3; p99 27 against 38) without slowing the feed."""
 CLONE_NEWNET = 0x40000000
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP = 1
@@ -116,7 +121,7 @@ class RouteOps(Protocol):
     """What the route sync needs of the daemon's ``Ops``."""
 
     def put_routes(
-        self, vnet_name: str, routes: Sequence[tuple[Prefix, Source, Want]]
+        self, vnet_name: str, routes: Sequence[tuple[tuple[int, int, int], Source, Want]]
     ) -> list[tuple[int, str]]: ...
 
     def remove_routes(self, vnet_name: str, routes: Iterable[tuple[Prefix, str]]) -> int: ...
@@ -520,7 +525,7 @@ class Mirrors:
         while True:  # a read at least, then until forwarding's turn
             data, state = self._recv(mirror, sock)
             if data:
-                self._take(mirror, rtnetlink.parse(data, mirror.sync.shared))
+                self._take(mirror, rtnetlink.parse(data, mirror.sync.seen))
             if state == "drained" and mirror.overrun and not mirror.in_dump:
                 # A dump request now has room for its answer (one sent into a full
                 # socket is lost, error and all).
@@ -546,6 +551,7 @@ class Mirrors:
                 log.error("vnet %s: netlink: %s", mirror.vnet.name, err)
                 return b"", "failed"
         # Events lost: start again from a dump.
+        mirror.sync.stats.overruns += 1
         if not mirror.overrun:
             log.warning("vnet %s: netlink overrun, resyncing", mirror.vnet.name)
         mirror.overrun = True
@@ -690,7 +696,7 @@ class Mirrors:
             mirror.stale.pop(kkey, None)
             puts.append((kkey, want))
         if puts:
-            routes = [(*sync.key_of(kkey), want) for kkey, want in puts]
+            routes = [(*sync.net_of(kkey), want) for kkey, want in puts]
             refused = self.ops.put_routes(mirror.vnet.name, routes)
             for kkey, want in puts:
                 applied[kkey] = want
@@ -698,7 +704,7 @@ class Mirrors:
                 kkey = puts[at][0]
                 mirror.refused += 1
                 log.debug("vnet %s: mirror route %s refused: %s", mirror.vnet.name,
-                          routes[at][0], why)  # fmt: skip
+                          sync.key_of(kkey)[0], why)  # fmt: skip
                 del applied[kkey]
                 gone.append(kkey)  # a refused change: the old route goes
         self._remove(mirror, gone)

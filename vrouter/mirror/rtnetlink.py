@@ -14,8 +14,9 @@ type-length-value attributes, a few lines of :mod:`struct`.
 
 from __future__ import annotations
 
+import operator
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 NLMSG_ERROR = 2
@@ -138,6 +139,21 @@ SharedPaths = dict[tuple[Path, ...], tuple[Path, ...]]
 """Paths tuples by value, for routes to share (see :func:`parse`)."""
 SHARED_PATHS = 4096
 """Distinct paths kept to be shared; past that the cache starts afresh."""
+LAYOUTS = 64
+"""Route message layouts kept (up to 4 of a length and family); past that the cache starts
+afresh."""
+
+
+@dataclass(slots=True)
+class Seen:
+    """What a reader's messages have in common, kept from read to read (see :func:`parse`)."""
+
+    paths: SharedPaths = field(default_factory=dict)
+    layouts: dict[tuple[int, int], list[_Layout]] = field(default_factory=dict)
+    """Route message layouts seen, by the message's length (after the netlink header) and
+    its family."""
+
+
 _SIZES = {AF_INET: 4, AF_INET6: 16}
 _ROUTE_U32 = frozenset({RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTA_NH_ID})
 
@@ -185,8 +201,111 @@ def _multipath(value: bytes, family: int) -> tuple[Path, ...]:
     return tuple(paths)
 
 
-def _route(kind: int, data: bytes, start: int, end: int, shared: SharedPaths) -> RouteMsg:
-    """Decode an rtmsg and its attributes (one pass over them: a feed's hot loop)."""
+def _route(kind: int, data: bytes, start: int, end: int, seen: Seen) -> RouteMsg:
+    """Decode an rtmsg and its attributes: by a :class:`_Layout` of the kernel's when one
+    fits (a feed's messages all look alike: a feed's hot loop), else attribute by
+    attribute (and the layout is learnt)."""
+    key = (end - start, data[start])
+    for layout in seen.layouts.get(key, ()):
+        msg = layout.decode(kind, data, start, seen.paths)
+        if msg is not None:
+            return msg
+    msg = _route_any(kind, data, start, end, seen.paths)
+    _learn(seen.layouts, key, data, start, end)
+    return msg
+
+
+class _Layout:
+    """The attributes of a route message in a fixed order and size, as the kernel writes
+    every route of a feed: the whole message is read by one :mod:`struct` call, and its
+    attribute headers compared with the layout's before the values are taken."""
+
+    __slots__ = ("heads", "pick", "struct", "size", "has_path", "defaults", "wants")
+
+    def __init__(self, attrs: list[tuple[int, int]], family: int) -> None:
+        """``attrs``: (length, type) of each attribute, in order (none of them nested)."""
+        size = _SIZES[family]
+        fmt = ["=BBBBBBBBI"]
+        at = 9  # the rtmsg's fields come first
+        heads: list[int] = []
+        where: dict[int, int] = {}
+        for length, code in attrs:
+            fmt.append("HH")
+            heads += (at, at + 1)
+            at += 2
+            value = length - 4
+            if code in _ROUTE_U32 and value == 4:
+                fmt.append("I")
+            elif code in (RTA_DST, RTA_GATEWAY) and value == size:
+                fmt.append(f"{size}s")
+            else:  # skipped, as the slow path skips it
+                fmt.append(f"{value}x{-length % 4}x")
+                continue
+            where[code] = at  # the last of a type wins, as in the slow path
+            at += 1
+            fmt.append(f"{-length % 4}x")
+        self.struct = struct.Struct("".join(fmt))
+        self.size = size
+        self.wants = tuple(x for pair in attrs for x in pair)
+        """The attribute headers the message must have: (length, type) of each, flattened."""
+        self.heads = operator.itemgetter(*heads) if len(heads) > 1 else None
+        # Values a missing attribute takes, after the message's own: 0 and no address.
+        self.defaults = (0, None, bytes(size))
+        zero, none, nodst = at, at + 1, at + 2
+        self.has_path = RTA_GATEWAY in where or RTA_OIF in where
+        self.pick = operator.itemgetter(
+            0, 1, where.get(RTA_TABLE, 4), 5, 7,  # family, dst_len, table, protocol, type
+            where.get(RTA_PRIORITY, zero), where.get(RTA_DST, nodst),
+            where.get(RTA_GATEWAY, none), where.get(RTA_OIF, zero), where.get(RTA_NH_ID, zero),
+        )  # fmt: skip
+
+    def decode(self, kind: int, data: bytes, start: int, shared: SharedPaths) -> RouteMsg | None:
+        """Return the message at ``start`` (its rtmsg) if it has this layout, else None."""
+        values = self.struct.unpack_from(data, start) + self.defaults
+        if self.heads is not None and self.heads(values) != self.wants:
+            return None
+        family, dst_len, table, protocol, type_, priority, dst, gateway, oif, nh_id = self.pick(
+            values
+        )
+        if dst_len > 8 * self.size:
+            return None  # the slow path says why
+        paths = _shared((_new(Path, (gateway, oif, 1)),), shared) if self.has_path else ()
+        return _new(RouteMsg, (kind == RTM_DELROUTE, family, dst, dst_len, table, protocol,
+                               type_, priority, paths, nh_id))  # fmt: skip
+
+
+_new = tuple.__new__
+"""Makes a named tuple from a tuple in C (its class's own ``__new__`` is Python code)."""
+
+
+def _learn(
+    layouts: dict[tuple[int, int], list[_Layout]],
+    key: tuple[int, int], data: bytes, start: int, end: int,
+) -> None:  # fmt: skip
+    """Learn the layout of the route message at ``start`` (decoded fine by the slow path),
+    unless it has nested or odd attributes: those are always read the slow way."""
+    family = key[1]
+    if family not in _SIZES:
+        return
+    attrs: list[tuple[int, int]] = []
+    at = start + RTMSG.size
+    while at + 4 <= end:
+        length, code = RTATTR.unpack_from(data, at)
+        if code & 0x3FFF in (RTA_MULTIPATH, RTA_VIA) or code & ~0x3FFF:
+            return
+        attrs.append((length, code))
+        at += (length + 3) & ~3
+    if at != end:
+        return
+    if len(layouts) >= LAYOUTS:
+        layouts.clear()
+    known = layouts.setdefault(key, [])
+    if len(known) < 4:
+        known.append(_Layout(attrs, family))
+
+
+def _route_any(kind: int, data: bytes, start: int, end: int, shared: SharedPaths) -> RouteMsg:
+    """Decode an rtmsg and its attributes, whatever they are (one pass over them)."""
     if end - start < RTMSG.size:
         raise NetlinkError("rtmsg truncated")
     family, dst_len, _src_len, _tos, table, protocol, _scope, type_, _flags = RTMSG.unpack_from(
@@ -234,22 +353,18 @@ def _route(kind: int, data: bytes, start: int, end: int, shared: SharedPaths) ->
         paths = (Path(gateway, oif),)
     else:
         paths = ()
-    if paths:
-        if len(shared) >= SHARED_PATHS:
-            shared.clear()
-        paths = shared.setdefault(paths, paths)
-    return RouteMsg(
-        kind == RTM_DELROUTE,
-        family,
-        dst if dst is not None else bytes(size),
-        dst_len,
-        table,
-        protocol,
-        type_,
-        priority,
-        paths,
-        nh_id,
-    )
+    return _new(RouteMsg, (kind == RTM_DELROUTE, family, dst if dst is not None else bytes(size),
+                           dst_len, table, protocol, type_, priority, _shared(paths, shared),
+                           nh_id))  # fmt: skip
+
+
+def _shared(paths: tuple[Path, ...], shared: SharedPaths) -> tuple[Path, ...]:
+    """Return the tuple of ``paths`` that routes share (see :func:`parse`)."""
+    if not paths:
+        return paths
+    if len(shared) >= SHARED_PATHS:
+        shared.clear()
+    return shared.setdefault(paths, paths)
 
 
 def _nexthop(kind: int, data: bytes, start: int, end: int) -> NexthopMsg:
@@ -287,14 +402,13 @@ def _error(seq: int, data: bytes, start: int, end: int) -> End:
     return End(seq, struct.unpack_from("=i", data, start)[0])
 
 
-def parse(
-    data: bytes | bytearray | memoryview, shared: SharedPaths | None = None
-) -> list[Message]:
+def parse(data: bytes | bytearray | memoryview, seen: Seen | None = None) -> list[Message]:
     """Return the route, nexthop and end messages in one netlink read, others skipped.
 
-    Routes of equal paths get the same tuple, kept in ``shared`` from read to
-    read (a feed's million routes have a handful of next hops: a route then
-    costs its paths nothing).
+    ``seen`` is kept from read to read by a reader: routes of equal paths get
+    the same tuple (a feed's million routes have a handful of next hops: a
+    route then costs its paths nothing), and a route message laid out as one
+    seen before is read in one go (:class:`_Layout`).
 
     A message that cannot be decoded becomes a :class:`Malformed` in its
     place and the next one is read; one whose length overruns the read ends
@@ -302,8 +416,8 @@ def parse(
     """
     if not isinstance(data, bytes):
         data = bytes(data)
-    if shared is None:
-        shared = {}
+    if seen is None:
+        seen = Seen()
     found: list[Message] = []
     at = 0
     size = len(data)
@@ -316,7 +430,7 @@ def parse(
         start, end = at + NLMSGHDR.size, at + length
         try:
             if kind in (RTM_NEWROUTE, RTM_DELROUTE):
-                found.append(_route(kind, data, start, end, shared))
+                found.append(_route(kind, data, start, end, seen))
             elif kind in (RTM_NEWNEXTHOP, RTM_DELNEXTHOP):
                 found.append(_nexthop(kind, data, start, end))
             elif kind == NLMSG_DONE:

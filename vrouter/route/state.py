@@ -120,6 +120,15 @@ def like(route: Route, prefix: Prefix) -> Route:
                  nexthops=nexthops)  # fmt: skip
 
 
+def like_at(route: Route, bits: int, net: int, plen: int) -> Route:
+    """Return :func:`like` for the network (``bits``, ``net``, ``plen``) as integers
+    (:meth:`Route.of`: no :mod:`ipaddress` network built); RouteError if it is not one."""
+    copy = Route.of(net, plen, bits, route.type, route.gateway, route.ifnet, route.source)
+    if route.nexthops:
+        copy.nexthops = tuple(Nexthop(n.gateway, n.ifnet, n.weight) for n in route.nexthops)
+    return copy
+
+
 def describe(vnet: Vnet, route: Route) -> dict[str, object]:
     """Return ``route`` as plain data with its state in ``vnet`` (installed, held, gone)."""
     return route.describe(vnet.route.table(route.version).state(route))

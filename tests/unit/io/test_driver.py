@@ -99,11 +99,28 @@ def test_busy_polling_reads_a_frame_that_comes_while_it_spins() -> None:
     driver = Driver(loop)
     driver.busy_poll = 5.0  # bounded by the frame, not by the time
     tap = PolledTap(driver)
+    epoll = driver._poller
+    assert epoll is not None
+    sender = threading.Thread(target=tap.host.send, args=(b"x",))
+
+    class SendAfterFirstPoll:
+        """The TAPs' poller, sending the frame once the first poll found nothing: it
+        comes while the loop spins, however late this thread is scheduled."""
+
+        def poll(self, timeout: float) -> list[tuple[int, int]]:
+            ready = epoll.poll(timeout)
+            if not sender.is_alive() and sender.ident is None:
+                assert not ready
+                sender.start()
+            return ready
+
+        def close(self) -> None:
+            epoll.close()
+
+    driver._poller = SendAfterFirstPoll()  # type: ignore[assignment]
     try:
-        sender = threading.Timer(0.002, tap.host.send, (b"x",))  # while the loop spins
         loop.call_soon(driver._after_batch, None)  # type: ignore[arg-type]
         started = time.perf_counter()
-        sender.start()
         loop.run_until_complete(asyncio.sleep(0.05))
         sender.join(5)
         assert tap.got == [b"x"]

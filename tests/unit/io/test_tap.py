@@ -134,6 +134,23 @@ def test_an_overrun_owes_at_most_the_debt_limit() -> None:
     assert share.grant() == 1.0 and share.skipped == 4
 
 
+def test_a_long_loop_pass_pays_back_the_time_it_took() -> None:
+    share = RxShare(quantum=1.0, debt=4)
+    share.grant(0.0)
+    share.spent(5.0, backlogged=True, end=5.0)  # a TAP write done inline: 4 owed
+    assert share.grant(5.5) == 0.0  # half a quantum later: still owed, turn skipped
+    assert share.grant(45.5) == 1.0  # a pass of 40 quanta (a route sync's turn) paid it
+    assert share.skipped == 1
+
+
+def test_a_short_loop_pass_pays_back_a_quantum_as_a_skipped_turn_does() -> None:
+    share = RxShare(quantum=1.0, debt=4)
+    share.grant(0.0)
+    share.spent(5.0, backlogged=True, end=5.0)
+    assert [share.grant(5.0 + 0.1 * n) for n in range(1, 5)] == [0.0, 0.0, 0.0, 0.0]
+    assert share.grant(5.5) == 1.0
+
+
 def test_credit_is_kept_only_while_backlogged_and_at_most_one_quantum() -> None:
     share = RxShare(quantum=1.0)
     share.grant()

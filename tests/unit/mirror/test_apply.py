@@ -4,6 +4,7 @@ vnet routes, applied in slices over loop turns, through ``Ops.put_routes``."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import ipaddress
 import socket
@@ -180,6 +181,43 @@ def test_a_resync_keeps_what_the_dump_brings_back_and_drops_the_rest(lab, monkey
     assert fib.counts()["bgp"] == (200, 0)
     assert fib.get(_prefix(199)) is not None and fib.get(_prefix(200)) is None
     assert not mirror.in_dump
+
+
+class _Overran:
+    """A netlink socket that overran: ENOBUFS at the first read, then nothing to read."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.sent: list[bytes] = []
+
+    def recv(self, size: int) -> bytes:
+        self.reads += 1
+        if self.reads == 1:
+            raise OSError(errno.ENOBUFS, "No buffer space available")
+        raise BlockingIOError
+
+    def send(self, data: bytes) -> int:
+        self.sent.append(data)
+        return len(data)
+
+
+def test_an_overrun_is_counted_and_its_resync_leaves_the_routes_that_stay_alone(lab) -> None:  # type: ignore[no-untyped-def]
+    loop, ops, mirrors, mirror = lab
+    _feed(loop, mirrors, mirror, b"".join(_route(n) for n in range(100)))
+    fib = ops.vnet("red").route.fib
+    kept = fib.get(_prefix(7))
+    sock = _Overran()
+    mirror.netlink = sock  # type: ignore[assignment]
+    mirrors._on_netlink(mirror)
+    mirror.netlink = None  # (the socket is watched anew on the next turn)
+    assert mirror.sync.stats.overruns == 1
+    assert mirror.in_dump and len(sock.sent) == 1  # the nexthops' dump asked for
+    done = b"".join(rt.NLMSGHDR.pack(20, rt.NLMSG_DONE, 0, seq, 0) + bytes(4) for seq in (1, 2, 3))
+    _feed(loop, mirrors, mirror, b"".join(_route(n) for n in range(90)) + done)
+    assert fib.counts()["bgp"] == (90, 0)
+    assert fib.get(_prefix(7)) is kept  # not removed and added again
+    assert fib.get(_prefix(90)) is None and not mirror.in_dump
+    assert mirrors.describe("red")["sync"]["overruns"] == 1  # type: ignore[index]
 
 
 def test_notifications_are_read_from_the_socket_and_applied(lab) -> None:  # type: ignore[no-untyped-def]

@@ -133,3 +133,66 @@ def test_a_dump_end_and_an_error_are_told() -> None:
     done = _message(rt.NLMSG_DONE, struct.pack("=i", 0), seq=2)
     error = _message(rt.NLMSG_ERROR, struct.pack("=i", -95) + bytes(16), seq=3)
     assert rt.parse(done + error) == [rt.End(2), rt.End(3, -95)]
+
+
+def _variants(rng: random.Random) -> list[bytes]:
+    """Route messages of a few layouts, some alike in length and family, some malformed."""
+    v6 = rt.AF_INET6
+    out = []
+    for _ in range(400):
+        dst = bytes([100, 64, rng.randrange(256), rng.randrange(256)])
+        gateway = bytes([203, 0, 113, rng.randrange(1, 4)])
+        pick = rng.randrange(8)
+        oif = rng.randrange(1, 9)
+        if pick == 0:  # the feed's layout
+            attrs = (_u32(rt.RTA_TABLE, 254), _attr(rt.RTA_DST, dst),
+                     _attr(rt.RTA_GATEWAY, gateway), _u32(rt.RTA_OIF, oif))  # fmt: skip
+        elif pick == 1:  # as long, a priority instead of the table
+            attrs = (_u32(rt.RTA_PRIORITY, rng.randrange(5)), _attr(rt.RTA_DST, dst),
+                     _attr(rt.RTA_GATEWAY, gateway), _u32(rt.RTA_OIF, 3))  # fmt: skip
+        elif pick == 2:  # as long, a nexthop object and an attribute not read
+            attrs = (_u32(rt.RTA_NH_ID, rng.randrange(1, 50)), _attr(rt.RTA_DST, dst),
+                     _attr(20, bytes(4)), _u32(rt.RTA_TABLE, rng.choice((254, 10))))  # fmt: skip
+        elif pick == 3:  # the table twice: the last one counts
+            attrs = (_u32(rt.RTA_TABLE, 7), _attr(rt.RTA_DST, dst), _u32(rt.RTA_TABLE, 254))
+        elif pick == 4:  # IPv6, an odd-sized attribute not read (padded)
+            attrs = (_attr(rt.RTA_DST, bytes(15) + dst[3:]), _attr(12, bytes(5)),
+                     _attr(rt.RTA_GATEWAY, bytes(16)), _u32(rt.RTA_OIF, 2))  # fmt: skip
+            out.append(_route(*attrs, family=v6, dst_len=rng.choice((64, 128, 129))))
+            continue
+        elif pick == 5:  # no attributes: the default route of the main table
+            attrs = ()
+        elif pick == 6:  # a feed route of a length too long
+            attrs = (_u32(rt.RTA_TABLE, 254), _attr(rt.RTA_DST, dst),
+                     _attr(rt.RTA_GATEWAY, gateway), _u32(rt.RTA_OIF, 1))  # fmt: skip
+            out.append(_route(*attrs, dst_len=33))
+            continue
+        else:  # the feed's layout, its gateway attribute of the wrong size
+            attrs = (_u32(rt.RTA_TABLE, 254), _attr(rt.RTA_DST, dst),
+                     _attr(rt.RTA_GATEWAY, gateway[:2]), _u32(rt.RTA_OIF, 1))  # fmt: skip
+        out.append(_route(*attrs, dst_len=rng.choice((24, 32))))
+    return out
+
+
+def test_messages_read_by_a_learnt_layout_are_read_as_attribute_by_attribute() -> None:
+    messages = _variants(random.Random(7))
+    seen = rt.Seen()
+    learnt = [m for data in messages for m in rt.parse(data, seen)]
+    alone = [m for data in messages for m in rt.parse(data)]  # each read with nothing seen
+    assert learnt == alone
+    assert seen.layouts  # some were learnt, and read by them
+    kinds = {type(m) for m in learnt}
+    assert kinds == {rt.RouteMsg, rt.Malformed}
+    assert {m.table for m in learnt if isinstance(m, rt.RouteMsg)} == {10, 254}
+
+
+def test_a_deletion_read_by_a_learnt_layout_is_one() -> None:
+    seen = rt.Seen()
+    rt.parse(FEED_ROUTE, seen)
+    deleted = bytearray(FEED_ROUTE)
+    struct.pack_into("=H", deleted, 4, rt.RTM_DELROUTE)
+    [msg] = rt.parse(bytes(deleted), seen)
+    assert isinstance(msg, rt.RouteMsg) and msg.deleted and msg.dst == bytes([100, 64, 0, 1])
+    [again] = rt.parse(FEED_ROUTE, seen)
+    assert isinstance(again, rt.RouteMsg) and not again.deleted
+    assert again.paths is msg.paths  # shared
