@@ -21,6 +21,8 @@ from vrouter.inet.state import IN, OUT, IpStats, ProtoHandler, UdpService
 from vrouter.link.lltable import REACHABLE
 from vrouter.link.offload import (
     F_NEEDS_CSUM,
+    GSO_ECN,
+    GSO_TCPV4,
     OffloadBuffer,
     VirtioHdr,
     carry,
@@ -67,6 +69,8 @@ _CSUM = HEADER_LEN + 10
 _SRC = HEADER_LEN + 12
 _DST = HEADER_LEN + 16
 _OPTIONS = HEADER_LEN + 20
+_NO_FIT = 1 << 30
+"""A segment size no MTU holds."""
 _FRAG = HEADER_LEN + 6
 
 
@@ -88,13 +92,14 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     inet = vnet.inet
     stats = inet.stats
     stats.total += 1
-    if (
-        len(frame) >= _OPTIONS
-        and frame[_VIHL] == 0x45
-        and (frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.raw[1]))
-        and _fast_forward(vnet, ifp, frame, now)
-    ):
-        return
+    if len(frame) >= _OPTIONS and frame[_VIHL] == 0x45:
+        if frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.raw[1]):
+            if _fast_forward(vnet, ifp, frame, now, 0):
+                return
+        elif frame.__class__ is OffloadBuffer and _fast_forward(
+            vnet, ifp, frame, now, _segment_size(frame)
+        ):
+            return
     packet = memoryview(frame)[HEADER_LEN:]
     try:
         hlen, total = check(packet)
@@ -133,7 +138,20 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         _forward(vnet, ifp, frame, packet, total, dst, now)
 
 
-def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) -> bool:
+def _segment_size(frame: OffloadBuffer) -> int:
+    """Return the IP length of the segments a TCP super-frame (IPv4 without options)
+    stands for, as :func:`~vrouter.link.offload.segment_length` computes it from the
+    header bytes as they came; for another kind of super-frame, a length no MTU
+    holds (the full path deals with it)."""
+    raw = frame.raw
+    if raw[1] & ~GSO_ECN != GSO_TCPV4 or frame[_PROTO] != 6 or len(frame) < _OPTIONS + 20:
+        return _NO_FIT
+    return 20 + (frame[_OPTIONS + 12] >> 4) * 4 + (raw[4] | raw[5] << 8)
+
+
+def _fast_forward(
+    vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float, segment: int
+) -> bool:
     """Forward ``frame`` if it is the common case, checked as :func:`input` and
     :func:`_forward` check it; return False to leave it to them.
 
@@ -142,9 +160,11 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     asked last, as it tracks the packet), TTL left, a cached destination
     (:mod:`vrouter.route.dest`) whose neighbour is reachable, and a packet
     that fits the egress MTU.
-    ``frame`` is bytes, or an offload buffer that is not a super-frame (a
-    partial L4 checksum, as a TAP with offloads hands over every frame),
-    which is rewritten in place and travels on with its header.
+    ``frame`` is bytes, or an offload buffer (a partial L4 checksum, as a TAP
+    with offloads hands over every frame, or a TCP super-frame whose segments
+    are ``segment`` bytes of IP long, 0 for a frame that is not one, and
+    must fit the MTU), which is rewritten in place and travels on with its
+    header.
     """
     inet = vnet.inet
     pfil = inet.pfil
@@ -177,7 +197,7 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     if (
         route.type != UNICAST
         or out is None
-        or total > out.mtu
+        or (segment or total) > out.mtu
         or entry is None
         or entry.state != REACHABLE
         or now - entry.confirmed > neighbours.reachable_time

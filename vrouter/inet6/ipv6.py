@@ -27,6 +27,8 @@ from vrouter.inet6.state import Addr6, Ip6Stats, Proto6Handler
 from vrouter.link.lltable import REACHABLE
 from vrouter.link.offload import (
     F_NEEDS_CSUM,
+    GSO_ECN,
+    GSO_TCPV6,
     OffloadBuffer,
     VirtioHdr,
     carry,
@@ -70,6 +72,8 @@ _HLIM = HEADER_LEN + 7
 _SRC = HEADER_LEN + 8
 _DST = HEADER_LEN + 24
 _L4 = HEADER_LEN + 40
+_NO_FIT = 1 << 30
+"""A segment size no MTU holds."""
 _ADDRESS_AT = struct.Struct("16s").unpack_from
 """Read an address as bytes in one call (``bytes(frame[a:b])`` makes a slice first)."""
 _FAST_ICMP6 = (icmp6.ECHO_REQUEST, icmp6.ECHO_REPLY)
@@ -117,13 +121,14 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     inet6 = vnet.inet6
     stats = inet6.stats
     stats.total += 1
-    if (
-        len(frame) >= _L4
-        and frame[HEADER_LEN] >> 4 == 6
-        and (frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.raw[1]))
-        and _fast_forward(vnet, ifp, frame, now)
-    ):
-        return
+    if len(frame) >= _L4 and frame[HEADER_LEN] >> 4 == 6:
+        if frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.raw[1]):
+            if _fast_forward(vnet, ifp, frame, now, 0):
+                return
+        elif frame.__class__ is OffloadBuffer and _fast_forward(
+            vnet, ifp, frame, now, _segment_size(frame)
+        ):
+            return
     packet = memoryview(frame)[HEADER_LEN:]
     try:
         total = check(packet)
@@ -171,7 +176,25 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         _forward(vnet, ifp, frame, packet, total, src, dst, now)
 
 
-def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) -> bool:
+def _segment_size(frame: OffloadBuffer) -> int:
+    """Return the IPv6 length of the segments a TCP super-frame (TCP right after the
+    fixed header, where its header says the checksum starts) stands for, as
+    :func:`~vrouter.link.offload.segment_length` computes it; for another kind
+    of super-frame, a length no MTU holds (the full path deals with it)."""
+    raw = frame.raw
+    if (
+        raw[1] & ~GSO_ECN != GSO_TCPV6
+        or frame[_NH] != NH_TCP
+        or len(frame) < _L4 + 20
+        or (raw[0] & F_NEEDS_CSUM and raw[6] | raw[7] << 8 != _L4)
+    ):
+        return _NO_FIT
+    return 40 + (frame[_L4 + 12] >> 4) * 4 + (raw[4] | raw[5] << 8)
+
+
+def _fast_forward(
+    vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float, segment: int
+) -> bool:
     """Forward ``frame`` if it is the common case, checked as :func:`input` and
     :func:`_forward` check it; return False to leave it to them.
 
@@ -181,8 +204,9 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     in and out, global addresses on both ends, no firewall or a flow its
     flow cache holds (asked last, as it tracks the packet), hop limit left,
     a cached destination whose neighbour is reachable, and a packet that
-    fits the egress MTU.  ``frame`` is bytes, or an offload buffer that is
-    not a super-frame, rewritten in place.
+    fits the egress MTU.  ``frame`` is bytes, or an offload buffer (a TCP
+    super-frame too, whose segments are ``segment`` bytes long, 0 for a frame
+    that is not one, and must fit the MTU), rewritten in place.
     """
     inet6 = vnet.inet6
     flows = inet6.flows if inet6.pfil is not None else None
@@ -221,7 +245,7 @@ def _fast_forward(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) 
     if (
         route.type != UNICAST
         or out is None
-        or total > out.mtu
+        or (segment or total) > out.mtu
         or entry is None
         or entry.state != REACHABLE
         or now - entry.confirmed > neighbours.reachable_time

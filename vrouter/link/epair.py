@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from vrouter.link import ether
 from vrouter.link.ifnet import Ifnet
-from vrouter.link.offload import vhdr_of
+from vrouter.link.offload import OffloadBuffer
 from vrouter.link.sparse import BULK_LEN, BulkQueue, flow_key
 
 QUEUE_LIMIT = 1024
@@ -69,8 +69,11 @@ class Epair:
         elif len(pending) + (len(bulk) if bulk is not None else 0) >= QUEUE_LIMIT:
             raise OSError("epair queue full")
         # An offload buffer is handed over as is (its sender is done with
-        # it); ordinary frames become immutable bytes for the peer.
-        item = (peer, frame if vhdr_of(frame) is not None else bytes(frame), time.monotonic())
+        # it; its header is not parsed here); ordinary frames become
+        # immutable bytes for the peer.
+        if frame.__class__ is not OffloadBuffer:
+            frame = bytes(frame)
+        item = (peer, frame, time.monotonic())
         if self.sparse_first and (len(frame) > BULK_LEN or bulk):
             key = flow_key(frame)
             if len(frame) > BULK_LEN or (bulk is not None and bulk.holds(key)):

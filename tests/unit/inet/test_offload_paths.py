@@ -71,6 +71,46 @@ def test_superframe_whose_segments_fit_a_smaller_mtu_passes(lab) -> None:
     assert offload.vhdr_of(frame) is not None
 
 
+def _not_the_full_path(*args: object) -> None:
+    raise AssertionError("the fast path should have forwarded this super-frame")
+
+
+def test_superframe_takes_the_fast_path_and_sends_what_the_full_path_sends(
+    lab, monkeypatch
+) -> None:
+    red, h1, h2, out = _router(lab)
+    h1.send(_superframe(h1, h2.ip, b"z" * 20000, 1448), lab.now)  # fills the cache
+    monkeypatch.setattr(ipv4, "_forward", _not_the_full_path)
+    h1.send(_superframe(h1, h2.ip, b"z" * 20000, 1448), lab.now)
+    lab.settle()
+    slow, fast = out
+    assert fast == slow and offload.header_bytes(fast) == offload.header_bytes(slow)
+    assert offload.vhdr_of(fast).gso_size == 1448
+    assert red.inet.stats.forward == 2
+
+
+def test_superframe_too_big_for_the_mtu_leaves_the_fast_path_for_needfrag(lab) -> None:
+    _red, h1, h2, out = _router(lab)
+    h1.send(_superframe(h1, h2.ip, b"z" * 20000, 1448), lab.now)  # fills the cache
+    h2.ifp.mtu = 1280
+    h1.send(_superframe(h1, h2.ip, b"z" * 20000, 1448), lab.now)
+    lab.settle()
+    assert len(out) == 1
+    [reply] = h1.take_ip()
+    assert reply.data.data.type == dpkt.icmp.ICMP_UNREACH and reply.data.data.data.mtu == 1280
+
+
+def test_udp_superframe_is_left_to_the_full_path(lab, monkeypatch) -> None:
+    _red, h1, h2, out = _router(lab)
+    h1.send(_superframe(h1, h2.ip, b"z" * 2000, 1448), lab.now)  # fills the cache
+    frame = _superframe(h1, h2.ip, b"z" * 2000, 1448)
+    frame.vhdr = frame.vhdr._replace(gso_type=offload.GSO_UDP)
+    taken: list[object] = []
+    monkeypatch.setattr(ipv4, "_forward", lambda *args: taken.append(args))
+    h1.send(frame, lab.now)
+    assert len(taken) == 1 and len(out) == 1
+
+
 def test_partial_checksum_udp_to_the_router_is_answered(lab) -> None:
     _red, h1, _h2, _out = _router(lab)
     udp = dpkt.udp.UDP(sport=40000, dport=33434, data=b"probe")

@@ -13,6 +13,7 @@ import pytest
 from vrouter.firewall import subsystem as firewall
 from vrouter.firewall.ruleparse import parse_ruleset
 from vrouter.inet6 import ipv6
+from vrouter.link import offload
 from vrouter.route import state as route_state
 
 H1, H2, H3 = "2001:db8:1::10", "2001:db8:2::10", "2001:db8:3::10"
@@ -226,3 +227,37 @@ def test_a_firewalled_echo_is_fast_both_ways_once_learned(net, lab6, monkeypatch
     assert full.calls == 0 and r.firewall.flows.hits == hits + 2
     h2.send(h2.ping6(H1), lab6.now)  # a request from h2 with the same identifier: refused
     assert h1.take_ip6() == [] and r.inet6.stats.filtered == 1
+
+
+def _superframe6(h1, gso_size: int, csum_start: int = 54) -> offload.OffloadBuffer:
+    segment = bytes(dpkt.tcp.TCP(sport=40000, dport=5201, flags=dpkt.tcp.TH_ACK, data=b"z" * 9000))
+    frame = h1.frame6(h1.packet6(H2, 6, segment))
+    hdr = offload.VirtioHdr(offload.F_NEEDS_CSUM, offload.GSO_TCPV6, 74, gso_size, csum_start, 16)
+    return offload.tag(frame, hdr)
+
+
+def test_a_tcp_superframe_is_fast_and_sends_what_the_full_path_sends(
+    net, lab6, monkeypatch
+) -> None:
+    r, h1, h2, _ = net
+    out: list[bytes | bytearray] = []
+    h2.ifp.transmit = out.append
+    r.inet6.dests.clear()
+    h1.send(_superframe6(h1, 1440), lab6.now)  # a miss: the full path fills the cache
+    full = FullPath(monkeypatch)
+    h1.send(_superframe6(h1, 1440), lab6.now)
+    slow, fast = out
+    assert fast == slow and offload.header_bytes(fast) == offload.header_bytes(slow)
+    assert full.calls == 0 and offload.vhdr_of(fast).gso_size == 1440
+
+
+@pytest.mark.parametrize(("gso_size", "csum_start"), [(1500, 54), (1440, 60)])
+def test_a_superframe_too_big_or_odd_is_left_to_the_full_path(
+    net, lab6, monkeypatch, gso_size: int, csum_start: int
+) -> None:
+    _, h1, h2, _ = net
+    h2.ifp.transmit = lambda frame: None
+    h1.send(_superframe6(h1, 1440), lab6.now)  # fills the cache
+    full = FullPath(monkeypatch)
+    h1.send(_superframe6(h1, gso_size, csum_start), lab6.now)
+    assert full.calls == 1

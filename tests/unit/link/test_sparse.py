@@ -46,6 +46,9 @@ def test_ipv6_flows_and_other_frames() -> None:
     arp = MACS + b"\x08\x06" + bytes(28)
     assert flow_key(arp) == MACS + b"\x08\x06"
     assert flow_key(b"\xff" * 4) == b"\xff" * 4  # a runt is a flow of its own, no error
+    for cut in range(14, 58):  # a truncated IP header is a flow too, no error
+        assert flow_key(ipv4(6, 2, 2, 1, 2)[:cut]) == flow_key(ipv4(6, 2, 2, 1, 2)[:cut])
+        assert flow_key(ipv6(6, 1)[:cut]) == flow_key(ipv6(6, 1)[:cut])
 
 
 def test_the_key_is_read_at_an_offset_and_from_a_bytearray() -> None:
