@@ -21,15 +21,18 @@ class VrfDirError(Exception):
     """A namespace could not be bound into, or taken out of, a ``vrf_dir``."""
 
 
-def _mount(*args: str) -> None:
+def _run(*cmd: str) -> None:
+    """Run ``mount`` or ``umount``; a failure or no answer in 30 s is a VrfDirError."""
     try:
-        result = subprocess.run(
-            ["mount", *args], capture_output=True, text=True, timeout=30, check=False
-        )
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
     except subprocess.TimeoutExpired:
-        raise VrfDirError(f"mount {' '.join(args)}: no answer in 30 s") from None
+        raise VrfDirError(f"{' '.join(cmd)}: no answer in 30 s") from None
     if result.returncode != 0:
-        raise VrfDirError(f"mount {' '.join(args)}: {result.stderr.strip() or 'failed'}")
+        raise VrfDirError(f"{' '.join(cmd)}: {result.stderr.strip() or 'failed'}")
+
+
+def _mount(*args: str) -> None:
+    _run("mount", *args)
 
 
 def mount_points() -> set[str]:
@@ -75,13 +78,7 @@ def unpublish(path: str) -> None:
     The directory stays a mount point, so a daemon's copy keeps following it.
     """
     if is_mount_point(path):
-        try:
-            result = subprocess.run(["umount", "--lazy", path], capture_output=True,
-                                    text=True, timeout=30, check=False)  # fmt: skip
-        except subprocess.TimeoutExpired:
-            raise VrfDirError(f"umount {path}: no answer in 30 s") from None
-        if result.returncode != 0:
-            raise VrfDirError(f"umount {path}: {result.stderr.strip() or 'failed'}")
+        _run("umount", "--lazy", path)
     if os.path.isfile(path) and os.path.getsize(path) == 0:  # what publish made
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
