@@ -13,6 +13,7 @@ shutdown never interleave; who may make each request is checked before.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any
 
@@ -30,9 +31,16 @@ def _address(text: str) -> Address:
     if "/" not in text:
         raise ApiError(f"address {text!r} needs a prefix length (ADDR/LEN)")
     try:
-        return ipaddress.ip_interface(text)
+        return _interface(text)
     except ValueError as err:
         raise ApiError(f"bad address {text!r}: {err}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _interface(text: str) -> Address:
+    """Parse an interface address once per text (vnets made alike share the value, which
+    is immutable; a refused text raises every time)."""
+    return ipaddress.ip_interface(text)
 
 
 def _addresses(texts: list[str]) -> list[Address]:

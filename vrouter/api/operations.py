@@ -28,11 +28,11 @@ views (``read_only``) need none.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from vrouter.api.protocol import ApiError
-from vrouter.api.schema import Arg, check
+from vrouter.api.schema import Arg, by_name, check
 from vrouter.core import limits, perms
 from vrouter.core.perms import Cred, Policy
 
@@ -99,8 +99,11 @@ class Operation:
     """It binds ports: the server adds ``_privileged`` (may bind below 1024) from the caller."""
     front: str | None = None
     """The front's own handler (a method of :class:`~vrouter.daemon.front.Front`), if any."""
+    declared: Mapping[str, Arg] = field(init=False, repr=False, compare=False)
+    """:attr:`args` by name, made once (every request is checked against it)."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "declared", by_name(self.args))
         if self.runs not in RUNS:
             raise ValueError(f"{self.name}: unknown way to run {self.runs!r}")
         if (self.route.kind == "front") != (self.front is not None):
@@ -113,7 +116,7 @@ class Operation:
 
     def check(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """Return ``args`` checked against the schema (a new dict); ApiError if they do not fit."""
-        return check(self.name, self.args, args)
+        return check(self.name, self.declared, args)
 
 
 def lookup(name: str) -> Operation:

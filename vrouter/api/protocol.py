@@ -87,7 +87,7 @@ _BY_ERRNO: dict[int, type[ApiError]] = {
 
 def encode(message: dict[str, Any]) -> bytes:
     """Return ``message`` as one protocol line (a streamed view is written out whole)."""
-    return json.dumps(message, separators=(",", ":"), default=_whole).encode() + b"\n"
+    return _ENCODER.encode(message).encode() + b"\n"
 
 
 def _whole(value: Any) -> Any:
@@ -97,10 +97,19 @@ def _whole(value: Any) -> Any:
     return materialize()
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_whole)
+"""What ``json.dumps`` with these arguments would build for every reply."""
+_DECODER = json.JSONDecoder()
+"""``json.loads``' own decoder, called without its detection of the encoding."""
+
+
 def decode_request(line: bytes) -> tuple[str, dict[str, Any]]:
     """Parse a request line into (op, args); raise ApiError if it is malformed."""
     try:
-        message = json.loads(line)
+        if line[:1] == b"{" and line[1:2] != b"\0":  # UTF-8, as json.loads would find
+            message = _DECODER.decode(line.decode("utf-8", "surrogatepass"))
+        else:
+            message = json.loads(line)
     except (ValueError, UnicodeDecodeError) as err:
         raise ApiError(f"request is not JSON: {err}") from None
     except RecursionError:

@@ -115,19 +115,26 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def check(op: str, schema: Iterable[Arg], args: Mapping[str, Any]) -> dict[str, Any]:
+def check(
+    op: str, schema: Iterable[Arg] | Mapping[str, Arg], args: Mapping[str, Any]
+) -> dict[str, Any]:
     """Return ``args`` checked against ``schema``: a new dict, defaults filled in.
 
-    Raise ApiError for a missing required argument, a value of the wrong
-    kind, or an argument the operation does not take.  Keys starting with
+    ``schema`` is the arguments, or a mapping of their names to them (made once by
+    :func:`by_name`).  Raise ApiError for a missing required argument, a value of the
+    wrong kind, or an argument the operation does not take.  Keys starting with
     ``_`` pass through unchecked (the caller decides whether to keep them).
     """
-    declared = {arg.name: arg for arg in schema}
-    unknown = sorted(k for k in args if not k.startswith("_") and k not in declared)
-    if unknown:
-        known = ", ".join(declared) or "none"
-        raise ApiError(f"{op} takes no argument {unknown[0]!r} (it takes: {known})")
-    checked: dict[str, Any] = {k: v for k, v in args.items() if k.startswith("_")}
+    declared = schema if isinstance(schema, Mapping) else by_name(schema)
+    own = False
+    for key in args:
+        if key not in declared:
+            if not key.startswith("_"):
+                unknown = sorted(k for k in args if not k.startswith("_") and k not in declared)
+                known = ", ".join(declared) or "none"
+                raise ApiError(f"{op} takes no argument {unknown[0]!r} (it takes: {known})")
+            own = True
+    checked: dict[str, Any] = {k: v for k, v in args.items() if k.startswith("_")} if own else {}
     for name, arg in declared.items():
         value = args.get(name, _MISSING)
         if value is _MISSING or value is None:
@@ -141,3 +148,8 @@ def check(op: str, schema: Iterable[Arg], args: Mapping[str, Any]) -> dict[str, 
             raise ApiError(f"{name!r} must be {arg.describe()}")
         checked[name] = value
     return checked
+
+
+def by_name(schema: Iterable[Arg]) -> dict[str, Arg]:
+    """Return the arguments of ``schema`` by name, in order."""
+    return {arg.name: arg for arg in schema}

@@ -206,6 +206,9 @@ class VnetTree:
             raise VnetError(f"vnet {name!r} still has children: {', '.join(vnet.children)}")
         self.registry.detach_all(vnet)
         vnet.timers.clear()
+        # The timers' owner is the vnet: without the back-reference the destroyed vnet is
+        # freed when its last reference goes, not when the cyclic collector walks it.
+        vnet.timers.owner = None
         del self._vnets[name]
         if vnet.parent is not None:
             del vnet.parent.children[vnet.basename]

@@ -270,4 +270,14 @@ def _attach(vnet: Vnet) -> RouteState:
     return state
 
 
-SUBSYSTEM = Subsystem("route", _attach, depends=("link",), knobs=KNOBS)
+def _detach(vnet: Vnet) -> None:
+    """Undo the tables' references back to the state and the vnet: the state is freed as
+    soon as the vnet lets it go, not only when the cyclic collector finds it."""
+    state = vnet.route
+    for fib in (state.fib, state.fib6):
+        fib.on_change = None
+        fib.schedule = None  # an index a turn at a time stops at its next turn
+    state.vnet = None
+
+
+SUBSYSTEM = Subsystem("route", _attach, _detach, depends=("link",), knobs=KNOBS)
