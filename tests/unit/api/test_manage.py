@@ -7,12 +7,16 @@ table checks the arguments, manage.py parses them and Ops changes the vnet.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from vrouter.api.server import ControlServer
+from vrouter.core import gcpause
 from vrouter.daemon.config import parse
 from vrouter.daemon.ops import Ops
 from vrouter.io.driver import Driver
@@ -120,3 +124,21 @@ def test_refused_changes_say_why_and_change_nothing(tmp_path: Path) -> None:
             await server.close()
 
     asyncio.run(scenario())
+
+
+def test_requests_hold_the_collector_until_the_server_closes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gcpause, "BURST_IDLE", 60.0)  # the burst outlasts the test
+
+    async def scenario() -> list[bool]:
+        server, _, path = await _lab(tmp_path)
+        try:
+            made = await _ask(path, "vnet.create", name="burst")
+            assert made == {"ok": True, "result": {"name": "burst", "parent": None}}
+            held = not gc.isenabled()
+        finally:
+            await server.close()
+        return [held, gc.isenabled()]
+
+    assert asyncio.run(scenario()) == [True, True]

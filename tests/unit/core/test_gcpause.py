@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+
+import pytest
 
 from vrouter.core import gcpause
 
@@ -63,3 +66,61 @@ def test_begin_and_end_hold_the_collector_as_held_does() -> None:
     assert not gc.isenabled()  # begin's hold is still on
     gcpause.end()
     assert gc.isenabled()
+
+
+def test_a_burst_holds_the_collector_until_requests_stop_coming(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gcpause, "BURST_IDLE", 0.05)
+
+    async def scenario() -> list[bool]:
+        burst = gcpause.Burst()
+        seen = []
+        for _ in range(6):  # 0.12 s of requests 0.02 s apart: longer than BURST_IDLE
+            burst.request()
+            seen.append(gc.isenabled())
+            await asyncio.sleep(0.02)
+        seen.append(gc.isenabled())
+        await asyncio.sleep(0.15)  # idle: the hold ends
+        seen.append(gc.isenabled())
+        return seen
+
+    assert gc.isenabled()
+    assert asyncio.run(scenario()) == [False] * 7 + [True]
+    assert gc.isenabled()
+
+
+def test_a_burst_lets_the_collector_run_past_its_allocation_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def scenario() -> list[bool]:
+        burst = gcpause.Burst()
+        burst.request()
+        held = not gc.isenabled()
+        monkeypatch.setattr(gcpause, "BURST_CAP", 0)  # any allocation is past it
+        burst.request()
+        after_cap = gc.isenabled()
+        burst.request()  # the next request holds again
+        again = not gc.isenabled()
+        burst.end()
+        return [held, after_cap, again, gc.isenabled()]
+
+    assert asyncio.run(scenario()) == [True, True, True, True]
+
+
+def test_a_burst_ends_after_its_longest_time_under_steady_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(gcpause, "BURST_LONGEST", 0.05)
+
+    async def scenario() -> list[bool]:
+        burst = gcpause.Burst()
+        burst.request()
+        held = not gc.isenabled()
+        await asyncio.sleep(0.06)
+        burst.request()
+        ended = gc.isenabled()
+        burst.end()
+        return [held, ended]
+
+    assert asyncio.run(scenario()) == [True, True]

@@ -575,3 +575,23 @@ def test_a_ruleset_nested_too_deeply_is_refused_and_changes_nothing(ops: Ops) ->
     with pytest.raises(OpError, match=r"red\.rules: arrays or inline tables nested too deeply"):
         ops.load_ruleset("red", "rules = " + "[" * 5000 + "]" * 5000, "red.rules")
     assert ops.vnet("red").firewall.fw.ruleset is before
+
+
+def test_a_destroyed_vnet_is_freed_without_the_cyclic_collector(
+    ops: Ops, loop: asyncio.AbstractEventLoop
+) -> None:
+    ops.create_vnet("keep")
+    ops.create_vnet("gone")
+    epair(ops, "gone:ep0", "keep:ep0", ("10.0.0.1/30", "2001:db8::1/64"), ("10.0.0.2/30",))
+    ops.add_route("gone", net("198.51.100.0/24"), via=addr("10.0.0.2"))
+    loop.run_until_complete(asyncio.sleep(0.05))  # DAD, MLD reports, ARP announcements
+    gone = ops.vnet("gone")
+    refs = [weakref.ref(x) for x in (gone, gone.route.fib, gone.route.fib6, gone.timers)]
+    del gone
+    gc.disable()
+    try:
+        run(loop, ops.destroy_vnet("gone"))
+        loop.run_until_complete(asyncio.sleep(0))  # a scheduled epair pump runs
+        assert [r() for r in refs] == [None] * len(refs), "a reference cycle holds the vnet"
+    finally:
+        gc.enable()
