@@ -1,5 +1,10 @@
 """Bridges: one L2 segment made of several interfaces of a vnet (FreeBSD ``if_bridge``).
 
+This module is long on purpose: the forwarding paths (the fast one and the
+full one), the FDB and the places where the spanning tree switches a port's
+path are one data path, read and changed together (the protocol itself is
+:mod:`vrouter.link.stp`).
+
 A bridge is an Ifnet of kind ``bridge``.  Its members (ports: TAPs, epair
 ends, VLAN sub-interfaces) hand every frame they receive to
 :meth:`Port.input` instead of the EtherType demux (``Ifnet.bridge_input``
@@ -92,6 +97,10 @@ from, the packet, the MTU it did not fit, now) -> the error's IP packet (None: n
 sent)."""
 
 
+Announce = Callable[[Ifnet, float], None]
+"""Announces the addresses of (interface, now) to the segment."""
+
+
 class BridgeError(Exception):
     """A bridge operation was refused (a port twice, an unknown port)."""
 
@@ -113,6 +122,9 @@ class BridgeState:
     too_big: dict[int, TooBig] = field(default_factory=tables.empty)
     """ICMP "too big" builders by EtherType, registered by the IP layers (inet, inet6;
     changed only through :func:`vrouter.core.tables.put`: vnets share it)."""
+    announce: dict[int, Announce] = field(default_factory=tables.empty)
+    """Who announces a bridge's own addresses again when the spanning tree moved its paths
+    (inet: gratuitous ARP), by EtherType; shared like ``too_big``."""
 
 
 @dataclass(slots=True)
@@ -583,15 +595,27 @@ class Bridge:
 
     def _port_state(self, port: Port, old: stp_.PortState, new: stp_.PortState) -> None:
         """Switch ``port``'s path for its new STP state; leaving learning or forwarding for
-        blocking or disabled, it forgets what it learnt."""
+        blocking or disabled, it forgets what it learnt.  A port that starts or stops
+        forwarding moves paths: the bridge announces its addresses again."""
+        was = port.forwarding
         port.forwarding = new == stp_.PortState.FORWARDING
         if port.ifnet.bridge_input is not None:
             port.ifnet.bridge_input = port.input if port.forwarding else port.held
+        if port.forwarding != was:
+            self.announce(self.now)
         if new in (stp_.PortState.BLOCKING, stp_.PortState.DISABLED) and old in (
             stp_.PortState.LEARNING,
             stp_.PortState.FORWARDING,
         ):
             self.flush_port(port)
+
+    def announce(self, now: float) -> None:
+        """Announce the bridge's own addresses out of its forwarding ports (gratuitous
+        ARP): the stations' bridges, whose FDB may point where our MAC no longer is
+        (a Linux bridge ages it only when its FDB sweep comes round), learn it again."""
+        if self.ifnet.up:
+            for announce in self.state.announce.values():
+                announce(self.ifnet, now)
 
     def flush_port(self, port: Port) -> int:
         """Forget the MACs learnt on ``port`` (static entries stay); return how many."""
@@ -603,7 +627,9 @@ class Bridge:
         return gone
 
     def topology_change(self, now: float, forward_delay: float) -> None:
-        """A topology change began: learnt MACs age after ``forward_delay`` while it lasts."""
+        """A topology change began: learnt MACs age after ``forward_delay`` while it lasts,
+        and the bridge announces its own addresses again."""
+        self.announce(now)
         if self._tc_sweep is None:
             self._tc_sweep = self.vnet.timers.schedule(now + forward_delay, self._tc_age)
 
