@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
+from vrouter.inet import ipv4
 from vrouter.link import bridge as bridge_
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet
@@ -272,3 +275,18 @@ def test_show_describes_the_tree(loop) -> None:
     ports = {p["name"]: p["stp"] for p in d["ports"]}
     assert ports["stpby"]["role"] == "blocked" and ports["stpby"]["state"] == "blocking"
     assert ports["stpbx"]["designated_bridge"] == s["root_id"]
+
+
+def test_the_bridge_announces_its_address_when_its_ports_move(loop) -> None:
+    brif = loop.b.ifnet
+    ipv4.add_address(brif.vnet, brif, ipaddress.IPv4Interface("192.0.2.1/24"), loop.lab.now)
+    loop.run(10)
+    ha = loop.hosts[0]
+    data(ha)
+    loop.b.set_port_stp("stpbx", 500, 32, loop.lab.now)  # the root port moves to stpby
+    loop.run(10)
+    arps = [f for f in data(ha) if f[12:14] == b"\x08\x06"]
+    # A gratuitous ARP request (sender = target = 192.0.2.1) from b's MAC, through y.
+    assert arps and all(f[6:12] == brif.mac and f[28:32] == f[38:42] == bytes([192, 0, 2, 1])
+                        for f in arps)  # fmt: skip
+    assert loop.a.ports["stpay"].counters.flooded >= 1
