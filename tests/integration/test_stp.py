@@ -247,5 +247,16 @@ def test_reload_turns_stp_off_and_on(daemon: Vrouterd) -> None:
         assert set(states.values()) <= {"listening", "blocking"}, states
         _wait("convergence again", lambda: _converged(daemon, peer, True), 2 * FORWARD_DELAY + 10)
         assert peer.ping() == 3
+        # A member's path cost and priority change at run time, through vrouterctl.
+        p = daemon.prefix
+        result = daemon.ctl("bridge", "port-stp", "lab", "br0", f"{p}a", "--path-cost", "500",
+                            "--port-priority", "16")  # fmt: skip
+        assert result.returncode == 0 and "path cost 500 port priority 16" in result.stdout, (
+            result.stdout + result.stderr
+        )
+        port = next(pp for pp in _ours(daemon)["ports"] if pp["name"] == f"{p}a")  # type: ignore[attr-defined]
+        assert port["stp"]["path_cost"] == 500 and port["stp"]["port_id"] == "4001"
+        bad = daemon.ctl("bridge", "port-stp", "lab", "br0", f"{p}a", "--path-cost", "0")
+        assert bad.returncode != 0 and "path_cost" in bad.stderr, bad.stdout + bad.stderr
     finally:
         peer.close()
