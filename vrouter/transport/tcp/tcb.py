@@ -55,6 +55,11 @@ Endpoint = tuple[bytes, int]
 class Tcb:
     """The variables of one TCP connection (``local`` to ``remote``) and its state change."""
 
+    predict = True
+    """Header prediction (:meth:`~vrouter.transport.tcp.input.TcpInput._predicted`) on;
+    a class attribute, so the tests can compare it with the full path, per connection
+    or for every connection."""
+
     def __init__(
         self,
         local: Endpoint,
