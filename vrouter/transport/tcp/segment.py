@@ -39,12 +39,14 @@ from vrouter.wire.tcp import (
     RST,
     SYN,
     URG,
+    addresses_sum,
     build,
     header,
+    header_from,
     verify,
 )
 
-# The fixed header, flags, build, header and verify are the wire module's; this one adds
+# The fixed header, flags, build, header(_from) and verify are the wire module's; this one adds
 # options.
 __all__ = [
     "ACK",
@@ -70,10 +72,12 @@ __all__ = [
     "URG",
     "Options",
     "Segment",
+    "addresses_sum",
     "build",
     "emit",
     "flag_names",
     "header",
+    "header_from",
     "parse",
     "parse_options",
     "reset_for",
