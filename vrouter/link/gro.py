@@ -297,10 +297,8 @@ def _check_train(data: bytes, stride: int, skip: int) -> tuple[Any, int, int] | 
     flags = data[tcp_at + 13 : rows_n * stride : stride]
     if flags[:-1].strip(b"\x10") or flags[-1] not in _MERGEABLE_FLAGS:
         return None
-    headers = rows[:, : tcp_at + tcp_hlen]
-    differ = headers ^ headers[0]
-    differ &= _constant_mask(skip, tcp_hlen)
-    if np.count_nonzero(differ):
+    shared = (rows[:, : tcp_at + tcp_hlen] & _constant_mask(skip, tcp_hlen)).tobytes()
+    if shared != shared[: tcp_at + tcp_hlen] * rows_n:
         return None
     seqs = np.ndarray((rows_n,), ">u4", data, tcp_at + 4, (stride,))
     if (seqs[1:] - seqs[:-1]).tobytes() != _steps(rows_n - 1, payload):

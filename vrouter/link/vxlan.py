@@ -125,6 +125,11 @@ class VxlanStats:
     """TCP super-frames handed whole to the kernel to segment (``tunnel_gso``)."""
     tunnel_refused: int = 0
     """Super-frames the kernel refused to take whole (then sent by the socket)."""
+    small_sends: int = 0
+    """Sends of the frames queued during a loop pass (ACKs, anything but a TCP
+    super-frame's segments): one per VTEP and run of one size, ``UDP_SEGMENT``."""
+    small_datagrams: int = 0
+    """Datagrams those sends carried."""
 
 
 class MacEntry:
@@ -537,6 +542,8 @@ class Vxlan:
                 "coalesced": self.stats.coalesced,
                 "whole": self.stats.whole,
                 "tunnel_refused": self.stats.tunnel_refused,
+                "small_sends": self.stats.small_sends,
+                "small_datagrams": self.stats.small_datagrams,
             },
             "tunnel_gso": self.tunnel_gso,
             "tunnel_error": self.tunnel_error,
