@@ -334,7 +334,8 @@ def _tail_payload(
         or shape[0] != tcp_hlen
         or shape[1] >= payload
         or shape[2] != seq
-        or tail[:skip] != data[:skip]
+        or tail[: skip + _ETH + 2] != data[: skip + _ETH + 2]  # tunnel, MACs, type, TOS
+        or tail[skip + _ETH + 6 : skip + _ETH + 10] != data[skip + _ETH + 6 : skip + _ETH + 10]
         or not _same_flow(memoryview(data)[skip:], frame, tcp_hlen)
         or not _valid(frame)
     ):

@@ -151,10 +151,18 @@ def datagrams_of(data: bytes, size: int) -> list[bytes]:
     return [data[at : at + size] for at in range(0, len(data), size)]
 
 
-def test_a_last_datagram_that_does_not_continue_is_left_to_the_caller() -> None:
+@pytest.mark.parametrize("change", ["seq", "mac", "ttl"])
+def test_a_last_datagram_that_does_not_continue_is_left_to_the_caller(change: str) -> None:
     data, size, _ = train_bytes(MSS * 8 + 100)
     tail = bytearray(data[size * 8 :])
-    tail[8 + 34 + 4 : 8 + 34 + 8] = (12345).to_bytes(4, "big")  # another sequence number
+    if change == "seq":
+        tail[8 + 34 + 4 : 8 + 34 + 8] = (12345).to_bytes(4, "big")  # another sequence number
+    elif change == "mac":
+        tail[8 + 5] ^= 1  # the same flow to another MAC
+    else:
+        tail[8 + 14 + 8] -= 1  # another TTL (the IPv4 checksum made right again)
+        tail[8 + 14 + 10 : 8 + 14 + 12] = b"\0\0"
+        tail[8 + 14 + 10 : 8 + 14 + 12] = checksum_.checksum(bytes(tail[22:42])).to_bytes(2, "big")
     joined = gro.join_train(data[: size * 8] + bytes(tail), size, 8)
     assert joined is not None
     frame, used = joined
