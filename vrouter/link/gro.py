@@ -61,13 +61,16 @@ def _valid(frame: Buffer) -> bool:
 
 
 def _same_flow(a: Buffer, b: Buffer, tcp_hlen: int) -> bool:
-    """Return True if ``b`` continues ``a``'s flow with identical headers but seq and flags."""
+    """Return True if ``b`` continues ``a``'s flow with identical headers but the IPv4
+    length and identification, seq, flags and the checksums."""
+    ip, tcp = _ETH, _TCP_AT
     return (
-        a[_ETH + 12 : _ETH + 20] == b[_ETH + 12 : _ETH + 20]  # addresses
-        and a[_TCP_AT : _TCP_AT + 4] == b[_TCP_AT : _TCP_AT + 4]  # ports
-        and a[_TCP_AT + 8 : _TCP_AT + 13] == b[_TCP_AT + 8 : _TCP_AT + 13]  # ack, offset
-        and a[_TCP_AT + 14 : _TCP_AT + 16] == b[_TCP_AT + 14 : _TCP_AT + 16]  # window
-        and a[_TCP_AT + 20 : _TCP_AT + tcp_hlen] == b[_TCP_AT + 20 : _TCP_AT + tcp_hlen]
+        a[: ip + 2] == b[: ip + 2]  # MACs, type, IPv4 version, TOS
+        and a[ip + 6 : ip + 10] == b[ip + 6 : ip + 10]  # fragment field, TTL, protocol
+        and a[ip + 12 : tcp + 4] == b[ip + 12 : tcp + 4]  # addresses, ports
+        and a[tcp + 8 : tcp + 13] == b[tcp + 8 : tcp + 13]  # ack, offset
+        and a[tcp + 14 : tcp + 16] == b[tcp + 14 : tcp + 16]  # window
+        and a[tcp + 18 : tcp + tcp_hlen] == b[tcp + 18 : tcp + tcp_hlen]  # urgent, options
     )
 
 
@@ -259,15 +262,7 @@ _ROOM = _ETH + 20 + _MAX_SUPER
 def _same_headers(a: Buffer, b: Buffer, tcp_hlen: int) -> bool:
     """Return True if the inner frames ``a`` and ``b`` (full segments of one size) have
     the same headers but for the identification, sequence number, flags and checksums."""
-    ip, tcp = _ETH, _TCP_AT
-    return (
-        a[: ip + 4] == b[: ip + 4]  # MACs, type, IPv4 version, TOS, length
-        and a[ip + 6 : ip + 10] == b[ip + 6 : ip + 10]  # fragment field, TTL, protocol
-        and a[ip + 12 : tcp + 4] == b[ip + 12 : tcp + 4]  # addresses, ports
-        and a[tcp + 8 : tcp + 13] == b[tcp + 8 : tcp + 13]  # ack, offset
-        and a[tcp + 14 : tcp + 16] == b[tcp + 14 : tcp + 16]  # window
-        and a[tcp + 18 : tcp + tcp_hlen] == b[tcp + 18 : tcp + tcp_hlen]  # urgent, options
-    )
+    return a[_ETH + 2 : _ETH + 4] == b[_ETH + 2 : _ETH + 4] and _same_flow(a, b, tcp_hlen)
 
 
 def _check_train(data: bytes, stride: int, skip: int) -> tuple[Any, int, int] | None:
@@ -334,8 +329,7 @@ def _tail_payload(
         or shape[0] != tcp_hlen
         or shape[1] >= payload
         or shape[2] != seq
-        or tail[: skip + _ETH + 2] != data[: skip + _ETH + 2]  # tunnel, MACs, type, TOS
-        or tail[skip + _ETH + 6 : skip + _ETH + 10] != data[skip + _ETH + 6 : skip + _ETH + 10]
+        or tail[:skip] != data[:skip]
         or not _same_flow(memoryview(data)[skip:], frame, tcp_hlen)
         or not _valid(frame)
     ):

@@ -242,6 +242,8 @@ def test_a_bad_checksum_or_a_gap_is_never_merged() -> None:
     gap = _tcp(5000, b"a" * 1000)
     assert gro.coalesce([a, gap]) == [a, gap]
     assert gro.coalesce([ARP := frame(BCAST, MAC_A), a]) == [ARP, a]
+    moved = MAC_R + b[6:]  # the flow's next segment, to another MAC
+    assert gro.coalesce([a, moved]) == [a, moved]
 
 
 def test_a_gro_read_of_one_flow_is_joined_and_bridged(seg, lab) -> None:
