@@ -155,6 +155,8 @@ class FlowCache:
             return MISS  # a fragment (MF or an offset)
         total = buf[at + 2] << 8 | buf[at + 3]
         if proto in (PROTO_TCP, PROTO_UDP):
+            if total < 28:
+                return MISS  # no room for a UDP or TCP header: never a cached flow's
             entry = self.entries.get(_KEY4(buf, at + 12)[0])
         elif proto == PROTO_ICMP and total >= 28:  # addresses and the echo identifier
             entry = self.entries.get(bytes(buf[at + 12 : at + 20]) + bytes(buf[at + 24 : at + 26]))
@@ -177,6 +179,8 @@ class FlowCache:
         proto = buf[at + 6]
         length = buf[at + 4] << 8 | buf[at + 5]
         if proto in (PROTO_TCP, PROTO_UDP):
+            if length < 8:
+                return MISS  # no room for a UDP or TCP header: never a cached flow's
             entry = self.entries.get(_KEY6(buf, at + 8)[0])
         elif proto == PROTO_ICMP6 and length >= 8:  # addresses and the echo identifier
             entry = self.entries.get(bytes(buf[at + 8 : at + 40]) + bytes(buf[at + 44 : at + 46]))
