@@ -72,6 +72,15 @@ Semantics:
 - **Limit**: at most ``max_states``, NAT mappings (``others``) included;
   creating one more first expires what is due, then fails and counts
   ``limit``.  Existing states keep working.
+- **The flow cache's tracking** (``track_segment``, ``_track_segment``): the
+  window checks of ``_track_tcp`` for a segment with neither SYN nor RST,
+  from its fields and with the sequence arithmetic inline, about half the
+  interpreted work per cached TCP segment; a property test holds it to
+  ``_track_tcp``.
+
+The module is long on purpose: the TCP tracking is here twice (the full
+one and the flow cache's), side by side, so that they are read and changed
+together.
 """
 
 from __future__ import annotations
