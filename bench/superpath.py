@@ -18,6 +18,9 @@ a queue and no-ops (for the rest of this process).
              h1 -> h2 per step, the figure per frame: the 64-byte flood of
              vrouterd-2vnet
   udp1       one such frame per step: a frame that finds the path idle (a ping's way)
+  super-fw, ack-fw, udp-fw
+             the same with the 20-rule firewall of bench/forwarding.py on red (flow
+             cache on; the TCP state opened by a handshake through the path)
 
 CPU seconds are this process's (``time.process_time``).
 
@@ -36,7 +39,7 @@ import time
 from collections.abc import Callable
 
 from bridgepath import _Loop, _QueuedTap
-from fastpath import H1, H1_MAC, H2, H2_MAC, NOW, _iface
+from fastpath import H1, H1_MAC, H2, H2_MAC, NOW, _iface, with_firewall
 from report import loadavg
 
 from vrouter.core.vnet import Vnet
@@ -48,16 +51,19 @@ from vrouter.route import state as route_state
 from vrouter.stack import new_tree
 from vrouter.wire.checksum import checksum
 
-CASES = ("super", "ack", "small", "udp", "udp1")
-BATCH = {"udp": 64}
+CASES = ("super", "ack", "small", "udp", "udp1", "super-fw", "ack-fw", "udp-fw")
+BATCH = {"udp": 64, "udp-fw": 64}
 """Frames per step where a case reads more than one."""
 RED_EP, BLUE_EP = bytes([203, 0, 113, 1]), bytes([203, 0, 113, 2])
 
 
 def tcp_frame(src: bytes, dst: bytes, sport: int, dport: int, payload: int,
-              dst_mac: bytes, src_mac: bytes, gso: bool) -> bytes:  # fmt: skip
-    """Return a TCP frame (timestamps option) as a TAP reads it: virtio-net header first."""
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, 1, 1, 8 << 4, 0x10, 65535, 0, 0)
+              dst_mac: bytes, src_mac: bytes, gso: bool, flags: int = 0x10) -> bytes:  # fmt: skip
+    """Return a TCP frame (timestamps option) as a TAP reads it: virtio-net header first;
+    sequence and acknowledgment numbers 1 (0 and 1 for a SYN and a SYN-ACK)."""
+    seq = 0 if flags & 0x02 else 1
+    ack = 0 if flags == 0x02 else 1
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 8 << 4, flags, 65535, 0, 0)
     tcp += b"\x01\x01\x08\x0a" + bytes(8)
     ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp) + payload, 1, 0x4000, 64,
                                6, 0, src, dst))  # fmt: skip
@@ -73,10 +79,11 @@ def _neighbour(vnet: Vnet, ifp: Ifnet, ip: bytes, mac: bytes) -> None:
     vnet.inet.arp.confirm(entry, mac, REACHABLE, NOW)
 
 
-def udp_frame(src: bytes, dst: bytes, dst_mac: bytes, src_mac: bytes) -> bytes:
+def udp_frame(src: bytes, dst: bytes, dst_mac: bytes, src_mac: bytes,
+              sport: int = 40000, dport: int = 5202) -> bytes:  # fmt: skip
     """Return a 64-byte UDP frame (18-byte payload) as a TAP reads it: virtio-net header
     first, NEEDS_CSUM (the checksum field holds the pseudo-header sum)."""
-    udp = struct.pack("!HHHH", 40000, 5202, 8 + 18, 0) + bytes(18)
+    udp = struct.pack("!HHHH", sport, dport, 8 + 18, 0) + bytes(18)
     ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0x4000, 64,
                                17, 0, src, dst))  # fmt: skip
     ip[10:12] = struct.pack("!H", checksum(bytes(ip)))
@@ -123,7 +130,25 @@ def prepare(case: str) -> tuple[Callable[[], None], Callable[[], int]]:
     for tap in (tap1, tap2):
         queues[tap.fd] = []
         tap._kick = lambda: None  # type: ignore[method-assign]  # the step takes the turns
-    if case == "ack":
+    if case.endswith("-fw"):
+        with_firewall(red, True)
+        handshake = (
+            (tap1, tcp_frame(H1, H2, 40000, 5201, 0, t1.mac, H1_MAC, False, 0x02)),
+            (tap2, tcp_frame(H2, H1, 5201, 40000, 0, t2.mac, H2_MAC, False, 0x12)),
+            (tap1, tcp_frame(H1, H2, 40000, 5201, 0, t1.mac, H1_MAC, False, 0x10)),
+            (tap1, udp_frame(H1, H2, t1.mac, H1_MAC)),
+            (tap2, udp_frame(H2, H1, t2.mac, H2_MAC, 5202, 40000)),
+        )
+        for tap, frame in handshake:
+            queues[tap.fd].append(frame)
+            tap.share.deficit = 0.0
+            tap._on_readable()
+            while waiting:
+                waiting.pop().pump(NOW, 64, 0.0005)
+        left[0] = 0
+        if red.firewall.flows.inserts < 2:
+            raise SystemExit(f"{case}: the flow cache learned {red.firewall.flows.inserts} flows")
+    if case.startswith("ack"):
         tap, data = tap2, tcp_frame(H2, H1, 5201, 40000, 0, t2.mac, H2_MAC, False)
     elif case.startswith("udp"):
         tap, data = tap1, udp_frame(H1, H2, t1.mac, H1_MAC)

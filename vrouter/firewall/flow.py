@@ -83,6 +83,8 @@ _KEY4: Final = struct.Struct("12s").unpack_from
 then ``bytes`` made two)."""
 _KEY6: Final = struct.Struct("36s").unpack_from
 """An IPv6 flow's key."""
+_ECHO4: Final = struct.Struct("8s4x2s").unpack_from
+"""An IPv4 echo flow's key in two parts: the addresses, the echo identifier."""
 _NOT_CACHED_FLAGS: Final = tcp.SYN | tcp.FIN | tcp.RST
 
 
@@ -159,14 +161,15 @@ class FlowCache:
                 return MISS  # no room for a UDP or TCP header: never a cached flow's
             entry = self.entries.get(_KEY4(buf, at + 12)[0])
         elif proto == PROTO_ICMP and total >= 28:  # addresses and the echo identifier
-            entry = self.entries.get(bytes(buf[at + 12 : at + 20]) + bytes(buf[at + 24 : at + 26]))
+            addresses, ident = _ECHO4(buf, at + 12)
+            entry = self.entries.get(addresses + ident)
             if entry is not None and entry.icmp_type != buf[at + 20]:
                 return MISS
         else:
             return MISS
         if entry is None or entry.ifp is not ifp or entry.proto != proto:
             return MISS
-        return self._track(entry, buf, at + 20, total - 20, total, legs, 4, now)
+        return self._track(entry, buf, at + 20, total - 20, total, legs, now)
 
     def admit6(
         self, ifp: Ifnet, buf: bytes | bytearray | memoryview, at: int, legs: int, now: float
@@ -190,7 +193,7 @@ class FlowCache:
             return MISS  # another protocol, or extension headers
         if entry is None or entry.ifp is not ifp or entry.proto != proto:
             return MISS
-        return self._track(entry, buf, at + 40, length, length + 40, legs, 6, now)
+        return self._track(entry, buf, at + 40, length, length + 40, legs, now)
 
     def _track(
         self,
@@ -200,7 +203,6 @@ class FlowCache:
         l4len: int,
         total: int,
         legs: int,
-        family: int,
         now: float,
     ) -> int:
         """Track the packet with its state as ``evaluate`` would; count it."""
