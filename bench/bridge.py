@@ -4,8 +4,10 @@
 Two hosts on one subnet (h1 198.51.100.3/24, h2 198.51.100.2/24), each in a
 network namespace of its own, joined by a bridge.  Both cases are up at once:
 
-  kernel-bridge    h1 -veth- [netns: Linux bridge over both veths] -veth- h2
-  vrouterd-bridge  h1 -TAP- [vrouterd, one vnet: bridge br0 over both TAPs] -TAP- h2
+  kernel-bridge        h1 -veth- [netns: Linux bridge over both veths] -veth- h2
+  vrouterd-bridge      h1 -TAP- [vrouterd, one vnet: bridge br0 over both TAPs] -TAP- h2
+  vrouterd-bridge-stp  the same with ``stp = true`` (802.1D; shortest timers, so it
+                       forwards 8 s after start): what the spanning tree costs a flow
 
 The vnet's bridge has no address (nothing in the vnet routes); it learns h1's
 and h2's MACs from the first ARP exchange and then forwards each frame to one
@@ -20,7 +22,8 @@ one case later):
   tcp   iperf3 -P 1 h1 -> h2: the receiver's bits/s
 
 The report gives min/median/max and the ratio vrouterd-bridge / kernel-bridge
-of the medians and per round, against the target of 0.6 for frames/s, and
+of the medians and per round, against the target of 0.6 for frames/s, the
+ratio vrouterd-bridge-stp / vrouterd-bridge (STP on / off, same run), and
 writes the "bridge" section of bench/RESULTS.md.
 
 Usage (as root):  .venv/bin/python bench/bridge.py [--runs 3] [--seconds 5] [--no-write]
@@ -58,7 +61,7 @@ from forwarding import (
 )
 from report import fmt_ratio, loadavg, machine
 
-CASE_NAMES = ("kernel-bridge", "vrouterd-bridge")
+CASE_NAMES = ("kernel-bridge", "vrouterd-bridge", "vrouterd-bridge-stp")
 TARGET = 0.6
 """vrouterd-bridge frames/s over kernel-bridge frames/s that the project aims for."""
 H1_ADDR = "198.51.100.3"
@@ -80,6 +83,11 @@ host = {{ netns = "{p}h2", addresses = ["{H2_ADDR}/24"] }}
 type = "bridge"
 members = ["{p}a", "{p}b"]
 """
+
+
+def vrd_bridge_stp(p: str) -> str:
+    """Config of vrouterd-bridge-stp: vrouterd-bridge with the spanning tree on."""
+    return vrd_bridge(p) + "stp = true\nhello_time = 1\nmax_age = 6\nforward_delay = 4\n"
 
 
 def kernel_bridge(lab: Lab) -> Case:
@@ -104,6 +112,8 @@ def build(lab: Lab, names: list[str]) -> list[Case]:
         if name == "kernel-bridge":
             case = kernel_bridge(lab)
             lab.cases.append(case)
+        elif name == "vrouterd-bridge-stp":
+            case = lab.vrouterd(name, 0, "vs", vrd_bridge_stp)
         else:
             case = lab.vrouterd(name, 0, "vb", vrd_bridge)
         cases.append(case)
@@ -139,9 +149,12 @@ class Report:
         self.cases = {case.name: case for case in cases}
         self.args = args
 
-    def _ratio(self, values: dict[str, list[float]]) -> tuple[float | None, list[float]]:
-        """Return the ratio of the medians vrouterd/kernel and the per-round ratios."""
-        kernel, ours = values.get("kernel-bridge"), values.get("vrouterd-bridge")
+    def _ratio(
+        self, values: dict[str, list[float]], over: str = "kernel-bridge",
+        case: str = "vrouterd-bridge",
+    ) -> tuple[float | None, list[float]]:  # fmt: skip
+        """Return the ratio of the medians ``case``/``over`` and the per-round ratios."""
+        kernel, ours = values.get(over), values.get(case)
         if not kernel or not ours:
             return None, []
         rounds = [o / k for o, k in zip(ours, kernel, strict=False) if k > 0]
@@ -167,11 +180,23 @@ class Report:
         ratio, rounds = self._ratio(rates)
         verdict = "n/a" if ratio is None else ("met" if ratio >= TARGET else "not met")
         per_round = ", ".join(f"{r:.2f}" for r in rounds) or "n/a"
+        stp, stp_rounds = self._ratio(rates, "vrouterd-bridge", "vrouterd-bridge-stp")
+        stp_per_round = ", ".join(f"{r:.2f}" for r in stp_rounds) or "n/a"
+        cpu = {
+            name: [u.cpu_s / (u.received / 1e6) for u in case.udp if u.cpu_s and u.received]
+            for name, case in self.cases.items()
+        }
+        stp_cpu, stp_cpu_rounds = self._ratio(cpu, "vrouterd-bridge", "vrouterd-bridge-stp")
+        stp_cpu_per_round = ", ".join(f"{r:.2f}" for r in stp_cpu_rounds) or "n/a"
         return [
             *rows,
             "",
             f"**vrouterd-bridge / kernel-bridge, frames/s: {fmt_ratio(ratio)}** "
             f"(median over median; per round: {per_round}). Target >= {TARGET}: {verdict}.",
+            "",
+            f"**STP on / off (vrouterd-bridge-stp / vrouterd-bridge), frames/s: "
+            f"{fmt_ratio(stp)}** (per round: {stp_per_round}); daemon CPU per frame: "
+            f"{fmt_ratio(stp_cpu)} (per round: {stp_cpu_per_round}).",
         ]
 
     def tcp_table(self) -> list[str]:
@@ -187,7 +212,13 @@ class Report:
             retrans = statistics.median(t.retransmits for t in case.tcp[1]) if bps else 0
             rows.append(f"| {name} | {lo} / {mid} / {hi} | {retrans:.0f} |")
         ratio, _ = self._ratio(rates)
-        return [*rows, "", f"vrouterd-bridge / kernel-bridge, TCP: {fmt_ratio(ratio)}."]
+        stp, _ = self._ratio(rates, "vrouterd-bridge", "vrouterd-bridge-stp")
+        return [
+            *rows,
+            "",
+            f"vrouterd-bridge / kernel-bridge, TCP: {fmt_ratio(ratio)}; STP on / off: "
+            f"{fmt_ratio(stp)}.",
+        ]
 
     def render(self, host: list[str], load_before: str, load_after: str) -> str:
         a = self.args

@@ -11,6 +11,7 @@ without offload work has an all-zero header.
 
   bridge-plain       bridge br0 over t1 and t2, both hosts' MACs learned; header all zero
   bridge-csum        the same, header NEEDS_CSUM (what bench/bridge.py's flood sends)
+  bridge-csum-stp    bridge-csum with the spanning tree on (both ports forwarding)
   bridge-csum-parsed the same, the header parsed into a VirtioHdr on reading
                      and emitted again on writing (before the header passed through)
   ipv4-csum          routed t1 -> t2 (the IPv4 fast path), header NEEDS_CSUM
@@ -42,10 +43,11 @@ from vrouter.io import tap
 from vrouter.link import bridge as bridge_
 from vrouter.link import ether, offload
 from vrouter.link.ifnet import Ifnet
+from vrouter.link.stp import StpSettings
 
 CASES = (
-    "bridge-plain", "bridge-csum", "bridge-csum-parsed", "ipv4-csum", "ipv4-csum-parsed",
-    "bridge-csum-tap", "ipv4-csum-tap",
+    "bridge-plain", "bridge-csum", "bridge-csum-stp", "bridge-csum-parsed", "ipv4-csum",
+    "ipv4-csum-parsed", "bridge-csum-tap", "ipv4-csum-tap",
 )  # fmt: skip
 CSUM_HEADER = offload.VirtioHdr(offload.F_NEEDS_CSUM, offload.GSO_NONE, 0, 0, 34, 6).emit()
 Read = Callable[[bytes], bytes | bytearray]
@@ -70,14 +72,20 @@ def passed_write(frame: bytes | bytearray) -> object:
     return [offload.header_bytes(frame), frame]
 
 
-def bridged(t1: Ifnet, t2: Ifnet) -> None:
-    """Put t1 and t2 in bridge br0 (up, no address) and let it learn both hosts."""
+def bridged(t1: Ifnet, t2: Ifnet, stp: bool = False) -> None:
+    """Put t1 and t2 in bridge br0 (up, no address) and let it learn both hosts (``stp``:
+    with the spanning tree on, its ports walked to forwarding first)."""
     brif = Ifnet(t1.vnet, "br0", "bridge", bytes.fromhex("020000000b00"))
     t1.vnet.link.add(brif)
     brif.up = True
     br = bridge_.create(brif)
-    br.add_port(t1)
-    br.add_port(t2)
+    br.add_port(t1, now=NOW - 20)
+    br.add_port(t2, now=NOW - 20)
+    if stp:
+        br.set_stp(StpSettings(hello_time=1, max_age=6, forward_delay=4), NOW - 20)
+        for step in range(21):
+            t1.vnet.timers.run(NOW - 20 + step)
+        assert all(p.forwarding for p in br.ports.values())
     ether.input(t2, udp4(H2, H1, 5202, 40000, H1_MAC, H2_MAC), NOW)
 
 
@@ -136,7 +144,7 @@ def prepare(case: str) -> tuple[Callable[[], None], int, Callable[[], int]]:
     t2.transmit = write
     header = offload.NO_HEADER if case == "bridge-plain" else CSUM_HEADER
     if case.startswith("bridge"):
-        bridged(t1, t2)
+        bridged(t1, t2, stp="-stp" in case)
         frame = udp4(H1, H2, 40000, 5202, H2_MAC, H1_MAC)
     else:
         frame = udp4(H1, H2, 40000, 5202, t1.mac, H1_MAC)

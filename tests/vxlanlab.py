@@ -117,6 +117,21 @@ def start_in_netns(daemon: Vrouterd, address: str, *sysctls: str, prefix: int = 
     return ns
 
 
+def start_pair(a: Vrouterd, b: Vrouterd) -> str:
+    """Start ``a`` (VTEP 198.51.100.1) and ``b`` (.2) in namespaces of their own, b's
+    underlay being a's veth peer; return b's namespace."""
+    start_in_netns(a, "198.51.100.1")
+    ns_b = f"{b.prefix}d"
+    run("ip", "netns", "add", ns_b)
+    run("ip", "link", "set", f"{a.prefix}v", "netns", ns_b)
+    run("ip", "-n", ns_b, "link", "set", "lo", "up")
+    run("ip", "-n", ns_b, "addr", "add", "198.51.100.2/24", "dev", f"{a.prefix}v")
+    run("ip", "-n", ns_b, "link", "set", f"{a.prefix}v", "up")
+    b.start(netns=ns_b)
+    b.wait_ipv6()
+    return ns_b
+
+
 LINUX_MAC = "02:00:5e:00:53:20"
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from harness import Vrouterd, assert_download_intact, run, wait_listening
-from vxlanlab import LINUX_HOST, LINUX_MAC, beside_linux, vxlan_seen
+from vxlanlab import LINUX_HOST, LINUX_MAC, beside_linux, start_pair, vxlan_seen
 from vxlanlab import daemon_config as _config
 from vxlanlab import linux_peer as _linux_vtep
 from vxlanlab import ping as _ping
@@ -224,26 +224,11 @@ def test_sigterm_with_a_live_vxlan_leaves_nothing(tmp_path: Path) -> None:
         daemon.close()
 
 
-def _start_pair(a: Vrouterd, b: Vrouterd) -> str:
-    """Start ``a`` (VTEP 198.51.100.1) and ``b`` (.2) in namespaces of their own, b's
-    underlay being a's veth peer; return b's namespace."""
-    _start_in_netns(a, "198.51.100.1")
-    ns_b = f"{b.prefix}d"
-    run("ip", "netns", "add", ns_b)
-    run("ip", "link", "set", f"{a.prefix}v", "netns", ns_b)
-    run("ip", "-n", ns_b, "link", "set", "lo", "up")
-    run("ip", "-n", ns_b, "addr", "add", "198.51.100.2/24", "dev", f"{a.prefix}v")
-    run("ip", "-n", ns_b, "link", "set", f"{a.prefix}v", "up")
-    b.start(netns=ns_b)
-    b.wait_ipv6()
-    return ns_b
-
-
 def test_two_daemons_join_their_hosts_over_vxlan(tmp_path: Path) -> None:
     a = Vrouterd(tmp_path / "a", _config(31, 1, 2, 1))
     b = Vrouterd(tmp_path / "b", _config(32, 2, 1, 2))
     try:
-        _start_pair(a, b)
+        start_pair(a, b)
         assert _ping(a, "h1", "192.0.2.32") == 3
         assert _ping(b, "h1", "192.0.2.31") == 3
         assert _ping(a, "h1", "192.0.2.2") == 3  # b's bridge address, across the overlay
@@ -416,7 +401,7 @@ def test_two_daemons_of_one_config_get_their_own_macs_and_talk(tmp_path: Path) -
     a = Vrouterd(tmp_path / "a", config(31, 1, 2, 1))
     b = Vrouterd(tmp_path / "b", config(32, 2, 1, 2))
     try:
-        ns_b = _start_pair(a, b)
+        ns_b = start_pair(a, b)
         mac_a, mac_b = _bridge_mac(a), _bridge_mac(b)
         assert mac_a != mac_b
         assert (a.dir / "data" / "mac-seed").exists() and (b.dir / "data" / "mac-seed").exists()

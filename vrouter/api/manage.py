@@ -120,10 +120,27 @@ async def bridge_create(host: Host, args: dict[str, Any]) -> Any:
 async def bridge_port_add(host: Host, args: dict[str, Any]) -> Any:
     ops_of(host).add_bridge_port(
         args["vnet"], args["bridge"], args["interface"], args["pvid"], args["tagged"],
-        args["storm_pps"],
+        args["storm_pps"], args["path_cost"], args["port_priority"],
     )  # fmt: skip
     return {"vnet": args["vnet"], "bridge": args["bridge"], "interface": args["interface"],
             "added": True}  # fmt: skip
+
+
+async def bridge_stp(host: Host, args: dict[str, Any]) -> Any:
+    bridge = ops_of(host).set_bridge_stp(
+        args["vnet"], args["bridge"], args.get("stp"), args.get("priority"),
+        args.get("hello_time"), args.get("max_age"), args.get("forward_delay"),
+    )  # fmt: skip
+    return {"vnet": args["vnet"], **bridge.describe(host.driver.now())}
+
+
+async def bridge_port_stp(host: Host, args: dict[str, Any]) -> Any:
+    port = ops_of(host).set_bridge_port_stp(
+        args["vnet"], args["bridge"], args["interface"], args.get("path_cost"),
+        args.get("port_priority"),
+    )  # fmt: skip
+    return {"vnet": args["vnet"], "bridge": args["bridge"],
+            **port.describe(host.driver.now())}  # fmt: skip
 
 
 async def bridge_port_del(host: Host, args: dict[str, Any]) -> Any:

@@ -240,6 +240,10 @@ ADDRESSES: Final = Arg("addresses", "texts", "ADDR/LEN addresses", default=[])
 BRIDGE: Final = Arg("bridge", "text", "the bridge's name", required=True)
 FDB_MAC: Final = Arg("mac", "text", "the station's MAC address", required=True)
 FDB_PORT: Final = Arg("port", "text", "the bridge member it is behind", required=True)
+STP_PATH_COST: Final = Arg("path_cost", "int", "its spanning tree path cost", default=100,
+                          low=1, high=65535)
+STP_PORT_PRIORITY: Final = Arg("port_priority", "int", "its spanning tree port priority",
+                              default=32, low=0, high=63)
 FDB_VLAN: Final = Arg("vlan", "int", "its VLAN (with filtering; default: the port's PVID)",
                       low=1, high=4094)
 
@@ -370,7 +374,29 @@ _OPS: tuple[Operation, ...] = (
                     Arg("tagged", "ints", "the VLANs carried tagged", default=[], low=1,
                         high=4094),
                     Arg("storm_pps", "int", "broadcast and multicast frames/s admitted (0: any)",
-                        default=0, low=0)),
+                        default=0, low=0),
+                    STP_PATH_COST, STP_PORT_PRIORITY),
+              rights=on("vnet"), runs="locked"),
+    Operation("bridge.stp", "turn a bridge's spanning tree (802.1D) on or off, set its "
+              "priority and times", "manage.bridge_stp",
+              args=(VNET, BRIDGE,
+                    Arg("stp", "bool", "run STP (default: as it is)"),
+                    Arg("priority", "int", "the bridge priority (default 32768; lower wins the "
+                        "root election)", low=0, high=65535),
+                    Arg("hello_time", "int", "seconds between Configuration BPDUs (2)",
+                        low=1, high=10),
+                    Arg("max_age", "int", "seconds the root's information lasts unheard (20)",
+                        low=6, high=40),
+                    Arg("forward_delay", "int", "seconds in listening, then in learning (15)",
+                        low=2, high=30)),
+              rights=on("vnet"), runs="locked"),
+    Operation("bridge.port.stp", "set a bridge member's spanning tree path cost and priority",
+              "manage.bridge_port_stp",
+              args=(VNET, BRIDGE, INTERFACE,
+                    Arg("path_cost", "int", "the port's path cost (default 100)", low=1,
+                        high=65535),
+                    Arg("port_priority", "int", "the port's priority (default 32)", low=0,
+                        high=63)),
               rights=on("vnet"), runs="locked"),
     Operation("bridge.port.del", "take a member out of a bridge", "manage.bridge_port_del",
               args=(VNET, BRIDGE, INTERFACE), rights=on("vnet"), runs="locked"),

@@ -291,7 +291,8 @@ def _bridges(host: Host, args: dict[str, Any]) -> list[Bridge]:
 
 
 def bridge_show(host: Host, args: dict[str, Any]) -> Any:
-    return [bridge.describe() for bridge in _bridges(host, args)]
+    now = host.driver.now()
+    return [bridge.describe(now) for bridge in _bridges(host, args)]
 
 
 def vxlan_show(host: Host, args: dict[str, Any]) -> Any:

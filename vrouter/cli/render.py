@@ -217,7 +217,48 @@ def show_bridges(result: Any) -> str:
             )
         header = ["Port", "State", "PVID/Tagged", "Storm", "Fwd", "Flood", "Sent", "Learn"]
         out.append(table(rows, [*header, "Drops"]))
+        if b.get("stp"):
+            out.append(_stp(b))
     return "\n".join(out)
+
+
+def _stp(b: Any) -> str:
+    """The spanning tree of bridge ``b``: root, own id, timers, and per port role and state."""
+    s = b["stp"]
+    root = "this bridge" if s["is_root"] else f"via {s['root_port']}"
+    since = s["last_topology_change"]
+    lines = [
+        f"  stp: bridge id {s['bridge_id']}  root {s['root_id']} ({root}) cost {s['root_cost']}",
+        f"  hello {s['hello_time']}s max age {s['max_age']}s forward delay {s['forward_delay']}s "
+        f"(in force: {s['root_hello_time']:g}/{s['root_max_age']:g}/{s['root_forward_delay']:g})",
+        f"  topology changes {s['topology_changes']}"
+        + (f", last {since}s ago" if since is not None else "")
+        + (", change in progress" if s["topology_change"] else ""),
+    ]
+    rows = []
+    for p in b["ports"]:
+        ps = p.get("stp")
+        if not ps:
+            continue
+        drops = ", ".join(f"{k} {v}" for k, v in ps["drops"].items()) or "-"
+        rows.append([
+            p["name"], ps["role"], ps["state"], str(ps["path_cost"]), ps["port_id"],
+            ps["designated_bridge"], str(ps["designated_cost"]), ps["designated_port"],
+            f"{ps['bpdu_in']}/{ps['bpdu_out']}", drops,
+        ])  # fmt: skip
+    header = ["Port", "Role", "STP state", "Cost", "Port id", "Designated bridge", "D.cost",
+              "D.port", "BPDU in/out", "BPDU drops"]  # fmt: skip
+    lines.append(table(rows, header))
+    return "\n".join(lines)
+
+
+def show_port_stp(result: Any) -> str:
+    s = result.get("stp")
+    state = f": {s['role']} {s['state']}" if s else " (the bridge runs no STP)"
+    return (
+        f"{result['bridge']}: {result['name']} path cost {result['path_cost']} "
+        f"port priority {result['port_priority']}{state}"
+    )
 
 
 def _tunnel_gso(state: str, stats: dict[str, int], error: str) -> str:

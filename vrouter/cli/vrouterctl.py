@@ -240,6 +240,33 @@ def _parser() -> argparse.ArgumentParser:
     badd.add_argument("--pvid", type=int, default=1, help="VLAN of untagged frames (1; 0: none)")
     badd.add_argument("--tagged", type=_vids, default=[], metavar="VID,...", help="tagged VLANs")
     badd.add_argument("--storm-pps", type=int, default=0, help="broadcast+multicast frames/s (0)")
+    badd.add_argument("--path-cost", type=int, default=100, help="spanning tree path cost (100)")
+    badd.add_argument(
+        "--port-priority", type=int, default=32, help="spanning tree port priority, 0..63 (32)"
+    )
+    bstp = json_flag(
+        bridge_sub.add_parser(
+            "stp",
+            help="turn the spanning tree (802.1D) on or off, set its priority and times",
+            usage="%(prog)s VNET BRIDGE [on|off] [--priority N] [--hello-time S] "
+            "[--max-age S] [--forward-delay S]",
+        )
+    )
+    bstp.add_argument("vnet", help="vnet name")
+    bstp.add_argument("bridge", help="the bridge's name")
+    bstp.add_argument("state", nargs="?", choices=("on", "off"), help="on or off (default: as is)")
+    bstp.add_argument("--priority", type=int, help="bridge priority 0..65535 (32768)")
+    bstp.add_argument("--hello-time", type=int, help="seconds, 1..10 (2)")
+    bstp.add_argument("--max-age", type=int, help="seconds, 6..40 (20)")
+    bstp.add_argument("--forward-delay", type=int, help="seconds, 2..30 (15)")
+    bpstp = json_flag(
+        bridge_sub.add_parser("port-stp", help="set a member's spanning tree path cost, priority")
+    )
+    bpstp.add_argument("vnet", help="vnet name")
+    bpstp.add_argument("bridge", help="the bridge's name")
+    bpstp.add_argument("interface", help="the member interface")
+    bpstp.add_argument("--path-cost", type=int, help="1..65535 (100)")
+    bpstp.add_argument("--port-priority", type=int, help="0..63 (32)")
     vlan = sub.add_parser("vlan", help="802.1Q VLAN interfaces")
     vlan_sub = vlan.add_subparsers(dest="action", required=True)
     vcreate = json_flag(vlan_sub.add_parser("create", help="create a VLAN interface on a parent"))
@@ -352,6 +379,11 @@ def _parser() -> argparse.ArgumentParser:
 def _usage(message: str) -> SystemExit:
     print(f"vrouterctl: {message}", file=sys.stderr)
     return SystemExit(2)
+
+
+def _given(**args: Any) -> dict[str, Any]:
+    """Return ``args`` without the ones left out (None)."""
+    return {key: value for key, value in args.items() if value is not None}
 
 
 def _bridge_fdb(a: argparse.Namespace) -> tuple[str, dict[str, Any], Callable[[Any], str]]:
@@ -580,8 +612,27 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
             "pvid": a.pvid,
             "tagged": a.tagged,
             "storm_pps": a.storm_pps,
+            "path_cost": a.path_cost,
+            "port_priority": a.port_priority,
         },
         render.show_port_change,
+    ),
+    ("bridge", "stp"): lambda a: (
+        "bridge.stp",
+        _given(
+            vnet=a.vnet, bridge=a.bridge, stp=None if a.state is None else a.state == "on",
+            priority=a.priority, hello_time=a.hello_time, max_age=a.max_age,
+            forward_delay=a.forward_delay,
+        ),
+        lambda result: render.show_bridges([result]),
+    ),
+    ("bridge", "port-stp"): lambda a: (
+        "bridge.port.stp",
+        _given(
+            vnet=a.vnet, bridge=a.bridge, interface=a.interface, path_cost=a.path_cost,
+            port_priority=a.port_priority,
+        ),
+        render.show_port_stp,
     ),
     ("bridge", "del"): lambda a: (
         "bridge.port.del",

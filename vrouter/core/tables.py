@@ -83,17 +83,16 @@ def drop(table: dict[K, V], key: K) -> dict[K, V]:
     """Return ``table`` without ``key``, to store in its place."""
     if key not in table:
         return table
-    if id(table) in _shared_ids:
-        step = (id(table), key, _DROP)
-        found = _steps.get(step)
-        if found is None:
-            entries = dict(table)
-            del entries[key]
-            found = _steps[step] = share(entries)  # fewer functions: shared too
-        return found
-    entries = dict(table)
-    del entries[key]
-    return share(entries)
+    shared = id(table) in _shared_ids
+    step = (id(table), key, _DROP)
+    found = _steps.get(step) if shared else None
+    if found is None:
+        entries = dict(table)
+        del entries[key]
+        found = share(entries)  # fewer functions: shared too
+        if shared:
+            _steps[step] = found
+    return found
 
 
 EMPTY: dict[Any, Any] = share({})

@@ -134,10 +134,15 @@ def attach_l2(vnet: Vnet, ifp: Ifnet, icfg: InterfaceConfig, now: float) -> None
         for port in bcfg.ports:
             member = vnet.link.get(port.name)
             strip_l3(vnet, member, now)
-            bridge.add_port(member, port.pvid, frozenset(port.tagged), port.storm_pps)
+            bridge.add_port(
+                member, port.pvid, frozenset(port.tagged), port.storm_pps, port.path_cost,
+                port.port_priority, now,
+            )  # fmt: skip
         for entry in bcfg.fdb:
             dst = None if entry.dst is None else str(entry.dst)
             bridge.add_static(entry.mac, entry.port, entry.vid, dst)
+        if bcfg.stp is not None:
+            bridge.set_stp(bcfg.stp, now)
     except (bridge_.BridgeError, vxlan_.VxlanError, ValueError, LinkError) as err:
         raise BuildError(f"vnet {vnet.name}: {icfg.name}: {err}") from err
 
@@ -258,6 +263,9 @@ def bring_up(vnet: Vnet, interfaces: list[InterfaceConfig], now: float) -> None:
             continue
         if ifp.bridge_input is not None:  # a bridge member: up, but no L3 of its own
             ifp.up = True
+            port = bridge_.port_of(ifp)
+            if port is not None and port.bridge.stp is not None:
+                port.bridge.stp.check_links(now)  # its spanning tree port starts at once
             continue
         ipv4.set_up(vnet, ifp, now)
         ipv6.set_up(vnet, ifp, now)

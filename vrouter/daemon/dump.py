@@ -70,6 +70,7 @@ from vrouter.daemon.config.model import (
 from vrouter.daemon.reload import default_values, overlay
 from vrouter.firewall.rules import Ruleset
 from vrouter.link import bridge as bridge_
+from vrouter.link import stp as stp_
 from vrouter.link import vlan as vlan_
 from vrouter.link import vxlan as vxlan_
 from vrouter.link.ifnet import Ifnet
@@ -181,10 +182,20 @@ def _bridge_table(bridge: BridgeConfig) -> Table:
             settings["tagged"] = sorted(port.tagged)
         if port.storm_pps:
             settings["storm_pps"] = port.storm_pps
+        if port.path_cost != stp_.DEFAULT_PATH_COST:
+            settings["path_cost"] = port.path_cost
+        if port.port_priority != stp_.DEFAULT_PORT_PRIORITY:
+            settings["port_priority"] = port.port_priority
         if settings:
             ports[port.name] = settings
     if ports:
         table["ports"] = ports
+    if bridge.stp is not None:
+        table["stp"] = True
+        defaults = stp_.StpSettings()
+        for key in ("priority", "hello_time", "max_age", "forward_delay"):
+            if getattr(bridge.stp, key) != getattr(defaults, key):
+                table[key] = getattr(bridge.stp, key)
     pvids = {p.name: p.pvid for p in bridge.ports}
     fdb = []
     for entry in sorted(bridge.fdb, key=lambda e: (e.port, e.mac)):
@@ -475,7 +486,10 @@ def _bridge(ifp: Ifnet) -> BridgeConfig | None:
     if bridge is None:
         return None
     ports = tuple(
-        BridgePortConfig(name, port.pvid, tuple(sorted(port.tagged)), port.storm_pps)
+        BridgePortConfig(
+            name, port.pvid, tuple(sorted(port.tagged)), port.storm_pps, port.path_cost,
+            port.priority,
+        )
         for name, port in bridge.ports.items()
     )
     fdb = tuple(
@@ -489,7 +503,8 @@ def _bridge(ifp: Ifnet) -> BridgeConfig | None:
         for mac, entry in table.items()
         if entry.static
     )
-    return BridgeConfig(ports, bridge.vlan_filtering, bridge.pvid or 1, fdb)
+    stp = bridge.stp.settings if bridge.stp is not None else None
+    return BridgeConfig(ports, bridge.vlan_filtering, bridge.pvid or 1, fdb, stp)
 
 
 def running_interface(

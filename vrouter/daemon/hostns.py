@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vrouter.core import command
 from vrouter.daemon.config import HostConfig
 from vrouter.mirror import manager as mirror_manager
 from vrouter.mirror import vrfdir
@@ -32,9 +33,7 @@ class HostError(Exception):
 
 
 def _ip(*args: str) -> None:
-    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
-    if result.returncode != 0:
-        raise HostError(f"ip {' '.join(args)}: {result.stderr.strip() or 'failed'}")
+    command.run(["ip", *args], HostError)
 
 
 def netns_exists(name: str) -> bool:
@@ -154,15 +153,8 @@ def create(ownership: Ownership, host: HostConfig) -> None:
 
 
 def _sysctl(ns: str, path: str, value: str) -> None:
-    result = subprocess.run(
-        ["ip", "netns", "exec", ns, "sh", "-c", f"echo {value} > /proc/sys/{path}"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise HostError(f"netns {ns}: cannot set {path}: {result.stderr.strip()}")
+    command.run(["ip", "netns", "exec", ns, "sh", "-c", f"echo {value} > /proc/sys/{path}"],
+                HostError, f"netns {ns}: cannot set {path}")  # fmt: skip
 
 
 def configure(host: HostConfig, ifname: str, mtu: int) -> None:

@@ -442,6 +442,13 @@ def _read_bridge(vnet: Vnet) -> list[Entry] | None:
     events: list[list[tuple[str, int | float]]] = [[] for _ in _BRIDGE_EVENTS]
     ports: list[list[tuple[str, int | float]]] = [[] for _ in _PORT_COUNTERS]
     drops: list[tuple[str, int | float]] = []
+    root: list[tuple[str, int | float]] = []
+    cost: list[tuple[str, int | float]] = []
+    changes: list[tuple[str, int | float]] = []
+    state: list[tuple[str, int | float]] = []
+    bpdu_in: list[tuple[str, int | float]] = []
+    bpdu_out: list[tuple[str, int | float]] = []
+    bpdu_drops: list[tuple[str, int | float]] = []
     for name, bridge in list(link.bridge.bridges.items()):
         key = label("interface", name)
         fdb.append((key, sum(len(t) for t in bridge.tables.values())))
@@ -453,7 +460,20 @@ def _read_bridge(vnet: Vnet) -> list[Entry] | None:
                 column.append((pkey, count))
             for reason, count in sorted(port.counters.drops.items()):
                 drops.append((pkey + label("reason", reason), count))
-    return [fdb, *events, *ports, drops]
+        stp = bridge.stp
+        if stp is None:
+            continue
+        root.append((key, int(stp.is_root())))
+        cost.append((key, stp.root_cost))
+        changes.append((key, stp.topology_changes))
+        for sp in list(stp.ports.values()):
+            pkey = key + label("port", sp.name)
+            state.append((pkey, int(sp.state)))
+            bpdu_in.append((pkey, sp.counters.bpdu_in))
+            bpdu_out.append((pkey, sp.counters.bpdu_out))
+            for reason, count in sorted(sp.counters.drops.items()):
+                bpdu_drops.append((pkey + label("reason", reason), count))
+    return [fdb, *events, *ports, drops, root, cost, changes, state, bpdu_in, bpdu_out, bpdu_drops]
 
 
 BRIDGE = Source(
@@ -477,6 +497,49 @@ BRIDGE = Source(
             "vrouter_bridge_port_drops",
             "counter",
             "Frames the port refused, by reason.",
+            ("interface", "port", "reason"),
+        ),
+        Family(
+            "vrouter_bridge_stp_root",
+            "gauge",
+            "1 if the bridge is the spanning tree's root, else 0 (bridges with STP on).",
+            ("interface",),
+        ),
+        Family(
+            "vrouter_bridge_stp_root_path_cost",
+            "gauge",
+            "The bridge's path cost to the root.",
+            ("interface",),
+        ),
+        Family(
+            "vrouter_bridge_stp_topology_changes",
+            "counter",
+            "Times a topology change began (the TC flag came on).",
+            ("interface",),
+        ),
+        Family(
+            "vrouter_bridge_stp_port_state",
+            "gauge",
+            "The port's STP state: 0 disabled, 1 listening, 2 learning, 3 forwarding, "
+            "4 blocking (Linux's BR_STATE_* numbers).",
+            ("interface", "port"),
+        ),
+        Family(
+            "vrouter_bridge_stp_port_bpdus_received",
+            "counter",
+            "Configuration and TCN BPDUs the port took.",
+            ("interface", "port"),
+        ),
+        Family(
+            "vrouter_bridge_stp_port_bpdus_sent",
+            "counter",
+            "Configuration and TCN BPDUs the port sent.",
+            ("interface", "port"),
+        ),
+        Family(
+            "vrouter_bridge_stp_port_bpdu_drops",
+            "counter",
+            "BPDUs the port refused, by reason (malformed, its own, port disabled).",
             ("interface", "port", "reason"),
         ),
     ),

@@ -80,6 +80,7 @@ from vrouter.inet6 import dhcp6, ipv6, nd
 from vrouter.io.driver import Driver
 from vrouter.io.underlay import UnderlayError
 from vrouter.link import bridge as bridge_
+from vrouter.link import stp as stp_
 from vrouter.link import vlan
 from vrouter.link import vxlan as vxlan_
 from vrouter.link.epair import Epair
@@ -631,14 +632,19 @@ class Ops:
         pvid: int = 1,
         tagged: Iterable[int] = (),
         storm_pps: int = 0,
+        path_cost: int = stp_.DEFAULT_PATH_COST,
+        port_priority: int = stp_.DEFAULT_PORT_PRIORITY,
     ) -> Ifnet:
         """Make interface ``name`` a member of ``bridge_name``; it loses its L3 state.
 
         ``pvid``: the VLAN of its untagged frames (0: none); ``tagged``: the
         VLANs it carries tagged (both with VLAN filtering); ``storm_pps``:
-        broadcast and multicast frames admitted per second (0: no limit).
+        broadcast and multicast frames admitted per second (0: no limit);
+        ``path_cost``, ``port_priority``: its spanning tree settings.
         """
-        port = BridgePortConfig(name, pvid, tuple(sorted(set(tagged))), storm_pps)
+        port = BridgePortConfig(
+            name, pvid, tuple(sorted(set(tagged))), storm_pps, path_cost, port_priority
+        )
         vnet = self.vnet(vnet_name)
         bridge = self._bridge(vnet, bridge_name)
         member = self.interface(vnet, port.name)
@@ -654,8 +660,15 @@ class Ops:
                 raise OpError(f"{where}: {member.name}: VLAN {vid} is not in 1..4094")
         if port.storm_pps < 0:
             raise OpError(f"{where}: {member.name}: storm_pps must be 0 or more")
-        build.strip_l3(vnet, member, self.driver.now())
-        bridge.add_port(member, port.pvid, frozenset(port.tagged), port.storm_pps)
+        problems = stp_.port_problems(port.path_cost, port.port_priority)
+        if problems:
+            raise OpError(f"{where}: {member.name}: {'; '.join(problems)}")
+        now = self.driver.now()
+        build.strip_l3(vnet, member, now)
+        bridge.add_port(
+            member, port.pvid, frozenset(port.tagged), port.storm_pps, port.path_cost,
+            port.port_priority, now,
+        )  # fmt: skip
         log.info("vnet %s: %s: %s joined the bridge", vnet.name, bridge_name, member.name)
         return member
 
@@ -665,10 +678,94 @@ class Ops:
         bridge = self._bridge(vnet, bridge_name)
         if name not in bridge.ports:
             raise OpError(f"vnet {vnet.name}: {name} is not a member of bridge {bridge_name}")
-        member = bridge.remove_port(name).ifnet
+        member = bridge.remove_port(name, self.driver.now()).ifnet
         build.give_back(vnet, member, self.driver.now())
         log.info("vnet %s: %s: %s left the bridge", vnet.name, bridge_name, name)
         return member
+
+    def set_bridge_stp(
+        self,
+        vnet_name: str,
+        bridge_name: str,
+        on: bool | None = None,
+        priority: int | None = None,
+        hello_time: int | None = None,
+        max_age: int | None = None,
+        forward_delay: int | None = None,
+    ) -> bridge_.Bridge:
+        """Turn ``bridge_name``'s spanning tree on or off (None: as it is) and change the
+        settings given (None: kept; a bridge without STP starts from the defaults)."""
+        vnet = self.vnet(vnet_name)
+        bridge = self._bridge(vnet, bridge_name)
+        where = f"vnet {vnet.name}: {bridge_name}"
+        base = bridge.stp.settings if bridge.stp is not None else stp_.StpSettings()
+        changes = {
+            key: value
+            for key, value in (
+                ("priority", priority), ("hello_time", hello_time), ("max_age", max_age),
+                ("forward_delay", forward_delay),
+            )
+            if value is not None
+        }
+        settings = dataclasses.replace(base, **changes)
+        problems = settings.problems()
+        if problems:
+            raise OpError(f"{where}: {'; '.join(problems)}")
+        if on is None:
+            on = bridge.stp is not None
+        if not on and changes:
+            raise OpError(f"{where}: {', '.join(changes)} need the spanning tree on")
+        try:
+            bridge.set_stp(settings if on else None, self.driver.now())
+        except bridge_.BridgeError as err:
+            raise OpError(f"{where}: {err}") from None
+        log.info(
+            "vnet %s: %s: spanning tree %s", vnet.name, bridge_name,
+            f"on ({settings})" if on else "off",
+        )  # fmt: skip
+        return bridge
+
+    def set_bridge_port_stp(
+        self,
+        vnet_name: str,
+        bridge_name: str,
+        name: str,
+        path_cost: int | None = None,
+        port_priority: int | None = None,
+    ) -> bridge_.Port:
+        """Change member ``name``'s spanning tree path cost and port priority (None: kept)."""
+        vnet = self.vnet(vnet_name)
+        bridge = self._bridge(vnet, bridge_name)
+        port = bridge.ports.get(name)
+        if port is None:
+            raise OpError(f"vnet {vnet.name}: {name} is not a member of bridge {bridge_name}")
+        try:
+            bridge.set_port_stp(
+                name,
+                port.path_cost if path_cost is None else path_cost,
+                port.priority if port_priority is None else port_priority,
+                self.driver.now(),
+            )
+        except bridge_.BridgeError as err:
+            raise OpError(f"vnet {vnet.name}: {bridge_name}: {err}") from None
+        log.info("vnet %s: %s: %s path cost %d port priority %d", vnet.name, bridge_name, name,
+                 port.path_cost, port.priority)  # fmt: skip
+        return port
+
+    def set_bridge_stp_config(self, vnet_name: str, bridge_name: str, bcfg: BridgeConfig) -> None:
+        """Put ``bcfg``'s spanning tree settings in place on a running bridge (a reload)."""
+        vnet = self.vnet(vnet_name)
+        bridge = self._bridge(vnet, bridge_name)
+        now = self.driver.now()
+        try:
+            for pcfg in bcfg.ports:
+                if pcfg.name in bridge.ports:
+                    bridge.set_port_stp(pcfg.name, pcfg.path_cost, pcfg.port_priority, now)
+            bridge.set_stp(bcfg.stp, now)
+        except bridge_.BridgeError as err:
+            raise OpError(f"vnet {vnet.name}: {bridge_name}: {err}") from None
+        log.info("vnet %s: %s: spanning tree %s", vnet.name, bridge_name,
+                 "on" if bcfg.stp is not None else "off")  # fmt: skip
 
     def _member_bridge(self, vnet: Vnet, port: str) -> bridge_.Bridge:
         """Return the bridge interface ``port`` of ``vnet`` is a member of, or raise OpError."""

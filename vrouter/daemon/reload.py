@@ -17,7 +17,9 @@ device before it is free:
    rulesets and DHCP servers of the vnets that stay, parents first; permissions;
 5. vnets added, parents first, each with its sysctl values, ruleset and DHCP server;
 6. interfaces and epairs created (parents before VLANs, members before bridges);
-7. in place: MTU, addresses added, router advertisements, DHCPv6 servers;
+7. in place: MTU, addresses added, router advertisements, DHCPv6 servers, a
+   bridge's spanning tree settings (``stp`` on or off, its priority and
+   times, its ports' path costs and priorities);
 8. static routes added (or changed); the daemon's log level and admins.
 
 What stays equal is not touched: an interface whose config is unchanged keeps
@@ -60,6 +62,7 @@ from vrouter.core import limits
 from vrouter.core.perms import Grants, Policy, Principal
 from vrouter.core.sysctl import Value
 from vrouter.daemon.config import (
+    BridgePortConfig,
     Config,
     ConfigError,
     DaemonConfig,
@@ -100,6 +103,7 @@ LOG_LEVEL = "daemon.log_level"
 PERMISSIONS = "vnet.permissions"
 ADMINS = "daemon.admins"
 MIRROR = "vnet.mirror"
+STP = "bridge.stp"
 
 Undo = Callable[[], Awaitable[None]]
 
@@ -155,6 +159,8 @@ class Step:
             return f"{where}: dhcp server {'on' if self.new else 'off'}"
         if self.action == MTU:
             return f"{where}: {self.target}: mtu {self.old} -> {self.new}"
+        if self.action == STP:
+            return f"{where}: {self.target}: spanning tree {'on' if self.new.stp else 'off'}"
         if self.action == RA:
             return f"{where}: {self.target}: router advertisements {'on' if self.new else 'off'}"
         if self.action == LOG_LEVEL:
@@ -243,7 +249,15 @@ def _ruleset_key(fw: FirewallConfig | None) -> object:
 def _fixed(icfg: InterfaceConfig) -> InterfaceConfig:
     """Return ``icfg`` without what can change in place (its link-local address stays)."""
     link_local = tuple(a for a in icfg.addresses if a.version == 6 and a.is_link_local)
-    return dataclasses.replace(icfg, addresses=link_local, mtu=0, ra=None, dhcp6=None)
+    bridge = icfg.bridge
+    if bridge is not None:
+        bridge = dataclasses.replace(
+            bridge, stp=None, ports=tuple(BridgePortConfig(p.name, p.pvid, p.tagged, p.storm_pps)
+                                          for p in bridge.ports),
+        )  # fmt: skip
+    return dataclasses.replace(
+        icfg, addresses=link_local, mtu=0, ra=None, dhcp6=None, bridge=bridge
+    )
 
 
 def recreates(old: InterfaceConfig, new: InterfaceConfig) -> bool:
@@ -400,6 +414,8 @@ def plan(old: Config, new: Config) -> Plan:
                 in_place.append(Step(RA, name, icfg.name, new=now.ra, old=icfg.ra))
             if now.dhcp6 != icfg.dhcp6:
                 in_place.append(Step(DHCP6, name, icfg.name, new=now.dhcp6, old=icfg.dhcp6))
+            if now.bridge is not None and icfg.bridge is not None and now.bridge != icfg.bridge:
+                in_place.append(Step(STP, name, icfg.name, new=now.bridge, old=icfg.bridge))
         for icfg in vcfg.interfaces:
             if not fresh(name, icfg.name):
                 continue
@@ -587,6 +603,9 @@ class Applier:
         if action == MTU:
             old_mtu = await ops.set_mtu(vnet, step.target, step.new)
             return lambda: self._set_mtu(vnet, step.target, old_mtu)
+        if action == STP:
+            ops.set_bridge_stp_config(vnet, step.target, step.new)
+            return lambda: self._sync(ops.set_bridge_stp_config, vnet, step.target, step.old)
         if action == RA:
             old_ra = ops.set_ra(vnet, step.target, Ops.ra_settings(step.new))
             return lambda: self._sync(ops.set_ra, vnet, step.target, old_ra)

@@ -621,6 +621,12 @@ def set_up(vnet: Vnet, ifp: Ifnet, now: float) -> None:
         vnet.emit({"type": "RTM_IFINFO", "interface": ifp.name, "up": True})
 
 
+def announce(ifp: Ifnet, now: float) -> None:
+    """Announce ``ifp``'s addresses again with gratuitous ARP (a bridge whose paths moved)."""
+    for address in ifp.addresses:
+        arp.announce(ifp.vnet, ifp, address.ip.packed)
+
+
 def port_unreachable(vnet: Vnet, ifp: Ifnet, packet: memoryview, now: float) -> None:
     """Answer a UDP datagram to a port nobody holds (RFC 1122 4.1.3.1)."""
     send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_PORT, now)

@@ -36,6 +36,7 @@ def _attach(vnet: Vnet) -> InetState:
     link.ethertypes = tables.put(link.ethertypes, ETHERTYPE_IPV4, ipv4.input)
     link.ethertypes = tables.put(link.ethertypes, ETHERTYPE_ARP, arp.input)
     link.bridge.too_big = tables.put(link.bridge.too_big, ETHERTYPE_IPV4, ipv4.bridged_too_big)
+    link.bridge.announce = tables.put(link.bridge.announce, ETHERTYPE_IPV4, ipv4.announce)
     state.protocols = _PROTOCOLS
     return state
 
@@ -44,6 +45,7 @@ def _detach(vnet: Vnet) -> None:
     link = vnet.link
     link.ethertypes = tables.drop(tables.drop(link.ethertypes, ETHERTYPE_IPV4), ETHERTYPE_ARP)
     link.bridge.too_big = tables.drop(link.bridge.too_big, ETHERTYPE_IPV4)
+    link.bridge.announce = tables.drop(link.bridge.announce, ETHERTYPE_IPV4)
     vnet.inet.arp.clear()
     vnet.inet.dests.clear()
     vnet.inet.reass.clear()

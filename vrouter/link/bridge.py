@@ -1,5 +1,10 @@
 """Bridges: one L2 segment made of several interfaces of a vnet (FreeBSD ``if_bridge``).
 
+This module is long on purpose: the forwarding paths (the fast one and the
+full one), the FDB and the places where the spanning tree switches a port's
+path are one data path, read and changed together (the protocol itself is
+:mod:`vrouter.link.stp`).
+
 A bridge is an Ifnet of kind ``bridge``.  Its members (ports: TAPs, epair
 ends, VLAN sub-interfaces) hand every frame they receive to
 :meth:`Port.input` instead of the EtherType demux (``Ifnet.bridge_input``
@@ -42,9 +47,15 @@ frame came back: a loop), ``vlan_untagged`` (no PVID), ``vlan_not_member``,
 (the destination sits on the port the frame came from) and, leaving,
 ``mtu_exceeded`` and ``port_down``.
 
-No spanning tree: a loop (two epairs between the same bridges, a host that
-bridges two of its TAPs) makes broadcasts circle for ever and the FDB flap;
-storm control bounds the rate per port, not the loop.  See docs/bridges.md.
+Spanning tree (``stp``, off by default; :mod:`vrouter.link.stp`): a port
+that is not forwarding takes its frames through :meth:`Port.held` instead
+(BPDUs go to the STP, a learning port learns, nothing is forwarded: counted
+as ``stp_blocking``, ``stp_listening``, ``stp_learning``, ``stp_disabled``),
+floods pass it by and a unicast frame to it is dropped as
+``stp_discarding``.  Without STP a loop (two epairs between the same
+bridges, a host that bridges two of its TAPs) makes broadcasts circle for
+ever and the FDB flap; storm control bounds the rate per port, not the
+loop.  See docs/bridges.md.
 """
 
 from __future__ import annotations
@@ -59,10 +70,12 @@ from vrouter.core import tables
 from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.timers import Timer
 from vrouter.link import ether
+from vrouter.link import stp as stp_
 from vrouter.link import vlan as vlan_
 from vrouter.link import vxlan as vxlan_
 from vrouter.link.ifnet import Ifnet
 from vrouter.link.offload import OffloadBuffer, tag_raw
+from vrouter.wire import stp as wire_stp
 from vrouter.wire import vlan as wire_vlan
 from vrouter.wire.ethernet import HEADER_LEN, mac_to_str
 
@@ -82,6 +95,10 @@ TooBig = Callable[[Ifnet, memoryview, int, float], "bytes | None"]
 """Builds the ICMP error about an IP packet too big for a port: (the interface to source it
 from, the packet, the MTU it did not fit, now) -> the error's IP packet (None: none may be
 sent)."""
+
+
+Announce = Callable[[Ifnet, float], None]
+"""Announces the addresses of (interface, now) to the segment."""
 
 
 class BridgeError(Exception):
@@ -105,6 +122,9 @@ class BridgeState:
     too_big: dict[int, TooBig] = field(default_factory=tables.empty)
     """ICMP "too big" builders by EtherType, registered by the IP layers (inet, inet6;
     changed only through :func:`vrouter.core.tables.put`: vnets share it)."""
+    announce: dict[int, Announce] = field(default_factory=tables.empty)
+    """Who announces a bridge's own addresses again when the spanning tree moved its paths
+    (inet: gratuitous ARP), by EtherType; shared like ``too_big``."""
 
 
 @dataclass(slots=True)
@@ -179,7 +199,10 @@ class FdbEntry:
 class Port:
     """One member of a bridge: its VLANs, storm control and counters."""
 
-    __slots__ = ("bridge", "ifnet", "pvid", "tagged", "storm_pps", "bucket", "counters")
+    __slots__ = (
+        "bridge", "ifnet", "pvid", "tagged", "storm_pps", "bucket", "counters",
+        "forwarding", "stp", "path_cost", "priority",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -199,6 +222,13 @@ class Port:
         """Broadcast and multicast frames admitted per second (0: no limit)."""
         self.bucket = TokenBucket()
         self.counters = PortCounters()
+        self.forwarding = True
+        """The port forwards (always without STP; in the forwarding state with it)."""
+        self.stp: stp_.StpPort | None = None
+        """The port's spanning tree state while the bridge runs STP."""
+        self.path_cost = stp_.DEFAULT_PATH_COST
+        self.priority = stp_.DEFAULT_PORT_PRIORITY
+        """STP path cost and port priority (kept while STP is off)."""
 
     def admits(self, vid: int) -> bool:
         """Return True if the port carries VLAN ``vid``."""
@@ -234,6 +264,7 @@ class Port:
                 out = port.ifnet
                 if (
                     out.up
+                    and port.forwarding
                     and len(frame) <= out.mtu + _MAX_TAGGED_FRAME
                     and (out.offload or frame.__class__ is bytes)
                 ):
@@ -245,6 +276,9 @@ class Port:
         bridge.now = now
         if not bridge.ifnet.up:
             self.counters.drops["bridge_down"] += 1
+            return
+        if frame[0] == 1 and self.stp is not None and frame[0:6] == wire_stp.GROUP:
+            self.stp.stp.receive(self.stp, frame, now)
             return
         if frame[6] & 1:
             self.counters.drops["src_multicast"] += 1
@@ -296,6 +330,36 @@ class Port:
         self.counters.forwarded += 1
         entry.port.send(frame, vid)
 
+    def held(self, ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
+        """Take a frame the member received while STP keeps the port from forwarding:
+        a BPDU goes to the STP, a learning port learns the source, nothing goes on."""
+        bridge = self.bridge
+        bridge.now = now
+        sp = self.stp
+        if frame[0] == 1 and sp is not None and frame[0:6] == wire_stp.GROUP:
+            sp.stp.receive(sp, frame, now)
+            return
+        state = sp.state if sp is not None else stp_.PortState.DISABLED
+        self.counters.drops[_HELD_REASONS[state]] += 1
+        if state != stp_.PortState.LEARNING or frame[6] & 1 or not bridge.ifnet.up:
+            return
+        vid = 0
+        if bridge.vlan_filtering:
+            vid = self.classify(frame)
+            if vid < 0:
+                return
+        src = bytes(frame[6:12])
+        table = bridge.tables.get(vid)
+        entry = table.get(src) if table is not None else None
+        if entry is None:
+            if src != bridge.ifnet.mac:
+                bridge.learn(self, vid, src, now)
+        elif entry.port is not self:
+            if not entry.static:
+                bridge.move(entry, self, now)
+        else:
+            entry.seen = now
+
     def classify(self, frame: bytes | bytearray) -> int:
         """Return the VLAN a frame arriving here belongs to (-1: dropped and counted)."""
         if frame[12] == 0x81 and frame[13] == 0:
@@ -329,6 +393,9 @@ class Port:
         if not ifp.up:
             self.counters.drops["port_down"] += 1
             return
+        if not self.forwarding:
+            self.counters.drops["stp_discarding"] += 1
+            return
         if self.bridge.vlan_filtering and vid != self.pvid:
             frame = vlan_.insert(frame, vid)
         if len(frame) > ifp.mtu + _MAX_TAGGED_FRAME and frame.__class__ is not OffloadBuffer:
@@ -352,7 +419,7 @@ class Port:
             start = HEADER_LEN
         bridge.answer_too_big(frame, start, vid, mtu)
 
-    def describe(self) -> dict[str, object]:
+    def describe(self, now: float = 0.0) -> dict[str, object]:
         """Return the port as plain data for the API."""
         return {
             "name": self.ifnet.name,
@@ -361,8 +428,15 @@ class Port:
             "pvid": self.pvid,
             "tagged": sorted(self.tagged),
             "storm_pps": self.storm_pps,
+            "path_cost": self.path_cost,
+            "port_priority": self.priority,
+            "stp": None if self.stp is None else self.stp.describe(now),
             "counters": self.counters.describe(),
         }
+
+
+_HELD_REASONS = {state: f"stp_{state.name.lower()}" for state in stp_.PortState}
+"""Drop reason of a frame received on a port in each STP state (forwarding never used)."""
 
 
 class Bridge:
@@ -386,6 +460,9 @@ class Bridge:
         self.now = 0.0
         """The time of the latest frame, for sends from the vnet (which carry no time)."""
         self._sweep: Timer | None = None
+        self._tc_sweep: Timer | None = None
+        self.stp: stp_.Stp | None = None
+        """The spanning tree, while ``stp`` is on."""
         ifnet.transmit = self.transmit
 
     @property
@@ -396,28 +473,47 @@ class Bridge:
     # -- ports ---------------------------------------------------------------------------
 
     def add_port(
-        self, ifp: Ifnet, pvid: int = 1, tagged: frozenset[int] = frozenset(), storm_pps: int = 0
+        self,
+        ifp: Ifnet,
+        pvid: int = 1,
+        tagged: frozenset[int] = frozenset(),
+        storm_pps: int = 0,
+        path_cost: int = stp_.DEFAULT_PATH_COST,
+        priority: int = stp_.DEFAULT_PORT_PRIORITY,
+        now: float | None = None,
     ) -> Port:
-        """Make ``ifp`` a member; it then receives for the bridge only."""
+        """Make ``ifp`` a member; it then receives for the bridge only (with STP: blocking
+        first, if its link is up; ``path_cost`` and ``priority`` are its STP settings)."""
         if ifp.vnet is not self.vnet:
             raise BridgeError(f"{ifp.name} is not in vnet {self.vnet.name}")
         if ifp is self.ifnet:
             raise BridgeError(f"bridge {self.ifnet.name} cannot be a member of itself")
         if ifp.bridge_input is not None:
             raise BridgeError(f"{ifp.name} is already a member of a bridge")
+        problems = stp_.port_problems(path_cost, priority)
+        if problems:
+            raise BridgeError(f"{ifp.name}: {'; '.join(problems)}")
         port = Port(self, ifp, pvid if self.vlan_filtering else 0, tagged, storm_pps)
+        port.path_cost, port.priority = path_cost, priority
         self.ports[ifp.name] = port
         ifp.bridge_input = port.input
         vx = vxlan_.of(ifp)
         if vx is not None:
             vx.too_big = port.too_big
+        if self.stp is not None:
+            port.stp = self.stp.add_port(port, priority, path_cost, self._now(now))
         return port
 
-    def remove_port(self, name: str) -> Port:
+    def remove_port(self, name: str, now: float | None = None) -> Port:
         """Release member ``name``: its FDB entries go, it receives for itself again."""
-        port = self.ports.pop(name, None)
+        port = self.ports.get(name)
         if port is None:
             raise BridgeError(f"{name} is not a member of bridge {self.ifnet.name}")
+        if self.stp is not None and port.stp is not None:
+            self.stp.remove_port(port.stp, self._now(now))
+            port.stp = None
+        del self.ports[name]
+        port.forwarding = True
         port.ifnet.bridge_input = None
         vx = vxlan_.of(port.ifnet)
         if vx is not None:
@@ -428,7 +524,12 @@ class Bridge:
         return port
 
     def close(self) -> None:
-        """Release every port and the whole FDB, stop the ageing timer."""
+        """Release every port and the whole FDB, stop the ageing and STP timers."""
+        if self.stp is not None:
+            self.stp.close()
+            self.stp = None
+            for port in self.ports.values():
+                port.stp = None
         for name in list(self.ports):
             self.remove_port(name)
         for table in self.tables.values():
@@ -438,7 +539,121 @@ class Bridge:
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
+        if self._tc_sweep is not None:
+            self._tc_sweep.cancel()
+            self._tc_sweep = None
         self.ifnet.transmit = _closed
+
+    # -- spanning tree ---------------------------------------------------------------------
+
+    def _now(self, now: float | None) -> float:
+        return self.now if now is None else max(self.now, now)
+
+    def set_stp(self, settings: stp_.StpSettings | None, now: float) -> None:
+        """Run STP with ``settings`` (None: stop it, every port forwards at once).
+
+        Started, every port whose link is up begins blocking; running, new
+        settings apply in place (802.1D 8.8.3-8.8.4).
+        """
+        self.now = now = self._now(now)
+        if settings is not None:
+            problems = settings.problems()
+            if problems:
+                raise BridgeError("; ".join(problems))
+        if settings is None:
+            if self.stp is None:
+                return
+            stp, self.stp = self.stp, None
+            stp.close()
+            if self._tc_sweep is not None:
+                self._tc_sweep.cancel()
+                self._tc_sweep = None
+            for port in self.ports.values():
+                port.stp = None
+                self._port_state(port, stp_.PortState.BLOCKING, stp_.PortState.FORWARDING)
+            return
+        if self.stp is not None:
+            self.stp.configure(settings, now)
+            return
+        self.stp = stp_.Stp(self, settings, self.vnet.timers, self._port_state, now)
+        for port in self.ports.values():
+            port.stp = self.stp.add_port(port, port.priority, port.path_cost, now)
+        self.stp.config_bpdu_generation(now)
+
+    def set_port_stp(self, name: str, path_cost: int, priority: int, now: float) -> Port:
+        """Change member ``name``'s STP path cost and port priority."""
+        port = self.ports.get(name)
+        if port is None:
+            raise BridgeError(f"{name} is not a member of bridge {self.ifnet.name}")
+        problems = stp_.port_problems(path_cost, priority)
+        if problems:
+            raise BridgeError(f"{name}: {'; '.join(problems)}")
+        port.path_cost, port.priority = path_cost, priority
+        if self.stp is not None and port.stp is not None:
+            self.stp.set_port(port.stp, priority, path_cost, self._now(now))
+        return port
+
+    def _port_state(self, port: Port, old: stp_.PortState, new: stp_.PortState) -> None:
+        """Switch ``port``'s path for its new STP state; leaving learning or forwarding for
+        blocking or disabled, it forgets what it learnt.  A port that starts or stops
+        forwarding moves paths: the bridge announces its addresses again."""
+        was = port.forwarding
+        port.forwarding = new == stp_.PortState.FORWARDING
+        if port.ifnet.bridge_input is not None:
+            port.ifnet.bridge_input = port.input if port.forwarding else port.held
+        if port.forwarding != was:
+            self.announce(self.now)
+        if new in (stp_.PortState.BLOCKING, stp_.PortState.DISABLED) and old in (
+            stp_.PortState.LEARNING,
+            stp_.PortState.FORWARDING,
+        ):
+            self.flush_port(port)
+
+    def announce(self, now: float) -> None:
+        """Announce the bridge's own addresses out of its forwarding ports (gratuitous
+        ARP): the stations' bridges, whose FDB may point where our MAC no longer is
+        (a Linux bridge ages it only when its FDB sweep comes round), learn it again."""
+        if self.ifnet.up:
+            for announce in self.state.announce.values():
+                announce(self.ifnet, now)
+
+    def flush_port(self, port: Port) -> int:
+        """Forget the MACs learnt on ``port`` (static entries stay); return how many."""
+        gone = 0
+        for table in self.tables.values():
+            for mac in [m for m, e in table.items() if e.port is port and not e.static]:
+                self._forget(table.pop(mac))
+                gone += 1
+        return gone
+
+    def topology_change(self, now: float, forward_delay: float) -> None:
+        """A topology change began: learnt MACs age after ``forward_delay`` while it lasts,
+        and the bridge announces its own addresses again."""
+        self.announce(now)
+        if self._tc_sweep is None:
+            self._tc_sweep = self.vnet.timers.schedule(now + forward_delay, self._tc_age)
+
+    def _tc_age(self, now: float) -> None:
+        """While the topology change lasts, forget MACs silent for the forward delay."""
+        self._tc_sweep = None
+        stp = self.stp
+        if stp is None or not stp.tc:
+            return
+        window = stp.forward_delay
+        oldest: float | None = None
+        for table in self.tables.values():
+            for mac in list(table):
+                entry = table[mac]
+                if entry.static:
+                    continue
+                if now - entry.seen >= window:
+                    del table[mac]
+                    self.state.fdb_entries -= 1
+                    self.stats.aged += 1
+                elif oldest is None or entry.seen < oldest:
+                    oldest = entry.seen
+        at = now + window if oldest is None else min(oldest + window, now + window)
+        self._tc_sweep = self.vnet.timers.schedule(max(at, now + 0.1), self._tc_age)
 
     # -- the FDB -------------------------------------------------------------------------
 
@@ -581,7 +796,7 @@ class Bridge:
         filtering = self.vlan_filtering
         shared = frame.__class__ is OffloadBuffer
         for port in self.ports.values():
-            if port is ingress or (filtering and not port.admits(vid)):
+            if port is ingress or not port.forwarding or (filtering and not port.admits(vid)):
                 continue
             # A buffer with offload work may be edited in place further on
             # (an epair hands it over as is): each port gets its own.
@@ -634,8 +849,9 @@ class Bridge:
             return
         entry.port.send(frame, vid)
 
-    def describe(self) -> dict[str, object]:
+    def describe(self, now: float | None = None) -> dict[str, object]:
         """Return the bridge and its ports as plain data for the API."""
+        now = self._now(now)
         return {
             "name": self.ifnet.name,
             "mac": mac_to_str(self.ifnet.mac),
@@ -643,6 +859,7 @@ class Bridge:
             "vlan_filtering": self.vlan_filtering,
             "pvid": self.pvid,
             "ageing_time": self.state.ageing_time,
+            "stp": None if self.stp is None else self.stp.describe(now),
             "fdb_entries": sum(len(t) for t in self.tables.values()),
             "stats": {
                 "learned": self.stats.learned,
@@ -651,7 +868,7 @@ class Bridge:
                 "fdb_full": self.stats.fdb_full,
                 "too_big": self.stats.too_big,
             },
-            "ports": [port.describe() for port in self.ports.values()],
+            "ports": [port.describe(now) for port in self.ports.values()],
         }
 
 

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytun  # type: ignore[import-not-found]
 
-from vrouter.core import gcpause
+from vrouter.core import command, gcpause
 from vrouter.mirror import punt, rtnetlink, vrfdir
 from vrouter.mirror.state import default_netns as default_netns
 from vrouter.mirror.state import state_of
@@ -128,27 +128,12 @@ class RouteOps(Protocol):
 
 
 def _ip(*args: str) -> str:
-    try:
-        result = subprocess.run(
-            ["ip", *args], capture_output=True, text=True, timeout=30, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise MirrorError(f"ip {' '.join(args)}: no answer in 30 s") from None
-    if result.returncode != 0:
-        raise MirrorError(f"ip {' '.join(args)}: {result.stderr.strip() or 'failed'}")
-    return result.stdout
+    return command.run(["ip", *args], MirrorError)
 
 
 def _sysctl(ns: str, settings: list[str]) -> None:
-    try:
-        result = subprocess.run(
-            ["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *settings],
-            capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise MirrorError(f"netns {ns}: sysctl: no answer in 30 s") from None
-    if result.returncode != 0:
-        raise MirrorError(f"netns {ns}: sysctl: {result.stderr.strip() or 'failed'}")
+    command.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", *settings], MirrorError,
+                f"netns {ns}: sysctl")  # fmt: skip
 
 
 def pids_in(ns: str) -> list[int]:

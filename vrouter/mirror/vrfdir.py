@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import subprocess
 from pathlib import Path
+
+from vrouter.core import command
 
 
 class VrfDirError(Exception):
@@ -23,12 +24,7 @@ class VrfDirError(Exception):
 
 def _run(*cmd: str) -> None:
     """Run ``mount`` or ``umount``; a failure or no answer in 30 s is a VrfDirError."""
-    try:
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
-    except subprocess.TimeoutExpired:
-        raise VrfDirError(f"{' '.join(cmd)}: no answer in 30 s") from None
-    if result.returncode != 0:
-        raise VrfDirError(f"{' '.join(cmd)}: {result.stderr.strip() or 'failed'}")
+    command.run(cmd, VrfDirError)
 
 
 def _mount(*args: str) -> None:

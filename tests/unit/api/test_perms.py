@@ -311,6 +311,14 @@ MUTATING: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
         {"vnet": "red", "mac": "02:00:00:00:00:0a", "port": "x0"},
         {"vnet": "blue", "mac": "02:00:00:00:00:0a", "port": "x0"},
     ),
+    "bridge.stp": (
+        {"vnet": "red", "bridge": "br0", "stp": True},
+        {"vnet": "blue", "bridge": "br0", "stp": True},
+    ),
+    "bridge.port.stp": (
+        {"vnet": "red", "bridge": "br0", "interface": "x0", "path_cost": 10},
+        {"vnet": "blue", "bridge": "br0", "interface": "x0", "path_cost": 10},
+    ),
     "bridge.fdb.del": (
         {"vnet": "red", "mac": "02:00:00:00:00:0a", "port": "x0"},
         {"vnet": "blue", "mac": "02:00:00:00:00:0a", "port": "x0"},

@@ -50,6 +50,7 @@ from vrouter.inet.state import ArpStats, IcmpStats, IgmpStats, IpStats
 from vrouter.inet6.state import Dhcp6Stats, Icmp6Stats, Ip6Stats
 from vrouter.link import bridge as bridge_
 from vrouter.link.ifnet import IfCounters, Ifnet
+from vrouter.link.stp import StpSettings
 from vrouter.route import state as route_state
 from vrouter.transport.tcp.stats import TcpStats
 
@@ -574,8 +575,39 @@ def test_bridge_series_carry_units_and_follow_conventions(net: Scenario) -> None
     names = [f.name for f in s.families.values() if f.name.startswith("vrouter_bridge_")]
     for name in names:
         family = s.families[name]
+        if "_stp_" in name:  # test_spanning_tree_series
+            continue
         assert family.type == ("gauge" if name.endswith("_entries") else "counter"), name
         assert name.endswith(("_entries", "_frames", "_drops")) or "_fdb_" in name, name
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=s.text, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_spanning_tree_series(net: Scenario) -> None:
+    lab = net.lab
+    vnet = lab.vnet("l2")
+    hosts = [lab.host(vnet, f"p{i}", None, None) for i in (1, 2)]
+    brif = Ifnet(vnet, "br0", "bridge", lab.mac())
+    vnet.link.add(brif)
+    br = bridge_.create(brif)
+    for host in hosts:
+        br.add_port(host.ifp, now=lab.now)
+    brif.up = True
+    br.set_stp(StpSettings(hello_time=1, max_age=6, forward_delay=4), lab.now)
+    for _ in range(40):
+        lab.advance(0.25)
+    hosts[0].send(bytes.fromhex("0180c2000000") + bytes(6) + b"\x00\x26\xaa", lab.now)
+    s = scrape(net.daemon)
+    port = {"vnet": "l2", "interface": "br0", "port": "p1"}
+    assert s.value("vrouter_bridge_stp_root", vnet="l2", interface="br0") == 1
+    assert s.value("vrouter_bridge_stp_root_path_cost", vnet="l2", interface="br0") == 0
+    assert s.value("vrouter_bridge_stp_topology_changes_total", vnet="l2", interface="br0") == 1
+    assert s.value("vrouter_bridge_stp_port_state", **port) == 3  # forwarding
+    assert s.value("vrouter_bridge_stp_port_bpdus_sent_total", **port) >= 9
+    assert s.value("vrouter_bridge_stp_port_bpdus_received_total", **port) == 0
+    assert s.value("vrouter_bridge_stp_port_bpdu_drops_total", **port, reason="bpdu_length") == 1
     result = subprocess.run(
         ["promtool", "check", "metrics"], input=s.text, capture_output=True, text=True, timeout=30
     )

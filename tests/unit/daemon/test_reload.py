@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 
 from vrouter.daemon import build
-from vrouter.daemon.config import Config, FirewallConfig, RouteConfig, VnetConfig, parse
+from vrouter.daemon.config import (
+    Config,
+    ConfigError,
+    FirewallConfig,
+    RouteConfig,
+    VnetConfig,
+    parse,
+)
 from vrouter.daemon.ops import OpError, Ops
 from vrouter.daemon.reload import (
     ADDRESS_ADD,
@@ -33,6 +40,7 @@ from vrouter.daemon.reload import (
     ROUTE_ADD,
     ROUTE_DEL,
     RULESET,
+    STP,
     SYSCTL,
     VNET_CREATE,
     VNET_DESTROY,
@@ -396,7 +404,9 @@ def state(ops: Ops) -> dict[str, Any]:
             "ruleset": (ruleset.rules, ruleset.default),
             "ra": {name: ra.settings for name, ra in vnet.inet6.ra.items()},
             "bridges": {
-                name: [(p.ifnet.name, p.pvid, p.tagged) for p in br.ports.values()]
+                name: [(p.ifnet.name, p.pvid, p.tagged, p.path_cost, p.priority)
+                       for p in br.ports.values()]
+                + [br.stp.settings if br.stp is not None else None]
                 for name, br in vnet.link.bridge.bridges.items()
             },
             "vlans": sorted((key, v.ifnet.name) for key, v in vnet.link.vlans.items()),
@@ -617,3 +627,70 @@ def test_a_changed_vxlan_member_is_recreated_and_rejoins_its_bridge(
         assert [d.vx.ifnet for d in ops.driver.vxlans.values()] == [lab.link.get("vx42")]
     finally:
         ops.driver.close()
+
+
+STP_OFF = NO_TAP + """
+[vnets.red.interfaces.ep1]
+type = "epair"
+peer = "blue:ep1"
+[vnets.red.interfaces.ep2]
+type = "epair"
+peer = "blue:ep2"
+[vnets.red.interfaces.br0]
+type = "bridge"
+members = ["ep1", "ep2"]
+addresses = ["198.18.1.1/24"]
+[vnets.blue.interfaces.ep1]
+type = "epair"
+peer = "red:ep1"
+addresses = ["198.18.1.2/24"]
+[vnets.blue.interfaces.ep2]
+type = "epair"
+peer = "red:ep2"
+"""
+STP_ON = (
+    STP_OFF.replace(
+        'members = ["ep1", "ep2"]',
+        'members = ["ep1", "ep2"]\nstp = true\npriority = 4096\nforward_delay = 4',
+    )
+    + "[vnets.red.interfaces.br0.ports.ep2]\npath_cost = 250\nport_priority = 8\n"
+)
+
+
+def test_spanning_tree_turns_on_and_off_in_place(loop: asyncio.AbstractEventLoop) -> None:
+    old, new = cfg(STP_OFF), cfg(STP_ON)
+    assert steps(old, new) == [(STP, "red", "br0")]
+    ops = start(old, loop)
+    bridge = ops.vnet("red").link.bridge.bridges["br0"]
+    loop.run_until_complete(apply(ops, old, new))
+    assert ops.vnet("red").link.bridge.bridges["br0"] is bridge
+    assert bridge.stp is not None and bridge.stp.settings.priority == 4096
+    assert bridge.stp.settings.forward_delay == 4
+    assert bridge.ports["ep2"].stp is not None and bridge.ports["ep2"].stp.path_cost == 250
+    assert bridge.ports["ep2"].stp.priority == 8
+    assert state(ops) == state(start(new, loop))
+    loop.run_until_complete(apply(ops, new, old))
+    assert bridge.stp is None and all(p.forwarding for p in bridge.ports.values())
+    assert state(ops) == state(start(old, loop))
+
+
+def test_spanning_tree_keys_are_checked() -> None:
+    text = STP_OFF.replace(
+        'members = ["ep1", "ep2"]',
+        'members = ["ep1", "ep2"]\nstp = true\npriority = 70000\nhello_time = 0\n'
+        "max_age = 41\nforward_delay = 1",
+    ) + "[vnets.red.interfaces.br0.ports.ep2]\npath_cost = 0\nport_priority = 64\n"
+    with pytest.raises(ConfigError) as info:
+        cfg(text)
+    assert [f"{p.key}: {p.reason}" for p in info.value.problems] == [
+        "vnets.red.interfaces.br0.hello_time: hello_time 0 is out of range 1..10 seconds",
+        "vnets.red.interfaces.br0.max_age: max_age 41 is out of range 6..40 seconds",
+        "vnets.red.interfaces.br0.forward_delay: forward_delay 1 is out of range 2..30 seconds",
+        "vnets.red.interfaces.br0.priority: priority 70000 is out of range 0..65535",
+        "vnets.red.interfaces.br0.ports.ep2.path_cost: path_cost 0 is out of range 1..65535",
+        "vnets.red.interfaces.br0.ports.ep2.port_priority: "
+        "port_priority 64 is out of range 0..63",
+    ]
+    no_stp = STP_OFF.replace('members = ["ep1", "ep2"]', 'members = ["ep1", "ep2"]\nmax_age = 8')
+    with pytest.raises(ConfigError, match=r"br0\.max_age: max_age needs stp = true"):
+        cfg(no_stp)

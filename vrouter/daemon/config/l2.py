@@ -2,7 +2,9 @@
 
 Responsibility: ``read_bridge`` reads the keys of a ``type = "bridge"``
 interface (``members``, ``vlan_filtering``, ``pvid``, ``storm_pps``, the
-per-member ``ports.NAME`` tables and the static ``fdb`` entries);
+spanning tree's ``stp``, ``priority``, ``hello_time``, ``max_age`` and
+``forward_delay``, the per-member ``ports.NAME`` tables and the static
+``fdb`` entries);
 ``read_vlan`` reads ``parent`` and ``vid`` of a ``type = "vlan"`` one;
 ``read_vxlan`` reads ``vni``, ``local``, ``port``, ``remotes``, ``group``
 and ``learning`` of a ``type = "vxlan"`` one;
@@ -30,12 +32,14 @@ from vrouter.daemon.config.model import (
     VxlanConfig,
 )
 from vrouter.daemon.config.parsed import ParsedVnet
+from vrouter.link import stp as stp_
 from vrouter.wire.vxlan import VNI_MAX
 
-BRIDGE_KEYS = ("members", "vlan_filtering", "pvid", "storm_pps", "ports", "fdb")
+STP_KEYS = ("stp", "priority", "hello_time", "max_age", "forward_delay")
+BRIDGE_KEYS = ("members", "vlan_filtering", "pvid", "storm_pps", "ports", "fdb", *STP_KEYS)
 VLAN_KEYS = ("parent", "vid")
 VXLAN_KEYS = ("vni", "local", "port", "remotes", "group", "learning", "underlay", "tunnel_gso")
-_PORT_KEYS = ("pvid", "tagged", "storm_pps")
+_PORT_KEYS = ("pvid", "tagged", "storm_pps", "path_cost", "port_priority")
 _FDB_KEYS = ("mac", "port", "vid", "dst")
 MEMBER_TYPES = ("tap", "epair", "vlan", "vxlan")
 PARENT_TYPES = ("tap", "epair", "bridge")
@@ -61,6 +65,38 @@ def _storm(r: TomlReader, table: Mapping[str, object], key: str) -> int | None:
     return value
 
 
+def _ranged(
+    r: TomlReader, table: Mapping[str, object], name: str, key: str, low: int, high: int,
+    default: int, unit: str = "",
+) -> int:  # fmt: skip
+    """Read integer ``name`` in ``low..high`` (absent or wrong: ``default``)."""
+    value = r.integer(table, name, key)
+    if value is None:
+        return default
+    if not low <= value <= high:
+        r.problem(_join(key, name), f"{name} {value} is out of range {low}..{high}{unit}")
+        return default
+    return value
+
+
+def _stp(r: TomlReader, table: Mapping[str, object], key: str) -> stp_.StpSettings | None:
+    """Read the spanning tree keys of a bridge (None: ``stp`` is not true)."""
+    times = {}
+    for name, (default, low, high) in (
+        ("hello_time", stp_.HELLO_TIME), ("max_age", stp_.MAX_AGE),
+        ("forward_delay", stp_.FORWARD_DELAY),
+    ):  # fmt: skip
+        times[name] = _ranged(r, table, name, key, low, high, default, " seconds")
+    priority = _ranged(r, table, "priority", key, 0, stp_.PRIORITY_MAX, stp_.DEFAULT_PRIORITY)
+    on = r.boolean(table, "stp", key)
+    if not on:
+        for name in STP_KEYS[1:]:
+            if name in table:
+                r.problem(_join(key, name), f"{name} needs stp = true on the bridge")
+        return None
+    return stp_.StpSettings(priority, times["hello_time"], times["max_age"], times["forward_delay"])
+
+
 def read_bridge(r: TomlReader, table: Mapping[str, object], key: str) -> BridgeConfig:
     """Read the bridge keys of interface table ``table`` at ``key``."""
     mkey = _join(key, "members")
@@ -83,6 +119,7 @@ def read_bridge(r: TomlReader, table: Mapping[str, object], key: str) -> BridgeC
             members.append(item)
     filtering = bool(r.boolean(table, "vlan_filtering", key))
     pvid = _vid(r, table, "pvid", key, zero=False) or 1
+    stp = _stp(r, table, key)
     storm = _storm(r, table, key) or 0
     settings: dict[str, BridgePortConfig] = {}
     pkey = _join(key, "ports")
@@ -115,9 +152,14 @@ def read_bridge(r: TomlReader, table: Mapping[str, object], key: str) -> BridgeC
         if port_pvid and port_pvid in tagged:
             r.problem(_join(tkey, "tagged"), f"VLAN {port_pvid} is the port's pvid (untagged)")
         port_storm = _storm(r, ptable, tkey)
-        settings[name] = BridgePortConfig(
-            name, port_pvid, tuple(sorted(tagged)), storm if port_storm is None else port_storm
+        cost = _ranged(r, ptable, "path_cost", tkey, 1, stp_.PATH_COST_MAX, stp_.DEFAULT_PATH_COST)
+        port_priority = _ranged(
+            r, ptable, "port_priority", tkey, 0, stp_.PORT_PRIORITY_MAX, stp_.DEFAULT_PORT_PRIORITY
         )
+        settings[name] = BridgePortConfig(
+            name, port_pvid, tuple(sorted(tagged)), storm if port_storm is None else port_storm,
+            cost, port_priority,
+        )  # fmt: skip
     ports = tuple(settings.get(m) or BridgePortConfig(m, 1, (), storm) for m in members)
     fdb: list[StaticFdbConfig] = []
     fkey = _join(key, "fdb")
@@ -156,7 +198,7 @@ def read_bridge(r: TomlReader, table: Mapping[str, object], key: str) -> BridgeC
             r.problem(_join(ekey, "vid"), f"port {port} does not carry VLAN {vid}")
             continue
         fdb.append(StaticFdbConfig(mac, port, vid, dst))
-    return BridgeConfig(ports, filtering, pvid, tuple(fdb))
+    return BridgeConfig(ports, filtering, pvid, tuple(fdb), stp)
 
 
 def read_vlan(r: TomlReader, table: Mapping[str, object], key: str) -> tuple[str, int] | None:

@@ -30,6 +30,7 @@ from vrouter.core.perms import (
 )
 from vrouter.daemon.logs import DEFAULT_FORMAT as DEFAULT_LOG_FORMAT
 from vrouter.firewall.rules import Ruleset
+from vrouter.link.stp import DEFAULT_PATH_COST, DEFAULT_PORT_PRIORITY, StpSettings
 from vrouter.services.dhcp.relay import RelaySettings
 from vrouter.services.dhcp.server import PoolSettings
 
@@ -187,13 +188,16 @@ class BridgePortConfig:
 
     ``pvid``: the VLAN of untagged frames (0: none, a pure trunk);
     ``tagged``: the VLANs it carries tagged; ``storm_pps``: broadcast and
-    multicast frames admitted per second (0: no limit).
+    multicast frames admitted per second (0: no limit); ``path_cost`` and
+    ``port_priority``: its spanning tree settings (used while ``stp`` is on).
     """
 
     name: str
     pvid: int = 1
     tagged: tuple[int, ...] = ()
     storm_pps: int = 0
+    path_cost: int = DEFAULT_PATH_COST
+    port_priority: int = DEFAULT_PORT_PRIORITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +220,8 @@ class BridgeConfig:
     pvid: int = 1
     """The bridge's own VLAN (with filtering): what its interface sends and receives untagged."""
     fdb: tuple[StaticFdbConfig, ...] = ()
+    stp: StpSettings | None = None
+    """The spanning tree's settings (None: no STP)."""
 
     @property
     def members(self) -> tuple[str, ...]:

@@ -1,0 +1,86 @@
+"""Tests for vrouter.wire.stp: BPDUs as a Linux bridge (stp_state 1) sends them, both ways."""
+
+from __future__ import annotations
+
+import pytest
+
+from vrouter.wire import stp
+from vrouter.wire.errors import IntegrityError, SanityError
+
+# Captured (tcpdump -w) from a Linux 6.18 bridge, stp_state 1, forward_delay 400
+# hello_time 100 max_age 600 priority 4096, MAC 02:00:00:00:00:01: the root's
+# Configuration BPDU on its port 1, as the frame left veth "vA".
+LINUX_CONFIG = bytes.fromhex(
+    "0180c2000000" "6a5d5196f61d" "0026" "424203"
+    "0000" "00" "00" "00"
+    "1000020000000001" "00000000" "1000020000000001" "8001"
+    "0000" "0600" "0100" "0400"
+)  # fmt: skip
+# The same bridge acknowledging a TCN: flags TC | TCA.
+LINUX_CONFIG_TCA = LINUX_CONFIG[:21] + b"\x81" + LINUX_CONFIG[22:]
+# The TCN BPDU a Linux bridge (8000.02:00:00:00:00:02) sent up its root port.
+LINUX_TCN = bytes.fromhex("0180c2000000" "567acc47917d" "0007" "424203" "00000080")
+
+
+def parse_frame(frame: bytes) -> stp.Bpdu:
+    return stp.parse(frame[14:], int.from_bytes(frame[12:14], "big"))
+
+
+def test_linux_configuration_bpdu_decodes() -> None:
+    bpdu = parse_frame(LINUX_CONFIG)
+    assert not bpdu.tcn and not bpdu.tc and not bpdu.tca
+    assert bpdu.root == bpdu.bridge == stp.bridge_id(0x1000, bytes.fromhex("020000000001"))
+    assert stp.id_to_str(bpdu.root) == "1000.02:00:00:00:00:01"
+    assert bpdu.cost == 0
+    assert bpdu.port == stp.port_id(32, 1) == 0x8001
+    assert (bpdu.message_age, bpdu.max_age, bpdu.hello_time, bpdu.forward_delay) == (0, 6, 1, 4)
+
+
+def test_linux_flags_and_tcn_decode() -> None:
+    bpdu = parse_frame(LINUX_CONFIG_TCA)
+    assert bpdu.tc and bpdu.tca
+    assert parse_frame(LINUX_TCN) == stp.Bpdu(tcn=True)
+
+
+def test_encode_gives_linux_bytes_padded_to_60() -> None:
+    bpdu = parse_frame(LINUX_CONFIG)
+    frame = bpdu.frame(LINUX_CONFIG[6:12])
+    assert len(frame) == stp.MIN_FRAME
+    assert frame[: len(LINUX_CONFIG)] == LINUX_CONFIG
+    assert frame[len(LINUX_CONFIG) :] == bytes(stp.MIN_FRAME - len(LINUX_CONFIG))
+    assert parse_frame(LINUX_CONFIG_TCA).frame(LINUX_CONFIG[6:12])[:52] == LINUX_CONFIG_TCA
+    tcn = stp.Bpdu(tcn=True).frame(LINUX_TCN[6:12])
+    assert tcn[: len(LINUX_TCN)] == LINUX_TCN and len(tcn) == stp.MIN_FRAME
+
+
+def test_round_trip_of_values() -> None:
+    bpdu = stp.Bpdu(
+        False, stp.FLAG_TC, stp.bridge_id(0, b"\x02" * 6), 300, stp.bridge_id(0x8000, b"\x04" * 6),
+        stp.port_id(63, 1023), 1.5, 20, 2, 15,
+    )  # fmt: skip
+    assert parse_frame(bpdu.frame(b"\x02\x00\x00\x00\x00\x09")) == bpdu
+
+
+def test_an_rst_bpdu_reads_as_a_configuration_bpdu() -> None:
+    body = bytearray(LINUX_CONFIG[17:]) + b"\x00"  # + version 1 length
+    body[2], body[3] = 2, stp.TYPE_RST
+    bpdu = stp.parse(stp.LLC + bytes(body), 3 + len(body))
+    assert bpdu.root == parse_frame(LINUX_CONFIG).root and not bpdu.tcn
+
+
+@pytest.mark.parametrize(
+    ("payload", "length", "error", "reason"),
+    [
+        (LINUX_CONFIG[14:], 200, IntegrityError, "bpdu_length"),
+        (LINUX_CONFIG[14:20], 6, IntegrityError, "bpdu_short"),
+        (b"\xaa\xaa\x03" + LINUX_CONFIG[17:], 38, SanityError, "bpdu_llc"),
+        (LINUX_CONFIG[14:17] + b"\x00\x01" + LINUX_CONFIG[19:], 38, SanityError, "bpdu_protocol"),
+        (LINUX_CONFIG[14:20] + b"\x07" + LINUX_CONFIG[21:], 38, SanityError, "bpdu_type"),
+        (LINUX_CONFIG[14:40], 26, IntegrityError, "bpdu_short"),
+        (LINUX_CONFIG[14:45] + b"\x06\x00" + LINUX_CONFIG[47:], 38, SanityError, "bpdu_age"),
+    ],
+)
+def test_malformed_bpdus_raise_with_a_reason(payload, length, error, reason) -> None:
+    with pytest.raises(error) as caught:
+        stp.parse(payload, length)
+    assert caught.value.reason == reason
