@@ -456,8 +456,21 @@ def output_frame(
         for piece in pieces:
             _deliver(vnet, local_ifp, memoryview(piece)[HEADER_LEN:], hlen, True, now)
         return True
-    route = vnet.route.fib.lookup(dst)
-    if route is None or route.type != UNICAST or route.ifnet is None:
+    # The route comes from the destination cache (vrouter.route.dest), as a forwarded
+    # packet's does: one dict probe instead of a lookup, and, while the neighbour is
+    # reachable, its MACs without the neighbour table.
+    fib = vnet.route.fib
+    neighbours = inet.arp
+    generation = fib.generation + neighbours.generation
+    dest = inet.dests.entries.get(dst)
+    if dest is None or dest.generation != generation:
+        found = fib.lookup(dst)
+        if found is None:
+            inet.stats.noroute_out += 1
+            return False
+        dest = inet.dests.build(dst, found, generation, neighbours)
+    route = dest.route
+    if route.type != UNICAST or route.ifnet is None:
         inet.stats.noroute_out += 1
         return False
     out = route.ifnet
@@ -478,8 +491,12 @@ def output_frame(
             inet.stats.toolong += 1
             return False
         _send_fragments(vnet, out, route.gateway or dst, frame, now)
-    else:
+    elif dest.paths is not None or dest.out is not out:  # multipath: the route's interface
         arp.output(vnet, out, route.gateway or dst, frame, now)
+    elif not dest.send(frame, now, neighbours.reachable_time):
+        nexthop = dest.nexthop
+        arp.output(vnet, out, nexthop, frame, now)
+        dest.learn(neighbours.reachable(out, nexthop))
     return True
 
 
