@@ -234,7 +234,8 @@ def measure(
             stats = vx["stats"]
             shown[case.name] = (
                 f"drops {vx['drops'] or 'none'}, batched reads {stats['batches']}, "
-                f"segments coalesced {stats['coalesced']}"
+                f"segments coalesced {stats['coalesced']}, small datagrams sent "
+                f"{stats.get('small_datagrams', '-')} in {stats.get('small_sends', '-')} sends"
                 + (f", tunnel_gso {vx['tunnel_gso']}, super-frames sent whole "
                    f"{stats['whole']}" if vx.get("tunnel_gso") else "")
             )  # fmt: skip

@@ -289,6 +289,12 @@ def show_vxlans(result: Any) -> str:
             f"{stats['learned']}, moved {stats['moved']}, aged {stats['aged']}, full "
             f"{stats['fdb_full']}), flooded {stats['flooded']}; drops: {drops}"
         )
+        if "small_sends" in stats:
+            out.append(
+                f"  received: batched reads {stats['batches']}, segments joined "
+                f"{stats['coalesced']}; sent: {stats['small_datagrams']} small datagrams "
+                f"in {stats['small_sends']} sends"
+            )
         if x.get("tunnel_gso"):
             out.append(_tunnel_gso(x["tunnel_gso"], stats, x.get("tunnel_error", "")))
         rows = []

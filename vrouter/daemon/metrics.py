@@ -559,6 +559,9 @@ _VXLAN_EVENTS = (
      "TCP super-frames handed whole to the kernel to segment (tunnel_gso)."),
     ("tunnel_refused", "tunnel_gso_refused_frames",
      "TCP super-frames the kernel refused to take whole, sent by the socket instead."),
+    ("small_sends", "small_sends",
+     "Sends of the frames queued in a loop pass (ACKs...), one per VTEP and size."),
+    ("small_datagrams", "small_datagrams", "Datagrams those sends carried."),
 )
 _VXLAN_EVENTS_GET = attrgetter(*(attr for attr, _, _ in _VXLAN_EVENTS))
 _VTEP_COUNTERS = (

@@ -76,7 +76,15 @@ DROP: Final = -1
 LIMIT: Final = 8192
 """Flow directions cached per vnet before the cache is emptied."""
 
-_TCP: Final = struct.Struct("!HHIIBBH")
+_TCP: Final = struct.Struct("!4xIIBBH").unpack_from
+"""Sequence, acknowledgment, data offset, flags and window of a TCP header."""
+_KEY4: Final = struct.Struct("12s").unpack_from
+"""An IPv4 flow's key, addresses and ports, as one bytes object (a bytearray's slice
+then ``bytes`` made two)."""
+_KEY6: Final = struct.Struct("36s").unpack_from
+"""An IPv6 flow's key."""
+_ECHO4: Final = struct.Struct("8s4x2s").unpack_from
+"""An IPv4 echo flow's key in two parts: the addresses, the echo identifier."""
 _NOT_CACHED_FLAGS: Final = tcp.SYN | tcp.FIN | tcp.RST
 
 
@@ -149,16 +157,19 @@ class FlowCache:
             return MISS  # a fragment (MF or an offset)
         total = buf[at + 2] << 8 | buf[at + 3]
         if proto in (PROTO_TCP, PROTO_UDP):
-            entry = self.entries.get(bytes(buf[at + 12 : at + 24]))
+            if total < 28:
+                return MISS  # no room for a UDP or TCP header: never a cached flow's
+            entry = self.entries.get(_KEY4(buf, at + 12)[0])
         elif proto == PROTO_ICMP and total >= 28:  # addresses and the echo identifier
-            entry = self.entries.get(bytes(buf[at + 12 : at + 20]) + bytes(buf[at + 24 : at + 26]))
+            addresses, ident = _ECHO4(buf, at + 12)
+            entry = self.entries.get(addresses + ident)
             if entry is not None and entry.icmp_type != buf[at + 20]:
                 return MISS
         else:
             return MISS
         if entry is None or entry.ifp is not ifp or entry.proto != proto:
             return MISS
-        return self._track(entry, buf, at + 20, total - 20, total, legs, 4, now)
+        return self._track(entry, buf, at + 20, total - 20, total, legs, now)
 
     def admit6(
         self, ifp: Ifnet, buf: bytes | bytearray | memoryview, at: int, legs: int, now: float
@@ -171,7 +182,9 @@ class FlowCache:
         proto = buf[at + 6]
         length = buf[at + 4] << 8 | buf[at + 5]
         if proto in (PROTO_TCP, PROTO_UDP):
-            entry = self.entries.get(bytes(buf[at + 8 : at + 44]))
+            if length < 8:
+                return MISS  # no room for a UDP or TCP header: never a cached flow's
+            entry = self.entries.get(_KEY6(buf, at + 8)[0])
         elif proto == PROTO_ICMP6 and length >= 8:  # addresses and the echo identifier
             entry = self.entries.get(bytes(buf[at + 8 : at + 40]) + bytes(buf[at + 44 : at + 46]))
             if entry is not None and entry.icmp_type != buf[at + 40]:
@@ -180,7 +193,7 @@ class FlowCache:
             return MISS  # another protocol, or extension headers
         if entry is None or entry.ifp is not ifp or entry.proto != proto:
             return MISS
-        return self._track(entry, buf, at + 40, length, length + 40, legs, 6, now)
+        return self._track(entry, buf, at + 40, length, length + 40, legs, now)
 
     def _track(
         self,
@@ -190,7 +203,6 @@ class FlowCache:
         l4len: int,
         total: int,
         legs: int,
-        family: int,
         now: float,
     ) -> int:
         """Track the packet with its state as ``evaluate`` would; count it."""
@@ -198,32 +210,31 @@ class FlowCache:
         state = entry.state
         if entry.generation != self.generation or state.removed or state.expires <= now:
             return MISS
-        info: PacketInfo | None = None  # TCP's fields for update(); UDP needs none
-        if entry.proto == PROTO_TCP:
-            if l4len < 20:
-                return MISS
-            _, _, seq, ack, offset, flags, window = _TCP.unpack_from(buf, l4)
-            hlen = (offset >> 4) << 2
-            if flags & _NOT_CACHED_FLAGS or hlen < 20 or hlen > l4len:
-                return MISS
-            # update() reads the TCP fields and the length, never the addresses.
-            info = PacketInfo(
-                family, PROTO_TCP, b"", b"", total, 0, 0, flags, seq, ack, window, -1, l4len - hlen
-            )
-        elif entry.proto == PROTO_UDP:
+        proto = entry.proto
+        if proto == PROTO_UDP:
             if l4len < 8:
                 return MISS
             length = buf[l4 + 4] << 8 | buf[l4 + 5]
             if length < 8 or length > l4len:
                 return MISS  # malformed: the full path counts it
+        elif proto == PROTO_TCP:
+            if l4len < 20:
+                return MISS
+            seq, ack, offset, flags, window = _TCP(buf, l4)
+            hlen = (offset >> 4) << 2
+            if flags & _NOT_CACHED_FLAGS or hlen < 20 or hlen > l4len:
+                return MISS
         states = fw.states
         stats = fw.stats
         self.hits += 1
-        states.stats.searches += 1
-        states.stats.matches += 1
-        if info is None:
+        states_stats = states.stats
+        states_stats.searches += 1
+        states_stats.matches += 1
+        if proto != PROTO_TCP:
             states.refresh(state, entry.forward, total, now)
-        elif not states.update(state, info, entry.forward, now):
+        elif not states.track_segment(
+            state, entry.forward, flags, seq, ack, window, l4len - hlen, total, now
+        ):  # update() without building a PacketInfo (the same checks and tracking)
             stats.badstate += 1
             stats.dropped += 1
             return DROP

@@ -72,6 +72,15 @@ Semantics:
 - **Limit**: at most ``max_states``, NAT mappings (``others``) included;
   creating one more first expires what is due, then fails and counts
   ``limit``.  Existing states keep working.
+- **The flow cache's tracking** (``track_segment``, ``_track_segment``): the
+  window checks of ``_track_tcp`` for a segment with neither SYN nor RST,
+  from its fields and with the sequence arithmetic inline, about half the
+  interpreted work per cached TCP segment; a property test holds it to
+  ``_track_tcp``.
+
+The module is long on purpose: the TCP tracking is here twice (the full
+one and the flow cache's), side by side, so that they are read and changed
+together.
 """
 
 from __future__ import annotations
@@ -406,22 +415,62 @@ class StateTable:
     def refresh(self, state: State, forward: bool, length: int, now: float) -> None:
         """Track a packet of ``length`` IP bytes of a state that is not TCP (``update``
         without the parsed packet, which only TCP needs)."""
-        src, dst = state.peers if forward else state.peers[::-1]
+        if forward:  # the peers unpacked, not reversed: no tuple made per packet
+            src, dst = state.peers
+            direction = 0
+        else:
+            dst, src = state.peers
+            direction = 1
         if src.state < SINGLE:
             src.state = SINGLE
         if src.state == SINGLE and dst.state >= SINGLE:
             src.state = dst.state = MULTIPLE
         proto = state.proto
-        if state._is_echo():
+        if (proto == PROTO_ICMP and state.family == 4) or (
+            proto == PROTO_ICMP6 and state.family == 6
+        ):  # State._is_echo without the call
             timeout = "icmp_error"
         elif proto == PROTO_UDP:
             timeout = "udp_multiple" if src.state == MULTIPLE else "udp_single"
         else:
             timeout = "other_multiple" if src.state == MULTIPLE else "other_single"
-        direction = 0 if forward else 1
         state.packets[direction] += 1
         state.bytes[direction] += length
         self._set_expiry(state, timeout, now)
+
+    def track_segment(
+        self,
+        state: State,
+        forward: bool,
+        flags: int,
+        seq: int,
+        ack: int,
+        window: int,
+        payload_len: int,
+        length: int,
+        now: float,
+    ) -> bool:
+        """``update`` for a TCP segment with neither SYN nor RST, from its fields (no
+        ``PacketInfo``): the flow cache's call.  ``length``: the IP bytes."""
+        if forward:
+            src, dst = state.peers
+            direction = 0
+        else:
+            dst, src = state.peers
+            direction = 1
+        if not _track_segment(src, dst, flags, seq, ack, window, payload_len):
+            self.stats.badstate += 1
+            return False
+        state.packets[direction] += 1
+        state.bytes[direction] += length
+        self._set_expiry(
+            state,
+            "tcp_established"
+            if src.state == ESTABLISHED and dst.state == ESTABLISHED
+            else _tcp_timeout(src, dst),
+            now,
+        )
+        return True
 
     def related(self, inner: PacketInfo, now: float) -> State | None:
         """Return the state of the packet quoted by an ICMP error, None if untracked.
@@ -706,6 +755,69 @@ def _track_tcp(src: Peer, dst: Peer, info: PacketInfo) -> bool:
                 dst.state = ESTABLISHED
             elif dst.state == CLOSING and _diff(ack, dst.fin_end) >= 0:
                 dst.state = FIN_WAIT_2
+    return True
+
+
+def _track_segment(
+    src: Peer, dst: Peer, flags: int, seq: int, ack: int, win: int, payload_len: int
+) -> bool:
+    """:func:`_track_tcp` for a segment with neither SYN nor RST (the flow cache's), its
+    fields given: the same checks and updates, the sequence arithmetic inline."""
+    if src.wscale >= 0 and dst.wscale >= 0:
+        sws, dws = src.wscale, dst.wscale
+    else:
+        sws = dws = 0
+    end = data_end = seq + payload_len
+    if flags & tcp.FIN:
+        end += 1
+    if not src.seen:
+        # The first segment from this side (the responder): learn it.
+        src.seen = True
+        src.seqlo = seq & _MASK
+        if src.state < SYN_SENT:
+            src.state = SYN_SENT
+        src.seqhi = (end + max(1, dst.max_win << dws)) & _MASK
+        src.max_win = max(src.max_win, win)
+    real_ack = bool(flags & tcp.ACK) and dst.seen
+    if not real_ack:
+        ack = dst.seqlo
+    if end == seq:
+        # Nothing in sequence space (a pure ACK): only the ACK is checked.
+        seq = data_end = end = src.seqlo
+    # _diff(a, b) is ((a - b + _HALF) & _MASK) - _HALF; its tests against 0 below are
+    # (a - b) & _MASK against _HALF.
+    ackskew = ((dst.seqlo - ack + _HALF) & _MASK) - _HALF
+    seqlo = src.seqlo
+    in_window = (
+        (src.seqhi - data_end) & _MASK < _HALF
+        and (seq - seqlo + (dst.max_win << dws)) & _MASK < _HALF
+        and -MAX_ACK_WINDOW <= ackskew <= (MAX_ACK_WINDOW << sws)
+    )
+    if not in_window and not (
+        (dst.state < SYN_SENT or dst.state >= FIN_WAIT_2 or src.state >= FIN_WAIT_2)
+        and (src.seqhi + MAX_ACK_WINDOW - data_end) & _MASK < _HALF
+        and (seq - seqlo + MAX_ACK_WINDOW) & _MASK < _HALF
+    ):
+        return False
+    if win > src.max_win:
+        src.max_win = win
+    if 0 < (end - seqlo) & _MASK < _HALF:
+        src.seqlo = end & _MASK
+    if real_ack:
+        if not src.acked or 0 < (ack - src.ack) & _MASK < _HALF:
+            src.ack = ack & _MASK
+            src.acked = True
+        scaled = win << sws
+        if (ack + scaled - dst.seqhi) & _MASK < _HALF:
+            dst.seqhi = (ack + max(scaled, 1)) & _MASK
+    if flags & tcp.FIN and src.state < CLOSING:
+        src.state = CLOSING
+        src.fin_end = end & _MASK
+    if in_window and real_ack:
+        if dst.state == SYN_SENT:
+            dst.state = ESTABLISHED
+        elif dst.state == CLOSING and (ack - dst.fin_end) & _MASK < _HALF:
+            dst.state = FIN_WAIT_2
     return True
 
 

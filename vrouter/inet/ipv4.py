@@ -87,19 +87,127 @@ def _martian_source(src: bytes) -> bool:
 
 
 def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
-    """Process one IPv4 packet in an Ethernet frame received on ``ifp``."""
+    """Process one IPv4 packet in an Ethernet frame received on ``ifp``.
+
+    The common case is forwarded here, in this one function (a call less per
+    frame than a separate fast path), checked as :func:`_input` and
+    :func:`_forward` check it; anything else is left to :func:`_input`, the
+    full path.  The common case: no IP options, a valid header, unicast in
+    and out, no firewall or a flow its flow cache holds
+    (:mod:`vrouter.firewall.flow`, asked last, as it tracks the packet), TTL
+    left, a cached destination (:mod:`vrouter.route.dest`) whose neighbour
+    is reachable, and a packet that fits the egress MTU.  ``frame`` is
+    bytes, or an offload buffer (a partial L4 checksum, as a TAP with
+    offloads hands over every frame, or a TCP super-frame whose segments
+    must fit the MTU), which is rewritten in place and travels on with its
+    header.  The egress's :meth:`~vrouter.link.ifnet.Ifnet.output` is done
+    here too where it has nothing to do but transmit and count (the
+    interface up, no capture, no offload work to finish).
+    """
     vnet = ifp.vnet
     inet = vnet.inet
-    stats = inet.stats
-    stats.total += 1
-    if len(frame) >= _OPTIONS and frame[_VIHL] == 0x45:
-        if frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.raw[1]):
-            if _fast_forward(vnet, ifp, frame, now, 0):
-                return
-        elif frame.__class__ is OffloadBuffer and _fast_forward(
-            vnet, ifp, frame, now, _segment_size(frame)
-        ):
+    inet.stats.total += 1
+    if len(frame) < _OPTIONS or frame[_VIHL] != 0x45 or frame[0] & 1 or not inet.forwarding:
+        _input(vnet, ifp, frame, now)
+        return
+    if frame.__class__ is bytes:
+        segment = 0
+    elif frame.__class__ is OffloadBuffer:
+        # A TCP super-frame fits if the segments it stands for do.
+        segment = _segment_size(frame) if frame.raw[1] else 0
+    else:
+        _input(vnet, ifp, frame, now)
+        return
+    flows = None
+    if inet.pfil is not None:
+        flows = inet.flows
+        if flows is None:
+            _input(vnet, ifp, frame, now)
             return
+    total, ttl, csum, dst = _FIELDS_AT(frame, HEADER_LEN)
+    if (
+        not 20 <= total <= len(frame) - HEADER_LEN
+        or ttl <= 1
+        or _FROM_BYTES(_HEADER_AT(frame, HEADER_LEN)[0]) % 0xFFFF  # RFC 1071: sums to 0xFFFF
+    ):
+        _input(vnet, ifp, frame, now)
+        return
+    dest = inet.dests.entries.get(dst)
+    if dest is None:
+        if not _unresolvable(vnet, frame, dst, now):
+            _input(vnet, ifp, frame, now)
+        return
+    neighbours = inet.arp
+    if dest.generation != vnet.route.fib.generation + neighbours.generation:
+        _input(vnet, ifp, frame, now)
+        return
+    paths = dest.paths
+    if paths is not None:  # ECMP: this flow's path
+        dest = paths[flow4(frame) % len(paths)]
+    route = dest.route
+    out = dest.out
+    entry = dest.neighbour
+    first = frame[_SRC]
+    if (
+        route.type != UNICAST
+        or out is None
+        or (segment or total) > out.mtu
+        or entry is None
+        or entry.state != REACHABLE
+        or now - entry.confirmed > neighbours.reachable_time
+        or first >= 224
+        or first == 127
+        or not first
+        or dst in inet.local
+        or dst in inet.broadcasts
+    ):
+        _input(vnet, ifp, frame, now)
+        return
+    if flows is not None:
+        verdict = flows.admit4(ifp, frame, HEADER_LEN, 2, now)
+        if verdict != 1:
+            if verdict:  # refused by the flow's state
+                _count(ifp, inet.stats, "ip_filtered")
+            else:
+                _input(vnet, ifp, frame, now)
+            return
+    end = HEADER_LEN + total
+    if frame.__class__ is bytes:
+        buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
+    else:  # ours to rewrite
+        buf = frame if end == len(frame) else carry(frame, total)  # type: ignore[assignment]
+    put_header(buf, 0, dest.header)
+    # The TTL word drops by 0x0100, so the checksum grows by it, one's complement:
+    # what update16 (RFC 1624 eqn. 3) gives, for every checksum.
+    csum += 0x100
+    if csum >= 0xFFFF:
+        csum -= 0xFFFF
+    buf[_TTL] = ttl - 1
+    buf[_CSUM] = csum >> 8
+    buf[_CSUM + 1] = csum & 0xFF
+    route.use += 1
+    if paths is not None:
+        dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
+    inet.stats.forward += 1
+    entry.used = now
+    # out.output(buf) where it would only transmit and count: one call less.
+    if out.up and not out.captures and (out.offload or buf.__class__ is bytearray):
+        counters = out.counters
+        try:
+            out.transmit(buf)
+        except OSError:
+            counters.tx_errors += 1
+            return
+        counters.tx_packets += 1
+        counters.tx_bytes += len(buf)
+    else:
+        out.output(buf)
+
+
+def _input(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
+    """The full path of :func:`input` (the packet already counted in ``total``)."""
+    inet = vnet.inet
+    stats = inet.stats
     packet = memoryview(frame)[HEADER_LEN:]
     try:
         hlen, total = check(packet)
@@ -149,98 +257,10 @@ def _segment_size(frame: OffloadBuffer) -> int:
     return 20 + (frame[_OPTIONS + 12] >> 4) * 4 + (raw[4] | raw[5] << 8)
 
 
-def _fast_forward(
-    vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float, segment: int
-) -> bool:
-    """Forward ``frame`` if it is the common case, checked as :func:`input` and
-    :func:`_forward` check it; return False to leave it to them.
-
-    The common case: no IP options, a valid header, unicast in and out, no
-    firewall or a flow its flow cache holds (:mod:`vrouter.firewall.flow`,
-    asked last, as it tracks the packet), TTL left, a cached destination
-    (:mod:`vrouter.route.dest`) whose neighbour is reachable, and a packet
-    that fits the egress MTU.
-    ``frame`` is bytes, or an offload buffer (a partial L4 checksum, as a TAP
-    with offloads hands over every frame, or a TCP super-frame whose segments
-    are ``segment`` bytes of IP long, 0 for a frame that is not one, and
-    must fit the MTU), which is rewritten in place and travels on with its
-    header.
-    """
-    inet = vnet.inet
-    pfil = inet.pfil
-    flows = None
-    if pfil is not None:
-        flows = inet.flows
-        if flows is None:
-            return False
-    if not inet.forwarding or frame[0] & 1:
-        return False
-    total, ttl, csum, dst = _FIELDS_AT(frame, HEADER_LEN)
-    end = HEADER_LEN + total
-    if not 20 <= total <= len(frame) - HEADER_LEN or ttl <= 1:
-        return False
-    if _FROM_BYTES(_HEADER_AT(frame, HEADER_LEN)[0]) % 0xFFFF:  # RFC 1071: sums to 0xFFFF
-        return False
-    dest = inet.dests.entries.get(dst)
-    if dest is None:
-        return _unresolvable(vnet, frame, dst, now)
-    neighbours = inet.arp
-    if dest.generation != vnet.route.fib.generation + neighbours.generation:
-        return False
-    paths = dest.paths
-    if paths is not None:  # ECMP: this flow's path
-        dest = paths[flow4(frame) % len(paths)]
-    route = dest.route
-    out = dest.out
-    entry = dest.neighbour
-    first = frame[_SRC]
-    if (
-        route.type != UNICAST
-        or out is None
-        or (segment or total) > out.mtu
-        or entry is None
-        or entry.state != REACHABLE
-        or now - entry.confirmed > neighbours.reachable_time
-        or first >= 224
-        or first == 127
-        or not first
-        or dst in inet.local
-        or dst in inet.broadcasts
-    ):
-        return False
-    if flows is not None:
-        verdict = flows.admit4(ifp, frame, HEADER_LEN, 2, now)
-        if verdict != 1:
-            if verdict:  # refused by the flow's state
-                _count(ifp, inet.stats, "ip_filtered")
-                return True
-            return False
-    if frame.__class__ is bytes:
-        buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
-    else:  # ours to rewrite
-        buf = frame if end == len(frame) else carry(frame, total)  # type: ignore[assignment]
-    put_header(buf, 0, dest.header)
-    # The TTL word drops by 0x0100, so the checksum grows by it, one's complement:
-    # what update16 (RFC 1624 eqn. 3) gives, for every checksum.
-    csum += 0x100
-    if csum >= 0xFFFF:
-        csum -= 0xFFFF
-    buf[_TTL] = ttl - 1
-    buf[_CSUM] = csum >> 8
-    buf[_CSUM + 1] = csum & 0xFF
-    route.use += 1
-    if paths is not None:
-        dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
-    inet.stats.forward += 1
-    entry.used = now
-    out.output(buf)
-    return True
-
-
 def _unresolvable(vnet: Vnet, frame: bytes | bytearray, dst: bytes, now: float) -> bool:
-    """Drop a packet :func:`_fast_forward` checked (no destination cached) whose
+    """Drop a packet :func:`input`'s fast path checked (no destination cached) whose
     on-link destination the neighbour table would refuse to resolve now, as
-    :func:`_forward` would after copying it; False to leave it to the slow path.
+    :func:`_forward` would after copying it; False to leave it to the full path.
 
     A scan of an on-link prefix (RFC 6583) sends each packet to a new
     address: this keeps its cost at a route lookup and a table probe, and the
@@ -436,8 +456,21 @@ def output_frame(
         for piece in pieces:
             _deliver(vnet, local_ifp, memoryview(piece)[HEADER_LEN:], hlen, True, now)
         return True
-    route = vnet.route.fib.lookup(dst)
-    if route is None or route.type != UNICAST or route.ifnet is None:
+    # The route comes from the destination cache (vrouter.route.dest), as a forwarded
+    # packet's does: one dict probe instead of a lookup, and, while the neighbour is
+    # reachable, its MACs without the neighbour table.
+    fib = vnet.route.fib
+    neighbours = inet.arp
+    generation = fib.generation + neighbours.generation
+    dest = inet.dests.entries.get(dst)
+    if dest is None or dest.generation != generation:
+        found = fib.lookup(dst)
+        if found is None:
+            inet.stats.noroute_out += 1
+            return False
+        dest = inet.dests.build(dst, found, generation, neighbours)
+    route = dest.route
+    if route.type != UNICAST or route.ifnet is None:
         inet.stats.noroute_out += 1
         return False
     out = route.ifnet
@@ -458,8 +491,12 @@ def output_frame(
             inet.stats.toolong += 1
             return False
         _send_fragments(vnet, out, route.gateway or dst, frame, now)
-    else:
+    elif dest.paths is not None or dest.out is not out:  # multipath: the route's interface
         arp.output(vnet, out, route.gateway or dst, frame, now)
+    elif not dest.send(frame, now, neighbours.reachable_time):
+        nexthop = dest.nexthop
+        arp.output(vnet, out, nexthop, frame, now)
+        dest.learn(neighbours.reachable(out, nexthop))
     return True
 
 

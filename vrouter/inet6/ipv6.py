@@ -198,7 +198,7 @@ def _fast_forward(
     """Forward ``frame`` if it is the common case, checked as :func:`input` and
     :func:`_forward` check it; return False to leave it to them.
 
-    The common case, as IPv4's (:func:`vrouter.inet.ipv4._fast_forward`): a
+    The common case, as IPv4's (:func:`vrouter.inet.ipv4.input`): a
     TCP, UDP or ICMPv6 echo packet right after the fixed header (extension
     headers, ICMPv6 errors and everything else take the full path), unicast
     in and out, global addresses on both ends, no firewall or a flow its

@@ -281,6 +281,7 @@ class VxlanDevice:
         """Send ``frames`` to ``address``: runs of one size (and one shorter frame closing
         the run) in one ``UDP_SEGMENT`` send each, the rest one by one."""
         header = self.vx.header
+        stats = self.vx.stats
         destination = (address, self.port)
         count = len(frames)
         i = 0
@@ -295,6 +296,7 @@ class VxlanDevice:
             if j - i == 1 or not self.gso:
                 for frame in frames[i:j]:
                     self._sendmsg([header, frame], (), destination)
+                stats.small_sends += j - i
             else:
                 parts: list[bytes | bytearray] = []
                 for frame in frames[i:j]:
@@ -303,6 +305,8 @@ class VxlanDevice:
                 control = [(SOL_UDP, UDP_SEGMENT, _GSO.pack(size + len(header)))]
                 if not self._sendmsg(parts, control, destination) and not self.gso:
                     continue  # UDP_SEGMENT refused just now: the same run again, one by one
+                stats.small_sends += 1
+            stats.small_datagrams += j - i
             i = j
 
     def _sendmsg(

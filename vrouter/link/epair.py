@@ -14,9 +14,9 @@ meets a short queue, not seconds of delay; a pump may be bounded by time too.
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable
+from time import monotonic as _monotonic
 
 from vrouter.link import ether
 from vrouter.link.ifnet import Ifnet
@@ -63,18 +63,20 @@ class Epair:
     def _send(self, peer: Ifnet, frame: bytes | bytearray) -> None:
         pending = self._pending
         bulk = self._bulk
-        was_idle = not pending and not bulk
-        if pending is None:
+        if pending is None:  # idle: a queue for this burst
             pending = self._pending = deque()
-        elif len(pending) + (len(bulk) if bulk is not None else 0) >= QUEUE_LIMIT:
-            raise OSError("epair queue full")
+            was_idle = not bulk
+        else:
+            if len(pending) + (len(bulk) if bulk is not None else 0) >= QUEUE_LIMIT:
+                raise OSError("epair queue full")
+            was_idle = not pending and not bulk
         # An offload buffer is handed over as is (its sender is done with
         # it; its header is not parsed here); ordinary frames become
         # immutable bytes for the peer.
         if frame.__class__ is not OffloadBuffer:
             frame = bytes(frame)
-        item = (peer, frame, time.monotonic())
-        if self.sparse_first and (len(frame) > BULK_LEN or bulk):
+        item = (peer, frame, _monotonic())
+        if (bulk or len(frame) > BULK_LEN) and self.sparse_first:
             key = flow_key(frame)
             if len(frame) > BULK_LEN or (bulk is not None and bulk.holds(key)):
                 if bulk is None:
@@ -95,7 +97,8 @@ class Epair:
         if pending is None:
             return 0
         done = 0
-        clock = time.monotonic
+        clock = _monotonic
+        receive = ether.input
         start = clock()
         stale = start - self.queue_time
         deadline = start + quantum if quantum > 0.0 else float("inf")
@@ -110,7 +113,10 @@ class Epair:
             if queued < stale:
                 peer.counters.rx_drops["queue_stale"] += 1
                 continue
-            ether.receive(peer, frame, now)
+            try:  # ether.receive without the call: a bug costs that frame only
+                receive(peer, frame, now)
+            except Exception:
+                ether.failed(peer)
             if clock() >= deadline:
                 break
         if self._bulk is not None and not self._bulk:

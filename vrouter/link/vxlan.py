@@ -125,6 +125,11 @@ class VxlanStats:
     """TCP super-frames handed whole to the kernel to segment (``tunnel_gso``)."""
     tunnel_refused: int = 0
     """Super-frames the kernel refused to take whole (then sent by the socket)."""
+    small_sends: int = 0
+    """Sends of the frames queued during a loop pass (ACKs, anything but a TCP
+    super-frame's segments): one per VTEP and run of one size, ``UDP_SEGMENT``."""
+    small_datagrams: int = 0
+    """Datagrams those sends carried."""
 
 
 class MacEntry:
@@ -190,7 +195,7 @@ class Vxlan:
         """With ``tunnel_gso``: the TAP that takes super-frames, or why none does."""
         self.tunnel_error = ""
         """Why the kernel last refused a super-frame on that TAP ("" if it never did)."""
-        self._held: OffloadBuffer | None = None
+        self._held: gro.Joining | None = None
         """A super-frame received but not yet passed on: the next read may extend it."""
         self._sweep: Timer | None = None
         ifnet.transmit = self.transmit
@@ -225,6 +230,10 @@ class Vxlan:
             frame = self.decap(datagram, source, now)
             if frame is not None:
                 frames.append(frame)
+        self._receive_many(frames, now)
+
+    def _receive_many(self, frames: list[bytes | bytearray], now: float) -> None:
+        """Receive the inner frames of one read, one flow's segments joined."""
         ifp = self.ifnet
         stats = self.stats
         stats.batches += 1
@@ -237,28 +246,32 @@ class Vxlan:
 
     def input_train(self, data: bytes, size: int, source: str, now: float) -> None:
         """Take one read of several UDP payloads from ``source``, each ``size`` bytes but
-        the last: one TCP flow's segments become one super-frame in one pass
-        (:func:`vrouter.link.gro.join_train`), any other read goes through
+        the last: one TCP flow's segments, checked in one pass, are appended to the
+        super-frame the reads before built, or begin one
+        (:class:`vrouter.link.gro.Joining`); any other read goes through
         :meth:`input_many`."""
-        joined = gro.join_train(data, size, wire.HEADER_LEN)
-        if joined is None:
-            self.input_many(_split(data, size, 0), source, now)
+        first = self.decap(data[:size], source, now)
+        if first is None:  # not this VNI: the others are looked at one by one
+            self.input_many(_split(data, size, size), source, now)
             return
-        frame, used = joined
-        if self.decap(data[:size], source, now) is None:
-            self.input_many(_split(data, size, size), source, now)  # the same header: dropped
-            return
+        skip = wire.HEADER_LEN
+        held = self._held
+        used = 0 if held is None else held.add(data, size, skip)
+        if not used:
+            started = gro.Joining.start(data, size, skip)
+            if held is not None:
+                self.release(now)
+            if started is None:
+                rest = [self.decap(d, source, now) for d in _split(data, size, size)]
+                self._receive_many([first, *(f for f in rest if f is not None)], now)
+                return
+            self._held, used = started
         count = -(-used // size)
         vtep = self.vteps[source]
         vtep.rx_packets += count - 1
         vtep.rx_bytes += used - size
         self.stats.batches += 1
         self.stats.coalesced += count
-        held = self._held
-        if held is None or not gro.extend(held, frame):
-            if held is not None:
-                self.release(now)
-            self._held = frame
         if used < len(data):
             self.input(data[used:], source, now)
 
@@ -268,7 +281,7 @@ class Vxlan:
         held = self._held
         if held is not None:
             self._held = None
-            ether.receive(self.ifnet, held, now)
+            ether.receive(self.ifnet, held.finish(), now)
 
     def decap(
         self, datagram: bytes | bytearray, source: str, now: float
@@ -529,6 +542,8 @@ class Vxlan:
                 "coalesced": self.stats.coalesced,
                 "whole": self.stats.whole,
                 "tunnel_refused": self.stats.tunnel_refused,
+                "small_sends": self.stats.small_sends,
+                "small_datagrams": self.stats.small_datagrams,
             },
             "tunnel_gso": self.tunnel_gso,
             "tunnel_error": self.tunnel_error,

@@ -144,6 +144,28 @@ def header(
     return bytes(raw)
 
 
+def fixed_sum(src: bytes, dst: bytes, proto: int, *, ttl: int = 64, tos: int = 0,
+              df: bool = False) -> int:  # fmt: skip
+    """Return the sum of the header words that stay the same between the packets of one
+    flow (all but the length, the identification and the checksum), for
+    :func:`header_from`."""
+    flags = FLAG_DF if df else 0
+    raw = HEADER.pack(0x45, tos, 0, 0, flags, ttl, proto, 0, src, dst)
+    return int.from_bytes(raw, "big") % 0xFFFF
+
+
+def header_from(
+    fixed: int, src: bytes, dst: bytes, proto: int, payload_len: int, *, ttl: int, ident: int,
+    tos: int = 0, df: bool = False,
+) -> bytes:  # fmt: skip
+    """:func:`header` given :func:`fixed_sum` of the same fields: the checksum is that sum
+    plus the two words that change (RFC 1071), without summing the header again."""
+    total = HEADER_LEN + payload_len
+    check = ~((fixed + total + ident) % 0xFFFF or 0xFFFF) & 0xFFFF
+    flags = FLAG_DF if df else 0
+    return HEADER.pack(0x45, tos, total, ident, flags, ttl, proto, check, src, dst)
+
+
 def build(
     src: bytes,
     dst: bytes,

@@ -80,18 +80,54 @@ def header(
     complemented), for a device that completes the checksum over the segment
     itself (a checksum offload, the virtio-net ``NEEDS_CSUM`` convention).
     """
+    return header_from(
+        addresses_sum(src, dst), src_port, dst_port, seq, ack, flags, window, options,
+        payload, partial,
+    )  # fmt: skip
+
+
+def addresses_sum(src: bytes, dst: bytes) -> int:
+    """Return the addresses' share of the pseudo-header sum, for :func:`header_from`
+    (a connection's, computed once: its addresses do not change)."""
+    return int.from_bytes(src + dst, "big") % 0xFFFF
+
+
+def header_from(
+    addr_sum: int,
+    src_port: int,
+    dst_port: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    options: bytes,
+    payload: Sequence[bytes | bytearray | memoryview],
+    partial: bool,
+) -> bytes:
+    """:func:`header` with the addresses given as :func:`addresses_sum`'s sum.
+
+    The pseudo-header sum is that plus the protocol and the length; the
+    header's own words are summed from the packed bytes as one integer (RFC
+    1071 as :func:`~vrouter.wire.checksum.ones_sum` does), and the header is
+    packed a second time with the checksum in place.
+    """
     hlen = HEADER_LEN + len(options)
-    raw = bytearray(HEADER.pack(src_port, dst_port, seq, ack, hlen << 2, flags, window, 0, 0))
-    if options:
-        raw += options
     length = hlen
     for piece in payload:
         length += len(piece)
-    field = pseudo_header_sum(src, dst, PROTO, length)
+    field = (addr_sum + PROTO + (length & 0xFFFF) + (length >> 16)) % 0xFFFF or 0xFFFF
+    off = hlen << 2
     if not partial:
-        field = checksum(raw, ones_sum_pieces(payload, field) if payload else field)
-    _U16.pack_into(raw, 16, field)
-    return bytes(raw)
+        if payload:
+            field = ones_sum_pieces(payload, field)
+        words = int.from_bytes(
+            HEADER.pack(src_port, dst_port, seq, ack, off, flags, window, 0, 0), "big"
+        )
+        if options:
+            words += int.from_bytes(options, "big")
+        field = ~((words + field) % 0xFFFF or 0xFFFF) & 0xFFFF
+    raw = HEADER.pack(src_port, dst_port, seq, ack, off, flags, window, field, 0)
+    return raw + options if options else raw
 
 
 def build(

@@ -353,3 +353,14 @@ def test_vxlan_show_says_whether_tunnel_gso_is_in_use_and_why_not() -> None:
         [{**base, "tunnel_gso": "not in use: net.ipv4.conf.all.rp_filter is 1 (strict)"}]
     )
     assert "tunnel_gso: not in use: net.ipv4.conf.all.rp_filter is 1 (strict); TCP " in off
+
+
+def test_vxlan_show_counts_joined_reads_and_small_sends() -> None:
+    stats = {"learned": 0, "moved": 0, "aged": 0, "fdb_full": 0, "flooded": 0, "batches": 3,
+             "coalesced": 60, "small_sends": 4, "small_datagrams": 9}  # fmt: skip
+    x = {"name": "vx42", "up": True, "vni": 42, "local": "198.51.100.1", "port": 4789,
+         "mtu": 1450, "underlay_mtu": 1500, "group": None, "learning": True, "macs": 0,
+         "drops": {}, "vteps": [], "stats": stats}  # fmt: skip
+    text = render.show_vxlans([x])
+    want = "received: batched reads 3, segments joined 60; sent: 9 small datagrams in 4 sends"
+    assert want in text

@@ -9,19 +9,28 @@ is a plain number.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import dpkt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from vrouter.firewall.packet import PacketInfo, parse, quoted
+from vrouter.firewall.packet import PROTO_TCP, PacketInfo, parse, quoted
 from vrouter.firewall.states import (
+    CLOSED,
+    CLOSING,
     ESTABLISHED,
+    FIN_WAIT_2,
     MAX_ACK_WINDOW,
     SYN_SENT,
+    TIME_WAIT,
+    Peer,
     State,
     StateTable,
     Timeouts,
+    _track_segment,
+    _track_tcp,
 )
 from vrouter.wire import icmp4, icmp6, ipv4, ipv6, tcp, udp
 
@@ -626,3 +635,117 @@ def test_describe() -> None:
         "[2001:db8:2::20]:9",
     )
     assert described["state"] == "SINGLE:NO_TRAFFIC"
+
+
+# -- the flow cache's tracking: the same as the full path's ------------------------
+
+_SIDE_STATES = (CLOSED, SYN_SENT, ESTABLISHED, CLOSING, FIN_WAIT_2, TIME_WAIT)
+_SEQ = st.integers(0, (1 << 32) - 1)
+
+
+@st.composite
+def _peer(draw: st.DrawFn) -> Peer:
+    near = draw(_SEQ)
+    near_seq = st.integers(near - 200_000, near + 200_000).map(lambda v: v & 0xFFFFFFFF)
+    return Peer(
+        state=draw(st.sampled_from(_SIDE_STATES)),
+        seen=draw(st.booleans()),
+        seqlo=near,
+        seqhi=draw(near_seq),
+        max_win=draw(st.integers(1, 0xFFFF)),
+        wscale=draw(st.integers(-1, 14)),
+        ack=draw(near_seq),
+        acked=draw(st.booleans()),
+        fin_end=draw(st.one_of(st.just(-1), near_seq)),
+    )
+
+
+@settings(max_examples=2500, deadline=None)
+@given(
+    src=_peer(),
+    dst=_peer(),
+    ack_flag=st.booleans(),
+    fin=st.booleans(),
+    window=st.integers(0, 0xFFFF),
+    payload_len=st.sampled_from((0, 0, 1, 100, 1448, 65000)),
+    data=st.data(),
+)
+def test_the_flow_cache_tracks_a_segment_as_the_full_path_does(
+    src: Peer,
+    dst: Peer,
+    ack_flag: bool,
+    fin: bool,
+    window: int,
+    payload_len: int,
+    data: st.DataObject,
+) -> None:
+    """``_track_segment`` (fields given, the arithmetic inline) decides and moves both
+    sides exactly as ``_track_tcp`` does with a ``PacketInfo``, for every segment
+    without SYN and RST: sequence and acknowledgment numbers at each edge the checks
+    draw (plus or minus 2), anywhere near, and across the wrap."""
+    scaled = src.wscale >= 0 and dst.wscale >= 0
+    sws, dws = (src.wscale, dst.wscale) if scaled else (0, 0)
+    seq_edges = (
+        src.seqlo, src.seqlo - (dst.max_win << dws), src.seqhi - payload_len,
+        src.seqlo - MAX_ACK_WINDOW, src.seqhi + MAX_ACK_WINDOW - payload_len,
+    )  # fmt: skip
+    ack_edges = (
+        dst.seqlo, dst.seqlo + MAX_ACK_WINDOW, dst.seqlo - (MAX_ACK_WINDOW << sws),
+        dst.seqhi - (window << sws), dst.fin_end, src.ack,
+    )  # fmt: skip
+    far = st.integers(-300_000, 300_000)
+    seq = data.draw(st.sampled_from(seq_edges)) + data.draw(st.one_of(st.integers(-2, 2), far))
+    ack = data.draw(st.sampled_from(ack_edges)) + data.draw(st.one_of(st.integers(-2, 2), far))
+    seq &= 0xFFFFFFFF
+    ack &= 0xFFFFFFFF
+    flags = (tcp.ACK if ack_flag else 0) | (tcp.FIN if fin else 0) | tcp.PSH
+    info = PacketInfo(4, PROTO_TCP, C, S, 40 + payload_len, 1, 2, flags, seq, ack, window,
+                      -1, payload_len)  # fmt: skip
+    full_src, full_dst = replace(src), replace(dst)
+    fast_src, fast_dst = replace(src), replace(dst)
+    verdict = _track_tcp(full_src, full_dst, info)
+    assert _track_segment(fast_src, fast_dst, flags, seq, ack, window, payload_len) == verdict
+    assert (fast_src, fast_dst) == (full_src, full_dst)
+
+
+@pytest.mark.parametrize("forward", [True, False])
+def test_track_segment_counts_and_times_out_as_update(forward: bool) -> None:
+    """``StateTable.track_segment`` (the flow cache's call) leaves a state, its counters
+    and its expiry as ``update`` leaves them, and refuses what ``update`` refuses."""
+    tables = [StateTable(), StateTable()]
+    states = [opened(t) for t in tables]
+    for state in states:
+        assert [p.state for p in state.peers] == [ESTABLISHED, ESTABLISHED]
+    sender = states[0].peers[0 if forward else 1]
+    other = states[0].peers[1 if forward else 0]
+    for seq, payload in ((sender.seqlo, 100), (sender.seqlo + 100, 0), (sender.seqlo + 10**7, 5)):
+        info = PacketInfo(4, PROTO_TCP, C, S, 40 + payload, 1, 2, tcp.ACK, seq, other.seqlo,
+                          1000, -1, payload)  # fmt: skip
+        full = tables[0].update(states[0], info, forward, 50.0)
+        fast = tables[1].track_segment(states[1], forward, tcp.ACK, seq, other.seqlo, 1000,
+                                       payload, 40 + payload, 50.0)  # fmt: skip
+        assert fast == full
+        a, b = states
+        assert (a.peers, a.packets, a.bytes, a.expires, a.timeout, a.deadline) == (
+            b.peers, b.packets, b.bytes, b.expires, b.timeout, b.deadline
+        )
+        assert tables[0].stats == tables[1].stats
+
+
+@pytest.mark.parametrize("forward", [True, False])
+@pytest.mark.parametrize("make", [udp_info, lambda: echo(8, 7), gre])
+def test_refresh_tracks_as_update(make: Callable[[], PacketInfo], forward: bool) -> None:
+    """``refresh`` (no ``PacketInfo``, the flow cache's call for UDP and echo) moves a
+    state's sides, counters and timeout as ``update`` does, from the first packet on."""
+    tables = [StateTable(), StateTable()]
+    states = [t.create(make(), 0, 0.0) for t in tables]
+    assert states[0] is not None and states[1] is not None
+    for step in range(3):
+        now = 1.0 + step
+        assert tables[0].update(states[0], make(), forward, now)
+        tables[1].refresh(states[1], forward, make().length, now)
+        a, b = states
+        assert a is not None and b is not None
+        assert (a.peers, a.packets, a.bytes, a.expires, a.timeout) == (
+            b.peers, b.packets, b.bytes, b.expires, b.timeout
+        )

@@ -248,3 +248,39 @@ def test_the_cache_and_both_neighbour_layers_name_reachable_alike() -> None:
     from vrouter.route import dest
 
     assert arp.REACHABLE == nd.REACHABLE == dest.REACHABLE
+
+
+def test_the_fast_path_transmits_and_counts_as_the_interface_output_does(
+    net, lab, monkeypatch
+) -> None:
+    """The fast path does the egress's output itself where that only transmits and
+    counts: the same bytes and counters as through ``Ifnet.output``, a capture on the
+    egress still sees the frame (output's own path), and a transmit error is counted."""
+    r, h1, h2, _ = net
+    out = r.link.get("t2")
+    h1.send(_udp(h1), lab.now)  # the cache is filled
+    h2.take_raw()
+    monkeypatch.setattr(ipv4, "_forward", _not_the_full_path)
+    before = (out.counters.tx_packets, out.counters.tx_bytes)
+    h1.send(_udp(h1), lab.now)
+    [inline] = h2.take_raw()
+    assert (out.counters.tx_packets, out.counters.tx_bytes) == (
+        before[0] + 1, before[1] + len(inline)
+    )  # fmt: skip
+    seen: list[tuple[bytes, bool]] = []
+    out.captures.append(lambda frame, outbound: seen.append((bytes(frame), outbound)))
+    h1.send(_udp(h1), lab.now)
+    [captured] = h2.take_raw()
+    assert captured == inline and seen == [(inline, True)]
+    assert out.counters.tx_packets == before[0] + 2
+    out.captures.clear()
+
+    def refuse(frame: object) -> None:
+        raise OSError("no room")
+
+    transmit, out.transmit = out.transmit, refuse
+    errors = out.counters.tx_errors
+    h1.send(_udp(h1), lab.now)
+    assert out.counters.tx_errors == errors + 1 and out.counters.tx_packets == before[0] + 2
+    out.transmit = transmit
+    assert r.inet.stats.forward >= 4

@@ -160,3 +160,41 @@ def test_own_superframe_leaves_whole_and_the_filter_sees_its_header(lab) -> None
     [sent] = out
     assert sent is frame and offload.vhdr_of(sent) == vhdr  # not copied, not cut
     assert sent[:6] == h2.mac and sent[54:] == payload
+
+
+def _own_packet(src: bytes, dst: bytes) -> bytearray:
+    frame = bytearray(14)
+    frame += ip_wire.build(src, dst, 17, b"\x9c\x40\x00\x07\x00\x0c\x00\x00abcd", df=True)
+    return frame
+
+
+def test_own_packets_use_the_destination_cache_and_follow_the_neighbour(lab) -> None:
+    red, _h1, h2, out = _router(lab)
+    src = IPv4Address("198.51.100.1").packed
+    for _ in range(2):
+        assert ipv4.output_frame(red, _own_packet(src, h2.ip), lab.now)
+    assert [bytes(frame[:6]) for frame in out] == [h2.mac, h2.mac]
+    dest = red.inet.dests.entries[h2.ip]
+    assert dest.neighbour is not None and dest.header[:6] == h2.mac
+    # The neighbour goes away: the next packet waits for ARP, as without the cache.
+    entry = dest.neighbour
+    red.inet.arp.remove(entry, lab.now)
+    out.clear()
+    assert ipv4.output_frame(red, _own_packet(src, h2.ip), lab.now)
+    assert out and all(bytes(frame[12:14]) == b"\x08\x06" for frame in out)  # a request only
+    fresh = red.inet.arp.entries[("eth1", h2.ip)]
+    assert fresh is not entry and len(fresh.hold) == 1  # held until the answer
+
+
+def test_own_packets_follow_a_route_change(lab) -> None:
+    red, h1, h2, out = _router(lab)
+    src = IPv4Address("192.0.2.1").packed
+    far = IPv4Address("203.0.113.5").packed
+    sent_h1: list[bytes | bytearray] = []
+    h1.ifp.transmit = sent_h1.append
+    route_state.add_static(red, IPv4Network("203.0.113.0/24"), via=IPv4Address(h2.ip))
+    assert ipv4.output_frame(red, _own_packet(src, far), lab.now)
+    assert out and out[-1][:6] == h2.mac and not sent_h1
+    route_state.add_static(red, IPv4Network("203.0.113.0/25"), via=IPv4Address(h1.ip))
+    assert ipv4.output_frame(red, _own_packet(src, far), lab.now)
+    assert sent_h1 and sent_h1[-1][:6] == h1.mac

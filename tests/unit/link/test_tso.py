@@ -33,7 +33,12 @@ def payload_of(length: int) -> bytes:
 
 
 def super_frame(
-    length: int, v6: bool = False, flags: int = 0x18, seq: int = 1000, ident: int = 0xFFFE
+    length: int,
+    v6: bool = False,
+    flags: int = 0x18,
+    seq: int = 1000,
+    ident: int = 0xFFFE,
+    mss: int = MSS,
 ) -> OffloadBuffer:
     """A TSO super-frame as a TAP hands it over: TCP with timestamps, the checksum field
     holding the pseudo-header sum (as the kernel leaves it)."""
@@ -51,7 +56,7 @@ def super_frame(
     tcp = tcp[:16] + pseudo.to_bytes(2, "big") + tcp[18:]
     frame = OffloadBuffer(bytes.fromhex("02000000000b02000000000a") + eth_type + ip + tcp)
     frame += payload_of(length)
-    frame.vhdr = tcp_super_header(not v6, 40 if v6 else 20, 32, MSS)
+    frame.vhdr = tcp_super_header(not v6, 40 if v6 else 20, 32, mss)
     return frame
 
 
@@ -119,8 +124,8 @@ def test_the_segments_are_those_resolve_makes(vectorised) -> None:
     assert datagrams(cut(big, b"")) == [bytes(s) for s in resolve(big, big.vhdr)]
 
 
-def train_bytes(length: int, flags: int = 0x18) -> tuple[bytes, int, OffloadBuffer]:
-    big = super_frame(length, flags=flags)
+def train_bytes(length: int, flags: int = 0x18, mss: int = MSS) -> tuple[bytes, int, OffloadBuffer]:
+    big = super_frame(length, flags=flags, mss=mss)
     train = cut(big, PREFIX)
     return bytes(train.data), train.size, big
 
@@ -146,10 +151,18 @@ def datagrams_of(data: bytes, size: int) -> list[bytes]:
     return [data[at : at + size] for at in range(0, len(data), size)]
 
 
-def test_a_last_datagram_that_does_not_continue_is_left_to_the_caller() -> None:
+@pytest.mark.parametrize("change", ["seq", "mac", "ttl"])
+def test_a_last_datagram_that_does_not_continue_is_left_to_the_caller(change: str) -> None:
     data, size, _ = train_bytes(MSS * 8 + 100)
     tail = bytearray(data[size * 8 :])
-    tail[8 + 34 + 4 : 8 + 34 + 8] = (12345).to_bytes(4, "big")  # another sequence number
+    if change == "seq":
+        tail[8 + 34 + 4 : 8 + 34 + 8] = (12345).to_bytes(4, "big")  # another sequence number
+    elif change == "mac":
+        tail[8 + 5] ^= 1  # the same flow to another MAC
+    else:
+        tail[8 + 14 + 8] -= 1  # another TTL (the IPv4 checksum made right again)
+        tail[8 + 14 + 10 : 8 + 14 + 12] = b"\0\0"
+        tail[8 + 14 + 10 : 8 + 14 + 12] = checksum_.checksum(bytes(tail[22:42])).to_bytes(2, "big")
     joined = gro.join_train(data[: size * 8] + bytes(tail), size, 8)
     assert joined is not None
     frame, used = joined
@@ -185,6 +198,35 @@ def test_a_train_with_any_flaw_is_not_joined(spoil: str) -> None:
     elif spoil == "port":
         spoilt[third + 8 + 34 + 1] ^= 1
     assert gro.join_train(bytes(spoilt), size, 8) is None
+
+
+@pytest.mark.parametrize("spoil", ["none", "tcp_checksum", "ip_checksum"])
+def test_a_train_of_odd_sized_segments_is_checked_the_same(spoil: str) -> None:
+    data, size, big = train_bytes(1397 * 5, flags=0x10, mss=1397)  # odd: summed apart
+    assert (size - 8 - 14) % 2 == 1
+    spoilt = bytearray(data)
+    if spoil == "tcp_checksum":
+        spoilt[size * 3 - 1] ^= 0x01
+    elif spoil == "ip_checksum":
+        spoilt[size * 3 + 8 + 14 + 8] -= 1
+    joined = gro.join_train(bytes(spoilt), size, 8)
+    if spoil != "none":
+        assert joined is None
+        return
+    assert joined is not None
+    assert bytes(joined[0][34 + 32 :]) == bytes(big[34 + 32 :])
+
+
+def test_two_segments_whose_errors_cancel_in_a_total_are_still_refused() -> None:
+    """Each segment's own checksum is tested, not the train's total: a word moved from
+    one segment's payload to another's leaves the total as it was."""
+    data, size, _ = train_bytes(MSS * 6, flags=0x10)
+    spoilt = bytearray(data)
+    a, b = size * 1 + size - 20, size * 4 + size - 20  # the same offset in two segments
+    spoilt[a : a + 2], spoilt[b : b + 2] = b"\x12\x34", b"\x00\x00"
+    spoilt[a + 2 : a + 4], spoilt[b + 2 : b + 4] = data[b : b + 2], data[a : a + 2]
+    total = checksum_.ones_sum(bytes(spoilt)) == checksum_.ones_sum(data)
+    assert gro.join_train(bytes(spoilt), size, 8) is None, total
 
 
 def test_ones_sums_and_sums_valid_match_the_one_by_one_sums(vectorised) -> None:

@@ -242,6 +242,8 @@ def test_a_bad_checksum_or_a_gap_is_never_merged() -> None:
     gap = _tcp(5000, b"a" * 1000)
     assert gro.coalesce([a, gap]) == [a, gap]
     assert gro.coalesce([ARP := frame(BCAST, MAC_A), a]) == [ARP, a]
+    moved = MAC_R + b[6:]  # the flow's next segment, to another MAC
+    assert gro.coalesce([a, moved]) == [a, moved]
 
 
 def test_a_gro_read_of_one_flow_is_joined_and_bridged(seg, lab) -> None:
@@ -304,6 +306,65 @@ def test_a_read_that_does_not_continue_the_held_one_is_not_joined(seg, lab) -> N
                    REMOTE_1, lab.now)  # fmt: skip  (a gap before it)
     vx.release(lab.now)
     assert [len(f) for f in delivered] == [14 + 20 + 32 + 3000] * 2
+
+
+def _tcp_of(frame: bytes | bytearray) -> bytes:
+    """The TCP segment (header with its checksum, payload) of an IPv4 frame."""
+    return bytes(dpkt.ethernet.Ethernet(bytes(frame)).data.data)
+
+
+def _spoil(segment: bytes) -> bytes:
+    """The segment with one payload byte changed in flight (its checksum now wrong)."""
+    bad = bytearray(segment)
+    bad[-10] ^= 0x04
+    return bytes(bad)
+
+
+def test_a_corrupted_segment_in_a_read_is_never_joined_and_order_is_kept(seg, lab) -> None:
+    _, vx, host, _ = seg
+    delivered: list[bytes | bytearray] = []
+    host.ifp.transmit = delivered.append
+    segs = [_tcp(100 + i * 1000, bytes([i]) * 1000) for i in range(9)]
+    sent = [*segs[:4], _spoil(segs[4]), *segs[5:]]
+    vx.input_train(b"".join(encap(s) for s in sent), 8 + len(segs[0]), REMOTE_1, lab.now)
+    vx.release(lab.now)
+    # the good ones before and after it joined, the bad one alone and unchanged: the
+    # receiving host finds its checksum wrong and drops it (and counts it)
+    assert [len(f) for f in delivered] == [14 + 20 + 32 + 4000, len(segs[4]), 14 + 20 + 32 + 4000]
+    assert bytes(delivered[1]) == _spoil(segs[4])
+    pieces = [p for f in (delivered[0], delivered[2]) for p in resolve(f, vhdr_of(f))]  # type: ignore[arg-type]
+    assert [_tcp_of(p) for p in pieces] == [_tcp_of(s) for s in segs[:4] + segs[5:]]
+    assert vx.vteps[REMOTE_1].rx_packets == 9
+
+
+def test_a_corrupted_segment_in_a_read_that_continues_the_held_one_ends_it(seg, lab) -> None:
+    _, vx, host, _ = seg
+    delivered: list[bytes | bytearray] = []
+    host.ifp.transmit = delivered.append
+    segs = [_tcp(100 + i * 1000, bytes([i]) * 1000) for i in range(6)]
+    size = 8 + len(segs[0])
+    vx.input_train(b"".join(encap(s) for s in segs[:3]), size, REMOTE_1, lab.now)
+    second = [segs[3], _spoil(segs[4]), segs[5]]
+    vx.input_train(b"".join(encap(s) for s in second), size, REMOTE_1, lab.now)
+    vx.release(lab.now)
+    assert [len(f) for f in delivered] == [14 + 20 + 32 + 3000, *(len(s) for s in second)]
+    assert [bytes(f) for f in delivered[1:]] == second
+    pieces = resolve(delivered[0], vhdr_of(delivered[0]))  # type: ignore[arg-type]
+    assert [_tcp_of(p) for p in pieces] == [_tcp_of(s) for s in segs[:3]]
+
+
+def test_a_read_for_another_mac_is_not_appended_to_the_held_one(seg, lab) -> None:
+    _, vx, host, _ = seg
+    delivered: list[bytes | bytearray] = []
+    host.ifp.transmit = delivered.append
+    segs = [_tcp(100 + i * 1000, bytes([i]) * 1000) for i in range(6)]
+    size = 8 + len(segs[0])
+    vx.input_train(b"".join(encap(s) for s in segs[:3]), size, REMOTE_1, lab.now)
+    moved = [MAC_R + s[6:] for s in segs[3:]]  # the same flow to another MAC
+    vx.input_train(b"".join(encap(s) for s in moved), size, REMOTE_1, lab.now)
+    vx.release(lab.now)
+    assert [len(f) for f in delivered] == [14 + 20 + 32 + 3000] * 2
+    assert bytes(delivered[1][:6]) == MAC_R
 
 
 def _bridge_of(vnet) -> bridge_.Bridge:

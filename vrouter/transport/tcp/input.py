@@ -20,11 +20,16 @@ from typing import TYPE_CHECKING, cast
 from vrouter.transport.tcp import seq
 from vrouter.transport.tcp.events import Output, PeerClosed, Transmit, Writable
 from vrouter.transport.tcp.output import TcpOutput
-from vrouter.transport.tcp.segment import ACK, FIN, RST, SYN, Segment, reset_for
+from vrouter.transport.tcp.segment import ACK, FIN, RST, SYN, URG, Segment, reset_for
 from vrouter.transport.tcp.state import RECEIVING, State, Trigger
 
 if TYPE_CHECKING:
     from vrouter.transport.tcp.conn import Connection
+
+MASK = seq.MASK
+HALF = seq.HALF
+_PREDICT_FLAGS = ACK | SYN | FIN | RST | URG
+"""The flags header prediction looks at: of these, only ACK may be set."""
 
 PAWS_IDLE = 24 * 24 * 3600.0
 """TS.Recent older than this is no longer used for PAWS (RFC 7323 5.5)."""
@@ -36,7 +41,9 @@ class TcpInput(TcpOutput):
     def receive(self, seg: Segment, payload: bytes | memoryview, now: float) -> list[Output]:
         """Process one arriving segment (RFC 9293 3.10.7); return the outputs."""
         state = self.state
-        if state == State.SYN_SENT:
+        if state is State.ESTABLISHED and self.predict and self._predicted(seg, payload, now):
+            pass
+        elif state == State.SYN_SENT:
             self._rcv_syn_sent(seg, payload, now)
         elif state == State.CLOSED:
             self._reply_rst(seg, len(payload), now)
@@ -47,6 +54,94 @@ class TcpInput(TcpOutput):
             if self.options.keepalive:
                 self._refresh_keepalive(now)
         return self._drain()
+
+    def _predicted(self, seg: Segment, payload: bytes | memoryview, now: float) -> bool:
+        """Header prediction (4.4BSD ``tcp_input``, Linux ``tcp_rcv_established``):
+        take the two common segments of an ESTABLISHED connection the short way, or
+        return False, having changed nothing, to leave the segment to the full path.
+
+        The common segments: ACK (and maybe PSH) alone among the flags, the expected
+        sequence number, no SACK blocks, timestamps (if in use) that pass PAWS;
+        either a pure ACK of new data, or in-order data that fits the window with
+        nothing waiting in the reassembly queue (acknowledging nothing new or new
+        data).  Unlike 4.4BSD's, the window may change: the update is the full
+        path's few lines (a receiver that reads as data arrives changes its window
+        with nearly every ACK, which would leave most ACKs to the full path).  The
+        connection is in none of the situations the full path treats apart
+        (zero-window probing, a tail loss probe out, our FIN sent, the program gone).
+        What the short way does is exactly what :meth:`_rcv_synchronized` does with
+        such a segment (the tests compare both: state, buffers and segments sent);
+        it only skips the checks that cannot apply, and calls :meth:`_ack_new` as
+        the full path does.
+        """
+        flags = seg.flags
+        if flags & _PREDICT_FLAGS != ACK or seg.seq != self.rcv_nxt:
+            return False
+        window = seg.window << self.snd_wscale
+        opts = seg.options
+        if opts.sack or self._tlp_high is not None or self._persist or self._fin_sent:
+            return False
+        ts = opts.ts
+        if self.ts_enabled and (ts is None or 0 < ((self.ts_recent - ts[0]) & MASK) < HALF):
+            return False  # no timestamps, or older ones (PAWS)
+        ack = seg.ack
+        una = self.snd_una
+        acked = (ack - una) & MASK
+        plen = len(payload)
+        if plen:
+            if self._reass or self._peer_fin_seq is not None or self.app_closed:
+                return False
+            if plen > max(seq.diff(self.rcv_adv, self.rcv_nxt), 0):  # to be trimmed
+                return False
+        elif not acked:  # a duplicate ACK or a window probe's answer: the full path
+            return False
+        if acked and (acked >= HALF or acked > ((self.snd_max - una) & MASK)):
+            return False  # older than SND.UNA, or beyond SND.MAX
+        # From here on the segment is the full path's, without the checks that fail.
+        seg_seq = seg.seq
+        self._last_rcv = now
+        self._keep_probes = 0
+        if ts is not None and self.ts_enabled and ((self.last_ack_sent - seg_seq) & MASK) < HALF:
+            self.ts_recent = ts[0]
+            self.ts_recent_age = now
+        if acked:
+            self._ack_new(ack, seg, now)
+            self._tlp_rearm = True
+        wl1 = self.snd_wl1
+        if 0 < ((seg_seq - wl1) & MASK) < HALF or (
+            wl1 == seg_seq and ((ack - self.snd_wl2) & MASK) < HALF
+        ):
+            if window != self.snd_wnd:
+                if not plen and ack == self.snd_wl2:
+                    self.stats.rcvwinupd += 1
+                self.snd_wnd = window
+            if window > self.max_sndwnd:
+                self.max_sndwnd = window
+            self.snd_wl1 = seg_seq
+            self.snd_wl2 = ack
+            self._probes_unanswered = 0
+        if plen:
+            self._rcv_in_order(payload, plen, now)
+            self.stats.preddat += 1
+        else:
+            self.stats.predack += 1
+        return True
+
+    def _rcv_in_order(self, payload: bytes | memoryview, plen: int, now: float) -> None:
+        """:meth:`_rcv_text` for data at RCV.NXT that fits the window, nothing queued."""
+        stats = self.stats
+        if plen > self._rcv_mss:
+            self._rcv_mss = min(plen, self.local_mss)
+        self._recv_buf.append(payload)
+        self.rcv_nxt = (self.rcv_nxt + plen) & MASK
+        stats.rcvpack += 1
+        stats.rcvbyte += plen
+        unacked = self._unacked_bytes = self._unacked_bytes + plen
+        self._readable_pending = True
+        if unacked >= 2 * self._rcv_mss:
+            self._ack_now = True
+        elif self._delack_at is None:
+            self._delack_at = now + self.options.delack
 
     def _rcv_syn_sent(self, seg: Segment, payload: bytes | memoryview, now: float) -> None:
         """RFC 9293 3.10.7.3, SYN-SENT."""

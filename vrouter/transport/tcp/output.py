@@ -27,7 +27,7 @@ from vrouter.transport.tcp.segment import (
     PSH,
     RST,
     SYN,
-    header,
+    header_from,
     sack_option,
     syn_options,
     ts_option,
@@ -201,9 +201,8 @@ class TcpOutput(Tcb):
         now: float,
         gso_size: int = 0,
     ) -> None:
-        head = header(
-            self.local_addr,
-            self.remote_addr,
+        head = header_from(
+            self._addr_sum,
             self.local_port,
             self.remote_port,
             seq_no,
@@ -212,7 +211,7 @@ class TcpOutput(Tcb):
             window,
             options,
             payload,
-            partial=gso_size > 0,
+            gso_size > 0,
         )
         self._out.append(
             Transmit(

@@ -39,12 +39,14 @@ from vrouter.wire.tcp import (
     RST,
     SYN,
     URG,
+    addresses_sum,
     build,
     header,
+    header_from,
     verify,
 )
 
-# The fixed header, flags, build, header and verify are the wire module's; this one adds
+# The fixed header, flags, build, header(_from) and verify are the wire module's; this one adds
 # options.
 __all__ = [
     "ACK",
@@ -70,10 +72,12 @@ __all__ = [
     "URG",
     "Options",
     "Segment",
+    "addresses_sum",
     "build",
     "emit",
     "flag_names",
     "header",
+    "header_from",
     "parse",
     "parse_options",
     "reset_for",
@@ -100,6 +104,11 @@ _TS_BLOCK = b"\x01\x01\x08\x0a"
 _TS = struct.Struct("!II")
 _TS_FULL = struct.Struct("!4sII")
 _U16 = struct.Struct("!H")
+_HEADER_TS = struct.Struct("!HHIIBBHHH4sII")
+"""A header whose options are ``NOP NOP TS`` alone (32 bytes), unpacked at once."""
+_TS_HEADER_LEN = 32
+_TS_OFF = (_TS_HEADER_LEN >> 2) << 4
+"""The data offset byte of such a header."""
 
 
 class Options(NamedTuple):
@@ -209,6 +218,13 @@ def parse(raw: bytes | memoryview) -> tuple[Segment, memoryview]:
     view = raw if isinstance(raw, memoryview) else memoryview(raw)
     if len(view) < HEADER_LEN:
         raise IntegrityError("tcp_tooshort", f"{len(view)} bytes")
+    if len(view) >= _TS_HEADER_LEN and view[12] == _TS_OFF:  # the common case: NOP NOP TS
+        sport, dport, seq, ack, _, flags, window, _, _, block, tsval, tsecr = (
+            _HEADER_TS.unpack_from(view)
+        )
+        if block == _TS_BLOCK:
+            segment = Segment(sport, dport, seq, ack, flags, window, Options(ts=(tsval, tsecr)))
+            return segment, view[_TS_HEADER_LEN:]
     sport, dport, seq, ack, off, flags, window, _, _ = HEADER.unpack_from(view)
     hlen = (off >> 4) << 2
     if hlen < HEADER_LEN or hlen > len(view):

@@ -60,6 +60,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("vrouter.tcp")
 
 PROTO_TCP = 6
+IP_SUMS_LIMIT = 4096
+"""Address pairs whose IPv4 header sum a stack keeps before it starts again."""
 
 
 class TcpStack:
@@ -77,6 +79,9 @@ class TcpStack:
         self._dispatching = False
         self.tx_failed = 0
         """Segments the IP layer could not send (no route, no neighbour yet is not a failure)."""
+        self._ip_sums: dict[tuple[bytes, bytes, int], int] = {}
+        """The fixed part of the IPv4 header sum per source, destination and TTL
+        (:func:`vrouter.wire.ipv4.fixed_sum`): a segment's header costs one pack."""
 
     # --- the socket layer's calls ----------------------------------------------------------------
 
@@ -283,8 +288,19 @@ class TcpStack:
         if not ipv4_dst:
             packet = ipv6.packet(vnet, seg.src, seg.dst, PROTO_TCP, seg.data)
             return ipv6.output(vnet, packet, now, vhdr=vhdr)
-        ip = ip4_wire.header(seg.src, seg.dst, PROTO_TCP, seg.length, ttl=vnet.inet.ttl,
-                             ident=ipv4.next_ident(vnet), df=True)  # fmt: skip
+        src, dst = seg.src, seg.dst
+        ttl = vnet.inet.ttl
+        key = (src, dst, ttl)
+        fixed = self._ip_sums.get(key)
+        if fixed is None:
+            if len(self._ip_sums) >= IP_SUMS_LIMIT:
+                self._ip_sums.clear()
+            fixed = self._ip_sums[key] = ip4_wire.fixed_sum(src, dst, PROTO_TCP, ttl=ttl, df=True)
+        length = len(head)
+        for piece in seg.payload:
+            length += len(piece)
+        ip = ip4_wire.header_from(fixed, src, dst, PROTO_TCP, length, ttl=ttl,
+                                  ident=ipv4.next_ident(vnet), df=True)  # fmt: skip
         # The frame is made here, once: the payload's only copy in the daemon.
         frame = bytearray(ETHER_LEN) if vhdr is None else offload.OffloadBuffer(ETHER_LEN)
         frame += ip

@@ -106,6 +106,10 @@ class TcpStats:
     """Bytes acknowledged by received ACKs (tcps_rcvackbyte)."""
     rcvwinupd: int = 0
     """Window updates received (tcps_rcvwinupd)."""
+    predack: int = 0
+    """Pure ACKs of new data taken by header prediction (tcps_predack)."""
+    preddat: int = 0
+    """In-order data segments taken by header prediction (tcps_preddat)."""
     rcvafterclose: int = 0
     """Data segments that arrived after the program closed (answered by RST)."""
     rcvunacceptable: int = 0

@@ -37,7 +37,7 @@ from vrouter.transport.tcp.events import Closed, Connected, Output, Reset
 from vrouter.transport.tcp.options import TcpOptions, window_shift
 from vrouter.transport.tcp.rto import RttEstimator
 from vrouter.transport.tcp.sack import ReassemblyQueue, Scoreboard
-from vrouter.transport.tcp.segment import HEADER_LEN
+from vrouter.transport.tcp.segment import HEADER_LEN, addresses_sum
 from vrouter.transport.tcp.state import CAN_QUEUE, SYNCHRONIZED, TRANSITIONS, State, Trigger
 from vrouter.transport.tcp.stats import TcpStats
 
@@ -55,6 +55,11 @@ Endpoint = tuple[bytes, int]
 class Tcb:
     """The variables of one TCP connection (``local`` to ``remote``) and its state change."""
 
+    predict = True
+    """Header prediction (:meth:`~vrouter.transport.tcp.input.TcpInput._predicted`) on;
+    a class attribute, so the tests can compare it with the full path, per connection
+    or for every connection."""
+
     def __init__(
         self,
         local: Endpoint,
@@ -71,6 +76,8 @@ class Tcb:
         if len(self.local_addr) != len(self.remote_addr) or len(self.local_addr) not in (4, 16):
             raise ValueError("local and remote addresses must both be IPv4 or both IPv6")
         self.family = 4 if len(self.local_addr) == 4 else 6
+        self._addr_sum = addresses_sum(self.local_addr, self.remote_addr)
+        """The addresses' share of every segment's pseudo-header checksum."""
         self.options = options if options is not None else TcpOptions()
         self.stats = stats if stats is not None else TcpStats()
         """Counters (the vnet's, shared by its connections)."""

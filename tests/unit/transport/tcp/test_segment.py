@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import dpkt
 import pytest
 from hypothesis import given
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 
 from vrouter.transport.tcp.segment import (
     ACK,
+    HEADER,
     NO_OPTIONS,
     PSH,
     RST,
@@ -162,3 +165,20 @@ def test_reset_for_follows_rfc_9293() -> None:
 def test_flag_names() -> None:
     assert flag_names(SYN) == "S" and flag_names(SYN | ACK) == "S."
     assert flag_names(ACK | PSH) == "P." and flag_names(ACK) == "." and flag_names(0) == "none"
+
+
+def test_timestamp_only_headers_parse_as_the_general_parser_does() -> None:
+    """The 32-byte ``NOP NOP TS`` header is unpacked at once; the result is the same."""
+    rng = random.Random(32)
+    others = (b"\x01\x01\x08\x0b" + bytes(8), b"\x01\x08\x0a" + bytes(9))
+    for _ in range(500):
+        opts = ts_option(rng.randrange(1 << 32), rng.randrange(1 << 32))
+        opts = rng.choice((opts, opts, *others))
+        payload = rng.randbytes(rng.choice((0, 5)))
+        seq_no, flags = rng.randrange(1 << 32), rng.randrange(256)
+        raw = bytearray(build(A, B, 1, 2, seq_no, 7, flags, 9, opts, payload))
+        raw[12] |= rng.choice((0, 0, 1))  # a reserved bit: the general parser's
+        seg, rest = parse(raw)
+        fields = HEADER.unpack_from(raw)
+        assert seg == Segment(*fields[:4], fields[5], fields[6], parse_options(raw[20:32]))
+        assert bytes(rest) == payload
