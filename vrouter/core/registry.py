@@ -162,9 +162,15 @@ class Registry:
             raise
 
     def detach_all(self, vnet: Vnet) -> None:
-        """Detach every subsystem from ``vnet`` in reverse order."""
+        """Detach every subsystem from ``vnet`` (which is destroyed) in reverse order.
+
+        A lazy subsystem the vnet never needed is not unprepared: that only gives the
+        vnet's dispatch tables back their own entries, and the vnet goes with its tables.
+        """
         for subsystem in reversed(self._ordered):
-            _detach(subsystem, vnet)
+            if vnet.holds(subsystem.name):
+                subsystem.detach(vnet)
+                delattr(vnet, subsystem.name)
 
     def load(self, subsystem: Subsystem, vnets: Iterable[Vnet]) -> None:
         """Load ``subsystem`` and attach it to every vnet in ``vnets``."""

@@ -183,6 +183,8 @@ class Ops:
         """The vnets' control-plane mirrors (None: no daemon, as in tests)."""
         self.data_dir: str | None = None
         """Where lease files are kept (None: leases are not written, as in tests)."""
+        self._going: set[Vnet] = set()
+        """The vnets being destroyed, whose state goes at once with their subsystems'."""
 
     # -- lookups -----------------------------------------------------------------
 
@@ -290,11 +292,15 @@ class Ops:
         for victim in doomed:
             if self.mirrors is not None:
                 await self.mirrors.destroy(victim.name)
-            for ifname in list(victim.link.interfaces):
-                if ifname in victim.link.interfaces:  # an epair end may have gone already
-                    await self.destroy_interface(victim.name, ifname)
-            self.driver.detach_vnet(victim)
-            self.tree.destroy(victim.name)
+            self._going.add(victim)
+            try:
+                for ifname in list(victim.link.interfaces):
+                    if ifname in victim.link.interfaces:  # an epair end may have gone already
+                        await self.destroy_interface(victim.name, ifname)
+                self.driver.detach_vnet(victim)
+                self.tree.destroy(victim.name)
+            finally:
+                self._going.discard(victim)
             log.info("vnet %s: destroyed", victim.name)
         return [v.name for v in doomed]
 
@@ -881,6 +887,14 @@ class Ops:
         if vnet.holds("dhcp"):
             dhcp.stop_client(vnet, ifp.name, now)
         build.release_l2(vnet, ifp, now)
+        if ifp.kind == "epair" and vnet in self._going and not vnet.listened:
+            # Its vnet is being destroyed: the subsystems' detach then clears its addresses,
+            # routes, neighbours, groups and timers at once, and what this end would send
+            # while they go one by one (MLD done, a last RA) is dropped in flight with the
+            # epair; nobody listens for the events.  So nothing is taken away one by one.
+            ifp.up = False
+            del vnet.link.interfaces[ifp.name]
+            return []
         routes = build.strip_l3(vnet, ifp, now)
         ifp.up = False
         del vnet.link.interfaces[ifp.name]

@@ -55,6 +55,7 @@ def _detach(vnet: Vnet) -> None:
     for addr in [*state.local.values(), *state.linklocal.values()]:
         if addr.timer is not None:
             addr.timer.cancel()
+            addr.timer = None  # its callback holds the address and the vnet: no cycle left
     for ra in state.ra.values():
         ra.stop()
     state.local.clear()

@@ -595,3 +595,23 @@ def test_a_destroyed_vnet_is_freed_without_the_cyclic_collector(
         assert [r() for r in refs] == [None] * len(refs), "a reference cycle holds the vnet"
     finally:
         gc.enable()
+
+
+def test_destroying_a_vnet_takes_its_epair_peer_out_of_the_vnet_that_stays(
+    ops: Ops, loop: asyncio.AbstractEventLoop
+) -> None:
+    ops.create_vnet("keep")
+    ops.create_vnet("gone")
+    epair(ops, "gone:ep0", "keep:ep0", ("10.0.0.1/30", "2001:db8::1/64"), ("10.0.0.2/30",))
+    epair(ops, "keep:ep1", "keep:ep2", ("10.0.1.1/30",), ("10.0.1.2/30",))
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert run(loop, ops.destroy_vnet("gone")) == ["gone"]
+    keep = ops.vnet("keep")
+    assert sorted(keep.link.interfaces) == ["ep1", "ep2"]
+    assert keep.route.fib.lookup(bytes([10, 0, 0, 1])) is None, "the peer's route went with it"
+    assert keep.route.fib6.lookup(ipaddress.ip_address("2001:db8::1").packed) is None
+    assert bytes([10, 0, 0, 2]) not in keep.inet.local
+    assert tables.intact(), "the shared dispatch tables were not written"
+    ops.create_vnet("gone")  # the name is free again, and the new vnet works
+    epair(ops, "gone:ep0", "keep:ep0", ("10.0.0.1/30",), ("10.0.0.2/30",))
+    assert keep.route.fib.lookup(bytes([10, 0, 0, 1])) is not None
