@@ -18,6 +18,9 @@ a queue and no-ops (for the rest of this process).
              h1 -> h2 per step, the figure per frame: the 64-byte flood of
              vrouterd-2vnet
   udp1       one such frame per step: a frame that finds the path idle (a ping's way)
+  udp6, udp6-1
+             the same over IPv6 (62-byte frames, no payload, the IPv6 flood of
+             bench/forwarding.py --family 6)
   super-fw, ack-fw, udp-fw
              the same with the 20-rule firewall of bench/forwarding.py on red (flow
              cache on; the TCP state opened by a handshake through the path)
@@ -39,7 +42,7 @@ import time
 from collections.abc import Callable
 
 from bridgepath import _Loop, _QueuedTap
-from fastpath import H1, H1_MAC, H2, H2_MAC, NOW, _iface, with_firewall
+from fastpath import H1, H1_6, H1_MAC, H2, H2_6, H2_MAC, NOW, _iface, with_firewall
 from report import loadavg
 
 from vrouter.core.vnet import Vnet
@@ -51,10 +54,12 @@ from vrouter.route import state as route_state
 from vrouter.stack import new_tree
 from vrouter.wire.checksum import checksum
 
-CASES = ("super", "ack", "small", "udp", "udp1", "super-fw", "ack-fw", "udp-fw")
-BATCH = {"udp": 64, "udp-fw": 64}
+CASES = ("super", "ack", "small", "udp", "udp1", "udp6", "udp6-1", "super-fw", "ack-fw", "udp-fw")
+BATCH = {"udp": 64, "udp6": 64, "udp-fw": 64}
 """Frames per step where a case reads more than one."""
 RED_EP, BLUE_EP = bytes([203, 0, 113, 1]), bytes([203, 0, 113, 2])
+RED_EP6 = ipaddress.IPv6Address("2001:db8:ff::1").packed
+BLUE_EP6 = ipaddress.IPv6Address("2001:db8:ff::2").packed
 
 
 def tcp_frame(src: bytes, dst: bytes, sport: int, dport: int, payload: int,
@@ -74,9 +79,10 @@ def tcp_frame(src: bytes, dst: bytes, sport: int, dport: int, payload: int,
 
 
 def _neighbour(vnet: Vnet, ifp: Ifnet, ip: bytes, mac: bytes) -> None:
-    entry = vnet.inet.arp.add(vnet.timers, ifp, ip, REACHABLE, NOW)
+    table = vnet.inet6.nd if len(ip) == 16 else vnet.inet.arp
+    entry = table.add(vnet.timers, ifp, ip, REACHABLE, NOW)
     assert entry is not None
-    vnet.inet.arp.confirm(entry, mac, REACHABLE, NOW)
+    table.confirm(entry, mac, REACHABLE, NOW)
 
 
 def udp_frame(src: bytes, dst: bytes, dst_mac: bytes, src_mac: bytes,
@@ -91,24 +97,40 @@ def udp_frame(src: bytes, dst: bytes, dst_mac: bytes, src_mac: bytes,
     return header.emit() + dst_mac + src_mac + b"\x08\x00" + bytes(ip) + udp
 
 
+def udp6_frame(src: bytes, dst: bytes, dst_mac: bytes, src_mac: bytes) -> bytes:
+    """Return a 62-byte IPv6 UDP frame (no payload) as a TAP reads it: virtio-net header
+    first, NEEDS_CSUM."""
+    udp = struct.pack("!HHHH", 40000, 5202, 8, 0)
+    ip = struct.pack("!IHBB16s16s", 6 << 28, len(udp), 17, 64, src, dst)
+    header = offload.VirtioHdr(offload.F_NEEDS_CSUM, offload.GSO_NONE, 0, 0, 54, 6)
+    return header.emit() + dst_mac + src_mac + b"\x86\xdd" + ip + udp
+
+
 def prepare(case: str) -> tuple[Callable[[], None], Callable[[], int]]:
     """Return (one step, frames that left so far) for ``case``."""
     tree = new_tree()
     red, blue = tree.create("red"), tree.create("blue")
-    t1 = _iface(red, "t1", ("192.0.2.1/24",))
-    ra = _iface(red, "ep0", ("203.0.113.1/30",))
-    rb = _iface(blue, "ep0", ("203.0.113.2/30",))
-    t2 = _iface(blue, "t2", ("198.51.100.1/24",))
+    red.inet6.dad_transmits = blue.inet6.dad_transmits = 0
+    t1 = _iface(red, "t1", ("192.0.2.1/24", "2001:db8:1::1/64"))
+    ra = _iface(red, "ep0", ("203.0.113.1/30", "2001:db8:ff::1/64"))
+    rb = _iface(blue, "ep0", ("203.0.113.2/30", "2001:db8:ff::2/64"))
+    t2 = _iface(blue, "t2", ("198.51.100.1/24", "2001:db8:2::1/64"))
     epair = Epair(ra, rb)
     waiting: list[Epair] = []
     epair.wakeup = waiting.append
     for vnet, to, via in ((red, "198.51.100.0/24", "203.0.113.2"),
-                          (blue, "192.0.2.0/24", "203.0.113.1")):  # fmt: skip
+                          (blue, "192.0.2.0/24", "203.0.113.1"),
+                          (red, "2001:db8:2::/64", "2001:db8:ff::2"),
+                          (blue, "2001:db8:1::/64", "2001:db8:ff::1")):  # fmt: skip
         route_state.add_static(vnet, ipaddress.ip_network(to), via=ipaddress.ip_address(via))
     _neighbour(red, t1, H1, H1_MAC)
     _neighbour(blue, t2, H2, H2_MAC)
     _neighbour(red, ra, BLUE_EP, rb.mac)
     _neighbour(blue, rb, RED_EP, ra.mac)
+    _neighbour(red, t1, H1_6, H1_MAC)
+    _neighbour(blue, t2, H2_6, H2_MAC)
+    _neighbour(red, ra, BLUE_EP6, rb.mac)
+    _neighbour(blue, rb, RED_EP6, ra.mac)
     queues: dict[int, list[bytes]] = {}
     left = [0]
 
@@ -150,6 +172,8 @@ def prepare(case: str) -> tuple[Callable[[], None], Callable[[], int]]:
             raise SystemExit(f"{case}: the flow cache learned {red.firewall.flows.inserts} flows")
     if case.startswith("ack"):
         tap, data = tap2, tcp_frame(H2, H1, 5201, 40000, 0, t2.mac, H2_MAC, False)
+    elif case.startswith("udp6"):
+        tap, data = tap1, udp6_frame(H1_6, H2_6, t1.mac, H1_MAC)
     elif case.startswith("udp"):
         tap, data = tap1, udp_frame(H1, H2, t1.mac, H1_MAC)
     else:

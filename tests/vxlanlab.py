@@ -78,12 +78,15 @@ def ping(daemon: Vrouterd, host: str, target: str, *extra: str) -> int:
     return int(match.group(1))
 
 
-def vxlan_seen(ns: str, dev: str, act: Callable[[], None], count: int = 4) -> str:
+def vxlan_seen(
+    ns: str, dev: str, act: Callable[[], None], count: int = 4, src: str | None = None
+) -> str:
     """Return what tcpdump decodes of the first ``count`` VXLAN datagrams on ``dev`` in
-    ``ns`` while ``act`` runs."""
+    ``ns`` (only those from ``src``, if given) while ``act`` runs."""
+    only = ("and", "src", "host", src) if src is not None else ()
     dump = subprocess.Popen(
         ["ip", "netns", "exec", ns, "tcpdump", "-n", "-l", "-c", str(count), "-i", dev,
-         "udp", "port", "4789"],
+         "udp", "port", "4789", *only],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -260,3 +260,39 @@ def test_reload_turns_stp_off_and_on(daemon: Vrouterd) -> None:
         assert bad.returncode != 0 and "path_cost" in bad.stderr, bad.stdout + bad.stderr
     finally:
         peer.close()
+
+
+def test_a_bridge_created_at_run_time_with_stp_breaks_the_loop(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    taps_only = LOOP[: LOOP.index("[vnets.lab.interfaces.br0]")]
+    daemon = Vrouterd(tmp_path_factory.mktemp("stprt"), taps_only)
+    peer = None
+    try:
+        daemon.start()
+        p = daemon.prefix
+        create = ("bridge", "create", "lab", "br0", f"{p}a", f"{p}b", "--address", "192.0.2.1/24",
+                  "--stp", "--priority", "4096")  # fmt: skip
+        # Alone from the default times, forward_delay 4 breaks 802.1D's relation: refused.
+        bad = daemon.ctl(*create, "--forward-delay", "4")
+        assert bad.returncode != 0 and "max_age 20 is more than 2 x (forward_delay 4 - 1)" in (
+            bad.stderr
+        ), bad.stdout + bad.stderr
+        assert not daemon.call("bridge.show", vnet="lab")
+        made = daemon.ctl(*create, "--hello-time", "1", "--max-age", "6", "--forward-delay", "4")
+        assert made.returncode == 0 and "spanning tree on" in made.stdout, made.stdout + made.stderr
+        peer = Peer(daemon, priority=32768)
+        _wait("convergence, vnet root", lambda: _converged(daemon, peer, True),
+              2 * FORWARD_DELAY + 10)  # fmt: skip
+        assert _ours(daemon)["stp"]["is_root"]  # type: ignore[index]
+        assert peer.ping() == 3
+        dump = daemon.ctl("config", "dump")
+        assert dump.returncode == 0, dump.stderr
+        table = dump.stdout[dump.stdout.index("[vnets.lab.interfaces.br0]"):]
+        for line in ("stp = true", "priority = 4096", "hello_time = 1", "max_age = 6",
+                     "forward_delay = 4"):  # fmt: skip
+            assert f"\n{line}\n" in table, table
+    finally:
+        if peer is not None:
+            peer.close()
+        daemon.close()

@@ -20,11 +20,13 @@ from typing import Any
 from vrouter.api.host import Host, ops_of
 from vrouter.api.protocol import ApiError
 from vrouter.link import vxlan as vxlan_
+from vrouter.link.stp import StpSettings
 from vrouter.route.source import SourceError, source
 from vrouter.route.weight import split_weight
 
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
+STP_KEYS = ("priority", "hello_time", "max_age", "forward_delay")
 
 
 def _address(text: str) -> Address:
@@ -112,6 +114,7 @@ async def tap_create(host: Host, args: dict[str, Any]) -> Any:
 
 
 async def bridge_create(host: Host, args: dict[str, Any]) -> Any:
+    stp = _stp_settings(args)
     ifp = await ops_of(host).create_bridge(
         args["vnet"],
         args["interface"],
@@ -120,9 +123,22 @@ async def bridge_create(host: Host, args: dict[str, Any]) -> Any:
         args["vlan_filtering"],
         args["pvid"],
         args.get("mtu"),
+        stp,
     )
     return {"vnet": args["vnet"], "interface": ifp.name, "mac": ifp.mac.hex(":"),
-            "members": list(args["members"])}  # fmt: skip
+            "members": list(args["members"]), "stp": stp is not None}  # fmt: skip
+
+
+def _stp_settings(args: dict[str, Any]) -> StpSettings | None:
+    """The spanning tree settings of a new bridge (None: ``stp`` is not true), as the config's."""
+    given = {k: args[k] for k in STP_KEYS if args.get(k) is not None}
+    if not args.get("stp"):
+        if given:
+            verb = "needs" if len(given) == 1 else "need"
+            raise ApiError(f"vnet {args['vnet']}: {args['interface']}: "
+                           f"{', '.join(given)} {verb} stp on the bridge")  # fmt: skip
+        return None
+    return StpSettings(**given)
 
 
 async def bridge_port_add(host: Host, args: dict[str, Any]) -> Any:

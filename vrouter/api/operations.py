@@ -247,6 +247,14 @@ STP_PATH_COST: Final = Arg("path_cost", "int", "its spanning tree path cost", de
                           low=1, high=65535)
 STP_PORT_PRIORITY: Final = Arg("port_priority", "int", "its spanning tree port priority",
                               default=32, low=0, high=63)
+STP_BRIDGE: Final = (
+    Arg("priority", "int", "the bridge priority (default 32768; lower wins the root election)",
+        low=0, high=65535),
+    Arg("hello_time", "int", "seconds between Configuration BPDUs (2)", low=1, high=10),
+    Arg("max_age", "int", "seconds the root's information lasts unheard (20); "
+        "2 x (forward_delay - 1) >= max_age >= 2 x (hello_time + 1)", low=6, high=40),
+    Arg("forward_delay", "int", "seconds in listening, then in learning (15)", low=2, high=30),
+)
 FDB_VLAN: Final = Arg("vlan", "int", "its VLAN (with filtering; default: the port's PVID)",
                       low=1, high=4094)
 
@@ -368,7 +376,9 @@ _OPS: tuple[Operation, ...] = (
                         default=False),
                     Arg("pvid", "int", "the bridge's own VLAN (with filtering)", default=1,
                         low=1, high=4094),
-                    Arg("mtu", "int", "the MTU (default: the smallest member's)")),
+                    Arg("mtu", "int", "the MTU (default: the smallest member's)"),
+                    Arg("stp", "bool", "run the spanning tree (802.1D)", default=False),
+                    *STP_BRIDGE),
               rights=on("vnet"), runs="locked"),
     Operation("bridge.port.add", "make an interface a member of a bridge", "manage.bridge_port_add",
               args=(VNET, BRIDGE, INTERFACE,
@@ -383,15 +393,7 @@ _OPS: tuple[Operation, ...] = (
     Operation("bridge.stp", "turn a bridge's spanning tree (802.1D) on or off, set its "
               "priority and times", "manage.bridge_stp",
               args=(VNET, BRIDGE,
-                    Arg("stp", "bool", "run STP (default: as it is)"),
-                    Arg("priority", "int", "the bridge priority (default 32768; lower wins the "
-                        "root election)", low=0, high=65535),
-                    Arg("hello_time", "int", "seconds between Configuration BPDUs (2)",
-                        low=1, high=10),
-                    Arg("max_age", "int", "seconds the root's information lasts unheard (20)",
-                        low=6, high=40),
-                    Arg("forward_delay", "int", "seconds in listening, then in learning (15)",
-                        low=2, high=30)),
+                    Arg("stp", "bool", "run STP (default: as it is)"), *STP_BRIDGE),
               rights=on("vnet"), runs="locked"),
     Operation("bridge.port.stp", "set a bridge member's spanning tree path cost and priority",
               "manage.bridge_port_stp",

@@ -599,7 +599,8 @@ def show_tap(result: Any) -> str:
 def show_bridge_created(result: Any) -> str:
     members = ", ".join(result["members"]) or "no members"
     name, mac = result["interface"], result["mac"]
-    return f"vnet {result['vnet']}: bridge {name} created ({members}), ether {mac}"
+    stp = ", spanning tree on" if result.get("stp") else ""
+    return f"vnet {result['vnet']}: bridge {name} created ({members}), ether {mac}{stp}"
 
 
 def show_port_change(result: Any) -> str:

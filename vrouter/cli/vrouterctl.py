@@ -231,6 +231,8 @@ def _parser() -> argparse.ArgumentParser:
     bcreate.add_argument("--vlan-filtering", action="store_true", help="filter by VLAN")
     bcreate.add_argument("--pvid", type=int, default=1, help="the bridge's own VLAN (1)")
     bcreate.add_argument("--mtu", type=int, help="MTU (default: the smallest member's)")
+    bcreate.add_argument("--stp", action="store_true", help="run the spanning tree (802.1D)")
+    _stp_options(bcreate)
     badd = json_flag(bridge_sub.add_parser("add", help="make an interface a member of a bridge"))
     bdel = json_flag(bridge_sub.add_parser("del", help="take a member out of a bridge"))
     for p in (badd, bdel):
@@ -255,10 +257,7 @@ def _parser() -> argparse.ArgumentParser:
     bstp.add_argument("vnet", help="vnet name")
     bstp.add_argument("bridge", help="the bridge's name")
     bstp.add_argument("state", nargs="?", choices=("on", "off"), help="on or off (default: as is)")
-    bstp.add_argument("--priority", type=int, help="bridge priority 0..65535 (32768)")
-    bstp.add_argument("--hello-time", type=int, help="seconds, 1..10 (2)")
-    bstp.add_argument("--max-age", type=int, help="seconds, 6..40 (20)")
-    bstp.add_argument("--forward-delay", type=int, help="seconds, 2..30 (15)")
+    _stp_options(bstp)
     bpstp = json_flag(
         bridge_sub.add_parser("port-stp", help="set a member's spanning tree path cost, priority")
     )
@@ -379,6 +378,17 @@ def _parser() -> argparse.ArgumentParser:
 def _usage(message: str) -> SystemExit:
     print(f"vrouterctl: {message}", file=sys.stderr)
     return SystemExit(2)
+
+
+def _stp_options(p: argparse.ArgumentParser) -> None:
+    """A bridge's spanning tree priority and times (``bridge create`` and ``bridge stp``)."""
+    p.add_argument("--priority", type=int, help="bridge priority 0..65535 (32768)")
+    p.add_argument("--hello-time", type=int, help="seconds, 1..10 (2)")
+    p.add_argument(
+        "--max-age", type=int,
+        help="seconds, 6..40 (20); 2 x (forward delay - 1) >= max age >= 2 x (hello time + 1)",
+    )  # fmt: skip
+    p.add_argument("--forward-delay", type=int, help="seconds, 2..30 (15)")
 
 
 def _given(**args: Any) -> dict[str, Any]:
@@ -600,6 +610,9 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
             "vlan_filtering": a.vlan_filtering,
             "pvid": a.pvid,
             "mtu": a.mtu,
+            "stp": a.stp,
+            **_given(priority=a.priority, hello_time=a.hello_time, max_age=a.max_age,
+                     forward_delay=a.forward_delay),
         },
         render.show_bridge_created,
     ),

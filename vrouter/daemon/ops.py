@@ -523,18 +523,24 @@ class Ops:
         vlan_filtering: bool = False,
         pvid: int = 1,
         mtu: int | None = None,
+        stp: stp_.StpSettings | None = None,
     ) -> Ifnet:
         """Create bridge ``name`` over ``members`` (up); its MTU defaults to its smallest member's.
 
-        The members join as access ports of VLAN 1 with no storm limit
-        (:meth:`add_bridge_port` sets more).
+        The members join as access ports of VLAN 1 with no storm limit and
+        the default STP path cost and priority (:meth:`add_bridge_port` sets
+        more).  ``stp``: run the spanning tree with these settings (None: no).
         """
         vnet = self.vnet(vnet_name)
+        if stp is not None:
+            problems = stp.problems()
+            if problems:
+                raise OpError(f"vnet {vnet.name}: {name}: {'; '.join(problems)}")
         ports = tuple(BridgePortConfig(member) for member in members)
         if mtu is None:
             found = [vnet.link.interfaces.get(p.name) for p in ports]
             mtu = min((m.mtu for m in found if m is not None), default=1500)
-        bcfg = BridgeConfig(ports=ports, vlan_filtering=vlan_filtering, pvid=pvid)
+        bcfg = BridgeConfig(ports=ports, vlan_filtering=vlan_filtering, pvid=pvid, stp=stp)
         icfg = dataclasses.replace(interface_config(name, "bridge", addresses, mtu), bridge=bcfg)
         return await self.create_interface(vnet.name, icfg)
 

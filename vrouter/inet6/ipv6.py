@@ -116,19 +116,128 @@ def _local(vnet: Vnet, ifp: Ifnet, dst: bytes) -> Addr6 | None:
 
 
 def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
-    """Process one IPv6 packet in an Ethernet frame received on ``ifp``."""
+    """Process one IPv6 packet in an Ethernet frame received on ``ifp``.
+
+    The common case is forwarded here, in this one function (a call less per
+    frame than a separate fast path), checked as :func:`_input` and
+    :func:`_forward` check it; anything else is left to :func:`_input`, the
+    full path.  The common case, as IPv4's (:func:`vrouter.inet.ipv4.input`):
+    a TCP, UDP or ICMPv6 echo packet right after the fixed header (extension
+    headers, ICMPv6 errors and everything else take the full path), unicast
+    in and out, global addresses on both ends, no firewall or a flow its
+    flow cache holds (asked last, as it tracks the packet), hop limit left,
+    a cached destination whose neighbour is reachable, and a packet that
+    fits the egress MTU.  ``frame`` is bytes, or an offload buffer (a TCP
+    super-frame too, whose segments must fit the MTU), rewritten in place.
+    The egress's :meth:`~vrouter.link.ifnet.Ifnet.output` is done here too
+    where it has nothing to do but transmit and count (the interface up, no
+    capture, no offload work to finish).
+    """
     vnet = ifp.vnet
     inet6 = vnet.inet6
-    stats = inet6.stats
-    stats.total += 1
-    if len(frame) >= _L4 and frame[HEADER_LEN] >> 4 == 6:
-        if frame.__class__ is bytes or (frame.__class__ is OffloadBuffer and not frame.raw[1]):
-            if _fast_forward(vnet, ifp, frame, now, 0):
-                return
-        elif frame.__class__ is OffloadBuffer and _fast_forward(
-            vnet, ifp, frame, now, _segment_size(frame)
-        ):
+    inet6.stats.total += 1
+    if len(frame) < _L4 or frame[HEADER_LEN] >> 4 != 6 or frame[0] & 1 or not inet6.forwarding:
+        _input(vnet, ifp, frame, now)
+        return
+    if frame.__class__ is bytes:
+        segment = 0
+    elif frame.__class__ is OffloadBuffer:
+        # A TCP super-frame fits if the segments it stands for do.
+        segment = _segment_size(frame) if frame.raw[1] else 0
+    else:
+        _input(vnet, ifp, frame, now)
+        return
+    flows = None
+    if inet6.pfil is not None:
+        flows = inet6.flows
+        if flows is None:
+            _input(vnet, ifp, frame, now)
             return
+    total = 40 + (frame[_PLEN] << 8 | frame[_PLEN + 1])
+    end = HEADER_LEN + total
+    hlim = frame[_HLIM]
+    nh = frame[_NH]
+    if (
+        end > len(frame)
+        or hlim <= 1
+        or (
+            nh != NH_TCP
+            and nh != NH_UDP
+            and (nh != NH_ICMPV6 or total < 48 or frame[_L4] not in _FAST_ICMP6)
+        )
+    ):
+        _input(vnet, ifp, frame, now)
+        return
+    dst: bytes = _ADDRESS_AT(frame, _DST)[0]  # bytes without a slice made first
+    first = frame[_SRC]
+    if (
+        dst[0] == 0xFF
+        or is_link_local(dst)
+        or first == 0xFF
+        or (first == 0xFE and frame[_SRC + 1] & 0xC0 == 0x80)
+        or (not first and frame[_SRC:_DST] in (UNSPECIFIED, LOOPBACK))
+    ):
+        _input(vnet, ifp, frame, now)
+        return
+    dest = inet6.dests.entries.get(dst)
+    neighbours = inet6.nd
+    if dest is None or dest.generation != vnet.route.fib6.generation + neighbours.generation:
+        _input(vnet, ifp, frame, now)
+        return
+    paths = dest.paths
+    if paths is not None:  # ECMP: this flow's path
+        dest = paths[flow6(frame) % len(paths)]
+    route = dest.route
+    out = dest.out
+    entry = dest.neighbour
+    if (
+        route.type != UNICAST
+        or out is None
+        or (segment or total) > out.mtu
+        or entry is None
+        or entry.state != REACHABLE
+        or now - entry.confirmed > neighbours.reachable_time
+        or dst in inet6.local
+    ):
+        _input(vnet, ifp, frame, now)
+        return
+    if flows is not None:
+        verdict = flows.admit6(ifp, frame, HEADER_LEN, 2, now)
+        if verdict != 1:
+            if verdict:  # refused by the flow's state
+                _count(ifp, inet6.stats, "ip6_filtered")
+            else:
+                _input(vnet, ifp, frame, now)
+            return
+    if frame.__class__ is bytes:
+        buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
+    else:  # ours to rewrite
+        buf = frame if end == len(frame) else carry(frame, total)  # type: ignore[assignment]
+    put_header(buf, 0, dest.header)
+    buf[_HLIM] = hlim - 1
+    route.use += 1
+    if paths is not None:
+        dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
+    inet6.stats.forward += 1
+    entry.used = now
+    # out.output(buf) where it would only transmit and count: one call less.
+    if out.up and not out.captures and (out.offload or buf.__class__ is bytearray):
+        counters = out.counters
+        try:
+            out.transmit(buf)
+        except OSError:
+            counters.tx_errors += 1
+            return
+        counters.tx_packets += 1
+        counters.tx_bytes += len(buf)
+    else:
+        out.output(buf)
+
+
+def _input(vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
+    """The full path of :func:`input` (the packet already counted in ``total``)."""
+    inet6 = vnet.inet6
+    stats = inet6.stats
     packet = memoryview(frame)[HEADER_LEN:]
     try:
         total = check(packet)
@@ -190,88 +299,6 @@ def _segment_size(frame: OffloadBuffer) -> int:
     ):
         return _NO_FIT
     return 40 + (frame[_L4 + 12] >> 4) * 4 + (raw[4] | raw[5] << 8)
-
-
-def _fast_forward(
-    vnet: Vnet, ifp: Ifnet, frame: bytes | bytearray, now: float, segment: int
-) -> bool:
-    """Forward ``frame`` if it is the common case, checked as :func:`input` and
-    :func:`_forward` check it; return False to leave it to them.
-
-    The common case, as IPv4's (:func:`vrouter.inet.ipv4.input`): a
-    TCP, UDP or ICMPv6 echo packet right after the fixed header (extension
-    headers, ICMPv6 errors and everything else take the full path), unicast
-    in and out, global addresses on both ends, no firewall or a flow its
-    flow cache holds (asked last, as it tracks the packet), hop limit left,
-    a cached destination whose neighbour is reachable, and a packet that
-    fits the egress MTU.  ``frame`` is bytes, or an offload buffer (a TCP
-    super-frame too, whose segments are ``segment`` bytes long, 0 for a frame
-    that is not one, and must fit the MTU), rewritten in place.
-    """
-    inet6 = vnet.inet6
-    flows = inet6.flows if inet6.pfil is not None else None
-    if (flows is None and inet6.pfil is not None) or not inet6.forwarding or frame[0] & 1:
-        return False
-    total = 40 + (frame[_PLEN] << 8 | frame[_PLEN + 1])
-    end = HEADER_LEN + total
-    hlim = frame[_HLIM]
-    if end > len(frame) or hlim <= 1:
-        return False
-    nh = frame[_NH]
-    if nh != NH_TCP and nh != NH_UDP and (
-        nh != NH_ICMPV6 or total < 48 or frame[_L4] not in _FAST_ICMP6
-    ):
-        return False
-    dst: bytes = _ADDRESS_AT(frame, _DST)[0]  # bytes without a slice made first
-    first = frame[_SRC]
-    if (
-        dst[0] == 0xFF
-        or is_link_local(dst)
-        or first == 0xFF
-        or (first == 0xFE and frame[_SRC + 1] & 0xC0 == 0x80)
-        or (not first and frame[_SRC:_DST] in (UNSPECIFIED, LOOPBACK))
-    ):
-        return False
-    dest = inet6.dests.entries.get(dst)
-    neighbours = inet6.nd
-    if dest is None or dest.generation != vnet.route.fib6.generation + neighbours.generation:
-        return False
-    paths = dest.paths
-    if paths is not None:  # ECMP: this flow's path
-        dest = paths[flow6(frame) % len(paths)]
-    route = dest.route
-    out = dest.out
-    entry = dest.neighbour
-    if (
-        route.type != UNICAST
-        or out is None
-        or (segment or total) > out.mtu
-        or entry is None
-        or entry.state != REACHABLE
-        or now - entry.confirmed > neighbours.reachable_time
-        or dst in inet6.local
-    ):
-        return False
-    if flows is not None:
-        verdict = flows.admit6(ifp, frame, HEADER_LEN, 2, now)
-        if verdict != 1:
-            if verdict:  # refused by the flow's state
-                _count(ifp, inet6.stats, "ip6_filtered")
-                return True
-            return False
-    if frame.__class__ is bytes:
-        buf = bytearray(frame[:end]) if end < len(frame) else bytearray(frame)
-    else:  # ours to rewrite
-        buf = frame if end == len(frame) else carry(frame, total)  # type: ignore[assignment]
-    put_header(buf, 0, dest.header)
-    buf[_HLIM] = hlim - 1
-    route.use += 1
-    if paths is not None:
-        dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
-    inet6.stats.forward += 1
-    entry.used = now
-    out.output(buf)
-    return True
 
 
 def _deliver(

@@ -98,7 +98,33 @@ class StpSettings:
             value = getattr(self, name)
             if not low <= value <= high:
                 out.append(f"{name} {value} is out of range {low}..{high} seconds")
+        if not out:
+            relation = self.timer_problem()
+            if relation:
+                out.append(relation)
         return out
+
+    def timer_problem(self) -> str:
+        """Say how the times break 802.1D's 2 x (forward_delay - 1) >= max_age >=
+        2 x (hello_time + 1) (8.10.2, which a bridge shall enforce; empty: they keep it).
+
+        Linux accepts such times silently.  A max age longer than the two
+        forward delays lets a port forward before a failed root's information
+        has aged out everywhere (a loop while it lasts); one shorter than two
+        hellos and a second lets that information expire between two
+        Configuration BPDUs when one of them is late (the root flaps).
+        """
+        fd, ma, ht = self.forward_delay, self.max_age, self.hello_time
+        if ma > 2 * (fd - 1):
+            why = f"max_age {ma} is more than 2 x (forward_delay {fd} - 1) = {2 * (fd - 1)}"
+        elif ma < 2 * (ht + 1):
+            why = f"max_age {ma} is less than 2 x (hello_time {ht} + 1) = {2 * (ht + 1)}"
+        else:
+            return ""
+        return (
+            f"{why}: 802.1D asks 2 x (forward_delay - 1) >= max_age >= 2 x (hello_time + 1) "
+            f"(hello_time {ht}, max_age {ma}, forward_delay {fd}; change them together)"
+        )
 
 
 def port_problems(path_cost: int, priority: int) -> list[str]:

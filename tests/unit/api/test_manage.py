@@ -82,6 +82,28 @@ def test_a_bridge_and_its_ports_change_through_the_socket(tmp_path: Path) -> Non
     asyncio.run(scenario())
 
 
+def test_a_bridge_created_with_stp_through_the_socket_runs_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        server, ops, path = await _lab(tmp_path)
+        try:
+            made = await _ask(path, "bridge.create", vnet="lab", interface="br0",
+                              members=["p1", "p2"], stp=True, priority=4096, hello_time=1,
+                              max_age=6, forward_delay=4)  # fmt: skip
+            assert made["ok"], made
+            assert made["result"]["stp"] is True
+            shown = (await _ask(path, "bridge.show", vnet="lab"))["result"][0]["stp"]
+            assert (shown["priority"], shown["hello_time"], shown["max_age"],
+                    shown["forward_delay"]) == (4096, 1, 6, 4)  # fmt: skip
+            assert shown["bridge_id"].startswith("1000.")
+            plain = await _ask(path, "bridge.create", vnet="lab", interface="br1", members=["p3"])
+            assert plain["ok"] and plain["result"]["stp"] is False, plain
+            assert ops.vnet("lab").link.bridge.bridges["br1"].stp is None
+        finally:
+            await server.close()
+
+    asyncio.run(scenario())
+
+
 def test_refused_changes_say_why_and_change_nothing(tmp_path: Path) -> None:
     async def scenario() -> None:
         server, ops, path = await _lab(tmp_path)
@@ -92,6 +114,14 @@ def test_refused_changes_say_why_and_change_nothing(tmp_path: Path) -> None:
                  "vnet lab: br0: member p3 has addresses; remove them first"),
                 ("bridge.create", {"interface": "br0", "members": ["nope"]},
                  "vnet lab: br0: no member interface 'nope'"),
+                ("bridge.create", {"interface": "br0", "members": ["p1"], "priority": 4096},
+                 "vnet lab: br0: priority needs stp on the bridge"),
+                ("bridge.create", {"interface": "br0", "stp": True, "max_age": 41},
+                 "'max_age' must be 6..40"),
+                ("bridge.create", {"interface": "br0", "members": ["p1"], "stp": True,
+                                   "forward_delay": 4},
+                 "vnet lab: br0: max_age 20 is more than 2 x (forward_delay 4 - 1) = 6: 802.1D "
+                 "asks 2 x (forward_delay - 1) >= max_age >= 2 x (hello_time + 1)"),
                 ("bridge.port.add", {"bridge": "p1", "interface": "p2"},
                  "vnet lab: p1 is not a bridge"),
                 ("bridge.port.add", {"bridge": "p1", "interface": "p2", "tagged": [4095]},

@@ -57,6 +57,8 @@ COMMAND_LINES = [
     ["bridge", "fdb", "red", "del", "02:00:00:00:00:0a", "tap1", "vlan", "20"],
     ["bridge", "create", "red", "br0", "tap1", "tap2", "--address", "192.0.2.1/24"],
     ["bridge", "create", "red", "br1", "--vlan-filtering", "--pvid", "10", "--mtu", "9000"],
+    ["bridge", "create", "red", "br2", "tap1", "tap2", "--stp", "--priority", "4096",
+     "--hello-time", "1", "--max-age", "6", "--forward-delay", "4"],
     ["bridge", "add", "red", "br0", "tap3", "--pvid", "0", "--tagged", "10,20"],
     ["bridge", "del", "red", "br0", "tap3"],
     ["bridge", "add", "red", "br0", "tap3", "--path-cost", "200", "--port-priority", "16"],
@@ -299,6 +301,21 @@ def test_route_add_with_two_next_hops_asks_for_a_multipath_route() -> None:
     _, op_args, _ = vrouterctl._request(vrouterctl._parser().parse_args(argv))
     assert op_args["paths"] == ["192.0.2.2", "192.0.2.3%e1"]
     assert "via" not in op_args and "interface" not in op_args
+
+
+def test_bridge_create_sends_the_spanning_tree_options_given_and_says_it_runs() -> None:
+    argv = ["bridge", "create", "red", "br0", "tap1", "--stp", "--priority", "4096",
+            "--forward-delay", "4", "--max-age", "6"]  # fmt: skip
+    op, op_args, show = vrouterctl._request(vrouterctl._parser().parse_args(argv))
+    assert op == "bridge.create" and op_args["stp"] is True
+    assert {k: op_args.get(k) for k in ("priority", "hello_time", "max_age", "forward_delay")} == {
+        "priority": 4096, "hello_time": None, "max_age": 6, "forward_delay": 4
+    }
+    shown = show({"vnet": "red", "interface": "br0", "mac": "02:00:00:00:00:01",
+                  "members": ["tap1"], "stp": True})  # fmt: skip
+    assert shown == "vnet red: bridge br0 created (tap1), ether 02:00:00:00:00:01, spanning tree on"
+    _, plain, _ = vrouterctl._request(vrouterctl._parser().parse_args(argv[:5]))
+    assert plain["stp"] is False and "priority" not in plain and "max_age" not in plain
 
 
 def test_route_add_takes_a_weight_after_each_next_hop() -> None:

@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 
 from vrouter.core import tables
+from vrouter.daemon import dump
 from vrouter.daemon.ops import OpError, Ops, interface_config
 from vrouter.inet.arp import REACHABLE, Neighbour
 from vrouter.io.driver import Driver
 from vrouter.link import bridge as bridge_
+from vrouter.link.stp import StpSettings
 from vrouter.route.source import source
 from vrouter.stack import new_tree
 from vrouter.wire.ethernet import ETHERTYPE_IPV4
@@ -526,6 +528,45 @@ def test_a_member_with_addresses_or_a_small_mtu_is_refused(
     with pytest.raises(OpError, match="mtu 9000 is larger than member p1's"):
         run(loop, l2.create_bridge("lab", "br0", ["p1"], [], mtu=9000))
     assert not l2.vnet("lab").link.bridge.bridges
+
+
+def test_a_bridge_created_at_run_time_with_stp_runs_it_and_dumps_its_settings(
+    l2: Ops, loop: asyncio.AbstractEventLoop
+) -> None:
+    settings = StpSettings(priority=4096, hello_time=1, max_age=6, forward_delay=4)
+    brif = run(loop, l2.create_bridge("lab", "br0", ["p1", "p2"], [], stp=settings))
+    br = bridge_.of(brif)
+    assert br is not None and br.stp is not None and br.stp.settings == settings
+    assert all(p.stp is not None and not p.forwarding for p in br.ports.values())
+    table = dump.interface_table("lab", dump.running_interface(brif, None, None, None))
+    assert {k: table.get(k) for k in ("stp", "priority", "hello_time", "max_age",
+                                      "forward_delay")} == {
+        "stp": True, "priority": 4096, "hello_time": 1, "max_age": 6, "forward_delay": 4,
+    }  # fmt: skip
+    plain = run(loop, l2.create_bridge("lab", "br1", ["p3"], []))
+    assert "stp" not in dump.interface_table("lab", dump.running_interface(plain, None, None, None))
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (StpSettings(hello_time=0), r"hello_time 0 is out of range 1\.\.10 seconds"),
+        (StpSettings(priority=70000), r"priority 70000 is out of range 0\.\.65535"),
+        (StpSettings(forward_delay=4), r"max_age 20 is more than 2 x \(forward_delay 4 - 1\)"),
+        (StpSettings(hello_time=4, max_age=8), r"max_age 8 is less than 2 x \(hello_time 4 \+ 1\)"),
+    ],
+)
+def test_a_bridge_with_stp_settings_out_of_range_or_of_802_1d_is_refused(
+    l2: Ops, loop: asyncio.AbstractEventLoop, settings: StpSettings, message: str
+) -> None:
+    with pytest.raises(OpError, match=f"vnet lab: br0: {message}"):
+        run(loop, l2.create_bridge("lab", "br0", ["p1"], [], stp=settings))
+    assert not l2.vnet("lab").link.bridge.bridges and l2.vnet("lab").link.get("p1").addresses6
+    run(loop, l2.create_bridge("lab", "br0", ["p1"], []))
+    with pytest.raises(OpError, match=f"vnet lab: br0: {message}"):
+        l2.set_bridge_stp("lab", "br0", True, settings.priority, settings.hello_time,
+                          settings.max_age, settings.forward_delay)  # fmt: skip
+    assert bridge_.of(l2.vnet("lab").link.get("br0")).stp is None  # type: ignore[union-attr]
 
 
 def test_a_vlan_created_at_run_time_rides_on_its_parent_and_goes_with_it(

@@ -651,7 +651,7 @@ peer = "red:ep2"
 STP_ON = (
     STP_OFF.replace(
         'members = ["ep1", "ep2"]',
-        'members = ["ep1", "ep2"]\nstp = true\npriority = 4096\nforward_delay = 4',
+        'members = ["ep1", "ep2"]\nstp = true\npriority = 4096\nforward_delay = 4\nmax_age = 6',
     )
     + "[vnets.red.interfaces.br0.ports.ep2]\npath_cost = 250\nport_priority = 8\n"
 )
@@ -691,6 +691,20 @@ def test_spanning_tree_keys_are_checked() -> None:
         "vnets.red.interfaces.br0.ports.ep2.port_priority: "
         "port_priority 64 is out of range 0..63",
     ]
+    relation = STP_OFF.replace(  # each in range, but max_age > 2 x (forward_delay - 1)
+        'members = ["ep1", "ep2"]', 'members = ["ep1", "ep2"]\nstp = true\nforward_delay = 4'
+    )
+    with pytest.raises(ConfigError) as info:
+        cfg(relation)
+    assert [f"{p.key}: {p.reason}" for p in info.value.problems] == [
+        "vnets.red.interfaces.br0.max_age: max_age 20 is more than 2 x (forward_delay 4 - 1) = 6: "
+        "802.1D asks 2 x (forward_delay - 1) >= max_age >= 2 x (hello_time + 1) "
+        "(hello_time 2, max_age 20, forward_delay 4; change them together)"
+    ]
+    short = relation.replace("forward_delay = 4", "hello_time = 4\nmax_age = 8")
+    with pytest.raises(ConfigError, match=r"br0\.max_age: max_age 8 is less than 2 x "
+                       r"\(hello_time 4 \+ 1\) = 10"):  # fmt: skip
+        cfg(short)
     no_stp = STP_OFF.replace('members = ["ep1", "ep2"]', 'members = ["ep1", "ep2"]\nmax_age = 8')
     with pytest.raises(ConfigError, match=r"br0\.max_age: max_age needs stp = true"):
         cfg(no_stp)

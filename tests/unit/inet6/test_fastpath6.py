@@ -261,3 +261,52 @@ def test_a_superframe_too_big_or_odd_is_left_to_the_full_path(
     full = FullPath(monkeypatch)
     h1.send(_superframe6(h1, gso_size, csum_start), lab6.now)
     assert full.calls == 1
+
+
+def _not_the_full_path(*args: object) -> None:
+    raise AssertionError("the fast path should have forwarded this packet")
+
+
+def test_the_fast_path_transmits_and_counts_as_the_interface_output_does(
+    net, lab6, monkeypatch
+) -> None:
+    """The fast path does the egress's output itself where that only transmits and
+    counts: the same bytes and counters as through ``Ifnet.output``, a capture on the
+    egress still sees the frame (output's own path), a transmit error is counted, and
+    an egress that is down counts the drop as output does."""
+    r, h1, h2, _ = net
+    out = r.link.get("t2")
+    frame = h1.udp6(H2, payload=b"inline")
+    r.inet6.dests.clear()
+    h1.send(frame, lab6.now)  # a miss: the full path, through Ifnet.output
+    [slow] = h2.take_raw()
+    monkeypatch.setattr(ipv6, "_forward", _not_the_full_path)
+    monkeypatch.setattr(ipv6, "_input", _not_the_full_path)
+    before = (out.counters.tx_packets, out.counters.tx_bytes)
+    h1.send(frame, lab6.now)
+    [inline] = h2.take_raw()
+    assert inline == slow
+    assert (out.counters.tx_packets, out.counters.tx_bytes) == (
+        before[0] + 1, before[1] + len(inline)
+    )  # fmt: skip
+    seen: list[tuple[bytes, bool]] = []
+    out.captures.append(lambda frame, outbound: seen.append((bytes(frame), outbound)))
+    h1.send(frame, lab6.now)
+    [captured] = h2.take_raw()
+    assert captured == inline and seen == [(inline, True)]
+    assert out.counters.tx_packets == before[0] + 2
+    out.captures.clear()
+
+    def refuse(frame: object) -> None:
+        raise OSError("no room")
+
+    transmit, out.transmit = out.transmit, refuse
+    errors = out.counters.tx_errors
+    h1.send(frame, lab6.now)
+    assert out.counters.tx_errors == errors + 1 and out.counters.tx_packets == before[0] + 2
+    out.transmit = transmit
+    out.up = False
+    h1.send(frame, lab6.now)
+    assert h2.take_raw() == [] and out.counters.tx_drops["link_down"] == 1
+    assert out.counters.tx_packets == before[0] + 2
+    assert r.inet6.stats.forward >= 5

@@ -82,11 +82,13 @@ def _ranged(
 def _stp(r: TomlReader, table: Mapping[str, object], key: str) -> stp_.StpSettings | None:
     """Read the spanning tree keys of a bridge (None: ``stp`` is not true)."""
     times = {}
+    before = len(r.problems)
     for name, (default, low, high) in (
         ("hello_time", stp_.HELLO_TIME), ("max_age", stp_.MAX_AGE),
         ("forward_delay", stp_.FORWARD_DELAY),
     ):  # fmt: skip
         times[name] = _ranged(r, table, name, key, low, high, default, " seconds")
+    times_ok = len(r.problems) == before
     priority = _ranged(r, table, "priority", key, 0, stp_.PRIORITY_MAX, stp_.DEFAULT_PRIORITY)
     on = r.boolean(table, "stp", key)
     if not on:
@@ -94,7 +96,13 @@ def _stp(r: TomlReader, table: Mapping[str, object], key: str) -> stp_.StpSettin
             if name in table:
                 r.problem(_join(key, name), f"{name} needs stp = true on the bridge")
         return None
-    return stp_.StpSettings(priority, times["hello_time"], times["max_age"], times["forward_delay"])
+    settings = stp_.StpSettings(
+        priority, times["hello_time"], times["max_age"], times["forward_delay"]
+    )
+    relation = settings.timer_problem()
+    if relation and times_ok:  # each time in its range, together not
+        r.problem(_join(key, "max_age"), relation)
+    return settings
 
 
 def read_bridge(r: TomlReader, table: Mapping[str, object], key: str) -> BridgeConfig:
