@@ -640,18 +640,7 @@ class Bridge:
         if stp is None or not stp.tc:
             return
         window = stp.forward_delay
-        oldest: float | None = None
-        for table in self.tables.values():
-            for mac in list(table):
-                entry = table[mac]
-                if entry.static:
-                    continue
-                if now - entry.seen >= window:
-                    del table[mac]
-                    self.state.fdb_entries -= 1
-                    self.stats.aged += 1
-                elif oldest is None or entry.seen < oldest:
-                    oldest = entry.seen
+        oldest = self._expire(now, window)
         at = now + window if oldest is None else min(oldest + window, now + window)
         self._tc_sweep = self.vnet.timers.schedule(max(at, now + 0.1), self._tc_age)
 
@@ -769,23 +758,29 @@ class Bridge:
             key=lambda e: (e.vid, e.mac),
         )
 
-    def _age(self, now: float) -> None:
-        """The ageing timer: drop entries unused for the ageing time, rearm for the next."""
-        self._sweep = None
-        self.now = max(self.now, now)
-        ageing = self.state.ageing_time
+    def _expire(self, now: float, window: float) -> float | None:
+        """Forget the learnt MACs silent for ``window`` seconds; return when the oldest
+        one left was last seen (None if none is left)."""
         oldest: float | None = None
         for table in self.tables.values():
             for mac in list(table):
                 entry = table[mac]
                 if entry.static:
                     continue
-                if now - entry.seen >= ageing:
+                if now - entry.seen >= window:
                     del table[mac]
                     self.state.fdb_entries -= 1
                     self.stats.aged += 1
                 elif oldest is None or entry.seen < oldest:
                     oldest = entry.seen
+        return oldest
+
+    def _age(self, now: float) -> None:
+        """The ageing timer: drop entries unused for the ageing time, rearm for the next."""
+        self._sweep = None
+        self.now = max(self.now, now)
+        ageing = self.state.ageing_time
+        oldest = self._expire(now, ageing)
         if oldest is not None:
             self._sweep = self.vnet.timers.schedule(oldest + ageing, self._age)
 
