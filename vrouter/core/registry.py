@@ -168,9 +168,7 @@ class Registry:
         vnet's dispatch tables back their own entries, and the vnet goes with its tables.
         """
         for subsystem in reversed(self._ordered):
-            if vnet.holds(subsystem.name):
-                subsystem.detach(vnet)
-                delattr(vnet, subsystem.name)
+            _detach(subsystem, vnet, unprepare=False)
 
     def load(self, subsystem: Subsystem, vnets: Iterable[Vnet]) -> None:
         """Load ``subsystem`` and attach it to every vnet in ``vnets``."""
@@ -209,9 +207,12 @@ def _attach(subsystem: Subsystem, vnet: Vnet) -> None:
         setattr(vnet, subsystem.name, subsystem.attach(vnet))
 
 
-def _detach(subsystem: Subsystem, vnet: Vnet) -> None:
+def _detach(subsystem: Subsystem, vnet: Vnet, unprepare: bool = True) -> None:
+    """Detach ``subsystem`` from ``vnet`` if it holds it; a lazy one is also unprepared
+    (``vnet``'s dispatch tables given back their own entries) unless ``unprepare`` is
+    False, for a vnet that goes with its tables."""
     if vnet.holds(subsystem.name):
         subsystem.detach(vnet)
         delattr(vnet, subsystem.name)
-    if subsystem.lazy:
+    if unprepare and subsystem.lazy:
         subsystem.unprepare(vnet)
