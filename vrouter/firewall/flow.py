@@ -149,16 +149,20 @@ class FlowCache:
         way out are counted, as the full path counts them), 1 from the
         filter hook (the way out is counted there).
         """
-        fw = self.fw
-        if fw.ruleset.nat or len(fw.nat):
-            return MISS
         proto = buf[at + 9]
         if buf[at + 6] & 0x3F or buf[at + 7]:
             return MISS  # a fragment (MF or an offset)
         total = buf[at + 2] << 8 | buf[at + 3]
-        if proto in (PROTO_TCP, PROTO_UDP):
+        if proto == PROTO_TCP:
+            if total < 40:
+                return MISS  # no room for a TCP header: never a cached flow's
+            entry = self.entries.get(_KEY4(buf, at + 12)[0])
+            if entry is None or entry.ifp is not ifp or entry.proto != PROTO_TCP:
+                return MISS
+            return self._segment(entry, buf, at + 20, total - 20, total, legs, now)
+        if proto == PROTO_UDP:
             if total < 28:
-                return MISS  # no room for a UDP or TCP header: never a cached flow's
+                return MISS  # no room for a UDP header: never a cached flow's
             entry = self.entries.get(_KEY4(buf, at + 12)[0])
         elif proto == PROTO_ICMP and total >= 28:  # addresses and the echo identifier
             addresses, ident = _ECHO4(buf, at + 12)
@@ -176,14 +180,18 @@ class FlowCache:
     ) -> int:
         """Decide the IPv6 packet at ``buf[at:]`` (fixed header checked) entering by ``ifp``;
         ``legs`` as in :meth:`admit4`."""
-        fw = self.fw
-        if fw.ruleset.nat or len(fw.nat):
-            return MISS
         proto = buf[at + 6]
         length = buf[at + 4] << 8 | buf[at + 5]
-        if proto in (PROTO_TCP, PROTO_UDP):
+        if proto == PROTO_TCP:
+            if length < 20:
+                return MISS  # no room for a TCP header: never a cached flow's
+            entry = self.entries.get(_KEY6(buf, at + 8)[0])
+            if entry is None or entry.ifp is not ifp or entry.proto != PROTO_TCP:
+                return MISS
+            return self._segment(entry, buf, at + 40, length, length + 40, legs, now)
+        if proto == PROTO_UDP:
             if length < 8:
-                return MISS  # no room for a UDP or TCP header: never a cached flow's
+                return MISS  # no room for a UDP header: never a cached flow's
             entry = self.entries.get(_KEY6(buf, at + 8)[0])
         elif proto == PROTO_ICMP6 and length >= 8:  # addresses and the echo identifier
             entry = self.entries.get(bytes(buf[at + 8 : at + 40]) + bytes(buf[at + 44 : at + 46]))
@@ -195,6 +203,53 @@ class FlowCache:
             return MISS
         return self._track(entry, buf, at + 40, length, length + 40, legs, now)
 
+    def _segment(
+        self,
+        entry: FlowEntry,
+        buf: bytes | bytearray | memoryview,
+        l4: int,
+        l4len: int,
+        total: int,
+        legs: int,
+        now: float,
+    ) -> int:
+        """Track a TCP segment (``l4len`` >= 20) with its state as ``evaluate`` would; count it.
+
+        One call per segment as the sender handed it over: a GSO super-frame
+        is one segment here, its whole payload tracked at once, as the state
+        sees the segments it stands for arrive back to back (the window checks
+        take the super-frame's first and last sequence numbers; the segments
+        in between lie within them).
+        """
+        state = entry.state
+        if entry.generation != self.generation or state.removed or state.expires <= now:
+            return MISS
+        seq, ack, offset, flags, window = _TCP(buf, l4)
+        hlen = (offset >> 4) << 2
+        if flags & _NOT_CACHED_FLAGS or hlen < 20 or hlen > l4len:
+            return MISS
+        fw = self.fw
+        states = fw.states
+        self.hits += 1
+        states_stats = states.stats
+        states_stats.searches += 1
+        states_stats.matches += 1
+        if not states.track_segment(
+            state, entry.forward, flags, seq, ack, window, l4len - hlen, total, now
+        ):
+            stats = fw.stats
+            stats.badstate += 1
+            stats.dropped += 1
+            return DROP
+        stats = fw.stats
+        stats.state += legs
+        stats.passed += legs
+        counters = entry.counters
+        if counters is not None:
+            counters.packets += 1
+            counters.bytes += total
+        return PASS
+
     def _track(
         self,
         entry: FlowEntry,
@@ -205,39 +260,24 @@ class FlowCache:
         legs: int,
         now: float,
     ) -> int:
-        """Track the packet with its state as ``evaluate`` would; count it."""
-        fw = self.fw
+        """Track a UDP or echo packet with its state as ``evaluate`` would; count it."""
         state = entry.state
         if entry.generation != self.generation or state.removed or state.expires <= now:
             return MISS
-        proto = entry.proto
-        if proto == PROTO_UDP:
+        if entry.proto == PROTO_UDP:
             if l4len < 8:
                 return MISS
             length = buf[l4 + 4] << 8 | buf[l4 + 5]
             if length < 8 or length > l4len:
                 return MISS  # malformed: the full path counts it
-        elif proto == PROTO_TCP:
-            if l4len < 20:
-                return MISS
-            seq, ack, offset, flags, window = _TCP(buf, l4)
-            hlen = (offset >> 4) << 2
-            if flags & _NOT_CACHED_FLAGS or hlen < 20 or hlen > l4len:
-                return MISS
+        fw = self.fw
         states = fw.states
-        stats = fw.stats
         self.hits += 1
         states_stats = states.stats
         states_stats.searches += 1
         states_stats.matches += 1
-        if proto != PROTO_TCP:
-            states.refresh(state, entry.forward, total, now)
-        elif not states.track_segment(
-            state, entry.forward, flags, seq, ack, window, l4len - hlen, total, now
-        ):  # update() without building a PacketInfo (the same checks and tracking)
-            stats.badstate += 1
-            stats.dropped += 1
-            return DROP
+        states.refresh(state, entry.forward, total, now)
+        stats = fw.stats
         stats.state += legs
         stats.passed += legs
         counters = entry.counters
@@ -257,6 +297,9 @@ class FlowCache:
         echo = is_echo(info)
         if not self.enabled or (proto != PROTO_TCP and proto != PROTO_UDP and not echo):
             return
+        fw = self.fw
+        if fw.ruleset.nat or len(fw.nat):
+            return  # translated flows take the full path (and so, while any is, all do)
         if info.fragment or info.first_fragment or info.malformed:
             return
         if proto == PROTO_TCP:

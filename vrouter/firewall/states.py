@@ -146,6 +146,8 @@ MAX_ACK_WINDOW = 0xFFFF + 1500
 _MOD = 1 << 32
 _MASK = _MOD - 1
 _HALF = 1 << 31
+_ACK = tcp.ACK
+_FIN = tcp.FIN
 
 StateKey = tuple[int, bytes, int, bytes, int]
 """(protocol, lower address, its port, higher address, its port)."""
@@ -463,13 +465,19 @@ class StateTable:
             return False
         state.packets[direction] += 1
         state.bytes[direction] += length
-        self._set_expiry(
-            state,
-            "tcp_established"
-            if src.state == ESTABLISHED and dst.state == ESTABLISHED
-            else _tcp_timeout(src, dst),
-            now,
-        )
+        # _set_expiry without the call, and without looking the established timeout up
+        # by name
+        if src.state == ESTABLISHED and dst.state == ESTABLISHED:
+            timeout = "tcp_established"
+            expires = now + self.timeouts.tcp_established
+        else:
+            timeout = _tcp_timeout(src, dst)
+            expires = now + getattr(self.timeouts, timeout)
+        state.timeout = timeout
+        state.expires = expires
+        if expires < state.deadline:
+            state.deadline = expires
+            heapq.heappush(self._heap, (expires, next(self._order), state))
         return True
 
     def related(self, inner: PacketInfo, now: float) -> State | None:
@@ -763,12 +771,13 @@ def _track_segment(
 ) -> bool:
     """:func:`_track_tcp` for a segment with neither SYN nor RST (the flow cache's), its
     fields given: the same checks and updates, the sequence arithmetic inline."""
-    if src.wscale >= 0 and dst.wscale >= 0:
-        sws, dws = src.wscale, dst.wscale
-    else:
+    sws = src.wscale
+    dws = dst.wscale
+    if sws < 0 or dws < 0:
         sws = dws = 0
     end = data_end = seq + payload_len
-    if flags & tcp.FIN:
+    fin = flags & _FIN
+    if fin:
         end += 1
     if not src.seen:
         # The first segment from this side (the responder): learn it.
@@ -778,24 +787,26 @@ def _track_segment(
             src.state = SYN_SENT
         src.seqhi = (end + max(1, dst.max_win << dws)) & _MASK
         src.max_win = max(src.max_win, win)
-    real_ack = bool(flags & tcp.ACK) and dst.seen
+    dst_seqlo = dst.seqlo
+    real_ack = flags & _ACK and dst.seen
     if not real_ack:
-        ack = dst.seqlo
+        ack = dst_seqlo
+    seqlo = src.seqlo
     if end == seq:
         # Nothing in sequence space (a pure ACK): only the ACK is checked.
-        seq = data_end = end = src.seqlo
+        seq = data_end = end = seqlo
     # _diff(a, b) is ((a - b + _HALF) & _MASK) - _HALF; its tests against 0 below are
     # (a - b) & _MASK against _HALF.
-    ackskew = ((dst.seqlo - ack + _HALF) & _MASK) - _HALF
-    seqlo = src.seqlo
+    ackskew = ((dst_seqlo - ack + _HALF) & _MASK) - _HALF
+    seqhi = src.seqhi
     in_window = (
-        (src.seqhi - data_end) & _MASK < _HALF
+        (seqhi - data_end) & _MASK < _HALF
         and (seq - seqlo + (dst.max_win << dws)) & _MASK < _HALF
         and -MAX_ACK_WINDOW <= ackskew <= (MAX_ACK_WINDOW << sws)
     )
     if not in_window and not (
         (dst.state < SYN_SENT or dst.state >= FIN_WAIT_2 or src.state >= FIN_WAIT_2)
-        and (src.seqhi + MAX_ACK_WINDOW - data_end) & _MASK < _HALF
+        and (seqhi + MAX_ACK_WINDOW - data_end) & _MASK < _HALF
         and (seq - seqlo + MAX_ACK_WINDOW) & _MASK < _HALF
     ):
         return False
@@ -809,15 +820,16 @@ def _track_segment(
             src.acked = True
         scaled = win << sws
         if (ack + scaled - dst.seqhi) & _MASK < _HALF:
-            dst.seqhi = (ack + max(scaled, 1)) & _MASK
-    if flags & tcp.FIN and src.state < CLOSING:
+            dst.seqhi = (ack + (scaled or 1)) & _MASK  # max(scaled, 1): scaled >= 0
+        if in_window:
+            state = dst.state
+            if state == SYN_SENT:
+                dst.state = ESTABLISHED
+            elif state == CLOSING and (ack - dst.fin_end) & _MASK < _HALF:
+                dst.state = FIN_WAIT_2
+    if fin and src.state < CLOSING:
         src.state = CLOSING
         src.fin_end = end & _MASK
-    if in_window and real_ack:
-        if dst.state == SYN_SENT:
-            dst.state = ESTABLISHED
-        elif dst.state == CLOSING and (ack - dst.fin_end) & _MASK < _HALF:
-            dst.state = FIN_WAIT_2
     return True
 
 
