@@ -28,7 +28,11 @@ What is cached (``learn``), and what is not:
 - A vnet that translates addresses (NAT rules, or mappings left from
   them) does not use the cache: translated packets take the full path
   with their rewrite, untranslated ones too (cheaper than knowing which
-  are which).
+  are which).  This is tested when a flow is learned, not per packet: an
+  entry of the current generation was learned while nothing translated,
+  the ruleset has not been replaced since (a replacement bumps the
+  generation), so it still has no NAT rule, and without one the NAT
+  table makes no mapping.
 
 Invalidation: every entry records the cache's generation, bumped when the
 ruleset is replaced, the firewall is enabled or disabled, or the states are

@@ -245,6 +245,25 @@ def test_a_translating_vnet_does_not_use_the_cache(net, lab) -> None:
     assert r.firewall.flows.entries == {} and r.firewall.flows.hits == 0
 
 
+def test_mappings_left_by_an_earlier_ruleset_keep_flows_out_of_the_cache(net, lab) -> None:
+    r, h1, h2 = net
+    rules = RULES + '\n[[nat]]\naction = "nat"\ninterface = "t2"\nfrom = "192.0.2.0/24"\n'
+    firewall.replace_ruleset(r, _ruleset(rules))
+    h1.send(h1.udp(H2), lab.now)
+    assert len(h2.take_ip()) == 1 and len(r.firewall.fw.nat) == 1
+    firewall.replace_ruleset(r, _ruleset())  # no NAT rule; the mapping stays
+    for _ in range(3):
+        h1.send(h1.udp(H2), lab.now)
+    frames = h2.take_ip()
+    assert {bytes(f.data.src) for f in frames} == {bytes([198, 51, 100, 1])}  # still mapped
+    assert len(frames) == 3 and r.firewall.flows.entries == {}
+    # Once the mapping is gone the flow is learned and passed from the cache.
+    r.firewall.fw.nat.flush()
+    for _ in range(3):
+        h1.send(h1.udp(H2), lab.now)
+    assert len(h2.take_ip()) == 3 and r.firewall.flows.hits >= 1
+
+
 def test_fragments_never_match_a_cached_flow(net, lab, monkeypatch) -> None:
     r, h1, h2 = net
     for _ in range(2):

@@ -733,6 +733,32 @@ def test_track_segment_counts_and_times_out_as_update(forward: bool) -> None:
 
 
 @pytest.mark.parametrize("forward", [True, False])
+def test_track_segment_follows_update_through_a_close(forward: bool) -> None:
+    """Through a close (a FIN, its ACK, the other side's FIN, the last ACK) the flow
+    cache's call moves the sides, the timeout class, the expiry and the expiry queue as
+    ``update`` does, once the sides have left ESTABLISHED too."""
+    tables = [StateTable(), StateTable()]
+    states = [opened(t) for t in tables]
+    seen = []
+    steps = ((forward, FIN | ACK), (not forward, ACK), (not forward, FIN | ACK), (forward, ACK))
+    for step, (way, flags) in enumerate(steps):
+        now = 50.0 + step
+        sender, receiver = states[0].peers if way else states[0].peers[::-1]
+        seq, ack = sender.seqlo, receiver.seqlo
+        info = PacketInfo(4, PROTO_TCP, C, S, 40, 1, 2, flags, seq, ack, 1000, -1, 0)
+        assert tables[0].update(states[0], info, way, now)
+        assert tables[1].track_segment(states[1], way, flags, seq, ack, 1000, 0, 40, now)
+        a, b = states
+        assert (a.peers, a.packets, a.bytes, a.expires, a.timeout, a.deadline) == (
+            b.peers, b.packets, b.bytes, b.expires, b.timeout, b.deadline
+        )
+        assert [entry[0] for entry in tables[0]._heap] == [entry[0] for entry in tables[1]._heap]
+        seen.append(a.timeout)
+    assert seen == ["tcp_closing", "tcp_closing", "tcp_finwait", "tcp_closed"]
+    assert [p.state for p in states[1].peers] == [FIN_WAIT_2, FIN_WAIT_2]
+
+
+@pytest.mark.parametrize("forward", [True, False])
 @pytest.mark.parametrize("make", [udp_info, lambda: echo(8, 7), gre])
 def test_refresh_tracks_as_update(make: Callable[[], PacketInfo], forward: bool) -> None:
     """``refresh`` (no ``PacketInfo``, the flow cache's call for UDP and echo) moves a
