@@ -95,6 +95,10 @@ class Driver:
         """Seconds the loop keeps polling the TAPs after a batch before it sleeps (0: never)."""
         self._poller: select.epoll | None = None
         self._polled: dict[int, TapDevice] = {}
+        self._answers: select.epoll | None = None
+        """Every TAP with ``sparse_first``, polled when an epair pump paused after small
+        frames (:meth:`_read_answers`)."""
+        self._answering: dict[int, TapDevice] = {}
         self._spin_due = False
         self._skip = 0
         """Batches still to let pass before busy-polling again."""
@@ -187,6 +191,11 @@ class Driver:
             ifnet, self.loop, ether.input, self._after_batch, self.tap_txqueuelen, self.sparse_first
         )
         self.taps[ifnet.name] = tap
+        if self.sparse_first:
+            if self._answers is None:
+                self._answers = select.epoll()
+            self._answers.register(tap.fd, select.EPOLLIN)
+            self._answering[tap.fd] = tap
         if self.busy_poll > 0.0:
             if self._poller is None:
                 self._poller = select.epoll()
@@ -200,6 +209,8 @@ class Driver:
         if tap is not None:
             if self._polled.pop(tap.fd, None) is not None and self._poller is not None:
                 self._poller.unregister(tap.fd)
+            if self._answering.pop(tap.fd, None) is not None and self._answers is not None:
+                self._answers.unregister(tap.fd)
             tap.close()
 
     def add_vxlan(self, vx: Vxlan, underlay: Vnet | None = None) -> VxlanDevice | VnetUnderlay:
@@ -296,8 +307,34 @@ class Driver:
             return
         self._pumping.discard(id(epair))
         started = self._begin()
-        epair.pump(self.loop.time(), RX_BUDGET, EPAIR_QUANTUM)
+        epair.pump(self.loop.time(), RX_BUDGET, EPAIR_QUANTUM, self._answers is not None)
+        if epair.paused and self._read_answers():
+            # The answers read are small frames too; those that crossed into this epair
+            # go now, before its bulk (which waits for the turn already scheduled).
+            epair.pump(self.loop.time(), RX_BUDGET, EPAIR_QUANTUM, True)
         self._spent += max(time.perf_counter() - started, 1e-9)
+
+    def _read_answers(self) -> bool:
+        """Give a turn now to every TAP that has frames waiting and was not backlogged;
+        return True if one had.
+
+        An epair pump paused after its small frames, before bulk ones: a small
+        frame written to a TAP has often been answered already (the host's stack
+        runs inside the write: a ping's reply, a DNS answer), and the answer would
+        otherwise wait for the bulk's turn and the loop's next pass, hundreds of
+        microseconds behind super-frames.  A backlogged TAP (bulk of its own) keeps
+        its place in the loop's turns.
+        """
+        answers = self._answers
+        if answers is None:
+            return False
+        read = False
+        for fd, _ in answers.poll(0):
+            tap = self._answering.get(fd)
+            if tap is not None and not tap.backlogged:
+                tap.poll()
+                read = True
+        return read
 
     def _after_batch(self, ifnet: Ifnet) -> None:
         """Run after each TAP batch: schedule a busy-poll if it is on and not backing off."""
@@ -343,6 +380,9 @@ class Driver:
         if self._poller is not None:
             self._poller.close()
             self._poller = None
+        if self._answers is not None:
+            self._answers.close()
+            self._answers = None
         for wire in self.wires:
             wire.close()
         self.wires.clear()

@@ -336,6 +336,11 @@ class TapDevice:
             if clock() >= deadline:
                 break
 
+    @property
+    def backlogged(self) -> bool:
+        """The last turn left frames in the kernel's queue (and none has emptied it since)."""
+        return self._overloaded
+
     def poll(self) -> None:
         """Take a turn now: the driver's busy-polling found the device readable."""
         if not self._closed:

@@ -33,8 +33,9 @@ class Epair:
     """Two interfaces joined back to back."""
 
     __slots__ = (
-        "a", "b", "_pending", "_bulk", "sparse_first", "wakeup", "queue_time", "__weakref__"
-    )
+        "a", "b", "_pending", "_bulk", "sparse_first", "wakeup", "queue_time", "paused",
+        "__weakref__",
+    )  # fmt: skip
 
     def __init__(self, a: Ifnet, b: Ifnet) -> None:
         self.a = a
@@ -49,6 +50,8 @@ class Epair:
         self.wakeup: Callable[[Epair], None] | None = None
         self.queue_time = QUEUE_TIME
         """Seconds a frame may wait (``QUEUE_TIME``)."""
+        self.paused = False
+        """The last :meth:`pump` stopped after small frames, before bulk ones (asked to)."""
         a.transmit = self.to_b  # bound methods: no closure (4 objects) per end
         b.transmit = self.to_a
 
@@ -89,14 +92,21 @@ class Epair:
         if was_idle and self.wakeup is not None:
             self.wakeup(self)
 
-    def pump(self, now: float, budget: int = 4096, quantum: float = 0.0) -> int:
+    def pump(
+        self, now: float, budget: int = 4096, quantum: float = 0.0, pause: bool = False
+    ) -> int:
         """Deliver up to ``budget`` queued frames, for at most ``quantum`` seconds if
         given; return how many (dropped stale ones included).  Small frames go before
-        bulk ones (:mod:`vrouter.link.sparse`)."""
+        bulk ones (:mod:`vrouter.link.sparse`); with ``pause``, a turn that delivered
+        small frames stops before the bulk ones (``paused`` is then True): what the
+        small frames set off (a host's answer, in the TAP it was written to) can be
+        read before the bulk's turn."""
+        self.paused = False
         pending = self._pending
         if pending is None:
             return 0
         done = 0
+        small = 0
         clock = _monotonic
         receive = ether.input
         start = clock()
@@ -105,7 +115,11 @@ class Epair:
         while done < budget:
             if pending:
                 peer, frame, queued = pending.popleft()
+                small += 1
             elif self._bulk:
+                if small and pause:
+                    self.paused = True
+                    break
                 peer, frame, queued = self._bulk.pop()
             else:
                 break

@@ -8,7 +8,10 @@ new flows, the TAP reader (:mod:`vrouter.io.tap`) and the epair
 the small frames of other flows go first.  A flow's frames stay in order:
 once one of its frames waits as bulk, its small frames wait behind it
 (:func:`flow_key` tells flows apart).  The queue holds only while bulk is
-waiting, so a flood of small frames costs one length test each.
+waiting, so a flood of small frames costs one length test each.  An epair's
+turn that delivered small frames stops before its bulk, and the driver reads
+the quiet TAPs then (:meth:`vrouter.io.driver.Driver._read_answers`): the
+answer to a small frame (a ping's reply) is often already waiting there.
 """
 
 from __future__ import annotations

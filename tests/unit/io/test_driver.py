@@ -8,7 +8,12 @@ import socket
 import threading
 import time
 
+import dpkt
+import pytest
+
+from vrouter.core import tables
 from vrouter.io.driver import PASS_QUANTUM, Driver
+from vrouter.link.sparse import BULK_LEN
 from vrouter.stack import new_tree
 
 VNETS = 400
@@ -179,6 +184,82 @@ def test_a_frame_waiting_already_is_read_without_counting_a_busy_poll() -> None:
         loop.run_until_complete(asyncio.sleep(0))
         assert tap.got == [b"y"]
         assert (driver.spins, driver.spin_hits, driver._skip) == (0, 0, 0)
+    finally:
+        tap.close()
+        driver.close()
+        loop.close()
+
+
+TEST_ETHERTYPE = 0x88B5
+
+
+def numbered(ifp, n: int, size: int, src: bytes) -> bytes:
+    """A frame for ``ifp`` numbered ``n``, ``size`` bytes long, from MAC ``src`` (its flow)."""
+    payload = n.to_bytes(4, "big") + b"\x00" * (size - 18)
+    return bytes(dpkt.ethernet.Ethernet(dst=ifp.mac, src=src, type=TEST_ETHERTYPE, data=payload))
+
+
+class AnsweringTap:
+    """Stands in for a quiet TAP whose host answers at once (its stack runs inside the
+    write): a turn reads the answer and sends it back across the epair, as the vnet
+    forwards it."""
+
+    def __init__(self, driver: Driver, send) -> None:
+        self.ours, self.host = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.fd = self.ours.fileno()
+        self.backlogged = False
+        self.send = send
+        driver._answers = select.epoll()
+        driver._answers.register(self.fd, select.EPOLLIN)
+        driver._answering[self.fd] = self  # type: ignore[assignment]
+
+    def poll(self) -> None:
+        self.send(self.ours.recv(4096))
+
+    def close(self) -> None:
+        self.ours.close()
+        self.host.close()
+
+
+@pytest.mark.parametrize("backlogged", [False, True])
+def test_an_answer_crosses_before_the_bulk_its_question_passed(lab, backlogged: bool) -> None:
+    """Vnet a sends three bulk frames to b, then a small frame of another flow (a ping):
+    it passes the bulk, b's host answers it, and the answer is read and delivered to a
+    in the same pump, before the bulk, unless the answering TAP is backlogged (it then
+    keeps its turn in the loop)."""
+    loop = asyncio.new_event_loop()
+    driver = Driver(loop)
+    a, b = lab.vnet("a"), lab.vnet("b")
+    ifa, ifb = lab.iface(a, "ep0", up=False), lab.iface(b, "ep0", up=False)
+    epair = driver.add_epair(ifa, ifb)
+    epair.queue_time = 3600.0  # building frames on a busy machine takes real time
+    ifa.up = ifb.up = True
+    tap = AnsweringTap(driver, ifb.output)
+    tap.backlogged = backlogged
+    got: list[tuple[str, int]] = []
+    for vnet in (a, b):
+
+        def record(ifp, frame, now, name=vnet.name) -> None:
+            n = int.from_bytes(frame[14:18], "big")
+            got.append((name, n))
+            if n == 9:  # the question: b's host answers it into its TAP at once
+                tap.host.send(numbered(ifa, 99, 100, ifb.mac))
+
+        vnet.link.ethertypes = tables.put(vnet.link.ethertypes, TEST_ETHERTYPE, record)
+    try:
+        bulk_flow, ping_flow = b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x09"
+        for n in range(3):
+            ifa.output(numbered(ifb, n, BULK_LEN + 100, bulk_flow))
+        ifa.output(numbered(ifb, 9, 100, ping_flow))
+        driver._pumping.add(id(epair))  # as _schedule_pump leaves it
+        driver._pump(epair)
+        assert got == [("b", 9)] if backlogged else [("b", 9), ("a", 99)]
+        loop.run_until_complete(asyncio.sleep(0.01))
+        if backlogged:
+            tap.poll()  # the loop's own turn
+            loop.run_until_complete(asyncio.sleep(0.01))
+        assert sorted(got) == sorted([("b", 9), ("a", 99), ("b", 0), ("b", 1), ("b", 2)])
+        assert [n for name, n in got if name == "b"] == [9, 0, 1, 2]
     finally:
         tap.close()
         driver.close()

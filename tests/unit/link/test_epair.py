@@ -245,3 +245,18 @@ def test_bulk_counts_against_the_queue_limit(pair, lab) -> None:
         epair.a.transmit(sized(epair.b, 0, 100, OTHER))
     epair.close()
     assert epair.pending == 0
+
+
+def test_a_pump_asked_to_pause_stops_between_small_frames_and_bulk(pair, lab) -> None:
+    epair, got = pair
+    for n in range(2):
+        epair.a.output(sized(epair.b, n, BULK_LEN + 100))
+    epair.a.output(sized(epair.b, 9, 100, OTHER))
+    epair.b.output(sized(epair.a, 7, 100))
+    assert epair.pump(lab.now, pause=True) == 2 and epair.paused
+    assert got == {"a": [7], "b": [9]} and epair.pending == 2
+    assert epair.pump(lab.now, pause=True) == 2 and not epair.paused  # no small frame first
+    assert got == {"a": [7], "b": [9, 0, 1]} and epair.pending == 0
+    epair.a.output(sized(epair.b, 2, BULK_LEN + 100))
+    epair.a.output(sized(epair.b, 8, 100, OTHER))
+    assert epair.pump(lab.now) == 2 and not epair.paused  # not asked: one turn for both
