@@ -19,7 +19,7 @@ LINUX_CONFIG = bytes.fromhex(
 # The same bridge acknowledging a TCN: flags TC | TCA.
 LINUX_CONFIG_TCA = LINUX_CONFIG[:21] + b"\x81" + LINUX_CONFIG[22:]
 # The TCN BPDU a Linux bridge (8000.02:00:00:00:00:02) sent up its root port.
-LINUX_TCN = bytes.fromhex("0180c2000000" "567acc47917d" "0007" "424203" "00000080")
+LINUX_TCN = bytes.fromhex("0180c2000000567acc47917d000742420300000080")
 
 
 def parse_frame(frame: bytes) -> stp.Bpdu:
@@ -63,9 +63,68 @@ def test_round_trip_of_values() -> None:
 
 def test_an_rst_bpdu_reads_as_a_configuration_bpdu() -> None:
     body = bytearray(LINUX_CONFIG[17:]) + b"\x00"  # + version 1 length
-    body[2], body[3] = 2, stp.TYPE_RST
+    body[2], body[3], body[4] = 2, stp.TYPE_RST, 0x0C  # role designated
     bpdu = stp.parse(stp.LLC + bytes(body), 3 + len(body))
-    assert bpdu.root == parse_frame(LINUX_CONFIG).root and not bpdu.tcn
+    assert bpdu.root == parse_frame(LINUX_CONFIG).root and not bpdu.tcn and bpdu.rst
+
+
+# An RST BPDU laid out by hand from 802.1D-2004 9.3.3 (Figure 9-3): bridge
+# 8000.02:00:00:00:00:02, root 1000.02:00:00:00:00:01 at cost 20000, port
+# 0x8002; flags: agreement, forwarding, learning, role root, TC; message age
+# 1 s, max age 20 s, hello 2 s, forward delay 15 s; version 1 length 0.
+RST_ROOT = bytes.fromhex(
+    "0180c2000000" "020000000002" "0027" "424203"
+    "0000" "02" "02"
+    "79"  # 0x40 agreement | 0x20 forwarding | 0x10 learning | 0x08 root | 0x01 TC
+    "1000020000000001" "00004e20" "8000020000000002" "8002"
+    "0100" "1400" "0200" "0f00"
+    "00"
+)  # fmt: skip
+
+
+def test_rst_bpdu_decodes_from_hand_built_bytes() -> None:
+    bpdu = parse_frame(RST_ROOT)
+    assert bpdu.rst and not bpdu.tcn
+    assert bpdu.role == stp.ROLE_ROOT
+    assert bpdu.agreement and bpdu.forwarding and bpdu.learning and bpdu.tc
+    assert not bpdu.proposal and not bpdu.tca
+    assert stp.id_to_str(bpdu.root) == "1000.02:00:00:00:00:01"
+    assert stp.id_to_str(bpdu.bridge) == "8000.02:00:00:00:00:02"
+    assert (bpdu.cost, bpdu.port) == (20000, 0x8002)
+    assert (bpdu.message_age, bpdu.max_age, bpdu.hello_time, bpdu.forward_delay) == (1, 20, 2, 15)
+
+
+def test_rst_bpdu_encodes_to_the_standard_layout() -> None:
+    flags = (stp.FLAG_AGREEMENT | stp.FLAG_FORWARDING | stp.FLAG_LEARNING | stp.FLAG_TC
+             | stp.ROLE_ROOT << stp.ROLE_SHIFT)  # fmt: skip
+    bpdu = stp.Bpdu(
+        False, flags, stp.bridge_id(0x1000, bytes.fromhex("020000000001")), 20000,
+        stp.bridge_id(0x8000, bytes.fromhex("020000000002")), 0x8002, 1, 20, 2, 15, True,
+    )  # fmt: skip
+    frame = bpdu.frame(bytes.fromhex("020000000002"))
+    assert frame[: len(RST_ROOT)] == RST_ROOT and len(frame) == stp.MIN_FRAME
+    assert len(bpdu.emit()) == stp.RST_LEN
+    assert parse_frame(frame) == bpdu
+
+
+@pytest.mark.parametrize(
+    ("role", "proposal"),
+    [(stp.ROLE_DESIGNATED, True), (stp.ROLE_ALTERNATE, False), (stp.ROLE_ROOT, False)],
+)
+def test_rst_roles_and_proposal_round_trip(role, proposal) -> None:
+    flags = role << stp.ROLE_SHIFT | (stp.FLAG_PROPOSAL if proposal else 0)
+    bpdu = stp.Bpdu(False, flags, 1, 2, 3, 4, 0, 6, 1, 4, True)
+    back = parse_frame(bpdu.frame(b"\x02" * 6))
+    assert (back.role, back.proposal, back.agreement) == (role, proposal, False)
+
+
+def test_a_configuration_bpdu_has_no_rst_flags() -> None:
+    # the same bits in a Configuration BPDU: only TC and TCA count, its role is designated
+    frame = bytearray(LINUX_CONFIG)
+    frame[21] = 0xFF
+    bpdu = parse_frame(bytes(frame))
+    assert bpdu.flags == stp.FLAG_TC | stp.FLAG_TCA and not bpdu.rst
+    assert bpdu.role == stp.ROLE_DESIGNATED and not bpdu.proposal and not bpdu.agreement
 
 
 @pytest.mark.parametrize(
@@ -78,6 +137,9 @@ def test_an_rst_bpdu_reads_as_a_configuration_bpdu() -> None:
         (LINUX_CONFIG[14:20] + b"\x07" + LINUX_CONFIG[21:], 38, SanityError, "bpdu_type"),
         (LINUX_CONFIG[14:40], 26, IntegrityError, "bpdu_short"),
         (LINUX_CONFIG[14:45] + b"\x06\x00" + LINUX_CONFIG[47:], 38, SanityError, "bpdu_age"),
+        (RST_ROOT[14:], 38, IntegrityError, "bpdu_short"),
+        (RST_ROOT[14:21] + b"\x71" + RST_ROOT[22:], 39, SanityError, "bpdu_role"),
+        (RST_ROOT[14:19] + b"\x01" + RST_ROOT[20:], 39, SanityError, "bpdu_type"),
     ],
 )
 def test_malformed_bpdus_raise_with_a_reason(payload, length, error, reason) -> None:
