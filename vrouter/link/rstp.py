@@ -1,5 +1,9 @@
 """Rapid Spanning Tree Protocol for a bridge (IEEE 802.1D-2004 clause 17, 802.1w).
 
+This module is long on purpose: clause 17's machines (role selection, role
+transitions, port states, topology change, migration, transmit) share one
+set of port variables and are read and changed together.
+
 A bridge with ``stp_protocol = "rstp"`` runs one :class:`Rstp` instead of
 :class:`vrouter.link.stp.Stp`; it shares the settings, the port states
 (discarding is ``BLOCKING``), the counters and the BPDU codec with it.
@@ -124,10 +128,6 @@ class RstpCounters(StpCounters):
     agreements_in: int = 0
     tc_in: int = 0
     """BPDUs with the TC flag taken."""
-    migrations: int = 0
-    """Times the port changed the protocol it speaks (RSTP <-> STP)."""
-    flushes: int = 0
-    """Times a topology change flushed the MACs learnt here."""
     aged: int = 0
     """Times the received information aged out (three hellos missed)."""
 
@@ -182,6 +182,10 @@ class RstpPort:
     def name(self) -> str:
         """Return the member interface's name."""
         return self.port.ifnet.name
+
+    def role_name(self) -> str:
+        """Return the port's role."""
+        return self.role.value
 
     @property
     def enabled(self) -> bool:

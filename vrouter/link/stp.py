@@ -157,6 +157,10 @@ class StpCounters:
     """BPDUs refused, by reason (see the module docstring)."""
     transitions: int = 0
     """Times the port entered forwarding."""
+    migrations: int = 0
+    """RSTP: times the port changed the protocol it speaks (RSTP <-> STP)."""
+    flushes: int = 0
+    """RSTP: times a topology change flushed the MACs learnt on the port."""
 
 
 class StpPort:
@@ -198,6 +202,15 @@ class StpPort:
     def name(self) -> str:
         """Return the member interface's name."""
         return self.port.ifnet.name
+
+    oper_edge = False
+    """Never an edge port (RSTP's)."""
+    send_rstp = False
+    """Speaks STP (RSTP's ports may speak either)."""
+
+    def role_name(self) -> str:
+        """Return the port's role (as RSTP's ports do)."""
+        return self.role()
 
     def role(self) -> str:
         """Return the port's role: root, designated, blocked (alternate) or disabled."""
