@@ -204,8 +204,10 @@ def test_rstp_falls_back_to_stp_against_a_linux_bridge_and_blocks_the_loop(
     peer = Peer(daemon, priority=32768)
     try:
         # We are root (4096): the Linux bridge, which drops RST BPDUs, blocks one port.
-        _wait("convergence, vnet root", lambda: _converged(daemon, peer, True),
-              2 * FORWARD_DELAY + 10)  # fmt: skip
+        took = _wait("convergence, vnet root", lambda: _converged(daemon, peer, True),
+                     2 * FORWARD_DELAY + 10)  # fmt: skip
+        print(f"\nRSTP against Linux STP: converged {took:.1f} s after the Linux bridge's start "
+              "(vnet root)")  # fmt: skip
         bridge = _ours(daemon)
         assert bridge["stp"]["protocol"] == "rstp"  # type: ignore[index]
         assert peer.ping() == 3
@@ -213,8 +215,10 @@ def test_rstp_falls_back_to_stp_against_a_linux_bridge_and_blocks_the_loop(
         peer.ip("link", "set", peer.br, "type", "bridge", "priority", "4096")
         changed = daemon.ctl("bridge", "stp", "lab", "br0", "--priority", "40960")
         assert changed.returncode == 0, changed.stderr
-        _wait("convergence, Linux root", lambda: _converged(daemon, peer, False),
-              2 * FORWARD_DELAY + MAX_AGE + 10)  # fmt: skip
+        took = _wait("convergence, Linux root", lambda: _converged(daemon, peer, False),
+                     2 * FORWARD_DELAY + MAX_AGE + 10)  # fmt: skip
+        print(f"RSTP against Linux STP: converged {took:.1f} s after the priority change "
+              "(Linux root)")  # fmt: skip
         bridge = _ours(daemon)
         ports = {pp["name"]: pp["stp"] for pp in bridge["ports"]}  # type: ignore[attr-defined]
         assert {n: s["protocol"] for n, s in ports.items()} == {f"{p}a": "stp", f"{p}b": "stp"}

@@ -827,11 +827,9 @@ class Rstp:
             if p.info == Info.MINE:
                 p.info = Info.AGED
         p.path_cost = path_cost
+        if p.port.edge != p.admin_edge and p.enabled:
+            p.oper_edge = p.port.edge  # the operator's word, until a BPDU says otherwise
         p.admin_edge, p.auto_edge = p.port.edge, p.port.auto_edge
-        if p.enabled and not p.admin_edge and p.oper_edge and not p.auto_edge:
-            p.oper_edge = False
-        if p.enabled and p.admin_edge and p.counters.bpdu_in == 0:
-            p.oper_edge = True
         self.reselect = True
         self._settle(now)
 
