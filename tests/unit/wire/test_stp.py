@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+
+import dpkt
 import pytest
 
 from vrouter.wire import stp
@@ -146,3 +149,64 @@ def test_malformed_bpdus_raise_with_a_reason(payload, length, error, reason) -> 
     with pytest.raises(error) as caught:
         stp.parse(payload, length)
     assert caught.value.reason == reason
+
+
+def test_wiresharks_dissector_reads_our_bpdus_as_we_meant_them(tmp_path) -> None:
+    """Our encoder checked against another's decoder: tshark (Wireshark's STP dissector)
+    reads a pcap of the BPDUs we emit, and its fields match the values encoded."""
+    root = stp.bridge_id(0x1000, bytes.fromhex("020000000001"))
+    bridge = stp.bridge_id(0x8000, bytes.fromhex("020000000002"))
+    cases = [
+        # (flags, rst): a proposing designated port; a root port agreeing, learning,
+        # forwarding, TC; an alternate port agreeing; a Configuration BPDU with TC and TCA
+        (stp.ROLE_DESIGNATED << stp.ROLE_SHIFT | stp.FLAG_PROPOSAL, True),
+        (stp.ROLE_ROOT << stp.ROLE_SHIFT | stp.FLAG_AGREEMENT | stp.FLAG_LEARNING
+         | stp.FLAG_FORWARDING | stp.FLAG_TC, True),
+        (stp.ROLE_ALTERNATE << stp.ROLE_SHIFT | stp.FLAG_AGREEMENT, True),
+        (stp.FLAG_TC | stp.FLAG_TCA, False),
+    ]
+    bpdus = [
+        stp.Bpdu(False, flags, root, 20000 + i, bridge, 0x8000 + i + 1, i, 20, 2, 15, rst)
+        for i, (flags, rst) in enumerate(cases)
+    ]
+    path = tmp_path / "bpdus.pcap"
+    with path.open("wb") as f:
+        writer = dpkt.pcap.Writer(f)
+        for i, bpdu in enumerate(bpdus):
+            writer.writepkt(bpdu.frame(bytes.fromhex("020000000002")), ts=1.0 + i)
+    fields = ["stp.version", "stp.type", "stp.flags.tc", "stp.flags.proposal",
+              "stp.flags.port_role", "stp.flags.learning", "stp.flags.forwarding",
+              "stp.flags.agreement", "stp.flags.tcack", "stp.root.prio", "stp.root.hw",
+              "stp.root.cost", "stp.bridge.prio", "stp.bridge.hw", "stp.port", "stp.msg_age",
+              "stp.max_age", "stp.hello", "stp.forward", "stp.version_1_length"]  # fmt: skip
+    out = subprocess.run(
+        ["tshark", "-r", str(path), "-T", "fields", "-E", "separator=|",
+         *(a for field in fields for a in ("-e", field))],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    rows = [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines()]
+    assert len(rows) == len(bpdus)
+    for row, bpdu in zip(rows, bpdus, strict=True):
+
+        def flag(bit: int, bpdu: stp.Bpdu = bpdu) -> str:
+            return str(int(bool(bpdu.flags & bit)))
+
+        assert row["stp.version"] == ("2" if bpdu.rst else "0")
+        assert int(row["stp.type"], 0) == (stp.TYPE_RST if bpdu.rst else stp.TYPE_CONFIG)
+        assert row["stp.flags.tc"] == flag(stp.FLAG_TC)
+        assert row["stp.flags.tcack"] == flag(stp.FLAG_TCA)
+        assert (row["stp.root.prio"], row["stp.root.hw"]) == ("4096", "02:00:00:00:00:01")
+        assert (row["stp.bridge.prio"], row["stp.bridge.hw"]) == ("32768", "02:00:00:00:00:02")
+        assert int(row["stp.root.cost"]) == bpdu.cost
+        assert int(row["stp.port"], 0) == bpdu.port
+        times = ("stp.msg_age", "stp.max_age", "stp.hello", "stp.forward")
+        assert [float(row[f]) for f in times] == [bpdu.message_age, 20, 2, 15]
+        if bpdu.rst:
+            assert row["stp.flags.proposal"] == flag(stp.FLAG_PROPOSAL)
+            assert row["stp.flags.learning"] == flag(stp.FLAG_LEARNING)
+            assert row["stp.flags.forwarding"] == flag(stp.FLAG_FORWARDING)
+            assert row["stp.flags.agreement"] == flag(stp.FLAG_AGREEMENT)
+            assert int(row["stp.flags.port_role"], 0) == bpdu.role
+            assert row["stp.version_1_length"] == "0"
+        else:
+            assert row["stp.version_1_length"] == ""
