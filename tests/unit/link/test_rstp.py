@@ -325,3 +325,35 @@ def test_show_and_switching_protocols_at_run_time(two) -> None:
     for br in two.bridges.values():
         br.set_stp(None, two.lab.now)
         assert br.stp is None and all(p.forwarding for p in br.ports.values())
+
+
+def test_two_ports_of_one_bridge_joined_make_a_backup_port_that_discards(lab) -> None:
+    vnet = lab.vnet("solo")
+    brif = Ifnet(vnet, "br0", "bridge", lab.mac())
+    vnet.link.add(brif)
+    brif.up = True
+    br = bridge_.create(brif)
+    ends = []
+    for name in ("p", "q"):
+        ifp = Ifnet(vnet, name, "epair", lab.mac())
+        vnet.link.add(ifp)
+        ifp.up = True
+        ends.append(ifp)
+    pair = Epair(ends[0], ends[1])
+    pair.queue_time = 3600.0
+    lab.epairs.append(pair)
+    for ifp in ends:
+        br.add_port(ifp, now=lab.now)
+    br.set_stp(RSTP, lab.now)
+    lab.settle()
+    for _ in range(20):
+        lab.advance(0.05)
+    p, q = br.ports["p"].stp, br.ports["q"].stp
+    assert isinstance(p, RstpPort) and isinstance(q, RstpPort)
+    assert (p.role, q.role) == (Role.DESIGNATED, Role.BACKUP)
+    assert q.state == PortState.BLOCKING and p.state == PortState.FORWARDING
+    assert br.stp is not None and br.stp.is_root()
+    for _ in range(200):  # ten seconds: it stays that way (no loop, no flapping)
+        lab.advance(0.05)
+    assert (p.role, q.role) == (Role.DESIGNATED, Role.BACKUP) and q.state == PortState.BLOCKING
+    assert q.counters.transitions == 0
