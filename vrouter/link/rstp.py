@@ -82,6 +82,9 @@ MIGRATE_TIME = 3.0
 TX_HOLD_COUNT = 6
 """BPDUs a port sends a second at most (17.13.12)."""
 _MAC = (1 << 48) - 1
+"""The MAC of a bridge id (what is left without its priority)."""
+_PORT_NUMBER = 0x3FF
+"""The number of a port id (without its priority, see :func:`vrouter.wire.stp.port_id`)."""
 
 Vector = tuple[int, int, int, int]
 """A priority vector: root id, root path cost, designated bridge id, designated port id."""
@@ -604,7 +607,13 @@ class Rstp:
         if bpdu.agreement:
             p.counters.agreements_in += 1
         if role == wire.ROLE_DESIGNATED:
-            same_sender = msg[2:] == p.vector[2:] and p.info == Info.RECEIVED
+            # 17.6: the same designated bridge (its MAC) and port (its number) is superior
+            # even when worse (its priorities changed): what the port holds is replaced
+            same_sender = (
+                p.info == Info.RECEIVED
+                and msg[2] & _MAC == p.vector[2] & _MAC
+                and msg[3] & _PORT_NUMBER == p.vector[3] & _PORT_NUMBER
+            )
             if msg < p.vector or (same_sender and (msg != p.vector or times != p.times)):
                 better_or_same = p.info == Info.RECEIVED and msg <= p.vector
                 p.agreed = p.proposing = False

@@ -357,3 +357,45 @@ def test_two_ports_of_one_bridge_joined_make_a_backup_port_that_discards(lab) ->
         lab.advance(0.05)
     assert (p.role, q.role) == (Role.DESIGNATED, Role.BACKUP) and q.state == PortState.BLOCKING
     assert q.counters.transitions == 0
+
+
+def _designated(priority: int, age: float = 0.0, max_age: float = 6.0) -> bytes:
+    """An RST BPDU from designated port 1 of root bridge ``priority``.02:02:02:02:02:02."""
+    ident = wire.bridge_id(priority, b"\x02" * 6)
+    return wire.Bpdu(
+        False, wire.ROLE_DESIGNATED << wire.ROLE_SHIFT, ident, 0, ident, wire.port_id(32, 1),
+        age, max_age, 1, 4, True,
+    ).frame(b"\x02\x00\x00\x00\x00\x77")  # fmt: skip
+
+
+def test_a_neighbour_that_gets_worse_is_believed_at_once(lab) -> None:
+    # 17.6: a message from the same designated bridge (MAC) and port (number) replaces
+    # what the port holds even when worse, e.g. after the neighbour's priority changed
+    one = Net(lab, ["a"], [])
+    a = one.bridges["a"].stp
+    h = one.bridges["a"].ports["h"].stp
+    one.hosts["a"].send(_designated(0), lab.now)
+    lab.settle()
+    assert a.root_port is h and not a.is_root()
+    one.run(0.5)
+    one.hosts["a"].send(_designated(0xF000), lab.now)
+    lab.settle()
+    assert a.is_root() and h.role == Role.DESIGNATED and h.vector[2] == a.bridge_id
+
+
+def test_information_too_old_to_relay_is_aged_at_once(two) -> None:
+    # 17.21.23: message age + 1 s beyond max age: the information ages out at once, so it
+    # never makes a root port (the BPDU itself, age 5.75 < 6, is valid)
+    a = two.bridges["a"].stp
+    h = two.bridges["a"].ports["h"].stp
+    two.hosts["a"].send(_designated(0, age=5.75), two.lab.now)
+    two.lab.settle()
+    assert a.is_root() and a.root_port is None and h.role == Role.DESIGNATED
+    assert h.counters.aged == 1
+
+
+def test_a_bpdu_as_old_as_max_age_is_dropped(two) -> None:
+    h = two.bridges["a"].ports["h"].stp
+    two.hosts["a"].send(_designated(0, age=6.0), two.lab.now)
+    two.lab.settle()
+    assert h.counters.drops["bpdu_age"] == 1 and two.bridges["a"].stp.is_root()
