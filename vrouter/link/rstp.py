@@ -25,7 +25,8 @@ An agreed designated port forwards at once; without an agreement (a port
 that runs STP towards an 802.1D bridge, a silent neighbour) it goes
 discarding -> learning -> forwarding, one forward delay each.  The root port
 forwards at once unless a recent root port of the bridge is still learning
-or forwarding (17.29.2 reRooted), which then discards first: a failed root
+or forwarding (17.29.2 reRooted), which then discards first, or it was
+backup less than two hello times ago (rbWhile): a failed root
 port (link down, or its information not refreshed within three hello times)
 is replaced by the best alternate without waiting for max age or forward
 delay.
@@ -383,6 +384,9 @@ class Rstp:
         if role == old:
             return
         p.role = role
+        if old == Role.BACKUP:
+            # rbWhile (17.29.2) holds two hello times while the port is backup, runs down after
+            p.rb_until = now + 2 * self.hello_time
         if old == Role.ROOT and role == Role.DESIGNATED:
             p.rr_until = now + self.forward_delay
         if role in (Role.ALTERNATE, Role.BACKUP, Role.DISABLED):
@@ -391,8 +395,6 @@ class Rstp:
             p.sync = p.proposing = p.re_root = False
             if role == Role.DISABLED:
                 p.agreed = p.agree = p.proposed = False
-            if role == Role.BACKUP:
-                p.rb_until = now + 2 * self.hello_time
         elif role == Role.ROOT:
             p.proposing = False
             if p.state == PortState.BLOCKING and not p.fd_until:

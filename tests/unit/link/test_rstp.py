@@ -399,3 +399,53 @@ def test_a_bpdu_as_old_as_max_age_is_dropped(two) -> None:
     two.hosts["a"].send(_designated(0, age=6.0), two.lab.now)
     two.lab.settle()
     assert h.counters.drops["bpdu_age"] == 1 and two.bridges["a"].stp.is_root()
+
+
+def test_a_port_backup_until_now_waits_two_hellos_before_it_forwards_as_root(lab) -> None:
+    # 17.29.2: rbWhile holds 2 hello times while a port is backup and runs down after;
+    # a root port that was backup forwards only then (its own designated port on the
+    # link, the one it backed up, has had the time to hear the new root and discard)
+    vnet = lab.vnet("solo")
+    brif = Ifnet(vnet, "br0", "bridge", lab.mac())
+    vnet.link.add(brif)
+    brif.up = True
+    br = bridge_.create(brif)
+    ends = []
+    for name in ("p", "q"):
+        ifp = Ifnet(vnet, name, "epair", lab.mac())
+        vnet.link.add(ifp)
+        ifp.up = True
+        ends.append(ifp)
+    pair = Epair(ends[0], ends[1])
+    pair.queue_time = 3600.0
+    lab.epairs.append(pair)
+    # q's lower path cost makes it the root port once a root is heard on the link
+    br.add_port(ends[0], now=lab.now)
+    br.add_port(ends[1], path_cost=1, now=lab.now)
+    br.set_stp(RSTP, lab.now)
+    lab.settle()
+    for _ in range(200):
+        lab.advance(0.05)
+    p, q = br.ports["p"].stp, br.ports["q"].stp
+    assert isinstance(p, RstpPort) and isinstance(q, RstpPort)
+    assert (p.role, q.role) == (Role.DESIGNATED, Role.BACKUP)
+    assert p.state == PortState.FORWARDING
+    # a better root's designated BPDU on the link: q hears it first, then p
+    pair.a.output(_designated(0))
+    lab.settle()
+    assert q.role == Role.ROOT and q.state == PortState.BLOCKING
+    pair.b.output(_designated(0))
+    lab.settle()
+    assert p.role == Role.ALTERNATE and p.state == PortState.BLOCKING
+    for _ in range(38):  # 1.9 s
+        lab.advance(0.05)
+        pair.a.output(_designated(0))
+        pair.b.output(_designated(0))
+        lab.settle()
+    assert q.state == PortState.BLOCKING
+    for _ in range(4):
+        lab.advance(0.05)
+        pair.a.output(_designated(0))
+        pair.b.output(_designated(0))
+        lab.settle()
+    assert q.state == PortState.FORWARDING and p.state == PortState.BLOCKING
