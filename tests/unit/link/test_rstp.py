@@ -8,7 +8,7 @@ from vrouter.link import bridge as bridge_
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet
 from vrouter.link.rstp import Role, RstpPort
-from vrouter.link.stp import PortState, StpSettings
+from vrouter.link.stp import DEFAULT_PATH_COST, PortState, StpSettings
 from vrouter.wire import stp as wire
 
 RSTP = StpSettings(hello_time=1, max_age=6, forward_delay=4, protocol="rstp")
@@ -327,7 +327,8 @@ def test_show_and_switching_protocols_at_run_time(two) -> None:
         assert br.stp is None and all(p.forwarding for p in br.ports.values())
 
 
-def test_two_ports_of_one_bridge_joined_make_a_backup_port_that_discards(lab) -> None:
+def solo(lab, q_cost: int = DEFAULT_PATH_COST) -> tuple[bridge_.Bridge, Epair]:
+    """One RSTP bridge whose members p and q are the two ends of one epair."""
     vnet = lab.vnet("solo")
     brif = Ifnet(vnet, "br0", "bridge", lab.mac())
     vnet.link.add(brif)
@@ -342,10 +343,15 @@ def test_two_ports_of_one_bridge_joined_make_a_backup_port_that_discards(lab) ->
     pair = Epair(ends[0], ends[1])
     pair.queue_time = 3600.0
     lab.epairs.append(pair)
-    for ifp in ends:
-        br.add_port(ifp, now=lab.now)
+    br.add_port(ends[0], now=lab.now)
+    br.add_port(ends[1], path_cost=q_cost, now=lab.now)
     br.set_stp(RSTP, lab.now)
     lab.settle()
+    return br, pair
+
+
+def test_two_ports_of_one_bridge_joined_make_a_backup_port_that_discards(lab) -> None:
+    br, _ = solo(lab)
     for _ in range(20):
         lab.advance(0.05)
     p, q = br.ports["p"].stp, br.ports["q"].stp
@@ -405,25 +411,7 @@ def test_a_port_backup_until_now_waits_two_hellos_before_it_forwards_as_root(lab
     # 17.29.2: rbWhile holds 2 hello times while a port is backup and runs down after;
     # a root port that was backup forwards only then (its own designated port on the
     # link, the one it backed up, has had the time to hear the new root and discard)
-    vnet = lab.vnet("solo")
-    brif = Ifnet(vnet, "br0", "bridge", lab.mac())
-    vnet.link.add(brif)
-    brif.up = True
-    br = bridge_.create(brif)
-    ends = []
-    for name in ("p", "q"):
-        ifp = Ifnet(vnet, name, "epair", lab.mac())
-        vnet.link.add(ifp)
-        ifp.up = True
-        ends.append(ifp)
-    pair = Epair(ends[0], ends[1])
-    pair.queue_time = 3600.0
-    lab.epairs.append(pair)
-    # q's lower path cost makes it the root port once a root is heard on the link
-    br.add_port(ends[0], now=lab.now)
-    br.add_port(ends[1], path_cost=1, now=lab.now)
-    br.set_stp(RSTP, lab.now)
-    lab.settle()
+    br, pair = solo(lab, q_cost=1)  # q's lower cost: root port once a root is heard there
     for _ in range(200):
         lab.advance(0.05)
     p, q = br.ports["p"].stp, br.ports["q"].stp
