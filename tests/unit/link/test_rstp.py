@@ -437,3 +437,18 @@ def test_a_port_backup_until_now_waits_two_hellos_before_it_forwards_as_root(lab
         pair.b.output(_designated(0))
         lab.settle()
     assert q.state == PortState.FORWARDING and p.state == PortState.BLOCKING
+
+
+def test_removing_ports_switching_protocol_and_destroy_leave_no_timer(two) -> None:
+    two.run(2)
+    a, b = two.bridges["a"], two.bridges["b"]
+    for name in list(a.ports):
+        a.remove_port(name)
+    assert a.stp is not None and not a.stp.ports
+    b.set_stp(STP, two.lab.now)  # the RSTP tree of b goes, an STP one comes
+    b.set_stp(RSTP, two.lab.now)
+    for br in (a, b):
+        vnet = br.vnet
+        bridge_.destroy(br.ifnet)
+        vnet.timers.purge()
+        assert len(vnet.timers) == 0, [t.callback for _, _, t in vnet.timers._heap]
