@@ -40,12 +40,13 @@ the migrate time (3 s) without hearing a BPDU.  A BPDU makes an edge port
 an ordinary one again.
 
 Topology change (17.25): a port that is not edge and starts forwarding as
-root or designated, or a TC flag received on a root or designated port
-(a TCN from an STP bridge on a designated port), flushes the MACs learnt on
-every other root or designated port at once and sends the TC flag on them
-for two hello times (STP ports: TC in Configuration BPDUs on designated
-ports for max age + forward delay, TCN BPDUs up an STP root port until
-acknowledged).  A port that stops learning forgets what it learnt.
+root or designated, or a TC flag received on a forwarding root or designated
+port (a TCN from an STP bridge on a forwarding designated port), flushes the
+MACs learnt on every other forwarding root or designated port that is not
+edge at once and sends the TC flag on them for two hello times (STP ports:
+TC in Configuration BPDUs on designated ports for max age + forward delay,
+TCN BPDUs up an STP root port until acknowledged).  A port that stops
+learning forgets what it learnt.
 
 Protocol migration (17.23): a port sends RST BPDUs until it hears an STP
 one (Configuration or TCN) after the migrate time since its last change;
@@ -484,12 +485,13 @@ class Rstp(Tree[RstpPort]):
         self.last_tc = now
 
     def _propagate(self, origin: RstpPort, now: float) -> None:
-        """Flush the other active ports and send the TC flag there (17.25 PROPAGATING)."""
+        """Flush the other active ports (forwarding root or designated, not edge) and send
+        the TC flag there (17.25 PROPAGATING); one that only learns is left alone."""
         flushed = False
         for q in self.ports.values():
             if q is origin or q.oper_edge or q.role not in (Role.ROOT, Role.DESIGNATED):
                 continue
-            if q.state not in (PortState.LEARNING, PortState.FORWARDING):
+            if q.state != PortState.FORWARDING:
                 continue
             self._new_tc_while(q, now)
             q.counters.flushes += 1
@@ -499,7 +501,9 @@ class Rstp(Tree[RstpPort]):
             self.bridge.announce(now)
 
     def _received_tc(self, p: RstpPort, now: float) -> None:
-        if p.role not in (Role.ROOT, Role.DESIGNATED):
+        """A TC flag (or TCN) on ``p``: only a forwarding root or designated port (17.25
+        ACTIVE) acts on it; one that discards or learns drops it."""
+        if p.role not in (Role.ROOT, Role.DESIGNATED) or p.state != PortState.FORWARDING:
             return
         if p.role == Role.DESIGNATED:
             p.tc_ack = True
@@ -521,7 +525,7 @@ class Rstp(Tree[RstpPort]):
         self._migrate(p, bpdu.rst, now)
         if bpdu.tcn:
             c.tcn_in += 1
-            if p.role == Role.DESIGNATED:
+            if p.role == Role.DESIGNATED and p.state == PortState.FORWARDING:
                 self._new_tc_while(p, now)
                 self._received_tc(p, now)
             self._settle(now)

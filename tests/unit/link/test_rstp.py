@@ -452,3 +452,26 @@ def test_removing_ports_switching_protocol_and_destroy_leave_no_timer(two) -> No
         bridge_.destroy(br.ifnet)
         vnet.timers.purge()
         assert len(vnet.timers) == 0, [t.callback for _, _, t in vnet.timers._heap]
+
+
+def test_a_topology_change_leaves_a_port_that_only_learns_alone(lab) -> None:
+    # 17.25: a port flushes and sends TC (PROPAGATING) only from ACTIVE, that is
+    # forwarding as root or designated; one still learning ignores the change
+    net = Net(lab, ["a", "b"], [("a", "b")], settings=STP)
+    # a's port to b: no agreement (STP there), no edge (b's root port is silent): timers
+    net.bridges["a"].ports["a-b0"].auto_edge = False
+    net.bridges["a"].set_stp(RSTP, lab.now)
+    net.run(5)
+    p = net.port("a-b0")
+    assert p.role == Role.DESIGNATED and p.state == PortState.LEARNING
+    flushes = p.counters.flushes
+    worse = wire.bridge_id(0xF000, b"\x02" * 6)
+    tc = wire.Bpdu(
+        False, wire.FLAG_TC | wire.ROLE_DESIGNATED << wire.ROLE_SHIFT, worse, 0, worse,
+        wire.port_id(32, 1), 0, 6, 1, 4, True,
+    )  # fmt: skip
+    net.hosts["a"].send(tc.frame(b"\x02\x00\x00\x00\x00\x77"), lab.now)
+    lab.settle()
+    h = net.bridges["a"].ports["h"].stp
+    assert isinstance(h, RstpPort) and h.counters.tc_in == 1
+    assert p.counters.flushes == flushes and p.tc_until <= lab.now
