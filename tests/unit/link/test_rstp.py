@@ -475,3 +475,17 @@ def test_a_topology_change_leaves_a_port_that_only_learns_alone(lab) -> None:
     h = net.bridges["a"].ports["h"].stp
     assert isinstance(h, RstpPort) and h.counters.tc_in == 1
     assert p.counters.flushes == flushes and p.tc_until <= lab.now
+
+
+def test_at_most_six_bpdus_a_second_leave_a_port(two) -> None:
+    # 17.13.12 TxHoldCount: news beyond six a second waits for the next second
+    two.run(2)
+    br = two.bridges["a"]
+    p = two.port("a-b0")
+    sent = p.counters.bpdu_out
+    for i in range(20):  # each priority change is news for the port's neighbour
+        br.set_port_stp("a-b0", 100, 16 + i % 2, two.lab.now)
+    burst = p.counters.bpdu_out - sent
+    assert 1 <= burst <= 6 and p.new_info  # the latest news still waits
+    two.lab.advance(1.0)
+    assert p.counters.bpdu_out - sent > burst and not p.new_info
