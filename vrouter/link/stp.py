@@ -31,6 +31,11 @@ The member interface being down (``Ifnet.up`` false) disables its port
 refused is counted on its port by reason (``bpdu_short``, ``bpdu_length``,
 ``bpdu_llc``, ``bpdu_protocol``, ``bpdu_type``, ``bpdu_age``, ``bpdu_own``:
 our own BPDU back on the port that sent it, ``port_disabled``).
+
+This module is long on purpose: beside 802.1D's machines it holds what
+:mod:`vrouter.link.rstp` shares with them (:class:`Tree`, :class:`TreePort`:
+ids, joining, the BPDUs refused, how a tree is shown) next to the settings,
+port states and counters both use, so that the common part is read once.
 """
 
 from __future__ import annotations
