@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vrouter.route.fib import Route
+    from vrouter.route.entry import Nhop, Route
 
 SHORTEST = 12
 """Routes shorter than this stay out of the top table (a /12 spans 4,096 of its entries,
@@ -106,6 +106,14 @@ class Dir6:
         """The probes of the lengths 1..SHORTEST-1 present, longest first."""
         self.relength()
         self.lookup = self._lookup_function()
+        lookup = self.lookup
+
+        def lookup_nhop(dst: bytes) -> Nhop | None:
+            """Return the next hop of the most specific route covering ``dst`` (packed)."""
+            route = lookup(dst)
+            return route.nhop if route is not None else None
+
+        self.lookup_nhop = lookup_nhop
 
     def relength(self) -> None:
         """Take the lengths present anew (the Fib made or dropped a length's dict)."""
