@@ -152,7 +152,7 @@ class Dir248:
 
         def lookup(dst: bytes) -> Route | None:
             """Return the most specific route covering ``dst`` (packed), or None."""
-            addr = from_bytes(dst, "big")
+            addr = from_bytes(dst)  # big-endian, the default
             entry = top[addr >> 8]
             if entry == block:
                 entry = blocks[addr >> 8][addr & 0xFF]
@@ -162,7 +162,7 @@ class Dir248:
 
         def lookup_nhop(dst: bytes) -> Nhop | None:
             """Return the next hop of the most specific route covering ``dst`` (packed)."""
-            addr = from_bytes(dst, "big")
+            addr = from_bytes(dst)  # big-endian, the default
             entry = top[addr >> 8]
             if entry == block:
                 entry = blocks[addr >> 8][addr & 0xFF]

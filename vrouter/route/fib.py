@@ -248,8 +248,13 @@ class Fib:
         Its source must not hold a route to the prefix already.  It is held
         when a route of a lower (or the same) distance is installed.
         """
-        self._check_family(route)
-        self._take(route)
+        nhop = route.nhop
+        if nhop.owner is self.token:  # most of a feed: its routes share a next hop
+            nhop.refs += 1
+        else:
+            self._check_family(route)
+            self._take(route)
+            nhop = route.nhop
         plen = route.plen
         key = route.net
         table = self._by_len.get(plen)
@@ -267,7 +272,7 @@ class Fib:
         if not plen:
             self._set_default(route)
         self._count += 1
-        name = route.source.name
+        name = nhop.source.name
         self._installed_by[name] = self._installed_by.get(name, 0) + 1
         index = self._patched(plen)
         if index is not None:
