@@ -67,7 +67,8 @@ def show_routes(result: Any) -> str:
 
     A multipath (ECMP) route (flag M, gateway ``multipath``) has its paths
     follow it on rows of their own, each with its weight and the packets it
-    forwarded (the route's Use counts all of them).
+    forwarded (the route's Use counts all of them).  Use is the count of the
+    route's next hop, shared by the routes going the same way.
     """
     rows = []
     for r in result:

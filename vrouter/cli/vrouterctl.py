@@ -168,7 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=help_)
         s = p.add_subparsers(dest="action", required=True)
-        show = s.add_parser("show", help=help_)
+        show = s.add_parser("show", help=_ROUTE_SHOW if name == "route" else help_)
         show.add_argument("vnet", help="vnet name")
         show.add_argument("-j", "--json", action="store_true", help="print the raw JSON result")
         if name == "route":
@@ -520,6 +520,12 @@ def _address_change(args: argparse.Namespace) -> Request:
         addr_args,
         lambda r: f"vnet {r['vnet']}: {r['interface']}: {r['address']} {verb}",
     )
+
+
+_ROUTE_SHOW = (
+    "the routes of a vnet; Use is the packets of the route's next hop, which the "
+    "routes going the same way share (as FreeBSD 13's netstat -r shows it)"
+)
 
 
 def _route_show(args: argparse.Namespace) -> Request:

@@ -144,12 +144,12 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     paths = dest.paths
     if paths is not None:  # ECMP: this flow's path
         dest = paths[flow4(frame) % len(paths)]
-    route = dest.route
+    nhop = dest.nhop
     out = dest.out
     entry = dest.neighbour
     first = frame[_SRC]
     if (
-        route.type != UNICAST
+        nhop.type != UNICAST
         or out is None
         or (segment or total) > out.mtu
         or entry is None
@@ -185,7 +185,7 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     buf[_TTL] = ttl - 1
     buf[_CSUM] = csum >> 8
     buf[_CSUM + 1] = csum & 0xFF
-    route.use += 1
+    nhop.use += 1
     if paths is not None:
         dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
     inet.stats.forward += 1
@@ -271,13 +271,13 @@ def _unresolvable(vnet: Vnet, frame: bytes | bytearray, dst: bytes, now: float) 
     first = frame[_SRC]
     if first >= 224 or first == 127 or not first or dst in inet.local or dst in inet.broadcasts:
         return False
-    route = vnet.route.fib.lookup(dst)
-    if route is None or route.type != UNICAST or route.gateway is not None or route.nexthops:
+    nhop = vnet.route.fib.lookup_nhop(dst)
+    if nhop is None or nhop.type != UNICAST or nhop.gateway is not None or nhop.nexthops:
         return False
-    out = route.ifnet
+    out = nhop.ifnet
     if out is None or not arp.refuse_early(vnet, out, dst, now):
         return False
-    route.use += 1
+    nhop.use += 1
     inet.stats.forward += 1  # as _forward counts a packet arp.output drops
     return True
 
@@ -357,7 +357,7 @@ def _forward(
     generation = fib.generation + neighbours.generation
     dest = inet.dests.entries.get(dst)
     if dest is None or dest.generation != generation:
-        found = fib.lookup(dst)
+        found = fib.lookup_nhop(dst)
         if found is None:
             _count(ifp, stats, "ip_noroute")
             send_error(vnet, ifp, packet, icmp4.DEST_UNREACH, icmp4.UNREACH_NET, now)
@@ -366,9 +366,9 @@ def _forward(
     paths = dest.paths
     if paths is not None:  # ECMP: this flow's path
         dest = paths[flow4(frame) % len(paths)]
-    route = dest.route
-    if route.type != UNICAST:
-        if route.type == BLACKHOLE:
+    nhop = dest.nhop
+    if nhop.type != UNICAST:
+        if nhop.type == BLACKHOLE:
             _count(ifp, stats, "ip_blackhole")
         else:
             _count(ifp, stats, "ip_reject")
@@ -396,7 +396,7 @@ def _forward(
     csum = update16(old_csum, (ttl << 8) | proto, ((ttl - 1) << 8) | proto)
     buf[_CSUM] = csum >> 8
     buf[_CSUM + 1] = csum & 0xFF
-    route.use += 1
+    nhop.use += 1
     if paths is not None:
         dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
     stats.forward += 1
@@ -464,22 +464,22 @@ def output_frame(
     generation = fib.generation + neighbours.generation
     dest = inet.dests.entries.get(dst)
     if dest is None or dest.generation != generation:
-        found = fib.lookup(dst)
+        found = fib.lookup_nhop(dst)
         if found is None:
             inet.stats.noroute_out += 1
             return False
         dest = inet.dests.build(dst, found, generation, neighbours)
-    route = dest.route
-    if route.type != UNICAST or route.ifnet is None:
+    nhop = dest.nhop
+    if nhop.type != UNICAST or nhop.ifnet is None:
         inet.stats.noroute_out += 1
         return False
-    out = route.ifnet
+    out = nhop.ifnet
     if inet.pfil is not None and not inet.pfil(out, memoryview(frame)[HEADER_LEN:], OUT, now):
         inet.stats.filtered_out += 1  # the filter may rewrite the packet in place (NAT)
         out.counters.tx_drops["ip_filtered_out"] += 1
         return False
     inet.stats.localout += 1
-    route.use += 1
+    nhop.use += 1
     HEADER.pack_into(frame, 0, BROADCAST, out.mac, ETHERTYPE_IPV4)
     size = len(frame) - HEADER_LEN
     if vhdr is not None:
@@ -490,9 +490,9 @@ def output_frame(
         if frame[_FRAG] << 8 & FLAG_DF:
             inet.stats.toolong += 1
             return False
-        _send_fragments(vnet, out, route.gateway or dst, frame, now)
+        _send_fragments(vnet, out, nhop.gateway or dst, frame, now)
     elif dest.paths is not None or dest.out is not out:  # multipath: the route's interface
-        arp.output(vnet, out, route.gateway or dst, frame, now)
+        arp.output(vnet, out, nhop.gateway or dst, frame, now)
     elif not dest.send(frame, now, neighbours.reachable_time):
         nexthop = dest.nexthop
         arp.output(vnet, out, nexthop, frame, now)
@@ -532,11 +532,11 @@ def output_on(vnet: Vnet, out: Ifnet, packet: bytes, now: float) -> bool:
     target = ipaddress.IPv4Address(dst)
     nexthop: bytes | None = dst if any(target in a.network for a in out.addresses) else None
     if nexthop is None:
-        route = vnet.route.fib.lookup(dst)
-        if route is None or route.ifnet is not out or route.type != UNICAST:
+        nhop = vnet.route.fib.lookup_nhop(dst)
+        if nhop is None or nhop.ifnet is not out or nhop.type != UNICAST:
             inet.stats.noroute_out += 1
             return False
-        nexthop = route.gateway or dst
+        nexthop = nhop.gateway or dst
     inet.stats.localout += 1
     if len(packet) > out.mtu:
         if packet[6] << 8 & FLAG_DF:

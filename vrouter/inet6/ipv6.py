@@ -187,11 +187,11 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
     paths = dest.paths
     if paths is not None:  # ECMP: this flow's path
         dest = paths[flow6(frame) % len(paths)]
-    route = dest.route
+    nhop = dest.nhop
     out = dest.out
     entry = dest.neighbour
     if (
-        route.type != UNICAST
+        nhop.type != UNICAST
         or out is None
         or (segment or total) > out.mtu
         or entry is None
@@ -215,7 +215,7 @@ def input(ifp: Ifnet, frame: bytes | bytearray, now: float) -> None:
         buf = frame if end == len(frame) else carry(frame, total)  # type: ignore[assignment]
     put_header(buf, 0, dest.header)
     buf[_HLIM] = hlim - 1
-    route.use += 1
+    nhop.use += 1
     if paths is not None:
         dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
     inet6.stats.forward += 1
@@ -438,7 +438,7 @@ def _forward(
     generation = fib.generation + neighbours.generation
     dest = inet6.dests.entries.get(dst)
     if dest is None or dest.generation != generation:
-        found = fib.lookup(dst)
+        found = fib.lookup_nhop(dst)
         if found is None:
             _count(ifp, stats, "ip6_noroute")
             send_error(
@@ -461,9 +461,9 @@ def _forward(
     paths = dest.paths
     if paths is not None:  # ECMP: this flow's path
         dest = paths[flow6(frame) % len(paths)]
-    route = dest.route
-    if route.type != UNICAST:
-        if route.type == BLACKHOLE:
+    nhop = dest.nhop
+    if nhop.type != UNICAST:
+        if nhop.type == BLACKHOLE:
             _count(ifp, stats, "ip6_blackhole")
         else:
             _count(ifp, stats, "ip6_reject")
@@ -488,7 +488,7 @@ def _forward(
         return
     buf = bytearray(frame[: HEADER_LEN + total]) if vhdr is None else carry(frame, total)
     buf[_HLIM] = hlim - 1
-    route.use += 1
+    nhop.use += 1
     if paths is not None:
         dest.hop.use += 1  # type: ignore[union-attr]  # set on every path's entry
     stats.forward += 1
@@ -520,14 +520,14 @@ def output(
         local = inet6.linklocal.get((ifp.name, dst))
     else:
         local = inet6.local.get(dst)
-        route = vnet.route.fib6.lookup(dst)
-        if local is None and (route is None or route.type != UNICAST or route.ifnet is None):
+        nhop = vnet.route.fib6.lookup_nhop(dst)
+        if local is None and (nhop is None or nhop.type != UNICAST or nhop.ifnet is None):
             inet6.stats.noroute_out += 1
             return False
         if local is None:
-            assert route is not None and route.ifnet is not None
-            route.use += 1
-            out, nexthop = route.ifnet, route.gateway or dst
+            assert nhop is not None and nhop.ifnet is not None
+            nhop.use += 1
+            out, nexthop = nhop.ifnet, nhop.gateway or dst
     if local is not None:  # to ourselves: loop back
         inet6.stats.localout += 1
         if vhdr is not None:

@@ -1,10 +1,12 @@
 """The destination cache: what forwarding to one address needs, looked up once.
 
-A forwarded packet needs its route (longest-prefix match), the egress
-interface and next hop, and the next hop's MAC (a neighbour cache lookup)
-for the Ethernet header.  A :class:`Dest` keeps all of that for one
-destination address, with the Ethernet addresses (destination and source
-MAC) prebuilt, so the packets after the first cost one dict probe.
+A forwarded packet needs its route's next hop (longest-prefix match,
+:meth:`vrouter.route.fib.Fib.lookup_nhop`: a :class:`~vrouter.route.fib.Nhop`
+shared by the routes going the same way), the egress interface and gateway,
+and the gateway's MAC (a neighbour cache lookup) for the Ethernet header.
+A :class:`Dest` keeps all of that for one destination address, with the
+Ethernet addresses (destination and source MAC) prebuilt, so the packets
+after the first cost one dict probe.
 
 Each entry records the *generation* it was built under: the FIB's
 ``generation`` (any route change, and with it any interface address, state
@@ -24,7 +26,7 @@ A multipath (ECMP) route's entry holds one entry per usable path in
 SCTP packets that are not fragments, ports), so a flow keeps to one path
 while flows spread over all, each path taking its weight's share (the
 entries are repeated by weight).  The packets of each path are counted on
-its :class:`vrouter.route.fib.Nexthop` (``use``), besides the route's.
+its :class:`vrouter.route.fib.Nexthop` (``use``), besides the next hop's.
 A path out of an interface that is not up, or to a next hop that stopped answering ARP or ND
 (:meth:`vrouter.link.lltable.NeighbourTable.path_down`), is left out: an
 interface coming up, like a next hop going down or back, moves a generation
@@ -43,7 +45,7 @@ from vrouter.route.weight import spread
 if TYPE_CHECKING:
     from vrouter.link.ifnet import Ifnet
     from vrouter.link.lltable import NeighbourTable
-    from vrouter.route.fib import Nexthop, Route
+    from vrouter.route.entry import Nexthop, Nhop
 
 LIMIT = 4096
 """Destinations cached per vnet and family before the cache is emptied."""
@@ -57,13 +59,14 @@ slice assignment ``frame[0:12] = dest.header``."""
 class Dest:
     """How to reach one destination address."""
 
-    __slots__ = ("generation", "header", "hop", "neighbour", "nexthop", "out", "paths", "route")
+    __slots__ = ("generation", "header", "hop", "neighbour", "nexthop", "nhop", "out", "paths")
 
     def __init__(
-        self, route: Route, nexthop: bytes, generation: int, out: Ifnet | None = None
+        self, nhop: Nhop, nexthop: bytes, generation: int, out: Ifnet | None = None
     ) -> None:
-        self.route = route
-        self.out: Ifnet | None = out if out is not None else route.ifnet
+        self.nhop = nhop
+        """The next hop of the destination's route."""
+        self.out: Ifnet | None = out if out is not None else nhop.ifnet
         self.nexthop = nexthop
         self.generation = generation
         self.neighbour: Any = None
@@ -101,9 +104,9 @@ class Dest:
         return True
 
 
-def _path(route: Route, nexthop: Nexthop, dst: bytes, generation: int) -> Dest:
-    """Return the entry of one path of multipath ``route`` to ``dst``."""
-    dest = Dest(route, nexthop.gateway or dst, generation, nexthop.ifnet)
+def _path(nhop: Nhop, nexthop: Nexthop, dst: bytes, generation: int) -> Dest:
+    """Return the entry of one path of multipath next hop ``nhop`` to ``dst``."""
+    dest = Dest(nhop, nexthop.gateway or dst, generation, nexthop.ifnet)
     dest.hop = nexthop
     return dest
 
@@ -120,9 +123,9 @@ class DestCache:
         """Lookups that had to build an entry (a new destination or generation)."""
 
     def build(
-        self, dst: bytes, route: Route, generation: int, neighbours: NeighbourTable | None = None
+        self, dst: bytes, nhop: Nhop, generation: int, neighbours: NeighbourTable | None = None
     ) -> Dest:
-        """Return a new entry for ``dst`` by ``route``, cached.
+        """Return a new entry for ``dst`` by next hop ``nhop``, cached.
 
         A multipath route's paths leave out those whose interface is not up
         and, given the family's ``neighbours``, those whose next hop is down.
@@ -131,11 +134,11 @@ class DestCache:
         if len(entries) >= self.limit:
             entries.clear()
         self.misses += 1
-        dest = entries[dst] = Dest(route, route.gateway or dst, generation)
-        if route.nexthops:
+        dest = entries[dst] = Dest(nhop, nhop.gateway or dst, generation)
+        if nhop.nexthops:
             usable = [
                 nexthop
-                for nexthop in route.nexthops
+                for nexthop in nhop.nexthops
                 if nexthop.ifnet.up
                 and not (
                     neighbours is not None
@@ -143,7 +146,7 @@ class DestCache:
                 )
             ]
             if usable:  # none up: the first path, as a route of one path
-                paths = [_path(route, nexthop, dst, generation) for nexthop in usable]
+                paths = [_path(nhop, nexthop, dst, generation) for nexthop in usable]
                 dest.paths = spread(paths, [nexthop.weight for nexthop in usable])
         return dest
 

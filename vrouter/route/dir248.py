@@ -3,18 +3,29 @@
 DIR-24-8 (Gupta, Lin, McKeown, "Routing lookups in hardware at memory access
 speeds", INFOCOM 1998): a 2^24-entry table indexed by the top 24 bits of the
 destination, and for the /24s that hold longer prefixes a 256-entry block
-indexed by the last byte.  An entry holds the *number* of the most specific
-route covering it (0: none; :data:`BLOCK` in the top table: see the block),
-and ``routes[number]`` is the route, so a lookup is one or two array reads
-and one list read.  The top table is 64 MiB of 32-bit numbers (in huge
-pages where the kernel gives them), a block 1 KiB.
+indexed by the last byte.  An entry holds the most specific route covering
+it as its prefix length and the number of its next hop in the Fib
+(:class:`~vrouter.route.fib.Nhop`, :attr:`~vrouter.route.fib.Fib.nhops`):
+``plen << 24 | nhop.id`` (0: no route but the default one; :data:`BLOCK` in
+the top table: see the block).  Two routes never share an entry value where
+it matters: within a route's span, an entry of its length can only be its
+own.  A lookup is one or two array reads and one read of the next hops'
+list, a few objects however many routes there are: the data path's
+:meth:`lookup_nhop`, with no route object read; :meth:`lookup` goes on to
+the route with one dict probe of the entry's length.  The default route is
+kept out of the entries (``nhops[0]`` is its next hop), so changing it
+writes nothing here.  No route holds a number of its own.  The top table is
+64 MiB of 32-bit entries (in huge pages where the kernel gives them), a
+block 1 KiB.
 
 Every add and delete patches the index in place, in time proportional to the
 prefix's span, not to the routes under it.  Inside a prefix P every shorter
 route covers all of P, so every entry of P's span that is not taken by a
 longer prefix holds the same route: Q, the longest shorter route covering P
-(the caller finds it in its dicts).  Adding P turns Q's number into P's
-across the span, deleting P turns it back: one vectorized compare-and-assign
+(the caller finds it in its dicts).  Adding P turns Q's entry value into P's
+across the span, deleting P turns it back, and a route replacing P with
+another next hop turns P's value into the new one (a no-op when the next
+hop is the same): one vectorized compare-and-assign
 over the span (numpy, over the arrays' own buffers) and over the blocks in
 it.  A block is made when a /25../32 arrives in a plain /24 and given back
 when all its entries hold the same route of length <= 24 again.  The answers
@@ -31,10 +42,14 @@ from typing import TYPE_CHECKING
 import numpy as np  # imported only with the first index: see vrouter.route.fib
 
 if TYPE_CHECKING:
-    from vrouter.route.fib import Route
+    from vrouter.route.entry import Nhop, Route
 
 BLOCK = 0xFFFF_FFFF
 """A top-table entry that sends the lookup to the /24's block."""
+ID = 0xFF_FFFF
+"""The low 24 bits of an entry: the number of the route's next hop."""
+PLEN = 24
+"""An entry's prefix length is shifted this far."""
 
 _SCALAR_SPAN = 8
 """Spans of up to this many entries are patched without numpy."""
@@ -60,48 +75,55 @@ def _top_table() -> tuple[memoryview, np.ndarray]:
     return memoryview(memory).cast("I"), np.frombuffer(memory, dtype=np.uint32)
 
 
-def _number(route: Route | None) -> int:
-    return route.number if route is not None else 0
+def value(route: Route | None) -> int:
+    """Return the entry value of ``route`` (0 for none or the default route)."""
+    if route is None or not route.plen:
+        return 0
+    return route.plen << PLEN | route.nhop.id
 
 
 class Dir248:
     """The index of one IPv4 Fib; ``lookup`` answers as the Fib's dict probes would."""
 
-    def __init__(self, tables: Mapping[int, Mapping[int, Route]]) -> None:
-        """Build the index of ``tables`` (the Fib's dicts: length -> network -> route)."""
+    def __init__(
+        self,
+        tables: Mapping[int, Mapping[int, Route]],
+        nhops: list[Nhop | None],
+        fill: bool = True,
+    ) -> None:
+        """Build the index of ``tables`` (the Fib's dicts: length -> network -> route)
+        whose next hops are ``nhops`` (the Fib's list, by id; both kept, not copied);
+        with ``fill`` false, leave it empty (:class:`Build` fills it)."""
         self.top, self._top = _top_table()
         self.blocks: dict[int, array[int]] = {}
         """Blocks of the /24s (by top-table slot) that hold longer prefixes."""
-        self.routes: list[Route | None] = [None]
-        """Indexed by number; None for 0 and for numbers free to reuse."""
-        self.lengths = bytearray(1)
-        """Indexed by number: the route's prefix length (0 for no route)."""
-        self._free: list[int] = []
-        for plen in sorted(tables):  # shortest first: a longer prefix overwrites
+        self.tables = tables
+        self.nhops = nhops
+        for plen in sorted(tables) if fill else ():  # shortest first: a longer one overwrites
             table = tables[plen]
             self.fill(table.values(), table.keys(), plen)
-        self.lookup = self._lookup_function()
+        self.lookup, self.lookup_nhop = self._lookup_functions()
 
     def fill(self, routes: Collection[Route], nets: Collection[int], plen: int) -> None:
-        """Number and write ``routes`` (all /``plen``, networks ``nets``, not indexed yet).
+        """Write ``routes`` (all /``plen``, networks ``nets``) into the entries.
 
         Entries of their spans are overwritten, not compared: what holds them
-        must be shorter (a longer prefix inside is written after them).
+        must be shorter (a longer prefix inside is written after them), or the
+        route itself (written again, the same value).
         """
-        first = len(self.routes)
-        for number, route in enumerate(routes, first):
-            route.number = number
-        self.routes.extend(routes)
-        self.lengths.extend(bytes((plen,)) * len(routes))
+        if not plen:
+            return  # the default route is nhops[0]
         if plen <= 24:
-            self._fill_top(nets, plen, first)
+            self._fill_top(routes, nets, plen)
         else:
             self._fill_blocks(routes, plen)
 
-    def _fill_top(self, nets: Collection[int], plen: int, first: int) -> None:
-        """Point the top-table spans of ``nets`` (all /``plen``) at numbers from ``first`` on."""
+    def _fill_top(self, routes: Collection[Route], nets: Collection[int], plen: int) -> None:
+        """Point the top-table spans of ``nets`` (all /``plen``) at ``routes``."""
         slots = np.fromiter(nets, dtype=np.uint32, count=len(nets)) >> 8
-        numbers = np.arange(first, first + len(nets), dtype=np.uint32)
+        numbers = np.fromiter((route.nhop.id for route in routes), dtype=np.uint32,
+                              count=len(routes))  # fmt: skip
+        numbers |= np.uint32(plen << PLEN)
         span = 1 << (24 - plen)
         if span <= _SPREAD:  # one vectorized assignment: every entry of every span
             spans = slots[:, np.newaxis] + np.arange(span, dtype=np.uint32)
@@ -113,25 +135,40 @@ class Dir248:
     def _fill_blocks(self, routes: Iterable[Route], plen: int) -> None:
         """Write ``routes`` (all /``plen``, longer than /24) into blocks."""
         count = 1 << (32 - plen)
+        high = plen << PLEN
         for route in routes:
             net = route.net
             block = self._block(net >> 8)
             first = net & 0xFF
-            block[first : first + count] = array("I", [route.number]) * count
+            block[first : first + count] = array("I", [high | route.nhop.id]) * count
 
-    def _lookup_function(self) -> Callable[[bytes], Route | None]:
-        top, blocks, routes = self.top, self.blocks, self.routes
+    def _lookup_functions(
+        self,
+    ) -> tuple[Callable[[bytes], Route | None], Callable[[bytes], Nhop | None]]:
+        top, blocks, nhops, tables = self.top, self.blocks, self.nhops, self.tables
         from_bytes = int.from_bytes
+        masks = [((1 << 32) - 1) << (32 - plen) & 0xFFFF_FFFF for plen in range(33)]
+        block, ident = BLOCK, ID  # read from the closure, not the module's globals
 
         def lookup(dst: bytes) -> Route | None:
             """Return the most specific route covering ``dst`` (packed), or None."""
-            addr = from_bytes(dst, "big")
-            number = top[addr >> 8]
-            if number == BLOCK:
-                number = blocks[addr >> 8][addr & 0xFF]
-            return routes[number]
+            addr = from_bytes(dst)  # big-endian, the default
+            entry = top[addr >> 8]
+            if entry == block:
+                entry = blocks[addr >> 8][addr & 0xFF]
+            plen = entry >> PLEN
+            table = tables.get(plen)
+            return table.get(addr & masks[plen]) if table is not None else None
 
-        return lookup
+        def lookup_nhop(dst: bytes) -> Nhop | None:
+            """Return the next hop of the most specific route covering ``dst`` (packed)."""
+            addr = from_bytes(dst)  # big-endian, the default
+            entry = top[addr >> 8]
+            if entry == block:
+                entry = blocks[addr >> 8][addr & 0xFF]
+            return nhops[entry & ident]
+
+        return lookup, lookup_nhop
 
     def add(self, route: Route, net: int, plen: int, covering: Covering) -> None:
         """Index ``route``, just added to the Fib for ``net``/``plen``.
@@ -141,22 +178,17 @@ class Dir248:
         cannot tell: the route an address of the span has now is that one
         unless it is longer than ``plen``.
         """
+        if not plen:
+            return  # the default route is nhops[0]
         slot = net >> 8
         top = self.top
         old = top[slot]
         if old == BLOCK:
             old = self.blocks[slot][net & 0xFF]
-        if old and self.lengths[old] >= plen:  # the route of net's address is longer
-            old = _number(covering(net, plen))
+        if old >> PLEN >= plen:  # the route of net's address is longer
+            old = value(covering(net, plen))
         # else it covers all of the span
-        if self._free:
-            number = route.number = self._free.pop()
-            self.routes[number] = route
-            self.lengths[number] = plen
-        else:
-            number = route.number = len(self.routes)
-            self.routes.append(route)
-            self.lengths.append(plen)
+        number = plen << PLEN | route.nhop.id
         if plen == 24 and top[slot] == old:  # most of a full table
             top[slot] = number
         else:
@@ -164,25 +196,30 @@ class Dir248:
 
     def delete(self, route: Route, net: int, plen: int, covering: Covering) -> None:
         """Unindex ``route``, just deleted from the Fib (arguments as for :meth:`add`)."""
-        number = route.number
-        self._replace(net, plen, number, _number(covering(net, plen)))
-        self.routes[number] = None
-        self.lengths[number] = 0
-        self._free.append(number)
-        route.number = 0
+        if not plen:
+            return
+        self._replace(net, plen, value(route), value(covering(net, plen)))
         if plen > 24:
-            slot = net >> 8
-            block = self.blocks[slot]
-            first = block[0]
-            if self.lengths[first] <= 24 and block.count(first) == 256:
-                self.top[slot] = first
-                del self.blocks[slot]
+            self._merge(net >> 8)
+
+    def _merge(self, slot: int) -> None:
+        """Give back the block of ``slot`` if all of it holds one route of /24 or shorter."""
+        block = self.blocks.get(slot)
+        if block is None:
+            return
+        first = block[0]
+        if first >> PLEN <= 24 and block.count(first) == 256:
+            self.top[slot] = first
+            del self.blocks[slot]
 
     def swap(self, old: Route, new: Route) -> None:
-        """Give ``new``, just installed in place of ``old`` (same prefix), ``old``'s number."""
-        number = new.number = old.number
-        self.routes[number] = new
-        old.number = 0
+        """Write ``new``, just installed in place of ``old`` (same prefix), where ``old``
+        was: nothing to do when they share a next hop."""
+        was, now = value(old), value(new)
+        if was != now:
+            self._replace(new.net, new.plen, was, now)
+            if new.plen > 24:
+                self._merge(new.net >> 8)
 
     def _block(self, slot: int) -> array[int]:
         """Return the block of ``slot``, made from its top-table entry if need be."""
@@ -225,7 +262,7 @@ class Dir248:
             whole[whole == old] = new
 
     def memory(self) -> int:
-        """Return the bytes held by the top table and the blocks (not the route list)."""
+        """Return the bytes held by the top table and the blocks."""
         return 4 * (len(self.top) + 256 * len(self.blocks))
 
 
@@ -237,14 +274,16 @@ class Build:
     step.  Meanwhile the table goes on answering from its dicts, and patches
     the index for every change to a route of a length already reached
     (:meth:`reached`): the index then holds exactly the routes shorter than
-    :attr:`plen` and those of :attr:`plen` numbered so far, so the rest are
+    :attr:`plen` and those of :attr:`plen` written so far, so the rest are
     written over it as the one-go build would.  A route of :attr:`plen` added
-    meanwhile is numbered at once; one deleted before its slice is not found
-    in the table then and skipped; one replaced is found as its replacement.
+    meanwhile is written at once (and again, the same value, if its slice
+    comes later); one deleted before its slice is not found in the table then
+    and skipped (its delete found none of its value to patch); one replaced is
+    found as its replacement.
     """
 
-    def __init__(self, tables: Mapping[int, Mapping[int, Route]]) -> None:
-        self.index = Dir248({})
+    def __init__(self, tables: Mapping[int, Mapping[int, Route]], nhops: list[Nhop | None]) -> None:
+        self.index = Dir248(tables, nhops, fill=False)
         self._tables = tables
         self.plen = -1
         """The length being filled: shorter ones are complete."""
@@ -264,7 +303,7 @@ class Build:
             del self._nets[-count:]
             count -= len(nets)
             table = self._tables.get(self.plen, {})
-            routes = [r for r in map(table.get, nets) if r is not None and not r.number]
+            routes = [r for r in map(table.get, nets) if r is not None]
             self.index.fill(routes, [route.net for route in routes], self.plen)
         return not self._nets and not any(plen > self.plen for plen in self._tables)
 

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vrouter.route.fib import Route
+    from vrouter.route.entry import Nhop, Route
 
 SHORTEST = 12
 """Routes shorter than this stay out of the top table (a /12 spans 4,096 of its entries,
@@ -106,6 +106,7 @@ class Dir6:
         """The probes of the lengths 1..SHORTEST-1 present, longest first."""
         self.relength()
         self.lookup = self._lookup_function()
+        self.lookup_nhop = self._lookup_nhop_function()
 
     def relength(self) -> None:
         """Take the lengths present anew (the Fib made or dropped a length's dict)."""
@@ -144,6 +145,35 @@ class Dir6:
             return routes[0]
 
         return lookup
+
+    def _lookup_nhop_function(self) -> Callable[[bytes], Nhop | None]:
+        top, cells_get, routes, short = self.top, self.cells.get, self.routes, self.short
+        from_bytes = int.from_bytes
+
+        def lookup_nhop(dst: bytes) -> Nhop | None:
+            """Return the next hop of the most specific route covering ``dst`` (packed):
+            :meth:`lookup`'s steps, not a call of it (a call costs a quarter of it)."""
+            addr = from_bytes(dst)  # big-endian, the default
+            entry = top[addr >> 104]
+            if entry > _NUMBER:  # the /24 has cells
+                probes = cells_get(addr >> 96)
+                if probes is not None:
+                    for mask, get in probes:
+                        route = get(addr & mask)
+                        if route is not None:
+                            return route.nhop
+                entry &= _NUMBER
+            if entry or not short:
+                route = routes[entry]
+                return route.nhop if route is not None else None
+            for mask, get in short:
+                route = get(addr & mask)
+                if route is not None:
+                    return route.nhop
+            route = routes[0]
+            return route.nhop if route is not None else None
+
+        return lookup_nhop
 
     # ------------------------------------------------------------------ changes
 

@@ -16,7 +16,9 @@ The dicts stay the source of truth.  An IPv4 table that grows to
 :data:`INDEX_AT` routes also gets a DIR-24-8 index (:mod:`vrouter.route.dir248`,
 64 MiB plus 1 KiB per /24 holding longer prefixes), patched on every add and
 delete, and from then on a lookup is one or two array reads and a list read
-whatever the lengths present; the index is dropped when the table shrinks
+whatever the lengths present (:meth:`Fib.lookup_nhop`, the data path's, reads
+the list of the table's next hops; :meth:`Fib.lookup` goes on to the route
+with one dict probe); the index is dropped when the table shrinks
 below :data:`UNINDEX_BELOW`.  An IPv6 table
 that grows to :data:`INDEX6_AT` routes gets its own index
 (:mod:`vrouter.route.dir6`, a table of the top 24 bits and per /32 the lengths
@@ -30,8 +32,12 @@ in the middle of a route feed.
 A large table is loaded with :meth:`Fib.add_many`: the index is then built
 once, after the last route, and the routes are best made as they are taken
 (a generator of :meth:`Route.of`, which needs no :mod:`ipaddress` object).
-A million IPv4 routes load so in about 2 s and hold some 300 MiB with the
+A million IPv4 routes load so in about 2-3 s and hold some 165 MiB with the
 index (bench/RESULTS.md, section ``scale``).
+
+Routes going the same way share one next hop (:class:`~vrouter.route.entry.Nhop`,
+FreeBSD 13's ``nhop_object``): the table interns them (:attr:`Fib.nhops`),
+counting the routes of each, and forgets one when its last route goes.
 """
 
 from __future__ import annotations
@@ -39,22 +45,29 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-import ipaddress
 import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from vrouter.core import gcpause
 from vrouter.route import dir6
+from vrouter.route.entry import _MASKS
+from vrouter.route.entry import BLACKHOLE as BLACKHOLE
+from vrouter.route.entry import REJECT as REJECT
+from vrouter.route.entry import UNICAST as UNICAST
+from vrouter.route.entry import Nexthop as Nexthop
+from vrouter.route.entry import Nhop as Nhop
+from vrouter.route.entry import Prefix as Prefix
+from vrouter.route.entry import Route as Route
+from vrouter.route.entry import RouteError as RouteError
+from vrouter.route.entry import shared_gateway as shared_gateway
 from vrouter.route.source import CONNECTED as CONNECTED
-from vrouter.route.source import MAX_DISTANCE, Source
+from vrouter.route.source import MAX_DISTANCE
 from vrouter.route.source import STATIC as STATIC
 
 if TYPE_CHECKING:
-    from vrouter.link.ifnet import Ifnet
     from vrouter.route.dir248 import Build, Dir248
 
     Index = Dir248 | dir6.Dir6
@@ -62,9 +75,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vrouter.route")
 
-UNICAST = "unicast"
-BLACKHOLE = "blackhole"
-REJECT = "reject"
 
 INSTALLED = "installed"
 """A route the table forwards by."""
@@ -72,15 +82,6 @@ HELD = "held"
 """A route kept while another source's route to its prefix is installed."""
 GONE = "gone"
 
-Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _masks(bits: int) -> list[int]:
-    full = (1 << bits) - 1
-    return [(full << (bits - n)) & full for n in range(bits + 1)]
-
-
-_MASKS = {32: _masks(32), 128: _masks(128)}
 
 INDEX_AT = 262_144
 """IPv4 routes at which a Fib builds its DIR-24-8 index: about where the
@@ -124,173 +125,6 @@ Schedule = Callable[[float, Callable[[float], None]], object]
 """``(deadline, callback)``: run ``callback(now)`` once ``now >= deadline`` (a vnet's timers)."""
 
 
-class RouteError(Exception):
-    """A route cannot be added or removed as asked."""
-
-
-@dataclass(slots=True)
-class Nexthop:
-    """One path of a multipath (ECMP) route: a gateway (None: on-link) out of ``ifnet``."""
-
-    gateway: bytes | None
-    ifnet: Ifnet
-    weight: int = 1
-    """Its share of the route's flows (:mod:`vrouter.route.weight`)."""
-    use: int = field(default=0, compare=False)
-    """Packets forwarded by this path."""
-
-    def same_path(self, other: Nexthop) -> bool:
-        """Whether ``other`` goes the same way (gateway and interface), whatever its weight."""
-        return self.gateway == other.gateway and self.ifnet is other.ifnet
-
-    def describe(self) -> dict[str, object]:
-        """Return the path as plain data for the API."""
-        return {
-            "gateway": str(ipaddress.ip_address(self.gateway)) if self.gateway else None,
-            "interface": self.ifnet.name,
-            "weight": self.weight,
-            "use": self.use,
-        }
-
-
-_NETWORKS: dict[int, type[ipaddress.IPv4Network] | type[ipaddress.IPv6Network]] = {
-    32: ipaddress.IPv4Network,
-    128: ipaddress.IPv6Network,
-}
-_ADDRESSES: dict[int, type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]] = {
-    32: ipaddress.IPv4Address,
-    128: ipaddress.IPv6Address,
-}
-
-
-@functools.lru_cache(maxsize=4096)
-def shared_gateway(gateway: bytes) -> bytes:
-    """Return the one object of this value that routes share (the first one given).
-
-    A table of a million routes learnt from a routing daemon names a few next
-    hops over and over; made from messages, each route would otherwise hold its
-    own copy (48 bytes for an IPv4 address, 56 for IPv6).
-    """
-    return gateway
-
-
-class Route:
-    """One entry: where packets for ``prefix`` go.
-
-    A route keeps its prefix as two integers (``net``, ``plen``) and builds
-    the :mod:`ipaddress` network only when ``prefix`` is read: a table of a
-    million routes would otherwise hold a million network objects (some 160
-    bytes each, more than the route itself).  Routes compare by identity.
-    """
-
-    __slots__ = ("bits", "gateway", "ifnet", "net", "nexthops", "number", "plen", "source",
-                 "type", "use")  # fmt: skip
-
-    def __init__(
-        self,
-        prefix: Prefix,
-        type: str = UNICAST,
-        gateway: bytes | None = None,
-        ifnet: Ifnet | None = None,
-        source: Source = STATIC,
-        use: int = 0,
-        nexthops: tuple[Nexthop, ...] = (),
-    ) -> None:
-        self.net = int(prefix.network_address)
-        """The network's address as an integer."""
-        self.plen = prefix.prefixlen
-        """The prefix length."""
-        self.bits: int = prefix.max_prefixlen
-        """32 for IPv4, 128 for IPv6."""
-        self.type = type
-        """``unicast``, ``blackhole`` (drop silently) or ``reject`` (drop, ICMP unreachable)."""
-        self.gateway = shared_gateway(gateway) if gateway is not None else None
-        """Next hop address (4 or 16 bytes); None means the destination is on-link."""
-        self.ifnet = ifnet
-        """Egress interface of a unicast route."""
-        self.source = source
-        """Who added it (``connected``, ``static``, ``rip`` …) and its administrative distance."""
-        self.use = use
-        """Packets that took this route."""
-        self.number = 0
-        """Its number in the Fib's index, if the Fib has one (else 0; -1 in an IPv6
-        index for a route it holds without a number, :data:`~vrouter.route.dir6.UNNUMBERED`)."""
-        self.nexthops = nexthops
-        """Every path of a multipath (ECMP) route, the first one being ``gateway`` and
-        ``ifnet``; empty for a route of one path.  A flow keeps to one path
-        (:mod:`vrouter.route.dest`)."""
-
-    @classmethod
-    def of(
-        cls,
-        net: int,
-        plen: int,
-        bits: int = 32,
-        type: str = UNICAST,
-        gateway: bytes | None = None,
-        ifnet: Ifnet | None = None,
-        source: Source = STATIC,
-    ) -> Route:
-        """Return a route to ``net``/``plen`` (integers; ``bits`` 32 or 128) without
-        building an :mod:`ipaddress` network: what loading a large table wants.
-
-        RouteError if the prefix is not one (length out of range, host bits set).
-        """
-        masks = _MASKS.get(bits)
-        if masks is None or not 0 <= plen <= bits or net & masks[plen] != net:
-            raise RouteError(
-                f"{net:#x}/{plen} is not a {bits}-bit prefix (length 0..{bits}, no host bits)"
-            )
-        route = cls.__new__(cls)
-        route.net, route.plen, route.bits = net, plen, bits
-        route.type, route.ifnet, route.source = type, ifnet, source
-        route.gateway = shared_gateway(gateway) if gateway is not None else None
-        route.use, route.number, route.nexthops = 0, 0, ()
-        return route
-
-    @property
-    def prefix(self) -> Prefix:
-        """The destination network (built anew on every read)."""
-        return _NETWORKS[self.bits]((self.net, self.plen))
-
-    @property
-    def version(self) -> int:
-        """4 or 6: the IP version of the prefix."""
-        return 4 if self.bits == 32 else 6
-
-    @property
-    def key(self) -> tuple[int, int]:
-        """``(plen, net)``: the prefix as a Fib keys it."""
-        return self.plen, self.net
-
-    def prefix_text(self) -> str:
-        """Return the prefix as text (``198.51.100.0/24``), as ``str(prefix)`` does."""
-        return f"{_ADDRESSES[self.bits](self.net)}/{self.plen}"
-
-    def __repr__(self) -> str:
-        return (
-            f"Route({self.prefix_text()}, {self.type}, gateway={self.gateway!r}, "
-            f"ifnet={self.ifnet!r}, source={self.source}, use={self.use})"
-        )
-
-    def describe(self, state: str | None = None) -> dict[str, object]:
-        """Return the route as plain data for the API (with its ``state`` if given)."""
-        out: dict[str, object] = {
-            "prefix": self.prefix_text(),
-            "type": self.type,
-            "gateway": str(ipaddress.ip_address(self.gateway)) if self.gateway else None,
-            "interface": self.ifnet.name if self.ifnet is not None else None,
-            "source": self.source.name,
-            "distance": self.source.distance,
-            "use": self.use,
-        }
-        if self.nexthops:
-            out["nexthops"] = [nexthop.describe() for nexthop in self.nexthops]
-        if state is not None:
-            out["state"] = state
-        return out
-
-
 class Fib:
     """A longest-prefix-match table of :class:`Route` for one address family.
 
@@ -326,6 +160,15 @@ class Fib:
         """Installed routes per source name."""
         self._held_by: dict[str, int] = {}
         """Held routes per source name."""
+        self.nhops: list[Nhop | None] = [None]
+        """The table's next hops by :attr:`Nhop.id` (None where free).  Slot 0 is
+        the default route's (None without one): what the IPv4 index answers for
+        an address no longer route covers."""
+        self._nhop_of: dict[tuple[object, ...], Nhop] = {}
+        """The table's next hops by :meth:`Nhop.key`."""
+        self._free_ids: list[int] = []
+        self.token = object()
+        """What this table's next hops have as :attr:`Nhop.owner`."""
         self.generation = 0
         self.schedule: Schedule | None = None
         """Where the table builds its index a turn at a time (:data:`INDEX_TURN` each,
@@ -365,13 +208,53 @@ class Fib:
         if self.on_change is not None:
             self.on_change(kind, route)
 
+    def _take(self, route: Route) -> None:
+        """Point ``route``, coming into the table, to the table's next hop going its way."""
+        nhop = route.nhop
+        if nhop.owner is not self.token:
+            key = nhop.key()
+            shared = self._nhop_of.get(key)
+            if shared is None:
+                shared = nhop if nhop.owner is None else nhop.copy()
+                shared.owner = self.token
+                if self._free_ids:
+                    shared.id = self._free_ids.pop()
+                    self.nhops[shared.id] = shared
+                else:
+                    shared.id = len(self.nhops)
+                    self.nhops.append(shared)
+                self._nhop_of[key] = shared
+            route.nhop = nhop = shared
+        nhop.refs += 1
+
+    def _release(self, route: Route) -> None:
+        """``route`` left the table: forget its next hop if no other route uses it."""
+        nhop = route.nhop
+        if nhop.owner is not self.token:
+            return
+        nhop.refs -= 1
+        if not nhop.refs:
+            del self._nhop_of[nhop.key()]
+            self.nhops[nhop.id] = None
+            self._free_ids.append(nhop.id)
+            nhop.owner, nhop.id = None, 0
+
+    def _set_default(self, route: Route | None) -> None:
+        self.nhops[0] = route.nhop if route is not None else None
+
     def add(self, route: Route) -> bool:
         """Insert ``route``; return True if it is installed, False if held.
 
         Its source must not hold a route to the prefix already.  It is held
         when a route of a lower (or the same) distance is installed.
         """
-        self._check_family(route)
+        nhop = route.nhop
+        if nhop.owner is self.token:  # most of a feed: its routes share a next hop
+            nhop.refs += 1
+        else:
+            self._check_family(route)
+            self._take(route)
+            nhop = route.nhop
         plen = route.plen
         key = route.net
         table = self._by_len.get(plen)
@@ -380,10 +263,16 @@ class Fib:
             self._lengths_changed()
         current = table.get(key)
         if current is not None:
-            return self._add_contender(table, key, current, route)
+            try:
+                return self._add_contender(table, key, current, route)
+            except RouteError:
+                self._release(route)
+                raise
         table[key] = route
+        if not plen:
+            self._set_default(route)
         self._count += 1
-        name = route.source.name
+        name = nhop.source.name
         self._installed_by[name] = self._installed_by.get(name, 0) + 1
         index = self._patched(plen)
         if index is not None:
@@ -414,11 +303,14 @@ class Fib:
         bad one stay added, and indexed.
         """
         with gcpause.held():
-            batch = routes if isinstance(routes, Collection) else list(routes)
             if self._build is not None:  # built at once after the batch instead
                 self._drop_index()
             indexed = self._index is not None
+            batch = routes
             if indexed:
+                # Counted first (a generator taken whole); an unindexed table takes
+                # a generator's routes one at a time, holding none it has not added.
+                batch = routes if isinstance(routes, Collection) else list(routes)
                 if len(batch) < REINDEX_AT:
                     return sum(self.add(route) for route in batch)
                 self._drop_index()
@@ -515,8 +407,10 @@ class Fib:
     def _swap(self, table: dict[int, Route], key: int, old: Route, new: Route) -> None:
         """Install ``new`` in place of ``old`` for the same prefix."""
         table[key] = new
+        if not new.plen:
+            self._set_default(new)
         index = self._patched(new.plen)
-        if index is not None and old.number:
+        if index is not None and (self.bits == 32 or old.number):
             index.swap(old, new)
         self.generation += 1
 
@@ -537,6 +431,7 @@ class Fib:
                 raise RouteError(f"no {source} route to {prefix}")
             self._unhold(route)
             self._tally(source, 0, -1)
+            self._release(route)
             self._tell("delete", route)
             return route
         assert table is not None
@@ -547,10 +442,13 @@ class Fib:
             self._swap(table, key, current, successor)
             self._tally(source, -1, 0)
             self._tally(successor.source.name, 1, -1)
+            self._release(current)
             self._tell("delete", current)
             self._tell("change", successor)
             return current
         route = table.pop(key)
+        if not plen:
+            self._set_default(None)
         if not table:
             del self._by_len[plen]
             self._lengths_changed()
@@ -561,9 +459,10 @@ class Fib:
             self._index is not None or self._build is not None
         ):
             self._drop_index()
-        elif index is not None and route.number:  # not yet numbered: the build skips it
-            index.delete(route, key, plen, self._covering)
+        elif index is not None and (self.bits == 32 or route.number):
+            index.delete(route, key, plen, self._covering)  # IPv6: not yet numbered, skipped
         self.generation += 1
+        self._release(route)
         self._tell("delete", route)
         return route
 
@@ -582,14 +481,18 @@ class Fib:
         current = self._get(route.key)
         best_held = held[0].source.distance if held else MAX_DISTANCE + 1
         if current is old and route.source.distance <= best_held:
+            self._take(route)
             self._swap(self._by_len[route.plen], route.net, old, route)
+            self._release(old)
             self._tell("change", route)
             return old
         assert current is not None  # old is held, so some route is installed
         if current is not old and route.source.distance >= current.source.distance:
             assert held is not None
+            self._take(route)
             held[held.index(old)] = route
             held.sort(key=_distance)  # stable: equal distances keep their order
+            self._release(old)
             self._tell("change", route)
             return old
         self.delete(route.prefix, name)
@@ -656,7 +559,7 @@ class Fib:
             except ImportError as err:
                 _missing_numpy(err)
                 return
-            build = Build(self._by_len)
+            build = Build(self._by_len, self.nhops)
         self._build = build
         self.schedule(0.0, functools.partial(self._index_turn, build))
 
@@ -692,6 +595,7 @@ class Fib:
     def _use_index(self, index: Index) -> None:
         self._index = index
         self.lookup = index.lookup  # type: ignore[method-assign,assignment]
+        self.lookup_nhop = index.lookup_nhop  # type: ignore[method-assign,assignment]
 
     def _build_index(self) -> None:
         # Imported here: numpy costs a daemon whose tables stay small some
@@ -711,18 +615,20 @@ class Fib:
         except ImportError as err:
             _missing_numpy(err)
             return
-        self._use_index(Dir248(self._by_len))
+        self._use_index(Dir248(self._by_len, self.nhops))
 
     def _drop_index(self) -> None:
         """Forget the index, complete or being built."""
-        for table in self._by_len.values():
-            for route in table.values():
-                route.number = 0
+        if self.bits == 128:
+            for table in self._by_len.values():
+                for route in table.values():
+                    route.number = 0
         if self._build is not None:
             del self._build  # a turn still scheduled finds none and stops
             return
         del self._index
         del self.lookup
+        del self.lookup_nhop
 
     @property
     def indexed(self) -> bool:
@@ -741,6 +647,17 @@ class Fib:
             route = get(addr & mask)
             if route is not None:
                 return route
+        return None
+
+    def lookup_nhop(self, dst: bytes) -> Nhop | None:
+        """Return the next hop of the most specific installed route covering ``dst``
+        (packed), or None: what the data path needs, without reading the route
+        (the IPv4 index answers it from its entries and :attr:`nhops`)."""
+        addr = int.from_bytes(dst, "big")
+        for mask, get in self._probes:
+            route = get(addr & mask)
+            if route is not None:
+                return route.nhop
         return None
 
     def __iter__(self) -> Iterator[Route]:
@@ -796,5 +713,3 @@ def _missing_numpy(err: ImportError) -> None:
 
 def _distance(route: Route) -> int:
     return route.source.distance
-
-

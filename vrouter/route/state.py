@@ -126,19 +126,18 @@ def _with_paths(route: Route, paths: list[Nexthop]) -> Route:
 
 def like(route: Route, prefix: Prefix) -> Route:
     """Return a route as ``route`` (type, next hops, source) to ``prefix`` instead, with
-    counters of its own."""
+    a next hop of its own (until a table shares it)."""
     nexthops = tuple(Nexthop(n.gateway, n.ifnet, n.weight) for n in route.nexthops)
     return Route(prefix, route.type, route.gateway, route.ifnet, route.source,
                  nexthops=nexthops)  # fmt: skip
 
 
 def like_at(route: Route, bits: int, net: int, plen: int) -> Route:
-    """Return :func:`like` for the network (``bits``, ``net``, ``plen``) as integers
-    (:meth:`Route.of`: no :mod:`ipaddress` network built); RouteError if it is not one."""
-    copy = Route.of(net, plen, bits, route.type, route.gateway, route.ifnet, route.source)
-    if route.nexthops:
-        copy.nexthops = tuple(Nexthop(n.gateway, n.ifnet, n.weight) for n in route.nexthops)
-    return copy
+    """Return a route as ``route`` to the network (``bits``, ``net``, ``plen``) as
+    integers (:meth:`Route.of`: no :mod:`ipaddress` network built), going to
+    ``route``'s own next hop (a feed's routes made from one share it, as the table
+    would make them); RouteError if it is not one."""
+    return Route.of(net, plen, bits, source=route.source, nhop=route.nhop)
 
 
 def describe(vnet: Vnet, route: Route) -> dict[str, object]:

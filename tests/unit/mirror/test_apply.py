@@ -256,7 +256,7 @@ def _multipath_route(n: int) -> bytes:
     return rt.NLMSGHDR.pack(16 + len(body), rt.RTM_NEWROUTE, 0, 0, 0) + body
 
 
-def test_multipath_routes_keep_weights_and_count_their_packets_apart(lab) -> None:  # type: ignore[no-untyped-def]
+def test_multipath_routes_keep_weights_and_share_the_next_hop_going_their_way(lab) -> None:  # type: ignore[no-untyped-def]
     loop, ops, mirrors, mirror = lab
     _feed(loop, mirrors, mirror, _multipath_route(1) + _multipath_route(2))
     fib = ops.vnet("red").route.fib
@@ -266,4 +266,6 @@ def test_multipath_routes_keep_weights_and_count_their_packets_apart(lab) -> Non
         (bytes([203, 0, 113, 2]), 3), (bytes([203, 0, 113, 3]), 1),
     ]  # fmt: skip
     assert one.nexthops == two.nexthops
-    assert all(a is not b for a, b in zip(one.nexthops, two.nexthops, strict=True))
+    assert one.nhop is two.nhop  # one next hop, its paths counted once for both routes
+    fib.delete(_prefix(1), one.source.name)
+    assert two.nexthops[0].gateway == bytes([203, 0, 113, 2]) and fib.get(_prefix(2)) is two

@@ -339,6 +339,7 @@ def test_the_index_answers_as_the_dicts_across_adds_deletes_and_sources(
                 expected = brute_force(fib, iter(held), dst)
                 assert dicts_lookup(fib, dst) is expected
                 assert fib.lookup(dst) is expected
+                assert fib.lookup_nhop(dst) is (expected.nhop if expected else None)
         for _ in range(100):
             now += 1.0
             timers.run(now)

@@ -16,6 +16,7 @@ from vrouter.inet import ipv4
 from vrouter.route import fib as fib_module
 from vrouter.route import state as route_state
 from vrouter.route.dir248 import BLOCK, Dir248
+from vrouter.route.dir248 import value as entry_value
 from vrouter.route.fib import (
     BLACKHOLE,
     CONNECTED,
@@ -380,37 +381,16 @@ def indexed_fib(monkeypatch: pytest.MonkeyPatch) -> MakeFib:
 
 
 def assert_index_as_built(fib: Fib) -> None:
-    """The incrementally patched index equals one built from the tables now.
-
-    Route numbers differ between the two, so entries are compared as the
-    length of their route (which, with the address, names the route).
-    """
+    """The incrementally patched index equals one built from the tables now, entry for
+    entry (an entry is its route's length and next hop's number, not the order routes
+    came in)."""
     index = fib._index
-    assert index is not None
-    patched = _lengths(index)
-    fresh = _lengths(Dir248(fib._by_len))
-    fib._index = index  # building afresh renumbered the routes: take them back
-    for number, route in enumerate(index.routes):
-        if route is not None:
-            route.number = number
-    assert patched[0] == fresh[0]
-    assert patched[1] == fresh[1]
-
-
-def _lengths(index: Dir248) -> tuple[bytes, dict[int, bytes]]:
-    """Return the index's entries as route length + 1 (0: none; 255: a block)."""
-    codes = np.array(
-        [0 if r is None else r.prefix.prefixlen + 1 for r in index.routes], dtype=np.uint8
-    )
-    top = np.frombuffer(index.top, dtype=np.uint32)
-    blocked = top == BLOCK
-    top_codes = codes[np.where(blocked, 0, top)]
-    top_codes[blocked] = 255
-    blocks = {
-        slot: codes[np.frombuffer(block, dtype=np.uint32)].tobytes()
-        for slot, block in index.blocks.items()
+    assert isinstance(index, Dir248)
+    fresh = Dir248(fib._by_len, fib.nhops)
+    assert np.array_equal(index._top, fresh._top)
+    assert {slot: block.tobytes() for slot, block in index.blocks.items()} == {
+        slot: block.tobytes() for slot, block in fresh.blocks.items()
     }
-    return top_codes.tobytes(), blocks
 
 
 def found(fib: Fib, dst: str) -> str | None:
@@ -556,10 +536,13 @@ def test_indexed_lookup_equals_a_linear_scan_across_the_threshold(
         was_indexed = False
         for add, prefix, pick in steps:
             if add or not model:
-                route = Route(prefix)
-                if prefix in model:
+                route = Route(prefix, gateway=GATEWAYS[pick % len(GATEWAYS)])
+                if prefix in model and pick % 2:
                     with pytest.raises(RouteError):
                         fib.add(route)
+                elif prefix in model:  # another next hop, or the same
+                    assert fib.replace(route) is model[prefix]
+                    model[prefix] = route
                 else:
                     fib.add(route)
                     model[prefix] = route
@@ -580,7 +563,9 @@ def test_indexed_lookup_equals_a_linear_scan_across_the_threshold(
             edges = {first, last, (first - 1) & 0xFFFFFFFF, (last + 1) & 0xFFFFFFFF}
             for a in edges | {0, 0xFFFFFFFF, first | 0x80, first | 0x7F}:
                 dst = a.to_bytes(4, "big")
-                assert fib.lookup(dst) is brute_force(model, dst)
+                expected = brute_force(model, dst)
+                assert fib.lookup(dst) is expected
+                assert fib.lookup_nhop(dst) is (expected.nhop if expected else None)
         for prefix in model:
             for a in (prefix.network_address, prefix.broadcast_address):
                 assert fib.lookup(a.packed) is brute_force(model, a.packed)
@@ -756,7 +741,7 @@ def test_a_bulk_built_index_answers_as_the_dicts_for_every_span() -> None:
     model = {net(p): Route(net(p)) for p in prefixes}
     fib = Fib()
     fib.add_many(model.values())
-    index = Dir248(fib._by_len)
+    index = Dir248(fib._by_len, fib.nhops)
     probes = []
     for prefix in model:
         first, last = int(prefix.network_address), int(prefix.broadcast_address)
@@ -765,6 +750,59 @@ def test_a_bulk_built_index_answers_as_the_dicts_for_every_span() -> None:
         dst = a.to_bytes(4, "big")
         assert index.lookup(dst) is brute_force(model, dst), IPv4Address(a)
     assert len(index.top) == 1 << 24 and index.top.itemsize == 4
+
+
+GATEWAYS = [IPv4Address(f"192.0.2.{n}").packed for n in (1, 2, 3)]
+
+
+def test_routes_of_a_table_going_the_same_way_share_one_next_hop() -> None:
+    fib, other = Fib(), Fib()
+    routes = [Route(net(f"198.51.100.{n * 64}/26"), gateway=GATEWAYS[n % 2]) for n in range(4)]
+    for route in routes:
+        fib.add(route)
+    assert routes[0].nhop is routes[2].nhop and routes[1].nhop is routes[3].nhop
+    assert routes[0].nhop is not routes[1].nhop
+    assert [n for n in fib.nhops[1:] if n is not None] == [routes[0].nhop, routes[1].nhop]
+    twin = Route(net("198.51.100.0/26"), gateway=GATEWAYS[0])
+    other.add(twin)  # another table: a next hop (and a count) of its own
+    assert twin.nhop is not routes[0].nhop and twin.nhop.key() == routes[0].nhop.key()
+    routes[0].nhop.use += 5  # what the data path counts
+    assert routes[2].use == 5 and routes[2].describe()["use"] == 5 and twin.use == 0
+    fib.delete(net("198.51.100.0/26"))
+    assert fib.lookup_nhop(addr("198.51.100.129")) is routes[2].nhop
+    fib.delete(net("198.51.100.128/26"))  # the last route going there: the next hop goes
+    assert routes[0].nhop not in fib.nhops and fib._nhop_of.keys() == {routes[1].nhop.key()}
+    fib.add(routes[0])  # back, with the count it had
+    assert fib.lookup_nhop(addr("198.51.100.1")) is routes[0].nhop and routes[0].use == 5
+
+
+def test_a_replaced_route_takes_the_new_next_hop_and_the_index_follows(
+    indexed_fib: MakeFib,
+) -> None:
+    fib = indexed_fib(["0.0.0.0/0", "198.51.0.0/16", "198.51.100.0/24", "198.51.100.128/25"])
+    new = Route(net("198.51.0.0/16"), gateway=GATEWAYS[0])
+    old = fib.replace(new)
+    assert fib.lookup(addr("198.51.7.1")) is new
+    assert fib.lookup_nhop(addr("198.51.7.1")) is new.nhop and new.nhop.gateway == GATEWAYS[0]
+    assert fib.lookup_nhop(addr("198.51.100.1")) is fib.get(net("198.51.100.0/24")).nhop  # type: ignore[union-attr]
+    assert old.nhop.refs == 3  # the other three routes still go there
+    assert_index_as_built(fib)
+
+
+def test_changing_the_default_route_writes_nothing_in_the_index(indexed_fib: MakeFib) -> None:
+    fib = indexed_fib(["0.0.0.0/0", "198.51.0.0/16", "198.51.100.128/25"])
+    index = fib._index
+    assert isinstance(index, Dir248)
+    before = index._top.copy(), {slot: bytes(block) for slot, block in index.blocks.items()}
+    default = Route(net("0.0.0.0/0"), gateway=GATEWAYS[2])
+    fib.replace(default)
+    assert fib.lookup_nhop(addr("192.0.2.200")) is default.nhop
+    fib.delete(net("0.0.0.0/0"))
+    assert fib.lookup_nhop(addr("192.0.2.200")) is None and fib.lookup(addr("192.0.2.200")) is None
+    fib.add(default)
+    assert fib.lookup(addr("192.0.2.200")) is default
+    assert np.array_equal(index._top, before[0])
+    assert {slot: bytes(block) for slot, block in index.blocks.items()} == before[1]
 
 
 def test_routes_share_one_object_per_gateway() -> None:
@@ -792,8 +830,26 @@ class TurnByTurn:
         return self.timers.run(self.now)
 
     def reached(self, model: dict[IPv4Network, Route]) -> dict[IPv4Network, Route]:
-        """Return the routes of ``model`` the index being built holds (the numbered ones)."""
-        return {prefix: route for prefix, route in model.items() if route.number}
+        """Return the routes of ``model`` the index being built holds: those shorter than
+        the length being filled, and those of that length whose own entry holds them
+        (nothing longer is written yet)."""
+        build = self.fib._build
+        assert build is not None
+        index = build.index
+
+        def entry(net: int) -> int:
+            value = index.top[net >> 8]
+            if value == BLOCK:
+                return index.blocks[net >> 8][net & 0xFF]
+            return value
+
+        return {
+            prefix: route
+            for prefix, route in model.items()
+            if route.plen < build.plen  # the default route is never written: always held
+            or not route.plen
+            or (route.plen == build.plen and entry(route.net) == entry_value(route))
+        }
 
 
 @pytest.fixture
@@ -836,10 +892,9 @@ def test_routes_changed_during_a_build_are_in_the_index(turn_by_turn: TurnByTurn
     fib.add(Route(net("198.51.100.0/24")))  # the length being filled
     fib.add(Route(net("198.51.7.128/25")))  # a length not reached yet
     fib.delete(net("198.51.6.0/24"))  # not filled yet
-    replaced = fib.replace(Route(net("198.51.5.0/24"), type=BLACKHOLE))
+    fib.replace(Route(net("198.51.5.0/24"), type=BLACKHOLE))
     while not fib.indexed:
         turn_by_turn.turn()
-    assert replaced.number == 0
     assert fib.lookup(addr("198.51.5.1")) is fib.get(net("198.51.5.0/24"))
     assert fib.lookup(addr("198.51.5.1")).type == BLACKHOLE  # type: ignore[union-attr]
     assert fib.lookup(addr("198.51.6.1")) is fib.get(net("198.51.0.0/16"))
@@ -858,7 +913,6 @@ def test_a_table_shrinking_during_a_build_drops_it(turn_by_turn: TurnByTurn) -> 
     for prefix in prefixes[:5]:
         fib.delete(prefix)
     assert fib._build is None
-    assert all(route.number == 0 for route in fib)
     assert turn_by_turn.turn() == 1 and not fib.indexed  # the old turn finds no build
     assert turn_by_turn.turn() == 0
     assert fib.lookup(addr("198.51.7.1")) is fib.get(prefixes[7])

@@ -206,13 +206,15 @@ def test_the_index_follows_the_installed_route(monkeypatch: pytest.MonkeyPatch) 
     covering = Route(IPv4Network("198.51.0.0/16"), gateway=GW_A)
     fib.add(covering)
     assert fib.indexed
-    rip = route(RIP)
+    rip = route(RIP, gateway=GW_B)
     fib.add(rip)
     static = route(STATIC)
     fib.add(static)
-    assert fib.lookup(DST) is static and rip.number == 0 and static.number != 0
+    assert fib.lookup(DST) is static and fib.lookup_nhop(DST) is static.nhop
+    assert static.gateway == GW_A
     fib.delete(P, "static")
-    assert fib.lookup(DST) is rip and rip.number != 0 and static.number == 0
+    assert fib.lookup(DST) is rip and fib.lookup_nhop(DST) is rip.nhop
+    assert rip.gateway == GW_B
     fib.delete(P, "rip")
     assert fib.lookup(DST) is covering
 
