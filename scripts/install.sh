@@ -18,6 +18,9 @@ if [ "${1:-}" = "--test" ]; then
     packages="$packages frr"
     # ethtool: the VXLAN tests turn off tx checksum offload on a Linux VTEP's veth.
     packages="$packages ethtool"
+    # tshark: Wireshark's STP dissector reads the RST BPDUs vrouter encodes (a decoder
+    # written by others, beside the hand-built bytes of 802.1D-2004 9.3.3).
+    packages="$packages tshark"
     # radvd: a Linux router's advertisements for the SLAAC-as-a-host test (run in a namespace).
     packages="$packages radvd"
     # isc-dhcp-client, busybox (udhcpc), dhcpcd-base: real DHCP clients against the

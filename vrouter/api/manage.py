@@ -26,7 +26,7 @@ from vrouter.route.weight import split_weight
 
 Address = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 Prefix = ipaddress.IPv4Network | ipaddress.IPv6Network
-STP_KEYS = ("priority", "hello_time", "max_age", "forward_delay")
+STP_KEYS = ("priority", "hello_time", "max_age", "forward_delay", "stp_protocol")
 
 
 def _address(text: str) -> Address:
@@ -138,13 +138,15 @@ def _stp_settings(args: dict[str, Any]) -> StpSettings | None:
             raise ApiError(f"vnet {args['vnet']}: {args['interface']}: "
                            f"{', '.join(given)} {verb} stp on the bridge")  # fmt: skip
         return None
-    return StpSettings(**given)
+    protocol = given.pop("stp_protocol", "stp")
+    return StpSettings(**given, protocol=protocol)
 
 
 async def bridge_port_add(host: Host, args: dict[str, Any]) -> Any:
     ops_of(host).add_bridge_port(
         args["vnet"], args["bridge"], args["interface"], args["pvid"], args["tagged"],
-        args["storm_pps"], args["path_cost"], args["port_priority"],
+        args["storm_pps"], args["path_cost"], args["port_priority"], bool(args.get("edge")),
+        args.get("auto_edge") is not False,
     )  # fmt: skip
     return {"vnet": args["vnet"], "bridge": args["bridge"], "interface": args["interface"],
             "added": True}  # fmt: skip
@@ -154,6 +156,7 @@ async def bridge_stp(host: Host, args: dict[str, Any]) -> Any:
     bridge = ops_of(host).set_bridge_stp(
         args["vnet"], args["bridge"], args.get("stp"), args.get("priority"),
         args.get("hello_time"), args.get("max_age"), args.get("forward_delay"),
+        args.get("stp_protocol"),
     )  # fmt: skip
     return {"vnet": args["vnet"], **bridge.describe(host.driver.now())}
 
@@ -161,7 +164,8 @@ async def bridge_stp(host: Host, args: dict[str, Any]) -> Any:
 async def bridge_port_stp(host: Host, args: dict[str, Any]) -> Any:
     port = ops_of(host).set_bridge_port_stp(
         args["vnet"], args["bridge"], args["interface"], args.get("path_cost"),
-        args.get("port_priority"),
+        args.get("port_priority"), args.get("edge"), args.get("auto_edge"),
+        bool(args.get("mcheck")),
     )  # fmt: skip
     return {"vnet": args["vnet"], "bridge": args["bridge"],
             **port.describe(host.driver.now())}  # fmt: skip

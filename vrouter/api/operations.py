@@ -254,6 +254,12 @@ STP_BRIDGE: Final = (
     Arg("max_age", "int", "seconds the root's information lasts unheard (20); "
         "2 x (forward_delay - 1) >= max_age >= 2 x (hello_time + 1)", low=6, high=40),
     Arg("forward_delay", "int", "seconds in listening, then in learning (15)", low=2, high=30),
+    Arg("stp_protocol", "text", "stp (802.1D, default) or rstp (802.1w rapid spanning tree)",
+        choices=("stp", "rstp")),
+)
+STP_EDGE: Final = (
+    Arg("edge", "bool", "RSTP: an edge port (a station, no bridge): forwards at once"),
+    Arg("auto_edge", "bool", "RSTP: become edge when no BPDU is heard for 3 s (default true)"),
 )
 FDB_VLAN: Final = Arg("vlan", "int", "its VLAN (with filtering; default: the port's PVID)",
                       low=1, high=4094)
@@ -377,7 +383,8 @@ _OPS: tuple[Operation, ...] = (
                     Arg("pvid", "int", "the bridge's own VLAN (with filtering)", default=1,
                         low=1, high=4094),
                     Arg("mtu", "int", "the MTU (default: the smallest member's)"),
-                    Arg("stp", "bool", "run the spanning tree (802.1D)", default=False),
+                    Arg("stp", "bool", "run the spanning tree (802.1D STP or RSTP)",
+                        default=False),
                     *STP_BRIDGE),
               rights=on("vnet"), runs="locked"),
     Operation("bridge.port.add", "make an interface a member of a bridge", "manage.bridge_port_add",
@@ -388,20 +395,23 @@ _OPS: tuple[Operation, ...] = (
                         high=4094),
                     Arg("storm_pps", "int", "broadcast and multicast frames/s admitted (0: any)",
                         default=0, low=0),
-                    STP_PATH_COST, STP_PORT_PRIORITY),
+                    STP_PATH_COST, STP_PORT_PRIORITY, *STP_EDGE),
               rights=on("vnet"), runs="locked"),
-    Operation("bridge.stp", "turn a bridge's spanning tree (802.1D) on or off, set its "
-              "priority and times", "manage.bridge_stp",
+    Operation("bridge.stp", "turn a bridge's spanning tree (802.1D STP or RSTP) on or off, set "
+              "its protocol, priority and times", "manage.bridge_stp",
               args=(VNET, BRIDGE,
                     Arg("stp", "bool", "run STP (default: as it is)"), *STP_BRIDGE),
               rights=on("vnet"), runs="locked"),
-    Operation("bridge.port.stp", "set a bridge member's spanning tree path cost and priority",
-              "manage.bridge_port_stp",
+    Operation("bridge.port.stp", "set a bridge member's spanning tree path cost, priority and "
+              "RSTP edge settings; mcheck", "manage.bridge_port_stp",
               args=(VNET, BRIDGE, INTERFACE,
                     Arg("path_cost", "int", "the port's path cost (default 100)", low=1,
                         high=65535),
                     Arg("port_priority", "int", "the port's priority (default 32)", low=0,
-                        high=63)),
+                        high=63),
+                    *STP_EDGE,
+                    Arg("mcheck", "bool", "RSTP: try RSTP again where the port fell back to STP",
+                        default=False)),
               rights=on("vnet"), runs="locked"),
     Operation("bridge.port.del", "take a member out of a bridge", "manage.bridge_port_del",
               args=(VNET, BRIDGE, INTERFACE), rights=on("vnet"), runs="locked"),

@@ -228,7 +228,8 @@ def _stp(b: Any) -> str:
     root = "this bridge" if s["is_root"] else f"via {s['root_port']}"
     since = s["last_topology_change"]
     lines = [
-        f"  stp: bridge id {s['bridge_id']}  root {s['root_id']} ({root}) cost {s['root_cost']}",
+        f"  {s.get('protocol', 'stp')}: bridge id {s['bridge_id']}  root {s['root_id']} ({root}) "
+        f"cost {s['root_cost']}",
         f"  hello {s['hello_time']}s max age {s['max_age']}s forward delay {s['forward_delay']}s "
         f"(in force: {s['root_hello_time']:g}/{s['root_max_age']:g}/{s['root_forward_delay']:g})",
         f"  topology changes {s['topology_changes']}"
@@ -242,12 +243,13 @@ def _stp(b: Any) -> str:
             continue
         drops = ", ".join(f"{k} {v}" for k, v in ps["drops"].items()) or "-"
         rows.append([
-            p["name"], ps["role"], ps["state"], str(ps["path_cost"]), ps["port_id"],
+            p["name"], ps["role"], ps["state"], ps.get("protocol", "stp"),
+            "yes" if ps.get("edge") else "no", str(ps["path_cost"]), ps["port_id"],
             ps["designated_bridge"], str(ps["designated_cost"]), ps["designated_port"],
             f"{ps['bpdu_in']}/{ps['bpdu_out']}", drops,
         ])  # fmt: skip
-    header = ["Port", "Role", "STP state", "Cost", "Port id", "Designated bridge", "D.cost",
-              "D.port", "BPDU in/out", "BPDU drops"]  # fmt: skip
+    header = ["Port", "Role", "STP state", "Proto", "Edge", "Cost", "Port id",
+              "Designated bridge", "D.cost", "D.port", "BPDU in/out", "BPDU drops"]  # fmt: skip
     lines.append(table(rows, header))
     return "\n".join(lines)
 
@@ -255,9 +257,14 @@ def _stp(b: Any) -> str:
 def show_port_stp(result: Any) -> str:
     s = result.get("stp")
     state = f": {s['role']} {s['state']}" if s else " (the bridge runs no STP)"
+    if s and s.get("protocol") and "admin_edge" in s:
+        state += f", speaks {s['protocol']}" + (", edge" if s["edge"] else "")
+    edge = f" edge {'on' if result.get('edge') else 'off'}" if "edge" in result else ""
+    auto = result.get("auto_edge")
+    auto_text = "" if auto is None else f" auto_edge {'on' if auto else 'off'}"
     return (
         f"{result['bridge']}: {result['name']} path cost {result['path_cost']} "
-        f"port priority {result['port_priority']}{state}"
+        f"port priority {result['port_priority']}{edge}{auto_text}{state}"
     )
 
 

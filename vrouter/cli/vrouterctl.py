@@ -231,7 +231,7 @@ def _parser() -> argparse.ArgumentParser:
     bcreate.add_argument("--vlan-filtering", action="store_true", help="filter by VLAN")
     bcreate.add_argument("--pvid", type=int, default=1, help="the bridge's own VLAN (1)")
     bcreate.add_argument("--mtu", type=int, help="MTU (default: the smallest member's)")
-    bcreate.add_argument("--stp", action="store_true", help="run the spanning tree (802.1D)")
+    bcreate.add_argument("--stp", action="store_true", help="run the spanning tree (STP or RSTP)")
     _stp_options(bcreate)
     badd = json_flag(bridge_sub.add_parser("add", help="make an interface a member of a bridge"))
     bdel = json_flag(bridge_sub.add_parser("del", help="take a member out of a bridge"))
@@ -246,12 +246,14 @@ def _parser() -> argparse.ArgumentParser:
     badd.add_argument(
         "--port-priority", type=int, default=32, help="spanning tree port priority, 0..63 (32)"
     )
+    _edge_options(badd)
     bstp = json_flag(
         bridge_sub.add_parser(
             "stp",
-            help="turn the spanning tree (802.1D) on or off, set its priority and times",
-            usage="%(prog)s VNET BRIDGE [on|off] [--priority N] [--hello-time S] "
-            "[--max-age S] [--forward-delay S]",
+            help="turn the spanning tree (802.1D STP or RSTP) on or off, set its protocol, "
+            "priority and times",
+            usage="%(prog)s VNET BRIDGE [on|off] [--protocol stp|rstp] [--priority N] "
+            "[--hello-time S] [--max-age S] [--forward-delay S]",
         )
     )
     bstp.add_argument("vnet", help="vnet name")
@@ -259,13 +261,17 @@ def _parser() -> argparse.ArgumentParser:
     bstp.add_argument("state", nargs="?", choices=("on", "off"), help="on or off (default: as is)")
     _stp_options(bstp)
     bpstp = json_flag(
-        bridge_sub.add_parser("port-stp", help="set a member's spanning tree path cost, priority")
+        bridge_sub.add_parser(
+            "port-stp", help="set a member's spanning tree path cost, priority, RSTP edge; mcheck"
+        )
     )
     bpstp.add_argument("vnet", help="vnet name")
     bpstp.add_argument("bridge", help="the bridge's name")
     bpstp.add_argument("interface", help="the member interface")
     bpstp.add_argument("--path-cost", type=int, help="1..65535 (100)")
     bpstp.add_argument("--port-priority", type=int, help="0..63 (32)")
+    _edge_options(bpstp)
+    bpstp.add_argument("--mcheck", action="store_true", help="RSTP: try RSTP again (after STP)")
     vlan = sub.add_parser("vlan", help="802.1Q VLAN interfaces")
     vlan_sub = vlan.add_subparsers(dest="action", required=True)
     vcreate = json_flag(vlan_sub.add_parser("create", help="create a VLAN interface on a parent"))
@@ -389,6 +395,19 @@ def _stp_options(p: argparse.ArgumentParser) -> None:
         help="seconds, 6..40 (20); 2 x (forward delay - 1) >= max age >= 2 x (hello time + 1)",
     )  # fmt: skip
     p.add_argument("--forward-delay", type=int, help="seconds, 2..30 (15)")
+    p.add_argument(
+        "--protocol", choices=("stp", "rstp"), help="stp (802.1D, the default) or rstp (802.1w)"
+    )
+
+
+def _edge_options(p: argparse.ArgumentParser) -> None:
+    """A member's RSTP edge settings (``bridge add`` and ``bridge port-stp``)."""
+    p.add_argument("--edge", choices=("on", "off"), help="RSTP: a station's port, forwards at once")
+    p.add_argument("--auto-edge", choices=("on", "off"), help="RSTP: edge if no BPDU in 3 s (on)")
+
+
+def _onoff(value: str | None) -> bool | None:
+    return None if value is None else value == "on"
 
 
 def _given(**args: Any) -> dict[str, Any]:
@@ -612,7 +631,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
             "mtu": a.mtu,
             "stp": a.stp,
             **_given(priority=a.priority, hello_time=a.hello_time, max_age=a.max_age,
-                     forward_delay=a.forward_delay),
+                     forward_delay=a.forward_delay, stp_protocol=a.protocol),
         },
         render.show_bridge_created,
     ),
@@ -627,6 +646,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
             "storm_pps": a.storm_pps,
             "path_cost": a.path_cost,
             "port_priority": a.port_priority,
+            **_given(edge=_onoff(a.edge), auto_edge=_onoff(a.auto_edge)),
         },
         render.show_port_change,
     ),
@@ -635,7 +655,7 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
         _given(
             vnet=a.vnet, bridge=a.bridge, stp=None if a.state is None else a.state == "on",
             priority=a.priority, hello_time=a.hello_time, max_age=a.max_age,
-            forward_delay=a.forward_delay,
+            forward_delay=a.forward_delay, stp_protocol=a.protocol,
         ),
         lambda result: render.show_bridges([result]),
     ),
@@ -643,7 +663,8 @@ COMMANDS: dict[tuple[str, str | None], Callable[[argparse.Namespace], Request]] 
         "bridge.port.stp",
         _given(
             vnet=a.vnet, bridge=a.bridge, interface=a.interface, path_cost=a.path_cost,
-            port_priority=a.port_priority,
+            port_priority=a.port_priority, edge=_onoff(a.edge), auto_edge=_onoff(a.auto_edge),
+            mcheck=a.mcheck or None,
         ),
         render.show_port_stp,
     ),

@@ -136,7 +136,7 @@ def attach_l2(vnet: Vnet, ifp: Ifnet, icfg: InterfaceConfig, now: float) -> None
             strip_l3(vnet, member, now)
             bridge.add_port(
                 member, port.pvid, frozenset(port.tagged), port.storm_pps, port.path_cost,
-                port.port_priority, now,
+                port.port_priority, now, port.edge, port.auto_edge,
             )  # fmt: skip
         for entry in bcfg.fdb:
             dst = None if entry.dst is None else str(entry.dst)

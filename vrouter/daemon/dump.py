@@ -186,6 +186,10 @@ def _bridge_table(bridge: BridgeConfig) -> Table:
             settings["path_cost"] = port.path_cost
         if port.port_priority != stp_.DEFAULT_PORT_PRIORITY:
             settings["port_priority"] = port.port_priority
+        if port.edge:
+            settings["edge"] = True
+        if not port.auto_edge:
+            settings["auto_edge"] = False
         if settings:
             ports[port.name] = settings
     if ports:
@@ -193,6 +197,8 @@ def _bridge_table(bridge: BridgeConfig) -> Table:
     if bridge.stp is not None:
         table["stp"] = True
         defaults = stp_.StpSettings()
+        if bridge.stp.protocol != defaults.protocol:
+            table["stp_protocol"] = bridge.stp.protocol
         for key in ("priority", "hello_time", "max_age", "forward_delay"):
             if getattr(bridge.stp, key) != getattr(defaults, key):
                 table[key] = getattr(bridge.stp, key)
@@ -488,7 +494,7 @@ def _bridge(ifp: Ifnet) -> BridgeConfig | None:
     ports = tuple(
         BridgePortConfig(
             name, port.pvid, tuple(sorted(port.tagged)), port.storm_pps, port.path_cost,
-            port.priority,
+            port.priority, port.edge, port.auto_edge,
         )
         for name, port in bridge.ports.items()
     )

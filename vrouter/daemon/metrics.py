@@ -449,6 +449,11 @@ def _read_bridge(vnet: Vnet) -> list[Entry] | None:
     bpdu_in: list[tuple[str, int | float]] = []
     bpdu_out: list[tuple[str, int | float]] = []
     bpdu_drops: list[tuple[str, int | float]] = []
+    role: list[tuple[str, int | float]] = []
+    edge: list[tuple[str, int | float]] = []
+    proto: list[tuple[str, int | float]] = []
+    migrations: list[tuple[str, int | float]] = []
+    flushes: list[tuple[str, int | float]] = []
     for name, bridge in list(link.bridge.bridges.items()):
         key = label("interface", name)
         fdb.append((key, sum(len(t) for t in bridge.tables.values())))
@@ -473,7 +478,15 @@ def _read_bridge(vnet: Vnet) -> list[Entry] | None:
             bpdu_out.append((pkey, sp.counters.bpdu_out))
             for reason, count in sorted(sp.counters.drops.items()):
                 bpdu_drops.append((pkey + label("reason", reason), count))
-    return [fdb, *events, *ports, drops, root, cost, changes, state, bpdu_in, bpdu_out, bpdu_drops]
+            role.append((pkey + label("role", sp.role_name()), 1))
+            edge.append((pkey, int(sp.oper_edge)))
+            proto.append((pkey + label("protocol", "rstp" if sp.send_rstp else "stp"), 1))
+            migrations.append((pkey, sp.counters.migrations))
+            flushes.append((pkey, sp.counters.flushes))
+    return [
+        fdb, *events, *ports, drops, root, cost, changes, state, bpdu_in, bpdu_out, bpdu_drops,
+        role, edge, proto, migrations, flushes,
+    ]  # fmt: skip
 
 
 BRIDGE = Source(
@@ -521,19 +534,19 @@ BRIDGE = Source(
             "vrouter_bridge_stp_port_state",
             "gauge",
             "The port's STP state: 0 disabled, 1 listening, 2 learning, 3 forwarding, "
-            "4 blocking (Linux's BR_STATE_* numbers).",
+            "4 blocking (RSTP: discarding) (Linux's BR_STATE_* numbers).",
             ("interface", "port"),
         ),
         Family(
             "vrouter_bridge_stp_port_bpdus_received",
             "counter",
-            "Configuration and TCN BPDUs the port took.",
+            "BPDUs (Configuration, RST and TCN) the port took.",
             ("interface", "port"),
         ),
         Family(
             "vrouter_bridge_stp_port_bpdus_sent",
             "counter",
-            "Configuration and TCN BPDUs the port sent.",
+            "BPDUs (Configuration, RST and TCN) the port sent.",
             ("interface", "port"),
         ),
         Family(
@@ -541,6 +554,37 @@ BRIDGE = Source(
             "counter",
             "BPDUs the port refused, by reason (malformed, its own, port disabled).",
             ("interface", "port", "reason"),
+        ),
+        Family(
+            "vrouter_bridge_stp_port_role",
+            "gauge",
+            "1 for the port's role: root, designated, alternate, backup, disabled "
+            "(STP: blocked for alternate).",
+            ("interface", "port", "role"),
+        ),
+        Family(
+            "vrouter_bridge_stp_port_edge",
+            "gauge",
+            "1 if the port is an RSTP edge port (configured, or no BPDU heard), else 0.",
+            ("interface", "port"),
+        ),
+        Family(
+            "vrouter_bridge_stp_port_protocol",
+            "gauge",
+            "1 for the protocol the port speaks: rstp, or stp (an STP bridge behind it).",
+            ("interface", "port", "protocol"),
+        ),
+        Family(
+            "vrouter_bridge_stp_port_migrations",
+            "counter",
+            "Times the port changed the protocol it speaks (RSTP <-> STP).",
+            ("interface", "port"),
+        ),
+        Family(
+            "vrouter_bridge_stp_port_flushes",
+            "counter",
+            "Times an RSTP topology change flushed the MACs learnt on the port.",
+            ("interface", "port"),
         ),
     ),
     _read_bridge,

@@ -646,17 +646,21 @@ class Ops:
         storm_pps: int = 0,
         path_cost: int = stp_.DEFAULT_PATH_COST,
         port_priority: int = stp_.DEFAULT_PORT_PRIORITY,
+        edge: bool = False,
+        auto_edge: bool = True,
     ) -> Ifnet:
         """Make interface ``name`` a member of ``bridge_name``; it loses its L3 state.
 
         ``pvid``: the VLAN of its untagged frames (0: none); ``tagged``: the
         VLANs it carries tagged (both with VLAN filtering); ``storm_pps``:
         broadcast and multicast frames admitted per second (0: no limit);
-        ``path_cost``, ``port_priority``: its spanning tree settings.
+        ``path_cost``, ``port_priority``: its spanning tree settings;
+        ``edge``, ``auto_edge``: its RSTP edge settings.
         """
         port = BridgePortConfig(
-            name, pvid, tuple(sorted(set(tagged))), storm_pps, path_cost, port_priority
-        )
+            name, pvid, tuple(sorted(set(tagged))), storm_pps, path_cost, port_priority, edge,
+            auto_edge,
+        )  # fmt: skip
         vnet = self.vnet(vnet_name)
         bridge = self._bridge(vnet, bridge_name)
         member = self.interface(vnet, port.name)
@@ -679,7 +683,7 @@ class Ops:
         build.strip_l3(vnet, member, now)
         bridge.add_port(
             member, port.pvid, frozenset(port.tagged), port.storm_pps, port.path_cost,
-            port.port_priority, now,
+            port.port_priority, now, port.edge, port.auto_edge,
         )  # fmt: skip
         log.info("vnet %s: %s: %s joined the bridge", vnet.name, bridge_name, member.name)
         return member
@@ -704,22 +708,24 @@ class Ops:
         hello_time: int | None = None,
         max_age: int | None = None,
         forward_delay: int | None = None,
+        protocol: str | None = None,
     ) -> bridge_.Bridge:
         """Turn ``bridge_name``'s spanning tree on or off (None: as it is) and change the
-        settings given (None: kept; a bridge without STP starts from the defaults)."""
+        settings given (None: kept; a bridge without STP starts from the defaults);
+        ``protocol``: ``stp`` or ``rstp``."""
         vnet = self.vnet(vnet_name)
         bridge = self._bridge(vnet, bridge_name)
         where = f"vnet {vnet.name}: {bridge_name}"
         base = bridge.stp.settings if bridge.stp is not None else stp_.StpSettings()
-        changes = {
+        changes: dict[str, int | str] = {
             key: value
             for key, value in (
                 ("priority", priority), ("hello_time", hello_time), ("max_age", max_age),
-                ("forward_delay", forward_delay),
+                ("forward_delay", forward_delay), ("protocol", protocol),
             )
             if value is not None
         }
-        settings = dataclasses.replace(base, **changes)
+        settings = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
         problems = settings.problems()
         if problems:
             raise OpError(f"{where}: {'; '.join(problems)}")
@@ -744,8 +750,12 @@ class Ops:
         name: str,
         path_cost: int | None = None,
         port_priority: int | None = None,
+        edge: bool | None = None,
+        auto_edge: bool | None = None,
+        mcheck: bool = False,
     ) -> bridge_.Port:
-        """Change member ``name``'s spanning tree path cost and port priority (None: kept)."""
+        """Change member ``name``'s spanning tree path cost, port priority and RSTP edge
+        settings (None: kept); ``mcheck``: have it try RSTP again (17.19.13)."""
         vnet = self.vnet(vnet_name)
         bridge = self._bridge(vnet, bridge_name)
         port = bridge.ports.get(name)
@@ -757,11 +767,16 @@ class Ops:
                 port.path_cost if path_cost is None else path_cost,
                 port.priority if port_priority is None else port_priority,
                 self.driver.now(),
+                edge,
+                auto_edge,
             )
+            if mcheck:
+                bridge.mcheck(name, self.driver.now())
         except bridge_.BridgeError as err:
             raise OpError(f"vnet {vnet.name}: {bridge_name}: {err}") from None
-        log.info("vnet %s: %s: %s path cost %d port priority %d", vnet.name, bridge_name, name,
-                 port.path_cost, port.priority)  # fmt: skip
+        log.info("vnet %s: %s: %s path cost %d port priority %d edge %s auto_edge %s%s",
+                 vnet.name, bridge_name, name, port.path_cost, port.priority, port.edge,
+                 port.auto_edge, " mcheck" if mcheck else "")  # fmt: skip
         return port
 
     def set_bridge_stp_config(self, vnet_name: str, bridge_name: str, bcfg: BridgeConfig) -> None:
@@ -772,7 +787,10 @@ class Ops:
         try:
             for pcfg in bcfg.ports:
                 if pcfg.name in bridge.ports:
-                    bridge.set_port_stp(pcfg.name, pcfg.path_cost, pcfg.port_priority, now)
+                    bridge.set_port_stp(
+                        pcfg.name, pcfg.path_cost, pcfg.port_priority, now, pcfg.edge,
+                        pcfg.auto_edge,
+                    )  # fmt: skip
             bridge.set_stp(bcfg.stp, now)
         except bridge_.BridgeError as err:
             raise OpError(f"vnet {vnet.name}: {bridge_name}: {err}") from None

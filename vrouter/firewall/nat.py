@@ -375,19 +375,7 @@ class NatTable:
                     return True
             if binding is None and not self._inbound and not ruleset.nat_inbound:
                 return True  # no mapping, no redirect: nothing to translate
-        if is_icmp_error(info):
-            self._error(host, ruleset, ifname, info, packet, now, inbound=True)
-            return True
-        found = self._find_in(
-            host, ruleset, ifname, info.proto, info.src, info.sport, info.dst, info.dport,
-            info.icmp_type, now, info, room,
-        )  # fmt: skip
-        if found is None:
-            return True
-        if found is False:
-            return False
-        self._translate(packet, info, True, *found, now)
-        return True
+        return self._by_rules(host, ruleset, ifname, info, packet, now, room, inbound=True)
 
     def translate_out(
         self,
@@ -427,10 +415,27 @@ class NatTable:
                 self._refresh(binding, info, False, now)
                 self._translate(packet, info, False, binding.outside, binding.outside_port, now)
                 return True
+        return self._by_rules(host, ruleset, ifname, info, packet, now, room, inbound=False)
+
+    def _by_rules(
+        self,
+        host: NatHost,
+        ruleset: Ruleset,
+        ifname: str,
+        info: PacketInfo,
+        packet: memoryview,
+        now: float,
+        room: int,
+        *,
+        inbound: bool,
+    ) -> bool:
+        """Translate a packet no mapping answered: an ICMP error as what it quotes,
+        anything else as the first matching rule says (a new mapping); False to drop it."""
         if is_icmp_error(info):
-            self._error(host, ruleset, ifname, info, packet, now, inbound=False)
+            self._error(host, ruleset, ifname, info, packet, now, inbound=inbound)
             return True
-        found = self._find_out(
+        find = self._find_in if inbound else self._find_out
+        found = find(
             host, ruleset, ifname, info.proto, info.src, info.sport, info.dst, info.dport,
             info.icmp_type, now, info, room,
         )  # fmt: skip
@@ -438,7 +443,7 @@ class NatTable:
             return True
         if found is False:
             return False
-        self._translate(packet, info, False, *found, now)
+        self._translate(packet, info, inbound, *found, now)
         return True
 
     def _hairpin(

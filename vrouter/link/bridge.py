@@ -70,6 +70,7 @@ from vrouter.core import tables
 from vrouter.core.ratelimit import TokenBucket
 from vrouter.core.timers import Timer
 from vrouter.link import ether
+from vrouter.link import rstp as rstp_
 from vrouter.link import stp as stp_
 from vrouter.link import vlan as vlan_
 from vrouter.link import vxlan as vxlan_
@@ -201,7 +202,7 @@ class Port:
 
     __slots__ = (
         "bridge", "ifnet", "pvid", "tagged", "storm_pps", "bucket", "counters",
-        "forwarding", "stp", "path_cost", "priority",
+        "forwarding", "stp", "path_cost", "priority", "edge", "auto_edge",
     )  # fmt: skip
 
     def __init__(
@@ -224,11 +225,15 @@ class Port:
         self.counters = PortCounters()
         self.forwarding = True
         """The port forwards (always without STP; in the forwarding state with it)."""
-        self.stp: stp_.StpPort | None = None
-        """The port's spanning tree state while the bridge runs STP."""
+        self.stp: stp_.StpPort | rstp_.RstpPort | None = None
+        """The port's spanning tree state while the bridge runs STP or RSTP."""
         self.path_cost = stp_.DEFAULT_PATH_COST
         self.priority = stp_.DEFAULT_PORT_PRIORITY
         """STP path cost and port priority (kept while STP is off)."""
+        self.edge = False
+        self.auto_edge = True
+        """RSTP: an edge port (forwards at once), or one that becomes edge when it hears
+        no BPDU (kept while STP is off; STP does not use them)."""
 
     def admits(self, vid: int) -> bool:
         """Return True if the port carries VLAN ``vid``."""
@@ -278,7 +283,7 @@ class Port:
             self.counters.drops["bridge_down"] += 1
             return
         if frame[0] == 1 and self.stp is not None and frame[0:6] == wire_stp.GROUP:
-            self.stp.stp.receive(self.stp, frame, now)
+            self.stp.receive(frame, now)
             return
         if frame[6] & 1:
             self.counters.drops["src_multicast"] += 1
@@ -337,7 +342,7 @@ class Port:
         bridge.now = now
         sp = self.stp
         if frame[0] == 1 and sp is not None and frame[0:6] == wire_stp.GROUP:
-            sp.stp.receive(sp, frame, now)
+            sp.receive(frame, now)
             return
         state = sp.state if sp is not None else stp_.PortState.DISABLED
         self.counters.drops[_HELD_REASONS[state]] += 1
@@ -430,6 +435,8 @@ class Port:
             "storm_pps": self.storm_pps,
             "path_cost": self.path_cost,
             "port_priority": self.priority,
+            "edge": self.edge,
+            "auto_edge": self.auto_edge,
             "stp": None if self.stp is None else self.stp.describe(now),
             "counters": self.counters.describe(),
         }
@@ -461,8 +468,8 @@ class Bridge:
         """The time of the latest frame, for sends from the vnet (which carry no time)."""
         self._sweep: Timer | None = None
         self._tc_sweep: Timer | None = None
-        self.stp: stp_.Stp | None = None
-        """The spanning tree, while ``stp`` is on."""
+        self.stp: stp_.Stp | rstp_.Rstp | None = None
+        """The spanning tree, while ``stp`` is on (its ``protocol``: STP or RSTP)."""
         ifnet.transmit = self.transmit
 
     @property
@@ -481,6 +488,8 @@ class Bridge:
         path_cost: int = stp_.DEFAULT_PATH_COST,
         priority: int = stp_.DEFAULT_PORT_PRIORITY,
         now: float | None = None,
+        edge: bool = False,
+        auto_edge: bool = True,
     ) -> Port:
         """Make ``ifp`` a member; it then receives for the bridge only (with STP: blocking
         first, if its link is up; ``path_cost`` and ``priority`` are its STP settings)."""
@@ -495,6 +504,7 @@ class Bridge:
             raise BridgeError(f"{ifp.name}: {'; '.join(problems)}")
         port = Port(self, ifp, pvid if self.vlan_filtering else 0, tagged, storm_pps)
         port.path_cost, port.priority = path_cost, priority
+        port.edge, port.auto_edge = edge, auto_edge
         self.ports[ifp.name] = port
         ifp.bridge_input = port.input
         vx = vxlan_.of(ifp)
@@ -510,7 +520,7 @@ class Bridge:
         if port is None:
             raise BridgeError(f"{name} is not a member of bridge {self.ifnet.name}")
         if self.stp is not None and port.stp is not None:
-            self.stp.remove_port(port.stp, self._now(now))
+            port.stp.remove(self._now(now))
             port.stp = None
         del self.ports[name]
         port.forwarding = True
@@ -553,7 +563,8 @@ class Bridge:
         """Run STP with ``settings`` (None: stop it, every port forwards at once).
 
         Started, every port whose link is up begins blocking; running, new
-        settings apply in place (802.1D 8.8.3-8.8.4).
+        settings apply in place (802.1D 8.8.3-8.8.4); a new ``protocol``
+        starts the other one over (every port discarding again).
         """
         self.now = now = self._now(now)
         if settings is not None:
@@ -572,16 +583,27 @@ class Bridge:
                 port.stp = None
                 self._port_state(port, stp_.PortState.BLOCKING, stp_.PortState.FORWARDING)
             return
-        if self.stp is not None:
+        if self.stp is not None and self.stp.protocol == settings.protocol:
             self.stp.configure(settings, now)
             return
-        self.stp = stp_.Stp(self, settings, self.vnet.timers, self._port_state, now)
+        if self.stp is not None:
+            self.stp.close()
+            for port in self.ports.values():
+                if port.stp is not None and port.stp.state != stp_.PortState.DISABLED:
+                    self._port_state(port, port.stp.state, stp_.PortState.BLOCKING)
+                port.stp = None
+        kind = rstp_.Rstp if settings.protocol == "rstp" else stp_.Stp
+        self.stp = kind(self, settings, self.vnet.timers, self._port_state, now)
         for port in self.ports.values():
             port.stp = self.stp.add_port(port, port.priority, port.path_cost, now)
         self.stp.config_bpdu_generation(now)
 
-    def set_port_stp(self, name: str, path_cost: int, priority: int, now: float) -> Port:
-        """Change member ``name``'s STP path cost and port priority."""
+    def set_port_stp(
+        self, name: str, path_cost: int, priority: int, now: float,
+        edge: bool | None = None, auto_edge: bool | None = None,
+    ) -> Port:  # fmt: skip
+        """Change member ``name``'s STP path cost and port priority (and RSTP edge
+        settings: None keeps them)."""
         port = self.ports.get(name)
         if port is None:
             raise BridgeError(f"{name} is not a member of bridge {self.ifnet.name}")
@@ -589,8 +611,22 @@ class Bridge:
         if problems:
             raise BridgeError(f"{name}: {'; '.join(problems)}")
         port.path_cost, port.priority = path_cost, priority
-        if self.stp is not None and port.stp is not None:
-            self.stp.set_port(port.stp, priority, path_cost, self._now(now))
+        if edge is not None:
+            port.edge = edge
+        if auto_edge is not None:
+            port.auto_edge = auto_edge
+        if port.stp is not None:
+            port.stp.set(priority, path_cost, self._now(now))
+        return port
+
+    def mcheck(self, name: str, now: float) -> Port:
+        """Have member ``name`` try RSTP again where it fell back to STP (17.19.13)."""
+        port = self.ports.get(name)
+        if port is None:
+            raise BridgeError(f"{name} is not a member of bridge {self.ifnet.name}")
+        if not isinstance(port.stp, rstp_.RstpPort):
+            raise BridgeError(f"bridge {self.ifnet.name} does not run RSTP")
+        port.stp.stp.mcheck(port.stp, self._now(now))
         return port
 
     def _port_state(self, port: Port, old: stp_.PortState, new: stp_.PortState) -> None:

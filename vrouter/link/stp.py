@@ -62,6 +62,8 @@ HELLO_TIME = (2, 1, 10)
 MAX_AGE = (20, 6, 40)
 FORWARD_DELAY = (15, 2, 30)
 """(default, min, max) in seconds, Linux's."""
+PROTOCOLS = ("stp", "rstp")
+"""What ``stp_protocol`` takes: 802.1D-1998 STP (this module) or RSTP (:mod:`vrouter.link.rstp`)."""
 HOLD_TIME = 1.0
 """Least time between two Configuration BPDUs on a port (802.1D Table 8-3)."""
 MESSAGE_AGE_INCR = 1.0
@@ -86,10 +88,14 @@ class StpSettings:
     hello_time: int = HELLO_TIME[0]
     max_age: int = MAX_AGE[0]
     forward_delay: int = FORWARD_DELAY[0]
+    protocol: str = "stp"
+    """``stp`` or ``rstp`` (:data:`PROTOCOLS`)."""
 
     def problems(self) -> list[str]:
         """Return what is out of range (empty: nothing)."""
         out = []
+        if self.protocol not in PROTOCOLS:
+            out.append(f"stp_protocol {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
         if not 0 <= self.priority <= PRIORITY_MAX:
             out.append(f"priority {self.priority} is out of range 0..{PRIORITY_MAX}")
         for name, (_, low, high) in (
@@ -151,6 +157,10 @@ class StpCounters:
     """BPDUs refused, by reason (see the module docstring)."""
     transitions: int = 0
     """Times the port entered forwarding."""
+    migrations: int = 0
+    """RSTP: times the port changed the protocol it speaks (RSTP <-> STP)."""
+    flushes: int = 0
+    """RSTP: times a topology change flushed the MACs learnt on the port."""
 
 
 class StpPort:
@@ -193,6 +203,15 @@ class StpPort:
         """Return the member interface's name."""
         return self.port.ifnet.name
 
+    oper_edge = False
+    """Never an edge port (RSTP's)."""
+    send_rstp = False
+    """Speaks STP (RSTP's ports may speak either)."""
+
+    def role_name(self) -> str:
+        """Return the port's role (as RSTP's ports do)."""
+        return self.role()
+
     def role(self) -> str:
         """Return the port's role: root, designated, blocked (alternate) or disabled."""
         if self.state == PortState.DISABLED:
@@ -200,6 +219,18 @@ class StpPort:
         if self is self.stp.root_port:
             return "root"
         return "designated" if self.stp.is_designated(self) else "blocked"
+
+    def receive(self, frame: bytes | bytearray, now: float) -> None:
+        """Take a frame to the group address received here."""
+        self.stp.receive(self, frame, now)
+
+    def set(self, priority: int, path_cost: int, now: float) -> None:
+        """Change the port's priority and path cost."""
+        self.stp.set_port(self, priority, path_cost, now)
+
+    def remove(self, now: float) -> None:
+        """Take the port out of the tree."""
+        self.stp.remove_port(self, now)
 
     def stop(self) -> None:
         """Cancel the port's timers."""
@@ -231,6 +262,8 @@ class StpPort:
             "path_cost": self.path_cost,
             "state": self.state.name.lower(),
             "role": self.role(),
+            "protocol": "stp",
+            "edge": False,
             "designated_root": wire.id_to_str(self.designated_root),
             "designated_cost": self.designated_cost,
             "designated_bridge": wire.id_to_str(self.designated_bridge),
@@ -258,6 +291,8 @@ StateChange = Callable[["Port", PortState, PortState], None]
 
 class Stp:
     """One bridge's spanning tree (802.1D 8.5.3: the bridge's parameters)."""
+
+    protocol = "stp"
 
     def __init__(
         self, bridge: Bridge, settings: StpSettings, timers: Timers, on_state: StateChange,
@@ -667,6 +702,7 @@ class Stp:
         """Return the bridge's STP state as plain data."""
         s = self.settings
         return {
+            "protocol": "stp",
             "bridge_id": wire.id_to_str(self.bridge_id),
             "root_id": wire.id_to_str(self.designated_root),
             "root_cost": self.root_cost,

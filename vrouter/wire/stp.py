@@ -20,9 +20,19 @@ unsigned integers, lower winning.
 
 :func:`parse` takes what follows the Ethernet header (the LLC header on)
 and checks it as 9.3.4 asks: protocol id 0, a known type, a length that
-holds it, a message age below the max age.  An RST BPDU (version 2, type
-0x02, 802.1D-2004) carries the same fields at the same places and is read
-as a Configuration BPDU (what 802.1D-2004 17.4 asks of an STP bridge).
+holds it, a message age below the max age.
+
+A Rapid Spanning Tree BPDU (802.1D-2004 9.3.3, 802.1w) is 36 bytes: a
+Configuration BPDU with version 2, type 0x02, every flag bit in use and a
+last byte, the Version 1 length, 0.  Its flags (bit 0 lowest)::
+
+    0 Topology Change   1 Proposal   2-3 port role (1 alternate or backup,
+    2 root, 3 designated; 0 unknown)   4 Learning   5 Forwarding
+    6 Agreement   7 Topology Change Acknowledgment (never set in RSTP)
+
+It carries the same fields at the same places, so an STP bridge reads it as
+a Configuration BPDU (what 802.1D-2004 17.4 asks of one).  :func:`parse`
+refuses an RST BPDU of unknown port role (``bpdu_role``).
 """
 
 from __future__ import annotations
@@ -43,6 +53,17 @@ FLAG_TC = 0x01
 """Topology Change."""
 FLAG_TCA = 0x80
 """Topology Change Acknowledgment."""
+FLAG_PROPOSAL = 0x02
+FLAG_LEARNING = 0x10
+FLAG_FORWARDING = 0x20
+FLAG_AGREEMENT = 0x40
+ROLE_SHIFT = 2
+ROLE_MASK = 0x0C
+ROLE_UNKNOWN = 0
+ROLE_ALTERNATE = 1
+"""Alternate or backup."""
+ROLE_ROOT = 2
+ROLE_DESIGNATED = 3
 CONFIG_LEN = 35
 TCN_LEN = 4
 RST_LEN = 36
@@ -56,9 +77,11 @@ TICKS = 256
 
 @dataclass(frozen=True, slots=True)
 class Bpdu:
-    """One BPDU as values: a Configuration BPDU, or a TCN (``tcn``; the other fields 0).
+    """One BPDU as values: a Configuration BPDU, an RST BPDU (``rst``), or a TCN
+    (``tcn``; the other fields 0).
 
-    Times are in seconds (sent in 1/256 s, rounded).
+    Times are in seconds (sent in 1/256 s, rounded).  ``flags`` of a
+    Configuration BPDU hold TC and TCA only; an RST BPDU's all eight bits.
     """
 
     tcn: bool = False
@@ -75,6 +98,8 @@ class Bpdu:
     max_age: float = 0.0
     hello_time: float = 0.0
     forward_delay: float = 0.0
+    rst: bool = False
+    """A Rapid Spanning Tree BPDU (version 2, type 0x02)."""
 
     @property
     def tc(self) -> bool:
@@ -86,10 +111,42 @@ class Bpdu:
         """Return the Topology Change Acknowledgment flag."""
         return bool(self.flags & FLAG_TCA)
 
+    @property
+    def role(self) -> int:
+        """Return the port role of an RST BPDU (``ROLE_*``; a Configuration BPDU's is
+        designated, what 802.1D-2004 17.21.8 takes it for)."""
+        return (self.flags & ROLE_MASK) >> ROLE_SHIFT if self.rst else ROLE_DESIGNATED
+
+    @property
+    def proposal(self) -> bool:
+        """Return the Proposal flag (RST BPDUs only)."""
+        return self.rst and bool(self.flags & FLAG_PROPOSAL)
+
+    @property
+    def agreement(self) -> bool:
+        """Return the Agreement flag (RST BPDUs only)."""
+        return self.rst and bool(self.flags & FLAG_AGREEMENT)
+
+    @property
+    def learning(self) -> bool:
+        """Return the Learning flag (RST BPDUs only)."""
+        return self.rst and bool(self.flags & FLAG_LEARNING)
+
+    @property
+    def forwarding(self) -> bool:
+        """Return the Forwarding flag (RST BPDUs only)."""
+        return self.rst and bool(self.flags & FLAG_FORWARDING)
+
     def emit(self) -> bytes:
         """Return the BPDU's bytes (no LLC header)."""
         if self.tcn:
             return _TCN.pack(0, 0, TYPE_TCN)
+        if self.rst:
+            return _CONFIG.pack(
+                0, 2, TYPE_RST, self.flags & 0xFF, self.root, self.cost, self.bridge,
+                self.port, _ticks(self.message_age), _ticks(self.max_age),
+                _ticks(self.hello_time), _ticks(self.forward_delay),
+            ) + b"\x00"  # fmt: skip
         return _CONFIG.pack(
             0, 0, TYPE_CONFIG, self.flags & (FLAG_TC | FLAG_TCA), self.root, self.cost,
             self.bridge, self.port, _ticks(self.message_age), _ticks(self.max_age),
@@ -112,7 +169,8 @@ def parse(payload: bytes | bytearray | memoryview, length: int) -> Bpdu:
 
     Raises IntegrityError (``bpdu_short``, ``bpdu_length``) when the bytes
     cannot hold it, SanityError (``bpdu_llc``, ``bpdu_protocol``,
-    ``bpdu_type``, ``bpdu_age``) when it is not a BPDU an 802.1D bridge takes.
+    ``bpdu_type``, ``bpdu_age``, ``bpdu_role``) when it is not a BPDU an 802.1D
+    bridge takes.
     """
     if length > len(payload) or length > 1500:
         raise IntegrityError("bpdu_length", f"802.3 length {length}, {len(payload)} bytes")
@@ -135,9 +193,12 @@ def parse(payload: bytes | bytearray | memoryview, length: int) -> Bpdu:
     )
     if age >= max_age:
         raise SanityError("bpdu_age", f"message age {age / TICKS:g} s >= {max_age / TICKS:g} s")
+    rst = kind == TYPE_RST
+    if rst and not flags & ROLE_MASK:
+        raise SanityError("bpdu_role", f"RST BPDU flags {flags:#04x}: port role unknown")
     return Bpdu(
-        False, flags & (FLAG_TC | FLAG_TCA), root, cost, bridge, port,
-        age / TICKS, max_age / TICKS, hello / TICKS, delay / TICKS,
+        False, flags if rst else flags & (FLAG_TC | FLAG_TCA), root, cost, bridge, port,
+        age / TICKS, max_age / TICKS, hello / TICKS, delay / TICKS, rst,
     )  # fmt: skip
 
 

@@ -67,6 +67,10 @@ COMMAND_LINES = [
     ["bridge", "stp", "red", "br0", "off"],
     ["bridge", "stp", "red", "br0", "--priority", "8192"],
     ["bridge", "port-stp", "red", "br0", "tap3", "--path-cost", "10"],
+    ["bridge", "stp", "red", "br0", "--protocol", "rstp"],
+    ["bridge", "port-stp", "red", "br0", "tap3", "--edge", "on", "--auto-edge", "off"],
+    ["bridge", "port-stp", "red", "br0", "tap3", "--mcheck"],
+    ["bridge", "add", "red", "br0", "tap4", "--edge", "on"],
     ["vxlan", "show", "red"],
     ["vxlan", "show", "red", "vx42", "-j"],
     ["vxlan", "create", "red", "vx42", "--vni", "42", "--local", "198.51.100.1",
@@ -381,3 +385,22 @@ def test_vxlan_show_counts_joined_reads_and_small_sends() -> None:
     text = render.show_vxlans([x])
     want = "received: batched reads 3, segments joined 60; sent: 9 small datagrams in 4 sends"
     assert want in text
+
+
+def test_bridge_rstp_options_reach_the_operations() -> None:
+    parse = vrouterctl._parser().parse_args
+    _, args, _ = vrouterctl._request(parse(["bridge", "stp", "red", "br0", "--protocol", "rstp"]))
+    assert args == {"vnet": "red", "bridge": "br0", "stp_protocol": "rstp"}
+    argv = ["bridge", "port-stp", "red", "br0", "tap3", "--edge", "on", "--auto-edge", "off",
+            "--mcheck"]  # fmt: skip
+    op, args, show = vrouterctl._request(parse(argv))
+    assert op == "bridge.port.stp"
+    assert (args["edge"], args["auto_edge"], args["mcheck"]) == (True, False, True)
+    _, args, _ = vrouterctl._request(parse(argv[:5]))
+    assert "edge" not in args and "auto_edge" not in args and "mcheck" not in args
+    shown = show({"bridge": "br0", "name": "tap3", "path_cost": 100, "port_priority": 32,
+                  "edge": True, "auto_edge": False,
+                  "stp": {"role": "designated", "state": "forwarding", "protocol": "rstp",
+                          "edge": True, "admin_edge": True}})  # fmt: skip
+    assert shown == ("br0: tap3 path cost 100 port priority 32 edge on auto_edge off: "
+                     "designated forwarding, speaks rstp, edge")  # fmt: skip

@@ -1147,3 +1147,37 @@ def test_tcp_connections_by_state_and_listeners(net: Scenario) -> None:
     assert s.value("vrouter_tcp_connections", vnet="red", state="SYN-SENT") == 1
     assert s.value("vrouter_tcp_connections", vnet="red", state="ESTABLISHED") == 0
     assert s.value("vrouter_tcp_connattempt_total", vnet="red") == 1
+
+
+def test_rapid_spanning_tree_series(net: Scenario) -> None:
+    lab = net.lab
+    vnet = lab.vnet("l2")
+    hosts = [lab.host(vnet, f"p{i}", None, None) for i in (1, 2)]
+    brif = Ifnet(vnet, "br0", "bridge", lab.mac())
+    vnet.link.add(brif)
+    br = bridge_.create(brif)
+    br.add_port(hosts[0].ifp, now=lab.now, edge=True)
+    br.add_port(hosts[1].ifp, now=lab.now)
+    brif.up = True
+    br.set_stp(StpSettings(hello_time=1, max_age=6, forward_delay=4, protocol="rstp"), lab.now)
+    lab.advance(0.5)
+    s = scrape(net.daemon)
+    p1 = {"vnet": "l2", "interface": "br0", "port": "p1"}
+    p2 = {"vnet": "l2", "interface": "br0", "port": "p2"}
+    assert s.value("vrouter_bridge_stp_port_role", **p1, role="designated") == 1
+    assert s.value("vrouter_bridge_stp_port_edge", **p1) == 1
+    assert s.value("vrouter_bridge_stp_port_edge", **p2) == 0
+    assert s.value("vrouter_bridge_stp_port_state", **p1) == 3  # an edge port forwards at once
+    assert s.value("vrouter_bridge_stp_port_state", **p2) == 4  # discarding, auto edge after 3 s
+    assert s.value("vrouter_bridge_stp_port_protocol", **p2, protocol="rstp") == 1
+    assert s.value("vrouter_bridge_stp_port_migrations_total", **p2) == 0
+    assert s.value("vrouter_bridge_stp_port_flushes_total", **p2) == 0
+    for _ in range(14):
+        lab.advance(0.25)
+    s = scrape(net.daemon)
+    assert s.value("vrouter_bridge_stp_port_edge", **p2) == 1
+    assert s.value("vrouter_bridge_stp_port_state", **p2) == 3
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=s.text, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -656,3 +656,25 @@ def test_destroying_a_vnet_takes_its_epair_peer_out_of_the_vnet_that_stays(
     ops.create_vnet("gone")  # the name is free again, and the new vnet works
     epair(ops, "gone:ep0", "keep:ep0", ("10.0.0.1/30",), ("10.0.0.2/30",))
     assert keep.route.fib.lookup(bytes([10, 0, 0, 1])) is not None
+
+
+def test_a_bridge_switched_to_rstp_at_run_time_dumps_its_protocol_and_edge_ports(
+    l2: Ops, loop: asyncio.AbstractEventLoop
+) -> None:
+    settings = StpSettings(priority=4096, hello_time=1, max_age=6, forward_delay=4)
+    brif = run(loop, l2.create_bridge("lab", "br0", ["p1", "p2"], [], stp=settings))
+    br = bridge_.of(brif)
+    assert br is not None
+    l2.set_bridge_stp("lab", "br0", protocol="rstp")
+    assert br.stp is not None and br.stp.protocol == "rstp"
+    port = l2.set_bridge_port_stp("lab", "br0", "p1", edge=True, auto_edge=False)
+    assert port.edge and not port.auto_edge
+    assert port.stp is not None and port.stp.oper_edge
+    table = dump.interface_table("lab", dump.running_interface(brif, None, None, None))
+    assert table["stp_protocol"] == "rstp"
+    assert table["ports"] == {"p1": {"edge": True, "auto_edge": False}}
+    with pytest.raises(OpError, match="stp_protocol 'mstp' is not one of stp, rstp"):
+        l2.set_bridge_stp("lab", "br0", protocol="mstp")
+    l2.set_bridge_stp("lab", "br0", protocol="stp")
+    with pytest.raises(OpError, match="bridge br0 does not run RSTP"):
+        l2.set_bridge_port_stp("lab", "br0", "p1", mcheck=True)

@@ -708,3 +708,45 @@ def test_spanning_tree_keys_are_checked() -> None:
     no_stp = STP_OFF.replace('members = ["ep1", "ep2"]', 'members = ["ep1", "ep2"]\nmax_age = 8')
     with pytest.raises(ConfigError, match=r"br0\.max_age: max_age needs stp = true"):
         cfg(no_stp)
+
+
+RSTP_ON = STP_ON.replace("stp = true\n", 'stp = true\nstp_protocol = "rstp"\n') + (
+    "edge = true\n[vnets.red.interfaces.br0.ports.ep1]\nauto_edge = false\n"
+)
+
+
+def test_the_spanning_tree_protocol_and_edge_settings_change_in_place(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    old, new = cfg(STP_ON), cfg(RSTP_ON)
+    assert steps(old, new) == [(STP, "red", "br0")]
+    ops = start(old, loop)
+    bridge = ops.vnet("red").link.bridge.bridges["br0"]
+    assert bridge.stp is not None and bridge.stp.protocol == "stp"
+    loop.run_until_complete(apply(ops, old, new))
+    assert ops.vnet("red").link.bridge.bridges["br0"] is bridge
+    assert bridge.stp is not None and bridge.stp.protocol == "rstp"
+    assert bridge.ports["ep2"].edge and not bridge.ports["ep1"].auto_edge
+    sp = bridge.ports["ep2"].stp
+    assert sp is not None and sp.describe(0.0)["admin_edge"] is True
+    assert state(ops) == state(start(new, loop))
+    loop.run_until_complete(apply(ops, new, old))
+    assert bridge.stp is not None and bridge.stp.protocol == "stp"
+    assert not bridge.ports["ep2"].edge and bridge.ports["ep1"].auto_edge
+
+
+def test_the_spanning_tree_protocol_is_checked() -> None:
+    bad = STP_ON.replace("stp = true\n", 'stp = true\nstp_protocol = "mstp"\n')
+    with pytest.raises(ConfigError) as info:
+        cfg(bad)
+    assert [f"{p.key}: {p.reason}" for p in info.value.problems] == [
+        "vnets.red.interfaces.br0.stp_protocol: stp_protocol 'mstp' is not one of stp, rstp"
+    ]
+    off = STP_OFF.replace(
+        'members = ["ep1", "ep2"]', 'members = ["ep1", "ep2"]\nstp_protocol = "rstp"'
+    )
+    with pytest.raises(ConfigError, match=r"br0\.stp_protocol: stp_protocol needs stp = true"):
+        cfg(off)
+    edge = STP_ON + "edge = 1\n"
+    with pytest.raises(ConfigError, match=r"br0\.ports\.ep2\.edge"):
+        cfg(edge)

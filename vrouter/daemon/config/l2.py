@@ -2,8 +2,8 @@
 
 Responsibility: ``read_bridge`` reads the keys of a ``type = "bridge"``
 interface (``members``, ``vlan_filtering``, ``pvid``, ``storm_pps``, the
-spanning tree's ``stp``, ``priority``, ``hello_time``, ``max_age`` and
-``forward_delay``, the per-member ``ports.NAME`` tables and the static
+spanning tree's ``stp``, ``stp_protocol``, ``priority``, ``hello_time``,
+``max_age`` and ``forward_delay``, the per-member ``ports.NAME`` tables and the static
 ``fdb`` entries);
 ``read_vlan`` reads ``parent`` and ``vid`` of a ``type = "vlan"`` one;
 ``read_vxlan`` reads ``vni``, ``local``, ``port``, ``remotes``, ``group``
@@ -35,11 +35,11 @@ from vrouter.daemon.config.parsed import ParsedVnet
 from vrouter.link import stp as stp_
 from vrouter.wire.vxlan import VNI_MAX
 
-STP_KEYS = ("stp", "priority", "hello_time", "max_age", "forward_delay")
+STP_KEYS = ("stp", "stp_protocol", "priority", "hello_time", "max_age", "forward_delay")
 BRIDGE_KEYS = ("members", "vlan_filtering", "pvid", "storm_pps", "ports", "fdb", *STP_KEYS)
 VLAN_KEYS = ("parent", "vid")
 VXLAN_KEYS = ("vni", "local", "port", "remotes", "group", "learning", "underlay", "tunnel_gso")
-_PORT_KEYS = ("pvid", "tagged", "storm_pps", "path_cost", "port_priority")
+_PORT_KEYS = ("pvid", "tagged", "storm_pps", "path_cost", "port_priority", "edge", "auto_edge")
 _FDB_KEYS = ("mac", "port", "vid", "dst")
 MEMBER_TYPES = ("tap", "epair", "vlan", "vxlan")
 PARENT_TYPES = ("tap", "epair", "bridge")
@@ -90,6 +90,13 @@ def _stp(r: TomlReader, table: Mapping[str, object], key: str) -> stp_.StpSettin
         times[name] = _ranged(r, table, name, key, low, high, default, " seconds")
     times_ok = len(r.problems) == before
     priority = _ranged(r, table, "priority", key, 0, stp_.PRIORITY_MAX, stp_.DEFAULT_PRIORITY)
+    protocol = r.string(table, "stp_protocol", key) or "stp"
+    if protocol not in stp_.PROTOCOLS:
+        r.problem(
+            _join(key, "stp_protocol"),
+            f"stp_protocol {protocol!r} is not one of {', '.join(stp_.PROTOCOLS)}",
+        )
+        protocol = "stp"
     on = r.boolean(table, "stp", key)
     if not on:
         for name in STP_KEYS[1:]:
@@ -97,7 +104,7 @@ def _stp(r: TomlReader, table: Mapping[str, object], key: str) -> stp_.StpSettin
                 r.problem(_join(key, name), f"{name} needs stp = true on the bridge")
         return None
     settings = stp_.StpSettings(
-        priority, times["hello_time"], times["max_age"], times["forward_delay"]
+        priority, times["hello_time"], times["max_age"], times["forward_delay"], protocol
     )
     relation = settings.timer_problem()
     if relation and times_ok:  # each time in its range, together not
@@ -164,9 +171,11 @@ def read_bridge(r: TomlReader, table: Mapping[str, object], key: str) -> BridgeC
         port_priority = _ranged(
             r, ptable, "port_priority", tkey, 0, stp_.PORT_PRIORITY_MAX, stp_.DEFAULT_PORT_PRIORITY
         )
+        edge = r.boolean(ptable, "edge", tkey)
+        auto_edge = r.boolean(ptable, "auto_edge", tkey)
         settings[name] = BridgePortConfig(
             name, port_pvid, tuple(sorted(tagged)), storm if port_storm is None else port_storm,
-            cost, port_priority,
+            cost, port_priority, bool(edge), True if auto_edge is None else auto_edge,
         )  # fmt: skip
     ports = tuple(settings.get(m) or BridgePortConfig(m, 1, (), storm) for m in members)
     fdb: list[StaticFdbConfig] = []

@@ -189,7 +189,8 @@ class BridgePortConfig:
     ``pvid``: the VLAN of untagged frames (0: none, a pure trunk);
     ``tagged``: the VLANs it carries tagged; ``storm_pps``: broadcast and
     multicast frames admitted per second (0: no limit); ``path_cost`` and
-    ``port_priority``: its spanning tree settings (used while ``stp`` is on).
+    ``port_priority``: its spanning tree settings (used while ``stp`` is on);
+    ``edge`` and ``auto_edge``: its RSTP edge settings (``stp_protocol = "rstp"``).
     """
 
     name: str
@@ -198,6 +199,8 @@ class BridgePortConfig:
     storm_pps: int = 0
     path_cost: int = DEFAULT_PATH_COST
     port_priority: int = DEFAULT_PORT_PRIORITY
+    edge: bool = False
+    auto_edge: bool = True
 
 
 @dataclass(frozen=True, slots=True)
