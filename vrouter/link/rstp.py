@@ -6,7 +6,10 @@ set of port variables and are read and changed together.
 
 A bridge with ``stp_protocol = "rstp"`` runs one :class:`Rstp` instead of
 :class:`vrouter.link.stp.Stp`; it shares the settings, the port states
-(discarding is ``BLOCKING``), the counters and the BPDU codec with it.
+(discarding is ``BLOCKING``), the counters and the BPDU codec with it, and
+through :class:`vrouter.link.stp.Tree` and :class:`vrouter.link.stp.TreePort`
+the bridge and port ids, how a member joins, which BPDUs are refused and how
+the whole is shown.
 
 Roles (17.7, 17.21.25): every port holds a port priority vector (root id,
 root path cost, designated bridge, designated port): the best it heard
@@ -25,7 +28,8 @@ An agreed designated port forwards at once; without an agreement (a port
 that runs STP towards an 802.1D bridge, a silent neighbour) it goes
 discarding -> learning -> forwarding, one forward delay each.  The root port
 forwards at once unless a recent root port of the bridge is still learning
-or forwarding (17.29.2 reRooted), which then discards first: a failed root
+or forwarding (17.29.2 reRooted), which then discards first, or it was
+backup less than two hello times ago (rbWhile): a failed root
 port (link down, or its information not refreshed within three hello times)
 is replaced by the best alternate without waiting for max age or forward
 delay.
@@ -36,12 +40,13 @@ the migrate time (3 s) without hearing a BPDU.  A BPDU makes an edge port
 an ordinary one again.
 
 Topology change (17.25): a port that is not edge and starts forwarding as
-root or designated, or a TC flag received on a root or designated port
-(a TCN from an STP bridge on a designated port), flushes the MACs learnt on
-every other root or designated port at once and sends the TC flag on them
-for two hello times (STP ports: TC in Configuration BPDUs on designated
-ports for max age + forward delay, TCN BPDUs up an STP root port until
-acknowledged).  A port that stops learning forgets what it learnt.
+root or designated, or a TC flag received on a forwarding root or designated
+port (a TCN from an STP bridge on a forwarding designated port), flushes the
+MACs learnt on every other forwarding root or designated port that is not
+edge at once and sends the TC flag on them for two hello times (STP ports:
+TC in Configuration BPDUs on designated ports for max age + forward delay,
+TCN BPDUs up an STP root port until acknowledged).  A port that stops
+learning forgets what it learnt.
 
 Protocol migration (17.23): a port sends RST BPDUs until it hears an STP
 one (Configuration or TCN) after the migrate time since its last change;
@@ -65,14 +70,15 @@ from typing import TYPE_CHECKING
 
 from vrouter.core.timers import Timer, Timers
 from vrouter.link.stp import (
-    PORT_NUMBER_MAX,
     PortState,
     StateChange,
     StpCounters,
     StpSettings,
+    Tree,
+    TreePort,
+    describe_designated,
 )
 from vrouter.wire import stp as wire
-from vrouter.wire.errors import WireError
 
 if TYPE_CHECKING:
     from vrouter.link.bridge import Bridge, Port
@@ -82,6 +88,9 @@ MIGRATE_TIME = 3.0
 TX_HOLD_COUNT = 6
 """BPDUs a port sends a second at most (17.13.12)."""
 _MAC = (1 << 48) - 1
+"""The MAC of a bridge id (what is left without its priority)."""
+_PORT_NUMBER = 0x3FF
+"""The number of a port id (without its priority, see :func:`vrouter.wire.stp.port_id`)."""
 
 Vector = tuple[int, int, int, int]
 """A priority vector: root id, root path cost, designated bridge id, designated port id."""
@@ -132,25 +141,21 @@ class RstpCounters(StpCounters):
     """Times the received information aged out (three hellos missed)."""
 
 
-class RstpPort:
+class RstpPort(TreePort):
     """The RSTP state of one bridge member (17.19)."""
 
     __slots__ = (
-        "stp", "port", "number", "priority", "path_cost", "port_id", "state", "role",
-        "admin_edge", "auto_edge", "oper_edge", "info", "vector", "times", "info_until",
-        "proposing", "proposed", "agreed", "agree", "sync", "re_root", "disputed",
-        "send_rstp", "mdelay_until", "edge_until", "fd_until", "rr_until", "rb_until",
-        "tc_until", "tc_ack", "new_info", "tx_window", "tx_count", "counters",
+        "role", "admin_edge", "auto_edge", "oper_edge", "info", "vector", "times",
+        "info_until", "proposing", "proposed", "agreed", "agree", "sync", "re_root",
+        "disputed", "send_rstp", "mdelay_until", "edge_until", "fd_until", "rr_until",
+        "rb_until", "tc_until", "tc_ack", "new_info", "tx_window", "tx_count",
     )  # fmt: skip
 
+    stp: Rstp
+    counters: RstpCounters
+
     def __init__(self, stp: Rstp, port: Port, number: int, priority: int, path_cost: int) -> None:
-        self.stp = stp
-        self.port = port
-        self.number = number
-        self.priority = priority
-        self.path_cost = path_cost
-        self.port_id = wire.port_id(priority, number)
-        self.state = PortState.DISABLED
+        super().__init__(stp, port, number, priority, path_cost)
         self.role = Role.DISABLED
         self.admin_edge = port.edge
         """Configured edge: forwards as soon as designated."""
@@ -178,11 +183,6 @@ class RstpPort:
         self.tx_count = 0
         self.counters = RstpCounters()
 
-    @property
-    def name(self) -> str:
-        """Return the member interface's name."""
-        return self.port.ifnet.name
-
     def role_name(self) -> str:
         """Return the port's role."""
         return self.role.value
@@ -198,27 +198,11 @@ class RstpPort:
             return True
         return self.state == PortState.BLOCKING or self.agreed or self.oper_edge
 
-    def receive(self, frame: bytes | bytearray, now: float) -> None:
-        """Take a frame to the group address received here."""
-        self.stp.receive(self, frame, now)
-
-    def set(self, priority: int, path_cost: int, now: float) -> None:
-        """Change the port's settings (the member's edge settings with them)."""
-        self.stp.set_port(self, priority, path_cost, now)
-
-    def remove(self, now: float) -> None:
-        """Take the port out of the tree."""
-        self.stp.remove_port(self, now)
-
     def describe(self, now: float) -> dict[str, object]:
         """Return the port's RSTP state as plain data."""
         c = self.counters
-        root, cost, bridge, port = self.vector
         return {
-            "port_id": f"{self.port_id:04x}",
-            "number": self.number,
-            "priority": self.priority,
-            "path_cost": self.path_cost,
+            **self._describe_ids(),
             "state": "discarding" if self.state == PortState.BLOCKING else self.state.name.lower(),
             "role": self.role.value,
             "protocol": "rstp" if self.send_rstp else "stp",
@@ -227,10 +211,7 @@ class RstpPort:
             "auto_edge": self.auto_edge,
             "proposing": self.proposing,
             "agreed": self.agreed,
-            "designated_root": wire.id_to_str(root),
-            "designated_cost": cost,
-            "designated_bridge": wire.id_to_str(bridge),
-            "designated_port": f"{port:04x}",
+            **describe_designated(*self.vector),
             "info": self.info.value,
             "info_timer": _left(self.info_until, now),
             "forward_delay_timer": _left(self.fd_until, now),
@@ -256,7 +237,7 @@ def _left(deadline: float, now: float) -> float | None:
     return round(deadline - now, 2) if deadline > now else None
 
 
-class Rstp:
+class Rstp(Tree[RstpPort]):
     """One bridge's rapid spanning tree (17.18: the bridge's variables)."""
 
     protocol = "rstp"
@@ -265,19 +246,8 @@ class Rstp:
         self, bridge: Bridge, settings: StpSettings, timers: Timers, on_state: StateChange,
         now: float,
     ) -> None:  # fmt: skip
-        self.bridge = bridge
-        self.timers = timers
-        self.on_state = on_state
-        self.settings = settings
-        self.bridge_id = wire.bridge_id(settings.priority, bridge.ifnet.mac)
-        self.designated_root = self.bridge_id
-        self.root_cost = 0
-        self.root_port: RstpPort | None = None
+        super().__init__(bridge, settings, timers, on_state)
         self.root_times: Times = self._own_times()
-        self.ports: dict[str, RstpPort] = {}
-        self.topology_changes = 0
-        """Topology changes detected or learnt here."""
-        self.last_tc = 0.0
         self.hello_at = now + settings.hello_time
         self.timer: Timer | None = None
         self.due = 0.0
@@ -307,10 +277,6 @@ class Rstp:
         """Return True while a port sends the TC flag."""
         now = self.bridge.now
         return any(p.tc_until > now for p in self.ports.values())
-
-    def is_root(self) -> bool:
-        """Return True if this bridge believes it is the root."""
-        return self.designated_root == self.bridge_id
 
     def _own_times(self) -> Times:
         s = self.settings
@@ -380,6 +346,9 @@ class Rstp:
         if role == old:
             return
         p.role = role
+        if old == Role.BACKUP:
+            # rbWhile (17.29.2) holds two hello times while the port is backup, runs down after
+            p.rb_until = now + 2 * self.hello_time
         if old == Role.ROOT and role == Role.DESIGNATED:
             p.rr_until = now + self.forward_delay
         if role in (Role.ALTERNATE, Role.BACKUP, Role.DISABLED):
@@ -388,8 +357,6 @@ class Rstp:
             p.sync = p.proposing = p.re_root = False
             if role == Role.DISABLED:
                 p.agreed = p.agree = p.proposed = False
-            if role == Role.BACKUP:
-                p.rb_until = now + 2 * self.hello_time
         elif role == Role.ROOT:
             p.proposing = False
             if p.state == PortState.BLOCKING and not p.fd_until:
@@ -518,12 +485,13 @@ class Rstp:
         self.last_tc = now
 
     def _propagate(self, origin: RstpPort, now: float) -> None:
-        """Flush the other active ports and send the TC flag there (17.25 PROPAGATING)."""
+        """Flush the other active ports (forwarding root or designated, not edge) and send
+        the TC flag there (17.25 PROPAGATING); one that only learns is left alone."""
         flushed = False
         for q in self.ports.values():
             if q is origin or q.oper_edge or q.role not in (Role.ROOT, Role.DESIGNATED):
                 continue
-            if q.state not in (PortState.LEARNING, PortState.FORWARDING):
+            if q.state != PortState.FORWARDING:
                 continue
             self._new_tc_while(q, now)
             q.counters.flushes += 1
@@ -533,7 +501,9 @@ class Rstp:
             self.bridge.announce(now)
 
     def _received_tc(self, p: RstpPort, now: float) -> None:
-        if p.role not in (Role.ROOT, Role.DESIGNATED):
+        """A TC flag (or TCN) on ``p``: only a forwarding root or designated port (17.25
+        ACTIVE) acts on it; one that discards or learns drops it."""
+        if p.role not in (Role.ROOT, Role.DESIGNATED) or p.state != PortState.FORWARDING:
             return
         if p.role == Role.DESIGNATED:
             p.tc_ack = True
@@ -545,18 +515,8 @@ class Rstp:
 
     def receive(self, p: RstpPort, frame: bytes | bytearray, now: float) -> None:
         """Take a frame to the group address that port ``p`` received (length >= 14)."""
-        if not p.enabled:
-            p.counters.drops["port_disabled"] += 1
-            return
-        length = (frame[12] << 8) | frame[13]
-        try:
-            bpdu = wire.parse(memoryview(frame)[14:], length)
-        except WireError as err:
-            p.counters.drops[err.reason] += 1
-            p.port.ifnet.counters.rx_errors += 1
-            return
-        if not bpdu.tcn and bpdu.bridge == self.bridge_id and bpdu.port == p.port_id:
-            p.counters.drops["bpdu_own"] += 1
+        bpdu = self._take(p, frame)
+        if bpdu is None:
             return
         c = p.counters
         c.bpdu_in += 1
@@ -565,7 +525,7 @@ class Rstp:
         self._migrate(p, bpdu.rst, now)
         if bpdu.tcn:
             c.tcn_in += 1
-            if p.role == Role.DESIGNATED:
+            if p.role == Role.DESIGNATED and p.state == PortState.FORWARDING:
                 self._new_tc_while(p, now)
                 self._received_tc(p, now)
             self._settle(now)
@@ -604,7 +564,13 @@ class Rstp:
         if bpdu.agreement:
             p.counters.agreements_in += 1
         if role == wire.ROLE_DESIGNATED:
-            same_sender = msg[2:] == p.vector[2:] and p.info == Info.RECEIVED
+            # 17.6: the same designated bridge (its MAC) and port (its number) is superior
+            # even when worse (its priorities changed): what the port holds is replaced
+            same_sender = (
+                p.info == Info.RECEIVED
+                and msg[2] & _MAC == p.vector[2] & _MAC
+                and msg[3] & _PORT_NUMBER == p.vector[3] & _PORT_NUMBER
+            )
             if msg < p.vector or (same_sender and (msg != p.vector or times != p.times)):
                 better_or_same = p.info == Info.RECEIVED and msg <= p.vector
                 p.agreed = p.proposing = False
@@ -755,18 +721,8 @@ class Rstp:
 
     # -- ports and settings ----------------------------------------------------------------
 
-    def add_port(self, port: Port, priority: int, path_cost: int, now: float) -> RstpPort:
-        """Give member ``port`` its RSTP state (disabled; enabled at once if its link is up)."""
-        used = {p.number for p in self.ports.values()}
-        number = next(n for n in range(1, PORT_NUMBER_MAX + 2) if n not in used)
-        if number > PORT_NUMBER_MAX:
-            raise ValueError(f"a bridge has at most {PORT_NUMBER_MAX} ports under STP")
-        p = RstpPort(self, port, number, priority, path_cost)
-        self.ports[port.ifnet.name] = p
-        self.on_state(port, PortState.FORWARDING, PortState.DISABLED)
-        if port.ifnet.up:
-            self.enable_port(p, now)
-        return p
+    def _new_port(self, port: Port, number: int, priority: int, path_cost: int) -> RstpPort:
+        return RstpPort(self, port, number, priority, path_cost)
 
     def remove_port(self, p: RstpPort, now: float) -> None:
         """Take ``p`` out: disabled first (what it held goes), then forgotten."""
@@ -864,22 +820,9 @@ class Rstp:
 
     def describe(self, now: float) -> dict[str, object]:
         """Return the bridge's RSTP state as plain data."""
-        s = self.settings
         tc = [p for p in self.ports.values() if p.tc_until > now]
         return {
-            "protocol": "rstp",
-            "bridge_id": wire.id_to_str(self.bridge_id),
-            "root_id": wire.id_to_str(self.designated_root),
-            "root_cost": self.root_cost,
-            "root_port": self.root_port.name if self.root_port is not None else None,
-            "is_root": self.is_root(),
-            "priority": s.priority,
-            "hello_time": s.hello_time,
-            "max_age": s.max_age,
-            "forward_delay": s.forward_delay,
-            "root_hello_time": self.hello_time,
-            "root_max_age": self.max_age,
-            "root_forward_delay": self.forward_delay,
+            **self._describe(self.root_port, (self.hello_time, self.max_age, self.forward_delay)),
             "topology_change": bool(tc),
             "topology_change_detected": bool(tc),
             "topology_changes": self.topology_changes,

@@ -31,6 +31,11 @@ The member interface being down (``Ifnet.up`` false) disables its port
 refused is counted on its port by reason (``bpdu_short``, ``bpdu_length``,
 ``bpdu_llc``, ``bpdu_protocol``, ``bpdu_type``, ``bpdu_age``, ``bpdu_own``:
 our own BPDU back on the port that sent it, ``port_disabled``).
+
+This module is long on purpose: beside 802.1D's machines it holds what
+:mod:`vrouter.link.rstp` shares with them (:class:`Tree`, :class:`TreePort`:
+ids, joining, the BPDUs refused, how a tree is shown) next to the settings,
+port states and counters both use, so that the common part is read once.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import enum
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from vrouter.core.timers import Timer, Timers
 from vrouter.wire import stp as wire
@@ -163,24 +168,76 @@ class StpCounters:
     """RSTP: times a topology change flushed the MACs learnt on the port."""
 
 
-class StpPort:
-    """The STP state of one bridge member (802.1D 8.5.5)."""
+class TreePort:
+    """What a port of STP and one of RSTP (:class:`vrouter.link.rstp.RstpPort`) share:
+    the member, its number and settings, its state and counters."""
 
-    __slots__ = (
-        "stp", "port", "number", "priority", "path_cost", "port_id", "state",
-        "designated_root", "designated_cost", "designated_bridge", "designated_port",
-        "tca", "config_pending", "age_timer", "delay_timer", "hold_timer",
-        "received_at", "received_age", "age_expires", "counters",
-    )  # fmt: skip
+    __slots__ = ("stp", "port", "number", "priority", "path_cost", "port_id", "state", "counters")
 
-    def __init__(self, stp: Stp, port: Port, number: int, priority: int, path_cost: int) -> None:
+    def __init__(
+        self, stp: Tree[Any], port: Port, number: int, priority: int, path_cost: int
+    ) -> None:
         self.stp = stp
+        """The bridge's tree (an :class:`Stp` or an :class:`vrouter.link.rstp.Rstp`)."""
         self.port = port
         self.number = number
         self.priority = priority
         self.path_cost = path_cost
         self.port_id = wire.port_id(priority, number)
         self.state = PortState.DISABLED
+        self.counters = StpCounters()
+
+    @property
+    def name(self) -> str:
+        """Return the member interface's name."""
+        return self.port.ifnet.name
+
+    def receive(self, frame: bytes | bytearray, now: float) -> None:
+        """Take a frame to the group address received here."""
+        self.stp.receive(self, frame, now)
+
+    def set(self, priority: int, path_cost: int, now: float) -> None:
+        """Change the port's priority and path cost (RSTP: the member's edge settings
+        with them)."""
+        self.stp.set_port(self, priority, path_cost, now)
+
+    def remove(self, now: float) -> None:
+        """Take the port out of the tree."""
+        self.stp.remove_port(self, now)
+
+    def _describe_ids(self) -> dict[str, object]:
+        """Return the port's id and settings as plain data (what ``describe`` starts with)."""
+        return {
+            "port_id": f"{self.port_id:04x}",
+            "number": self.number,
+            "priority": self.priority,
+            "path_cost": self.path_cost,
+        }
+
+
+def describe_designated(root: int, cost: int, bridge: int, port: int) -> dict[str, object]:
+    """Return a port's designated root, cost, bridge and port as plain data."""
+    return {
+        "designated_root": wire.id_to_str(root),
+        "designated_cost": cost,
+        "designated_bridge": wire.id_to_str(bridge),
+        "designated_port": f"{port:04x}",
+    }
+
+
+class StpPort(TreePort):
+    """The STP state of one bridge member (802.1D 8.5.5)."""
+
+    __slots__ = (
+        "designated_root", "designated_cost", "designated_bridge", "designated_port",
+        "tca", "config_pending", "age_timer", "delay_timer", "hold_timer",
+        "received_at", "received_age", "age_expires",
+    )  # fmt: skip
+
+    stp: Stp
+
+    def __init__(self, stp: Stp, port: Port, number: int, priority: int, path_cost: int) -> None:
+        super().__init__(stp, port, number, priority, path_cost)
         self.designated_root = stp.bridge_id
         self.designated_cost = 0
         self.designated_bridge = stp.bridge_id
@@ -196,12 +253,6 @@ class StpPort:
         self.received_age = 0.0
         """When the recorded information came, and its message age then."""
         self.age_expires = 0.0
-        self.counters = StpCounters()
-
-    @property
-    def name(self) -> str:
-        """Return the member interface's name."""
-        return self.port.ifnet.name
 
     oper_edge = False
     """Never an edge port (RSTP's)."""
@@ -219,18 +270,6 @@ class StpPort:
         if self is self.stp.root_port:
             return "root"
         return "designated" if self.stp.is_designated(self) else "blocked"
-
-    def receive(self, frame: bytes | bytearray, now: float) -> None:
-        """Take a frame to the group address received here."""
-        self.stp.receive(self, frame, now)
-
-    def set(self, priority: int, path_cost: int, now: float) -> None:
-        """Change the port's priority and path cost."""
-        self.stp.set_port(self, priority, path_cost, now)
-
-    def remove(self, now: float) -> None:
-        """Take the port out of the tree."""
-        self.stp.remove_port(self, now)
 
     def stop(self) -> None:
         """Cancel the port's timers."""
@@ -256,18 +295,17 @@ class StpPort:
         """Return the port's STP state as plain data."""
         c = self.counters
         return {
-            "port_id": f"{self.port_id:04x}",
-            "number": self.number,
-            "priority": self.priority,
-            "path_cost": self.path_cost,
+            **self._describe_ids(),
             "state": self.state.name.lower(),
             "role": self.role(),
             "protocol": "stp",
             "edge": False,
-            "designated_root": wire.id_to_str(self.designated_root),
-            "designated_cost": self.designated_cost,
-            "designated_bridge": wire.id_to_str(self.designated_bridge),
-            "designated_port": f"{self.designated_port:04x}",
+            **describe_designated(
+                self.designated_root,
+                self.designated_cost,
+                self.designated_bridge,
+                self.designated_port,
+            ),
             "message_age_timer": _left(self.age_timer, now),
             "forward_delay_timer": _left(self.delay_timer, now),
             "bpdu_in": c.bpdu_in,
@@ -289,7 +327,112 @@ StateChange = Callable[["Port", PortState, PortState], None]
 """Told (port, old state, new state) on every change: the bridge switches the port's path."""
 
 
-class Stp:
+P = TypeVar("P", bound=TreePort)
+
+
+class Tree(Generic[P]):
+    """What STP (:class:`Stp`) and RSTP (:class:`vrouter.link.rstp.Rstp`) share on a
+    bridge: its id and the root it believes in, its settings, how a member joins, how a
+    BPDU is taken or refused, and how the whole is shown.  ``P``: its ports' class."""
+
+    protocol = ""
+    """``stp`` or ``rstp`` (:data:`PROTOCOLS`)."""
+
+    def __init__(
+        self, bridge: Bridge, settings: StpSettings, timers: Timers, on_state: StateChange
+    ) -> None:
+        self.bridge = bridge
+        self.timers = timers
+        self.on_state = on_state
+        self.settings = settings
+        self.bridge_id = wire.bridge_id(settings.priority, bridge.ifnet.mac)
+        self.designated_root = self.bridge_id
+        self.root_cost = 0
+        self.root_port: P | None = None
+        self.ports: dict[str, P] = {}
+        self.topology_changes = 0
+        """Topology changes seen here (STP: times the TC flag came on)."""
+        self.last_tc = 0.0
+
+    def is_root(self) -> bool:
+        """Return True if this bridge believes it is the root."""
+        return self.designated_root == self.bridge_id
+
+    def _new_port(self, port: Port, number: int, priority: int, path_cost: int) -> P:
+        raise NotImplementedError
+
+    def enable_port(self, p: P, now: float) -> None:
+        """The port's link came up."""
+        raise NotImplementedError
+
+    def receive(self, p: P, frame: bytes | bytearray, now: float) -> None:
+        """Take a frame to the group address that port ``p`` received (length >= 14)."""
+        raise NotImplementedError
+
+    def set_port(self, p: P, priority: int, path_cost: int, now: float) -> None:
+        """Change a port's priority and path cost."""
+        raise NotImplementedError
+
+    def remove_port(self, p: P, now: float) -> None:
+        """Take ``p`` out of the tree."""
+        raise NotImplementedError
+
+    def add_port(self, port: Port, priority: int, path_cost: int, now: float) -> P:
+        """Give member ``port`` its state in the tree (disabled; enabled at once if its
+        link is up) and the lowest port number free (ValueError: none is left)."""
+        used = {p.number for p in self.ports.values()}
+        number = next(n for n in range(1, PORT_NUMBER_MAX + 2) if n not in used)
+        if number > PORT_NUMBER_MAX:
+            raise ValueError(f"a bridge has at most {PORT_NUMBER_MAX} ports under STP")
+        p = self._new_port(port, number, priority, path_cost)
+        self.ports[port.ifnet.name] = p
+        self.on_state(port, PortState.FORWARDING, PortState.DISABLED)
+        if port.ifnet.up:
+            self.enable_port(p, now)
+        return p
+
+    def _take(self, p: TreePort, frame: bytes | bytearray) -> wire.Bpdu | None:
+        """Return the BPDU in ``frame`` (length >= 14) that ``p`` received, or None when
+        it is refused (counted by reason: the port disabled, malformed, our own back)."""
+        if p.state == PortState.DISABLED:
+            p.counters.drops["port_disabled"] += 1
+            return None
+        length = (frame[12] << 8) | frame[13]
+        try:
+            bpdu = wire.parse(memoryview(frame)[14:], length)
+        except WireError as err:
+            p.counters.drops[err.reason] += 1
+            p.port.ifnet.counters.rx_errors += 1
+            return None
+        if not bpdu.tcn and bpdu.bridge == self.bridge_id and bpdu.port == p.port_id:
+            p.counters.drops["bpdu_own"] += 1
+            return None
+        return bpdu
+
+    def _describe(
+        self, root_port: TreePort | None, root_times: tuple[float, float, float],
+    ) -> dict[str, object]:  # fmt: skip
+        """Return the bridge's ids and times as plain data (what ``describe`` starts
+        with); ``root_times``: the hello time, max age and forward delay in force."""
+        s = self.settings
+        return {
+            "protocol": self.protocol,
+            "bridge_id": wire.id_to_str(self.bridge_id),
+            "root_id": wire.id_to_str(self.designated_root),
+            "root_cost": self.root_cost,
+            "root_port": root_port.name if root_port is not None else None,
+            "is_root": self.is_root(),
+            "priority": s.priority,
+            "hello_time": s.hello_time,
+            "max_age": s.max_age,
+            "forward_delay": s.forward_delay,
+            "root_hello_time": root_times[0],
+            "root_max_age": root_times[1],
+            "root_forward_delay": root_times[2],
+        }
+
+
+class Stp(Tree[StpPort]):
     """One bridge's spanning tree (802.1D 8.5.3: the bridge's parameters)."""
 
     protocol = "stp"
@@ -298,14 +441,7 @@ class Stp:
         self, bridge: Bridge, settings: StpSettings, timers: Timers, on_state: StateChange,
         now: float,
     ) -> None:  # fmt: skip
-        self.bridge = bridge
-        self.timers = timers
-        self.on_state = on_state
-        self.settings = settings
-        self.bridge_id = wire.bridge_id(settings.priority, bridge.ifnet.mac)
-        self.designated_root = self.bridge_id
-        self.root_cost = 0
-        self.root_port: StpPort | None = None
+        super().__init__(bridge, settings, timers, on_state)
         self.max_age = float(settings.max_age)
         self.hello_time = float(settings.hello_time)
         self.forward_delay = float(settings.forward_delay)
@@ -313,20 +449,12 @@ class Stp:
         self.tc = False
         """Topology Change: the root says so (or, on the root, it is timing one)."""
         self.tc_detected = False
-        self.topology_changes = 0
-        """Times the TC flag came on here."""
-        self.last_tc = 0.0
-        self.ports: dict[str, StpPort] = {}
         self.hello_timer: Timer | None = None
         self.tcn_timer: Timer | None = None
         self.tc_timer: Timer | None = None
         self.hello_timer = self.timers.schedule(now + self.hello_time, self._hello_expired)
 
     # -- comparisons (8.6) -----------------------------------------------------------------
-
-    def is_root(self) -> bool:
-        """Return True if this bridge believes it is the root."""
-        return self.designated_root == self.bridge_id
 
     def is_designated(self, p: StpPort) -> bool:
         """Return True if ``p`` is the designated port of its LAN."""
@@ -550,28 +678,17 @@ class Stp:
 
     def receive(self, p: StpPort, frame: bytes | bytearray, now: float) -> None:
         """Take a frame to the group address that port ``p`` received (length >= 14)."""
-        if p.state == PortState.DISABLED:
-            p.counters.drops["port_disabled"] += 1
+        bpdu = self._take(p, frame)
+        if bpdu is None:
             return
-        length = (frame[12] << 8) | frame[13]
-        try:
-            bpdu = wire.parse(memoryview(frame)[14:], length)
-        except WireError as err:
-            p.counters.drops[err.reason] += 1
-            p.port.ifnet.counters.rx_errors += 1
-            return
+        p.counters.bpdu_in += 1
         if bpdu.tcn:
-            p.counters.bpdu_in += 1
             p.counters.tcn_in += 1
             if self.is_designated(p):
                 self.topology_change_detection(now)
                 p.tca = True
                 self.transmit_config(p, now)
             return
-        if bpdu.bridge == self.bridge_id and bpdu.port == p.port_id:
-            p.counters.drops["bpdu_own"] += 1
-            return
-        p.counters.bpdu_in += 1
         self.received_config(p, bpdu, now)
 
     def received_config(self, p: StpPort, bpdu: wire.Bpdu, now: float) -> None:
@@ -609,18 +726,8 @@ class Stp:
 
     # -- ports and settings ----------------------------------------------------------------
 
-    def add_port(self, port: Port, priority: int, path_cost: int, now: float) -> StpPort:
-        """Give member ``port`` its STP state (disabled; enabled at once if its link is up)."""
-        used = {p.number for p in self.ports.values()}
-        number = next(n for n in range(1, PORT_NUMBER_MAX + 2) if n not in used)
-        if number > PORT_NUMBER_MAX:
-            raise ValueError(f"a bridge has at most {PORT_NUMBER_MAX} ports under STP")
-        p = StpPort(self, port, number, priority, path_cost)
-        self.ports[port.ifnet.name] = p
-        self.on_state(port, PortState.FORWARDING, PortState.DISABLED)
-        if port.ifnet.up:
-            self.enable_port(p, now)
-        return p
+    def _new_port(self, port: Port, number: int, priority: int, path_cost: int) -> StpPort:
+        return StpPort(self, port, number, priority, path_cost)
 
     def remove_port(self, p: StpPort, now: float) -> None:
         """Take ``p`` out: disabled first (what it held goes), then forgotten."""
@@ -700,21 +807,8 @@ class Stp:
 
     def describe(self, now: float) -> dict[str, object]:
         """Return the bridge's STP state as plain data."""
-        s = self.settings
         return {
-            "protocol": "stp",
-            "bridge_id": wire.id_to_str(self.bridge_id),
-            "root_id": wire.id_to_str(self.designated_root),
-            "root_cost": self.root_cost,
-            "root_port": self.root_port.name if self.root_port is not None else None,
-            "is_root": self.is_root(),
-            "priority": s.priority,
-            "hello_time": s.hello_time,
-            "max_age": s.max_age,
-            "forward_delay": s.forward_delay,
-            "root_hello_time": self.hello_time,
-            "root_max_age": self.max_age,
-            "root_forward_delay": self.forward_delay,
+            **self._describe(self.root_port, (self.hello_time, self.max_age, self.forward_delay)),
             "topology_change": self.tc,
             "topology_change_detected": self.tc_detected,
             "topology_changes": self.topology_changes,

@@ -8,7 +8,7 @@ from vrouter.link import bridge as bridge_
 from vrouter.link.epair import Epair
 from vrouter.link.ifnet import Ifnet
 from vrouter.link.rstp import Role, RstpPort
-from vrouter.link.stp import PortState, StpSettings
+from vrouter.link.stp import DEFAULT_PATH_COST, PortState, StpSettings
 from vrouter.wire import stp as wire
 
 RSTP = StpSettings(hello_time=1, max_age=6, forward_delay=4, protocol="rstp")
@@ -327,7 +327,8 @@ def test_show_and_switching_protocols_at_run_time(two) -> None:
         assert br.stp is None and all(p.forwarding for p in br.ports.values())
 
 
-def test_two_ports_of_one_bridge_joined_make_a_backup_port_that_discards(lab) -> None:
+def solo(lab, q_cost: int = DEFAULT_PATH_COST) -> tuple[bridge_.Bridge, Epair]:
+    """One RSTP bridge whose members p and q are the two ends of one epair."""
     vnet = lab.vnet("solo")
     brif = Ifnet(vnet, "br0", "bridge", lab.mac())
     vnet.link.add(brif)
@@ -342,10 +343,15 @@ def test_two_ports_of_one_bridge_joined_make_a_backup_port_that_discards(lab) ->
     pair = Epair(ends[0], ends[1])
     pair.queue_time = 3600.0
     lab.epairs.append(pair)
-    for ifp in ends:
-        br.add_port(ifp, now=lab.now)
+    br.add_port(ends[0], now=lab.now)
+    br.add_port(ends[1], path_cost=q_cost, now=lab.now)
     br.set_stp(RSTP, lab.now)
     lab.settle()
+    return br, pair
+
+
+def test_two_ports_of_one_bridge_joined_make_a_backup_port_that_discards(lab) -> None:
+    br, _ = solo(lab)
     for _ in range(20):
         lab.advance(0.05)
     p, q = br.ports["p"].stp, br.ports["q"].stp
@@ -357,3 +363,129 @@ def test_two_ports_of_one_bridge_joined_make_a_backup_port_that_discards(lab) ->
         lab.advance(0.05)
     assert (p.role, q.role) == (Role.DESIGNATED, Role.BACKUP) and q.state == PortState.BLOCKING
     assert q.counters.transitions == 0
+
+
+def _designated(priority: int, age: float = 0.0, max_age: float = 6.0) -> bytes:
+    """An RST BPDU from designated port 1 of root bridge ``priority``.02:02:02:02:02:02."""
+    ident = wire.bridge_id(priority, b"\x02" * 6)
+    return wire.Bpdu(
+        False, wire.ROLE_DESIGNATED << wire.ROLE_SHIFT, ident, 0, ident, wire.port_id(32, 1),
+        age, max_age, 1, 4, True,
+    ).frame(b"\x02\x00\x00\x00\x00\x77")  # fmt: skip
+
+
+def test_a_neighbour_that_gets_worse_is_believed_at_once(lab) -> None:
+    # 17.6: a message from the same designated bridge (MAC) and port (number) replaces
+    # what the port holds even when worse, e.g. after the neighbour's priority changed
+    one = Net(lab, ["a"], [])
+    a = one.bridges["a"].stp
+    h = one.bridges["a"].ports["h"].stp
+    one.hosts["a"].send(_designated(0), lab.now)
+    lab.settle()
+    assert a.root_port is h and not a.is_root()
+    one.run(0.5)
+    one.hosts["a"].send(_designated(0xF000), lab.now)
+    lab.settle()
+    assert a.is_root() and h.role == Role.DESIGNATED and h.vector[2] == a.bridge_id
+
+
+def test_information_too_old_to_relay_is_aged_at_once(two) -> None:
+    # 17.21.23: message age + 1 s beyond max age: the information ages out at once, so it
+    # never makes a root port (the BPDU itself, age 5.75 < 6, is valid)
+    a = two.bridges["a"].stp
+    h = two.bridges["a"].ports["h"].stp
+    two.hosts["a"].send(_designated(0, age=5.75), two.lab.now)
+    two.lab.settle()
+    assert a.is_root() and a.root_port is None and h.role == Role.DESIGNATED
+    assert h.counters.aged == 1
+
+
+def test_a_bpdu_as_old_as_max_age_is_dropped(two) -> None:
+    h = two.bridges["a"].ports["h"].stp
+    two.hosts["a"].send(_designated(0, age=6.0), two.lab.now)
+    two.lab.settle()
+    assert h.counters.drops["bpdu_age"] == 1 and two.bridges["a"].stp.is_root()
+
+
+def test_a_port_backup_until_now_waits_two_hellos_before_it_forwards_as_root(lab) -> None:
+    # 17.29.2: rbWhile holds 2 hello times while a port is backup and runs down after;
+    # a root port that was backup forwards only then (its own designated port on the
+    # link, the one it backed up, has had the time to hear the new root and discard)
+    br, pair = solo(lab, q_cost=1)  # q's lower cost: root port once a root is heard there
+    for _ in range(200):
+        lab.advance(0.05)
+    p, q = br.ports["p"].stp, br.ports["q"].stp
+    assert isinstance(p, RstpPort) and isinstance(q, RstpPort)
+    assert (p.role, q.role) == (Role.DESIGNATED, Role.BACKUP)
+    assert p.state == PortState.FORWARDING
+    # a better root's designated BPDU on the link: q hears it first, then p
+    pair.a.output(_designated(0))
+    lab.settle()
+    assert q.role == Role.ROOT and q.state == PortState.BLOCKING
+    pair.b.output(_designated(0))
+    lab.settle()
+    assert p.role == Role.ALTERNATE and p.state == PortState.BLOCKING
+    for _ in range(38):  # 1.9 s
+        lab.advance(0.05)
+        pair.a.output(_designated(0))
+        pair.b.output(_designated(0))
+        lab.settle()
+    assert q.state == PortState.BLOCKING
+    for _ in range(4):
+        lab.advance(0.05)
+        pair.a.output(_designated(0))
+        pair.b.output(_designated(0))
+        lab.settle()
+    assert q.state == PortState.FORWARDING and p.state == PortState.BLOCKING
+
+
+def test_removing_ports_switching_protocol_and_destroy_leave_no_timer(two) -> None:
+    two.run(2)
+    a, b = two.bridges["a"], two.bridges["b"]
+    for name in list(a.ports):
+        a.remove_port(name)
+    assert a.stp is not None and not a.stp.ports
+    b.set_stp(STP, two.lab.now)  # the RSTP tree of b goes, an STP one comes
+    b.set_stp(RSTP, two.lab.now)
+    for br in (a, b):
+        vnet = br.vnet
+        bridge_.destroy(br.ifnet)
+        vnet.timers.purge()
+        assert len(vnet.timers) == 0, [t.callback for _, _, t in vnet.timers._heap]
+
+
+def test_a_topology_change_leaves_a_port_that_only_learns_alone(lab) -> None:
+    # 17.25: a port flushes and sends TC (PROPAGATING) only from ACTIVE, that is
+    # forwarding as root or designated; one still learning ignores the change
+    net = Net(lab, ["a", "b"], [("a", "b")], settings=STP)
+    # a's port to b: no agreement (STP there), no edge (b's root port is silent): timers
+    net.bridges["a"].ports["a-b0"].auto_edge = False
+    net.bridges["a"].set_stp(RSTP, lab.now)
+    net.run(5)
+    p = net.port("a-b0")
+    assert p.role == Role.DESIGNATED and p.state == PortState.LEARNING
+    flushes = p.counters.flushes
+    worse = wire.bridge_id(0xF000, b"\x02" * 6)
+    tc = wire.Bpdu(
+        False, wire.FLAG_TC | wire.ROLE_DESIGNATED << wire.ROLE_SHIFT, worse, 0, worse,
+        wire.port_id(32, 1), 0, 6, 1, 4, True,
+    )  # fmt: skip
+    net.hosts["a"].send(tc.frame(b"\x02\x00\x00\x00\x00\x77"), lab.now)
+    lab.settle()
+    h = net.bridges["a"].ports["h"].stp
+    assert isinstance(h, RstpPort) and h.counters.tc_in == 1
+    assert p.counters.flushes == flushes and p.tc_until <= lab.now
+
+
+def test_at_most_six_bpdus_a_second_leave_a_port(two) -> None:
+    # 17.13.12 TxHoldCount: news beyond six a second waits for the next second
+    two.run(2)
+    br = two.bridges["a"]
+    p = two.port("a-b0")
+    sent = p.counters.bpdu_out
+    for i in range(20):  # each priority change is news for the port's neighbour
+        br.set_port_stp("a-b0", 100, 16 + i % 2, two.lab.now)
+    burst = p.counters.bpdu_out - sent
+    assert 1 <= burst <= 6 and p.new_info  # the latest news still waits
+    two.lab.advance(1.0)
+    assert p.counters.bpdu_out - sent > burst and not p.new_info
