@@ -103,8 +103,12 @@ class ControlServer:
         self.captures: set[CapturePass] = set()
         """Captures running, each until its reader or its interface goes away."""
         self._sweeper: asyncio.TimerHandle | None = None
-        self._burst = gcpause.Burst()
+        self._burst = gcpause.Burst(self._vnets)
         """Holds the cyclic collector while requests keep coming (:mod:`vrouter.core.gcpause`)."""
+
+    def _vnets(self) -> int:
+        tree = self.daemon.tree
+        return 0 if tree is None else len(tree)
 
     async def start(self, path: str) -> None:
         """Listen on ``path``, replacing a stale socket file.

@@ -34,7 +34,10 @@ def loads(text: str) -> dict[str, Any]:
     rtoml (compiled) reads it when it is installed: a config of 100,000 vnets
     in 1.8 s instead of tomllib's 7.2.  A text rtoml refuses is read again by
     tomllib, whose verdict and message stand; arrays or inline tables nested
-    deeper than tomllib can recurse are refused the same way.
+    deeper than tomllib can recurse are refused the same way.  What both read,
+    they read alike (every example config and doc block, every TOML type:
+    tests/unit/core/test_tomlkeys.py).  rtoml also reads what TOML 1.1 added
+    and tomllib (TOML 1.0) refuses, such as an inline table over several lines.
     """
     if rtoml is not None:
         try:

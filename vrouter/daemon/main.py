@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -68,6 +69,9 @@ class Daemon:
         self.loop = loop
         self.driver = Driver(loop)
         self.started = time.time()
+        self.parsed_collected = False
+        """Whether the config's parse was followed by a collection (``main`` does one):
+        start-up then freezes what it built without a collection of its own."""
         self.tree: VnetTree | None = None
         self.ownership = hostns.Ownership(Path(config.daemon.state_dir))
         self.server: ControlServer | None = None
@@ -104,7 +108,9 @@ class Daemon:
         try:
             with gcpause.held():  # collections while building walk every vnet built so far
                 await self._start()
-                gcpause.settle()  # later full collections walk only what comes after start-up
+                # Later full collections walk only what comes after start-up; main
+                # collected the parse's garbage, and building makes none.
+                gcpause.settle(collected=self.parsed_collected)
         except BaseException:
             await self.shutdown()
             raise
@@ -413,6 +419,7 @@ def _tell_front(spec: workers.Spec | None, message: str) -> None:
 async def _serve(config: Config, spec: workers.Spec | None = None) -> int:
     loop = asyncio.get_running_loop()
     daemon = Daemon(config, loop, spec)
+    daemon.parsed_collected = True
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, daemon.request_stop, signal.Signals(signum).name)
     reload_lock = daemon.lock
@@ -488,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
         interfaces = sum(len(v.interfaces) for v in config.vnets)
         print(f"{args.config}: OK ({len(config.vnets)} vnets, {interfaces} interfaces)")
         return 0
+    # The parse's garbage (and the imports'), collected while the heap holds only the
+    # config: building the vnets makes none, so start-up ends without walking them all.
+    gc.collect()
     level = args.log_level or config.daemon.log_level
     log_format = args.log_format or config.daemon.log_format
     logs.setup(level, log_format, spec.index if spec is not None else None)

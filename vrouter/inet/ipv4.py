@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from vrouter.inet import arp, closed, icmp
@@ -74,9 +75,16 @@ _NO_FIT = 1 << 30
 _FRAG = HEADER_LEN + 6
 
 
+_FIELDS = {f"ip_{f.name}": f.name for f in fields(IpStats)}
+"""The ipstat field of each drop reason (``ip_X`` -> ``X``), made once: a name made per
+drop would be kept by the interpreter's type attribute cache (``getattr``/``setattr`` by
+name), hundreds of new strings scattered over the heap, each holding its allocator arena
+after vnets are destroyed."""
+
+
 def _count(ifp: Ifnet, stats: IpStats, reason: str, error: bool = False) -> None:
     """Count a dropped packet on the interface and in the vnet's ipstat."""
-    field_name = reason.removeprefix("ip_")
+    field_name = _FIELDS.get(reason, reason)  # a reason without a counter: AttributeError
     setattr(stats, field_name, getattr(stats, field_name) + 1)
     ifp.drop(reason, error)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from vrouter.inet import closed
@@ -95,6 +96,11 @@ EXTENSION_REASONS = frozenset(
 )
 """Drop reasons of the extension header chain, counted together as ip6stat ``badext``
 (each still has its own name among the interface's drops)."""
+_FIELDS = {
+    **{f"ip6_{f.name}": f.name for f in fields(Ip6Stats)},
+    **dict.fromkeys(EXTENSION_REASONS, "badext"),
+}
+"""The ip6stat field of each drop reason, made once (see ``vrouter.inet.ipv4._FIELDS``)."""
 
 
 def _count(ifp: Ifnet, stats: Ip6Stats, reason: str, error: bool = False) -> None:
@@ -103,7 +109,7 @@ def _count(ifp: Ifnet, stats: Ip6Stats, reason: str, error: bool = False) -> Non
     A reason with neither a counter of its own nor a place in
     :data:`EXTENSION_REASONS` is a bug: it raises AttributeError.
     """
-    field_name = "badext" if reason in EXTENSION_REASONS else reason.removeprefix("ip6_")
+    field_name = _FIELDS.get(reason, reason)
     setattr(stats, field_name, getattr(stats, field_name) + 1)
     ifp.drop(reason, error)
 

@@ -1,15 +1,21 @@
 """The driver: connects vnets, devices and deadlines to the asyncio loop.
 
-It arms one ``loop.call_at`` per vnet for that vnet's earliest deadline,
-pumps epair queues with ``call_soon`` (so a burst is handled as a batch, at
-most ``RX_BUDGET`` frames a turn, like a TAP's), and owns the TAP devices,
+It keeps every vnet's earliest deadline in one heap and arms one
+``loop.call_at`` for the earliest of them (a loop timer per vnet would be
+one more object made and freed for every deadline of every vnet, and
+uvloop keeps the last few hundred freed ones for reuse wherever they lie
+in the heap: after thousands of vnets are destroyed they hold the
+allocator's arenas that those vnets filled), pumps epair queues with
+``call_soon`` (so a burst is handled as a batch, at most ``RX_BUDGET``
+frames a turn, like a TAP's), and owns the TAP devices,
 which share the loop by turns (:mod:`vrouter.io.tap`), and the UDP sockets
 of VXLAN interfaces (:mod:`vrouter.io.vxlan`).  Protocol code never
 sees the loop.
 
 Deadlines and epair pumps together run at most ``PASS_QUANTUM`` back to
-back; the rest wait in one queue, drained a quantum per loop pass after
-the devices have been read (a pass costs what it runs, not what waits).
+back; the deadlines left wait in their heap, earliest first, the pumps in
+one queue, each run a quantum per loop pass after the devices have been
+read (a pass costs what it runs, not what waits).
 Thousands of vnets can fall due at once (their addresses' DAD ends
 together after start-up, each vnet's reports cross its epair), and run in
 one go they would hold every vnet's traffic for hundreds of milliseconds.
@@ -18,7 +24,9 @@ one go they would hold every vnet's traffic for hundreds of milliseconds.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+import math
 import select
 import socket
 import time
@@ -52,7 +60,7 @@ wait doubles with every miss up to this, and a hit resets it."""
 
 
 class Later:
-    """A deadline or pump put off to a later loop pass; ``cancel`` drops it."""
+    """An epair pump put off to a later loop pass; ``cancel`` drops it."""
 
     __slots__ = ("callback", "arg", "cancelled")
 
@@ -84,7 +92,17 @@ class Driver:
         self.epairs: list[Epair] = []
         self.vxlans: dict[Ifnet, VxlanDevice | VnetUnderlay] = {}
         """The UDP sockets of VXLAN interfaces."""
-        self._armed: dict[str, tuple[float, asyncio.Handle | Later]] = {}
+        self._deadlines: list[tuple[float, int, str]] = []
+        """A heap of (deadline, entry number, vnet name); an entry whose number is not the
+        one :attr:`_armed` holds for the vnet is stale and skipped."""
+        self._armed: dict[str, tuple[float, int, Vnet]] = {}
+        """Each vnet's earliest deadline, the number of its entry in the heap, the vnet."""
+        self._entries = 0
+        self._stale = 0
+        """Stale entries in the heap: once they are half of it, it is rebuilt without them."""
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._expiring = False
         self._spent = 0.0
         """Seconds of deadlines and pumps run in this loop pass (see ``PASS_QUANTUM``)."""
         self._later: deque[Later] = deque()
@@ -123,25 +141,67 @@ class Driver:
     def detach_vnet(self, vnet: Vnet) -> None:
         """Stop serving ``vnet``'s deadlines."""
         vnet.timers.wakeup = None
-        armed = self._armed.pop(vnet.name, None)
-        if armed is not None:
-            armed[1].cancel()
+        if self._armed.pop(vnet.name, None) is not None:
+            self._went_stale()
 
     def _arm(self, vnet: Vnet, deadline: float) -> None:
-        armed = self._armed.get(vnet.name)
+        name = vnet.name
+        armed = self._armed.get(name)
         if armed is not None:
             if armed[0] <= deadline:
-                return
-            armed[1].cancel()
-        handle = self.loop.call_at(deadline, self._fire, vnet)
-        self._armed[vnet.name] = (deadline, handle)
+                return  # (one overdue and waiting for its turn stays, too)
+            self._went_stale()
+        self._entries = entry = self._entries + 1
+        self._armed[name] = (deadline, entry, vnet)
+        heapq.heappush(self._deadlines, (deadline, entry, name))
+        if deadline < self._timer_at and not self._expiring:
+            self._set_timer(deadline)
+
+    def _set_timer(self, deadline: float) -> None:
+        """Arm the loop's one timer for ``deadline`` (the heap's earliest, or inf: none)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline < math.inf:
+            self._timer = self.loop.call_at(deadline, self._expire)
+
+    def _went_stale(self) -> None:
+        """One more heap entry is stale; rebuild the heap once half of it is."""
+        self._stale += 1
+        heap = self._deadlines
+        if self._stale * 2 > len(heap):
+            armed = self._armed
+            heap[:] = [e for e in heap if (a := armed.get(e[2])) is not None and a[1] == e[1]]
+            heapq.heapify(heap)
+            self._stale = 0
+
+    def _expire(self) -> None:
+        """Run the deadlines that fell due for a quantum, then arm the next.
+
+        What the quantum leaves waits in the heap, earliest first: the timer is armed
+        again for it, so it runs in the next loop pass, after the devices are read.
+        """
+        self._timer = None
+        self._timer_at = math.inf
+        heap = self._deadlines
+        armed = self._armed
+        now = self.loop.time()
+        self._expiring = True
+        try:
+            while heap and heap[0][0] <= now and self._spent < PASS_QUANTUM:
+                _, entry, name = heapq.heappop(heap)
+                current = armed.get(name)
+                if current is None or current[1] != entry:
+                    self._stale -= 1
+                    continue
+                self._fire(current[2])
+        finally:
+            self._expiring = False
+            self._set_timer(heap[0][0] if heap else math.inf)
 
     def _fire(self, vnet: Vnet) -> None:
-        if self._spent >= PASS_QUANTUM:
-            # Overdue already, so no later deadline replaces it (see _arm).
-            self._armed[vnet.name] = (0.0, self._put_off(self._fire, vnet))
-            return
-        self._armed.pop(vnet.name, None)
+        del self._armed[vnet.name]
         started = self._begin()
         try:
             vnet.timers.run(self.loop.time())
@@ -389,7 +449,8 @@ class Driver:
         for device in self.vxlans.values():
             device.close()
         self.vxlans.clear()
-        for _, handle in self._armed.values():
-            handle.cancel()
+        self._set_timer(math.inf)
+        self._deadlines.clear()
         self._armed.clear()
+        self._stale = 0
         self._later.clear()

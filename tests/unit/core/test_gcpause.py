@@ -124,3 +124,37 @@ def test_a_burst_ends_after_its_longest_time_under_steady_requests(
         return [held, ended]
 
     assert asyncio.run(scenario()) == [True, True]
+
+
+@pytest.mark.parametrize(
+    ("counts", "full"),
+    [
+        ([0, 1, 2, 3, 4, 2, 0], True),  # all destroyed again: the free lists are emptied
+        ([10, 12, 11], False),  # one gone of 11 left: not worth a walk
+        ([100, 40, 20], True),  # 80 gone, 20 left
+        ([1, 2, 3, 4], False),  # only created
+    ],
+)
+def test_a_burst_that_destroyed_vnets_ends_with_a_full_collection(
+    monkeypatch: pytest.MonkeyPatch, counts: list[int], full: bool
+) -> None:
+    monkeypatch.setattr(gcpause, "BURST_IDLE", 0.02)
+    collections: list[int] = []
+    monkeypatch.setattr(gc, "collect", lambda generation=2: collections.append(generation) or 0)
+    vnets = iter(counts)
+    now = [0]
+
+    def count() -> int:
+        return now[0]
+
+    async def scenario() -> None:
+        burst = gcpause.Burst(count)
+        for n in vnets:  # each request sees what the one before it left
+            now[0] = n
+            burst.request()
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.1)  # idle: the burst ends
+
+    asyncio.run(scenario())
+    assert gc.isenabled()
+    assert collections == ([2] if full else [])

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime
+import re
 import tomllib
+from pathlib import Path
 
 import pytest
 
+from vrouter.core import tomlkeys
 from vrouter.core.tomlkeys import TomlReader, join, type_name
 
 
@@ -124,3 +127,98 @@ def test_check_keys_hint_adds_to_the_reason_of_an_unknown_key() -> None:
         ("vnets.lab.r1", "unknown key 'r1' (allowed: forwarding); r1 is a table"),
         ("vnets.lab.x", "unknown key 'x' (allowed: forwarding)"),
     ]
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _documents() -> list[tuple[str, str]]:
+    """The repository's example configs and every TOML block of its docs."""
+    found = [(p.name, p.read_text()) for p in sorted((ROOT / "configs").glob("*.toml"))]
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        for i, block in enumerate(re.findall(r"```toml\n(.*?)```", doc.read_text(), re.S)):
+            found.append((f"{doc.name}[{i}]", block))
+    return found
+
+
+TYPES = """
+offset = 1979-05-27T07:32:00-08:00
+utc = 1979-05-27T07:32:00Z
+fraction = 1979-05-27T00:32:00.999999+07:00
+local = 1979-05-27T07:32:00
+day = 1979-05-27
+clock = 07:32:00.5
+ints = [0, -17, 1_000, 0xdead_beef, 0o755, 0b1101, 9223372036854775807]
+floats = [1.0, -0.01, 5e+22, 6.626e-34, 224_617.445_991, inf, -inf]
+mixed = [1, 1.0, "1", true]
+inline = { a = 1, b = { c = [1, 2], d = "x" }, "e.f" = 'raw\\n' }
+multi = \"\"\"
+one \\
+  two\\tthree \\u00e9 \\U0001F600\"\"\"
+literal = '''C:\\path'''
+[[rules]]
+to = "192.0.2.0/24"
+[[rules]]
+to = "2001:db8::/32"
+"""
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal values of the same types all the way down (1 is not 1.0 nor True)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, datetime.datetime) and isinstance(b, datetime.datetime):
+        return a == b and a.utcoffset() == b.utcoffset()
+    return a == b
+
+
+FRAGMENTS = {"config.md[0]"}
+"""Doc blocks that are not whole TOML 1.0 documents (config.md shows an inline table on two
+lines, saying it is one line in TOML); the rest must read as tomllib reads them."""
+
+
+@pytest.mark.skipif(tomlkeys.rtoml is None, reason="rtoml is not installed")
+@pytest.mark.parametrize(("name", "text"), [*_documents(), ("types", TYPES)])
+def test_rtoml_reads_each_example_as_tomllib_does(name: str, text: str) -> None:
+    try:
+        expected = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        assert name in FRAGMENTS
+        return
+    assert name not in FRAGMENTS
+    assert _same(tomlkeys.loads(text), expected), name
+
+
+def test_rtoml_reads_toml_1_1_inline_tables_that_tomllib_refuses() -> None:
+    """A known difference (tomlkeys.loads says so): rtoml reads TOML 1.1, tomllib 1.0."""
+    text = 'host = { netns = "h1",\n         gateway = "192.0.2.1" }'
+    with pytest.raises(tomllib.TOMLDecodeError):
+        tomllib.loads(text)
+    if tomlkeys.rtoml is not None:
+        assert tomlkeys.loads(text) == {"host": {"netns": "h1", "gateway": "192.0.2.1"}}
+
+
+def test_the_examples_are_found() -> None:
+    names = [name for name, _ in _documents()]
+    assert "demo.toml" in names and any(n.startswith("config.md[") for n in names)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['a = 1\na = 2', 'x = [1,', "t = 1979-13-01", 'k = "\\q"', "[a]\n[a]", "n = 00", "s = 'a"],
+)
+def test_a_text_that_is_not_toml_gets_tomllibs_message(text: str) -> None:
+    with pytest.raises(tomllib.TOMLDecodeError) as expected:
+        tomllib.loads(text)
+    with pytest.raises(tomllib.TOMLDecodeError) as got:
+        tomlkeys.loads(text)
+    assert str(got.value) == str(expected.value)
+
+
+def test_without_rtoml_tomllib_reads_every_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tomlkeys, "rtoml", None)
+    assert _same(tomlkeys.loads(TYPES), tomllib.loads(TYPES))

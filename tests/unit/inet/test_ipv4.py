@@ -12,7 +12,9 @@ carries a packet to its end.  Frames are built and decoded with dpkt.
 
 from __future__ import annotations
 
+import gc
 import struct
+import tracemalloc
 from ipaddress import IPv4Address, IPv4Network
 
 import dpkt
@@ -644,3 +646,28 @@ def test_no_icmp_error_about_a_packet_to_a_broadcast_address(sc: Scenario) -> No
     sc.send(sc.h1, sc.h1.udp("192.0.2.255"))
     assert sc.h1.take() == []
     assert sc.red.inet.icmp.out_errors == 0
+
+
+def test_counting_drops_keeps_no_new_objects() -> None:
+    """A field name made per drop would stay in the interpreter's type attribute cache."""
+    from vrouter.inet import ipv4
+    from vrouter.inet.state import IpStats
+
+    ifp = type("Ifp", (), {"drop": lambda self, reason, error=False: None})()
+    stats = [IpStats() for _ in range(100)]
+    ipv4._count(ifp, stats[0], "ip_badsum")  # type: ignore[arg-type]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for s in stats:
+            ipv4._count(ifp, s, "ip_badsum")  # type: ignore[arg-type]
+            ipv4._count(ifp, s, "ip_tooshort")  # type: ignore[arg-type]
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    here = [tracemalloc.Filter(True, ipv4.__file__)]
+    grown = after.filter_traces(here).compare_to(before.filter_traces(here), "lineno")
+    assert sum(d.count_diff for d in grown if d.count_diff > 0) == 0
+    assert stats[-1].badsum == 1 and stats[0].badsum == 2

@@ -7,6 +7,7 @@ import select
 import socket
 import threading
 import time
+import weakref
 
 import dpkt
 import pytest
@@ -78,6 +79,58 @@ def test_a_later_deadline_does_not_replace_one_put_off() -> None:
         loop.close()
     assert (last.name, "a") in ran and (last.name, "b") in ran
     assert ran.index((last.name, "a")) < ran.index((last.name, "b"))
+
+
+def test_deadlines_run_once_each_at_their_time_and_a_detached_vnets_never() -> None:
+    loop = asyncio.new_event_loop()
+    tree = new_tree()
+    driver = Driver(loop)
+    ran: list[tuple[str, float]] = []
+    try:
+        start = loop.time()
+        vnets = [tree.create(f"v{i}") for i in range(4)]
+        for vnet in vnets:
+            driver.attach_vnet(vnet)
+        for i, vnet in enumerate(vnets):
+            vnet.timers.schedule(start + 0.2, lambda now, n=vnet.name: ran.append((n, now)))
+            if i == 1:  # an earlier deadline for v1 after its later one was armed
+                vnet.timers.schedule(start + 0.05, lambda now: ran.append(("v1 early", now)))
+        driver.detach_vnet(vnets[2])
+        # One loop timer for all of them (the earliest), not one per vnet.
+        armed = [h.when() for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+        assert armed == [start + 0.05]
+        loop.run_until_complete(asyncio.sleep(0.4))
+    finally:
+        driver.close()
+        loop.close()
+    names = [name for name, _ in ran]
+    assert names[0] == "v1 early" and sorted(names[1:]) == ["v0", "v1", "v3"]
+    assert 0.04 <= ran[0][1] - start < 0.15
+    assert all(0.19 <= at - start < 0.35 for _, at in ran[1:])
+
+
+def test_a_destroyed_vnet_with_deadlines_pending_is_freed_at_once() -> None:
+    loop = asyncio.new_event_loop()
+    tree = new_tree()
+    driver = Driver(loop)
+    try:
+        gone = []
+        for i in range(50):
+            vnet = tree.create(f"v{i}")
+            driver.attach_vnet(vnet)
+            vnet.timers.schedule(loop.time() + 60, lambda now: None)
+            gone.append(weakref.ref(vnet))
+        del vnet
+        for i in range(50):
+            victim = tree.get(f"v{i}")
+            driver.detach_vnet(victim)
+            tree.destroy(victim.name)
+        del victim
+        assert [ref for ref in gone if ref() is not None] == []
+        assert len(driver._deadlines) < 50  # the heap let go of them too
+    finally:
+        driver.close()
+        loop.close()
 
 
 class PolledTap:
