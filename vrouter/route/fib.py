@@ -274,10 +274,13 @@ class Fib:
         self._count += 1
         name = nhop.source.name
         self._installed_by[name] = self._installed_by.get(name, 0) + 1
-        index = self._patched(plen)
-        if index is not None:
-            self._index_add(index, route, key, plen)
-        elif self._count >= self._index_at // 2:
+        if self._index is not None or self._build is not None:
+            index = self._patched(plen)
+            if index is not None:
+                self._index_add(index, route, key, plen)
+        elif not self._loading and self._count >= (
+            INDEX_AT if self.bits == 32 else INDEX6_AT
+        ) // 2:  # not while loading: add_many builds the index after the last route
             self._near_index()
         self.generation += 1
         if self.on_change is not None:
