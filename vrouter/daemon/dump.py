@@ -74,6 +74,7 @@ from vrouter.link import stp as stp_
 from vrouter.link import vlan as vlan_
 from vrouter.link import vxlan as vxlan_
 from vrouter.link.ifnet import Ifnet
+from vrouter.route.entry import Route
 from vrouter.route.source import DISTANCES
 from vrouter.stack import builtin_sysctl
 from vrouter.wire.ipv6 import link_local_from_mac
@@ -300,6 +301,9 @@ def route_table(vcfg: VnetConfig, route: RouteConfig) -> Table:
     interface = route.interface
     if interface is None and route.via is not None and route.type == "unicast":
         interface = _egress(vcfg, route.via)
+    elif interface is None and route.paths:  # named when every path leaves by it
+        egresses = {_egress(vcfg, hop) for hop in route.paths}
+        interface = egresses.pop() if len(egresses) == 1 else None
     if interface is not None:
         table["interface"] = interface
     if route.distance != DISTANCES[STATIC]:
@@ -580,17 +584,33 @@ def running_routes(vnet: Vnet) -> tuple[RouteConfig, ...]:
         for route in fib:
             if route.source.name != STATIC:
                 continue
-            via = ipaddress.ip_address(route.gateway) if route.gateway else None
-            found.append(
-                RouteConfig(
-                    prefix=ipaddress.ip_network(route.prefix),
-                    type=route.type,
-                    via=via,
-                    interface=route.ifnet.name if route.ifnet is not None else None,
-                    distance=route.source.distance,
-                )
-            )
+            found.append(_running_route(route))
     return tuple(found)
+
+
+def _running_route(route: Route) -> RouteConfig:
+    """Return ``route`` (a static one) as the config says it: a multipath route by its
+    paths and weights, with the interface every path leaves by, if one."""
+    hops = route.nexthops
+    if hops and all(hop.gateway is not None for hop in hops):
+        interfaces = {hop.ifnet.name for hop in hops}
+        weights = tuple(hop.weight for hop in hops)
+        return RouteConfig(
+            prefix=route.prefix,
+            type=route.type,
+            via=None,
+            interface=interfaces.pop() if len(interfaces) == 1 else None,
+            distance=route.source.distance,
+            paths=tuple(ipaddress.ip_address(hop.gateway) for hop in hops if hop.gateway),
+            weights=weights if any(weight != 1 for weight in weights) else (),
+        )
+    return RouteConfig(
+        prefix=route.prefix,
+        type=route.type,
+        via=ipaddress.ip_address(route.gateway) if route.gateway else None,
+        interface=route.ifnet.name if route.ifnet is not None else None,
+        distance=route.source.distance,
+    )
 
 
 def running_vnets(

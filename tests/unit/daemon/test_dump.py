@@ -290,3 +290,31 @@ via = ["192.0.2.9 weight 3", "198.51.100.9"]
     assert '"192.0.2.9 weight 3",\n    "198.51.100.9",' in dumped, dumped
     [route] = parse(dumped, "dump.toml").vnets[0].routes
     assert route == config.vnets[0].routes[0]
+
+
+def test_a_running_multipath_route_is_dumped_with_its_paths_and_weights() -> None:
+    text = """
+[vnets.red.interfaces.t0]
+type = "tap"
+addresses = ["192.0.2.1/24"]
+[vnets.red.interfaces.t1]
+type = "tap"
+addresses = ["198.51.100.1/24"]
+[[vnets.red.routes]]
+to = "203.0.113.0/24"
+via = ["192.0.2.9 weight 3", "198.51.100.9"]
+[[vnets.red.routes]]
+to = "203.0.113.128/25"
+via = ["192.0.2.7", "192.0.2.8"]
+interface = "t0"
+"""
+    config = parse(text, "ecmp.toml")
+    _, vnets = running(config)
+    doc = dump.document(config.daemon, vnets)
+    assert doc["vnets"]["red"]["routes"][0] == {
+        "to": "203.0.113.0/24",
+        "via": ["192.0.2.9 weight 3", "198.51.100.9"],
+    }
+    assert dump.differences(file_doc(config), doc) == []
+    again = parse(dump.render(doc), "dump.toml")
+    assert again.vnets[0].routes == config.vnets[0].routes
