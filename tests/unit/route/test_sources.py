@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import random
 from ipaddress import IPv4Address, IPv4Network
 
 import pytest
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from tests.unit.route.test_fib import assert_index_as_built, brute_force
 from vrouter.route import fib as fib_module
+from vrouter.route.entry import Nexthop
 from vrouter.route.fib import CONNECTED, STATIC, Fib, Route, RouteError
 from vrouter.route.source import Source, SourceError, check_name, source
 
@@ -305,3 +308,58 @@ def _check(fib: Fib, model: dict[IPv4Network, list[Route]]) -> None:
     assert len(fib) == total
     assert sum(i + h for i, h in fib.counts().values()) == total
     assert fib.installed == sum(1 for entries in model.values() if entries)
+
+
+@pytest.mark.parametrize("bits", [32, 128])
+def test_shared_next_hops_follow_every_change_of_two_sources(
+    monkeypatch: pytest.MonkeyPatch, bits: int
+) -> None:
+    """Routes of two sources to nested prefixes, sharing next hops, added, replaced
+    (new gateway, same one, multipath) and deleted at random on an indexed table:
+    every lookup's next hop is the installed route's, and the table keeps only the
+    next hops its routes (installed or held) go to."""
+    monkeypatch.setattr(fib_module, "INDEX_AT", 1)
+    monkeypatch.setattr(fib_module, "UNINDEX_BELOW", 0)
+    monkeypatch.setattr(fib_module, "INDEX6_AT", 1)
+    monkeypatch.setattr(fib_module, "UNINDEX6_BELOW", 0)
+    if bits == 32:
+        texts = ["0.0.0.0/0", "198.51.0.0/16", "198.51.100.0/24", "198.51.100.0/25",
+                 "198.51.100.128/26", "198.51.100.7/32", "203.0.113.0/24"]  # fmt: skip
+        gateways = [IPv4Address(f"192.0.2.{n}").packed for n in (1, 2, 3)]
+    else:
+        texts = ["::/0", "2001:db8::/32", "2001:db8:1::/48", "2001:db8:1:2::/64",
+                 "2001:db8:100::/40", "2001:db8:1:2::7/128", "2001:d00::/24"]  # fmt: skip
+        gateways = [ipaddress.IPv6Address(f"2001:db8:ffff::{n}").packed for n in (1, 2, 3)]
+    prefixes = [ipaddress.ip_network(text) for text in texts]
+    probes = {p.network_address.packed for p in prefixes} | {
+        (int(p.broadcast_address)).to_bytes(bits // 8, "big") for p in prefixes
+    }
+    ifnets = [object(), object()]
+    rnd = random.Random(7)
+    fib = Fib(bits)
+    for _ in range(3000):
+        prefix, src = rnd.choice(prefixes), rnd.choice([STATIC, RIP])
+        gateway, ifnet = rnd.choice(gateways), rnd.choice(ifnets)
+        paths: tuple[Nexthop, ...] = ()
+        if rnd.random() < 0.2:
+            paths = (
+                Nexthop(gateway, ifnets[0], rnd.randint(1, 2)),
+                Nexthop(gateways[0], ifnets[1]),
+            )
+        route = Route(prefix, gateway=gateway, ifnet=ifnet, source=src, nexthops=paths)
+        there = fib.get(prefix, src.name) is not None
+        pick = rnd.random()
+        if pick < 0.45 and not there:
+            fib.add(route)
+        elif pick < 0.75 and there:
+            fib.replace(route)
+        elif there:
+            fib.delete(prefix, src.name)
+        for dst in probes:
+            installed = fib.lookup(dst)
+            assert fib.lookup_nhop(dst) is (installed.nhop if installed else None)
+        used = {id(r.nhop): r.nhop for r in fib}
+        kept = [nhop for nhop in fib.nhops[1:] if nhop is not None]
+        assert sorted(map(id, kept)) == sorted(used)
+        assert all(nhop.refs == sum(r.nhop is nhop for r in fib) for nhop in kept)
+    assert fib.indexed
