@@ -273,14 +273,19 @@ def test_macs_derived_with_the_installations_seed_are_no_setting() -> None:
     assert built.tree.get("red").link.get("t0").mac.hex(":") == "02:00:5e:00:53:01"  # set
 
 
-def test_a_weighted_multipath_route_is_dumped_with_its_weights() -> None:
-    text = """
+TWO_TAPS = """
 [vnets.red.interfaces.t0]
 type = "tap"
 addresses = ["192.0.2.1/24"]
 [vnets.red.interfaces.t1]
 type = "tap"
 addresses = ["198.51.100.1/24"]
+"""
+"""A vnet with two TAPs on 192.0.2.0/24 and 198.51.100.0/24, for multipath routes."""
+
+
+def test_a_weighted_multipath_route_is_dumped_with_its_weights() -> None:
+    text = TWO_TAPS + """
 [[vnets.red.routes]]
 to = "203.0.113.0/24"
 via = ["192.0.2.9 weight 3", "198.51.100.9"]
@@ -293,13 +298,7 @@ via = ["192.0.2.9 weight 3", "198.51.100.9"]
 
 
 def test_a_running_multipath_route_is_dumped_with_its_paths_and_weights() -> None:
-    text = """
-[vnets.red.interfaces.t0]
-type = "tap"
-addresses = ["192.0.2.1/24"]
-[vnets.red.interfaces.t1]
-type = "tap"
-addresses = ["198.51.100.1/24"]
+    text = TWO_TAPS + """
 [[vnets.red.routes]]
 to = "203.0.113.0/24"
 via = ["192.0.2.9 weight 3", "198.51.100.9"]
