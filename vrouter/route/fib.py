@@ -278,9 +278,8 @@ class Fib:
             index = self._patched(plen)
             if index is not None:
                 self._index_add(index, route, key, plen)
-        elif not self._loading and self._count >= (
-            INDEX_AT if self.bits == 32 else INDEX6_AT
-        ) // 2:  # not while loading: add_many builds the index after the last route
+        elif not self._loading and self._count >= self._index_at // 2:
+            # not while loading: add_many builds the index after the last route
             self._near_index()
         self.generation += 1
         if self.on_change is not None:
