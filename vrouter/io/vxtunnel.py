@@ -276,6 +276,9 @@ class TunnelTap:
                      "match", "u16", "0", "0x3fff", "at", "6",
                      "match", "ip", "protocol", "17", "0xff",
                      "match", "ip", "dport", str(port), "0xffff"]  # fmt: skip
+        # A filter of this preference is a leftover of a daemon that ended without
+        # removing it (its TAP, this one's name, gone): it would drop what it matched.
+        _tc("filter", "del", "dev", device, "ingress", "pref", pref)
         error = _tc("filter", "add", "dev", device, "ingress", "pref", pref, *match,
                     "action", "mirred", "egress", "redirect", "dev", self.name)  # fmt: skip
         if error:
@@ -285,9 +288,19 @@ class TunnelTap:
         return device
 
     def _drop_qdisc(self, device: str) -> None:
-        if self._own_qdisc:
-            self._own_qdisc = False
-            _tc("qdisc", "del", "dev", device, "clsact")
+        """Remove the ``clsact`` qdisc added for the filter, unless filters of others
+        have been added to it since."""
+        if not self._own_qdisc:
+            return
+        self._own_qdisc = False
+        for direction in ("ingress", "egress"):
+            shown = subprocess.run(
+                ["tc", "filter", "show", "dev", device, direction],
+                capture_output=True, text=True, timeout=10, check=False,
+            )  # fmt: skip
+            if shown.returncode != 0 or shown.stdout.strip():
+                return
+        _tc("qdisc", "del", "dev", device, "clsact")
 
     def close(self) -> None:
         """Remove the redirect and close the TAP (the kernel interface goes)."""
