@@ -62,3 +62,63 @@ def test_calls_reads_every_reply_then_raises_the_first_refusal(
             client.calls([("first", {}), ("bad", {}), ("last", {})])
         assert client.call("next") == {}  # no reply of the batch was left unread
     assert seen == ["first", "bad", "last", "next"]
+
+
+def test_stream_returns_every_result_in_order_past_what_the_socket_holds(
+    echo_socket: tuple[str, list[str]],
+) -> None:
+    path, seen = echo_socket
+    count = 20_000  # requests and replies of some 0.5 MB each way: more than a socket buffers
+    with ControlClient(path, timeout=10) as client:
+        results = client.stream([(f"op{i}", {"n": i, "pad": "x" * 8}) for i in range(count)])
+        assert client.call("after", n=-1) == {"n": -1}  # the stream is still in step
+    assert results == [{"n": i, "pad": "x" * 8} for i in range(count)]
+    assert seen == [*(f"op{i}" for i in range(count)), "after"]
+
+
+def test_stream_reads_every_reply_then_raises_the_first_refusal(
+    echo_socket: tuple[str, list[str]],
+) -> None:
+    path, seen = echo_socket
+    with ControlClient(path, timeout=10) as client:
+        with pytest.raises(ApiError, match="refused here"):
+            client.stream([("first", {}), ("bad", {}), ("last", {})])
+        assert client.call("next") == {}  # no reply of the stream was left unread
+        assert client.stream([]) == []
+    assert seen == ["first", "bad", "last", "next"]
+
+
+def test_stream_raises_when_the_daemon_closes_before_answering_all(tmp_path: Path) -> None:
+    path = str(tmp_path / "control.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    listener.settimeout(10)
+
+    def serve_one_then_close() -> None:
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            lines.readline()
+            conn.sendall(encode({"ok": True, "result": 1}))
+
+    thread = threading.Thread(target=serve_one_then_close, daemon=True)
+    thread.start()
+    try:
+        closed = pytest.raises(ConnectionError, match="closed")
+        with ControlClient(path, timeout=10) as client, closed:
+            client.stream([("a", {}), ("b", {})])
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+
+
+def test_stream_times_out_when_the_daemon_does_not_answer(tmp_path: Path) -> None:
+    path = str(tmp_path / "control.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    try:
+        with ControlClient(path, timeout=0.2) as client, pytest.raises(TimeoutError):
+            client.stream([("a", {})])
+    finally:
+        listener.close()
