@@ -15,7 +15,6 @@ import json
 import os
 import socket
 import struct
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -25,11 +24,6 @@ from vrouter.core.perms import Cred
 
 PASS_TIMEOUT = 10.0
 """Seconds to wait for earlier replies to leave before passing a descriptor."""
-REQUEST_QUANTUM = 0.005
-"""Seconds a connection answers requests it has already received, one after another,
-before it lets the loop turn (its replies go out, deadlines and devices are served): a
-client that streams requests gets them answered in slices of about this long, as one
-that sends a few dozen at a time and waits for their replies does."""
 ROWS_PER_SLICE = 512
 """Rows of a streamed view encoded per loop pass (the data path runs in between)."""
 
@@ -136,11 +130,8 @@ async def serve_lines(
 ) -> None:
     """Serve one control connection: ``respond`` to each request line, in order, until
     the client closes it; then close it.  A line longer than MAX_LINE gets an
-    error and ends the connection (it cannot be resynchronized).  Requests
-    already received are answered :data:`REQUEST_QUANTUM` seconds at a time,
-    the loop turning in between."""
+    error and ends the connection (it cannot be resynchronized)."""
     replies = Replies(writer)
-    began = time.monotonic()
     try:
         while True:
             try:
@@ -152,9 +143,6 @@ async def serve_lines(
                 break
             await respond(line, replies)
             await writer.drain()
-            if time.monotonic() - began >= REQUEST_QUANTUM:
-                await asyncio.sleep(0)
-                began = time.monotonic()
     except (ConnectionError, asyncio.IncompleteReadError):
         pass
     finally:
