@@ -57,7 +57,7 @@ import lpm
 from forwarding import CLK_TCK, BenchError, Daemon
 from report import loadavg, machine, write_section
 
-from vrouter.api.client import ControlClient
+from vrouter.api.client import PIPELINE, ControlClient
 
 EMPTY = """\
 [daemon]
@@ -308,10 +308,10 @@ def churn_names(count: int) -> list[tuple[str, str]]:
 
 
 def pipelined(client: ControlClient, requests: list[tuple[str, dict[str, object]]]) -> int:
-    """Send ``requests`` in order, replies read while later requests are still sent
-    (``ControlClient.stream``: each is answered before the next is read by the daemon,
-    so later ones may use earlier ones); return how many."""
-    client.stream(requests)
+    """Send ``requests`` in order, ``PIPELINE`` at a time (each answered before the next
+    is read by the daemon, so later ones may use earlier ones); return how many."""
+    for i in range(0, len(requests), PIPELINE):
+        client.calls(requests[i : i + PIPELINE])
     return len(requests)
 
 
@@ -538,8 +538,8 @@ def render(
             "### (b) Creating and destroying vnets at run time",
             "",
             f"A daemon with an empty config; per cycle, over one control connection, "
-            "the requests streamed, replies read while later requests are still sent "
-            "(`ControlClient.stream`; the daemon still answers them one after the other): "
+            f"{PIPELINE} requests sent at a time (`ControlClient.calls`; the daemon still "
+            "answers them one after the other): "
             f"`vnet.create` x {args.churn}, `epair.create` x {args.churn // 2} (pairs), "
             f"`address.add` x {args.churn} (203.0.113.1/30, .2/30), then `vnet.destroy` x "
             f"{args.churn}. Baseline RSS {b.base_rss_kib / KIB:.1f} MiB.",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -19,8 +18,6 @@ DEFAULT_SOCKET = "/run/vrouter/control.sock"
 PIPELINE = 64
 """Requests :meth:`ControlClient.calls` can be given at once without either side
 blocking on a full socket (their replies fit in its buffer)."""
-STREAM_CHUNK = 65536
-"""Bytes :meth:`ControlClient.stream` sends or reads in one system call at most."""
 
 
 class ControlClient:
@@ -63,52 +60,6 @@ class ControlClient:
             if not line:
                 raise ConnectionError("vrouterd closed the control connection")
             replies.append(json.loads(line))
-        for reply in replies:
-            if not reply.get("ok"):
-                raise ApiError.from_reply(reply)
-        return [reply.get("result") for reply in replies]
-
-    def stream(self, requests: Sequence[tuple[str, dict[str, Any]]]) -> list[Any]:
-        """Send any number of ``(op, args)`` requests and return their results, in order.
-
-        Like :meth:`calls`, without its bound: the replies are read as they
-        come while the requests are still being sent, so neither side blocks
-        on a full socket, and the daemon finds the next requests waiting
-        when it has answered the ones before (with :meth:`calls` in batches
-        it waits for each batch's replies to be read, a wake-up of both
-        sides per batch).  The daemon still answers them one after the
-        other, so a request may depend on an earlier one.  Every reply is
-        read; then the first refusal, if any, is raised.
-        """
-        # Read from the socket, not through the buffered file: the server sends nothing
-        # unasked, so the file's buffer is empty (as for :meth:`call_fd`).
-        out = memoryview(b"".join(encode({"op": op, "args": args}) for op, args in requests))
-        sent = 0
-        lines: list[bytes] = []
-        partial = b""
-        timeout = self._sock.gettimeout()
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-            while len(lines) < len(requests):
-                ready = selector.select(timeout)
-                if not ready:
-                    raise TimeoutError("vrouterd did not answer in time")
-                events = ready[0][1]
-                if events & selectors.EVENT_WRITE:
-                    sent += self._sock.send(out[sent : sent + STREAM_CHUNK])
-                    if sent == len(out):
-                        selector.modify(self._sock, selectors.EVENT_READ)
-                if events & selectors.EVENT_READ:
-                    data = self._sock.recv(STREAM_CHUNK)
-                    if not data:
-                        raise ConnectionError("vrouterd closed the control connection")
-                    *whole, partial = (partial + data).split(b"\n")
-                    lines += whole
-                    if len(partial) > MAX_REPLY:
-                        raise ConnectionError("vrouterd sent an overlong reply")
-        if partial or len(lines) > len(requests):
-            raise ConnectionError("vrouterd sent more replies than it was asked for")
-        replies = [json.loads(line) for line in lines]
         for reply in replies:
             if not reply.get("ok"):
                 raise ApiError.from_reply(reply)
