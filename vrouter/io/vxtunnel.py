@@ -44,7 +44,10 @@ since the TAP has UDP-tunnel GSO with the outer checksum: a Linux VTEP's
 super-frames carry one (``SKB_GSO_UDP_TUNNEL_CSUM``), and without that
 feature the kernel cuts them before the TAP.  :func:`unwrap` checks and
 strips the outer headers; the inner frame goes on with a plain TCP offload
-header.  What the filter does not take (fragments, a group, another device)
+header.  Datagrams the underlay's GRO joined for the socket (a VTEP that
+sends one segment a datagram) come as one UDP segmentation offload packet
+(``TUN_F_USO4``, ``TUN_F_USO6``; ``gso_type`` UDP_L4) and are taken as a
+``UDP_GRO`` read of the socket is.  What the filter does not take (fragments, a group, another device)
 still reaches the socket; where tc refuses, the socket receives it all.
 """
 
@@ -90,6 +93,12 @@ TUN_F_UDP_TUNNEL_GSO = 0x080
 """The TAP takes (and hands over) GSO packets inside a UDP tunnel (Linux 6.17+)."""
 TUN_F_UDP_TUNNEL_GSO_CSUM = 0x100
 """... and finishes the outer UDP checksum of each segment (Linux 6.17+)."""
+TUN_F_USO4 = 0x20
+"""The TAP takes (and hands over) UDP segmentation offload packets over IPv4 (Linux 6.2+)."""
+TUN_F_USO6 = 0x40
+"""... and over IPv6."""
+GSO_UDP_L4 = 5
+"""virtio-net ``gso_type``: datagrams of one size (``gso_size``) joined into one packet."""
 GSO_UDP_TUNNEL_IPV4 = 0x20
 """virtio-net ``gso_type`` bit: a UDP tunnel over IPv4 wraps the inner GSO packet."""
 GSO_UDP_TUNNEL_IPV6 = 0x40
@@ -177,6 +186,8 @@ class TunnelTap:
         """Takes what :func:`unwrap` found in a read (the read, then its results)."""
         self.malformed: Callable[[str], None] = _ignore_reason
         """Takes why a read redirected here was dropped (see :func:`unwrap`)."""
+        self.drained: Callable[[], None] = _nothing
+        """Called when a wake-up's reads are done (a train's joined frame may be held)."""
         self._filter: tuple[str, str] | None = None
         """The device and preference of the tc filter redirecting to the TAP."""
         self._own_qdisc = False
@@ -190,8 +201,11 @@ class TunnelTap:
         # Tunnel GSO with the outer checksum too, also over IPv4: a Linux VTEP's
         # super-frames carry a UDP checksum (SKB_GSO_UDP_TUNNEL_CSUM), and a TAP without
         # that feature has them cut into segments before its transmit.
-        offloads = (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
-                    | TUN_F_UDP_TUNNEL_GSO | TUN_F_UDP_TUNNEL_GSO_CSUM)  # fmt: skip
+        # UDP segmentation offload: what the underlay's GRO joined for the socket
+        # (datagrams of one flow and size, a peer's unsegmented ones) is read as one train
+        # instead of one datagram a read.
+        offloads = (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_USO4
+                    | TUN_F_USO6 | TUN_F_UDP_TUNNEL_GSO | TUN_F_UDP_TUNNEL_GSO_CSUM)  # fmt: skip
         fcntl.ioctl(fd, TUNSETOFFLOAD, offloads)
         if self._v6:
             # Forwarding on this device only; no link-local address, autoconfiguration,
@@ -242,17 +256,20 @@ class TunnelTap:
         tunnel super-frames whole) and pass on the inner frames; drop anything else."""
         receive = self.receive
         read = os.read
-        for _ in range(RX_BUDGET):
-            try:
-                data = read(self.fd, READ_SIZE)
-            except OSError:
-                return
-            inner = unwrap(data, self._local, self._port)
-            if isinstance(inner, str):
-                if inner:
-                    self.malformed(inner)
-                continue
-            receive(data, *inner)
+        try:
+            for _ in range(RX_BUDGET):
+                try:
+                    data = read(self.fd, READ_SIZE)
+                except OSError:
+                    return
+                inner = unwrap(data, self._local, self._port)
+                if isinstance(inner, str):
+                    if inner:
+                        self.malformed(inner)
+                    continue
+                receive(data, *inner)
+        finally:
+            self.drained()
 
     def redirect(self) -> str:
         """Have the kernel redirect UDP to ``local``:``port`` arriving on the device that
@@ -318,7 +335,10 @@ def unwrap(data: bytes, local: bytes, port: int) -> tuple[int, str, VirtioHdr | 
     """Check one read of the tunnel TAP: its header, then Ethernet, IPv4 or IPv6 to
     ``local`` (packed), UDP to ``port``.  Return (where the VXLAN header starts, the
     source VTEP's address, the inner frame's offload header or None), or why it is
-    dropped ("" for a frame that is not for the tunnel at all: not counted)."""
+    dropped ("" for a frame that is not for the tunnel at all: not counted).  A train of
+    datagrams the kernel's GRO joined (``gso_type`` :data:`GSO_UDP_L4`) comes with an
+    offload header of that type whose ``gso_size`` is the size of each VXLAN datagram but
+    the last; the kernel checked their UDP checksums when it joined them."""
     if len(data) < HEADER_LEN + OUTER_LEN:
         return "" if len(data) < HEADER_LEN + _ETH + 1 else "truncated"
     flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = _VHDR.unpack_from(data)
@@ -357,6 +377,10 @@ def unwrap(data: bytes, local: bytes, port: int) -> tuple[int, str, VirtioHdr | 
     """Bytes before the inner frame, counted as the kernel counts its offsets."""
     inner_partial = flags & F_NEEDS_CSUM and csum_start >= outer + _ETH
     vhdr: VirtioHdr | None = None
+    if gso_type == GSO_UDP_L4:
+        if gso_size < 8 + _ETH:
+            return "unsupported offload"
+        return start, socket.inet_ntop(family, src), VirtioHdr(0, GSO_UDP_L4, 0, gso_size, 0, 0)
     if gso_type:
         inner_type = gso_type & ~(GSO_UDP_TUNNEL_IPV4 | GSO_UDP_TUNNEL_IPV6)
         if inner_type & ~GSO_ECN not in (GSO_TCPV4, GSO_TCPV6) or not inner_partial:
@@ -380,6 +404,10 @@ def _ignore(data: bytes, start: int, source: str, vhdr: VirtioHdr | None) -> Non
 
 def _ignore_reason(reason: str) -> None:
     """The counter of malformed reads until the interface sets its own."""
+
+
+def _nothing() -> None:
+    """The end of a wake-up's reads until the interface says what to do then."""
 
 
 def holder(address: str) -> str | None:

@@ -6,7 +6,15 @@ from __future__ import annotations
 import socket
 import struct
 
-from vrouter.io.vxtunnel import HEADER, HEADER_LEN, OUTER_LEN, OUTER_LEN6, outer_headers, unwrap
+from vrouter.io.vxtunnel import (
+    GSO_UDP_L4,
+    HEADER,
+    HEADER_LEN,
+    OUTER_LEN,
+    OUTER_LEN6,
+    outer_headers,
+    unwrap,
+)
 from vrouter.link.offload import F_NEEDS_CSUM, GSO_TCPV4, VirtioHdr
 from vrouter.wire import vxlan as wire
 from vrouter.wire.checksum import checksum, pseudo_header_sum
@@ -176,3 +184,20 @@ def test_malformed_outer_headers_are_dropped_with_a_reason() -> None:
     assert unwrap(read[: HEADER_LEN + OUTER_LEN - 1], LOCAL, 4789) == "truncated"
     udp_gso = HEADER.pack(F_NEEDS_CSUM, 5 | 0x20, 0, 1400, OUTER_LEN + 34, 6, 0, 0, 0, 0, 34, 64)
     assert unwrap(udp_gso + read[HEADER_LEN:], LOCAL, 4789) == "unsupported offload"
+
+
+def test_a_train_the_kernel_joined_is_passed_on_with_its_datagram_size() -> None:
+    frame = _super_frame(1398)
+    size = 8 + len(frame)
+    payload = (wire.header(42) + frame) * 3
+    udp_len = 8 + len(payload)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, 64, 17, 0, REMOTE, LOCAL)
+    ip = ip[:10] + checksum(ip).to_bytes(2, "big") + ip[12:]
+    udp = struct.pack("!HHHH", 4789, 4789, udp_len, 0)
+    head = HEADER.pack(F_NEEDS_CSUM, GSO_UDP_L4, 14 + 20 + 8, size, 14 + 20, 6, 0, 0, 0, 0, 0, 0)
+    read = head + bytes(12) + b"\x08\x00" + ip + udp + payload
+    assert unwrap(read, LOCAL, 4789) == (
+        HEADER_LEN + OUTER_LEN - 8, "198.51.100.2", VirtioHdr(0, GSO_UDP_L4, 0, size, 0, 0)
+    )  # fmt: skip
+    tiny = HEADER.pack(F_NEEDS_CSUM, GSO_UDP_L4, 14 + 20 + 8, 8, 14 + 20, 6, 0, 0, 0, 0, 0, 0)
+    assert unwrap(tiny + read[HEADER_LEN:], LOCAL, 4789) == "unsupported offload"
