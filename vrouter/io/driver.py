@@ -7,7 +7,8 @@ uvloop keeps the last few hundred freed ones for reuse wherever they lie
 in the heap: after thousands of vnets are destroyed they hold the
 allocator's arenas that those vnets filled), pumps epair queues with
 ``call_soon`` (so a burst is handled as a batch, at most ``RX_BUDGET``
-frames a turn, like a TAP's), and owns the TAP devices,
+frames a turn, like a TAP's; a small frame that finds its epair idle is
+delivered inline, :mod:`vrouter.link.epair`), and owns the TAP devices,
 which share the loop by turns (:mod:`vrouter.io.tap`), and the UDP sockets
 of VXLAN interfaces (:mod:`vrouter.io.vxlan`).  Protocol code never
 sees the loop.
@@ -346,6 +347,7 @@ class Driver:
         """Join ``a`` and ``b`` with an epair."""
         epair = Epair(a, b)
         epair.sparse_first = self.sparse_first
+        epair.inline = self.loop.time  # an idle path is one pass of Python (see epair)
         epair.wakeup = self._schedule_pump
         self.epairs.append(epair)
         return epair
