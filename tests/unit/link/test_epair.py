@@ -8,7 +8,8 @@ import dpkt
 import pytest
 
 from vrouter.core import tables
-from vrouter.link.epair import QUEUE_LIMIT, Epair
+from vrouter.link import epair as epair_module
+from vrouter.link.epair import INLINE_QUIET, QUEUE_LIMIT, Epair
 from vrouter.link.sparse import BULK_LEN
 from vrouter.route import state as route_state
 
@@ -262,8 +263,16 @@ def test_a_pump_asked_to_pause_stops_between_small_frames_and_bulk(pair, lab) ->
     assert epair.pump(lab.now) == 2 and not epair.paused  # not asked: one turn for both
 
 
-def test_inline_a_small_frame_that_finds_the_epair_idle_arrives_at_once(pair, lab) -> None:
-    epair, got = pair
+@pytest.fixture
+def clock(monkeypatch):
+    """The epair's monotonic clock, moved by hand: ``clock[0]`` seconds."""
+    now = [1000.0]
+    monkeypatch.setattr(epair_module, "_monotonic", lambda: now[0])
+    return now
+
+
+def test_inline_a_small_frame_to_an_idle_epair_arrives_at_once(pair, lab, clock) -> None:
+    epair, _ = pair
     seen: list[float] = []
     b = epair.b.vnet
     b.link.ethertypes = tables.put(
@@ -278,21 +287,45 @@ def test_inline_a_small_frame_that_finds_the_epair_idle_arrives_at_once(pair, la
     assert (epair.a.counters.tx_packets, epair.b.counters.rx_packets) == (1, 1)
 
 
-def test_inline_a_frame_waits_behind_frames_already_queued(pair, lab) -> None:
+def test_inline_only_after_its_direction_was_quiet(pair, lab, clock) -> None:
+    """A frame close behind another in its direction is queued (a busy link keeps its
+    batches); the other direction and a frame after a quiet spell cross inline."""
+    epair, got = pair
+    epair.inline = lambda: lab.now
+    epair.a.output(frame_to(epair.b, 1))
+    clock[0] += INLINE_QUIET / 2
+    epair.a.output(frame_to(epair.b, 2))
+    assert got["b"] == [1] and epair.pending == 1
+    epair.pump(lab.now)
+    epair.b.output(frame_to(epair.a, 3))  # towards a: quiet so far
+    assert got == {"a": [3], "b": [1, 2]} and epair.pending == 0
+    clock[0] += INLINE_QUIET / 2  # the queued frame counts: quiet since frame 2 only
+    epair.a.output(frame_to(epair.b, 4))
+    assert got["b"] == [1, 2] and epair.pending == 1
+    epair.pump(lab.now)
+    clock[0] += 2 * INLINE_QUIET
+    epair.a.output(frame_to(epair.b, 5))
+    assert got["b"] == [1, 2, 4, 5] and epair.pending == 0
+
+
+def test_inline_a_frame_waits_behind_frames_already_queued(pair, lab, clock) -> None:
     epair, got = pair
     epair.inline = lambda: lab.now
     epair.a.output(sized(epair.b, 0, BULK_LEN + 100))  # bulk is queued, idle or not
     assert got["b"] == [] and epair.pending == 1
+    clock[0] += 2 * INLINE_QUIET
     epair.b.output(sized(epair.a, 1, 100))  # the other direction is not idle either
+    clock[0] += 2 * INLINE_QUIET
     epair.a.output(sized(epair.b, 2, 100, OTHER))
     assert got == {"a": [], "b": []} and epair.pending == 3
     epair.pump(lab.now)
     assert got == {"a": [1], "b": [2, 0]} and epair.pending == 0
+    clock[0] += 2 * INLINE_QUIET
     epair.a.output(sized(epair.b, 3, 100))  # idle again
     assert got["b"] == [2, 0, 3] and epair.pending == 0
 
 
-def test_inline_what_the_peer_sends_meanwhile_is_queued(pair, lab) -> None:
+def test_inline_what_the_peer_sends_meanwhile_is_queued(pair, lab, clock) -> None:
     """One level deep: an answer sent during an inline delivery waits for the pump, on
     this epair and on every other."""
     epair, got = pair
@@ -309,11 +342,12 @@ def test_inline_what_the_peer_sends_meanwhile_is_queued(pair, lab) -> None:
     assert got == {"a": [], "b": [1]} and epair.pending == 1
     epair.pump(lab.now)
     assert got == {"a": [101], "b": [1]} and epair.pending == 0
+    clock[0] += 2 * INLINE_QUIET
     epair.a.output(frame_to(epair.b, 2))  # the next delivery is inline again
     assert got["b"] == [1, 2] and epair.pending == 1
 
 
-def test_inline_a_handler_that_raises_costs_that_frame(pair, lab) -> None:
+def test_inline_a_handler_that_raises_costs_that_frame(pair, lab, clock) -> None:
     epair, got = pair
     epair.inline = lambda: lab.now
     b = epair.b.vnet
@@ -326,6 +360,7 @@ def test_inline_a_handler_that_raises_costs_that_frame(pair, lab) -> None:
 
     b.link.ethertypes = tables.put(b.link.ethertypes, TEST_ETHERTYPE, broken_once)
     epair.a.output(frame_to(epair.b, 1))
+    clock[0] += 2 * INLINE_QUIET
     epair.a.output(frame_to(epair.b, 2))
     assert got["b"] == [2] and epair.pending == 0
     assert epair.b.counters.rx_drops == {"internal_error": 1}
