@@ -177,7 +177,7 @@ def prepare(case: str) -> tuple[Callable[[], None], Callable[[], int]]:
     elif case.startswith("udp"):
         tap, data = tap1, udp_frame(H1, H2, t1.mac, H1_MAC)
     else:
-        payload = 64000 if case == "super" else 100
+        payload = 64000 if case.startswith("super") else 100
         tap, data = tap1, tcp_frame(H1, H2, 40000, 5201, payload, t1.mac, H1_MAC, True)
     queue = queues[tap.fd]
     batch = [data] * BATCH.get(case, 1)

@@ -277,6 +277,32 @@ def test_fragments_never_match_a_cached_flow(net, lab, monkeypatch) -> None:
     assert full.calls + r.inet.stats.filtered == 1 and r.firewall.flows.hits == 0
 
 
+@pytest.mark.parametrize(
+    ("mf", "offset", "cached"), [(False, 0, True), (True, 0, False), (False, 8, False)]
+)
+def test_a_cached_tcp_flow_takes_whole_packets_only(
+    net, lab, monkeypatch, mf: bool, offset: int, cached: bool
+) -> None:
+    """The flags and fragment offset word, read in one unpack with the length and the
+    protocol: DF alone is a whole packet and the cache passes it; MF or an offset is a
+    fragment, never the cache's (the full path decides)."""
+    r, h1, h2 = net
+    seq, ack = _handshake(lab, h1, h2)
+    segment = dpkt.tcp.TCP(sport=40001, dport=5201, seq=seq, ack=ack, flags=ACK, win=65535,
+                           data=b"d" * 64)  # fmt: skip
+    packet = h1.packet(H2, dpkt.ip.IP_PROTO_TCP, segment, df=True)
+    packet.mf = int(mf)
+    packet.offset = offset
+    full = FullPath(monkeypatch)
+    hits = r.firewall.flows.hits
+    h1.send(h1.frame(packet), lab.now)
+    assert r.firewall.flows.hits == hits + cached
+    if cached:
+        assert len(h2.take_ip()) == 1 and full.calls == 0
+    else:  # the full path took it (forwarded or held), never the cache
+        assert full.calls + r.inet.stats.filtered == 1
+
+
 def test_the_cache_is_bounded(net, lab) -> None:
     r, h1, _ = net
     r.firewall.flows.limit = 3
