@@ -32,7 +32,7 @@ in the middle of a route feed.
 A large table is loaded with :meth:`Fib.add_many`: the index is then built
 once, after the last route, and the routes are best made as they are taken
 (a generator of :meth:`Route.of`, which needs no :mod:`ipaddress` object).
-A million IPv4 routes load so in about 2-3 s and hold some 165 MiB with the
+A million IPv4 routes load so in about 2.5-3.5 s and hold some 126 MiB with the
 index (bench/RESULTS.md, section ``scale``).
 
 Routes going the same way share one next hop (:class:`~vrouter.route.entry.Nhop`,
