@@ -10,7 +10,8 @@ up at once:
                   vxlan interface] -veth underlay- [Linux vxlan + bridge] h2
   vrouterd-vxlan-nooffload   the same, the TAP without offloads
   vrouterd-vxlan-tunnelgso   the same with tunnel_gso = true (TCP super-frames
-                  leave whole through a TAP with UDP-tunnel GSO, Linux 6.17+)
+                  leave whole through a TAP with UDP-tunnel GSO, Linux 6.17+, and
+                  arrive whole through it, redirected from the underlay veth)
   kernel-vxlan6, vrouterd-vxlan6, vrouterd-vxlan6-tunnelgso   kernel-vxlan,
                   vrouterd-vxlan and vrouterd-vxlan-tunnelgso over an IPv6 underlay
                   (2001:db8:203::/64; overlay MTU 1430), compared with kernel-vxlan6
@@ -20,8 +21,9 @@ the underlay veth there, with GRO turned on as a NIC has it).  On the Linux
 VTEP facing the daemon, tx checksum offload of the underlay veth is off:
 otherwise the kernel leaves the inner checksums for a NIC to finish and the
 daemon's UDP socket receives them unfinished (see the README's VXLAN
-section).  The kernel-to-kernel case
-keeps the veth defaults.
+section).  The kernel-to-kernel case and the tunnel_gso cases keep the veth
+defaults: with tunnel_gso the daemon receives the Linux VTEP's super-frames
+through its TAP, whose header says which inner checksums are partial.
 
 Measurements, each ``--runs`` times, cases round-robin (each round starting
 one case later):
@@ -165,7 +167,8 @@ class VxlanLab(Lab):
         self.veth(d, f"{p}u", h2, f"{p}b")
         self.addr(d, f"{p}u", f"{local}/{plen}")
         self.addr(h2, f"{p}b", f"{remote}/{plen}")
-        nsrun(h2, "ethtool", "-K", f"{p}b", "tx", "off")
+        if not tunnel_gso:
+            nsrun(h2, "ethtool", "-K", f"{p}b", "tx", "off")
         # A veth does no GRO unless asked (a NIC does by default): without it the
         # daemon's UDP_GRO socket gets its datagrams one by one.
         nsrun(d, "ethtool", "-K", f"{p}u", "gro", "on")
@@ -237,7 +240,9 @@ def measure(
                 f"segments coalesced {stats['coalesced']}, small datagrams sent "
                 f"{stats.get('small_datagrams', '-')} in {stats.get('small_sends', '-')} sends"
                 + (f", tunnel_gso {vx['tunnel_gso']}, super-frames sent whole "
-                   f"{stats['whole']}" if vx.get("tunnel_gso") else "")
+                   f"{stats['whole']}, received whole {stats.get('received_whole', '-')} "
+                   f"(frames through the TAP {stats.get('received_tunnel', '-')}, redirected "
+                   f"from {vx.get('tunnel_receive') or '-'})" if vx.get("tunnel_gso") else "")
             )  # fmt: skip
     return cases, reverse, shown
 
@@ -305,7 +310,9 @@ class Report:
             "the same with offload = false on the TAP (h1's kernel segments and checksums "
             "what it sends). vrouterd-vxlan-tunnelgso: the same as vrouterd-vxlan with "
             "tunnel_gso = true (TCP super-frames written whole to a TAP with UDP-tunnel GSO, "
-            "the kernel segments them; received on the socket as before). kernel-vxlan6, "
+            "the kernel segments them; h2's veth keeps tx checksum offload, and its tunnel "
+            "super-frames are redirected whole from the underlay veth to that TAP by a tc "
+            "filter). kernel-vxlan6, "
             "vrouterd-vxlan6 and vrouterd-vxlan6-tunnelgso: the same over an IPv6 underlay "
             "(overlay MTU 1430), each compared with kernel-vxlan6. Runs round-robin.",
             "",

@@ -48,11 +48,17 @@ underlay is ``core``."""
 
 
 def linux_vtep(
-    ns: str, dev: str, local: str, peer: tuple[str, ...], mac: str | None = None
+    ns: str,
+    dev: str,
+    local: str,
+    peer: tuple[str, ...],
+    mac: str | None = None,
+    tx_csum: bool = False,
 ) -> None:
     """Add vx42 (VTEP ``local`` on ``dev``, sending to ``peer``: ``remote ADDR`` or
     ``group ADDR``) in a Linux bridge br0 (of MAC ``mac``; None: the kernel's) holding
-    :data:`LINUX_HOST` to namespace ``ns``."""
+    :data:`LINUX_HOST` to namespace ``ns``.  With ``tx_csum`` the underlay device keeps
+    tx checksum offload: TCP super-frames leave it whole, their inner checksums partial."""
     for cmd in (
         ("link", "add", "vx42", "type", "vxlan", "id", "42", "dstport", "4789",
          *peer, "local", local, "dev", dev),
@@ -65,7 +71,8 @@ def linux_vtep(
         run("ip", "-n", ns, *cmd)
     # The kernel would leave the inner checksums it sends for the underlay device's
     # "hardware" to finish (a veth or a TAP has none): finished in software here.
-    run("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off")
+    if not tx_csum:
+        run("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off")
 
 
 def ping(daemon: Vrouterd, host: str, target: str, *extra: str) -> int:
@@ -143,6 +150,7 @@ def linux_peer(
     mac: str | None = LINUX_MAC,
     peer: tuple[str, str] = ("remote", "198.51.100.1"),
     local: str = "198.51.100.2/24",
+    tx_csum: bool = False,
 ) -> str:
     """Make netns ``PREFIXlx`` (VTEP ``local``, on the daemon's underlay peer) with vx42
     (sending to ``peer``: remote or group) in a Linux bridge (of MAC ``mac``; None: the
@@ -157,7 +165,7 @@ def linux_peer(
         ("link", "set", f"{p}v", "up"),
     ):
         run("ip", "-n", lx, *cmd)
-    linux_vtep(lx, f"{p}v", local.split("/")[0], peer, mac)
+    linux_vtep(lx, f"{p}v", local.split("/")[0], peer, mac, tx_csum)
     return lx
 
 
@@ -208,20 +216,22 @@ UNDERLAY6 = ("2001:db8:42::1", "2001:db8:42::2")
 
 @contextlib.contextmanager
 def beside_linux(
-    workdir: Path, config: str, *sysctls: str, ipv6: bool = False
+    workdir: Path, config: str, *sysctls: str, ipv6: bool = False, tx_csum: bool = False
 ) -> Iterator[Vrouterd]:
     """Run a daemon of ``config`` in its own namespace (VTEP 198.51.100.1, ``sysctls``
-    set there) beside a Linux VTEP (:func:`linux_peer`, .2); with ``ipv6`` the underlay
-    is :data:`UNDERLAY6` instead.  Close it on the way out."""
+    set there) beside a Linux VTEP (:func:`linux_peer`, .2, ``tx_csum`` as there); with
+    ``ipv6`` the underlay is :data:`UNDERLAY6` instead.  Close it on the way out."""
     daemon = Vrouterd(workdir, config)
     try:
         if ipv6:
             local, remote = UNDERLAY6
             start_in_netns(daemon, local, *sysctls, prefix=64)
-            linux_peer(daemon, mac=None, peer=("remote", local), local=f"{remote}/64")
+            linux_peer(
+                daemon, mac=None, peer=("remote", local), local=f"{remote}/64", tx_csum=tx_csum
+            )
         else:
             start_in_netns(daemon, "198.51.100.1", *sysctls)
-            linux_peer(daemon, mac=None)
+            linux_peer(daemon, mac=None, tx_csum=tx_csum)
         yield daemon
     finally:
         daemon.close()

@@ -447,8 +447,9 @@ _OPS: tuple[Operation, ...] = (
                     Arg("underlay", "str", "a vnet whose UDP carries the outer packets "
                         "(default: the host's)", default=""),
                     Arg("tunnel_gso", "bool", "TCP super-frames leave whole through a TAP "
-                        "with UDP-tunnel GSO, the kernel segments them (Linux 6.17+; "
-                        "the socket alone where it cannot)", default=False)),
+                        "with UDP-tunnel GSO, the kernel segments them, and arrive whole "
+                        "through it (Linux 6.17+; the socket alone where it cannot)",
+                        default=False)),
               rights=on("vnet"), runs="locked"),
     Operation("bridge.show", "the bridges of a vnet: ports, VLANs, counters", "views.bridge_show",
               args=(VNET, Arg("bridge", "str", "one bridge (none: every bridge)", default=""))),

@@ -269,8 +269,9 @@ def show_port_stp(result: Any) -> str:
     )
 
 
-def _tunnel_gso(state: str, stats: dict[str, int], error: str) -> str:
-    """Say whether TCP super-frames leave whole (``tunnel_gso``) or why they do not."""
+def _tunnel_gso(state: str, stats: dict[str, int], error: str, receive: str = "") -> str:
+    """Say whether TCP super-frames leave (and arrive) whole (``tunnel_gso``) or why they
+    do not."""
     if state.startswith("not in use"):
         return f"  tunnel_gso: {state}; TCP super-frames are segmented here, sent by the socket"
     line = (
@@ -280,6 +281,13 @@ def _tunnel_gso(state: str, stats: dict[str, int], error: str) -> str:
     refused = stats.get("tunnel_refused", 0)
     if refused:
         line += f", refused by the kernel {refused} (sent by the socket; last: {error})"
+    if receive.startswith("socket only"):
+        line += f"; received on the socket ({receive})"
+    elif receive:
+        line += (
+            f"; received whole through {state} (redirected from {receive}): super-frames "
+            f"{stats.get('received_whole', 0)}, frames {stats.get('received_tunnel', 0)}"
+        )
     return line
 
 
@@ -304,7 +312,11 @@ def show_vxlans(result: Any) -> str:
                 f"in {stats['small_sends']} sends"
             )
         if x.get("tunnel_gso"):
-            out.append(_tunnel_gso(x["tunnel_gso"], stats, x.get("tunnel_error", "")))
+            out.append(
+                _tunnel_gso(
+                    x["tunnel_gso"], stats, x.get("tunnel_error", ""), x.get("tunnel_receive", "")
+                )
+            )
         rows = []
         for v in x["vteps"]:
             macs = v["macs"] or [{"mac": "-", "age": None}]

@@ -308,7 +308,8 @@ def _parser() -> argparse.ArgumentParser:
     xcreate.add_argument(
         "--tunnel-gso", action="store_true",
         help="TCP super-frames leave whole through a TAP with UDP-tunnel GSO and the "
-        "kernel segments them (Linux 6.17+; the socket alone where it cannot)",
+        "kernel segments them; the VTEPs' arrive whole through it, redirected from the "
+        "device holding --local (Linux 6.17+; the socket alone where it cannot)",
     )  # fmt: skip
     xcreate.add_argument(
         "--address", dest="addresses", action="append", default=[], metavar="ADDR/LEN",

@@ -19,7 +19,9 @@ bounded per turn like a TAP's; a send the kernel refuses with EAGAIN is
 dropped and counted (``queue_full``): UDP has no flow control to wait for.
 With ``tunnel_gso`` TCP super-frames leave whole through a TAP of the
 interface's own instead (:mod:`vrouter.io.vxtunnel`), where the kernel has
-UDP-tunnel GSO; everything else, and all that is received, stays here.
+UDP-tunnel GSO, and the VTEPs' datagrams arriving on the device that holds
+``local`` are redirected there (their super-frames whole); everything else
+stays here.
 """
 
 from __future__ import annotations
@@ -120,6 +122,29 @@ class VxlanDevice:
         vx.tunnel_gso = self.tunnel.name
         log.info("vnet %s: %s: TCP super-frames leave whole through %s (UDP-tunnel GSO)",
                  vx.vnet.name, vx.ifnet.name, self.tunnel.name)  # fmt: skip
+        self.tunnel.receive = self._tunnel_input
+        self.tunnel.malformed = self._tunnel_malformed
+        try:
+            device = self.tunnel.redirect()
+        except OSError as err:
+            vx.tunnel_receive = f"socket only: {err.strerror or err}"
+            log.info("vnet %s: %s: received on the socket only (no redirect to %s): %s",
+                     vx.vnet.name, vx.ifnet.name, self.tunnel.name,
+                     err.strerror or err)  # fmt: skip
+            return
+        vx.tunnel_receive = device
+        log.info("vnet %s: %s: VXLAN datagrams arriving on %s are redirected to %s, "
+                 "TCP super-frames received whole",
+                 vx.vnet.name, vx.ifnet.name, device, self.tunnel.name)  # fmt: skip
+
+    def _tunnel_malformed(self, reason: str) -> None:
+        """Count a read of the tunnel TAP dropped as malformed (``reason``)."""
+        ifp = self.vx.ifnet
+        ifp.counters.rx_packets += 1
+        ifp.drop("vxlan_tunnel_" + reason.replace(" ", "_").lower(), error=True)
+
+    def _tunnel_input(self, data: bytes, start: int, source: str, vhdr: VirtioHdr | None) -> None:
+        self.vx.input_whole(data, start, source, vhdr, self._loop.time())
 
     def send_super(self, address: str, frame: bytes | bytearray, vhdr: VirtioHdr) -> bool:
         """Hand a TCP super-frame whole to the tunnel TAP (frames queued before leave
@@ -347,6 +372,7 @@ class VxlanDevice:
         self.vx.send_super = None
         self.vx.tunnel_gso = ""
         self.vx.tunnel_error = ""
+        self.vx.tunnel_receive = ""
         if self.tunnel is not None:
             self.tunnel.close()
             self.tunnel = None

@@ -30,11 +30,22 @@ input and no check of a local source, the TAP forwards on its own
 otherwise), makes no address or router solicitation of its own, and
 holds ``local`` as a /128 without DAD or prefix route, as over IPv4.
 
-Everything else (frames without GSO, broadcasts, what is received) stays
-on the socket.  Where the kernel refuses the offload (an older kernel:
+Everything else sent (frames without GSO, broadcasts) stays on the
+socket.  Where the kernel refuses the offload (an older kernel:
 ``TUNSETOFFLOAD`` or ``TUNSETVNETHDRSZ`` fails) or a multicast group is
 configured, the interface keeps the socket path alone: the log says why
 once, and ``vrouterctl vxlan VNET show`` tells which path carries it.
+
+Receiving: a tc filter on the ingress of the device holding ``local``
+redirects UDP to ``local``:``port`` to the TAP (:meth:`TunnelTap.redirect`),
+whose transmit hands the daemon a VTEP's tunnel super-frame whole (64 KiB,
+``gso_type`` TCPV4 | ``UDP_TUNNEL_IPV4`` and the outer and inner offsets)
+since the TAP has UDP-tunnel GSO with the outer checksum: a Linux VTEP's
+super-frames carry one (``SKB_GSO_UDP_TUNNEL_CSUM``), and without that
+feature the kernel cuts them before the TAP.  :func:`unwrap` checks and
+strips the outer headers; the inner frame goes on with a plain TCP offload
+header.  What the filter does not take (fragments, a group, another device)
+still reaches the socket; where tc refuses, the socket receives it all.
 """
 
 from __future__ import annotations
@@ -43,15 +54,18 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import json
 import logging
 import os
 import socket
 import struct
 import subprocess
+from collections.abc import Callable
 
 import pytun  # type: ignore[import-not-found]
 
 from vrouter.io.tap import (
+    RX_BUDGET,
     TUN_F_CSUM,
     TUN_F_TSO4,
     TUN_F_TSO6,
@@ -59,7 +73,15 @@ from vrouter.io.tap import (
     TUNSETOFFLOAD,
     TUNSETVNETHDRSZ,
 )
-from vrouter.link.offload import F_NEEDS_CSUM, VirtioHdr, headers_len, tcp_offset
+from vrouter.link.offload import (
+    F_NEEDS_CSUM,
+    GSO_ECN,
+    GSO_TCPV4,
+    GSO_TCPV6,
+    VirtioHdr,
+    headers_len,
+    tcp_offset,
+)
 from vrouter.wire.checksum import checksum, pseudo_header_sum
 
 log = logging.getLogger("vrouter.vxlan")
@@ -78,6 +100,7 @@ HEADER = struct.Struct("<BBHHHHHIHHHH")
 """``struct virtio_net_hdr_v1_hash_tunnel``: the v1 header, hash value and report,
 padding, then the outer transport and inner network header offsets."""
 HEADER_LEN = HEADER.size
+_VHDR = struct.Struct("<BBHHHH")
 _OUTER_IP = struct.Struct("!BBHHHBBH4s4s")
 _OUTER_IP6 = struct.Struct("!IHBB16s16s")
 _UDP = struct.Struct("!HHHH")
@@ -91,8 +114,10 @@ OUTER_LEN6 = _ETH + _IP6 + 8 + 8
 MAX_IP = 65535
 """The most an IPv4 packet's total length or an IPv6 packet's payload length says."""
 _INNER_TYPES = (b"\x08\x00", b"\x86\xdd")
-DRAIN = 64
-"""Frames read per turn from the TAP (the kernel sends it nothing it routes)."""
+READ_SIZE = HEADER_LEN + _ETH + _IP6 + MAX_IP
+"""The longest read of the TAP: an outer IPv6 packet of the largest payload."""
+PREF_BASE = 0x7000
+"""The tc filter's preference: this plus the TAP's number."""
 SIOCGIFHWADDR = 0x8927
 NAME = "vxgso%d"
 
@@ -148,15 +173,25 @@ class TunnelTap:
         self._header = header
         ethertype = b"\x86\xdd" if self._v6 else b"\x08\x00"
         self._eth = self._mac + bytes.fromhex("020000000001") + ethertype
+        self.receive: Callable[[bytes, int, str, VirtioHdr | None], None] = _ignore
+        """Takes what :func:`unwrap` found in a read (the read, then its results)."""
+        self.malformed: Callable[[str], None] = _ignore_reason
+        """Takes why a read redirected here was dropped (see :func:`unwrap`)."""
+        self._filter: tuple[str, str] | None = None
+        """The device and preference of the tc filter redirecting to the TAP."""
+        self._own_qdisc = False
+        """Whether the device's ``clsact`` qdisc was added for the filter."""
         os.set_blocking(self.fd, False)
         loop.add_reader(self.fd, self._drain)
 
     def _setup(self, local: str) -> None:
         fd = self.fd
         fcntl.ioctl(fd, TUNSETVNETHDRSZ, HEADER_LEN.to_bytes(4, "little"))
-        offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_UDP_TUNNEL_GSO
-        if self._v6:
-            offloads |= TUN_F_UDP_TUNNEL_GSO_CSUM
+        # Tunnel GSO with the outer checksum too, also over IPv4: a Linux VTEP's
+        # super-frames carry a UDP checksum (SKB_GSO_UDP_TUNNEL_CSUM), and a TAP without
+        # that feature has them cut into segments before its transmit.
+        offloads = (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
+                    | TUN_F_UDP_TUNNEL_GSO | TUN_F_UDP_TUNNEL_GSO_CSUM)  # fmt: skip
         fcntl.ioctl(fd, TUNSETOFFLOAD, offloads)
         if self._v6:
             # Forwarding on this device only; no link-local address, autoconfiguration,
@@ -203,18 +238,176 @@ class TunnelTap:
         return True
 
     def _drain(self) -> None:
-        """Read and drop what the kernel sends the TAP (nothing is routed to it)."""
-        for _ in range(DRAIN):
+        """Read what the kernel redirected to the TAP (the outer packets from the VTEPs,
+        tunnel super-frames whole) and pass on the inner frames; drop anything else."""
+        receive = self.receive
+        read = os.read
+        for _ in range(RX_BUDGET):
             try:
-                os.read(self.fd, 65536 + HEADER_LEN)
+                data = read(self.fd, READ_SIZE)
             except OSError:
                 return
+            inner = unwrap(data, self._local, self._port)
+            if isinstance(inner, str):
+                if inner:
+                    self.malformed(inner)
+                continue
+            receive(data, *inner)
+
+    def redirect(self) -> str:
+        """Have the kernel redirect UDP to ``local``:``port`` arriving on the device that
+        holds ``local`` to this TAP (a tc ``u32`` filter on its ingress); return that
+        device.  Raises OSError if tc refused."""
+        local, port = socket.inet_ntop(self._family, self._local), self._port
+        device = holder(local)
+        if device is None:
+            raise OSError(errno.ENODEV, f"no device holds {local}")
+        if _tc("qdisc", "add", "dev", device, "clsact") == "":
+            self._own_qdisc = True
+        pref = str(PREF_BASE + int(self.name[len(NAME) - 2 :]))
+        if self._v6:
+            match = ["protocol", "ipv6", "u32", "match", "ip6", "dst", f"{local}/128",
+                     "match", "ip6", "protocol", "17", "0xff",
+                     "match", "ip6", "dport", str(port), "0xffff"]  # fmt: skip
+        else:
+            # No options (ihl 5), not a fragment: the ports are where u32 looks for them.
+            match = ["protocol", "ip", "u32", "match", "ip", "dst", f"{local}/32",
+                     "match", "u8", "0x45", "0xff", "at", "0",
+                     "match", "u16", "0", "0x3fff", "at", "6",
+                     "match", "ip", "protocol", "17", "0xff",
+                     "match", "ip", "dport", str(port), "0xffff"]  # fmt: skip
+        # A filter of this preference is a leftover of a daemon that ended without
+        # removing it (its TAP, this one's name, gone): it would drop what it matched.
+        _tc("filter", "del", "dev", device, "ingress", "pref", pref)
+        error = _tc("filter", "add", "dev", device, "ingress", "pref", pref, *match,
+                    "action", "mirred", "egress", "redirect", "dev", self.name)  # fmt: skip
+        if error:
+            self._drop_qdisc(device)
+            raise OSError(errno.EIO, f"tc filter add: {error}")
+        self._filter = (device, pref)
+        return device
+
+    def _drop_qdisc(self, device: str) -> None:
+        """Remove the ``clsact`` qdisc added for the filter, unless filters of others
+        have been added to it since."""
+        if not self._own_qdisc:
+            return
+        self._own_qdisc = False
+        for direction in ("ingress", "egress"):
+            shown = subprocess.run(
+                ["tc", "filter", "show", "dev", device, direction],
+                capture_output=True, text=True, timeout=10, check=False,
+            )  # fmt: skip
+            if shown.returncode != 0 or shown.stdout.strip():
+                return
+        _tc("qdisc", "del", "dev", device, "clsact")
 
     def close(self) -> None:
-        """Close the TAP (the kernel interface goes)."""
+        """Remove the redirect and close the TAP (the kernel interface goes)."""
         with contextlib.suppress(ValueError, OSError):
             self._loop.remove_reader(self.fd)
+        if self._filter is not None:
+            device, pref = self._filter
+            self._filter = None
+            _tc("filter", "del", "dev", device, "ingress", "pref", pref)
+            self._drop_qdisc(device)
         self._tun.close()
+
+
+def unwrap(data: bytes, local: bytes, port: int) -> tuple[int, str, VirtioHdr | None] | str:
+    """Check one read of the tunnel TAP: its header, then Ethernet, IPv4 or IPv6 to
+    ``local`` (packed), UDP to ``port``.  Return (where the VXLAN header starts, the
+    source VTEP's address, the inner frame's offload header or None), or why it is
+    dropped ("" for a frame that is not for the tunnel at all: not counted)."""
+    if len(data) < HEADER_LEN + OUTER_LEN:
+        return "" if len(data) < HEADER_LEN + _ETH + 1 else "truncated"
+    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = _VHDR.unpack_from(data)
+    eth = HEADER_LEN + _ETH
+    ethertype = data[eth - 2 : eth]
+    if ethertype == b"\x08\x00":
+        if data[eth] != 0x45 or data[eth + 9] != 17 or data[eth + 16 : eth + 20] != local:
+            return ""
+        if int.from_bytes(data[eth + 2 : eth + 4], "big") != len(data) - eth:
+            return "bad length"
+        if data[eth + 6] & 0x3F or data[eth + 7]:
+            return ""  # a fragment: only whole datagrams are redirected
+        if checksum(memoryview(data)[eth : eth + _IP4]):
+            return "bad IPv4 checksum"
+        src = data[eth + 12 : eth + 16]
+        udp = eth + _IP4
+        family = socket.AF_INET
+    elif ethertype == b"\x86\xdd":
+        if data[eth + 6] != 17 or data[eth + 24 : eth + 40] != local:
+            return ""
+        if int.from_bytes(data[eth + 4 : eth + 6], "big") != len(data) - eth - _IP6:
+            return "bad length"
+        src = data[eth + 8 : eth + 24]
+        udp = eth + _IP6
+        family = socket.AF_INET6
+    else:
+        return ""
+    if int.from_bytes(data[udp + 2 : udp + 4], "big") != port:
+        return ""
+    if int.from_bytes(data[udp + 4 : udp + 6], "big") != len(data) - udp:
+        return "bad length"
+    start = udp + 8
+    if len(data) < start + 8 + _ETH:
+        return "truncated"
+    outer = start + 8 - HEADER_LEN
+    """Bytes before the inner frame, counted as the kernel counts its offsets."""
+    inner_partial = flags & F_NEEDS_CSUM and csum_start >= outer + _ETH
+    vhdr: VirtioHdr | None = None
+    if gso_type:
+        inner_type = gso_type & ~(GSO_UDP_TUNNEL_IPV4 | GSO_UDP_TUNNEL_IPV6)
+        if inner_type & ~GSO_ECN not in (GSO_TCPV4, GSO_TCPV6) or not inner_partial:
+            return "unsupported offload"
+        vhdr = VirtioHdr(
+            F_NEEDS_CSUM, inner_type, hdr_len - outer, gso_size, csum_start - outer, csum_offset
+        )
+    elif inner_partial:
+        vhdr = VirtioHdr(F_NEEDS_CSUM, 0, 0, 0, csum_start - outer, csum_offset)
+    elif not flags and (data[udp + 6] or data[udp + 7] or family == socket.AF_INET6):
+        # Neither partial nor checked by the kernel: the UDP checksum is checked here.
+        pseudo = pseudo_header_sum(src, local, 17, len(data) - udp)
+        if checksum(memoryview(data)[udp:], pseudo):
+            return "bad UDP checksum"
+    return start, socket.inet_ntop(family, src), vhdr
+
+
+def _ignore(data: bytes, start: int, source: str, vhdr: VirtioHdr | None) -> None:
+    """The receiver until the interface sets its own."""
+
+
+def _ignore_reason(reason: str) -> None:
+    """The counter of malformed reads until the interface sets its own."""
+
+
+def holder(address: str) -> str | None:
+    """Return the device that holds ``address`` (None if none does)."""
+    shown = subprocess.run(
+        ["ip", "-j", "addr", "show", "to", address],
+        capture_output=True, text=True, timeout=10, check=False,
+    )  # fmt: skip
+    try:
+        devices = json.loads(shown.stdout or "[]")
+    except ValueError:
+        return None
+    for device in devices:
+        name = device.get("ifname")
+        if name and not name.startswith(NAME[:-2]):
+            return str(name)
+    return None
+
+
+def _tc(*args: str) -> str:
+    """Run tc; return its complaint ("" if it succeeded)."""
+    try:
+        done = subprocess.run(
+            ["tc", *args], capture_output=True, text=True, timeout=10, check=False
+        )
+    except OSError as err:
+        return str(err)
+    return "" if done.returncode == 0 else (done.stderr.strip() or f"exit {done.returncode}")
 
 
 def outer_headers(

@@ -124,6 +124,11 @@ class VxlanStats:
     whole: int = 0
     """TCP super-frames handed whole to the kernel to segment (``tunnel_gso``)."""
     tunnel_refused: int = 0
+    received_whole: int = 0
+    """TCP super-frames received whole from the kernel (``tunnel_gso``: a VTEP's tunnel
+    super-frame redirected to the TAP, its outer headers stripped here)."""
+    received_tunnel: int = 0
+    """Frames of any kind received through the tunnel TAP (the rest: on the socket)."""
     """Super-frames the kernel refused to take whole (then sent by the socket)."""
     small_sends: int = 0
     """Sends of the frames queued during a loop pass (ACKs, anything but a TCP
@@ -194,6 +199,9 @@ class Vxlan:
         self.tunnel_gso = ""
         """With ``tunnel_gso``: the TAP that takes super-frames, or why none does."""
         self.tunnel_error = ""
+        self.tunnel_receive = ""
+        """With ``tunnel_gso``: the device whose VXLAN datagrams are redirected to the TAP
+        (received whole), or why none is ("" before it is tried)."""
         """Why the kernel last refused a super-frame on that TAP ("" if it never did)."""
         self._held: gro.Joining | None = None
         """A super-frame received but not yet passed on: the next read may extend it."""
@@ -275,6 +283,29 @@ class Vxlan:
         if used < len(data):
             self.input(data[used:], source, now)
 
+    def input_whole(
+        self, data: bytes, start: int, source: str, vhdr: VirtioHdr | None, now: float
+    ) -> None:
+        """Take one UDP payload, ``data[start:]``, that came whole through the tunnel TAP
+        from VTEP ``source``; ``vhdr`` is its inner frame's offload header (a TCP
+        super-frame, or a partial checksum), None for an ordinary frame."""
+        if self._held is not None:
+            self.release(now)
+        if not self.accept(memoryview(data)[start:], source, now):
+            return
+        skip = start + wire.HEADER_LEN
+        stats = self.stats
+        stats.received_tunnel += 1
+        if vhdr is None:
+            ether.receive(self.ifnet, data[skip:], now)
+            return
+        frame = OffloadBuffer(data)
+        del frame[:skip]  # a bytearray drops its head in place
+        frame.vhdr = vhdr
+        if vhdr.gso_type:
+            stats.received_whole += 1
+        ether.receive(self.ifnet, frame, now)
+
     def release(self, now: float) -> None:
         """Receive the super-frame held back for the next read to extend (the device
         calls this when it has read all there was)."""
@@ -288,6 +319,11 @@ class Vxlan:
     ) -> bytes | bytearray | None:
         """Check one UDP payload and learn its source MAC; return the inner frame (None:
         dropped and counted)."""
+        return datagram[wire.HEADER_LEN :] if self.accept(datagram, source, now) else None
+
+    def accept(self, datagram: bytes | bytearray | memoryview, source: str, now: float) -> bool:
+        """Check one UDP payload and learn its source MAC; False if it is dropped (and
+        counted)."""
         ifp = self.ifnet
         self.now = now
         try:
@@ -295,23 +331,22 @@ class Vxlan:
         except IntegrityError:
             ifp.counters.rx_packets += 1
             ifp.drop("vxlan_truncated", error=True)
-            return None
+            return False
         except SanityError:
             ifp.counters.rx_packets += 1
             ifp.drop("vxlan_bad_flags", error=True)
-            return None
+            return False
         if vni != self.vni:
             ifp.counters.rx_packets += 1
             ifp.drop("vxlan_unknown_vni")
-            return None
+            return False
         vtep = self.vteps.get(source)
         if vtep is None:
             vtep = self.vteps[source] = Vtep(source, False)
         vtep.rx_packets += 1
         vtep.rx_bytes += len(datagram)
-        frame = datagram[wire.HEADER_LEN :]
-        if self.cfg.learning and not frame[6] & 1:
-            src = bytes(frame[6:12])
+        if self.cfg.learning and not datagram[wire.HEADER_LEN + 6] & 1:
+            src = bytes(datagram[wire.HEADER_LEN + 6 : wire.HEADER_LEN + 12])
             entry = self.macs.get(src)
             if entry is None:
                 self.learn(src, vtep, now)
@@ -323,7 +358,7 @@ class Vxlan:
                 self.stats.moved += 1
             else:
                 entry.seen = now
-        return frame
+        return True
 
     # -- the MAC table -------------------------------------------------------------------
 
@@ -542,11 +577,14 @@ class Vxlan:
                 "coalesced": self.stats.coalesced,
                 "whole": self.stats.whole,
                 "tunnel_refused": self.stats.tunnel_refused,
+                "received_whole": self.stats.received_whole,
+                "received_tunnel": self.stats.received_tunnel,
                 "small_sends": self.stats.small_sends,
                 "small_datagrams": self.stats.small_datagrams,
             },
             "tunnel_gso": self.tunnel_gso,
             "tunnel_error": self.tunnel_error,
+            "tunnel_receive": self.tunnel_receive,
             "drops": {
                 **{k: v for k, v in self.ifnet.counters.rx_drops.items() if k.startswith("vxlan")},
                 **{k: v for k, v in self.ifnet.counters.tx_drops.items() if k.startswith("vxlan")},

@@ -376,6 +376,23 @@ def test_vxlan_show_says_whether_tunnel_gso_is_in_use_and_why_not() -> None:
     assert "tunnel_gso: not in use: net.ipv4.conf.all.rp_filter is 1 (strict); TCP " in off
 
 
+def test_vxlan_show_says_where_tunnel_gso_receives() -> None:
+    stats = {"learned": 0, "moved": 0, "aged": 0, "fdb_full": 0, "flooded": 0, "whole": 7,
+             "tunnel_refused": 0, "received_whole": 40, "received_tunnel": 90}  # fmt: skip
+    base = {"name": "vx42", "up": True, "vni": 42, "local": "198.51.100.1", "port": 4789,
+            "underlay": "host", "mtu": 1450, "underlay_mtu": 1500, "group": None,
+            "learning": True, "macs": 0, "drops": {}, "vteps": [], "stats": stats,
+            "tunnel_gso": "vxgso0"}  # fmt: skip
+    whole = render.show_vxlans([{**base, "tunnel_receive": "eth0"}])
+    assert (
+        "; received whole through vxgso0 (redirected from eth0): super-frames 40, frames 90"
+        in whole
+    ), whole
+    socket_only = render.show_vxlans([{**base, "tunnel_receive": "socket only: no device"}])
+    assert "; received on the socket (socket only: no device)" in socket_only, socket_only
+    assert "received" not in render.show_vxlans([base])
+
+
 def test_vxlan_show_counts_joined_reads_and_small_sends() -> None:
     stats = {"learned": 0, "moved": 0, "aged": 0, "fdb_full": 0, "flooded": 0, "batches": 3,
              "coalesced": 60, "small_sends": 4, "small_datagrams": 9}  # fmt: skip

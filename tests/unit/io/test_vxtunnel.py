@@ -1,11 +1,12 @@
-"""The outer headers a tunnel_gso VXLAN interface writes before a TCP super-frame."""
+"""The outer headers a tunnel_gso VXLAN interface writes before a TCP super-frame, and
+those it checks and strips from what the kernel redirects to its TAP."""
 
 from __future__ import annotations
 
 import socket
 import struct
 
-from vrouter.io.vxtunnel import HEADER, HEADER_LEN, OUTER_LEN, OUTER_LEN6, outer_headers
+from vrouter.io.vxtunnel import HEADER, HEADER_LEN, OUTER_LEN, OUTER_LEN6, outer_headers, unwrap
 from vrouter.link.offload import F_NEEDS_CSUM, GSO_TCPV4, VirtioHdr
 from vrouter.wire import vxlan as wire
 from vrouter.wire.checksum import checksum, pseudo_header_sum
@@ -86,3 +87,92 @@ def test_over_ipv6_the_payload_length_bounds_a_super_frame() -> None:
     assert outer_headers(LOCAL6, REMOTE6, 4789, wire.header(42), fits, VHDR) is not None
     over = _super_frame(65535 - 16 - 14 - 20 - 32 + 1)
     assert outer_headers(LOCAL6, REMOTE6, 4789, wire.header(42), over, VHDR) is None
+
+
+# -- receiving: what the kernel hands the TAP from a VTEP ---------------------------------
+
+
+def _as_read(local: bytes, remote: bytes, frame: bytes, vhdr: VirtioHdr) -> bytes:
+    """What the TAP reads of ``frame`` (offload header ``vhdr``) sent by VTEP ``remote`` to
+    ``local`` as one tunnel super-frame: the kernel's header, then the outer packet."""
+    headers = outer_headers(remote, local, 4789, wire.header(42), frame, vhdr)
+    assert headers is not None
+    gso, outer = headers
+    ethertype = b"\x08\x00" if len(local) == 4 else b"\x86\xdd"
+    return gso + bytes(12) + ethertype + outer + frame
+
+
+def test_a_tunnel_super_frame_read_whole_yields_the_inner_one_with_a_plain_header() -> None:
+    frame = _super_frame(46 * 1398)
+    read = _as_read(LOCAL, REMOTE, frame, VHDR)
+    result = unwrap(read, LOCAL, 4789)
+    assert result == (HEADER_LEN + OUTER_LEN - 8, "198.51.100.2", VHDR)
+    start = result[0]  # type: ignore[index]
+    assert read[start : start + 8] == wire.header(42) and read[start + 8 :] == frame
+
+
+def test_over_ipv6_the_tunnel_super_frame_yields_the_same() -> None:
+    frame = _super_frame(46 * 1398)
+    result = unwrap(_as_read(LOCAL6, REMOTE6, frame, VHDR), LOCAL6, 4789)
+    assert result == (HEADER_LEN + OUTER_LEN6 - 8, "2001:db8:42::2", VHDR)
+
+
+def _plain_read(frame: bytes, udp_sum: bool, flags: int = 0, start: int = 0) -> bytes:
+    """A single outer IPv4 datagram from REMOTE to LOCAL as the TAP reads it."""
+    udp_len = 8 + 8 + len(frame)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, 64, 17, 0, REMOTE, LOCAL)
+    ip = ip[:10] + checksum(ip).to_bytes(2, "big") + ip[12:]
+    payload = wire.header(42) + frame
+    udp = struct.pack("!HHHH", 4789, 4789, udp_len, 0)
+    if udp_sum:
+        total = checksum(udp + payload, pseudo_header_sum(REMOTE, LOCAL, 17, udp_len))
+        udp = udp[:6] + (total or 0xFFFF).to_bytes(2, "big")
+    head = HEADER.pack(flags, 0, 0, 0, start, 16 if start else 0, 0, 0, 0, 0, 0, 0)
+    return head + bytes(12) + b"\x08\x00" + ip + udp + payload
+
+
+def test_a_plain_datagram_is_passed_on_with_its_udp_checksum_checked() -> None:
+    frame = _super_frame(100)
+    for udp_sum in (False, True):  # zero (none, IPv4) or a right one
+        assert unwrap(_plain_read(frame, udp_sum), LOCAL, 4789) == (
+            HEADER_LEN + OUTER_LEN - 8, "198.51.100.2", None
+        )  # fmt: skip
+    bad = bytearray(_plain_read(frame, True))
+    bad[-1] ^= 1
+    assert unwrap(bytes(bad), LOCAL, 4789) == "bad UDP checksum"
+
+
+def test_a_datagram_with_a_partial_inner_checksum_keeps_it() -> None:
+    frame = _super_frame(100)
+    inner_tcp = OUTER_LEN + 34
+    read = _plain_read(frame, False, F_NEEDS_CSUM, inner_tcp)
+    assert unwrap(read, LOCAL, 4789) == (
+        HEADER_LEN + OUTER_LEN - 8, "198.51.100.2", VirtioHdr(F_NEEDS_CSUM, 0, 0, 0, 34, 16)
+    )  # fmt: skip
+    # Only the outer UDP checksum partial: the inner frame is complete.
+    read = _plain_read(frame, False, F_NEEDS_CSUM, 14 + 20)
+    assert unwrap(read, LOCAL, 4789) == (HEADER_LEN + OUTER_LEN - 8, "198.51.100.2", None)
+
+
+def test_what_is_not_vxlan_to_local_and_port_is_ignored_uncounted() -> None:
+    read = _plain_read(_super_frame(100), False)
+    assert unwrap(read, socket.inet_aton("198.51.100.9"), 4789) == ""
+    assert unwrap(read, LOCAL, 4790) == ""
+    assert unwrap(read[:20], LOCAL, 4789) == ""  # not even an Ethernet header
+    arp = read[:HEADER_LEN] + bytes(12) + b"\x08\x06" + read[HEADER_LEN + 14 :]
+    assert unwrap(arp, LOCAL, 4789) == ""
+    fragment = bytearray(read)
+    fragment[HEADER_LEN + 14 + 6] |= 0x20  # more fragments
+    assert unwrap(bytes(fragment), LOCAL, 4789) == ""
+
+
+def test_malformed_outer_headers_are_dropped_with_a_reason() -> None:
+    read = _plain_read(_super_frame(100), True)
+    ip = HEADER_LEN + 14
+    spoilt = bytearray(read)
+    spoilt[ip + 8] -= 1  # the TTL: the header checksum no longer matches
+    assert unwrap(bytes(spoilt), LOCAL, 4789) == "bad IPv4 checksum"
+    assert unwrap(read[:-1], LOCAL, 4789) == "bad length"
+    assert unwrap(read[: HEADER_LEN + OUTER_LEN - 1], LOCAL, 4789) == "truncated"
+    udp_gso = HEADER.pack(F_NEEDS_CSUM, 5 | 0x20, 0, 1400, OUTER_LEN + 34, 6, 0, 0, 0, 0, 34, 64)
+    assert unwrap(udp_gso + read[HEADER_LEN:], LOCAL, 4789) == "unsupported offload"

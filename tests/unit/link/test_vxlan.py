@@ -8,6 +8,7 @@ import dpkt
 import pytest
 
 from vrouter.inet import ipv4
+from vrouter.io import vxtunnel
 from vrouter.link import bridge as bridge_
 from vrouter.link import gro
 from vrouter.link import vxlan as vxlan_
@@ -494,3 +495,48 @@ def test_a_super_frame_whose_segments_exceed_the_underlay_is_refused(seg, lab) -
     vx.send_train = lambda address, train: pytest.fail("sent")
     vx.transmit(tag(_tcp_super_frame(4000), VirtioHdr(F_NEEDS_CSUM, GSO_TCPV4, 54, 1450, 34, 16)))
     assert vx.ifnet.counters.tx_drops["vxlan_too_big"] == 1
+
+
+def _tunnel_read(frame: bytes | bytearray, vhdr: VirtioHdr) -> bytes:
+    """What the tunnel TAP reads of ``frame`` sent whole by VTEP REMOTE_1 to LOCAL."""
+    remote, local = ipaddress.ip_address(REMOTE_1).packed, LOCAL.packed
+    headers = vxtunnel.outer_headers(remote, local, 4789, wire.header(42), frame, vhdr)
+    assert headers is not None
+    return headers[0] + bytes(12) + b"\x08\x00" + headers[1] + bytes(frame)
+
+
+def test_a_super_frame_received_whole_is_bridged_whole_and_counted(seg, lab) -> None:
+    _, vx, host, _ = seg
+    delivered: list[bytes | bytearray] = []
+    host.ifp.transmit = delivered.append
+    segs = [_tcp(100 + i * 1000, bytes([i]) * 1000) for i in range(6)]
+    (joined,) = gro.coalesce(segs)
+    read = _tunnel_read(joined, vhdr_of(joined))  # type: ignore[arg-type]
+    found = vxtunnel.unwrap(read, LOCAL.packed, 4789)
+    assert not isinstance(found, str)
+    vx.input_whole(read, *found, lab.now)
+    [passed] = delivered
+    assert passed == joined and vhdr_of(passed) == vhdr_of(joined)
+    pieces = resolve(passed, vhdr_of(passed))  # type: ignore[arg-type]
+    assert [_tcp_of(p) for p in pieces] == [_tcp_of(s) for s in segs]
+    assert (vx.stats.received_whole, vx.stats.received_tunnel) == (1, 1)
+    assert vx.macs[MAC_A].vtep.address == REMOTE_1
+    # A plain frame the same way: passed on as it is, not a super-frame.
+    plain = _tcp(9000, b"x" * 10)
+    read = _tunnel_read(plain, VirtioHdr(0, 0, 0, 0, 0, 0))
+    start = vxtunnel.HEADER_LEN + vxtunnel.OUTER_LEN - 8
+    vx.input_whole(read, start, REMOTE_1, None, lab.now)
+    assert delivered[1] == plain and vhdr_of(delivered[1]) is None
+    assert (vx.stats.received_whole, vx.stats.received_tunnel) == (1, 2)
+
+
+def test_a_read_of_the_tunnel_tap_for_another_vni_is_dropped(seg, lab) -> None:
+    _, vx, host, _ = seg
+    plain = _tcp(9000, b"x" * 10)
+    read = bytearray(_tunnel_read(plain, VirtioHdr(0, 0, 0, 0, 0, 0)))
+    start = vxtunnel.HEADER_LEN + vxtunnel.OUTER_LEN - 8
+    read[start : start + 8] = wire.header(43)
+    vx.input_whole(bytes(read), start, REMOTE_1, None, lab.now)
+    assert host.take_raw() == []
+    assert vx.ifnet.counters.rx_drops["vxlan_unknown_vni"] == 1
+    assert vx.stats.received_tunnel == 0

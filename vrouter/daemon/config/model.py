@@ -240,7 +240,8 @@ class VxlanConfig:
     ``group`` (one of the two); ``learning`` records inner source MACs
     behind the VTEP they came from.  ``underlay`` names a vnet whose own
     UDP socket carries the outer packets instead of the host's; ``tunnel_gso``
-    hands TCP super-frames to the kernel whole, where it can segment them.
+    hands TCP super-frames to the kernel whole, where it can segment them, and
+    takes the VTEPs' whole from it.
     """
 
     vni: int
@@ -252,7 +253,8 @@ class VxlanConfig:
     underlay: str | None = None
     """The vnet whose UDP carries the outer packets (None: a socket of the host's)."""
     tunnel_gso: bool = False
-    """TCP super-frames leave whole through a TAP with UDP-tunnel GSO (Linux 6.17+)."""
+    """TCP super-frames leave whole through a TAP with UDP-tunnel GSO (Linux 6.17+), and
+    the VTEPs' arrive whole through it (a tc redirect from the device holding ``local``)."""
 
 
 @dataclass(frozen=True, slots=True)

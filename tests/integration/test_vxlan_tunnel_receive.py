@@ -1,0 +1,145 @@
+"""VXLAN with ``tunnel_gso``, receiving: a Linux VTEP's TCP super-frames reach the
+daemon whole.
+
+The daemon runs in a network namespace of its own beside a Linux VTEP, as in
+test_vxlan_tunnel_gso.py, but the Linux VTEP's underlay veth keeps tx checksum
+offload (its default): the kernel there hands the veth 64 KiB tunnel
+super-frames whose inner checksums are partial.  A tc filter on the daemon's
+underlay device redirects the VXLAN datagrams to the interface's TAP, which
+takes them whole (UDP-tunnel GSO with the outer checksum); the daemon strips
+the outer headers and passes each inner super-frame on.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import Vrouterd, assert_download_intact
+from vxlanlab import LINUX_HOST, beside_linux, daemon_config, over_ipv6
+from vxlanlab import ping as _ping
+from vxlanlab import vx_shown as _vx
+
+pytestmark = pytest.mark.integration
+
+CONFIG = daemon_config(11, 1, 2, 1).replace(
+    'remotes = ["198.51.100.2"]\n', 'remotes = ["198.51.100.2"]\ntunnel_gso = true\n'
+)
+DAEMON_HOST = "192.0.2.11"
+
+
+@pytest.fixture(scope="module", params=["ipv4", "ipv6"])
+def lab(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Vrouterd]:
+    ipv6 = request.param == "ipv6"
+    config = over_ipv6(CONFIG) if ipv6 else CONFIG
+    workdir = tmp_path_factory.mktemp(f"tunnelrx{request.param}")
+    with beside_linux(workdir, config, ipv6=ipv6, tx_csum=True) as daemon:
+        yield daemon
+
+
+def _stat(daemon: Vrouterd, name: str) -> int:
+    value: int = dict(_vx(daemon)["stats"])[name]  # type: ignore[call-overload]
+    return value
+
+
+def _ingress_filters(daemon: Vrouterd) -> str:
+    return daemon.exec("d", "tc", "filter", "show", "dev", f"{daemon.prefix}u", "ingress").stdout
+
+
+def test_the_underlay_redirects_to_the_tap(lab: Vrouterd) -> None:
+    vx = _vx(lab)
+    tap = str(vx["tunnel_gso"])
+    assert tap.startswith("vxgso"), tap
+    assert vx["tunnel_receive"] == f"{lab.prefix}u", vx["tunnel_receive"]
+    filters = _ingress_filters(lab)
+    assert "mirred" in filters and tap in filters, filters
+    shown = lab.ctl("vxlan", "show", "lab")
+    assert f"received whole through {tap} (redirected from {lab.prefix}u)" in shown.stdout, (
+        shown.stdout
+    )
+    assert _ping(lab, "lx", DAEMON_HOST) == 3
+    assert _ping(lab, "h1", LINUX_HOST) == 3
+
+
+def test_iperf3_from_linux_arrives_in_super_frames(lab: Vrouterd) -> None:
+    whole = _stat(lab, "received_whole")
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", lab.ns("lx"), "iperf3", "-s", "-1", "-B", LINUX_HOST],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        result = lab.exec(
+            "h1", "iperf3", "-c", LINUX_HOST, "-t", "2", "-J", "-R", "--connect-timeout", "5000",
+            timeout=60, check=False,
+        )  # fmt: skip
+        report = json.loads(result.stdout)
+        assert "error" not in report, report.get("error")
+        assert report["end"]["sum_received"]["bytes"] > 10_000_000
+    finally:
+        server.kill()
+        server.wait(10)
+    received = _stat(lab, "received_whole") - whole
+    # 2 s of bulk TCP: most of it came as super-frames of several segments.
+    assert received > 100, received
+    drops = dict(_vx(lab)["drops"])  # type: ignore[call-overload]
+    assert not [k for k in drops if k.startswith("vxlan_tunnel")], drops
+
+
+@pytest.mark.parametrize(("server", "client", "address"), [
+    ("lx", "h1", LINUX_HOST), ("h1", "lx", DAEMON_HOST),
+])  # fmt: skip
+def test_a_10mb_download_arrives_intact(
+    lab: Vrouterd, tmp_path: Path, server: str, client: str, address: str
+) -> None:
+    whole, sent = _stat(lab, "received_whole"), _stat(lab, "whole")
+    assert_download_intact(lab, tmp_path, server, client, address, 10 * 1024 * 1024)
+    if server == "lx":
+        assert _stat(lab, "received_whole") > whole
+    else:
+        assert _stat(lab, "whole") > sent
+
+
+def test_destroying_the_interface_removes_the_redirect(tmp_path: Path) -> None:
+    with beside_linux(tmp_path, CONFIG, tx_csum=True) as daemon:
+        assert "mirred" in _ingress_filters(daemon)
+        assert daemon.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
+        assert _ingress_filters(daemon).strip() == ""
+        qdiscs = daemon.exec("d", "tc", "qdisc", "show", "dev", f"{daemon.prefix}u").stdout
+        assert "clsact" not in qdiscs, qdiscs
+
+
+def test_a_leftover_filter_of_the_same_preference_is_replaced(tmp_path: Path) -> None:
+    """A daemon killed with its filter in place leaves it behind; the next interface that
+    gets the same TAP name (and so the same preference) replaces it."""
+    with beside_linux(tmp_path, CONFIG, tx_csum=True) as daemon:
+        device = f"{daemon.prefix}u"
+        assert daemon.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
+        assert _ingress_filters(daemon).strip() == ""
+        daemon.exec("d", "tc", "qdisc", "add", "dev", device, "clsact")
+        # What a killed daemon leaves: a redirect to a TAP that is gone (the kernel drops
+        # what it matches).  A veth stands for the TAP here.
+        gone = f"{daemon.prefix}z"
+        daemon.exec("d", "ip", "link", "add", gone, "type", "veth", "peer", "name", f"{gone}p")
+        daemon.exec(
+            "d", "tc", "filter", "add", "dev", device, "ingress", "pref", str(0x7000),
+            "protocol", "ip", "u32", "match", "ip", "dport", "4789", "0xffff",
+            "action", "mirred", "egress", "redirect", "dev", gone,
+        )  # fmt: skip
+        daemon.exec("d", "ip", "link", "del", gone)
+        made = daemon.ctl(
+            "vxlan", "create", "lab", "vx42", "--vni", "42", "--local", "198.51.100.1",
+            "--remote", "198.51.100.2", "--tunnel-gso",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stdout + made.stderr
+        assert daemon.ctl("bridge", "add", "lab", "br0", "vx42").returncode == 0
+        assert _vx(daemon)["tunnel_gso"] == "vxgso0"
+        filters = _ingress_filters(daemon)
+        assert filters.count("mirred") == 1 and "vxgso0" in filters, filters
+        assert _ping(daemon, "lx", DAEMON_HOST) == 3
