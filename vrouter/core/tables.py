@@ -31,7 +31,12 @@ _shared_ids: set[int] = set()
 """The ``id`` of every shared table (they live as long as the process)."""
 _steps: dict[tuple[int, object, object], dict[Any, Any]] = {}
 """What :func:`put` and :func:`drop` made of a shared table before: the same
-change of the same table gives the same table, without building it again."""
+change of the same table gives the same table, without building it again.
+A :func:`put` that adds an entry also records the :func:`drop` that takes it
+out again, so that destroying vnets (a burst of drops after a burst of
+puts) makes no new entry here: one made then lives as long as the process
+and keeps the allocator's arenas the destroyed vnets filled from being
+given back."""
 _DROP = object()
 
 
@@ -72,6 +77,11 @@ def put(table: dict[K, V], key: K, value: V) -> dict[K, V]:
             found = share({**table, key: value})
             if id(found) in _shared_ids:
                 _steps[step] = found
+                if key not in table:
+                    # The way back, known now: a vnet destroyed later drops the entry
+                    # without making anything (what it would make then lives on, and
+                    # pins memory its burst freed, see :data:`_steps`).
+                    _steps[(id(found), key, _DROP)] = table
         return found
     if not _shareable(value):
         table[key] = value  # the vnet's own already, and stays so

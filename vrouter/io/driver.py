@@ -5,9 +5,12 @@ It keeps every vnet's earliest deadline in one heap and arms one
 one more object made and freed for every deadline of every vnet, and
 uvloop keeps the last few hundred freed ones for reuse wherever they lie
 in the heap: after thousands of vnets are destroyed they hold the
-allocator's arenas that those vnets filled), pumps epair queues with
-``call_soon`` (so a burst is handled as a batch, at most ``RX_BUDGET``
-frames a turn, like a TAP's), and owns the TAP devices,
+allocator's arenas that those vnets filled), pumps epair queues in the
+next loop pass (so a burst is handled as a batch, at most ``RX_BUDGET``
+frames a turn, like a TAP's; the epairs woken in one pass wait in one list
+run by one ``call_soon``, not a loop handle each, for the same reason as
+the deadlines' one timer; a small frame that finds its epair idle and
+quiet is delivered inline, :mod:`vrouter.link.epair`), and owns the TAP devices,
 which share the loop by turns (:mod:`vrouter.io.tap`), and the UDP sockets
 of VXLAN interfaces (:mod:`vrouter.io.vxlan`).  Protocol code never
 sees the loop.
@@ -109,6 +112,10 @@ class Driver:
         """Deadlines and pumps put off to later passes, oldest first."""
         self._draining = False
         self._pumping: set[int] = set()
+        """The ``id`` of every epair whose pump is due (woken, or put off)."""
+        self._woken: list[Epair] = []
+        """Epairs woken since the last :meth:`_pump_woken`, in order (one loop callback runs
+        them all: uvloop keeps the last few hundred freed handles, see above)."""
         self.busy_poll = 0.0
         """Seconds the loop keeps polling the TAPs after a batch before it sleeps (0: never)."""
         self._poller: select.epoll | None = None
@@ -346,6 +353,7 @@ class Driver:
         """Join ``a`` and ``b`` with an epair."""
         epair = Epair(a, b)
         epair.sparse_first = self.sparse_first
+        epair.inline = self.loop.time  # an idle path is one pass of Python (see epair)
         epair.wakeup = self._schedule_pump
         self.epairs.append(epair)
         return epair
@@ -359,7 +367,21 @@ class Driver:
         key = id(epair)
         if key not in self._pumping:
             self._pumping.add(key)
-            self.loop.call_soon(self._pump, epair)
+            if not self._woken:
+                self.loop.call_soon(self._pump_woken)
+            self._woken.append(epair)
+
+    def _pump_woken(self) -> None:
+        """Pump each epair woken since the last call, in the order they were woken (one
+        woken meanwhile waits for the next loop pass, as with a ``call_soon`` of its own)."""
+        woken = self._woken
+        self._woken = []
+        for epair in woken:
+            try:
+                self._pump(epair)
+            except Exception:  # one epair's failure must not strand the others' pumps
+                self._pumping.discard(id(epair))
+                log.exception("epair %s: pump failed", epair)
 
     def _pump(self, epair: Epair) -> None:
         if self._spent >= PASS_QUANTUM:

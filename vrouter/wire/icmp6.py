@@ -15,6 +15,7 @@ from vrouter.wire.ipv6 import HEADER_LEN as IPV6_HEADER_LEN
 from vrouter.wire.ipv6 import NH_ICMPV6
 
 HEADER = struct.Struct("!BBHI")
+_CHECKSUM = struct.Struct("!H")
 HEADER_LEN = 8
 
 DEST_UNREACH = 1
@@ -81,7 +82,7 @@ class Icmp6Message:
         """Return the message bytes with the checksum for ``src`` -> ``dst``."""
         raw = bytearray(HEADER.pack(self.type, self.code, 0, self.rest) + self.body)
         csum = checksum(raw, pseudo_header_sum(src, dst, NH_ICMPV6, len(raw)))
-        struct.pack_into("!H", raw, 2, csum)
+        _CHECKSUM.pack_into(raw, 2, csum)
         return bytes(raw)
 
 
@@ -91,7 +92,7 @@ def build(type_: int, code: int, data: bytes, src: bytes, dst: bytes) -> bytes:
     ND messages (``vrouter.wire.ndp``) produce ``data`` with ``emit_body``.
     """
     raw = bytearray(HEADER.pack(type_, code, 0, 0)[:4] + data)
-    struct.pack_into("!H", raw, 2, checksum(raw, pseudo_header_sum(src, dst, NH_ICMPV6, len(raw))))
+    _CHECKSUM.pack_into(raw, 2, checksum(raw, pseudo_header_sum(src, dst, NH_ICMPV6, len(raw))))
     return bytes(raw)
 
 

@@ -29,6 +29,10 @@ CHANGE_TO_EXCLUDE = 4
 
 _HOP_BY_HOP = bytes([NH_ICMPV6, 0, 5, 2, 0, 0, 1, 0])
 """Hop-by-Hop: Router Alert (value 0, MLD) and a PadN of 2 bytes."""
+_COUNT = struct.Struct("!HH")
+"""A report's reserved field and record count (also an MLDv1 report's reserved fields)."""
+_RECORD = struct.Struct("!BBH")
+"""A report record's type, aux data length and source count."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,15 +78,15 @@ def _packet(src: bytes, dst: bytes, type_: int, data: bytes) -> bytes:
 
 def v2_report(src: bytes, records: list[tuple[int, bytes]]) -> bytes:
     """Return an MLDv2 Report packet to ff02::16 with (record type, group) records."""
-    body = struct.pack("!HH", 0, len(records)) + b"".join(
-        struct.pack("!BBH", kind, 0, 0) + group for kind, group in records
+    body = _COUNT.pack(0, len(records)) + b"".join(
+        _RECORD.pack(kind, 0, 0) + group for kind, group in records
     )
     return _packet(src, ALL_MLDV2_ROUTERS, V2_REPORT, body)
 
 
 def v1_report(src: bytes, group: bytes) -> bytes:
     """Return an MLDv1 Report packet for ``group``, sent to the group itself."""
-    return _packet(src, group, V1_REPORT, struct.pack("!HH", 0, 0) + group)
+    return _packet(src, group, V1_REPORT, _COUNT.pack(0, 0) + group)
 
 
 def reported(group: bytes) -> bool:

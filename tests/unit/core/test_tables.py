@@ -63,3 +63,33 @@ def test_a_tcp_stack_and_a_raw_socket_take_over_entries_of_their_vnet_only() -> 
     tree.destroy("red")
     assert _tables(blue) == shared and all(tables.is_shared(t) for t in _tables(blue))
     assert tables.intact()
+
+
+def _handler_a(*args: object) -> None:
+    """A module function, so the tables holding it are shared."""
+
+
+def test_destroying_a_vnet_drops_its_entries_without_making_a_step() -> None:
+    # A vnet destroyed in a burst must make nothing that outlives it: what a drop
+    # needs was recorded by the put that added the entry.
+    tree = new_tree()
+    tree.create("warm")  # the subsystems' puts of a first vnet
+    steps = len(tables._steps)
+    red = tree.create("red")
+    before = _tables(red)
+    red.inet.protocols = tables.put(red.inet.protocols, 251, _handler_a)
+    assert len(tables._steps) in (steps, steps + 2)  # the put and the drop back, once
+    steps = len(tables._steps)
+    red.inet.protocols = tables.drop(red.inet.protocols, 251)
+    assert red.inet.protocols is before[2]
+    tree.destroy("red")
+    assert len(tables._steps) == steps
+    assert tables.intact()
+
+
+def test_a_drop_recorded_by_a_put_gives_what_the_put_was_given() -> None:
+    base = tables.share({1: _handler_a})
+    grown = tables.put(base, 2, _handler_a)
+    assert tables.drop(grown, 2) is base
+    assert tables.drop(tables.put(grown, 2, ipv4.input), 2) is base  # replaced, then dropped
+    assert tables.drop(grown, 1) == {2: _handler_a}

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import weakref
+from typing import Any
 
 import dpkt
 import pytest
@@ -315,5 +316,47 @@ def test_an_answer_crosses_before_the_bulk_its_question_passed(lab, backlogged: 
         assert [n for name, n in got if name == "b"] == [9, 0, 1, 2]
     finally:
         tap.close()
+        driver.close()
+        loop.close()
+
+
+class _Woken:
+    """Stands for an epair: records its pumps; the one named ``bad`` fails."""
+
+    def __init__(self, name: str, pumped: list[str]) -> None:
+        self.name, self.pumped, self.paused = name, pumped, False
+
+    def pump(self, now: float, budget: int, quantum: float, answers: bool) -> None:
+        self.pumped.append(self.name)
+        if self.name == "bad":
+            raise RuntimeError("pump failed")
+
+
+def test_epairs_woken_in_a_pass_are_pumped_in_order_by_one_loop_callback() -> None:
+    loop = asyncio.new_event_loop()
+    driver = Driver(loop)
+    pumped: list[str] = []
+    epairs = [_Woken(name, pumped) for name in ("e0", "e1", "bad", "e3")]
+    scheduled: list[object] = []
+    call_soon = loop.call_soon
+
+    def counted(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+        scheduled.append(callback)
+        return call_soon(callback, *args, **kwargs)
+
+    loop.call_soon = counted  # type: ignore[method-assign]
+    try:
+        for epair in (*epairs, epairs[1]):  # e1 woken twice: pumped once
+            driver._schedule_pump(epair)  # type: ignore[arg-type]
+        assert scheduled.count(driver._pump_woken) == 1
+        loop.run_until_complete(asyncio.sleep(0.01))
+        # The one that failed does not strand the others, nor stay due itself.
+        assert pumped == ["e0", "e1", "bad", "e3"]
+        assert not driver._pumping
+        driver._schedule_pump(epairs[0])  # type: ignore[arg-type]
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert pumped[-1] == "e0" and scheduled.count(driver._pump_woken) == 2
+    finally:
+        loop.call_soon = call_soon  # type: ignore[method-assign]
         driver.close()
         loop.close()
