@@ -47,8 +47,9 @@ strips the outer headers; the inner frame goes on with a plain TCP offload
 header.  Datagrams the underlay's GRO joined for the socket (a VTEP that
 sends one segment a datagram) come as one UDP segmentation offload packet
 (``TUN_F_USO4``, ``TUN_F_USO6``; ``gso_type`` UDP_L4) and are taken as a
-``UDP_GRO`` read of the socket is.  What the filter does not take (fragments, a group, another device)
-still reaches the socket; where tc refuses, the socket receives it all.
+``UDP_GRO`` read of the socket is.  What the filter does not take (fragments, a
+group, another device) still reaches the socket; where tc refuses, the socket
+receives it all.
 """
 
 from __future__ import annotations
