@@ -321,7 +321,7 @@ def unwrap(data: bytes, local: bytes, port: int) -> tuple[int, str, VirtioHdr | 
     dropped ("" for a frame that is not for the tunnel at all: not counted)."""
     if len(data) < HEADER_LEN + OUTER_LEN:
         return "" if len(data) < HEADER_LEN + _ETH + 1 else "truncated"
-    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = _VHDR.unpack_from(data)
+    flags, gso_type, _hint, gso_size, csum_start, csum_offset = _VHDR.unpack_from(data)
     eth = HEADER_LEN + _ETH
     ethertype = data[eth - 2 : eth]
     if ethertype == b"\x08\x00":
@@ -361,8 +361,14 @@ def unwrap(data: bytes, local: bytes, port: int) -> tuple[int, str, VirtioHdr | 
         inner_type = gso_type & ~(GSO_UDP_TUNNEL_IPV4 | GSO_UDP_TUNNEL_IPV6)
         if inner_type & ~GSO_ECN not in (GSO_TCPV4, GSO_TCPV6) or not inner_partial:
             return "unsupported offload"
+        # The kernel's hdr_len is a hint, its packet's linear part (shorter than the outer
+        # headers, or all of it): the inner frame's headers end where its TCP header says.
+        tcp = HEADER_LEN + csum_start
+        if len(data) < tcp + 20:
+            return "truncated"
+        inner_headers = csum_start - outer + (data[tcp + 12] >> 4) * 4
         vhdr = VirtioHdr(
-            F_NEEDS_CSUM, inner_type, hdr_len - outer, gso_size, csum_start - outer, csum_offset
+            F_NEEDS_CSUM, inner_type, inner_headers, gso_size, csum_start - outer, csum_offset
         )
     elif inner_partial:
         vhdr = VirtioHdr(F_NEEDS_CSUM, 0, 0, 0, csum_start - outer, csum_offset)

@@ -176,3 +176,31 @@ def test_malformed_outer_headers_are_dropped_with_a_reason() -> None:
     assert unwrap(read[: HEADER_LEN + OUTER_LEN - 1], LOCAL, 4789) == "truncated"
     udp_gso = HEADER.pack(F_NEEDS_CSUM, 5 | 0x20, 0, 1400, OUTER_LEN + 34, 6, 0, 0, 0, 0, 34, 64)
     assert unwrap(udp_gso + read[HEADER_LEN:], LOCAL, 4789) == "unsupported offload"
+
+
+def test_the_inner_header_length_is_the_frames_not_the_kernels_hint() -> None:
+    # The kernel's hdr_len is only a hint (the length of the packet's linear part):
+    # shorter than the outer headers for a packet held in pages, the whole packet for
+    # one held linear.  The inner header says what the inner frame's headers are.
+    frame = _super_frame(46 * 1398)
+    read = _as_read(LOCAL, REMOTE, frame, VHDR)
+    for hint in (0, 20, len(read) - HEADER_LEN):
+        head = bytearray(read[:HEADER_LEN])
+        head[2:4] = hint.to_bytes(2, "little")
+        result = unwrap(bytes(head) + read[HEADER_LEN:], LOCAL, 4789)
+        assert result == (HEADER_LEN + OUTER_LEN - 8, "198.51.100.2", VHDR)
+        VHDR.emit()  # packs: a header the data path can write out
+
+
+def test_a_super_frame_whose_inner_tcp_header_is_cut_off_is_dropped() -> None:
+    frame = _super_frame(0)[: 14 + 20 + 10]  # the TCP header cut after 10 bytes
+    read = _as_read(LOCAL, REMOTE, frame + bytes(22), VHDR)
+    cut = read[:-22]
+    # lengths as the outer headers say for the shorter packet
+    ip = HEADER_LEN + 14
+    spoilt = bytearray(cut)
+    spoilt[ip + 2 : ip + 4] = (len(cut) - ip).to_bytes(2, "big")
+    spoilt[ip + 10 : ip + 12] = b"\x00\x00"
+    spoilt[ip + 10 : ip + 12] = checksum(spoilt[ip : ip + 20]).to_bytes(2, "big")
+    spoilt[ip + 24 : ip + 26] = (len(cut) - ip - 20).to_bytes(2, "big")
+    assert unwrap(bytes(spoilt), LOCAL, 4789) == "truncated"
