@@ -143,3 +143,56 @@ def test_a_leftover_filter_of_the_same_preference_is_replaced(tmp_path: Path) ->
         filters = _ingress_filters(daemon)
         assert filters.count("mirred") == 1 and "vxgso0" in filters, filters
         assert _ping(daemon, "lx", DAEMON_HOST) == 3
+
+
+def _leave_filter(daemon: Vrouterd, pref: int, target: str, gone: bool, port: int = 4789) -> None:
+    """Add a redirect of UDP to ``port`` to ``target`` (a veth made here, deleted again
+    with ``gone``: what a killed daemon leaves) at ``pref`` on the underlay's ingress."""
+    device = f"{daemon.prefix}u"
+    daemon.exec("d", "tc", "qdisc", "add", "dev", device, "clsact")
+    daemon.exec("d", "ip", "link", "add", target, "type", "veth", "peer", "name", f"{target}p")
+    daemon.exec(
+        "d", "tc", "filter", "add", "dev", device, "ingress", "pref", str(pref),
+        "protocol", "ip", "u32", "match", "ip", "dport", str(port), "0xffff",
+        "action", "mirred", "egress", "redirect", "dev", target,
+    )  # fmt: skip
+    if gone:
+        daemon.exec("d", "ip", "link", "del", target)
+
+
+def _create_vx42(daemon: Vrouterd) -> None:
+    made = daemon.ctl(
+        "vxlan", "create", "lab", "vx42", "--vni", "42", "--local", "198.51.100.1",
+        "--remote", "198.51.100.2", "--tunnel-gso",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert daemon.ctl("bridge", "add", "lab", "br0", "vx42").returncode == 0
+
+
+def test_a_leftover_filter_of_another_preference_is_removed(tmp_path: Path) -> None:
+    """A killed daemon's TAP had another number (so its filter another preference): the
+    next interface on the device removes it all the same, or it would drop first."""
+    with beside_linux(tmp_path, CONFIG, tx_csum=True) as daemon:
+        assert daemon.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
+        _leave_filter(daemon, 0x7003, f"{daemon.prefix}z", True)
+        _create_vx42(daemon)
+        filters = _ingress_filters(daemon)
+        assert filters.count("mirred") == 1 and "vxgso0" in filters, filters
+        assert _ping(daemon, "lx", DAEMON_HOST) == 3
+
+
+def test_a_live_filter_of_the_same_preference_is_left_alone(tmp_path: Path) -> None:
+    """A filter at the interface's preference whose target exists is not the daemon's
+    leftover: it stays, and the interface receives on the socket."""
+    with beside_linux(tmp_path, CONFIG, tx_csum=True) as daemon:
+        assert daemon.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
+        kept = f"{daemon.prefix}k"
+        _leave_filter(daemon, 0x7000, kept, False, port=9)
+        try:
+            _create_vx42(daemon)
+            filters = _ingress_filters(daemon)
+            assert filters.count("mirred") == 1 and kept in filters, filters
+            assert str(_vx(daemon)["tunnel_receive"]).startswith("socket only"), _vx(daemon)
+            assert _ping(daemon, "lx", DAEMON_HOST) == 3
+        finally:
+            daemon.exec("d", "ip", "link", "del", kept)

@@ -118,6 +118,8 @@ READ_SIZE = HEADER_LEN + _ETH + _IP6 + MAX_IP
 """The longest read of the TAP: an outer IPv6 packet of the largest payload."""
 PREF_BASE = 0x7000
 """The tc filter's preference: this plus the TAP's number."""
+PREF_SPAN = 0x1000
+"""The preferences from :data:`PREF_BASE` on that the daemon's filters may have."""
 SIOCGIFHWADDR = 0x8927
 NAME = "vxgso%d"
 
@@ -276,9 +278,9 @@ class TunnelTap:
                      "match", "u16", "0", "0x3fff", "at", "6",
                      "match", "ip", "protocol", "17", "0xff",
                      "match", "ip", "dport", str(port), "0xffff"]  # fmt: skip
-        # A filter of this preference is a leftover of a daemon that ended without
-        # removing it (its TAP, this one's name, gone): it would drop what it matched.
-        _tc("filter", "del", "dev", device, "ingress", "pref", pref)
+        if int(pref) in _sweep(device):
+            self._drop_qdisc(device)
+            raise OSError(errno.EEXIST, f"preference {pref} on {device} is taken")
         error = _tc("filter", "add", "dev", device, "ingress", "pref", pref, *match,
                     "action", "mirred", "egress", "redirect", "dev", self.name)  # fmt: skip
         if error:
@@ -403,6 +405,33 @@ def holder(address: str) -> str | None:
         if name and not name.startswith(NAME[:-2]):
             return str(name)
     return None
+
+
+def _sweep(device: str) -> set[int]:
+    """Remove the filters of the daemon's preferences on the ingress of ``device`` that
+    redirect to a TAP that is gone (a daemon that ended without removing them left them:
+    the kernel drops what they match); return the preferences of the others there."""
+    shown = subprocess.run(
+        ["tc", "-j", "filter", "show", "dev", device, "ingress"],
+        capture_output=True, text=True, timeout=10, check=False,
+    )  # fmt: skip
+    try:
+        filters = json.loads(shown.stdout or "[]")
+    except ValueError:
+        return set()
+    present: set[int] = set()
+    stale: set[int] = set()
+    for entry in filters:
+        pref = entry.get("pref")
+        if not isinstance(pref, int) or not PREF_BASE <= pref < PREF_BASE + PREF_SPAN:
+            continue
+        present.add(pref)
+        for action in entry.get("options", {}).get("actions", ()):
+            if action.get("kind") == "mirred" and action.get("to_dev") == "*":
+                stale.add(pref)
+    for pref in stale:
+        _tc("filter", "del", "dev", device, "ingress", "pref", str(pref))
+    return present - stale
 
 
 def _tc(*args: str) -> str:
