@@ -115,36 +115,6 @@ def test_destroying_the_interface_removes_the_redirect(tmp_path: Path) -> None:
         assert "clsact" not in qdiscs, qdiscs
 
 
-def test_a_leftover_filter_of_the_same_preference_is_replaced(tmp_path: Path) -> None:
-    """A daemon killed with its filter in place leaves it behind; the next interface that
-    gets the same TAP name (and so the same preference) replaces it."""
-    with beside_linux(tmp_path, CONFIG, tx_csum=True) as daemon:
-        device = f"{daemon.prefix}u"
-        assert daemon.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
-        assert _ingress_filters(daemon).strip() == ""
-        daemon.exec("d", "tc", "qdisc", "add", "dev", device, "clsact")
-        # What a killed daemon leaves: a redirect to a TAP that is gone (the kernel drops
-        # what it matches).  A veth stands for the TAP here.
-        gone = f"{daemon.prefix}z"
-        daemon.exec("d", "ip", "link", "add", gone, "type", "veth", "peer", "name", f"{gone}p")
-        daemon.exec(
-            "d", "tc", "filter", "add", "dev", device, "ingress", "pref", str(0x7000),
-            "protocol", "ip", "u32", "match", "ip", "dport", "4789", "0xffff",
-            "action", "mirred", "egress", "redirect", "dev", gone,
-        )  # fmt: skip
-        daemon.exec("d", "ip", "link", "del", gone)
-        made = daemon.ctl(
-            "vxlan", "create", "lab", "vx42", "--vni", "42", "--local", "198.51.100.1",
-            "--remote", "198.51.100.2", "--tunnel-gso",
-        )  # fmt: skip
-        assert made.returncode == 0, made.stdout + made.stderr
-        assert daemon.ctl("bridge", "add", "lab", "br0", "vx42").returncode == 0
-        assert _vx(daemon)["tunnel_gso"] == "vxgso0"
-        filters = _ingress_filters(daemon)
-        assert filters.count("mirred") == 1 and "vxgso0" in filters, filters
-        assert _ping(daemon, "lx", DAEMON_HOST) == 3
-
-
 def _leave_filter(daemon: Vrouterd, pref: int, target: str, gone: bool, port: int = 4789) -> None:
     """Add a redirect of UDP to ``port`` to ``target`` (a veth made here, deleted again
     with ``gone``: what a killed daemon leaves) at ``pref`` on the underlay's ingress."""
@@ -167,6 +137,22 @@ def _create_vx42(daemon: Vrouterd) -> None:
     )  # fmt: skip
     assert made.returncode == 0, made.stdout + made.stderr
     assert daemon.ctl("bridge", "add", "lab", "br0", "vx42").returncode == 0
+
+
+def test_a_leftover_filter_of_the_same_preference_is_replaced(tmp_path: Path) -> None:
+    """A daemon killed with its filter in place leaves it behind; the next interface that
+    gets the same TAP name (and so the same preference) replaces it."""
+    with beside_linux(tmp_path, CONFIG, tx_csum=True) as daemon:
+        assert daemon.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
+        assert _ingress_filters(daemon).strip() == ""
+        # What a killed daemon leaves: a redirect to a TAP that is gone (the kernel drops
+        # what it matches).  A veth stands for the TAP here.
+        _leave_filter(daemon, 0x7000, f"{daemon.prefix}z", True)
+        _create_vx42(daemon)
+        assert _vx(daemon)["tunnel_gso"] == "vxgso0"
+        filters = _ingress_filters(daemon)
+        assert filters.count("mirred") == 1 and "vxgso0" in filters, filters
+        assert _ping(daemon, "lx", DAEMON_HOST) == 3
 
 
 def test_a_leftover_filter_of_another_preference_is_removed(tmp_path: Path) -> None:
