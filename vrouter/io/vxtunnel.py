@@ -296,11 +296,8 @@ class TunnelTap:
             return
         self._own_qdisc = False
         for direction in ("ingress", "egress"):
-            shown = subprocess.run(
-                ["tc", "filter", "show", "dev", device, direction],
-                capture_output=True, text=True, timeout=10, check=False,
-            )  # fmt: skip
-            if shown.returncode != 0 or shown.stdout.strip():
+            shown = _tc_shown("filter", "show", "dev", device, direction)
+            if shown is None or shown.strip():
                 return
         _tc("qdisc", "del", "dev", device, "clsact")
 
@@ -391,11 +388,15 @@ def _ignore_reason(reason: str) -> None:
 
 
 def holder(address: str) -> str | None:
-    """Return the device that holds ``address`` (None if none does)."""
-    shown = subprocess.run(
-        ["ip", "-j", "addr", "show", "to", address],
-        capture_output=True, text=True, timeout=10, check=False,
-    )  # fmt: skip
+    """Return the device that holds ``address`` (None if none does).  Raises OSError if
+    ``ip`` cannot tell (missing, or hung)."""
+    try:
+        shown = subprocess.run(
+            ["ip", "-j", "addr", "show", "to", address],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as err:
+        raise OSError(errno.ETIMEDOUT, f"ip addr show: {err}") from err
     try:
         devices = json.loads(shown.stdout or "[]")
     except ValueError:
@@ -411,12 +412,9 @@ def _sweep(device: str) -> set[int]:
     """Remove the filters of the daemon's preferences on the ingress of ``device`` that
     redirect to a TAP that is gone (a daemon that ended without removing them left them:
     the kernel drops what they match); return the preferences of the others there."""
-    shown = subprocess.run(
-        ["tc", "-j", "filter", "show", "dev", device, "ingress"],
-        capture_output=True, text=True, timeout=10, check=False,
-    )  # fmt: skip
+    shown = _tc_shown("-j", "filter", "show", "dev", device, "ingress")
     try:
-        filters = json.loads(shown.stdout or "[]")
+        filters = json.loads(shown or "[]")
     except ValueError:
         return set()
     present: set[int] = set()
@@ -440,9 +438,20 @@ def _tc(*args: str) -> str:
         done = subprocess.run(
             ["tc", *args], capture_output=True, text=True, timeout=10, check=False
         )
-    except OSError as err:
+    except (OSError, subprocess.SubprocessError) as err:  # no tc, or it hung
         return str(err)
     return "" if done.returncode == 0 else (done.stderr.strip() or f"exit {done.returncode}")
+
+
+def _tc_shown(*args: str) -> str | None:
+    """Run tc; return what it printed (None if it failed, is missing or hung)."""
+    try:
+        done = subprocess.run(
+            ["tc", *args], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
 def outer_headers(

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
 
+import pytest
+
+from vrouter.io import vxtunnel
 from vrouter.io.vxtunnel import HEADER, HEADER_LEN, OUTER_LEN, OUTER_LEN6, outer_headers, unwrap
 from vrouter.link.offload import F_NEEDS_CSUM, GSO_TCPV4, VirtioHdr
 from vrouter.wire import vxlan as wire
@@ -204,3 +208,20 @@ def test_a_super_frame_whose_inner_tcp_header_is_cut_off_is_dropped() -> None:
     spoilt[ip + 10 : ip + 12] = checksum(spoilt[ip : ip + 20]).to_bytes(2, "big")
     spoilt[ip + 24 : ip + 26] = (len(cut) - ip - 20).to_bytes(2, "big")
     assert unwrap(bytes(spoilt), LOCAL, 4789) == "truncated"
+
+
+def test_tc_missing_or_hanging_is_a_complaint_not_an_exception(monkeypatch) -> None:
+    # Without tc (or with one that does not answer) the interface keeps the socket path
+    # with the reason, and nothing else: no exception leaves these helpers.
+    def missing(args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", args[0])
+
+    def hanging(args, **kwargs):
+        raise subprocess.TimeoutExpired(args, kwargs["timeout"])
+
+    for run in (missing, hanging):
+        monkeypatch.setattr(vxtunnel.subprocess, "run", run)
+        assert vxtunnel._tc("filter", "add") != ""
+        assert vxtunnel._sweep("vrdu") == set()
+        with pytest.raises(OSError):  # the interface's caller takes it: socket only
+            vxtunnel.holder("198.51.100.1")
