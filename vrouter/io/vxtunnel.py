@@ -128,6 +128,8 @@ READ_SIZE = HEADER_LEN + _ETH + _IP6 + MAX_IP
 """The longest read of the TAP: an outer IPv6 packet of the largest payload."""
 PREF_BASE = 0x7000
 """The tc filter's preference: this plus the TAP's number."""
+PREF_SPAN = 0x1000
+"""The preferences from :data:`PREF_BASE` on that the daemon's filters may have."""
 SIOCGIFHWADDR = 0x8927
 NAME = "vxgso%d"
 
@@ -294,9 +296,9 @@ class TunnelTap:
                      "match", "u16", "0", "0x3fff", "at", "6",
                      "match", "ip", "protocol", "17", "0xff",
                      "match", "ip", "dport", str(port), "0xffff"]  # fmt: skip
-        # A filter of this preference is a leftover of a daemon that ended without
-        # removing it (its TAP, this one's name, gone): it would drop what it matched.
-        _tc("filter", "del", "dev", device, "ingress", "pref", pref)
+        if int(pref) in _sweep(device):
+            self._drop_qdisc(device)
+            raise OSError(errno.EEXIST, f"preference {pref} on {device} is taken")
         error = _tc("filter", "add", "dev", device, "ingress", "pref", pref, *match,
                     "action", "mirred", "egress", "redirect", "dev", self.name)  # fmt: skip
         if error:
@@ -312,11 +314,8 @@ class TunnelTap:
             return
         self._own_qdisc = False
         for direction in ("ingress", "egress"):
-            shown = subprocess.run(
-                ["tc", "filter", "show", "dev", device, direction],
-                capture_output=True, text=True, timeout=10, check=False,
-            )  # fmt: skip
-            if shown.returncode != 0 or shown.stdout.strip():
+            shown = _tc_shown("filter", "show", "dev", device, direction)
+            if shown is None or shown.strip():
                 return
         _tc("qdisc", "del", "dev", device, "clsact")
 
@@ -342,7 +341,7 @@ def unwrap(data: bytes, local: bytes, port: int) -> tuple[int, str, VirtioHdr | 
     the last; the kernel checked their UDP checksums when it joined them."""
     if len(data) < HEADER_LEN + OUTER_LEN:
         return "" if len(data) < HEADER_LEN + _ETH + 1 else "truncated"
-    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = _VHDR.unpack_from(data)
+    flags, gso_type, _hint, gso_size, csum_start, csum_offset = _VHDR.unpack_from(data)
     eth = HEADER_LEN + _ETH
     ethertype = data[eth - 2 : eth]
     if ethertype == b"\x08\x00":
@@ -386,8 +385,14 @@ def unwrap(data: bytes, local: bytes, port: int) -> tuple[int, str, VirtioHdr | 
         inner_type = gso_type & ~(GSO_UDP_TUNNEL_IPV4 | GSO_UDP_TUNNEL_IPV6)
         if inner_type & ~GSO_ECN not in (GSO_TCPV4, GSO_TCPV6) or not inner_partial:
             return "unsupported offload"
+        # The kernel's hdr_len is a hint, its packet's linear part (shorter than the outer
+        # headers, or all of it): the inner frame's headers end where its TCP header says.
+        tcp = HEADER_LEN + csum_start
+        if len(data) < tcp + 20:
+            return "truncated"
+        inner_headers = csum_start - outer + (data[tcp + 12] >> 4) * 4
         vhdr = VirtioHdr(
-            F_NEEDS_CSUM, inner_type, hdr_len - outer, gso_size, csum_start - outer, csum_offset
+            F_NEEDS_CSUM, inner_type, inner_headers, gso_size, csum_start - outer, csum_offset
         )
     elif inner_partial:
         vhdr = VirtioHdr(F_NEEDS_CSUM, 0, 0, 0, csum_start - outer, csum_offset)
@@ -412,11 +417,15 @@ def _nothing() -> None:
 
 
 def holder(address: str) -> str | None:
-    """Return the device that holds ``address`` (None if none does)."""
-    shown = subprocess.run(
-        ["ip", "-j", "addr", "show", "to", address],
-        capture_output=True, text=True, timeout=10, check=False,
-    )  # fmt: skip
+    """Return the device that holds ``address`` (None if none does).  Raises OSError if
+    ``ip`` cannot tell (missing, or hung)."""
+    try:
+        shown = subprocess.run(
+            ["ip", "-j", "addr", "show", "to", address],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as err:
+        raise OSError(errno.ETIMEDOUT, f"ip addr show: {err}") from err
     try:
         devices = json.loads(shown.stdout or "[]")
     except ValueError:
@@ -428,15 +437,50 @@ def holder(address: str) -> str | None:
     return None
 
 
+def _sweep(device: str) -> set[int]:
+    """Remove the filters of the daemon's preferences on the ingress of ``device`` that
+    redirect to a TAP that is gone (a daemon that ended without removing them left them:
+    the kernel drops what they match); return the preferences of the others there."""
+    shown = _tc_shown("-j", "filter", "show", "dev", device, "ingress")
+    try:
+        filters = json.loads(shown or "[]")
+    except ValueError:
+        return set()
+    present: set[int] = set()
+    stale: set[int] = set()
+    for entry in filters:
+        pref = entry.get("pref")
+        if not isinstance(pref, int) or not PREF_BASE <= pref < PREF_BASE + PREF_SPAN:
+            continue
+        present.add(pref)
+        for action in entry.get("options", {}).get("actions", ()):
+            if action.get("kind") == "mirred" and action.get("to_dev") == "*":
+                stale.add(pref)
+    for pref in stale:
+        _tc("filter", "del", "dev", device, "ingress", "pref", str(pref))
+    return present - stale
+
+
 def _tc(*args: str) -> str:
     """Run tc; return its complaint ("" if it succeeded)."""
     try:
         done = subprocess.run(
             ["tc", *args], capture_output=True, text=True, timeout=10, check=False
         )
-    except OSError as err:
+    except (OSError, subprocess.SubprocessError) as err:  # no tc, or it hung
         return str(err)
     return "" if done.returncode == 0 else (done.stderr.strip() or f"exit {done.returncode}")
+
+
+def _tc_shown(*args: str) -> str | None:
+    """Run tc; return what it printed (None if it failed, is missing or hung)."""
+    try:
+        done = subprocess.run(
+            ["tc", *args], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
 def outer_headers(

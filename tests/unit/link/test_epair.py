@@ -26,6 +26,19 @@ def frame_to(ifp, n: int) -> bytes:
     )
 
 
+def break_on_one(epair: Epair, got: dict[str, list[int]]) -> None:
+    """Make end b's handler raise for the frame carrying 1 (recording the others)."""
+    b = epair.b.vnet
+
+    def broken(ifp, frame, now):
+        n = int.from_bytes(frame[14:18], "big")
+        if n == 1:
+            raise KeyError("bug")
+        got["b"].append(n)
+
+    b.link.ethertypes = tables.put(b.link.ethertypes, TEST_ETHERTYPE, broken)
+
+
 @pytest.fixture
 def pair(lab):
     """Vnets a and b joined by an epair; each records TEST_ETHERTYPE frames it receives."""
@@ -115,15 +128,7 @@ def test_pump_budget_bounds_one_call_and_asks_to_be_called_again(pair, lab) -> N
 
 def test_exception_in_a_handler_costs_one_frame_not_the_batch(pair, lab) -> None:
     epair, got = pair
-    b = epair.b.vnet
-
-    def sometimes_broken(ifp, frame, now):
-        n = int.from_bytes(frame[14:18], "big")
-        if n == 1:
-            raise KeyError("bug")
-        got["b"].append(n)
-
-    b.link.ethertypes = tables.put(b.link.ethertypes, TEST_ETHERTYPE, sometimes_broken)
+    break_on_one(epair, got)
     for n in range(3):
         epair.a.output(frame_to(epair.b, n))
     assert epair.pump(lab.now) == 3
@@ -350,15 +355,7 @@ def test_inline_what_the_peer_sends_meanwhile_is_queued(pair, lab, clock) -> Non
 def test_inline_a_handler_that_raises_costs_that_frame(pair, lab, clock) -> None:
     epair, got = pair
     epair.inline = lambda: lab.now
-    b = epair.b.vnet
-
-    def broken_once(ifp, frame, now):
-        n = int.from_bytes(frame[14:18], "big")
-        if n == 1:
-            raise KeyError("bug")
-        got["b"].append(n)
-
-    b.link.ethertypes = tables.put(b.link.ethertypes, TEST_ETHERTYPE, broken_once)
+    break_on_one(epair, got)
     epair.a.output(frame_to(epair.b, 1))
     clock[0] += 2 * INLINE_QUIET
     epair.a.output(frame_to(epair.b, 2))
