@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -83,6 +85,29 @@ def ping(daemon: Vrouterd, host: str, target: str, *extra: str) -> int:
     match = re.search(r"(\d+) received", result.stdout)
     assert match, result.stdout + result.stderr
     return int(match.group(1))
+
+
+def iperf3(daemon: Vrouterd, reverse: bool) -> int:
+    """Run iperf3 from h1 to the Linux host for 2 s (``reverse``: the host sends); return
+    the bytes received."""
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", daemon.ns("lx"), "iperf3", "-s", "-1", "-B", LINUX_HOST],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)
+        result = daemon.exec(
+            "h1", "iperf3", "-c", LINUX_HOST, "-t", "2", "-J", "--connect-timeout", "5000",
+            *(["-R"] if reverse else []),
+            timeout=60, check=False,
+        )  # fmt: skip
+        report = json.loads(result.stdout)
+        assert "error" not in report, report.get("error")
+        received: int = report["end"]["sum_received"]["bytes"]
+        return received
+    finally:
+        server.kill()
+        server.wait(10)
 
 
 def vxlan_seen(

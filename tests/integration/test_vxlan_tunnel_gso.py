@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from harness import Vrouterd, assert_download_intact, run, wait_listening
-from vxlanlab import LINUX_HOST, UNDERLAY6, beside_linux, daemon_config, over_ipv6
+from vxlanlab import LINUX_HOST, UNDERLAY6, beside_linux, daemon_config, iperf3, over_ipv6
 from vxlanlab import ping as _ping
 from vxlanlab import vx_shown as _vx
 
@@ -111,28 +111,6 @@ def lab6(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vrouterd]:
         yield daemon
 
 
-def _iperf3(daemon: Vrouterd, reverse: bool) -> int:
-    """Run iperf3 from h1 to the Linux host for 2 s; return the bytes received."""
-    server = subprocess.Popen(
-        ["ip", "netns", "exec", daemon.ns("lx"), "iperf3", "-s", "-1", "-B", LINUX_HOST],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        time.sleep(0.5)
-        result = daemon.exec(
-            "h1", "iperf3", "-c", LINUX_HOST, "-t", "2", "-J", "--connect-timeout", "5000",
-            *(["-R"] if reverse else []),
-            timeout=60, check=False,
-        )  # fmt: skip
-        report = json.loads(result.stdout)
-        assert "error" not in report, report.get("error")
-        received: int = report["end"]["sum_received"]["bytes"]
-        return received
-    finally:
-        server.kill()
-        server.wait(10)
-
-
 def test_over_ipv6_the_offload_is_in_use_and_ping_works(lab6: Vrouterd) -> None:
     assert _ping(lab6, "h1", LINUX_HOST) == 3
     assert _ping(lab6, "lx", DAEMON_HOST, "-s", "1402") == 3  # 1430 inner: fits
@@ -154,7 +132,7 @@ def test_over_ipv6_iperf3_across_the_overlay(lab6: Vrouterd, reverse: bool) -> N
     whole = dict(_vx(lab6)["stats"])["whole"]  # type: ignore[call-overload]
     tap = str(_vx(lab6)["tunnel_gso"])
     before = _tap_rx_packets(lab6, tap)
-    assert _iperf3(lab6, reverse) > 10_000_000
+    assert iperf3(lab6, reverse) > 10_000_000
     if not reverse:  # the daemon encapsulates: super-frames went whole to the kernel
         assert dict(_vx(lab6)["stats"])["whole"] > whole  # type: ignore[call-overload]
         assert _tap_rx_packets(lab6, tap) > before

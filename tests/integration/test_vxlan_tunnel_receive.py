@@ -12,15 +12,12 @@ the outer headers and passes each inner super-frame on.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from harness import Vrouterd, assert_download_intact
-from vxlanlab import LINUX_HOST, beside_linux, daemon_config, over_ipv6
+from vxlanlab import LINUX_HOST, beside_linux, daemon_config, iperf3, over_ipv6
 from vxlanlab import ping as _ping
 from vxlanlab import vx_shown as _vx
 
@@ -69,22 +66,7 @@ def test_the_underlay_redirects_to_the_tap(lab: Vrouterd) -> None:
 
 def test_iperf3_from_linux_arrives_in_super_frames(lab: Vrouterd) -> None:
     whole = _stat(lab, "received_whole")
-    server = subprocess.Popen(
-        ["ip", "netns", "exec", lab.ns("lx"), "iperf3", "-s", "-1", "-B", LINUX_HOST],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        time.sleep(0.5)
-        result = lab.exec(
-            "h1", "iperf3", "-c", LINUX_HOST, "-t", "2", "-J", "-R", "--connect-timeout", "5000",
-            timeout=60, check=False,
-        )  # fmt: skip
-        report = json.loads(result.stdout)
-        assert "error" not in report, report.get("error")
-        assert report["end"]["sum_received"]["bytes"] > 10_000_000
-    finally:
-        server.kill()
-        server.wait(10)
+    assert iperf3(lab, True) > 10_000_000
     received = _stat(lab, "received_whole") - whole
     # 2 s of bulk TCP: most of it came as super-frames of several segments.
     assert received > 100, received
@@ -115,31 +97,70 @@ def test_destroying_the_interface_removes_the_redirect(tmp_path: Path) -> None:
         assert "clsact" not in qdiscs, qdiscs
 
 
+def _leave_filter(daemon: Vrouterd, pref: int, target: str, gone: bool, port: int = 4789) -> None:
+    """Add a redirect of UDP to ``port`` to ``target`` (a veth made here, deleted again
+    with ``gone``: what a killed daemon leaves) at ``pref`` on the underlay's ingress."""
+    device = f"{daemon.prefix}u"
+    daemon.exec("d", "tc", "qdisc", "add", "dev", device, "clsact")
+    daemon.exec("d", "ip", "link", "add", target, "type", "veth", "peer", "name", f"{target}p")
+    daemon.exec(
+        "d", "tc", "filter", "add", "dev", device, "ingress", "pref", str(pref),
+        "protocol", "ip", "u32", "match", "ip", "dport", str(port), "0xffff",
+        "action", "mirred", "egress", "redirect", "dev", target,
+    )  # fmt: skip
+    if gone:
+        daemon.exec("d", "ip", "link", "del", target)
+
+
+def _create_vx42(daemon: Vrouterd) -> None:
+    made = daemon.ctl(
+        "vxlan", "create", "lab", "vx42", "--vni", "42", "--local", "198.51.100.1",
+        "--remote", "198.51.100.2", "--tunnel-gso",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert daemon.ctl("bridge", "add", "lab", "br0", "vx42").returncode == 0
+
+
 def test_a_leftover_filter_of_the_same_preference_is_replaced(tmp_path: Path) -> None:
     """A daemon killed with its filter in place leaves it behind; the next interface that
     gets the same TAP name (and so the same preference) replaces it."""
     with beside_linux(tmp_path, CONFIG, tx_csum=True) as daemon:
-        device = f"{daemon.prefix}u"
         assert daemon.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
         assert _ingress_filters(daemon).strip() == ""
-        daemon.exec("d", "tc", "qdisc", "add", "dev", device, "clsact")
         # What a killed daemon leaves: a redirect to a TAP that is gone (the kernel drops
         # what it matches).  A veth stands for the TAP here.
-        gone = f"{daemon.prefix}z"
-        daemon.exec("d", "ip", "link", "add", gone, "type", "veth", "peer", "name", f"{gone}p")
-        daemon.exec(
-            "d", "tc", "filter", "add", "dev", device, "ingress", "pref", str(0x7000),
-            "protocol", "ip", "u32", "match", "ip", "dport", "4789", "0xffff",
-            "action", "mirred", "egress", "redirect", "dev", gone,
-        )  # fmt: skip
-        daemon.exec("d", "ip", "link", "del", gone)
-        made = daemon.ctl(
-            "vxlan", "create", "lab", "vx42", "--vni", "42", "--local", "198.51.100.1",
-            "--remote", "198.51.100.2", "--tunnel-gso",
-        )  # fmt: skip
-        assert made.returncode == 0, made.stdout + made.stderr
-        assert daemon.ctl("bridge", "add", "lab", "br0", "vx42").returncode == 0
+        _leave_filter(daemon, 0x7000, f"{daemon.prefix}z", True)
+        _create_vx42(daemon)
         assert _vx(daemon)["tunnel_gso"] == "vxgso0"
         filters = _ingress_filters(daemon)
         assert filters.count("mirred") == 1 and "vxgso0" in filters, filters
         assert _ping(daemon, "lx", DAEMON_HOST) == 3
+
+
+def test_a_leftover_filter_of_another_preference_is_removed(tmp_path: Path) -> None:
+    """A killed daemon's TAP had another number (so its filter another preference): the
+    next interface on the device removes it all the same, or it would drop first."""
+    with beside_linux(tmp_path, CONFIG, tx_csum=True) as daemon:
+        assert daemon.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
+        _leave_filter(daemon, 0x7003, f"{daemon.prefix}z", True)
+        _create_vx42(daemon)
+        filters = _ingress_filters(daemon)
+        assert filters.count("mirred") == 1 and "vxgso0" in filters, filters
+        assert _ping(daemon, "lx", DAEMON_HOST) == 3
+
+
+def test_a_live_filter_of_the_same_preference_is_left_alone(tmp_path: Path) -> None:
+    """A filter at the interface's preference whose target exists is not the daemon's
+    leftover: it stays, and the interface receives on the socket."""
+    with beside_linux(tmp_path, CONFIG, tx_csum=True) as daemon:
+        assert daemon.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
+        kept = f"{daemon.prefix}k"
+        _leave_filter(daemon, 0x7000, kept, False, port=9)
+        try:
+            _create_vx42(daemon)
+            filters = _ingress_filters(daemon)
+            assert filters.count("mirred") == 1 and kept in filters, filters
+            assert str(_vx(daemon)["tunnel_receive"]).startswith("socket only"), _vx(daemon)
+            assert _ping(daemon, "lx", DAEMON_HOST) == 3
+        finally:
+            daemon.exec("d", "ip", "link", "del", kept)

@@ -9,7 +9,8 @@ allocator's arenas that those vnets filled), pumps epair queues in the
 next loop pass (so a burst is handled as a batch, at most ``RX_BUDGET``
 frames a turn, like a TAP's; the epairs woken in one pass wait in one list
 run by one ``call_soon``, not a loop handle each, for the same reason as
-the deadlines' one timer), and owns the TAP devices,
+the deadlines' one timer; a small frame that finds its epair idle and
+quiet is delivered inline, :mod:`vrouter.link.epair`), and owns the TAP devices,
 which share the loop by turns (:mod:`vrouter.io.tap`), and the UDP sockets
 of VXLAN interfaces (:mod:`vrouter.io.vxlan`).  Protocol code never
 sees the loop.
@@ -352,6 +353,7 @@ class Driver:
         """Join ``a`` and ``b`` with an epair."""
         epair = Epair(a, b)
         epair.sparse_first = self.sparse_first
+        epair.inline = self.loop.time  # an idle path is one pass of Python (see epair)
         epair.wakeup = self._schedule_pump
         self.epairs.append(epair)
         return epair

@@ -36,7 +36,7 @@ import sys
 from collections.abc import Sequence
 
 from vrouter.io.tap import RX_BUDGET
-from vrouter.io.vxtunnel import TunnelTap, TunnelUnavailable
+from vrouter.io.vxtunnel import GSO_UDP_L4, TunnelTap, TunnelUnavailable
 from vrouter.link.offload import VirtioHdr
 from vrouter.link.tso import Train
 from vrouter.link.vxlan import Vxlan
@@ -124,6 +124,7 @@ class VxlanDevice:
                  vx.vnet.name, vx.ifnet.name, self.tunnel.name)  # fmt: skip
         self.tunnel.receive = self._tunnel_input
         self.tunnel.malformed = self._tunnel_malformed
+        self.tunnel.drained = self._tunnel_drained
         try:
             device = self.tunnel.redirect()
         except OSError as err:
@@ -144,7 +145,14 @@ class VxlanDevice:
         ifp.drop("vxlan_tunnel_" + reason.replace(" ", "_").lower(), error=True)
 
     def _tunnel_input(self, data: bytes, start: int, source: str, vhdr: VirtioHdr | None) -> None:
+        if vhdr is not None and vhdr.gso_type == GSO_UDP_L4:
+            # The kernel's GRO joined datagrams of one size: taken as a UDP_GRO read is.
+            self.vx.input_train(data[start:], vhdr.gso_size, source, self._loop.time())
+            return
         self.vx.input_whole(data, start, source, vhdr, self._loop.time())
+
+    def _tunnel_drained(self) -> None:
+        self.vx.release(self._loop.time())
 
     def send_super(self, address: str, frame: bytes | bytearray, vhdr: VirtioHdr) -> bool:
         """Hand a TCP super-frame whole to the tunnel TAP (frames queued before leave

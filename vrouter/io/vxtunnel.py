@@ -44,8 +44,12 @@ since the TAP has UDP-tunnel GSO with the outer checksum: a Linux VTEP's
 super-frames carry one (``SKB_GSO_UDP_TUNNEL_CSUM``), and without that
 feature the kernel cuts them before the TAP.  :func:`unwrap` checks and
 strips the outer headers; the inner frame goes on with a plain TCP offload
-header.  What the filter does not take (fragments, a group, another device)
-still reaches the socket; where tc refuses, the socket receives it all.
+header.  Datagrams the underlay's GRO joined for the socket (a VTEP that
+sends one segment a datagram) come as one UDP segmentation offload packet
+(``TUN_F_USO4``, ``TUN_F_USO6``; ``gso_type`` UDP_L4) and are taken as a
+``UDP_GRO`` read of the socket is.  What the filter does not take (fragments, a
+group, another device) still reaches the socket; where tc refuses, the socket
+receives it all.
 """
 
 from __future__ import annotations
@@ -90,6 +94,12 @@ TUN_F_UDP_TUNNEL_GSO = 0x080
 """The TAP takes (and hands over) GSO packets inside a UDP tunnel (Linux 6.17+)."""
 TUN_F_UDP_TUNNEL_GSO_CSUM = 0x100
 """... and finishes the outer UDP checksum of each segment (Linux 6.17+)."""
+TUN_F_USO4 = 0x20
+"""The TAP takes (and hands over) UDP segmentation offload packets over IPv4 (Linux 6.2+)."""
+TUN_F_USO6 = 0x40
+"""... and over IPv6."""
+GSO_UDP_L4 = 5
+"""virtio-net ``gso_type``: datagrams of one size (``gso_size``) joined into one packet."""
 GSO_UDP_TUNNEL_IPV4 = 0x20
 """virtio-net ``gso_type`` bit: a UDP tunnel over IPv4 wraps the inner GSO packet."""
 GSO_UDP_TUNNEL_IPV6 = 0x40
@@ -118,6 +128,8 @@ READ_SIZE = HEADER_LEN + _ETH + _IP6 + MAX_IP
 """The longest read of the TAP: an outer IPv6 packet of the largest payload."""
 PREF_BASE = 0x7000
 """The tc filter's preference: this plus the TAP's number."""
+PREF_SPAN = 0x1000
+"""The preferences from :data:`PREF_BASE` on that the daemon's filters may have."""
 SIOCGIFHWADDR = 0x8927
 NAME = "vxgso%d"
 
@@ -177,6 +189,8 @@ class TunnelTap:
         """Takes what :func:`unwrap` found in a read (the read, then its results)."""
         self.malformed: Callable[[str], None] = _ignore_reason
         """Takes why a read redirected here was dropped (see :func:`unwrap`)."""
+        self.drained: Callable[[], None] = _nothing
+        """Called when a wake-up's reads are done (a train's joined frame may be held)."""
         self._filter: tuple[str, str] | None = None
         """The device and preference of the tc filter redirecting to the TAP."""
         self._own_qdisc = False
@@ -190,8 +204,11 @@ class TunnelTap:
         # Tunnel GSO with the outer checksum too, also over IPv4: a Linux VTEP's
         # super-frames carry a UDP checksum (SKB_GSO_UDP_TUNNEL_CSUM), and a TAP without
         # that feature has them cut into segments before its transmit.
-        offloads = (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN
-                    | TUN_F_UDP_TUNNEL_GSO | TUN_F_UDP_TUNNEL_GSO_CSUM)  # fmt: skip
+        # UDP segmentation offload: what the underlay's GRO joined for the socket
+        # (datagrams of one flow and size, a peer's unsegmented ones) is read as one train
+        # instead of one datagram a read.
+        offloads = (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_USO4
+                    | TUN_F_USO6 | TUN_F_UDP_TUNNEL_GSO | TUN_F_UDP_TUNNEL_GSO_CSUM)  # fmt: skip
         fcntl.ioctl(fd, TUNSETOFFLOAD, offloads)
         if self._v6:
             # Forwarding on this device only; no link-local address, autoconfiguration,
@@ -242,17 +259,20 @@ class TunnelTap:
         tunnel super-frames whole) and pass on the inner frames; drop anything else."""
         receive = self.receive
         read = os.read
-        for _ in range(RX_BUDGET):
-            try:
-                data = read(self.fd, READ_SIZE)
-            except OSError:
-                return
-            inner = unwrap(data, self._local, self._port)
-            if isinstance(inner, str):
-                if inner:
-                    self.malformed(inner)
-                continue
-            receive(data, *inner)
+        try:
+            for _ in range(RX_BUDGET):
+                try:
+                    data = read(self.fd, READ_SIZE)
+                except OSError:
+                    return
+                inner = unwrap(data, self._local, self._port)
+                if isinstance(inner, str):
+                    if inner:
+                        self.malformed(inner)
+                    continue
+                receive(data, *inner)
+        finally:
+            self.drained()
 
     def redirect(self) -> str:
         """Have the kernel redirect UDP to ``local``:``port`` arriving on the device that
@@ -276,9 +296,9 @@ class TunnelTap:
                      "match", "u16", "0", "0x3fff", "at", "6",
                      "match", "ip", "protocol", "17", "0xff",
                      "match", "ip", "dport", str(port), "0xffff"]  # fmt: skip
-        # A filter of this preference is a leftover of a daemon that ended without
-        # removing it (its TAP, this one's name, gone): it would drop what it matched.
-        _tc("filter", "del", "dev", device, "ingress", "pref", pref)
+        if int(pref) in _sweep(device):
+            self._drop_qdisc(device)
+            raise OSError(errno.EEXIST, f"preference {pref} on {device} is taken")
         error = _tc("filter", "add", "dev", device, "ingress", "pref", pref, *match,
                     "action", "mirred", "egress", "redirect", "dev", self.name)  # fmt: skip
         if error:
@@ -294,11 +314,8 @@ class TunnelTap:
             return
         self._own_qdisc = False
         for direction in ("ingress", "egress"):
-            shown = subprocess.run(
-                ["tc", "filter", "show", "dev", device, direction],
-                capture_output=True, text=True, timeout=10, check=False,
-            )  # fmt: skip
-            if shown.returncode != 0 or shown.stdout.strip():
+            shown = _tc_shown("filter", "show", "dev", device, direction)
+            if shown is None or shown.strip():
                 return
         _tc("qdisc", "del", "dev", device, "clsact")
 
@@ -318,10 +335,13 @@ def unwrap(data: bytes, local: bytes, port: int) -> tuple[int, str, VirtioHdr | 
     """Check one read of the tunnel TAP: its header, then Ethernet, IPv4 or IPv6 to
     ``local`` (packed), UDP to ``port``.  Return (where the VXLAN header starts, the
     source VTEP's address, the inner frame's offload header or None), or why it is
-    dropped ("" for a frame that is not for the tunnel at all: not counted)."""
+    dropped ("" for a frame that is not for the tunnel at all: not counted).  A train of
+    datagrams the kernel's GRO joined (``gso_type`` :data:`GSO_UDP_L4`) comes with an
+    offload header of that type whose ``gso_size`` is the size of each VXLAN datagram but
+    the last; the kernel checked their UDP checksums when it joined them."""
     if len(data) < HEADER_LEN + OUTER_LEN:
         return "" if len(data) < HEADER_LEN + _ETH + 1 else "truncated"
-    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = _VHDR.unpack_from(data)
+    flags, gso_type, _hint, gso_size, csum_start, csum_offset = _VHDR.unpack_from(data)
     eth = HEADER_LEN + _ETH
     ethertype = data[eth - 2 : eth]
     if ethertype == b"\x08\x00":
@@ -357,12 +377,22 @@ def unwrap(data: bytes, local: bytes, port: int) -> tuple[int, str, VirtioHdr | 
     """Bytes before the inner frame, counted as the kernel counts its offsets."""
     inner_partial = flags & F_NEEDS_CSUM and csum_start >= outer + _ETH
     vhdr: VirtioHdr | None = None
+    if gso_type == GSO_UDP_L4:
+        if gso_size < 8 + _ETH:
+            return "unsupported offload"
+        return start, socket.inet_ntop(family, src), VirtioHdr(0, GSO_UDP_L4, 0, gso_size, 0, 0)
     if gso_type:
         inner_type = gso_type & ~(GSO_UDP_TUNNEL_IPV4 | GSO_UDP_TUNNEL_IPV6)
         if inner_type & ~GSO_ECN not in (GSO_TCPV4, GSO_TCPV6) or not inner_partial:
             return "unsupported offload"
+        # The kernel's hdr_len is a hint, its packet's linear part (shorter than the outer
+        # headers, or all of it): the inner frame's headers end where its TCP header says.
+        tcp = HEADER_LEN + csum_start
+        if len(data) < tcp + 20:
+            return "truncated"
+        inner_headers = csum_start - outer + (data[tcp + 12] >> 4) * 4
         vhdr = VirtioHdr(
-            F_NEEDS_CSUM, inner_type, hdr_len - outer, gso_size, csum_start - outer, csum_offset
+            F_NEEDS_CSUM, inner_type, inner_headers, gso_size, csum_start - outer, csum_offset
         )
     elif inner_partial:
         vhdr = VirtioHdr(F_NEEDS_CSUM, 0, 0, 0, csum_start - outer, csum_offset)
@@ -382,12 +412,20 @@ def _ignore_reason(reason: str) -> None:
     """The counter of malformed reads until the interface sets its own."""
 
 
+def _nothing() -> None:
+    """The end of a wake-up's reads until the interface says what to do then."""
+
+
 def holder(address: str) -> str | None:
-    """Return the device that holds ``address`` (None if none does)."""
-    shown = subprocess.run(
-        ["ip", "-j", "addr", "show", "to", address],
-        capture_output=True, text=True, timeout=10, check=False,
-    )  # fmt: skip
+    """Return the device that holds ``address`` (None if none does).  Raises OSError if
+    ``ip`` cannot tell (missing, or hung)."""
+    try:
+        shown = subprocess.run(
+            ["ip", "-j", "addr", "show", "to", address],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as err:
+        raise OSError(errno.ETIMEDOUT, f"ip addr show: {err}") from err
     try:
         devices = json.loads(shown.stdout or "[]")
     except ValueError:
@@ -399,15 +437,50 @@ def holder(address: str) -> str | None:
     return None
 
 
+def _sweep(device: str) -> set[int]:
+    """Remove the filters of the daemon's preferences on the ingress of ``device`` that
+    redirect to a TAP that is gone (a daemon that ended without removing them left them:
+    the kernel drops what they match); return the preferences of the others there."""
+    shown = _tc_shown("-j", "filter", "show", "dev", device, "ingress")
+    try:
+        filters = json.loads(shown or "[]")
+    except ValueError:
+        return set()
+    present: set[int] = set()
+    stale: set[int] = set()
+    for entry in filters:
+        pref = entry.get("pref")
+        if not isinstance(pref, int) or not PREF_BASE <= pref < PREF_BASE + PREF_SPAN:
+            continue
+        present.add(pref)
+        for action in entry.get("options", {}).get("actions", ()):
+            if action.get("kind") == "mirred" and action.get("to_dev") == "*":
+                stale.add(pref)
+    for pref in stale:
+        _tc("filter", "del", "dev", device, "ingress", "pref", str(pref))
+    return present - stale
+
+
 def _tc(*args: str) -> str:
     """Run tc; return its complaint ("" if it succeeded)."""
     try:
         done = subprocess.run(
             ["tc", *args], capture_output=True, text=True, timeout=10, check=False
         )
-    except OSError as err:
+    except (OSError, subprocess.SubprocessError) as err:  # no tc, or it hung
         return str(err)
     return "" if done.returncode == 0 else (done.stderr.strip() or f"exit {done.returncode}")
+
+
+def _tc_shown(*args: str) -> str | None:
+    """Run tc; return what it printed (None if it failed, is missing or hung)."""
+    try:
+        done = subprocess.run(
+            ["tc", *args], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
 def outer_headers(

@@ -14,7 +14,7 @@ changes; holding and dropping held routes leaves it alone.
 
 The dicts stay the source of truth.  An IPv4 table that grows to
 :data:`INDEX_AT` routes also gets a DIR-24-8 index (:mod:`vrouter.route.dir248`,
-64 MiB plus 1 KiB per /24 holding longer prefixes), patched on every add and
+32 MiB plus 1 KiB per /24 holding longer prefixes), patched on every add and
 delete, and from then on a lookup is one or two array reads and a list read
 whatever the lengths present (:meth:`Fib.lookup_nhop`, the data path's, reads
 the list of the table's next hops; :meth:`Fib.lookup` goes on to the route
@@ -32,7 +32,7 @@ in the middle of a route feed.
 A large table is loaded with :meth:`Fib.add_many`: the index is then built
 once, after the last route, and the routes are best made as they are taken
 (a generator of :meth:`Route.of`, which needs no :mod:`ipaddress` object).
-A million IPv4 routes load so in about 2-3 s and hold some 165 MiB with the
+A million IPv4 routes load so in about 2.5-3.5 s and hold some 126 MiB with the
 index (bench/RESULTS.md, section ``scale``).
 
 Routes going the same way share one next hop (:class:`~vrouter.route.entry.Nhop`,
@@ -86,7 +86,9 @@ GONE = "gone"
 INDEX_AT = 262_144
 """IPv4 routes at which a Fib builds its DIR-24-8 index: about where the
 routes themselves (some 270 bytes each with their dict entries) weigh as much
-as the index's 64 MiB top table, so the index at most doubles a table's memory."""
+as a 64 MiB top table, so the index at most doubles a table's memory (its top
+table is 32 MiB, 64 MiB only in a table of more than 65,534 pairs of length and
+next hop)."""
 _index_missing: str | None = None
 """Why the index cannot be built (numpy not installed), once that is known."""
 UNINDEX_BELOW = 65_536
@@ -163,7 +165,7 @@ class Fib:
         self.nhops: list[Nhop | None] = [None]
         """The table's next hops by :attr:`Nhop.id` (None where free).  Slot 0 is
         the default route's (None without one): what the IPv4 index answers for
-        an address no longer route covers."""
+        an address no longer route covers (its ``hops[0]``, kept the same)."""
         self._nhop_of: dict[tuple[object, ...], Nhop] = {}
         """The table's next hops by :meth:`Nhop.key`."""
         self._free_ids: list[int] = []
@@ -238,9 +240,23 @@ class Fib:
             self.nhops[nhop.id] = None
             self._free_ids.append(nhop.id)
             nhop.owner, nhop.id = None, 0
+            index = self._ipv4_index()
+            if index is not None:
+                index.forget(nhop)
 
     def _set_default(self, route: Route | None) -> None:
-        self.nhops[0] = route.nhop if route is not None else None
+        nhop = route.nhop if route is not None else None
+        self.nhops[0] = nhop
+        index = self._ipv4_index()
+        if index is not None:
+            index.hops[0] = nhop
+
+    def _ipv4_index(self) -> Dir248 | None:
+        """Return the DIR-24-8 index, complete or being built, if the table has one."""
+        if self.bits != 32:
+            return None
+        index = self._index if self._build is None else self._build.index
+        return index  # type: ignore[return-value]
 
     def add(self, route: Route) -> bool:
         """Insert ``route``; return True if it is installed, False if held.

@@ -5,8 +5,20 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
 
-from vrouter.io.vxtunnel import HEADER, HEADER_LEN, OUTER_LEN, OUTER_LEN6, outer_headers, unwrap
+import pytest
+
+from vrouter.io import vxtunnel
+from vrouter.io.vxtunnel import (
+    GSO_UDP_L4,
+    HEADER,
+    HEADER_LEN,
+    OUTER_LEN,
+    OUTER_LEN6,
+    outer_headers,
+    unwrap,
+)
 from vrouter.link.offload import F_NEEDS_CSUM, GSO_TCPV4, VirtioHdr
 from vrouter.wire import vxlan as wire
 from vrouter.wire.checksum import checksum, pseudo_header_sum
@@ -176,3 +188,65 @@ def test_malformed_outer_headers_are_dropped_with_a_reason() -> None:
     assert unwrap(read[: HEADER_LEN + OUTER_LEN - 1], LOCAL, 4789) == "truncated"
     udp_gso = HEADER.pack(F_NEEDS_CSUM, 5 | 0x20, 0, 1400, OUTER_LEN + 34, 6, 0, 0, 0, 0, 34, 64)
     assert unwrap(udp_gso + read[HEADER_LEN:], LOCAL, 4789) == "unsupported offload"
+
+
+def test_a_train_the_kernel_joined_is_passed_on_with_its_datagram_size() -> None:
+    frame = _super_frame(1398)
+    size = 8 + len(frame)
+    payload = (wire.header(42) + frame) * 3
+    udp_len = 8 + len(payload)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 0, 0x4000, 64, 17, 0, REMOTE, LOCAL)
+    ip = ip[:10] + checksum(ip).to_bytes(2, "big") + ip[12:]
+    udp = struct.pack("!HHHH", 4789, 4789, udp_len, 0)
+    head = HEADER.pack(F_NEEDS_CSUM, GSO_UDP_L4, 14 + 20 + 8, size, 14 + 20, 6, 0, 0, 0, 0, 0, 0)
+    read = head + bytes(12) + b"\x08\x00" + ip + udp + payload
+    assert unwrap(read, LOCAL, 4789) == (
+        HEADER_LEN + OUTER_LEN - 8, "198.51.100.2", VirtioHdr(0, GSO_UDP_L4, 0, size, 0, 0)
+    )  # fmt: skip
+    tiny = HEADER.pack(F_NEEDS_CSUM, GSO_UDP_L4, 14 + 20 + 8, 8, 14 + 20, 6, 0, 0, 0, 0, 0, 0)
+    assert unwrap(tiny + read[HEADER_LEN:], LOCAL, 4789) == "unsupported offload"
+
+
+def test_the_inner_header_length_is_the_frames_not_the_kernels_hint() -> None:
+    # The kernel's hdr_len is only a hint (the length of the packet's linear part):
+    # shorter than the outer headers for a packet held in pages, the whole packet for
+    # one held linear.  The inner header says what the inner frame's headers are.
+    frame = _super_frame(46 * 1398)
+    read = _as_read(LOCAL, REMOTE, frame, VHDR)
+    for hint in (0, 20, len(read) - HEADER_LEN):
+        head = bytearray(read[:HEADER_LEN])
+        head[2:4] = hint.to_bytes(2, "little")
+        result = unwrap(bytes(head) + read[HEADER_LEN:], LOCAL, 4789)
+        assert result == (HEADER_LEN + OUTER_LEN - 8, "198.51.100.2", VHDR)
+        VHDR.emit()  # packs: a header the data path can write out
+
+
+def test_a_super_frame_whose_inner_tcp_header_is_cut_off_is_dropped() -> None:
+    frame = _super_frame(0)[: 14 + 20 + 10]  # the TCP header cut after 10 bytes
+    read = _as_read(LOCAL, REMOTE, frame + bytes(22), VHDR)
+    cut = read[:-22]
+    # lengths as the outer headers say for the shorter packet
+    ip = HEADER_LEN + 14
+    spoilt = bytearray(cut)
+    spoilt[ip + 2 : ip + 4] = (len(cut) - ip).to_bytes(2, "big")
+    spoilt[ip + 10 : ip + 12] = b"\x00\x00"
+    spoilt[ip + 10 : ip + 12] = checksum(spoilt[ip : ip + 20]).to_bytes(2, "big")
+    spoilt[ip + 24 : ip + 26] = (len(cut) - ip - 20).to_bytes(2, "big")
+    assert unwrap(bytes(spoilt), LOCAL, 4789) == "truncated"
+
+
+def test_tc_missing_or_hanging_is_a_complaint_not_an_exception(monkeypatch) -> None:
+    # Without tc (or with one that does not answer) the interface keeps the socket path
+    # with the reason, and nothing else: no exception leaves these helpers.
+    def missing(args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", args[0])
+
+    def hanging(args, **kwargs):
+        raise subprocess.TimeoutExpired(args, kwargs["timeout"])
+
+    for run in (missing, hanging):
+        monkeypatch.setattr(vxtunnel.subprocess, "run", run)
+        assert vxtunnel._tc("filter", "add") != ""
+        assert vxtunnel._sweep("vrdu") == set()
+        with pytest.raises(OSError):  # the interface's caller takes it: socket only
+            vxtunnel.holder("198.51.100.1")

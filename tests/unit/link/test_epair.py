@@ -8,7 +8,8 @@ import dpkt
 import pytest
 
 from vrouter.core import tables
-from vrouter.link.epair import QUEUE_LIMIT, Epair
+from vrouter.link import epair as epair_module
+from vrouter.link.epair import INLINE_QUIET, QUEUE_LIMIT, Epair
 from vrouter.link.sparse import BULK_LEN
 from vrouter.route import state as route_state
 
@@ -23,6 +24,19 @@ def frame_to(ifp, n: int) -> bytes:
             dst=ifp.mac, src=b"\x02\x00\x00\x00\x00\x01", type=TEST_ETHERTYPE, data=payload
         )
     )
+
+
+def break_on_one(epair: Epair, got: dict[str, list[int]]) -> None:
+    """Make end b's handler raise for the frame carrying 1 (recording the others)."""
+    b = epair.b.vnet
+
+    def broken(ifp, frame, now):
+        n = int.from_bytes(frame[14:18], "big")
+        if n == 1:
+            raise KeyError("bug")
+        got["b"].append(n)
+
+    b.link.ethertypes = tables.put(b.link.ethertypes, TEST_ETHERTYPE, broken)
 
 
 @pytest.fixture
@@ -114,15 +128,7 @@ def test_pump_budget_bounds_one_call_and_asks_to_be_called_again(pair, lab) -> N
 
 def test_exception_in_a_handler_costs_one_frame_not_the_batch(pair, lab) -> None:
     epair, got = pair
-    b = epair.b.vnet
-
-    def sometimes_broken(ifp, frame, now):
-        n = int.from_bytes(frame[14:18], "big")
-        if n == 1:
-            raise KeyError("bug")
-        got["b"].append(n)
-
-    b.link.ethertypes = tables.put(b.link.ethertypes, TEST_ETHERTYPE, sometimes_broken)
+    break_on_one(epair, got)
     for n in range(3):
         epair.a.output(frame_to(epair.b, n))
     assert epair.pump(lab.now) == 3
@@ -260,3 +266,122 @@ def test_a_pump_asked_to_pause_stops_between_small_frames_and_bulk(pair, lab) ->
     epair.a.output(sized(epair.b, 2, BULK_LEN + 100))
     epair.a.output(sized(epair.b, 8, 100, OTHER))
     assert epair.pump(lab.now) == 2 and not epair.paused  # not asked: one turn for both
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The epair's monotonic clock, moved by hand: ``clock[0]`` seconds."""
+    now = [1000.0]
+    monkeypatch.setattr(epair_module, "_monotonic", lambda: now[0])
+    return now
+
+
+def test_inline_a_small_frame_to_an_idle_epair_arrives_at_once(pair, lab, clock) -> None:
+    epair, _ = pair
+    seen: list[float] = []
+    b = epair.b.vnet
+    b.link.ethertypes = tables.put(
+        b.link.ethertypes, TEST_ETHERTYPE, lambda ifp, frame, now: seen.append(now)
+    )
+    epair.inline = lambda: 42.0
+    wakeups: list[Epair] = []
+    epair.wakeup = wakeups.append
+    buf = bytearray(frame_to(epair.b, 1))
+    epair.a.output(buf)
+    assert seen == [42.0] and epair.pending == 0 and wakeups == []
+    assert (epair.a.counters.tx_packets, epair.b.counters.rx_packets) == (1, 1)
+
+
+def test_inline_only_after_its_direction_was_quiet(pair, lab, clock) -> None:
+    """A frame close behind another in its direction is queued (a busy link keeps its
+    batches); the other direction and a frame after a quiet spell cross inline."""
+    epair, got = pair
+    epair.inline = lambda: lab.now
+    epair.a.output(frame_to(epair.b, 1))
+    clock[0] += INLINE_QUIET / 2
+    epair.a.output(frame_to(epair.b, 2))
+    assert got["b"] == [1] and epair.pending == 1
+    epair.pump(lab.now)
+    epair.b.output(frame_to(epair.a, 3))  # towards a: quiet so far
+    assert got == {"a": [3], "b": [1, 2]} and epair.pending == 0
+    clock[0] += INLINE_QUIET / 2  # the queued frame counts: quiet since frame 2 only
+    epair.a.output(frame_to(epair.b, 4))
+    assert got["b"] == [1, 2] and epair.pending == 1
+    epair.pump(lab.now)
+    clock[0] += 2 * INLINE_QUIET
+    epair.a.output(frame_to(epair.b, 5))
+    assert got["b"] == [1, 2, 4, 5] and epair.pending == 0
+
+
+def test_inline_a_frame_waits_behind_frames_already_queued(pair, lab, clock) -> None:
+    epair, got = pair
+    epair.inline = lambda: lab.now
+    epair.a.output(sized(epair.b, 0, BULK_LEN + 100))  # bulk is queued, idle or not
+    assert got["b"] == [] and epair.pending == 1
+    clock[0] += 2 * INLINE_QUIET
+    epair.b.output(sized(epair.a, 1, 100))  # the other direction is not idle either
+    clock[0] += 2 * INLINE_QUIET
+    epair.a.output(sized(epair.b, 2, 100, OTHER))
+    assert got == {"a": [], "b": []} and epair.pending == 3
+    epair.pump(lab.now)
+    assert got == {"a": [1], "b": [2, 0]} and epair.pending == 0
+    clock[0] += 2 * INLINE_QUIET
+    epair.a.output(sized(epair.b, 3, 100))  # idle again
+    assert got["b"] == [2, 0, 3] and epair.pending == 0
+
+
+def test_inline_what_the_peer_sends_meanwhile_is_queued(pair, lab, clock) -> None:
+    """One level deep: an answer sent during an inline delivery waits for the pump, on
+    this epair and on every other."""
+    epair, got = pair
+    epair.inline = lambda: lab.now
+    b = epair.b.vnet
+
+    def answer(ifp, frame, now):
+        n = int.from_bytes(frame[14:18], "big")
+        got["b"].append(n)
+        epair.b.output(frame_to(epair.a, n + 100))
+
+    b.link.ethertypes = tables.put(b.link.ethertypes, TEST_ETHERTYPE, answer)
+    epair.a.output(frame_to(epair.b, 1))
+    assert got == {"a": [], "b": [1]} and epair.pending == 1
+    epair.pump(lab.now)
+    assert got == {"a": [101], "b": [1]} and epair.pending == 0
+    clock[0] += 2 * INLINE_QUIET
+    epair.a.output(frame_to(epair.b, 2))  # the next delivery is inline again
+    assert got["b"] == [1, 2] and epair.pending == 1
+
+
+def test_inline_a_handler_that_raises_costs_that_frame(pair, lab, clock) -> None:
+    epair, got = pair
+    epair.inline = lambda: lab.now
+    break_on_one(epair, got)
+    epair.a.output(frame_to(epair.b, 1))
+    clock[0] += 2 * INLINE_QUIET
+    epair.a.output(frame_to(epair.b, 2))
+    assert got["b"] == [2] and epair.pending == 0
+    assert epair.b.counters.rx_drops == {"internal_error": 1}
+
+
+def test_inline_routing_loop_between_vnets_still_ends_by_ttl(lab) -> None:
+    a = lab.vnet("a")
+    b = lab.vnet("b")
+    h1 = lab.host(a, "eth0", "192.0.2.1/24", "192.0.2.10")
+    epair = lab.epair(a, "ep0", "198.51.100.1/24", b, "ep0", "198.51.100.2/24")
+    epair.inline = lambda: lab.now
+    loop = IPv4Network("203.0.113.0/24")
+    route_state.add_static(a, loop, via=IPv4Address("198.51.100.2"))
+    route_state.add_static(b, loop, via=IPv4Address("198.51.100.1"))
+    route_state.add_static(b, IPv4Network("192.0.2.0/24"), via=IPv4Address("198.51.100.1"))
+    h1.learn_router(lab.now)
+    h1.take()
+    h1.send(h1.udp("203.0.113.5", ttl=64), lab.now)
+    assert epair.pending == 1  # a's hop to b inline, b's back to a queued
+    rounds = []
+    while epair.pending:
+        rounds.append(epair.pump(lab.now, budget=8))
+    assert max(rounds) <= 8 and len(rounds) > 1  # every later hop a queue entry
+    assert (a.inet.stats.forward, b.inet.stats.forward) == (33, 31)
+    assert (a.inet.stats.ttl_exceeded, b.inet.stats.ttl_exceeded) == (0, 1)
+    [frame] = h1.take_ip()
+    assert frame.data.data.type == dpkt.icmp.ICMP_TIMEXCEED

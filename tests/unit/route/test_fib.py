@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from vrouter.core.timers import Timers
 from vrouter.inet import ipv4
+from vrouter.route import dir248
 from vrouter.route import fib as fib_module
 from vrouter.route import state as route_state
-from vrouter.route.dir248 import BLOCK, Dir248
+from vrouter.route.dir248 import BLOCK, PLEN, Dir248
 from vrouter.route.dir248 import value as entry_value
 from vrouter.route.fib import (
     BLACKHOLE,
@@ -387,9 +388,10 @@ def assert_index_as_built(fib: Fib) -> None:
     index = fib._index
     assert isinstance(index, Dir248)
     fresh = Dir248(fib._by_len, fib.nhops)
-    assert np.array_equal(index._top, fresh._top)
-    assert {slot: block.tobytes() for slot, block in index.blocks.items()} == {
-        slot: block.tobytes() for slot, block in fresh.blocks.items()
+    (top, blocks), (fresh_top, fresh_blocks) = index.values(), fresh.values()
+    assert np.array_equal(top, fresh_top)
+    assert {slot: b.tobytes() for slot, b in blocks.items()} == {
+        slot: b.tobytes() for slot, b in fresh_blocks.items()
     }
 
 
@@ -576,6 +578,81 @@ def test_indexed_lookup_equals_a_linear_scan_across_the_threshold(
         fib_module.INDEX_AT, fib_module.UNINDEX_BELOW = saved
 
 
+# Eight gateways: with up to 18 lengths, more (length, next hop) pairs than a top
+# table of 6 codes holds, so it widens in some examples and not in others.
+_MANY_GATEWAYS = [IPv4Address(f"192.0.2.{n}").packed for n in range(1, 9)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([True, True, False]), near_prefixes, st.integers(0, 99)),
+        min_size=10,
+        max_size=80,
+    ),
+    st.lists(st.integers(0, 2**32 - 1), min_size=20, max_size=20),
+)
+def test_indexed_next_hops_equal_a_linear_scan_as_codes_come_and_go(
+    steps: list[tuple[bool, IPv4Network, int]], probes: list[int]
+) -> None:
+    """Routes to many next hops added, replaced and deleted at random in an indexed
+    table whose top table numbers few codes: codes are given back with their
+    next hop and taken again, the table widens when they run out, and the
+    lookup fetched before keeps answering as a longest-prefix scan does."""
+    saved = fib_module.INDEX_AT, fib_module.UNINDEX_BELOW, dir248.CODES_16
+    fib_module.INDEX_AT, fib_module.UNINDEX_BELOW, dir248.CODES_16 = 1, 0, 6
+    try:
+        fib = Fib()
+        fib.add(Route(net("203.0.113.0/24")))  # indexed from here on
+        model = {net("203.0.113.0/24"): fib.get(net("203.0.113.0/24"))}
+        index = fib._index
+        assert isinstance(index, Dir248) and index.top.itemsize == 2
+        lookup_nhop = fib.lookup_nhop  # what a caller holds; the index may widen under it
+        for add, prefix, pick in steps:
+            gateway = _MANY_GATEWAYS[pick % len(_MANY_GATEWAYS)]
+            if add or not model:
+                route = Route(prefix, gateway=gateway)
+                if prefix in model:
+                    assert fib.replace(route) is model[prefix]
+                else:
+                    fib.add(route)
+                model[prefix] = route
+            else:
+                doomed = sorted(model)[pick % len(model)]
+                assert fib.delete(doomed) is model.pop(doomed)
+            assert fib._index is index
+            # Codes go with the next hops the table forgets (none of its routes goes there).
+            assert set(index._codes) <= {nhop for nhop in fib.nhops if nhop is not None}
+            targets = [a.to_bytes(4, "big") for a in probes]
+            for prefix in model:
+                first, last = int(prefix.network_address), int(prefix.broadcast_address)
+                targets += [a.to_bytes(4, "big") for a in (first, last, (last + 1) & 0xFFFFFFFF)]
+            for dst in targets:
+                expected = brute_force(model, dst)
+                assert lookup_nhop(dst) is (expected.nhop if expected else None)
+                assert fib.lookup(dst) is expected
+        assert index.top.itemsize == (4 if len(index.hops) > 6 else 2)
+        assert_index_as_built(fib)
+    finally:
+        fib_module.INDEX_AT, fib_module.UNINDEX_BELOW, dir248.CODES_16 = saved
+
+
+def test_the_top_table_widens_when_its_codes_run_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dir248, "CODES_16", 4)  # codes 0 and 1 are taken: two pairs fit
+    prefixes = ["198.51.0.0/16", "198.51.100.0/24", "198.51.100.128/25", "203.0.113.0/24"]
+    fib = Fib()
+    model = {}
+    for n, prefix in enumerate(prefixes):
+        model[net(prefix)] = route = Route(net(prefix), gateway=GATEWAYS[n % 3])
+        fib.add(route)
+    index = Dir248(fib._by_len, fib.nhops)  # four pairs: the fourth widens it
+    assert index.top.itemsize == 4 and len(index.hops) == 2 + 4
+    for a in ("198.51.7.1", "198.51.100.1", "198.51.100.200", "203.0.113.9", "192.0.2.1"):
+        expected = brute_force(model, addr(a))
+        assert index.lookup(addr(a)) is expected
+        assert index.lookup_nhop(addr(a)) is (expected.nhop if expected else None)
+
+
 @pytest.mark.parametrize("turns", [False, True], ids=["at-once", "turn-by-turn"])
 def test_without_numpy_a_large_table_stays_unindexed_and_correct(
     small_threshold: None,
@@ -749,7 +826,7 @@ def test_a_bulk_built_index_answers_as_the_dicts_for_every_span() -> None:
     for a in probes:
         dst = a.to_bytes(4, "big")
         assert index.lookup(dst) is brute_force(model, dst), IPv4Address(a)
-    assert len(index.top) == 1 << 24 and index.top.itemsize == 4
+    assert len(index.top) == 1 << 24 and index.top.itemsize == 2
 
 
 GATEWAYS = [IPv4Address(f"192.0.2.{n}").packed for n in (1, 2, 3)]
@@ -794,13 +871,14 @@ def test_changing_the_default_route_writes_nothing_in_the_index(indexed_fib: Mak
     index = fib._index
     assert isinstance(index, Dir248)
     before = index._top.copy(), {slot: bytes(block) for slot, block in index.blocks.items()}
+    assert index.hops[0] is fib.get(net("0.0.0.0/0")).nhop  # type: ignore[union-attr]
     default = Route(net("0.0.0.0/0"), gateway=GATEWAYS[2])
     fib.replace(default)
     assert fib.lookup_nhop(addr("192.0.2.200")) is default.nhop
     fib.delete(net("0.0.0.0/0"))
     assert fib.lookup_nhop(addr("192.0.2.200")) is None and fib.lookup(addr("192.0.2.200")) is None
     fib.add(default)
-    assert fib.lookup(addr("192.0.2.200")) is default
+    assert fib.lookup(addr("192.0.2.200")) is default and index.hops[0] is default.nhop
     assert np.array_equal(index._top, before[0])
     assert {slot: bytes(block) for slot, block in index.blocks.items()} == before[1]
 
@@ -838,10 +916,11 @@ class TurnByTurn:
         index = build.index
 
         def entry(net: int) -> int:
-            value = index.top[net >> 8]
-            if value == BLOCK:
-                return index.blocks[net >> 8][net & 0xFF]
-            return value
+            code = index.top[net >> 8]
+            if code == BLOCK:
+                code = index.blocks[net >> 8][net & 0xFF]
+            nhop = index.hops[code]
+            return index.plens[code] << PLEN | nhop.id if nhop is not None and code else 0
 
         return {
             prefix: route
