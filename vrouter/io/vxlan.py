@@ -125,6 +125,7 @@ class VxlanDevice:
         self.tunnel.receive = self._tunnel_input
         self.tunnel.malformed = self._tunnel_malformed
         self.tunnel.drained = self._tunnel_drained
+        self.tunnel.failed = self._tunnel_failed
         try:
             device = self.tunnel.redirect()
         except OSError as err:
@@ -150,6 +151,14 @@ class VxlanDevice:
             self.vx.input_train(data[start:], vhdr.gso_size, source, self._loop.time())
             return
         self.vx.input_whole(data, start, source, vhdr, self._loop.time())
+
+    def _tunnel_failed(self, err: OSError) -> None:
+        """Count a read of the tunnel TAP that failed, as a TAP's own read is counted."""
+        vx = self.vx
+        vx.ifnet.counters.rx_errors += 1
+        assert self.tunnel is not None
+        log.warning("vnet %s: %s: read of %s failed: %s",
+                    vx.vnet.name, vx.ifnet.name, self.tunnel.name, err)  # fmt: skip
 
     def _tunnel_drained(self) -> None:
         self.vx.release(self._loop.time())

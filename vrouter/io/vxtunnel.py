@@ -191,6 +191,8 @@ class TunnelTap:
         """Takes why a read redirected here was dropped (see :func:`unwrap`)."""
         self.drained: Callable[[], None] = _nothing
         """Called when a wake-up's reads are done (a train's joined frame may be held)."""
+        self.failed: Callable[[OSError], None] = _ignore_error
+        """Takes a read of the TAP that failed other than for want of frames."""
         self._filter: tuple[str, str] | None = None
         """The device and preference of the tc filter redirecting to the TAP."""
         self._own_qdisc = False
@@ -263,7 +265,10 @@ class TunnelTap:
             for _ in range(RX_BUDGET):
                 try:
                     data = read(self.fd, READ_SIZE)
-                except OSError:
+                except BlockingIOError:
+                    return
+                except OSError as err:
+                    self.failed(err)
                     return
                 inner = unwrap(data, self._local, self._port)
                 if isinstance(inner, str):
@@ -410,6 +415,10 @@ def _ignore(data: bytes, start: int, source: str, vhdr: VirtioHdr | None) -> Non
 
 def _ignore_reason(reason: str) -> None:
     """The counter of malformed reads until the interface sets its own."""
+
+
+def _ignore_error(err: OSError) -> None:
+    """The counter of failed reads until the interface sets its own."""
 
 
 def _nothing() -> None:

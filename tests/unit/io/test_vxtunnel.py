@@ -3,9 +3,12 @@ those it checks and strips from what the kernel redirects to its TAP."""
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
 import struct
 import subprocess
+import types
 
 import pytest
 
@@ -250,3 +253,23 @@ def test_tc_missing_or_hanging_is_a_complaint_not_an_exception(monkeypatch) -> N
         assert vxtunnel._sweep("vrdu") == set()
         with pytest.raises(OSError):  # the interface's caller takes it: socket only
             vxtunnel.holder("198.51.100.1")
+
+
+def test_a_failed_read_of_the_tunnel_tap_is_counted_an_empty_one_is_not() -> None:
+    failed: list[OSError] = []
+    drained: list[bool] = []
+    empty_r, empty_w = os.pipe()
+    os.set_blocking(empty_r, False)
+    broken = os.open("/", os.O_RDONLY)  # reading a directory fails with EISDIR
+    try:
+        for fd in (empty_r, broken):
+            tap = types.SimpleNamespace(
+                fd=fd, _local=LOCAL, _port=4789, receive=None, malformed=None,
+                failed=failed.append, drained=lambda: drained.append(True),
+            )  # fmt: skip
+            vxtunnel.TunnelTap._drain(tap)  # type: ignore[arg-type]
+    finally:
+        for fd in (empty_r, empty_w, broken):
+            os.close(fd)
+    assert [err.errno for err in failed] == [errno.EISDIR]  # no frames waiting: not a failure
+    assert drained == [True, True]
