@@ -112,10 +112,10 @@ def _leave_filter(daemon: Vrouterd, pref: int, target: str, gone: bool, port: in
         daemon.exec("d", "ip", "link", "del", target)
 
 
-def _create_vx42(daemon: Vrouterd) -> None:
+def _create_vx42(daemon: Vrouterd, tunnel_gso: bool = True) -> None:
     made = daemon.ctl(
         "vxlan", "create", "lab", "vx42", "--vni", "42", "--local", "198.51.100.1",
-        "--remote", "198.51.100.2", "--tunnel-gso",
+        "--remote", "198.51.100.2", *(["--tunnel-gso"] if tunnel_gso else []),
     )  # fmt: skip
     assert made.returncode == 0, made.stdout + made.stderr
     assert daemon.ctl("bridge", "add", "lab", "br0", "vx42").returncode == 0
@@ -146,6 +146,18 @@ def test_a_leftover_filter_of_another_preference_is_removed(tmp_path: Path) -> N
         _create_vx42(daemon)
         filters = _ingress_filters(daemon)
         assert filters.count("mirred") == 1 and "vxgso0" in filters, filters
+        assert _ping(daemon, "lx", DAEMON_HOST) == 3
+
+
+def test_a_leftover_filter_is_removed_by_an_interface_without_tunnel_gso(tmp_path: Path) -> None:
+    """Restarted without ``tunnel_gso`` after a daemon was killed with it: the interface
+    receives on its socket, which the leftover filter would starve."""
+    with beside_linux(tmp_path, CONFIG, tx_csum=True) as daemon:
+        assert daemon.ctl("ifconfig", "lab", "vx42", "destroy").returncode == 0
+        _leave_filter(daemon, 0x7000, f"{daemon.prefix}z", True)
+        _create_vx42(daemon, tunnel_gso=False)
+        assert "mirred" not in _ingress_filters(daemon)
+        assert _vx(daemon)["tunnel_receive"] in ("", None), _vx(daemon)
         assert _ping(daemon, "lx", DAEMON_HOST) == 3
 
 

@@ -36,7 +36,7 @@ import sys
 from collections.abc import Sequence
 
 from vrouter.io.tap import RX_BUDGET
-from vrouter.io.vxtunnel import GSO_UDP_L4, TunnelTap, TunnelUnavailable
+from vrouter.io.vxtunnel import GSO_UDP_L4, TunnelTap, TunnelUnavailable, sweep_stale
 from vrouter.link.offload import VirtioHdr
 from vrouter.link.tso import Train
 from vrouter.link.vxlan import Vxlan
@@ -100,6 +100,8 @@ class VxlanDevice:
         vx.send_train = self.send_train
         if cfg.tunnel_gso:
             self._open_tunnel()
+        else:
+            sweep_stale(str(cfg.local))
 
     def _open_tunnel(self) -> None:
         vx = self.vx

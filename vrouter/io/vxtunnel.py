@@ -446,6 +446,18 @@ def holder(address: str) -> str | None:
     return None
 
 
+def sweep_stale(local: str) -> None:
+    """Remove what a daemon that ended without removing its filters left on the ingress of
+    the device holding ``local`` (see :func:`_sweep`): an interface receiving on its
+    socket would get nothing while they drop its datagrams."""
+    try:
+        device = holder(local)
+    except OSError:
+        return
+    if device is not None:
+        _sweep(device)
+
+
 def _sweep(device: str) -> set[int]:
     """Remove the filters of the daemon's preferences on the ingress of ``device`` that
     redirect to a TAP that is gone (a daemon that ended without removing them left them:
