@@ -146,11 +146,15 @@ def test_frames_into_a_destroyed_vnet_are_dropped_as_link_down(pair, lab) -> Non
     assert epair.b.counters.rx_drops == {"link_down": 1}
 
 
-def test_routing_loop_between_vnets_costs_queue_entries_and_ends_by_ttl(lab) -> None:
+def _routing_loop(lab, inline: bool):  # type: ignore[no-untyped-def]
+    """Vnets a and b joined by an epair, each routing 203.0.113.0/24 to the other; h1 on a
+    has sent one datagram there with TTL 64.  Return (a, b, h1, the epair)."""
     a = lab.vnet("a")
     b = lab.vnet("b")
     h1 = lab.host(a, "eth0", "192.0.2.1/24", "192.0.2.10")
     epair = lab.epair(a, "ep0", "198.51.100.1/24", b, "ep0", "198.51.100.2/24")
+    if inline:
+        epair.inline = lambda: lab.now
     loop = IPv4Network("203.0.113.0/24")
     route_state.add_static(a, loop, via=IPv4Address("198.51.100.2"))
     route_state.add_static(b, loop, via=IPv4Address("198.51.100.1"))
@@ -158,6 +162,11 @@ def test_routing_loop_between_vnets_costs_queue_entries_and_ends_by_ttl(lab) -> 
     h1.learn_router(lab.now)
     h1.take()
     h1.send(h1.udp("203.0.113.5", ttl=64), lab.now)
+    return a, b, h1, epair
+
+
+def test_routing_loop_between_vnets_costs_queue_entries_and_ends_by_ttl(lab) -> None:
+    a, b, h1, epair = _routing_loop(lab, inline=False)
     rounds = []
     while epair.pending:
         rounds.append(epair.pump(lab.now, budget=8))
@@ -364,18 +373,7 @@ def test_inline_a_handler_that_raises_costs_that_frame(pair, lab, clock) -> None
 
 
 def test_inline_routing_loop_between_vnets_still_ends_by_ttl(lab) -> None:
-    a = lab.vnet("a")
-    b = lab.vnet("b")
-    h1 = lab.host(a, "eth0", "192.0.2.1/24", "192.0.2.10")
-    epair = lab.epair(a, "ep0", "198.51.100.1/24", b, "ep0", "198.51.100.2/24")
-    epair.inline = lambda: lab.now
-    loop = IPv4Network("203.0.113.0/24")
-    route_state.add_static(a, loop, via=IPv4Address("198.51.100.2"))
-    route_state.add_static(b, loop, via=IPv4Address("198.51.100.1"))
-    route_state.add_static(b, IPv4Network("192.0.2.0/24"), via=IPv4Address("198.51.100.1"))
-    h1.learn_router(lab.now)
-    h1.take()
-    h1.send(h1.udp("203.0.113.5", ttl=64), lab.now)
+    a, b, h1, epair = _routing_loop(lab, inline=True)
     assert epair.pending == 1  # a's hop to b inline, b's back to a queued
     rounds = []
     while epair.pending:
