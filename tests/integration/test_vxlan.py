@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from harness import Vrouterd, assert_download_intact, run, wait_listening
-from vxlanlab import LINUX_HOST, LINUX_MAC, beside_linux, start_pair, vxlan_seen
+from vxlanlab import LINUX_HOST, LINUX_MAC, beside_linux, iperf3, start_pair, vxlan_seen
 from vxlanlab import daemon_config as _config
 from vxlanlab import linux_peer as _linux_vtep
 from vxlanlab import ping as _ping
@@ -65,24 +65,7 @@ def test_ping_both_ways_and_the_underlay_carries_valid_vxlan(linux: Vrouterd) ->
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["daemon-to-linux", "linux-to-daemon"])
 def test_iperf3_across_the_overlay(linux: Vrouterd, reverse: bool) -> None:
-    server = subprocess.Popen(
-        ["ip", "netns", "exec", linux.ns("lx"), "iperf3", "-s", "-1", "-B", LINUX_HOST],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(0.5)
-        result = linux.exec(
-            "h1", "iperf3", "-c", LINUX_HOST, "-t", "2", "-J", "--connect-timeout", "5000",
-            *(["-R"] if reverse else []),
-            timeout=60, check=False,
-        )  # fmt: skip
-        report = json.loads(result.stdout)
-        assert "error" not in report, report.get("error")
-        assert report["end"]["sum_received"]["bytes"] > 1_000_000
-    finally:
-        server.kill()
-        server.wait(10)
+    assert iperf3(linux, reverse) > 1_000_000
 
 
 def test_a_tcp_burst_leaves_as_valid_vxlan_datagrams_of_the_underlay_mtu(linux: Vrouterd) -> None:
